@@ -1,0 +1,111 @@
+package registry
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/weftmesh/weft/core/model"
+)
+
+func inst(id, svc string) model.Instance {
+	return model.Instance{ID: id, Service: svc, Address: "127.0.0.2", Ports: map[string]int{model.PortApp: 8080, model.PortMesh: 15001}}
+}
+
+func TestUpdate(t *testing.T) {
+	bad := inst("bad-0", "Bad_Name")
+	noMesh := inst("nomesh-0", "api")
+	delete(noMesh.Ports, model.PortMesh)
+	badAddr := inst("addr-0", "api")
+	badAddr.Address = "localhost:80"
+
+	tests := []struct {
+		name         string
+		prior        []model.Snapshot
+		snap         model.Snapshot
+		wantIDs      []string
+		wantProblems []string
+		wantChanged  bool
+	}{
+		{
+			name:        "all good",
+			snap:        model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("b", "api"), inst("a", "api")}},
+			wantIDs:     []string{"a", "b"},
+			wantChanged: true,
+		},
+		{
+			name:         "bad records are skipped, good ones kept",
+			snap:         model.Snapshot{Adapter: "local", Instances: []model.Instance{bad, inst("a", "api"), noMesh, badAddr}},
+			wantIDs:      []string{"a"},
+			wantProblems: []string{"not a DNS label", `no "mesh" port`, "not an IP address"},
+			wantChanged:  true,
+		},
+		{
+			name:         "duplicate ID within a snapshot",
+			snap:         model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("a", "api"), inst("a", "store")}},
+			wantIDs:      []string{"a"},
+			wantProblems: []string{"appears twice"},
+			wantChanged:  true,
+		},
+		{
+			name:         "ID taken by another adapter",
+			prior:        []model.Snapshot{{Adapter: "nomad", Instances: []model.Instance{inst("a", "api")}}},
+			snap:         model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("a", "api"), inst("b", "api")}},
+			wantIDs:      []string{"b", "a"}, // local/b, then nomad/a
+			wantProblems: []string{"already reported by adapter nomad"},
+			wantChanged:  true,
+		},
+		{
+			name:        "unchanged snapshot reports no change",
+			prior:       []model.Snapshot{{Adapter: "local", Instances: []model.Instance{inst("a", "api")}}},
+			snap:        model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("a", "api")}},
+			wantIDs:     []string{"a"},
+			wantChanged: false,
+		},
+		{
+			name:        "empty snapshot replaces the old one",
+			prior:       []model.Snapshot{{Adapter: "local", Instances: []model.Instance{inst("a", "api")}}},
+			snap:        model.Snapshot{Adapter: "local"},
+			wantIDs:     nil,
+			wantChanged: true,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := New()
+			for _, p := range tc.prior {
+				r.Update(p)
+			}
+			changed, problems := r.Update(tc.snap)
+			if changed != tc.wantChanged {
+				t.Errorf("changed = %v, want %v", changed, tc.wantChanged)
+			}
+			var ids []string
+			for _, e := range r.Entries() {
+				ids = append(ids, e.Instance.ID)
+			}
+			if strings.Join(ids, ",") != strings.Join(tc.wantIDs, ",") {
+				t.Errorf("ids = %v, want %v", ids, tc.wantIDs)
+			}
+			if len(problems) != len(tc.wantProblems) {
+				t.Fatalf("problems = %v, want %d", problems, len(tc.wantProblems))
+			}
+			for i, p := range problems {
+				if !strings.Contains(p.Error(), tc.wantProblems[i]) {
+					t.Errorf("problem %d = %q, want it to contain %q", i, p.Error(), tc.wantProblems[i])
+				}
+			}
+		})
+	}
+}
+
+func TestNamespaceDefaulted(t *testing.T) {
+	r := New()
+	r.Update(model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("a", "api")}})
+	got, ok := r.Lookup("local", "a")
+	if !ok || got.Namespace != model.DefaultNamespace {
+		t.Errorf("Lookup = %+v, %v; want namespace %q", got, ok, model.DefaultNamespace)
+	}
+	if _, ok := r.Find("missing"); ok {
+		t.Error("Find found a missing instance")
+	}
+}
