@@ -1,0 +1,147 @@
+package compile
+
+import (
+	"sort"
+
+	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/core/policy"
+	"github.com/weftmesh/weft/core/registry"
+	"github.com/weftmesh/weft/core/spiffe"
+)
+
+// Compile returns the proxy configuration of every instance, keyed by
+// instance ID.
+func Compile(p *policy.Policy, entries []registry.Entry) map[string]*meshapi.ProxyConfig {
+	td := p.Mesh.TrustDomain
+	out := make(map[string]*meshapi.ProxyConfig, len(entries))
+	for _, e := range entries {
+		in := e.Instance
+		svc := serviceOf(p, in.Service)
+		cfg := &meshapi.ProxyConfig{
+			InstanceId:  in.ID,
+			Service:     in.Service,
+			Namespace:   in.NS(),
+			SpiffeId:    spiffe.ID(td, in.NS(), in.Service),
+			TrustDomain: td,
+			Inbound: &meshapi.Inbound{
+				BindAddress: in.Address,
+				Port:        uint32(in.Ports[model.PortMesh]),
+				AppAddress:  in.Address,
+				AppPort:     uint32(in.Ports[model.PortApp]),
+				Protocol:    protocol(svc.Protocol),
+				Authz:       authz(p, in.Service),
+			},
+		}
+		for _, u := range svc.Upstreams {
+			dst := serviceOf(p, u.Service)
+			cfg.Upstreams = append(cfg.Upstreams, &meshapi.Upstream{
+				Name:        u.Service,
+				Service:     u.Service,
+				SpiffeId:    spiffe.ID(td, nsOr(dst.Namespace), u.Service),
+				BindAddress: in.Address,
+				LocalPort:   uint32(u.LocalPort),
+				Protocol:    protocol(dst.Protocol),
+				Lb:          lb(u.LB),
+				Endpoints:   endpoints(entries, u.Service, nsOr(dst.Namespace)),
+			})
+		}
+		out[in.ID] = cfg
+	}
+	return out
+}
+
+func serviceOf(p *policy.Policy, name string) policy.Service {
+	if s, ok := p.Services[name]; ok {
+		return s
+	}
+	return policy.Service{Name: name, Protocol: policy.TCP}
+}
+
+func nsOr(ns string) string {
+	if ns == "" {
+		return model.DefaultNamespace
+	}
+	return ns
+}
+
+func endpoints(entries []registry.Entry, service, ns string) []*meshapi.Endpoint {
+	var eps []*meshapi.Endpoint
+	for _, e := range entries {
+		in := e.Instance
+		if in.Service != service || in.NS() != ns || in.Health == model.HealthCritical {
+			continue
+		}
+		eps = append(eps, &meshapi.Endpoint{
+			InstanceId: in.ID,
+			Address:    in.Address,
+			Port:       uint32(in.Ports[model.PortMesh]),
+			Meta:       in.Meta,
+		})
+	}
+	sort.Slice(eps, func(i, j int) bool { return eps[i].InstanceId < eps[j].InstanceId })
+	return eps
+}
+
+// authz resolves the intentions that can apply to destination into rules: one
+// per named source, with policy.Decide's answer for it, and one for "*"
+// holding the answer for any other caller, when some wildcard-source
+// intention applies.
+func authz(p *policy.Policy, destination string) *meshapi.Authz {
+	a := &meshapi.Authz{DefaultAction: action(p.Mesh.DefaultAction)}
+	sources := map[string]bool{}
+	wildcard := false
+	for _, in := range p.Intentions {
+		if in.Destination != policy.Wildcard && in.Destination != destination {
+			continue
+		}
+		if in.Source == policy.Wildcard {
+			wildcard = true
+		} else {
+			sources[in.Source] = true
+		}
+	}
+	names := make([]string, 0, len(sources))
+	for s := range sources {
+		names = append(names, s)
+	}
+	sort.Strings(names)
+	for _, s := range names {
+		act, _ := p.Decide(s, destination)
+		a.Rules = append(a.Rules, &meshapi.AuthzRule{Source: s, Action: action(act)})
+	}
+	if wildcard {
+		// A caller named by no intention: only wildcard-source intentions
+		// can match it. An empty source name matches no named intention.
+		act, _ := p.Decide("", destination)
+		a.Rules = append(a.Rules, &meshapi.AuthzRule{Source: policy.Wildcard, Action: action(act)})
+	}
+	return a
+}
+
+func action(a policy.Action) meshapi.Action {
+	if a == policy.Allow {
+		return meshapi.Action_ACTION_ALLOW
+	}
+	return meshapi.Action_ACTION_DENY
+}
+
+func protocol(p policy.Protocol) meshapi.Protocol {
+	switch p {
+	case policy.HTTP:
+		return meshapi.Protocol_PROTOCOL_HTTP
+	case policy.HTTP2:
+		return meshapi.Protocol_PROTOCOL_HTTP2
+	case policy.GRPC:
+		return meshapi.Protocol_PROTOCOL_GRPC
+	default:
+		return meshapi.Protocol_PROTOCOL_TCP
+	}
+}
+
+func lb(l policy.LB) meshapi.LB {
+	if l == policy.LeastRequest {
+		return meshapi.LB_LB_LEAST_REQUEST
+	}
+	return meshapi.LB_LB_ROUND_ROBIN
+}
