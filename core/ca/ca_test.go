@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -139,5 +140,24 @@ func TestJoinTokens(t *testing.T) {
 				t.Errorf("Verify() error = %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestVerifyAndSpendsOnlyWhenAccepted(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	tok, err := MintJoinToken(DeriveJoinKey(secret, "local"), JoinClaims{Adapter: "local", Instance: "api-0", Service: "api"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := NewJoinVerifier(secret)
+	notYet := errors.New("instance not known yet")
+	if _, err := v.VerifyAnd(tok, func(JoinClaims) error { return notYet }); !errors.Is(err, notYet) {
+		t.Fatalf("VerifyAnd error = %v, want %v", err, notYet)
+	}
+	if _, err := v.VerifyAnd(tok, func(JoinClaims) error { return nil }); err != nil {
+		t.Fatalf("token refused after a rejected first try: %v", err)
+	}
+	if _, err := v.Verify(tok); err == nil {
+		t.Fatal("token accepted twice")
 	}
 }

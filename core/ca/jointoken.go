@@ -85,6 +85,13 @@ func NewJoinVerifier(secret []byte) *JoinVerifier {
 // Verify checks a token's signature and expiry and spends it. A token is
 // accepted once.
 func (v *JoinVerifier) Verify(token string) (JoinClaims, error) {
+	return v.VerifyAnd(token, nil)
+}
+
+// VerifyAnd checks a token like Verify, then calls accept (if not nil) with
+// its claims, and spends the token only if accept returns nil, so a token
+// presented too early (before its instance is known) can be presented again.
+func (v *JoinVerifier) VerifyAnd(token string, accept func(JoinClaims) error) (JoinClaims, error) {
 	c, err := v.check(token)
 	if err != nil {
 		return JoinClaims{}, err
@@ -99,6 +106,11 @@ func (v *JoinVerifier) Verify(token string) (JoinClaims, error) {
 	}
 	if _, ok := v.spent[c.Nonce]; ok {
 		return JoinClaims{}, errors.New("join token already used: each token admits one sidecar once; restart the instance to get a new one")
+	}
+	if accept != nil {
+		if err := accept(c); err != nil {
+			return JoinClaims{}, err
+		}
 	}
 	v.spent[c.Nonce] = c.Expires
 	return c, nil
