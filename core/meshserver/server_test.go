@@ -1,0 +1,197 @@
+package meshserver
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/weftmesh/weft/core/ca"
+	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/core/registry"
+	"github.com/weftmesh/weft/core/spiffe"
+)
+
+type harness struct {
+	ca   *ca.CA
+	reg  *registry.Registry
+	srv  *Server
+	addr string
+}
+
+func start(t *testing.T) *harness {
+	t.Helper()
+	c, err := ca.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{ca: c, reg: registry.New()}
+	h.srv = New(Options{CA: c, Join: ca.NewJoinVerifier(c.JoinSecret()), Registry: h.reg, TrustDomain: func() string { return "weft.local" }})
+	cert, err := c.ServerCertificate(spiffe.Identity{TrustDomain: "weft.local", Namespace: ControllerNamespace, Service: ControllerService}, []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(h.srv.TLSConfig(cert))))
+	h.srv.Register(g)
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	h.addr = lis.Addr().String()
+	return h
+}
+
+func (h *harness) addInstance(id, svc string) {
+	ins := []model.Instance{}
+	for _, e := range h.reg.Entries() {
+		ins = append(ins, e.Instance)
+	}
+	ins = append(ins, model.Instance{ID: id, Service: svc, Address: "127.0.0.2", Ports: map[string]int{"app": 8080, "mesh": 15001}})
+	h.reg.Update(model.Snapshot{Adapter: "local", Instances: ins})
+}
+
+func (h *harness) token(t *testing.T, id, svc string) string {
+	t.Helper()
+	tok, err := ca.MintJoinToken(ca.DeriveJoinKey(h.ca.JoinSecret(), "local"), ca.JoinClaims{Adapter: "local", Instance: id, Service: svc}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// dial connects with server verification and, if cert is non-nil, a client certificate.
+func (h *harness) dial(t *testing.T, cert *tls.Certificate) meshapi.MeshClient {
+	t.Helper()
+	cfg := &tls.Config{RootCAs: h.ca.Pool(), ServerName: "127.0.0.1"}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return meshapi.NewMeshClient(conn)
+}
+
+func join(t *testing.T, c meshapi.MeshClient, id, token string) (*tls.Certificate, error) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	creds, err := c.Join(ctx, &meshapi.JoinRequest{InstanceId: id, JoinToken: token, CsrDer: csr})
+	if err != nil {
+		return nil, err
+	}
+	b, _ := pem.Decode(creds.CertChainPem)
+	return &tls.Certificate{Certificate: [][]byte{b.Bytes}, PrivateKey: key}, nil
+}
+
+func TestJoin(t *testing.T) {
+	h := start(t)
+	c := h.dial(t, nil)
+	tok := h.token(t, "api-0", "api")
+
+	if _, err := join(t, c, "api-0", tok); status.Code(err) != codes.Unavailable {
+		t.Fatalf("join before the instance is known: %v, want Unavailable", err)
+	}
+	h.addInstance("api-0", "api")
+	if _, err := join(t, c, "api-1", tok); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("join for another instance: %v, want PermissionDenied", err)
+	}
+	cert, err := join(t, c, "api-0", tok)
+	if err != nil {
+		t.Fatalf("join: %v", err)
+	}
+	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
+	if id, _ := spiffe.FromCert(leaf); id.String() != "spiffe://weft.local/ns/default/svc/api" {
+		t.Errorf("issued identity = %s", id)
+	}
+	if _, err := join(t, c, "api-0", tok); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("reused token: %v, want Unauthenticated", err)
+	}
+	h.addInstance("store-0", "store")
+	if _, err := join(t, c, "store-0", h.token(t, "store-0", "api")); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("token claiming the wrong service: %v, want PermissionDenied", err)
+	}
+}
+
+func cfg(id, svc string, port uint32) *meshapi.ProxyConfig {
+	return &meshapi.ProxyConfig{InstanceId: id, Service: svc, Namespace: "default", Inbound: &meshapi.Inbound{Port: port}}
+}
+
+func TestStreamConfig(t *testing.T) {
+	h := start(t)
+	h.addInstance("api-0", "api")
+	h.addInstance("store-0", "store")
+	cert, err := join(t, h.dial(t, nil), "api-0", h.token(t, "api-0", "api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := h.dial(t, cert)
+	h.srv.Update(map[string]*meshapi.ProxyConfig{"api-0": cfg("api-0", "api", 1), "store-0": cfg("store-0", "store", 1)})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := c.StreamConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Send(&meshapi.ConfigRequest{InstanceId: "api-0"})
+	first, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Config.Inbound.Port != 1 {
+		t.Errorf("first config port = %d, want 1", first.Config.Inbound.Port)
+	}
+	st.Send(&meshapi.ConfigRequest{InstanceId: "api-0", AppliedVersion: first.Version})
+
+	// An unchanged update sends nothing; a changed one sends a newer version.
+	if n := h.srv.Update(map[string]*meshapi.ProxyConfig{"api-0": cfg("api-0", "api", 1), "store-0": cfg("store-0", "store", 2)}); n != 1 {
+		t.Errorf("Update changed %d configs, want 1", n)
+	}
+	h.srv.Update(map[string]*meshapi.ProxyConfig{"api-0": cfg("api-0", "api", 2), "store-0": cfg("store-0", "store", 2)})
+	second, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Config.Inbound.Port != 2 || second.Version <= first.Version {
+		t.Errorf("second update = port %d version %d, want port 2 and a version above %d", second.Config.Inbound.Port, second.Version, first.Version)
+	}
+
+	// The api's certificate may not read the store's configuration.
+	st2, err := c.StreamConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2.Send(&meshapi.ConfigRequest{InstanceId: "store-0"})
+	if _, err := st2.Recv(); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("reading another service's config: %v, want PermissionDenied", err)
+	}
+
+	// Without a client certificate the stream is refused.
+	st3, err := h.dial(t, nil).StreamConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st3.Send(&meshapi.ConfigRequest{InstanceId: "api-0"})
+	if _, err := st3.Recv(); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("stream without certificate: %v, want Unauthenticated", err)
+	}
+}
