@@ -1,0 +1,102 @@
+package policyhcl
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/weftmesh/weft/core/policy"
+)
+
+// config is every block of every policy file, decoded but not yet checked
+// across blocks.
+type config struct {
+	Mesh       *mesh // nil when no file has a mesh block
+	Services   []*service
+	Intentions []*intention
+}
+
+// fileSchema is the top level of a policy file.
+var fileSchema = &hcl.BodySchema{
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "mesh"},
+		{Type: "service", LabelNames: []string{"name"}},
+		{Type: "intention", LabelNames: []string{"source", "destination"}},
+	},
+}
+
+// decodeFile adds the blocks of one file to c.
+func (c *config) decodeFile(body hcl.Body) hcl.Diagnostics {
+	content, diags := body.Content(fileSchema)
+	for _, block := range content.Blocks {
+		switch block.Type {
+		case "mesh":
+			m, blockDiags := decodeMeshBlock(block)
+			diags = append(diags, blockDiags...)
+			if c.Mesh != nil {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Duplicate mesh block",
+					Detail: fmt.Sprintf("A mesh block is already declared at %s. A policy has at most one mesh block; "+
+						"merge the two into one.", at(c.Mesh.DeclRange)),
+					Subject: block.DefRange.Ptr(),
+				})
+				continue
+			}
+			c.Mesh = m
+		case "service":
+			s, blockDiags := decodeServiceBlock(block)
+			diags = append(diags, blockDiags...)
+			c.Services = append(c.Services, s)
+		case "intention":
+			in, blockDiags := decodeIntentionBlock(block)
+			diags = append(diags, blockDiags...)
+			c.Intentions = append(c.Intentions, in)
+		}
+	}
+	return diags
+}
+
+// check runs the checks that span blocks and files: duplicate services and
+// references to services.
+func (c *config) check() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	declared := map[string]*service{}
+	for _, s := range c.Services {
+		if prev, dup := declared[s.Name]; dup {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate service",
+				Detail: fmt.Sprintf("A service %q is already declared at %s. Each service is declared once; "+
+					"merge the two blocks or rename one of them.", s.Name, at(prev.DeclRange)),
+				Subject: s.NameRange.Ptr(),
+				Context: s.DeclRange.Ptr(),
+			})
+			continue
+		}
+		declared[s.Name] = s
+	}
+	diags = append(diags, checkUpstreamServices(c.Services, declared)...)
+	diags = append(diags, checkIntentions(c.Intentions, declared)...)
+	return diags
+}
+
+// policy builds the typed policy. Call it only when there are no errors.
+func (c *config) policy() *policy.Policy {
+	m := c.Mesh
+	if m == nil {
+		m = defaultMesh()
+	}
+	p := &policy.Policy{
+		Mesh:       m.policy(),
+		Services:   make(map[string]policy.Service, len(c.Services)),
+		Intentions: make([]policy.Intention, 0, len(c.Intentions)),
+	}
+	for _, s := range c.Services {
+		p.Services[s.Name] = s.policy()
+	}
+	for _, in := range c.Intentions {
+		p.Intentions = append(p.Intentions, in.policy())
+	}
+	sortIntentions(p.Intentions)
+	return p
+}

@@ -1,0 +1,132 @@
+package policyhcl
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/weftmesh/weft/core/policy"
+)
+
+// intention is a decoded intention block.
+type intention struct {
+	Source           string
+	SourceRange      hcl.Range
+	Destination      string
+	DestinationRange hcl.Range
+	Action           policy.Action // "" when missing or invalid
+	ActionRange      hcl.Range
+
+	DeclRange hcl.Range
+}
+
+var intentionSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "action", Required: true},
+	},
+}
+
+func decodeIntentionBlock(block *hcl.Block) (*intention, hcl.Diagnostics) {
+	in := &intention{
+		Source:           block.Labels[0],
+		SourceRange:      block.LabelRanges[0],
+		Destination:      block.Labels[1],
+		DestinationRange: block.LabelRanges[1],
+		DeclRange:        block.DefRange,
+	}
+	content, diags := block.Body.Content(intentionSchema)
+	if attr, ok := content.Attributes["action"]; ok {
+		a, set, valDiags := decodeEnum(attr, actions, "Invalid action", "intention action")
+		diags = append(diags, valDiags...)
+		switch {
+		case set:
+			in.Action = a
+			in.ActionRange = attr.Expr.Range()
+		case !valDiags.HasErrors():
+			diags = append(diags, missingArgument(attr))
+		}
+	}
+	return in, diags
+}
+
+// checkIntentions reports intentions naming undeclared services and
+// repeated source/destination pairs.
+func checkIntentions(intentions []*intention, declared map[string]*service) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	names := make([]string, 0, len(declared))
+	for n := range declared {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+
+	type pair struct{ src, dst string }
+	seen := map[pair]*intention{}
+	for _, in := range intentions {
+		for _, end := range []struct {
+			role, name string
+			rng        hcl.Range
+		}{
+			{"source", in.Source, in.SourceRange},
+			{"destination", in.Destination, in.DestinationRange},
+		} {
+			if end.name == policy.Wildcard {
+				continue
+			}
+			if _, ok := declared[end.name]; ok {
+				continue
+			}
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Unknown intention " + end.role,
+				Detail: fmt.Sprintf("The intention from %q to %q names %q as its %s, but no service %q is declared. Use %q to match every service. ",
+					in.Source, in.Destination, end.name, end.role, end.name, policy.Wildcard) + declaredHint(end.name, names),
+				Subject: end.rng.Ptr(),
+				Context: in.DeclRange.Ptr(),
+			})
+		}
+
+		k := pair{in.Source, in.Destination}
+		if prev, dup := seen[k]; dup {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate intention",
+				Detail: fmt.Sprintf("An intention from %q to %q is already declared at %s. "+
+					"Only one intention may exist for a source and destination pair; remove one of the two blocks.",
+					in.Source, in.Destination, at(prev.DeclRange)),
+				Subject: in.DeclRange.Ptr(),
+			})
+			continue
+		}
+		seen[k] = in
+	}
+	return diags
+}
+
+func (in *intention) policy() policy.Intention {
+	return policy.Intention{Source: in.Source, Destination: in.Destination, Action: in.Action}
+}
+
+// sortIntentions orders intentions most specific first, then by source and
+// destination.
+func sortIntentions(ins []policy.Intention) {
+	specificity := func(in policy.Intention) int {
+		s := 0
+		if in.Source != policy.Wildcard {
+			s += 2
+		}
+		if in.Destination != policy.Wildcard {
+			s++
+		}
+		return s
+	}
+	sort.SliceStable(ins, func(i, j int) bool {
+		a, b := ins[i], ins[j]
+		if sa, sb := specificity(a), specificity(b); sa != sb {
+			return sa > sb
+		}
+		if a.Source != b.Source {
+			return a.Source < b.Source
+		}
+		return a.Destination < b.Destination
+	})
+}

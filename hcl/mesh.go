@@ -1,0 +1,102 @@
+package policyhcl
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/core/policy"
+)
+
+// Defaults of the mesh block.
+const (
+	DefaultTrustDomain   = "weft.local"
+	DefaultDefaultAction = policy.Deny
+)
+
+// mesh is a decoded mesh block.
+type mesh struct {
+	TrustDomain        string
+	TrustDomainRange   hcl.Range // zero when defaulted
+	DefaultAction      policy.Action
+	DefaultActionRange hcl.Range // zero when defaulted
+
+	DeclRange hcl.Range
+}
+
+var meshSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "trust_domain"},
+		{Name: "default_action"},
+	},
+}
+
+var actions = []policy.Action{policy.Allow, policy.Deny}
+
+func defaultMesh() *mesh {
+	return &mesh{TrustDomain: DefaultTrustDomain, DefaultAction: DefaultDefaultAction}
+}
+
+func decodeMeshBlock(block *hcl.Block) (*mesh, hcl.Diagnostics) {
+	m := defaultMesh()
+	m.DeclRange = block.DefRange
+	content, diags := block.Body.Content(meshSchema)
+
+	if attr, ok := content.Attributes["trust_domain"]; ok {
+		s, set, valDiags := decodeString(attr)
+		diags = append(diags, valDiags...)
+		if set {
+			m.TrustDomainRange = attr.Expr.Range()
+			if why := checkTrustDomain(s); why != "" {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid trust domain",
+					Detail: fmt.Sprintf("The trust domain %q %s. It must be a DNS name such as %q: "+
+						"dot-separated labels of lower-case letters, digits and dashes.", s, why, DefaultTrustDomain),
+					Subject: m.TrustDomainRange.Ptr(),
+					Context: attr.Range.Ptr(),
+				})
+			} else {
+				m.TrustDomain = s
+			}
+		}
+	}
+
+	if attr, ok := content.Attributes["default_action"]; ok {
+		a, set, valDiags := decodeEnum(attr, actions, "Invalid default action", "default action")
+		diags = append(diags, valDiags...)
+		if set {
+			m.DefaultAction = a
+			m.DefaultActionRange = attr.Expr.Range()
+		}
+	}
+	return m, diags
+}
+
+// checkTrustDomain says what is wrong with a trust domain, or "".
+func checkTrustDomain(s string) string {
+	switch {
+	case s == "":
+		return "is empty"
+	case strings.Contains(s, "://"):
+		return "has a scheme; give the name alone, without spiffe:// or any path"
+	case len(s) > 253:
+		return "is longer than 253 characters"
+	case strings.ToLower(s) != s:
+		return "has upper-case letters"
+	}
+	for _, label := range strings.Split(s, ".") {
+		if !model.ValidName(label) {
+			if label == "" {
+				return "has an empty label"
+			}
+			return fmt.Sprintf("has the label %q, which is not a DNS label", label)
+		}
+	}
+	return ""
+}
+
+func (m *mesh) policy() policy.Mesh {
+	return policy.Mesh{TrustDomain: m.TrustDomain, DefaultAction: m.DefaultAction}
+}

@@ -1,0 +1,137 @@
+package policyhcl
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/core/policy"
+)
+
+// Defaults of the service block.
+const (
+	DefaultProtocol = policy.TCP
+)
+
+// service is a decoded service block.
+type service struct {
+	Name           string
+	NameRange      hcl.Range
+	Namespace      string
+	NamespaceRange hcl.Range // zero when defaulted
+	Protocol       policy.Protocol
+	ProtocolRange  hcl.Range // zero when defaulted
+	Upstreams      []*upstream
+
+	DeclRange hcl.Range
+}
+
+var serviceSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "namespace"},
+		{Name: "protocol"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "upstream", LabelNames: []string{"service"}},
+	},
+}
+
+var protocols = []policy.Protocol{policy.TCP, policy.HTTP, policy.HTTP2, policy.GRPC}
+
+func decodeServiceBlock(block *hcl.Block) (*service, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	s := &service{
+		Name:      block.Labels[0],
+		NameRange: block.LabelRanges[0],
+		Namespace: model.DefaultNamespace,
+		Protocol:  DefaultProtocol,
+		DeclRange: block.DefRange,
+	}
+	if !model.ValidName(s.Name) {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid service name",
+			Detail: fmt.Sprintf("The service name %q is not a DNS label. Use lower-case letters, digits and dashes, "+
+				"starting and ending with a letter or digit, at most 63 characters.", s.Name),
+			Subject: s.NameRange.Ptr(),
+			Context: s.DeclRange.Ptr(),
+		})
+	}
+
+	content, moreDiags := block.Body.Content(serviceSchema)
+	diags = append(diags, moreDiags...)
+
+	if attr, ok := content.Attributes["namespace"]; ok {
+		ns, set, valDiags := decodeString(attr)
+		diags = append(diags, valDiags...)
+		if set {
+			s.NamespaceRange = attr.Expr.Range()
+			if !model.ValidName(ns) {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid namespace",
+					Detail: fmt.Sprintf("The namespace %q of service %q is not a DNS label. Use lower-case letters, digits and dashes, "+
+						"starting and ending with a letter or digit, at most 63 characters.", ns, s.Name),
+					Subject: s.NamespaceRange.Ptr(),
+					Context: attr.Range.Ptr(),
+				})
+			} else {
+				s.Namespace = ns
+			}
+		}
+	}
+
+	if attr, ok := content.Attributes["protocol"]; ok {
+		p, set, valDiags := decodeEnum(attr, protocols, "Invalid protocol", "protocol")
+		diags = append(diags, valDiags...)
+		if set {
+			s.Protocol = p
+			s.ProtocolRange = attr.Expr.Range()
+		}
+	}
+
+	seen := map[string]*upstream{}
+	ports := map[int]*upstream{}
+	for _, b := range content.Blocks {
+		// Only upstream blocks pass the schema.
+		u, upDiags := decodeUpstreamBlock(b)
+		diags = append(diags, upDiags...)
+		if prev, dup := seen[u.Service]; dup {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate upstream",
+				Detail: fmt.Sprintf("Service %q already has an upstream %q, declared at %s. "+
+					"Each service may name an upstream only once; remove one of the two blocks.", s.Name, u.Service, at(prev.DeclRange)),
+				Subject: u.ServiceRange.Ptr(),
+				Context: u.DeclRange.Ptr(),
+			})
+			continue
+		}
+		seen[u.Service] = u
+		if u.LocalPort != 0 {
+			if prev, dup := ports[u.LocalPort]; dup {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Duplicate local port",
+					Detail: fmt.Sprintf("Local port %d of upstream %q is already used by upstream %q of service %q, at %s. "+
+						"Each upstream of a service needs its own local port; choose another one.",
+						u.LocalPort, u.Service, prev.Service, s.Name, at(prev.LocalPortRange)),
+					Subject: u.LocalPortRange.Ptr(),
+					Context: u.DeclRange.Ptr(),
+				})
+			} else {
+				ports[u.LocalPort] = u
+			}
+		}
+		s.Upstreams = append(s.Upstreams, u)
+	}
+	return s, diags
+}
+
+func (s *service) policy() policy.Service {
+	ups := make([]policy.Upstream, 0, len(s.Upstreams))
+	for _, u := range s.Upstreams {
+		ups = append(ups, u.policy())
+	}
+	return policy.Service{Name: s.Name, Namespace: s.Namespace, Protocol: s.Protocol, Upstreams: ups}
+}

@@ -1,0 +1,6 @@
+service "api" {}
+service "store" {}
+
+intention "api" "store" {
+  action = "allow"
+}

@@ -1,0 +1,3 @@
+intention "api" "store" { # ERROR: Duplicate intention
+  action = "allow"
+}

@@ -1,0 +1,3 @@
+mesh {
+  default_action = "permit" # ERROR: Invalid default action
+}

@@ -1,0 +1,7 @@
+mesh {
+  default_action = "deny"
+}
+
+mesh { # ERROR: Duplicate mesh block
+  default_action = "allow"
+}

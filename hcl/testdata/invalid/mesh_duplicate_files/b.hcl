@@ -1,0 +1,5 @@
+service "api" {}
+
+mesh { # ERROR: Duplicate mesh block
+  trust_domain = "other.local"
+}

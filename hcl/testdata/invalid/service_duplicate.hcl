@@ -1,0 +1,7 @@
+service "api" {
+  protocol = "http"
+}
+
+service "api" { # ERROR: Duplicate service
+  protocol = "grpc"
+}

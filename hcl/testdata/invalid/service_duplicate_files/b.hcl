@@ -1,0 +1,3 @@
+service "store" { # ERROR: Duplicate service
+  protocol = "tcp"
+}

@@ -1,0 +1,10 @@
+service "api" {
+  port = 8080 # ERROR: Unsupported argument
+
+  route "/" { # ERROR: Unsupported block type
+  }
+
+  upstream { # ERROR: Missing service for upstream
+    local_port = 9000
+  }
+}

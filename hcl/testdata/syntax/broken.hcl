@@ -1,0 +1,7 @@
+service "api" {
+  protocol = "http"
+}
+
+service "store" {
+  protocol =
+}

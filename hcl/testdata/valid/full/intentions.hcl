@@ -1,0 +1,20 @@
+intention "frontend" "api" {
+  action = "allow"
+}
+
+intention "*" "auth" {
+  action = "allow"
+}
+
+# The frontend must never reach the store directly.
+intention "frontend" "store" {
+  action = "deny"
+}
+
+intention "*" "*" {
+  action = "deny"
+}
+
+intention "api" "auth" {
+  action = "allow"
+}

@@ -1,0 +1,4 @@
+mesh {
+  trust_domain   = "weft.local"
+  default_action = "deny"
+}

@@ -1,0 +1,4 @@
+mesh {
+  trust_domain   = "prod.example.com"
+  default_action = "allow"
+}

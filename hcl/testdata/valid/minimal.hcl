@@ -1,0 +1,2 @@
+# One service and nothing else: every default applies.
+service "api" {}

@@ -1,0 +1,12 @@
+# A replicated store whose replicas call each other through the mesh.
+service "store" {
+  protocol = "grpc"
+
+  upstream "store" {
+    local_port = 7000
+  }
+}
+
+intention "store" "store" {
+  action = "allow"
+}
