@@ -123,6 +123,12 @@ func (s *Server) Update(cfgs map[string]*meshapi.ProxyConfig) (changed int) {
 	return changed
 }
 
+// Config returns the configuration of an instance and its version.
+func (s *Server) Config(id string) (*meshapi.ProxyConfig, uint64, bool) {
+	v, ok := s.current(id)
+	return v.cfg, v.version, ok
+}
+
 func (s *Server) current(id string) (versioned, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

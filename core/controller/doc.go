@@ -1,0 +1,14 @@
+// Package controller is the loop at the heart of the Weft controller.
+//
+// Entry point: New, then Run. Run takes two inputs, both typed and flowing
+// one way: full workload snapshots from adapters (already translated to
+// core/model by plugins/host and the cmd wiring), and compiled policies
+// (from hcl/, also via the cmd wiring; core imports neither). Every input
+// only marks the state dirty; the loop then drains what else is waiting,
+// merges snapshots in the registry, compiles one proxy configuration per
+// instance (core/compile) and hands them to the config server
+// (core/meshserver), which streams the ones that changed.
+//
+// Nothing is compiled before the first policy arrives, so sidecars never see
+// a configuration built without policy.
+package controller
