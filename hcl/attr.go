@@ -25,14 +25,15 @@ func attrValue(attr *hcl.Attribute, ty cty.Type) (cty.Value, hcl.Diagnostics) {
 		return cty.NullVal(ty), diags
 	}
 	conv, err := convert.Convert(val, ty)
-	if err != nil {
+	if err != nil { // the detail names both types, which says all err says
 		rng := attr.Expr.Range()
 		return cty.NullVal(ty), append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
 			Summary:  "Incorrect attribute value type",
-			Detail:   fmt.Sprintf("The argument %q must be a %s: %s.", attr.Name, ty.FriendlyName(), err),
-			Subject:  &rng,
-			Context:  attr.Range.Ptr(),
+			Detail: fmt.Sprintf("The argument %q must be a %s, but the given value is a %s. Give a %s literal.",
+				attr.Name, ty.FriendlyName(), val.Type().FriendlyName(), ty.FriendlyName()),
+			Subject: &rng,
+			Context: attr.Range.Ptr(),
 		})
 	}
 	return conv, diags
@@ -89,10 +90,7 @@ func missingArgument(attr *hcl.Attribute) *hcl.Diagnostic {
 
 // quoteList renders names as `"a", "b" and "c"` (conj "and") or with "or".
 func quoteList(names []string, conj string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = fmt.Sprintf("%q", n)
-	}
+	q := quoted(names)
 	switch len(q) {
 	case 0:
 		return ""
@@ -100,6 +98,15 @@ func quoteList(names []string, conj string) string {
 		return q[0]
 	}
 	return strings.Join(q[:len(q)-1], ", ") + " " + conj + " " + q[len(q)-1]
+}
+
+// quoted returns names in double quotes.
+func quoted(names []string) []string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return q
 }
 
 // suggest returns the name in names closest to given, if it is close enough

@@ -94,6 +94,7 @@ func compile(sources []source) (*policy.Policy, hcl.Diagnostics, map[string]*hcl
 	if parsedAll {
 		diags = append(diags, cfg.check()...)
 	}
+	sortDiagnostics(diags, sources)
 	if diags.HasErrors() {
 		return nil, diags, files
 	}
@@ -143,4 +144,31 @@ func policyFiles(paths []string) ([]string, hcl.Diagnostics) {
 		}
 	}
 	return names, diags
+}
+
+// sortDiagnostics puts diags in reading order: those without a source range
+// first, then by file (in the order the files were read) and position.
+func sortDiagnostics(diags hcl.Diagnostics, sources []source) {
+	order := make(map[string]int, len(sources))
+	for i, s := range sources {
+		order[s.name] = i + 1
+	}
+	key := func(d *hcl.Diagnostic) (int, int) {
+		if d.Subject == nil {
+			return 0, 0
+		}
+		f, ok := order[d.Subject.Filename]
+		if !ok {
+			f = len(sources) + 1
+		}
+		return f, d.Subject.Start.Byte
+	}
+	sort.SliceStable(diags, func(i, j int) bool {
+		fi, bi := key(diags[i])
+		fj, bj := key(diags[j])
+		if fi != fj {
+			return fi < fj
+		}
+		return bi < bj
+	})
 }

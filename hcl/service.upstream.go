@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/big"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/weftmesh/weft/core/policy"
@@ -114,17 +115,23 @@ func checkUpstreamServices(services []*service, declared map[string]*service) hc
 	return diags
 }
 
+// maxListed is how many declared services a detail lists at most.
+const maxListed = 10
+
 // declaredHint tells the user which services exist and what to do about a
 // reference to an unknown one.
 func declaredHint(name string, declared []string) string {
 	var hint string
-	switch len(declared) {
-	case 0:
+	switch n := len(declared); {
+	case n == 0:
 		hint = "No services are declared at all."
-	case 1:
+	case n == 1:
 		hint = fmt.Sprintf("The only declared service is %s.", quoteList(declared, "and"))
-	default:
+	case n <= maxListed:
 		hint = fmt.Sprintf("The declared services are %s.", quoteList(declared, "and"))
+	default:
+		hint = fmt.Sprintf("The declared services include %s and %d more.",
+			strings.Join(quoted(declared[:maxListed]), ", "), n-maxListed)
 	}
 	if sugg := suggest(name, declared); sugg != "" {
 		hint += fmt.Sprintf(" Did you mean %q?", sugg)
