@@ -1,0 +1,60 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/weftmesh/weft/plugins/proto"
+)
+
+// GRPCClient is the host-side shim: an Adapter over proto.AdapterClient.
+type GRPCClient struct {
+	Client proto.AdapterClient
+}
+
+// Info calls the Info RPC.
+func (c *GRPCClient) Info(ctx context.Context) (*InfoResponse, error) {
+	r, err := c.Client.Info(ctx, &proto.InfoRequest{})
+	if err != nil {
+		return nil, rpcError(ctx, "asking adapter for its info", err)
+	}
+	return infoFromProto(r), nil
+}
+
+// Configure calls the Configure RPC. Problems with the configuration come
+// back as diagnostics; an error means the call itself failed.
+func (c *GRPCClient) Configure(ctx context.Context, req *ConfigureRequest) (*ConfigureResponse, error) {
+	r, err := c.Client.Configure(ctx, configureRequestToProto(req))
+	if err != nil {
+		return nil, rpcError(ctx, "configuring adapter", err)
+	}
+	return configureResponseFromProto(r), nil
+}
+
+// Watch calls the Watch RPC and puts every event of the stream on events
+// until ctx is cancelled (it returns ctx's error) or the stream ends. It
+// never closes events. A stream the adapter ends without an error returns
+// nil.
+func (c *GRPCClient) Watch(ctx context.Context, req *WatchRequest, events chan<- WatchEvent) error {
+	stream, err := c.Client.Watch(ctx, &proto.WatchRequest{})
+	if err != nil {
+		return rpcError(ctx, "watching adapter", err)
+	}
+	for {
+		p, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return rpcError(ctx, "watching adapter", err)
+		}
+		select {
+		case events <- watchEventFromProto(p):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+var _ Adapter = (*GRPCClient)(nil)

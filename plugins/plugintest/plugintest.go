@@ -1,0 +1,32 @@
+package plugintest
+
+import (
+	"testing"
+
+	plugin "github.com/hashicorp/go-plugin"
+
+	"github.com/weftmesh/weft/plugins"
+)
+
+// GRPC serves impl through the real gRPC shims of package plugins over an
+// in-memory go-plugin connection (a Unix socket in a temporary directory)
+// and returns the client side. The connection is closed at test cleanup.
+func GRPC(t testing.TB, impl plugins.Adapter) plugins.Adapter {
+	t.Helper()
+	client, server := plugin.TestPluginGRPCConn(t, false, plugin.PluginSet{
+		plugins.PluginName: &plugins.GRPCAdapterPlugin{Impl: impl},
+	})
+	t.Cleanup(func() {
+		_ = client.Close()
+		server.Stop()
+	})
+	raw, err := client.Dispense(plugins.PluginName)
+	if err != nil {
+		t.Fatalf("dispensing adapter over in-memory gRPC: %v", err)
+	}
+	a, ok := raw.(plugins.Adapter)
+	if !ok {
+		t.Fatalf("dispensing adapter over in-memory gRPC: got %T, not a plugins.Adapter", raw)
+	}
+	return a
+}
