@@ -1,7 +1,9 @@
 package policyhcl
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -27,7 +29,7 @@ func Load(paths ...string) (*policy.Policy, hcl.Diagnostics, map[string]*hcl.Fil
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Cannot read policy file",
-				Detail:   fmt.Sprintf("Reading %s failed: %s. Check that the file exists and is readable.", name, err),
+				Detail:   fmt.Sprintf("Cannot read %s: %s. Check that the file exists and is readable.", name, reason(err)),
 			})
 			continue
 		}
@@ -118,7 +120,7 @@ func policyFiles(paths []string) ([]string, hcl.Diagnostics) {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Cannot read policy path",
-				Detail:   fmt.Sprintf("Reading %s failed: %s. Give a policy file or a directory of *.hcl files.", p, err),
+				Detail:   fmt.Sprintf("Cannot read %s: %s. Give a policy file or a directory of *.hcl files.", p, reason(err)),
 			})
 			continue
 		}
@@ -131,7 +133,7 @@ func policyFiles(paths []string) ([]string, hcl.Diagnostics) {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Cannot read policy directory",
-				Detail:   fmt.Sprintf("Reading the directory %s failed: %s. Check that it is readable.", p, err),
+				Detail:   fmt.Sprintf("Cannot list the directory %s: %s. Check that it is readable.", p, reason(err)),
 			})
 			continue
 		}
@@ -171,4 +173,13 @@ func sortDiagnostics(diags hcl.Diagnostics, sources []source) {
 		}
 		return bi < bj
 	})
+}
+
+// reason is err without the operation and path a *fs.PathError repeats.
+func reason(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
