@@ -80,22 +80,22 @@ func (c *config) check() hcl.Diagnostics {
 	return diags
 }
 
-// policy builds the typed policy. Call it only when there are no errors.
-func (c *config) policy() *policy.Policy {
+// toPolicy builds the typed policy. Call it only when there are no errors.
+func (c *config) toPolicy() *policy.Policy {
 	m := c.Mesh
 	if m == nil {
 		m = defaultMesh()
 	}
 	p := &policy.Policy{
-		Mesh:       m.policy(),
+		Mesh:       m.toPolicy(),
 		Services:   make(map[string]policy.Service, len(c.Services)),
 		Intentions: make([]policy.Intention, 0, len(c.Intentions)),
 	}
 	for _, s := range c.Services {
-		p.Services[s.Name] = s.policy()
+		p.Services[s.Name] = s.toPolicy()
 	}
 	for _, in := range c.Intentions {
-		p.Intentions = append(p.Intentions, in.policy())
+		p.Intentions = append(p.Intentions, in.toPolicy())
 	}
 	sortIntentions(p.Intentions)
 	return p

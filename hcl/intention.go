@@ -102,7 +102,7 @@ func checkIntentions(intentions []*intention, declared map[string]*service) hcl.
 	return diags
 }
 
-func (in *intention) policy() policy.Intention {
+func (in *intention) toPolicy() policy.Intention {
 	return policy.Intention{Source: in.Source, Destination: in.Destination, Action: in.Action}
 }
 

@@ -100,7 +100,7 @@ func compile(sources []source) (*policy.Policy, hcl.Diagnostics, map[string]*hcl
 	if diags.HasErrors() {
 		return nil, diags, files
 	}
-	return cfg.policy(), diags, files
+	return cfg.toPolicy(), diags, files
 }
 
 // policyFiles expands paths into the policy files to read, each once.

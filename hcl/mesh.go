@@ -97,6 +97,6 @@ func checkTrustDomain(s string) string {
 	return ""
 }
 
-func (m *mesh) policy() policy.Mesh {
+func (m *mesh) toPolicy() policy.Mesh {
 	return policy.Mesh{TrustDomain: m.TrustDomain, DefaultAction: m.DefaultAction}
 }

@@ -128,10 +128,10 @@ func decodeServiceBlock(block *hcl.Block) (*service, hcl.Diagnostics) {
 	return s, diags
 }
 
-func (s *service) policy() policy.Service {
+func (s *service) toPolicy() policy.Service {
 	ups := make([]policy.Upstream, 0, len(s.Upstreams))
 	for _, u := range s.Upstreams {
-		ups = append(ups, u.policy())
+		ups = append(ups, u.toPolicy())
 	}
 	return policy.Service{Name: s.Name, Namespace: s.Namespace, Protocol: s.Protocol, Upstreams: ups}
 }

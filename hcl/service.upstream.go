@@ -139,6 +139,6 @@ func declaredHint(name string, declared []string) string {
 	return hint + fmt.Sprintf(" A service must be declared with a service block (service %q { ... }) before anything can refer to it.", name)
 }
 
-func (u *upstream) policy() policy.Upstream {
+func (u *upstream) toPolicy() policy.Upstream {
 	return policy.Upstream{Service: u.Service, LocalPort: u.LocalPort, LB: u.LB}
 }
