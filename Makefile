@@ -1,0 +1,41 @@
+# Weft. `make demo` runs a local mesh; `make test` runs every test.
+GO      ?= go
+BIN     := bin
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/weftmesh/weft/core/version.Version=$(VERSION)
+
+.PHONY: all build test lint demo bench proto clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/weft ./cmd/weft
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/weft-proxy ./cmd/weft-proxy
+	$(GO) build -o $(BIN)/weft-demo-app ./examples/local/demoapp
+	$(GO) build -o $(BIN)/plugins.d/weft-adapter-file ./examples/adapter-file
+
+# Unit, conformance and end-to-end tests. The end-to-end tests build the
+# binaries they run themselves.
+test: lint
+	$(GO) test -count=1 -timeout 20m ./...
+
+lint:
+	@echo "gofmt"; out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@./scripts/check-deps.sh
+
+demo: build
+	./examples/local/demo.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Regenerates the protocol code (needs protoc, protoc-gen-go, protoc-gen-go-grpc).
+proto:
+	protoc --go_out=. --go_opt=paths=source_relative \
+	       --go-grpc_out=. --go-grpc_opt=paths=source_relative \
+	       core/meshapi/mesh.proto plugins/proto/adapter.proto
+
+clean:
+	rm -rf $(BIN) .weft .weft-demo

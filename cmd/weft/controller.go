@@ -1,0 +1,477 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/weftmesh/weft/core/ca"
+	"github.com/weftmesh/weft/core/controller"
+	"github.com/weftmesh/weft/core/meshserver"
+	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/core/policy"
+	"github.com/weftmesh/weft/core/registry"
+	"github.com/weftmesh/weft/core/spiffe"
+	policyhcl "github.com/weftmesh/weft/hcl"
+	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/host"
+)
+
+// builtinAdapters are served by this binary's `weft adapter <name>`.
+var builtinAdapters = map[string]bool{"local": true}
+
+type controllerFlags struct {
+	policyDir   string
+	adapters    []string
+	pluginDir   string
+	listen      string
+	admin       string
+	dataDir     string
+	proxyBinary string
+	pollEvery   time.Duration
+}
+
+func newControllerCmd() *cobra.Command {
+	var f controllerFlags
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Run the Weft controller",
+		Long: `Run the Weft controller: launch the adapters, watch the policy directory,
+compile one configuration per instance, and serve certificates and
+configuration to sidecars.
+
+Each --adapter is NAME=SOURCE. Built-in adapters (local) run as plugin
+processes of this binary; any other NAME is a third-party adapter, the
+binary weft-adapter-NAME in --plugin-dir.`,
+		Example: `  weft controller --policy-dir examples/local/policy --adapter local=examples/local/workloads.hcl`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runController(ctx, f, cmd.ErrOrStderr())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.policyDir, "policy-dir", "", "directory of HCL policy files, watched for changes (required)")
+	fl.StringArrayVar(&f.adapters, "adapter", nil, "an adapter to run, NAME=SOURCE (repeatable), e.g. local=examples/local/workloads.hcl")
+	fl.StringVar(&f.pluginDir, "plugin-dir", "plugins.d", "directory holding third-party adapters (weft-adapter-NAME)")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:7400", "address of the sidecar API (gRPC over TLS)")
+	fl.StringVar(&f.admin, "admin", "127.0.0.1:7401", "address of the admin HTTP API (needs the token in DATA_DIR/admin.token)")
+	fl.StringVar(&f.dataDir, "data-dir", ".weft", "directory for the CA, the admin token and adapters' state")
+	fl.StringVar(&f.proxyBinary, "proxy-binary", "", "path of weft-proxy, for adapters that start sidecars (default: beside this binary, then $PATH)")
+	fl.DurationVar(&f.pollEvery, "policy-poll", time.Second, "how often to look for policy changes")
+	_ = cmd.MarkFlagRequired("policy-dir")
+	return cmd
+}
+
+type adapterSpec struct{ name, source string }
+
+func parseAdapters(specs []string) ([]adapterSpec, error) {
+	var out []adapterSpec
+	seen := map[string]bool{}
+	for _, s := range specs {
+		name, source, ok := strings.Cut(s, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--adapter %q: want NAME=SOURCE, for example local=examples/local/workloads.hcl", s)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("--adapter %q: adapter %s is given twice; run one adapter per name", s, name)
+		}
+		seen[name] = true
+		out = append(out, adapterSpec{name, source})
+	}
+	return out, nil
+}
+
+func runController(ctx context.Context, f controllerFlags, stderr io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	specs, err := parseAdapters(f.adapters)
+	if err != nil {
+		return err
+	}
+	// The policy must be good before anything starts.
+	pol, err := loadPolicy(f.policyDir, stderr)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	authority, err := ca.LoadOrCreate(filepath.Join(f.dataDir, "ca"))
+	if err != nil {
+		return err
+	}
+	token, err := adminToken(f.dataDir)
+	if err != nil {
+		return err
+	}
+	proxyBin, err := findProxy(f.proxyBinary)
+	if err != nil {
+		return err
+	}
+
+	reg := registry.New()
+	ctl := controller.New(controller.Options{Registry: reg, Logger: log})
+	srv := meshserver.New(meshserver.Options{
+		CA: authority, Join: ca.NewJoinVerifier(authority.JoinSecret()), Registry: reg,
+		TrustDomain: ctl.TrustDomain, Logger: log,
+	})
+	ctl.SetServer(srv)
+
+	host, _, err := net.SplitHostPort(f.listen)
+	if err != nil {
+		return fmt.Errorf("parsing --listen %q: %w", f.listen, err)
+	}
+	cert, err := authority.ServerCertificate(spiffe.Identity{TrustDomain: pol.Mesh.TrustDomain, Namespace: meshserver.ControllerNamespace, Service: meshserver.ControllerService},
+		uniq([]string{host, "127.0.0.1", "::1", "localhost"}))
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listening for sidecars on %s: %w (is another controller running? pick another address with --listen)", f.listen, err)
+	}
+	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(srv.TLSConfig(cert))))
+	srv.Register(g)
+	adminLis, err := net.Listen("tcp", f.admin)
+	if err != nil {
+		lis.Close()
+		return fmt.Errorf("listening for the admin API on %s: %w (pick another address with --admin)", f.admin, err)
+	}
+
+	snapshots := make(chan model.Snapshot, 16)
+	policies := make(chan *policy.Policy, 1)
+	policies <- pol
+	st := &controllerStatus{adapters: map[string]host.Status{}}
+
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	run := func(fn func()) { wg.Add(1); go func() { defer wg.Done(); fn() }() }
+
+	run(func() { _ = g.Serve(lis) })
+	adminSrv := &http.Server{Handler: adminHandler(token, ctl, reg, srv, st), ReadHeaderTimeout: 10 * time.Second}
+	run(func() { _ = adminSrv.Serve(adminLis) })
+	run(func() { _ = ctl.Run(ctx, snapshots, policies) })
+	run(func() { watchPolicy(ctx, f.policyDir, f.pollEvery, policies, st, log, stderr) })
+
+	for _, a := range specs {
+		opts, err := adapterOptions(a, f, pol.Mesh.TrustDomain, authority, proxyBin, log)
+		if err != nil {
+			cancel()
+			g.Stop()
+			adminSrv.Close()
+			wg.Wait()
+			return err
+		}
+		updates := make(chan host.Update, 4)
+		run(func() {
+			err := host.Supervise(ctx, opts, updates, st.setAdapter)
+			if err != nil && ctx.Err() == nil {
+				log.Error("adapter stopped", "adapter", a.name, "err", err)
+			}
+		})
+		run(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case u := <-updates:
+					for _, d := range u.Diagnostics {
+						log.Warn("adapter reported a problem", "adapter", u.Adapter, "summary", d.Summary, "detail", d.Detail)
+					}
+					select {
+					case snapshots <- u.Snapshot:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+		})
+	}
+	log.Info("controller ready", "sidecar_api", lis.Addr().String(), "admin_api", adminLis.Addr().String(),
+		"trust_domain", pol.Mesh.TrustDomain, "adapters", len(specs), "data_dir", f.dataDir)
+
+	<-ctx.Done()
+	log.Info("shutting down: stopping adapters (the local adapter stops the processes it started)")
+	cancel()
+	// Adapters shut down inside Supervise; the gRPC server stops after.
+	g.Stop()
+	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	_ = adminSrv.Shutdown(shutdownCtx)
+	wg.Wait()
+	return nil
+}
+
+func adapterOptions(a adapterSpec, f controllerFlags, trustDomain string, authority *ca.CA, proxyBin string, log *slog.Logger) (host.Options, error) {
+	var command func() *exec.Cmd
+	if builtinAdapters[a.name] {
+		self, err := os.Executable()
+		if err != nil {
+			return host.Options{}, fmt.Errorf("finding this executable to launch adapter %s: %w", a.name, err)
+		}
+		command = func() *exec.Cmd { return exec.Command(self, "adapter", a.name) }
+	} else {
+		path, err := host.Find(f.pluginDir, a.name)
+		if err != nil {
+			return host.Options{}, err
+		}
+		command = func() *exec.Cmd { return exec.Command(path) }
+	}
+	source := a.source
+	if source != "" && !filepath.IsAbs(source) {
+		if _, err := os.Stat(source); err == nil {
+			source, _ = filepath.Abs(source)
+		}
+	}
+	dataDir, err := filepath.Abs(filepath.Join(f.dataDir, "adapters", a.name))
+	if err != nil {
+		return host.Options{}, fmt.Errorf("resolving the data directory: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return host.Options{}, fmt.Errorf("creating adapter data directory: %w", err)
+	}
+	return host.Options{
+		Name:    a.name,
+		Command: command,
+		Request: plugins.ConfigureRequest{
+			Source: source,
+			Mesh: plugins.MeshContext{
+				TrustDomain:     trustDomain,
+				ControllerAddrs: []string{f.listen},
+				TrustBundlePEM:  authority.RootsPEM(),
+				JoinKey:         ca.DeriveJoinKey(authority.JoinSecret(), a.name),
+				ProxyBinary:     proxyBin,
+				DataDir:         dataDir,
+			},
+		},
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "adapter." + a.name, Level: hclog.Info, Output: os.Stderr}),
+	}, nil
+}
+
+func findProxy(flag string) (string, error) {
+	if flag != "" {
+		p, err := filepath.Abs(flag)
+		if err != nil {
+			return "", fmt.Errorf("resolving --proxy-binary: %w", err)
+		}
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("--proxy-binary %s: %w", flag, err)
+		}
+		return p, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "weft-proxy")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("weft-proxy"); err == nil {
+		return filepath.Abs(p)
+	}
+	// Only adapters that start sidecars need it; they say so if it is missing.
+	return "", nil
+}
+
+func uniq(ss []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range ss {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// loadPolicy loads a policy directory, printing every diagnostic.
+func loadPolicy(dir string, stderr io.Writer) (*policy.Policy, error) {
+	pol, diags, files := policyhcl.Load(dir)
+	if len(diags) > 0 {
+		_ = policyhcl.WriteDiagnostics(stderr, diags, files, false)
+	}
+	if diags.HasErrors() || pol == nil {
+		return nil, fmt.Errorf("policy in %s has errors (see above); fix them, `weft policy validate %s` checks without starting anything", dir, dir)
+	}
+	return pol, nil
+}
+
+// watchPolicy polls the policy directory and sends each new good policy. A
+// policy with errors is reported and the last good one stays in force.
+func watchPolicy(ctx context.Context, dir string, every time.Duration, out chan<- *policy.Policy, st *controllerStatus, log *slog.Logger, stderr io.Writer) {
+	last := hashDir(dir)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h := hashDir(dir)
+		if h == last {
+			continue
+		}
+		last = h
+		pol, err := loadPolicy(dir, stderr)
+		if err != nil {
+			st.setPolicyError(err.Error())
+			log.Error("policy change rejected; the last good policy stays in force", "dir", dir)
+			continue
+		}
+		st.setPolicyError("")
+		log.Info("policy reloaded", "dir", dir, "summary", policyhcl.Summary(pol))
+		select {
+		case out <- pol:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func hashDir(dir string) string {
+	h := sha256.New()
+	names, _ := filepath.Glob(filepath.Join(dir, "*.hcl"))
+	sort.Strings(names)
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", n, len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func adminToken(dataDir string) (string, error) {
+	p := filepath.Join(dataDir, "admin.token")
+	b, err := os.ReadFile(p)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("reading admin token: %w", err)
+	}
+	var raw [24]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("generating admin token: %w", err)
+	}
+	tok := hex.EncodeToString(raw[:])
+	if err := os.WriteFile(p, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("writing admin token: %w", err)
+	}
+	return tok, nil
+}
+
+type controllerStatus struct {
+	mu          sync.Mutex
+	adapters    map[string]host.Status
+	policyError string
+}
+
+func (s *controllerStatus) setAdapter(a host.Status) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.adapters[a.Adapter] = a
+}
+
+func (s *controllerStatus) setPolicyError(e string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.policyError = e
+}
+
+// StatusReport is what GET /v1/status returns.
+type StatusReport struct {
+	TrustDomain     string                    `json:"trust_domain"`
+	Policy          string                    `json:"policy"`
+	PolicyError     string                    `json:"policy_error,omitempty"`
+	Adapters        []AdapterReport           `json:"adapters"`
+	Instances       []InstanceReport          `json:"instances"`
+	Sidecars        []meshserver.StreamStatus `json:"sidecars"`
+	ConfigBuilds    int                       `json:"config_builds"`
+	IntentionsCount int                       `json:"intentions"`
+}
+
+// AdapterReport describes one supervised adapter plugin.
+type AdapterReport struct {
+	Name      string `json:"name"`
+	Pid       int    `json:"pid"`
+	Running   bool   `json:"running"`
+	Restarts  int    `json:"restarts"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// InstanceReport describes one instance in the registry.
+type InstanceReport struct {
+	Adapter  string         `json:"adapter"`
+	ID       string         `json:"id"`
+	Service  string         `json:"service"`
+	Address  string         `json:"address"`
+	Ports    map[string]int `json:"ports"`
+	Health   string         `json:"health"`
+	Identity string         `json:"identity"`
+}
+
+func adminHandler(token string, ctl *controller.Controller, reg *registry.Registry, srv *meshserver.Server, st *controllerStatus) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		rep := StatusReport{TrustDomain: ctl.TrustDomain(), Sidecars: srv.Status(), ConfigBuilds: ctl.Builds()}
+		if p := ctl.Policy(); p != nil {
+			rep.Policy = policyhcl.Summary(p)
+			rep.IntentionsCount = len(p.Intentions)
+		}
+		st.mu.Lock()
+		rep.PolicyError = st.policyError
+		for _, a := range st.adapters {
+			rep.Adapters = append(rep.Adapters, AdapterReport{Name: a.Adapter, Pid: a.Pid, Running: a.Running, Restarts: a.Restarts, LastError: a.LastError})
+		}
+		st.mu.Unlock()
+		sort.Slice(rep.Adapters, func(i, j int) bool { return rep.Adapters[i].Name < rep.Adapters[j].Name })
+		for _, e := range reg.Entries() {
+			rep.Instances = append(rep.Instances, InstanceReport{
+				Adapter: e.Adapter, ID: e.Instance.ID, Service: e.Instance.Service, Address: e.Instance.Address,
+				Ports: e.Instance.Ports, Health: string(e.Instance.Health),
+				Identity: spiffe.ID(rep.TrustDomain, e.Instance.NS(), e.Instance.Service),
+			})
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			http.Error(w, "the admin API needs the header 'Authorization: Bearer <token>'; the token is in DATA_DIR/admin.token", http.StatusUnauthorized)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
