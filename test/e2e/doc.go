@@ -1,0 +1,10 @@
+// Package e2e holds Weft's end-to-end tests: real binaries (weft, weft-proxy,
+// the demo and gRPC test apps) started as real processes on loopback, with
+// real TLS, real HTTP and gRPC clients. TestMain builds the binaries once.
+//
+// Entry point: TestLocalMesh, which walks one mesh through the spine's
+// promises: calls over mTLS with the caller's identity, default deny, a
+// foreign CA refused, a bad policy rejected while the last good one keeps
+// working, a killed adapter plugin restarted, a killed controller not
+// stopping traffic, and a clean shutdown stopping every process.
+package e2e

@@ -1,0 +1,290 @@
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+)
+
+const trustDomain = "weft.test"
+
+const policyHCL = `
+mesh {
+  trust_domain   = "weft.test"
+  default_action = "deny"
+}
+
+service "client" {
+  protocol = "http"
+  upstream "web" { local_port = 9001 }
+  upstream "echo" { local_port = 9002 }
+  upstream "secret" { local_port = 9003 }
+}
+
+service "web" { protocol = "http" }
+service "echo" { protocol = "grpc" }
+service "secret" { protocol = "http" }
+
+intention "client" "web" { action = "allow" }
+intention "client" "echo" { action = "allow" }
+`
+
+func workloadsHCL(addresses string) string {
+	return `
+addresses = "` + addresses + `"
+
+service "client" {
+  command = "` + filepath.Join(binDir, "weft-demo-app") + `"
+  port    = 8080
+}
+
+service "web" {
+  command   = "` + filepath.Join(binDir, "weft-demo-app") + `"
+  port      = 8080
+  instances = 2
+}
+
+service "echo" {
+  command = "` + filepath.Join(binDir, "grpcapp") + `"
+  port    = 8080
+}
+
+service "secret" {
+  command = "` + filepath.Join(binDir, "weft-demo-app") + `"
+  port    = 8080
+}
+`
+}
+
+func id(svc string) string { return "spiffe://" + trustDomain + "/ns/default/svc/" + svc }
+
+type mesh struct {
+	t         *testing.T
+	ctl       *controller
+	policyDir string
+	client    string // the client instance's address
+	byService map[string][]string
+}
+
+func startMesh(t *testing.T) *mesh {
+	dir := t.TempDir()
+	policyDir := filepath.Join(dir, "policy")
+	os.MkdirAll(policyDir, 0o755)
+	if err := os.WriteFile(filepath.Join(policyDir, "mesh.hcl"), []byte(policyHCL), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wl := filepath.Join(dir, "workloads.hcl")
+	if err := os.WriteFile(wl, []byte(workloadsHCL("127.0.77.0/24")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctl := startController(t, filepath.Join(dir, "data"), freePort(t), freePort(t),
+		"--policy-dir", policyDir, "--adapter", "local="+wl)
+	m := &mesh{t: t, ctl: ctl, policyDir: policyDir, byService: map[string][]string{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("controller log:\n%s", m.ctl.out.String())
+		}
+		m.ctl.stop()
+	})
+	s := ctl.waitFor("the mesh to converge", 90*time.Second, converged(5))
+	for _, in := range s.Instances {
+		m.byService[in.Service] = append(m.byService[in.Service], in.Address)
+	}
+	m.client = m.byService["client"][0]
+	return m
+}
+
+func (m *mesh) upstream(port string) string { return "http://" + net.JoinHostPort(m.client, port) + "/" }
+
+// callWeb calls the web service through the client's sidecar and checks the
+// web app saw the client's identity.
+func (m *mesh) callWeb(ctx context.Context) error {
+	code, body, err := httpGet(ctx, m.upstream("9001"))
+	if err != nil {
+		return err
+	}
+	if code != 200 {
+		return &callError{code, body}
+	}
+	var got struct{ Service, Caller string }
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		return err
+	}
+	if got.Service != "web" || got.Caller != id("client") {
+		return &callError{code, body}
+	}
+	return nil
+}
+
+type callError struct {
+	code int
+	body string
+}
+
+func (e *callError) Error() string { return "unexpected answer " + http.StatusText(e.code) + ": " + e.body }
+
+func TestLocalMesh(t *testing.T) {
+	m := startMesh(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	t.Run("HTTP over mTLS carries the caller's identity", func(t *testing.T) {
+		// Two web instances behind one upstream: both answer, in turn.
+		for i := 0; i < 4; i++ {
+			if err := m.callWeb(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
+	t.Run("gRPC over mTLS carries the caller's identity", func(t *testing.T) {
+		conn, err := grpc.NewClient(net.JoinHostPort(m.client, "9002"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var hdr metadata.MD
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&hdr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Status != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("health = %v", resp.Status)
+		}
+		if got := hdr.Get("x-seen-caller"); len(got) != 1 || got[0] != id("client") {
+			t.Errorf("the gRPC app saw caller %v, want %s", got, id("client"))
+		}
+	})
+
+	t.Run("no intention means refused under default deny", func(t *testing.T) {
+		code, body, err := httpGet(ctx, m.upstream("9003"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != 403 || !strings.Contains(body, "intention") {
+			t.Errorf("client -> secret = %d %q, want 403 naming the missing intention", code, body)
+		}
+	})
+
+	t.Run("a certificate from another CA is refused", func(t *testing.T) {
+		cert := foreignCert(t, id("client"))
+		target := net.JoinHostPort(m.byService["web"][0], "15001")
+		d := &tls.Dialer{Config: &tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}}
+		conn, err := d.DialContext(ctx, "tcp", target)
+		if err == nil {
+			// TLS 1.3: the server's verdict on our certificate arrives
+			// with the first read.
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			conn.Write([]byte("GET / HTTP/1.1\r\nHost: web\r\n\r\n"))
+			buf := make([]byte, 512)
+			n, rerr := conn.Read(buf)
+			conn.Close()
+			if rerr == nil {
+				t.Fatalf("the web sidecar answered a client with a foreign certificate: %q", buf[:n])
+			}
+		}
+	})
+
+	t.Run("a bad policy is rejected and the last good one stays in force", func(t *testing.T) {
+		bad := filepath.Join(m.policyDir, "broken.hcl")
+		if err := os.WriteFile(bad, []byte("intention \"client\" \"secret\" {\n  action = \"maybe\"\n}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m.ctl.waitFor("the bad policy to be rejected", 30*time.Second, func(s *status) bool { return s.PolicyError != "" })
+		if log := m.ctl.out.String(); !strings.Contains(log, "broken.hcl:2") {
+			t.Errorf("the controller's log does not point at broken.hcl:2:\n%s", log)
+		}
+		if err := m.callWeb(ctx); err != nil {
+			t.Errorf("call after a bad policy: %v", err)
+		}
+		if code, _, _ := httpGet(ctx, m.upstream("9003")); code != 403 {
+			t.Errorf("client -> secret after the bad policy = %d, want still 403", code)
+		}
+		os.Remove(bad)
+		m.ctl.waitFor("the policy error to clear", 30*time.Second, func(s *status) bool { return s.PolicyError == "" })
+	})
+
+	t.Run("a killed adapter plugin is restarted and the mesh converges", func(t *testing.T) {
+		s, _ := m.ctl.status()
+		if len(s.Adapters) != 1 || !pidAlive(s.Adapters[0].Pid) {
+			t.Fatalf("adapters = %+v, want one running", s.Adapters)
+		}
+		old := s.Adapters[0]
+		if err := killPid(old.Pid); err != nil {
+			t.Fatal(err)
+		}
+		s = m.ctl.waitFor("the adapter to be restarted", 60*time.Second, func(s *status) bool {
+			return len(s.Adapters) == 1 && s.Adapters[0].Running && s.Adapters[0].Restarts > old.Restarts && s.Adapters[0].Pid != old.Pid
+		})
+		m.ctl.waitFor("the mesh to converge again", 60*time.Second, converged(5))
+		if err := m.callWeb(ctx); err != nil {
+			t.Errorf("call after the adapter restart: %v", err)
+		}
+	})
+
+	t.Run("with the controller killed, calls keep succeeding, and it resyncs on return", func(t *testing.T) {
+		m.ctl.kill()
+		for i := 0; i < 5; i++ {
+			if err := m.callWeb(ctx); err != nil {
+				t.Fatalf("call %d with the controller down: %v", i, err)
+			}
+		}
+		m.ctl = m.ctl.restart()
+		m.ctl.waitFor("the sidecars to resync with the restarted controller", 90*time.Second, converged(5))
+		if err := m.callWeb(ctx); err != nil {
+			t.Errorf("call after the controller returned: %v", err)
+		}
+	})
+
+	t.Run("stopping the controller stops every process it started", func(t *testing.T) {
+		pids := instancePids(t, m.ctl.dataDir)
+		if len(pids) == 0 {
+			t.Fatal("found no instance processes in the local adapter's state")
+		}
+		m.ctl.stop()
+		deadline := time.Now().Add(30 * time.Second)
+		for _, pid := range pids {
+			for pidAlive(pid) && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond) // waiting on process exit: there is no other signal for a non-child
+			}
+			if pidAlive(pid) {
+				t.Errorf("process %d still runs after the controller stopped", pid)
+			}
+		}
+	})
+}
+
+func foreignCert(t *testing.T, spiffeID string) tls.Certificate {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	caCert, _ := x509.ParseCertificate(caDER)
+	u, _ := url.Parse(spiffeID)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), URIs: []*url.URL{u},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
