@@ -1,0 +1,85 @@
+package sdk
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/weftmesh/weft/core/ca"
+	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/plugins"
+)
+
+// What an adapter implements and exchanges with the controller. These are
+// aliases: values of these types are the ones of package plugins and
+// core/model, so a third-party adapter needs to import only this package.
+type (
+	Adapter           = plugins.Adapter
+	InfoResponse      = plugins.InfoResponse
+	ConfigureRequest  = plugins.ConfigureRequest
+	ConfigureResponse = plugins.ConfigureResponse
+	MeshContext       = plugins.MeshContext
+	WatchRequest      = plugins.WatchRequest
+	WatchEvent        = plugins.WatchEvent
+	Diagnostic        = plugins.Diagnostic
+	Severity          = plugins.Severity
+	Snapshot          = model.Snapshot
+	Instance          = model.Instance
+	Health            = model.Health
+)
+
+// ProtocolVersion is what an adapter reports in InfoResponse.ProtocolVersion.
+const ProtocolVersion = plugins.ProtocolVersion
+
+// Capabilities an adapter may announce in InfoResponse.Capabilities.
+const (
+	CapRunsInstances = plugins.CapRunsInstances
+	CapJoinTokens    = plugins.CapJoinTokens
+)
+
+// Diagnostic severities.
+const (
+	SeverityError   = plugins.SeverityError
+	SeverityWarning = plugins.SeverityWarning
+)
+
+// Instance health.
+const (
+	HealthUnknown  = model.HealthUnknown
+	HealthPassing  = model.HealthPassing
+	HealthWarning  = model.HealthWarning
+	HealthCritical = model.HealthCritical
+)
+
+// Well-known port names: every instance has at least PortMesh.
+const (
+	PortApp  = model.PortApp
+	PortMesh = model.PortMesh
+)
+
+// Errorf returns an error diagnostic.
+func Errorf(summary, detailFormat string, args ...any) Diagnostic {
+	return Diagnostic{Severity: SeverityError, Summary: summary, Detail: fmt.Sprintf(detailFormat, args...)}
+}
+
+// Warningf returns a warning diagnostic.
+func Warningf(summary, detailFormat string, args ...any) Diagnostic {
+	return Diagnostic{Severity: SeverityWarning, Summary: summary, Detail: fmt.Sprintf(detailFormat, args...)}
+}
+
+// MintJoinToken mints a single-use join token for the sidecar of one
+// instance the adapter starts (CapJoinTokens), with the key the controller
+// handed over in MeshContext.JoinKey. adapter is the name the controller
+// knows the adapter by (InfoResponse.Name); the token names the instance's
+// ID, service and namespace (defaulted), and is valid for ttl.
+func MintJoinToken(mesh MeshContext, adapter string, in Instance, ttl time.Duration) (string, error) {
+	if len(mesh.JoinKey) == 0 {
+		return "", errors.New("minting join token: the controller sent no join key; announce CapJoinTokens in Info so that it does")
+	}
+	return ca.MintJoinToken(mesh.JoinKey, ca.JoinClaims{
+		Adapter:   adapter,
+		Instance:  in.ID,
+		Service:   in.Service,
+		Namespace: in.NS(),
+	}, ttl)
+}
