@@ -1,0 +1,530 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/weftmesh/weft/core/ca"
+	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/plugins"
+)
+
+// Name is the adapter's name in snapshots, join tokens and Info.
+const Name = "local"
+
+// Version is the adapter's own version, reported by Info.
+const Version = "0.1.0"
+
+// OptionFirstAddress is the ConfigureRequest option that sets the first
+// loopback address handed to instances (default 127.0.0.2).
+const OptionFirstAddress = "first_address"
+
+// joinTokenTTL bounds how long a minted join token stays usable; the
+// sidecar spends it within seconds of its start.
+const joinTokenTTL = 10 * time.Minute
+
+var defaultFirstAddress = netip.AddrFrom4([4]byte{127, 0, 0, 2})
+
+// Adapter is the local adapter. Create it with New; it implements
+// plugins.Adapter and io.Closer.
+type Adapter struct {
+	log hclog.Logger
+
+	// Timings; tests shorten them.
+	filePoll    time.Duration // how often the workloads file is re-read
+	procPoll    time.Duration // how often adopted processes are checked
+	grace       time.Duration // SIGTERM to SIGKILL
+	minBackoff  time.Duration
+	maxBackoff  time.Duration
+	stableAfter time.Duration
+
+	mu       sync.Mutex
+	cfg      *config // nil until a Configure succeeds
+	run      *runner // nil until the first Watch
+	pollStop chan struct{}
+	pollDone chan struct{}
+	closed   bool
+}
+
+// config is a successful Configure: the request and what was planned from
+// the workloads file.
+type config struct {
+	req      plugins.ConfigureRequest
+	file     string
+	proxy    string
+	first    netip.Addr
+	specs    []instanceSpec
+	srcHash  [32]byte
+	warnings []plugins.Diagnostic
+}
+
+// New returns a local adapter with a logger named "local" that writes to
+// standard error (hclog's default, which plugins/sdk sets up to reach the
+// host).
+func New() *Adapter {
+	return newAdapter(hclog.Default().Named(Name))
+}
+
+func newAdapter(log hclog.Logger) *Adapter {
+	return &Adapter{
+		log:         log,
+		filePoll:    500 * time.Millisecond,
+		procPoll:    250 * time.Millisecond,
+		grace:       time.Second, // the host allows about 2s for Close
+		minBackoff:  250 * time.Millisecond,
+		maxBackoff:  15 * time.Second,
+		stableAfter: 10 * time.Second,
+	}
+}
+
+// Info describes the adapter.
+func (a *Adapter) Info(context.Context) (*plugins.InfoResponse, error) {
+	return &plugins.InfoResponse{
+		Name:            Name,
+		Version:         Version,
+		ProtocolVersion: plugins.ProtocolVersion,
+		Capabilities:    []string{plugins.CapRunsInstances, plugins.CapJoinTokens},
+	}, nil
+}
+
+// Configure reads and checks the workloads file named by req.Source and
+// plans every instance: its address, its processes, its ports (which must
+// be free unless an earlier run's processes are to be adopted). Nothing
+// starts before Watch. Called again after Watch has started, it applies the
+// new configuration to the running instances.
+func (a *Adapter) Configure(_ context.Context, req *plugins.ConfigureRequest) (*plugins.ConfigureResponse, error) {
+	if req == nil {
+		return nil, errors.New("configuring the local adapter: nil request")
+	}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil, errors.New("configuring the local adapter: it is closed")
+	}
+	r := a.run
+	a.mu.Unlock()
+
+	var src []byte
+	var diags []plugins.Diagnostic
+	if req.Source != "" {
+		var err error
+		if src, err = os.ReadFile(req.Source); err != nil {
+			diags = append(diags, errorDiag("Cannot read workloads file",
+				"Reading %s: %v. Give the local adapter the path of an HCL workloads file, for example examples/local/workloads.hcl.", req.Source, err))
+		}
+	}
+	cfg, d := a.prepare(*req, src, r)
+	diags = append(diags, d...)
+	resp := &plugins.ConfigureResponse{Diagnostics: diags}
+	if hasErrors(diags) {
+		return resp, nil
+	}
+	a.mu.Lock()
+	a.cfg = cfg
+	a.mu.Unlock()
+	if r != nil {
+		if err := writeTrustBundle(cfg.req.Mesh); err != nil {
+			return nil, err
+		}
+		r.apply(cfg.specs)
+		r.setDiags(cfg.warnings)
+	}
+	return resp, nil
+}
+
+// prepare checks a request and plans its instances. r is the running
+// runner, or nil before the first Watch; its instances keep their
+// addresses and need no port check.
+func (a *Adapter) prepare(req plugins.ConfigureRequest, src []byte, r *runner) (*config, []plugins.Diagnostic) {
+	var diags []plugins.Diagnostic
+	m := req.Mesh
+	if req.Source == "" {
+		diags = append(diags, errorDiag("No workloads file",
+			"The local adapter's source is the path of an HCL workloads file; none was given. Pass one, for example --adapter local=examples/local/workloads.hcl."))
+	}
+	if m.DataDir == "" {
+		diags = append(diags, errorDiag("No data directory",
+			"The local adapter needs MeshContext.DataDir for its state file, logs and sidecar data; the controller sets it from --data-dir."))
+	}
+	var proxy string
+	if m.ProxyBinary == "" {
+		diags = append(diags, errorDiag("No proxy binary",
+			"The local adapter starts a weft-proxy beside every instance, but no proxy binary was given. Build weft-proxy (make) and put it beside weft or in PATH, or pass --proxy-binary."))
+	} else {
+		wd, _ := os.Getwd()
+		p, err := resolveCommand(m.ProxyBinary, wd)
+		if err != nil {
+			diags = append(diags, errorDiag("Proxy binary not found", "%v. Build weft-proxy (make) or pass --proxy-binary with its path.", err))
+		}
+		proxy = p
+	}
+	if len(m.JoinKey) < 16 {
+		diags = append(diags, errorDiag("No join key",
+			"The local adapter mints a join token for every sidecar it starts and needs MeshContext.JoinKey (at least 16 bytes) for it; the controller derives one per adapter."))
+	}
+	if len(m.ControllerAddrs) == 0 {
+		diags = append(diags, errorDiag("No controller address",
+			"The sidecars the local adapter starts need MeshContext.ControllerAddrs, the host:port of the controller's sidecar API."))
+	}
+	if len(m.TrustBundlePEM) == 0 {
+		diags = append(diags, warningDiag("No trust bundle",
+			"MeshContext.TrustBundlePEM is empty, so the sidecars cannot verify the controller; they will not get a certificate."))
+	}
+	first := defaultFirstAddress
+	for k, v := range req.Options {
+		switch k {
+		case OptionFirstAddress:
+			a, err := netip.ParseAddr(v)
+			if err != nil || !a.Is4() || !a.IsLoopback() {
+				diags = append(diags, errorDiag("Invalid first_address",
+					"Option first_address = %q: give an IPv4 loopback address (127.0.0.0/8) such as 127.0.0.2.", v))
+				continue
+			}
+			first = a
+		default:
+			diags = append(diags, warningDiag("Unknown option",
+				"The local adapter has no option %q and ignores it; it knows %s.", k, OptionFirstAddress))
+		}
+	}
+	if hasErrors(diags) || src == nil {
+		return nil, diags
+	}
+
+	w, hd := parseWorkloads(src, req.Source)
+	diags = append(diags, convertDiags(hd)...)
+	if hd.HasErrors() {
+		return nil, diags
+	}
+
+	// Addresses are kept from the running instances, or else from the
+	// state file of an earlier run, whose processes may be adopted.
+	var prev map[string]stateEntry
+	var running map[string]bool
+	if r != nil {
+		prev, running = r.current()
+	} else {
+		st, err := readState(layout{m.DataDir}.stateFile())
+		if err != nil {
+			return nil, append(diags, errorDiag("Unreadable state file", "%v", err))
+		}
+		prev = st
+	}
+	specs, hd := buildPlan(planInput{W: w, Mesh: m, ProxyPath: proxy, First: first, Prev: prevAddresses(prev)})
+	diags = append(diags, convertDiags(hd)...)
+	if hd.HasErrors() {
+		return nil, diags
+	}
+	for _, s := range specs {
+		if running[s.ID] {
+			continue
+		}
+		e, known := prev[s.ID]
+		if !known || !adoptable(e.App, s.App) {
+			if _, err := checkPorts(s.Address, s.Port); err != nil {
+				diags = append(diags, portDiag(s, s.Port, "the app port", err,
+					fmt.Sprintf("change `port` of service %q at %s", s.Service, at(s.PortRange))))
+			}
+		}
+		if !known || !adoptable(e.Proxy, s.Proxy) {
+			for _, p := range []struct {
+				port int
+				what string
+			}{{meshPort, "the sidecar's mesh port"}, {adminPort, "the sidecar's admin port"}} {
+				if _, err := checkPorts(s.Address, p.port); err != nil {
+					diags = append(diags, portDiag(s, p.port, p.what, err,
+						fmt.Sprintf("set the option %s to use other addresses", OptionFirstAddress)))
+				}
+			}
+		}
+	}
+	if hasErrors(diags) {
+		return nil, diags
+	}
+	var warnings []plugins.Diagnostic
+	for _, d := range diags {
+		if d.Severity == plugins.SeverityWarning {
+			warnings = append(warnings, d)
+		}
+	}
+	return &config{
+		req: req, file: req.Source, proxy: proxy, first: first, specs: specs,
+		srcHash: sha256.Sum256(src), warnings: warnings,
+	}, diags
+}
+
+func portDiag(s instanceSpec, port int, what string, err error, other string) plugins.Diagnostic {
+	addr := net.JoinHostPort(s.Address, strconv.Itoa(port))
+	return errorDiag("Port in use",
+		"Cannot listen on %s, %s of instance %s: %v. Stop the process that holds %s, or %s.",
+		addr, what, s.ID, unwrapOpErr(err), addr, other)
+}
+
+// Watch starts the instances on its first call (adopting those of an
+// earlier run that still match), then sends a full snapshot now and on
+// every change (a process started, exited or restarted, the workloads file
+// changed) until ctx is done or the adapter is closed. Returning does not
+// stop any process: only Close does.
+func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events chan<- plugins.WatchEvent) error {
+	r, err := a.ensureRunning()
+	if err != nil {
+		return err
+	}
+	var last *plugins.WatchEvent
+	for {
+		sts, diags, changed, closed := r.view()
+		if closed {
+			return nil
+		}
+		ev := plugins.WatchEvent{
+			Snapshot:    model.Snapshot{Adapter: Name, Instances: translate(a.workloadsFile(), sts)},
+			Diagnostics: diags,
+		}
+		if last == nil || !reflect.DeepEqual(*last, ev) {
+			select {
+			case events <- ev:
+				last = &ev
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		}
+	}
+}
+
+func (a *Adapter) workloadsFile() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg.file
+}
+
+// ensureRunning creates the runner and applies the configuration on the
+// first call, and starts re-reading the workloads file.
+func (a *Adapter) ensureRunning() (*runner, error) {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil, errors.New("watching: the local adapter is closed")
+	}
+	if a.cfg == nil {
+		a.mu.Unlock()
+		return nil, errors.New("watching: the local adapter is not configured; call Configure first and fix the diagnostics it reports")
+	}
+	if a.run != nil {
+		r := a.run
+		a.mu.Unlock()
+		return r, nil
+	}
+	cfg := a.cfg
+	m := cfg.req.Mesh
+	l := layout{m.DataDir}
+	for _, d := range []string{m.DataDir, l.logDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			a.mu.Unlock()
+			return nil, fmt.Errorf("creating data directory: %w", err)
+		}
+	}
+	if err := writeTrustBundle(m); err != nil {
+		a.mu.Unlock()
+		return nil, err
+	}
+	prev, err := readState(l.stateFile())
+	if err != nil {
+		a.mu.Unlock()
+		return nil, err
+	}
+	r := newRunner(runnerConfig{
+		DataDir:     m.DataDir,
+		StateFile:   l.stateFile(),
+		Token:       a.mintToken,
+		Grace:       a.grace,
+		Poll:        a.procPoll,
+		MinBackoff:  a.minBackoff,
+		MaxBackoff:  a.maxBackoff,
+		StableAfter: a.stableAfter,
+		Log:         a.log,
+	}, prev)
+	a.run = r
+	a.pollStop, a.pollDone = make(chan struct{}), make(chan struct{})
+	stop, done := a.pollStop, a.pollDone
+	a.mu.Unlock()
+
+	r.apply(cfg.specs)
+	r.setDiags(cfg.warnings)
+	go a.pollFile(r, stop, done)
+	return r, nil
+}
+
+// mintToken mints the join token a sidecar presents once to the controller.
+func (a *Adapter) mintToken(s instanceSpec) (string, error) {
+	a.mu.Lock()
+	key := a.cfg.req.Mesh.JoinKey
+	a.mu.Unlock()
+	tok, err := ca.MintJoinToken(key, ca.JoinClaims{
+		Adapter: Name, Instance: s.ID, Service: s.Service, Namespace: s.Namespace,
+	}, joinTokenTTL)
+	if err != nil {
+		return "", fmt.Errorf("minting join token for %s: %w", s.ID, err)
+	}
+	return tok, nil
+}
+
+// pollFile re-reads the workloads file and applies it when it changed. A
+// version with errors never replaces a good one: the last good instances
+// keep running and the errors travel with every snapshot until the file
+// is fixed.
+func (a *Adapter) pollFile(r *runner, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(a.filePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		a.reload(r)
+	}
+}
+
+func (a *Adapter) reload(r *runner) {
+	a.mu.Lock()
+	cfg := a.cfg
+	a.mu.Unlock()
+	src, err := os.ReadFile(cfg.file)
+	if err != nil {
+		r.setDiags(append(slices.Clone(cfg.warnings), errorDiag("Cannot read workloads file",
+			"Reading %s: %v. The instances of its last good version keep running; restore the file.", cfg.file, err)))
+		return
+	}
+	if sha256.Sum256(src) == cfg.srcHash {
+		r.setDiags(cfg.warnings)
+		return
+	}
+	next, diags := a.prepare(cfg.req, src, r)
+	if next == nil {
+		r.setDiags(append(diags, errorDiag("Workloads file not applied",
+			"%s changed but has errors (reported with this one); the instances of its last good version keep running until it is fixed.", cfg.file)))
+		return
+	}
+	a.log.Info("workloads file changed; applying it", "file", cfg.file, "instances", len(next.specs))
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return
+	}
+	a.cfg = next
+	a.mu.Unlock()
+	r.apply(next.specs)
+	r.setDiags(next.warnings)
+}
+
+// Close stops every process the adapter started or adopted (SIGTERM to
+// each process group, SIGKILL after a grace period of a second) and
+// removes the state file. The plugin SDK calls it when the controller
+// shuts the adapter down; when the controller dies instead, Close is not
+// called and the instances keep running for the next adapter to adopt.
+// Close is idempotent.
+func (a *Adapter) Close() error {
+	a.mu.Lock()
+	a.closed = true
+	r, stop, done := a.run, a.pollStop, a.pollDone
+	a.pollStop = nil
+	a.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
+	if r == nil {
+		return nil
+	}
+	if err := r.close(); err != nil {
+		return fmt.Errorf("closing the local adapter: %w", err)
+	}
+	return nil
+}
+
+// writeTrustBundle writes the roots the sidecars verify the controller with.
+func writeTrustBundle(m plugins.MeshContext) error {
+	path := layout{m.DataDir}.trustBundle()
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, m.TrustBundlePEM) {
+		return nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, m.TrustBundlePEM, 0o644); err != nil {
+		return fmt.Errorf("writing trust bundle: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing trust bundle: %w", err)
+	}
+	return nil
+}
+
+// convertDiags turns HCL diagnostics into plugin diagnostics, which carry
+// no source range: the detail starts with file:line:col.
+func convertDiags(hd hcl.Diagnostics) []plugins.Diagnostic {
+	out := make([]plugins.Diagnostic, 0, len(hd))
+	for _, d := range hd {
+		sev := plugins.SeverityError
+		if d.Severity == hcl.DiagWarning {
+			sev = plugins.SeverityWarning
+		}
+		detail := d.Detail
+		if d.Subject != nil {
+			detail = at(*d.Subject) + ": " + detail
+		}
+		out = append(out, plugins.Diagnostic{Severity: sev, Summary: d.Summary, Detail: detail})
+	}
+	return out
+}
+
+func errorDiag(summary, format string, args ...any) plugins.Diagnostic {
+	return plugins.Diagnostic{Severity: plugins.SeverityError, Summary: summary, Detail: fmt.Sprintf(format, args...)}
+}
+
+func warningDiag(summary, format string, args ...any) plugins.Diagnostic {
+	return plugins.Diagnostic{Severity: plugins.SeverityWarning, Summary: summary, Detail: fmt.Sprintf(format, args...)}
+}
+
+func hasErrors(ds []plugins.Diagnostic) bool {
+	for _, d := range ds {
+		if d.Severity == plugins.SeverityError {
+			return true
+		}
+	}
+	return false
+}
+
+// unwrapOpErr drops the "listen tcp 127.0.0.2:8080:" prefix that the
+// message repeats anyway.
+func unwrapOpErr(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
+}
+
+// Interface guards.
+var (
+	_ plugins.Adapter = (*Adapter)(nil)
+	_ io.Closer       = (*Adapter)(nil)
+)

@@ -1,0 +1,98 @@
+// Package local is the local adapter: it runs the services of a workloads
+// file as plain processes on the loopback interface, each instance with a
+// weft-proxy sidecar beside it, and reports them to the controller. It is
+// the built-in default, what `weft controller --adapter local=FILE` runs
+// for anyone trying Weft on a laptop, and the reference adapter for plugin
+// authors: every other adapter follows its shape.
+//
+// Entry point: New, which returns an Adapter (plugins.Adapter and
+// io.Closer). `weft adapter local` serves it over go-plugin with
+// plugins/sdk; tests use it in memory.
+//
+// # Where things are
+//
+//   - workloads.go: the workloads file's schema and decoding, with
+//     diagnostics that name file:line:col.
+//   - plan.go: from a decoded file to one spec per instance (address,
+//     command line, environment, sidecar command line).
+//   - runner.go: process supervision: start, adopt, restart with backoff,
+//     stop.
+//   - state.go: the state file, address assignment and adoption checks.
+//   - translate.go: the pure function from the runner's state to model
+//     instances, which most tests hit.
+//   - adapter.go: the plugins.Adapter: Info, Configure, Watch, Close.
+//
+// # The workloads file
+//
+// ConfigureRequest.Source is the path of an HCL file of service blocks:
+//
+//	service "api" {
+//	  command   = "../../bin/weft-demo-app" # relative to this file's directory, or a name in PATH
+//	  args      = ["--name", "api"]         # optional
+//	  env       = { STORE_URL = "http://${HOST}:9002" } # optional
+//	  instances = 2                         # 1 to 100, default 1
+//	  port      = 8080                      # where the app listens on its instance address
+//	  namespace = "default"                 # optional
+//	  meta      = { version = "v1" }        # optional, for subsets
+//	  tags      = ["demo"]                  # optional
+//	}
+//
+// Instances are named <service>-<index> ("api-0", "api-1"). Apps run in
+// the file's directory with the adapter's environment plus HOST (the
+// instance address), PORT, WEFT_SERVICE, WEFT_INSTANCE, WEFT_NAMESPACE and
+// the file's env. Values in args and env may use ${HOST}, ${PORT},
+// ${WEFT_SERVICE}, ${WEFT_INSTANCE} and ${WEFT_NAMESPACE}, expanded per
+// instance; write $${ for a literal ${. ${HOST} matters for upstreams:
+// a sidecar listens for its app's upstreams on the instance's own address,
+// so an app reaches upstream "api" at http://${HOST}:<local_port>, not at
+// 127.0.0.1.
+//
+// The file is re-read every half second. A changed file is applied
+// (instances added, removed, restarted when their command line or
+// environment changed); a file with errors is not: the last good
+// instances keep running and the errors are sent with every snapshot.
+//
+// # Addresses and ports
+//
+// Every instance gets a loopback address of its own, so that all of them
+// can use the same app port and the same upstream ports: 127.0.0.2,
+// 127.0.0.3, ... in the order of service name, then index (the option
+// first_address moves the start). On the address, the app listens on
+// `port`, the sidecar's mesh port on 15001 and its admin API on 15000.
+// Configure checks that these can be bound and names address:port if not.
+// Linux routes all of 127.0.0.0/8 to lo; macOS answers only 127.0.0.1
+// until each address is aliased, for example
+// `sudo ifconfig lo0 alias 127.0.0.2 up`.
+//
+// # Processes
+//
+// Watch starts the instances on its first call. Each instance runs two
+// processes, the app and the sidecar
+//
+//	<ProxyBinary> --instance <id> --controller <addr>... \
+//	  --trust-bundle <DataDir>/trust-bundle.pem --admin <address>:15000 \
+//	  --data-dir <DataDir>/proxy/<id>
+//
+// with a fresh single-use join token in WEFT_JOIN_TOKEN (never on the
+// command line), each in a process group of its own, logging to
+// <DataDir>/logs/<id>.app.log and <id>.proxy.log. A process that exits is
+// started again after a backoff (250ms doubling to 15s, reset after 10s of
+// running); a restarted sidecar gets a new join token. An instance is
+// passing while its app runs and critical otherwise; a snapshot with every
+// declared instance is sent on every change.
+//
+// # The state file
+//
+// <DataDir>/local-state.json records every instance's ID, service,
+// address and ports and the pid, command line and start hash of its two
+// processes. The processes outlive the adapter: if the adapter (or the
+// controller) dies, the next adapter over the same DataDir adopts those
+// that still run what it would run (the pid is alive, /proc/<pid>/cmdline
+// matches, the environment hashes the same) instead of starting them
+// twice, watches them by polling, and stops the processes of instances no
+// longer declared. Adoption needs /proc, so it works on Linux only.
+//
+// Close, which the plugin SDK calls when the controller shuts the adapter
+// down, stops every process the adapter started or adopted (SIGTERM to the
+// process group, SIGKILL a second later) and removes the state file.
+package local

@@ -1,0 +1,478 @@
+package local
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"reflect"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/weftmesh/weft/plugins"
+)
+
+// runnerConfig holds what the runner needs besides the instance specs.
+type runnerConfig struct {
+	DataDir   string
+	StateFile string
+	// Token mints a fresh join token for an instance's sidecar; it is
+	// called at every sidecar start.
+	Token func(spec instanceSpec) (string, error)
+	// Grace is how long a process has between SIGTERM and SIGKILL.
+	Grace time.Duration
+	// Poll is how often the liveness of adopted processes is checked.
+	Poll time.Duration
+	// MinBackoff and MaxBackoff bound the wait before a restart; it doubles
+	// per crash and resets once a process has run for StableAfter.
+	MinBackoff, MaxBackoff, StableAfter time.Duration
+	Log                                 hclog.Logger
+}
+
+// runner supervises the processes of every instance: it starts (or adopts)
+// each instance's app and sidecar, restarts them when they exit, records
+// them in the state file, and announces every change.
+type runner struct {
+	cfg runnerConfig
+
+	applyMu sync.Mutex // serialises apply and close
+
+	mu      sync.Mutex
+	insts   map[string]*instance
+	prev    map[string]stateEntry // from the state file, until the first apply
+	changed chan struct{}         // closed and replaced on every change
+	diags   []plugins.Diagnostic  // problems sent with every snapshot
+	closed  bool
+	done    chan struct{} // closed when close has finished
+}
+
+type instance struct {
+	spec  instanceSpec
+	app   *slot
+	proxy *slot
+}
+
+// slot is one supervised process (an app or a sidecar). A slot is replaced,
+// never restarted with another spec.
+type slot struct {
+	kind string // "app" or "proxy"
+	spec procSpec
+	inst instanceSpec
+
+	stop chan struct{} // closed to stop the process for good
+	done chan struct{} // closed when the supervising goroutine has ended
+
+	// guarded by runner.mu
+	pid     int
+	running bool
+	starts  int
+}
+
+// instanceStatus is what translate needs of one instance.
+type instanceStatus struct {
+	Spec         instanceSpec
+	AppPID       int
+	AppRunning   bool
+	ProxyPID     int
+	ProxyRunning bool
+	Restarts     int
+}
+
+func newRunner(cfg runnerConfig, prev map[string]stateEntry) *runner {
+	if cfg.Log == nil {
+		cfg.Log = hclog.NewNullLogger()
+	}
+	return &runner{
+		cfg:     cfg,
+		insts:   map[string]*instance{},
+		prev:    prev,
+		changed: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+}
+
+// apply makes the running instances match specs: it stops the processes of
+// instances no longer declared and those whose command changed, then
+// starts (or, on the first apply, adopts) what is missing.
+func (r *runner) apply(specs []instanceSpec) {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	want := map[string]bool{}
+	for _, s := range specs {
+		want[s.ID] = true
+	}
+	var stopping []*slot
+	for id, in := range r.insts {
+		if !want[id] {
+			stopping = append(stopping, in.app, in.proxy)
+			delete(r.insts, id)
+		}
+	}
+	type startReq struct {
+		s     *slot
+		adopt int
+	}
+	var starting []startReq
+	for _, spec := range specs {
+		in, ok := r.insts[spec.ID]
+		if !ok {
+			in = &instance{spec: spec, app: newSlot("app", spec.App, spec), proxy: newSlot("proxy", spec.Proxy, spec)}
+			r.insts[spec.ID] = in
+			var appPID, proxyPID int
+			if e, ok := r.prev[spec.ID]; ok && e.Address == spec.Address {
+				if adoptable(e.App, spec.App) {
+					appPID = e.App.PID
+				}
+				if adoptable(e.Proxy, spec.Proxy) {
+					proxyPID = e.Proxy.PID
+				}
+			}
+			starting = append(starting, startReq{in.app, appPID}, startReq{in.proxy, proxyPID})
+			continue
+		}
+		if in.app.spec.hash() != spec.App.hash() {
+			stopping = append(stopping, in.app)
+			in.app = newSlot("app", spec.App, spec)
+			starting = append(starting, startReq{in.app, 0})
+		}
+		if in.proxy.spec.hash() != spec.Proxy.hash() {
+			stopping = append(stopping, in.proxy)
+			in.proxy = newSlot("proxy", spec.Proxy, spec)
+			starting = append(starting, startReq{in.proxy, 0})
+		}
+		in.spec = spec
+		in.app.inst, in.proxy.inst = spec, spec
+	}
+	// Processes of an earlier run whose instances are no longer declared
+	// would hold their addresses and ports for ever: stop them, if they are
+	// still what was recorded.
+	var orphans []stateProc
+	for id, e := range r.prev {
+		if !want[id] {
+			for _, p := range []stateProc{e.App, e.Proxy} {
+				if p.PID > 0 && runs(p.PID, p.Argv) {
+					orphans = append(orphans, p)
+				}
+			}
+		}
+	}
+	r.prev = nil
+	r.changedLocked()
+	r.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, s := range stopping {
+		wg.Add(1)
+		go func() { defer wg.Done(); close(s.stop); <-s.done }()
+	}
+	for _, p := range orphans {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.cfg.Log.Info("stopping a process of an earlier run whose instance is no longer declared", "pid", p.PID, "command", p.Argv[0])
+			terminate(p.PID, pollExit(p.PID, r.cfg.Poll, nil), r.cfg.Grace, r.cfg.Log)
+		}()
+	}
+	wg.Wait()
+	for _, st := range starting {
+		go r.supervise(st.s, st.adopt)
+	}
+}
+
+func newSlot(kind string, spec procSpec, inst instanceSpec) *slot {
+	return &slot{kind: kind, spec: spec, inst: inst, stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// supervise runs one slot until it is stopped: it adopts adoptPID (if not
+// zero) or starts the process, waits for it to exit, and starts it again
+// after a backoff.
+func (r *runner) supervise(s *slot, adoptPID int) {
+	defer close(s.done)
+	log := r.cfg.Log.With("instance", s.inst.ID, "process", s.kind)
+	backoff := r.cfg.MinBackoff
+	pid := adoptPID
+	for {
+		var exited <-chan struct{}
+		if pid != 0 {
+			log.Info("adopted a running process of an earlier adapter", "pid", pid)
+			exited = pollExit(pid, r.cfg.Poll, s.stop)
+		} else {
+			cmd, err := r.start(s)
+			if err != nil {
+				log.Error("cannot start process; retrying", "error", err, "in", backoff)
+			} else {
+				pid = cmd.Process.Pid
+				ch := make(chan struct{})
+				go func() {
+					err := cmd.Wait()
+					log.Warn("process exited", "pid", cmd.Process.Pid, "status", exitStatus(err))
+					close(ch)
+				}()
+				exited = ch
+				log.Info("started process", "pid", pid)
+			}
+		}
+		startedAt := time.Now()
+		if exited != nil {
+			r.setProc(s, pid, true)
+			select {
+			case <-exited:
+				r.setProc(s, pid, false)
+			case <-s.stop:
+				terminate(pid, exited, r.cfg.Grace, log)
+				r.setProc(s, pid, false)
+				return
+			}
+			if time.Since(startedAt) >= r.cfg.StableAfter {
+				backoff = r.cfg.MinBackoff
+			}
+		}
+		pid = 0
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-s.stop:
+			t.Stop()
+			return
+		}
+		backoff = min(2*backoff, r.cfg.MaxBackoff)
+	}
+}
+
+// start starts the slot's process in a process group of its own, so that
+// it outlives the adapter and is stopped as a whole.
+func (r *runner) start(s *slot) (*exec.Cmd, error) {
+	env := append(os.Environ(), s.spec.Env...)
+	if s.kind == "proxy" {
+		tok, err := r.cfg.Token(s.inst)
+		if err != nil {
+			return nil, err
+		}
+		env = append(env, "WEFT_JOIN_TOKEN="+tok)
+		if err := os.MkdirAll(layout{r.cfg.DataDir}.proxyDir(s.inst.ID), 0o700); err != nil {
+			return nil, fmt.Errorf("creating sidecar data directory: %w", err)
+		}
+	}
+	logf, err := os.OpenFile(s.spec.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening log file: %w", err)
+	}
+	defer logf.Close()
+	cmd := &exec.Cmd{
+		Path:        s.spec.Argv[0],
+		Args:        s.spec.Argv,
+		Env:         env,
+		Dir:         s.spec.Dir,
+		Stdout:      logf,
+		Stderr:      logf,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", s.spec.Argv[0], err)
+	}
+	return cmd, nil
+}
+
+// setProc records a slot's process and announces the change.
+func (r *runner) setProc(s *slot, pid int, running bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.pid, s.running = pid, running
+	if running {
+		s.starts++
+	}
+	if !r.closed {
+		r.changedLocked()
+	}
+}
+
+// changedLocked saves the state file and wakes every watcher.
+func (r *runner) changedLocked() {
+	if err := writeState(r.cfg.StateFile, r.entriesLocked()); err != nil {
+		r.cfg.Log.Error("cannot save state; a restarted adapter will not adopt the running instances", "error", err)
+	}
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+func (r *runner) entriesLocked() []stateEntry {
+	out := make([]stateEntry, 0, len(r.insts))
+	for _, in := range r.insts {
+		out = append(out, stateEntry{
+			ID: in.spec.ID, Service: in.spec.Service, Namespace: in.spec.Namespace,
+			Address: in.spec.Address, Ports: in.spec.Ports(),
+			App:   procEntry(in.app),
+			Proxy: procEntry(in.proxy),
+		})
+	}
+	return out
+}
+
+func procEntry(s *slot) stateProc {
+	p := stateProc{Argv: s.spec.Argv, Hash: s.spec.hash()}
+	if s.running {
+		p.PID = s.pid
+	}
+	return p
+}
+
+// setDiags replaces the problems reported with every snapshot.
+func (r *runner) setDiags(ds []plugins.Diagnostic) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || reflect.DeepEqual(r.diags, ds) {
+		return
+	}
+	r.diags = slices.Clone(ds)
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// current returns the state entries of the running instances and their
+// IDs.
+func (r *runner) current() (map[string]stateEntry, map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	entries := map[string]stateEntry{}
+	ids := map[string]bool{}
+	for _, e := range r.entriesLocked() {
+		entries[e.ID] = e
+		ids[e.ID] = true
+	}
+	return entries, ids
+}
+
+// view returns every instance's status, the problems to report, the
+// channel that is closed on the next change, and whether the runner is
+// closed.
+func (r *runner) view() ([]instanceStatus, []plugins.Diagnostic, <-chan struct{}, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, nil, nil, true
+	}
+	out := make([]instanceStatus, 0, len(r.insts))
+	for _, in := range r.insts {
+		st := instanceStatus{Spec: in.spec, AppRunning: in.app.running, ProxyRunning: in.proxy.running}
+		if in.app.running {
+			st.AppPID = in.app.pid
+		}
+		if in.proxy.running {
+			st.ProxyPID = in.proxy.pid
+		}
+		st.Restarts = max(in.app.starts-1, 0) + max(in.proxy.starts-1, 0)
+		out = append(out, st)
+	}
+	return out, slices.Clone(r.diags), r.changed, false
+}
+
+// close stops every process the runner started or adopted and removes the
+// state file. It is idempotent and returns when everything has stopped.
+func (r *runner) close() error {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		<-r.done
+		return nil
+	}
+	var slots []*slot
+	for _, in := range r.insts {
+		slots = append(slots, in.app, in.proxy)
+	}
+	r.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, s := range slots {
+		wg.Add(1)
+		go func() { defer wg.Done(); close(s.stop); <-s.done }()
+	}
+	wg.Wait()
+
+	r.mu.Lock()
+	r.closed = true
+	close(r.changed)
+	r.mu.Unlock()
+	defer close(r.done)
+	if err := os.Remove(r.cfg.StateFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing state file: %w", err)
+	}
+	return nil
+}
+
+// pollExit returns a channel closed when pid is gone (or quit is closed).
+// It is how the exit of an adopted process, not our child, is seen.
+func pollExit(pid int, every time.Duration, quit <-chan struct{}) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for alive(pid) {
+			select {
+			case <-t.C:
+			case <-quit:
+				// Stopping: keep watching until the process is gone, which
+				// terminate waits for.
+				quit = nil
+			}
+		}
+	}()
+	return ch
+}
+
+// killWait bounds the wait for a process to disappear after SIGKILL.
+const killWait = 5 * time.Second
+
+// terminate stops pid's process group: SIGTERM, then SIGKILL once grace
+// has passed. exited is closed when the process is gone.
+func terminate(pid int, exited <-chan struct{}, grace time.Duration, log hclog.Logger) {
+	signalGroup(pid, syscall.SIGTERM)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-exited:
+		return
+	case <-t.C:
+	}
+	log.Warn("process ignored SIGTERM; killing it", "pid", pid, "grace", grace)
+	signalGroup(pid, syscall.SIGKILL)
+	k := time.NewTimer(killWait)
+	defer k.Stop()
+	select {
+	case <-exited:
+	case <-k.C:
+		log.Error("process still there after SIGKILL", "pid", pid)
+	}
+}
+
+// signalGroup signals the process group led by pid, or pid alone if it
+// leads none.
+func signalGroup(pid int, sig syscall.Signal) {
+	if err := syscall.Kill(-pid, sig); errors.Is(err, syscall.ESRCH) {
+		_ = syscall.Kill(pid, sig)
+	}
+}
+
+func exitStatus(err error) string {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return "exit 0"
+	case errors.As(err, &ee):
+		return ee.ProcessState.String()
+	default:
+		return err.Error()
+	}
+}

@@ -1,0 +1,44 @@
+package local
+
+import (
+	"maps"
+	"slices"
+	"strconv"
+
+	"github.com/weftmesh/weft/core/model"
+)
+
+// translate turns the runner's view of its instances into model instances,
+// sorted by ID. It is pure: the same statuses always give the same
+// instances. An instance is passing while its app process runs and
+// critical otherwise; the sidecar's state is reported in labels only.
+func translate(workloadsFile string, sts []instanceStatus) []model.Instance {
+	out := make([]model.Instance, 0, len(sts))
+	for _, st := range sts {
+		s := st.Spec
+		in := model.Instance{
+			ID:        s.ID,
+			Service:   s.Service,
+			Namespace: s.Namespace,
+			Address:   s.Address,
+			Ports:     s.Ports(),
+			Meta:      maps.Clone(s.Meta),
+			Tags:      slices.Clone(s.Tags),
+			Health:    model.HealthCritical,
+			Labels: map[string]string{
+				"workloads_file": workloadsFile,
+				"restarts":       strconv.Itoa(st.Restarts),
+			},
+		}
+		if st.AppRunning {
+			in.Health = model.HealthPassing
+			in.Labels["pid"] = strconv.Itoa(st.AppPID)
+		}
+		if st.ProxyRunning {
+			in.Labels["proxy_pid"] = strconv.Itoa(st.ProxyPID)
+		}
+		out = append(out, in)
+	}
+	model.SortInstances(out)
+	return out
+}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/weftmesh/weft/adapters/local"
+	"github.com/weftmesh/weft/plugins/sdk"
+)
+
+// newAdapterCmd is `weft adapter <name>`: the built-in adapters, served as
+// plugin processes. The controller launches them; people don't.
+func newAdapterCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "adapter",
+		Short: "Serve a built-in adapter as a plugin process (launched by the controller, not by hand)",
+		Long: `Serve a built-in adapter as a plugin process.
+
+The controller launches these itself, as plugin processes of this binary,
+for every --adapter NAME=SOURCE whose NAME is built in. Run by hand, an
+adapter only says that it is a plugin and exits: to run one, start the
+controller, for example
+
+  weft controller --policy-dir examples/local/policy --adapter local=examples/local/workloads.hcl`,
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE:   func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "local",
+		Short: "Serve the local adapter, which runs workloads as processes on loopback addresses",
+		Args:  cobra.NoArgs,
+		Run:   func(*cobra.Command, []string) { sdk.Serve(local.New()) },
+	})
+	return cmd
+}
