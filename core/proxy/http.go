@@ -1,0 +1,92 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// gRPC status codes the proxy answers with itself.
+const (
+	grpcPermissionDenied = 7
+	grpcUnavailable      = 14
+)
+
+func isGRPC(r *http.Request) bool {
+	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
+}
+
+// writeGRPCError answers a gRPC call with a status and no message, in one
+// HEADERS frame ("trailers-only"), the way gRPC servers refuse a call.
+func writeGRPCError(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/grpc")
+	h.Set("Grpc-Status", strconv.Itoa(code))
+	h.Set("Grpc-Message", grpcPercentEncode(msg))
+	w.WriteHeader(http.StatusOK)
+}
+
+// grpcPercentEncode encodes a grpc-message value: bytes outside printable
+// ASCII, and '%', become %XX.
+func grpcPercentEncode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '%' {
+			fmt.Fprintf(&b, "%%%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// statusWriter remembers the status code of a response for metrics and the
+// access log. It passes Flush (and everything else, through Unwrap) on.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 && code >= 200 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// status is the response's status; 0 if nothing was written (the client
+// went away).
+func (w *statusWriter) status() int { return w.code }
+
+// grpcStatus is " grpc_status=N" for a gRPC response, else "".
+func (w *statusWriter) grpcStatus() string {
+	h := w.Header()
+	s := h.Get("Grpc-Status")
+	if s == "" {
+		s = h.Get(http.TrailerPrefix + "Grpc-Status")
+	}
+	if s == "" {
+		return ""
+	}
+	return " grpc_status=" + s
+}

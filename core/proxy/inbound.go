@@ -1,0 +1,260 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync/atomic"
+	"time"
+
+	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/policy"
+	"github.com/weftmesh/weft/core/spiffe"
+)
+
+// inbound terminates mTLS from other sidecars, authorizes the caller and
+// forwards to the local application.
+type inbound struct {
+	p     *Proxy
+	proto meshapi.Protocol
+	st    atomic.Pointer[inboundState]
+	tls   *tls.Config
+	conns connSet
+	// HTTP protocols only:
+	http *httpServer
+	rp   *httputil.ReverseProxy
+	app  *http.Transport
+}
+
+// inboundState is what a config change swaps into a running inbound
+// listener.
+type inboundState struct {
+	service string // this instance's service: the destination of every call
+	ownID   string
+	appAddr string
+	authz   *policy.Policy
+}
+
+type (
+	callerKey       struct{}
+	inboundStateKey struct{}
+)
+
+func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
+	in := &inbound{p: p, proto: sp.proto}
+	in.update(sp)
+	if sp.proto == meshapi.Protocol_PROTOCOL_TCP {
+		in.tls = p.serverTLS(nil)
+		return in
+	}
+	in.tls = p.serverTLS([]string{"h2", "http/1.1"})
+	in.app = appTransport(sp.proto, p.opts.DialTimeout)
+	in.rp = &httputil.ReverseProxy{
+		Rewrite:       in.rewrite,
+		Transport:     in.app,
+		FlushInterval: -1,
+		ErrorHandler:  in.proxyError,
+		ErrorLog:      p.log,
+	}
+	in.http = startHTTP(addr, http.HandlerFunc(in.serveHTTP), protocols(true, true, false), in.connContext, p.log)
+	return in
+}
+
+// appTransport reaches the local application: HTTP/1.1 for PROTOCOL_HTTP,
+// HTTP/2 cleartext (prior knowledge) for HTTP2 and GRPC.
+func appTransport(p meshapi.Protocol, dialTimeout time.Duration) *http.Transport {
+	d := &net.Dialer{Timeout: dialTimeout}
+	t := &http.Transport{
+		DialContext:         d.DialContext,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	if p == meshapi.Protocol_PROTOCOL_HTTP {
+		t.Protocols = protocols(true, false, false)
+	} else {
+		t.Protocols = protocols(false, false, true)
+	}
+	return t
+}
+
+func (in *inbound) key() string                { return KeyInbound }
+func (in *inbound) protocol() meshapi.Protocol { return in.proto }
+
+func (in *inbound) update(sp spec) {
+	own := sp.cfg.GetSpiffeId()
+	if own == "" {
+		if c := in.p.creds.Load(); c != nil {
+			own = c.ID.String()
+		}
+	}
+	in.st.Store(&inboundState{
+		service: sp.cfg.GetService(),
+		ownID:   own,
+		appAddr: hostPort(appHost(sp.in.GetAppAddress()), sp.in.GetAppPort()),
+		authz:   authzPolicy(sp.in.GetAuthz(), sp.cfg.GetService()),
+	})
+}
+
+func appHost(h string) string {
+	if h == "" {
+		return "127.0.0.1"
+	}
+	return h
+}
+
+// authzPolicy turns the inbound rules into a policy whose Decide applies
+// them: exact source over "*", deny over allow among equals, else the
+// default action.
+func authzPolicy(a *meshapi.Authz, dest string) *policy.Policy {
+	pol := &policy.Policy{Mesh: policy.Mesh{DefaultAction: action(a.GetDefaultAction())}}
+	for _, r := range a.GetRules() {
+		pol.Intentions = append(pol.Intentions, policy.Intention{Source: r.GetSource(), Destination: dest, Action: action(r.GetAction())})
+	}
+	return pol
+}
+
+func action(a meshapi.Action) policy.Action {
+	if a == meshapi.Action_ACTION_ALLOW {
+		return policy.Allow
+	}
+	return policy.Deny
+}
+
+// authorize reports whether caller may call this service, and if not, a
+// message for the caller saying why and what to do.
+func (st *inboundState) authorize(caller spiffe.Identity) (bool, string) {
+	act, byIntention := st.authz.Decide(caller.Service, st.service)
+	if act == policy.Allow {
+		return true, ""
+	}
+	if byIntention {
+		return false, fmt.Sprintf("weft: %s may not call %s: an intention denies service %q to %q", caller, st.service, caller.Service, st.service)
+	}
+	return false, fmt.Sprintf("weft: %s may not call %s: no intention allows it and the default is deny; add an intention from %q to %q", caller, st.service, caller.Service, st.service)
+}
+
+func (in *inbound) handle(raw net.Conn) bool {
+	if in.http != nil && in.http.ln.closedNow() {
+		return false
+	}
+	tc := track(raw, &in.conns)
+	conn := tls.Server(tc, in.tls)
+	ctx, cancel := context.WithTimeout(context.Background(), in.p.opts.HandshakeTimeout)
+	err := conn.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		in.p.log.Printf("inbound: refused connection from %s: mTLS handshake: %v", raw.RemoteAddr(), err)
+		conn.Close()
+		return true
+	}
+	caller, err := spiffe.FromCert(conn.ConnectionState().PeerCertificates[0])
+	if err != nil { // verified in the handshake; cannot happen
+		in.p.log.Printf("inbound: refused connection from %s: %v", raw.RemoteAddr(), err)
+		conn.Close()
+		return true
+	}
+	tc.setPeer(in.p.metrics, dirInbound, caller.Service)
+	if in.http != nil {
+		if !in.http.ln.push(conn) {
+			conn.Close()
+		}
+		return true
+	}
+	in.serveTCP(conn, caller)
+	return true
+}
+
+func (in *inbound) serveTCP(conn net.Conn, caller spiffe.Identity) {
+	start := time.Now()
+	st := in.st.Load()
+	if ok, why := st.authorize(caller); !ok {
+		in.p.metrics.denied.WithLabelValues(caller.Service).Inc()
+		in.p.log.Printf("access inbound DENIED caller=%s dest=%s proto=tcp reason=%q", caller, st.service, why)
+		conn.Close()
+		return
+	}
+	app, err := net.DialTimeout("tcp", st.appAddr, in.p.opts.DialTimeout)
+	if err != nil {
+		in.p.log.Printf("access inbound caller=%s dest=%s proto=tcp error=%q", caller, st.service, fmt.Sprintf("dialing the application at %s: %v", st.appAddr, err))
+		conn.Close()
+		return
+	}
+	rx, tx := pipe(conn, app)
+	in.p.log.Printf("access inbound caller=%s dest=%s proto=tcp rx=%d tx=%d dur=%s", caller, st.service, rx, tx, time.Since(start).Round(time.Microsecond))
+}
+
+func (in *inbound) connContext(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+			if id, err := spiffe.FromCert(certs[0]); err == nil {
+				return context.WithValue(ctx, callerKey{}, id)
+			}
+		}
+	}
+	return ctx
+}
+
+func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	st := in.st.Load()
+	caller, _ := r.Context().Value(callerKey{}).(spiffe.Identity)
+	rec := &statusWriter{ResponseWriter: w}
+	defer func() {
+		d := time.Since(start)
+		in.p.metrics.request(dirInbound, caller.Service, rec.status(), d)
+		in.p.log.Printf("access inbound caller=%s dest=%s method=%s path=%s status=%d%s dur=%s",
+			caller, st.service, r.Method, r.URL.Path, rec.status(), rec.grpcStatus(), d.Round(time.Microsecond))
+	}()
+	if caller.Service == "" {
+		http.Error(rec, "weft: the caller's identity is unknown", http.StatusForbidden)
+		return
+	}
+	if ok, why := st.authorize(caller); !ok {
+		in.p.metrics.denied.WithLabelValues(caller.Service).Inc()
+		in.p.log.Printf("access inbound DENIED caller=%s dest=%s method=%s path=%s reason=%q", caller, st.service, r.Method, r.URL.Path, why)
+		if isGRPC(r) {
+			writeGRPCError(rec, grpcPermissionDenied, why)
+			return
+		}
+		http.Error(rec, why, http.StatusForbidden)
+		return
+	}
+	in.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), inboundStateKey{}, st)))
+}
+
+func (in *inbound) rewrite(pr *httputil.ProxyRequest) {
+	st := pr.In.Context().Value(inboundStateKey{}).(*inboundState)
+	caller := pr.In.Context().Value(callerKey{}).(spiffe.Identity)
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = st.appAddr
+	pr.Out.Host = pr.In.Host
+	pr.Out.Header.Set("X-Weft-Caller", caller.String())
+	pr.Out.Header.Set("X-Forwarded-Client-Cert", "By="+st.ownID+";URI="+caller.String())
+}
+
+func (in *inbound) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	st := r.Context().Value(inboundStateKey{}).(*inboundState)
+	msg := fmt.Sprintf("weft: calling the application of %s at %s: %v; is it running and listening there?", st.service, st.appAddr, err)
+	in.p.log.Printf("inbound: %s", msg)
+	if isGRPC(r) {
+		writeGRPCError(w, grpcUnavailable, msg)
+		return
+	}
+	http.Error(w, msg, http.StatusBadGateway)
+}
+
+func (in *inbound) shutdown(ctx context.Context) {
+	if in.http != nil {
+		in.http.shutdown(ctx)
+	}
+	if !in.conns.wait(ctx) {
+		in.conns.closeAll()
+	}
+	if in.app != nil {
+		in.app.CloseIdleConnections()
+	}
+}

@@ -1,0 +1,391 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/spiffe"
+)
+
+// Listener keys. The inbound listener has one; each upstream listener is
+// keyed by the upstream's name.
+const KeyInbound = "inbound"
+
+// KeyUpstream is the listener key of the upstream named name.
+func KeyUpstream(name string) string { return "upstream/" + name }
+
+// Options tune a Proxy. The zero value is usable.
+type Options struct {
+	// Log receives access log lines and events. Default: os.Stderr.
+	Log io.Writer
+	// DrainTimeout bounds how long Close waits for open connections before
+	// closing them. Default: 5s.
+	DrainTimeout time.Duration
+	// HandshakeTimeout bounds an inbound mTLS handshake. Default: 10s.
+	HandshakeTimeout time.Duration
+	// DialTimeout bounds dialing an upstream sidecar or the local app.
+	// Default: 5s.
+	DialTimeout time.Duration
+	// Intn, when set, replaces math/rand for the least-request balancer.
+	Intn func(n int) int
+}
+
+// Proxy is the sidecar data plane. Create it with New, give it
+// credentials with SetCredentials and configuration with Apply (or let a
+// Client do both), and Close it when done. All methods are safe for
+// concurrent use.
+type Proxy struct {
+	opts    Options
+	log     *log.Logger
+	metrics *metrics
+	creds   atomic.Pointer[Credentials]
+	applied atomic.Pointer[appliedConfig]
+
+	mu      sync.Mutex // serializes Apply and Close; guards the fields below
+	sockets map[string]*socket
+	closed  bool
+
+	draining    sync.WaitGroup     // handlers of removed or replaced listeners
+	force       context.Context    // cancelled DrainTimeout after Close starts
+	forceCancel context.CancelFunc // cancels force
+	closeDone   chan struct{}
+}
+
+type appliedConfig struct {
+	version uint64
+	cfg     *meshapi.ProxyConfig
+}
+
+// New returns a proxy with no listeners.
+func New(o Options) *Proxy {
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 5 * time.Second
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 5 * time.Second
+	}
+	force, cancel := context.WithCancel(context.Background())
+	return &Proxy{
+		opts:        o,
+		log:         log.New(o.Log, "", log.LstdFlags|log.Lmicroseconds),
+		metrics:     newMetrics(),
+		sockets:     make(map[string]*socket),
+		force:       force,
+		forceCancel: cancel,
+		closeDone:   make(chan struct{}),
+	}
+}
+
+// Logf writes one line to the proxy's log.
+func (p *Proxy) Logf(format string, args ...any) { p.log.Printf(format, args...) }
+
+// Ready returns nil once the proxy holds a certificate and has applied a
+// configuration, or what it still waits for.
+func (p *Proxy) Ready() error {
+	if p.creds.Load() == nil {
+		return errors.New("waiting for a certificate from the controller")
+	}
+	if p.applied.Load() == nil {
+		return errors.New("waiting for the first configuration from the controller")
+	}
+	return nil
+}
+
+// Config returns the configuration applied last and its version, or nil.
+func (p *Proxy) Config() (uint64, *meshapi.ProxyConfig) {
+	a := p.applied.Load()
+	if a == nil {
+		return 0, nil
+	}
+	return a.version, a.cfg
+}
+
+// Addr returns the address the listener with key (KeyInbound,
+// KeyUpstream(name)) is bound to, or nil if there is none. Useful when the
+// configuration asks for port 0.
+func (p *Proxy) Addr(key string) net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s := p.sockets[key]; s != nil {
+		return s.ln.Addr()
+	}
+	return nil
+}
+
+// spec is one listener a configuration asks for.
+type spec struct {
+	key   string
+	addr  string // host:port as configured
+	proto meshapi.Protocol
+	cfg   *meshapi.ProxyConfig
+	in    *meshapi.Inbound  // for KeyInbound
+	up    *meshapi.Upstream // for upstream keys
+}
+
+// Apply makes cfg, as version, the proxy's configuration. It either applies
+// all of it or, if cfg is invalid or a listener cannot be bound, returns an
+// error and leaves the running configuration and listeners as they were.
+//
+// Listeners are reconciled by key: an unchanged listener keeps its socket
+// and its connections; new endpoints, balancing or authorization are
+// swapped into it atomically; a new protocol gets a new handler on the same
+// socket; a new address gets a new socket. A listener that goes away stops
+// accepting, and its open connections are left to finish.
+func (p *Proxy) Apply(version uint64, cfg *meshapi.ProxyConfig) error {
+	cfg = proto.Clone(cfg).(*meshapi.ProxyConfig)
+	specs, err := listenerSpecs(cfg)
+	if err != nil {
+		return fmt.Errorf("validating config version %d: %w", version, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("applying config: the proxy is closed")
+	}
+
+	// Pick a socket for every listener: its own if the address is the same,
+	// one that another key gives up at that address, or a new one. Only
+	// new sockets can fail, and they are all bound before anything changes.
+	byAddr := make(map[string]string)
+	for k, s := range p.sockets {
+		if !anyPort(s.addr) {
+			byAddr[s.addr] = k
+		}
+	}
+	next := make(map[string]*socket, len(specs))
+	kept := make(map[string]bool)
+	for _, sp := range specs {
+		if s := p.sockets[sp.key]; s != nil && s.addr == sp.addr {
+			next[sp.key], kept[sp.key] = s, true
+		}
+	}
+	var fresh []*socket
+	for _, sp := range specs {
+		if next[sp.key] != nil {
+			continue
+		}
+		if k, ok := byAddr[sp.addr]; ok && !kept[k] {
+			next[sp.key], kept[k] = p.sockets[k], true
+			continue
+		}
+		ln, err := net.Listen("tcp", sp.addr)
+		if err != nil {
+			for _, s := range fresh {
+				s.ln.Close()
+			}
+			return fmt.Errorf("binding %s listener on %s: %w; another process holds the port: stop it or change the port in the policy", sp.key, sp.addr, err)
+		}
+		s := &socket{addr: sp.addr, ln: ln, done: make(chan struct{})}
+		fresh = append(fresh, s)
+		next[sp.key] = s
+	}
+
+	// Nothing below fails.
+	p.applied.Store(&appliedConfig{version: version, cfg: cfg})
+	p.metrics.version.Set(float64(version))
+	for _, sp := range specs {
+		s := next[sp.key]
+		var old handler
+		if b := s.h.Load(); b != nil {
+			old = b.h
+		}
+		if u, ok := old.(updater); ok && u.key() == sp.key && u.protocol() == sp.proto {
+			u.update(sp)
+			continue
+		}
+		s.setHandler(p.newHandler(sp, s.ln.Addr()))
+		if old != nil {
+			p.drain(old)
+		} else {
+			go s.serve(p.log)
+		}
+	}
+	for k, s := range p.sockets {
+		if !kept[k] {
+			s.ln.Close()
+			p.drain(s.handler())
+		}
+	}
+	p.sockets = next
+	return nil
+}
+
+// updater is a handler that can take a new spec for the same key and
+// protocol without being replaced.
+type updater interface {
+	handler
+	key() string
+	protocol() meshapi.Protocol
+	update(sp spec)
+}
+
+func (p *Proxy) newHandler(sp spec, addr net.Addr) updater {
+	if sp.in != nil {
+		return p.newInbound(sp, addr)
+	}
+	return p.newOutbound(sp, addr)
+}
+
+// drain shuts a handler down in the background, letting its connections
+// finish until Close forces them.
+func (p *Proxy) drain(h handler) {
+	p.draining.Add(1)
+	go func() {
+		defer p.draining.Done()
+		h.shutdown(p.force)
+	}()
+}
+
+// Close stops every listener and waits up to Options.DrainTimeout for open
+// connections to finish, then closes them. It is idempotent.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		<-p.closeDone
+		return nil
+	}
+	p.closed = true
+	socks := p.sockets
+	p.sockets = nil
+	p.mu.Unlock()
+
+	timer := time.AfterFunc(p.opts.DrainTimeout, p.forceCancel)
+	defer timer.Stop()
+	var wg sync.WaitGroup
+	for _, s := range socks {
+		s.ln.Close()
+		wg.Go(func() {
+			<-s.done
+			s.handler().shutdown(p.force)
+		})
+	}
+	wg.Wait()
+	p.draining.Wait()
+	p.forceCancel()
+	close(p.closeDone)
+	return nil
+}
+
+// anyPort reports whether addr asks for any free port; two such listeners
+// never share a socket.
+func anyPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && port == "0"
+}
+
+// listenerSpecs checks cfg and lists the listeners it asks for, inbound
+// first, then upstreams in order.
+func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
+	if cfg == nil {
+		return nil, errors.New("the config is empty")
+	}
+	var specs []spec
+	if in := cfg.GetInbound(); in != nil {
+		if cfg.GetService() == "" {
+			return nil, errors.New("the config names no service; the inbound listener needs it to authorize callers")
+		}
+		if err := checkPort("inbound.port", in.GetPort(), true); err != nil {
+			return nil, err
+		}
+		if err := checkPort("inbound.app_port", in.GetAppPort(), false); err != nil {
+			return nil, err
+		}
+		if err := checkProtocol("inbound.protocol", in.GetProtocol()); err != nil {
+			return nil, err
+		}
+		for i, r := range in.GetAuthz().GetRules() {
+			if r.GetSource() == "" {
+				return nil, fmt.Errorf("inbound.authz.rules[%d] has no source; name a service or \"*\"", i)
+			}
+		}
+		bind := in.GetBindAddress()
+		if bind == "" {
+			bind = "0.0.0.0"
+		}
+		specs = append(specs, spec{key: KeyInbound, addr: hostPort(bind, in.GetPort()), proto: in.GetProtocol(), cfg: cfg, in: in})
+	}
+	names := make(map[string]bool)
+	for i, up := range cfg.GetUpstreams() {
+		name := up.GetName()
+		if name == "" {
+			return nil, fmt.Errorf("upstreams[%d] has no name", i)
+		}
+		if names[name] {
+			return nil, fmt.Errorf("upstream %q appears twice; upstream names must be unique", name)
+		}
+		names[name] = true
+		if _, err := spiffe.Parse(up.GetSpiffeId()); err != nil {
+			return nil, fmt.Errorf("upstream %q: %w", name, err)
+		}
+		if err := checkPort("upstream "+name+" local_port", up.GetLocalPort(), true); err != nil {
+			return nil, err
+		}
+		if err := checkProtocol("upstream "+name+" protocol", up.GetProtocol()); err != nil {
+			return nil, err
+		}
+		if _, ok := meshapi.LB_name[int32(up.GetLb())]; !ok {
+			return nil, fmt.Errorf("upstream %q: unknown load balancer %d", name, up.GetLb())
+		}
+		for j, ep := range up.GetEndpoints() {
+			if ep.GetAddress() == "" {
+				return nil, fmt.Errorf("upstream %q endpoint %d (%s) has no address", name, j, ep.GetInstanceId())
+			}
+			if err := checkPort(fmt.Sprintf("upstream %q endpoint %d port", name, j), ep.GetPort(), false); err != nil {
+				return nil, err
+			}
+		}
+		bind := up.GetBindAddress()
+		if bind == "" {
+			bind = "127.0.0.1"
+		}
+		specs = append(specs, spec{key: KeyUpstream(name), addr: hostPort(bind, up.GetLocalPort()), proto: up.GetProtocol(), cfg: cfg, up: up})
+	}
+	seen := make(map[string]string)
+	for _, sp := range specs {
+		if anyPort(sp.addr) {
+			continue
+		}
+		if other, ok := seen[sp.addr]; ok {
+			return nil, fmt.Errorf("listeners %s and %s both want %s; give each its own port", other, sp.key, sp.addr)
+		}
+		seen[sp.addr] = sp.key
+	}
+	return specs, nil
+}
+
+func checkPort(what string, port uint32, zeroOK bool) error {
+	if port > 65535 || (port == 0 && !zeroOK) {
+		return fmt.Errorf("%s is %d; want a port from 1 to 65535", what, port)
+	}
+	return nil
+}
+
+func checkProtocol(what string, p meshapi.Protocol) error {
+	if _, ok := meshapi.Protocol_name[int32(p)]; !ok {
+		return fmt.Errorf("%s: unknown protocol %d", what, p)
+	}
+	return nil
+}
+
+func hostPort(host string, port uint32) string {
+	return net.JoinHostPort(host, strconv.Itoa(int(port)))
+}
