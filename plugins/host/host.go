@@ -1,0 +1,278 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	plugin "github.com/hashicorp/go-plugin"
+
+	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/plugins"
+)
+
+// Options configures the supervision of one adapter plugin.
+type Options struct {
+	Name string // adapter name, e.g. "local" or "file"
+	// Command returns a fresh command for each (re)start. go-plugin appends
+	// the controller's environment and its handshake variables to cmd.Env.
+	Command func() *exec.Cmd
+	Request plugins.ConfigureRequest
+	Logger  hclog.Logger
+	// MinBackoff and MaxBackoff bound the wait before a restart (defaults
+	// 250ms and 30s). The wait doubles after each failure and goes back to
+	// MinBackoff once a plugin has streamed snapshots for MaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Update is one full snapshot from an adapter.
+type Update struct {
+	Adapter     string
+	Snapshot    model.Snapshot
+	Diagnostics []plugins.Diagnostic
+}
+
+// Status is the state of a supervised plugin, reported on every change.
+type Status struct {
+	Adapter string
+	Pid     int  // the plugin process, 0 when none runs
+	Running bool // a plugin process is up and has completed the handshake
+	// Restarts counts the launches after the first one.
+	Restarts int
+	// LastError is the most recent failure, kept after a recovery.
+	LastError string
+	Info      *plugins.InfoResponse
+}
+
+// Defaults of Options.
+const (
+	DefaultMinBackoff = 250 * time.Millisecond
+	DefaultMaxBackoff = 30 * time.Second
+)
+
+// callTimeout bounds Info and Configure.
+const callTimeout = time.Minute
+
+// Supervise launches the plugin with AutoMTLS, negotiates the version,
+// calls Info and checks the protocol version, Configure (error diagnostics
+// -> a clear error, retried with backoff), then Watch, forwarding each
+// event as an Update (Snapshot.Adapter set to Name). If the plugin process
+// dies or Watch fails, it is restarted with exponential backoff (reset
+// after a healthy period); nothing is sent meanwhile, so the last snapshot
+// stays in force. Returns when ctx is done, after shutting the plugin down
+// gracefully (client.Kill).
+//
+// Every failure, including a plugin of the wrong protocol version, is
+// retried, so an operator can replace a plugin binary without restarting
+// the controller; status (which may be nil) and the log say what failed.
+// Supervise returns nil when ctx is done, and an error only for Options it
+// cannot use.
+func Supervise(ctx context.Context, opts Options, updates chan<- Update, status func(Status)) error {
+	if err := opts.check(updates); err != nil {
+		return err
+	}
+	opts.defaults()
+	s := &supervisor{opts: opts, updates: updates, status: status}
+	s.st.Adapter = opts.Name
+	backoff := opts.MinBackoff
+	for {
+		healthy, err := s.run(ctx)
+		if ctx.Err() != nil {
+			s.report(func(st *Status) { st.Pid, st.Running = 0, false })
+			return nil
+		}
+		if healthy {
+			backoff = opts.MinBackoff
+		}
+		s.opts.Logger.Error("adapter plugin failed; restarting", "error", err, "backoff", backoff)
+		s.report(func(st *Status) { st.Pid, st.Running, st.LastError = 0, false, err.Error() })
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = nextBackoff(backoff, opts.MaxBackoff)
+		s.st.Restarts++
+	}
+}
+
+func (o *Options) check(updates chan<- Update) error {
+	var missing []string
+	if o.Name == "" {
+		missing = append(missing, "Name")
+	}
+	if o.Command == nil {
+		missing = append(missing, "Command")
+	}
+	if updates == nil {
+		missing = append(missing, "updates channel")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("supervising adapter plugin %q: missing %s", o.Name, strings.Join(missing, ", "))
+	}
+	if o.MinBackoff < 0 || o.MaxBackoff < 0 || (o.MaxBackoff > 0 && o.MinBackoff > o.MaxBackoff) {
+		return fmt.Errorf("supervising adapter plugin %q: backoff %v..%v is not a range; set 0 < MinBackoff <= MaxBackoff, or leave both 0", o.Name, o.MinBackoff, o.MaxBackoff)
+	}
+	return nil
+}
+
+func (o *Options) defaults() {
+	if o.MinBackoff == 0 {
+		o.MinBackoff = DefaultMinBackoff
+		if o.MaxBackoff > 0 {
+			o.MinBackoff = min(DefaultMinBackoff, o.MaxBackoff)
+		}
+	}
+	if o.MaxBackoff == 0 {
+		o.MaxBackoff = max(DefaultMaxBackoff, o.MinBackoff)
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.Default()
+	}
+	o.Logger = o.Logger.Named("adapter." + o.Name)
+}
+
+func nextBackoff(cur, maxBackoff time.Duration) time.Duration {
+	return min(2*cur, maxBackoff)
+}
+
+type supervisor struct {
+	opts    Options
+	updates chan<- Update
+	status  func(Status)
+	st      Status
+}
+
+func (s *supervisor) report(change func(*Status)) {
+	change(&s.st)
+	if s.status == nil {
+		return
+	}
+	st := s.st
+	if st.Info != nil {
+		info := *st.Info
+		info.Capabilities = append([]string(nil), info.Capabilities...)
+		st.Info = &info
+	}
+	s.status(st)
+}
+
+// run launches the plugin once and forwards its snapshots until it fails
+// or ctx is done. healthy says whether it streamed for a healthy period.
+func (s *supervisor) run(ctx context.Context) (healthy bool, err error) {
+	o := s.opts
+	cmd := o.Command()
+	if cmd == nil {
+		return false, fmt.Errorf("starting adapter %q: Options.Command returned no command", o.Name)
+	}
+	client := plugin.NewClient(plugins.ClientConfig(cmd, o.Logger))
+	defer client.Kill() // graceful: the plugin closes what it started
+
+	a, err := plugins.Dispense(client)
+	if err != nil {
+		return false, fmt.Errorf("starting adapter %q (%s): %w", o.Name, cmd.Path, err)
+	}
+	pid := 0
+	if rc := client.ReattachConfig(); rc != nil {
+		pid = rc.Pid
+	}
+	o.Logger.Info("adapter plugin started", "pid", pid, "path", cmd.Path, "restarts", s.st.Restarts)
+	s.report(func(st *Status) { st.Pid, st.Running = pid, true })
+
+	if err := s.configure(ctx, a); err != nil {
+		return false, err
+	}
+	return s.watch(ctx, a)
+}
+
+func (s *supervisor) configure(ctx context.Context, a plugins.Adapter) error {
+	o := s.opts
+	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	info, err := a.Info(callCtx)
+	if err != nil {
+		return fmt.Errorf("asking adapter %q for its info: %w", o.Name, err)
+	}
+	if err := plugins.CheckInfo(info); err != nil {
+		return fmt.Errorf("checking adapter %q: %w", o.Name, err)
+	}
+	s.report(func(st *Status) { st.Info = info })
+
+	req := o.Request
+	resp, err := a.Configure(callCtx, &req)
+	if err != nil {
+		return fmt.Errorf("configuring adapter %q: %w", o.Name, err)
+	}
+	var problems []string
+	for _, d := range resp.Diagnostics {
+		if d.Severity != plugins.SeverityError {
+			o.Logger.Warn("adapter configuration warning", "summary", d.Summary, "detail", d.Detail)
+			continue
+		}
+		problems = append(problems, diagString(d))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("configuring adapter %q with source %q: %s; fix the adapter's configuration (the controller's --adapter %s=... flag) and it will be retried",
+			o.Name, o.Request.Source, strings.Join(problems, "; "), o.Name)
+	}
+	return nil
+}
+
+func (s *supervisor) watch(ctx context.Context, a plugins.Adapter) (healthy bool, err error) {
+	o := s.opts
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := make(chan plugins.WatchEvent)
+	done := make(chan error, 1)
+	go func() { done <- a.Watch(wctx, &plugins.WatchRequest{}, events) }()
+
+	var since time.Time // first snapshot
+	isHealthy := func() bool { return !since.IsZero() && time.Since(since) >= o.MaxBackoff }
+	for {
+		select {
+		case ev := <-events:
+			if since.IsZero() {
+				since = time.Now()
+			}
+			ev.Snapshot.Adapter = o.Name
+			for _, d := range ev.Diagnostics {
+				o.Logger.Warn("adapter reported a problem", "severity", severityString(d.Severity), "summary", d.Summary, "detail", d.Detail)
+			}
+			select {
+			case s.updates <- Update{Adapter: o.Name, Snapshot: ev.Snapshot, Diagnostics: ev.Diagnostics}:
+			case <-ctx.Done():
+				cancel()
+				<-done
+				return isHealthy(), nil
+			}
+		case err := <-done:
+			if ctx.Err() != nil {
+				return isHealthy(), nil
+			}
+			if err == nil {
+				err = errors.New("the adapter ended its watch without an error, which it must not do while the controller runs")
+			}
+			return isHealthy(), fmt.Errorf("watching adapter %q: %w", o.Name, err)
+		}
+	}
+}
+
+func diagString(d plugins.Diagnostic) string {
+	if d.Detail == "" {
+		return d.Summary
+	}
+	return d.Summary + ": " + d.Detail
+}
+
+func severityString(s plugins.Severity) string {
+	if s == plugins.SeverityWarning {
+		return "warning"
+	}
+	return "error"
+}

@@ -1,0 +1,252 @@
+package host_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/host"
+	"github.com/weftmesh/weft/plugins/sdk"
+)
+
+// The test binary doubles as an adapter plugin whose behaviour modeEnv
+// names (see TestMain and fake).
+const (
+	modeEnv   = "WEFT_HOST_TEST_MODE"
+	markerEnv = "WEFT_HOST_TEST_MARKER"
+)
+
+const wait = 20 * time.Second
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(modeEnv); mode != "" {
+		sdk.Serve(&fake{mode: mode, marker: os.Getenv(markerEnv)})
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// fake behaves as mode says:
+//
+//	good        one snapshot with instance "a", then blocks
+//	badconfig   Configure answers with an error diagnostic
+//	oldversion  Info reports protocol version 0
+//	watcherr    one snapshot, then Watch fails
+type fake struct{ mode, marker string }
+
+func (f *fake) Info(context.Context) (*sdk.InfoResponse, error) {
+	v := sdk.ProtocolVersion
+	if f.mode == "oldversion" {
+		v = 0
+	}
+	return &sdk.InfoResponse{Name: "fake", ProtocolVersion: v}, nil
+}
+
+func (f *fake) Configure(_ context.Context, req *sdk.ConfigureRequest) (*sdk.ConfigureResponse, error) {
+	if f.mode == "badconfig" {
+		return &sdk.ConfigureResponse{Diagnostics: []sdk.Diagnostic{
+			sdk.Errorf("Source not found", "no file at %s", req.Source),
+		}}, nil
+	}
+	return &sdk.ConfigureResponse{Diagnostics: []sdk.Diagnostic{sdk.Warningf("Just so you know", "all is fine")}}, nil
+}
+
+func (f *fake) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- sdk.WatchEvent) error {
+	in := sdk.Instance{ID: "a", Service: "web", Address: "127.0.0.1", Ports: map[string]int{sdk.PortMesh: 20000}}
+	select {
+	case events <- sdk.WatchEvent{Snapshot: sdk.Snapshot{Instances: []sdk.Instance{in}}}:
+	case <-ctx.Done():
+		return nil
+	}
+	if f.mode == "watcherr" {
+		return errors.New("lost the scheduler")
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (f *fake) Close() error {
+	if f.marker == "" {
+		return nil
+	}
+	return os.WriteFile(f.marker, []byte("closed"), 0o600)
+}
+
+// supervised runs Supervise on this binary in mode until the test ends.
+type supervised struct {
+	updates  chan host.Update
+	statuses chan host.Status
+	cancel   context.CancelFunc
+	done     chan error
+	marker   string
+}
+
+func supervise(t *testing.T, mode string) *supervised {
+	t.Helper()
+	s := &supervised{
+		updates:  make(chan host.Update, 100),
+		statuses: make(chan host.Status, 1000),
+		done:     make(chan error, 1),
+		marker:   t.TempDir() + "/closed",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	opts := host.Options{
+		Name: "fake",
+		Command: func() *exec.Cmd {
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = []string{modeEnv + "=" + mode, markerEnv + "=" + s.marker}
+			return cmd
+		},
+		Request:    plugins.ConfigureRequest{Source: "/nowhere/instances.json"},
+		Logger:     hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr}),
+		MinBackoff: 10 * time.Millisecond,
+		MaxBackoff: 100 * time.Millisecond,
+	}
+	go func() { s.done <- host.Supervise(ctx, opts, s.updates, func(st host.Status) { s.statuses <- st }) }()
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+// stop cancels Supervise and waits for it to return.
+func (s *supervised) stop(t *testing.T) {
+	t.Helper()
+	s.cancel()
+	select {
+	case err, ok := <-s.done:
+		if ok && err != nil {
+			t.Errorf("Supervise returned %v after cancel, want nil", err)
+		}
+		if ok {
+			close(s.done)
+		}
+	case <-time.After(wait):
+		t.Fatal("Supervise did not return within", wait, "of cancel")
+	}
+}
+
+// waitStatus reads statuses until one satisfies ok.
+func (s *supervised) waitStatus(t *testing.T, what string, ok func(host.Status) bool) host.Status {
+	t.Helper()
+	timeout := time.After(wait)
+	var last host.Status
+	for {
+		select {
+		case st := <-s.statuses:
+			if st.Adapter != "fake" {
+				t.Fatalf("status for adapter %q, want fake", st.Adapter)
+			}
+			if ok(st) {
+				return st
+			}
+			last = st
+		case <-timeout:
+			t.Fatalf("no status with %s within %v; last: %+v", what, wait, last)
+		}
+	}
+}
+
+func (s *supervised) waitUpdate(t *testing.T) host.Update {
+	t.Helper()
+	select {
+	case u := <-s.updates:
+		return u
+	case <-time.After(wait):
+		t.Fatal("no update within", wait)
+	}
+	return host.Update{}
+}
+
+func TestSuperviseForwardsAndShutsDownGracefully(t *testing.T) {
+	s := supervise(t, "good")
+	u := s.waitUpdate(t)
+	if u.Adapter != "fake" || u.Snapshot.Adapter != "fake" {
+		t.Errorf("update names adapter %q, snapshot %q; want fake for both", u.Adapter, u.Snapshot.Adapter)
+	}
+	if len(u.Snapshot.Instances) != 1 || u.Snapshot.Instances[0].ID != "a" {
+		t.Errorf("snapshot instances = %+v, want [a]", u.Snapshot.Instances)
+	}
+	st := s.waitStatus(t, "the plugin's info", func(st host.Status) bool { return st.Info != nil })
+	if !st.Running || st.Pid <= 0 || st.Info.Name != "fake" || st.Restarts != 0 {
+		t.Errorf("status = %+v, want running, a pid, info of fake, no restarts", st)
+	}
+
+	s.stop(t)
+	if _, err := os.Stat(s.marker); err != nil {
+		t.Errorf("plugin's Close was not called on shutdown: %v", err)
+	}
+	last := s.waitStatus(t, "the plugin stopped", func(st host.Status) bool { return !st.Running })
+	if last.Pid != 0 {
+		t.Errorf("final status has pid %d, want 0", last.Pid)
+	}
+}
+
+func TestSuperviseFailures(t *testing.T) {
+	tests := []struct {
+		mode       string
+		wantErr    []string // in Status.LastError
+		wantUpdate bool     // at least one snapshot before the failure
+	}{
+		{mode: "badconfig", wantErr: []string{"Source not found", "/nowhere/instances.json", "--adapter fake="}},
+		{mode: "oldversion", wantErr: []string{"protocol version 0", "plugins/sdk"}},
+		{mode: "watcherr", wantErr: []string{"lost the scheduler"}, wantUpdate: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			s := supervise(t, tt.mode)
+			st := s.waitStatus(t, "two restarts", func(st host.Status) bool { return st.Restarts >= 2 && st.LastError != "" })
+			for _, w := range tt.wantErr {
+				if !strings.Contains(st.LastError, w) {
+					t.Errorf("LastError %q does not contain %q", st.LastError, w)
+				}
+			}
+			s.stop(t)
+			close(s.updates)
+			n := 0
+			for u := range s.updates {
+				n++
+				if len(u.Snapshot.Instances) == 0 {
+					t.Errorf("an empty snapshot was sent: %+v", u)
+				}
+			}
+			if tt.wantUpdate && n < 2 {
+				t.Errorf("%d updates, want one per run (at least 2)", n)
+			}
+			if !tt.wantUpdate && n != 0 {
+				t.Errorf("%d updates from a plugin that never configured, want 0", n)
+			}
+		})
+	}
+}
+
+func TestSuperviseOptions(t *testing.T) {
+	cmd := func() *exec.Cmd { return exec.Command("true") }
+	tests := []struct {
+		name    string
+		opts    host.Options
+		updates chan host.Update
+		want    string
+	}{
+		{name: "no name", opts: host.Options{Command: cmd}, updates: make(chan host.Update), want: "missing Name"},
+		{name: "no command", opts: host.Options{Name: "x"}, updates: make(chan host.Update), want: "missing Command"},
+		{name: "no channel", opts: host.Options{Name: "x", Command: cmd}, want: "missing updates channel"},
+		{name: "backoff upside down", opts: host.Options{Name: "x", Command: cmd, MinBackoff: time.Second, MaxBackoff: time.Millisecond}, updates: make(chan host.Update), want: "not a range"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			err := host.Supervise(ctx, tt.opts, tt.updates, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Supervise = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
