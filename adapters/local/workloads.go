@@ -24,6 +24,9 @@ const (
 	adminPort = 15000
 )
 
+// requiredHelp completes HCL's message for a missing required argument.
+const requiredHelp = "Every service needs `command` (the program to run) and `port` (where it listens on its instance address)."
+
 // maxInstances bounds `instances` so that a typo cannot ask for thousands of
 // processes.
 const maxInstances = 100
@@ -150,7 +153,23 @@ func parseWorkloads(src []byte, filename string) (*workloads, hcl.Diagnostics) {
 		})
 	}
 	sort.Slice(w.Services, func(i, j int) bool { return w.Services[i].Name < w.Services[j].Name })
+	sortDiags(diags)
 	return w, diags
+}
+
+// sortDiags puts diagnostics in reading order.
+func sortDiags(diags hcl.Diagnostics) {
+	pos := func(d *hcl.Diagnostic) (int, int) {
+		if d.Subject == nil {
+			return 1 << 30, 0
+		}
+		return d.Subject.Start.Line, d.Subject.Start.Column
+	}
+	sort.SliceStable(diags, func(i, j int) bool {
+		li, ci := pos(diags[i])
+		lj, cj := pos(diags[j])
+		return li < lj || li == lj && ci < cj
+	})
 }
 
 // decodeServiceBlock decodes one service block. It returns nil when the
@@ -168,6 +187,11 @@ func decodeServiceBlock(b *hcl.Block) (*service, hcl.Diagnostics) {
 		})
 	}
 	content, d := b.Body.Content(serviceSchema)
+	for _, x := range d {
+		if x.Summary == "Missing required argument" {
+			x.Detail += " " + requiredHelp
+		}
+	}
 	diags = append(diags, d...)
 	attrs := content.Attributes
 

@@ -1,0 +1,4 @@
+service "a" {
+  command = "./app"
+  port    = 8080 8081 # ERROR: Missing newline after argument
+}

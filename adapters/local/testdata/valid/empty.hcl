@@ -1,0 +1,1 @@
+# No services: decodes with a warning.

@@ -1,0 +1,4 @@
+service "api" {
+  command = "./app"
+  port    = 8080
+}

@@ -1,0 +1,189 @@
+// Command weft-demo-app is the application of the local demo mesh
+// (examples/local): one small HTTP server that plays the frontend, the api
+// and the store, and shows who called it and what its upstreams answered.
+//
+// It listens on $HOST:$PORT, which the local adapter sets per instance, and
+// answers
+//
+//	GET /             {"service", "instance", "caller"}: caller is the
+//	                  X-Weft-Caller header the sidecar adds, "" if called directly
+//	GET /call/<name>  calls the upstream whose URL is in UPSTREAM_<NAME>
+//	                  (upper case, dashes as underscores) and reports
+//	                  {"service", "caller", "upstream", "status", "response"};
+//	                  an upstream's non-2xx answer (a sidecar's 403 for a
+//	                  denied call) comes back as a 502 with its body
+//	GET /healthz      200 "ok"
+//
+// The service name is $WEFT_SERVICE, or --name.
+//
+// Build: go build -o bin/weft-demo-app ./examples/local/demoapp
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// callerHeader is set by the sidecar on every inbound request: the calling
+// service's name.
+const callerHeader = "X-Weft-Caller"
+
+// maxUpstreamBody bounds what is read of an upstream's answer.
+const maxUpstreamBody = 64 << 10
+
+func main() {
+	name := flag.String("name", os.Getenv("WEFT_SERVICE"), "service name to report (default $WEFT_SERVICE)")
+	flag.Parse()
+	host, port := os.Getenv("HOST"), os.Getenv("PORT")
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	if port == "" {
+		port = "8080"
+	}
+	app := &demo{
+		service:  *name,
+		instance: os.Getenv("WEFT_INSTANCE"),
+		upstream: os.Getenv,
+		client:   &http.Client{Timeout: 5 * time.Second},
+	}
+	srv := &http.Server{
+		Addr:              net.JoinHostPort(host, port),
+		Handler:           app.routes(),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Printf("weft-demo-app: service %q instance %q listening on %s", app.service, app.instance, srv.Addr)
+	select {
+	case err := <-errc:
+		log.Fatalf("weft-demo-app: listening on %s: %v (is another process on that port? change `port` in the workloads file)", srv.Addr, err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		log.Printf("weft-demo-app: shutting down: %v", err)
+	}
+}
+
+type demo struct {
+	service  string
+	instance string
+	upstream func(envName string) string // os.Getenv in main
+	client   *http.Client
+}
+
+func (d *demo) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", d.hello)
+	mux.HandleFunc("GET /call/{name}", d.call)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	return mux
+}
+
+type helloResponse struct {
+	Service  string `json:"service"`
+	Instance string `json:"instance"`
+	Caller   string `json:"caller"`
+}
+
+func (d *demo) hello(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, helloResponse{Service: d.service, Instance: d.instance, Caller: r.Header.Get(callerHeader)})
+}
+
+type callResponse struct {
+	Service  string `json:"service"`
+	Caller   string `json:"caller"`
+	Upstream string `json:"upstream"`
+	// Status is the upstream's HTTP status, 0 if it could not be reached.
+	Status int `json:"status"`
+	// Response is the upstream's JSON answer, or its body as text.
+	Response any    `json:"response,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// upstreamEnv is the variable holding upstream name's URL.
+func upstreamEnv(name string) string {
+	return "UPSTREAM_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+func (d *demo) call(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	resp := callResponse{Service: d.service, Caller: r.Header.Get(callerHeader), Upstream: name}
+	env := upstreamEnv(name)
+	url := d.upstream(env)
+	if url == "" {
+		resp.Error = fmt.Sprintf("no upstream %q: set %s to its URL (in the workloads file's env, e.g. http://${HOST}:<local_port>)", name, env)
+		writeJSON(w, http.StatusNotFound, resp)
+		return
+	}
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, strings.TrimSuffix(url, "/")+"/", nil)
+	if err != nil {
+		resp.Error = fmt.Sprintf("%s=%q is not a usable URL: %v", env, url, err)
+		writeJSON(w, http.StatusInternalServerError, resp)
+		return
+	}
+	up, err := d.client.Do(req)
+	if err != nil {
+		resp.Error = fmt.Sprintf("calling %s: %v (is the sidecar running and does the policy declare upstream %q?)", url, err, name)
+		writeJSON(w, http.StatusBadGateway, resp)
+		return
+	}
+	defer up.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(up.Body, maxUpstreamBody))
+	if err != nil {
+		resp.Error = fmt.Sprintf("reading the answer of %s: %v", url, err)
+	}
+	resp.Status = up.StatusCode
+	resp.Response = decodeBody(body)
+	status := http.StatusOK
+	if up.StatusCode < 200 || up.StatusCode > 299 {
+		status = http.StatusBadGateway
+		if resp.Error == "" {
+			resp.Error = fmt.Sprintf("upstream %q answered %s", name, up.Status)
+		}
+	}
+	writeJSON(w, status, resp)
+}
+
+// decodeBody returns body as JSON if it is JSON, else as trimmed text.
+func decodeBody(body []byte) any {
+	var v any
+	if json.Valid(body) && json.Unmarshal(body, &v) == nil {
+		return v
+	}
+	if s := string(bytes.TrimSpace(body)); s != "" {
+		return s
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil && !errors.Is(err, http.ErrHandlerTimeout) {
+		log.Printf("weft-demo-app: writing response: %v", err)
+	}
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func newDemo(upstreams map[string]string) *demo {
+	return &demo{
+		service:  "frontend",
+		instance: "frontend-0",
+		upstream: func(k string) string { return upstreams[k] },
+		client:   &http.Client{Timeout: 5 * time.Second},
+	}
+}
+
+func get(t *testing.T, h http.Handler, path, caller string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	if caller != "" {
+		req.Header.Set(callerHeader, caller)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var body map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatalf("GET %s: answer is not JSON: %v: %q", path, err, rec.Body.String())
+	}
+	return rec.Code, body
+}
+
+func TestHello(t *testing.T) {
+	tests := []struct {
+		name   string
+		caller string
+	}{
+		{"called directly", ""},
+		{"called through a sidecar", "api"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := get(t, newDemo(nil).routes(), "/", tt.caller)
+			want := map[string]any{"service": "frontend", "instance": "frontend-0", "caller": tt.caller}
+			if code != http.StatusOK || !reflect.DeepEqual(body, want) {
+				t.Errorf("GET / = %d %v, want 200 %v", code, body, want)
+			}
+		})
+	}
+}
+
+// closedAddr returns a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func TestCall(t *testing.T) {
+	store := httptest.NewServer(newDemo(nil).routes()) // answers JSON
+	defer store.Close()
+	denied := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "weft: frontend may not call store (no intention; default deny)", http.StatusForbidden)
+	}))
+	defer denied.Close()
+	up := map[string]string{
+		"UPSTREAM_API":        store.URL,
+		"UPSTREAM_STORE":      denied.URL,
+		"UPSTREAM_USER_STORE": store.URL + "/",
+		"UPSTREAM_GONE":       "http://" + closedAddr(t),
+	}
+	h := newDemo(up).routes()
+
+	tests := []struct {
+		path       string
+		wantCode   int
+		wantStatus float64
+		check      func(t *testing.T, resp any)
+	}{
+		{"/call/api", http.StatusOK, 200, func(t *testing.T, resp any) {
+			m, _ := resp.(map[string]any)
+			if m["service"] != "frontend" {
+				t.Errorf("response = %v, want the upstream's JSON", resp)
+			}
+		}},
+		{"/call/user-store", http.StatusOK, 200, nil},
+		{"/call/store", http.StatusBadGateway, 403, func(t *testing.T, resp any) {
+			if resp != "weft: frontend may not call store (no intention; default deny)" {
+				t.Errorf("response = %q, want the sidecar's refusal", resp)
+			}
+		}},
+		{"/call/gone", http.StatusBadGateway, 0, nil},
+		{"/call/nothing", http.StatusNotFound, 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			code, body := get(t, h, tt.path, "web")
+			if code != tt.wantCode {
+				t.Errorf("code = %d, want %d (%v)", code, tt.wantCode, body)
+			}
+			if body["status"] != tt.wantStatus {
+				t.Errorf("status = %v, want %v", body["status"], tt.wantStatus)
+			}
+			if body["caller"] != "web" || body["service"] != "frontend" {
+				t.Errorf("caller/service = %v/%v, want web/frontend", body["caller"], body["service"])
+			}
+			if tt.check != nil {
+				tt.check(t, body["response"])
+			}
+			if msg, _ := body["error"].(string); tt.wantCode != http.StatusOK && msg == "" {
+				t.Errorf("no error message in %v", body)
+			}
+		})
+	}
+}
+
+func TestHealthz(t *testing.T) {
+	rec := httptest.NewRecorder()
+	newDemo(nil).routes().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	b, _ := io.ReadAll(rec.Body)
+	if rec.Code != http.StatusOK || string(b) != "ok\n" {
+		t.Errorf("GET /healthz = %d %q, want 200 ok", rec.Code, b)
+	}
+}

@@ -1,0 +1,41 @@
+# The demo mesh for the local adapter: a frontend that calls an api that
+# calls a store. Run it with
+#
+#   make && bin/weft controller --policy-dir examples/local/policy \
+#     --adapter local=examples/local/workloads.hcl
+#
+# Every instance gets a loopback address of its own (127.0.0.2, 127.0.0.3,
+# ...), so all of them can use port 8080. An app reaches its upstreams
+# through its sidecar, which listens on the instance's own address at the
+# upstream's local_port (see policy/): hence ${HOST} in the UPSTREAM_* URLs,
+# which the adapter expands per instance. Commands resolve against this
+# file's directory.
+
+service "frontend" {
+  command = "../../bin/weft-demo-app"
+  port    = 8080
+  env = {
+    UPSTREAM_API   = "http://${HOST}:9001"
+    UPSTREAM_STORE = "http://${HOST}:9002" # refused: no intention frontend -> store
+  }
+  meta = { version = "v1" }
+  tags = ["demo"]
+}
+
+service "api" {
+  command   = "../../bin/weft-demo-app"
+  instances = 2
+  port      = 8080
+  env = {
+    UPSTREAM_STORE = "http://${HOST}:9002"
+  }
+  meta = { version = "v1" }
+  tags = ["demo"]
+}
+
+service "store" {
+  command = "../../bin/weft-demo-app"
+  port    = 8080
+  meta    = { version = "v1" }
+  tags    = ["demo"]
+}
