@@ -32,10 +32,16 @@ type handlerBox struct{ h handler }
 // its key and address stay the same.
 type socket struct {
 	key  string
-	addr string // as configured; may end in :0
+	addr string // as configured (may end in :0); guarded by Proxy.mu
 	ln   net.Listener
 	h    atomic.Pointer[handlerBox]
 	done chan struct{}
+}
+
+// serves reports whether the socket is what a listener at addr asks for:
+// the same configured address, or the address a port 0 got bound to.
+func (s *socket) serves(addr string) bool {
+	return addr == s.addr || addr == s.ln.Addr().String()
 }
 
 func (s *socket) handler() handler { return s.h.Load().h }

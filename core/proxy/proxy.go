@@ -169,11 +169,12 @@ func (p *Proxy) Apply(version uint64, cfg *meshapi.ProxyConfig) error {
 		if !anyPort(s.addr) {
 			byAddr[s.addr] = k
 		}
+		byAddr[s.ln.Addr().String()] = k
 	}
 	next := make(map[string]*socket, len(specs))
 	kept := make(map[string]bool)
 	for _, sp := range specs {
-		if s := p.sockets[sp.key]; s != nil && s.addr == sp.addr {
+		if s := p.sockets[sp.key]; s != nil && s.serves(sp.addr) {
 			next[sp.key], kept[sp.key] = s, true
 		}
 	}
@@ -203,6 +204,7 @@ func (p *Proxy) Apply(version uint64, cfg *meshapi.ProxyConfig) error {
 	p.metrics.version.Set(float64(version))
 	for _, sp := range specs {
 		s := next[sp.key]
+		s.addr = sp.addr
 		var old handler
 		if b := s.h.Load(); b != nil {
 			old = b.h
