@@ -22,6 +22,7 @@ import (
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 // Name is the adapter's name in snapshots, join tokens and Info.
@@ -73,11 +74,10 @@ type config struct {
 	warnings []plugins.Diagnostic
 }
 
-// New returns a local adapter with a logger named "local" that writes to
-// standard error (hclog's default, which plugins/sdk sets up to reach the
-// host).
+// New returns a local adapter that logs with the plugin SDK's logger, which
+// reaches the controller's log when the adapter runs as a plugin.
 func New() *Adapter {
-	return newAdapter(hclog.Default().Named(Name))
+	return newAdapter(sdk.Logger().Named(Name))
 }
 
 func newAdapter(log hclog.Logger) *Adapter {

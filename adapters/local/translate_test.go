@@ -1,0 +1,93 @@
+package local
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/weftmesh/weft/core/model"
+)
+
+func TestTranslate(t *testing.T) {
+	api0 := instanceSpec{
+		ID: "api-0", Service: "api", Namespace: "default", Address: "127.0.0.2", Port: 8080,
+		Meta: map[string]string{"version": "v1"}, Tags: []string{"demo"},
+	}
+	api1 := api0
+	api1.ID, api1.Address = "api-1", "127.0.0.3"
+	store := instanceSpec{ID: "store-0", Service: "store", Namespace: "shop", Address: "127.0.0.4", Port: 9000}
+	ports := func(app int) map[string]int { return map[string]int{"app": app, "mesh": 15001, "admin": 15000} }
+
+	tests := []struct {
+		name string
+		in   []instanceStatus
+		want []model.Instance
+	}{
+		{
+			name: "nothing declared",
+			in:   nil,
+			want: []model.Instance{},
+		},
+		{
+			name: "running app and sidecar, sorted by ID",
+			in: []instanceStatus{
+				{Spec: store, AppPID: 30, AppRunning: true, ProxyPID: 31, ProxyRunning: true},
+				{Spec: api0, AppPID: 10, AppRunning: true, ProxyPID: 11, ProxyRunning: true, Restarts: 2},
+			},
+			want: []model.Instance{
+				{
+					ID: "api-0", Service: "api", Namespace: "default", Address: "127.0.0.2", Ports: ports(8080),
+					Meta: map[string]string{"version": "v1"}, Tags: []string{"demo"}, Health: model.HealthPassing,
+					Labels: map[string]string{"pid": "10", "proxy_pid": "11", "restarts": "2", "workloads_file": "w.hcl"},
+				},
+				{
+					ID: "store-0", Service: "store", Namespace: "shop", Address: "127.0.0.4", Ports: ports(9000),
+					Health: model.HealthPassing,
+					Labels: map[string]string{"pid": "30", "proxy_pid": "31", "restarts": "0", "workloads_file": "w.hcl"},
+				},
+			},
+		},
+		{
+			name: "app down is critical even with its sidecar up",
+			in:   []instanceStatus{{Spec: api1, ProxyPID: 21, ProxyRunning: true}},
+			want: []model.Instance{{
+				ID: "api-1", Service: "api", Namespace: "default", Address: "127.0.0.3", Ports: ports(8080),
+				Meta: map[string]string{"version": "v1"}, Tags: []string{"demo"}, Health: model.HealthCritical,
+				Labels: map[string]string{"proxy_pid": "21", "restarts": "0", "workloads_file": "w.hcl"},
+			}},
+		},
+		{
+			name: "sidecar down does not change health",
+			in:   []instanceStatus{{Spec: store, AppPID: 40, AppRunning: true}},
+			want: []model.Instance{{
+				ID: "store-0", Service: "store", Namespace: "shop", Address: "127.0.0.4", Ports: ports(9000),
+				Health: model.HealthPassing,
+				Labels: map[string]string{"pid": "40", "restarts": "0", "workloads_file": "w.hcl"},
+			}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := translate("w.hcl", tt.in)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("translate\n got %+v\nwant %+v", got, tt.want)
+			}
+			for _, in := range got {
+				if err := in.Validate(); err != nil {
+					t.Errorf("translated instance is invalid: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// translate must not share maps or slices with the runner's specs: the
+// registry keeps snapshots while the runner goes on.
+func TestTranslateCopies(t *testing.T) {
+	spec := instanceSpec{ID: "a-0", Service: "a", Address: "127.0.0.2", Port: 1, Meta: map[string]string{"k": "v"}, Tags: []string{"t"}}
+	got := translate("w.hcl", []instanceStatus{{Spec: spec}})
+	got[0].Meta["k"] = "changed"
+	got[0].Tags[0] = "changed"
+	if spec.Meta["k"] != "v" || spec.Tags[0] != "t" {
+		t.Error("translate shares Meta or Tags with the spec")
+	}
+}
