@@ -51,7 +51,10 @@ type Proxy struct {
 	log     *log.Logger
 	metrics *metrics
 	creds   atomic.Pointer[Credentials]
-	applied atomic.Pointer[appliedConfig]
+
+	credsMu      sync.Mutex
+	credsChanged chan struct{} // closed by the next SetCredentials
+	applied      atomic.Pointer[appliedConfig]
 
 	mu      sync.Mutex // serializes Apply and Close; guards the fields below
 	sockets map[string]*socket

@@ -21,6 +21,8 @@ type Credentials struct {
 	Roots *x509.CertPool
 	// ID is the identity in Cert.
 	ID spiffe.Identity
+
+	rootsPEM []byte // as received, to save them
 }
 
 // NotAfter is when the certificate expires.
@@ -53,7 +55,7 @@ func NewCredentials(cert tls.Certificate, rootsPEM []byte) (*Credentials, error)
 	if err != nil {
 		return nil, err
 	}
-	return &Credentials{Cert: cert, Roots: roots, ID: id}, nil
+	return &Credentials{Cert: cert, Roots: roots, ID: id, rootsPEM: rootsPEM}, nil
 }
 
 // ParseCredentials builds credentials from PEM: the certificate chain (leaf
@@ -96,6 +98,23 @@ func parseRoots(rootsPEM []byte) (*x509.CertPool, error) {
 // call at any time, from any goroutine.
 func (p *Proxy) SetCredentials(c *Credentials) {
 	p.creds.Store(c)
+	p.credsMu.Lock()
+	defer p.credsMu.Unlock()
+	if p.credsChanged != nil {
+		close(p.credsChanged)
+		p.credsChanged = nil
+	}
+}
+
+// CredentialsChanged returns a channel closed the next time
+// SetCredentials is called, for instance by a renewal.
+func (p *Proxy) CredentialsChanged() <-chan struct{} {
+	p.credsMu.Lock()
+	defer p.credsMu.Unlock()
+	if p.credsChanged == nil {
+		p.credsChanged = make(chan struct{})
+	}
+	return p.credsChanged
 }
 
 // Credentials returns the credentials in use, or nil before any was set.

@@ -1,0 +1,491 @@
+package proxy
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	mathrand "math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/spiffe"
+)
+
+// The controller's identity, when its certificate carries a SPIFFE ID.
+const (
+	controllerNamespace = "weft-system"
+	controllerService   = "weft-controller"
+)
+
+// ClientOptions configure a Client.
+type ClientOptions struct {
+	// InstanceID is the instance this sidecar serves.
+	InstanceID string
+	// Controllers are host:port addresses of controller replicas, tried in
+	// turn.
+	Controllers []string
+	// TrustBundle verifies the controllers' server certificates, with
+	// normal hostname checks against the host part of each address.
+	TrustBundle *x509.CertPool
+	// JoinToken is the single-use token exchanged for the first
+	// certificate. It may be empty when DataDir holds a valid certificate.
+	JoinToken string
+	// DataDir, when set, keeps the certificate, key and roots across
+	// restarts, so a restarted sidecar does not need a new join token.
+	DataDir string
+	// MinBackoff and MaxBackoff bound the reconnect delay, which doubles
+	// from one to the other with jitter. Defaults: 200ms and 10s.
+	MinBackoff, MaxBackoff time.Duration
+	// CallTimeout bounds Join and Renew calls. Default: 10s.
+	CallTimeout time.Duration
+}
+
+// Client connects a Proxy to the controllers: it joins the mesh for a
+// certificate, streams configuration into the proxy, acknowledging or
+// rejecting every version, and renews the certificate at half its
+// lifetime. While no controller answers the proxy keeps serving with what
+// it has.
+type Client struct {
+	p    *Proxy
+	o    ClientOptions
+	next atomic.Uint64 // index of the controller to try next
+
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn // mTLS connections by address
+}
+
+// NewClient returns a client that will drive p. Call Run to start it.
+func NewClient(p *Proxy, o ClientOptions) (*Client, error) {
+	if o.InstanceID == "" {
+		return nil, errors.New("creating the controller client: no instance ID; pass --instance")
+	}
+	if len(o.Controllers) == 0 {
+		return nil, errors.New("creating the controller client: no controller address; pass --controller host:port")
+	}
+	for _, a := range o.Controllers {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("creating the controller client: controller address %q: %w; want host:port", a, err)
+		}
+	}
+	if o.TrustBundle == nil {
+		return nil, errors.New("creating the controller client: no trust bundle to verify the controller with; pass --trust-bundle")
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 200 * time.Millisecond
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(10*time.Second, o.MinBackoff)
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 10 * time.Second
+	}
+	return &Client{p: p, o: o, conns: make(map[string]*grpc.ClientConn)}, nil
+}
+
+// Run gets credentials (from DataDir or by joining), then streams
+// configuration and renews the certificate until ctx ends. It returns nil
+// when ctx ends and an error only when the sidecar cannot join the mesh at
+// all (for instance, its join token was refused).
+func (c *Client) Run(ctx context.Context) error {
+	defer c.closeConns()
+	creds := c.loadCredentials()
+	if creds == nil {
+		var err error
+		if creds, err = c.join(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		c.saveCredentials(creds)
+	}
+	c.p.SetCredentials(creds)
+	c.p.Logf("holding certificate for %s until %s", creds.ID, creds.NotAfter().Format(time.RFC3339))
+
+	var wg sync.WaitGroup
+	wg.Go(func() { c.renewLoop(ctx) })
+	c.streamLoop(ctx)
+	wg.Wait()
+	return nil
+}
+
+// controller returns the address to try now; failed moves to the next.
+func (c *Client) controller() string {
+	return c.o.Controllers[c.next.Load()%uint64(len(c.o.Controllers))]
+}
+
+func (c *Client) failed(addr string) {
+	// Move on only if nobody else did already.
+	i := c.next.Load()
+	if c.o.Controllers[i%uint64(len(c.o.Controllers))] == addr {
+		c.next.CompareAndSwap(i, i+1)
+	}
+}
+
+// controllerTLS verifies the controller against the trust bundle (or the
+// mesh roots, after a rotation) with normal hostname checks, and presents
+// the sidecar's certificate once it has one.
+func (c *Client) controllerTLS(addr string) *tls.Config {
+	host, _, _ := net.SplitHostPort(addr)
+	return &tls.Config{
+		MinVersion:           tls.VersionTLS12,
+		ServerName:           host,
+		GetClientCertificate: c.p.getClientCertificate,
+		// The roots change at run time, so VerifyConnection does the full
+		// check, hostname included, against the current ones.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return c.verifyController(cs.PeerCertificates, host)
+		},
+	}
+}
+
+func (c *Client) verifyController(certs []*x509.Certificate, host string) error {
+	if len(certs) == 0 {
+		return errors.New("the controller presented no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, ic := range certs[1:] {
+		inter.AddCert(ic)
+	}
+	opts := x509.VerifyOptions{DNSName: host, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	opts.Roots = c.o.TrustBundle
+	_, err := certs[0].Verify(opts)
+	if err != nil {
+		if cr := c.p.creds.Load(); cr != nil {
+			opts.Roots = cr.Roots
+			_, err = certs[0].Verify(opts)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("verifying the controller's certificate for %s against the trust bundle: %w", host, err)
+	}
+	if id, err := spiffe.FromCert(certs[0]); err == nil {
+		if id.Namespace != controllerNamespace || id.Service != controllerService {
+			return fmt.Errorf("the server at %s is %s, not a Weft controller", host, id)
+		}
+	}
+	return nil
+}
+
+func (c *Client) dial(addr string) (*grpc.ClientConn, error) {
+	cc, err := grpc.NewClient("passthrough:///"+addr,
+		grpc.WithTransportCredentials(credentials.NewTLS(c.controllerTLS(addr))),
+		grpc.WithNoProxy(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to controller %s: %w", addr, err)
+	}
+	return cc, nil
+}
+
+// conn returns the mTLS connection to addr. It is only made once the
+// proxy holds a certificate, so its handshakes present it.
+func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cc := c.conns[addr]; cc != nil {
+		return cc, nil
+	}
+	cc, err := c.dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	c.conns[addr] = cc
+	return cc, nil
+}
+
+func (c *Client) closeConns() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for a, cc := range c.conns {
+		cc.Close()
+		delete(c.conns, a)
+	}
+}
+
+// refused reports whether the controller said no for good: retrying the
+// same request cannot help.
+func refused(err error) bool {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.PermissionDenied, codes.Unauthenticated, codes.AlreadyExists:
+		return true
+	}
+	return false
+}
+
+// join exchanges the join token and a CSR for credentials, trying the
+// controllers in turn until one answers.
+func (c *Client) join(ctx context.Context) (*Credentials, error) {
+	if c.o.JoinToken == "" {
+		return nil, errors.New("joining the mesh: no join token and no saved certificate; start the sidecar with WEFT_JOIN_TOKEN set (the launcher issues one per start)")
+	}
+	key, csr, err := newKeyAndCSR()
+	if err != nil {
+		return nil, err
+	}
+	bo := c.backoff()
+	for {
+		addr := c.controller()
+		creds, err := c.joinOnce(ctx, addr, key, csr)
+		if err == nil {
+			return creds, nil
+		}
+		if refused(err) {
+			return nil, fmt.Errorf("joining the mesh as instance %q: controller %s refused the join token: %s. "+
+				"A join token works once and expires soon: if this sidecar was restarted, start it with a fresh WEFT_JOIN_TOKEN, "+
+				"or keep its --data-dir so it can reuse its certificate", c.o.InstanceID, addr, status.Convert(err).Message())
+		}
+		c.failed(addr)
+		d := bo.next()
+		c.p.Logf("joining the mesh via controller %s: %v; retrying in %v", addr, err, d.Round(time.Millisecond))
+		if !sleep(ctx, d) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (c *Client) joinOnce(ctx context.Context, addr string, key *ecdsa.PrivateKey, csr []byte) (*Credentials, error) {
+	// A connection of its own: the mTLS ones must not reuse a handshake
+	// made before the sidecar had a certificate.
+	cc, err := c.dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Close()
+	cctx, cancel := context.WithTimeout(ctx, c.o.CallTimeout)
+	defer cancel()
+	resp, err := meshapi.NewMeshClient(cc).Join(cctx, &meshapi.JoinRequest{InstanceId: c.o.InstanceID, JoinToken: c.o.JoinToken, CsrDer: csr})
+	if err != nil {
+		return nil, err
+	}
+	return credentialsFrom(resp, key)
+}
+
+// renewLoop renews the certificate at half its lifetime, retrying with
+// backoff until a controller answers, for as long as ctx lasts.
+func (c *Client) renewLoop(ctx context.Context) {
+	for {
+		cur := c.p.Credentials()
+		if !sleep(ctx, time.Until(cur.RenewAt())) {
+			return
+		}
+		creds, err := c.renew(ctx)
+		if err != nil {
+			return // ctx ended
+		}
+		c.p.SetCredentials(creds)
+		c.saveCredentials(creds)
+		c.p.Logf("renewed certificate for %s until %s", creds.ID, creds.NotAfter().Format(time.RFC3339))
+	}
+}
+
+func (c *Client) renew(ctx context.Context) (*Credentials, error) {
+	bo := c.backoff()
+	for {
+		key, csr, err := newKeyAndCSR()
+		if err != nil {
+			return nil, err
+		}
+		addr := c.controller()
+		creds, err := c.renewOnce(ctx, addr, key, csr)
+		if err == nil {
+			return creds, nil
+		}
+		c.failed(addr)
+		d := bo.next()
+		note := ""
+		if na := c.p.Credentials().NotAfter(); time.Now().After(na) {
+			note = fmt.Sprintf(" (the certificate expired at %s; the controller may refuse it: still trying)", na.Format(time.RFC3339))
+		}
+		c.p.Logf("renewing certificate via controller %s: %v%s; retrying in %v", addr, err, note, d.Round(time.Millisecond))
+		if !sleep(ctx, d) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (c *Client) renewOnce(ctx context.Context, addr string, key *ecdsa.PrivateKey, csr []byte) (*Credentials, error) {
+	cc, err := c.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.o.CallTimeout)
+	defer cancel()
+	resp, err := meshapi.NewMeshClient(cc).Renew(cctx, &meshapi.RenewRequest{InstanceId: c.o.InstanceID, CsrDer: csr})
+	if err != nil {
+		return nil, err
+	}
+	return credentialsFrom(resp, key)
+}
+
+// streamLoop keeps a config stream open to some controller until ctx
+// ends, moving to the next controller after each failure.
+func (c *Client) streamLoop(ctx context.Context) {
+	bo := c.backoff()
+	for {
+		addr := c.controller()
+		got, err := c.streamOnce(ctx, addr)
+		if ctx.Err() != nil {
+			return
+		}
+		if got {
+			bo.reset()
+		}
+		c.failed(addr)
+		d := bo.next()
+		c.p.Logf("config stream from controller %s: %v; keeping the last config, reconnecting in %v", addr, err, d.Round(time.Millisecond))
+		if !sleep(ctx, d) {
+			return
+		}
+	}
+}
+
+// streamOnce subscribes and applies every update until the stream breaks.
+// got reports whether any update arrived.
+func (c *Client) streamOnce(ctx context.Context, addr string) (got bool, err error) {
+	cc, err := c.conn(addr)
+	if err != nil {
+		return false, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := meshapi.NewMeshClient(cc).StreamConfig(sctx)
+	if err != nil {
+		return false, fmt.Errorf("opening the config stream: %w", err)
+	}
+	applied, _ := c.p.Config()
+	if err := stream.Send(&meshapi.ConfigRequest{InstanceId: c.o.InstanceID, AppliedVersion: applied}); err != nil {
+		return false, fmt.Errorf("subscribing: %w", streamError(stream, err))
+	}
+	for {
+		u, err := stream.Recv()
+		if err != nil {
+			return got, fmt.Errorf("receiving config: %w", err)
+		}
+		got = true
+		ack := &meshapi.ConfigRequest{InstanceId: c.o.InstanceID}
+		if err := c.p.Apply(u.GetVersion(), u.GetConfig()); err != nil {
+			c.p.Logf("rejected config version %d: %v", u.GetVersion(), err)
+			ack.AppliedVersion, _ = c.p.Config()
+			ack.RejectedVersion = u.GetVersion()
+			ack.ErrorDetail = err.Error()
+		} else {
+			c.p.Logf("applied config version %d", u.GetVersion())
+			ack.AppliedVersion = u.GetVersion()
+		}
+		if err := stream.Send(ack); err != nil {
+			return got, fmt.Errorf("acknowledging version %d: %w", u.GetVersion(), streamError(stream, err))
+		}
+	}
+}
+
+// streamError turns the io.EOF a send gets on a stream the server ended
+// into the status the server ended it with.
+func streamError(s meshapi.Mesh_StreamConfigClient, err error) error {
+	if !errors.Is(err, io.EOF) {
+		return err
+	}
+	if _, rerr := s.Recv(); rerr != nil {
+		return rerr
+	}
+	return err
+}
+
+func newKeyAndCSR() (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generating a key: %w", err)
+	}
+	// No subject: the controller sets the SPIFFE ID from what it verified.
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating a CSR: %w", err)
+	}
+	return key, csr, nil
+}
+
+// credentialsFrom pairs the controller's answer with the key of the CSR.
+func credentialsFrom(resp *meshapi.Credentials, key *ecdsa.PrivateKey) (*Credentials, error) {
+	var cert tls.Certificate
+	for rest := resp.GetCertChainPem(); ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			cert.Certificate = append(cert.Certificate, b.Bytes)
+		}
+	}
+	if len(cert.Certificate) == 0 {
+		return nil, errors.New("reading the controller's answer: no certificate in cert_chain_pem")
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("reading the controller's answer: %w", err)
+	}
+	if pub, ok := leaf.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
+		return nil, errors.New("reading the controller's answer: the certificate is not for the key of our CSR")
+	}
+	cert.Leaf, cert.PrivateKey = leaf, key
+	creds, err := NewCredentials(cert, resp.GetRootsPem())
+	if err != nil {
+		return nil, err
+	}
+	if want := resp.GetSpiffeId(); want != "" && creds.ID.String() != want {
+		return nil, fmt.Errorf("reading the controller's answer: the certificate names %s but the answer says %s", creds.ID, want)
+	}
+	return creds, nil
+}
+
+// backoffState doubles a delay from min to max, with ±25% jitter.
+type backoffState struct {
+	min, max, cur time.Duration
+}
+
+func (c *Client) backoff() *backoffState {
+	return &backoffState{min: c.o.MinBackoff, max: c.o.MaxBackoff}
+}
+
+func (b *backoffState) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	jitter := time.Duration(mathrand.Int64N(int64(b.cur)/2+1)) - b.cur/4
+	return b.cur + jitter
+}
+
+func (b *backoffState) reset() { b.cur = 0 }
+
+// sleep waits d or until ctx ends; false if ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

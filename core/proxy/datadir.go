@@ -1,0 +1,123 @@
+package proxy
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Files in ClientOptions.DataDir. The key is readable by the owner only.
+const (
+	fileInstance = "instance"
+	fileCert     = "cert.pem"
+	fileKey      = "key.pem"
+	fileRoots    = "roots.pem"
+)
+
+// minSavedValidity is how long a saved certificate must still be valid to
+// be used instead of joining again.
+const minSavedValidity = time.Minute
+
+// loadCredentials returns the credentials saved in the data directory if
+// they belong to this instance and are still valid, else nil.
+func (c *Client) loadCredentials() *Credentials {
+	dir := c.o.DataDir
+	if dir == "" {
+		return nil
+	}
+	inst, err := os.ReadFile(filepath.Join(dir, fileInstance))
+	if err != nil || strings.TrimSpace(string(inst)) != c.o.InstanceID {
+		return nil
+	}
+	read := func(name string) []byte {
+		b, e := os.ReadFile(filepath.Join(dir, name))
+		if e != nil && err == nil {
+			err = e
+		}
+		return b
+	}
+	err = nil
+	cert, key, roots := read(fileCert), read(fileKey), read(fileRoots)
+	if err != nil {
+		c.p.Logf("not reusing the saved certificate in %s: %v", dir, err)
+		return nil
+	}
+	creds, err := ParseCredentials(cert, key, roots)
+	if err != nil {
+		c.p.Logf("not reusing the saved certificate in %s: %v", dir, err)
+		return nil
+	}
+	if time.Until(creds.NotAfter()) < minSavedValidity {
+		c.p.Logf("not reusing the saved certificate in %s: it expires at %s", dir, creds.NotAfter().Format(time.RFC3339))
+		return nil
+	}
+	c.p.Logf("reusing the certificate saved in %s", dir)
+	return creds
+}
+
+// saveCredentials writes creds to the data directory, if there is one. A
+// failure is logged: the sidecar works on, but a restart will need a new
+// join token.
+func (c *Client) saveCredentials(creds *Credentials) {
+	if c.o.DataDir == "" {
+		return
+	}
+	if err := writeCredentials(c.o.DataDir, c.o.InstanceID, creds); err != nil {
+		c.p.Logf("saving the certificate in %s: %v; a restarted sidecar will need a new join token", c.o.DataDir, err)
+	}
+}
+
+func writeCredentials(dir, instance string, creds *Credentials) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating the data directory: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(creds.Cert.PrivateKey)
+	if err != nil {
+		return fmt.Errorf("encoding the key: %w", err)
+	}
+	var chain []byte
+	for _, der := range creds.Cert.Certificate {
+		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	files := []struct {
+		name string
+		data []byte
+	}{
+		// The instance file goes last: until it is written the set is
+		// not used.
+		{fileKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})},
+		{fileCert, chain},
+		{fileRoots, creds.rootsPEM},
+		{fileInstance, []byte(instance + "\n")},
+	}
+	os.Remove(filepath.Join(dir, fileInstance))
+	for _, f := range files {
+		if err := writeFileAtomic(filepath.Join(dir, f.name), f.data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
