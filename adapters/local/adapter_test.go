@@ -358,7 +358,9 @@ func TestConfigureErrors(t *testing.T) {
 		detail string // part of its detail
 	}{
 		{"no source", func(_ *testing.T, _ *testSetup, r *plugins.ConfigureRequest) { r.Source = "" }, "No workloads file", "--adapter local="},
-		{"missing file", func(_ *testing.T, s *testSetup, r *plugins.ConfigureRequest) { r.Source = filepath.Join(s.dir, "nope.hcl") }, "Cannot read workloads file", "nope.hcl"},
+		{"missing file", func(_ *testing.T, s *testSetup, r *plugins.ConfigureRequest) {
+			r.Source = filepath.Join(s.dir, "nope.hcl")
+		}, "Cannot read workloads file", "nope.hcl"},
 		{"no proxy binary", func(_ *testing.T, _ *testSetup, r *plugins.ConfigureRequest) { r.Mesh.ProxyBinary = "" }, "No proxy binary", "--proxy-binary"},
 		{"proxy binary missing", func(_ *testing.T, s *testSetup, r *plugins.ConfigureRequest) {
 			r.Mesh.ProxyBinary = filepath.Join(s.dir, "weft-proxy")
