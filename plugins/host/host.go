@@ -22,7 +22,7 @@ type Options struct {
 	// the controller's environment and its handshake variables to cmd.Env.
 	Command func() *exec.Cmd
 	Request plugins.ConfigureRequest
-	Logger  hclog.Logger
+	Logger  hclog.Logger // default: hclog.Default() named "adapter.<Name>"
 	// MinBackoff and MaxBackoff bound the wait before a restart (defaults
 	// 250ms and 30s). The wait doubles after each failure and goes back to
 	// MinBackoff once a plugin has streamed snapshots for MaxBackoff.
@@ -133,9 +133,8 @@ func (o *Options) defaults() {
 		o.MaxBackoff = max(DefaultMaxBackoff, o.MinBackoff)
 	}
 	if o.Logger == nil {
-		o.Logger = hclog.Default()
+		o.Logger = hclog.Default().Named("adapter." + o.Name)
 	}
-	o.Logger = o.Logger.Named("adapter." + o.Name)
 }
 
 func nextBackoff(cur, maxBackoff time.Duration) time.Duration {

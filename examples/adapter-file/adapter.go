@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/weftmesh/weft/plugins/sdk"
+)
+
+// defaultPollInterval is how often the file is read for changes; the
+// option poll_interval overrides it.
+const defaultPollInterval = time.Second
+
+// fileAdapter reports the instances listed in a JSON file.
+type fileAdapter struct {
+	mu       sync.Mutex
+	path     string
+	interval time.Duration
+}
+
+func (a *fileAdapter) Info(context.Context) (*sdk.InfoResponse, error) {
+	return &sdk.InfoResponse{Name: "file", Version: "0.1.0", ProtocolVersion: sdk.ProtocolVersion}, nil
+}
+
+// Configure checks that the file can be read and parsed. Problems are
+// error diagnostics, which the controller shows to the operator.
+func (a *fileAdapter) Configure(_ context.Context, req *sdk.ConfigureRequest) (*sdk.ConfigureResponse, error) {
+	fail := func(d sdk.Diagnostic) (*sdk.ConfigureResponse, error) {
+		return &sdk.ConfigureResponse{Diagnostics: []sdk.Diagnostic{d}}, nil
+	}
+	if req.Source == "" {
+		return fail(sdk.Errorf("No instances file", "the file adapter needs the path of a JSON instances file as its source: --adapter file=/path/instances.json"))
+	}
+	interval := defaultPollInterval
+	for k, v := range req.Options {
+		if k != "poll_interval" {
+			return fail(sdk.Errorf("Unknown option", "the file adapter has no option %q; it knows poll_interval", k))
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fail(sdk.Errorf("Invalid poll_interval", "poll_interval = %q is not a positive duration such as 500ms or 2s", v))
+		}
+		interval = d
+	}
+	data, err := os.ReadFile(req.Source)
+	if err != nil {
+		return fail(sdk.Errorf("Cannot read instances file", "%v; check the path given as the adapter's source", err))
+	}
+	if _, _, err := parse(data); err != nil {
+		return fail(sdk.Errorf("Instances file is malformed", "%s: %v", req.Source, err))
+	}
+	a.mu.Lock()
+	a.path, a.interval = req.Source, interval
+	a.mu.Unlock()
+	return &sdk.ConfigureResponse{}, nil
+}
+
+// Watch sends the file's instances at once, then again every time the
+// file's content changes. While the file is missing or malformed as a
+// whole, nothing is sent, so the controller keeps the last snapshot.
+func (a *fileAdapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- sdk.WatchEvent) error {
+	a.mu.Lock()
+	path, interval := a.path, a.interval
+	a.mu.Unlock()
+	if path == "" {
+		return fmt.Errorf("watching instances file: the adapter is not configured; call Configure first")
+	}
+	log := sdk.Logger().With("file", path)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var last []byte // the content last sent, or last found malformed
+	var lastErr string
+	for {
+		data, err := os.ReadFile(path)
+		switch {
+		case err != nil:
+			if err.Error() != lastErr {
+				log.Warn("cannot read instances file; keeping the last instances", "error", err)
+				lastErr = err.Error()
+			}
+		case last == nil || !bytes.Equal(data, last):
+			last, lastErr = data, ""
+			instances, diags, err := parse(data)
+			if err != nil {
+				log.Warn("instances file is malformed; keeping the last instances", "error", err)
+				break
+			}
+			select {
+			case events <- sdk.WatchEvent{Snapshot: sdk.Snapshot{Instances: instances}, Diagnostics: diags}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,10 @@
+// Command weft-adapter-file is a minimal third-party Weft adapter: it
+// reports the service instances listed in a JSON file, and reports them
+// again whenever the file changes. It is the "hello world" for plugin
+// authors; README.md walks through writing, building and loading it.
+//
+// Entry point: main, which only calls sdk.Serve. The adapter is in
+// adapter.go, the file format and its parser in records.go.
+//
+// It imports github.com/weftmesh/weft/plugins/sdk and nothing else of Weft.
+package main

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/weftmesh/weft/plugins/sdk"
+)
+
+// record is one instance in the file, in the file's own spelling.
+type record struct {
+	ID        string            `json:"id"`
+	Service   string            `json:"service"`
+	Namespace string            `json:"namespace"`
+	Address   string            `json:"address"`
+	Ports     map[string]int    `json:"ports"`
+	Meta      map[string]string `json:"meta"`
+	Tags      []string          `json:"tags"`
+	Health    string            `json:"health"`
+	Labels    map[string]string `json:"labels"`
+}
+
+// file is the whole file: {"instances": [record, ...]}.
+type file struct {
+	Instances *[]json.RawMessage `json:"instances"`
+}
+
+// parse reads the file's instances. A record that is malformed or invalid
+// is skipped and reported as a warning diagnostic; the others are still
+// returned. An error means the file as a whole is unusable.
+func parse(data []byte) ([]sdk.Instance, []sdk.Diagnostic, error) {
+	var f file
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, nil, fmt.Errorf("parsing instances file: %s", describeJSONError(data, err))
+	}
+	if f.Instances == nil {
+		return nil, nil, errors.New(`parsing instances file: no "instances" array; write {"instances": [...]}, with an empty array for no instances`)
+	}
+	var (
+		out   []sdk.Instance
+		diags []sdk.Diagnostic
+		seen  = map[string]int{}
+	)
+	for i, raw := range *f.Instances {
+		n := i + 1
+		in, err := decodeRecord(raw)
+		if err != nil {
+			diags = append(diags, sdk.Warningf("Instance record skipped", "record %d: %v", n, err))
+			continue
+		}
+		if first, ok := seen[in.ID]; ok {
+			diags = append(diags, sdk.Warningf("Instance record skipped", "record %d: instance ID %q is already used by record %d; IDs must be unique", n, in.ID, first))
+			continue
+		}
+		seen[in.ID] = n
+		out = append(out, in)
+	}
+	return out, diags, nil
+}
+
+func decodeRecord(raw json.RawMessage) (sdk.Instance, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var r record
+	if err := dec.Decode(&r); err != nil {
+		return sdk.Instance{}, err
+	}
+	in := sdk.Instance{
+		ID: r.ID, Service: r.Service, Namespace: r.Namespace, Address: r.Address,
+		Ports: r.Ports, Meta: r.Meta, Tags: r.Tags, Health: sdk.Health(r.Health), Labels: r.Labels,
+	}
+	switch in.Health {
+	case sdk.HealthUnknown, sdk.HealthPassing, sdk.HealthWarning, sdk.HealthCritical:
+	default:
+		return sdk.Instance{}, fmt.Errorf("instance %s: health %q is not one of passing, warning, critical (or empty)", in.ID, r.Health)
+	}
+	if err := in.Validate(); err != nil {
+		return sdk.Instance{}, err
+	}
+	return in, nil
+}
+
+// describeJSONError adds the line and column of the offending byte.
+func describeJSONError(data []byte, err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var off int64
+	switch {
+	case errors.As(err, &syn):
+		off = syn.Offset
+	case errors.As(err, &typ):
+		off = typ.Offset
+	default:
+		return err.Error()
+	}
+	// Offset counts the bytes read up to and including the offending one.
+	line, col := 1, 1
+	for _, b := range data[:min(max(int(off)-1, 0), len(data))] {
+		if b == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return fmt.Sprintf("line %d, column %d: %v", line, col, err)
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/weftmesh/weft/plugins/sdk"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name      string
+		data      string
+		wantIDs   []string
+		wantDiags []string // one substring per warning, in order
+		wantErr   string
+	}{
+		{
+			name:    "two instances",
+			data:    `{"instances": [{"id": "a", "service": "web", "address": "127.0.0.1", "ports": {"mesh": 1}}, {"id": "b", "service": "web", "address": "::1", "ports": {"mesh": 2}, "health": "critical"}]}`,
+			wantIDs: []string{"a", "b"},
+		},
+		{
+			name:    "no instances",
+			data:    `{"instances": []}`,
+			wantIDs: nil,
+		},
+		{
+			name: "one malformed record is skipped, the rest reported",
+			data: `{"instances": [
+				{"id": "a", "service": "web", "address": "127.0.0.1", "ports": {"mesh": 1}},
+				{"id": "b", "service": "web", "address": "127.0.0.1", "ports": "all of them"},
+				{"id": "c", "service": "web", "address": "127.0.0.1", "ports": {"mesh": 3}}]}`,
+			wantIDs:   []string{"a", "c"},
+			wantDiags: []string{"record 2: json: cannot unmarshal string"},
+		},
+		{
+			name: "invalid records are skipped",
+			data: `{"instances": [
+				{"id": "a", "service": "Web!", "address": "127.0.0.1", "ports": {"mesh": 1}},
+				{"id": "b", "service": "web", "address": "localhost", "ports": {"mesh": 1}},
+				{"id": "c", "service": "web", "address": "127.0.0.1", "ports": {"app": 1}},
+				{"id": "d", "service": "web", "address": "127.0.0.1", "ports": {"mesh": 1}, "health": "fine"},
+				{"id": "e", "service": "web", "adress": "127.0.0.1", "ports": {"mesh": 1}},
+				{"id": "f", "service": "web", "address": "127.0.0.1", "ports": {"mesh": 1}},
+				{"id": "f", "service": "web", "address": "127.0.0.1", "ports": {"mesh": 2}}]}`,
+			wantIDs: []string{"f"},
+			wantDiags: []string{
+				"record 1: instance a: service name",
+				"record 2: instance b: address",
+				`record 3: instance c: no "mesh" port`,
+				`record 4: instance d: health "fine"`,
+				`record 5: json: unknown field "adress"`,
+				`record 7: instance ID "f" is already used by record 6`,
+			},
+		},
+		{name: "not JSON", data: "{\n  \"instances\": [,]\n}", wantErr: "line 2, column 17"},
+		{name: "no instances key", data: `{"instance": []}`, wantErr: `no "instances" array`},
+		{name: "instances not an array", data: `{"instances": {}}`, wantErr: "cannot unmarshal object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ins, diags, err := parse([]byte(tt.data))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("parse error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parse: %v", err)
+			}
+			var ids []string
+			for _, in := range ins {
+				ids = append(ids, in.ID)
+			}
+			if !slices.Equal(ids, tt.wantIDs) {
+				t.Errorf("IDs = %v, want %v", ids, tt.wantIDs)
+			}
+			if len(diags) != len(tt.wantDiags) {
+				t.Fatalf("diagnostics = %+v, want %d", diags, len(tt.wantDiags))
+			}
+			for i, d := range diags {
+				if d.Severity != sdk.SeverityWarning || !strings.Contains(d.Detail, tt.wantDiags[i]) {
+					t.Errorf("diagnostic %d = %+v, want a warning containing %q", i, d, tt.wantDiags[i])
+				}
+			}
+		})
+	}
+}
+
+// TestExampleFile: the instances.json shipped with the example parses
+// cleanly.
+func TestExampleFile(t *testing.T) {
+	data, err := os.ReadFile("instances.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, diags, err := parse(data)
+	if err != nil || len(diags) != 0 || len(ins) != 3 {
+		t.Errorf("instances.json: %d instances, diagnostics %v, error %v; want 3, none, nil", len(ins), diags, err)
+	}
+}
