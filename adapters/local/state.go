@@ -99,7 +99,8 @@ func prevAddresses(st map[string]stateEntry) map[string]string {
 // assignAddresses gives every instance in ids (already in stable order) a
 // loopback address of its own: the one it had before (prev) when that is
 // still a usable, unshared loopback address, otherwise the lowest free one
-// from first upwards.
+// from first upwards. Addresses in prev of instances no longer in ids are
+// not handed out: their processes may still be stopping.
 func assignAddresses(ids []string, prev map[string]string, first netip.Addr) (map[string]string, error) {
 	out := make(map[string]string, len(ids))
 	used := map[netip.Addr]bool{}
@@ -110,6 +111,11 @@ func assignAddresses(ids []string, prev map[string]string, first netip.Addr) (ma
 		}
 		used[a] = true
 		out[id] = a.String()
+	}
+	for _, addr := range prev {
+		if a, err := netip.ParseAddr(addr); err == nil {
+			used[a] = true
+		}
 	}
 	next := first
 	for _, id := range ids {

@@ -31,9 +31,16 @@ func TestAssignAddresses(t *testing.T) {
 		{
 			name:  "kept addresses stay, new ones fill the gaps",
 			ids:   []string{"api-0", "api-1", "db-0", "web-0"},
-			prev:  map[string]string{"api-1": "127.0.0.2", "web-0": "127.0.0.4", "gone-0": "127.0.0.3"},
+			prev:  map[string]string{"api-1": "127.0.0.2", "web-0": "127.0.0.4"},
 			first: first,
 			want:  map[string]string{"api-0": "127.0.0.3", "api-1": "127.0.0.2", "db-0": "127.0.0.5", "web-0": "127.0.0.4"},
+		},
+		{
+			name:  "the address of an instance that is gone is not reused at once",
+			ids:   []string{"api-0", "db-0"},
+			prev:  map[string]string{"api-0": "127.0.0.2", "api-1": "127.0.0.3"},
+			first: first,
+			want:  map[string]string{"api-0": "127.0.0.2", "db-0": "127.0.0.4"},
 		},
 		{
 			name:  "unusable previous addresses are replaced",
