@@ -2,6 +2,7 @@ package plugintest
 
 import (
 	"testing"
+	"time"
 
 	plugin "github.com/hashicorp/go-plugin"
 
@@ -17,8 +18,14 @@ func GRPC(t testing.TB, impl plugins.Adapter) plugins.Adapter {
 		plugins.PluginName: &plugins.GRPCAdapterPlugin{Impl: impl},
 	})
 	t.Cleanup(func() {
+		// Close asks the server to stop (go-plugin's Shutdown RPC); stop it
+		// directly only if that did not work, never both at once.
 		_ = client.Close()
-		server.Stop()
+		select {
+		case <-server.DoneCh:
+		case <-time.After(5 * time.Second):
+			server.Stop()
+		}
 	})
 	raw, err := client.Dispense(plugins.PluginName)
 	if err != nil {
