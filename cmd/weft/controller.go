@@ -141,12 +141,12 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	})
 	ctl.SetServer(srv)
 
-	host, _, err := net.SplitHostPort(f.listen)
+	listenHost, _, err := net.SplitHostPort(f.listen)
 	if err != nil {
 		return fmt.Errorf("parsing --listen %q: %w", f.listen, err)
 	}
 	cert, err := authority.ServerCertificate(spiffe.Identity{TrustDomain: pol.Mesh.TrustDomain, Namespace: meshserver.ControllerNamespace, Service: meshserver.ControllerService},
-		uniq([]string{host, "127.0.0.1", "::1", "localhost"}))
+		uniq([]string{listenHost, "127.0.0.1", "::1", "localhost"}))
 	if err != nil {
 		return err
 	}
