@@ -233,14 +233,17 @@ func (a *Adapter) prepare(req plugins.ConfigureRequest, src []byte, r *runner) (
 		if running[s.ID] {
 			continue
 		}
+		// Ports held by processes of an earlier run are checked only if
+		// those processes are not ours: ours are adopted, or stopped
+		// before their replacements start.
 		e, known := prev[s.ID]
-		if !known || !adoptable(e.App, s.App) {
+		if !known || e.Address != s.Address || !held(e.App) {
 			if _, err := checkPorts(s.Address, s.Port); err != nil {
 				diags = append(diags, portDiag(s, s.Port, "the app port", err,
 					fmt.Sprintf("change `port` of service %q at %s", s.Service, at(s.PortRange))))
 			}
 		}
-		if !known || !adoptable(e.Proxy, s.Proxy) {
+		if !known || e.Address != s.Address || !held(e.Proxy) {
 			for _, p := range []struct {
 				port int
 				what string

@@ -160,11 +160,12 @@ func TestRunInstances(t *testing.T) {
 }
 
 // The processes outlive the adapter's host; a new adapter over the same
-// data directory adopts them instead of starting duplicates, and stops
+// data directory adopts those that run what it would run instead of
+// starting duplicates, replaces those that run something else, and stops
 // those of instances no longer declared.
 func TestAdoptAfterHostDeath(t *testing.T) {
 	s := newSetup(t)
-	s.writeWorkloads(t, map[string]int{"api": 2, "old": 1}, "")
+	s.writeWorkloads(t, map[string]int{"api": 2, "web": 1, "old": 1}, "")
 	req, err := json.Marshal(s.request(t))
 	if err != nil {
 		t.Fatal(err)
@@ -181,35 +182,28 @@ func TestAdoptAfterHostDeath(t *testing.T) {
 	if err := host.Start(); err != nil {
 		t.Fatal(err)
 	}
-	hostDone := make(chan struct{})
-	snapshots := make(chan model.Snapshot)
+	events := make(chan plugins.WatchEvent)
+	stopReading := make(chan struct{})
 	go func() {
-		defer close(snapshots)
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			var snap model.Snapshot
 			if json.Unmarshal(sc.Bytes(), &snap) == nil {
 				select {
-				case snapshots <- snap:
-				case <-hostDone:
+				case events <- plugins.WatchEvent{Snapshot: snap}:
+				case <-stopReading:
 					return
 				}
 			}
 		}
 	}()
-	events := make(chan plugins.WatchEvent)
-	go func() {
-		for snap := range snapshots {
-			events <- plugins.WatchEvent{Snapshot: snap}
-		}
-	}()
-	ev := waitFor(t, events, "the host's instances passing", allPassing("api-0", "api-1", "old-0"))
+	ev := waitFor(t, events, "the host's instances passing", allPassing("api-0", "api-1", "old-0", "web-0"))
 	before := pids(ev)
 	if err := host.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
+	close(stopReading)
 	_ = host.Wait()
-	close(hostDone)
 	t.Cleanup(func() {
 		for _, pid := range allPIDs(before) {
 			_ = syscall.Kill(-pid, syscall.SIGKILL)
@@ -221,31 +215,46 @@ func TestAdoptAfterHostDeath(t *testing.T) {
 		}
 	}
 
-	// The second adapter: "old" is no longer declared.
-	s.writeWorkloads(t, map[string]int{"api": 2}, "")
+	// The second adapter: "old" is no longer declared, and web's app now
+	// runs with another environment (WEFT_NAMESPACE).
+	s.writeWorkloads(t, map[string]int{"api": 2, "web": 1}, "")
+	changed := strings.Replace(mustRead(t, s.file), "service \"web\" {\n", "service \"web\" {\n  namespace = \"shop\"\n", 1)
+	if err := os.WriteFile(s.file, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	a := newTestAdapter(t)
-	configure(t, a, s.request(t)) // no "Port in use": adopted processes hold them
-	ev = waitFor(t, watch(t, a), "api adopted", allPassing("api-0", "api-1"))
+	configure(t, a, s.request(t)) // no "Port in use": the ports are held by our own processes
+	ev = waitFor(t, watch(t, a), "api adopted, web replaced", allPassing("api-0", "api-1", "web-0"))
 	after := pids(ev)
 	for _, id := range []string{"api-0", "api-1"} {
 		if after[id] != before[id] {
 			t.Errorf("%s: pids %v after adoption, want the running %v", id, after[id], before[id])
 		}
 	}
-	// Adopting happens before stopping what is left over, which is
-	// finished when the first snapshot is out.
-	for _, pid := range allPIDs(map[string][2]string{"old-0": before["old-0"]}) {
+	if after["web-0"][1] != before["web-0"][1] {
+		t.Errorf("web-0's sidecar: pid %s, want the running %s adopted", after["web-0"][1], before["web-0"][1])
+	}
+	if after["web-0"][0] == before["web-0"][0] {
+		t.Errorf("web-0's app was adopted although its environment changed")
+	}
+	// Stale processes are stopped before their replacements start, which
+	// is done when the first snapshot is out.
+	stale := allPIDs(map[string][2]string{"old-0": before["old-0"], "web-0": {before["web-0"][0], ""}})
+	if len(stale) != 3 {
+		t.Fatalf("stale pids %v, want 3", stale)
+	}
+	for _, pid := range stale {
 		if alive(pid) {
-			t.Errorf("pid %d of undeclared instance old-0 still running", pid)
+			t.Errorf("stale pid %d still running", pid)
 		}
 	}
 
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, pid := range allPIDs(before) {
+	for _, pid := range append(allPIDs(before), allPIDs(after)...) {
 		if alive(pid) {
-			t.Errorf("adopted pid %d still running after Close", pid)
+			t.Errorf("pid %d still running after Close", pid)
 		}
 	}
 }

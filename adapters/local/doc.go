@@ -89,8 +89,11 @@
 // controller) dies, the next adapter over the same DataDir adopts those
 // that still run what it would run (the pid is alive, /proc/<pid>/cmdline
 // matches, the environment hashes the same) instead of starting them
-// twice, watches them by polling, and stops the processes of instances no
-// longer declared. Adoption needs /proc, so it works on Linux only.
+// twice, and watches them by polling. Recorded processes that still run
+// but are no longer wanted as they are (their instance is gone, or its
+// command line or environment changed) are stopped before anything
+// starts, so their ports are free. Adoption needs /proc, so it works on
+// Linux only; elsewhere a restarted adapter starts fresh processes.
 //
 // Close, which the plugin SDK calls when the controller shuts the adapter
 // down, stops every process the adapter started or adopted (SIGTERM to the

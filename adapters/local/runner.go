@@ -123,18 +123,28 @@ func (r *runner) apply(specs []instanceSpec) {
 		adopt int
 	}
 	var starting []startReq
+	var stale []stateProc // processes of an earlier run to stop
 	for _, spec := range specs {
 		in, ok := r.insts[spec.ID]
 		if !ok {
 			in = &instance{spec: spec, app: newSlot("app", spec.App, spec), proxy: newSlot("proxy", spec.Proxy, spec)}
 			r.insts[spec.ID] = in
+			// A process of an earlier run is adopted if it runs what we
+			// would start; if it runs something else (the command line or
+			// environment changed meanwhile), it is stopped and replaced.
 			var appPID, proxyPID int
-			if e, ok := r.prev[spec.ID]; ok && e.Address == spec.Address {
-				if adoptable(e.App, spec.App) {
+			if e, ok := r.prev[spec.ID]; ok {
+				switch {
+				case e.Address == spec.Address && adoptable(e.App, spec.App):
 					appPID = e.App.PID
+				case held(e.App):
+					stale = append(stale, e.App)
 				}
-				if adoptable(e.Proxy, spec.Proxy) {
+				switch {
+				case e.Address == spec.Address && adoptable(e.Proxy, spec.Proxy):
 					proxyPID = e.Proxy.PID
+				case held(e.Proxy):
+					stale = append(stale, e.Proxy)
 				}
 			}
 			starting = append(starting, startReq{in.app, appPID}, startReq{in.proxy, proxyPID})
@@ -154,14 +164,12 @@ func (r *runner) apply(specs []instanceSpec) {
 		in.app.inst, in.proxy.inst = spec, spec
 	}
 	// Processes of an earlier run whose instances are no longer declared
-	// would hold their addresses and ports for ever: stop them, if they are
-	// still what was recorded.
-	var orphans []stateProc
+	// would hold their addresses and ports for ever: stop them too.
 	for id, e := range r.prev {
 		if !want[id] {
 			for _, p := range []stateProc{e.App, e.Proxy} {
-				if p.PID > 0 && runs(p.PID, p.Argv) {
-					orphans = append(orphans, p)
+				if held(p) {
+					stale = append(stale, p)
 				}
 			}
 		}
@@ -175,11 +183,11 @@ func (r *runner) apply(specs []instanceSpec) {
 		wg.Add(1)
 		go func() { defer wg.Done(); close(s.stop); <-s.done }()
 	}
-	for _, p := range orphans {
+	for _, p := range stale {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.cfg.Log.Info("stopping a process of an earlier run whose instance is no longer declared", "pid", p.PID, "command", p.Argv[0])
+			r.cfg.Log.Info("stopping a process of an earlier run: its instance is gone or now runs differently", "pid", p.PID, "command", p.Argv[0])
 			terminate(p.PID, pollExit(p.PID, r.cfg.Poll, nil), r.cfg.Grace, r.cfg.Log)
 		}()
 	}

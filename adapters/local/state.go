@@ -142,6 +142,12 @@ func adoptable(p stateProc, spec procSpec) bool {
 	return p.PID > 0 && p.Hash == spec.hash() && equalArgv(p.Argv, spec.Argv) && runs(p.PID, p.Argv)
 }
 
+// held reports whether the process recorded in p still runs what was
+// recorded: it is ours, from an earlier run, and holds its ports.
+func held(p stateProc) bool {
+	return p.PID > 0 && runs(p.PID, p.Argv)
+}
+
 // runs reports whether pid is a live process with command line argv. A
 // recycled pid has another command line; a zombie has none.
 func runs(pid int, argv []string) bool {
