@@ -216,10 +216,13 @@ func TestAdoptAfterHostDeath(t *testing.T) {
 	}
 
 	// The second adapter: "old" is no longer declared, and web's app now
-	// runs with another environment (WEFT_NAMESPACE).
+	// runs with another environment.
 	s.writeWorkloads(t, map[string]int{"api": 2, "web": 1}, "")
-	changed := strings.Replace(mustRead(t, s.file), "service \"web\" {\n", "service \"web\" {\n  namespace = \"shop\"\n", 1)
-	if err := os.WriteFile(s.file, []byte(changed), 0o644); err != nil {
+	text := mustRead(t, s.file)
+	i := strings.Index(text, "service \"web\" {")
+	j := i + strings.Index(text[i:], "\n}\n")
+	text = text[:i] + strings.Replace(text[i:j], ":9001", ":9009", 1) + text[j:]
+	if err := os.WriteFile(s.file, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	a := newTestAdapter(t)
@@ -321,15 +324,25 @@ func TestWorkloadsFileChanges(t *testing.T) {
 		}
 	}
 
-	// A changed command line restarts the app, not the sidecar.
+	// A changed environment restarts the app, not the sidecar.
+	if err := os.WriteFile(s.file, []byte(strings.ReplaceAll(mustRead(t, s.file), ":9001", ":9009")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ev = waitFor(t, events, "api-0's app restarted", func(ev plugins.WatchEvent) bool {
+		return allPassing("api-0")(ev) && pids(ev)["api-0"][0] != first[0]
+	})
+	if got := pids(ev)["api-0"]; got[1] != first[1] {
+		t.Errorf("sidecar restarted, but neither its command line nor its identity changed: %v -> %v", first, got)
+	}
+	second := pids(ev)["api-0"]
+
+	// A new namespace is a new identity: the sidecar restarts too.
 	s.writeWorkloads(t, map[string]int{"api": 1}, `  namespace = "shop"`)
 	ev = waitFor(t, events, "new namespace", func(ev plugins.WatchEvent) bool {
 		return allPassing("api-0")(ev) && ev.Snapshot.Instances[0].Namespace == "shop"
 	})
-	if got := pids(ev)["api-0"]; got[0] == first[0] {
-		t.Errorf("app not restarted after its environment changed (WEFT_NAMESPACE): %v", got)
-	} else if got[1] != first[1] {
-		t.Errorf("sidecar restarted, but its command line did not change: %v -> %v", first, got)
+	if got := pids(ev)["api-0"]; got[0] == second[0] || got[1] == second[1] {
+		t.Errorf("app and sidecar not both restarted after a namespace change: %v -> %v", second, got)
 	}
 }
 

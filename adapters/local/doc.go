@@ -93,7 +93,8 @@
 // but are no longer wanted as they are (their instance is gone, or its
 // command line or environment changed) are stopped before anything
 // starts, so their ports are free. Adoption needs /proc, so it works on
-// Linux only; elsewhere a restarted adapter starts fresh processes.
+// Linux only; elsewhere, stop the processes of a dead adapter by hand
+// (their pids are in the state file) before starting a new one.
 //
 // Close, which the plugin SDK calls when the controller shuts the adapter
 // down, stops every process the adapter started or adopted (SIGTERM to the

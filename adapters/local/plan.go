@@ -163,7 +163,13 @@ func buildPlan(in planInput) ([]instanceSpec, hcl.Diagnostics) {
 			env = append(env, e.Name+"="+v)
 		}
 		spec.App = procSpec{Argv: argv, Env: env, Dir: in.W.Dir, Log: l.log(p.id, "app")}
-		spec.Proxy = procSpec{Argv: proxyArgv(in.ProxyPath, p.id, spec.Address, in.Mesh), Log: l.log(p.id, "proxy")}
+		spec.Proxy = procSpec{
+			Argv: proxyArgv(in.ProxyPath, p.id, spec.Address, in.Mesh),
+			// The identity is the sidecar's: when it changes, the sidecar
+			// restarts and joins anew.
+			Env: []string{"WEFT_SERVICE=" + s.Name, "WEFT_INSTANCE=" + p.id, "WEFT_NAMESPACE=" + ns},
+			Log: l.log(p.id, "proxy"),
+		}
 		specs = append(specs, spec)
 	}
 	if diags.HasErrors() {

@@ -102,6 +102,7 @@ service "api" {
 			Proxy: procSpec{
 				Argv: []string{"/bin/weft-proxy", "--instance", "api-0", "--controller", "127.0.0.1:7000",
 					"--trust-bundle", "/data/trust-bundle.pem", "--admin", "127.0.0.2:15000", "--data-dir", "/data/proxy/api-0"},
+				Env: []string{"WEFT_SERVICE=api", "WEFT_INSTANCE=api-0", "WEFT_NAMESPACE=shop"},
 				Log: "/data/logs/api-0.proxy.log",
 			},
 		},
@@ -115,6 +116,7 @@ service "api" {
 			Proxy: procSpec{
 				Argv: []string{"/bin/weft-proxy", "--instance", "api-1", "--controller", "127.0.0.1:7000",
 					"--trust-bundle", "/data/trust-bundle.pem", "--admin", "127.0.0.3:15000", "--data-dir", "/data/proxy/api-1"},
+				Env: []string{"WEFT_SERVICE=api", "WEFT_INSTANCE=api-1", "WEFT_NAMESPACE=shop"},
 				Log: "/data/logs/api-1.proxy.log",
 			},
 		},
@@ -129,6 +131,7 @@ service "api" {
 			Proxy: procSpec{
 				Argv: []string{"/bin/weft-proxy", "--instance", "web-0", "--controller", "127.0.0.1:7000",
 					"--trust-bundle", "/data/trust-bundle.pem", "--admin", "127.0.0.9:15000", "--data-dir", "/data/proxy/web-0"},
+				Env: []string{"WEFT_SERVICE=web", "WEFT_INSTANCE=web-0", "WEFT_NAMESPACE=default"},
 				Log: "/data/logs/web-0.proxy.log",
 			},
 		},

@@ -61,6 +61,9 @@ type instance struct {
 type slot struct {
 	kind string // "app" or "proxy"
 	spec procSpec
+	// inst is the instance as the slot was created. Its identity (ID,
+	// service, namespace) is in the slot's spec, so it cannot change
+	// without the slot being replaced.
 	inst instanceSpec
 
 	stop chan struct{} // closed to stop the process for good
@@ -160,8 +163,7 @@ func (r *runner) apply(specs []instanceSpec) {
 			in.proxy = newSlot("proxy", spec.Proxy, spec)
 			starting = append(starting, startReq{in.proxy, 0})
 		}
-		in.spec = spec
-		in.app.inst, in.proxy.inst = spec, spec
+		in.spec = spec // a slot keeps the spec it was started with
 	}
 	// Processes of an earlier run whose instances are no longer declared
 	// would hold their addresses and ports for ever: stop them too.
