@@ -45,8 +45,9 @@ type ClientOptions struct {
 	// JoinToken is the single-use token exchanged for the first
 	// certificate. It may be empty when DataDir holds a valid certificate.
 	JoinToken string
-	// DataDir, when set, keeps the certificate, key and roots across
-	// restarts, so a restarted sidecar does not need a new join token.
+	// DataDir, when set, keeps the certificate, key, roots and the last
+	// applied config across restarts: a restarted sidecar serves at once
+	// and needs no new join token while its certificate is valid.
 	DataDir string
 	// MinBackoff and MaxBackoff bound the reconnect delay, which doubles
 	// from one to the other with jitter. Defaults: 200ms and 10s.
@@ -104,7 +105,8 @@ func NewClient(p *Proxy, o ClientOptions) (*Client, error) {
 func (c *Client) Run(ctx context.Context) error {
 	defer c.closeConns()
 	creds := c.loadCredentials()
-	if creds == nil {
+	saved := creds != nil
+	if !saved {
 		var err error
 		if creds, err = c.join(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -116,6 +118,9 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 	c.p.SetCredentials(creds)
 	c.p.Logf("holding certificate for %s until %s", creds.ID, creds.NotAfter().Format(time.RFC3339))
+	if saved {
+		c.loadConfig()
+	}
 
 	var wg sync.WaitGroup
 	wg.Go(func() { c.renewLoop(ctx) })
@@ -388,6 +393,7 @@ func (c *Client) streamOnce(ctx context.Context, addr string) (got bool, err err
 		} else {
 			c.p.Logf("applied config version %d", u.GetVersion())
 			ack.AppliedVersion = u.GetVersion()
+			c.saveConfig(u)
 		}
 		if err := stream.Send(ack); err != nil {
 			return got, fmt.Errorf("acknowledging version %d: %w", u.GetVersion(), streamError(stream, err))

@@ -2,186 +2,30 @@ package proxy_test
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"net"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
 
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/proxy"
 	"github.com/weftmesh/weft/core/proxy/proxytest"
-	"github.com/weftmesh/weft/core/spiffe"
 )
 
-// fakeController implements the sidecar-facing API with a test CA. It
-// issues certificates for service "web" only, and reports everything a
-// sidecar sends on its channels.
-type fakeController struct {
-	meshapi.UnimplementedMeshServer
-	ca       *proxytest.CA
-	token    string
-	used     atomic.Bool
-	joinOpts proxytest.LeafOptions // for the certificate Join issues
-	joins    atomic.Int32
-	renewed  chan *x509.Certificate // the client certificate each Renew came with
-	requests chan *meshapi.ConfigRequest
-	updates  chan *meshapi.ConfigUpdate // sent on the open stream
-	kick     chan struct{}              // a send ends the open stream
-	addr     string
-	accepts  chan struct{} // one per TCP connection accepted
-}
-
-func newFakeController(t *testing.T, ca *proxytest.CA) *fakeController {
-	t.Helper()
-	f := &fakeController{
-		ca:       ca,
-		token:    "wj1.test-token",
-		renewed:  make(chan *x509.Certificate, 16),
-		requests: make(chan *meshapi.ConfigRequest, 64),
-		updates:  make(chan *meshapi.ConfigUpdate),
-		kick:     make(chan struct{}),
-		accepts:  make(chan struct{}, 64),
-	}
-	cert, err := ca.Leaf("weft-system", "weft-controller", proxytest.LeafOptions{DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    ca.Pool,
-	})))
-	meshapi.RegisterMeshServer(srv, f)
-	ln := &notifyListener{Listener: listen(t), accepts: f.accepts}
-	go srv.Serve(ln)
-	t.Cleanup(srv.Stop)
-	f.addr = ln.Addr().String()
-	return f
-}
-
-// notifyListener reports every connection it accepts, without blocking.
-type notifyListener struct {
-	net.Listener
-	accepts chan struct{}
-}
-
-func (l *notifyListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		select {
-		case l.accepts <- struct{}{}:
-		default:
-		}
-	}
-	return c, err
-}
-
-func (f *fakeController) issue(csr []byte, o proxytest.LeafOptions) (*meshapi.Credentials, error) {
-	id := spiffe.Identity{TrustDomain: td, Namespace: "default", Service: "web"}
-	chain, err := f.ca.SignCSR(csr, id, o)
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	return &meshapi.Credentials{CertChainPem: chain, RootsPem: f.ca.RootPEM, SpiffeId: id.String()}, nil
-}
-
-func (f *fakeController) Join(_ context.Context, r *meshapi.JoinRequest) (*meshapi.Credentials, error) {
-	f.joins.Add(1)
-	if r.JoinToken != f.token || f.used.Swap(true) {
-		return nil, status.Error(codes.PermissionDenied, "join token already used or unknown")
-	}
-	return f.issue(r.CsrDer, f.joinOpts)
-}
-
-// peerCert returns the verified client certificate of a call.
-func peerCert(ctx context.Context) (*x509.Certificate, error) {
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return nil, status.Error(codes.Unauthenticated, "no peer")
-	}
-	ti, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(ti.State.VerifiedChains) == 0 {
-		return nil, status.Error(codes.Unauthenticated, "no verified client certificate")
-	}
-	return ti.State.VerifiedChains[0][0], nil
-}
-
-func (f *fakeController) Renew(ctx context.Context, r *meshapi.RenewRequest) (*meshapi.Credentials, error) {
-	c, err := peerCert(ctx)
-	if err != nil {
-		return nil, err
-	}
-	f.renewed <- c
-	return f.issue(r.CsrDer, proxytest.LeafOptions{})
-}
-
-func (f *fakeController) StreamConfig(s meshapi.Mesh_StreamConfigServer) error {
-	if _, err := peerCert(s.Context()); err != nil {
-		return err
-	}
-	errc := make(chan error, 1)
-	go func() {
-		for {
-			r, err := s.Recv()
-			if err != nil {
-				errc <- err
-				return
-			}
-			f.requests <- r
-		}
-	}()
-	for {
-		select {
-		case u := <-f.updates:
-			if err := s.Send(u); err != nil {
-				return err
-			}
-		case <-f.kick:
-			return status.Error(codes.Unavailable, "kicked by the test")
-		case err := <-errc:
-			return err
-		}
-	}
-}
-
-func (f *fakeController) nextRequest(t *testing.T) *meshapi.ConfigRequest {
-	t.Helper()
-	select {
-	case r := <-f.requests:
-		return r
-	case <-time.After(wait):
-		t.Fatal("no ConfigRequest from the sidecar")
-		return nil
-	}
-}
-
-func (f *fakeController) send(t *testing.T, u *meshapi.ConfigUpdate) {
-	t.Helper()
-	select {
-	case f.updates <- u:
-	case <-time.After(wait):
-		t.Fatal("no config stream to send on")
-	}
-}
-
 type clientRun struct {
-	p    *proxy.Proxy
-	log  *logBuf
-	done chan error
+	p      *proxy.Proxy
+	log    *logBuf
+	done   chan struct{} // closed when Run returns
+	err    error         // what Run returned, once done is closed
+	cancel context.CancelFunc
+	once   sync.Once
 }
 
 // runClient runs a client for instance web-1 against the addresses given,
-// until the end of the test.
+// until stop or the end of the test.
 func runClient(t *testing.T, ca *proxytest.CA, token, dataDir string, addrs ...string) *clientRun {
 	t.Helper()
 	lb := &logBuf{}
@@ -199,21 +43,31 @@ func runClient(t *testing.T, ca *proxytest.CA, token, dataDir string, addrs ...s
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &clientRun{p: p, log: lb, done: make(chan error, 1)}
-	go func() { r.done <- c.Run(ctx) }()
+	r := &clientRun{p: p, log: lb, done: make(chan struct{}), cancel: cancel}
+	go func() {
+		r.err = c.Run(ctx)
+		close(r.done)
+	}()
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-r.done:
-		case <-time.After(wait):
-			t.Error("Run did not return after its context ended")
-		}
-		p.Close()
+		r.stop(t)
 		if t.Failed() {
 			t.Logf("sidecar log:\n%s", lb)
 		}
 	})
 	return r
+}
+
+// stop ends Run and closes the proxy, as a sidecar exit would.
+func (r *clientRun) stop(t *testing.T) {
+	r.once.Do(func() {
+		r.cancel()
+		select {
+		case <-r.done:
+		case <-time.After(wait):
+			t.Error("Run did not return after its context ended")
+		}
+		r.p.Close()
+	})
 }
 
 func webConfig() *meshapi.ProxyConfig {
@@ -222,17 +76,17 @@ func webConfig() *meshapi.ProxyConfig {
 
 func TestClientJoinsStreamsAndAcknowledges(t *testing.T) {
 	ca := newCA(t)
-	f := newFakeController(t, ca)
-	r := runClient(t, ca, f.token, "", f.addr)
+	f := proxytest.StartController(t, ca, proxytest.ControllerOptions{})
+	r := runClient(t, ca, f.Token, "", f.Addr)
 
-	if req := f.nextRequest(t); req.InstanceId != "web-1" || req.AppliedVersion != 0 {
+	if req := f.NextRequest(t); req.InstanceId != "web-1" || req.AppliedVersion != 0 {
 		t.Fatalf("first request %v, want instance web-1 and no version", req)
 	}
 	if c := r.p.Credentials(); c == nil || c.ID.String() != webID {
 		t.Fatalf("credentials after join: %+v", c)
 	}
-	f.send(t, &meshapi.ConfigUpdate{Version: 1, Config: webConfig()})
-	if req := f.nextRequest(t); req.AppliedVersion != 1 || req.RejectedVersion != 0 {
+	f.Send(t, &meshapi.ConfigUpdate{Version: 1, Config: webConfig()})
+	if req := f.NextRequest(t); req.AppliedVersion != 1 || req.RejectedVersion != 0 {
 		t.Fatalf("after version 1: %v, want an ACK of 1", req)
 	}
 	if err := r.p.Ready(); err != nil {
@@ -241,8 +95,8 @@ func TestClientJoinsStreamsAndAcknowledges(t *testing.T) {
 
 	bad := webConfig()
 	bad.Upstreams[0].SpiffeId = "not-a-spiffe-id"
-	f.send(t, &meshapi.ConfigUpdate{Version: 2, Config: bad})
-	req := f.nextRequest(t)
+	f.Send(t, &meshapi.ConfigUpdate{Version: 2, Config: bad})
+	req := f.NextRequest(t)
 	if req.RejectedVersion != 2 || req.AppliedVersion != 1 || !strings.Contains(req.ErrorDetail, "SPIFFE ID") {
 		t.Fatalf("after a bad version 2: %v, want a NACK of 2 keeping 1 with the reason", req)
 	}
@@ -252,29 +106,25 @@ func TestClientJoinsStreamsAndAcknowledges(t *testing.T) {
 	listener := r.p.Addr(proxy.KeyUpstream("api"))
 
 	// The stream breaks: the sidecar keeps its config and resubscribes.
-	select {
-	case f.kick <- struct{}{}:
-	case <-time.After(wait):
-		t.Fatal("no config stream to break")
-	}
-	if req := f.nextRequest(t); req.AppliedVersion != 1 || req.InstanceId != "web-1" {
+	f.Kick(t)
+	if req := f.NextRequest(t); req.AppliedVersion != 1 || req.InstanceId != "web-1" {
 		t.Fatalf("resubscription %v, want applied_version 1", req)
 	}
 	if a := r.p.Addr(proxy.KeyUpstream("api")); a == nil || a.String() != listener.String() {
 		t.Errorf("the upstream listener changed across the reconnect: %v, was %v", a, listener)
 	}
-	f.send(t, &meshapi.ConfigUpdate{Version: 3, Config: webConfig()})
-	if req := f.nextRequest(t); req.AppliedVersion != 3 {
+	f.Send(t, &meshapi.ConfigUpdate{Version: 3, Config: webConfig()})
+	if req := f.NextRequest(t); req.AppliedVersion != 3 {
 		t.Errorf("after version 3: %v, want an ACK of 3", req)
 	}
 }
 
 func TestClientCyclesThroughControllers(t *testing.T) {
 	ca := newCA(t)
-	f := newFakeController(t, ca)
+	f := proxytest.StartController(t, ca, proxytest.ControllerOptions{})
 	dead := deadAddr(t).String()
-	r := runClient(t, ca, f.token, "", dead, f.addr)
-	if req := f.nextRequest(t); req.InstanceId != "web-1" {
+	r := runClient(t, ca, f.Token, "", dead, f.Addr)
+	if req := f.NextRequest(t); req.InstanceId != "web-1" {
 		t.Fatalf("request %v", req)
 	}
 	if !strings.Contains(r.log.String(), dead) {
@@ -284,16 +134,17 @@ func TestClientCyclesThroughControllers(t *testing.T) {
 
 func TestClientRenewsAtHalfLife(t *testing.T) {
 	ca := newCA(t)
-	f := newFakeController(t, ca)
 	// Past half of its life already: renewal is due at once.
-	f.joinOpts = proxytest.LeafOptions{NotBefore: time.Now().Add(-40 * time.Minute), TTL: time.Hour}
-	r := runClient(t, ca, f.token, "", f.addr)
-	f.nextRequest(t)
+	f := proxytest.StartController(t, ca, proxytest.ControllerOptions{
+		JoinLeaf: proxytest.LeafOptions{NotBefore: time.Now().Add(-40 * time.Minute), TTL: time.Hour},
+	})
+	r := runClient(t, ca, f.Token, "", f.Addr)
+	f.NextRequest(t)
 	first := r.p.Credentials().Cert.Leaf
 
 	var presented *x509.Certificate
 	select {
-	case presented = <-f.renewed:
+	case presented = <-f.Renewed:
 	case <-time.After(wait):
 		t.Fatal("the sidecar did not renew")
 	}
@@ -308,7 +159,7 @@ func TestClientRenewsAtHalfLife(t *testing.T) {
 		}
 		select {
 		case <-changed:
-		case <-f.renewed:
+		case <-f.Renewed:
 			t.Fatal("renewed twice: the new certificate is not in use")
 		case <-time.After(wait):
 			t.Fatal("the renewed certificate was not swapped in")
@@ -321,50 +172,59 @@ func TestClientRenewsAtHalfLife(t *testing.T) {
 
 func TestClientReportsUsedJoinToken(t *testing.T) {
 	ca := newCA(t)
-	f := newFakeController(t, ca)
-	f.used.Store(true)
-	r := runClient(t, ca, f.token, "", f.addr)
+	f := proxytest.StartController(t, ca, proxytest.ControllerOptions{TokenUsed: true})
+	r := runClient(t, ca, f.Token, "", f.Addr)
 	select {
-	case err := <-r.done:
-		r.done <- err // for the cleanup
-		if err == nil || !strings.Contains(err.Error(), "join token") || !strings.Contains(err.Error(), "fresh WEFT_JOIN_TOKEN") {
-			t.Errorf("Run: %v, want an error saying the join token was refused and what to do", err)
+	case <-r.done:
+		if r.err == nil || !strings.Contains(r.err.Error(), "join token") || !strings.Contains(r.err.Error(), "fresh WEFT_JOIN_TOKEN") {
+			t.Errorf("Run: %v, want an error saying the join token was refused and what to do", r.err)
 		}
 	case <-time.After(wait):
 		t.Fatal("Run kept going with a refused join token")
 	}
-	if n := f.joins.Load(); n != 1 {
+	if n := f.Joins(); n != 1 {
 		t.Errorf("Join called %d times, want 1 (a refusal is final)", n)
 	}
 }
 
-func TestClientReusesSavedCertificate(t *testing.T) {
+func TestClientRestartReusesSavedState(t *testing.T) {
 	ca := newCA(t)
-	f := newFakeController(t, ca)
+	f := proxytest.StartController(t, ca, proxytest.ControllerOptions{})
 	dir := t.TempDir()
-	first := runClient(t, ca, f.token, dir, f.addr)
-	f.nextRequest(t)
+	first := runClient(t, ca, f.Token, dir, f.Addr)
+	f.NextRequest(t)
+	f.Send(t, &meshapi.ConfigUpdate{Version: 4, Config: webConfig()})
+	if r := f.NextRequest(t); r.AppliedVersion != 4 {
+		t.Fatalf("after version 4: %v", r)
+	}
 	id := first.p.Credentials().Cert.Leaf
+	first.stop(t)
 
-	// A restart with the same (now used) token and the same directory.
-	second := runClient(t, ca, f.token, dir, f.addr)
-	f.nextRequest(t)
+	// A restart with the same (now used) token and the same directory
+	// serves at once with the saved certificate and config.
+	second := runClient(t, ca, f.Token, dir, f.Addr)
+	if r := f.NextRequest(t); r.AppliedVersion != 4 {
+		t.Errorf("resubscribed with version %d, want the saved 4", r.AppliedVersion)
+	}
+	if err := second.p.Ready(); err != nil {
+		t.Errorf("not ready from the saved state: %v", err)
+	}
 	if !second.p.Credentials().Cert.Leaf.Equal(id) {
 		t.Error("the restarted sidecar did not reuse the saved certificate")
 	}
-	if n := f.joins.Load(); n != 1 {
+	if n := f.Joins(); n != 1 {
 		t.Errorf("Join called %d times, want 1", n)
 	}
 }
 
 func TestClientRefusesUntrustedController(t *testing.T) {
 	ca := newCA(t)
-	f := newFakeController(t, ca)
+	f := proxytest.StartController(t, ca, proxytest.ControllerOptions{})
 	other := newCA(t) // the sidecar trusts only this one
 	lb := &logBuf{}
 	p := proxy.New(proxy.Options{Log: lb})
 	defer p.Close()
-	c, err := proxy.NewClient(p, proxy.ClientOptions{InstanceID: "web-1", Controllers: []string{f.addr}, TrustBundle: other.Pool, JoinToken: f.token, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	c, err := proxy.NewClient(p, proxy.ClientOptions{InstanceID: "web-1", Controllers: []string{f.Addr}, TrustBundle: other.Pool, JoinToken: f.Token, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +234,7 @@ func TestClientRefusesUntrustedController(t *testing.T) {
 	// Two connections mean the first attempt failed and was retried.
 	for range 2 {
 		select {
-		case <-f.accepts:
+		case <-f.Accepts:
 		case <-time.After(wait):
 			t.Fatal("the sidecar did not try the controller twice")
 		}
@@ -386,7 +246,7 @@ func TestClientRefusesUntrustedController(t *testing.T) {
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		t.Errorf("Run: %v", err)
 	}
-	if n := f.joins.Load(); n != 0 {
+	if n := f.Joins(); n != 0 {
 		t.Errorf("Join reached an untrusted controller %d times", n)
 	}
 }

@@ -8,6 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/weftmesh/weft/core/meshapi"
 )
 
 // Files in ClientOptions.DataDir. The key is readable by the owner only.
@@ -16,6 +20,7 @@ const (
 	fileCert     = "cert.pem"
 	fileKey      = "key.pem"
 	fileRoots    = "roots.pem"
+	fileConfig   = "config.json"
 )
 
 // minSavedValidity is how long a saved certificate must still be valid to
@@ -120,4 +125,45 @@ func writeFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// loadConfig applies the config saved in the data directory, so a sidecar
+// restarted while no controller answers serves at once. Only called with
+// saved credentials of the same instance.
+func (c *Client) loadConfig() {
+	b, err := os.ReadFile(filepath.Join(c.o.DataDir, fileConfig))
+	if err != nil {
+		if !os.IsNotExist(err) {
+			c.p.Logf("not reusing the saved config: %v", err)
+		}
+		return
+	}
+	var u meshapi.ConfigUpdate
+	if err := protojson.Unmarshal(b, &u); err != nil {
+		c.p.Logf("not reusing the saved config: decoding %s: %v", fileConfig, err)
+		return
+	}
+	if u.GetConfig().GetInstanceId() != "" && u.GetConfig().GetInstanceId() != c.o.InstanceID {
+		c.p.Logf("not reusing the saved config: it is for instance %s", u.GetConfig().GetInstanceId())
+		return
+	}
+	if err := c.p.Apply(u.GetVersion(), u.GetConfig()); err != nil {
+		c.p.Logf("not reusing the saved config: %v", err)
+		return
+	}
+	c.p.Logf("serving with the saved config version %d until a controller answers", u.GetVersion())
+}
+
+// saveConfig keeps the config just applied in the data directory.
+func (c *Client) saveConfig(u *meshapi.ConfigUpdate) {
+	if c.o.DataDir == "" {
+		return
+	}
+	b, err := protojson.Marshal(u)
+	if err == nil {
+		err = writeFileAtomic(filepath.Join(c.o.DataDir, fileConfig), b)
+	}
+	if err != nil {
+		c.p.Logf("saving the config in %s: %v", c.o.DataDir, err)
+	}
 }

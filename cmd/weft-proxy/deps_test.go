@@ -1,0 +1,45 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// weft-proxy runs beside every instance, so it must not link what only
+// the controller needs: scheduler clients, the policy language, plugins.
+func TestDependenciesStayLean(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("finding the go command to list dependencies: %v", err)
+	}
+	out, err := exec.Command(gobin, "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	forbidden := []string{
+		"github.com/hashicorp/go-plugin",
+		"github.com/hashicorp/hcl",
+		"github.com/hashicorp/nomad",
+		"github.com/mesos",
+		"k8s.io",
+		"github.com/weftmesh/weft/hcl",
+		"github.com/weftmesh/weft/adapters",
+		"github.com/weftmesh/weft/plugins",
+	}
+	found := false
+	for _, d := range deps {
+		if d == "github.com/weftmesh/weft/core/proxy" {
+			found = true
+		}
+		for _, f := range forbidden {
+			if d == f || strings.HasPrefix(d, f+"/") {
+				t.Errorf("weft-proxy depends on %s (forbidden: %s); find which import pulls it in with: go list -deps ./cmd/weft-proxy", d, f)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("go list -deps does not list core/proxy; the check looked at the wrong package:\n%s", out)
+	}
+}

@@ -1,0 +1,136 @@
+// Command weft-proxy is the Weft sidecar: it runs next to one application
+// instance, joins the mesh with a single-use token, receives its
+// configuration from the controller and carries the instance's traffic
+// over mTLS (core/proxy). It links only the data plane: no scheduler
+// client, no policy language, no plugin machinery.
+//
+//	weft-proxy --instance ID --controller HOST:PORT [--controller HOST:PORT ...] \
+//	  --trust-bundle FILE --admin HOST:PORT [--data-dir DIR]
+//
+// The join token comes in WEFT_JOIN_TOKEN, never on the command line.
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weftmesh/weft/core/proxy"
+	"github.com/weftmesh/weft/core/version"
+)
+
+// tokenEnv carries the join token.
+const tokenEnv = "WEFT_JOIN_TOKEN"
+
+func main() {
+	if err := newRootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "weft-proxy:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	instance    string
+	controllers []string
+	trustBundle string
+	admin       string
+	dataDir     string
+}
+
+func newRootCmd() *cobra.Command {
+	var o options
+	root := &cobra.Command{
+		Use:   "weft-proxy --instance ID --controller HOST:PORT [--controller HOST:PORT ...] --trust-bundle FILE --admin HOST:PORT [--data-dir DIR]",
+		Short: "The Weft sidecar proxy",
+		Long: `weft-proxy runs beside one application instance. It joins the mesh with the
+single-use token in $WEFT_JOIN_TOKEN, streams its configuration from the
+controller, and carries the instance's traffic over mTLS: inbound from other
+sidecars to the application, outbound from the application to its upstreams
+on local ports. It keeps serving with its last configuration and certificate
+while no controller answers.
+
+Admin endpoints on --admin: /ready, /metrics (Prometheus), /config.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return run(ctx, o)
+		},
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	fl := root.Flags()
+	fl.StringVar(&o.instance, "instance", "", "ID of the instance this sidecar serves")
+	fl.StringArrayVar(&o.controllers, "controller", nil, "controller address host:port (repeat for replicas; tried in turn)")
+	fl.StringVar(&o.trustBundle, "trust-bundle", "", "PEM file of the roots that verify the controller's certificate")
+	fl.StringVar(&o.admin, "admin", "", "address host:port of the admin endpoints (/ready, /metrics, /config)")
+	fl.StringVar(&o.dataDir, "data-dir", "", "directory keeping the certificate across restarts (optional)")
+	for _, f := range []string{"instance", "controller", "trust-bundle", "admin"} {
+		root.MarkFlagRequired(f)
+	}
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the version of this build",
+		Args:  cobra.NoArgs,
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "weft-proxy", version.Version) },
+	})
+	return root
+}
+
+func run(ctx context.Context, o options) error {
+	bundle, err := readTrustBundle(o.trustBundle)
+	if err != nil {
+		return err
+	}
+	token := os.Getenv(tokenEnv)
+	os.Unsetenv(tokenEnv) // nothing started from here needs it
+
+	p := proxy.New(proxy.Options{Log: os.Stderr})
+	defer p.Close()
+	client, err := proxy.NewClient(p, proxy.ClientOptions{
+		InstanceID:  o.instance,
+		Controllers: o.controllers,
+		TrustBundle: bundle,
+		JoinToken:   token,
+		DataDir:     o.dataDir,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", o.admin)
+	if err != nil {
+		return fmt.Errorf("binding the admin listener on %s: %w; free the port or pass another --admin", o.admin, err)
+	}
+	admin := &http.Server{Handler: p.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go admin.Serve(ln)
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		admin.Shutdown(sctx)
+	}()
+	p.Logf("weft-proxy %s for instance %s: admin on %s, controllers %v", version.Version, o.instance, ln.Addr(), o.controllers)
+	return client.Run(ctx)
+}
+
+func readTrustBundle(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the trust bundle: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, errors.New("reading the trust bundle: " + path + " holds no PEM certificate; pass the controller CA's root certificate")
+	}
+	return pool, nil
+}

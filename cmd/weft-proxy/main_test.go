@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy/proxytest"
+)
+
+// freeAddr returns a loopback address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func writeBundle(t *testing.T, pem []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "trust-bundle.pem")
+	if err := os.WriteFile(path, pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// start runs weft-proxy in process with args and returns its result
+// channel and a function that stops it.
+func start(t *testing.T, args ...string) (<-chan error, context.CancelFunc) {
+	t.Helper()
+	cmd := newRootCmd()
+	cmd.SetArgs(args)
+	cmd.SetOut(io.Discard)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	return done, cancel
+}
+
+func result(t *testing.T, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(proxytest.Wait):
+		t.Fatal("weft-proxy did not return")
+		return nil
+	}
+}
+
+func adminGet(t *testing.T, addr, path string) (int, string) {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{}, Timeout: proxytest.Wait}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestRunJoinsAppliesAndServesAdmin(t *testing.T) {
+	ca, err := proxytest.NewCA("weft.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := proxytest.StartController(t, ca, proxytest.ControllerOptions{})
+	t.Setenv(tokenEnv, f.Token)
+	admin := freeAddr(t)
+	done, stop := start(t, "--instance", "web-1", "--controller", f.Addr, "--trust-bundle", writeBundle(t, ca.RootPEM), "--admin", admin, "--data-dir", t.TempDir())
+
+	if r := f.NextRequest(t); r.InstanceId != "web-1" {
+		t.Fatalf("subscribed as %q, want web-1", r.InstanceId)
+	}
+	if code, body := adminGet(t, admin, "/ready"); code != http.StatusServiceUnavailable || !strings.Contains(body, "configuration") {
+		t.Errorf("/ready before any config: %d %q, want 503 waiting for a configuration", code, body)
+	}
+	if os.Getenv(tokenEnv) != "" {
+		t.Errorf("%s is still set in the sidecar's environment", tokenEnv)
+	}
+	cfg := &meshapi.ProxyConfig{
+		InstanceId: "web-1", Service: "web", TrustDomain: "weft.test",
+		Upstreams: []*meshapi.Upstream{{
+			Name: "api", Service: "api", SpiffeId: "spiffe://weft.test/ns/default/svc/api", BindAddress: "127.0.0.1",
+		}},
+	}
+	f.Send(t, &meshapi.ConfigUpdate{Version: 7, Config: cfg})
+	if r := f.NextRequest(t); r.AppliedVersion != 7 {
+		t.Fatalf("after version 7: %v, want an ACK", r)
+	}
+	if code, body := adminGet(t, admin, "/ready"); code != http.StatusOK {
+		t.Errorf("/ready after the config: %d %q", code, body)
+	}
+	_, body := adminGet(t, admin, "/config")
+	var u meshapi.ConfigUpdate
+	if err := protojson.Unmarshal([]byte(body), &u); err != nil || u.Version != 7 || u.Config.GetInstanceId() != "web-1" {
+		t.Errorf("/config: %v, version %d; body:\n%s", err, u.Version, body)
+	}
+	if _, body := adminGet(t, admin, "/metrics"); !strings.Contains(body, "weft_config_version 7") {
+		t.Errorf("/metrics lacks weft_config_version 7:\n%s", body)
+	}
+
+	stop()
+	if err := result(t, done); err != nil {
+		t.Errorf("weft-proxy after a stop: %v", err)
+	}
+}
+
+func TestRunFailsClearly(t *testing.T) {
+	ca, err := proxytest.NewCA("weft.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		used   bool
+		bundle []byte
+		want   []string
+	}{
+		{"join token already used", true, ca.RootPEM, []string{"refused the join token", "fresh WEFT_JOIN_TOKEN"}},
+		{"trust bundle without certificates", false, []byte("not pem"), []string{"trust bundle", "no PEM certificate"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := proxytest.StartController(t, ca, proxytest.ControllerOptions{TokenUsed: tc.used})
+			t.Setenv(tokenEnv, f.Token)
+			done, stop := start(t, "--instance", "web-1", "--controller", f.Addr, "--trust-bundle", writeBundle(t, tc.bundle), "--admin", freeAddr(t))
+			defer stop()
+			err := result(t, done)
+			for _, w := range tc.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("error %v, want it to say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"version"}, []string{"weft-proxy "}},
+		{[]string{"--help"}, []string{"--instance", "--controller", "--trust-bundle", "--admin", "--data-dir", "WEFT_JOIN_TOKEN"}},
+	} {
+		t.Run(tc.args[0], func(t *testing.T) {
+			cmd := newRootCmd()
+			var out bytes.Buffer
+			cmd.SetOut(&out)
+			cmd.SetArgs(tc.args)
+			if err := cmd.Execute(); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+}
+
+func TestMissingFlags(t *testing.T) {
+	cmd := newRootCmd()
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	cmd.SetArgs(nil)
+	err := cmd.Execute()
+	if err == nil || !strings.Contains(err.Error(), "instance") || !strings.Contains(err.Error(), "controller") {
+		t.Errorf("no flags: %v, want the required flags named", err)
+	}
+}
