@@ -21,15 +21,13 @@ import (
 
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/core/version"
 	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 // Name is the adapter's name in snapshots, join tokens and Info.
 const Name = "local"
-
-// Version is the adapter's own version, reported by Info.
-const Version = "0.1.0"
 
 // OptionFirstAddress is the ConfigureRequest option that sets the first
 // loopback address handed to instances (default 127.0.0.2).
@@ -96,7 +94,7 @@ func newAdapter(log hclog.Logger) *Adapter {
 func (a *Adapter) Info(context.Context) (*plugins.InfoResponse, error) {
 	return &plugins.InfoResponse{
 		Name:            Name,
-		Version:         Version,
+		Version:         version.Version,
 		ProtocolVersion: plugins.ProtocolVersion,
 		Capabilities:    []string{plugins.CapRunsInstances, plugins.CapJoinTokens},
 	}, nil
