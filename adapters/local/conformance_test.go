@@ -52,3 +52,19 @@ func TestConformanceOverPlugin(t *testing.T) {
 		return cmd
 	}), conformanceFixture)
 }
+
+// Through the real binary: `weft adapter local`, as the controller
+// launches it. Building cmd/weft takes a while, so -short skips it.
+func TestConformanceWeftAdapterLocal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds cmd/weft; skipped with -short")
+	}
+	weft := filepath.Join(t.TempDir(), "weft")
+	build := exec.Command("go", "build", "-o", weft, "github.com/weftmesh/weft/cmd/weft")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building cmd/weft: %v\n%s", err, out)
+	}
+	conformance.Run(t, conformance.OverPlugin(func() *exec.Cmd {
+		return exec.Command(weft, "adapter", "local")
+	}), conformanceFixture)
+}
