@@ -34,6 +34,9 @@ func TestInfo(t *testing.T) {
 
 // A whole life: start, serve, crash and restart, stop.
 func TestRunInstances(t *testing.T) {
+	// What go-plugin sets for a plugin is not passed on.
+	t.Setenv("WEFT_PLUGIN", "cookie")
+	t.Setenv("PLUGIN_MIN_PORT", "10000")
 	s := newSetup(t)
 	s.writeWorkloads(t, map[string]int{"api": 2, "web": 1}, "")
 	a := newTestAdapter(t)

@@ -73,8 +73,11 @@
 //	  --trust-bundle <DataDir>/trust-bundle.pem --admin <address>:15000 \
 //	  --data-dir <DataDir>/proxy/<id>
 //
-// with a fresh single-use join token in WEFT_JOIN_TOKEN (never on the
-// command line), each in a process group of its own, logging to
+// with WEFT_SERVICE, WEFT_INSTANCE, WEFT_NAMESPACE and a fresh
+// single-use join token in WEFT_JOIN_TOKEN (never on the command line).
+// Both inherit the adapter's environment minus what go-plugin set for the
+// adapter (WEFT_PLUGIN, PLUGIN_*). Each runs in a process group of its own
+// (so it outlives the adapter and is stopped as a whole), logging to
 // <DataDir>/logs/<id>.app.log and <id>.proxy.log. A process that exits is
 // started again after a backoff (250ms doubling to 15s, reset after 10s of
 // running); a restarted sidecar gets a new join token. An instance is

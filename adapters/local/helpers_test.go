@@ -86,7 +86,7 @@ func fakeApp(args []string) {
 	info.Dir, _ = os.Getwd()
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "WEFT_") || strings.HasPrefix(k, "TEST_") || k == "HOST" || k == "PORT" {
+		if strings.HasPrefix(k, "WEFT_") || strings.HasPrefix(k, "TEST_") || strings.HasPrefix(k, "PLUGIN_") || k == "HOST" || k == "PORT" {
 			info.Env[k] = v
 		}
 	}

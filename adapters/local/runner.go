@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -199,6 +200,21 @@ func (r *runner) apply(specs []instanceSpec) {
 	}
 }
 
+// baseEnv is the adapter's environment without what go-plugin set for the
+// adapter itself (its magic cookie, PLUGIN_*): apps and sidecars are no
+// plugins.
+func baseEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == plugins.Handshake.MagicCookieKey || strings.HasPrefix(k, "PLUGIN_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
 func newSlot(kind string, spec procSpec, inst instanceSpec) *slot {
 	return &slot{kind: kind, spec: spec, inst: inst, stop: make(chan struct{}), done: make(chan struct{})}
 }
@@ -262,7 +278,7 @@ func (r *runner) supervise(s *slot, adoptPID int) {
 // start starts the slot's process in a process group of its own, so that
 // it outlives the adapter and is stopped as a whole.
 func (r *runner) start(s *slot) (*exec.Cmd, error) {
-	env := append(os.Environ(), s.spec.Env...)
+	env := append(baseEnv(), s.spec.Env...)
 	if s.kind == "proxy" {
 		tok, err := r.cfg.Token(s.inst)
 		if err != nil {
