@@ -54,17 +54,17 @@ fe=$(echo "$st" | jq -r '.instances[] | select(.service == "frontend") | .addres
 
 echo
 echo "== A request crossing the mesh: you -> frontend -> (mTLS) api -> (mTLS) store"
-echo "\$ curl http://$fe:8080/call/api"
-curl -s "http://$fe:8080/call/api" | jq .
+echo "\$ curl http://$fe:8080/call/api/call/store"
+curl -s "http://$fe:8080/call/api/call/store" | jq .
 echo
 echo "== A call that policy denies: frontend -> store has no intention (default deny)"
 echo "\$ curl http://$fe:8080/call/store"
 curl -s "http://$fe:8080/call/store" | jq .
 echo
 echo "demo: the mesh is running. Try:"
-echo "  curl http://$fe:8080/call/api         # allowed, over mTLS, identities shown"
-echo "  curl http://$fe:8080/call/store       # refused by policy"
-echo "  $bin/weft status --data-dir $data     # adapters, instances, sidecars"
-echo "  curl http://$fe:15000/metrics         # the frontend sidecar's Prometheus metrics"
+echo "  curl http://$fe:8080/call/api/call/store   # frontend -> api -> store, identities shown"
+echo "  curl http://$fe:8080/call/store            # refused by policy"
+echo "  $bin/weft status --data-dir $data   # adapters, instances, sidecars"
+echo "  curl http://$fe:15000/metrics              # the frontend sidecar's Prometheus metrics"
 echo "Press Ctrl-C to stop."
 wait "$ctl"

@@ -7,8 +7,11 @@
 //
 //	GET /             {"service", "instance", "caller"}: caller is the
 //	                  X-Weft-Caller header the sidecar adds, "" if called directly
-//	GET /call/<name>  calls the upstream whose URL is in UPSTREAM_<NAME>
-//	                  (upper case, dashes as underscores) and reports
+//	GET /call/<name>[/<path>]
+//	                  calls /<path> (default /) on the upstream whose URL is
+//	                  in UPSTREAM_<NAME> (upper case, dashes as underscores),
+//	                  so /call/api/call/store walks frontend -> api -> store,
+//	                  and reports
 //	                  {"service", "caller", "upstream", "status", "response"};
 //	                  an upstream's non-2xx answer (a sidecar's 403 for a
 //	                  denied call) comes back as a 502 with its body
@@ -94,6 +97,7 @@ func (d *demo) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", d.hello)
 	mux.HandleFunc("GET /call/{name}", d.call)
+	mux.HandleFunc("GET /call/{name}/{rest...}", d.call)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
@@ -137,7 +141,7 @@ func (d *demo) call(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, resp)
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, strings.TrimSuffix(url, "/")+"/", nil)
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, strings.TrimSuffix(url, "/")+"/"+r.PathValue("rest"), nil)
 	if err != nil {
 		resp.Error = fmt.Sprintf("%s=%q is not a usable URL: %v", env, url, err)
 		writeJSON(w, http.StatusInternalServerError, resp)

@@ -94,6 +94,11 @@ func TestCall(t *testing.T) {
 			}
 		}},
 		{"/call/user-store", http.StatusOK, 200, nil},
+		{"/call/api/healthz", http.StatusOK, 200, func(t *testing.T, resp any) {
+			if resp != "ok" {
+				t.Errorf("response = %v, want the upstream's /healthz answer", resp)
+			}
+		}},
 		{"/call/store", http.StatusBadGateway, 403, func(t *testing.T, resp any) {
 			if resp != "weft: frontend may not call store (no intention; default deny)" {
 				t.Errorf("response = %q, want the sidecar's refusal", resp)
