@@ -46,6 +46,7 @@ var builtinAdapters = map[string]bool{"local": true}
 type controllerFlags struct {
 	policyDir   string
 	adapters    []string
+	options     []string
 	pluginDir   string
 	listen      string
 	admin       string
@@ -77,6 +78,7 @@ binary weft-adapter-NAME in --plugin-dir.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.policyDir, "policy-dir", "", "directory of HCL policy files, watched for changes (required)")
 	fl.StringArrayVar(&f.adapters, "adapter", nil, "an adapter to run, NAME=SOURCE (repeatable), e.g. local=examples/local/workloads.hcl")
+	fl.StringArrayVar(&f.options, "adapter-option", nil, "an option for an adapter, NAME.KEY=VALUE (repeatable), e.g. local.first_address=127.0.10.2")
 	fl.StringVar(&f.pluginDir, "plugin-dir", "plugins.d", "directory holding third-party adapters (weft-adapter-NAME)")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:7400", "address of the sidecar API (gRPC over TLS)")
 	fl.StringVar(&f.admin, "admin", "127.0.0.1:7401", "address of the admin HTTP API (needs the token in DATA_DIR/admin.token)")
@@ -87,9 +89,12 @@ binary weft-adapter-NAME in --plugin-dir.`,
 	return cmd
 }
 
-type adapterSpec struct{ name, source string }
+type adapterSpec struct {
+	name, source string
+	options      map[string]string
+}
 
-func parseAdapters(specs []string) ([]adapterSpec, error) {
+func parseAdapters(specs, options []string) ([]adapterSpec, error) {
 	var out []adapterSpec
 	seen := map[string]bool{}
 	for _, s := range specs {
@@ -101,14 +106,31 @@ func parseAdapters(specs []string) ([]adapterSpec, error) {
 			return nil, fmt.Errorf("--adapter %q: adapter %s is given twice; run one adapter per name", s, name)
 		}
 		seen[name] = true
-		out = append(out, adapterSpec{name, source})
+		out = append(out, adapterSpec{name: name, source: source, options: map[string]string{}})
+	}
+	for _, o := range options {
+		kv, value, ok := strings.Cut(o, "=")
+		name, key, ok2 := strings.Cut(kv, ".")
+		if !ok || !ok2 || name == "" || key == "" {
+			return nil, fmt.Errorf("--adapter-option %q: want NAME.KEY=VALUE, for example local.first_address=127.0.10.2", o)
+		}
+		found := false
+		for _, a := range out {
+			if a.name == name {
+				a.options[key] = value
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("--adapter-option %q: there is no --adapter %s=...; add one or fix the name", o, name)
+		}
 	}
 	return out, nil
 }
 
 func runController(ctx context.Context, f controllerFlags, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	specs, err := parseAdapters(f.adapters)
+	specs, err := parseAdapters(f.adapters, f.options)
 	if err != nil {
 		return err
 	}
@@ -259,7 +281,8 @@ func adapterOptions(a adapterSpec, f controllerFlags, trustDomain string, author
 		Name:    a.name,
 		Command: command,
 		Request: plugins.ConfigureRequest{
-			Source: source,
+			Source:  source,
+			Options: a.options,
 			Mesh: plugins.MeshContext{
 				TrustDomain:     trustDomain,
 				ControllerAddrs: []string{f.listen},

@@ -47,10 +47,8 @@ intention "client" "web" { action = "allow" }
 intention "client" "echo" { action = "allow" }
 `
 
-func workloadsHCL(addresses string) string {
+func workloadsHCL() string {
 	return `
-addresses = "` + addresses + `"
-
 service "client" {
   command = "` + filepath.Join(binDir, "weft-demo-app") + `"
   port    = 8080
@@ -92,11 +90,13 @@ func startMesh(t *testing.T) *mesh {
 		t.Fatal(err)
 	}
 	wl := filepath.Join(dir, "workloads.hcl")
-	if err := os.WriteFile(wl, []byte(workloadsHCL("127.0.77.0/24")), 0o644); err != nil {
+	if err := os.WriteFile(wl, []byte(workloadsHCL()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctl := startController(t, filepath.Join(dir, "data"), freePort(t), freePort(t),
-		"--policy-dir", policyDir, "--adapter", "local="+wl)
+		"--policy-dir", policyDir, "--adapter", "local="+wl,
+		// Addresses of their own, apart from the demo's and other tests'.
+		"--adapter-option", "local.first_address=127.0.77.2")
 	m := &mesh{t: t, ctl: ctl, policyDir: policyDir, byService: map[string][]string{}}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -112,7 +112,9 @@ func startMesh(t *testing.T) *mesh {
 	return m
 }
 
-func (m *mesh) upstream(port string) string { return "http://" + net.JoinHostPort(m.client, port) + "/" }
+func (m *mesh) upstream(port string) string {
+	return "http://" + net.JoinHostPort(m.client, port) + "/"
+}
 
 // callWeb calls the web service through the client's sidecar and checks the
 // web app saw the client's identity.
@@ -139,7 +141,9 @@ type callError struct {
 	body string
 }
 
-func (e *callError) Error() string { return "unexpected answer " + http.StatusText(e.code) + ": " + e.body }
+func (e *callError) Error() string {
+	return "unexpected answer " + http.StatusText(e.code) + ": " + e.body
+}
 
 func TestLocalMesh(t *testing.T) {
 	m := startMesh(t)

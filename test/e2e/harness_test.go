@@ -225,3 +225,27 @@ func pidAlive(pid int) bool {
 }
 
 func killPid(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
+
+// instancePids reads the pids of every app and sidecar from the local
+// adapter's state file.
+func instancePids(t *testing.T, dataDir string) []int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, "adapters", "local", "local-state.json"))
+	if err != nil {
+		t.Fatalf("reading the local adapter's state: %v", err)
+	}
+	var st struct {
+		Instances []struct {
+			App   struct{ PID int } `json:"app"`
+			Proxy struct{ PID int } `json:"proxy"`
+		} `json:"instances"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatalf("decoding the local adapter's state: %v", err)
+	}
+	var pids []int
+	for _, in := range st.Instances {
+		pids = append(pids, in.App.PID, in.Proxy.PID)
+	}
+	return pids
+}
