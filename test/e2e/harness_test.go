@@ -107,10 +107,11 @@ type status struct {
 	Policy      string `json:"policy"`
 	PolicyError string `json:"policy_error"`
 	Adapters    []struct {
-		Name     string `json:"name"`
-		Pid      int    `json:"pid"`
-		Running  bool   `json:"running"`
-		Restarts int    `json:"restarts"`
+		Name      string `json:"name"`
+		Pid       int    `json:"pid"`
+		Running   bool   `json:"running"`
+		Restarts  int    `json:"restarts"`
+		LastError string `json:"last_error"`
 	} `json:"adapters"`
 	Instances []struct {
 		ID       string         `json:"id"`
@@ -248,4 +249,13 @@ func instancePids(t *testing.T, dataDir string) []int {
 		pids = append(pids, in.App.PID, in.Proxy.PID)
 	}
 	return pids
+}
+
+func listen(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

@@ -1,0 +1,77 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func runWeft(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(binDir, "weft"), args...).CombinedOutput()
+	return string(out), err
+}
+
+// Bad input at the command line: each error names the file and line (or the
+// address) and says what to do.
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	policyDir := filepath.Join(dir, "policy")
+	os.MkdirAll(policyDir, 0o755)
+	bad := "service \"web\" {\n  protocol = \"http\"\n  upstream \"ghost\" { local_port = 9001 }\n}\n"
+	os.WriteFile(filepath.Join(policyDir, "web.hcl"), []byte(bad), 0o644)
+
+	t.Run("policy validate points at the unknown upstream", func(t *testing.T) {
+		out, err := runWeft(t, "policy", "validate", policyDir)
+		if err == nil {
+			t.Fatalf("validate succeeded on a bad policy:\n%s", out)
+		}
+		for _, want := range []string{"Unknown upstream service", "web.hcl:3,", `upstream "ghost"`} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+
+	t.Run("the controller refuses to start on a bad policy", func(t *testing.T) {
+		out, err := runWeft(t, "controller", "--policy-dir", policyDir, "--data-dir", filepath.Join(dir, "data"),
+			"--listen", freePort(t), "--admin", freePort(t))
+		if err == nil {
+			t.Fatalf("the controller started on a bad policy:\n%s", out)
+		}
+		if !strings.Contains(out, "web.hcl:3,") || !strings.Contains(out, "weft policy validate") {
+			t.Errorf("output does not point at the file or say how to check it:\n%s", out)
+		}
+	})
+
+	t.Run("the sidecar API's port in use", func(t *testing.T) {
+		good := filepath.Join(dir, "good")
+		os.MkdirAll(good, 0o755)
+		os.WriteFile(filepath.Join(good, "mesh.hcl"), []byte("mesh {}\n"), 0o644)
+		busy := freePort(t)
+		l := listen(t, busy)
+		defer l.Close()
+		out, err := runWeft(t, "controller", "--policy-dir", good, "--data-dir", filepath.Join(dir, "data2"), "--listen", busy, "--admin", freePort(t))
+		if err == nil || !strings.Contains(out, busy) || !strings.Contains(out, "--listen") {
+			t.Errorf("want an error naming %s and the --listen flag, got %v:\n%s", busy, err, out)
+		}
+	})
+
+	t.Run("a bad workloads file is reported by the adapter, with its line", func(t *testing.T) {
+		good := filepath.Join(dir, "good")
+		wl := filepath.Join(dir, "workloads.hcl")
+		os.WriteFile(wl, []byte("service \"web\" {\n  command = \"/bin/true\"\n  port = 99999\n}\n"), 0o644)
+		ctl := startController(t, filepath.Join(dir, "data3"), freePort(t), freePort(t), "--policy-dir", good, "--adapter", "local="+wl,
+			"--adapter-option", "local.first_address=127.0.78.2")
+		defer ctl.stop()
+		s := ctl.waitFor("the adapter to report the bad file", 60*time.Second, func(s *status) bool {
+			return len(s.Adapters) == 1 && strings.Contains(s.Adapters[0].LastError, "workloads.hcl:3")
+		})
+		if len(s.Instances) != 0 {
+			t.Errorf("instances from a bad workloads file: %+v", s.Instances)
+		}
+	})
+}
