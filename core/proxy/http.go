@@ -90,3 +90,25 @@ func (w *statusWriter) grpcStatus() string {
 	}
 	return " grpc_status=" + s
 }
+
+// grpcTrailersOnly is a ReverseProxy.ModifyResponse for gRPC. A call that
+// fails at once is answered "trailers-only": the status in the one HEADERS
+// frame that ends the stream. A proxy that flushes headers early (as ours
+// do, for streaming) would split that frame from the end of the stream,
+// and clients would see a status in headers and no trailers. Moving the
+// status to the trailers keeps the response valid however it is flushed.
+func grpcTrailersOnly(resp *http.Response) error {
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/grpc") || resp.Header.Get("Grpc-Status") == "" {
+		return nil
+	}
+	if resp.Trailer == nil {
+		resp.Trailer = make(http.Header)
+	}
+	for _, k := range []string{"Grpc-Status", "Grpc-Message", "Grpc-Status-Details-Bin"} {
+		if v, ok := resp.Header[k]; ok {
+			resp.Trailer[k] = v
+			delete(resp.Header, k)
+		}
+	}
+	return nil
+}

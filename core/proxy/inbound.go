@@ -53,11 +53,12 @@ func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
 	in.tls = p.serverTLS([]string{"h2", "http/1.1"})
 	in.app = appTransport(sp.proto, p.opts.DialTimeout)
 	in.rp = &httputil.ReverseProxy{
-		Rewrite:       in.rewrite,
-		Transport:     in.app,
-		FlushInterval: -1,
-		ErrorHandler:  in.proxyError,
-		ErrorLog:      p.log,
+		Rewrite:        in.rewrite,
+		Transport:      in.app,
+		FlushInterval:  -1,
+		ModifyResponse: grpcTrailersOnly,
+		ErrorHandler:   in.proxyError,
+		ErrorLog:       p.log,
 	}
 	in.http = startHTTP(addr, http.HandlerFunc(in.serveHTTP), protocols(true, true, false), in.connContext, p.log)
 	return in

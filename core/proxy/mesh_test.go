@@ -129,7 +129,8 @@ func dialGRPC(t *testing.T, addr string) *grpc.ClientConn {
 
 func TestGRPCThroughMesh(t *testing.T) {
 	m := newMesh(t, grpcApp(t), meshapi.Protocol_PROTOCOL_GRPC, allowWeb())
-	hc := healthpb.NewHealthClient(dialGRPC(t, m.outbound))
+	cc := dialGRPC(t, m.outbound)
+	hc := healthpb.NewHealthClient(cc)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 
@@ -160,6 +161,16 @@ func TestGRPCThroughMesh(t *testing.T) {
 		}
 		if msg.Status != healthpb.HealthCheckResponse_SERVING {
 			t.Errorf("watch status %v, want SERVING", msg.Status)
+		}
+	})
+	t.Run("trailers-only status", func(t *testing.T) {
+		// The app refuses an unknown method in a single HEADERS frame; the
+		// status must survive both hops, whatever the flush timing.
+		for i := range 20 {
+			err := cc.Invoke(ctx, "/weft.test.Nope/Call", &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{})
+			if status.Code(err) != codes.Unimplemented {
+				t.Fatalf("call %d of an unknown method: %v, want Unimplemented", i, err)
+			}
 		}
 	})
 	t.Run("unknown service status from trailers", func(t *testing.T) {
@@ -349,4 +360,48 @@ func TestOutboundRefusesWrongIdentity(t *testing.T) {
 			t.Errorf("client log does not name the identity mismatch:\n%s", m.clientLog)
 		}
 	})
+}
+
+// Renewal and root rotation swap credentials under running listeners:
+// established connections carry on, new ones use what was swapped in.
+func TestCredentialSwapsKeepConnections(t *testing.T) {
+	m := newMesh(t, echoApp(t, ""), meshapi.Protocol_PROTOCOL_TCP, allowWeb())
+	_, old := dialLine(t, m.outbound)
+	if _, err := old("1"); err != nil {
+		t.Fatal(err)
+	}
+	next, err := proxytest.NewCA(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := append(append([]byte{}, m.ca.RootPEM...), next.RootPEM...)
+
+	// The client renews from the new root; the server trusts only the old.
+	cert, err := next.Leaf("default", "web", proxytest.LeafOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := proxy.NewCredentials(cert, both)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.client.SetCredentials(creds)
+	_, refused := dialLine(t, m.outbound)
+	if got, err := refused("2"); err == nil {
+		t.Errorf("the server accepted a root it does not trust yet: %q", got)
+	}
+
+	// The server learns the new root, keeping its own certificate.
+	srv, err := proxy.NewCredentials(m.server.Credentials().Cert, both)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.server.SetCredentials(srv)
+	_, fresh := dialLine(t, m.outbound)
+	if got, err := fresh("3"); err != nil || got != "3" {
+		t.Errorf("after the rotation: %q, %v", got, err)
+	}
+	if got, err := old("4"); err != nil || got != "4" {
+		t.Errorf("the connection made before both swaps: %q, %v", got, err)
+	}
 }

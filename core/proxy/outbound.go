@@ -78,11 +78,12 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 		},
 	}
 	o.rp = &httputil.ReverseProxy{
-		Rewrite:       o.rewrite,
-		Transport:     roundTripFunc(o.roundTrip),
-		FlushInterval: -1,
-		ErrorHandler:  o.proxyError,
-		ErrorLog:      p.log,
+		Rewrite:        o.rewrite,
+		Transport:      roundTripFunc(o.roundTrip),
+		FlushInterval:  -1,
+		ModifyResponse: grpcTrailersOnly,
+		ErrorHandler:   o.proxyError,
+		ErrorLog:       p.log,
 	}
 	o.http = startHTTP(addr, http.HandlerFunc(o.serveHTTP), protocols(true, false, true), nil, p.log)
 	return o
