@@ -20,7 +20,8 @@
 // half its lifetime, and reconnects with jittered exponential backoff
 // across the controller addresses when a stream breaks. The Proxy keeps
 // serving with its last config and certificate meanwhile. With a data
-// directory the certificate and the last config survive a restart. Tests
+// directory (datadir.go) the certificate and the last config survive a
+// restart. Tests
 // drive the Proxy directly, with certificates from proxytest.
 //
 // # Where a connection goes
@@ -46,9 +47,10 @@
 //     UNAVAILABLE).
 //   - lb.go: round robin, and least request as the power of two random
 //     choices over requests (or connections) in flight.
-//   - tls.go: credentials, and the TLS configs that read the current
-//     certificate and roots from atomic pointers, so renewals and root
-//     rotations need no restart and drop no connection.
+//   - credentials.go, tls.go: credentials, and the TLS configs that read
+//     the current certificate and roots from atomic pointers, so renewals
+//     and root rotations need no restart and drop no connection.
+//   - http.go: what the HTTP paths share (status capture, gRPC errors).
 //   - admin.go, metrics.go: the admin endpoints and the Prometheus series
 //     (private registry): weft_requests_total, weft_request_duration_seconds,
 //     weft_bytes_total, weft_connections_total, weft_connections_active,

@@ -105,12 +105,6 @@ func (s *connSet) remove(c *trackedConn) {
 	}
 }
 
-func (s *connSet) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.m)
-}
-
 // wait returns true once the set is empty, false if ctx ends first.
 func (s *connSet) wait(ctx context.Context) bool {
 	for {
