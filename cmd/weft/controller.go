@@ -256,13 +256,13 @@ func adapterOptions(a adapterSpec, f controllerFlags, trustDomain string, author
 		if err != nil {
 			return host.Options{}, fmt.Errorf("finding this executable to launch adapter %s: %w", a.name, err)
 		}
-		command = func() *exec.Cmd { return exec.Command(self, "adapter", a.name) }
+		command = func() *exec.Cmd { return ownGroup(exec.Command(self, "adapter", a.name)) }
 	} else {
 		path, err := host.Find(f.pluginDir, a.name)
 		if err != nil {
 			return host.Options{}, err
 		}
-		command = func() *exec.Cmd { return exec.Command(path) }
+		command = func() *exec.Cmd { return ownGroup(exec.Command(path)) }
 	}
 	source := a.source
 	if source != "" && !filepath.IsAbs(source) {
@@ -294,6 +294,15 @@ func adapterOptions(a adapterSpec, f controllerFlags, trustDomain string, author
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "adapter." + a.name, Level: hclog.Info, Output: os.Stderr}),
 	}, nil
+}
+
+// ownGroup puts an adapter plugin in a process group of its own, so that a
+// Ctrl-C at the terminal reaches only the controller, which then shuts the
+// plugin down gracefully (and the local adapter stops what it started),
+// instead of killing the plugin in the middle of that.
+func ownGroup(cmd *exec.Cmd) *exec.Cmd {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
 }
 
 func findProxy(flag string) (string, error) {
