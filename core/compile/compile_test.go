@@ -90,7 +90,9 @@ func sidecarDecide(a *meshapi.Authz, caller string) meshapi.Action {
 }
 
 func TestAuthzMatchesDecide(t *testing.T) {
-	in := func(s, d string, a policy.Action) policy.Intention { return policy.Intention{Source: s, Destination: d, Action: a} }
+	in := func(s, d string, a policy.Action) policy.Intention {
+		return policy.Intention{Source: s, Destination: d, Action: a}
+	}
 	cases := []struct {
 		name       string
 		def        policy.Action

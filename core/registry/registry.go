@@ -22,7 +22,9 @@ type Problem struct {
 	Err     error
 }
 
-func (p Problem) Error() string { return fmt.Sprintf("adapter %s: skipping record: %v", p.Adapter, p.Err) }
+func (p Problem) Error() string {
+	return fmt.Sprintf("adapter %s: skipping record: %v", p.Adapter, p.Err)
+}
 
 // Registry keeps the latest accepted snapshot per adapter. It is safe for
 // concurrent use.
