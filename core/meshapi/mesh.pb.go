@@ -170,12 +170,18 @@ func (Action) EnumDescriptor() ([]byte, []int) {
 }
 
 type JoinRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
-	JoinToken     string                 `protobuf:"bytes,2,opt,name=join_token,json=joinToken,proto3" json:"join_token,omitempty"`
-	CsrDer        []byte                 `protobuf:"bytes,3,opt,name=csr_der,json=csrDer,proto3" json:"csr_der,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	// A single-use join token minted by the adapter that started the instance.
+	JoinToken string `protobuf:"bytes,2,opt,name=join_token,json=joinToken,proto3" json:"join_token,omitempty"`
+	CsrDer    []byte `protobuf:"bytes,3,opt,name=csr_der,json=csrDer,proto3" json:"csr_der,omitempty"`
+	// Instead of a join token: a credential the scheduler gave the instance
+	// (a Nomad workload identity JWT, a Kubernetes service-account token),
+	// checked by the named adapter.
+	CredentialAdapter string `protobuf:"bytes,4,opt,name=credential_adapter,json=credentialAdapter,proto3" json:"credential_adapter,omitempty"`
+	Credential        string `protobuf:"bytes,5,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *JoinRequest) Reset() {
@@ -227,6 +233,20 @@ func (x *JoinRequest) GetCsrDer() []byte {
 		return x.CsrDer
 	}
 	return nil
+}
+
+func (x *JoinRequest) GetCredentialAdapter() string {
+	if x != nil {
+		return x.CredentialAdapter
+	}
+	return ""
+}
+
+func (x *JoinRequest) GetCredential() string {
+	if x != nil {
+		return x.Credential
+	}
+	return ""
 }
 
 type RenewRequest struct {
@@ -933,13 +953,17 @@ var File_core_meshapi_mesh_proto protoreflect.FileDescriptor
 
 const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\n" +
-	"\x17core/meshapi/mesh.proto\x12\fweft.mesh.v1\"f\n" +
+	"\x17core/meshapi/mesh.proto\x12\fweft.mesh.v1\"\xb5\x01\n" +
 	"\vJoinRequest\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x1d\n" +
 	"\n" +
 	"join_token\x18\x02 \x01(\tR\tjoinToken\x12\x17\n" +
-	"\acsr_der\x18\x03 \x01(\fR\x06csrDer\"H\n" +
+	"\acsr_der\x18\x03 \x01(\fR\x06csrDer\x12-\n" +
+	"\x12credential_adapter\x18\x04 \x01(\tR\x11credentialAdapter\x12\x1e\n" +
+	"\n" +
+	"credential\x18\x05 \x01(\tR\n" +
+	"credential\"H\n" +
 	"\fRenewRequest\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x17\n" +
