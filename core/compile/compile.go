@@ -10,6 +10,12 @@ import (
 	"github.com/weftmesh/weft/core/spiffe"
 )
 
+// UpstreamPortPrefix names an instance port that overrides the policy's
+// local_port for one upstream of that instance: a port "upstream:api" is
+// where the instance's sidecar listens for calls to api. Schedulers whose
+// instances share a host address (Nomad host networking) allocate these.
+const UpstreamPortPrefix = "upstream:"
+
 // Compile returns the proxy configuration of every instance, keyed by
 // instance ID.
 func Compile(p *policy.Policy, entries []registry.Entry) map[string]*meshapi.ProxyConfig {
@@ -35,12 +41,16 @@ func Compile(p *policy.Policy, entries []registry.Entry) map[string]*meshapi.Pro
 		}
 		for _, u := range svc.Upstreams {
 			dst := serviceOf(p, u.Service)
+			localPort := u.LocalPort
+			if port, ok := in.Ports[UpstreamPortPrefix+u.Service]; ok {
+				localPort = port
+			}
 			cfg.Upstreams = append(cfg.Upstreams, &meshapi.Upstream{
 				Name:        u.Service,
 				Service:     u.Service,
 				SpiffeId:    spiffe.ID(td, nsOr(dst.Namespace), u.Service),
 				BindAddress: in.Address,
-				LocalPort:   uint32(u.LocalPort),
+				LocalPort:   uint32(localPort),
 				Protocol:    protocol(dst.Protocol),
 				Lb:          lb(u.LB),
 				Endpoints:   endpoints(entries, u.Service, nsOr(dst.Namespace)),

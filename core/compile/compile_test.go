@@ -66,6 +66,12 @@ func TestCompile(t *testing.T) {
 		api.Inbound.Authz.Rules[0].Source != "frontend" || api.Inbound.Authz.Rules[0].Action != meshapi.Action_ACTION_ALLOW {
 		t.Errorf("api authz = %v", api.Inbound.Authz)
 	}
+	// A scheduler-allocated upstream port wins over the policy's local_port.
+	fe2 := entry("frontend-1", "frontend", "127.0.0.1", model.HealthPassing)
+	fe2.Instance.Ports["upstream:api"] = 23456
+	if got := Compile(demoPolicy(), []registry.Entry{fe2})["frontend-1"].Upstreams[0].LocalPort; got != 23456 {
+		t.Errorf("upstream port with an instance override = %d, want 23456", got)
+	}
 	lonely := got["lonely-0"]
 	if lonely.Inbound.Protocol != meshapi.Protocol_PROTOCOL_TCP || len(lonely.Upstreams) != 0 {
 		t.Errorf("service without policy: %v", lonely)

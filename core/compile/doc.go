@@ -9,6 +9,9 @@
 //   - an instance whose service has no service block gets an inbound
 //     listener speaking TCP and no upstreams;
 //   - an upstream's protocol is its destination service's protocol;
+//   - an instance port named "upstream:<service>" overrides the policy's
+//     local_port for that upstream of that instance (host networking, where
+//     instances share an address);
 //   - instances whose health is critical are left out of upstream endpoints;
 //   - intentions are resolved here into per-destination rules that the
 //     sidecar evaluates with simple precedence (exact source over "*", deny
