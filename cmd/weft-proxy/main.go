@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -44,6 +45,9 @@ type options struct {
 	trustBundle string
 	admin       string
 	dataDir     string
+	credAdapter string
+	credEnv     string
+	credFile    string
 }
 
 func newRootCmd() *cobra.Command {
@@ -75,6 +79,9 @@ Admin endpoints on --admin: /ready, /metrics (Prometheus), /config.`,
 	fl.StringVar(&o.trustBundle, "trust-bundle", "", "PEM file of the roots that verify the controller's certificate")
 	fl.StringVar(&o.admin, "admin", "", "address host:port of the admin endpoints (/ready, /metrics, /config)")
 	fl.StringVar(&o.dataDir, "data-dir", "", "directory keeping the certificate across restarts (optional)")
+	fl.StringVar(&o.credAdapter, "credential-adapter", "", "join with a scheduler credential checked by this adapter (nomad, kubernetes) instead of $WEFT_JOIN_TOKEN")
+	fl.StringVar(&o.credEnv, "credential-env", "", "environment variable holding the scheduler credential (e.g. NOMAD_TOKEN)")
+	fl.StringVar(&o.credFile, "credential-file", "", "file holding the scheduler credential, re-read at every join (e.g. a projected service-account token)")
 	for _, f := range []string{"instance", "controller", "trust-bundle", "admin"} {
 		root.MarkFlagRequired(f)
 	}
@@ -94,6 +101,10 @@ func run(ctx context.Context, o options) error {
 	}
 	token := os.Getenv(tokenEnv)
 	os.Unsetenv(tokenEnv) // nothing started from here needs it
+	credential, err := credentialSource(o)
+	if err != nil {
+		return err
+	}
 
 	p := proxy.New(proxy.Options{Log: os.Stderr})
 	defer p.Close()
@@ -103,6 +114,9 @@ func run(ctx context.Context, o options) error {
 		TrustBundle: bundle,
 		JoinToken:   token,
 		DataDir:     o.dataDir,
+
+		CredentialAdapter: o.credAdapter,
+		Credential:        credential,
 	})
 	if err != nil {
 		return err
@@ -121,6 +135,35 @@ func run(ctx context.Context, o options) error {
 	}()
 	p.Logf("weft-proxy %s for instance %s: admin on %s, controllers %v", version.Version, o.instance, ln.Addr(), o.controllers)
 	return client.Run(ctx)
+}
+
+// credentialSource returns how to read the scheduler credential, if the
+// sidecar joins with one.
+func credentialSource(o options) (func() (string, error), error) {
+	switch {
+	case o.credAdapter == "" && (o.credEnv != "" || o.credFile != ""):
+		return nil, errors.New("--credential-env and --credential-file need --credential-adapter, the adapter that checks the credential (nomad, kubernetes)")
+	case o.credAdapter == "":
+		return nil, nil
+	case o.credEnv != "" && o.credFile != "":
+		return nil, errors.New("give one of --credential-env and --credential-file, not both")
+	case o.credEnv != "":
+		v := os.Getenv(o.credEnv)
+		if v == "" {
+			return nil, fmt.Errorf("--credential-env %s: the variable is empty or unset; give the task its scheduler credential there (Nomad: identity { env = true } sets NOMAD_TOKEN)", o.credEnv)
+		}
+		return func() (string, error) { return v, nil }, nil
+	case o.credFile != "":
+		return func() (string, error) {
+			b, err := os.ReadFile(o.credFile)
+			if err != nil {
+				return "", fmt.Errorf("reading --credential-file: %w", err)
+			}
+			return strings.TrimSpace(string(b)), nil
+		}, nil
+	default:
+		return nil, fmt.Errorf("--credential-adapter %s needs --credential-env or --credential-file", o.credAdapter)
+	}
 }
 
 func readTrustBundle(path string) (*x509.CertPool, error) {

@@ -152,6 +152,55 @@ func TestRunFailsClearly(t *testing.T) {
 	}
 }
 
+func TestJoinWithSchedulerCredential(t *testing.T) {
+	ca, err := proxytest.NewCA("weft.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := proxytest.StartController(t, ca, proxytest.ControllerOptions{CredentialAdapter: "nomad", Credential: "jwt-from-nomad"})
+	t.Setenv("NOMAD_TOKEN", "jwt-from-nomad")
+	done, stop := start(t, "--instance", "web-1", "--controller", f.Addr, "--trust-bundle", writeBundle(t, ca.RootPEM),
+		"--admin", freeAddr(t), "--credential-adapter", "nomad", "--credential-env", "NOMAD_TOKEN")
+	if r := f.NextRequest(t); r.InstanceId != "web-1" {
+		t.Fatalf("subscribed as %q after joining with a credential, want web-1", r.InstanceId)
+	}
+	stop()
+	if err := result(t, done); err != nil {
+		t.Errorf("weft-proxy after a stop: %v", err)
+	}
+
+	// A credential file with the wrong credential is refused, clearly.
+	file := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(file, []byte("someone else's token\n"), 0o600)
+	done, stop = start(t, "--instance", "web-1", "--controller", f.Addr, "--trust-bundle", writeBundle(t, ca.RootPEM),
+		"--admin", freeAddr(t), "--credential-adapter", "nomad", "--credential-file", file)
+	defer stop()
+	if err := result(t, done); err == nil || !strings.Contains(err.Error(), "refused the nomad credential") {
+		t.Errorf("wrong credential: %v, want a refusal naming the nomad credential", err)
+	}
+}
+
+func TestCredentialFlags(t *testing.T) {
+	t.Setenv("EMPTY_TOKEN", "")
+	cases := []struct {
+		name string
+		o    options
+		want string
+	}{
+		{"env without adapter", options{credEnv: "X"}, "need --credential-adapter"},
+		{"adapter without source", options{credAdapter: "nomad"}, "needs --credential-env or --credential-file"},
+		{"both sources", options{credAdapter: "nomad", credEnv: "X", credFile: "f"}, "not both"},
+		{"empty env", options{credAdapter: "nomad", credEnv: "EMPTY_TOKEN"}, "empty or unset"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := credentialSource(tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestVersionAndHelp(t *testing.T) {
 	for _, tc := range []struct {
 		args []string

@@ -42,6 +42,13 @@ type ClientOptions struct {
 	// JoinToken is the single-use token exchanged for the first
 	// certificate. It may be empty when DataDir holds a valid certificate.
 	JoinToken string
+	// CredentialAdapter, when set, makes the sidecar join with a credential
+	// its scheduler gave it (a Nomad workload identity, a Kubernetes
+	// service-account token) instead of a join token; the named adapter
+	// checks it. Credential reads the credential, afresh for every join
+	// (projected tokens rotate).
+	CredentialAdapter string
+	Credential        func() (string, error)
 	// DataDir, when set, keeps the certificate, key, roots and the last
 	// applied config across restarts: a restarted sidecar serves at once
 	// and needs no new join token while its certificate is valid.
@@ -234,8 +241,8 @@ func refused(err error) bool {
 // join exchanges the join token and a CSR for credentials, trying the
 // controllers in turn until one answers.
 func (c *Client) join(ctx context.Context) (*Credentials, error) {
-	if c.o.JoinToken == "" {
-		return nil, errors.New("joining the mesh: no join token and no saved certificate; start the sidecar with WEFT_JOIN_TOKEN set (the launcher issues one per start)")
+	if c.o.JoinToken == "" && c.o.CredentialAdapter == "" {
+		return nil, errors.New("joining the mesh: no join token, no scheduler credential and no saved certificate; start the sidecar with WEFT_JOIN_TOKEN set (the launcher issues one per start) or with --credential-adapter")
 	}
 	key, csr, err := newKeyAndCSR()
 	if err != nil {
@@ -247,6 +254,10 @@ func (c *Client) join(ctx context.Context) (*Credentials, error) {
 		creds, err := c.joinOnce(ctx, addr, key, csr)
 		if err == nil {
 			return creds, nil
+		}
+		if refused(err) && c.o.CredentialAdapter != "" {
+			return nil, fmt.Errorf("joining the mesh as instance %q: controller %s refused the %s credential: %s",
+				c.o.InstanceID, addr, c.o.CredentialAdapter, status.Convert(err).Message())
 		}
 		if refused(err) {
 			return nil, fmt.Errorf("joining the mesh as instance %q: controller %s refused the join token: %s. "+
@@ -272,7 +283,15 @@ func (c *Client) joinOnce(ctx context.Context, addr string, key *ecdsa.PrivateKe
 	defer cc.Close()
 	cctx, cancel := context.WithTimeout(ctx, c.o.CallTimeout)
 	defer cancel()
-	resp, err := meshapi.NewMeshClient(cc).Join(cctx, &meshapi.JoinRequest{InstanceId: c.o.InstanceID, JoinToken: c.o.JoinToken, CsrDer: csr})
+	req := &meshapi.JoinRequest{InstanceId: c.o.InstanceID, JoinToken: c.o.JoinToken, CsrDer: csr}
+	if c.o.CredentialAdapter != "" {
+		cred, err := c.o.Credential()
+		if err != nil {
+			return nil, fmt.Errorf("reading the %s credential: %w", c.o.CredentialAdapter, err)
+		}
+		req.JoinToken, req.CredentialAdapter, req.Credential = "", c.o.CredentialAdapter, cred
+	}
+	resp, err := meshapi.NewMeshClient(cc).Join(cctx, req)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,10 @@ type ControllerOptions struct {
 	// JoinLeaf shapes the certificate Join issues (Renew issues the
 	// default one).
 	JoinLeaf LeafOptions
+	// CredentialAdapter and Credential, when set, make Join accept (any
+	// number of times) that scheduler credential for that adapter instead
+	// of the join token.
+	CredentialAdapter, Credential string
 }
 
 // Controller is a fake Weft controller for tests of the sidecar: it
@@ -153,6 +157,12 @@ func (c *Controller) issue(csr []byte, o LeafOptions) (*meshapi.Credentials, err
 // Join implements meshapi.MeshServer.
 func (c *Controller) Join(_ context.Context, r *meshapi.JoinRequest) (*meshapi.Credentials, error) {
 	c.joins.Add(1)
+	if c.o.CredentialAdapter != "" {
+		if r.CredentialAdapter != c.o.CredentialAdapter || r.Credential != c.o.Credential {
+			return nil, status.Errorf(codes.PermissionDenied, "credential for adapter %q refused", r.CredentialAdapter)
+		}
+		return c.issue(r.CsrDer, c.o.JoinLeaf)
+	}
 	if r.JoinToken != c.Token || c.used.Swap(true) {
 		return nil, status.Error(codes.PermissionDenied, "the join token was already used or is unknown")
 	}
