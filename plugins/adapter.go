@@ -23,6 +23,9 @@ const (
 	// CapJoinTokens: the adapter mints single-use join tokens for the
 	// sidecars it starts, with MeshContext.JoinKey.
 	CapJoinTokens = "join-tokens"
+	// CapVerifiesIdentity: the adapter implements IdentityVerifier, so a
+	// sidecar may join with the credential its scheduler gave it.
+	CapVerifiesIdentity = "verifies-identity"
 )
 
 // Adapter is what every scheduler adapter implements, built in or third
@@ -103,4 +106,28 @@ type WatchRequest struct{}
 type WatchEvent struct {
 	Snapshot    model.Snapshot
 	Diagnostics []Diagnostic
+}
+
+// IdentityVerifier is implemented by adapters that announce
+// CapVerifiesIdentity. The controller calls it when a sidecar joins with a
+// scheduler credential naming this adapter, then still requires the
+// adapter's snapshot to hold that instance with that service, and issues a
+// certificate for that service only.
+type IdentityVerifier interface {
+	VerifyIdentity(ctx context.Context, req *VerifyIdentityRequest) (*VerifyIdentityResponse, error)
+}
+
+// VerifyIdentityRequest carries a sidecar's claim: its instance and the
+// credential its scheduler gave it.
+type VerifyIdentityRequest struct {
+	InstanceID string
+	Credential string
+}
+
+// VerifyIdentityResponse is what the credential proves. An error means it
+// proves nothing; its message says why (expired, wrong audience, ...).
+type VerifyIdentityResponse struct {
+	InstanceID string
+	Service    string
+	Namespace  string
 }

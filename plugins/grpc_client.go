@@ -57,4 +57,17 @@ func (c *GRPCClient) Watch(ctx context.Context, req *WatchRequest, events chan<-
 	}
 }
 
-var _ Adapter = (*GRPCClient)(nil)
+// VerifyIdentity calls the VerifyIdentity RPC. Adapters without the
+// CapVerifiesIdentity capability answer Unimplemented.
+func (c *GRPCClient) VerifyIdentity(ctx context.Context, req *VerifyIdentityRequest) (*VerifyIdentityResponse, error) {
+	r, err := c.Client.VerifyIdentity(ctx, &proto.VerifyIdentityRequest{InstanceId: req.InstanceID, Credential: req.Credential})
+	if err != nil {
+		return nil, rpcError(ctx, "verifying an identity with the adapter", err)
+	}
+	return &VerifyIdentityResponse{InstanceID: r.InstanceId, Service: r.Service, Namespace: r.Namespace}, nil
+}
+
+var (
+	_ Adapter          = (*GRPCClient)(nil)
+	_ IdentityVerifier = (*GRPCClient)(nil)
+)

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/weftmesh/weft/plugins/proto"
 )
@@ -36,6 +38,21 @@ func (s *GRPCServer) Configure(ctx context.Context, req *proto.ConfigureRequest)
 		}})}, nil
 	}
 	return configureResponseToProto(r), nil
+}
+
+// VerifyIdentity answers the VerifyIdentity RPC if the adapter implements
+// IdentityVerifier, and Unimplemented otherwise. A refusal travels as
+// PermissionDenied with the adapter's message.
+func (s *GRPCServer) VerifyIdentity(ctx context.Context, req *proto.VerifyIdentityRequest) (*proto.VerifyIdentityResponse, error) {
+	v, ok := s.Impl.(IdentityVerifier)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this adapter does not verify scheduler credentials (it lacks the verifies-identity capability)")
+	}
+	r, err := v.VerifyIdentity(ctx, &VerifyIdentityRequest{InstanceID: req.InstanceId, Credential: req.Credential})
+	if err != nil {
+		return nil, status.Error(codes.PermissionDenied, err.Error())
+	}
+	return &proto.VerifyIdentityResponse{InstanceId: r.InstanceID, Service: r.Service, Namespace: r.Namespace}, nil
 }
 
 // Watch answers the Watch RPC: it runs the adapter's Watch and sends every

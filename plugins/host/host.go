@@ -27,6 +27,9 @@ type Options struct {
 	// 250ms and 30s). The wait doubles after each failure and goes back to
 	// MinBackoff once a plugin has streamed snapshots for MaxBackoff.
 	MinBackoff, MaxBackoff time.Duration
+	// Handle, if set, is pointed at each plugin process once it is
+	// configured, and cleared when it stops.
+	Handle *Handle
 }
 
 // Update is one full snapshot from an adapter.
@@ -187,6 +190,8 @@ func (s *supervisor) run(ctx context.Context) (healthy bool, err error) {
 	if err := s.configure(ctx, a); err != nil {
 		return false, err
 	}
+	o.Handle.set(a, s.st.Info)
+	defer o.Handle.set(nil, nil)
 	return s.watch(ctx, a)
 }
 

@@ -46,7 +46,18 @@ func (f *fake) Info(context.Context) (*sdk.InfoResponse, error) {
 	if f.mode == "oldversion" {
 		v = 0
 	}
-	return &sdk.InfoResponse{Name: "fake", ProtocolVersion: v}, nil
+	var caps []string
+	if f.mode == "verifier" {
+		caps = []string{sdk.CapVerifiesIdentity}
+	}
+	return &sdk.InfoResponse{Name: "fake", ProtocolVersion: v, Capabilities: caps}, nil
+}
+
+func (f *fake) VerifyIdentity(_ context.Context, req *sdk.VerifyIdentityRequest) (*sdk.VerifyIdentityResponse, error) {
+	if req.Credential != "good" {
+		return nil, errors.New("credential refused by the fake scheduler")
+	}
+	return &sdk.VerifyIdentityResponse{InstanceID: req.InstanceID, Service: "web", Namespace: "default"}, nil
 }
 
 func (f *fake) Configure(_ context.Context, req *sdk.ConfigureRequest) (*sdk.ConfigureResponse, error) {
@@ -86,6 +97,7 @@ type supervised struct {
 	cancel   context.CancelFunc
 	done     chan error
 	marker   string
+	handle   *host.Handle
 }
 
 func supervise(t *testing.T, mode string) *supervised {
@@ -95,6 +107,7 @@ func supervise(t *testing.T, mode string) *supervised {
 		statuses: make(chan host.Status, 1000),
 		done:     make(chan error, 1),
 		marker:   t.TempDir() + "/closed",
+		handle:   &host.Handle{},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -109,6 +122,7 @@ func supervise(t *testing.T, mode string) *supervised {
 		Logger:     hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr}),
 		MinBackoff: 10 * time.Millisecond,
 		MaxBackoff: 100 * time.Millisecond,
+		Handle:     s.handle,
 	}
 	go func() { s.done <- host.Supervise(ctx, opts, s.updates, func(st host.Status) { s.statuses <- st }) }()
 	t.Cleanup(func() { s.stop(t) })
@@ -185,6 +199,31 @@ func TestSuperviseForwardsAndShutsDownGracefully(t *testing.T) {
 	last := s.waitStatus(t, "the plugin stopped", func(st host.Status) bool { return !st.Running })
 	if last.Pid != 0 {
 		t.Errorf("final status has pid %d, want 0", last.Pid)
+	}
+}
+
+func TestHandleVerifyIdentity(t *testing.T) {
+	ctx := context.Background()
+	req := &plugins.VerifyIdentityRequest{InstanceID: "a", Credential: "good"}
+	if _, err := (&host.Handle{}).VerifyIdentity(ctx, req); !errors.Is(err, host.ErrNotRunning) {
+		t.Errorf("a handle with no plugin: %v, want ErrNotRunning", err)
+	}
+
+	s := supervise(t, "verifier")
+	s.waitUpdate(t) // configured and watching: the handle is set
+	got, err := s.handle.VerifyIdentity(ctx, req)
+	if err != nil || got.Service != "web" || got.InstanceID != "a" {
+		t.Fatalf("VerifyIdentity = %+v, %v; want instance a of web", got, err)
+	}
+	req.Credential = "forged"
+	if _, err := s.handle.VerifyIdentity(ctx, req); err == nil || !strings.Contains(err.Error(), "refused by the fake scheduler") {
+		t.Errorf("a forged credential: %v, want the adapter's refusal", err)
+	}
+
+	plain := supervise(t, "good")
+	plain.waitUpdate(t)
+	if _, err := plain.handle.VerifyIdentity(ctx, req); err == nil || !strings.Contains(err.Error(), "cannot verify scheduler credentials") {
+		t.Errorf("an adapter without the capability: %v", err)
 	}
 }
 

@@ -70,6 +70,118 @@ func (Severity) EnumDescriptor() ([]byte, []int) {
 	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{0}
 }
 
+type VerifyIdentityRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Credential    string                 `protobuf:"bytes,2,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyIdentityRequest) Reset() {
+	*x = VerifyIdentityRequest{}
+	mi := &file_plugins_proto_adapter_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyIdentityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyIdentityRequest) ProtoMessage() {}
+
+func (x *VerifyIdentityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_adapter_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyIdentityRequest.ProtoReflect.Descriptor instead.
+func (*VerifyIdentityRequest) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *VerifyIdentityRequest) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *VerifyIdentityRequest) GetCredential() string {
+	if x != nil {
+		return x.Credential
+	}
+	return ""
+}
+
+type VerifyIdentityResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Service       string                 `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	Namespace     string                 `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyIdentityResponse) Reset() {
+	*x = VerifyIdentityResponse{}
+	mi := &file_plugins_proto_adapter_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyIdentityResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyIdentityResponse) ProtoMessage() {}
+
+func (x *VerifyIdentityResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_adapter_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyIdentityResponse.ProtoReflect.Descriptor instead.
+func (*VerifyIdentityResponse) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *VerifyIdentityResponse) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *VerifyIdentityResponse) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *VerifyIdentityResponse) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
 type InfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -78,7 +190,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[0]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -90,7 +202,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[0]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -103,7 +215,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{0}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{2}
 }
 
 type InfoResponse struct {
@@ -118,7 +230,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[1]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -130,7 +242,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[1]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -143,7 +255,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{1}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *InfoResponse) GetName() string {
@@ -188,7 +300,7 @@ type MeshContext struct {
 
 func (x *MeshContext) Reset() {
 	*x = MeshContext{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[2]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -200,7 +312,7 @@ func (x *MeshContext) String() string {
 func (*MeshContext) ProtoMessage() {}
 
 func (x *MeshContext) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[2]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -213,7 +325,7 @@ func (x *MeshContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshContext.ProtoReflect.Descriptor instead.
 func (*MeshContext) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{2}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *MeshContext) GetTrustDomain() string {
@@ -269,7 +381,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[3]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -281,7 +393,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[3]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -294,7 +406,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{3}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ConfigureRequest) GetSource() string {
@@ -329,7 +441,7 @@ type Diagnostic struct {
 
 func (x *Diagnostic) Reset() {
 	*x = Diagnostic{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[4]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +453,7 @@ func (x *Diagnostic) String() string {
 func (*Diagnostic) ProtoMessage() {}
 
 func (x *Diagnostic) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[4]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +466,7 @@ func (x *Diagnostic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Diagnostic.ProtoReflect.Descriptor instead.
 func (*Diagnostic) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{4}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Diagnostic) GetSeverity() Severity {
@@ -387,7 +499,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[5]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -399,7 +511,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[5]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -412,7 +524,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{5}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ConfigureResponse) GetDiagnostics() []*Diagnostic {
@@ -430,7 +542,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[6]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -442,7 +554,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[6]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -455,7 +567,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{6}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{8}
 }
 
 type Instance struct {
@@ -475,7 +587,7 @@ type Instance struct {
 
 func (x *Instance) Reset() {
 	*x = Instance{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[7]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -487,7 +599,7 @@ func (x *Instance) String() string {
 func (*Instance) ProtoMessage() {}
 
 func (x *Instance) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[7]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -500,7 +612,7 @@ func (x *Instance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Instance.ProtoReflect.Descriptor instead.
 func (*Instance) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{7}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Instance) GetId() string {
@@ -575,7 +687,7 @@ type Snapshot struct {
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[8]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +699,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[8]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +712,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{8}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Snapshot) GetInstances() []*Instance {
@@ -621,7 +733,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[9]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -633,7 +745,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[9]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -646,7 +758,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{9}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WatchEvent) GetSnapshot() *Snapshot {
@@ -667,7 +779,18 @@ var File_plugins_proto_adapter_proto protoreflect.FileDescriptor
 
 const file_plugins_proto_adapter_proto_rawDesc = "" +
 	"\n" +
-	"\x1bplugins/proto/adapter.proto\x12\x0fweft.adapter.v1\"\r\n" +
+	"\x1bplugins/proto/adapter.proto\x12\x0fweft.adapter.v1\"X\n" +
+	"\x15VerifyIdentityRequest\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x12\x1e\n" +
+	"\n" +
+	"credential\x18\x02 \x01(\tR\n" +
+	"credential\"q\n" +
+	"\x16VerifyIdentityResponse\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x12\x18\n" +
+	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1c\n" +
+	"\tnamespace\x18\x03 \x01(\tR\tnamespace\"\r\n" +
 	"\vInfoRequest\"\x8b\x01\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
@@ -724,11 +847,12 @@ const file_plugins_proto_adapter_proto_rawDesc = "" +
 	"\vdiagnostics\x18\x02 \x03(\v2\x1b.weft.adapter.v1.DiagnosticR\vdiagnostics*4\n" +
 	"\bSeverity\x12\x12\n" +
 	"\x0eSEVERITY_ERROR\x10\x00\x12\x14\n" +
-	"\x10SEVERITY_WARNING\x10\x012\xe9\x01\n" +
+	"\x10SEVERITY_WARNING\x10\x012\xcc\x02\n" +
 	"\aAdapter\x12C\n" +
 	"\x04Info\x12\x1c.weft.adapter.v1.InfoRequest\x1a\x1d.weft.adapter.v1.InfoResponse\x12R\n" +
 	"\tConfigure\x12!.weft.adapter.v1.ConfigureRequest\x1a\".weft.adapter.v1.ConfigureResponse\x12E\n" +
-	"\x05Watch\x12\x1d.weft.adapter.v1.WatchRequest\x1a\x1b.weft.adapter.v1.WatchEvent0\x01B(Z&github.com/weftmesh/weft/plugins/protob\x06proto3"
+	"\x05Watch\x12\x1d.weft.adapter.v1.WatchRequest\x1a\x1b.weft.adapter.v1.WatchEvent0\x01\x12a\n" +
+	"\x0eVerifyIdentity\x12&.weft.adapter.v1.VerifyIdentityRequest\x1a'.weft.adapter.v1.VerifyIdentityResponseB(Z&github.com/weftmesh/weft/plugins/protob\x06proto3"
 
 var (
 	file_plugins_proto_adapter_proto_rawDescOnce sync.Once
@@ -743,43 +867,47 @@ func file_plugins_proto_adapter_proto_rawDescGZIP() []byte {
 }
 
 var file_plugins_proto_adapter_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_plugins_proto_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_plugins_proto_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_plugins_proto_adapter_proto_goTypes = []any{
-	(Severity)(0),             // 0: weft.adapter.v1.Severity
-	(*InfoRequest)(nil),       // 1: weft.adapter.v1.InfoRequest
-	(*InfoResponse)(nil),      // 2: weft.adapter.v1.InfoResponse
-	(*MeshContext)(nil),       // 3: weft.adapter.v1.MeshContext
-	(*ConfigureRequest)(nil),  // 4: weft.adapter.v1.ConfigureRequest
-	(*Diagnostic)(nil),        // 5: weft.adapter.v1.Diagnostic
-	(*ConfigureResponse)(nil), // 6: weft.adapter.v1.ConfigureResponse
-	(*WatchRequest)(nil),      // 7: weft.adapter.v1.WatchRequest
-	(*Instance)(nil),          // 8: weft.adapter.v1.Instance
-	(*Snapshot)(nil),          // 9: weft.adapter.v1.Snapshot
-	(*WatchEvent)(nil),        // 10: weft.adapter.v1.WatchEvent
-	nil,                       // 11: weft.adapter.v1.ConfigureRequest.OptionsEntry
-	nil,                       // 12: weft.adapter.v1.Instance.PortsEntry
-	nil,                       // 13: weft.adapter.v1.Instance.MetaEntry
-	nil,                       // 14: weft.adapter.v1.Instance.LabelsEntry
+	(Severity)(0),                  // 0: weft.adapter.v1.Severity
+	(*VerifyIdentityRequest)(nil),  // 1: weft.adapter.v1.VerifyIdentityRequest
+	(*VerifyIdentityResponse)(nil), // 2: weft.adapter.v1.VerifyIdentityResponse
+	(*InfoRequest)(nil),            // 3: weft.adapter.v1.InfoRequest
+	(*InfoResponse)(nil),           // 4: weft.adapter.v1.InfoResponse
+	(*MeshContext)(nil),            // 5: weft.adapter.v1.MeshContext
+	(*ConfigureRequest)(nil),       // 6: weft.adapter.v1.ConfigureRequest
+	(*Diagnostic)(nil),             // 7: weft.adapter.v1.Diagnostic
+	(*ConfigureResponse)(nil),      // 8: weft.adapter.v1.ConfigureResponse
+	(*WatchRequest)(nil),           // 9: weft.adapter.v1.WatchRequest
+	(*Instance)(nil),               // 10: weft.adapter.v1.Instance
+	(*Snapshot)(nil),               // 11: weft.adapter.v1.Snapshot
+	(*WatchEvent)(nil),             // 12: weft.adapter.v1.WatchEvent
+	nil,                            // 13: weft.adapter.v1.ConfigureRequest.OptionsEntry
+	nil,                            // 14: weft.adapter.v1.Instance.PortsEntry
+	nil,                            // 15: weft.adapter.v1.Instance.MetaEntry
+	nil,                            // 16: weft.adapter.v1.Instance.LabelsEntry
 }
 var file_plugins_proto_adapter_proto_depIdxs = []int32{
-	11, // 0: weft.adapter.v1.ConfigureRequest.options:type_name -> weft.adapter.v1.ConfigureRequest.OptionsEntry
-	3,  // 1: weft.adapter.v1.ConfigureRequest.mesh:type_name -> weft.adapter.v1.MeshContext
+	13, // 0: weft.adapter.v1.ConfigureRequest.options:type_name -> weft.adapter.v1.ConfigureRequest.OptionsEntry
+	5,  // 1: weft.adapter.v1.ConfigureRequest.mesh:type_name -> weft.adapter.v1.MeshContext
 	0,  // 2: weft.adapter.v1.Diagnostic.severity:type_name -> weft.adapter.v1.Severity
-	5,  // 3: weft.adapter.v1.ConfigureResponse.diagnostics:type_name -> weft.adapter.v1.Diagnostic
-	12, // 4: weft.adapter.v1.Instance.ports:type_name -> weft.adapter.v1.Instance.PortsEntry
-	13, // 5: weft.adapter.v1.Instance.meta:type_name -> weft.adapter.v1.Instance.MetaEntry
-	14, // 6: weft.adapter.v1.Instance.labels:type_name -> weft.adapter.v1.Instance.LabelsEntry
-	8,  // 7: weft.adapter.v1.Snapshot.instances:type_name -> weft.adapter.v1.Instance
-	9,  // 8: weft.adapter.v1.WatchEvent.snapshot:type_name -> weft.adapter.v1.Snapshot
-	5,  // 9: weft.adapter.v1.WatchEvent.diagnostics:type_name -> weft.adapter.v1.Diagnostic
-	1,  // 10: weft.adapter.v1.Adapter.Info:input_type -> weft.adapter.v1.InfoRequest
-	4,  // 11: weft.adapter.v1.Adapter.Configure:input_type -> weft.adapter.v1.ConfigureRequest
-	7,  // 12: weft.adapter.v1.Adapter.Watch:input_type -> weft.adapter.v1.WatchRequest
-	2,  // 13: weft.adapter.v1.Adapter.Info:output_type -> weft.adapter.v1.InfoResponse
-	6,  // 14: weft.adapter.v1.Adapter.Configure:output_type -> weft.adapter.v1.ConfigureResponse
-	10, // 15: weft.adapter.v1.Adapter.Watch:output_type -> weft.adapter.v1.WatchEvent
-	13, // [13:16] is the sub-list for method output_type
-	10, // [10:13] is the sub-list for method input_type
+	7,  // 3: weft.adapter.v1.ConfigureResponse.diagnostics:type_name -> weft.adapter.v1.Diagnostic
+	14, // 4: weft.adapter.v1.Instance.ports:type_name -> weft.adapter.v1.Instance.PortsEntry
+	15, // 5: weft.adapter.v1.Instance.meta:type_name -> weft.adapter.v1.Instance.MetaEntry
+	16, // 6: weft.adapter.v1.Instance.labels:type_name -> weft.adapter.v1.Instance.LabelsEntry
+	10, // 7: weft.adapter.v1.Snapshot.instances:type_name -> weft.adapter.v1.Instance
+	11, // 8: weft.adapter.v1.WatchEvent.snapshot:type_name -> weft.adapter.v1.Snapshot
+	7,  // 9: weft.adapter.v1.WatchEvent.diagnostics:type_name -> weft.adapter.v1.Diagnostic
+	3,  // 10: weft.adapter.v1.Adapter.Info:input_type -> weft.adapter.v1.InfoRequest
+	6,  // 11: weft.adapter.v1.Adapter.Configure:input_type -> weft.adapter.v1.ConfigureRequest
+	9,  // 12: weft.adapter.v1.Adapter.Watch:input_type -> weft.adapter.v1.WatchRequest
+	1,  // 13: weft.adapter.v1.Adapter.VerifyIdentity:input_type -> weft.adapter.v1.VerifyIdentityRequest
+	4,  // 14: weft.adapter.v1.Adapter.Info:output_type -> weft.adapter.v1.InfoResponse
+	8,  // 15: weft.adapter.v1.Adapter.Configure:output_type -> weft.adapter.v1.ConfigureResponse
+	12, // 16: weft.adapter.v1.Adapter.Watch:output_type -> weft.adapter.v1.WatchEvent
+	2,  // 17: weft.adapter.v1.Adapter.VerifyIdentity:output_type -> weft.adapter.v1.VerifyIdentityResponse
+	14, // [14:18] is the sub-list for method output_type
+	10, // [10:14] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
 	10, // [10:10] is the sub-list for extension extendee
 	0,  // [0:10] is the sub-list for field type_name
@@ -796,7 +924,7 @@ func file_plugins_proto_adapter_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_proto_adapter_proto_rawDesc), len(file_plugins_proto_adapter_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

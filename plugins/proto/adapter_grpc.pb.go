@@ -22,9 +22,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Adapter_Info_FullMethodName      = "/weft.adapter.v1.Adapter/Info"
-	Adapter_Configure_FullMethodName = "/weft.adapter.v1.Adapter/Configure"
-	Adapter_Watch_FullMethodName     = "/weft.adapter.v1.Adapter/Watch"
+	Adapter_Info_FullMethodName           = "/weft.adapter.v1.Adapter/Info"
+	Adapter_Configure_FullMethodName      = "/weft.adapter.v1.Adapter/Configure"
+	Adapter_Watch_FullMethodName          = "/weft.adapter.v1.Adapter/Watch"
+	Adapter_VerifyIdentity_FullMethodName = "/weft.adapter.v1.Adapter/VerifyIdentity"
 )
 
 // AdapterClient is the client API for Adapter service.
@@ -39,6 +40,11 @@ type AdapterClient interface {
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	// Watch streams the adapter's full snapshot every time it changes.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error)
+	// VerifyIdentity checks a credential the scheduler gave an instance (a
+	// Nomad workload identity, a Kubernetes service-account token) and says
+	// which instance of which service it proves. Only adapters that announce
+	// the "verifies-identity" capability implement it.
+	VerifyIdentity(ctx context.Context, in *VerifyIdentityRequest, opts ...grpc.CallOption) (*VerifyIdentityResponse, error)
 }
 
 type adapterClient struct {
@@ -88,6 +94,16 @@ func (c *adapterClient) Watch(ctx context.Context, in *WatchRequest, opts ...grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Adapter_WatchClient = grpc.ServerStreamingClient[WatchEvent]
 
+func (c *adapterClient) VerifyIdentity(ctx context.Context, in *VerifyIdentityRequest, opts ...grpc.CallOption) (*VerifyIdentityResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyIdentityResponse)
+	err := c.cc.Invoke(ctx, Adapter_VerifyIdentity_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdapterServer is the server API for Adapter service.
 // All implementations must embed UnimplementedAdapterServer
 // for forward compatibility.
@@ -100,6 +116,11 @@ type AdapterServer interface {
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	// Watch streams the adapter's full snapshot every time it changes.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error
+	// VerifyIdentity checks a credential the scheduler gave an instance (a
+	// Nomad workload identity, a Kubernetes service-account token) and says
+	// which instance of which service it proves. Only adapters that announce
+	// the "verifies-identity" capability implement it.
+	VerifyIdentity(context.Context, *VerifyIdentityRequest) (*VerifyIdentityResponse, error)
 	mustEmbedUnimplementedAdapterServer()
 }
 
@@ -118,6 +139,9 @@ func (UnimplementedAdapterServer) Configure(context.Context, *ConfigureRequest) 
 }
 func (UnimplementedAdapterServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error {
 	return status.Error(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedAdapterServer) VerifyIdentity(context.Context, *VerifyIdentityRequest) (*VerifyIdentityResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyIdentity not implemented")
 }
 func (UnimplementedAdapterServer) mustEmbedUnimplementedAdapterServer() {}
 func (UnimplementedAdapterServer) testEmbeddedByValue()                 {}
@@ -187,6 +211,24 @@ func _Adapter_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Adapter_WatchServer = grpc.ServerStreamingServer[WatchEvent]
 
+func _Adapter_VerifyIdentity_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyIdentityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdapterServer).VerifyIdentity(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Adapter_VerifyIdentity_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdapterServer).VerifyIdentity(ctx, req.(*VerifyIdentityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Adapter_ServiceDesc is the grpc.ServiceDesc for Adapter service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -201,6 +243,10 @@ var Adapter_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Configure",
 			Handler:    _Adapter_Configure_Handler,
+		},
+		{
+			MethodName: "VerifyIdentity",
+			Handler:    _Adapter_VerifyIdentity_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"sync"
@@ -117,6 +118,16 @@ func (t *tracked) Watch(ctx context.Context, req *WatchRequest, events chan<- Wa
 	t.watches.Add(1)
 	defer t.watches.Done()
 	return t.Adapter.Watch(ctx, req, events)
+}
+
+// VerifyIdentity passes the call on if the adapter verifies identities,
+// so that wrapping an adapter hides none of its optional interfaces.
+func (t *tracked) VerifyIdentity(ctx context.Context, req *VerifyIdentityRequest) (*VerifyIdentityResponse, error) {
+	v, ok := t.Adapter.(IdentityVerifier)
+	if !ok {
+		return nil, errors.New("this adapter does not verify scheduler credentials (it lacks the verifies-identity capability)")
+	}
+	return v.VerifyIdentity(ctx, req)
 }
 
 func (t *tracked) wait(timeout time.Duration) {

@@ -26,6 +26,10 @@ type (
 	Snapshot          = model.Snapshot
 	Instance          = model.Instance
 	Health            = model.Health
+
+	IdentityVerifier       = plugins.IdentityVerifier
+	VerifyIdentityRequest  = plugins.VerifyIdentityRequest
+	VerifyIdentityResponse = plugins.VerifyIdentityResponse
 )
 
 // ProtocolVersion is what an adapter reports in InfoResponse.ProtocolVersion.
@@ -35,6 +39,8 @@ const ProtocolVersion = plugins.ProtocolVersion
 const (
 	CapRunsInstances = plugins.CapRunsInstances
 	CapJoinTokens    = plugins.CapJoinTokens
+	// CapVerifiesIdentity: the adapter implements IdentityVerifier.
+	CapVerifiesIdentity = plugins.CapVerifiesIdentity
 )
 
 // Diagnostic severities.
