@@ -36,8 +36,24 @@ type Options struct {
 	Registry *registry.Registry
 	// TrustDomain returns the trust domain in force (from the policy).
 	TrustDomain func() string
-	Logger      *slog.Logger
+	// VerifyCredential checks a scheduler credential with the named
+	// adapter (Nomad workload identity, Kubernetes service-account token)
+	// and returns what it proves. Nil: sidecars can join with join tokens
+	// only. Return an error wrapping ErrRetry when the check could not be
+	// made right now (the adapter is restarting).
+	VerifyCredential func(ctx context.Context, adapter, instanceID, credential string) (CredentialClaims, error)
+	Logger           *slog.Logger
 }
+
+// CredentialClaims is what a scheduler credential proves.
+type CredentialClaims struct {
+	Instance  string
+	Service   string
+	Namespace string
+}
+
+// ErrRetry marks a credential check that could not be made now.
+var ErrRetry = errors.New("try again shortly")
 
 type versioned struct {
 	version uint64
@@ -160,6 +176,9 @@ func (s *Server) peerIdentity(ctx context.Context) (spiffe.Identity, error) {
 // Join admits a sidecar that presents a join token for an instance the
 // registry holds, and issues its certificate.
 func (s *Server) Join(ctx context.Context, req *meshapi.JoinRequest) (*meshapi.Credentials, error) {
+	if req.CredentialAdapter != "" {
+		return s.joinWithCredential(ctx, req)
+	}
 	var id spiffe.Identity
 	_, err := s.o.Join.VerifyAnd(req.JoinToken, func(c ca.JoinClaims) error {
 		if c.Instance != req.InstanceId {
@@ -186,6 +205,44 @@ func (s *Server) Join(ctx context.Context, req *meshapi.JoinRequest) (*meshapi.C
 	creds, err := s.issue(req.CsrDer, id)
 	if err == nil {
 		s.o.Logger.Info("sidecar joined", "instance", req.InstanceId, "identity", id.String())
+	}
+	return creds, err
+}
+
+// joinWithCredential admits a sidecar whose scheduler credential the named
+// adapter vouches for, if that adapter's snapshot holds the instance with the
+// service the credential proves.
+func (s *Server) joinWithCredential(ctx context.Context, req *meshapi.JoinRequest) (*meshapi.Credentials, error) {
+	refuse := func(code codes.Code, format string, args ...any) (*meshapi.Credentials, error) {
+		err := status.Errorf(code, format, args...)
+		s.o.Logger.Warn("join refused", "instance", req.InstanceId, "adapter", req.CredentialAdapter, "err", err)
+		return nil, err
+	}
+	if s.o.VerifyCredential == nil {
+		return refuse(codes.FailedPrecondition, "this controller does not accept scheduler credentials; join with a join token")
+	}
+	c, err := s.o.VerifyCredential(ctx, req.CredentialAdapter, req.InstanceId, req.Credential)
+	if errors.Is(err, ErrRetry) {
+		return refuse(codes.Unavailable, "checking the %s credential: %v", req.CredentialAdapter, err)
+	}
+	if err != nil {
+		return refuse(codes.PermissionDenied, "the %s credential proves nothing: %v", req.CredentialAdapter, err)
+	}
+	if c.Instance != req.InstanceId {
+		return refuse(codes.PermissionDenied, "the %s credential is for instance %q, not %q", req.CredentialAdapter, c.Instance, req.InstanceId)
+	}
+	in, ok := s.o.Registry.Lookup(req.CredentialAdapter, req.InstanceId)
+	if !ok {
+		return refuse(codes.Unavailable, "instance %q is not in adapter %s's snapshot yet; retry shortly", req.InstanceId, req.CredentialAdapter)
+	}
+	if in.Service != c.Service || in.NS() != nsOr(c.Namespace) {
+		return refuse(codes.PermissionDenied, "the %s credential proves service %s/%s but instance %q runs %s/%s",
+			req.CredentialAdapter, nsOr(c.Namespace), c.Service, req.InstanceId, in.NS(), in.Service)
+	}
+	id := spiffe.Identity{TrustDomain: s.o.TrustDomain(), Namespace: in.NS(), Service: in.Service}
+	creds, err := s.issue(req.CsrDer, id)
+	if err == nil {
+		s.o.Logger.Info("sidecar joined", "instance", req.InstanceId, "identity", id.String(), "credential", req.CredentialAdapter)
 	}
 	return creds, err
 }

@@ -8,7 +8,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -193,5 +196,54 @@ func TestStreamConfig(t *testing.T) {
 	st3.Send(&meshapi.ConfigRequest{InstanceId: "api-0"})
 	if _, err := st3.Recv(); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("stream without certificate: %v, want Unauthenticated", err)
+	}
+}
+
+func TestJoinWithCredential(t *testing.T) {
+	h := start(t)
+	h.srv.o.VerifyCredential = func(_ context.Context, adapter, instance, cred string) (CredentialClaims, error) {
+		switch {
+		case adapter != "local":
+			return CredentialClaims{}, errors.New("no such adapter")
+		case cred == "restarting":
+			return CredentialClaims{}, fmt.Errorf("adapter restarting: %w", ErrRetry)
+		case strings.HasPrefix(cred, "jwt-for-"):
+			svc, inst, _ := strings.Cut(strings.TrimPrefix(cred, "jwt-for-"), "/")
+			return CredentialClaims{Instance: inst, Service: svc}, nil
+		}
+		return CredentialClaims{}, errors.New("signature does not verify")
+	}
+	h.addInstance("api-0", "api")
+	h.addInstance("store-0", "store")
+	c := h.dial(t, nil)
+	joinCred := func(instance, cred string) error {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := c.Join(ctx, &meshapi.JoinRequest{InstanceId: instance, CsrDer: csr, CredentialAdapter: "local", Credential: cred})
+		return err
+	}
+	tests := []struct {
+		name, instance, cred string
+		want                 codes.Code
+	}{
+		{"proves the instance's own service", "api-0", "jwt-for-api/api-0", codes.OK},
+		{"proves another service (job A asking for job B)", "store-0", "jwt-for-api/store-0", codes.PermissionDenied},
+		{"for another instance", "store-0", "jwt-for-store/api-0", codes.PermissionDenied},
+		{"forged", "api-0", "forged", codes.PermissionDenied},
+		{"adapter restarting", "api-0", "restarting", codes.Unavailable},
+		{"instance not in the snapshot yet", "api-9", "jwt-for-api/api-9", codes.Unavailable},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := status.Code(joinCred(tc.instance, tc.cred)); got != tc.want {
+				t.Errorf("code = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	h.srv.o.VerifyCredential = nil
+	if got := status.Code(joinCred("api-0", "jwt-for-api/api-0")); got != codes.FailedPrecondition {
+		t.Errorf("a controller without credential checks: %v, want FailedPrecondition", got)
 	}
 }
