@@ -2,7 +2,9 @@ package policyhcl
 
 import (
 	"fmt"
+	"math/big"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -152,4 +154,109 @@ func editDistance(a, b string) int {
 // at formats a range's start for a detail message: "file.hcl:3".
 func at(r hcl.Range) string {
 	return fmt.Sprintf("%s:%d", r.Filename, r.Start.Line)
+}
+
+// decodeDuration decodes a duration string such as "250ms" or "1m30s";
+// it must be positive. set is false when the value is null or invalid.
+func decodeDuration(attr *hcl.Attribute) (d time.Duration, set bool, diags hcl.Diagnostics) {
+	s, set, diags := decodeString(attr)
+	if !set {
+		return 0, false, diags
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		rng := attr.Expr.Range()
+		return 0, false, append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid duration",
+			Detail: fmt.Sprintf("The %s %q is not a positive duration. Write a number and a unit, such as \"250ms\", \"5s\" or \"1m30s\".",
+				attr.Name, s),
+			Subject: &rng,
+			Context: attr.Range.Ptr(),
+		})
+	}
+	return d, true, diags
+}
+
+// decodeInt decodes a whole number in [lo, hi]. set is false when the
+// value is null or invalid.
+func decodeInt(attr *hcl.Attribute, lo, hi int64, what string) (n int, set bool, diags hcl.Diagnostics) {
+	val, diags := attrValue(attr, cty.Number)
+	if diags.HasErrors() || val.IsNull() {
+		return 0, false, diags
+	}
+	bf := val.AsBigFloat()
+	if bf.IsInt() {
+		if v, acc := bf.Int64(); acc == big.Exact && v >= lo && v <= hi {
+			return int(v), true, diags
+		}
+	}
+	rng := attr.Expr.Range()
+	return 0, false, append(diags, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Invalid " + what,
+		Detail:   fmt.Sprintf("The %s %s is out of range. Use a whole number from %d to %d.", what, bf.Text('g', -1), lo, hi),
+		Subject:  &rng,
+		Context:  attr.Range.Ptr(),
+	})
+}
+
+// decodeBool decodes a bool attribute.
+func decodeBool(attr *hcl.Attribute) (b bool, set bool, diags hcl.Diagnostics) {
+	val, diags := attrValue(attr, cty.Bool)
+	if val.IsNull() {
+		return false, false, diags
+	}
+	return val.True(), true, diags
+}
+
+// decodeStringList decodes a list of strings.
+func decodeStringList(attr *hcl.Attribute) ([]string, hcl.Diagnostics) {
+	val, diags := attrValue(attr, cty.List(cty.String))
+	if val.IsNull() {
+		return nil, diags
+	}
+	var out []string
+	for it := val.ElementIterator(); it.Next(); {
+		_, v := it.Element()
+		if v.IsNull() {
+			rng := attr.Expr.Range()
+			return nil, append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Null list element",
+				Detail:   fmt.Sprintf("The list %q holds a null. Remove it or give a string.", attr.Name),
+				Subject:  &rng,
+			})
+		}
+		out = append(out, v.AsString())
+	}
+	return out, diags
+}
+
+// decodeStringMap decodes a map of strings ({ version = "v2" }).
+func decodeStringMap(attr *hcl.Attribute) (map[string]string, hcl.Diagnostics) {
+	val, diags := attrValue(attr, cty.Map(cty.String))
+	if val.IsNull() {
+		return nil, diags
+	}
+	out := map[string]string{}
+	for it := val.ElementIterator(); it.Next(); {
+		k, v := it.Element()
+		if v.IsNull() {
+			rng := attr.Expr.Range()
+			return nil, append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Null map value",
+				Detail:   fmt.Sprintf("The map %q has a null value for %q. Give a string.", attr.Name, k.AsString()),
+				Subject:  &rng,
+			})
+		}
+		out[k.AsString()] = v.AsString()
+	}
+	return out, diags
+}
+
+// errorAt is an error diagnostic on rng.
+func errorAt(rng hcl.Range, summary, detail string) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: rng.Ptr()}
 }

@@ -16,14 +16,16 @@ type intention struct {
 	DestinationRange hcl.Range
 	Action           policy.Action // "" when missing or invalid
 	ActionRange      hcl.Range
+	Permissions      []*permission
 
 	DeclRange hcl.Range
 }
 
 var intentionSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
-		{Name: "action", Required: true},
+		{Name: "action"},
 	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "permission"}},
 }
 
 func decodeIntentionBlock(block *hcl.Block) (*intention, hcl.Diagnostics) {
@@ -45,6 +47,25 @@ func decodeIntentionBlock(block *hcl.Block) (*intention, hcl.Diagnostics) {
 		case !valDiags.HasErrors():
 			diags = append(diags, missingArgument(attr))
 		}
+	}
+	for _, b := range content.Blocks {
+		p, d := decodePermissionBlock(b)
+		diags = append(diags, d...)
+		in.Permissions = append(in.Permissions, p)
+	}
+	_, hasAction := content.Attributes["action"]
+	switch {
+	case hasAction && len(in.Permissions) > 0:
+		diags = append(diags, errorAt(in.ActionRange, "Action and permissions",
+			fmt.Sprintf("The intention from %q to %q has both an action and permission blocks. "+
+				"Give action alone to decide for every request, or permissions alone to decide per request.", in.Source, in.Destination)))
+	case !hasAction && len(in.Permissions) == 0:
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Missing required argument",
+			Detail:   fmt.Sprintf("The intention from %q to %q says nothing. Set action = \"allow\" or \"deny\", or add permission blocks.", in.Source, in.Destination),
+			Subject:  in.DeclRange.Ptr(),
+		})
 	}
 	return in, diags
 }
@@ -85,6 +106,17 @@ func checkIntentions(intentions []*intention, declared map[string]*service) hcl.
 			})
 		}
 
+		if len(in.Permissions) > 0 {
+			if in.Destination == policy.Wildcard {
+				diags = append(diags, errorAt(in.DestinationRange, "Permissions for every destination",
+					"Permissions match requests, and only services that speak HTTP or gRPC see requests. Name one destination service instead of \"*\"."))
+			} else if dst, ok := declared[in.Destination]; ok && dst.Protocol == policy.TCP {
+				diags = append(diags, errorAt(in.Permissions[0].DeclRange, "Permissions for a TCP service",
+					fmt.Sprintf("Service %q speaks \"tcp\", so its sidecars see bytes, not requests, and cannot apply permissions. "+
+						"Set its protocol to \"http\", \"http2\" or \"grpc\", or give this intention an action instead.", in.Destination)))
+			}
+		}
+
 		k := pair{in.Source, in.Destination}
 		if prev, dup := seen[k]; dup {
 			diags = append(diags, &hcl.Diagnostic{
@@ -103,7 +135,11 @@ func checkIntentions(intentions []*intention, declared map[string]*service) hcl.
 }
 
 func (in *intention) toPolicy() policy.Intention {
-	return policy.Intention{Source: in.Source, Destination: in.Destination, Action: in.Action}
+	pi := policy.Intention{Source: in.Source, Destination: in.Destination, Action: in.Action}
+	for _, p := range in.Permissions {
+		pi.Permissions = append(pi.Permissions, p.toPolicy())
+	}
+	return pi
 }
 
 // sortIntentions orders intentions most specific first, then by source and

@@ -22,6 +22,9 @@ type service struct {
 	Protocol       policy.Protocol
 	ProtocolRange  hcl.Range // zero when defaulted
 	Upstreams      []*upstream
+	Subsets        []*subset
+	Routes         []*route
+	Timeouts       *timeouts
 
 	DeclRange hcl.Range
 }
@@ -33,6 +36,9 @@ var serviceSchema = &hcl.BodySchema{
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "upstream", LabelNames: []string{"service"}},
+		{Type: "subset", LabelNames: []string{"name"}},
+		{Type: "route", LabelNames: []string{"name"}},
+		{Type: "timeouts"},
 	},
 }
 
@@ -92,8 +98,35 @@ func decodeServiceBlock(block *hcl.Block) (*service, hcl.Diagnostics) {
 
 	seen := map[string]*upstream{}
 	ports := map[int]*upstream{}
+	subsets := map[string]*subset{}
 	for _, b := range content.Blocks {
-		// Only upstream blocks pass the schema.
+		switch b.Type {
+		case "subset":
+			ss, d := decodeSubsetBlock(b)
+			diags = append(diags, d...)
+			if prev, dup := subsets[ss.Name]; dup {
+				diags = append(diags, errorAt(ss.NameRange, "Duplicate subset",
+					fmt.Sprintf("Service %q already has a subset %q at %s. Rename one of them or merge the two.", s.Name, ss.Name, at(prev.DeclRange))))
+				continue
+			}
+			subsets[ss.Name] = ss
+			s.Subsets = append(s.Subsets, ss)
+			continue
+		case "route":
+			r, d := decodeRouteBlock(b)
+			diags = append(diags, d...)
+			s.Routes = append(s.Routes, r)
+			continue
+		case "timeouts":
+			t, d := decodeTimeoutsBlock(b, serviceTimeoutsSchema)
+			diags = append(diags, d...)
+			if s.Timeouts != nil {
+				diags = append(diags, duplicateBlock("timeouts", fmt.Sprintf("Service %q", s.Name), s.Timeouts.DeclRange, b.DefRange))
+				continue
+			}
+			s.Timeouts = t
+			continue
+		}
 		u, upDiags := decodeUpstreamBlock(b)
 		diags = append(diags, upDiags...)
 		if prev, dup := seen[u.Service]; dup {
@@ -125,6 +158,7 @@ func decodeServiceBlock(block *hcl.Block) (*service, hcl.Diagnostics) {
 		}
 		s.Upstreams = append(s.Upstreams, u)
 	}
+	diags = append(diags, checkRoutes(s)...)
 	return s, diags
 }
 
@@ -133,5 +167,15 @@ func (s *service) toPolicy() policy.Service {
 	for _, u := range s.Upstreams {
 		ups = append(ups, u.toPolicy())
 	}
-	return policy.Service{Name: s.Name, Namespace: s.Namespace, Protocol: s.Protocol, Upstreams: ups}
+	ps := policy.Service{Name: s.Name, Namespace: s.Namespace, Protocol: s.Protocol, Upstreams: ups}
+	for _, ss := range s.Subsets {
+		ps.Subsets = append(ps.Subsets, ss.toPolicy())
+	}
+	for _, r := range s.Routes {
+		ps.Routes = append(ps.Routes, r.toPolicy())
+	}
+	if s.Timeouts != nil {
+		ps.Timeouts = s.Timeouts.Timeouts
+	}
+	return ps
 }

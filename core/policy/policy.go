@@ -49,6 +49,9 @@ type Service struct {
 	Namespace string
 	Protocol  Protocol
 	Upstreams []Upstream
+	Subsets   []Subset `json:",omitempty"`
+	Routes    []Route  `json:",omitempty"` // first match wins; none matches: the whole service
+	Timeouts  Timeouts // defaults for every caller; a route's Request and Stream override
 }
 
 // Upstream is a service this one calls, reached by the app on a localhost port.
@@ -64,15 +67,29 @@ type Upstream struct {
 type Intention struct {
 	Source      string
 	Destination string
-	Action      Action
+	Action      Action       // "" when Permissions decide
+	Permissions []Permission `json:",omitempty"`
 }
 
 // Decide returns what the policy does with a connection from source to
 // destination, and whether an intention (rather than the default) decided.
+// An intention with permissions allows the connection when any of its
+// permissions allows (each request is then decided by DecideRequest).
 func (p *Policy) Decide(source, destination string) (Action, bool) {
+	in := p.Winner(source, destination)
+	if in == nil {
+		return p.Mesh.DefaultAction, false
+	}
+	return in.connAction(), true
+}
+
+// Winner returns the intention that decides for source and destination, or
+// nil when none applies: the most specific, deny first among equals.
+func (p *Policy) Winner(source, destination string) *Intention {
 	best := -1
-	var act Action
-	for _, in := range p.Intentions {
+	var win *Intention
+	for i := range p.Intentions {
+		in := &p.Intentions[i]
 		if !match(in.Source, source) || !match(in.Destination, destination) {
 			continue
 		}
@@ -83,14 +100,23 @@ func (p *Policy) Decide(source, destination string) (Action, bool) {
 		if in.Destination != Wildcard {
 			s++
 		}
-		if s > best || (s == best && in.Action == Deny) {
-			best, act = s, in.Action
+		if s > best || (s == best && in.connAction() == Deny && win.connAction() != Deny) {
+			best, win = s, in
 		}
 	}
-	if best < 0 {
-		return p.Mesh.DefaultAction, false
+	return win
+}
+
+func (in *Intention) connAction() Action {
+	if len(in.Permissions) == 0 {
+		return in.Action
 	}
-	return act, true
+	for _, perm := range in.Permissions {
+		if perm.Action == Allow {
+			return Allow
+		}
+	}
+	return Deny
 }
 
 func match(pattern, name string) bool { return pattern == Wildcard || pattern == name }

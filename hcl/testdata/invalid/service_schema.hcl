@@ -1,7 +1,7 @@
 service "api" {
   port = 8080 # ERROR: Unsupported argument
 
-  route "/" { # ERROR: Unsupported block type
+  listener "/" { # ERROR: Unsupported block type
   }
 
   upstream { # ERROR: Missing service for upstream

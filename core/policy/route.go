@@ -1,0 +1,146 @@
+package policy
+
+import "time"
+
+// Subset is a named group of a service's instances, chosen by metadata and
+// tags: an instance belongs when every Meta entry equals its own and it
+// carries every tag.
+type Subset struct {
+	Name string
+	Meta map[string]string
+	Tags []string
+}
+
+// Contains reports whether an instance with meta and tags belongs to s.
+func (s Subset) Contains(meta map[string]string, tags []string) bool {
+	for k, v := range s.Meta {
+		if got, ok := meta[k]; !ok || got != v {
+			return false
+		}
+	}
+	for _, want := range s.Tags {
+		found := false
+		for _, t := range tags {
+			if t == want {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// MatchKind says how a StringMatch compares.
+type MatchKind string
+
+const (
+	MatchExact   MatchKind = "exact"
+	MatchPrefix  MatchKind = "prefix"
+	MatchRegex   MatchKind = "regex" // RE2, anchored at both ends
+	MatchPresent MatchKind = "present"
+)
+
+// StringMatch compares one value (a path, a header, a query parameter).
+// The zero value matches anything.
+type StringMatch struct {
+	Kind  MatchKind `json:",omitempty"`
+	Value string    `json:",omitempty"`
+}
+
+// KeyMatch matches a named header or query parameter. With Invert the match
+// holds when the value does not match (or, for "present", is absent).
+type KeyMatch struct {
+	Name   string
+	Match  StringMatch
+	Invert bool `json:",omitempty"`
+}
+
+// Match is one set of conditions on a request; all must hold.
+type Match struct {
+	Path    StringMatch `json:",omitempty"`
+	Methods []string    `json:",omitempty"`
+	Headers []KeyMatch  `json:",omitempty"`
+	Query   []KeyMatch  `json:",omitempty"`
+}
+
+// Split sends Weight parts of a route's requests to the instances of
+// Subset ("" for every instance of the service).
+type Split struct {
+	Subset string
+	Weight int
+}
+
+// Route says where a caller's requests to a service go and how they are
+// handled. Routes belong to the destination service and apply in every
+// caller's sidecar; the first whose matches hold takes the request.
+type Route struct {
+	Name            string
+	Matches         []Match `json:",omitempty"` // any; none matches every request
+	Splits          []Split `json:",omitempty"` // none: the whole service
+	Retry           *Retry  `json:",omitempty"`
+	Timeouts        Timeouts
+	RequestHeaders  HeaderOps
+	ResponseHeaders HeaderOps
+}
+
+// Retry conditions (RetryOn values).
+const (
+	Retry5xx          = "5xx"             // any 5xx response
+	RetryGatewayError = "gateway-error"   // 502, 503, 504
+	RetryReset        = "reset"           // the connection broke before a response
+	RetryConnect      = "connect-failure" // no connection to the endpoint
+	// gRPC status codes, by their canonical lower-case names.
+	RetryGRPCCancelled         = "cancelled"
+	RetryGRPCDeadlineExceeded  = "deadline-exceeded"
+	RetryGRPCInternal          = "internal"
+	RetryGRPCResourceExhausted = "resource-exhausted"
+	RetryGRPCUnavailable       = "unavailable"
+)
+
+// RetryConditions lists every RetryOn value.
+var RetryConditions = []string{
+	Retry5xx, RetryGatewayError, RetryReset, RetryConnect,
+	RetryGRPCCancelled, RetryGRPCDeadlineExceeded, RetryGRPCInternal, RetryGRPCResourceExhausted, RetryGRPCUnavailable,
+}
+
+// Retry says when and how often a failed request is tried again.
+type Retry struct {
+	Attempts      int           // total tries, the first included
+	PerTryTimeout time.Duration // 0: none; bounds the wait for response headers
+	RetryOn       []string
+	// The budget: retries may add at most BudgetPercent of the requests of
+	// the last 10 seconds, plus BudgetMinPerSecond retries a second.
+	BudgetPercent      int
+	BudgetMinPerSecond int
+}
+
+// Timeouts bound an exchange. Zero means none (or, for Connect, the
+// sidecar's default).
+type Timeouts struct {
+	Connect time.Duration `json:",omitempty"` // dialing and handshaking with an upstream sidecar
+	Request time.Duration `json:",omitempty"` // the whole exchange, response body included
+	Idle    time.Duration `json:",omitempty"` // a pooled connection without requests
+	Stream  time.Duration `json:",omitempty"` // a request with no bytes either way
+}
+
+// HeaderOps change headers: Remove first, then Set (replacing), then Add
+// (appending).
+type HeaderOps struct {
+	Add    map[string]string `json:",omitempty"`
+	Set    map[string]string `json:",omitempty"`
+	Remove []string          `json:",omitempty"`
+}
+
+// Empty reports whether h changes nothing.
+func (h HeaderOps) Empty() bool { return len(h.Add) == 0 && len(h.Set) == 0 && len(h.Remove) == 0 }
+
+// Permission is an L7 rule of an intention: requests that match get
+// Action. The first matching permission decides; a request no permission
+// matches gets the mesh's default action.
+type Permission struct {
+	Action Action
+	Match  Match
+}

@@ -1,0 +1,23 @@
+service "api" {
+  protocol = "http"
+
+  route "r" {
+    retry {
+      attempts        = 0 # ERROR: Invalid attempts
+      per_try_timeout = "soon" # ERROR: Invalid duration
+      on              = ["5xx", "gateway_error"] # ERROR: Invalid retry condition
+      budget {
+        percent = -1 # ERROR: Invalid budget percent
+      }
+      budget { # ERROR: Duplicate budget block
+      }
+    }
+    retry { # ERROR: Duplicate retry block
+      on = [] # ERROR: No retry conditions
+    }
+    timeouts {
+      request = "0s" # ERROR: Invalid duration
+      connect = "1s" # ERROR: Unsupported argument
+    }
+  }
+}
