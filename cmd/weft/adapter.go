@@ -1,11 +1,21 @@
 package main
 
 import (
+	"sort"
+
 	"github.com/spf13/cobra"
 
 	"github.com/weftmesh/weft/adapters/local"
+	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/sdk"
 )
+
+// builtinAdapters are the adapters this binary serves with
+// `weft adapter <name>`; the controller launches them as plugin processes,
+// through the same go-plugin path as third-party adapters. One line each.
+var builtinAdapters = map[string]func() plugins.Adapter{
+	"local": func() plugins.Adapter { return local.New() },
+}
 
 // newAdapterCmd is `weft adapter <name>`: the built-in adapters, served as
 // plugin processes. The controller launches them; people don't.
@@ -25,11 +35,19 @@ controller, for example
 		Args:   cobra.NoArgs,
 		RunE:   func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "local",
-		Short: "Serve the local adapter, which runs workloads as processes on loopback addresses",
-		Args:  cobra.NoArgs,
-		Run:   func(*cobra.Command, []string) { sdk.Serve(local.New()) },
-	})
+	names := make([]string, 0, len(builtinAdapters))
+	for n := range builtinAdapters {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		newAdapter := builtinAdapters[name]
+		cmd.AddCommand(&cobra.Command{
+			Use:   name,
+			Short: "Serve the built-in " + name + " adapter",
+			Args:  cobra.NoArgs,
+			Run:   func(*cobra.Command, []string) { sdk.Serve(newAdapter()) },
+		})
+	}
 	return cmd
 }

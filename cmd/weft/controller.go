@@ -40,9 +40,6 @@ import (
 	"github.com/weftmesh/weft/plugins/host"
 )
 
-// builtinAdapters are served by this binary's `weft adapter <name>`.
-var builtinAdapters = map[string]bool{"local": true}
-
 type controllerFlags struct {
 	policyDir   string
 	adapters    []string
@@ -157,9 +154,14 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 
 	reg := registry.New()
 	ctl := controller.New(controller.Options{Registry: reg, Logger: log})
+	handles := map[string]*host.Handle{}
+	for _, a := range specs {
+		handles[a.name] = &host.Handle{}
+	}
 	srv := meshserver.New(meshserver.Options{
 		CA: authority, Join: ca.NewJoinVerifier(authority.JoinSecret()), Registry: reg,
 		TrustDomain: ctl.TrustDomain, Logger: log,
+		VerifyCredential: verifyWith(handles),
 	})
 	ctl.SetServer(srv)
 
@@ -195,13 +197,14 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	run := func(fn func()) { wg.Add(1); go func() { defer wg.Done(); fn() }() }
 
 	run(func() { _ = g.Serve(lis) })
-	adminSrv := &http.Server{Handler: adminHandler(token, ctl, reg, srv, st), ReadHeaderTimeout: 10 * time.Second}
+	adminSrv := &http.Server{Handler: adminHandler(token, ctl, reg, srv, st, authority), ReadHeaderTimeout: 10 * time.Second}
 	run(func() { _ = adminSrv.Serve(adminLis) })
 	run(func() { _ = ctl.Run(ctx, snapshots, policies) })
 	run(func() { watchPolicy(ctx, f.policyDir, f.pollEvery, policies, st, log, stderr) })
 
 	for _, a := range specs {
 		opts, err := adapterOptions(a, f, pol.Mesh.TrustDomain, authority, proxyBin, log)
+		opts.Handle = handles[a.name]
 		if err != nil {
 			cancel()
 			g.Stop()
@@ -249,9 +252,28 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	return nil
 }
 
+// verifyWith checks a sidecar's scheduler credential with the adapter it
+// names, over the plugin protocol.
+func verifyWith(handles map[string]*host.Handle) func(context.Context, string, string, string) (meshserver.CredentialClaims, error) {
+	return func(ctx context.Context, adapter, instance, credential string) (meshserver.CredentialClaims, error) {
+		h, ok := handles[adapter]
+		if !ok {
+			return meshserver.CredentialClaims{}, fmt.Errorf("this controller runs no adapter %q", adapter)
+		}
+		r, err := h.VerifyIdentity(ctx, &plugins.VerifyIdentityRequest{InstanceID: instance, Credential: credential})
+		if errors.Is(err, host.ErrNotRunning) {
+			return meshserver.CredentialClaims{}, fmt.Errorf("%w: %w", meshserver.ErrRetry, err)
+		}
+		if err != nil {
+			return meshserver.CredentialClaims{}, err
+		}
+		return meshserver.CredentialClaims{Instance: r.InstanceID, Service: r.Service, Namespace: r.Namespace}, nil
+	}
+}
+
 func adapterOptions(a adapterSpec, f controllerFlags, trustDomain string, authority *ca.CA, proxyBin string, log *slog.Logger) (host.Options, error) {
 	var command func() *exec.Cmd
-	if builtinAdapters[a.name] {
+	if _, ok := builtinAdapters[a.name]; ok {
 		self, err := os.Executable()
 		if err != nil {
 			return host.Options{}, fmt.Errorf("finding this executable to launch adapter %s: %w", a.name, err)
@@ -471,8 +493,43 @@ type InstanceReport struct {
 	Identity string         `json:"identity"`
 }
 
-func adminHandler(token string, ctl *controller.Controller, reg *registry.Registry, srv *meshserver.Server, st *controllerStatus) http.Handler {
+// JoinTokenRequest is the body of POST /v1/join-tokens: a launcher that is
+// not an adapter (a Mesos framework, a script) asks for a single-use join
+// token for one instance that an adapter reports.
+type JoinTokenRequest struct {
+	Adapter    string `json:"adapter"`
+	Instance   string `json:"instance"`
+	Service    string `json:"service"`
+	Namespace  string `json:"namespace"`
+	TTLSeconds int    `json:"ttl_seconds"`
+}
+
+func adminHandler(token string, ctl *controller.Controller, reg *registry.Registry, srv *meshserver.Server, st *controllerStatus, authority *ca.CA) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/join-tokens", func(w http.ResponseWriter, r *http.Request) {
+		var req JoinTokenRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+			http.Error(w, "decoding the request: "+err.Error()+`; send {"adapter", "instance", "service", "namespace", "ttl_seconds"}`, http.StatusBadRequest)
+			return
+		}
+		if req.Adapter == "" || req.Instance == "" || !model.ValidName(req.Service) || (req.Namespace != "" && !model.ValidName(req.Namespace)) {
+			http.Error(w, "adapter, instance and service are required; service and namespace must be DNS labels", http.StatusBadRequest)
+			return
+		}
+		ttl := time.Duration(req.TTLSeconds) * time.Second
+		if ttl <= 0 || ttl > time.Hour {
+			ttl = 10 * time.Minute
+		}
+		tok, err := ca.MintJoinToken(ca.DeriveJoinKey(authority.JoinSecret(), req.Adapter), ca.JoinClaims{
+			Adapter: req.Adapter, Instance: req.Instance, Service: req.Service, Namespace: req.Namespace,
+		}, ttl)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"token": tok, "expires_in": ttl.String()})
+	})
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		rep := StatusReport{TrustDomain: ctl.TrustDomain(), Sidecars: srv.Status(), ConfigBuilds: ctl.Builds()}
 		if p := ctl.Policy(); p != nil {

@@ -215,6 +215,10 @@ func TestLocalMesh(t *testing.T) {
 		}
 	})
 
+	t.Run("the admin API issues join tokens the controller accepts once", func(t *testing.T) {
+		joinTokensFromAdmin(t, m.ctl, "secret-0", "secret")
+	})
+
 	t.Run("a bad policy is rejected and the last good one stays in force", func(t *testing.T) {
 		bad := filepath.Join(m.policyDir, "broken.hcl")
 		if err := os.WriteFile(bad, []byte("intention \"client\" \"secret\" {\n  action = \"maybe\"\n}\n"), 0o644); err != nil {
