@@ -53,7 +53,9 @@ func Compile(p *policy.Policy, entries []registry.Entry) map[string]*meshapi.Pro
 				LocalPort:   uint32(localPort),
 				Protocol:    protocol(dst.Protocol),
 				Lb:          lb(u.LB),
-				Endpoints:   endpoints(entries, u.Service, nsOr(dst.Namespace)),
+				Endpoints:   endpoints(entries, dst, nsOr(dst.Namespace)),
+				Routes:      routes(dst.Routes),
+				Timeouts:    timeouts(dst.Timeouts),
 			})
 		}
 		out[in.ID] = cfg
@@ -75,19 +77,25 @@ func nsOr(ns string) string {
 	return ns
 }
 
-func endpoints(entries []registry.Entry, service, ns string) []*meshapi.Endpoint {
+func endpoints(entries []registry.Entry, svc policy.Service, ns string) []*meshapi.Endpoint {
 	var eps []*meshapi.Endpoint
 	for _, e := range entries {
 		in := e.Instance
-		if in.Service != service || in.NS() != ns || in.Health == model.HealthCritical {
+		if in.Service != svc.Name || in.NS() != ns || in.Health == model.HealthCritical {
 			continue
 		}
-		eps = append(eps, &meshapi.Endpoint{
+		ep := &meshapi.Endpoint{
 			InstanceId: in.ID,
 			Address:    in.Address,
 			Port:       uint32(in.Ports[model.PortMesh]),
 			Meta:       in.Meta,
-		})
+		}
+		for _, ss := range svc.Subsets {
+			if ss.Contains(in.Meta, in.Tags) {
+				ep.Subsets = append(ep.Subsets, ss.Name)
+			}
+		}
+		eps = append(eps, ep)
 	}
 	sort.Slice(eps, func(i, j int) bool { return eps[i].InstanceId < eps[j].InstanceId })
 	return eps
@@ -117,16 +125,27 @@ func authz(p *policy.Policy, destination string) *meshapi.Authz {
 	}
 	sort.Strings(names)
 	for _, s := range names {
-		act, _ := p.Decide(s, destination)
-		a.Rules = append(a.Rules, &meshapi.AuthzRule{Source: s, Action: action(act)})
+		a.Rules = append(a.Rules, rule(p, s, s, destination))
 	}
 	if wildcard {
 		// A caller named by no intention: only wildcard-source intentions
 		// can match it. An empty source name matches no named intention.
-		act, _ := p.Decide("", destination)
-		a.Rules = append(a.Rules, &meshapi.AuthzRule{Source: policy.Wildcard, Action: action(act)})
+		a.Rules = append(a.Rules, rule(p, policy.Wildcard, "", destination))
 	}
 	return a
+}
+
+// rule is the authorization rule for callers named source: the action of
+// the intention that wins for them, or its permissions.
+func rule(p *policy.Policy, source, caller, destination string) *meshapi.AuthzRule {
+	act, _ := p.Decide(caller, destination)
+	r := &meshapi.AuthzRule{Source: source, Action: action(act)}
+	if in := p.Winner(caller, destination); in != nil {
+		for _, perm := range in.Permissions {
+			r.Permissions = append(r.Permissions, &meshapi.Permission{Action: action(perm.Action), Match: routeMatch(perm.Match)})
+		}
+	}
+	return r
 }
 
 func action(a policy.Action) meshapi.Action {

@@ -12,6 +12,7 @@ package meshapi
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -167,6 +168,61 @@ func (x Action) Number() protoreflect.EnumNumber {
 // Deprecated: Use Action.Descriptor instead.
 func (Action) EnumDescriptor() ([]byte, []int) {
 	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{2}
+}
+
+type MatchKind int32
+
+const (
+	MatchKind_MATCH_ANY     MatchKind = 0
+	MatchKind_MATCH_EXACT   MatchKind = 1
+	MatchKind_MATCH_PREFIX  MatchKind = 2
+	MatchKind_MATCH_REGEX   MatchKind = 3 // RE2, anchored at both ends
+	MatchKind_MATCH_PRESENT MatchKind = 4
+)
+
+// Enum value maps for MatchKind.
+var (
+	MatchKind_name = map[int32]string{
+		0: "MATCH_ANY",
+		1: "MATCH_EXACT",
+		2: "MATCH_PREFIX",
+		3: "MATCH_REGEX",
+		4: "MATCH_PRESENT",
+	}
+	MatchKind_value = map[string]int32{
+		"MATCH_ANY":     0,
+		"MATCH_EXACT":   1,
+		"MATCH_PREFIX":  2,
+		"MATCH_REGEX":   3,
+		"MATCH_PRESENT": 4,
+	}
+)
+
+func (x MatchKind) Enum() *MatchKind {
+	p := new(MatchKind)
+	*p = x
+	return p
+}
+
+func (x MatchKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MatchKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_core_meshapi_mesh_proto_enumTypes[3].Descriptor()
+}
+
+func (MatchKind) Type() protoreflect.EnumType {
+	return &file_core_meshapi_mesh_proto_enumTypes[3]
+}
+
+func (x MatchKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MatchKind.Descriptor instead.
+func (MatchKind) EnumDescriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{3}
 }
 
 type JoinRequest struct {
@@ -728,8 +784,11 @@ func (x *Authz) GetRules() []*AuthzRule {
 type AuthzRule struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A service name in this mesh's trust domain, or "*".
-	Source        string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
-	Action        Action `protobuf:"varint,2,opt,name=action,proto3,enum=weft.mesh.v1.Action" json:"action,omitempty"`
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Action Action `protobuf:"varint,2,opt,name=action,proto3,enum=weft.mesh.v1.Action" json:"action,omitempty"`
+	// L7 permissions: when set, action is ignored and each request gets the
+	// action of the first permission that matches it, else the default action.
+	Permissions   []*Permission `protobuf:"bytes,3,rep,name=permissions,proto3" json:"permissions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -778,25 +837,90 @@ func (x *AuthzRule) GetAction() Action {
 	return Action_ACTION_DENY
 }
 
+func (x *AuthzRule) GetPermissions() []*Permission {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
+type Permission struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Action        Action                 `protobuf:"varint,1,opt,name=action,proto3,enum=weft.mesh.v1.Action" json:"action,omitempty"`
+	Match         *RouteMatch            `protobuf:"bytes,2,opt,name=match,proto3" json:"match,omitempty"` // unset: every request
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Permission) Reset() {
+	*x = Permission{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Permission) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Permission) ProtoMessage() {}
+
+func (x *Permission) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Permission.ProtoReflect.Descriptor instead.
+func (*Permission) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Permission) GetAction() Action {
+	if x != nil {
+		return x.Action
+	}
+	return Action_ACTION_DENY
+}
+
+func (x *Permission) GetMatch() *RouteMatch {
+	if x != nil {
+		return x.Match
+	}
+	return nil
+}
+
 type Upstream struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Stable key of the upstream listener: the upstream service's name.
 	Name    string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Service string `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
 	// The identity the upstream's sidecars must present.
-	SpiffeId      string      `protobuf:"bytes,3,opt,name=spiffe_id,json=spiffeId,proto3" json:"spiffe_id,omitempty"`
-	BindAddress   string      `protobuf:"bytes,4,opt,name=bind_address,json=bindAddress,proto3" json:"bind_address,omitempty"`
-	LocalPort     uint32      `protobuf:"varint,5,opt,name=local_port,json=localPort,proto3" json:"local_port,omitempty"`
-	Protocol      Protocol    `protobuf:"varint,6,opt,name=protocol,proto3,enum=weft.mesh.v1.Protocol" json:"protocol,omitempty"`
-	Lb            LB          `protobuf:"varint,7,opt,name=lb,proto3,enum=weft.mesh.v1.LB" json:"lb,omitempty"`
-	Endpoints     []*Endpoint `protobuf:"bytes,8,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	SpiffeId    string      `protobuf:"bytes,3,opt,name=spiffe_id,json=spiffeId,proto3" json:"spiffe_id,omitempty"`
+	BindAddress string      `protobuf:"bytes,4,opt,name=bind_address,json=bindAddress,proto3" json:"bind_address,omitempty"`
+	LocalPort   uint32      `protobuf:"varint,5,opt,name=local_port,json=localPort,proto3" json:"local_port,omitempty"`
+	Protocol    Protocol    `protobuf:"varint,6,opt,name=protocol,proto3,enum=weft.mesh.v1.Protocol" json:"protocol,omitempty"`
+	Lb          LB          `protobuf:"varint,7,opt,name=lb,proto3,enum=weft.mesh.v1.LB" json:"lb,omitempty"`
+	Endpoints   []*Endpoint `protobuf:"bytes,8,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	// Tried in order; the first route one of whose matches holds takes a
+	// request. A request no route takes goes to any endpoint.
+	Routes []*Route `protobuf:"bytes,9,rep,name=routes,proto3" json:"routes,omitempty"`
+	// Defaults for every request to this upstream; a route's request and
+	// stream timeouts override them.
+	Timeouts      *Timeouts `protobuf:"bytes,10,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Upstream) Reset() {
 	*x = Upstream{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +932,7 @@ func (x *Upstream) String() string {
 func (*Upstream) ProtoMessage() {}
 
 func (x *Upstream) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +945,7 @@ func (x *Upstream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Upstream.ProtoReflect.Descriptor instead.
 func (*Upstream) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{9}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Upstream) GetName() string {
@@ -880,20 +1004,567 @@ func (x *Upstream) GetEndpoints() []*Endpoint {
 	return nil
 }
 
+func (x *Upstream) GetRoutes() []*Route {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+func (x *Upstream) GetTimeouts() *Timeouts {
+	if x != nil {
+		return x.Timeouts
+	}
+	return nil
+}
+
+type StringMatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          MatchKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=weft.mesh.v1.MatchKind" json:"kind,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StringMatch) Reset() {
+	*x = StringMatch{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StringMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StringMatch) ProtoMessage() {}
+
+func (x *StringMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StringMatch.ProtoReflect.Descriptor instead.
+func (*StringMatch) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *StringMatch) GetKind() MatchKind {
+	if x != nil {
+		return x.Kind
+	}
+	return MatchKind_MATCH_ANY
+}
+
+func (x *StringMatch) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+// A header (lower-case name) or query parameter.
+type KeyMatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Match         *StringMatch           `protobuf:"bytes,2,opt,name=match,proto3" json:"match,omitempty"`
+	Invert        bool                   `protobuf:"varint,3,opt,name=invert,proto3" json:"invert,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyMatch) Reset() {
+	*x = KeyMatch{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyMatch) ProtoMessage() {}
+
+func (x *KeyMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyMatch.ProtoReflect.Descriptor instead.
+func (*KeyMatch) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *KeyMatch) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *KeyMatch) GetMatch() *StringMatch {
+	if x != nil {
+		return x.Match
+	}
+	return nil
+}
+
+func (x *KeyMatch) GetInvert() bool {
+	if x != nil {
+		return x.Invert
+	}
+	return false
+}
+
+// Every condition must hold.
+type RouteMatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          *StringMatch           `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Methods       []string               `protobuf:"bytes,2,rep,name=methods,proto3" json:"methods,omitempty"` // any of them; none: any method
+	Headers       []*KeyMatch            `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty"`
+	Query         []*KeyMatch            `protobuf:"bytes,4,rep,name=query,proto3" json:"query,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RouteMatch) Reset() {
+	*x = RouteMatch{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RouteMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RouteMatch) ProtoMessage() {}
+
+func (x *RouteMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
+func (*RouteMatch) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RouteMatch) GetPath() *StringMatch {
+	if x != nil {
+		return x.Path
+	}
+	return nil
+}
+
+func (x *RouteMatch) GetMethods() []string {
+	if x != nil {
+		return x.Methods
+	}
+	return nil
+}
+
+func (x *RouteMatch) GetHeaders() []*KeyMatch {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *RouteMatch) GetQuery() []*KeyMatch {
+	if x != nil {
+		return x.Query
+	}
+	return nil
+}
+
+type Route struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Matches []*RouteMatch          `protobuf:"bytes,2,rep,name=matches,proto3" json:"matches,omitempty"` // any of them; none: every request
+	// Weighted subsets of the upstream's endpoints; none: every endpoint.
+	Splits          []*Split     `protobuf:"bytes,3,rep,name=splits,proto3" json:"splits,omitempty"`
+	Retry           *RetryPolicy `protobuf:"bytes,4,opt,name=retry,proto3" json:"retry,omitempty"`
+	Timeouts        *Timeouts    `protobuf:"bytes,5,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
+	RequestHeaders  *HeaderOps   `protobuf:"bytes,6,opt,name=request_headers,json=requestHeaders,proto3" json:"request_headers,omitempty"`
+	ResponseHeaders *HeaderOps   `protobuf:"bytes,7,opt,name=response_headers,json=responseHeaders,proto3" json:"response_headers,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Route) Reset() {
+	*x = Route{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Route) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Route) ProtoMessage() {}
+
+func (x *Route) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Route.ProtoReflect.Descriptor instead.
+func (*Route) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Route) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Route) GetMatches() []*RouteMatch {
+	if x != nil {
+		return x.Matches
+	}
+	return nil
+}
+
+func (x *Route) GetSplits() []*Split {
+	if x != nil {
+		return x.Splits
+	}
+	return nil
+}
+
+func (x *Route) GetRetry() *RetryPolicy {
+	if x != nil {
+		return x.Retry
+	}
+	return nil
+}
+
+func (x *Route) GetTimeouts() *Timeouts {
+	if x != nil {
+		return x.Timeouts
+	}
+	return nil
+}
+
+func (x *Route) GetRequestHeaders() *HeaderOps {
+	if x != nil {
+		return x.RequestHeaders
+	}
+	return nil
+}
+
+func (x *Route) GetResponseHeaders() *HeaderOps {
+	if x != nil {
+		return x.ResponseHeaders
+	}
+	return nil
+}
+
+type Split struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subset        string                 `protobuf:"bytes,1,opt,name=subset,proto3" json:"subset,omitempty"` // "" for every endpoint
+	Weight        uint32                 `protobuf:"varint,2,opt,name=weight,proto3" json:"weight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Split) Reset() {
+	*x = Split{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Split) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Split) ProtoMessage() {}
+
+func (x *Split) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Split.ProtoReflect.Descriptor instead.
+func (*Split) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Split) GetSubset() string {
+	if x != nil {
+		return x.Subset
+	}
+	return ""
+}
+
+func (x *Split) GetWeight() uint32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+type RetryPolicy struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Attempts           uint32                 `protobuf:"varint,1,opt,name=attempts,proto3" json:"attempts,omitempty"` // tries in all, the first included
+	PerTryTimeout      *durationpb.Duration   `protobuf:"bytes,2,opt,name=per_try_timeout,json=perTryTimeout,proto3" json:"per_try_timeout,omitempty"`
+	RetryOn            []string               `protobuf:"bytes,3,rep,name=retry_on,json=retryOn,proto3" json:"retry_on,omitempty"`
+	BudgetPercent      uint32                 `protobuf:"varint,4,opt,name=budget_percent,json=budgetPercent,proto3" json:"budget_percent,omitempty"`
+	BudgetMinPerSecond uint32                 `protobuf:"varint,5,opt,name=budget_min_per_second,json=budgetMinPerSecond,proto3" json:"budget_min_per_second,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *RetryPolicy) Reset() {
+	*x = RetryPolicy{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryPolicy) ProtoMessage() {}
+
+func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
+func (*RetryPolicy) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RetryPolicy) GetAttempts() uint32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *RetryPolicy) GetPerTryTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.PerTryTimeout
+	}
+	return nil
+}
+
+func (x *RetryPolicy) GetRetryOn() []string {
+	if x != nil {
+		return x.RetryOn
+	}
+	return nil
+}
+
+func (x *RetryPolicy) GetBudgetPercent() uint32 {
+	if x != nil {
+		return x.BudgetPercent
+	}
+	return 0
+}
+
+func (x *RetryPolicy) GetBudgetMinPerSecond() uint32 {
+	if x != nil {
+		return x.BudgetMinPerSecond
+	}
+	return 0
+}
+
+type Timeouts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connect       *durationpb.Duration   `protobuf:"bytes,1,opt,name=connect,proto3" json:"connect,omitempty"`
+	Request       *durationpb.Duration   `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	Idle          *durationpb.Duration   `protobuf:"bytes,3,opt,name=idle,proto3" json:"idle,omitempty"`
+	Stream        *durationpb.Duration   `protobuf:"bytes,4,opt,name=stream,proto3" json:"stream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Timeouts) Reset() {
+	*x = Timeouts{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Timeouts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Timeouts) ProtoMessage() {}
+
+func (x *Timeouts) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
+func (*Timeouts) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Timeouts) GetConnect() *durationpb.Duration {
+	if x != nil {
+		return x.Connect
+	}
+	return nil
+}
+
+func (x *Timeouts) GetRequest() *durationpb.Duration {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *Timeouts) GetIdle() *durationpb.Duration {
+	if x != nil {
+		return x.Idle
+	}
+	return nil
+}
+
+func (x *Timeouts) GetStream() *durationpb.Duration {
+	if x != nil {
+		return x.Stream
+	}
+	return nil
+}
+
+type HeaderOps struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Add           map[string]string      `protobuf:"bytes,1,rep,name=add,proto3" json:"add,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Set           map[string]string      `protobuf:"bytes,2,rep,name=set,proto3" json:"set,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Remove        []string               `protobuf:"bytes,3,rep,name=remove,proto3" json:"remove,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeaderOps) Reset() {
+	*x = HeaderOps{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeaderOps) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeaderOps) ProtoMessage() {}
+
+func (x *HeaderOps) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeaderOps.ProtoReflect.Descriptor instead.
+func (*HeaderOps) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *HeaderOps) GetAdd() map[string]string {
+	if x != nil {
+		return x.Add
+	}
+	return nil
+}
+
+func (x *HeaderOps) GetSet() map[string]string {
+	if x != nil {
+		return x.Set
+	}
+	return nil
+}
+
+func (x *HeaderOps) GetRemove() []string {
+	if x != nil {
+		return x.Remove
+	}
+	return nil
+}
+
 type Endpoint struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	InstanceId string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
 	Address    string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
 	// The endpoint's mesh (sidecar inbound) port.
-	Port          uint32            `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
-	Meta          map[string]string `protobuf:"bytes,4,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Port uint32            `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	Meta map[string]string `protobuf:"bytes,4,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The subsets of the upstream service this endpoint belongs to.
+	Subsets       []string `protobuf:"bytes,5,rep,name=subsets,proto3" json:"subsets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -905,7 +1576,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -918,7 +1589,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{10}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Endpoint) GetInstanceId() string {
@@ -949,11 +1620,18 @@ func (x *Endpoint) GetMeta() map[string]string {
 	return nil
 }
 
+func (x *Endpoint) GetSubsets() []string {
+	if x != nil {
+		return x.Subsets
+	}
+	return nil
+}
+
 var File_core_meshapi_mesh_proto protoreflect.FileDescriptor
 
 const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\n" +
-	"\x17core/meshapi/mesh.proto\x12\fweft.mesh.v1\"\xb5\x01\n" +
+	"\x17core/meshapi/mesh.proto\x12\fweft.mesh.v1\x1a\x1egoogle/protobuf/duration.proto\"\xb5\x01\n" +
 	"\vJoinRequest\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x1d\n" +
@@ -1001,10 +1679,15 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x05authz\x18\x06 \x01(\v2\x13.weft.mesh.v1.AuthzR\x05authz\"s\n" +
 	"\x05Authz\x12;\n" +
 	"\x0edefault_action\x18\x01 \x01(\x0e2\x14.weft.mesh.v1.ActionR\rdefaultAction\x12-\n" +
-	"\x05rules\x18\x02 \x03(\v2\x17.weft.mesh.v1.AuthzRuleR\x05rules\"Q\n" +
+	"\x05rules\x18\x02 \x03(\v2\x17.weft.mesh.v1.AuthzRuleR\x05rules\"\x8d\x01\n" +
 	"\tAuthzRule\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12,\n" +
-	"\x06action\x18\x02 \x01(\x0e2\x14.weft.mesh.v1.ActionR\x06action\"\xa3\x02\n" +
+	"\x06action\x18\x02 \x01(\x0e2\x14.weft.mesh.v1.ActionR\x06action\x12:\n" +
+	"\vpermissions\x18\x03 \x03(\v2\x18.weft.mesh.v1.PermissionR\vpermissions\"j\n" +
+	"\n" +
+	"Permission\x12,\n" +
+	"\x06action\x18\x01 \x01(\x0e2\x14.weft.mesh.v1.ActionR\x06action\x12.\n" +
+	"\x05match\x18\x02 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\"\x84\x03\n" +
 	"\bUpstream\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1b\n" +
@@ -1014,13 +1697,62 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"local_port\x18\x05 \x01(\rR\tlocalPort\x122\n" +
 	"\bprotocol\x18\x06 \x01(\x0e2\x16.weft.mesh.v1.ProtocolR\bprotocol\x12 \n" +
 	"\x02lb\x18\a \x01(\x0e2\x10.weft.mesh.v1.LBR\x02lb\x124\n" +
-	"\tendpoints\x18\b \x03(\v2\x16.weft.mesh.v1.EndpointR\tendpoints\"\xc8\x01\n" +
+	"\tendpoints\x18\b \x03(\v2\x16.weft.mesh.v1.EndpointR\tendpoints\x12+\n" +
+	"\x06routes\x18\t \x03(\v2\x13.weft.mesh.v1.RouteR\x06routes\x122\n" +
+	"\btimeouts\x18\n" +
+	" \x01(\v2\x16.weft.mesh.v1.TimeoutsR\btimeouts\"P\n" +
+	"\vStringMatch\x12+\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x17.weft.mesh.v1.MatchKindR\x04kind\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"g\n" +
+	"\bKeyMatch\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
+	"\x05match\x18\x02 \x01(\v2\x19.weft.mesh.v1.StringMatchR\x05match\x12\x16\n" +
+	"\x06invert\x18\x03 \x01(\bR\x06invert\"\xb5\x01\n" +
+	"\n" +
+	"RouteMatch\x12-\n" +
+	"\x04path\x18\x01 \x01(\v2\x19.weft.mesh.v1.StringMatchR\x04path\x12\x18\n" +
+	"\amethods\x18\x02 \x03(\tR\amethods\x120\n" +
+	"\aheaders\x18\x03 \x03(\v2\x16.weft.mesh.v1.KeyMatchR\aheaders\x12,\n" +
+	"\x05query\x18\x04 \x03(\v2\x16.weft.mesh.v1.KeyMatchR\x05query\"\xe7\x02\n" +
+	"\x05Route\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x122\n" +
+	"\amatches\x18\x02 \x03(\v2\x18.weft.mesh.v1.RouteMatchR\amatches\x12+\n" +
+	"\x06splits\x18\x03 \x03(\v2\x13.weft.mesh.v1.SplitR\x06splits\x12/\n" +
+	"\x05retry\x18\x04 \x01(\v2\x19.weft.mesh.v1.RetryPolicyR\x05retry\x122\n" +
+	"\btimeouts\x18\x05 \x01(\v2\x16.weft.mesh.v1.TimeoutsR\btimeouts\x12@\n" +
+	"\x0frequest_headers\x18\x06 \x01(\v2\x17.weft.mesh.v1.HeaderOpsR\x0erequestHeaders\x12B\n" +
+	"\x10response_headers\x18\a \x01(\v2\x17.weft.mesh.v1.HeaderOpsR\x0fresponseHeaders\"7\n" +
+	"\x05Split\x12\x16\n" +
+	"\x06subset\x18\x01 \x01(\tR\x06subset\x12\x16\n" +
+	"\x06weight\x18\x02 \x01(\rR\x06weight\"\xe1\x01\n" +
+	"\vRetryPolicy\x12\x1a\n" +
+	"\battempts\x18\x01 \x01(\rR\battempts\x12A\n" +
+	"\x0fper_try_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\rperTryTimeout\x12\x19\n" +
+	"\bretry_on\x18\x03 \x03(\tR\aretryOn\x12%\n" +
+	"\x0ebudget_percent\x18\x04 \x01(\rR\rbudgetPercent\x121\n" +
+	"\x15budget_min_per_second\x18\x05 \x01(\rR\x12budgetMinPerSecond\"\xd6\x01\n" +
+	"\bTimeouts\x123\n" +
+	"\aconnect\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\aconnect\x123\n" +
+	"\arequest\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\arequest\x12-\n" +
+	"\x04idle\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04idle\x121\n" +
+	"\x06stream\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06stream\"\xfb\x01\n" +
+	"\tHeaderOps\x122\n" +
+	"\x03add\x18\x01 \x03(\v2 .weft.mesh.v1.HeaderOps.AddEntryR\x03add\x122\n" +
+	"\x03set\x18\x02 \x03(\v2 .weft.mesh.v1.HeaderOps.SetEntryR\x03set\x12\x16\n" +
+	"\x06remove\x18\x03 \x03(\tR\x06remove\x1a6\n" +
+	"\bAddEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a6\n" +
+	"\bSetEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe2\x01\n" +
 	"\bEndpoint\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04port\x18\x03 \x01(\rR\x04port\x124\n" +
-	"\x04meta\x18\x04 \x03(\v2 .weft.mesh.v1.Endpoint.MetaEntryR\x04meta\x1a7\n" +
+	"\x04meta\x18\x04 \x03(\v2 .weft.mesh.v1.Endpoint.MetaEntryR\x04meta\x12\x18\n" +
+	"\asubsets\x18\x05 \x03(\tR\asubsets\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*V\n" +
@@ -1034,7 +1766,13 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x10LB_LEAST_REQUEST\x10\x01*+\n" +
 	"\x06Action\x12\x0f\n" +
 	"\vACTION_DENY\x10\x00\x12\x10\n" +
-	"\fACTION_ALLOW\x10\x012\xd1\x01\n" +
+	"\fACTION_ALLOW\x10\x01*a\n" +
+	"\tMatchKind\x12\r\n" +
+	"\tMATCH_ANY\x10\x00\x12\x0f\n" +
+	"\vMATCH_EXACT\x10\x01\x12\x10\n" +
+	"\fMATCH_PREFIX\x10\x02\x12\x0f\n" +
+	"\vMATCH_REGEX\x10\x03\x12\x11\n" +
+	"\rMATCH_PRESENT\x10\x042\xd1\x01\n" +
 	"\x04Mesh\x12<\n" +
 	"\x04Join\x12\x19.weft.mesh.v1.JoinRequest\x1a\x19.weft.mesh.v1.Credentials\x12>\n" +
 	"\x05Renew\x12\x1a.weft.mesh.v1.RenewRequest\x1a\x19.weft.mesh.v1.Credentials\x12K\n" +
@@ -1052,49 +1790,85 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 	return file_core_meshapi_mesh_proto_rawDescData
 }
 
-var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_core_meshapi_mesh_proto_goTypes = []any{
-	(Protocol)(0),         // 0: weft.mesh.v1.Protocol
-	(LB)(0),               // 1: weft.mesh.v1.LB
-	(Action)(0),           // 2: weft.mesh.v1.Action
-	(*JoinRequest)(nil),   // 3: weft.mesh.v1.JoinRequest
-	(*RenewRequest)(nil),  // 4: weft.mesh.v1.RenewRequest
-	(*Credentials)(nil),   // 5: weft.mesh.v1.Credentials
-	(*ConfigRequest)(nil), // 6: weft.mesh.v1.ConfigRequest
-	(*ConfigUpdate)(nil),  // 7: weft.mesh.v1.ConfigUpdate
-	(*ProxyConfig)(nil),   // 8: weft.mesh.v1.ProxyConfig
-	(*Inbound)(nil),       // 9: weft.mesh.v1.Inbound
-	(*Authz)(nil),         // 10: weft.mesh.v1.Authz
-	(*AuthzRule)(nil),     // 11: weft.mesh.v1.AuthzRule
-	(*Upstream)(nil),      // 12: weft.mesh.v1.Upstream
-	(*Endpoint)(nil),      // 13: weft.mesh.v1.Endpoint
-	nil,                   // 14: weft.mesh.v1.Endpoint.MetaEntry
+	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
+	(LB)(0),                     // 1: weft.mesh.v1.LB
+	(Action)(0),                 // 2: weft.mesh.v1.Action
+	(MatchKind)(0),              // 3: weft.mesh.v1.MatchKind
+	(*JoinRequest)(nil),         // 4: weft.mesh.v1.JoinRequest
+	(*RenewRequest)(nil),        // 5: weft.mesh.v1.RenewRequest
+	(*Credentials)(nil),         // 6: weft.mesh.v1.Credentials
+	(*ConfigRequest)(nil),       // 7: weft.mesh.v1.ConfigRequest
+	(*ConfigUpdate)(nil),        // 8: weft.mesh.v1.ConfigUpdate
+	(*ProxyConfig)(nil),         // 9: weft.mesh.v1.ProxyConfig
+	(*Inbound)(nil),             // 10: weft.mesh.v1.Inbound
+	(*Authz)(nil),               // 11: weft.mesh.v1.Authz
+	(*AuthzRule)(nil),           // 12: weft.mesh.v1.AuthzRule
+	(*Permission)(nil),          // 13: weft.mesh.v1.Permission
+	(*Upstream)(nil),            // 14: weft.mesh.v1.Upstream
+	(*StringMatch)(nil),         // 15: weft.mesh.v1.StringMatch
+	(*KeyMatch)(nil),            // 16: weft.mesh.v1.KeyMatch
+	(*RouteMatch)(nil),          // 17: weft.mesh.v1.RouteMatch
+	(*Route)(nil),               // 18: weft.mesh.v1.Route
+	(*Split)(nil),               // 19: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),         // 20: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),            // 21: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),           // 22: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),            // 23: weft.mesh.v1.Endpoint
+	nil,                         // 24: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 25: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 26: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 27: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
-	8,  // 0: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
-	9,  // 1: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
-	12, // 2: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
+	9,  // 0: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
+	10, // 1: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
+	14, // 2: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
 	0,  // 3: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
-	10, // 4: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
+	11, // 4: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
 	2,  // 5: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
-	11, // 6: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
+	12, // 6: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
 	2,  // 7: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
-	0,  // 8: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
-	1,  // 9: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	13, // 10: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	14, // 11: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	3,  // 12: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	4,  // 13: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	6,  // 14: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	5,  // 15: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	5,  // 16: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	7,  // 17: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	15, // [15:18] is the sub-list for method output_type
-	12, // [12:15] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	13, // 8: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
+	2,  // 9: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
+	17, // 10: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	0,  // 11: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
+	1,  // 12: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
+	23, // 13: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	18, // 14: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	21, // 15: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	3,  // 16: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
+	15, // 17: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	15, // 18: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	16, // 19: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	16, // 20: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	17, // 21: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	19, // 22: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	20, // 23: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	21, // 24: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	22, // 25: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	22, // 26: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	27, // 27: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	27, // 28: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	27, // 29: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	27, // 30: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	27, // 31: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	24, // 32: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	25, // 33: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	26, // 34: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	4,  // 35: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	5,  // 36: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	7,  // 37: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	6,  // 38: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	6,  // 39: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	8,  // 40: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	38, // [38:41] is the sub-list for method output_type
+	35, // [35:38] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -1107,8 +1881,8 @@ func file_core_meshapi_mesh_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   12,
+			NumEnums:      4,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,88 @@
+package compile
+
+import (
+	"sort"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/policy"
+)
+
+// routes compiles a destination service's routes for its callers.
+func routes(rs []policy.Route) []*meshapi.Route {
+	var out []*meshapi.Route
+	for _, r := range rs {
+		mr := &meshapi.Route{
+			Name:            r.Name,
+			Timeouts:        timeouts(r.Timeouts),
+			RequestHeaders:  headerOps(r.RequestHeaders),
+			ResponseHeaders: headerOps(r.ResponseHeaders),
+		}
+		for _, m := range r.Matches {
+			mr.Matches = append(mr.Matches, routeMatch(m))
+		}
+		for _, s := range r.Splits {
+			mr.Splits = append(mr.Splits, &meshapi.Split{Subset: s.Subset, Weight: uint32(s.Weight)})
+		}
+		if rt := r.Retry; rt != nil {
+			mr.Retry = &meshapi.RetryPolicy{
+				Attempts:           uint32(rt.Attempts),
+				PerTryTimeout:      duration(rt.PerTryTimeout),
+				RetryOn:            append([]string(nil), rt.RetryOn...),
+				BudgetPercent:      uint32(rt.BudgetPercent),
+				BudgetMinPerSecond: uint32(rt.BudgetMinPerSecond),
+			}
+		}
+		out = append(out, mr)
+	}
+	return out
+}
+
+func routeMatch(m policy.Match) *meshapi.RouteMatch {
+	rm := &meshapi.RouteMatch{Path: stringMatch(m.Path), Methods: append([]string(nil), m.Methods...)}
+	for _, h := range m.Headers {
+		rm.Headers = append(rm.Headers, &meshapi.KeyMatch{Name: h.Name, Match: stringMatch(h.Match), Invert: h.Invert})
+	}
+	for _, q := range m.Query {
+		rm.Query = append(rm.Query, &meshapi.KeyMatch{Name: q.Name, Match: stringMatch(q.Match), Invert: q.Invert})
+	}
+	return rm
+}
+
+func stringMatch(m policy.StringMatch) *meshapi.StringMatch {
+	if m.Kind == "" {
+		return nil
+	}
+	k := map[policy.MatchKind]meshapi.MatchKind{
+		policy.MatchExact:   meshapi.MatchKind_MATCH_EXACT,
+		policy.MatchPrefix:  meshapi.MatchKind_MATCH_PREFIX,
+		policy.MatchRegex:   meshapi.MatchKind_MATCH_REGEX,
+		policy.MatchPresent: meshapi.MatchKind_MATCH_PRESENT,
+	}[m.Kind]
+	return &meshapi.StringMatch{Kind: k, Value: m.Value}
+}
+
+func timeouts(t policy.Timeouts) *meshapi.Timeouts {
+	if t == (policy.Timeouts{}) {
+		return nil
+	}
+	return &meshapi.Timeouts{Connect: duration(t.Connect), Request: duration(t.Request), Idle: duration(t.Idle), Stream: duration(t.Stream)}
+}
+
+func duration(d time.Duration) *durationpb.Duration {
+	if d == 0 {
+		return nil
+	}
+	return durationpb.New(d)
+}
+
+func headerOps(h policy.HeaderOps) *meshapi.HeaderOps {
+	if h.Empty() {
+		return nil
+	}
+	rm := append([]string(nil), h.Remove...)
+	sort.Strings(rm)
+	return &meshapi.HeaderOps{Add: h.Add, Set: h.Set, Remove: rm}
+}

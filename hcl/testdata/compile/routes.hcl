@@ -1,0 +1,118 @@
+# Traffic management: subsets, routes, splits, retries, timeouts, headers
+# and L7 intentions.
+service "web" {
+  protocol = "http"
+  upstream "api" {
+    local_port = 9100
+  }
+  upstream "cart" {
+    local_port = 9101
+  }
+}
+
+service "api" {
+  protocol = "http"
+
+  subset "v1" {
+    meta = { version = "v1" }
+  }
+  subset "v2" {
+    meta = { version = "v2" }
+    tags = ["canary"]
+  }
+
+  timeouts {
+    connect = "2s"
+    request = "10s"
+    idle    = "5m"
+    stream  = "1m"
+  }
+
+  route "canary" {
+    match {
+      path_prefix = "/api/"
+      methods     = ["GET", "HEAD"]
+      header "X-Canary" {
+        exact = "1"
+      }
+      query "debug" {
+        present = true
+      }
+    }
+    match {
+      path_regex = "/v2/.*"
+    }
+    split "v2" {
+      weight = 100
+    }
+    request_headers {
+      set    = { "x-route" = "canary" }
+      add    = { "x-tenant" = "blue" }
+      remove = ["x-debug"]
+    }
+    response_headers {
+      remove = ["server"]
+    }
+  }
+
+  route "default" {
+    split "v1" {
+      weight = 90
+    }
+    split "v2" {
+      weight = 10
+    }
+    retry {
+      attempts        = 3
+      per_try_timeout = "500ms"
+      on              = ["5xx", "reset", "connect-failure"]
+      budget {
+        percent        = 25
+        min_per_second = 5
+      }
+    }
+    timeouts {
+      request = "2s"
+    }
+  }
+}
+
+service "cart" {
+  protocol = "grpc"
+
+  route "get" {
+    match {
+      grpc_service = "shop.Cart"
+      grpc_method  = "Get"
+    }
+    retry {}
+  }
+  route "all-cart" {
+    match {
+      grpc_service = "shop.Cart"
+      header "x-user" {
+        prefix = "test-"
+        invert = true
+      }
+    }
+  }
+}
+
+intention "web" "api" {
+  permission {
+    action = "deny"
+    match {
+      methods = ["DELETE"]
+    }
+  }
+  permission {
+    action = "allow"
+    match {
+      path_prefix = "/"
+    }
+  }
+}
+
+intention "web" "cart" {
+  action = "allow"
+}
