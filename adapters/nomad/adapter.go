@@ -1,0 +1,250 @@
+package nomad
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/weftmesh/weft/core/version"
+	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
+)
+
+// Name is the adapter's name in snapshots, Info and a sidecar's
+// --credential-adapter.
+const Name = "nomad"
+
+// ConfigureRequest options.
+const (
+	// OptionTokenFile names a file holding the Nomad ACL token the adapter
+	// uses. Without it the adapter uses $NOMAD_TOKEN, then no token.
+	OptionTokenFile = "token_file"
+	// OptionNamespace limits the adapter to one Nomad namespace; the
+	// default, "*", watches all.
+	OptionNamespace = "namespace"
+	// OptionEventStream = "false" makes the adapter use blocking queries
+	// only, for clusters whose event broker is disabled.
+	OptionEventStream = "event_stream"
+	// OptionResync sets how often the adapter rebuilds its snapshot even
+	// without events (a Go duration, default 30s).
+	OptionResync = "resync"
+)
+
+// DefaultAddress is Nomad's HTTP API when neither the source nor
+// $NOMAD_ADDR names one.
+const DefaultAddress = "http://127.0.0.1:4646"
+
+// Adapter is the Nomad adapter. Create it with New; it implements
+// plugins.Adapter and plugins.IdentityVerifier.
+type Adapter struct {
+	log hclog.Logger
+
+	// Timings; tests shorten them.
+	settle     time.Duration // how long events are gathered before a rebuild
+	minBackoff time.Duration
+	maxBackoff time.Duration
+	fallback   time.Duration // how long blocking queries stand in for a broken event stream
+
+	mu  sync.Mutex
+	cfg *config
+}
+
+// config is a successful Configure.
+type config struct {
+	addr        string
+	token       string
+	namespace   string
+	eventStream bool
+	resync      time.Duration
+	client      *api.Client
+	http        *http.Client
+}
+
+// New returns a Nomad adapter that logs with the plugin SDK's logger.
+func New() *Adapter { return newAdapter(sdk.Logger().Named(Name)) }
+
+func newAdapter(log hclog.Logger) *Adapter {
+	return &Adapter{
+		log:        log,
+		settle:     50 * time.Millisecond,
+		minBackoff: 250 * time.Millisecond,
+		maxBackoff: 30 * time.Second,
+		fallback:   time.Minute,
+	}
+}
+
+// Info describes the adapter.
+func (a *Adapter) Info(context.Context) (*plugins.InfoResponse, error) {
+	return &plugins.InfoResponse{
+		Name:            Name,
+		Version:         version.Version,
+		ProtocolVersion: plugins.ProtocolVersion,
+		Capabilities:    []string{plugins.CapVerifiesIdentity},
+	}, nil
+}
+
+// Configure checks the Nomad address (req.Source, else $NOMAD_ADDR, else
+// DefaultAddress), the options and the token. A Nomad that does not answer
+// is a warning (the adapter keeps trying); a token Nomad refuses is an
+// error that says which token to give.
+func (a *Adapter) Configure(ctx context.Context, req *plugins.ConfigureRequest) (*plugins.ConfigureResponse, error) {
+	if req == nil {
+		return nil, errors.New("configuring the nomad adapter: nil request")
+	}
+	cfg, diags := parseConfig(req, os.Getenv)
+	if hasErrors(diags) {
+		return &plugins.ConfigureResponse{Diagnostics: diags}, nil
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	diags = append(diags, probe(pctx, cfg)...)
+	if hasErrors(diags) {
+		return &plugins.ConfigureResponse{Diagnostics: diags}, nil
+	}
+	a.mu.Lock()
+	a.cfg = cfg
+	a.mu.Unlock()
+	return &plugins.ConfigureResponse{Diagnostics: diags}, nil
+}
+
+// parseConfig reads the request; getenv is os.Getenv outside tests.
+func parseConfig(req *plugins.ConfigureRequest, getenv func(string) string) (*config, []plugins.Diagnostic) {
+	var diags []plugins.Diagnostic
+	cfg := &config{namespace: "*", eventStream: true, resync: 30 * time.Second}
+	cfg.addr = req.Source
+	if cfg.addr == "" {
+		cfg.addr = getenv("NOMAD_ADDR")
+	}
+	if cfg.addr == "" {
+		cfg.addr = DefaultAddress
+	}
+	u, err := url.Parse(cfg.addr)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		diags = append(diags, errorDiag("Invalid Nomad address",
+			"The nomad adapter's source %q is not the URL of Nomad's HTTP API. Give one like http://127.0.0.1:4646 (--adapter nomad=http://127.0.0.1:4646), or leave it empty to use $NOMAD_ADDR.", cfg.addr))
+	}
+	cfg.token = getenv("NOMAD_TOKEN")
+	keys := make([]string, 0, len(req.Options))
+	for k := range req.Options {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := req.Options[k]
+		switch k {
+		case OptionTokenFile:
+			b, err := os.ReadFile(v)
+			if err != nil {
+				diags = append(diags, errorDiag("Cannot read the Nomad token file",
+					"Option token_file: %v. Give the path of a file holding a Nomad ACL token (secret ID) with read-job on the namespaces to watch.", err))
+				continue
+			}
+			cfg.token = strings.TrimSpace(string(b))
+		case OptionNamespace:
+			if v == "" {
+				diags = append(diags, errorDiag("Empty namespace", "Option namespace is empty: give a Nomad namespace, or \"*\" for all."))
+			}
+			cfg.namespace = v
+		case OptionEventStream:
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				diags = append(diags, errorDiag("Invalid event_stream", "Option event_stream = %q: give true or false.", v))
+			}
+			cfg.eventStream = b
+		case OptionResync:
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Second {
+				diags = append(diags, errorDiag("Invalid resync", "Option resync = %q: give a duration of at least 1s, such as 30s.", v))
+				continue
+			}
+			cfg.resync = d
+		default:
+			diags = append(diags, warningDiag("Unknown option",
+				"The nomad adapter has no option %q and ignores it; it knows %s, %s, %s and %s.", k, OptionTokenFile, OptionNamespace, OptionEventStream, OptionResync))
+		}
+	}
+	if hasErrors(diags) {
+		return nil, diags
+	}
+	cfg.http = &http.Client{}
+	c, err := api.NewClient(&api.Config{Address: cfg.addr, SecretID: cfg.token, HttpClient: cfg.http})
+	if err != nil {
+		return nil, append(diags, errorDiag("Cannot make a Nomad client", "For %s: %v.", cfg.addr, err))
+	}
+	cfg.client = c
+	return cfg, diags
+}
+
+// probe asks Nomad once whether the adapter can read services.
+func probe(ctx context.Context, cfg *config) []plugins.Diagnostic {
+	q := (&api.QueryOptions{Namespace: cfg.namespace}).WithContext(ctx)
+	_, _, err := cfg.client.Services().List(q)
+	switch {
+	case err == nil:
+		return nil
+	case isForbidden(err):
+		return []plugins.Diagnostic{tokenDiag(cfg, err)}
+	default:
+		return []plugins.Diagnostic{warningDiag("Nomad does not answer",
+			"Reaching Nomad at %s: %v. The adapter keeps trying with backoff; check that Nomad runs there, or pass its address as the adapter's source.", cfg.addr, err)}
+	}
+}
+
+// tokenDiag explains a 403 from Nomad.
+func tokenDiag(cfg *config, err error) plugins.Diagnostic {
+	if cfg.token == "" {
+		return errorDiag("Nomad needs an ACL token",
+			"Nomad at %s refused to list services without a token (%v): its ACLs are enabled. Give the adapter a token with read-job on the namespaces to watch, in $NOMAD_TOKEN or with --adapter-option nomad.token_file=PATH.", cfg.addr, err)
+	}
+	return errorDiag("Nomad refused the ACL token",
+		"Nomad at %s refused the adapter's token (%v): it is unknown, expired, or lacks read-job on namespace %q. Give a valid token with that capability in $NOMAD_TOKEN or with --adapter-option nomad.token_file=PATH.", cfg.addr, err, cfg.namespace)
+}
+
+func (a *Adapter) config() (*config, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cfg == nil {
+		return nil, errors.New("the nomad adapter is not configured: call Configure with a good configuration first")
+	}
+	return a.cfg, nil
+}
+
+func isForbidden(err error) bool {
+	var ue api.UnexpectedResponseError
+	if errors.As(err, &ue) {
+		return ue.StatusCode() == http.StatusForbidden
+	}
+	var uep *api.UnexpectedResponseError
+	if errors.As(err, &uep) {
+		return uep.StatusCode() == http.StatusForbidden
+	}
+	return strings.Contains(err.Error(), "403")
+}
+
+func hasErrors(diags []plugins.Diagnostic) bool {
+	for _, d := range diags {
+		if d.Severity == plugins.SeverityError {
+			return true
+		}
+	}
+	return false
+}
+
+func errorDiag(summary, format string, args ...any) plugins.Diagnostic {
+	return plugins.Diagnostic{Severity: plugins.SeverityError, Summary: summary, Detail: fmt.Sprintf(format, args...)}
+}
+
+func warningDiag(summary, format string, args ...any) plugins.Diagnostic {
+	return plugins.Diagnostic{Severity: plugins.SeverityWarning, Summary: summary, Detail: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,78 @@
+// Package nomad is the Nomad adapter: it tells the controller where every
+// meshed service of a Nomad cluster runs, from Nomad's native service
+// discovery (service blocks with provider = "nomad") and allocations, and
+// it verifies the workload identity a sidecar joins with. No Consul is
+// involved.
+//
+// Entry point: New, which returns an Adapter (plugins.Adapter and
+// plugins.IdentityVerifier). `weft adapter nomad` serves it over
+// go-plugin; the controller starts it for `--adapter nomad=NOMAD_ADDR`.
+// Data flow: Nomad's HTTP API -> fetchState -> Translate (pure, most tests
+// hit it, with payloads recorded from Nomad 1.6.1 in testdata/) -> a full
+// snapshot on Watch's channel -> plugins/host -> the controller.
+//
+// # Where things are
+//
+//   - adapter.go: Info, Configure (address, options, token checks).
+//   - watch.go: Watch: the event stream, the blocking-query fallback, the
+//     rebuild loop with backoff.
+//   - translate.go: the pure function from Nomad's records to instances,
+//     and the port-label and fact conventions below.
+//   - identity.go: VerifyIdentity, for sidecars that join with the task's
+//     workload identity JWT.
+//
+// # Configuration
+//
+// The source is Nomad's HTTP address (default $NOMAD_ADDR, then
+// http://127.0.0.1:4646). The token is $NOMAD_TOKEN of the controller, or
+// the file named by the option token_file; with ACLs on it needs read-job
+// on the watched namespaces. Options: token_file, namespace (default "*",
+// all), event_stream (default true; false uses blocking queries only),
+// resync (default 30s: a full re-read even without events).
+//
+// A token Nomad refuses, or none where ACLs are on, is an error of
+// Configure that says what token to give. A Nomad that does not answer is
+// a warning: Watch keeps the last snapshot in force, reports the problem
+// with every retry, and retries with backoff (250ms doubling to 30s).
+//
+// # What is an instance
+//
+// One instance per native service registration whose allocation is not
+// terminal (desired status run; client status pending or running) and
+// whose group network has a port labelled "mesh" (host networking; ports
+// allocated by Nomad). Its
+//
+//   - ID is "<alloc ID>/<service>": stable for the allocation's life, and
+//     what the sidecar task passes as --instance ${NOMAD_ALLOC_ID}/<service>;
+//   - Address is the host IP Nomad gave the mesh port;
+//   - Ports are "app" (the service's own port), "mesh" (the port labelled
+//     mesh) and, for every port labelled upstream_<name>, "upstream:<name>"
+//     with underscores turned into dashes (upstream_my_api is the upstream
+//     my-api): the sidecar binds that port for the upstream, so instances
+//     that share a host do not collide on the policy's local_port;
+//   - Tags are the service's tags; a tag key=value goes to Meta instead
+//     (version=v2 is Meta version = v2, for subsets);
+//   - Health is passing while the allocation runs, unknown while pending
+//     (its sidecar may already be joining), critical when its deployment
+//     marks it unhealthy;
+//   - Labels are the Nomad facts: nomad_namespace, nomad_job, nomad_group,
+//     nomad_task (the task of a task-level service, else empty),
+//     nomad_alloc_id, nomad_alloc_name, nomad_node_id, nomad_node,
+//     nomad_datacenter, nomad_job_version, nomad_canary.
+//
+// One sidecar serves one service. In a group registering several services,
+// tag the ones outside the mesh weft_mesh=false, or give each meshed one
+// its own mesh port with a tag weft_mesh_port=<label>; registrations that
+// would share a mesh port are all skipped and reported.
+//
+// # Identity
+//
+// A sidecar task with identity { env = true } joins with
+// --credential-adapter nomad --credential-env NOMAD_TOKEN. Nomad 1.6
+// serves no JWKS and its keyring API gives out no keys, so the adapter
+// asks Nomad itself, which checks the JWT's signature with its keyring and
+// that the allocation still runs: see VerifyIdentity. This needs ACLs
+// enabled on Nomad (without them Nomad accepts any token and so proves
+// nothing; the adapter checks and refuses). The certificate is for the
+// service the instance ID names, only if that allocation registers it.
+package nomad

@@ -1,0 +1,253 @@
+package nomad
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/plugins"
+)
+
+// Port labels of a group's network that the adapter reads (see doc.go).
+const (
+	// LabelMesh is the default label of the sidecar's inbound mTLS port.
+	LabelMesh = "mesh"
+	// LabelUpstreamPrefix starts the label of a port the sidecar binds for
+	// an upstream: upstream_api is Ports["upstream:api"].
+	LabelUpstreamPrefix = "upstream_"
+	// TagMeshPort, as a tag weft_mesh_port=LABEL on a service, names its
+	// mesh port when a group registers more than one meshed service.
+	TagMeshPort = "weft_mesh_port"
+	// TagMesh, as a tag weft_mesh=false, keeps a service out of the mesh
+	// (a metrics endpoint in a meshed group, say).
+	TagMesh = "weft_mesh"
+)
+
+// Labels the adapter puts on every instance: the Nomad facts.
+const (
+	FactNamespace  = "nomad_namespace"
+	FactJob        = "nomad_job"
+	FactGroup      = "nomad_group"
+	FactTask       = "nomad_task" // the task of a task-level service; empty for a group service
+	FactAllocID    = "nomad_alloc_id"
+	FactAllocName  = "nomad_alloc_name"
+	FactNodeID     = "nomad_node_id"
+	FactNode       = "nomad_node"
+	FactDatacenter = "nomad_datacenter"
+	FactJobVersion = "nomad_job_version"
+	FactCanary     = "nomad_canary"
+)
+
+// State is what the adapter reads from Nomad for one snapshot: every
+// native service registration and every allocation they point at.
+type State struct {
+	Services []*api.ServiceRegistration
+	Allocs   []*api.AllocationListStub
+}
+
+// InstanceID is the instance ID of service in an allocation:
+// "<alloc ID>/<service>". A sidecar task passes the same string, built
+// from ${NOMAD_ALLOC_ID}, as --instance.
+func InstanceID(allocID, service string) string { return allocID + "/" + service }
+
+// Translate turns what Nomad reports into the mesh's instances: one per
+// native service registration whose allocation is not terminal and whose
+// group network has a mesh port. Records that cannot be used are skipped
+// and reported as warnings; the rest of the snapshot stands.
+func Translate(st State) ([]model.Instance, []plugins.Diagnostic) {
+	allocs := make(map[string]*api.AllocationListStub, len(st.Allocs))
+	for _, a := range st.Allocs {
+		if a != nil {
+			allocs[a.ID] = a
+		}
+	}
+	regs := append([]*api.ServiceRegistration{}, st.Services...)
+	sort.SliceStable(regs, func(i, j int) bool { return regs[i].ID < regs[j].ID })
+
+	var cands []model.Instance
+	var diags []plugins.Diagnostic
+	for _, reg := range regs {
+		if reg == nil {
+			continue
+		}
+		alloc := allocs[reg.AllocID]
+		if alloc == nil || terminal(alloc) {
+			// Deregistration follows a stopped allocation within moments.
+			continue
+		}
+		in, ok, err := translateOne(reg, alloc)
+		if err != nil {
+			diags = append(diags, warn(fmt.Sprintf("skipping service %s of allocation %s", reg.ServiceName, reg.AllocID), err.Error()))
+			continue
+		}
+		if !ok {
+			continue // not in the mesh: the group has no mesh port
+		}
+		cands = append(cands, in)
+	}
+	// One sidecar serves one service: two registrations of an allocation
+	// on one mesh port (or of one service twice) leave both out.
+	meshKey := func(in model.Instance) string {
+		return in.Labels[FactAllocID] + "/" + strconv.Itoa(in.Ports[model.PortMesh])
+	}
+	onPort, perID := map[string][]string{}, map[string]int{}
+	for _, in := range cands {
+		onPort[meshKey(in)] = append(onPort[meshKey(in)], in.Service)
+		perID[in.ID]++
+	}
+	var out []model.Instance
+	for _, in := range cands {
+		k := meshKey(in)
+		switch {
+		case perID[in.ID] > 1:
+			diags = append(diags, warn("skipping "+in.ID+": registered twice",
+				"Service "+in.Service+" is registered twice in allocation "+in.Labels[FactAllocID]+"; a meshed service needs one registration per group."))
+		case len(onPort[k]) > 1:
+			diags = append(diags, warn(fmt.Sprintf("skipping service %s of allocation %s: its mesh port is shared", in.Service, in.Labels[FactAllocID]),
+				fmt.Sprintf("Services %s of one allocation use the same mesh port %d, and one sidecar serves one service. Tag all but one with %s=false, or give each its own mesh port with %s=<port label>.",
+					strings.Join(onPort[k], ", "), in.Ports[model.PortMesh], TagMesh, TagMeshPort)))
+		default:
+			out = append(out, in)
+		}
+	}
+	model.SortInstances(out)
+	return out, diags
+}
+
+// translateOne builds the instance of one registration; ok is false when
+// the service is not meant for the mesh.
+func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub) (in model.Instance, ok bool, err error) {
+	tags, meta := splitTags(reg.Tags)
+	if v, set := meta[TagMesh]; set {
+		if on, err := strconv.ParseBool(v); err == nil && !on {
+			return in, false, nil
+		}
+		delete(meta, TagMesh)
+	}
+	meshLabel := LabelMesh
+	if l, set := meta[TagMeshPort]; set {
+		meshLabel = l
+		delete(meta, TagMeshPort)
+	}
+	var ports []api.PortMapping
+	if alloc.AllocatedResources != nil {
+		ports = alloc.AllocatedResources.Shared.Ports
+	}
+	in = model.Instance{
+		ID:        InstanceID(alloc.ID, reg.ServiceName),
+		Service:   reg.ServiceName,
+		Namespace: reg.Namespace,
+		Ports:     map[string]int{model.PortApp: reg.Port},
+		Meta:      meta,
+		Tags:      tags,
+		Health:    health(alloc),
+		Labels:    facts(reg, alloc),
+	}
+	var meshIP string
+	for _, p := range ports {
+		switch {
+		case p.Label == meshLabel:
+			in.Ports[model.PortMesh] = p.Value
+			meshIP = p.HostIP
+		case strings.HasPrefix(p.Label, LabelUpstreamPrefix):
+			svc := strings.ReplaceAll(strings.TrimPrefix(p.Label, LabelUpstreamPrefix), "_", "-")
+			in.Ports["upstream:"+svc] = p.Value
+		}
+	}
+	if in.Ports[model.PortMesh] == 0 {
+		if meshLabel != LabelMesh {
+			return in, false, fmt.Errorf("its tag %s=%s names a port the group's network does not have; add port %q to the group's network or fix the tag", TagMeshPort, meshLabel, meshLabel)
+		}
+		return in, false, nil
+	}
+	in.Address = meshIP
+	if _, perr := netip.ParseAddr(in.Address); perr != nil {
+		in.Address = reg.Address
+	}
+	if reg.Port == 0 {
+		delete(in.Ports, model.PortApp)
+	}
+	if err := in.Validate(); err != nil {
+		return in, false, err
+	}
+	return in, true, nil
+}
+
+// splitTags separates key=value tags, which become Meta (and so can select
+// subsets), from plain tags.
+func splitTags(all []string) (tags []string, meta map[string]string) {
+	meta = map[string]string{}
+	for _, t := range all {
+		if k, v, ok := strings.Cut(t, "="); ok && k != "" {
+			meta[k] = v
+			continue
+		}
+		tags = append(tags, t)
+	}
+	return tags, meta
+}
+
+func terminal(a *api.AllocationListStub) bool {
+	if a.DesiredStatus != "" && a.DesiredStatus != api.AllocDesiredStatusRun {
+		return true
+	}
+	switch a.ClientStatus {
+	case api.AllocClientStatusComplete, api.AllocClientStatusFailed, api.AllocClientStatusLost:
+		return true
+	}
+	return false
+}
+
+func health(a *api.AllocationListStub) model.Health {
+	if a.DeploymentStatus != nil && a.DeploymentStatus.Healthy != nil && !*a.DeploymentStatus.Healthy {
+		return model.HealthCritical
+	}
+	switch a.ClientStatus {
+	case api.AllocClientStatusRunning:
+		return model.HealthPassing
+	case api.AllocClientStatusUnknown:
+		return model.HealthWarning
+	}
+	return model.HealthUnknown // pending: the sidecar may already be joining
+}
+
+func facts(reg *api.ServiceRegistration, a *api.AllocationListStub) map[string]string {
+	canary := a.DeploymentStatus != nil && a.DeploymentStatus.Canary
+	return map[string]string{
+		FactNamespace:  reg.Namespace,
+		FactJob:        a.JobID,
+		FactGroup:      a.TaskGroup,
+		FactTask:       taskOf(reg, a),
+		FactAllocID:    a.ID,
+		FactAllocName:  a.Name,
+		FactNodeID:     a.NodeID,
+		FactNode:       a.NodeName,
+		FactDatacenter: reg.Datacenter,
+		FactJobVersion: strconv.FormatUint(a.JobVersion, 10),
+		FactCanary:     strconv.FormatBool(canary),
+	}
+}
+
+// taskOf reads the task of a task-level service from the registration ID,
+// which Nomad builds as _nomad-task-<alloc>-<task>-<service>-<port label>
+// (and _nomad-task-<alloc>-group-<group>-<service>-<port label> for a
+// group service, whose task is empty).
+func taskOf(reg *api.ServiceRegistration, a *api.AllocationListStub) string {
+	rest, ok := strings.CutPrefix(reg.ID, "_nomad-task-"+a.ID+"-")
+	if !ok || strings.HasPrefix(rest, "group-"+a.TaskGroup+"-"+reg.ServiceName+"-") {
+		return ""
+	}
+	if i := strings.Index(rest, "-"+reg.ServiceName+"-"); i > 0 {
+		return rest[:i]
+	}
+	return ""
+}
+
+func warn(summary, detail string) plugins.Diagnostic {
+	return plugins.Diagnostic{Severity: plugins.SeverityWarning, Summary: summary, Detail: detail}
+}

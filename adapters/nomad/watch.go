@@ -1,0 +1,258 @@
+package nomad
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/plugins"
+)
+
+// Watch sends a full snapshot of the meshed Nomad services now and after
+// every change. Changes are learnt from the event stream (topics Service,
+// Allocation and Job), or from blocking queries when the stream cannot be
+// had; either only marks the state dirty, and the snapshot is rebuilt from
+// Nomad's lists, gathered over a short settle time. A Nomad that does not
+// answer is reported (a warning with the last snapshot, which stays in
+// force) and asked again with backoff.
+func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events chan<- plugins.WatchEvent) error {
+	cfg, err := a.config()
+	if err != nil {
+		return err
+	}
+	dirty := make(chan struct{}, 1)
+	mark := func() {
+		select {
+		case dirty <- struct{}{}:
+		default:
+		}
+	}
+	go a.listen(ctx, cfg, mark)
+	mark()
+
+	resync := time.NewTicker(cfg.resync)
+	defer resync.Stop()
+	var retry <-chan time.Time
+	backoff := a.minBackoff
+	var last *plugins.WatchEvent
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-dirty:
+		case <-retry:
+		case <-resync.C:
+		}
+		retry = nil
+		// Gather the burst of events one change makes.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(a.settle):
+		}
+		select {
+		case <-dirty:
+		default:
+		}
+
+		st, err := fetchState(ctx, cfg)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			a.log.Warn("reading Nomad failed; keeping the last snapshot and retrying", "address", cfg.addr, "retry_in", backoff, "error", err)
+			if last != nil {
+				ev := *last
+				ev.Diagnostics = append(append([]plugins.Diagnostic{}, last.Diagnostics...), unreachableDiag(cfg, err, backoff))
+				if !send(ctx, events, ev) {
+					return nil
+				}
+			}
+			retry = time.After(backoff)
+			backoff = min(backoff*2, a.maxBackoff)
+			continue
+		}
+		backoff = a.minBackoff
+		ins, diags := Translate(st)
+		ev := plugins.WatchEvent{Snapshot: model.Snapshot{Adapter: Name, Instances: ins}, Diagnostics: diags}
+		if last != nil && reflect.DeepEqual(*last, ev) {
+			continue
+		}
+		last = &ev
+		if !send(ctx, events, ev) {
+			return nil
+		}
+	}
+}
+
+func send(ctx context.Context, events chan<- plugins.WatchEvent, ev plugins.WatchEvent) bool {
+	select {
+	case events <- ev:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func unreachableDiag(cfg *config, err error, retry time.Duration) plugins.Diagnostic {
+	if isForbidden(err) {
+		d := tokenDiag(cfg, err)
+		d.Severity = plugins.SeverityWarning
+		d.Detail += fmt.Sprintf(" The last snapshot stays in force; retrying in %v.", retry)
+		return d
+	}
+	return warningDiag("Nomad does not answer",
+		"Reading Nomad at %s: %v. The last snapshot stays in force; retrying in %v.", cfg.addr, err, retry)
+}
+
+// fetchState reads every native service registration and the allocations
+// behind them.
+func fetchState(ctx context.Context, cfg *config) (State, error) {
+	q := func() *api.QueryOptions { return (&api.QueryOptions{Namespace: cfg.namespace}).WithContext(ctx) }
+	lists, _, err := cfg.client.Services().List(q())
+	if err != nil {
+		return State{}, fmt.Errorf("listing Nomad services: %w", err)
+	}
+	var st State
+	for _, l := range lists {
+		for _, s := range l.Services {
+			opts := q()
+			opts.Namespace = l.Namespace
+			regs, _, err := cfg.client.Services().Get(s.ServiceName, opts)
+			if err != nil {
+				return State{}, fmt.Errorf("reading Nomad service %s in namespace %s: %w", s.ServiceName, l.Namespace, err)
+			}
+			st.Services = append(st.Services, regs...)
+		}
+	}
+	if len(st.Services) == 0 {
+		return st, nil
+	}
+	aq := q()
+	aq.Params = map[string]string{"resources": "true", "task_states": "false"}
+	aq.Filter = `DesiredStatus == "run"`
+	allocs, _, err := cfg.client.Allocations().List(aq)
+	if err != nil {
+		return State{}, fmt.Errorf("listing Nomad allocations: %w", err)
+	}
+	st.Allocs = allocs
+	return st, nil
+}
+
+// listen calls mark whenever Nomad reports a change: from the event
+// stream while it works, else from blocking queries for a while before
+// the stream is tried again. It returns when ctx is done.
+func (a *Adapter) listen(ctx context.Context, cfg *config, mark func()) {
+	backoff := a.minBackoff
+	for ctx.Err() == nil {
+		if cfg.eventStream {
+			start := time.Now()
+			err := a.stream(ctx, cfg, mark)
+			if ctx.Err() != nil {
+				return
+			}
+			if time.Since(start) > 10*time.Second {
+				backoff = a.minBackoff // it worked for a while
+			}
+			a.log.Warn("the Nomad event stream failed; using blocking queries meanwhile", "error", err, "retry_stream_in", a.fallback)
+			mark() // events may have been missed
+		}
+		err := a.blockingQueries(ctx, cfg, mark, a.fallback)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			a.log.Warn("blocking queries on Nomad failed", "error", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, a.maxBackoff)
+			mark()
+			continue
+		}
+		backoff = a.minBackoff
+	}
+}
+
+// stream follows the event stream until it fails.
+func (a *Adapter) stream(ctx context.Context, cfg *config, mark func()) error {
+	topics := map[api.Topic][]string{api.TopicService: {"*"}, api.TopicAllocation: {"*"}, api.TopicJob: {"*"}}
+	ch, err := cfg.client.EventStream().Stream(ctx, topics, 0, &api.QueryOptions{Namespace: cfg.namespace})
+	if err != nil {
+		return fmt.Errorf("opening the Nomad event stream: %w", err)
+	}
+	mark() // anything between the last rebuild and the subscription
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case evs, ok := <-ch:
+			if !ok {
+				return fmt.Errorf("the Nomad event stream closed")
+			}
+			if evs.Err != nil {
+				return fmt.Errorf("reading the Nomad event stream: %w", evs.Err)
+			}
+			if len(evs.Events) > 0 {
+				mark()
+			}
+		}
+	}
+}
+
+// blockingQueries waits on the indexes of the service and allocation lists
+// for d, calling mark when either moves.
+func (a *Adapter) blockingQueries(ctx context.Context, cfg *config, mark func(), d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	errs := make(chan error, 2)
+	block := func(list func(q *api.QueryOptions) (uint64, error)) {
+		var index uint64
+		for {
+			q := (&api.QueryOptions{Namespace: cfg.namespace, WaitIndex: index, WaitTime: 5 * time.Minute}).WithContext(ctx)
+			next, err := list(q)
+			if ctx.Err() != nil {
+				errs <- nil
+				return
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+			if index != 0 && next != index {
+				mark()
+			}
+			if next < index {
+				next = 0 // Nomad's index went backwards (a new cluster): start over
+			}
+			index = next
+		}
+	}
+	go block(func(q *api.QueryOptions) (uint64, error) {
+		_, meta, err := cfg.client.Services().List(q)
+		if err != nil {
+			return 0, fmt.Errorf("blocking on Nomad services: %w", err)
+		}
+		return meta.LastIndex, nil
+	})
+	go block(func(q *api.QueryOptions) (uint64, error) {
+		q.Params = map[string]string{"task_states": "false"}
+		_, meta, err := cfg.client.Allocations().List(q)
+		if err != nil {
+			return 0, fmt.Errorf("blocking on Nomad allocations: %w", err)
+		}
+		return meta.LastIndex, nil
+	})
+	err := <-errs
+	cancel()
+	if err2 := <-errs; err == nil {
+		err = err2
+	}
+	return err
+}

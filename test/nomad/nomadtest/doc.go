@@ -1,0 +1,16 @@
+// Package nomadtest runs a real Nomad 1.6.1 agent for tests: `nomad agent
+// -dev` on loopback, in a temporary directory, with the raw_exec driver
+// and ACLs enabled, bootstrapped with a management token.
+//
+// Entry point: Start, which returns a running *Agent and stops it at test
+// cleanup (jobs are stopped first, so no task outlives the test). Binary
+// finds the nomad binary: $WEFT_NOMAD_BIN, else the cached build in
+// $HOME/.cache/weft/nomad-1.6.1/nomad, built from test/tools/nomad when
+// missing (`make nomad` does the same ahead of time).
+//
+// Nomad 1.6.1 is the last MPL-2.0 release; later releases are under a
+// licence Weft must not use, so the harness never builds or runs another.
+//
+// Where it sits: adapters/nomad's conformance and identity tests, and the
+// end-to-end tests in test/nomad, run against it.
+package nomadtest

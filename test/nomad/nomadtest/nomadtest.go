@@ -1,0 +1,420 @@
+package nomadtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+)
+
+// Version is the only Nomad the harness runs.
+const Version = "1.6.1"
+
+// BinaryEnv overrides where the nomad binary is.
+const BinaryEnv = "WEFT_NOMAD_BIN"
+
+// CachedBinary is where the build is kept, outside the repository.
+func CachedBinary() string {
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		home = os.TempDir()
+	}
+	return filepath.Join(home, ".cache", "weft", "nomad-"+Version, "nomad")
+}
+
+// toolsDir is test/tools/nomad, the module that builds Nomad.
+func toolsDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "tools", "nomad")
+}
+
+var buildMu sync.Mutex
+
+// Binary returns the path of nomad 1.6.1, building it into the cache when
+// missing (several minutes, once per machine). A file lock keeps test
+// packages that run at the same time from building it twice.
+func Binary() (string, error) {
+	if p := os.Getenv(BinaryEnv); p != "" {
+		return p, nil
+	}
+	path := CachedBinary()
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", fmt.Errorf("creating the nomad cache directory: %w", err)
+	}
+	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("opening the nomad build lock: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("locking the nomad build: %w", err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if _, err := os.Stat(path); err == nil {
+		return path, nil // another package built it meanwhile
+	}
+	fmt.Fprintf(os.Stderr, "building nomad %s into %s (once per machine; several minutes)\n", Version, path)
+	tmp := path + ".tmp"
+	cmd := exec.Command("go", "build", "-o", tmp, "github.com/hashicorp/nomad")
+	cmd.Dir = toolsDir()
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building nomad %s in %s: %w\n%s", Version, cmd.Dir, err, out)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("installing the nomad build: %w", err)
+	}
+	return path, nil
+}
+
+// Agent is a running dev agent.
+type Agent struct {
+	// Addr is the HTTP API, http://127.0.0.1:PORT.
+	Addr string
+	// Token is the management token's secret ID.
+	Token string
+	// Dir is the agent's directory (config, data, log).
+	Dir string
+
+	cmd  *exec.Cmd
+	log  *lockedBuffer
+	done chan struct{}
+}
+
+// Start starts a dev agent for one test (see Launch) and stops it at the
+// test's cleanup.
+func Start(t testing.TB) *Agent {
+	t.Helper()
+	a, err := Launch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("nomad agent log (tail):\n%s", a.log.tail())
+		}
+		a.Close()
+	})
+	return a
+}
+
+// Launch starts a dev agent and waits until its node is ready and its
+// ACLs are bootstrapped. Close stops it.
+func Launch() (*Agent, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "weft-nomad-")
+	if err != nil {
+		return nil, err
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	conf := fmt.Sprintf(`data_dir = %q
+bind_addr = "127.0.0.1"
+ports {
+  http = %d
+  rpc  = %d
+  serf = %d
+}
+acl {
+  enabled = true
+}
+client {
+  min_dynamic_port = 24000
+  max_dynamic_port = 28999
+}
+plugin "raw_exec" {
+  config {
+    enabled = true
+  }
+}
+`, filepath.Join(dir, "data"), ports[0], ports[1], ports[2])
+	if err := os.WriteFile(filepath.Join(dir, "agent.hcl"), []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	a := &Agent{Addr: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), Dir: dir, log: &lockedBuffer{}, done: make(chan struct{})}
+	a.cmd = exec.Command(bin, "agent", "-dev", "-bind", "127.0.0.1", "-network-interface", "lo", "-config", filepath.Join(dir, "agent.hcl"))
+	a.cmd.Dir = dir
+	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
+	a.cmd.Env = cleanEnv()
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := a.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting nomad: %w", err)
+	}
+	go func() { a.cmd.Wait(); close(a.done) }()
+
+	// Wait for the HTTP API, then bootstrap ACLs (which needs a leader).
+	anon, err := api.NewClient(&api.Config{Address: a.Addr})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	err = a.poll(60*time.Second, func() error {
+		tok, _, err := anon.ACLTokens().Bootstrap(nil)
+		if err != nil {
+			return err
+		}
+		a.Token = tok.SecretID
+		return nil
+	})
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("bootstrapping Nomad ACLs at %s: %w\n%s", a.Addr, err, a.log.tail())
+	}
+	c := a.Client()
+	err = a.poll(60*time.Second, func() error {
+		nodes, _, err := c.Nodes().List(nil)
+		if err != nil {
+			return err
+		}
+		for _, n := range nodes {
+			if n.Status == "ready" && n.Drivers["raw_exec"] != nil && n.Drivers["raw_exec"].Healthy {
+				return nil
+			}
+		}
+		return errors.New("no ready node with a healthy raw_exec driver yet")
+	})
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("waiting for the Nomad node: %w\n%s", err, a.log.tail())
+	}
+	return a, nil
+}
+
+// Client returns an API client with the management token.
+func (a *Agent) Client() *api.Client {
+	c, err := api.NewClient(&api.Config{Address: a.Addr, SecretID: a.Token})
+	if err != nil {
+		panic(err) // only a malformed address fails, and Addr is ours
+	}
+	return c
+}
+
+// TokenFile writes the management token to a file and returns its path.
+func (a *Agent) TokenFile(t testing.TB) string {
+	p := filepath.Join(t.TempDir(), "nomad.token")
+	if err := os.WriteFile(p, []byte(a.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Log returns the agent's log so far.
+func (a *Agent) Log() string { return a.log.String() }
+
+// LogTail returns the end of the agent's log.
+func (a *Agent) LogTail() string { return a.log.tail() }
+
+// CreateNamespace creates a namespace.
+func (a *Agent) CreateNamespace(t testing.TB, name string) {
+	t.Helper()
+	if _, err := a.Client().Namespaces().Register(&api.Namespace{Name: name}, nil); err != nil {
+		t.Fatalf("creating Nomad namespace %s: %v", name, err)
+	}
+}
+
+// Run parses a job file with the agent (as `nomad job run` does) and
+// registers it; it returns the job.
+func (a *Agent) Run(t testing.TB, jobHCL string) *api.Job {
+	t.Helper()
+	c := a.Client()
+	job, err := c.Jobs().ParseHCL(jobHCL, true)
+	if err != nil {
+		t.Fatalf("parsing job: %v\n%s", err, jobHCL)
+	}
+	if _, _, err := c.Jobs().Register(job, nil); err != nil {
+		t.Fatalf("registering job %s: %v", *job.ID, err)
+	}
+	return job
+}
+
+// Running waits until job has exactly n running allocations, each with
+// every one of its services registered, and returns them.
+func (a *Agent) Running(t testing.TB, namespace, job string, n int, timeout time.Duration) []*api.AllocationListStub {
+	t.Helper()
+	c := a.Client()
+	var out []*api.AllocationListStub
+	err := a.poll(timeout, func() error {
+		allocs, _, err := c.Jobs().Allocations(job, false, &api.QueryOptions{Namespace: namespace})
+		if err != nil {
+			return err
+		}
+		out = out[:0]
+		for _, al := range allocs {
+			switch {
+			case al.DesiredStatus != "run":
+				if al.ClientStatus == "running" || al.ClientStatus == "pending" {
+					return fmt.Errorf("allocation %s is still stopping", al.ID)
+				}
+			case al.ClientStatus == "running":
+				out = append(out, al)
+			case al.ClientStatus == "pending":
+				return fmt.Errorf("allocation %s is pending", al.ID)
+			}
+		}
+		if len(out) != n {
+			return fmt.Errorf("%d running allocations, want %d", len(out), n)
+		}
+		regs, _, err := c.Jobs().Services(job, &api.QueryOptions{Namespace: namespace})
+		if err != nil {
+			return err
+		}
+		for _, al := range out {
+			found := false
+			for _, r := range regs {
+				found = found || r.AllocID == al.ID
+			}
+			if !found {
+				return fmt.Errorf("allocation %s has no service registered yet", al.ID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for job %s: %v\n%s", job, err, a.log.tail())
+	}
+	return out
+}
+
+// Stop stops a job and purges it.
+func (a *Agent) Stop(t testing.TB, namespace, job string) {
+	t.Helper()
+	if _, _, err := a.Client().Jobs().Deregister(job, true, &api.WriteOptions{Namespace: namespace}); err != nil {
+		t.Fatalf("stopping job %s: %v", job, err)
+	}
+}
+
+// Close stops every job, waits (bounded) for their tasks to exit, then
+// stops the agent and removes its directory.
+func (a *Agent) Close() {
+	c := a.Client()
+	if jobs, _, err := c.Jobs().List(&api.QueryOptions{Namespace: "*"}); err == nil {
+		for _, j := range jobs {
+			c.Jobs().Deregister(j.ID, true, &api.WriteOptions{Namespace: j.Namespace})
+		}
+		_ = a.poll(20*time.Second, func() error {
+			allocs, _, err := c.Allocations().List(&api.QueryOptions{Namespace: "*"})
+			if err != nil {
+				return nil
+			}
+			for _, al := range allocs {
+				if al.ClientStatus == "running" || al.ClientStatus == "pending" {
+					return errors.New("allocations still running")
+				}
+			}
+			return nil
+		})
+	}
+	_ = a.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-a.done:
+	case <-time.After(15 * time.Second):
+		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+		<-a.done
+	}
+	os.RemoveAll(a.Dir)
+}
+
+// poll calls f until it returns nil or timeout passes, and returns its
+// last error.
+func (a *Agent) poll(timeout time.Duration, f func() error) error {
+	return Poll(context.Background(), timeout, 100*time.Millisecond, f)
+}
+
+// Poll calls f every interval until it returns nil, ctx ends or timeout
+// passes; it returns f's last error then.
+func Poll(ctx context.Context, timeout, interval time.Duration, f func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %v: %w", timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(interval):
+		}
+	}
+}
+
+// cleanEnv is the test's environment without Nomad variables that would
+// point the agent or its tasks elsewhere.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "NOMAD_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	var out []int
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		out = append(out, l.Addr().(*net.TCPAddr).Port)
+	}
+	return out, nil
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *lockedBuffer) tail() string {
+	s := l.String()
+	if len(s) > 6000 {
+		s = s[len(s)-6000:]
+	}
+	return s
+}
