@@ -1,0 +1,153 @@
+// Command weft-bench runs the benchmark suite (test/bench/runner): the
+// data plane (direct, HAProxy, Weft through the same two-hop mTLS chain)
+// and the control plane (one controller, many simulated sidecars). It
+// prints a Markdown table and writes results.json and results.md.
+//
+//	weft-bench run [--quick] [--force] [--bin DIR] [--out DIR] [--reps N] ...
+//	weft-bench cp-controller ...   (started by run; not for people)
+//
+// It refuses to measure on a busy machine (CPU use sampled from /proc/stat
+// before every run); --force runs anyway and marks the numbers not
+// reportable.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/weftmesh/weft/test/bench/runner"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: weft-bench run [flags]; weft-bench run -h for flags")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = run(ctx, os.Args[2:])
+	case "cp-controller":
+		err = cpController(ctx, os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q; want run", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "weft-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	var o runner.Options
+	quick := fs.Bool("quick", false, "smoke run: 1 repetition of 2s, 200 idle connections, a smaller control plane")
+	fs.StringVar(&o.Bin, "bin", "bin", "directory holding weft-proxy, weft-load and weft-bench")
+	fs.StringVar(&o.Out, "out", ".bench", "directory for results.json, results.md and logs")
+	fs.IntVar(&o.Reps, "reps", 5, "repetitions of every scenario on every candidate (alternating)")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measured time of each run")
+	fs.DurationVar(&o.Warmup, "warmup", 2*time.Second, "warm-up before each run, not recorded")
+	fs.IntVar(&o.IdleConns, "idle-conns", 1000, "idle keep-alive connections for the memory-per-connection figure")
+	fs.IntVar(&o.BulkEndpoints, "endpoints", 1000, "endpoints of the extra upstream in the Weft client sidecar's config")
+	fs.Float64Var(&o.MaxBusy, "max-busy", 10, "CPU use (% of all cores) above which the machine is too busy to measure")
+	fs.BoolVar(&o.Force, "force", false, "measure on a busy machine anyway; the numbers are marked not reportable")
+	only := fs.String("candidates", "", "comma-separated subset of direct,haproxy,weft")
+	scen := fs.String("scenarios", "", "comma-separated scenario name prefixes (default: all)")
+	skipDP := fs.Bool("skip-data-plane", false, "run only the control plane")
+	skipCP := fs.Bool("skip-control-plane", false, "run only the data plane")
+	var shape runner.CPShape
+	fs.IntVar(&shape.Services, "cp-services", 1000, "control plane: services")
+	fs.IntVar(&shape.PerService, "cp-per-service", 10, "control plane: instances (endpoints) per service")
+	fs.IntVar(&shape.Sidecars, "cp-sidecars", 1000, "control plane: simulated sidecars")
+	fs.IntVar(&shape.Upstreams, "cp-upstreams", 10, "control plane: upstream services per sidecar")
+	changes := fs.Int("cp-changes", 200, "control plane: endpoint changes timed one after another")
+	fs.Parse(args)
+	if *quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		def := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		def("reps", func() { o.Reps = 1 })
+		def("duration", func() { o.Duration = 2 * time.Second })
+		def("warmup", func() { o.Warmup = 500 * time.Millisecond })
+		def("idle-conns", func() { o.IdleConns = 200 })
+		def("cp-services", func() { shape.Services = 100 })
+		def("cp-sidecars", func() { shape.Sidecars = 100 })
+		def("cp-changes", func() { *changes = 20 })
+	}
+	if *only != "" {
+		o.Only = strings.Split(*only, ",")
+	}
+	if *scen != "" {
+		o.Scenarios = strings.Split(*scen, ",")
+	}
+	o.WrkCheck = !*skipDP
+	o.Log = os.Stderr
+	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return err
+	}
+	if bin, err := filepath.Abs(o.Bin); err == nil {
+		o.Bin = bin
+	}
+	if err := runner.EnsureTools(logf); err != nil {
+		return err
+	}
+	r := &runner.Report{
+		Started: time.Now().UTC(), Command: "weft-bench run " + strings.Join(args, " "),
+		Options: runner.OptionsJSON{Reps: o.Reps, Duration: o.Duration.String(), Warmup: o.Warmup.String(), IdleConns: o.IdleConns,
+			BulkEndpoints: o.BulkEndpoints, MaxBusy: o.MaxBusy, Force: o.Force, ProxyCore: "0", LoadCore: "1"},
+	}
+	r.Machine = runner.DescribeMachine()
+	var failed error
+	if !*skipDP {
+		failed = runner.DataPlane(ctx, o, r)
+	}
+	if failed == nil && !*skipCP {
+		cp, err := runner.ControlPlane(ctx, runner.CPOptions{Bin: o.Bin, Out: o.Out, Shape: shape, Changes: *changes, MaxBusy: o.MaxBusy, Force: o.Force, Log: os.Stderr})
+		if err != nil {
+			failed = fmt.Errorf("control plane: %w", err)
+		} else {
+			r.ControlPlane = cp
+			if !cp.Quiet {
+				r.NotReportable = append(r.NotReportable, "control plane: machine busy before the run")
+			}
+		}
+	}
+	r.Reportable = failed == nil && len(r.NotReportable) == 0
+	if failed != nil {
+		r.NotReportable = append(r.NotReportable, "run stopped: "+failed.Error())
+	}
+	md, err := runner.WriteFiles(o.Out, r)
+	if err != nil {
+		return err
+	}
+	fmt.Print(md)
+	fmt.Fprintf(os.Stderr, "\nwrote %s and %s\n", filepath.Join(o.Out, "results.json"), filepath.Join(o.Out, "results.md"))
+	return failed
+}
+
+func cpController(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("cp-controller", flag.ExitOnError)
+	caDir := fs.String("ca-dir", "", "CA directory")
+	listen := fs.String("listen", "127.0.0.1:0", "gRPC address")
+	control := fs.String("control", "127.0.0.1:0", "control HTTP address")
+	var shape runner.CPShape
+	fs.IntVar(&shape.Services, "services", 1000, "services")
+	fs.IntVar(&shape.PerService, "per-service", 10, "instances per service")
+	fs.IntVar(&shape.Upstreams, "upstreams", 10, "upstream services per service")
+	fs.Parse(args)
+	return runner.ServeCPController(ctx, *caDir, *listen, *control, shape)
+}
