@@ -1,0 +1,53 @@
+// Package mesos is Weft's Mesos adapter: it tells the controller where the
+// instances of every meshed service run on a Mesos cluster, whatever
+// framework launched them (Marathon, Aurora, Metronome, your own).
+//
+// Entry point: New, which returns an Adapter (plugins.Adapter). The
+// controller runs it as `weft adapter mesos` for --adapter
+// mesos=http://master1:5050,http://master2:5050; tests use it in memory
+// against the simulator in test/mesossim.
+//
+// Data flow: the master's v1 operator API (POST /api/v1) -> client.go
+// (HTTP, leader redirects, auth, RecordIO, mesos-go's types) -> state.go
+// (GET_STATE, then SUBSCRIBE events applied to a cache of tasks, agents
+// and frameworks) -> translate.go (the pure function from that cache to
+// model instances, which most tests hit) -> adapter.go (Watch: full
+// snapshots to the controller, reconnecting with backoff).
+//
+// # Which tasks become instances
+//
+// A task in state TASK_RUNNING whose service is named, by the label
+// weft.service or else by its DiscoveryInfo name, and which has a port
+// named "mesh" (the sidecar's mTLS port), by a DiscoveryInfo port or a
+// weft.port.mesh label. Other tasks are not meshed and are skipped
+// silently; a task that asks for the mesh (a weft.* label) but lacks
+// something is skipped with a warning that says what to add.
+//
+//   - ID: the task ID.
+//   - Service: label weft.service, else DiscoveryInfo name.
+//   - Namespace: label weft.namespace (default "default").
+//   - Ports: every named DiscoveryInfo port, then weft.port.<name> labels.
+//   - Address: the IP in the task's latest status's container status
+//     (network_infos[].ip_addresses[]), else its agent's hostname if it is
+//     an IP address.
+//   - Meta: the task's labels except weft.*; Health from the latest
+//     status's healthy field.
+//   - Labels: mesos.framework_id, mesos.framework, mesos.task_id,
+//     mesos.agent_id, mesos.executor_id.
+//
+// # Configuration
+//
+// Source: the masters' URLs, comma-separated (http://host:5050; a bare
+// host:port means http). The adapter finds the leader, following a
+// non-leader's 307. Options: user and password (or password_file) for
+// HTTP Basic auth; encoding = json (default) or protobuf.
+//
+// # Failures
+//
+// A dropped stream, a heartbeat missed for three intervals, a 503 from a
+// recovering master or a leader change: the adapter reconnects with
+// backoff, resyncs from GET_STATE and the SUBSCRIBED state, and sends a
+// new snapshot only if it differs; the last one stays in force meanwhile.
+// Refused credentials end Watch with an error that says so (the
+// controller retries it with backoff).
+package mesos

@@ -1,0 +1,208 @@
+package mesos
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/plugins"
+)
+
+// Labels a task carries to join the mesh (see doc.go).
+const (
+	LabelService    = "weft.service"
+	LabelNamespace  = "weft.namespace"
+	LabelPortPrefix = "weft.port."
+	labelPrefix     = "weft."
+)
+
+// Scheduler labels set on every instance.
+const (
+	LabelFrameworkID   = "mesos.framework_id"
+	LabelFrameworkName = "mesos.framework"
+	LabelTaskID        = "mesos.task_id"
+	LabelAgentID       = "mesos.agent_id"
+	LabelExecutorID    = "mesos.executor_id"
+)
+
+// Translate turns the cached cluster state into instances, sorted by ID,
+// with a warning for every task that asks for the mesh but cannot join
+// it. It is pure: the same state always gives the same answer.
+func Translate(s *State) ([]model.Instance, []plugins.Diagnostic) {
+	keys := make([]string, 0, len(s.Tasks))
+	for k := range s.Tasks {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var (
+		out   []model.Instance
+		diags []plugins.Diagnostic
+		seen  = map[string]string{} // instance ID -> framework
+	)
+	for _, k := range keys {
+		t := s.Tasks[k]
+		in, ok, problem := translateTask(s, t)
+		if problem != "" {
+			diags = append(diags, plugins.Diagnostic{Severity: plugins.SeverityWarning,
+				Summary: fmt.Sprintf("Mesos task %s skipped", t.TaskID.Value), Detail: problem})
+		}
+		if !ok {
+			continue
+		}
+		if other, dup := seen[in.ID]; dup {
+			diags = append(diags, plugins.Diagnostic{Severity: plugins.SeverityWarning,
+				Summary: fmt.Sprintf("Mesos task %s skipped", t.TaskID.Value),
+				Detail:  fmt.Sprintf("frameworks %s and %s both run a task with this ID; only the first is meshed. Give tasks unique IDs.", other, t.FrameworkID.Value)})
+			continue
+		}
+		seen[in.ID] = t.FrameworkID.Value
+		out = append(out, in)
+	}
+	model.SortInstances(out)
+	return out, diags
+}
+
+// translateTask turns one task into an instance. ok is false for tasks
+// that are not (or not yet) meshed; problem explains a skip the user
+// should hear about.
+func translateTask(s *State, t mesos.Task) (in model.Instance, ok bool, problem string) {
+	labels := map[string]string{}
+	if t.Labels != nil {
+		for _, l := range t.Labels.Labels {
+			labels[l.Key] = l.GetValue()
+		}
+	}
+	optedIn := false
+	for k := range labels {
+		if strings.HasPrefix(k, labelPrefix) {
+			optedIn = true
+		}
+	}
+	service := labels[LabelService]
+	if service == "" && t.Discovery != nil {
+		service = t.Discovery.GetName()
+	}
+	if service == "" {
+		if optedIn {
+			return in, false, "it has weft.* labels but no service name: add a weft.service label or a DiscoveryInfo name"
+		}
+		return in, false, ""
+	}
+	if t.GetState() != mesos.TASK_RUNNING {
+		return in, false, "" // not serving yet, or no longer
+	}
+
+	ports := map[string]int{}
+	if t.Discovery != nil && t.Discovery.Ports != nil {
+		for _, p := range t.Discovery.Ports.Ports {
+			if name := p.GetName(); name != "" && p.Number > 0 {
+				ports[name] = int(p.Number)
+			}
+		}
+	}
+	for k, v := range labels {
+		if name, isPort := strings.CutPrefix(k, LabelPortPrefix); isPort && name != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 || n > 65535 {
+				return in, false, fmt.Sprintf("label %s = %q is not a port number (1-65535)", k, v)
+			}
+			ports[name] = n
+		}
+	}
+	if ports[model.PortMesh] == 0 {
+		if optedIn {
+			return in, false, fmt.Sprintf("service %q has no port named %q for its sidecar: add a DiscoveryInfo port named mesh or a weft.port.mesh label", service, model.PortMesh)
+		}
+		return in, false, "" // a discoverable task that is not meshed
+	}
+
+	addr, why := address(s, t)
+	if addr == "" {
+		return in, false, why
+	}
+
+	meta := map[string]string{}
+	for k, v := range labels {
+		if !strings.HasPrefix(k, labelPrefix) {
+			meta[k] = v
+		}
+	}
+	sched := map[string]string{
+		LabelFrameworkID: t.FrameworkID.Value,
+		LabelTaskID:      t.TaskID.Value,
+		LabelAgentID:     t.AgentID.Value,
+	}
+	if f, ok := s.Frameworks[t.FrameworkID.Value]; ok && f.Name != "" {
+		sched[LabelFrameworkName] = f.Name
+	}
+	if t.ExecutorID != nil && t.ExecutorID.Value != "" {
+		sched[LabelExecutorID] = t.ExecutorID.Value
+	}
+	in = model.Instance{
+		ID:        t.TaskID.Value,
+		Service:   service,
+		Namespace: labels[LabelNamespace],
+		Address:   addr,
+		Ports:     ports,
+		Meta:      meta,
+		Health:    health(t),
+		Labels:    sched,
+	}
+	return in, true, ""
+}
+
+// latest is the task's most recent status, by timestamp (the master lists
+// them in order, but events may have been appended out of it).
+func latest(t mesos.Task) *mesos.TaskStatus {
+	var best *mesos.TaskStatus
+	for i := range t.Statuses {
+		st := &t.Statuses[i]
+		if best == nil || st.GetTimestamp() >= best.GetTimestamp() {
+			best = st
+		}
+	}
+	return best
+}
+
+// address is the task's IP: from its latest status that carries one,
+// else its agent's hostname if that is an IP. Names are not resolved: the
+// adapter never looks hosts up.
+func address(s *State, t mesos.Task) (string, string) {
+	for i := len(t.Statuses) - 1; i >= 0; i-- {
+		cs := t.Statuses[i].ContainerStatus
+		if cs == nil {
+			continue
+		}
+		for _, ni := range cs.NetworkInfos {
+			for _, ip := range ni.IPAddresses {
+				if a, err := netip.ParseAddr(ip.GetIPAddress()); err == nil {
+					return a.String(), ""
+				}
+			}
+		}
+	}
+	agent, ok := s.Agents[t.AgentID.Value]
+	if !ok {
+		return "", fmt.Sprintf("no container IP in its statuses and its agent %s is unknown", t.AgentID.Value)
+	}
+	if a, err := netip.ParseAddr(agent.Hostname); err == nil {
+		return a.String(), ""
+	}
+	return "", fmt.Sprintf("no container IP in its statuses and its agent's hostname %q is not an IP address: start the agent with --hostname=<its IP> or give the task a container network", agent.Hostname)
+}
+
+func health(t mesos.Task) model.Health {
+	st := latest(t)
+	if st == nil || st.Healthy == nil {
+		return model.HealthUnknown
+	}
+	if *st.Healthy {
+		return model.HealthPassing
+	}
+	return model.HealthCritical
+}
