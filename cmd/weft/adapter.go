@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weftmesh/weft/adapters/local"
+	"github.com/weftmesh/weft/adapters/mesos"
 	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/sdk"
 )
@@ -15,6 +16,7 @@ import (
 // through the same go-plugin path as third-party adapters. One line each.
 var builtinAdapters = map[string]func() plugins.Adapter{
 	"local": func() plugins.Adapter { return local.New() },
+	"mesos": func() plugins.Adapter { return mesos.New() },
 }
 
 // newAdapterCmd is `weft adapter <name>`: the built-in adapters, served as

@@ -330,3 +330,27 @@ func randInt(n int64) int {
 }
 
 var errClosed = errors.New("simulator closed")
+
+// SetTaskState moves a task recorded with AddFramework to a new state, as
+// its agent would report it: TASK_UPDATED on the operator stream, and a
+// terminal state moves it to the completed tasks.
+func (c *Cluster) SetTaskState(taskID string, state mesos.TaskState) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.tasks {
+		if t.rec.TaskID.Value != taskID {
+			continue
+		}
+		if t.proc != nil {
+			return fmt.Errorf("setting task state: task %q runs a process; use CrashTask or a KILL call", taskID)
+		}
+		c.updateLocked(t, state, "", nil)
+		switch state {
+		case mesos.TASK_FINISHED, mesos.TASK_FAILED, mesos.TASK_KILLED, mesos.TASK_ERROR, mesos.TASK_LOST,
+			mesos.TASK_DROPPED, mesos.TASK_GONE, mesos.TASK_GONE_BY_OPERATOR:
+			c.removeLocked(t)
+		}
+		return nil
+	}
+	return fmt.Errorf("setting task state: no active task %q", taskID)
+}
