@@ -186,14 +186,25 @@ func parseConfig(req *plugins.ConfigureRequest, getenv func(string) string) (*co
 	return cfg, diags
 }
 
-// probe asks Nomad once whether the adapter can read services.
+// probe asks Nomad once whether the adapter can read services. Nomad
+// answers a list across all namespaces without a token with an empty list
+// rather than a refusal, so the token is checked on its own: without one,
+// a read of namespace default must pass; with one, Nomad must know it.
 func probe(ctx context.Context, cfg *config) []plugins.Diagnostic {
-	q := (&api.QueryOptions{Namespace: cfg.namespace}).WithContext(ctx)
-	_, _, err := cfg.client.Services().List(q)
+	q := func(ns string) *api.QueryOptions { return (&api.QueryOptions{Namespace: ns}).WithContext(ctx) }
+	var err error
+	if cfg.token == "" {
+		_, _, err = cfg.client.Services().List(q("default"))
+	} else if _, _, err = cfg.client.ACLTokens().Self(q("")); err != nil && strings.Contains(err.Error(), "ACL support disabled") {
+		err = nil // Nomad without ACLs ignores tokens
+	}
+	if err == nil {
+		_, _, err = cfg.client.Services().List(q(cfg.namespace))
+	}
 	switch {
 	case err == nil:
 		return nil
-	case isForbidden(err):
+	case isRefusal(err):
 		return []plugins.Diagnostic{tokenDiag(cfg, err)}
 	default:
 		return []plugins.Diagnostic{warningDiag("Nomad does not answer",
@@ -220,16 +231,20 @@ func (a *Adapter) config() (*config, error) {
 	return a.cfg, nil
 }
 
-func isForbidden(err error) bool {
+// isRefusal reports whether Nomad refused the token: 403 Permission
+// denied, or "ACL token not found" from the token lookup.
+func isRefusal(err error) bool {
+	code := 0
 	var ue api.UnexpectedResponseError
-	if errors.As(err, &ue) {
-		return ue.StatusCode() == http.StatusForbidden
-	}
 	var uep *api.UnexpectedResponseError
-	if errors.As(err, &uep) {
-		return uep.StatusCode() == http.StatusForbidden
+	switch {
+	case errors.As(err, &ue):
+		code = ue.StatusCode()
+	case errors.As(err, &uep):
+		code = uep.StatusCode()
 	}
-	return strings.Contains(err.Error(), "403")
+	return code == http.StatusForbidden || strings.Contains(err.Error(), "ACL token not found") ||
+		strings.Contains(err.Error(), "Permission denied")
 }
 
 func hasErrors(diags []plugins.Diagnostic) bool {

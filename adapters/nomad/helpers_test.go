@@ -3,6 +3,7 @@ package nomad
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -105,4 +106,13 @@ func ids(allocs []*api.AllocationListStub, service string) []string {
 		out = append(out, InstanceID(a.ID, service))
 	}
 	return out
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

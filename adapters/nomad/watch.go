@@ -39,6 +39,7 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events cha
 	var retry <-chan time.Time
 	backoff := a.minBackoff
 	var last *plugins.WatchEvent
+	failing := false // the last event sent reported a failure
 	for {
 		select {
 		case <-ctx.Done():
@@ -71,6 +72,7 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events cha
 				if !send(ctx, events, ev) {
 					return nil
 				}
+				failing = true
 			}
 			retry = time.After(backoff)
 			backoff = min(backoff*2, a.maxBackoff)
@@ -79,10 +81,10 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events cha
 		backoff = a.minBackoff
 		ins, diags := Translate(st)
 		ev := plugins.WatchEvent{Snapshot: model.Snapshot{Adapter: Name, Instances: ins}, Diagnostics: diags}
-		if last != nil && reflect.DeepEqual(*last, ev) {
+		if last != nil && !failing && reflect.DeepEqual(*last, ev) {
 			continue
 		}
-		last = &ev
+		last, failing = &ev, false
 		if !send(ctx, events, ev) {
 			return nil
 		}
@@ -99,7 +101,7 @@ func send(ctx context.Context, events chan<- plugins.WatchEvent, ev plugins.Watc
 }
 
 func unreachableDiag(cfg *config, err error, retry time.Duration) plugins.Diagnostic {
-	if isForbidden(err) {
+	if isRefusal(err) {
 		d := tokenDiag(cfg, err)
 		d.Severity = plugins.SeverityWarning
 		d.Detail += fmt.Sprintf(" The last snapshot stays in force; retrying in %v.", retry)

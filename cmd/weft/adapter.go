@@ -7,6 +7,7 @@ import (
 
 	"github.com/weftmesh/weft/adapters/local"
 	"github.com/weftmesh/weft/adapters/mesos"
+	"github.com/weftmesh/weft/adapters/nomad"
 	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/sdk"
 )
@@ -16,6 +17,7 @@ import (
 // through the same go-plugin path as third-party adapters. One line each.
 var builtinAdapters = map[string]func() plugins.Adapter{
 	"local": func() plugins.Adapter { return local.New() },
+	"nomad": func() plugins.Adapter { return nomad.New() },
 	"mesos": func() plugins.Adapter { return mesos.New() },
 }
 

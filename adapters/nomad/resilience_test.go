@@ -1,0 +1,180 @@
+package nomad
+
+import (
+	"context"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/plugins"
+)
+
+// switchProxy forwards TCP from a loopback port to target while up; down
+// closes every connection and refuses new ones, as a Nomad that went away.
+type switchProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	up     bool
+	conns  []net.Conn
+}
+
+func newSwitchProxy(t *testing.T, target string) *switchProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &switchProxy{ln: ln, target: target, up: true}
+	t.Cleanup(func() { ln.Close(); p.set(false) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			if !p.up {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			d, err := net.Dial("tcp", target)
+			if err != nil {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			p.conns = append(p.conns, c, d)
+			p.mu.Unlock()
+			go func() { io.Copy(d, c); d.Close() }()
+			go func() { io.Copy(c, d); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *switchProxy) addr() string { return "http://" + p.ln.Addr().String() }
+
+func (p *switchProxy) set(up bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.up = up
+	if !up {
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.conns = nil
+	}
+}
+
+// Nomad going away: the last snapshot is sent again with a warning that
+// names the problem, and when Nomad is back the adapter resumes by itself.
+func TestNomadUnreachableKeepsLastSnapshot(t *testing.T) {
+	agent := sharedAgent(t)
+	ns := "flaky"
+	agent.CreateNamespace(t, ns)
+	agent.Run(t, sleepJob(ns, "web", 1))
+	want := ids(agent.Running(t, ns, "web", 1, time.Minute), "web")
+	proxy := newSwitchProxy(t, strings.TrimPrefix(agent.Addr, "http://"))
+
+	a := fastAdapter()
+	resp, err := a.Configure(context.Background(), &plugins.ConfigureRequest{
+		Source: proxy.addr(), Options: map[string]string{OptionTokenFile: agent.TokenFile(t), OptionNamespace: ns},
+	})
+	if err != nil || hasErrors(resp.Diagnostics) {
+		t.Fatalf("Configure: %v %+v", err, resp)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	events := make(chan plugins.WatchEvent)
+	done := make(chan error, 1)
+	go func() { done <- a.Watch(ctx, &plugins.WatchRequest{}, events) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("Watch did not return after cancel")
+		}
+	}()
+	next := func(what string) plugins.WatchEvent {
+		t.Helper()
+		select {
+		case ev := <-events:
+			return ev
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no snapshot %s within 20s", what)
+		}
+		return plugins.WatchEvent{}
+	}
+	first := next("at first")
+	if len(first.Snapshot.Instances) != 1 || first.Snapshot.Instances[0].ID != want[0] {
+		t.Fatalf("first snapshot %+v, want %v", first.Snapshot.Instances, want)
+	}
+
+	proxy.set(false)
+	ev := next("after Nomad went away")
+	if len(ev.Snapshot.Instances) != 1 || ev.Snapshot.Instances[0].ID != want[0] {
+		t.Errorf("snapshot while Nomad is away %+v: want the last one, %v", ev.Snapshot.Instances, want)
+	}
+	if len(ev.Diagnostics) == 0 || ev.Diagnostics[0].Summary != "Nomad does not answer" || !strings.Contains(ev.Diagnostics[0].Detail, "retrying in") {
+		t.Errorf("diagnostics while Nomad is away %+v: want a warning that it does not answer and when the adapter retries", ev.Diagnostics)
+	}
+
+	proxy.set(true)
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		ev = next("after Nomad came back")
+		if len(ev.Diagnostics) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still reporting %+v 20s after Nomad came back", ev.Diagnostics)
+		}
+	}
+	if len(ev.Snapshot.Instances) != 1 {
+		t.Errorf("snapshot after Nomad came back %+v, want %v", ev.Snapshot.Instances, want)
+	}
+}
+
+func TestConfigureTokens(t *testing.T) {
+	agent := sharedAgent(t)
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := "http://" + closed.Addr().String()
+	closed.Close()
+	bogus := writeFile(t, "0b1c9f5e-5d7e-4f4e-9c43-7f0d2b8f1e11")
+	tests := []struct {
+		name     string
+		req      plugins.ConfigureRequest
+		severity plugins.Severity
+		summary  string
+	}{
+		{"no token where ACLs are on", plugins.ConfigureRequest{Source: agent.Addr}, plugins.SeverityError, "Nomad needs an ACL token"},
+		{"a token Nomad does not know", plugins.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionTokenFile: bogus}}, plugins.SeverityError, "Nomad refused the ACL token"},
+		{"a token file that is missing", plugins.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionTokenFile: "/nonexistent/token"}}, plugins.SeverityError, "Cannot read the Nomad token file"},
+		{"Nomad not answering is a warning", plugins.ConfigureRequest{Source: deadAddr}, plugins.SeverityWarning, "Nomad does not answer"},
+		{"not an address", plugins.ConfigureRequest{Source: "127.0.0.1:4646"}, plugins.SeverityError, "Invalid Nomad address"},
+		{"a bad option value", plugins.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionResync: "soon"}}, plugins.SeverityError, "Invalid resync"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("NOMAD_TOKEN", "")
+			resp, err := fastAdapter().Configure(context.Background(), &tt.req)
+			if err != nil {
+				t.Fatalf("Configure returned an error, want diagnostics: %v", err)
+			}
+			if len(resp.Diagnostics) == 0 {
+				t.Fatalf("no diagnostic, want %q", tt.summary)
+			}
+			d := resp.Diagnostics[0]
+			if d.Severity != tt.severity || d.Summary != tt.summary || d.Detail == "" {
+				t.Errorf("diagnostic %+v, want severity %v, summary %q and a detail saying what to do", d, tt.severity, tt.summary)
+			}
+		})
+	}
+}
