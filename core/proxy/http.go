@@ -2,13 +2,16 @@ package proxy
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // gRPC status codes the proxy answers with itself.
 const (
+	grpcDeadlineExceeded = 4
 	grpcPermissionDenied = 7
 	grpcUnavailable      = 14
 )
@@ -111,4 +114,31 @@ func grpcTrailersOnly(resp *http.Response) error {
 		}
 	}
 	return nil
+}
+
+// idleGuard calls fire when no byte moves for d; every read touches it.
+type idleGuard struct {
+	d time.Duration
+	t *time.Timer
+}
+
+type idleGuardKey struct{}
+
+func newIdleGuard(d time.Duration, fire func()) *idleGuard {
+	return &idleGuard{d: d, t: time.AfterFunc(d, fire)}
+}
+
+func (g *idleGuard) touch() { g.t.Reset(g.d) }
+func (g *idleGuard) stop()  { g.t.Stop() }
+
+// guardedBody touches its guard on every read.
+type guardedBody struct {
+	io.ReadCloser
+	g *idleGuard
+}
+
+func (b *guardedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.g.touch()
+	return n, err
 }

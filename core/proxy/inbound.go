@@ -36,6 +36,29 @@ type inboundState struct {
 	ownID   string
 	appAddr string
 	authz   *policy.Policy
+	perms   map[string][]permission // by rule source: L7 permissions
+}
+
+// permission is a compiled meshapi.Permission.
+type permission struct {
+	allow bool
+	match *requestMatcher // nil: every request
+}
+
+func compilePermissions(r *meshapi.AuthzRule) ([]permission, error) {
+	var out []permission
+	for i, p := range r.GetPermissions() {
+		perm := permission{allow: p.GetAction() == meshapi.Action_ACTION_ALLOW}
+		if p.GetMatch() != nil {
+			m, err := compileMatch(p.GetMatch())
+			if err != nil {
+				return nil, fmt.Errorf("permission %d: %w", i, err)
+			}
+			perm.match = m
+		}
+		out = append(out, perm)
+	}
+	return out, nil
 }
 
 type (
@@ -97,6 +120,7 @@ func (in *inbound) update(sp spec) {
 		ownID:   own,
 		appAddr: hostPort(appHost(sp.in.GetAppAddress()), sp.in.GetAppPort()),
 		authz:   authzPolicy(sp.in.GetAuthz(), sp.cfg.GetService()),
+		perms:   authzPermissions(sp.in.GetAuthz()),
 	})
 }
 
@@ -113,9 +137,25 @@ func appHost(h string) string {
 func authzPolicy(a *meshapi.Authz, dest string) *policy.Policy {
 	pol := &policy.Policy{Mesh: policy.Mesh{DefaultAction: action(a.GetDefaultAction())}}
 	for _, r := range a.GetRules() {
-		pol.Intentions = append(pol.Intentions, policy.Intention{Source: r.GetSource(), Destination: dest, Action: action(r.GetAction())})
+		in := policy.Intention{Source: r.GetSource(), Destination: dest, Action: action(r.GetAction())}
+		for _, p := range r.GetPermissions() {
+			in.Permissions = append(in.Permissions, policy.Permission{Action: action(p.GetAction())})
+		}
+		pol.Intentions = append(pol.Intentions, in)
 	}
 	return pol
+}
+
+// authzPermissions compiles the L7 permissions of every rule that has
+// some (checked by listenerSpecs).
+func authzPermissions(a *meshapi.Authz) map[string][]permission {
+	out := map[string][]permission{}
+	for _, r := range a.GetRules() {
+		if perms, _ := compilePermissions(r); len(perms) > 0 {
+			out[r.GetSource()] = perms
+		}
+	}
+	return out
 }
 
 func action(a meshapi.Action) policy.Action {
@@ -136,6 +176,30 @@ func (st *inboundState) authorize(caller spiffe.Identity) (bool, string) {
 		return false, fmt.Sprintf("weft: %s may not call %s: an intention denies service %q to %q", caller, st.service, caller.Service, st.service)
 	}
 	return false, fmt.Sprintf("weft: %s may not call %s: no intention allows it and the default is deny; add an intention from %q to %q", caller, st.service, caller.Service, st.service)
+}
+
+// authorizeRequest is authorize for one HTTP request: when the rule that
+// decides for the caller has permissions, the first that matches r
+// decides, and a request none matches gets the default action.
+func (st *inboundState) authorizeRequest(caller spiffe.Identity, r *http.Request) (bool, string) {
+	win := st.authz.Winner(caller.Service, st.service)
+	if win == nil || len(win.Permissions) == 0 {
+		return st.authorize(caller)
+	}
+	for i, p := range st.perms[win.Source] {
+		if p.match == nil || p.match.match(r, nil) {
+			if p.allow {
+				return true, ""
+			}
+			return false, fmt.Sprintf("weft: %s may not %s %s on %s: permission %d of the intention from %q to %q denies it",
+				caller, r.Method, r.URL.Path, st.service, i+1, win.Source, st.service)
+		}
+	}
+	if st.authz.Mesh.DefaultAction == policy.Allow {
+		return true, ""
+	}
+	return false, fmt.Sprintf("weft: %s may not %s %s on %s: no permission of the intention from %q to %q matches and the default is deny",
+		caller, r.Method, r.URL.Path, st.service, win.Source, st.service)
 }
 
 func (in *inbound) handle(raw net.Conn) bool {
@@ -214,7 +278,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(rec, "weft: the caller's identity is unknown", http.StatusForbidden)
 		return
 	}
-	if ok, why := st.authorize(caller); !ok {
+	if ok, why := st.authorizeRequest(caller, r); !ok {
 		in.p.metrics.denied.WithLabelValues(caller.Service).Inc()
 		in.p.log.Printf("access inbound DENIED caller=%s dest=%s method=%s path=%s reason=%q", caller, st.service, r.Method, r.URL.Path, why)
 		if isGRPC(r) {

@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -45,6 +47,11 @@ type outboundState struct {
 	wantID  string // the SPIFFE ID the upstream's sidecars must present
 	eps     []*endpoint
 	lb      balancer
+	all     *pool    // every endpoint: requests no route takes
+	routes  []*route // first match wins
+	connect time.Duration
+	request time.Duration // for requests no route takes
+	stream  time.Duration
 }
 
 type (
@@ -52,8 +59,13 @@ type (
 	pickedKey        struct{}
 )
 
-// picked records which endpoint served a request, for the access log.
-type picked struct{ addr string }
+// picked records how a request was routed and which endpoint served it.
+type picked struct {
+	addr  string
+	route *route // nil: no route took it
+	pool  *pool
+	tries int
+}
 
 func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 	o := &outbound{p: p, name: sp.up.GetName(), proto: sp.proto}
@@ -67,10 +79,10 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 	o.mesh = &http.Transport{
 		Protocols: protocols(false, true, false),
 		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return dialMesh(ctx, addr, h2, p.opts.DialTimeout)
+			return dialMesh(ctx, addr, h2, o.st.Load().connect)
 		},
 		MaxIdleConnsPerHost: 8,
-		IdleConnTimeout:     90 * time.Second,
+		IdleConnTimeout:     idleOr(sp.up.GetTimeouts().GetIdle().AsDuration(), 90*time.Second),
 		DisableCompression:  true,
 		HTTP2: &http.HTTP2Config{
 			SendPingTimeout: 30 * time.Second,
@@ -81,12 +93,22 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 		Rewrite:        o.rewrite,
 		Transport:      roundTripFunc(o.roundTrip),
 		FlushInterval:  -1,
-		ModifyResponse: grpcTrailersOnly,
+		ModifyResponse: o.modifyResponse,
 		ErrorHandler:   o.proxyError,
 		ErrorLog:       p.log,
 	}
 	o.http = startHTTP(addr, http.HandlerFunc(o.serveHTTP), protocols(true, false, true), nil, p.log)
+	if d := sp.up.GetTimeouts().GetIdle().AsDuration(); d > 0 {
+		o.http.srv.IdleTimeout = d
+	}
 	return o
+}
+
+func idleOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 func (o *outbound) key() string                { return KeyUpstream(o.name) }
@@ -99,12 +121,26 @@ func (o *outbound) update(sp spec) {
 		prev = old.eps
 	}
 	eps := buildEndpoints(sp.up.GetEndpoints(), prev)
+	lbNew := func(eps []*endpoint) balancer { return newBalancer(sp.up.GetLb(), eps, o.p.opts.Intn) }
 	st := &outboundState{
 		service: sp.up.GetService(),
 		wantID:  sp.up.GetSpiffeId(),
 		eps:     eps,
-		lb:      newBalancer(sp.up.GetLb(), eps, o.p.opts.Intn),
+		lb:      lbNew(eps),
+		connect: o.p.opts.DialTimeout,
+		request: sp.up.GetTimeouts().GetRequest().AsDuration(),
+		stream:  sp.up.GetTimeouts().GetStream().AsDuration(),
 	}
+	st.all = &pool{eps: eps, lb: st.lb}
+	if d := sp.up.GetTimeouts().GetConnect().AsDuration(); d > 0 {
+		st.connect = d
+	}
+	var prevRoutes []*route
+	if old != nil {
+		prevRoutes = old.routes
+	}
+	// Checked by listenerSpecs before Apply changes anything.
+	st.routes, _ = compileRoutes(sp.up, eps, lbNew, prevRoutes)
 	if st.service == "" {
 		st.service = sp.up.GetName()
 	}
@@ -176,8 +212,8 @@ func (o *outbound) dialTCP(st *outboundState) (net.Conn, *endpoint, func(), erro
 			break
 		}
 		release := ep.acquire()
-		ctx, cancel := context.WithTimeout(context.Background(), o.p.opts.DialTimeout)
-		c, err := dialMesh(ctx, ep.addr, o.tls, o.p.opts.DialTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), st.connect)
+		c, err := dialMesh(ctx, ep.addr, o.tls, st.connect)
 		cancel()
 		if err == nil {
 			return c, ep, release, nil
@@ -198,60 +234,206 @@ func (o *outbound) dialTCP(st *outboundState) (net.Conn, *endpoint, func(), erro
 func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	st := o.st.Load()
-	pk := &picked{}
+	pk := &picked{pool: st.all}
+	timeout, stream := st.request, st.stream
+	for _, rt := range st.routes {
+		if rt.matches(r) {
+			pk.route = rt
+			if len(rt.splits) > 0 {
+				pk.pool = rt.pick(o.intn())
+			}
+			timeout, stream = rt.request, rt.stream
+			break
+		}
+	}
 	rec := &statusWriter{ResponseWriter: w}
-	ctx := context.WithValue(r.Context(), outboundStateKey{}, st)
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	if timeout > 0 {
+		t := time.AfterFunc(timeout, func() { cancel(errRequestTimeout) })
+		defer t.Stop()
+	}
+	if stream > 0 {
+		g := newIdleGuard(stream, func() { cancel(errStreamIdle) })
+		defer g.stop()
+		ctx = context.WithValue(ctx, idleGuardKey{}, g)
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &guardedBody{ReadCloser: r.Body, g: g}
+		}
+	}
+	ctx = context.WithValue(ctx, outboundStateKey{}, st)
 	ctx = context.WithValue(ctx, pickedKey{}, pk)
 	o.rp.ServeHTTP(rec, r.WithContext(ctx))
 	d := time.Since(start)
 	o.p.metrics.request(dirOutbound, st.service, rec.status(), d)
-	o.p.log.Printf("access outbound dest=%s endpoint=%s method=%s path=%s status=%d%s dur=%s",
-		st.service, pk.addr, r.Method, r.URL.Path, rec.status(), rec.grpcStatus(), d.Round(time.Microsecond))
+	routeName, subset := "-", "-"
+	if pk.route != nil {
+		routeName = pk.route.name
+	}
+	if pk.pool != nil && pk.pool.subset != "" {
+		subset = pk.pool.subset
+	}
+	o.p.log.Printf("access outbound dest=%s route=%s subset=%s endpoint=%s method=%s path=%s status=%d%s tries=%d dur=%s",
+		st.service, routeName, subset, pk.addr, r.Method, r.URL.Path, rec.status(), rec.grpcStatus(), pk.tries, d.Round(time.Microsecond))
 }
+
+func (o *outbound) intn() func(int) int {
+	if o.p.opts.Intn != nil {
+		return o.p.opts.Intn
+	}
+	return rand.IntN
+}
+
+// Causes of a request's end that the proxy answers for.
+var (
+	errRequestTimeout = errors.New("the request timeout expired")
+	errStreamIdle     = errors.New("the stream timeout expired: no bytes either way")
+)
 
 func (o *outbound) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "https"
 	pr.Out.URL.Host = "upstream.invalid" // replaced by the endpoint in roundTrip
 	pr.Out.Host = pr.In.Host
+	if pk, ok := pr.In.Context().Value(pickedKey{}).(*picked); ok && pk.route != nil {
+		applyHeaderOps(pr.Out.Header, pk.route.reqHdrs)
+	}
+}
+
+func (o *outbound) modifyResponse(resp *http.Response) error {
+	if pk, ok := resp.Request.Context().Value(pickedKey{}).(*picked); ok && pk.route != nil {
+		applyHeaderOps(resp.Header, pk.route.respHdrs)
+	}
+	if g, ok := resp.Request.Context().Value(idleGuardKey{}).(*idleGuard); ok {
+		resp.Body = &guardedBody{ReadCloser: resp.Body, g: g}
+	}
+	return grpcTrailersOnly(resp)
+}
+
+// applyHeaderOps removes, then sets, then adds headers.
+func applyHeaderOps(h http.Header, ops *meshapi.HeaderOps) {
+	if ops == nil {
+		return
+	}
+	for _, k := range ops.GetRemove() {
+		h.Del(k)
+	}
+	for k, v := range ops.GetSet() {
+		h.Set(k, v)
+	}
+	for k, v := range ops.GetAdd() {
+		h.Add(k, v)
+	}
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// roundTrip sends one request to an endpoint picked by the balancer. A
-// request without a body is tried on another endpoint when dialing fails.
+// roundTrip sends one request to an endpoint of the pool serveHTTP chose.
+// A request that fails to connect is tried on another endpoint when it
+// has no body; with a retry policy, failures it names are tried again,
+// within its attempts and budget, on other endpoints while there are any.
 func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 	st, _ := req.Context().Value(outboundStateKey{}).(*outboundState)
 	if st == nil {
 		st = o.st.Load()
 	}
-	retryable := req.Body == nil || req.Body == http.NoBody
+	pk, _ := req.Context().Value(pickedKey{}).(*picked)
+	if pk == nil {
+		pk = &picked{pool: st.all}
+	}
+	var rp *retryPolicy
+	if pk.route != nil {
+		rp = pk.route.retry
+	}
+	attempts := maxAttempts
+	var body []byte
+	replayable := req.Body == nil || req.Body == http.NoBody
+	if rp != nil {
+		rp.budget.request()
+		attempts = max(rp.attempts, 1)
+		var err error
+		body, replayable, err = bufferBody(req)
+		if err != nil {
+			return nil, err
+		}
+	}
+	where := "service " + st.service
+	if pk.pool.subset != "" {
+		where = fmt.Sprintf("subset %s of service %s", pk.pool.subset, st.service)
+	}
 	var skip map[*endpoint]bool
 	var lastErr error
-	for range maxAttempts {
-		ep := st.lb.pick(skip)
+	for try := 0; ; try++ {
+		ep := pk.pool.lb.pick(skip)
+		if ep == nil && len(skip) > 0 && rp != nil {
+			skip = nil // every endpoint failed once: start over
+			ep = pk.pool.lb.pick(nil)
+		}
 		if ep == nil {
 			break
 		}
+		pk.tries = try + 1
 		release := ep.acquire()
 		out := *req
 		u := *req.URL
 		u.Host = ep.addr
 		out.URL = &u
-		resp, err := o.mesh.RoundTrip(&out)
-		if err == nil {
-			if pk, ok := req.Context().Value(pickedKey{}).(*picked); ok {
-				pk.addr = ep.addr
-			}
-			resp.Body = &releaseBody{ReadCloser: resp.Body, release: release}
-			return resp, nil
+		if body != nil {
+			out.Body = io.NopCloser(bytes.NewReader(body))
+			out.ContentLength = int64(len(body))
 		}
-		release()
-		lastErr = fmt.Errorf("calling service %s at %s: %w", st.service, ep.addr, err)
-		var de *dialError
-		if !retryable || !errors.As(err, &de) {
-			return nil, lastErr
+		ctx, cancel := context.WithCancel(req.Context())
+		var expired atomic.Bool
+		var timer *time.Timer
+		if rp != nil && rp.perTry > 0 {
+			timer = time.AfterFunc(rp.perTry, func() { expired.Store(true); cancel() })
+		}
+		resp, err := o.mesh.RoundTrip(out.WithContext(ctx))
+		if timer != nil && !timer.Stop() && err == nil {
+			// The timer fired as the headers came: the try counts as late.
+			resp.Body.Close()
+			resp, err = nil, context.Canceled
+		}
+		last := try+1 >= attempts
+		if err == nil {
+			grpcStatus := ""
+			if rp != nil && len(rp.grpcCodes) > 0 && isGRPC(req) {
+				grpcStatus = peekGRPCStatus(resp)
+			}
+			if rp == nil || last || !replayable || !rp.retriableStatus(resp.StatusCode, grpcStatus) || !rp.budget.allow(rp.percent, rp.minPerSecond) {
+				pk.addr = ep.addr
+				resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { release(); cancel() }}
+				return resp, nil
+			}
+			io.Copy(io.Discard, io.LimitReader(resp.Body, maxRetryBody))
+			resp.Body.Close()
+			release()
+			cancel()
+			lastErr = fmt.Errorf("calling %s at %s: status %d", where, ep.addr, resp.StatusCode)
+		} else {
+			release()
+			cancel()
+			if req.Context().Err() != nil {
+				return nil, context.Cause(req.Context())
+			}
+			if expired.Load() {
+				err = fmt.Errorf("no response headers within the per-try timeout %v", rp.perTry)
+			}
+			lastErr = fmt.Errorf("calling %s at %s: %w", where, ep.addr, err)
+			var de *dialError
+			isDial := errors.As(err, &de)
+			retry := false
+			switch {
+			case last:
+			case isDial && replayable:
+				retry = true // nothing was sent
+			case rp != nil && replayable && rp.retriableError(err, expired.Load()):
+				retry = rp.budget.allow(rp.percent, rp.minPerSecond)
+			}
+			if !retry {
+				return nil, lastErr
+			}
 		}
 		if skip == nil {
 			skip = make(map[*endpoint]bool)
@@ -261,7 +443,7 @@ func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 	if lastErr != nil {
 		return nil, lastErr
 	}
-	return nil, fmt.Errorf("%w of service %s", errNoEndpoints, st.service)
+	return nil, fmt.Errorf("%w of %s", errNoEndpoints, where)
 }
 
 // releaseBody ends a request's in-flight count when its response body is
@@ -282,16 +464,21 @@ func (o *outbound) proxyError(w http.ResponseWriter, r *http.Request, err error)
 		st = o.st.Load()
 	}
 	var msg string
-	code := http.StatusBadGateway
-	if errors.Is(err, errNoEndpoints) {
-		msg = fmt.Sprintf("weft: no healthy instances of service %s", st.service)
+	code, grpcCode := http.StatusBadGateway, grpcUnavailable
+	cause := context.Cause(r.Context())
+	switch {
+	case errors.Is(err, errNoEndpoints):
+		msg = fmt.Sprintf("weft: %v", err)
 		code = http.StatusServiceUnavailable
-	} else {
+	case errors.Is(cause, errRequestTimeout) || errors.Is(cause, errStreamIdle):
+		msg = fmt.Sprintf("weft: calling service %s: %v", st.service, cause)
+		code, grpcCode = http.StatusGatewayTimeout, grpcDeadlineExceeded
+	default:
 		msg = fmt.Sprintf("weft: %v", err)
 	}
 	o.p.log.Printf("outbound %s: %s", st.service, msg)
 	if isGRPC(r) {
-		writeGRPCError(w, grpcUnavailable, msg)
+		writeGRPCError(w, grpcCode, msg)
 		return
 	}
 	http.Error(w, msg, code)

@@ -321,6 +321,9 @@ func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 			if r.GetSource() == "" {
 				return nil, fmt.Errorf("inbound.authz.rules[%d] has no source; name a service or \"*\"", i)
 			}
+			if _, err := compilePermissions(r); err != nil {
+				return nil, fmt.Errorf("inbound.authz.rules[%d]: %w", i, err)
+			}
 		}
 		bind := in.GetBindAddress()
 		if bind == "" {
@@ -357,6 +360,9 @@ func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 			if err := checkPort(fmt.Sprintf("upstream %q endpoint %d port", name, j), ep.GetPort(), false); err != nil {
 				return nil, err
 			}
+		}
+		if _, err := compileRoutes(up, make([]*endpoint, len(up.GetEndpoints())), func([]*endpoint) balancer { return nil }, nil); err != nil {
+			return nil, fmt.Errorf("upstream %q: %w", name, err)
 		}
 		bind := up.GetBindAddress()
 		if bind == "" {

@@ -1,0 +1,174 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/weftmesh/weft/core/meshapi"
+)
+
+// route is a compiled meshapi.Route of one upstream.
+type route struct {
+	name     string
+	matchers []*requestMatcher // any; none: every request
+	splits   []*pool           // with cumulative weights
+	total    int
+	retry    *retryPolicy
+	request  time.Duration // 0: none
+	stream   time.Duration // 0: none
+	reqHdrs  *meshapi.HeaderOps
+	respHdrs *meshapi.HeaderOps
+}
+
+// pool is the endpoints of one split (or of the whole upstream) and their
+// balancer.
+type pool struct {
+	subset string // "" for the whole upstream
+	upTo   int    // cumulative weight
+	eps    []*endpoint
+	lb     balancer
+}
+
+// compileRoutes compiles an upstream's routes over its endpoints. eps and
+// cfg's endpoints are in the same order. prev, when not nil, is the
+// upstream's previous routes, whose retry budgets carry over by name.
+func compileRoutes(up *meshapi.Upstream, eps []*endpoint, lbNew func([]*endpoint) balancer, prev []*route) ([]*route, error) {
+	var out []*route
+	budgets := map[string]*retryBudget{}
+	for _, r := range prev {
+		if r.retry != nil {
+			budgets[r.name] = r.retry.budget
+		}
+	}
+	for i, mr := range up.GetRoutes() {
+		r := &route{name: mr.GetName(), reqHdrs: mr.GetRequestHeaders(), respHdrs: mr.GetResponseHeaders()}
+		if r.name == "" {
+			r.name = fmt.Sprintf("route-%d", i)
+		}
+		for j, m := range mr.GetMatches() {
+			cm, err := compileMatch(m)
+			if err != nil {
+				return nil, fmt.Errorf("route %q match %d: %w", r.name, j, err)
+			}
+			r.matchers = append(r.matchers, cm)
+		}
+		for _, s := range mr.GetSplits() {
+			if s.GetWeight() == 0 {
+				continue
+			}
+			var sub []*endpoint
+			for k, ep := range up.GetEndpoints() {
+				if s.GetSubset() == "" || slices.Contains(ep.GetSubsets(), s.GetSubset()) {
+					sub = append(sub, eps[k])
+				}
+			}
+			r.total += int(s.GetWeight())
+			r.splits = append(r.splits, &pool{subset: s.GetSubset(), upTo: r.total, eps: sub, lb: lbNew(sub)})
+		}
+		if len(mr.GetSplits()) > 0 && r.total == 0 {
+			return nil, fmt.Errorf("route %q: every split has weight 0", r.name)
+		}
+		if rp := mr.GetRetry(); rp != nil {
+			if rp.GetAttempts() == 0 {
+				return nil, fmt.Errorf("route %q: retry with 0 attempts", r.name)
+			}
+			pol, err := newRetryPolicy(rp, budgets[r.name])
+			if err != nil {
+				return nil, fmt.Errorf("route %q: %w", r.name, err)
+			}
+			r.retry = pol
+		}
+		r.request = mergeTimeout(mr.GetTimeouts().GetRequest().AsDuration(), up.GetTimeouts().GetRequest().AsDuration())
+		r.stream = mergeTimeout(mr.GetTimeouts().GetStream().AsDuration(), up.GetTimeouts().GetStream().AsDuration())
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func mergeTimeout(route, upstream time.Duration) time.Duration {
+	if route > 0 {
+		return route
+	}
+	return max(upstream, 0)
+}
+
+// matches reports whether r takes req.
+func (r *route) matches(req *http.Request) bool {
+	if len(r.matchers) == 0 {
+		return true
+	}
+	for _, m := range r.matchers {
+		if m.match(req, nil) {
+			return true
+		}
+	}
+	return false
+}
+
+// pick returns the pool a request goes to, by weight.
+func (r *route) pick(intn func(int) int) *pool {
+	if len(r.splits) == 1 {
+		return r.splits[0]
+	}
+	n := intn(r.total)
+	for _, p := range r.splits {
+		if n < p.upTo {
+			return p
+		}
+	}
+	return r.splits[len(r.splits)-1]
+}
+
+// retryBudget bounds retries to a share of recent requests: over the last
+// budgetWindow seconds, retries may number at most percent of the
+// requests plus minPerSecond for each second of the window.
+type retryBudget struct {
+	mu      sync.Mutex
+	now     func() time.Time
+	buckets [budgetWindow]budgetBucket
+}
+
+const budgetWindow = 10 // seconds
+
+type budgetBucket struct {
+	sec               int64
+	requests, retries int
+}
+
+func (b *retryBudget) bucket() *budgetBucket {
+	sec := b.now().Unix()
+	bk := &b.buckets[sec%budgetWindow]
+	if bk.sec != sec {
+		*bk = budgetBucket{sec: sec}
+	}
+	return bk
+}
+
+func (b *retryBudget) request() {
+	b.mu.Lock()
+	b.bucket().requests++
+	b.mu.Unlock()
+}
+
+// allow takes a retry from the budget, if there is one left.
+func (b *retryBudget) allow(percent, minPerSecond int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur := b.bucket()
+	oldest := cur.sec - budgetWindow + 1
+	var requests, retries int
+	for _, bk := range b.buckets {
+		if bk.sec >= oldest {
+			requests += bk.requests
+			retries += bk.retries
+		}
+	}
+	if (retries+1)*100 > requests*percent+minPerSecond*budgetWindow*100 {
+		return false
+	}
+	cur.retries++
+	return true
+}

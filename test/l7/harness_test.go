@@ -1,0 +1,246 @@
+package l7
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	policyhcl "github.com/weftmesh/weft/hcl"
+
+	"github.com/weftmesh/weft/core/compile"
+	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/core/policy"
+	"github.com/weftmesh/weft/core/proxy"
+	"github.com/weftmesh/weft/core/proxy/proxytest"
+	"github.com/weftmesh/weft/core/registry"
+)
+
+// wait bounds every wait in these tests.
+const wait = 10 * time.Second
+
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// inst describes one instance: its service, metadata and tags, and its
+// application (nil: an instance with no app, a pure caller).
+type inst struct {
+	id   string
+	svc  string
+	meta map[string]string
+	tags []string
+	app  http.Handler
+	h2c  bool // the app speaks h2c (http2, grpc)
+	// serve, instead of app, starts the application on ln itself.
+	serve func(ln net.Listener)
+}
+
+type running struct {
+	inst
+	proxy   *proxy.Proxy
+	log     *logBuf
+	appAddr *net.TCPAddr
+}
+
+type mesh struct {
+	t       *testing.T
+	ca      *proxytest.CA
+	insts   []*running
+	version uint64
+	entries []registry.Entry
+}
+
+// start runs every instance with its sidecar, compiles src against them
+// and applies it.
+func start(t *testing.T, src string, insts ...inst) *mesh {
+	t.Helper()
+	ca, err := proxytest.NewCA("weft.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &mesh{t: t, ca: ca}
+	for _, in := range insts {
+		r := &running{inst: in, log: &logBuf{}}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.appAddr = ln.Addr().(*net.TCPAddr)
+		switch {
+		case in.serve != nil:
+			go in.serve(ln)
+			t.Cleanup(func() { ln.Close() })
+		case in.app != nil:
+			srv := &http.Server{Handler: in.app}
+			if in.h2c {
+				srv.Protocols = new(http.Protocols)
+				srv.Protocols.SetHTTP1(true)
+				srv.Protocols.SetUnencryptedHTTP2(true)
+			}
+			go srv.Serve(ln)
+			t.Cleanup(func() { srv.Close() })
+		default:
+			ln.Close()
+		}
+		r.proxy = proxy.New(proxy.Options{Log: r.log, DrainTimeout: 2 * time.Second})
+		cert, err := ca.Leaf("default", in.svc, proxytest.LeafOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		creds, err := proxy.NewCredentials(cert, ca.RootPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.proxy.SetCredentials(creds)
+		t.Cleanup(func() {
+			r.proxy.Close()
+			if t.Failed() {
+				t.Logf("log of sidecar %s:\n%s", r.id, r.log)
+			}
+		})
+		m.insts = append(m.insts, r)
+	}
+	// First bind every inbound on a free port, then tell the callers.
+	m.applyPolicy(src, true)
+	m.apply(src)
+	return m
+}
+
+// apply compiles src against the instances and applies a new version to
+// every sidecar.
+func (m *mesh) apply(src string) {
+	m.t.Helper()
+	m.applyPolicy(src, false)
+}
+
+// applyPolicy is apply; with bindOnly the configs lose their upstreams,
+// so that every inbound gets a port before callers are told about it.
+func (m *mesh) applyPolicy(src string, bindOnly bool) {
+	m.t.Helper()
+	p := load(m.t, src)
+	var entries []registry.Entry
+	for _, r := range m.insts {
+		ports := map[string]int{model.PortApp: r.appAddr.Port, model.PortMesh: 0}
+		if a := r.proxy.Addr(proxy.KeyInbound); a != nil {
+			ports[model.PortMesh] = a.(*net.TCPAddr).Port
+		}
+		for _, u := range p.Services[r.svc].Upstreams {
+			ports[compile.UpstreamPortPrefix+u.Service] = 0
+			if a := r.proxy.Addr(proxy.KeyUpstream(u.Service)); a != nil {
+				ports[compile.UpstreamPortPrefix+u.Service] = a.(*net.TCPAddr).Port
+			}
+		}
+		entries = append(entries, registry.Entry{Adapter: "test", Instance: model.Instance{
+			ID: r.id, Service: r.svc, Address: "127.0.0.1", Ports: ports, Meta: r.meta, Tags: r.tags, Health: model.HealthPassing,
+		}})
+	}
+	m.entries = entries
+	cfgs := compile.Compile(p, entries)
+	m.version++
+	for _, r := range m.insts {
+		if bindOnly {
+			cfgs[r.id].Upstreams = nil
+		}
+		if err := r.proxy.Apply(m.version, cfgs[r.id]); err != nil {
+			m.t.Fatalf("applying version %d to %s: %v", m.version, r.id, err)
+		}
+	}
+}
+
+func load(t *testing.T, src string) *policy.Policy {
+	t.Helper()
+	p, diags, files := policyhcl.LoadSources(map[string][]byte{"policy.hcl": []byte(src)})
+	if diags.HasErrors() {
+		var buf bytes.Buffer
+		policyhcl.WriteDiagnostics(&buf, diags, files, false)
+		t.Fatalf("policy:\n%s", buf.String())
+	}
+	return p
+}
+
+func (m *mesh) get(id string) *running {
+	for _, r := range m.insts {
+		if r.id == id {
+			return r
+		}
+	}
+	m.t.Fatalf("no instance %s", id)
+	return nil
+}
+
+// url is where instance id's app reaches upstream svc, with path.
+func (m *mesh) url(id, svc, path string) string {
+	a := m.get(id).proxy.Addr(proxy.KeyUpstream(svc))
+	if a == nil {
+		m.t.Fatalf("instance %s has no upstream %s", id, svc)
+	}
+	return "http://" + a.String() + path
+}
+
+func client() *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: wait}
+}
+
+// do sends a request and returns the status, the body and the response
+// headers.
+func do(t *testing.T, c *http.Client, method, url string, hdr http.Header) (int, string, http.Header) {
+	t.Helper()
+	code, body, h, err := try(c, method, url, hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code, body, h
+}
+
+func try(c *http.Client, method, url string, hdr http.Header) (int, string, http.Header, error) {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", nil, fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, "", nil, fmt.Errorf("reading %s %s: %w", method, url, err)
+	}
+	return resp.StatusCode, string(b), resp.Header, nil
+}
+
+// named answers with its name and the request it saw.
+func named(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Instance", name)
+		var hs []string
+		for k := range r.Header {
+			hs = append(hs, k)
+		}
+		w.Header().Set("X-Seen-Headers", strings.Join(hs, ","))
+		w.Header().Set("Server", "app")
+		fmt.Fprint(w, name)
+	})
+}
