@@ -157,4 +157,3 @@ func TestEmptySubset(t *testing.T) {
 		t.Errorf("got %d %q, want 503 saying %q", code, body, want)
 	}
 }
-
