@@ -4,7 +4,7 @@ BIN     := bin
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/weftmesh/weft/core/version.Version=$(VERSION)
 
-.PHONY: all build test lint demo bench proto clean
+.PHONY: all build test lint demo bench bench-quick proto clean
 
 all: build
 
@@ -28,8 +28,21 @@ lint:
 demo: build
 	./examples/local/demo.sh
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+# The benchmark suite (test/bench, BENCHMARKS.md): direct, HAProxy and Weft
+# through the same two-hop mTLS chain, and the control plane. Installs
+# haproxy and wrk with apt-get when missing. Refuses to measure on a busy
+# machine. Results: bin/bench/results.{md,json}. BENCH_FLAGS adds flags.
+bench: build
+	$(GO) build -o $(BIN)/weft-load ./test/bench/cmd/weft-load
+	$(GO) build -o $(BIN)/weft-bench ./test/bench/cmd/weft-bench
+	$(BIN)/weft-bench run --bin $(BIN) --out $(BIN)/bench $(BENCH_FLAGS)
+
+# A smoke run of the same suite in a few minutes; its numbers are marked not
+# reportable when the machine is busy.
+bench-quick: build
+	$(GO) build -o $(BIN)/weft-load ./test/bench/cmd/weft-load
+	$(GO) build -o $(BIN)/weft-bench ./test/bench/cmd/weft-bench
+	$(BIN)/weft-bench run --quick --force --bin $(BIN) --out $(BIN)/bench-quick $(BENCH_FLAGS)
 
 # Regenerates the protocol code (needs protoc, protoc-gen-go, protoc-gen-go-grpc).
 proto:

@@ -319,9 +319,11 @@ type CPOptions struct {
 	Out     string
 	Shape   CPShape
 	Changes int
-	MaxBusy float64
-	Force   bool
-	Log     io.Writer
+	// ChangeBudget bounds the time spent on endpoint changes.
+	ChangeBudget time.Duration
+	MaxBusy      float64
+	Force        bool
+	Log          io.Writer
 }
 
 // ControlPlane runs the control-plane benchmark: the controller in its own
@@ -356,7 +358,7 @@ func ControlPlane(ctx context.Context, o CPOptions) (*CPReport, error) {
 	startCtl := func() (*proc, error) {
 		p, err := startProc("cp-controller", work, proxyCore, nil, filepath.Join(o.Bin, "weft-bench"), "cp-controller",
 			"--ca-dir", caDir, "--listen", addr, "--control", ctlAddr, "--services", strconv.Itoa(o.Shape.Services),
-			"--per-service", strconv.Itoa(o.Shape.PerService), "--upstreams", strconv.Itoa(o.Shape.Upstreams))
+			"--per-service", strconv.Itoa(o.Shape.PerService), "--upstreams", strconv.Itoa(o.Shape.Upstreams), "--sidecars", strconv.Itoa(o.Shape.Sidecars))
 		if err != nil {
 			return nil, err
 		}
@@ -453,7 +455,12 @@ func ControlPlane(ctx context.Context, o CPOptions) (*CPReport, error) {
 		bySidecar[s.instance] = s
 	}
 	var lat, comp []float64
+	budgetEnd := time.Now().Add(o.ChangeBudget)
 	for k := range o.Changes {
+		if o.ChangeBudget > 0 && time.Now().After(budgetEnd) {
+			rep.Note += fmt.Sprintf(" The endpoint changes stopped after %d of %d: their time budget (%v) ran out.", k, o.Changes, o.ChangeBudget)
+			break
+		}
 		t := time.Now()
 		resp, err := http.Post("http://"+ctlAddr+"/change?k="+strconv.Itoa(k*7919), "", nil)
 		if err != nil {
@@ -480,6 +487,9 @@ func ControlPlane(ctx context.Context, o CPOptions) (*CPReport, error) {
 				}
 				time.Sleep(200 * time.Microsecond)
 			}
+		}
+		if len(cr.Affected) == 0 {
+			return nil, fmt.Errorf("change %d: the controller reports no affected sidecar", k)
 		}
 		lat = append(lat, float64(last.Sub(t).Microseconds())/1000)
 		comp = append(comp, float64(cr.CompileMicros)/1000)

@@ -70,6 +70,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&shape.Sidecars, "cp-sidecars", 1000, "control plane: simulated sidecars")
 	fs.IntVar(&shape.Upstreams, "cp-upstreams", 10, "control plane: upstream services per sidecar")
 	changes := fs.Int("cp-changes", 200, "control plane: endpoint changes timed one after another")
+	budget := fs.Duration("cp-change-budget", 3*time.Minute, "control plane: stop the endpoint changes after this long")
 	fs.Parse(args)
 	if *quick {
 		set := map[string]bool{}
@@ -116,7 +117,7 @@ func run(ctx context.Context, args []string) error {
 		failed = runner.DataPlane(ctx, o, r)
 	}
 	if failed == nil && !*skipCP {
-		cp, err := runner.ControlPlane(ctx, runner.CPOptions{Bin: o.Bin, Out: o.Out, Shape: shape, Changes: *changes, MaxBusy: o.MaxBusy, Force: o.Force, Log: os.Stderr})
+		cp, err := runner.ControlPlane(ctx, runner.CPOptions{Bin: o.Bin, Out: o.Out, Shape: shape, Changes: *changes, ChangeBudget: *budget, MaxBusy: o.MaxBusy, Force: o.Force, Log: os.Stderr})
 		if err != nil {
 			failed = fmt.Errorf("control plane: %w", err)
 		} else {
@@ -148,6 +149,7 @@ func cpController(ctx context.Context, args []string) error {
 	fs.IntVar(&shape.Services, "services", 1000, "services")
 	fs.IntVar(&shape.PerService, "per-service", 10, "instances per service")
 	fs.IntVar(&shape.Upstreams, "upstreams", 10, "upstream services per service")
+	fs.IntVar(&shape.Sidecars, "sidecars", 1000, "simulated sidecars (the first instance of the first services)")
 	fs.Parse(args)
 	return runner.ServeCPController(ctx, *caDir, *listen, *control, shape)
 }
