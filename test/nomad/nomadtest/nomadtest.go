@@ -250,13 +250,17 @@ func (a *Agent) Run(t testing.TB, jobHCL string) *api.Job {
 }
 
 // Running waits until job has exactly n running allocations, each with
-// every one of its services registered, and returns them.
+// every one of its services registered, and returns them (with their
+// allocated resources, so their ports).
 func (a *Agent) Running(t testing.TB, namespace, job string, n int, timeout time.Duration) []*api.AllocationListStub {
 	t.Helper()
 	c := a.Client()
 	var out []*api.AllocationListStub
 	err := a.poll(timeout, func() error {
-		allocs, _, err := c.Jobs().Allocations(job, false, &api.QueryOptions{Namespace: namespace})
+		allocs, _, err := c.Allocations().List(&api.QueryOptions{
+			Namespace: namespace, Filter: fmt.Sprintf("JobID == %q", job),
+			Params: map[string]string{"resources": "true", "task_states": "false"},
+		})
 		if err != nil {
 			return err
 		}

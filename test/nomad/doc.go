@@ -1,0 +1,11 @@
+// Package nomad holds Weft's end-to-end tests against a real Nomad 1.6.1
+// agent (see nomadtest): Nomad jobs with a weft-proxy sidecar task, host
+// networking and Nomad-allocated ports, a controller running the nomad
+// adapter, traffic over mTLS between the sidecars, scaling, killed
+// allocations, a controller restart, and sidecars that present a workload
+// identity that is not theirs.
+//
+// Entry point: go test ./test/nomad (make test runs it). TestMain builds
+// weft, weft-proxy and the demo app; nomadtest builds Nomad when its cached
+// binary is missing.
+package nomad
