@@ -4,7 +4,7 @@ BIN     := bin
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/weftmesh/weft/core/version.Version=$(VERSION)
 
-.PHONY: all build test lint demo bench bench-quick proto clean
+.PHONY: all build test lint demo bench bench-quick proto clean nomad
 
 all: build
 
@@ -17,13 +17,23 @@ build:
 
 # Unit, conformance and end-to-end tests. The end-to-end tests build the
 # binaries they run themselves.
-test: lint
+test: lint nomad
 	$(GO) test -count=1 -timeout 20m ./...
 
 lint:
 	@echo "gofmt"; out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@./scripts/check-deps.sh
+
+# Nomad 1.6.1, the last MPL-2.0 release (never a later one), for the Nomad
+# tests: built once per machine from test/tools/nomad into a cache outside
+# the repository (about 7 CPU-minutes cold). The test harness
+# (test/nomad/nomadtest) builds it the same way when it is missing.
+NOMAD_BIN := $(HOME)/.cache/weft/nomad-1.6.1/nomad
+nomad: $(NOMAD_BIN)
+$(NOMAD_BIN):
+	@mkdir -p $(dir $@)
+	cd test/tools/nomad && GOWORK=off nice -n 10 $(GO) build -o $@.tmp github.com/hashicorp/nomad && mv $@.tmp $@
 
 demo: build
 	./examples/local/demo.sh

@@ -74,7 +74,7 @@ func Binary() (string, error) {
 	tmp := path + ".tmp"
 	cmd := exec.Command("go", "build", "-o", tmp, "github.com/hashicorp/nomad")
 	cmd.Dir = toolsDir()
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	cmd.Env = append(os.Environ(), "GOWORK=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building nomad %s in %s: %w\n%s", Version, cmd.Dir, err, out)
 	}
