@@ -111,14 +111,22 @@ func start(t *testing.T, src string, insts ...inst) *mesh {
 			t.Fatal(err)
 		}
 		r.proxy.SetCredentials(creds)
-		t.Cleanup(func() {
-			r.proxy.Close()
-			if t.Failed() {
-				t.Logf("log of sidecar %s:\n%s", r.id, r.log)
-			}
-		})
 		m.insts = append(m.insts, r)
 	}
+	// Close every sidecar at once: a caller closing its pooled connections
+	// lets the callee's graceful shutdown finish without waiting.
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, r := range m.insts {
+			wg.Go(func() { r.proxy.Close() })
+		}
+		wg.Wait()
+		if t.Failed() {
+			for _, r := range m.insts {
+				t.Logf("log of sidecar %s:\n%s", r.id, r.log)
+			}
+		}
+	})
 	// First bind every inbound on a free port, then tell the callers.
 	m.applyPolicy(src, true)
 	m.apply(src)
@@ -196,8 +204,12 @@ func (m *mesh) url(id, svc, path string) string {
 	return "http://" + a.String() + path
 }
 
-func client() *http.Client {
-	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: wait}
+// client is an HTTP/1.1 client whose idle connections close at the end of
+// the test, before the sidecars drain.
+func client(t *testing.T) *http.Client {
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: wait}
 }
 
 // do sends a request and returns the status, the body and the response

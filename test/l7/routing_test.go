@@ -76,7 +76,7 @@ func routingMesh(t *testing.T, src string) *mesh {
 // has a probability below 1e-8.
 func TestSplit(t *testing.T) {
 	m := routingMesh(t, routingPolicy)
-	c := client()
+	c := client(t)
 	const n = 2000
 	const p = 0.10
 	sd := math.Sqrt(n * p * (1 - p))
@@ -104,7 +104,7 @@ func TestSplit(t *testing.T) {
 
 func TestMatches(t *testing.T) {
 	m := routingMesh(t, routingPolicy)
-	c := client()
+	c := client(t)
 	tests := []struct {
 		name   string
 		method string
@@ -152,7 +152,7 @@ func TestEmptySubset(t *testing.T) {
 		inst{id: "web-1", svc: "web"},
 		inst{id: "api-v1", svc: "api", meta: map[string]string{"version": "v1"}, app: named("api-v1")},
 	)
-	code, body, _ := do(t, client(), "GET", m.url("web-1", "api", "/beta/"), nil)
+	code, body, _ := do(t, client(t), "GET", m.url("web-1", "api", "/beta/"), nil)
 	if want := "no healthy instances of subset v2 of service api"; code != 503 || !strings.Contains(body, want) {
 		t.Errorf("got %d %q, want 503 saying %q", code, body, want)
 	}

@@ -1,0 +1,134 @@
+package l7
+
+import (
+	"context"
+	"net"
+	"sync/atomic"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// grpcApp serves the gRPC health service, answering every call with a
+// header x-instance; with fail set, every other call fails UNAVAILABLE.
+func grpcApp(name string, fail bool, hits *atomic.Int64) func(net.Listener) {
+	return func(ln net.Listener) {
+		tag := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+			n := hits.Add(1)
+			grpc.SetHeader(ctx, metadata.Pairs("x-instance", name))
+			if fail && n%2 == 1 {
+				return nil, status.Error(codes.Unavailable, "flaky: failing this one")
+			}
+			return next(ctx, req)
+		}
+		srv := grpc.NewServer(grpc.UnaryInterceptor(tag))
+		healthpb.RegisterHealthServer(srv, health.NewServer())
+		srv.Serve(ln)
+	}
+}
+
+const grpcPolicy = `
+service "web" {
+  protocol = "grpc"
+  upstream "api" {
+    local_port = 1
+  }
+}
+service "api" {
+  protocol = "grpc"
+  subset "v1" {
+    meta = { version = "v1" }
+  }
+  subset "v2" {
+    meta = { version = "v2" }
+  }
+  route "check-canary" {
+    match {
+      grpc_service = "grpc.health.v1.Health"
+      grpc_method  = "Check"
+      header "x-canary" {
+        present = true
+      }
+    }
+    split "v2" {
+      weight = 100
+    }
+  }
+  route "rest" {
+    split "v1" {
+      weight = 100
+    }
+    retry {
+      attempts = 2
+      on       = ["unavailable"]
+      budget {
+        percent = 100
+      }
+    }
+  }
+}
+intention "web" "api" {
+  action = "allow"
+}
+`
+
+func TestGRPCRoutingAndRetry(t *testing.T) {
+	var v1Hits, v2Hits atomic.Int64
+	m := start(t, grpcPolicy,
+		inst{id: "web-1", svc: "web"},
+		inst{id: "api-v1", svc: "api", meta: map[string]string{"version": "v1"}, serve: grpcApp("api-v1", true, &v1Hits)},
+		inst{id: "api-v2", svc: "api", meta: map[string]string{"version": "v2"}, serve: grpcApp("api-v2", false, &v2Hits)},
+	)
+	addr := m.url("web-1", "api", "")[len("http://"):]
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+
+	check := func(canary bool) (string, error) {
+		c := ctx
+		if canary {
+			c = metadata.AppendToOutgoingContext(ctx, "x-canary", "1")
+		}
+		var hdr metadata.MD
+		_, err := hc.Check(c, &healthpb.HealthCheckRequest{}, grpc.Header(&hdr))
+		return first(hdr.Get("x-instance")), err
+	}
+	for range 10 {
+		got, err := check(true)
+		if err != nil || got != "api-v2" {
+			t.Fatalf("canary Check: %q, %v; want api-v2", got, err)
+		}
+	}
+	// v1 fails every other call with UNAVAILABLE; the route retries it.
+	const n = 20
+	for i := range n {
+		got, err := check(false)
+		if err != nil || got != "api-v1" {
+			t.Fatalf("call %d: %q, %v; want api-v1 after a retry", i, got, err)
+		}
+	}
+	if v1Hits.Load() != 2*n {
+		t.Errorf("api-v1 saw %d calls, want %d: each first try fails, each retry succeeds", v1Hits.Load(), 2*n)
+	}
+	if v2Hits.Load() != 10 {
+		t.Errorf("api-v2 saw %d calls, want 10", v2Hits.Load())
+	}
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
