@@ -269,7 +269,7 @@ intention "web" "api" {
 		{"PUT", "/items/1", nil, 200},
 		{"DELETE", "/items/1", nil, 403},
 		{"DELETE", "/items/1", http.Header{"X-Admin": {"yes"}}, 403}, // the first permission wins
-		{"GET", "/other", nil, 403},                                // no permission matches: default deny
+		{"GET", "/other", nil, 403},                                  // no permission matches: default deny
 		{"GET", "/other", http.Header{"X-Admin": {"yes"}}, 200},
 		{"POST", "/items/1", nil, 403},
 	}
