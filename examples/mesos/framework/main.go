@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// appSpec is one service the framework runs. Its command runs under
+// /bin/sh in the task's sandbox and sees HOST (the group's address), PORT
+// and PORT_APP (where it must listen), and the variables of Env.
+type appSpec struct {
+	Service   string            `json:"service"`
+	Namespace string            `json:"namespace,omitempty"`
+	Instances int               `json:"instances"`
+	Command   string            `json:"command"`
+	Env       map[string]string `json:"env,omitempty"`
+	CPUs      float64           `json:"cpus,omitempty"`
+	Mem       float64           `json:"mem,omitempty"`
+}
+
+func main() {
+	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
+	log.SetPrefix("weft-mesos-framework: ")
+	var cfg config
+	var apps string
+	flag.StringVar(&cfg.masters, "master", "http://127.0.0.1:5050", "Mesos master URLs, comma-separated (the leader is found by redirect)")
+	flag.StringVar(&cfg.name, "name", "weft-example", "framework name")
+	flag.StringVar(&cfg.user, "user", "", "user the tasks run as (default: the current user)")
+	flag.StringVar(&cfg.adminURL, "controller-admin", "http://127.0.0.1:7401", "the Weft controller's admin API")
+	flag.StringVar(&cfg.adminTokenFile, "admin-token-file", ".weft/admin.token", "the controller's DATA_DIR/admin.token")
+	flag.StringVar(&cfg.controller, "controller", "127.0.0.1:7400", "the controller's sidecar API, as sidecars reach it")
+	flag.StringVar(&cfg.trustBundle, "trust-bundle", ".weft/ca/ca.crt", "the controller's CA root (DATA_DIR/ca/ca.crt), as sidecars read it")
+	flag.StringVar(&cfg.proxy, "proxy", "weft-proxy", "the weft-proxy binary, as agents run it")
+	flag.StringVar(&apps, "apps", "apps.json", "JSON file: a list of {service, namespace, instances, command, env, cpus, mem}")
+	flag.Parse()
+
+	if err := cfg.load(apps); err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := newScheduler(cfg).run(ctx); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// config is everything the scheduler needs.
+type config struct {
+	masters, name, user                 string
+	adminURL, adminTokenFile, adminToken string
+	controller, trustBundle, proxy       string
+	apps                                 []appSpec
+}
+
+func (c *config) load(appsFile string) error {
+	b, err := os.ReadFile(appsFile)
+	if err != nil {
+		return fmt.Errorf("reading apps file: %w", err)
+	}
+	if err := json.Unmarshal(b, &c.apps); err != nil {
+		return fmt.Errorf("decoding apps file %s: %w (want a JSON list of {service, instances, command})", appsFile, err)
+	}
+	for i, a := range c.apps {
+		if a.Service == "" || a.Command == "" || a.Instances < 0 {
+			return fmt.Errorf("apps file %s: entry %d needs a service, a command and instances >= 0", appsFile, i)
+		}
+	}
+	tok, err := os.ReadFile(c.adminTokenFile)
+	if err != nil {
+		return fmt.Errorf("reading the controller's admin token: %w (pass --admin-token-file DATA_DIR/admin.token)", err)
+	}
+	c.adminToken = strings.TrimSpace(string(tok))
+	if c.user == "" {
+		c.user = os.Getenv("USER")
+		if c.user == "" {
+			c.user = "root"
+		}
+	}
+	return nil
+}
