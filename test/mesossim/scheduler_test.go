@@ -18,9 +18,9 @@ import (
 
 // schedulerSession is mesos-go's own scheduler client, subscribed.
 type schedulerSession struct {
-	t      *testing.T
-	caller calls.Caller
-	id     string
+	t       *testing.T
+	caller  calls.Caller
+	id      string
 	events  chan *scheduler.Event
 	backlog []*scheduler.Event // skipped by next, kept for a later one
 }

@@ -53,7 +53,7 @@ func main() {
 
 // config is everything the scheduler needs.
 type config struct {
-	masters, name, user                 string
+	masters, name, user                  string
 	adminURL, adminTokenFile, adminToken string
 	controller, trustBundle, proxy       string
 	apps                                 []appSpec

@@ -45,13 +45,13 @@ type slot struct {
 func (s *slot) idle() bool { return s.group == "" }
 
 type sched struct {
-	cfg     config
-	caller  calls.Caller
-	info    mesos.FrameworkInfo
-	slots   []*slot
-	byTask  map[string]*slot
-	http    *http.Client
-	masters []string // base URLs
+	cfg      config
+	caller   calls.Caller
+	info     mesos.FrameworkInfo
+	slots    []*slot
+	byTask   map[string]*slot
+	http     *http.Client
+	masters  []string // base URLs
 	stopping bool
 }
 
@@ -467,6 +467,8 @@ func port(name string, n uint32) mesos.Port {
 
 func label(k, v string) mesos.Label { return mesos.Label{Key: k, Value: &v} }
 
-func envVar(k, v string) mesos.Environment_Variable { return mesos.Environment_Variable{Name: k, Value: &v} }
+func envVar(k, v string) mesos.Environment_Variable {
+	return mesos.Environment_Variable{Name: k, Value: &v}
+}
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
