@@ -20,6 +20,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.AddCommand(newNomadCmd())
 	root.AddCommand(newControllerCmd(), newPolicyCmd(), newAdapterCmd(), newStatusCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of this build",

@@ -1,0 +1,438 @@
+package jobspec
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/hashicorp/hcl/v2/hclwrite"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Defaults fill what a stanza leaves out, from the command line.
+type Defaults struct {
+	ProxyCommand string   // default "weft-proxy"
+	Driver       string   // default "raw_exec"
+	Controllers  []string // the controller's sidecar API, host:port
+	TrustBundle  string   // the controller CA's roots, on the client nodes
+}
+
+// Stanza is one decoded weft block.
+type Stanza struct {
+	Service     string
+	Port        string
+	Upstreams   []Upstream
+	Command     string
+	Driver      string
+	Controllers []string
+	TrustBundle string
+	CPU         int
+	MemoryMB    int
+	KillTimeout string
+}
+
+// Upstream is one upstream of a stanza.
+type Upstream struct {
+	Service   string
+	LocalPort int // 0: a port Nomad allocates
+}
+
+// ProxyTask is the name of the sidecar task Render adds.
+const ProxyTask = "weft-proxy"
+
+// Render expands every weft stanza of the job file src (named filename in
+// diagnostics). With error diagnostics the output is nil.
+func Render(filename string, src []byte, def Defaults) ([]byte, *hcl.File, hcl.Diagnostics) {
+	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
+	if diags.HasErrors() {
+		return nil, file, diags
+	}
+	wf, wdiags := hclwrite.ParseConfig(src, filename, hcl.InitialPos)
+	if wdiags.HasErrors() {
+		return nil, file, append(diags, wdiags...)
+	}
+	body := file.Body.(*hclsyntax.Body)
+	changed := false
+	for ji, job := range blocksOf(body, "job") {
+		wjob := wblocksOf(wf.Body(), "job")[ji]
+		diags = append(diags, misplaced(job.Body, "job")...)
+		for gi, group := range blocksOf(job.Body, "group") {
+			wgroup := wblocksOf(wjob.Body(), "group")[gi]
+			for _, task := range blocksOf(group.Body, "task") {
+				diags = append(diags, misplaced(task.Body, "task")...)
+			}
+			stanzas := blocksOf(group.Body, "weft")
+			if len(stanzas) == 0 {
+				continue
+			}
+			if len(stanzas) > 1 {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError, Summary: "Duplicate weft block",
+					Detail:  fmt.Sprintf("Group %q has more than one weft block; a group has one sidecar, described by one weft block.", label(group)),
+					Subject: stanzas[1].DefRange().Ptr(),
+				})
+				continue
+			}
+			st, d := decode(stanzas[0], label(group), def)
+			diags = append(diags, d...)
+			if d.HasErrors() {
+				continue
+			}
+			diags = append(diags, expand(st, group, wgroup, stanzas[0])...)
+			changed = true
+		}
+	}
+	if diags.HasErrors() {
+		return nil, file, diags
+	}
+	if !changed {
+		return src, file, diags
+	}
+	return hclwrite.Format(wf.Bytes()), file, diags
+}
+
+func blocksOf(b *hclsyntax.Body, typ string) []*hclsyntax.Block {
+	var out []*hclsyntax.Block
+	for _, blk := range b.Blocks {
+		if blk.Type == typ {
+			out = append(out, blk)
+		}
+	}
+	return out
+}
+
+func wblocksOf(b *hclwrite.Body, typ string) []*hclwrite.Block {
+	var out []*hclwrite.Block
+	for _, blk := range b.Blocks() {
+		if blk.Type() == typ {
+			out = append(out, blk)
+		}
+	}
+	return out
+}
+
+func label(b *hclsyntax.Block) string {
+	if len(b.Labels) > 0 {
+		return b.Labels[0]
+	}
+	return ""
+}
+
+// misplaced reports weft blocks directly in a job or a task.
+func misplaced(b *hclsyntax.Body, where string) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, w := range blocksOf(b, "weft") {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError, Summary: "weft block outside a group",
+			Detail:  fmt.Sprintf("A weft block belongs inside a group (the sidecar serves the group's allocations), not directly in a %s. Move it into the group.", where),
+			Subject: w.DefRange().Ptr(),
+		})
+	}
+	return diags
+}
+
+var stanzaSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "service"}, {Name: "port"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "upstream", LabelNames: []string{"service"}}, {Type: "sidecar"}},
+}
+
+var upstreamSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "local_port"}}}
+
+var sidecarSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "command"}, {Name: "driver"}, {Name: "controller"}, {Name: "trust_bundle"},
+	{Name: "cpu"}, {Name: "memory"}, {Name: "kill_timeout"},
+}}
+
+func decode(blk *hclsyntax.Block, group string, def Defaults) (*Stanza, hcl.Diagnostics) {
+	st := &Stanza{
+		Service: group, Port: "app", Command: def.ProxyCommand, Driver: def.Driver,
+		Controllers: def.Controllers, TrustBundle: def.TrustBundle, CPU: 50, MemoryMB: 64, KillTimeout: "5s",
+	}
+	if st.Command == "" {
+		st.Command = "weft-proxy"
+	}
+	if st.Driver == "" {
+		st.Driver = "raw_exec"
+	}
+	content, diags := blk.Body.Content(stanzaSchema)
+	if a, ok := content.Attributes["service"]; ok {
+		diags = append(diags, str(a, &st.Service)...)
+		if st.Service != "" && !validName(st.Service) {
+			diags = append(diags, attrDiag(a, "Invalid service name", "Service %q is not a DNS label: use lower-case letters, digits and dashes, starting and ending with a letter or digit.", st.Service))
+		}
+	} else if !validName(st.Service) {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid service name",
+			Detail:  fmt.Sprintf("The service defaults to the group's name, %q, which is not a DNS label. Set service = \"...\" in the weft block.", group),
+			Subject: blk.DefRange().Ptr()})
+	}
+	if a, ok := content.Attributes["port"]; ok {
+		diags = append(diags, str(a, &st.Port)...)
+	}
+	seen := map[string]bool{}
+	for _, u := range content.Blocks {
+		switch u.Type {
+		case "upstream":
+			up := Upstream{Service: u.Labels[0]}
+			if !validName(up.Service) {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid upstream name",
+					Detail: fmt.Sprintf("Upstream %q is not a service name (a DNS label: lower-case letters, digits, dashes).", up.Service), Subject: u.LabelRanges[0].Ptr()})
+			}
+			if seen[up.Service] {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate upstream",
+					Detail: fmt.Sprintf("Upstream %q is declared twice in this weft block; keep one.", up.Service), Subject: u.DefRange.Ptr()})
+			}
+			seen[up.Service] = true
+			uc, d := u.Body.Content(upstreamSchema)
+			diags = append(diags, d...)
+			if a, ok := uc.Attributes["local_port"]; ok {
+				diags = append(diags, num(a, &up.LocalPort, 1, 65535)...)
+			}
+			st.Upstreams = append(st.Upstreams, up)
+		case "sidecar":
+			sc, d := u.Body.Content(sidecarSchema)
+			diags = append(diags, d...)
+			names := make([]string, 0, len(sc.Attributes))
+			for name := range sc.Attributes {
+				names = append(names, name)
+			}
+			sort.Strings(names)
+			for _, name := range names {
+				a := sc.Attributes[name]
+				switch name {
+				case "command":
+					diags = append(diags, str(a, &st.Command)...)
+				case "driver":
+					diags = append(diags, str(a, &st.Driver)...)
+					if st.Driver != "raw_exec" && st.Driver != "exec" {
+						diags = append(diags, attrDiag(a, "Unsupported driver", "The sidecar runs with raw_exec or exec (a binary on the host, host networking), not %q.", st.Driver))
+					}
+				case "controller":
+					diags = append(diags, strList(a, &st.Controllers)...)
+				case "trust_bundle":
+					diags = append(diags, str(a, &st.TrustBundle)...)
+				case "cpu":
+					diags = append(diags, num(a, &st.CPU, 1, 1<<20)...)
+				case "memory":
+					diags = append(diags, num(a, &st.MemoryMB, 1, 1<<20)...)
+				case "kill_timeout":
+					diags = append(diags, str(a, &st.KillTimeout)...)
+					if _, err := time.ParseDuration(st.KillTimeout); err != nil {
+						diags = append(diags, attrDiag(a, "Invalid kill_timeout", "kill_timeout = %q is not a duration such as \"5s\".", st.KillTimeout))
+					}
+				}
+			}
+		}
+	}
+	if !diags.HasErrors() && len(st.Controllers) == 0 {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No controller address",
+			Detail:  "The sidecar needs the controller's sidecar API: set controller = [\"HOST:PORT\"] in the weft block's sidecar block, or pass --controller.",
+			Subject: blk.DefRange().Ptr()})
+	}
+	if !diags.HasErrors() && st.TrustBundle == "" {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No trust bundle",
+			Detail:  "The sidecar verifies the controller with the controller CA's root certificate, a file on every client node: set trust_bundle in the weft block's sidecar block, or pass --trust-bundle.",
+			Subject: blk.DefRange().Ptr()})
+	}
+	return st, diags
+}
+
+// expand edits the group: ports, service, sidecar task; and removes the
+// stanza.
+func expand(st *Stanza, group *hclsyntax.Block, wgroup *hclwrite.Block, stanza *hclsyntax.Block) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	nets := blocksOf(group.Body, "network")
+	if len(nets) != 1 {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "The group needs one network block",
+			Detail:  fmt.Sprintf("Group %q has %d network blocks; a meshed group needs exactly one, holding the app's port %q (port %q {}), to which the sidecar's ports are added.", label(group), len(nets), st.Port, st.Port),
+			Subject: stanza.DefRange().Ptr()}}
+	}
+	if m, ok := nets[0].Body.Attributes["mode"]; ok {
+		if v, d := m.Expr.Value(nil); !d.HasErrors() && v.Type() == cty.String && v.AsString() != "host" {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Network mode is not host",
+				Detail: fmt.Sprintf("The weft sidecar is made for host networking; with mode = %q the ports Nomad reports may not be where the sidecar listens.", v.AsString()), Subject: m.SrcRange.Ptr()})
+		}
+	}
+	labels := map[string]bool{}
+	for _, p := range blocksOf(nets[0].Body, "port") {
+		labels[label(p)] = true
+	}
+	if !labels[st.Port] {
+		subj := stanza.DefRange()
+		if a, ok := stanza.Body.Attributes["port"]; ok {
+			subj = a.SrcRange
+		}
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No such port",
+			Detail:  fmt.Sprintf("The app's port %q is not in group %q's network block. Add port %q {} there, or set port to the label the app listens on.", st.Port, label(group), st.Port),
+			Subject: &subj})
+	}
+	for _, l := range []string{"mesh", "weft_admin"} {
+		if labels[l] {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Port label taken",
+				Detail: fmt.Sprintf("Group %q's network already has a port %q, which the weft block adds for the sidecar. Rename that port.", label(group), l), Subject: nets[0].DefRange().Ptr()})
+		}
+	}
+	for _, t := range blocksOf(group.Body, "task") {
+		if label(t) == ProxyTask {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Task name taken",
+				Detail: fmt.Sprintf("Group %q already has a task %q, which the weft block adds. Remove the weft block (the sidecar is written by hand) or rename the task.", label(group), ProxyTask), Subject: t.DefRange().Ptr()})
+		}
+	}
+	if diags.HasErrors() {
+		return diags
+	}
+	hasService := false
+	for _, s := range blocksOf(group.Body, "service") {
+		if a, ok := s.Body.Attributes["name"]; ok {
+			if v, d := a.Expr.Value(nil); !d.HasErrors() && v.Type() == cty.String && v.AsString() == st.Service {
+				hasService = true
+			}
+		}
+	}
+
+	wnet := wblocksOf(wgroup.Body(), "network")[0]
+	var ports strings.Builder
+	ports.WriteString("port \"mesh\" {}\nport \"weft_admin\" {}\n")
+	for _, u := range st.Upstreams {
+		l := "upstream_" + strings.ReplaceAll(u.Service, "-", "_")
+		if u.LocalPort != 0 {
+			fmt.Fprintf(&ports, "port %q {\n  static = %d\n}\n", l, u.LocalPort)
+		} else {
+			fmt.Fprintf(&ports, "port %q {}\n", l)
+		}
+	}
+	appendBlocks(wnet.Body(), ports.String(), false)
+
+	// The stanza goes; what replaces it goes where it was, in order.
+	wstanza := wblocksOf(wgroup.Body(), "weft")[0]
+	wgroup.Body().RemoveBlock(wstanza)
+	var gen strings.Builder
+	if !hasService {
+		fmt.Fprintf(&gen, "service {\n  name     = %q\n  provider = \"nomad\"\n  port     = %q\n}\n", st.Service, st.Port)
+	}
+	args := []string{"--instance", "${NOMAD_ALLOC_ID}/" + st.Service}
+	for _, c := range st.Controllers {
+		args = append(args, "--controller", c)
+	}
+	args = append(args, "--trust-bundle", st.TrustBundle, "--admin", "${NOMAD_ADDR_weft_admin}",
+		"--credential-adapter", "nomad", "--credential-env", "NOMAD_TOKEN")
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = strconv.Quote(a)
+	}
+	fmt.Fprintf(&gen, `task %q {
+  driver = %q
+  lifecycle {
+    hook    = "prestart"
+    sidecar = true
+  }
+  identity {
+    env = true
+  }
+  config {
+    command = %q
+    args    = [%s]
+  }
+  kill_timeout = %q
+  resources {
+    cpu    = %d
+    memory = %d
+  }
+}
+`, ProxyTask, st.Driver, st.Command, strings.Join(quoted, ", "), st.KillTimeout, st.CPU, st.MemoryMB)
+	appendBlocks(wgroup.Body(), gen.String(), true)
+	return diags
+}
+
+// appendBlocks parses src (our own HCL, with Nomad's ${...} runtime
+// interpolations kept as written) and appends its blocks to body, with a
+// blank line before each if spaced.
+func appendBlocks(body *hclwrite.Body, src string, spaced bool) {
+	f, diags := hclwrite.ParseConfig([]byte(src), "generated", hcl.InitialPos)
+	if diags.HasErrors() {
+		panic("jobspec: generated HCL does not parse: " + diags.Error() + "\n" + src)
+	}
+	for _, b := range f.Body().Blocks() {
+		if spaced {
+			body.AppendNewline()
+		}
+		body.AppendBlock(b)
+	}
+}
+
+func attrDiag(a *hcl.Attribute, summary, format string, args ...any) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, args...), Subject: a.Expr.Range().Ptr()}
+}
+
+func literal(a *hcl.Attribute) (cty.Value, hcl.Diagnostics) {
+	v, d := a.Expr.Value(nil)
+	if d.HasErrors() {
+		return cty.NilVal, hcl.Diagnostics{attrDiag(a, "Not a literal value",
+			"%s must be a literal: the weft block is expanded before Nomad interpolates anything.", a.Name)}
+	}
+	return v, nil
+}
+
+func str(a *hcl.Attribute, out *string) hcl.Diagnostics {
+	v, d := literal(a)
+	if d != nil {
+		return d
+	}
+	if v.Type() != cty.String || v.IsNull() {
+		return hcl.Diagnostics{attrDiag(a, "Wrong type", "%s must be a string, such as \"text\".", a.Name)}
+	}
+	*out = v.AsString()
+	return nil
+}
+
+func strList(a *hcl.Attribute, out *[]string) hcl.Diagnostics {
+	v, d := literal(a)
+	if d != nil {
+		return d
+	}
+	if !(v.Type().IsTupleType() || v.Type().IsListType()) || v.IsNull() || v.LengthInt() == 0 {
+		return hcl.Diagnostics{attrDiag(a, "Wrong type", "%s must be a list of strings, such as [\"127.0.0.1:7400\"].", a.Name)}
+	}
+	var list []string
+	for it := v.ElementIterator(); it.Next(); {
+		_, e := it.Element()
+		if e.Type() != cty.String || e.IsNull() {
+			return hcl.Diagnostics{attrDiag(a, "Wrong type", "%s must be a list of strings, such as [\"127.0.0.1:7400\"].", a.Name)}
+		}
+		list = append(list, e.AsString())
+	}
+	*out = list
+	return nil
+}
+
+func num(a *hcl.Attribute, out *int, lo, hi int) hcl.Diagnostics {
+	v, d := literal(a)
+	if d != nil {
+		return d
+	}
+	if v.Type() != cty.Number || v.IsNull() {
+		return hcl.Diagnostics{attrDiag(a, "Wrong type", "%s must be a whole number.", a.Name)}
+	}
+	bf := v.AsBigFloat()
+	n, acc := bf.Int64()
+	if !bf.IsInt() || acc != 0 || n < int64(lo) || n > int64(hi) {
+		return hcl.Diagnostics{attrDiag(a, "Out of range", "%s must be a whole number from %d to %d.", a.Name, lo, hi)}
+	}
+	*out = int(n)
+	return nil
+}
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/nomad/api"
+	"github.com/spf13/cobra"
+
+	"github.com/weftmesh/weft/adapters/nomad/jobspec"
+	policyhcl "github.com/weftmesh/weft/hcl"
+)
+
+// newNomadCmd is `weft nomad`: job files with the weft stanza.
+func newNomadCmd() *cobra.Command {
+	var def jobspec.Defaults
+	var noColor bool
+	cmd := &cobra.Command{
+		Use:   "nomad",
+		Short: "Expand and run Nomad job files that use the weft stanza",
+		Long: `A weft block inside a Nomad job's group describes the group's place in the
+mesh: its service, its app port, its upstreams and its sidecar. render
+expands it into the sidecar task, ports and service blocks and prints the
+plain job; run submits that job to Nomad, like nomad job run. A job without
+a weft block passes through unchanged. The stanza is described in
+adapters/nomad/jobspec.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	fl := cmd.PersistentFlags()
+	fl.StringArrayVar(&def.Controllers, "controller", nil, "default controller address host:port for sidecars (repeatable); a stanza's sidecar.controller wins")
+	fl.StringVar(&def.TrustBundle, "trust-bundle", "", "default path of the controller CA's root certificate on the client nodes")
+	fl.StringVar(&def.ProxyCommand, "proxy-command", "weft-proxy", "default command of the sidecar task (a path on the client nodes)")
+	fl.BoolVar(&noColor, "no-color", false, "never color the diagnostics")
+
+	render := func(cmd *cobra.Command, path string) ([]byte, error) {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading the job file: %w", err)
+		}
+		out, file, diags := jobspec.Render(path, src, def)
+		if len(diags) > 0 {
+			stderr := cmd.ErrOrStderr()
+			if err := policyhcl.WriteDiagnostics(stderr, diags, map[string]*hcl.File{path: file}, !noColor && colorTerminal(stderr)); err != nil {
+				return nil, err
+			}
+			fmt.Fprintln(stderr)
+		}
+		if diags.HasErrors() {
+			return nil, fmt.Errorf("job file %s is invalid: %s", path, countErrors(diags))
+		}
+		return out, nil
+	}
+
+	cmd.AddCommand(&cobra.Command{
+		Use:   "render JOBFILE",
+		Short: "Print the plain Nomad job a job file with weft blocks stands for",
+		Example: `  weft nomad render --controller 10.0.0.5:7400 --trust-bundle /etc/weft/ca.crt api.nomad.hcl
+  weft nomad render api.nomad.hcl | nomad job run -`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out, err := render(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(out)
+			return err
+		},
+	})
+
+	var detach bool
+	run := &cobra.Command{
+		Use:   "run JOBFILE",
+		Short: "Expand a job file's weft blocks and submit the job to Nomad",
+		Long: `run renders the job file (see render), has Nomad parse the result, and
+registers the job, like nomad job run. Nomad's address and token come from
+NOMAD_ADDR (default http://127.0.0.1:4646) and NOMAD_TOKEN. Unless
+--detach, it waits (up to a minute) for the evaluation and reports
+placement failures.`,
+		Example: `  NOMAD_TOKEN=... weft nomad run examples/nomad/api.nomad.hcl`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out, err := render(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			return submitJob(cmd.Context(), cmd.OutOrStdout(), filepath.Base(args[0]), out, detach)
+		},
+	}
+	run.Flags().BoolVar(&detach, "detach", false, "return once the job is registered, without waiting for its evaluation")
+	cmd.AddCommand(run)
+	return cmd
+}
+
+// submitJob has Nomad parse the rendered job and registers it.
+func submitJob(ctx context.Context, stdout io.Writer, name string, jobHCL []byte, detach bool) error {
+	c, err := api.NewClient(api.DefaultConfig())
+	if err != nil {
+		return fmt.Errorf("making a Nomad client: %w", err)
+	}
+	addr := c.Address()
+	job, err := c.Jobs().ParseHCLOpts(&api.JobsParseRequest{JobHCL: string(jobHCL), Canonicalize: true})
+	if err != nil {
+		return fmt.Errorf("Nomad at %s could not parse the rendered %s (see it with weft nomad render): %w", addr, name, err)
+	}
+	resp, _, err := c.Jobs().Register(job, nil)
+	if err != nil {
+		return fmt.Errorf("registering job %s with Nomad at %s: %w (is NOMAD_TOKEN a token with submit-job?)", *job.ID, addr, err)
+	}
+	fmt.Fprintf(stdout, "Job %q registered with Nomad at %s; evaluation %s\n", *job.ID, addr, resp.EvalID)
+	if detach || resp.EvalID == "" {
+		return nil
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		ev, _, err := c.Evaluations().Info(resp.EvalID, (&api.QueryOptions{Namespace: *job.Namespace, WaitTime: 5 * time.Second}).WithContext(ctx))
+		if err != nil {
+			return fmt.Errorf("following evaluation %s: %w", resp.EvalID, err)
+		}
+		switch ev.Status {
+		case "complete":
+			if len(ev.FailedTGAllocs) > 0 {
+				for tg, m := range ev.FailedTGAllocs {
+					fmt.Fprintf(stdout, "Group %q could not be placed: %d node(s) filtered, %d exhausted %v\n", tg, m.NodesFiltered, m.NodesExhausted, m.DimensionExhausted)
+				}
+				return errors.New("the job was registered but not every group could be placed")
+			}
+			fmt.Fprintf(stdout, "Evaluation %s complete: allocations placed\n", resp.EvalID)
+			return nil
+		case "failed", "canceled":
+			return fmt.Errorf("evaluation %s %s: %s", resp.EvalID, ev.Status, ev.StatusDescription)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	fmt.Fprintf(stdout, "Evaluation %s still pending after a minute; follow it with nomad eval status %s\n", resp.EvalID, resp.EvalID)
+	return nil
+}
