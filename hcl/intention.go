@@ -53,10 +53,10 @@ func decodeIntentionBlock(block *hcl.Block) (*intention, hcl.Diagnostics) {
 		diags = append(diags, d...)
 		in.Permissions = append(in.Permissions, p)
 	}
-	_, hasAction := content.Attributes["action"]
+	actionAttr, hasAction := content.Attributes["action"]
 	switch {
 	case hasAction && len(in.Permissions) > 0:
-		diags = append(diags, errorAt(in.ActionRange, "Action and permissions",
+		diags = append(diags, errorAt(actionAttr.Range, "Action and permissions",
 			fmt.Sprintf("The intention from %q to %q has both an action and permission blocks. "+
 				"Give action alone to decide for every request, or permissions alone to decide per request.", in.Source, in.Destination)))
 	case !hasAction && len(in.Permissions) == 0:
