@@ -64,6 +64,7 @@ func run(ctx context.Context, args []string) error {
 	scen := fs.String("scenarios", "", "comma-separated scenario name prefixes (default: all)")
 	skipDP := fs.Bool("skip-data-plane", false, "run only the control plane")
 	skipCP := fs.Bool("skip-control-plane", false, "run only the data plane")
+	noWrk := fs.Bool("no-wrk-check", false, "skip the cross-check of the load generator against wrk")
 	var shape runner.CPShape
 	fs.IntVar(&shape.Services, "cp-services", 1000, "control plane: services")
 	fs.IntVar(&shape.PerService, "cp-per-service", 10, "control plane: instances (endpoints) per service")
@@ -94,7 +95,7 @@ func run(ctx context.Context, args []string) error {
 	if *scen != "" {
 		o.Scenarios = strings.Split(*scen, ",")
 	}
-	o.WrkCheck = !*skipDP
+	o.WrkCheck = !*skipDP && !*noWrk
 	o.Log = os.Stderr
 	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
