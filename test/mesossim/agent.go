@@ -307,6 +307,8 @@ func (c *Cluster) updateLocked(t *task, state mesos.TaskState, msg string, reaso
 	t.rec.StatusUpdateUUID = st.UUID
 	t.rec.Statuses = append(t.rec.Statuses, st)
 	fid := t.rec.FrameworkID
+	c.seq++
+	c.unacked[ackKey(fid.Value, t.rec.TaskID.Value, st.UUID)] = &pendingUpdate{framework: fid.Value, seq: c.seq, status: st}
 	c.sendFrameworkLocked(fid.Value, &scheduler.Event{Type: scheduler.Event_UPDATE, Update: &scheduler.Event_Update{Status: st}})
 	c.publishLocked(&master.Event{Type: master.Event_TASK_UPDATED, TaskUpdated: &master.Event_TaskUpdated{
 		FrameworkID: fid, Status: st, State: &state}})
@@ -344,4 +346,8 @@ func envName(s string) string {
 		}
 		return '_'
 	}, s)
+}
+
+func ackKey(framework, task string, uuid []byte) string {
+	return framework + "/" + task + "/" + string(uuid)
 }

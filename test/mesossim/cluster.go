@@ -22,6 +22,9 @@ import (
 type Options struct {
 	// Masters is how many masters run (default 1). Master 0 leads first.
 	Masters int
+	// MasterAddrs, if set, are the loopback host:port each master listens
+	// on (one per master); by default each takes a free port on 127.0.0.1.
+	MasterAddrs []string
 	// Agents is how many agents run tasks (default 1).
 	Agents int
 	// User and Password, when User is set, make every API call require
@@ -67,6 +70,7 @@ type Cluster struct {
 	tasks      map[string]*task // by framework ID + "/" + task ID
 	completed  []mesos.Task
 	offers     map[string]*offer
+	unacked    map[string]*pendingUpdate // by framework/task/uuid: resent when the framework resubscribes
 	opSubs     map[*stream]struct{}
 	closed     bool
 	stop       chan struct{}
@@ -104,6 +108,7 @@ func Start(opts Options) (*Cluster, error) {
 		frameworks: map[string]*framework{},
 		tasks:      map[string]*task{},
 		offers:     map[string]*offer{},
+		unacked:    map[string]*pendingUpdate{},
 		opSubs:     map[*stream]struct{}{},
 		stop:       make(chan struct{}),
 	}
@@ -116,8 +121,19 @@ func Start(opts Options) (*Cluster, error) {
 			added:     time.Now(),
 		})
 	}
+	if len(opts.MasterAddrs) > 0 && len(opts.MasterAddrs) != opts.Masters {
+		return nil, fmt.Errorf("starting simulator: %d master addresses for %d masters: give one per master", len(opts.MasterAddrs), opts.Masters)
+	}
 	for i := 0; i < opts.Masters; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		addr := "127.0.0.1:0"
+		if len(opts.MasterAddrs) > 0 {
+			addr = opts.MasterAddrs[i]
+			host, _, err := net.SplitHostPort(addr)
+			if ip, perr := netip.ParseAddr(host); err != nil || perr != nil || !ip.IsLoopback() {
+				return nil, fmt.Errorf("starting simulator: master address %q is not a loopback host:port", addr)
+			}
+		}
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("starting simulated master %d: %w", i, err)

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/http"
+	"sort"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -65,7 +66,9 @@ func (m *masterServer) scheduler(w http.ResponseWriter, r *http.Request, c call)
 	case scheduler.Call_ACKNOWLEDGE:
 		if req.Acknowledge == nil || len(req.Acknowledge.UUID) == 0 {
 			err = fmt.Errorf("expecting 'acknowledge' with a 'uuid'")
+			break
 		}
+		delete(cl.unacked, ackKey(f.info.ID.Value, req.Acknowledge.TaskID.Value, req.Acknowledge.UUID))
 	case scheduler.Call_RECONCILE:
 		cl.reconcileLocked(f, req.Reconcile)
 	case scheduler.Call_TEARDOWN:
@@ -102,6 +105,17 @@ func (m *masterServer) subscribeScheduler(w http.ResponseWriter, r *http.Request
 	hb := cl.opts.HeartbeatInterval.Seconds()
 	s.send(&scheduler.Event{Type: scheduler.Event_SUBSCRIBED, Subscribed: &scheduler.Event_Subscribed{
 		FrameworkID: &id, HeartbeatIntervalSeconds: &hb}})
+	// Updates the framework missed while away come again, oldest first.
+	var pending []*pendingUpdate
+	for _, u := range cl.unacked {
+		if u.framework == id.Value {
+			pending = append(pending, u)
+		}
+	}
+	sort.Slice(pending, func(i, j int) bool { return pending[i].seq < pending[j].seq })
+	for _, u := range pending {
+		s.send(&scheduler.Event{Type: scheduler.Event_UPDATE, Update: &scheduler.Event_Update{Status: u.status}})
+	}
 	header := http.Header{"Mesos-Stream-Id": {f.streamID}}
 	cl.logf("framework %s (%s) subscribed", id.Value, f.info.Name)
 	cl.mu.Unlock()
@@ -311,6 +325,29 @@ func (c *Cluster) reconcileLocked(f *framework, rec *scheduler.Call_Reconcile) {
 		for _, t := range rec.Tasks {
 			want[t.TaskID.Value] = true
 		}
+	}
+	// Explicit reconciliation of tasks that are not active: their last
+	// state if the master remembers them, else TASK_UNKNOWN for a
+	// partition-aware framework and TASK_LOST for others.
+	for id := range want {
+		if c.tasks[key(f.info.ID.Value, id)] != nil {
+			continue
+		}
+		src, reason := mesos.SOURCE_MASTER, mesos.REASON_RECONCILIATION
+		st := mesos.TaskStatus{TaskID: mesos.TaskID{Value: id}, Source: &src, Reason: &reason, Timestamp: now()}
+		state := mesos.TASK_LOST
+		if f.partitionAware() {
+			state = mesos.TASK_UNKNOWN
+		}
+		for i := len(c.completed) - 1; i >= 0; i-- {
+			if t := c.completed[i]; t.TaskID.Value == id && t.FrameworkID.Value == f.info.ID.Value {
+				state = t.GetState()
+				st.AgentID = &c.completed[i].AgentID
+				break
+			}
+		}
+		st.State = &state
+		c.sendFrameworkLocked(f.info.ID.Value, &scheduler.Event{Type: scheduler.Event_UPDATE, Update: &scheduler.Event_Update{Status: st}})
 	}
 	for _, t := range c.tasks {
 		if t.rec.FrameworkID.Value != f.info.ID.Value || (len(want) > 0 && !want[t.rec.TaskID.Value]) {

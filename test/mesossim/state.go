@@ -49,6 +49,15 @@ type framework struct {
 	filters    map[string]time.Time // agent ID -> no offers before
 }
 
+func (f *framework) partitionAware() bool {
+	for _, c := range f.info.Capabilities {
+		if c.Type == mesos.FrameworkInfo_Capability_PARTITION_AWARE {
+			return true
+		}
+	}
+	return false
+}
+
 func (f *framework) record() master.Response_GetFrameworks_Framework {
 	rt := f.registered.UnixNano()
 	return master.Response_GetFrameworks_Framework{
@@ -90,6 +99,15 @@ func (a *agent) record() master.Response_GetAgents_Agent {
 		RegisteredTime: &mesos.TimeInfo{Nanoseconds: rt},
 		TotalResources: a.resources(),
 	}
+}
+
+// pendingUpdate is a status update its framework has not acknowledged
+// yet; like a real agent, the simulator sends it again (here: when the
+// framework resubscribes) until it is.
+type pendingUpdate struct {
+	framework string
+	seq       int
+	status    mesos.TaskStatus
 }
 
 type offer struct {

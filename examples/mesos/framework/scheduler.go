@@ -50,13 +50,14 @@ type sched struct {
 	info     mesos.FrameworkInfo
 	slots    []*slot
 	byTask   map[string]*slot
+	live     map[string]string // every task not known to have ended -> its agent ID
 	http     *http.Client
 	masters  []string // base URLs
 	stopping bool
 }
 
 func newScheduler(cfg config) *sched {
-	s := &sched{cfg: cfg, byTask: map[string]*slot{}, http: &http.Client{Timeout: 10 * time.Second}}
+	s := &sched{cfg: cfg, byTask: map[string]*slot{}, live: map[string]string{}, http: &http.Client{Timeout: 10 * time.Second}}
 	for _, m := range strings.Split(cfg.masters, ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			s.masters = append(s.masters, strings.TrimSuffix(m, "/"))
@@ -190,7 +191,7 @@ func (s *sched) handle(ctx context.Context, ev *scheduler.Event) error {
 		log.Printf("subscribed as framework %s", id.GetValue())
 		// Learn what became of our tasks while we were away.
 		var tasks []scheduler.Call_Reconcile_Task
-		for t := range s.byTask {
+		for t := range s.live {
 			tasks = append(tasks, scheduler.Call_Reconcile_Task{TaskID: mesos.TaskID{Value: t}})
 		}
 		if len(tasks) > 0 {
@@ -300,7 +301,7 @@ func (s *sched) launch(ctx context.Context, sl *slot, agent mesos.AgentID, ports
 		Resources: []mesos.Resource{cpusRes(proxyCPUs), memRes(proxyMem), portsRes(adminPort)},
 		Command: &mesos.CommandInfo{Value: &proxyCmd, Environment: &mesos.Environment{Variables: []mesos.Environment_Variable{
 			envVar("WEFT_JOIN_TOKEN", token)}}},
-		Labels: &mesos.Labels{Labels: []mesos.Label{label("weft.sidecar-of", appTask)}},
+		Labels: &mesos.Labels{Labels: []mesos.Label{label("sidecar-of", appTask)}},
 		// The admin port, named, so the group's tasks see PORT_ADMIN;
 		// no DiscoveryInfo name: the sidecar is not an instance itself.
 		Discovery: &mesos.DiscoveryInfo{Visibility: mesos.FRAMEWORK, Ports: &mesos.Ports{Ports: []mesos.Port{port("admin", adminPort)}}},
@@ -311,6 +312,7 @@ func (s *sched) launch(ctx context.Context, sl *slot, agent mesos.AgentID, ports
 	}
 	sl.gen, sl.group, sl.appTask, sl.proxyTask, sl.running = gen, group, appTask, proxyTask, false
 	s.byTask[appTask], s.byTask[proxyTask] = sl, sl
+	s.live[appTask], s.live[proxyTask] = agent.Value, agent.Value
 	log.Printf("launching %s (%s + sidecar) on agent %s", group, sl.app.Service, agent.Value)
 	return calls.OpLaunchGroup(executor, app, proxy), nil
 }
@@ -322,18 +324,22 @@ func (s *sched) update(ctx context.Context, st mesos.TaskStatus) {
 		s.call(ctx, calls.Acknowledge(st.AgentID.Value, st.TaskID.Value, st.UUID))
 	}
 	id := st.TaskID.Value
+	state := st.GetState()
+	if ended(state) {
+		delete(s.live, id)
+	}
 	sl := s.byTask[id]
 	if sl == nil || (id != sl.appTask && id != sl.proxyTask) {
 		return // an older generation's task
 	}
-	switch state := st.GetState(); state {
+	switch state {
 	case mesos.TASK_RUNNING:
 		if id == sl.appTask && !sl.running {
 			sl.running = true
 			log.Printf("%s is running", sl.group)
 		}
 	case mesos.TASK_STAGING, mesos.TASK_STARTING, mesos.TASK_KILLING:
-	default:
+	default: // ended, or unreachable: replace the instance
 		log.Printf("%s: task %s is %s (%s); relaunching the instance", sl.group, id, state, st.GetMessage())
 		// The default executor kills the rest of the group; make sure.
 		other := sl.proxyTask
@@ -352,22 +358,30 @@ func (s *sched) update(ctx context.Context, st mesos.TaskStatus) {
 	}
 }
 
-func (s *sched) killAll(ctx context.Context) {
-	for _, sl := range s.slots {
-		if !sl.idle() {
-			s.call(ctx, calls.Kill(sl.appTask, ""))
-		}
-	}
-}
-
-func (s *sched) allIdle() bool {
-	for _, sl := range s.slots {
-		if !sl.idle() {
-			return false
-		}
+// ended reports a state after which a task runs no more.
+func ended(state mesos.TaskState) bool {
+	switch state {
+	case mesos.TASK_STAGING, mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_KILLING, mesos.TASK_UNREACHABLE:
+		return false
 	}
 	return true
 }
+
+// killAll kills every task that may still run (killing one task of a
+// group kills the group).
+func (s *sched) killAll(ctx context.Context) {
+	ids := make([]string, 0, len(s.live))
+	for id := range s.live {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		s.call(ctx, calls.Kill(id, s.live[id]))
+	}
+}
+
+// allIdle: no task of ours may still run.
+func (s *sched) allIdle() bool { return len(s.live) == 0 }
 
 func (s *sched) teardown(ctx context.Context) error {
 	log.Printf("tearing down framework %s", s.info.ID.GetValue())
