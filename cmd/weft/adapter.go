@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/weftmesh/weft/adapters/kubernetes"
 	"github.com/weftmesh/weft/adapters/local"
 	"github.com/weftmesh/weft/adapters/mesos"
 	"github.com/weftmesh/weft/adapters/nomad"
@@ -16,9 +17,10 @@ import (
 // `weft adapter <name>`; the controller launches them as plugin processes,
 // through the same go-plugin path as third-party adapters. One line each.
 var builtinAdapters = map[string]func() plugins.Adapter{
-	"local": func() plugins.Adapter { return local.New() },
-	"nomad": func() plugins.Adapter { return nomad.New() },
-	"mesos": func() plugins.Adapter { return mesos.New() },
+	"local":      func() plugins.Adapter { return local.New() },
+	"kubernetes": func() plugins.Adapter { return kubernetes.New() },
+	"nomad":      func() plugins.Adapter { return nomad.New() },
+	"mesos":      func() plugins.Adapter { return mesos.New() },
 }
 
 // newAdapterCmd is `weft adapter <name>`: the built-in adapters, served as

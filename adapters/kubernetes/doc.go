@@ -1,0 +1,64 @@
+// Package kubernetes is Weft's Kubernetes adapter. It watches Pods, Services
+// and EndpointSlices with client-go informers (in one namespace or all,
+// pods optionally narrowed by a label selector), turns them into instances
+// with the pure function translate, and sends the controller a full
+// snapshot on every change. It also proves sidecars' identities: a sidecar
+// joins with a projected service-account token, which VerifyIdentity checks
+// with the TokenReview API.
+//
+// Entry point: New, served by `weft adapter kubernetes`.
+//
+// Place in the data flow:
+//
+//	kube-apiserver --watch--> informers --> translate --> snapshot --> controller
+//	sidecar --Join(token)--> controller --VerifyIdentity--> TokenReview
+//
+// # Configuration
+//
+// The adapter's source (--adapter kubernetes=SOURCE) is the path of a
+// kubeconfig file, or "in-cluster" (or empty) for the service account of
+// the pod the controller runs in. Options (--adapter-option kubernetes.KEY=VALUE):
+//
+//	namespace       watch only this namespace (default: all)
+//	label_selector  consider only pods matching this selector, e.g. app=shop
+//	audience        the token audience sidecars present (default "weft")
+//	context         the kubeconfig context to use (default: its current one)
+//
+// Configure checks that the API server answers, accepts the credentials,
+// and grants every permission the adapter needs; each missing permission
+// is reported with its verb and resource.
+//
+// # How a pod joins the mesh
+//
+// A pod is in the mesh when it declares the port of its sidecar's inbound
+// (mTLS) listener, with the annotation weft.io/mesh-port or a container
+// port named "weft-mesh". Its instances come from the EndpointSlices of
+// the Services that select it:
+//
+//	weft.io/mesh-port   the sidecar's inbound port (number, or a container port name)
+//	weft.io/app-port    the application's port (number, or a container port
+//	                    name); default: the first port of the EndpointSlice
+//	weft.io/upstreams   per-pod local ports for upstreams, "api=9001,db=9002";
+//	                    they override the policy's local_port for this pod
+//
+// The mesh service of a pod is the Service that selects it whose name is
+// the pod's service account: a pod runs as service account "api" to be an
+// instance of service "api". This is also the identity rule: a sidecar
+// presenting a token of service account S in namespace N can only obtain
+// the certificate of service S in namespace N, and only for a pod that
+// runs as S (and, for a pod-bound token, only for that very pod).
+//
+// An instance's ID is "<namespace>/<pod name>" (the sidecar's --instance,
+// from the downward API). Its address is the endpoint's address (the pod
+// IP); it is passing when the EndpointSlice says ready and not terminating,
+// critical otherwise, so that a pod turning not-ready leaves every
+// upstream's endpoint set. Its ports are app, mesh, every named port of
+// the EndpointSlice, and upstream:<service> for weft.io/upstreams. Pod
+// labels become the instance's metadata (for subsets); namespace, pod,
+// pod_uid, node and service_account are its scheduler labels.
+//
+// A meshed pod with a malformed annotation, or whose service account names
+// none of the Services that select it, is skipped: it is reported as a
+// warning diagnostic and as a Warning Event on the pod, and the rest of
+// the snapshot is sent as usual.
+package kubernetes

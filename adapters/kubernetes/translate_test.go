@@ -1,0 +1,206 @@
+package kubernetes
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/weftmesh/weft/core/model"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden.json from translate's output")
+
+// loadObjects decodes a multi-document YAML file of Kubernetes objects.
+func loadObjects(t *testing.T, path string) objects {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs objects
+	r := yaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(b)))
+	for {
+		doc, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if len(bytes.TrimSpace(doc)) == 0 {
+			continue
+		}
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(doc, nil, nil)
+		if err != nil {
+			t.Fatalf("%s: decoding %q: %v", path, firstLine(doc), err)
+		}
+		switch o := obj.(type) {
+		case *corev1.Pod:
+			objs.Pods = append(objs.Pods, o)
+		case *corev1.Service:
+			objs.Services = append(objs.Services, o)
+		case *discoveryv1.EndpointSlice:
+			objs.Slices = append(objs.Slices, o)
+		default:
+			t.Fatalf("%s: unexpected %T", path, obj)
+		}
+	}
+	return objs
+}
+
+func firstLine(b []byte) string { s, _, _ := strings.Cut(string(b), "\n"); return s }
+
+// TestTranslateGolden runs translate on each testdata/*.yaml and compares
+// instances and problems with testdata/*.golden.json.
+func TestTranslateGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no testdata")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			ins, probs := translate(loadObjects(t, f))
+			got, _ := json.MarshalIndent(struct {
+				Instances []model.Instance
+				Problems  []problem
+			}{ins, probs}, "", "  ")
+			golden := strings.TrimSuffix(f, ".yaml") + ".golden.json"
+			if *update {
+				if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -run TestTranslateGolden -update to write it)", err)
+			}
+			if string(bytes.TrimSpace(want)) != string(got) {
+				t.Errorf("translate(%s) differs from %s:\n%s", f, golden, got)
+			}
+		})
+	}
+}
+
+// The promises the golden files hold, spelled out.
+func TestTranslateShop(t *testing.T) {
+	ins, probs := translate(loadObjects(t, "testdata/shop.yaml"))
+	byID := map[string]model.Instance{}
+	for _, in := range ins {
+		byID[in.ID] = in
+	}
+	if len(ins) != 3 || len(probs) != 0 {
+		t.Fatalf("got %d instances and problems %v, want 3 and none: %+v", len(ins), probs, ins)
+	}
+	ready, notReady, web := byID["shop/api-7d4b9-abcde"], byID["shop/api-7d4b9-fghij"], byID["shop/web-5c8f7-klmno"]
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"ready pod's health", ready.Health, model.HealthPassing},
+		{"not-ready pod's health", notReady.Health, model.HealthCritical},
+		{"service", ready.Service, "api"},
+		{"address", ready.Address, "198.51.100.11"},
+		{"mesh port from annotation", ready.Ports[model.PortMesh], 15001},
+		{"app port from the slice", ready.Ports[model.PortApp], 8080},
+		{"named slice port", ready.Ports["http"], 8080},
+		{"app port from a container port name", notReady.Ports[model.PortApp], 8080},
+		{"mesh port from container port weft-mesh", web.Ports[model.PortMesh], 15001},
+		{"upstream port", web.Ports["upstream:store"], 9002},
+		{"pod label as metadata", notReady.Meta["version"], "v2"},
+		{"node label", notReady.Labels["node"], "node-b"},
+		{"service account label", web.Labels["service_account"], "web"},
+		{"pod label", web.Labels["pod"], "web-5c8f7-klmno"},
+		{"namespace", web.Namespace, "shop"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
+		}
+	}
+}
+
+func TestTranslateSkipsOnlyMalformedPods(t *testing.T) {
+	ins, probs := translate(loadObjects(t, "testdata/malformed.yaml"))
+	if len(ins) != 1 || ins[0].ID != "shop/api-good" {
+		t.Errorf("instances %+v, want only shop/api-good", ins)
+	}
+	want := map[string]string{
+		"api-bad-port":      "neither a port number nor the name",
+		"api-bad-range":     "a port is 1 to 65535",
+		"api-bad-upstreams": "is not SERVICE=PORT",
+		"api-same-ports":    "both 8080",
+		"api-wrong-sa":      `runs as service account "default"`,
+	}
+	if len(probs) != len(want) {
+		t.Errorf("problems %+v, want one for each of %v", probs, want)
+	}
+	for _, p := range probs {
+		if w, ok := want[p.Pod]; !ok || !strings.Contains(p.Message, w) {
+			t.Errorf("problem for %s: %q, want it to say %q", p.Pod, p.Message, w)
+		}
+		if p.UID == "" || p.Reason == "" {
+			t.Errorf("problem %+v lacks the pod's UID or an event reason", p)
+		}
+	}
+}
+
+func TestParseUpstreams(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    map[string]int
+		wantErr string
+	}{
+		{"api=9001", map[string]int{"api": 9001}, ""},
+		{" api = 9001 , db=9002,", map[string]int{"api": 9001, "db": 9002}, ""},
+		{"", map[string]int{}, ""},
+		{"api:9001", nil, "not SERVICE=PORT"},
+		{"API=9001", nil, "not a service name"},
+		{"api=0", nil, "1 to 65535"},
+		{"api=x", nil, "1 to 65535"},
+		{"api=1,api=2", nil, "given twice"},
+	} {
+		got, err := parseUpstreams(tc.in)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("parseUpstreams(%q) error %v, want one saying %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || len(got) != len(tc.want) {
+			t.Errorf("parseUpstreams(%q) = %v, %v, want %v", tc.in, got, err, tc.want)
+		}
+		for k, v := range tc.want {
+			if got[k] != v {
+				t.Errorf("parseUpstreams(%q)[%s] = %d, want %d", tc.in, k, got[k], v)
+			}
+		}
+	}
+}
+
+func TestHealth(t *testing.T) {
+	yes, no := true, false
+	for _, tc := range []struct {
+		c    discoveryv1.EndpointConditions
+		want model.Health
+	}{
+		{discoveryv1.EndpointConditions{}, model.HealthPassing},
+		{discoveryv1.EndpointConditions{Ready: &yes}, model.HealthPassing},
+		{discoveryv1.EndpointConditions{Ready: &no}, model.HealthCritical},
+		{discoveryv1.EndpointConditions{Ready: &yes, Terminating: &yes}, model.HealthCritical},
+	} {
+		if got := health(tc.c); got != tc.want {
+			t.Errorf("health(%+v) = %q, want %q", tc.c, got, tc.want)
+		}
+	}
+}
