@@ -45,14 +45,14 @@ demo: build
 bench: build
 	$(GO) build -o $(BIN)/weft-load ./test/bench/cmd/weft-load
 	$(GO) build -o $(BIN)/weft-bench ./test/bench/cmd/weft-bench
-	$(BIN)/weft-bench run --bin $(BIN) --out $(BIN)/bench $(BENCH_FLAGS)
+	taskset -c 1 $(BIN)/weft-bench run --bin $(BIN) --out $(BIN)/bench $(BENCH_FLAGS)
 
 # A smoke run of the same suite in a few minutes; its numbers are marked not
 # reportable when the machine is busy.
 bench-quick: build
 	$(GO) build -o $(BIN)/weft-load ./test/bench/cmd/weft-load
 	$(GO) build -o $(BIN)/weft-bench ./test/bench/cmd/weft-bench
-	$(BIN)/weft-bench run --quick --force --bin $(BIN) --out $(BIN)/bench-quick $(BENCH_FLAGS)
+	taskset -c 1 $(BIN)/weft-bench run --quick --force --bin $(BIN) --out $(BIN)/bench-quick $(BENCH_FLAGS)
 
 # Regenerates the protocol code (needs protoc, protoc-gen-go, protoc-gen-go-grpc).
 proto:
