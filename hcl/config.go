@@ -77,6 +77,7 @@ func (c *config) check() hcl.Diagnostics {
 	}
 	diags = append(diags, checkUpstreamServices(c.Services, declared)...)
 	diags = append(diags, checkIntentions(c.Intentions, declared)...)
+	diags = append(diags, checkLimitCallers(c.Services, declared)...)
 	return diags
 }
 

@@ -25,6 +25,8 @@ type service struct {
 	Subsets        []*subset
 	Routes         []*route
 	Timeouts       *timeouts
+	RateLimits     []*rateLimit
+	ConnLimit      *connectionLimit
 
 	DeclRange hcl.Range
 }
@@ -39,6 +41,8 @@ var serviceSchema = &hcl.BodySchema{
 		{Type: "subset", LabelNames: []string{"name"}},
 		{Type: "route", LabelNames: []string{"name"}},
 		{Type: "timeouts"},
+		{Type: "rate_limit", LabelNames: []string{"name"}},
+		{Type: "connection_limit"},
 	},
 }
 
@@ -117,6 +121,20 @@ func decodeServiceBlock(block *hcl.Block) (*service, hcl.Diagnostics) {
 			diags = append(diags, d...)
 			s.Routes = append(s.Routes, r)
 			continue
+		case "rate_limit":
+			rl, d := decodeRateLimitBlock(b)
+			diags = append(diags, d...)
+			s.RateLimits = append(s.RateLimits, rl)
+			continue
+		case "connection_limit":
+			cl, d := decodeConnectionLimitBlock(b)
+			diags = append(diags, d...)
+			if s.ConnLimit != nil {
+				diags = append(diags, duplicateBlock("connection_limit", fmt.Sprintf("Service %q", s.Name), s.ConnLimit.DeclRange, b.DefRange))
+				continue
+			}
+			s.ConnLimit = cl
+			continue
 		case "timeouts":
 			t, d := decodeTimeoutsBlock(b, serviceTimeoutsSchema)
 			diags = append(diags, d...)
@@ -159,6 +177,7 @@ func decodeServiceBlock(block *hcl.Block) (*service, hcl.Diagnostics) {
 		s.Upstreams = append(s.Upstreams, u)
 	}
 	diags = append(diags, checkRoutes(s)...)
+	diags = append(diags, checkLimits(s)...)
 	return s, diags
 }
 
@@ -176,6 +195,12 @@ func (s *service) toPolicy() policy.Service {
 	}
 	if s.Timeouts != nil {
 		ps.Timeouts = s.Timeouts.Timeouts
+	}
+	for _, rl := range s.RateLimits {
+		ps.RateLimits = append(ps.RateLimits, rl.RateLimit)
+	}
+	if s.ConnLimit != nil {
+		ps.ConnectionLimit = s.ConnLimit.ConnectionLimit
 	}
 	return ps
 }

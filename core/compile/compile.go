@@ -37,7 +37,11 @@ func Compile(p *policy.Policy, entries []registry.Entry) map[string]*meshapi.Pro
 				AppPort:     uint32(in.Ports[model.PortApp]),
 				Protocol:    protocol(svc.Protocol),
 				Authz:       authz(p, in.Service),
+				RateLimits:  rateLimits(svc.RateLimits),
 			},
+		}
+		if cl := svc.ConnectionLimit; cl != (policy.ConnectionLimit{}) {
+			cfg.Inbound.ConnectionLimit = &meshapi.ConnectionLimit{Max: uint32(cl.Max), MaxPerCaller: uint32(cl.MaxPerCaller)}
 		}
 		for _, u := range svc.Upstreams {
 			dst := serviceOf(p, u.Service)

@@ -86,3 +86,21 @@ func headerOps(h policy.HeaderOps) *meshapi.HeaderOps {
 	sort.Strings(rm)
 	return &meshapi.HeaderOps{Add: h.Add, Set: h.Set, Remove: rm}
 }
+
+func rateLimits(rls []policy.RateLimit) []*meshapi.RateLimit {
+	var out []*meshapi.RateLimit
+	for _, rl := range rls {
+		mr := &meshapi.RateLimit{
+			Name:              rl.Name,
+			RequestsPerSecond: rl.RequestsPerSecond,
+			Burst:             uint32(rl.Burst),
+			PerCaller:         rl.PerCaller,
+			Callers:           append([]string(nil), rl.Callers...),
+		}
+		if !rl.Match.IsZero() {
+			mr.Match = routeMatch(rl.Match)
+		}
+		out = append(out, mr)
+	}
+	return out
+}

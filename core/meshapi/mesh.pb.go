@@ -647,12 +647,15 @@ type Inbound struct {
 	BindAddress string                 `protobuf:"bytes,1,opt,name=bind_address,json=bindAddress,proto3" json:"bind_address,omitempty"`
 	Port        uint32                 `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
 	// The application's own port on the same address.
-	AppAddress    string   `protobuf:"bytes,3,opt,name=app_address,json=appAddress,proto3" json:"app_address,omitempty"`
-	AppPort       uint32   `protobuf:"varint,4,opt,name=app_port,json=appPort,proto3" json:"app_port,omitempty"`
-	Protocol      Protocol `protobuf:"varint,5,opt,name=protocol,proto3,enum=weft.mesh.v1.Protocol" json:"protocol,omitempty"`
-	Authz         *Authz   `protobuf:"bytes,6,opt,name=authz,proto3" json:"authz,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AppAddress string   `protobuf:"bytes,3,opt,name=app_address,json=appAddress,proto3" json:"app_address,omitempty"`
+	AppPort    uint32   `protobuf:"varint,4,opt,name=app_port,json=appPort,proto3" json:"app_port,omitempty"`
+	Protocol   Protocol `protobuf:"varint,5,opt,name=protocol,proto3,enum=weft.mesh.v1.Protocol" json:"protocol,omitempty"`
+	Authz      *Authz   `protobuf:"bytes,6,opt,name=authz,proto3" json:"authz,omitempty"`
+	// Checked after authorization, every one that applies; HTTP protocols only.
+	RateLimits      []*RateLimit     `protobuf:"bytes,7,rep,name=rate_limits,json=rateLimits,proto3" json:"rate_limits,omitempty"`
+	ConnectionLimit *ConnectionLimit `protobuf:"bytes,8,opt,name=connection_limit,json=connectionLimit,proto3" json:"connection_limit,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Inbound) Reset() {
@@ -727,6 +730,160 @@ func (x *Inbound) GetAuthz() *Authz {
 	return nil
 }
 
+func (x *Inbound) GetRateLimits() []*RateLimit {
+	if x != nil {
+		return x.RateLimits
+	}
+	return nil
+}
+
+func (x *Inbound) GetConnectionLimit() *ConnectionLimit {
+	if x != nil {
+		return x.ConnectionLimit
+	}
+	return nil
+}
+
+// A token bucket: requests that match from the callers named (all when
+// empty) take a token; without one they get 429 (gRPC RESOURCE_EXHAUSTED)
+// and Retry-After.
+type RateLimit struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Name              string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	RequestsPerSecond float64                `protobuf:"fixed64,2,opt,name=requests_per_second,json=requestsPerSecond,proto3" json:"requests_per_second,omitempty"`
+	Burst             uint32                 `protobuf:"varint,3,opt,name=burst,proto3" json:"burst,omitempty"`
+	PerCaller         bool                   `protobuf:"varint,4,opt,name=per_caller,json=perCaller,proto3" json:"per_caller,omitempty"` // a bucket per calling service
+	Callers           []string               `protobuf:"bytes,5,rep,name=callers,proto3" json:"callers,omitempty"`
+	Match             *RouteMatch            `protobuf:"bytes,6,opt,name=match,proto3" json:"match,omitempty"` // unset: every request
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RateLimit) Reset() {
+	*x = RateLimit{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimit) ProtoMessage() {}
+
+func (x *RateLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
+func (*RateLimit) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RateLimit) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RateLimit) GetRequestsPerSecond() float64 {
+	if x != nil {
+		return x.RequestsPerSecond
+	}
+	return 0
+}
+
+func (x *RateLimit) GetBurst() uint32 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+func (x *RateLimit) GetPerCaller() bool {
+	if x != nil {
+		return x.PerCaller
+	}
+	return false
+}
+
+func (x *RateLimit) GetCallers() []string {
+	if x != nil {
+		return x.Callers
+	}
+	return nil
+}
+
+func (x *RateLimit) GetMatch() *RouteMatch {
+	if x != nil {
+		return x.Match
+	}
+	return nil
+}
+
+// The most connections the inbound listener holds; 0: no cap.
+type ConnectionLimit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Max           uint32                 `protobuf:"varint,1,opt,name=max,proto3" json:"max,omitempty"`
+	MaxPerCaller  uint32                 `protobuf:"varint,2,opt,name=max_per_caller,json=maxPerCaller,proto3" json:"max_per_caller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectionLimit) Reset() {
+	*x = ConnectionLimit{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectionLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectionLimit) ProtoMessage() {}
+
+func (x *ConnectionLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectionLimit.ProtoReflect.Descriptor instead.
+func (*ConnectionLimit) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ConnectionLimit) GetMax() uint32 {
+	if x != nil {
+		return x.Max
+	}
+	return 0
+}
+
+func (x *ConnectionLimit) GetMaxPerCaller() uint32 {
+	if x != nil {
+		return x.MaxPerCaller
+	}
+	return 0
+}
+
 type Authz struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	DefaultAction Action                 `protobuf:"varint,1,opt,name=default_action,json=defaultAction,proto3,enum=weft.mesh.v1.Action" json:"default_action,omitempty"`
@@ -737,7 +894,7 @@ type Authz struct {
 
 func (x *Authz) Reset() {
 	*x = Authz{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +906,7 @@ func (x *Authz) String() string {
 func (*Authz) ProtoMessage() {}
 
 func (x *Authz) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +919,7 @@ func (x *Authz) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authz.ProtoReflect.Descriptor instead.
 func (*Authz) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{7}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Authz) GetDefaultAction() Action {
@@ -795,7 +952,7 @@ type AuthzRule struct {
 
 func (x *AuthzRule) Reset() {
 	*x = AuthzRule{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +964,7 @@ func (x *AuthzRule) String() string {
 func (*AuthzRule) ProtoMessage() {}
 
 func (x *AuthzRule) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +977,7 @@ func (x *AuthzRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthzRule.ProtoReflect.Descriptor instead.
 func (*AuthzRule) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{8}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AuthzRule) GetSource() string {
@@ -854,7 +1011,7 @@ type Permission struct {
 
 func (x *Permission) Reset() {
 	*x = Permission{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +1023,7 @@ func (x *Permission) String() string {
 func (*Permission) ProtoMessage() {}
 
 func (x *Permission) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +1036,7 @@ func (x *Permission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Permission.ProtoReflect.Descriptor instead.
 func (*Permission) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{9}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Permission) GetAction() Action {
@@ -920,7 +1077,7 @@ type Upstream struct {
 
 func (x *Upstream) Reset() {
 	*x = Upstream{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -932,7 +1089,7 @@ func (x *Upstream) String() string {
 func (*Upstream) ProtoMessage() {}
 
 func (x *Upstream) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -945,7 +1102,7 @@ func (x *Upstream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Upstream.ProtoReflect.Descriptor instead.
 func (*Upstream) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{10}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Upstream) GetName() string {
@@ -1028,7 +1185,7 @@ type StringMatch struct {
 
 func (x *StringMatch) Reset() {
 	*x = StringMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1197,7 @@ func (x *StringMatch) String() string {
 func (*StringMatch) ProtoMessage() {}
 
 func (x *StringMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1210,7 @@ func (x *StringMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StringMatch.ProtoReflect.Descriptor instead.
 func (*StringMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{11}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StringMatch) GetKind() MatchKind {
@@ -1082,7 +1239,7 @@ type KeyMatch struct {
 
 func (x *KeyMatch) Reset() {
 	*x = KeyMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1251,7 @@ func (x *KeyMatch) String() string {
 func (*KeyMatch) ProtoMessage() {}
 
 func (x *KeyMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1264,7 @@ func (x *KeyMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyMatch.ProtoReflect.Descriptor instead.
 func (*KeyMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{12}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KeyMatch) GetName() string {
@@ -1144,7 +1301,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1313,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1326,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{13}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RouteMatch) GetPath() *StringMatch {
@@ -1216,7 +1373,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1228,7 +1385,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1241,7 +1398,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{14}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Route) GetName() string {
@@ -1303,7 +1460,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1315,7 +1472,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1328,7 +1485,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{15}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Split) GetSubset() string {
@@ -1358,7 +1515,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +1527,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +1540,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -1433,7 +1590,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1445,7 +1602,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1458,7 +1615,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Timeouts) GetConnect() *durationpb.Duration {
@@ -1500,7 +1657,7 @@ type HeaderOps struct {
 
 func (x *HeaderOps) Reset() {
 	*x = HeaderOps{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1512,7 +1669,7 @@ func (x *HeaderOps) String() string {
 func (*HeaderOps) ProtoMessage() {}
 
 func (x *HeaderOps) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1525,7 +1682,7 @@ func (x *HeaderOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderOps.ProtoReflect.Descriptor instead.
 func (*HeaderOps) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HeaderOps) GetAdd() map[string]string {
@@ -1564,7 +1721,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1576,7 +1733,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1589,7 +1746,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Endpoint) GetInstanceId() string {
@@ -1668,7 +1825,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\tspiffe_id\x18\x04 \x01(\tR\bspiffeId\x12!\n" +
 	"\ftrust_domain\x18\x05 \x01(\tR\vtrustDomain\x12/\n" +
 	"\ainbound\x18\x06 \x01(\v2\x15.weft.mesh.v1.InboundR\ainbound\x124\n" +
-	"\tupstreams\x18\a \x03(\v2\x16.weft.mesh.v1.UpstreamR\tupstreams\"\xdb\x01\n" +
+	"\tupstreams\x18\a \x03(\v2\x16.weft.mesh.v1.UpstreamR\tupstreams\"\xdf\x02\n" +
 	"\aInbound\x12!\n" +
 	"\fbind_address\x18\x01 \x01(\tR\vbindAddress\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x1f\n" +
@@ -1676,7 +1833,21 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"appAddress\x12\x19\n" +
 	"\bapp_port\x18\x04 \x01(\rR\aappPort\x122\n" +
 	"\bprotocol\x18\x05 \x01(\x0e2\x16.weft.mesh.v1.ProtocolR\bprotocol\x12)\n" +
-	"\x05authz\x18\x06 \x01(\v2\x13.weft.mesh.v1.AuthzR\x05authz\"s\n" +
+	"\x05authz\x18\x06 \x01(\v2\x13.weft.mesh.v1.AuthzR\x05authz\x128\n" +
+	"\vrate_limits\x18\a \x03(\v2\x17.weft.mesh.v1.RateLimitR\n" +
+	"rateLimits\x12H\n" +
+	"\x10connection_limit\x18\b \x01(\v2\x1d.weft.mesh.v1.ConnectionLimitR\x0fconnectionLimit\"\xce\x01\n" +
+	"\tRateLimit\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
+	"\x13requests_per_second\x18\x02 \x01(\x01R\x11requestsPerSecond\x12\x14\n" +
+	"\x05burst\x18\x03 \x01(\rR\x05burst\x12\x1d\n" +
+	"\n" +
+	"per_caller\x18\x04 \x01(\bR\tperCaller\x12\x18\n" +
+	"\acallers\x18\x05 \x03(\tR\acallers\x12.\n" +
+	"\x05match\x18\x06 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\"I\n" +
+	"\x0fConnectionLimit\x12\x10\n" +
+	"\x03max\x18\x01 \x01(\rR\x03max\x12$\n" +
+	"\x0emax_per_caller\x18\x02 \x01(\rR\fmaxPerCaller\"s\n" +
 	"\x05Authz\x12;\n" +
 	"\x0edefault_action\x18\x01 \x01(\x0e2\x14.weft.mesh.v1.ActionR\rdefaultAction\x12-\n" +
 	"\x05rules\x18\x02 \x03(\v2\x17.weft.mesh.v1.AuthzRuleR\x05rules\"\x8d\x01\n" +
@@ -1791,7 +1962,7 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 }
 
 var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
@@ -1804,71 +1975,76 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(*ConfigUpdate)(nil),        // 8: weft.mesh.v1.ConfigUpdate
 	(*ProxyConfig)(nil),         // 9: weft.mesh.v1.ProxyConfig
 	(*Inbound)(nil),             // 10: weft.mesh.v1.Inbound
-	(*Authz)(nil),               // 11: weft.mesh.v1.Authz
-	(*AuthzRule)(nil),           // 12: weft.mesh.v1.AuthzRule
-	(*Permission)(nil),          // 13: weft.mesh.v1.Permission
-	(*Upstream)(nil),            // 14: weft.mesh.v1.Upstream
-	(*StringMatch)(nil),         // 15: weft.mesh.v1.StringMatch
-	(*KeyMatch)(nil),            // 16: weft.mesh.v1.KeyMatch
-	(*RouteMatch)(nil),          // 17: weft.mesh.v1.RouteMatch
-	(*Route)(nil),               // 18: weft.mesh.v1.Route
-	(*Split)(nil),               // 19: weft.mesh.v1.Split
-	(*RetryPolicy)(nil),         // 20: weft.mesh.v1.RetryPolicy
-	(*Timeouts)(nil),            // 21: weft.mesh.v1.Timeouts
-	(*HeaderOps)(nil),           // 22: weft.mesh.v1.HeaderOps
-	(*Endpoint)(nil),            // 23: weft.mesh.v1.Endpoint
-	nil,                         // 24: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 25: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 26: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 27: google.protobuf.Duration
+	(*RateLimit)(nil),           // 11: weft.mesh.v1.RateLimit
+	(*ConnectionLimit)(nil),     // 12: weft.mesh.v1.ConnectionLimit
+	(*Authz)(nil),               // 13: weft.mesh.v1.Authz
+	(*AuthzRule)(nil),           // 14: weft.mesh.v1.AuthzRule
+	(*Permission)(nil),          // 15: weft.mesh.v1.Permission
+	(*Upstream)(nil),            // 16: weft.mesh.v1.Upstream
+	(*StringMatch)(nil),         // 17: weft.mesh.v1.StringMatch
+	(*KeyMatch)(nil),            // 18: weft.mesh.v1.KeyMatch
+	(*RouteMatch)(nil),          // 19: weft.mesh.v1.RouteMatch
+	(*Route)(nil),               // 20: weft.mesh.v1.Route
+	(*Split)(nil),               // 21: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),         // 22: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),            // 23: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),           // 24: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),            // 25: weft.mesh.v1.Endpoint
+	nil,                         // 26: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 27: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 28: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 29: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	9,  // 0: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
 	10, // 1: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
-	14, // 2: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
+	16, // 2: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
 	0,  // 3: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
-	11, // 4: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
-	2,  // 5: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
-	12, // 6: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
-	2,  // 7: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
-	13, // 8: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
-	2,  // 9: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
-	17, // 10: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
-	0,  // 11: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
-	1,  // 12: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	23, // 13: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	18, // 14: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	21, // 15: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
-	3,  // 16: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
-	15, // 17: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
-	15, // 18: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
-	16, // 19: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
-	16, // 20: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
-	17, // 21: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	19, // 22: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	20, // 23: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	21, // 24: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	22, // 25: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	22, // 26: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	27, // 27: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	27, // 28: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	27, // 29: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	27, // 30: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	27, // 31: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	24, // 32: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	25, // 33: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	26, // 34: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	4,  // 35: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	5,  // 36: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	7,  // 37: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	6,  // 38: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	6,  // 39: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	8,  // 40: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	38, // [38:41] is the sub-list for method output_type
-	35, // [35:38] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	13, // 4: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
+	11, // 5: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
+	12, // 6: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
+	19, // 7: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
+	2,  // 8: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
+	14, // 9: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
+	2,  // 10: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
+	15, // 11: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
+	2,  // 12: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
+	19, // 13: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	0,  // 14: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
+	1,  // 15: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
+	25, // 16: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	20, // 17: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	23, // 18: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	3,  // 19: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
+	17, // 20: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	17, // 21: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	18, // 22: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	18, // 23: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	19, // 24: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	21, // 25: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	22, // 26: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	23, // 27: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	24, // 28: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	24, // 29: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	29, // 30: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	29, // 31: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	29, // 32: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	29, // 33: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	29, // 34: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	26, // 35: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	27, // 36: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	28, // 37: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	4,  // 38: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	5,  // 39: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	7,  // 40: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	6,  // 41: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	6,  // 42: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	8,  // 43: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	41, // [41:44] is the sub-list for method output_type
+	38, // [38:41] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -1882,7 +2058,7 @@ func file_core_meshapi_mesh_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -52,6 +52,9 @@ type Service struct {
 	Subsets   []Subset `json:",omitempty"`
 	Routes    []Route  `json:",omitempty"` // first match wins; none matches: the whole service
 	Timeouts  Timeouts // defaults for every caller; a route's Request and Stream override
+
+	RateLimits      []RateLimit     `json:",omitempty"`
+	ConnectionLimit ConnectionLimit `json:",omitempty"`
 }
 
 // Upstream is a service this one calls, reached by the app on a localhost port.

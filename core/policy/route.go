@@ -66,6 +66,11 @@ type Match struct {
 	Query   []KeyMatch  `json:",omitempty"`
 }
 
+// IsZero reports whether m has no condition (and so matches every request).
+func (m Match) IsZero() bool {
+	return m.Path == (StringMatch{}) && len(m.Methods) == 0 && len(m.Headers) == 0 && len(m.Query) == 0
+}
+
 // Split sends Weight parts of a route's requests to the instances of
 // Subset ("" for every instance of the service).
 type Split struct {
@@ -143,4 +148,25 @@ func (h HeaderOps) Empty() bool { return len(h.Add) == 0 && len(h.Set) == 0 && l
 type Permission struct {
 	Action Action
 	Match  Match
+}
+
+// RateLimit is a token bucket on the inbound side of a service: requests
+// that match (every request when Match is zero) from the given callers
+// (every caller when empty) take a token; without one they are refused
+// with 429 (gRPC RESOURCE_EXHAUSTED) and Retry-After. With PerCaller each
+// calling service has its own bucket. Each instance counts on its own.
+type RateLimit struct {
+	Name              string
+	RequestsPerSecond float64
+	Burst             int
+	PerCaller         bool     `json:",omitempty"`
+	Callers           []string `json:",omitempty"`
+	Match             Match
+}
+
+// ConnectionLimit caps the connections an instance's sidecar accepts: in
+// all and from one calling service. Zero means no cap.
+type ConnectionLimit struct {
+	Max          int
+	MaxPerCaller int
 }

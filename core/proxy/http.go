@@ -11,9 +11,10 @@ import (
 
 // gRPC status codes the proxy answers with itself.
 const (
-	grpcDeadlineExceeded = 4
-	grpcPermissionDenied = 7
-	grpcUnavailable      = 14
+	grpcDeadlineExceeded  = 4
+	grpcPermissionDenied  = 7
+	grpcResourceExhausted = 8
+	grpcUnavailable       = 14
 )
 
 func isGRPC(r *http.Request) bool {

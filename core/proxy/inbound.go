@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,9 @@ type inbound struct {
 	st    atomic.Pointer[inboundState]
 	tls   *tls.Config
 	conns connSet
+
+	perCallerMu sync.Mutex
+	perCaller   map[string]int // open connections by calling service
 	// HTTP protocols only:
 	http *httpServer
 	rp   *httputil.ReverseProxy
@@ -32,11 +36,13 @@ type inbound struct {
 // inboundState is what a config change swaps into a running inbound
 // listener.
 type inboundState struct {
-	service string // this instance's service: the destination of every call
-	ownID   string
-	appAddr string
-	authz   *policy.Policy
-	perms   map[string][]permission // by rule source: L7 permissions
+	service                   string // this instance's service: the destination of every call
+	ownID                     string
+	appAddr                   string
+	authz                     *policy.Policy
+	perms                     map[string][]permission // by rule source: L7 permissions
+	limits                    []*rateLimiter
+	connMax, connMaxPerCaller int
 }
 
 // permission is a compiled meshapi.Permission.
@@ -115,12 +121,20 @@ func (in *inbound) update(sp spec) {
 			own = c.ID.String()
 		}
 	}
+	var prevLimits []*rateLimiter
+	if old := in.st.Load(); old != nil {
+		prevLimits = old.limits
+	}
+	limits, _ := compileRateLimits(sp.in.GetRateLimits(), prevLimits) // checked by listenerSpecs
 	in.st.Store(&inboundState{
-		service: sp.cfg.GetService(),
-		ownID:   own,
-		appAddr: hostPort(appHost(sp.in.GetAppAddress()), sp.in.GetAppPort()),
-		authz:   authzPolicy(sp.in.GetAuthz(), sp.cfg.GetService()),
-		perms:   authzPermissions(sp.in.GetAuthz()),
+		limits:           limits,
+		connMax:          int(sp.in.GetConnectionLimit().GetMax()),
+		connMaxPerCaller: int(sp.in.GetConnectionLimit().GetMaxPerCaller()),
+		service:          sp.cfg.GetService(),
+		ownID:            own,
+		appAddr:          hostPort(appHost(sp.in.GetAppAddress()), sp.in.GetAppPort()),
+		authz:            authzPolicy(sp.in.GetAuthz(), sp.cfg.GetService()),
+		perms:            authzPermissions(sp.in.GetAuthz()),
 	})
 }
 
@@ -207,6 +221,13 @@ func (in *inbound) handle(raw net.Conn) bool {
 		return false
 	}
 	tc := track(raw, &in.conns)
+	st := in.st.Load()
+	if st.connMax > 0 && in.conns.len() > st.connMax {
+		in.p.metrics.limited.WithLabelValues("", "connection_limit").Inc()
+		in.p.log.Printf("inbound: refused connection from %s: %d connections open, the limit is %d", raw.RemoteAddr(), in.conns.len()-1, st.connMax)
+		tc.Close()
+		return true
+	}
 	conn := tls.Server(tc, in.tls)
 	ctx, cancel := context.WithTimeout(context.Background(), in.p.opts.HandshakeTimeout)
 	err := conn.HandshakeContext(ctx)
@@ -223,6 +244,16 @@ func (in *inbound) handle(raw net.Conn) bool {
 		return true
 	}
 	tc.setPeer(in.p.metrics, dirInbound, caller.Service)
+	if st.connMaxPerCaller > 0 {
+		if n := in.callerConns(caller.Service, 1); n > st.connMaxPerCaller {
+			in.callerConns(caller.Service, -1)
+			in.p.metrics.limited.WithLabelValues(caller.Service, "connection_limit").Inc()
+			in.p.log.Printf("inbound: refused connection from %s (%s): %d connections from %s open, the limit is %d", raw.RemoteAddr(), caller, n-1, caller.Service, st.connMaxPerCaller)
+			conn.Close()
+			return true
+		}
+		tc.onClose = func() { in.callerConns(caller.Service, -1) }
+	}
 	if in.http != nil {
 		if !in.http.ln.push(conn) {
 			conn.Close()
@@ -250,6 +281,22 @@ func (in *inbound) serveTCP(conn net.Conn, caller spiffe.Identity) {
 	}
 	rx, tx := pipe(conn, app)
 	in.p.log.Printf("access inbound caller=%s dest=%s proto=tcp rx=%d tx=%d dur=%s", caller, st.service, rx, tx, time.Since(start).Round(time.Microsecond))
+}
+
+// callerConns adds delta to the open connections of a calling service and
+// returns the new count.
+func (in *inbound) callerConns(svc string, delta int) int {
+	in.perCallerMu.Lock()
+	defer in.perCallerMu.Unlock()
+	if in.perCaller == nil {
+		in.perCaller = map[string]int{}
+	}
+	in.perCaller[svc] += delta
+	n := in.perCaller[svc]
+	if n <= 0 {
+		delete(in.perCaller, svc)
+	}
+	return n
 }
 
 func (in *inbound) connContext(ctx context.Context, c net.Conn) context.Context {
@@ -287,6 +334,19 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		http.Error(rec, why, http.StatusForbidden)
 		return
+	}
+	for _, l := range st.limits {
+		if ok, wait := l.allow(caller.Service, r, time.Now()); !ok {
+			in.p.metrics.limited.WithLabelValues(caller.Service, l.cfg.GetName()).Inc()
+			msg := fmt.Sprintf("weft: rate limit %q of %s exceeded for %s; retry in %s", l.cfg.GetName(), st.service, caller.Service, wait.Round(time.Millisecond))
+			rec.Header().Set("Retry-After", retryAfter(wait))
+			if isGRPC(r) {
+				writeGRPCError(rec, grpcResourceExhausted, msg)
+				return
+			}
+			http.Error(rec, msg, http.StatusTooManyRequests)
+			return
+		}
 	}
 	in.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), inboundStateKey{}, st)))
 }

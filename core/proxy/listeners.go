@@ -126,6 +126,13 @@ func (s *connSet) wait(ctx context.Context) bool {
 	}
 }
 
+// len is the number of open connections.
+func (s *connSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
+}
+
 func (s *connSet) closeAll() {
 	s.mu.Lock()
 	cs := make([]*trackedConn, 0, len(s.m))
@@ -146,6 +153,7 @@ type trackedConn struct {
 	rx, tx    prometheus.Counter // nil until setPeer
 	mu        sync.Mutex         // guards closed and isClosed
 	closed    func()
+	onClose   func() // set before the connection is shared; called once on Close
 	isClosed  bool
 	closeOnce sync.Once
 }
@@ -192,6 +200,9 @@ func (c *trackedConn) Close() error {
 		c.mu.Unlock()
 		if closed != nil {
 			closed()
+		}
+		if c.onClose != nil {
+			c.onClose()
 		}
 	})
 	return c.Conn.Close()

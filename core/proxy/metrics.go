@@ -30,6 +30,7 @@ type metrics struct {
 	connections *prometheus.CounterVec
 	active      *prometheus.GaugeVec
 	denied      *prometheus.CounterVec
+	limited     *prometheus.CounterVec
 	version     prometheus.Gauge
 }
 
@@ -61,12 +62,16 @@ func newMetrics() *metrics {
 			Name: "weft_authz_denied_total",
 			Help: "Inbound connections or requests refused because no intention allows the caller.",
 		}, []string{"peer"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_rate_limited_total",
+			Help: "Inbound requests (or connections, limit=\"connection_limit\") refused by a limit, by caller service and limit.",
+		}, []string{"peer", "limit"}),
 		version: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "weft_config_version",
 			Help: "Version of the configuration applied last.",
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.version)
+	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.limited, m.version)
 	return m
 }
 

@@ -325,6 +325,9 @@ func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 				return nil, fmt.Errorf("inbound.authz.rules[%d]: %w", i, err)
 			}
 		}
+		if _, err := compileRateLimits(in.GetRateLimits(), nil); err != nil {
+			return nil, fmt.Errorf("inbound: %w", err)
+		}
 		bind := in.GetBindAddress()
 		if bind == "" {
 			bind = "0.0.0.0"

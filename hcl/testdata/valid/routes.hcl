@@ -21,6 +21,23 @@ service "api" {
     tags = ["canary"]
   }
 
+  rate_limit "search" {
+    requests_per_second = 0.5
+    burst               = 5
+    per_caller          = true
+    callers             = ["web"]
+    match {
+      path_prefix = "/search"
+    }
+  }
+  rate_limit "all" {
+    requests_per_second = 1000
+  }
+  connection_limit {
+    max            = 1000
+    max_per_caller = 100
+  }
+
   timeouts {
     connect = "2s"
     request = "10s"

@@ -1,0 +1,195 @@
+package l7
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+)
+
+// The buckets refill at one token every 100 seconds, so no token comes
+// back while a test runs.
+const limitPolicy = `
+service "web" {
+  protocol = "http"
+  upstream "api" {
+    local_port = 1
+  }
+}
+service "admin" {
+  protocol = "http"
+  upstream "api" {
+    local_port = 1
+  }
+}
+service "api" {
+  protocol = "http"
+  rate_limit "search" {
+    requests_per_second = 0.01
+    burst               = 3
+    per_caller          = true
+    match {
+      path_prefix = "/search"
+    }
+  }
+}
+intention "*" "api" {
+  action = "allow"
+}
+`
+
+func TestRateLimit(t *testing.T) {
+	m := start(t, limitPolicy,
+		inst{id: "web-1", svc: "web"},
+		inst{id: "admin-1", svc: "admin"},
+		inst{id: "api-1", svc: "api", app: named("api-1")},
+	)
+	c := client(t)
+	for i := range 3 {
+		if code, body, _ := do(t, c, "GET", m.url("web-1", "api", "/search?q="+strconv.Itoa(i)), nil); code != 200 {
+			t.Fatalf("request %d within the burst: %d %q", i, code, body)
+		}
+	}
+	code, body, h := do(t, c, "GET", m.url("web-1", "api", "/search?q=4"), nil)
+	if code != http.StatusTooManyRequests || !strings.Contains(body, `rate limit "search"`) {
+		t.Errorf("request past the burst: %d %q, want 429 naming the limit", code, body)
+	}
+	if ra, err := strconv.Atoi(h.Get("Retry-After")); err != nil || ra < 1 || ra > 100 {
+		t.Errorf("Retry-After %q, want 1 to 100 seconds", h.Get("Retry-After"))
+	}
+	if code, _, _ := do(t, c, "GET", m.url("web-1", "api", "/other"), nil); code != 200 {
+		t.Errorf("a request the limit does not match: %d, want 200", code)
+	}
+	if code, _, _ := do(t, c, "GET", m.url("admin-1", "api", "/search"), nil); code != 200 {
+		t.Errorf("another caller, with its own bucket: %d, want 200", code)
+	}
+}
+
+func TestRateLimitGRPC(t *testing.T) {
+	src := strings.ReplaceAll(strings.ReplaceAll(grpcPolicy, `route "check-canary"`, `rate_limit "checks" {
+    requests_per_second = 0.01
+    burst               = 2
+    match {
+      grpc_service = "grpc.health.v1.Health"
+    }
+  }
+  route "check-canary"`), "on       = [\"unavailable\"]", "on       = [\"connect-failure\"]")
+	m := start(t, src,
+		inst{id: "web-1", svc: "web"},
+		inst{id: "api-v1", svc: "api", meta: map[string]string{"version": "v1"}, serve: grpcApp("api-v1", false, new(atomic.Int64))},
+	)
+	conn, err := grpc.NewClient(strings.TrimPrefix(m.url("web-1", "api", ""), "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	hc := healthpb.NewHealthClient(conn)
+	for i := range 2 {
+		if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+			t.Fatalf("call %d within the burst: %v", i, err)
+		}
+	}
+	_, err = hc.Check(ctx, &healthpb.HealthCheckRequest{})
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "checks") {
+		t.Errorf("call past the burst: %v, want RESOURCE_EXHAUSTED naming the limit", err)
+	}
+}
+
+// echo answers every line with the line.
+func echo(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			r := bufio.NewReader(c)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				io.WriteString(c, line)
+			}
+		}()
+	}
+}
+
+func TestConnectionLimit(t *testing.T) {
+	src := `
+service "web" {
+  upstream "db" {
+    local_port = 1
+  }
+}
+service "db" {
+  connection_limit {
+    max = 2
+  }
+}
+intention "web" "db" {
+  action = "allow"
+}
+`
+	m := start(t, src, inst{id: "web-1", svc: "web"}, inst{id: "db-1", svc: "db", serve: echo})
+	addr := strings.TrimPrefix(m.url("web-1", "db", ""), "http://")
+	roundTrip := func(c net.Conn) error {
+		c.SetDeadline(time.Now().Add(wait))
+		if _, err := io.WriteString(c, "ping\n"); err != nil {
+			return err
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err == nil && line != "ping\n" {
+			t.Errorf("echo %q", line)
+		}
+		return err
+	}
+	var conns []net.Conn
+	for i := range 3 {
+		c, err := net.DialTimeout("tcp", addr, wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+		err = roundTrip(c)
+		if i < 2 && err != nil {
+			t.Fatalf("connection %d within the limit: %v", i, err)
+		}
+		if i == 2 && err == nil {
+			t.Fatal("a third connection passed a limit of 2")
+		}
+	}
+	conns[0].Close()
+	// The freed slot takes a new connection once the sidecar sees the close.
+	deadline := time.Now().Add(wait)
+	for {
+		c, err := net.DialTimeout("tcp", addr, wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = roundTrip(c)
+		c.Close()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no connection passed after one of the two closed")
+		}
+	}
+}
