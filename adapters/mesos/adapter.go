@@ -250,8 +250,17 @@ func (w *watcher) send(ctx context.Context, s *State) error {
 	if w.sent != nil && reflect.DeepEqual(*w.sent, ev) {
 		return nil
 	}
+	// Log a problem when it appears, not with every snapshot after.
+	before := map[plugins.Diagnostic]bool{}
+	if w.sent != nil {
+		for _, d := range w.sent.Diagnostics {
+			before[d] = true
+		}
+	}
 	for _, d := range diags {
-		w.a.log.Warn(d.Summary, "detail", d.Detail)
+		if !before[d] {
+			w.a.log.Warn(d.Summary, "detail", d.Detail)
+		}
 	}
 	select {
 	case w.out <- ev:
