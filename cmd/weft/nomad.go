@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -75,6 +77,7 @@ adapters/nomad/jobspec.`,
 	})
 
 	var detach bool
+	var vars []string
 	run := &cobra.Command{
 		Use:   "run JOBFILE",
 		Short: "Expand a job file's weft blocks and submit the job to Nomad",
@@ -90,22 +93,27 @@ placement failures.`,
 			if err != nil {
 				return err
 			}
-			return submitJob(cmd.Context(), cmd.OutOrStdout(), filepath.Base(args[0]), out, detach)
+			varsHCL, err := jobVariables(vars)
+			if err != nil {
+				return err
+			}
+			return submitJob(cmd.Context(), cmd.OutOrStdout(), filepath.Base(args[0]), out, varsHCL, detach)
 		},
 	}
 	run.Flags().BoolVar(&detach, "detach", false, "return once the job is registered, without waiting for its evaluation")
+	run.Flags().StringArrayVar(&vars, "var", nil, "a job variable, KEY=VALUE (repeatable), as nomad job run -var")
 	cmd.AddCommand(run)
 	return cmd
 }
 
 // submitJob has Nomad parse the rendered job and registers it.
-func submitJob(ctx context.Context, stdout io.Writer, name string, jobHCL []byte, detach bool) error {
+func submitJob(ctx context.Context, stdout io.Writer, name string, jobHCL []byte, varsHCL string, detach bool) error {
 	c, err := api.NewClient(api.DefaultConfig())
 	if err != nil {
 		return fmt.Errorf("making a Nomad client: %w", err)
 	}
 	addr := c.Address()
-	job, err := c.Jobs().ParseHCLOpts(&api.JobsParseRequest{JobHCL: string(jobHCL), Canonicalize: true})
+	job, err := c.Jobs().ParseHCLOpts(&api.JobsParseRequest{JobHCL: string(jobHCL), Variables: varsHCL, Canonicalize: true})
 	if err != nil {
 		return fmt.Errorf("Nomad at %s could not parse the rendered %s (see it with weft nomad render): %w", addr, name, err)
 	}
@@ -144,4 +152,18 @@ func submitJob(ctx context.Context, stdout io.Writer, name string, jobHCL []byte
 	}
 	fmt.Fprintf(stdout, "Evaluation %s still pending after a minute; follow it with nomad eval status %s\n", resp.EvalID, resp.EvalID)
 	return nil
+}
+
+// jobVariables turns --var KEY=VALUE flags into the variables file Nomad's
+// parser takes.
+func jobVariables(vars []string) (string, error) {
+	var b strings.Builder
+	for _, v := range vars {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" {
+			return "", fmt.Errorf("--var %q: want KEY=VALUE, for example weft_bin=/usr/local/bin", v)
+		}
+		fmt.Fprintf(&b, "%s = %s\n", k, strconv.Quote(val))
+	}
+	return b.String(), nil
 }

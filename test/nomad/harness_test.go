@@ -146,6 +146,7 @@ type status struct {
 		Service  string         `json:"service"`
 		Address  string         `json:"address"`
 		Ports    map[string]int `json:"ports"`
+		Health   string         `json:"health"`
 		Identity string         `json:"identity"`
 	} `json:"instances"`
 	Sidecars []struct {
@@ -198,12 +199,17 @@ func (c *controller) waitFor(what string, timeout time.Duration, cond func(*stat
 	return nil
 }
 
-// converged: want instances known, each with a sidecar that acknowledged
-// its current configuration.
+// converged: want instances known and passing (their allocations run),
+// each with a sidecar that acknowledged its current configuration.
 func converged(want int) func(*status) bool {
 	return func(s *status) bool {
 		if len(s.Instances) != want || len(s.Sidecars) != want {
 			return false
+		}
+		for _, in := range s.Instances {
+			if in.Health != "passing" {
+				return false
+			}
 		}
 		for _, sc := range s.Sidecars {
 			if sc.Version == 0 || sc.AckedVersion != sc.Version {

@@ -250,7 +250,7 @@ func (a *Agent) Run(t testing.TB, jobHCL string) *api.Job {
 }
 
 // Running waits until job has exactly n running allocations, each with
-// every one of its services registered, and returns them (with their
+// its services registered (if the job has any), and returns them (with their
 // allocated resources, so their ports).
 func (a *Agent) Running(t testing.TB, namespace, job string, n int, timeout time.Duration) []*api.AllocationListStub {
 	t.Helper()
@@ -284,6 +284,9 @@ func (a *Agent) Running(t testing.TB, namespace, job string, n int, timeout time
 		if err != nil {
 			return err
 		}
+		if !hasServices(c, namespace, job) {
+			return nil
+		}
 		for _, al := range out {
 			found := false
 			for _, r := range regs {
@@ -299,6 +302,25 @@ func (a *Agent) Running(t testing.TB, namespace, job string, n int, timeout time
 		t.Fatalf("waiting for job %s: %v\n%s", job, err, a.log.tail())
 	}
 	return out
+}
+
+// hasServices reports whether a job declares any service.
+func hasServices(c *api.Client, namespace, job string) bool {
+	j, _, err := c.Jobs().Info(job, &api.QueryOptions{Namespace: namespace})
+	if err != nil {
+		return true
+	}
+	for _, g := range j.TaskGroups {
+		if len(g.Services) > 0 {
+			return true
+		}
+		for _, t := range g.Tasks {
+			if len(t.Services) > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Stop stops a job and purges it.

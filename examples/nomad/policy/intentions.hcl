@@ -1,0 +1,7 @@
+intention "frontend" "api" {
+  action = "allow"
+}
+
+intention "api" "store" {
+  action = "allow"
+}
