@@ -2,6 +2,7 @@ package policyhcl
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/weftmesh/weft/core/policy"
@@ -78,6 +79,12 @@ func (c *config) check() hcl.Diagnostics {
 	diags = append(diags, checkUpstreamServices(c.Services, declared)...)
 	diags = append(diags, checkIntentions(c.Intentions, declared)...)
 	diags = append(diags, checkLimitCallers(c.Services, declared)...)
+	names := make([]string, 0, len(declared))
+	for n := range declared {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	diags = append(diags, checkFaultCallers(c.Services, declared, names)...)
 	return diags
 }
 

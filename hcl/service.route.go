@@ -29,6 +29,7 @@ type route struct {
 	Timeouts  *timeouts
 	ReqHdrs   *headerOps
 	RespHdrs  *headerOps
+	Fault     *fault
 
 	DeclRange hcl.Range
 }
@@ -41,6 +42,7 @@ var routeSchema = &hcl.BodySchema{
 		{Type: "timeouts"},
 		{Type: "request_headers"},
 		{Type: "response_headers"},
+		{Type: "fault"},
 	},
 }
 
@@ -80,6 +82,14 @@ func decodeRouteBlock(block *hcl.Block) (*route, hcl.Diagnostics) {
 				continue
 			}
 			r.Timeouts = t
+		case "fault":
+			f, d := decodeFaultBlock(b)
+			diags = append(diags, d...)
+			if r.Fault != nil {
+				diags = append(diags, duplicateBlock("fault", where, r.Fault.DeclRange, b.DefRange))
+				continue
+			}
+			r.Fault = f
 		case "request_headers", "response_headers":
 			h, d := decodeHeaderOpsBlock(b)
 			diags = append(diags, d...)
@@ -209,6 +219,10 @@ func (r *route) toPolicy() policy.Route {
 	}
 	if r.RespHdrs != nil {
 		pr.ResponseHeaders = r.RespHdrs.HeaderOps
+	}
+	if r.Fault != nil {
+		f := r.Fault.Fault
+		pr.Fault = &f
 	}
 	return pr
 }

@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -10,8 +11,8 @@ import (
 	"github.com/weftmesh/weft/core/policy"
 )
 
-// routes compiles a destination service's routes for its callers.
-func routes(rs []policy.Route) []*meshapi.Route {
+// routes compiles a destination service's routes for one calling service.
+func routes(rs []policy.Route, caller string) []*meshapi.Route {
 	var out []*meshapi.Route
 	for _, r := range rs {
 		mr := &meshapi.Route{
@@ -19,6 +20,12 @@ func routes(rs []policy.Route) []*meshapi.Route {
 			Timeouts:        timeouts(r.Timeouts),
 			RequestHeaders:  headerOps(r.RequestHeaders),
 			ResponseHeaders: headerOps(r.ResponseHeaders),
+		}
+		if f := r.Fault; f != nil && (len(f.Callers) == 0 || slices.Contains(f.Callers, caller)) {
+			mr.Fault = &meshapi.Fault{
+				Delay: duration(f.Delay), DelayPercent: uint32(f.DelayPercent),
+				AbortStatus: uint32(f.AbortStatus), AbortPercent: uint32(f.AbortPercent),
+			}
 		}
 		for _, m := range r.Matches {
 			mr.Matches = append(mr.Matches, routeMatch(m))

@@ -1367,6 +1367,7 @@ type Route struct {
 	Timeouts        *Timeouts    `protobuf:"bytes,5,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
 	RequestHeaders  *HeaderOps   `protobuf:"bytes,6,opt,name=request_headers,json=requestHeaders,proto3" json:"request_headers,omitempty"`
 	ResponseHeaders *HeaderOps   `protobuf:"bytes,7,opt,name=response_headers,json=responseHeaders,proto3" json:"response_headers,omitempty"`
+	Fault           *Fault       `protobuf:"bytes,8,opt,name=fault,proto3" json:"fault,omitempty"` // compiled only for the callers it names
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1450,6 +1451,83 @@ func (x *Route) GetResponseHeaders() *HeaderOps {
 	return nil
 }
 
+func (x *Route) GetFault() *Fault {
+	if x != nil {
+		return x.Fault
+	}
+	return nil
+}
+
+// Fault injection: delay_percent of requests wait delay; abort_percent are
+// answered abort_status (gRPC: the matching status) without being sent.
+type Fault struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delay         *durationpb.Duration   `protobuf:"bytes,1,opt,name=delay,proto3" json:"delay,omitempty"`
+	DelayPercent  uint32                 `protobuf:"varint,2,opt,name=delay_percent,json=delayPercent,proto3" json:"delay_percent,omitempty"`
+	AbortStatus   uint32                 `protobuf:"varint,3,opt,name=abort_status,json=abortStatus,proto3" json:"abort_status,omitempty"`
+	AbortPercent  uint32                 `protobuf:"varint,4,opt,name=abort_percent,json=abortPercent,proto3" json:"abort_percent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Fault) Reset() {
+	*x = Fault{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Fault) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Fault) ProtoMessage() {}
+
+func (x *Fault) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Fault.ProtoReflect.Descriptor instead.
+func (*Fault) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Fault) GetDelay() *durationpb.Duration {
+	if x != nil {
+		return x.Delay
+	}
+	return nil
+}
+
+func (x *Fault) GetDelayPercent() uint32 {
+	if x != nil {
+		return x.DelayPercent
+	}
+	return 0
+}
+
+func (x *Fault) GetAbortStatus() uint32 {
+	if x != nil {
+		return x.AbortStatus
+	}
+	return 0
+}
+
+func (x *Fault) GetAbortPercent() uint32 {
+	if x != nil {
+		return x.AbortPercent
+	}
+	return 0
+}
+
 type Split struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Subset        string                 `protobuf:"bytes,1,opt,name=subset,proto3" json:"subset,omitempty"` // "" for every endpoint
@@ -1460,7 +1538,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1472,7 +1550,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1485,7 +1563,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Split) GetSubset() string {
@@ -1515,7 +1593,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +1605,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +1618,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -1590,7 +1668,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1602,7 +1680,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1615,7 +1693,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Timeouts) GetConnect() *durationpb.Duration {
@@ -1657,7 +1735,7 @@ type HeaderOps struct {
 
 func (x *HeaderOps) Reset() {
 	*x = HeaderOps{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1747,7 @@ func (x *HeaderOps) String() string {
 func (*HeaderOps) ProtoMessage() {}
 
 func (x *HeaderOps) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1760,7 @@ func (x *HeaderOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderOps.ProtoReflect.Descriptor instead.
 func (*HeaderOps) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HeaderOps) GetAdd() map[string]string {
@@ -1721,7 +1799,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1733,7 +1811,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1746,7 +1824,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Endpoint) GetInstanceId() string {
@@ -1884,7 +1962,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\v2\x19.weft.mesh.v1.StringMatchR\x04path\x12\x18\n" +
 	"\amethods\x18\x02 \x03(\tR\amethods\x120\n" +
 	"\aheaders\x18\x03 \x03(\v2\x16.weft.mesh.v1.KeyMatchR\aheaders\x12,\n" +
-	"\x05query\x18\x04 \x03(\v2\x16.weft.mesh.v1.KeyMatchR\x05query\"\xe7\x02\n" +
+	"\x05query\x18\x04 \x03(\v2\x16.weft.mesh.v1.KeyMatchR\x05query\"\x92\x03\n" +
 	"\x05Route\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x122\n" +
 	"\amatches\x18\x02 \x03(\v2\x18.weft.mesh.v1.RouteMatchR\amatches\x12+\n" +
@@ -1892,7 +1970,13 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x05retry\x18\x04 \x01(\v2\x19.weft.mesh.v1.RetryPolicyR\x05retry\x122\n" +
 	"\btimeouts\x18\x05 \x01(\v2\x16.weft.mesh.v1.TimeoutsR\btimeouts\x12@\n" +
 	"\x0frequest_headers\x18\x06 \x01(\v2\x17.weft.mesh.v1.HeaderOpsR\x0erequestHeaders\x12B\n" +
-	"\x10response_headers\x18\a \x01(\v2\x17.weft.mesh.v1.HeaderOpsR\x0fresponseHeaders\"7\n" +
+	"\x10response_headers\x18\a \x01(\v2\x17.weft.mesh.v1.HeaderOpsR\x0fresponseHeaders\x12)\n" +
+	"\x05fault\x18\b \x01(\v2\x13.weft.mesh.v1.FaultR\x05fault\"\xa5\x01\n" +
+	"\x05Fault\x12/\n" +
+	"\x05delay\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12#\n" +
+	"\rdelay_percent\x18\x02 \x01(\rR\fdelayPercent\x12!\n" +
+	"\fabort_status\x18\x03 \x01(\rR\vabortStatus\x12#\n" +
+	"\rabort_percent\x18\x04 \x01(\rR\fabortPercent\"7\n" +
 	"\x05Split\x12\x16\n" +
 	"\x06subset\x18\x01 \x01(\tR\x06subset\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\rR\x06weight\"\xe1\x01\n" +
@@ -1962,7 +2046,7 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 }
 
 var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
@@ -1985,15 +2069,16 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(*KeyMatch)(nil),            // 18: weft.mesh.v1.KeyMatch
 	(*RouteMatch)(nil),          // 19: weft.mesh.v1.RouteMatch
 	(*Route)(nil),               // 20: weft.mesh.v1.Route
-	(*Split)(nil),               // 21: weft.mesh.v1.Split
-	(*RetryPolicy)(nil),         // 22: weft.mesh.v1.RetryPolicy
-	(*Timeouts)(nil),            // 23: weft.mesh.v1.Timeouts
-	(*HeaderOps)(nil),           // 24: weft.mesh.v1.HeaderOps
-	(*Endpoint)(nil),            // 25: weft.mesh.v1.Endpoint
-	nil,                         // 26: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 27: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 28: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 29: google.protobuf.Duration
+	(*Fault)(nil),               // 21: weft.mesh.v1.Fault
+	(*Split)(nil),               // 22: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),         // 23: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),            // 24: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),           // 25: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),            // 26: weft.mesh.v1.Endpoint
+	nil,                         // 27: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 28: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 29: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 30: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	9,  // 0: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
@@ -2012,39 +2097,41 @@ var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	19, // 13: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
 	0,  // 14: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
 	1,  // 15: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	25, // 16: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	26, // 16: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
 	20, // 17: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	23, // 18: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	24, // 18: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
 	3,  // 19: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
 	17, // 20: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
 	17, // 21: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
 	18, // 22: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
 	18, // 23: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
 	19, // 24: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	21, // 25: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	22, // 26: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	23, // 27: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	24, // 28: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	24, // 29: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	29, // 30: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	29, // 31: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	29, // 32: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	29, // 33: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	29, // 34: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	26, // 35: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	27, // 36: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	28, // 37: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	4,  // 38: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	5,  // 39: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	7,  // 40: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	6,  // 41: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	6,  // 42: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	8,  // 43: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	41, // [41:44] is the sub-list for method output_type
-	38, // [38:41] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	22, // 25: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	23, // 26: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	24, // 27: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	25, // 28: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	25, // 29: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	21, // 30: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	30, // 31: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	30, // 32: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	30, // 33: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	30, // 34: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	30, // 35: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	30, // 36: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	27, // 37: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	28, // 38: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	29, // 39: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	4,  // 40: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	5,  // 41: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	7,  // 42: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	6,  // 43: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	6,  // 44: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	8,  // 45: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	43, // [43:46] is the sub-list for method output_type
+	40, // [40:43] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -2058,7 +2145,7 @@ func file_core_meshapi_mesh_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

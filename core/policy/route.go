@@ -89,6 +89,7 @@ type Route struct {
 	Timeouts        Timeouts
 	RequestHeaders  HeaderOps
 	ResponseHeaders HeaderOps
+	Fault           *Fault `json:",omitempty"`
 }
 
 // Retry conditions (RetryOn values).
@@ -169,4 +170,16 @@ type RateLimit struct {
 type ConnectionLimit struct {
 	Max          int
 	MaxPerCaller int
+}
+
+// Fault is fault injection on a route, in the callers' sidecars: a share of
+// requests waits Delay first, a share is answered AbortStatus without
+// reaching the service (gRPC calls get the matching gRPC status). Callers,
+// when set, limits it to those calling services.
+type Fault struct {
+	Delay        time.Duration `json:",omitempty"`
+	DelayPercent int           `json:",omitempty"`
+	AbortStatus  int           `json:",omitempty"`
+	AbortPercent int           `json:",omitempty"`
+	Callers      []string      `json:",omitempty"`
 }

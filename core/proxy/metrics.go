@@ -31,6 +31,7 @@ type metrics struct {
 	active      *prometheus.GaugeVec
 	denied      *prometheus.CounterVec
 	limited     *prometheus.CounterVec
+	faults      *prometheus.CounterVec
 	version     prometheus.Gauge
 }
 
@@ -66,12 +67,16 @@ func newMetrics() *metrics {
 			Name: "weft_rate_limited_total",
 			Help: "Inbound requests (or connections, limit=\"connection_limit\") refused by a limit, by caller service and limit.",
 		}, []string{"peer", "limit"}),
+		faults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_faults_injected_total",
+			Help: "Outbound requests delayed or aborted by a route's fault injection, by upstream service and kind.",
+		}, []string{"peer", "kind"}),
 		version: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "weft_config_version",
 			Help: "Version of the configuration applied last.",
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.limited, m.version)
+	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.limited, m.faults, m.version)
 	return m
 }
 

@@ -247,6 +247,12 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rec := &statusWriter{ResponseWriter: w}
+	if pk.route != nil && pk.route.fault != nil && o.injectFault(rec, r, st, pk.route) {
+		o.p.metrics.request(dirOutbound, st.service, rec.status(), time.Since(start))
+		o.p.log.Printf("access outbound dest=%s route=%s fault=abort method=%s path=%s status=%d%s",
+			st.service, pk.route.name, r.Method, r.URL.Path, rec.status(), rec.grpcStatus())
+		return
+	}
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	if timeout > 0 {
@@ -275,6 +281,52 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	o.p.log.Printf("access outbound dest=%s route=%s subset=%s endpoint=%s method=%s path=%s status=%d%s tries=%d dur=%s",
 		st.service, routeName, subset, pk.addr, r.Method, r.URL.Path, rec.status(), rec.grpcStatus(), pk.tries, d.Round(time.Microsecond))
+}
+
+// injectFault delays the request and aborts it, each at its configured
+// rate. It returns true when it answered the request itself.
+func (o *outbound) injectFault(w http.ResponseWriter, r *http.Request, st *outboundState, rt *route) bool {
+	f := rt.fault
+	intn := o.intn()
+	if f.GetDelayPercent() > 0 && intn(100) < int(f.GetDelayPercent()) {
+		o.p.metrics.faults.WithLabelValues(st.service, "delay").Inc()
+		t := time.NewTimer(f.GetDelay().AsDuration())
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+		}
+	}
+	if f.GetAbortPercent() == 0 || intn(100) >= int(f.GetAbortPercent()) {
+		return false
+	}
+	o.p.metrics.faults.WithLabelValues(st.service, "abort").Inc()
+	code := int(f.GetAbortStatus())
+	msg := fmt.Sprintf("weft: fault injected by route %s of service %s", rt.name, st.service)
+	if isGRPC(r) {
+		writeGRPCError(w, grpcCodeFor(code), msg)
+		return true
+	}
+	http.Error(w, msg, code)
+	return true
+}
+
+// grpcCodeFor maps an HTTP status to the gRPC status a client would see
+// for it, as gRPC's own HTTP mapping does.
+func grpcCodeFor(code int) int {
+	switch code {
+	case 400:
+		return 13 // INTERNAL
+	case 401:
+		return 16 // UNAUTHENTICATED
+	case 403:
+		return grpcPermissionDenied
+	case 404:
+		return 12 // UNIMPLEMENTED
+	case 429, 502, 503, 504:
+		return grpcUnavailable
+	}
+	return 2 // UNKNOWN
 }
 
 func (o *outbound) intn() func(int) int {

@@ -70,6 +70,13 @@ service "api" {
     response_headers {
       remove = ["server"]
     }
+    fault {
+      delay         = "50ms"
+      delay_percent = 10
+      abort_status  = 503
+      abort_percent = 1
+      callers       = ["web"]
+    }
   }
 
   route "default" {
