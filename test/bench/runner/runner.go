@@ -100,9 +100,11 @@ type Memory struct {
 	// (Weft's client side holds the 1,000-endpoint upstream).
 	IdleRSSKiB []int64 `json:"idle_rss_kib"`
 	// PerIdleConnBytes is the proxies' RSS growth per idle keep-alive
-	// connection held through the chain.
-	PerIdleConnBytes float64 `json:"per_idle_conn_bytes"`
-	IdleConns        int     `json:"idle_conns"`
+	// connection held through the chain; PerIdleConnEach splits it per
+	// proxy (server side first).
+	PerIdleConnBytes float64   `json:"per_idle_conn_bytes"`
+	PerIdleConnEach  []float64 `json:"per_idle_conn_bytes_each"`
+	IdleConns        int       `json:"idle_conns"`
 }
 
 // Report is everything a suite run produced.
@@ -263,8 +265,11 @@ func runFamily(ctx context.Context, o Options, r *Report, c candidate, family st
 			m.IdleRSSKiB = append(m.IdleRSSKiB, rss)
 		}
 		if o.IdleConns > 0 {
-			if m.PerIdleConnBytes, err = perIdleConn(ctx, o, c, entry); err != nil {
+			if m.PerIdleConnEach, err = perIdleConn(ctx, o, c, entry); err != nil {
 				return err
+			}
+			for _, v := range m.PerIdleConnEach {
+				m.PerIdleConnBytes += v
 			}
 		}
 		r.Memory = append(r.Memory, m)
@@ -367,22 +372,23 @@ func measure(ctx context.Context, o Options, c candidate, s Scenario, entry stri
 }
 
 // perIdleConn holds o.IdleConns keep-alive connections through the chain
-// and returns the proxies' RSS growth per connection.
-func perIdleConn(ctx context.Context, o Options, c candidate, entry string) (float64, error) {
-	rss := func() (int64, error) {
-		var sum int64
+// and returns each proxy's RSS growth per connection. RSS also moves with
+// the garbage collector's timing: the figure is a few KiB either way.
+func perIdleConn(ctx context.Context, o Options, c candidate, entry string) ([]float64, error) {
+	rss := func() ([]int64, error) {
+		var out []int64
 		for _, pid := range c.pids() {
 			v, _, err := procStats(pid)
 			if err != nil {
-				return 0, err
+				return nil, err
 			}
-			sum += v
+			out = append(out, v)
 		}
-		return sum, nil
+		return out, nil
 	}
 	before, err := rss()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, "taskset", "-c", loadCore, filepath.Join(o.Bin, "weft-load"), "idle", "--target", entry, "--conns", strconv.Itoa(o.IdleConns))
 	stdin, _ := cmd.StdinPipe()
@@ -390,20 +396,25 @@ func perIdleConn(ctx context.Context, o Options, c candidate, entry string) (flo
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer func() { stdin.Close(); cmd.Wait() }()
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || strings.TrimSpace(line) != "ready" {
+		stdin.Close()
 		cmd.Wait()
-		return 0, fmt.Errorf("holding idle connections: %v %s", err, stderr.String())
+		return nil, fmt.Errorf("holding idle connections: %v %s", err, stderr.String())
 	}
-	time.Sleep(time.Second)
+	time.Sleep(2 * time.Second)
 	after, err := rss()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return float64(after-before) * 1024 / float64(o.IdleConns), nil
+	out := make([]float64, len(after))
+	for i := range after {
+		out[i] = float64(after[i]-before[i]) * 1024 / float64(o.IdleConns)
+	}
+	return out, nil
 }
 
 // WriteFiles writes results.json and results.md into o.Out.
@@ -539,7 +550,13 @@ func summarize(r *Report) []SummaryRow {
 		rows = append(rows,
 			mem("idle RSS, client side (Weft: 1,000-endpoint upstream in its config)", "MiB", func(m Memory) float64 { return float64(m.IdleRSSKiB[len(m.IdleRSSKiB)-1]) / 1024 }),
 			mem("idle RSS, server side", "MiB", func(m Memory) float64 { return float64(m.IdleRSSKiB[0]) / 1024 }),
-			mem("memory per idle keep-alive connection (both proxies)", "KiB", func(m Memory) float64 { return m.PerIdleConnBytes / 1024 }))
+			mem("memory per idle keep-alive connection (both proxies)", "KiB", func(m Memory) float64 { return m.PerIdleConnBytes / 1024 }),
+			mem("memory per idle keep-alive connection, client side", "KiB", func(m Memory) float64 {
+				if len(m.PerIdleConnEach) == 0 {
+					return 0
+				}
+				return m.PerIdleConnEach[len(m.PerIdleConnEach)-1] / 1024
+			}))
 	}
 	return rows
 }
