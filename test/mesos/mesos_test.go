@@ -45,6 +45,9 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 		}
+		// The simulator's tasks run with this PATH: examples/mesos/apps.json
+		// names weft-demo-app as a user's PATH would have it.
+		os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 		return m.Run()
 	}())
 }
@@ -297,28 +300,6 @@ func mustCall(t *testing.T, c *controller, what string) {
 	}
 }
 
-const policy = `
-mesh {
-  trust_domain   = "weft.local"
-  default_action = "deny"
-}
-
-service "frontend" {
-  protocol = "http"
-  upstream "api" {
-    local_port = 9001
-  }
-}
-
-service "api" {
-  protocol = "http"
-}
-
-intention "frontend" "api" {
-  action = "allow"
-}
-`
-
 func TestMesosMesh(t *testing.T) {
 	dir := t.TempDir()
 	sim, err := mesossim.Start(mesossim.Options{Masters: 2, HeartbeatInterval: time.Second,
@@ -328,13 +309,9 @@ func TestMesosMesh(t *testing.T) {
 	}
 	t.Cleanup(func() { sim.Close() })
 
-	policyDir, dataDir := filepath.Join(dir, "policy"), filepath.Join(dir, "data")
-	for p, body := range map[string]string{filepath.Join(policyDir, "mesh.hcl"): policy} {
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// The example's own policy and apps.
+	policyDir, apps, dataDir := filepath.Join("..", "..", "examples", "mesos", "policy"),
+		filepath.Join("..", "..", "examples", "mesos", "apps.json"), filepath.Join(dir, "data")
 	listen, admin := freeAddr(t), freeAddr(t)
 	// Only the first master is named: the adapter finds the leader by
 	// following redirects.
@@ -345,15 +322,6 @@ func TestMesosMesh(t *testing.T) {
 		return len(s.Adapters) == 1 && s.Adapters[0].Running
 	})
 
-	apps := filepath.Join(dir, "apps.json")
-	app := filepath.Join(binDir, "weft-demo-app")
-	b, _ := json.Marshal([]map[string]any{
-		{"service": "frontend", "instances": 1, "command": "UPSTREAM_API=http://$HOST:9001 exec " + app},
-		{"service": "api", "instances": 2, "command": "exec " + app},
-	})
-	if err := os.WriteFile(apps, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	fw := startProcess(t, "weft-mesos-framework", "--master", strings.Join(sim.URLs(), ","),
 		"--controller-admin", "http://"+admin, "--admin-token-file", filepath.Join(dataDir, "admin.token"),
 		"--controller", listen, "--trust-bundle", filepath.Join(dataDir, "ca", "ca.crt"),
