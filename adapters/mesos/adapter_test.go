@@ -319,3 +319,21 @@ type flusher struct{ w http.ResponseWriter }
 
 func (f flusher) Write(p []byte) (int, error) { return f.w.Write(p) }
 func (f flusher) Flush()                      { f.w.(http.Flusher).Flush() }
+
+// A partitioned agent's tasks turn TASK_UNREACHABLE and leave the
+// snapshot; they come back when the partition heals.
+func TestUnreachableAgent(t *testing.T) {
+	c := startSim(t, mesossim.Options{HeartbeatInterval: time.Second})
+	c.AddFramework(mesos.FrameworkInfo{User: "root", Name: "marathon"}, meshedTask("api.1", "api"), meshedTask("api.2", "api"))
+	w := watch(t, fastAdapter(), &plugins.ConfigureRequest{Source: c.URLs()[0]})
+	w.waitFor(t, 10*time.Second, "api.1", "api.2")
+	agent := c.AgentIDs()[0]
+	if err := c.PartitionAgent(agent); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor(t, 10*time.Second)
+	if err := c.HealAgent(agent); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor(t, 10*time.Second, "api.1", "api.2")
+}

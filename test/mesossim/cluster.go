@@ -370,3 +370,59 @@ func (c *Cluster) SetTaskState(taskID string, state mesos.TaskState) error {
 	}
 	return fmt.Errorf("setting task state: no active task %q", taskID)
 }
+
+// PartitionAgent cuts an agent off from the masters, as a network
+// partition does: the master reports each of its tasks TASK_UNREACHABLE
+// (not AGENT_REMOVED) and offers nothing from it. Its processes keep
+// running. HealAgent ends the partition.
+func (c *Cluster) PartitionAgent(agentID string) error {
+	return c.setReachable(agentID, false)
+}
+
+// HealAgent reconnects a partitioned agent: its tasks are reported
+// TASK_RUNNING again.
+func (c *Cluster) HealAgent(agentID string) error {
+	return c.setReachable(agentID, true)
+}
+
+func (c *Cluster) setReachable(agentID string, reachable bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, a := range c.agents {
+		if a.id != agentID {
+			continue
+		}
+		if a.reachable == reachable {
+			return nil
+		}
+		a.reachable = reachable
+		state := mesos.TASK_RUNNING
+		var reason *mesos.TaskStatus_Reason
+		if !reachable {
+			state = mesos.TASK_UNREACHABLE
+			r := mesos.REASON_AGENT_REMOVED
+			reason = &r
+			for id, o := range c.offers {
+				if o.agent == a {
+					delete(c.offers, id)
+				}
+			}
+		}
+		for _, t := range c.tasks {
+			if t.group.agent == a {
+				c.updateLocked(t, state, "", reason)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("partitioning agent: no agent %q", agentID)
+}
+
+// AgentIDs lists the agents' IDs.
+func (c *Cluster) AgentIDs() []string {
+	var out []string
+	for _, a := range c.agents {
+		out = append(out, a.id)
+	}
+	return out
+}
