@@ -51,7 +51,9 @@ func (r *eventRecorder) record(ctx context.Context, probs []problem) {
 	r.mu.Unlock()
 	for _, p := range todo {
 		r.log.Warn("pod skipped", "pod", p.Namespace+"/"+p.Pod, "reason", p.Reason, "message", p.Message)
-		go r.emit(ctx, p, now)
+		// Not bound to Watch's ctx: a snapshot sent just before Watch is
+		// cancelled still gets its Events, each bounded by requestTimeout.
+		go r.emit(context.WithoutCancel(ctx), p, now)
 	}
 }
 
