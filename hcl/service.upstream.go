@@ -24,6 +24,8 @@ type upstream struct {
 	LocalPortRange hcl.Range
 	LB             policy.LB
 	LBRange        hcl.Range // zero when defaulted
+	Hash           *policy.Hash
+	HashRange      hcl.Range
 
 	DeclRange hcl.Range
 }
@@ -33,9 +35,58 @@ var upstreamSchema = &hcl.BodySchema{
 		{Name: "local_port", Required: true},
 		{Name: "lb"},
 	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "hash"}},
 }
 
-var lbs = []policy.LB{policy.RoundRobin, policy.LeastRequest}
+var lbs = []policy.LB{policy.RoundRobin, policy.LeastRequest, policy.Random, policy.RingHash, policy.Maglev}
+
+var hashSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "header"}, {Name: "cookie"}, {Name: "source_identity"}},
+}
+
+// decodeHashBlock decodes the hash block of an upstream: what consistent
+// hashing (lb = "ring_hash" or "maglev") hashes, exactly one of
+//
+//	hash { header = "x-user" }          # a request header
+//	hash { cookie = "session" }         # a cookie
+//	hash { source_identity = true }     # the calling instance
+func decodeHashBlock(block *hcl.Block) (*policy.Hash, hcl.Diagnostics) {
+	h := &policy.Hash{}
+	content, diags := block.Body.Content(hashSchema)
+	n := 0
+	if attr, ok := content.Attributes["header"]; ok {
+		s, set, d := decodeString(attr)
+		diags = append(diags, d...)
+		if set && (s == "" || strings.ContainsAny(s, " :")) {
+			diags = append(diags, errorAt(attr.Expr.Range(), "Invalid header name", fmt.Sprintf("%q is not an HTTP header name. Give a name such as \"x-user\".", s)))
+		}
+		h.Header = strings.ToLower(s)
+		n++
+	}
+	if attr, ok := content.Attributes["cookie"]; ok {
+		s, set, d := decodeString(attr)
+		diags = append(diags, d...)
+		if set && s == "" {
+			diags = append(diags, errorAt(attr.Expr.Range(), "Invalid cookie name", "Give the name of the cookie to hash, such as \"session\"."))
+		}
+		h.Cookie = s
+		n++
+	}
+	if attr, ok := content.Attributes["source_identity"]; ok {
+		b, set, d := decodeBool(attr)
+		diags = append(diags, d...)
+		if set && !b {
+			diags = append(diags, errorAt(attr.Expr.Range(), "Invalid hash", "source_identity = false hashes nothing. Write source_identity = true, or hash a header or cookie."))
+		}
+		h.SourceIdentity = b
+		n++
+	}
+	if n != 1 && !diags.HasErrors() {
+		diags = append(diags, errorAt(block.DefRange, "Hash needs one key",
+			"Consistent hashing hashes one thing: give exactly one of header, cookie and source_identity = true."))
+	}
+	return h, diags
+}
 
 func decodeUpstreamBlock(block *hcl.Block) (*upstream, hcl.Diagnostics) {
 	u := &upstream{
@@ -60,6 +111,24 @@ func decodeUpstreamBlock(block *hcl.Block) (*upstream, hcl.Diagnostics) {
 			u.LB = lb
 			u.LBRange = attr.Expr.Range()
 		}
+	}
+	for i, b := range content.Blocks {
+		if i > 0 {
+			diags = append(diags, errorAt(b.DefRange, "Duplicate hash block", "An upstream hashes one thing; remove one of the hash blocks."))
+			continue
+		}
+		h, d := decodeHashBlock(b)
+		diags = append(diags, d...)
+		u.Hash, u.HashRange = h, b.DefRange
+	}
+	hashing := u.LB == policy.RingHash || u.LB == policy.Maglev
+	switch {
+	case hashing && u.Hash == nil:
+		diags = append(diags, errorAt(u.LBRange, "Missing hash block",
+			fmt.Sprintf("The load balancer %q keeps a key on one instance; add a hash block saying what the key is, such as hash { header = \"x-user\" }.", u.LB)))
+	case !hashing && u.Hash != nil:
+		diags = append(diags, errorAt(u.HashRange, "Hash without consistent hashing",
+			fmt.Sprintf("A hash block only means something with lb = \"ring_hash\" or \"maglev\", but this upstream uses %q. Set lb, or remove the hash block.", u.LB)))
 	}
 	return u, diags
 }
@@ -100,7 +169,11 @@ func checkUpstreamServices(services []*service, declared map[string]*service) hc
 	sort.Strings(names)
 	for _, s := range services {
 		for _, u := range s.Upstreams {
-			if _, ok := declared[u.Service]; ok {
+			if dst, ok := declared[u.Service]; ok {
+				if u.Hash != nil && (u.Hash.Header != "" || u.Hash.Cookie != "") && dst.Protocol == policy.TCP {
+					diags = append(diags, errorAt(u.HashRange, "Request hash on a TCP upstream",
+						fmt.Sprintf("Service %q speaks \"tcp\", so there are no headers or cookies to hash. Hash on source_identity = true, or set an HTTP protocol on %q.", u.Service, u.Service)))
+				}
 				continue
 			}
 			diags = append(diags, &hcl.Diagnostic{
@@ -140,5 +213,5 @@ func declaredHint(name string, declared []string) string {
 }
 
 func (u *upstream) toPolicy() policy.Upstream {
-	return policy.Upstream{Service: u.Service, LocalPort: u.LocalPort, LB: u.LB}
+	return policy.Upstream{Service: u.Service, LocalPort: u.LocalPort, LB: u.LB, Hash: u.Hash}
 }

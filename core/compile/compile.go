@@ -60,6 +60,7 @@ func Compile(p *policy.Policy, entries []registry.Entry) map[string]*meshapi.Pro
 				Endpoints:   endpoints(entries, dst, nsOr(dst.Namespace)),
 				Routes:      routes(dst.Routes, in.Service),
 				Timeouts:    timeouts(dst.Timeouts),
+				Hash:        hashPolicy(u.Hash),
 			})
 		}
 		out[in.ID] = cfg
@@ -173,8 +174,22 @@ func protocol(p policy.Protocol) meshapi.Protocol {
 }
 
 func lb(l policy.LB) meshapi.LB {
-	if l == policy.LeastRequest {
+	switch l {
+	case policy.LeastRequest:
 		return meshapi.LB_LB_LEAST_REQUEST
+	case policy.Random:
+		return meshapi.LB_LB_RANDOM
+	case policy.RingHash:
+		return meshapi.LB_LB_RING_HASH
+	case policy.Maglev:
+		return meshapi.LB_LB_MAGLEV
 	}
 	return meshapi.LB_LB_ROUND_ROBIN
+}
+
+func hashPolicy(h *policy.Hash) *meshapi.HashPolicy {
+	if h == nil {
+		return nil
+	}
+	return &meshapi.HashPolicy{Header: h.Header, Cookie: h.Cookie, SourceIdentity: h.SourceIdentity}
 }

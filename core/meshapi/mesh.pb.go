@@ -82,6 +82,9 @@ type LB int32
 const (
 	LB_LB_ROUND_ROBIN   LB = 0
 	LB_LB_LEAST_REQUEST LB = 1
+	LB_LB_RANDOM        LB = 2
+	LB_LB_RING_HASH     LB = 3 // consistent hashing on Upstream.hash
+	LB_LB_MAGLEV        LB = 4 // consistent hashing on Upstream.hash
 )
 
 // Enum value maps for LB.
@@ -89,10 +92,16 @@ var (
 	LB_name = map[int32]string{
 		0: "LB_ROUND_ROBIN",
 		1: "LB_LEAST_REQUEST",
+		2: "LB_RANDOM",
+		3: "LB_RING_HASH",
+		4: "LB_MAGLEV",
 	}
 	LB_value = map[string]int32{
 		"LB_ROUND_ROBIN":   0,
 		"LB_LEAST_REQUEST": 1,
+		"LB_RANDOM":        2,
+		"LB_RING_HASH":     3,
+		"LB_MAGLEV":        4,
 	}
 )
 
@@ -550,6 +559,67 @@ func (x *ConfigUpdate) GetConfig() *ProxyConfig {
 	return nil
 }
 
+// What consistent hashing hashes: one of them.
+type HashPolicy struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Header         string                 `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"` // lower case
+	Cookie         string                 `protobuf:"bytes,2,opt,name=cookie,proto3" json:"cookie,omitempty"`
+	SourceIdentity bool                   `protobuf:"varint,3,opt,name=source_identity,json=sourceIdentity,proto3" json:"source_identity,omitempty"` // the calling instance
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *HashPolicy) Reset() {
+	*x = HashPolicy{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HashPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HashPolicy) ProtoMessage() {}
+
+func (x *HashPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HashPolicy.ProtoReflect.Descriptor instead.
+func (*HashPolicy) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *HashPolicy) GetHeader() string {
+	if x != nil {
+		return x.Header
+	}
+	return ""
+}
+
+func (x *HashPolicy) GetCookie() string {
+	if x != nil {
+		return x.Cookie
+	}
+	return ""
+}
+
+func (x *HashPolicy) GetSourceIdentity() bool {
+	if x != nil {
+		return x.SourceIdentity
+	}
+	return false
+}
+
 type ProxyConfig struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
@@ -565,7 +635,7 @@ type ProxyConfig struct {
 
 func (x *ProxyConfig) Reset() {
 	*x = ProxyConfig{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[5]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +647,7 @@ func (x *ProxyConfig) String() string {
 func (*ProxyConfig) ProtoMessage() {}
 
 func (x *ProxyConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[5]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +660,7 @@ func (x *ProxyConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProxyConfig.ProtoReflect.Descriptor instead.
 func (*ProxyConfig) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{5}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ProxyConfig) GetInstanceId() string {
@@ -660,7 +730,7 @@ type Inbound struct {
 
 func (x *Inbound) Reset() {
 	*x = Inbound{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[6]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +742,7 @@ func (x *Inbound) String() string {
 func (*Inbound) ProtoMessage() {}
 
 func (x *Inbound) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[6]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +755,7 @@ func (x *Inbound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inbound.ProtoReflect.Descriptor instead.
 func (*Inbound) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{6}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Inbound) GetBindAddress() string {
@@ -761,7 +831,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +843,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +856,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{7}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RateLimit) GetName() string {
@@ -842,7 +912,7 @@ type ConnectionLimit struct {
 
 func (x *ConnectionLimit) Reset() {
 	*x = ConnectionLimit{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +924,7 @@ func (x *ConnectionLimit) String() string {
 func (*ConnectionLimit) ProtoMessage() {}
 
 func (x *ConnectionLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +937,7 @@ func (x *ConnectionLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionLimit.ProtoReflect.Descriptor instead.
 func (*ConnectionLimit) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{8}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ConnectionLimit) GetMax() uint32 {
@@ -894,7 +964,7 @@ type Authz struct {
 
 func (x *Authz) Reset() {
 	*x = Authz{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +976,7 @@ func (x *Authz) String() string {
 func (*Authz) ProtoMessage() {}
 
 func (x *Authz) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +989,7 @@ func (x *Authz) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authz.ProtoReflect.Descriptor instead.
 func (*Authz) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{9}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Authz) GetDefaultAction() Action {
@@ -952,7 +1022,7 @@ type AuthzRule struct {
 
 func (x *AuthzRule) Reset() {
 	*x = AuthzRule{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1034,7 @@ func (x *AuthzRule) String() string {
 func (*AuthzRule) ProtoMessage() {}
 
 func (x *AuthzRule) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1047,7 @@ func (x *AuthzRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthzRule.ProtoReflect.Descriptor instead.
 func (*AuthzRule) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{10}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AuthzRule) GetSource() string {
@@ -1011,7 +1081,7 @@ type Permission struct {
 
 func (x *Permission) Reset() {
 	*x = Permission{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1093,7 @@ func (x *Permission) String() string {
 func (*Permission) ProtoMessage() {}
 
 func (x *Permission) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1106,7 @@ func (x *Permission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Permission.ProtoReflect.Descriptor instead.
 func (*Permission) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{11}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Permission) GetAction() Action {
@@ -1070,14 +1140,15 @@ type Upstream struct {
 	Routes []*Route `protobuf:"bytes,9,rep,name=routes,proto3" json:"routes,omitempty"`
 	// Defaults for every request to this upstream; a route's request and
 	// stream timeouts override them.
-	Timeouts      *Timeouts `protobuf:"bytes,10,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
+	Timeouts      *Timeouts   `protobuf:"bytes,10,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
+	Hash          *HashPolicy `protobuf:"bytes,11,opt,name=hash,proto3" json:"hash,omitempty"` // LB_RING_HASH and LB_MAGLEV
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Upstream) Reset() {
 	*x = Upstream{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1160,7 @@ func (x *Upstream) String() string {
 func (*Upstream) ProtoMessage() {}
 
 func (x *Upstream) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1173,7 @@ func (x *Upstream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Upstream.ProtoReflect.Descriptor instead.
 func (*Upstream) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{12}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Upstream) GetName() string {
@@ -1175,6 +1246,13 @@ func (x *Upstream) GetTimeouts() *Timeouts {
 	return nil
 }
 
+func (x *Upstream) GetHash() *HashPolicy {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
 type StringMatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          MatchKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=weft.mesh.v1.MatchKind" json:"kind,omitempty"`
@@ -1185,7 +1263,7 @@ type StringMatch struct {
 
 func (x *StringMatch) Reset() {
 	*x = StringMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1275,7 @@ func (x *StringMatch) String() string {
 func (*StringMatch) ProtoMessage() {}
 
 func (x *StringMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1288,7 @@ func (x *StringMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StringMatch.ProtoReflect.Descriptor instead.
 func (*StringMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{13}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StringMatch) GetKind() MatchKind {
@@ -1239,7 +1317,7 @@ type KeyMatch struct {
 
 func (x *KeyMatch) Reset() {
 	*x = KeyMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1251,7 +1329,7 @@ func (x *KeyMatch) String() string {
 func (*KeyMatch) ProtoMessage() {}
 
 func (x *KeyMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1264,7 +1342,7 @@ func (x *KeyMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyMatch.ProtoReflect.Descriptor instead.
 func (*KeyMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{14}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *KeyMatch) GetName() string {
@@ -1301,7 +1379,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1391,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1404,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{15}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RouteMatch) GetPath() *StringMatch {
@@ -1374,7 +1452,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1464,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1477,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Route) GetName() string {
@@ -1472,7 +1550,7 @@ type Fault struct {
 
 func (x *Fault) Reset() {
 	*x = Fault{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1562,7 @@ func (x *Fault) String() string {
 func (*Fault) ProtoMessage() {}
 
 func (x *Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1575,7 @@ func (x *Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fault.ProtoReflect.Descriptor instead.
 func (*Fault) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Fault) GetDelay() *durationpb.Duration {
@@ -1538,7 +1616,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1628,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1641,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Split) GetSubset() string {
@@ -1593,7 +1671,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1605,7 +1683,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1618,7 +1696,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -1668,7 +1746,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +1758,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +1771,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Timeouts) GetConnect() *durationpb.Duration {
@@ -1735,7 +1813,7 @@ type HeaderOps struct {
 
 func (x *HeaderOps) Reset() {
 	*x = HeaderOps{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +1825,7 @@ func (x *HeaderOps) String() string {
 func (*HeaderOps) ProtoMessage() {}
 
 func (x *HeaderOps) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +1838,7 @@ func (x *HeaderOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderOps.ProtoReflect.Descriptor instead.
 func (*HeaderOps) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HeaderOps) GetAdd() map[string]string {
@@ -1799,7 +1877,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1811,7 +1889,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1824,7 +1902,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Endpoint) GetInstanceId() string {
@@ -1894,7 +1972,12 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\ferror_detail\x18\x04 \x01(\tR\verrorDetail\"[\n" +
 	"\fConfigUpdate\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x121\n" +
-	"\x06config\x18\x02 \x01(\v2\x19.weft.mesh.v1.ProxyConfigR\x06config\"\x8d\x02\n" +
+	"\x06config\x18\x02 \x01(\v2\x19.weft.mesh.v1.ProxyConfigR\x06config\"e\n" +
+	"\n" +
+	"HashPolicy\x12\x16\n" +
+	"\x06header\x18\x01 \x01(\tR\x06header\x12\x16\n" +
+	"\x06cookie\x18\x02 \x01(\tR\x06cookie\x12'\n" +
+	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\x8d\x02\n" +
 	"\vProxyConfig\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x18\n" +
@@ -1936,7 +2019,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\n" +
 	"Permission\x12,\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x14.weft.mesh.v1.ActionR\x06action\x12.\n" +
-	"\x05match\x18\x02 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\"\x84\x03\n" +
+	"\x05match\x18\x02 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\"\xb2\x03\n" +
 	"\bUpstream\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1b\n" +
@@ -1949,7 +2032,8 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\tendpoints\x18\b \x03(\v2\x16.weft.mesh.v1.EndpointR\tendpoints\x12+\n" +
 	"\x06routes\x18\t \x03(\v2\x13.weft.mesh.v1.RouteR\x06routes\x122\n" +
 	"\btimeouts\x18\n" +
-	" \x01(\v2\x16.weft.mesh.v1.TimeoutsR\btimeouts\"P\n" +
+	" \x01(\v2\x16.weft.mesh.v1.TimeoutsR\btimeouts\x12,\n" +
+	"\x04hash\x18\v \x01(\v2\x18.weft.mesh.v1.HashPolicyR\x04hash\"P\n" +
 	"\vStringMatch\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.weft.mesh.v1.MatchKindR\x04kind\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"g\n" +
@@ -2015,10 +2099,13 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\fPROTOCOL_TCP\x10\x00\x12\x11\n" +
 	"\rPROTOCOL_HTTP\x10\x01\x12\x12\n" +
 	"\x0ePROTOCOL_HTTP2\x10\x02\x12\x11\n" +
-	"\rPROTOCOL_GRPC\x10\x03*.\n" +
+	"\rPROTOCOL_GRPC\x10\x03*^\n" +
 	"\x02LB\x12\x12\n" +
 	"\x0eLB_ROUND_ROBIN\x10\x00\x12\x14\n" +
-	"\x10LB_LEAST_REQUEST\x10\x01*+\n" +
+	"\x10LB_LEAST_REQUEST\x10\x01\x12\r\n" +
+	"\tLB_RANDOM\x10\x02\x12\x10\n" +
+	"\fLB_RING_HASH\x10\x03\x12\r\n" +
+	"\tLB_MAGLEV\x10\x04*+\n" +
 	"\x06Action\x12\x0f\n" +
 	"\vACTION_DENY\x10\x00\x12\x10\n" +
 	"\fACTION_ALLOW\x10\x01*a\n" +
@@ -2046,7 +2133,7 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 }
 
 var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
@@ -2057,81 +2144,83 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(*Credentials)(nil),         // 6: weft.mesh.v1.Credentials
 	(*ConfigRequest)(nil),       // 7: weft.mesh.v1.ConfigRequest
 	(*ConfigUpdate)(nil),        // 8: weft.mesh.v1.ConfigUpdate
-	(*ProxyConfig)(nil),         // 9: weft.mesh.v1.ProxyConfig
-	(*Inbound)(nil),             // 10: weft.mesh.v1.Inbound
-	(*RateLimit)(nil),           // 11: weft.mesh.v1.RateLimit
-	(*ConnectionLimit)(nil),     // 12: weft.mesh.v1.ConnectionLimit
-	(*Authz)(nil),               // 13: weft.mesh.v1.Authz
-	(*AuthzRule)(nil),           // 14: weft.mesh.v1.AuthzRule
-	(*Permission)(nil),          // 15: weft.mesh.v1.Permission
-	(*Upstream)(nil),            // 16: weft.mesh.v1.Upstream
-	(*StringMatch)(nil),         // 17: weft.mesh.v1.StringMatch
-	(*KeyMatch)(nil),            // 18: weft.mesh.v1.KeyMatch
-	(*RouteMatch)(nil),          // 19: weft.mesh.v1.RouteMatch
-	(*Route)(nil),               // 20: weft.mesh.v1.Route
-	(*Fault)(nil),               // 21: weft.mesh.v1.Fault
-	(*Split)(nil),               // 22: weft.mesh.v1.Split
-	(*RetryPolicy)(nil),         // 23: weft.mesh.v1.RetryPolicy
-	(*Timeouts)(nil),            // 24: weft.mesh.v1.Timeouts
-	(*HeaderOps)(nil),           // 25: weft.mesh.v1.HeaderOps
-	(*Endpoint)(nil),            // 26: weft.mesh.v1.Endpoint
-	nil,                         // 27: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 28: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 29: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 30: google.protobuf.Duration
+	(*HashPolicy)(nil),          // 9: weft.mesh.v1.HashPolicy
+	(*ProxyConfig)(nil),         // 10: weft.mesh.v1.ProxyConfig
+	(*Inbound)(nil),             // 11: weft.mesh.v1.Inbound
+	(*RateLimit)(nil),           // 12: weft.mesh.v1.RateLimit
+	(*ConnectionLimit)(nil),     // 13: weft.mesh.v1.ConnectionLimit
+	(*Authz)(nil),               // 14: weft.mesh.v1.Authz
+	(*AuthzRule)(nil),           // 15: weft.mesh.v1.AuthzRule
+	(*Permission)(nil),          // 16: weft.mesh.v1.Permission
+	(*Upstream)(nil),            // 17: weft.mesh.v1.Upstream
+	(*StringMatch)(nil),         // 18: weft.mesh.v1.StringMatch
+	(*KeyMatch)(nil),            // 19: weft.mesh.v1.KeyMatch
+	(*RouteMatch)(nil),          // 20: weft.mesh.v1.RouteMatch
+	(*Route)(nil),               // 21: weft.mesh.v1.Route
+	(*Fault)(nil),               // 22: weft.mesh.v1.Fault
+	(*Split)(nil),               // 23: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),         // 24: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),            // 25: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),           // 26: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),            // 27: weft.mesh.v1.Endpoint
+	nil,                         // 28: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 29: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 30: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 31: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
-	9,  // 0: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
-	10, // 1: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
-	16, // 2: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
+	10, // 0: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
+	11, // 1: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
+	17, // 2: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
 	0,  // 3: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
-	13, // 4: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
-	11, // 5: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
-	12, // 6: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
-	19, // 7: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
+	14, // 4: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
+	12, // 5: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
+	13, // 6: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
+	20, // 7: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
 	2,  // 8: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
-	14, // 9: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
+	15, // 9: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
 	2,  // 10: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
-	15, // 11: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
+	16, // 11: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
 	2,  // 12: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
-	19, // 13: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	20, // 13: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
 	0,  // 14: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
 	1,  // 15: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	26, // 16: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	20, // 17: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	24, // 18: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
-	3,  // 19: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
-	17, // 20: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
-	17, // 21: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
-	18, // 22: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
-	18, // 23: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
-	19, // 24: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	22, // 25: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	23, // 26: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	24, // 27: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	25, // 28: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	25, // 29: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	21, // 30: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
-	30, // 31: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	30, // 32: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	30, // 33: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	30, // 34: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	30, // 35: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	30, // 36: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	27, // 37: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	28, // 38: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	29, // 39: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	4,  // 40: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	5,  // 41: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	7,  // 42: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	6,  // 43: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	6,  // 44: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	8,  // 45: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	43, // [43:46] is the sub-list for method output_type
-	40, // [40:43] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	27, // 16: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	21, // 17: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	25, // 18: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	9,  // 19: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
+	3,  // 20: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
+	18, // 21: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	18, // 22: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	19, // 23: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	19, // 24: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	20, // 25: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	23, // 26: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	24, // 27: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	25, // 28: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	26, // 29: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	26, // 30: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	22, // 31: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	31, // 32: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	31, // 33: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	31, // 34: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	31, // 35: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	31, // 36: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	31, // 37: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	28, // 38: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	29, // 39: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	30, // 40: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	4,  // 41: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	5,  // 42: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	7,  // 43: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	6,  // 44: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	6,  // 45: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	8,  // 46: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	44, // [44:47] is the sub-list for method output_type
+	41, // [41:44] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -2145,7 +2234,7 @@ func file_core_meshapi_mesh_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,7 +24,18 @@ type LB string
 const (
 	RoundRobin   LB = "round_robin"
 	LeastRequest LB = "least_request" // power of two choices
+	Random       LB = "random"
+	RingHash     LB = "ring_hash" // consistent hashing on Upstream.Hash
+	Maglev       LB = "maglev"    // consistent hashing on Upstream.Hash
 )
+
+// Hash says what consistent hashing hashes: one of a request header, a
+// cookie, or the calling instance's identity.
+type Hash struct {
+	Header         string `json:",omitempty"`
+	Cookie         string `json:",omitempty"`
+	SourceIdentity bool   `json:",omitempty"`
+}
 
 // Wildcard matches every service in an intention's source or destination.
 const Wildcard = "*"
@@ -62,6 +73,7 @@ type Upstream struct {
 	Service   string
 	LocalPort int
 	LB        LB
+	Hash      *Hash `json:",omitempty"` // ring_hash and maglev only
 }
 
 // Intention allows or denies connections from Source to Destination. Either

@@ -42,6 +42,12 @@ func newBalancer(lb meshapi.LB, eps []*endpoint, intn func(int) int) balancer {
 	switch lb {
 	case meshapi.LB_LB_LEAST_REQUEST:
 		return &leastRequest{eps: eps, intn: intn}
+	case meshapi.LB_LB_RANDOM:
+		return &random{eps: eps, intn: intn}
+	case meshapi.LB_LB_RING_HASH:
+		return newRingHash(eps, intn)
+	case meshapi.LB_LB_MAGLEV:
+		return newMaglev(eps, intn)
 	default:
 		return &roundRobin{eps: eps}
 	}

@@ -50,7 +50,9 @@ type outboundState struct {
 	all     *pool    // every endpoint: requests no route takes
 	routes  []*route // first match wins
 	connect time.Duration
-	request time.Duration // for requests no route takes
+	hash    *meshapi.HashPolicy // consistent hashing: what to hash
+	self    string              // this instance, for hashing on source identity
+	request time.Duration       // for requests no route takes
 	stream  time.Duration
 }
 
@@ -128,6 +130,8 @@ func (o *outbound) update(sp spec) {
 		eps:     eps,
 		lb:      lbNew(eps),
 		connect: o.p.opts.DialTimeout,
+		hash:    sp.up.GetHash(),
+		self:    sp.cfg.GetInstanceId(),
 		request: sp.up.GetTimeouts().GetRequest().AsDuration(),
 		stream:  sp.up.GetTimeouts().GetStream().AsDuration(),
 	}
@@ -207,7 +211,12 @@ func (o *outbound) dialTCP(st *outboundState) (net.Conn, *endpoint, func(), erro
 	var skip map[*endpoint]bool
 	var errs []error
 	for range maxAttempts {
-		ep := st.lb.pick(skip)
+		var ep *endpoint
+		if hb, ok := st.lb.(hashBalancer); ok && st.hash.GetSourceIdentity() {
+			ep = hb.pickHash(hash64(st.self), skip)
+		} else {
+			ep = st.lb.pick(skip)
+		}
 		if ep == nil {
 			break
 		}
@@ -414,13 +423,19 @@ func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 	if pk.pool.subset != "" {
 		where = fmt.Sprintf("subset %s of service %s", pk.pool.subset, st.service)
 	}
+	pick := pk.pool.lb.pick
+	if hb, ok := pk.pool.lb.(hashBalancer); ok {
+		if h, ok := hashKey(st.hash, req, st.self); ok {
+			pick = func(skip map[*endpoint]bool) *endpoint { return hb.pickHash(h, skip) }
+		}
+	}
 	var skip map[*endpoint]bool
 	var lastErr error
 	for try := 0; ; try++ {
-		ep := pk.pool.lb.pick(skip)
+		ep := pick(skip)
 		if ep == nil && len(skip) > 0 && rp != nil {
 			skip = nil // every endpoint failed once: start over
-			ep = pk.pool.lb.pick(nil)
+			ep = pick(nil)
 		}
 		if ep == nil {
 			break

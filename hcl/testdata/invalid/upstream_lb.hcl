@@ -9,7 +9,7 @@ service "api" {
 
   upstream "auth" {
     local_port = 9102
-    lb         = "random" # ERROR: Invalid load balancer
+    lb         = "fastest" # ERROR: Invalid load balancer
     timeout    = "5s" # ERROR: Unsupported argument
   }
 }

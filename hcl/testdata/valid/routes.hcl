@@ -7,6 +7,10 @@ service "web" {
   }
   upstream "cart" {
     local_port = 9101
+    lb         = "maglev"
+    hash {
+      header = "X-User"
+    }
   }
 }
 
