@@ -67,3 +67,15 @@ func fastAdapter() *Adapter {
 	a.settle, a.minBackoff, a.maxBackoff = 20*time.Millisecond, 50*time.Millisecond, time.Second
 	return a
 }
+
+// With event_stream = false the adapter learns changes from blocking
+// queries alone: the fallback it uses when the stream cannot be had.
+func TestConformanceBlockingQueries(t *testing.T) {
+	conformance.Run(t, conformance.InMemory(func() plugins.Adapter {
+		return fastAdapter()
+	}), func(t *testing.T) conformance.Fixture {
+		f := conformanceFixture(t)
+		f.Good.Options[OptionEventStream] = "false"
+		return f
+	})
+}

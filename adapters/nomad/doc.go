@@ -51,7 +51,10 @@
 //     my-api): the sidecar binds that port for the upstream, so instances
 //     that share a host do not collide on the policy's local_port;
 //   - Tags are the service's tags; a tag key=value goes to Meta instead
-//     (version=v2 is Meta version = v2, for subsets);
+//     (version=v2 is Meta version = v2, for subsets), and Meta also holds
+//     nomad_canary ("true" while the allocation is an unpromoted canary)
+//     and nomad_job_version, so that a policy subset can select a Nomad
+//     canary: subset "canary" { meta = { nomad_canary = "true" } };
 //   - Health is passing while the allocation runs, unknown while pending
 //     (its sidecar may already be joining), critical when its deployment
 //     marks it unhealthy;

@@ -138,6 +138,10 @@ func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub) (
 	if alloc.AllocatedResources != nil {
 		ports = alloc.AllocatedResources.Shared.Ports
 	}
+	// The canary flag and the job version are in Meta too, so that policy
+	// subsets can select them (subset "canary" { meta = { nomad_canary = "true" } }).
+	labels := facts(reg, alloc)
+	meta[FactCanary], meta[FactJobVersion] = labels[FactCanary], labels[FactJobVersion]
 	in = model.Instance{
 		ID:        InstanceID(alloc.ID, reg.ServiceName),
 		Service:   reg.ServiceName,
@@ -146,7 +150,7 @@ func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub) (
 		Meta:      meta,
 		Tags:      tags,
 		Health:    health(alloc),
-		Labels:    facts(reg, alloc),
+		Labels:    labels,
 	}
 	var meshIP string
 	for _, p := range ports {

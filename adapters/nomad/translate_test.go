@@ -73,7 +73,7 @@ func TestTranslate(t *testing.T) {
 			want := model.Instance{
 				ID: web0 + "/web", Service: "web", Namespace: "default", Address: "127.0.0.1",
 				Ports:  map[string]int{"app": 28090, "mesh": 26548, "upstream:db": 26650},
-				Meta:   map[string]string{"version": "v1"},
+				Meta:   map[string]string{"version": "v1", FactCanary: "false", FactJobVersion: "0"},
 				Tags:   []string{"plain"},
 				Health: model.HealthPassing,
 				Labels: map[string]string{
@@ -145,8 +145,8 @@ func TestTranslate(t *testing.T) {
 		wantIDs:   []string{shop + "/cart", web0 + "/web", web1 + "/web"},
 		wantDiags: []string{"broken", "shop-admin", "shop "},
 		check: func(t *testing.T, ins map[string]model.Instance) {
-			if l := ins[web0+"/web"].Labels; l[FactCanary] != "true" {
-				t.Errorf("canary fact %q, want true", l[FactCanary])
+			if l, m := ins[web0+"/web"].Labels, ins[web0+"/web"].Meta; l[FactCanary] != "true" || m[FactCanary] != "true" {
+				t.Errorf("canary fact %q, meta %q, want true in both", l[FactCanary], m[FactCanary])
 			}
 			if h := ins[web0+"/web"].Health; h != model.HealthPassing {
 				t.Errorf("healthy canary's health %q, want passing", h)

@@ -46,7 +46,21 @@ intention "frontend" "api" {
 // Nomad-allocated ports; the sidecar joins with the task's workload
 // identity.
 func meshJob(name string, count int, controllerAddr, roots string, upstreams ...string) string {
+	return meshJobWith(jobOpts{name: name, count: count, controller: controllerAddr, roots: roots, upstreams: upstreams})
+}
+
+type jobOpts struct {
+	name, controller, roots string
+	count                   int
+	upstreams               []string
+	group                   string // more HCL in the group (update, shutdown_delay)
+	version                 string // VERSION in the app's environment: a change makes a new job version
+}
+
+func meshJobWith(o jobOpts) string {
+	name, count, controllerAddr, roots, upstreams := o.name, o.count, o.controller, o.roots, o.upstreams
 	var ports, env strings.Builder
+	fmt.Fprintf(&env, "        VERSION = %q\n", o.version)
 	for _, u := range upstreams {
 		label := "upstream_" + strings.ReplaceAll(u, "-", "_")
 		fmt.Fprintf(&ports, "      port %q {}\n", label)
@@ -55,6 +69,7 @@ func meshJob(name string, count int, controllerAddr, roots string, upstreams ...
 	return fmt.Sprintf(`job %[1]q {
   group %[1]q {
     count = %[2]d
+%[9]s
     network {
       port "app" {}
       port "mesh" {}
@@ -106,7 +121,7 @@ func meshJob(name string, count int, controllerAddr, roots string, upstreams ...
   }
 }
 `, name, count, controllerAddr, roots, ports.String(), env.String(),
-		filepath.Join(binDir, "weft-proxy"), filepath.Join(binDir, "weft-demo-app"))
+		filepath.Join(binDir, "weft-proxy"), filepath.Join(binDir, "weft-demo-app"), o.group)
 }
 
 func port(a *api.AllocationListStub, label string) int {
