@@ -49,8 +49,9 @@
 // runs as S (and, for a pod-bound token, only for that very pod).
 //
 // An instance's ID is "<namespace>/<pod name>" (the sidecar's --instance,
-// from the downward API). Its address is the endpoint's address (the pod
-// IP); it is passing when the EndpointSlice says ready and not terminating,
+// from the downward API). Its address is the pod's IP of the slice's
+// address family (status.podIPs, which the EndpointSlice controller copies
+// into the endpoint), else the endpoint's address; it is passing when the EndpointSlice says ready and not terminating,
 // critical otherwise, so that a pod turning not-ready leaves every
 // upstream's endpoint set. Its ports are app, mesh, every named port of
 // the EndpointSlice, and upstream:<service> for weft.io/upstreams. Pod

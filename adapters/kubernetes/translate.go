@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -126,7 +127,7 @@ func translate(objs objects) ([]model.Instance, []problem) {
 			ID:        pod.Namespace + "/" + pod.Name,
 			Service:   c.service,
 			Namespace: pod.Namespace,
-			Address:   c.endpoint.Addresses[0],
+			Address:   address(pod, c.endpoint, c.ipv6),
 			Ports:     ports,
 			Meta:      maps.Clone(pod.Labels),
 			Health:    health(c.endpoint.Conditions),
@@ -151,6 +152,21 @@ func translate(objs objects) ([]model.Instance, []problem) {
 		return probs[i].Namespace+"/"+probs[i].Pod < probs[j].Namespace+"/"+probs[j].Pod
 	})
 	return out, probs
+}
+
+// address is the pod's IP of the slice's family (status.podIPs), which is
+// what the EndpointSlice controller copies into the endpoint, or else the
+// endpoint's first address.
+func address(pod *corev1.Pod, ep discoveryv1.Endpoint, ipv6 bool) string {
+	for _, ip := range pod.Status.PodIPs {
+		if a, err := netip.ParseAddr(ip.IP); err == nil && a.Is6() == ipv6 {
+			return ip.IP
+		}
+	}
+	if a, err := netip.ParseAddr(pod.Status.PodIP); err == nil && a.Is6() == ipv6 {
+		return pod.Status.PodIP
+	}
+	return ep.Addresses[0]
 }
 
 // meshed reports whether a pod declares a sidecar.

@@ -3,6 +3,7 @@ package kubetest
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sort"
 	"time"
 
@@ -93,6 +94,18 @@ func (c *Cluster) DeletePod(ns, name string) {
 	}
 }
 
+// sliceAddress: the API server refuses loopback addresses in an
+// EndpointSlice, while tests run pods on loopback addresses. A loopback pod
+// IP is written as the documentation address with the same last octet
+// (198.51.100.N); the adapter takes the address from the pod's status.podIPs.
+func sliceAddress(podIP string) string {
+	a, err := netip.ParseAddr(podIP)
+	if err != nil || !a.IsLoopback() || !a.Is4() {
+		return podIP
+	}
+	return fmt.Sprintf("198.51.100.%d", a.As4()[3])
+}
+
 // CreateService creates a Service selecting pods by selector, with one
 // port named "http" targeting port.
 func (c *Cluster) CreateService(ns, name string, selector map[string]string, port int32) {
@@ -161,7 +174,7 @@ func (c *Cluster) syncEndpoints(ns, service string) error {
 		}
 		node := pod.Spec.NodeName
 		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{
-			Addresses:  []string{pod.Status.PodIP},
+			Addresses:  []string{sliceAddress(pod.Status.PodIP)},
 			Conditions: discoveryv1.EndpointConditions{Ready: &ready, Serving: &ready, Terminating: new(bool)},
 			NodeName:   &node,
 			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: pod.Name, UID: pod.UID},

@@ -1,0 +1,11 @@
+// Package kubernetes holds Weft's end-to-end tests on Kubernetes: a real
+// etcd and kube-apiserver (package kubetest), the real weft controller with
+// the kubernetes and local adapters, and pods whose app and weft-proxy the
+// test runs as local processes, each pod on a loopback address of its own.
+// The test plays the kubelet and the EndpointSlice controller: it creates
+// the Pod objects, writes their IP and Ready condition, keeps their
+// EndpointSlices, and hands each sidecar a pod-bound service-account token
+// for audience "weft", as a projected token volume would.
+//
+// Entry point: TestKubernetesMesh.
+package kubernetes

@@ -1,0 +1,192 @@
+package kubernetes
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/test/kubernetes/kubetest"
+)
+
+const policy = `
+mesh {
+  trust_domain   = "weft.test"
+  default_action = "deny"
+}
+
+service "web" {
+  protocol = "http"
+  upstream "api" {
+    local_port = 9001
+  }
+}
+
+service "api" {
+  protocol = "http"
+  upstream "store" {
+    local_port = 9002
+  }
+}
+
+service "store" {
+  protocol = "http"
+}
+
+intention "web" "api" {
+  action = "allow"
+}
+
+intention "api" "store" {
+  action = "allow"
+}
+`
+
+// store runs outside Kubernetes, under the local adapter.
+const workloads = `
+service "store" {
+  command = "DEMO_APP"
+  port    = 8080
+}
+`
+
+// Convergence bound the issue sets.
+const convergeWithin = 2 * time.Second
+
+// TestKubernetesMesh walks one mesh, pods on a real kube-apiserver plus a
+// local-adapter service, through the Kubernetes promises, in order.
+func TestKubernetesMesh(t *testing.T) {
+	c := kubetest.Start(t)
+	ns := "default"
+	c.Namespace(ns, "web", "api")
+	c.CreateService(ns, "web", map[string]string{"app": "web"}, appPort)
+	c.CreateService(ns, "api", map[string]string{"app": "api"}, appPort)
+	m := newMesh(t, c, ns, policy, workloads, 1)
+
+	web := m.runPod("web", "web-0")
+	api0 := m.runPod("api", "api-0")
+	api1 := m.runPod("api", "api-1")
+	m.waitEndpoints(web, "api", []string{m.id("api-0"), m.id("api-1")}, 10*time.Second)
+
+	t.Run("PodsTalkOverMTLS", func(t *testing.T) {
+		seen := map[string]bool{}
+		for i := 0; i < 20 && len(seen) < 2; i++ {
+			out, err := m.call(web, "/call/api")
+			if err != nil {
+				t.Fatalf("web -> api: %v", err)
+			}
+			resp, _ := out["response"].(map[string]any)
+			if caller, _ := resp["caller"].(string); caller != "spiffe://weft.test/ns/default/svc/web" {
+				t.Fatalf("api saw caller %q, want web's SPIFFE ID (verified over mTLS); answer %v", caller, out)
+			}
+			inst, _ := resp["instance"].(string)
+			seen[inst] = true
+		}
+		if len(seen) < 2 {
+			t.Errorf("20 calls reached only %v, want both api pods", seen)
+		}
+		// Default deny holds for pods: api has no intention to call web.
+		if out, err := m.call(api0, "/call/api"); err == nil {
+			t.Errorf("api -> api passed without an intention: %v", out)
+		}
+	})
+
+	t.Run("CrossSchedulerPodToLocalService", func(t *testing.T) {
+		out, err := m.call(web, "/call/api/call/store")
+		if err != nil {
+			t.Fatalf("web -> api (pod) -> store (local adapter): %v", err)
+		}
+		inner, _ := out["response"].(map[string]any)
+		store, _ := inner["response"].(map[string]any)
+		if store["service"] != "store" || store["caller"] != "spiffe://weft.test/ns/default/svc/api" {
+			t.Errorf("store answered %v, want service store called by api's identity", store)
+		}
+	})
+
+	t.Run("ScalingConvergesWithin2s", func(t *testing.T) {
+		// Scale up: the new pods' sidecars join while not ready; marking
+		// them Ready is the change every sidecar must see within 2s.
+		api2 := m.startPod("api", "api-2", "api")
+		api3 := m.startPod("api", "api-3", "api")
+		m.waitSidecarReady(api2)
+		m.waitSidecarReady(api3)
+		t0 := time.Now()
+		c.SetPodStatus(ns, "api-2", api2.ip, true)
+		c.SetPodStatus(ns, "api-3", api3.ip, true)
+		c.SyncEndpoints(ns, "api")
+		all := []string{m.id("api-0"), m.id("api-1"), m.id("api-2"), m.id("api-3")}
+		m.waitEndpoints(web, "api", all, convergeWithin-time.Since(t0))
+		up := time.Since(t0)
+
+		t0 = time.Now()
+		m.deletePod(api2)
+		m.deletePod(api3)
+		m.waitEndpoints(web, "api", all[:2], convergeWithin-time.Since(t0))
+		down := time.Since(t0)
+		t.Logf("scale 2 -> 4 api pods converged in %v, 4 -> 2 in %v (bound %v)", up.Round(time.Millisecond), down.Round(time.Millisecond), convergeWithin)
+		for i := 0; i < 4; i++ {
+			if _, err := m.call(web, "/call/api"); err != nil {
+				t.Fatalf("web -> api after scaling down: %v", err)
+			}
+		}
+	})
+
+	t.Run("NotReadyLeavesEndpointSet", func(t *testing.T) {
+		t0 := time.Now()
+		m.setReady(api1, false)
+		m.waitEndpoints(web, "api", []string{m.id("api-0")}, convergeWithin-time.Since(t0))
+		t.Logf("not-ready api-1 left web's endpoint set in %v", time.Since(t0).Round(time.Millisecond))
+		for i := 0; i < 6; i++ {
+			out, err := m.call(web, "/call/api")
+			if err != nil {
+				t.Fatalf("web -> api with api-1 not ready: %v", err)
+			}
+			if resp, _ := out["response"].(map[string]any); resp["instance"] != m.id("api-0") {
+				t.Fatalf("a call reached %v, want only api-0 while api-1 is not ready", resp["instance"])
+			}
+		}
+		t0 = time.Now()
+		m.setReady(api1, true)
+		m.waitEndpoints(web, "api", []string{m.id("api-0"), m.id("api-1")}, convergeWithin-time.Since(t0))
+	})
+
+	t.Run("OtherServiceAccountTokenRefused", func(t *testing.T) {
+		// A pod of service api whose sidecar presents web's pod token.
+		thief := m.startPod("api", "api-thief", "web")
+		waitUntil(t, "the controller refusing api-thief's join", 15*time.Second, func() (bool, string) {
+			log := m.controller.out.String()
+			return strings.Contains(log, "join refused") && strings.Contains(log, m.id("api-thief")), "no refusal logged"
+		})
+		if err := getJSON(fmt.Sprintf("http://%s:%d/ready", thief.ip, adminPort), nil); err == nil {
+			t.Error("the sidecar holding another service account's token became ready")
+		}
+		for _, line := range strings.Split(m.controller.out.String(), "\n") {
+			if strings.Contains(line, "join refused") && strings.Contains(line, m.id("api-thief")) {
+				t.Logf("controller: %s", line)
+				break
+			}
+		}
+		c.DeletePod(ns, "api-thief")
+		c.SyncEndpoints(ns, "api")
+		thief.sidecar.stop()
+		thief.app.stop()
+	})
+
+	t.Run("APIServerRestartKeepsTrafficAndResyncs", func(t *testing.T) {
+		c.StopAPIServer()
+		for i := 0; i < 10; i++ {
+			if _, err := m.call(web, "/call/api/call/store"); err != nil {
+				t.Fatalf("call %d while the API server is down: %v", i, err)
+			}
+		}
+		c.StartAPIServer()
+		t0 := time.Now()
+		api4 := m.runPod("api", "api-4")
+		d := m.waitEndpoints(web, "api", []string{m.id("api-0"), m.id("api-1"), m.id("api-4")}, 60*time.Second)
+		t.Logf("after the API server restart, a new pod reached web's sidecar %v after its EndpointSlice was written (%v after the restart)",
+			d.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
+		if _, err := m.call(api4, "/call/store"); err != nil {
+			t.Fatalf("the pod started after the restart cannot call store: %v", err)
+		}
+	})
+}
