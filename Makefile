@@ -4,7 +4,7 @@ BIN     := bin
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/weftmesh/weft/core/version.Version=$(VERSION)
 
-.PHONY: all build test lint demo bench bench-quick proto clean nomad
+.PHONY: all build test lint demo bench bench-quick proto clean nomad k8s-assets
 
 all: build
 
@@ -17,7 +17,7 @@ build:
 
 # Unit, conformance and end-to-end tests. The end-to-end tests build the
 # binaries they run themselves.
-test: lint nomad
+test: lint nomad k8s-assets
 	$(GO) test -count=1 -timeout 20m ./...
 
 lint:
@@ -34,6 +34,14 @@ nomad: $(NOMAD_BIN)
 $(NOMAD_BIN):
 	@mkdir -p $(dir $@)
 	cd test/tools/nomad && GOWORK=off nice -n 10 $(GO) build -o $@.tmp github.com/hashicorp/nomad && mv $@.tmp $@
+
+# kube-apiserver v1.37.2 and etcd for the Kubernetes tests: built once per
+# machine by test/tools/k8s/build.sh into $(HOME)/.cache/weft/k8s-v1.37.2
+# (kube-apiserver: 10 to 25 minutes cold; etcd: Debian's etcd-server). The
+# harness (test/kubernetes/kubetest) runs the same script when they are
+# missing, and fails if it cannot.
+k8s-assets:
+	@./test/tools/k8s/build.sh >/dev/null
 
 demo: build
 	./examples/local/demo.sh

@@ -7,6 +7,7 @@
 #   WEFT_K8S_ASSETS   where the binaries go (default $HOME/.cache/weft/k8s-v1.37.2)
 set -euo pipefail
 cd "$(dirname "$0")"
+export GOWORK=off
 VERSION=v1.37.2
 OUT="${WEFT_K8S_ASSETS:-${XDG_CACHE_HOME:-$HOME/.cache}/weft/k8s-$VERSION}"
 mkdir -p "$OUT"
