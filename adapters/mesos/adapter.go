@@ -216,26 +216,65 @@ func (w *watcher) session(ctx context.Context) (progressed bool, err error) {
 			}
 		}
 	}()
+	// Events are read ahead, so that a burst (SUBSCRIBED and the events
+	// right after it, a failing agent's tasks) is applied as a whole and
+	// translated once.
+	type item struct {
+		ev  *master.Event
+		err error
+	}
+	items := make(chan item, 256)
+	go func() {
+		for {
+			ev, err := stream.next()
+			select {
+			case items <- item{ev, err}:
+			case <-sctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
 	for {
-		ev, err := stream.next()
-		if err != nil {
-			if ctx.Err() == nil && sctx.Err() != nil {
-				err = fmt.Errorf("no heartbeat from the master for %d intervals: %w", w.a.missedHeartbeats, err)
-			}
-			return progressed, err
-		}
-		var hb time.Duration
-		if ev.Type == master.Event_SUBSCRIBED {
-			progressed = true
-			if s := ev.GetSubscribed().GetHeartbeatIntervalSeconds(); s > 0 {
-				hb = time.Duration(s * float64(time.Second))
-			}
-		}
+		var it item
 		select {
-		case alive <- hb:
-		default:
+		case it = <-items:
+		case <-sctx.Done():
+			it = item{err: errors.New("the event stream was cut")}
 		}
-		if state.Apply(ev) {
+		changed := false
+		for {
+			if it.err != nil {
+				err := it.err
+				if ctx.Err() == nil && sctx.Err() != nil {
+					err = fmt.Errorf("no heartbeat from the master for %d intervals: %w", w.a.missedHeartbeats, err)
+				}
+				return progressed, err
+			}
+			var hb time.Duration
+			if it.ev.Type == master.Event_SUBSCRIBED {
+				progressed = true
+				if s := it.ev.GetSubscribed().GetHeartbeatIntervalSeconds(); s > 0 {
+					hb = time.Duration(s * float64(time.Second))
+				}
+			}
+			select {
+			case alive <- hb:
+			default:
+			}
+			if state.Apply(it.ev) {
+				changed = true
+			}
+			select {
+			case it = <-items:
+				continue
+			default:
+			}
+			break
+		}
+		if changed {
 			if err := w.send(ctx, state); err != nil {
 				return progressed, err
 			}

@@ -198,8 +198,9 @@ func TestSchedulerLaunchGroup(t *testing.T) {
 }
 
 func TestSchedulerCallsNeedTheStreamID(t *testing.T) {
-	c := start(t, Options{})
+	c := start(t, Options{HeartbeatInterval: 50 * time.Millisecond})
 	s := subscribeScheduler(t, c.URLs()[0], &mesos.FrameworkInfo{User: "root", Name: "test"})
+	s.next(scheduler.Event_HEARTBEAT)
 	body := `{"type":"REVIVE","framework_id":{"value":"` + s.id + `"}}`
 	resp := post(t, c.URLs()[0]+"/api/v1/scheduler", map[string]string{"Content-Type": "application/json", "Accept": "application/json"}, body)
 	resp.Body.Close()
