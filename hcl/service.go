@@ -27,6 +27,8 @@ type service struct {
 	Timeouts       *timeouts
 	RateLimits     []*rateLimit
 	ConnLimit      *connectionLimit
+	Breaker        *circuitBreaker
+	Outliers       *outlierDetection
 
 	DeclRange hcl.Range
 }
@@ -43,6 +45,8 @@ var serviceSchema = &hcl.BodySchema{
 		{Type: "timeouts"},
 		{Type: "rate_limit", LabelNames: []string{"name"}},
 		{Type: "connection_limit"},
+		{Type: "circuit_breaker"},
+		{Type: "outlier_detection"},
 	},
 }
 
@@ -126,6 +130,24 @@ func decodeServiceBlock(block *hcl.Block) (*service, hcl.Diagnostics) {
 			diags = append(diags, d...)
 			s.RateLimits = append(s.RateLimits, rl)
 			continue
+		case "circuit_breaker":
+			cb, d := decodeCircuitBreakerBlock(b)
+			diags = append(diags, d...)
+			if s.Breaker != nil {
+				diags = append(diags, duplicateBlock("circuit_breaker", fmt.Sprintf("Service %q", s.Name), s.Breaker.DeclRange, b.DefRange))
+				continue
+			}
+			s.Breaker = cb
+			continue
+		case "outlier_detection":
+			od, d := decodeOutlierDetectionBlock(b)
+			diags = append(diags, d...)
+			if s.Outliers != nil {
+				diags = append(diags, duplicateBlock("outlier_detection", fmt.Sprintf("Service %q", s.Name), s.Outliers.DeclRange, b.DefRange))
+				continue
+			}
+			s.Outliers = od
+			continue
 		case "connection_limit":
 			cl, d := decodeConnectionLimitBlock(b)
 			diags = append(diags, d...)
@@ -201,6 +223,14 @@ func (s *service) toPolicy() policy.Service {
 	}
 	if s.ConnLimit != nil {
 		ps.ConnectionLimit = s.ConnLimit.ConnectionLimit
+	}
+	if s.Breaker != nil {
+		cb := s.Breaker.CircuitBreaker
+		ps.CircuitBreaker = &cb
+	}
+	if s.Outliers != nil {
+		od := s.Outliers.OutlierDetection
+		ps.OutlierDetection = &od
 	}
 	return ps
 }

@@ -62,6 +62,23 @@ func Compile(p *policy.Policy, entries []registry.Entry) map[string]*meshapi.Pro
 				Timeouts:    timeouts(dst.Timeouts),
 				Hash:        hashPolicy(u.Hash),
 			})
+			up := cfg.Upstreams[len(cfg.Upstreams)-1]
+			if cb := dst.CircuitBreaker; cb != nil {
+				up.CircuitBreaker = &meshapi.CircuitBreaker{
+					MaxConnections: uint32(cb.MaxConnections), MaxRequests: uint32(cb.MaxRequests),
+					MaxPending: uint32(cb.MaxPending), MaxRetries: uint32(cb.MaxRetries),
+				}
+			}
+			if od := dst.OutlierDetection; od != nil {
+				up.OutlierDetection = &meshapi.OutlierDetection{
+					Consecutive_5Xx:          uint32(od.Consecutive5xx),
+					ConsecutiveGatewayErrors: uint32(od.ConsecutiveGatewayErrors),
+					ConsecutiveLocalFailures: uint32(od.ConsecutiveLocalFailures),
+					Interval:                 duration(od.Interval),
+					BaseEjectionTime:         duration(od.BaseEjectionTime),
+					MaxEjectedPercent:        uint32(od.MaxEjectedPercent),
+				}
+			}
 		}
 		out[in.ID] = cfg
 	}

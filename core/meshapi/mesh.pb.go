@@ -1140,10 +1140,12 @@ type Upstream struct {
 	Routes []*Route `protobuf:"bytes,9,rep,name=routes,proto3" json:"routes,omitempty"`
 	// Defaults for every request to this upstream; a route's request and
 	// stream timeouts override them.
-	Timeouts      *Timeouts   `protobuf:"bytes,10,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
-	Hash          *HashPolicy `protobuf:"bytes,11,opt,name=hash,proto3" json:"hash,omitempty"` // LB_RING_HASH and LB_MAGLEV
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Timeouts         *Timeouts         `protobuf:"bytes,10,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
+	Hash             *HashPolicy       `protobuf:"bytes,11,opt,name=hash,proto3" json:"hash,omitempty"` // LB_RING_HASH and LB_MAGLEV
+	CircuitBreaker   *CircuitBreaker   `protobuf:"bytes,12,opt,name=circuit_breaker,json=circuitBreaker,proto3" json:"circuit_breaker,omitempty"`
+	OutlierDetection *OutlierDetection `protobuf:"bytes,13,opt,name=outlier_detection,json=outlierDetection,proto3" json:"outlier_detection,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Upstream) Reset() {
@@ -1253,6 +1255,175 @@ func (x *Upstream) GetHash() *HashPolicy {
 	return nil
 }
 
+func (x *Upstream) GetCircuitBreaker() *CircuitBreaker {
+	if x != nil {
+		return x.CircuitBreaker
+	}
+	return nil
+}
+
+func (x *Upstream) GetOutlierDetection() *OutlierDetection {
+	if x != nil {
+		return x.OutlierDetection
+	}
+	return nil
+}
+
+// Caps on what this sidecar sends to the upstream at once; 0: no cap.
+// Past one it answers 503 (gRPC UNAVAILABLE) itself.
+type CircuitBreaker struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	MaxConnections uint32                 `protobuf:"varint,1,opt,name=max_connections,json=maxConnections,proto3" json:"max_connections,omitempty"` // TCP connections
+	MaxRequests    uint32                 `protobuf:"varint,2,opt,name=max_requests,json=maxRequests,proto3" json:"max_requests,omitempty"`          // requests in flight
+	MaxPending     uint32                 `protobuf:"varint,3,opt,name=max_pending,json=maxPending,proto3" json:"max_pending,omitempty"`             // requests waiting for one of max_requests
+	MaxRetries     uint32                 `protobuf:"varint,4,opt,name=max_retries,json=maxRetries,proto3" json:"max_retries,omitempty"`             // retries in flight
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CircuitBreaker) Reset() {
+	*x = CircuitBreaker{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CircuitBreaker) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CircuitBreaker) ProtoMessage() {}
+
+func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CircuitBreaker.ProtoReflect.Descriptor instead.
+func (*CircuitBreaker) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CircuitBreaker) GetMaxConnections() uint32 {
+	if x != nil {
+		return x.MaxConnections
+	}
+	return 0
+}
+
+func (x *CircuitBreaker) GetMaxRequests() uint32 {
+	if x != nil {
+		return x.MaxRequests
+	}
+	return 0
+}
+
+func (x *CircuitBreaker) GetMaxPending() uint32 {
+	if x != nil {
+		return x.MaxPending
+	}
+	return 0
+}
+
+func (x *CircuitBreaker) GetMaxRetries() uint32 {
+	if x != nil {
+		return x.MaxRetries
+	}
+	return 0
+}
+
+// Ejects an endpoint after so many failures in a row (0: not counted).
+type OutlierDetection struct {
+	state                    protoimpl.MessageState `protogen:"open.v1"`
+	Consecutive_5Xx          uint32                 `protobuf:"varint,1,opt,name=consecutive_5xx,json=consecutive5xx,proto3" json:"consecutive_5xx,omitempty"`
+	ConsecutiveGatewayErrors uint32                 `protobuf:"varint,2,opt,name=consecutive_gateway_errors,json=consecutiveGatewayErrors,proto3" json:"consecutive_gateway_errors,omitempty"`
+	ConsecutiveLocalFailures uint32                 `protobuf:"varint,3,opt,name=consecutive_local_failures,json=consecutiveLocalFailures,proto3" json:"consecutive_local_failures,omitempty"`
+	Interval                 *durationpb.Duration   `protobuf:"bytes,4,opt,name=interval,proto3" json:"interval,omitempty"`
+	BaseEjectionTime         *durationpb.Duration   `protobuf:"bytes,5,opt,name=base_ejection_time,json=baseEjectionTime,proto3" json:"base_ejection_time,omitempty"`
+	MaxEjectedPercent        uint32                 `protobuf:"varint,6,opt,name=max_ejected_percent,json=maxEjectedPercent,proto3" json:"max_ejected_percent,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
+}
+
+func (x *OutlierDetection) Reset() {
+	*x = OutlierDetection{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutlierDetection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutlierDetection) ProtoMessage() {}
+
+func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutlierDetection.ProtoReflect.Descriptor instead.
+func (*OutlierDetection) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *OutlierDetection) GetConsecutive_5Xx() uint32 {
+	if x != nil {
+		return x.Consecutive_5Xx
+	}
+	return 0
+}
+
+func (x *OutlierDetection) GetConsecutiveGatewayErrors() uint32 {
+	if x != nil {
+		return x.ConsecutiveGatewayErrors
+	}
+	return 0
+}
+
+func (x *OutlierDetection) GetConsecutiveLocalFailures() uint32 {
+	if x != nil {
+		return x.ConsecutiveLocalFailures
+	}
+	return 0
+}
+
+func (x *OutlierDetection) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *OutlierDetection) GetBaseEjectionTime() *durationpb.Duration {
+	if x != nil {
+		return x.BaseEjectionTime
+	}
+	return nil
+}
+
+func (x *OutlierDetection) GetMaxEjectedPercent() uint32 {
+	if x != nil {
+		return x.MaxEjectedPercent
+	}
+	return 0
+}
+
 type StringMatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          MatchKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=weft.mesh.v1.MatchKind" json:"kind,omitempty"`
@@ -1263,7 +1434,7 @@ type StringMatch struct {
 
 func (x *StringMatch) Reset() {
 	*x = StringMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1275,7 +1446,7 @@ func (x *StringMatch) String() string {
 func (*StringMatch) ProtoMessage() {}
 
 func (x *StringMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1288,7 +1459,7 @@ func (x *StringMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StringMatch.ProtoReflect.Descriptor instead.
 func (*StringMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{14}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StringMatch) GetKind() MatchKind {
@@ -1317,7 +1488,7 @@ type KeyMatch struct {
 
 func (x *KeyMatch) Reset() {
 	*x = KeyMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1329,7 +1500,7 @@ func (x *KeyMatch) String() string {
 func (*KeyMatch) ProtoMessage() {}
 
 func (x *KeyMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1342,7 +1513,7 @@ func (x *KeyMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyMatch.ProtoReflect.Descriptor instead.
 func (*KeyMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{15}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *KeyMatch) GetName() string {
@@ -1379,7 +1550,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1562,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1575,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RouteMatch) GetPath() *StringMatch {
@@ -1452,7 +1623,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1464,7 +1635,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1477,7 +1648,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Route) GetName() string {
@@ -1550,7 +1721,7 @@ type Fault struct {
 
 func (x *Fault) Reset() {
 	*x = Fault{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1562,7 +1733,7 @@ func (x *Fault) String() string {
 func (*Fault) ProtoMessage() {}
 
 func (x *Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1575,7 +1746,7 @@ func (x *Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fault.ProtoReflect.Descriptor instead.
 func (*Fault) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Fault) GetDelay() *durationpb.Duration {
@@ -1616,7 +1787,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1628,7 +1799,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1641,7 +1812,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Split) GetSubset() string {
@@ -1671,7 +1842,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1683,7 +1854,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1696,7 +1867,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -1746,7 +1917,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +1929,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +1942,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Timeouts) GetConnect() *durationpb.Duration {
@@ -1813,7 +1984,7 @@ type HeaderOps struct {
 
 func (x *HeaderOps) Reset() {
 	*x = HeaderOps{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1825,7 +1996,7 @@ func (x *HeaderOps) String() string {
 func (*HeaderOps) ProtoMessage() {}
 
 func (x *HeaderOps) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1838,7 +2009,7 @@ func (x *HeaderOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderOps.ProtoReflect.Descriptor instead.
 func (*HeaderOps) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *HeaderOps) GetAdd() map[string]string {
@@ -1877,7 +2048,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1889,7 +2060,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1902,7 +2073,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Endpoint) GetInstanceId() string {
@@ -2019,7 +2190,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\n" +
 	"Permission\x12,\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x14.weft.mesh.v1.ActionR\x06action\x12.\n" +
-	"\x05match\x18\x02 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\"\xb2\x03\n" +
+	"\x05match\x18\x02 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\"\xc6\x04\n" +
 	"\bUpstream\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1b\n" +
@@ -2033,7 +2204,23 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x06routes\x18\t \x03(\v2\x13.weft.mesh.v1.RouteR\x06routes\x122\n" +
 	"\btimeouts\x18\n" +
 	" \x01(\v2\x16.weft.mesh.v1.TimeoutsR\btimeouts\x12,\n" +
-	"\x04hash\x18\v \x01(\v2\x18.weft.mesh.v1.HashPolicyR\x04hash\"P\n" +
+	"\x04hash\x18\v \x01(\v2\x18.weft.mesh.v1.HashPolicyR\x04hash\x12E\n" +
+	"\x0fcircuit_breaker\x18\f \x01(\v2\x1c.weft.mesh.v1.CircuitBreakerR\x0ecircuitBreaker\x12K\n" +
+	"\x11outlier_detection\x18\r \x01(\v2\x1e.weft.mesh.v1.OutlierDetectionR\x10outlierDetection\"\x9e\x01\n" +
+	"\x0eCircuitBreaker\x12'\n" +
+	"\x0fmax_connections\x18\x01 \x01(\rR\x0emaxConnections\x12!\n" +
+	"\fmax_requests\x18\x02 \x01(\rR\vmaxRequests\x12\x1f\n" +
+	"\vmax_pending\x18\x03 \x01(\rR\n" +
+	"maxPending\x12\x1f\n" +
+	"\vmax_retries\x18\x04 \x01(\rR\n" +
+	"maxRetries\"\xe7\x02\n" +
+	"\x10OutlierDetection\x12'\n" +
+	"\x0fconsecutive_5xx\x18\x01 \x01(\rR\x0econsecutive5xx\x12<\n" +
+	"\x1aconsecutive_gateway_errors\x18\x02 \x01(\rR\x18consecutiveGatewayErrors\x12<\n" +
+	"\x1aconsecutive_local_failures\x18\x03 \x01(\rR\x18consecutiveLocalFailures\x125\n" +
+	"\binterval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\binterval\x12G\n" +
+	"\x12base_ejection_time\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x10baseEjectionTime\x12.\n" +
+	"\x13max_ejected_percent\x18\x06 \x01(\rR\x11maxEjectedPercent\"P\n" +
 	"\vStringMatch\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.weft.mesh.v1.MatchKindR\x04kind\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"g\n" +
@@ -2133,7 +2320,7 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 }
 
 var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
@@ -2153,20 +2340,22 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(*AuthzRule)(nil),           // 15: weft.mesh.v1.AuthzRule
 	(*Permission)(nil),          // 16: weft.mesh.v1.Permission
 	(*Upstream)(nil),            // 17: weft.mesh.v1.Upstream
-	(*StringMatch)(nil),         // 18: weft.mesh.v1.StringMatch
-	(*KeyMatch)(nil),            // 19: weft.mesh.v1.KeyMatch
-	(*RouteMatch)(nil),          // 20: weft.mesh.v1.RouteMatch
-	(*Route)(nil),               // 21: weft.mesh.v1.Route
-	(*Fault)(nil),               // 22: weft.mesh.v1.Fault
-	(*Split)(nil),               // 23: weft.mesh.v1.Split
-	(*RetryPolicy)(nil),         // 24: weft.mesh.v1.RetryPolicy
-	(*Timeouts)(nil),            // 25: weft.mesh.v1.Timeouts
-	(*HeaderOps)(nil),           // 26: weft.mesh.v1.HeaderOps
-	(*Endpoint)(nil),            // 27: weft.mesh.v1.Endpoint
-	nil,                         // 28: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 29: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 30: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 31: google.protobuf.Duration
+	(*CircuitBreaker)(nil),      // 18: weft.mesh.v1.CircuitBreaker
+	(*OutlierDetection)(nil),    // 19: weft.mesh.v1.OutlierDetection
+	(*StringMatch)(nil),         // 20: weft.mesh.v1.StringMatch
+	(*KeyMatch)(nil),            // 21: weft.mesh.v1.KeyMatch
+	(*RouteMatch)(nil),          // 22: weft.mesh.v1.RouteMatch
+	(*Route)(nil),               // 23: weft.mesh.v1.Route
+	(*Fault)(nil),               // 24: weft.mesh.v1.Fault
+	(*Split)(nil),               // 25: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),         // 26: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),            // 27: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),           // 28: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),            // 29: weft.mesh.v1.Endpoint
+	nil,                         // 30: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 31: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 32: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 33: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	10, // 0: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
@@ -2176,51 +2365,55 @@ var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	14, // 4: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
 	12, // 5: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
 	13, // 6: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
-	20, // 7: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
+	22, // 7: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
 	2,  // 8: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
 	15, // 9: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
 	2,  // 10: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
 	16, // 11: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
 	2,  // 12: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
-	20, // 13: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	22, // 13: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
 	0,  // 14: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
 	1,  // 15: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	27, // 16: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	21, // 17: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	25, // 18: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	29, // 16: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	23, // 17: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	27, // 18: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
 	9,  // 19: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
-	3,  // 20: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
-	18, // 21: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
-	18, // 22: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
-	19, // 23: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
-	19, // 24: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
-	20, // 25: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	23, // 26: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	24, // 27: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	25, // 28: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	26, // 29: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	26, // 30: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	22, // 31: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
-	31, // 32: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	31, // 33: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	31, // 34: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	31, // 35: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	31, // 36: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	31, // 37: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	28, // 38: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	29, // 39: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	30, // 40: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	4,  // 41: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	5,  // 42: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	7,  // 43: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	6,  // 44: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	6,  // 45: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	8,  // 46: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	44, // [44:47] is the sub-list for method output_type
-	41, // [41:44] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	18, // 20: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
+	19, // 21: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
+	33, // 22: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	33, // 23: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	3,  // 24: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
+	20, // 25: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	20, // 26: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	21, // 27: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	21, // 28: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	22, // 29: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	25, // 30: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	26, // 31: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	27, // 32: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	28, // 33: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	28, // 34: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	24, // 35: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	33, // 36: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	33, // 37: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	33, // 38: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	33, // 39: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	33, // 40: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	33, // 41: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	30, // 42: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	31, // 43: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	32, // 44: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	4,  // 45: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	5,  // 46: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	7,  // 47: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	6,  // 48: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	6,  // 49: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	8,  // 50: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	48, // [48:51] is the sub-list for method output_type
+	45, // [45:48] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -2234,7 +2427,7 @@ func file_core_meshapi_mesh_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

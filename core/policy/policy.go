@@ -64,6 +64,9 @@ type Service struct {
 	Routes    []Route  `json:",omitempty"` // first match wins; none matches: the whole service
 	Timeouts  Timeouts // defaults for every caller; a route's Request and Stream override
 
+	CircuitBreaker   *CircuitBreaker   `json:",omitempty"`
+	OutlierDetection *OutlierDetection `json:",omitempty"`
+
 	RateLimits      []RateLimit     `json:",omitempty"`
 	ConnectionLimit ConnectionLimit `json:",omitempty"`
 }

@@ -183,3 +183,28 @@ type Fault struct {
 	AbortPercent int           `json:",omitempty"`
 	Callers      []string      `json:",omitempty"`
 }
+
+// CircuitBreaker caps what one caller's sidecar sends to a service at
+// once; past a cap it answers 503 (gRPC UNAVAILABLE) at once instead of
+// adding load. Zero means no cap.
+type CircuitBreaker struct {
+	MaxConnections int `json:",omitempty"` // TCP connections
+	MaxRequests    int `json:",omitempty"` // requests in flight
+	MaxPending     int `json:",omitempty"` // requests waiting for one of MaxRequests
+	MaxRetries     int `json:",omitempty"` // retries in flight
+}
+
+// OutlierDetection takes failing instances out of a caller's balancing for
+// a while: after Consecutive5xx 5xx answers, ConsecutiveGatewayErrors 502,
+// 503 or 504 answers, or ConsecutiveLocalFailures connection failures in a
+// row (0: not counted), for BaseEjectionTime times the number of its
+// ejections, at most MaxEjectedPercent of the instances at once. Each
+// Interval without a new ejection an instance's count goes down by one.
+type OutlierDetection struct {
+	Consecutive5xx           int           `json:",omitempty"`
+	ConsecutiveGatewayErrors int           `json:",omitempty"`
+	ConsecutiveLocalFailures int           `json:",omitempty"`
+	Interval                 time.Duration `json:",omitempty"`
+	BaseEjectionTime         time.Duration `json:",omitempty"`
+	MaxEjectedPercent        int           `json:",omitempty"`
+}

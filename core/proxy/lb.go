@@ -16,6 +16,7 @@ type endpoint struct {
 	id       string
 	addr     string // host:port
 	inflight atomic.Int64
+	out      outlier
 }
 
 // acquire counts one request in flight; the returned function, called once

@@ -32,6 +32,8 @@ type metrics struct {
 	denied      *prometheus.CounterVec
 	limited     *prometheus.CounterVec
 	faults      *prometheus.CounterVec
+	overflow    *prometheus.CounterVec
+	pending     *prometheus.GaugeVec
 	version     prometheus.Gauge
 }
 
@@ -71,12 +73,20 @@ func newMetrics() *metrics {
 			Name: "weft_faults_injected_total",
 			Help: "Outbound requests delayed or aborted by a route's fault injection, by upstream service and kind.",
 		}, []string{"peer", "kind"}),
+		overflow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_circuit_breaker_overflow_total",
+			Help: "Outbound requests, retries or connections refused by an upstream's circuit breaker, by upstream service and cap.",
+		}, []string{"peer", "limit"}),
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weft_circuit_breaker_pending",
+			Help: "Outbound requests waiting for a slot of an upstream's circuit breaker (max_pending), by upstream service.",
+		}, []string{"peer"}),
 		version: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "weft_config_version",
 			Help: "Version of the configuration applied last.",
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.limited, m.faults, m.version)
+	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.limited, m.faults, m.overflow, m.pending, m.version)
 	return m
 }
 

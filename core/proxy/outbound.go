@@ -50,9 +50,11 @@ type outboundState struct {
 	all     *pool    // every endpoint: requests no route takes
 	routes  []*route // first match wins
 	connect time.Duration
-	hash    *meshapi.HashPolicy // consistent hashing: what to hash
-	self    string              // this instance, for hashing on source identity
-	request time.Duration       // for requests no route takes
+	breaker *breaker
+	od      *meshapi.OutlierDetection // nil: no outlier detection
+	hash    *meshapi.HashPolicy       // consistent hashing: what to hash
+	self    string                    // this instance, for hashing on source identity
+	request time.Duration             // for requests no route takes
 	stream  time.Duration
 }
 
@@ -132,10 +134,16 @@ func (o *outbound) update(sp spec) {
 		connect: o.p.opts.DialTimeout,
 		hash:    sp.up.GetHash(),
 		self:    sp.cfg.GetInstanceId(),
+		od:      sp.up.GetOutlierDetection(),
 		request: sp.up.GetTimeouts().GetRequest().AsDuration(),
 		stream:  sp.up.GetTimeouts().GetStream().AsDuration(),
 	}
 	st.all = &pool{eps: eps, lb: st.lb}
+	var prevBreaker *breaker
+	if old != nil {
+		prevBreaker = old.breaker
+	}
+	st.breaker = newBreaker(sp.up.GetCircuitBreaker(), prevBreaker)
 	if d := sp.up.GetTimeouts().GetConnect().AsDuration(); d > 0 {
 		st.connect = d
 	}
@@ -194,6 +202,14 @@ func (o *outbound) handle(raw net.Conn) bool {
 
 func (o *outbound) serveTCP(conn net.Conn, st *outboundState) {
 	start := time.Now()
+	done, ok := st.breaker.startConn()
+	if !ok {
+		o.p.metrics.overflow.WithLabelValues(st.service, "max_connections").Inc()
+		o.p.log.Printf("access outbound dest=%s proto=tcp error=%q", st.service, "circuit breaker: max_connections reached")
+		conn.Close()
+		return
+	}
+	defer done()
 	up, ep, release, err := o.dialTCP(st)
 	if err != nil {
 		o.p.log.Printf("access outbound dest=%s proto=tcp error=%q", st.service, err.Error())
@@ -208,7 +224,7 @@ func (o *outbound) serveTCP(conn net.Conn, st *outboundState) {
 // dialTCP connects to an endpoint picked by the balancer, trying others
 // when a dial fails.
 func (o *outbound) dialTCP(st *outboundState) (net.Conn, *endpoint, func(), error) {
-	var skip map[*endpoint]bool
+	skip := ejectedSkip(st.od, st.eps, time.Now())
 	var errs []error
 	for range maxAttempts {
 		var ep *endpoint
@@ -225,9 +241,13 @@ func (o *outbound) dialTCP(st *outboundState) (net.Conn, *endpoint, func(), erro
 		c, err := dialMesh(ctx, ep.addr, o.tls, st.connect)
 		cancel()
 		if err == nil {
+			observe(st.od, st.eps, ep, outcomeOK, time.Now())
 			return c, ep, release, nil
 		}
 		release()
+		if observe(st.od, st.eps, ep, outcomeLocal, time.Now()) {
+			o.p.log.Printf("outbound %s: ejected %s (%s) after failed connections", st.service, ep.id, ep.addr)
+		}
 		errs = append(errs, err)
 		if skip == nil {
 			skip = make(map[*endpoint]bool)
@@ -262,6 +282,22 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			st.service, pk.route.name, r.Method, r.URL.Path, rec.status(), rec.grpcStatus())
 		return
 	}
+	release, ok := st.breaker.acquire(r.Context(), o.p.metrics.pending.WithLabelValues(st.service))
+	if !ok {
+		o.p.metrics.overflow.WithLabelValues(st.service, "max_requests").Inc()
+		msg := fmt.Sprintf("weft: circuit breaker of service %s: %d requests in flight and %d waiting; try again later",
+			st.service, st.breaker.cfg.GetMaxRequests(), st.breaker.cfg.GetMaxPending())
+		o.p.log.Printf("access outbound dest=%s method=%s path=%s status=503 overloaded=true", st.service, r.Method, r.URL.Path)
+		rec.Header().Set("X-Weft-Overloaded", "true")
+		if isGRPC(r) {
+			writeGRPCError(rec, grpcUnavailable, msg)
+		} else {
+			http.Error(rec, msg, http.StatusServiceUnavailable)
+		}
+		o.p.metrics.request(dirOutbound, st.service, rec.status(), time.Since(start))
+		return
+	}
+	defer release()
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	if timeout > 0 {
@@ -429,8 +465,20 @@ func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 			pick = func(skip map[*endpoint]bool) *endpoint { return hb.pickHash(h, skip) }
 		}
 	}
-	var skip map[*endpoint]bool
+	skip := ejectedSkip(st.od, pk.pool.eps, time.Now())
 	var lastErr error
+	endRetry := func() {}
+	defer func() { endRetry() }()
+	// retryOK takes a retry slot from the circuit breaker.
+	retryOK := func() bool {
+		done, ok := st.breaker.startRetry()
+		if !ok {
+			o.p.metrics.overflow.WithLabelValues(st.service, "max_retries").Inc()
+			return false
+		}
+		endRetry = done
+		return true
+	}
 	for try := 0; ; try++ {
 		ep := pick(skip)
 		if ep == nil && len(skip) > 0 && rp != nil {
@@ -457,10 +505,21 @@ func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 			timer = time.AfterFunc(rp.perTry, func() { expired.Store(true); cancel() })
 		}
 		resp, err := o.mesh.RoundTrip(out.WithContext(ctx))
+		endRetry()
+		endRetry = func() {}
 		if timer != nil && !timer.Stop() && err == nil {
 			// The timer fired as the headers came: the try counts as late.
 			resp.Body.Close()
 			resp, err = nil, context.Canceled
+		}
+		if st.od != nil {
+			outcome := outcomeLocal
+			if err == nil {
+				outcome = outcomeOf(resp.StatusCode)
+			}
+			if req.Context().Err() == nil && observe(st.od, st.eps, ep, outcome, time.Now()) {
+				o.p.log.Printf("outbound %s: ejected %s (%s) after consecutive failures", st.service, ep.id, ep.addr)
+			}
 		}
 		last := try+1 >= attempts
 		if err == nil {
@@ -468,7 +527,7 @@ func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 			if rp != nil && len(rp.grpcCodes) > 0 && isGRPC(req) {
 				grpcStatus = peekGRPCStatus(resp)
 			}
-			if rp == nil || last || !replayable || !rp.retriableStatus(resp.StatusCode, grpcStatus) || !rp.budget.allow(rp.percent, rp.minPerSecond) {
+			if rp == nil || last || !replayable || !rp.retriableStatus(resp.StatusCode, grpcStatus) || !rp.budget.allow(rp.percent, rp.minPerSecond) || !retryOK() {
 				pk.addr = ep.addr
 				resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { release(); cancel() }}
 				return resp, nil
@@ -496,7 +555,7 @@ func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 			case isDial && replayable:
 				retry = true // nothing was sent
 			case rp != nil && replayable && rp.retriableError(err, expired.Load()):
-				retry = rp.budget.allow(rp.percent, rp.minPerSecond)
+				retry = rp.budget.allow(rp.percent, rp.minPerSecond) && retryOK()
 			}
 			if !retry {
 				return nil, lastErr

@@ -37,6 +37,16 @@ service "api" {
   rate_limit "all" {
     requests_per_second = 1000
   }
+  circuit_breaker {
+    max_connections = 100
+    max_requests    = 50
+    max_pending     = 10
+    max_retries     = 3
+  }
+  outlier_detection {
+    consecutive_5xx    = 5
+    base_ejection_time = "10s"
+  }
   connection_limit {
     max            = 1000
     max_per_caller = 100
