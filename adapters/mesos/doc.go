@@ -27,9 +27,11 @@
 //   - Service: label weft.service, else DiscoveryInfo name.
 //   - Namespace: label weft.namespace (default "default").
 //   - Ports: every named DiscoveryInfo port, then weft.port.<name> labels.
-//   - Address: the IP in the task's latest status's container status
-//     (network_infos[].ip_addresses[]), else its agent's hostname if it is
-//     an IP address.
+//   - Address: its agent's hostname (an IP) when its ports are the
+//     agent's (Marathon's port label network-scope=host: host networking,
+//     or a bridge's mapped host ports); else the IP in its latest status's
+//     container status (network_infos[].ip_addresses[]); else its agent's
+//     hostname if it is an IP address.
 //   - Meta: the task's labels except weft.*; Health from the latest
 //     status's healthy field.
 //   - Labels: mesos.framework_id, mesos.framework, mesos.task_id,

@@ -169,10 +169,53 @@ func latest(t mesos.Task) *mesos.TaskStatus {
 	return best
 }
 
-// address is the task's IP: from its latest status that carries one,
-// else its agent's hostname if that is an IP. Names are not resolved: the
-// adapter never looks hosts up.
+// labelNetworkScope is Marathon's label on a DiscoveryInfo port: "host"
+// when the port is the agent's (host networking, or a bridge's host port
+// mapping), "container" when it is the container's own.
+const labelNetworkScope = "network-scope"
+
+// hostScoped reports whether the task's ports are the agent's: the mesh
+// port's network-scope label says so, or, when the mesh port is not a
+// DiscoveryInfo port, the first port that has one.
+func hostScoped(t mesos.Task) bool {
+	if t.Discovery == nil || t.Discovery.Ports == nil {
+		return false
+	}
+	scope := ""
+	for _, p := range t.Discovery.Ports.Ports {
+		v := ""
+		if p.Labels != nil {
+			for _, l := range p.Labels.Labels {
+				if l.Key == labelNetworkScope {
+					v = l.GetValue()
+				}
+			}
+		}
+		if p.GetName() == model.PortMesh {
+			return v == "host"
+		}
+		if scope == "" {
+			scope = v
+		}
+	}
+	return scope == "host"
+}
+
+// address is the task's IP: its agent's when its ports are host-scoped
+// (a bridge network's mapped ports are reached there, not at the
+// container's IP); else the IP in its latest status that carries one;
+// else its agent's hostname if that is an IP. Names are not resolved:
+// the adapter never looks hosts up.
 func address(s *State, t mesos.Task) (string, string) {
+	if hostScoped(t) {
+		if agent, ok := s.Agents[t.AgentID.Value]; ok {
+			if a, err := netip.ParseAddr(agent.Hostname); err == nil {
+				return a.String(), ""
+			}
+			return "", fmt.Sprintf("its ports are the agent's (network-scope=host) and its agent's hostname %q is not an IP address: start the agent with --hostname=<its IP>", agent.Hostname)
+		}
+		return "", fmt.Sprintf("its ports are the agent's (network-scope=host) and its agent %s is unknown", t.AgentID.Value)
+	}
 	for i := len(t.Statuses) - 1; i >= 0; i-- {
 		cs := t.Statuses[i].ContainerStatus
 		if cs == nil {

@@ -230,6 +230,21 @@ func TestTranslateTask(t *testing.T) {
 			st.Healthy, st.Timestamp = &sick, &later
 			t.Statuses = append(t.Statuses, st)
 		}, want: with(func(in *model.Instance) { in.Health = model.HealthCritical })},
+		{name: "host-scoped ports are reached at the agent", task: func(t *mesos.Task) {
+			t.Discovery.Ports.Ports[1].Labels = labels("network-scope", "host")
+		}, want: with(func(in *model.Instance) { in.Address = "127.0.0.1" })},
+		{name: "container-scoped ports at the container IP", task: func(t *mesos.Task) {
+			t.Discovery.Ports.Ports[1].Labels = labels("network-scope", "container", "network-name", "dcos")
+		}, want: with(nil)},
+		{name: "mesh port from a label: the first scoped port decides", task: func(t *mesos.Task) {
+			t.Discovery.Ports.Ports = t.Discovery.Ports.Ports[:1]
+			t.Discovery.Ports.Ports[0].Labels = labels("network-scope", "host")
+			t.Labels = labels("weft.port.mesh", "21000")
+		}, want: with(func(in *model.Instance) { in.Address = "127.0.0.1" })},
+		{name: "host-scoped on an agent without an IP hostname", task: func(t *mesos.Task) {
+			t.Discovery.Ports.Ports[1].Labels = labels("network-scope", "host")
+			t.AgentID.Value = "agent-named"
+		}, wantWarn: "network-scope=host"},
 		{name: "executor label", task: func(t *mesos.Task) { t.ExecutorID = &mesos.ExecutorID{Value: "group-1"} },
 			want: with(func(in *model.Instance) { in.Labels[LabelExecutorID] = "group-1" })},
 	} {
