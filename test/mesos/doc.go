@@ -3,7 +3,8 @@
 // example framework (examples/mesos/framework), the controller with the
 // Mesos adapter, and weft-proxy sidecars, all real processes on loopback.
 //
-// Entry point: TestMesosMesh. A frontend and two api instances run as app
+// Entry point: TestMesosMesh. The masters require HTTP Basic auth, which
+// the adapter (through --adapter-option) and the framework are given. A frontend and two api instances run as app
 // + sidecar task groups launched by the framework with join tokens from
 // the controller's admin API; the frontend calls the api over mTLS; a
 // crashed api task leaves every sidecar's configuration within two

@@ -302,7 +302,13 @@ func mustCall(t *testing.T, c *controller, what string) {
 
 func TestMesosMesh(t *testing.T) {
 	dir := t.TempDir()
-	sim, err := mesossim.Start(mesossim.Options{Masters: 2, HeartbeatInterval: time.Second,
+	// The masters require HTTP Basic auth, as a master started with
+	// --authenticate_http_readwrite does.
+	pwFile := filepath.Join(dir, "mesos-password")
+	if err := os.WriteFile(pwFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sim, err := mesossim.Start(mesossim.Options{Masters: 2, HeartbeatInterval: time.Second, User: "weft", Password: "s3cret",
 		RecoveryPeriod: 300 * time.Millisecond, OfferInterval: 100 * time.Millisecond, WorkDir: filepath.Join(dir, "sandboxes"), Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
@@ -317,7 +323,8 @@ func TestMesosMesh(t *testing.T) {
 	// following redirects.
 	ctl := &controller{admin: admin, dataDir: dataDir, process: startProcess(t, "weft", "controller",
 		"--data-dir", dataDir, "--listen", listen, "--admin", admin, "--policy-dir", policyDir,
-		"--adapter", "mesos="+sim.URLs()[0])}
+		"--adapter", "mesos="+sim.URLs()[0],
+		"--adapter-option", "mesos.user=weft", "--adapter-option", "mesos.password_file="+pwFile)}
 	ctl.waitFor(t, "the controller and its mesos adapter", 30*time.Second, func(s *status) bool {
 		return len(s.Adapters) == 1 && s.Adapters[0].Running
 	})
@@ -325,7 +332,8 @@ func TestMesosMesh(t *testing.T) {
 	fw := startProcess(t, "weft-mesos-framework", "--master", strings.Join(sim.URLs(), ","),
 		"--controller-admin", "http://"+admin, "--admin-token-file", filepath.Join(dataDir, "admin.token"),
 		"--controller", listen, "--trust-bundle", filepath.Join(dataDir, "ca", "ca.crt"),
-		"--proxy", filepath.Join(binDir, "weft-proxy"), "--apps", apps)
+		"--proxy", filepath.Join(binDir, "weft-proxy"), "--apps", apps,
+		"--mesos-user", "weft", "--mesos-password-file", pwFile)
 
 	want := map[string]int{"frontend": 1, "api": 2}
 	s := ctl.waitFor(t, "frontend and two api instances with their sidecars", 60*time.Second, meshOf(want))

@@ -38,6 +38,8 @@ func main() {
 	flag.StringVar(&cfg.controller, "controller", "127.0.0.1:7400", "the controller's sidecar API, as sidecars reach it")
 	flag.StringVar(&cfg.trustBundle, "trust-bundle", ".weft/ca/ca.crt", "the controller's CA root (DATA_DIR/ca/ca.crt), as sidecars read it")
 	flag.StringVar(&cfg.proxy, "proxy", "weft-proxy", "the weft-proxy binary, as agents run it")
+	flag.StringVar(&cfg.mesosUser, "mesos-user", "", "user for the master's HTTP Basic auth, if it requires it")
+	flag.StringVar(&cfg.mesosPasswordFile, "mesos-password-file", "", "file holding the password for --mesos-user")
 	flag.StringVar(&apps, "apps", "apps.json", "JSON file: a list of {service, namespace, instances, command, env, cpus, mem}")
 	flag.Parse()
 
@@ -57,6 +59,8 @@ type config struct {
 	adminURL, adminTokenFile, adminToken string
 	controller, trustBundle, proxy       string
 	apps                                 []appSpec
+	mesosUser, mesosPasswordFile         string
+	mesosPassword                        string
 }
 
 func (c *config) load(appsFile string) error {
@@ -77,6 +81,16 @@ func (c *config) load(appsFile string) error {
 		return fmt.Errorf("reading the controller's admin token: %w (pass --admin-token-file DATA_DIR/admin.token)", err)
 	}
 	c.adminToken = strings.TrimSpace(string(tok))
+	if c.mesosPasswordFile != "" {
+		if c.mesosUser == "" {
+			return fmt.Errorf("--mesos-password-file needs --mesos-user")
+		}
+		pw, err := os.ReadFile(c.mesosPasswordFile)
+		if err != nil {
+			return fmt.Errorf("reading the Mesos password: %w", err)
+		}
+		c.mesosPassword = strings.TrimRight(string(pw), "\r\n")
+	}
 	if c.user == "" {
 		c.user = os.Getenv("USER")
 		if c.user == "" {

@@ -103,6 +103,9 @@ func (s *sched) leader(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("finding the leading master: %w", err)
 		}
+		if s.cfg.mesosUser != "" {
+			req.SetBasicAuth(s.cfg.mesosUser, s.cfg.mesosPassword)
+		}
 		resp, err := cl.Do(req)
 		if err != nil {
 			errs = append(errs, err)
@@ -129,7 +132,11 @@ func (s *sched) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cli := httpcli.New(httpcli.Endpoint(leader+"/api/v1/scheduler"), httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf]))
+	opts := []httpcli.Opt{httpcli.Endpoint(leader + "/api/v1/scheduler"), httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf])}
+	if s.cfg.mesosUser != "" {
+		opts = append(opts, httpcli.Do(httpcli.With(httpcli.BasicAuth(s.cfg.mesosUser, s.cfg.mesosPassword))))
+	}
+	cli := httpcli.New(opts...)
 	s.caller = httpsched.NewCaller(cli)
 	resp, err := s.caller.Call(sctx, calls.Subscribe(&s.info))
 	if err != nil {
