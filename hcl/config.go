@@ -85,6 +85,7 @@ func (c *config) check() hcl.Diagnostics {
 	}
 	sort.Strings(names)
 	diags = append(diags, checkFaultCallers(c.Services, declared, names)...)
+	diags = append(diags, checkMirrors(c.Services, declared, names)...)
 	return diags
 }
 

@@ -30,6 +30,7 @@ type route struct {
 	ReqHdrs   *headerOps
 	RespHdrs  *headerOps
 	Fault     *fault
+	Mirror    *mirror
 
 	DeclRange hcl.Range
 }
@@ -43,6 +44,7 @@ var routeSchema = &hcl.BodySchema{
 		{Type: "request_headers"},
 		{Type: "response_headers"},
 		{Type: "fault"},
+		{Type: "mirror", LabelNames: []string{"service"}},
 	},
 }
 
@@ -82,6 +84,14 @@ func decodeRouteBlock(block *hcl.Block) (*route, hcl.Diagnostics) {
 				continue
 			}
 			r.Timeouts = t
+		case "mirror":
+			m, d := decodeMirrorBlock(b)
+			diags = append(diags, d...)
+			if r.Mirror != nil {
+				diags = append(diags, duplicateBlock("mirror", where, r.Mirror.DeclRange, b.DefRange))
+				continue
+			}
+			r.Mirror = m
 		case "fault":
 			f, d := decodeFaultBlock(b)
 			diags = append(diags, d...)
@@ -223,6 +233,10 @@ func (r *route) toPolicy() policy.Route {
 	if r.Fault != nil {
 		f := r.Fault.Fault
 		pr.Fault = &f
+	}
+	if r.Mirror != nil {
+		m := r.Mirror.Mirror
+		pr.Mirror = &m
 	}
 	return pr
 }

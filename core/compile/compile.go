@@ -58,7 +58,7 @@ func Compile(p *policy.Policy, entries []registry.Entry) map[string]*meshapi.Pro
 				Protocol:    protocol(dst.Protocol),
 				Lb:          lb(u.LB),
 				Endpoints:   endpoints(entries, dst, nsOr(dst.Namespace)),
-				Routes:      routes(dst.Routes, in.Service),
+				Routes:      routes(p, entries, dst.Routes, in.Service),
 				Timeouts:    timeouts(dst.Timeouts),
 				Hash:        hashPolicy(u.Hash),
 			})

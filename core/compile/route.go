@@ -9,10 +9,12 @@ import (
 
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/policy"
+	"github.com/weftmesh/weft/core/registry"
+	"github.com/weftmesh/weft/core/spiffe"
 )
 
 // routes compiles a destination service's routes for one calling service.
-func routes(rs []policy.Route, caller string) []*meshapi.Route {
+func routes(p *policy.Policy, entries []registry.Entry, rs []policy.Route, caller string) []*meshapi.Route {
 	var out []*meshapi.Route
 	for _, r := range rs {
 		mr := &meshapi.Route{
@@ -25,6 +27,15 @@ func routes(rs []policy.Route, caller string) []*meshapi.Route {
 			mr.Fault = &meshapi.Fault{
 				Delay: duration(f.Delay), DelayPercent: uint32(f.DelayPercent),
 				AbortStatus: uint32(f.AbortStatus), AbortPercent: uint32(f.AbortPercent),
+			}
+		}
+		if m := r.Mirror; m != nil {
+			ms := serviceOf(p, m.Service)
+			mr.Mirror = &meshapi.Mirror{
+				Service:   m.Service,
+				SpiffeId:  spiffe.ID(p.Mesh.TrustDomain, nsOr(ms.Namespace), m.Service),
+				Percent:   uint32(m.Percent),
+				Endpoints: endpoints(entries, ms, nsOr(ms.Namespace)),
 			}
 		}
 		for _, m := range r.Matches {

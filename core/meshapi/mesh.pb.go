@@ -1617,6 +1617,7 @@ type Route struct {
 	RequestHeaders  *HeaderOps   `protobuf:"bytes,6,opt,name=request_headers,json=requestHeaders,proto3" json:"request_headers,omitempty"`
 	ResponseHeaders *HeaderOps   `protobuf:"bytes,7,opt,name=response_headers,json=responseHeaders,proto3" json:"response_headers,omitempty"`
 	Fault           *Fault       `protobuf:"bytes,8,opt,name=fault,proto3" json:"fault,omitempty"` // compiled only for the callers it names
+	Mirror          *Mirror      `protobuf:"bytes,9,opt,name=mirror,proto3" json:"mirror,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1707,6 +1708,83 @@ func (x *Route) GetFault() *Fault {
 	return nil
 }
 
+func (x *Route) GetMirror() *Mirror {
+	if x != nil {
+		return x.Mirror
+	}
+	return nil
+}
+
+// Copies percent of a route's requests to another service, fire and
+// forget.
+type Mirror struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	SpiffeId      string                 `protobuf:"bytes,2,opt,name=spiffe_id,json=spiffeId,proto3" json:"spiffe_id,omitempty"` // the identity the mirror's sidecars must present
+	Percent       uint32                 `protobuf:"varint,3,opt,name=percent,proto3" json:"percent,omitempty"`
+	Endpoints     []*Endpoint            `protobuf:"bytes,4,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Mirror) Reset() {
+	*x = Mirror{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Mirror) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Mirror) ProtoMessage() {}
+
+func (x *Mirror) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Mirror.ProtoReflect.Descriptor instead.
+func (*Mirror) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Mirror) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *Mirror) GetSpiffeId() string {
+	if x != nil {
+		return x.SpiffeId
+	}
+	return ""
+}
+
+func (x *Mirror) GetPercent() uint32 {
+	if x != nil {
+		return x.Percent
+	}
+	return 0
+}
+
+func (x *Mirror) GetEndpoints() []*Endpoint {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
 // Fault injection: delay_percent of requests wait delay; abort_percent are
 // answered abort_status (gRPC: the matching status) without being sent.
 type Fault struct {
@@ -1721,7 +1799,7 @@ type Fault struct {
 
 func (x *Fault) Reset() {
 	*x = Fault{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1733,7 +1811,7 @@ func (x *Fault) String() string {
 func (*Fault) ProtoMessage() {}
 
 func (x *Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1746,7 +1824,7 @@ func (x *Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fault.ProtoReflect.Descriptor instead.
 func (*Fault) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Fault) GetDelay() *durationpb.Duration {
@@ -1787,7 +1865,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1799,7 +1877,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1812,7 +1890,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Split) GetSubset() string {
@@ -1842,7 +1920,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +1932,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +1945,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -1917,7 +1995,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1929,7 +2007,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1942,7 +2020,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Timeouts) GetConnect() *durationpb.Duration {
@@ -1984,7 +2062,7 @@ type HeaderOps struct {
 
 func (x *HeaderOps) Reset() {
 	*x = HeaderOps{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2074,7 @@ func (x *HeaderOps) String() string {
 func (*HeaderOps) ProtoMessage() {}
 
 func (x *HeaderOps) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2087,7 @@ func (x *HeaderOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderOps.ProtoReflect.Descriptor instead.
 func (*HeaderOps) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HeaderOps) GetAdd() map[string]string {
@@ -2048,7 +2126,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2060,7 +2138,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2073,7 +2151,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Endpoint) GetInstanceId() string {
@@ -2233,7 +2311,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\v2\x19.weft.mesh.v1.StringMatchR\x04path\x12\x18\n" +
 	"\amethods\x18\x02 \x03(\tR\amethods\x120\n" +
 	"\aheaders\x18\x03 \x03(\v2\x16.weft.mesh.v1.KeyMatchR\aheaders\x12,\n" +
-	"\x05query\x18\x04 \x03(\v2\x16.weft.mesh.v1.KeyMatchR\x05query\"\x92\x03\n" +
+	"\x05query\x18\x04 \x03(\v2\x16.weft.mesh.v1.KeyMatchR\x05query\"\xc0\x03\n" +
 	"\x05Route\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x122\n" +
 	"\amatches\x18\x02 \x03(\v2\x18.weft.mesh.v1.RouteMatchR\amatches\x12+\n" +
@@ -2242,7 +2320,13 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\btimeouts\x18\x05 \x01(\v2\x16.weft.mesh.v1.TimeoutsR\btimeouts\x12@\n" +
 	"\x0frequest_headers\x18\x06 \x01(\v2\x17.weft.mesh.v1.HeaderOpsR\x0erequestHeaders\x12B\n" +
 	"\x10response_headers\x18\a \x01(\v2\x17.weft.mesh.v1.HeaderOpsR\x0fresponseHeaders\x12)\n" +
-	"\x05fault\x18\b \x01(\v2\x13.weft.mesh.v1.FaultR\x05fault\"\xa5\x01\n" +
+	"\x05fault\x18\b \x01(\v2\x13.weft.mesh.v1.FaultR\x05fault\x12,\n" +
+	"\x06mirror\x18\t \x01(\v2\x14.weft.mesh.v1.MirrorR\x06mirror\"\x8f\x01\n" +
+	"\x06Mirror\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x1b\n" +
+	"\tspiffe_id\x18\x02 \x01(\tR\bspiffeId\x12\x18\n" +
+	"\apercent\x18\x03 \x01(\rR\apercent\x124\n" +
+	"\tendpoints\x18\x04 \x03(\v2\x16.weft.mesh.v1.EndpointR\tendpoints\"\xa5\x01\n" +
 	"\x05Fault\x12/\n" +
 	"\x05delay\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12#\n" +
 	"\rdelay_percent\x18\x02 \x01(\rR\fdelayPercent\x12!\n" +
@@ -2320,7 +2404,7 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 }
 
 var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
@@ -2346,16 +2430,17 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(*KeyMatch)(nil),            // 21: weft.mesh.v1.KeyMatch
 	(*RouteMatch)(nil),          // 22: weft.mesh.v1.RouteMatch
 	(*Route)(nil),               // 23: weft.mesh.v1.Route
-	(*Fault)(nil),               // 24: weft.mesh.v1.Fault
-	(*Split)(nil),               // 25: weft.mesh.v1.Split
-	(*RetryPolicy)(nil),         // 26: weft.mesh.v1.RetryPolicy
-	(*Timeouts)(nil),            // 27: weft.mesh.v1.Timeouts
-	(*HeaderOps)(nil),           // 28: weft.mesh.v1.HeaderOps
-	(*Endpoint)(nil),            // 29: weft.mesh.v1.Endpoint
-	nil,                         // 30: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 31: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 32: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 33: google.protobuf.Duration
+	(*Mirror)(nil),              // 24: weft.mesh.v1.Mirror
+	(*Fault)(nil),               // 25: weft.mesh.v1.Fault
+	(*Split)(nil),               // 26: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),         // 27: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),            // 28: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),           // 29: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),            // 30: weft.mesh.v1.Endpoint
+	nil,                         // 31: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 32: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 33: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 34: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	10, // 0: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
@@ -2374,46 +2459,48 @@ var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	22, // 13: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
 	0,  // 14: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
 	1,  // 15: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	29, // 16: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	30, // 16: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
 	23, // 17: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	27, // 18: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	28, // 18: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
 	9,  // 19: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
 	18, // 20: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
 	19, // 21: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
-	33, // 22: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	33, // 23: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	34, // 22: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	34, // 23: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
 	3,  // 24: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
 	20, // 25: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
 	20, // 26: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
 	21, // 27: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
 	21, // 28: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
 	22, // 29: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	25, // 30: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	26, // 31: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	27, // 32: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	28, // 33: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	28, // 34: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	24, // 35: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
-	33, // 36: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	33, // 37: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	33, // 38: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	33, // 39: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	33, // 40: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	33, // 41: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	30, // 42: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	31, // 43: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	32, // 44: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	4,  // 45: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	5,  // 46: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	7,  // 47: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	6,  // 48: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	6,  // 49: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	8,  // 50: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	48, // [48:51] is the sub-list for method output_type
-	45, // [45:48] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	26, // 30: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	27, // 31: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	28, // 32: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	29, // 33: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	29, // 34: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	25, // 35: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	24, // 36: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
+	30, // 37: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
+	34, // 38: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	34, // 39: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	34, // 40: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	34, // 41: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	34, // 42: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	34, // 43: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	31, // 44: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	32, // 45: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	33, // 46: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	4,  // 47: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	5,  // 48: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	7,  // 49: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	6,  // 50: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	6,  // 51: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	8,  // 52: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	50, // [50:53] is the sub-list for method output_type
+	47, // [47:50] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -2427,7 +2514,7 @@ func file_core_meshapi_mesh_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -89,7 +89,16 @@ type Route struct {
 	Timeouts        Timeouts
 	RequestHeaders  HeaderOps
 	ResponseHeaders HeaderOps
-	Fault           *Fault `json:",omitempty"`
+	Fault           *Fault  `json:",omitempty"`
+	Mirror          *Mirror `json:",omitempty"`
+}
+
+// Mirror copies Percent of a route's requests to another service, fire
+// and forget: the caller gets the answer of the route's own destination
+// and never waits on the copy, whose answer is dropped.
+type Mirror struct {
+	Service string
+	Percent int
 }
 
 // Retry conditions (RetryOn values).

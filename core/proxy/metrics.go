@@ -34,6 +34,7 @@ type metrics struct {
 	faults      *prometheus.CounterVec
 	overflow    *prometheus.CounterVec
 	pending     *prometheus.GaugeVec
+	mirrored    *prometheus.CounterVec
 	version     prometheus.Gauge
 }
 
@@ -81,12 +82,16 @@ func newMetrics() *metrics {
 			Name: "weft_circuit_breaker_pending",
 			Help: "Outbound requests waiting for a slot of an upstream's circuit breaker (max_pending), by upstream service.",
 		}, []string{"peer"}),
+		mirrored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_mirrored_requests_total",
+			Help: "Copies of outbound requests sent to a route's mirror, by mirror service and result (sent, error, dropped).",
+		}, []string{"peer", "result"}),
 		version: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "weft_config_version",
 			Help: "Version of the configuration applied last.",
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.limited, m.faults, m.overflow, m.pending, m.version)
+	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.limited, m.faults, m.overflow, m.pending, m.mirrored, m.version)
 	return m
 }
 

@@ -35,9 +35,10 @@ type outbound struct {
 	conns connSet
 	tls   *tls.Config // TCP: no ALPN
 	// HTTP protocols only:
-	http *httpServer
-	rp   *httputil.ReverseProxy
-	mesh *http.Transport // pooled HTTP/2 over mTLS to upstream sidecars
+	http   *httpServer
+	rp     *httputil.ReverseProxy
+	mesh   *http.Transport // pooled HTTP/2 over mTLS to upstream sidecars
+	mirror *mirrors
 }
 
 // outboundState is what a config change swaps into a running upstream
@@ -93,6 +94,7 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 			PingTimeout:     15 * time.Second,
 		},
 	}
+	o.mirror = &mirrors{p: p, slots: make(chan struct{}, maxMirrors)}
 	o.rp = &httputil.ReverseProxy{
 		Rewrite:        o.rewrite,
 		Transport:      roundTripFunc(o.roundTrip),
@@ -298,6 +300,9 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	if m := routeMirror(pk.route); m != nil && o.intn()(100) < m.percent {
+		o.mirror.send(r, m)
+	}
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	if timeout > 0 {
@@ -372,6 +377,13 @@ func grpcCodeFor(code int) int {
 		return grpcUnavailable
 	}
 	return 2 // UNKNOWN
+}
+
+func routeMirror(rt *route) *mirrorTarget {
+	if rt == nil {
+		return nil
+	}
+	return rt.mirror
 }
 
 func (o *outbound) intn() func(int) int {
@@ -619,5 +631,8 @@ func (o *outbound) shutdown(ctx context.Context) {
 	}
 	if o.mesh != nil {
 		o.mesh.CloseIdleConnections()
+	}
+	if o.mirror != nil {
+		o.mirror.close()
 	}
 }

@@ -364,6 +364,13 @@ func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 				return nil, err
 			}
 		}
+		for _, r := range up.GetRoutes() {
+			if m := r.GetMirror(); m != nil {
+				if _, err := spiffe.Parse(m.GetSpiffeId()); err != nil {
+					return nil, fmt.Errorf("upstream %q route %q mirror: %w", name, r.GetName(), err)
+				}
+			}
+		}
 		if _, err := compileRoutes(up, make([]*endpoint, len(up.GetEndpoints())), func([]*endpoint) balancer { return nil }, nil); err != nil {
 			return nil, fmt.Errorf("upstream %q: %w", name, err)
 		}

@@ -22,6 +22,7 @@ type route struct {
 	reqHdrs  *meshapi.HeaderOps
 	respHdrs *meshapi.HeaderOps
 	fault    *meshapi.Fault
+	mirror   *mirrorTarget
 }
 
 // pool is the endpoints of one split (or of the whole upstream) and their
@@ -45,7 +46,7 @@ func compileRoutes(up *meshapi.Upstream, eps []*endpoint, lbNew func([]*endpoint
 		}
 	}
 	for i, mr := range up.GetRoutes() {
-		r := &route{name: mr.GetName(), reqHdrs: mr.GetRequestHeaders(), respHdrs: mr.GetResponseHeaders(), fault: mr.GetFault()}
+		r := &route{name: mr.GetName(), reqHdrs: mr.GetRequestHeaders(), respHdrs: mr.GetResponseHeaders(), fault: mr.GetFault(), mirror: compileMirror(mr.GetMirror())}
 		if f := r.fault; f != nil && (f.GetDelayPercent() > 100 || f.GetAbortPercent() > 100 ||
 			(f.GetAbortPercent() > 0 && (f.GetAbortStatus() < 400 || f.GetAbortStatus() > 599))) {
 			return nil, fmt.Errorf("route %q: fault: percentages go to 100 and abort_status is 400 to 599", r.name)

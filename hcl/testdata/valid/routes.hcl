@@ -112,7 +112,14 @@ service "api" {
     timeouts {
       request = "2s"
     }
+    mirror "api-next" {
+      percent = 5
+    }
   }
+}
+
+service "api-next" {
+  protocol = "http"
 }
 
 service "cart" {
