@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +39,7 @@ type outbound struct {
 	http   *httpServer
 	rp     *httputil.ReverseProxy
 	mesh   *http.Transport // pooled HTTP/2 over mTLS to upstream sidecars
+	mesh1  *http.Transport // HTTP/1.1 over mTLS, for upgrades (WebSocket)
 	mirror *mirrors
 }
 
@@ -93,6 +95,16 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 			SendPingTimeout: 30 * time.Second,
 			PingTimeout:     15 * time.Second,
 		},
+	}
+	h1 := p.clientTLS(want, []string{"http/1.1"})
+	o.mesh1 = &http.Transport{
+		Protocols: protocols(true, false, false),
+		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return dialMesh(ctx, addr, h1, o.st.Load().connect)
+		},
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
 	}
 	o.mirror = &mirrors{p: p, slots: make(chan struct{}, maxMirrors)}
 	o.rp = &httputil.ReverseProxy{
@@ -305,6 +317,11 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
+	if isUpgrade(r) {
+		// A WebSocket lives as long as its peers want: no request or
+		// stream timeout.
+		timeout, stream = 0, 0
+	}
 	if timeout > 0 {
 		t := time.AfterFunc(timeout, func() { cancel(errRequestTimeout) })
 		defer t.Stop()
@@ -379,6 +396,23 @@ func grpcCodeFor(code int) int {
 	return 2 // UNKNOWN
 }
 
+// isUpgrade reports whether r asks to switch protocols (WebSocket). Such
+// requests go to the upstream sidecar over HTTP/1.1, which can carry an
+// upgrade; HTTP/2 cannot.
+func isUpgrade(r *http.Request) bool {
+	if r.Header.Get("Upgrade") == "" {
+		return false
+	}
+	for _, v := range r.Header["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func routeMirror(rt *route) *mirrorTarget {
 	if rt == nil {
 		return nil
@@ -412,7 +446,7 @@ func (o *outbound) modifyResponse(resp *http.Response) error {
 	if pk, ok := resp.Request.Context().Value(pickedKey{}).(*picked); ok && pk.route != nil {
 		applyHeaderOps(resp.Header, pk.route.respHdrs)
 	}
-	if g, ok := resp.Request.Context().Value(idleGuardKey{}).(*idleGuard); ok {
+	if g, ok := resp.Request.Context().Value(idleGuardKey{}).(*idleGuard); ok && resp.StatusCode != http.StatusSwitchingProtocols {
 		resp.Body = &guardedBody{ReadCloser: resp.Body, g: g}
 	}
 	return grpcTrailersOnly(resp)
@@ -516,7 +550,11 @@ func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 		if rp != nil && rp.perTry > 0 {
 			timer = time.AfterFunc(rp.perTry, func() { expired.Store(true); cancel() })
 		}
-		resp, err := o.mesh.RoundTrip(out.WithContext(ctx))
+		tr := o.mesh
+		if isUpgrade(req) {
+			tr = o.mesh1
+		}
+		resp, err := tr.RoundTrip(out.WithContext(ctx))
 		endRetry()
 		endRetry = func() {}
 		if timer != nil && !timer.Stop() && err == nil {
@@ -541,7 +579,12 @@ func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 			}
 			if rp == nil || last || !replayable || !rp.retriableStatus(resp.StatusCode, grpcStatus) || !rp.budget.allow(rp.percent, rp.minPerSecond) || !retryOK() {
 				pk.addr = ep.addr
-				resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { release(); cancel() }}
+				done := func() { release(); cancel() }
+				if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+					resp.Body = &releaseConn{ReadWriteCloser: rwc, release: done}
+				} else {
+					resp.Body = &releaseBody{ReadCloser: resp.Body, release: done}
+				}
 				return resp, nil
 			}
 			io.Copy(io.Discard, io.LimitReader(resp.Body, maxRetryBody))
@@ -596,6 +639,18 @@ func (b *releaseBody) Close() error {
 	return b.ReadCloser.Close()
 }
 
+// releaseConn is releaseBody for an upgraded connection, which the
+// reverse proxy writes to as well.
+type releaseConn struct {
+	io.ReadWriteCloser
+	release func()
+}
+
+func (c *releaseConn) Close() error {
+	c.release()
+	return c.ReadWriteCloser.Close()
+}
+
 func (o *outbound) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	st, _ := r.Context().Value(outboundStateKey{}).(*outboundState)
 	if st == nil {
@@ -631,6 +686,7 @@ func (o *outbound) shutdown(ctx context.Context) {
 	}
 	if o.mesh != nil {
 		o.mesh.CloseIdleConnections()
+		o.mesh1.CloseIdleConnections()
 	}
 	if o.mirror != nil {
 		o.mirror.close()
