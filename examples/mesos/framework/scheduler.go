@@ -337,7 +337,13 @@ func (s *sched) update(ctx context.Context, st mesos.TaskStatus) {
 	}
 	sl := s.byTask[id]
 	if sl == nil || (id != sl.appTask && id != sl.proxyTask) {
-		return // an older generation's task
+		// An older generation's task. One that was unreachable and has
+		// been replaced may come back when its agent does: stop it.
+		if state == mesos.TASK_RUNNING {
+			log.Printf("task %s is back, but its instance was replaced; killing it", id)
+			s.call(ctx, calls.Kill(id, st.GetAgentID().GetValue()))
+		}
+		return
 	}
 	switch state {
 	case mesos.TASK_RUNNING:
@@ -347,7 +353,11 @@ func (s *sched) update(ctx context.Context, st mesos.TaskStatus) {
 		}
 	case mesos.TASK_STAGING, mesos.TASK_STARTING, mesos.TASK_KILLING:
 	default: // ended, or unreachable: replace the instance
-		log.Printf("%s: task %s is %s (%s); relaunching the instance", sl.group, id, state, st.GetMessage())
+		if s.stopping {
+			log.Printf("%s: task %s is %s", sl.group, id, state)
+		} else {
+			log.Printf("%s: task %s is %s (%s); relaunching the instance", sl.group, id, state, st.GetMessage())
+		}
 		// The default executor kills the rest of the group; make sure.
 		other := sl.proxyTask
 		if id == sl.proxyTask {
