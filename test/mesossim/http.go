@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/mesos/mesos-go/api/v1/lib/master"
@@ -49,12 +50,16 @@ func (m *masterServer) routes() http.Handler {
 
 // call is a decoded request with the media types to answer in.
 type call struct {
-	body     []byte
-	reqType  string
+	body    []byte
+	reqType string
+	// respType is the media type a single response is written in, ""
+	// if the client accepts none (then only a stream can answer it).
 	respType string
-	// recordio: the client asked for Accept: application/recordio with
-	// Message-Accept naming respType (Mesos 1.2+ streaming negotiation).
-	recordio bool
+	// streamType is what a stream's records are encoded in; recordio
+	// says the client accepts application/recordio, with streamType
+	// from its Message-Accept (Mesos 1.2+ streaming negotiation).
+	streamType string
+	recordio   bool
 }
 
 func (c call) decode(v interface {
@@ -115,18 +120,12 @@ func (m *masterServer) guard(h func(w http.ResponseWriter, r *http.Request, c ca
 			http.Error(w, "Expecting 'Content-Type' of application/json or application/x-protobuf", http.StatusUnsupportedMediaType)
 			return
 		}
-		accept, recordioAccept := r.Header.Get("Accept"), false
-		if accept == mediaRecordIO {
-			accept, recordioAccept = r.Header.Get("Message-Accept"), true
-		}
-		switch accept {
-		case "", "*/*":
-			accept = mediaJSON
-		case mediaJSON, mediaProtobuf:
-		default:
+		c, ok := negotiate(r.Header)
+		if !ok {
 			http.Error(w, "Expecting 'Accept' to allow application/json or application/x-protobuf", http.StatusNotAcceptable)
 			return
 		}
+		c.reqType = ct
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 		if err != nil {
 			http.Error(w, "Failed to read the request body: "+err.Error(), http.StatusBadRequest)
@@ -136,8 +135,49 @@ func (m *masterServer) guard(h func(w http.ResponseWriter, r *http.Request, c ca
 			http.Error(w, "Request body too large", http.StatusRequestEntityTooLarge)
 			return
 		}
-		h(w, r, call{body: body, reqType: ct, respType: accept, recordio: recordioAccept})
+		c.body = body
+		h(w, r, c)
 	}
+}
+
+// negotiate reads the Accept headers (every value of every one, without
+// parameters): a single response goes in the first of JSON or protobuf
+// listed (JSON when none is named or */* is); a stream goes as
+// application/recordio when that is listed, its records in the
+// Message-Accept type, else like a single response.
+func negotiate(h http.Header) (call, bool) {
+	var c call
+	wildcard := len(h.Values("Accept")) == 0
+	for _, v := range h.Values("Accept") {
+		for _, m := range strings.Split(v, ",") {
+			m = strings.TrimSpace(strings.SplitN(m, ";", 2)[0])
+			switch m {
+			case mediaJSON, mediaProtobuf:
+				if c.respType == "" {
+					c.respType = m
+				}
+			case "*/*", "application/*":
+				wildcard = true
+			case mediaRecordIO:
+				c.recordio = true
+			}
+		}
+	}
+	if c.respType == "" && wildcard {
+		c.respType = mediaJSON
+	}
+	c.streamType = c.respType
+	if c.recordio {
+		switch ma := h.Get("Message-Accept"); ma {
+		case "", "*/*":
+			c.streamType = mediaJSON
+		case mediaJSON, mediaProtobuf:
+			c.streamType = ma
+		default:
+			return c, false
+		}
+	}
+	return c, c.respType != "" || c.recordio
 }
 
 func (m *masterServer) operator(w http.ResponseWriter, r *http.Request, c call) {
@@ -147,8 +187,8 @@ func (m *masterServer) operator(w http.ResponseWriter, r *http.Request, c call) 
 		return
 	}
 	cl := m.c
-	if c.recordio && req.Type != master.Call_SUBSCRIBE {
-		http.Error(w, "Streaming response requested for a call that does not stream", http.StatusNotAcceptable)
+	if c.respType == "" && req.Type != master.Call_SUBSCRIBE {
+		http.Error(w, "Expecting 'Accept' to allow application/json or application/x-protobuf for a call that does not stream", http.StatusNotAcceptable)
 		return
 	}
 	var resp *master.Response
@@ -208,7 +248,7 @@ func serveStream(w http.ResponseWriter, r *http.Request, c call, s *stream, ever
 	for k, v := range header {
 		w.Header()[k] = v
 	}
-	media := c.respType
+	media := c.streamType
 	if c.recordio {
 		w.Header().Set("Content-Type", mediaRecordIO)
 		w.Header().Set("Message-Content-Type", media)

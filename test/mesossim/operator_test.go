@@ -9,6 +9,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/client"
 	"github.com/mesos/mesos-go/api/v1/lib/encoding"
 	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
@@ -285,5 +286,32 @@ func TestFailoverCutsStreams(t *testing.T) {
 		if i > 100 {
 			t.Fatal("stream still open after failover")
 		}
+	}
+}
+
+// Mesos 1.2+ streaming negotiation: Accept: application/recordio with
+// Message-Accept, answered with Content-Type application/recordio and
+// Message-Content-Type; mesos-go's streaming response class reads it.
+func TestRecordIOAcceptNegotiation(t *testing.T) {
+	c := start(t, Options{})
+	c.AddFramework(mesos.FrameworkInfo{User: "root", Name: "marathon"}, webTask("web.1"))
+	cli := httpcli.New(httpcli.Endpoint(c.URLs()[0]+"/api/v1"), httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf]))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Send(calls.NonStreaming(calls.Subscribe()), client.ResponseClassStreaming, httpcli.Context(ctx))
+	if err != nil {
+		t.Fatalf("SUBSCRIBE with the streaming response class: %v", err)
+	}
+	defer resp.Close()
+	var ev master.Event
+	if err := resp.Decode(&ev); err != nil || ev.Type != master.Event_SUBSCRIBED || len(ev.GetSubscribed().GetGetState().GetGetTasks().GetTasks()) != 1 {
+		t.Fatalf("first event %s, %v", ev.Type, err)
+	}
+	// A call that does not stream cannot be answered as a stream.
+	r := post(t, c.URLs()[0]+"/api/v1", map[string]string{"Content-Type": "application/json", "Accept": "application/recordio",
+		"Message-Accept": "application/json"}, `{"type":"GET_STATE"}`)
+	r.Body.Close()
+	if r.StatusCode != http.StatusNotAcceptable {
+		t.Fatalf("GET_STATE asked for as a stream: status %d, want 406", r.StatusCode)
 	}
 }
