@@ -322,6 +322,7 @@ type CPOptions struct {
 	// ChangeBudget bounds the time spent on endpoint changes.
 	ChangeBudget time.Duration
 	MaxBusy      float64
+	WaitQuiet    time.Duration
 	Force        bool
 	Log          io.Writer
 }
@@ -341,10 +342,11 @@ func ControlPlane(ctx context.Context, o CPOptions) (*CPReport, error) {
 	}
 	rep := &CPReport{Shape: o.Shape, EndpointsPerSidecar: o.Shape.Upstreams * o.Shape.PerService,
 		Note: "Simulated sidecars use the sidecar's meshapi stream (mTLS with a certificate of their own service, subscribe, gRPC decodes each ConfigUpdate, ACK), not core/proxy's Client/Apply, which binds a socket per listener."}
-	if rep.Before, err = sampleLoad(time.Second); err != nil {
+	var quiet bool
+	var why string
+	if rep.Before, quiet, why, err = waitQuiet(ctx, Options{MaxBusy: o.MaxBusy, WaitQuiet: o.WaitQuiet}); err != nil {
 		return nil, err
 	}
-	quiet, why := rep.Before.quiet(o.MaxBusy)
 	rep.Quiet = quiet
 	if !quiet && !o.Force {
 		return nil, fmt.Errorf("refusing to measure the control plane: %s", why)

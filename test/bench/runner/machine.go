@@ -111,6 +111,9 @@ func (l Load) quiet(maxBusy float64) (bool, string) {
 	return true, ""
 }
 
+// userHZ is the unit of /proc CPU times on Linux.
+const userHZ = 100
+
 // procStats reads a process's resident memory (KiB) and CPU time.
 func procStats(pid int) (rssKiB int64, cpu time.Duration, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -131,6 +134,5 @@ func procStats(pid int) (rssKiB int64, cpu time.Duration, err error) {
 	f := strings.Fields(rest)
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	const hz = 100 // USER_HZ on Linux
-	return rssKiB, time.Duration(ut+st) * time.Second / hz, nil
+	return rssKiB, time.Duration(ut+st) * time.Second / userHZ, nil
 }

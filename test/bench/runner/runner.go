@@ -35,6 +35,13 @@ type Options struct {
 	// MaxBusy is the CPU use (percent of all cores) above which the
 	// machine counts as busy before a run.
 	MaxBusy float64
+	// MaxForeign is the CPU use by processes other than the suite's own
+	// (percent of all cores) during a run above which the run is noise.
+	MaxForeign float64
+	// WaitQuiet is how long to wait for a quiet machine before each run;
+	// Retries is how many times a run disturbed by other work is redone.
+	WaitQuiet time.Duration
+	Retries   int
 	// Force runs on a busy machine anyway; the results are then marked
 	// not reportable.
 	Force bool
@@ -45,6 +52,8 @@ type Options struct {
 	// WrkCheck runs weft-load and wrk side by side against the backend.
 	WrkCheck bool
 	Log      io.Writer
+
+	backendPID int
 }
 
 // Scenario is one measured load.
@@ -83,13 +92,17 @@ type ProxyUse struct {
 
 // Run is one scenario on one candidate, once.
 type Run struct {
-	Scenario  string       `json:"scenario"`
-	Candidate string       `json:"candidate"`
-	Rep       int          `json:"rep"`
-	Before    Load         `json:"machine_before"`
-	Quiet     bool         `json:"quiet"`
-	Result    *load.Result `json:"result"`
-	Proxies   *ProxyUse    `json:"proxies,omitempty"`
+	Scenario  string `json:"scenario"`
+	Candidate string `json:"candidate"`
+	Rep       int    `json:"rep"`
+	Before    Load   `json:"machine_before"`
+	// ForeignPct is CPU use during the run by processes other than the
+	// suite's (proxies, load generator, backend), percent of all cores.
+	ForeignPct float64      `json:"foreign_busy_pct"`
+	Attempt    int          `json:"attempt"`
+	Quiet      bool         `json:"quiet"`
+	Result     *load.Result `json:"result"`
+	Proxies    *ProxyUse    `json:"proxies,omitempty"`
 }
 
 // Memory is a candidate's memory figures for one repetition.
@@ -132,6 +145,7 @@ type OptionsJSON struct {
 	IdleConns     int     `json:"idle_conns"`
 	BulkEndpoints int     `json:"bulk_endpoints"`
 	MaxBusy       float64 `json:"max_busy_pct"`
+	MaxForeign    float64 `json:"max_foreign_pct"`
 	Force         bool    `json:"force"`
 	ProxyCore     string  `json:"proxy_core"`
 	LoadCore      string  `json:"load_core"`
@@ -178,6 +192,7 @@ func DataPlane(ctx context.Context, o Options, r *Report) error {
 		return err
 	}
 	defer backend.stop()
+	o.backendPID = backend.pid()
 	for _, a := range e.backend {
 		if err := waitTCP(a, []*proc{backend}, 10*time.Second); err != nil {
 			return err
@@ -276,32 +291,54 @@ func runFamily(ctx context.Context, o Options, r *Report, c candidate, family st
 		o.logf("%s: idle RSS %v KiB, %.0f bytes per idle keep-alive connection", c.Name(), m.IdleRSSKiB, m.PerIdleConnBytes)
 	}
 	for _, s := range fs {
-		before, err := sampleLoad(time.Second)
-		if err != nil {
-			return err
-		}
-		quiet, why := before.quiet(o.MaxBusy)
-		if !quiet {
+		var run Run
+		for attempt := 1; ; attempt++ {
+			before, quiet, why, err := waitQuiet(ctx, o)
+			if err != nil {
+				return err
+			}
+			run = Run{Scenario: s.Name, Candidate: c.Name(), Rep: rep, Before: before, Attempt: attempt}
+			var res *load.Result
+			var use *ProxyUse
+			if quiet {
+				res, use, run.ForeignPct, err = measure(ctx, o, c, s, entry)
+				if err != nil {
+					return fmt.Errorf("%s: %w", s.Name, err)
+				}
+				run.Result, run.Proxies = res, use
+				if run.ForeignPct > o.MaxForeign {
+					quiet, why = false, fmt.Sprintf("other processes used %.0f%% of the CPUs during the run (limit %.0f%%)", run.ForeignPct, o.MaxForeign)
+				}
+			}
+			if quiet {
+				run.Quiet = true
+				break
+			}
+			if attempt <= o.Retries {
+				o.logf("%s on %s: %s; trying again", s.Name, c.Name(), why)
+				continue
+			}
 			if !o.Force {
-				return fmt.Errorf("refusing to measure: %s. Run again when the machine is quiet (or pass --force for a smoke run whose numbers are marked not reportable)", why)
+				return fmt.Errorf("refusing to report %s on %s: %s. Run again when the machine is quiet (or pass --force for a smoke run whose numbers are marked not reportable)", s.Name, c.Name(), why)
 			}
 			r.NotReportable = append(r.NotReportable, fmt.Sprintf("%s/%s rep %d: %s", s.Name, c.Name(), rep, why))
+			if run.Result == nil {
+				if run.Result, run.Proxies, run.ForeignPct, err = measure(ctx, o, c, s, entry); err != nil {
+					return fmt.Errorf("%s: %w", s.Name, err)
+				}
+			}
+			break
 		}
-		run := Run{Scenario: s.Name, Candidate: c.Name(), Rep: rep, Before: before, Quiet: quiet}
-		res, use, err := measure(ctx, o, c, s, entry)
-		if err != nil {
-			return fmt.Errorf("%s: %w", s.Name, err)
-		}
-		run.Result, run.Proxies = res, use
+		res := run.Result
 		r.Runs = append(r.Runs, run)
-		o.logf("%-26s %-8s rep %d: %8.0f rps  p50 %8.1fus  p99 %8.1fus  errors %d%s", s.Name, c.Name(), rep, res.RPS, res.Latency.P50, res.Latency.P99, res.Errors, map[bool]string{true: "", false: "  (machine busy: not reportable)"}[quiet])
+		o.logf("%-26s %-8s rep %d: %8.0f rps  p50 %8.1fus  p99 %8.1fus  errors %d%s", s.Name, c.Name(), rep, res.RPS, res.Latency.P50, res.Latency.P99, res.Errors, map[bool]string{true: "", false: "  (machine busy: not reportable)"}[run.Quiet])
 	}
 	return nil
 }
 
 // measure runs the load generator for s against entry, pinned to the load
 // core, sampling the proxies' memory meanwhile.
-func measure(ctx context.Context, o Options, c candidate, s Scenario, entry string) (*load.Result, *ProxyUse, error) {
+func measure(ctx context.Context, o Options, c candidate, s Scenario, entry string) (*load.Result, *ProxyUse, float64, error) {
 	args := []string{"-c", loadCore, filepath.Join(o.Bin, "weft-load"), "run", "--proto", s.Proto, "--target", entry,
 		"--rate", strconv.FormatFloat(s.Rate, 'f', -1, 64), "--conns", strconv.Itoa(s.Conns),
 		"--duration", o.Duration.String(), "--warmup", o.Warmup.String()}
@@ -317,7 +354,7 @@ func measure(ctx context.Context, o Options, c candidate, s Scenario, entry stri
 		for _, pid := range pids {
 			_, t, err := procStats(pid)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, 0, err
 			}
 			cpu0 = append(cpu0, t)
 		}
@@ -342,33 +379,78 @@ func measure(ctx context.Context, o Options, c candidate, s Scenario, entry stri
 			}
 		})
 	}
+	var backend0 time.Duration
+	if o.backendPID != 0 {
+		_, backend0, _ = procStats(o.backendPID)
+	}
+	cpuA, err := readCPUTimes()
+	if err != nil {
+		return nil, nil, 0, err
+	}
 	start := time.Now()
 	out, err := cmd.Output()
 	elapsed := time.Since(start)
 	close(stop)
 	wg.Wait()
 	if err != nil {
-		return nil, nil, fmt.Errorf("weft-load: %v: %s", err, stderr.String())
+		return nil, nil, 0, fmt.Errorf("weft-load: %v: %s", err, stderr.String())
+	}
+	cpuB, err := readCPUTimes()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	ours := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	if o.backendPID != 0 {
+		_, b1, _ := procStats(o.backendPID)
+		ours += b1 - backend0
 	}
 	var res load.Result
 	if err := json.Unmarshal(out, &res); err != nil {
-		return nil, nil, fmt.Errorf("reading weft-load's result: %w", err)
+		return nil, nil, 0, fmt.Errorf("reading weft-load's result: %w", err)
 	}
 	if use != nil {
 		for i, pid := range pids {
 			_, t, err := procStats(pid)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, 0, err
 			}
 			use.CPUSeconds += (t - cpu0[i]).Seconds()
 		}
+		ours += time.Duration(use.CPUSeconds * float64(time.Second))
 		if res.RPS > 0 {
 			// CPU over the whole load (warm-up included) as percent of
 			// a core, per 1000 RPS.
 			use.CPUPer1000RPS = 100 * use.CPUSeconds / elapsed.Seconds() / (res.RPS / 1000)
 		}
 	}
-	return &res, use, nil
+	return &res, use, foreignPct(cpuA, cpuB, ours), nil
+}
+
+// foreignPct is the CPU time others used between a and b, as percent of
+// all cores, given what the suite's own processes used.
+func foreignPct(a, b cpuTimes, ours time.Duration) float64 {
+	total := float64(b.total - a.total) // jiffies over all cores
+	if total <= 0 {
+		return 0
+	}
+	busy := float64((b.total - b.idle) - (a.total - a.idle))
+	other := busy - ours.Seconds()*userHZ
+	return max(0, 100*other/total)
+}
+
+// waitQuiet samples the machine until it is quiet or o.WaitQuiet passes.
+func waitQuiet(ctx context.Context, o Options) (Load, bool, string, error) {
+	deadline := time.Now().Add(o.WaitQuiet)
+	for {
+		l, err := sampleLoad(time.Second)
+		if err != nil {
+			return l, false, "", err
+		}
+		quiet, why := l.quiet(o.MaxBusy)
+		if quiet || !time.Now().Before(deadline) || ctx.Err() != nil {
+			return l, quiet, why, ctx.Err()
+		}
+	}
 }
 
 // perIdleConn holds o.IdleConns keep-alive connections through the chain
@@ -639,7 +721,7 @@ func wrkCheck(ctx context.Context, o Options, target string) (*WrkCheck, error) 
 	}
 	d := max(o.Duration, time.Second).Round(time.Second)
 	w := &WrkCheck{Conns: 16, Seconds: d.Seconds(), Quiet: quiet, BackendAddrNote: "both closed loop (wrk has no fixed rate), HTTP/1.1 keep-alive, GET /1k on the backend, one thread pinned to the load core"}
-	res, _, err := measure(ctx, Options{Bin: o.Bin, Duration: d, Warmup: time.Second}, &direct{}, Scenario{Proto: "http1", Rate: 0, Conns: 16}, target)
+	res, _, _, err := measure(ctx, Options{Bin: o.Bin, Duration: d, Warmup: time.Second}, &direct{}, Scenario{Proto: "http1", Rate: 0, Conns: 16}, target)
 	if err != nil {
 		return nil, err
 	}

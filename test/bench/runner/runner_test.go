@@ -131,3 +131,15 @@ Transfer/sec:     74.38MB
 		t.Fatalf("parseWrk = %v %v %v %v", rps, mean, p50, err)
 	}
 }
+
+func TestForeignPctSubtractsOurOwnCPU(t *testing.T) {
+	a := cpuTimes{total: 1000, idle: 800}
+	// 2 cores x 1 s = 200 jiffies; 150 busy, 100 of them (1 s) ours.
+	b := cpuTimes{total: 1200, idle: 850}
+	if got := foreignPct(a, b, time.Second); got != 25 {
+		t.Errorf("foreignPct = %v, want 25", got)
+	}
+	if got := foreignPct(a, b, 3*time.Second); got != 0 {
+		t.Errorf("foreignPct with more of ours than busy = %v, want 0", got)
+	}
+}

@@ -59,6 +59,9 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.IdleConns, "idle-conns", 1000, "idle keep-alive connections for the memory-per-connection figure")
 	fs.IntVar(&o.BulkEndpoints, "endpoints", 1000, "endpoints of the extra upstream in the Weft client sidecar's config")
 	fs.Float64Var(&o.MaxBusy, "max-busy", 10, "CPU use (% of all cores) above which the machine is too busy to measure")
+	fs.Float64Var(&o.MaxForeign, "max-foreign", 5, "CPU use by other processes during a run (% of all cores) above which the run is noise")
+	fs.DurationVar(&o.WaitQuiet, "wait-quiet", 2*time.Minute, "how long to wait for a quiet machine before each run")
+	fs.IntVar(&o.Retries, "retries", 2, "how many times a run disturbed by other processes is redone")
 	fs.BoolVar(&o.Force, "force", false, "measure on a busy machine anyway; the numbers are marked not reportable")
 	only := fs.String("candidates", "", "comma-separated subset of direct,haproxy,weft")
 	scen := fs.String("scenarios", "", "comma-separated scenario name prefixes (default: all)")
@@ -82,6 +85,8 @@ func run(ctx context.Context, args []string) error {
 			}
 		}
 		def("reps", func() { o.Reps = 1 })
+		def("wait-quiet", func() { o.WaitQuiet = 0 })
+		def("retries", func() { o.Retries = 0 })
 		def("duration", func() { o.Duration = 2 * time.Second })
 		def("warmup", func() { o.Warmup = 500 * time.Millisecond })
 		def("idle-conns", func() { o.IdleConns = 200 })
@@ -110,7 +115,7 @@ func run(ctx context.Context, args []string) error {
 	r := &runner.Report{
 		Started: time.Now().UTC(), Command: "weft-bench run " + strings.Join(args, " "),
 		Options: runner.OptionsJSON{Reps: o.Reps, Duration: o.Duration.String(), Warmup: o.Warmup.String(), IdleConns: o.IdleConns,
-			BulkEndpoints: o.BulkEndpoints, MaxBusy: o.MaxBusy, Force: o.Force, ProxyCore: "0", LoadCore: "1"},
+			BulkEndpoints: o.BulkEndpoints, MaxBusy: o.MaxBusy, MaxForeign: o.MaxForeign, Force: o.Force, ProxyCore: "0", LoadCore: "1"},
 	}
 	r.Machine = runner.DescribeMachine()
 	var failed error
@@ -118,7 +123,7 @@ func run(ctx context.Context, args []string) error {
 		failed = runner.DataPlane(ctx, o, r)
 	}
 	if failed == nil && !*skipCP {
-		cp, err := runner.ControlPlane(ctx, runner.CPOptions{Bin: o.Bin, Out: o.Out, Shape: shape, Changes: *changes, ChangeBudget: *budget, MaxBusy: o.MaxBusy, Force: o.Force, Log: os.Stderr})
+		cp, err := runner.ControlPlane(ctx, runner.CPOptions{Bin: o.Bin, Out: o.Out, Shape: shape, Changes: *changes, ChangeBudget: *budget, MaxBusy: o.MaxBusy, WaitQuiet: o.WaitQuiet, Force: o.Force, Log: os.Stderr})
 		if err != nil {
 			failed = fmt.Errorf("control plane: %w", err)
 		} else {
