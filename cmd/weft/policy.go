@@ -1,13 +1,19 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/weftmesh/weft/core/policy"
 	policyhcl "github.com/weftmesh/weft/hcl"
 )
 
@@ -24,8 +30,101 @@ connections between services.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newPolicyValidateCmd())
+	cmd.AddCommand(newPolicyValidateCmd(), newPolicyPlanCmd())
 	return cmd
+}
+
+// PolicySources is what the controller's GET /v1/policy returns: the
+// source files of the policy it holds, by name.
+type PolicySources struct {
+	Files map[string]string `json:"files"`
+}
+
+func newPolicyPlanCmd() *cobra.Command {
+	var against, admin, dataDir string
+	var noColor bool
+	cmd := &cobra.Command{
+		Use:   "plan NEW_POLICY [FILE|DIR]...",
+		Short: "Show what a policy change would do before it is applied",
+		Long: `Plan loads the new policy from the given files and directories, compares it
+with the policy in force (the running controller's, asked through its admin
+API, or another directory with --against) and prints, like nomad job plan,
+what changes per service (upstreams, subsets, routes, limits) and intention,
+and which caller -> service flows become allowed or denied. A new policy
+with errors is reported like validate does and the plan fails.`,
+		Example: `  weft policy plan ./policy.next --against ./policy
+  weft policy plan ./policy.next --admin 127.0.0.1:7401 --data-dir .weft`,
+		Args:         cobra.MinimumNArgs(1),
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			stderr := cmd.ErrOrStderr()
+			color := !noColor && colorTerminal(stderr)
+			newP, diags, files := policyhcl.Load(args...)
+			if len(diags) > 0 {
+				if err := policyhcl.WriteDiagnostics(stderr, diags, files, color); err != nil {
+					return err
+				}
+				fmt.Fprintln(stderr)
+			}
+			if newP == nil {
+				return fmt.Errorf("the new policy is invalid: %s", countErrors(diags))
+			}
+			var oldP *policy.Policy
+			var where string
+			if against != "" {
+				where = against
+				oldP, diags, files = policyhcl.Load(against)
+			} else {
+				where = "the controller at " + admin
+				srcs, err := fetchPolicy(admin, dataDir)
+				if err != nil {
+					return err
+				}
+				byName := make(map[string][]byte, len(srcs.Files))
+				for n, src := range srcs.Files {
+					byName[n] = []byte(src)
+				}
+				oldP, diags, files = policyhcl.LoadSources(byName)
+			}
+			if oldP == nil {
+				_ = policyhcl.WriteDiagnostics(stderr, diags, files, color)
+				return fmt.Errorf("the policy of %s is invalid: %s", where, countErrors(diags))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Comparing with the policy of %s.\n\n", where)
+			return policy.Diff(oldP, newP).Write(cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&against, "against", "", "compare with the policy in this file or directory instead of the controller's")
+	cmd.Flags().StringVar(&admin, "admin", "127.0.0.1:7401", "the controller's admin API address")
+	cmd.Flags().StringVar(&dataDir, "data-dir", ".weft", "the controller's data directory (for the admin token)")
+	cmd.Flags().BoolVar(&noColor, "no-color", false, "never color the diagnostics")
+	return cmd
+}
+
+// fetchPolicy asks the controller for the sources of the policy it holds.
+func fetchPolicy(admin, dataDir string) (*PolicySources, error) {
+	tok, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
+	if err != nil {
+		return nil, fmt.Errorf("reading the admin token: %w (pass the controller's --data-dir, or compare with a directory: --against DIR)", err)
+	}
+	req, err := http.NewRequest("GET", "http://"+admin+"/v1/policy", nil)
+	if err != nil {
+		return nil, fmt.Errorf("asking the controller at %s: %w", admin, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("asking the controller at %s: %w (is it running? pass its --admin address)", admin, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("asking the controller at %s for its policy: %s (a controller without GET /v1/policy cannot be compared with; use --against DIR)", admin, resp.Status)
+	}
+	var srcs PolicySources
+	if err := json.NewDecoder(resp.Body).Decode(&srcs); err != nil {
+		return nil, fmt.Errorf("decoding the controller's policy: %w", err)
+	}
+	return &srcs, nil
 }
 
 func newPolicyValidateCmd() *cobra.Command {

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const planOld = `
+service "web" {
+  protocol = "http"
+  upstream "api" {
+    local_port = 9100
+  }
+}
+service "api" {
+  protocol = "http"
+  subset "v1" {
+    meta = { version = "v1" }
+  }
+  route "all" {
+    split "v1" {
+      weight = 100
+    }
+  }
+}
+service "db" {}
+intention "web" "api" {
+  action = "allow"
+}
+intention "api" "db" {
+  action = "allow"
+}
+`
+
+const planNew = `
+service "web" {
+  protocol = "http"
+  upstream "api" {
+    local_port = 9100
+    lb         = "least_request"
+  }
+}
+service "api" {
+  protocol = "http"
+  subset "v1" {
+    meta = { version = "v1" }
+  }
+  subset "v2" {
+    meta = { version = "v2" }
+  }
+  route "all" {
+    split "v1" {
+      weight = 90
+    }
+    split "v2" {
+      weight = 10
+    }
+    retry {}
+  }
+}
+service "cart" {
+  protocol = "http"
+}
+intention "web" "api" {
+  permission {
+    action = "allow"
+    match {
+      methods = ["GET"]
+    }
+  }
+}
+intention "web" "cart" {
+  action = "allow"
+}
+`
+
+func writePolicy(t *testing.T, src string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "policy.hcl"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+const wantPlan = `~ service "api"
+  + subset "v2"
+  ~ route "all" (splits, retry)
++ service "cart"
+- service "db"
+~ service "web"
+  ~ upstream "api" (lb)
+- intention "api" -> "db"
+~ intention "web" -> "api" (action, permissions)
++ intention "web" -> "cart"
+
+Flows:
+  web -> api becomes decided per request (allow => per request (1 permission))
+  web -> cart becomes allowed (none (new service) => allow)
+
+Plan: 2 to add, 3 to change, 2 to remove; 2 flows change.
+`
+
+func runPlan(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := newPolicyCmd()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(append([]string{"plan"}, args...))
+	err := cmd.Execute()
+	return out.String() + errOut.String(), err
+}
+
+func TestPolicyPlanAgainstDir(t *testing.T) {
+	oldDir, newDir := writePolicy(t, planOld), writePolicy(t, planNew)
+	out, err := runPlan(t, newDir, "--against", oldDir)
+	if err != nil {
+		t.Fatalf("plan: %v\n%s", err, out)
+	}
+	if !strings.HasSuffix(out, wantPlan) {
+		t.Errorf("plan output:\n%s\nwant it to end with:\n%s", out, wantPlan)
+	}
+	out, err = runPlan(t, oldDir, "--against", oldDir)
+	if err != nil || !strings.Contains(out, "No changes.") {
+		t.Errorf("plan of an unchanged policy: %v\n%s", err, out)
+	}
+	bad := writePolicy(t, `service "x" { protocol = "htp" }`)
+	out, err = runPlan(t, bad, "--against", oldDir)
+	if err == nil || !strings.Contains(out, "Invalid protocol") {
+		t.Errorf("plan of an invalid policy: %v\n%s", err, out)
+	}
+}
+
+func TestPolicyPlanAgainstController(t *testing.T) {
+	dataDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dataDir, "admin.token"), []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/policy" || r.Header.Get("Authorization") != "Bearer secret" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		json.NewEncoder(w).Encode(PolicySources{Files: map[string]string{"policy.hcl": planOld}})
+	}))
+	defer srv.Close()
+	admin := strings.TrimPrefix(srv.URL, "http://")
+	out, err := runPlan(t, writePolicy(t, planNew), "--admin", admin, "--data-dir", dataDir)
+	if err != nil {
+		t.Fatalf("plan: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "the controller at "+admin) || !strings.HasSuffix(out, wantPlan) {
+		t.Errorf("plan output:\n%s", out)
+	}
+}
