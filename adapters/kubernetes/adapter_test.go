@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -90,6 +91,18 @@ func TestAgainstAPIServer(t *testing.T) {
 			cmd.Env = append(os.Environ(), pluginEnv+"=1")
 			return cmd
 		}), fixture)
+	})
+
+	// Through the real binary, as the controller launches it.
+	t.Run("ConformanceWeftAdapterKubernetes", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("builds cmd/weft; skipped with -short")
+		}
+		weft := filepath.Join(t.TempDir(), "weft")
+		if out, err := exec.Command("go", "build", "-o", weft, "github.com/weftmesh/weft/cmd/weft").CombinedOutput(); err != nil {
+			t.Fatalf("building cmd/weft: %v\n%s", err, out)
+		}
+		conformance.Run(t, conformance.OverPlugin(func() *exec.Cmd { return exec.Command(weft, "adapter", "kubernetes") }), fixture)
 	})
 
 	t.Run("BadInput", func(t *testing.T) {

@@ -72,6 +72,10 @@ func loadConfig(req *plugins.ConfigureRequest) (*config, []plugins.Diagnostic) {
 	}
 	cfg.rest.UserAgent = "weft-kubernetes-adapter/" + version.Version
 	cfg.rest.Timeout = requestTimeout
+	// Watches cost nothing against the limit; each joining sidecar costs a
+	// TokenReview and a pod read, so client-go's default of 5 requests a
+	// second would queue a rollout's joins.
+	cfg.rest.QPS, cfg.rest.Burst = 50, 100
 	cfg.client, err = kubernetes.NewForConfig(cfg.rest)
 	if err != nil {
 		diags = append(diags, errorDiag("Unusable kubeconfig", "building a client from %s: %v", cfg.source, err))

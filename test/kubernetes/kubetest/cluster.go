@@ -66,6 +66,7 @@ type Cluster struct {
 	Admin       kubernetes.Interface
 
 	etcdURL   string
+	etcdTmpfs string
 	apiPort   int
 	etcd      *proc
 	apiserver *proc
@@ -105,7 +106,10 @@ func Start(t testing.TB) *Cluster {
 // RestConfig returns a client configuration for the API server with a
 // bearer token.
 func (c *Cluster) RestConfig(token string) *rest.Config {
-	return &rest.Config{Host: c.Host, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: c.CAPEM}, Timeout: 10 * time.Second}
+	// The test plays several controllers at once: no client-side rate
+	// limit (client-go's default of 5 requests a second would dominate
+	// every timing).
+	return &rest.Config{Host: c.Host, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: c.CAPEM}, Timeout: 10 * time.Second, QPS: 1000, Burst: 1000}
 }
 
 // Kubeconfig writes a kubeconfig file for the API server with a bearer
@@ -227,12 +231,23 @@ func (c *Cluster) startEtcd() {
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(peer)
 	c.etcd = c.run("etcd", filepath.Join(c.assets, "etcd"),
 		"--name", "weft-test",
-		"--data-dir", filepath.Join(c.dir, "etcd"),
+		"--data-dir", c.etcdDataDir(),
 		"--listen-client-urls", c.etcdURL, "--advertise-client-urls", c.etcdURL,
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
 		"--initial-cluster", "weft-test="+peerURL,
 		"--log-level", "warn")
 	c.waitHTTP(c.etcd, c.etcdURL+"/health", nil, etcdReadyTimeout)
+}
+
+// etcdDataDir is on tmpfs (/dev/shm) when there is one: etcd syncs every
+// write to disk, which on a busy shared disk makes each API write cost
+// hundreds of milliseconds; tests need no durability beyond the process.
+func (c *Cluster) etcdDataDir() string {
+	if dir, err := os.MkdirTemp("/dev/shm", "weft-etcd-"); err == nil {
+		c.etcdTmpfs = dir // removed by stopAll, after etcd exits
+		return dir
+	}
+	return filepath.Join(c.dir, "etcd")
 }
 
 // writeFiles writes the serving certificate, the token file and the
@@ -310,6 +325,9 @@ func (c *Cluster) stopAll() {
 	}
 	if c.etcd != nil {
 		c.stop(c.etcd)
+	}
+	if c.etcdTmpfs != "" {
+		os.RemoveAll(c.etcdTmpfs)
 	}
 	if c.t.Failed() {
 		for _, p := range []*proc{c.apiserver, c.etcd} {
