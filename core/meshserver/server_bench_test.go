@@ -1,0 +1,45 @@
+package meshserver_test
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/meshserver"
+)
+
+func benchConfigs(n, endpoints int, port uint32) map[string]*meshapi.ProxyConfig {
+	out := make(map[string]*meshapi.ProxyConfig, n)
+	for i := range n {
+		up := &meshapi.Upstream{Name: "up", Service: "up", LocalPort: 30001}
+		for e := range endpoints {
+			up.Endpoints = append(up.Endpoints, &meshapi.Endpoint{InstanceId: fmt.Sprintf("up-%d", e), Address: "127.0.0.1", Port: port})
+		}
+		id := fmt.Sprintf("svc-%d-0", i)
+		out[id] = &meshapi.ProxyConfig{InstanceId: id, Service: fmt.Sprintf("svc-%d", i), Namespace: "default",
+			Inbound: &meshapi.Inbound{BindAddress: "127.0.0.1", Port: 20000}, Upstreams: []*meshapi.Upstream{up}}
+	}
+	return out
+}
+
+// BenchmarkUpdate hands the server a freshly compiled set of 10,000
+// configurations of 100 endpoints each in which one changed, as the
+// controller does after every endpoint change: Update compares every
+// configuration with the one it holds (proto.Equal). The two sets
+// alternate and share no messages, so every comparison is a deep one.
+func BenchmarkUpdate(b *testing.B) {
+	s := meshserver.New(meshserver.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	sets := []map[string]*meshapi.ProxyConfig{benchConfigs(10000, 100, 20000), benchConfigs(10000, 100, 20000)}
+	sets[1]["svc-0-0"] = benchConfigs(1, 100, 20001)["svc-0-0"]
+	s.Update(sets[0])
+	b.ReportAllocs()
+	i := 1
+	for b.Loop() {
+		if n := s.Update(sets[i%2]); n != 1 {
+			b.Fatalf("Update changed %d configs, want 1", n)
+		}
+		i++
+	}
+}
