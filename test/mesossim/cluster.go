@@ -74,7 +74,8 @@ type Cluster struct {
 	opSubs     map[*stream]struct{}
 	closed     bool
 	stop       chan struct{}
-	wg         sync.WaitGroup
+	wg         sync.WaitGroup // the offer loop
+	handlers   sync.WaitGroup // HTTP handlers in flight
 }
 
 // Start runs a cluster on loopback. Close stops it and every process it
@@ -222,6 +223,7 @@ func (c *Cluster) Close() error {
 	for _, m := range c.masters {
 		m.srv.Close()
 	}
+	c.handlers.Wait()
 	for _, g := range groups {
 		g.kill(0)
 	}

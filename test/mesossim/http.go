@@ -45,7 +45,19 @@ func (m *masterServer) routes() http.Handler {
 		w.Header().Set("Location", "//"+leader)
 		w.WriteHeader(http.StatusTemporaryRedirect)
 	})
-	return mux
+	// Close waits for every handler, so none logs after it returns.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.c.mu.Lock()
+		if m.c.closed {
+			m.c.mu.Unlock()
+			http.Error(w, "Master is shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		m.c.handlers.Add(1) // under mu, before Close's Wait can start
+		m.c.mu.Unlock()
+		defer m.c.handlers.Done()
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // call is a decoded request with the media types to answer in.
