@@ -8,7 +8,8 @@
 // against the simulator in test/mesossim.
 //
 // Data flow: the master's v1 operator API (POST /api/v1) -> client.go
-// (HTTP, leader redirects, auth, RecordIO, mesos-go's types) -> state.go
+// (HTTP, leader redirects, auth, RecordIO framing from the recordio
+// subpackage, mesos-go's types and codecs) -> state.go
 // (GET_STATE, then SUBSCRIBE events applied to a cache of tasks, agents
 // and frameworks) -> translate.go (the pure function from that cache to
 // model instances, which most tests hit) -> adapter.go (Watch: full

@@ -15,8 +15,21 @@
 // by its tasks, which see their ports in the environment. Behaviours of a
 // real master that clients depend on are kept: exact Content-Type
 // matching (415 and 406 otherwise), chunked streams without
-// Content-Length flushed record by record, optional HTTP Basic auth, 503
-// while a newly elected leader recovers, streams cut on failover.
+// Content-Length flushed record by record (or application/recordio with
+// Message-Content-Type, for clients that ask for it), optional HTTP Basic
+// auth, 503 while a newly elected leader recovers, streams cut on
+// failover, status updates sent again until acknowledged, explicit
+// reconciliation, TASK_UNREACHABLE for a partitioned agent's tasks.
+//
+// Tests drive failures through Cluster: SetLeader (failover), CrashTask
+// (a process dies), PartitionAgent and HealAgent, AddFramework and
+// SetTaskState (tasks recorded without processes, for operator API
+// tests).
+//
+// Files: cluster.go (the Cluster and its controls), http.go (what every
+// call meets first, and the operator API), scheduler.go (the scheduler
+// API and offers), agent.go (running task groups, status updates),
+// state.go (records and GET_STATE).
 //
 // Place in the data flow: it stands where a Mesos master does, in front of
 // adapters/mesos (operator API) and examples/mesos (scheduler API).
