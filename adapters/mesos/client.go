@@ -25,6 +25,11 @@ const (
 // maxRedirects bounds how many 307s one call follows.
 const maxRedirects = 4
 
+// maxEvent bounds one event of the stream. SUBSCRIBED carries the whole
+// cluster's state, which outgrows mesos-go's 4 MiB limit on big clusters;
+// 64 MiB still bounds what a broken or hostile stream can make us hold.
+const maxEvent = 64 << 20
+
 // ErrUnauthorized means the master refused the credentials.
 var ErrUnauthorized = errors.New("the Mesos master refused the credentials")
 
@@ -45,7 +50,7 @@ type client struct {
 
 func newClient(masters []*url.URL, user, pass, media string) *client {
 	return &client{
-		masters: masters, user: user, pass: pass, media: media, maxRecord: recordio.DefaultMaxRecord,
+		masters: masters, user: user, pass: pass, media: media, maxRecord: maxEvent,
 		http: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}
 }
