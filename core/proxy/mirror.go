@@ -70,27 +70,14 @@ func (ms *mirrors) transport(wantID string) *http.Transport {
 // hopHeaders are not copied to a mirrored request.
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Transfer-Encoding", "Upgrade"}
 
-// send copies r to the mirror, in the background, when a slot is free and
-// the body is small enough to copy; r's body stays readable for the real
-// request.
-func (ms *mirrors) send(r *http.Request, m *mirrorTarget) {
+// send copies r, with body, to the mirror in the background when a slot
+// is free.
+func (ms *mirrors) send(r *http.Request, body []byte, m *mirrorTarget) {
 	select {
 	case ms.slots <- struct{}{}:
 	default:
 		ms.p.metrics.mirrored.WithLabelValues(m.service, "dropped").Inc()
 		return
-	}
-	var body []byte
-	if r.Body != nil && r.Body != http.NoBody {
-		var ok bool
-		var err error
-		body, ok, err = bufferBody(r)
-		if err != nil || !ok {
-			<-ms.slots
-			ms.p.metrics.mirrored.WithLabelValues(m.service, "dropped").Inc()
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	ep := m.lb.pick(nil)
 	if ep == nil {

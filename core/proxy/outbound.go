@@ -68,10 +68,12 @@ type (
 
 // picked records how a request was routed and which endpoint served it.
 type picked struct {
-	addr  string
-	route *route // nil: no route took it
-	pool  *pool
-	tries int
+	addr    string
+	route   *route // nil: no route took it
+	pool    *pool
+	tries   int
+	rec     *bodyRecorder // the request body, kept for retries and mirrors
+	hasBody bool
 }
 
 func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
@@ -312,8 +314,28 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	if m := routeMirror(pk.route); m != nil && o.intn()(100) < m.percent {
-		o.mirror.send(r, m)
+	mirror := routeMirror(pk.route)
+	if mirror != nil && o.intn()(100) >= mirror.percent {
+		mirror = nil
+	}
+	if pk.hasBody = r.Body != nil && r.Body != http.NoBody; pk.hasBody && (mirror != nil || (pk.route != nil && pk.route.retry != nil)) {
+		pk.rec = &bodyRecorder{r: r.Body}
+		r.Body = pk.rec
+	}
+	if mirror != nil {
+		// The copy goes once the request is done and its body known.
+		defer func() {
+			var body []byte
+			if pk.hasBody {
+				b, ok := pk.rec.complete()
+				if !ok {
+					o.p.metrics.mirrored.WithLabelValues(mirror.service, "dropped").Inc()
+					return
+				}
+				body = b
+			}
+			o.mirror.send(r, body, mirror)
+		}()
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
@@ -490,17 +512,25 @@ func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 		rp = pk.route.retry
 	}
 	attempts := maxAttempts
-	var body []byte
-	replayable := req.Body == nil || req.Body == http.NoBody
 	if rp != nil {
 		rp.budget.request()
 		attempts = max(rp.attempts, 1)
-		var err error
-		body, replayable, err = bufferBody(req)
-		if err != nil {
-			return nil, err
-		}
 	}
+	bodiless := req.Body == nil || req.Body == http.NoBody
+	// replay returns the body for another try, when there can be one.
+	replay := func(dialFailed bool) (io.ReadCloser, int64, bool) {
+		switch {
+		case bodiless:
+			return req.Body, req.ContentLength, true
+		case pk.rec == nil:
+			return nil, 0, false
+		case dialFailed && pk.rec.untouched():
+			return pk.rec, req.ContentLength, true
+		}
+		b, ok := pk.rec.complete()
+		return io.NopCloser(bytes.NewReader(b)), int64(len(b)), ok
+	}
+	nextBody, nextLen := req.Body, req.ContentLength
 	where := "service " + st.service
 	if pk.pool.subset != "" {
 		where = fmt.Sprintf("subset %s of service %s", pk.pool.subset, st.service)
@@ -540,9 +570,8 @@ func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 		u := *req.URL
 		u.Host = ep.addr
 		out.URL = &u
-		if body != nil {
-			out.Body = io.NopCloser(bytes.NewReader(body))
-			out.ContentLength = int64(len(body))
+		if !bodiless {
+			out.Body, out.ContentLength = nextBody, nextLen
 		}
 		ctx, cancel := context.WithCancel(req.Context())
 		var expired atomic.Bool
@@ -577,7 +606,11 @@ func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 			if rp != nil && len(rp.grpcCodes) > 0 && isGRPC(req) {
 				grpcStatus = peekGRPCStatus(resp)
 			}
-			if rp == nil || last || !replayable || !rp.retriableStatus(resp.StatusCode, grpcStatus) || !rp.budget.allow(rp.percent, rp.minPerSecond) || !retryOK() {
+			var replayable bool
+			if rp != nil && !last && rp.retriableStatus(resp.StatusCode, grpcStatus) {
+				nextBody, nextLen, replayable = replay(false)
+			}
+			if !replayable || !rp.budget.allow(rp.percent, rp.minPerSecond) || !retryOK() {
 				pk.addr = ep.addr
 				done := func() { release(); cancel() }
 				if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
@@ -605,12 +638,16 @@ func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 			var de *dialError
 			isDial := errors.As(err, &de)
 			retry := false
-			switch {
-			case last:
-			case isDial && replayable:
-				retry = true // nothing was sent
-			case rp != nil && replayable && rp.retriableError(err, expired.Load()):
-				retry = rp.budget.allow(rp.percent, rp.minPerSecond) && retryOK()
+			if !last && (isDial || (rp != nil && rp.retriableError(err, expired.Load()))) {
+				var replayable bool
+				nextBody, nextLen, replayable = replay(isDial)
+				switch {
+				case !replayable:
+				case isDial:
+					retry = true // nothing was sent
+				default:
+					retry = rp.budget.allow(rp.percent, rp.minPerSecond) && retryOK()
+				}
 			}
 			if !retry {
 				return nil, lastErr

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/weftmesh/weft/core/meshapi"
@@ -87,23 +88,53 @@ func (p *retryPolicy) retriableStatus(code int, grpcStatus string) bool {
 	return false
 }
 
-// bufferBody reads up to maxRetryBody of req's body so it can be sent
-// again. It returns false, with the body left readable, when the body is
-// larger.
-func bufferBody(req *http.Request) ([]byte, bool, error) {
-	if req.Body == nil || req.Body == http.NoBody {
-		return nil, true, nil
+// bodyRecorder passes a request body through and keeps a copy of up to
+// maxRetryBody bytes, so the body can be sent again (a retry, a mirror)
+// once it went out whole. Close leaves the body open: the server closes
+// it when the request ends, and a try whose dial failed leaves the rest
+// for the next one.
+type bodyRecorder struct {
+	r    io.ReadCloser
+	mu   sync.Mutex
+	buf  []byte
+	n    int64 // bytes read
+	over bool  // more than maxRetryBody: no copy
+	eof  bool
+}
+
+func (b *bodyRecorder) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.mu.Lock()
+	b.n += int64(n)
+	if !b.over {
+		if len(b.buf)+n > maxRetryBody {
+			b.over, b.buf = true, nil
+		} else {
+			b.buf = append(b.buf, p[:n]...)
+		}
 	}
-	buf, err := io.ReadAll(io.LimitReader(req.Body, maxRetryBody+1))
-	if err != nil {
-		return nil, false, fmt.Errorf("reading the request body: %w", err)
+	if err == io.EOF {
+		b.eof = true
 	}
-	if len(buf) > maxRetryBody {
-		req.Body = readCloser{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
-		return nil, false, nil
-	}
-	req.Body.Close()
-	return buf, true, nil
+	b.mu.Unlock()
+	return n, err
+}
+
+func (b *bodyRecorder) Close() error { return nil }
+
+// complete returns the whole body once it was read to the end, within
+// maxRetryBody.
+func (b *bodyRecorder) complete() ([]byte, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf, b.eof && !b.over
+}
+
+// untouched reports whether nothing of the body was read yet.
+func (b *bodyRecorder) untouched() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.n == 0 && !b.eof
 }
 
 type readCloser struct {

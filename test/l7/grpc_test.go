@@ -124,6 +124,16 @@ func TestGRPCRoutingAndRetry(t *testing.T) {
 	if v2Hits.Load() != 10 {
 		t.Errorf("api-v2 saw %d calls, want 10", v2Hits.Load())
 	}
+
+	// A server stream passes through the route that retries, untouched.
+	stream, err := hc.Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	msg, err := stream.Recv()
+	if err != nil || msg.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("Watch: %v, %v; want SERVING", msg, err)
+	}
 }
 
 func first(v []string) string {
