@@ -1,0 +1,183 @@
+package inject
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Annotations the injector reads and writes.
+const (
+	AnnotationInject   = "weft.io/inject"
+	AnnotationMeshPort = "weft.io/mesh-port"
+	AnnotationInjected = "weft.io/injected"
+	ContainerName      = "weft-proxy"
+)
+
+// Options say what to inject.
+type Options struct {
+	ProxyImage        string // image holding weft-proxy
+	Controller        string // host:port of the controller's sidecar API
+	TrustBundleConfig string // ConfigMap (in the pod's namespace) with key ca.crt
+	Audience          string // token audience; default "weft"
+	MeshPort          int    // default 15001
+	AdminPort         int    // default 15000
+}
+
+func (o Options) withDefaults() Options {
+	if o.Audience == "" {
+		o.Audience = "weft"
+	}
+	if o.MeshPort == 0 {
+		o.MeshPort = 15001
+	}
+	if o.AdminPort == 0 {
+		o.AdminPort = 15000
+	}
+	return o
+}
+
+// Validate says what is missing from the options.
+func (o Options) Validate() error {
+	switch {
+	case o.ProxyImage == "":
+		return errors.New("no proxy image: give the image that holds weft-proxy")
+	case o.Controller == "":
+		return errors.New("no controller address: give host:port of the controller's sidecar API")
+	case o.TrustBundleConfig == "":
+		return errors.New("no trust-bundle ConfigMap: give the name of the ConfigMap holding the controller's ca.crt")
+	}
+	return nil
+}
+
+// patchOp is one JSON Patch (RFC 6902) operation.
+type patchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value,omitempty"`
+}
+
+// Mutate returns the JSON Patch that injects the sidecar into pod, or nil
+// when the pod does not ask for it or already has it.
+func Mutate(o Options, pod *corev1.Pod) ([]patchOp, error) {
+	o = o.withDefaults()
+	if v := pod.Annotations[AnnotationInject]; v != "true" {
+		return nil, nil
+	}
+	for _, c := range pod.Spec.Containers {
+		if c.Name == ContainerName {
+			return nil, nil // already there, written by hand or injected before
+		}
+	}
+	meshPort := o.MeshPort
+	if v, ok := pod.Annotations[AnnotationMeshPort]; ok {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 || p > 65535 {
+			return nil, fmt.Errorf("annotation %s = %q is not a port number from 1 to 65535", AnnotationMeshPort, v)
+		}
+		meshPort = p
+	}
+	fieldEnv := func(name, path string) corev1.EnvVar {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
+	}
+	exp := int64(3600)
+	sidecar := corev1.Container{
+		Name:    ContainerName,
+		Image:   o.ProxyImage,
+		Command: []string{"weft-proxy"},
+		Args: []string{
+			"--instance=$(POD_NAMESPACE)/$(POD_NAME)",
+			"--controller=" + o.Controller,
+			"--trust-bundle=/etc/weft/trust/ca.crt",
+			fmt.Sprintf("--admin=$(POD_IP):%d", o.AdminPort),
+			"--credential-adapter=kubernetes",
+			"--credential-file=/var/run/secrets/weft/token",
+		},
+		Env:   []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace"), fieldEnv("POD_IP", "status.podIP")},
+		Ports: []corev1.ContainerPort{{Name: "weft-mesh", ContainerPort: int32(meshPort)}},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: "/ready", Port: intOrString(o.AdminPort)}}},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "weft-token", MountPath: "/var/run/secrets/weft", ReadOnly: true},
+			{Name: "weft-trust", MountPath: "/etc/weft/trust", ReadOnly: true},
+		},
+	}
+	volumes := []corev1.Volume{
+		{Name: "weft-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: o.Audience, ExpirationSeconds: &exp, Path: "token"}},
+		}}}},
+		{Name: "weft-trust", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: o.TrustBundleConfig}}}},
+	}
+
+	ops := []patchOp{{Op: "add", Path: "/spec/containers/-", Value: sidecar}}
+	if len(pod.Spec.Volumes) == 0 {
+		ops = append(ops, patchOp{Op: "add", Path: "/spec/volumes", Value: volumes})
+	} else {
+		for _, v := range volumes {
+			ops = append(ops, patchOp{Op: "add", Path: "/spec/volumes/-", Value: v})
+		}
+	}
+	// pod.Annotations is not empty: it holds weft.io/inject.
+	ops = append(ops,
+		patchOp{Op: "add", Path: "/metadata/annotations/" + escape(AnnotationMeshPort), Value: strconv.Itoa(meshPort)},
+		patchOp{Op: "add", Path: "/metadata/annotations/" + escape(AnnotationInjected), Value: "true"},
+	)
+	return ops, nil
+}
+
+// escape makes a JSON Pointer token of a key (RFC 6901).
+func escape(s string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '~':
+			out = append(out, '~', '0')
+		case '/':
+			out = append(out, '~', '1')
+		default:
+			out = append(out, s[i])
+		}
+	}
+	return string(out)
+}
+
+// maxReview bounds an AdmissionReview body.
+const maxReview = 4 << 20
+
+// Handler answers AdmissionReview v1 requests for pods.
+func Handler(o Options) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxReview))
+		if err != nil {
+			http.Error(w, "reading the AdmissionReview: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		var review admissionv1.AdmissionReview
+		if err := json.Unmarshal(body, &review); err != nil || review.Request == nil {
+			http.Error(w, "the body is not an AdmissionReview v1 with a request", http.StatusBadRequest)
+			return
+		}
+		resp := &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true}
+		var pod corev1.Pod
+		if err := json.Unmarshal(review.Request.Object.Raw, &pod); err != nil {
+			resp.Warnings = []string{"weft injector: the object is not a pod; admitted unchanged"}
+		} else if ops, err := Mutate(o, &pod); err != nil {
+			resp.Warnings = []string{"weft injector: sidecar not injected: " + err.Error()}
+		} else if len(ops) > 0 {
+			patch, _ := json.Marshal(ops)
+			pt := admissionv1.PatchTypeJSONPatch
+			resp.Patch, resp.PatchType = patch, &pt
+		}
+		review.Response = resp
+		review.Request = nil
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(&review)
+	})
+}

@@ -1,0 +1,137 @@
+package inject
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	admissionregv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/weftmesh/weft/test/kubernetes/kubetest"
+)
+
+var opts = Options{ProxyImage: "weft:dev", Controller: "weft-controller.weft-system.svc:7400", TrustBundleConfig: "weft-trust-bundle"}
+
+func podWith(annotations map[string]string, containers ...string) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Annotations: annotations}}
+	for _, c := range containers {
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: c})
+	}
+	return p
+}
+
+func TestMutate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		pod     *corev1.Pod
+		wantOps int
+		wantErr string
+	}{
+		{"not asked", podWith(nil, "app"), 0, ""},
+		{"asked false", podWith(map[string]string{AnnotationInject: "false"}, "app"), 0, ""},
+		{"asked", podWith(map[string]string{AnnotationInject: "true"}, "app"), 4, ""},
+		{"already has the sidecar", podWith(map[string]string{AnnotationInject: "true"}, "app", ContainerName), 0, ""},
+		{"mesh port given", podWith(map[string]string{AnnotationInject: "true", AnnotationMeshPort: "16001"}, "app"), 4, ""},
+		{"mesh port malformed", podWith(map[string]string{AnnotationInject: "true", AnnotationMeshPort: "x"}, "app"), 0, "not a port number"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ops, err := Mutate(opts, tc.pod)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || len(ops) != tc.wantOps {
+				t.Fatalf("got %d ops (%v), want %d: %+v", len(ops), err, tc.wantOps, ops)
+			}
+		})
+	}
+	ops, _ := Mutate(opts, podWith(map[string]string{AnnotationInject: "true", AnnotationMeshPort: "16001"}, "app"))
+	b, _ := json.Marshal(ops)
+	for _, want := range []string{`"name":"weft-proxy"`, `"--credential-adapter=kubernetes"`, `"audience":"weft"`, `"containerPort":16001`, `"path":"/metadata/annotations/weft.io~1mesh-port","value":"16001"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("patch lacks %s:\n%s", want, b)
+		}
+	}
+}
+
+// TestWebhookAgainstAPIServer registers the injector with a real
+// kube-apiserver and creates pods through it.
+func TestWebhookAgainstAPIServer(t *testing.T) {
+	c := kubetest.Start(t)
+	srv := httptest.NewTLSServer(Handler(opts))
+	defer srv.Close()
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	ns := "inject-test"
+	c.Namespace(ns)
+	fail := admissionregv1.Fail
+	none := admissionregv1.SideEffectClassNone
+	url := srv.URL + "/mutate"
+	_, err := c.Admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admissionregv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "weft-injector"},
+		Webhooks: []admissionregv1.MutatingWebhook{{
+			Name:                    "inject.weft.io",
+			ClientConfig:            admissionregv1.WebhookClientConfig{URL: &url, CABundle: caPEM},
+			Rules:                   []admissionregv1.RuleWithOperations{{Operations: []admissionregv1.OperationType{admissionregv1.Create}, Rule: admissionregv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
+			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}},
+			FailurePolicy:           &fail,
+			SideEffects:             &none,
+			AdmissionReviewVersions: []string{"v1"},
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The API server picks the configuration up through a watch: create
+	// annotated pods until one comes back injected, within a bound.
+	var pod *corev1.Pod
+	for i := 0; ; i++ {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("api-%d", i), Annotations: map[string]string{AnnotationInject: "true"}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}}},
+		}
+		pod, err = c.Admin.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("creating an annotated pod through the webhook: %v", err)
+		}
+		if len(pod.Spec.Containers) == 2 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond) // waiting for the API server's webhook watch, bounded by ctx
+	}
+	if len(pod.Spec.Containers) != 2 || pod.Spec.Containers[1].Name != ContainerName {
+		t.Fatalf("stored pod has containers %v, want app and weft-proxy", pod.Spec.Containers)
+	}
+	if pod.Annotations[AnnotationMeshPort] != "15001" || pod.Annotations[AnnotationInjected] != "true" {
+		t.Errorf("annotations %v, want weft.io/mesh-port 15001 and weft.io/injected", pod.Annotations)
+	}
+	var projected bool
+	for _, v := range pod.Spec.Volumes {
+		if v.Projected != nil && len(v.Projected.Sources) > 0 && v.Projected.Sources[0].ServiceAccountToken != nil {
+			projected = v.Projected.Sources[0].ServiceAccountToken.Audience == "weft"
+		}
+	}
+	if !projected {
+		t.Errorf("no projected token volume with audience weft in %+v", pod.Spec.Volumes)
+	}
+	// A pod that does not ask is left alone.
+	plain, err := c.Admin.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "plain"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}}},
+	}, metav1.CreateOptions{})
+	if err != nil || len(plain.Spec.Containers) != 1 {
+		t.Errorf("unannotated pod: %v, containers %v; want it unchanged", err, plain.Spec.Containers)
+	}
+}
