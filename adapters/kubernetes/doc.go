@@ -8,6 +8,13 @@
 //
 // Entry point: New, served by `weft adapter kubernetes`.
 //
+// Files: adapter.go (Info, Configure, Watch: the informers and the
+// snapshot loop), client.go (kubeconfig, and Configure's checks of the
+// API server, credentials and RBAC), translate.go (the pure translation
+// and the weft.io/ annotations), identity.go (VerifyIdentity), events.go
+// (Events on skipped pods). The sidecar injector webhook is the
+// subpackage inject; the real-API-server harness is test/kubernetes/kubetest.
+//
 // Place in the data flow:
 //
 //	kube-apiserver --watch--> informers --> translate --> snapshot --> controller
