@@ -14,9 +14,9 @@
 // # Language
 //
 // A policy is every *.hcl file of the paths given to Load, merged; blocks may
-// be spread across files in any way. There are three block types, each
-// decoded in its own file of this package (mesh.go, service.go,
-// service.upstream.go, intention.go):
+// be spread across files in any way. There are three top-level block types.
+// Each block type is decoded in its own file of this package, named after
+// its path (service.route.retry.go decodes service > route > retry).
 //
 //	mesh {
 //	  trust_domain   = "weft.local" # optional, a DNS name; default "weft.local"
@@ -29,15 +29,60 @@
 //
 //	  upstream "store" {            # names a service declared with a service block
 //	    local_port = 9101           # required, 1-65535, unique within the service
-//	    lb         = "least_request" # optional, round_robin | least_request; default round_robin
+//	    lb         = "ring_hash"    # round_robin (default) | least_request | random | ring_hash | maglev
+//	    hash { header = "x-user" }  # ring_hash and maglev: header, cookie or source_identity = true
 //	  }
+//
+//	  # What callers of this service get (applied in each caller's sidecar):
+//	  subset "v2" { meta = { version = "v2" }  tags = ["canary"] }
+//	  timeouts { connect = "2s"  request = "10s"  idle = "5m"  stream = "1m" }
+//	  circuit_breaker { max_connections = 100  max_requests = 50  max_pending = 10  max_retries = 3 }
+//	  outlier_detection {
+//	    consecutive_5xx = 5  consecutive_gateway_errors = 5  consecutive_local_failures = 3
+//	    interval = "10s"  base_ejection_time = "30s"  max_ejected_percent = 50
+//	  }
+//	  route "canary" {              # routes are tried in order; the first that matches wins
+//	    match {                     # any match block may hold; none: every request
+//	      path_prefix = "/api/"     # or path, path_regex (RE2, whole path); or grpc_service/grpc_method
+//	      methods     = ["GET"]
+//	      header "x-canary" { exact = "1" }   # exact | prefix | regex | present = true; invert = true
+//	      query "debug" { present = true }
+//	    }
+//	    split "v2" { weight = 10 }  # weights add up to 100; none: the whole service
+//	    split "v1" { weight = 90 }
+//	    retry {
+//	      attempts = 3  per_try_timeout = "500ms"
+//	      on = ["5xx", "gateway-error", "reset", "connect-failure", "unavailable", ...]
+//	      budget { percent = 20  min_per_second = 10 }
+//	    }
+//	    timeouts { request = "2s"  stream = "30s" }
+//	    request_headers  { add = { ... }  set = { ... }  remove = [...] }
+//	    response_headers { add = { ... }  set = { ... }  remove = [...] }
+//	    fault { delay = "100ms"  delay_percent = 10  abort_status = 503  abort_percent = 1  callers = ["web"] }
+//	    mirror "api-next" { percent = 10 }
+//	  }
+//
+//	  # What this service's own sidecars enforce on the way in:
+//	  rate_limit "search" {
+//	    requests_per_second = 10  burst = 20  per_caller = true  callers = ["web"]
+//	    match { path_prefix = "/search" }
+//	  }
+//	  connection_limit { max = 1000  max_per_caller = 100 }
 //	}
 //
 //	intention "frontend" "api" {    # source, destination; either may be "*"
-//	  action = "allow"              # required, allow | deny
+//	  action = "allow"              # allow | deny; or, instead, permission blocks:
+//	}
+//	intention "web" "api" {
+//	  permission {                  # tried in order; the first whose match holds decides;
+//	    action = "deny"             # a request none matches gets the default action
+//	    match { methods = ["DELETE"] }
+//	  }
 //	}
 //
-// Values are literals: variables and function calls are rejected.
+// Values are literals: variables and function calls are rejected. The
+// doc comment of each block's decoded type (route, retry, fault, ...)
+// says what its attributes mean and what they default to.
 //
 // # Choices
 //
@@ -59,6 +104,20 @@
 //   - Cross-reference checks (unknown services, duplicates across files)
 //     run only when every file parsed, so a block lost to a syntax error does
 //     not cause a cascade of unknown-service errors.
+//   - Routes, subsets, timeouts, circuit breakers, outlier detection,
+//     faults and mirrors belong to the destination service and are
+//     compiled into every caller's upstream, as in Consul's service-router
+//     and service-resolver; load balancing stays on the caller's upstream
+//     block. Rate and connection limits are enforced by the destination's
+//     own sidecars.
+//   - Split weights are percentages and must add up to 100; a route after
+//     one that matches every request is an error (it could never apply).
+//   - Retries default to 2 attempts on connect-failure, reset,
+//     gateway-error and unavailable, with a budget of 20% plus 10 a
+//     second. A per-try timeout not below the route's request timeout is
+//     an error.
+//   - An intention has either an action or permissions, and permissions
+//     need a single HTTP-speaking destination.
 //   - Files whose names begin with "." or "#" are skipped in directories
 //     (editor swap and lock files); directories are not searched
 //     recursively.

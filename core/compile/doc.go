@@ -13,7 +13,15 @@
 //     local_port for that upstream of that instance (host networking, where
 //     instances share an address);
 //   - instances whose health is critical are left out of upstream endpoints;
+//   - an upstream gets its destination service's routes, timeouts,
+//     circuit breaker and outlier detection; every endpoint lists the
+//     subsets (of the destination's subset blocks) it belongs to, by its
+//     instance metadata and tags; a route's fault is compiled only into the
+//     callers it names; a mirror carries the mirror service's endpoints
+//     and identity;
+//   - rate and connection limits go into the destination's inbound;
 //   - intentions are resolved here into per-destination rules that the
 //     sidecar evaluates with simple precedence (exact source over "*", deny
-//     over allow among equals), giving the same answer as policy.Decide.
+//     over allow among equals), giving the same answer as policy.Decide;
+//     a rule carries the L7 permissions of the intention that wins.
 package compile

@@ -45,8 +45,46 @@
 //     HTTP/2 connections. A failed dial tries another endpoint (up to 3;
 //     requests only when they have no body). No endpoint: 503 (gRPC:
 //     UNAVAILABLE).
-//   - lb.go: round robin, and least request as the power of two random
-//     choices over requests (or connections) in flight.
+//   - lb.go, lb_hash.go: round robin; least request as the power of two
+//     random choices over requests (or connections) in flight; random;
+//     ring hash (128 points per endpoint) and maglev (a 65537-slot table)
+//     on a header, a cookie or the calling instance, keyed by instance ID
+//     so a key stays put across config versions.
+//   - match.go: the compiled request matcher (path exact, prefix or
+//     anchored RE2 regex; methods; headers and query parameters, any value
+//     matching, present, inverted) shared by routes, L7 permissions and
+//     rate limits.
+//   - route.go, retry.go: an upstream's routes, tried in order on every
+//     request; the first that matches picks a split (weighted random) and
+//     the pool of its subset's endpoints (endpoints carry their subsets).
+//     Its retry policy retries the conditions it names on other endpoints
+//     while any is left, within its attempts, its budget (percent of the
+//     requests of the last 10 seconds plus a minimum a second) and the
+//     circuit breaker's max_retries. A body is kept as it streams, up to
+//     64 KiB, and a request is retried only when it went out whole; a
+//     gRPC status is read from the headers, or, when the route retries
+//     gRPC codes, by peeking at the response (so headers of such a route's
+//     streams wait for the first message). The per-try timeout bounds the
+//     wait for response headers; the request timeout the whole exchange
+//     (504, gRPC DEADLINE_EXCEEDED); the stream timeout a request with no
+//     bytes either way. Route header changes apply on the caller's side.
+//     Fault injection delays, then aborts, at the route's rates.
+//   - breaker.go: circuit breaking per upstream (requests in flight, a
+//     bounded wait queue, retries, TCP connections; past a cap 503 with
+//     X-Weft-Overloaded, gRPC UNAVAILABLE) and outlier detection per
+//     endpoint (consecutive 5xx, gateway errors or local failures eject it
+//     for base time x ejections, at most max_ejected_percent at once; when
+//     every endpoint is ejected, ejection is ignored).
+//   - mirror.go: mirroring sends a copy of a route's request, with its
+//     body, to the mirror service once the request is done, fire and
+//     forget, at most 64 copies in flight (more are dropped).
+//   - ratelimit.go: inbound token buckets (per limit, or per calling
+//     service), checked after authorization: 429 with Retry-After (gRPC
+//     RESOURCE_EXHAUSTED); connection limits close connections past the
+//     cap before (in all) or after (per caller) the handshake.
+//   - WebSocket: an upgrade request goes to the upstream sidecar over a
+//     separate HTTP/1.1 mTLS connection (HTTP/2 cannot carry Upgrade) and
+//     is exempt from request and stream timeouts.
 //   - credentials.go, tls.go: credentials, and the TLS configs that read
 //     the current certificate and roots from atomic pointers, so renewals
 //     and root rotations need no restart and drop no connection.
@@ -54,7 +92,10 @@
 //   - admin.go, metrics.go: the admin endpoints and the Prometheus series
 //     (private registry): weft_requests_total, weft_request_duration_seconds,
 //     weft_bytes_total, weft_connections_total, weft_connections_active,
-//     weft_authz_denied_total, weft_config_version. An access log line per
+//     weft_authz_denied_total, weft_rate_limited_total,
+//     weft_faults_injected_total, weft_circuit_breaker_overflow_total,
+//     weft_circuit_breaker_pending, weft_mirrored_requests_total,
+//     weft_config_version. An access log line per
 //     request or TCP connection goes to Options.Log (stderr).
 //
 // # Reconciliation
@@ -68,6 +109,11 @@
 // socket another key gives up at that address). A listener that goes away
 // stops accepting and its connections are left to finish; Close ends them
 // after Options.DrainTimeout.
+//
+// L7 authorization: an authorization rule may carry permissions; the
+// rule that wins for the caller (exact source over "*", deny among
+// equals) decides each request by its first matching permission, else the
+// default action.
 //
 // # Choices
 //
