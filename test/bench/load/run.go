@@ -259,19 +259,14 @@ func (h *http1) roundTrip() error {
 	if _, err := h.conn.Write(h.req); err != nil {
 		return err
 	}
-	resp, err := http.ReadResponse(h.br, nil)
+	status, closing, err := readResponse(h.br)
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return err
+	if status != 200 {
+		return fmt.Errorf("HTTP status %d", status)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("HTTP status %d", resp.StatusCode)
-	}
-	if resp.Close {
+	if closing {
 		return errors.New("server closed the keep-alive connection")
 	}
 	return nil
