@@ -67,7 +67,10 @@
 //     streams wait for the first message). The per-try timeout bounds the
 //     wait for response headers; the request timeout the whole exchange
 //     (504, gRPC DEADLINE_EXCEEDED); the stream timeout a request with no
-//     bytes either way. Route header changes apply on the caller's side.
+//     bytes either way. The idle timeout (app connections and pooled mesh
+//     connections) is read when the upstream listener is created; a later
+//     change takes effect when the listener is re-created. Route header
+//     changes apply on the caller's side.
 //     Fault injection delays, then aborts, at the route's rates.
 //   - breaker.go: circuit breaking per upstream (requests in flight, a
 //     bounded wait queue, retries, TCP connections; past a cap 503 with

@@ -89,7 +89,7 @@ func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
 		ErrorHandler:   in.proxyError,
 		ErrorLog:       p.log,
 	}
-	in.http = startHTTP(addr, http.HandlerFunc(in.serveHTTP), protocols(true, true, false), in.connContext, p.log)
+	in.http = startHTTP(addr, http.HandlerFunc(in.serveHTTP), protocols(true, true, false), in.connContext, p.log, 0)
 	return in
 }
 

@@ -293,14 +293,17 @@ type httpServer struct {
 	ln  *chanListener
 }
 
-func startHTTP(addr net.Addr, h http.Handler, protos *http.Protocols, connCtx func(context.Context, net.Conn) context.Context, logger *log.Logger) *httpServer {
+func startHTTP(addr net.Addr, h http.Handler, protos *http.Protocols, connCtx func(context.Context, net.Conn) context.Context, logger *log.Logger, idle time.Duration) *httpServer {
+	if idle <= 0 {
+		idle = 5 * time.Minute
+	}
 	s := &httpServer{
 		srv: &http.Server{
 			Handler:           h,
 			Protocols:         protos,
 			ConnContext:       connCtx,
 			ReadHeaderTimeout: 30 * time.Second,
-			IdleTimeout:       5 * time.Minute,
+			IdleTimeout:       idle,
 			ErrorLog:          logger,
 		},
 		ln: newChanListener(addr),

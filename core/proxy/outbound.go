@@ -117,10 +117,7 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 		ErrorHandler:   o.proxyError,
 		ErrorLog:       p.log,
 	}
-	o.http = startHTTP(addr, http.HandlerFunc(o.serveHTTP), protocols(true, false, true), nil, p.log)
-	if d := sp.up.GetTimeouts().GetIdle().AsDuration(); d > 0 {
-		o.http.srv.IdleTimeout = d
-	}
+	o.http = startHTTP(addr, http.HandlerFunc(o.serveHTTP), protocols(true, false, true), nil, p.log, sp.up.GetTimeouts().GetIdle().AsDuration())
 	return o
 }
 
