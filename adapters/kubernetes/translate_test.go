@@ -204,3 +204,24 @@ func TestHealth(t *testing.T) {
 		}
 	}
 }
+
+// Objects recorded from the real API server in test/kubernetes: the slice
+// holds documentation addresses (the API server refuses loopback ones),
+// the pods their loopback IPs, which are the addresses to use.
+func TestTranslateRecorded(t *testing.T) {
+	objs := loadObjects(t, "testdata/recorded.yaml")
+	ins, probs := translate(objs)
+	if len(ins) != 3 || len(probs) != 0 {
+		t.Fatalf("got %d instances, problems %v; want web-0, api-0, api-1 and none", len(ins), probs)
+	}
+	ips := map[string]string{}
+	for _, p := range objs.Pods {
+		ips[p.Namespace+"/"+p.Name] = p.Status.PodIP
+	}
+	for _, in := range ins {
+		if in.Address != ips[in.ID] || in.Health != model.HealthPassing || in.Service != in.Labels["service_account"] {
+			t.Errorf("%s: address %s health %s service %s, want the pod IP %s, passing, the service account's name",
+				in.ID, in.Address, in.Health, in.Service, ips[in.ID])
+		}
+	}
+}

@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,12 @@ func TestKubernetesMesh(t *testing.T) {
 	api0 := m.runPod("api", "api-0")
 	api1 := m.runPod("api", "api-1")
 	m.waitEndpoints(web, "api", []string{m.id("api-0"), m.id("api-1")}, 10*time.Second)
+	if path := os.Getenv("WEFT_K8S_RECORD"); path != "" {
+		// go test ./test/kubernetes -run TestKubernetesMesh with
+		// WEFT_K8S_RECORD=$PWD/adapters/kubernetes/testdata/recorded.yaml
+		// refreshes the adapter's recorded fixture.
+		must(t, c.Record(ns, path, "Recorded by test/kubernetes (WEFT_K8S_RECORD) from a real kube-apiserver "+kubetest.Version+": three meshed pods, web-0 and api-0/1, ready."))
+	}
 
 	t.Run("PodsTalkOverMTLS", func(t *testing.T) {
 		seen := map[string]bool{}
