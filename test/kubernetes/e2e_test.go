@@ -177,10 +177,25 @@ func TestKubernetesMesh(t *testing.T) {
 				break
 			}
 		}
-		c.DeletePod(ns, "api-thief")
+		// An unbound token of service account web: not bound to a pod, but
+		// of the wrong account for a pod of api.
+		thief2 := m.startPod("api", "api-thief2", "unbound:web")
+		waitUntil(t, "the controller refusing api-thief2's join", 15*time.Second, func() (bool, string) {
+			for _, line := range strings.Split(m.controller.out.String(), "\n") {
+				if strings.Contains(line, "join refused") && strings.Contains(line, m.id("api-thief2")) {
+					return strings.Contains(line, "runs as service account api, but the token is of service account web"), line
+				}
+			}
+			return false, "no refusal logged"
+		})
+		for _, name := range []string{"api-thief", "api-thief2"} {
+			c.DeletePod(ns, name)
+		}
 		c.SyncEndpoints(ns, "api")
-		thief.sidecar.stop()
-		thief.app.stop()
+		for _, p := range []*pod{thief, thief2} {
+			p.sidecar.stop()
+			p.app.stop()
+		}
 	})
 
 	t.Run("APIServerRestartKeepsTrafficAndResyncs", func(t *testing.T) {

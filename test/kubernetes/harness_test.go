@@ -241,7 +241,9 @@ func (m *mesh) runPod(svc, name string) *pod {
 }
 
 // startPod creates the pod (not ready) and starts its processes, the
-// sidecar joining with a token of service account tokenSA's pod.
+// sidecar joining with a token of service account tokenSA's pod (its
+// first pod, tokenSA-0), or with an unbound token of service account S
+// when tokenSA is "unbound:S".
 func (m *mesh) startPod(svc, name, tokenSA string) *pod {
 	m.t.Helper()
 	p := &pod{name: name, service: svc, ip: fmt.Sprintf("%s%d", m.ipPrefix, m.nextIP)}
@@ -252,11 +254,16 @@ func (m *mesh) startPod(svc, name, tokenSA string) *pod {
 	p.obj = m.c.SetPodStatus(m.ns, name, p.ip, false)
 	m.c.SyncEndpoints(m.ns, svc)
 
-	tokenPod := p.obj
-	if tokenSA != svc {
-		tokenPod = m.pods[tokenSA+"-0"].obj
+	var tok string
+	var err error
+	switch {
+	case tokenSA == svc:
+		tok, err = m.c.PodToken(p.obj, "weft", time.Hour)
+	case strings.HasPrefix(tokenSA, "unbound:"):
+		tok, err = m.c.ServiceAccountToken(m.ns, strings.TrimPrefix(tokenSA, "unbound:"), "weft")
+	default:
+		tok, err = m.c.PodToken(m.pods[tokenSA+"-0"].obj, "weft", time.Hour)
 	}
-	tok, err := m.c.PodToken(tokenPod, "weft", time.Hour)
 	must(m.t, err)
 	tokFile := filepath.Join(m.dir, name+".token")
 	must(m.t, os.WriteFile(tokFile, []byte(tok), 0o600))
