@@ -21,12 +21,21 @@ type Machine struct {
 
 // DescribeMachine reads the CPU, kernel, Go and HAProxy versions.
 func DescribeMachine() Machine {
-	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version(), HAProxy: HAProxyVersion()}
+	// Not runtime.NumCPU: make bench pins the runner to one core.
+	m := Machine{Go: runtime.Version(), HAProxy: HAProxyVersion()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPU = strings.TrimSpace(v)
-				break
+			k, v, ok := strings.Cut(l, ":")
+			if !ok {
+				continue
+			}
+			switch strings.TrimSpace(k) {
+			case "model name":
+				if m.CPU == "" {
+					m.CPU = strings.TrimSpace(v)
+				}
+			case "processor":
+				m.Cores++
 			}
 		}
 	}
