@@ -1,7 +1,10 @@
 package l7
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -139,4 +142,51 @@ func TestOutlierDetection(t *testing.T) {
 		_, body, _ := do(t, c, "GET", url, nil)
 		return body == "api-bad"
 	})
+}
+
+// TestCircuitBreakerConnections: a TCP upstream capped at two connections
+// closes a third at once.
+func TestCircuitBreakerConnections(t *testing.T) {
+	src := `
+service "web" {
+  upstream "db" {
+    local_port = 1
+  }
+}
+service "db" {
+  circuit_breaker {
+    max_connections = 2
+  }
+}
+intention "web" "db" {
+  action = "allow"
+}
+`
+	m := start(t, src, inst{id: "web-1", svc: "web"}, inst{id: "db-1", svc: "db", serve: echo})
+	addr := strings.TrimPrefix(m.url("web-1", "db", ""), "http://")
+	ping := func(c net.Conn) error {
+		c.SetDeadline(time.Now().Add(wait))
+		if _, err := io.WriteString(c, "ping\n"); err != nil {
+			return err
+		}
+		_, err := bufio.NewReader(c).ReadString('\n')
+		return err
+	}
+	for i := range 3 {
+		c, err := net.DialTimeout("tcp", addr, wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		err = ping(c)
+		if i < 2 && err != nil {
+			t.Fatalf("connection %d within the cap: %v", i, err)
+		}
+		if i == 2 && err == nil {
+			t.Fatal("a third connection passed a cap of 2")
+		}
+	}
+	if got := m.metric("web-1", `weft_circuit_breaker_overflow_total{limit="max_connections",peer="db"}`); got != "1" {
+		t.Errorf("overflow count %q, want 1", got)
+	}
 }

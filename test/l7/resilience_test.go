@@ -285,3 +285,22 @@ intention "web" "api" {
 		})
 	}
 }
+
+// TestStreamTimeout: a request on which no byte moves for the stream
+// timeout ends with 504, though the request timeout is far away.
+func TestStreamTimeout(t *testing.T) {
+	m := start(t, policyFor(`
+  route "slow" {
+    match {
+      path_prefix = "/slow"
+    }
+    timeouts {
+      request = "10s"
+      stream  = "150ms"
+    }
+  }`), inst{id: "web-1", svc: "web"}, inst{id: "api-1", svc: "api", app: hang("api-1")})
+	code, body, _ := do(t, client(t), "GET", m.url("web-1", "api", "/slow"), nil)
+	if code != http.StatusGatewayTimeout || !strings.Contains(body, "stream timeout") {
+		t.Errorf("got %d %q, want 504 naming the stream timeout", code, body)
+	}
+}
