@@ -110,6 +110,13 @@ func checkIntentions(intentions []*intention, declared map[string]*service) hcl.
 			if in.Destination == policy.Wildcard {
 				diags = append(diags, errorAt(in.DestinationRange, "Permissions for every destination",
 					"Permissions match requests, and only services that speak HTTP or gRPC see requests. Name one destination service instead of \"*\"."))
+			} else if dst, ok := declared[in.Destination]; ok && dst.Protocol != policy.GRPC && dst.Protocol != policy.TCP {
+				for _, p := range in.Permissions {
+					if p.Match != nil && p.Match.GRPC {
+						diags = append(diags, errorAt(p.Match.GRPCRange, "gRPC match on a non-gRPC service",
+							fmt.Sprintf("Service %q speaks %q, not gRPC. Match on a path instead, or set protocol = \"grpc\" on it.", in.Destination, dst.Protocol)))
+					}
+				}
 			} else if dst, ok := declared[in.Destination]; ok && dst.Protocol == policy.TCP {
 				diags = append(diags, errorAt(in.Permissions[0].DeclRange, "Permissions for a TCP service",
 					fmt.Sprintf("Service %q speaks \"tcp\", so its sidecars see bytes, not requests, and cannot apply permissions. "+

@@ -21,10 +21,11 @@ import (
 func newPolicyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "policy",
-		Short: "Check HCL policy files",
+		Short: "Check HCL policy files and plan changes",
 		Long: `Tools for policy authors. Policy is a set of *.hcl files declaring the mesh,
-its services with their upstreams, and intentions that allow or deny
-connections between services.`,
+its services with their upstreams, subsets, routes and limits, and
+intentions that allow or deny traffic between services. validate checks a
+policy; plan shows what changing to it would do.`,
 		// Without Args and RunE cobra would print help and succeed on
 		// `weft policy bogus`; reject unknown subcommands instead.
 		Args: cobra.NoArgs,

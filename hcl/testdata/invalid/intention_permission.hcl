@@ -30,3 +30,12 @@ intention "db" "*" { # ERROR: Permissions for every destination
 
 intention "api" "api" { # ERROR: Missing required argument
 }
+
+intention "db" "api" {
+  permission {
+    action = "allow"
+    match {
+      grpc_service = "x.Y" # ERROR: gRPC match on a non-gRPC service
+    }
+  }
+}
