@@ -49,7 +49,10 @@ func decodeRateLimitBlock(block *hcl.Block) (*rateLimit, hcl.Diagnostics) {
 		val, d := attrValue(attr, cty.Number)
 		diags = append(diags, d...)
 		if !d.HasErrors() {
-			f, _ := val.AsBigFloat().Float64()
+			var f float64
+			if !val.IsNull() {
+				f, _ = val.AsBigFloat().Float64()
+			}
 			if val.IsNull() || f < 0.001 || f > 1e6 {
 				diags = append(diags, errorAt(attr.Expr.Range(), "Invalid rate",
 					"requests_per_second must be a number from 0.001 to 1000000. For fewer than one request a second, give a fraction: 0.1 is one request every ten seconds."))
