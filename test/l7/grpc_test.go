@@ -3,6 +3,7 @@ package l7
 import (
 	"context"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -141,4 +142,42 @@ func first(v []string) string {
 		return ""
 	}
 	return v[0]
+}
+
+// TestGRPCFault: an aborted gRPC call gets the gRPC status that matches
+// the abort status, in a valid trailers-only answer.
+func TestGRPCFault(t *testing.T) {
+	src := strings.Replace(grpcPolicy, `route "rest" {`, `route "chaos" {
+    match {
+      header "x-chaos" {
+        present = true
+      }
+    }
+    fault {
+      abort_status  = 503
+      abort_percent = 100
+    }
+  }
+  route "rest" {`, 1)
+	var hits atomic.Int64
+	m := start(t, src, inst{id: "web-1", svc: "web"},
+		inst{id: "api-v1", svc: "api", meta: map[string]string{"version": "v1"}, serve: grpcApp("api-v1", false, &hits)})
+	conn, err := grpc.NewClient(strings.TrimPrefix(m.url("web-1", "api", ""), "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	hc := healthpb.NewHealthClient(conn)
+	_, err = hc.Check(metadata.AppendToOutgoingContext(ctx, "x-chaos", "1"), &healthpb.HealthCheckRequest{})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "fault injected") {
+		t.Errorf("aborted call: %v, want UNAVAILABLE naming the fault", err)
+	}
+	if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("a call the fault does not match: %v", err)
+	}
+	if hits.Load() != 1 {
+		t.Errorf("the app saw %d calls, want 1 (the aborted one never left the caller's sidecar)", hits.Load())
+	}
 }
