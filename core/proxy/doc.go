@@ -68,9 +68,9 @@
 //     wait for response headers; the request timeout the whole exchange
 //     (504, gRPC DEADLINE_EXCEEDED); the stream timeout a request with no
 //     bytes either way. The idle timeout (app connections and pooled mesh
-//     connections) is read when the upstream listener is created; a later
-//     change takes effect when the listener is re-created. Route header
-//     changes apply on the caller's side.
+//     connections) is fixed when an upstream's handler starts: a change
+//     gets a new handler on the same socket, and the old one drains.
+//     Route header changes apply on the caller's side.
 //     Fault injection delays, then aborts, at the route's rates.
 //   - breaker.go: circuit breaking per upstream (requests in flight, a
 //     bounded wait queue, retries, TCP connections; past a cap 503 with

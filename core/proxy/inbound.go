@@ -112,6 +112,7 @@ func appTransport(p meshapi.Protocol, dialTimeout time.Duration) *http.Transport
 }
 
 func (in *inbound) key() string                { return KeyInbound }
+func (in *inbound) idleTimeout() time.Duration { return 0 }
 func (in *inbound) protocol() meshapi.Protocol { return in.proto }
 
 func (in *inbound) update(sp spec) {

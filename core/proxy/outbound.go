@@ -40,6 +40,7 @@ type outbound struct {
 	rp     *httputil.ReverseProxy
 	mesh   *http.Transport // pooled HTTP/2 over mTLS to upstream sidecars
 	mesh1  *http.Transport // HTTP/1.1 over mTLS, for upgrades (WebSocket)
+	idle   time.Duration   // as configured; 0: the defaults
 	mirror *mirrors
 }
 
@@ -77,7 +78,7 @@ type picked struct {
 }
 
 func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
-	o := &outbound{p: p, name: sp.up.GetName(), proto: sp.proto}
+	o := &outbound{p: p, name: sp.up.GetName(), proto: sp.proto, idle: idleOf(sp)}
 	o.update(sp)
 	want := func() string { return o.st.Load().wantID }
 	o.tls = p.clientTLS(want, nil)
@@ -129,6 +130,7 @@ func idleOr(d, def time.Duration) time.Duration {
 }
 
 func (o *outbound) key() string                { return KeyUpstream(o.name) }
+func (o *outbound) idleTimeout() time.Duration { return o.idle }
 func (o *outbound) protocol() meshapi.Protocol { return o.proto }
 
 func (o *outbound) update(sp spec) {

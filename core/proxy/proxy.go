@@ -212,7 +212,7 @@ func (p *Proxy) Apply(version uint64, cfg *meshapi.ProxyConfig) error {
 		if b := s.h.Load(); b != nil {
 			old = b.h
 		}
-		if u, ok := old.(updater); ok && u.key() == sp.key && u.protocol() == sp.proto {
+		if u, ok := old.(updater); ok && u.key() == sp.key && u.protocol() == sp.proto && u.idleTimeout() == idleOf(sp) {
 			u.update(sp)
 			continue
 		}
@@ -239,7 +239,15 @@ type updater interface {
 	handler
 	key() string
 	protocol() meshapi.Protocol
+	// idleTimeout is the idle timeout the handler was built with; a new
+	// one needs a new handler (its server and pool fix it at start).
+	idleTimeout() time.Duration
 	update(sp spec)
+}
+
+// idleOf is the idle timeout sp asks for (0: the default).
+func idleOf(sp spec) time.Duration {
+	return sp.up.GetTimeouts().GetIdle().AsDuration()
 }
 
 func (p *Proxy) newHandler(sp spec, addr net.Addr) updater {
