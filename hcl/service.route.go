@@ -184,6 +184,12 @@ func checkRoutes(s *service) hcl.Diagnostics {
 		} else if len(r.Matches) == 0 {
 			catchAll = r
 		}
+		if rt := r.Retry; rt != nil && rt.PerTryTimeout > 0 && (r.Timeouts == nil || r.Timeouts.Request == 0) &&
+			s.Timeouts != nil && s.Timeouts.Request > 0 && rt.PerTryTimeout >= s.Timeouts.Request {
+			diags = append(diags, errorAt(rt.PerTryRange, "Per-try timeout not below request timeout",
+				fmt.Sprintf("The per-try timeout %v is not shorter than service %q's request timeout %v (at %s), which this route inherits, so no retry could ever start. "+
+					"Make per_try_timeout shorter, or give the route a longer request timeout.", rt.PerTryTimeout, s.Name, s.Timeouts.Request, at(s.Timeouts.RequestRange))))
+		}
 		for _, m := range r.Matches {
 			if m.GRPC && s.Protocol != policy.GRPC {
 				diags = append(diags, errorAt(m.GRPCRange, "gRPC match on a non-gRPC service",

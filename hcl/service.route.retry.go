@@ -23,7 +23,7 @@ var DefaultRetryOn = []string{policy.RetryConnect, policy.RetryReset, policy.Ret
 //	  attempts        = 3          # tries in all, the first included; default 2
 //	  per_try_timeout = "500ms"    # wait for response headers per try
 //	  on              = ["5xx", "reset", "connect-failure", "unavailable"]
-//	  budget {
+//	  budget {                     # counted in each caller's sidecar, per route
 //	    percent        = 20        # retries add at most 20% to the requests of the last 10s
 //	    min_per_second = 10        # and 10 retries a second in any case
 //	  }

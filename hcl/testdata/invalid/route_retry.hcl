@@ -21,3 +21,15 @@ service "api" {
     }
   }
 }
+
+service "web" {
+  protocol = "http"
+  timeouts {
+    request = "1s"
+  }
+  route "r" {
+    retry {
+      per_try_timeout = "2s" # ERROR: Per-try timeout not below request timeout
+    }
+  }
+}
