@@ -297,7 +297,19 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			st.service, pk.route.name, r.Method, r.URL.Path, rec.status(), rec.grpcStatus())
 		return
 	}
-	release, ok := st.breaker.acquire(r.Context(), o.p.metrics.pending.WithLabelValues(st.service))
+	// The request timeout also bounds a wait for a circuit-breaker slot.
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	if isUpgrade(r) {
+		// A WebSocket lives as long as its peers want: no request or
+		// stream timeout.
+		timeout, stream = 0, 0
+	}
+	if timeout > 0 {
+		t := time.AfterFunc(timeout, func() { cancel(errRequestTimeout) })
+		defer t.Stop()
+	}
+	release, ok := st.breaker.acquire(ctx, o.p.metrics.pending.WithLabelValues(st.service))
 	if !ok {
 		o.p.metrics.overflow.WithLabelValues(st.service, "max_requests").Inc()
 		msg := fmt.Sprintf("weft: circuit breaker of service %s: %d requests in flight and %d waiting; try again later",
@@ -335,17 +347,6 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			o.mirror.send(r, body, mirror)
 		}()
-	}
-	ctx, cancel := context.WithCancelCause(r.Context())
-	defer cancel(nil)
-	if isUpgrade(r) {
-		// A WebSocket lives as long as its peers want: no request or
-		// stream timeout.
-		timeout, stream = 0, 0
-	}
-	if timeout > 0 {
-		t := time.AfterFunc(timeout, func() { cancel(errRequestTimeout) })
-		defer t.Stop()
 	}
 	if stream > 0 {
 		g := newIdleGuard(stream, func() { cancel(errStreamIdle) })
