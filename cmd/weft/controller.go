@@ -50,6 +50,7 @@ type controllerFlags struct {
 	dataDir     string
 	proxyBinary string
 	pollEvery   time.Duration
+	serverNames []string
 }
 
 func newControllerCmd() *cobra.Command {
@@ -82,6 +83,7 @@ binary weft-adapter-NAME in --plugin-dir.`,
 	fl.StringVar(&f.dataDir, "data-dir", ".weft", "directory for the CA, the admin token and adapters' state")
 	fl.StringVar(&f.proxyBinary, "proxy-binary", "", "path of weft-proxy, for adapters that start sidecars (default: beside this binary, then $PATH)")
 	fl.DurationVar(&f.pollEvery, "policy-poll", time.Second, "how often to look for policy changes")
+	fl.StringSliceVar(&f.serverNames, "server-name", nil, "extra DNS names or IPs for the controller's certificate, as sidecars dial it (e.g. weft-controller.weft-system.svc)")
 	_ = cmd.MarkFlagRequired("policy-dir")
 	return cmd
 }
@@ -170,7 +172,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		return fmt.Errorf("parsing --listen %q: %w", f.listen, err)
 	}
 	cert, err := authority.ServerCertificate(spiffe.Identity{TrustDomain: pol.Mesh.TrustDomain, Namespace: meshserver.ControllerNamespace, Service: meshserver.ControllerService},
-		uniq([]string{listenHost, "127.0.0.1", "::1", "localhost"}))
+		uniq(append([]string{listenHost, "127.0.0.1", "::1", "localhost"}, f.serverNames...)))
 	if err != nil {
 		return err
 	}

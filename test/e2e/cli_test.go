@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,4 +76,29 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("instances from a bad workloads file: %+v", s.Instances)
 		}
 	})
+}
+
+// The controller's certificate carries the extra names sidecars dial it by.
+func TestServerName(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "mesh.hcl"), []byte("mesh {}\n"), 0o644)
+	ctl := startController(t, filepath.Join(dir, "data"), freePort(t), freePort(t), "--policy-dir", dir,
+		"--server-name", "weft-controller.weft-system.svc")
+	defer ctl.stop()
+	ctl.waitFor("the controller to serve", 30*time.Second, func(*status) bool { return true })
+	roots, err := os.ReadFile(filepath.Join(ctl.dataDir, "ca", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(roots)
+	for name, wantOK := range map[string]bool{"weft-controller.weft-system.svc": true, "localhost": true, "elsewhere.example": false} {
+		conn, err := tls.Dial("tcp", ctl.listen, &tls.Config{RootCAs: pool, ServerName: name})
+		if err == nil {
+			conn.Close()
+		}
+		if (err == nil) != wantOK {
+			t.Errorf("dialing the controller as %s: %v, want success %v", name, err, wantOK)
+		}
+	}
 }
