@@ -406,6 +406,29 @@ func (e *newConnEcho) do(context.Context) error {
 
 func (e *newConnEcho) close() {}
 
+// HoldIdleTCP opens n TCP connections, echoes one message on each, and
+// returns them open and idle; close them with the returned function.
+func HoldIdleTCP(target string, n int) (func(), error) {
+	conns := make([]*echo, 0, n)
+	closeAll := func() {
+		for _, c := range conns {
+			c.close()
+		}
+	}
+	for i := range n {
+		e, err := dialEcho(target, 64)
+		if err == nil {
+			err = echoOnce(e.conn, e.msg, e.buf)
+		}
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("idle connection %d of %d: %w", i+1, n, err)
+		}
+		conns = append(conns, e)
+	}
+	return closeAll, nil
+}
+
 // HoldIdle opens n keep-alive HTTP/1.1 connections, makes one request on
 // each, and returns them open and idle; close them with the returned
 // function.

@@ -108,7 +108,10 @@ type Run struct {
 // Memory is a candidate's memory figures for one repetition.
 type Memory struct {
 	Candidate string `json:"candidate"`
-	Rep       int    `json:"rep"`
+	// Family is what the chain carried: http (idle RSS and HTTP/1.1
+	// keep-alive connections) or tcp (idle TCP connections).
+	Family string `json:"family"`
+	Rep    int    `json:"rep"`
 	// IdleRSSKiB per proxy right after start with its config applied
 	// (Weft's client side holds the 1,000-endpoint upstream).
 	IdleRSSKiB []int64 `json:"idle_rss_kib"`
@@ -269,9 +272,9 @@ func runFamily(ctx context.Context, o Options, r *Report, c candidate, family st
 		return err
 	}
 	o.logf("%s: %s chain up, entry %s", c.Name(), family, entry)
-	if family == "http" && len(c.pids()) > 0 {
+	if (family == "http" || family == "tcp") && len(c.pids()) > 0 {
 		time.Sleep(time.Second) // let start-up garbage settle
-		m := Memory{Candidate: c.Name(), Rep: rep, IdleConns: o.IdleConns}
+		m := Memory{Candidate: c.Name(), Family: family, Rep: rep, IdleConns: o.IdleConns}
 		for _, pid := range c.pids() {
 			rss, _, err := procStats(pid)
 			if err != nil {
@@ -280,7 +283,7 @@ func runFamily(ctx context.Context, o Options, r *Report, c candidate, family st
 			m.IdleRSSKiB = append(m.IdleRSSKiB, rss)
 		}
 		if o.IdleConns > 0 {
-			if m.PerIdleConnEach, err = perIdleConn(ctx, o, c, entry); err != nil {
+			if m.PerIdleConnEach, err = perIdleConn(ctx, o, c, entry, family); err != nil {
 				return err
 			}
 			for _, v := range m.PerIdleConnEach {
@@ -288,7 +291,7 @@ func runFamily(ctx context.Context, o Options, r *Report, c candidate, family st
 			}
 		}
 		r.Memory = append(r.Memory, m)
-		o.logf("%s: idle RSS %v KiB, %.0f bytes per idle keep-alive connection", c.Name(), m.IdleRSSKiB, m.PerIdleConnBytes)
+		o.logf("%s: %s chain idle RSS %v KiB, %.0f bytes per idle connection", c.Name(), family, m.IdleRSSKiB, m.PerIdleConnBytes)
 	}
 	for _, s := range fs {
 		var run Run
@@ -456,7 +459,11 @@ func waitQuiet(ctx context.Context, o Options) (Load, bool, string, error) {
 // perIdleConn holds o.IdleConns keep-alive connections through the chain
 // and returns each proxy's RSS growth per connection. RSS also moves with
 // the garbage collector's timing: the figure is a few KiB either way.
-func perIdleConn(ctx context.Context, o Options, c candidate, entry string) ([]float64, error) {
+func perIdleConn(ctx context.Context, o Options, c candidate, entry, family string) ([]float64, error) {
+	proto := "http1"
+	if family == "tcp" {
+		proto = "tcp"
+	}
 	rss := func() ([]int64, error) {
 		var out []int64
 		for _, pid := range c.pids() {
@@ -472,7 +479,7 @@ func perIdleConn(ctx context.Context, o Options, c candidate, entry string) ([]f
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, "taskset", "-c", loadCore, filepath.Join(o.Bin, "weft-load"), "idle", "--target", entry, "--conns", strconv.Itoa(o.IdleConns))
+	cmd := exec.CommandContext(ctx, "taskset", "-c", loadCore, filepath.Join(o.Bin, "weft-load"), "idle", "--proto", proto, "--target", entry, "--conns", strconv.Itoa(o.IdleConns))
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	var stderr strings.Builder
@@ -617,10 +624,12 @@ func summarize(r *Report) []SummaryRow {
 				})})
 		}
 	}
-	mem := func(metric, unit string, f func(Memory) float64) SummaryRow {
+	mem := func(family, metric, unit string, f func(Memory) float64) SummaryRow {
 		m := map[string][]float64{}
 		for _, x := range r.Memory {
-			m[x.Candidate] = append(m[x.Candidate], f(x))
+			if x.Family == family {
+				m[x.Candidate] = append(m[x.Candidate], f(x))
+			}
 		}
 		row := SummaryRow{Scenario: "idle", Metric: metric, Unit: unit, Values: map[string]Stat{}}
 		for k, v := range m {
@@ -630,15 +639,16 @@ func summarize(r *Report) []SummaryRow {
 	}
 	if len(r.Memory) > 0 {
 		rows = append(rows,
-			mem("idle RSS, client side (Weft: 1,000-endpoint upstream in its config)", "MiB", func(m Memory) float64 { return float64(m.IdleRSSKiB[len(m.IdleRSSKiB)-1]) / 1024 }),
-			mem("idle RSS, server side", "MiB", func(m Memory) float64 { return float64(m.IdleRSSKiB[0]) / 1024 }),
-			mem("memory per idle keep-alive connection (both proxies)", "KiB", func(m Memory) float64 { return m.PerIdleConnBytes / 1024 }),
-			mem("memory per idle keep-alive connection, client side", "KiB", func(m Memory) float64 {
+			mem("http", "idle RSS, client side (Weft: 1,000-endpoint upstream in its config)", "MiB", func(m Memory) float64 { return float64(m.IdleRSSKiB[len(m.IdleRSSKiB)-1]) / 1024 }),
+			mem("http", "idle RSS, server side", "MiB", func(m Memory) float64 { return float64(m.IdleRSSKiB[0]) / 1024 }),
+			mem("http", "memory per idle keep-alive connection (both proxies)", "KiB", func(m Memory) float64 { return m.PerIdleConnBytes / 1024 }),
+			mem("http", "memory per idle keep-alive connection, client side", "KiB", func(m Memory) float64 {
 				if len(m.PerIdleConnEach) == 0 {
 					return 0
 				}
 				return m.PerIdleConnEach[len(m.PerIdleConnEach)-1] / 1024
-			}))
+			}),
+			mem("tcp", "memory per idle TCP connection (both proxies)", "KiB", func(m Memory) float64 { return m.PerIdleConnBytes / 1024 }))
 	}
 	return rows
 }

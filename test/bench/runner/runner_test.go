@@ -77,8 +77,8 @@ func TestSuiteSmoke(t *testing.T) {
 			t.Errorf("%s on %s: proxy figures %+v", run.Scenario, run.Candidate, run.Proxies)
 		}
 	}
-	if len(r.Memory) != len(cands)-1 {
-		t.Errorf("memory figures for %d candidates, want %d", len(r.Memory), len(cands)-1)
+	if want := 2 * (len(cands) - 1); len(r.Memory) != want {
+		t.Errorf("%d memory figures, want %d (http and tcp chains of every proxy)", len(r.Memory), want)
 	}
 	if cp.Changes != 5 || cp.AllAckedSeconds <= 0 || cp.StormSeconds <= 0 || cp.ChangeMaxMs < cp.ChangeP50Ms {
 		t.Errorf("control plane report %+v", cp)

@@ -4,11 +4,11 @@
 //	weft-load run   --proto http1|h2|grpc|tcp|tcp-new --target HOST:PORT \
 //	                [--rate RPS (0: closed loop)] [--conns N] [--duration D] [--warmup D]
 //	weft-load serve [--http HOST:PORT] [--grpc HOST:PORT] [--tcp HOST:PORT]
-//	weft-load idle  --target HOST:PORT --conns N
+//	weft-load idle  --target HOST:PORT --conns N [--proto http1|tcp]
 //
 // run prints one JSON result on stdout. serve prints "ready" once every
-// listener is bound. idle opens N keep-alive HTTP/1.1 connections, makes one
-// request on each, prints "ready", and holds them until stdin closes or a
+// listener is bound. idle opens N keep-alive HTTP/1.1 connections (or TCP
+// connections), makes one request (or echo) on each, prints "ready", and holds them until stdin closes or a
 // signal arrives.
 package main
 
@@ -88,8 +88,13 @@ func idle(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("idle", flag.ExitOnError)
 	target := fs.String("target", "", "host:port of an HTTP/1.1 server or proxy")
 	n := fs.Int("conns", 1000, "keep-alive connections to hold")
+	proto := fs.String("proto", "http1", "http1 (one request each) or tcp (one 64-byte echo each)")
 	fs.Parse(args)
-	closeAll, err := load.HoldIdle(*target, *n)
+	hold := load.HoldIdle
+	if *proto == "tcp" {
+		hold = load.HoldIdleTCP
+	}
+	closeAll, err := hold(*target, *n)
 	if err != nil {
 		return err
 	}
