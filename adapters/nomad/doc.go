@@ -15,7 +15,8 @@
 //
 //   - adapter.go: Info, Configure (address, options, token checks).
 //   - watch.go: Watch: the event stream, the blocking-query fallback, the
-//     rebuild loop with backoff.
+//     rebuild loop with backoff; fetchState reads the services, the
+//     allocations and the running deployments.
 //   - translate.go: the pure function from Nomad's records to instances,
 //     and the port-label and fact conventions below.
 //   - identity.go: VerifyIdentity, for sidecars that join with the task's
@@ -55,13 +56,22 @@
 //     nomad_canary ("true" while the allocation is an unpromoted canary)
 //     and nomad_job_version, so that a policy subset can select a Nomad
 //     canary: subset "canary" { meta = { nomad_canary = "true" } };
-//   - Health is passing while the allocation runs, unknown while pending
-//     (its sidecar may already be joining), critical when its deployment
-//     marks it unhealthy;
+//   - Health is passing while the allocation runs (every task running);
+//     critical while it is pending, when Nomad finds it unhealthy, and,
+//     for an allocation a running deployment placed, until the deployment
+//     finds it healthy (its checks pass, or it ran for min_healthy_time):
+//     its sidecar may already join, but no caller is sent there, which is
+//     what keeps a rolling update from sending requests to an app that is
+//     not listening yet; warning when its node is unknown;
 //   - Labels are the Nomad facts: nomad_namespace, nomad_job, nomad_group,
 //     nomad_task (the task of a task-level service, else empty),
 //     nomad_alloc_id, nomad_alloc_name, nomad_node_id, nomad_node,
 //     nomad_datacenter, nomad_job_version, nomad_canary.
+//
+// For updates that lose no request, give the group a shutdown_delay (2s
+// is plenty): Nomad deregisters the service and the adapter drops the
+// instance as soon as the allocation is told to stop, and the delay keeps
+// the app serving while callers' sidecars apply that.
 //
 // One sidecar serves one service. In a group registering several services,
 // tag the ones outside the mesh weft_mesh=false, or give each meshed one

@@ -48,6 +48,9 @@ const (
 type State struct {
 	Services []*api.ServiceRegistration
 	Allocs   []*api.AllocationListStub
+	// Deployments are the running deployments: an allocation one placed is
+	// not routed to before Nomad finds it healthy.
+	Deployments []*api.Deployment `json:",omitempty"`
 }
 
 // InstanceID is the instance ID of service in an allocation:
@@ -66,6 +69,12 @@ func Translate(st State) ([]model.Instance, []plugins.Diagnostic) {
 			allocs[a.ID] = a
 		}
 	}
+	deploying := map[string]*api.Deployment{} // namespace/job -> its running deployment
+	for _, d := range st.Deployments {
+		if d != nil && d.Status == api.DeploymentStatusRunning {
+			deploying[d.Namespace+"/"+d.JobID] = d
+		}
+	}
 	regs := append([]*api.ServiceRegistration{}, st.Services...)
 	sort.SliceStable(regs, func(i, j int) bool { return regs[i].ID < regs[j].ID })
 
@@ -80,7 +89,11 @@ func Translate(st State) ([]model.Instance, []plugins.Diagnostic) {
 			// Deregistration follows a stopped allocation within moments.
 			continue
 		}
-		in, ok, err := translateOne(reg, alloc)
+		// Placed by a running deployment (created with it or after it; allocations it
+		// updates in place were created before and keep serving).
+		d := deploying[alloc.Namespace+"/"+alloc.JobID]
+		placed := d != nil && alloc.JobVersion == d.JobVersion && alloc.CreateIndex >= d.CreateIndex
+		in, ok, err := translateOne(reg, alloc, placed)
 		if err != nil {
 			diags = append(diags, warn(fmt.Sprintf("skipping service %s of allocation %s", reg.ServiceName, reg.AllocID), err.Error()))
 			continue
@@ -121,7 +134,7 @@ func Translate(st State) ([]model.Instance, []plugins.Diagnostic) {
 
 // translateOne builds the instance of one registration; ok is false when
 // the service is not meant for the mesh.
-func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub) (in model.Instance, ok bool, err error) {
+func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub, placed bool) (in model.Instance, ok bool, err error) {
 	tags, meta := splitTags(reg.Tags)
 	if v, set := meta[TagMesh]; set {
 		if on, err := strconv.ParseBool(v); err == nil && !on {
@@ -149,7 +162,7 @@ func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub) (
 		Ports:     map[string]int{model.PortApp: reg.Port},
 		Meta:      meta,
 		Tags:      tags,
-		Health:    health(alloc),
+		Health:    health(alloc, placed),
 		Labels:    labels,
 	}
 	var meshIP string
@@ -207,8 +220,17 @@ func terminal(a *api.AllocationListStub) bool {
 	return false
 }
 
-func health(a *api.AllocationListStub) model.Health {
-	if a.DeploymentStatus != nil && a.DeploymentStatus.Healthy != nil && !*a.DeploymentStatus.Healthy {
+// health is the instance's health; placed says a running deployment
+// placed the allocation.
+func health(a *api.AllocationListStub, placed bool) model.Health {
+	// In a deployment, Nomad says when an allocation is healthy (its checks
+	// pass, or its tasks ran for min_healthy_time): until then, and if it
+	// says unhealthy, no caller is sent there.
+	d := a.DeploymentStatus
+	if d != nil && d.Healthy != nil && !*d.Healthy {
+		return model.HealthCritical
+	}
+	if (d == nil || d.Healthy == nil) && placed {
 		return model.HealthCritical
 	}
 	switch a.ClientStatus {
@@ -217,7 +239,9 @@ func health(a *api.AllocationListStub) model.Health {
 	case api.AllocClientStatusUnknown:
 		return model.HealthWarning
 	}
-	return model.HealthUnknown // pending: the sidecar may already be joining
+	// Pending: the sidecar may already be joining (the registry holds the
+	// instance), but no caller is sent there before the tasks run.
+	return model.HealthCritical
 }
 
 func facts(reg *api.ServiceRegistration, a *api.AllocationListStub) map[string]string {

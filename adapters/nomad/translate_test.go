@@ -159,13 +159,38 @@ func TestTranslate(t *testing.T) {
 			}
 		},
 	}, {
-		name:      "a pending allocation is in, its health unknown, so its sidecar can join",
+		name: "an allocation a running deployment has not yet found healthy is not routed to",
+		mutate: func(st *State) {
+			allocOf(*st, web0).JobVersion = 1
+			allocOf(*st, web0).CreateIndex = 100
+			allocOf(*st, web1).JobVersion = 1 // updated in place: created before
+			allocOf(*st, web1).CreateIndex = 10
+			st.Deployments = []*api.Deployment{
+				{Namespace: "default", JobID: "web", JobVersion: 1, Status: "running", CreateIndex: 50},
+				{Namespace: "default", JobID: "shop", JobVersion: 3, Status: "running"}, // another version
+			}
+		},
+		wantIDs:   []string{shop + "/cart", web0 + "/web", web1 + "/web"},
+		wantDiags: []string{"broken", "shop-admin", "shop "},
+		check: func(t *testing.T, ins map[string]model.Instance) {
+			if h := ins[web0+"/web"].Health; h != model.HealthCritical {
+				t.Errorf("health %q before the deployment's verdict, want critical", h)
+			}
+			if h := ins[web1+"/web"].Health; h != model.HealthPassing {
+				t.Errorf("health %q of an allocation the deployment updated in place, want passing", h)
+			}
+			if h := ins[shop+"/cart"].Health; h != model.HealthPassing {
+				t.Errorf("health %q of an allocation another version is deploying over, want passing", h)
+			}
+		},
+	}, {
+		name:      "a pending allocation is in, so its sidecar can join, but critical, so no caller is sent there yet",
 		mutate:    func(st *State) { allocOf(*st, web0).ClientStatus = "pending" },
 		wantIDs:   []string{shop + "/cart", web0 + "/web", web1 + "/web"},
 		wantDiags: []string{"broken", "shop-admin", "shop "},
 		check: func(t *testing.T, ins map[string]model.Instance) {
-			if h := ins[web0+"/web"].Health; h != model.HealthUnknown {
-				t.Errorf("pending allocation's health %q, want unknown", h)
+			if h := ins[web0+"/web"].Health; h != model.HealthCritical {
+				t.Errorf("pending allocation's health %q, want critical", h)
 			}
 		},
 	}, {

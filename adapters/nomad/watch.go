@@ -14,7 +14,7 @@ import (
 
 // Watch sends a full snapshot of the meshed Nomad services now and after
 // every change. Changes are learnt from the event stream (topics Service,
-// Allocation and Job), or from blocking queries when the stream cannot be
+// Allocation, Job and Deployment), or from blocking queries when the stream cannot be
 // had; either only marks the state dirty, and the snapshot is rebuilt from
 // Nomad's lists, gathered over a short settle time. A Nomad that does not
 // answer is reported (a warning with the last snapshot, which stays in
@@ -142,6 +142,13 @@ func fetchState(ctx context.Context, cfg *config) (State, error) {
 		return State{}, fmt.Errorf("listing Nomad allocations: %w", err)
 	}
 	st.Allocs = allocs
+	dq := q()
+	dq.Filter = `Status == "running"`
+	deps, _, err := cfg.client.Deployments().List(dq)
+	if err != nil {
+		return State{}, fmt.Errorf("listing Nomad deployments: %w", err)
+	}
+	st.Deployments = deps
 	return st, nil
 }
 
@@ -184,7 +191,7 @@ func (a *Adapter) listen(ctx context.Context, cfg *config, mark func()) {
 
 // stream follows the event stream until it fails.
 func (a *Adapter) stream(ctx context.Context, cfg *config, mark func()) error {
-	topics := map[api.Topic][]string{api.TopicService: {"*"}, api.TopicAllocation: {"*"}, api.TopicJob: {"*"}}
+	topics := map[api.Topic][]string{api.TopicService: {"*"}, api.TopicAllocation: {"*"}, api.TopicJob: {"*"}, api.TopicDeployment: {"*"}}
 	ch, err := cfg.client.EventStream().Stream(ctx, topics, 0, &api.QueryOptions{Namespace: cfg.namespace})
 	if err != nil {
 		return fmt.Errorf("opening the Nomad event stream: %w", err)

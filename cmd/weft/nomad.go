@@ -140,7 +140,7 @@ func submitJob(ctx context.Context, stdout io.Writer, name string, jobHCL []byte
 				return errors.New("the job was registered but not every group could be placed")
 			}
 			fmt.Fprintf(stdout, "Evaluation %s complete: allocations placed\n", resp.EvalID)
-			return nil
+			return waitDeployment(ctx, c, stdout, job)
 		case "failed", "canceled":
 			return fmt.Errorf("evaluation %s %s: %s", resp.EvalID, ev.Status, ev.StatusDescription)
 		}
@@ -151,6 +151,44 @@ func submitJob(ctx context.Context, stdout io.Writer, name string, jobHCL []byte
 		}
 	}
 	fmt.Fprintf(stdout, "Evaluation %s still pending after a minute; follow it with nomad eval status %s\n", resp.EvalID, resp.EvalID)
+	return nil
+}
+
+// waitDeployment follows the deployment of the job's new version, as
+// nomad job run does, until Nomad finds its allocations healthy (the nomad
+// adapter routes to them from then on), for up to five minutes.
+func waitDeployment(ctx context.Context, c *api.Client, stdout io.Writer, job *api.Job) error {
+	if job.Type != nil && *job.Type != "service" {
+		return nil
+	}
+	q := &api.QueryOptions{Namespace: *job.Namespace}
+	j, _, err := c.Jobs().Info(*job.ID, q)
+	if err != nil {
+		return fmt.Errorf("reading job %s back: %w", *job.ID, err)
+	}
+	start := time.Now()
+	deadline := start.Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		d, _, err := c.Jobs().LatestDeployment(*job.ID, q)
+		if err != nil {
+			return fmt.Errorf("following job %s's deployment: %w", *job.ID, err)
+		}
+		switch {
+		case d != nil && d.JobVersion == *j.Version && d.Status == "successful":
+			fmt.Fprintf(stdout, "Deployment %s successful: every allocation healthy\n", d.ID)
+			return nil
+		case d != nil && d.JobVersion == *j.Version && (d.Status == "failed" || d.Status == "cancelled"):
+			return fmt.Errorf("deployment %s of job %s %s: %s", d.ID, *job.ID, d.Status, d.StatusDescription)
+		case (d == nil || d.JobVersion < *j.Version) && time.Since(start) > 10*time.Second:
+			return nil // Nomad made no deployment for this version
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	fmt.Fprintf(stdout, "Job %s's deployment is still running after five minutes; follow it with nomad job status %s\n", *job.ID, *job.ID)
 	return nil
 }
 

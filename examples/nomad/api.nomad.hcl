@@ -19,6 +19,10 @@ job "api" {
   group "api" {
     count = 2
 
+    # Callers' sidecars drop a stopping allocation at once; this keeps its
+    # app serving meanwhile, so updates lose no request.
+    shutdown_delay = "2s"
+
     network {
       port "app" {}
       port "mesh" {}

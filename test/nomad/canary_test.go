@@ -193,16 +193,38 @@ func TestCanarySplit(t *testing.T) {
 	})
 }
 
-// waitDeployment waits for the job's latest deployment to reach status.
+// waitDeployment waits for the deployment of the job's current version to
+// reach status.
 func waitDeployment(t *testing.T, c *api.Client, job, status string) {
 	t.Helper()
+	j, _, err := c.Jobs().Info(job, nil)
+	if err != nil {
+		t.Fatalf("reading job %s: %v", job, err)
+	}
 	poll(t, "job "+job+"'s deployment "+status, 2*time.Minute, func() error {
 		d, _, err := c.Jobs().LatestDeployment(job, nil)
 		if err != nil {
 			return err
 		}
-		if d == nil || d.Status != status {
-			return fmt.Errorf("deployment %+v", d)
+		if d == nil || d.JobVersion != *j.Version || d.Status != status {
+			var b strings.Builder
+			allocs, _, _ := c.Jobs().Allocations(job, false, nil)
+			for _, a := range allocs {
+				fmt.Fprintf(&b, "\n  alloc %s version %d desired %s client %s (%s)", a.ID, a.JobVersion, a.DesiredStatus, a.ClientStatus, a.ClientDescription)
+				for name, ts := range a.TaskStates {
+					fmt.Fprintf(&b, " %s=%s", name, ts.State)
+					if n := len(ts.Events); n > 0 {
+						fmt.Fprintf(&b, "[%s: %s]", ts.Events[n-1].Type, ts.Events[n-1].DisplayMessage)
+					}
+				}
+			}
+			if d != nil {
+				for tg, st := range d.TaskGroups {
+					fmt.Fprintf(&b, "\n  group %s: desired %d placed %d healthy %d unhealthy %d", tg, st.DesiredTotal, st.PlacedAllocs, st.HealthyAllocs, st.UnhealthyAllocs)
+				}
+				return fmt.Errorf("deployment %s (job version %d) is %s: %s%s", d.ID, d.JobVersion, d.Status, d.StatusDescription, b.String())
+			}
+			return fmt.Errorf("no deployment yet%s", b.String())
 		}
 		return nil
 	})

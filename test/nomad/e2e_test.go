@@ -58,6 +58,9 @@ type jobOpts struct {
 }
 
 func meshJobWith(o jobOpts) string {
+	if o.group == "" {
+		o.group = "    update {\n      min_healthy_time = \"1s\"\n    }"
+	}
 	name, count, controllerAddr, roots, upstreams := o.name, o.count, o.controller, o.roots, o.upstreams
 	var ports, env strings.Builder
 	fmt.Fprintf(&env, "        VERSION = %q\n", o.version)
@@ -280,16 +283,17 @@ func TestNomadMesh(t *testing.T) {
 		// As an operator does: change count in the job file and run it.
 		agent.Run(t, meshJob("api", 3, listen, roots))
 		apis = agent.Running(t, "default", "api", 3, 2*time.Minute)
-		registered := time.Now()
+		waitDeployment(t, agent.Client(), "api", "successful")
+		healthy := time.Now() // Nomad found the third allocation healthy
 		want := instanceIDs(apis, "api")
-		poll(t, "the frontend sidecar's endpoints for api within 2s of Nomad registering the third", 2*time.Second, func() error {
+		poll(t, "the frontend sidecar's endpoints for api within 2s of Nomad finding the third healthy", 2*time.Second, func() error {
 			got, err := endpoints(frontAdmin)
 			if err == nil && !slices.Equal(got, want) {
 				err = fmt.Errorf("endpoints %v, want %v", got, want)
 			}
 			return err
 		})
-		t.Logf("endpoint set converged %v after Nomad registered the new allocation", time.Since(registered).Round(time.Millisecond))
+		t.Logf("endpoint set converged %v after the test saw Nomad's deployment succeed", time.Since(healthy).Round(time.Millisecond))
 
 		agent.Run(t, meshJob("api", 2, listen, roots))
 		apis = agent.Running(t, "default", "api", 2, 2*time.Minute)

@@ -31,7 +31,9 @@
 //	  }
 //	}
 //
-// Render removes the stanza and adds to the group: the ports mesh,
+// Render removes the stanza and adds to the group: shutdown_delay = "2s"
+// unless the group sets one (so that callers stop sending to a stopping
+// allocation before its app stops: updates lose no request); the ports mesh,
 // weft_admin and upstream_<name> (dashes in name become underscores) in
 // its network block; a service block (provider = "nomad") for the service
 // on the app port, unless the group already has one of that name; and the

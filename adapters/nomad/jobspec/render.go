@@ -44,6 +44,10 @@ type Upstream struct {
 // ProxyTask is the name of the sidecar task Render adds.
 const ProxyTask = "weft-proxy"
 
+// ShutdownDelay is the group's shutdown_delay Render sets when the group
+// has none.
+const ShutdownDelay = "2s"
+
 // Render expands every weft stanza of the job file src (named filename in
 // diagnostics). With error diagnostics the output is nil.
 func Render(filename string, src []byte, def Defaults) ([]byte, *hcl.File, hcl.Diagnostics) {
@@ -305,6 +309,12 @@ func expand(st *Stanza, group *hclsyntax.Block, wgroup *hclwrite.Block, stanza *
 		}
 	}
 	appendBlocks(wnet.Body(), ports.String(), false)
+
+	// Callers' sidecars need a moment to drop a stopping allocation: keep
+	// its app serving that long after Nomad deregisters the service.
+	if _, ok := group.Body.Attributes["shutdown_delay"]; !ok {
+		wgroup.Body().SetAttributeValue("shutdown_delay", cty.StringVal(ShutdownDelay))
+	}
 
 	// The stanza goes; what replaces it goes where it was, in order.
 	wstanza := wblocksOf(wgroup.Body(), "weft")[0]

@@ -74,7 +74,7 @@ func TestRenderStanza(t *testing.T) {
 		`task "weft-proxy"`, `hook    = "prestart"`, `sidecar = true`, `env = true`,
 		`"--instance", "${NOMAD_ALLOC_ID}/api"`, `"--controller", "127.0.0.1:7400"`, `"--trust-bundle", "/etc/weft/ca.crt"`,
 		`"--admin", "${NOMAD_ADDR_weft_admin}"`, `"--credential-adapter", "nomad", "--credential-env", "NOMAD_TOKEN"`,
-		`command = "/usr/local/bin/weft-proxy"`, `memory = 48`,
+		`command = "/usr/local/bin/weft-proxy"`, `memory = 48`, `shutdown_delay = "2s"`,
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("rendered job lacks %q:\n%s", want, s)
