@@ -4,11 +4,17 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/weftmesh/weft/adapters/conformance"
 	"github.com/weftmesh/weft/plugins"
 )
 
@@ -177,4 +183,40 @@ func TestConfigureTokens(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A Nomad whose event stream is refused (a proxy in front of it that does
+// not pass streams, say): the adapter falls back to blocking queries by
+// itself and still sees every change.
+func TestEventStreamRefusedFallsBack(t *testing.T) {
+	conformance.Run(t, conformance.InMemory(func() plugins.Adapter {
+		return fastAdapter()
+	}), func(t *testing.T) conformance.Fixture {
+		f := conformanceFixture(t)
+		target, err := url.Parse(f.Good.Source)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rp := httputil.NewSingleHostReverseProxy(target)
+		var refused atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v1/event/stream" {
+				refused.Add(1)
+				http.Error(w, "streaming not allowed here", http.StatusBadGateway)
+				return
+			}
+			rp.ServeHTTP(w, r)
+		}))
+		t.Cleanup(srv.Close)
+		f.Good.Source = srv.URL
+		change := f.Change
+		f.Change = func(t *testing.T) []string {
+			// Watch has run since the first snapshot: it tried the stream.
+			if refused.Load() == 0 {
+				t.Error("the adapter never tried the event stream")
+			}
+			return change(t)
+		}
+		return f
+	})
 }
