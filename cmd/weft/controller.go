@@ -134,7 +134,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		return err
 	}
 	// The policy must be good before anything starts.
-	pol, err := loadPolicy(f.policyDir, stderr)
+	pol, sources, err := loadPolicy(f.policyDir, stderr)
 	if err != nil {
 		return err
 	}
@@ -191,7 +191,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	snapshots := make(chan model.Snapshot, 16)
 	policies := make(chan *policy.Policy, 1)
 	policies <- pol
-	st := &controllerStatus{adapters: map[string]host.Status{}}
+	st := &controllerStatus{adapters: map[string]host.Status{}, sources: sources}
 
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
@@ -365,16 +365,21 @@ func uniq(ss []string) []string {
 	return out
 }
 
-// loadPolicy loads a policy directory, printing every diagnostic.
-func loadPolicy(dir string, stderr io.Writer) (*policy.Policy, error) {
+// loadPolicy loads a policy directory, printing every diagnostic. It also
+// returns the source of every file, by base name, for GET /v1/policy.
+func loadPolicy(dir string, stderr io.Writer) (*policy.Policy, map[string]string, error) {
 	pol, diags, files := policyhcl.Load(dir)
 	if len(diags) > 0 {
 		_ = policyhcl.WriteDiagnostics(stderr, diags, files, false)
 	}
 	if diags.HasErrors() || pol == nil {
-		return nil, fmt.Errorf("policy in %s has errors (see above); fix them, `weft policy validate %s` checks without starting anything", dir, dir)
+		return nil, nil, fmt.Errorf("policy in %s has errors (see above); fix them, `weft policy validate %s` checks without starting anything", dir, dir)
 	}
-	return pol, nil
+	sources := make(map[string]string, len(files))
+	for name, f := range files {
+		sources[filepath.Base(name)] = string(f.Bytes)
+	}
+	return pol, sources, nil
 }
 
 // watchPolicy polls the policy directory and sends each new good policy. A
@@ -394,13 +399,13 @@ func watchPolicy(ctx context.Context, dir string, every time.Duration, out chan<
 			continue
 		}
 		last = h
-		pol, err := loadPolicy(dir, stderr)
+		pol, sources, err := loadPolicy(dir, stderr)
 		if err != nil {
 			st.setPolicyError(err.Error())
 			log.Error("policy change rejected; the last good policy stays in force", "dir", dir)
 			continue
 		}
-		st.setPolicyError("")
+		st.setPolicy(sources)
 		log.Info("policy reloaded", "dir", dir, "summary", policyhcl.Summary(pol))
 		select {
 		case out <- pol:
@@ -449,6 +454,14 @@ type controllerStatus struct {
 	mu          sync.Mutex
 	adapters    map[string]host.Status
 	policyError string
+	sources     map[string]string // of the policy in force
+}
+
+// setPolicy records the sources of a newly accepted policy.
+func (s *controllerStatus) setPolicy(sources map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.policyError, s.sources = "", sources
 }
 
 func (s *controllerStatus) setAdapter(a host.Status) {
@@ -531,6 +544,13 @@ func adminHandler(token string, ctl *controller.Controller, reg *registry.Regist
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]string{"token": tok, "expires_in": ttl.String()})
+	})
+	mux.HandleFunc("GET /v1/policy", func(w http.ResponseWriter, r *http.Request) {
+		st.mu.Lock()
+		out := PolicySources{Files: st.sources}
+		st.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
 	})
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		rep := StatusReport{TrustDomain: ctl.TrustDomain(), Sidecars: srv.Status(), ConfigBuilds: ctl.Builds()}

@@ -219,6 +219,25 @@ func TestLocalMesh(t *testing.T) {
 		joinTokensFromAdmin(t, m.ctl, "secret-0", "secret")
 	})
 
+	t.Run("policy plan compares with the running controller's policy", func(t *testing.T) {
+		next := t.TempDir()
+		newPolicy := policyHCL + "\nintention \"client\" \"secret\" { action = \"allow\" }\n"
+		if err := os.WriteFile(filepath.Join(next, "mesh.hcl"), []byte(newPolicy), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := runWeft(t, "policy", "plan", next, "--admin", m.ctl.admin, "--data-dir", m.ctl.dataDir, "--no-color")
+		if err != nil {
+			t.Fatalf("plan: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "client -> secret") {
+			t.Errorf("the plan does not name the flow client -> secret that becomes allowed:\n%s", out)
+		}
+		same, err := runWeft(t, "policy", "plan", m.policyDir, "--admin", m.ctl.admin, "--data-dir", m.ctl.dataDir, "--no-color")
+		if err != nil || strings.Contains(same, "client -> secret") {
+			t.Errorf("planning the policy in force itself: %v\n%s", err, same)
+		}
+	})
+
 	t.Run("a bad policy is rejected and the last good one stays in force", func(t *testing.T) {
 		bad := filepath.Join(m.policyDir, "broken.hcl")
 		if err := os.WriteFile(bad, []byte("intention \"client\" \"secret\" {\n  action = \"maybe\"\n}\n"), 0o644); err != nil {
