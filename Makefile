@@ -4,7 +4,7 @@ BIN     := bin
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/weftmesh/weft/core/version.Version=$(VERSION)
 
-.PHONY: all build test lint demo bench bench-quick proto clean nomad k8s-assets
+.PHONY: all build test lint demo bench bench-quick proto clean nomad k8s-assets fuzz
 
 all: build
 
@@ -19,6 +19,13 @@ build:
 # binaries they run themselves.
 test: lint nomad k8s-assets
 	$(GO) test -count=1 -timeout 20m ./...
+
+# Runs each fuzz test for FUZZTIME (CI runs them briefly after make test).
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./hcl
+	$(GO) test -run '^$$' -fuzz '^FuzzRouteMatch$$' -fuzztime $(FUZZTIME) ./core/proxy
+	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./adapters/mesos/recordio
 
 lint:
 	@echo "gofmt"; out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
