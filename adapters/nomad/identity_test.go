@@ -147,3 +147,29 @@ func TestVerifyIdentity(t *testing.T) {
 		}
 	})
 }
+
+// A Nomad without ACLs takes any token, so it proves nothing: the adapter
+// refuses every identity, naming the reason.
+func TestVerifyIdentityNeedsACLs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real Nomad agent; skipped with -short")
+	}
+	agent, err := nomadtest.LaunchWith(nomadtest.Options{NoACL: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Close()
+	allocID, jwt := runIdentityJob(t, agent, "default", "open")
+	a := fastAdapter()
+	t.Setenv("NOMAD_TOKEN", "")
+	resp, err := a.Configure(context.Background(), &plugins.ConfigureRequest{Source: agent.Addr})
+	if err != nil || hasErrors(resp.Diagnostics) {
+		t.Fatalf("Configure against a Nomad without ACLs: %v %+v", err, resp)
+	}
+	for name, cred := range map[string]string{"its own identity": jwt, "a forged one": withClaims(t, jwt, func(c map[string]any) { c["nomad_task"] = "x" })} {
+		_, err := a.VerifyIdentity(context.Background(), &plugins.VerifyIdentityRequest{InstanceID: allocID + "/open", Credential: cred})
+		if err == nil || !strings.Contains(err.Error(), "does not enforce ACLs") {
+			t.Errorf("%s against a Nomad without ACLs: %v, want a refusal that names the missing ACLs", name, err)
+		}
+	}
+}

@@ -115,9 +115,18 @@ func Start(t testing.TB) *Agent {
 	return a
 }
 
+// Options change the agent Launch starts.
+type Options struct {
+	// NoACL runs Nomad without ACLs (then Token is empty).
+	NoACL bool
+}
+
 // Launch starts a dev agent and waits until its node is ready and its
 // ACLs are bootstrapped. Close stops it.
-func Launch() (*Agent, error) {
+func Launch() (*Agent, error) { return LaunchWith(Options{}) }
+
+// LaunchWith is Launch with options.
+func LaunchWith(o Options) (*Agent, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -138,7 +147,7 @@ ports {
   serf = %d
 }
 acl {
-  enabled = true
+  enabled = %t
 }
 client {
   min_dynamic_port = 24000
@@ -149,7 +158,7 @@ plugin "raw_exec" {
     enabled = true
   }
 }
-`, filepath.Join(dir, "data"), ports[0], ports[1], ports[2])
+`, filepath.Join(dir, "data"), ports[0], ports[1], ports[2], !o.NoACL)
 	if err := os.WriteFile(filepath.Join(dir, "agent.hcl"), []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
@@ -171,6 +180,10 @@ plugin "raw_exec" {
 		return nil, err
 	}
 	err = a.poll(60*time.Second, func() error {
+		if o.NoACL {
+			_, _, err := anon.Nodes().List(nil)
+			return err
+		}
 		tok, _, err := anon.ACLTokens().Bootstrap(nil)
 		if err != nil {
 			return err
