@@ -269,7 +269,13 @@ func selectScenarios(prefixes []string) []Scenario {
 func runFamily(ctx context.Context, o Options, r *Report, c candidate, family string, fs []Scenario, rep int) error {
 	entry, err := c.start(ctx, family)
 	if err != nil {
-		return err
+		// The ports are picked free and bound a moment later by the
+		// proxies: on a shared machine someone may take one meanwhile.
+		o.logf("%s: starting the %s chain: %v; trying once more", c.Name(), family, err)
+		c.stop()
+		if entry, err = c.start(ctx, family); err != nil {
+			return err
+		}
 	}
 	o.logf("%s: %s chain up, entry %s", c.Name(), family, entry)
 	if (family == "http" || family == "tcp") && len(c.pids()) > 0 {
