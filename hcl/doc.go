@@ -48,8 +48,8 @@
 //	      header "x-canary" { exact = "1" }   # exact | prefix | regex | present = true; invert = true
 //	      query "debug" { present = true }
 //	    }
-//	    split "v2" { weight = 10 }  # weights add up to 100; none: the whole service
-//	    split "v1" { weight = 90 }
+//	    split "v2" { weight = 10 }  # weights add up to 100; none: the whole service. A split
+//	    split "v1" { weight = 90 }  # whose subset has no instances gives its share to the others
 //	    retry {
 //	      attempts = 3  per_try_timeout = "500ms"
 //	      on = ["5xx", "gateway-error", "reset", "connect-failure", "unavailable", ...]

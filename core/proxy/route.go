@@ -77,6 +77,7 @@ func compileRoutes(up *meshapi.Upstream, eps []*endpoint, lbNew func([]*endpoint
 		if len(mr.GetSplits()) > 0 && r.total == 0 {
 			return nil, fmt.Errorf("route %q: every split has weight 0", r.name)
 		}
+		r.dropEmptySplits()
 		if rp := mr.GetRetry(); rp != nil {
 			if rp.GetAttempts() == 0 {
 				return nil, fmt.Errorf("route %q: retry with 0 attempts", r.name)
@@ -92,6 +93,34 @@ func compileRoutes(up *meshapi.Upstream, eps []*endpoint, lbNew func([]*endpoint
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// dropEmptySplits leaves out the splits whose subset has no instances, as
+// long as some split has instances, so that their weight goes to the others
+// in proportion: a canary subset that empties when a deployment is promoted
+// (or a blue/green side that is scaled to zero) stops taking traffic instead
+// of failing its share. With every subset empty the splits stay, and
+// requests fail with "no healthy instances".
+func (r *route) dropEmptySplits() {
+	var kept []*pool
+	var weights []int
+	prev := 0
+	for _, p := range r.splits {
+		w := p.upTo - prev
+		prev = p.upTo
+		if len(p.eps) > 0 {
+			kept, weights = append(kept, p), append(weights, w)
+		}
+	}
+	if len(kept) == 0 || len(kept) == len(r.splits) {
+		return
+	}
+	r.total = 0
+	for i, p := range kept {
+		r.total += weights[i]
+		p.upTo = r.total
+	}
+	r.splits = kept
 }
 
 func mergeTimeout(route, upstream time.Duration) time.Duration {
