@@ -727,11 +727,10 @@ var ErrBusy = errors.New("machine busy")
 // wrkCheck cross-checks the load generator against wrk: both closed loop,
 // 16 connections, one thread, on the load core, against the backend.
 func wrkCheck(ctx context.Context, o Options, target string) (*WrkCheck, error) {
-	before, err := sampleLoad(time.Second)
+	_, quiet, why, err := waitQuiet(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	quiet, why := before.quiet(o.MaxBusy)
 	if !quiet && !o.Force {
 		return nil, fmt.Errorf("refusing the wrk cross-check: %s", why)
 	}
