@@ -436,13 +436,16 @@ func measure(ctx context.Context, o Options, c candidate, s Scenario, entry stri
 }
 
 // foreignPct is the CPU time others used between a and b, as percent of
-// all cores, given what the suite's own processes used.
+// all cores, given what the suite's own processes used. Interrupt time is
+// left out (loopback traffic is processed there, charged to nobody), and
+// the system-wide counters are sampled at each clock tick while the
+// per-process ones are exact, so a few percent is noise either way.
 func foreignPct(a, b cpuTimes, ours time.Duration) float64 {
 	total := float64(b.total - a.total) // jiffies over all cores
 	if total <= 0 {
 		return 0
 	}
-	busy := float64((b.total - b.idle) - (a.total - a.idle))
+	busy := float64((b.total - b.idle - b.irq) - (a.total - a.idle - a.irq))
 	other := busy - ours.Seconds()*userHZ
 	return max(0, 100*other/total)
 }

@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.IdleConns, "idle-conns", 1000, "idle keep-alive connections for the memory-per-connection figure")
 	fs.IntVar(&o.BulkEndpoints, "endpoints", 1000, "endpoints of the extra upstream in the Weft client sidecar's config")
 	fs.Float64Var(&o.MaxBusy, "max-busy", 10, "CPU use (% of all cores) above which the machine is too busy to measure")
-	fs.Float64Var(&o.MaxForeign, "max-foreign", 5, "CPU use by other processes during a run (% of all cores) above which the run is noise")
+	fs.Float64Var(&o.MaxForeign, "max-foreign", 10, "CPU use by other processes during a run (% of all cores) above which the run is noise")
 	fs.DurationVar(&o.WaitQuiet, "wait-quiet", 2*time.Minute, "how long to wait for a quiet machine before each run")
 	fs.IntVar(&o.Retries, "retries", 2, "how many times a run disturbed by other processes is redone")
 	fs.BoolVar(&o.Force, "force", false, "measure on a busy machine anyway; the numbers are marked not reportable")
