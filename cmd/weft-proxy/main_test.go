@@ -96,6 +96,7 @@ func TestRunJoinsAppliesAndServesAdmin(t *testing.T) {
 	}
 	cfg := &meshapi.ProxyConfig{
 		InstanceId: "web-1", Service: "web", TrustDomain: "weft.test",
+		Labels: map[string]string{"nomad_job": "shop", "alloc-id": "a1"},
 		Upstreams: []*meshapi.Upstream{{
 			Name: "api", Service: "api", SpiffeId: "spiffe://weft.test/ns/default/svc/api", BindAddress: "127.0.0.1",
 		}},
@@ -112,8 +113,20 @@ func TestRunJoinsAppliesAndServesAdmin(t *testing.T) {
 	if err := protojson.Unmarshal([]byte(body), &u); err != nil || u.Version != 7 || u.Config.GetInstanceId() != "web-1" {
 		t.Errorf("/config: %v, version %d; body:\n%s", err, u.Version, body)
 	}
-	if _, body := adminGet(t, admin, "/metrics"); !strings.Contains(body, "weft_config_version 7") {
+	_, body = adminGet(t, admin, "/metrics")
+	if !strings.Contains(body, "weft_config_version 7") {
 		t.Errorf("/metrics lacks weft_config_version 7:\n%s", body)
+	}
+	var info string
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "weft_instance_info{") {
+			info = line
+		}
+	}
+	for _, want := range []string{`nomad_job="shop"`, `alloc_id="a1"`, `instance="web-1"`, `service="web"`} {
+		if !strings.Contains(info, want) {
+			t.Errorf("weft_instance_info %q lacks %s", info, want)
+		}
 	}
 
 	stop()

@@ -30,6 +30,7 @@ func Compile(p *policy.Policy, entries []registry.Entry) map[string]*meshapi.Pro
 			Namespace:   in.NS(),
 			SpiffeId:    spiffe.ID(td, in.NS(), in.Service),
 			TrustDomain: td,
+			Labels:      in.Labels,
 			Inbound: &meshapi.Inbound{
 				BindAddress: in.Address,
 				Port:        uint32(in.Ports[model.PortMesh]),

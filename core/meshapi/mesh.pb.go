@@ -621,14 +621,17 @@ func (x *HashPolicy) GetSourceIdentity() bool {
 }
 
 type ProxyConfig struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
-	Service       string                 `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
-	Namespace     string                 `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	SpiffeId      string                 `protobuf:"bytes,4,opt,name=spiffe_id,json=spiffeId,proto3" json:"spiffe_id,omitempty"`
-	TrustDomain   string                 `protobuf:"bytes,5,opt,name=trust_domain,json=trustDomain,proto3" json:"trust_domain,omitempty"`
-	Inbound       *Inbound               `protobuf:"bytes,6,opt,name=inbound,proto3" json:"inbound,omitempty"`
-	Upstreams     []*Upstream            `protobuf:"bytes,7,rep,name=upstreams,proto3" json:"upstreams,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId  string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Service     string                 `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	Namespace   string                 `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	SpiffeId    string                 `protobuf:"bytes,4,opt,name=spiffe_id,json=spiffeId,proto3" json:"spiffe_id,omitempty"`
+	TrustDomain string                 `protobuf:"bytes,5,opt,name=trust_domain,json=trustDomain,proto3" json:"trust_domain,omitempty"`
+	Inbound     *Inbound               `protobuf:"bytes,6,opt,name=inbound,proto3" json:"inbound,omitempty"`
+	Upstreams   []*Upstream            `protobuf:"bytes,7,rep,name=upstreams,proto3" json:"upstreams,omitempty"`
+	// The instance's scheduler labels (Nomad job, group, alloc, node...),
+	// which the sidecar exports as the labels of weft_instance_info.
+	Labels        map[string]string `protobuf:"bytes,8,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -708,6 +711,13 @@ func (x *ProxyConfig) GetInbound() *Inbound {
 func (x *ProxyConfig) GetUpstreams() []*Upstream {
 	if x != nil {
 		return x.Upstreams
+	}
+	return nil
+}
+
+func (x *ProxyConfig) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
 	}
 	return nil
 }
@@ -2226,7 +2236,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"HashPolicy\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x16\n" +
 	"\x06cookie\x18\x02 \x01(\tR\x06cookie\x12'\n" +
-	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\x8d\x02\n" +
+	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\x87\x03\n" +
 	"\vProxyConfig\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x18\n" +
@@ -2235,7 +2245,11 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\tspiffe_id\x18\x04 \x01(\tR\bspiffeId\x12!\n" +
 	"\ftrust_domain\x18\x05 \x01(\tR\vtrustDomain\x12/\n" +
 	"\ainbound\x18\x06 \x01(\v2\x15.weft.mesh.v1.InboundR\ainbound\x124\n" +
-	"\tupstreams\x18\a \x03(\v2\x16.weft.mesh.v1.UpstreamR\tupstreams\"\xdf\x02\n" +
+	"\tupstreams\x18\a \x03(\v2\x16.weft.mesh.v1.UpstreamR\tupstreams\x12=\n" +
+	"\x06labels\x18\b \x03(\v2%.weft.mesh.v1.ProxyConfig.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdf\x02\n" +
 	"\aInbound\x12!\n" +
 	"\fbind_address\x18\x01 \x01(\tR\vbindAddress\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x1f\n" +
@@ -2404,7 +2418,7 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 }
 
 var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
@@ -2437,70 +2451,72 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(*Timeouts)(nil),            // 28: weft.mesh.v1.Timeouts
 	(*HeaderOps)(nil),           // 29: weft.mesh.v1.HeaderOps
 	(*Endpoint)(nil),            // 30: weft.mesh.v1.Endpoint
-	nil,                         // 31: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 32: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 33: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 34: google.protobuf.Duration
+	nil,                         // 31: weft.mesh.v1.ProxyConfig.LabelsEntry
+	nil,                         // 32: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 33: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 34: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 35: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	10, // 0: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
 	11, // 1: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
 	17, // 2: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	0,  // 3: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
-	14, // 4: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
-	12, // 5: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
-	13, // 6: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
-	22, // 7: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
-	2,  // 8: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
-	15, // 9: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
-	2,  // 10: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
-	16, // 11: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
-	2,  // 12: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
-	22, // 13: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
-	0,  // 14: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
-	1,  // 15: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	30, // 16: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	23, // 17: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	28, // 18: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
-	9,  // 19: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
-	18, // 20: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
-	19, // 21: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
-	34, // 22: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	34, // 23: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	3,  // 24: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
-	20, // 25: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
-	20, // 26: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
-	21, // 27: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
-	21, // 28: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
-	22, // 29: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	26, // 30: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	27, // 31: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	28, // 32: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	29, // 33: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	29, // 34: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	25, // 35: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
-	24, // 36: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
-	30, // 37: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	34, // 38: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	34, // 39: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	34, // 40: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	34, // 41: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	34, // 42: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	34, // 43: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	31, // 44: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	32, // 45: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	33, // 46: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	4,  // 47: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	5,  // 48: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	7,  // 49: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	6,  // 50: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	6,  // 51: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	8,  // 52: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	50, // [50:53] is the sub-list for method output_type
-	47, // [47:50] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	31, // 3: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	0,  // 4: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
+	14, // 5: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
+	12, // 6: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
+	13, // 7: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
+	22, // 8: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
+	2,  // 9: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
+	15, // 10: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
+	2,  // 11: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
+	16, // 12: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
+	2,  // 13: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
+	22, // 14: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	0,  // 15: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
+	1,  // 16: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
+	30, // 17: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	23, // 18: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	28, // 19: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	9,  // 20: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
+	18, // 21: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
+	19, // 22: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
+	35, // 23: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	35, // 24: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	3,  // 25: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
+	20, // 26: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	20, // 27: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	21, // 28: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	21, // 29: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	22, // 30: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	26, // 31: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	27, // 32: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	28, // 33: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	29, // 34: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	29, // 35: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	25, // 36: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	24, // 37: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
+	30, // 38: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
+	35, // 39: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	35, // 40: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	35, // 41: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	35, // 42: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	35, // 43: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	35, // 44: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	32, // 45: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	33, // 46: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	34, // 47: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	4,  // 48: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	5,  // 49: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	7,  // 50: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	6,  // 51: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	6,  // 52: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	8,  // 53: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	51, // [51:54] is the sub-list for method output_type
+	48, // [48:51] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -2514,7 +2530,7 @@ func file_core_meshapi_mesh_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -2,11 +2,17 @@ package proxy
 
 import (
 	"net/http"
+	"regexp"
+	"sort"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/weftmesh/weft/core/meshapi"
 )
 
 // Label values of the metrics.
@@ -36,6 +42,7 @@ type metrics struct {
 	pending     *prometheus.GaugeVec
 	mirrored    *prometheus.CounterVec
 	version     prometheus.Gauge
+	info        *instanceInfo
 }
 
 func newMetrics() *metrics {
@@ -91,7 +98,8 @@ func newMetrics() *metrics {
 			Help: "Version of the configuration applied last.",
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.limited, m.faults, m.overflow, m.pending, m.mirrored, m.version)
+	m.info = &instanceInfo{}
+	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.limited, m.faults, m.overflow, m.pending, m.mirrored, m.version, m.info)
 	return m
 }
 
@@ -111,4 +119,56 @@ func (m *metrics) connOpened(direction, peer string) (rx, tx prometheus.Counter,
 func (m *metrics) request(direction, peer string, code int, d time.Duration) {
 	m.requests.WithLabelValues(direction, peer, strconv.Itoa(code)).Inc()
 	m.duration.WithLabelValues(direction, peer).Observe(d.Seconds())
+}
+
+// instanceInfo exports weft_instance_info, always 1, whose labels are the
+// instance's identity and its scheduler's facts (nomad_job, nomad_alloc_id,
+// ...): join it onto the other series to break them down by scheduler
+// facts, e.g. weft_requests_total * on() group_left(nomad_job)
+// weft_instance_info. The labels change with the configuration, so it is
+// collected unchecked.
+type instanceInfo struct {
+	cur atomic.Pointer[prometheus.Desc]
+	val atomic.Pointer[[]string]
+}
+
+var labelName = regexp.MustCompile(`[^a-zA-Z0-9_]`)
+
+// set points the metric at a configuration's instance and labels.
+func (i *instanceInfo) set(cfg *meshapi.ProxyConfig) {
+	names := []string{"instance", "service", "namespace"}
+	values := []string{cfg.GetInstanceId(), cfg.GetService(), cfg.GetNamespace()}
+	keys := make([]string, 0, len(cfg.GetLabels()))
+	for k := range cfg.GetLabels() {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	seen := map[string]bool{"instance": true, "service": true, "namespace": true}
+	for _, k := range keys {
+		n := labelName.ReplaceAllString(k, "_")
+		if n == "" || (n[0] >= '0' && n[0] <= '9') {
+			n = "_" + n
+		}
+		if seen[n] || strings.HasPrefix(n, "__") {
+			continue
+		}
+		seen[n] = true
+		names = append(names, n)
+		values = append(values, cfg.GetLabels()[k])
+	}
+	desc := prometheus.NewDesc("weft_instance_info", "The instance this sidecar serves, with its scheduler's labels; always 1.", names, nil)
+	i.cur.Store(desc)
+	i.val.Store(&values)
+}
+
+// Describe sends nothing: the metric's labels follow the configuration.
+func (i *instanceInfo) Describe(chan<- *prometheus.Desc) {}
+
+// Collect sends the metric once a configuration has been applied.
+func (i *instanceInfo) Collect(ch chan<- prometheus.Metric) {
+	desc, vals := i.cur.Load(), i.val.Load()
+	if desc == nil || vals == nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, 1, *vals...)
 }

@@ -205,6 +205,7 @@ func (p *Proxy) Apply(version uint64, cfg *meshapi.ProxyConfig) error {
 	// Nothing below fails.
 	p.applied.Store(&appliedConfig{version: version, cfg: cfg})
 	p.metrics.version.Set(float64(version))
+	p.metrics.info.set(cfg)
 	for _, sp := range specs {
 		s := next[sp.key]
 		s.addr = sp.addr
