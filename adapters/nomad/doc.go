@@ -66,7 +66,9 @@
 //   - Labels are the Nomad facts: nomad_namespace, nomad_job, nomad_group,
 //     nomad_task (the task of a task-level service, else empty),
 //     nomad_alloc_id, nomad_alloc_name, nomad_node_id, nomad_node,
-//     nomad_datacenter, nomad_job_version, nomad_canary.
+//     nomad_datacenter, nomad_job_version, nomad_canary. The sidecar
+//     exports them as the labels of its weft_instance_info metric, to join
+//     onto its other series.
 //
 // For updates that lose no request, give the group a shutdown_delay (2s
 // is plenty): Nomad deregisters the service and the adapter drops the
