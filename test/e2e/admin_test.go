@@ -20,14 +20,15 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/test/harness"
 )
 
 // joinTokensFromAdmin: a launcher that is not an adapter asks the admin API
 // for a join token, and the controller admits a sidecar with it, once.
-func joinTokensFromAdmin(t *testing.T, ctl *controller, instance, service string) {
+func joinTokensFromAdmin(t *testing.T, ctl *harness.Controller, instance, service string) {
 	post := func(auth string) (*http.Response, error) {
 		body, _ := json.Marshal(map[string]any{"adapter": "local", "instance": instance, "service": service, "ttl_seconds": 60})
-		req, _ := http.NewRequest("POST", "http://"+ctl.admin+"/v1/join-tokens", bytes.NewReader(body))
+		req, _ := http.NewRequest("POST", "http://"+ctl.Admin+"/v1/join-tokens", bytes.NewReader(body))
 		if auth != "" {
 			req.Header.Set("Authorization", "Bearer "+auth)
 		}
@@ -41,7 +42,7 @@ func joinTokensFromAdmin(t *testing.T, ctl *controller, instance, service string
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("join token with a wrong admin token: %s, want 401", resp.Status)
 	}
-	tok, _ := os.ReadFile(filepath.Join(ctl.dataDir, "admin.token"))
+	tok, _ := os.ReadFile(filepath.Join(ctl.DataDir, "admin.token"))
 	resp, err = post(strings.TrimSpace(string(tok)))
 	if err != nil {
 		t.Fatal(err)
@@ -52,13 +53,13 @@ func joinTokensFromAdmin(t *testing.T, ctl *controller, instance, service string
 		t.Fatalf("join token answer: %v %+v", err, out)
 	}
 
-	roots, err := os.ReadFile(filepath.Join(ctl.dataDir, "ca", "ca.crt"))
+	roots, err := os.ReadFile(filepath.Join(ctl.DataDir, "ca", "ca.crt"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(roots)
-	conn, err := grpc.NewClient(ctl.listen, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})))
+	conn, err := grpc.NewClient(ctl.Listen, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/test/harness"
 )
 
 func runWeft(t *testing.T, args ...string) (string, error) {
@@ -40,7 +42,7 @@ func TestBadInput(t *testing.T) {
 
 	t.Run("the controller refuses to start on a bad policy", func(t *testing.T) {
 		out, err := runWeft(t, "controller", "--policy-dir", policyDir, "--data-dir", filepath.Join(dir, "data"),
-			"--listen", freePort(t), "--admin", freePort(t))
+			"--listen", harness.FreeAddr(t), "--admin", harness.FreeAddr(t))
 		if err == nil {
 			t.Fatalf("the controller started on a bad policy:\n%s", out)
 		}
@@ -53,10 +55,10 @@ func TestBadInput(t *testing.T) {
 		good := filepath.Join(dir, "good")
 		os.MkdirAll(good, 0o755)
 		os.WriteFile(filepath.Join(good, "mesh.hcl"), []byte("mesh {}\n"), 0o644)
-		busy := freePort(t)
+		busy := harness.FreeAddr(t)
 		l := listen(t, busy)
 		defer l.Close()
-		out, err := runWeft(t, "controller", "--policy-dir", good, "--data-dir", filepath.Join(dir, "data2"), "--listen", busy, "--admin", freePort(t))
+		out, err := runWeft(t, "controller", "--policy-dir", good, "--data-dir", filepath.Join(dir, "data2"), "--listen", busy, "--admin", harness.FreeAddr(t))
 		if err == nil || !strings.Contains(out, busy) || !strings.Contains(out, "--listen") {
 			t.Errorf("want an error naming %s and the --listen flag, got %v:\n%s", busy, err, out)
 		}
@@ -66,10 +68,10 @@ func TestBadInput(t *testing.T) {
 		good := filepath.Join(dir, "good")
 		wl := filepath.Join(dir, "workloads.hcl")
 		os.WriteFile(wl, []byte("service \"web\" {\n  command = \"/bin/true\"\n  port = 99999\n}\n"), 0o644)
-		ctl := startController(t, filepath.Join(dir, "data3"), freePort(t), freePort(t), "--policy-dir", good, "--adapter", "local="+wl,
+		ctl := startController(t, filepath.Join(dir, "data3"), harness.FreeAddr(t), harness.FreeAddr(t), "--policy-dir", good, "--adapter", "local="+wl,
 			"--adapter-option", "local.first_address=127.0.78.2")
-		defer ctl.stop()
-		s := ctl.waitFor("the adapter to report the bad file", 60*time.Second, func(s *status) bool {
+		defer ctl.Stop()
+		s := ctl.WaitFor(t, "the adapter to report the bad file", 60*time.Second, func(s *harness.Status) bool {
 			return len(s.Adapters) == 1 && strings.Contains(s.Adapters[0].LastError, "workloads.hcl:3")
 		})
 		if len(s.Instances) != 0 {
@@ -82,18 +84,18 @@ func TestBadInput(t *testing.T) {
 func TestServerName(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "mesh.hcl"), []byte("mesh {}\n"), 0o644)
-	ctl := startController(t, filepath.Join(dir, "data"), freePort(t), freePort(t), "--policy-dir", dir,
+	ctl := startController(t, filepath.Join(dir, "data"), harness.FreeAddr(t), harness.FreeAddr(t), "--policy-dir", dir,
 		"--server-name", "weft-controller.weft-system.svc")
-	defer ctl.stop()
-	ctl.waitFor("the controller to serve", 30*time.Second, func(*status) bool { return true })
-	roots, err := os.ReadFile(filepath.Join(ctl.dataDir, "ca", "ca.crt"))
+	defer ctl.Stop()
+	ctl.WaitFor(t, "the controller to serve", 30*time.Second, func(*harness.Status) bool { return true })
+	roots, err := os.ReadFile(filepath.Join(ctl.DataDir, "ca", "ca.crt"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(roots)
 	for name, wantOK := range map[string]bool{"weft-controller.weft-system.svc": true, "localhost": true, "elsewhere.example": false} {
-		conn, err := tls.Dial("tcp", ctl.listen, &tls.Config{RootCAs: pool, ServerName: name})
+		conn, err := tls.Dial("tcp", ctl.Listen, &tls.Config{RootCAs: pool, ServerName: name})
 		if err == nil {
 			conn.Close()
 		}

@@ -22,6 +22,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/weftmesh/weft/test/harness"
 )
 
 const trustDomain = "weft.test"
@@ -76,7 +78,7 @@ func id(svc string) string { return "spiffe://" + trustDomain + "/ns/default/svc
 
 type mesh struct {
 	t         *testing.T
-	ctl       *controller
+	ctl       *harness.Controller
 	policyDir string
 	client    string // the client instance's address
 	byService map[string][]string
@@ -93,18 +95,12 @@ func startMesh(t *testing.T) *mesh {
 	if err := os.WriteFile(wl, []byte(workloadsHCL()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctl := startController(t, filepath.Join(dir, "data"), freePort(t), freePort(t),
+	ctl := startController(t, filepath.Join(dir, "data"), harness.FreeAddr(t), harness.FreeAddr(t),
 		"--policy-dir", policyDir, "--adapter", "local="+wl,
 		// Addresses of their own, apart from the demo's and other tests'.
 		"--adapter-option", "local.first_address=127.0.77.2")
 	m := &mesh{t: t, ctl: ctl, policyDir: policyDir, byService: map[string][]string{}}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("controller log:\n%s", m.ctl.out.String())
-		}
-		m.ctl.stop()
-	})
-	s := ctl.waitFor("the mesh to converge", 90*time.Second, converged(5))
+	s := ctl.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(5))
 	for _, in := range s.Instances {
 		m.byService[in.Service] = append(m.byService[in.Service], in.Address)
 	}
@@ -225,14 +221,14 @@ func TestLocalMesh(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(next, "mesh.hcl"), []byte(newPolicy), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		out, err := runWeft(t, "policy", "plan", next, "--admin", m.ctl.admin, "--data-dir", m.ctl.dataDir, "--no-color")
+		out, err := runWeft(t, "policy", "plan", next, "--admin", m.ctl.Admin, "--data-dir", m.ctl.DataDir, "--no-color")
 		if err != nil {
 			t.Fatalf("plan: %v\n%s", err, out)
 		}
 		if !strings.Contains(out, "client -> secret") {
 			t.Errorf("the plan does not name the flow client -> secret that becomes allowed:\n%s", out)
 		}
-		same, err := runWeft(t, "policy", "plan", m.policyDir, "--admin", m.ctl.admin, "--data-dir", m.ctl.dataDir, "--no-color")
+		same, err := runWeft(t, "policy", "plan", m.policyDir, "--admin", m.ctl.Admin, "--data-dir", m.ctl.DataDir, "--no-color")
 		if err != nil || strings.Contains(same, "client -> secret") {
 			t.Errorf("planning the policy in force itself: %v\n%s", err, same)
 		}
@@ -243,8 +239,8 @@ func TestLocalMesh(t *testing.T) {
 		if err := os.WriteFile(bad, []byte("intention \"client\" \"secret\" {\n  action = \"maybe\"\n}\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		m.ctl.waitFor("the bad policy to be rejected", 30*time.Second, func(s *status) bool { return s.PolicyError != "" })
-		if log := m.ctl.out.String(); !strings.Contains(log, "broken.hcl:2") {
+		m.ctl.WaitFor(t, "the bad policy to be rejected", 30*time.Second, func(s *harness.Status) bool { return s.PolicyError != "" })
+		if log := m.ctl.Out.String(); !strings.Contains(log, "broken.hcl:2") {
 			t.Errorf("the controller's log does not point at broken.hcl:2:\n%s", log)
 		}
 		if err := m.callWeb(ctx); err != nil {
@@ -254,11 +250,11 @@ func TestLocalMesh(t *testing.T) {
 			t.Errorf("client -> secret after the bad policy = %d, want still 403", code)
 		}
 		os.Remove(bad)
-		m.ctl.waitFor("the policy error to clear", 30*time.Second, func(s *status) bool { return s.PolicyError == "" })
+		m.ctl.WaitFor(t, "the policy error to clear", 30*time.Second, func(s *harness.Status) bool { return s.PolicyError == "" })
 	})
 
 	t.Run("a killed adapter plugin is restarted and the mesh converges", func(t *testing.T) {
-		s, _ := m.ctl.status()
+		s, _ := m.ctl.Status()
 		if len(s.Adapters) != 1 || !pidAlive(s.Adapters[0].Pid) {
 			t.Fatalf("adapters = %+v, want one running", s.Adapters)
 		}
@@ -266,35 +262,35 @@ func TestLocalMesh(t *testing.T) {
 		if err := killPid(old.Pid); err != nil {
 			t.Fatal(err)
 		}
-		s = m.ctl.waitFor("the adapter to be restarted", 60*time.Second, func(s *status) bool {
+		s = m.ctl.WaitFor(t, "the adapter to be restarted", 60*time.Second, func(s *harness.Status) bool {
 			return len(s.Adapters) == 1 && s.Adapters[0].Running && s.Adapters[0].Restarts > old.Restarts && s.Adapters[0].Pid != old.Pid
 		})
-		m.ctl.waitFor("the mesh to converge again", 60*time.Second, converged(5))
+		m.ctl.WaitFor(t, "the mesh to converge again", 60*time.Second, harness.Converged(5))
 		if err := m.callWeb(ctx); err != nil {
 			t.Errorf("call after the adapter restart: %v", err)
 		}
 	})
 
 	t.Run("with the controller killed, calls keep succeeding, and it resyncs on return", func(t *testing.T) {
-		m.ctl.kill()
+		m.ctl.Kill(t)
 		for i := 0; i < 5; i++ {
 			if err := m.callWeb(ctx); err != nil {
 				t.Fatalf("call %d with the controller down: %v", i, err)
 			}
 		}
-		m.ctl = m.ctl.restart()
-		m.ctl.waitFor("the sidecars to resync with the restarted controller", 90*time.Second, converged(5))
+		m.ctl = m.ctl.Restart()
+		m.ctl.WaitFor(t, "the sidecars to resync with the restarted controller", 90*time.Second, harness.Converged(5))
 		if err := m.callWeb(ctx); err != nil {
 			t.Errorf("call after the controller returned: %v", err)
 		}
 	})
 
 	t.Run("stopping the controller stops every process it started", func(t *testing.T) {
-		pids := instancePids(t, m.ctl.dataDir)
+		pids := instancePids(t, m.ctl.DataDir)
 		if len(pids) == 0 {
 			t.Fatal("found no instance processes in the local adapter's state")
 		}
-		m.ctl.stop()
+		m.ctl.Stop()
 		deadline := time.Now().Add(30 * time.Second)
 		for _, pid := range pids {
 			for pidAlive(pid) && time.Now().Before(deadline) {

@@ -165,13 +165,13 @@ func TestKubernetesMesh(t *testing.T) {
 		// A pod of service api whose sidecar presents web's pod token.
 		thief := m.startPod("api", "api-thief", "web")
 		waitUntil(t, "the controller refusing api-thief's join", 15*time.Second, func() (bool, string) {
-			log := m.controller.out.String()
+			log := m.controller.Out.String()
 			return strings.Contains(log, "join refused") && strings.Contains(log, m.id("api-thief")), "no refusal logged"
 		})
 		if err := getJSON(fmt.Sprintf("http://%s:%d/ready", thief.ip, adminPort), nil); err == nil {
 			t.Error("the sidecar holding another service account's token became ready")
 		}
-		for _, line := range strings.Split(m.controller.out.String(), "\n") {
+		for _, line := range strings.Split(m.controller.Out.String(), "\n") {
 			if strings.Contains(line, "join refused") && strings.Contains(line, m.id("api-thief")) {
 				t.Logf("controller: %s", line)
 				break
@@ -181,7 +181,7 @@ func TestKubernetesMesh(t *testing.T) {
 		// of the wrong account for a pod of api.
 		thief2 := m.startPod("api", "api-thief2", "unbound:web")
 		waitUntil(t, "the controller refusing api-thief2's join", 15*time.Second, func() (bool, string) {
-			for _, line := range strings.Split(m.controller.out.String(), "\n") {
+			for _, line := range strings.Split(m.controller.Out.String(), "\n") {
 				if strings.Contains(line, "join refused") && strings.Contains(line, m.id("api-thief2")) {
 					return strings.Contains(line, "runs as service account api, but the token is of service account web"), line
 				}
@@ -193,8 +193,8 @@ func TestKubernetesMesh(t *testing.T) {
 		}
 		c.SyncEndpoints(ns, "api")
 		for _, p := range []*pod{thief, thief2} {
-			p.sidecar.stop()
-			p.app.stop()
+			p.sidecar.Stop()
+			p.app.Stop()
 		}
 	})
 

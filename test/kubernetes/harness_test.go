@@ -1,121 +1,41 @@
 package kubernetes
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/weftmesh/weft/test/harness"
 	"github.com/weftmesh/weft/test/kubernetes/kubetest"
 )
 
 var binDir string
 
 func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "weft-k8s-e2e-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		binDir = dir
-		for out, pkg := range map[string]string{
-			"weft":          "./cmd/weft",
-			"weft-proxy":    "./cmd/weft-proxy",
-			"weft-demo-app": "./examples/local/demoapp",
-		} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
-			cmd.Dir = "../.."
-			if b, err := cmd.CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, b)
-				return 1
-			}
-		}
-		return m.Run()
-	}())
+	os.Exit(harness.Main(m, harness.MeshBinaries(nil), func(dir string) error { binDir = dir; return nil }))
 }
 
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// processOptions: each process the test starts runs in a process group of
+// its own, killed with the test binary, and stops within 5s of SIGTERM
+// (then the group is killed); a failed test logs its last 30 lines.
+var processOptions = harness.Options{Group: true, Grace: 5 * time.Second, LogTail: 30}
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// process is one process the test started; it is killed at cleanup.
-type process struct {
-	name   string
-	cmd    *exec.Cmd
-	out    *syncBuffer
-	exited chan struct{}
-}
-
-func start(t *testing.T, name string, env []string, bin string, args ...string) *process {
+// start starts one process, with env added to the test's environment.
+func start(t *testing.T, name string, env []string, bin string, args ...string) *harness.Process {
 	t.Helper()
-	p := &process{name: name, out: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("--- %s's output:\n%s", name, tailString(p.out.String(), 30))
-		}
-	})
-	return p
-}
-
-func (p *process) stop() {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.exited
-	}
-}
-
-func tailString(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	o := processOptions
+	o.Env = env
+	return harness.Start(t, name, exec.Command(bin, args...), o)
 }
 
 // waitUntil polls cond every 50ms until it holds or timeout passes, and
@@ -164,7 +84,7 @@ type mesh struct {
 	ns         string
 	ipPrefix   string // 127.X.Y.
 	nextIP     int
-	controller *process
+	controller *harness.Process
 	listen     string
 	admin      string
 	dataDir    string
@@ -175,7 +95,7 @@ type mesh struct {
 type pod struct {
 	name, service, ip string
 	obj               *corev1.Pod
-	app, sidecar      *process
+	app, sidecar      *harness.Process
 }
 
 const (
@@ -183,16 +103,6 @@ const (
 	meshPort  = 15001
 	adminPort = 15000
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // newMesh starts the controller with the kubernetes adapter (on namespace
 // ns) and the local adapter running workloads.
@@ -204,15 +114,15 @@ func newMesh(t *testing.T, c *kubetest.Cluster, ns, policy, workloads string, ip
 	must(t, os.WriteFile(filepath.Join(polDir, "policy.hcl"), []byte(policy), 0o644))
 	wl := filepath.Join(m.dir, "workloads.hcl")
 	must(t, os.WriteFile(wl, []byte(strings.ReplaceAll(workloads, "DEMO_APP", filepath.Join(binDir, "weft-demo-app"))), 0o644))
-	m.listen, m.admin, m.dataDir = freeAddr(t), freeAddr(t), filepath.Join(m.dir, "data")
-	m.controller = start(t, "controller", nil, filepath.Join(binDir, "weft"), "controller",
-		"--data-dir", m.dataDir, "--listen", m.listen, "--admin", m.admin,
-		"--proxy-binary", filepath.Join(binDir, "weft-proxy"), "--policy-poll", "100ms",
+	m.listen, m.admin, m.dataDir = harness.FreeAddr(t), harness.FreeAddr(t), filepath.Join(m.dir, "data")
+	o := harness.WeftController(binDir, m.dataDir, m.listen, m.admin,
 		"--policy-dir", polDir,
 		"--adapter", "kubernetes="+c.Kubeconfig("controller", c.AdminToken),
 		"--adapter-option", "kubernetes.namespace="+ns,
 		"--adapter", "local="+wl,
 		"--adapter-option", "local.first_address="+m.ipPrefix+"200")
+	o.Process = processOptions
+	m.controller = harness.StartController(t, o).Process
 	waitUntil(t, "controller's CA root", 30*time.Second, func() (bool, string) {
 		_, err := os.Stat(filepath.Join(m.dataDir, "ca", "ca.crt"))
 		return err == nil, fmt.Sprint(err)
@@ -287,8 +197,8 @@ func (m *mesh) waitSidecarReady(p *pod) {
 	m.t.Helper()
 	waitUntil(m.t, "sidecar of "+p.name+" ready", 30*time.Second, func() (bool, string) {
 		select {
-		case <-p.sidecar.exited:
-			m.t.Fatalf("sidecar of %s exited:\n%s\ncontroller:\n%s", p.name, p.sidecar.out.String(), tailString(m.controller.out.String(), 30))
+		case <-p.sidecar.Exited():
+			m.t.Fatalf("sidecar of %s exited:\n%s\ncontroller:\n%s", p.name, p.sidecar.Out.String(), harness.Tail(m.controller.Out.String(), 30))
 		default:
 		}
 		err := getJSON(fmt.Sprintf("http://%s:%d/ready", p.ip, adminPort), nil)
@@ -310,8 +220,8 @@ func (m *mesh) deletePod(p *pod) {
 	m.c.DeletePod(m.ns, p.name)
 	m.c.SyncEndpoints(m.ns, p.service)
 	delete(m.pods, p.name)
-	p.sidecar.stop()
-	p.app.stop()
+	p.sidecar.Stop()
+	p.app.Stop()
 }
 
 // sidecarConfig is the part of a sidecar's /config the tests read.

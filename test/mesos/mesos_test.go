@@ -1,7 +1,6 @@
 package mesos
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,188 +12,37 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/weftmesh/weft/test/harness"
 	"github.com/weftmesh/weft/test/mesossim"
 )
 
 var binDir string
 
 func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "weft-mesos-e2e-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
+	os.Exit(harness.Main(m, harness.MeshBinaries(map[string]string{"weft-mesos-framework": "./examples/mesos/framework"}), func(dir string) error {
 		binDir = dir
-		for out, pkg := range map[string]string{
-			"weft":                 "./cmd/weft",
-			"weft-proxy":           "./cmd/weft-proxy",
-			"weft-demo-app":        "./examples/local/demoapp",
-			"weft-mesos-framework": "./examples/mesos/framework",
-		} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
-			cmd.Dir = "../.."
-			if b, err := cmd.CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, b)
-				return 1
-			}
-		}
 		// The simulator's tasks run with this PATH: examples/mesos/apps.json
 		// names weft-demo-app as a user's PATH would have it.
-		os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-		return m.Run()
-	}())
+		return os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}))
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// stopGrace is how long a process has to stop after SIGTERM at cleanup.
+const stopGrace = 30 * time.Second
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// process is a started binary whose output is kept for failure logs.
-type process struct {
-	name   string
-	cmd    *exec.Cmd
-	out    *syncBuffer
-	exited chan struct{}
-}
-
-func startProcess(t *testing.T, name string, args ...string) *process {
+// startProcess starts one of the built binaries, stopped at cleanup.
+func startProcess(t *testing.T, name string, args ...string) *harness.Process {
 	t.Helper()
-	p := &process{name: name, out: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(30 * time.Second):
-			p.cmd.Process.Kill()
-		}
-		if t.Failed() {
-			t.Logf("%s's log:\n%s", name, p.out.String())
-		}
-	})
-	return p
-}
-
-func (p *process) stop(t *testing.T, within time.Duration) {
-	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(within):
-		t.Fatalf("%s did not stop within %v of SIGTERM", p.name, within)
-	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-type status struct {
-	Adapters []struct {
-		Name      string `json:"name"`
-		Running   bool   `json:"running"`
-		LastError string `json:"last_error"`
-	} `json:"adapters"`
-	Instances []struct {
-		ID      string         `json:"id"`
-		Service string         `json:"service"`
-		Address string         `json:"address"`
-		Ports   map[string]int `json:"ports"`
-	} `json:"instances"`
-	Sidecars []struct {
-		Instance     string `json:"instance"`
-		Version      uint64 `json:"version"`
-		AckedVersion uint64 `json:"acked_version"`
-	} `json:"sidecars"`
-}
-
-type controller struct {
-	*process
-	admin, dataDir string
-}
-
-func (c *controller) status() (*status, error) {
-	tok, err := os.ReadFile(filepath.Join(c.dataDir, "admin.token"))
-	if err != nil {
-		return nil, err
-	}
-	req, _ := http.NewRequest("GET", "http://"+c.admin+"/v1/status", nil)
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("status: %s", resp.Status)
-	}
-	var s status
-	return &s, json.NewDecoder(resp.Body).Decode(&s)
-}
-
-// waitFor polls the controller's status, its readiness signal, until cond
-// holds, failing after timeout.
-func (c *controller) waitFor(t *testing.T, what string, timeout time.Duration, cond func(*status) bool) *status {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	var lastStatus *status
-	for time.Now().Before(deadline) {
-		select {
-		case <-c.exited:
-			t.Fatalf("controller exited while waiting for %s", what)
-		case <-time.After(50 * time.Millisecond):
-		}
-		s, err := c.status()
-		if err != nil {
-			last = err
-			continue
-		}
-		lastStatus = s
-		if cond(s) {
-			return s
-		}
-	}
-	b, _ := json.Marshal(lastStatus)
-	t.Fatalf("timed out after %v waiting for %s (last error: %v); last status: %s", timeout, what, last, b)
-	return nil
+	return harness.Start(t, name, exec.Command(filepath.Join(binDir, name), args...), harness.Options{Grace: stopGrace})
 }
 
 // meshOf: want instances per service, all known, and every sidecar has
 // acknowledged its current configuration; excluded IDs are gone.
-func meshOf(want map[string]int, gone ...string) func(*status) bool {
-	return func(s *status) bool {
+func meshOf(want map[string]int, gone ...string) func(*harness.Status) bool {
+	return func(s *harness.Status) bool {
 		got := map[string]int{}
 		for _, in := range s.Instances {
 			got[in.Service]++
@@ -220,33 +68,30 @@ func meshOf(want map[string]int, gone ...string) func(*status) bool {
 					return false
 				}
 			}
-			if sc.Version == 0 || sc.AckedVersion != sc.Version {
-				return false
-			}
 		}
-		return true
+		return s.Acked()
 	}
 }
 
 // gone: the instance is in no snapshot and has no sidecar, and every
 // sidecar left has acknowledged a configuration compiled without it.
-func gone(id string) func(*status) bool {
-	return func(s *status) bool {
+func gone(id string) func(*harness.Status) bool {
+	return func(s *harness.Status) bool {
 		for _, in := range s.Instances {
 			if in.ID == id {
 				return false
 			}
 		}
 		for _, sc := range s.Sidecars {
-			if sc.Instance == id || sc.Version == 0 || sc.AckedVersion != sc.Version {
+			if sc.Instance == id {
 				return false
 			}
 		}
-		return true
+		return s.Acked()
 	}
 }
 
-func instancesOf(s *status, service string) []string {
+func instancesOf(s *harness.Status, service string) []string {
 	var out []string
 	for _, in := range s.Instances {
 		if in.Service == service {
@@ -258,7 +103,7 @@ func instancesOf(s *status, service string) []string {
 
 // callAPI asks the frontend's app to call the api through its sidecar;
 // the api answers with its caller's identity, as its sidecar verified it.
-func callAPI(s *status) (int, string, error) {
+func callAPI(s *harness.Status) (int, string, error) {
 	for _, in := range s.Instances {
 		if in.Service != "frontend" {
 			continue
@@ -278,9 +123,9 @@ func callAPI(s *status) (int, string, error) {
 	return 0, "", fmt.Errorf("no frontend instance")
 }
 
-func mustCall(t *testing.T, c *controller, what string) {
+func mustCall(t *testing.T, c *harness.Controller, what string) {
 	t.Helper()
-	s, err := c.status()
+	s, err := c.Status()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,14 +163,16 @@ func TestMesosMesh(t *testing.T) {
 	// The example's own policy and apps.
 	policyDir, apps, dataDir := filepath.Join("..", "..", "examples", "mesos", "policy"),
 		filepath.Join("..", "..", "examples", "mesos", "apps.json"), filepath.Join(dir, "data")
-	listen, admin := freeAddr(t), freeAddr(t)
+	listen, admin := harness.FreeAddr(t), harness.FreeAddr(t)
 	// Only the first master is named: the adapter finds the leader by
 	// following redirects.
-	ctl := &controller{admin: admin, dataDir: dataDir, process: startProcess(t, "weft", "controller",
-		"--data-dir", dataDir, "--listen", listen, "--admin", admin, "--policy-dir", policyDir,
-		"--adapter", "mesos="+sim.URLs()[0],
-		"--adapter-option", "mesos.user=weft", "--adapter-option", "mesos.password_file="+pwFile)}
-	ctl.waitFor(t, "the controller and its mesos adapter", 30*time.Second, func(s *status) bool {
+	ctl := harness.StartController(t, harness.ControllerOptions{
+		Binary: filepath.Join(binDir, "weft"), DataDir: dataDir, Listen: listen, Admin: admin,
+		Args: []string{"--policy-dir", policyDir,
+			"--adapter", "mesos=" + sim.URLs()[0],
+			"--adapter-option", "mesos.user=weft", "--adapter-option", "mesos.password_file=" + pwFile},
+		Process: harness.Options{Grace: stopGrace}})
+	ctl.WaitFor(t, "the controller and its mesos adapter", 30*time.Second, func(s *harness.Status) bool {
 		return len(s.Adapters) == 1 && s.Adapters[0].Running
 	})
 
@@ -336,7 +183,7 @@ func TestMesosMesh(t *testing.T) {
 		"--mesos-user", "weft", "--mesos-password-file", pwFile)
 
 	want := map[string]int{"frontend": 1, "api": 2}
-	s := ctl.waitFor(t, "frontend and two api instances with their sidecars", 60*time.Second, meshOf(want))
+	s := ctl.WaitFor(t, "frontend and two api instances with their sidecars", 60*time.Second, meshOf(want))
 	mustCall(t, ctl, "after the first deployment")
 
 	// Each instance is a task group on its own loopback address.
@@ -356,12 +203,12 @@ func TestMesosMesh(t *testing.T) {
 	}
 	// (The framework may have replaced it already: the replacement is
 	// not waited for here.)
-	ctl.waitFor(t, "the crashed task gone from every sidecar", 2*time.Second, gone(victim))
+	ctl.WaitFor(t, "the crashed task gone from every sidecar", 2*time.Second, gone(victim))
 	t.Logf("crashed task %s left every sidecar after %v", victim, time.Since(crashed).Round(time.Millisecond))
 	mustCall(t, ctl, "with one api instance left")
 
 	// The framework replaces it.
-	s = ctl.waitFor(t, "the framework's replacement", 30*time.Second, meshOf(want, victim))
+	s = ctl.WaitFor(t, "the framework's replacement", 30*time.Second, meshOf(want, victim))
 	mustCall(t, ctl, "after the replacement")
 
 	// A failover: the adapter and the framework follow the new leader;
@@ -374,12 +221,12 @@ func TestMesosMesh(t *testing.T) {
 	if err := sim.CrashTask(victim); err != nil {
 		t.Fatal(err)
 	}
-	ctl.waitFor(t, "a replacement launched through the new leader", 30*time.Second, meshOf(want, victim))
+	ctl.WaitFor(t, "a replacement launched through the new leader", 30*time.Second, meshOf(want, victim))
 	mustCall(t, ctl, "after the failover")
 
 	// Stopping the framework stops its tasks, and they leave the mesh.
-	fw.stop(t, 30*time.Second)
-	ctl.waitFor(t, "every instance gone", 30*time.Second, meshOf(map[string]int{}))
+	fw.StopWithin(t, 30*time.Second)
+	ctl.WaitFor(t, "every instance gone", 30*time.Second, meshOf(map[string]int{}))
 	if n := len(sim.Tasks()); n != 0 {
 		t.Fatalf("%d tasks still active after the framework stopped: %+v", n, sim.Tasks())
 	}

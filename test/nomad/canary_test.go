@@ -10,13 +10,14 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/weftmesh/weft/test/harness"
 	"github.com/weftmesh/weft/test/nomad/nomadtest"
 )
 
 // meshEnv is a Nomad agent with a controller running the nomad adapter.
 type meshEnv struct {
 	agent     *nomadtest.Agent
-	ctl       *controller
+	ctl       *harness.Controller
 	listen    string
 	roots     string
 	policyDir string
@@ -29,8 +30,8 @@ func startMesh(t *testing.T, policy string) *meshEnv {
 	e.policyDir = filepath.Join(dir, "policy")
 	os.MkdirAll(e.policyDir, 0o755)
 	e.setPolicy(t, policy)
-	e.listen = freeAddr(t)
-	e.ctl = startController(t, filepath.Join(dir, "weft"), e.listen, freeAddr(t),
+	e.listen = harness.FreeAddr(t)
+	e.ctl = startController(t, filepath.Join(dir, "weft"), e.listen, harness.FreeAddr(t),
 		"--policy-dir", e.policyDir, "--adapter", "nomad="+e.agent.Addr,
 		"--adapter-option", "nomad.token_file="+e.agent.TokenFile(t))
 	e.roots = filepath.Join(dir, "weft", "ca", "ca.crt")
@@ -102,7 +103,7 @@ func TestCanarySplit(t *testing.T) {
 	v1 := e.agent.Running(t, "default", "api", 2, 2*time.Minute)
 	front := e.agent.Running(t, "default", "frontend", 1, 2*time.Minute)[0]
 	frontApp := fmt.Sprintf("127.0.0.1:%d", port(front, "app"))
-	e.ctl.waitFor("the v1 mesh", time.Minute, converged(3))
+	e.ctl.WaitFor(t, "the v1 mesh", time.Minute, converged(3))
 	waitDeployment(t, c, "api", "successful")
 
 	// v2: Nomad places one canary beside the two v1 allocations.
@@ -123,7 +124,7 @@ func TestCanarySplit(t *testing.T) {
 		}
 		return nil
 	})
-	e.ctl.waitFor("the canary's sidecar", time.Minute, converged(4))
+	e.ctl.WaitFor(t, "the canary's sidecar", time.Minute, converged(4))
 
 	const calls = 200
 	byCanary := 0
@@ -178,7 +179,7 @@ func TestCanarySplit(t *testing.T) {
 		}
 		want[a.ID+"/api"] = true
 	}
-	e.ctl.waitFor("the promoted mesh", time.Minute, converged(3))
+	e.ctl.WaitFor(t, "the promoted mesh", time.Minute, converged(3))
 	poll(t, "every call answered by the new version", 30*time.Second, func() error {
 		for i := 0; i < 20; i++ {
 			r, err := call(frontApp)

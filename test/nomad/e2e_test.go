@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/weftmesh/weft/test/harness"
 	"github.com/weftmesh/weft/test/nomad/nomadtest"
 )
 
@@ -225,8 +226,8 @@ func TestNomadMesh(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(policyDir, "mesh.hcl"), []byte(policy), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	listen := freeAddr(t)
-	ctl := startController(t, filepath.Join(dir, "weft"), listen, freeAddr(t),
+	listen := harness.FreeAddr(t)
+	ctl := startController(t, filepath.Join(dir, "weft"), listen, harness.FreeAddr(t),
 		"--policy-dir", policyDir, "--adapter", "nomad="+agent.Addr,
 		"--adapter-option", "nomad.token_file="+agent.TokenFile(t))
 	roots := filepath.Join(dir, "weft", "ca", "ca.crt")
@@ -238,7 +239,7 @@ func TestNomadMesh(t *testing.T) {
 	front := agent.Running(t, "default", "frontend", 1, 2*time.Minute)[0]
 	frontApp := fmt.Sprintf("127.0.0.1:%d", port(front, "app"))
 	frontAdmin := fmt.Sprintf("127.0.0.1:%d", port(front, "admin"))
-	ctl.waitFor("three instances with sidecars that acknowledged their config", time.Minute, converged(3))
+	ctl.WaitFor(t, "three instances with sidecars that acknowledged their config", time.Minute, converged(3))
 
 	t.Run("traffic flows over mTLS", func(t *testing.T) {
 		var r *callResult
@@ -321,15 +322,15 @@ func TestNomadMesh(t *testing.T) {
 		})
 		// Nomad replaces it; the replacement joins and serves.
 		apis = agent.Running(t, "default", "api", 2, 2*time.Minute)
-		ctl.waitFor("the replacement's sidecar", time.Minute, converged(3))
+		ctl.WaitFor(t, "the replacement's sidecar", time.Minute, converged(3))
 		if _, err := call(frontApp); err != nil {
 			t.Errorf("frontend -> api after the replacement: %v", err)
 		}
 	})
 
 	t.Run("the controller restarts and resyncs from Nomad", func(t *testing.T) {
-		ctl = ctl.restart()
-		s := ctl.waitFor("every instance back from Nomad, every sidecar reconnected", time.Minute, converged(3))
+		ctl = ctl.Restart()
+		s := ctl.WaitFor(t, "every instance back from Nomad, every sidecar reconnected", time.Minute, converged(3))
 		var ids []string
 		for _, in := range s.Instances {
 			ids = append(ids, in.ID)
@@ -360,10 +361,10 @@ func TestNomadMesh(t *testing.T) {
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				cmd := exec.Command(filepath.Join(binDir, "weft-proxy"), "--instance", tt.instance,
-					"--controller", listen, "--trust-bundle", roots, "--admin", freeAddr(t),
+					"--controller", listen, "--trust-bundle", roots, "--admin", harness.FreeAddr(t),
 					"--credential-adapter", "nomad", "--credential-env", "STOLEN")
 				cmd.Env = append(os.Environ(), "STOLEN="+tt.cred)
-				out := &syncBuffer{}
+				out := &harness.SyncBuffer{}
 				cmd.Stdout, cmd.Stderr = out, out
 				if err := cmd.Start(); err != nil {
 					t.Fatal(err)

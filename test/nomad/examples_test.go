@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/weftmesh/weft/test/harness"
 	"github.com/weftmesh/weft/test/nomad/nomadtest"
 )
 
@@ -36,8 +37,8 @@ func TestExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	dataDir := filepath.Join(t.TempDir(), "weft")
-	listen, admin := freeAddr(t), freeAddr(t)
-	httpPort := strings.TrimPrefix(freeAddr(t), "127.0.0.1:")
+	listen, admin := harness.FreeAddr(t), harness.FreeAddr(t)
+	httpPort := strings.TrimPrefix(harness.FreeAddr(t), "127.0.0.1:")
 
 	// README: nomad var put nomad/jobs/weft-controller token=$NOMAD_TOKEN
 	if _, _, err := c.Variables().Create(&api.Variable{Namespace: "default", Path: "nomad/jobs/weft-controller",
@@ -49,8 +50,8 @@ func TestExamples(t *testing.T) {
 		"weft_bin": binDir, "policy_dir": filepath.Join(examples, "policy"), "data_dir": dataDir,
 		"nomad_addr": agent.Addr, "listen": listen, "admin": admin,
 	})
-	ctl := &controller{t: t, exited: make(chan struct{}), dataDir: dataDir, admin: admin}
-	ctl.waitFor("the controller job's admin API", 2*time.Minute, func(*status) bool { return true })
+	ctl := harness.Remote(admin, dataDir)
+	ctl.WaitFor(t, "the controller job's admin API", 2*time.Minute, func(*harness.Status) bool { return true })
 	roots := filepath.Join(dataDir, "ca", "ca.crt")
 	runExample(t, c, filepath.Join(examples, "api.nomad.hcl"), map[string]string{
 		"weft_bin": binDir, "controller": listen, "trust_bundle": roots,
@@ -72,7 +73,7 @@ func TestExamples(t *testing.T) {
 	for job, n := range map[string]int{"weft-controller": 1, "api": 2, "store": 1, "frontend": 1} {
 		agent.Running(t, "default", job, n, 2*time.Minute)
 	}
-	ctl.waitFor("four meshed instances with their sidecars", 2*time.Minute, converged(4))
+	ctl.WaitFor(t, "four meshed instances with their sidecars", 2*time.Minute, converged(4))
 
 	// README: curl http://127.0.0.1:8080/call/api/call/store
 	var chain map[string]any

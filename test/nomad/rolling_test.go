@@ -35,7 +35,7 @@ func TestRollingUpdateLosesNothing(t *testing.T) {
 	e.agent.Running(t, "default", "api", 2, 2*time.Minute)
 	front := e.agent.Running(t, "default", "frontend", 1, 2*time.Minute)[0]
 	frontApp := fmt.Sprintf("127.0.0.1:%d", port(front, "app"))
-	e.ctl.waitFor("the mesh", time.Minute, converged(3))
+	e.ctl.WaitFor(t, "the mesh", time.Minute, converged(3))
 	waitDeployment(t, c, "api", "successful")
 
 	steps := []struct {
@@ -75,7 +75,7 @@ func TestRollingUpdateLosesNothing(t *testing.T) {
 			e.agent.Run(t, step.job)
 			waitDeployment(t, c, "api", "successful")
 			e.agent.Running(t, "default", "api", step.count, 2*time.Minute)
-			e.ctl.waitFor("the mesh after the change", time.Minute, converged(step.count+1))
+			e.ctl.WaitFor(t, "the mesh after the change", time.Minute, converged(step.count+1))
 			close(stop)
 			wg.Wait()
 			t.Logf("%s: %d calls, %d failed", step.name, ok.Load()+failed.Load(), failed.Load())

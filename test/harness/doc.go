@@ -1,0 +1,22 @@
+// Package harness is the shared machinery of Weft's end-to-end tests
+// (test/e2e, test/nomad, test/mesos, test/kubernetes): it builds the
+// binaries, starts and stops processes, and reads the controller's admin API.
+//
+// Entry points:
+//
+//   - Main, the body of a TestMain: BuildBinaries `go build`s the named
+//     packages of the module (MeshBinaries: weft, weft-proxy, weft-demo-app
+//     and extras) into a temporary directory, removed after the tests.
+//   - FreeAddr: a free 127.0.0.1 port.
+//   - Start: a started binary (Process) whose output (Out, a SyncBuffer) is
+//     kept, stopped at the test's cleanup and logged when the test failed;
+//     Options choose the stop signal, the grace before SIGKILL, a process
+//     group of its own, extra environment.
+//   - StartController: a `weft controller` (Controller, a Process with its
+//     Admin, Listen and DataDir addresses), its flags from ControllerOptions
+//     (WeftController: the usual ones); Restart runs it again; Remote names
+//     one the test did not start.
+//   - Controller.Status reads GET /v1/status (Status) with the admin token
+//     from DataDir; Controller.WaitFor polls it, within a bound, until a
+//     condition holds; Converged(n) is the usual condition.
+package harness
