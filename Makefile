@@ -30,7 +30,7 @@ fuzz:
 lint:
 	@echo "gofmt"; out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@./scripts/check-deps.sh
+	@./test/tools/check-deps.sh
 
 # Nomad 1.6.1, the last MPL-2.0 release (never a later one), for the Nomad
 # tests: built once per machine from test/tools/nomad into a cache outside

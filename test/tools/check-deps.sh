@@ -3,7 +3,7 @@
 # core/ imports none of hcl/, adapters/, plugins/ (directly or not), and the
 # sidecar binary links no scheduler client, plugin or HCL library.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 mod=github.com/weftmesh/weft
 fail=0
 # go list failing (a package that does not build) fails the check too.
