@@ -21,9 +21,14 @@ const UpstreamPortPrefix = "upstream:"
 func Compile(p *policy.Policy, entries []registry.Entry) map[string]*meshapi.ProxyConfig {
 	td := p.Mesh.TrustDomain
 	out := make(map[string]*meshapi.ProxyConfig, len(entries))
+	idx := newEndpointIndex(entries)
+	authzOf := map[string]*meshapi.Authz{}
 	for _, e := range entries {
 		in := e.Instance
 		svc := serviceOf(p, in.Service)
+		if _, ok := authzOf[in.Service]; !ok {
+			authzOf[in.Service] = authz(p, in.Service)
+		}
 		cfg := &meshapi.ProxyConfig{
 			InstanceId:  in.ID,
 			Service:     in.Service,
@@ -37,7 +42,7 @@ func Compile(p *policy.Policy, entries []registry.Entry) map[string]*meshapi.Pro
 				AppAddress:  in.Address,
 				AppPort:     uint32(in.Ports[model.PortApp]),
 				Protocol:    protocol(svc.Protocol),
-				Authz:       authz(p, in.Service),
+				Authz:       authzOf[in.Service],
 				RateLimits:  rateLimits(svc.RateLimits),
 			},
 		}
@@ -58,8 +63,8 @@ func Compile(p *policy.Policy, entries []registry.Entry) map[string]*meshapi.Pro
 				LocalPort:   uint32(localPort),
 				Protocol:    protocol(dst.Protocol),
 				Lb:          lb(u.LB),
-				Endpoints:   endpoints(entries, dst, nsOr(dst.Namespace)),
-				Routes:      routes(p, entries, dst.Routes, in.Service),
+				Endpoints:   idx.endpoints(dst, nsOr(dst.Namespace)),
+				Routes:      routes(p, idx, dst.Routes, in.Service),
 				Timeouts:    timeouts(dst.Timeouts),
 				Hash:        hashPolicy(u.Hash),
 			})
@@ -100,11 +105,36 @@ func nsOr(ns string) string {
 	return ns
 }
 
-func endpoints(entries []registry.Entry, svc policy.Service, ns string) []*meshapi.Endpoint {
-	var eps []*meshapi.Endpoint
+// endpointIndex groups the instances by service and namespace once per
+// Compile, and builds each upstream service's endpoint list once: every
+// caller of a service shares it (nothing mutates a compiled config), so a
+// compilation costs instances x upstreams, not instances x upstreams x
+// instances.
+type endpointIndex struct {
+	groups map[string][]registry.Entry
+	built  map[string][]*meshapi.Endpoint
+}
+
+func newEndpointIndex(entries []registry.Entry) *endpointIndex {
+	idx := &endpointIndex{groups: map[string][]registry.Entry{}, built: map[string][]*meshapi.Endpoint{}}
 	for _, e := range entries {
+		k := e.Instance.NS() + "/" + e.Instance.Service
+		idx.groups[k] = append(idx.groups[k], e)
+	}
+	return idx
+}
+
+// endpoints returns the instances of svc in namespace ns that are not
+// critical, sorted by instance ID, with the subsets each belongs to.
+func (idx *endpointIndex) endpoints(svc policy.Service, ns string) []*meshapi.Endpoint {
+	k := ns + "/" + svc.Name
+	if eps, ok := idx.built[k]; ok {
+		return eps
+	}
+	var eps []*meshapi.Endpoint
+	for _, e := range idx.groups[k] {
 		in := e.Instance
-		if in.Service != svc.Name || in.NS() != ns || in.Health == model.HealthCritical {
+		if in.Health == model.HealthCritical {
 			continue
 		}
 		ep := &meshapi.Endpoint{
@@ -121,6 +151,7 @@ func endpoints(entries []registry.Entry, svc policy.Service, ns string) []*mesha
 		eps = append(eps, ep)
 	}
 	sort.Slice(eps, func(i, j int) bool { return eps[i].InstanceId < eps[j].InstanceId })
+	idx.built[k] = eps
 	return eps
 }
 

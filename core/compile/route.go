@@ -9,12 +9,11 @@ import (
 
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/policy"
-	"github.com/weftmesh/weft/core/registry"
 	"github.com/weftmesh/weft/core/spiffe"
 )
 
 // routes compiles a destination service's routes for one calling service.
-func routes(p *policy.Policy, entries []registry.Entry, rs []policy.Route, caller string) []*meshapi.Route {
+func routes(p *policy.Policy, idx *endpointIndex, rs []policy.Route, caller string) []*meshapi.Route {
 	var out []*meshapi.Route
 	for _, r := range rs {
 		mr := &meshapi.Route{
@@ -35,7 +34,7 @@ func routes(p *policy.Policy, entries []registry.Entry, rs []policy.Route, calle
 				Service:   m.Service,
 				SpiffeId:  spiffe.ID(p.Mesh.TrustDomain, nsOr(ms.Namespace), m.Service),
 				Percent:   uint32(m.Percent),
-				Endpoints: endpoints(entries, ms, nsOr(ms.Namespace)),
+				Endpoints: idx.endpoints(ms, nsOr(ms.Namespace)),
 			}
 		}
 		for _, m := range r.Matches {
