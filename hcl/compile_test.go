@@ -15,18 +15,19 @@ import (
 	"github.com/weftmesh/weft/core/registry"
 )
 
-// TestCompileGolden compiles each testdata/compile/<name>.hcl against the
-// instances in <name>.instances.json and compares every instance's proxy
-// config with <name>.golden (run with -update to rewrite it).
+// TestCompileGolden compiles the valid policy testdata/valid/<name>.hcl
+// against the instances in testdata/compile/<name>.instances.json and
+// compares every instance's proxy config with testdata/compile/<name>.golden
+// (run with -update to rewrite it).
 func TestCompileGolden(t *testing.T) {
-	paths, err := filepath.Glob("testdata/compile/*.hcl")
+	paths, err := filepath.Glob("testdata/compile/*.instances.json")
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no fixtures in testdata/compile: %v", err)
 	}
 	for _, path := range paths {
-		base := strings.TrimSuffix(path, ".hcl")
+		base := strings.TrimSuffix(path, ".instances.json")
 		t.Run(filepath.Base(base), func(t *testing.T) {
-			p, diags, _ := Load(path)
+			p, diags, _ := Load(filepath.Join("testdata", "valid", filepath.Base(base)+".hcl"))
 			if diags.HasErrors() {
 				t.Fatal(diags)
 			}

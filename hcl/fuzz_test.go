@@ -10,7 +10,7 @@ import (
 // return a policy exactly when there is no error, and every error must
 // point at the file.
 func FuzzLoad(f *testing.F) {
-	for _, dir := range []string{"testdata/valid", "testdata/invalid", "testdata/compile"} {
+	for _, dir := range []string{"testdata/valid", "testdata/invalid"} {
 		paths, _ := filepath.Glob(filepath.Join(dir, "*.hcl"))
 		for _, p := range paths {
 			if src, err := os.ReadFile(p); err == nil {
