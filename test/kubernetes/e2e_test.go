@@ -10,38 +10,19 @@ import (
 	"github.com/weftmesh/weft/test/kubernetes/kubetest"
 )
 
-const policy = `
-mesh {
-  trust_domain   = "weft.test"
-  default_action = "deny"
+// The e2e mesh runs the example's own policy (web -> api -> store, default
+// deny), so the example is proven along with the adapter.
+func examplePolicy(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../examples/kubernetes/policy/policy.hcl")
+	if err != nil {
+		t.Fatalf("reading the example policy: %v", err)
+	}
+	return string(b)
 }
 
-service "web" {
-  protocol = "http"
-  upstream "api" {
-    local_port = 9001
-  }
-}
-
-service "api" {
-  protocol = "http"
-  upstream "store" {
-    local_port = 9002
-  }
-}
-
-service "store" {
-  protocol = "http"
-}
-
-intention "web" "api" {
-  action = "allow"
-}
-
-intention "api" "store" {
-  action = "allow"
-}
-`
+// trustDomain is the example policy's.
+const trustDomain = "weft.example"
 
 // store runs outside Kubernetes, under the local adapter.
 const workloads = `
@@ -62,7 +43,7 @@ func TestKubernetesMesh(t *testing.T) {
 	c.Namespace(ns, "web", "api")
 	c.CreateService(ns, "web", map[string]string{"app": "web"}, appPort)
 	c.CreateService(ns, "api", map[string]string{"app": "api"}, appPort)
-	m := newMesh(t, c, ns, policy, workloads, 1)
+	m := newMesh(t, c, ns, examplePolicy(t), workloads, 1)
 
 	web := m.runPod("web", "web-0")
 	api0 := m.runPod("api", "api-0")
@@ -83,7 +64,7 @@ func TestKubernetesMesh(t *testing.T) {
 				t.Fatalf("web -> api: %v", err)
 			}
 			resp, _ := out["response"].(map[string]any)
-			if caller, _ := resp["caller"].(string); caller != "spiffe://weft.test/ns/default/svc/web" {
+			if caller, _ := resp["caller"].(string); caller != "spiffe://"+trustDomain+"/ns/default/svc/web" {
 				t.Fatalf("api saw caller %q, want web's SPIFFE ID (verified over mTLS); answer %v", caller, out)
 			}
 			inst, _ := resp["instance"].(string)
@@ -105,7 +86,7 @@ func TestKubernetesMesh(t *testing.T) {
 		}
 		inner, _ := out["response"].(map[string]any)
 		store, _ := inner["response"].(map[string]any)
-		if store["service"] != "store" || store["caller"] != "spiffe://weft.test/ns/default/svc/api" {
+		if store["service"] != "store" || store["caller"] != "spiffe://"+trustDomain+"/ns/default/svc/api" {
 			t.Errorf("store answered %v, want service store called by api's identity", store)
 		}
 	})
