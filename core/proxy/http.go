@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -143,3 +144,18 @@ func (b *guardedBody) Read(p []byte) (int, error) {
 	b.g.touch()
 	return n, err
 }
+
+// copyBuffers lends the reverse proxies their body-copy buffers; without
+// it each request allocates 32 KiB, and the garbage collector pays for it.
+var copyBuffers = &bufferPool{}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }

@@ -31,6 +31,7 @@ type inbound struct {
 	http *httpServer
 	rp   *httputil.ReverseProxy
 	app  *http.Transport
+	h1   *h1pool // PROTOCOL_HTTP: to the app, falling back to app
 }
 
 // inboundState is what a config change swaps into a running inbound
@@ -81,10 +82,19 @@ func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
 	}
 	in.tls = p.serverTLS([]string{"h2", "http/1.1"})
 	in.app = appTransport(sp.proto, p.opts.DialTimeout)
+	var toApp http.RoundTripper = in.app
+	if sp.proto == meshapi.Protocol_PROTOCOL_HTTP {
+		d := &net.Dialer{Timeout: p.opts.DialTimeout}
+		in.h1 = newH1Pool(func(ctx context.Context, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", addr)
+		}, in.app, 64, 90*time.Second)
+		toApp = in.h1
+	}
 	in.rp = &httputil.ReverseProxy{
 		Rewrite:        in.rewrite,
-		Transport:      in.app,
-		FlushInterval:  -1,
+		Transport:      toApp,
+		FlushInterval:  0, // at once for bodies of unknown length (streams, gRPC)
+		BufferPool:     copyBuffers,
 		ModifyResponse: grpcTrailersOnly,
 		ErrorHandler:   in.proxyError,
 		ErrorLog:       p.log,
@@ -382,5 +392,8 @@ func (in *inbound) shutdown(ctx context.Context) {
 	}
 	if in.app != nil {
 		in.app.CloseIdleConnections()
+	}
+	if in.h1 != nil {
+		in.h1.close()
 	}
 }

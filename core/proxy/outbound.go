@@ -36,11 +36,14 @@ type outbound struct {
 	conns connSet
 	tls   *tls.Config // TCP: no ALPN
 	// HTTP protocols only:
-	http   *httpServer
-	rp     *httputil.ReverseProxy
-	mesh   *http.Transport // pooled HTTP/2 over mTLS to upstream sidecars
-	mesh1  *http.Transport // HTTP/1.1 over mTLS, for upgrades (WebSocket)
-	idle   time.Duration   // as configured; 0: the defaults
+	http  *httpServer
+	rp    *httputil.ReverseProxy
+	mesh  *http.Transport // pooled HTTP/2 over mTLS to upstream sidecars
+	mesh1 *http.Transport // HTTP/1.1 over mTLS, for upgrades (WebSocket)
+	// h1 carries PROTOCOL_HTTP upstreams' requests as HTTP/1.1 over mTLS
+	// (nil for HTTP2 and GRPC, which go over mesh).
+	h1     *h1pool
+	idle   time.Duration // as configured; 0: the defaults
 	mirror *mirrors
 }
 
@@ -105,15 +108,21 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return dialMesh(ctx, addr, h1, o.st.Load().connect)
 		},
-		MaxIdleConnsPerHost: 2,
+		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
+	}
+	if sp.proto == meshapi.Protocol_PROTOCOL_HTTP {
+		o.h1 = newH1Pool(func(ctx context.Context, addr string) (net.Conn, error) {
+			return dialMesh(ctx, addr, h1, o.st.Load().connect)
+		}, o.mesh1, 128, idleOr(sp.up.GetTimeouts().GetIdle().AsDuration(), 90*time.Second))
 	}
 	o.mirror = &mirrors{p: p, slots: make(chan struct{}, maxMirrors)}
 	o.rp = &httputil.ReverseProxy{
 		Rewrite:        o.rewrite,
 		Transport:      roundTripFunc(o.roundTrip),
-		FlushInterval:  -1,
+		FlushInterval:  0, // at once for bodies of unknown length (streams, gRPC)
+		BufferPool:     copyBuffers,
 		ModifyResponse: o.modifyResponse,
 		ErrorHandler:   o.proxyError,
 		ErrorLog:       p.log,
@@ -175,6 +184,10 @@ func (o *outbound) update(sp spec) {
 	if old != nil && old.wantID != st.wantID && o.mesh != nil {
 		// Pooled connections were verified against the old identity.
 		o.mesh.CloseIdleConnections()
+		o.mesh1.CloseIdleConnections()
+		if o.h1 != nil {
+			o.h1.closeIdle()
+		}
 	}
 }
 
@@ -579,8 +592,11 @@ func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 		if rp != nil && rp.perTry > 0 {
 			timer = time.AfterFunc(rp.perTry, func() { expired.Store(true); cancel() })
 		}
-		tr := o.mesh
-		if isUpgrade(req) {
+		var tr http.RoundTripper = o.mesh
+		switch {
+		case o.h1 != nil:
+			tr = o.h1 // it hands upgrades and streaming bodies to mesh1
+		case isUpgrade(req):
 			tr = o.mesh1
 		}
 		resp, err := tr.RoundTrip(out.WithContext(ctx))
@@ -724,6 +740,9 @@ func (o *outbound) shutdown(ctx context.Context) {
 	if o.mesh != nil {
 		o.mesh.CloseIdleConnections()
 		o.mesh1.CloseIdleConnections()
+	}
+	if o.h1 != nil {
+		o.h1.close()
 	}
 	if o.mirror != nil {
 		o.mirror.close()
