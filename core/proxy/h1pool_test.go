@@ -1,0 +1,312 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// rawServer answers each connection's requests with the given raw
+// responses, one per request, then closes the connection. It counts the
+// connections it accepted and says on closed when it has closed one.
+type rawServer struct {
+	ln       net.Listener
+	accepted atomic.Int32
+	closed   chan struct{}
+}
+
+func startRawServer(t *testing.T, responses ...string) *rawServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rawServer{ln: ln, closed: make(chan struct{}, 16)}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.accepted.Add(1)
+			go func() {
+				br := bufio.NewReader(c)
+				for _, resp := range responses {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						break
+					}
+					io.Copy(io.Discard, req.Body)
+					c.Write([]byte(resp))
+				}
+				c.Close()
+				s.closed <- struct{}{}
+			}()
+		}
+	}()
+	return s
+}
+
+func (s *rawServer) addr() string { return s.ln.Addr().String() }
+
+// waitClosed waits until the server has closed a connection.
+func (s *rawServer) waitClosed(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server did not close its connection")
+	}
+}
+
+func testPool(fallback http.RoundTripper) *h1pool {
+	d := &net.Dialer{Timeout: time.Second}
+	return newH1Pool(func(ctx context.Context, addr string) (net.Conn, error) {
+		return d.DialContext(ctx, "tcp", addr)
+	}, fallback, 4, time.Minute)
+}
+
+const okResponse = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+func get(t *testing.T, p *h1pool, method, addr string, body io.Reader) (string, error) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+addr+"/x", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := p.RoundTrip(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.Status + " " + string(b), err
+}
+
+func (p *h1pool) idleCount(addr string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle[addr])
+}
+
+// failingRoundTripper records that it was asked.
+type recordingRoundTripper struct{ calls atomic.Int32 }
+
+func (r *recordingRoundTripper) RoundTrip(*http.Request) (*http.Response, error) {
+	r.calls.Add(1)
+	return nil, errors.New("fallback called")
+}
+
+func TestH1PoolReusesConnections(t *testing.T) {
+	s := startRawServer(t, okResponse, okResponse, okResponse, okResponse, okResponse)
+	p := testPool(&recordingRoundTripper{})
+	defer p.close()
+	for i := range 5 {
+		body := io.Reader(nil)
+		method := http.MethodGet
+		if i%2 == 1 {
+			method, body = http.MethodPost, strings.NewReader("hello")
+		}
+		got, err := get(t, p, method, s.addr(), body)
+		if err != nil || got != "200 OK ok" {
+			t.Fatalf("request %d: %q, %v", i, got, err)
+		}
+	}
+	if n := s.accepted.Load(); n != 1 {
+		t.Errorf("5 requests took %d connections, want 1", n)
+	}
+	if n := p.idleCount(s.addr()); n != 1 {
+		t.Errorf("%d idle connections after the last response, want 1", n)
+	}
+}
+
+func TestH1PoolResendsBodilessRequestOnStaleConnection(t *testing.T) {
+	s := startRawServer(t, okResponse) // one request per connection, then close
+	p := testPool(&recordingRoundTripper{})
+	defer p.close()
+	if got, err := get(t, p, http.MethodGet, s.addr(), nil); err != nil || got != "200 OK ok" {
+		t.Fatalf("first request: %q, %v", got, err)
+	}
+	s.waitClosed(t)
+	// The pooled connection is younger than probeAfter, so it is used
+	// without a look and found dead by the request itself.
+	if got, err := get(t, p, http.MethodGet, s.addr(), nil); err != nil || got != "200 OK ok" {
+		t.Fatalf("request on the stale connection: %q, %v", got, err)
+	}
+	if n := s.accepted.Load(); n != 2 {
+		t.Errorf("accepted %d connections, want 2 (the stale one and a new one)", n)
+	}
+}
+
+func TestH1PoolProbesLongIdleConnections(t *testing.T) {
+	s := startRawServer(t, okResponse)
+	p := testPool(&recordingRoundTripper{})
+	defer p.close()
+	if got, err := get(t, p, http.MethodGet, s.addr(), nil); err != nil || got != "200 OK ok" {
+		t.Fatalf("first request: %q, %v", got, err)
+	}
+	s.waitClosed(t)
+	p.mu.Lock()
+	p.idle[s.addr()][0].idleFrom = time.Now().Add(-2 * probeAfter)
+	p.mu.Unlock()
+	// A request with a body is not sent twice; the look before use finds
+	// the connection closed, so it goes on a new one.
+	if got, err := get(t, p, http.MethodPost, s.addr(), strings.NewReader("payload")); err != nil || got != "200 OK ok" {
+		t.Fatalf("request after a long idle: %q, %v", got, err)
+	}
+}
+
+func TestH1PoolDoesNotResendRequestWithBody(t *testing.T) {
+	s := startRawServer(t, okResponse)
+	p := testPool(&recordingRoundTripper{})
+	defer p.close()
+	if _, err := get(t, p, http.MethodGet, s.addr(), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.waitClosed(t)
+	_, err := get(t, p, http.MethodPost, s.addr(), strings.NewReader("payload"))
+	if !errors.Is(err, errStale) {
+		t.Fatalf("a request with a body on a stale connection: err = %v, want errStale (the body is gone, it must not be resent)", err)
+	}
+	if n := s.accepted.Load(); n != 1 {
+		t.Errorf("accepted %d connections, want 1", n)
+	}
+}
+
+func TestH1PoolHonoursConnectionClose(t *testing.T) {
+	closing := "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+	s := startRawServer(t, closing, closing)
+	p := testPool(&recordingRoundTripper{})
+	defer p.close()
+	for range 2 {
+		if got, err := get(t, p, http.MethodGet, s.addr(), nil); err != nil || got != "200 OK ok" {
+			t.Fatalf("%q, %v", got, err)
+		}
+	}
+	if n := s.accepted.Load(); n != 2 {
+		t.Errorf("accepted %d connections, want 2", n)
+	}
+	if n := p.idleCount(s.addr()); n != 0 {
+		t.Errorf("%d idle connections, want 0", n)
+	}
+}
+
+func TestH1PoolSkipsInformationalResponses(t *testing.T) {
+	s := startRawServer(t, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"+okResponse)
+	p := testPool(&recordingRoundTripper{})
+	defer p.close()
+	if got, err := get(t, p, http.MethodPost, s.addr(), strings.NewReader("x")); err != nil || got != "200 OK ok" {
+		t.Fatalf("%q, %v", got, err)
+	}
+}
+
+func TestH1PoolHandsStreamsToFallback(t *testing.T) {
+	s := startRawServer(t, okResponse)
+	fb := &recordingRoundTripper{}
+	p := testPool(fb)
+	defer p.close()
+	tests := []struct {
+		name string
+		req  func() *http.Request
+	}{
+		{"body of unknown length", func() *http.Request {
+			r, _ := http.NewRequest(http.MethodPost, "http://"+s.addr()+"/", io.NopCloser(strings.NewReader("streamed")))
+			r.ContentLength = -1
+			return r
+		}},
+		{"body over the limit", func() *http.Request {
+			r, _ := http.NewRequest(http.MethodPost, "http://"+s.addr()+"/", strings.NewReader(strings.Repeat("x", fastBodyMax+1)))
+			return r
+		}},
+		{"upgrade", func() *http.Request {
+			r, _ := http.NewRequest(http.MethodGet, "http://"+s.addr()+"/", nil)
+			r.Header.Set("Connection", "Upgrade")
+			r.Header.Set("Upgrade", "websocket")
+			return r
+		}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := p.RoundTrip(tt.req()); err == nil || err.Error() != "fallback called" {
+				t.Fatalf("err = %v, want the fallback's", err)
+			}
+			if n := fb.calls.Load(); n != int32(i+1) {
+				t.Fatalf("fallback called %d times, want %d", n, i+1)
+			}
+		})
+	}
+	if n := s.accepted.Load(); n != 0 {
+		t.Errorf("the pool itself dialed %d connections, want 0", n)
+	}
+}
+
+func TestH1PoolCancelClosesConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	gone := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		http.ReadRequest(bufio.NewReader(c))
+		// Half a body, then nothing until the client goes away.
+		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf!"))
+		c.Read(make([]byte, 1))
+		close(gone)
+	}()
+	p := testPool(&recordingRoundTripper{})
+	defer p.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ln.Addr().String()+"/", nil)
+	resp, err := p.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatal("reading on after the cancel: no error")
+	}
+	resp.Body.Close()
+	select {
+	case <-gone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection stayed open after the request was cancelled")
+	}
+	if n := p.idleCount(ln.Addr().String()); n != 0 {
+		t.Errorf("%d idle connections, want 0", n)
+	}
+}
+
+func TestH1PoolExpiresIdleConnections(t *testing.T) {
+	s := startRawServer(t, okResponse, okResponse)
+	p := testPool(&recordingRoundTripper{})
+	defer p.close()
+	if _, err := get(t, p, http.MethodGet, s.addr(), nil); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.idle[s.addr()][0].idleFrom = time.Now().Add(-2 * p.idleFor)
+	p.mu.Unlock()
+	p.expire()
+	if n := p.idleCount(s.addr()); n != 0 {
+		t.Fatalf("%d idle connections after expiry, want 0", n)
+	}
+	s.waitClosed(t)
+}
