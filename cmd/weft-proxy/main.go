@@ -48,6 +48,7 @@ type options struct {
 	credAdapter string
 	credEnv     string
 	credFile    string
+	logFlush    time.Duration
 }
 
 func newRootCmd() *cobra.Command {
@@ -82,6 +83,7 @@ Admin endpoints on --admin: /ready, /metrics (Prometheus), /config.`,
 	fl.StringVar(&o.credAdapter, "credential-adapter", "", "join with a scheduler credential checked by this adapter (nomad, kubernetes) instead of $WEFT_JOIN_TOKEN")
 	fl.StringVar(&o.credEnv, "credential-env", "", "environment variable holding the scheduler credential (e.g. NOMAD_TOKEN)")
 	fl.StringVar(&o.credFile, "credential-file", "", "file holding the scheduler credential, re-read at every join (e.g. a projected service-account token)")
+	fl.DurationVar(&o.logFlush, "log-flush", 100*time.Millisecond, "write the log (one access-log line per request) in batches this often; 0 writes every line at once")
 	for _, f := range []string{"instance", "controller", "trust-bundle", "admin"} {
 		root.MarkFlagRequired(f)
 	}
@@ -106,7 +108,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	p := proxy.New(proxy.Options{Log: os.Stderr})
+	logw := newLogWriter(os.Stderr, o.logFlush)
+	defer logw.Close() // after the proxy's last line
+	p := proxy.New(proxy.Options{Log: logw})
 	defer p.Close()
 	client, err := proxy.NewClient(p, proxy.ClientOptions{
 		InstanceID:  o.instance,

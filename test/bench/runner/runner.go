@@ -266,7 +266,7 @@ func selectScenarios(prefixes []string) []Scenario {
 	return out
 }
 
-func runFamily(ctx context.Context, o Options, r *Report, c candidate, family string, fs []Scenario, rep int) error {
+func runFamily(ctx context.Context, o Options, r *Report, c candidate, family string, fs []Scenario, rep int) (err error) {
 	entry, err := c.start(ctx, family)
 	if err != nil {
 		// The ports are picked free and bound a moment later by the
@@ -288,16 +288,24 @@ func runFamily(ctx context.Context, o Options, r *Report, c candidate, family st
 			}
 			m.IdleRSSKiB = append(m.IdleRSSKiB, rss)
 		}
-		if o.IdleConns > 0 {
+		r.Memory = append(r.Memory, m)
+		o.logf("%s: %s chain idle RSS %v KiB", c.Name(), family, m.IdleRSSKiB)
+		// The idle connections are measured after the scenarios: the
+		// memory they take stays with the process a while after they
+		// close, and would count in the RSS under load.
+		defer func() {
+			if err != nil || o.IdleConns <= 0 {
+				return
+			}
+			m := &r.Memory[len(r.Memory)-1]
 			if m.PerIdleConnEach, err = perIdleConn(ctx, o, c, entry, family); err != nil {
-				return err
+				return
 			}
 			for _, v := range m.PerIdleConnEach {
 				m.PerIdleConnBytes += v
 			}
-		}
-		r.Memory = append(r.Memory, m)
-		o.logf("%s: %s chain idle RSS %v KiB, %.0f bytes per idle connection", c.Name(), family, m.IdleRSSKiB, m.PerIdleConnBytes)
+			o.logf("%s: %s chain %.0f bytes per idle connection", c.Name(), family, m.PerIdleConnBytes)
+		}()
 	}
 	for _, s := range fs {
 		var run Run
