@@ -53,7 +53,7 @@ func (l *logBuf) String() string {
 	return l.b.String()
 }
 
-func newCA(t *testing.T) *proxytest.CA {
+func newCA(t testing.TB) *proxytest.CA {
 	t.Helper()
 	ca, err := proxytest.NewCA(td)
 	if err != nil {
@@ -63,7 +63,7 @@ func newCA(t *testing.T) *proxytest.CA {
 }
 
 // newProxy starts a proxy holding a certificate for service svc from ca.
-func newProxy(t *testing.T, ca *proxytest.CA, svc string) (*proxy.Proxy, *logBuf) {
+func newProxy(t testing.TB, ca *proxytest.CA, svc string) (*proxy.Proxy, *logBuf) {
 	t.Helper()
 	lb := &logBuf{}
 	p := proxy.New(proxy.Options{Log: lb, DrainTimeout: 2 * time.Second})
@@ -77,7 +77,7 @@ func newProxy(t *testing.T, ca *proxytest.CA, svc string) (*proxy.Proxy, *logBuf
 	return p, lb
 }
 
-func setCreds(t *testing.T, p *proxy.Proxy, ca *proxytest.CA, svc string) {
+func setCreds(t testing.TB, p *proxy.Proxy, ca *proxytest.CA, svc string) {
 	t.Helper()
 	cert, err := ca.Leaf("default", svc, proxytest.LeafOptions{})
 	if err != nil {
@@ -146,7 +146,7 @@ func splitAddr(a net.Addr) (string, uint32) {
 	return host, uint32(n)
 }
 
-func apply(t *testing.T, p *proxy.Proxy, v uint64, cfg *meshapi.ProxyConfig) {
+func apply(t testing.TB, p *proxy.Proxy, v uint64, cfg *meshapi.ProxyConfig) {
 	t.Helper()
 	if err := p.Apply(v, cfg); err != nil {
 		t.Fatalf("applying version %d: %v", v, err)
@@ -163,7 +163,7 @@ type mesh struct {
 	outbound       string // where the web app connects to reach api
 }
 
-func newMesh(t *testing.T, app net.Addr, proto meshapi.Protocol, authz *meshapi.Authz) *mesh {
+func newMesh(t testing.TB, app net.Addr, proto meshapi.Protocol, authz *meshapi.Authz) *mesh {
 	t.Helper()
 	m := &mesh{ca: newCA(t)}
 	m.server, m.serverLog = newProxy(t, m.ca, "api")
@@ -175,7 +175,7 @@ func newMesh(t *testing.T, app net.Addr, proto meshapi.Protocol, authz *meshapi.
 }
 
 // listen opens a loopback listener closed at the end of the test.
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -186,7 +186,7 @@ func listen(t *testing.T) net.Listener {
 }
 
 // httpApp serves HTTP/1.1 and h2c and answers with what it saw.
-func httpApp(t *testing.T, h2c bool) net.Addr {
+func httpApp(t testing.TB, h2c bool) net.Addr {
 	t.Helper()
 	ln := listen(t)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,37 @@
+package proxy_test
+
+import (
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/weftmesh/weft/core/meshapi"
+)
+
+// BenchmarkHTTPChain sends HTTP/1.1 requests through two sidecars (the
+// client's outbound, mTLS, the server's inbound) to an app, one at a time
+// on a keep-alive connection: the CPU and allocations of one request
+// through the mesh, both proxies together. make bench runs the numbers
+// against HAProxy; this one is for profiling:
+//
+//	go test -run - -bench HTTPChain -benchmem -cpuprofile cpu.out ./core/proxy
+func BenchmarkHTTPChain(b *testing.B) {
+	m := newMesh(b, httpApp(b, false), meshapi.Protocol_PROTOCOL_HTTP, allowWeb())
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	defer c.CloseIdleConnections()
+	url := "http://" + m.outbound + "/bench"
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := c.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}
