@@ -68,10 +68,7 @@ func compilePermissions(r *meshapi.AuthzRule) ([]permission, error) {
 	return out, nil
 }
 
-type (
-	callerKey       struct{}
-	inboundStateKey struct{}
-)
+type callerKey struct{}
 
 func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
 	in := &inbound{p: p, proto: sp.proto}
@@ -359,22 +356,23 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	in.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), inboundStateKey{}, st)))
+	// What rewrite needs of st goes in the request itself: a context
+	// value would cost a copy of the request.
+	r.URL.Scheme, r.URL.Host = "http", st.appAddr
+	id := caller.String()
+	r.Header.Set("X-Weft-Caller", id)
+	r.Header.Set("X-Forwarded-Client-Cert", "By="+st.ownID+";URI="+id)
+	in.rp.ServeHTTP(rec, r)
 }
 
+// rewrite sends the request to the app: serveHTTP has set the app's
+// address and the caller's identity headers on the incoming request.
 func (in *inbound) rewrite(pr *httputil.ProxyRequest) {
-	st := pr.In.Context().Value(inboundStateKey{}).(*inboundState)
-	caller := pr.In.Context().Value(callerKey{}).(spiffe.Identity)
-	pr.Out.URL.Scheme = "http"
-	pr.Out.URL.Host = st.appAddr
 	pr.Out.Host = pr.In.Host
-	pr.Out.Header.Set("X-Weft-Caller", caller.String())
-	pr.Out.Header.Set("X-Forwarded-Client-Cert", "By="+st.ownID+";URI="+caller.String())
 }
 
 func (in *inbound) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	st := r.Context().Value(inboundStateKey{}).(*inboundState)
-	msg := fmt.Sprintf("weft: calling the application of %s at %s: %v; is it running and listening there?", st.service, st.appAddr, err)
+	msg := fmt.Sprintf("weft: calling the application of %s at %s: %v; is it running and listening there?", in.st.Load().service, r.URL.Host, err)
 	in.p.log.Printf("inbound: %s", msg)
 	if isGRPC(r) {
 		writeGRPCError(w, grpcUnavailable, msg)

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,21 @@ type metrics struct {
 	mirrored    *prometheus.CounterVec
 	version     prometheus.Gauge
 	info        *instanceInfo
+
+	// perRequest caches the series one request updates, by requestKey:
+	// looking them up in the vectors cost every request a hash of its
+	// labels and an allocation.
+	perRequest sync.Map
+}
+
+type requestKey struct {
+	direction, peer string
+	code            int
+}
+
+type requestSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 func newMetrics() *metrics {
@@ -117,8 +133,17 @@ func (m *metrics) connOpened(direction, peer string) (rx, tx prometheus.Counter,
 }
 
 func (m *metrics) request(direction, peer string, code int, d time.Duration) {
-	m.requests.WithLabelValues(direction, peer, strconv.Itoa(code)).Inc()
-	m.duration.WithLabelValues(direction, peer).Observe(d.Seconds())
+	k := requestKey{direction, peer, code}
+	v, ok := m.perRequest.Load(k)
+	if !ok {
+		v, _ = m.perRequest.LoadOrStore(k, &requestSeries{
+			count:    m.requests.WithLabelValues(direction, peer, strconv.Itoa(code)),
+			duration: m.duration.WithLabelValues(direction, peer),
+		})
+	}
+	rs := v.(*requestSeries)
+	rs.count.Inc()
+	rs.duration.Observe(d.Seconds())
 }
 
 // instanceInfo exports weft_instance_info, always 1, whose labels are the
