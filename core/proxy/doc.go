@@ -41,8 +41,10 @@
 //   - outbound.go: each upstream listens on a local port for the app
 //     (plain TCP; HTTP/1.1 or h2c prior knowledge for HTTP protocols),
 //     picks an endpoint per connection or request, and dials it over mTLS,
-//     requiring the exact SPIFFE ID of the upstream. HTTP goes over pooled
-//     HTTP/2 connections. A failed dial tries another endpoint (up to 3;
+//     requiring the exact SPIFFE ID of the upstream. PROTOCOL_HTTP
+//     requests go between sidecars as HTTP/1.1 on pooled keep-alive mTLS
+//     connections (as Envoy keeps HTTP/1.1 upstream), HTTP2 and GRPC over
+//     pooled HTTP/2 connections. A failed dial tries another endpoint (up to 3;
 //     requests only when they have no body). No endpoint: 503 (gRPC:
 //     UNAVAILABLE).
 //   - lb.go, lb_hash.go: round robin; least request as the power of two
@@ -91,7 +93,18 @@
 //   - credentials.go, tls.go: credentials, and the TLS configs that read
 //     the current certificate and roots from atomic pointers, so renewals
 //     and root rotations need no restart and drop no connection.
-//   - http.go: what the HTTP paths share (status capture, gRPC errors).
+//   - h1pool.go: the HTTP/1.1 client of both HTTP/1.1 hops (to the
+//     upstream sidecar, to the app). The handler's goroutine writes the
+//     request and reads the response itself on a pooled connection, where
+//     net/http.Transport spends two goroutines per connection and several
+//     hand-offs per request; that roughly doubled the requests a core
+//     carries (BENCHMARKS.md). It takes requests with no body or a body of
+//     known length up to 64 KiB; streaming bodies and upgrades go to a
+//     net/http.Transport. A connection idle for over 500 ms is checked for
+//     a close by its peer before use, and a request without a body that
+//     meets a connection closed under it is sent again on a new one.
+//   - http.go: what the HTTP paths share (status capture, gRPC errors,
+//     the reverse proxies' pooled copy buffers).
 //   - admin.go, metrics.go: the admin endpoints and the Prometheus series
 //     (private registry): weft_requests_total, weft_request_duration_seconds,
 //     weft_bytes_total, weft_connections_total, weft_connections_active,
@@ -99,7 +112,8 @@
 //     weft_faults_injected_total, weft_circuit_breaker_overflow_total,
 //     weft_circuit_breaker_pending, weft_mirrored_requests_total,
 //     weft_config_version. An access log line per
-//     request or TCP connection goes to Options.Log (stderr).
+//     request or TCP connection goes to Options.Log (weft-proxy batches
+//     it: one write of stderr every 100 ms, --log-flush).
 //
 // # Reconciliation
 //
