@@ -9,9 +9,9 @@ import (
 // block; it applies in the sidecar of every caller of the service.
 //
 //	circuit_breaker {
-//	  max_connections = 100 # TCP connections open to the service
+//	  max_connections = 100 # connections open to the service: TCP, and HTTP/1.1 pooled
 //	  max_requests    = 50  # requests in flight
-//	  max_pending     = 10  # requests waiting for one of max_requests
+//	  max_pending     = 10  # requests waiting for one of max_requests or, HTTP/1.1, a connection
 //	  max_retries     = 3   # retries in flight
 //	}
 type circuitBreaker struct {
@@ -43,9 +43,9 @@ func decodeCircuitBreakerBlock(block *hcl.Block) (*circuitBreaker, hcl.Diagnosti
 		diags = append(diags, d...)
 		*dst = n
 	}
-	if pendingAttr != nil && cb.MaxRequests == 0 && !diags.HasErrors() {
-		diags = append(diags, errorAt(pendingAttr.Range, "Pending requests without a request limit",
-			"Requests wait only when max_requests are in flight. Set max_requests too, or remove max_pending."))
+	if pendingAttr != nil && cb.MaxRequests == 0 && cb.MaxConnections == 0 && !diags.HasErrors() {
+		diags = append(diags, errorAt(pendingAttr.Range, "Pending requests without a request or connection limit",
+			"Requests wait only when max_requests are in flight or, on HTTP/1.1, max_connections are busy. Set one of them too, or remove max_pending."))
 	}
 	if len(content.Attributes) == 0 && !diags.HasErrors() {
 		diags = append(diags, errorAt(cb.DeclRange, "Empty circuit breaker",

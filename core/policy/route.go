@@ -197,9 +197,9 @@ type Fault struct {
 // once; past a cap it answers 503 (gRPC UNAVAILABLE) at once instead of
 // adding load. Zero means no cap.
 type CircuitBreaker struct {
-	MaxConnections int `json:",omitempty"` // TCP connections
+	MaxConnections int `json:",omitempty"` // TCP connections; HTTP/1.1: pooled connections
 	MaxRequests    int `json:",omitempty"` // requests in flight
-	MaxPending     int `json:",omitempty"` // requests waiting for one of MaxRequests
+	MaxPending     int `json:",omitempty"` // requests waiting for one of MaxRequests or an HTTP/1.1 connection
 	MaxRetries     int `json:",omitempty"` // retries in flight
 }
 

@@ -47,19 +47,31 @@ func (b *breaker) acquire(ctx context.Context, waiting prometheus.Gauge) (func()
 		return release, true
 	default:
 	}
-	if b.pending.Add(1) > int64(b.cfg.GetMaxPending()) {
-		b.pending.Add(-1)
+	leave, ok := b.enqueue(waiting)
+	if !ok {
 		return nil, false
 	}
-	defer b.pending.Add(-1)
-	waiting.Inc()
-	defer waiting.Dec()
+	defer leave()
 	select {
 	case b.sem <- struct{}{}:
 		return release, true
 	case <-ctx.Done():
 		return nil, false
 	}
+}
+
+// enqueue takes one of max_pending places for a request that waits for a
+// request slot or, on HTTP/1.1, for a connection under max_connections.
+func (b *breaker) enqueue(waiting prometheus.Gauge) (leave func(), ok bool) {
+	if b.pending.Add(1) > int64(b.cfg.GetMaxPending()) {
+		b.pending.Add(-1)
+		return nil, false
+	}
+	waiting.Inc()
+	return func() {
+		waiting.Dec()
+		b.pending.Add(-1)
+	}, true
 }
 
 // startRetry takes a retry slot; call the returned function when the try
@@ -77,7 +89,8 @@ func (b *breaker) startRetry() (func(), bool) {
 	return func() { once.Do(func() { b.retries.Add(-1) }) }, true
 }
 
-// startConn takes a TCP connection slot.
+// startConn takes a TCP connection slot. (HTTP/1.1 upstreams count their
+// pooled connections in h1pool, through outbound's connLimit.)
 func (b *breaker) startConn() (func(), bool) {
 	max := int64(b.cfg.GetMaxConnections())
 	if max == 0 {

@@ -75,8 +75,11 @@
 //     Route header changes apply on the caller's side.
 //     Fault injection delays, then aborts, at the route's rates.
 //   - breaker.go: circuit breaking per upstream (requests in flight, a
-//     bounded wait queue, retries, TCP connections; past a cap 503 with
-//     X-Weft-Overloaded, gRPC UNAVAILABLE) and outlier detection per
+//     bounded wait queue, retries, connections: a TCP connection past the
+//     cap is closed, an HTTP/1.1 request waits in the queue for a pooled
+//     connection (h1pool); past a cap 503 with X-Weft-Overloaded, gRPC
+//     UNAVAILABLE; HTTP2 and GRPC connections are not capped, they carry
+//     many requests each) and outlier detection per
 //     endpoint (consecutive 5xx, gateway errors or local failures eject it
 //     for base time x ejections, at most max_ejected_percent at once; when
 //     every endpoint is ejected, ejection is ignored).

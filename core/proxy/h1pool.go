@@ -28,12 +28,28 @@ type h1pool struct {
 	fallback http.RoundTripper
 	maxIdle  int           // idle connections kept per address
 	idleFor  time.Duration // an idle connection older than this is closed
+	limit    connLimit     // nil: no cap on open connections
 
 	mu     sync.Mutex
 	idle   map[string][]*h1conn // per address, most recently used last
+	open   int                  // connections open, idle or busy, all addresses
+	freed  chan struct{}        // closed when a connection goes idle or away, if someone waits
 	sweep  *time.Timer          // closes expired idle connections
 	closed bool
 }
+
+// connLimit is the circuit breaker's max_connections, as the pool sees it.
+type connLimit interface {
+	// maxConns is the cap on open connections; 0 for none.
+	maxConns() int
+	// queue takes a place among the requests waiting for a connection;
+	// false when every place is taken. leave gives it back.
+	queue() (leave func(), ok bool)
+}
+
+// errConnOverflow: every connection the cap allows is busy and every
+// place in the queue taken.
+var errConnOverflow = errors.New("max_connections reached and max_pending requests waiting")
 
 // fastBodyMax is the largest request body the pool writes itself.
 const fastBodyMax = 64 << 10
@@ -55,8 +71,8 @@ type h1conn struct {
 // response came: the peer had closed it while it sat in the pool.
 var errStale = errors.New("the pooled connection was closed by the peer")
 
-func newH1Pool(dial func(ctx context.Context, addr string) (net.Conn, error), fallback http.RoundTripper, maxIdle int, idleFor time.Duration) *h1pool {
-	return &h1pool{dial: dial, fallback: fallback, maxIdle: maxIdle, idleFor: idleFor, idle: map[string][]*h1conn{}}
+func newH1Pool(dial func(ctx context.Context, addr string) (net.Conn, error), fallback http.RoundTripper, maxIdle int, idleFor time.Duration, limit connLimit) *h1pool {
+	return &h1pool{dial: dial, fallback: fallback, maxIdle: maxIdle, idleFor: idleFor, limit: limit, idle: map[string][]*h1conn{}}
 }
 
 // takes reports whether the pool carries r itself.
@@ -88,7 +104,7 @@ func (p *h1pool) RoundTrip(r *http.Request) (*http.Response, error) {
 		if err == nil {
 			return resp, nil
 		}
-		pc.c.Close()
+		p.discard(pc)
 		if errors.Is(err, errStale) && bodiless && ctx.Err() == nil {
 			continue // the next get dials, or takes a younger connection
 		}
@@ -147,38 +163,136 @@ func (p *h1pool) exchange(ctx context.Context, pc *h1conn, r *http.Request) (*ht
 	return resp, nil
 }
 
-// get returns an idle connection to addr, or dials one.
+// get returns an idle connection to addr, or dials one. At the cap on
+// open connections it closes an idle one to another address to make room,
+// or waits, as one of the queued requests, for one to go idle or away.
 func (p *h1pool) get(ctx context.Context, addr string) (*h1conn, error) {
-	now := time.Now()
-	p.mu.Lock()
+	var leave func()
+	defer func() {
+		if leave != nil {
+			leave()
+		}
+	}()
 	for {
-		conns := p.idle[addr]
-		if len(conns) == 0 {
-			break
-		}
-		pc := conns[len(conns)-1]
-		conns[len(conns)-1] = nil
-		p.idle[addr] = conns[:len(conns)-1]
-		if len(p.idle[addr]) == 0 {
-			delete(p.idle, addr)
-		}
-		p.mu.Unlock()
-		switch {
-		case now.Sub(pc.idleFrom) > p.idleFor:
-			pc.c.Close()
-		case now.Sub(pc.idleFrom) > probeAfter && (pc.br.Buffered() > 0 || peerClosed(pc.c)):
-			pc.c.Close()
-		default:
+		if pc := p.takeIdle(addr); pc != nil {
 			return pc, nil
 		}
 		p.mu.Lock()
+		if max := p.maxConns(); max == 0 || p.open < max {
+			p.open++
+			p.mu.Unlock()
+			break
+		}
+		if victim := p.oldestIdleLocked(); victim != nil {
+			p.discardLocked(victim)
+			p.mu.Unlock()
+			continue
+		}
+		if p.freed == nil {
+			p.freed = make(chan struct{})
+		}
+		freed := p.freed
+		p.mu.Unlock()
+		if leave == nil {
+			var ok bool
+			if leave, ok = p.limit.queue(); !ok {
+				leave = nil
+				return nil, errConnOverflow
+			}
+		}
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
-	p.mu.Unlock()
 	c, err := p.dial(ctx, addr)
 	if err != nil {
+		p.mu.Lock()
+		p.open--
+		p.signalLocked()
+		p.mu.Unlock()
 		return nil, err
 	}
 	return &h1conn{c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10), addr: addr}, nil
+}
+
+func (p *h1pool) maxConns() int {
+	if p.limit == nil {
+		return 0
+	}
+	return p.limit.maxConns()
+}
+
+// takeIdle returns the most recently used idle connection to addr that
+// is still good, closing the expired and the dead on the way; nil if none.
+func (p *h1pool) takeIdle(addr string) *h1conn {
+	now := time.Now()
+	for {
+		p.mu.Lock()
+		conns := p.idle[addr]
+		if len(conns) == 0 {
+			p.mu.Unlock()
+			return nil
+		}
+		pc := conns[len(conns)-1]
+		conns[len(conns)-1] = nil
+		if conns = conns[:len(conns)-1]; len(conns) == 0 {
+			delete(p.idle, addr)
+		} else {
+			p.idle[addr] = conns
+		}
+		p.mu.Unlock()
+		idle := now.Sub(pc.idleFrom)
+		if idle <= p.idleFor && (idle <= probeAfter || (pc.br.Buffered() == 0 && !peerClosed(pc.c))) {
+			return pc
+		}
+		p.discard(pc)
+	}
+}
+
+// oldestIdleLocked takes the idle connection that has waited longest, of
+// any address, out of the pool; nil if none.
+func (p *h1pool) oldestIdleLocked() *h1conn {
+	var oldest *h1conn
+	for _, conns := range p.idle {
+		if len(conns) > 0 && (oldest == nil || conns[0].idleFrom.Before(oldest.idleFrom)) {
+			oldest = conns[0]
+		}
+	}
+	if oldest == nil {
+		return nil
+	}
+	conns := p.idle[oldest.addr]
+	copy(conns, conns[1:])
+	conns[len(conns)-1] = nil
+	if conns = conns[:len(conns)-1]; len(conns) == 0 {
+		delete(p.idle, oldest.addr)
+	} else {
+		p.idle[oldest.addr] = conns
+	}
+	return oldest
+}
+
+// discard closes a connection of the pool that is not in the idle list.
+func (p *h1pool) discard(pc *h1conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.discardLocked(pc)
+}
+
+func (p *h1pool) discardLocked(pc *h1conn) {
+	pc.c.Close()
+	p.open--
+	p.signalLocked()
+}
+
+// signalLocked wakes the requests waiting for a connection.
+func (p *h1pool) signalLocked() {
+	if p.freed != nil {
+		close(p.freed)
+		p.freed = nil
+	}
 }
 
 // put returns a connection whose last response was read to its end.
@@ -188,10 +302,11 @@ func (p *h1pool) put(pc *h1conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed || len(p.idle[pc.addr]) >= p.maxIdle {
-		pc.c.Close()
+		p.discardLocked(pc)
 		return
 	}
 	p.idle[pc.addr] = append(p.idle[pc.addr], pc)
+	p.signalLocked()
 	if p.sweep == nil {
 		p.sweep = time.AfterFunc(p.idleFor, p.expire)
 	}
@@ -208,7 +323,7 @@ func (p *h1pool) expire() {
 		kept := conns[:0]
 		for _, pc := range conns {
 			if now.Sub(pc.idleFrom) > p.idleFor {
-				pc.c.Close()
+				p.discardLocked(pc)
 				continue
 			}
 			kept = append(kept, pc)
@@ -232,7 +347,7 @@ func (p *h1pool) closeIdle() {
 	defer p.mu.Unlock()
 	for addr, conns := range p.idle {
 		for _, pc := range conns {
-			pc.c.Close()
+			p.discardLocked(pc)
 		}
 		delete(p.idle, addr)
 	}
@@ -299,5 +414,5 @@ func (b *h1body) finish(atEOF bool) {
 		b.p.put(b.pc)
 		return
 	}
-	b.pc.c.Close()
+	b.p.discard(b.pc)
 }

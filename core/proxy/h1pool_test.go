@@ -71,7 +71,7 @@ func testPool(fallback http.RoundTripper) *h1pool {
 	d := &net.Dialer{Timeout: time.Second}
 	return newH1Pool(func(ctx context.Context, addr string) (net.Conn, error) {
 		return d.DialContext(ctx, "tcp", addr)
-	}, fallback, 4, time.Minute)
+	}, fallback, 4, time.Minute, nil)
 }
 
 const okResponse = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -309,4 +309,108 @@ func TestH1PoolExpiresIdleConnections(t *testing.T) {
 		t.Fatalf("%d idle connections after expiry, want 0", n)
 	}
 	s.waitClosed(t)
+}
+
+// testLimit is a connLimit whose queue says when a request joins it.
+type testLimit struct {
+	max    int
+	places atomic.Int32 // queue places left
+	queued chan struct{}
+}
+
+func (l *testLimit) maxConns() int { return l.max }
+
+func (l *testLimit) queue() (func(), bool) {
+	if l.places.Add(-1) < 0 {
+		l.places.Add(1)
+		return nil, false
+	}
+	l.queued <- struct{}{}
+	return func() { l.places.Add(1) }, true
+}
+
+func TestH1PoolCapsOpenConnections(t *testing.T) {
+	s := startRawServer(t, okResponse, okResponse, okResponse)
+	other := startRawServer(t, okResponse)
+	lim := &testLimit{max: 1, queued: make(chan struct{}, 4)}
+	lim.places.Store(1)
+	d := &net.Dialer{Timeout: time.Second}
+	p := newH1Pool(func(ctx context.Context, addr string) (net.Conn, error) {
+		return d.DialContext(ctx, "tcp", addr)
+	}, &recordingRoundTripper{}, 4, time.Minute, lim)
+	defer p.close()
+
+	// An idle connection to another address gives way to a new one.
+	if got, err := get(t, p, http.MethodGet, other.addr(), nil); err != nil || got != "200 OK ok" {
+		t.Fatalf("request to the other address: %q, %v", got, err)
+	}
+	first, err := http.NewRequest(http.MethodGet, "http://"+s.addr()+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, err := p.RoundTrip(first) // its body unread: the one connection is busy
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.waitClosed(t)
+
+	// A second request waits in the queue for the busy connection...
+	done := make(chan string, 1)
+	go func() {
+		got, err := get(t, p, http.MethodGet, s.addr(), nil)
+		if err != nil {
+			got = err.Error()
+		}
+		done <- got
+	}()
+	select {
+	case <-lim.queued:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second request did not queue")
+	}
+	// ...a third finds the queue full...
+	if _, err := get(t, p, http.MethodGet, s.addr(), nil); !errors.Is(err, errConnOverflow) {
+		t.Fatalf("third request: err = %v, want errConnOverflow", err)
+	}
+	// ...and the second goes once the first is done, on its connection.
+	io.Copy(io.Discard, busy.Body)
+	busy.Body.Close()
+	select {
+	case got := <-done:
+		if got != "200 OK ok" {
+			t.Fatalf("the queued request: %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the queued request never went")
+	}
+	if n := s.accepted.Load(); n != 1 {
+		t.Errorf("the capped pool opened %d connections to the server, want 1", n)
+	}
+
+	// A queued request gives up when its context ends.
+	held, err := p.RoundTrip(first.Clone(context.Background()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Body.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	waiting, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addr()+"/", nil)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := p.RoundTrip(waiting)
+		errc <- err
+	}()
+	<-lim.queued
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled while queued: err = %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a cancelled request stayed queued")
+	}
+	if n := lim.places.Load(); n != 1 {
+		t.Errorf("%d queue places free after every request left, want 1", n)
+	}
 }

@@ -84,7 +84,7 @@ func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
 		d := &net.Dialer{Timeout: p.opts.DialTimeout}
 		in.h1 = newH1Pool(func(ctx context.Context, addr string) (net.Conn, error) {
 			return d.DialContext(ctx, "tcp", addr)
-		}, in.app, 64, 90*time.Second)
+		}, in.app, 64, 90*time.Second, nil)
 		toApp = in.h1
 	}
 	in.rp = &httputil.ReverseProxy{

@@ -115,7 +115,7 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 	if sp.proto == meshapi.Protocol_PROTOCOL_HTTP {
 		o.h1 = newH1Pool(func(ctx context.Context, addr string) (net.Conn, error) {
 			return dialMesh(ctx, addr, h1, o.st.Load().connect)
-		}, o.mesh1, 128, idleOr(sp.up.GetTimeouts().GetIdle().AsDuration(), 90*time.Second))
+		}, o.mesh1, 128, idleOr(sp.up.GetTimeouts().GetIdle().AsDuration(), 90*time.Second), o)
 	}
 	o.mirror = &mirrors{p: p, slots: make(chan struct{}, maxMirrors)}
 	o.rp = &httputil.ReverseProxy{
@@ -189,6 +189,16 @@ func (o *outbound) update(sp spec) {
 			o.h1.closeIdle()
 		}
 	}
+}
+
+// maxConns is the upstream's max_connections, which caps its pooled
+// HTTP/1.1 connections (connLimit).
+func (o *outbound) maxConns() int { return int(o.st.Load().breaker.cfg.GetMaxConnections()) }
+
+// queue lets a request wait for a pooled connection as one of max_pending.
+func (o *outbound) queue() (func(), bool) {
+	st := o.st.Load()
+	return st.breaker.enqueue(o.p.metrics.pending.WithLabelValues(st.service))
 }
 
 // dialError is a failure to reach an endpoint; nothing was sent, so the
@@ -647,6 +657,9 @@ func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 			if req.Context().Err() != nil {
 				return nil, context.Cause(req.Context())
 			}
+			if errors.Is(err, errConnOverflow) {
+				return nil, err // another endpoint would not free a connection
+			}
 			if expired.Load() {
 				err = fmt.Errorf("no response headers within the per-try timeout %v", rp.perTry)
 			}
@@ -716,6 +729,12 @@ func (o *outbound) proxyError(w http.ResponseWriter, r *http.Request, err error)
 	case errors.Is(err, errNoEndpoints):
 		msg = fmt.Sprintf("weft: %v", err)
 		code = http.StatusServiceUnavailable
+	case errors.Is(err, errConnOverflow):
+		o.p.metrics.overflow.WithLabelValues(st.service, "max_connections").Inc()
+		msg = fmt.Sprintf("weft: circuit breaker of service %s: %d connections busy and %d requests waiting; try again later",
+			st.service, st.breaker.cfg.GetMaxConnections(), st.breaker.cfg.GetMaxPending())
+		code = http.StatusServiceUnavailable
+		w.Header().Set("X-Weft-Overloaded", "true")
 	case errors.Is(cause, errRequestTimeout) || errors.Is(cause, errStreamIdle):
 		msg = fmt.Sprintf("weft: calling service %s: %v", st.service, cause)
 		code, grpcCode = http.StatusGatewayTimeout, grpcDeadlineExceeded

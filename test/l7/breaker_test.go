@@ -190,3 +190,62 @@ intention "web" "db" {
 		t.Errorf("overflow count %q, want 1", got)
 	}
 }
+
+// TestCircuitBreakerHTTPConnections: an HTTP upstream capped at two
+// connections carries two requests at once on two connections; a third
+// waits for one of them (max_pending = 1), a fourth gets 503.
+func TestCircuitBreakerHTTPConnections(t *testing.T) {
+	gate := make(chan struct{})
+	var inApp atomic.Int64
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inApp.Add(1)
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+		}
+		fmt.Fprint(w, "done")
+	})
+	m := start(t, policyFor(`
+  circuit_breaker {
+    max_connections = 2
+    max_pending     = 1
+  }`), inst{id: "web-1", svc: "web"}, inst{id: "api-1", svc: "api", app: app})
+	c := client(t)
+	url := m.url("web-1", "api", "/")
+	var wg sync.WaitGroup
+	codes := make(chan int, 3)
+	send := func() {
+		wg.Go(func() {
+			code, _, _, err := try(c, "GET", url, nil)
+			if err != nil {
+				t.Error(err)
+			}
+			codes <- code
+		})
+	}
+	send()
+	send()
+	eventually(t, "two requests in the app", func() bool { return inApp.Load() == 2 })
+	send()
+	eventually(t, "one request waiting for a connection", func() bool {
+		return m.metric("web-1", `weft_circuit_breaker_pending{peer="api"}`) == "1"
+	})
+	code, body, h := do(t, c, "GET", url, nil)
+	if code != 503 || h.Get("X-Weft-Overloaded") != "true" || !strings.Contains(body, "2 connections busy") {
+		t.Errorf("fourth request: %d %q %v, want 503 from the circuit breaker's max_connections", code, body, h)
+	}
+	close(gate)
+	wg.Wait()
+	close(codes)
+	for code := range codes {
+		if code != 200 {
+			t.Errorf("a request within the caps got %d", code)
+		}
+	}
+	if got := m.metric("web-1", `weft_circuit_breaker_overflow_total{limit="max_connections",peer="api"}`); got != "1" {
+		t.Errorf("overflow count %q, want 1", got)
+	}
+	if got := m.metric("api-1", `weft_connections_total{direction="inbound",peer="web"}`); got != "2" {
+		t.Errorf("api's sidecar accepted %q connections from web, want 2 (the cap)", got)
+	}
+}

@@ -2,7 +2,7 @@ service "api" {
   circuit_breaker { # ERROR: Empty circuit breaker
   }
   circuit_breaker { # ERROR: Duplicate circuit_breaker block
-    max_pending = 5 # ERROR: Pending requests without a request limit
+    max_pending = 5 # ERROR: Pending requests without a request or connection limit
   }
 }
 
