@@ -8,7 +8,23 @@
 // presents a join token and a CSR, and gets a certificate for the service of
 // the instance the token names, if the registry holds that instance.
 //
-// Root rotation is not implemented yet: the CA has one root, and its bundle
-// has room for more (Roots) so that a rotation can add a new root before
-// retiring the old one.
+// Root rotation (rotate.go), as in Consul's mesh: CA.Rotate makes a new
+// root active and signs it with the old root's key. Every leaf issued after
+// that carries the cross-signed root as its intermediate, so a peer that
+// still trusts only the old root verifies it, and a peer that trusts the new
+// one verifies it directly. The old root stays in the bundle (RootsPEM,
+// Pool, Roots) until no leaf it signed can still be valid, LeafTTL plus a
+// minute after the rotation; CA.Retire drops it then (core/meshserver
+// calls it on time, NextRetirement). Rotating again before that is fine:
+// leaves then carry the chain of cross-signatures back to every root still
+// trusted. Roots are named by RootID, their subject key ID in hex, which is
+// also the authority key ID of the leaves they sign.
+//
+// The directory holds ca.crt and ca.key (the active root), join.secret, and
+// after a rotation rotation.json (the previous roots, their
+// cross-signatures and retirement times). A rotation writes ca.*.next, then
+// rotation.json (which commits it), then renames; a controller that crashed
+// in between completes or drops the rotation when it loads. A directory that
+// does not add up (a key that is not the root's, a rotation.json of another
+// root) is refused with an error that names the file and the way out.
 package ca
