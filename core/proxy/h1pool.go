@@ -358,14 +358,14 @@ func (p *h1pool) closeIdle() {
 
 // close stops pooling: idle connections close now, busy ones when done.
 func (p *h1pool) close() {
-	p.closeIdle()
 	p.mu.Lock()
-	p.closed = true
+	p.closed = true // from here on put closes what it is given
 	if p.sweep != nil {
 		p.sweep.Stop()
 		p.sweep = nil
 	}
 	p.mu.Unlock()
+	p.closeIdle()
 }
 
 // h1body is a response body read from a pooled connection. Read to its
