@@ -631,7 +631,10 @@ type ProxyConfig struct {
 	Upstreams   []*Upstream            `protobuf:"bytes,7,rep,name=upstreams,proto3" json:"upstreams,omitempty"`
 	// The instance's scheduler labels (Nomad job, group, alloc, node...),
 	// which the sidecar exports as the labels of weft_instance_info.
-	Labels        map[string]string `protobuf:"bytes,8,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Labels map[string]string `protobuf:"bytes,8,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The mesh's trust bundle, sent with every configuration so that a
+	// sidecar hears of a root rotation at once, not at its next renewal.
+	Trust         *TrustBundle `protobuf:"bytes,9,opt,name=trust,proto3" json:"trust,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -722,6 +725,74 @@ func (x *ProxyConfig) GetLabels() map[string]string {
 	return nil
 }
 
+func (x *ProxyConfig) GetTrust() *TrustBundle {
+	if x != nil {
+		return x.Trust
+	}
+	return nil
+}
+
+// What a sidecar trusts and which root its certificate should come from.
+// On a new bundle a sidecar first trusts every root in it, then, if its
+// leaf was not signed by the active root, renews at once. The controller
+// keeps a previous root in the bundle until every leaf it signed has
+// expired, and new leaves carry the active root cross-signed by the
+// previous ones, so peers verify each other at every step.
+type TrustBundle struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PEM: every root to trust, the active one first.
+	RootsPem []byte `protobuf:"bytes,1,opt,name=roots_pem,json=rootsPem,proto3" json:"roots_pem,omitempty"`
+	// The root that signs new leaves: its subject key ID in hex, which is
+	// the authority key ID of the leaves it signs.
+	ActiveRootId  string `protobuf:"bytes,2,opt,name=active_root_id,json=activeRootId,proto3" json:"active_root_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrustBundle) Reset() {
+	*x = TrustBundle{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrustBundle) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrustBundle) ProtoMessage() {}
+
+func (x *TrustBundle) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrustBundle.ProtoReflect.Descriptor instead.
+func (*TrustBundle) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *TrustBundle) GetRootsPem() []byte {
+	if x != nil {
+		return x.RootsPem
+	}
+	return nil
+}
+
+func (x *TrustBundle) GetActiveRootId() string {
+	if x != nil {
+		return x.ActiveRootId
+	}
+	return ""
+}
+
 type Inbound struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	BindAddress string                 `protobuf:"bytes,1,opt,name=bind_address,json=bindAddress,proto3" json:"bind_address,omitempty"`
@@ -740,7 +811,7 @@ type Inbound struct {
 
 func (x *Inbound) Reset() {
 	*x = Inbound{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -752,7 +823,7 @@ func (x *Inbound) String() string {
 func (*Inbound) ProtoMessage() {}
 
 func (x *Inbound) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -765,7 +836,7 @@ func (x *Inbound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inbound.ProtoReflect.Descriptor instead.
 func (*Inbound) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{7}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Inbound) GetBindAddress() string {
@@ -841,7 +912,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +924,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +937,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{8}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RateLimit) GetName() string {
@@ -922,7 +993,7 @@ type ConnectionLimit struct {
 
 func (x *ConnectionLimit) Reset() {
 	*x = ConnectionLimit{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1005,7 @@ func (x *ConnectionLimit) String() string {
 func (*ConnectionLimit) ProtoMessage() {}
 
 func (x *ConnectionLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1018,7 @@ func (x *ConnectionLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionLimit.ProtoReflect.Descriptor instead.
 func (*ConnectionLimit) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{9}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ConnectionLimit) GetMax() uint32 {
@@ -974,7 +1045,7 @@ type Authz struct {
 
 func (x *Authz) Reset() {
 	*x = Authz{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -986,7 +1057,7 @@ func (x *Authz) String() string {
 func (*Authz) ProtoMessage() {}
 
 func (x *Authz) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -999,7 +1070,7 @@ func (x *Authz) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authz.ProtoReflect.Descriptor instead.
 func (*Authz) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{10}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Authz) GetDefaultAction() Action {
@@ -1032,7 +1103,7 @@ type AuthzRule struct {
 
 func (x *AuthzRule) Reset() {
 	*x = AuthzRule{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1115,7 @@ func (x *AuthzRule) String() string {
 func (*AuthzRule) ProtoMessage() {}
 
 func (x *AuthzRule) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1128,7 @@ func (x *AuthzRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthzRule.ProtoReflect.Descriptor instead.
 func (*AuthzRule) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{11}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AuthzRule) GetSource() string {
@@ -1091,7 +1162,7 @@ type Permission struct {
 
 func (x *Permission) Reset() {
 	*x = Permission{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1174,7 @@ func (x *Permission) String() string {
 func (*Permission) ProtoMessage() {}
 
 func (x *Permission) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1187,7 @@ func (x *Permission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Permission.ProtoReflect.Descriptor instead.
 func (*Permission) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{12}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Permission) GetAction() Action {
@@ -1160,7 +1231,7 @@ type Upstream struct {
 
 func (x *Upstream) Reset() {
 	*x = Upstream{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1243,7 @@ func (x *Upstream) String() string {
 func (*Upstream) ProtoMessage() {}
 
 func (x *Upstream) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1256,7 @@ func (x *Upstream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Upstream.ProtoReflect.Descriptor instead.
 func (*Upstream) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{13}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Upstream) GetName() string {
@@ -1293,7 +1364,7 @@ type CircuitBreaker struct {
 
 func (x *CircuitBreaker) Reset() {
 	*x = CircuitBreaker{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1305,7 +1376,7 @@ func (x *CircuitBreaker) String() string {
 func (*CircuitBreaker) ProtoMessage() {}
 
 func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1318,7 +1389,7 @@ func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreaker.ProtoReflect.Descriptor instead.
 func (*CircuitBreaker) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{14}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CircuitBreaker) GetMaxConnections() uint32 {
@@ -1364,7 +1435,7 @@ type OutlierDetection struct {
 
 func (x *OutlierDetection) Reset() {
 	*x = OutlierDetection{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1376,7 +1447,7 @@ func (x *OutlierDetection) String() string {
 func (*OutlierDetection) ProtoMessage() {}
 
 func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1389,7 +1460,7 @@ func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierDetection.ProtoReflect.Descriptor instead.
 func (*OutlierDetection) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{15}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *OutlierDetection) GetConsecutive_5Xx() uint32 {
@@ -1444,7 +1515,7 @@ type StringMatch struct {
 
 func (x *StringMatch) Reset() {
 	*x = StringMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1527,7 @@ func (x *StringMatch) String() string {
 func (*StringMatch) ProtoMessage() {}
 
 func (x *StringMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1540,7 @@ func (x *StringMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StringMatch.ProtoReflect.Descriptor instead.
 func (*StringMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StringMatch) GetKind() MatchKind {
@@ -1498,7 +1569,7 @@ type KeyMatch struct {
 
 func (x *KeyMatch) Reset() {
 	*x = KeyMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1510,7 +1581,7 @@ func (x *KeyMatch) String() string {
 func (*KeyMatch) ProtoMessage() {}
 
 func (x *KeyMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1523,7 +1594,7 @@ func (x *KeyMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyMatch.ProtoReflect.Descriptor instead.
 func (*KeyMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *KeyMatch) GetName() string {
@@ -1560,7 +1631,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1643,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1656,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RouteMatch) GetPath() *StringMatch {
@@ -1634,7 +1705,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +1717,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +1730,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Route) GetName() string {
@@ -1739,7 +1810,7 @@ type Mirror struct {
 
 func (x *Mirror) Reset() {
 	*x = Mirror{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1751,7 +1822,7 @@ func (x *Mirror) String() string {
 func (*Mirror) ProtoMessage() {}
 
 func (x *Mirror) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1764,7 +1835,7 @@ func (x *Mirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mirror.ProtoReflect.Descriptor instead.
 func (*Mirror) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Mirror) GetService() string {
@@ -1809,7 +1880,7 @@ type Fault struct {
 
 func (x *Fault) Reset() {
 	*x = Fault{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1821,7 +1892,7 @@ func (x *Fault) String() string {
 func (*Fault) ProtoMessage() {}
 
 func (x *Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1834,7 +1905,7 @@ func (x *Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fault.ProtoReflect.Descriptor instead.
 func (*Fault) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Fault) GetDelay() *durationpb.Duration {
@@ -1875,7 +1946,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +1958,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +1971,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Split) GetSubset() string {
@@ -1930,7 +2001,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1942,7 +2013,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1955,7 +2026,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -2005,7 +2076,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2088,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2101,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Timeouts) GetConnect() *durationpb.Duration {
@@ -2072,7 +2143,7 @@ type HeaderOps struct {
 
 func (x *HeaderOps) Reset() {
 	*x = HeaderOps{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2084,7 +2155,7 @@ func (x *HeaderOps) String() string {
 func (*HeaderOps) ProtoMessage() {}
 
 func (x *HeaderOps) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2097,7 +2168,7 @@ func (x *HeaderOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderOps.ProtoReflect.Descriptor instead.
 func (*HeaderOps) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *HeaderOps) GetAdd() map[string]string {
@@ -2136,7 +2207,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2148,7 +2219,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2161,7 +2232,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{26}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Endpoint) GetInstanceId() string {
@@ -2236,7 +2307,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"HashPolicy\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x16\n" +
 	"\x06cookie\x18\x02 \x01(\tR\x06cookie\x12'\n" +
-	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\x87\x03\n" +
+	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\xb8\x03\n" +
 	"\vProxyConfig\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x18\n" +
@@ -2246,10 +2317,14 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\ftrust_domain\x18\x05 \x01(\tR\vtrustDomain\x12/\n" +
 	"\ainbound\x18\x06 \x01(\v2\x15.weft.mesh.v1.InboundR\ainbound\x124\n" +
 	"\tupstreams\x18\a \x03(\v2\x16.weft.mesh.v1.UpstreamR\tupstreams\x12=\n" +
-	"\x06labels\x18\b \x03(\v2%.weft.mesh.v1.ProxyConfig.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\b \x03(\v2%.weft.mesh.v1.ProxyConfig.LabelsEntryR\x06labels\x12/\n" +
+	"\x05trust\x18\t \x01(\v2\x19.weft.mesh.v1.TrustBundleR\x05trust\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdf\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"P\n" +
+	"\vTrustBundle\x12\x1b\n" +
+	"\troots_pem\x18\x01 \x01(\fR\brootsPem\x12$\n" +
+	"\x0eactive_root_id\x18\x02 \x01(\tR\factiveRootId\"\xdf\x02\n" +
 	"\aInbound\x12!\n" +
 	"\fbind_address\x18\x01 \x01(\tR\vbindAddress\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x1f\n" +
@@ -2418,7 +2493,7 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 }
 
 var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
@@ -2431,92 +2506,94 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(*ConfigUpdate)(nil),        // 8: weft.mesh.v1.ConfigUpdate
 	(*HashPolicy)(nil),          // 9: weft.mesh.v1.HashPolicy
 	(*ProxyConfig)(nil),         // 10: weft.mesh.v1.ProxyConfig
-	(*Inbound)(nil),             // 11: weft.mesh.v1.Inbound
-	(*RateLimit)(nil),           // 12: weft.mesh.v1.RateLimit
-	(*ConnectionLimit)(nil),     // 13: weft.mesh.v1.ConnectionLimit
-	(*Authz)(nil),               // 14: weft.mesh.v1.Authz
-	(*AuthzRule)(nil),           // 15: weft.mesh.v1.AuthzRule
-	(*Permission)(nil),          // 16: weft.mesh.v1.Permission
-	(*Upstream)(nil),            // 17: weft.mesh.v1.Upstream
-	(*CircuitBreaker)(nil),      // 18: weft.mesh.v1.CircuitBreaker
-	(*OutlierDetection)(nil),    // 19: weft.mesh.v1.OutlierDetection
-	(*StringMatch)(nil),         // 20: weft.mesh.v1.StringMatch
-	(*KeyMatch)(nil),            // 21: weft.mesh.v1.KeyMatch
-	(*RouteMatch)(nil),          // 22: weft.mesh.v1.RouteMatch
-	(*Route)(nil),               // 23: weft.mesh.v1.Route
-	(*Mirror)(nil),              // 24: weft.mesh.v1.Mirror
-	(*Fault)(nil),               // 25: weft.mesh.v1.Fault
-	(*Split)(nil),               // 26: weft.mesh.v1.Split
-	(*RetryPolicy)(nil),         // 27: weft.mesh.v1.RetryPolicy
-	(*Timeouts)(nil),            // 28: weft.mesh.v1.Timeouts
-	(*HeaderOps)(nil),           // 29: weft.mesh.v1.HeaderOps
-	(*Endpoint)(nil),            // 30: weft.mesh.v1.Endpoint
-	nil,                         // 31: weft.mesh.v1.ProxyConfig.LabelsEntry
-	nil,                         // 32: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 33: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 34: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 35: google.protobuf.Duration
+	(*TrustBundle)(nil),         // 11: weft.mesh.v1.TrustBundle
+	(*Inbound)(nil),             // 12: weft.mesh.v1.Inbound
+	(*RateLimit)(nil),           // 13: weft.mesh.v1.RateLimit
+	(*ConnectionLimit)(nil),     // 14: weft.mesh.v1.ConnectionLimit
+	(*Authz)(nil),               // 15: weft.mesh.v1.Authz
+	(*AuthzRule)(nil),           // 16: weft.mesh.v1.AuthzRule
+	(*Permission)(nil),          // 17: weft.mesh.v1.Permission
+	(*Upstream)(nil),            // 18: weft.mesh.v1.Upstream
+	(*CircuitBreaker)(nil),      // 19: weft.mesh.v1.CircuitBreaker
+	(*OutlierDetection)(nil),    // 20: weft.mesh.v1.OutlierDetection
+	(*StringMatch)(nil),         // 21: weft.mesh.v1.StringMatch
+	(*KeyMatch)(nil),            // 22: weft.mesh.v1.KeyMatch
+	(*RouteMatch)(nil),          // 23: weft.mesh.v1.RouteMatch
+	(*Route)(nil),               // 24: weft.mesh.v1.Route
+	(*Mirror)(nil),              // 25: weft.mesh.v1.Mirror
+	(*Fault)(nil),               // 26: weft.mesh.v1.Fault
+	(*Split)(nil),               // 27: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),         // 28: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),            // 29: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),           // 30: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),            // 31: weft.mesh.v1.Endpoint
+	nil,                         // 32: weft.mesh.v1.ProxyConfig.LabelsEntry
+	nil,                         // 33: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 34: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 35: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 36: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	10, // 0: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
-	11, // 1: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
-	17, // 2: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	31, // 3: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
-	0,  // 4: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
-	14, // 5: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
-	12, // 6: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
-	13, // 7: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
-	22, // 8: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
-	2,  // 9: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
-	15, // 10: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
-	2,  // 11: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
-	16, // 12: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
-	2,  // 13: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
-	22, // 14: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
-	0,  // 15: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
-	1,  // 16: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	30, // 17: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	23, // 18: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	28, // 19: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
-	9,  // 20: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
-	18, // 21: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
-	19, // 22: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
-	35, // 23: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	35, // 24: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	3,  // 25: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
-	20, // 26: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
-	20, // 27: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
-	21, // 28: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
-	21, // 29: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
-	22, // 30: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	26, // 31: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	27, // 32: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	28, // 33: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	29, // 34: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	29, // 35: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	25, // 36: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
-	24, // 37: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
-	30, // 38: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	35, // 39: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	35, // 40: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	35, // 41: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	35, // 42: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	35, // 43: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	35, // 44: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	32, // 45: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	33, // 46: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	34, // 47: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	4,  // 48: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	5,  // 49: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	7,  // 50: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	6,  // 51: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	6,  // 52: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	8,  // 53: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	51, // [51:54] is the sub-list for method output_type
-	48, // [48:51] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	12, // 1: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
+	18, // 2: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
+	32, // 3: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	11, // 4: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
+	0,  // 5: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
+	15, // 6: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
+	13, // 7: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
+	14, // 8: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
+	23, // 9: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
+	2,  // 10: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
+	16, // 11: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
+	2,  // 12: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
+	17, // 13: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
+	2,  // 14: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
+	23, // 15: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	0,  // 16: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
+	1,  // 17: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
+	31, // 18: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	24, // 19: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	29, // 20: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	9,  // 21: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
+	19, // 22: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
+	20, // 23: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
+	36, // 24: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	36, // 25: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	3,  // 26: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
+	21, // 27: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	21, // 28: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	22, // 29: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	22, // 30: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	23, // 31: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	27, // 32: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	28, // 33: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	29, // 34: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	30, // 35: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	30, // 36: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	26, // 37: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	25, // 38: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
+	31, // 39: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
+	36, // 40: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	36, // 41: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	36, // 42: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	36, // 43: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	36, // 44: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	36, // 45: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	33, // 46: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	34, // 47: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	35, // 48: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	4,  // 49: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	5,  // 50: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	7,  // 51: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	6,  // 52: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	6,  // 53: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	8,  // 54: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	52, // [52:55] is the sub-list for method output_type
+	49, // [49:52] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -2530,7 +2607,7 @@ func file_core_meshapi_mesh_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   31,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

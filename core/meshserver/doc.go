@@ -18,4 +18,18 @@
 // Identity: StreamConfig and Renew take the caller's identity from its
 // verified client certificate; a sidecar only ever receives the
 // configuration of an instance of its own service.
+//
+// Trust and root rotation: every configuration carries the CA's trust
+// bundle and the ID of its active root (ProxyConfig.trust). RotateRoot
+// rotates the CA (core/ca) and sends every sidecar a new version with the
+// new bundle: the sidecar trusts it first, then renews from the new root
+// because its leaf is from another one, without waiting for half-life.
+// New leaves carry the new root cross-signed by the old one, so a peer
+// that has not got the new bundle yet still verifies them. RetireRoots
+// drops an old root from the bundle (and sends the smaller one) when its
+// last leaf has expired. The controller's own certificate
+// (ServingTLSConfig) is issued again at half-life and after a rotation,
+// and client certificates are checked against the roots in force at each
+// handshake. Status reports, per sidecar, the root of the last
+// certificate issued to it.
 package meshserver

@@ -3,6 +3,9 @@ package meshserver
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,6 +83,16 @@ type Server struct {
 	next    uint64
 	configs map[string]versioned
 	streams map[string]map[*stream]struct{}
+	trust   *meshapi.TrustBundle // stamped into every configuration
+	leaves  map[string]leafInfo  // the last certificate issued, by instance
+	rotated chan struct{}        // wakes RetireRoots after a rotation
+}
+
+// leafInfo is what the server remembers of the last certificate it issued
+// to an instance.
+type leafInfo struct {
+	root     string
+	notAfter time.Time
 }
 
 // New returns a server with no configurations yet.
@@ -92,32 +105,100 @@ func New(o Options) *Server {
 		next:    uint64(time.Now().UnixMilli()),
 		configs: map[string]versioned{},
 		streams: map[string]map[*stream]struct{}{},
+		trust:   trustOf(o.CA),
+		leaves:  map[string]leafInfo{},
+		rotated: make(chan struct{}, 1),
 	}
+}
+
+// trustOf is the bundle configurations carry; nil without a CA (tests).
+func trustOf(c *ca.CA) *meshapi.TrustBundle {
+	if c == nil {
+		return nil
+	}
+	return &meshapi.TrustBundle{RootsPem: c.RootsPEM(), ActiveRootId: c.ActiveRootID()}
 }
 
 // Register adds the service to g.
 func (s *Server) Register(g *grpc.Server) { meshapi.RegisterMeshServer(g, s) }
 
 // TLSConfig returns the server-side TLS configuration: the controller's own
-// certificate, and client certificates verified against the CA when given
-// (Join is called without one).
+// certificate, and client certificates verified against the CA's roots in
+// force at each handshake, when given (Join is called without one).
 func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config {
-	return &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    s.o.CA.Pool(),
-		MinVersion:   tls.VersionTLS12,
+	return s.tlsConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil })
+}
+
+func (s *Server) tlsConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
+	base := &tls.Config{
+		GetCertificate: getCert,
+		ClientAuth:     tls.VerifyClientCertIfGiven,
+		MinVersion:     tls.VersionTLS12,
 	}
+	cfg := base.Clone()
+	// The roots change with a rotation: each handshake takes the current ones.
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		c := base.Clone()
+		c.ClientCAs = s.o.CA.Pool()
+		return c, nil
+	}
+	return cfg
+}
+
+// ServingTLSConfig is TLSConfig with a certificate for the controller's
+// identity id and hosts that the server issues itself, and issues again at
+// half its lifetime and after a root rotation, so a controller that runs
+// for days keeps a valid certificate from the active root.
+func (s *Server) ServingTLSConfig(id spiffe.Identity, hosts []string) (*tls.Config, error) {
+	sc := &servingCert{ca: s.o.CA, id: id, hosts: hosts, log: s.o.Logger}
+	if _, err := sc.get(nil); err != nil {
+		return nil, err
+	}
+	return s.tlsConfig(sc.get), nil
+}
+
+type servingCert struct {
+	ca    *ca.CA
+	id    spiffe.Identity
+	hosts []string
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	root    string
+	renewAt time.Time
+}
+
+func (sc *servingCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	root := sc.ca.ActiveRootID()
+	if sc.cert != nil && root == sc.root && time.Now().Before(sc.renewAt) {
+		return sc.cert, nil
+	}
+	cert, err := sc.ca.ServerCertificate(sc.id, sc.hosts)
+	if err != nil {
+		if sc.cert != nil && time.Now().Before(sc.cert.Leaf.NotAfter) {
+			sc.log.Error("issuing the controller's certificate again; keeping the current one", "err", err)
+			return sc.cert, nil
+		}
+		return nil, fmt.Errorf("issuing the controller's certificate: %w", err)
+	}
+	nb, na := cert.Leaf.NotBefore, cert.Leaf.NotAfter
+	sc.cert, sc.root, sc.renewAt = &cert, root, nb.Add(na.Sub(nb)/2)
+	return sc.cert, nil
 }
 
 // Update replaces the configurations. Those that changed get a new version
 // and their streams are woken; instances that are gone are dropped (their
-// sidecars keep their last configuration).
+// sidecars keep their last configuration). Update sets the trust bundle of
+// every configuration in cfgs.
 func (s *Server) Update(cfgs map[string]*meshapi.ProxyConfig) (changed int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.next++
 	for id, cfg := range cfgs {
+		cfg.Trust = s.trust
 		old, ok := s.configs[id]
 		if ok && proto.Equal(old.cfg, cfg) {
 			continue
@@ -136,7 +217,88 @@ func (s *Server) Update(cfgs map[string]*meshapi.ProxyConfig) (changed int) {
 			delete(s.configs, id)
 		}
 	}
+	for id := range s.leaves {
+		if _, ok := cfgs[id]; !ok {
+			delete(s.leaves, id)
+		}
+	}
 	return changed
+}
+
+// RootsChanged sends the CA's current trust bundle to every sidecar: each
+// configuration gets it and a new version. Call it after the CA's roots
+// changed (RotateRoot and RetireRoots do).
+func (s *Server) RootsChanged() {
+	trust := trustOf(s.o.CA)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if proto.Equal(s.trust, trust) {
+		return
+	}
+	s.trust = trust
+	s.next++
+	for id, v := range s.configs {
+		// A copy: streams may be sending the old one right now.
+		cfg := proto.Clone(v.cfg).(*meshapi.ProxyConfig)
+		cfg.Trust = trust
+		s.configs[id] = versioned{version: s.next, cfg: cfg}
+		for st := range s.streams[id] {
+			select {
+			case st.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// RotateRoot makes a new CA root active (ca.CA.Rotate) and sends the new
+// bundle to every sidecar; each then trusts both roots and renews its
+// certificate from the new one at once.
+func (s *Server) RotateRoot() (ca.Rotation, error) {
+	r, err := s.o.CA.Rotate()
+	if err != nil {
+		return r, err
+	}
+	s.o.Logger.Info("CA root rotated; sidecars renew from the new root, the old one stays trusted until its leaves expire",
+		"old", r.Old.ID, "new", r.New.ID, "old_retires_at", r.Old.RetireAt.Format(time.RFC3339))
+	s.RootsChanged()
+	select {
+	case s.rotated <- struct{}{}:
+	default:
+	}
+	return r, nil
+}
+
+// RetireRoots drops each previous root from the bundle when its last leaf
+// has expired (ca.CA.Retire), and sends the smaller bundle to the
+// sidecars, until ctx ends. Run it once per server.
+func (s *Server) RetireRoots(ctx context.Context) {
+	for {
+		wait := time.Hour
+		if next, ok := s.o.CA.NextRetirement(); ok {
+			wait = time.Until(next)
+		}
+		t := time.NewTimer(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-s.rotated:
+			t.Stop()
+			continue
+		case <-t.C:
+		}
+		gone, err := s.o.CA.Retire()
+		if err != nil {
+			s.o.Logger.Error("retiring CA roots", "err", err)
+		}
+		for _, r := range gone {
+			s.o.Logger.Info("CA root retired: every leaf it signed has expired", "root", r.ID)
+		}
+		if len(gone) > 0 {
+			s.RootsChanged()
+		}
+	}
 }
 
 // Config returns the configuration of an instance and its version.
@@ -204,6 +366,7 @@ func (s *Server) Join(ctx context.Context, req *meshapi.JoinRequest) (*meshapi.C
 	}
 	creds, err := s.issue(req.CsrDer, id)
 	if err == nil {
+		s.recordLeaf(req.InstanceId, creds)
 		s.o.Logger.Info("sidecar joined", "instance", req.InstanceId, "identity", id.String())
 	}
 	return creds, err
@@ -242,6 +405,7 @@ func (s *Server) joinWithCredential(ctx context.Context, req *meshapi.JoinReques
 	id := spiffe.Identity{TrustDomain: s.o.TrustDomain(), Namespace: in.NS(), Service: in.Service}
 	creds, err := s.issue(req.CsrDer, id)
 	if err == nil {
+		s.recordLeaf(req.InstanceId, creds)
 		s.o.Logger.Info("sidecar joined", "instance", req.InstanceId, "identity", id.String(), "credential", req.CredentialAdapter)
 	}
 	return creds, err
@@ -261,7 +425,27 @@ func (s *Server) Renew(ctx context.Context, req *meshapi.RenewRequest) (*meshapi
 	if e.Instance.Service != id.Service || e.Instance.NS() != id.Namespace {
 		return nil, status.Errorf(codes.PermissionDenied, "identity %s may not renew for instance %q of service %s", id, req.InstanceId, e.Instance.Service)
 	}
-	return s.issue(req.CsrDer, id)
+	creds, err := s.issue(req.CsrDer, id)
+	if err == nil {
+		s.recordLeaf(req.InstanceId, creds)
+	}
+	return creds, err
+}
+
+// recordLeaf remembers which root signed the certificate just issued to an
+// instance, for Status.
+func (s *Server) recordLeaf(instance string, creds *meshapi.Credentials) {
+	b, _ := pem.Decode(creds.CertChainPem)
+	if b == nil {
+		return
+	}
+	leaf, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.leaves[instance] = leafInfo{root: hex.EncodeToString(leaf.AuthorityKeyId), notAfter: leaf.NotAfter}
 }
 
 func (s *Server) issue(csr []byte, id spiffe.Identity) (*meshapi.Credentials, error) {
@@ -367,6 +551,11 @@ type StreamStatus struct {
 	RejectedVersion uint64 `json:"rejected_version,omitempty"`
 	RejectError     string `json:"reject_error,omitempty"`
 	ConnectedSince  string `json:"connected_since"`
+	// LeafRoot is the root (ca.RootID) of the last certificate this
+	// controller issued to the instance, and LeafExpires its expiry; empty
+	// when another replica (or an earlier run) issued it.
+	LeafRoot    string `json:"leaf_root,omitempty"`
+	LeafExpires string `json:"leaf_expires,omitempty"`
 }
 
 // Status lists the connected sidecars.
@@ -382,6 +571,9 @@ func (s *Server) Status() []StreamStatus {
 				AckedVersion: st.acked, RejectedVersion: st.rejected, RejectError: st.errText,
 				ConnectedSince: st.since.UTC().Format(time.RFC3339),
 			})
+			if l, ok := s.leaves[id]; ok {
+				out[len(out)-1].LeafRoot, out[len(out)-1].LeafExpires = l.root, l.notAfter.UTC().Format(time.RFC3339)
+			}
 			st.mu.Unlock()
 		}
 	}
