@@ -171,7 +171,8 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("parsing --listen %q: %w", f.listen, err)
 	}
-	cert, err := authority.ServerCertificate(spiffe.Identity{TrustDomain: pol.Mesh.TrustDomain, Namespace: meshserver.ControllerNamespace, Service: meshserver.ControllerService},
+	// Issued again at half-life and after a root rotation.
+	serving, err := srv.ServingTLSConfig(spiffe.Identity{TrustDomain: pol.Mesh.TrustDomain, Namespace: meshserver.ControllerNamespace, Service: meshserver.ControllerService},
 		uniq(append([]string{listenHost, "127.0.0.1", "::1", "localhost"}, f.serverNames...)))
 	if err != nil {
 		return err
@@ -180,7 +181,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("listening for sidecars on %s: %w (is another controller running? pick another address with --listen)", f.listen, err)
 	}
-	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(srv.TLSConfig(cert))))
+	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(serving)))
 	srv.Register(g)
 	adminLis, err := net.Listen("tcp", f.admin)
 	if err != nil {
@@ -202,6 +203,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	adminSrv := &http.Server{Handler: adminHandler(token, ctl, reg, srv, st, authority), ReadHeaderTimeout: 10 * time.Second}
 	run(func() { _ = adminSrv.Serve(adminLis) })
 	run(func() { _ = ctl.Run(ctx, snapshots, policies) })
+	run(func() { srv.RetireRoots(ctx) })
 	run(func() { watchPolicy(ctx, f.policyDir, f.pollEvery, policies, st, log, stderr) })
 
 	for _, a := range specs {
@@ -486,6 +488,40 @@ type StatusReport struct {
 	Sidecars        []meshserver.StreamStatus `json:"sidecars"`
 	ConfigBuilds    int                       `json:"config_builds"`
 	IntentionsCount int                       `json:"intentions"`
+	// Roots are the CA's roots: the active one first, then the previous
+	// ones still trusted after a rotation.
+	Roots []RootReport `json:"roots"`
+}
+
+// RootReport is one CA root and how many connected sidecars hold a leaf
+// it signed (as far as this controller issued them).
+type RootReport struct {
+	ca.RootInfo
+	Sidecars int `json:"sidecars"`
+}
+
+// RootsReport is what GET /v1/ca/roots returns.
+type RootsReport struct {
+	Roots []RootReport `json:"roots"`
+	// SidecarsUnknown counts connected sidecars whose leaf this controller
+	// did not issue (another replica or an earlier run did).
+	SidecarsUnknown int `json:"sidecars_unknown"`
+}
+
+func rootsReport(authority *ca.CA, sidecars []meshserver.StreamStatus) RootsReport {
+	var rep RootsReport
+	count := map[string]int{}
+	for _, s := range sidecars {
+		if s.LeafRoot == "" {
+			rep.SidecarsUnknown++
+		} else {
+			count[s.LeafRoot]++
+		}
+	}
+	for _, r := range authority.Roots() {
+		rep.Roots = append(rep.Roots, RootReport{RootInfo: r, Sidecars: count[r.ID]})
+	}
+	return rep
 }
 
 // AdapterReport describes one supervised adapter plugin.
@@ -519,6 +555,13 @@ type JoinTokenRequest struct {
 	TTLSeconds int    `json:"ttl_seconds"`
 }
 
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
 func adminHandler(token string, ctl *controller.Controller, reg *registry.Registry, srv *meshserver.Server, st *controllerStatus, authority *ca.CA) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/join-tokens", func(w http.ResponseWriter, r *http.Request) {
@@ -545,6 +588,17 @@ func adminHandler(token string, ctl *controller.Controller, reg *registry.Regist
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]string{"token": tok, "expires_in": ttl.String()})
 	})
+	mux.HandleFunc("GET /v1/ca/roots", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, rootsReport(authority, srv.Status()))
+	})
+	mux.HandleFunc("POST /v1/ca/rotate", func(w http.ResponseWriter, r *http.Request) {
+		rot, err := srv.RotateRoot()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, rot)
+	})
 	mux.HandleFunc("GET /v1/policy", func(w http.ResponseWriter, r *http.Request) {
 		st.mu.Lock()
 		out := PolicySources{Files: st.sources}
@@ -554,6 +608,7 @@ func adminHandler(token string, ctl *controller.Controller, reg *registry.Regist
 	})
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		rep := StatusReport{TrustDomain: ctl.TrustDomain(), Sidecars: srv.Status(), ConfigBuilds: ctl.Builds()}
+		rep.Roots = rootsReport(authority, rep.Sidecars).Roots
 		if p := ctl.Policy(); p != nil {
 			rep.Policy = policyhcl.Summary(p)
 			rep.IntentionsCount = len(p.Intentions)

@@ -1,49 +1,27 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 )
 
 func newStatusCmd() *cobra.Command {
-	var admin, dataDir string
+	var a adminFlags
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show what a running controller knows: adapters, instances, sidecars",
+		Short: "Show what a running controller knows: adapters, instances, sidecars, CA roots",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			tok, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
-			if err != nil {
-				return fmt.Errorf("reading the admin token: %w (pass the controller's --data-dir)", err)
-			}
-			req, _ := http.NewRequest("GET", "http://"+admin+"/v1/status", nil)
-			req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-			resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-			if err != nil {
-				return fmt.Errorf("asking the controller at %s: %w (is it running? pass its --admin address)", admin, err)
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("asking the controller at %s: %s", admin, resp.Status)
-			}
 			var rep StatusReport
-			if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
-				return fmt.Errorf("decoding the controller's status: %w", err)
+			if err := a.call("GET", "/v1/status", &rep); err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return printJSON(out, rep)
 			}
 			fmt.Fprintf(out, "policy: %s\n", rep.Policy)
 			if rep.PolicyError != "" {
@@ -58,15 +36,15 @@ func newStatusCmd() *cobra.Command {
 			for _, in := range rep.Instances {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.ID, in.Service, in.Address, in.Health, in.Identity)
 			}
-			fmt.Fprintln(tw, "\nSIDECAR\tIDENTITY\tVERSION\tACKED\tREJECTED")
+			fmt.Fprintln(tw, "\nSIDECAR\tIDENTITY\tVERSION\tACKED\tLEAF ROOT\tREJECTED")
 			for _, s := range rep.Sidecars {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", s.Instance, s.Identity, s.Version, s.AckedVersion, s.RejectError)
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", s.Instance, s.Identity, s.Version, s.AckedVersion, shortID(s.LeafRoot), s.RejectError)
 			}
+			writeRoots(tw, rep.Roots)
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&admin, "admin", "127.0.0.1:7401", "the controller's admin API address")
-	cmd.Flags().StringVar(&dataDir, "data-dir", ".weft", "the controller's data directory (for the admin token)")
+	a.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON")
 	return cmd
 }

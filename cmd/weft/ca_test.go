@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bytes"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/weftmesh/weft/core/ca"
+	"github.com/weftmesh/weft/core/controller"
+	"github.com/weftmesh/weft/core/meshserver"
+	"github.com/weftmesh/weft/core/registry"
+)
+
+// TestCACommands runs `weft ca rotate` and `weft ca roots` against the
+// admin API's handler.
+func TestCACommands(t *testing.T) {
+	dir := t.TempDir()
+	authority, err := ca.LoadOrCreate(filepath.Join(dir, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.New()
+	ctl := controller.New(controller.Options{Registry: reg})
+	srv := meshserver.New(meshserver.Options{CA: authority, Registry: reg, TrustDomain: ctl.TrustDomain})
+	api := httptest.NewServer(adminHandler("tok", ctl, reg, srv, &controllerStatus{adapters: nil}, authority))
+	defer api.Close()
+	if err := os.WriteFile(filepath.Join(dir, "admin.token"), []byte("tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	admin := strings.TrimPrefix(api.URL, "http://")
+	run := func(args ...string) (string, error) {
+		cmd := newCACmd()
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		cmd.SetArgs(append(args, "--admin", admin, "--data-dir", dir))
+		err := cmd.Execute()
+		return out.String(), err
+	}
+	first := authority.ActiveRootID()
+
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		want    []string
+		wantErr string
+	}{
+		{"roots before", []string{"roots"}, []string{first, "active"}, ""},
+		{"rotate", []string{"rotate"}, []string{"Rotated the CA root", first, "trusted until"}, ""},
+		{"roots after", []string{"roots"}, []string{first, "retiring at", "active"}, ""},
+		{"rotate again while the first root is trusted", []string{"rotate", "--wait", "5s"}, []string{"All 0 connected sidecars"}, ""},
+		{"negative wait", []string{"rotate", "--wait", "-1s"}, nil, "want a duration of 0 or more"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := run(tc.args...)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+	if n := len(authority.Roots()); n != 3 {
+		t.Errorf("after two rotations the CA has %d roots, want 3", n)
+	}
+
+	os.WriteFile(filepath.Join(dir, "admin.token"), []byte("wrong\n"), 0o600)
+	if _, err := run("rotate"); err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "admin.token") {
+		t.Errorf("rotate with a wrong token: %v, want a 401 that names admin.token", err)
+	}
+}
