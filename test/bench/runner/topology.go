@@ -142,8 +142,9 @@ func (d *direct) stop()                                             {}
 
 // haproxy: two HAProxy instances, client side and server side, with mTLS
 // between them using the same certificates as Weft, TLS 1.3 only,
-// upstream connection reuse (http-reuse always, HTTP/2 between the two
-// for HTTP, like Weft's sidecars), one thread each.
+// upstream connection reuse (http-reuse always, HTTP/2 between the two:
+// HAProxy's faster choice here, though Weft's sidecars carry HTTP/1.1
+// traffic as HTTP/1.1; see BENCHMARKS.md), one thread each.
 type haproxyCand struct {
 	e     *env
 	procs []*proc
