@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/tls"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/spiffe"
 )
@@ -65,6 +67,13 @@ type ClientOptions struct {
 // rejecting every version, and renews the certificate at half its
 // lifetime. While no controller answers the proxy keeps serving with what
 // it has.
+//
+// Root rotation: every configuration carries the mesh's trust bundle and
+// the ID of the root that signs new certificates (ProxyConfig.trust). The
+// Client trusts the bundle's roots before it applies the rest of the
+// configuration, and renews at once when its certificate is from another
+// root than the active one (applyTrust), so a rotation reaches every
+// sidecar within a config push and one Renew, not at half-life.
 type Client struct {
 	p    *Proxy
 	o    ClientOptions
@@ -72,6 +81,11 @@ type Client struct {
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn // mTLS connections by address
+
+	// credsMu serializes changes of the proxy's credentials (renewals,
+	// new trust bundles), each made from the current ones.
+	credsMu  sync.Mutex
+	renewNow chan struct{} // wakes renewLoop before half-life
 }
 
 // NewClient returns a client that will drive p. Call Run to start it.
@@ -99,7 +113,7 @@ func NewClient(p *Proxy, o ClientOptions) (*Client, error) {
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 10 * time.Second
 	}
-	return &Client{p: p, o: o, conns: make(map[string]*grpc.ClientConn)}, nil
+	return &Client{p: p, o: o, conns: make(map[string]*grpc.ClientConn), renewNow: make(chan struct{}, 1)}, nil
 }
 
 // Run gets credentials (from DataDir or by joining), then streams
@@ -298,22 +312,90 @@ func (c *Client) joinOnce(ctx context.Context, addr string, key *ecdsa.PrivateKe
 	return credentialsFrom(resp, key)
 }
 
-// renewLoop renews the certificate at half its lifetime, retrying with
-// backoff until a controller answers, for as long as ctx lasts.
+// renewLoop renews the certificate at half its lifetime, or at once when
+// applyTrust finds it is not from the active root, retrying with backoff
+// until a controller answers, for as long as ctx lasts.
 func (c *Client) renewLoop(ctx context.Context) {
 	for {
 		cur := c.p.Credentials()
-		if !sleep(ctx, time.Until(cur.RenewAt())) {
+		t := time.NewTimer(time.Until(cur.RenewAt()))
+		select {
+		case <-ctx.Done():
+			t.Stop()
 			return
+		case <-c.renewNow:
+		case <-t.C:
 		}
+		t.Stop()
 		creds, err := c.renew(ctx)
 		if err != nil {
 			return // ctx ended
 		}
+		c.credsMu.Lock()
 		c.p.SetCredentials(creds)
 		c.saveCredentials(creds)
-		c.p.Logf("renewed certificate for %s until %s", creds.ID, creds.NotAfter().Format(time.RFC3339))
+		c.credsMu.Unlock()
+		c.p.Logf("renewed certificate for %s until %s (root %s)", creds.ID, creds.NotAfter().Format(time.RFC3339), leafRootID(creds))
 	}
+}
+
+// applyTrust takes the trust bundle that came with a configuration: the
+// proxy trusts its roots from now on (before anything else changes, so
+// peers renewed from a new root are accepted), and if the proxy's own
+// certificate is not from the active root it renews at once, not at
+// half-life. Its new certificate carries the new root cross-signed by the
+// old one, so peers that still trust only the old root accept it too.
+func (c *Client) applyTrust(tb *meshapi.TrustBundle) {
+	if len(tb.GetRootsPem()) == 0 {
+		return // a controller without rotation: the roots come with Join and Renew
+	}
+	c.credsMu.Lock()
+	cur := c.p.Credentials()
+	if cur == nil {
+		c.credsMu.Unlock()
+		return
+	}
+	if !bytes.Equal(cur.rootsPEM, tb.GetRootsPem()) {
+		next, err := NewCredentials(cur.Cert, tb.GetRootsPem())
+		if err != nil {
+			c.credsMu.Unlock()
+			c.p.Logf("ignoring the trust bundle sent with the config: %v; keeping the current roots", err)
+			return
+		}
+		c.p.SetCredentials(next)
+		c.saveCredentials(next)
+		cur = next
+		c.p.Logf("trusting %d roots from the controller (active root %s)", len(cur.roots), tb.GetActiveRootId())
+	}
+	c.credsMu.Unlock()
+	active := tb.GetActiveRootId()
+	if active == "" || leafRootID(cur) == active {
+		return
+	}
+	c.p.Logf("the certificate is from root %s but root %s now signs: renewing now", leafRootID(cur), active)
+	select {
+	case c.renewNow <- struct{}{}:
+	default:
+	}
+}
+
+// leafRootID names the root in the bundle that signed the proxy's leaf
+// (ca.RootID), or "unknown".
+func leafRootID(creds *Credentials) string {
+	for _, r := range creds.roots {
+		if creds.Cert.Leaf.CheckSignatureFrom(r) == nil {
+			return ca.RootID(r)
+		}
+	}
+	// Signed by an intermediate (a cross-signed root): name the root it
+	// stands for.
+	for _, der := range creds.Cert.Certificate[1:] {
+		ic, err := x509.ParseCertificate(der)
+		if err == nil && creds.Cert.Leaf.CheckSignatureFrom(ic) == nil {
+			return ca.RootID(ic)
+		}
+	}
+	return "unknown"
 }
 
 func (c *Client) renew(ctx context.Context) (*Credentials, error) {
@@ -400,6 +482,7 @@ func (c *Client) streamOnce(ctx context.Context, addr string) (got bool, err err
 			return got, fmt.Errorf("receiving config: %w", err)
 		}
 		got = true
+		c.applyTrust(u.GetConfig().GetTrust())
 		ack := &meshapi.ConfigRequest{InstanceId: c.o.InstanceID}
 		if err := c.p.Apply(u.GetVersion(), u.GetConfig()); err != nil {
 			c.p.Logf("rejected config version %d: %v", u.GetVersion(), err)

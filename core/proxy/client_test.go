@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/proxy"
 	"github.com/weftmesh/weft/core/proxy/proxytest"
@@ -275,5 +276,61 @@ func TestNewClientChecksOptions(t *testing.T) {
 				t.Errorf("NewClient: %v, want an error mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestClientTakesTrustBundleAndRenewsForNewRoot: a config's trust bundle
+// is trusted before the config is acknowledged; a sidecar whose leaf is
+// from the active root does not renew, one whose leaf is from another root
+// renews at once (not at half-life).
+func TestClientTakesTrustBundleAndRenewsForNewRoot(t *testing.T) {
+	oldCA, newCA_ := newCA(t), newCA(t)
+	f := proxytest.StartController(t, oldCA, proxytest.ControllerOptions{})
+	r := runClient(t, oldCA, f.Token, "", f.Addr)
+	if req := f.NextRequest(t); req.InstanceId != "web-1" {
+		t.Fatalf("subscription %v", req)
+	}
+	bundle := append(append([]byte{}, oldCA.RootPEM...), newCA_.RootPEM...)
+	newLeaf, err := newCA_.Leaf("default", "api", proxytest.LeafOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Both roots, the old one still active: trusted, no renewal.
+	cfg := webConfig()
+	cfg.Trust = &meshapi.TrustBundle{RootsPem: bundle, ActiveRootId: ca.RootID(oldCA.Cert)}
+	f.Send(t, &meshapi.ConfigUpdate{Version: 1, Config: cfg})
+	if req := f.NextRequest(t); req.AppliedVersion != 1 {
+		t.Fatalf("after version 1: %v, want an ACK", req)
+	}
+	if _, err := newLeaf.Leaf.Verify(x509.VerifyOptions{Roots: r.p.Credentials().Roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Errorf("after the bundle with the new root, a leaf of the new root does not verify: %v", err)
+	}
+	if strings.Contains(r.log.String(), "renewing now") {
+		t.Errorf("renewing with a leaf of the active root:\n%s", r.log)
+	}
+
+	// The new root active: renewal at once.
+	cfg = webConfig()
+	cfg.Trust = &meshapi.TrustBundle{RootsPem: bundle, ActiveRootId: ca.RootID(newCA_.Cert)}
+	f.Send(t, &meshapi.ConfigUpdate{Version: 2, Config: cfg})
+	if req := f.NextRequest(t); req.AppliedVersion != 2 {
+		t.Fatalf("after version 2: %v, want an ACK", req)
+	}
+	select {
+	case <-f.Renewed:
+	case <-time.After(wait):
+		t.Fatalf("the sidecar did not renew when another root became active:\n%s", r.log)
+	}
+
+	// A bundle with no root in it is ignored, not fatal.
+	cfg = webConfig()
+	cfg.Trust = &meshapi.TrustBundle{RootsPem: []byte("garbage"), ActiveRootId: "x"}
+	f.Send(t, &meshapi.ConfigUpdate{Version: 3, Config: cfg})
+	if req := f.NextRequest(t); req.AppliedVersion != 3 {
+		t.Fatalf("after version 3: %v, want an ACK", req)
+	}
+	if !strings.Contains(r.log.String(), "ignoring the trust bundle") {
+		t.Errorf("a bad bundle was not reported:\n%s", r.log)
 	}
 }

@@ -26,7 +26,8 @@ type Credentials struct {
 	// ID is the identity in Cert.
 	ID spiffe.Identity
 
-	rootsPEM []byte // as received, to save them
+	rootsPEM []byte              // as received, to save them
+	roots    []*x509.Certificate // the certificates in Roots
 }
 
 // NotAfter is when the certificate expires.
@@ -59,7 +60,11 @@ func NewCredentials(cert tls.Certificate, rootsPEM []byte) (*Credentials, error)
 	if err != nil {
 		return nil, err
 	}
-	return &Credentials{Cert: cert, Roots: roots, ID: id, rootsPEM: rootsPEM}, nil
+	pool := x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r)
+	}
+	return &Credentials{Cert: cert, Roots: pool, ID: id, rootsPEM: rootsPEM, roots: roots}, nil
 }
 
 // ParseCredentials builds credentials from PEM: the certificate chain (leaf
@@ -72,9 +77,8 @@ func ParseCredentials(chainPEM, keyPEM, rootsPEM []byte) (*Credentials, error) {
 	return NewCredentials(cert, rootsPEM)
 }
 
-func parseRoots(rootsPEM []byte) (*x509.CertPool, error) {
-	pool := x509.NewCertPool()
-	n := 0
+func parseRoots(rootsPEM []byte) ([]*x509.Certificate, error) {
+	var roots []*x509.Certificate
 	for rest := rootsPEM; ; {
 		var b *pem.Block
 		b, rest = pem.Decode(rest)
@@ -88,13 +92,12 @@ func parseRoots(rootsPEM []byte) (*x509.CertPool, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parsing root certificate: %w", err)
 		}
-		pool.AddCert(c)
-		n++
+		roots = append(roots, c)
 	}
-	if n == 0 {
+	if len(roots) == 0 {
 		return nil, errors.New("parsing roots: no CERTIFICATE block in the PEM; the controller must send at least one root")
 	}
-	return pool, nil
+	return roots, nil
 }
 
 func newKeyAndCSR() (*ecdsa.PrivateKey, []byte, error) {
