@@ -24,7 +24,9 @@
 // after a rotation rotation.json (the previous roots, their
 // cross-signatures and retirement times). A rotation writes ca.*.next, then
 // rotation.json (which commits it), then renames; a controller that crashed
-// in between completes or drops the rotation when it loads. A directory that
+// in between completes or drops the rotation when it loads; CA.Reload lets
+// controller replicas that share the directory take a rotation made by
+// another one (it leaves a rotation under way alone). A directory that
 // does not add up (a key that is not the root's, a rotation.json of another
 // root) is refused with an error that names the file and the way out.
 package ca

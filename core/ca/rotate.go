@@ -323,3 +323,51 @@ func parsePEMCert(s string) (*x509.Certificate, error) {
 	}
 	return x509.ParseCertificate(b.Bytes)
 }
+
+// Reload reads the CA directory again and takes its roots when another
+// controller replica sharing the directory rotated or retired them. It
+// reports whether the roots changed. While a rotation is under way in the
+// directory (ca.crt.next is there, or the files do not agree yet) it
+// changes nothing and reports no error: the next call sees the result.
+func (c *CA) Reload() (bool, error) {
+	busy := func() bool {
+		_, err := os.Stat(filepath.Join(c.dir, rootFile+nextSuffix))
+		return err == nil
+	}
+	if busy() {
+		return false, nil
+	}
+	certPEM, err := os.ReadFile(filepath.Join(c.dir, rootFile))
+	if err != nil {
+		return false, fmt.Errorf("reloading the CA: %w", err)
+	}
+	n := &CA{dir: c.dir, now: c.now}
+	if err = n.load(certPEM); err == nil {
+		err = n.loadRotation()
+	}
+	if err != nil {
+		if busy() {
+			return false, nil
+		}
+		return false, fmt.Errorf("reloading the CA: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sameRoots(c, n) {
+		return false, nil
+	}
+	c.root, c.key, c.previous = n.root, n.key, n.previous
+	return true, nil
+}
+
+func sameRoots(a, b *CA) bool {
+	if !a.root.Equal(b.root) || len(a.previous) != len(b.previous) {
+		return false
+	}
+	for i := range a.previous {
+		if !a.previous[i].cert.Equal(b.previous[i].cert) || !a.previous[i].retireAt.Equal(b.previous[i].retireAt) {
+			return false
+		}
+	}
+	return true
+}

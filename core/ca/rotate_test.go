@@ -366,3 +366,41 @@ func TestBrokenDirectory(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadSeesAnotherReplicasRotation: two CAs on one directory (two
+// controller replicas); a rotation by one reaches the other on Reload, and
+// a rotation under way is left alone.
+func TestReloadSeesAnotherReplicasRotation(t *testing.T) {
+	dir := t.TempDir()
+	clk := &clock{t: time.Now()}
+	a, b := loadAt(t, dir, clk), loadAt(t, dir, clk)
+	if changed, err := b.Reload(); changed || err != nil {
+		t.Fatalf("Reload() with nothing new = %v, %v", changed, err)
+	}
+	if _, err := a.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := b.Reload()
+	if !changed || err != nil {
+		t.Fatalf("Reload() after the other replica rotated = %v, %v; want a change", changed, err)
+	}
+	if b.ActiveRootID() != a.ActiveRootID() || string(b.RootsPEM()) != string(a.RootsPEM()) {
+		t.Error("after Reload the replicas disagree on the roots")
+	}
+	if _, err := spiffe.VerifyPeer(issueLeaf(t, b), a.Pool(), "weft.local", clk.t); err != nil {
+		t.Errorf("a leaf of the reloaded replica does not verify at the other: %v", err)
+	}
+	// A rotation under way: ca.crt.next is there.
+	copyFile(t, filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.crt.next"))
+	os.WriteFile(filepath.Join(dir, "ca.key"), []byte("half written"), 0o600)
+	if changed, err := b.Reload(); changed || err != nil {
+		t.Errorf("Reload() during a rotation = %v, %v; want no change and no error", changed, err)
+	}
+	os.Remove(filepath.Join(dir, "ca.crt.next"))
+	if _, err := b.Reload(); err == nil || !strings.Contains(err.Error(), "ca.key") {
+		t.Errorf("Reload() of a broken directory = %v, want an error naming ca.key", err)
+	}
+	if b.ActiveRootID() != a.ActiveRootID() {
+		t.Error("a failed Reload changed the roots")
+	}
+}

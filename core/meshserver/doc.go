@@ -27,7 +27,9 @@
 // New leaves carry the new root cross-signed by the old one, so a peer
 // that has not got the new bundle yet still verifies them. RetireRoots
 // drops an old root from the bundle (and sends the smaller one) when its
-// last leaf has expired. The controller's own certificate
+// last leaf has expired, and every Options.RootsReload (10s) reads the CA
+// directory again (ca.CA.Reload), so that replicas sharing it follow a
+// rotation made through any one of them. The controller's own certificate
 // (ServingTLSConfig) is issued again at half-life and after a rotation,
 // and client certificates are checked against the roots in force at each
 // handshake. Status reports, per sidecar, the root of the last

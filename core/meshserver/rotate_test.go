@@ -170,3 +170,45 @@ func TestRotateRoot(t *testing.T) {
 		t.Errorf("status = %+v, want leaf root %s", s, rot.New.ID)
 	}
 }
+
+// TestRetireRootsReloadsAnotherReplicasRotation: a server whose CA
+// directory another replica rotated sends the new bundle to its sidecars.
+func TestRetireRootsReloadsAnotherReplicasRotation(t *testing.T) {
+	dir := t.TempDir()
+	mine, err := ca.LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := ca.LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(Options{CA: mine, Registry: registry.New(), TrustDomain: func() string { return "weft.local" }, RootsReload: 10 * time.Millisecond})
+	srv.Update(map[string]*meshapi.ProxyConfig{"api-0": cfg("api-0", "api", 1)})
+	_, v1, _ := srv.Config("api-0")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { srv.RetireRoots(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	rot, err := other.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		c, v, _ := srv.Config("api-0")
+		if c.GetTrust().GetActiveRootId() == rot.New.ID {
+			if v <= v1 {
+				t.Errorf("the new bundle came with version %d, not above %d", v, v1)
+			}
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("the server did not take the other replica's rotation; active root %s", c.GetTrust().GetActiveRootId())
+		case <-time.After(10 * time.Millisecond): // polling Config, which has no change signal for tests
+		}
+	}
+}

@@ -46,6 +46,10 @@ type Options struct {
 	// made right now (the adapter is restarting).
 	VerifyCredential func(ctx context.Context, adapter, instanceID, credential string) (CredentialClaims, error)
 	Logger           *slog.Logger
+	// RootsReload is how often RetireRoots reads the CA directory again,
+	// to take a rotation that another controller replica sharing it made.
+	// 0: every 10s; negative: never.
+	RootsReload time.Duration
 }
 
 // CredentialClaims is what a scheduler credential proves.
@@ -271,8 +275,20 @@ func (s *Server) RotateRoot() (ca.Rotation, error) {
 
 // RetireRoots drops each previous root from the bundle when its last leaf
 // has expired (ca.CA.Retire), and sends the smaller bundle to the
-// sidecars, until ctx ends. Run it once per server.
+// sidecars, until ctx ends. Every Options.RootsReload it also reads the
+// CA directory again (ca.CA.Reload), so a rotation made by another replica
+// reaches this one's sidecars too. Run it once per server.
 func (s *Server) RetireRoots(ctx context.Context) {
+	reloadEvery := s.o.RootsReload
+	if reloadEvery == 0 {
+		reloadEvery = 10 * time.Second
+	}
+	var reload <-chan time.Time
+	if reloadEvery > 0 {
+		tk := time.NewTicker(reloadEvery)
+		defer tk.Stop()
+		reload = tk.C
+	}
 	for {
 		wait := time.Hour
 		if next, ok := s.o.CA.NextRetirement(); ok {
@@ -285,6 +301,18 @@ func (s *Server) RetireRoots(ctx context.Context) {
 			return
 		case <-s.rotated:
 			t.Stop()
+			continue
+		case <-reload:
+			t.Stop()
+			changed, err := s.o.CA.Reload()
+			if err != nil {
+				s.o.Logger.Error("reading the CA directory again; keeping the roots in use", "err", err)
+			}
+			if changed {
+				s.o.Logger.Info("CA roots changed in the CA directory (another controller replica rotated them); sending the new bundle",
+					"active", s.o.CA.ActiveRootID())
+				s.RootsChanged()
+			}
 			continue
 		case <-t.C:
 		}
