@@ -371,3 +371,15 @@ func sameRoots(a, b *CA) bool {
 	}
 	return true
 }
+
+// CrossSigned returns the cross-signed roots that new leaves carry after
+// the leaf (DER, newest first): none without a previous root.
+func (c *CA) CrossSigned() [][]byte {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out [][]byte
+	for i := len(c.previous) - 1; i >= 0; i-- {
+		out = append(out, c.previous[i].cross.Raw)
+	}
+	return out
+}

@@ -31,7 +31,9 @@
 // directory again (ca.CA.Reload), so that replicas sharing it follow a
 // rotation made through any one of them. The controller's own certificate
 // (ServingTLSConfig) is issued again at half-life and after a rotation,
-// and client certificates are checked against the roots in force at each
-// handshake. Status reports, per sidecar, the root of the last
+// and keeps every cross-signature it carried even after the old root
+// retired, so a sidecar started with a bootstrap bundle from before the
+// rotation can still verify the controller and join. Client certificates
+// are checked against the roots in force at each handshake. Status reports, per sidecar, the root of the last
 // certificate issued to it.
 package meshserver

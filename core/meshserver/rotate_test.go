@@ -212,3 +212,38 @@ func TestRetireRootsReloadsAnotherReplicasRotation(t *testing.T) {
 		}
 	}
 }
+
+// TestControllerChainOutlivesRetirement: after the old root retired, a
+// sidecar that only has a bootstrap bundle with the old root still
+// verifies the controller (and so can join), through the cross-signature
+// the controller keeps in its chain.
+func TestControllerChainOutlivesRetirement(t *testing.T) {
+	h := startServing(t)
+	oldRoots := h.ca.Pool()
+	h.addInstance("api-0", "api")
+	// A rotation whose old root retires at once.
+	ttl := h.ca.LeafTTL
+	h.ca.LeafTTL = -2 * time.Minute
+	rot, err := h.srv.RotateRoot()
+	h.ca.LeafTTL = ttl
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := h.ca.Retire(); err != nil || len(gone) != 1 || gone[0].ID != rot.Old.ID {
+		t.Fatalf("Retire() = %+v, %v; want the old root", gone, err)
+	}
+	h.srv.RootsChanged()
+	if n := len(h.ca.Roots()); n != 1 {
+		t.Fatalf("%d roots after retirement, want 1", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, csr := newCSR(t)
+	creds, err := h.dialWith(t, oldRoots, nil).Join(ctx, &meshapi.JoinRequest{InstanceId: "api-0", JoinToken: h.token(t, "api-0", "api"), CsrDer: csr})
+	if err != nil {
+		t.Fatalf("joining with a bootstrap bundle from before the rotation: %v", err)
+	}
+	if string(creds.RootsPem) != string(h.ca.RootsPEM()) {
+		t.Error("the join did not hand out the current roots")
+	}
+}

@@ -1,6 +1,7 @@
 package meshserver
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -88,8 +90,15 @@ type Server struct {
 	configs map[string]versioned
 	streams map[string]map[*stream]struct{}
 	trust   *meshapi.TrustBundle // stamped into every configuration
-	leaves  map[string]leafInfo  // the last certificate issued, by instance
-	rotated chan struct{}        // wakes RetireRoots after a rotation
+	// crosses are the cross-signed roots the CA's chains carried while
+	// this server ran. They stay in the controller's own chain after their
+	// roots retire, so a sidecar started with a bootstrap bundle from
+	// before a rotation (an adapter's --trust-bundle file) still verifies
+	// the controller and can join; it gets the current roots with its
+	// certificate.
+	crosses [][]byte
+	leaves  map[string]leafInfo // the last certificate issued, by instance
+	rotated chan struct{}       // wakes RetireRoots after a rotation
 }
 
 // leafInfo is what the server remembers of the last certificate it issued
@@ -104,7 +113,7 @@ func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Server{
+	s := &Server{
 		o:       o,
 		next:    uint64(time.Now().UnixMilli()),
 		configs: map[string]versioned{},
@@ -113,6 +122,28 @@ func New(o Options) *Server {
 		leaves:  map[string]leafInfo{},
 		rotated: make(chan struct{}, 1),
 	}
+	s.rememberCrosses()
+	return s
+}
+
+// rememberCrosses adds the CA's current cross-signed roots to crosses.
+func (s *Server) rememberCrosses() {
+	if s.o.CA == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.o.CA.CrossSigned() {
+		if !slices.ContainsFunc(s.crosses, func(k []byte) bool { return bytes.Equal(k, c) }) {
+			s.crosses = append(s.crosses, c)
+		}
+	}
+}
+
+func (s *Server) crossSigned() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.crosses)
 }
 
 // trustOf is the bundle configurations carry; nil without a CA (tests).
@@ -154,7 +185,7 @@ func (s *Server) tlsConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate,
 // half its lifetime and after a root rotation, so a controller that runs
 // for days keeps a valid certificate from the active root.
 func (s *Server) ServingTLSConfig(id spiffe.Identity, hosts []string) (*tls.Config, error) {
-	sc := &servingCert{ca: s.o.CA, id: id, hosts: hosts, log: s.o.Logger}
+	sc := &servingCert{ca: s.o.CA, id: id, hosts: hosts, log: s.o.Logger, srv: s}
 	if _, err := sc.get(nil); err != nil {
 		return nil, err
 	}
@@ -171,6 +202,7 @@ type servingCert struct {
 	cert    *tls.Certificate
 	root    string
 	renewAt time.Time
+	srv     *Server
 }
 
 func (sc *servingCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -187,6 +219,11 @@ func (sc *servingCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return sc.cert, nil
 		}
 		return nil, fmt.Errorf("issuing the controller's certificate: %w", err)
+	}
+	for _, c := range sc.srv.crossSigned() {
+		if !slices.ContainsFunc(cert.Certificate, func(k []byte) bool { return bytes.Equal(k, c) }) {
+			cert.Certificate = append(cert.Certificate, c)
+		}
 	}
 	nb, na := cert.Leaf.NotBefore, cert.Leaf.NotAfter
 	sc.cert, sc.root, sc.renewAt = &cert, root, nb.Add(na.Sub(nb)/2)
@@ -233,6 +270,7 @@ func (s *Server) Update(cfgs map[string]*meshapi.ProxyConfig) (changed int) {
 // configuration gets it and a new version. Call it after the CA's roots
 // changed (RotateRoot and RetireRoots do).
 func (s *Server) RootsChanged() {
+	s.rememberCrosses()
 	trust := trustOf(s.o.CA)
 	s.mu.Lock()
 	defer s.mu.Unlock()
