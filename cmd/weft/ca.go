@@ -26,10 +26,13 @@ carries the cross-signature, so a peer that has not heard of the new root yet
 still accepts it. The old root stays trusted until every certificate it
 signed has expired (the leaf lifetime, 24h, after the rotation), then leaves
 the bundle by itself, also across controller restarts: the state is in
-DATA_DIR/ca. Rotating again before then is fine.
+DATA_DIR/ca. Rotating again before then is fine. Controller replicas that
+share DATA_DIR/ca follow a rotation made through any one of them within 10s.
 
 "weft ca roots" lists the roots, their state, and how many sidecars hold a
-certificate of each.`,
+certificate of each; "weft ca roots --pem" prints the trust bundle. Where you
+hand new sidecars a bootstrap bundle yourself (a Nomad template, a Kubernetes
+ConfigMap), update it with that output before the old root retires.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -118,7 +121,7 @@ func waitForRoot(out io.Writer, a *adminFlags, root string, wait time.Duration, 
 
 func newCARootsCmd() *cobra.Command {
 	var a adminFlags
-	var asJSON bool
+	var asJSON, asPEM bool
 	cmd := &cobra.Command{
 		Use:   "roots",
 		Short: "List the CA's roots, their state and the sidecars holding a certificate of each",
@@ -129,8 +132,12 @@ func newCARootsCmd() *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			if asJSON {
+			switch {
+			case asJSON:
 				return printJSON(out, rep)
+			case asPEM:
+				_, err := io.WriteString(out, rep.BundlePEM)
+				return err
 			}
 			tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 			writeRoots(tw, rep.Roots)
@@ -142,6 +149,8 @@ func newCARootsCmd() *cobra.Command {
 	}
 	a.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON")
+	cmd.Flags().BoolVar(&asPEM, "pem", false, "print the trust bundle (every root, PEM), e.g. for the bundle new sidecars start with")
+	cmd.MarkFlagsMutuallyExclusive("json", "pem")
 	return cmd
 }
 

@@ -53,6 +53,8 @@ func TestCACommands(t *testing.T) {
 		{"roots after", []string{"roots"}, []string{first, "retiring at", "active"}, ""},
 		{"rotate again while the first root is trusted", []string{"rotate", "--wait", "5s"}, []string{"All 0 connected sidecars"}, ""},
 		{"negative wait", []string{"rotate", "--wait", "-1s"}, nil, "want a duration of 0 or more"},
+		{"the bundle as PEM", []string{"roots", "--pem"}, []string{"-----BEGIN CERTIFICATE-----"}, ""},
+		{"PEM or JSON", []string{"roots", "--pem", "--json"}, nil, "none of the others can be"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := run(tc.args...)
@@ -74,6 +76,9 @@ func TestCACommands(t *testing.T) {
 	}
 	if n := len(authority.Roots()); n != 3 {
 		t.Errorf("after two rotations the CA has %d roots, want 3", n)
+	}
+	if out, _ := run("roots", "--pem"); out != string(authority.RootsPEM()) {
+		t.Errorf("weft ca roots --pem printed\n%s\nwant the CA's bundle\n%s", out, authority.RootsPEM())
 	}
 
 	os.WriteFile(filepath.Join(dir, "admin.token"), []byte("wrong\n"), 0o600)

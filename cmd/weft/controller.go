@@ -506,10 +506,12 @@ type RootsReport struct {
 	// SidecarsUnknown counts connected sidecars whose leaf this controller
 	// did not issue (another replica or an earlier run did).
 	SidecarsUnknown int `json:"sidecars_unknown"`
+	// BundlePEM is every root, as sidecars should trust them.
+	BundlePEM string `json:"bundle_pem"`
 }
 
 func rootsReport(authority *ca.CA, sidecars []meshserver.StreamStatus) RootsReport {
-	var rep RootsReport
+	rep := RootsReport{BundlePEM: string(authority.RootsPEM())}
 	count := map[string]int{}
 	for _, s := range sidecars {
 		if s.LeafRoot == "" {
