@@ -95,7 +95,10 @@
 //     is exempt from request and stream timeouts.
 //   - credentials.go, tls.go: credentials, and the TLS configs that read
 //     the current certificate and roots from atomic pointers, so renewals
-//     and root rotations need no restart and drop no connection.
+//     and root rotations need no restart and drop no connection. Every
+//     configuration carries the trust bundle and the active root's ID:
+//     client.go trusts the bundle before applying the rest, and renews at
+//     once when its leaf is from another root (`weft ca rotate`).
 //   - h1pool.go: the HTTP/1.1 client of both HTTP/1.1 hops (to the
 //     upstream sidecar, to the app). The handler's goroutine writes the
 //     request and reads the response itself on a pooled connection, where
