@@ -17,7 +17,12 @@ type logWriter struct {
 
 	mu    sync.Mutex
 	buf   bytes.Buffer
-	timer *time.Timer // armed while the buffer holds lines
+	spare bytes.Buffer // the other buffer: written out while lines go to buf
+	timer *time.Timer  // armed while the buffer holds lines
+
+	// wmu orders the writes of w. A write to a file or pipe can block;
+	// it does so outside mu, so requests logging meanwhile do not wait.
+	wmu sync.Mutex
 }
 
 // logBufMax is how much the buffer holds before it is written at once.
@@ -32,32 +37,33 @@ func (l *logWriter) Write(p []byte) (int, error) {
 		return l.w.Write(p)
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.buf.Write(p)
-	if l.buf.Len() >= logBufMax {
-		l.flushLocked()
-		return len(p), nil
-	}
-	if l.timer == nil {
+	full := l.buf.Len() >= logBufMax
+	if !full && l.timer == nil {
 		l.timer = time.AfterFunc(l.every, l.flush)
+	}
+	l.mu.Unlock()
+	if full {
+		l.flush()
 	}
 	return len(p), nil
 }
 
+// flush writes what is buffered: it swaps the two buffers under mu and
+// writes the full one under wmu alone.
 func (l *logWriter) flush() {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.flushLocked()
-}
-
-func (l *logWriter) flushLocked() {
 	if l.timer != nil {
 		l.timer.Stop()
 		l.timer = nil
 	}
-	if l.buf.Len() > 0 {
-		l.w.Write(l.buf.Bytes()) // nowhere to report a failed log write
-		l.buf.Reset()
+	l.buf, l.spare = l.spare, l.buf
+	l.mu.Unlock()
+	if l.spare.Len() > 0 {
+		l.w.Write(l.spare.Bytes()) // nowhere to report a failed log write
+		l.spare.Reset()
 	}
 }
 
