@@ -43,6 +43,19 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // TestCircuitBreaker: with two requests in flight and one waiting, a
 // fourth is refused at once with 503; the three others complete.
 func TestCircuitBreaker(t *testing.T) {
+	overload(t, `
+  circuit_breaker {
+    max_requests = 2
+    max_pending  = 1
+  }`, "2 requests in flight")
+}
+
+// overload runs api with the circuit_breaker block given, whose caps let
+// two requests in and one wait: two requests are held in the app, a third
+// waits, a fourth must get 503 with a body holding want, and the three
+// others complete once the app lets go.
+func overload(t *testing.T, breaker, want string) *mesh {
+	t.Helper()
 	gate := make(chan struct{})
 	var inApp atomic.Int64
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -53,11 +66,7 @@ func TestCircuitBreaker(t *testing.T) {
 		}
 		fmt.Fprint(w, "done")
 	})
-	m := start(t, policyFor(`
-  circuit_breaker {
-    max_requests = 2
-    max_pending  = 1
-  }`), inst{id: "web-1", svc: "web"}, inst{id: "api-1", svc: "api", app: app})
+	m := start(t, policyFor(breaker), inst{id: "web-1", svc: "web"}, inst{id: "api-1", svc: "api", app: app})
 	c := client(t)
 	url := m.url("web-1", "api", "/")
 	var wg sync.WaitGroup
@@ -79,8 +88,8 @@ func TestCircuitBreaker(t *testing.T) {
 		return m.metric("web-1", `weft_circuit_breaker_pending{peer="api"}`) == "1"
 	})
 	code, body, h := do(t, c, "GET", url, nil)
-	if code != 503 || h.Get("X-Weft-Overloaded") != "true" || !strings.Contains(body, "circuit breaker") {
-		t.Errorf("fourth request: %d %q %v, want 503 from the circuit breaker", code, body, h)
+	if code != 503 || h.Get("X-Weft-Overloaded") != "true" || !strings.Contains(body, want) {
+		t.Errorf("fourth request: %d %q %v, want 503 from the circuit breaker saying %q", code, body, h, want)
 	}
 	close(gate)
 	wg.Wait()
@@ -93,6 +102,7 @@ func TestCircuitBreaker(t *testing.T) {
 	if inApp.Load() != 3 {
 		t.Errorf("the app saw %d requests, want 3", inApp.Load())
 	}
+	return m
 }
 
 // TestOutlierDetection: an instance that fails three times in a row is
@@ -195,53 +205,11 @@ intention "web" "db" {
 // connections carries two requests at once on two connections; a third
 // waits for one of them (max_pending = 1), a fourth gets 503.
 func TestCircuitBreakerHTTPConnections(t *testing.T) {
-	gate := make(chan struct{})
-	var inApp atomic.Int64
-	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		inApp.Add(1)
-		select {
-		case <-gate:
-		case <-r.Context().Done():
-		}
-		fmt.Fprint(w, "done")
-	})
-	m := start(t, policyFor(`
+	m := overload(t, `
   circuit_breaker {
     max_connections = 2
     max_pending     = 1
-  }`), inst{id: "web-1", svc: "web"}, inst{id: "api-1", svc: "api", app: app})
-	c := client(t)
-	url := m.url("web-1", "api", "/")
-	var wg sync.WaitGroup
-	codes := make(chan int, 3)
-	send := func() {
-		wg.Go(func() {
-			code, _, _, err := try(c, "GET", url, nil)
-			if err != nil {
-				t.Error(err)
-			}
-			codes <- code
-		})
-	}
-	send()
-	send()
-	eventually(t, "two requests in the app", func() bool { return inApp.Load() == 2 })
-	send()
-	eventually(t, "one request waiting for a connection", func() bool {
-		return m.metric("web-1", `weft_circuit_breaker_pending{peer="api"}`) == "1"
-	})
-	code, body, h := do(t, c, "GET", url, nil)
-	if code != 503 || h.Get("X-Weft-Overloaded") != "true" || !strings.Contains(body, "2 connections busy") {
-		t.Errorf("fourth request: %d %q %v, want 503 from the circuit breaker's max_connections", code, body, h)
-	}
-	close(gate)
-	wg.Wait()
-	close(codes)
-	for code := range codes {
-		if code != 200 {
-			t.Errorf("a request within the caps got %d", code)
-		}
-	}
+  }`, "2 connections busy")
 	if got := m.metric("web-1", `weft_circuit_breaker_overflow_total{limit="max_connections",peer="api"}`); got != "1" {
 		t.Errorf("overflow count %q, want 1", got)
 	}
