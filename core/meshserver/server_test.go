@@ -79,16 +79,7 @@ func (h *harness) token(t *testing.T, id, svc string) string {
 // dial connects with server verification and, if cert is non-nil, a client certificate.
 func (h *harness) dial(t *testing.T, cert *tls.Certificate) meshapi.MeshClient {
 	t.Helper()
-	cfg := &tls.Config{RootCAs: h.ca.Pool(), ServerName: "127.0.0.1"}
-	if cert != nil {
-		cfg.Certificates = []tls.Certificate{*cert}
-	}
-	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return meshapi.NewMeshClient(conn)
+	return h.dialWith(t, h.ca.Pool(), cert)
 }
 
 func join(t *testing.T, c meshapi.MeshClient, id, token string) (*tls.Certificate, error) {

@@ -85,20 +85,8 @@ type mesh struct {
 }
 
 func startMesh(t *testing.T) *mesh {
-	dir := t.TempDir()
-	policyDir := filepath.Join(dir, "policy")
-	os.MkdirAll(policyDir, 0o755)
-	if err := os.WriteFile(filepath.Join(policyDir, "mesh.hcl"), []byte(policyHCL), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	wl := filepath.Join(dir, "workloads.hcl")
-	if err := os.WriteFile(wl, []byte(workloadsHCL()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctl := startController(t, filepath.Join(dir, "data"), harness.FreeAddr(t), harness.FreeAddr(t),
-		"--policy-dir", policyDir, "--adapter", "local="+wl,
-		// Addresses of their own, apart from the demo's and other tests'.
-		"--adapter-option", "local.first_address=127.0.77.2")
+	// Addresses of their own, apart from the demo's and other tests'.
+	ctl, policyDir := startLocalMesh(t, policyHCL, workloadsHCL(), "127.0.77.2")
 	m := &mesh{t: t, ctl: ctl, policyDir: policyDir, byService: map[string][]string{}}
 	s := ctl.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(5))
 	for _, in := range s.Instances {

@@ -30,6 +30,30 @@ func startController(t *testing.T, dataDir, listen, admin string, args ...string
 	return harness.StartController(t, o)
 }
 
+// startLocalMesh writes policy and the local adapter's workloads into a
+// temporary directory and starts a controller on them, whose instances get
+// loopback addresses from firstAddr on. It returns the controller and the
+// policy directory.
+func startLocalMesh(t *testing.T, policy, workloads, firstAddr string) (*harness.Controller, string) {
+	t.Helper()
+	dir := t.TempDir()
+	policyDir := filepath.Join(dir, "policy")
+	if err := os.MkdirAll(policyDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(policyDir, "mesh.hcl"), []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wl := filepath.Join(dir, "workloads.hcl")
+	if err := os.WriteFile(wl, []byte(workloads), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctl := startController(t, filepath.Join(dir, "data"), harness.FreeAddr(t), harness.FreeAddr(t),
+		"--policy-dir", policyDir, "--adapter", "local="+wl,
+		"--adapter-option", "local.first_address="+firstAddr)
+	return ctl, policyDir
+}
+
 func httpGet(ctx context.Context, url string) (int, string, error) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)

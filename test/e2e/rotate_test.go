@@ -203,20 +203,8 @@ func readRoot(t *testing.T, path string) *x509.Certificate {
 // presents a leaf of the new root. Then the controller restarts and keeps
 // the rotated state.
 func TestRootRotationDropsNothing(t *testing.T) {
-	dir := t.TempDir()
-	policyDir := filepath.Join(dir, "policy")
-	os.MkdirAll(policyDir, 0o755)
-	if err := os.WriteFile(filepath.Join(policyDir, "mesh.hcl"), []byte(rotatePolicy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	wl := filepath.Join(dir, "workloads.hcl")
-	if err := os.WriteFile(wl, []byte(rotateWorkloads()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctl := startController(t, filepath.Join(dir, "data"), harness.FreeAddr(t), harness.FreeAddr(t),
-		"--policy-dir", policyDir, "--adapter", "local="+wl,
-		// Addresses of its own, apart from the demo's and other tests'.
-		"--adapter-option", "local.first_address=127.0.79.2")
+	// Addresses of its own, apart from the demo's and other tests'.
+	ctl, _ := startLocalMesh(t, rotatePolicy, rotateWorkloads(), "127.0.79.2")
 	s := ctl.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(4))
 	var client string
 	var meshAddrs []string
