@@ -20,7 +20,8 @@ build:
 test: lint nomad k8s-assets
 	$(GO) test -count=1 -timeout 20m ./...
 
-# Runs each fuzz test for FUZZTIME (CI runs them briefly after make test).
+# Runs each fuzz test for FUZZTIME, a duration (10s) or a count of inputs
+# (40000x, what CI runs after make test: a count cannot race the clock).
 FUZZTIME ?= 10s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./hcl
