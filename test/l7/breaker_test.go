@@ -1,10 +1,7 @@
 package l7
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -174,28 +171,7 @@ intention "web" "db" {
 `
 	m := start(t, src, inst{id: "web-1", svc: "web"}, inst{id: "db-1", svc: "db", serve: echo})
 	addr := strings.TrimPrefix(m.url("web-1", "db", ""), "http://")
-	ping := func(c net.Conn) error {
-		c.SetDeadline(time.Now().Add(wait))
-		if _, err := io.WriteString(c, "ping\n"); err != nil {
-			return err
-		}
-		_, err := bufio.NewReader(c).ReadString('\n')
-		return err
-	}
-	for i := range 3 {
-		c, err := net.DialTimeout("tcp", addr, wait)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		err = ping(c)
-		if i < 2 && err != nil {
-			t.Fatalf("connection %d within the cap: %v", i, err)
-		}
-		if i == 2 && err == nil {
-			t.Fatal("a third connection passed a cap of 2")
-		}
-	}
+	twoOfThree(t, addr, "circuit breaker's max_connections")
 	if got := m.metric("web-1", `weft_circuit_breaker_overflow_total{limit="max_connections",peer="db"}`); got != "1" {
 		t.Errorf("overflow count %q, want 1", got)
 	}

@@ -130,6 +130,44 @@ func echo(ln net.Listener) {
 	}
 }
 
+// echoOnce sends a line on a connection to an echo app and reads it back.
+func echoOnce(t *testing.T, c net.Conn) error {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(wait))
+	if _, err := io.WriteString(c, "ping\n"); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err == nil && line != "ping\n" {
+		t.Errorf("echo %q", line)
+	}
+	return err
+}
+
+// twoOfThree opens three connections to addr, an echo upstream capped at
+// two by what: the first two must echo, the third must not. It returns
+// the three, closed at the end of the test.
+func twoOfThree(t *testing.T, addr, what string) []net.Conn {
+	t.Helper()
+	var conns []net.Conn
+	for i := range 3 {
+		c, err := net.DialTimeout("tcp", addr, wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns = append(conns, c)
+		err = echoOnce(t, c)
+		if i < 2 && err != nil {
+			t.Fatalf("connection %d within the %s: %v", i, what, err)
+		}
+		if i == 2 && err == nil {
+			t.Fatalf("a third connection passed a %s of 2", what)
+		}
+	}
+	return conns
+}
+
 func TestConnectionLimit(t *testing.T) {
 	src := `
 service "web" {
@@ -148,33 +186,7 @@ intention "web" "db" {
 `
 	m := start(t, src, inst{id: "web-1", svc: "web"}, inst{id: "db-1", svc: "db", serve: echo})
 	addr := strings.TrimPrefix(m.url("web-1", "db", ""), "http://")
-	roundTrip := func(c net.Conn) error {
-		c.SetDeadline(time.Now().Add(wait))
-		if _, err := io.WriteString(c, "ping\n"); err != nil {
-			return err
-		}
-		line, err := bufio.NewReader(c).ReadString('\n')
-		if err == nil && line != "ping\n" {
-			t.Errorf("echo %q", line)
-		}
-		return err
-	}
-	var conns []net.Conn
-	for i := range 3 {
-		c, err := net.DialTimeout("tcp", addr, wait)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		conns = append(conns, c)
-		err = roundTrip(c)
-		if i < 2 && err != nil {
-			t.Fatalf("connection %d within the limit: %v", i, err)
-		}
-		if i == 2 && err == nil {
-			t.Fatal("a third connection passed a limit of 2")
-		}
-	}
+	conns := twoOfThree(t, addr, "connection limit")
 	conns[0].Close()
 	// The freed slot takes a new connection once the sidecar sees the close.
 	deadline := time.Now().Add(wait)
@@ -183,7 +195,7 @@ intention "web" "db" {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = roundTrip(c)
+		err = echoOnce(t, c)
 		c.Close()
 		if err == nil {
 			break
