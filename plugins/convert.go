@@ -157,15 +157,18 @@ func instanceToProto(in model.Instance) *proto.Instance {
 		}
 	}
 	return &proto.Instance{
-		Id:        in.ID,
-		Service:   in.Service,
-		Namespace: in.Namespace,
-		Address:   in.Address,
-		Ports:     ports,
-		Meta:      nilIfEmptyMap(in.Meta),
-		Tags:      nilIfEmpty(in.Tags),
-		Health:    string(in.Health),
-		Labels:    nilIfEmptyMap(in.Labels),
+		Id:         in.ID,
+		Service:    in.Service,
+		Namespace:  in.Namespace,
+		Address:    in.Address,
+		Ports:      ports,
+		Meta:       nilIfEmptyMap(in.Meta),
+		Tags:       nilIfEmpty(in.Tags),
+		Health:     string(in.Health),
+		Labels:     nilIfEmptyMap(in.Labels),
+		Workload:   nilIfEmptyMap(in.Workload),
+		Isolation:  string(in.Isolation),
+		MeshListen: in.MeshListen,
 	}
 }
 
@@ -178,15 +181,18 @@ func instanceFromProto(p *proto.Instance) model.Instance {
 		}
 	}
 	return model.Instance{
-		ID:        p.GetId(),
-		Service:   p.GetService(),
-		Namespace: p.GetNamespace(),
-		Address:   p.GetAddress(),
-		Ports:     ports,
-		Meta:      nilIfEmptyMap(p.GetMeta()),
-		Tags:      nilIfEmpty(p.GetTags()),
-		Health:    model.Health(p.GetHealth()),
-		Labels:    nilIfEmptyMap(p.GetLabels()),
+		ID:         p.GetId(),
+		Service:    p.GetService(),
+		Namespace:  p.GetNamespace(),
+		Address:    p.GetAddress(),
+		Ports:      ports,
+		Meta:       nilIfEmptyMap(p.GetMeta()),
+		Tags:       nilIfEmpty(p.GetTags()),
+		Health:     model.Health(p.GetHealth()),
+		Labels:     nilIfEmptyMap(p.GetLabels()),
+		Workload:   nilIfEmptyMap(p.GetWorkload()),
+		Isolation:  model.Isolation(p.GetIsolation()),
+		MeshListen: p.GetMeshListen(),
 	}
 }
 

@@ -57,6 +57,52 @@ type Instance struct {
 	// Labels are the scheduler's own coordinates: job/group/alloc for Nomad,
 	// framework/task for Mesos, namespace/pod for Kubernetes, pid for local.
 	Labels map[string]string
+	// Workload names the scheduler workload that runs the instance, as the
+	// scheduler reports it (never as the instance claims it). Policy binds
+	// each service to the workloads allowed to serve it. Keys per scheduler:
+	//   nomad:      namespace, job, group, task
+	//   kubernetes: namespace, service_account
+	//   mesos:      framework (its ID), framework_name, role, principal
+	//   local:      name (the workloads file's service block)
+	// Workload[WorkloadScheduler] names the scheduler kind.
+	Workload map[string]string
+	// Isolation says how the app port and the outbound ports are kept from
+	// everything but the instance's own sidecar and app.
+	Isolation Isolation
+	// MeshListen, when set, is where the sidecar's inbound listener binds
+	// ("ip:port"), when that differs from Address:Ports[PortMesh]: a host
+	// port mapped into the instance's own network namespace (Nomad bridge
+	// networking). Callers still dial Address:Ports[PortMesh].
+	MeshListen string
+}
+
+// WorkloadScheduler is the Workload key that names the scheduler kind
+// ("nomad", "kubernetes", "mesos", "local").
+const WorkloadScheduler = "scheduler"
+
+// Isolation is how an instance's app and outbound ports are protected.
+type Isolation string
+
+const (
+	// IsolationUnknown: the adapter did not say; treated as IsolationNone.
+	IsolationUnknown Isolation = ""
+	// IsolationNone: the app port, or the outbound ports, can be reached
+	// beside the sidecar. Status warns about every such instance.
+	IsolationNone Isolation = "none"
+	// IsolationNetNS: the instance has its own network namespace; the app
+	// and the outbound listeners are on its loopback and only the
+	// sidecar's mesh port is reachable from outside.
+	IsolationNetNS Isolation = "netns"
+	// IsolationGuard: the instance shares the host's network, and a kernel
+	// rule lets only the instance's own sidecar reach its app port and
+	// only its own app use its outbound ports.
+	IsolationGuard Isolation = "guard"
+)
+
+// Isolated reports whether the instance's app is reachable only through
+// its sidecar, as its adapter says.
+func (in Instance) Isolated() bool {
+	return in.Isolation == IsolationNetNS || in.Isolation == IsolationGuard
 }
 
 var serviceName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -85,6 +131,16 @@ func (in Instance) Validate() error {
 	for name, p := range in.Ports {
 		if p <= 0 || p > 65535 {
 			return fmt.Errorf("instance %s: port %q = %d is outside 1-65535", in.ID, name, p)
+		}
+	}
+	switch in.Isolation {
+	case IsolationUnknown, IsolationNone, IsolationNetNS, IsolationGuard:
+	default:
+		return fmt.Errorf("instance %s: isolation %q is not one of none, netns, guard", in.ID, in.Isolation)
+	}
+	if in.MeshListen != "" {
+		if _, err := netip.ParseAddrPort(in.MeshListen); err != nil {
+			return fmt.Errorf("instance %s: mesh_listen %q is not ip:port", in.ID, in.MeshListen)
 		}
 	}
 	if in.Ports[PortMesh] == 0 {

@@ -571,16 +571,26 @@ func (*WatchRequest) Descriptor() ([]byte, []int) {
 }
 
 type Instance struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Service       string                 `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
-	Namespace     string                 `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	Address       string                 `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
-	Ports         map[string]uint32      `protobuf:"bytes,5,rep,name=ports,proto3" json:"ports,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	Meta          map[string]string      `protobuf:"bytes,6,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Tags          []string               `protobuf:"bytes,7,rep,name=tags,proto3" json:"tags,omitempty"`
-	Health        string                 `protobuf:"bytes,8,opt,name=health,proto3" json:"health,omitempty"`
-	Labels        map[string]string      `protobuf:"bytes,9,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Service   string                 `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	Namespace string                 `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Address   string                 `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
+	Ports     map[string]uint32      `protobuf:"bytes,5,rep,name=ports,proto3" json:"ports,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Meta      map[string]string      `protobuf:"bytes,6,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Tags      []string               `protobuf:"bytes,7,rep,name=tags,proto3" json:"tags,omitempty"`
+	Health    string                 `protobuf:"bytes,8,opt,name=health,proto3" json:"health,omitempty"`
+	Labels    map[string]string      `protobuf:"bytes,9,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The scheduler workload that runs the instance, as the scheduler
+	// itself reports it (model.Instance.Workload: keys per scheduler).
+	Workload map[string]string `protobuf:"bytes,10,rep,name=workload,proto3" json:"workload,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// How the app and outbound ports are kept from everything but the
+	// instance's own processes: "netns", "guard", "none" or "" (unknown).
+	Isolation string `protobuf:"bytes,11,opt,name=isolation,proto3" json:"isolation,omitempty"`
+	// Where the sidecar's inbound listener binds, "ip:port", when that
+	// differs from address:ports["mesh"] (a port mapped into the instance's
+	// own network namespace). Empty: address:ports["mesh"].
+	MeshListen    string `protobuf:"bytes,12,opt,name=mesh_listen,json=meshListen,proto3" json:"mesh_listen,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -676,6 +686,27 @@ func (x *Instance) GetLabels() map[string]string {
 		return x.Labels
 	}
 	return nil
+}
+
+func (x *Instance) GetWorkload() map[string]string {
+	if x != nil {
+		return x.Workload
+	}
+	return nil
+}
+
+func (x *Instance) GetIsolation() string {
+	if x != nil {
+		return x.Isolation
+	}
+	return ""
+}
+
+func (x *Instance) GetMeshListen() string {
+	if x != nil {
+		return x.MeshListen
+	}
+	return ""
 }
 
 type Snapshot struct {
@@ -818,7 +849,7 @@ const file_plugins_proto_adapter_proto_rawDesc = "" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\"R\n" +
 	"\x11ConfigureResponse\x12=\n" +
 	"\vdiagnostics\x18\x01 \x03(\v2\x1b.weft.adapter.v1.DiagnosticR\vdiagnostics\"\x0e\n" +
-	"\fWatchRequest\"\xfa\x03\n" +
+	"\fWatchRequest\"\xbb\x05\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1c\n" +
@@ -828,7 +859,12 @@ const file_plugins_proto_adapter_proto_rawDesc = "" +
 	"\x04meta\x18\x06 \x03(\v2#.weft.adapter.v1.Instance.MetaEntryR\x04meta\x12\x12\n" +
 	"\x04tags\x18\a \x03(\tR\x04tags\x12\x16\n" +
 	"\x06health\x18\b \x01(\tR\x06health\x12=\n" +
-	"\x06labels\x18\t \x03(\v2%.weft.adapter.v1.Instance.LabelsEntryR\x06labels\x1a8\n" +
+	"\x06labels\x18\t \x03(\v2%.weft.adapter.v1.Instance.LabelsEntryR\x06labels\x12C\n" +
+	"\bworkload\x18\n" +
+	" \x03(\v2'.weft.adapter.v1.Instance.WorkloadEntryR\bworkload\x12\x1c\n" +
+	"\tisolation\x18\v \x01(\tR\tisolation\x12\x1f\n" +
+	"\vmesh_listen\x18\f \x01(\tR\n" +
+	"meshListen\x1a8\n" +
 	"\n" +
 	"PortsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -837,6 +873,9 @@ const file_plugins_proto_adapter_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
+	"\rWorkloadEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"C\n" +
 	"\bSnapshot\x127\n" +
@@ -867,7 +906,7 @@ func file_plugins_proto_adapter_proto_rawDescGZIP() []byte {
 }
 
 var file_plugins_proto_adapter_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_plugins_proto_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_plugins_proto_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_plugins_proto_adapter_proto_goTypes = []any{
 	(Severity)(0),                  // 0: weft.adapter.v1.Severity
 	(*VerifyIdentityRequest)(nil),  // 1: weft.adapter.v1.VerifyIdentityRequest
@@ -886,6 +925,7 @@ var file_plugins_proto_adapter_proto_goTypes = []any{
 	nil,                            // 14: weft.adapter.v1.Instance.PortsEntry
 	nil,                            // 15: weft.adapter.v1.Instance.MetaEntry
 	nil,                            // 16: weft.adapter.v1.Instance.LabelsEntry
+	nil,                            // 17: weft.adapter.v1.Instance.WorkloadEntry
 }
 var file_plugins_proto_adapter_proto_depIdxs = []int32{
 	13, // 0: weft.adapter.v1.ConfigureRequest.options:type_name -> weft.adapter.v1.ConfigureRequest.OptionsEntry
@@ -895,22 +935,23 @@ var file_plugins_proto_adapter_proto_depIdxs = []int32{
 	14, // 4: weft.adapter.v1.Instance.ports:type_name -> weft.adapter.v1.Instance.PortsEntry
 	15, // 5: weft.adapter.v1.Instance.meta:type_name -> weft.adapter.v1.Instance.MetaEntry
 	16, // 6: weft.adapter.v1.Instance.labels:type_name -> weft.adapter.v1.Instance.LabelsEntry
-	10, // 7: weft.adapter.v1.Snapshot.instances:type_name -> weft.adapter.v1.Instance
-	11, // 8: weft.adapter.v1.WatchEvent.snapshot:type_name -> weft.adapter.v1.Snapshot
-	7,  // 9: weft.adapter.v1.WatchEvent.diagnostics:type_name -> weft.adapter.v1.Diagnostic
-	3,  // 10: weft.adapter.v1.Adapter.Info:input_type -> weft.adapter.v1.InfoRequest
-	6,  // 11: weft.adapter.v1.Adapter.Configure:input_type -> weft.adapter.v1.ConfigureRequest
-	9,  // 12: weft.adapter.v1.Adapter.Watch:input_type -> weft.adapter.v1.WatchRequest
-	1,  // 13: weft.adapter.v1.Adapter.VerifyIdentity:input_type -> weft.adapter.v1.VerifyIdentityRequest
-	4,  // 14: weft.adapter.v1.Adapter.Info:output_type -> weft.adapter.v1.InfoResponse
-	8,  // 15: weft.adapter.v1.Adapter.Configure:output_type -> weft.adapter.v1.ConfigureResponse
-	12, // 16: weft.adapter.v1.Adapter.Watch:output_type -> weft.adapter.v1.WatchEvent
-	2,  // 17: weft.adapter.v1.Adapter.VerifyIdentity:output_type -> weft.adapter.v1.VerifyIdentityResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	17, // 7: weft.adapter.v1.Instance.workload:type_name -> weft.adapter.v1.Instance.WorkloadEntry
+	10, // 8: weft.adapter.v1.Snapshot.instances:type_name -> weft.adapter.v1.Instance
+	11, // 9: weft.adapter.v1.WatchEvent.snapshot:type_name -> weft.adapter.v1.Snapshot
+	7,  // 10: weft.adapter.v1.WatchEvent.diagnostics:type_name -> weft.adapter.v1.Diagnostic
+	3,  // 11: weft.adapter.v1.Adapter.Info:input_type -> weft.adapter.v1.InfoRequest
+	6,  // 12: weft.adapter.v1.Adapter.Configure:input_type -> weft.adapter.v1.ConfigureRequest
+	9,  // 13: weft.adapter.v1.Adapter.Watch:input_type -> weft.adapter.v1.WatchRequest
+	1,  // 14: weft.adapter.v1.Adapter.VerifyIdentity:input_type -> weft.adapter.v1.VerifyIdentityRequest
+	4,  // 15: weft.adapter.v1.Adapter.Info:output_type -> weft.adapter.v1.InfoResponse
+	8,  // 16: weft.adapter.v1.Adapter.Configure:output_type -> weft.adapter.v1.ConfigureResponse
+	12, // 17: weft.adapter.v1.Adapter.Watch:output_type -> weft.adapter.v1.WatchEvent
+	2,  // 18: weft.adapter.v1.Adapter.VerifyIdentity:output_type -> weft.adapter.v1.VerifyIdentityResponse
+	15, // [15:19] is the sub-list for method output_type
+	11, // [11:15] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_plugins_proto_adapter_proto_init() }
@@ -924,7 +965,7 @@ func file_plugins_proto_adapter_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_proto_adapter_proto_rawDesc), len(file_plugins_proto_adapter_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
