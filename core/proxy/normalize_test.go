@@ -138,6 +138,10 @@ func TestCanonicalRequest(t *testing.T) {
 		{method: "GET", target: "*", refusal: "only for OPTIONS"},
 		{method: "delete", target: "/x", refusal: "case-sensitive"},
 		{method: "GET", target: "/%2e%2e/admin", path: "/admin", requestURIBlank: true},
+		{method: "GET", target: "/a?x=1;y=2", refusal: "the query has a \";\""},
+		{method: "GET", target: "/a?x=%zz", refusal: "invalid percent-encoding"},
+		{method: "GET", target: "/a?x=%4", refusal: "invalid percent-encoding"},
+		{method: "GET", target: "/a?x=%41%2f+b&&=", path: "/a", query: "x=%41%2f+b&&="},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
