@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"strings"
 	"testing"
@@ -282,5 +283,27 @@ func BenchmarkNormalizePath(b *testing.B) {
 				normalizePath(bc.path)
 			}
 		})
+	}
+}
+
+// TestInboundRewriteRestoresIdentity: the reverse proxy drops every
+// header named in Connection after serveHTTP set the identity headers;
+// rewrite puts them back, whatever reached it.
+func TestInboundRewriteRestoresIdentity(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen <- r.Header }))
+	defer app.Close()
+	in := &inbound{}
+	rp := &httputil.ReverseProxy{Rewrite: in.rewrite}
+	r := httptest.NewRequest("GET", "/x", nil)
+	r.URL.Scheme, r.URL.Host = "http", strings.TrimPrefix(app.URL, "http://")
+	r.Header.Set("Connection", "X-Weft-Caller, X-Forwarded-Client-Cert")
+	r.Header.Set(headerCaller, "spiffe://weft.test/ns/default/svc/web")
+	r.Header.Set(headerXFCC, "By=a;URI=b")
+	rec := httptest.NewRecorder()
+	rp.ServeHTTP(rec, r)
+	h := <-seen
+	if h.Get(headerCaller) != "spiffe://weft.test/ns/default/svc/web" || h.Get(headerXFCC) != "By=a;URI=b" {
+		t.Errorf("the app saw %s %q and %s %q", headerCaller, h.Get(headerCaller), headerXFCC, h.Get(headerXFCC))
 	}
 }
