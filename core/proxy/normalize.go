@@ -300,19 +300,30 @@ func isCanonicalPath(p string) bool {
 }
 
 // isUnreserved: RFC 3986 unreserved.
-func isUnreserved(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return c == '-' || c == '.' || c == '_' || c == '~'
-}
+func isUnreserved(c byte) bool { return byteClass[c]&classUnreserved != 0 }
 
 // isPchar: RFC 3986 pchar, less '%' (pct-encoded is checked apart):
 // unreserved, sub-delims, ':' and '@'.
-func isPchar(c byte) bool {
-	return isUnreserved(c) || strings.IndexByte("!$&'()*+,;=:@", c) >= 0
-}
+func isPchar(c byte) bool { return byteClass[c]&classPchar != 0 }
+
+const (
+	classUnreserved = 1 << iota
+	classPchar
+)
+
+// byteClass holds the classes of every byte: a look-up is cheaper than
+// comparisons on the hot path (every byte of every request's path).
+var byteClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		if 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("-._~", b) >= 0 {
+			t[c] = classUnreserved | classPchar
+		} else if strings.IndexByte("!$&'()*+,;=:@", b) >= 0 {
+			t[c] = classPchar
+		}
+	}
+	return t
+}()
 
 const upperHex = "0123456789ABCDEF"
 
