@@ -178,7 +178,9 @@
 //     underscores for dashes ("X_Role" for "X-Role", one name to CGI-style
 //     servers), or a query parameter in another case ("DEBUG" for "debug")
 //     is refused, because the rule and the application could pick
-//     different values.
+//     different values. A header's field is one value, read whole:
+//     "X-Role: user, admin" is the value "user, admin" (an exact rule on
+//     "admin" does not match it; a regex can).
 //
 // Refused with 400 and a short body that says why ("weft: bad request:
 // ..."): an encoded slash (%2F) or backslash (%5C), a backslash, NUL or
