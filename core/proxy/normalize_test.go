@@ -101,6 +101,10 @@ func TestNormalizeCanonicalPathDoesNotAllocate(t *testing.T) {
 			t.Errorf("normalizePath(%q): %v allocations, want 0", p, n)
 		}
 	}
+	r := httptest.NewRequest("GET", "/api/v1/users?page=2&q=%C3%A9", nil)
+	if n := testing.AllocsPerRun(100, func() { canonicalRequest(r) }); n != 0 {
+		t.Errorf("canonicalRequest of a canonical request: %v allocations, want 0", n)
+	}
 }
 
 func TestCheckMethod(t *testing.T) {
