@@ -32,12 +32,18 @@ func newLogWriter(w io.Writer, every time.Duration) *logWriter {
 	return &logWriter{w: w, every: every}
 }
 
+// Write takes one entry: the log package writes each with one call,
+// ending in a newline. A control byte inside it (a line break, a carriage
+// return, a NUL) is written escaped, as \xHH, so no entry can add a line
+// of its own to the log, whatever request input it carries.
 func (l *logWriter) Write(p []byte) (int, error) {
+	n := len(p)
 	if l.every <= 0 {
-		return l.w.Write(p)
+		_, err := l.w.Write(oneLine(p))
+		return n, err
 	}
 	l.mu.Lock()
-	l.buf.Write(p)
+	l.buf.Write(oneLine(p))
 	full := l.buf.Len() >= logBufMax
 	if !full && l.timer == nil {
 		l.timer = time.AfterFunc(l.every, l.flush)
@@ -46,8 +52,40 @@ func (l *logWriter) Write(p []byte) (int, error) {
 	if full {
 		l.flush()
 	}
-	return len(p), nil
+	return n, nil
 }
+
+// oneLine returns entry as one line: its control bytes but a final
+// newline and tabs escaped, and a newline at its end. It returns entry
+// itself when there is nothing to change.
+func oneLine(entry []byte) []byte {
+	if len(entry) == 0 {
+		return entry
+	}
+	body := bytes.TrimSuffix(entry, []byte("\n"))
+	clean := len(body) < len(entry)
+	for _, c := range body {
+		if isControl(c) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return entry
+	}
+	const hex = "0123456789ABCDEF"
+	out := make([]byte, 0, len(entry)+16)
+	for _, c := range body {
+		if isControl(c) {
+			out = append(out, '\\', 'x', hex[c>>4], hex[c&15])
+			continue
+		}
+		out = append(out, c)
+	}
+	return append(out, '\n')
+}
+
+func isControl(c byte) bool { return (c < 0x20 && c != '\t') || c == 0x7f }
 
 // flush writes what is buffered: it swaps the two buffers under mu and
 // writes the full one under wmu alone.

@@ -77,3 +77,47 @@ func TestLogWriterUnbuffered(t *testing.T) {
 		t.Fatalf("%d writes of %q, want 2 of \"a\\nb\\n\"", writes, got)
 	}
 }
+
+// TestLogWriterKeepsEntriesOnOneLine: whatever an entry carries, it is
+// one line of the log, batched or not.
+func TestLogWriterKeepsEntriesOnOneLine(t *testing.T) {
+	for _, every := range []time.Duration{0, time.Hour} {
+		for _, tt := range []struct{ in, want string }{
+			{"plain\n", "plain\n"},
+			{"tab\tkept\n", "tab\tkept\n"},
+			{"a\nforged line\n", "a\\x0Aforged line\n"},
+			{"nul\x00and\rcr\x7f\n", "nul\\x00and\\x0Dcr\\x7F\n"},
+			{"no newline", "no newline\n"},
+		} {
+			out := &lockedBuffer{wrote: make(chan struct{}, 1)}
+			lw := newLogWriter(out, every)
+			if n, err := lw.Write([]byte(tt.in)); n != len(tt.in) || err != nil {
+				t.Errorf("Write(%q) = %d, %v", tt.in, n, err)
+			}
+			lw.Close()
+			if got, _ := out.state(); got != tt.want {
+				t.Errorf("every %v: %q written as %q, want %q", every, tt.in, got, tt.want)
+			}
+		}
+	}
+}
+
+// FuzzLogWriterEntry: one entry is one line, with no NUL or carriage
+// return, and printable input is written unchanged.
+func FuzzLogWriterEntry(f *testing.F) {
+	f.Add([]byte("access inbound path=/x\n"))
+	f.Add([]byte("a\nb\x00c\r\n"))
+	f.Fuzz(func(t *testing.T, entry []byte) {
+		if len(entry) == 0 {
+			return
+		}
+		got := oneLine(entry)
+		if bytes.IndexByte(got, '\n') != len(got)-1 || bytes.IndexByte(got, 0) >= 0 || bytes.IndexByte(got, '\r') >= 0 {
+			t.Fatalf("oneLine(%q) = %q", entry, got)
+		}
+		body := bytes.TrimSuffix(entry, []byte("\n"))
+		if bytes.IndexFunc(body, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) < 0 && !bytes.Equal(got[:len(got)-1], body) {
+			t.Fatalf("oneLine(%q) = %q changed a clean entry", entry, got)
+		}
+	})
+}

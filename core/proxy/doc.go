@@ -37,7 +37,14 @@
 //     protocols by reverse-proxying each request (HTTP/1.1 to the app for
 //     PROTOCOL_HTTP, h2c for HTTP2 and GRPC) with X-Weft-Caller and
 //     X-Forwarded-Client-Cert set. A denied request gets 403 (gRPC:
-//     PERMISSION_DENIED); a denied TCP connection is closed.
+//     PERMISSION_DENIED); a denied TCP connection is closed. Every HTTP
+//     request is put in canonical form first, or refused with 400 (see
+//     "Canonical requests" below). The sidecar owns the identity headers:
+//     it drops whatever a client sent under their names (in any case, or
+//     with underscores for dashes) and their names from Connection, and
+//     sets them again after the reverse proxy's hop-by-hop removal, so
+//     "Connection: X-Weft-Caller" cannot strip them and the app always sees
+//     the verified caller.
 //   - outbound.go: each upstream listens on a local port for the app
 //     (plain TCP; HTTP/1.1 or h2c prior knowledge for HTTP protocols),
 //     picks an endpoint per connection or request, and dials it over mTLS,
@@ -55,7 +62,7 @@
 //   - match.go: the compiled request matcher (path exact, prefix or
 //     anchored RE2 regex; methods; headers and query parameters, any value
 //     matching, present, inverted) shared by routes, L7 permissions and
-//     rate limits.
+//     rate limits. It reads the canonical request (normalize.go).
 //   - route.go, retry.go: an upstream's routes, tried in order on every
 //     request; the first that matches picks a split (weighted random) and
 //     the pool of its subset's endpoints (endpoints carry their subsets).
@@ -107,8 +114,13 @@
 //     carries (BENCHMARKS.md). It takes requests with no body or a body of
 //     known length up to 64 KiB; streaming bodies and upgrades go to a
 //     net/http.Transport. A connection idle for over 500 ms is checked for
-//     a close by its peer before use, and a request without a body that
-//     meets a connection closed under it is sent again on a new one.
+//     a close by its peer before use. A request that meets a connection
+//     closed under it (before any byte of the response) is sent again on a
+//     new one only when repeating it is safe, as net/http decides: no body,
+//     and GET, HEAD, OPTIONS or TRACE, or an Idempotency-Key (or
+//     X-Idempotency-Key) header. The peer may have read and acted on a
+//     POST or DELETE before it closed: those fail (502 to the client)
+//     rather than run twice.
 //   - http.go: what the HTTP paths share (status capture, gRPC errors,
 //     the reverse proxies' pooled copy buffers).
 //   - admin.go, metrics.go: the admin endpoints and the Prometheus series
@@ -119,7 +131,75 @@
 //     weft_circuit_breaker_pending, weft_mirrored_requests_total,
 //     weft_config_version. An access log line per
 //     request or TCP connection goes to Options.Log (weft-proxy batches
-//     it: one write of stderr every 100 ms, --log-flush).
+//     it: one write of stderr every 100 ms, --log-flush). A line is words
+//     ("access inbound DENIED") and key=value fields (accesslog.go); a
+//     value is bare when it is printable ASCII without space or '"', else
+//     a quoted Go string literal, so no path, method or reason can add a
+//     line, a NUL or a field. weft-proxy's writer also escapes any control
+//     byte inside a log entry (an event line quoting a peer's error).
+//
+// # Canonical requests
+//
+// A rule and the application must read a request the same way, or a
+// spelling walks around the rule (invariant 6 of DESIGN.md). Every HTTP
+// listener, inbound and outbound, puts each request in one canonical form
+// before it routes, authorizes or limits it (normalize.go), and forwards
+// that form, so the application receives what was authorized:
+//
+//   - Path: a percent-encoded unreserved character (ALPHA DIGIT - . _ ~)
+//     is decoded ("/%61dmin" is "/admin", "%2e" is "."); every other
+//     percent-encoding is written in upper case; a byte that may not stand
+//     bare in a path is percent-encoded; repeated slashes are merged;
+//     dot-segments are removed as RFC 3986 5.2.4 says, after decoding (so
+//     "/x/../admin", "/%2e%2e/admin" and "//admin" are all "/admin", and
+//     ".." never climbs above "/"). Rules match the decoded canonical path;
+//     the next hop gets it escaped. A path already canonical is used as it
+//     is, without allocating.
+//   - Path parameters: ";" stays in the path the application receives,
+//     but rules match the path without each segment's parameters (from
+//     ";" to the end of the segment), as Tomcat and Jetty route it:
+//     "/admin;jsessionid=1" is matched as "/admin". An encoded ";" (%3B)
+//     is part of a name.
+//   - Method: compared case-sensitively (RFC 9110). A method that spells
+//     a standard one (GET HEAD POST PUT DELETE CONNECT OPTIONS TRACE
+//     PATCH) in another case ("delete", "Get"), and one that is not a
+//     token, is refused: some applications take "delete" for DELETE,
+//     while a rule on DELETE does not hold for it. The policy language
+//     only lets rules name the standard methods, in upper case.
+//   - Query: left as the client wrote it, but refused when net/url cannot
+//     parse it one way (a ";" separator, an invalid percent-encoding):
+//     rules read parameters as net/url decodes them (so "%64ebug" is
+//     "debug"), and the reverse proxy would otherwise drop such
+//     parameters silently.
+//   - Headers: names are matched in any case (net/http makes them
+//     canonical). A rule reads one value; when the inbound's rules
+//     (permissions, rate limits) read a header or query parameter, a
+//     request that sends it twice, a header under that name with
+//     underscores for dashes ("X_Role" for "X-Role", one name to CGI-style
+//     servers), or a query parameter in another case ("DEBUG" for "debug")
+//     is refused, because the rule and the application could pick
+//     different values. A header's field is one value, read whole:
+//     "X-Role: user, admin" is the value "user, admin" (an exact rule on
+//     "admin" does not match it; a regex can).
+//
+// Refused with 400 and a short body that says why ("weft: bad request:
+// ..."): an encoded slash (%2F) or backslash (%5C), a backslash, NUL or
+// any other control character, encoded or not, an invalid
+// percent-encoding, a dot-segment with parameters ("/..;/admin", which
+// Tomcat resolves as ".."), a target that is not a path beginning with
+// "/" ("*" is taken for OPTIONS only; CONNECT is not proxied), and the
+// methods, queries and repeated inputs above. There is no option to let
+// encoded slashes through for a service: applications disagree on whether
+// "%2F" separates segments, and a rule cannot know which reading its
+// application takes.
+//
+// Not normalized: case ("/ADMIN" is another path: rules on an application
+// that routes without regard to case need each spelling, or a regex), a
+// trailing slash ("/admin/" is not "/admin"; a path_prefix rule covers
+// both) and "%25", which is decoded once ("/%2561dmin" reaches the
+// application as "/%2561dmin", which it decodes to "/%61dmin", not
+// "/admin"; an application that decodes twice is not protected). For a
+// deny, path_prefix is the safer form.
 //
 // # Reconciliation
 //

@@ -87,14 +87,15 @@ func (p *h1pool) takes(r *http.Request) bool {
 }
 
 // RoundTrip sends r on a pooled connection to r.URL.Host, or through the
-// fallback transport when the pool does not take it. A request without a
-// body that meets a stale connection is sent once more on a new one.
+// fallback transport when the pool does not take it. A replayable request
+// (resendable) that meets a stale connection is sent once more on a new
+// one.
 func (p *h1pool) RoundTrip(r *http.Request) (*http.Response, error) {
 	if !p.takes(r) {
 		return p.fallback.RoundTrip(r)
 	}
 	ctx := r.Context()
-	bodiless := r.Body == nil || r.Body == http.NoBody
+	resend := resendable(r)
 	for {
 		pc, err := p.get(ctx, r.URL.Host)
 		if err != nil {
@@ -105,7 +106,7 @@ func (p *h1pool) RoundTrip(r *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		p.discard(pc)
-		if errors.Is(err, errStale) && bodiless && ctx.Err() == nil {
+		if errors.Is(err, errStale) && resend && ctx.Err() == nil {
 			continue // the next get dials, or takes a younger connection
 		}
 		if ctx.Err() != nil {
@@ -113,6 +114,28 @@ func (p *h1pool) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
+}
+
+// resendable reports whether r may be sent again after a pooled
+// connection failed under it before any byte of the response came. The
+// peer may have read it and acted on it before it closed, so only a
+// request that is safe to repeat goes again, as net/http decides: GET,
+// HEAD, OPTIONS or TRACE, or one with an Idempotency-Key (or
+// X-Idempotency-Key) header; and only without a body, whose bytes are
+// gone once sent.
+func resendable(r *http.Request) bool {
+	if r.Body != nil && r.Body != http.NoBody {
+		return false
+	}
+	switch r.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, ok := r.Header["Idempotency-Key"]
+	if !ok {
+		_, ok = r.Header["X-Idempotency-Key"]
+	}
+	return ok
 }
 
 // exchange writes r on pc and reads the response head. The response body

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -412,5 +413,134 @@ func TestH1PoolCapsOpenConnections(t *testing.T) {
 	}
 	if n := lim.places.Load(); n != 1 {
 		t.Errorf("%d queue places free after every request left, want 1", n)
+	}
+}
+
+// dropServer answers the first request of each connection, then reads
+// the second and closes the connection without an answer: to the pool,
+// a stale connection, though the server did get the request.
+type dropServer struct {
+	ln      net.Listener
+	dropped chan string // the method of every request read and left unanswered
+	served  chan string // the method of every request answered
+}
+
+func startDropServer(t *testing.T) *dropServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	s := &dropServer{ln: ln, dropped: make(chan string, 16), served: make(chan string, 16)}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				s.served <- req.Method
+				c.Write([]byte(okResponse))
+				if req, err = http.ReadRequest(br); err == nil {
+					s.dropped <- req.Method
+				}
+			}()
+		}
+	}()
+	return s
+}
+
+// count drains ch and returns how many of its methods are method.
+func count(ch chan string, method string) int {
+	n := 0
+	for {
+		select {
+		case m := <-ch:
+			if m == method {
+				n++
+			}
+		default:
+			return n
+		}
+	}
+}
+
+// TestH1PoolResendsOnlyReplayableRequests: a request that meets a stale
+// pooled connection after the peer read it is sent again only when
+// repeating it is safe (GET, HEAD, OPTIONS, TRACE, or an Idempotency-Key);
+// a POST or DELETE reaches the server once and the caller gets the error.
+func TestH1PoolResendsOnlyReplayableRequests(t *testing.T) {
+	tests := []struct {
+		method string
+		hdr    http.Header
+		resend bool
+	}{
+		{http.MethodPost, nil, false},
+		{http.MethodDelete, nil, false},
+		{http.MethodPut, nil, false},
+		{http.MethodPatch, nil, false},
+		{http.MethodGet, nil, true},
+		{http.MethodHead, nil, true},
+		{http.MethodOptions, nil, true},
+		{http.MethodTrace, nil, true},
+		{http.MethodDelete, http.Header{"Idempotency-Key": {"k1"}}, true},
+		{http.MethodPost, http.Header{"X-Idempotency-Key": {"k2"}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s %v", tt.method, tt.hdr), func(t *testing.T) {
+			s := startDropServer(t)
+			p := testPool(&recordingRoundTripper{})
+			defer p.close()
+			addr := s.ln.Addr().String()
+			if got, err := get(t, p, http.MethodGet, addr, nil); err != nil || got != "200 OK ok" {
+				t.Fatalf("first request: %q, %v", got, err)
+			}
+			<-s.served
+			req, err := http.NewRequest(tt.method, "http://"+addr+"/x", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tt.hdr {
+				req.Header[k] = v
+			}
+			resp, err := p.RoundTrip(req)
+			if resp != nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			// The server read the request on the pooled connection
+			// before it closed it.
+			select {
+			case m := <-s.dropped:
+				if m != tt.method {
+					t.Fatalf("the server dropped a %s, want %s", m, tt.method)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the server never read the request on the pooled connection")
+			}
+			if !tt.resend {
+				if !errors.Is(err, errStale) {
+					t.Errorf("%s on a stale connection: %v, want the stale-connection error", tt.method, err)
+				}
+				if n := count(s.served, tt.method); n != 0 {
+					t.Errorf("the server got the %s %d more times: it was sent again", tt.method, n)
+				}
+				return
+			}
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("%s on a stale connection: %v, want 200 from a resend", tt.method, err)
+			}
+			if n := count(s.served, tt.method); n != 1 {
+				t.Errorf("the server answered %d resends of the %s, want 1", n, tt.method)
+			}
+		})
 	}
 }

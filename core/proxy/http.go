@@ -83,17 +83,14 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // went away).
 func (w *statusWriter) status() int { return w.code }
 
-// grpcStatus is " grpc_status=N" for a gRPC response, else "".
+// grpcStatus is the gRPC status of a gRPC response, else "".
 func (w *statusWriter) grpcStatus() string {
 	h := w.Header()
 	s := h.Get("Grpc-Status")
 	if s == "" {
 		s = h.Get(http.TrailerPrefix + "Grpc-Status")
 	}
-	if s == "" {
-		return ""
-	}
-	return " grpc_status=" + s
+	return s
 }
 
 // grpcTrailersOnly is a ReverseProxy.ModifyResponse for gRPC. A call that

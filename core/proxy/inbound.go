@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,7 @@ type inboundState struct {
 	perms                     map[string][]permission // by rule source: L7 permissions
 	limits                    []*rateLimiter
 	connMax, connMaxPerCaller int
+	inputs                    ruleInputs // what the L7 rules read
 }
 
 // permission is a compiled meshapi.Permission.
@@ -134,6 +136,7 @@ func (in *inbound) update(sp spec) {
 		prevLimits = old.limits
 	}
 	limits, _ := compileRateLimits(sp.in.GetRateLimits(), prevLimits) // checked by listenerSpecs
+	perms := authzPermissions(sp.in.GetAuthz())
 	in.st.Store(&inboundState{
 		limits:           limits,
 		connMax:          int(sp.in.GetConnectionLimit().GetMax()),
@@ -142,7 +145,8 @@ func (in *inbound) update(sp spec) {
 		ownID:            own,
 		appAddr:          hostPort(appHost(sp.in.GetAppAddress()), sp.in.GetAppPort()),
 		authz:            authzPolicy(sp.in.GetAuthz(), sp.cfg.GetService()),
-		perms:            authzPermissions(sp.in.GetAuthz()),
+		perms:            perms,
+		inputs:           collectRuleInputs(perms, limits),
 	})
 }
 
@@ -202,14 +206,15 @@ func (st *inboundState) authorize(caller spiffe.Identity) (bool, string) {
 
 // authorizeRequest is authorize for one HTTP request: when the rule that
 // decides for the caller has permissions, the first that matches r
-// decides, and a request none matches gets the default action.
-func (st *inboundState) authorizeRequest(caller spiffe.Identity, r *http.Request) (bool, string) {
+// decides, and a request none matches gets the default action. query is
+// r's parsed query, or nil.
+func (st *inboundState) authorizeRequest(caller spiffe.Identity, r *http.Request, query url.Values) (bool, string) {
 	win := st.authz.Winner(caller.Service, st.service)
 	if win == nil || len(win.Permissions) == 0 {
 		return st.authorize(caller)
 	}
 	for i, p := range st.perms[win.Source] {
-		if p.match == nil || p.match.match(r, nil) {
+		if p.match == nil || p.match.match(r, query) {
 			if p.allow {
 				return true, ""
 			}
@@ -277,18 +282,21 @@ func (in *inbound) serveTCP(conn net.Conn, caller spiffe.Identity) {
 	st := in.st.Load()
 	if ok, why := st.authorize(caller); !ok {
 		in.p.metrics.denied.WithLabelValues(caller.Service).Inc()
-		in.p.log.Printf("access inbound DENIED caller=%s dest=%s proto=tcp reason=%q", caller, st.service, why)
+		newAccessLine("access", "inbound", "DENIED").str("caller", caller.String()).str("dest", st.service).
+			str("proto", "tcp").str("reason", why).send(in.p)
 		conn.Close()
 		return
 	}
 	app, err := net.DialTimeout("tcp", st.appAddr, in.p.opts.DialTimeout)
 	if err != nil {
-		in.p.log.Printf("access inbound caller=%s dest=%s proto=tcp error=%q", caller, st.service, fmt.Sprintf("dialing the application at %s: %v", st.appAddr, err))
+		newAccessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
+			str("proto", "tcp").str("error", fmt.Sprintf("dialing the application at %s: %v", st.appAddr, err)).send(in.p)
 		conn.Close()
 		return
 	}
 	rx, tx := pipe(conn, app)
-	in.p.log.Printf("access inbound caller=%s dest=%s proto=tcp rx=%d tx=%d dur=%s", caller, st.service, rx, tx, time.Since(start).Round(time.Microsecond))
+	newAccessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
+		str("proto", "tcp").int("rx", rx).int("tx", tx).dur("dur", time.Since(start)).send(in.p)
 }
 
 // callerConns adds delta to the open connections of a calling service and
@@ -326,16 +334,28 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		d := time.Since(start)
 		in.p.metrics.request(dirInbound, caller.Service, rec.status(), d)
-		in.p.log.Printf("access inbound caller=%s dest=%s method=%s path=%s status=%d%s dur=%s",
-			caller, st.service, r.Method, r.URL.Path, rec.status(), rec.grpcStatus(), d.Round(time.Microsecond))
+		newAccessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
+			str("method", r.Method).str("path", r.URL.Path).int("status", int64(rec.status())).
+			grpcStatus(rec).dur("dur", d).send(in.p)
 	}()
+	if bad := canonicalRequest(r); bad != nil {
+		in.refuse(rec, r, st, caller, bad)
+		return
+	}
 	if caller.Service == "" {
 		http.Error(rec, "weft: the caller's identity is unknown", http.StatusForbidden)
 		return
 	}
-	if ok, why := st.authorizeRequest(caller, r); !ok {
+	query, bad := st.inputs.check(r, st.service)
+	if bad != nil {
+		in.refuse(rec, r, st, caller, bad)
+		return
+	}
+	stripOwnedHeaders(r.Header)
+	if ok, why := st.authorizeRequest(caller, r, query); !ok {
 		in.p.metrics.denied.WithLabelValues(caller.Service).Inc()
-		in.p.log.Printf("access inbound DENIED caller=%s dest=%s method=%s path=%s reason=%q", caller, st.service, r.Method, r.URL.Path, why)
+		newAccessLine("access", "inbound", "DENIED").str("caller", caller.String()).str("dest", st.service).
+			str("method", r.Method).str("path", r.URL.Path).str("reason", why).send(in.p)
 		if isGRPC(r) {
 			writeGRPCError(rec, grpcPermissionDenied, why)
 			return
@@ -360,15 +380,32 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// value would cost a copy of the request.
 	r.URL.Scheme, r.URL.Host = "http", st.appAddr
 	id := caller.String()
-	r.Header.Set("X-Weft-Caller", id)
-	r.Header.Set("X-Forwarded-Client-Cert", "By="+st.ownID+";URI="+id)
+	r.Header.Set(headerCaller, id)
+	r.Header.Set(headerXFCC, "By="+st.ownID+";URI="+id)
 	in.rp.ServeHTTP(rec, r)
 }
 
+// refuse answers a request the proxy will not route or authorize with 400
+// and why.
+func (in *inbound) refuse(w http.ResponseWriter, r *http.Request, st *inboundState, caller spiffe.Identity, bad *badRequest) {
+	newAccessLine("access", "inbound", "REFUSED").str("caller", caller.String()).str("dest", st.service).
+		str("method", r.Method).str("target", r.RequestURI).str("reason", bad.msg).send(in.p)
+	http.Error(w, "weft: bad request: "+bad.msg, http.StatusBadRequest)
+}
+
 // rewrite sends the request to the app: serveHTTP has set the app's
-// address and the caller's identity headers on the incoming request.
+// address and the caller's identity headers on the incoming request. The
+// reverse proxy has dropped the hop-by-hop headers from the outgoing one,
+// and with them every header the client named in Connection: the identity
+// headers are copied again after that, so that a client cannot have them
+// dropped ("Connection: X-Weft-Caller").
 func (in *inbound) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Host = pr.In.Host
+	for _, k := range ownedHeaders {
+		if v, ok := pr.In.Header[k]; ok {
+			pr.Out.Header[k] = v
+		}
+	}
 }
 
 func (in *inbound) proxyError(w http.ResponseWriter, r *http.Request, err error) {

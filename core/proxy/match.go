@@ -110,9 +110,16 @@ func (k *keyMatcher) matchValues(values []string) bool {
 }
 
 // match reports whether r meets every condition. query is r's parsed
-// query, or nil to parse it here when needed.
+// query, or nil to parse it here when needed. The path matched is
+// matchPath's: decoded, without segment parameters; listeners put it in
+// canonical form first (canonicalRequest). Methods are compared as they
+// are spelled (RFC 9110: case-sensitive); listeners refuse another case
+// of a standard method. Header names are matched in any case (net/http
+// keeps them in canonical case); every value of a header or query
+// parameter is a candidate, and the inbound refuses a request that
+// repeats one its rules read (inbound.checkRuleInputs).
 func (m *requestMatcher) match(r *http.Request, query url.Values) bool {
-	if m.path != nil && !m.path.matches(r.URL.Path) {
+	if m.path != nil && !m.path.matches(matchPath(r.URL)) {
 		return false
 	}
 	if len(m.methods) > 0 && !slices.Contains(m.methods, r.Method) {
@@ -132,4 +139,15 @@ func (m *requestMatcher) match(r *http.Request, query url.Values) bool {
 		}
 	}
 	return true
+}
+
+// inputs adds the header names (canonical) and query parameter names m
+// reads to headers and query.
+func (m *requestMatcher) inputs(headers, query map[string]bool) {
+	for _, h := range m.headers {
+		headers[h.name] = true
+	}
+	for _, q := range m.query {
+		query[q.name] = true
+	}
 }

@@ -243,20 +243,22 @@ func (o *outbound) serveTCP(conn net.Conn, st *outboundState) {
 	done, ok := st.breaker.startConn()
 	if !ok {
 		o.p.metrics.overflow.WithLabelValues(st.service, "max_connections").Inc()
-		o.p.log.Printf("access outbound dest=%s proto=tcp error=%q", st.service, "circuit breaker: max_connections reached")
+		newAccessLine("access", "outbound").str("dest", st.service).str("proto", "tcp").
+			str("error", "circuit breaker: max_connections reached").send(o.p)
 		conn.Close()
 		return
 	}
 	defer done()
 	up, ep, release, err := o.dialTCP(st)
 	if err != nil {
-		o.p.log.Printf("access outbound dest=%s proto=tcp error=%q", st.service, err.Error())
+		newAccessLine("access", "outbound").str("dest", st.service).str("proto", "tcp").str("error", err.Error()).send(o.p)
 		conn.Close()
 		return
 	}
 	defer release()
 	rx, tx := pipe(conn, up)
-	o.p.log.Printf("access outbound dest=%s endpoint=%s proto=tcp rx=%d tx=%d dur=%s", st.service, ep.addr, rx, tx, time.Since(start).Round(time.Microsecond))
+	newAccessLine("access", "outbound").str("dest", st.service).str("endpoint", ep.addr).str("proto", "tcp").
+		int("rx", rx).int("tx", tx).dur("dur", time.Since(start)).send(o.p)
 }
 
 // dialTCP connects to an endpoint picked by the balancer, trying others
@@ -301,6 +303,14 @@ func (o *outbound) dialTCP(st *outboundState) (net.Conn, *endpoint, func(), erro
 func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	st := o.st.Load()
+	if bad := canonicalRequest(r); bad != nil {
+		// Routes match the canonical request, as the upstream's rules do.
+		http.Error(w, "weft: bad request: "+bad.msg, http.StatusBadRequest)
+		o.p.metrics.request(dirOutbound, st.service, http.StatusBadRequest, time.Since(start))
+		newAccessLine("access", "outbound", "REFUSED").str("dest", st.service).str("method", r.Method).
+			str("target", r.RequestURI).int("status", http.StatusBadRequest).str("reason", bad.msg).send(o.p)
+		return
+	}
 	pk := &picked{pool: st.all}
 	timeout, stream := st.request, st.stream
 	for _, rt := range st.routes {
@@ -316,8 +326,8 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusWriter{ResponseWriter: w}
 	if pk.route != nil && pk.route.fault != nil && o.injectFault(rec, r, st, pk.route) {
 		o.p.metrics.request(dirOutbound, st.service, rec.status(), time.Since(start))
-		o.p.log.Printf("access outbound dest=%s route=%s fault=abort method=%s path=%s status=%d%s",
-			st.service, pk.route.name, r.Method, r.URL.Path, rec.status(), rec.grpcStatus())
+		newAccessLine("access", "outbound").str("dest", st.service).str("route", pk.route.name).str("fault", "abort").
+			str("method", r.Method).str("path", r.URL.Path).int("status", int64(rec.status())).grpcStatus(rec).send(o.p)
 		return
 	}
 	// The request timeout also bounds a wait for a circuit-breaker slot.
@@ -337,7 +347,8 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		o.p.metrics.overflow.WithLabelValues(st.service, "max_requests").Inc()
 		msg := fmt.Sprintf("weft: circuit breaker of service %s: %d requests in flight and %d waiting; try again later",
 			st.service, st.breaker.cfg.GetMaxRequests(), st.breaker.cfg.GetMaxPending())
-		o.p.log.Printf("access outbound dest=%s method=%s path=%s status=503 overloaded=true", st.service, r.Method, r.URL.Path)
+		newAccessLine("access", "outbound").str("dest", st.service).str("method", r.Method).str("path", r.URL.Path).
+			int("status", http.StatusServiceUnavailable).str("overloaded", "true").send(o.p)
 		rec.Header().Set("X-Weft-Overloaded", "true")
 		if isGRPC(r) {
 			writeGRPCError(rec, grpcUnavailable, msg)
@@ -391,8 +402,13 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if pk.pool != nil && pk.pool.subset != "" {
 		subset = pk.pool.subset
 	}
-	o.p.log.Printf("access outbound dest=%s route=%s subset=%s endpoint=%s method=%s path=%s status=%d%s tries=%d dur=%s",
-		st.service, routeName, subset, pk.addr, r.Method, r.URL.Path, rec.status(), rec.grpcStatus(), pk.tries, d.Round(time.Microsecond))
+	endpoint := pk.addr
+	if endpoint == "" {
+		endpoint = "-"
+	}
+	newAccessLine("access", "outbound").str("dest", st.service).str("route", routeName).str("subset", subset).
+		str("endpoint", endpoint).str("method", r.Method).str("path", r.URL.Path).int("status", int64(rec.status())).
+		grpcStatus(rec).int("tries", int64(pk.tries)).dur("dur", d).send(o.p)
 }
 
 // injectFault delays the request and aborts it, each at its configured

@@ -18,4 +18,12 @@
 // outlier detection), mirror_test.go, websocket_test.go and
 // reload_test.go (twenty route changes under steady load, no failed
 // request). Statistical checks allow six standard deviations.
+//
+// Two tests run the real binaries instead (built by the test): the
+// controller with the local adapter starts weft-proxy processes and the
+// applications. controller_test.go reloads policy under load;
+// spelling_e2e_test.go writes every spelling of a denied request raw
+// through a caller's sidecar to an application that records what reaches
+// it (testdata/recorder), and checks the identity headers and the
+// sidecars' logs.
 package l7
