@@ -526,6 +526,9 @@ func appPortRange(st *Stanza, appBlock *hclsyntax.Block) *hcl.Range {
 		return st.appPortAttr.Expr.Range().Ptr()
 	}
 	if appBlock != nil {
+		if a, ok := appBlock.Body.Attributes["to"]; ok {
+			return a.Expr.Range().Ptr()
+		}
 		return appBlock.DefRange().Ptr()
 	}
 	return nil
