@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/plugins"
 )
 
 // bridged turns web0's group network into a bridge network, the way Nomad
@@ -39,6 +40,7 @@ func TestTranslateIsolation(t *testing.T) {
 		meshListen string
 		ports      map[string]int
 		skipped    string // a diagnostic summary naming web0's web, when it is skipped
+		addr       string // default 127.0.0.1, the mesh port's host IP
 	}{
 		{name: "host networking (recorded)", mutate: func(*State) {}, want: model.IsolationNone,
 			ports: map[string]int{"app": 28090, "mesh": 26548, "upstream:db": 26650}},
@@ -56,6 +58,17 @@ func TestTranslateIsolation(t *testing.T) {
 				}
 			}
 		}, want: model.IsolationNetNS, meshListen: "0.0.0.0:26548", ports: map[string]int{"app": 28090, "mesh": 26548}},
+		{name: "bridge, advertise alloc", mutate: func(st *State) {
+			bridged(st)
+			st.AllocAddresses = map[string]string{web0: "172.26.64.9", web1: "not-an-ip"}
+		}, want: model.IsolationNetNS, addr: "172.26.64.9", ports: map[string]int{"app": 28090, "mesh": 15001}},
+		{name: "bridge, advertise alloc without an address", mutate: func(st *State) {
+			bridged(st)
+			st.AllocAddresses = map[string]string{web0: "bogus"}
+		}, want: model.IsolationNetNS, meshListen: "0.0.0.0:15001", ports: map[string]int{"app": 28090, "mesh": 26548}},
+		{name: "host mode ignores an alloc address", mutate: func(st *State) {
+			st.AllocAddresses = map[string]string{web0: "172.26.64.9"}
+		}, want: model.IsolationNone, ports: map[string]int{"app": 28090, "mesh": 26548, "upstream:db": 26650}},
 		{name: "cni network", mutate: func(st *State) {
 			bridged(st)
 			allocOf(*st, web0).AllocatedResources.Shared.Networks[0].Mode = "cni/mynet"
@@ -111,8 +124,11 @@ func TestTranslateIsolation(t *testing.T) {
 					t.Errorf("meta keeps the upstream tag %s: %v", k, w.Meta)
 				}
 			}
-			if w.Address != "127.0.0.1" {
-				t.Errorf("address %q: callers dial the host address of the mesh port", w.Address)
+			if tc.addr == "" {
+				tc.addr = "127.0.0.1"
+			}
+			if w.Address != tc.addr {
+				t.Errorf("address %q, want %q", w.Address, tc.addr)
 			}
 			if err := w.Validate(); err != nil {
 				t.Errorf("instance does not validate: %v", err)
@@ -122,6 +138,24 @@ func TestTranslateIsolation(t *testing.T) {
 				if in.ID != w.ID && in.Isolation != model.IsolationNone {
 					t.Errorf("%s: isolation %q, want none", in.ID, in.Isolation)
 				}
+			}
+		})
+	}
+}
+
+func TestAdvertiseOption(t *testing.T) {
+	for _, tc := range []struct {
+		value   string
+		wantErr bool
+	}{{"host", false}, {"alloc", false}, {"", true}, {"ALLOC", true}, {"node", true}} {
+		t.Run(tc.value, func(t *testing.T) {
+			cfg, diags := parseConfig(&plugins.ConfigureRequest{Source: "http://127.0.0.1:4646",
+				Options: map[string]string{OptionAdvertise: tc.value}}, func(string) string { return "" })
+			if hasErrors(diags) != tc.wantErr {
+				t.Fatalf("advertise = %q: diagnostics %v, want error %v", tc.value, diags, tc.wantErr)
+			}
+			if !tc.wantErr && cfg.advertise != tc.value {
+				t.Errorf("advertise = %q, want %q", cfg.advertise, tc.value)
 			}
 		})
 	}

@@ -57,6 +57,10 @@ type State struct {
 	// Deployments are the running deployments: an allocation one placed is
 	// not routed to before Nomad finds it healthy.
 	Deployments []*api.Deployment `json:",omitempty"`
+	// AllocAddresses, with the option advertise = "alloc", holds the own
+	// address of every allocation in a network namespace, by allocation
+	// ID: callers dial it there, on the mesh port inside.
+	AllocAddresses map[string]string `json:",omitempty"`
 }
 
 // InstanceID is the instance ID of service in an allocation:
@@ -99,7 +103,7 @@ func Translate(st State) ([]model.Instance, []plugins.Diagnostic) {
 		// updates in place were created before and keep serving).
 		d := deploying[alloc.Namespace+"/"+alloc.JobID]
 		placed := d != nil && alloc.JobVersion == d.JobVersion && alloc.CreateIndex >= d.CreateIndex
-		in, ok, err := translateOne(reg, alloc, placed)
+		in, ok, err := translateOne(reg, alloc, placed, st.AllocAddresses[alloc.ID])
 		if err != nil {
 			diags = append(diags, warn(fmt.Sprintf("skipping service %s of allocation %s", reg.ServiceName, reg.AllocID), err.Error()))
 			continue
@@ -140,7 +144,7 @@ func Translate(st State) ([]model.Instance, []plugins.Diagnostic) {
 
 // translateOne builds the instance of one registration; ok is false when
 // the service is not meant for the mesh.
-func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub, placed bool) (in model.Instance, ok bool, err error) {
+func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub, placed bool, allocAddr string) (in model.Instance, ok bool, err error) {
 	tags, meta := splitTags(reg.Tags)
 	if v, set := meta[TagMesh]; set {
 		if on, err := strconv.ParseBool(v); err == nil && !on {
@@ -192,7 +196,7 @@ func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub, p
 	if _, perr := netip.ParseAddr(in.Address); perr != nil {
 		in.Address = reg.Address
 	}
-	if err := isolate(&in, alloc, meshLabel, meta); err != nil {
+	if err := isolate(&in, alloc, meshLabel, meta, allocAddr); err != nil {
 		return in, false, err
 	}
 	if reg.Port == 0 {
@@ -207,7 +211,7 @@ func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub, p
 // isolate sets the instance's Isolation from its group's network mode
 // and, in a network namespace of its own, MeshListen (the mesh port inside
 // it) and the upstream ports its tags carry.
-func isolate(in *model.Instance, alloc *api.AllocationListStub, meshLabel string, meta map[string]string) error {
+func isolate(in *model.Instance, alloc *api.AllocationListStub, meshLabel string, meta map[string]string, allocAddr string) error {
 	var mode string
 	if r := alloc.AllocatedResources; r != nil && len(r.Shared.Networks) > 0 && r.Shared.Networks[0] != nil {
 		mode = r.Shared.Networks[0].Mode
@@ -226,6 +230,10 @@ func isolate(in *model.Instance, alloc *api.AllocationListStub, meshLabel string
 				inside = p.Value // Nomad maps the host port to the same port inside
 			}
 			in.MeshListen = net.JoinHostPort("0.0.0.0", strconv.Itoa(inside))
+			if _, err := netip.ParseAddr(allocAddr); err == nil {
+				// advertise = "alloc": callers dial the allocation itself
+				in.Address, in.Ports[model.PortMesh], in.MeshListen = allocAddr, inside, ""
+			}
 		}
 	}
 	for k, v := range meta {

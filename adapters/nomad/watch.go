@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
@@ -142,6 +143,11 @@ func fetchState(ctx context.Context, cfg *config) (State, error) {
 		return State{}, fmt.Errorf("listing Nomad allocations: %w", err)
 	}
 	st.Allocs = allocs
+	if cfg.advertise == "alloc" {
+		if st.AllocAddresses, err = allocAddresses(ctx, cfg, allocs); err != nil {
+			return State{}, err
+		}
+	}
 	dq := q()
 	dq.Filter = `Status == "running"`
 	deps, _, err := cfg.client.Deployments().List(dq)
@@ -150,6 +156,29 @@ func fetchState(ctx context.Context, cfg *config) (State, error) {
 	}
 	st.Deployments = deps
 	return st, nil
+}
+
+// allocAddresses reads the own address of every allocation with a
+// network namespace (bridge or CNI), for the advertise = "alloc" option:
+// the allocation list does not carry it.
+func allocAddresses(ctx context.Context, cfg *config, allocs []*api.AllocationListStub) (map[string]string, error) {
+	out := map[string]string{}
+	for _, a := range allocs {
+		if a == nil || a.AllocatedResources == nil || len(a.AllocatedResources.Shared.Networks) == 0 || a.AllocatedResources.Shared.Networks[0] == nil {
+			continue
+		}
+		if m := a.AllocatedResources.Shared.Networks[0].Mode; m != "bridge" && !strings.HasPrefix(m, "cni/") {
+			continue
+		}
+		full, _, err := cfg.client.Allocations().Info(a.ID, (&api.QueryOptions{Namespace: a.Namespace}).WithContext(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("reading Nomad allocation %s: %w", a.ID, err)
+		}
+		if full.NetworkStatus != nil && full.NetworkStatus.Address != "" {
+			out[a.ID] = full.NetworkStatus.Address
+		}
+	}
+	return out, nil
 }
 
 // listen calls mark whenever Nomad reports a change: from the event
