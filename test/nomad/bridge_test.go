@@ -195,9 +195,15 @@ func TestBridgeIsolation(t *testing.T) {
 	}
 	apiAlloc := agent.Running(t, "default", "api", 1, 2*time.Minute)[0]
 	frontAlloc := agent.Running(t, "default", "frontend", 1, 2*time.Minute)[0]
+	netns := func(a *api.AllocationListStub) string { return filepath.Join("/var/run/netns", a.ID) }
+	// The sidecars dial the controller at 127.0.0.1 inside their own
+	// namespaces: carry that to the controller on the host's loopback
+	// (a real controller has an address the allocations route to).
+	for _, a := range []*api.AllocationListStub{apiAlloc, frontAlloc} {
+		forwardIntoNetns(t, netns(a), listen, listen)
+	}
 	ctl.WaitFor(t, "two bridge-mode instances with sidecars that acknowledged their config", 2*time.Minute, converged(2))
 
-	netns := func(a *api.AllocationListStub) string { return filepath.Join("/var/run/netns", a.ID) }
 	allocIP := func(a *api.AllocationListStub) string {
 		full, _, err := agent.Client().Allocations().Info(a.ID, nil)
 		if err != nil || full.NetworkStatus == nil || full.NetworkStatus.Address == "" {
@@ -311,6 +317,41 @@ func TestBridgeIsolation(t *testing.T) {
 			}
 		}
 	})
+}
+
+// forwardIntoNetns listens on addr inside the network namespace at path
+// and carries every connection to target in the test's own namespace,
+// until the test ends.
+func forwardIntoNetns(t *testing.T, path, addr, target string) {
+	t.Helper()
+	var ln net.Listener
+	if err := inNetns(path, func() (err error) {
+		ln, err = net.Listen("tcp", addr)
+		return err
+	}); err != nil {
+		t.Fatalf("forwarding %s inside %s: %v", addr, path, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				d, err := net.DialTimeout("tcp", target, 5*time.Second)
+				if err != nil {
+					return
+				}
+				defer d.Close()
+				done := make(chan struct{}, 2)
+				go func() { io.Copy(d, c); done <- struct{}{} }()
+				go func() { io.Copy(c, d); done <- struct{}{} }()
+				<-done
+			}()
+		}
+	}()
 }
 
 // freePort is a TCP port nothing on the host listens on right now.
