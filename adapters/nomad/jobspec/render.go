@@ -408,7 +408,7 @@ func expand(st *Stanza, group *hclsyntax.Block, wgroup *hclwrite.Block, stanza *
 			setAddrEnv(env, l, "127.0.0.1", "")
 		}
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Isolation is off",
-			Detail:  fmt.Sprintf("network_mode = \"host\": group %q shares the node's network, so its app's port can be reached beside its sidecar by anything on the node (and Nomad publishes it on the node's address). Remove network_mode to get bridge networking, where only the sidecar's mesh port is reachable.", label(group)),
+			Detail:  fmt.Sprintf("network_mode = \"host\": group %q shares the node's network: its app's port can be reached beside its sidecar by anything on the node (the app should bind 127.0.0.1, as NOMAD_IP_%s now says), and its sidecar's outbound ports by any process there. Remove network_mode to get bridge networking, where only the sidecar's mesh port is reachable.", label(group), st.Port),
 			Subject: stanza.DefRange().Ptr()})
 	}
 	appendBlocks(wnet.Body(), ports.String(), false)
