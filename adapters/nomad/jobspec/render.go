@@ -261,7 +261,7 @@ func decode(blk *hclsyntax.Block, group string, def Defaults) (*Stanza, hcl.Diag
 				case "driver":
 					diags = append(diags, str(a, &st.Driver)...)
 					if st.Driver != "raw_exec" && st.Driver != "exec" {
-						diags = append(diags, attrDiag(a, "Unsupported driver", "The sidecar runs with raw_exec or exec (a binary on the host, host networking), not %q.", st.Driver))
+						diags = append(diags, attrDiag(a, "Unsupported driver", "The sidecar runs with raw_exec or exec (a binary on the client node), not %q.", st.Driver))
 					}
 				case "controller":
 					diags = append(diags, strList(a, &st.Controllers)...)
