@@ -84,7 +84,7 @@
 // never binds them elsewhere), so only the mesh port is reachable from
 // outside: `weft nomad render` writes such groups by default. An instance
 // in host mode (Nomad's default) has Isolation none: its app's port is on
-// the node.
+// the node; the adapter logs an "ISOLATION OFF" warning once for each.
 //
 // With the option advertise = "alloc", a netns instance's Address is the
 // allocation's own address (read from each such allocation, as the list

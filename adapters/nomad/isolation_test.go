@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	hclog "github.com/hashicorp/go-hclog"
+
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/plugins"
 )
@@ -158,5 +160,23 @@ func TestAdvertiseOption(t *testing.T) {
 				t.Errorf("advertise = %q, want %q", cfg.advertise, tc.value)
 			}
 		})
+	}
+}
+
+func TestWarnHostNetworking(t *testing.T) {
+	var buf strings.Builder
+	log := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Warn})
+	warned := map[string]bool{}
+	host := model.Instance{ID: "a/web", Isolation: model.IsolationNone}
+	bridge := model.Instance{ID: "b/web", Isolation: model.IsolationNetNS}
+	warnHostNetworking(log, []model.Instance{host, bridge}, warned)
+	warnHostNetworking(log, []model.Instance{host, bridge}, warned)
+	if n := strings.Count(buf.String(), "ISOLATION OFF"); n != 1 || !strings.Contains(buf.String(), "a/web") || strings.Contains(buf.String(), "b/web") {
+		t.Fatalf("log %q: want one warning, for a/web only", buf.String())
+	}
+	warnHostNetworking(log, []model.Instance{bridge}, warned) // a/web gone
+	warnHostNetworking(log, []model.Instance{host}, warned)   // and back: warned again
+	if n := strings.Count(buf.String(), "ISOLATION OFF"); n != 2 {
+		t.Errorf("log %q: want a second warning when the instance comes back", buf.String())
 	}
 }

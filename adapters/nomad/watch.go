@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/weftmesh/weft/core/model"
@@ -40,7 +41,8 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events cha
 	var retry <-chan time.Time
 	backoff := a.minBackoff
 	var last *plugins.WatchEvent
-	failing := false // the last event sent reported a failure
+	failing := false            // the last event sent reported a failure
+	warned := map[string]bool{} // instances logged as running without isolation
 	for {
 		select {
 		case <-ctx.Done():
@@ -81,6 +83,7 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events cha
 		}
 		backoff = a.minBackoff
 		ins, diags := Translate(st)
+		warnHostNetworking(a.log, ins, warned)
 		ev := plugins.WatchEvent{Snapshot: model.Snapshot{Adapter: Name, Instances: ins}, Diagnostics: diags}
 		if last != nil && !failing && reflect.DeepEqual(*last, ev) {
 			continue
@@ -88,6 +91,26 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events cha
 		last, failing = &ev, false
 		if !send(ctx, events, ev) {
 			return nil
+		}
+	}
+}
+
+// warnHostNetworking logs, once per instance, every instance whose group
+// uses host networking: its app's port is reachable beside its sidecar.
+// warned is trimmed to the instances still there.
+func warnHostNetworking(log hclog.Logger, ins []model.Instance, warned map[string]bool) {
+	seen := make(map[string]bool, len(ins))
+	for _, in := range ins {
+		seen[in.ID] = true
+		if in.Isolation == model.IsolationNone && !warned[in.ID] {
+			warned[in.ID] = true
+			log.Warn("ISOLATION OFF: this allocation uses host networking, so its app's port can be reached beside its sidecar; use bridge networking (weft nomad render does by default)",
+				"instance", in.ID, "job", in.Labels[FactJob], "group", in.Labels[FactGroup])
+		}
+	}
+	for id := range warned {
+		if !seen[id] {
+			delete(warned, id)
 		}
 	}
 }
