@@ -41,11 +41,12 @@
 // identity { env = true } that joins with its workload identity
 // (--credential-adapter nomad); and, per network mode:
 //
-// Bridge (the default): mode = "bridge" in the network block, whose only
-// port is mesh { to = 15001 }, the sidecar's inbound, published on the
-// node: every port block of a bridge network is published, so the app's
-// port block is removed (a static port on it is an error) and upstreams
-// get none. The app listens on 127.0.0.1:<app port> inside the
+// Bridge (the default): mode = "bridge" in the network block and the port
+// mesh { to = 15001 }, the sidecar's inbound, published on the node. Every
+// port block of a bridge network is published, so the app's port block is
+// removed (a static port on it is an error) and upstreams get none; other
+// port blocks the group declares stay, and stay published (an edge's
+// public port, say). The app listens on 127.0.0.1:<app port> inside the
 // allocation; every task's env gets NOMAD_IP_, NOMAD_PORT_ and
 // NOMAD_ADDR_ of the app's label and of upstream_<name> (dashes become
 // underscores) pointing there, so that config args such as
