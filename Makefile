@@ -39,9 +39,11 @@ lint:
 # Nomad 1.6.1, the last MPL-2.0 release (never a later one), for the Nomad
 # tests: built once per machine from test/tools/nomad into a cache outside
 # the repository (about 7 CPU-minutes cold). The test harness
-# (test/nomad/nomadtest) builds it the same way when it is missing.
+# (test/nomad/nomadtest) builds it the same way when it is missing. It also
+# installs what bridge networking needs (CNI plugins, iptables).
 NOMAD_BIN := $(HOME)/.cache/weft/nomad-1.6.1/nomad
 nomad: $(NOMAD_BIN)
+	@./test/tools/nomad/bridge-deps.sh
 $(NOMAD_BIN):
 	@mkdir -p $(dir $@)
 	cd test/tools/nomad && GOWORK=off nice -n 10 $(GO) build -o $@.tmp github.com/hashicorp/nomad && mv $@.tmp $@

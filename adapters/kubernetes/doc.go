@@ -65,6 +65,14 @@
 // labels become the instance's metadata (for subsets); namespace, pod,
 // pod_uid, node and service_account are its scheduler labels.
 //
+// Every instance has Isolation netns: a pod is its own network namespace,
+// and core/compile puts the sidecar's outbound listeners and the address
+// it forwards to the app on 127.0.0.1, so only the mesh port is on the pod
+// IP. That relies on the app binding 127.0.0.1 (not 0.0.0.0 or the pod
+// IP), which the adapter cannot see and `weft check` verifies. The pod's
+// Service should target the sidecar's mesh port (targetPort: weft-mesh),
+// with weft.io/app-port naming the app's port, as examples/kubernetes does.
+//
 // A meshed pod with a malformed annotation, or whose service account names
 // none of the Services that select it, is skipped: it is reported as a
 // warning diagnostic and as a Warning Event on the pod, and the rest of

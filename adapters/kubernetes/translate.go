@@ -131,6 +131,9 @@ func translate(objs objects) ([]model.Instance, []problem) {
 			Ports:     ports,
 			Meta:      maps.Clone(pod.Labels),
 			Health:    health(c.endpoint.Conditions),
+			// A pod is its own network namespace: the app and the
+			// outbound listeners on its 127.0.0.1 (see doc.go).
+			Isolation: model.IsolationNetNS,
 			Labels: map[string]string{
 				"namespace":       pod.Namespace,
 				"pod":             pod.Name,

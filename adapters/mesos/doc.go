@@ -37,6 +37,11 @@
 //     status's healthy field.
 //   - Labels: mesos.framework_id, mesos.framework, mesos.task_id,
 //     mesos.agent_id, mesos.executor_id.
+//   - Isolation: none. A task group shares its agent's network unless the
+//     framework gives it a CNI network, and the adapter cannot tell from
+//     the operator API that the app binds only that namespace's loopback:
+//     the app's port and the sidecar's outbound ports (on 127.0.0.1, see
+//     core/compile) are reachable by other processes on the agent.
 //
 // # Configuration
 //

@@ -152,6 +152,8 @@ func translateTask(s *State, t mesos.Task) (in model.Instance, ok bool, problem 
 		Meta:      meta,
 		Health:    health(t),
 		Labels:    sched,
+		// The task group shares the agent's network (see doc.go).
+		Isolation: model.IsolationNone,
 	}
 	return in, true, ""
 }

@@ -169,6 +169,7 @@ func TestTranslateTask(t *testing.T) {
 	base := model.Instance{ID: "t1", Service: "api", Address: "127.0.0.7",
 		Ports: map[string]int{"app": 8080, "mesh": 21000}, Meta: map[string]string{},
 		Labels: map[string]string{LabelFrameworkID: "fw", LabelFrameworkName: "my-framework", LabelTaskID: "t1", LabelAgentID: "agent-1"}}
+	base.Isolation = model.IsolationNone // the task group shares the agent's network
 	with := func(f func(*model.Instance)) []model.Instance {
 		in := base
 		in.Ports = map[string]int{"app": 8080, "mesh": 21000}

@@ -39,6 +39,13 @@ const (
 	// OptionResync sets how often the adapter rebuilds its snapshot even
 	// without events (a Go duration, default 30s).
 	OptionResync = "resync"
+	// OptionAdvertise = "alloc" makes callers dial a bridge-mode
+	// allocation at its own address (Nomad's address_mode = "alloc"), for
+	// clusters whose allocation addresses route between nodes, or a single
+	// node whose address callers inside a namespace cannot reach (a dev
+	// agent on loopback). The default, "host", is the node's address and
+	// the mesh port's host port.
+	OptionAdvertise = "advertise"
 )
 
 // DefaultAddress is Nomad's HTTP API when neither the source nor
@@ -67,6 +74,7 @@ type config struct {
 	namespace   string
 	eventStream bool
 	resync      time.Duration
+	advertise   string
 	client      *api.Client
 	http        *http.Client
 }
@@ -121,7 +129,7 @@ func (a *Adapter) Configure(ctx context.Context, req *plugins.ConfigureRequest) 
 // parseConfig reads the request; getenv is os.Getenv outside tests.
 func parseConfig(req *plugins.ConfigureRequest, getenv func(string) string) (*config, []plugins.Diagnostic) {
 	var diags []plugins.Diagnostic
-	cfg := &config{namespace: "*", eventStream: true, resync: 30 * time.Second}
+	cfg := &config{namespace: "*", eventStream: true, resync: 30 * time.Second, advertise: "host"}
 	cfg.addr = req.Source
 	if cfg.addr == "" {
 		cfg.addr = getenv("NOMAD_ADDR")
@@ -169,9 +177,14 @@ func parseConfig(req *plugins.ConfigureRequest, getenv func(string) string) (*co
 				continue
 			}
 			cfg.resync = d
+		case OptionAdvertise:
+			if v != "host" && v != "alloc" {
+				diags = append(diags, errorDiag("Invalid advertise", "Option advertise = %q: give host (callers dial the node's address and the mesh port's host port) or alloc (a bridge-mode allocation's own address).", v))
+			}
+			cfg.advertise = v
 		default:
 			diags = append(diags, warningDiag("Unknown option",
-				"The nomad adapter has no option %q and ignores it; it knows %s, %s, %s and %s.", k, OptionTokenFile, OptionNamespace, OptionEventStream, OptionResync))
+				"The nomad adapter has no option %q and ignores it; it knows %s, %s, %s, %s and %s.", k, OptionTokenFile, OptionNamespace, OptionEventStream, OptionResync, OptionAdvertise))
 		}
 	}
 	if hasErrors(diags) {

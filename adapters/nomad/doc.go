@@ -29,7 +29,8 @@
 // the file named by the option token_file; with ACLs on it needs read-job
 // on the watched namespaces. Options: token_file, namespace (default "*",
 // all), event_stream (default true; false uses blocking queries only),
-// resync (default 30s: a full re-read even without events).
+// resync (default 30s: a full re-read even without events), advertise
+// (default "host"; "alloc": see Isolation below).
 //
 // A token Nomad refuses, or none where ACLs are on, is an error of
 // Configure that says what token to give. A Nomad that does not answer is
@@ -40,17 +41,20 @@
 //
 // One instance per native service registration whose allocation is not
 // terminal (desired status run; client status pending or running) and
-// whose group network has a port labelled "mesh" (host networking; ports
-// allocated by Nomad). Its
+// whose group network has a port labelled "mesh" (ports allocated by
+// Nomad). Its
 //
 //   - ID is "<alloc ID>/<service>": stable for the allocation's life, and
 //     what the sidecar task passes as --instance ${NOMAD_ALLOC_ID}/<service>;
-//   - Address is the host IP Nomad gave the mesh port;
+//   - Address is the host IP Nomad gave the mesh port, and Ports["mesh"]
+//     its host port: where callers dial;
 //   - Ports are "app" (the service's own port), "mesh" (the port labelled
 //     mesh) and, for every port labelled upstream_<name>, "upstream:<name>"
 //     with underscores turned into dashes (upstream_my_api is the upstream
 //     my-api): the sidecar binds that port for the upstream, so instances
-//     that share a host do not collide on the policy's local_port;
+//     that share a host do not collide on the policy's local_port (in a
+//     bridge-mode group, a service tag weft_upstream_<name>=<port> says
+//     the same, since a port block there would be published on the host);
 //   - Tags are the service's tags; a tag key=value goes to Meta instead
 //     (version=v2 is Meta version = v2, for subsets), and Meta also holds
 //     nomad_canary ("true" while the allocation is an unpromoted canary)
@@ -69,6 +73,24 @@
 //     nomad_datacenter, nomad_job_version, nomad_canary. The sidecar
 //     exports them as the labels of its weft_instance_info metric, to join
 //     onto its other series.
+//
+// # Isolation
+//
+// An instance whose group network is in bridge mode (or a CNI network,
+// mode "cni/...") has its own network namespace: Isolation is netns, and
+// MeshListen is 0.0.0.0:<the mesh port's to> (the port inside, where the
+// sidecar binds; Nomad maps the host port to it). The app and the
+// sidecar's outbound listeners are on the namespace's 127.0.0.1 (core/compile
+// never binds them elsewhere), so only the mesh port is reachable from
+// outside: `weft nomad render` writes such groups by default. An instance
+// in host mode (Nomad's default) has Isolation none: its app's port is on
+// the node; the adapter logs an "ISOLATION OFF" warning once for each.
+//
+// With the option advertise = "alloc", a netns instance's Address is the
+// allocation's own address (read from each such allocation, as the list
+// does not carry it) and Ports["mesh"] the port inside: for networks where
+// allocation addresses route between nodes, or a single node whose address
+// a namespace cannot reach (a dev agent bound to loopback).
 //
 // For updates that lose no request, give the group a shutdown_delay (2s
 // is plenty): Nomad deregisters the service and the adapter drops the

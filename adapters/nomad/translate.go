@@ -2,6 +2,7 @@ package nomad
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -26,6 +27,11 @@ const (
 	// TagMesh, as a tag weft_mesh=false, keeps a service out of the mesh
 	// (a metrics endpoint in a meshed group, say).
 	TagMesh = "weft_mesh"
+	// TagUpstreamPrefix starts a tag weft_upstream_<name>=<port>: where the
+	// sidecar listens for upstream <name> inside a bridge-mode allocation,
+	// which has no port block for it (every port block of a bridge network
+	// is published on the host).
+	TagUpstreamPrefix = "weft_upstream_"
 )
 
 // Labels the adapter puts on every instance: the Nomad facts.
@@ -51,6 +57,10 @@ type State struct {
 	// Deployments are the running deployments: an allocation one placed is
 	// not routed to before Nomad finds it healthy.
 	Deployments []*api.Deployment `json:",omitempty"`
+	// AllocAddresses, with the option advertise = "alloc", holds the own
+	// address of every allocation in a network namespace, by allocation
+	// ID: callers dial it there, on the mesh port inside.
+	AllocAddresses map[string]string `json:",omitempty"`
 }
 
 // InstanceID is the instance ID of service in an allocation:
@@ -93,7 +103,7 @@ func Translate(st State) ([]model.Instance, []plugins.Diagnostic) {
 		// updates in place were created before and keep serving).
 		d := deploying[alloc.Namespace+"/"+alloc.JobID]
 		placed := d != nil && alloc.JobVersion == d.JobVersion && alloc.CreateIndex >= d.CreateIndex
-		in, ok, err := translateOne(reg, alloc, placed)
+		in, ok, err := translateOne(reg, alloc, placed, st.AllocAddresses[alloc.ID])
 		if err != nil {
 			diags = append(diags, warn(fmt.Sprintf("skipping service %s of allocation %s", reg.ServiceName, reg.AllocID), err.Error()))
 			continue
@@ -134,7 +144,7 @@ func Translate(st State) ([]model.Instance, []plugins.Diagnostic) {
 
 // translateOne builds the instance of one registration; ok is false when
 // the service is not meant for the mesh.
-func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub, placed bool) (in model.Instance, ok bool, err error) {
+func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub, placed bool, allocAddr string) (in model.Instance, ok bool, err error) {
 	tags, meta := splitTags(reg.Tags)
 	if v, set := meta[TagMesh]; set {
 		if on, err := strconv.ParseBool(v); err == nil && !on {
@@ -186,6 +196,9 @@ func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub, p
 	if _, perr := netip.ParseAddr(in.Address); perr != nil {
 		in.Address = reg.Address
 	}
+	if err := isolate(&in, alloc, meshLabel, meta, allocAddr); err != nil {
+		return in, false, err
+	}
 	if reg.Port == 0 {
 		delete(in.Ports, model.PortApp)
 	}
@@ -193,6 +206,61 @@ func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub, p
 		return in, false, err
 	}
 	return in, true, nil
+}
+
+// isolate sets the instance's Isolation from its group's network mode
+// and, in a network namespace of its own, MeshListen (the mesh port inside
+// it) and the upstream ports its tags carry.
+func isolate(in *model.Instance, alloc *api.AllocationListStub, meshLabel string, meta map[string]string, allocAddr string) error {
+	var mode string
+	if r := alloc.AllocatedResources; r != nil && len(r.Shared.Networks) > 0 && r.Shared.Networks[0] != nil {
+		mode = r.Shared.Networks[0].Mode
+	}
+	if mode != "bridge" && !strings.HasPrefix(mode, "cni/") {
+		// host networking (mode "" or "host"): the app's port and the
+		// upstream ports are on the node, beside the sidecar.
+		in.Isolation = model.IsolationNone
+		return nil
+	}
+	in.Isolation = model.IsolationNetNS
+	for _, p := range alloc.AllocatedResources.Shared.Ports {
+		if p.Label == meshLabel {
+			inside := p.To
+			if inside <= 0 {
+				inside = p.Value // Nomad maps the host port to the same port inside
+			}
+			in.MeshListen = net.JoinHostPort("0.0.0.0", strconv.Itoa(inside))
+			if _, err := netip.ParseAddr(allocAddr); err == nil {
+				// advertise = "alloc": callers dial the allocation itself
+				in.Address, in.Ports[model.PortMesh], in.MeshListen = allocAddr, inside, ""
+			}
+		}
+	}
+	for k, v := range meta {
+		name, ok := strings.CutPrefix(k, TagUpstreamPrefix)
+		if !ok {
+			continue
+		}
+		delete(meta, k)
+		port, err := strconv.Atoi(v)
+		if err != nil || port < 1 || port > 65535 || !validUpstream(name) {
+			return fmt.Errorf("its tag %s=%s is not %s<upstream>=<port 1-65535>; fix the tag (weft nomad render writes it)", k, v, TagUpstreamPrefix)
+		}
+		in.Ports["upstream:"+strings.ReplaceAll(name, "_", "-")] = port
+	}
+	return nil
+}
+
+func validUpstream(name string) bool {
+	if name == "" || len(name) > 63 {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // splitTags separates key=value tags, which become Meta (and so can select

@@ -82,6 +82,7 @@ func TestTranslate(t *testing.T) {
 					FactDatacenter: "dc1", FactJobVersion: "0", FactCanary: "false",
 				},
 			}
+			want.Isolation = model.IsolationNone // host networking
 			if w.Labels[FactNodeID] == "" || w.Labels[FactNode] == "" {
 				t.Errorf("node facts missing: %v", w.Labels)
 			}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/weftmesh/weft/core/model"
@@ -39,7 +41,8 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events cha
 	var retry <-chan time.Time
 	backoff := a.minBackoff
 	var last *plugins.WatchEvent
-	failing := false // the last event sent reported a failure
+	failing := false            // the last event sent reported a failure
+	warned := map[string]bool{} // instances logged as running without isolation
 	for {
 		select {
 		case <-ctx.Done():
@@ -80,6 +83,7 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events cha
 		}
 		backoff = a.minBackoff
 		ins, diags := Translate(st)
+		warnHostNetworking(a.log, ins, warned)
 		ev := plugins.WatchEvent{Snapshot: model.Snapshot{Adapter: Name, Instances: ins}, Diagnostics: diags}
 		if last != nil && !failing && reflect.DeepEqual(*last, ev) {
 			continue
@@ -87,6 +91,26 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events cha
 		last, failing = &ev, false
 		if !send(ctx, events, ev) {
 			return nil
+		}
+	}
+}
+
+// warnHostNetworking logs, once per instance, every instance whose group
+// uses host networking: its app's port is reachable beside its sidecar.
+// warned is trimmed to the instances still there.
+func warnHostNetworking(log hclog.Logger, ins []model.Instance, warned map[string]bool) {
+	seen := make(map[string]bool, len(ins))
+	for _, in := range ins {
+		seen[in.ID] = true
+		if in.Isolation == model.IsolationNone && !warned[in.ID] {
+			warned[in.ID] = true
+			log.Warn("ISOLATION OFF: this allocation uses host networking, so its app's port can be reached beside its sidecar; use bridge networking (weft nomad render does by default)",
+				"instance", in.ID, "job", in.Labels[FactJob], "group", in.Labels[FactGroup])
+		}
+	}
+	for id := range warned {
+		if !seen[id] {
+			delete(warned, id)
 		}
 	}
 }
@@ -142,6 +166,11 @@ func fetchState(ctx context.Context, cfg *config) (State, error) {
 		return State{}, fmt.Errorf("listing Nomad allocations: %w", err)
 	}
 	st.Allocs = allocs
+	if cfg.advertise == "alloc" {
+		if st.AllocAddresses, err = allocAddresses(ctx, cfg, allocs); err != nil {
+			return State{}, err
+		}
+	}
 	dq := q()
 	dq.Filter = `Status == "running"`
 	deps, _, err := cfg.client.Deployments().List(dq)
@@ -150,6 +179,29 @@ func fetchState(ctx context.Context, cfg *config) (State, error) {
 	}
 	st.Deployments = deps
 	return st, nil
+}
+
+// allocAddresses reads the own address of every allocation with a
+// network namespace (bridge or CNI), for the advertise = "alloc" option:
+// the allocation list does not carry it.
+func allocAddresses(ctx context.Context, cfg *config, allocs []*api.AllocationListStub) (map[string]string, error) {
+	out := map[string]string{}
+	for _, a := range allocs {
+		if a == nil || a.AllocatedResources == nil || len(a.AllocatedResources.Shared.Networks) == 0 || a.AllocatedResources.Shared.Networks[0] == nil {
+			continue
+		}
+		if m := a.AllocatedResources.Shared.Networks[0].Mode; m != "bridge" && !strings.HasPrefix(m, "cni/") {
+			continue
+		}
+		full, _, err := cfg.client.Allocations().Info(a.ID, (&api.QueryOptions{Namespace: a.Namespace}).WithContext(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("reading Nomad allocation %s: %w", a.ID, err)
+		}
+		if full.NetworkStatus != nil && full.NetworkStatus.Address != "" {
+			out[a.ID] = full.NetworkStatus.Address
+		}
+	}
+	return out, nil
 }
 
 // listen calls mark whenever Nomad reports a change: from the event

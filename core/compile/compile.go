@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"net/netip"
 	"sort"
 
 	"github.com/weftmesh/weft/core/meshapi"
@@ -29,6 +30,7 @@ func Compile(p *policy.Policy, entries []registry.Entry) map[string]*meshapi.Pro
 		if _, ok := authzOf[in.Service]; !ok {
 			authzOf[in.Service] = authz(p, in.Service)
 		}
+		meshBind, meshPort := inboundBind(in)
 		cfg := &meshapi.ProxyConfig{
 			InstanceId:  in.ID,
 			Service:     in.Service,
@@ -37,9 +39,9 @@ func Compile(p *policy.Policy, entries []registry.Entry) map[string]*meshapi.Pro
 			TrustDomain: td,
 			Labels:      in.Labels,
 			Inbound: &meshapi.Inbound{
-				BindAddress: in.Address,
-				Port:        uint32(in.Ports[model.PortMesh]),
-				AppAddress:  in.Address,
+				BindAddress: meshBind,
+				Port:        meshPort,
+				AppAddress:  localAddress(in.Address),
 				AppPort:     uint32(in.Ports[model.PortApp]),
 				Protocol:    protocol(svc.Protocol),
 				Authz:       authzOf[in.Service],
@@ -59,7 +61,7 @@ func Compile(p *policy.Policy, entries []registry.Entry) map[string]*meshapi.Pro
 				Name:        u.Service,
 				Service:     u.Service,
 				SpiffeId:    spiffe.ID(td, nsOr(dst.Namespace), u.Service),
-				BindAddress: in.Address,
+				BindAddress: localAddress(in.Address),
 				LocalPort:   uint32(localPort),
 				Protocol:    protocol(dst.Protocol),
 				Lb:          lb(u.LB),
@@ -89,6 +91,29 @@ func Compile(p *policy.Policy, entries []registry.Entry) map[string]*meshapi.Pro
 		out[in.ID] = cfg
 	}
 	return out
+}
+
+// localAddress is where an instance's app and outbound listeners bind: the
+// instance's own address when it is a loopback address (the local adapter
+// gives each instance its own 127.0.0.x), else 127.0.0.1. Never a routable
+// address: an outbound listener there would let any host call as the
+// instance, and an app there could be reached past its sidecar.
+func localAddress(addr string) string {
+	if a, err := netip.ParseAddr(addr); err == nil && a.IsLoopback() {
+		return addr
+	}
+	return "127.0.0.1"
+}
+
+// inboundBind is where the sidecar's inbound listener binds: the instance's
+// MeshListen when its adapter set one (a host port mapped into the
+// instance's network namespace), else Address:Ports[mesh], where callers
+// dial.
+func inboundBind(in model.Instance) (string, uint32) {
+	if ap, err := netip.ParseAddrPort(in.MeshListen); err == nil && ap.Port() != 0 {
+		return ap.Addr().Unmap().String(), uint32(ap.Port())
+	}
+	return in.Address, uint32(in.Ports[model.PortMesh])
 }
 
 func serviceOf(p *policy.Policy, name string) policy.Service {

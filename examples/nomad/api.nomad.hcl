@@ -76,11 +76,11 @@ job "api" {
       }
 
       env {
-        HOST           = "${NOMAD_IP_app}"
+        HOST           = "127.0.0.1"
         PORT           = "${NOMAD_PORT_app}"
         WEFT_SERVICE   = "api"
         WEFT_INSTANCE  = "${NOMAD_ALLOC_ID}/api"
-        UPSTREAM_STORE = "http://${NOMAD_ADDR_upstream_store}"
+        UPSTREAM_STORE = "http://127.0.0.1:${NOMAD_PORT_upstream_store}"
       }
 
       resources {

@@ -1,6 +1,10 @@
-# The frontend, with the weft stanza. Its app listens on the static port
-# 8080 of the host, so you can call it; it reaches the api through its
-# sidecar at NOMAD_ADDR_upstream_api.
+# The frontend, with the weft stanza. Its app listens on 127.0.0.1, on the
+# static port 8080, so you can call it; it reaches the api through its
+# sidecar at 127.0.0.1:NOMAD_PORT_upstream_api.
+#
+# Host networking (network_mode = "host"), because the walkthrough's dev
+# agent is bound to loopback: see "Bridge networking" in README.md for the
+# default, and why.
 variable "weft_bin" {
   description = "directory holding weft-demo-app on the client"
 }
@@ -18,6 +22,8 @@ job "frontend" {
     }
 
     weft {
+      network_mode = "host"
+
       upstream "api" {}
     }
 
@@ -29,11 +35,11 @@ job "frontend" {
       }
 
       env {
-        HOST          = "${NOMAD_IP_app}"
+        HOST          = "127.0.0.1"
         PORT          = "${NOMAD_PORT_app}"
         WEFT_SERVICE  = "frontend"
         WEFT_INSTANCE = "${NOMAD_ALLOC_ID}/frontend"
-        UPSTREAM_API  = "http://${NOMAD_ADDR_upstream_api}"
+        UPSTREAM_API  = "http://127.0.0.1:${NOMAD_PORT_upstream_api}"
       }
 
       resources {

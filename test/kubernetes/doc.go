@@ -7,5 +7,11 @@
 // EndpointSlices, and hands each sidecar a pod-bound service-account token
 // for audience "weft", as a projected token volume would.
 //
+// TestExampleIsolationAgainstAPIServer and TestInjectedIsolationAgainstAPIServer
+// apply examples/kubernetes/app.yaml, and a pod through the injector, to
+// the API server and check the isolation rule on what it stores (Service
+// targets the mesh port; no other container port; app and admin on
+// 127.0.0.1).
+//
 // Entry point: TestKubernetesMesh.
 package kubernetes

@@ -3,7 +3,12 @@
 // networking and Nomad-allocated ports, a controller running the nomad
 // adapter, traffic over mTLS between the sidecars, scaling, killed
 // allocations, a controller restart, and sidecars that present a workload
-// identity that is not theirs.
+// identity that is not theirs. TestBridgeIsolation runs jobs that
+// `weft nomad render` wrote with bridge networking (the agent runs as root
+// with the CNI plugins of /usr/lib/cni; `make nomad` installs them) and
+// checks, by dialling from the host and from inside the allocations'
+// network namespaces (which the test's own agent created), that only the
+// sidecar's mesh port can be reached from outside an allocation.
 //
 // Entry point: go test ./test/nomad (make test runs it). TestMain builds
 // weft, weft-proxy and the demo app; nomadtest builds Nomad when its cached

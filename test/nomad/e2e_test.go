@@ -68,7 +68,7 @@ func meshJobWith(o jobOpts) string {
 	for _, u := range upstreams {
 		label := "upstream_" + strings.ReplaceAll(u, "-", "_")
 		fmt.Fprintf(&ports, "      port %q {}\n", label)
-		fmt.Fprintf(&env, "        UPSTREAM_%s = \"http://${NOMAD_ADDR_%s}\"\n", strings.ToUpper(strings.ReplaceAll(u, "-", "_")), label)
+		fmt.Fprintf(&env, "        UPSTREAM_%s = \"http://127.0.0.1:${NOMAD_PORT_%s}\"\n", strings.ToUpper(strings.ReplaceAll(u, "-", "_")), label)
 	}
 	return fmt.Sprintf(`job %[1]q {
   group %[1]q {
@@ -111,7 +111,7 @@ func meshJobWith(o jobOpts) string {
         command = %[8]q
       }
       env {
-        HOST          = "${NOMAD_IP_app}"
+        HOST          = "127.0.0.1"
         PORT          = "${NOMAD_PORT_app}"
         WEFT_SERVICE  = %[1]q
         WEFT_INSTANCE = "${NOMAD_ALLOC_ID}/%[1]s"

@@ -12,6 +12,15 @@
 // webhook) -> the pod as stored -> kubelet; the adapter then sees the pod
 // like any hand-written meshed pod.
 //
+// The sidecar it adds keeps the pod's isolation: its mesh port (container
+// port weft-mesh) is its only listener on the pod IP; its admin API is on
+// 127.0.0.1 (so the readiness probe is a TCP check of the mesh port, which
+// listens once the sidecar has its configuration). It sets nothing on the
+// app's containers: the app must listen on 127.0.0.1 (the sidecar forwards
+// there) and reach its upstreams at 127.0.0.1:<local_port>, the pod's
+// weft.io/app-port names the app's port, and the pod's Service targets
+// weft-mesh, not the app.
+//
 // The webhook fails open: a pod it cannot read is admitted unchanged, with
 // a warning, since refusing pods would stop a cluster's workloads when the
 // mesh is misconfigured.

@@ -10,6 +10,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // Annotations the injector reads and writes.
@@ -18,6 +19,9 @@ const (
 	AnnotationMeshPort = "weft.io/mesh-port"
 	AnnotationInjected = "weft.io/injected"
 	ContainerName      = "weft-proxy"
+	// MeshPortName names the sidecar's container port; Services target it
+	// (targetPort: weft-mesh), never the app's port.
+	MeshPortName = "weft-mesh"
 )
 
 // Options say what to inject.
@@ -95,14 +99,18 @@ func Mutate(o Options, pod *corev1.Pod) ([]patchOp, error) {
 			"--instance=$(POD_NAMESPACE)/$(POD_NAME)",
 			"--controller=" + o.Controller,
 			"--trust-bundle=/etc/weft/trust/ca.crt",
-			fmt.Sprintf("--admin=$(POD_IP):%d", o.AdminPort),
+			// The admin API stays on the pod's loopback: the mesh port is
+			// the only listener on the pod IP.
+			fmt.Sprintf("--admin=127.0.0.1:%d", o.AdminPort),
 			"--credential-adapter=kubernetes",
 			"--credential-file=/var/run/secrets/weft/token",
 		},
-		Env:   []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace"), fieldEnv("POD_IP", "status.podIP")},
-		Ports: []corev1.ContainerPort{{Name: "weft-mesh", ContainerPort: int32(meshPort)}},
-		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-			Path: "/ready", Port: intOrString(o.AdminPort)}}},
+		Env:   []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace")},
+		Ports: []corev1.ContainerPort{{Name: MeshPortName, ContainerPort: int32(meshPort)}},
+		// The kubelet probes from outside the pod, where the admin API is
+		// not: the sidecar is ready when its inbound listens.
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{
+			Port: intstr.FromString(MeshPortName)}}},
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: "weft-token", MountPath: "/var/run/secrets/weft", ReadOnly: true},
 			{Name: "weft-trust", MountPath: "/etc/weft/trust", ReadOnly: true},

@@ -11,14 +11,16 @@
 // Inside a group:
 //
 //	weft {
-//	  service = "api"        # default: the group's name
-//	  port    = "app"        # label of the app's port in the group's network; default "app"
+//	  service      = "api"   # default: the group's name
+//	  port         = "app"   # label of the app's port in the group's network; default "app"
+//	  network_mode = "host"  # opt out of bridge networking (no isolation); default "bridge"
+//	  app_port     = 8080    # bridge: the app's port inside the allocation (default: the
+//	                         # to of the app's port block, else 8080)
 //
-//	  upstream "store" {}    # the sidecar listens for store on a Nomad-allocated port,
-//	                         # NOMAD_PORT_upstream_store (the app reads NOMAD_ADDR_upstream_store)
-//	  upstream "db" {
-//	    local_port = 9003    # or on a fixed port: a static port, one allocation per node
-//	  }
+//	  upstream "store" {     # the app calls store at NOMAD_ADDR_upstream_store
+//	    local_port = 9002    # bridge: required, 127.0.0.1:9002 inside the allocation;
+//	  }                      # host: optional, a static port (one allocation per node),
+//	                         # else a Nomad-allocated port
 //
 //	  sidecar {              # all optional; the command line's flags give the defaults
 //	    command      = "/usr/local/bin/weft-proxy"
@@ -33,12 +35,35 @@
 //
 // Render removes the stanza and adds to the group: shutdown_delay = "2s"
 // unless the group sets one (so that callers stop sending to a stopping
-// allocation before its app stops: updates lose no request); the ports mesh,
-// weft_admin and upstream_<name> (dashes in name become underscores) in
-// its network block; a service block (provider = "nomad") for the service
-// on the app port, unless the group already has one of that name; and the
-// sidecar task weft-proxy, a prestart sidecar with identity { env = true }
-// that joins with its workload identity (--credential-adapter nomad).
+// allocation before its app stops: updates lose no request); a service
+// block (provider = "nomad") for the service, unless the group already has
+// one of that name; the sidecar task weft-proxy, a prestart sidecar with
+// identity { env = true } that joins with its workload identity
+// (--credential-adapter nomad); and, per network mode:
+//
+// Bridge (the default): mode = "bridge" in the network block and the port
+// mesh { to = 15001 }, the sidecar's inbound, published on the node. Every
+// port block of a bridge network is published, so the app's port block is
+// removed (a static port on it is an error) and upstreams get none; other
+// port blocks the group declares stay, and stay published (an edge's
+// public port, say). The app listens on 127.0.0.1:<app port> inside the
+// allocation; every task's env gets NOMAD_IP_, NOMAD_PORT_ and
+// NOMAD_ADDR_ of the app's label and of upstream_<name> (dashes become
+// underscores) pointing there, so that config args such as
+// "${NOMAD_ADDR_app}" work unchanged (an env value that interpolates
+// another env variable of the same block is resolved in no fixed order by
+// Nomad: write such values literally); the service advertises the app's
+// port inside, with a tag weft_upstream_<name>=<local_port> per upstream;
+// the sidecar's admin API is 127.0.0.1:15000 inside the allocation. The
+// client nodes need the CNI plugins and root (examples/nomad/README.md).
+//
+// Host (network_mode = "host"): the ports mesh, weft_admin and
+// upstream_<name> in the network block, and env NOMAD_IP_ = 127.0.0.1 and
+// NOMAD_ADDR_ = 127.0.0.1:${NOMAD_PORT_...} for the app's label and the
+// upstreams (the sidecar binds its outbound listeners and reaches the app
+// on 127.0.0.1, never on the node's address). Render warns "Isolation is
+// off" and writes a comment saying so into the group.
+//
 // These are the conventions the nomad adapter reads (see adapters/nomad).
 //
 // The upstream's protocol is the policy's (service blocks in the policy

@@ -1,6 +1,7 @@
 package jobspec
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
 	"strconv"
@@ -23,8 +24,17 @@ type Defaults struct {
 
 // Stanza is one decoded weft block.
 type Stanza struct {
-	Service     string
-	Port        string
+	Service string
+	Port    string
+	// NetworkMode is "bridge" (the default: the group gets its own network
+	// namespace and only the mesh port is published) or "host" (the
+	// opt-out: no isolation).
+	NetworkMode string
+	// AppPort is the app's port inside the allocation (bridge mode): the
+	// app_port attribute, else the to of the app's port block, else
+	// DefaultAppPort.
+	AppPort     int
+	appPortAttr *hcl.Attribute
 	Upstreams   []Upstream
 	Command     string
 	Driver      string
@@ -47,6 +57,31 @@ const ProxyTask = "weft-proxy"
 // ShutdownDelay is the group's shutdown_delay Render sets when the group
 // has none.
 const ShutdownDelay = "2s"
+
+// Network modes of the stanza's network_mode.
+const (
+	ModeBridge = "bridge"
+	ModeHost   = "host"
+)
+
+// Ports inside an allocation's network namespace (bridge mode): the
+// sidecar's inbound (the only published port), its admin API (loopback
+// only) and the app's default.
+const (
+	MeshPortInside  = 15001
+	AdminPortInside = 15000
+	DefaultAppPort  = 8080
+)
+
+// TagUpstreamPrefix starts the service tag that carries an upstream's
+// local port in bridge mode (weft_upstream_user_db=9003): no port block
+// can, since every port block of a bridge network is published on the
+// host. The nomad adapter reads it.
+const TagUpstreamPrefix = "weft_upstream_"
+
+// IsolationOffWarning heads the comment Render writes into a group that
+// opts out of bridge networking.
+const IsolationOffWarning = "WARNING: weft isolation is OFF for this group"
 
 // Render expands every weft stanza of the job file src (named filename in
 // diagnostics). With error diagnostics the output is nil.
@@ -140,7 +175,7 @@ func misplaced(b *hclsyntax.Body, where string) hcl.Diagnostics {
 }
 
 var stanzaSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "service"}, {Name: "port"}},
+	Attributes: []hcl.AttributeSchema{{Name: "service"}, {Name: "port"}, {Name: "network_mode"}, {Name: "app_port"}},
 	Blocks:     []hcl.BlockHeaderSchema{{Type: "upstream", LabelNames: []string{"service"}}, {Type: "sidecar"}},
 }
 
@@ -153,7 +188,7 @@ var sidecarSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 
 func decode(blk *hclsyntax.Block, group string, def Defaults) (*Stanza, hcl.Diagnostics) {
 	st := &Stanza{
-		Service: group, Port: "app", Command: def.ProxyCommand, Driver: def.Driver,
+		Service: group, Port: "app", NetworkMode: ModeBridge, Command: def.ProxyCommand, Driver: def.Driver,
 		Controllers: def.Controllers, TrustBundle: def.TrustBundle, CPU: 50, MemoryMB: 64, KillTimeout: "5s",
 	}
 	if st.Command == "" {
@@ -176,6 +211,16 @@ func decode(blk *hclsyntax.Block, group string, def Defaults) (*Stanza, hcl.Diag
 	if a, ok := content.Attributes["port"]; ok {
 		diags = append(diags, str(a, &st.Port)...)
 	}
+	if a, ok := content.Attributes["network_mode"]; ok {
+		diags = append(diags, str(a, &st.NetworkMode)...)
+		if st.NetworkMode != ModeBridge && st.NetworkMode != ModeHost {
+			diags = append(diags, attrDiag(a, "Unsupported network_mode", "network_mode = %q: use \"bridge\" (the default: the app is reachable only through its sidecar) or \"host\" (no isolation).", st.NetworkMode))
+		}
+	}
+	if a, ok := content.Attributes["app_port"]; ok {
+		diags = append(diags, num(a, &st.AppPort, 1, 65535)...)
+		st.appPortAttr = a
+	}
 	seen := map[string]bool{}
 	for _, u := range content.Blocks {
 		switch u.Type {
@@ -194,6 +239,10 @@ func decode(blk *hclsyntax.Block, group string, def Defaults) (*Stanza, hcl.Diag
 			diags = append(diags, d...)
 			if a, ok := uc.Attributes["local_port"]; ok {
 				diags = append(diags, num(a, &up.LocalPort, 1, 65535)...)
+			} else if st.NetworkMode == ModeBridge {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Upstream needs a local_port",
+					Detail:  fmt.Sprintf("With bridge networking the app calls upstream %q on 127.0.0.1:<local_port> inside its allocation: set local_port (one number for every allocation: each has its own network namespace). Render gives the app NOMAD_ADDR_upstream_%s.", up.Service, strings.ReplaceAll(up.Service, "-", "_")),
+					Subject: u.DefRange.Ptr()})
 			}
 			st.Upstreams = append(st.Upstreams, up)
 		case "sidecar":
@@ -212,7 +261,7 @@ func decode(blk *hclsyntax.Block, group string, def Defaults) (*Stanza, hcl.Diag
 				case "driver":
 					diags = append(diags, str(a, &st.Driver)...)
 					if st.Driver != "raw_exec" && st.Driver != "exec" {
-						diags = append(diags, attrDiag(a, "Unsupported driver", "The sidecar runs with raw_exec or exec (a binary on the host, host networking), not %q.", st.Driver))
+						diags = append(diags, attrDiag(a, "Unsupported driver", "The sidecar runs with raw_exec or exec (a binary on the client node), not %q.", st.Driver))
 					}
 				case "controller":
 					diags = append(diags, strList(a, &st.Controllers)...)
@@ -230,6 +279,10 @@ func decode(blk *hclsyntax.Block, group string, def Defaults) (*Stanza, hcl.Diag
 				}
 			}
 		}
+	}
+	if st.appPortAttr != nil && st.NetworkMode == ModeHost {
+		diags = append(diags, attrDiag(st.appPortAttr, "app_port needs bridge networking",
+			"app_port is the app's port inside the allocation's own network namespace; with network_mode = \"host\" Nomad allocates the app's port (port %q in the network block). Remove app_port.", st.Port))
 	}
 	if !diags.HasErrors() && len(st.Controllers) == 0 {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No controller address",
@@ -255,26 +308,35 @@ func expand(st *Stanza, group *hclsyntax.Block, wgroup *hclwrite.Block, stanza *
 			Subject: stanza.DefRange().Ptr()}}
 	}
 	if m, ok := nets[0].Body.Attributes["mode"]; ok {
-		if v, d := m.Expr.Value(nil); !d.HasErrors() && v.Type() == cty.String && v.AsString() != "host" {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Network mode is not host",
-				Detail: fmt.Sprintf("The weft sidecar is made for host networking; with mode = %q the ports Nomad reports may not be where the sidecar listens.", v.AsString()), Subject: m.SrcRange.Ptr()})
+		v, d := m.Expr.Value(nil)
+		mode := ""
+		if !d.HasErrors() && v.Type() == cty.String && !v.IsNull() {
+			mode = v.AsString()
+		}
+		if mode != st.NetworkMode {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Network mode conflicts with the weft block",
+				Detail:  fmt.Sprintf("The weft block renders network_mode = %q, and this network block sets mode = %s. Bridge networking (the default) keeps the app reachable only through its sidecar; to opt out, set network_mode = \"host\" in the weft block. Remove mode here, or make the two agree.", st.NetworkMode, hclText(m.Expr)),
+				Subject: m.SrcRange.Ptr()})
 		}
 	}
-	labels := map[string]bool{}
+	labels := map[string]*hclsyntax.Block{}
 	for _, p := range blocksOf(nets[0].Body, "port") {
-		labels[label(p)] = true
+		labels[label(p)] = p
 	}
-	if !labels[st.Port] {
+	appBlock := labels[st.Port]
+	if appBlock == nil && !(st.NetworkMode == ModeBridge && st.appPortAttr != nil) {
 		subj := stanza.DefRange()
 		if a, ok := stanza.Body.Attributes["port"]; ok {
 			subj = a.SrcRange
 		}
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No such port",
-			Detail:  fmt.Sprintf("The app's port %q is not in group %q's network block. Add port %q {} there, or set port to the label the app listens on.", st.Port, label(group), st.Port),
-			Subject: &subj})
+		detail := fmt.Sprintf("The app's port %q is not in group %q's network block. Add port %q {} there, or set port to the label the app listens on.", st.Port, label(group), st.Port)
+		if st.NetworkMode == ModeBridge {
+			detail += " With bridge networking you may instead give the app's port inside the allocation as app_port."
+		}
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No such port", Detail: detail, Subject: &subj})
 	}
 	for _, l := range []string{"mesh", "weft_admin"} {
-		if labels[l] {
+		if labels[l] != nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Port label taken",
 				Detail: fmt.Sprintf("Group %q's network already has a port %q, which the weft block adds for the sidecar. Rename that port.", label(group), l), Subject: nets[0].DefRange().Ptr()})
 		}
@@ -285,28 +347,69 @@ func expand(st *Stanza, group *hclsyntax.Block, wgroup *hclwrite.Block, stanza *
 				Detail: fmt.Sprintf("Group %q already has a task %q, which the weft block adds. Remove the weft block (the sidecar is written by hand) or rename the task.", label(group), ProxyTask), Subject: t.DefRange().Ptr()})
 		}
 	}
+	if st.NetworkMode == ModeBridge {
+		diags = append(diags, bridgeAppPort(st, appBlock)...)
+	}
 	if diags.HasErrors() {
 		return diags
 	}
-	hasService := false
+	var userService *hclsyntax.Block
 	for _, s := range blocksOf(group.Body, "service") {
 		if a, ok := s.Body.Attributes["name"]; ok {
 			if v, d := a.Expr.Value(nil); !d.HasErrors() && v.Type() == cty.String && v.AsString() == st.Service {
-				hasService = true
+				userService = s
 			}
 		}
 	}
 
 	wnet := wblocksOf(wgroup.Body(), "network")[0]
 	var ports strings.Builder
-	ports.WriteString("port \"mesh\" {}\nport \"weft_admin\" {}\n")
-	for _, u := range st.Upstreams {
-		l := "upstream_" + strings.ReplaceAll(u.Service, "-", "_")
-		if u.LocalPort != 0 {
-			fmt.Fprintf(&ports, "port %q {\n  static = %d\n}\n", l, u.LocalPort)
-		} else {
-			fmt.Fprintf(&ports, "port %q {}\n", l)
+	admin := "${NOMAD_ADDR_weft_admin}"
+	servicePort := st.Port
+	env := map[string]string{} // what the app tasks are told, beside Nomad's own variables
+	var tags []string
+	if st.NetworkMode == ModeBridge {
+		// Every port block of a bridge network is published on the host:
+		// only the sidecar's mesh port gets one. The app, the sidecar's
+		// admin API and its outbound listeners stay on the allocation's
+		// loopback.
+		if _, ok := nets[0].Body.Attributes["mode"]; !ok {
+			wnet.Body().SetAttributeValue("mode", cty.StringVal(ModeBridge))
 		}
+		if appBlock != nil {
+			for _, wp := range wblocksOf(wnet.Body(), "port") {
+				if ls := wp.Labels(); len(ls) == 1 && ls[0] == st.Port {
+					wnet.Body().RemoveBlock(wp)
+				}
+			}
+		}
+		fmt.Fprintf(&ports, "port \"mesh\" {\n  to = %d\n}\n", MeshPortInside)
+		admin = fmt.Sprintf("127.0.0.1:%d", AdminPortInside)
+		servicePort = strconv.Itoa(st.AppPort)
+		setAddrEnv(env, st.Port, "127.0.0.1", strconv.Itoa(st.AppPort))
+		for _, u := range st.Upstreams {
+			l := upstreamLabel(u.Service)
+			setAddrEnv(env, l, "127.0.0.1", strconv.Itoa(u.LocalPort))
+			tags = append(tags, fmt.Sprintf("%s%s=%d", TagUpstreamPrefix, strings.TrimPrefix(l, "upstream_"), u.LocalPort))
+		}
+	} else {
+		ports.WriteString("port \"mesh\" {}\nport \"weft_admin\" {}\n")
+		// The sidecar binds the app's address and the upstream listeners
+		// on 127.0.0.1 (not the node's IP, where any host could reach
+		// them): tell the app the same.
+		setAddrEnv(env, st.Port, "127.0.0.1", "")
+		for _, u := range st.Upstreams {
+			l := upstreamLabel(u.Service)
+			if u.LocalPort != 0 {
+				fmt.Fprintf(&ports, "port %q {\n  static = %d\n}\n", l, u.LocalPort)
+			} else {
+				fmt.Fprintf(&ports, "port %q {}\n", l)
+			}
+			setAddrEnv(env, l, "127.0.0.1", "")
+		}
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Isolation is off",
+			Detail:  fmt.Sprintf("network_mode = \"host\": group %q shares the node's network: its app's port can be reached beside its sidecar by anything on the node (the app should bind 127.0.0.1, as NOMAD_IP_%s now says), and its sidecar's outbound ports by any process there. Remove network_mode to get bridge networking, where only the sidecar's mesh port is reachable.", label(group), st.Port),
+			Subject: stanza.DefRange().Ptr()})
 	}
 	appendBlocks(wnet.Body(), ports.String(), false)
 
@@ -316,18 +419,36 @@ func expand(st *Stanza, group *hclsyntax.Block, wgroup *hclwrite.Block, stanza *
 		wgroup.Body().SetAttributeValue("shutdown_delay", cty.StringVal(ShutdownDelay))
 	}
 
+	// The app tasks learn where the app listens and where its upstreams are.
+	for _, wt := range wblocksOf(wgroup.Body(), "task") {
+		setEnv(wt, env)
+	}
+
 	// The stanza goes; what replaces it goes where it was, in order.
 	wstanza := wblocksOf(wgroup.Body(), "weft")[0]
 	wgroup.Body().RemoveBlock(wstanza)
 	var gen strings.Builder
-	if !hasService {
-		fmt.Fprintf(&gen, "service {\n  name     = %q\n  provider = \"nomad\"\n  port     = %q\n}\n", st.Service, st.Port)
+	if st.NetworkMode == ModeHost {
+		fmt.Fprintf(&gen, "# %s: the app's port is reachable beside its sidecar.\n# Remove network_mode = \"host\" from the weft block for bridge networking.\n", IsolationOffWarning)
+	}
+	if userService == nil {
+		fmt.Fprintf(&gen, "service {\n  name     = %q\n  provider = \"nomad\"\n  port     = %q\n", st.Service, servicePort)
+		if len(tags) > 0 {
+			quotedTags := make([]string, len(tags))
+			for i, t := range tags {
+				quotedTags[i] = strconv.Quote(t)
+			}
+			fmt.Fprintf(&gen, "  tags     = [%s]\n", strings.Join(quotedTags, ", "))
+		}
+		gen.WriteString("}\n")
+	} else if st.NetworkMode == ModeBridge {
+		diags = append(diags, bridgeUserService(st, userService, wgroup, servicePort, tags)...)
 	}
 	args := []string{"--instance", "${NOMAD_ALLOC_ID}/" + st.Service}
 	for _, c := range st.Controllers {
 		args = append(args, "--controller", c)
 	}
-	args = append(args, "--trust-bundle", st.TrustBundle, "--admin", "${NOMAD_ADDR_weft_admin}",
+	args = append(args, "--trust-bundle", st.TrustBundle, "--admin", admin,
 		"--credential-adapter", "nomad", "--credential-env", "NOMAD_TOKEN")
 	quoted := make([]string, len(args))
 	for i, a := range args {
@@ -355,6 +476,138 @@ func expand(st *Stanza, group *hclsyntax.Block, wgroup *hclwrite.Block, stanza *
 `, ProxyTask, st.Driver, st.Command, strings.Join(quoted, ", "), st.KillTimeout, st.CPU, st.MemoryMB)
 	appendBlocks(wgroup.Body(), gen.String(), true)
 	return diags
+}
+
+func upstreamLabel(service string) string {
+	return "upstream_" + strings.ReplaceAll(service, "-", "_")
+}
+
+// bridgeAppPort settles the app's port inside the allocation: app_port,
+// else the to of the app's port block, else DefaultAppPort. The app's port
+// block is never published: a static host port on it is an error.
+func bridgeAppPort(st *Stanza, appBlock *hclsyntax.Block) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	to := 0
+	if appBlock != nil {
+		if a, ok := appBlock.Body.Attributes["static"]; ok {
+			diags = append(diags, attrDiag(a.AsHCLAttribute(), "Static port on the app",
+				"With bridge networking the app is reached only through its sidecar, so its port %q is not published on the host. Remove static; to publish an edge on purpose, add a port under another label with to = the app's port, and have the app listen on 0.0.0.0.", st.Port))
+		}
+		if a, ok := appBlock.Body.Attributes["to"]; ok {
+			diags = append(diags, num(a.AsHCLAttribute(), &to, 1, 65535)...)
+		}
+	}
+	switch {
+	case st.AppPort != 0 && to != 0 && st.AppPort != to:
+		diags = append(diags, attrDiag(st.appPortAttr, "Two app ports",
+			"app_port = %d and the app's port block says to = %d. Keep one.", st.AppPort, to))
+	case st.AppPort == 0 && to != 0:
+		st.AppPort = to
+	case st.AppPort == 0:
+		st.AppPort = DefaultAppPort
+	}
+	if st.AppPort == MeshPortInside || st.AppPort == AdminPortInside {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "App port taken",
+			Detail:  fmt.Sprintf("Inside the allocation the sidecar listens on %d (mesh) and %d (admin): give the app another port (app_port, or to in its port block).", MeshPortInside, AdminPortInside),
+			Subject: appPortRange(st, appBlock)})
+	}
+	for _, u := range st.Upstreams {
+		if u.LocalPort == st.AppPort || u.LocalPort == MeshPortInside || u.LocalPort == AdminPortInside {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Upstream port taken",
+				Detail:  fmt.Sprintf("Upstream %q's local_port %d is the app's or the sidecar's own port inside the allocation; pick another.", u.Service, u.LocalPort),
+				Subject: appPortRange(st, appBlock)})
+		}
+	}
+	return diags
+}
+
+func appPortRange(st *Stanza, appBlock *hclsyntax.Block) *hcl.Range {
+	if st.appPortAttr != nil {
+		return st.appPortAttr.Expr.Range().Ptr()
+	}
+	if appBlock != nil {
+		if a, ok := appBlock.Body.Attributes["to"]; ok {
+			return a.Expr.Range().Ptr()
+		}
+		return appBlock.DefRange().Ptr()
+	}
+	return nil
+}
+
+// bridgeUserService points a service block the user wrote for the meshed
+// service at the app's port inside the allocation, with the upstream tags.
+func bridgeUserService(st *Stanza, svc *hclsyntax.Block, wgroup *hclwrite.Block, port string, tags []string) hcl.Diagnostics {
+	if _, ok := svc.Body.Attributes["tags"]; ok && len(tags) > 0 {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Service tags needed",
+			Detail:  fmt.Sprintf("With bridge networking the nomad adapter learns the upstreams' local ports from the service's tags: add %s to the tags of service %q, or drop this service block and let the weft block write it.", strings.Join(tags, ", "), st.Service),
+			Subject: svc.DefRange().Ptr()}}
+	}
+	for _, ws := range wblocksOf(wgroup.Body(), "service") {
+		a := ws.Body().GetAttribute("name")
+		if a == nil || strings.TrimSpace(string(a.Expr().BuildTokens(nil).Bytes())) != strconv.Quote(st.Service) {
+			continue
+		}
+		ws.Body().SetAttributeValue("port", cty.StringVal(port))
+		if len(tags) > 0 {
+			vals := make([]cty.Value, len(tags))
+			for i, t := range tags {
+				vals[i] = cty.StringVal(t)
+			}
+			ws.Body().SetAttributeValue("tags", cty.ListVal(vals))
+		}
+	}
+	return nil
+}
+
+// setAddrEnv records NOMAD_IP_, NOMAD_PORT_ and NOMAD_ADDR_ of label.
+// Without a port (host mode) NOMAD_PORT_ stays Nomad's and NOMAD_ADDR_
+// interpolates it at run time.
+func setAddrEnv(env map[string]string, label, ip, port string) {
+	env["NOMAD_IP_"+label] = ip
+	if port == "" {
+		env["NOMAD_ADDR_"+label] = ip + ":${NOMAD_PORT_" + label + "}"
+		return
+	}
+	env["NOMAD_PORT_"+label] = port
+	env["NOMAD_ADDR_"+label] = ip + ":" + port
+}
+
+// setEnv sets env in the task's env block (adding one when it has none).
+// Task env overrides Nomad's own variables, also where the task's config
+// interpolates them (args = ["--listen", "${NOMAD_ADDR_app}"]).
+func setEnv(task *hclwrite.Block, env map[string]string) {
+	if len(env) == 0 {
+		return
+	}
+	var eb *hclwrite.Block
+	for _, b := range task.Body().Blocks() {
+		if b.Type() == "env" {
+			eb = b
+		}
+	}
+	if eb == nil {
+		eb = task.Body().AppendNewBlock("env", nil)
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		// Nomad's ${...} stays as written, for Nomad to interpolate.
+		toks := hclwrite.TokensForValue(cty.StringVal(env[k]))
+		for _, t := range toks {
+			t.Bytes = bytes.ReplaceAll(t.Bytes, []byte("$${"), []byte("${"))
+		}
+		eb.Body().SetAttributeRaw(k, toks)
+	}
+}
+
+func hclText(e hcl.Expression) string {
+	if v, d := e.Value(nil); !d.HasErrors() && v.Type() == cty.String && !v.IsNull() {
+		return strconv.Quote(v.AsString())
+	}
+	return "(an expression)"
 }
 
 // appendBlocks parses src (our own HCL, with Nomad's ${...} runtime

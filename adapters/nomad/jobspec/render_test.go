@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 var defaults = Defaults{Controllers: []string{"10.0.0.5:7400"}, TrustBundle: "/etc/weft/default-ca.crt"}
 
 func TestRenderGolden(t *testing.T) {
-	for _, name := range []string{"stanza", "plain"} {
+	for _, name := range []string{"stanza", "bridge", "plain"} {
 		t.Run(name, func(t *testing.T) {
 			in := filepath.Join("testdata", name+".nomad")
 			src, err := os.ReadFile(in)

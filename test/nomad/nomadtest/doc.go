@@ -1,6 +1,8 @@
 // Package nomadtest runs a real Nomad 1.6.1 agent for tests: `nomad agent
 // -dev` on loopback, in a temporary directory, with the raw_exec driver
-// and ACLs enabled, bootstrapped with a management token.
+// and ACLs enabled, bootstrapped with a management token, and the CNI
+// plugins of /usr/lib/cni for bridge networking (BridgeReady says what
+// is missing for it: root, the plugins, iptables, the bridge module).
 //
 // Entry point: Start, which returns a running *Agent and stops it at test
 // cleanup (jobs are stopped first, so no task outlives the test). Binary

@@ -152,13 +152,14 @@ acl {
 client {
   min_dynamic_port = 24000
   max_dynamic_port = 28999
+  cni_path         = %q
 }
 plugin "raw_exec" {
   config {
     enabled = true
   }
 }
-`, filepath.Join(dir, "data"), ports[0], ports[1], ports[2], !o.NoACL)
+`, filepath.Join(dir, "data"), ports[0], ports[1], ports[2], !o.NoACL, CNIPath)
 	if err := os.WriteFile(filepath.Join(dir, "agent.hcl"), []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
@@ -213,6 +214,49 @@ plugin "raw_exec" {
 		return nil, fmt.Errorf("waiting for the Nomad node: %w\n%s", err, a.log.tail())
 	}
 	return a, nil
+}
+
+// CNIPath is where the agent finds the CNI plugins for bridge networking:
+// Debian's containernetworking-plugins installs them there.
+const CNIPath = "/usr/lib/cni"
+
+// BridgeReady says why the agent's node cannot run bridge-mode groups
+// (nil when it can). Bridge networking needs the agent to run as root,
+// the CNI plugins bridge, portmap, firewall, host-local and loopback in
+// CNIPath, iptables, and the kernel's bridge module; Nomad's fingerprint
+// then reports a "bridge" network on the node.
+func (a *Agent) BridgeReady() error {
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root (Nomad sets up the allocation's network namespace, bridge and iptables rules)")
+	}
+	for _, p := range []string{"bridge", "portmap", "firewall", "host-local", "loopback"} {
+		if _, err := os.Stat(filepath.Join(CNIPath, p)); err != nil {
+			missing = append(missing, "the CNI plugin "+filepath.Join(CNIPath, p)+" (Debian: apt-get install containernetworking-plugins)")
+		}
+	}
+	if _, err := exec.LookPath("iptables"); err != nil {
+		missing = append(missing, "iptables (Debian: apt-get install iptables)")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("bridge networking needs %s", strings.Join(missing, "; "))
+	}
+	nodes, _, err := a.Client().Nodes().List(nil)
+	if err != nil || len(nodes) == 0 {
+		return fmt.Errorf("listing the agent's node: %v", err)
+	}
+	n, _, err := a.Client().Nodes().Info(nodes[0].ID, nil)
+	if err != nil {
+		return fmt.Errorf("reading the agent's node: %w", err)
+	}
+	if n.NodeResources != nil {
+		for _, nw := range n.NodeResources.Networks {
+			if nw != nil && nw.Mode == "bridge" {
+				return nil
+			}
+		}
+	}
+	return errors.New("the Nomad node reports no bridge network: is the kernel's bridge module loaded (modprobe bridge)? see the agent's log")
 }
 
 // Client returns an API client with the management token.

@@ -28,4 +28,70 @@ job "bad" {
       }
     }
   }
+  group "three" {
+    network {
+      mode = "host" # ERROR: Network mode conflicts with the weft block
+      port "app" {
+        static = 8080 # ERROR: Static port on the app
+      }
+    }
+    weft {
+      sidecar {
+        controller   = ["127.0.0.1:7400"]
+        trust_bundle = "/etc/weft/ca.crt"
+      }
+    }
+  }
+  group "four" {
+    network {
+      port "app" {}
+    }
+    weft {
+      network_mode = "none" # ERROR: Unsupported network_mode
+    }
+  }
+  group "five" {
+    network {
+      port "app" {}
+    }
+    weft {
+      network_mode = "host"
+      app_port     = 9090 # ERROR: app_port needs bridge networking
+    }
+  }
+  group "six" {
+    network {
+      port "app" {
+        to = 15001 # ERROR: App port taken
+      }
+    }
+    weft {
+      sidecar {
+        controller   = ["127.0.0.1:7400"]
+        trust_bundle = "/etc/weft/ca.crt"
+      }
+    }
+  }
+  group "seven" {
+    network {
+      port "app" {
+        to = 9090
+      }
+    }
+    weft {
+      app_port = 9091 # ERROR: Two app ports
+      sidecar {
+        controller   = ["127.0.0.1:7400"]
+        trust_bundle = "/etc/weft/ca.crt"
+      }
+    }
+  }
+  group "eight" {
+    network {
+      port "app" {}
+    }
+    weft {
+      upstream "db" {} # ERROR: Upstream needs a local_port
+    }
+  }
 }

@@ -1,4 +1,5 @@
-# A job with the weft stanza: the api calls store and db.
+# A job with the weft stanza: the api calls store and db. It opts out of
+# bridge networking (network_mode = "host"): no isolation.
 job "api" {
   datacenters = ["dc1"]
 
@@ -10,7 +11,8 @@ job "api" {
     }
 
     weft {
-      port = "http"
+      port         = "http"
+      network_mode = "host"
 
       upstream "store" {}
       upstream "user-db" {
