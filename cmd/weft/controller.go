@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -79,11 +80,11 @@ binary weft-adapter-NAME in --plugin-dir.`,
 	fl.StringArrayVar(&f.options, "adapter-option", nil, "an option for an adapter, NAME.KEY=VALUE (repeatable), e.g. local.first_address=127.0.10.2")
 	fl.StringVar(&f.pluginDir, "plugin-dir", "plugins.d", "directory holding third-party adapters (weft-adapter-NAME)")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:7400", "address of the sidecar API (gRPC over TLS)")
-	fl.StringVar(&f.admin, "admin", "127.0.0.1:7401", "address of the admin HTTP API (needs the token in DATA_DIR/admin.token)")
+	fl.StringVar(&f.admin, "admin", "127.0.0.1:7401", "address of the admin API, HTTPS with the controller's certificate (clients need the token in DATA_DIR/admin.token and the CA bundle DATA_DIR/ca/ca.crt)")
 	fl.StringVar(&f.dataDir, "data-dir", ".weft", "directory for the CA, the admin token and adapters' state")
 	fl.StringVar(&f.proxyBinary, "proxy-binary", "", "path of weft-proxy, for adapters that start sidecars (default: beside this binary, then $PATH)")
 	fl.DurationVar(&f.pollEvery, "policy-poll", time.Second, "how often to look for policy changes")
-	fl.StringSliceVar(&f.serverNames, "server-name", nil, "extra DNS names or IPs for the controller's certificate, as sidecars dial it (e.g. weft-controller.weft-system.svc)")
+	fl.StringSliceVar(&f.serverNames, "server-name", nil, "extra DNS names or IPs for the controller's certificate, as sidecars and admin clients dial it (e.g. weft-controller.weft-system.svc); needed when --listen or --admin is 0.0.0.0")
 	_ = cmd.MarkFlagRequired("policy-dir")
 	return cmd
 }
@@ -171,9 +172,14 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("parsing --listen %q: %w", f.listen, err)
 	}
-	// Issued again at half-life and after a root rotation.
+	adminHost, _, err := net.SplitHostPort(f.admin)
+	if err != nil {
+		return fmt.Errorf("parsing --admin %q: %w; want HOST:PORT, e.g. 127.0.0.1:7401", f.admin, err)
+	}
+	// One certificate for both APIs, issued again at half-life and after a
+	// root rotation.
 	serving, err := srv.ServingTLSConfig(spiffe.Identity{TrustDomain: pol.Mesh.TrustDomain, Namespace: meshserver.ControllerNamespace, Service: meshserver.ControllerService},
-		uniq(append([]string{listenHost, "127.0.0.1", "::1", "localhost"}, f.serverNames...)))
+		certHosts(listenHost, adminHost, f.serverNames))
 	if err != nil {
 		return err
 	}
@@ -200,8 +206,8 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	run := func(fn func()) { wg.Add(1); go func() { defer wg.Done(); fn() }() }
 
 	run(func() { _ = g.Serve(lis) })
-	adminSrv := &http.Server{Handler: adminHandler(token, ctl, reg, srv, st, authority), ReadHeaderTimeout: 10 * time.Second}
-	run(func() { _ = adminSrv.Serve(adminLis) })
+	adminSrv := newAdminServer(adminHandler(token, ctl, reg, srv, st, authority), serving)
+	run(func() { _ = adminSrv.ServeTLS(adminLis, "", "") })
 	run(func() { _ = ctl.Run(ctx, snapshots, policies) })
 	run(func() { srv.RetireRoots(ctx) })
 	run(func() { watchPolicy(ctx, f.policyDir, f.pollEvery, policies, st, log, stderr) })
@@ -241,7 +247,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 			}
 		})
 	}
-	log.Info("controller ready", "sidecar_api", lis.Addr().String(), "admin_api", adminLis.Addr().String(),
+	log.Info("controller ready", "sidecar_api", lis.Addr().String(), "admin_api", "https://"+adminLis.Addr().String(),
 		"trust_domain", pol.Mesh.TrustDomain, "adapters", len(specs), "data_dir", f.dataDir)
 
 	<-ctx.Done()
@@ -353,6 +359,27 @@ func findProxy(flag string) (string, error) {
 	}
 	// Only adapters that start sidecars need it; they say so if it is missing.
 	return "", nil
+}
+
+// certHosts are the names and addresses the controller's certificate
+// carries: those of its two APIs, loopback, and --server-name. An
+// unspecified address (0.0.0.0, ::) names nothing a client dials; such a
+// controller needs --server-name.
+func certHosts(listenHost, adminHost string, extra []string) []string {
+	hosts := []string{}
+	for _, h := range []string{listenHost, adminHost} {
+		if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
+			hosts = append(hosts, h)
+		}
+	}
+	return uniq(append(append(hosts, "127.0.0.1", "::1", "localhost"), extra...))
+}
+
+// newAdminServer is the admin API's server: HTTPS only, with the
+// controller's own certificate (serving), the one its sidecar API
+// presents. Started with ServeTLS(listener, "", "").
+func newAdminServer(h http.Handler, serving *tls.Config) *http.Server {
+	return &http.Server{Handler: h, TLSConfig: serving.Clone(), ReadHeaderTimeout: 10 * time.Second}
 }
 
 func uniq(ss []string) []string {
@@ -637,7 +664,7 @@ func adminHandler(token string, ctl *controller.Controller, reg *registry.Regist
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			http.Error(w, "the admin API needs the header 'Authorization: Bearer <token>'; the token is in DATA_DIR/admin.token", http.StatusUnauthorized)
+			http.Error(w, "the admin API needs the header 'Authorization: Bearer <token>' with the controller's token: it is in DATA_DIR/admin.token (the CLI reads it with --data-dir, or from WEFT_TOKEN)", http.StatusUnauthorized)
 			return
 		}
 		mux.ServeHTTP(w, r)

@@ -13,7 +13,13 @@ func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show what a running controller knows: adapters, instances, sidecars, CA roots",
-		Args:  cobra.NoArgs,
+		Long: `Show what a running controller knows: its adapters, the instances they
+report, the connected sidecars and their configuration versions, and the CA
+roots.
+` + adminHelp,
+		Example: `  weft status --data-dir .weft
+  WEFT_ADDR=https://weft-controller.internal:7401 WEFT_TOKEN=$(cat token) WEFT_CACERT=ca.pem weft status`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var rep StatusReport
 			if err := a.call("GET", "/v1/status", &rep); err != nil {

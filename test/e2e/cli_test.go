@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,7 +85,15 @@ func TestBadInput(t *testing.T) {
 func TestServerName(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "mesh.hcl"), []byte("mesh {}\n"), 0o644)
-	ctl := startController(t, filepath.Join(dir, "data"), harness.FreeAddr(t), harness.FreeAddr(t), "--policy-dir", dir,
+	// The admin API on a loopback address of its own: the certificate
+	// names it too.
+	l, err := net.Listen("tcp", "127.0.77.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := l.Addr().String()
+	l.Close()
+	ctl := startController(t, filepath.Join(dir, "data"), harness.FreeAddr(t), admin, "--policy-dir", dir,
 		"--server-name", "weft-controller.weft-system.svc")
 	defer ctl.Stop()
 	ctl.WaitFor(t, "the controller to serve", 30*time.Second, func(*harness.Status) bool { return true })
@@ -94,13 +103,18 @@ func TestServerName(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(roots)
-	for name, wantOK := range map[string]bool{"weft-controller.weft-system.svc": true, "localhost": true, "elsewhere.example": false} {
-		conn, err := tls.Dial("tcp", ctl.Listen, &tls.Config{RootCAs: pool, ServerName: name})
-		if err == nil {
-			conn.Close()
+	for _, api := range []string{ctl.Listen, ctl.Admin} {
+		for name, wantOK := range map[string]bool{"weft-controller.weft-system.svc": true, "localhost": true, "127.0.77.1": true, "elsewhere.example": false} {
+			conn, err := tls.Dial("tcp", api, &tls.Config{RootCAs: pool, ServerName: name})
+			if err == nil {
+				conn.Close()
+			}
+			if (err == nil) != wantOK {
+				t.Errorf("dialing the controller at %s as %s: %v, want success %v", api, name, err, wantOK)
+			}
 		}
-		if (err == nil) != wantOK {
-			t.Errorf("dialing the controller as %s: %v, want success %v", name, err, wantOK)
-		}
+	}
+	if out, err := runWeft(t, "status", "--admin", "https://"+admin, "--data-dir", ctl.DataDir); err != nil {
+		t.Errorf("weft status at https://%s: %v\n%s", admin, err, out)
 	}
 }
