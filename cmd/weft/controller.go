@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -52,6 +53,7 @@ type controllerFlags struct {
 	proxyBinary string
 	pollEvery   time.Duration
 	serverNames []string
+	pluginSums  []string
 }
 
 func newControllerCmd() *cobra.Command {
@@ -65,7 +67,16 @@ configuration to sidecars.
 
 Each --adapter is NAME=SOURCE. Built-in adapters (local) run as plugin
 processes of this binary; any other NAME is a third-party adapter, the
-binary weft-adapter-NAME in --plugin-dir.`,
+binary weft-adapter-NAME in --plugin-dir.
+
+Every adapter binary is verified by SHA-256 before each launch. Built-in
+adapters must match this binary as it was when the controller started. A
+third-party adapter must match its pin: --plugin-checksum NAME=sha256:HEX,
+or else the file weft-adapter-NAME.sha256 beside it, as sha256sum writes it:
+
+  (cd plugins.d && sha256sum weft-adapter-file > weft-adapter-file.sha256)
+
+An unpinned or changed plugin is refused; the error gives its SHA-256.`,
 		Example: `  weft controller --policy-dir examples/local/policy --adapter local=examples/local/workloads.hcl`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -78,7 +89,8 @@ binary weft-adapter-NAME in --plugin-dir.`,
 	fl.StringVar(&f.policyDir, "policy-dir", "", "directory of HCL policy files, watched for changes (required)")
 	fl.StringArrayVar(&f.adapters, "adapter", nil, "an adapter to run, NAME=SOURCE (repeatable), e.g. local=examples/local/workloads.hcl")
 	fl.StringArrayVar(&f.options, "adapter-option", nil, "an option for an adapter, NAME.KEY=VALUE (repeatable), e.g. local.first_address=127.0.10.2")
-	fl.StringVar(&f.pluginDir, "plugin-dir", "plugins.d", "directory holding third-party adapters (weft-adapter-NAME)")
+	fl.StringVar(&f.pluginDir, "plugin-dir", "plugins.d", "directory holding third-party adapters (weft-adapter-NAME, pinned by weft-adapter-NAME.sha256)")
+	fl.StringArrayVar(&f.pluginSums, "plugin-checksum", nil, "the SHA-256 a third-party adapter's binary must have, NAME=sha256:HEX (repeatable); wins over weft-adapter-NAME.sha256")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:7400", "address of the sidecar API (gRPC over TLS)")
 	fl.StringVar(&f.admin, "admin", "127.0.0.1:7401", "address of the admin API, HTTPS with the controller's certificate (clients need the token in DATA_DIR/admin.token and the CA bundle DATA_DIR/ca/ca.crt)")
 	fl.StringVar(&f.dataDir, "data-dir", ".weft", "directory for the CA, the admin token and adapters' state")
@@ -87,6 +99,33 @@ binary weft-adapter-NAME in --plugin-dir.`,
 	fl.StringSliceVar(&f.serverNames, "server-name", nil, "extra DNS names or IPs for the controller's certificate, as sidecars and admin clients dial it (e.g. weft-controller.weft-system.svc); needed when --listen or --admin is 0.0.0.0")
 	_ = cmd.MarkFlagRequired("policy-dir")
 	return cmd
+}
+
+// parsePluginChecksums reads the --plugin-checksum NAME=sha256:HEX flags,
+// each for a third-party --adapter.
+func parsePluginChecksums(flags []string, specs []adapterSpec) (map[string][]byte, error) {
+	pins := map[string][]byte{}
+	for _, fl := range flags {
+		name, value, ok := strings.Cut(fl, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--plugin-checksum %q: want NAME=sha256:HEX, as `sha256sum weft-adapter-NAME` prints HEX", fl)
+		}
+		if _, builtin := builtinAdapters[name]; builtin {
+			return nil, fmt.Errorf("--plugin-checksum %q: %s is a built-in adapter, verified against this binary itself; drop the flag", fl, name)
+		}
+		if !slices.ContainsFunc(specs, func(a adapterSpec) bool { return a.name == name }) {
+			return nil, fmt.Errorf("--plugin-checksum %q: there is no --adapter %s=...; add one or fix the name", fl, name)
+		}
+		if _, dup := pins[name]; dup {
+			return nil, fmt.Errorf("--plugin-checksum %q: adapter %s is pinned twice; give one checksum", fl, name)
+		}
+		sum, err := host.ParseChecksum(value)
+		if err != nil {
+			return nil, fmt.Errorf("--plugin-checksum %q: %w", fl, err)
+		}
+		pins[name] = sum
+	}
+	return pins, nil
 }
 
 type adapterSpec struct {
@@ -133,6 +172,20 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	specs, err := parseAdapters(f.adapters, f.options)
 	if err != nil {
 		return err
+	}
+	pins, err := parsePluginChecksums(f.pluginSums, specs)
+	if err != nil {
+		return err
+	}
+	// Built-in adapters run from this binary: it must stay the one that
+	// started.
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding this executable, to launch the built-in adapters: %w", err)
+	}
+	selfSum, err := host.FileChecksum(self)
+	if err != nil {
+		return fmt.Errorf("checksumming this executable, to verify the built-in adapters: %w", err)
 	}
 	// The policy must be good before anything starts.
 	pol, sources, err := loadPolicy(f.policyDir, stderr)
@@ -213,7 +266,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	run(func() { watchPolicy(ctx, f.policyDir, f.pollEvery, policies, st, log, stderr) })
 
 	for _, a := range specs {
-		opts, err := adapterOptions(a, f, pol.Mesh.TrustDomain, authority, proxyBin, log)
+		opts, err := adapterOptions(a, f, pluginBinary{self: self, selfSum: selfSum, pins: pins}, pol.Mesh.TrustDomain, authority, proxyBin)
 		opts.Handle = handles[a.name]
 		if err != nil {
 			cancel()
@@ -281,20 +334,36 @@ func verifyWith(handles map[string]*host.Handle) func(context.Context, string, s
 	}
 }
 
-func adapterOptions(a adapterSpec, f controllerFlags, trustDomain string, authority *ca.CA, proxyBin string, log *slog.Logger) (host.Options, error) {
+// pluginBinary is how adapter binaries are found and verified: built-in
+// ones are this binary (self, whose SHA-256 at start is selfSum),
+// third-party ones are pinned by --plugin-checksum (pins) or their .sha256
+// file.
+type pluginBinary struct {
+	self    string
+	selfSum []byte
+	pins    map[string][]byte
+}
+
+func adapterOptions(a adapterSpec, f controllerFlags, bin pluginBinary, trustDomain string, authority *ca.CA, proxyBin string) (host.Options, error) {
 	var command func() *exec.Cmd
+	var checksum func() ([]byte, error)
 	if _, ok := builtinAdapters[a.name]; ok {
-		self, err := os.Executable()
-		if err != nil {
-			return host.Options{}, fmt.Errorf("finding this executable to launch adapter %s: %w", a.name, err)
-		}
-		command = func() *exec.Cmd { return ownGroup(exec.Command(self, "adapter", a.name)) }
+		command = func() *exec.Cmd { return ownGroup(exec.Command(bin.self, "adapter", a.name)) }
+		checksum = func() ([]byte, error) { return bin.selfSum, nil }
 	} else {
 		path, err := host.Find(f.pluginDir, a.name)
 		if err != nil {
 			return host.Options{}, err
 		}
+		// Refuse an unpinned plugin now, with the way to pin it; the pin
+		// file is read again before each restart, so pinning a replaced
+		// binary takes effect without restarting the controller.
+		pinned := bin.pins[a.name]
+		if _, err := host.Pin(path, pinned); err != nil {
+			return host.Options{}, err
+		}
 		command = func() *exec.Cmd { return ownGroup(exec.Command(path)) }
+		checksum = func() ([]byte, error) { return host.Pin(path, pinned) }
 	}
 	source := a.source
 	if source != "" && !filepath.IsAbs(source) {
@@ -310,8 +379,9 @@ func adapterOptions(a adapterSpec, f controllerFlags, trustDomain string, author
 		return host.Options{}, fmt.Errorf("creating adapter data directory: %w", err)
 	}
 	return host.Options{
-		Name:    a.name,
-		Command: command,
+		Name:     a.name,
+		Command:  command,
+		Checksum: checksum,
 		Request: plugins.ConfigureRequest{
 			Source:  source,
 			Options: a.options,

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"net"
 	"os"
 	"os/exec"
@@ -62,6 +64,33 @@ func TestBadInput(t *testing.T) {
 		out, err := runWeft(t, "controller", "--policy-dir", good, "--data-dir", filepath.Join(dir, "data2"), "--listen", busy, "--admin", harness.FreeAddr(t))
 		if err == nil || !strings.Contains(out, busy) || !strings.Contains(out, "--listen") {
 			t.Errorf("want an error naming %s and the --listen flag, got %v:\n%s", busy, err, out)
+		}
+	})
+
+	t.Run("an unpinned third-party plugin is refused with its SHA-256", func(t *testing.T) {
+		good := filepath.Join(dir, "good")
+		plugins := t.TempDir()
+		bin := filepath.Join(plugins, "weft-adapter-file")
+		os.WriteFile(bin, []byte("#!/bin/sh\nexit 0\n"), 0o755)
+		sum := sha256.Sum256([]byte("#!/bin/sh\nexit 0\n"))
+		hexSum := hex.EncodeToString(sum[:])
+		out, err := runWeft(t, "controller", "--policy-dir", good, "--data-dir", filepath.Join(dir, "data4"),
+			"--listen", harness.FreeAddr(t), "--admin", harness.FreeAddr(t), "--plugin-dir", plugins, "--adapter", "file=x.json")
+		if err == nil {
+			t.Fatalf("the controller started an unpinned plugin:\n%s", out)
+		}
+		for _, w := range []string{"is not pinned", hexSum, "sha256sum weft-adapter-file > weft-adapter-file.sha256", "--plugin-checksum file=sha256:" + hexSum} {
+			if !strings.Contains(out, w) {
+				t.Errorf("output lacks %q:\n%s", w, out)
+			}
+		}
+		// A pin on the command line for something that is not a
+		// third-party adapter is a mistake, said as such.
+		out, err = runWeft(t, "controller", "--policy-dir", good, "--data-dir", filepath.Join(dir, "data4"),
+			"--listen", harness.FreeAddr(t), "--admin", harness.FreeAddr(t), "--plugin-dir", plugins, "--adapter", "file=x.json",
+			"--plugin-checksum", "file=sha256:1234")
+		if err == nil || !strings.Contains(out, "64 hex digits") {
+			t.Errorf("a short --plugin-checksum: %v\n%s", err, out)
 		}
 	})
 
