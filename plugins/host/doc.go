@@ -1,8 +1,7 @@
 // Package host is the controller's side of the adapter plugins: it finds a
 // plugin binary, verifies its SHA-256 and launches it with go-plugin (gRPC
-// only, AutoMTLS),
-// negotiates the protocol version, configures it, forwards its snapshots,
-// and restarts it with backoff when it dies.
+// only, AutoMTLS), negotiates the protocol version, configures it, forwards
+// its snapshots, and restarts it with backoff when it dies.
 //
 // Entry point: Supervise, one call per adapter, whose Updates feed the
 // controller's registry. Find resolves a third-party adapter in the plugin

@@ -29,8 +29,8 @@ type Options struct {
 	// controller's own binary), or Pin (a third-party one). An error
 	// refuses that start, like a mismatch; both are retried.
 	Checksum func() ([]byte, error)
-	Request plugins.ConfigureRequest
-	Logger  hclog.Logger // default: hclog.Default() named "adapter.<Name>"
+	Request  plugins.ConfigureRequest
+	Logger   hclog.Logger // default: hclog.Default() named "adapter.<Name>"
 	// MinBackoff and MaxBackoff bound the wait before a restart (defaults
 	// 250ms and 30s). The wait doubles after each failure and goes back to
 	// MinBackoff once a plugin has streamed snapshots for MaxBackoff.
