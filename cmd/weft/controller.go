@@ -35,6 +35,7 @@ import (
 	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/policy"
+	"github.com/weftmesh/weft/core/refusals"
 	"github.com/weftmesh/weft/core/registry"
 	"github.com/weftmesh/weft/core/spiffe"
 	policyhcl "github.com/weftmesh/weft/hcl"
@@ -240,7 +241,14 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("listening for sidecars on %s: %w (is another controller running? pick another address with --listen)", f.listen, err)
 	}
-	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(serving)))
+	// Refused handshakes on both APIs: at most a line a second each, and
+	// counted in GET /v1/status.
+	warnf := func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }
+	refusedSidecar := refusals.New(refusals.Options{Prefix: "sidecar API: ", Logf: warnf})
+	refusedAdmin := refusals.New(refusals.Options{Prefix: "admin API: ", Logf: warnf})
+	defer refusedSidecar.Close()
+	defer refusedAdmin.Close()
+	g := grpc.NewServer(grpc.Creds(countRefusals(credentials.NewTLS(serving), refusedSidecar)))
 	srv.Register(g)
 	adminLis, err := net.Listen("tcp", f.admin)
 	if err != nil {
@@ -251,7 +259,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	snapshots := make(chan model.Snapshot, 16)
 	policies := make(chan *policy.Policy, 1)
 	policies <- pol
-	st := &controllerStatus{adapters: map[string]host.Status{}, sources: sources}
+	st := &controllerStatus{adapters: map[string]host.Status{}, sources: sources, refusedSidecar: refusedSidecar, refusedAdmin: refusedAdmin}
 
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
@@ -260,6 +268,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 
 	run(func() { _ = g.Serve(lis) })
 	adminSrv := newAdminServer(adminHandler(token, ctl, reg, srv, st, authority), serving)
+	adminSrv.ErrorLog = refusals.HTTPErrorLog(refusedAdmin, stderr)
 	run(func() { _ = adminSrv.ServeTLS(adminLis, "", "") })
 	run(func() { _ = ctl.Run(ctx, snapshots, policies) })
 	run(func() { srv.RetireRoots(ctx) })
@@ -549,7 +558,34 @@ func adminToken(dataDir string) (string, error) {
 	return tok, nil
 }
 
+// refusalCounter is a gRPC server's TLS credentials that hand every
+// failed handshake to a refusals.Log.
+type refusalCounter struct {
+	credentials.TransportCredentials
+	log *refusals.Log
+}
+
+func countRefusals(c credentials.TransportCredentials, l *refusals.Log) credentials.TransportCredentials {
+	return refusalCounter{TransportCredentials: c, log: l}
+}
+
+func (c refusalCounter) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	conn, info, err := c.TransportCredentials.ServerHandshake(raw)
+	if err != nil {
+		c.log.Refused(raw.RemoteAddr().String(), err)
+	}
+	return conn, info, err
+}
+
+func (c refusalCounter) Clone() credentials.TransportCredentials {
+	return refusalCounter{TransportCredentials: c.TransportCredentials.Clone(), log: c.log}
+}
+
 type controllerStatus struct {
+	// refusedSidecar and refusedAdmin count the refused handshakes of the
+	// two APIs; nil in tests that serve only the handler.
+	refusedSidecar, refusedAdmin *refusals.Log
+
 	mu          sync.Mutex
 	adapters    map[string]host.Status
 	policyError string
@@ -588,6 +624,9 @@ type StatusReport struct {
 	// Roots are the CA's roots: the active one first, then the previous
 	// ones still trusted after a rotation.
 	Roots []RootReport `json:"roots"`
+	// RefusedHandshakes counts the TLS handshakes each API refused since
+	// the controller started, by reason: "sidecar_api" and "admin_api".
+	RefusedHandshakes map[string]refusals.Counts `json:"refused_handshakes"`
 }
 
 // RootReport is one CA root and how many connected sidecars hold a leaf
@@ -711,6 +750,12 @@ func adminHandler(token string, ctl *controller.Controller, reg *registry.Regist
 		if p := ctl.Policy(); p != nil {
 			rep.Policy = policyhcl.Summary(p)
 			rep.IntentionsCount = len(p.Intentions)
+		}
+		rep.RefusedHandshakes = map[string]refusals.Counts{}
+		for api, l := range map[string]*refusals.Log{"sidecar_api": st.refusedSidecar, "admin_api": st.refusedAdmin} {
+			if l != nil {
+				rep.RefusedHandshakes[api] = l.Counts()
+			}
 		}
 		st.mu.Lock()
 		rep.PolicyError = st.policyError

@@ -2,9 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/weftmesh/weft/core/refusals"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -47,10 +51,36 @@ roots.
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", s.Instance, s.Identity, s.Version, s.AckedVersion, shortID(s.LeafRoot), s.RejectError)
 			}
 			writeRoots(tw, rep.Roots)
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			writeRefused(out, rep.RefusedHandshakes)
+			return nil
 		},
 	}
 	a.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON")
 	return cmd
+}
+
+// writeRefused prints the refused handshakes of each API, if any:
+// "refused handshakes: sidecar API 500 (not_tls 400, no_client_certificate 100)".
+func writeRefused(w io.Writer, refused map[string]refusals.Counts) {
+	var parts []string
+	for _, api := range []struct{ key, name string }{{"sidecar_api", "sidecar API"}, {"admin_api", "admin API"}} {
+		c := refused[api.key]
+		if c.Total == 0 {
+			continue
+		}
+		var reasons []string
+		for _, r := range refusals.Reasons {
+			if n := c.ByReason[r]; n > 0 {
+				reasons = append(reasons, fmt.Sprintf("%s %d", r, n))
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s %d (%s)", api.name, c.Total, strings.Join(reasons, ", ")))
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "\nrefused handshakes: %s\n", strings.Join(parts, "; "))
+	}
 }

@@ -83,6 +83,15 @@ type Status struct {
 	Adapters    []AdapterStatus  `json:"adapters"`
 	Instances   []InstanceStatus `json:"instances"`
 	Sidecars    []SidecarStatus  `json:"sidecars"`
+	// RefusedHandshakes: per API ("sidecar_api", "admin_api"), the TLS
+	// handshakes it refused.
+	RefusedHandshakes map[string]RefusedCounts `json:"refused_handshakes"`
+}
+
+// RefusedCounts are one API's refused handshakes, in all and by reason.
+type RefusedCounts struct {
+	Total    uint64            `json:"total"`
+	ByReason map[string]uint64 `json:"by_reason"`
 }
 
 // AdapterStatus is one adapter plugin's state.
