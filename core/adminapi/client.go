@@ -84,6 +84,10 @@ func New(cfg Config) (*Client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	// One connection per call: callers make a Client per command or poll,
+	// and idle connections of discarded Clients would pile up on both
+	// sides until their timeout.
+	tr.DisableKeepAlives = true
 	return &Client{
 		base: base, token: strings.TrimSpace(cfg.Token), caCert: file,
 		hc: &http.Client{
