@@ -90,8 +90,11 @@ func (a *adminFlags) call(method, path string, out any) error {
 	}
 	err = c.Call(context.Background(), method, path, nil, out)
 	var se *adminapi.StatusError
-	if errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusMethodNotAllowed) {
+	switch {
+	case errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusMethodNotAllowed):
 		return fmt.Errorf("%w (is the controller older than this weft? upgrade it)", err)
+	case errors.As(err, &se) && se.Code == http.StatusUnsupportedMediaType:
+		return fmt.Errorf("%w (this is the controller's sidecar API, its --listen address; the admin API is on its --admin address)", err)
 	}
 	return err
 }
