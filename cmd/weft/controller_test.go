@@ -81,3 +81,22 @@ func TestParsePluginChecksums(t *testing.T) {
 		})
 	}
 }
+
+// The controller's certificate names both APIs' addresses, loopback and
+// --server-name, never an unspecified address.
+func TestCertHosts(t *testing.T) {
+	for _, tc := range []struct {
+		listen, admin string
+		extra         []string
+		want          string
+	}{
+		{"127.0.0.1", "127.0.0.1", nil, "127.0.0.1 ::1 localhost"},
+		{"127.0.0.1", "127.0.77.1", nil, "127.0.0.1 127.0.77.1 ::1 localhost"},
+		{"0.0.0.0", "::", []string{"weft-controller.internal"}, "127.0.0.1 ::1 localhost weft-controller.internal"},
+		{"weft-controller", "", nil, "weft-controller 127.0.0.1 ::1 localhost"},
+	} {
+		if got := strings.Join(certHosts(tc.listen, tc.admin, tc.extra), " "); got != tc.want {
+			t.Errorf("certHosts(%q, %q, %v) = %s, want %s", tc.listen, tc.admin, tc.extra, got, tc.want)
+		}
+	}
+}
