@@ -14,6 +14,7 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/weft-proxy ./cmd/weft-proxy
 	$(GO) build -o $(BIN)/weft-demo-app ./examples/local/demoapp
 	$(GO) build -o $(BIN)/plugins.d/weft-adapter-file ./examples/adapter-file
+	cd $(BIN)/plugins.d && sha256sum weft-adapter-file > weft-adapter-file.sha256
 
 # Unit, conformance and end-to-end tests. The end-to-end tests build the
 # binaries they run themselves.

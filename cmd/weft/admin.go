@@ -1,57 +1,102 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/weftmesh/weft/core/adminapi"
 )
 
-// adminFlags are how an operator command finds the controller's admin API.
+// adminFlags are how an operator command finds and trusts the controller's
+// admin API. Each flag wins over its environment variable, like Nomad's
+// NOMAD_ADDR, NOMAD_TOKEN and NOMAD_CACERT:
+//
+//	address  --admin    > WEFT_ADDR   > https://127.0.0.1:7401
+//	token    --data-dir > WEFT_TOKEN  > .weft/admin.token
+//	CA       --ca-cert  > --data-dir  > WEFT_CACERT > .weft/ca/ca.crt
 type adminFlags struct {
-	admin, dataDir string
+	admin, dataDir, caCert string
+	flags                  *pflag.FlagSet
 }
+
+// adminHelp ends the help of every command that asks the admin API.
+const adminHelp = `
+The admin API is HTTPS, served with the controller's own certificate (signed
+by the mesh CA). The command verifies it with the CA bundle in
+DATA_DIR/ca/ca.crt, or --ca-cert, and sends the token in DATA_DIR/admin.token.
+From another machine, set the environment like Nomad's NOMAD_ADDR and
+NOMAD_TOKEN (flags win over it):
+
+  WEFT_ADDR=https://HOST:7401     the controller's --admin address
+  WEFT_TOKEN=...                  the content of its DATA_DIR/admin.token
+  WEFT_CACERT=ca.pem              the bundle, as ` + "`weft ca roots --pem`" + ` prints it
+
+Plain http:// addresses are refused: the token would cross the network in clear.`
 
 func (a *adminFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&a.admin, "admin", "127.0.0.1:7401", "the controller's admin API address")
-	cmd.Flags().StringVar(&a.dataDir, "data-dir", ".weft", "the controller's data directory (for the admin token)")
+	fl := cmd.Flags()
+	fl.StringVar(&a.admin, "admin", adminapi.DefaultAddr, "the controller's admin API, https://HOST:PORT (or set "+adminapi.EnvAddr+")")
+	fl.StringVar(&a.dataDir, "data-dir", ".weft", "the controller's data directory, for its admin token and CA bundle (or set "+adminapi.EnvToken+" and "+adminapi.EnvCACert+")")
+	fl.StringVar(&a.caCert, "ca-cert", "", "the mesh's CA bundle (PEM) that verifies the controller (or set "+adminapi.EnvCACert+"; default DATA_DIR/ca/ca.crt)")
+	a.flags = fl
 }
 
-// call sends one request to the admin API with the token from
-// DATA_DIR/admin.token and decodes the JSON answer into out.
-func (a *adminFlags) call(method, path string, out any) error {
-	tok, err := os.ReadFile(filepath.Join(a.dataDir, "admin.token"))
-	if err != nil {
-		return fmt.Errorf("reading the admin token: %w (pass the controller's --data-dir)", err)
+// resolve applies the flags and the environment to an adminapi.Config.
+func (a *adminFlags) resolve() (adminapi.Config, error) {
+	changed := func(name string) bool { return a.flags != nil && a.flags.Changed(name) }
+	cfg := adminapi.Config{Addr: a.admin}
+	if v := os.Getenv(adminapi.EnvAddr); v != "" && !changed("admin") {
+		cfg.Addr = v
 	}
-	req, err := http.NewRequest(method, "http://"+a.admin+path, nil)
-	if err != nil {
-		return fmt.Errorf("asking the controller at %s: %w", a.admin, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return fmt.Errorf("asking the controller at %s: %w (is it running? pass its --admin address)", a.admin, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		msg := strings.TrimSpace(string(body))
-		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
-			msg += " (is the controller older than this weft? upgrade it)"
+	if v := os.Getenv(adminapi.EnvToken); v != "" && !changed("data-dir") {
+		cfg.Token = v
+	} else {
+		tok, err := adminapi.ReadToken(a.dataDir)
+		if err != nil {
+			return cfg, err
 		}
-		return fmt.Errorf("asking the controller at %s (%s %s): %s: %s", a.admin, method, path, resp.Status, msg)
+		cfg.Token = tok
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decoding the controller's answer to %s %s: %w", method, path, err)
+	switch v := os.Getenv(adminapi.EnvCACert); {
+	case changed("ca-cert"):
+		cfg.CACert = a.caCert
+	case v != "" && !changed("data-dir"):
+		cfg.CACert = v
+	default:
+		cfg.CACert = filepath.Join(a.dataDir, "ca", adminapi.CAFile)
 	}
-	return nil
+	return cfg, nil
+}
+
+// call sends one request to the admin API and decodes the JSON answer
+// into out.
+func (a *adminFlags) call(method, path string, out any) error {
+	cfg, err := a.resolve()
+	if err != nil {
+		return err
+	}
+	c, err := adminapi.New(cfg)
+	if err != nil {
+		return err
+	}
+	err = c.Call(context.Background(), method, path, nil, out)
+	var se *adminapi.StatusError
+	switch {
+	case errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusMethodNotAllowed):
+		return fmt.Errorf("%w (is the controller older than this weft? upgrade it)", err)
+	case errors.As(err, &se) && se.Code == http.StatusUnsupportedMediaType:
+		return fmt.Errorf("%w (this is the controller's sidecar API, its --listen address; the admin API is on its --admin address)", err)
+	}
+	return err
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -16,7 +16,7 @@ func newCACmd() *cobra.Command {
 		Use:   "ca",
 		Short: "Inspect and rotate the mesh's certificate authority",
 		Long: `Inspect and rotate the root of the mesh's certificate authority, through a
-running controller's admin API (the token is read from DATA_DIR/admin.token).
+running controller's admin API.
 
 Rotation drops no connection. "weft ca rotate" makes a new root the one that
 signs certificates and has the old root cross-sign it. Every sidecar gets the
@@ -32,7 +32,8 @@ share DATA_DIR/ca follow a rotation made through any one of them within 10s.
 "weft ca roots" lists the roots, their state, and how many sidecars hold a
 certificate of each; "weft ca roots --pem" prints the trust bundle. Where you
 hand new sidecars a bootstrap bundle yourself (a Nomad template, a Kubernetes
-ConfigMap), update it with that output before the old root retires.`,
+ConfigMap), update it with that output before the old root retires.
+` + adminHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -52,8 +53,9 @@ cross-signs the new one and stays trusted until every certificate it signed
 has expired; sidecars get the new bundle and a new certificate at once.
 
 With --wait, wait until every connected sidecar holds a certificate of the
-new root (or the time is up, which is an error).`,
-		Example: `  weft ca rotate --admin 127.0.0.1:7401 --data-dir .weft
+new root (or the time is up, which is an error).
+` + adminHelp,
+		Example: `  weft ca rotate --admin https://127.0.0.1:7401 --data-dir .weft
   weft ca rotate --wait 1m && weft ca roots`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -125,7 +127,12 @@ func newCARootsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "roots",
 		Short: "List the CA's roots, their state and the sidecars holding a certificate of each",
-		Args:  cobra.NoArgs,
+		Long: `List the CA's roots, their state and how many connected sidecars hold a
+certificate of each. With --pem, print the trust bundle: what new sidecars
+start with, and what WEFT_CACERT points at on a machine without the
+controller's data directory.
+` + adminHelp,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var rep RootsReport
 			if err := a.call("GET", "/v1/ca/roots", &rep); err != nil {

@@ -2,7 +2,7 @@ package main
 
 import (
 	"bytes"
-	"net/http/httptest"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,25 +12,14 @@ import (
 	"github.com/weftmesh/weft/core/controller"
 	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/registry"
+	"github.com/weftmesh/weft/core/spiffe"
 )
 
 // TestCACommands runs `weft ca rotate` and `weft ca roots` against the
 // admin API's handler.
 func TestCACommands(t *testing.T) {
-	dir := t.TempDir()
-	authority, err := ca.LoadOrCreate(filepath.Join(dir, "ca"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := registry.New()
-	ctl := controller.New(controller.Options{Registry: reg})
-	srv := meshserver.New(meshserver.Options{CA: authority, Registry: reg, TrustDomain: ctl.TrustDomain})
-	api := httptest.NewServer(adminHandler("tok", ctl, reg, srv, &controllerStatus{adapters: nil}, authority))
-	defer api.Close()
-	if err := os.WriteFile(filepath.Join(dir, "admin.token"), []byte("tok\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	admin := strings.TrimPrefix(api.URL, "http://")
+	h := newTestAdmin(t)
+	dir, authority, admin := h.dataDir, h.authority, h.api.URL
 	run := func(args ...string) (string, error) {
 		cmd := newCACmd()
 		var out bytes.Buffer
@@ -82,7 +71,29 @@ func TestCACommands(t *testing.T) {
 	}
 
 	os.WriteFile(filepath.Join(dir, "admin.token"), []byte("wrong\n"), 0o600)
-	if _, err := run("rotate"); err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "admin.token") {
+	if _, err := run("rotate"); err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "admin.token") || !strings.Contains(err.Error(), "WEFT_TOKEN") {
 		t.Errorf("rotate with a wrong token: %v, want a 401 that names admin.token", err)
 	}
 }
+
+// startAdmin serves the admin API's handler as the controller does: HTTPS
+// with the controller's own certificate, issued by srv for 127.0.0.1.
+func startAdmin(t *testing.T, token string, ctl *controller.Controller, reg *registry.Registry, srv *meshserver.Server, authority *ca.CA) *adminTestServer {
+	t.Helper()
+	serving, err := srv.ServingTLSConfig(spiffe.Identity{TrustDomain: "weft.local", Namespace: meshserver.ControllerNamespace, Service: meshserver.ControllerService},
+		certHosts("127.0.0.1", "127.0.0.1", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := newAdminServer(adminHandler(token, ctl, reg, srv, &controllerStatus{}, authority), serving)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = hs.ServeTLS(lis, "", "") }()
+	t.Cleanup(func() { hs.Close(); <-done })
+	return &adminTestServer{URL: "https://" + lis.Addr().String(), Addr: lis.Addr().String()}
+}
+
+type adminTestServer struct{ URL, Addr string }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -33,6 +35,7 @@ import (
 	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/policy"
+	"github.com/weftmesh/weft/core/refusals"
 	"github.com/weftmesh/weft/core/registry"
 	"github.com/weftmesh/weft/core/spiffe"
 	policyhcl "github.com/weftmesh/weft/hcl"
@@ -51,6 +54,7 @@ type controllerFlags struct {
 	proxyBinary string
 	pollEvery   time.Duration
 	serverNames []string
+	pluginSums  []string
 }
 
 func newControllerCmd() *cobra.Command {
@@ -64,7 +68,16 @@ configuration to sidecars.
 
 Each --adapter is NAME=SOURCE. Built-in adapters (local) run as plugin
 processes of this binary; any other NAME is a third-party adapter, the
-binary weft-adapter-NAME in --plugin-dir.`,
+binary weft-adapter-NAME in --plugin-dir.
+
+Every adapter binary is verified by SHA-256 before each launch. Built-in
+adapters must match this binary as it was when the controller started. A
+third-party adapter must match its pin: --plugin-checksum NAME=sha256:HEX,
+or else the file weft-adapter-NAME.sha256 beside it, as sha256sum writes it:
+
+  (cd plugins.d && sha256sum weft-adapter-file > weft-adapter-file.sha256)
+
+An unpinned or changed plugin is refused; the error gives its SHA-256.`,
 		Example: `  weft controller --policy-dir examples/local/policy --adapter local=examples/local/workloads.hcl`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -77,15 +90,43 @@ binary weft-adapter-NAME in --plugin-dir.`,
 	fl.StringVar(&f.policyDir, "policy-dir", "", "directory of HCL policy files, watched for changes (required)")
 	fl.StringArrayVar(&f.adapters, "adapter", nil, "an adapter to run, NAME=SOURCE (repeatable), e.g. local=examples/local/workloads.hcl")
 	fl.StringArrayVar(&f.options, "adapter-option", nil, "an option for an adapter, NAME.KEY=VALUE (repeatable), e.g. local.first_address=127.0.10.2")
-	fl.StringVar(&f.pluginDir, "plugin-dir", "plugins.d", "directory holding third-party adapters (weft-adapter-NAME)")
+	fl.StringVar(&f.pluginDir, "plugin-dir", "plugins.d", "directory holding third-party adapters (weft-adapter-NAME, pinned by weft-adapter-NAME.sha256)")
+	fl.StringArrayVar(&f.pluginSums, "plugin-checksum", nil, "the SHA-256 a third-party adapter's binary must have, NAME=sha256:HEX (repeatable); wins over weft-adapter-NAME.sha256")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:7400", "address of the sidecar API (gRPC over TLS)")
-	fl.StringVar(&f.admin, "admin", "127.0.0.1:7401", "address of the admin HTTP API (needs the token in DATA_DIR/admin.token)")
+	fl.StringVar(&f.admin, "admin", "127.0.0.1:7401", "address of the admin API, HTTPS with the controller's certificate (clients need the token in DATA_DIR/admin.token and the CA bundle DATA_DIR/ca/ca.crt)")
 	fl.StringVar(&f.dataDir, "data-dir", ".weft", "directory for the CA, the admin token and adapters' state")
 	fl.StringVar(&f.proxyBinary, "proxy-binary", "", "path of weft-proxy, for adapters that start sidecars (default: beside this binary, then $PATH)")
 	fl.DurationVar(&f.pollEvery, "policy-poll", time.Second, "how often to look for policy changes")
-	fl.StringSliceVar(&f.serverNames, "server-name", nil, "extra DNS names or IPs for the controller's certificate, as sidecars dial it (e.g. weft-controller.weft-system.svc)")
+	fl.StringSliceVar(&f.serverNames, "server-name", nil, "extra DNS names or IPs for the controller's certificate, as sidecars and admin clients dial it (e.g. weft-controller.weft-system.svc); needed when --listen or --admin is 0.0.0.0")
 	_ = cmd.MarkFlagRequired("policy-dir")
 	return cmd
+}
+
+// parsePluginChecksums reads the --plugin-checksum NAME=sha256:HEX flags,
+// each for a third-party --adapter.
+func parsePluginChecksums(flags []string, specs []adapterSpec) (map[string][]byte, error) {
+	pins := map[string][]byte{}
+	for _, fl := range flags {
+		name, value, ok := strings.Cut(fl, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--plugin-checksum %q: want NAME=sha256:HEX, as `sha256sum weft-adapter-NAME` prints HEX", fl)
+		}
+		if _, builtin := builtinAdapters[name]; builtin {
+			return nil, fmt.Errorf("--plugin-checksum %q: %s is a built-in adapter, verified against this binary itself; drop the flag", fl, name)
+		}
+		if !slices.ContainsFunc(specs, func(a adapterSpec) bool { return a.name == name }) {
+			return nil, fmt.Errorf("--plugin-checksum %q: there is no --adapter %s=...; add one or fix the name", fl, name)
+		}
+		if _, dup := pins[name]; dup {
+			return nil, fmt.Errorf("--plugin-checksum %q: adapter %s is pinned twice; give one checksum", fl, name)
+		}
+		sum, err := host.ParseChecksum(value)
+		if err != nil {
+			return nil, fmt.Errorf("--plugin-checksum %q: %w", fl, err)
+		}
+		pins[name] = sum
+	}
+	return pins, nil
 }
 
 type adapterSpec struct {
@@ -133,6 +174,20 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	pins, err := parsePluginChecksums(f.pluginSums, specs)
+	if err != nil {
+		return err
+	}
+	// Built-in adapters run from this binary: it must stay the one that
+	// started.
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding this executable, to launch the built-in adapters: %w", err)
+	}
+	selfSum, err := host.FileChecksum(self)
+	if err != nil {
+		return fmt.Errorf("checksumming this executable, to verify the built-in adapters: %w", err)
+	}
 	// The policy must be good before anything starts.
 	pol, sources, err := loadPolicy(f.policyDir, stderr)
 	if err != nil {
@@ -171,9 +226,14 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("parsing --listen %q: %w", f.listen, err)
 	}
-	// Issued again at half-life and after a root rotation.
+	adminHost, _, err := net.SplitHostPort(f.admin)
+	if err != nil {
+		return fmt.Errorf("parsing --admin %q: %w; want HOST:PORT, e.g. 127.0.0.1:7401", f.admin, err)
+	}
+	// One certificate for both APIs, issued again at half-life and after a
+	// root rotation.
 	serving, err := srv.ServingTLSConfig(spiffe.Identity{TrustDomain: pol.Mesh.TrustDomain, Namespace: meshserver.ControllerNamespace, Service: meshserver.ControllerService},
-		uniq(append([]string{listenHost, "127.0.0.1", "::1", "localhost"}, f.serverNames...)))
+		certHosts(listenHost, adminHost, f.serverNames))
 	if err != nil {
 		return err
 	}
@@ -181,7 +241,14 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("listening for sidecars on %s: %w (is another controller running? pick another address with --listen)", f.listen, err)
 	}
-	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(serving)))
+	// Refused handshakes on both APIs: at most a line a second each, and
+	// counted in GET /v1/status.
+	warnf := func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }
+	refusedSidecar := refusals.New(refusals.Options{Prefix: "sidecar API: ", Logf: warnf})
+	refusedAdmin := refusals.New(refusals.Options{Prefix: "admin API: ", Logf: warnf})
+	defer refusedSidecar.Close()
+	defer refusedAdmin.Close()
+	g := grpc.NewServer(grpc.Creds(countRefusals(credentials.NewTLS(serving), refusedSidecar)))
 	srv.Register(g)
 	adminLis, err := net.Listen("tcp", f.admin)
 	if err != nil {
@@ -192,7 +259,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	snapshots := make(chan model.Snapshot, 16)
 	policies := make(chan *policy.Policy, 1)
 	policies <- pol
-	st := &controllerStatus{adapters: map[string]host.Status{}, sources: sources}
+	st := &controllerStatus{adapters: map[string]host.Status{}, sources: sources, refusedSidecar: refusedSidecar, refusedAdmin: refusedAdmin}
 
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
@@ -200,14 +267,15 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	run := func(fn func()) { wg.Add(1); go func() { defer wg.Done(); fn() }() }
 
 	run(func() { _ = g.Serve(lis) })
-	adminSrv := &http.Server{Handler: adminHandler(token, ctl, reg, srv, st, authority), ReadHeaderTimeout: 10 * time.Second}
-	run(func() { _ = adminSrv.Serve(adminLis) })
+	adminSrv := newAdminServer(adminHandler(token, ctl, reg, srv, st, authority), serving)
+	adminSrv.ErrorLog = refusals.HTTPErrorLog(refusedAdmin, stderr)
+	run(func() { _ = adminSrv.ServeTLS(adminLis, "", "") })
 	run(func() { _ = ctl.Run(ctx, snapshots, policies) })
 	run(func() { srv.RetireRoots(ctx) })
 	run(func() { watchPolicy(ctx, f.policyDir, f.pollEvery, policies, st, log, stderr) })
 
 	for _, a := range specs {
-		opts, err := adapterOptions(a, f, pol.Mesh.TrustDomain, authority, proxyBin, log)
+		opts, err := adapterOptions(a, f, pluginBinary{self: self, selfSum: selfSum, pins: pins}, pol.Mesh.TrustDomain, authority, proxyBin)
 		opts.Handle = handles[a.name]
 		if err != nil {
 			cancel()
@@ -241,7 +309,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 			}
 		})
 	}
-	log.Info("controller ready", "sidecar_api", lis.Addr().String(), "admin_api", adminLis.Addr().String(),
+	log.Info("controller ready", "sidecar_api", lis.Addr().String(), "admin_api", "https://"+adminLis.Addr().String(),
 		"trust_domain", pol.Mesh.TrustDomain, "adapters", len(specs), "data_dir", f.dataDir)
 
 	<-ctx.Done()
@@ -275,20 +343,36 @@ func verifyWith(handles map[string]*host.Handle) func(context.Context, string, s
 	}
 }
 
-func adapterOptions(a adapterSpec, f controllerFlags, trustDomain string, authority *ca.CA, proxyBin string, log *slog.Logger) (host.Options, error) {
+// pluginBinary is how adapter binaries are found and verified: built-in
+// ones are this binary (self, whose SHA-256 at start is selfSum),
+// third-party ones are pinned by --plugin-checksum (pins) or their .sha256
+// file.
+type pluginBinary struct {
+	self    string
+	selfSum []byte
+	pins    map[string][]byte
+}
+
+func adapterOptions(a adapterSpec, f controllerFlags, bin pluginBinary, trustDomain string, authority *ca.CA, proxyBin string) (host.Options, error) {
 	var command func() *exec.Cmd
+	var checksum func() ([]byte, error)
 	if _, ok := builtinAdapters[a.name]; ok {
-		self, err := os.Executable()
-		if err != nil {
-			return host.Options{}, fmt.Errorf("finding this executable to launch adapter %s: %w", a.name, err)
-		}
-		command = func() *exec.Cmd { return ownGroup(exec.Command(self, "adapter", a.name)) }
+		command = func() *exec.Cmd { return ownGroup(exec.Command(bin.self, "adapter", a.name)) }
+		checksum = func() ([]byte, error) { return bin.selfSum, nil }
 	} else {
 		path, err := host.Find(f.pluginDir, a.name)
 		if err != nil {
 			return host.Options{}, err
 		}
+		// Refuse an unpinned plugin now, with the way to pin it; the pin
+		// file is read again before each restart, so pinning a replaced
+		// binary takes effect without restarting the controller.
+		pinned := bin.pins[a.name]
+		if _, err := host.Pin(path, pinned); err != nil {
+			return host.Options{}, err
+		}
 		command = func() *exec.Cmd { return ownGroup(exec.Command(path)) }
+		checksum = func() ([]byte, error) { return host.Pin(path, pinned) }
 	}
 	source := a.source
 	if source != "" && !filepath.IsAbs(source) {
@@ -304,8 +388,9 @@ func adapterOptions(a adapterSpec, f controllerFlags, trustDomain string, author
 		return host.Options{}, fmt.Errorf("creating adapter data directory: %w", err)
 	}
 	return host.Options{
-		Name:    a.name,
-		Command: command,
+		Name:     a.name,
+		Command:  command,
+		Checksum: checksum,
 		Request: plugins.ConfigureRequest{
 			Source:  source,
 			Options: a.options,
@@ -353,6 +438,27 @@ func findProxy(flag string) (string, error) {
 	}
 	// Only adapters that start sidecars need it; they say so if it is missing.
 	return "", nil
+}
+
+// certHosts are the names and addresses the controller's certificate
+// carries: those of its two APIs, loopback, and --server-name. An
+// unspecified address (0.0.0.0, ::) names nothing a client dials; such a
+// controller needs --server-name.
+func certHosts(listenHost, adminHost string, extra []string) []string {
+	hosts := []string{}
+	for _, h := range []string{listenHost, adminHost} {
+		if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
+			hosts = append(hosts, h)
+		}
+	}
+	return uniq(append(append(hosts, "127.0.0.1", "::1", "localhost"), extra...))
+}
+
+// newAdminServer is the admin API's server: HTTPS only, with the
+// controller's own certificate (serving), the one its sidecar API
+// presents. Started with ServeTLS(listener, "", "").
+func newAdminServer(h http.Handler, serving *tls.Config) *http.Server {
+	return &http.Server{Handler: h, TLSConfig: serving.Clone(), ReadHeaderTimeout: 10 * time.Second}
 }
 
 func uniq(ss []string) []string {
@@ -452,7 +558,34 @@ func adminToken(dataDir string) (string, error) {
 	return tok, nil
 }
 
+// refusalCounter is a gRPC server's TLS credentials that hand every
+// failed handshake to a refusals.Log.
+type refusalCounter struct {
+	credentials.TransportCredentials
+	log *refusals.Log
+}
+
+func countRefusals(c credentials.TransportCredentials, l *refusals.Log) credentials.TransportCredentials {
+	return refusalCounter{TransportCredentials: c, log: l}
+}
+
+func (c refusalCounter) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	conn, info, err := c.TransportCredentials.ServerHandshake(raw)
+	if err != nil {
+		c.log.Refused(raw.RemoteAddr().String(), err)
+	}
+	return conn, info, err
+}
+
+func (c refusalCounter) Clone() credentials.TransportCredentials {
+	return refusalCounter{TransportCredentials: c.TransportCredentials.Clone(), log: c.log}
+}
+
 type controllerStatus struct {
+	// refusedSidecar and refusedAdmin count the refused handshakes of the
+	// two APIs; nil in tests that serve only the handler.
+	refusedSidecar, refusedAdmin *refusals.Log
+
 	mu          sync.Mutex
 	adapters    map[string]host.Status
 	policyError string
@@ -491,6 +624,9 @@ type StatusReport struct {
 	// Roots are the CA's roots: the active one first, then the previous
 	// ones still trusted after a rotation.
 	Roots []RootReport `json:"roots"`
+	// RefusedHandshakes counts the TLS handshakes each API refused since
+	// the controller started, by reason: "sidecar_api" and "admin_api".
+	RefusedHandshakes map[string]refusals.Counts `json:"refused_handshakes"`
 }
 
 // RootReport is one CA root and how many connected sidecars hold a leaf
@@ -615,6 +751,12 @@ func adminHandler(token string, ctl *controller.Controller, reg *registry.Regist
 			rep.Policy = policyhcl.Summary(p)
 			rep.IntentionsCount = len(p.Intentions)
 		}
+		rep.RefusedHandshakes = map[string]refusals.Counts{}
+		for api, l := range map[string]*refusals.Log{"sidecar_api": st.refusedSidecar, "admin_api": st.refusedAdmin} {
+			if l != nil {
+				rep.RefusedHandshakes[api] = l.Counts()
+			}
+		}
 		st.mu.Lock()
 		rep.PolicyError = st.policyError
 		for _, a := range st.adapters {
@@ -637,7 +779,7 @@ func adminHandler(token string, ctl *controller.Controller, reg *registry.Regist
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			http.Error(w, "the admin API needs the header 'Authorization: Bearer <token>'; the token is in DATA_DIR/admin.token", http.StatusUnauthorized)
+			http.Error(w, "the admin API needs the header 'Authorization: Bearer <token>' with the controller's token: it is in DATA_DIR/admin.token (the CLI reads it with --data-dir, or from WEFT_TOKEN)", http.StatusUnauthorized)
 			return
 		}
 		mux.ServeHTTP(w, r)

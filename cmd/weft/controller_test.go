@@ -46,3 +46,57 @@ func TestParseAdapters(t *testing.T) {
 		})
 	}
 }
+
+func TestParsePluginChecksums(t *testing.T) {
+	const hex64 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	specs := []adapterSpec{{name: "local"}, {name: "file"}}
+	tests := []struct {
+		name    string
+		flags   []string
+		wantErr string
+	}{
+		{name: "none"},
+		{name: "one", flags: []string{"file=sha256:" + hex64}},
+		{name: "bare hex", flags: []string{"file=" + hex64}},
+		{name: "no name", flags: []string{"=sha256:" + hex64}, wantErr: "want NAME=sha256:HEX"},
+		{name: "no value", flags: []string{"file"}, wantErr: "want NAME=sha256:HEX"},
+		{name: "a built-in", flags: []string{"local=sha256:" + hex64}, wantErr: "built-in adapter"},
+		{name: "no such adapter", flags: []string{"nomadx=sha256:" + hex64}, wantErr: "no --adapter nomadx"},
+		{name: "twice", flags: []string{"file=sha256:" + hex64, "file=sha256:" + hex64}, wantErr: "pinned twice"},
+		{name: "short", flags: []string{"file=sha256:abcd"}, wantErr: "64 hex digits"},
+		{name: "another hash", flags: []string{"file=md5:" + hex64}, wantErr: "only sha256"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pins, err := parsePluginChecksums(tc.flags, specs)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || len(pins) != len(tc.flags) {
+				t.Fatalf("pins %x, %v", pins, err)
+			}
+		})
+	}
+}
+
+// The controller's certificate names both APIs' addresses, loopback and
+// --server-name, never an unspecified address.
+func TestCertHosts(t *testing.T) {
+	for _, tc := range []struct {
+		listen, admin string
+		extra         []string
+		want          string
+	}{
+		{"127.0.0.1", "127.0.0.1", nil, "127.0.0.1 ::1 localhost"},
+		{"127.0.0.1", "127.0.77.1", nil, "127.0.0.1 127.0.77.1 ::1 localhost"},
+		{"0.0.0.0", "::", []string{"weft-controller.internal"}, "127.0.0.1 ::1 localhost weft-controller.internal"},
+		{"weft-controller", "", nil, "weft-controller 127.0.0.1 ::1 localhost"},
+	} {
+		if got := strings.Join(certHosts(tc.listen, tc.admin, tc.extra), " "); got != tc.want {
+			t.Errorf("certHosts(%q, %q, %v) = %s, want %s", tc.listen, tc.admin, tc.extra, got, tc.want)
+		}
+	}
+}

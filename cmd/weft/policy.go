@@ -1,18 +1,17 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
-	"strings"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/weftmesh/weft/core/adminapi"
 	"github.com/weftmesh/weft/core/policy"
 	policyhcl "github.com/weftmesh/weft/hcl"
 )
@@ -42,7 +41,8 @@ type PolicySources struct {
 }
 
 func newPolicyPlanCmd() *cobra.Command {
-	var against, admin, dataDir string
+	var against string
+	var a adminFlags
 	var noColor bool
 	cmd := &cobra.Command{
 		Use:   "plan NEW_POLICY [FILE|DIR]...",
@@ -52,9 +52,11 @@ with the policy in force (the running controller's, asked through its admin
 API, or another directory with --against) and prints, like nomad job plan,
 what changes per service (upstreams, subsets, routes, limits) and intention,
 and which caller -> service flows become allowed or denied. A new policy
-with errors is reported like validate does and the plan fails.`,
+with errors is reported like validate does and the plan fails.
+` + adminHelp,
 		Example: `  weft policy plan ./policy.next --against ./policy
-  weft policy plan ./policy.next --admin 127.0.0.1:7401 --data-dir .weft`,
+  weft policy plan ./policy.next --admin https://127.0.0.1:7401 --data-dir .weft
+  WEFT_ADDR=https://weft-controller.internal:7401 WEFT_TOKEN=... WEFT_CACERT=ca.pem weft policy plan ./policy.next`,
 		Args:         cobra.MinimumNArgs(1),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -76,8 +78,8 @@ with errors is reported like validate does and the plan fails.`,
 				where = against
 				oldP, diags, files = policyhcl.Load(against)
 			} else {
-				where = "the controller at " + admin
-				srcs, err := fetchPolicy(admin, dataDir)
+				srcs, url, err := fetchPolicy(&a)
+				where = "the controller at " + url
 				if err != nil {
 					return err
 				}
@@ -96,36 +98,32 @@ with errors is reported like validate does and the plan fails.`,
 		},
 	}
 	cmd.Flags().StringVar(&against, "against", "", "compare with the policy in this file or directory instead of the controller's")
-	cmd.Flags().StringVar(&admin, "admin", "127.0.0.1:7401", "the controller's admin API address")
-	cmd.Flags().StringVar(&dataDir, "data-dir", ".weft", "the controller's data directory (for the admin token)")
+	a.register(cmd)
 	cmd.Flags().BoolVar(&noColor, "no-color", false, "never color the diagnostics")
 	return cmd
 }
 
-// fetchPolicy asks the controller for the sources of the policy it holds.
-func fetchPolicy(admin, dataDir string) (*PolicySources, error) {
-	tok, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
+// fetchPolicy asks the controller for the sources of the policy it holds,
+// and says where it asked.
+func fetchPolicy(a *adminFlags) (*PolicySources, string, error) {
+	cfg, err := a.resolve()
 	if err != nil {
-		return nil, fmt.Errorf("reading the admin token: %w (pass the controller's --data-dir, or compare with a directory: --against DIR)", err)
+		return nil, "", fmt.Errorf("%w; or compare with a directory: --against DIR", err)
 	}
-	req, err := http.NewRequest("GET", "http://"+admin+"/v1/policy", nil)
+	c, err := adminapi.New(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("asking the controller at %s: %w", admin, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("asking the controller at %s: %w (is it running? pass its --admin address)", admin, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("asking the controller at %s for its policy: %s (a controller without GET /v1/policy cannot be compared with; use --against DIR)", admin, resp.Status)
+		return nil, "", err
 	}
 	var srcs PolicySources
-	if err := json.NewDecoder(resp.Body).Decode(&srcs); err != nil {
-		return nil, fmt.Errorf("decoding the controller's policy: %w", err)
+	err = c.Call(context.Background(), "GET", "/v1/policy", nil, &srcs)
+	var se *adminapi.StatusError
+	if errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusMethodNotAllowed) {
+		return nil, "", fmt.Errorf("%w (a controller without GET /v1/policy cannot be compared with; use --against DIR)", err)
 	}
-	return &srcs, nil
+	if err != nil {
+		return nil, "", err
+	}
+	return &srcs, c.URL(), nil
 }
 
 func newPolicyValidateCmd() *cobra.Command {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -143,7 +144,7 @@ func TestPolicyPlanAgainstController(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dataDir, "admin.token"), []byte("secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/policy" || r.Header.Get("Authorization") != "Bearer secret" {
 			http.Error(w, "no", http.StatusUnauthorized)
 			return
@@ -151,8 +152,12 @@ func TestPolicyPlanAgainstController(t *testing.T) {
 		json.NewEncoder(w).Encode(PolicySources{Files: map[string]string{"policy.hcl": planOld}})
 	}))
 	defer srv.Close()
-	admin := strings.TrimPrefix(srv.URL, "http://")
-	out, err := runPlan(t, writePolicy(t, planNew), "--admin", admin, "--data-dir", dataDir)
+	caFile := filepath.Join(dataDir, "test-server.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	admin := srv.URL
+	out, err := runPlan(t, writePolicy(t, planNew), "--admin", admin, "--data-dir", dataDir, "--ca-cert", caFile)
 	if err != nil {
 		t.Fatalf("plan: %v\n%s", err, out)
 	}

@@ -2,9 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/weftmesh/weft/core/refusals"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -13,7 +17,13 @@ func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show what a running controller knows: adapters, instances, sidecars, CA roots",
-		Args:  cobra.NoArgs,
+		Long: `Show what a running controller knows: its adapters, the instances they
+report, the connected sidecars and their configuration versions, and the CA
+roots.
+` + adminHelp,
+		Example: `  weft status --data-dir .weft
+  WEFT_ADDR=https://weft-controller.internal:7401 WEFT_TOKEN=$(cat token) WEFT_CACERT=ca.pem weft status`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var rep StatusReport
 			if err := a.call("GET", "/v1/status", &rep); err != nil {
@@ -41,10 +51,36 @@ func newStatusCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", s.Instance, s.Identity, s.Version, s.AckedVersion, shortID(s.LeafRoot), s.RejectError)
 			}
 			writeRoots(tw, rep.Roots)
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			writeRefused(out, rep.RefusedHandshakes)
+			return nil
 		},
 	}
 	a.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON")
 	return cmd
+}
+
+// writeRefused prints the refused handshakes of each API, if any:
+// "refused handshakes: sidecar API 500 (not_tls 400, no_client_certificate 100)".
+func writeRefused(w io.Writer, refused map[string]refusals.Counts) {
+	var parts []string
+	for _, api := range []struct{ key, name string }{{"sidecar_api", "sidecar API"}, {"admin_api", "admin API"}} {
+		c := refused[api.key]
+		if c.Total == 0 {
+			continue
+		}
+		var reasons []string
+		for _, r := range refusals.Reasons {
+			if n := c.ByReason[r]; n > 0 {
+				reasons = append(reasons, fmt.Sprintf("%s %d", r, n))
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s %d (%s)", api.name, c.Total, strings.Join(reasons, ", ")))
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "\nrefused handshakes: %s\n", strings.Join(parts, "; "))
+	}
 }

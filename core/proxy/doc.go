@@ -129,7 +129,9 @@
 //     weft_authz_denied_total, weft_rate_limited_total,
 //     weft_faults_injected_total, weft_circuit_breaker_overflow_total,
 //     weft_circuit_breaker_pending, weft_mirrored_requests_total,
-//     weft_config_version. An access log line per
+//     weft_config_version, weft_inbound_handshakes_refused_total (by
+//     reason; the refusals' log lines are rate-limited, core/refusals).
+//     An access log line per
 //     request or TCP connection goes to Options.Log (weft-proxy batches
 //     it: one write of stderr every 100 ms, --log-flush). A line is words
 //     ("access inbound DENIED") and key=value fields (accesslog.go); a

@@ -246,7 +246,7 @@ func (in *inbound) handle(raw net.Conn) bool {
 	err := conn.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
-		in.p.log.Printf("inbound: refused connection from %s: mTLS handshake: %v", raw.RemoteAddr(), err)
+		in.p.refused.Refused(raw.RemoteAddr().String(), err)
 		conn.Close()
 		return true
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/refusals"
 )
 
 // Label values of the metrics.
@@ -37,6 +38,7 @@ type metrics struct {
 	connections *prometheus.CounterVec
 	active      *prometheus.GaugeVec
 	denied      *prometheus.CounterVec
+	refused     *prometheus.CounterVec
 	limited     *prometheus.CounterVec
 	faults      *prometheus.CounterVec
 	overflow    *prometheus.CounterVec
@@ -89,6 +91,10 @@ func newMetrics() *metrics {
 			Name: "weft_authz_denied_total",
 			Help: "Inbound connections or requests refused because no intention allows the caller.",
 		}, []string{"peer"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_inbound_handshakes_refused_total",
+			Help: "Inbound mTLS handshakes refused, by reason: not_tls, no_client_certificate, bad_certificate, peer_rejected, timeout, closed, reset, protocol, other.",
+		}, []string{"reason"}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_rate_limited_total",
 			Help: "Inbound requests (or connections, limit=\"connection_limit\") refused by a limit, by caller service and limit.",
@@ -114,8 +120,11 @@ func newMetrics() *metrics {
 			Help: "Version of the configuration applied last.",
 		}),
 	}
+	for _, r := range refusals.Reasons {
+		m.refused.WithLabelValues(r) // every reason from the start, at 0
+	}
 	m.info = &instanceInfo{}
-	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.limited, m.faults, m.overflow, m.pending, m.mirrored, m.version, m.info)
+	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.refused, m.limited, m.faults, m.overflow, m.pending, m.mirrored, m.version, m.info)
 	return m
 }
 

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/refusals"
 	"github.com/weftmesh/weft/core/spiffe"
 )
 
@@ -50,6 +51,7 @@ type Proxy struct {
 	opts    Options
 	log     *log.Logger
 	metrics *metrics
+	refused *refusals.Log // inbound mTLS handshakes refused: rate-limited lines, counted
 	creds   atomic.Pointer[Credentials]
 
 	credsMu      sync.Mutex
@@ -86,7 +88,7 @@ func New(o Options) *Proxy {
 		o.DialTimeout = 5 * time.Second
 	}
 	force, cancel := context.WithCancel(context.Background())
-	return &Proxy{
+	p := &Proxy{
 		opts:        o,
 		log:         log.New(o.Log, "", log.LstdFlags|log.Lmicroseconds),
 		metrics:     newMetrics(),
@@ -95,6 +97,9 @@ func New(o Options) *Proxy {
 		forceCancel: cancel,
 		closeDone:   make(chan struct{}),
 	}
+	p.refused = refusals.New(refusals.Options{Prefix: "inbound: ", Logf: p.log.Printf,
+		Counted: func(reason string) { p.metrics.refused.WithLabelValues(reason).Inc() }})
+	return p
 }
 
 // Logf writes one line to the proxy's log.
@@ -295,6 +300,7 @@ func (p *Proxy) Close() error {
 	wg.Wait()
 	p.draining.Wait()
 	p.forceCancel()
+	p.refused.Close()
 	close(p.closeDone)
 	return nil
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,9 +126,110 @@ func TestPluginProcess(t *testing.T) {
 		conformance.Run(t, conformance.OverPlugin(func() *exec.Cmd { return exec.Command(bin) }), fixture)
 	})
 
+	// Pinned as the README says: sha256sum's output beside the binary.
+	pin(t, bin)
+
 	t.Run("SupervisedRestart", func(t *testing.T) {
 		supervisedRestart(t, bin)
 	})
+
+	t.Run("ChangedBinaryRefused", func(t *testing.T) {
+		changedBinaryRefused(t, bin)
+	})
+}
+
+// pin writes bin.sha256 as `sha256sum weft-adapter-file` prints it.
+func pin(t *testing.T, bin string) {
+	t.Helper()
+	sum, err := host.FileChecksum(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := fmt.Sprintf("%x  %s\n", sum, filepath.Base(bin))
+	if err := os.WriteFile(bin+host.ChecksumSuffix, []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// changedBinaryRefused: a copy of the plugin, pinned, loads; the same copy
+// with one byte appended after pinning is refused, with an error that
+// says so and gives both checksums, and sends nothing.
+func changedBinaryRefused(t *testing.T, built string) {
+	bin := filepath.Join(t.TempDir(), "weft-adapter-file")
+	b, err := os.ReadFile(built)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pin(t, bin)
+	path := filepath.Join(t.TempDir(), "instances.json")
+	writeInstances(t, path, "web-1")
+
+	run := func(until func(host.Status) bool) (host.Status, int) {
+		t.Helper()
+		updates := make(chan host.Update, 100)
+		statuses := make(chan host.Status, 1000)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- host.Supervise(ctx, host.Options{
+				Name:       "file",
+				Command:    func() *exec.Cmd { return exec.Command(bin) },
+				Checksum:   func() ([]byte, error) { return host.Pin(bin, nil) },
+				Request:    *request(path),
+				Logger:     hclog.New(&hclog.LoggerOptions{Level: hclog.Off}),
+				MinBackoff: 20 * time.Millisecond,
+				MaxBackoff: 100 * time.Millisecond,
+			}, updates, func(st host.Status) { statuses <- st })
+		}()
+		defer func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(wait):
+				t.Errorf("Supervise did not return within %v of cancel", wait)
+			}
+		}()
+		timeout := time.After(wait)
+		for {
+			select {
+			case st := <-statuses:
+				if until(st) {
+					return st, len(updates)
+				}
+			case <-timeout:
+				t.Fatalf("no such status within %v", wait)
+			}
+		}
+	}
+
+	if st, _ := run(func(st host.Status) bool { return st.Running && st.Info != nil }); st.LastError != "" {
+		t.Errorf("the pinned binary: LastError %q", st.LastError)
+	}
+
+	f, err := os.OpenFile(bin, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	changed, err := host.FileChecksum(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, sent := run(func(st host.Status) bool { return st.Restarts >= 1 && st.LastError != "" })
+	for _, w := range []string{`adapter plugin "file" refused`, "not the binary that was pinned", fmt.Sprintf("this one has %x", changed), "do not run it"} {
+		if !strings.Contains(st.LastError, w) {
+			t.Errorf("LastError %q lacks %q", st.LastError, w)
+		}
+	}
+	if st.Running || st.Pid != 0 || sent != 0 {
+		t.Errorf("the changed binary ran: running %v, pid %d, %d updates", st.Running, st.Pid, sent)
+	}
 }
 
 // supervisedRestart loads the plugin under host.Supervise, SIGKILLs it and
@@ -144,6 +247,7 @@ func supervisedRestart(t *testing.T, bin string) {
 		done <- host.Supervise(ctx, host.Options{
 			Name:       "file",
 			Command:    func() *exec.Cmd { return exec.Command(bin) },
+			Checksum:   func() ([]byte, error) { return host.Pin(bin, nil) },
 			Request:    *request(path),
 			Logger:     hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr}),
 			MinBackoff: 20 * time.Millisecond,

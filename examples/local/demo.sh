@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 bin="$root/bin"
 data="$root/.weft-demo"
-admin=127.0.0.1:7401
+admin=https://127.0.0.1:7401   # the admin API is HTTPS; the CLI reads the token and CA from --data-dir
 
 for b in weft weft-proxy weft-demo-app; do
   [ -x "$bin/$b" ] || { echo "demo: $bin/$b is missing; run 'make demo' (it builds first)" >&2; exit 1; }
@@ -20,7 +20,7 @@ log="$data/controller.log"
   --adapter "local=$here/workloads.hcl" \
   --data-dir "$data" \
   --proxy-binary "$bin/weft-proxy" \
-  --admin "$admin" >"$log" 2>&1 &
+  --admin "${admin#https://}" >"$log" 2>&1 &
 ctl=$!
 
 stop() {
@@ -64,7 +64,8 @@ echo
 echo "demo: the mesh is running. Try:"
 echo "  curl http://$fe:8080/call/api/call/store   # frontend -> api -> store, identities shown"
 echo "  curl http://$fe:8080/call/store            # refused by policy"
-echo "  $bin/weft status --data-dir $data   # adapters, instances, sidecars"
+echo "  $bin/weft status --data-dir $data   # adapters, instances, sidecars (HTTPS admin API)"
+echo "  curl --cacert $data/ca/ca.crt -H \"Authorization: Bearer \$(cat $data/admin.token)\" $admin/v1/status"
 echo "  curl http://$fe:15000/metrics              # the frontend sidecar's Prometheus metrics"
 echo "Press Ctrl-C to stop."
 wait "$ctl"

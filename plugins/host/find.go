@@ -28,7 +28,7 @@ func Find(dir, name string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("finding adapter plugin %q: %w", name, err)
 	}
-	howto := fmt.Sprintf("build it there (for example: go build -o %s ./examples/adapter-file for the example adapter), copy a release binary there, or point --plugin-dir at the directory that holds it", path)
+	howto := fmt.Sprintf("build it there (for example: go build -o %s ./examples/adapter-file for the example adapter), copy a release binary there, or point --plugin-dir at the directory that holds it; then pin it (sha256sum %s > %s%s, in %s)", path, BinaryPrefix+name, BinaryPrefix+name, ChecksumSuffix, filepath.Dir(path))
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -21,8 +22,15 @@ type Options struct {
 	// Command returns a fresh command for each (re)start. go-plugin appends
 	// the controller's environment and its handshake variables to cmd.Env.
 	Command func() *exec.Cmd
-	Request plugins.ConfigureRequest
-	Logger  hclog.Logger // default: hclog.Default() named "adapter.<Name>"
+	// Checksum returns the SHA-256 the binary that Command runs must have,
+	// before each (re)start; go-plugin checks it (SecureConfig) and a
+	// binary that does not match is refused. Required: FileChecksum of the
+	// binary taken when the controller starts (a built-in adapter is the
+	// controller's own binary), or Pin (a third-party one). An error
+	// refuses that start, like a mismatch; both are retried.
+	Checksum func() ([]byte, error)
+	Request  plugins.ConfigureRequest
+	Logger   hclog.Logger // default: hclog.Default() named "adapter.<Name>"
 	// MinBackoff and MaxBackoff bound the wait before a restart (defaults
 	// 250ms and 30s). The wait doubles after each failure and goes back to
 	// MinBackoff once a plugin has streamed snapshots for MaxBackoff.
@@ -113,6 +121,9 @@ func (o *Options) check(updates chan<- Update) error {
 	if o.Command == nil {
 		missing = append(missing, "Command")
 	}
+	if o.Checksum == nil {
+		missing = append(missing, "Checksum (the SHA-256 the plugin binary must have)")
+	}
 	if updates == nil {
 		missing = append(missing, "updates channel")
 	}
@@ -173,10 +184,20 @@ func (s *supervisor) run(ctx context.Context) (healthy bool, err error) {
 	if cmd == nil {
 		return false, fmt.Errorf("starting adapter %q: Options.Command returned no command", o.Name)
 	}
-	client := plugin.NewClient(plugins.ClientConfig(cmd, o.Logger))
+	sum, err := o.Checksum()
+	if err != nil {
+		return false, fmt.Errorf("starting adapter %q: %w", o.Name, err)
+	}
+	cfg := plugins.ClientConfig(cmd, o.Logger)
+	// A fresh hash each time: SecureConfig.Check writes into it.
+	cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+	client := plugin.NewClient(cfg)
 	defer client.Kill() // graceful: the plugin closes what it started
 
 	a, err := plugins.Dispense(client)
+	if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+		return false, checksumMismatch(o.Name, cmd.Path, sum)
+	}
 	if err != nil {
 		return false, fmt.Errorf("starting adapter %q (%s): %w", o.Name, cmd.Path, err)
 	}

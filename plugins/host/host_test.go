@@ -2,6 +2,7 @@ package host_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"os/exec"
@@ -117,6 +118,16 @@ func supervise(t *testing.T, mode string) *supervised {
 			cmd := exec.Command(os.Args[0])
 			cmd.Env = []string{modeEnv + "=" + mode, markerEnv + "=" + s.marker}
 			return cmd
+		},
+		Checksum: func() ([]byte, error) {
+			switch mode {
+			case "wrongsum": // pinned to another binary
+				sum := sha256.Sum256([]byte("another binary"))
+				return sum[:], nil
+			case "nopin":
+				return nil, errors.New("no pin for this plugin")
+			}
+			return host.FileChecksum(os.Args[0])
 		},
 		Request:    plugins.ConfigureRequest{Source: "/nowhere/instances.json"},
 		Logger:     hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr}),
@@ -236,6 +247,8 @@ func TestSuperviseFailures(t *testing.T) {
 		{mode: "badconfig", wantErr: []string{"Source not found", "/nowhere/instances.json", "--adapter fake="}},
 		{mode: "oldversion", wantErr: []string{"protocol version 0", "plugins/sdk"}},
 		{mode: "watcherr", wantErr: []string{"lost the scheduler"}, wantUpdate: true},
+		{mode: "wrongsum", wantErr: []string{"not the binary that was pinned", "this one has", "do not run it"}},
+		{mode: "nopin", wantErr: []string{"no pin for this plugin"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
@@ -267,6 +280,7 @@ func TestSuperviseFailures(t *testing.T) {
 
 func TestSuperviseOptions(t *testing.T) {
 	cmd := func() *exec.Cmd { return exec.Command("true") }
+	sum := func() ([]byte, error) { return host.FileChecksum("/bin/true") }
 	tests := []struct {
 		name    string
 		opts    host.Options
@@ -275,8 +289,9 @@ func TestSuperviseOptions(t *testing.T) {
 	}{
 		{name: "no name", opts: host.Options{Command: cmd}, updates: make(chan host.Update), want: "missing Name"},
 		{name: "no command", opts: host.Options{Name: "x"}, updates: make(chan host.Update), want: "missing Command"},
-		{name: "no channel", opts: host.Options{Name: "x", Command: cmd}, want: "missing updates channel"},
-		{name: "backoff upside down", opts: host.Options{Name: "x", Command: cmd, MinBackoff: time.Second, MaxBackoff: time.Millisecond}, updates: make(chan host.Update), want: "not a range"},
+		{name: "no checksum", opts: host.Options{Name: "x", Command: cmd}, updates: make(chan host.Update), want: "missing Checksum"},
+		{name: "no channel", opts: host.Options{Name: "x", Command: cmd, Checksum: sum}, want: "missing updates channel"},
+		{name: "backoff upside down", opts: host.Options{Name: "x", Command: cmd, Checksum: sum, MinBackoff: time.Second, MaxBackoff: time.Millisecond}, updates: make(chan host.Update), want: "not a range"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

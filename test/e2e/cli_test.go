@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,6 +67,33 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 
+	t.Run("an unpinned third-party plugin is refused with its SHA-256", func(t *testing.T) {
+		good := filepath.Join(dir, "good")
+		plugins := t.TempDir()
+		bin := filepath.Join(plugins, "weft-adapter-file")
+		os.WriteFile(bin, []byte("#!/bin/sh\nexit 0\n"), 0o755)
+		sum := sha256.Sum256([]byte("#!/bin/sh\nexit 0\n"))
+		hexSum := hex.EncodeToString(sum[:])
+		out, err := runWeft(t, "controller", "--policy-dir", good, "--data-dir", filepath.Join(dir, "data4"),
+			"--listen", harness.FreeAddr(t), "--admin", harness.FreeAddr(t), "--plugin-dir", plugins, "--adapter", "file=x.json")
+		if err == nil {
+			t.Fatalf("the controller started an unpinned plugin:\n%s", out)
+		}
+		for _, w := range []string{"is not pinned", hexSum, "sha256sum weft-adapter-file > weft-adapter-file.sha256", "--plugin-checksum file=sha256:" + hexSum} {
+			if !strings.Contains(out, w) {
+				t.Errorf("output lacks %q:\n%s", w, out)
+			}
+		}
+		// A pin on the command line for something that is not a
+		// third-party adapter is a mistake, said as such.
+		out, err = runWeft(t, "controller", "--policy-dir", good, "--data-dir", filepath.Join(dir, "data4"),
+			"--listen", harness.FreeAddr(t), "--admin", harness.FreeAddr(t), "--plugin-dir", plugins, "--adapter", "file=x.json",
+			"--plugin-checksum", "file=sha256:1234")
+		if err == nil || !strings.Contains(out, "64 hex digits") {
+			t.Errorf("a short --plugin-checksum: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("a bad workloads file is reported by the adapter, with its line", func(t *testing.T) {
 		good := filepath.Join(dir, "good")
 		wl := filepath.Join(dir, "workloads.hcl")
@@ -84,7 +114,15 @@ func TestBadInput(t *testing.T) {
 func TestServerName(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "mesh.hcl"), []byte("mesh {}\n"), 0o644)
-	ctl := startController(t, filepath.Join(dir, "data"), harness.FreeAddr(t), harness.FreeAddr(t), "--policy-dir", dir,
+	// The admin API on a loopback address of its own: the certificate
+	// names it too.
+	l, err := net.Listen("tcp", "127.0.77.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := l.Addr().String()
+	l.Close()
+	ctl := startController(t, filepath.Join(dir, "data"), harness.FreeAddr(t), admin, "--policy-dir", dir,
 		"--server-name", "weft-controller.weft-system.svc")
 	defer ctl.Stop()
 	ctl.WaitFor(t, "the controller to serve", 30*time.Second, func(*harness.Status) bool { return true })
@@ -94,13 +132,18 @@ func TestServerName(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(roots)
-	for name, wantOK := range map[string]bool{"weft-controller.weft-system.svc": true, "localhost": true, "elsewhere.example": false} {
-		conn, err := tls.Dial("tcp", ctl.Listen, &tls.Config{RootCAs: pool, ServerName: name})
-		if err == nil {
-			conn.Close()
+	for _, api := range []string{ctl.Listen, ctl.Admin} {
+		for name, wantOK := range map[string]bool{"weft-controller.weft-system.svc": true, "localhost": true, "127.0.77.1": true, "elsewhere.example": false} {
+			conn, err := tls.Dial("tcp", api, &tls.Config{RootCAs: pool, ServerName: name})
+			if err == nil {
+				conn.Close()
+			}
+			if (err == nil) != wantOK {
+				t.Errorf("dialing the controller at %s as %s: %v, want success %v", api, name, err, wantOK)
+			}
 		}
-		if (err == nil) != wantOK {
-			t.Errorf("dialing the controller as %s: %v, want success %v", name, err, wantOK)
-		}
+	}
+	if out, err := runWeft(t, "status", "--admin", "https://"+admin, "--data-dir", ctl.DataDir); err != nil {
+		t.Errorf("weft status at https://%s: %v\n%s", admin, err, out)
 	}
 }

@@ -203,6 +203,10 @@ func TestLocalMesh(t *testing.T) {
 		joinTokensFromAdmin(t, m.ctl, "secret-0", "secret")
 	})
 
+	t.Run("the admin API is HTTPS only, and the CLI finds it through WEFT_ADDR", func(t *testing.T) {
+		adminIsHTTPSOnly(t, m.ctl)
+	})
+
 	t.Run("policy plan compares with the running controller's policy", func(t *testing.T) {
 		next := t.TempDir()
 		newPolicy := policyHCL + "\nintention \"client\" \"secret\" { action = \"allow\" }\n"

@@ -1,15 +1,14 @@
 package harness
 
 import (
+	"context"
 	"encoding/json"
-	"fmt"
-	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/core/adminapi"
 )
 
 // ControllerOptions say how StartController runs `weft controller`.
@@ -84,6 +83,15 @@ type Status struct {
 	Adapters    []AdapterStatus  `json:"adapters"`
 	Instances   []InstanceStatus `json:"instances"`
 	Sidecars    []SidecarStatus  `json:"sidecars"`
+	// RefusedHandshakes: per API ("sidecar_api", "admin_api"), the TLS
+	// handshakes it refused.
+	RefusedHandshakes map[string]RefusedCounts `json:"refused_handshakes"`
+}
+
+// RefusedCounts are one API's refused handshakes, in all and by reason.
+type RefusedCounts struct {
+	Total    uint64            `json:"total"`
+	ByReason map[string]uint64 `json:"by_reason"`
 }
 
 // AdapterStatus is one adapter plugin's state.
@@ -131,24 +139,48 @@ func Converged(want int) func(*Status) bool {
 	}
 }
 
-// Status reads the admin API's status with the admin token from DataDir.
+// URL is the admin API's base URL, https://Admin.
+func (c *Controller) URL() string { return "https://" + c.Admin }
+
+// CACert is the CA bundle that verifies the controller: DataDir/ca/ca.crt.
+func (c *Controller) CACert() string { return filepath.Join(c.DataDir, "ca", adminapi.CAFile) }
+
+// Client is the admin API client the tests use, the CLI's own
+// (core/adminapi), with the token and CA bundle from DataDir. token, when
+// given, replaces the controller's token.
+func (c *Controller) Client(token ...string) (*adminapi.Client, error) {
+	cfg := adminapi.Config{Addr: c.Admin, CACert: c.CACert(), Timeout: 10 * time.Second}
+	if len(token) > 0 {
+		cfg.Token = token[0]
+	} else {
+		tok, err := adminapi.ReadToken(c.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Token = tok
+	}
+	return adminapi.New(cfg)
+}
+
+// Call sends one request to the admin API with the controller's token
+// (a JSON body when in is not nil) and decodes the answer into out.
+func (c *Controller) Call(method, path string, in, out any) error {
+	cl, err := c.Client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return cl.Call(ctx, method, path, in, out)
+}
+
+// Status reads the admin API's GET /v1/status.
 func (c *Controller) Status() (*Status, error) {
-	tok, err := os.ReadFile(filepath.Join(c.DataDir, "admin.token"))
-	if err != nil {
-		return nil, err
-	}
-	req, _ := http.NewRequest("GET", "http://"+c.Admin+"/v1/status", nil)
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("status: %s", resp.Status)
-	}
 	var s Status
-	return &s, json.NewDecoder(resp.Body).Decode(&s)
+	if err := c.Call("GET", "/v1/status", nil, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
 }
 
 // WaitFor polls the controller's status, its readiness signal, until cond

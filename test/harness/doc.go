@@ -16,7 +16,10 @@
 //     Admin, Listen and DataDir addresses), its flags from ControllerOptions
 //     (WeftController: the usual ones); Restart runs it again; Remote names
 //     one the test did not start.
-//   - Controller.Status reads GET /v1/status (Status) with the admin token
-//     from DataDir; Controller.WaitFor polls it, within a bound, until a
-//     condition holds; Converged(n) is the usual condition.
+//   - Controller.Client is the admin API client every test uses: the CLI's
+//     own (core/adminapi), HTTPS verified with DataDir/ca/ca.crt (CACert),
+//     the token from DataDir (or another one, to test a refusal);
+//     Controller.Call sends one request with it. Controller.Status reads
+//     GET /v1/status (Status); Controller.WaitFor polls it, within a bound,
+//     until a condition holds; Converged(n) is the usual condition.
 package harness

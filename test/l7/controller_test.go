@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/test/harness"
 )
 
 // buildBinaries builds weft, weft-proxy and the demo app into dir.
@@ -154,19 +155,8 @@ service "api" {
 	})
 
 	status := func() (*controllerStatus, error) {
-		tok, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
-		if err != nil {
-			return nil, err
-		}
-		req, _ := http.NewRequest("GET", "http://"+admin+"/v1/status", nil)
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
 		var s controllerStatus
-		return &s, json.NewDecoder(resp.Body).Decode(&s)
+		return &s, harness.Remote(admin, dataDir).Call("GET", "/v1/status", nil, &s)
 	}
 	waitFor := func(what string, timeout time.Duration, cond func(*controllerStatus) bool) *controllerStatus {
 		t.Helper()

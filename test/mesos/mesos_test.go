@@ -177,7 +177,7 @@ func TestMesosMesh(t *testing.T) {
 	})
 
 	fw := startProcess(t, "weft-mesos-framework", "--master", strings.Join(sim.URLs(), ","),
-		"--controller-admin", "http://"+admin, "--admin-token-file", filepath.Join(dataDir, "admin.token"),
+		"--controller-admin", "https://"+admin, "--admin-token-file", filepath.Join(dataDir, "admin.token"),
 		"--controller", listen, "--trust-bundle", filepath.Join(dataDir, "ca", "ca.crt"),
 		"--proxy", filepath.Join(binDir, "weft-proxy"), "--apps", apps,
 		"--mesos-user", "weft", "--mesos-password-file", pwFile)

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -33,10 +35,10 @@ func main() {
 	flag.StringVar(&cfg.masters, "master", "http://127.0.0.1:5050", "Mesos master URLs, comma-separated (the leader is found by redirect)")
 	flag.StringVar(&cfg.name, "name", "weft-example", "framework name")
 	flag.StringVar(&cfg.user, "user", "", "user the tasks run as (default: the current user)")
-	flag.StringVar(&cfg.adminURL, "controller-admin", "http://127.0.0.1:7401", "the Weft controller's admin API")
+	flag.StringVar(&cfg.adminURL, "controller-admin", "https://127.0.0.1:7401", "the Weft controller's admin API (HTTPS, verified with --trust-bundle)")
 	flag.StringVar(&cfg.adminTokenFile, "admin-token-file", ".weft/admin.token", "the controller's DATA_DIR/admin.token")
 	flag.StringVar(&cfg.controller, "controller", "127.0.0.1:7400", "the controller's sidecar API, as sidecars reach it")
-	flag.StringVar(&cfg.trustBundle, "trust-bundle", ".weft/ca/ca.crt", "the controller's CA root (DATA_DIR/ca/ca.crt), as sidecars read it")
+	flag.StringVar(&cfg.trustBundle, "trust-bundle", ".weft/ca/ca.crt", "the controller's CA root (DATA_DIR/ca/ca.crt), as sidecars read it; it also verifies the admin API")
 	flag.StringVar(&cfg.proxy, "proxy", "weft-proxy", "the weft-proxy binary, as agents run it")
 	flag.StringVar(&cfg.mesosUser, "mesos-user", "", "user for the master's HTTP Basic auth, if it requires it")
 	flag.StringVar(&cfg.mesosPasswordFile, "mesos-password-file", "", "file holding the password for --mesos-user")
@@ -58,6 +60,7 @@ type config struct {
 	masters, name, user                  string
 	adminURL, adminTokenFile, adminToken string
 	controller, trustBundle, proxy       string
+	adminCAs                             *x509.CertPool // verify the admin API
 	apps                                 []appSpec
 	mesosUser, mesosPasswordFile         string
 	mesosPassword                        string
@@ -74,6 +77,20 @@ func (c *config) load(appsFile string) error {
 	for i, a := range c.apps {
 		if a.Service == "" || a.Command == "" || a.Instances < 0 {
 			return fmt.Errorf("apps file %s: entry %d needs a service, a command and instances >= 0", appsFile, i)
+		}
+	}
+	if c.adminURL != "" {
+		u, err := url.Parse(c.adminURL)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("--controller-admin %q: want https://HOST:PORT; the admin API is served over TLS only, and the token must not cross the network in clear", c.adminURL)
+		}
+		pem, err := os.ReadFile(c.trustBundle)
+		if err != nil {
+			return fmt.Errorf("reading the trust bundle that verifies the admin API: %w (pass --trust-bundle DATA_DIR/ca/ca.crt)", err)
+		}
+		c.adminCAs = x509.NewCertPool()
+		if !c.adminCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--trust-bundle %s holds no PEM certificate; pass the controller's DATA_DIR/ca/ca.crt", c.trustBundle)
 		}
 	}
 	tok, err := os.ReadFile(c.adminTokenFile)

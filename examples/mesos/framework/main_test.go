@@ -83,3 +83,17 @@ func TestLoadRejectsBadApps(t *testing.T) {
 		t.Fatalf("a missing admin token: %v", err)
 	}
 }
+
+// The admin API is HTTPS: a plain http:// --controller-admin is refused
+// before the token is read or sent.
+func TestLoadRefusesPlainHTTPAdmin(t *testing.T) {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "admin.token")
+	os.WriteFile(tok, []byte("x"), 0o600)
+	for _, u := range []string{"http://127.0.0.1:7401", "HTTP://127.0.0.1:7401", "127.0.0.1:7401"} {
+		cfg := config{adminTokenFile: tok, adminURL: u, trustBundle: filepath.Join(dir, "none.crt")}
+		if err := cfg.load(filepath.Join("..", "apps.json")); err == nil || !strings.Contains(err.Error(), "https://") {
+			t.Errorf("--controller-admin %s: %v, want a refusal that asks for https://", u, err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,7 +58,8 @@ type sched struct {
 }
 
 func newScheduler(cfg config) *sched {
-	s := &sched{cfg: cfg, byTask: map[string]*slot{}, live: map[string]string{}, http: &http.Client{Timeout: 10 * time.Second}}
+	s := &sched{cfg: cfg, byTask: map[string]*slot{}, live: map[string]string{}, http: &http.Client{Timeout: 10 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cfg.adminCAs, MinVersion: tls.VersionTLS12}}}}
 	for _, m := range strings.Split(cfg.masters, ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			s.masters = append(s.masters, strings.TrimSuffix(m, "/"))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -78,13 +79,15 @@ func TestSchedulerAgainstSimulator(t *testing.T) {
 	}
 	defer c.Close()
 	admin := &fakeAdmin{}
-	srv := httptest.NewServer(admin)
+	srv := httptest.NewTLSServer(admin)
 	defer srv.Close()
+	cas := x509.NewCertPool()
+	cas.AddCert(srv.Certificate())
 	proxy := filepath.Join(dir, "fake-proxy")
 	if err := os.WriteFile(proxy, []byte("#!/bin/sh\ntest -n \"$WEFT_JOIN_TOKEN\" || exit 3\nexec sleep 60\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s := newScheduler(config{masters: c.URLs()[0], name: "test", user: "root", adminURL: srv.URL, adminToken: "admin-secret",
+	s := newScheduler(config{masters: c.URLs()[0], name: "test", user: "root", adminURL: srv.URL, adminToken: "admin-secret", adminCAs: cas,
 		controller: "127.0.0.1:7400", trustBundle: "/ca.crt", proxy: proxy,
 		apps: []appSpec{{Service: "api", Instances: 2, Command: "exec sleep 60"}}})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,0 +1,31 @@
+// Package adminapi is the client of the controller's admin API, the HTTPS
+// API that `weft status`, `weft ca` and `weft policy plan` use (and the
+// end-to-end tests, through test/harness, with the same code).
+//
+// Entry point: New, from a Config: the address (https://HOST:PORT, or
+// HOST:PORT which means the same), the bearer token and the CA bundle that
+// verifies the controller. Client.Call sends one request and decodes the
+// JSON answer.
+//
+// Trust: the controller serves the admin API with its own certificate, the
+// one its sidecar API presents: signed by the mesh CA and issued again by
+// the controller at half-life and after a root rotation (core/meshserver
+// ServingTLSConfig). So the client trusts the mesh's CA bundle and nothing
+// else, never the system roots: the controller keeps it in
+// DATA_DIR/ca/ca.crt, and `weft ca roots --pem` prints every root.
+//
+// What is refused before anything is sent: a plain http:// address (the
+// token would cross the network in clear), an address with a path, query,
+// user or no port, a CA bundle that is missing, too large or holds no
+// certificate. Redirects are never followed. What goes wrong on the way
+// comes back as a sentence that says what to do: a controller whose
+// certificate the bundle does not verify (set WEFT_CACERT or --ca-cert),
+// one whose certificate does not name the address dialed (its
+// --server-name), one that still speaks plain HTTP (an older controller),
+// one that is not there. A refused token is a *StatusError with code 401.
+//
+// Environment: like Nomad's NOMAD_ADDR, NOMAD_TOKEN and NOMAD_CACERT, the
+// CLI reads WEFT_ADDR, WEFT_TOKEN and WEFT_CACERT (EnvAddr, EnvToken,
+// EnvCACert) when the matching flag is not given; flags win. This package
+// names them; cmd/weft resolves them.
+package adminapi
