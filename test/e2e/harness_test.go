@@ -33,8 +33,9 @@ func startController(t *testing.T, dataDir, listen, admin string, args ...string
 // startLocalMesh writes policy and the local adapter's workloads into a
 // temporary directory and starts a controller on them, whose instances get
 // loopback addresses from firstAddr on. It returns the controller and the
-// policy directory.
-func startLocalMesh(t *testing.T, policy, workloads, firstAddr string) (*harness.Controller, string) {
+// policy directory. The service "client" is an edge (local.edge): the
+// tests call through its sidecar as if they were its app.
+func startLocalMesh(t *testing.T, policy, workloads, firstAddr string, args ...string) (*harness.Controller, string) {
 	t.Helper()
 	dir := t.TempDir()
 	policyDir := filepath.Join(dir, "policy")
@@ -50,7 +51,7 @@ func startLocalMesh(t *testing.T, policy, workloads, firstAddr string) (*harness
 	}
 	ctl := startController(t, filepath.Join(dir, "data"), harness.FreeAddr(t), harness.FreeAddr(t),
 		"--policy-dir", policyDir, "--adapter", "local="+wl,
-		"--adapter-option", "local.first_address="+firstAddr)
+		append([]string{"--adapter-option", "local.first_address=" + firstAddr, "--adapter-option", "local.edge=client"}, args...)...)
 	return ctl, policyDir
 }
 
