@@ -370,7 +370,7 @@ func (s *testSetup) writeWorkloads(t *testing.T, services map[string]int, extra 
 
 func (s *testSetup) request(t testing.TB) *plugins.ConfigureRequest {
 	return &plugins.ConfigureRequest{
-		Source:  s.file,
+		Source: s.file,
 		// The tests of process supervision talk to the apps directly; the
 		// guard's own tests (guard_test.go) turn it on.
 		Options: map[string]string{OptionFirstAddress: s.first, OptionIsolation: isolationNone},
