@@ -50,8 +50,8 @@ func startLocalMesh(t *testing.T, policy, workloads, firstAddr string, args ...s
 		t.Fatal(err)
 	}
 	ctl := startController(t, filepath.Join(dir, "data"), harness.FreeAddr(t), harness.FreeAddr(t),
-		"--policy-dir", policyDir, "--adapter", "local="+wl,
-		append([]string{"--adapter-option", "local.first_address=" + firstAddr, "--adapter-option", "local.edge=client"}, args...)...)
+		append([]string{"--policy-dir", policyDir, "--adapter", "local=" + wl,
+			"--adapter-option", "local.first_address=" + firstAddr, "--adapter-option", "local.edge=client"}, args...)...)
 	return ctl, policyDir
 }
 
