@@ -245,7 +245,7 @@ func (a *Adapter) prepare(req plugins.ConfigureRequest, src []byte, r *runner) (
 	if len(edge) > 0 && isolation == isolationGuard && noGuard == "" {
 		names := slices.Sorted(maps.Keys(edge))
 		diags = append(diags, warningDiag("Edge services open",
-			"The option edge leaves the app and outbound ports of %s open to any local process, on purpose: their instances report isolation none.", strings.Join(names, ", ")))
+			"The option edge leaves the app port of %s open to any local process, on purpose (their outbound ports stay guarded): their instances report isolation none.", strings.Join(names, ", ")))
 	}
 	if hasErrors(diags) || src == nil {
 		return nil, diags

@@ -37,10 +37,10 @@ const (
 	// root and nft) or "none" (no rules: every port of every instance is
 	// open to any local process, and the adapter says so).
 	OptionIsolation = "isolation"
-	// OptionEdge names services (comma-separated) left open on purpose:
-	// their app port and outbound ports take connections from any local
-	// process (a browser, curl, a test acting as the service), so their
-	// instances report isolation none.
+	// OptionEdge names services (comma-separated) whose app port is left
+	// open on purpose, for a browser or curl on this machine: the way into
+	// the mesh. Their outbound ports stay guarded, and their instances
+	// report isolation none.
 	OptionEdge = "edge"
 
 	isolationGuard = "guard"
@@ -75,7 +75,7 @@ func gids(addr string) (app, proxy uint32, err error) {
 type guardedInstance struct {
 	ID       string
 	Address  string
-	AppPort  int
+	AppPort  int   // 0: left open (an edge service)
 	Outbound []int // the sidecar's outbound listeners on Address, sorted
 	AppGID   uint32
 	ProxyGID uint32
@@ -102,9 +102,11 @@ func renderRuleset(table string, insts []guardedInstance) string {
 	b.WriteString("\t\ttype filter hook output priority filter; policy accept;\n")
 	for _, in := range insts {
 		const syn = "tcp flags & (syn | ack) == syn"
-		fmt.Fprintf(&b, "\t\t# %s: app port from gids %d (app) and %d (sidecar) only\n", in.ID, in.AppGID, in.ProxyGID)
-		fmt.Fprintf(&b, "\t\tip daddr %s tcp dport %d %s meta skgid != { %d, %d } reject with tcp reset\n",
-			in.Address, in.AppPort, syn, in.AppGID, in.ProxyGID)
+		if in.AppPort > 0 {
+			fmt.Fprintf(&b, "\t\t# %s: app port from gids %d (app) and %d (sidecar) only\n", in.ID, in.AppGID, in.ProxyGID)
+			fmt.Fprintf(&b, "\t\tip daddr %s tcp dport %d %s meta skgid != { %d, %d } reject with tcp reset\n",
+				in.Address, in.AppPort, syn, in.AppGID, in.ProxyGID)
+		}
 		if len(in.Outbound) > 0 {
 			ports := make([]string, len(in.Outbound))
 			for i, p := range in.Outbound {
@@ -224,17 +226,20 @@ func (g *guard) setOutbound(ports map[string][]int) error {
 func (g *guard) instancesLocked() []guardedInstance {
 	var out []guardedInstance
 	for _, s := range g.specs {
-		if g.edge[s.Service] {
-			continue
-		}
 		app, proxy, err := gids(s.Address)
 		if err != nil {
 			continue // the plan only hands out IPv4 loopback addresses
 		}
-		out = append(out, guardedInstance{
+		in := guardedInstance{
 			ID: s.ID, Address: s.Address, AppPort: s.Port,
 			Outbound: g.outbound[s.ID], AppGID: app, ProxyGID: proxy,
-		})
+		}
+		if g.edge[s.Service] {
+			in.AppPort = 0
+		}
+		if in.AppPort > 0 || len(in.Outbound) > 0 {
+			out = append(out, in)
+		}
 	}
 	return out
 }

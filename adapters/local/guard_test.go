@@ -62,6 +62,9 @@ func TestRenderRuleset(t *testing.T) {
 			{ID: "api-0", Address: "127.0.0.2", AppPort: 8080, Outbound: []int{9001, 9002}, AppGID: 2_000_000_004, ProxyGID: 2_000_000_005},
 			{ID: "store-0", Address: "127.0.0.3", AppPort: 8080, AppGID: 2_000_000_006, ProxyGID: 2_000_000_007},
 		}},
+		{name: "edge", insts: []guardedInstance{
+			{ID: "frontend-0", Address: "127.0.0.4", Outbound: []int{9001}, AppGID: 2_000_000_008, ProxyGID: 2_000_000_009},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := renderRuleset("weft_local_42", tc.insts)
@@ -122,6 +125,15 @@ func TestParseOutbound(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustAppGID(t *testing.T, addr string) uint32 {
+	t.Helper()
+	app, _, err := gids(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return app
 }
 
 // needGuard skips a test that needs root and nft.
@@ -203,8 +215,8 @@ func TestLoopbackOutputHookSeesSocketGID(t *testing.T) {
 
 // The adapter with its guard: the app port takes connections from the
 // instance's sidecar and app only, the outbound ports from its app only;
-// the snapshot says guard; an edge service is open and says none; Close
-// removes the table.
+// the snapshot says guard; an edge service's app port is open (its
+// outbound ports are not) and it says none; Close removes the table.
 func TestGuardedInstances(t *testing.T) {
 	nft := needGuard(t)
 	s := newSetup(t)
@@ -231,11 +243,11 @@ func TestGuardedInstances(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		out, _ := exec.Command(nft, "list", "table", "inet", tablePrefix+strconv.Itoa(os.Getpid())).CombinedOutput()
-		if strings.Count(string(out), "dport "+strconv.Itoa(fakeOutbound)) == 2 {
+		if strings.Count(string(out), "dport "+strconv.Itoa(fakeOutbound)) == 3 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no outbound rules for api-0 and api-1 within 15s:\n%s", out)
+			t.Fatalf("no outbound rules for api-0, api-1 and web-0 within 15s:\n%s", out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -256,7 +268,8 @@ func TestGuardedInstances(t *testing.T) {
 		{"another process to api-0's outbound port", 0, outPort(api0), false},
 		{"api-1's app to api-0's outbound port", app1, outPort(api0), false},
 		{"another process to the edge web-0's app", 0, appPort(web0), true},
-		{"another process to the edge web-0's outbound port", 0, outPort(web0), true},
+		{"another process to the edge web-0's outbound port", 0, outPort(web0), false},
+		{"the edge web-0's app to its outbound port", mustAppGID(t, web0), outPort(web0), true},
 		{"another process to api-0's sidecar admin port", 0, net.JoinHostPort(api0, "15000"), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -114,7 +114,7 @@ func (a *Adapter) pollGuard(r *runner, stop <-chan struct{}, done chan<- struct{
 		}
 		ports := map[string][]int{}
 		for _, st := range sts {
-			if !st.ProxyRunning || cfg.edge[st.Spec.Service] {
+			if !st.ProxyRunning {
 				continue
 			}
 			p, err := outboundPorts(ctx, client, st.Spec.Address)

@@ -134,7 +134,7 @@ service "api" {
 		"--proxy-binary", filepath.Join(bin, "weft-proxy"), "--policy-poll", "100ms",
 		"--policy-dir", policyDir, "--adapter", "local="+workloads,
 		"--adapter-option", "local.first_address=127.0.78.2",
-		"--adapter-option", "local.edge=client") // the test calls through client's sidecar
+		"--adapter-option", "local.isolation=none") // the test calls through client's sidecar as its app
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
