@@ -55,7 +55,7 @@ func (w *isolationWarnings) warn(log *slog.Logger, s model.Snapshot) {
 			continue
 		}
 		w.warned[key] = true
-		log.Warn("INSTANCE NOT ISOLATED: its app port and outbound ports are open to any local process, which can skip the mesh's mTLS and policy and forge X-Weft-Caller",
+		log.Warn("INSTANCE NOT ISOLATED: its app port or its outbound ports are open to local processes, which can skip the mesh's mTLS and policy, forge X-Weft-Caller, or call upstreams as this service",
 			"adapter", s.Adapter, "instance", in.ID, "service", in.Service, "isolation", isolationName(in.Isolation),
 			"app", fmt.Sprintf("%s:%d", in.Address, in.Ports[model.PortApp]))
 	}
