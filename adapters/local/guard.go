@@ -155,32 +155,21 @@ type guard struct {
 	applied  string           // the ruleset in force ("" before the first)
 	ok       bool             // the last apply succeeded
 	err      error            // the last apply's error
+	stale    []string         // tables of dead adapters, deleted by the first apply
 }
 
-// newGuard removes the tables of dead adapters and returns a guard for a
-// table of this process's own.
+// newGuard returns a guard for a table of this process's own. Its first
+// apply also deletes the tables of local adapters that no longer run, in
+// the same transaction: the processes of a dead adapter that the new one
+// adopts are never unguarded in between.
 func newGuard(nft string) (*guard, error) {
 	g := &guard{nft: nft, table: tablePrefix + strconv.Itoa(os.Getpid()), outbound: map[string][]int{}}
-	if err := g.removeStale(); err != nil {
-		return nil, err
-	}
-	return g, nil
-}
-
-// removeStale deletes the tables of local adapters that no longer run:
-// their rules name gids no process will use again, but addresses and ports
-// that a new instance may get.
-func (g *guard) removeStale() error {
-	out, err := exec.Command(g.nft, "list", "tables", "inet").CombinedOutput()
+	out, err := exec.Command(nft, "list", "tables", "inet").CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("listing nftables tables: %w: %s", err, bytes.TrimSpace(out))
+		return nil, fmt.Errorf("listing nftables tables: %w: %s", err, bytes.TrimSpace(out))
 	}
-	for _, name := range staleTables(string(out), alive) {
-		if out, err := exec.Command(g.nft, "delete", "table", "inet", name).CombinedOutput(); err != nil {
-			return fmt.Errorf("deleting the table %s of a dead adapter: %w: %s", name, err, bytes.TrimSpace(out))
-		}
-	}
-	return nil
+	g.stale = staleTables(string(out), alive)
+	return g, nil
 }
 
 // staleTables returns the tables in `nft list tables` output that a local
@@ -249,13 +238,18 @@ func (g *guard) applyLocked() error {
 	if rs == g.applied && g.ok {
 		return nil
 	}
+	script := rs
+	for _, t := range g.stale {
+		// Declared first, so that a table already gone is no error.
+		script = fmt.Sprintf("table inet %s\ndelete table inet %s\n", t, t) + script
+	}
 	cmd := exec.Command(g.nft, "-f", "-")
-	cmd.Stdin = strings.NewReader(rs)
+	cmd.Stdin = strings.NewReader(script)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		g.ok, g.err = false, fmt.Errorf("applying the nftables rules of table %s: %w: %s", g.table, err, bytes.TrimSpace(out))
 		return g.err
 	}
-	g.applied, g.ok, g.err = rs, true, nil
+	g.applied, g.ok, g.err, g.stale = rs, true, nil, nil
 	return nil
 }
 

@@ -363,3 +363,46 @@ func TestIsolationOptions(t *testing.T) {
 		})
 	}
 }
+
+// A new guard deletes the table of a dead adapter, in the transaction of
+// its first rules, and keeps that of a live one.
+func TestGuardRemovesStaleTables(t *testing.T) {
+	nft := needGuard(t)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	live := exec.Command("sleep", "60")
+	if err := live.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = live.Process.Kill(); _ = live.Wait() })
+	deadTable := tablePrefix + strconv.Itoa(dead.Process.Pid)
+	liveTable := tablePrefix + strconv.Itoa(live.Process.Pid)
+	for _, tb := range []string{deadTable, liveTable} {
+		deleteTableAtEnd(t, nft, tb)
+		if out, err := exec.Command(nft, "add", "table", "inet", tb).CombinedOutput(); err != nil {
+			t.Fatalf("nft add table: %v: %s", err, out)
+		}
+	}
+	g, err := newGuard(nft)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleteTableAtEnd(t, nft, g.table)
+	if err := g.setSpecs(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command(nft, "list", "table", "inet", deadTable).Run(); err == nil {
+		t.Errorf("the table %s of a dead adapter is still there", deadTable)
+	}
+	if err := exec.Command(nft, "list", "table", "inet", liveTable).Run(); err != nil {
+		t.Errorf("the table %s of a live process was deleted", liveTable)
+	}
+	if err := g.close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command(nft, "list", "table", "inet", g.table).Run(); err == nil {
+		t.Errorf("the guard's table %s outlived close", g.table)
+	}
+}
