@@ -406,3 +406,37 @@ func TestGuardRemovesStaleTables(t *testing.T) {
 		t.Errorf("the guard's table %s outlived close", g.table)
 	}
 }
+
+// A process of an earlier run is adopted only if it runs with the gid the
+// guard would give it now; otherwise it is replaced (and so guarded).
+func TestAdoptionNeedsTheGuardGID(t *testing.T) {
+	needGuard(t)
+	spec := instanceSpec{ID: "api-0", Address: "127.0.93.2"}
+	want, _, _ := gids(spec.Address)
+	for _, tc := range []struct {
+		name string
+		gid  uint32
+		ok   bool
+	}{
+		{"the guard's gid", want, true},
+		{"root's group", 0, false},
+		{"the sidecar's gid", want + 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command("sleep", "60")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(os.Getuid()), Gid: tc.gid, Groups: []uint32{}}}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			r := newRunner(runnerConfig{Cred: processCred(true)}, nil)
+			if got := r.gidOK(spec, "app", cmd.Process.Pid); got != tc.ok {
+				t.Errorf("gidOK for a process with gid %d = %v, want %v", tc.gid, got, tc.ok)
+			}
+		})
+	}
+	// Without the guard, any gid is adopted.
+	if !newRunner(runnerConfig{}, nil).gidOK(spec, "app", os.Getpid()) {
+		t.Error("without Cred, gidOK refused")
+	}
+}
