@@ -295,7 +295,9 @@ func (p prober) attempt(kind, addr string) outcome {
 		}
 		conn = tc
 	case kindApp, kindOutbound:
-		// Connected: that alone fails. Read what it says, for the reason.
+		// Connected: that alone fails. Read what it says, for the reason,
+		// briefly.
+		_ = c.SetDeadline(time.Now().Add(min(p.timeout, 300*time.Millisecond)))
 		buf := make([]byte, 64)
 		n, err := conn.Read(buf)
 		return outcome{read: buf[:n], readErr: err}
