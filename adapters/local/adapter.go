@@ -143,14 +143,16 @@ func (a *Adapter) Configure(_ context.Context, req *plugins.ConfigureRequest) (*
 		return resp, nil
 	}
 	a.mu.Lock()
+	old := a.cfg
 	a.cfg = cfg
 	a.mu.Unlock()
 	if r != nil {
 		if err := writeTrustBundle(cfg.req.Mesh); err != nil {
 			return nil, err
 		}
-		a.applyGuard(cfg)
+		a.applyGuard(cfg, old)
 		r.apply(cfg.specs)
+		a.applyGuard(cfg, nil)
 		r.setDiags(a.diagnostics(cfg))
 	}
 	return resp, nil
@@ -421,7 +423,7 @@ func (a *Adapter) ensureRunning() (*runner, error) {
 	stop, done := a.pollStop, a.pollDone
 	a.mu.Unlock()
 
-	a.applyGuard(cfg)
+	a.applyGuard(cfg, nil)
 	r.apply(cfg.specs)
 	r.setDiags(a.diagnostics(cfg))
 	guardDone := make(chan struct{})
@@ -492,8 +494,9 @@ func (a *Adapter) reload(r *runner) {
 	}
 	a.cfg = next
 	a.mu.Unlock()
-	a.applyGuard(next)
+	a.applyGuard(next, cfg)
 	r.apply(next.specs)
+	a.applyGuard(next, nil)
 	r.setDiags(a.diagnostics(next))
 }
 

@@ -440,3 +440,42 @@ func TestAdoptionNeedsTheGuardGID(t *testing.T) {
 		t.Error("without Cred, gidOK refused")
 	}
 }
+
+// An instance being scaled away keeps its rules until its processes have
+// stopped: its app, slow to exit, is never open.
+func TestGuardHoldsWhileAnInstanceStops(t *testing.T) {
+	nft := needGuard(t)
+	s := newSetup(t)
+	s.writeWorkloads(t, map[string]int{"api": 2}, "")
+	// The apps ignore SIGTERM: they live until SIGKILL, a grace later.
+	ignoring := func() {
+		t.Helper()
+		b := strings.Replace(mustRead(t, s.file), `"`+helperApp+`"`, `"`+helperApp+`", "ignore-term"`, 1)
+		if err := os.WriteFile(s.file, []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ignoring()
+	a := newTestAdapter(t)
+	a.grace = 5 * time.Second
+	deleteTableAtEnd(t, nft, tablePrefix+strconv.Itoa(os.Getpid()))
+	req := s.request(t)
+	req.Options[OptionIsolation] = isolationGuard
+	configure(t, a, req)
+	events := watch(t, a)
+	ev := waitFor(t, events, "both passing", allPassing("api-0", "api-1"))
+	s.waitReady(t, "api-1", 1)
+	pid, _ := strconv.Atoi(pids(ev)["api-1"][0])
+	app := net.JoinHostPort(s.prefix+"3", strconv.Itoa(s.port))
+
+	s.writeWorkloads(t, map[string]int{"api": 1}, "")
+	ignoring()
+	waitFor(t, events, "api-1 gone from the snapshot", func(ev plugins.WatchEvent) bool { return len(ev.Snapshot.Instances) == 1 })
+	got, err := dialAs(t, 0, app)
+	if !alive(pid) {
+		t.Fatalf("api-1's app (pid %d) exited before the probe: the test proves nothing; raise the grace", pid)
+	}
+	if err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("api-1's app, stopping, took a connection from another process: %q, %v", got, err)
+	}
+}

@@ -24,12 +24,15 @@ func processCred(possible bool) func(instanceSpec, string) (*syscall.Credential,
 	}
 }
 
-// applyGuard brings the guard in line with cfg before its processes start:
-// it creates the guard on first use, installs the rules of cfg's instances,
-// or removes every rule when isolation is off. A failure leaves the
-// instances unprotected, says so in the diagnostics, and is retried by
-// pollGuard.
-func (a *Adapter) applyGuard(cfg *config) {
+// applyGuard brings the guard in line with cfg: it creates the guard on
+// first use, installs the rules of cfg's instances, or removes every rule
+// when isolation is off. Called before the processes change, with the
+// configuration they ran until then as old, it keeps the rules of old's
+// instances too, so that an instance being stopped stays guarded until it
+// has stopped; called again after, with old nil, it drops them. A failure
+// leaves the instances unprotected, says so in the diagnostics, and is
+// retried by pollGuard.
+func (a *Adapter) applyGuard(cfg, old *config) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if cfg.noGuard != "" {
@@ -48,9 +51,16 @@ func (a *Adapter) applyGuard(cfg *config) {
 		a.guard = g
 		a.log.Info("guard on: only an instance's sidecar reaches its app port, only its app its outbound ports", "table", g.table)
 	}
-	specs := cfg.specs
-	if cfg.isolation != isolationGuard {
-		specs = nil
+	var specs []instanceSpec
+	if cfg.isolation == isolationGuard {
+		specs = slices.Clone(cfg.specs)
+	}
+	if old != nil && old.isolation == isolationGuard {
+		for _, s := range old.specs {
+			if !slices.ContainsFunc(specs, func(n instanceSpec) bool { return n.ID == s.ID && n.Address == s.Address && n.Port == s.Port }) {
+				specs = append(specs, s)
+			}
+		}
 	}
 	a.guardErr = a.guard.setSpecs(specs, cfg.edge)
 	if a.guardErr != nil {
