@@ -119,9 +119,10 @@
 //
 // Nothing else matches: not other addresses, not other ports (the mesh and
 // admin ports stay open), not established connections. The table is
-// replaced in one `nft -f` transaction whenever the instances change, and
-// before their processes start, so an app port is never open; it is
-// deleted by Close after every process has stopped. A table whose adapter
+// replaced in one `nft -f` transaction whenever the instances change:
+// before new processes start, so an app port is never open, and only after
+// the processes of a removed instance have stopped; it is deleted by Close
+// after every process has stopped. A table whose adapter
 // is dead is deleted by the next adapter's first transaction (its
 // processes stay guarded until then). The outbound ports come from the
 // sidecars' configurations (GET /config on the admin port, every quarter
