@@ -244,6 +244,12 @@ func (a *Adapter) prepare(req plugins.ConfigureRequest, src []byte, r *runner) (
 		diags = append(diags, warningDiag("Isolation off",
 			"No instance is isolated: %s. Every instance's app port and outbound ports are open to any local process, which can call an app without the mesh, forge X-Weft-Caller, or call upstreams as another service. Run the controller as root with nft installed to turn the guard on.", noGuard))
 	}
+	if b, err := os.ReadFile("/etc/group"); err == nil && noGuard == "" {
+		if taken := groupsInRange(string(b)); len(taken) > 0 {
+			diags = append(diags, warningDiag("Guard groups taken",
+				"/etc/group has groups in the range the guard gives apps and sidecars (%d to %d): %s. Their members' processes pass the guard as the instance whose gid they hold; move those groups.", gidBase, gidLast, strings.Join(taken, ", ")))
+		}
+	}
 	if len(edge) > 0 && isolation == isolationGuard && noGuard == "" {
 		names := slices.Sorted(maps.Keys(edge))
 		diags = append(diags, warningDiag("Edge services open",

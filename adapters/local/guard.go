@@ -71,6 +71,26 @@ func gids(addr string) (app, proxy uint32, err error) {
 	return gidBase + 2*n, gidBase + 2*n + 1, nil
 }
 
+// gidLast is the last group ID the guard can hand out (127.255.255.255).
+const gidLast = gidBase + 2*(1<<24) - 1
+
+// groupsInRange returns the groups of an /etc/group file whose gid the
+// guard could hand out: a member of one could pass as an app or sidecar.
+func groupsInRange(etcGroup string) []string {
+	var out []string
+	for _, line := range strings.Split(etcGroup, "\n") {
+		f := strings.Split(line, ":")
+		if len(f) < 3 {
+			continue
+		}
+		g, err := strconv.ParseUint(f[2], 10, 32)
+		if err == nil && g >= gidBase && g <= gidLast {
+			out = append(out, f[0]+" ("+f[2]+")")
+		}
+	}
+	return out
+}
+
 // guardedInstance is what the rules of one instance are made of.
 type guardedInstance struct {
 	ID       string

@@ -92,6 +92,17 @@ func TestRenderRuleset(t *testing.T) {
 	}
 }
 
+func TestGroupsInRange(t *testing.T) {
+	etc := "root:x:0:\nusers:x:100:\nnogroup:x:65534:\nlow:x:1999999999:\nfirst:x:2000000000:\nlast:x:2033554431:\nabove:x:2033554432:\nbad:x:notanumber:\n#comment\n\n"
+	got := groupsInRange(etc)
+	if want := []string{"first (2000000000)", "last (2033554431)"}; !slices.Equal(got, want) {
+		t.Errorf("groupsInRange = %v, want %v", got, want)
+	}
+	if _, proxy, _ := gids("127.255.255.255"); proxy != gidLast {
+		t.Errorf("gidLast %d, want the sidecar gid of 127.255.255.255 (%d)", gidLast, proxy)
+	}
+}
+
 func TestStaleTables(t *testing.T) {
 	listing := "table inet weft_local_100\ntable inet weft_local_200\ntable ip filter\ntable inet weft_local_x\ntable inet weft_local_" +
 		strconv.Itoa(os.Getpid()) + "\ntable inet other_300\ntable ip weft_local_300\n"
