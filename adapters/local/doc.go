@@ -106,7 +106,8 @@
 // sidecar's 2000000000 + 2n + 1: from 2000000000 to 2033554431, above the
 // groups of /etc/group and usual directory services, below 2^31, and the
 // same in every run, so adopted processes keep theirs (a process of an
-// earlier run with another gid is replaced, not adopted). The adapter
+// earlier run with another gid is replaced, not adopted). A group of
+// /etc/group in that range draws a warning. The adapter
 // keeps one nftables table, inet weft_local_<its pid>, with a chain on the
 // output hook, which every loopback connection passes with the connecting
 // socket's gid (meta skgid). For each instance, the first packet of a TCP
