@@ -44,8 +44,10 @@ func (a *Adapter) applyGuard(cfg, old *config) {
 		}
 		g, err := newGuard(cfg.nft)
 		if err != nil {
+			if a.guardErr == nil || a.guardErr.Error() != err.Error() {
+				a.log.Error("ISOLATION OFF: cannot start the guard; every app port and outbound port is open to any local process", "error", err)
+			}
 			a.guardErr = err
-			a.log.Error("ISOLATION OFF: cannot start the guard; every app port and outbound port is open to any local process", "error", err)
 			return
 		}
 		a.guard = g
@@ -115,7 +117,20 @@ func (a *Adapter) pollGuard(r *runner, stop <-chan struct{}, done chan<- struct{
 		a.mu.Lock()
 		g, cfg, prevErr := a.guard, a.cfg, a.guardErr
 		a.mu.Unlock()
-		if g == nil || cfg == nil || cfg.isolation != isolationGuard {
+		if cfg == nil || cfg.isolation != isolationGuard || cfg.noGuard != "" {
+			continue
+		}
+		if g == nil {
+			// The guard could not start: try again.
+			a.applyGuard(cfg, nil)
+			a.mu.Lock()
+			started := a.guard != nil
+			a.mu.Unlock()
+			if started {
+				a.log.Info("guard started after all")
+				r.setDiags(a.diagnostics(cfg))
+				r.poke()
+			}
 			continue
 		}
 		sts, _, _, closed := r.view()
