@@ -4,7 +4,7 @@ BIN     := bin
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/weftmesh/weft/core/version.Version=$(VERSION)
 
-.PHONY: all build test lint demo bench bench-quick proto clean nomad k8s-assets fuzz
+.PHONY: all build test lint demo bench bench-quick proto clean nomad k8s-assets nftables fuzz
 
 all: build
 
@@ -18,7 +18,7 @@ build:
 
 # Unit, conformance and end-to-end tests. The end-to-end tests build the
 # binaries they run themselves.
-test: lint nomad k8s-assets
+test: lint nomad k8s-assets nftables
 	$(GO) test -count=1 -timeout 20m ./...
 
 # Runs each fuzz test for FUZZTIME, a duration (10s) or a count of inputs
@@ -56,6 +56,11 @@ $(NOMAD_BIN):
 # missing, and fails if it cannot.
 k8s-assets:
 	@./test/tools/k8s/build.sh >/dev/null
+
+# nft (Debian's nftables) for the local adapter's guard and its tests:
+# installed when missing and root (test/tools/nftables.sh).
+nftables:
+	@./test/tools/nftables.sh
 
 demo: build
 	./examples/local/demo.sh

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,6 +57,8 @@ type Adapter struct {
 	mu       sync.Mutex
 	cfg      *config // nil until a Configure succeeds
 	run      *runner // nil until the first Watch
+	guard    *guard  // nil while isolation is off
+	guardErr error   // why the guard could not start or apply, if it could not
 	pollStop chan struct{}
 	pollDone chan struct{}
 	closed   bool
@@ -70,6 +74,12 @@ type config struct {
 	specs    []instanceSpec
 	srcHash  [32]byte
 	warnings []plugins.Diagnostic
+	// isolation is the option isolation ("guard" or "none"); nft is the
+	// nft program when the guard can run here, else noGuard says why not.
+	isolation string
+	nft       string
+	noGuard   string
+	edge      map[string]bool // services left open (option edge)
 }
 
 // New returns a local adapter that logs with the plugin SDK's logger, which
@@ -133,14 +143,17 @@ func (a *Adapter) Configure(_ context.Context, req *plugins.ConfigureRequest) (*
 		return resp, nil
 	}
 	a.mu.Lock()
+	old := a.cfg
 	a.cfg = cfg
 	a.mu.Unlock()
 	if r != nil {
 		if err := writeTrustBundle(cfg.req.Mesh); err != nil {
 			return nil, err
 		}
+		a.applyGuard(cfg, old)
 		r.apply(cfg.specs)
-		r.setDiags(cfg.warnings)
+		a.applyGuard(cfg, nil)
+		r.setDiags(a.diagnostics(cfg))
 	}
 	return resp, nil
 }
@@ -184,8 +197,31 @@ func (a *Adapter) prepare(req plugins.ConfigureRequest, src []byte, r *runner) (
 			"MeshContext.TrustBundlePEM is empty, so the sidecars cannot verify the controller; they will not get a certificate."))
 	}
 	first := defaultFirstAddress
+	isolation := isolationGuard
+	edge := map[string]bool{}
 	for k, v := range req.Options {
 		switch k {
+		case OptionIsolation:
+			switch v {
+			case isolationGuard, isolationNone:
+				isolation = v
+			default:
+				diags = append(diags, errorDiag("Invalid isolation",
+					"Option isolation = %q: give %q (the default: nftables rules let only an instance's sidecar reach its app; needs root) or %q (no protection: every app port and outbound port is open to any local process).", v, isolationGuard, isolationNone))
+			}
+		case OptionEdge:
+			for _, name := range strings.Split(v, ",") {
+				name = strings.TrimSpace(name)
+				if name == "" {
+					continue
+				}
+				if !model.ValidName(name) {
+					diags = append(diags, errorDiag("Invalid edge",
+						"Option edge = %q: %q is not a service name; give service names separated by commas, such as frontend,admin.", v, name))
+					continue
+				}
+				edge[name] = true
+			}
 		case OptionFirstAddress:
 			a, err := netip.ParseAddr(v)
 			if err != nil || !a.Is4() || !a.IsLoopback() {
@@ -196,8 +232,28 @@ func (a *Adapter) prepare(req plugins.ConfigureRequest, src []byte, r *runner) (
 			first = a
 		default:
 			diags = append(diags, warningDiag("Unknown option",
-				"The local adapter has no option %q and ignores it; it knows %s.", k, OptionFirstAddress))
+				"The local adapter has no option %q and ignores it; it knows %s, %s and %s.", k, OptionFirstAddress, OptionIsolation, OptionEdge))
 		}
+	}
+	nft, noGuard := guardSupport()
+	switch {
+	case isolation == isolationNone:
+		diags = append(diags, warningDiag("Isolation off",
+			"The option isolation = none turns the guard off: every instance's app port and outbound ports are open to any local process, which can call an app without the mesh, forge X-Weft-Caller, or call upstreams as another service. Remove the option to turn it on."))
+	case noGuard != "":
+		diags = append(diags, warningDiag("Isolation off",
+			"No instance is isolated: %s. Every instance's app port and outbound ports are open to any local process, which can call an app without the mesh, forge X-Weft-Caller, or call upstreams as another service. Run the controller as root with nft installed to turn the guard on.", noGuard))
+	}
+	if b, err := os.ReadFile("/etc/group"); err == nil && noGuard == "" {
+		if taken := groupsInRange(string(b)); len(taken) > 0 {
+			diags = append(diags, warningDiag("Guard groups taken",
+				"/etc/group has groups in the range the guard gives apps and sidecars (%d to %d): %s. Their members' processes pass the guard as the instance whose gid they hold; move those groups.", gidBase, gidLast, strings.Join(taken, ", ")))
+		}
+	}
+	if len(edge) > 0 && isolation == isolationGuard && noGuard == "" {
+		names := slices.Sorted(maps.Keys(edge))
+		diags = append(diags, warningDiag("Edge services open",
+			"The option edge leaves the app port of %s open to any local process, on purpose (their outbound ports stay guarded): their instances report isolation none.", strings.Join(names, ", ")))
 	}
 	if hasErrors(diags) || src == nil {
 		return nil, diags
@@ -265,6 +321,7 @@ func (a *Adapter) prepare(req plugins.ConfigureRequest, src []byte, r *runner) (
 	return &config{
 		req: req, file: req.Source, proxy: proxy, first: first, specs: specs,
 		srcHash: sha256.Sum256(src), warnings: warnings,
+		isolation: isolation, nft: nft, noGuard: noGuard, edge: edge,
 	}, diags
 }
 
@@ -290,6 +347,9 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events cha
 		sts, diags, changed, closed := r.view()
 		if closed {
 			return nil
+		}
+		for i := range sts {
+			sts[i].Isolation = a.isolation(sts[i].Spec)
 		}
 		ev := plugins.WatchEvent{
 			Snapshot:    model.Snapshot{Adapter: Name, Instances: translate(a.workloadsFile(), sts)},
@@ -362,15 +422,19 @@ func (a *Adapter) ensureRunning() (*runner, error) {
 		MaxBackoff:  a.maxBackoff,
 		StableAfter: a.stableAfter,
 		Log:         a.log,
+		Cred:        processCred(cfg.noGuard == ""),
 	}, prev)
 	a.run = r
 	a.pollStop, a.pollDone = make(chan struct{}), make(chan struct{})
 	stop, done := a.pollStop, a.pollDone
 	a.mu.Unlock()
 
+	a.applyGuard(cfg, nil)
 	r.apply(cfg.specs)
-	r.setDiags(cfg.warnings)
-	go a.pollFile(r, stop, done)
+	r.setDiags(a.diagnostics(cfg))
+	guardDone := make(chan struct{})
+	go a.pollGuard(r, stop, guardDone)
+	go func() { a.pollFile(r, stop, nil); <-guardDone; close(done) }()
 	return r, nil
 }
 
@@ -393,7 +457,9 @@ func (a *Adapter) mintToken(s instanceSpec) (string, error) {
 // keep running and the errors travel with every snapshot until the file
 // is fixed.
 func (a *Adapter) pollFile(r *runner, stop <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
+	if done != nil {
+		defer close(done)
+	}
 	t := time.NewTicker(a.filePoll)
 	defer t.Stop()
 	for {
@@ -417,7 +483,7 @@ func (a *Adapter) reload(r *runner) {
 		return
 	}
 	if sha256.Sum256(src) == cfg.srcHash {
-		r.setDiags(cfg.warnings)
+		r.setDiags(a.diagnostics(cfg))
 		return
 	}
 	next, diags := a.prepare(cfg.req, src, r)
@@ -434,8 +500,10 @@ func (a *Adapter) reload(r *runner) {
 	}
 	a.cfg = next
 	a.mu.Unlock()
+	a.applyGuard(next, cfg)
 	r.apply(next.specs)
-	r.setDiags(next.warnings)
+	a.applyGuard(next, nil)
+	r.setDiags(a.diagnostics(next))
 }
 
 // Close stops every process the adapter started or adopted (SIGTERM to
@@ -457,7 +525,16 @@ func (a *Adapter) Close() error {
 	if r == nil {
 		return nil
 	}
-	if err := r.close(); err != nil {
+	err := r.close()
+	// The rules go after the processes: an app is never open while it runs.
+	a.mu.Lock()
+	g := a.guard
+	a.guard = nil
+	a.mu.Unlock()
+	if g != nil {
+		err = errors.Join(err, g.close())
+	}
+	if err != nil {
 		return fmt.Errorf("closing the local adapter: %w", err)
 	}
 	return nil

@@ -20,6 +20,9 @@
 //   - state.go: the state file, address assignment and adoption checks.
 //   - translate.go: the pure function from the runner's state to model
 //     instances, which most tests hit.
+//   - guard.go: the isolation guard's nftables rules, gids and probes of
+//     the sidecars' outbound listeners; isolation.go: how the adapter
+//     drives it.
 //   - adapter.go: the plugins.Adapter: Info, Configure, Watch, Close.
 //
 // # The workloads file
@@ -83,6 +86,67 @@
 // running); a restarted sidecar gets a new join token. An instance is
 // passing while its app runs and critical otherwise; a snapshot with every
 // declared instance is sent on every change.
+//
+// # Isolation: the guard
+//
+// An app must be reachable only through its sidecar: a local process that
+// could connect to an app's port directly would skip mTLS and policy and
+// could send a forged X-Weft-Caller, and one that could connect to an
+// instance's outbound (upstream) ports would call upstreams as that
+// service. Run as root on Linux with nft installed (Debian: nftables), the
+// adapter enforces it in the kernel, and reports Isolation "guard" for
+// every instance; otherwise it reports "none", and says so loudly: a
+// warning with every snapshot (in the controller's log), a log line per
+// instance in the controller, and NONE in the ISOLATION column of
+// `weft status`. `weft check`, run on the node, probes every port.
+//
+// How: every app and every sidecar runs with a group of its own (the
+// adapter's uid, no supplementary groups). For the instance at 127.A.B.C,
+// with n = A<<16 | B<<8 | C, the app's gid is 2000000000 + 2n and the
+// sidecar's 2000000000 + 2n + 1: from 2000000000 to 2033554431, above the
+// groups of /etc/group and usual directory services, below 2^31, and the
+// same in every run, so adopted processes keep theirs (a process of an
+// earlier run with another gid is replaced, not adopted). A group of
+// /etc/group in that range draws a warning. The adapter
+// keeps one nftables table, inet weft_local_<its pid>, with a chain on the
+// output hook, which every loopback connection passes with the connecting
+// socket's gid (meta skgid). For each instance, the first packet of a TCP
+// connection (SYN without ACK)
+//
+//   - to its address and app port is rejected with a TCP reset unless it
+//     comes from the app's or the sidecar's gid;
+//   - to its address and any of its outbound ports is rejected unless it
+//     comes from the app's gid.
+//
+// Nothing else matches: not other addresses, not other ports (the mesh and
+// admin ports stay open), not established connections. The table is
+// replaced in one `nft -f` transaction whenever the instances change:
+// before new processes start, so an app port is never open, and only after
+// the processes of a removed instance have stopped; it is deleted by Close
+// after every process has stopped. A table whose adapter
+// is dead is deleted by the next adapter's first transaction (its
+// processes stay guarded until then). The outbound ports come from the
+// sidecars' configurations (GET /config on the admin port, every quarter
+// second), since the adapter does not see the policy: a new outbound
+// listener is open until the next round.
+//
+// What it does not protect against: root, or any process with
+// CAP_NET_ADMIN or CAP_SETGID, which can join a group or flush the table;
+// the apps themselves run as the adapter's user, so as root, which makes
+// the guard a fence against other users' processes and against mistakes,
+// not against a compromised app. It covers TCP to the instance's address
+// only: an app that listens on every address (0.0.0.0) is reachable on
+// 127.0.0.1 and others unguarded, so apps must listen on ${HOST}; UDP is
+// not covered.
+//
+// Options (--adapter-option local.KEY=VALUE):
+//
+//   - isolation = "guard" (the default) or "none": none installs no rules
+//     and reports none for every instance, for tests that call through a
+//     sidecar as if they were its app.
+//   - edge = "frontend,admin": services whose app port is open on purpose,
+//     for a browser or curl on this machine (the demo's frontend). Their
+//     outbound ports stay guarded; they report isolation none.
 //
 // # The state file
 //

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,6 +42,10 @@ const (
 	helperApp = "weft-test-app"
 	roleEnv   = "WEFT_LOCAL_TEST_ROLE"
 	reqEnv    = "WEFT_LOCAL_TEST_REQUEST"
+	dialEnv   = "WEFT_LOCAL_TEST_DIAL"
+	// fakeOutbound is the outbound listener every fake sidecar opens on
+	// its instance address and reports in GET /config.
+	fakeOutbound = 19001
 )
 
 func TestMain(m *testing.M) {
@@ -55,6 +60,8 @@ func TestMain(m *testing.M) {
 		sdk.Serve(a)
 	case os.Getenv(roleEnv) == "host":
 		fakeHost()
+	case os.Getenv(roleEnv) == "dial":
+		dialOnce(os.Getenv(dialEnv))
 	default:
 		os.Exit(m.Run())
 	}
@@ -141,6 +148,25 @@ func fakeProxy(args []string) {
 		os.Exit(3)
 	}
 	defer l.Close()
+	// Like weft-proxy: GET /config names the outbound listener, which
+	// answers "outbound" to whoever connects.
+	host, _, _ := net.SplitHostPort(*admin)
+	out, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(fakeOutbound)))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fake proxy:", err)
+		os.Exit(3)
+	}
+	defer out.Close()
+	go serveGreeting(out, "outbound")
+	go func() {
+		_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/config" {
+				http.NotFound(w, r)
+				return
+			}
+			fmt.Fprintf(w, `{"version": "1", "config": {"upstreams": [{"name": "up", "bindAddress": %q, "localPort": %d}]}}`, host, fakeOutbound)
+		}))
+	}()
 	fmt.Println("fake proxy for", *instance, "admin on", l.Addr())
 	// The test's ready socket is beside its data directory, which holds
 	// proxy/<id>.
@@ -149,6 +175,42 @@ func fakeProxy(args []string) {
 		c.Close()
 	}
 	<-term
+}
+
+// serveGreeting answers greeting to the first bytes of every connection
+// it accepts on l.
+func serveGreeting(l net.Listener, greeting string) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _ = c.Read(make([]byte, 512))
+		_, _ = c.Write([]byte(greeting))
+		c.Close()
+	}
+}
+
+// dialOnce connects to addr and prints what it reads; it exits 0 when it
+// read something, 1 when the connection failed.
+func dialOnce(addr string) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	defer c.Close()
+	_, _ = c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 64)
+	n, err := c.Read(b)
+	if n == 0 {
+		fmt.Println("nothing read:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("%s", b[:n])
+	os.Exit(0)
 }
 
 // fakeHost runs the adapter in memory like a controller would, prints
@@ -308,8 +370,10 @@ func (s *testSetup) writeWorkloads(t *testing.T, services map[string]int, extra 
 
 func (s *testSetup) request(t testing.TB) *plugins.ConfigureRequest {
 	return &plugins.ConfigureRequest{
-		Source:  s.file,
-		Options: map[string]string{OptionFirstAddress: s.first},
+		Source: s.file,
+		// The tests of process supervision talk to the apps directly; the
+		// guard's own tests (guard_test.go) turn it on.
+		Options: map[string]string{OptionFirstAddress: s.first, OptionIsolation: isolationNone},
 		Mesh: plugins.MeshContext{
 			TrustDomain:     "weft.test",
 			ControllerAddrs: []string{"127.0.0.1:1", "127.0.0.1:2"},
@@ -418,4 +482,16 @@ func pids(ev plugins.WatchEvent) map[string][2]string {
 		m[in.ID] = [2]string{in.Labels["pid"], in.Labels["proxy_pid"]}
 	}
 	return m
+}
+
+// withoutIsolation drops the warning that the tests' isolation = none
+// brings to every snapshot.
+func withoutIsolation(ds []plugins.Diagnostic) []plugins.Diagnostic {
+	var out []plugins.Diagnostic
+	for _, d := range ds {
+		if d.Summary != "Isolation off" {
+			out = append(out, d)
+		}
+	}
+	return out
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/plugins"
 )
 
@@ -32,6 +33,10 @@ type runnerConfig struct {
 	// per crash and resets once a process has run for StableAfter.
 	MinBackoff, MaxBackoff, StableAfter time.Duration
 	Log                                 hclog.Logger
+	// Cred returns the credential a process of an instance starts with
+	// (kind "app" or "proxy"), or nil to start it as the adapter runs. A
+	// process of an earlier run is adopted only if it runs with that gid.
+	Cred func(spec instanceSpec, kind string) (*syscall.Credential, error)
 }
 
 // runner supervises the processes of every instance: it starts (or adopts)
@@ -84,6 +89,8 @@ type instanceStatus struct {
 	ProxyPID     int
 	ProxyRunning bool
 	Restarts     int
+	// Isolation is set by the adapter from its guard, not by the runner.
+	Isolation model.Isolation
 }
 
 func newRunner(cfg runnerConfig, prev map[string]stateEntry) *runner {
@@ -139,13 +146,13 @@ func (r *runner) apply(specs []instanceSpec) {
 			var appPID, proxyPID int
 			if e, ok := r.prev[spec.ID]; ok {
 				switch {
-				case e.Address == spec.Address && adoptable(e.App, spec.App):
+				case e.Address == spec.Address && adoptable(e.App, spec.App) && r.gidOK(spec, "app", e.App.PID):
 					appPID = e.App.PID
 				case held(e.App):
 					stale = append(stale, e.App)
 				}
 				switch {
-				case e.Address == spec.Address && adoptable(e.Proxy, spec.Proxy):
+				case e.Address == spec.Address && adoptable(e.Proxy, spec.Proxy) && r.gidOK(spec, "proxy", e.Proxy.PID):
 					proxyPID = e.Proxy.PID
 				case held(e.Proxy):
 					stale = append(stale, e.Proxy)
@@ -198,6 +205,22 @@ func (r *runner) apply(specs []instanceSpec) {
 	for _, st := range starting {
 		go r.supervise(st.s, st.adopt)
 	}
+}
+
+// gidOK reports whether the process pid of an earlier run runs with the
+// gid a process of kind would be started with now; one that does not (it
+// was started without the guard, or with another address) is replaced, so
+// the guard's rules hold for it.
+func (r *runner) gidOK(spec instanceSpec, kind string, pid int) bool {
+	if r.cfg.Cred == nil {
+		return true
+	}
+	c, err := r.cfg.Cred(spec, kind)
+	if err != nil || c == nil {
+		return err == nil
+	}
+	g, err := procGID(pid)
+	return err == nil && g == c.Gid
 }
 
 // baseEnv is the adapter's environment without what go-plugin set for the
@@ -294,6 +317,14 @@ func (r *runner) start(s *slot) (*exec.Cmd, error) {
 		return nil, fmt.Errorf("opening log file: %w", err)
 	}
 	defer logf.Close()
+	attr := &syscall.SysProcAttr{Setpgid: true}
+	if r.cfg.Cred != nil {
+		c, err := r.cfg.Cred(s.inst, s.kind)
+		if err != nil {
+			return nil, fmt.Errorf("choosing the process's group: %w", err)
+		}
+		attr.Credential = c
+	}
 	cmd := &exec.Cmd{
 		Path:        s.spec.Argv[0],
 		Args:        s.spec.Argv,
@@ -301,7 +332,7 @@ func (r *runner) start(s *slot) (*exec.Cmd, error) {
 		Dir:         s.spec.Dir,
 		Stdout:      logf,
 		Stderr:      logf,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		SysProcAttr: attr,
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", s.spec.Argv[0], err)
@@ -360,6 +391,18 @@ func (r *runner) setDiags(ds []plugins.Diagnostic) {
 		return
 	}
 	r.diags = slices.Clone(ds)
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// poke wakes every watcher: something outside the runner (the guard)
+// changed what a snapshot says.
+func (r *runner) poke() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
 	close(r.changed)
 	r.changed = make(chan struct{})
 }

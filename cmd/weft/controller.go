@@ -274,6 +274,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	run(func() { srv.RetireRoots(ctx) })
 	run(func() { watchPolicy(ctx, f.policyDir, f.pollEvery, policies, st, log, stderr) })
 
+	unisolated := &isolationWarnings{warned: map[string]bool{}}
 	for _, a := range specs {
 		opts, err := adapterOptions(a, f, pluginBinary{self: self, selfSum: selfSum, pins: pins}, pol.Mesh.TrustDomain, authority, proxyBin)
 		opts.Handle = handles[a.name]
@@ -300,6 +301,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 					for _, d := range u.Diagnostics {
 						log.Warn("adapter reported a problem", "adapter", u.Adapter, "summary", d.Summary, "detail", d.Detail)
 					}
+					unisolated.warn(log, u.Snapshot)
 					select {
 					case snapshots <- u.Snapshot:
 					case <-ctx.Done():
@@ -621,6 +623,9 @@ type StatusReport struct {
 	Sidecars        []meshserver.StreamStatus `json:"sidecars"`
 	ConfigBuilds    int                       `json:"config_builds"`
 	IntentionsCount int                       `json:"intentions"`
+	// Unisolated counts the instances whose app port or outbound ports
+	// are open beside their sidecar (isolation none or unknown).
+	Unisolated int `json:"unisolated_instances"`
 	// Roots are the CA's roots: the active one first, then the previous
 	// ones still trusted after a rotation.
 	Roots []RootReport `json:"roots"`
@@ -680,6 +685,12 @@ type InstanceReport struct {
 	Ports    map[string]int `json:"ports"`
 	Health   string         `json:"health"`
 	Identity string         `json:"identity"`
+	// Isolation is what the adapter says protects the app port and the
+	// outbound ports: "guard", "netns", "none", or "" (unknown, as none).
+	Isolation string `json:"isolation"`
+	// Outbound are the sidecar's outbound listeners in its compiled
+	// configuration.
+	Outbound []OutboundReport `json:"outbound,omitempty"`
 }
 
 // JoinTokenRequest is the body of POST /v1/join-tokens: a launcher that is
@@ -768,8 +779,13 @@ func adminHandler(token string, ctl *controller.Controller, reg *registry.Regist
 			rep.Instances = append(rep.Instances, InstanceReport{
 				Adapter: e.Adapter, ID: e.Instance.ID, Service: e.Instance.Service, Address: e.Instance.Address,
 				Ports: e.Instance.Ports, Health: string(e.Instance.Health),
-				Identity: spiffe.ID(rep.TrustDomain, e.Instance.NS(), e.Instance.Service),
+				Identity:  spiffe.ID(rep.TrustDomain, e.Instance.NS(), e.Instance.Service),
+				Isolation: string(e.Instance.Isolation),
+				Outbound:  outboundReports(srv, e.Instance.ID),
 			})
+			if !e.Instance.Isolated() {
+				rep.Unisolated++
+			}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)

@@ -42,9 +42,13 @@ roots.
 			for _, a := range rep.Adapters {
 				fmt.Fprintf(tw, "%s\t%d\t%v\t%d\t%s\n", a.Name, a.Pid, a.Running, a.Restarts, a.LastError)
 			}
-			fmt.Fprintln(tw, "\nINSTANCE\tSERVICE\tADDRESS\tHEALTH\tIDENTITY")
+			fmt.Fprintln(tw, "\nINSTANCE\tSERVICE\tADDRESS\tHEALTH\tISOLATION\tIDENTITY")
 			for _, in := range rep.Instances {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.ID, in.Service, in.Address, in.Health, in.Identity)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Service, in.Address, in.Health, isolationCell(in.Isolation), in.Identity)
+			}
+			if rep.Unisolated > 0 {
+				fmt.Fprintf(tw, "WARNING: %d of %d instances are not isolated: any local process can reach their app port without the mesh (no mTLS, no policy, a forged X-Weft-Caller is believed) and use their outbound ports. Run `weft check` on their node.\n",
+					rep.Unisolated, len(rep.Instances))
 			}
 			fmt.Fprintln(tw, "\nSIDECAR\tIDENTITY\tVERSION\tACKED\tLEAF ROOT\tREJECTED")
 			for _, s := range rep.Sidecars {

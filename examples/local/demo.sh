@@ -15,9 +15,13 @@ done
 mkdir -p "$data"
 log="$data/controller.log"
 
+# frontend is the demo's edge: its app port stays open so that you can curl
+# it; every other app is reachable only through its sidecar (when run as
+# root with nft installed: the local adapter's guard).
 "$bin/weft" controller \
   --policy-dir "$here/policy" \
   --adapter "local=$here/workloads.hcl" \
+  --adapter-option local.edge=frontend \
   --data-dir "$data" \
   --proxy-binary "$bin/weft-proxy" \
   --admin "${admin#https://}" >"$log" 2>&1 &
@@ -61,10 +65,19 @@ echo "== A call that policy denies: frontend -> store has no intention (default 
 echo "\$ curl http://$fe:8080/call/store"
 curl -s "http://$fe:8080/call/store" | jq .
 echo
+echo "== Isolation: nobody but a sidecar reaches an app; nobody but an app uses its outbound ports"
+api=$(echo "$st" | jq -r '.instances[] | select(.service == "api") | .address' | head -1)
+echo "\$ curl http://$api:8080/   # the api's app port, bypassing its sidecar"
+curl -sS -m 5 "http://$api:8080/" || true
+echo
+echo "\$ weft check --instance api-0 --instance api-1 --instance store-0"
+"$bin/weft" check --admin "$admin" --data-dir "$data" --instance api-0 --instance api-1 --instance store-0 || true
+echo
 echo "demo: the mesh is running. Try:"
 echo "  curl http://$fe:8080/call/api/call/store   # frontend -> api -> store, identities shown"
 echo "  curl http://$fe:8080/call/store            # refused by policy"
-echo "  $bin/weft status --data-dir $data   # adapters, instances, sidecars (HTTPS admin API)"
+echo "  $bin/weft status --data-dir $data   # adapters, instances (with their ISOLATION), sidecars (HTTPS admin API)"
+echo "  $bin/weft check --data-dir $data    # probes every app, outbound and mesh port here (frontend's app port is open: the edge)"
 echo "  curl --cacert $data/ca/ca.crt -H \"Authorization: Bearer \$(cat $data/admin.token)\" $admin/v1/status"
 echo "  curl http://$fe:15000/metrics              # the frontend sidecar's Prometheus metrics"
 echo "Press Ctrl-C to stop."

@@ -10,6 +10,13 @@
 # upstream's local_port (see policy/): hence ${HOST} in the UPSTREAM_* URLs,
 # which the adapter expands per instance. Commands resolve against this
 # file's directory.
+#
+# Run as root (with nft installed), the adapter guards every instance: only
+# its sidecar reaches its app port, only its app its outbound ports
+# (9001/9002 here); any other local process gets "connection refused".
+# demo.sh passes --adapter-option local.edge=frontend so that you can curl
+# the frontend's app; `weft status` shows each instance's ISOLATION and
+# `weft check` probes them. Not root: no guard, and the controller says so.
 
 service "frontend" {
   command = "../../bin/weft-demo-app"

@@ -33,8 +33,9 @@ func startController(t *testing.T, dataDir, listen, admin string, args ...string
 // startLocalMesh writes policy and the local adapter's workloads into a
 // temporary directory and starts a controller on them, whose instances get
 // loopback addresses from firstAddr on. It returns the controller and the
-// policy directory.
-func startLocalMesh(t *testing.T, policy, workloads, firstAddr string) (*harness.Controller, string) {
+// policy directory. Isolation is off (local.isolation = none): the tests
+// call through the client's sidecar as if they were its app.
+func startLocalMesh(t *testing.T, policy, workloads, firstAddr string, args ...string) (*harness.Controller, string) {
 	t.Helper()
 	dir := t.TempDir()
 	policyDir := filepath.Join(dir, "policy")
@@ -49,8 +50,8 @@ func startLocalMesh(t *testing.T, policy, workloads, firstAddr string) (*harness
 		t.Fatal(err)
 	}
 	ctl := startController(t, filepath.Join(dir, "data"), harness.FreeAddr(t), harness.FreeAddr(t),
-		"--policy-dir", policyDir, "--adapter", "local="+wl,
-		"--adapter-option", "local.first_address="+firstAddr)
+		append([]string{"--policy-dir", policyDir, "--adapter", "local=" + wl,
+			"--adapter-option", "local.first_address=" + firstAddr, "--adapter-option", "local.isolation=none"}, args...)...)
 	return ctl, policyDir
 }
 

@@ -134,7 +134,8 @@ service "api" {
 	cmd := exec.Command(filepath.Join(bin, "weft"), "controller", "--data-dir", dataDir, "--listen", listen, "--admin", admin,
 		"--proxy-binary", filepath.Join(bin, "weft-proxy"), "--policy-poll", "100ms",
 		"--policy-dir", policyDir, "--adapter", "local="+workloads,
-		"--adapter-option", "local.first_address=127.0.78.2")
+		"--adapter-option", "local.first_address=127.0.78.2",
+		"--adapter-option", "local.isolation=none") // the test calls through client's sidecar as its app
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

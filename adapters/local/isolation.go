@@ -1,0 +1,165 @@
+package local
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/plugins"
+)
+
+// processCred returns the runner's Cred: with the guard possible (root,
+// Linux, nft), every app and sidecar runs with a group of its own, whether
+// or not the rules are on (the option isolation = none, an edge service),
+// so that turning them on needs no restart.
+func processCred(possible bool) func(instanceSpec, string) (*syscall.Credential, error) {
+	if !possible {
+		return nil
+	}
+	return func(s instanceSpec, kind string) (*syscall.Credential, error) {
+		return credential(s.Address, kind)
+	}
+}
+
+// applyGuard brings the guard in line with cfg: it creates the guard on
+// first use, installs the rules of cfg's instances, or removes every rule
+// when isolation is off. Called before the processes change, with the
+// configuration they ran until then as old, it keeps the rules of old's
+// instances too, so that an instance being stopped stays guarded until it
+// has stopped; called again after, with old nil, it drops them. A failure
+// leaves the instances unprotected, says so in the diagnostics, and is
+// retried by pollGuard.
+func (a *Adapter) applyGuard(cfg, old *config) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if cfg.noGuard != "" {
+		return
+	}
+	if a.guard == nil {
+		if cfg.isolation != isolationGuard {
+			return
+		}
+		g, err := newGuard(cfg.nft)
+		if err != nil {
+			if a.guardErr == nil || a.guardErr.Error() != err.Error() {
+				a.log.Error("ISOLATION OFF: cannot start the guard; every app port and outbound port is open to any local process", "error", err)
+			}
+			a.guardErr = err
+			return
+		}
+		a.guard = g
+		a.log.Info("guard on: only an instance's sidecar reaches its app port, only its app its outbound ports", "table", g.table)
+	}
+	var specs []instanceSpec
+	if cfg.isolation == isolationGuard {
+		specs = slices.Clone(cfg.specs)
+	}
+	if old != nil && old.isolation == isolationGuard {
+		for _, s := range old.specs {
+			if !slices.ContainsFunc(specs, func(n instanceSpec) bool { return n.ID == s.ID && n.Address == s.Address && n.Port == s.Port }) {
+				specs = append(specs, s)
+			}
+		}
+	}
+	a.guardErr = a.guard.setSpecs(specs, cfg.edge)
+	if a.guardErr != nil {
+		a.log.Error("ISOLATION OFF: cannot apply the guard's rules; app ports and outbound ports are open", "error", a.guardErr)
+	}
+}
+
+// diagnostics are the problems sent with every snapshot: the
+// configuration's warnings and the guard's failure, if any.
+func (a *Adapter) diagnostics(cfg *config) []plugins.Diagnostic {
+	a.mu.Lock()
+	err := a.guardErr
+	a.mu.Unlock()
+	ds := slices.Clone(cfg.warnings)
+	if err != nil {
+		ds = append(ds, warningDiag("Isolation off",
+			"The guard failed: %v. Every instance's app port and outbound ports are open to any local process until it works again; the adapter retries.", err))
+	}
+	return ds
+}
+
+// isolation is what the snapshot says of an instance.
+func (a *Adapter) isolation(s instanceSpec) model.Isolation {
+	a.mu.Lock()
+	cfg, g := a.cfg, a.guard
+	a.mu.Unlock()
+	if cfg == nil || cfg.isolation != isolationGuard {
+		return model.IsolationNone
+	}
+	return g.isolation(s.Service)
+}
+
+// pollGuard keeps the rules of the outbound ports up to date: every
+// procPoll it asks each running sidecar for its outbound listeners (they
+// follow the policy, which the adapter does not see) and reapplies the
+// rules when they changed; it also retries a failed apply. A new outbound
+// listener is open to any local process until the next round.
+func (a *Adapter) pollGuard(r *runner, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	client := &http.Client{Timeout: sidecarTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	t := time.NewTicker(a.procPoll)
+	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-stop; cancel() }()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		g, cfg, prevErr := a.guard, a.cfg, a.guardErr
+		a.mu.Unlock()
+		if cfg == nil || cfg.isolation != isolationGuard || cfg.noGuard != "" {
+			continue
+		}
+		if g == nil {
+			// The guard could not start: try again.
+			a.applyGuard(cfg, nil)
+			a.mu.Lock()
+			started := a.guard != nil
+			a.mu.Unlock()
+			if started {
+				a.log.Info("guard started after all")
+				r.setDiags(a.diagnostics(cfg))
+				r.poke()
+			}
+			continue
+		}
+		sts, _, _, closed := r.view()
+		if closed {
+			return
+		}
+		ports := map[string][]int{}
+		for _, st := range sts {
+			if !st.ProxyRunning {
+				continue
+			}
+			p, err := outboundPorts(ctx, client, st.Spec.Address)
+			if err != nil {
+				continue // not listening yet, or restarting: asked again next round
+			}
+			ports[st.Spec.ID] = p
+		}
+		err := g.setOutbound(ports)
+		a.mu.Lock()
+		a.guardErr = err
+		a.mu.Unlock()
+		if (err == nil) != (prevErr == nil) {
+			if err != nil {
+				a.log.Error("ISOLATION OFF: cannot apply the guard's rules; app ports and outbound ports are open", "error", err)
+			} else {
+				a.log.Info("guard rules applied again")
+			}
+			r.setDiags(a.diagnostics(cfg))
+			r.poke()
+		}
+	}
+}

@@ -1,0 +1,381 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weftmesh/weft/core/model"
+)
+
+// `weft check` probes, from outside every instance's isolation, the ports
+// that only the instance's own sidecar and app may use. What counts:
+//
+//   - app and outbound ports: OK when the connection is refused or reset
+//     (a guard's reset, or nothing listening on the host's side of a
+//     network namespace), when the address is unreachable, or when nothing
+//     answers the SYN (a firewall drops it). A completed TCP handshake is a
+//     failure, even if the server then closes the connection at once: the
+//     port takes connections from anyone, and what sits behind it may
+//     serve the next one.
+//   - the mesh port, plaintext: OK when the sidecar answers an HTTP request
+//     with nothing, with a TLS record, or by closing; a plaintext answer
+//     fails.
+//   - the mesh port, TLS without a mesh certificate: OK when the handshake
+//     fails or the sidecar closes the connection before answering a
+//     request; an answer fails. A mesh port that refuses connections fails
+//     too: the instance is unreachable through the mesh.
+
+// Probe kinds.
+const (
+	kindApp      = "app"
+	kindOutbound = "outbound"
+	kindMeshText = "mesh-plaintext"
+	kindMeshTLS  = "mesh-tls-no-cert"
+)
+
+// CheckResult is one probed port.
+type CheckResult struct {
+	Instance string `json:"instance"`
+	Address  string `json:"address"` // host:port
+	Kind     string `json:"kind"`
+	Upstream string `json:"upstream,omitempty"`
+	OK       bool   `json:"ok"`
+	Reason   string `json:"reason"`
+}
+
+// CheckReport is what `weft check --json` prints.
+type CheckReport struct {
+	OK      bool          `json:"ok"`
+	Results []CheckResult `json:"results"`
+	// Skipped are the instances whose address is not on this node.
+	Skipped []string `json:"skipped,omitempty"`
+}
+
+func newCheckCmd() *cobra.Command {
+	var a adminFlags
+	var asJSON bool
+	var only []string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Probe the instances on this node: their app and outbound ports must refuse outsiders, their mesh port must refuse non-mesh clients",
+		Long: `check asks the controller for every instance, keeps those whose address is
+on this node (an address of a local interface, loopback included), and
+connects to their ports as an ordinary process, outside every instance's
+isolation:
+
+  app        the app port must refuse the connection
+  outbound   every outbound (upstream) port must refuse the connection
+  mesh-plaintext    the mesh port must not answer plaintext
+  mesh-tls-no-cert  the mesh port must refuse a TLS client without a mesh certificate
+
+A refused or reset connection, an unreachable address or a dropped SYN
+counts as refused; a completed TCP handshake is a failure. check exits 0
+when every probe passes and 1 naming each failing port.`,
+		Example: `  weft check --data-dir .weft-demo
+  weft check --instance api-0 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var rep StatusReport
+			if err := a.call("GET", "/v1/status", &rep); err != nil {
+				return err
+			}
+			local, err := localPrefixes()
+			if err != nil {
+				return err
+			}
+			targets, skipped, err := checkTargets(rep.Instances, local, only)
+			if err != nil {
+				return err
+			}
+			res := runProbes(targets, prober{timeout: timeout})
+			out := CheckReport{OK: true, Results: res, Skipped: skipped}
+			var failed []string
+			for _, r := range res {
+				if !r.OK {
+					out.OK = false
+					failed = append(failed, fmt.Sprintf("%s %s (%s): %s", r.Instance, r.Address, r.Kind, r.Reason))
+				}
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				if err := printJSON(w, out); err != nil {
+					return err
+				}
+			} else {
+				writeCheckTable(w, out)
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("%d of %d probes failed; these ports are open beside the mesh:\n  %s\nTurn the isolation on (the local adapter: run the controller as root with nft installed, without the option isolation = none) and check again",
+					len(failed), len(res), strings.Join(failed, "\n  "))
+			}
+			return nil
+		},
+	}
+	a.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
+	cmd.Flags().StringArrayVar(&only, "instance", nil, "check only this instance (repeatable)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Second, "how long one probe waits for an answer")
+	return cmd
+}
+
+func writeCheckTable(w io.Writer, rep CheckReport) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INSTANCE\tPORT\tKIND\tRESULT\tREASON")
+	failed := 0
+	for _, r := range rep.Results {
+		result := "OK"
+		if !r.OK {
+			result = "FAIL"
+			failed++
+		}
+		kind := r.Kind
+		if r.Upstream != "" {
+			kind += " (" + r.Upstream + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Instance, r.Address, kind, result, r.Reason)
+	}
+	_ = tw.Flush()
+	if len(rep.Skipped) > 0 {
+		fmt.Fprintf(w, "\nnot on this node (run check there): %s\n", strings.Join(rep.Skipped, ", "))
+	}
+	switch {
+	case len(rep.Results) == 0:
+		fmt.Fprintln(w, "\nno instance to check on this node")
+	case failed == 0:
+		fmt.Fprintf(w, "\nall %d probes passed: every app and outbound port refuses outsiders\n", len(rep.Results))
+	default:
+		fmt.Fprintf(w, "\n%d of %d probes FAILED\n", failed, len(rep.Results))
+	}
+}
+
+// localPrefixes returns the networks of this node's interfaces.
+func localPrefixes() ([]netip.Prefix, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("listing this node's addresses: %w", err)
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			ip, ok := netip.AddrFromSlice(n.IP)
+			if !ok {
+				continue
+			}
+			ip = ip.Unmap()
+			// A loopback network is local as a whole (Linux answers all of
+			// 127.0.0.0/8); another interface owns its own address only.
+			bits := ip.BitLen()
+			if ip.IsLoopback() {
+				bits, _ = n.Mask.Size()
+				if ip.Is4() && bits > 32 {
+					bits -= 96
+				}
+			}
+			out = append(out, netip.PrefixFrom(ip, bits).Masked())
+		}
+	}
+	return out, nil
+}
+
+// target is one probe to run.
+type target struct {
+	instance, addr, kind, upstream string
+}
+
+// checkTargets picks the instances on this node (filtered by only) and
+// lists their probes, in the order of the report.
+func checkTargets(insts []InstanceReport, local []netip.Prefix, only []string) ([]target, []string, error) {
+	var out []target
+	var skipped []string
+	found := map[string]bool{}
+	for _, in := range insts {
+		if len(only) > 0 && !slices.Contains(only, in.ID) {
+			continue
+		}
+		found[in.ID] = true
+		ip, err := netip.ParseAddr(in.Address)
+		if err != nil || !onNode(ip.Unmap(), local) {
+			skipped = append(skipped, in.ID)
+			continue
+		}
+		hp := func(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
+		if p := in.Ports[model.PortApp]; p > 0 {
+			out = append(out, target{in.ID, hp(in.Address, p), kindApp, ""})
+		}
+		for _, o := range in.Outbound {
+			out = append(out, target{in.ID, hp(o.Address, o.Port), kindOutbound, o.Upstream})
+		}
+		if p := in.Ports[model.PortMesh]; p > 0 {
+			out = append(out, target{in.ID, hp(in.Address, p), kindMeshText, ""}, target{in.ID, hp(in.Address, p), kindMeshTLS, ""})
+		}
+	}
+	for _, id := range only {
+		if !found[id] {
+			return nil, nil, fmt.Errorf("checking instance %q: the controller knows no such instance (see weft status)", id)
+		}
+	}
+	return out, skipped, nil
+}
+
+func onNode(ip netip.Addr, local []netip.Prefix) bool {
+	for _, p := range local {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// runProbes runs every probe, a few at a time, and returns the results in
+// the targets' order.
+func runProbes(targets []target, p prober) []CheckResult {
+	out := make([]CheckResult, len(targets))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ok, reason := p.probe(t.kind, t.addr)
+			out[i] = CheckResult{Instance: t.instance, Address: t.addr, Kind: t.kind, Upstream: t.upstream, OK: ok, Reason: reason}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+type prober struct{ timeout time.Duration }
+
+// outcome is what one connection attempt saw.
+type outcome struct {
+	dialErr      error  // the TCP connect failed
+	handshakeErr error  // the TLS handshake failed (mesh-tls-no-cert)
+	read         []byte // the first bytes the server sent
+	readErr      error  // why reading stopped
+}
+
+func (p prober) probe(kind, addr string) (bool, string) {
+	return classify(kind, p.attempt(kind, addr))
+}
+
+// attempt connects to addr and, on the mesh port, sends a request.
+func (p prober) attempt(kind, addr string) outcome {
+	c, err := net.DialTimeout("tcp", addr, p.timeout)
+	if err != nil {
+		return outcome{dialErr: err}
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(p.timeout))
+	var o outcome
+	conn := c
+	switch kind {
+	case kindMeshTLS:
+		// No client certificate; the server's is not verified: the probe
+		// asks only whether a stranger gets in.
+		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		if err := tc.Handshake(); err != nil {
+			return outcome{handshakeErr: err}
+		}
+		conn = tc
+	case kindApp, kindOutbound:
+		// Connected: that alone fails. Read what it says, for the reason,
+		// briefly.
+		_ = c.SetDeadline(time.Now().Add(min(p.timeout, 300*time.Millisecond)))
+		buf := make([]byte, 64)
+		n, err := conn.Read(buf)
+		return outcome{read: buf[:n], readErr: err}
+	}
+	_, _ = conn.Write([]byte("GET / HTTP/1.1\r\nHost: weft-check\r\nX-Weft-Caller: spiffe://weft-check/forged\r\nConnection: close\r\n\r\n"))
+	buf := make([]byte, 64)
+	n, err := io.ReadAtLeast(conn, buf, 1)
+	o.read, o.readErr = buf[:n], err
+	return o
+}
+
+// classify turns what a probe saw into a result and its reason.
+func classify(kind string, o outcome) (bool, string) {
+	if o.dialErr != nil {
+		refused, why := refusal(o.dialErr)
+		if kind == kindMeshText || kind == kindMeshTLS {
+			return false, "the mesh port takes no connection (" + why + "): is the sidecar running?"
+		}
+		if refused {
+			return true, why
+		}
+		return false, "cannot tell: " + o.dialErr.Error()
+	}
+	switch kind {
+	case kindApp, kindOutbound:
+		what := "the app"
+		if kind == kindOutbound {
+			what = "the sidecar's outbound listener"
+		}
+		if len(o.read) > 0 {
+			return false, fmt.Sprintf("open: accepted the connection and sent %q", o.read)
+		}
+		return false, "open: accepted the connection; any local process reaches " + what + " without the mesh"
+	case kindMeshText:
+		switch {
+		case len(o.read) == 0:
+			return true, "no answer to plaintext"
+		case o.read[0] == 0x15 || o.read[0] == 0x16:
+			return true, "answered plaintext with TLS only"
+		default:
+			return false, fmt.Sprintf("answered plaintext: %q", o.read)
+		}
+	case kindMeshTLS:
+		if o.handshakeErr != nil {
+			return true, "handshake refused: " + short(o.handshakeErr)
+		}
+		if len(o.read) == 0 {
+			return true, "closed after the handshake: " + short(o.readErr)
+		}
+		return false, fmt.Sprintf("served a client without a mesh certificate: %q", o.read)
+	}
+	return false, "unknown probe kind " + kind
+}
+
+// refusal says whether a dial error means the port refuses outsiders, and
+// names it.
+func refusal(err error) (bool, string) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return true, "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return true, "connection reset"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EADDRNOTAVAIL):
+		return true, "address unreachable"
+	case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		return true, "no answer to the SYN (dropped)"
+	}
+	return false, err.Error()
+}
+
+func short(err error) string {
+	if err == nil {
+		return "EOF"
+	}
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 && !strings.HasPrefix(s, "remote error") {
+		s = s[i+2:]
+	}
+	return s
+}

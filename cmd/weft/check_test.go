@@ -1,0 +1,139 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestClassify(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	reset := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNRESET)}
+	timeout := &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	other := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.EPERM)}
+	for _, tc := range []struct {
+		name   string
+		kind   string
+		o      outcome
+		ok     bool
+		reason string
+	}{
+		{"app refused", kindApp, outcome{dialErr: refused}, true, "connection refused"},
+		{"app reset", kindApp, outcome{dialErr: reset}, true, "connection reset"},
+		{"app dropped", kindApp, outcome{dialErr: timeout}, true, "dropped"},
+		{"app unknown dial error", kindApp, outcome{dialErr: other}, false, "cannot tell"},
+		{"app accepted and silent", kindApp, outcome{readErr: os.ErrDeadlineExceeded}, false, "open: accepted"},
+		{"app accepted and closed at once", kindApp, outcome{readErr: io.EOF}, false, "open: accepted"},
+		{"app accepted and talked", kindApp, outcome{read: []byte("HTTP/1.1 200 OK")}, false, `"HTTP/1.1 200 OK"`},
+		{"outbound refused", kindOutbound, outcome{dialErr: refused}, true, "connection refused"},
+		{"outbound accepted", kindOutbound, outcome{readErr: io.EOF}, false, "outbound listener"},
+		{"mesh down", kindMeshText, outcome{dialErr: refused}, false, "is the sidecar running"},
+		{"mesh silent to plaintext", kindMeshText, outcome{readErr: io.EOF}, true, "no answer"},
+		{"mesh TLS alert to plaintext", kindMeshText, outcome{read: []byte{0x15, 0x03, 0x01}}, true, "TLS only"},
+		{"mesh plaintext answer", kindMeshText, outcome{read: []byte("HTTP/1.1 200 OK")}, false, "answered plaintext"},
+		{"tls handshake refused", kindMeshTLS, outcome{handshakeErr: errors.New("remote error: tls: certificate required")}, true, "certificate required"},
+		{"tls closed after handshake", kindMeshTLS, outcome{readErr: errors.New("remote error: tls: bad certificate")}, true, "bad certificate"},
+		{"tls served", kindMeshTLS, outcome{read: []byte("HTTP/1.1 200")}, false, "without a mesh certificate"},
+		{"tls mesh down", kindMeshTLS, outcome{dialErr: reset}, false, "takes no connection"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, reason := classify(tc.kind, tc.o)
+			if ok != tc.ok || !strings.Contains(reason, tc.reason) {
+				t.Errorf("classify = %v, %q; want %v with %q", ok, reason, tc.ok, tc.reason)
+			}
+		})
+	}
+}
+
+// The probes against real sockets: a listening port fails, a closed one
+// passes, a port that accepts and closes at once still fails.
+func TestProbeRealSockets(t *testing.T) {
+	p := prober{timeout: 2 * time.Second}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if ok, reason := p.probe(kindApp, l.Addr().String()); ok {
+		t.Errorf("a port that accepts and closes passed: %s", reason)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	if ok, reason := p.probe(kindApp, closed); !ok || reason != "connection refused" {
+		t.Errorf("a closed port: %v, %q; want refused", ok, reason)
+	}
+	// A plaintext HTTP server on a "mesh port" fails the plaintext probe
+	// (the TLS probe's handshake fails on it, which the plaintext probe
+	// is there to catch).
+	h, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	go func() {
+		for {
+			c, err := h.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = c.Read(make([]byte, 4096))
+				fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+			}()
+		}
+	}()
+	if ok, reason := p.probe(kindMeshText, h.Addr().String()); ok {
+		t.Errorf("mesh-plaintext against a plaintext server passed: %s", reason)
+	}
+}
+
+func TestCheckTargets(t *testing.T) {
+	local := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("192.0.2.10/32")}
+	insts := []InstanceReport{
+		{ID: "api-0", Address: "127.0.0.2", Ports: map[string]int{"app": 8080, "mesh": 15001, "admin": 15000},
+			Outbound: []OutboundReport{{Upstream: "store", Address: "127.0.0.2", Port: 9002}}},
+		{ID: "remote-0", Address: "192.0.2.11", Ports: map[string]int{"app": 8080, "mesh": 15001}},
+		{ID: "node-0", Address: "192.0.2.10", Ports: map[string]int{"app": 8080}},
+	}
+	got, skipped, err := checkTargets(insts, local, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, tg := range got {
+		lines = append(lines, tg.instance+" "+tg.addr+" "+tg.kind+" "+tg.upstream)
+	}
+	want := []string{
+		"api-0 127.0.0.2:8080 app ", "api-0 127.0.0.2:9002 outbound store",
+		"api-0 127.0.0.2:15001 mesh-plaintext ", "api-0 127.0.0.2:15001 mesh-tls-no-cert ",
+		"node-0 192.0.2.10:8080 app ",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("targets:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	if len(skipped) != 1 || skipped[0] != "remote-0" {
+		t.Errorf("skipped %v, want [remote-0]", skipped)
+	}
+	if got, _, err := checkTargets(insts, local, []string{"node-0"}); err != nil || len(got) != 1 {
+		t.Errorf("--instance node-0: %d targets, %v", len(got), err)
+	}
+	if _, _, err := checkTargets(insts, local, []string{"nope"}); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("--instance nope: %v; want an error naming it", err)
+	}
+}
