@@ -11,7 +11,10 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/weftmesh/weft/core/inputlimit"
 	"github.com/weftmesh/weft/core/policy"
+	"github.com/weftmesh/weft/hcl/hcllimit"
 )
 
 // Load reads the policy in paths, each a file or a directory whose *.hcl
@@ -22,17 +25,22 @@ import (
 // diagnostics with WriteDiagnostics.
 func Load(paths ...string) (*policy.Policy, hcl.Diagnostics, map[string]*hcl.File) {
 	names, diags := policyFiles(paths)
+	if len(names) > MaxFiles {
+		return nil, append(diags, tooManyFiles(len(names), paths)), map[string]*hcl.File{}
+	}
 	sources := make([]source, 0, len(names))
+	var total int64
 	for _, name := range names {
-		src, err := os.ReadFile(name)
+		src, err := inputlimit.ReadFile(name, min(MaxFileBytes, MaxTotalBytes-total))
 		if err != nil {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Cannot read policy file",
-				Detail:   fmt.Sprintf("Cannot read %s: %s. Check that the file exists and is readable.", name, reason(err)),
-			})
+			if _, ok := err.(*inputlimit.TooLargeError); ok && total > 0 && !fileTooLarge(name) {
+				diags = append(diags, tooMuchPolicy(name))
+			} else {
+				diags = append(diags, hcllimit.Diagnostic(name, fileLimits, reason(err)))
+			}
 			continue
 		}
+		total += int64(len(src))
 		sources = append(sources, source{name, src})
 	}
 	if len(names) == 0 && !diags.HasErrors() {
@@ -82,6 +90,14 @@ func compile(sources []source) (*policy.Policy, hcl.Diagnostics, map[string]*hcl
 	var cfg config
 	parsedAll := true
 	for _, s := range sources {
+		// Nothing is parsed that could exhaust the parser: a file nested
+		// too deeply (or too large, from LoadSources) is only reported.
+		if limitDiags := hcllimit.Check(s.name, s.src, fileLimits); limitDiags.HasErrors() {
+			diags = append(diags, limitDiags...)
+			files[s.name] = &hcl.File{Bytes: s.src}
+			parsedAll = false
+			continue
+		}
 		f, parseDiags := hclsyntax.ParseConfig(s.src, s.name, hcl.InitialPos)
 		diags = append(diags, parseDiags...)
 		files[s.name] = f
@@ -92,6 +108,9 @@ func compile(sources []source) (*policy.Policy, hcl.Diagnostics, map[string]*hcl
 			continue
 		}
 		diags = append(diags, cfg.decodeFile(f.Body)...)
+		// Only the source is needed from here on (to render diagnostics);
+		// the syntax tree of a large file is not kept alive.
+		files[s.name] = &hcl.File{Bytes: f.Bytes}
 	}
 	if parsedAll {
 		diags = append(diags, cfg.check()...)
@@ -173,6 +192,13 @@ func sortDiagnostics(diags hcl.Diagnostics, sources []source) {
 		}
 		return bi < bj
 	})
+}
+
+// fileTooLarge reports whether the file at name is over MaxFileBytes on
+// its own (rather than over what is left of MaxTotalBytes).
+func fileTooLarge(name string) bool {
+	info, err := os.Stat(name)
+	return err == nil && info.Size() > MaxFileBytes
 }
 
 // reason is err without the operation and path a *fs.PathError repeats.
