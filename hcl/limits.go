@@ -16,7 +16,7 @@ const (
 	MaxFileBytes = 1 << 20
 	// MaxTotalBytes is the most Load reads across all the files of a
 	// policy.
-	MaxTotalBytes = 8 << 20
+	MaxTotalBytes = 4 << 20
 	// MaxFiles is the most policy files Load reads.
 	MaxFiles = 1000
 	// MaxDepth is the deepest nesting of a policy file, as hcllimit.Depth
