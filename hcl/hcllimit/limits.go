@@ -87,7 +87,7 @@ func capitalize(s string) string {
 	return string(s[0]-'a'+'A') + s[1:]
 }
 
-// Literal reports the for expressions and template for directives in
+// Literal reports the first for expression or template for directive in
 // expr. They repeat their body once per element of a collection, and
 // nested ones multiply: a few lines of them can ask the evaluator for
 // billions of values. Files whose values are literals have no use for
@@ -99,6 +99,9 @@ func Literal(expr hcl.Expression) hcl.Diagnostics {
 	}
 	var diags hcl.Diagnostics
 	_ = hclsyntax.VisitAll(e, func(n hclsyntax.Node) hcl.Diagnostics {
+		if diags != nil {
+			return nil // one is enough; a template for holds a for of its own
+		}
 		switch n := n.(type) {
 		case *hclsyntax.ForExpr:
 			diags = append(diags, &hcl.Diagnostic{
