@@ -11,6 +11,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/weftmesh/weft/hcl/hcllimit"
 )
 
 // Defaults fill what a stanza leaves out, from the command line.
@@ -51,6 +53,10 @@ const ShutdownDelay = "2s"
 // Render expands every weft stanza of the job file src (named filename in
 // diagnostics). With error diagnostics the output is nil.
 func Render(filename string, src []byte, def Defaults) ([]byte, *hcl.File, hcl.Diagnostics) {
+	// A file that could exhaust the parser is not parsed.
+	if diags := hcllimit.Check(filename, src, jobLimits); diags.HasErrors() {
+		return nil, &hcl.File{Bytes: src}, diags
+	}
 	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {
 		return nil, file, diags
@@ -255,7 +261,7 @@ func expand(st *Stanza, group *hclsyntax.Block, wgroup *hclwrite.Block, stanza *
 			Subject: stanza.DefRange().Ptr()}}
 	}
 	if m, ok := nets[0].Body.Attributes["mode"]; ok {
-		if v, d := m.Expr.Value(nil); !d.HasErrors() && v.Type() == cty.String && v.AsString() != "host" {
+		if v, d := value(m.Expr); !d.HasErrors() && v.Type() == cty.String && v.AsString() != "host" {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Network mode is not host",
 				Detail: fmt.Sprintf("The weft sidecar is made for host networking; with mode = %q the ports Nomad reports may not be where the sidecar listens.", v.AsString()), Subject: m.SrcRange.Ptr()})
 		}
@@ -291,7 +297,7 @@ func expand(st *Stanza, group *hclsyntax.Block, wgroup *hclwrite.Block, stanza *
 	hasService := false
 	for _, s := range blocksOf(group.Body, "service") {
 		if a, ok := s.Body.Attributes["name"]; ok {
-			if v, d := a.Expr.Value(nil); !d.HasErrors() && v.Type() == cty.String && v.AsString() == st.Service {
+			if v, d := value(a.Expr); !d.HasErrors() && v.Type() == cty.String && v.AsString() == st.Service {
 				hasService = true
 			}
 		}
@@ -377,8 +383,17 @@ func attrDiag(a *hcl.Attribute, summary, format string, args ...any) *hcl.Diagno
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, args...), Subject: a.Expr.Range().Ptr()}
 }
 
+// value evaluates a literal expression. For expressions are refused
+// unevaluated: nested, a few of them multiply into billions of values.
+func value(e hcl.Expression) (cty.Value, hcl.Diagnostics) {
+	if d := hcllimit.Literal(e); d.HasErrors() {
+		return cty.NilVal, d
+	}
+	return e.Value(nil)
+}
+
 func literal(a *hcl.Attribute) (cty.Value, hcl.Diagnostics) {
-	v, d := a.Expr.Value(nil)
+	v, d := value(a.Expr)
 	if d.HasErrors() {
 		return cty.NilVal, hcl.Diagnostics{attrDiag(a, "Not a literal value",
 			"%s must be a literal: the weft block is expanded before Nomad interpolates anything.", a.Name)}
