@@ -422,12 +422,16 @@ func hashDir(dir string) string {
 	names, _ := filepath.Glob(filepath.Join(dir, "*.hcl"))
 	sort.Strings(names)
 	for _, n := range names {
-		b, err := os.ReadFile(n)
+		// Streamed, never read whole: a huge file is refused by the
+		// loader, and must not cost memory here either.
+		f, err := os.Open(n)
 		if err != nil {
 			continue
 		}
-		fmt.Fprintf(h, "%s\x00%d\x00", n, len(b))
-		h.Write(b)
+		fmt.Fprintf(h, "%s\x00", n)
+		size, _ := io.Copy(h, io.LimitReader(f, policyhcl.MaxFileBytes+1))
+		f.Close()
+		fmt.Fprintf(h, "\x00%d\x00", size)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
