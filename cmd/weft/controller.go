@@ -145,6 +145,12 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	// Join tokens are single-use across restarts: the spent ones are on disk.
+	spent, err := ca.OpenSpentFile(filepath.Join(f.dataDir, "spent-join-tokens"))
+	if err != nil {
+		return err
+	}
+	defer spent.Close()
 	token, err := adminToken(f.dataDir)
 	if err != nil {
 		return err
@@ -161,7 +167,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		handles[a.name] = &host.Handle{}
 	}
 	srv := meshserver.New(meshserver.Options{
-		CA: authority, Join: ca.NewJoinVerifier(authority.JoinSecret()), Registry: reg,
+		CA: authority, Join: ca.NewJoinVerifierWith(authority.JoinSecret(), spent), Registry: reg,
 		TrustDomain: ctl.TrustDomain, Logger: log,
 		VerifyCredential: verifyWith(handles),
 	})
