@@ -148,8 +148,8 @@ func openSpentFile(path string, now func() time.Time) (*SpentFile, error) {
 
 func (s *SpentFile) refuse(err error) error {
 	return fmt.Errorf("reading spent join tokens %s: %w. It records which join tokens were used; starting without it "+
-		"would let them be used again. Restore it from a backup, or, if every join token minted before now has expired "+
-		"(they live an hour at most), move it aside", s.path, err)
+		"would let them be used again. Restore it from a backup, or, once every join token minted before now has expired "+
+		"(those of the admin API and of the local adapter live an hour at most), move it aside", s.path, err)
 }
 
 // parse reads the file's lines into s.spent, skipping expired ones. A last
