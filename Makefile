@@ -25,6 +25,7 @@ test: lint nomad k8s-assets
 FUZZTIME ?= 10s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./hcl
+	$(GO) test -run '^$$' -fuzz '^FuzzDepth$$' -fuzztime $(FUZZTIME) ./hcl/hcllimit
 	$(GO) test -run '^$$' -fuzz '^FuzzRouteMatch$$' -fuzztime $(FUZZTIME) ./core/proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./adapters/mesos/recordio
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadWorkloads$$' -fuzztime $(FUZZTIME) ./adapters/local
