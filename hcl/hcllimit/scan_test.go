@@ -123,3 +123,16 @@ func FuzzDepth(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDepth scans a realistic policy of 1 MiB, the per-file limit.
+func BenchmarkDepth(b *testing.B) {
+	block := "service \"api\" {\n  protocol = \"http\"\n  upstream \"store\" { local_port = 9101 }\n" +
+		"  route \"r\" {\n    match { path_prefix = \"/api/\"  methods = [\"GET\"] }\n    retry { attempts = 3 }\n  }\n}\n# a comment [with brackets]\n"
+	src := []byte(strings.Repeat(block, (1<<20)/len(block)))
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		if err := Depth(src, 64); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
