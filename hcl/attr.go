@@ -9,12 +9,17 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/weftmesh/weft/hcl/hcllimit"
 )
 
 // attrValue evaluates attr without variables or functions and converts the
 // result to ty. A null or unknown result is returned as a null value without
 // diagnostics of its own; callers treat it as "not set".
 func attrValue(attr *hcl.Attribute, ty cty.Type) (cty.Value, hcl.Diagnostics) {
+	if diags := hcllimit.Literal(attr.Expr); diags.HasErrors() {
+		return cty.NullVal(ty), diags
+	}
 	val, diags := attr.Expr.Value(nil)
 	if diags.HasErrors() {
 		return cty.NullVal(ty), diags
@@ -195,7 +200,7 @@ func decodeInt(attr *hcl.Attribute, lo, hi int64, what string) (n int, set bool,
 	return 0, false, append(diags, &hcl.Diagnostic{
 		Severity: hcl.DiagError,
 		Summary:  "Invalid " + what,
-		Detail:   fmt.Sprintf("The %s %s is out of range. Use a whole number from %d to %d.", what, bf.Text('g', -1), lo, hi),
+		Detail:   fmt.Sprintf("The %s %s is out of range. Use a whole number from %d to %d.", what, numberText(bf), lo, hi),
 		Subject:  &rng,
 		Context:  attr.Range.Ptr(),
 	})
@@ -259,4 +264,20 @@ func decodeStringMap(attr *hcl.Attribute) (map[string]string, hcl.Diagnostics) {
 // errorAt is an error diagnostic on rng.
 func errorAt(rng hcl.Range, summary, detail string) *hcl.Diagnostic {
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: rng.Ptr()}
+}
+
+// numberText formats a number for a message. A number far outside any
+// range a policy uses is not written out: formatting 1e99999999 in full
+// takes minutes.
+func numberText(bf *big.Float) string {
+	if bf.IsInf() {
+		return bf.String()
+	}
+	if exp := bf.MantExp(nil); exp > 64 || exp < -64 {
+		if bf.Sign() < 0 {
+			return "(a negative number of huge magnitude)"
+		}
+		return "(a number of huge magnitude)"
+	}
+	return bf.Text('g', -1)
 }

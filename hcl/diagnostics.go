@@ -106,6 +106,7 @@ func sourceLine(src []byte, r hcl.Range) (line, prefix string, width int, ok boo
 	if r.End.Line == r.Start.Line && r.End.Byte-lineStart <= len(raw) {
 		end = max(r.End.Byte-lineStart, col)
 	}
+	raw, col, end = clipLine(raw, col, end)
 	var pb strings.Builder
 	for _, c := range raw[:col] {
 		if c == '\t' {
@@ -115,6 +116,38 @@ func sourceLine(src []byte, r hcl.Range) (line, prefix string, width int, ok boo
 		}
 	}
 	return raw, pb.String(), max(utf8.RuneCountInString(raw[col:end]), 1), true
+}
+
+// maxLineShown is the most bytes of a source line WriteDiagnostics shows.
+const maxLineShown = 160
+
+// clipLine cuts a long source line down to maxLineShown bytes around col
+// (a generated or hostile file may be one line of a megabyte), marking the
+// cuts with "...", and moves col and end to match.
+func clipLine(raw string, col, end int) (string, int, int) {
+	if len(raw) <= maxLineShown {
+		return raw, col, end
+	}
+	from := max(col-maxLineShown/4, 0)
+	for from > 0 && !utf8.RuneStart(raw[from]) {
+		from--
+	}
+	to := min(from+maxLineShown, len(raw))
+	for to < len(raw) && !utf8.RuneStart(raw[to]) {
+		to--
+	}
+	out, shift := raw[from:to], 0
+	if from > 0 {
+		out, shift = "..."+out, 3-from
+	} else {
+		shift = 0
+	}
+	if to < len(raw) {
+		out += "..."
+	}
+	col += shift
+	end = min(end+shift, len(out))
+	return out, col, max(end, col)
 }
 
 // wrap breaks s into lines of at most width characters at spaces; a word

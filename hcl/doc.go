@@ -121,4 +121,36 @@
 //   - Files whose names begin with "." or "#" are skipped in directories
 //     (editor swap and lock files); directories are not searched
 //     recursively.
+//
+// # Limits
+//
+// Before anything is parsed, Load checks each file against limits a real
+// policy never meets (limits.go) and refuses the whole policy, with a
+// diagnostic naming the file, the limit and, for nesting, the line, when
+// one is crossed; a running controller then keeps its last good policy:
+//
+//   - MaxFileBytes, 1 MiB per file, read through an io.LimitReader of the
+//     limit plus one byte so a huge file is never read whole. A service
+//     block with a route is a few hundred bytes: a file of 1 MiB is
+//     thousands of services.
+//   - MaxTotalBytes, 4 MiB for the whole policy. The parser and the
+//     decoder take up to a few hundred bytes of memory per byte of
+//     dense input (tokens, syntax tree, values); 4 MiB of the densest
+//     input costs the controller a few hundred MB for a few seconds while
+//     it is refused, and 4 MiB of real policy is tens of thousands of
+//     services.
+//   - MaxFiles, 1000 files.
+//   - MaxDepth, 64 levels of nesting, counted by a pre-scan of the bytes
+//     (hcl/hcllimit) that knows HCL's strings, heredocs, templates and
+//     comments: blocks, brackets, parentheses, strings and template
+//     sequences and directives, and chains of operators within one
+//     expression. A policy nests six or seven levels; HCL's parser
+//     recurses per level and a Go stack overflow cannot be recovered, so
+//     a 240 KB file of "[" used to end the controller.
+//
+// Values are literals, so no function can be called; for expressions and
+// template for directives, which multiply into billions of values in a
+// few lines, are refused before evaluation; a number far out of range is
+// reported without being written out (formatting 1e99999999 takes
+// minutes). At most 100 diagnostics are kept per file.
 package policyhcl

@@ -3,6 +3,7 @@ package policyhcl
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -10,7 +11,7 @@ import (
 // return a policy exactly when there is no error, and every error must
 // point at the file.
 func FuzzLoad(f *testing.F) {
-	for _, dir := range []string{"testdata/valid", "testdata/invalid"} {
+	for _, dir := range []string{"testdata/valid", "testdata/invalid", "testdata/limits"} {
 		paths, _ := filepath.Glob(filepath.Join(dir, "*.hcl"))
 		for _, p := range paths {
 			if src, err := os.ReadFile(p); err == nil {
@@ -19,6 +20,12 @@ func FuzzLoad(f *testing.F) {
 		}
 	}
 	f.Add([]byte(`service "a" { protocol = "http" route "r" { match { path_regex = "(" } } }`))
+	// Deep nesting of every kind, past MaxDepth: the pre-scan must refuse
+	// it before the parser recurses.
+	for _, open := range []string{"[", "{a=", "(", `"${`, "!", "-", "true?1:", "%{if true}", "b {\n", "[*]"} {
+		f.Add([]byte("x = " + strings.Repeat(open, 2*MaxDepth)))
+		f.Add([]byte("x = " + strings.Repeat(open, 20000)))
+	}
 	f.Fuzz(func(t *testing.T, src []byte) {
 		p, diags, files := LoadSources(map[string][]byte{"fuzz.hcl": src})
 		if diags.HasErrors() != (p == nil) {

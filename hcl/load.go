@@ -6,12 +6,16 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/weftmesh/weft/core/inputlimit"
 	"github.com/weftmesh/weft/core/policy"
+	"github.com/weftmesh/weft/hcl/hcllimit"
 )
 
 // Load reads the policy in paths, each a file or a directory whose *.hcl
@@ -22,17 +26,22 @@ import (
 // diagnostics with WriteDiagnostics.
 func Load(paths ...string) (*policy.Policy, hcl.Diagnostics, map[string]*hcl.File) {
 	names, diags := policyFiles(paths)
+	if len(names) > MaxFiles {
+		return nil, append(diags, tooManyFiles(len(names), paths)), map[string]*hcl.File{}
+	}
 	sources := make([]source, 0, len(names))
+	var total int64
 	for _, name := range names {
-		src, err := os.ReadFile(name)
+		src, err := inputlimit.ReadFile(name, min(MaxFileBytes, MaxTotalBytes-total))
 		if err != nil {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Cannot read policy file",
-				Detail:   fmt.Sprintf("Cannot read %s: %s. Check that the file exists and is readable.", name, reason(err)),
-			})
+			if _, ok := err.(*inputlimit.TooLargeError); ok && total > 0 && !fileTooLarge(name) {
+				diags = append(diags, tooMuchPolicy(name))
+			} else {
+				diags = append(diags, hcllimit.Diagnostic(name, fileLimits, reason(err)))
+			}
 			continue
 		}
+		total += int64(len(src))
 		sources = append(sources, source{name, src})
 	}
 	if len(names) == 0 && !diags.HasErrors() {
@@ -82,8 +91,17 @@ func compile(sources []source) (*policy.Policy, hcl.Diagnostics, map[string]*hcl
 	var cfg config
 	parsedAll := true
 	for _, s := range sources {
+		fileStart := len(diags)
+		// Nothing is parsed that could exhaust the parser: a file nested
+		// too deeply (or too large, from LoadSources) is only reported.
+		if limitDiags := hcllimit.Check(s.name, s.src, fileLimits); limitDiags.HasErrors() {
+			diags = append(diags, limitDiags...)
+			files[s.name] = &hcl.File{Bytes: s.src}
+			parsedAll = false
+			continue
+		}
 		f, parseDiags := hclsyntax.ParseConfig(s.src, s.name, hcl.InitialPos)
-		diags = append(diags, parseDiags...)
+		diags = append(diags, detach(parseDiags)...)
 		files[s.name] = f
 		if parseDiags.HasErrors() {
 			parsedAll = false
@@ -91,7 +109,11 @@ func compile(sources []source) (*policy.Policy, hcl.Diagnostics, map[string]*hcl
 		if f == nil || f.Body == nil {
 			continue
 		}
-		diags = append(diags, cfg.decodeFile(f.Body)...)
+		diags = append(diags, detach(cfg.decodeFile(f.Body))...)
+		// Only the source is needed from here on (to render diagnostics);
+		// the syntax tree of a large file is not kept alive.
+		files[s.name] = &hcl.File{Bytes: f.Bytes}
+		diags = capDiagnostics(diags, fileStart, s.name)
 	}
 	if parsedAll {
 		diags = append(diags, cfg.check()...)
@@ -173,6 +195,53 @@ func sortDiagnostics(diags hcl.Diagnostics, sources []source) {
 		}
 		return bi < bj
 	})
+}
+
+// maxFileDiagnostics is the most diagnostics kept for one file: a user
+// fixes the first ones first, and a generated file can have millions.
+const maxFileDiagnostics = 100
+
+// capDiagnostics keeps at most maxFileDiagnostics of the diagnostics from
+// diags[from:], which are about the file name, and says how many it left
+// out.
+func capDiagnostics(diags hcl.Diagnostics, from int, name string) hcl.Diagnostics {
+	n := len(diags) - from
+	if n <= maxFileDiagnostics {
+		return diags
+	}
+	kept := slices.Clip(diags[:from+maxFileDiagnostics])
+	return append(kept, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Too many problems",
+		Detail: fmt.Sprintf("%s has %d more problems than the %d shown. Fix those first, or check that this is a policy file.",
+			name, n-maxFileDiagnostics, maxFileDiagnostics),
+	})
+}
+
+// detach gives each diagnostic ranges of its own. HCL points some at
+// ranges inside its token slice, which would keep every token of the file
+// (a hundred bytes or more per word and symbol) alive as long as the
+// diagnostic.
+func detach(diags hcl.Diagnostics) hcl.Diagnostics {
+	for _, d := range diags {
+		if d.Subject != nil {
+			r := *d.Subject
+			d.Subject = &r
+		}
+		if d.Context != nil {
+			r := *d.Context
+			d.Context = &r
+		}
+		d.Expression, d.EvalContext = nil, nil
+	}
+	return diags
+}
+
+// fileTooLarge reports whether the file at name is over MaxFileBytes on
+// its own (rather than over what is left of MaxTotalBytes).
+func fileTooLarge(name string) bool {
+	info, err := os.Stat(name)
+	return err == nil && info.Size() > MaxFileBytes
 }
 
 // reason is err without the operation and path a *fs.PathError repeats.

@@ -153,7 +153,7 @@ func decodePort(attr *hcl.Attribute) (int, hcl.Diagnostics) {
 		Severity: hcl.DiagError,
 		Summary:  "Invalid local port",
 		Detail: fmt.Sprintf("The local port %s is not a TCP port. Use a whole number from 1 to 65535 "+
-			"that no other process on the instance listens on.", bf.Text('g', -1)),
+			"that no other process on the instance listens on.", numberText(bf)),
 		Subject: &rng,
 		Context: attr.Range.Ptr(),
 	})

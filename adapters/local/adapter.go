@@ -130,10 +130,14 @@ func (a *Adapter) Configure(_ context.Context, req *plugins.ConfigureRequest) (*
 	var src []byte
 	var diags []plugins.Diagnostic
 	if req.Source != "" {
-		var err error
-		if src, err = os.ReadFile(req.Source); err != nil {
-			diags = append(diags, errorDiag("Cannot read workloads file",
-				"Reading %s: %v. Give the local adapter the path of an HCL workloads file, for example examples/local/workloads.hcl.", req.Source, err))
+		var hd hcl.Diagnostics
+		if src, hd = readWorkloads(req.Source); hd.HasErrors() {
+			for _, d := range convertDiags(hd) {
+				if d.Summary == "Cannot read workloads file" {
+					d.Detail += " For example examples/local/workloads.hcl."
+				}
+				diags = append(diags, d)
+			}
 		}
 	}
 	cfg, d := a.prepare(*req, src, r)
@@ -476,10 +480,10 @@ func (a *Adapter) reload(r *runner) {
 	a.mu.Lock()
 	cfg := a.cfg
 	a.mu.Unlock()
-	src, err := os.ReadFile(cfg.file)
-	if err != nil {
-		r.setDiags(append(slices.Clone(cfg.warnings), errorDiag("Cannot read workloads file",
-			"Reading %s: %v. The instances of its last good version keep running; restore the file.", cfg.file, err)))
+	src, hd := readWorkloads(cfg.file)
+	if hd.HasErrors() {
+		r.setDiags(append(append(slices.Clone(cfg.warnings), convertDiags(hd)...), errorDiag("Workloads file not applied",
+			"%s cannot be read (see above); the instances of its last good version keep running; restore the file.", cfg.file)))
 		return
 	}
 	if sha256.Sum256(src) == cfg.srcHash {

@@ -50,6 +50,12 @@
 // so an app reaches upstream "api" at http://${HOST}:<local_port>, not at
 // 127.0.0.1.
 //
+// The file may be at most 1 MiB and nest at most 64 levels deep (blocks,
+// brackets, strings, templates, operator chains; hcl/hcllimit counts
+// them), checked before it is parsed; for expressions and template for
+// directives are refused before anything is evaluated. A file past a
+// limit is an error like any other, with the file, the line and the limit.
+//
 // The file is re-read every half second. A changed file is applied
 // (instances added, removed, restarted when their command line or
 // environment changed); a file with errors is not: the last good

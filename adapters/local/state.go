@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/weftmesh/weft/core/inputlimit"
 )
 
 // The state file (<DataDir>/local-state.json) lets a new adapter process
@@ -44,14 +46,25 @@ type stateProc struct {
 	Hash string   `json:"hash"`
 }
 
+// The limits of the state file, checked before it is decoded: an instance
+// takes a few hundred bytes and the file nests four levels, so 16 MiB is
+// tens of thousands of instances, more than one adapter runs.
+const (
+	maxStateBytes = 16 << 20
+	maxStateDepth = 16
+)
+
 // readState reads the state file; a missing file is an empty state.
 func readState(path string) (map[string]stateEntry, error) {
-	b, err := os.ReadFile(path)
+	b, err := inputlimit.ReadFile(path, maxStateBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return map[string]stateEntry{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading state file: %w", err)
+		return nil, fmt.Errorf("reading state file: %w (delete it if no instances of an earlier run are still running)", err)
+	}
+	if err := inputlimit.JSONDepth(b, maxStateDepth); err != nil {
+		return nil, fmt.Errorf("decoding state file %s: %w (delete it if no instances of an earlier run are still running)", path, err)
 	}
 	var f stateFile
 	if err := json.Unmarshal(b, &f); err != nil {

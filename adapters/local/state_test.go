@@ -116,19 +116,21 @@ func TestStateFileRoundTrip(t *testing.T) {
 }
 
 func TestReadStateBad(t *testing.T) {
-	tests := map[string]string{
-		"not JSON":      "{",
-		"wrong version": `{"version": 99, "instances": []}`,
+	tests := map[string]struct{ content, want string }{
+		"not JSON":        {"{", "decoding"},
+		"wrong version":   {`{"version": 99, "instances": []}`, "version 99"},
+		"too large":       {`{"version": 1, "instances": []}` + strings.Repeat(" ", maxStateBytes), "larger than the limit of 16 MiB"},
+		"nested too deep": {`{"version": 1, "instances": [` + strings.Repeat("[", 100000), "nested more than 16 levels"},
 	}
-	for name, content := range tests {
+	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "local-state.json")
-			if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			if err := os.WriteFile(path, []byte(tt.content), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			_, err := readState(path)
-			if err == nil || !strings.Contains(err.Error(), "delete it if") {
-				t.Errorf("err = %v, want one that says what to do", err)
+			if err == nil || !strings.Contains(err.Error(), "delete it if") || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want one that says %q and what to do", err, tt.want)
 			}
 		})
 	}

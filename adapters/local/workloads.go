@@ -1,9 +1,9 @@
 package local
 
 import (
+	"errors"
 	"fmt"
 	"math/big"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -14,7 +14,9 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 
+	"github.com/weftmesh/weft/core/inputlimit"
 	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/hcl/hcllimit"
 )
 
 // The sidecar's ports on every instance address. A service's own port must
@@ -92,9 +94,34 @@ var serviceSchema = &hcl.BodySchema{
 	},
 }
 
+// The limits of a workloads file, checked before it is parsed: a file of
+// a hundred services is a few KiB and nests four levels deep, so a real
+// one never comes near them, and anything past them is refused with a
+// diagnostic instead of exhausting the adapter's parser (see
+// hcl/hcllimit).
+const (
+	maxWorkloadsBytes = 1 << 20
+	maxWorkloadsDepth = 64
+)
+
+var workloadsLimits = hcllimit.Limits{Kind: "workloads file", Bytes: maxWorkloadsBytes, Depth: maxWorkloadsDepth}
+
 // loadWorkloads reads and decodes the workloads file at path.
 func loadWorkloads(path string) (*workloads, hcl.Diagnostics) {
-	src, err := os.ReadFile(path)
+	src, diags := readWorkloads(path)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return parseWorkloads(src, path)
+}
+
+// readWorkloads reads the workloads file at path, never more than
+// maxWorkloadsBytes+1 bytes of it.
+func readWorkloads(path string) ([]byte, hcl.Diagnostics) {
+	src, err := inputlimit.ReadFile(path, maxWorkloadsBytes)
+	if errors.Is(err, inputlimit.ErrTooLarge) {
+		return nil, hcl.Diagnostics{hcllimit.Diagnostic(path, workloadsLimits, err)}
+	}
 	if err != nil {
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
@@ -102,7 +129,7 @@ func loadWorkloads(path string) (*workloads, hcl.Diagnostics) {
 			Detail:   fmt.Sprintf("Reading %s: %v. Give the path of an HCL file with service blocks.", path, err),
 		}}
 	}
-	return parseWorkloads(src, path)
+	return src, nil
 }
 
 // parseWorkloads decodes a workloads file's source. Diagnostics accumulate
@@ -116,6 +143,10 @@ func parseWorkloads(src []byte, filename string) (*workloads, hcl.Diagnostics) {
 	}
 	w.Dir = filepath.Dir(abs)
 
+	// A file that could exhaust the parser is not parsed.
+	if diags := hcllimit.Check(filename, src, workloadsLimits); diags.HasErrors() {
+		return w, diags
+	}
 	f, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {
 		return w, diags
@@ -309,7 +340,7 @@ func decodeEnv(a *hcl.Attribute) ([]envVar, hcl.Diagnostics) {
 	seen := map[string]bool{}
 	for _, p := range pairs {
 		kv, d := p.Key.Value(nil)
-		if d.HasErrors() || kv.IsNull() || !kv.IsKnown() || kv.Type() != cty.String {
+		if d = append(hcllimit.Literal(p.Key), d...); d.HasErrors() || kv.IsNull() || !kv.IsKnown() || kv.Type() != cty.String {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Invalid environment variable name",
@@ -375,6 +406,9 @@ func checkTemplate(e hcl.Expression, attr string) hcl.Diagnostics {
 
 // evalString evaluates an args element or env value for one instance.
 func evalString(e hcl.Expression, vars map[string]string, attr string) (string, hcl.Diagnostics) {
+	if diags := hcllimit.Literal(e); diags.HasErrors() {
+		return "", diags
+	}
 	v, diags := e.Value(evalContext(vars))
 	for _, d := range diags {
 		if d.Summary == "Unknown variable" {
@@ -410,6 +444,9 @@ func evalString(e hcl.Expression, vars map[string]string, attr string) (string, 
 // attrValue evaluates a literal attribute (no variables) and converts it to
 // ty. A null result comes back as a null value without diagnostics.
 func attrValue(a *hcl.Attribute, ty cty.Type) (cty.Value, hcl.Diagnostics) {
+	if diags := hcllimit.Literal(a.Expr); diags.HasErrors() {
+		return cty.NullVal(ty), diags
+	}
 	v, diags := a.Expr.Value(nil)
 	if diags.HasErrors() || v.IsNull() || !v.IsWhollyKnown() {
 		return cty.NullVal(ty), diags
@@ -461,15 +498,14 @@ func decodeInt(a *hcl.Attribute, lo, hi int64, summary, help string) (int, hcl.D
 	if v.IsNull() {
 		return bad("null")
 	}
+	// Int64 and a short format only: a literal like 1e999999999 is an
+	// integer whose full decimal form takes minutes and gigabytes.
 	bf := v.AsBigFloat()
-	if !bf.IsInt() {
-		return bad(bf.Text('f', -1))
+	n, acc := bf.Int64()
+	if !bf.IsInt() || acc != big.Exact || n < lo || n > hi {
+		return bad(numberText(bf))
 	}
-	n, _ := bf.Int(new(big.Int))
-	if !n.IsInt64() || n.Int64() < lo || n.Int64() > hi {
-		return bad(n.String())
-	}
-	return int(n.Int64()), diags
+	return int(n), diags
 }
 
 func listWanted(a *hcl.Attribute) *hcl.Diagnostic {
@@ -493,4 +529,13 @@ func nullElement(a *hcl.Attribute, what string) *hcl.Diagnostic {
 // at formats where a range starts, as file:line:col.
 func at(r hcl.Range) string {
 	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+}
+
+// numberText formats a number for a message, without writing out one of
+// huge magnitude.
+func numberText(bf *big.Float) string {
+	if exp := bf.MantExp(nil); !bf.IsInf() && (exp > 64 || exp < -64) {
+		return "a number of huge magnitude"
+	}
+	return bf.Text('g', -1)
 }

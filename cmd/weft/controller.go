@@ -200,6 +200,12 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	// Join tokens are single-use across restarts: the spent ones are on disk.
+	spent, err := ca.OpenSpentFile(filepath.Join(f.dataDir, "spent-join-tokens"))
+	if err != nil {
+		return err
+	}
+	defer spent.Close()
 	token, err := adminToken(f.dataDir)
 	if err != nil {
 		return err
@@ -216,7 +222,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		handles[a.name] = &host.Handle{}
 	}
 	srv := meshserver.New(meshserver.Options{
-		CA: authority, Join: ca.NewJoinVerifier(authority.JoinSecret()), Registry: reg,
+		CA: authority, Join: ca.NewJoinVerifierWith(authority.JoinSecret(), spent), Registry: reg,
 		TrustDomain: ctl.TrustDomain, Logger: log,
 		VerifyCredential: verifyWith(handles),
 	})
@@ -530,12 +536,16 @@ func hashDir(dir string) string {
 	names, _ := filepath.Glob(filepath.Join(dir, "*.hcl"))
 	sort.Strings(names)
 	for _, n := range names {
-		b, err := os.ReadFile(n)
+		// Streamed, never read whole: a huge file is refused by the
+		// loader, and must not cost memory here either.
+		f, err := os.Open(n)
 		if err != nil {
 			continue
 		}
-		fmt.Fprintf(h, "%s\x00%d\x00", n, len(b))
-		h.Write(b)
+		fmt.Fprintf(h, "%s\x00", n)
+		size, _ := io.Copy(h, io.LimitReader(f, policyhcl.MaxFileBytes+1))
+		f.Close()
+		fmt.Fprintf(h, "\x00%d\x00", size)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

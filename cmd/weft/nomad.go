@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -42,11 +41,12 @@ adapters/nomad/jobspec.`,
 	fl.BoolVar(&noColor, "no-color", false, "never color the diagnostics")
 
 	render := func(cmd *cobra.Command, path string) ([]byte, error) {
-		src, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("reading the job file: %w", err)
+		src, diags := jobspec.ReadFile(path)
+		var out []byte
+		var file *hcl.File
+		if !diags.HasErrors() {
+			out, file, diags = jobspec.Render(path, src, def)
 		}
-		out, file, diags := jobspec.Render(path, src, def)
 		if len(diags) > 0 {
 			stderr := cmd.ErrOrStderr()
 			if err := policyhcl.WriteDiagnostics(stderr, diags, map[string]*hcl.File{path: file}, !noColor && colorTerminal(stderr)); err != nil {

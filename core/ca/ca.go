@@ -81,7 +81,7 @@ func load(dir string, now func() time.Time) (*CA, error) {
 	if err := c.finishRotation(); err != nil {
 		return nil, err
 	}
-	certPEM, err := os.ReadFile(filepath.Join(dir, rootFile))
+	certPEM, err := readFile(filepath.Join(dir, rootFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		if _, err := os.Stat(filepath.Join(dir, rotationFile)); err == nil {
@@ -101,7 +101,7 @@ func load(dir string, now func() time.Time) (*CA, error) {
 			return nil, err
 		}
 	}
-	secret, err := os.ReadFile(filepath.Join(dir, secretFile))
+	secret, err := readFile(filepath.Join(dir, secretFile))
 	if errors.Is(err, os.ErrNotExist) {
 		secret = make([]byte, 32)
 		if _, err := rand.Read(secret); err != nil {
@@ -241,7 +241,7 @@ func (c *CA) load(certPEM []byte) error {
 	if !root.IsCA {
 		return fmt.Errorf("reading CA root %s: the certificate is not a CA (basic constraints CA:FALSE)", rootPath)
 	}
-	keyPEM, err := os.ReadFile(keyPath)
+	keyPEM, err := readFile(keyPath)
 	if err != nil {
 		return fmt.Errorf("reading CA key: %w (ca.crt is there without its key: restore ca.key from a backup)", err)
 	}

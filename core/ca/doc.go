@@ -28,5 +28,32 @@
 // controller replicas that share the directory take a rotation made by
 // another one (it leaves a rotation under way alone). A directory that
 // does not add up (a key that is not the root's, a rotation.json of another
-// root) is refused with an error that names the file and the way out.
+// root) is refused with an error that names the file and the way out. The
+// files are read within 1 MiB each and rotation.json is checked for nesting
+// before it is decoded (limits.go); a real one is a few KiB.
+//
+// # Join tokens
+//
+// A join token (jointoken.go) is single-use. JoinVerifier.VerifyAnd checks
+// the signature and expiry, refuses a token already spent, runs the
+// caller's accept function (core/meshserver does every check of the join
+// and signs the certificate there), and only then spends the token through
+// a SpentStore, whose Spend is atomic: of concurrent joins with one token,
+// exactly one gets its certificate. A join that fails (an instance not yet
+// known, a garbage CSR) leaves its token to be used again.
+//
+// The controller's SpentStore is a SpentFile (spent.go) in its data
+// directory, "spent-join-tokens": a header line, then one line per spent
+// token, "<expiry unix seconds> <nonce>", appended and fsynced before the
+// certificate goes out. Opening it drops expired lines and rewrites it
+// atomically (temporary file, fsync, rename, fsync of the directory); so
+// does a Spend once expired lines outnumber live ones. A last line without
+// its newline is a write a crash cut short (its join got no certificate)
+// and is dropped. Anything else the controller cannot read back (a file
+// that is not ours, a malformed line, more than 48 MiB) stops the
+// controller from starting, with an error naming the file: starting
+// without it would make the tokens it records valid again until they
+// expire. A record is an ID and an expiry, so that replicas can share the
+// store through a replicated log. NewJoinVerifier keeps spent tokens in
+// memory only, for tests and tools.
 package ca

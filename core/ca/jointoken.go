@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -67,20 +66,30 @@ func sign(key []byte, payload string) []byte {
 	return m.Sum(nil)
 }
 
-// JoinVerifier checks join tokens and remembers spent ones until they expire.
+// JoinVerifier checks join tokens and, through a SpentStore, spends each
+// once.
 type JoinVerifier struct {
 	secret []byte
 	now    func() time.Time
-
-	mu    sync.Mutex
-	spent map[string]int64 // nonce -> expiry
+	spent  SpentStore
 }
 
 // NewJoinVerifier returns a verifier for tokens minted with keys derived
-// from secret.
+// from secret that remembers spent tokens in memory only: after a restart
+// they are valid again until they expire. For tests and tools; a
+// controller uses NewJoinVerifierWith and a SpentFile.
 func NewJoinVerifier(secret []byte) *JoinVerifier {
-	return &JoinVerifier{secret: secret, now: time.Now, spent: map[string]int64{}}
+	return NewJoinVerifierWith(secret, NewMemorySpentStore())
 }
+
+// NewJoinVerifierWith returns a verifier for tokens minted with keys
+// derived from secret that records spent tokens in spent.
+func NewJoinVerifierWith(secret []byte, spent SpentStore) *JoinVerifier {
+	return &JoinVerifier{secret: secret, now: time.Now, spent: spent}
+}
+
+// errTokenUsed is the error for a token presented again.
+var errTokenUsed = errors.New("join token already used: each token admits one sidecar once; restart the instance to get a new one")
 
 // Verify checks a token's signature and expiry and spends it. A token is
 // accepted once.
@@ -89,30 +98,33 @@ func (v *JoinVerifier) Verify(token string) (JoinClaims, error) {
 }
 
 // VerifyAnd checks a token like Verify, then calls accept (if not nil) with
-// its claims, and spends the token only if accept returns nil, so a token
-// presented too early (before its instance is known) can be presented again.
+// its claims, and spends the token only if accept returns nil, so a join
+// that fails for any reason (its instance is not known yet, its CSR is
+// garbage) leaves the token to be presented again. accept should do every
+// check and all the work of the join; the token is spent after it, at
+// once: of concurrent calls with one token whose accept succeeds, exactly
+// one gets nil, and the others get an error saying the token was used.
+// An error recording the spend wraps ErrSpend.
 func (v *JoinVerifier) VerifyAnd(token string, accept func(JoinClaims) error) (JoinClaims, error) {
 	c, err := v.check(token)
 	if err != nil {
 		return JoinClaims{}, err
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	now := v.now().Unix()
-	for n, exp := range v.spent {
-		if exp < now {
-			delete(v.spent, n)
-		}
-	}
-	if _, ok := v.spent[c.Nonce]; ok {
-		return JoinClaims{}, errors.New("join token already used: each token admits one sidecar once; restart the instance to get a new one")
+	if v.spent.Spent(c.Nonce) {
+		return JoinClaims{}, errTokenUsed
 	}
 	if accept != nil {
 		if err := accept(c); err != nil {
 			return JoinClaims{}, err
 		}
 	}
-	v.spent[c.Nonce] = c.Expires
+	ok, err := v.spent.Spend(c.Nonce, time.Unix(c.Expires, 0))
+	if err != nil {
+		return JoinClaims{}, err
+	}
+	if !ok {
+		return JoinClaims{}, errTokenUsed
+	}
 	return c, nil
 }
 
@@ -139,6 +151,9 @@ func (v *JoinVerifier) check(token string) (JoinClaims, error) {
 	}
 	if !hmac.Equal(got, sign(DeriveJoinKey(v.secret, c.Adapter), payload)) {
 		return JoinClaims{}, errors.New("join token signature does not verify: it was not minted by an adapter of this controller")
+	}
+	if !validSpentID(c.Nonce) {
+		return JoinClaims{}, errors.New("malformed join token: its nonce is missing or malformed")
 	}
 	if v.now().Unix() > c.Expires {
 		return JoinClaims{}, fmt.Errorf("join token for instance %s expired at %s", c.Instance, time.Unix(c.Expires, 0).UTC().Format(time.RFC3339))

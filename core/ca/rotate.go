@@ -224,7 +224,7 @@ func writeRotation(dir string, active *x509.Certificate, previous []previousRoot
 // active (then it is installed) and did not otherwise (then it is removed).
 func (c *CA) finishRotation() error {
 	nextCrt, nextKey := filepath.Join(c.dir, rootFile+nextSuffix), filepath.Join(c.dir, keyFile+nextSuffix)
-	b, err := os.ReadFile(nextCrt)
+	b, err := readFile(nextCrt)
 	if errors.Is(err, os.ErrNotExist) {
 		os.Remove(nextKey)
 		return nil
@@ -257,7 +257,7 @@ func (c *CA) finishRotation() error {
 }
 
 func readRotation(dir string) (*rotationState, error) {
-	b, err := os.ReadFile(filepath.Join(dir, rotationFile))
+	b, err := readJSONFile(filepath.Join(dir, rotationFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -337,7 +337,7 @@ func (c *CA) Reload() (bool, error) {
 	if busy() {
 		return false, nil
 	}
-	certPEM, err := os.ReadFile(filepath.Join(c.dir, rootFile))
+	certPEM, err := readFile(filepath.Join(c.dir, rootFile))
 	if err != nil {
 		return false, fmt.Errorf("reloading the CA: %w", err)
 	}

@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"bytes"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
@@ -336,6 +337,18 @@ func TestBrokenDirectory(t *testing.T) {
 		{"rotation.json is not JSON", func(t *testing.T, dir string) {
 			os.WriteFile(filepath.Join(dir, "rotation.json"), []byte("{"), 0o644)
 		}, []string{"rotation.json", "remove it to trust only ca.crt"}},
+		{"rotation.json too large", func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, "rotation.json"), bytes.Repeat([]byte(" "), 2<<20), 0o644)
+		}, []string{"rotation.json", "larger than the limit of 1 MiB", "remove it to trust only ca.crt"}},
+		{"rotation.json nested too deep", func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, "rotation.json"), bytes.Repeat([]byte("["), 500<<10), 0o644)
+		}, []string{"rotation.json", "nested more than 16 levels", "remove it to trust only ca.crt"}},
+		{"ca.crt too large", func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, "ca.crt"), bytes.Repeat([]byte("-"), 2<<20), 0o644)
+		}, []string{"ca.crt", "larger than the limit of 1 MiB"}},
+		{"join.secret too large", func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, "join.secret"), bytes.Repeat([]byte("-"), 2<<20), 0o644)
+		}, []string{"join.secret", "larger than the limit of 1 MiB"}},
 		{"ca.crt replaced by hand after a rotation", func(t *testing.T, dir string) {
 			copyFile(t, filepath.Join(other, "ca.crt"), filepath.Join(dir, "ca.crt"))
 			copyFile(t, filepath.Join(other, "ca.key"), filepath.Join(dir, "ca.key"))

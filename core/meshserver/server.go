@@ -442,6 +442,10 @@ func (s *Server) Join(ctx context.Context, req *meshapi.JoinRequest) (*meshapi.C
 		return s.joinWithCredential(ctx, req)
 	}
 	var id spiffe.Identity
+	var creds *meshapi.Credentials
+	// Every check and the certificate itself come before the token is
+	// spent, so a join that fails (a garbage CSR) leaves it unspent; the
+	// certificate goes out only once the spend is on disk.
 	_, err := s.o.Join.VerifyAnd(req.JoinToken, func(c ca.JoinClaims) error {
 		if c.Instance != req.InstanceId {
 			return status.Errorf(codes.PermissionDenied, "join token is for instance %q, not %q", c.Instance, req.InstanceId)
@@ -454,22 +458,23 @@ func (s *Server) Join(ctx context.Context, req *meshapi.JoinRequest) (*meshapi.C
 			return status.Errorf(codes.PermissionDenied, "join token names service %s/%s but instance %q runs %s/%s", nsOr(c.Namespace), c.Service, c.Instance, in.NS(), in.Service)
 		}
 		id = spiffe.Identity{TrustDomain: s.o.TrustDomain(), Namespace: in.NS(), Service: in.Service}
-		return nil
+		var err error
+		creds, err = s.issue(req.CsrDer, id)
+		return err
 	})
 	if err != nil {
+		s.o.Logger.Warn("join refused", "instance", req.InstanceId, "err", err)
 		if _, ok := status.FromError(err); ok {
-			s.o.Logger.Warn("join refused", "instance", req.InstanceId, "err", err)
 			return nil, err
 		}
-		s.o.Logger.Warn("join refused", "instance", req.InstanceId, "err", err)
+		if errors.Is(err, ca.ErrSpend) {
+			return nil, status.Error(codes.Unavailable, err.Error()+"; retry shortly")
+		}
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
-	creds, err := s.issue(req.CsrDer, id)
-	if err == nil {
-		s.recordLeaf(req.InstanceId, creds)
-		s.o.Logger.Info("sidecar joined", "instance", req.InstanceId, "identity", id.String())
-	}
-	return creds, err
+	s.recordLeaf(req.InstanceId, creds)
+	s.o.Logger.Info("sidecar joined", "instance", req.InstanceId, "identity", id.String())
+	return creds, nil
 }
 
 // joinWithCredential admits a sidecar whose scheduler credential the named

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -46,7 +45,7 @@ func (a *fileAdapter) Configure(_ context.Context, req *sdk.ConfigureRequest) (*
 		}
 		interval = d
 	}
-	data, err := os.ReadFile(req.Source)
+	data, err := readFile(req.Source)
 	if err != nil {
 		return fail(sdk.Errorf("Cannot read instances file", "%v; check the path given as the adapter's source", err))
 	}
@@ -75,7 +74,7 @@ func (a *fileAdapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events cha
 	var last []byte // the content last sent, or last found malformed
 	var lastErr string
 	for {
-		data, err := os.ReadFile(path)
+		data, err := readFile(path)
 		switch {
 		case err != nil:
 			if err.Error() != lastErr {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 
 	"github.com/weftmesh/weft/plugins/sdk"
 )
@@ -27,10 +29,60 @@ type file struct {
 	Instances *[]json.RawMessage `json:"instances"`
 }
 
+// An adapter bounds every file it reads before it parses it: a huge or
+// deeply nested file must not exhaust the plugin. 16 MiB is tens of
+// thousands of records; a record nests three levels.
+const (
+	maxFileBytes = 16 << 20
+	maxDepth     = 32
+)
+
+// readFile reads the file at path, never more than maxFileBytes+1 bytes of
+// it: parse refuses anything longer.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+}
+
+// depthOK reports whether the arrays and objects of the JSON document data
+// nest at most limit deep, and if not the line where they first do.
+// Brackets in strings do not count.
+func depthOK(data []byte, limit int) (line int, ok bool) {
+	depth, line, inString := 0, 1, false
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; {
+		case c == '\n':
+			line++
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '[' || c == '{':
+			if depth++; depth > limit {
+				return line, false
+			}
+		case (c == ']' || c == '}') && depth > 0:
+			depth--
+		}
+	}
+	return line, true
+}
+
 // parse reads the file's instances. A record that is malformed or invalid
 // is skipped and reported as a warning diagnostic; the others are still
 // returned. An error means the file as a whole is unusable.
 func parse(data []byte) ([]sdk.Instance, []sdk.Diagnostic, error) {
+	if len(data) > maxFileBytes {
+		return nil, nil, fmt.Errorf("parsing instances file: it is larger than %d MiB; split the instances across adapters, or check that it is the file you meant", maxFileBytes>>20)
+	}
+	if line, ok := depthOK(data, maxDepth); !ok {
+		return nil, nil, fmt.Errorf("parsing instances file: line %d nests arrays and objects more than %d deep; a record needs three levels", line, maxDepth)
+	}
 	var f file
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, nil, fmt.Errorf("parsing instances file: %s", describeJSONError(data, err))

@@ -58,6 +58,9 @@ func TestParse(t *testing.T) {
 		},
 		{name: "not JSON", data: "{\n  \"instances\": [,]\n}", wantErr: "line 2, column 17"},
 		{name: "no instances key", data: `{"instance": []}`, wantErr: `no "instances" array`},
+		{name: "nested too deep", data: "{\n\"instances\": " + strings.Repeat("[", 240<<10), wantErr: "line 2 nests arrays and objects more than 32 deep"},
+		{name: "brackets in strings do not count", data: `{"instances": [], "note": "` + strings.Repeat("[", 100) + `\"` + strings.Repeat("{", 100) + `"}`, wantIDs: nil},
+		{name: "too large", data: `{"instances": []}` + strings.Repeat(" ", maxFileBytes), wantErr: "larger than 16 MiB"},
 		{name: "instances not an array", data: `{"instances": {}}`, wantErr: "cannot unmarshal object"},
 	}
 	for _, tt := range tests {

@@ -4,7 +4,11 @@
 //
 // Entry point: Render, a pure function from a job file's bytes to the
 // plain job's bytes, with diagnostics that carry file:line ranges. A job
-// without a weft block comes back byte for byte.
+// without a weft block comes back byte for byte. ReadFile reads a job file
+// within MaxJobFileBytes (4 MiB: jobs carry templates, but none that
+// large); Render refuses, before parsing, a source past that or nested
+// more than MaxJobFileDepth levels (see hcl/hcllimit), and evaluates no
+// for expression.
 //
 // # The stanza
 //

@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/weftmesh/weft/hcl/hcllimit"
 )
 
 // Defaults fill what a stanza leaves out, from the command line.
@@ -86,6 +88,10 @@ const IsolationOffWarning = "WARNING: weft isolation is OFF for this group"
 // Render expands every weft stanza of the job file src (named filename in
 // diagnostics). With error diagnostics the output is nil.
 func Render(filename string, src []byte, def Defaults) ([]byte, *hcl.File, hcl.Diagnostics) {
+	// A file that could exhaust the parser is not parsed.
+	if diags := hcllimit.Check(filename, src, jobLimits); diags.HasErrors() {
+		return nil, &hcl.File{Bytes: src}, diags
+	}
 	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {
 		return nil, file, diags
@@ -308,7 +314,7 @@ func expand(st *Stanza, group *hclsyntax.Block, wgroup *hclwrite.Block, stanza *
 			Subject: stanza.DefRange().Ptr()}}
 	}
 	if m, ok := nets[0].Body.Attributes["mode"]; ok {
-		v, d := m.Expr.Value(nil)
+		v, d := value(m.Expr)
 		mode := ""
 		if !d.HasErrors() && v.Type() == cty.String && !v.IsNull() {
 			mode = v.AsString()
@@ -356,7 +362,7 @@ func expand(st *Stanza, group *hclsyntax.Block, wgroup *hclwrite.Block, stanza *
 	var userService *hclsyntax.Block
 	for _, s := range blocksOf(group.Body, "service") {
 		if a, ok := s.Body.Attributes["name"]; ok {
-			if v, d := a.Expr.Value(nil); !d.HasErrors() && v.Type() == cty.String && v.AsString() == st.Service {
+			if v, d := value(a.Expr); !d.HasErrors() && v.Type() == cty.String && v.AsString() == st.Service {
 				userService = s
 			}
 		}
@@ -604,7 +610,7 @@ func setEnv(task *hclwrite.Block, env map[string]string) {
 }
 
 func hclText(e hcl.Expression) string {
-	if v, d := e.Value(nil); !d.HasErrors() && v.Type() == cty.String && !v.IsNull() {
+	if v, d := value(e); !d.HasErrors() && v.Type() == cty.String && !v.IsNull() {
 		return strconv.Quote(v.AsString())
 	}
 	return "(an expression)"
@@ -630,8 +636,17 @@ func attrDiag(a *hcl.Attribute, summary, format string, args ...any) *hcl.Diagno
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, args...), Subject: a.Expr.Range().Ptr()}
 }
 
+// value evaluates a literal expression. For expressions are refused
+// unevaluated: nested, a few of them multiply into billions of values.
+func value(e hcl.Expression) (cty.Value, hcl.Diagnostics) {
+	if d := hcllimit.Literal(e); d.HasErrors() {
+		return cty.NilVal, d
+	}
+	return e.Value(nil)
+}
+
 func literal(a *hcl.Attribute) (cty.Value, hcl.Diagnostics) {
-	v, d := a.Expr.Value(nil)
+	v, d := value(a.Expr)
 	if d.HasErrors() {
 		return cty.NilVal, hcl.Diagnostics{attrDiag(a, "Not a literal value",
 			"%s must be a literal: the weft block is expanded before Nomad interpolates anything.", a.Name)}
