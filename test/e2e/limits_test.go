@@ -2,17 +2,14 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -283,21 +280,10 @@ func waitLog(t *testing.T, ctl *harness.Controller, from int, substr string, tim
 // mintJoinToken asks the controller's admin API for a join token.
 func mintJoinToken(t *testing.T, ctl *harness.Controller, instance, service string) string {
 	t.Helper()
-	admin, err := os.ReadFile(filepath.Join(ctl.DataDir, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := json.Marshal(map[string]any{"adapter": "local", "instance": instance, "service": service, "ttl_seconds": 600})
-	req, _ := http.NewRequest("POST", "http://"+ctl.Admin+"/v1/join-tokens", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(admin)))
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	req := map[string]any{"adapter": "local", "instance": instance, "service": service, "ttl_seconds": 600}
 	var out struct{ Token string }
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("POST /v1/join-tokens: %s %v", resp.Status, err)
+	if err := ctl.Call("POST", "/v1/join-tokens", req, &out); err != nil {
+		t.Fatalf("POST /v1/join-tokens: %v", err)
 	}
 	return out.Token
 }
