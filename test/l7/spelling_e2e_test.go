@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/test/harness"
 )
 
 // spellingPolicy lets client call api, but for /admin, DELETE, a request
@@ -273,7 +275,8 @@ func startControllerMesh(t *testing.T, bin, dir, policy, workloads, firstAddress
 	var out logBuf
 	cmd := exec.Command(filepath.Join(bin, "weft"), "controller", "--data-dir", cm.dataDir, "--listen", listen, "--admin", admin,
 		"--proxy-binary", filepath.Join(bin, "weft-proxy"), "--policy-dir", policyDir, "--adapter", "local="+wl,
-		"--adapter-option", "local.first_address="+firstAddress)
+		"--adapter-option", "local.first_address="+firstAddress,
+		"--adapter-option", "local.isolation=none") // the test calls through client's sidecar as its app
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -296,19 +299,8 @@ func startControllerMesh(t *testing.T, bin, dir, policy, workloads, firstAddress
 		}
 	})
 	cm.status = func() (*controllerStatus, error) {
-		tok, err := os.ReadFile(filepath.Join(cm.dataDir, "admin.token"))
-		if err != nil {
-			return nil, err
-		}
-		req, _ := http.NewRequest("GET", "http://"+admin+"/v1/status", nil)
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
 		var s controllerStatus
-		return &s, json.NewDecoder(resp.Body).Decode(&s)
+		return &s, harness.Remote(admin, cm.dataDir).Call("GET", "/v1/status", nil, &s)
 	}
 	deadline := time.Now().Add(90 * time.Second)
 	tick := time.NewTicker(50 * time.Millisecond)
