@@ -121,20 +121,23 @@
 //
 //   - to its address and app port is rejected with a TCP reset unless it
 //     comes from the app's or the sidecar's gid;
-//   - to its address and any of its outbound ports is rejected unless it
-//     comes from the app's gid.
+//   - to its address and any other port but the sidecar's mesh and admin
+//     ports is rejected unless it comes from the app's gid. The address is
+//     the instance's alone, so those ports are its sidecar's outbound
+//     listeners (whichever ports the policy gives them, guarded from the
+//     moment they open: the adapter needs no knowledge of the policy) and
+//     any other port the app opens.
 //
-// Nothing else matches: not other addresses, not other ports (the mesh and
-// admin ports stay open), not established connections. The table is
+// Nothing else matches: not other addresses, not the mesh and admin ports
+// (they stay open: the mesh port refuses strangers itself), not
+// established connections. The table is
 // replaced in one `nft -f` transaction whenever the instances change:
 // before new processes start, so an app port is never open, and only after
 // the processes of a removed instance have stopped; it is deleted by Close
 // after every process has stopped. A table whose adapter
 // is dead is deleted by the next adapter's first transaction (its
-// processes stay guarded until then). The outbound ports come from the
-// sidecars' configurations (GET /config on the admin port, every quarter
-// second), since the adapter does not see the policy: a new outbound
-// listener is open until the next round.
+// processes stay guarded until then). A failed apply is retried every
+// quarter second, and the instances report isolation none meanwhile.
 //
 // What it does not protect against: root, or any process with
 // CAP_NET_ADMIN or CAP_SETGID, which can join a group or flush the table;

@@ -2,11 +2,7 @@ package local
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -16,11 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
-
-	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/model"
 )
 
@@ -91,12 +83,16 @@ func groupsInRange(etcGroup string) []string {
 	return out
 }
 
-// guardedInstance is what the rules of one instance are made of.
+// guardedInstance is what the rules of one instance are made of. Every
+// instance has a loopback address of its own, so every port on it is the
+// instance's: the app port, the sidecar's mesh and admin ports, and the
+// sidecar's outbound listeners, whatever ports the policy gives them.
 type guardedInstance struct {
 	ID       string
 	Address  string
-	AppPort  int   // 0: left open (an edge service)
-	Outbound []int // the sidecar's outbound listeners on Address, sorted
+	AppPort  int
+	Edge     bool  // the app port is left open (an edge service)
+	Open     []int // ports anyone may connect to: the sidecar's mesh and admin ports
 	AppGID   uint32
 	ProxyGID uint32
 }
@@ -111,8 +107,12 @@ const tablePrefix = "weft_local_"
 // file atomically, so there is never a moment without rules. Declaring the
 // table before deleting it makes the delete succeed on the first run.
 //
-// Only the first packet of a connection (SYN without ACK) is matched, and
-// only to the exact address and ports of an instance: established
+// Per instance, two rules: its app port takes connections from its app and
+// sidecar only; every other port of its address but the sidecar's mesh and
+// admin ports (that is, the outbound listeners, whichever ports the policy
+// gives them, from the moment they open) takes connections from its app
+// only. Only the first packet of a connection (SYN without ACK) is
+// matched, and only to an instance's own address: established
 // connections, replies, and every other address are left alone.
 func renderRuleset(table string, insts []guardedInstance) string {
 	var b strings.Builder
@@ -122,20 +122,18 @@ func renderRuleset(table string, insts []guardedInstance) string {
 	b.WriteString("\t\ttype filter hook output priority filter; policy accept;\n")
 	for _, in := range insts {
 		const syn = "tcp flags & (syn | ack) == syn"
-		if in.AppPort > 0 {
+		if !in.Edge {
 			fmt.Fprintf(&b, "\t\t# %s: app port from gids %d (app) and %d (sidecar) only\n", in.ID, in.AppGID, in.ProxyGID)
 			fmt.Fprintf(&b, "\t\tip daddr %s tcp dport %d %s meta skgid != { %d, %d } reject with tcp reset\n",
 				in.Address, in.AppPort, syn, in.AppGID, in.ProxyGID)
 		}
-		if len(in.Outbound) > 0 {
-			ports := make([]string, len(in.Outbound))
-			for i, p := range in.Outbound {
-				ports[i] = strconv.Itoa(p)
-			}
-			fmt.Fprintf(&b, "\t\t# %s: outbound ports from gid %d (app) only\n", in.ID, in.AppGID)
-			fmt.Fprintf(&b, "\t\tip daddr %s tcp dport { %s } %s meta skgid != %d reject with tcp reset\n",
-				in.Address, strings.Join(ports, ", "), syn, in.AppGID)
+		ports := []string{strconv.Itoa(in.AppPort)}
+		for _, p := range in.Open {
+			ports = append(ports, strconv.Itoa(p))
 		}
+		fmt.Fprintf(&b, "\t\t# %s: every other port but the sidecar's mesh and admin ports (its outbound listeners) from gid %d (app) only\n", in.ID, in.AppGID)
+		fmt.Fprintf(&b, "\t\tip daddr %s tcp dport != { %s } %s meta skgid != %d reject with tcp reset\n",
+			in.Address, strings.Join(ports, ", "), syn, in.AppGID)
 	}
 	b.WriteString("\t}\n}\n")
 	return b.String()
@@ -168,14 +166,13 @@ type guard struct {
 	nft   string
 	table string
 
-	mu       sync.Mutex
-	specs    []instanceSpec
-	edge     map[string]bool  // services left open
-	outbound map[string][]int // instance ID -> outbound ports seen
-	applied  string           // the ruleset in force ("" before the first)
-	ok       bool             // the last apply succeeded
-	err      error            // the last apply's error
-	stale    []string         // tables of dead adapters, deleted by the first apply
+	mu      sync.Mutex
+	specs   []instanceSpec
+	edge    map[string]bool // services left open
+	applied string          // the ruleset in force ("" before the first)
+	ok      bool            // the last apply succeeded
+	err     error           // the last apply's error
+	stale   []string        // tables of dead adapters, deleted by the first apply
 }
 
 // newGuard returns a guard for a table of this process's own. Its first
@@ -183,7 +180,7 @@ type guard struct {
 // the same transaction: the processes of a dead adapter that the new one
 // adopts are never unguarded in between.
 func newGuard(nft string) (*guard, error) {
-	g := &guard{nft: nft, table: tablePrefix + strconv.Itoa(os.Getpid()), outbound: map[string][]int{}}
+	g := &guard{nft: nft, table: tablePrefix + strconv.Itoa(os.Getpid())}
 	out, err := exec.Command(nft, "list", "tables", "inet").CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("listing nftables tables: %w: %s", err, bytes.TrimSpace(out))
@@ -221,14 +218,10 @@ func (g *guard) setSpecs(specs []instanceSpec, edge map[string]bool) error {
 	return g.applyLocked()
 }
 
-// setOutbound records the outbound ports of the instances' sidecars and
-// applies the rules if they changed.
-func (g *guard) setOutbound(ports map[string][]int) error {
+// retry applies the rules again after a failed apply.
+func (g *guard) retry() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for id, p := range ports {
-		g.outbound[id] = p
-	}
 	return g.applyLocked()
 }
 
@@ -239,16 +232,10 @@ func (g *guard) instancesLocked() []guardedInstance {
 		if err != nil {
 			continue // the plan only hands out IPv4 loopback addresses
 		}
-		in := guardedInstance{
-			ID: s.ID, Address: s.Address, AppPort: s.Port,
-			Outbound: g.outbound[s.ID], AppGID: app, ProxyGID: proxy,
-		}
-		if g.edge[s.Service] {
-			in.AppPort = 0
-		}
-		if in.AppPort > 0 || len(in.Outbound) > 0 {
-			out = append(out, in)
-		}
+		out = append(out, guardedInstance{
+			ID: s.ID, Address: s.Address, AppPort: s.Port, Edge: g.edge[s.Service],
+			Open: []int{meshPort, adminPort}, AppGID: app, ProxyGID: proxy,
+		})
 	}
 	return out
 }
@@ -346,53 +333,3 @@ func procGID(pid int) (uint32, error) {
 	}
 	return 0, fmt.Errorf("process %d: no Gid line in /proc/%d/status", pid, pid)
 }
-
-// outboundPorts asks a sidecar's admin API (GET /config) which outbound
-// listeners it has on addr, sorted.
-func outboundPorts(ctx context.Context, client *http.Client, addr string) ([]int, error) {
-	url := "http://" + net.JoinHostPort(addr, strconv.Itoa(adminPort)) + "/config"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, fmt.Errorf("asking the sidecar at %s for its config: %w", addr, err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("asking the sidecar at %s for its config: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return nil, fmt.Errorf("reading the sidecar's config from %s: %w", url, err)
-	}
-	if resp.StatusCode == http.StatusNotFound {
-		return nil, nil // no config yet: no outbound listeners
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("asking the sidecar at %s for its config: %s", addr, resp.Status)
-	}
-	return parseOutbound(body, addr)
-}
-
-// parseOutbound returns the local ports of the upstream listeners bound to
-// addr in a ConfigUpdate as JSON. (A listener without an address binds
-// 127.0.0.1, which is no instance's: the controller always sets it.)
-func parseOutbound(body []byte, addr string) ([]int, error) {
-	var u meshapi.ConfigUpdate
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, &u); err != nil {
-		return nil, fmt.Errorf("decoding the sidecar's config: %w", err)
-	}
-	var ports []int
-	for _, up := range u.GetConfig().GetUpstreams() {
-		if up.GetBindAddress() != addr {
-			continue
-		}
-		if p := int(up.GetLocalPort()); p > 0 && p <= 65535 && !slices.Contains(ports, p) {
-			ports = append(ports, p)
-		}
-	}
-	slices.Sort(ports)
-	return ports, nil
-}
-
-// sidecarTimeout bounds one question to a sidecar's admin API.
-const sidecarTimeout = 2 * time.Second

@@ -59,11 +59,11 @@ func TestRenderRuleset(t *testing.T) {
 	}{
 		{name: "empty"},
 		{name: "two", insts: []guardedInstance{
-			{ID: "api-0", Address: "127.0.0.2", AppPort: 8080, Outbound: []int{9001, 9002}, AppGID: 2_000_000_004, ProxyGID: 2_000_000_005},
-			{ID: "store-0", Address: "127.0.0.3", AppPort: 8080, AppGID: 2_000_000_006, ProxyGID: 2_000_000_007},
+			{ID: "api-0", Address: "127.0.0.2", AppPort: 8080, Open: []int{15001, 15000}, AppGID: 2_000_000_004, ProxyGID: 2_000_000_005},
+			{ID: "store-0", Address: "127.0.0.3", AppPort: 8080, Open: []int{15001, 15000}, AppGID: 2_000_000_006, ProxyGID: 2_000_000_007},
 		}},
 		{name: "edge", insts: []guardedInstance{
-			{ID: "frontend-0", Address: "127.0.0.4", Outbound: []int{9001}, AppGID: 2_000_000_008, ProxyGID: 2_000_000_009},
+			{ID: "frontend-0", Address: "127.0.0.4", AppPort: 8080, Edge: true, Open: []int{15001, 15000}, AppGID: 2_000_000_008, ProxyGID: 2_000_000_009},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,32 +109,6 @@ func TestStaleTables(t *testing.T) {
 	got := staleTables(listing, func(pid int) bool { return pid == 200 })
 	if want := []string{"weft_local_100"}; !slices.Equal(got, want) {
 		t.Errorf("staleTables = %v, want %v", got, want)
-	}
-}
-
-func TestParseOutbound(t *testing.T) {
-	for _, tc := range []struct {
-		name, body string
-		want       []int
-		wantErr    bool
-	}{
-		{name: "two upstreams", body: `{"version":"3","config":{"upstreams":[{"name":"b","bindAddress":"127.0.0.2","localPort":9002},{"name":"a","bindAddress":"127.0.0.2","localPort":9001}]}}`, want: []int{9001, 9002}},
-		{name: "other address skipped", body: `{"config":{"upstreams":[{"bindAddress":"127.0.0.9","localPort":9001},{"localPort":9003}]}}`},
-		{name: "duplicate", body: `{"config":{"upstreams":[{"bindAddress":"127.0.0.2","localPort":9001},{"bindAddress":"127.0.0.2","localPort":9001}]}}`, want: []int{9001}},
-		{name: "out of range", body: `{"config":{"upstreams":[{"bindAddress":"127.0.0.2","localPort":70000}]}}`},
-		{name: "no config", body: `{}`},
-		{name: "unknown fields", body: `{"config":{"future":1,"upstreams":[{"bindAddress":"127.0.0.2","localPort":9001}]}}`, want: []int{9001}},
-		{name: "not json", body: `<html>`, wantErr: true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseOutbound([]byte(tc.body), "127.0.0.2")
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("error %v, want error %v", err, tc.wantErr)
-			}
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("ports %v, want %v", got, tc.want)
-			}
-		})
 	}
 }
 
@@ -249,19 +223,6 @@ func TestGuardedInstances(t *testing.T) {
 	app1, proxy1, _ := gids(api1)
 	appPort := func(addr string) string { return net.JoinHostPort(addr, strconv.Itoa(s.port)) }
 	outPort := func(addr string) string { return net.JoinHostPort(addr, strconv.Itoa(fakeOutbound)) }
-
-	// The outbound rules follow the sidecars' GET /config.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		out, _ := exec.Command(nft, "list", "table", "inet", tablePrefix+strconv.Itoa(os.Getpid())).CombinedOutput()
-		if strings.Count(string(out), "dport "+strconv.Itoa(fakeOutbound)) == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no outbound rules for api-0, api-1 and web-0 within 15s:\n%s", out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 
 	for _, tc := range []struct {
 		name string

@@ -1,8 +1,6 @@
 package local
 
 import (
-	"context"
-	"net/http"
 	"slices"
 	"syscall"
 	"time"
@@ -95,19 +93,15 @@ func (a *Adapter) isolation(s instanceSpec) model.Isolation {
 	return g.isolation(s.Service)
 }
 
-// pollGuard keeps the rules of the outbound ports up to date: every
-// procPoll it asks each running sidecar for its outbound listeners (they
-// follow the policy, which the adapter does not see) and reapplies the
-// rules when they changed; it also retries a failed apply. A new outbound
-// listener is open to any local process until the next round.
+// pollGuard retries, every procPoll, an apply of the rules that failed
+// (or a guard that could not start), and says so when it works again.
+// The rules need no other upkeep: they cover every port of an instance's
+// address, so an outbound listener the policy adds later is guarded from
+// the moment it opens.
 func (a *Adapter) pollGuard(r *runner, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	client := &http.Client{Timeout: sidecarTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
 	t := time.NewTicker(a.procPoll)
 	defer t.Stop()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { <-stop; cancel() }()
 	for {
 		select {
 		case <-stop:
@@ -133,31 +127,15 @@ func (a *Adapter) pollGuard(r *runner, stop <-chan struct{}, done chan<- struct{
 			}
 			continue
 		}
-		sts, _, _, closed := r.view()
-		if closed {
-			return
+		if prevErr == nil {
+			continue
 		}
-		ports := map[string][]int{}
-		for _, st := range sts {
-			if !st.ProxyRunning {
-				continue
-			}
-			p, err := outboundPorts(ctx, client, st.Spec.Address)
-			if err != nil {
-				continue // not listening yet, or restarting: asked again next round
-			}
-			ports[st.Spec.ID] = p
-		}
-		err := g.setOutbound(ports)
+		err := g.retry()
 		a.mu.Lock()
 		a.guardErr = err
 		a.mu.Unlock()
-		if (err == nil) != (prevErr == nil) {
-			if err != nil {
-				a.log.Error("ISOLATION OFF: cannot apply the guard's rules; app ports and outbound ports are open", "error", err)
-			} else {
-				a.log.Info("guard rules applied again")
-			}
+		if err == nil {
+			a.log.Info("guard rules applied again")
 			r.setDiags(a.diagnostics(cfg))
 			r.poke()
 		}
