@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/weftmesh/weft/core/ca"
+	"github.com/weftmesh/weft/core/compile"
 	"github.com/weftmesh/weft/core/controller"
 	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/model"
@@ -164,6 +165,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		CA: authority, Join: ca.NewJoinVerifier(authority.JoinSecret()), Registry: reg,
 		TrustDomain: ctl.TrustDomain, Logger: log,
 		VerifyCredential: verifyWith(handles),
+		Binder:           ctl,
 	})
 	ctl.SetServer(srv)
 
@@ -491,6 +493,14 @@ type StatusReport struct {
 	// Roots are the CA's roots: the active one first, then the previous
 	// ones still trusted after a rotation.
 	Roots []RootReport `json:"roots"`
+	// IdentityBinding is the policy's mesh identity_binding: "strict" or
+	// "permissive".
+	IdentityBinding string `json:"identity_binding,omitempty"`
+	// Skipped are the instances left out of every endpoint set (reason
+	// "unbound workload": no binding of their service names their
+	// workload; they get no certificate). In permissive mode they are
+	// served anyway and listed here as a warning.
+	Skipped []compile.Skipped `json:"skipped,omitempty"`
 }
 
 // RootReport is one CA root and how many connected sidecars hold a leaf
@@ -614,6 +624,12 @@ func adminHandler(token string, ctl *controller.Controller, reg *registry.Regist
 		if p := ctl.Policy(); p != nil {
 			rep.Policy = policyhcl.Summary(p)
 			rep.IntentionsCount = len(p.Intentions)
+			rep.IdentityBinding = string(policy.BindingStrict)
+		}
+		var permissive bool
+		rep.Skipped, permissive = ctl.Unbound()
+		if permissive {
+			rep.IdentityBinding = string(policy.BindingPermissive)
 		}
 		st.mu.Lock()
 		rep.PolicyError = st.policyError
