@@ -143,12 +143,12 @@ func (p *Policy) Namespace(service string) string {
 
 // Decide returns what the policy does with a connection from source to
 // destination, and whether an intention (rather than the default) decided.
-// source is "ns/svc", or a bare "svc" running in the destination's
-// namespace (see DecideCaller). An intention with permissions allows the
+// source is "ns/svc", or a bare "svc": that service in the namespace its
+// service block gives (see DecideCaller). An intention with permissions allows the
 // connection when any of its permissions allows (each request is then
 // decided by DecideRequest).
 func (p *Policy) Decide(source, destination string) (Action, bool) {
-	return p.DecideCaller(ParseCaller(source, p.Namespace(destination)), destination)
+	return p.DecideCaller(ParseCaller(source, p.Namespace(source)), destination)
 }
 
 // DecideCaller is Decide for a caller whose namespace is known (the
@@ -161,11 +161,11 @@ func (p *Policy) DecideCaller(c Caller, destination string) (Action, bool) {
 	return in.connAction(), true
 }
 
-// Winner returns the intention that decides for source ("ns/svc" or a bare
-// "svc" in the destination's namespace) and destination, or nil when none
-// applies: the most specific, deny first among equals.
+// Winner returns the intention that decides for source ("ns/svc", or a
+// bare "svc" in its service block's namespace) and destination, or nil when
+// none applies: the most specific, deny first among equals.
 func (p *Policy) Winner(source, destination string) *Intention {
-	return p.WinnerFor(ParseCaller(source, p.Namespace(destination)), destination)
+	return p.WinnerFor(ParseCaller(source, p.Namespace(source)), destination)
 }
 
 // WinnerFor is Winner for a caller whose namespace is known.
