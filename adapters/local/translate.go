@@ -25,6 +25,7 @@ func translate(workloadsFile string, sts []instanceStatus) []model.Instance {
 			Meta:      maps.Clone(s.Meta),
 			Tags:      slices.Clone(s.Tags),
 			Health:    model.HealthCritical,
+			Workload:  map[string]string{model.WorkloadScheduler: "local", "name": s.Workload},
 			Labels: map[string]string{
 				"workloads_file": workloadsFile,
 				"restarts":       strconv.Itoa(st.Restarts),
