@@ -37,13 +37,13 @@ func TestTranslate(t *testing.T) {
 				{
 					ID: "api-0", Service: "api", Namespace: "default", Address: "127.0.0.2", Ports: ports(8080),
 					Meta: map[string]string{"version": "v1"}, Tags: []string{"demo"}, Health: model.HealthPassing,
-					Labels: map[string]string{"pid": "10", "proxy_pid": "11", "restarts": "2", "workloads_file": "w.hcl"},
+					Labels:   map[string]string{"pid": "10", "proxy_pid": "11", "restarts": "2", "workloads_file": "w.hcl"},
 					Workload: map[string]string{model.WorkloadScheduler: "local", "name": "api"},
 				},
 				{
 					ID: "store-0", Service: "store", Namespace: "shop", Address: "127.0.0.4", Ports: ports(9000),
-					Health: model.HealthPassing,
-					Labels: map[string]string{"pid": "30", "proxy_pid": "31", "restarts": "0", "workloads_file": "w.hcl"},
+					Health:   model.HealthPassing,
+					Labels:   map[string]string{"pid": "30", "proxy_pid": "31", "restarts": "0", "workloads_file": "w.hcl"},
 					Workload: map[string]string{model.WorkloadScheduler: "local", "name": "store-main"},
 				},
 			},
@@ -54,7 +54,7 @@ func TestTranslate(t *testing.T) {
 			want: []model.Instance{{
 				ID: "api-1", Service: "api", Namespace: "default", Address: "127.0.0.3", Ports: ports(8080),
 				Meta: map[string]string{"version": "v1"}, Tags: []string{"demo"}, Health: model.HealthCritical,
-				Labels: map[string]string{"proxy_pid": "21", "restarts": "0", "workloads_file": "w.hcl"},
+				Labels:   map[string]string{"proxy_pid": "21", "restarts": "0", "workloads_file": "w.hcl"},
 				Workload: map[string]string{model.WorkloadScheduler: "local", "name": "api"},
 			}},
 		},
@@ -63,8 +63,8 @@ func TestTranslate(t *testing.T) {
 			in:   []instanceStatus{{Spec: store, AppPID: 40, AppRunning: true}},
 			want: []model.Instance{{
 				ID: "store-0", Service: "store", Namespace: "shop", Address: "127.0.0.4", Ports: ports(9000),
-				Health: model.HealthPassing,
-				Labels: map[string]string{"pid": "40", "restarts": "0", "workloads_file": "w.hcl"},
+				Health:   model.HealthPassing,
+				Labels:   map[string]string{"pid": "40", "restarts": "0", "workloads_file": "w.hcl"},
 				Workload: map[string]string{model.WorkloadScheduler: "local", "name": "store-main"},
 			}},
 		},
