@@ -14,12 +14,14 @@ import (
 const planOld = `
 service "web" {
   protocol = "http"
+  binding "local" { name = "web" }
   upstream "api" {
     local_port = 9100
   }
 }
 service "api" {
   protocol = "http"
+  binding "local" { name = "api" }
   subset "v1" {
     meta = { version = "v1" }
   }
@@ -29,7 +31,9 @@ service "api" {
     }
   }
 }
-service "db" {}
+service "db" {
+  binding "local" { name = "db" }
+}
 intention "web" "api" {
   action = "allow"
 }
@@ -41,6 +45,7 @@ intention "api" "db" {
 const planNew = `
 service "web" {
   protocol = "http"
+  binding "local" { name = "web" }
   upstream "api" {
     local_port = 9100
     lb         = "least_request"
@@ -48,6 +53,7 @@ service "web" {
 }
 service "api" {
   protocol = "http"
+  binding "local" { name = "api" }
   subset "v1" {
     meta = { version = "v1" }
   }
@@ -66,6 +72,7 @@ service "api" {
 }
 service "cart" {
   protocol = "http"
+  binding "local" { name = "cart" }
 }
 intention "web" "api" {
   permission {
