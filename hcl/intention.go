@@ -16,6 +16,7 @@ type intention struct {
 	SourceRange      hcl.Range
 	SourceService    string // "svc" or "*"
 	SourceNamespace  string // "" (the destination's namespace), a namespace, or "*"
+	badEnds          bool   // decodeEnds reported the source or destination
 	Destination      string
 	DestinationRange hcl.Range
 	Action           policy.Action // "" when missing or invalid
@@ -90,10 +91,12 @@ func (in *intention) decodeEnds() hcl.Diagnostics {
 		in.SourceNamespace, in.SourceService = ns, svc
 		switch {
 		case ns == policy.Wildcard:
+			in.badEnds = true
 			diags = append(diags, errorAt(in.SourceRange, "Invalid intention source",
 				fmt.Sprintf("The source %q names service %q in every namespace, but anyone who can create a namespace can run a service of that name there. "+
 					"Name the namespace (%q), or use %q for every caller.", in.Source, svc, "ns/"+svc, policy.Wildcard)))
 		case !model.ValidName(ns) || (svc != policy.Wildcard && !model.ValidName(svc)):
+			in.badEnds = true
 			diags = append(diags, errorAt(in.SourceRange, "Invalid intention source",
 				fmt.Sprintf("The source %q is not a service. Write %q (a service in the destination's namespace), %q, %q (every service of a namespace) or %q (every caller), "+
 					"where namespace and service are DNS labels.", in.Source, "service", "namespace/service", "namespace/*", policy.Wildcard)))
@@ -102,6 +105,7 @@ func (in *intention) decodeEnds() hcl.Diagnostics {
 		in.SourceNamespace = policy.Wildcard
 	}
 	if strings.Contains(in.Destination, "/") {
+		in.badEnds = true
 		diags = append(diags, errorAt(in.DestinationRange, "Invalid intention destination",
 			fmt.Sprintf("The destination %q has a namespace. Name the service alone: its namespace is the one its service block gives.", in.Destination)))
 	}
@@ -121,6 +125,9 @@ func checkIntentions(intentions []*intention, declared map[string]*service) hcl.
 	type pair struct{ src, dst string }
 	seen := map[pair]*intention{}
 	for _, in := range intentions {
+		if in.badEnds {
+			continue // decodeEnds said what is wrong
+		}
 		for _, end := range []struct {
 			role, name string
 			rng        hcl.Range
