@@ -17,7 +17,9 @@ func TestAuthorizeNamespaces(t *testing.T) {
 	rule := func(ns, src string, a meshapi.Action) *meshapi.AuthzRule {
 		return &meshapi.AuthzRule{Source: src, SourceNamespace: ns, Action: a}
 	}
-	caller := func(td, ns, svc string) spiffe.Identity { return spiffe.Identity{TrustDomain: td, Namespace: ns, Service: svc} }
+	caller := func(td, ns, svc string) spiffe.Identity {
+		return spiffe.Identity{TrustDomain: td, Namespace: ns, Service: svc}
+	}
 	const td = "weft.local"
 	tests := []struct {
 		name   string
