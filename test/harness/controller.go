@@ -84,6 +84,19 @@ type Status struct {
 	Adapters    []AdapterStatus  `json:"adapters"`
 	Instances   []InstanceStatus `json:"instances"`
 	Sidecars    []SidecarStatus  `json:"sidecars"`
+	// IdentityBinding and Skipped: the policy's identity_binding and the
+	// instances left out of every endpoint set (reason "unbound workload").
+	IdentityBinding string          `json:"identity_binding"`
+	Skipped         []SkippedStatus `json:"skipped"`
+}
+
+// SkippedStatus is one instance the controller leaves out, and why.
+type SkippedStatus struct {
+	Adapter  string `json:"adapter"`
+	Instance string `json:"instance"`
+	Service  string `json:"service"`
+	Reason   string `json:"reason"`
+	Detail   string `json:"detail"`
 }
 
 // AdapterStatus is one adapter plugin's state.
