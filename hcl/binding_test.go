@@ -165,3 +165,18 @@ intention "api" "api" { action = "allow" }
 		}
 	}
 }
+
+// TestUnboundDiagnosticRendering: the blocks to add keep their layout
+// when rendered, so they can be copied into a policy file.
+func TestUnboundDiagnosticRendering(t *testing.T) {
+	_, diags, files := LoadSources(map[string][]byte{"p.hcl": []byte("service \"catalog\" {\n  namespace = \"shop\"\n}\n")})
+	var b strings.Builder
+	if err := WriteDiagnostics(&b, diags, files, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\n  binding \"nomad\" {", "\n    namespace = \"shop\"\n    job       = \"catalog\"\n  }\n", "\n  binding \"local\" { name = \"catalog\" }"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("rendered diagnostic lacks %q:\n%s", want, b.String())
+		}
+	}
+}
