@@ -76,7 +76,13 @@ func writeDiagnostic(w *bufio.Writer, d *hcl.Diagnostic, files map[string]*hcl.F
 	if d.Detail != "" {
 		w.WriteString("\n")
 		for _, para := range strings.Split(d.Detail, "\n") {
-			w.WriteString(wrap(para, detailWidth))
+			if strings.HasPrefix(para, "  ") {
+				// An indented line is an example to copy (a block of
+				// HCL): written as it is.
+				w.WriteString(para)
+			} else {
+				w.WriteString(wrap(para, detailWidth))
+			}
 			w.WriteString("\n")
 		}
 	}

@@ -19,13 +19,34 @@
 // its path (service.route.retry.go decodes service > route > retry).
 //
 //	mesh {
-//	  trust_domain   = "weft.local" # optional, a DNS name; default "weft.local"
-//	  default_action = "deny"       # optional, allow | deny; default "deny"
+//	  trust_domain     = "weft.local" # optional, a DNS name; default "weft.local"
+//	  default_action   = "deny"       # optional, allow | deny; default "deny"
+//	  identity_binding = "strict"     # optional, strict | permissive; default "strict"
 //	}
 //
 //	service "api" {                 # the label is a DNS label
 //	  namespace = "default"         # optional, a DNS label; default "default"
 //	  protocol  = "http"            # optional, tcp | http | http2 | grpc; default "tcp"
+//
+//	  # Who may serve this service: the scheduler workloads whose instances
+//	  # get its identity (spiffe://<trust-domain>/ns/<namespace>/svc/api)
+//	  # and its callers' traffic. One block per workload; any may match.
+//	  binding "nomad" {
+//	    namespace = "shop"          # required: the job's Nomad namespace
+//	    job       = "api"           # required: the job ID
+//	    group     = "web"           # optional: one task group ("*" or left out: any)
+//	    task      = "app"           # optional: the task of a task-level service ("*" or left out: any)
+//	  }
+//	  binding "kubernetes" {
+//	    namespace       = "shop"    # required: the pod's namespace
+//	    service_account = "api"     # required: spec.serviceAccountName ("default" when unset)
+//	  }
+//	  binding "mesos" {             # one or more of (all given must match):
+//	    principal      = "api"      #   the framework's authenticated principal (prefer this)
+//	    role           = "shop"     #   the framework's role, when it has exactly one
+//	    framework_name = "marathon" #   the name the framework registered with
+//	  }
+//	  binding "local" { name = "api" } # the local workloads file's service block label
 //
 //	  upstream "store" {            # names a service declared with a service block
 //	    local_port = 9101           # required, 1-65535, unique within the service
@@ -73,6 +94,8 @@
 //	intention "frontend" "api" {    # source, destination; either may be "*"
 //	  action = "allow"              # allow | deny; or, instead, permission blocks:
 //	}
+//	intention "ops/monitor" "api" { action = "allow" } # a service of another namespace
+//	intention "ops/*" "api" { action = "deny" }        # every service of namespace ops
 //	intention "web" "api" {
 //	  permission {                  # tried in order; the first whose match holds decides;
 //	    action = "deny"             # a request none matches gets the default action
@@ -83,6 +106,50 @@
 // Values are literals: variables and function calls are rejected. The
 // doc comment of each block's decoded type (route, retry, fault, ...)
 // says what its attributes mean and what they default to.
+//
+// # Identity binding
+//
+// A service name alone is not an identity: any Nomad job can register a
+// service called "catalog". So a service says which scheduler workloads
+// may serve it, with binding blocks, matched against what the scheduler
+// reports for each instance (model.Instance.Workload), never against what
+// the instance claims. Values are matched exactly, case included; "*" is
+// allowed only for a Nomad binding's group and task (inside one job, whose
+// author controls both), never for a namespace, job, service account,
+// principal, role or name, because those are where schedulers draw their
+// access lines.
+//
+// identity_binding = "strict" (the default): an instance whose workload
+// no binding of its service names gets no certificate (Join and Renew are
+// refused, naming the workload and the binding block to add), is in no
+// caller's endpoint set, and is listed in the controller's status as
+// skipped with reason "unbound workload". A service with no binding at all
+// is an error ("Service without binding", at the service block, with
+// blocks to add for each scheduler). identity_binding = "permissive" keeps
+// the behaviour from before bindings, for a migration: unbound workloads
+// are served, the controller logs and lists each of them as a warning, and
+// a service without binding is a warning. The binding check runs only on
+// an otherwise valid policy, so it never buries another error.
+//
+// # Intention sources and namespaces
+//
+// An intention's source names callers by namespace and service, within
+// the mesh's trust domain (a caller from another trust domain never
+// matches, whatever the source or default says):
+//
+//   - "web": service web in the destination service's namespace. A bare
+//     source to a destination in another namespace than its own service
+//     block's is an error, since it would match nothing; write "ns/web".
+//   - "ns/web": service web in namespace ns (it must be the namespace its
+//     service block gives).
+//   - "ns/*": every service of namespace ns.
+//   - "*": every service of every namespace of the trust domain.
+//   - "*/web" is refused: anyone who can create a namespace can run a
+//     service called web in it.
+//
+// The destination is a service name (or "*"); its namespace is its service
+// block's. The most specific source wins (a service over a namespace over
+// "*"), then the most specific destination; among equals deny wins.
 //
 // # Choices
 //
@@ -98,9 +165,11 @@
 //     whatever its action; a second one is an error rather than a silent
 //     override.
 //   - Intentions are sorted most specific first (exact source and
-//     destination, then exact source, then exact destination, then "*" to
-//     "*"), then by source and destination, so equal policies compile to
-//     equal values. Upstreams keep their declaration order.
+//     destination, then exact source, then a namespace's "ns/*", then
+//     exact destination, then "*" to "*"), then by source and
+//     destination, so equal policies compile to equal values. Upstreams
+//     keep their declaration order. "web" and "default/web" to a
+//     destination in "default" are the same intention (a duplicate).
 //   - Cross-reference checks (unknown services, duplicates across files)
 //     run only when every file parsed, so a block lost to a syntax error does
 //     not cause a cascade of unknown-service errors.

@@ -3,15 +3,20 @@ package policyhcl
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/policy"
 )
 
 // intention is a decoded intention block.
 type intention struct {
-	Source           string
+	Source           string // the label as written: "svc", "ns/svc", "ns/*" or "*"
 	SourceRange      hcl.Range
+	SourceService    string // "svc" or "*"
+	SourceNamespace  string // "" (the destination's namespace), a namespace, or "*"
+	badEnds          bool   // decodeEnds reported the source or destination
 	Destination      string
 	DestinationRange hcl.Range
 	Action           policy.Action // "" when missing or invalid
@@ -36,7 +41,9 @@ func decodeIntentionBlock(block *hcl.Block) (*intention, hcl.Diagnostics) {
 		DestinationRange: block.LabelRanges[1],
 		DeclRange:        block.DefRange,
 	}
-	content, diags := block.Body.Content(intentionSchema)
+	diags := in.decodeEnds()
+	content, moreDiags := block.Body.Content(intentionSchema)
+	diags = append(diags, moreDiags...)
 	if attr, ok := content.Attributes["action"]; ok {
 		a, set, valDiags := decodeEnum(attr, actions, "Invalid action", "intention action")
 		diags = append(diags, valDiags...)
@@ -70,6 +77,41 @@ func decodeIntentionBlock(block *hcl.Block) (*intention, hcl.Diagnostics) {
 	return in, diags
 }
 
+// decodeEnds reads the source label: "svc" is that service in the
+// destination's namespace, "ns/svc" that service in namespace ns, "ns/*"
+// every service of namespace ns, and "*" every service of every namespace
+// of the trust domain. "*/svc" is refused: a service name alone is not an
+// identity across namespaces (anyone may create a service of that name in
+// a namespace of their own). The destination is a service name or "*";
+// its namespace is its service block's.
+func (in *intention) decodeEnds() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	in.SourceService = in.Source
+	if ns, svc, ok := strings.Cut(in.Source, "/"); ok {
+		in.SourceNamespace, in.SourceService = ns, svc
+		switch {
+		case ns == policy.Wildcard:
+			in.badEnds = true
+			diags = append(diags, errorAt(in.SourceRange, "Invalid intention source",
+				fmt.Sprintf("The source %q names service %q in every namespace, but anyone who can create a namespace can run a service of that name there. "+
+					"Name the namespace (%q), or use %q for every caller.", in.Source, svc, "ns/"+svc, policy.Wildcard)))
+		case !model.ValidName(ns) || (svc != policy.Wildcard && !model.ValidName(svc)):
+			in.badEnds = true
+			diags = append(diags, errorAt(in.SourceRange, "Invalid intention source",
+				fmt.Sprintf("The source %q is not a service. Write %q (a service in the destination's namespace), %q, %q (every service of a namespace) or %q (every caller), "+
+					"where namespace and service are DNS labels.", in.Source, "service", "namespace/service", "namespace/*", policy.Wildcard)))
+		}
+	} else if in.Source == policy.Wildcard {
+		in.SourceNamespace = policy.Wildcard
+	}
+	if strings.Contains(in.Destination, "/") {
+		in.badEnds = true
+		diags = append(diags, errorAt(in.DestinationRange, "Invalid intention destination",
+			fmt.Sprintf("The destination %q has a namespace. Name the service alone: its namespace is the one its service block gives.", in.Destination)))
+	}
+	return diags
+}
+
 // checkIntentions reports intentions naming undeclared services and
 // repeated source/destination pairs.
 func checkIntentions(intentions []*intention, declared map[string]*service) hcl.Diagnostics {
@@ -83,17 +125,26 @@ func checkIntentions(intentions []*intention, declared map[string]*service) hcl.
 	type pair struct{ src, dst string }
 	seen := map[pair]*intention{}
 	for _, in := range intentions {
+		if in.badEnds {
+			continue // decodeEnds said what is wrong
+		}
 		for _, end := range []struct {
 			role, name string
 			rng        hcl.Range
 		}{
-			{"source", in.Source, in.SourceRange},
+			{"source", in.SourceService, in.SourceRange},
 			{"destination", in.Destination, in.DestinationRange},
 		} {
 			if end.name == policy.Wildcard {
 				continue
 			}
-			if _, ok := declared[end.name]; ok {
+			if strings.Contains(end.name, "/") {
+				continue // reported by decodeEnds
+			}
+			if s, ok := declared[end.name]; ok {
+				if end.role == "source" {
+					diags = append(diags, checkSourceNamespace(in, s, declared)...)
+				}
 				continue
 			}
 			diags = append(diags, &hcl.Diagnostic{
@@ -124,7 +175,7 @@ func checkIntentions(intentions []*intention, declared map[string]*service) hcl.
 			}
 		}
 
-		k := pair{in.Source, in.Destination}
+		k := pair{in.canonicalSource(declared), in.Destination}
 		if prev, dup := seen[k]; dup {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
@@ -142,7 +193,7 @@ func checkIntentions(intentions []*intention, declared map[string]*service) hcl.
 }
 
 func (in *intention) toPolicy() policy.Intention {
-	pi := policy.Intention{Source: in.Source, Destination: in.Destination, Action: in.Action}
+	pi := policy.Intention{Source: in.SourceService, SourceNamespace: in.SourceNamespace, Destination: in.Destination, Action: in.Action}
 	for _, p := range in.Permissions {
 		pi.Permissions = append(pi.Permissions, p.toPolicy())
 	}
@@ -154,7 +205,10 @@ func (in *intention) toPolicy() policy.Intention {
 func sortIntentions(ins []policy.Intention) {
 	specificity := func(in policy.Intention) int {
 		s := 0
-		if in.Source != policy.Wildcard {
+		switch {
+		case in.Source != policy.Wildcard:
+			s += 4
+		case in.SourceNamespace != policy.Wildcard && in.SourceNamespace != "":
 			s += 2
 		}
 		if in.Destination != policy.Wildcard {
@@ -167,9 +221,44 @@ func sortIntentions(ins []policy.Intention) {
 		if sa, sb := specificity(a), specificity(b); sa != sb {
 			return sa > sb
 		}
-		if a.Source != b.Source {
-			return a.Source < b.Source
+		if a.SourceName() != b.SourceName() {
+			return a.SourceName() < b.SourceName()
 		}
 		return a.Destination < b.Destination
 	})
+}
+
+// checkSourceNamespace reports a source whose namespace cannot be the
+// namespace of the declared service s it names: "ns/svc" where svc runs
+// elsewhere, or a bare "svc" to a destination in another namespace (a bare
+// source names a caller in the destination's namespace).
+func checkSourceNamespace(in *intention, s *service, declared map[string]*service) hcl.Diagnostics {
+	if in.SourceNamespace != "" {
+		if in.SourceNamespace != s.Namespace {
+			return hcl.Diagnostics{errorAt(in.SourceRange, "Intention source in another namespace",
+				fmt.Sprintf("The source %q names service %q in namespace %q, but its service block puts it in %q. Write %q.",
+					in.Source, s.Name, in.SourceNamespace, s.Namespace, s.Namespace+"/"+s.Name))}
+		}
+		return nil
+	}
+	dst, ok := declared[in.Destination]
+	if !ok || dst.Namespace == s.Namespace {
+		return nil
+	}
+	return hcl.Diagnostics{errorAt(in.SourceRange, "Intention source in another namespace",
+		fmt.Sprintf("A source without a namespace names a caller in the destination's namespace (%q for %q), but service %q runs in %q, "+
+			"so this intention would match nothing. Write %q.", dst.Namespace, dst.Name, s.Name, s.Namespace, s.Namespace+"/"+s.Name))}
+}
+
+// canonicalSource is the source with its namespace resolved, so that
+// "frontend" and "default/frontend" to the same destination count as the
+// same intention.
+func (in *intention) canonicalSource(declared map[string]*service) string {
+	if in.SourceNamespace != "" || in.SourceService == policy.Wildcard {
+		return in.SourceNamespace + "/" + in.SourceService
+	}
+	if dst, ok := declared[in.Destination]; ok {
+		return dst.Namespace + "/" + in.SourceService
+	}
+	return "?/" + in.SourceService
 }

@@ -117,6 +117,9 @@ func compile(sources []source) (*policy.Policy, hcl.Diagnostics, map[string]*hcl
 	}
 	if parsedAll {
 		diags = append(diags, cfg.check()...)
+		if !diags.HasErrors() {
+			diags = append(diags, checkBindings(cfg.Services, cfg.Mesh != nil && cfg.Mesh.IdentityBinding == policy.BindingPermissive)...)
+		}
 	}
 	sortDiagnostics(diags, sources)
 	if diags.HasErrors() {

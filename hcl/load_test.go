@@ -194,11 +194,11 @@ func TestLoadPaths(t *testing.T) {
 		}
 		return path
 	}
-	api := write("policy/api.hcl", `service "api" {}`)
+	api := write("policy/api.hcl", "service \"api\" {\n  binding \"local\" { name = \"api\" }\n}\n")
 	write("policy/.#api.hcl", `this is an editor lock file {`)
 	write("policy/notes.txt", `not policy`)
-	write("policy/sub/store.hcl", `service "store" {}`)
-	web := write("web.hcl", `service "web" {}`)
+	write("policy/sub/store.hcl", "service \"store\" {\n  binding \"local\" { name = \"store\" }\n}\n")
+	web := write("web.hcl", "service \"web\" {\n  binding \"local\" { name = \"web\" }\n}\n")
 	empty := filepath.Join(dir, "empty")
 	if err := os.Mkdir(empty, 0o755); err != nil {
 		t.Fatal(err)
@@ -253,8 +253,12 @@ intention "*" "a" { action = "allow" }
 intention "b" "a" { action = "deny" }
 `),
 		"a.hcl": []byte(`
-service "a" {}
-service "b" {}
+service "a" {
+  binding "local" { name = "a" }
+}
+service "b" {
+  binding "local" { name = "b" }
+}
 intention "a" "b" { action = "allow" }
 intention "a" "*" { action = "deny" }
 intention "*" "b" { action = "deny" }

@@ -21,6 +21,10 @@ type mesh struct {
 	TrustDomainRange   hcl.Range // zero when defaulted
 	DefaultAction      policy.Action
 	DefaultActionRange hcl.Range // zero when defaulted
+	// IdentityBinding is "strict" (the default) or "permissive": whether a
+	// workload that no binding names may still take its service's
+	// identity (service.binding.go).
+	IdentityBinding policy.BindingMode
 
 	DeclRange hcl.Range
 }
@@ -29,13 +33,16 @@ var meshSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "trust_domain"},
 		{Name: "default_action"},
+		{Name: "identity_binding"},
 	},
 }
+
+var bindingModes = []policy.BindingMode{policy.BindingStrict, policy.BindingPermissive}
 
 var actions = []policy.Action{policy.Allow, policy.Deny}
 
 func defaultMesh() *mesh {
-	return &mesh{TrustDomain: DefaultTrustDomain, DefaultAction: DefaultDefaultAction}
+	return &mesh{TrustDomain: DefaultTrustDomain, DefaultAction: DefaultDefaultAction, IdentityBinding: policy.BindingStrict}
 }
 
 func decodeMeshBlock(block *hcl.Block) (*mesh, hcl.Diagnostics) {
@@ -71,6 +78,14 @@ func decodeMeshBlock(block *hcl.Block) (*mesh, hcl.Diagnostics) {
 			m.DefaultActionRange = attr.Expr.Range()
 		}
 	}
+
+	if attr, ok := content.Attributes["identity_binding"]; ok {
+		b, set, valDiags := decodeEnum(attr, bindingModes, "Invalid identity binding", "identity binding")
+		diags = append(diags, valDiags...)
+		if set {
+			m.IdentityBinding = b
+		}
+	}
 	return m, diags
 }
 
@@ -98,5 +113,5 @@ func checkTrustDomain(s string) string {
 }
 
 func (m *mesh) toPolicy() policy.Mesh {
-	return policy.Mesh{TrustDomain: m.TrustDomain, DefaultAction: m.DefaultAction}
+	return policy.Mesh{TrustDomain: m.TrustDomain, DefaultAction: m.DefaultAction, IdentityBinding: m.IdentityBinding}
 }

@@ -29,6 +29,7 @@ type service struct {
 	ConnLimit      *connectionLimit
 	Breaker        *circuitBreaker
 	Outliers       *outlierDetection
+	Bindings       []*binding
 
 	DeclRange hcl.Range
 }
@@ -47,6 +48,7 @@ var serviceSchema = &hcl.BodySchema{
 		{Type: "connection_limit"},
 		{Type: "circuit_breaker"},
 		{Type: "outlier_detection"},
+		{Type: "binding", LabelNames: []string{"scheduler"}},
 	},
 }
 
@@ -107,8 +109,23 @@ func decodeServiceBlock(block *hcl.Block) (*service, hcl.Diagnostics) {
 	seen := map[string]*upstream{}
 	ports := map[int]*upstream{}
 	subsets := map[string]*subset{}
+	bindings := map[string]*binding{}
 	for _, b := range content.Blocks {
 		switch b.Type {
+		case "binding":
+			bd, d := decodeBindingBlock(b, s.Name)
+			diags = append(diags, d...)
+			if bd == nil {
+				continue
+			}
+			if prev, dup := bindings[bd.key()]; dup {
+				diags = append(diags, errorAt(bd.DeclRange, "Duplicate binding",
+					fmt.Sprintf("Service %q already has this binding at %s. Remove one of the two.", s.Name, at(prev.DeclRange))))
+				continue
+			}
+			bindings[bd.key()] = bd
+			s.Bindings = append(s.Bindings, bd)
+			continue
 		case "subset":
 			ss, d := decodeSubsetBlock(b)
 			diags = append(diags, d...)
@@ -231,6 +248,9 @@ func (s *service) toPolicy() policy.Service {
 	if s.Outliers != nil {
 		od := s.Outliers.OutlierDetection
 		ps.OutlierDetection = &od
+	}
+	for _, b := range s.Bindings {
+		ps.Bindings = append(ps.Bindings, b.toPolicy())
 	}
 	return ps
 }

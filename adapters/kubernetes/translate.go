@@ -140,6 +140,7 @@ func translate(objs objects) ([]model.Instance, []problem) {
 				"pod_uid":         string(pod.UID),
 				"service_account": sa,
 			},
+			Workload: map[string]string{model.WorkloadScheduler: "kubernetes", "namespace": pod.Namespace, "service_account": sa},
 		}
 		if node := nodeName(pod, c.endpoint); node != "" {
 			in.Labels["node"] = node

@@ -36,11 +36,18 @@
 //	  instances = 2                         # 1 to 100, default 1
 //	  port      = 8080                      # where the app listens on its instance address
 //	  namespace = "default"                 # optional
+//	  service   = "api"                     # optional: the service it serves; default the label
 //	  meta      = { version = "v1" }        # optional, for subsets
 //	  tags      = ["demo"]                  # optional
 //	}
 //
-// Instances are named <service>-<index> ("api-0", "api-1"). Apps run in
+// The block's label names the workload: every instance reports
+// Workload{scheduler: "local", name: <label>}, which policy binds to a
+// service with binding "local" { name = "<label>" }. The instances serve
+// the service of the same name unless `service` names another, so two
+// blocks may serve one service and policy decides which of them may.
+//
+// Instances are named <label>-<index> ("api-0", "api-1"). Apps run in
 // the file's directory with the adapter's environment plus HOST (the
 // instance address), PORT, WEFT_SERVICE, WEFT_INSTANCE, WEFT_NAMESPACE and
 // the file's env. Values in args and env may use ${HOST}, ${PORT},

@@ -24,6 +24,7 @@ import (
 type instanceSpec struct {
 	ID        string
 	Service   string
+	Workload  string // the workloads file's block label
 	Namespace string
 	Address   string
 	Port      int
@@ -140,12 +141,12 @@ func buildPlan(in planInput) ([]instanceSpec, hcl.Diagnostics) {
 			ns = model.DefaultNamespace
 		}
 		spec := instanceSpec{
-			ID: p.id, Service: s.Name, Namespace: ns, Address: addrs[p.id], Port: s.Port,
+			ID: p.id, Service: s.Service, Workload: s.Name, Namespace: ns, Address: addrs[p.id], Port: s.Port,
 			Meta: s.Meta, Tags: s.Tags, PortRange: s.PortRange,
 		}
 		vars := map[string]string{
 			"HOST": spec.Address, "PORT": strconv.Itoa(s.Port),
-			"WEFT_SERVICE": s.Name, "WEFT_INSTANCE": p.id, "WEFT_NAMESPACE": ns,
+			"WEFT_SERVICE": s.Service, "WEFT_INSTANCE": p.id, "WEFT_NAMESPACE": ns,
 		}
 		argv := []string{commands[s.Name]}
 		for _, e := range s.Args {
@@ -155,7 +156,7 @@ func buildPlan(in planInput) ([]instanceSpec, hcl.Diagnostics) {
 		}
 		env := []string{
 			"HOST=" + spec.Address, "PORT=" + strconv.Itoa(s.Port),
-			"WEFT_SERVICE=" + s.Name, "WEFT_INSTANCE=" + p.id, "WEFT_NAMESPACE=" + ns,
+			"WEFT_SERVICE=" + s.Service, "WEFT_INSTANCE=" + p.id, "WEFT_NAMESPACE=" + ns,
 		}
 		for _, e := range s.Env {
 			v, d := evalString(e.Value, vars, "env")
@@ -167,7 +168,7 @@ func buildPlan(in planInput) ([]instanceSpec, hcl.Diagnostics) {
 			Argv: proxyArgv(in.ProxyPath, p.id, spec.Address, in.Mesh),
 			// The identity is the sidecar's: when it changes, the sidecar
 			// restarts and joins anew.
-			Env: []string{"WEFT_SERVICE=" + s.Name, "WEFT_INSTANCE=" + p.id, "WEFT_NAMESPACE=" + ns},
+			Env: []string{"WEFT_SERVICE=" + s.Service, "WEFT_INSTANCE=" + p.id, "WEFT_NAMESPACE=" + ns},
 			Log: l.log(p.id, "proxy"),
 		}
 		specs = append(specs, spec)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -93,7 +94,7 @@ service "api" {
 	app := filepath.Join(dir, "bin", "app")
 	want := []instanceSpec{
 		{
-			ID: "api-0", Service: "api", Namespace: "shop", Address: "127.0.0.2", Port: 9000,
+			ID: "api-0", Service: "api", Workload: "api", Namespace: "shop", Address: "127.0.0.2", Port: 9000,
 			App: procSpec{
 				Argv: []string{app},
 				Env:  []string{"HOST=127.0.0.2", "PORT=9000", "WEFT_SERVICE=api", "WEFT_INSTANCE=api-0", "WEFT_NAMESPACE=shop"},
@@ -107,7 +108,7 @@ service "api" {
 			},
 		},
 		{
-			ID: "api-1", Service: "api", Namespace: "shop", Address: "127.0.0.3", Port: 9000,
+			ID: "api-1", Service: "api", Workload: "api", Namespace: "shop", Address: "127.0.0.3", Port: 9000,
 			App: procSpec{
 				Argv: []string{app},
 				Env:  []string{"HOST=127.0.0.3", "PORT=9000", "WEFT_SERVICE=api", "WEFT_INSTANCE=api-1", "WEFT_NAMESPACE=shop"},
@@ -121,7 +122,7 @@ service "api" {
 			},
 		},
 		{
-			ID: "web-0", Service: "web", Namespace: "default", Address: "127.0.0.9", Port: 8080, // kept from before
+			ID: "web-0", Service: "web", Workload: "web", Namespace: "default", Address: "127.0.0.9", Port: 8080, // kept from before
 			App: procSpec{
 				Argv: []string{app, "--listen", "127.0.0.9:8080"},
 				Env: []string{"HOST=127.0.0.9", "PORT=8080", "WEFT_SERVICE=web", "WEFT_INSTANCE=web-0", "WEFT_NAMESPACE=default",
@@ -174,5 +175,45 @@ func TestProcSpecHash(t *testing.T) {
 				t.Errorf("same hash = %v, want %v", got, tt.same)
 			}
 		})
+	}
+}
+
+// TestBuildPlanServiceAttribute: a block whose `service` names another
+// service serves that service, as the workload named by its label.
+func TestBuildPlanServiceAttribute(t *testing.T) {
+	src := `
+service "store" {
+  command = "/bin/sh"
+  port    = 8080
+}
+service "impostor" {
+  command = "/bin/sh"
+  port    = 8080
+  service = "store"
+}
+`
+	w, diags := parseWorkloads([]byte(src), filepath.Join(t.TempDir(), "workloads.hcl"))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	specs, diags := buildPlan(planInput{W: w, Mesh: plugins.MeshContext{DataDir: "/data"}, ProxyPath: "/bin/weft-proxy", First: netip.MustParseAddr("127.0.0.2")})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	got := map[string]instanceSpec{}
+	for _, s := range specs {
+		got[s.ID] = s
+	}
+	for id, want := range map[string][2]string{"store-0": {"store", "store"}, "impostor-0": {"store", "impostor"}} {
+		s, ok := got[id]
+		if !ok || s.Service != want[0] || s.Workload != want[1] {
+			t.Errorf("%s: service %q, workload %q; want %q, %q", id, s.Service, s.Workload, want[0], want[1])
+		}
+		if !slices.Contains(s.App.Env, "WEFT_SERVICE="+want[0]) || !slices.Contains(s.Proxy.Env, "WEFT_SERVICE="+want[0]) {
+			t.Errorf("%s: WEFT_SERVICE is not %s: app %v, proxy %v", id, want[0], s.App.Env, s.Proxy.Env)
+		}
+	}
+	if in := translate("w.hcl", []instanceStatus{{Spec: got["impostor-0"]}}); in[0].Service != "store" || in[0].Workload["name"] != "impostor" {
+		t.Errorf("translated %+v: want service store, workload impostor", in[0])
 	}
 }

@@ -26,6 +26,7 @@ func translate(workloadsFile string, sts []instanceStatus) []model.Instance {
 			Tags:      slices.Clone(s.Tags),
 			Health:    model.HealthCritical,
 			Isolation: st.Isolation,
+			Workload:  map[string]string{model.WorkloadScheduler: "local", "name": s.Workload},
 			Labels: map[string]string{
 				"workloads_file": workloadsFile,
 				"restarts":       strconv.Itoa(st.Restarts),

@@ -9,12 +9,12 @@ import (
 
 func TestTranslate(t *testing.T) {
 	api0 := instanceSpec{
-		ID: "api-0", Service: "api", Namespace: "default", Address: "127.0.0.2", Port: 8080,
+		ID: "api-0", Service: "api", Workload: "api", Namespace: "default", Address: "127.0.0.2", Port: 8080,
 		Meta: map[string]string{"version": "v1"}, Tags: []string{"demo"},
 	}
 	api1 := api0
 	api1.ID, api1.Address = "api-1", "127.0.0.3"
-	store := instanceSpec{ID: "store-0", Service: "store", Namespace: "shop", Address: "127.0.0.4", Port: 9000}
+	store := instanceSpec{ID: "store-0", Service: "store", Workload: "store-main", Namespace: "shop", Address: "127.0.0.4", Port: 9000}
 	ports := func(app int) map[string]int { return map[string]int{"app": app, "mesh": 15001, "admin": 15000} }
 
 	tests := []struct {
@@ -37,12 +37,14 @@ func TestTranslate(t *testing.T) {
 				{
 					ID: "api-0", Service: "api", Namespace: "default", Address: "127.0.0.2", Ports: ports(8080),
 					Meta: map[string]string{"version": "v1"}, Tags: []string{"demo"}, Health: model.HealthPassing,
-					Labels: map[string]string{"pid": "10", "proxy_pid": "11", "restarts": "2", "workloads_file": "w.hcl"},
+					Labels:   map[string]string{"pid": "10", "proxy_pid": "11", "restarts": "2", "workloads_file": "w.hcl"},
+					Workload: map[string]string{model.WorkloadScheduler: "local", "name": "api"},
 				},
 				{
 					ID: "store-0", Service: "store", Namespace: "shop", Address: "127.0.0.4", Ports: ports(9000),
-					Health: model.HealthPassing,
-					Labels: map[string]string{"pid": "30", "proxy_pid": "31", "restarts": "0", "workloads_file": "w.hcl"},
+					Health:   model.HealthPassing,
+					Labels:   map[string]string{"pid": "30", "proxy_pid": "31", "restarts": "0", "workloads_file": "w.hcl"},
+					Workload: map[string]string{model.WorkloadScheduler: "local", "name": "store-main"},
 				},
 			},
 		},
@@ -52,7 +54,8 @@ func TestTranslate(t *testing.T) {
 			want: []model.Instance{{
 				ID: "api-1", Service: "api", Namespace: "default", Address: "127.0.0.3", Ports: ports(8080),
 				Meta: map[string]string{"version": "v1"}, Tags: []string{"demo"}, Health: model.HealthCritical,
-				Labels: map[string]string{"proxy_pid": "21", "restarts": "0", "workloads_file": "w.hcl"},
+				Labels:   map[string]string{"proxy_pid": "21", "restarts": "0", "workloads_file": "w.hcl"},
+				Workload: map[string]string{model.WorkloadScheduler: "local", "name": "api"},
 			}},
 		},
 		{
@@ -60,8 +63,9 @@ func TestTranslate(t *testing.T) {
 			in:   []instanceStatus{{Spec: store, AppPID: 40, AppRunning: true}},
 			want: []model.Instance{{
 				ID: "store-0", Service: "store", Namespace: "shop", Address: "127.0.0.4", Ports: ports(9000),
-				Health: model.HealthPassing,
-				Labels: map[string]string{"pid": "40", "restarts": "0", "workloads_file": "w.hcl"},
+				Health:   model.HealthPassing,
+				Labels:   map[string]string{"pid": "40", "restarts": "0", "workloads_file": "w.hcl"},
+				Workload: map[string]string{model.WorkloadScheduler: "local", "name": "store-main"},
 			}},
 		},
 	}

@@ -55,9 +55,12 @@ type workloads struct {
 	Services []*service // sorted by name
 }
 
-// service is one `service "name" { ... }` block.
+// service is one `service "name" { ... }` block. Its label names the
+// workload (policy binds services to it: binding "local" { name = ... });
+// the service it serves is the label too, unless `service` names another.
 type service struct {
 	Name      string
+	Service   string // the service the instances serve: `service`, else Name
 	Command   string
 	Args      []hcl.Expression // each evaluates to a string per instance
 	Env       []envVar         // in file order
@@ -89,6 +92,7 @@ var serviceSchema = &hcl.BodySchema{
 		{Name: "instances"},
 		{Name: "port", Required: true},
 		{Name: "namespace"},
+		{Name: "service"},
 		{Name: "meta"},
 		{Name: "tags"},
 	},
@@ -289,6 +293,20 @@ func decodeServiceBlock(b *hcl.Block) (*service, hcl.Diagnostics) {
 			})
 		}
 		s.Namespace = ns
+	}
+	s.Service = s.Name
+	if a := attrs["service"]; a != nil {
+		svc, d := decodeString(a)
+		diags = append(diags, d...)
+		if !d.HasErrors() && !model.ValidName(svc) {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Invalid service name",
+				Detail:   fmt.Sprintf("Service name %q cannot be used: use lower-case letters, digits and dashes, at most 63 characters, or leave `service` out to serve the service named by the block's label.", svc),
+				Subject:  a.Expr.Range().Ptr(),
+			})
+		}
+		s.Service = svc
 	}
 	if a := attrs["meta"]; a != nil {
 		v, d := attrValue(a, cty.Map(cty.String))

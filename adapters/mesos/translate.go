@@ -154,8 +154,34 @@ func translateTask(s *State, t mesos.Task) (in model.Instance, ok bool, problem 
 		Labels:    sched,
 		// The task group shares the agent's network (see doc.go).
 		Isolation: model.IsolationNone,
+		Workload:  workload(s, t),
 	}
 	return in, true, ""
+}
+
+// workload names the Mesos framework that launched t, as the master
+// reports it (GET_STATE), for service bindings in policy: its ID, name,
+// role (the framework's only role, when it has one) and principal.
+func workload(s *State, t mesos.Task) map[string]string {
+	w := map[string]string{model.WorkloadScheduler: "mesos", "framework": t.FrameworkID.Value}
+	f, ok := s.Frameworks[t.FrameworkID.Value]
+	if !ok {
+		return w
+	}
+	if f.Name != "" {
+		w["framework_name"] = f.Name
+	}
+	role := f.GetRole()
+	if len(f.Roles) == 1 {
+		role = f.Roles[0]
+	}
+	if role != "" && role != "*" {
+		w["role"] = role
+	}
+	if p := f.GetPrincipal(); p != "" {
+		w["principal"] = p
+	}
+	return w
 }
 
 // latest is the task's most recent status, by timestamp (the master lists

@@ -168,7 +168,8 @@ func labels(kv ...string) *mesos.Labels {
 func TestTranslateTask(t *testing.T) {
 	base := model.Instance{ID: "t1", Service: "api", Address: "127.0.0.7",
 		Ports: map[string]int{"app": 8080, "mesh": 21000}, Meta: map[string]string{},
-		Labels: map[string]string{LabelFrameworkID: "fw", LabelFrameworkName: "my-framework", LabelTaskID: "t1", LabelAgentID: "agent-1"}}
+		Labels:   map[string]string{LabelFrameworkID: "fw", LabelFrameworkName: "my-framework", LabelTaskID: "t1", LabelAgentID: "agent-1"},
+		Workload: map[string]string{model.WorkloadScheduler: "mesos", "framework": "fw", "framework_name": "my-framework", "role": "shop", "principal": "shop-fw"}}
 	base.Isolation = model.IsolationNone // the task group shares the agent's network
 	with := func(f func(*model.Instance)) []model.Instance {
 		in := base
@@ -253,7 +254,7 @@ func TestTranslateTask(t *testing.T) {
 			s := NewState(nil)
 			s.Agents["agent-1"] = mesos.AgentInfo{Hostname: "127.0.0.1", ID: &mesos.AgentID{Value: "agent-1"}}
 			s.Agents["agent-named"] = mesos.AgentInfo{Hostname: "node7.example", ID: &mesos.AgentID{Value: "agent-named"}}
-			s.Frameworks["fw"] = mesos.FrameworkInfo{Name: "my-framework", ID: &mesos.FrameworkID{Value: "fw"}}
+			s.Frameworks["fw"] = mesos.FrameworkInfo{Name: "my-framework", ID: &mesos.FrameworkID{Value: "fw"}, Roles: []string{"shop"}, Principal: str("shop-fw")}
 			s.putTask(runningTask("t1", tc.task))
 			got, diags := Translate(s)
 			if !reflect.DeepEqual(got, tc.want) {

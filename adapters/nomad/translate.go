@@ -174,6 +174,7 @@ func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub, p
 		Tags:      tags,
 		Health:    health(alloc, placed),
 		Labels:    labels,
+		Workload:  workload(reg, alloc),
 	}
 	var meshIP string
 	for _, p := range ports {
@@ -327,6 +328,21 @@ func facts(reg *api.ServiceRegistration, a *api.AllocationListStub) map[string]s
 		FactJobVersion: strconv.FormatUint(a.JobVersion, 10),
 		FactCanary:     strconv.FormatBool(canary),
 	}
+}
+
+// workload names the Nomad workload that registered reg, from the
+// allocation Nomad placed (namespace, job, group) and the registration's
+// own ID (task), for service bindings in policy.
+func workload(reg *api.ServiceRegistration, a *api.AllocationListStub) map[string]string {
+	ns := a.Namespace
+	if ns == "" {
+		ns = reg.Namespace
+	}
+	w := map[string]string{model.WorkloadScheduler: "nomad", "namespace": ns, "job": a.JobID, "group": a.TaskGroup}
+	if task := taskOf(reg, a); task != "" {
+		w["task"] = task // a group service has none
+	}
+	return w
 }
 
 // taskOf reads the task of a task-level service from the registration ID,

@@ -81,6 +81,7 @@ func TestTranslate(t *testing.T) {
 					FactAllocID: web0, FactAllocName: "web.g[0]", FactNodeID: w.Labels[FactNodeID], FactNode: w.Labels[FactNode],
 					FactDatacenter: "dc1", FactJobVersion: "0", FactCanary: "false",
 				},
+				Workload: map[string]string{model.WorkloadScheduler: "nomad", "namespace": "default", "job": "web", "group": "g"},
 			}
 			want.Isolation = model.IsolationNone // host networking
 			if w.Labels[FactNodeID] == "" || w.Labels[FactNode] == "" {

@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/weftmesh/weft/core/ca"
+	"github.com/weftmesh/weft/core/compile"
 	"github.com/weftmesh/weft/core/controller"
 	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/model"
@@ -225,6 +226,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		CA: authority, Join: ca.NewJoinVerifierWith(authority.JoinSecret(), spent), Registry: reg,
 		TrustDomain: ctl.TrustDomain, Logger: log,
 		VerifyCredential: verifyWith(handles),
+		Binder:           ctl,
 	})
 	ctl.SetServer(srv)
 
@@ -642,6 +644,14 @@ type StatusReport struct {
 	// RefusedHandshakes counts the TLS handshakes each API refused since
 	// the controller started, by reason: "sidecar_api" and "admin_api".
 	RefusedHandshakes map[string]refusals.Counts `json:"refused_handshakes"`
+	// IdentityBinding is the policy's mesh identity_binding: "strict" or
+	// "permissive".
+	IdentityBinding string `json:"identity_binding,omitempty"`
+	// Skipped are the instances left out of every endpoint set (reason
+	// "unbound workload": no binding of their service names their
+	// workload; they get no certificate). In permissive mode they are
+	// served anyway and listed here as a warning.
+	Skipped []compile.Skipped `json:"skipped,omitempty"`
 }
 
 // RootReport is one CA root and how many connected sidecars hold a leaf
@@ -771,6 +781,12 @@ func adminHandler(token string, ctl *controller.Controller, reg *registry.Regist
 		if p := ctl.Policy(); p != nil {
 			rep.Policy = policyhcl.Summary(p)
 			rep.IntentionsCount = len(p.Intentions)
+			rep.IdentityBinding = string(policy.BindingStrict)
+		}
+		var permissive bool
+		rep.Skipped, permissive = ctl.Unbound()
+		if permissive {
+			rep.IdentityBinding = string(policy.BindingPermissive)
 		}
 		rep.RefusedHandshakes = map[string]refusals.Counts{}
 		for api, l := range map[string]*refusals.Log{"sidecar_api": st.refusedSidecar, "admin_api": st.refusedAdmin} {

@@ -15,12 +15,14 @@ import (
 const planOld = `
 service "web" {
   protocol = "http"
+  binding "local" { name = "web" }
   upstream "api" {
     local_port = 9100
   }
 }
 service "api" {
   protocol = "http"
+  binding "local" { name = "api" }
   subset "v1" {
     meta = { version = "v1" }
   }
@@ -30,7 +32,9 @@ service "api" {
     }
   }
 }
-service "db" {}
+service "db" {
+  binding "local" { name = "db" }
+}
 intention "web" "api" {
   action = "allow"
 }
@@ -42,6 +46,7 @@ intention "api" "db" {
 const planNew = `
 service "web" {
   protocol = "http"
+  binding "local" { name = "web" }
   upstream "api" {
     local_port = 9100
     lb         = "least_request"
@@ -49,6 +54,7 @@ service "web" {
 }
 service "api" {
   protocol = "http"
+  binding "local" { name = "api" }
   subset "v1" {
     meta = { version = "v1" }
   }
@@ -67,6 +73,7 @@ service "api" {
 }
 service "cart" {
   protocol = "http"
+  binding "local" { name = "cart" }
 }
 intention "web" "api" {
   permission {

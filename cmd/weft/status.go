@@ -54,6 +54,15 @@ roots.
 			for _, s := range rep.Sidecars {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", s.Instance, s.Identity, s.Version, s.AckedVersion, shortID(s.LeafRoot), s.RejectError)
 			}
+			if len(rep.Skipped) > 0 {
+				if rep.IdentityBinding == "permissive" {
+					fmt.Fprintln(tw, "\nWARNING: identity_binding is permissive: these unbound workloads are served anyway; add their bindings")
+				}
+				fmt.Fprintln(tw, "\nSKIPPED\tSERVICE\tREASON\tDETAIL")
+				for _, s := range rep.Skipped {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Instance, s.Service, s.Reason, strings.ReplaceAll(s.Detail, "\n", " "))
+				}
+			}
 			writeRoots(tw, rep.Roots)
 			if err := tw.Flush(); err != nil {
 				return err

@@ -22,7 +22,7 @@ const UpstreamPortPrefix = "upstream:"
 func Compile(p *policy.Policy, entries []registry.Entry) map[string]*meshapi.ProxyConfig {
 	td := p.Mesh.TrustDomain
 	out := make(map[string]*meshapi.ProxyConfig, len(entries))
-	idx := newEndpointIndex(entries)
+	idx := newEndpointIndex(servable(p, entries))
 	authzOf := map[string]*meshapi.Authz{}
 	for _, e := range entries {
 		in := e.Instance
@@ -180,46 +180,70 @@ func (idx *endpointIndex) endpoints(svc policy.Service, ns string) []*meshapi.En
 	return eps
 }
 
-// authz resolves the intentions that can apply to destination into rules: one
-// per named source, with policy.Decide's answer for it, and one for "*"
-// holding the answer for any other caller, when some wildcard-source
-// intention applies.
+// authz resolves the intentions that can apply to destination into rules:
+// one per named source (namespace and service), with policy.DecideCaller's
+// answer for it; one per namespace that a "ns/*" intention names, holding
+// the answer for any other service of that namespace; and one for "*"
+// holding the answer for any other caller, when some wildcard intention
+// applies. A source written without a namespace is resolved here to the
+// destination's namespace, so every rule names its namespace.
 func authz(p *policy.Policy, destination string) *meshapi.Authz {
 	a := &meshapi.Authz{DefaultAction: action(p.Mesh.DefaultAction)}
-	sources := map[string]bool{}
+	dstNS := p.Namespace(destination)
+	sources := map[policy.Caller]bool{}
 	wildcard := false
 	for _, in := range p.Intentions {
 		if in.Destination != policy.Wildcard && in.Destination != destination {
 			continue
 		}
-		if in.Source == policy.Wildcard {
+		switch ns := in.SourceNamespace; {
+		case in.Source == policy.Wildcard && (ns == "" || ns == policy.Wildcard):
 			wildcard = true
-		} else {
-			sources[in.Source] = true
+		case ns == "":
+			sources[policy.Caller{Namespace: dstNS, Service: in.Source}] = true
+		default:
+			sources[policy.Caller{Namespace: ns, Service: in.Source}] = true
 		}
 	}
-	names := make([]string, 0, len(sources))
-	for s := range sources {
-		names = append(names, s)
+	keys := make([]policy.Caller, 0, len(sources))
+	for c := range sources {
+		keys = append(keys, c)
 	}
-	sort.Strings(names)
-	for _, s := range names {
-		a.Rules = append(a.Rules, rule(p, s, s, destination))
+	// Named services first, then namespaces, each sorted: the order the
+	// sidecar's precedence reads them in.
+	sort.Slice(keys, func(i, j int) bool {
+		wi, wj := keys[i].Service == policy.Wildcard, keys[j].Service == policy.Wildcard
+		if wi != wj {
+			return wj
+		}
+		if keys[i].Service != keys[j].Service {
+			return keys[i].Service < keys[j].Service
+		}
+		return keys[i].Namespace < keys[j].Namespace
+	})
+	for _, c := range keys {
+		caller := c
+		if c.Service == policy.Wildcard {
+			// Any service of the namespace that no intention names: an
+			// empty service name matches only wildcard sources.
+			caller.Service = ""
+		}
+		a.Rules = append(a.Rules, rule(p, c, caller, destination))
 	}
 	if wildcard {
-		// A caller named by no intention: only wildcard-source intentions
-		// can match it. An empty source name matches no named intention.
-		a.Rules = append(a.Rules, rule(p, policy.Wildcard, "", destination))
+		// A caller named by no intention, in no namespace any names: only
+		// intentions from "*" can match it.
+		a.Rules = append(a.Rules, rule(p, policy.Caller{Namespace: policy.Wildcard, Service: policy.Wildcard}, policy.Caller{}, destination))
 	}
 	return a
 }
 
 // rule is the authorization rule for callers named source: the action of
-// the intention that wins for them, or its permissions.
-func rule(p *policy.Policy, source, caller, destination string) *meshapi.AuthzRule {
-	act, _ := p.Decide(caller, destination)
-	r := &meshapi.AuthzRule{Source: source, Action: action(act)}
-	if in := p.Winner(caller, destination); in != nil {
+// the intention that wins for caller, or its permissions.
+func rule(p *policy.Policy, source, caller policy.Caller, destination string) *meshapi.AuthzRule {
+	act, _ := p.DecideCaller(caller, destination)
+	r := &meshapi.AuthzRule{Source: source.Service, SourceNamespace: source.Namespace, Action: action(act)}
+	if in := p.WinnerFor(caller, destination); in != nil {
 		for _, perm := range in.Permissions {
 			r.Permissions = append(r.Permissions, &meshapi.Permission{Action: action(perm.Action), Match: routeMatch(perm.Match)})
 		}

@@ -22,11 +22,13 @@ func benchMesh(services, perService, upstreams int) (*policy.Policy, []registry.
 		for d := 1; d <= upstreams; d++ {
 			ups = append(ups, policy.Upstream{Service: fmt.Sprintf("svc-%d", (i+d)%services), LocalPort: 30000 + d})
 		}
-		p.Services[name] = policy.Service{Name: name, Protocol: policy.HTTP, Upstreams: ups}
+		p.Services[name] = policy.Service{Name: name, Protocol: policy.HTTP, Upstreams: ups,
+			Bindings: []policy.Binding{{Scheduler: "local", Match: map[string]string{"name": name}}}}
 		for k := range perService {
 			n := i*perService + k
 			ins = append(ins, model.Instance{ID: fmt.Sprintf("%s-%d", name, k), Service: name, Health: model.HealthPassing,
-				Address: fmt.Sprintf("127.%d.%d.%d", 1+n/62500, n/250%250, 1+n%250), Ports: map[string]int{model.PortApp: 8080, model.PortMesh: 20000}})
+				Workload: map[string]string{model.WorkloadScheduler: "local", "name": name},
+				Address:  fmt.Sprintf("127.%d.%d.%d", 1+n/62500, n/250%250, 1+n%250), Ports: map[string]int{model.PortApp: 8080, model.PortMesh: 20000}})
 		}
 	}
 	r := registry.New()

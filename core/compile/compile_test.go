@@ -12,7 +12,8 @@ import (
 func entry(id, svc, addr string, health model.Health) registry.Entry {
 	return registry.Entry{Adapter: "local", Instance: model.Instance{
 		ID: id, Service: svc, Namespace: "default", Address: addr, Health: health,
-		Ports: map[string]int{model.PortApp: 8080, model.PortMesh: 15001},
+		Ports:    map[string]int{model.PortApp: 8080, model.PortMesh: 15001},
+		Workload: map[string]string{model.WorkloadScheduler: "local", "name": svc},
 	}}
 }
 
@@ -20,11 +21,15 @@ func demoPolicy() *policy.Policy {
 	return &policy.Policy{
 		Mesh: policy.Mesh{TrustDomain: "weft.local", DefaultAction: policy.Deny},
 		Services: map[string]policy.Service{
-			"frontend": {Name: "frontend", Protocol: policy.HTTP, Upstreams: []policy.Upstream{{Service: "api", LocalPort: 9001, LB: policy.LeastRequest}}},
-			"api":      {Name: "api", Protocol: policy.GRPC},
+			"frontend": {Name: "frontend", Protocol: policy.HTTP, Upstreams: []policy.Upstream{{Service: "api", LocalPort: 9001, LB: policy.LeastRequest}}, Bindings: localBinding("frontend")},
+			"api":      {Name: "api", Protocol: policy.GRPC, Bindings: localBinding("api")},
 		},
 		Intentions: []policy.Intention{{Source: "frontend", Destination: "api", Action: policy.Allow}},
 	}
+}
+
+func localBinding(name string) []policy.Binding {
+	return []policy.Binding{{Scheduler: "local", Match: map[string]string{"name": name}}}
 }
 
 func TestCompile(t *testing.T) {

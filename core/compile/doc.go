@@ -21,7 +21,16 @@
 //     and identity;
 //   - rate and connection limits go into the destination's inbound;
 //   - intentions are resolved here into per-destination rules that the
-//     sidecar evaluates with simple precedence (exact source over "*", deny
-//     over allow among equals), giving the same answer as policy.Decide;
-//     a rule carries the L7 permissions of the intention that wins.
+//     sidecar evaluates with simple precedence (a named service over a
+//     namespace's "*" over "*", deny over allow among equals), giving the
+//     same answer as policy.DecideCaller; every rule names its source
+//     namespace (a source written without one is the destination's), and
+//     a rule carries the L7 permissions of the intention that wins;
+//   - identity binding (binding.go): in strict mode (the default) an
+//     instance whose workload no binding of its service names is left
+//     out of every endpoint set; Unbound lists such instances (reason
+//     "unbound workload") for the controller's status and log, in
+//     permissive mode too. The instance still gets its own configuration:
+//     without a certificate (the config server refuses it one) it cannot
+//     fetch it.
 package compile

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 
@@ -10,6 +11,8 @@ import (
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/policy"
 	"github.com/weftmesh/weft/core/registry"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // DefaultTrustDomain is used until a policy names one.
@@ -34,6 +37,11 @@ type Controller struct {
 	mu     sync.RWMutex
 	policy *policy.Policy
 	builds int
+	// unbound are the instances whose workload no binding of their
+	// service names, as of the last compilation; logged holds the ones
+	// already logged, so each is logged once.
+	unbound []compile.Skipped
+	logged  map[string]bool
 }
 
 // New returns a controller.
@@ -122,6 +130,9 @@ func (c *Controller) applyPolicy(p *policy.Policy) bool {
 		c.o.Logger.Warn("the trust domain changed; sidecars keep their certificates until they renew, so restart them to move to the new domain",
 			"old", c.policy.Mesh.TrustDomain, "new", p.Mesh.TrustDomain)
 	}
+	if p.Mesh.Permissive() && (c.policy == nil || !c.policy.Mesh.Permissive()) {
+		c.o.Logger.Warn(`identity_binding is "permissive": any workload that registers a service name gets that service's identity and traffic; every such instance is logged and listed in status. Add a binding to every service and remove identity_binding`)
+	}
 	c.policy = p
 	return true
 }
@@ -135,7 +146,9 @@ func (c *Controller) rebuild() {
 	}
 	c.builds++
 	c.mu.Unlock()
-	cfgs := compile.Compile(p, c.o.Registry.Entries())
+	entries := c.o.Registry.Entries()
+	cfgs := compile.Compile(p, entries)
+	c.noteUnbound(p, compile.Unbound(p, entries))
 	n := 0
 	if c.o.Server != nil {
 		n = c.o.Server.Update(cfgs)
@@ -144,4 +157,58 @@ func (c *Controller) rebuild() {
 	if c.o.OnBuild != nil {
 		c.o.OnBuild(len(cfgs), n)
 	}
+}
+
+// Allowed implements meshserver.Binder with the policy in force: nil when a
+// binding of in's service names its workload; in permissive mode an error
+// wrapping meshserver.ErrPermissive; else the policy's UnboundError, which
+// names the workload, the service and the binding to add.
+func (c *Controller) Allowed(adapter string, in model.Instance) error {
+	p := c.Policy()
+	if p == nil {
+		return status.Error(codes.Unavailable, "the controller has no policy yet; retry shortly")
+	}
+	err := p.Bound(in.Service, in.Workload)
+	if err != nil && p.Mesh.Permissive() {
+		return fmt.Errorf("%w: %w", meshserver.ErrPermissive, err)
+	}
+	return err
+}
+
+// Unbound returns the instances whose workload no binding of their service
+// names, as of the last compilation, and whether the mesh's identity
+// binding is permissive (they are then served, with a warning) rather
+// than strict (they get no certificate and no traffic).
+func (c *Controller) Unbound() (skipped []compile.Skipped, permissive bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return append([]compile.Skipped(nil), c.unbound...), c.policy != nil && c.policy.Mesh.Permissive()
+}
+
+// noteUnbound records the unbound instances of a compilation and logs each
+// new one once: an error in strict mode, a loud warning in permissive mode.
+func (c *Controller) noteUnbound(p *policy.Policy, unbound []compile.Skipped) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.unbound = unbound
+	mode := string(policy.BindingStrict)
+	if p.Mesh.Permissive() {
+		mode = string(policy.BindingPermissive)
+	}
+	now := make(map[string]bool, len(unbound))
+	for _, u := range unbound {
+		key := mode + "\x00" + u.Adapter + "\x00" + u.Instance + "\x00" + u.Detail
+		now[key] = true
+		if c.logged[key] {
+			continue
+		}
+		if p.Mesh.Permissive() {
+			c.o.Logger.Warn("UNBOUND WORKLOAD SERVED: identity_binding is permissive, so this instance gets its service's identity and traffic although no binding names its workload; add the binding, then remove identity_binding",
+				"adapter", u.Adapter, "instance", u.Instance, "service", u.Service, "reason", u.Reason, "detail", u.Detail)
+		} else {
+			c.o.Logger.Error("instance skipped: "+u.Reason+"; it gets no certificate and no traffic",
+				"adapter", u.Adapter, "instance", u.Instance, "service", u.Service, "detail", u.Detail)
+		}
+	}
+	c.logged = now
 }

@@ -1,9 +1,16 @@
 package controller
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/model"
@@ -65,5 +72,57 @@ func TestRunCompilesAfterPolicy(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
+	}
+}
+
+// TestUnboundWorkloads: the controller's Binder answers from the policy in
+// force, and each unbound instance is counted, named and logged once;
+// permissive mode warns instead.
+func TestUnboundWorkloads(t *testing.T) {
+	var logs bytes.Buffer
+	reg := registry.New()
+	c := New(Options{Registry: reg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	owner := model.Instance{ID: "store-0", Service: "store", Address: "127.0.0.2", Ports: map[string]int{"app": 8080, "mesh": 15001},
+		Workload: map[string]string{model.WorkloadScheduler: "local", "name": "store"}}
+	impostor := owner
+	impostor.ID, impostor.Address, impostor.Workload = "impostor-0", "127.0.0.3", map[string]string{model.WorkloadScheduler: "local", "name": "impostor"}
+
+	if err := c.Allowed("local", owner); status.Code(err) != codes.Unavailable {
+		t.Errorf("Allowed before any policy: %v, want Unavailable", err)
+	}
+	reg.Update(model.Snapshot{Adapter: "local", Instances: []model.Instance{owner, impostor}})
+	pol := func(mode policy.BindingMode) *policy.Policy {
+		return &policy.Policy{Mesh: policy.Mesh{TrustDomain: "t", DefaultAction: policy.Deny, IdentityBinding: mode},
+			Services: map[string]policy.Service{"store": {Name: "store", Bindings: []policy.Binding{{Scheduler: "local", Match: map[string]string{"name": "store"}}}}}}
+	}
+	c.applyPolicy(pol(policy.BindingStrict))
+	c.rebuild()
+	c.rebuild()
+	if err := c.Allowed("local", owner); err != nil {
+		t.Errorf("Allowed(owner) = %v", err)
+	}
+	err := c.Allowed("local", impostor)
+	var ue *policy.UnboundError
+	if !errors.As(err, &ue) || errors.Is(err, meshserver.ErrPermissive) {
+		t.Errorf("Allowed(impostor) = %v, want an UnboundError", err)
+	}
+	skipped, permissive := c.Unbound()
+	if permissive || len(skipped) != 1 || skipped[0].Instance != "impostor-0" || skipped[0].Reason != "unbound workload" {
+		t.Errorf("Unbound = %+v, %v; want impostor-0, strict", skipped, permissive)
+	}
+	if n := strings.Count(logs.String(), "instance=impostor-0"); n != 1 {
+		t.Errorf("impostor-0 logged %d times over two compilations, want once:\n%s", n, logs.String())
+	}
+
+	c.applyPolicy(pol(policy.BindingPermissive))
+	c.rebuild()
+	if err := c.Allowed("local", impostor); !errors.Is(err, meshserver.ErrPermissive) {
+		t.Errorf("Allowed(impostor), permissive = %v, want ErrPermissive", err)
+	}
+	if _, permissive := c.Unbound(); !permissive {
+		t.Error("Unbound does not report permissive mode")
+	}
+	if !strings.Contains(logs.String(), "UNBOUND WORKLOAD SERVED") || !strings.Contains(logs.String(), `identity_binding is \"permissive\"`) {
+		t.Errorf("no loud warning in permissive mode:\n%s", logs.String())
 	}
 }

@@ -9,6 +9,12 @@
 // instance (core/compile) and hands them to the config server
 // (core/meshserver), which streams the ones that changed.
 //
+// The controller is also the config server's Binder (Allowed): whether
+// the policy in force binds an instance's workload to its service. After
+// each compilation it records the unbound instances (compile.Unbound) for
+// status (Unbound) and logs each new one once: an error in strict mode, a
+// loud warning in permissive mode.
+//
 // Nothing is compiled before the first policy arrives, so sidecars never see
 // a configuration built without policy.
 package controller

@@ -1087,13 +1087,21 @@ func (x *Authz) GetRules() []*AuthzRule {
 	return nil
 }
 
-// A rule whose source is "*" matches any caller; an exact source wins over
-// "*", and among equals deny wins.
+// A rule names callers by service and namespace, always within the mesh's
+// trust domain (a caller from another trust domain matches no rule and is
+// refused): source_namespace "shop" with source "web" is that one service,
+// with source "*" every service of namespace "shop", and source "*" with
+// source_namespace "*" (or empty) any caller. The most specific rule wins:
+// a service over a namespace over any caller.
 type AuthzRule struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A service name in this mesh's trust domain, or "*".
 	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
-	Action Action `protobuf:"varint,2,opt,name=action,proto3,enum=weft.mesh.v1.Action" json:"action,omitempty"`
+	// The namespace the source runs in, or "*" (source "*" only). Empty in
+	// configurations from controllers before namespaces were matched: the
+	// sidecar then reads it as the destination's own namespace.
+	SourceNamespace string `protobuf:"bytes,4,opt,name=source_namespace,json=sourceNamespace,proto3" json:"source_namespace,omitempty"`
+	Action          Action `protobuf:"varint,2,opt,name=action,proto3,enum=weft.mesh.v1.Action" json:"action,omitempty"`
 	// L7 permissions: when set, action is ignored and each request gets the
 	// action of the first permission that matches it, else the default action.
 	Permissions   []*Permission `protobuf:"bytes,3,rep,name=permissions,proto3" json:"permissions,omitempty"`
@@ -1134,6 +1142,13 @@ func (*AuthzRule) Descriptor() ([]byte, []int) {
 func (x *AuthzRule) GetSource() string {
 	if x != nil {
 		return x.Source
+	}
+	return ""
+}
+
+func (x *AuthzRule) GetSourceNamespace() string {
+	if x != nil {
+		return x.SourceNamespace
 	}
 	return ""
 }
@@ -2349,9 +2364,10 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x0emax_per_caller\x18\x02 \x01(\rR\fmaxPerCaller\"s\n" +
 	"\x05Authz\x12;\n" +
 	"\x0edefault_action\x18\x01 \x01(\x0e2\x14.weft.mesh.v1.ActionR\rdefaultAction\x12-\n" +
-	"\x05rules\x18\x02 \x03(\v2\x17.weft.mesh.v1.AuthzRuleR\x05rules\"\x8d\x01\n" +
+	"\x05rules\x18\x02 \x03(\v2\x17.weft.mesh.v1.AuthzRuleR\x05rules\"\xb8\x01\n" +
 	"\tAuthzRule\x12\x16\n" +
-	"\x06source\x18\x01 \x01(\tR\x06source\x12,\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12)\n" +
+	"\x10source_namespace\x18\x04 \x01(\tR\x0fsourceNamespace\x12,\n" +
 	"\x06action\x18\x02 \x01(\x0e2\x14.weft.mesh.v1.ActionR\x06action\x12:\n" +
 	"\vpermissions\x18\x03 \x03(\v2\x18.weft.mesh.v1.PermissionR\vpermissions\"j\n" +
 	"\n" +

@@ -17,7 +17,13 @@
 //
 // Identity: StreamConfig and Renew take the caller's identity from its
 // verified client certificate; a sidecar only ever receives the
-// configuration of an instance of its own service.
+// configuration of an instance of its own service. Join and Renew also ask
+// Options.Binder (the controller, from the policy in force) whether the
+// instance's scheduler workload may serve its service: a workload no
+// binding names is refused with PermissionDenied, naming the workload, the
+// service and the binding block to add, so a policy change that unbinds a
+// workload stops its renewals; with identity_binding = "permissive" it is
+// let through with a warning in the log.
 //
 // Trust and root rotation: every configuration carries the CA's trust
 // bundle and the ID of its active root (ProxyConfig.trust). RotateRoot

@@ -25,6 +25,7 @@ import (
 
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/registry"
 	"github.com/weftmesh/weft/core/spiffe"
 )
@@ -49,6 +50,12 @@ type Options struct {
 	// made right now (the adapter is restarting).
 	VerifyCredential func(ctx context.Context, adapter, instanceID, credential string) (CredentialClaims, error)
 	Logger           *slog.Logger
+	// Binder, when set, says whether policy lets an instance's workload
+	// serve its service: Join and Renew refuse an instance it refuses.
+	// The controller builds it from the policy in force (controller.
+	// Controller implements it). Nil: no binding check (tests of other
+	// parts).
+	Binder Binder
 	// RootsReload is how often RetireRoots reads the CA directory again,
 	// to take a rotation that another controller replica sharing it made.
 	// 0: every 10s; negative: never.
@@ -61,6 +68,19 @@ type CredentialClaims struct {
 	Service   string
 	Namespace string
 }
+
+// Binder says whether policy binds an instance's workload to its service.
+type Binder interface {
+	// Allowed returns nil when a binding of in.Service names in.Workload,
+	// an error wrapping ErrPermissive when none does but the mesh's
+	// identity_binding is permissive (the identity is issued with a
+	// warning), and any other error, saying what binding to add, to refuse.
+	Allowed(adapter string, in model.Instance) error
+}
+
+// ErrPermissive marks an unbound workload that permissive identity
+// binding lets through.
+var ErrPermissive = errors.New(`identity_binding = "permissive" lets it through`)
 
 // ErrRetry marks a credential check that could not be made now.
 var ErrRetry = errors.New("try again shortly")
@@ -457,6 +477,9 @@ func (s *Server) Join(ctx context.Context, req *meshapi.JoinRequest) (*meshapi.C
 		if in.Service != c.Service || in.NS() != nsOr(c.Namespace) {
 			return status.Errorf(codes.PermissionDenied, "join token names service %s/%s but instance %q runs %s/%s", nsOr(c.Namespace), c.Service, c.Instance, in.NS(), in.Service)
 		}
+		if err := s.checkBinding("join", c.Adapter, in); err != nil {
+			return err
+		}
 		id = spiffe.Identity{TrustDomain: s.o.TrustDomain(), Namespace: in.NS(), Service: in.Service}
 		var err error
 		creds, err = s.issue(req.CsrDer, id)
@@ -507,6 +530,10 @@ func (s *Server) joinWithCredential(ctx context.Context, req *meshapi.JoinReques
 		return refuse(codes.PermissionDenied, "the %s credential proves service %s/%s but instance %q runs %s/%s",
 			req.CredentialAdapter, nsOr(c.Namespace), c.Service, req.InstanceId, in.NS(), in.Service)
 	}
+	if err := s.checkBinding("join", req.CredentialAdapter, in); err != nil {
+		s.o.Logger.Warn("join refused", "instance", req.InstanceId, "adapter", req.CredentialAdapter, "err", err)
+		return nil, err
+	}
 	id := spiffe.Identity{TrustDomain: s.o.TrustDomain(), Namespace: in.NS(), Service: in.Service}
 	creds, err := s.issue(req.CsrDer, id)
 	if err == nil {
@@ -530,11 +557,37 @@ func (s *Server) Renew(ctx context.Context, req *meshapi.RenewRequest) (*meshapi
 	if e.Instance.Service != id.Service || e.Instance.NS() != id.Namespace {
 		return nil, status.Errorf(codes.PermissionDenied, "identity %s may not renew for instance %q of service %s", id, req.InstanceId, e.Instance.Service)
 	}
+	if err := s.checkBinding("renew", e.Adapter, e.Instance); err != nil {
+		s.o.Logger.Warn("renewal refused", "instance", req.InstanceId, "err", err)
+		return nil, err
+	}
 	creds, err := s.issue(req.CsrDer, id)
 	if err == nil {
 		s.recordLeaf(req.InstanceId, creds)
 	}
 	return creds, err
+}
+
+// checkBinding asks the Binder whether in's workload may serve its
+// service: nil to go on (with a warning in permissive mode), else a
+// PermissionDenied status naming the workload, the service and the binding
+// to add. op ("join", "renew") is for the log.
+func (s *Server) checkBinding(op, adapter string, in model.Instance) error {
+	if s.o.Binder == nil {
+		return nil
+	}
+	err := s.o.Binder.Allowed(adapter, in)
+	switch {
+	case err == nil:
+		return nil
+	case status.Code(err) != codes.Unknown:
+		return err // the binder chose the code (Unavailable before any policy)
+	case errors.Is(err, ErrPermissive):
+		s.o.Logger.Warn("issuing a certificate to an unbound workload because identity_binding is permissive; add the binding before switching to strict",
+			"op", op, "instance", in.ID, "service", in.Service, "err", err)
+		return nil
+	}
+	return status.Errorf(codes.PermissionDenied, "instance %q (adapter %s): %v", in.ID, adapter, err)
 }
 
 // recordLeaf remembers which root signed the certificate just issued to an

@@ -63,6 +63,9 @@ func Diff(old, new *Policy) *Plan {
 	if old.Mesh.DefaultAction != new.Mesh.DefaultAction {
 		pl.Mesh = append(pl.Mesh, fmt.Sprintf("default_action: %s => %s", old.Mesh.DefaultAction, new.Mesh.DefaultAction))
 	}
+	if old.Mesh.IdentityBinding != new.Mesh.IdentityBinding {
+		pl.Mesh = append(pl.Mesh, fmt.Sprintf("identity_binding: %s => %s", modeName(old.Mesh.IdentityBinding), modeName(new.Mesh.IdentityBinding)))
+	}
 	for _, name := range unionKeys(old.Services, new.Services) {
 		o, inOld := old.Services[name]
 		n, inNew := new.Services[name]
@@ -73,7 +76,7 @@ func Diff(old, new *Policy) *Plan {
 		case !inNew:
 			pl.Services = append(pl.Services, ServiceChange{Change: Change{Kind: Removed, What: what}})
 		default:
-			sc := ServiceChange{Change: Change{Kind: Changed, What: what, Fields: fieldDiff(o, n, "Namespace", "Protocol", "Timeouts", "CircuitBreaker", "OutlierDetection", "ConnectionLimit")}}
+			sc := ServiceChange{Change: Change{Kind: Changed, What: what, Fields: fieldDiff(o, n, "Namespace", "Protocol", "Timeouts", "CircuitBreaker", "OutlierDetection", "ConnectionLimit", "Bindings")}}
 			sc.Parts = append(sc.Parts, partsDiff("upstream", o.Upstreams, n.Upstreams, func(u Upstream) string { return u.Service })...)
 			sc.Parts = append(sc.Parts, partsDiff("subset", o.Subsets, n.Subsets, func(s Subset) string { return s.Name })...)
 			sc.Parts = append(sc.Parts, partsDiff("route", o.Routes, n.Routes, func(r Route) string { return r.Name })...)
@@ -86,7 +89,7 @@ func Diff(old, new *Policy) *Plan {
 			}
 		}
 	}
-	key := func(in Intention) string { return fmt.Sprintf("%q -> %q", in.Source, in.Destination) }
+	key := func(in Intention) string { return fmt.Sprintf("%q -> %q", in.SourceName(), in.Destination) }
 	for _, c := range partsDiff("intention", old.Intentions, new.Intentions, key) {
 		pl.Intentions = append(pl.Intentions, c)
 	}
@@ -317,4 +320,11 @@ func short(s string) string {
 		return s[:i] + ")"
 	}
 	return s
+}
+
+func modeName(m BindingMode) BindingMode {
+	if m == "" {
+		return BindingStrict
+	}
+	return m
 }

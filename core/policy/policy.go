@@ -1,5 +1,11 @@
 package policy
 
+import (
+	"strings"
+
+	"github.com/weftmesh/weft/core/model"
+)
+
 // Action is what an intention (or the mesh default) does with a connection.
 type Action string
 
@@ -52,6 +58,9 @@ type Policy struct {
 type Mesh struct {
 	TrustDomain   string
 	DefaultAction Action
+	// IdentityBinding says what happens to an instance whose workload no
+	// binding of its service names (binding.go). "" is BindingStrict.
+	IdentityBinding BindingMode `json:",omitempty"`
 }
 
 // Service is what policy says about one service.
@@ -69,6 +78,10 @@ type Service struct {
 
 	RateLimits      []RateLimit     `json:",omitempty"`
 	ConnectionLimit ConnectionLimit `json:",omitempty"`
+
+	// Bindings name the scheduler workloads allowed to serve the service
+	// (binding.go); an instance of any other workload gets no identity.
+	Bindings []Binding `json:",omitempty"`
 }
 
 // Upstream is a service this one calls, reached by the app on a localhost port.
@@ -80,40 +93,97 @@ type Upstream struct {
 }
 
 // Intention allows or denies connections from Source to Destination. Either
-// may be Wildcard. Exact matches take precedence over wildcards; among
-// equally specific intentions deny wins.
+// may be Wildcard. SourceNamespace says where the source runs: "" is the
+// destination service's namespace, a name is that namespace, and Wildcard
+// (only with a Wildcard Source) is any namespace of the trust domain. A
+// Wildcard Source with a named SourceNamespace is every service of that
+// namespace. The more specific source wins (a service over a namespace over
+// everything), then the more specific destination; among equally specific
+// intentions deny wins.
 type Intention struct {
-	Source      string
-	Destination string
-	Action      Action       // "" when Permissions decide
-	Permissions []Permission `json:",omitempty"`
+	Source          string
+	SourceNamespace string `json:",omitempty"`
+	Destination     string
+	Action          Action       // "" when Permissions decide
+	Permissions     []Permission `json:",omitempty"`
+}
+
+// SourceName is the intention's source as a policy author writes it:
+// "svc", "ns/svc", "ns/*" or "*".
+func (in *Intention) SourceName() string {
+	if in.SourceNamespace == "" || (in.SourceNamespace == Wildcard && in.Source == Wildcard) {
+		return in.Source
+	}
+	return in.SourceNamespace + "/" + in.Source
+}
+
+// Caller is a calling service and the namespace it runs in.
+type Caller struct {
+	Namespace string
+	Service   string
+}
+
+// ParseCaller reads "ns/svc" as a caller in namespace ns, and a bare "svc"
+// as a caller in namespace defaultNS.
+func ParseCaller(s, defaultNS string) Caller {
+	if ns, svc, ok := strings.Cut(s, "/"); ok {
+		return Caller{Namespace: ns, Service: svc}
+	}
+	return Caller{Namespace: defaultNS, Service: s}
+}
+
+// Namespace returns the namespace of the named service: its service block's,
+// else the default one.
+func (p *Policy) Namespace(service string) string {
+	if s, ok := p.Services[service]; ok && s.Namespace != "" {
+		return s.Namespace
+	}
+	return model.DefaultNamespace
 }
 
 // Decide returns what the policy does with a connection from source to
 // destination, and whether an intention (rather than the default) decided.
-// An intention with permissions allows the connection when any of its
-// permissions allows (each request is then decided by DecideRequest).
+// source is "ns/svc", or a bare "svc": that service in the namespace its
+// service block gives (see DecideCaller). An intention with permissions allows the
+// connection when any of its permissions allows (each request is then
+// decided by DecideRequest).
 func (p *Policy) Decide(source, destination string) (Action, bool) {
-	in := p.Winner(source, destination)
+	return p.DecideCaller(ParseCaller(source, p.Namespace(source)), destination)
+}
+
+// DecideCaller is Decide for a caller whose namespace is known (the
+// sidecar's case: from the caller's SPIFFE ID).
+func (p *Policy) DecideCaller(c Caller, destination string) (Action, bool) {
+	in := p.WinnerFor(c, destination)
 	if in == nil {
 		return p.Mesh.DefaultAction, false
 	}
 	return in.connAction(), true
 }
 
-// Winner returns the intention that decides for source and destination, or
-// nil when none applies: the most specific, deny first among equals.
+// Winner returns the intention that decides for source ("ns/svc", or a
+// bare "svc" in its service block's namespace) and destination, or nil when
+// none applies: the most specific, deny first among equals.
 func (p *Policy) Winner(source, destination string) *Intention {
+	return p.WinnerFor(ParseCaller(source, p.Namespace(source)), destination)
+}
+
+// WinnerFor is Winner for a caller whose namespace is known.
+func (p *Policy) WinnerFor(c Caller, destination string) *Intention {
 	best := -1
 	var win *Intention
+	dstNS := p.Namespace(destination)
 	for i := range p.Intentions {
 		in := &p.Intentions[i]
-		if !match(in.Source, source) || !match(in.Destination, destination) {
+		if !matchSource(in, c, dstNS) || !match(in.Destination, destination) {
 			continue
 		}
 		s := 0
-		if in.Source != Wildcard {
-			s += 2
+		switch {
+		case in.Source != Wildcard:
+			s += 4 // one service
+		case in.SourceNamespace != Wildcard:
+			s += 2 // every service of one namespace
 		}
 		if in.Destination != Wildcard {
 			s++
@@ -123,6 +193,29 @@ func (p *Policy) Winner(source, destination string) *Intention {
 		}
 	}
 	return win
+}
+
+// matchSource reports whether intention in's source names caller c, for a
+// destination in namespace dstNS. A bare Wildcard source written without a
+// namespace (SourceNamespace "") is any namespace too: "*" means every
+// caller of the trust domain, as it always did.
+func matchSource(in *Intention, c Caller, dstNS string) bool {
+	if c.Service == "" && in.Source != Wildcard {
+		return false
+	}
+	switch {
+	case in.SourceNamespace == Wildcard, in.SourceNamespace == "" && in.Source == Wildcard:
+		// any namespace
+	case in.SourceNamespace == "":
+		if c.Namespace != dstNS {
+			return false
+		}
+	default:
+		if c.Namespace != in.SourceNamespace {
+			return false
+		}
+	}
+	return match(in.Source, c.Service)
 }
 
 func (in *Intention) connAction() Action {

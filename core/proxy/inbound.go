@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -144,7 +143,7 @@ func (in *inbound) update(sp spec) {
 		service:          sp.cfg.GetService(),
 		ownID:            own,
 		appAddr:          hostPort(appHost(sp.in.GetAppAddress()), sp.in.GetAppPort()),
-		authz:            authzPolicy(sp.in.GetAuthz(), sp.cfg.GetService()),
+		authz:            authzPolicy(sp.in.GetAuthz(), sp.cfg, own),
 		perms:            perms,
 		inputs:           collectRuleInputs(perms, limits),
 	})
@@ -155,78 +154,6 @@ func appHost(h string) string {
 		return "127.0.0.1"
 	}
 	return h
-}
-
-// authzPolicy turns the inbound rules into a policy whose Decide applies
-// them: exact source over "*", deny over allow among equals, else the
-// default action.
-func authzPolicy(a *meshapi.Authz, dest string) *policy.Policy {
-	pol := &policy.Policy{Mesh: policy.Mesh{DefaultAction: action(a.GetDefaultAction())}}
-	for _, r := range a.GetRules() {
-		in := policy.Intention{Source: r.GetSource(), Destination: dest, Action: action(r.GetAction())}
-		for _, p := range r.GetPermissions() {
-			in.Permissions = append(in.Permissions, policy.Permission{Action: action(p.GetAction())})
-		}
-		pol.Intentions = append(pol.Intentions, in)
-	}
-	return pol
-}
-
-// authzPermissions compiles the L7 permissions of every rule that has
-// some (checked by listenerSpecs).
-func authzPermissions(a *meshapi.Authz) map[string][]permission {
-	out := map[string][]permission{}
-	for _, r := range a.GetRules() {
-		if perms, _ := compilePermissions(r); len(perms) > 0 {
-			out[r.GetSource()] = perms
-		}
-	}
-	return out
-}
-
-func action(a meshapi.Action) policy.Action {
-	if a == meshapi.Action_ACTION_ALLOW {
-		return policy.Allow
-	}
-	return policy.Deny
-}
-
-// authorize reports whether caller may call this service, and if not, a
-// message for the caller saying why and what to do.
-func (st *inboundState) authorize(caller spiffe.Identity) (bool, string) {
-	act, byIntention := st.authz.Decide(caller.Service, st.service)
-	if act == policy.Allow {
-		return true, ""
-	}
-	if byIntention {
-		return false, fmt.Sprintf("weft: %s may not call %s: an intention denies service %q to %q", caller, st.service, caller.Service, st.service)
-	}
-	return false, fmt.Sprintf("weft: %s may not call %s: no intention allows it and the default is deny; add an intention from %q to %q", caller, st.service, caller.Service, st.service)
-}
-
-// authorizeRequest is authorize for one HTTP request: when the rule that
-// decides for the caller has permissions, the first that matches r
-// decides, and a request none matches gets the default action. query is
-// r's parsed query, or nil.
-func (st *inboundState) authorizeRequest(caller spiffe.Identity, r *http.Request, query url.Values) (bool, string) {
-	win := st.authz.Winner(caller.Service, st.service)
-	if win == nil || len(win.Permissions) == 0 {
-		return st.authorize(caller)
-	}
-	for i, p := range st.perms[win.Source] {
-		if p.match == nil || p.match.match(r, query) {
-			if p.allow {
-				return true, ""
-			}
-			return false, fmt.Sprintf("weft: %s may not %s %s on %s: permission %d of the intention from %q to %q denies it",
-				caller, r.Method, r.URL.Path, st.service, i+1, win.Source, st.service)
-		}
-	}
-	if st.authz.Mesh.DefaultAction == policy.Allow {
-		return true, ""
-	}
-	return false, fmt.Sprintf("weft: %s may not %s %s on %s: no permission of the intention from %q to %q matches and the default is deny",
-		caller, r.Method, r.URL.Path, st.service, win.Source, st.service)
 }
 
 func (in *inbound) handle(raw net.Conn) bool {

@@ -36,14 +36,24 @@ mesh {
 
 service "client" {
   protocol = "http"
+  binding "local" { name = "client" }
   upstream "web" { local_port = 9001 }
   upstream "echo" { local_port = 9002 }
   upstream "secret" { local_port = 9003 }
 }
 
-service "web" { protocol = "http" }
-service "echo" { protocol = "grpc" }
-service "secret" { protocol = "http" }
+service "web" {
+  protocol = "http"
+  binding "local" { name = "web" }
+}
+service "echo" {
+  protocol = "grpc"
+  binding "local" { name = "echo" }
+}
+service "secret" {
+  protocol = "http"
+  binding "local" { name = "secret" }
+}
 
 intention "client" "web" { action = "allow" }
 intention "client" "echo" { action = "allow" }

@@ -29,14 +29,21 @@ mesh {
 
 service "client" {
   protocol = "http"
+  binding "local" { name = "client" }
   upstream "web" { local_port = 9001 }
   upstream "raw" { local_port = 9002 }
 }
 
 # HTTP between sidecars over pooled connections.
-service "web" { protocol = "http" }
+service "web" {
+  protocol = "http"
+  binding "local" { name = "web" }
+}
 # TCP: one mTLS handshake between the sidecars per connection.
-service "raw" { protocol = "tcp" }
+service "raw" {
+  protocol = "tcp"
+  binding "local" { name = "raw" }
+}
 
 intention "client" "web" { action = "allow" }
 intention "client" "raw" { action = "allow" }

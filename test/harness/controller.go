@@ -86,12 +86,25 @@ type Status struct {
 	// RefusedHandshakes: per API ("sidecar_api", "admin_api"), the TLS
 	// handshakes it refused.
 	RefusedHandshakes map[string]RefusedCounts `json:"refused_handshakes"`
+	// IdentityBinding and Skipped: the policy's identity_binding and the
+	// instances left out of every endpoint set (reason "unbound workload").
+	IdentityBinding string          `json:"identity_binding"`
+	Skipped         []SkippedStatus `json:"skipped"`
 }
 
 // RefusedCounts are one API's refused handshakes, in all and by reason.
 type RefusedCounts struct {
 	Total    uint64            `json:"total"`
 	ByReason map[string]uint64 `json:"by_reason"`
+}
+
+// SkippedStatus is one instance the controller leaves out, and why.
+type SkippedStatus struct {
+	Adapter  string `json:"adapter"`
+	Instance string `json:"instance"`
+	Service  string `json:"service"`
+	Reason   string `json:"reason"`
+	Detail   string `json:"detail"`
 }
 
 // AdapterStatus is one adapter plugin's state.

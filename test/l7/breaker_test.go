@@ -156,11 +156,13 @@ func TestOutlierDetection(t *testing.T) {
 func TestCircuitBreakerConnections(t *testing.T) {
 	src := `
 service "web" {
+  binding "local" { name = "web" }
   upstream "db" {
     local_port = 1
   }
 }
 service "db" {
+  binding "local" { name = "db" }
   circuit_breaker {
     max_connections = 2
   }

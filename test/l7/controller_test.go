@@ -72,12 +72,14 @@ func reloadPolicy(gen int) string {
 	return `
 service "client" {
   protocol = "http"
+  binding "local" { name = "client" }
   upstream "api" {
     local_port = 9001
   }
 }
 service "api" {
   protocol = "http"
+  binding "local" { name = "api" }
   subset "v1" {
     meta = { version = "v1" }
   }

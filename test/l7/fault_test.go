@@ -12,18 +12,21 @@ import (
 const faultPolicy = `
 service "web" {
   protocol = "http"
+  binding "local" { name = "web" }
   upstream "api" {
     local_port = 1
   }
 }
 service "other" {
   protocol = "http"
+  binding "local" { name = "other" }
   upstream "api" {
     local_port = 1
   }
 }
 service "api" {
   protocol = "http"
+  binding "local" { name = "api" }
   route "slow" {
     match {
       path_prefix = "/slow"

@@ -37,12 +37,14 @@ func grpcApp(name string, fail bool, hits *atomic.Int64) func(net.Listener) {
 const grpcPolicy = `
 service "web" {
   protocol = "grpc"
+  binding "local" { name = "web" }
   upstream "api" {
     local_port = 1
   }
 }
 service "api" {
   protocol = "grpc"
+  binding "local" { name = "api" }
   subset "v1" {
     meta = { version = "v1" }
   }

@@ -159,6 +159,9 @@ func (m *mesh) applyPolicy(src string, bindOnly bool) {
 		}
 		entries = append(entries, registry.Entry{Adapter: "test", Instance: model.Instance{
 			ID: r.id, Service: r.svc, Address: "127.0.0.1", Ports: ports, Meta: r.meta, Tags: r.tags, Health: model.HealthPassing,
+			// The policies bind each service to the local workload named
+			// after it: binding "local" { name = "<service>" }.
+			Workload: map[string]string{model.WorkloadScheduler: "local", "name": r.svc},
 		}})
 	}
 	m.entries = entries

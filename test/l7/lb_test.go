@@ -11,6 +11,7 @@ func hashPolicy(lb, hash string) string {
 	return fmt.Sprintf(`
 service "web" {
   protocol = "http"
+  binding "local" { name = "web" }
   upstream "api" {
     local_port = 1
     lb         = %q
@@ -21,6 +22,7 @@ service "web" {
 }
 service "api" {
   protocol = "http"
+  binding "local" { name = "api" }
 }
 intention "web" "api" {
   action = "allow"

@@ -24,18 +24,21 @@ import (
 const limitPolicy = `
 service "web" {
   protocol = "http"
+  binding "local" { name = "web" }
   upstream "api" {
     local_port = 1
   }
 }
 service "admin" {
   protocol = "http"
+  binding "local" { name = "admin" }
   upstream "api" {
     local_port = 1
   }
 }
 service "api" {
   protocol = "http"
+  binding "local" { name = "api" }
   rate_limit "search" {
     requests_per_second = 0.01
     burst               = 3
@@ -171,11 +174,13 @@ func twoOfThree(t *testing.T, addr, what string) []net.Conn {
 func TestConnectionLimit(t *testing.T) {
 	src := `
 service "web" {
+  binding "local" { name = "web" }
   upstream "db" {
     local_port = 1
   }
 }
 service "db" {
+  binding "local" { name = "db" }
   connection_limit {
     max = 2
   }

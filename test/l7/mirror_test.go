@@ -12,12 +12,14 @@ import (
 const mirrorPolicy = `
 service "web" {
   protocol = "http"
+  binding "local" { name = "web" }
   upstream "api" {
     local_port = 1
   }
 }
 service "api" {
   protocol = "http"
+  binding "local" { name = "api" }
   route "all" {
     match {
       header "x-phase" {
@@ -36,6 +38,7 @@ service "api" {
 }
 service "shadow" {
   protocol = "http"
+  binding "local" { name = "shadow" }
 }
 intention "web" "*" {
   action = "allow"

@@ -16,12 +16,14 @@ func TestReloadUnderLoad(t *testing.T) {
 		return fmt.Sprintf(`
 service "web" {
   protocol = "http"
+  binding "local" { name = "web" }
   upstream "api" {
     local_port = 1
   }
 }
 service "api" {
   protocol = "http"
+  binding "local" { name = "api" }
   subset "v1" {
     meta = { version = "v1" }
   }

@@ -14,12 +14,14 @@ func policyFor(apiBlocks string) string {
 	return `
 service "web" {
   protocol = "http"
+  binding "local" { name = "web" }
   upstream "api" {
     local_port = 1
   }
 }
 service "api" {
   protocol = "http"
+  binding "local" { name = "api" }
 ` + apiBlocks + `
 }
 intention "web" "api" {
@@ -227,12 +229,14 @@ func TestL7Intentions(t *testing.T) {
 	src := `
 service "web" {
   protocol = "http"
+  binding "local" { name = "web" }
   upstream "api" {
     local_port = 1
   }
 }
 service "api" {
   protocol = "http"
+  binding "local" { name = "api" }
 }
 intention "web" "api" {
   permission {

@@ -10,6 +10,7 @@ import (
 const routingPolicy = `
 service "web" {
   protocol = "http"
+  binding "local" { name = "web" }
   upstream "api" {
     local_port = 1
   }
@@ -17,6 +18,7 @@ service "web" {
 
 service "api" {
   protocol = "http"
+  binding "local" { name = "api" }
   subset "v1" {
     meta = { version = "v1" }
   }

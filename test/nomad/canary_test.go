@@ -55,7 +55,7 @@ func (e *meshEnv) setPolicy(t *testing.T, policy string) {
 func splitPolicy(canaryWeight int) string {
 	p := strings.Replace(policy, `service "api" {
   protocol = "http"
-}`, fmt.Sprintf(`service "api" {
+`, fmt.Sprintf(`service "api" {
   protocol = "http"
   subset "canary" {
     meta = { nomad_canary = "true" }
@@ -71,7 +71,7 @@ func splitPolicy(canaryWeight int) string {
       weight = %d
     }
   }
-}`, canaryWeight, 100-canaryWeight), 1)
+`, canaryWeight, 100-canaryWeight), 1)
 	if p == policy {
 		panic("the api's service block moved: update splitPolicy")
 	}

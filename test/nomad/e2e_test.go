@@ -28,6 +28,10 @@ const policy = `mesh {
 
 service "frontend" {
   protocol = "http"
+  binding "nomad" {
+    namespace = "default"
+    job       = "frontend"
+  }
   upstream "api" {
     local_port = 9001
   }
@@ -35,6 +39,10 @@ service "frontend" {
 
 service "api" {
   protocol = "http"
+  binding "nomad" {
+    namespace = "default"
+    job       = "api"
+  }
 }
 
 intention "frontend" "api" {

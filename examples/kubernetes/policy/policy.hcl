@@ -7,8 +7,16 @@ mesh {
   default_action = "deny"
 }
 
+# Each binding names the namespace and service account whose pods may
+# serve the service. store may run elsewhere too: it has a binding for
+# each scheduler that may run it.
+
 service "web" {
   protocol = "http"
+  binding "kubernetes" {
+    namespace       = "default"
+    service_account = "web"
+  }
 
   upstream "api" {
     local_port = 9001
@@ -17,6 +25,10 @@ service "web" {
 
 service "api" {
   protocol = "http"
+  binding "kubernetes" {
+    namespace       = "default"
+    service_account = "api"
+  }
 
   upstream "store" {
     local_port = 9002
@@ -25,6 +37,12 @@ service "api" {
 
 service "store" {
   protocol = "http"
+  binding "kubernetes" {
+    namespace       = "default"
+    service_account = "store"
+  }
+  # The test in test/kubernetes runs store as a local process.
+  binding "local" { name = "store" }
 }
 
 intention "web" "api" {

@@ -1,2 +1,4 @@
 # One service and nothing else: every default applies.
-service "api" {}
+service "api" {
+  binding "local" { name = "api" }
+}

@@ -1,6 +1,7 @@
 # Traffic management: subsets, routes, splits, retries, timeouts, headers
 # and L7 intentions.
 service "web" {
+  binding "local" { name = "web" }
   protocol = "http"
   upstream "api" {
     local_port = 9100
@@ -15,6 +16,7 @@ service "web" {
 }
 
 service "api" {
+  binding "local" { name = "api" }
   protocol = "http"
 
   subset "v1" {
@@ -119,10 +121,12 @@ service "api" {
 }
 
 service "api-next" {
+  binding "local" { name = "api-next" }
   protocol = "http"
 }
 
 service "cart" {
+  binding "local" { name = "cart" }
   protocol = "grpc"
 
   route "get" {

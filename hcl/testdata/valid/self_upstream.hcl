@@ -1,5 +1,6 @@
 # A replicated store whose replicas call each other through the mesh.
 service "store" {
+  binding "local" { name = "store" }
   protocol = "grpc"
 
   upstream "store" {

@@ -84,11 +84,13 @@ func newCPState(shape CPShape, c *ca.CA) *cpState {
 		for d := 1; d <= shape.Upstreams; d++ {
 			ups = append(ups, policy.Upstream{Service: shape.svc(i + d), LocalPort: 30000 + d})
 		}
-		st.pol.Services[shape.svc(i)] = policy.Service{Name: shape.svc(i), Protocol: policy.HTTP, Upstreams: ups}
+		st.pol.Services[shape.svc(i)] = policy.Service{Name: shape.svc(i), Protocol: policy.HTTP, Upstreams: ups,
+			Bindings: []policy.Binding{{Scheduler: "local", Match: map[string]string{"name": shape.svc(i)}}}}
 		for k := range shape.PerService {
 			n := i*shape.PerService + k
 			st.ins = append(st.ins, model.Instance{ID: fmt.Sprintf("%s-%d", shape.svc(i), k), Service: shape.svc(i),
-				Address: fmt.Sprintf("127.%d.%d.%d", 1+n/62500, n/250%250, 1+n%250), Health: model.HealthPassing,
+				Workload: map[string]string{model.WorkloadScheduler: "local", "name": shape.svc(i)},
+				Address:  fmt.Sprintf("127.%d.%d.%d", 1+n/62500, n/250%250, 1+n%250), Health: model.HealthPassing,
 				Ports: map[string]int{model.PortApp: 8080, model.PortMesh: 20000}})
 		}
 	}

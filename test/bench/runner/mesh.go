@@ -162,7 +162,13 @@ func (m benchMesh) apply(c *controller) {
 		ins = append(ins, model.Instance{ID: "bulk-" + strconv.Itoa(i), Service: "bench-bulk", Address: fmt.Sprintf("127.0.%d.%d", 10+i/250, 1+i%250),
 			Ports: map[string]int{model.PortApp: 9, model.PortMesh: 9}, Health: model.HealthPassing})
 	}
+	for i := range ins {
+		ins[i].Workload = map[string]string{model.WorkloadScheduler: "local", "name": ins[i].Service}
+	}
 	c.reg.Update(model.Snapshot{Adapter: "bench", Instances: ins})
+	bind := func(name string) []policy.Binding {
+		return []policy.Binding{{Scheduler: "local", Match: map[string]string{"name": name}}}
+	}
 	ups := []policy.Upstream{{Service: "bench-server", LocalPort: m.ClientUpstream, LB: policy.RoundRobin}}
 	if m.BulkEndpoints > 0 {
 		ups = append(ups, policy.Upstream{Service: "bench-bulk", LocalPort: m.BulkUpstream, LB: policy.RoundRobin})
@@ -170,9 +176,9 @@ func (m benchMesh) apply(c *controller) {
 	p := &policy.Policy{
 		Mesh: policy.Mesh{TrustDomain: TrustDomain, DefaultAction: policy.Deny},
 		Services: map[string]policy.Service{
-			"bench-server": {Name: "bench-server", Protocol: m.Protocol},
-			"bench-client": {Name: "bench-client", Protocol: policy.TCP, Upstreams: ups},
-			"bench-bulk":   {Name: "bench-bulk", Protocol: policy.TCP},
+			"bench-server": {Name: "bench-server", Protocol: m.Protocol, Bindings: bind("bench-server")},
+			"bench-client": {Name: "bench-client", Protocol: policy.TCP, Upstreams: ups, Bindings: bind("bench-client")},
+			"bench-bulk":   {Name: "bench-bulk", Protocol: policy.TCP, Bindings: bind("bench-bulk")},
 		},
 		Intentions: []policy.Intention{{Source: "bench-client", Destination: "bench-server", Action: policy.Allow}},
 	}

@@ -28,3 +28,15 @@ service "nocmd" {
   command = null # ERROR: Missing value
   port    = 8080
 }
+
+service "claims" {
+  command = "./app"
+  port    = 8080
+  service = "Store" # ERROR: Invalid service name
+}
+
+service "claims-too" {
+  command = "./app"
+  port    = 8080
+  service = "" # ERROR: Invalid service name
+}

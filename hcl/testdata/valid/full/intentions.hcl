@@ -1,4 +1,4 @@
-intention "frontend" "api" {
+intention "default/frontend" "api" {
   action = "allow"
 }
 
@@ -15,6 +15,6 @@ intention "*" "*" {
   action = "deny"
 }
 
-intention "api" "auth" {
+intention "shop/api" "auth" {
   action = "allow"
 }

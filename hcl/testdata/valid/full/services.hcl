@@ -1,4 +1,8 @@
 service "frontend" {
+  binding "nomad" {
+    namespace = "default"
+    job       = "frontend"
+  }
   protocol = "http"
 
   upstream "api" {
@@ -14,6 +18,19 @@ service "frontend" {
 service "api" {
   namespace = "shop"
   protocol  = "grpc"
+
+  # Only the shop namespace's "api" job may serve api, from any of its
+  # groups; a second job there may serve it from its "web" group alone.
+  binding "nomad" {
+    namespace = "shop"
+    job       = "api"
+    group     = "*"
+  }
+  binding "nomad" {
+    namespace = "shop"
+    job       = "api-canary"
+    group     = "web"
+  }
 
   upstream "store" {
     local_port = 9101

@@ -1,0 +1,3 @@
+mesh {
+  identity_binding = "lax" # ERROR: Invalid identity binding
+}
