@@ -273,6 +273,13 @@ func (c *Client) join(ctx context.Context) (*Credentials, error) {
 			return nil, fmt.Errorf("joining the mesh as instance %q: controller %s refused the %s credential: %s",
 				c.o.InstanceID, addr, c.o.CredentialAdapter, status.Convert(err).Message())
 		}
+		if status.Code(err) == codes.PermissionDenied {
+			// The token was good, but the instance may not have the
+			// identity (a binding, another instance's token): a fresh
+			// token would not help.
+			return nil, fmt.Errorf("joining the mesh as instance %q: controller %s refused to admit it: %s",
+				c.o.InstanceID, addr, status.Convert(err).Message())
+		}
 		if refused(err) {
 			return nil, fmt.Errorf("joining the mesh as instance %q: controller %s refused the join token: %s. "+
 				"A join token works once and expires soon: if this sidecar was restarted, start it with a fresh WEFT_JOIN_TOKEN, "+

@@ -93,7 +93,10 @@ func TestUnboundWorkloadGetsNothing(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling a log file: no other signal
 	}
-	for _, want := range []string{"refused", `workload local name="impostor" may not serve service "store"`, `binding "local" { name = "impostor" }`} {
+	if strings.Contains(string(proxyLog), "fresh WEFT_JOIN_TOKEN") {
+		t.Errorf("the impostor's sidecar is told to get a fresh join token, which would not help:\n%s", proxyLog)
+	}
+	for _, want := range []string{"refused to admit", `workload local name="impostor" may not serve service "store"`, `binding "local" { name = "impostor" }`} {
 		if !strings.Contains(string(proxyLog), want) {
 			t.Errorf("the impostor's sidecar log lacks %q:\n%s", want, proxyLog)
 		}
