@@ -33,11 +33,15 @@ mesh {
 }
 
 service "client" {
+  binding "local" { name = "client" }
   protocol = "http"
   upstream "web" { local_port = 9001 }
 }
 
-service "web" { protocol = "http" }
+service "web" {
+  binding "local" { name = "web" }
+  protocol = "http"
+}
 
 intention "client" "web" { action = "allow" }
 `

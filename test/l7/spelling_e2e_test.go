@@ -22,12 +22,14 @@ import (
 // with X-Role: admin and one with a debug query parameter.
 const spellingPolicy = `
 service "client" {
+  binding "local" { name = "client" }
   protocol = "http"
   upstream "api" {
     local_port = 9001
   }
 }
 service "api" {
+  binding "local" { name = "api" }
   protocol = "http"
 }
 intention "client" "api" {
