@@ -214,7 +214,12 @@ func checkTargets(insts []InstanceReport, local []netip.Prefix, only []string) (
 			continue
 		}
 		hp := func(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
-		if p := in.Ports[model.PortApp]; p > 0 {
+		// The app where its sidecar reaches it (an app on host networking
+		// listens on 127.0.0.1, not on the instance's address), else the
+		// instance's app port.
+		if in.App != "" {
+			out = append(out, target{in.ID, in.App, kindApp, ""})
+		} else if p := in.Ports[model.PortApp]; p > 0 {
 			out = append(out, target{in.ID, hp(in.Address, p), kindApp, ""})
 		}
 		for _, o := range in.Outbound {

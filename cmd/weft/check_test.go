@@ -110,6 +110,9 @@ func TestCheckTargets(t *testing.T) {
 			Outbound: []OutboundReport{{Upstream: "store", Address: "127.0.0.2", Port: 9002}}},
 		{ID: "remote-0", Address: "192.0.2.11", Ports: map[string]int{"app": 8080, "mesh": 15001}},
 		{ID: "node-0", Address: "192.0.2.10", Ports: map[string]int{"app": 8080}},
+		// Host networking: the app listens on 127.0.0.1, where its sidecar
+		// reaches it; that is what must refuse strangers.
+		{ID: "host-0", Address: "192.0.2.10", Ports: map[string]int{"app": 8081}, App: "127.0.0.1:8081"},
 	}
 	got, skipped, err := checkTargets(insts, local, nil)
 	if err != nil {
@@ -123,6 +126,7 @@ func TestCheckTargets(t *testing.T) {
 		"api-0 127.0.0.2:8080 app ", "api-0 127.0.0.2:9002 outbound store",
 		"api-0 127.0.0.2:15001 mesh-plaintext ", "api-0 127.0.0.2:15001 mesh-tls-no-cert ",
 		"node-0 192.0.2.10:8080 app ",
+		"host-0 127.0.0.1:8081 app ",
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("targets:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))

@@ -711,6 +711,9 @@ type InstanceReport struct {
 	// Outbound are the sidecar's outbound listeners in its compiled
 	// configuration.
 	Outbound []OutboundReport `json:"outbound,omitempty"`
+	// App is where the sidecar reaches the app ("ip:port") in its compiled
+	// configuration: what `weft check` probes as the app port.
+	App string `json:"app,omitempty"`
 }
 
 // JoinTokenRequest is the body of POST /v1/join-tokens: a launcher that is
@@ -808,6 +811,7 @@ func adminHandler(token string, ctl *controller.Controller, reg *registry.Regist
 				Identity:  spiffe.ID(rep.TrustDomain, e.Instance.NS(), e.Instance.Service),
 				Isolation: string(e.Instance.Isolation),
 				Outbound:  outboundReports(srv, e.Instance.ID),
+				App:       appReport(srv, e.Instance.ID),
 			})
 			if !e.Instance.Isolated() {
 				rep.Unisolated++

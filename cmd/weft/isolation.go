@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"sync"
 
 	"github.com/weftmesh/weft/core/meshserver"
@@ -33,6 +35,19 @@ func outboundReports(srv *meshserver.Server, id string) []OutboundReport {
 		out = append(out, OutboundReport{Upstream: u.GetName(), Address: addr, Port: int(u.GetLocalPort())})
 	}
 	return out
+}
+
+// appReport returns where the sidecar of an instance reaches its app
+// ("ip:port"), as its compiled configuration has it, or "" before it has
+// one. It can differ from the instance's address: an app on host
+// networking is told to listen on 127.0.0.1.
+func appReport(srv *meshserver.Server, id string) string {
+	cfg, _, ok := srv.Config(id)
+	if !ok || cfg == nil || cfg.GetInbound().GetAppPort() == 0 {
+		return ""
+	}
+	in := cfg.GetInbound()
+	return net.JoinHostPort(in.GetAppAddress(), strconv.Itoa(int(in.GetAppPort())))
 }
 
 // isolationWarnings logs, once per instance, that an instance's app port
