@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,7 +23,11 @@ import (
 )
 
 // `weft check` probes, from outside every instance's isolation, the ports
-// that only the instance's own sidecar and app may use. What counts:
+// that only the instance's own sidecar and app may use. Where: the app
+// where its sidecar reaches it and the outbound listeners where the
+// sidecar binds them (from the compiled configuration), except for an
+// instance in its own network namespace, whose loopback is not this
+// node's: there, both at the instance's address. What counts:
 //
 //   - app and outbound ports: OK when the connection is refused or reset
 //     (a guard's reset, or nothing listening on the host's side of a
@@ -74,9 +79,13 @@ func newCheckCmd() *cobra.Command {
 		Use:   "check",
 		Short: "Probe the instances on this node: their app and outbound ports must refuse outsiders, their mesh port must refuse non-mesh clients",
 		Long: `check asks the controller for every instance, keeps those whose address is
-on this node (an address of a local interface, loopback included), and
-connects to their ports as an ordinary process, outside every instance's
-isolation:
+on this node (an address of a local interface, loopback included, or in the
+subnet of a bridge that only this node's network namespaces are attached
+to: a Nomad allocation's own address), and connects to their ports as an
+ordinary process, outside every instance's isolation. An instance in its own
+network namespace (isolation netns) is probed at its address, where the
+node reaches the namespace; its app and outbound listeners are on the
+namespace's loopback and must not answer there:
 
   app        the app port must refuse the connection
   outbound   every outbound (upstream) port must refuse the connection
@@ -120,7 +129,7 @@ when every probe passes and 1 naming each failing port.`,
 				writeCheckTable(w, out)
 			}
 			if len(failed) > 0 {
-				return fmt.Errorf("%d of %d probes failed; these ports are open beside the mesh:\n  %s\nTurn the isolation on (the local adapter: run the controller as root with nft installed, without the option isolation = none) and check again",
+				return fmt.Errorf("%d of %d probes failed; these ports are open beside the mesh:\n  %s\nTurn the isolation on and check again (Nomad: remove network_mode = \"host\" from the weft block, for bridge networking; the local adapter: run the controller as root with nft installed, without the option isolation = none)",
 					len(failed), len(res), strings.Join(failed, "\n  "))
 			}
 			return nil
@@ -163,33 +172,92 @@ func writeCheckTable(w io.Writer, rep CheckReport) {
 	}
 }
 
-// localPrefixes returns the networks of this node's interfaces.
+// sysClassNet is where Linux describes the network interfaces.
+const sysClassNet = "/sys/class/net"
+
+// localPrefixes returns the networks whose addresses are on this node:
+// a loopback network as a whole (Linux answers all of 127.0.0.0/8), the
+// own address of every other interface, and the whole subnet of a bridge
+// that only network namespaces of this node are attached to (Nomad's
+// "nomad" bridge, CNI's cni0, docker0): an instance in its own namespace
+// (a Nomad allocation advertised with advertise = "alloc", a pod) has an
+// address there, on this node.
 func localPrefixes() ([]netip.Prefix, error) {
-	addrs, err := net.InterfaceAddrs()
+	ifs, err := net.Interfaces()
 	if err != nil {
-		return nil, fmt.Errorf("listing this node's addresses: %w", err)
+		return nil, fmt.Errorf("listing this node's interfaces: %w", err)
 	}
 	var out []netip.Prefix
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok {
-			ip, ok := netip.AddrFromSlice(n.IP)
-			if !ok {
-				continue
-			}
-			ip = ip.Unmap()
-			// A loopback network is local as a whole (Linux answers all of
-			// 127.0.0.0/8); another interface owns its own address only.
-			bits := ip.BitLen()
-			if ip.IsLoopback() {
-				bits, _ = n.Mask.Size()
-				if ip.Is4() && bits > 32 {
-					bits -= 96
-				}
-			}
-			out = append(out, netip.PrefixFrom(ip, bits).Masked())
+	for _, ifc := range ifs {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			return nil, fmt.Errorf("listing the addresses of interface %s: %w", ifc.Name, err)
 		}
+		out = append(out, interfacePrefixes(addrs, nodeLocalBridge(sysClassNet, ifc.Name))...)
 	}
 	return out, nil
+}
+
+// interfacePrefixes are the local networks of one interface's addresses:
+// the whole network of a loopback address, or of any address when
+// wholeSubnet (a node-local bridge), else the address alone.
+func interfacePrefixes(addrs []net.Addr, wholeSubnet bool) []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if !ok {
+			continue
+		}
+		ip = ip.Unmap()
+		bits := ip.BitLen()
+		if ip.IsLoopback() || (wholeSubnet && !ip.IsLinkLocalUnicast()) {
+			ones, size := n.Mask.Size()
+			if size == 0 {
+				continue // a non-canonical mask: no network to speak of
+			}
+			bits = ones
+			if ip.Is4() && size == 128 {
+				bits -= 96
+			}
+		}
+		out = append(out, netip.PrefixFrom(ip, bits).Masked())
+	}
+	return out
+}
+
+// nodeLocalBridge reports whether the interface name (under root, the
+// sysfs class directory) is a bridge whose ports are all virtual, veth
+// pairs into network namespaces or taps: no port is a device (a NIC) or
+// sits on one (a VLAN, a bond: a lower_* link). Only such a bridge's
+// subnet is this node's; a bridge with a NIC in it shares its subnet
+// with other machines.
+func nodeLocalBridge(root, name string) bool {
+	if fi, err := os.Stat(filepath.Join(root, name, "bridge")); err != nil || !fi.IsDir() {
+		return false
+	}
+	ports, err := os.ReadDir(filepath.Join(root, name, "brif"))
+	if err != nil {
+		return false
+	}
+	for _, p := range ports {
+		if _, err := os.Stat(filepath.Join(root, p.Name(), "device")); err == nil {
+			return false
+		}
+		entries, err := os.ReadDir(filepath.Join(root, p.Name()))
+		if err != nil {
+			return false // cannot tell: not local
+		}
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), "lower_") {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // target is one probe to run.
@@ -214,16 +282,28 @@ func checkTargets(insts []InstanceReport, local []netip.Prefix, only []string) (
 			continue
 		}
 		hp := func(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
-		// The app where its sidecar reaches it (an app on host networking
-		// listens on 127.0.0.1, not on the instance's address), else the
-		// instance's app port.
-		if in.App != "" {
+		// An instance in its own network namespace has its app and its
+		// outbound listeners on the namespace's loopback: the 127.0.0.1 of
+		// its compiled configuration is not this node's. From outside,
+		// they are at the instance's address.
+		netns := model.Isolation(in.Isolation) == model.IsolationNetNS
+		// Else the app where its sidecar reaches it (an app on host
+		// networking listens on 127.0.0.1, not on the instance's address),
+		// else the instance's app port.
+		switch p := in.Ports[model.PortApp]; {
+		case netns && p > 0:
+			out = append(out, target{in.ID, hp(in.Address, p), kindApp, ""})
+		case !netns && in.App != "":
 			out = append(out, target{in.ID, in.App, kindApp, ""})
-		} else if p := in.Ports[model.PortApp]; p > 0 {
+		case p > 0:
 			out = append(out, target{in.ID, hp(in.Address, p), kindApp, ""})
 		}
 		for _, o := range in.Outbound {
-			out = append(out, target{in.ID, hp(o.Address, o.Port), kindOutbound, o.Upstream})
+			addr := o.Address
+			if netns {
+				addr = in.Address
+			}
+			out = append(out, target{in.ID, hp(addr, o.Port), kindOutbound, o.Upstream})
 		}
 		if p := in.Ports[model.PortMesh]; p > 0 {
 			out = append(out, target{in.ID, hp(in.Address, p), kindMeshText, ""}, target{in.ID, hp(in.Address, p), kindMeshTLS, ""})

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -104,7 +105,7 @@ func TestProbeRealSockets(t *testing.T) {
 }
 
 func TestCheckTargets(t *testing.T) {
-	local := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("192.0.2.10/32")}
+	local := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("192.0.2.10/32"), netip.MustParsePrefix("172.26.64.0/20")}
 	insts := []InstanceReport{
 		{ID: "api-0", Address: "127.0.0.2", Ports: map[string]int{"app": 8080, "mesh": 15001, "admin": 15000},
 			Outbound: []OutboundReport{{Upstream: "store", Address: "127.0.0.2", Port: 9002}}},
@@ -113,6 +114,12 @@ func TestCheckTargets(t *testing.T) {
 		// Host networking: the app listens on 127.0.0.1, where its sidecar
 		// reaches it; that is what must refuse strangers.
 		{ID: "host-0", Address: "192.0.2.10", Ports: map[string]int{"app": 8081}, App: "127.0.0.1:8081"},
+		// Its own network namespace (a Nomad bridge allocation advertised
+		// at its own address): the compiled 127.0.0.1 is the namespace's
+		// loopback, so the app and the outbound listener are probed at the
+		// allocation's address, where this node reaches the namespace.
+		{ID: "alloc-0", Address: "172.26.64.5", Isolation: "netns", Ports: map[string]int{"app": 8080, "mesh": 15001},
+			App: "127.0.0.1:8080", Outbound: []OutboundReport{{Upstream: "api", Address: "127.0.0.1", Port: 9001}}},
 	}
 	got, skipped, err := checkTargets(insts, local, nil)
 	if err != nil {
@@ -127,6 +134,8 @@ func TestCheckTargets(t *testing.T) {
 		"api-0 127.0.0.2:15001 mesh-plaintext ", "api-0 127.0.0.2:15001 mesh-tls-no-cert ",
 		"node-0 192.0.2.10:8080 app ",
 		"host-0 127.0.0.1:8081 app ",
+		"alloc-0 172.26.64.5:8080 app ", "alloc-0 172.26.64.5:9001 outbound api",
+		"alloc-0 172.26.64.5:15001 mesh-plaintext ", "alloc-0 172.26.64.5:15001 mesh-tls-no-cert ",
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("targets:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
@@ -139,5 +148,83 @@ func TestCheckTargets(t *testing.T) {
 	}
 	if _, _, err := checkTargets(insts, local, []string{"nope"}); err == nil || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("--instance nope: %v; want an error naming it", err)
+	}
+}
+
+func TestInterfacePrefixes(t *testing.T) {
+	ipnet := func(cidr string) *net.IPNet {
+		ip, n, err := net.ParseCIDR(cidr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.IP = ip
+		return n
+	}
+	// What the kernel gives for IPv4: a 16-byte address with a 4-byte mask,
+	// or both 16 bytes.
+	v4in16 := &net.IPNet{IP: net.ParseIP("172.26.64.1"), Mask: net.CIDRMask(96+20, 128)}
+	for _, tc := range []struct {
+		name        string
+		addrs       []net.Addr
+		wholeSubnet bool
+		want        string
+	}{
+		{"loopback is local as a whole", []net.Addr{ipnet("127.0.0.1/8"), ipnet("::1/128")}, false, "127.0.0.0/8 ::1/128"},
+		{"another interface owns its address only", []net.Addr{ipnet("192.0.2.2/24"), ipnet("fd00::2/64")}, false, "192.0.2.2/32 fd00::2/128"},
+		{"a node-local bridge owns its subnet", []net.Addr{ipnet("172.26.64.1/20"), ipnet("fd00:1::1/64")}, true, "172.26.64.0/20 fd00:1::/64"},
+		{"a 16-byte mask on an IPv4 address", []net.Addr{v4in16}, true, "172.26.64.0/20"},
+		{"not a link-local subnet, even on a node-local bridge", []net.Addr{ipnet("fe80::6088:44ff:fe28:ba1f/64")}, true, "fe80::6088:44ff:fe28:ba1f/128"},
+		{"a non-canonical mask is skipped on a bridge", []net.Addr{&net.IPNet{IP: net.ParseIP("10.0.0.1").To4(), Mask: net.IPMask{255, 0, 255, 0}}}, true, ""},
+		{"not an IP network", []net.Addr{&net.UnixAddr{Name: "/x", Net: "unix"}}, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, p := range interfacePrefixes(tc.addrs, tc.wholeSubnet) {
+				got = append(got, p.String())
+			}
+			if strings.Join(got, " ") != tc.want {
+				t.Errorf("interfacePrefixes = %q, want %q", strings.Join(got, " "), tc.want)
+			}
+		})
+	}
+}
+
+// nodeLocalBridge against sysfs trees written as Linux lays them out: a
+// bridge has a bridge/ directory and its ports in brif/; a NIC has a
+// device link; a VLAN or a bond sits on a lower_* link.
+func TestNodeLocalBridge(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		tree  []string // directories under the class directory
+		iface string
+		want  bool
+	}{
+		{"a bridge of veths (Nomad's)", []string{"nomad/bridge", "nomad/brif/veth1", "nomad/brif/veth2", "veth1", "veth2"}, "nomad", true},
+		{"a bridge with no port yet", []string{"cni0/bridge", "cni0/brif"}, "cni0", true},
+		{"a bridge with a NIC in it", []string{"br0/bridge", "br0/brif/veth1", "br0/brif/eth0", "veth1", "eth0/device"}, "br0", false},
+		{"a bridge with a VLAN of a NIC in it", []string{"br0/bridge", "br0/brif/eth0.7", "eth0.7/lower_eth0"}, "br0", false},
+		{"a bridge with a bond in it", []string{"br0/bridge", "br0/brif/bond0", "bond0/lower_eth0", "bond0/lower_eth1"}, "br0", false},
+		{"a bridge whose port cannot be read", []string{"br0/bridge", "br0/brif/gone"}, "br0", false},
+		{"not a bridge", []string{"eth0/device"}, "eth0", false},
+		{"a bridge file, not a directory", []string{"odd"}, "odd", false},
+		{"no such interface", nil, "nope", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			for _, d := range tc.tree {
+				if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.iface == "odd" {
+				if err := os.WriteFile(filepath.Join(root, "odd", "bridge"), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				os.MkdirAll(filepath.Join(root, "odd", "brif"), 0o755)
+			}
+			if got := nodeLocalBridge(root, tc.iface); got != tc.want {
+				t.Errorf("nodeLocalBridge(%s) = %v, want %v", tc.iface, got, tc.want)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +29,57 @@ import (
 	"github.com/weftmesh/weft/test/harness"
 	"github.com/weftmesh/weft/test/nomad/nomadtest"
 )
+
+// bridgePolicy is the policy of TestBridgeIsolation: frontend calls api;
+// api has an upstream too (frontend, which it may not call) so that both
+// bridge-mode sidecars have an outbound listener for weft check to probe;
+// edge, a host-mode job, calls api.
+const bridgePolicy = `mesh {
+  trust_domain   = "weft.test"
+  default_action = "deny"
+}
+
+service "frontend" {
+  protocol = "http"
+  binding "nomad" {
+    namespace = "default"
+    job       = "frontend"
+  }
+  upstream "api" {
+    local_port = 9001
+  }
+}
+
+service "api" {
+  protocol = "http"
+  binding "nomad" {
+    namespace = "default"
+    job       = "api"
+  }
+  upstream "frontend" {
+    local_port = 9002
+  }
+}
+
+service "edge" {
+  protocol = "http"
+  binding "nomad" {
+    namespace = "default"
+    job       = "edge"
+  }
+  upstream "api" {
+    local_port = 9003
+  }
+}
+
+intention "frontend" "api" {
+  action = "allow"
+}
+
+intention "edge" "api" {
+  action = "allow"
+}
+`
 
 // bridgeJob is a job file with the weft stanza and nothing about
 // networking: weft nomad render makes it a bridge-mode group. The app
@@ -154,7 +206,7 @@ func TestBridgeIsolation(t *testing.T) {
 	dir := t.TempDir()
 	policyDir := filepath.Join(dir, "policy")
 	os.MkdirAll(policyDir, 0o755)
-	if err := os.WriteFile(filepath.Join(policyDir, "mesh.hcl"), []byte(policy), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(policyDir, "mesh.hcl"), []byte(bridgePolicy), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	listen := harness.FreeAddr(t)
@@ -175,27 +227,35 @@ func TestBridgeIsolation(t *testing.T) {
 	for _, j := range []struct {
 		name string
 		ups  map[string]int
-	}{{"api", nil}, {"frontend", map[string]int{"api": outPort}}} {
-		src := filepath.Join(dir, j.name+".nomad.hcl")
-		if err := os.WriteFile(src, []byte(bridgeJob(j.name, appPort, j.ups)), 0o644); err != nil {
-			t.Fatal(err)
+	}{{"api", map[string]int{"frontend": outPort}}, {"frontend", map[string]int{"api": outPort}}} {
+		job, warnings := renderJob(t, filepath.Join(dir, j.name+".nomad.hcl"), bridgeJob(j.name, appPort, j.ups), listen, roots)
+		if warnings != "" {
+			t.Errorf("weft nomad render %s warned:\n%s", j.name, warnings)
 		}
-		cmd := exec.Command(filepath.Join(binDir, "weft"), "nomad", "render", "--controller", listen,
-			"--trust-bundle", roots, "--proxy-command", filepath.Join(binDir, "weft-proxy"), src)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("weft nomad render %s: %v\n%s", j.name, err, stderr.String())
-		}
-		if stderr.Len() != 0 {
-			t.Errorf("weft nomad render %s warned:\n%s", j.name, stderr.String())
-		}
-		agent.Run(t, string(out))
+		agent.Run(t, job)
 	}
 	apiAlloc := agent.Running(t, "default", "api", 1, 2*time.Minute)[0]
 	frontAlloc := agent.Running(t, "default", "frontend", 1, 2*time.Minute)[0]
 	netns := func(a *api.AllocationListStub) string { return filepath.Join("/var/run/netns", a.ID) }
+	// Until Nomad's server has an allocation's network status, the adapter
+	// reports it at the node's address with the sidecar's inbound on
+	// 0.0.0.0:15001 inside; a sidecar that joined then would be told later
+	// to bind the allocation's address on the same port, which it cannot
+	// while it holds the wildcard (its config is rejected for good: a bug
+	// of the adapter's advertise = alloc, or of the sidecar's rebinding,
+	// that this test does not cover). Let the sidecars reach the
+	// controller only once it has both at their allocations' addresses.
+	ctl.WaitFor(t, "both bridge-mode instances advertised at their allocations' addresses", 2*time.Minute, func(s *harness.Status) bool {
+		if len(s.Instances) != 2 {
+			return false
+		}
+		for _, in := range s.Instances {
+			if a, err := netip.ParseAddr(in.Address); err != nil || a.IsLoopback() {
+				return false
+			}
+		}
+		return true
+	})
 	// The sidecars dial the controller at 127.0.0.1 inside their own
 	// namespaces: carry that to the controller on the host's loopback
 	// (a real controller has an address the allocations route to).
@@ -268,6 +328,7 @@ func TestBridgeIsolation(t *testing.T) {
 			{"frontend app port at the frontend allocation's address", net.JoinHostPort(frontIP, strconv.Itoa(appPort))},
 			{"frontend outbound port on the host's loopback", net.JoinHostPort("127.0.0.1", strconv.Itoa(outPort))},
 			{"frontend outbound port at the frontend allocation's address", net.JoinHostPort(frontIP, strconv.Itoa(outPort))},
+			{"api outbound port at the api allocation's address", net.JoinHostPort(apiIP, strconv.Itoa(outPort))},
 			{"api admin port at the api allocation's address", net.JoinHostPort(apiIP, "15000")},
 		} {
 			err := dialHost(c.addr)
@@ -317,6 +378,119 @@ func TestBridgeIsolation(t *testing.T) {
 			}
 		}
 	})
+
+	hp := func(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
+	t.Run("weft check passes: every app, outbound and mesh port refuses outsiders", func(t *testing.T) {
+		rep, code, stderr := weftCheck(t, ctl)
+		if code != 0 || !rep.OK {
+			t.Errorf("weft check exited %d, ok %v; want 0, true\n%s", code, rep.OK, stderr)
+		}
+		if len(rep.Skipped) > 0 {
+			t.Errorf("weft check skipped %v as not on this node", rep.Skipped)
+		}
+		for _, r := range rep.Results {
+			if !r.OK {
+				t.Errorf("%s %s (%s): %s", r.Instance, r.Address, r.Kind, r.Reason)
+			}
+		}
+		// Every kind for both, probed where the node reaches each
+		// allocation: its own address (the apps and the outbound
+		// listeners are on the allocation's loopback; the host's
+		// 127.0.0.1 is another place).
+		for _, c := range []struct {
+			alloc       *api.AllocationListStub
+			service, ip string
+			upstream    string
+		}{{apiAlloc, "api", apiIP, "frontend"}, {frontAlloc, "frontend", frontIP, "api"}} {
+			id := c.alloc.ID + "/" + c.service
+			want := map[string]string{
+				"app": hp(c.ip, appPort), "outbound " + c.upstream: hp(c.ip, outPort),
+				"mesh-plaintext": hp(c.ip, 15001), "mesh-tls-no-cert": hp(c.ip, 15001),
+			}
+			got := checkRows(rep, id)
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s: probes %v, want %v", id, got, want)
+			}
+		}
+	})
+
+	t.Run("with isolation off, weft check fails naming each open port", func(t *testing.T) {
+		// edge opts out (network_mode = "host"): its app listens on the
+		// node's 127.0.0.1, where the rendered job tells it to, and its
+		// sidecar's outbound listener is there too.
+		job, warnings := renderJob(t, filepath.Join(dir, "edge.nomad.hcl"), hostJob("edge", "api"), listen, roots)
+		if !strings.Contains(warnings, "Isolation is off") {
+			t.Errorf("weft nomad render edge (network_mode = host) did not warn that isolation is off:\n%s", warnings)
+		}
+		agent.Run(t, job)
+		edgeAlloc := agent.Running(t, "default", "edge", 1, 2*time.Minute)[0]
+		ctl.WaitFor(t, "the host-mode edge beside the bridge-mode instances, every sidecar acknowledged", 2*time.Minute, converged(3))
+		edgeID := edgeAlloc.ID + "/edge"
+		edgeApp, edgeOut := hp("127.0.0.1", port(edgeAlloc, "app")), hp("127.0.0.1", port(edgeAlloc, "upstream_api"))
+		if m := edgeAlloc.AllocatedResources.Shared.Networks[0].Mode; m != "host" && m != "" {
+			t.Fatalf("edge's network mode %q, want host", m)
+		}
+
+		// The control: the app listens there, and its sidecar's outbound
+		// listener carries its call to api through the mesh.
+		var r *callResult
+		poll(t, "edge -> api through the sidecars, edge's app on the host's loopback", 30*time.Second, func() (err error) {
+			r, err = call(edgeApp)
+			return err
+		})
+		if r.Response.Service != "api" || r.Response.Caller != "spiffe://weft.test/ns/default/svc/edge" {
+			t.Errorf("api answered %+v: want service api, called by edge's SPIFFE ID", r.Response)
+		}
+
+		rep, code, stderr := weftCheck(t, ctl)
+		if code != 1 || rep.OK {
+			t.Errorf("weft check exited %d, ok %v; want 1, false", code, rep.OK)
+		}
+		failed := map[string]string{}
+		for _, r := range rep.Results {
+			if !r.OK {
+				failed[r.Instance+" "+r.Kind] = r.Address
+			}
+		}
+		want := map[string]string{edgeID + " app": edgeApp, edgeID + " outbound": edgeOut}
+		if fmt.Sprint(failed) != fmt.Sprint(want) {
+			t.Errorf("failed probes %v, want exactly %v", failed, want)
+		}
+		for _, addr := range []string{edgeApp, edgeOut} {
+			if !strings.Contains(stderr, edgeID+" "+addr) {
+				t.Errorf("weft check's error does not name %s %s:\n%s", edgeID, addr, stderr)
+			}
+		}
+		if got := checkRows(rep, edgeID); got["mesh-plaintext"] == "" || got["mesh-tls-no-cert"] == "" {
+			t.Errorf("edge's probes %v: want its mesh port probed too", got)
+		}
+
+		iso := weftStatusIsolation(t, ctl)
+		for id, want := range map[string]string{edgeID: "none", apiAlloc.ID + "/api": "netns", frontAlloc.ID + "/frontend": "netns"} {
+			if iso[id] != want {
+				t.Errorf("weft status: %s isolation %q, want %q", id, iso[id], want)
+			}
+		}
+	})
+}
+
+// renderJob writes the job file src and runs weft nomad render on it for
+// sidecars that join the controller at listen; it returns the job and
+// what render printed on its standard error (its warnings).
+func renderJob(t *testing.T, src, jobHCL, listen, roots string) (job, warnings string) {
+	t.Helper()
+	if err := os.WriteFile(src, []byte(jobHCL), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(binDir, "weft"), "nomad", "render", "--controller", listen,
+		"--trust-bundle", roots, "--proxy-command", filepath.Join(binDir, "weft-proxy"), src)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("weft nomad render %s: %v\n%s", src, err, stderr.String())
+	}
+	return string(out), stderr.String()
 }
 
 // forwardIntoNetns listens on addr inside the network namespace at path

@@ -8,7 +8,10 @@
 // with the CNI plugins of /usr/lib/cni; `make nomad` installs them) and
 // checks, by dialling from the host and from inside the allocations'
 // network namespaces (which the test's own agent created), that only the
-// sidecar's mesh port can be reached from outside an allocation.
+// sidecar's mesh port can be reached from outside an allocation; then it
+// runs `weft check` against them (every probe passes) and beside a job
+// rendered with network_mode = "host" (check fails, naming that job's app
+// and outbound ports, and status shows its isolation none).
 //
 // Entry point: go test ./test/nomad (make test runs it). TestMain builds
 // weft, weft-proxy and the demo app; nomadtest builds Nomad when its cached
