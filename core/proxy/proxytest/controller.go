@@ -164,7 +164,7 @@ func (c *Controller) Join(_ context.Context, r *meshapi.JoinRequest) (*meshapi.C
 		return c.issue(r.CsrDer, c.o.JoinLeaf)
 	}
 	if r.JoinToken != c.Token || c.used.Swap(true) {
-		return nil, status.Error(codes.PermissionDenied, "the join token was already used or is unknown")
+		return nil, status.Error(codes.Unauthenticated, "the join token was already used or is unknown")
 	}
 	return c.issue(r.CsrDer, c.o.JoinLeaf)
 }
