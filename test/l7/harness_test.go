@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +22,7 @@ import (
 	"github.com/weftmesh/weft/core/proxy"
 	"github.com/weftmesh/weft/core/proxy/proxytest"
 	"github.com/weftmesh/weft/core/registry"
+	"github.com/weftmesh/weft/test/harness"
 )
 
 // wait bounds every wait in these tests.
@@ -258,4 +262,91 @@ func named(name string) http.Handler {
 		w.Header().Set("Server", "app")
 		fmt.Fprint(w, name)
 	})
+}
+
+// buildBinaries builds weft, weft-proxy, the demo app and the extra
+// binaries (name: package, as for harness.MeshBinaries) into a directory
+// removed after the test, and returns it.
+func buildBinaries(t *testing.T, extra map[string]string) string {
+	t.Helper()
+	dir, cleanup, err := harness.BuildBinaries(harness.MeshBinaries(extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cleanup)
+	return dir
+}
+
+// controllerMesh is a running `weft controller` with the local adapter,
+// started by test/harness, and its status once the mesh had converged.
+type controllerMesh struct {
+	*harness.Controller
+	policyDir string
+	last      *harness.Status
+}
+
+// startControllerMesh writes policy (into dir/policy, polled every 100ms)
+// and workloads, runs the controller from bin with the local adapter, its
+// instances from firstAddress on and unguarded (the test calls through a
+// sidecar as its app), and waits until want instances each have a sidecar
+// that acknowledged its configuration. At the end of the test it stops the
+// controller (SIGINT; an error if it outlives 30s) and, if the test
+// failed, logs the controller's and the sidecars' logs.
+func startControllerMesh(t *testing.T, bin, dir, policy, workloads, firstAddress string, want int) *controllerMesh {
+	t.Helper()
+	cm := &controllerMesh{policyDir: filepath.Join(dir, "policy")}
+	if err := os.MkdirAll(cm.policyDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cm.policyDir, "policy.hcl"), []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wl := filepath.Join(dir, "workloads.hcl")
+	if err := os.WriteFile(wl, []byte(workloads), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(dir, "data")
+	// Registered first, so it runs after the controller has stopped.
+	t.Cleanup(func() {
+		if t.Failed() {
+			for id, log := range proxyLogs(dataDir) {
+				t.Logf("log of sidecar %s:\n%s", id, log)
+			}
+		}
+	})
+	o := harness.WeftController(bin, dataDir, harness.FreeAddr(t), harness.FreeAddr(t),
+		"--policy-dir", cm.policyDir, "--adapter", "local="+wl,
+		"--adapter-option", "local.first_address="+firstAddress,
+		"--adapter-option", "local.isolation=none")
+	o.Process = harness.Options{Signal: os.Interrupt, Grace: 30 * time.Second, MustStop: true}
+	cm.Controller = harness.StartController(t, o)
+	cm.last = cm.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(want))
+	return cm
+}
+
+// address is the address of the first instance of service svc.
+func (cm *controllerMesh) address(t *testing.T, svc string) string {
+	t.Helper()
+	for _, in := range cm.last.Instances {
+		if in.Service == svc {
+			return in.Address
+		}
+	}
+	t.Fatalf("no instance of %s in the controller's status", svc)
+	return ""
+}
+
+// proxyLogs reads every sidecar's log (<id>.proxy.log, written by the
+// local adapter under the data directory), by instance ID.
+func proxyLogs(dataDir string) map[string]string {
+	logs := map[string]string{}
+	filepath.WalkDir(dataDir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".proxy.log") {
+			if b, err := os.ReadFile(path); err == nil {
+				logs[strings.TrimSuffix(filepath.Base(path), ".proxy.log")] = string(b)
+			}
+		}
+		return nil
+	})
+	return logs
 }
