@@ -38,40 +38,6 @@ func init() {
 	}
 }
 
-const isolationPolicy = `
-mesh {
-  trust_domain   = "weft.test"
-  default_action = "deny"
-}
-
-service "client" {
-  binding "local" { name = "client" }
-  protocol = "http"
-  upstream "web" { local_port = 9001 }
-}
-
-service "web" {
-  binding "local" { name = "web" }
-  protocol = "http"
-}
-
-intention "client" "web" { action = "allow" }
-`
-
-func isolationWorkloads() string {
-	app := filepath.Join(binDir, "weft-demo-app")
-	return `
-service "client" {
-  command = "` + app + `"
-  port    = 8080
-}
-service "web" {
-  command = "` + app + `"
-  port    = 8080
-}
-`
-}
-
 // appGID is the local adapter's gid for the app of the instance at addr
 // (adapters/local/doc.go: 2000000000 + 2n for 127.A.B.C, n = A.B.C).
 func appGID(t *testing.T, addr string) uint32 {
@@ -117,14 +83,7 @@ func nftBinary(t *testing.T) string {
 // removed when the test ends, whatever happens.
 func startIsolationMesh(t *testing.T, nft, first string, args ...string) (ctl *harness.Controller, client, web string) {
 	t.Helper()
-	dir := t.TempDir()
-	policyDir := filepath.Join(dir, "policy")
-	must(t, os.MkdirAll(policyDir, 0o755))
-	must(t, os.WriteFile(filepath.Join(policyDir, "mesh.hcl"), []byte(isolationPolicy), 0o644))
-	wl := filepath.Join(dir, "workloads.hcl")
-	must(t, os.WriteFile(wl, []byte(isolationWorkloads()), 0o644))
-	ctl = startController(t, filepath.Join(dir, "data"), harness.FreeAddr(t), harness.FreeAddr(t),
-		append([]string{"--policy-dir", policyDir, "--adapter", "local=" + wl, "--adapter-option", "local.first_address=" + first}, args...)...)
+	ctl, _ = startLocalController(t, clientWebPolicy, clientWebWorkloads(), first, args...)
 	s := ctl.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(2))
 	for _, a := range s.Adapters {
 		table := fmt.Sprintf("weft_local_%d", a.Pid)
@@ -139,13 +98,6 @@ func startIsolationMesh(t *testing.T, nft, first string, args ...string) (ctl *h
 		}
 	}
 	return ctl, client, web
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // weftCheck runs `weft check --json` against ctl and decodes its report.
