@@ -208,6 +208,25 @@ func httpApp(t testing.TB, h2c bool) net.Addr {
 // echoApp echoes every line it reads, prefixed with tag.
 func echoApp(t *testing.T, tag string) net.Addr {
 	t.Helper()
+	return serveConns(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if _, err := io.WriteString(c, tag+line); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// serveConns listens on loopback (closed at the end of the test) and hands
+// every connection it accepts to handle on a goroutine of its own, closing
+// the connection when handle returns. It returns the listener's address.
+func serveConns(t testing.TB, handle func(c net.Conn)) net.Addr {
+	t.Helper()
 	ln := listen(t)
 	go func() {
 		for {
@@ -217,16 +236,7 @@ func echoApp(t *testing.T, tag string) net.Addr {
 			}
 			go func() {
 				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if _, err := io.WriteString(c, tag+line); err != nil {
-						return
-					}
-				}
+				handle(c)
 			}()
 		}
 	}()
