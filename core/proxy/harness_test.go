@@ -188,13 +188,20 @@ func listen(t testing.TB) net.Listener {
 // httpApp serves HTTP/1.1 and h2c and answers with what it saw.
 func httpApp(t testing.TB, h2c bool) net.Addr {
 	t.Helper()
-	ln := listen(t)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Seen-Caller", r.Header.Get("X-Weft-Caller"))
 		w.Header().Set("X-Seen-Xfcc", r.Header.Get("X-Forwarded-Client-Cert"))
 		w.Header().Set("X-Seen-Proto", r.Proto)
 		fmt.Fprintf(w, "hello %s", r.URL.Path)
-	})}
+	}), h2c)
+}
+
+// serveHTTP serves h on a loopback listener, HTTP/1.1 and, with h2c,
+// also HTTP/2 without TLS, until the end of the test.
+func serveHTTP(t testing.TB, h http.Handler, h2c bool) net.Addr {
+	t.Helper()
+	ln := listen(t)
+	srv := &http.Server{Handler: h}
 	if h2c {
 		srv.Protocols = new(http.Protocols)
 		srv.Protocols.SetHTTP1(true)

@@ -26,23 +26,14 @@ type seenApp struct {
 func startSeenApp(t *testing.T, h2c bool) *seenApp {
 	t.Helper()
 	a := &seenApp{}
-	ln := listen(t)
-	a.addr = ln.Addr()
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	a.addr = serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		r.Body = nil
 		a.mu.Lock()
 		a.reqs = append(a.reqs, r)
 		a.mu.Unlock()
 		io.WriteString(w, "app saw "+r.Method+" "+r.RequestURI)
-	})}
-	if h2c {
-		srv.Protocols = new(http.Protocols)
-		srv.Protocols.SetHTTP1(true)
-		srv.Protocols.SetUnencryptedHTTP2(true)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	}), h2c)
 	return a
 }
 
