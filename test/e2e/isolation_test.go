@@ -116,6 +116,24 @@ func weftCheck(t *testing.T, ctl *harness.Controller) (checkReport, string, erro
 	return rep, stderr, err
 }
 
+// waitCheck runs weft check against ctl until done holds for its report
+// and error, for at most 20s, and returns that run's report, stderr and
+// error; what is what the failure says weft check did not do.
+func waitCheck(t *testing.T, ctl *harness.Controller, what string, done func(checkReport, error) bool) (checkReport, string, error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		rep, stderr, err := weftCheck(t, ctl)
+		if done(rep, err) {
+			return rep, stderr, err
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("weft check did not %s within 20s: %v\n%s\n%+v", what, err, stderr, rep)
+		}
+		time.Sleep(100 * time.Millisecond) // polling weft check: no other signal
+	}
+}
+
 type checkReport struct {
 	OK      bool `json:"ok"`
 	Results []struct {
@@ -148,20 +166,7 @@ func TestIsolationGuard(t *testing.T) {
 
 	// The outbound rule follows the sidecar's config: wait (bounded) for
 	// weft check to see it.
-	var rep checkReport
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var stderr string
-		var err error
-		rep, stderr, err = weftCheck(t, ctl)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("weft check did not pass within 20s: %v\n%s", err, stderr)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	rep, _, _ := waitCheck(t, ctl, "pass", func(_ checkReport, err error) bool { return err == nil })
 
 	t.Run("weft check passes, every row OK", func(t *testing.T) {
 		kinds := map[string]int{}
@@ -253,26 +258,15 @@ func TestIsolationOffIsReported(t *testing.T) {
 	ctl, client, web := startIsolationMesh(t, nft, "127.0.82.2", "--adapter-option", "local.isolation=none")
 	// The check must see the outbound listener: wait until the sidecar
 	// has it (bounded), which the status's outbound list shows.
-	deadline := time.Now().Add(20 * time.Second)
-	var rep checkReport
-	var stderr string
-	var err error
-	for {
-		rep, stderr, err = weftCheck(t, ctl)
+	rep, stderr, err := waitCheck(t, ctl, "find the 3 open ports", func(rep checkReport, _ error) bool {
 		open := 0
 		for _, r := range rep.Results {
 			if !r.OK {
 				open++
 			}
 		}
-		if open == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("weft check did not find the 3 open ports within 20s: %+v", rep)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return open == 3
+	})
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
 		t.Errorf("weft check exited %v, want non-zero", err)
