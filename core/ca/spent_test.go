@@ -67,27 +67,35 @@ func TestSpentFileSpendOnceAcrossRestarts(t *testing.T) {
 	}
 }
 
-func TestSpentFileConcurrentSpend(t *testing.T) {
-	c := &clock{t: time.Now()}
-	s := openSpent(t, filepath.Join(t.TempDir(), "spent"), c)
-	const n = 32
+// concurrently runs f(0), ..., f(n-1) on n goroutines released at once,
+// and returns when all have returned.
+func concurrently(n int, f func(i int)) {
 	var wg sync.WaitGroup
-	results := make([]bool, n)
 	start := make(chan struct{})
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			<-start
-			ok, err := s.Spend("token", c.now().Add(time.Minute))
-			if err != nil {
-				t.Error(err)
-			}
-			results[i] = ok
+			f(i)
 		}()
 	}
 	close(start)
 	wg.Wait()
+}
+
+func TestSpentFileConcurrentSpend(t *testing.T) {
+	c := &clock{t: time.Now()}
+	s := openSpent(t, filepath.Join(t.TempDir(), "spent"), c)
+	const n = 32
+	results := make([]bool, n)
+	concurrently(n, func(i int) {
+		ok, err := s.Spend("token", c.now().Add(time.Minute))
+		if err != nil {
+			t.Error(err)
+		}
+		results[i] = ok
+	})
 	won := 0
 	for _, ok := range results {
 		if ok {
@@ -203,23 +211,17 @@ func TestJoinVerifierWithSpentFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := NewJoinVerifierWith(secret, s1)
-	var wg sync.WaitGroup
 	var mu sync.Mutex
 	won := 0
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := v.Verify(tok); err == nil {
-				mu.Lock()
-				won++
-				mu.Unlock()
-			} else if !strings.Contains(err.Error(), "already used") {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	concurrently(16, func(int) {
+		if _, err := v.Verify(tok); err == nil {
+			mu.Lock()
+			won++
+			mu.Unlock()
+		} else if !strings.Contains(err.Error(), "already used") {
+			t.Error(err)
+		}
+	})
 	if won != 1 {
 		t.Fatalf("%d concurrent verifications of one token succeeded, want 1", won)
 	}
