@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 func startController(t *testing.T, dataDir, listen, admin string, args ...string) *harness.Controller {
 	t.Helper()
 	o := harness.WeftController(binDir, dataDir, listen, admin, args...)
-	o.Process = harness.Options{Signal: os.Interrupt, Grace: 30 * time.Second, MustStop: true}
+	o.Process = harness.CtrlC
 	return harness.StartController(t, o)
 }
 
@@ -76,36 +76,17 @@ service "web" {
 `
 }
 
-// startLocalMesh writes policy and the local adapter's workloads into a
-// temporary directory and starts a controller on them, whose instances get
-// loopback addresses from firstAddr on. It returns the controller and the
-// policy directory. Isolation is off (local.isolation = none): the tests
-// call through the client's sidecar as if they were its app.
+// startLocalMesh starts a controller on policy and the local adapter's
+// workloads (harness.StartLocalMesh, in a temporary directory), whose
+// instances get loopback addresses from firstAddr on. It returns the
+// controller and the policy directory. Isolation is off (local.isolation =
+// none): the tests call through the client's sidecar as if they were its
+// app.
 func startLocalMesh(t *testing.T, policy, workloads, firstAddr string, args ...string) (*harness.Controller, string) {
 	t.Helper()
-	return startLocalController(t, policy, workloads, firstAddr, append([]string{"--adapter-option", "local.isolation=none"}, args...)...)
-}
-
-// startLocalController is startLocalMesh with the local adapter's
-// isolation left to its default (the guard) or to args.
-func startLocalController(t *testing.T, policy, workloads, firstAddr string, args ...string) (*harness.Controller, string) {
-	t.Helper()
-	dir := t.TempDir()
-	policyDir := filepath.Join(dir, "policy")
-	if err := os.MkdirAll(policyDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(policyDir, "mesh.hcl"), []byte(policy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	wl := filepath.Join(dir, "workloads.hcl")
-	if err := os.WriteFile(wl, []byte(workloads), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctl := startController(t, filepath.Join(dir, "data"), harness.FreeAddr(t), harness.FreeAddr(t),
-		append([]string{"--policy-dir", policyDir, "--adapter", "local=" + wl,
-			"--adapter-option", "local.first_address=" + firstAddr}, args...)...)
-	return ctl, policyDir
+	m := harness.StartLocalMesh(t, binDir, t.TempDir(), policy, workloads, firstAddr,
+		append([]string{"--adapter-option", "local.isolation=none"}, args...)...)
+	return m.Controller, m.PolicyDir
 }
 
 // meshClient is a client of the controller's sidecar API (its TLS verified

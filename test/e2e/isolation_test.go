@@ -83,7 +83,7 @@ func nftBinary(t *testing.T) string {
 // removed when the test ends, whatever happens.
 func startIsolationMesh(t *testing.T, nft, first string, args ...string) (ctl *harness.Controller, client, web string) {
 	t.Helper()
-	ctl, _ = startLocalController(t, clientWebPolicy, clientWebWorkloads(), first, args...)
+	ctl = harness.StartLocalMesh(t, binDir, t.TempDir(), clientWebPolicy, clientWebWorkloads(), first, args...).Controller
 	s := ctl.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(2))
 	for _, a := range s.Adapters {
 		table := fmt.Sprintf("weft_local_%d", a.Pid)

@@ -15,7 +15,9 @@
 //   - StartController: a `weft controller` (Controller, a Process with its
 //     Admin, Listen and DataDir addresses), its flags from ControllerOptions
 //     (WeftController: the usual ones); Restart runs it again; Remote names
-//     one the test did not start.
+//     one the test did not start. StartLocalMesh writes a policy and the
+//     local adapter's workloads and starts a controller on them (LocalMesh),
+//     stopped like Ctrl-C (CtrlC).
 //   - Controller.Client is the admin API client every test uses: the CLI's
 //     own (core/adminapi), HTTPS verified with DataDir/ca/ca.crt (CACert),
 //     the token from DataDir (or another one, to test a refusal);

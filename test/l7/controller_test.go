@@ -90,7 +90,7 @@ service "api" {
 		if err := os.WriteFile(tmp, []byte(reloadPolicy(gen)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Rename(tmp, filepath.Join(cm.policyDir, "policy.hcl")); err != nil {
+		if err := os.Rename(tmp, cm.PolicyFile); err != nil {
 			t.Fatal(err)
 		}
 	}

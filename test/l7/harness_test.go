@@ -28,23 +28,6 @@ import (
 // wait bounds every wait in these tests.
 const wait = 10 * time.Second
 
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // inst describes one instance: its service, metadata and tags, and its
 // application (nil: an instance with no app, a pure caller).
 type inst struct {
@@ -61,7 +44,7 @@ type inst struct {
 type running struct {
 	inst
 	proxy   *proxy.Proxy
-	log     *logBuf
+	log     *harness.SyncBuffer
 	appAddr *net.TCPAddr
 }
 
@@ -83,7 +66,7 @@ func start(t *testing.T, src string, insts ...inst) *mesh {
 	}
 	m := &mesh{t: t, ca: ca}
 	for _, in := range insts {
-		r := &running{inst: in, log: &logBuf{}}
+		r := &running{inst: in, log: &harness.SyncBuffer{}}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -277,49 +260,32 @@ func buildBinaries(t *testing.T, extra map[string]string) string {
 	return dir
 }
 
-// controllerMesh is a running `weft controller` with the local adapter,
-// started by test/harness, and its status once the mesh had converged.
+// controllerMesh is a running `weft controller` with the local adapter
+// (harness.StartLocalMesh), and its status once the mesh had converged.
 type controllerMesh struct {
-	*harness.Controller
-	policyDir string
-	last      *harness.Status
+	*harness.LocalMesh
+	last *harness.Status
 }
 
-// startControllerMesh writes policy (into dir/policy, polled every 100ms)
-// and workloads, runs the controller from bin with the local adapter, its
-// instances from firstAddress on and unguarded (the test calls through a
-// sidecar as its app), and waits until want instances each have a sidecar
-// that acknowledged its configuration. At the end of the test it stops the
+// startControllerMesh runs the controller from bin on policy and workloads
+// (written under dir) with the local adapter, its instances from
+// firstAddress on and unguarded (the test calls through a sidecar as its
+// app), and waits until want instances each have a sidecar that
+// acknowledged its configuration. At the end of the test it stops the
 // controller (SIGINT; an error if it outlives 30s) and, if the test
 // failed, logs the controller's and the sidecars' logs.
 func startControllerMesh(t *testing.T, bin, dir, policy, workloads, firstAddress string, want int) *controllerMesh {
 	t.Helper()
-	cm := &controllerMesh{policyDir: filepath.Join(dir, "policy")}
-	if err := os.MkdirAll(cm.policyDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(cm.policyDir, "policy.hcl"), []byte(policy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	wl := filepath.Join(dir, "workloads.hcl")
-	if err := os.WriteFile(wl, []byte(workloads), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dataDir := filepath.Join(dir, "data")
 	// Registered first, so it runs after the controller has stopped.
 	t.Cleanup(func() {
 		if t.Failed() {
-			for id, log := range proxyLogs(dataDir) {
+			for id, log := range proxyLogs(filepath.Join(dir, "data")) {
 				t.Logf("log of sidecar %s:\n%s", id, log)
 			}
 		}
 	})
-	o := harness.WeftController(bin, dataDir, harness.FreeAddr(t), harness.FreeAddr(t),
-		"--policy-dir", cm.policyDir, "--adapter", "local="+wl,
-		"--adapter-option", "local.first_address="+firstAddress,
-		"--adapter-option", "local.isolation=none")
-	o.Process = harness.Options{Signal: os.Interrupt, Grace: 30 * time.Second, MustStop: true}
-	cm.Controller = harness.StartController(t, o)
+	cm := &controllerMesh{LocalMesh: harness.StartLocalMesh(t, bin, dir, policy, workloads, firstAddress,
+		"--adapter-option", "local.isolation=none")}
 	cm.last = cm.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(want))
 	return cm
 }
