@@ -31,12 +31,7 @@ const maxControllerRSS = 200 << 20
 func TestHostileFiles(t *testing.T) {
 	ctl, policyDir := startLocalMesh(t, clientWebPolicy, clientWebWorkloads(), "127.0.79.2")
 	s := ctl.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(2))
-	var client string
-	for _, in := range s.Instances {
-		if in.Service == "client" {
-			client = in.Address
-		}
-	}
+	client := s.Address("client")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	callWeb := func(t *testing.T) {

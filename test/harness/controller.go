@@ -187,6 +187,16 @@ func (s *Status) Acked() bool {
 	return true
 }
 
+// Address is the address of service's first instance, "" when it has none.
+func (s *Status) Address(service string) string {
+	for _, in := range s.Instances {
+		if in.Service == service {
+			return in.Address
+		}
+	}
+	return ""
+}
+
 // Converged: want instances known, each with a sidecar, and every sidecar
 // has acknowledged its current configuration.
 func Converged(want int) func(*Status) bool {

@@ -23,5 +23,6 @@
 //     the token from DataDir (or another one, to test a refusal);
 //     Controller.Call sends one request with it. Controller.Status reads
 //     GET /v1/status (Status); Controller.WaitFor polls it, within a bound,
-//     until a condition holds; Converged(n) is the usual condition.
+//     until a condition holds; Converged(n) is the usual condition;
+//     Status.Address finds a service's instance.
 package harness

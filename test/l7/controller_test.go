@@ -103,12 +103,7 @@ service "api" {
 		return 0, false
 	}
 	s := cm.last
-	var clientAddr string
-	for _, in := range s.Instances {
-		if in.Service == "client" {
-			clientAddr = in.Address
-		}
-	}
+	clientAddr := s.Address("client")
 	url := "http://" + net.JoinHostPort(clientAddr, "9001") + "/"
 	c := client(t)
 	eventually(t, "the first call through the client's sidecar", func() bool {

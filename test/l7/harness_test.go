@@ -293,10 +293,8 @@ func startControllerMesh(t *testing.T, bin, dir, policy, workloads, firstAddress
 // address is the address of the first instance of service svc.
 func (cm *controllerMesh) address(t *testing.T, svc string) string {
 	t.Helper()
-	for _, in := range cm.last.Instances {
-		if in.Service == svc {
-			return in.Address
-		}
+	if a := cm.last.Address(svc); a != "" {
+		return a
 	}
 	t.Fatalf("no instance of %s in the controller's status", svc)
 	return ""
