@@ -57,19 +57,7 @@ func TestClassify(t *testing.T) {
 // passes, a port that accepts and closes at once still fails.
 func TestProbeRealSockets(t *testing.T) {
 	p := prober{timeout: 2 * time.Second}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	l := serveConns(t, func(net.Conn) {})
 	if ok, reason := p.probe(kindApp, l.Addr().String()); ok {
 		t.Errorf("a port that accepts and closes passed: %s", reason)
 	}
@@ -81,27 +69,38 @@ func TestProbeRealSockets(t *testing.T) {
 	// A plaintext HTTP server on a "mesh port" fails the plaintext probe
 	// (the TLS probe's handshake fails on it, which the plaintext probe
 	// is there to catch).
-	h, err := net.Listen("tcp", "127.0.0.1:0")
+	h := serveConns(t, func(c net.Conn) {
+		_, _ = c.Read(make([]byte, 4096))
+		fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+	})
+	if ok, reason := p.probe(kindMeshText, h.Addr().String()); ok {
+		t.Errorf("mesh-plaintext against a plaintext server passed: %s", reason)
+	}
+}
+
+// serveConns accepts connections on a loopback listener until it closes
+// (at the end of the test at the latest) and hands each to handle on a
+// goroutine of its own, closing the connection when handle returns.
+func serveConns(t *testing.T, handle func(c net.Conn)) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
-			c, err := h.Accept()
+			c, err := l.Accept()
 			if err != nil {
 				return
 			}
 			go func() {
 				defer c.Close()
-				_, _ = c.Read(make([]byte, 4096))
-				fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+				handle(c)
 			}()
 		}
 	}()
-	if ok, reason := p.probe(kindMeshText, h.Addr().String()); ok {
-		t.Errorf("mesh-plaintext against a plaintext server passed: %s", reason)
-	}
+	return l
 }
 
 func TestCheckTargets(t *testing.T) {

@@ -15,10 +15,13 @@ import (
 
 var apiID = spiffe.Identity{TrustDomain: "weft.local", Namespace: "default", Service: "api"}
 
-// clock is a settable time for a CA under test.
+// clock is a settable time for a CA or a spent-token file under test.
 type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
+
+// add moves the clock on by d.
+func (c *clock) add(d time.Duration) { c.t = c.t.Add(d) }
 
 func loadAt(t *testing.T, dir string, clk *clock) *CA {
 	t.Helper()

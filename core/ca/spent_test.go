@@ -11,21 +11,7 @@ import (
 	"time"
 )
 
-// spentClock is a settable time for the spent-token file, safe for
-// concurrent use.
-type spentClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *spentClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *spentClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func openSpent(t *testing.T, path string, c *spentClock) *SpentFile {
+func openSpent(t *testing.T, path string, c *clock) *SpentFile {
 	t.Helper()
 	s, err := openSpentFile(path, c.now)
 	if err != nil {
@@ -45,7 +31,7 @@ func spend(t *testing.T, s SpentStore, id string, exp time.Time) bool {
 }
 
 func TestSpentFileSpendOnceAcrossRestarts(t *testing.T) {
-	c := &spentClock{t: time.Unix(1_800_000_000, 0)}
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
 	path := filepath.Join(t.TempDir(), "spent-join-tokens")
 	s := openSpent(t, path, c)
 	exp := c.now().Add(10 * time.Minute)
@@ -81,27 +67,35 @@ func TestSpentFileSpendOnceAcrossRestarts(t *testing.T) {
 	}
 }
 
-func TestSpentFileConcurrentSpend(t *testing.T) {
-	c := &spentClock{t: time.Now()}
-	s := openSpent(t, filepath.Join(t.TempDir(), "spent"), c)
-	const n = 32
+// concurrently runs f(0), ..., f(n-1) on n goroutines released at once,
+// and returns when all have returned.
+func concurrently(n int, f func(i int)) {
 	var wg sync.WaitGroup
-	results := make([]bool, n)
 	start := make(chan struct{})
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			<-start
-			ok, err := s.Spend("token", c.now().Add(time.Minute))
-			if err != nil {
-				t.Error(err)
-			}
-			results[i] = ok
+			f(i)
 		}()
 	}
 	close(start)
 	wg.Wait()
+}
+
+func TestSpentFileConcurrentSpend(t *testing.T) {
+	c := &clock{t: time.Now()}
+	s := openSpent(t, filepath.Join(t.TempDir(), "spent"), c)
+	const n = 32
+	results := make([]bool, n)
+	concurrently(n, func(i int) {
+		ok, err := s.Spend("token", c.now().Add(time.Minute))
+		if err != nil {
+			t.Error(err)
+		}
+		results[i] = ok
+	})
 	won := 0
 	for _, ok := range results {
 		if ok {
@@ -116,7 +110,7 @@ func TestSpentFileConcurrentSpend(t *testing.T) {
 // The file stays the size of the live tokens: expired lines are dropped
 // when they outnumber the live ones.
 func TestSpentFilePrunes(t *testing.T) {
-	c := &spentClock{t: time.Unix(1_800_000_000, 0)}
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
 	path := filepath.Join(t.TempDir(), "spent")
 	s := openSpent(t, path, c)
 	for i := range 5000 {
@@ -136,7 +130,7 @@ func TestSpentFilePrunes(t *testing.T) {
 }
 
 func TestSpentFileRefusesWhatItCannotRead(t *testing.T) {
-	c := &spentClock{t: time.Unix(1_800_000_000, 0)}
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
 	live := fmt.Sprint(c.now().Unix() + 60)
 	tests := []struct {
 		name, content, want string
@@ -173,7 +167,7 @@ func TestSpentFileRefusesWhatItCannotRead(t *testing.T) {
 // newline: that join never got its certificate, so the line is dropped and
 // the rest loads.
 func TestSpentFileTornLastLine(t *testing.T) {
-	c := &spentClock{t: time.Unix(1_800_000_000, 0)}
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
 	path := filepath.Join(t.TempDir(), "spent")
 	live := fmt.Sprint(c.now().Unix() + 60)
 	if err := os.WriteFile(path, []byte(spentHeader+live+" aaaa\n"+live+" bb"), 0o600); err != nil {
@@ -193,7 +187,7 @@ func TestSpentFileTornLastLine(t *testing.T) {
 }
 
 func TestSpendRefusesMalformedIDs(t *testing.T) {
-	c := &spentClock{t: time.Now()}
+	c := &clock{t: time.Now()}
 	for _, s := range []SpentStore{openSpent(t, filepath.Join(t.TempDir(), "spent"), c), NewMemorySpentStore()} {
 		for _, id := range []string{"", "a b", "a\nb", strings.Repeat("a", maxSpentIDLen+1)} {
 			if _, err := s.Spend(id, time.Now().Add(time.Minute)); !errors.Is(err, ErrSpend) {
@@ -217,23 +211,17 @@ func TestJoinVerifierWithSpentFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := NewJoinVerifierWith(secret, s1)
-	var wg sync.WaitGroup
 	var mu sync.Mutex
 	won := 0
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := v.Verify(tok); err == nil {
-				mu.Lock()
-				won++
-				mu.Unlock()
-			} else if !strings.Contains(err.Error(), "already used") {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	concurrently(16, func(int) {
+		if _, err := v.Verify(tok); err == nil {
+			mu.Lock()
+			won++
+			mu.Unlock()
+		} else if !strings.Contains(err.Error(), "already used") {
+			t.Error(err)
+		}
+	})
 	if won != 1 {
 		t.Fatalf("%d concurrent verifications of one token succeeded, want 1", won)
 	}

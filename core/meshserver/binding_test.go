@@ -3,10 +3,6 @@ package meshserver
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -113,31 +109,30 @@ func TestJoinAndRenewCheckBinding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	renew := func(id string) error {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	renew := func(t *testing.T, id string) error {
+		_, csr := newCSR(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_, err := h.dial(t, owner).Renew(ctx, &meshapi.RenewRequest{InstanceId: id, CsrDer: csr})
 		return err
 	}
 	t.Run("Renew", func(t *testing.T) {
-		if err := renew("store-0"); err != nil {
+		if err := renew(t, "store-0"); err != nil {
 			t.Fatalf("the owner's renewal: %v", err)
 		}
 		// The owner's certificate names service store: renewing for the
 		// impostor's instance is refused by the binding, not just allowed
 		// because the service matches.
-		if err := renew("impostor-0"); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "impostor") {
+		if err := renew(t, "impostor-0"); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "impostor") {
 			t.Fatalf("renewal for the unbound instance: %v, want PermissionDenied naming it", err)
 		}
 		// A policy change that unbinds the owner stops its renewals.
 		b.p.Store(bindingPolicy(policy.BindingStrict, "someone-else"))
-		if err := renew("store-0"); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), `binding "local" { name = "store" }`) {
+		if err := renew(t, "store-0"); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), `binding "local" { name = "store" }`) {
 			t.Fatalf("renewal after the policy unbound the owner: %v, want PermissionDenied with the binding to add", err)
 		}
 		b.p.Store(bindingPolicy(policy.BindingStrict, "store"))
-		if err := renew("store-0"); err != nil {
+		if err := renew(t, "store-0"); err != nil {
 			t.Fatalf("renewal after the binding came back: %v", err)
 		}
 	})

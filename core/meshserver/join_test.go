@@ -2,26 +2,17 @@ package meshserver
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/meshapi"
-	"github.com/weftmesh/weft/core/registry"
-	"github.com/weftmesh/weft/core/spiffe"
 )
 
 // startWithSpentFile is start with the controller's durable spent-token
@@ -37,22 +28,7 @@ func startWithSpentFile(t *testing.T, dir string) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { spent.Close() })
-	h := &harness{ca: c, reg: registry.New()}
-	h.srv = New(Options{CA: c, Join: ca.NewJoinVerifierWith(c.JoinSecret(), spent), Registry: h.reg, TrustDomain: func() string { return "weft.local" }})
-	cert, err := c.ServerCertificate(spiffe.Identity{TrustDomain: "weft.local", Namespace: ControllerNamespace, Service: ControllerService}, []string{"127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(h.srv.TLSConfig(cert))))
-	h.srv.Register(g)
-	go g.Serve(lis)
-	t.Cleanup(g.Stop)
-	h.addr = lis.Addr().String()
-	return h
+	return serve(t, c, ca.NewJoinVerifierWith(c.JoinSecret(), spent))
 }
 
 // A join that fails after the token checks out (here: a CSR that is not
@@ -97,8 +73,7 @@ func TestJoinConcurrentOneToken(t *testing.T) {
 	h.addInstance("api-0", "api")
 	c := h.dial(t, nil)
 	tok := h.token(t, "api-0", "api")
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	_, csr := newCSR(t)
 
 	const n = 16
 	var wg sync.WaitGroup

@@ -40,8 +40,15 @@ func start(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serve(t, c, ca.NewJoinVerifier(c.JoinSecret()))
+}
+
+// serve runs a Server with CA c and join verifier jv on a loopback
+// listener, stopped at the end of the test.
+func serve(t *testing.T, c *ca.CA, jv *ca.JoinVerifier) *harness {
+	t.Helper()
 	h := &harness{ca: c, reg: registry.New()}
-	h.srv = New(Options{CA: c, Join: ca.NewJoinVerifier(c.JoinSecret()), Registry: h.reg, TrustDomain: func() string { return "weft.local" }})
+	h.srv = New(Options{CA: c, Join: jv, Registry: h.reg, TrustDomain: func() string { return "weft.local" }})
 	cert, err := c.ServerCertificate(spiffe.Identity{TrustDomain: "weft.local", Namespace: ControllerNamespace, Service: ControllerService}, []string{"127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)

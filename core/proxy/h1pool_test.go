@@ -25,11 +25,34 @@ type rawServer struct {
 
 func startRawServer(t *testing.T, responses ...string) *rawServer {
 	t.Helper()
+	s := &rawServer{closed: make(chan struct{}, 16)}
+	s.ln = serveConns(t, func(c net.Conn) {
+		s.accepted.Add(1)
+		br := bufio.NewReader(c)
+		for _, resp := range responses {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				break
+			}
+			io.Copy(io.Discard, req.Body)
+			c.Write([]byte(resp))
+		}
+		c.Close()
+		s.closed <- struct{}{}
+	})
+	return s
+}
+
+// serveConns listens on loopback (closed at the end of the test) and hands
+// every connection it accepts to handle on a goroutine of its own, closing
+// the connection when handle returns. (harness_test.go has the same for
+// the external tests, which cannot call this one.)
+func serveConns(t testing.TB, handle func(c net.Conn)) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &rawServer{ln: ln, closed: make(chan struct{}, 16)}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -37,23 +60,13 @@ func startRawServer(t *testing.T, responses ...string) *rawServer {
 			if err != nil {
 				return
 			}
-			s.accepted.Add(1)
 			go func() {
-				br := bufio.NewReader(c)
-				for _, resp := range responses {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						break
-					}
-					io.Copy(io.Discard, req.Body)
-					c.Write([]byte(resp))
-				}
-				c.Close()
-				s.closed <- struct{}{}
+				defer c.Close()
+				handle(c)
 			}()
 		}
 	}()
-	return s
+	return ln
 }
 
 func (s *rawServer) addr() string { return s.ln.Addr().String() }
@@ -427,34 +440,20 @@ type dropServer struct {
 
 func startDropServer(t *testing.T) *dropServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	s := &dropServer{ln: ln, dropped: make(chan string, 16), served: make(chan string, 16)}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, req.Body)
-				s.served <- req.Method
-				c.Write([]byte(okResponse))
-				if req, err = http.ReadRequest(br); err == nil {
-					s.dropped <- req.Method
-				}
-			}()
+	s := &dropServer{dropped: make(chan string, 16), served: make(chan string, 16)}
+	s.ln = serveConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
 		}
-	}()
+		io.Copy(io.Discard, req.Body)
+		s.served <- req.Method
+		c.Write([]byte(okResponse))
+		if req, err = http.ReadRequest(br); err == nil {
+			s.dropped <- req.Method
+		}
+	})
 	return s
 }
 

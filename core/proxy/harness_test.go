@@ -188,13 +188,20 @@ func listen(t testing.TB) net.Listener {
 // httpApp serves HTTP/1.1 and h2c and answers with what it saw.
 func httpApp(t testing.TB, h2c bool) net.Addr {
 	t.Helper()
-	ln := listen(t)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Seen-Caller", r.Header.Get("X-Weft-Caller"))
 		w.Header().Set("X-Seen-Xfcc", r.Header.Get("X-Forwarded-Client-Cert"))
 		w.Header().Set("X-Seen-Proto", r.Proto)
 		fmt.Fprintf(w, "hello %s", r.URL.Path)
-	})}
+	}), h2c)
+}
+
+// serveHTTP serves h on a loopback listener, HTTP/1.1 and, with h2c,
+// also HTTP/2 without TLS, until the end of the test.
+func serveHTTP(t testing.TB, h http.Handler, h2c bool) net.Addr {
+	t.Helper()
+	ln := listen(t)
+	srv := &http.Server{Handler: h}
 	if h2c {
 		srv.Protocols = new(http.Protocols)
 		srv.Protocols.SetHTTP1(true)
@@ -208,6 +215,25 @@ func httpApp(t testing.TB, h2c bool) net.Addr {
 // echoApp echoes every line it reads, prefixed with tag.
 func echoApp(t *testing.T, tag string) net.Addr {
 	t.Helper()
+	return serveConns(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if _, err := io.WriteString(c, tag+line); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// serveConns listens on loopback (closed at the end of the test) and hands
+// every connection it accepts to handle on a goroutine of its own, closing
+// the connection when handle returns. It returns the listener's address.
+func serveConns(t testing.TB, handle func(c net.Conn)) net.Addr {
+	t.Helper()
 	ln := listen(t)
 	go func() {
 		for {
@@ -217,16 +243,7 @@ func echoApp(t *testing.T, tag string) net.Addr {
 			}
 			go func() {
 				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if _, err := io.WriteString(c, tag+line); err != nil {
-						return
-					}
-				}
+				handle(c)
 			}()
 		}
 	}()

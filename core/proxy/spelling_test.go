@@ -26,23 +26,14 @@ type seenApp struct {
 func startSeenApp(t *testing.T, h2c bool) *seenApp {
 	t.Helper()
 	a := &seenApp{}
-	ln := listen(t)
-	a.addr = ln.Addr()
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	a.addr = serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		r.Body = nil
 		a.mu.Lock()
 		a.reqs = append(a.reqs, r)
 		a.mu.Unlock()
 		io.WriteString(w, "app saw "+r.Method+" "+r.RequestURI)
-	})}
-	if h2c {
-		srv.Protocols = new(http.Protocols)
-		srv.Protocols.SetHTTP1(true)
-		srv.Protocols.SetUnencryptedHTTP2(true)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	}), h2c)
 	return a
 }
 
@@ -404,33 +395,23 @@ func TestAccessLogCannotBeForged(t *testing.T) {
 // breaks after the app read it reaches the app once, and the client gets
 // 502; it is not sent again on a new connection.
 func TestStalePostIsNotResent(t *testing.T) {
-	ln := listen(t)
 	got := make(chan string, 16)
-	go func() {
+	app := serveConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for i := 0; ; i++ {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					got <- req.Method + " " + req.URL.Path
-					if req.Method != "GET" {
-						return // read, acted on, and the connection closed without an answer
-					}
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-			}()
+			io.Copy(io.Discard, req.Body)
+			got <- req.Method + " " + req.URL.Path
+			if req.Method != "GET" {
+				return // read, acted on, and the connection closed without an answer
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
-	}()
-	m := newMesh(t, ln.Addr(), meshapi.Protocol_PROTOCOL_HTTP, allowWeb())
+	})
+	m := newMesh(t, app, meshapi.Protocol_PROTOCOL_HTTP, allowWeb())
 	c := httpClient(false)
 	defer c.CloseIdleConnections()
 	if resp, body := get(t, c, "http://"+m.outbound+"/warm", nil); resp.StatusCode != 200 {

@@ -3,11 +3,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -18,9 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/weftmesh/weft/core/adminapi"
 	"github.com/weftmesh/weft/core/ca"
@@ -46,23 +38,11 @@ func joinTokensFromAdmin(t *testing.T, ctl *harness.Controller, instance, servic
 		t.Fatalf("join token answer: %v %+v", err, out)
 	}
 
-	roots, err := os.ReadFile(filepath.Join(ctl.DataDir, "ca", "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(roots)
-	conn, err := grpc.NewClient(ctl.Listen, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	mc := meshClient(t, ctl)
 	join := func() (*meshapi.Credentials, error) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		return meshapi.NewMeshClient(conn).Join(ctx, &meshapi.JoinRequest{InstanceId: instance, JoinToken: out.Token, CsrDer: csr})
+		return mc.Join(ctx, &meshapi.JoinRequest{InstanceId: instance, JoinToken: out.Token, CsrDer: newCSR(t)})
 	}
 	creds, err := join()
 	if err != nil {

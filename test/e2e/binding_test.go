@@ -104,12 +104,7 @@ func TestUnboundWorkloadGetsNothing(t *testing.T) {
 	t.Logf("the impostor's sidecar was refused: %s", firstLine(string(proxyLog), "may not serve service"))
 
 	// Every call from the client reaches the store's own instance.
-	var client string
-	for _, in := range s.Instances {
-		if in.Service == "client" {
-			client = in.Address
-		}
-	}
+	client := s.Address("client")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for i := 0; i < 20; i++ {

@@ -2,6 +2,11 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net"
@@ -12,6 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/test/harness"
 )
 
@@ -26,33 +35,87 @@ func TestMain(m *testing.M) {
 func startController(t *testing.T, dataDir, listen, admin string, args ...string) *harness.Controller {
 	t.Helper()
 	o := harness.WeftController(binDir, dataDir, listen, admin, args...)
-	o.Process = harness.Options{Signal: os.Interrupt, Grace: 30 * time.Second, MustStop: true}
+	o.Process = harness.CtrlC
 	return harness.StartController(t, o)
 }
 
-// startLocalMesh writes policy and the local adapter's workloads into a
-// temporary directory and starts a controller on them, whose instances get
-// loopback addresses from firstAddr on. It returns the controller and the
-// policy directory. Isolation is off (local.isolation = none): the tests
-// call through the client's sidecar as if they were its app.
+// clientWebPolicy lets client call web (through its sidecar's port 9001)
+// and nothing else; clientWebWorkloads runs one demo app for each.
+const clientWebPolicy = `
+mesh {
+  trust_domain   = "weft.test"
+  default_action = "deny"
+}
+
+service "client" {
+  binding "local" { name = "client" }
+  protocol = "http"
+  upstream "web" { local_port = 9001 }
+}
+
+service "web" {
+  binding "local" { name = "web" }
+  protocol = "http"
+}
+
+intention "client" "web" { action = "allow" }
+`
+
+func clientWebWorkloads() string {
+	app := filepath.Join(binDir, "weft-demo-app")
+	return `
+service "client" {
+  command = "` + app + `"
+  port    = 8080
+}
+
+service "web" {
+  command = "` + app + `"
+  port    = 8080
+}
+`
+}
+
+// startLocalMesh starts a controller on policy and the local adapter's
+// workloads (harness.StartLocalMesh, in a temporary directory), whose
+// instances get loopback addresses from firstAddr on. It returns the
+// controller and the policy directory. Isolation is off (local.isolation =
+// none): the tests call through the client's sidecar as if they were its
+// app.
 func startLocalMesh(t *testing.T, policy, workloads, firstAddr string, args ...string) (*harness.Controller, string) {
 	t.Helper()
-	dir := t.TempDir()
-	policyDir := filepath.Join(dir, "policy")
-	if err := os.MkdirAll(policyDir, 0o755); err != nil {
+	m := harness.StartLocalMesh(t, binDir, t.TempDir(), policy, workloads, firstAddr,
+		append([]string{"--adapter-option", "local.isolation=none"}, args...)...)
+	return m.Controller, m.PolicyDir
+}
+
+// meshClient is a client of the controller's sidecar API (its TLS verified
+// with the mesh's CA), closed at the end of the test.
+func meshClient(t *testing.T, ctl *harness.Controller) meshapi.MeshClient {
+	t.Helper()
+	roots, err := os.ReadFile(filepath.Join(ctl.DataDir, "ca", "ca.crt"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(policyDir, "mesh.hcl"), []byte(policy), 0o644); err != nil {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(roots)
+	conn, err := grpc.NewClient(ctl.Listen, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})))
+	if err != nil {
 		t.Fatal(err)
 	}
-	wl := filepath.Join(dir, "workloads.hcl")
-	if err := os.WriteFile(wl, []byte(workloads), 0o644); err != nil {
+	t.Cleanup(func() { conn.Close() })
+	return meshapi.NewMeshClient(conn)
+}
+
+// newCSR is a certificate request for a new P-256 key.
+func newCSR(t *testing.T) []byte {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
 		t.Fatal(err)
 	}
-	ctl := startController(t, filepath.Join(dir, "data"), harness.FreeAddr(t), harness.FreeAddr(t),
-		append([]string{"--policy-dir", policyDir, "--adapter", "local=" + wl,
-			"--adapter-option", "local.first_address=" + firstAddr, "--adapter-option", "local.isolation=none"}, args...)...)
-	return ctl, policyDir
+	return csr
 }
 
 func httpGet(ctx context.Context, url string) (int, string, error) {

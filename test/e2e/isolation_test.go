@@ -38,40 +38,6 @@ func init() {
 	}
 }
 
-const isolationPolicy = `
-mesh {
-  trust_domain   = "weft.test"
-  default_action = "deny"
-}
-
-service "client" {
-  binding "local" { name = "client" }
-  protocol = "http"
-  upstream "web" { local_port = 9001 }
-}
-
-service "web" {
-  binding "local" { name = "web" }
-  protocol = "http"
-}
-
-intention "client" "web" { action = "allow" }
-`
-
-func isolationWorkloads() string {
-	app := filepath.Join(binDir, "weft-demo-app")
-	return `
-service "client" {
-  command = "` + app + `"
-  port    = 8080
-}
-service "web" {
-  command = "` + app + `"
-  port    = 8080
-}
-`
-}
-
 // appGID is the local adapter's gid for the app of the instance at addr
 // (adapters/local/doc.go: 2000000000 + 2n for 127.A.B.C, n = A.B.C).
 func appGID(t *testing.T, addr string) uint32 {
@@ -117,14 +83,7 @@ func nftBinary(t *testing.T) string {
 // removed when the test ends, whatever happens.
 func startIsolationMesh(t *testing.T, nft, first string, args ...string) (ctl *harness.Controller, client, web string) {
 	t.Helper()
-	dir := t.TempDir()
-	policyDir := filepath.Join(dir, "policy")
-	must(t, os.MkdirAll(policyDir, 0o755))
-	must(t, os.WriteFile(filepath.Join(policyDir, "mesh.hcl"), []byte(isolationPolicy), 0o644))
-	wl := filepath.Join(dir, "workloads.hcl")
-	must(t, os.WriteFile(wl, []byte(isolationWorkloads()), 0o644))
-	ctl = startController(t, filepath.Join(dir, "data"), harness.FreeAddr(t), harness.FreeAddr(t),
-		append([]string{"--policy-dir", policyDir, "--adapter", "local=" + wl, "--adapter-option", "local.first_address=" + first}, args...)...)
+	ctl = harness.StartLocalMesh(t, binDir, t.TempDir(), clientWebPolicy, clientWebWorkloads(), first, args...).Controller
 	s := ctl.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(2))
 	for _, a := range s.Adapters {
 		table := fmt.Sprintf("weft_local_%d", a.Pid)
@@ -141,13 +100,6 @@ func startIsolationMesh(t *testing.T, nft, first string, args ...string) (ctl *h
 	return ctl, client, web
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // weftCheck runs `weft check --json` against ctl and decodes its report.
 func weftCheck(t *testing.T, ctl *harness.Controller) (checkReport, string, error) {
 	t.Helper()
@@ -162,6 +114,24 @@ func weftCheck(t *testing.T, ctl *harness.Controller) (checkReport, string, erro
 		stderr = string(ee.Stderr)
 	}
 	return rep, stderr, err
+}
+
+// waitCheck runs weft check against ctl until done holds for its report
+// and error, for at most 20s, and returns that run's report, stderr and
+// error; what is what the failure says weft check did not do.
+func waitCheck(t *testing.T, ctl *harness.Controller, what string, done func(checkReport, error) bool) (checkReport, string, error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		rep, stderr, err := weftCheck(t, ctl)
+		if done(rep, err) {
+			return rep, stderr, err
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("weft check did not %s within 20s: %v\n%s\n%+v", what, err, stderr, rep)
+		}
+		time.Sleep(100 * time.Millisecond) // polling weft check: no other signal
+	}
 }
 
 type checkReport struct {
@@ -196,20 +166,7 @@ func TestIsolationGuard(t *testing.T) {
 
 	// The outbound rule follows the sidecar's config: wait (bounded) for
 	// weft check to see it.
-	var rep checkReport
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var stderr string
-		var err error
-		rep, stderr, err = weftCheck(t, ctl)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("weft check did not pass within 20s: %v\n%s", err, stderr)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	rep, _, _ := waitCheck(t, ctl, "pass", func(_ checkReport, err error) bool { return err == nil })
 
 	t.Run("weft check passes, every row OK", func(t *testing.T) {
 		kinds := map[string]int{}
@@ -301,26 +258,15 @@ func TestIsolationOffIsReported(t *testing.T) {
 	ctl, client, web := startIsolationMesh(t, nft, "127.0.82.2", "--adapter-option", "local.isolation=none")
 	// The check must see the outbound listener: wait until the sidecar
 	// has it (bounded), which the status's outbound list shows.
-	deadline := time.Now().Add(20 * time.Second)
-	var rep checkReport
-	var stderr string
-	var err error
-	for {
-		rep, stderr, err = weftCheck(t, ctl)
+	rep, stderr, err := waitCheck(t, ctl, "find the 3 open ports", func(rep checkReport, _ error) bool {
 		open := 0
 		for _, r := range rep.Results {
 			if !r.OK {
 				open++
 			}
 		}
-		if open == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("weft check did not find the 3 open ports within 20s: %+v", rep)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return open == 3
+	})
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
 		t.Errorf("weft check exited %v, want non-zero", err)

@@ -3,11 +3,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -17,49 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/test/harness"
 )
-
-const limitsPolicy = `
-mesh {
-  trust_domain   = "weft.test"
-  default_action = "deny"
-}
-
-service "client" {
-  binding "local" { name = "client" }
-  protocol = "http"
-  upstream "web" { local_port = 9001 }
-}
-
-service "web" {
-  binding "local" { name = "web" }
-  protocol = "http"
-}
-
-intention "client" "web" { action = "allow" }
-`
-
-func limitsWorkloads() string {
-	app := filepath.Join(binDir, "weft-demo-app")
-	return `
-service "client" {
-  command = "` + app + `"
-  port    = 8080
-}
-
-service "web" {
-  command = "` + app + `"
-  port    = 8080
-}
-`
-}
 
 // maxControllerRSS is what the controller may use while it refuses
 // hostile files; it uses a few tens of MB at rest.
@@ -71,14 +29,9 @@ const maxControllerRSS = 200 << 20
 // within bounded memory, and traffic keeps flowing. A join token is
 // single-use across a controller restart.
 func TestHostileFiles(t *testing.T) {
-	ctl, policyDir := startLocalMesh(t, limitsPolicy, limitsWorkloads(), "127.0.79.2")
+	ctl, policyDir := startLocalMesh(t, clientWebPolicy, clientWebWorkloads(), "127.0.79.2")
 	s := ctl.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(2))
-	var client string
-	for _, in := range s.Instances {
-		if in.Service == "client" {
-			client = in.Address
-		}
-	}
+	client := s.Address("client")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	callWeb := func(t *testing.T) {
@@ -290,32 +243,6 @@ func mintJoinToken(t *testing.T, ctl *harness.Controller, instance, service stri
 		t.Fatalf("POST /v1/join-tokens: %v", err)
 	}
 	return out.Token
-}
-
-func meshClient(t *testing.T, ctl *harness.Controller) meshapi.MeshClient {
-	t.Helper()
-	roots, err := os.ReadFile(filepath.Join(ctl.DataDir, "ca", "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(roots)
-	conn, err := grpc.NewClient(ctl.Listen, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return meshapi.NewMeshClient(conn)
-}
-
-func newCSR(t *testing.T) []byte {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return csr
 }
 
 // vmRSS reads a process's resident set size from /proc.

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -61,6 +62,48 @@ func StartController(t testing.TB, o ControllerOptions) *Controller {
 	p := Start(t, "controller", exec.Command(o.Binary, args...), o.Process)
 	return &Controller{Process: p, Admin: o.Admin, Listen: o.Listen, DataDir: o.DataDir, t: t, opts: o}
 }
+
+// LocalMesh is a controller started by StartLocalMesh, with the policy
+// file it reads.
+type LocalMesh struct {
+	*Controller
+	// PolicyDir is its --policy-dir; PolicyFile, the file in it.
+	PolicyDir, PolicyFile string
+}
+
+// StartLocalMesh writes policy (PolicyDir/mesh.hcl, PolicyDir dir/policy)
+// and the local adapter's workloads (dir/workloads.hcl), and starts
+// binDir's controller on them with its data under dir/data
+// (WeftController: polling the policy every 100ms). The local adapter's
+// instances get loopback addresses from firstAddr on; args follow (say
+// "--adapter-option", "local.isolation=none"). The controller stops like
+// Ctrl-C at the test's cleanup, and not stopping within 30s of SIGINT is a
+// test error.
+func StartLocalMesh(t testing.TB, binDir, dir, policy, workloads, firstAddr string, args ...string) *LocalMesh {
+	t.Helper()
+	m := &LocalMesh{PolicyDir: filepath.Join(dir, "policy")}
+	m.PolicyFile = filepath.Join(m.PolicyDir, "mesh.hcl")
+	if err := os.MkdirAll(m.PolicyDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(m.PolicyFile, []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wl := filepath.Join(dir, "workloads.hcl")
+	if err := os.WriteFile(wl, []byte(workloads), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := WeftController(binDir, filepath.Join(dir, "data"), FreeAddr(t), FreeAddr(t),
+		append([]string{"--policy-dir", m.PolicyDir, "--adapter", "local=" + wl,
+			"--adapter-option", "local.first_address=" + firstAddr}, args...)...)
+	o.Process = CtrlC
+	m.Controller = StartController(t, o)
+	return m
+}
+
+// CtrlC stops a process like Ctrl-C (SIGINT), and its outliving 30s of
+// it is a test error.
+var CtrlC = Options{Signal: os.Interrupt, Grace: 30 * time.Second, MustStop: true}
 
 // Remote is a controller the test did not start (a Nomad job, say),
 // known by its admin address and data directory.
@@ -142,6 +185,16 @@ func (s *Status) Acked() bool {
 		}
 	}
 	return true
+}
+
+// Address is the address of service's first instance, "" when it has none.
+func (s *Status) Address(service string) string {
+	for _, in := range s.Instances {
+		if in.Service == service {
+			return in.Address
+		}
+	}
+	return ""
 }
 
 // Converged: want instances known, each with a sidecar, and every sidecar

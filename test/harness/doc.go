@@ -15,11 +15,14 @@
 //   - StartController: a `weft controller` (Controller, a Process with its
 //     Admin, Listen and DataDir addresses), its flags from ControllerOptions
 //     (WeftController: the usual ones); Restart runs it again; Remote names
-//     one the test did not start.
+//     one the test did not start. StartLocalMesh writes a policy and the
+//     local adapter's workloads and starts a controller on them (LocalMesh),
+//     stopped like Ctrl-C (CtrlC).
 //   - Controller.Client is the admin API client every test uses: the CLI's
 //     own (core/adminapi), HTTPS verified with DataDir/ca/ca.crt (CACert),
 //     the token from DataDir (or another one, to test a refusal);
 //     Controller.Call sends one request with it. Controller.Status reads
 //     GET /v1/status (Status); Controller.WaitFor polls it, within a bound,
-//     until a condition holds; Converged(n) is the usual condition.
+//     until a condition holds; Converged(n) is the usual condition;
+//     Status.Address finds a service's instance.
 package harness

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,27 +22,11 @@ import (
 	"github.com/weftmesh/weft/core/proxy"
 	"github.com/weftmesh/weft/core/proxy/proxytest"
 	"github.com/weftmesh/weft/core/registry"
+	"github.com/weftmesh/weft/test/harness"
 )
 
 // wait bounds every wait in these tests.
 const wait = 10 * time.Second
-
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // inst describes one instance: its service, metadata and tags, and its
 // application (nil: an instance with no app, a pure caller).
@@ -57,7 +44,7 @@ type inst struct {
 type running struct {
 	inst
 	proxy   *proxy.Proxy
-	log     *logBuf
+	log     *harness.SyncBuffer
 	appAddr *net.TCPAddr
 }
 
@@ -79,7 +66,7 @@ func start(t *testing.T, src string, insts ...inst) *mesh {
 	}
 	m := &mesh{t: t, ca: ca}
 	for _, in := range insts {
-		r := &running{inst: in, log: &logBuf{}}
+		r := &running{inst: in, log: &harness.SyncBuffer{}}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -258,4 +245,72 @@ func named(name string) http.Handler {
 		w.Header().Set("Server", "app")
 		fmt.Fprint(w, name)
 	})
+}
+
+// buildBinaries builds weft, weft-proxy, the demo app and the extra
+// binaries (name: package, as for harness.MeshBinaries) into a directory
+// removed after the test, and returns it.
+func buildBinaries(t *testing.T, extra map[string]string) string {
+	t.Helper()
+	dir, cleanup, err := harness.BuildBinaries(harness.MeshBinaries(extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cleanup)
+	return dir
+}
+
+// controllerMesh is a running `weft controller` with the local adapter
+// (harness.StartLocalMesh), and its status once the mesh had converged.
+type controllerMesh struct {
+	*harness.LocalMesh
+	last *harness.Status
+}
+
+// startControllerMesh runs the controller from bin on policy and workloads
+// (written under dir) with the local adapter, its instances from
+// firstAddress on and unguarded (the test calls through a sidecar as its
+// app), and waits until want instances each have a sidecar that
+// acknowledged its configuration. At the end of the test it stops the
+// controller (SIGINT; an error if it outlives 30s) and, if the test
+// failed, logs the controller's and the sidecars' logs.
+func startControllerMesh(t *testing.T, bin, dir, policy, workloads, firstAddress string, want int) *controllerMesh {
+	t.Helper()
+	// Registered first, so it runs after the controller has stopped.
+	t.Cleanup(func() {
+		if t.Failed() {
+			for id, log := range proxyLogs(filepath.Join(dir, "data")) {
+				t.Logf("log of sidecar %s:\n%s", id, log)
+			}
+		}
+	})
+	cm := &controllerMesh{LocalMesh: harness.StartLocalMesh(t, bin, dir, policy, workloads, firstAddress,
+		"--adapter-option", "local.isolation=none")}
+	cm.last = cm.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(want))
+	return cm
+}
+
+// address is the address of the first instance of service svc.
+func (cm *controllerMesh) address(t *testing.T, svc string) string {
+	t.Helper()
+	if a := cm.last.Address(svc); a != "" {
+		return a
+	}
+	t.Fatalf("no instance of %s in the controller's status", svc)
+	return ""
+}
+
+// proxyLogs reads every sidecar's log (<id>.proxy.log, written by the
+// local adapter under the data directory), by instance ID.
+func proxyLogs(dataDir string) map[string]string {
+	logs := map[string]string{}
+	filepath.WalkDir(dataDir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".proxy.log") {
+			if b, err := os.ReadFile(path); err == nil {
+				logs[strings.TrimSuffix(filepath.Base(path), ".proxy.log")] = string(b)
+			}
+		}
+		return nil
+	})
+	return logs
 }

@@ -5,17 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/weftmesh/weft/test/harness"
 )
 
 // spellingPolicy lets client call api, but for /admin, DELETE, a request
@@ -118,13 +114,7 @@ func TestControllerSpellings(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the controller")
 	}
-	bin := t.TempDir()
-	buildBinaries(t, bin)
-	cmd := exec.Command("go", "build", "-o", filepath.Join(bin, "weft-recorder"), "./test/l7/testdata/recorder")
-	cmd.Dir = "../.."
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the recorder: %v\n%s", err, b)
-	}
+	bin := buildBinaries(t, map[string]string{"weft-recorder": "./test/l7/testdata/recorder"})
 	dir := t.TempDir()
 	record := filepath.Join(dir, "seen.jsonl")
 	workloads := fmt.Sprintf(`
@@ -138,7 +128,7 @@ service "api" {
   env     = { RECORD = %q }
 }
 `, filepath.Join(bin, "weft-demo-app"), filepath.Join(bin, "weft-recorder"), record)
-	cm := startControllerMesh(t, bin, dir, spellingPolicy, workloads, "127.0.86.2")
+	cm := startControllerMesh(t, bin, dir, spellingPolicy, workloads, "127.0.86.2", 2)
 	out := net.JoinHostPort(cm.address(t, "client"), "9001")
 	eventually(t, "the first call through the client's sidecar", func() bool {
 		code, _, _, err := try(client(t), "GET", "http://"+out+"/items/1", nil)
@@ -207,7 +197,7 @@ service "api" {
 	// The sidecars' logs: every request input stays inside a quoted field.
 	logs := map[string]string{}
 	eventually(t, "the api sidecar to log the allowed request", func() bool {
-		logs = cm.proxyLogs(t)
+		logs = proxyLogs(cm.DataDir)
 		return strings.Contains(logs["api-0"], `path="/ok status=500" status=200`)
 	})
 	if !strings.Contains(logs["api-0"], `access inbound DENIED caller=`+callerID+` dest=api method=GET path="/admin status=200" reason="weft: `) {
@@ -246,112 +236,4 @@ func rawRequest(t *testing.T, addr, head, body string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-// controllerMesh is a running controller with the local adapter.
-type controllerMesh struct {
-	dataDir string
-	status  func() (*controllerStatus, error)
-	last    *controllerStatus
-}
-
-// startControllerMesh runs the controller from bin with policy and
-// workloads (written into dir), the local adapter's instances from
-// firstAddress on, and waits until every sidecar has acknowledged its
-// configuration. It stops the controller at the end of the test.
-func startControllerMesh(t *testing.T, bin, dir, policy, workloads, firstAddress string) *controllerMesh {
-	t.Helper()
-	policyDir := filepath.Join(dir, "policy")
-	if err := os.MkdirAll(policyDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(policyDir, "policy.hcl"), []byte(policy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	wl := filepath.Join(dir, "workloads.hcl")
-	if err := os.WriteFile(wl, []byte(workloads), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	admin, listen := freeAddr(t), freeAddr(t)
-	cm := &controllerMesh{dataDir: filepath.Join(dir, "data")}
-	var out logBuf
-	cmd := exec.Command(filepath.Join(bin, "weft"), "controller", "--data-dir", cm.dataDir, "--listen", listen, "--admin", admin,
-		"--proxy-binary", filepath.Join(bin, "weft-proxy"), "--policy-dir", policyDir, "--adapter", "local="+wl,
-		"--adapter-option", "local.first_address="+firstAddress,
-		"--adapter-option", "local.isolation=none") // the test calls through client's sidecar as its app
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			t.Error("the controller did not stop within 30s of SIGINT")
-		}
-		if t.Failed() {
-			t.Logf("controller log:\n%s", out.String())
-			for id, log := range cm.proxyLogs(t) {
-				t.Logf("log of sidecar %s:\n%s", id, log)
-			}
-		}
-	})
-	cm.status = func() (*controllerStatus, error) {
-		var s controllerStatus
-		return &s, harness.Remote(admin, cm.dataDir).Call("GET", "/v1/status", nil, &s)
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-exited:
-			t.Fatal("the controller exited while the mesh converged")
-		case <-tick.C:
-		}
-		if s, err := cm.status(); err == nil && len(s.Sidecars) > 0 && len(s.Sidecars) == len(s.Instances) {
-			acked := true
-			for _, sc := range s.Sidecars {
-				acked = acked && sc.Version > 0 && sc.AckedVersion == sc.Version
-			}
-			if acked {
-				cm.last = s
-				return cm
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting for the mesh to converge")
-		}
-	}
-}
-
-// address is the address of the first instance of service svc.
-func (cm *controllerMesh) address(t *testing.T, svc string) string {
-	t.Helper()
-	for _, in := range cm.last.Instances {
-		if in.Service == svc {
-			return in.Address
-		}
-	}
-	t.Fatalf("no instance of %s in the controller's status", svc)
-	return ""
-}
-
-// proxyLogs reads every sidecar's log (<id>.proxy.log, written by the
-// local adapter under the data directory), by instance ID.
-func (cm *controllerMesh) proxyLogs(t *testing.T) map[string]string {
-	logs := map[string]string{}
-	filepath.WalkDir(cm.dataDir, func(path string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".proxy.log") {
-			if b, err := os.ReadFile(path); err == nil {
-				logs[strings.TrimSuffix(filepath.Base(path), ".proxy.log")] = string(b)
-			}
-		}
-		return nil
-	})
-	return logs
 }
