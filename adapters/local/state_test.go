@@ -1,6 +1,8 @@
 package local
 
 import (
+	"bufio"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -8,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -144,8 +147,28 @@ func TestAdoptable(t *testing.T) {
 	}
 	cmd := exec.Command(self, helperApp)
 	cmd.Env = append(os.Environ(), "HOST=127.0.0.1", "PORT=0")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
+	}
+	// Start returns once the child has exec'd, but the kernel sets up its
+	// command line a moment later: wait until the app says it listens.
+	listening := make(chan error, 1)
+	go func() {
+		_, err := bufio.NewReader(out).ReadString('\n')
+		listening <- err
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case err := <-listening:
+		if err != nil {
+			t.Fatalf("the fake app did not start: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fake app did not say it listens within 10s")
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
