@@ -180,3 +180,47 @@ func TestWarnHostNetworking(t *testing.T) {
 		t.Errorf("log %q: want a second warning when the instance comes back", buf.String())
 	}
 }
+
+// With advertise = "alloc", a bridge allocation whose own address Nomad
+// has not reported yet is left out until it has: advertised at the node's
+// address for a moment, its sidecar would bind the wildcard address and
+// could not move to the allocation's. Host-mode allocations and the
+// default advertise = "host" are not held back.
+func TestAdvertiseAllocWaitsForAddress(t *testing.T) {
+	find := func(ins []model.Instance, id string) *model.Instance {
+		for i := range ins {
+			if ins[i].ID == id {
+				return &ins[i]
+			}
+		}
+		return nil
+	}
+	for _, tc := range []struct {
+		name    string
+		addrs   map[string]string
+		present bool
+		addr    string
+	}{
+		{name: "advertise alloc, address not reported yet", addrs: map[string]string{}, present: false},
+		{name: "advertise alloc, address reported", addrs: map[string]string{web0: "172.26.64.9"}, present: true, addr: "172.26.64.9"},
+		{name: "advertise host", addrs: nil, present: true, addr: "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := loadState(t)
+			bridged(&st)
+			st.AllocAddresses = tc.addrs
+			ins, diags := Translate(st)
+			w := find(ins, web0+"/web")
+			if (w != nil) != tc.present {
+				t.Fatalf("web0 translated: %v, want %v (diagnostics %v)", w != nil, tc.present, diags)
+			}
+			if w != nil && w.Address != tc.addr {
+				t.Errorf("web0 at %q, want %q", w.Address, tc.addr)
+			}
+			// The host-mode instances of the recorded state are never held back.
+			if find(ins, web1+"/web") == nil {
+				t.Errorf("host-mode web1 left out: %v", diags)
+			}
+		})
+	}
+}

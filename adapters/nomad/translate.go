@@ -103,7 +103,16 @@ func Translate(st State) ([]model.Instance, []plugins.Diagnostic) {
 		// updates in place were created before and keep serving).
 		d := deploying[alloc.Namespace+"/"+alloc.JobID]
 		placed := d != nil && alloc.JobVersion == d.JobVersion && alloc.CreateIndex >= d.CreateIndex
-		in, ok, err := translateOne(reg, alloc, placed, st.AllocAddresses[alloc.ID])
+		allocAddr := st.AllocAddresses[alloc.ID]
+		if st.AllocAddresses != nil && allocAddr == "" && inNamespace(alloc) {
+			// advertise = "alloc", and Nomad has not reported this
+			// allocation's own address yet: leave it out until it has,
+			// rather than advertise the node's address for a moment (a
+			// sidecar that joined then would bind the wildcard address
+			// and could not move to the allocation's).
+			continue
+		}
+		in, ok, err := translateOne(reg, alloc, placed, allocAddr)
 		if err != nil {
 			diags = append(diags, warn(fmt.Sprintf("skipping service %s of allocation %s", reg.ServiceName, reg.AllocID), err.Error()))
 			continue
@@ -212,12 +221,19 @@ func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub, p
 // isolate sets the instance's Isolation from its group's network mode
 // and, in a network namespace of its own, MeshListen (the mesh port inside
 // it) and the upstream ports its tags carry.
-func isolate(in *model.Instance, alloc *api.AllocationListStub, meshLabel string, meta map[string]string, allocAddr string) error {
-	var mode string
-	if r := alloc.AllocatedResources; r != nil && len(r.Shared.Networks) > 0 && r.Shared.Networks[0] != nil {
-		mode = r.Shared.Networks[0].Mode
+// inNamespace reports whether the allocation's group has a network
+// namespace of its own (bridge or CNI networking).
+func inNamespace(alloc *api.AllocationListStub) bool {
+	r := alloc.AllocatedResources
+	if r == nil || len(r.Shared.Networks) == 0 || r.Shared.Networks[0] == nil {
+		return false
 	}
-	if mode != "bridge" && !strings.HasPrefix(mode, "cni/") {
+	m := r.Shared.Networks[0].Mode
+	return m == "bridge" || strings.HasPrefix(m, "cni/")
+}
+
+func isolate(in *model.Instance, alloc *api.AllocationListStub, meshLabel string, meta map[string]string, allocAddr string) error {
+	if !inNamespace(alloc) {
 		// host networking (mode "" or "host"): the app's port and the
 		// upstream ports are on the node, beside the sidecar.
 		in.Isolation = model.IsolationNone

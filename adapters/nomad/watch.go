@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"strings"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -187,10 +186,7 @@ func fetchState(ctx context.Context, cfg *config) (State, error) {
 func allocAddresses(ctx context.Context, cfg *config, allocs []*api.AllocationListStub) (map[string]string, error) {
 	out := map[string]string{}
 	for _, a := range allocs {
-		if a == nil || a.AllocatedResources == nil || len(a.AllocatedResources.Shared.Networks) == 0 || a.AllocatedResources.Shared.Networks[0] == nil {
-			continue
-		}
-		if m := a.AllocatedResources.Shared.Networks[0].Mode; m != "bridge" && !strings.HasPrefix(m, "cni/") {
+		if a == nil || !inNamespace(a) {
 			continue
 		}
 		full, _, err := cfg.client.Allocations().Info(a.ID, (&api.QueryOptions{Namespace: a.Namespace}).WithContext(ctx))

@@ -237,14 +237,11 @@ func TestBridgeIsolation(t *testing.T) {
 	apiAlloc := agent.Running(t, "default", "api", 1, 2*time.Minute)[0]
 	frontAlloc := agent.Running(t, "default", "frontend", 1, 2*time.Minute)[0]
 	netns := func(a *api.AllocationListStub) string { return filepath.Join("/var/run/netns", a.ID) }
-	// Until Nomad's server has an allocation's network status, the adapter
-	// reports it at the node's address with the sidecar's inbound on
-	// 0.0.0.0:15001 inside; a sidecar that joined then would be told later
-	// to bind the allocation's address on the same port, which it cannot
-	// while it holds the wildcard (its config is rejected for good: a bug
-	// of the adapter's advertise = alloc, or of the sidecar's rebinding,
-	// that this test does not cover). Let the sidecars reach the
-	// controller only once it has both at their allocations' addresses.
+	// With advertise = alloc the adapter leaves a bridge allocation out
+	// until Nomad reports its own address (advertised at the node's address
+	// for a moment, a sidecar that joined then would hold the wildcard
+	// address and could not move: adapters/nomad TestAdvertiseAllocWaitsForAddress).
+	// Wait until the controller has both, at their allocations' addresses.
 	ctl.WaitFor(t, "both bridge-mode instances advertised at their allocations' addresses", 2*time.Minute, func(s *harness.Status) bool {
 		if len(s.Instances) != 2 {
 			return false
