@@ -671,6 +671,10 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 			}
 			if req.AppliedVersion != 0 {
 				st.acked = req.AppliedVersion
+				if st.rejected != 0 && req.AppliedVersion > st.rejected {
+					// A later version was applied: the rejection is history.
+					st.rejected, st.errText = 0, ""
+				}
 			}
 			st.mu.Unlock()
 		}

@@ -245,3 +245,58 @@ func TestJoinWithCredential(t *testing.T) {
 		t.Errorf("a controller without credential checks: %v, want FailedPrecondition", got)
 	}
 }
+
+// A sidecar's rejection shows in Status until it applies a later version;
+// then it is gone (weft status showed an old REJECTED message for good).
+func TestRejectionClearedByLaterAck(t *testing.T) {
+	h := start(t)
+	h.addInstance("api-0", "api")
+	cert, err := join(t, h.dial(t, nil), "api-0", h.token(t, "api-0", "api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv.Update(map[string]*meshapi.ProxyConfig{"api-0": cfg("api-0", "api", 1)})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := h.dial(t, cert).StreamConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Send(&meshapi.ConfigRequest{InstanceId: "api-0"})
+	first, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// waitStatus waits (bounded) until api-0's stream status satisfies ok.
+	waitStatus := func(what string, ok func(StreamStatus) bool) StreamStatus {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			for _, s := range h.srv.Status() {
+				if s.Instance == "api-0" && ok(s) {
+					return s
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no status with %s within 5s: %+v", what, h.srv.Status())
+			}
+			time.Sleep(5 * time.Millisecond) // Status has no change signal
+		}
+	}
+	st.Send(&meshapi.ConfigRequest{InstanceId: "api-0", RejectedVersion: first.Version, ErrorDetail: "binding inbound listener: address in use"})
+	got := waitStatus("the rejection", func(s StreamStatus) bool { return s.RejectedVersion == first.Version })
+	if got.RejectError != "binding inbound listener: address in use" {
+		t.Errorf("reject error %q", got.RejectError)
+	}
+
+	h.srv.Update(map[string]*meshapi.ProxyConfig{"api-0": cfg("api-0", "api", 2)})
+	second, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Send(&meshapi.ConfigRequest{InstanceId: "api-0", AppliedVersion: second.Version})
+	got = waitStatus("the later version applied", func(s StreamStatus) bool { return s.AckedVersion == second.Version })
+	if got.RejectedVersion != 0 || got.RejectError != "" {
+		t.Errorf("after version %d was applied, status still shows rejected version %d: %q", second.Version, got.RejectedVersion, got.RejectError)
+	}
+}
