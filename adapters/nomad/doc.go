@@ -56,7 +56,9 @@
 //     bridge-mode group, a service tag weft_upstream_<name>=<port> says
 //     the same, since a port block there would be published on the host);
 //   - Tags are the service's tags; a tag key=value goes to Meta instead
-//     (version=v2 is Meta version = v2, for subsets), and Meta also holds
+//     (version=v2 is Meta version = v2, for subsets: Nomad 1.6's native
+//     service registrations carry no meta of their own, so a service
+//     block's meta never reaches the adapter), and Meta also holds
 //     nomad_canary ("true" while the allocation is an unpromoted canary)
 //     and nomad_job_version, so that a policy subset can select a Nomad
 //     canary: subset "canary" { meta = { nomad_canary = "true" } };
