@@ -57,7 +57,9 @@ type config struct {
 func New() *Adapter { return newAdapter(sdk.Logger().Named(Name)) }
 
 func newAdapter(log hclog.Logger) *Adapter {
-	return &Adapter{log: log, minBackoff: 200 * time.Millisecond, maxBackoff: 10 * time.Second,
+	// At most 5 s between tries: a master that comes back is read again
+	// within 5 s.
+	return &Adapter{log: log, minBackoff: 200 * time.Millisecond, maxBackoff: 5 * time.Second,
 		callTimeout: 30 * time.Second, missedHeartbeats: 3}
 }
 

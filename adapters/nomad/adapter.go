@@ -87,7 +87,9 @@ func newAdapter(log hclog.Logger) *Adapter {
 		log:        log,
 		settle:     50 * time.Millisecond,
 		minBackoff: 250 * time.Millisecond,
-		maxBackoff: 30 * time.Second,
+		// At most 5 s between tries: a Nomad that comes back is read
+		// again within 5 s.
+		maxBackoff: 5 * time.Second,
 		fallback:   time.Minute,
 	}
 }
