@@ -34,7 +34,11 @@
 //     container status (network_infos[].ip_addresses[]); else its agent's
 //     hostname if it is an IP address.
 //   - Meta: the task's labels except weft.*; Health from the latest
-//     status's healthy field.
+//     status's healthy field: passing when true, critical when false. A
+//     task that declares a health_check and has no result yet is
+//     critical (Mesos does not call it healthy, so it gets no traffic);
+//     a task without a health_check and without a result is unknown,
+//     which is routed to.
 //   - Labels: mesos.framework_id, mesos.framework, mesos.task_id,
 //     mesos.agent_id, mesos.executor_id.
 //   - Isolation: none. A task group shares its agent's network unless the

@@ -269,11 +269,16 @@ func address(s *State, t mesos.Task) (string, string) {
 
 func health(t mesos.Task) model.Health {
 	st := latest(t)
-	if st == nil || st.Healthy == nil {
-		return model.HealthUnknown
+	if st != nil && st.Healthy != nil {
+		if *st.Healthy {
+			return model.HealthPassing
+		}
+		return model.HealthCritical
 	}
-	if *st.Healthy {
-		return model.HealthPassing
+	if t.HealthCheck != nil {
+		// It declares a health check that has not reported yet: Mesos
+		// does not call it healthy, so it gets no traffic until it does.
+		return model.HealthCritical
 	}
-	return model.HealthCritical
+	return model.HealthUnknown
 }

@@ -232,6 +232,15 @@ func TestTranslateTask(t *testing.T) {
 			st.Healthy, st.Timestamp = &sick, &later
 			t.Statuses = append(t.Statuses, st)
 		}, want: with(func(in *model.Instance) { in.Health = model.HealthCritical })},
+		{name: "a declared health check without a result yet gets no traffic", task: func(t *mesos.Task) {
+			t.HealthCheck = &mesos.HealthCheck{}
+		}, want: with(func(in *model.Instance) { in.Health = model.HealthCritical })},
+		{name: "a declared health check that passed", task: func(t *mesos.Task) {
+			healthy := true
+			t.HealthCheck = &mesos.HealthCheck{}
+			t.Statuses[0].Healthy = &healthy
+		}, want: with(func(in *model.Instance) { in.Health = model.HealthPassing })},
+		{name: "no health check: health unknown", task: nil, want: with(nil)},
 		{name: "host-scoped ports are reached at the agent", task: func(t *mesos.Task) {
 			t.Discovery.Ports.Ports[1].Labels = labels("network-scope", "host")
 		}, want: with(func(in *model.Instance) { in.Address = "127.0.0.1" })},
