@@ -63,8 +63,12 @@
 //     nomad_canary ("true" while the allocation is an unpromoted canary)
 //     and nomad_job_version, so that a policy subset can select a Nomad
 //     canary: subset "canary" { meta = { nomad_canary = "true" } };
-//   - Health is passing while the allocation runs (every task running);
-//     critical while it is pending, when Nomad finds it unhealthy, and,
+//   - Health is passing while the allocation runs and none of its tasks
+//     is down (pending again after it ran, killed or crashed and waiting
+//     out its restart delay, or dead after a failure: the app or the
+//     sidecar; a poststop task not started yet and a prestart task that
+//     finished are not down); critical while a task is down, while the
+//     allocation is pending, when Nomad finds it unhealthy, and,
 //     for an allocation a running deployment placed, until the deployment
 //     finds it healthy (its checks pass, or it ran for min_healthy_time):
 //     its sidecar may already join, but no caller is sent there, which is

@@ -320,6 +320,11 @@ func health(a *api.AllocationListStub, placed bool) model.Health {
 	}
 	switch a.ClientStatus {
 	case api.AllocClientStatusRunning:
+		if downTask(a) != "" {
+			// Nomad keeps the allocation running while one of its
+			// tasks (the app, or the sidecar) waits to be restarted.
+			return model.HealthCritical
+		}
 		return model.HealthPassing
 	case api.AllocClientStatusUnknown:
 		return model.HealthWarning
@@ -327,6 +332,37 @@ func health(a *api.AllocationListStub, placed bool) model.Health {
 	// Pending: the sidecar may already be joining (the registry holds the
 	// instance), but no caller is sent there before the tasks run.
 	return model.HealthCritical
+}
+
+// downTask names a task of a running allocation that is down: pending
+// again after it ran (killed or crashed, waiting out its restart delay),
+// or dead after a failure. A task that has not started yet (a poststop
+// task) or finished successfully (a prestart or poststart task that is
+// not a sidecar) is not down. "" when every task is up, or when the
+// allocation was listed without its task states.
+func downTask(a *api.AllocationListStub) string {
+	names := make([]string, 0, len(a.TaskStates))
+	for name := range a.TaskStates {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		ts := a.TaskStates[name]
+		if ts == nil {
+			continue
+		}
+		switch ts.State {
+		case "pending": // Nomad's structs.TaskStatePending; the api package has no constant
+			if !ts.StartedAt.IsZero() || !ts.LastRestart.IsZero() || ts.Restarts > 0 {
+				return name
+			}
+		case "dead":
+			if ts.Failed {
+				return name
+			}
+		}
+	}
+	return ""
 }
 
 func facts(reg *api.ServiceRegistration, a *api.AllocationListStub) map[string]string {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/nomad/api"
 
@@ -283,3 +284,31 @@ func TestParseClaims(t *testing.T) {
 }
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// A running allocation is passing only while no task of it is down: a
+// killed app or sidecar task waits out its restart delay as "pending" in
+// an allocation Nomad still calls running.
+func TestHealthReadsTaskStates(t *testing.T) {
+	ran := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name  string
+		tasks map[string]*api.TaskState
+		want  model.Health
+	}{
+		{"no task states listed", nil, model.HealthPassing},
+		{"every task running", map[string]*api.TaskState{"app": {State: "running", StartedAt: ran}, "weft-proxy": {State: "running", StartedAt: ran}}, model.HealthPassing},
+		{"app killed, waiting to restart", map[string]*api.TaskState{"app": {State: "pending", StartedAt: ran, Restarts: 1, LastRestart: ran.Add(time.Minute)}, "weft-proxy": {State: "running", StartedAt: ran}}, model.HealthCritical},
+		{"sidecar killed, restart counted only", map[string]*api.TaskState{"app": {State: "running", StartedAt: ran}, "weft-proxy": {State: "pending", Restarts: 1}}, model.HealthCritical},
+		{"app dead after a failure", map[string]*api.TaskState{"app": {State: "dead", Failed: true, StartedAt: ran}}, model.HealthCritical},
+		{"prestart task finished", map[string]*api.TaskState{"init": {State: "dead", StartedAt: ran, FinishedAt: ran.Add(time.Second)}, "app": {State: "running", StartedAt: ran}}, model.HealthPassing},
+		{"poststop task not started", map[string]*api.TaskState{"cleanup": {State: "pending"}, "app": {State: "running", StartedAt: ran}}, model.HealthPassing},
+		{"nil task state", map[string]*api.TaskState{"app": nil}, model.HealthPassing},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &api.AllocationListStub{ClientStatus: api.AllocClientStatusRunning, TaskStates: tc.tasks}
+			if got := health(a, false); got != tc.want {
+				t.Errorf("health = %q, want %q (down task %q)", got, tc.want, downTask(a))
+			}
+		})
+	}
+}

@@ -158,7 +158,7 @@ func fetchState(ctx context.Context, cfg *config) (State, error) {
 		return st, nil
 	}
 	aq := q()
-	aq.Params = map[string]string{"resources": "true", "task_states": "false"}
+	aq.Params = map[string]string{"resources": "true", "task_states": "true"}
 	aq.Filter = `DesiredStatus == "run"`
 	allocs, _, err := cfg.client.Allocations().List(aq)
 	if err != nil {

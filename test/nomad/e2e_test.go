@@ -11,7 +11,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -336,6 +338,34 @@ func TestNomadMesh(t *testing.T) {
 		}
 	})
 
+	t.Run("a killed app task leaves the endpoints and comes back", func(t *testing.T) {
+		// Nomad keeps the allocation running while the task waits out its
+		// restart delay ("pending"): the instance must leave every caller's
+		// endpoint set all the same, within 2 s (invariant 8).
+		victim := apis[0].ID + "/api"
+		pid := taskPID(t, "WEFT_INSTANCE="+victim, "NOMAD_TASK_NAME=app")
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		killed := time.Now()
+		poll(t, "the killed task's instance leaving the frontend's endpoints within 2s", 2*time.Second, func() error {
+			got, err := endpoints(frontAdmin)
+			if err == nil && slices.Contains(got, victim) {
+				err = fmt.Errorf("endpoints %v still hold %s", got, victim)
+			}
+			return err
+		})
+		t.Logf("the instance of the killed app task left the frontend's endpoints %v after SIGKILL", time.Since(killed).Round(time.Millisecond))
+		poll(t, "the restarted task's instance back in the frontend's endpoints", time.Minute, func() error {
+			got, err := endpoints(frontAdmin)
+			if err == nil && !slices.Contains(got, victim) {
+				err = fmt.Errorf("endpoints %v lack %s", got, victim)
+			}
+			return err
+		})
+		t.Logf("back %v after SIGKILL (Nomad's restart delay)", time.Since(killed).Round(time.Millisecond))
+	})
+
 	t.Run("the controller restarts and resyncs from Nomad", func(t *testing.T) {
 		ctl = ctl.Restart()
 		s := ctl.WaitFor(t, "every instance back from Nomad, every sidecar reconnected", time.Minute, converged(3))
@@ -392,4 +422,40 @@ func TestNomadMesh(t *testing.T) {
 			})
 		}
 	})
+}
+
+// taskPID finds the process of a Nomad raw_exec task by its environment:
+// the one process whose environ holds every entry of want.
+func taskPID(t *testing.T, want ...string) int {
+	t.Helper()
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", d.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		vars := strings.Split(string(env), "\x00")
+		all := true
+		for _, w := range want {
+			all = all && slices.Contains(vars, w)
+		}
+		if all {
+			if found != 0 {
+				t.Fatalf("two processes with %v: %d and %d", want, found, pid)
+			}
+			found = pid
+		}
+	}
+	if found == 0 {
+		t.Fatalf("no process with %v", want)
+	}
+	return found
 }
