@@ -217,7 +217,11 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	}
 
 	reg := registry.New()
-	ctl := controller.New(controller.Options{Registry: reg, Logger: log})
+	names := make([]string, 0, len(specs))
+	for _, a := range specs {
+		names = append(names, a.name)
+	}
+	ctl := controller.New(controller.Options{Registry: reg, Logger: log, Adapters: names})
 	handles := map[string]*host.Handle{}
 	for _, a := range specs {
 		handles[a.name] = &host.Handle{}
@@ -652,6 +656,12 @@ type StatusReport struct {
 	// workload; they get no certificate). In permissive mode they are
 	// served anyway and listed here as a warning.
 	Skipped []compile.Skipped `json:"skipped,omitempty"`
+	// WaitingFor names the adapters whose first snapshot the controller
+	// still waits for after a (re)start: no configuration is served until
+	// they report (at most 30 s). WaitedOut says the wait passed without
+	// them: configurations are served and may lack their endpoints.
+	WaitingFor []string `json:"waiting_for_first_snapshot,omitempty"`
+	WaitedOut  bool     `json:"waited_out,omitempty"`
 }
 
 // RootReport is one CA root and how many connected sidecars hold a leaf
@@ -787,6 +797,7 @@ func adminHandler(token string, ctl *controller.Controller, reg *registry.Regist
 			rep.IdentityBinding = string(policy.BindingStrict)
 		}
 		var permissive bool
+		rep.WaitingFor, rep.WaitedOut = ctl.Waiting()
 		rep.Skipped, permissive = ctl.Unbound()
 		if permissive {
 			rep.IdentityBinding = string(policy.BindingPermissive)

@@ -42,6 +42,12 @@ roots.
 			for _, a := range rep.Adapters {
 				fmt.Fprintf(tw, "%s\t%d\t%v\t%d\t%s\n", a.Name, a.Pid, a.Running, a.Restarts, a.LastError)
 			}
+			switch {
+			case len(rep.WaitingFor) > 0 && !rep.WaitedOut:
+				fmt.Fprintf(tw, "WAITING for the first snapshot of adapter %s: no configuration is served until every adapter has reported (at most 30s after the start)\n", strings.Join(rep.WaitingFor, ", "))
+			case len(rep.WaitingFor) > 0:
+				fmt.Fprintf(tw, "WARNING: adapter %s sent no snapshot within 30s of the start: configurations are served without its endpoints until it does\n", strings.Join(rep.WaitingFor, ", "))
+			}
 			fmt.Fprintln(tw, "\nINSTANCE\tSERVICE\tADDRESS\tHEALTH\tISOLATION\tIDENTITY")
 			for _, in := range rep.Instances {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Service, in.Address, in.Health, isolationCell(in.Isolation), in.Identity)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sort"
 	"sync"
+	"time"
 
 	"github.com/weftmesh/weft/core/compile"
 	"github.com/weftmesh/weft/core/meshserver"
@@ -28,7 +31,19 @@ type Options struct {
 	// OnBuild, if set, is called after every compilation with the number of
 	// configurations compiled and how many of them changed.
 	OnBuild func(configs, changed int)
+	// Adapters names every configured adapter. After a (re)start no
+	// configuration is compiled until each has delivered its first
+	// snapshot, or FirstSnapshotWait has passed: a sidecar never gets a
+	// configuration that lacks another adapter's endpoints only because
+	// that adapter was slower to start.
+	Adapters []string
+	// FirstSnapshotWait bounds that wait (DefaultFirstSnapshotWait when 0).
+	FirstSnapshotWait time.Duration
 }
+
+// DefaultFirstSnapshotWait is how long the controller holds configurations
+// back for an adapter's first snapshot after a (re)start.
+const DefaultFirstSnapshotWait = 30 * time.Second
 
 // Controller merges snapshots and policy into proxy configurations.
 type Controller struct {
@@ -42,6 +57,10 @@ type Controller struct {
 	// already logged, so each is logged once.
 	unbound []compile.Skipped
 	logged  map[string]bool
+	// waiting are the adapters whose first snapshot the controller still
+	// waits for; gaveUp, that the wait passed without them.
+	waiting []string
+	gaveUp  bool
 }
 
 // New returns a controller.
@@ -81,32 +100,96 @@ func (c *Controller) Builds() int {
 
 // Run consumes snapshots and policies until ctx is done.
 func (c *Controller) Run(ctx context.Context, snapshots <-chan model.Snapshot, policies <-chan *policy.Policy) error {
+	pending := map[string]bool{}
+	for _, a := range c.o.Adapters {
+		pending[a] = true
+	}
+	var giveUp <-chan time.Time
+	if len(pending) > 0 {
+		wait := c.o.FirstSnapshotWait
+		if wait <= 0 {
+			wait = DefaultFirstSnapshotWait
+		}
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		giveUp = t.C
+		c.setWaiting(pending, false)
+		c.o.Logger.Info("holding configurations back until every adapter has sent its first snapshot", "adapters", keys(pending), "at_most", wait)
+	}
+	// dirty survives the loop: what changes while configurations are held
+	// back is compiled when the wait ends.
+	dirty := false
+	gaveUp := false
+	apply := func(s model.Snapshot) {
+		dirty = c.applySnapshot(s) || dirty
+		if pending[s.Adapter] {
+			delete(pending, s.Adapter)
+			dirty = true
+			c.setWaiting(pending, gaveUp)
+			if len(pending) == 0 && !gaveUp {
+				giveUp = nil
+				c.o.Logger.Info("every adapter has sent its first snapshot; serving configurations")
+			}
+		}
+	}
 	for {
-		dirty := false
 		select {
 		case <-ctx.Done():
 			return nil
 		case s := <-snapshots:
-			dirty = c.applySnapshot(s) || dirty
+			apply(s)
 		case p := <-policies:
 			dirty = c.applyPolicy(p) || dirty
+		case <-giveUp:
+			giveUp = nil
+			c.o.Logger.Warn("serving configurations without the first snapshot of some adapters: they may lack those adapters' endpoints until they report",
+				"adapters", keys(pending))
+			gaveUp = true
+			c.setWaiting(pending, true)
+			dirty = true
 		}
 		// Drain whatever else is waiting so a burst compiles once.
 	drain:
 		for {
 			select {
 			case s := <-snapshots:
-				dirty = c.applySnapshot(s) || dirty
+				apply(s)
 			case p := <-policies:
 				dirty = c.applyPolicy(p) || dirty
 			default:
 				break drain
 			}
 		}
-		if dirty {
+		if dirty && (gaveUp || len(pending) == 0) {
 			c.rebuild()
+			dirty = false
 		}
 	}
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (c *Controller) setWaiting(pending map[string]bool, gaveUp bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.waiting, c.gaveUp = keys(pending), gaveUp && len(pending) > 0
+}
+
+// Waiting returns the adapters whose first snapshot the controller waits
+// for (configurations are held back meanwhile), or, when gaveUp, the ones
+// it stopped waiting for when FirstSnapshotWait passed (configurations are
+// served without their endpoints until they report).
+func (c *Controller) Waiting() (adapters []string, gaveUp bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return slices.Clone(c.waiting), c.gaveUp
 }
 
 func (c *Controller) applySnapshot(s model.Snapshot) bool {

@@ -126,3 +126,99 @@ func TestUnboundWorkloads(t *testing.T) {
 		t.Errorf("no loud warning in permissive mode:\n%s", logs.String())
 	}
 }
+
+// After a (re)start, nothing is compiled until every configured adapter has
+// sent its first snapshot (an empty one counts): no sidecar gets a
+// configuration that lacks another adapter's endpoints. A wait that passes
+// serves what there is and says which adapter is missing.
+func TestFirstSnapshotGate(t *testing.T) {
+	inst := func(id, svc, addr string) model.Instance {
+		return model.Instance{ID: id, Service: svc, Address: addr, Ports: map[string]int{"app": 8080, "mesh": 15001}}
+	}
+	pol := &policy.Policy{Mesh: policy.Mesh{TrustDomain: "example.org", DefaultAction: policy.Deny, IdentityBinding: policy.BindingPermissive},
+		Services: map[string]policy.Service{"web": {Name: "web", Upstreams: []policy.Upstream{{Service: "api", LocalPort: 9001}}}, "api": {Name: "api"}}}
+	start := func(t *testing.T, wait time.Duration) (*Controller, *meshserver.Server, chan model.Snapshot, chan [2]int) {
+		built := make(chan [2]int, 10)
+		reg := registry.New()
+		c := New(Options{Registry: reg, Adapters: []string{"local", "nomad"}, FirstSnapshotWait: wait,
+			OnBuild: func(n, changed int) { built <- [2]int{n, changed} }})
+		srv := meshserver.New(meshserver.Options{Registry: reg, TrustDomain: c.TrustDomain})
+		c.SetServer(srv)
+		snaps, pols := make(chan model.Snapshot), make(chan *policy.Policy, 1)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { c.Run(ctx, snaps, pols); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+		pols <- pol
+		return c, srv, snaps, built
+	}
+	nothingBuilt := func(t *testing.T, c *Controller, built chan [2]int) {
+		t.Helper()
+		select {
+		case b := <-built:
+			t.Fatalf("compiled %v before every adapter's first snapshot (waiting for %v)", b, first(c.Waiting()))
+		default:
+		}
+	}
+
+	t.Run("held back until both adapters report", func(t *testing.T) {
+		c, srv, snaps, built := start(t, time.Hour)
+		snaps <- model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("web-0", "web", "127.0.0.2")}}
+		// The send above is taken by Run's loop; a second send proves the
+		// first was handled.
+		snaps <- model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("web-0", "web", "127.0.0.2")}}
+		nothingBuilt(t, c, built)
+		if w, gaveUp := c.Waiting(); len(w) != 1 || w[0] != "nomad" || gaveUp {
+			t.Errorf("Waiting() = %v, %v; want [nomad], false", w, gaveUp)
+		}
+		snaps <- model.Snapshot{Adapter: "nomad", Instances: []model.Instance{inst("api-0", "api", "10.0.0.1")}}
+		select {
+		case <-built:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no compilation within 10s of the last first snapshot")
+		}
+		cfg, _, ok := srv.Config("web-0")
+		if !ok || len(cfg.GetUpstreams()) != 1 || len(cfg.GetUpstreams()[0].GetEndpoints()) != 1 {
+			t.Errorf("web-0's first configuration lacks the nomad adapter's api endpoint: %v", cfg)
+		}
+		if w, _ := c.Waiting(); len(w) != 0 {
+			t.Errorf("still waiting for %v", w)
+		}
+	})
+
+	t.Run("an empty first snapshot counts", func(t *testing.T) {
+		c, _, snaps, built := start(t, time.Hour)
+		snaps <- model.Snapshot{Adapter: "nomad"}
+		snaps <- model.Snapshot{Adapter: "nomad"}
+		nothingBuilt(t, c, built)
+		snaps <- model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("web-0", "web", "127.0.0.2")}}
+		select {
+		case <-built:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no compilation within 10s")
+		}
+	})
+
+	t.Run("a bounded wait, then served and named", func(t *testing.T) {
+		c, srv, snaps, built := start(t, 100*time.Millisecond)
+		snaps <- model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("web-0", "web", "127.0.0.2")}}
+		select {
+		case <-built:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no compilation within 10s of a 100ms wait")
+		}
+		if _, _, ok := srv.Config("web-0"); !ok {
+			t.Error("web-0 has no configuration after the wait")
+		}
+		if w, gaveUp := c.Waiting(); len(w) != 1 || w[0] != "nomad" || !gaveUp {
+			t.Errorf("Waiting() = %v, %v; want [nomad], true", w, gaveUp)
+		}
+		snaps <- model.Snapshot{Adapter: "nomad"}
+		snaps <- model.Snapshot{Adapter: "nomad"}
+		if w, _ := c.Waiting(); len(w) != 0 {
+			t.Errorf("after nomad reported, Waiting() = %v", w)
+		}
+	})
+}
+
+func first[A, B any](a A, _ B) A { return a }

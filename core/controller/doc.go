@@ -16,5 +16,10 @@
 // loud warning in permissive mode.
 //
 // Nothing is compiled before the first policy arrives, so sidecars never see
-// a configuration built without policy.
+// a configuration built without policy; and, after a (re)start, nothing is
+// compiled until every configured adapter (Options.Adapters) has sent its
+// first snapshot, so no sidecar gets a configuration that lacks another
+// adapter's endpoints only because that adapter was slower to start. The
+// wait is bounded (Options.FirstSnapshotWait, 30 s by default); Waiting says
+// which adapters it waits for, or went on without, for status and the log.
 package controller
