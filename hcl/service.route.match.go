@@ -79,6 +79,10 @@ func decodeMatchBlock(block *hcl.Block) (*match, hcl.Diagnostics) {
 			diags = append(diags, errorAt(attr.Expr.Range(), "Invalid path",
 				fmt.Sprintf("The %s %q does not start with \"/\". Request paths always do; write %q.", attr.Name, s, "/"+s)))
 			continue
+		case strings.Contains(s, ";"):
+			diags = append(diags, errorAt(attr.Expr.Range(), "Path parameters in a path match",
+				fmt.Sprintf("The %s %q contains \";\". Rules match a request's path with each segment's ;parameters removed (as Tomcat and Jetty route, so that /admin;x=1 cannot dodge a rule on /admin): a match with \";\" would never hold. Remove the ;... part.", attr.Name, s)))
+			continue
 		}
 		m.Path = policy.StringMatch{Kind: kind.kind, Value: s}
 	}

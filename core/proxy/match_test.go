@@ -69,7 +69,7 @@ func TestRequestMatch(t *testing.T) {
 
 // FuzzRouteMatch compiles arbitrary matches and runs them on arbitrary
 // requests: no panic, and an exact or prefix match of a path holds for
-// that path.
+// that path (a path without ";").
 func FuzzRouteMatch(f *testing.F) {
 	f.Add("/a", int32(1), "x-a", "1", "/a", "v=1")
 	f.Add("/v[0-9]+", int32(3), "x-b", "", "/v12", "")
@@ -95,7 +95,10 @@ func FuzzRouteMatch(f *testing.F) {
 		cm.match(r, nil)
 		pathOnly := &requestMatcher{path: cm.path}
 		r.URL.Path = pattern
-		if k := m.Path.Kind; (k == meshapi.MatchKind_MATCH_EXACT || k == meshapi.MatchKind_MATCH_PREFIX) && !pathOnly.match(r, nil) {
+		// A pattern with ";" never holds: rules see the path without its
+		// segment parameters, and the policy compiler refuses such
+		// patterns ("Path parameters in a path match").
+		if k := m.Path.Kind; (k == meshapi.MatchKind_MATCH_EXACT || k == meshapi.MatchKind_MATCH_PREFIX) && !strings.Contains(pattern, ";") && !pathOnly.match(r, nil) {
 			t.Fatalf("%v match of %q does not hold for the path %q", k, pattern, pattern)
 		}
 	})

@@ -10,6 +10,9 @@ service "api" {
       path = "relative" # ERROR: Invalid path
     }
     match {
+      path_prefix = "/admin;jsessionid=1" # ERROR: Path parameters in a path match
+    }
+    match {
       path_regex = "/(unclosed" # ERROR: Invalid regular expression
     }
     match {
