@@ -3,8 +3,6 @@ package nomad
 import (
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -38,18 +36,8 @@ func TestNomadImpostorJob(t *testing.T) {
 		t.Skip("runs Nomad, a controller and sidecars; skipped with -short")
 	}
 	agent := nomadtest.Start(t)
-	dir := t.TempDir()
-	policyDir := filepath.Join(dir, "policy")
-	os.MkdirAll(policyDir, 0o755)
-	if err := os.WriteFile(filepath.Join(policyDir, "mesh.hcl"), []byte(policy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	listen := harness.FreeAddr(t)
-	ctl := startController(t, filepath.Join(dir, "weft"), listen, harness.FreeAddr(t),
-		"--policy-dir", policyDir, "--adapter", "nomad="+agent.Addr,
-		"--adapter-option", "nomad.token_file="+agent.TokenFile(t))
-	roots := filepath.Join(dir, "weft", "ca", "ca.crt")
-	poll(t, "the controller's CA", 30*time.Second, func() error { _, err := os.Stat(roots); return err })
+	e := startMesh(t, agent, policy)
+	ctl, listen, roots := e.ctl, e.listen, e.roots
 
 	agent.Run(t, meshJob("api", 1, listen, roots))
 	agent.Run(t, meshJob("frontend", 1, listen, roots, "api"))
@@ -102,7 +90,7 @@ func TestNomadImpostorJob(t *testing.T) {
 		t.Errorf("the frontend's api endpoints %v (%v), want only %s", got, err, api0.ID+"/api")
 	}
 	for i := 0; i < 10; i++ {
-		var r *callResult
+		var r *harness.DemoAnswer
 		poll(t, "frontend -> api", 30*time.Second, func() (err error) { r, err = call(frontApp); return err })
 		if r.Response.Instance != api0.ID+"/api" {
 			t.Fatalf("call %d answered by %q, want the api job's %s", i, r.Response.Instance, api0.ID+"/api")

@@ -1,11 +1,8 @@
 package nomad
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,16 +75,7 @@ func TestExamples(t *testing.T) {
 	// README: curl http://127.0.0.1:8080/call/api/call/store
 	var chain map[string]any
 	poll(t, "frontend -> api -> store", 30*time.Second, func() error {
-		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + net.JoinHostPort("127.0.0.1", httpPort) + "/call/api/call/store")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("%s: %s", resp.Status, b)
-		}
-		return json.Unmarshal(b, &chain)
+		return harness.GetJSON("http://"+net.JoinHostPort("127.0.0.1", httpPort)+"/call/api/call/store", &chain)
 	})
 	api1, _ := chain["response"].(map[string]any)
 	store, _ := api1["response"].(map[string]any)

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/test/nomad/nomadtest"
 )
 
 // What a group needs for updates without lost requests: Nomad deregisters
@@ -25,7 +27,7 @@ func TestRollingUpdateLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Nomad, a controller and sidecars; skipped with -short")
 	}
-	e := startMesh(t, policy)
+	e := startMesh(t, nomadtest.Start(t), policy)
 	c := e.agent.Client()
 	apiJob := func(count int, version string) string {
 		return meshJobWith(jobOpts{name: "api", count: count, controller: e.listen, roots: e.roots, group: rollingUpdate, version: version})
