@@ -37,24 +37,9 @@ intention "client" "store" { action = "allow" }
 
 func bindingWorkloads() string {
 	app := filepath.Join(binDir, "weft-demo-app")
-	return `
-service "client" {
-  command = "` + app + `"
-  port    = 8080
-}
-
-service "store" {
-  command = "` + app + `"
-  port    = 8080
-}
-
-# A second workload that claims the service name "store".
-service "impostor" {
-  service = "store"
-  command = "` + app + `"
-  port    = 8080
-}
-`
+	return harness.Workload("client", app) + harness.Workload("store", app) +
+		// A second workload that claims the service name "store".
+		harness.Workload("impostor", app, `service = "store"`)
 }
 
 // TestUnboundWorkloadGetsNothing runs the real controller, local adapter
@@ -108,7 +93,7 @@ func TestUnboundWorkloadGetsNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for i := 0; i < 20; i++ {
-		code, body, err := httpGet(ctx, "http://"+net.JoinHostPort(client, "9001")+"/")
+		code, body, err := harness.Get(ctx, "http://"+net.JoinHostPort(client, "9001")+"/")
 		if err != nil || code != 200 {
 			t.Fatalf("client -> store call %d: %d %q %v", i, code, body, err)
 		}

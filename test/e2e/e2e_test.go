@@ -60,28 +60,9 @@ intention "client" "echo" { action = "allow" }
 `
 
 func workloadsHCL() string {
-	return `
-service "client" {
-  command = "` + filepath.Join(binDir, "weft-demo-app") + `"
-  port    = 8080
-}
-
-service "web" {
-  command   = "` + filepath.Join(binDir, "weft-demo-app") + `"
-  port      = 8080
-  instances = 2
-}
-
-service "echo" {
-  command = "` + filepath.Join(binDir, "grpcapp") + `"
-  port    = 8080
-}
-
-service "secret" {
-  command = "` + filepath.Join(binDir, "weft-demo-app") + `"
-  port    = 8080
-}
-`
+	app := filepath.Join(binDir, "weft-demo-app")
+	return harness.Workload("client", app) + harness.Workload("web", app, "instances = 2") +
+		harness.Workload("echo", filepath.Join(binDir, "grpcapp")) + harness.Workload("secret", app)
 }
 
 func id(svc string) string { return "spiffe://" + trustDomain + "/ns/default/svc/" + svc }
@@ -113,7 +94,7 @@ func (m *mesh) upstream(port string) string {
 // callWeb calls the web service through the client's sidecar and checks the
 // web app saw the client's identity.
 func (m *mesh) callWeb(ctx context.Context) error {
-	code, body, err := httpGet(ctx, m.upstream("9001"))
+	code, body, err := harness.Get(ctx, m.upstream("9001"))
 	if err != nil {
 		return err
 	}
@@ -173,7 +154,7 @@ func TestLocalMesh(t *testing.T) {
 	})
 
 	t.Run("no intention means refused under default deny", func(t *testing.T) {
-		code, body, err := httpGet(ctx, m.upstream("9003"))
+		code, body, err := harness.Get(ctx, m.upstream("9003"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -248,7 +229,7 @@ func TestLocalMesh(t *testing.T) {
 		if err := m.callWeb(ctx); err != nil {
 			t.Errorf("call after a bad policy: %v", err)
 		}
-		if code, _, _ := httpGet(ctx, m.upstream("9003")); code != 403 {
+		if code, _, _ := harness.Get(ctx, m.upstream("9003")); code != 403 {
 			t.Errorf("client -> secret after the bad policy = %d, want still 403", code)
 		}
 		os.Remove(bad)

@@ -51,21 +51,7 @@ intention "client" "raw" { action = "allow" }
 
 func rotateWorkloads() string {
 	app := filepath.Join(binDir, "weft-demo-app")
-	return `
-service "client" {
-  command = "` + app + `"
-  port    = 8080
-}
-service "web" {
-  command   = "` + app + `"
-  port      = 8080
-  instances = 2
-}
-service "raw" {
-  command = "` + app + `"
-  port    = 8080
-}
-`
+	return harness.Workload("client", app) + harness.Workload("web", app, "instances = 2") + harness.Workload("raw", app)
 }
 
 // load sends requests through the mesh without pause until stopped, and

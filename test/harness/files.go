@@ -1,8 +1,10 @@
 package harness
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -41,4 +43,18 @@ func WritePolicy(t testing.TB, dir, policy string) string {
 	policyDir := filepath.Join(dir, "policy")
 	WriteFile(t, filepath.Join(policyDir, PolicyFile), policy)
 	return policyDir
+}
+
+// Workload is one service of the local adapter's workloads file: name
+// runs command, listening on port 8080 (of its own loopback address);
+// attrs are more attribute lines, such as "instances = 2" or
+// `service = "store"`.
+func Workload(name, command string, attrs ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "service %q {\n  command = %q\n  port    = 8080\n", name, command)
+	for _, a := range attrs {
+		fmt.Fprintf(&b, "  %s\n", a)
+	}
+	b.WriteString("}\n")
+	return b.String()
 }

@@ -16,7 +16,8 @@ import (
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
 // Get sends GET url and returns the status and the body. Only a failed
-// request or read is an error: any status is an answer.
+// request or read is an error: any status is an answer (a body cut short
+// comes with its status and what was read).
 func Get(ctx context.Context, url string) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
@@ -29,7 +30,7 @@ func Get(ctx context.Context, url string) (int, string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, "", fmt.Errorf("reading GET %s: %w", url, err)
+		return resp.StatusCode, string(b), fmt.Errorf("reading GET %s: %w", url, err)
 	}
 	return resp.StatusCode, string(b), nil
 }
