@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
@@ -135,13 +134,8 @@ func TestLocalMesh(t *testing.T) {
 	})
 
 	t.Run("gRPC over mTLS carries the caller's identity", func(t *testing.T) {
-		conn, err := grpc.NewClient(net.JoinHostPort(m.client, "9002"), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
 		var hdr metadata.MD
-		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&hdr))
+		resp, err := harness.HealthClient(t, net.JoinHostPort(m.client, "9002")).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&hdr))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,24 +15,32 @@ import (
 // sidecars' admin ports on loopback.
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
-// Get sends GET url and returns the status and the body. Only a failed
-// request or read is an error: any status is an answer (a body cut short
-// comes with its status and what was read).
+// Do sends req on c and returns the status, the body and the response
+// headers. Only a failed request or read is an error, naming the request:
+// any status is an answer (a body cut short comes with its status and
+// what was read).
+func Do(c *http.Client, req *http.Request) (int, string, http.Header, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", nil, fmt.Errorf("%s %s: %w", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, string(b), resp.Header, fmt.Errorf("reading %s %s: %w", req.Method, req.URL, err)
+	}
+	return resp.StatusCode, string(b), resp.Header, nil
+}
+
+// Get sends GET url (Do, with a 10s client) and returns the status and
+// the body.
 func Get(ctx context.Context, url string) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
 		return 0, "", err
 	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, string(b), fmt.Errorf("reading GET %s: %w", url, err)
-	}
-	return resp.StatusCode, string(b), nil
+	code, body, _, err := Do(httpClient, req)
+	return code, body, err
 }
 
 // GetJSON sends GET url and decodes a 200 answer into v (nil: the status

@@ -178,3 +178,13 @@ func (p *Process) Kill(t testing.TB) {
 		t.Fatalf("%s did not die after SIGKILL", p.Name)
 	}
 }
+
+// FirstLine is the first line of s that contains with, "" when none does.
+func FirstLine(s, with string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, with) {
+			return l
+		}
+	}
+	return ""
+}

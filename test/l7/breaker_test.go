@@ -1,6 +1,8 @@
 package l7
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/test/harness"
 )
 
 // metric reads one line of a sidecar's metrics, "" when absent.
@@ -23,17 +27,18 @@ func (m *mesh) metric(id, prefix string) string {
 	return ""
 }
 
-// eventually polls cond until it holds or wait passes.
+// eventually polls cond every 5ms (harness.Poll) until it holds, and
+// fails the test when wait passes first.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	err := harness.Poll(context.Background(), wait, 5*time.Millisecond, func() error {
+		if !cond() {
+			return errors.New("not yet")
 		}
-		<-tick.C
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 

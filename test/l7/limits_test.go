@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/weftmesh/weft/test/harness"
 )
 
 // The buckets refill at one token every 100 seconds, so no token comes
@@ -93,20 +93,15 @@ func TestRateLimitGRPC(t *testing.T) {
 		inst{id: "web-1", svc: "web"},
 		inst{id: "api-v1", svc: "api", meta: map[string]string{"version": "v1"}, serve: grpcApp("api-v1", false, new(atomic.Int64))},
 	)
-	conn, err := grpc.NewClient(strings.TrimPrefix(m.url("web-1", "api", ""), "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	hc := harness.HealthClient(t, strings.TrimPrefix(m.url("web-1", "api", ""), "http://"))
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	hc := healthpb.NewHealthClient(conn)
 	for i := range 2 {
 		if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
 			t.Fatalf("call %d within the burst: %v", i, err)
 		}
 	}
-	_, err = hc.Check(ctx, &healthpb.HealthCheckRequest{})
+	_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
 	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "checks") {
 		t.Errorf("call past the burst: %v, want RESOURCE_EXHAUSTED naming the limit", err)
 	}

@@ -70,7 +70,7 @@ func TestNomadImpostorJob(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if refusal = firstLineWith(log, "may not serve service"); refusal == "" {
+		if refusal = harness.FirstLine(log, "may not serve service"); refusal == "" {
 			return fmt.Errorf("no refusal yet in:\n%s", log)
 		}
 		return nil
@@ -111,13 +111,4 @@ func taskLog(c *api.Client, allocID, task string) (string, error) {
 	defer r.Close()
 	b, err := io.ReadAll(io.LimitReader(r, 1<<20))
 	return string(b), err
-}
-
-func firstLineWith(s, with string) string {
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, with) {
-			return l
-		}
-	}
-	return ""
 }
