@@ -22,7 +22,8 @@
 // Two tests run the real binaries instead (built by the test): the
 // controller with the local adapter starts weft-proxy processes and the
 // applications; startControllerMesh (harness_test.go) starts it with
-// test/harness and waits until the mesh has converged. controller_test.go reloads policy under load;
+// test/harness and waits until the mesh has converged. controller_test.go
+// reloads policy under load;
 // spelling_e2e_test.go writes every spelling of a denied request raw
 // through a caller's sidecar to an application that records what reaches
 // it (testdata/recorder), and checks the identity headers and the
