@@ -159,25 +159,10 @@ func TestOutlierDetection(t *testing.T) {
 // TestCircuitBreakerConnections: a TCP upstream capped at two connections
 // closes a third at once.
 func TestCircuitBreakerConnections(t *testing.T) {
-	src := `
-service "web" {
-  binding "local" { name = "web" }
-  upstream "db" {
-    local_port = 1
-  }
-}
-service "db" {
-  binding "local" { name = "db" }
+	m, addr := cappedEcho(t, `
   circuit_breaker {
     max_connections = 2
-  }
-}
-intention "web" "db" {
-  action = "allow"
-}
-`
-	m := start(t, src, inst{id: "web-1", svc: "web"}, inst{id: "db-1", svc: "db", serve: echo})
-	addr := strings.TrimPrefix(m.url("web-1", "db", ""), "http://")
+  }`)
 	twoOfThree(t, addr, "circuit breaker's max_connections")
 	if got := m.metric("web-1", `weft_circuit_breaker_overflow_total{limit="max_connections",peer="db"}`); got != "1" {
 		t.Errorf("overflow count %q, want 1", got)

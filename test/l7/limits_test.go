@@ -109,23 +109,39 @@ func TestRateLimitGRPC(t *testing.T) {
 
 // echo answers every line with the line.
 func echo(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			r := bufio.NewReader(c)
-			for {
-				line, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				io.WriteString(c, line)
+	harness.Serve(ln, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
 			}
-		}()
-	}
+			io.WriteString(c, line)
+		}
+	})
+}
+
+// cappedEcho starts web-1 calling db-1, a TCP echo app whose service
+// block holds limit (a circuit_breaker or connection_limit block), and
+// returns the mesh and web-1's outbound address for db.
+func cappedEcho(t *testing.T, limit string) (*mesh, string) {
+	t.Helper()
+	src := `
+service "web" {
+  binding "local" { name = "web" }
+  upstream "db" {
+    local_port = 1
+  }
+}
+service "db" {
+  binding "local" { name = "db" }` + limit + `
+}
+intention "web" "db" {
+  action = "allow"
+}
+`
+	m := start(t, src, inst{id: "web-1", svc: "web"}, inst{id: "db-1", svc: "db", serve: echo})
+	return m, strings.TrimPrefix(m.url("web-1", "db", ""), "http://")
 }
 
 // echoOnce sends a line on a connection to an echo app and reads it back.
@@ -167,25 +183,10 @@ func twoOfThree(t *testing.T, addr, what string) []net.Conn {
 }
 
 func TestConnectionLimit(t *testing.T) {
-	src := `
-service "web" {
-  binding "local" { name = "web" }
-  upstream "db" {
-    local_port = 1
-  }
-}
-service "db" {
-  binding "local" { name = "db" }
+	_, addr := cappedEcho(t, `
   connection_limit {
     max = 2
-  }
-}
-intention "web" "db" {
-  action = "allow"
-}
-`
-	m := start(t, src, inst{id: "web-1", svc: "web"}, inst{id: "db-1", svc: "db", serve: echo})
-	addr := strings.TrimPrefix(m.url("web-1", "db", ""), "http://")
+  }`)
 	conns := twoOfThree(t, addr, "connection limit")
 	conns[0].Close()
 	// The freed slot takes a new connection once the sidecar sees the close.

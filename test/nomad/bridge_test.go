@@ -494,24 +494,15 @@ func forwardIntoNetns(t *testing.T, path, addr, target string) {
 		t.Fatalf("forwarding %s inside %s: %v", addr, path, err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				d, err := net.DialTimeout("tcp", target, 5*time.Second)
-				if err != nil {
-					return
-				}
-				defer d.Close()
-				done := make(chan struct{}, 2)
-				go func() { io.Copy(d, c); done <- struct{}{} }()
-				go func() { io.Copy(c, d); done <- struct{}{} }()
-				<-done
-			}()
+	go harness.Serve(ln, func(c net.Conn) {
+		d, err := net.DialTimeout("tcp", target, 5*time.Second)
+		if err != nil {
+			return
 		}
-	}()
+		defer d.Close()
+		done := make(chan struct{}, 2)
+		go func() { io.Copy(d, c); done <- struct{}{} }()
+		go func() { io.Copy(c, d); done <- struct{}{} }()
+		<-done
+	})
 }
