@@ -93,10 +93,14 @@ type Agent struct {
 	// Dir is the agent's directory (config, data, log).
 	Dir string
 
-	cmd  *exec.Cmd
-	log  *harness.SyncBuffer
-	done chan struct{}
+	proc *harness.Process
 }
+
+// agentProcess: the agent runs in a process group of its own and has 15s
+// after SIGINT (it leaves the cluster) before the group is killed. It is
+// not killed with the thread that started it: test/nomad's goroutines end
+// locked to threads that joined network namespaces.
+var agentProcess = harness.Options{Signal: os.Interrupt, Grace: 15 * time.Second, Group: true, NoDeathSignal: true}
 
 // Start starts a dev agent for one test (see Launch) and stops it at the
 // test's cleanup.
@@ -163,16 +167,14 @@ plugin "raw_exec" {
 	if err := os.WriteFile(filepath.Join(dir, "agent.hcl"), []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	a := &Agent{Addr: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), Dir: dir, log: &harness.SyncBuffer{}, done: make(chan struct{})}
-	a.cmd = exec.Command(bin, "agent", "-dev", "-bind", "127.0.0.1", "-network-interface", "lo", "-config", filepath.Join(dir, "agent.hcl"))
-	a.cmd.Dir = dir
-	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
-	a.cmd.Env = cleanEnv()
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := a.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting nomad: %w", err)
+	a := &Agent{Addr: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), Dir: dir}
+	cmd := exec.Command(bin, "agent", "-dev", "-bind", "127.0.0.1", "-network-interface", "lo", "-config", filepath.Join(dir, "agent.hcl"))
+	cmd.Dir = dir
+	cmd.Env = cleanEnv()
+	if a.proc, err = harness.Launch("nomad", cmd, agentProcess); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
 	}
-	go func() { a.cmd.Wait(); close(a.done) }()
 
 	// Wait for the HTTP API, then bootstrap ACLs (which needs a leader).
 	anon, err := api.NewClient(&api.Config{Address: a.Addr})
@@ -278,7 +280,7 @@ func (a *Agent) TokenFile(t testing.TB) string {
 }
 
 // Log returns the agent's log so far.
-func (a *Agent) Log() string { return a.log.String() }
+func (a *Agent) Log() string { return a.proc.Out.String() }
 
 // LogTail returns the end of the agent's log (its last 80 lines).
 func (a *Agent) LogTail() string { return a.tail() }
@@ -409,13 +411,7 @@ func (a *Agent) Close() {
 			return nil
 		})
 	}
-	_ = a.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-a.done:
-	case <-time.After(15 * time.Second):
-		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
-		<-a.done
-	}
+	a.proc.Stop()
 	os.RemoveAll(a.Dir)
 }
 
@@ -444,4 +440,4 @@ func cleanEnv() []string {
 }
 
 // tail is the end of the agent's log.
-func (a *Agent) tail() string { return harness.Tail(a.log.String(), 80) }
+func (a *Agent) tail() string { return harness.Tail(a.proc.Out.String(), 80) }
