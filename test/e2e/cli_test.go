@@ -3,7 +3,6 @@ package e2e
 import (
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"net"
 	"os"
@@ -126,12 +125,7 @@ func TestServerName(t *testing.T) {
 		"--server-name", "weft-controller.weft-system.svc")
 	defer ctl.Stop()
 	ctl.WaitFor(t, "the controller to serve", 30*time.Second, func(*harness.Status) bool { return true })
-	roots, err := os.ReadFile(filepath.Join(ctl.DataDir, "ca", "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(roots)
+	pool := ctl.RootPool(t)
 	for _, api := range []string{ctl.Listen, ctl.Admin} {
 		for name, wantOK := range map[string]bool{"weft-controller.weft-system.svc": true, "localhost": true, "127.0.77.1": true, "elsewhere.example": false} {
 			conn, err := tls.Dial("tcp", api, &tls.Config{RootCAs: pool, ServerName: name})

@@ -79,13 +79,7 @@ func startLocalMesh(t *testing.T, policy, workloads, firstAddr string, args ...s
 // with the mesh's CA), closed at the end of the test.
 func meshClient(t *testing.T, ctl *harness.Controller) meshapi.MeshClient {
 	t.Helper()
-	roots, err := os.ReadFile(filepath.Join(ctl.DataDir, "ca", "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(roots)
-	conn, err := grpc.NewClient(ctl.Listen, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})))
+	conn, err := grpc.NewClient(ctl.Listen, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ctl.RootPool(t), ServerName: "127.0.0.1"})))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,7 @@ type mesh struct {
 	listen     string
 	admin      string
 	dataDir    string
+	roots      string // the controller's CA bundle
 	pods       map[string]*pod
 }
 
@@ -79,11 +80,8 @@ func newMesh(t *testing.T, c *kubetest.Cluster, ns, policy, workloads string, ip
 		"--adapter", "local="+wl,
 		"--adapter-option", "local.first_address="+m.ipPrefix+"200")
 	o.Process = processOptions
-	m.controller = harness.StartController(t, o).Process
-	harness.Eventually(t, "controller's CA root", 30*time.Second, func() error {
-		_, err := os.Stat(filepath.Join(m.dataDir, "ca", "ca.crt"))
-		return err
-	})
+	ctl := harness.StartController(t, o)
+	m.controller, m.roots = ctl.Process, ctl.WaitCACert(t)
 	return m
 }
 
@@ -141,7 +139,7 @@ func (m *mesh) startPod(svc, name, tokenSA string) *pod {
 	}, filepath.Join(binDir, "weft-demo-app"))
 	p.sidecar = start(m.t, name+"/weft-proxy", nil, filepath.Join(binDir, "weft-proxy"),
 		"--instance", m.ns+"/"+name, "--controller", m.listen,
-		"--trust-bundle", filepath.Join(m.dataDir, "ca", "ca.crt"),
+		"--trust-bundle", m.roots,
 		"--admin", fmt.Sprintf("%s:%d", p.ip, adminPort),
 		"--credential-adapter", "kubernetes", "--credential-file", tokFile)
 	if tokenSA == svc {

@@ -164,7 +164,7 @@ func TestMesosMesh(t *testing.T) {
 
 	fw := startProcess(t, "weft-mesos-framework", "--master", strings.Join(sim.URLs(), ","),
 		"--controller-admin", "https://"+admin, "--admin-token-file", filepath.Join(dataDir, "admin.token"),
-		"--controller", listen, "--trust-bundle", filepath.Join(dataDir, "ca", "ca.crt"),
+		"--controller", listen, "--trust-bundle", ctl.CACert(),
 		"--proxy", filepath.Join(binDir, "weft-proxy"), "--apps", apps,
 		"--mesos-user", "weft", "--mesos-password-file", pwFile)
 

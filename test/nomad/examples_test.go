@@ -49,7 +49,7 @@ func TestExamples(t *testing.T) {
 	})
 	ctl := harness.Remote(admin, dataDir)
 	ctl.WaitFor(t, "the controller job's admin API", 2*time.Minute, func(*harness.Status) bool { return true })
-	roots := filepath.Join(dataDir, "ca", "ca.crt")
+	roots := ctl.CACert()
 	runExample(t, c, filepath.Join(examples, "api.nomad.hcl"), map[string]string{
 		"weft_bin": binDir, "controller": listen, "trust_bundle": roots,
 	})

@@ -62,8 +62,7 @@ func startMesh(t *testing.T, agent *nomadtest.Agent, policy string, args ...stri
 	e.ctl = startController(t, filepath.Join(dir, "weft"), e.listen, harness.FreeAddr(t),
 		append([]string{"--policy-dir", e.policyDir, "--adapter", "nomad=" + e.agent.Addr,
 			"--adapter-option", "nomad.token_file=" + e.agent.TokenFile(t)}, args...)...)
-	e.roots = filepath.Join(dir, "weft", "ca", "ca.crt")
-	poll(t, "the controller's CA", 30*time.Second, func() error { _, err := os.Stat(e.roots); return err })
+	e.roots = e.ctl.WaitCACert(t)
 	return e
 }
 
