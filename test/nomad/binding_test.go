@@ -39,11 +39,8 @@ func TestNomadImpostorJob(t *testing.T) {
 	e := startMesh(t, agent, policy)
 	ctl, listen, roots := e.ctl, e.listen, e.roots
 
-	agent.Run(t, meshJob("api", 1, listen, roots))
-	agent.Run(t, meshJob("frontend", 1, listen, roots, "api"))
-	api0 := agent.Running(t, "default", "api", 1, 2*time.Minute)[0]
-	front := agent.Running(t, "default", "frontend", 1, 2*time.Minute)[0]
-	ctl.WaitFor(t, "api and frontend with sidecars", time.Minute, converged(2))
+	apis, front := e.runFrontendAPI(t, meshJob("api", 1, listen, roots), 1)
+	api0 := apis[0]
 
 	agent.Run(t, impostorJob(listen, roots))
 	imp := agent.Running(t, "default", "impostor", 1, 2*time.Minute)[0]

@@ -59,12 +59,8 @@ func TestCanarySplit(t *testing.T) {
 	apiJob := func(version string) string {
 		return meshJobWith(jobOpts{name: "api", count: 2, controller: e.listen, roots: e.roots, group: canaryUpdate, version: version})
 	}
-	e.agent.Run(t, apiJob("v1"))
-	e.agent.Run(t, meshJob("frontend", 1, e.listen, e.roots, "api"))
-	v1 := e.agent.Running(t, "default", "api", 2, 2*time.Minute)
-	front := e.agent.Running(t, "default", "frontend", 1, 2*time.Minute)[0]
+	v1, front := e.runFrontendAPI(t, apiJob("v1"), 2)
 	frontApp := fmt.Sprintf("127.0.0.1:%d", port(front, "app"))
-	e.ctl.WaitFor(t, "the v1 mesh", time.Minute, converged(3))
 	waitDeployment(t, c, "api", "successful")
 
 	// v2: Nomad places one canary beside the two v1 allocations.

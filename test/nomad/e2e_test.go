@@ -27,13 +27,9 @@ func TestNomadMesh(t *testing.T) {
 	e := startMesh(t, agent, policy)
 	ctl, listen, roots := e.ctl, e.listen, e.roots
 
-	agent.Run(t, meshJob("api", 2, listen, roots))
-	agent.Run(t, meshJob("frontend", 1, listen, roots, "api"))
-	apis := agent.Running(t, "default", "api", 2, 2*time.Minute)
-	front := agent.Running(t, "default", "frontend", 1, 2*time.Minute)[0]
+	apis, front := e.runFrontendAPI(t, meshJob("api", 2, listen, roots), 2)
 	frontApp := fmt.Sprintf("127.0.0.1:%d", port(front, "app"))
 	frontAdmin := fmt.Sprintf("127.0.0.1:%d", port(front, "admin"))
-	ctl.WaitFor(t, "three instances with sidecars that acknowledged their config", time.Minute, converged(3))
 
 	t.Run("traffic flows over mTLS", func(t *testing.T) {
 		var r *harness.DemoAnswer

@@ -66,6 +66,20 @@ func startMesh(t *testing.T, agent *nomadtest.Agent, policy string, args ...stri
 	return e
 }
 
+// runFrontendAPI runs apiJob, the api's job file with n allocations, and
+// the frontend's job (one allocation, calling api); it waits until they
+// run and the mesh has converged (n+1 instances, every sidecar
+// acknowledged), and returns the api's allocations and the frontend's.
+func (e *meshEnv) runFrontendAPI(t *testing.T, apiJob string, n int) ([]*api.AllocationListStub, *api.AllocationListStub) {
+	t.Helper()
+	e.agent.Run(t, apiJob)
+	e.agent.Run(t, meshJob("frontend", 1, e.listen, e.roots, "api"))
+	apis := e.agent.Running(t, "default", "api", n, 2*time.Minute)
+	front := e.agent.Running(t, "default", "frontend", 1, 2*time.Minute)[0]
+	e.ctl.WaitFor(t, fmt.Sprintf("%d api instances and the frontend with sidecars that acknowledged their config", n), time.Minute, converged(n+1))
+	return apis, front
+}
+
 // setPolicy replaces the controller's policy.
 func (e *meshEnv) setPolicy(t *testing.T, policy string) {
 	t.Helper()
