@@ -62,7 +62,7 @@ func TestNomadImpostorJob(t *testing.T) {
 
 	// The impostor's sidecar says why it has no certificate.
 	var refusal string
-	poll(t, "the refusal in the impostor's sidecar log", time.Minute, func() error {
+	harness.Eventually(t, "the refusal in the impostor's sidecar log", time.Minute, func() error {
 		log, err := taskLog(agent.Client(), imp.ID, "weft-proxy")
 		if err != nil {
 			return err
@@ -88,7 +88,7 @@ func TestNomadImpostorJob(t *testing.T) {
 	}
 	for i := 0; i < 10; i++ {
 		var r *harness.DemoAnswer
-		poll(t, "frontend -> api", 30*time.Second, func() (err error) { r, err = call(frontApp); return err })
+		harness.Eventually(t, "frontend -> api", 30*time.Second, func() (err error) { r, err = call(frontApp); return err })
 		if r.Response.Instance != api0.ID+"/api" {
 			t.Fatalf("call %d answered by %q, want the api job's %s", i, r.Response.Instance, api0.ID+"/api")
 		}

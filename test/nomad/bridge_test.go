@@ -279,7 +279,7 @@ func TestBridgeIsolation(t *testing.T) {
 
 	t.Run("a call through the mesh carries the caller's identity", func(t *testing.T) {
 		var r harness.DemoAnswer
-		poll(t, "frontend -> api through the sidecars, from inside the frontend's allocation", 30*time.Second, func() error {
+		harness.Eventually(t, "frontend -> api through the sidecars, from inside the frontend's allocation", 30*time.Second, func() error {
 			b, err := getInNetns(netns(frontAlloc), net.JoinHostPort("127.0.0.1", strconv.Itoa(appPort)), "/call/api")
 			if err != nil {
 				return err
@@ -422,7 +422,7 @@ func TestBridgeIsolation(t *testing.T) {
 		// The control: the app listens there, and its sidecar's outbound
 		// listener carries its call to api through the mesh.
 		var r *harness.DemoAnswer
-		poll(t, "edge -> api through the sidecars, edge's app on the host's loopback", 30*time.Second, func() (err error) {
+		harness.Eventually(t, "edge -> api through the sidecars, edge's app on the host's loopback", 30*time.Second, func() (err error) {
 			r, err = call(edgeApp)
 			return err
 		})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/weftmesh/weft/test/harness"
 	"github.com/weftmesh/weft/test/nomad/nomadtest"
 )
 
@@ -66,7 +67,7 @@ func TestCanarySplit(t *testing.T) {
 	// v2: Nomad places one canary beside the two v1 allocations.
 	e.agent.Run(t, apiJob("v2"))
 	var canary string
-	poll(t, "the canary allocation running", 2*time.Minute, func() error {
+	harness.Eventually(t, "the canary allocation running", 2*time.Minute, func() error {
 		allocs, _, err := c.Allocations().List(&api.QueryOptions{Filter: `JobID == "api" and ClientStatus == "running"`})
 		if err != nil {
 			return err
@@ -122,7 +123,7 @@ func TestCanarySplit(t *testing.T) {
 		}
 	}
 	// Nomad promotes once the canary has been healthy for min_healthy_time.
-	poll(t, "promoting the canary", time.Minute, func() error {
+	harness.Eventually(t, "promoting the canary", time.Minute, func() error {
 		_, _, err := c.Deployments().PromoteAll(latest.ID, nil)
 		return err
 	})
@@ -137,7 +138,7 @@ func TestCanarySplit(t *testing.T) {
 		want[a.ID+"/api"] = true
 	}
 	e.ctl.WaitFor(t, "the promoted mesh", time.Minute, converged(3))
-	poll(t, "every call answered by the new version", 30*time.Second, func() error {
+	harness.Eventually(t, "every call answered by the new version", 30*time.Second, func() error {
 		for i := 0; i < 20; i++ {
 			r, err := call(frontApp)
 			if err != nil {

@@ -33,7 +33,7 @@ func TestNomadMesh(t *testing.T) {
 
 	t.Run("traffic flows over mTLS", func(t *testing.T) {
 		var r *harness.DemoAnswer
-		poll(t, "frontend -> api through the sidecars", 30*time.Second, func() (err error) {
+		harness.Eventually(t, "frontend -> api through the sidecars", 30*time.Second, func() (err error) {
 			r, err = call(frontApp)
 			return err
 		})
@@ -54,7 +54,7 @@ func TestNomadMesh(t *testing.T) {
 			t.Error("the api's mesh port answered a client without a certificate")
 		}
 		seen := map[string]bool{}
-		poll(t, "both api instances answering", 20*time.Second, func() error {
+		harness.Eventually(t, "both api instances answering", 20*time.Second, func() error {
 			r, err := call(frontApp)
 			if err != nil {
 				return err
@@ -77,7 +77,7 @@ func TestNomadMesh(t *testing.T) {
 		waitDeployment(t, agent.Client(), "api", "successful")
 		healthy := time.Now() // Nomad found the third allocation healthy
 		want := instanceIDs(apis, "api")
-		poll(t, "the frontend sidecar's endpoints for api within 2s of Nomad finding the third healthy", 2*time.Second, func() error {
+		harness.Eventually(t, "the frontend sidecar's endpoints for api within 2s of Nomad finding the third healthy", 2*time.Second, func() error {
 			got, err := endpoints(frontAdmin)
 			if err == nil && !slices.Equal(got, want) {
 				err = fmt.Errorf("endpoints %v, want %v", got, want)
@@ -89,7 +89,7 @@ func TestNomadMesh(t *testing.T) {
 		agent.Run(t, meshJob("api", 2, listen, roots))
 		apis = agent.Running(t, "default", "api", 2, 2*time.Minute)
 		want = instanceIDs(apis, "api")
-		poll(t, "the frontend sidecar's endpoints after scaling down", 10*time.Second, func() error {
+		harness.Eventually(t, "the frontend sidecar's endpoints after scaling down", 10*time.Second, func() error {
 			got, err := endpoints(frontAdmin)
 			if err == nil && !slices.Equal(got, want) {
 				err = fmt.Errorf("endpoints %v, want %v", got, want)
@@ -103,7 +103,7 @@ func TestNomadMesh(t *testing.T) {
 		if _, err := agent.Client().Allocations().Stop(&api.Allocation{ID: apis[0].ID, Namespace: "default"}, nil); err != nil {
 			t.Fatal(err)
 		}
-		poll(t, "the killed allocation leaving the frontend's endpoints", 20*time.Second, func() error {
+		harness.Eventually(t, "the killed allocation leaving the frontend's endpoints", 20*time.Second, func() error {
 			got, err := endpoints(frontAdmin)
 			if err == nil && slices.Contains(got, victim) {
 				err = fmt.Errorf("endpoints %v still hold %s", got, victim)
@@ -128,7 +128,7 @@ func TestNomadMesh(t *testing.T) {
 			t.Fatal(err)
 		}
 		killed := time.Now()
-		poll(t, "the killed task's instance leaving the frontend's endpoints within 2s", 2*time.Second, func() error {
+		harness.Eventually(t, "the killed task's instance leaving the frontend's endpoints within 2s", 2*time.Second, func() error {
 			got, err := endpoints(frontAdmin)
 			if err == nil && slices.Contains(got, victim) {
 				err = fmt.Errorf("endpoints %v still hold %s", got, victim)
@@ -136,7 +136,7 @@ func TestNomadMesh(t *testing.T) {
 			return err
 		})
 		t.Logf("the instance of the killed app task left the frontend's endpoints %v after SIGKILL", time.Since(killed).Round(time.Millisecond))
-		poll(t, "the restarted task's instance back in the frontend's endpoints", time.Minute, func() error {
+		harness.Eventually(t, "the restarted task's instance back in the frontend's endpoints", time.Minute, func() error {
 			got, err := endpoints(frontAdmin)
 			if err == nil && !slices.Contains(got, victim) {
 				err = fmt.Errorf("endpoints %v lack %s", got, victim)
@@ -159,7 +159,7 @@ func TestNomadMesh(t *testing.T) {
 		if !slices.Equal(ids, want) {
 			t.Errorf("instances after the restart %v, want %v", ids, want)
 		}
-		poll(t, "frontend -> api after the restart", 20*time.Second, func() error { _, err := call(frontApp); return err })
+		harness.Eventually(t, "frontend -> api after the restart", 20*time.Second, func() error { _, err := call(frontApp); return err })
 	})
 
 	t.Run("another job's workload identity is refused", func(t *testing.T) {

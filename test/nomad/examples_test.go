@@ -74,7 +74,7 @@ func TestExamples(t *testing.T) {
 
 	// README: curl http://127.0.0.1:8080/call/api/call/store
 	var chain map[string]any
-	poll(t, "frontend -> api -> store", 30*time.Second, func() error {
+	harness.Eventually(t, "frontend -> api -> store", 30*time.Second, func() error {
 		return harness.GetJSON("http://"+net.JoinHostPort("127.0.0.1", httpPort)+"/call/api/call/store", &chain)
 	})
 	api1, _ := chain["response"].(map[string]any)

@@ -248,12 +248,6 @@ func instanceIDs(allocs []*api.AllocationListStub, service string) []string {
 	return ids
 }
 
-// poll waits, within timeout, until f returns nil (harness.Eventually).
-func poll(t *testing.T, what string, timeout time.Duration, f func() error) {
-	t.Helper()
-	harness.Eventually(t, what, timeout, f)
-}
-
 // waitDeployment waits for the deployment of the job's current version to
 // reach status.
 func waitDeployment(t *testing.T, c *api.Client, job, status string) {
@@ -262,7 +256,7 @@ func waitDeployment(t *testing.T, c *api.Client, job, status string) {
 	if err != nil {
 		t.Fatalf("reading job %s: %v", job, err)
 	}
-	poll(t, "job "+job+"'s deployment "+status, 2*time.Minute, func() error {
+	harness.Eventually(t, "job "+job+"'s deployment "+status, 2*time.Minute, func() error {
 		d, _, err := c.Jobs().LatestDeployment(job, nil)
 		if err != nil {
 			return err
