@@ -195,9 +195,7 @@ func TestLocalMesh(t *testing.T) {
 	t.Run("policy plan compares with the running controller's policy", func(t *testing.T) {
 		next := t.TempDir()
 		newPolicy := policyHCL + "\nintention \"client\" \"secret\" { action = \"allow\" }\n"
-		if err := os.WriteFile(filepath.Join(next, "mesh.hcl"), []byte(newPolicy), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		harness.WriteFile(t, filepath.Join(next, "mesh.hcl"), newPolicy)
 		out, err := runWeft(t, "policy", "plan", next, "--admin", m.ctl.Admin, "--data-dir", m.ctl.DataDir, "--no-color")
 		if err != nil {
 			t.Fatalf("plan: %v\n%s", err, out)
@@ -213,9 +211,7 @@ func TestLocalMesh(t *testing.T) {
 
 	t.Run("a bad policy is rejected and the last good one stays in force", func(t *testing.T) {
 		bad := filepath.Join(m.policyDir, "broken.hcl")
-		if err := os.WriteFile(bad, []byte("intention \"client\" \"secret\" {\n  action = \"maybe\"\n}\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		harness.WriteFile(t, bad, "intention \"client\" \"secret\" {\n  action = \"maybe\"\n}\n")
 		m.ctl.WaitFor(t, "the bad policy to be rejected", 30*time.Second, func(s *harness.Status) bool { return s.PolicyError != "" })
 		if log := m.ctl.Out.String(); !strings.Contains(log, "broken.hcl:2") {
 			t.Errorf("the controller's log does not point at broken.hcl:2:\n%s", log)

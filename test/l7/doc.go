@@ -28,4 +28,9 @@
 // through a caller's sidecar to an application that records what reaches
 // it (testdata/recorder), and checks the identity headers and the
 // sidecars' logs.
+//
+// harness_test.go is this package's harness (the in-process mesh: start,
+// apply, url, client, do); a request's status, body and headers (Do), the
+// gRPC health client, waits, workloads, policy files and the controller
+// come from test/harness.
 package l7
