@@ -145,7 +145,8 @@ func (p *Process) signal(sig os.Signal) {
 }
 
 // Stop sends the stop signal and waits Grace for the process to exit,
-// then kills it. With MustStop, outliving Grace is a test error.
+// then kills it. With MustStop, outliving Grace is a test error; outliving
+// SIGKILL by 10s always is.
 func (p *Process) Stop() {
 	select {
 	case <-p.exited:
@@ -172,6 +173,9 @@ func (p *Process) Stop() {
 	select {
 	case <-p.exited:
 	case <-time.After(10 * time.Second):
+		if p.t != nil {
+			p.t.Errorf("%s (pid %d) did not exit after SIGKILL", p.Name, p.Cmd.Process.Pid)
+		}
 	}
 }
 
