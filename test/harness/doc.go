@@ -14,10 +14,12 @@
 //     the tests.
 //   - process.go: Start, a started binary (Process) whose output (Out, a
 //     SyncBuffer: THE synchronised log buffer) is kept, stopped at the
-//     test's cleanup and logged when the test failed; Options choose the
-//     stop signal, the grace before SIGKILL, a process group of its own,
-//     extra environment, how much of the log a failure shows. Tail and
-//     FirstLine read a log.
+//     test's cleanup and logged when the test failed; Launch, the same
+//     outside one test (a process a package's tests share, such as
+//     nomadtest's agent). Options choose the stop signal, the grace before
+//     SIGKILL, a process group of its own (killed with the test binary
+//     unless NoDeathSignal), extra environment, how much of the log a
+//     failure shows. Tail and FirstLine read a log.
 //   - ports.go: FreeAddr (in process.go), FreePort and FreePorts: loopback
 //     ports free a moment ago.
 //   - wait.go: Poll (f until nil, within a bound, at an interval) and
@@ -32,6 +34,8 @@
 //     is the admin API client every test uses (the CLI's own), Call sends
 //     one request, Status reads GET /v1/status, WaitFor polls it until a
 //     condition holds (Converged(n) is the usual one).
+//   - ca.go: Controller.WaitCACert waits for the controller's CA bundle
+//     (the sidecars' --trust-bundle); RootPool reads it as a pool.
 //   - cli.go: Controller.RunWeft runs the weft CLI against the controller
 //     (without the test's WEFT_ variables); Controller.Check and WaitCheck
 //     run `weft check --json` (CheckReport, Rows); WithoutWeftEnv.
@@ -46,4 +50,13 @@
 //     port).
 //   - grpc.go: HealthClient, a gRPC health client of a sidecar's outbound
 //     listener.
+//   - serve.go: Serve, an accept loop for a test's own TCP servers (an
+//     echo app, a forwarder).
+//
+// Scheduler harnesses beside it: test/nomad/nomadtest (a Nomad 1.6.1 dev
+// agent), test/kubernetes/kubetest (etcd and kube-apiserver, the kubelet's
+// and EndpointSlice controller's part, the injector's webhook),
+// test/mesossim (a Mesos master simulator; it imports no test code, as
+// cmd/mesossim runs it). Each test package's harness_test.go holds what
+// only that layer needs.
 package harness
