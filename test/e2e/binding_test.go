@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -37,24 +38,9 @@ intention "client" "store" { action = "allow" }
 
 func bindingWorkloads() string {
 	app := filepath.Join(binDir, "weft-demo-app")
-	return `
-service "client" {
-  command = "` + app + `"
-  port    = 8080
-}
-
-service "store" {
-  command = "` + app + `"
-  port    = 8080
-}
-
-# A second workload that claims the service name "store".
-service "impostor" {
-  service = "store"
-  command = "` + app + `"
-  port    = 8080
-}
-`
+	return harness.Workload("client", app) + harness.Workload("store", app) +
+		// A second workload that claims the service name "store".
+		harness.Workload("impostor", app, `service = "store"`)
 }
 
 // TestUnboundWorkloadGetsNothing runs the real controller, local adapter
@@ -84,15 +70,16 @@ func TestUnboundWorkloadGetsNothing(t *testing.T) {
 
 	// The impostor's sidecar was told why, and keeps being refused.
 	logPath := filepath.Join(ctl.DataDir, "adapters", "local", "logs", "impostor-0.proxy.log")
-	deadline := time.Now().Add(30 * time.Second)
 	var proxyLog []byte
-	for time.Now().Before(deadline) {
+	// Polling a log file: no other signal. The assertions below say what
+	// it lacks when it never comes.
+	_ = harness.Poll(context.Background(), 30*time.Second, harness.PollInterval, func() error {
 		proxyLog, _ = os.ReadFile(logPath)
-		if strings.Contains(string(proxyLog), "may not serve service") {
-			break
+		if !strings.Contains(string(proxyLog), "may not serve service") {
+			return errors.New("no refusal yet")
 		}
-		time.Sleep(50 * time.Millisecond) // polling a log file: no other signal
-	}
+		return nil
+	})
 	if strings.Contains(string(proxyLog), "fresh WEFT_JOIN_TOKEN") {
 		t.Errorf("the impostor's sidecar is told to get a fresh join token, which would not help:\n%s", proxyLog)
 	}
@@ -101,14 +88,14 @@ func TestUnboundWorkloadGetsNothing(t *testing.T) {
 			t.Errorf("the impostor's sidecar log lacks %q:\n%s", want, proxyLog)
 		}
 	}
-	t.Logf("the impostor's sidecar was refused: %s", firstLine(string(proxyLog), "may not serve service"))
+	t.Logf("the impostor's sidecar was refused: %s", harness.FirstLine(string(proxyLog), "may not serve service"))
 
 	// Every call from the client reaches the store's own instance.
 	client := s.Address("client")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for i := 0; i < 20; i++ {
-		code, body, err := httpGet(ctx, "http://"+net.JoinHostPort(client, "9001")+"/")
+		code, body, err := harness.Get(ctx, "http://"+net.JoinHostPort(client, "9001")+"/")
 		if err != nil || code != 200 {
 			t.Fatalf("client -> store call %d: %d %q %v", i, code, body, err)
 		}
@@ -120,13 +107,4 @@ func TestUnboundWorkloadGetsNothing(t *testing.T) {
 			t.Fatalf("call %d answered by %+v, want the store's own instance store-0 seeing the client", i, got)
 		}
 	}
-}
-
-func firstLine(s, with string) string {
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, with) {
-			return l
-		}
-	}
-	return ""
 }

@@ -3,7 +3,6 @@ package e2e
 import (
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"net"
 	"os"
@@ -27,9 +26,8 @@ func runWeft(t *testing.T, args ...string) (string, error) {
 func TestBadInput(t *testing.T) {
 	dir := t.TempDir()
 	policyDir := filepath.Join(dir, "policy")
-	os.MkdirAll(policyDir, 0o755)
 	bad := "service \"web\" {\n  protocol = \"http\"\n  upstream \"ghost\" { local_port = 9001 }\n}\n"
-	os.WriteFile(filepath.Join(policyDir, "web.hcl"), []byte(bad), 0o644)
+	harness.WriteFile(t, filepath.Join(policyDir, "web.hcl"), bad)
 
 	t.Run("policy validate points at the unknown upstream", func(t *testing.T) {
 		out, err := runWeft(t, "policy", "validate", policyDir)
@@ -56,8 +54,7 @@ func TestBadInput(t *testing.T) {
 
 	t.Run("the sidecar API's port in use", func(t *testing.T) {
 		good := filepath.Join(dir, "good")
-		os.MkdirAll(good, 0o755)
-		os.WriteFile(filepath.Join(good, "mesh.hcl"), []byte("mesh {}\n"), 0o644)
+		harness.WriteFile(t, filepath.Join(good, "mesh.hcl"), "mesh {}\n")
 		busy := harness.FreeAddr(t)
 		l := listen(t, busy)
 		defer l.Close()
@@ -97,7 +94,7 @@ func TestBadInput(t *testing.T) {
 	t.Run("a bad workloads file is reported by the adapter, with its line", func(t *testing.T) {
 		good := filepath.Join(dir, "good")
 		wl := filepath.Join(dir, "workloads.hcl")
-		os.WriteFile(wl, []byte("service \"web\" {\n  command = \"/bin/true\"\n  port = 99999\n}\n"), 0o644)
+		harness.WriteFile(t, wl, "service \"web\" {\n  command = \"/bin/true\"\n  port = 99999\n}\n")
 		ctl := startController(t, filepath.Join(dir, "data3"), harness.FreeAddr(t), harness.FreeAddr(t), "--policy-dir", good, "--adapter", "local="+wl,
 			"--adapter-option", "local.first_address=127.0.78.2")
 		defer ctl.Stop()
@@ -113,7 +110,7 @@ func TestBadInput(t *testing.T) {
 // The controller's certificate carries the extra names sidecars dial it by.
 func TestServerName(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "mesh.hcl"), []byte("mesh {}\n"), 0o644)
+	harness.WriteFile(t, filepath.Join(dir, "mesh.hcl"), "mesh {}\n")
 	// The admin API on a loopback address of its own: the certificate
 	// names it too.
 	l, err := net.Listen("tcp", "127.0.77.1:0")
@@ -126,12 +123,7 @@ func TestServerName(t *testing.T) {
 		"--server-name", "weft-controller.weft-system.svc")
 	defer ctl.Stop()
 	ctl.WaitFor(t, "the controller to serve", 30*time.Second, func(*harness.Status) bool { return true })
-	roots, err := os.ReadFile(filepath.Join(ctl.DataDir, "ca", "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(roots)
+	pool := ctl.RootPool(t)
 	for _, api := range []string{ctl.Listen, ctl.Admin} {
 		for name, wantOK := range map[string]bool{"weft-controller.weft-system.svc": true, "localhost": true, "127.0.77.1": true, "elsewhere.example": false} {
 			conn, err := tls.Dial("tcp", api, &tls.Config{RootCAs: pool, ServerName: name})

@@ -7,4 +7,9 @@
 // foreign CA refused, a bad policy rejected while the last good one keeps
 // working, a killed adapter plugin restarted, a killed controller not
 // stopping traffic, and a clean shutdown stopping every process.
+//
+// harness_test.go holds what only this package needs (startLocalMesh with
+// isolation off, a sidecar API client, the local adapter's pids); the
+// controller, processes, workloads, HTTP and gRPC calls, waits and weft
+// check come from test/harness.
 package e2e

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
@@ -60,28 +59,9 @@ intention "client" "echo" { action = "allow" }
 `
 
 func workloadsHCL() string {
-	return `
-service "client" {
-  command = "` + filepath.Join(binDir, "weft-demo-app") + `"
-  port    = 8080
-}
-
-service "web" {
-  command   = "` + filepath.Join(binDir, "weft-demo-app") + `"
-  port      = 8080
-  instances = 2
-}
-
-service "echo" {
-  command = "` + filepath.Join(binDir, "grpcapp") + `"
-  port    = 8080
-}
-
-service "secret" {
-  command = "` + filepath.Join(binDir, "weft-demo-app") + `"
-  port    = 8080
-}
-`
+	app := filepath.Join(binDir, "weft-demo-app")
+	return harness.Workload("client", app) + harness.Workload("web", app, "instances = 2") +
+		harness.Workload("echo", filepath.Join(binDir, "grpcapp")) + harness.Workload("secret", app)
 }
 
 func id(svc string) string { return "spiffe://" + trustDomain + "/ns/default/svc/" + svc }
@@ -113,7 +93,7 @@ func (m *mesh) upstream(port string) string {
 // callWeb calls the web service through the client's sidecar and checks the
 // web app saw the client's identity.
 func (m *mesh) callWeb(ctx context.Context) error {
-	code, body, err := httpGet(ctx, m.upstream("9001"))
+	code, body, err := harness.Get(ctx, m.upstream("9001"))
 	if err != nil {
 		return err
 	}
@@ -154,13 +134,8 @@ func TestLocalMesh(t *testing.T) {
 	})
 
 	t.Run("gRPC over mTLS carries the caller's identity", func(t *testing.T) {
-		conn, err := grpc.NewClient(net.JoinHostPort(m.client, "9002"), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
 		var hdr metadata.MD
-		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&hdr))
+		resp, err := harness.HealthClient(t, net.JoinHostPort(m.client, "9002")).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&hdr))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,7 +148,7 @@ func TestLocalMesh(t *testing.T) {
 	})
 
 	t.Run("no intention means refused under default deny", func(t *testing.T) {
-		code, body, err := httpGet(ctx, m.upstream("9003"))
+		code, body, err := harness.Get(ctx, m.upstream("9003"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,9 +195,7 @@ func TestLocalMesh(t *testing.T) {
 	t.Run("policy plan compares with the running controller's policy", func(t *testing.T) {
 		next := t.TempDir()
 		newPolicy := policyHCL + "\nintention \"client\" \"secret\" { action = \"allow\" }\n"
-		if err := os.WriteFile(filepath.Join(next, "mesh.hcl"), []byte(newPolicy), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		harness.WriteFile(t, filepath.Join(next, "mesh.hcl"), newPolicy)
 		out, err := runWeft(t, "policy", "plan", next, "--admin", m.ctl.Admin, "--data-dir", m.ctl.DataDir, "--no-color")
 		if err != nil {
 			t.Fatalf("plan: %v\n%s", err, out)
@@ -238,9 +211,7 @@ func TestLocalMesh(t *testing.T) {
 
 	t.Run("a bad policy is rejected and the last good one stays in force", func(t *testing.T) {
 		bad := filepath.Join(m.policyDir, "broken.hcl")
-		if err := os.WriteFile(bad, []byte("intention \"client\" \"secret\" {\n  action = \"maybe\"\n}\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		harness.WriteFile(t, bad, "intention \"client\" \"secret\" {\n  action = \"maybe\"\n}\n")
 		m.ctl.WaitFor(t, "the bad policy to be rejected", 30*time.Second, func(s *harness.Status) bool { return s.PolicyError != "" })
 		if log := m.ctl.Out.String(); !strings.Contains(log, "broken.hcl:2") {
 			t.Errorf("the controller's log does not point at broken.hcl:2:\n%s", log)
@@ -248,7 +219,7 @@ func TestLocalMesh(t *testing.T) {
 		if err := m.callWeb(ctx); err != nil {
 			t.Errorf("call after a bad policy: %v", err)
 		}
-		if code, _, _ := httpGet(ctx, m.upstream("9003")); code != 403 {
+		if code, _, _ := harness.Get(ctx, m.upstream("9003")); code != 403 {
 			t.Errorf("client -> secret after the bad policy = %d, want still 403", code)
 		}
 		os.Remove(bad)

@@ -1,21 +1,17 @@
 package e2e
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -63,17 +59,7 @@ intention "client" "web" { action = "allow" }
 
 func clientWebWorkloads() string {
 	app := filepath.Join(binDir, "weft-demo-app")
-	return `
-service "client" {
-  command = "` + app + `"
-  port    = 8080
-}
-
-service "web" {
-  command = "` + app + `"
-  port    = 8080
-}
-`
+	return harness.Workload("client", app) + harness.Workload("web", app)
 }
 
 // startLocalMesh starts a controller on policy and the local adapter's
@@ -93,13 +79,7 @@ func startLocalMesh(t *testing.T, policy, workloads, firstAddr string, args ...s
 // with the mesh's CA), closed at the end of the test.
 func meshClient(t *testing.T, ctl *harness.Controller) meshapi.MeshClient {
 	t.Helper()
-	roots, err := os.ReadFile(filepath.Join(ctl.DataDir, "ca", "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(roots)
-	conn, err := grpc.NewClient(ctl.Listen, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})))
+	conn, err := grpc.NewClient(ctl.Listen, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ctl.RootPool(t), ServerName: "127.0.0.1"})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,17 +96,6 @@ func newCSR(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return csr
-}
-
-func httpGet(ctx context.Context, url string) (int, string, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), nil
 }
 
 func pidAlive(pid int) bool {

@@ -100,46 +100,11 @@ func startIsolationMesh(t *testing.T, nft, first string, args ...string) (ctl *h
 	return ctl, client, web
 }
 
-// weftCheck runs `weft check --json` against ctl and decodes its report.
-func weftCheck(t *testing.T, ctl *harness.Controller) (checkReport, string, error) {
-	t.Helper()
-	out, err := exec.Command(filepath.Join(binDir, "weft"), "check", "--json", "--admin", ctl.Admin, "--data-dir", ctl.DataDir).Output()
-	var rep checkReport
-	if jerr := json.Unmarshal(out, &rep); jerr != nil {
-		t.Fatalf("weft check --json printed no report (%v): %s", jerr, out)
-	}
-	var stderr string
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		stderr = string(ee.Stderr)
-	}
-	return rep, stderr, err
-}
-
 // waitCheck runs weft check against ctl until done holds for its report
-// and error, for at most 20s, and returns that run's report, stderr and
-// error; what is what the failure says weft check did not do.
-func waitCheck(t *testing.T, ctl *harness.Controller, what string, done func(checkReport, error) bool) (checkReport, string, error) {
+// and exit code, for at most 20s (harness.Controller.WaitCheck).
+func waitCheck(t *testing.T, ctl *harness.Controller, what string, done func(harness.CheckReport, int) bool) (harness.CheckReport, string, int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		rep, stderr, err := weftCheck(t, ctl)
-		if done(rep, err) {
-			return rep, stderr, err
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("weft check did not %s within 20s: %v\n%s\n%+v", what, err, stderr, rep)
-		}
-		time.Sleep(100 * time.Millisecond) // polling weft check: no other signal
-	}
-}
-
-type checkReport struct {
-	OK      bool `json:"ok"`
-	Results []struct {
-		Instance, Address, Kind, Reason string
-		OK                              bool
-	} `json:"results"`
+	return ctl.WaitCheck(t, filepath.Join(binDir, "weft"), what, 20*time.Second, done)
 }
 
 func dialRefused(addr string) error {
@@ -166,7 +131,7 @@ func TestIsolationGuard(t *testing.T) {
 
 	// The outbound rule follows the sidecar's config: wait (bounded) for
 	// weft check to see it.
-	rep, _, _ := waitCheck(t, ctl, "pass", func(_ checkReport, err error) bool { return err == nil })
+	rep, _, _ := waitCheck(t, ctl, "pass", func(_ harness.CheckReport, code int) bool { return code == 0 })
 
 	t.Run("weft check passes, every row OK", func(t *testing.T) {
 		kinds := map[string]int{}
@@ -258,7 +223,7 @@ func TestIsolationOffIsReported(t *testing.T) {
 	ctl, client, web := startIsolationMesh(t, nft, "127.0.82.2", "--adapter-option", "local.isolation=none")
 	// The check must see the outbound listener: wait until the sidecar
 	// has it (bounded), which the status's outbound list shows.
-	rep, stderr, err := waitCheck(t, ctl, "find the 3 open ports", func(rep checkReport, _ error) bool {
+	rep, stderr, code := waitCheck(t, ctl, "find the 3 open ports", func(rep harness.CheckReport, _ int) bool {
 		open := 0
 		for _, r := range rep.Results {
 			if !r.OK {
@@ -267,9 +232,8 @@ func TestIsolationOffIsReported(t *testing.T) {
 		}
 		return open == 3
 	})
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
-		t.Errorf("weft check exited %v, want non-zero", err)
+	if code == 0 {
+		t.Errorf("weft check exited %d, want non-zero", code)
 	}
 	for _, port := range []string{net.JoinHostPort(client, "8080"), net.JoinHostPort(web, "8080"), net.JoinHostPort(client, "9001")} {
 		if !strings.Contains(stderr, port) {

@@ -36,7 +36,7 @@ func TestHostileFiles(t *testing.T) {
 	defer cancel()
 	callWeb := func(t *testing.T) {
 		t.Helper()
-		code, body, err := httpGet(ctx, "http://"+net.JoinHostPort(client, "9001")+"/")
+		code, body, err := harness.Get(ctx, "http://"+net.JoinHostPort(client, "9001")+"/")
 		if err != nil || code != 200 || !strings.Contains(body, id("client")) {
 			t.Fatalf("client -> web: %d %q %v", code, body, err)
 		}

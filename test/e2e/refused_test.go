@@ -3,7 +3,6 @@ package e2e
 import (
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -20,7 +19,7 @@ import (
 // one of them by reason.
 func TestRefusedHandshakeFlood(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "mesh.hcl"), []byte("mesh {}\n"), 0o644)
+	harness.WriteFile(t, filepath.Join(dir, "mesh.hcl"), "mesh {}\n")
 	ctl := startController(t, filepath.Join(dir, "data"), harness.FreeAddr(t), harness.FreeAddr(t), "--policy-dir", dir)
 	ctl.WaitFor(t, "the controller to serve", 30*time.Second, func(*harness.Status) bool { return true })
 

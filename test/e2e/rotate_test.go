@@ -51,21 +51,7 @@ intention "client" "raw" { action = "allow" }
 
 func rotateWorkloads() string {
 	app := filepath.Join(binDir, "weft-demo-app")
-	return `
-service "client" {
-  command = "` + app + `"
-  port    = 8080
-}
-service "web" {
-  command   = "` + app + `"
-  port      = 8080
-  instances = 2
-}
-service "raw" {
-  command = "` + app + `"
-  port    = 8080
-}
-`
+	return harness.Workload("client", app) + harness.Workload("web", app, "instances = 2") + harness.Workload("raw", app)
 }
 
 // load sends requests through the mesh without pause until stopped, and
@@ -229,7 +215,7 @@ func TestRootRotationDropsNothing(t *testing.T) {
 	if len(before.Roots) != 1 {
 		t.Fatalf("roots before the rotation: %+v, want one", before.Roots)
 	}
-	oldRoot := readRoot(t, filepath.Join(ctl.DataDir, "ca", "ca.crt"))
+	oldRoot := readRoot(t, ctl.CACert())
 
 	loads := []*load{
 		{name: "HTTP client -> web (pooled connections)", url: "http://" + net.JoinHostPort(client, "9001") + "/",
@@ -282,7 +268,7 @@ func TestRootRotationDropsNothing(t *testing.T) {
 		}
 		rotateTook := time.Since(start)
 		t.Logf("weft ca rotate --wait (%v):\n%s", rotateTook.Round(time.Millisecond), out)
-		newRoot := readRoot(t, filepath.Join(ctl.DataDir, "ca", "ca.crt"))
+		newRoot := readRoot(t, ctl.CACert())
 		if newRoot.Equal(roots[len(roots)-1]) {
 			t.Fatal("ca.crt did not change")
 		}

@@ -81,18 +81,10 @@ type LocalMesh struct {
 // test error.
 func StartLocalMesh(t testing.TB, binDir, dir, policy, workloads, firstAddr string, args ...string) *LocalMesh {
 	t.Helper()
-	m := &LocalMesh{PolicyDir: filepath.Join(dir, "policy")}
-	m.PolicyFile = filepath.Join(m.PolicyDir, "mesh.hcl")
-	if err := os.MkdirAll(m.PolicyDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(m.PolicyFile, []byte(policy), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	m := &LocalMesh{PolicyDir: WritePolicy(t, dir, policy)}
+	m.PolicyFile = filepath.Join(m.PolicyDir, PolicyFile)
 	wl := filepath.Join(dir, "workloads.hcl")
-	if err := os.WriteFile(wl, []byte(workloads), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	WriteFile(t, wl, workloads)
 	o := WeftController(binDir, filepath.Join(dir, "data"), FreeAddr(t), FreeAddr(t),
 		append([]string{"--policy-dir", m.PolicyDir, "--adapter", "local=" + wl,
 			"--adapter-option", "local.first_address=" + firstAddr}, args...)...)

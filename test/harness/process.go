@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -62,8 +63,15 @@ type Options struct {
 	// outlives Grace.
 	MustStop bool
 	// Group runs the process in a process group of its own, killed with
-	// the test binary (Pdeathsig SIGKILL); signals go to the whole group.
+	// the test binary (Pdeathsig SIGKILL) unless NoDeathSignal; signals go
+	// to the whole group.
 	Group bool
+	// NoDeathSignal, with Group, leaves the process running when the
+	// thread that started it ends: for a process that must stop its own
+	// children first (a Nomad agent and its tasks), in a test binary whose
+	// goroutines may end locked to their thread (network namespaces),
+	// which would kill it midway.
+	NoDeathSignal bool
 	// LogTail logs only the output's last LogTail lines when the test
 	// failed; all of it when 0.
 	LogTail int
@@ -81,21 +89,15 @@ type Process struct {
 	exited chan struct{}
 }
 
-// Start starts cmd, its output going to the Process's Out.
+// Start starts cmd, its output going to the Process's Out, and stops it
+// at the test's cleanup.
 func Start(t testing.TB, name string, cmd *exec.Cmd, opts Options) *Process {
 	t.Helper()
-	p := &Process{Name: name, Cmd: cmd, Out: &SyncBuffer{}, t: t, opts: opts, exited: make(chan struct{})}
-	if opts.Env != nil {
-		cmd.Env = append(os.Environ(), opts.Env...)
+	p, err := Launch(name, cmd, opts)
+	if err != nil {
+		t.Fatal(err)
 	}
-	cmd.Stdout, cmd.Stderr = p.Out, p.Out
-	if opts.Group {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
+	p.t = t
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
@@ -107,6 +109,28 @@ func Start(t testing.TB, name string, cmd *exec.Cmd, opts Options) *Process {
 		}
 	})
 	return p
+}
+
+// Launch starts cmd, its output going to the Process's Out, outside any
+// one test (a process shared by a package's tests): whoever launched it
+// stops it (Stop). Start is Launch for one test.
+func Launch(name string, cmd *exec.Cmd, opts Options) (*Process, error) {
+	p := &Process{Name: name, Cmd: cmd, Out: &SyncBuffer{}, opts: opts, exited: make(chan struct{})}
+	if opts.Env != nil {
+		cmd.Env = append(os.Environ(), opts.Env...)
+	}
+	cmd.Stdout, cmd.Stderr = p.Out, p.Out
+	if opts.Group {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if !opts.NoDeathSignal {
+			cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	return p, nil
 }
 
 // Exited is closed once the process has exited.
@@ -121,7 +145,8 @@ func (p *Process) signal(sig os.Signal) {
 }
 
 // Stop sends the stop signal and waits Grace for the process to exit,
-// then kills it. With MustStop, outliving Grace is a test error.
+// then kills it. With MustStop, outliving Grace is a test error; outliving
+// SIGKILL by 10s always is.
 func (p *Process) Stop() {
 	select {
 	case <-p.exited:
@@ -142,12 +167,15 @@ func (p *Process) Stop() {
 	case <-time.After(grace):
 	}
 	p.signal(syscall.SIGKILL)
-	if p.opts.MustStop {
+	if p.opts.MustStop && p.t != nil {
 		p.t.Errorf("%s did not stop within %v of %v; its output:\n%s", p.Name, grace, sig, p.Out.String())
 	}
 	select {
 	case <-p.exited:
 	case <-time.After(10 * time.Second):
+		if p.t != nil {
+			p.t.Errorf("%s (pid %d) did not exit after SIGKILL", p.Name, p.Cmd.Process.Pid)
+		}
 	}
 }
 
@@ -177,4 +205,14 @@ func (p *Process) Kill(t testing.TB) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("%s did not die after SIGKILL", p.Name)
 	}
+}
+
+// FirstLine is the first line of s that contains with, "" when none does.
+func FirstLine(s, with string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, with) {
+			return l
+		}
+	}
+	return ""
 }

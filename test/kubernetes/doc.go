@@ -13,5 +13,8 @@
 // targets the mesh port; no other container port; app and admin on
 // 127.0.0.1).
 //
-// Entry point: TestKubernetesMesh.
+// Entry point: TestKubernetesMesh. harness_test.go is this package's
+// harness (newMesh, runPod, waitEndpoints: the pods the test plays the
+// kubelet for); processes, waits, JSON reads and sidecar endpoints come
+// from test/harness.
 package kubernetes

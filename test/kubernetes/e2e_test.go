@@ -1,12 +1,14 @@
 package kubernetes
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/weftmesh/weft/test/harness"
 	"github.com/weftmesh/weft/test/kubernetes/kubetest"
 )
 
@@ -145,11 +147,14 @@ func TestKubernetesMesh(t *testing.T) {
 	t.Run("OtherServiceAccountTokenRefused", func(t *testing.T) {
 		// A pod of service api whose sidecar presents web's pod token.
 		thief := m.startPod("api", "api-thief", "web")
-		waitUntil(t, "the controller refusing api-thief's join", 15*time.Second, func() (bool, string) {
+		harness.Eventually(t, "the controller refusing api-thief's join", 15*time.Second, func() error {
 			log := m.controller.Out.String()
-			return strings.Contains(log, "join refused") && strings.Contains(log, m.id("api-thief")), "no refusal logged"
+			if strings.Contains(log, "join refused") && strings.Contains(log, m.id("api-thief")) {
+				return nil
+			}
+			return errors.New("no refusal logged")
 		})
-		if err := getJSON(fmt.Sprintf("http://%s:%d/ready", thief.ip, adminPort), nil); err == nil {
+		if err := harness.GetJSON(fmt.Sprintf("http://%s:%d/ready", thief.ip, adminPort), nil); err == nil {
 			t.Error("the sidecar holding another service account's token became ready")
 		}
 		for _, line := range strings.Split(m.controller.Out.String(), "\n") {
@@ -161,13 +166,16 @@ func TestKubernetesMesh(t *testing.T) {
 		// An unbound token of service account web: not bound to a pod, but
 		// of the wrong account for a pod of api.
 		thief2 := m.startPod("api", "api-thief2", "unbound:web")
-		waitUntil(t, "the controller refusing api-thief2's join", 15*time.Second, func() (bool, string) {
+		harness.Eventually(t, "the controller refusing api-thief2's join", 15*time.Second, func() error {
 			for _, line := range strings.Split(m.controller.Out.String(), "\n") {
 				if strings.Contains(line, "join refused") && strings.Contains(line, m.id("api-thief2")) {
-					return strings.Contains(line, "runs as service account api, but the token is of service account web"), line
+					if strings.Contains(line, "runs as service account api, but the token is of service account web") {
+						return nil
+					}
+					return errors.New(line)
 				}
 			}
-			return false, "no refusal logged"
+			return errors.New("no refusal logged")
 		})
 		for _, name := range []string{"api-thief", "api-thief2"} {
 			c.DeletePod(ns, name)

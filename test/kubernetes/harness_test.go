@@ -1,14 +1,11 @@
 package kubernetes
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,44 +35,6 @@ func start(t *testing.T, name string, env []string, bin string, args ...string) 
 	return harness.Start(t, name, exec.Command(bin, args...), o)
 }
 
-// waitUntil polls cond every 50ms until it holds or timeout passes, and
-// returns how long it took.
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) time.Duration {
-	t.Helper()
-	t0 := time.Now()
-	deadline := t0.Add(timeout)
-	last := ""
-	for {
-		ok, why := cond()
-		if ok {
-			return time.Since(t0)
-		}
-		last = why
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v (last: %s)", what, timeout, last)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a status endpoint, bounded above
-	}
-}
-
-var httpClient = &http.Client{Timeout: 5 * time.Second}
-
-func getJSON(url string, v any) error {
-	resp, err := httpClient.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s: %s", url, resp.Status, strings.TrimSpace(string(b)))
-	}
-	if v == nil {
-		return nil
-	}
-	return json.Unmarshal(b, v)
-}
-
 // mesh is one Kubernetes cluster, one controller and the pods the test runs.
 type mesh struct {
 	t          *testing.T
@@ -88,6 +47,7 @@ type mesh struct {
 	listen     string
 	admin      string
 	dataDir    string
+	roots      string // the controller's CA bundle
 	pods       map[string]*pod
 }
 
@@ -109,11 +69,9 @@ const (
 func newMesh(t *testing.T, c *kubetest.Cluster, ns, policy, workloads string, ipBlock int) *mesh {
 	t.Helper()
 	m := &mesh{t: t, c: c, dir: t.TempDir(), ns: ns, ipPrefix: fmt.Sprintf("127.%d.%d.", 100+os.Getpid()%100, ipBlock), nextIP: 2, pods: map[string]*pod{}}
-	polDir := filepath.Join(m.dir, "policy")
-	must(t, os.MkdirAll(polDir, 0o755))
-	must(t, os.WriteFile(filepath.Join(polDir, "policy.hcl"), []byte(policy), 0o644))
+	polDir := harness.WritePolicy(t, m.dir, policy)
 	wl := filepath.Join(m.dir, "workloads.hcl")
-	must(t, os.WriteFile(wl, []byte(strings.ReplaceAll(workloads, "DEMO_APP", filepath.Join(binDir, "weft-demo-app"))), 0o644))
+	harness.WriteFile(t, wl, strings.ReplaceAll(workloads, "DEMO_APP", filepath.Join(binDir, "weft-demo-app")))
 	m.listen, m.admin, m.dataDir = harness.FreeAddr(t), harness.FreeAddr(t), filepath.Join(m.dir, "data")
 	o := harness.WeftController(binDir, m.dataDir, m.listen, m.admin,
 		"--policy-dir", polDir,
@@ -122,11 +80,8 @@ func newMesh(t *testing.T, c *kubetest.Cluster, ns, policy, workloads string, ip
 		"--adapter", "local="+wl,
 		"--adapter-option", "local.first_address="+m.ipPrefix+"200")
 	o.Process = processOptions
-	m.controller = harness.StartController(t, o).Process
-	waitUntil(t, "controller's CA root", 30*time.Second, func() (bool, string) {
-		_, err := os.Stat(filepath.Join(m.dataDir, "ca", "ca.crt"))
-		return err == nil, fmt.Sprint(err)
-	})
+	ctl := harness.StartController(t, o)
+	m.controller, m.roots = ctl.Process, ctl.WaitCACert(t)
 	return m
 }
 
@@ -184,7 +139,7 @@ func (m *mesh) startPod(svc, name, tokenSA string) *pod {
 	}, filepath.Join(binDir, "weft-demo-app"))
 	p.sidecar = start(m.t, name+"/weft-proxy", nil, filepath.Join(binDir, "weft-proxy"),
 		"--instance", m.ns+"/"+name, "--controller", m.listen,
-		"--trust-bundle", filepath.Join(m.dataDir, "ca", "ca.crt"),
+		"--trust-bundle", m.roots,
 		"--admin", fmt.Sprintf("%s:%d", p.ip, adminPort),
 		"--credential-adapter", "kubernetes", "--credential-file", tokFile)
 	if tokenSA == svc {
@@ -195,14 +150,13 @@ func (m *mesh) startPod(svc, name, tokenSA string) *pod {
 
 func (m *mesh) waitSidecarReady(p *pod) {
 	m.t.Helper()
-	waitUntil(m.t, "sidecar of "+p.name+" ready", 30*time.Second, func() (bool, string) {
+	harness.Eventually(m.t, "sidecar of "+p.name+" ready", 30*time.Second, func() error {
 		select {
 		case <-p.sidecar.Exited():
 			m.t.Fatalf("sidecar of %s exited:\n%s\ncontroller:\n%s", p.name, p.sidecar.Out.String(), harness.Tail(m.controller.Out.String(), 30))
 		default:
 		}
-		err := getJSON(fmt.Sprintf("http://%s:%d/ready", p.ip, adminPort), nil)
-		return err == nil, fmt.Sprint(err)
+		return harness.GetJSON(fmt.Sprintf("http://%s:%d/ready", p.ip, adminPort), nil)
 	})
 }
 
@@ -224,69 +178,26 @@ func (m *mesh) deletePod(p *pod) {
 	p.app.Stop()
 }
 
-// sidecarConfig is the part of a sidecar's /config the tests read.
-type sidecarConfig struct {
-	Version string `json:"version"`
-	Config  struct {
-		Upstreams []struct {
-			Name      string `json:"name"`
-			Endpoints []struct {
-				InstanceID string `json:"instanceId"`
-			} `json:"endpoints"`
-		} `json:"upstreams"`
-	} `json:"config"`
-}
-
-// endpoints returns the instance IDs a pod's sidecar has for an upstream.
-func (m *mesh) endpoints(p *pod, upstream string) ([]string, error) {
-	var c sidecarConfig
-	if err := getJSON(fmt.Sprintf("http://%s:%d/config", p.ip, adminPort), &c); err != nil {
-		return nil, err
-	}
-	for _, u := range c.Config.Upstreams {
-		if u.Name == upstream {
-			var ids []string
-			for _, e := range u.Endpoints {
-				ids = append(ids, e.InstanceID)
-			}
-			return ids, nil
-		}
-	}
-	return nil, nil
-}
-
 // waitEndpoints waits until p's sidecar lists exactly want (instance IDs)
 // for upstream, and returns how long that took.
 func (m *mesh) waitEndpoints(p *pod, upstream string, want []string, timeout time.Duration) time.Duration {
 	m.t.Helper()
-	wantSet := strings.Join(sortedCopy(want), ",")
-	return waitUntil(m.t, fmt.Sprintf("%s's sidecar lists %s endpoints %v", p.name, upstream, want), timeout, func() (bool, string) {
-		got, err := m.endpoints(p, upstream)
-		if err != nil {
-			return false, err.Error()
+	sorted := slices.Sorted(slices.Values(want))
+	return harness.Eventually(m.t, fmt.Sprintf("%s's sidecar lists %s endpoints %v", p.name, upstream, want), timeout, func() error {
+		got, err := harness.SidecarEndpoints(fmt.Sprintf("%s:%d", p.ip, adminPort), upstream)
+		if err == nil && !slices.Equal(got, sorted) {
+			err = fmt.Errorf("endpoints %v", got)
 		}
-		return strings.Join(sortedCopy(got), ",") == wantSet, fmt.Sprint(got)
+		return err
 	})
-}
-
-func sortedCopy(s []string) []string {
-	c := append([]string(nil), s...)
-	for i := 1; i < len(c); i++ {
-		for j := i; j > 0 && c[j] < c[j-1]; j-- {
-			c[j], c[j-1] = c[j-1], c[j]
-		}
-	}
-	return c
 }
 
 // call asks a pod's app to call path through its sidecar (the demo app's
 // /call/...), returning the decoded answer.
 func (m *mesh) call(p *pod, path string) (map[string]any, error) {
 	var out map[string]any
-	err := getJSON(fmt.Sprintf("http://%s:%d%s", p.ip, appPort, path), &out)
+	err := harness.GetJSON(fmt.Sprintf("http://%s:%d%s", p.ip, appPort, path), &out)
 	return out, err
 }
 
 func (m *mesh) id(name string) string { return m.ns + "/" + name }
-
-var _ = context.Background

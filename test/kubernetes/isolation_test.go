@@ -2,7 +2,6 @@ package kubernetes
 
 import (
 	"context"
-	"encoding/pem"
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	admissionregv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -137,45 +135,16 @@ func TestInjectedIsolationAgainstAPIServer(t *testing.T) {
 	opts := inject.Options{ProxyImage: "weft:dev", Controller: "weft-controller.weft-system.svc:7400", TrustBundleConfig: "weft-trust-bundle"}
 	srv := httptest.NewTLSServer(inject.Handler(opts))
 	defer srv.Close()
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	ns := "iso-inject"
 	c.Namespace(ns)
-	fail := admissionregv1.Fail
-	none := admissionregv1.SideEffectClassNone
-	url := srv.URL + "/mutate"
-	if _, err := c.Admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admissionregv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "weft-injector-iso"},
-		Webhooks: []admissionregv1.MutatingWebhook{{
-			Name:                    "inject.weft.io",
-			ClientConfig:            admissionregv1.WebhookClientConfig{URL: &url, CABundle: caPEM},
-			Rules:                   []admissionregv1.RuleWithOperations{{Operations: []admissionregv1.OperationType{admissionregv1.Create}, Rule: admissionregv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
-			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}},
-			FailurePolicy:           &fail,
-			SideEffects:             &none,
-			AdmissionReviewVersions: []string{"v1"},
-		}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var pod *corev1.Pod
-	for i := 0; ; i++ {
-		p := &corev1.Pod{
+	c.RegisterPodWebhook("weft-injector-iso", ns, srv)
+	pod := c.CreateMutatedPod(ns, func(i int) *corev1.Pod {
+		return &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("api-%d", i), Annotations: map[string]string{inject.AnnotationInject: "true", "weft.io/app-port": "8080"}},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "weft-demo-app:dev",
 				Env: []corev1.EnvVar{{Name: "HOST", Value: "127.0.0.1"}, {Name: "PORT", Value: "8080"}}}}},
 		}
-		var err error
-		pod, err = c.Admin.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatalf("creating an annotated pod through the webhook: %v", err)
-		}
-		if len(pod.Spec.Containers) == 2 || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(200 * time.Millisecond) // waiting for the API server's webhook watch, bounded by ctx
-	}
+	}, func(p *corev1.Pod) bool { return len(p.Spec.Containers) == 2 }, 60*time.Second)
 	if len(pod.Spec.Containers) != 2 {
 		t.Fatalf("stored pod has containers %v, want app and weft-proxy", pod.Spec.Containers)
 	}

@@ -1,6 +1,8 @@
 package l7
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/test/harness"
 )
 
 // metric reads one line of a sidecar's metrics, "" when absent.
@@ -23,17 +27,18 @@ func (m *mesh) metric(id, prefix string) string {
 	return ""
 }
 
-// eventually polls cond until it holds or wait passes.
+// eventually polls cond every 5ms (harness.Poll) until it holds, and
+// fails the test when wait passes first.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	err := harness.Poll(context.Background(), wait, 5*time.Millisecond, func() error {
+		if !cond() {
+			return errors.New("not yet")
 		}
-		<-tick.C
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 
@@ -154,25 +159,10 @@ func TestOutlierDetection(t *testing.T) {
 // TestCircuitBreakerConnections: a TCP upstream capped at two connections
 // closes a third at once.
 func TestCircuitBreakerConnections(t *testing.T) {
-	src := `
-service "web" {
-  binding "local" { name = "web" }
-  upstream "db" {
-    local_port = 1
-  }
-}
-service "db" {
-  binding "local" { name = "db" }
+	m, addr := cappedEcho(t, `
   circuit_breaker {
     max_connections = 2
-  }
-}
-intention "web" "db" {
-  action = "allow"
-}
-`
-	m := start(t, src, inst{id: "web-1", svc: "web"}, inst{id: "db-1", svc: "db", serve: echo})
-	addr := strings.TrimPrefix(m.url("web-1", "db", ""), "http://")
+  }`)
 	twoOfThree(t, addr, "circuit breaker's max_connections")
 	if got := m.metric("web-1", `weft_circuit_breaker_overflow_total{limit="max_connections",peer="db"}`); got != "1" {
 		t.Errorf("overflow count %q, want 1", got)

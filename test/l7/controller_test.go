@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -72,27 +71,11 @@ func TestControllerReloadUnderLoad(t *testing.T) {
 	bin := buildBinaries(t, nil)
 	dir := t.TempDir()
 	app := filepath.Join(bin, "weft-demo-app")
-	cm := startControllerMesh(t, bin, dir, reloadPolicy(0), fmt.Sprintf(`
-service "client" {
-  command = %q
-  port    = 8080
-}
-service "api" {
-  command   = %q
-  port      = 8080
-  instances = 2
-  meta      = { version = "v1" }
-}
-`, app, app), "127.0.78.2", 3)
+	cm := startControllerMesh(t, bin, dir, reloadPolicy(0),
+		harness.Workload("client", app)+harness.Workload("api", app, "instances = 2", `meta      = { version = "v1" }`), "127.0.78.2", 3)
 	write := func(gen int) {
-		// Write aside and rename, so the controller never reads half a file.
-		tmp := filepath.Join(dir, "policy.tmp")
-		if err := os.WriteFile(tmp, []byte(reloadPolicy(gen)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, cm.PolicyFile); err != nil {
-			t.Fatal(err)
-		}
+		// Written aside and renamed, so the controller never reads half a file.
+		harness.ReplaceFile(t, cm.PolicyFile, reloadPolicy(gen))
 	}
 	clientVersion := func(s *harness.Status) (uint64, bool) {
 		for _, sc := range s.Sidecars {

@@ -22,9 +22,15 @@
 // Two tests run the real binaries instead (built by the test): the
 // controller with the local adapter starts weft-proxy processes and the
 // applications; startControllerMesh (harness_test.go) starts it with
-// test/harness and waits until the mesh has converged. controller_test.go reloads policy under load;
+// test/harness and waits until the mesh has converged. controller_test.go
+// reloads policy under load;
 // spelling_e2e_test.go writes every spelling of a denied request raw
 // through a caller's sidecar to an application that records what reaches
 // it (testdata/recorder), and checks the identity headers and the
 // sidecars' logs.
+//
+// harness_test.go is this package's harness (the in-process mesh: start,
+// apply, url, client, do); a request's status, body and headers (Do), the
+// gRPC health client, waits, workloads, policy files and the controller
+// come from test/harness.
 package l7

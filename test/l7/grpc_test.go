@@ -9,11 +9,12 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/weftmesh/weft/test/harness"
 )
 
 // grpcApp serves the gRPC health service, answering every call with a
@@ -89,12 +90,7 @@ func TestGRPCRoutingAndRetry(t *testing.T) {
 		inst{id: "api-v2", svc: "api", meta: map[string]string{"version": "v2"}, serve: grpcApp("api-v2", false, &v2Hits)},
 	)
 	addr := m.url("web-1", "api", "")[len("http://"):]
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	hc := healthpb.NewHealthClient(conn)
+	hc := harness.HealthClient(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 
@@ -164,15 +160,10 @@ func TestGRPCFault(t *testing.T) {
 	var hits atomic.Int64
 	m := start(t, src, inst{id: "web-1", svc: "web"},
 		inst{id: "api-v1", svc: "api", meta: map[string]string{"version": "v1"}, serve: grpcApp("api-v1", false, &hits)})
-	conn, err := grpc.NewClient(strings.TrimPrefix(m.url("web-1", "api", ""), "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	hc := harness.HealthClient(t, strings.TrimPrefix(m.url("web-1", "api", ""), "http://"))
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	hc := healthpb.NewHealthClient(conn)
-	_, err = hc.Check(metadata.AppendToOutgoingContext(ctx, "x-chaos", "1"), &healthpb.HealthCheckRequest{})
+	_, err := hc.Check(metadata.AppendToOutgoingContext(ctx, "x-chaos", "1"), &healthpb.HealthCheckRequest{})
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "fault injected") {
 		t.Errorf("aborted call: %v, want UNAVAILABLE naming the fault", err)
 	}

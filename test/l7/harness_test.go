@@ -3,7 +3,6 @@ package l7
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -221,16 +220,7 @@ func try(c *http.Client, method, url string, hdr http.Header) (int, string, http
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, "", nil, fmt.Errorf("%s %s: %w", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, "", nil, fmt.Errorf("reading %s %s: %w", method, url, err)
-	}
-	return resp.StatusCode, string(b), resp.Header, nil
+	return harness.Do(c, req)
 }
 
 // named answers with its name and the request it saw.

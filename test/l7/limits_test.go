@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/weftmesh/weft/test/harness"
 )
 
 // The buckets refill at one token every 100 seconds, so no token comes
@@ -93,20 +93,15 @@ func TestRateLimitGRPC(t *testing.T) {
 		inst{id: "web-1", svc: "web"},
 		inst{id: "api-v1", svc: "api", meta: map[string]string{"version": "v1"}, serve: grpcApp("api-v1", false, new(atomic.Int64))},
 	)
-	conn, err := grpc.NewClient(strings.TrimPrefix(m.url("web-1", "api", ""), "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	hc := harness.HealthClient(t, strings.TrimPrefix(m.url("web-1", "api", ""), "http://"))
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	hc := healthpb.NewHealthClient(conn)
 	for i := range 2 {
 		if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
 			t.Fatalf("call %d within the burst: %v", i, err)
 		}
 	}
-	_, err = hc.Check(ctx, &healthpb.HealthCheckRequest{})
+	_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
 	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "checks") {
 		t.Errorf("call past the burst: %v, want RESOURCE_EXHAUSTED naming the limit", err)
 	}
@@ -114,23 +109,39 @@ func TestRateLimitGRPC(t *testing.T) {
 
 // echo answers every line with the line.
 func echo(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			r := bufio.NewReader(c)
-			for {
-				line, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				io.WriteString(c, line)
+	harness.Serve(ln, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
 			}
-		}()
-	}
+			io.WriteString(c, line)
+		}
+	})
+}
+
+// cappedEcho starts web-1 calling db-1, a TCP echo app whose service
+// block holds limit (a circuit_breaker or connection_limit block), and
+// returns the mesh and web-1's outbound address for db.
+func cappedEcho(t *testing.T, limit string) (*mesh, string) {
+	t.Helper()
+	src := `
+service "web" {
+  binding "local" { name = "web" }
+  upstream "db" {
+    local_port = 1
+  }
+}
+service "db" {
+  binding "local" { name = "db" }` + limit + `
+}
+intention "web" "db" {
+  action = "allow"
+}
+`
+	m := start(t, src, inst{id: "web-1", svc: "web"}, inst{id: "db-1", svc: "db", serve: echo})
+	return m, strings.TrimPrefix(m.url("web-1", "db", ""), "http://")
 }
 
 // echoOnce sends a line on a connection to an echo app and reads it back.
@@ -172,25 +183,10 @@ func twoOfThree(t *testing.T, addr, what string) []net.Conn {
 }
 
 func TestConnectionLimit(t *testing.T) {
-	src := `
-service "web" {
-  binding "local" { name = "web" }
-  upstream "db" {
-    local_port = 1
-  }
-}
-service "db" {
-  binding "local" { name = "db" }
+	_, addr := cappedEcho(t, `
   connection_limit {
     max = 2
-  }
-}
-intention "web" "db" {
-  action = "allow"
-}
-`
-	m := start(t, src, inst{id: "web-1", svc: "web"}, inst{id: "db-1", svc: "db", serve: echo})
-	addr := strings.TrimPrefix(m.url("web-1", "db", ""), "http://")
+  }`)
 	conns := twoOfThree(t, addr, "connection limit")
 	conns[0].Close()
 	// The freed slot takes a new connection once the sidecar sees the close.

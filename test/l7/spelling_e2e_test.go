@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/test/harness"
 )
 
 // spellingPolicy lets client call api, but for /admin, DELETE, a request
@@ -117,17 +119,8 @@ func TestControllerSpellings(t *testing.T) {
 	bin := buildBinaries(t, map[string]string{"weft-recorder": "./test/l7/testdata/recorder"})
 	dir := t.TempDir()
 	record := filepath.Join(dir, "seen.jsonl")
-	workloads := fmt.Sprintf(`
-service "client" {
-  command = %q
-  port    = 8080
-}
-service "api" {
-  command = %q
-  port    = 8080
-  env     = { RECORD = %q }
-}
-`, filepath.Join(bin, "weft-demo-app"), filepath.Join(bin, "weft-recorder"), record)
+	workloads := harness.Workload("client", filepath.Join(bin, "weft-demo-app")) +
+		harness.Workload("api", filepath.Join(bin, "weft-recorder"), fmt.Sprintf("env     = { RECORD = %q }", record))
 	cm := startControllerMesh(t, bin, dir, spellingPolicy, workloads, "127.0.86.2", 2)
 	out := net.JoinHostPort(cm.address(t, "client"), "9001")
 	eventually(t, "the first call through the client's sidecar", func() bool {

@@ -10,5 +10,6 @@
 // crashed api task leaves every sidecar's configuration within two
 // seconds and the framework replaces it; a master failover is followed by
 // both the adapter and the framework while calls keep working; stopping
-// the framework stops every task.
+// the framework stops every task. The controller, processes and the demo
+// app's answer come from test/harness.
 package mesos

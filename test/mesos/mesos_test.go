@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,14 +109,7 @@ func callAPI(s *harness.Status) (int, string, error) {
 		url := "http://" + net.JoinHostPort(in.Address, strconv.Itoa(in.Ports["app"])) + "/call/api"
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, "", err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b), nil
+		return harness.Get(ctx, url)
 	}
 	return 0, "", fmt.Errorf("no frontend instance")
 }
@@ -130,12 +121,7 @@ func mustCall(t *testing.T, c *harness.Controller, what string) {
 		t.Fatal(err)
 	}
 	code, body, err := callAPI(s)
-	var answer struct {
-		Response struct {
-			Caller  string `json:"caller"`
-			Service string `json:"service"`
-		} `json:"response"`
-	}
+	var answer harness.DemoAnswer
 	if err == nil {
 		err = json.Unmarshal([]byte(body), &answer)
 	}
@@ -178,7 +164,7 @@ func TestMesosMesh(t *testing.T) {
 
 	fw := startProcess(t, "weft-mesos-framework", "--master", strings.Join(sim.URLs(), ","),
 		"--controller-admin", "https://"+admin, "--admin-token-file", filepath.Join(dataDir, "admin.token"),
-		"--controller", listen, "--trust-bundle", filepath.Join(dataDir, "ca", "ca.crt"),
+		"--controller", listen, "--trust-bundle", ctl.CACert(),
 		"--proxy", filepath.Join(binDir, "weft-proxy"), "--apps", apps,
 		"--mesos-user", "weft", "--mesos-password-file", pwFile)
 

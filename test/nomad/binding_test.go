@@ -3,8 +3,6 @@ package nomad
 import (
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -38,24 +36,11 @@ func TestNomadImpostorJob(t *testing.T) {
 		t.Skip("runs Nomad, a controller and sidecars; skipped with -short")
 	}
 	agent := nomadtest.Start(t)
-	dir := t.TempDir()
-	policyDir := filepath.Join(dir, "policy")
-	os.MkdirAll(policyDir, 0o755)
-	if err := os.WriteFile(filepath.Join(policyDir, "mesh.hcl"), []byte(policy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	listen := harness.FreeAddr(t)
-	ctl := startController(t, filepath.Join(dir, "weft"), listen, harness.FreeAddr(t),
-		"--policy-dir", policyDir, "--adapter", "nomad="+agent.Addr,
-		"--adapter-option", "nomad.token_file="+agent.TokenFile(t))
-	roots := filepath.Join(dir, "weft", "ca", "ca.crt")
-	poll(t, "the controller's CA", 30*time.Second, func() error { _, err := os.Stat(roots); return err })
+	e := startMesh(t, agent, policy)
+	ctl, listen, roots := e.ctl, e.listen, e.roots
 
-	agent.Run(t, meshJob("api", 1, listen, roots))
-	agent.Run(t, meshJob("frontend", 1, listen, roots, "api"))
-	api0 := agent.Running(t, "default", "api", 1, 2*time.Minute)[0]
-	front := agent.Running(t, "default", "frontend", 1, 2*time.Minute)[0]
-	ctl.WaitFor(t, "api and frontend with sidecars", time.Minute, converged(2))
+	apis, front := e.runFrontendAPI(t, meshJob("api", 1, listen, roots), 1)
+	api0 := apis[0]
 
 	agent.Run(t, impostorJob(listen, roots))
 	imp := agent.Running(t, "default", "impostor", 1, 2*time.Minute)[0]
@@ -77,12 +62,12 @@ func TestNomadImpostorJob(t *testing.T) {
 
 	// The impostor's sidecar says why it has no certificate.
 	var refusal string
-	poll(t, "the refusal in the impostor's sidecar log", time.Minute, func() error {
+	harness.Eventually(t, "the refusal in the impostor's sidecar log", time.Minute, func() error {
 		log, err := taskLog(agent.Client(), imp.ID, "weft-proxy")
 		if err != nil {
 			return err
 		}
-		if refusal = firstLineWith(log, "may not serve service"); refusal == "" {
+		if refusal = harness.FirstLine(log, "may not serve service"); refusal == "" {
 			return fmt.Errorf("no refusal yet in:\n%s", log)
 		}
 		return nil
@@ -102,8 +87,8 @@ func TestNomadImpostorJob(t *testing.T) {
 		t.Errorf("the frontend's api endpoints %v (%v), want only %s", got, err, api0.ID+"/api")
 	}
 	for i := 0; i < 10; i++ {
-		var r *callResult
-		poll(t, "frontend -> api", 30*time.Second, func() (err error) { r, err = call(frontApp); return err })
+		var r *harness.DemoAnswer
+		harness.Eventually(t, "frontend -> api", 30*time.Second, func() (err error) { r, err = call(frontApp); return err })
 		if r.Response.Instance != api0.ID+"/api" {
 			t.Fatalf("call %d answered by %q, want the api job's %s", i, r.Response.Instance, api0.ID+"/api")
 		}
@@ -123,13 +108,4 @@ func taskLog(c *api.Client, allocID, task string) (string, error) {
 	defer r.Close()
 	b, err := io.ReadAll(io.LimitReader(r, 1<<20))
 	return string(b), err
-}
-
-func firstLineWith(s, with string) string {
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, with) {
-			return l
-		}
-	}
-	return ""
 }

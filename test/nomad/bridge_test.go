@@ -204,26 +204,17 @@ func TestBridgeIsolation(t *testing.T) {
 		t.Fatalf("this machine cannot run Nomad bridge networking (make nomad installs what it can): %v", err)
 	}
 	dir := t.TempDir()
-	policyDir := filepath.Join(dir, "policy")
-	os.MkdirAll(policyDir, 0o755)
-	if err := os.WriteFile(filepath.Join(policyDir, "mesh.hcl"), []byte(bridgePolicy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	listen := harness.FreeAddr(t)
-	ctl := startController(t, filepath.Join(dir, "weft"), listen, harness.FreeAddr(t),
-		"--policy-dir", policyDir, "--adapter", "nomad="+agent.Addr,
-		"--adapter-option", "nomad.token_file="+agent.TokenFile(t),
+	e := startMesh(t, agent, bridgePolicy,
 		// The dev agent's node address is 127.0.0.1, which a sidecar in an
 		// allocation's namespace cannot reach (it is the namespace's own
 		// loopback there): callers dial the allocations' own addresses.
 		"--adapter-option", "nomad.advertise=alloc")
-	roots := filepath.Join(dir, "weft", "ca", "ca.crt")
-	poll(t, "the controller's CA", 30*time.Second, func() error { _, err := os.Stat(roots); return err })
+	ctl, listen, roots := e.ctl, e.listen, e.roots
 
 	// Ports the host itself does not listen on, so that a connection the
 	// host makes there can only reach an allocation if it leaked.
-	appPort := freePort(t)
-	outPort := freePort(t)
+	appPort := harness.FreePort(t)
+	outPort := harness.FreePort(t)
 	for _, j := range []struct {
 		name string
 		ups  map[string]int
@@ -287,8 +278,8 @@ func TestBridgeIsolation(t *testing.T) {
 	})
 
 	t.Run("a call through the mesh carries the caller's identity", func(t *testing.T) {
-		var r callResult
-		poll(t, "frontend -> api through the sidecars, from inside the frontend's allocation", 30*time.Second, func() error {
+		var r harness.DemoAnswer
+		harness.Eventually(t, "frontend -> api through the sidecars, from inside the frontend's allocation", 30*time.Second, func() error {
 			b, err := getInNetns(netns(frontAlloc), net.JoinHostPort("127.0.0.1", strconv.Itoa(appPort)), "/call/api")
 			if err != nil {
 				return err
@@ -378,7 +369,7 @@ func TestBridgeIsolation(t *testing.T) {
 
 	hp := func(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
 	t.Run("weft check passes: every app, outbound and mesh port refuses outsiders", func(t *testing.T) {
-		rep, code, stderr := weftCheck(t, ctl)
+		rep, stderr, code := ctl.Check(t, filepath.Join(binDir, "weft"))
 		if code != 0 || !rep.OK {
 			t.Errorf("weft check exited %d, ok %v; want 0, true\n%s", code, rep.OK, stderr)
 		}
@@ -404,7 +395,7 @@ func TestBridgeIsolation(t *testing.T) {
 				"app": hp(c.ip, appPort), "outbound " + c.upstream: hp(c.ip, outPort),
 				"mesh-plaintext": hp(c.ip, 15001), "mesh-tls-no-cert": hp(c.ip, 15001),
 			}
-			got := checkRows(rep, id)
+			got := rep.Rows(id)
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("%s: probes %v, want %v", id, got, want)
 			}
@@ -430,8 +421,8 @@ func TestBridgeIsolation(t *testing.T) {
 
 		// The control: the app listens there, and its sidecar's outbound
 		// listener carries its call to api through the mesh.
-		var r *callResult
-		poll(t, "edge -> api through the sidecars, edge's app on the host's loopback", 30*time.Second, func() (err error) {
+		var r *harness.DemoAnswer
+		harness.Eventually(t, "edge -> api through the sidecars, edge's app on the host's loopback", 30*time.Second, func() (err error) {
 			r, err = call(edgeApp)
 			return err
 		})
@@ -439,7 +430,7 @@ func TestBridgeIsolation(t *testing.T) {
 			t.Errorf("api answered %+v: want service api, called by edge's SPIFFE ID", r.Response)
 		}
 
-		rep, code, stderr := weftCheck(t, ctl)
+		rep, stderr, code := ctl.Check(t, filepath.Join(binDir, "weft"))
 		if code != 1 || rep.OK {
 			t.Errorf("weft check exited %d, ok %v; want 1, false", code, rep.OK)
 		}
@@ -458,7 +449,7 @@ func TestBridgeIsolation(t *testing.T) {
 				t.Errorf("weft check's error does not name %s %s:\n%s", edgeID, addr, stderr)
 			}
 		}
-		if got := checkRows(rep, edgeID); got["mesh-plaintext"] == "" || got["mesh-tls-no-cert"] == "" {
+		if got := rep.Rows(edgeID); got["mesh-plaintext"] == "" || got["mesh-tls-no-cert"] == "" {
 			t.Errorf("edge's probes %v: want its mesh port probed too", got)
 		}
 
@@ -503,34 +494,15 @@ func forwardIntoNetns(t *testing.T, path, addr, target string) {
 		t.Fatalf("forwarding %s inside %s: %v", addr, path, err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				d, err := net.DialTimeout("tcp", target, 5*time.Second)
-				if err != nil {
-					return
-				}
-				defer d.Close()
-				done := make(chan struct{}, 2)
-				go func() { io.Copy(d, c); done <- struct{}{} }()
-				go func() { io.Copy(c, d); done <- struct{}{} }()
-				<-done
-			}()
+	go harness.Serve(ln, func(c net.Conn) {
+		d, err := net.DialTimeout("tcp", target, 5*time.Second)
+		if err != nil {
+			return
 		}
-	}()
-}
-
-// freePort is a TCP port nothing on the host listens on right now.
-func freePort(t *testing.T) int {
-	_, p, _ := net.SplitHostPort(harness.FreeAddr(t))
-	n, err := strconv.Atoi(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+		defer d.Close()
+		done := make(chan struct{}, 2)
+		go func() { io.Copy(d, c); done <- struct{}{} }()
+		go func() { io.Copy(c, d); done <- struct{}{} }()
+		<-done
+	})
 }

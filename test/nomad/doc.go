@@ -16,4 +16,11 @@
 // Entry point: go test ./test/nomad (make test runs it). TestMain builds
 // weft, weft-proxy and the demo app; nomadtest builds Nomad when its cached
 // binary is missing.
+//
+// harness_test.go is this package's harness: startMesh (a controller with
+// the nomad adapter on a nomadtest agent, its policy and CA root), the
+// job files of the tests (meshJob), converged, call and endpoints, and
+// waitDeployment; what is not about Nomad (processes, waits, the admin
+// API, weft check, the demo app's answer, a sidecar's /config) comes from
+// test/harness.
 package nomad

@@ -1,11 +1,8 @@
 package nomad
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,7 +49,7 @@ func TestExamples(t *testing.T) {
 	})
 	ctl := harness.Remote(admin, dataDir)
 	ctl.WaitFor(t, "the controller job's admin API", 2*time.Minute, func(*harness.Status) bool { return true })
-	roots := filepath.Join(dataDir, "ca", "ca.crt")
+	roots := ctl.CACert()
 	runExample(t, c, filepath.Join(examples, "api.nomad.hcl"), map[string]string{
 		"weft_bin": binDir, "controller": listen, "trust_bundle": roots,
 	})
@@ -77,17 +74,8 @@ func TestExamples(t *testing.T) {
 
 	// README: curl http://127.0.0.1:8080/call/api/call/store
 	var chain map[string]any
-	poll(t, "frontend -> api -> store", 30*time.Second, func() error {
-		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + net.JoinHostPort("127.0.0.1", httpPort) + "/call/api/call/store")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("%s: %s", resp.Status, b)
-		}
-		return json.Unmarshal(b, &chain)
+	harness.Eventually(t, "frontend -> api -> store", 30*time.Second, func() error {
+		return harness.GetJSON("http://"+net.JoinHostPort("127.0.0.1", httpPort)+"/call/api/call/store", &chain)
 	})
 	api1, _ := chain["response"].(map[string]any)
 	store, _ := api1["response"].(map[string]any)

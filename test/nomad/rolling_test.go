@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/test/nomad/nomadtest"
 )
 
 // What a group needs for updates without lost requests: Nomad deregisters
@@ -25,17 +27,13 @@ func TestRollingUpdateLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Nomad, a controller and sidecars; skipped with -short")
 	}
-	e := startMesh(t, policy)
+	e := startMesh(t, nomadtest.Start(t), policy)
 	c := e.agent.Client()
 	apiJob := func(count int, version string) string {
 		return meshJobWith(jobOpts{name: "api", count: count, controller: e.listen, roots: e.roots, group: rollingUpdate, version: version})
 	}
-	e.agent.Run(t, apiJob(2, "v1"))
-	e.agent.Run(t, meshJob("frontend", 1, e.listen, e.roots, "api"))
-	e.agent.Running(t, "default", "api", 2, 2*time.Minute)
-	front := e.agent.Running(t, "default", "frontend", 1, 2*time.Minute)[0]
+	_, front := e.runFrontendAPI(t, apiJob(2, "v1"), 2)
 	frontApp := fmt.Sprintf("127.0.0.1:%d", port(front, "app"))
-	e.ctl.WaitFor(t, "the mesh", time.Minute, converged(3))
 	waitDeployment(t, c, "api", "successful")
 
 	steps := []struct {

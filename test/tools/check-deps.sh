@@ -17,5 +17,16 @@ bad=$(echo "$proxy_deps" | grep -E "^($mod/(hcl|adapters|plugins)|github.com/has
 if [ -n "$bad" ]; then
   echo "weft-proxy must stay lean, but it links:"; echo "$bad"; fail=1
 fi
+# Test harnesses (issue 12, tests): what every end-to-end layer needs lives
+# once, in test/harness (doc.go lists it); a test package or a scheduler
+# harness (nomadtest, kubetest, mesossim) declares no copy of it: no log
+# buffer of its own, no free-port, wait-until, GET/JSON or log-line helper.
+dups=$(grep -rnE --include='*.go' \
+  -e '^type (syncBuffer|SyncBuffer|lockedBuffer|logBuf|logBuffer) ' \
+  -e '^func (freePorts?|FreePorts?|freeAddr|FreeAddr|waitUntil|httpGet|getJSON|GetJSON|firstLine|firstLineWith|FirstLine|tail|Tail)\(' \
+  test/ | grep -vE '^test/(harness|bench|tools)/' || true)
+if [ -n "$dups" ]; then
+  echo "test/harness holds these helpers (see its doc.go); use them instead of:"; echo "$dups"; fail=1
+fi
 [ $fail -eq 0 ] && echo "dependency direction OK"
 exit $fail

@@ -22,8 +22,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,6 +32,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/weftmesh/weft/test/harness"
 )
 
 // Bounds on the control plane's start and stop.
@@ -68,16 +68,8 @@ type Cluster struct {
 	etcdURL   string
 	etcdTmpfs string
 	apiPort   int
-	etcd      *proc
-	apiserver *proc
-}
-
-// proc is one control-plane process.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	log    string
-	exited chan struct{}
+	etcd      *harness.Process
+	apiserver *harness.Process
 }
 
 // Start runs etcd and kube-apiserver on loopback and waits until the API
@@ -89,10 +81,10 @@ func Start(t testing.TB) *Cluster {
 		t.Fatalf("the Kubernetes tests need kube-apiserver and etcd: %v", err)
 	}
 	c := &Cluster{t: t, dir: t.TempDir(), assets: assets, AdminToken: randomToken(t), NobodyToken: randomToken(t)}
-	t.Cleanup(c.stopAll)
+	t.Cleanup(c.removeTmpfs)
 	c.startEtcd()
 	c.writeFiles()
-	c.apiPort = freePort(t)
+	c.apiPort = harness.FreePort(t)
 	c.Host = "https://127.0.0.1:" + strconv.Itoa(c.apiPort)
 	c.StartAPIServer()
 	cfg := c.RestConfig(c.AdminToken)
@@ -145,7 +137,7 @@ current-context: test
 // UnreachableKubeconfig writes a kubeconfig pointing at a loopback port
 // where nothing listens.
 func (c *Cluster) UnreachableKubeconfig() string {
-	return c.kubeconfigFor("nowhere", "https://127.0.0.1:"+strconv.Itoa(freePort(c.t)), c.AdminToken)
+	return c.kubeconfigFor("nowhere", "https://127.0.0.1:"+strconv.Itoa(harness.FreePort(c.t)), c.AdminToken)
 }
 
 // ExpiredServiceAccountToken returns a token of service account ns/name,
@@ -226,7 +218,7 @@ func (c *Cluster) ServiceAccountToken(ns, sa, audience string) (string, error) {
 }
 
 func (c *Cluster) startEtcd() {
-	client, peer := freePort(c.t), freePort(c.t)
+	client, peer := harness.FreePort(c.t), harness.FreePort(c.t)
 	c.etcdURL = "http://127.0.0.1:" + strconv.Itoa(client)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(peer)
 	c.etcd = c.run("etcd", filepath.Join(c.assets, "etcd"),
@@ -316,69 +308,32 @@ func (c *Cluster) StartAPIServer() {
 // and waits until it has exited.
 func (c *Cluster) StopAPIServer() {
 	c.t.Helper()
-	c.stop(c.apiserver)
+	c.apiserver.Stop()
 }
 
-func (c *Cluster) stopAll() {
-	if c.apiserver != nil {
-		c.stop(c.apiserver)
-	}
-	if c.etcd != nil {
-		c.stop(c.etcd)
-	}
+// removeTmpfs removes etcd's data directory on tmpfs. Registered as a
+// cleanup before etcd starts, it runs after etcd (and kube-apiserver,
+// started later) have stopped.
+func (c *Cluster) removeTmpfs() {
 	if c.etcdTmpfs != "" {
 		os.RemoveAll(c.etcdTmpfs)
 	}
-	if c.t.Failed() {
-		for _, p := range []*proc{c.apiserver, c.etcd} {
-			if p != nil {
-				c.t.Logf("last lines of %s's log:\n%s", p.name, tail(p.log, 40))
-			}
-		}
-	}
 }
 
-func (c *Cluster) run(name, bin string, args ...string) *proc {
+// processOptions: each control-plane process runs in a process group of
+// its own (killed with the test binary), has stopTimeout after SIGTERM,
+// and a failed test logs its last 40 lines.
+var processOptions = harness.Options{Group: true, Grace: stopTimeout, LogTail: 40}
+
+// run starts one control-plane process, stopped at the test's cleanup
+// (the last started first).
+func (c *Cluster) run(name, bin string, args ...string) *harness.Process {
 	c.t.Helper()
-	log := filepath.Join(c.dir, name+"-"+strconv.FormatInt(time.Now().UnixNano(), 36)+".log")
-	f, err := os.Create(log)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer f.Close()
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		c.t.Fatalf("starting %s (%s): %v", name, bin, err)
-	}
-	p := &proc{name: name, cmd: cmd, log: log, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
-	return p
-}
-
-func (c *Cluster) stop(p *proc) {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-		return
-	case <-time.After(stopTimeout):
-	}
-	_ = p.cmd.Process.Kill()
-	select {
-	case <-p.exited:
-	case <-time.After(stopTimeout):
-		c.t.Errorf("%s (pid %d) did not exit after SIGKILL", p.name, p.cmd.Process.Pid)
-	}
+	return harness.Start(c.t, name, exec.Command(bin, args...), processOptions)
 }
 
 // waitHTTP polls url until it answers 200, the process exits, or timeout.
-func (c *Cluster) waitHTTP(p *proc, url string, caPEM []byte, timeout time.Duration) {
+func (c *Cluster) waitHTTP(p *harness.Process, url string, caPEM []byte, timeout time.Duration) {
 	c.t.Helper()
 	tr := &http.Transport{}
 	if caPEM != nil {
@@ -394,8 +349,8 @@ func (c *Cluster) waitHTTP(p *proc, url string, caPEM []byte, timeout time.Durat
 	last := "no answer yet"
 	for time.Now().Before(deadline) {
 		select {
-		case <-p.exited:
-			c.t.Fatalf("%s exited while starting; its log:\n%s", p.name, tail(p.log, 60))
+		case <-p.Exited():
+			c.t.Fatalf("%s exited while starting; its log:\n%s", p.Name, harness.Tail(p.Out.String(), 60))
 		case <-tick.C:
 		}
 		req, _ := http.NewRequest("GET", url, nil)
@@ -413,35 +368,13 @@ func (c *Cluster) waitHTTP(p *proc, url string, caPEM []byte, timeout time.Durat
 		}
 		last = resp.Status
 	}
-	c.t.Fatalf("%s not ready at %s within %v (last: %s); its log:\n%s", p.name, url, timeout, last, tail(p.log, 60))
+	c.t.Fatalf("%s not ready at %s within %v (last: %s); its log:\n%s", p.Name, url, timeout, last, harness.Tail(p.Out.String(), 60))
 }
 
 func (c *Cluster) write(name string, b []byte) {
 	if err := os.WriteFile(filepath.Join(c.dir, name), b, 0o600); err != nil {
 		c.t.Fatal(err)
 	}
-}
-
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func randomToken(t testing.TB) string {

@@ -8,6 +8,10 @@
 // cleanup) with an admin client and kubeconfig files for an admin, a user
 // without permissions and an expired service-account token.
 //
+// etcd and kube-apiserver run as harness.Process (test/harness): each in a
+// process group of its own, stopped at test cleanup, the last lines of
+// its log shown when the test failed.
+//
 // The binaries come from Assets: $WEFT_K8S_ASSETS, else
 // $HOME/.cache/weft/k8s-v1.37.2; when kube-apiserver or etcd is missing
 // there, Assets runs test/tools/k8s/build.sh, which builds kube-apiserver

@@ -13,6 +13,9 @@
 // Nomad 1.6.1 is the last MPL-2.0 release; later releases are under a
 // licence Weft must not use, so the harness never builds or runs another.
 //
+// The agent's log is a harness.SyncBuffer; ports, waits (Poll, kept for
+// the adapter tests, is harness.Poll) and log tails come from test/harness.
+//
 // Where it sits: adapters/nomad's conformance and identity tests, and the
 // end-to-end tests in test/nomad, run against it.
 package nomadtest

@@ -1,11 +1,9 @@
 package nomadtest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/nomad/api"
+
+	"github.com/weftmesh/weft/test/harness"
 )
 
 // Version is the only Nomad the harness runs.
@@ -93,10 +93,14 @@ type Agent struct {
 	// Dir is the agent's directory (config, data, log).
 	Dir string
 
-	cmd  *exec.Cmd
-	log  *lockedBuffer
-	done chan struct{}
+	proc *harness.Process
 }
+
+// agentProcess: the agent runs in a process group of its own and has 15s
+// after SIGINT (it leaves the cluster) before the group is killed. It is
+// not killed with the thread that started it: test/nomad's goroutines end
+// locked to threads that joined network namespaces.
+var agentProcess = harness.Options{Signal: os.Interrupt, Grace: 15 * time.Second, Group: true, NoDeathSignal: true}
 
 // Start starts a dev agent for one test (see Launch) and stops it at the
 // test's cleanup.
@@ -108,7 +112,7 @@ func Start(t testing.TB) *Agent {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("nomad agent log (tail):\n%s", a.log.tail())
+			t.Logf("nomad agent log (tail):\n%s", a.tail())
 		}
 		a.Close()
 	})
@@ -135,7 +139,7 @@ func LaunchWith(o Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(3)
+	ports, err := harness.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -163,16 +167,14 @@ plugin "raw_exec" {
 	if err := os.WriteFile(filepath.Join(dir, "agent.hcl"), []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	a := &Agent{Addr: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), Dir: dir, log: &lockedBuffer{}, done: make(chan struct{})}
-	a.cmd = exec.Command(bin, "agent", "-dev", "-bind", "127.0.0.1", "-network-interface", "lo", "-config", filepath.Join(dir, "agent.hcl"))
-	a.cmd.Dir = dir
-	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
-	a.cmd.Env = cleanEnv()
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := a.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting nomad: %w", err)
+	a := &Agent{Addr: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), Dir: dir}
+	cmd := exec.Command(bin, "agent", "-dev", "-bind", "127.0.0.1", "-network-interface", "lo", "-config", filepath.Join(dir, "agent.hcl"))
+	cmd.Dir = dir
+	cmd.Env = cleanEnv()
+	if a.proc, err = harness.Launch("nomad", cmd, agentProcess); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
 	}
-	go func() { a.cmd.Wait(); close(a.done) }()
 
 	// Wait for the HTTP API, then bootstrap ACLs (which needs a leader).
 	anon, err := api.NewClient(&api.Config{Address: a.Addr})
@@ -194,7 +196,7 @@ plugin "raw_exec" {
 	})
 	if err != nil {
 		a.Close()
-		return nil, fmt.Errorf("bootstrapping Nomad ACLs at %s: %w\n%s", a.Addr, err, a.log.tail())
+		return nil, fmt.Errorf("bootstrapping Nomad ACLs at %s: %w\n%s", a.Addr, err, a.tail())
 	}
 	c := a.Client()
 	err = a.poll(60*time.Second, func() error {
@@ -211,7 +213,7 @@ plugin "raw_exec" {
 	})
 	if err != nil {
 		a.Close()
-		return nil, fmt.Errorf("waiting for the Nomad node: %w\n%s", err, a.log.tail())
+		return nil, fmt.Errorf("waiting for the Nomad node: %w\n%s", err, a.tail())
 	}
 	return a, nil
 }
@@ -278,10 +280,10 @@ func (a *Agent) TokenFile(t testing.TB) string {
 }
 
 // Log returns the agent's log so far.
-func (a *Agent) Log() string { return a.log.String() }
+func (a *Agent) Log() string { return a.proc.Out.String() }
 
-// LogTail returns the end of the agent's log.
-func (a *Agent) LogTail() string { return a.log.tail() }
+// LogTail returns the end of the agent's log (its last 80 lines).
+func (a *Agent) LogTail() string { return a.tail() }
 
 // CreateNamespace creates a namespace.
 func (a *Agent) CreateNamespace(t testing.TB, name string) {
@@ -356,7 +358,7 @@ func (a *Agent) Running(t testing.TB, namespace, job string, n int, timeout time
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("waiting for job %s: %v\n%s", job, err, a.log.tail())
+		t.Fatalf("waiting for job %s: %v\n%s", job, err, a.tail())
 	}
 	return out
 }
@@ -409,40 +411,19 @@ func (a *Agent) Close() {
 			return nil
 		})
 	}
-	_ = a.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-a.done:
-	case <-time.After(15 * time.Second):
-		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
-		<-a.done
-	}
+	a.proc.Stop()
 	os.RemoveAll(a.Dir)
 }
 
 // poll calls f until it returns nil or timeout passes, and returns its
 // last error.
 func (a *Agent) poll(timeout time.Duration, f func() error) error {
-	return Poll(context.Background(), timeout, 100*time.Millisecond, f)
+	return harness.Poll(context.Background(), timeout, 100*time.Millisecond, f)
 }
 
-// Poll calls f every interval until it returns nil, ctx ends or timeout
-// passes; it returns f's last error then.
+// Poll is harness.Poll, kept here for the adapter tests that use it.
 func Poll(ctx context.Context, timeout, interval time.Duration, f func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("after %v: %w", timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(interval):
-		}
-	}
+	return harness.Poll(ctx, timeout, interval, f)
 }
 
 // cleanEnv is the test's environment without Nomad variables that would
@@ -458,46 +439,5 @@ func cleanEnv() []string {
 	return env
 }
 
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	var out []int
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out, nil
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *lockedBuffer) tail() string {
-	s := l.String()
-	if len(s) > 6000 {
-		s = s[len(s)-6000:]
-	}
-	return s
-}
+// tail is the end of the agent's log.
+func (a *Agent) tail() string { return harness.Tail(a.proc.Out.String(), 80) }
