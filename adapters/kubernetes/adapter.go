@@ -17,8 +17,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/core/version"
-	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/sdk"
 )
 
@@ -43,6 +41,9 @@ const (
 
 // Adapter is the Kubernetes adapter. Create it with New.
 type Adapter struct {
+	// Version is what Info reports; cmd/weft sets the build's version.
+	Version string
+
 	log hclog.Logger
 
 	mu  sync.Mutex
@@ -62,38 +63,38 @@ type config struct {
 
 // New returns an unconfigured adapter that logs with the plugin SDK's
 // logger (to the controller, when it runs as a plugin process).
-func New() *Adapter { return &Adapter{log: sdk.Logger()} }
+func New() *Adapter { return &Adapter{Version: "dev", log: sdk.Logger()} }
 
-// Info implements plugins.Adapter.
-func (a *Adapter) Info(context.Context) (*plugins.InfoResponse, error) {
-	return &plugins.InfoResponse{
+// Info implements sdk.Adapter.
+func (a *Adapter) Info(context.Context) (*sdk.InfoResponse, error) {
+	return &sdk.InfoResponse{
 		Name:            Name,
-		Version:         version.Version,
-		ProtocolVersion: plugins.ProtocolVersion,
-		Capabilities:    []string{plugins.CapVerifiesIdentity},
+		Version:         a.Version,
+		ProtocolVersion: sdk.ProtocolVersion,
+		Capabilities:    []string{sdk.CapVerifiesIdentity},
 	}, nil
 }
 
-// Configure implements plugins.Adapter: it loads the kubeconfig, checks
+// Configure implements sdk.Adapter: it loads the kubeconfig, checks
 // that the API server answers and accepts the credentials, and that every
 // permission the adapter needs is granted.
-func (a *Adapter) Configure(ctx context.Context, req *plugins.ConfigureRequest) (*plugins.ConfigureResponse, error) {
-	cfg, diags := loadConfig(req)
+func (a *Adapter) Configure(ctx context.Context, req *sdk.ConfigureRequest) (*sdk.ConfigureResponse, error) {
+	cfg, diags := loadConfig(req, a.Version)
 	if cfg != nil {
 		ctx, cancel := context.WithTimeout(ctx, preflightBudget)
 		defer cancel()
 		diags = append(diags, preflight(ctx, cfg)...)
 	}
 	for _, d := range diags {
-		if d.Severity == plugins.SeverityError {
-			return &plugins.ConfigureResponse{Diagnostics: diags}, nil
+		if d.Severity == sdk.SeverityError {
+			return &sdk.ConfigureResponse{Diagnostics: diags}, nil
 		}
 	}
 	a.mu.Lock()
 	a.cfg = cfg
 	a.mu.Unlock()
 	a.log.Info("configured", "source", cfg.source, "server", cfg.rest.Host, "namespace", nsText(cfg.namespace), "label_selector", cfg.selectorText)
-	return &plugins.ConfigureResponse{Diagnostics: diags}, nil
+	return &sdk.ConfigureResponse{Diagnostics: diags}, nil
 }
 
 func (a *Adapter) config() (*config, error) {
@@ -105,10 +106,10 @@ func (a *Adapter) config() (*config, error) {
 	return a.cfg, nil
 }
 
-// Watch implements plugins.Adapter: it runs informers on Pods, Services
+// Watch implements sdk.Adapter: it runs informers on Pods, Services
 // and EndpointSlices and sends a full snapshot after the first list and
 // after every change, coalescing bursts.
-func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events chan<- plugins.WatchEvent) error {
+func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- sdk.WatchEvent) error {
 	cfg, err := a.config()
 	if err != nil {
 		return err
@@ -164,7 +165,7 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events cha
 	a.log.Info("informers synced", "server", cfg.rest.Host)
 
 	rec := newEventRecorder(cfg.client, a.log)
-	var last *plugins.WatchEvent
+	var last *sdk.WatchEvent
 	poke()
 	for {
 		select {
@@ -189,10 +190,10 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events cha
 			return fmt.Errorf("reading the EndpointSlice cache: %w", err)
 		}
 		instances, probs := translate(objs)
-		ev := plugins.WatchEvent{Snapshot: model.Snapshot{Adapter: Name, Instances: instances}}
+		ev := sdk.WatchEvent{Snapshot: model.Snapshot{Adapter: Name, Instances: instances}}
 		for _, p := range probs {
-			ev.Diagnostics = append(ev.Diagnostics, plugins.Diagnostic{
-				Severity: plugins.SeverityWarning,
+			ev.Diagnostics = append(ev.Diagnostics, sdk.Diagnostic{
+				Severity: sdk.SeverityWarning,
 				Summary:  fmt.Sprintf("Pod %s/%s skipped", p.Namespace, p.Pod),
 				Detail:   p.Message,
 			})
@@ -221,6 +222,6 @@ func nsText(ns string) string {
 }
 
 var (
-	_ plugins.Adapter          = (*Adapter)(nil)
-	_ plugins.IdentityVerifier = (*Adapter)(nil)
+	_ sdk.Adapter          = (*Adapter)(nil)
+	_ sdk.IdentityVerifier = (*Adapter)(nil)
 )

@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/weftmesh/weft/adapters/conformance"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 // conformanceFixture runs the fake app under fake sidecars (this test
@@ -35,7 +35,7 @@ func conformanceFixture(t *testing.T) conformance.Fixture {
 }
 
 func TestConformanceInMemory(t *testing.T) {
-	conformance.Run(t, conformance.InMemory(func() plugins.Adapter {
+	conformance.Run(t, conformance.InMemory(func() sdk.Adapter {
 		a := newAdapter(hclog.NewNullLogger())
 		a.filePoll, a.procPoll, a.minBackoff = 50*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond
 		return a

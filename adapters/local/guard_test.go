@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -293,7 +293,7 @@ func TestIsolationOffIsLoud(t *testing.T) {
 	}
 	found := false
 	for _, d := range ev.Diagnostics {
-		if d.Summary == "Isolation off" && d.Severity == plugins.SeverityWarning && strings.Contains(d.Detail, "X-Weft-Caller") {
+		if d.Summary == "Isolation off" && d.Severity == sdk.SeverityWarning && strings.Contains(d.Detail, "X-Weft-Caller") {
 			found = true
 		}
 	}
@@ -325,7 +325,7 @@ func TestIsolationOptions(t *testing.T) {
 			}
 			var errs []string
 			for _, d := range resp.Diagnostics {
-				if d.Severity == plugins.SeverityError {
+				if d.Severity == sdk.SeverityError {
 					errs = append(errs, d.Summary)
 				}
 			}
@@ -442,7 +442,7 @@ func TestGuardHoldsWhileAnInstanceStops(t *testing.T) {
 
 	s.writeWorkloads(t, map[string]int{"api": 1}, "")
 	ignoring()
-	waitFor(t, events, "api-1 gone from the snapshot", func(ev plugins.WatchEvent) bool { return len(ev.Snapshot.Instances) == 1 })
+	waitFor(t, events, "api-1 gone from the snapshot", func(ev sdk.WatchEvent) bool { return len(ev.Snapshot.Instances) == 1 })
 	got, err := dialAs(t, 0, app)
 	if !alive(pid) {
 		t.Fatalf("api-1's app (pid %d) exited before the probe: the test proves nothing; raise the grace", pid)

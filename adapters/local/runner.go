@@ -15,7 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 // runnerConfig holds what the runner needs besides the instance specs.
@@ -51,7 +51,7 @@ type runner struct {
 	insts   map[string]*instance
 	prev    map[string]stateEntry // from the state file, until the first apply
 	changed chan struct{}         // closed and replaced on every change
-	diags   []plugins.Diagnostic  // problems sent with every snapshot
+	diags   []sdk.Diagnostic      // problems sent with every snapshot
 	closed  bool
 	done    chan struct{} // closed when close has finished
 }
@@ -230,7 +230,7 @@ func baseEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if k == plugins.Handshake.MagicCookieKey || strings.HasPrefix(k, "PLUGIN_") {
+		if sdk.PluginEnv(k) {
 			continue
 		}
 		out = append(out, kv)
@@ -384,7 +384,7 @@ func procEntry(s *slot) stateProc {
 }
 
 // setDiags replaces the problems reported with every snapshot.
-func (r *runner) setDiags(ds []plugins.Diagnostic) {
+func (r *runner) setDiags(ds []sdk.Diagnostic) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed || reflect.DeepEqual(r.diags, ds) {
@@ -424,7 +424,7 @@ func (r *runner) current() (map[string]stateEntry, map[string]bool) {
 // view returns every instance's status, the problems to report, the
 // channel that is closed on the next change, and whether the runner is
 // closed.
-func (r *runner) view() ([]instanceStatus, []plugins.Diagnostic, <-chan struct{}, bool) {
+func (r *runner) view() ([]instanceStatus, []sdk.Diagnostic, <-chan struct{}, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {

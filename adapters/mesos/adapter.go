@@ -14,8 +14,6 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/master"
 
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/core/version"
-	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/sdk"
 )
 
@@ -36,6 +34,9 @@ const defaultHeartbeat = 15 * time.Second
 
 // Adapter is the Mesos adapter. Create it with New.
 type Adapter struct {
+	// Version is what Info reports; cmd/weft sets the build's version.
+	Version string
+
 	log hclog.Logger
 
 	// Timings; tests shorten them.
@@ -59,21 +60,21 @@ func New() *Adapter { return newAdapter(sdk.Logger().Named(Name)) }
 func newAdapter(log hclog.Logger) *Adapter {
 	// At most 5 s between tries: a master that comes back is read again
 	// within 5 s.
-	return &Adapter{log: log, minBackoff: 200 * time.Millisecond, maxBackoff: 5 * time.Second,
+	return &Adapter{Version: "dev", log: log, minBackoff: 200 * time.Millisecond, maxBackoff: 5 * time.Second,
 		callTimeout: 30 * time.Second, missedHeartbeats: 3}
 }
 
 // Info describes the adapter.
-func (a *Adapter) Info(context.Context) (*plugins.InfoResponse, error) {
-	return &plugins.InfoResponse{Name: Name, Version: version.Version, ProtocolVersion: plugins.ProtocolVersion}, nil
+func (a *Adapter) Info(context.Context) (*sdk.InfoResponse, error) {
+	return &sdk.InfoResponse{Name: Name, Version: a.Version, ProtocolVersion: sdk.ProtocolVersion}, nil
 }
 
 // Configure checks the masters' URLs and the options. It does not call
 // the master: one that is down now may be up when Watch starts.
-func (a *Adapter) Configure(_ context.Context, req *plugins.ConfigureRequest) (*plugins.ConfigureResponse, error) {
-	var diags []plugins.Diagnostic
+func (a *Adapter) Configure(_ context.Context, req *sdk.ConfigureRequest) (*sdk.ConfigureResponse, error) {
+	var diags []sdk.Diagnostic
 	bad := func(summary, detail string) {
-		diags = append(diags, plugins.Diagnostic{Severity: plugins.SeverityError, Summary: summary, Detail: detail})
+		diags = append(diags, sdk.Errorf(summary, "%s", detail))
 	}
 	if _, err := parseMasters(req.Source); err != nil {
 		bad("Bad Mesos master address", err.Error())
@@ -106,18 +107,18 @@ func (a *Adapter) Configure(_ context.Context, req *plugins.ConfigureRequest) (*
 		bad("Mesos password without a user", "set the user option too, or drop the password")
 	}
 	if len(diags) > 0 {
-		return &plugins.ConfigureResponse{Diagnostics: diags}, nil
+		return &sdk.ConfigureResponse{Diagnostics: diags}, nil
 	}
 	a.mu.Lock()
 	a.cfg = cfg
 	a.mu.Unlock()
-	return &plugins.ConfigureResponse{}, nil
+	return &sdk.ConfigureResponse{}, nil
 }
 
 // Watch follows the cluster until ctx ends: GET_STATE, then the SUBSCRIBE
 // stream, reconnecting with backoff when either fails. It returns an
 // error only when the master refuses the credentials.
-func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, out chan<- plugins.WatchEvent) error {
+func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, out chan<- sdk.WatchEvent) error {
 	a.mu.Lock()
 	cfg := a.cfg
 	a.mu.Unlock()
@@ -157,8 +158,8 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, out chan<-
 type watcher struct {
 	a    *Adapter
 	c    *client
-	out  chan<- plugins.WatchEvent
-	sent *plugins.WatchEvent // the last event sent
+	out  chan<- sdk.WatchEvent
+	sent *sdk.WatchEvent // the last event sent
 }
 
 // session runs GET_STATE then SUBSCRIBE until something fails.
@@ -287,12 +288,12 @@ func (w *watcher) session(ctx context.Context) (progressed bool, err error) {
 // send translates the state and sends it if it differs from the last.
 func (w *watcher) send(ctx context.Context, s *State) error {
 	ins, diags := Translate(s)
-	ev := plugins.WatchEvent{Snapshot: model.Snapshot{Adapter: Name, Instances: ins}, Diagnostics: diags}
+	ev := sdk.WatchEvent{Snapshot: model.Snapshot{Adapter: Name, Instances: ins}, Diagnostics: diags}
 	if w.sent != nil && reflect.DeepEqual(*w.sent, ev) {
 		return nil
 	}
 	// Log a problem when it appears, not with every snapshot after.
-	before := map[plugins.Diagnostic]bool{}
+	before := map[sdk.Diagnostic]bool{}
 	if w.sent != nil {
 		for _, d := range w.sent.Diagnostics {
 			before[d] = true

@@ -17,7 +17,6 @@ import (
 
 	"github.com/weftmesh/weft/adapters/conformance"
 	"github.com/weftmesh/weft/adapters/mesos/recordio"
-	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/sdk"
 	"github.com/weftmesh/weft/test/mesossim"
 )
@@ -66,8 +65,8 @@ func conformanceFixture(t *testing.T) conformance.Fixture {
 	c.AddFramework(mesos.FrameworkInfo{User: "root", Name: "marathon"}, meshedTask("api.1", "api"), meshedTask("api.2", "api"))
 	c.AddFramework(mesos.FrameworkInfo{User: "root", Name: "aurora"}, meshedTask("web.1", "web"))
 	return conformance.Fixture{
-		Good:    &plugins.ConfigureRequest{Source: c.URLs()[0]},
-		Bad:     &plugins.ConfigureRequest{Source: "ftp://127.0.0.1:5050"},
+		Good:    &sdk.ConfigureRequest{Source: c.URLs()[0]},
+		Bad:     &sdk.ConfigureRequest{Source: "ftp://127.0.0.1:5050"},
 		WantIDs: []string{"api.1", "api.2", "web.1"},
 		Change: func(t *testing.T) []string {
 			if err := c.SetTaskState("api.2", mesos.TASK_KILLED); err != nil {
@@ -80,7 +79,7 @@ func conformanceFixture(t *testing.T) conformance.Fixture {
 }
 
 func TestConformanceInMemory(t *testing.T) {
-	conformance.Run(t, conformance.InMemory(func() plugins.Adapter { return fastAdapter() }), conformanceFixture)
+	conformance.Run(t, conformance.InMemory(func() sdk.Adapter { return fastAdapter() }), conformanceFixture)
 }
 
 // Over a real plugin process: this test binary serves the adapter with
@@ -99,20 +98,20 @@ func TestConformanceOverPlugin(t *testing.T) {
 
 // watching runs Watch in the background and hands out its snapshots.
 type watching struct {
-	events chan plugins.WatchEvent
+	events chan sdk.WatchEvent
 	done   chan error
 	cancel context.CancelFunc
 }
 
-func watch(t *testing.T, a *Adapter, req *plugins.ConfigureRequest) *watching {
+func watch(t *testing.T, a *Adapter, req *sdk.ConfigureRequest) *watching {
 	t.Helper()
 	resp, err := a.Configure(context.Background(), req)
 	if err != nil || len(resp.Diagnostics) > 0 {
 		t.Fatalf("Configure: %v %v", err, resp.Diagnostics)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &watching{events: make(chan plugins.WatchEvent, 100), done: make(chan error, 1), cancel: cancel}
-	go func() { w.done <- a.Watch(ctx, &plugins.WatchRequest{}, w.events) }()
+	w := &watching{events: make(chan sdk.WatchEvent, 100), done: make(chan error, 1), cancel: cancel}
+	go func() { w.done <- a.Watch(ctx, &sdk.WatchRequest{}, w.events) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -154,7 +153,7 @@ func TestFollowsLeaderAcrossFailover(t *testing.T) {
 	c := startSim(t, mesossim.Options{Masters: 2, HeartbeatInterval: time.Second, RecoveryPeriod: 300 * time.Millisecond})
 	// The first leader recovers too; wait it out through the API.
 	c.AddFramework(mesos.FrameworkInfo{User: "root", Name: "marathon"}, meshedTask("api.1", "api"))
-	w := watch(t, fastAdapter(), &plugins.ConfigureRequest{Source: c.URLs()[0]})
+	w := watch(t, fastAdapter(), &sdk.ConfigureRequest{Source: c.URLs()[0]})
 	w.waitFor(t, 10*time.Second, "api.1")
 
 	if err := c.SetLeader(1); err != nil {
@@ -182,12 +181,12 @@ func TestBasicAuth(t *testing.T) {
 		if err := os.WriteFile(pw, []byte("right\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		w := watch(t, fastAdapter(), &plugins.ConfigureRequest{Source: c.URLs()[0],
+		w := watch(t, fastAdapter(), &sdk.ConfigureRequest{Source: c.URLs()[0],
 			Options: map[string]string{OptionUser: "weft", OptionPasswordFile: pw, OptionEncoding: "protobuf"}})
 		w.waitFor(t, 10*time.Second, "api.1")
 	})
 	t.Run("wrong password", func(t *testing.T) {
-		w := watch(t, fastAdapter(), &plugins.ConfigureRequest{Source: c.URLs()[0],
+		w := watch(t, fastAdapter(), &sdk.ConfigureRequest{Source: c.URLs()[0],
 			Options: map[string]string{OptionUser: "weft", OptionPassword: "wrong"}})
 		select {
 		case err := <-w.done:
@@ -218,7 +217,7 @@ func TestConfigure(t *testing.T) {
 		{"missing password file", "127.0.0.1:5050", map[string]string{"user": "u", "password_file": "/nonexistent/pw"}, "reading /nonexistent/pw"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, err := fastAdapter().Configure(context.Background(), &plugins.ConfigureRequest{Source: tc.source, Options: tc.opts})
+			resp, err := fastAdapter().Configure(context.Background(), &sdk.ConfigureRequest{Source: tc.source, Options: tc.opts})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -290,7 +289,7 @@ func TestReconnectsOnBrokenStreams(t *testing.T) {
 			fake := &scripted{stream: tc.stream}
 			srv := httptest.NewServer(fake)
 			t.Cleanup(srv.Close)
-			w := watch(t, fastAdapter(), &plugins.ConfigureRequest{Source: srv.URL})
+			w := watch(t, fastAdapter(), &sdk.ConfigureRequest{Source: srv.URL})
 			w.waitFor(t, 10*time.Second, "api.1")
 			deadline := time.Now().Add(10 * time.Second)
 			for fake.subscribes.Load() < 3 {
@@ -325,7 +324,7 @@ func (f flusher) Flush()                      { f.w.(http.Flusher).Flush() }
 func TestUnreachableAgent(t *testing.T) {
 	c := startSim(t, mesossim.Options{HeartbeatInterval: time.Second})
 	c.AddFramework(mesos.FrameworkInfo{User: "root", Name: "marathon"}, meshedTask("api.1", "api"), meshedTask("api.2", "api"))
-	w := watch(t, fastAdapter(), &plugins.ConfigureRequest{Source: c.URLs()[0]})
+	w := watch(t, fastAdapter(), &sdk.ConfigureRequest{Source: c.URLs()[0]})
 	w.waitFor(t, 10*time.Second, "api.1", "api.2")
 	agent := c.AgentIDs()[0]
 	if err := c.PartitionAgent(agent); err != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/master"
 
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -132,7 +132,7 @@ func TestTranslateCaptures(t *testing.T) {
 			}
 			golden(t, tc.name, struct {
 				Instances   []model.Instance
-				Diagnostics []plugins.Diagnostic
+				Diagnostics []sdk.Diagnostic
 			}{ins, diags})
 		})
 	}

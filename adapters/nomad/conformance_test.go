@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/weftmesh/weft/adapters/conformance"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 var fixtureN atomic.Int32
@@ -25,13 +25,13 @@ func conformanceFixture(t *testing.T) conformance.Fixture {
 	agent.CreateNamespace(t, ns)
 	agent.Run(t, sleepJob(ns, "web", 2))
 	want := ids(agent.Running(t, ns, "web", 2, time.Minute), "web")
-	good := &plugins.ConfigureRequest{
+	good := &sdk.ConfigureRequest{
 		Source:  agent.Addr,
 		Options: map[string]string{OptionTokenFile: agent.TokenFile(t), OptionNamespace: ns},
 	}
 	return conformance.Fixture{
 		Good:    good,
-		Bad:     &plugins.ConfigureRequest{Source: "nomad.example:4646"},
+		Bad:     &sdk.ConfigureRequest{Source: "nomad.example:4646"},
 		WantIDs: want,
 		Change: func(t *testing.T) []string {
 			agent.Run(t, sleepJob(ns, "web", 1))
@@ -43,7 +43,7 @@ func conformanceFixture(t *testing.T) conformance.Fixture {
 }
 
 func TestConformanceInMemory(t *testing.T) {
-	conformance.Run(t, conformance.InMemory(func() plugins.Adapter {
+	conformance.Run(t, conformance.InMemory(func() sdk.Adapter {
 		return fastAdapter()
 	}), conformanceFixture)
 }
@@ -71,7 +71,7 @@ func fastAdapter() *Adapter {
 // With event_stream = false the adapter learns changes from blocking
 // queries alone: the fallback it uses when the stream cannot be had.
 func TestConformanceBlockingQueries(t *testing.T) {
-	conformance.Run(t, conformance.InMemory(func() plugins.Adapter {
+	conformance.Run(t, conformance.InMemory(func() sdk.Adapter {
 		return fastAdapter()
 	}), func(t *testing.T) conformance.Fixture {
 		f := conformanceFixture(t)

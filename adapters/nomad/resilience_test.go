@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/adapters/conformance"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 // switchProxy forwards TCP from a loopback port to target while up; down
@@ -88,16 +88,16 @@ func TestNomadUnreachableKeepsLastSnapshot(t *testing.T) {
 	proxy := newSwitchProxy(t, strings.TrimPrefix(agent.Addr, "http://"))
 
 	a := fastAdapter()
-	resp, err := a.Configure(context.Background(), &plugins.ConfigureRequest{
+	resp, err := a.Configure(context.Background(), &sdk.ConfigureRequest{
 		Source: proxy.addr(), Options: map[string]string{OptionTokenFile: agent.TokenFile(t), OptionNamespace: ns},
 	})
-	if err != nil || hasErrors(resp.Diagnostics) {
+	if err != nil || sdk.HasErrors(resp.Diagnostics) {
 		t.Fatalf("Configure: %v %+v", err, resp)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	events := make(chan plugins.WatchEvent)
+	events := make(chan sdk.WatchEvent)
 	done := make(chan error, 1)
-	go func() { done <- a.Watch(ctx, &plugins.WatchRequest{}, events) }()
+	go func() { done <- a.Watch(ctx, &sdk.WatchRequest{}, events) }()
 	defer func() {
 		cancel()
 		select {
@@ -106,7 +106,7 @@ func TestNomadUnreachableKeepsLastSnapshot(t *testing.T) {
 			t.Error("Watch did not return after cancel")
 		}
 	}()
-	next := func(what string) plugins.WatchEvent {
+	next := func(what string) sdk.WatchEvent {
 		t.Helper()
 		select {
 		case ev := <-events:
@@ -114,7 +114,7 @@ func TestNomadUnreachableKeepsLastSnapshot(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatalf("no snapshot %s within 20s", what)
 		}
-		return plugins.WatchEvent{}
+		return sdk.WatchEvent{}
 	}
 	first := next("at first")
 	if len(first.Snapshot.Instances) != 1 || first.Snapshot.Instances[0].ID != want[0] {
@@ -156,16 +156,16 @@ func TestConfigureTokens(t *testing.T) {
 	bogus := writeFile(t, "0b1c9f5e-5d7e-4f4e-9c43-7f0d2b8f1e11")
 	tests := []struct {
 		name     string
-		req      plugins.ConfigureRequest
-		severity plugins.Severity
+		req      sdk.ConfigureRequest
+		severity sdk.Severity
 		summary  string
 	}{
-		{"no token where ACLs are on", plugins.ConfigureRequest{Source: agent.Addr}, plugins.SeverityError, "Nomad needs an ACL token"},
-		{"a token Nomad does not know", plugins.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionTokenFile: bogus}}, plugins.SeverityError, "Nomad refused the ACL token"},
-		{"a token file that is missing", plugins.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionTokenFile: "/nonexistent/token"}}, plugins.SeverityError, "Cannot read the Nomad token file"},
-		{"Nomad not answering is a warning", plugins.ConfigureRequest{Source: deadAddr}, plugins.SeverityWarning, "Nomad does not answer"},
-		{"not an address", plugins.ConfigureRequest{Source: "127.0.0.1:4646"}, plugins.SeverityError, "Invalid Nomad address"},
-		{"a bad option value", plugins.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionResync: "soon"}}, plugins.SeverityError, "Invalid resync"},
+		{"no token where ACLs are on", sdk.ConfigureRequest{Source: agent.Addr}, sdk.SeverityError, "Nomad needs an ACL token"},
+		{"a token Nomad does not know", sdk.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionTokenFile: bogus}}, sdk.SeverityError, "Nomad refused the ACL token"},
+		{"a token file that is missing", sdk.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionTokenFile: "/nonexistent/token"}}, sdk.SeverityError, "Cannot read the Nomad token file"},
+		{"Nomad not answering is a warning", sdk.ConfigureRequest{Source: deadAddr}, sdk.SeverityWarning, "Nomad does not answer"},
+		{"not an address", sdk.ConfigureRequest{Source: "127.0.0.1:4646"}, sdk.SeverityError, "Invalid Nomad address"},
+		{"a bad option value", sdk.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionResync: "soon"}}, sdk.SeverityError, "Invalid resync"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,7 +189,7 @@ func TestConfigureTokens(t *testing.T) {
 // not pass streams, say): the adapter falls back to blocking queries by
 // itself and still sees every change.
 func TestEventStreamRefusedFallsBack(t *testing.T) {
-	conformance.Run(t, conformance.InMemory(func() plugins.Adapter {
+	conformance.Run(t, conformance.InMemory(func() sdk.Adapter {
 		return fastAdapter()
 	}), func(t *testing.T) conformance.Fixture {
 		f := conformanceFixture(t)

@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 // Watch sends a full snapshot of the meshed Nomad services now and after
@@ -20,7 +20,7 @@ import (
 // Nomad's lists, gathered over a short settle time. A Nomad that does not
 // answer is reported (a warning with the last snapshot, which stays in
 // force) and asked again with backoff.
-func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events chan<- plugins.WatchEvent) error {
+func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- sdk.WatchEvent) error {
 	cfg, err := a.config()
 	if err != nil {
 		return err
@@ -39,7 +39,7 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events cha
 	defer resync.Stop()
 	var retry <-chan time.Time
 	backoff := a.minBackoff
-	var last *plugins.WatchEvent
+	var last *sdk.WatchEvent
 	failing := false            // the last event sent reported a failure
 	warned := map[string]bool{} // instances logged as running without isolation
 	for {
@@ -70,7 +70,7 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events cha
 			a.log.Warn("reading Nomad failed; keeping the last snapshot and retrying", "address", cfg.addr, "retry_in", backoff, "error", err)
 			if last != nil {
 				ev := *last
-				ev.Diagnostics = append(append([]plugins.Diagnostic{}, last.Diagnostics...), unreachableDiag(cfg, err, backoff))
+				ev.Diagnostics = append(append([]sdk.Diagnostic{}, last.Diagnostics...), unreachableDiag(cfg, err, backoff))
 				if !send(ctx, events, ev) {
 					return nil
 				}
@@ -83,7 +83,7 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events cha
 		backoff = a.minBackoff
 		ins, diags := Translate(st)
 		warnHostNetworking(a.log, ins, warned)
-		ev := plugins.WatchEvent{Snapshot: model.Snapshot{Adapter: Name, Instances: ins}, Diagnostics: diags}
+		ev := sdk.WatchEvent{Snapshot: model.Snapshot{Adapter: Name, Instances: ins}, Diagnostics: diags}
 		if last != nil && !failing && reflect.DeepEqual(*last, ev) {
 			continue
 		}
@@ -114,7 +114,7 @@ func warnHostNetworking(log hclog.Logger, ins []model.Instance, warned map[strin
 	}
 }
 
-func send(ctx context.Context, events chan<- plugins.WatchEvent, ev plugins.WatchEvent) bool {
+func send(ctx context.Context, events chan<- sdk.WatchEvent, ev sdk.WatchEvent) bool {
 	select {
 	case events <- ev:
 		return true
@@ -123,14 +123,14 @@ func send(ctx context.Context, events chan<- plugins.WatchEvent, ev plugins.Watc
 	}
 }
 
-func unreachableDiag(cfg *config, err error, retry time.Duration) plugins.Diagnostic {
+func unreachableDiag(cfg *config, err error, retry time.Duration) sdk.Diagnostic {
 	if isRefusal(err) {
 		d := tokenDiag(cfg, err)
-		d.Severity = plugins.SeverityWarning
+		d.Severity = sdk.SeverityWarning
 		d.Detail += fmt.Sprintf(" The last snapshot stays in force; retrying in %v.", retry)
 		return d
 	}
-	return warningDiag("Nomad does not answer",
+	return sdk.Warningf("Nomad does not answer",
 		"Reading Nomad at %s: %v. The last snapshot stays in force; retrying in %v.", cfg.addr, err, retry)
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/weftmesh/weft/adapters/local"
 	"github.com/weftmesh/weft/adapters/mesos"
 	"github.com/weftmesh/weft/adapters/nomad"
+	"github.com/weftmesh/weft/core/version"
 	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/sdk"
 )
@@ -17,10 +18,10 @@ import (
 // `weft adapter <name>`; the controller launches them as plugin processes,
 // through the same go-plugin path as third-party adapters. One line each.
 var builtinAdapters = map[string]func() plugins.Adapter{
-	"local":      func() plugins.Adapter { return local.New() },
-	"kubernetes": func() plugins.Adapter { return kubernetes.New() },
-	"nomad":      func() plugins.Adapter { return nomad.New() },
-	"mesos":      func() plugins.Adapter { return mesos.New() },
+	"local":      func() plugins.Adapter { a := local.New(); a.Version = version.Version; return a },
+	"kubernetes": func() plugins.Adapter { a := kubernetes.New(); a.Version = version.Version; return a },
+	"nomad":      func() plugins.Adapter { a := nomad.New(); a.Version = version.Version; return a },
+	"mesos":      func() plugins.Adapter { a := mesos.New(); a.Version = version.Version; return a },
 }
 
 // newAdapterCmd is `weft adapter <name>`: the built-in adapters, served as

@@ -15,8 +15,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/weftmesh/weft/adapters/conformance"
-	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/host"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 const wait = 20 * time.Second
@@ -45,8 +45,8 @@ func writeInstances(t *testing.T, path string, ids ...string) {
 	}
 }
 
-func request(path string) *plugins.ConfigureRequest {
-	return &plugins.ConfigureRequest{Source: path, Options: map[string]string{"poll_interval": "20ms"}}
+func request(path string) *sdk.ConfigureRequest {
+	return &sdk.ConfigureRequest{Source: path, Options: map[string]string{"poll_interval": "20ms"}}
 }
 
 func fixture(t *testing.T) conformance.Fixture {
@@ -65,7 +65,7 @@ func fixture(t *testing.T) conformance.Fixture {
 }
 
 func TestConformanceInMemory(t *testing.T) {
-	conformance.Run(t, conformance.InMemory(func() plugins.Adapter { return &fileAdapter{} }), fixture)
+	conformance.Run(t, conformance.InMemory(func() sdk.Adapter { return &fileAdapter{} }), fixture)
 }
 
 func TestConfigureDiagnostics(t *testing.T) {
@@ -78,15 +78,15 @@ func TestConfigureDiagnostics(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		req  plugins.ConfigureRequest
+		req  sdk.ConfigureRequest
 		want string // summary of the one error diagnostic, "" for none
 	}{
-		{name: "good", req: plugins.ConfigureRequest{Source: good}},
-		{name: "no source", req: plugins.ConfigureRequest{}, want: "No instances file"},
-		{name: "missing file", req: plugins.ConfigureRequest{Source: filepath.Join(dir, "nope.json")}, want: "Cannot read instances file"},
-		{name: "malformed file", req: plugins.ConfigureRequest{Source: bad}, want: "Instances file is malformed"},
-		{name: "unknown option", req: plugins.ConfigureRequest{Source: good, Options: map[string]string{"pol": "1s"}}, want: "Unknown option"},
-		{name: "bad interval", req: plugins.ConfigureRequest{Source: good, Options: map[string]string{"poll_interval": "-1s"}}, want: "Invalid poll_interval"},
+		{name: "good", req: sdk.ConfigureRequest{Source: good}},
+		{name: "no source", req: sdk.ConfigureRequest{}, want: "No instances file"},
+		{name: "missing file", req: sdk.ConfigureRequest{Source: filepath.Join(dir, "nope.json")}, want: "Cannot read instances file"},
+		{name: "malformed file", req: sdk.ConfigureRequest{Source: bad}, want: "Instances file is malformed"},
+		{name: "unknown option", req: sdk.ConfigureRequest{Source: good, Options: map[string]string{"pol": "1s"}}, want: "Unknown option"},
+		{name: "bad interval", req: sdk.ConfigureRequest{Source: good, Options: map[string]string{"poll_interval": "-1s"}}, want: "Invalid poll_interval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
