@@ -411,4 +411,3 @@ func taskOf(reg *api.ServiceRegistration, a *api.AllocationListStub) string {
 	}
 	return ""
 }
-
