@@ -89,7 +89,7 @@ func TestTranslateIsolation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			st := loadState(t)
 			tc.mutate(&st)
-			ins, diags := Translate(st)
+			ins, diags := instancesOf(Translate(st))
 			var w *model.Instance
 			for i := range ins {
 				if ins[i].ID == web0+"/web" {
@@ -209,7 +209,7 @@ func TestAdvertiseAllocWaitsForAddress(t *testing.T) {
 			st := loadState(t)
 			bridged(&st)
 			st.AllocAddresses = tc.addrs
-			ins, diags := Translate(st)
+			ins, diags := instancesOf(Translate(st))
 			w := find(ins, web0+"/web")
 			if (w != nil) != tc.present {
 				t.Fatalf("web0 translated: %v, want %v (diagnostics %v)", w != nil, tc.present, diags)

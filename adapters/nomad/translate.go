@@ -71,8 +71,9 @@ func InstanceID(allocID, service string) string { return allocID + "/" + service
 // Translate turns what Nomad reports into the mesh's instances: one per
 // native service registration whose allocation is not terminal and whose
 // group network has a mesh port. Records that cannot be used are skipped
-// and reported as warnings; the rest of the snapshot stands.
-func Translate(st State) ([]model.Instance, []sdk.Diagnostic) {
+// and reported as warnings; the rest of the snapshot stands. It is pure, and
+// the translate step of the adapter's sdk.Loop.
+func Translate(st State) (model.Snapshot, []sdk.Diagnostic) {
 	allocs := make(map[string]*api.AllocationListStub, len(st.Allocs))
 	for _, a := range st.Allocs {
 		if a != nil {
@@ -148,7 +149,7 @@ func Translate(st State) ([]model.Instance, []sdk.Diagnostic) {
 		}
 	}
 	model.SortInstances(out)
-	return out, diags
+	return model.Snapshot{Adapter: Name, Instances: out}, diags
 }
 
 // translateOne builds the instance of one registration; ok is false when

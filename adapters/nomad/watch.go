@@ -3,12 +3,12 @@ package nomad
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/weftmesh/weft/core/backoff"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/plugins/sdk"
 )
@@ -25,73 +25,24 @@ func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- 
 	if err != nil {
 		return err
 	}
-	dirty := make(chan struct{}, 1)
-	mark := func() {
-		select {
-		case dirty <- struct{}{}:
-		default:
-		}
-	}
-	go a.listen(ctx, cfg, mark)
-	mark()
-
-	resync := time.NewTicker(cfg.resync)
-	defer resync.Stop()
-	var retry <-chan time.Time
-	backoff := a.minBackoff
-	var last *sdk.WatchEvent
-	failing := false            // the last event sent reported a failure
+	changed := sdk.NewSignal()
+	go a.listen(ctx, cfg, changed.Notify)
+	changed.Notify()
 	warned := map[string]bool{} // instances logged as running without isolation
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-dirty:
-		case <-retry:
-		case <-resync.C:
-		}
-		retry = nil
-		// Gather the burst of events one change makes.
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(a.settle):
-		}
-		select {
-		case <-dirty:
-		default:
-		}
-
-		st, err := fetchState(ctx, cfg)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			a.log.Warn("reading Nomad failed; keeping the last snapshot and retrying", "address", cfg.addr, "retry_in", backoff, "error", err)
-			if last != nil {
-				ev := *last
-				ev.Diagnostics = append(append([]sdk.Diagnostic{}, last.Diagnostics...), unreachableDiag(cfg, err, backoff))
-				if !send(ctx, events, ev) {
-					return nil
-				}
-				failing = true
-			}
-			retry = time.After(backoff)
-			backoff = min(backoff*2, a.maxBackoff)
-			continue
-		}
-		backoff = a.minBackoff
-		ins, diags := Translate(st)
-		warnHostNetworking(a.log, ins, warned)
-		ev := sdk.WatchEvent{Snapshot: model.Snapshot{Adapter: Name, Instances: ins}, Diagnostics: diags}
-		if last != nil && !failing && reflect.DeepEqual(*last, ev) {
-			continue
-		}
-		last, failing = &ev, false
-		if !send(ctx, events, ev) {
-			return nil
-		}
+	loop := sdk.Loop[State]{
+		Fetch: func(ctx context.Context) (State, error) { return fetchState(ctx, cfg) },
+		Translate: func(st State) (model.Snapshot, []sdk.Diagnostic) {
+			snap, diags := Translate(st)
+			warnHostNetworking(a.log, snap.Instances, warned)
+			return snap, diags
+		},
+		Debounce: a.settle, // gather the burst of events one change makes
+		Resync:   cfg.resync,
+		Backoff:  backoff.New(a.minBackoff, a.maxBackoff),
+		Failing:  func(err error, retry time.Duration) sdk.Diagnostic { return unreachableDiag(cfg, err, retry) },
+		Log:      a.log.With("address", cfg.addr),
 	}
+	return loop.Run(ctx, changed, events)
 }
 
 // warnHostNetworking logs, once per instance, every instance whose group
@@ -111,15 +62,6 @@ func warnHostNetworking(log hclog.Logger, ins []model.Instance, warned map[strin
 		if !seen[id] {
 			delete(warned, id)
 		}
-	}
-}
-
-func send(ctx context.Context, events chan<- sdk.WatchEvent, ev sdk.WatchEvent) bool {
-	select {
-	case events <- ev:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
@@ -204,7 +146,7 @@ func allocAddresses(ctx context.Context, cfg *config, allocs []*api.AllocationLi
 // stream while it works, else from blocking queries for a while before
 // the stream is tried again. It returns when ctx is done.
 func (a *Adapter) listen(ctx context.Context, cfg *config, mark func()) {
-	backoff := a.minBackoff
+	b := backoff.New(a.minBackoff, a.maxBackoff)
 	for ctx.Err() == nil {
 		if cfg.eventStream {
 			start := time.Now()
@@ -213,7 +155,7 @@ func (a *Adapter) listen(ctx context.Context, cfg *config, mark func()) {
 				return
 			}
 			if time.Since(start) > 10*time.Second {
-				backoff = a.minBackoff // it worked for a while
+				b.Reset() // it worked for a while
 			}
 			a.log.Warn("the Nomad event stream failed; using blocking queries meanwhile", "error", err, "retry_stream_in", a.fallback)
 			mark() // events may have been missed
@@ -223,17 +165,19 @@ func (a *Adapter) listen(ctx context.Context, cfg *config, mark func()) {
 			return
 		}
 		if err != nil {
-			a.log.Warn("blocking queries on Nomad failed", "error", err, "retry_in", backoff)
+			d := b.Next()
+			a.log.Warn("blocking queries on Nomad failed", "error", err, "retry_in", d)
+			t := time.NewTimer(d)
 			select {
 			case <-ctx.Done():
+				t.Stop()
 				return
-			case <-time.After(backoff):
+			case <-t.C:
 			}
-			backoff = min(backoff*2, a.maxBackoff)
 			mark()
 			continue
 		}
-		backoff = a.minBackoff
+		b.Reset()
 	}
 }
 
