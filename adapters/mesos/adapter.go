@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -13,7 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/mesos/mesos-go/api/v1/lib/master"
 
-	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/core/backoff"
 	"github.com/weftmesh/weft/plugins/sdk"
 )
 
@@ -116,7 +116,8 @@ func (a *Adapter) Configure(_ context.Context, req *sdk.ConfigureRequest) (*sdk.
 }
 
 // Watch follows the cluster until ctx ends: GET_STATE, then the SUBSCRIBE
-// stream, reconnecting with backoff when either fails. It returns an
+// stream, reconnecting with backoff when either fails, while an sdk.Loop
+// translates the state after every change and sends it. It returns an
 // error only when the master refuses the credentials.
 func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, out chan<- sdk.WatchEvent) error {
 	a.mu.Lock()
@@ -129,8 +130,33 @@ func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, out chan<- sdk
 	if err != nil {
 		return fmt.Errorf("watching Mesos: %w", err)
 	}
-	w := &watcher{a: a, c: newClient(masters, cfg.user, cfg.pass, cfg.media), out: out}
-	backoff := a.minBackoff
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w := &watcher{a: a, c: newClient(masters, cfg.user, cfg.pass, cfg.media), changed: sdk.NewSignal()}
+	go func() { cancel(w.follow(ctx)) }()
+	loop := sdk.Loop[*State]{Fetch: w.fetch, Translate: Translate, Log: a.log}
+	err = loop.Run(ctx, w.changed, out)
+	if cause := context.Cause(ctx); errors.Is(cause, ErrUnauthorized) {
+		return cause
+	}
+	return err
+}
+
+// watcher is one Watch call's state.
+type watcher struct {
+	a       *Adapter
+	c       *client
+	changed sdk.Signal // the state changed
+
+	mu    sync.Mutex
+	state *State // nil until the first GET_STATE
+}
+
+// follow runs sessions until ctx ends, reconnecting with backoff. It
+// returns nil when ctx ends, and an error when the master refuses the
+// credentials.
+func (w *watcher) follow(ctx context.Context) error {
+	b := backoff.New(w.a.minBackoff, w.a.maxBackoff)
 	for {
 		progressed, err := w.session(ctx)
 		if ctx.Err() != nil {
@@ -140,26 +166,29 @@ func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, out chan<- sdk
 			return fmt.Errorf("watching Mesos: %w", err)
 		}
 		if progressed {
-			backoff = a.minBackoff
+			b.Reset()
 		}
-		a.log.Warn("lost the Mesos master; reconnecting", "error", err, "backoff", backoff)
-		t := time.NewTimer(backoff)
+		d := b.Next()
+		w.a.log.Warn("lost the Mesos master; reconnecting", "error", err, "backoff", d)
+		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
 		case <-t.C:
 		}
-		backoff = min(2*backoff, a.maxBackoff)
 	}
 }
 
-// watcher is one Watch call's state.
-type watcher struct {
-	a    *Adapter
-	c    *client
-	out  chan<- sdk.WatchEvent
-	sent *sdk.WatchEvent // the last event sent
+// fetch is the loop's copy of the state: the maps are copied, the tasks
+// in them are not (Apply replaces a task, it never changes one in place).
+func (w *watcher) fetch(context.Context) (*State, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.state == nil {
+		return nil, errors.New("no state read from the Mesos master yet")
+	}
+	return &State{Tasks: maps.Clone(w.state.Tasks), Agents: maps.Clone(w.state.Agents), Frameworks: maps.Clone(w.state.Frameworks)}, nil
 }
 
 // session runs GET_STATE then SUBSCRIBE until something fails.
@@ -172,9 +201,10 @@ func (w *watcher) session(ctx context.Context) (progressed bool, err error) {
 		return false, err
 	}
 	state := NewState(gs)
-	if err := w.send(ctx, state); err != nil {
-		return false, err
-	}
+	w.mu.Lock()
+	w.state = state
+	w.mu.Unlock()
+	w.changed.Notify()
 
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -267,9 +297,11 @@ func (w *watcher) session(ctx context.Context) (progressed bool, err error) {
 			case alive <- hb:
 			default:
 			}
+			w.mu.Lock()
 			if state.Apply(it.ev) {
 				changed = true
 			}
+			w.mu.Unlock()
 			select {
 			case it = <-items:
 				continue
@@ -278,37 +310,7 @@ func (w *watcher) session(ctx context.Context) (progressed bool, err error) {
 			break
 		}
 		if changed {
-			if err := w.send(ctx, state); err != nil {
-				return progressed, err
-			}
+			w.changed.Notify()
 		}
-	}
-}
-
-// send translates the state and sends it if it differs from the last.
-func (w *watcher) send(ctx context.Context, s *State) error {
-	ins, diags := Translate(s)
-	ev := sdk.WatchEvent{Snapshot: model.Snapshot{Adapter: Name, Instances: ins}, Diagnostics: diags}
-	if w.sent != nil && reflect.DeepEqual(*w.sent, ev) {
-		return nil
-	}
-	// Log a problem when it appears, not with every snapshot after.
-	before := map[sdk.Diagnostic]bool{}
-	if w.sent != nil {
-		for _, d := range w.sent.Diagnostics {
-			before[d] = true
-		}
-	}
-	for _, d := range diags {
-		if !before[d] {
-			w.a.log.Warn(d.Summary, "detail", d.Detail)
-		}
-	}
-	select {
-	case w.out <- ev:
-		w.sent = &ev
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

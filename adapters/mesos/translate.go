@@ -32,8 +32,9 @@ const (
 
 // Translate turns the cached cluster state into instances, sorted by ID,
 // with a warning for every task that asks for the mesh but cannot join
-// it. It is pure: the same state always gives the same answer.
-func Translate(s *State) ([]model.Instance, []sdk.Diagnostic) {
+// it. It is pure: the same state always gives the same answer. It is the
+// translate step of the adapter's sdk.Loop.
+func Translate(s *State) (model.Snapshot, []sdk.Diagnostic) {
 	keys := make([]string, 0, len(s.Tasks))
 	for k := range s.Tasks {
 		keys = append(keys, k)
@@ -62,7 +63,7 @@ func Translate(s *State) ([]model.Instance, []sdk.Diagnostic) {
 		out = append(out, in)
 	}
 	model.SortInstances(out)
-	return out, diags
+	return model.Snapshot{Adapter: Name, Instances: out}, diags
 }
 
 // translateTask turns one task into an instance. ok is false for tasks
