@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"sync"
 	"time"
 
@@ -128,17 +127,11 @@ func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- 
 	services := factory.Core().V1().Services()
 	slices := factory.Discovery().V1().EndpointSlices()
 
-	dirty := make(chan struct{}, 1)
-	poke := func() {
-		select {
-		case dirty <- struct{}{}:
-		default:
-		}
-	}
+	changed := sdk.NewSignal()
 	handler := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { poke() },
-		UpdateFunc: func(any, any) { poke() },
-		DeleteFunc: func(any) { poke() },
+		AddFunc:    func(any) { changed.Notify() },
+		UpdateFunc: func(any, any) { changed.Notify() },
+		DeleteFunc: func(any) { changed.Notify() },
 	}
 	for _, inf := range []cache.SharedIndexInformer{pods.Informer(), services.Informer(), slices.Informer()} {
 		if _, err := inf.AddEventHandler(handler); err != nil {
@@ -165,50 +158,36 @@ func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- 
 	a.log.Info("informers synced", "server", cfg.rest.Host)
 
 	rec := newEventRecorder(cfg.client, a.log)
-	var last *sdk.WatchEvent
-	poke()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-dirty:
-		}
-		// Let a burst (a Deployment scaling, a slice rewrite) settle.
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(debounce):
-		}
-		objs := objects{}
-		if objs.Pods, err = pods.Lister().List(labels.Everything()); err != nil {
-			return fmt.Errorf("reading the pod cache: %w", err)
-		}
-		if objs.Services, err = services.Lister().List(labels.Everything()); err != nil {
-			return fmt.Errorf("reading the service cache: %w", err)
-		}
-		if objs.Slices, err = slices.Lister().List(labels.Everything()); err != nil {
-			return fmt.Errorf("reading the EndpointSlice cache: %w", err)
-		}
-		instances, probs := translate(objs)
-		ev := sdk.WatchEvent{Snapshot: model.Snapshot{Adapter: Name, Instances: instances}}
-		for _, p := range probs {
-			ev.Diagnostics = append(ev.Diagnostics, sdk.Diagnostic{
-				Severity: sdk.SeverityWarning,
-				Summary:  fmt.Sprintf("Pod %s/%s skipped", p.Namespace, p.Pod),
-				Detail:   p.Message,
-			})
-		}
-		rec.record(ctx, probs)
-		if last != nil && reflect.DeepEqual(*last, ev) {
-			continue
-		}
-		select {
-		case events <- ev:
-			last = &ev
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	loop := sdk.Loop[objects]{
+		// The caches: reading them fails only if they are broken, which
+		// no retry mends.
+		Fetch: func(context.Context) (objects, error) {
+			var objs objects
+			var err error
+			if objs.Pods, err = pods.Lister().List(labels.Everything()); err != nil {
+				return objs, sdk.Stop(fmt.Errorf("reading the pod cache: %w", err))
+			}
+			if objs.Services, err = services.Lister().List(labels.Everything()); err != nil {
+				return objs, sdk.Stop(fmt.Errorf("reading the service cache: %w", err))
+			}
+			if objs.Slices, err = slices.Lister().List(labels.Everything()); err != nil {
+				return objs, sdk.Stop(fmt.Errorf("reading the EndpointSlice cache: %w", err))
+			}
+			return objs, nil
+		},
+		// translate, with each skipped pod also reported as a pod Event.
+		Translate: func(objs objects) (model.Snapshot, []sdk.Diagnostic) {
+			ins, probs := resolve(objs)
+			rec.record(ctx, probs)
+			return snapshotOf(ins, probs)
+		},
+		Debounce: debounce, // let a burst (a Deployment scaling, a slice rewrite) settle
 	}
+	changed.Notify()
+	if err := loop.Run(ctx, changed, events); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 // Close implements io.Closer; the adapter holds nothing that outlives Watch.

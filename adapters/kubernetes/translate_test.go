@@ -70,7 +70,7 @@ func TestTranslateGolden(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			ins, probs := translate(loadObjects(t, f))
+			ins, probs := resolve(loadObjects(t, f))
 			got, _ := json.MarshalIndent(struct {
 				Instances []model.Instance
 				Problems  []problem
@@ -94,7 +94,7 @@ func TestTranslateGolden(t *testing.T) {
 
 // The promises the golden files hold, spelled out.
 func TestTranslateShop(t *testing.T) {
-	ins, probs := translate(loadObjects(t, "testdata/shop.yaml"))
+	ins, probs := resolve(loadObjects(t, "testdata/shop.yaml"))
 	byID := map[string]model.Instance{}
 	for _, in := range ins {
 		byID[in.ID] = in
@@ -131,7 +131,7 @@ func TestTranslateShop(t *testing.T) {
 }
 
 func TestTranslateSkipsOnlyMalformedPods(t *testing.T) {
-	ins, probs := translate(loadObjects(t, "testdata/malformed.yaml"))
+	ins, probs := resolve(loadObjects(t, "testdata/malformed.yaml"))
 	if len(ins) != 1 || ins[0].ID != "shop/api-good" {
 		t.Errorf("instances %+v, want only shop/api-good", ins)
 	}
@@ -210,7 +210,7 @@ func TestHealth(t *testing.T) {
 // the pods their loopback IPs, which are the addresses to use.
 func TestTranslateRecorded(t *testing.T) {
 	objs := loadObjects(t, "testdata/recorded.yaml")
-	ins, probs := translate(objs)
+	ins, probs := resolve(objs)
 	if len(ins) != 3 || len(probs) != 0 {
 		t.Fatalf("got %d instances, problems %v; want web-0, api-0, api-1 and none", len(ins), probs)
 	}

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -347,33 +346,41 @@ func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- 
 	if err != nil {
 		return err
 	}
-	var last *sdk.WatchEvent
-	for {
-		sts, diags, changed, closed := r.view()
-		if closed {
-			return nil
-		}
-		for i := range sts {
-			sts[i].Isolation = a.isolation(sts[i].Spec)
-		}
-		ev := sdk.WatchEvent{
-			Snapshot:    model.Snapshot{Adapter: Name, Instances: translate(a.workloadsFile(), sts)},
-			Diagnostics: diags,
-		}
-		if last == nil || !reflect.DeepEqual(*last, ev) {
+	// Every change closes the runner's current channel. The next one is
+	// taken before the signal, so that the fetch after it sees every
+	// change made before the next signal.
+	changed := sdk.NewSignal()
+	ch, _ := r.changes()
+	go func() {
+		for {
 			select {
-			case events <- ev:
-				last = &ev
 			case <-ctx.Done():
-				return nil
+				return
+			case <-ch:
+			}
+			var closed bool
+			ch, closed = r.changes()
+			changed.Notify()
+			if closed {
+				return
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-changed:
-		}
+	}()
+	loop := sdk.Loop[localState]{
+		Fetch: func(context.Context) (localState, error) {
+			sts, diags, _, closed := r.view()
+			if closed {
+				return localState{}, sdk.Stop(nil)
+			}
+			for i := range sts {
+				sts[i].Isolation = a.isolation(sts[i].Spec)
+			}
+			return localState{file: a.workloadsFile(), statuses: sts, diags: diags}, nil
+		},
+		Translate: translate,
 	}
+	changed.Notify()
+	return loop.Run(ctx, changed, events)
 }
 
 func (a *Adapter) workloadsFile() string {

@@ -213,7 +213,7 @@ service "impostor" {
 			t.Errorf("%s: WEFT_SERVICE is not %s: app %v, proxy %v", id, want[0], s.App.Env, s.Proxy.Env)
 		}
 	}
-	if in := translate("w.hcl", []instanceStatus{{Spec: got["impostor-0"]}}); in[0].Service != "store" || in[0].Workload["name"] != "impostor" {
+	if in := instancesOf(translate(localState{file: "w.hcl", statuses: []instanceStatus{{Spec: got["impostor-0"]}}})); in[0].Service != "store" || in[0].Workload["name"] != "impostor" {
 		t.Errorf("translated %+v: want service store, workload impostor", in[0])
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/weftmesh/weft/core/backoff"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/plugins/sdk"
 )
@@ -248,8 +249,9 @@ func newSlot(kind string, spec procSpec, inst instanceSpec) *slot {
 func (r *runner) supervise(s *slot, adoptPID int) {
 	defer close(s.done)
 	log := r.cfg.Log.With("instance", s.inst.ID, "process", s.kind)
-	backoff := r.cfg.MinBackoff
+	b := backoff.New(r.cfg.MinBackoff, r.cfg.MaxBackoff)
 	pid := adoptPID
+	var startErr error // the last start that failed, logged with the wait
 	for {
 		var exited <-chan struct{}
 		if pid != 0 {
@@ -258,7 +260,7 @@ func (r *runner) supervise(s *slot, adoptPID int) {
 		} else {
 			cmd, err := r.start(s)
 			if err != nil {
-				log.Error("cannot start process; retrying", "error", err, "in", backoff)
+				startErr = err
 			} else {
 				pid = cmd.Process.Pid
 				ch := make(chan struct{})
@@ -283,18 +285,22 @@ func (r *runner) supervise(s *slot, adoptPID int) {
 				return
 			}
 			if time.Since(startedAt) >= r.cfg.StableAfter {
-				backoff = r.cfg.MinBackoff
+				b.Reset()
 			}
 		}
 		pid = 0
-		t := time.NewTimer(backoff)
+		d := b.Next()
+		if startErr != nil {
+			log.Error("cannot start process; retrying", "error", startErr, "in", d)
+			startErr = nil
+		}
+		t := time.NewTimer(d)
 		select {
 		case <-t.C:
 		case <-s.stop:
 			t.Stop()
 			return
 		}
-		backoff = min(2*backoff, r.cfg.MaxBackoff)
 	}
 }
 
@@ -419,6 +425,14 @@ func (r *runner) current() (map[string]stateEntry, map[string]bool) {
 		ids[e.ID] = true
 	}
 	return entries, ids
+}
+
+// changes returns the channel that is closed on the next change, and
+// whether the runner is closed (the channel is then closed already).
+func (r *runner) changes() (<-chan struct{}, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed, r.closed
 }
 
 // view returns every instance's status, the problems to report, the
