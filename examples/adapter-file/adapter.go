@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -61,6 +60,10 @@ func (a *fileAdapter) Configure(_ context.Context, req *sdk.ConfigureRequest) (*
 // Watch sends the file's instances at once, then again every time the
 // file's content changes. While the file is missing or malformed as a
 // whole, nothing is sent, so the controller keeps the last snapshot.
+//
+// It is the SDK's watch loop: the file is read every poll interval (the
+// loop's Resync), a read that fails is retried with backoff, and a
+// snapshot equal to the last one is not sent again.
 func (a *fileAdapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- sdk.WatchEvent) error {
 	a.mu.Lock()
 	path, interval := a.path, a.interval
@@ -68,36 +71,34 @@ func (a *fileAdapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events cha
 	if path == "" {
 		return fmt.Errorf("watching instances file: the adapter is not configured; call Configure first")
 	}
-	log := sdk.Logger().With("file", path)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	var last []byte // the content last sent, or last found malformed
-	var lastErr string
-	for {
-		data, err := readFile(path)
-		switch {
-		case err != nil:
-			if err.Error() != lastErr {
-				log.Warn("cannot read instances file; keeping the last instances", "error", err)
-				lastErr = err.Error()
+	loop := sdk.Loop[records]{
+		Fetch: func(context.Context) (records, error) {
+			data, err := readFile(path)
+			if err != nil {
+				return records{}, fmt.Errorf("cannot read instances file; keeping the last instances: %w", err)
 			}
-		case last == nil || !bytes.Equal(data, last):
-			last, lastErr = data, ""
 			instances, diags, err := parse(data)
 			if err != nil {
-				log.Warn("instances file is malformed; keeping the last instances", "error", err)
-				break
+				return records{}, fmt.Errorf("instances file is malformed; keeping the last instances: %w", err)
 			}
-			select {
-			case events <- sdk.WatchEvent{Snapshot: sdk.Snapshot{Instances: instances}, Diagnostics: diags}:
-			case <-ctx.Done():
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
+			return records{instances, diags}, nil
+		},
+		Translate: translate,
+		Resync:    interval,
+		Log:       sdk.Logger().With("file", path),
 	}
+	changed := sdk.NewSignal()
+	changed.Notify() // the first snapshot at once
+	return loop.Run(ctx, changed, events)
+}
+
+// records is what the file holds: its instances, and the records skipped.
+type records struct {
+	instances []sdk.Instance
+	diags     []sdk.Diagnostic
+}
+
+// translate is the loop's translate step: the snapshot and its problems.
+func translate(r records) (sdk.Snapshot, []sdk.Diagnostic) {
+	return sdk.Snapshot{Instances: r.instances}, r.diags
 }

@@ -163,7 +163,7 @@ func (l *Loop[S]) Run(ctx context.Context, changes <-chan struct{}, events chan<
 			}
 			d := b.Next()
 			if l.Log != nil {
-				l.Log.Warn("reading the scheduler failed; keeping the last snapshot and retrying", "retry_in", d, "error", err)
+				l.Log.Warn("reading the adapter's source failed; keeping the last snapshot and retrying", "retry_in", d, "error", err)
 			}
 			if good != nil && l.Failing != nil {
 				ev := *good
