@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/weftmesh/weft/adapters/conformance"
 	"github.com/weftmesh/weft/plugins/host"
@@ -179,7 +179,7 @@ func changedBinaryRefused(t *testing.T, built string) {
 				Command:    func() *exec.Cmd { return exec.Command(bin) },
 				Checksum:   func() ([]byte, error) { return host.Pin(bin, nil) },
 				Request:    *request(path),
-				Logger:     hclog.New(&hclog.LoggerOptions{Level: hclog.Off}),
+				Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 				MinBackoff: 20 * time.Millisecond,
 				MaxBackoff: 100 * time.Millisecond,
 			}, updates, func(st host.Status) { statuses <- st })
@@ -249,7 +249,7 @@ func supervisedRestart(t *testing.T, bin string) {
 			Command:    func() *exec.Cmd { return exec.Command(bin) },
 			Checksum:   func() ([]byte, error) { return host.Pin(bin, nil) },
 			Request:    *request(path),
-			Logger:     hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr}),
+			Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 			MinBackoff: 20 * time.Millisecond,
 			MaxBackoff: time.Second,
 		}, updates, func(st host.Status) { statuses <- st })
