@@ -71,6 +71,7 @@ func (a *Adapter) Info(context.Context) (*sdk.InfoResponse, error) {
 		Version:         a.Version,
 		ProtocolVersion: sdk.ProtocolVersion,
 		Capabilities:    []string{sdk.CapVerifiesIdentity},
+		Options:         options,
 	}, nil
 }
 

@@ -23,18 +23,24 @@ import (
 // controller runs in".
 const InCluster = "in-cluster"
 
-// Options the adapter accepts.
-var knownOptions = map[string]bool{"namespace": true, "label_selector": true, "audience": true, "context": true}
+// options is the schema of the adapter's options (Info), which the host
+// checks the operator's --adapter-option kubernetes.NAME=VALUE against.
+var options = []sdk.OptionSpec{
+	{Name: "namespace", Type: sdk.OptionString, Description: "the one namespace to watch; empty watches all"},
+	{Name: "label_selector", Type: sdk.OptionString, Description: "only pods matching it join the mesh, written as kubectl does (app=shop,tier!=db)"},
+	{Name: "audience", Type: sdk.OptionString, Default: DefaultAudience, Description: "the audience of the service-account tokens sidecars present"},
+	{Name: "context", Type: sdk.OptionString, Description: "the kubeconfig context to use; empty uses its current one"},
+}
 
 // loadConfig reads the options and the kubeconfig. It makes no request.
 func loadConfig(req *sdk.ConfigureRequest, version string) (*config, []sdk.Diagnostic) {
 	var diags []sdk.Diagnostic
-	for k := range req.Options {
-		if !knownOptions[k] {
-			diags = append(diags, sdk.Errorf("Unknown option", "the kubernetes adapter has no option %q; it knows namespace, label_selector, audience and context", k))
-		}
+	opts, optDiags := sdk.ParseOptions(options, req.Options)
+	diags = append(diags, optDiags...)
+	for _, k := range opts.Unknown() {
+		diags = append(diags, sdk.Errorf("Unknown option", "the kubernetes adapter has no option %q; it knows namespace, label_selector, audience and context", k))
 	}
-	cfg := &config{source: req.Source, namespace: req.Options["namespace"], audience: req.Options["audience"], selectorText: req.Options["label_selector"]}
+	cfg := &config{source: req.Source, namespace: opts.String("namespace"), audience: opts.String("audience"), selectorText: opts.String("label_selector")}
 	if cfg.audience == "" {
 		cfg.audience = DefaultAudience
 	}
@@ -54,7 +60,7 @@ func loadConfig(req *sdk.ConfigureRequest, version string) (*config, []sdk.Diagn
 		}
 	default:
 		rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: req.Source}
-		overrides := &clientcmd.ConfigOverrides{CurrentContext: req.Options["context"]}
+		overrides := &clientcmd.ConfigOverrides{CurrentContext: opts.String("context")}
 		cfg.rest, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
 		if err != nil {
 			diags = append(diags, sdk.Errorf("Unusable kubeconfig", "loading kubeconfig %s: %v; pass the path of a kubeconfig file that kubectl accepts", req.Source, err))

@@ -37,6 +37,17 @@ const joinTokenTTL = 10 * time.Minute
 
 var defaultFirstAddress = netip.AddrFrom4([4]byte{127, 0, 0, 2})
 
+// options is the schema of the adapter's options (Info), which the host
+// checks the operator's --adapter-option local.NAME=VALUE against.
+var options = []sdk.OptionSpec{
+	{Name: OptionFirstAddress, Type: sdk.OptionString, Default: defaultFirstAddress.String(),
+		Description: "the first loopback address handed to instances, an IPv4 address in 127.0.0.0/8"},
+	{Name: OptionIsolation, Type: sdk.OptionEnum, Values: []string{isolationGuard, isolationNone}, Default: isolationGuard,
+		Description: "guard: nftables rules let only an instance's sidecar reach its app (needs root and nft); none: every app and outbound port is open to any local process"},
+	{Name: OptionEdge, Type: sdk.OptionString,
+		Description: "services whose app port is left open on purpose (the way into the mesh), separated by commas, such as frontend,admin"},
+}
+
 // Adapter is the local adapter. Create it with New; it implements
 // sdk.Adapter and io.Closer.
 type Adapter struct {
@@ -107,6 +118,7 @@ func (a *Adapter) Info(context.Context) (*sdk.InfoResponse, error) {
 		Version:         a.Version,
 		ProtocolVersion: sdk.ProtocolVersion,
 		Capabilities:    []string{sdk.CapRunsInstances, sdk.CapJoinTokens},
+		Options:         options,
 	}, nil
 }
 
@@ -200,44 +212,37 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 		diags = append(diags, sdk.Warningf("No trust bundle",
 			"MeshContext.TrustBundlePEM is empty, so the sidecars cannot verify the controller; they will not get a certificate."))
 	}
-	first := defaultFirstAddress
-	isolation := isolationGuard
+	opts, optDiags := sdk.ParseOptions(options, req.Options)
+	diags = append(diags, optDiags...)
+	isolation := opts.String(OptionIsolation)
 	edge := map[string]bool{}
-	for k, v := range req.Options {
-		switch k {
-		case OptionIsolation:
-			switch v {
-			case isolationGuard, isolationNone:
-				isolation = v
-			default:
-				diags = append(diags, sdk.Errorf("Invalid isolation",
-					"Option isolation = %q: give %q (the default: nftables rules let only an instance's sidecar reach its app; needs root) or %q (no protection: every app port and outbound port is open to any local process).", v, isolationGuard, isolationNone))
-			}
-		case OptionEdge:
-			for _, name := range strings.Split(v, ",") {
-				name = strings.TrimSpace(name)
-				if name == "" {
-					continue
-				}
-				if !model.ValidName(name) {
-					diags = append(diags, sdk.Errorf("Invalid edge",
-						"Option edge = %q: %q is not a service name; give service names separated by commas, such as frontend,admin.", v, name))
-					continue
-				}
-				edge[name] = true
-			}
-		case OptionFirstAddress:
-			a, err := netip.ParseAddr(v)
-			if err != nil || !a.Is4() || !a.IsLoopback() {
-				diags = append(diags, sdk.Errorf("Invalid first_address",
-					"Option first_address = %q: give an IPv4 loopback address (127.0.0.0/8) such as 127.0.0.2.", v))
+	if v := opts.String(OptionEdge); v != "" {
+		for _, name := range strings.Split(v, ",") {
+			name = strings.TrimSpace(name)
+			if name == "" {
 				continue
 			}
-			first = a
-		default:
-			diags = append(diags, sdk.Warningf("Unknown option",
-				"The local adapter has no option %q and ignores it; it knows %s, %s and %s.", k, OptionFirstAddress, OptionIsolation, OptionEdge))
+			if !model.ValidName(name) {
+				diags = append(diags, sdk.Errorf("Invalid edge",
+					"Option edge = %q: %q is not a service name; give service names separated by commas, such as frontend,admin.", v, name))
+				continue
+			}
+			edge[name] = true
 		}
+	}
+	first := defaultFirstAddress
+	if v := opts.String(OptionFirstAddress); opts.Given(OptionFirstAddress) {
+		a, err := netip.ParseAddr(v)
+		if err != nil || !a.Is4() || !a.IsLoopback() {
+			diags = append(diags, sdk.Errorf("Invalid first_address",
+				"Option first_address = %q: give an IPv4 loopback address (127.0.0.0/8) such as 127.0.0.2.", v))
+		} else {
+			first = a
+		}
+	}
+	for _, k := range opts.Unknown() {
+		diags = append(diags, sdk.Warningf("Unknown option",
+			"The local adapter has no option %q and ignores it; it knows %s, %s and %s.", k, OptionFirstAddress, OptionIsolation, OptionEdge))
 	}
 	nft, noGuard := guardSupport()
 	switch {

@@ -28,6 +28,16 @@ const (
 	OptionEncoding     = "encoding" // json or protobuf
 )
 
+// options is the schema of the adapter's options (Info), which the host
+// checks the operator's --adapter-option mesos.NAME=VALUE against.
+var options = []sdk.OptionSpec{
+	{Name: OptionUser, Type: sdk.OptionString, Description: "the principal for the master's HTTP authentication"},
+	{Name: OptionPassword, Type: sdk.OptionString, Description: "its secret (password_file keeps it out of the process list)"},
+	{Name: OptionPasswordFile, Type: sdk.OptionString, Description: "a file holding the secret; it wins over password"},
+	{Name: OptionEncoding, Type: sdk.OptionEnum, Values: []string{"json", "protobuf"}, Default: "json",
+		Description: "how the operator API's calls and events are encoded"},
+}
+
 // defaultHeartbeat is assumed until SUBSCRIBED says otherwise (the real
 // master's interval).
 const defaultHeartbeat = 15 * time.Second
@@ -66,7 +76,7 @@ func newAdapter(log hclog.Logger) *Adapter {
 
 // Info describes the adapter.
 func (a *Adapter) Info(context.Context) (*sdk.InfoResponse, error) {
-	return &sdk.InfoResponse{Name: Name, Version: a.Version, ProtocolVersion: sdk.ProtocolVersion}, nil
+	return &sdk.InfoResponse{Name: Name, Version: a.Version, ProtocolVersion: sdk.ProtocolVersion, Options: options}, nil
 }
 
 // Configure checks the masters' URLs and the options. It does not call
@@ -79,29 +89,22 @@ func (a *Adapter) Configure(_ context.Context, req *sdk.ConfigureRequest) (*sdk.
 	if _, err := parseMasters(req.Source); err != nil {
 		bad("Bad Mesos master address", err.Error())
 	}
-	cfg := &config{masters: req.Source, user: req.Options[OptionUser], pass: req.Options[OptionPassword], media: mediaJSON}
-	for k, v := range req.Options {
-		switch k {
-		case OptionUser, OptionPassword:
-		case OptionPasswordFile:
-			b, err := os.ReadFile(v)
-			if err != nil {
-				bad("Cannot read the Mesos password file", fmt.Sprintf("reading %s: %v", v, err))
-				continue
-			}
+	opts, optDiags := sdk.ParseOptions(options, req.Options)
+	diags = append(diags, optDiags...)
+	cfg := &config{masters: req.Source, user: opts.String(OptionUser), pass: opts.String(OptionPassword), media: mediaJSON}
+	if opts.Given(OptionPasswordFile) {
+		v := opts.String(OptionPasswordFile)
+		if b, err := os.ReadFile(v); err != nil {
+			bad("Cannot read the Mesos password file", fmt.Sprintf("reading %s: %v", v, err))
+		} else {
 			cfg.pass = strings.TrimRight(string(b), "\r\n")
-		case OptionEncoding:
-			switch v {
-			case "json":
-				cfg.media = mediaJSON
-			case "protobuf":
-				cfg.media = mediaProtobuf
-			default:
-				bad("Unknown Mesos encoding", fmt.Sprintf("option encoding = %q: use json or protobuf", v))
-			}
-		default:
-			bad("Unknown Mesos adapter option", fmt.Sprintf("option %q is not one of user, password, password_file, encoding", k))
 		}
+	}
+	if opts.String(OptionEncoding) == "protobuf" {
+		cfg.media = mediaProtobuf
+	}
+	for _, k := range opts.Unknown() {
+		bad("Unknown Mesos adapter option", fmt.Sprintf("option %q is not one of user, password, password_file, encoding", k))
 	}
 	if cfg.pass != "" && cfg.user == "" {
 		bad("Mesos password without a user", "set the user option too, or drop the password")

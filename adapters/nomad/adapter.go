@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +42,21 @@ const (
 	// the mesh port's host port.
 	OptionAdvertise = "advertise"
 )
+
+// options is the schema of the adapter's options (Info), which the host
+// checks the operator's --adapter-option nomad.NAME=VALUE against.
+var options = []sdk.OptionSpec{
+	{Name: OptionTokenFile, Type: sdk.OptionString,
+		Description: "a file holding the Nomad ACL token (secret ID) the adapter uses, with read-job on the namespaces to watch; without it $NOMAD_TOKEN, then none"},
+	{Name: OptionNamespace, Type: sdk.OptionString, Default: "*",
+		Description: "the Nomad namespace to watch; * watches all"},
+	{Name: OptionEventStream, Type: sdk.OptionBool, Default: "true",
+		Description: "follow Nomad's event stream; false uses blocking queries only, for clusters whose event broker is disabled"},
+	{Name: OptionResync, Type: sdk.OptionDuration, Default: "30s",
+		Description: "how often the snapshot is rebuilt even without events (at least 1s)"},
+	{Name: OptionAdvertise, Type: sdk.OptionEnum, Values: []string{"host", "alloc"}, Default: "host",
+		Description: "host: callers dial the node's address and the mesh port's host port; alloc: a bridge-mode allocation's own address (Nomad's address_mode = \"alloc\")"},
+}
 
 // DefaultAddress is Nomad's HTTP API when neither the source nor
 // $NOMAD_ADDR names one.
@@ -102,6 +115,7 @@ func (a *Adapter) Info(context.Context) (*sdk.InfoResponse, error) {
 		Version:         a.Version,
 		ProtocolVersion: sdk.ProtocolVersion,
 		Capabilities:    []string{sdk.CapVerifiesIdentity},
+		Options:         options,
 	}, nil
 }
 
@@ -132,7 +146,7 @@ func (a *Adapter) Configure(ctx context.Context, req *sdk.ConfigureRequest) (*sd
 // parseConfig reads the request; getenv is os.Getenv outside tests.
 func parseConfig(req *sdk.ConfigureRequest, getenv func(string) string) (*config, []sdk.Diagnostic) {
 	var diags []sdk.Diagnostic
-	cfg := &config{namespace: "*", eventStream: true, resync: 30 * time.Second, advertise: "host"}
+	cfg := &config{}
 	cfg.addr = req.Source
 	if cfg.addr == "" {
 		cfg.addr = getenv("NOMAD_ADDR")
@@ -146,49 +160,30 @@ func parseConfig(req *sdk.ConfigureRequest, getenv func(string) string) (*config
 			"The nomad adapter's source %q is not the URL of Nomad's HTTP API. Give one like http://127.0.0.1:4646 (--adapter nomad=http://127.0.0.1:4646), or leave it empty to use $NOMAD_ADDR.", cfg.addr))
 	}
 	cfg.token = getenv("NOMAD_TOKEN")
-	keys := make([]string, 0, len(req.Options))
-	for k := range req.Options {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := req.Options[k]
-		switch k {
-		case OptionTokenFile:
-			b, err := os.ReadFile(v)
-			if err != nil {
-				diags = append(diags, sdk.Errorf("Cannot read the Nomad token file",
-					"Option token_file: %v. Give the path of a file holding a Nomad ACL token (secret ID) with read-job on the namespaces to watch.", err))
-				continue
-			}
+	opts, optDiags := sdk.ParseOptions(options, req.Options)
+	diags = append(diags, optDiags...)
+	if opts.Given(OptionTokenFile) {
+		b, err := os.ReadFile(opts.String(OptionTokenFile))
+		if err != nil {
+			diags = append(diags, sdk.Errorf("Cannot read the Nomad token file",
+				"Option token_file: %v. Give the path of a file holding a Nomad ACL token (secret ID) with read-job on the namespaces to watch.", err))
+		} else {
 			cfg.token = strings.TrimSpace(string(b))
-		case OptionNamespace:
-			if v == "" {
-				diags = append(diags, sdk.Errorf("Empty namespace", "Option namespace is empty: give a Nomad namespace, or \"*\" for all."))
-			}
-			cfg.namespace = v
-		case OptionEventStream:
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				diags = append(diags, sdk.Errorf("Invalid event_stream", "Option event_stream = %q: give true or false.", v))
-			}
-			cfg.eventStream = b
-		case OptionResync:
-			d, err := time.ParseDuration(v)
-			if err != nil || d < time.Second {
-				diags = append(diags, sdk.Errorf("Invalid resync", "Option resync = %q: give a duration of at least 1s, such as 30s.", v))
-				continue
-			}
-			cfg.resync = d
-		case OptionAdvertise:
-			if v != "host" && v != "alloc" {
-				diags = append(diags, sdk.Errorf("Invalid advertise", "Option advertise = %q: give host (callers dial the node's address and the mesh port's host port) or alloc (a bridge-mode allocation's own address).", v))
-			}
-			cfg.advertise = v
-		default:
-			diags = append(diags, sdk.Warningf("Unknown option",
-				"The nomad adapter has no option %q and ignores it; it knows %s, %s, %s, %s and %s.", k, OptionTokenFile, OptionNamespace, OptionEventStream, OptionResync, OptionAdvertise))
 		}
+	}
+	cfg.namespace = opts.String(OptionNamespace)
+	if cfg.namespace == "" {
+		diags = append(diags, sdk.Errorf("Empty namespace", "Option namespace is empty: give a Nomad namespace, or \"*\" for all."))
+	}
+	cfg.eventStream = opts.Bool(OptionEventStream)
+	cfg.resync = opts.Duration(OptionResync)
+	if v := req.Options[OptionResync]; opts.Given(OptionResync) && cfg.resync < time.Second {
+		diags = append(diags, sdk.Errorf("Invalid resync", "Option resync = %q: give a duration of at least 1s, such as 30s.", v))
+	}
+	cfg.advertise = opts.String(OptionAdvertise)
+	for _, k := range opts.Unknown() {
+		diags = append(diags, sdk.Warningf("Unknown option",
+			"The nomad adapter has no option %q and ignores it; it knows %s, %s, %s, %s and %s.", k, OptionTokenFile, OptionNamespace, OptionEventStream, OptionResync, OptionAdvertise))
 	}
 	if sdk.HasErrors(diags) {
 		return nil, diags

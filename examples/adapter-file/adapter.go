@@ -20,8 +20,16 @@ type fileAdapter struct {
 	interval time.Duration
 }
 
+// options is the adapter's option schema: Info declares it, the
+// controller checks --adapter-option file.NAME=VALUE against it before
+// Configure, and Configure reads the values with sdk.ParseOptions.
+var options = []sdk.OptionSpec{
+	{Name: "poll_interval", Type: sdk.OptionDuration, Default: defaultPollInterval.String(),
+		Description: "how often the file is read for changes, a positive duration"},
+}
+
 func (a *fileAdapter) Info(context.Context) (*sdk.InfoResponse, error) {
-	return &sdk.InfoResponse{Name: "file", Version: "0.1.0", ProtocolVersion: sdk.ProtocolVersion}, nil
+	return &sdk.InfoResponse{Name: "file", Version: "0.1.0", ProtocolVersion: sdk.ProtocolVersion, Options: options}, nil
 }
 
 // Configure checks that the file can be read and parsed. Problems are
@@ -33,16 +41,16 @@ func (a *fileAdapter) Configure(_ context.Context, req *sdk.ConfigureRequest) (*
 	if req.Source == "" {
 		return fail(sdk.Errorf("No instances file", "the file adapter needs the path of a JSON instances file as its source: --adapter file=/path/instances.json"))
 	}
-	interval := defaultPollInterval
-	for k, v := range req.Options {
-		if k != "poll_interval" {
-			return fail(sdk.Errorf("Unknown option", "the file adapter has no option %q; it knows poll_interval", k))
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return fail(sdk.Errorf("Invalid poll_interval", "poll_interval = %q is not a positive duration such as 500ms or 2s", v))
-		}
-		interval = d
+	opts, diags := sdk.ParseOptions(options, req.Options)
+	if len(diags) > 0 {
+		return &sdk.ConfigureResponse{Diagnostics: diags}, nil
+	}
+	if unknown := opts.Unknown(); len(unknown) > 0 {
+		return fail(sdk.Errorf("Unknown option", "the file adapter has no option %q; it knows poll_interval", unknown[0]))
+	}
+	interval := opts.Duration("poll_interval")
+	if interval <= 0 {
+		return fail(sdk.Errorf("Invalid poll_interval", "poll_interval = %q is not a positive duration such as 500ms or 2s", req.Options["poll_interval"]))
 	}
 	data, err := readFile(req.Source)
 	if err != nil {

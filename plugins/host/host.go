@@ -289,6 +289,10 @@ func (s *run) configure(ctx context.Context, a plugins.Adapter) error {
 		return fmt.Errorf("checking adapter %q: %w", o.Name, err)
 	}
 	s.report(func(st *Status) { st.Info = info })
+	if err := plugins.CheckOptions(info.Options, o.Request.Options); err != nil {
+		return fmt.Errorf("checking the options of adapter %q: %w; fix the controller's --adapter-option %s.NAME=VALUE flags and it will be retried",
+			o.Name, err, o.Name)
+	}
 
 	req := o.Request
 	resp, err := a.Configure(callCtx, &req)

@@ -39,6 +39,8 @@ func TestMain(m *testing.M) {
 //	badconfig   Configure answers with an error diagnostic
 //	oldversion  Info reports protocol version 0
 //	watcherr    one snapshot, then Watch fails
+//	badoption   declares an int option "level" and is given "high"; its
+//	            Configure would accept anything
 type fake struct{ mode, marker string }
 
 func (f *fake) Info(context.Context) (*sdk.InfoResponse, error) {
@@ -50,7 +52,8 @@ func (f *fake) Info(context.Context) (*sdk.InfoResponse, error) {
 	if f.mode == "verifier" {
 		caps = []string{sdk.CapVerifiesIdentity}
 	}
-	return &sdk.InfoResponse{Name: "fake", ProtocolVersion: v, Capabilities: caps}, nil
+	return &sdk.InfoResponse{Name: "fake", ProtocolVersion: v, Capabilities: caps,
+		Options: []sdk.OptionSpec{{Name: "level", Type: sdk.OptionInt, Default: "1", Description: "how loud"}}}, nil
 }
 
 func (f *fake) VerifyIdentity(_ context.Context, req *sdk.VerifyIdentityRequest) (*sdk.VerifyIdentityResponse, error) {
@@ -127,10 +130,13 @@ func supervise(t *testing.T, mode string) *supervised {
 			}
 			return host.FileChecksum(os.Args[0])
 		},
-		Request:    plugins.ConfigureRequest{Source: "/nowhere/instances.json"},
+		Request:    plugins.ConfigureRequest{Source: "/nowhere/instances.json", Options: map[string]string{"level": "2"}},
 		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		MinBackoff: 10 * time.Millisecond,
 		MaxBackoff: 100 * time.Millisecond,
+	}
+	if mode == "badoption" {
+		opts.Request.Options = map[string]string{"level": "high"}
 	}
 	sup, err := host.New(opts)
 	if err != nil {
@@ -257,6 +263,7 @@ func TestSuperviseFailures(t *testing.T) {
 		{mode: "watcherr", wantErr: []string{"lost the scheduler"}, wantUpdate: true},
 		{mode: "wrongsum", wantErr: []string{"not the binary that was pinned", "this one has", "do not run it"}},
 		{mode: "nopin", wantErr: []string{"no pin for this plugin"}},
+		{mode: "badoption", wantErr: []string{`checking the options of adapter "fake"`, `option level (int) = "high"`, "--adapter-option fake.NAME=VALUE"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
