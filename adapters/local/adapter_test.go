@@ -19,6 +19,7 @@ import (
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/plugins/sdk"
+	"github.com/weftmesh/weft/plugins/sdk/sdktest"
 )
 
 func TestInfo(t *testing.T) {
@@ -40,10 +41,10 @@ func TestRunInstances(t *testing.T) {
 	s := newSetup(t)
 	s.writeWorkloads(t, map[string]int{"api": 2, "web": 1}, "")
 	a := newTestAdapter(t)
-	configure(t, a, s.request(t))
+	sdktest.ConfigureOK(t, a, s.request(t))
 	events := watch(t, a)
 
-	ev := waitFor(t, events, "every instance passing", allPassing("api-0", "api-1", "web-0"))
+	ev := sdktest.WaitFor(t, events, "every instance passing", waitTimeout, allPassing("api-0", "api-1", "web-0"))
 	wantAddr := map[string]string{"api-0": s.prefix + "2", "api-1": s.prefix + "3", "web-0": s.prefix + "4"}
 	for _, in := range ev.Snapshot.Instances {
 		if err := in.Validate(); err != nil {
@@ -122,7 +123,7 @@ func TestRunInstances(t *testing.T) {
 
 	// A crashed app is restarted: new pid, critical meanwhile, then passing.
 	killPID(t, p["api-0"][0])
-	ev = waitFor(t, events, "api-0 restarted", func(ev sdk.WatchEvent) bool {
+	ev = sdktest.WaitFor(t, events, "api-0 restarted", waitTimeout, func(ev sdk.WatchEvent) bool {
 		q := pids(ev)["api-0"]
 		return allPassing("api-0", "api-1", "web-0")(ev) && q[0] != p["api-0"][0]
 	})
@@ -132,7 +133,7 @@ func TestRunInstances(t *testing.T) {
 
 	// A crashed sidecar is restarted with a fresh join token.
 	killPID(t, p["web-0"][1])
-	ev = waitFor(t, events, "web-0's sidecar restarted", func(ev sdk.WatchEvent) bool {
+	ev = sdktest.WaitFor(t, events, "web-0's sidecar restarted", waitTimeout, func(ev sdk.WatchEvent) bool {
 		q := pids(ev)["web-0"]
 		return q[1] != "" && q[1] != p["web-0"][1]
 	})
@@ -200,7 +201,7 @@ func TestAdoptAfterHostDeath(t *testing.T) {
 			}
 		}
 	}()
-	ev := waitFor(t, events, "the host's instances passing", allPassing("api-0", "api-1", "old-0", "web-0"))
+	ev := sdktest.WaitFor(t, events, "the host's instances passing", waitTimeout, allPassing("api-0", "api-1", "old-0", "web-0"))
 	before := pids(ev)
 	if err := host.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -229,8 +230,8 @@ func TestAdoptAfterHostDeath(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := newTestAdapter(t)
-	configure(t, a, s.request(t)) // no "Port in use": the ports are held by our own processes
-	ev = waitFor(t, watch(t, a), "api adopted, web replaced", allPassing("api-0", "api-1", "web-0"))
+	sdktest.ConfigureOK(t, a, s.request(t)) // no "Port in use": the ports are held by our own processes
+	ev = sdktest.WaitFor(t, watch(t, a), "api adopted, web replaced", waitTimeout, allPassing("api-0", "api-1", "web-0"))
 	after := pids(ev)
 	for _, id := range []string{"api-0", "api-1"} {
 		if after[id] != before[id] {
@@ -271,13 +272,13 @@ func TestWorkloadsFileChanges(t *testing.T) {
 	s := newSetup(t)
 	s.writeWorkloads(t, map[string]int{"api": 1}, "")
 	a := newTestAdapter(t)
-	configure(t, a, s.request(t))
+	sdktest.ConfigureOK(t, a, s.request(t))
 	events := watch(t, a)
-	ev := waitFor(t, events, "api-0", allPassing("api-0"))
+	ev := sdktest.WaitFor(t, events, "api-0", waitTimeout, allPassing("api-0"))
 	first := pids(ev)["api-0"]
 
 	s.writeWorkloads(t, map[string]int{"api": 2, "db": 1}, "")
-	ev = waitFor(t, events, "scaled up", allPassing("api-0", "api-1", "db-0"))
+	ev = sdktest.WaitFor(t, events, "scaled up", waitTimeout, allPassing("api-0", "api-1", "db-0"))
 	if pids(ev)["api-0"] != first {
 		t.Errorf("api-0 restarted by an unrelated change: %v -> %v", first, pids(ev)["api-0"])
 	}
@@ -286,7 +287,7 @@ func TestWorkloadsFileChanges(t *testing.T) {
 	if err := os.WriteFile(s.file, []byte(strings.ReplaceAll(mustRead(t, s.file), `version = "v1"`, `version = "v2"`)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ev = waitFor(t, events, "meta v2", func(ev sdk.WatchEvent) bool {
+	ev = sdktest.WaitFor(t, events, "meta v2", waitTimeout, func(ev sdk.WatchEvent) bool {
 		return len(ev.Snapshot.Instances) == 3 && ev.Snapshot.Instances[0].Meta["version"] == "v2"
 	})
 	if pids(ev)["api-0"] != first {
@@ -298,7 +299,7 @@ func TestWorkloadsFileChanges(t *testing.T) {
 	if err := os.WriteFile(s.file, []byte("service \"api\" {\n  port = 0\n}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ev = waitFor(t, events, "diagnostics", func(ev sdk.WatchEvent) bool { return sdk.HasErrors(ev.Diagnostics) })
+	ev = sdktest.WaitFor(t, events, "diagnostics", waitTimeout, func(ev sdk.WatchEvent) bool { return sdk.HasErrors(ev.Diagnostics) })
 	var summaries []string
 	ds := withoutIsolation(ev.Diagnostics)
 	for _, d := range ds {
@@ -317,7 +318,7 @@ func TestWorkloadsFileChanges(t *testing.T) {
 
 	// Scale down (and fix): db-0 and api-1 stop.
 	s.writeWorkloads(t, map[string]int{"api": 1}, "")
-	ev = waitFor(t, events, "scaled down", func(ev sdk.WatchEvent) bool {
+	ev = sdktest.WaitFor(t, events, "scaled down", waitTimeout, func(ev sdk.WatchEvent) bool {
 		return allPassing("api-0")(ev) && len(withoutIsolation(ev.Diagnostics)) == 0
 	})
 	for _, id := range []string{"api-1", "db-0"} {
@@ -332,7 +333,7 @@ func TestWorkloadsFileChanges(t *testing.T) {
 	if err := os.WriteFile(s.file, []byte(strings.ReplaceAll(mustRead(t, s.file), ":9001", ":9009")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ev = waitFor(t, events, "api-0's app restarted", func(ev sdk.WatchEvent) bool {
+	ev = sdktest.WaitFor(t, events, "api-0's app restarted", waitTimeout, func(ev sdk.WatchEvent) bool {
 		return allPassing("api-0")(ev) && pids(ev)["api-0"][0] != first[0]
 	})
 	if got := pids(ev)["api-0"]; got[1] != first[1] {
@@ -342,7 +343,7 @@ func TestWorkloadsFileChanges(t *testing.T) {
 
 	// A new namespace is a new identity: the sidecar restarts too.
 	s.writeWorkloads(t, map[string]int{"api": 1}, `  namespace = "shop"`)
-	ev = waitFor(t, events, "new namespace", func(ev sdk.WatchEvent) bool {
+	ev = sdktest.WaitFor(t, events, "new namespace", waitTimeout, func(ev sdk.WatchEvent) bool {
 		return allPassing("api-0")(ev) && ev.Snapshot.Instances[0].Namespace == "shop"
 	})
 	if got := pids(ev)["api-0"]; got[0] == second[0] || got[1] == second[1] {
@@ -359,8 +360,8 @@ func TestCloseKillsStubbornProcess(t *testing.T) {
 	}
 	a := newTestAdapter(t)
 	a.grace = 200 * time.Millisecond
-	configure(t, a, s.request(t))
-	ev := waitFor(t, watch(t, a), "stubborn-0", allPassing("stubborn-0"))
+	sdktest.ConfigureOK(t, a, s.request(t))
+	ev := sdktest.WaitFor(t, watch(t, a), "stubborn-0", waitTimeout, allPassing("stubborn-0"))
 	s.waitReady(t, "stubborn-0", 1) // it ignores SIGTERM from now on
 	start := time.Now()
 	if err := a.Close(); err != nil {

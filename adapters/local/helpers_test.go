@@ -23,6 +23,7 @@ import (
 
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/plugins/sdk"
+	"github.com/weftmesh/weft/plugins/sdk/sdktest"
 )
 
 // This test binary plays every process the adapter deals with, chosen by
@@ -405,57 +406,16 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// configure configures a and fails the test on any error diagnostic.
-func configure(t *testing.T, a sdk.Adapter, req *sdk.ConfigureRequest) {
-	t.Helper()
-	resp, err := a.Configure(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sdk.HasErrors(resp.Diagnostics) {
-		t.Fatalf("configure: %+v", resp.Diagnostics)
-	}
-}
+// waitTimeout bounds every wait for a snapshot.
+const waitTimeout = 15 * time.Second
 
-// watch runs a.Watch until the test ends and returns its events.
+// watch runs a.Watch until the test ends, when it must return nil within
+// 5 s, and returns its events.
 func watch(t *testing.T, a sdk.Adapter) <-chan sdk.WatchEvent {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	events := make(chan sdk.WatchEvent, 16)
-	done := make(chan error, 1)
-	go func() { done <- a.Watch(ctx, &sdk.WatchRequest{}, events) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Watch returned %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Watch did not return within 5s of its context's end")
-		}
-	})
-	return events
-}
-
-// waitFor reads events until ok accepts one, and fails the test after
-// timeout.
-func waitFor(t *testing.T, events <-chan sdk.WatchEvent, what string, ok func(sdk.WatchEvent) bool) sdk.WatchEvent {
-	t.Helper()
-	deadline := time.NewTimer(15 * time.Second)
-	defer deadline.Stop()
-	var last sdk.WatchEvent
-	for {
-		select {
-		case ev := <-events:
-			if ok(ev) {
-				return ev
-			}
-			last = ev
-		case <-deadline.C:
-			t.Fatalf("no snapshot with %s within 15s; last one: %+v", what, last)
-		}
-	}
+	w := sdktest.Watch(t, a)
+	w.WantNil, w.CancelTimeout = true, 5*time.Second
+	return w.Events
 }
 
 // allPassing accepts a snapshot with exactly ids, every one passing with

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftmesh/weft/adapters/conformance"
 	"github.com/weftmesh/weft/plugins/sdk"
+	"github.com/weftmesh/weft/plugins/sdk/sdktest"
 )
 
 // switchProxy forwards TCP from a loopback port to target while up; down
@@ -88,33 +88,17 @@ func TestNomadUnreachableKeepsLastSnapshot(t *testing.T) {
 	proxy := newSwitchProxy(t, strings.TrimPrefix(agent.Addr, "http://"))
 
 	a := fastAdapter()
-	resp, err := a.Configure(context.Background(), &sdk.ConfigureRequest{
+	sdktest.ConfigureOK(t, a, &sdk.ConfigureRequest{
 		Source: proxy.addr(), Options: map[string]string{OptionTokenFile: agent.TokenFile(t), OptionNamespace: ns},
 	})
-	if err != nil || sdk.HasErrors(resp.Diagnostics) {
-		t.Fatalf("Configure: %v %+v", err, resp)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	events := make(chan sdk.WatchEvent)
-	done := make(chan error, 1)
-	go func() { done <- a.Watch(ctx, &sdk.WatchRequest{}, events) }()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("Watch did not return after cancel")
-		}
-	}()
+	w := sdktest.Watch(t, a)
 	next := func(what string) sdk.WatchEvent {
 		t.Helper()
-		select {
-		case ev := <-events:
-			return ev
-		case <-time.After(20 * time.Second):
+		ev, ok := w.NextBefore(t, time.Now().Add(20*time.Second))
+		if !ok {
 			t.Fatalf("no snapshot %s within 20s", what)
 		}
-		return sdk.WatchEvent{}
+		return ev
 	}
 	first := next("at first")
 	if len(first.Snapshot.Instances) != 1 || first.Snapshot.Instances[0].ID != want[0] {
@@ -189,9 +173,9 @@ func TestConfigureTokens(t *testing.T) {
 // not pass streams, say): the adapter falls back to blocking queries by
 // itself and still sees every change.
 func TestEventStreamRefusedFallsBack(t *testing.T) {
-	conformance.Run(t, conformance.InMemory(func() sdk.Adapter {
+	sdktest.Run(t, sdktest.InMemory(func() sdk.Adapter {
 		return fastAdapter()
-	}), func(t *testing.T) conformance.Fixture {
+	}), func(t *testing.T) sdktest.Fixture {
 		f := conformanceFixture(t)
 		target, err := url.Parse(f.Good.Source)
 		if err != nil {

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftmesh/weft/adapters/conformance"
 	"github.com/weftmesh/weft/plugins/host"
 	"github.com/weftmesh/weft/plugins/sdk"
+	"github.com/weftmesh/weft/plugins/sdk/sdktest"
 )
 
 const wait = 20 * time.Second
@@ -49,11 +49,11 @@ func request(path string) *sdk.ConfigureRequest {
 	return &sdk.ConfigureRequest{Source: path, Options: map[string]string{"poll_interval": "20ms"}}
 }
 
-func fixture(t *testing.T) conformance.Fixture {
+func fixture(t *testing.T) sdktest.Fixture {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "instances.json")
 	writeInstances(t, path, "web-1", "web-2")
-	return conformance.Fixture{
+	return sdktest.Fixture{
 		Good:    request(path),
 		Bad:     request(filepath.Join(dir, "missing.json")),
 		WantIDs: []string{"web-1", "web-2"},
@@ -65,7 +65,7 @@ func fixture(t *testing.T) conformance.Fixture {
 }
 
 func TestConformanceInMemory(t *testing.T) {
-	conformance.Run(t, conformance.InMemory(func() sdk.Adapter { return &fileAdapter{} }), fixture)
+	sdktest.Run(t, sdktest.InMemory(func() sdk.Adapter { return &fileAdapter{} }), fixture)
 }
 
 func TestConfigureDiagnostics(t *testing.T) {
@@ -123,7 +123,7 @@ func TestPluginProcess(t *testing.T) {
 	}
 
 	t.Run("Conformance", func(t *testing.T) {
-		conformance.Run(t, conformance.OverPlugin(func() *exec.Cmd { return exec.Command(bin) }), fixture)
+		sdktest.Run(t, sdktest.OverPlugin(func() *exec.Cmd { return exec.Command(bin) }), fixture)
 	})
 
 	// Pinned as the README says: sha256sum's output beside the binary.
