@@ -52,8 +52,9 @@ type Loop[S any] struct {
 	// fetches fail: the snapshot stays in force and the operator learns
 	// why it may be stale. Without it nothing is sent while failing.
 	Failing func(err error, retryIn time.Duration) Diagnostic
-	// Log, if set, gets a failed fetch, and each diagnostic when it first
-	// appears (not again with every snapshot that still carries it).
+	// Log, if set, gets a failed fetch (once, until it fails otherwise or
+	// succeeds), and each diagnostic when it first appears (not again with
+	// every snapshot that still carries it).
 	Log hclog.Logger
 }
 
@@ -114,8 +115,9 @@ func (l *Loop[S]) Run(ctx context.Context, changes <-chan struct{}, events chan<
 	}
 	defer retry.Stop()
 	var (
-		sent *WatchEvent // the last event sent
-		good *WatchEvent // the last event of a successful fetch
+		sent    *WatchEvent // the last event sent
+		good    *WatchEvent // the last event of a successful fetch
+		lastErr string      // the failure last logged, "" after a success
 	)
 	send := func(ev WatchEvent) bool {
 		if sent != nil && reflect.DeepEqual(*sent, ev) {
@@ -162,9 +164,10 @@ func (l *Loop[S]) Run(ctx context.Context, changes <-chan struct{}, events chan<
 				return nil
 			}
 			d := b.Next()
-			if l.Log != nil {
+			if l.Log != nil && err.Error() != lastErr {
 				l.Log.Warn("reading the adapter's source failed; keeping the last snapshot and retrying", "retry_in", d, "error", err)
 			}
+			lastErr = err.Error()
 			if good != nil && l.Failing != nil {
 				ev := *good
 				ev.Diagnostics = append(append([]Diagnostic{}, good.Diagnostics...), l.Failing(err, d))
@@ -176,6 +179,7 @@ func (l *Loop[S]) Run(ctx context.Context, changes <-chan struct{}, events chan<
 			continue
 		}
 		b.Reset()
+		lastErr = ""
 		snap, diags := l.Translate(st)
 		ev := WatchEvent{Snapshot: snap, Diagnostics: diags}
 		good = &ev
