@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.json from translate's output")
@@ -151,6 +153,26 @@ func TestTranslateSkipsOnlyMalformedPods(t *testing.T) {
 		}
 		if p.UID == "" || p.Reason == "" {
 			t.Errorf("problem %+v lacks the pod's UID or an event reason", p)
+		}
+	}
+}
+
+// translate, the adapter's translate step, is resolve as a snapshot: the
+// instances, and one warning per skipped pod naming it.
+func TestTranslateSnapshot(t *testing.T) {
+	objs := loadObjects(t, "testdata/malformed.yaml")
+	ins, probs := resolve(objs)
+	snap, diags := translate(objs)
+	if snap.Adapter != Name || !reflect.DeepEqual(snap.Instances, ins) {
+		t.Errorf("snapshot %+v, want adapter %s and the instances %+v", snap, Name, ins)
+	}
+	if len(diags) != len(probs) {
+		t.Fatalf("%d diagnostics for %d skipped pods", len(diags), len(probs))
+	}
+	for i, d := range diags {
+		p := probs[i]
+		if d.Severity != sdk.SeverityWarning || d.Summary != "Pod "+p.Namespace+"/"+p.Pod+" skipped" || d.Detail != p.Message {
+			t.Errorf("diagnostic %+v, want a warning naming pod %s/%s with %q", d, p.Namespace, p.Pod, p.Message)
 		}
 	}
 }
