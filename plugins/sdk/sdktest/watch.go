@@ -12,7 +12,7 @@ import (
 // Bounds on how long the helpers wait.
 const (
 	// CallTimeout bounds Info and Configure.
-	CallTimeout = 30 * time.Second
+	CallTimeout = 20 * time.Second
 	// SnapshotTimeout bounds the wait for a first or changed snapshot.
 	SnapshotTimeout = 20 * time.Second
 	// CancelTimeout bounds how long Watch may take to return after its
