@@ -47,6 +47,8 @@ type InfoResponse struct {
 	Version         string
 	ProtocolVersion int
 	Capabilities    []string
+	// Options are the options the adapter accepts (see OptionSpec).
+	Options []OptionSpec
 }
 
 // Has reports whether the adapter announced capability c.

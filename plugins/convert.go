@@ -29,7 +29,46 @@ func infoToProto(r *InfoResponse) *proto.InfoResponse {
 		Version:         r.Version,
 		ProtocolVersion: uint32(v),
 		Capabilities:    nilIfEmpty(r.Capabilities),
+		Options:         optionsToProto(r.Options),
 	}
+}
+
+func optionsToProto(os []OptionSpec) []*proto.OptionSpec {
+	if len(os) == 0 {
+		return nil
+	}
+	out := make([]*proto.OptionSpec, len(os))
+	for i, o := range os {
+		out[i] = &proto.OptionSpec{
+			Name:         o.Name,
+			Type:         proto.OptionType(o.Type),
+			DefaultValue: o.Default,
+			Description:  o.Description,
+			Required:     o.Required,
+			Values:       nilIfEmpty(o.Values),
+		}
+	}
+	return out
+}
+
+// optionsFromProto keeps a type it does not know as it is, so that
+// CheckInfo refuses it rather than reading it as another.
+func optionsFromProto(ps []*proto.OptionSpec) []OptionSpec {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]OptionSpec, len(ps))
+	for i, p := range ps {
+		out[i] = OptionSpec{
+			Name:        p.GetName(),
+			Type:        OptionType(p.GetType()),
+			Default:     p.GetDefaultValue(),
+			Description: p.GetDescription(),
+			Required:    p.GetRequired(),
+			Values:      nilIfEmpty(p.GetValues()),
+		}
+	}
+	return out
 }
 
 func infoFromProto(p *proto.InfoResponse) *InfoResponse {
@@ -38,6 +77,7 @@ func infoFromProto(p *proto.InfoResponse) *InfoResponse {
 		Version:         p.GetVersion(),
 		ProtocolVersion: int(p.GetProtocolVersion()),
 		Capabilities:    nilIfEmpty(p.GetCapabilities()),
+		Options:         optionsFromProto(p.GetOptions()),
 	}
 }
 

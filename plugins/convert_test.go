@@ -141,6 +141,17 @@ func TestInfoRoundTrip(t *testing.T) {
 			want: &InfoResponse{Name: "file", Version: "0.1.0", ProtocolVersion: ProtocolVersion, Capabilities: []string{CapJoinTokens}},
 		},
 		{
+			name: "options",
+			in: &InfoResponse{Name: "x", Options: []OptionSpec{
+				{Name: "mode", Type: OptionEnum, Values: []string{"a", "b"}, Default: "a", Description: "the mode", Required: true},
+				{Name: "every", Type: OptionDuration},
+			}},
+			want: &InfoResponse{Name: "x", Options: []OptionSpec{
+				{Name: "mode", Type: OptionEnum, Values: []string{"a", "b"}, Default: "a", Description: "the mode", Required: true},
+				{Name: "every", Type: OptionDuration},
+			}},
+		},
+		{
 			name: "negative version becomes 0",
 			in:   &InfoResponse{Name: "x", ProtocolVersion: -1},
 			want: &InfoResponse{Name: "x"},
@@ -168,6 +179,12 @@ func TestCheckInfo(t *testing.T) {
 		{name: "no name", info: &InfoResponse{ProtocolVersion: ProtocolVersion}, wantErr: true},
 		{name: "old version", info: &InfoResponse{Name: "file", ProtocolVersion: ProtocolVersion - 1}, wantErr: true, wantVersion: true},
 		{name: "new version", info: &InfoResponse{Name: "file", ProtocolVersion: ProtocolVersion + 1}, wantErr: true, wantVersion: true},
+		{name: "good options", info: &InfoResponse{Name: "file", ProtocolVersion: ProtocolVersion, Options: []OptionSpec{{Name: "n", Type: OptionInt, Default: "3"}}}},
+		{name: "nameless option", info: &InfoResponse{Name: "file", ProtocolVersion: ProtocolVersion, Options: []OptionSpec{{Type: OptionInt}}}, wantErr: true},
+		{name: "option twice", info: &InfoResponse{Name: "file", ProtocolVersion: ProtocolVersion, Options: []OptionSpec{{Name: "n"}, {Name: "n"}}}, wantErr: true},
+		{name: "enum without values", info: &InfoResponse{Name: "file", ProtocolVersion: ProtocolVersion, Options: []OptionSpec{{Name: "n", Type: OptionEnum}}}, wantErr: true},
+		{name: "unknown option type", info: &InfoResponse{Name: "file", ProtocolVersion: ProtocolVersion, Options: []OptionSpec{{Name: "n", Type: OptionType(9)}}}, wantErr: true},
+		{name: "default of another type", info: &InfoResponse{Name: "file", ProtocolVersion: ProtocolVersion, Options: []OptionSpec{{Name: "n", Type: OptionInt, Default: "three"}}}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

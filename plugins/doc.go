@@ -5,7 +5,9 @@
 // Entry point: Adapter. Plugin authors import plugins/sdk; the controller
 // uses plugins/host to launch, verify, supervise and restart plugins.
 //
-// Files: adapter.go is the interface and its types; plugin.go the handshake,
+// Files: adapter.go is the interface and its types; options.go the option
+// schema an adapter declares in Info (OptionSpec) and CheckOptions, which
+// the host runs on the operator's values; plugin.go the handshake,
 // the versioned plugin map (GRPCAdapterPlugin) and the host's client
 // configuration; grpc_client.go the host-side shim (an Adapter over
 // plugins/proto), grpc_server.go the plugin-side shim (proto.AdapterServer

@@ -106,8 +106,8 @@ func explainStart(err error) error {
 	}
 }
 
-// CheckInfo verifies what an adapter reported in Info: a name and the
-// protocol version this build speaks.
+// CheckInfo verifies what an adapter reported in Info: a name, the
+// protocol version this build speaks, and options it can mean.
 func CheckInfo(info *InfoResponse) error {
 	if info == nil {
 		return errors.New("checking adapter info: the adapter returned no InfoResponse")
@@ -119,6 +119,9 @@ func CheckInfo(info *InfoResponse) error {
 		return fmt.Errorf("%w: adapter %q reports protocol version %d, this build speaks %d; "+
 			"set InfoResponse.ProtocolVersion to plugins.ProtocolVersion and rebuild it against this version of plugins/sdk",
 			ErrIncompatibleVersion, info.Name, info.ProtocolVersion, ProtocolVersion)
+	}
+	if err := checkSpecs(info.Options); err != nil {
+		return fmt.Errorf("checking adapter info: adapter %q declares its options wrongly: %w; fix InfoResponse.Options", info.Name, err)
 	}
 	return nil
 }

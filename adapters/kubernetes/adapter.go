@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"sync"
 	"time"
 
@@ -17,8 +16,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/core/version"
-	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/sdk"
 )
 
@@ -43,6 +40,9 @@ const (
 
 // Adapter is the Kubernetes adapter. Create it with New.
 type Adapter struct {
+	// Version is what Info reports; cmd/weft sets the build's version.
+	Version string
+
 	log hclog.Logger
 
 	mu  sync.Mutex
@@ -62,38 +62,39 @@ type config struct {
 
 // New returns an unconfigured adapter that logs with the plugin SDK's
 // logger (to the controller, when it runs as a plugin process).
-func New() *Adapter { return &Adapter{log: sdk.Logger()} }
+func New() *Adapter { return &Adapter{Version: "dev", log: sdk.Logger()} }
 
-// Info implements plugins.Adapter.
-func (a *Adapter) Info(context.Context) (*plugins.InfoResponse, error) {
-	return &plugins.InfoResponse{
+// Info implements sdk.Adapter.
+func (a *Adapter) Info(context.Context) (*sdk.InfoResponse, error) {
+	return &sdk.InfoResponse{
 		Name:            Name,
-		Version:         version.Version,
-		ProtocolVersion: plugins.ProtocolVersion,
-		Capabilities:    []string{plugins.CapVerifiesIdentity},
+		Version:         a.Version,
+		ProtocolVersion: sdk.ProtocolVersion,
+		Capabilities:    []string{sdk.CapVerifiesIdentity},
+		Options:         options,
 	}, nil
 }
 
-// Configure implements plugins.Adapter: it loads the kubeconfig, checks
+// Configure implements sdk.Adapter: it loads the kubeconfig, checks
 // that the API server answers and accepts the credentials, and that every
 // permission the adapter needs is granted.
-func (a *Adapter) Configure(ctx context.Context, req *plugins.ConfigureRequest) (*plugins.ConfigureResponse, error) {
-	cfg, diags := loadConfig(req)
+func (a *Adapter) Configure(ctx context.Context, req *sdk.ConfigureRequest) (*sdk.ConfigureResponse, error) {
+	cfg, diags := loadConfig(req, a.Version)
 	if cfg != nil {
 		ctx, cancel := context.WithTimeout(ctx, preflightBudget)
 		defer cancel()
 		diags = append(diags, preflight(ctx, cfg)...)
 	}
 	for _, d := range diags {
-		if d.Severity == plugins.SeverityError {
-			return &plugins.ConfigureResponse{Diagnostics: diags}, nil
+		if d.Severity == sdk.SeverityError {
+			return &sdk.ConfigureResponse{Diagnostics: diags}, nil
 		}
 	}
 	a.mu.Lock()
 	a.cfg = cfg
 	a.mu.Unlock()
 	a.log.Info("configured", "source", cfg.source, "server", cfg.rest.Host, "namespace", nsText(cfg.namespace), "label_selector", cfg.selectorText)
-	return &plugins.ConfigureResponse{Diagnostics: diags}, nil
+	return &sdk.ConfigureResponse{Diagnostics: diags}, nil
 }
 
 func (a *Adapter) config() (*config, error) {
@@ -105,10 +106,10 @@ func (a *Adapter) config() (*config, error) {
 	return a.cfg, nil
 }
 
-// Watch implements plugins.Adapter: it runs informers on Pods, Services
+// Watch implements sdk.Adapter: it runs informers on Pods, Services
 // and EndpointSlices and sends a full snapshot after the first list and
 // after every change, coalescing bursts.
-func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events chan<- plugins.WatchEvent) error {
+func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- sdk.WatchEvent) error {
 	cfg, err := a.config()
 	if err != nil {
 		return err
@@ -127,17 +128,11 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events cha
 	services := factory.Core().V1().Services()
 	slices := factory.Discovery().V1().EndpointSlices()
 
-	dirty := make(chan struct{}, 1)
-	poke := func() {
-		select {
-		case dirty <- struct{}{}:
-		default:
-		}
-	}
+	changed := sdk.NewSignal()
 	handler := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { poke() },
-		UpdateFunc: func(any, any) { poke() },
-		DeleteFunc: func(any) { poke() },
+		AddFunc:    func(any) { changed.Notify() },
+		UpdateFunc: func(any, any) { changed.Notify() },
+		DeleteFunc: func(any) { changed.Notify() },
 	}
 	for _, inf := range []cache.SharedIndexInformer{pods.Informer(), services.Informer(), slices.Informer()} {
 		if _, err := inf.AddEventHandler(handler); err != nil {
@@ -164,50 +159,36 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events cha
 	a.log.Info("informers synced", "server", cfg.rest.Host)
 
 	rec := newEventRecorder(cfg.client, a.log)
-	var last *plugins.WatchEvent
-	poke()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-dirty:
-		}
-		// Let a burst (a Deployment scaling, a slice rewrite) settle.
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(debounce):
-		}
-		objs := objects{}
-		if objs.Pods, err = pods.Lister().List(labels.Everything()); err != nil {
-			return fmt.Errorf("reading the pod cache: %w", err)
-		}
-		if objs.Services, err = services.Lister().List(labels.Everything()); err != nil {
-			return fmt.Errorf("reading the service cache: %w", err)
-		}
-		if objs.Slices, err = slices.Lister().List(labels.Everything()); err != nil {
-			return fmt.Errorf("reading the EndpointSlice cache: %w", err)
-		}
-		instances, probs := translate(objs)
-		ev := plugins.WatchEvent{Snapshot: model.Snapshot{Adapter: Name, Instances: instances}}
-		for _, p := range probs {
-			ev.Diagnostics = append(ev.Diagnostics, plugins.Diagnostic{
-				Severity: plugins.SeverityWarning,
-				Summary:  fmt.Sprintf("Pod %s/%s skipped", p.Namespace, p.Pod),
-				Detail:   p.Message,
-			})
-		}
-		rec.record(ctx, probs)
-		if last != nil && reflect.DeepEqual(*last, ev) {
-			continue
-		}
-		select {
-		case events <- ev:
-			last = &ev
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	loop := sdk.Loop[objects]{
+		// The caches: reading them fails only if they are broken, which
+		// no retry mends.
+		Fetch: func(context.Context) (objects, error) {
+			var objs objects
+			var err error
+			if objs.Pods, err = pods.Lister().List(labels.Everything()); err != nil {
+				return objs, sdk.Stop(fmt.Errorf("reading the pod cache: %w", err))
+			}
+			if objs.Services, err = services.Lister().List(labels.Everything()); err != nil {
+				return objs, sdk.Stop(fmt.Errorf("reading the service cache: %w", err))
+			}
+			if objs.Slices, err = slices.Lister().List(labels.Everything()); err != nil {
+				return objs, sdk.Stop(fmt.Errorf("reading the EndpointSlice cache: %w", err))
+			}
+			return objs, nil
+		},
+		// translate, with each skipped pod also reported as a pod Event.
+		Translate: func(objs objects) (model.Snapshot, []sdk.Diagnostic) {
+			ins, probs := resolve(objs)
+			rec.record(ctx, probs)
+			return snapshotOf(ins, probs)
+		},
+		Debounce: debounce, // let a burst (a Deployment scaling, a slice rewrite) settle
 	}
+	changed.Notify()
+	if err := loop.Run(ctx, changed, events); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 // Close implements io.Closer; the adapter holds nothing that outlives Watch.
@@ -221,6 +202,6 @@ func nsText(ns string) string {
 }
 
 var (
-	_ plugins.Adapter          = (*Adapter)(nil)
-	_ plugins.IdentityVerifier = (*Adapter)(nil)
+	_ sdk.Adapter          = (*Adapter)(nil)
+	_ sdk.IdentityVerifier = (*Adapter)(nil)
 )

@@ -16,9 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
-	"github.com/weftmesh/weft/adapters/conformance"
-	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/sdk"
+	"github.com/weftmesh/weft/plugins/sdk/sdktest"
 	"github.com/weftmesh/weft/test/kubernetes/kubetest"
 )
 
@@ -60,15 +59,15 @@ func TestAgainstAPIServer(t *testing.T) {
 	c := kubetest.Start(t)
 	admin := c.Kubeconfig("admin", c.AdminToken)
 
-	fixture := func(t *testing.T) conformance.Fixture {
+	fixture := func(t *testing.T) sdktest.Fixture {
 		ns := freshNamespace(c, "api", "web")
 		c.CreateService(ns, "api", map[string]string{"app": "api"}, 8080)
 		runPod(c, ns, "api", "api-0", "198.51.100.1", nil)
 		runPod(c, ns, "api", "api-1", "198.51.100.2", nil)
 		c.SyncEndpoints(ns, "api")
-		return conformance.Fixture{
-			Good:    &plugins.ConfigureRequest{Source: admin, Options: map[string]string{"namespace": ns}},
-			Bad:     &plugins.ConfigureRequest{Source: c.UnreachableKubeconfig()},
+		return sdktest.Fixture{
+			Good:    &sdk.ConfigureRequest{Source: admin, Options: map[string]string{"namespace": ns}},
+			Bad:     &sdk.ConfigureRequest{Source: c.UnreachableKubeconfig()},
 			WantIDs: []string{ns + "/api-0", ns + "/api-1"},
 			Change: func(t *testing.T) []string {
 				runPod(c, ns, "api", "api-2", "198.51.100.3", nil)
@@ -79,14 +78,14 @@ func TestAgainstAPIServer(t *testing.T) {
 		}
 	}
 	t.Run("ConformanceInMemory", func(t *testing.T) {
-		conformance.Run(t, conformance.InMemory(func() plugins.Adapter { return newTestAdapter() }), fixture)
+		sdktest.Run(t, sdktest.InMemory(func() sdk.Adapter { return newTestAdapter() }), fixture)
 	})
 	t.Run("ConformanceOverPlugin", func(t *testing.T) {
 		self, err := os.Executable()
 		if err != nil {
 			t.Fatal(err)
 		}
-		conformance.Run(t, conformance.OverPlugin(func() *exec.Cmd {
+		sdktest.Run(t, sdktest.OverPlugin(func() *exec.Cmd {
 			cmd := exec.Command(self)
 			cmd.Env = append(os.Environ(), pluginEnv+"=1")
 			return cmd
@@ -102,30 +101,30 @@ func TestAgainstAPIServer(t *testing.T) {
 		if out, err := exec.Command("go", "build", "-o", weft, "github.com/weftmesh/weft/cmd/weft").CombinedOutput(); err != nil {
 			t.Fatalf("building cmd/weft: %v\n%s", err, out)
 		}
-		conformance.Run(t, conformance.OverPlugin(func() *exec.Cmd { return exec.Command(weft, "adapter", "kubernetes") }), fixture)
+		sdktest.Run(t, sdktest.OverPlugin(func() *exec.Cmd { return exec.Command(weft, "adapter", "kubernetes") }), fixture)
 	})
 
 	t.Run("BadInput", func(t *testing.T) {
 		ns := freshNamespace(c)
 		for _, tc := range []struct {
 			name    string
-			req     *plugins.ConfigureRequest
+			req     *sdk.ConfigureRequest
 			summary string
 			detail  []string
 		}{
-			{"kubeconfig points nowhere", &plugins.ConfigureRequest{Source: c.UnreachableKubeconfig()},
+			{"kubeconfig points nowhere", &sdk.ConfigureRequest{Source: c.UnreachableKubeconfig()},
 				"Kubernetes API server unreachable", []string{"does not answer", "https://127.0.0.1:"}},
-			{"kubeconfig missing", &plugins.ConfigureRequest{Source: "/nonexistent/kubeconfig"},
+			{"kubeconfig missing", &sdk.ConfigureRequest{Source: "/nonexistent/kubeconfig"},
 				"Unusable kubeconfig", []string{"/nonexistent/kubeconfig"}},
-			{"expired token", &plugins.ConfigureRequest{Source: c.Kubeconfig("expired", c.ExpiredServiceAccountToken(ns, "default"))},
+			{"expired token", &sdk.ConfigureRequest{Source: c.Kubeconfig("expired", c.ExpiredServiceAccountToken(ns, "default"))},
 				"Kubernetes API server refused the credentials", []string{"401 Unauthorized", "expired"}},
-			{"RBAC lacks permissions", &plugins.ConfigureRequest{Source: c.Kubeconfig("nobody", c.NobodyToken)},
+			{"RBAC lacks permissions", &sdk.ConfigureRequest{Source: c.Kubeconfig("nobody", c.NobodyToken)},
 				"Missing Kubernetes permission", []string{`user "weft-nobody" may not list pods in all namespaces`, `verb "list"`, `resource "pods"`}},
-			{"RBAC in one namespace", &plugins.ConfigureRequest{Source: c.Kubeconfig("nobody", c.NobodyToken), Options: map[string]string{"namespace": ns}},
+			{"RBAC in one namespace", &sdk.ConfigureRequest{Source: c.Kubeconfig("nobody", c.NobodyToken), Options: map[string]string{"namespace": ns}},
 				"Missing Kubernetes permission", []string{"watch endpointslices.discovery.k8s.io in namespace " + ns}},
-			{"bad label selector", &plugins.ConfigureRequest{Source: admin, Options: map[string]string{"label_selector": "app in (a"}},
+			{"bad label selector", &sdk.ConfigureRequest{Source: admin, Options: map[string]string{"label_selector": "app in (a"}},
 				"Invalid label selector", []string{"app in (a"}},
-			{"unknown option", &plugins.ConfigureRequest{Source: admin, Options: map[string]string{"namespaces": "x"}},
+			{"unknown option", &sdk.ConfigureRequest{Source: admin, Options: map[string]string{"namespaces": "x"}},
 				"Unknown option", []string{`"namespaces"`}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -138,7 +137,7 @@ func TestAgainstAPIServer(t *testing.T) {
 				var all []string
 				for _, d := range resp.Diagnostics {
 					all = append(all, d.Summary+": "+d.Detail)
-					if d.Severity != plugins.SeverityError || d.Summary != tc.summary {
+					if d.Severity != sdk.SeverityError || d.Summary != tc.summary {
 						continue
 					}
 					found := true
@@ -160,7 +159,7 @@ func TestAgainstAPIServer(t *testing.T) {
 		api := runPod(c, ns, "api", "api-0", "198.51.100.1", nil)
 		web := runPod(c, ns, "web", "web-0", "198.51.100.9", nil)
 		a := newTestAdapter()
-		configureOK(t, a, &plugins.ConfigureRequest{Source: admin})
+		sdktest.ConfigureOK(t, a, &sdk.ConfigureRequest{Source: admin})
 		token := func(p *corev1.Pod, aud string) string {
 			tok, err := c.PodToken(p, aud, time.Hour)
 			if err != nil {
@@ -190,7 +189,7 @@ func TestAgainstAPIServer(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
-				resp, err := a.VerifyIdentity(ctx, &plugins.VerifyIdentityRequest{InstanceID: tc.instance, Credential: tc.cred})
+				resp, err := a.VerifyIdentity(ctx, &sdk.VerifyIdentityRequest{InstanceID: tc.instance, Credential: tc.cred})
 				if tc.wantErr == "" {
 					if err != nil {
 						t.Fatalf("refused: %v", err)
@@ -214,8 +213,8 @@ func TestAgainstAPIServer(t *testing.T) {
 		runPod(c, ns, "api", "api-bad", "198.51.100.2", map[string]string{AnnotationMeshPort: "fifteen"})
 		c.SyncEndpoints(ns, "api")
 		a := newTestAdapter()
-		configureOK(t, a, &plugins.ConfigureRequest{Source: admin, Options: map[string]string{"namespace": ns}})
-		ev := firstEvent(t, a)
+		sdktest.ConfigureOK(t, a, &sdk.ConfigureRequest{Source: admin, Options: map[string]string{"namespace": ns}})
+		ev := sdktest.FirstEvent(t, a)
 		if len(ev.Snapshot.Instances) != 1 || ev.Snapshot.Instances[0].ID != ns+"/api-good" {
 			t.Errorf("snapshot %+v, want only %s/api-good", ev.Snapshot.Instances, ns)
 		}
@@ -252,51 +251,10 @@ func TestAgainstAPIServer(t *testing.T) {
 		c.SetPodStatus(ns, "api-canary", "198.51.100.2", true)
 		c.SyncEndpoints(ns, "api")
 		a := newTestAdapter()
-		configureOK(t, a, &plugins.ConfigureRequest{Source: admin, Options: map[string]string{"namespace": ns, "label_selector": "track=canary"}})
-		ev := firstEvent(t, a)
+		sdktest.ConfigureOK(t, a, &sdk.ConfigureRequest{Source: admin, Options: map[string]string{"namespace": ns, "label_selector": "track=canary"}})
+		ev := sdktest.FirstEvent(t, a)
 		if len(ev.Snapshot.Instances) != 1 || ev.Snapshot.Instances[0].ID != ns+"/api-canary" {
 			t.Errorf("snapshot %+v, want only %s/api-canary", ev.Snapshot.Instances, ns)
 		}
 	})
-}
-
-func configureOK(t *testing.T, a *Adapter, req *plugins.ConfigureRequest) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := a.Configure(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range resp.Diagnostics {
-		if d.Severity == plugins.SeverityError {
-			t.Fatalf("Configure: %s: %s", d.Summary, d.Detail)
-		}
-	}
-}
-
-// firstEvent runs Watch until its first snapshot.
-func firstEvent(t *testing.T, a *Adapter) plugins.WatchEvent {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	events := make(chan plugins.WatchEvent)
-	done := make(chan error, 1)
-	go func() { done <- a.Watch(ctx, &plugins.WatchRequest{}, events) }()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("Watch did not return within 10s of cancel")
-		}
-	}()
-	select {
-	case ev := <-events:
-		return ev
-	case err := <-done:
-		t.Fatalf("Watch returned before a snapshot: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("no snapshot within 20s")
-	}
-	return plugins.WatchEvent{}
 }

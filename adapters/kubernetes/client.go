@@ -16,40 +16,37 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/weftmesh/weft/core/version"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 // InCluster is the source that means "the service account of the pod the
 // controller runs in".
 const InCluster = "in-cluster"
 
-// Options the adapter accepts.
-var knownOptions = map[string]bool{"namespace": true, "label_selector": true, "audience": true, "context": true}
-
-func errorDiag(summary, format string, args ...any) plugins.Diagnostic {
-	return plugins.Diagnostic{Severity: plugins.SeverityError, Summary: summary, Detail: fmt.Sprintf(format, args...)}
-}
-
-func warningDiag(summary, format string, args ...any) plugins.Diagnostic {
-	return plugins.Diagnostic{Severity: plugins.SeverityWarning, Summary: summary, Detail: fmt.Sprintf(format, args...)}
+// options is the schema of the adapter's options (Info), which the host
+// checks the operator's --adapter-option kubernetes.NAME=VALUE against.
+var options = []sdk.OptionSpec{
+	{Name: "namespace", Type: sdk.OptionString, Description: "the one namespace to watch; empty watches all"},
+	{Name: "label_selector", Type: sdk.OptionString, Description: "only pods matching it join the mesh, written as kubectl does (app=shop,tier!=db)"},
+	{Name: "audience", Type: sdk.OptionString, Default: DefaultAudience, Description: "the audience of the service-account tokens sidecars present"},
+	{Name: "context", Type: sdk.OptionString, Description: "the kubeconfig context to use; empty uses its current one"},
 }
 
 // loadConfig reads the options and the kubeconfig. It makes no request.
-func loadConfig(req *plugins.ConfigureRequest) (*config, []plugins.Diagnostic) {
-	var diags []plugins.Diagnostic
-	for k := range req.Options {
-		if !knownOptions[k] {
-			diags = append(diags, errorDiag("Unknown option", "the kubernetes adapter has no option %q; it knows namespace, label_selector, audience and context", k))
-		}
+func loadConfig(req *sdk.ConfigureRequest, version string) (*config, []sdk.Diagnostic) {
+	var diags []sdk.Diagnostic
+	opts, optDiags := sdk.ParseOptions(options, req.Options)
+	diags = append(diags, optDiags...)
+	for _, k := range opts.Unknown() {
+		diags = append(diags, sdk.Errorf("Unknown option", "the kubernetes adapter has no option %q; it knows namespace, label_selector, audience and context", k))
 	}
-	cfg := &config{source: req.Source, namespace: req.Options["namespace"], audience: req.Options["audience"], selectorText: req.Options["label_selector"]}
+	cfg := &config{source: req.Source, namespace: opts.String("namespace"), audience: opts.String("audience"), selectorText: opts.String("label_selector")}
 	if cfg.audience == "" {
 		cfg.audience = DefaultAudience
 	}
 	sel, err := labels.Parse(cfg.selectorText)
 	if err != nil {
-		diags = append(diags, errorDiag("Invalid label selector", "option label_selector = %q: %v; write it as kubectl does, for example app=shop,tier!=db", cfg.selectorText, err))
+		diags = append(diags, sdk.Errorf("Invalid label selector", "option label_selector = %q: %v; write it as kubectl does, for example app=shop,tier!=db", cfg.selectorText, err))
 	}
 	cfg.labelSelector = sel
 
@@ -58,19 +55,19 @@ func loadConfig(req *plugins.ConfigureRequest) (*config, []plugins.Diagnostic) {
 		cfg.source = InCluster
 		cfg.rest, err = rest.InClusterConfig()
 		if err != nil {
-			diags = append(diags, errorDiag("No in-cluster credentials", "the source is %q but %v; outside a pod, pass a kubeconfig path: --adapter kubernetes=PATH", InCluster, err))
+			diags = append(diags, sdk.Errorf("No in-cluster credentials", "the source is %q but %v; outside a pod, pass a kubeconfig path: --adapter kubernetes=PATH", InCluster, err))
 			return nil, diags
 		}
 	default:
 		rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: req.Source}
-		overrides := &clientcmd.ConfigOverrides{CurrentContext: req.Options["context"]}
+		overrides := &clientcmd.ConfigOverrides{CurrentContext: opts.String("context")}
 		cfg.rest, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
 		if err != nil {
-			diags = append(diags, errorDiag("Unusable kubeconfig", "loading kubeconfig %s: %v; pass the path of a kubeconfig file that kubectl accepts", req.Source, err))
+			diags = append(diags, sdk.Errorf("Unusable kubeconfig", "loading kubeconfig %s: %v; pass the path of a kubeconfig file that kubectl accepts", req.Source, err))
 			return nil, diags
 		}
 	}
-	cfg.rest.UserAgent = "weft-kubernetes-adapter/" + version.Version
+	cfg.rest.UserAgent = "weft-kubernetes-adapter/" + version
 	cfg.rest.Timeout = requestTimeout
 	// Watches cost nothing against the limit; each joining sidecar costs a
 	// TokenReview and a pod read, so client-go's default of 5 requests a
@@ -78,11 +75,11 @@ func loadConfig(req *plugins.ConfigureRequest) (*config, []plugins.Diagnostic) {
 	cfg.rest.QPS, cfg.rest.Burst = 50, 100
 	cfg.client, err = kubernetes.NewForConfig(cfg.rest)
 	if err != nil {
-		diags = append(diags, errorDiag("Unusable kubeconfig", "building a client from %s: %v", cfg.source, err))
+		diags = append(diags, sdk.Errorf("Unusable kubeconfig", "building a client from %s: %v", cfg.source, err))
 		return nil, diags
 	}
 	for _, d := range diags {
-		if d.Severity == plugins.SeverityError {
+		if d.Severity == sdk.SeverityError {
 			return nil, diags
 		}
 	}
@@ -111,17 +108,17 @@ var permissions = []permission{
 
 // preflight checks that the API server answers, that it accepts the
 // credentials, and that every permission is granted.
-func preflight(ctx context.Context, cfg *config) []plugins.Diagnostic {
+func preflight(ctx context.Context, cfg *config) []sdk.Diagnostic {
 	if _, err := cfg.client.Discovery().ServerVersion(); err != nil {
-		return []plugins.Diagnostic{describeAPIError(cfg, err)}
+		return []sdk.Diagnostic{describeAPIError(cfg, err)}
 	}
 	user := "the adapter's user"
 	if r, err := cfg.client.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authnv1.SelfSubjectReview{}, metav1.CreateOptions{}); err == nil {
 		user = fmt.Sprintf("user %q", r.Status.UserInfo.Username)
 	} else if apierrors.IsUnauthorized(err) {
-		return []plugins.Diagnostic{describeAPIError(cfg, err)}
+		return []sdk.Diagnostic{describeAPIError(cfg, err)}
 	}
-	var diags []plugins.Diagnostic
+	var diags []sdk.Diagnostic
 	for _, p := range permissions {
 		ns := ""
 		if p.namespaced {
@@ -148,9 +145,9 @@ func preflight(ctx context.Context, cfg *config) []plugins.Diagnostic {
 		if p.group != "" {
 			res = p.resource + "." + p.group
 		}
-		mk := errorDiag
+		mk := sdk.Errorf
 		if p.optional {
-			mk = warningDiag
+			mk = sdk.Warningf
 		}
 		diags = append(diags, mk("Missing Kubernetes permission",
 			"%s may not %s %s %s (verb %q, resource %q, API group %q), which the adapter needs %s; grant it in the adapter's Role or ClusterRole (examples/kubernetes/rbac.yaml lists every rule)",
@@ -161,20 +158,20 @@ func preflight(ctx context.Context, cfg *config) []plugins.Diagnostic {
 
 // describeAPIError turns a failed request into a diagnostic that says what
 // is missing.
-func describeAPIError(cfg *config, err error) plugins.Diagnostic {
+func describeAPIError(cfg *config, err error) sdk.Diagnostic {
 	var netErr net.Error
 	switch {
 	case apierrors.IsUnauthorized(err):
-		return errorDiag("Kubernetes API server refused the credentials",
+		return sdk.Errorf("Kubernetes API server refused the credentials",
 			"%s answered 401 Unauthorized to the credentials from %s: the token or client certificate is expired, revoked or not for this cluster; get fresh credentials (for a service account: a new token) and restart the controller",
 			cfg.rest.Host, cfg.source)
 	case apierrors.IsForbidden(err):
-		return errorDiag("Missing Kubernetes permission", "%s: %v; grant it in the adapter's Role or ClusterRole (examples/kubernetes/rbac.yaml)", cfg.rest.Host, err)
+		return sdk.Errorf("Missing Kubernetes permission", "%s: %v; grant it in the adapter's Role or ClusterRole (examples/kubernetes/rbac.yaml)", cfg.rest.Host, err)
 	case errors.As(err, &netErr), strings.Contains(err.Error(), "connection refused"), strings.Contains(err.Error(), "no such host"):
-		return errorDiag("Kubernetes API server unreachable",
+		return sdk.Errorf("Kubernetes API server unreachable",
 			"the kubeconfig %s points at %s, which does not answer: %v; check the server address in the kubeconfig and that the API server runs",
 			cfg.source, cfg.rest.Host, err)
 	default:
-		return errorDiag("Kubernetes API server request failed", "%s (kubeconfig %s): %v", cfg.rest.Host, cfg.source, err)
+		return sdk.Errorf("Kubernetes API server request failed", "%s (kubeconfig %s): %v", cfg.rest.Host, cfg.source, err)
 	}
 }

@@ -8,8 +8,9 @@
 //
 // Entry point: New, served by `weft adapter kubernetes`.
 //
-// Files: adapter.go (Info, Configure, Watch: the informers and the
-// snapshot loop), client.go (kubeconfig, and Configure's checks of the
+// Files: adapter.go (Info, Configure, Watch: the informers signal an
+// sdk.Loop, which reads their caches, translates, drops unchanged
+// snapshots and sends), client.go (the option schema, kubeconfig (kubeconfig, and Configure's checks of the
 // API server, credentials and RBAC), translate.go (the pure translation
 // and the weft.io/ annotations), identity.go (VerifyIdentity), events.go
 // (Events on skipped pods). The sidecar injector webhook is the

@@ -11,7 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 // Extra keys the API server sets on a pod-bound token's user.
@@ -21,13 +21,13 @@ const (
 	saPrefix     = "system:serviceaccount:"
 )
 
-// VerifyIdentity implements plugins.IdentityVerifier: it reviews the
+// VerifyIdentity implements sdk.IdentityVerifier: it reviews the
 // sidecar's service-account token with the TokenReview API (audience
 // "weft" unless configured otherwise), checks that the instance's pod runs
 // as that service account (and is the token's pod, for a pod-bound token),
 // and answers with the service the account maps to: its own name, in its
 // namespace.
-func (a *Adapter) VerifyIdentity(ctx context.Context, req *plugins.VerifyIdentityRequest) (*plugins.VerifyIdentityResponse, error) {
+func (a *Adapter) VerifyIdentity(ctx context.Context, req *sdk.VerifyIdentityRequest) (*sdk.VerifyIdentityResponse, error) {
 	cfg, err := a.config()
 	if err != nil {
 		return nil, err
@@ -83,7 +83,7 @@ func (a *Adapter) VerifyIdentity(ctx context.Context, req *plugins.VerifyIdentit
 	if sa := serviceAccount(pod); sa != tokSA {
 		return nil, fmt.Errorf("pod %s runs as service account %s, but the token is of service account %s", req.InstanceID, sa, tokSA)
 	}
-	return &plugins.VerifyIdentityResponse{InstanceID: req.InstanceID, Service: tokSA, Namespace: tokNS}, nil
+	return &sdk.VerifyIdentityResponse{InstanceID: req.InstanceID, Service: tokSA, Namespace: tokNS}, nil
 }
 
 // serviceAccountOf splits "system:serviceaccount:NS:NAME".

@@ -12,6 +12,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 // Annotations and names a pod uses to join the mesh (see doc.go).
@@ -42,10 +43,27 @@ type problem struct {
 	Message        string
 }
 
-// translate turns Pods, Services and EndpointSlices into the instances of
+// translate is the adapter's translate step: the snapshot of the meshed
+// pods in objs, and a warning for each meshed pod it skipped. It is pure.
+// Watch runs its two halves itself, to report the skipped pods as pod
+// Events in between.
+func translate(objs objects) (model.Snapshot, []sdk.Diagnostic) {
+	return snapshotOf(resolve(objs))
+}
+
+// snapshotOf is the snapshot of ins, with a warning for each problem.
+func snapshotOf(ins []model.Instance, probs []problem) (model.Snapshot, []sdk.Diagnostic) {
+	var diags []sdk.Diagnostic
+	for _, p := range probs {
+		diags = append(diags, sdk.Warningf(fmt.Sprintf("Pod %s/%s skipped", p.Namespace, p.Pod), "%s", p.Message))
+	}
+	return model.Snapshot{Adapter: Name, Instances: ins}, diags
+}
+
+// resolve turns Pods, Services and EndpointSlices into the instances of
 // meshed pods, sorted by ID, and the problems of meshed pods it skipped,
 // sorted by pod. It is pure.
-func translate(objs objects) ([]model.Instance, []problem) {
+func resolve(objs objects) ([]model.Instance, []problem) {
 	pods := map[string]*corev1.Pod{}
 	for _, p := range objs.Pods {
 		pods[p.Namespace+"/"+p.Name] = p

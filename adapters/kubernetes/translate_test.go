@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.json from translate's output")
@@ -70,7 +72,7 @@ func TestTranslateGolden(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			ins, probs := translate(loadObjects(t, f))
+			ins, probs := resolve(loadObjects(t, f))
 			got, _ := json.MarshalIndent(struct {
 				Instances []model.Instance
 				Problems  []problem
@@ -94,7 +96,7 @@ func TestTranslateGolden(t *testing.T) {
 
 // The promises the golden files hold, spelled out.
 func TestTranslateShop(t *testing.T) {
-	ins, probs := translate(loadObjects(t, "testdata/shop.yaml"))
+	ins, probs := resolve(loadObjects(t, "testdata/shop.yaml"))
 	byID := map[string]model.Instance{}
 	for _, in := range ins {
 		byID[in.ID] = in
@@ -131,7 +133,7 @@ func TestTranslateShop(t *testing.T) {
 }
 
 func TestTranslateSkipsOnlyMalformedPods(t *testing.T) {
-	ins, probs := translate(loadObjects(t, "testdata/malformed.yaml"))
+	ins, probs := resolve(loadObjects(t, "testdata/malformed.yaml"))
 	if len(ins) != 1 || ins[0].ID != "shop/api-good" {
 		t.Errorf("instances %+v, want only shop/api-good", ins)
 	}
@@ -151,6 +153,26 @@ func TestTranslateSkipsOnlyMalformedPods(t *testing.T) {
 		}
 		if p.UID == "" || p.Reason == "" {
 			t.Errorf("problem %+v lacks the pod's UID or an event reason", p)
+		}
+	}
+}
+
+// translate, the adapter's translate step, is resolve as a snapshot: the
+// instances, and one warning per skipped pod naming it.
+func TestTranslateSnapshot(t *testing.T) {
+	objs := loadObjects(t, "testdata/malformed.yaml")
+	ins, probs := resolve(objs)
+	snap, diags := translate(objs)
+	if snap.Adapter != Name || !reflect.DeepEqual(snap.Instances, ins) {
+		t.Errorf("snapshot %+v, want adapter %s and the instances %+v", snap, Name, ins)
+	}
+	if len(diags) != len(probs) {
+		t.Fatalf("%d diagnostics for %d skipped pods", len(diags), len(probs))
+	}
+	for i, d := range diags {
+		p := probs[i]
+		if d.Severity != sdk.SeverityWarning || d.Summary != "Pod "+p.Namespace+"/"+p.Pod+" skipped" || d.Detail != p.Message {
+			t.Errorf("diagnostic %+v, want a warning naming pod %s/%s with %q", d, p.Namespace, p.Pod, p.Message)
 		}
 	}
 }
@@ -210,7 +232,7 @@ func TestHealth(t *testing.T) {
 // the pods their loopback IPs, which are the addresses to use.
 func TestTranslateRecorded(t *testing.T) {
 	objs := loadObjects(t, "testdata/recorded.yaml")
-	ins, probs := translate(objs)
+	ins, probs := resolve(objs)
 	if len(ins) != 3 || len(probs) != 0 {
 		t.Fatalf("got %d instances, problems %v; want web-0, api-0, api-1 and none", len(ins), probs)
 	}

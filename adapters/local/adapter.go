@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,10 +20,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/core/version"
-	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/sdk"
 )
 
@@ -41,9 +37,23 @@ const joinTokenTTL = 10 * time.Minute
 
 var defaultFirstAddress = netip.AddrFrom4([4]byte{127, 0, 0, 2})
 
+// options is the schema of the adapter's options (Info), which the host
+// checks the operator's --adapter-option local.NAME=VALUE against.
+var options = []sdk.OptionSpec{
+	{Name: OptionFirstAddress, Type: sdk.OptionString, Default: defaultFirstAddress.String(),
+		Description: "the first loopback address handed to instances, an IPv4 address in 127.0.0.0/8"},
+	{Name: OptionIsolation, Type: sdk.OptionEnum, Values: []string{isolationGuard, isolationNone}, Default: isolationGuard,
+		Description: "guard: nftables rules let only an instance's sidecar reach its app (needs root and nft); none: every app and outbound port is open to any local process"},
+	{Name: OptionEdge, Type: sdk.OptionString,
+		Description: "services whose app port is left open on purpose (the way into the mesh), separated by commas, such as frontend,admin"},
+}
+
 // Adapter is the local adapter. Create it with New; it implements
-// plugins.Adapter and io.Closer.
+// sdk.Adapter and io.Closer.
 type Adapter struct {
+	// Version is what Info reports; cmd/weft sets the build's version.
+	Version string
+
 	log hclog.Logger
 
 	// Timings; tests shorten them.
@@ -67,13 +77,13 @@ type Adapter struct {
 // config is a successful Configure: the request and what was planned from
 // the workloads file.
 type config struct {
-	req      plugins.ConfigureRequest
+	req      sdk.ConfigureRequest
 	file     string
 	proxy    string
 	first    netip.Addr
 	specs    []instanceSpec
 	srcHash  [32]byte
-	warnings []plugins.Diagnostic
+	warnings []sdk.Diagnostic
 	// isolation is the option isolation ("guard" or "none"); nft is the
 	// nft program when the guard can run here, else noGuard says why not.
 	isolation string
@@ -90,6 +100,7 @@ func New() *Adapter {
 
 func newAdapter(log hclog.Logger) *Adapter {
 	return &Adapter{
+		Version:     "dev",
 		log:         log,
 		filePoll:    500 * time.Millisecond,
 		procPoll:    250 * time.Millisecond,
@@ -101,12 +112,13 @@ func newAdapter(log hclog.Logger) *Adapter {
 }
 
 // Info describes the adapter.
-func (a *Adapter) Info(context.Context) (*plugins.InfoResponse, error) {
-	return &plugins.InfoResponse{
+func (a *Adapter) Info(context.Context) (*sdk.InfoResponse, error) {
+	return &sdk.InfoResponse{
 		Name:            Name,
-		Version:         version.Version,
-		ProtocolVersion: plugins.ProtocolVersion,
-		Capabilities:    []string{plugins.CapRunsInstances, plugins.CapJoinTokens},
+		Version:         a.Version,
+		ProtocolVersion: sdk.ProtocolVersion,
+		Capabilities:    []string{sdk.CapRunsInstances, sdk.CapJoinTokens},
+		Options:         options,
 	}, nil
 }
 
@@ -115,7 +127,7 @@ func (a *Adapter) Info(context.Context) (*plugins.InfoResponse, error) {
 // be free unless an earlier run's processes are to be adopted). Nothing
 // starts before Watch. Called again after Watch has started, it applies the
 // new configuration to the running instances.
-func (a *Adapter) Configure(_ context.Context, req *plugins.ConfigureRequest) (*plugins.ConfigureResponse, error) {
+func (a *Adapter) Configure(_ context.Context, req *sdk.ConfigureRequest) (*sdk.ConfigureResponse, error) {
 	if req == nil {
 		return nil, errors.New("configuring the local adapter: nil request")
 	}
@@ -128,7 +140,7 @@ func (a *Adapter) Configure(_ context.Context, req *plugins.ConfigureRequest) (*
 	a.mu.Unlock()
 
 	var src []byte
-	var diags []plugins.Diagnostic
+	var diags []sdk.Diagnostic
 	if req.Source != "" {
 		var hd hcl.Diagnostics
 		if src, hd = readWorkloads(req.Source); hd.HasErrors() {
@@ -142,8 +154,8 @@ func (a *Adapter) Configure(_ context.Context, req *plugins.ConfigureRequest) (*
 	}
 	cfg, d := a.prepare(*req, src, r)
 	diags = append(diags, d...)
-	resp := &plugins.ConfigureResponse{Diagnostics: diags}
-	if hasErrors(diags) {
+	resp := &sdk.ConfigureResponse{Diagnostics: diags}
+	if sdk.HasErrors(diags) {
 		return resp, nil
 	}
 	a.mu.Lock()
@@ -165,101 +177,94 @@ func (a *Adapter) Configure(_ context.Context, req *plugins.ConfigureRequest) (*
 // prepare checks a request and plans its instances. r is the running
 // runner, or nil before the first Watch; its instances keep their
 // addresses and need no port check.
-func (a *Adapter) prepare(req plugins.ConfigureRequest, src []byte, r *runner) (*config, []plugins.Diagnostic) {
-	var diags []plugins.Diagnostic
+func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*config, []sdk.Diagnostic) {
+	var diags []sdk.Diagnostic
 	m := req.Mesh
 	if req.Source == "" {
-		diags = append(diags, errorDiag("No workloads file",
+		diags = append(diags, sdk.Errorf("No workloads file",
 			"The local adapter's source is the path of an HCL workloads file; none was given. Pass one, for example --adapter local=examples/local/workloads.hcl."))
 	}
 	if m.DataDir == "" {
-		diags = append(diags, errorDiag("No data directory",
+		diags = append(diags, sdk.Errorf("No data directory",
 			"The local adapter needs MeshContext.DataDir for its state file, logs and sidecar data; the controller sets it from --data-dir."))
 	}
 	var proxy string
 	if m.ProxyBinary == "" {
-		diags = append(diags, errorDiag("No proxy binary",
+		diags = append(diags, sdk.Errorf("No proxy binary",
 			"The local adapter starts a weft-proxy beside every instance, but no proxy binary was given. Build weft-proxy (make) and put it beside weft or in PATH, or pass --proxy-binary."))
 	} else {
 		wd, _ := os.Getwd()
 		p, err := resolveCommand(m.ProxyBinary, wd)
 		if err != nil {
-			diags = append(diags, errorDiag("Proxy binary not found", "%v. Build weft-proxy (make) or pass --proxy-binary with its path.", err))
+			diags = append(diags, sdk.Errorf("Proxy binary not found", "%v. Build weft-proxy (make) or pass --proxy-binary with its path.", err))
 		}
 		proxy = p
 	}
 	if len(m.JoinKey) < 16 {
-		diags = append(diags, errorDiag("No join key",
+		diags = append(diags, sdk.Errorf("No join key",
 			"The local adapter mints a join token for every sidecar it starts and needs MeshContext.JoinKey (at least 16 bytes) for it; the controller derives one per adapter."))
 	}
 	if len(m.ControllerAddrs) == 0 {
-		diags = append(diags, errorDiag("No controller address",
+		diags = append(diags, sdk.Errorf("No controller address",
 			"The sidecars the local adapter starts need MeshContext.ControllerAddrs, the host:port of the controller's sidecar API."))
 	}
 	if len(m.TrustBundlePEM) == 0 {
-		diags = append(diags, warningDiag("No trust bundle",
+		diags = append(diags, sdk.Warningf("No trust bundle",
 			"MeshContext.TrustBundlePEM is empty, so the sidecars cannot verify the controller; they will not get a certificate."))
 	}
-	first := defaultFirstAddress
-	isolation := isolationGuard
+	opts, optDiags := sdk.ParseOptions(options, req.Options)
+	diags = append(diags, optDiags...)
+	isolation := opts.String(OptionIsolation)
 	edge := map[string]bool{}
-	for k, v := range req.Options {
-		switch k {
-		case OptionIsolation:
-			switch v {
-			case isolationGuard, isolationNone:
-				isolation = v
-			default:
-				diags = append(diags, errorDiag("Invalid isolation",
-					"Option isolation = %q: give %q (the default: nftables rules let only an instance's sidecar reach its app; needs root) or %q (no protection: every app port and outbound port is open to any local process).", v, isolationGuard, isolationNone))
-			}
-		case OptionEdge:
-			for _, name := range strings.Split(v, ",") {
-				name = strings.TrimSpace(name)
-				if name == "" {
-					continue
-				}
-				if !model.ValidName(name) {
-					diags = append(diags, errorDiag("Invalid edge",
-						"Option edge = %q: %q is not a service name; give service names separated by commas, such as frontend,admin.", v, name))
-					continue
-				}
-				edge[name] = true
-			}
-		case OptionFirstAddress:
-			a, err := netip.ParseAddr(v)
-			if err != nil || !a.Is4() || !a.IsLoopback() {
-				diags = append(diags, errorDiag("Invalid first_address",
-					"Option first_address = %q: give an IPv4 loopback address (127.0.0.0/8) such as 127.0.0.2.", v))
+	if v := opts.String(OptionEdge); v != "" {
+		for _, name := range strings.Split(v, ",") {
+			name = strings.TrimSpace(name)
+			if name == "" {
 				continue
 			}
-			first = a
-		default:
-			diags = append(diags, warningDiag("Unknown option",
-				"The local adapter has no option %q and ignores it; it knows %s, %s and %s.", k, OptionFirstAddress, OptionIsolation, OptionEdge))
+			if !model.ValidName(name) {
+				diags = append(diags, sdk.Errorf("Invalid edge",
+					"Option edge = %q: %q is not a service name; give service names separated by commas, such as frontend,admin.", v, name))
+				continue
+			}
+			edge[name] = true
 		}
+	}
+	first := defaultFirstAddress
+	if v := opts.String(OptionFirstAddress); opts.Given(OptionFirstAddress) {
+		a, err := netip.ParseAddr(v)
+		if err != nil || !a.Is4() || !a.IsLoopback() {
+			diags = append(diags, sdk.Errorf("Invalid first_address",
+				"Option first_address = %q: give an IPv4 loopback address (127.0.0.0/8) such as 127.0.0.2.", v))
+		} else {
+			first = a
+		}
+	}
+	for _, k := range opts.Unknown() {
+		diags = append(diags, sdk.Warningf("Unknown option",
+			"The local adapter has no option %q and ignores it; it knows %s, %s and %s.", k, OptionFirstAddress, OptionIsolation, OptionEdge))
 	}
 	nft, noGuard := guardSupport()
 	switch {
 	case isolation == isolationNone:
-		diags = append(diags, warningDiag("Isolation off",
+		diags = append(diags, sdk.Warningf("Isolation off",
 			"The option isolation = none turns the guard off: every instance's app port and outbound ports are open to any local process, which can call an app without the mesh, forge X-Weft-Caller, or call upstreams as another service. Remove the option to turn it on."))
 	case noGuard != "":
-		diags = append(diags, warningDiag("Isolation off",
+		diags = append(diags, sdk.Warningf("Isolation off",
 			"No instance is isolated: %s. Every instance's app port and outbound ports are open to any local process, which can call an app without the mesh, forge X-Weft-Caller, or call upstreams as another service. Run the controller as root with nft installed to turn the guard on.", noGuard))
 	}
 	if b, err := os.ReadFile("/etc/group"); err == nil && noGuard == "" {
 		if taken := groupsInRange(string(b)); len(taken) > 0 {
-			diags = append(diags, warningDiag("Guard groups taken",
+			diags = append(diags, sdk.Warningf("Guard groups taken",
 				"/etc/group has groups in the range the guard gives apps and sidecars (%d to %d): %s. Their members' processes pass the guard as the instance whose gid they hold; move those groups.", gidBase, gidLast, strings.Join(taken, ", ")))
 		}
 	}
 	if len(edge) > 0 && isolation == isolationGuard && noGuard == "" {
 		names := slices.Sorted(maps.Keys(edge))
-		diags = append(diags, warningDiag("Edge services open",
+		diags = append(diags, sdk.Warningf("Edge services open",
 			"The option edge leaves the app port of %s open to any local process, on purpose (their outbound ports stay guarded): their instances report isolation none.", strings.Join(names, ", ")))
 	}
-	if hasErrors(diags) || src == nil {
+	if sdk.HasErrors(diags) || src == nil {
 		return nil, diags
 	}
 
@@ -278,7 +283,7 @@ func (a *Adapter) prepare(req plugins.ConfigureRequest, src []byte, r *runner) (
 	} else {
 		st, err := readState(layout{m.DataDir}.stateFile())
 		if err != nil {
-			return nil, append(diags, errorDiag("Unreadable state file", "%v", err))
+			return nil, append(diags, sdk.Errorf("Unreadable state file", "%v", err))
 		}
 		prev = st
 	}
@@ -313,12 +318,12 @@ func (a *Adapter) prepare(req plugins.ConfigureRequest, src []byte, r *runner) (
 			}
 		}
 	}
-	if hasErrors(diags) {
+	if sdk.HasErrors(diags) {
 		return nil, diags
 	}
-	var warnings []plugins.Diagnostic
+	var warnings []sdk.Diagnostic
 	for _, d := range diags {
-		if d.Severity == plugins.SeverityWarning {
+		if d.Severity == sdk.SeverityWarning {
 			warnings = append(warnings, d)
 		}
 	}
@@ -329,9 +334,9 @@ func (a *Adapter) prepare(req plugins.ConfigureRequest, src []byte, r *runner) (
 	}, diags
 }
 
-func portDiag(s instanceSpec, port int, what string, err error, other string) plugins.Diagnostic {
+func portDiag(s instanceSpec, port int, what string, err error, other string) sdk.Diagnostic {
 	addr := net.JoinHostPort(s.Address, strconv.Itoa(port))
-	return errorDiag("Port in use",
+	return sdk.Errorf("Port in use",
 		"Cannot listen on %s, %s of instance %s: %v. Stop the process that holds %s, or %s.",
 		addr, what, s.ID, unwrapOpErr(err), addr, other)
 }
@@ -341,38 +346,46 @@ func portDiag(s instanceSpec, port int, what string, err error, other string) pl
 // every change (a process started, exited or restarted, the workloads file
 // changed) until ctx is done or the adapter is closed. Returning does not
 // stop any process: only Close does.
-func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events chan<- plugins.WatchEvent) error {
+func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- sdk.WatchEvent) error {
 	r, err := a.ensureRunning()
 	if err != nil {
 		return err
 	}
-	var last *plugins.WatchEvent
-	for {
-		sts, diags, changed, closed := r.view()
-		if closed {
-			return nil
-		}
-		for i := range sts {
-			sts[i].Isolation = a.isolation(sts[i].Spec)
-		}
-		ev := plugins.WatchEvent{
-			Snapshot:    model.Snapshot{Adapter: Name, Instances: translate(a.workloadsFile(), sts)},
-			Diagnostics: diags,
-		}
-		if last == nil || !reflect.DeepEqual(*last, ev) {
+	// Every change closes the runner's current channel. The next one is
+	// taken before the signal, so that the fetch after it sees every
+	// change made before the next signal.
+	changed := sdk.NewSignal()
+	ch, _ := r.changes()
+	go func() {
+		for {
 			select {
-			case events <- ev:
-				last = &ev
 			case <-ctx.Done():
-				return nil
+				return
+			case <-ch:
+			}
+			var closed bool
+			ch, closed = r.changes()
+			changed.Notify()
+			if closed {
+				return
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-changed:
-		}
+	}()
+	loop := sdk.Loop[localState]{
+		Fetch: func(context.Context) (localState, error) {
+			sts, diags, _, closed := r.view()
+			if closed {
+				return localState{}, sdk.Stop(nil)
+			}
+			for i := range sts {
+				sts[i].Isolation = a.isolation(sts[i].Spec)
+			}
+			return localState{file: a.workloadsFile(), statuses: sts, diags: diags}, nil
+		},
+		Translate: translate,
 	}
+	changed.Notify()
+	return loop.Run(ctx, changed, events)
 }
 
 func (a *Adapter) workloadsFile() string {
@@ -445,11 +458,9 @@ func (a *Adapter) ensureRunning() (*runner, error) {
 // mintToken mints the join token a sidecar presents once to the controller.
 func (a *Adapter) mintToken(s instanceSpec) (string, error) {
 	a.mu.Lock()
-	key := a.cfg.req.Mesh.JoinKey
+	mesh := a.cfg.req.Mesh
 	a.mu.Unlock()
-	tok, err := ca.MintJoinToken(key, ca.JoinClaims{
-		Adapter: Name, Instance: s.ID, Service: s.Service, Namespace: s.Namespace,
-	}, joinTokenTTL)
+	tok, err := sdk.MintJoinToken(mesh, Name, model.Instance{ID: s.ID, Service: s.Service, Namespace: s.Namespace}, joinTokenTTL)
 	if err != nil {
 		return "", fmt.Errorf("minting join token for %s: %w", s.ID, err)
 	}
@@ -482,7 +493,7 @@ func (a *Adapter) reload(r *runner) {
 	a.mu.Unlock()
 	src, hd := readWorkloads(cfg.file)
 	if hd.HasErrors() {
-		r.setDiags(append(append(slices.Clone(cfg.warnings), convertDiags(hd)...), errorDiag("Workloads file not applied",
+		r.setDiags(append(append(slices.Clone(cfg.warnings), convertDiags(hd)...), sdk.Errorf("Workloads file not applied",
 			"%s cannot be read (see above); the instances of its last good version keep running; restore the file.", cfg.file)))
 		return
 	}
@@ -492,7 +503,7 @@ func (a *Adapter) reload(r *runner) {
 	}
 	next, diags := a.prepare(cfg.req, src, r)
 	if next == nil {
-		r.setDiags(append(diags, errorDiag("Workloads file not applied",
+		r.setDiags(append(diags, sdk.Errorf("Workloads file not applied",
 			"%s changed but has errors (reported with this one); the instances of its last good version keep running until it is fixed.", cfg.file)))
 		return
 	}
@@ -545,7 +556,7 @@ func (a *Adapter) Close() error {
 }
 
 // writeTrustBundle writes the roots the sidecars verify the controller with.
-func writeTrustBundle(m plugins.MeshContext) error {
+func writeTrustBundle(m sdk.MeshContext) error {
 	path := layout{m.DataDir}.trustBundle()
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, m.TrustBundlePEM) {
 		return nil
@@ -562,37 +573,20 @@ func writeTrustBundle(m plugins.MeshContext) error {
 
 // convertDiags turns HCL diagnostics into plugin diagnostics, which carry
 // no source range: the detail starts with file:line:col.
-func convertDiags(hd hcl.Diagnostics) []plugins.Diagnostic {
-	out := make([]plugins.Diagnostic, 0, len(hd))
+func convertDiags(hd hcl.Diagnostics) []sdk.Diagnostic {
+	out := make([]sdk.Diagnostic, 0, len(hd))
 	for _, d := range hd {
-		sev := plugins.SeverityError
+		sev := sdk.SeverityError
 		if d.Severity == hcl.DiagWarning {
-			sev = plugins.SeverityWarning
+			sev = sdk.SeverityWarning
 		}
 		detail := d.Detail
 		if d.Subject != nil {
 			detail = at(*d.Subject) + ": " + detail
 		}
-		out = append(out, plugins.Diagnostic{Severity: sev, Summary: d.Summary, Detail: detail})
+		out = append(out, sdk.Diagnostic{Severity: sev, Summary: d.Summary, Detail: detail})
 	}
 	return out
-}
-
-func errorDiag(summary, format string, args ...any) plugins.Diagnostic {
-	return plugins.Diagnostic{Severity: plugins.SeverityError, Summary: summary, Detail: fmt.Sprintf(format, args...)}
-}
-
-func warningDiag(summary, format string, args ...any) plugins.Diagnostic {
-	return plugins.Diagnostic{Severity: plugins.SeverityWarning, Summary: summary, Detail: fmt.Sprintf(format, args...)}
-}
-
-func hasErrors(ds []plugins.Diagnostic) bool {
-	for _, d := range ds {
-		if d.Severity == plugins.SeverityError {
-			return true
-		}
-	}
-	return false
 }
 
 // unwrapOpErr drops the "listen tcp 127.0.0.2:8080:" prefix that the
@@ -607,6 +601,6 @@ func unwrapOpErr(err error) error {
 
 // Interface guards.
 var (
-	_ plugins.Adapter = (*Adapter)(nil)
-	_ io.Closer       = (*Adapter)(nil)
+	_ sdk.Adapter = (*Adapter)(nil)
+	_ io.Closer   = (*Adapter)(nil)
 )

@@ -18,7 +18,8 @@ import (
 
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
+	"github.com/weftmesh/weft/plugins/sdk/sdktest"
 )
 
 func TestInfo(t *testing.T) {
@@ -26,8 +27,8 @@ func TestInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Name != "local" || info.ProtocolVersion != plugins.ProtocolVersion ||
-		!info.Has(plugins.CapRunsInstances) || !info.Has(plugins.CapJoinTokens) {
+	if info.Name != "local" || info.ProtocolVersion != sdk.ProtocolVersion ||
+		!info.Has(sdk.CapRunsInstances) || !info.Has(sdk.CapJoinTokens) {
 		t.Errorf("Info = %+v", info)
 	}
 }
@@ -40,10 +41,10 @@ func TestRunInstances(t *testing.T) {
 	s := newSetup(t)
 	s.writeWorkloads(t, map[string]int{"api": 2, "web": 1}, "")
 	a := newTestAdapter(t)
-	configure(t, a, s.request(t))
+	sdktest.ConfigureOK(t, a, s.request(t))
 	events := watch(t, a)
 
-	ev := waitFor(t, events, "every instance passing", allPassing("api-0", "api-1", "web-0"))
+	ev := sdktest.WaitFor(t, events, "every instance passing", waitTimeout, allPassing("api-0", "api-1", "web-0"))
 	wantAddr := map[string]string{"api-0": s.prefix + "2", "api-1": s.prefix + "3", "web-0": s.prefix + "4"}
 	for _, in := range ev.Snapshot.Instances {
 		if err := in.Validate(); err != nil {
@@ -122,7 +123,7 @@ func TestRunInstances(t *testing.T) {
 
 	// A crashed app is restarted: new pid, critical meanwhile, then passing.
 	killPID(t, p["api-0"][0])
-	ev = waitFor(t, events, "api-0 restarted", func(ev plugins.WatchEvent) bool {
+	ev = sdktest.WaitFor(t, events, "api-0 restarted", waitTimeout, func(ev sdk.WatchEvent) bool {
 		q := pids(ev)["api-0"]
 		return allPassing("api-0", "api-1", "web-0")(ev) && q[0] != p["api-0"][0]
 	})
@@ -132,7 +133,7 @@ func TestRunInstances(t *testing.T) {
 
 	// A crashed sidecar is restarted with a fresh join token.
 	killPID(t, p["web-0"][1])
-	ev = waitFor(t, events, "web-0's sidecar restarted", func(ev plugins.WatchEvent) bool {
+	ev = sdktest.WaitFor(t, events, "web-0's sidecar restarted", waitTimeout, func(ev sdk.WatchEvent) bool {
 		q := pids(ev)["web-0"]
 		return q[1] != "" && q[1] != p["web-0"][1]
 	})
@@ -185,7 +186,7 @@ func TestAdoptAfterHostDeath(t *testing.T) {
 	if err := host.Start(); err != nil {
 		t.Fatal(err)
 	}
-	events := make(chan plugins.WatchEvent)
+	events := make(chan sdk.WatchEvent)
 	stopReading := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -193,14 +194,14 @@ func TestAdoptAfterHostDeath(t *testing.T) {
 			var snap model.Snapshot
 			if json.Unmarshal(sc.Bytes(), &snap) == nil {
 				select {
-				case events <- plugins.WatchEvent{Snapshot: snap}:
+				case events <- sdk.WatchEvent{Snapshot: snap}:
 				case <-stopReading:
 					return
 				}
 			}
 		}
 	}()
-	ev := waitFor(t, events, "the host's instances passing", allPassing("api-0", "api-1", "old-0", "web-0"))
+	ev := sdktest.WaitFor(t, events, "the host's instances passing", waitTimeout, allPassing("api-0", "api-1", "old-0", "web-0"))
 	before := pids(ev)
 	if err := host.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -229,8 +230,8 @@ func TestAdoptAfterHostDeath(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := newTestAdapter(t)
-	configure(t, a, s.request(t)) // no "Port in use": the ports are held by our own processes
-	ev = waitFor(t, watch(t, a), "api adopted, web replaced", allPassing("api-0", "api-1", "web-0"))
+	sdktest.ConfigureOK(t, a, s.request(t)) // no "Port in use": the ports are held by our own processes
+	ev = sdktest.WaitFor(t, watch(t, a), "api adopted, web replaced", waitTimeout, allPassing("api-0", "api-1", "web-0"))
 	after := pids(ev)
 	for _, id := range []string{"api-0", "api-1"} {
 		if after[id] != before[id] {
@@ -271,13 +272,13 @@ func TestWorkloadsFileChanges(t *testing.T) {
 	s := newSetup(t)
 	s.writeWorkloads(t, map[string]int{"api": 1}, "")
 	a := newTestAdapter(t)
-	configure(t, a, s.request(t))
+	sdktest.ConfigureOK(t, a, s.request(t))
 	events := watch(t, a)
-	ev := waitFor(t, events, "api-0", allPassing("api-0"))
+	ev := sdktest.WaitFor(t, events, "api-0", waitTimeout, allPassing("api-0"))
 	first := pids(ev)["api-0"]
 
 	s.writeWorkloads(t, map[string]int{"api": 2, "db": 1}, "")
-	ev = waitFor(t, events, "scaled up", allPassing("api-0", "api-1", "db-0"))
+	ev = sdktest.WaitFor(t, events, "scaled up", waitTimeout, allPassing("api-0", "api-1", "db-0"))
 	if pids(ev)["api-0"] != first {
 		t.Errorf("api-0 restarted by an unrelated change: %v -> %v", first, pids(ev)["api-0"])
 	}
@@ -286,7 +287,7 @@ func TestWorkloadsFileChanges(t *testing.T) {
 	if err := os.WriteFile(s.file, []byte(strings.ReplaceAll(mustRead(t, s.file), `version = "v1"`, `version = "v2"`)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ev = waitFor(t, events, "meta v2", func(ev plugins.WatchEvent) bool {
+	ev = sdktest.WaitFor(t, events, "meta v2", waitTimeout, func(ev sdk.WatchEvent) bool {
 		return len(ev.Snapshot.Instances) == 3 && ev.Snapshot.Instances[0].Meta["version"] == "v2"
 	})
 	if pids(ev)["api-0"] != first {
@@ -298,7 +299,7 @@ func TestWorkloadsFileChanges(t *testing.T) {
 	if err := os.WriteFile(s.file, []byte("service \"api\" {\n  port = 0\n}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ev = waitFor(t, events, "diagnostics", func(ev plugins.WatchEvent) bool { return hasErrors(ev.Diagnostics) })
+	ev = sdktest.WaitFor(t, events, "diagnostics", waitTimeout, func(ev sdk.WatchEvent) bool { return sdk.HasErrors(ev.Diagnostics) })
 	var summaries []string
 	ds := withoutIsolation(ev.Diagnostics)
 	for _, d := range ds {
@@ -317,7 +318,7 @@ func TestWorkloadsFileChanges(t *testing.T) {
 
 	// Scale down (and fix): db-0 and api-1 stop.
 	s.writeWorkloads(t, map[string]int{"api": 1}, "")
-	ev = waitFor(t, events, "scaled down", func(ev plugins.WatchEvent) bool {
+	ev = sdktest.WaitFor(t, events, "scaled down", waitTimeout, func(ev sdk.WatchEvent) bool {
 		return allPassing("api-0")(ev) && len(withoutIsolation(ev.Diagnostics)) == 0
 	})
 	for _, id := range []string{"api-1", "db-0"} {
@@ -332,7 +333,7 @@ func TestWorkloadsFileChanges(t *testing.T) {
 	if err := os.WriteFile(s.file, []byte(strings.ReplaceAll(mustRead(t, s.file), ":9001", ":9009")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ev = waitFor(t, events, "api-0's app restarted", func(ev plugins.WatchEvent) bool {
+	ev = sdktest.WaitFor(t, events, "api-0's app restarted", waitTimeout, func(ev sdk.WatchEvent) bool {
 		return allPassing("api-0")(ev) && pids(ev)["api-0"][0] != first[0]
 	})
 	if got := pids(ev)["api-0"]; got[1] != first[1] {
@@ -342,7 +343,7 @@ func TestWorkloadsFileChanges(t *testing.T) {
 
 	// A new namespace is a new identity: the sidecar restarts too.
 	s.writeWorkloads(t, map[string]int{"api": 1}, `  namespace = "shop"`)
-	ev = waitFor(t, events, "new namespace", func(ev plugins.WatchEvent) bool {
+	ev = sdktest.WaitFor(t, events, "new namespace", waitTimeout, func(ev sdk.WatchEvent) bool {
 		return allPassing("api-0")(ev) && ev.Snapshot.Instances[0].Namespace == "shop"
 	})
 	if got := pids(ev)["api-0"]; got[0] == second[0] || got[1] == second[1] {
@@ -359,8 +360,8 @@ func TestCloseKillsStubbornProcess(t *testing.T) {
 	}
 	a := newTestAdapter(t)
 	a.grace = 200 * time.Millisecond
-	configure(t, a, s.request(t))
-	ev := waitFor(t, watch(t, a), "stubborn-0", allPassing("stubborn-0"))
+	sdktest.ConfigureOK(t, a, s.request(t))
+	ev := sdktest.WaitFor(t, watch(t, a), "stubborn-0", waitTimeout, allPassing("stubborn-0"))
 	s.waitReady(t, "stubborn-0", 1) // it ignores SIGTERM from now on
 	start := time.Now()
 	if err := a.Close(); err != nil {
@@ -379,41 +380,41 @@ func TestCloseKillsStubbornProcess(t *testing.T) {
 func TestConfigureErrors(t *testing.T) {
 	tests := []struct {
 		name   string
-		change func(t *testing.T, s *testSetup, r *plugins.ConfigureRequest)
+		change func(t *testing.T, s *testSetup, r *sdk.ConfigureRequest)
 		want   string // summary of an error diagnostic
 		detail string // part of its detail
 	}{
-		{"no source", func(_ *testing.T, _ *testSetup, r *plugins.ConfigureRequest) { r.Source = "" }, "No workloads file", "--adapter local="},
-		{"missing file", func(_ *testing.T, s *testSetup, r *plugins.ConfigureRequest) {
+		{"no source", func(_ *testing.T, _ *testSetup, r *sdk.ConfigureRequest) { r.Source = "" }, "No workloads file", "--adapter local="},
+		{"missing file", func(_ *testing.T, s *testSetup, r *sdk.ConfigureRequest) {
 			r.Source = filepath.Join(s.dir, "nope.hcl")
 		}, "Cannot read workloads file", "nope.hcl"},
-		{"no proxy binary", func(_ *testing.T, _ *testSetup, r *plugins.ConfigureRequest) { r.Mesh.ProxyBinary = "" }, "No proxy binary", "--proxy-binary"},
-		{"proxy binary missing", func(_ *testing.T, s *testSetup, r *plugins.ConfigureRequest) {
+		{"no proxy binary", func(_ *testing.T, _ *testSetup, r *sdk.ConfigureRequest) { r.Mesh.ProxyBinary = "" }, "No proxy binary", "--proxy-binary"},
+		{"proxy binary missing", func(_ *testing.T, s *testSetup, r *sdk.ConfigureRequest) {
 			r.Mesh.ProxyBinary = filepath.Join(s.dir, "weft-proxy")
 		}, "Proxy binary not found", "does not exist"},
-		{"no join key", func(_ *testing.T, _ *testSetup, r *plugins.ConfigureRequest) { r.Mesh.JoinKey = nil }, "No join key", "JoinKey"},
-		{"no controller", func(_ *testing.T, _ *testSetup, r *plugins.ConfigureRequest) { r.Mesh.ControllerAddrs = nil }, "No controller address", "ControllerAddrs"},
-		{"no data dir", func(_ *testing.T, _ *testSetup, r *plugins.ConfigureRequest) { r.Mesh.DataDir = "" }, "No data directory", "DataDir"},
-		{"first address not loopback", func(_ *testing.T, _ *testSetup, r *plugins.ConfigureRequest) {
+		{"no join key", func(_ *testing.T, _ *testSetup, r *sdk.ConfigureRequest) { r.Mesh.JoinKey = nil }, "No join key", "JoinKey"},
+		{"no controller", func(_ *testing.T, _ *testSetup, r *sdk.ConfigureRequest) { r.Mesh.ControllerAddrs = nil }, "No controller address", "ControllerAddrs"},
+		{"no data dir", func(_ *testing.T, _ *testSetup, r *sdk.ConfigureRequest) { r.Mesh.DataDir = "" }, "No data directory", "DataDir"},
+		{"first address not loopback", func(_ *testing.T, _ *testSetup, r *sdk.ConfigureRequest) {
 			r.Options[OptionFirstAddress] = "10.0.0.2"
 		}, "Invalid first_address", "127.0.0.0/8"},
-		{"bad file", func(t *testing.T, s *testSetup, _ *plugins.ConfigureRequest) {
+		{"bad file", func(t *testing.T, s *testSetup, _ *sdk.ConfigureRequest) {
 			if err := os.WriteFile(s.file, []byte("service \"api\" {\n  command = \"x\"\n  port = 99999\n}\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}, "Invalid port", ":3:10: "},
-		{"command not found", func(t *testing.T, s *testSetup, _ *plugins.ConfigureRequest) {
+		{"command not found", func(t *testing.T, s *testSetup, _ *sdk.ConfigureRequest) {
 			if err := os.WriteFile(s.file, []byte("service \"api\" {\n  command = \"./bin/nope\"\n  port = 8080\n}\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}, "Command not found", filepath.Join("bin", "nope") + " does not exist"},
-		{"app port in use", func(t *testing.T, s *testSetup, _ *plugins.ConfigureRequest) {
+		{"app port in use", func(t *testing.T, s *testSetup, _ *sdk.ConfigureRequest) {
 			listen(t, s.prefix+"3:"+strconv.Itoa(s.port))
 		}, "Port in use", "the app port of instance api-1"},
-		{"sidecar port in use", func(t *testing.T, s *testSetup, _ *plugins.ConfigureRequest) {
+		{"sidecar port in use", func(t *testing.T, s *testSetup, _ *sdk.ConfigureRequest) {
 			listen(t, s.prefix+"2:15001")
 		}, "Port in use", "the sidecar's mesh port of instance api-0"},
-		{"unreadable state file", func(t *testing.T, s *testSetup, _ *plugins.ConfigureRequest) {
+		{"unreadable state file", func(t *testing.T, s *testSetup, _ *sdk.ConfigureRequest) {
 			if err := os.MkdirAll(s.dataDir, 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -435,7 +436,7 @@ func TestConfigureErrors(t *testing.T) {
 			}
 			found := false
 			for _, d := range resp.Diagnostics {
-				if d.Severity == plugins.SeverityError && d.Summary == tt.want && strings.Contains(d.Detail, tt.detail) {
+				if d.Severity == sdk.SeverityError && d.Summary == tt.want && strings.Contains(d.Detail, tt.detail) {
 					found = true
 				}
 			}
@@ -443,7 +444,7 @@ func TestConfigureErrors(t *testing.T) {
 				t.Errorf("diagnostics %+v, want error %q with %q in its detail", resp.Diagnostics, tt.want, tt.detail)
 			}
 			// Not configured: Watch refuses.
-			if err := a.Watch(context.Background(), &plugins.WatchRequest{}, make(chan plugins.WatchEvent)); err == nil {
+			if err := a.Watch(context.Background(), &sdk.WatchRequest{}, make(chan sdk.WatchEvent)); err == nil {
 				t.Error("Watch of an adapter that is not configured returned nil")
 			}
 		})

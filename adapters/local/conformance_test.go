@@ -9,13 +9,13 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/weftmesh/weft/adapters/conformance"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
+	"github.com/weftmesh/weft/plugins/sdk/sdktest"
 )
 
 // conformanceFixture runs the fake app under fake sidecars (this test
 // binary plays both), so no controller is needed.
-func conformanceFixture(t *testing.T) conformance.Fixture {
+func conformanceFixture(t *testing.T) sdktest.Fixture {
 	s := newSetup(t)
 	s.writeWorkloads(t, map[string]int{"api": 2, "web": 1}, "")
 	bad := s.request(t)
@@ -23,7 +23,7 @@ func conformanceFixture(t *testing.T) conformance.Fixture {
 	if err := os.WriteFile(bad.Source, []byte("service \"api\" {\n  command = \"./app\"\n  port = 0\n}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return conformance.Fixture{
+	return sdktest.Fixture{
 		Good:    s.request(t),
 		Bad:     bad,
 		WantIDs: []string{"api-0", "api-1", "web-0"},
@@ -35,7 +35,7 @@ func conformanceFixture(t *testing.T) conformance.Fixture {
 }
 
 func TestConformanceInMemory(t *testing.T) {
-	conformance.Run(t, conformance.InMemory(func() plugins.Adapter {
+	sdktest.Run(t, sdktest.InMemory(func() sdk.Adapter {
 		a := newAdapter(hclog.NewNullLogger())
 		a.filePoll, a.procPoll, a.minBackoff = 50*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond
 		return a
@@ -46,7 +46,7 @@ func TestConformanceInMemory(t *testing.T) {
 // sdk.Serve, as `weft adapter local` does.
 func TestConformanceOverPlugin(t *testing.T) {
 	self := testBinary(t)
-	conformance.Run(t, conformance.OverPlugin(func() *exec.Cmd {
+	sdktest.Run(t, sdktest.OverPlugin(func() *exec.Cmd {
 		cmd := exec.Command(self)
 		cmd.Env = append(os.Environ(), roleEnv+"=plugin")
 		return cmd
@@ -64,7 +64,7 @@ func TestConformanceWeftAdapterLocal(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building cmd/weft: %v\n%s", err, out)
 	}
-	conformance.Run(t, conformance.OverPlugin(func() *exec.Cmd {
+	sdktest.Run(t, sdktest.OverPlugin(func() *exec.Cmd {
 		return exec.Command(weft, "adapter", "local")
 	}), conformanceFixture)
 }

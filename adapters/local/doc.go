@@ -18,12 +18,15 @@
 //   - runner.go: process supervision: start, adopt, restart with backoff,
 //     stop.
 //   - state.go: the state file, address assignment and adoption checks.
-//   - translate.go: the pure function from the runner's state to model
-//     instances, which most tests hit.
+//   - translate.go: translate(state) (snapshot, diagnostics), the pure
+//     function from the runner's state to the snapshot, which most tests
+//     hit and the adapter's sdk.Loop runs on every change.
 //   - guard.go: the isolation guard's nftables rules, gids and probes of
 //     the sidecars' outbound listeners; isolation.go: how the adapter
 //     drives it.
-//   - adapter.go: the plugins.Adapter: Info, Configure, Watch, Close.
+//   - adapter.go: the sdk.Adapter: Info (with the option schema),
+//     Configure (options read with sdk.ParseOptions), Watch (the runner's
+//     changes drive an sdk.Loop), Close.
 //
 // # The workloads file
 //

@@ -15,7 +15,8 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
+	"github.com/weftmesh/weft/plugins/sdk/sdktest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -211,9 +212,9 @@ func TestGuardedInstances(t *testing.T) {
 	req := s.request(t)
 	req.Options[OptionIsolation] = isolationGuard
 	req.Options[OptionEdge] = "web"
-	configure(t, a, req)
+	sdktest.ConfigureOK(t, a, req)
 	events := watch(t, a)
-	ev := waitFor(t, events, "every instance passing", allPassing("api-0", "api-1", "web-0"))
+	ev := sdktest.WaitFor(t, events, "every instance passing", waitTimeout, allPassing("api-0", "api-1", "web-0"))
 	s.waitReady(t, "api-0", 1)
 	s.waitReady(t, "api-1", 1)
 	s.waitReady(t, "web-0", 1)
@@ -285,15 +286,15 @@ func TestIsolationOffIsLoud(t *testing.T) {
 	s := newSetup(t)
 	s.writeWorkloads(t, map[string]int{"api": 1}, "")
 	a := newTestAdapter(t)
-	configure(t, a, s.request(t)) // isolation = none
+	sdktest.ConfigureOK(t, a, s.request(t)) // isolation = none
 	events := watch(t, a)
-	ev := waitFor(t, events, "api-0 passing", allPassing("api-0"))
+	ev := sdktest.WaitFor(t, events, "api-0 passing", waitTimeout, allPassing("api-0"))
 	if got := ev.Snapshot.Instances[0].Isolation; got != model.IsolationNone {
 		t.Errorf("isolation %q, want none", got)
 	}
 	found := false
 	for _, d := range ev.Diagnostics {
-		if d.Summary == "Isolation off" && d.Severity == plugins.SeverityWarning && strings.Contains(d.Detail, "X-Weft-Caller") {
+		if d.Summary == "Isolation off" && d.Severity == sdk.SeverityWarning && strings.Contains(d.Detail, "X-Weft-Caller") {
 			found = true
 		}
 	}
@@ -325,7 +326,7 @@ func TestIsolationOptions(t *testing.T) {
 			}
 			var errs []string
 			for _, d := range resp.Diagnostics {
-				if d.Severity == plugins.SeverityError {
+				if d.Severity == sdk.SeverityError {
 					errs = append(errs, d.Summary)
 				}
 			}
@@ -433,16 +434,16 @@ func TestGuardHoldsWhileAnInstanceStops(t *testing.T) {
 	deleteTableAtEnd(t, nft, tablePrefix+strconv.Itoa(os.Getpid()))
 	req := s.request(t)
 	req.Options[OptionIsolation] = isolationGuard
-	configure(t, a, req)
+	sdktest.ConfigureOK(t, a, req)
 	events := watch(t, a)
-	ev := waitFor(t, events, "both passing", allPassing("api-0", "api-1"))
+	ev := sdktest.WaitFor(t, events, "both passing", waitTimeout, allPassing("api-0", "api-1"))
 	s.waitReady(t, "api-1", 1)
 	pid, _ := strconv.Atoi(pids(ev)["api-1"][0])
 	app := net.JoinHostPort(s.prefix+"3", strconv.Itoa(s.port))
 
 	s.writeWorkloads(t, map[string]int{"api": 1}, "")
 	ignoring()
-	waitFor(t, events, "api-1 gone from the snapshot", func(ev plugins.WatchEvent) bool { return len(ev.Snapshot.Instances) == 1 })
+	sdktest.WaitFor(t, events, "api-1 gone from the snapshot", waitTimeout, func(ev sdk.WatchEvent) bool { return len(ev.Snapshot.Instances) == 1 })
 	got, err := dialAs(t, 0, app)
 	if !alive(pid) {
 		t.Fatalf("api-1's app (pid %d) exited before the probe: the test proves nothing; raise the grace", pid)

@@ -22,8 +22,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/weftmesh/weft/core/ca"
-	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/sdk"
+	"github.com/weftmesh/weft/plugins/sdk/sdktest"
 )
 
 // This test binary plays every process the adapter deals with, chosen by
@@ -217,7 +217,7 @@ func dialOnce(addr string) {
 // every snapshot as a JSON line, and never closes the adapter: the test
 // kills it, as a controller dies.
 func fakeHost() {
-	var req plugins.ConfigureRequest
+	var req sdk.ConfigureRequest
 	if err := json.Unmarshal([]byte(os.Getenv(reqEnv)), &req); err != nil {
 		fmt.Fprintln(os.Stderr, "fake host:", err)
 		os.Exit(3)
@@ -225,13 +225,13 @@ func fakeHost() {
 	a := newAdapter(hclog.New(&hclog.LoggerOptions{Output: os.Stderr}))
 	a.procPoll, a.minBackoff = 20*time.Millisecond, 20*time.Millisecond
 	resp, err := a.Configure(context.Background(), &req)
-	if err != nil || hasErrors(resp.Diagnostics) {
+	if err != nil || sdk.HasErrors(resp.Diagnostics) {
 		fmt.Fprintln(os.Stderr, "fake host: configure:", err, resp)
 		os.Exit(3)
 	}
-	events := make(chan plugins.WatchEvent)
+	events := make(chan sdk.WatchEvent)
 	go func() {
-		err := a.Watch(context.Background(), &plugins.WatchRequest{}, events)
+		err := a.Watch(context.Background(), &sdk.WatchRequest{}, events)
 		fmt.Fprintln(os.Stderr, "fake host: watch returned:", err)
 		os.Exit(3)
 	}()
@@ -368,13 +368,13 @@ func (s *testSetup) writeWorkloads(t *testing.T, services map[string]int, extra 
 	s.services = services
 }
 
-func (s *testSetup) request(t testing.TB) *plugins.ConfigureRequest {
-	return &plugins.ConfigureRequest{
+func (s *testSetup) request(t testing.TB) *sdk.ConfigureRequest {
+	return &sdk.ConfigureRequest{
 		Source: s.file,
 		// The tests of process supervision talk to the apps directly; the
 		// guard's own tests (guard_test.go) turn it on.
 		Options: map[string]string{OptionFirstAddress: s.first, OptionIsolation: isolationNone},
-		Mesh: plugins.MeshContext{
+		Mesh: sdk.MeshContext{
 			TrustDomain:     "weft.test",
 			ControllerAddrs: []string{"127.0.0.1:1", "127.0.0.1:2"},
 			TrustBundlePEM:  []byte("-----BEGIN CERTIFICATE-----\nnot a real one\n-----END CERTIFICATE-----\n"),
@@ -406,63 +406,22 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// configure configures a and fails the test on any error diagnostic.
-func configure(t *testing.T, a plugins.Adapter, req *plugins.ConfigureRequest) {
-	t.Helper()
-	resp, err := a.Configure(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if hasErrors(resp.Diagnostics) {
-		t.Fatalf("configure: %+v", resp.Diagnostics)
-	}
-}
+// waitTimeout bounds every wait for a snapshot.
+const waitTimeout = 15 * time.Second
 
-// watch runs a.Watch until the test ends and returns its events.
-func watch(t *testing.T, a plugins.Adapter) <-chan plugins.WatchEvent {
+// watch runs a.Watch until the test ends, when it must return nil within
+// 5 s, and returns its events.
+func watch(t *testing.T, a sdk.Adapter) <-chan sdk.WatchEvent {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	events := make(chan plugins.WatchEvent, 16)
-	done := make(chan error, 1)
-	go func() { done <- a.Watch(ctx, &plugins.WatchRequest{}, events) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Watch returned %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Watch did not return within 5s of its context's end")
-		}
-	})
-	return events
-}
-
-// waitFor reads events until ok accepts one, and fails the test after
-// timeout.
-func waitFor(t *testing.T, events <-chan plugins.WatchEvent, what string, ok func(plugins.WatchEvent) bool) plugins.WatchEvent {
-	t.Helper()
-	deadline := time.NewTimer(15 * time.Second)
-	defer deadline.Stop()
-	var last plugins.WatchEvent
-	for {
-		select {
-		case ev := <-events:
-			if ok(ev) {
-				return ev
-			}
-			last = ev
-		case <-deadline.C:
-			t.Fatalf("no snapshot with %s within 15s; last one: %+v", what, last)
-		}
-	}
+	w := sdktest.Watch(t, a)
+	w.WantNil, w.CancelTimeout = true, 5*time.Second
+	return w.Events
 }
 
 // allPassing accepts a snapshot with exactly ids, every one passing with
 // its sidecar running.
-func allPassing(ids ...string) func(plugins.WatchEvent) bool {
-	return func(ev plugins.WatchEvent) bool {
+func allPassing(ids ...string) func(sdk.WatchEvent) bool {
+	return func(ev sdk.WatchEvent) bool {
 		if len(ev.Snapshot.Instances) != len(ids) {
 			return false
 		}
@@ -476,7 +435,7 @@ func allPassing(ids ...string) func(plugins.WatchEvent) bool {
 }
 
 // pids returns the app and sidecar pids of each instance of a snapshot.
-func pids(ev plugins.WatchEvent) map[string][2]string {
+func pids(ev sdk.WatchEvent) map[string][2]string {
 	m := map[string][2]string{}
 	for _, in := range ev.Snapshot.Instances {
 		m[in.ID] = [2]string{in.Labels["pid"], in.Labels["proxy_pid"]}
@@ -486,8 +445,8 @@ func pids(ev plugins.WatchEvent) map[string][2]string {
 
 // withoutIsolation drops the warning that the tests' isolation = none
 // brings to every snapshot.
-func withoutIsolation(ds []plugins.Diagnostic) []plugins.Diagnostic {
-	var out []plugins.Diagnostic
+func withoutIsolation(ds []sdk.Diagnostic) []sdk.Diagnostic {
+	var out []sdk.Diagnostic
 	for _, d := range ds {
 		if d.Summary != "Isolation off" {
 			out = append(out, d)

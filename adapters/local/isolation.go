@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 // processCred returns the runner's Cred: with the guard possible (root,
@@ -70,13 +70,13 @@ func (a *Adapter) applyGuard(cfg, old *config) {
 
 // diagnostics are the problems sent with every snapshot: the
 // configuration's warnings and the guard's failure, if any.
-func (a *Adapter) diagnostics(cfg *config) []plugins.Diagnostic {
+func (a *Adapter) diagnostics(cfg *config) []sdk.Diagnostic {
 	a.mu.Lock()
 	err := a.guardErr
 	a.mu.Unlock()
 	ds := slices.Clone(cfg.warnings)
 	if err != nil {
-		ds = append(ds, warningDiag("Isolation off",
+		ds = append(ds, sdk.Warningf("Isolation off",
 			"The guard failed: %v. Every instance's app port and outbound ports are open to any local process until it works again; the adapter retries.", err))
 	}
 	return ds

@@ -9,7 +9,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
+	"github.com/weftmesh/weft/plugins/sdk/sdktest"
 )
 
 // The shapes that crashed the adapter's parser (and so put it in a crash
@@ -58,9 +59,9 @@ func TestWorkloadsFileHostileKeepsRunning(t *testing.T) {
 	s.writeWorkloads(t, map[string]int{"api": 1}, "")
 	good := mustRead(t, s.file)
 	a := newTestAdapter(t)
-	configure(t, a, s.request(t))
+	sdktest.ConfigureOK(t, a, s.request(t))
 	events := watch(t, a)
-	ev := waitFor(t, events, "api-0", allPassing("api-0"))
+	ev := sdktest.WaitFor(t, events, "api-0", waitTimeout, allPassing("api-0"))
 	running := pids(ev)
 
 	for name, tt := range map[string]struct{ src, summary string }{
@@ -70,7 +71,7 @@ func TestWorkloadsFileHostileKeepsRunning(t *testing.T) {
 		if err := os.WriteFile(s.file, []byte(tt.src), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		ev = waitFor(t, events, name+" diagnostics", func(ev plugins.WatchEvent) bool { return hasErrors(ev.Diagnostics) })
+		ev = sdktest.WaitFor(t, events, name+" diagnostics", waitTimeout, func(ev sdk.WatchEvent) bool { return sdk.HasErrors(ev.Diagnostics) })
 		summaries := fileSummaries(ev)
 		if want := []string{tt.summary, "Workloads file not applied"}; !reflect.DeepEqual(summaries, want) {
 			t.Errorf("%s: diagnostics %q, want %q", name, summaries, want)
@@ -82,7 +83,7 @@ func TestWorkloadsFileHostileKeepsRunning(t *testing.T) {
 		if err := os.WriteFile(s.file, []byte(good), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		ev = waitFor(t, events, name+" fixed", func(ev plugins.WatchEvent) bool { return len(fileSummaries(ev)) == 0 })
+		ev = sdktest.WaitFor(t, events, name+" fixed", waitTimeout, func(ev sdk.WatchEvent) bool { return len(fileSummaries(ev)) == 0 })
 		if !reflect.DeepEqual(pids(ev), running) {
 			t.Errorf("%s: instances changed: %v -> %v", name, running, pids(ev))
 		}
@@ -92,7 +93,7 @@ func TestWorkloadsFileHostileKeepsRunning(t *testing.T) {
 // fileSummaries returns the summaries of ev's diagnostics but the warning
 // that the guard is off (the test setup turns it off; this test is about
 // the workloads file).
-func fileSummaries(ev plugins.WatchEvent) []string {
+func fileSummaries(ev sdk.WatchEvent) []string {
 	var out []string
 	for _, d := range ev.Diagnostics {
 		if d.Summary != "Isolation off" {

@@ -16,7 +16,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 // instanceSpec is everything the adapter decided about one instance: who it
@@ -79,7 +79,7 @@ func (l layout) log(id, kind string) string {
 // planInput is what a plan is computed from.
 type planInput struct {
 	W         *workloads
-	Mesh      plugins.MeshContext
+	Mesh      sdk.MeshContext
 	ProxyPath string            // resolved MeshContext.ProxyBinary
 	First     netip.Addr        // first address to hand out
 	Prev      map[string]string // instance ID -> address kept from before
@@ -181,7 +181,7 @@ func buildPlan(in planInput) ([]instanceSpec, hcl.Diagnostics) {
 
 // proxyArgv is the sidecar's command line. The join token is never on it:
 // it travels in WEFT_JOIN_TOKEN.
-func proxyArgv(proxy, id, addr string, mesh plugins.MeshContext) []string {
+func proxyArgv(proxy, id, addr string, mesh sdk.MeshContext) []string {
 	l := layout{mesh.DataDir}
 	argv := []string{proxy, "--instance", id}
 	for _, c := range mesh.ControllerAddrs {

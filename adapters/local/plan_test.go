@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 func TestResolveCommand(t *testing.T) {
@@ -83,7 +83,7 @@ service "api" {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	mesh := plugins.MeshContext{ControllerAddrs: []string{"127.0.0.1:7000"}, DataDir: "/data"}
+	mesh := sdk.MeshContext{ControllerAddrs: []string{"127.0.0.1:7000"}, DataDir: "/data"}
 	specs, diags := buildPlan(planInput{
 		W: w, Mesh: mesh, ProxyPath: "/bin/weft-proxy", First: netip.MustParseAddr("127.0.0.2"),
 		Prev: map[string]string{"web-0": "127.0.0.9"},
@@ -196,7 +196,7 @@ service "impostor" {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	specs, diags := buildPlan(planInput{W: w, Mesh: plugins.MeshContext{DataDir: "/data"}, ProxyPath: "/bin/weft-proxy", First: netip.MustParseAddr("127.0.0.2")})
+	specs, diags := buildPlan(planInput{W: w, Mesh: sdk.MeshContext{DataDir: "/data"}, ProxyPath: "/bin/weft-proxy", First: netip.MustParseAddr("127.0.0.2")})
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
@@ -213,7 +213,7 @@ service "impostor" {
 			t.Errorf("%s: WEFT_SERVICE is not %s: app %v, proxy %v", id, want[0], s.App.Env, s.Proxy.Env)
 		}
 	}
-	if in := translate("w.hcl", []instanceStatus{{Spec: got["impostor-0"]}}); in[0].Service != "store" || in[0].Workload["name"] != "impostor" {
+	if in := instancesOf(translate(localState{file: "w.hcl", statuses: []instanceStatus{{Spec: got["impostor-0"]}}})); in[0].Service != "store" || in[0].Workload["name"] != "impostor" {
 		t.Errorf("translated %+v: want service store, workload impostor", in[0])
 	}
 }

@@ -14,8 +14,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/weftmesh/weft/core/backoff"
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 // runnerConfig holds what the runner needs besides the instance specs.
@@ -51,7 +52,7 @@ type runner struct {
 	insts   map[string]*instance
 	prev    map[string]stateEntry // from the state file, until the first apply
 	changed chan struct{}         // closed and replaced on every change
-	diags   []plugins.Diagnostic  // problems sent with every snapshot
+	diags   []sdk.Diagnostic      // problems sent with every snapshot
 	closed  bool
 	done    chan struct{} // closed when close has finished
 }
@@ -230,7 +231,7 @@ func baseEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if k == plugins.Handshake.MagicCookieKey || strings.HasPrefix(k, "PLUGIN_") {
+		if sdk.PluginEnv(k) {
 			continue
 		}
 		out = append(out, kv)
@@ -248,8 +249,9 @@ func newSlot(kind string, spec procSpec, inst instanceSpec) *slot {
 func (r *runner) supervise(s *slot, adoptPID int) {
 	defer close(s.done)
 	log := r.cfg.Log.With("instance", s.inst.ID, "process", s.kind)
-	backoff := r.cfg.MinBackoff
+	b := backoff.New(r.cfg.MinBackoff, r.cfg.MaxBackoff)
 	pid := adoptPID
+	var startErr error // the last start that failed, logged with the wait
 	for {
 		var exited <-chan struct{}
 		if pid != 0 {
@@ -258,7 +260,7 @@ func (r *runner) supervise(s *slot, adoptPID int) {
 		} else {
 			cmd, err := r.start(s)
 			if err != nil {
-				log.Error("cannot start process; retrying", "error", err, "in", backoff)
+				startErr = err
 			} else {
 				pid = cmd.Process.Pid
 				ch := make(chan struct{})
@@ -283,18 +285,22 @@ func (r *runner) supervise(s *slot, adoptPID int) {
 				return
 			}
 			if time.Since(startedAt) >= r.cfg.StableAfter {
-				backoff = r.cfg.MinBackoff
+				b.Reset()
 			}
 		}
 		pid = 0
-		t := time.NewTimer(backoff)
+		d := b.Next()
+		if startErr != nil {
+			log.Error("cannot start process; retrying", "error", startErr, "in", d)
+			startErr = nil
+		}
+		t := time.NewTimer(d)
 		select {
 		case <-t.C:
 		case <-s.stop:
 			t.Stop()
 			return
 		}
-		backoff = min(2*backoff, r.cfg.MaxBackoff)
 	}
 }
 
@@ -384,7 +390,7 @@ func procEntry(s *slot) stateProc {
 }
 
 // setDiags replaces the problems reported with every snapshot.
-func (r *runner) setDiags(ds []plugins.Diagnostic) {
+func (r *runner) setDiags(ds []sdk.Diagnostic) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed || reflect.DeepEqual(r.diags, ds) {
@@ -421,10 +427,18 @@ func (r *runner) current() (map[string]stateEntry, map[string]bool) {
 	return entries, ids
 }
 
+// changes returns the channel that is closed on the next change, and
+// whether the runner is closed (the channel is then closed already).
+func (r *runner) changes() (<-chan struct{}, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed, r.closed
+}
+
 // view returns every instance's status, the problems to report, the
 // channel that is closed on the next change, and whether the runner is
 // closed.
-func (r *runner) view() ([]instanceStatus, []plugins.Diagnostic, <-chan struct{}, bool) {
+func (r *runner) view() ([]instanceStatus, []sdk.Diagnostic, <-chan struct{}, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {

@@ -6,13 +6,25 @@ import (
 	"strconv"
 
 	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
-// translate turns the runner's view of its instances into model instances,
-// sorted by ID. It is pure: the same statuses always give the same
-// instances. An instance is passing while its app process runs and
+// localState is what translate reads: the runner's view of its instances
+// (with their isolation), the problems to report with them, and the
+// workloads file they come from.
+type localState struct {
+	file     string
+	statuses []instanceStatus
+	diags    []sdk.Diagnostic
+}
+
+// translate turns the runner's view of its instances into the snapshot,
+// instances sorted by ID, and the problems to report with it. It is pure:
+// the same statuses always give the same instances, and the adapter's
+// sdk.Loop runs it. An instance is passing while its app process runs and
 // critical otherwise; the sidecar's state is reported in labels only.
-func translate(workloadsFile string, sts []instanceStatus) []model.Instance {
+func translate(st localState) (model.Snapshot, []sdk.Diagnostic) {
+	workloadsFile, sts := st.file, st.statuses
 	out := make([]model.Instance, 0, len(sts))
 	for _, st := range sts {
 		s := st.Spec
@@ -42,5 +54,5 @@ func translate(workloadsFile string, sts []instanceStatus) []model.Instance {
 		out = append(out, in)
 	}
 	model.SortInstances(out)
-	return out
+	return model.Snapshot{Adapter: Name, Instances: out}, st.diags
 }

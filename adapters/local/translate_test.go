@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 func TestTranslate(t *testing.T) {
@@ -71,7 +72,7 @@ func TestTranslate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := translate("w.hcl", tt.in)
+			got := instancesOf(translate(localState{file: "w.hcl", statuses: tt.in}))
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("translate\n got %+v\nwant %+v", got, tt.want)
 			}
@@ -88,10 +89,13 @@ func TestTranslate(t *testing.T) {
 // registry keeps snapshots while the runner goes on.
 func TestTranslateCopies(t *testing.T) {
 	spec := instanceSpec{ID: "a-0", Service: "a", Address: "127.0.0.2", Port: 1, Meta: map[string]string{"k": "v"}, Tags: []string{"t"}}
-	got := translate("w.hcl", []instanceStatus{{Spec: spec}})
+	got := instancesOf(translate(localState{file: "w.hcl", statuses: []instanceStatus{{Spec: spec}}}))
 	got[0].Meta["k"] = "changed"
 	got[0].Tags[0] = "changed"
 	if spec.Meta["k"] != "v" || spec.Tags[0] != "t" {
 		t.Error("translate shares Meta or Tags with the spec")
 	}
 }
+
+// instancesOf takes the instances out of translate's snapshot.
+func instancesOf(s model.Snapshot, _ []sdk.Diagnostic) []model.Instance { return s.Instances }

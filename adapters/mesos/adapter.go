@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -13,9 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/mesos/mesos-go/api/v1/lib/master"
 
-	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/core/version"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/core/backoff"
 	"github.com/weftmesh/weft/plugins/sdk"
 )
 
@@ -30,12 +28,25 @@ const (
 	OptionEncoding     = "encoding" // json or protobuf
 )
 
+// options is the schema of the adapter's options (Info), which the host
+// checks the operator's --adapter-option mesos.NAME=VALUE against.
+var options = []sdk.OptionSpec{
+	{Name: OptionUser, Type: sdk.OptionString, Description: "the principal for the master's HTTP authentication"},
+	{Name: OptionPassword, Type: sdk.OptionString, Description: "its secret (password_file keeps it out of the process list)"},
+	{Name: OptionPasswordFile, Type: sdk.OptionString, Description: "a file holding the secret; it wins over password"},
+	{Name: OptionEncoding, Type: sdk.OptionEnum, Values: []string{"json", "protobuf"}, Default: "json",
+		Description: "how the operator API's calls and events are encoded"},
+}
+
 // defaultHeartbeat is assumed until SUBSCRIBED says otherwise (the real
 // master's interval).
 const defaultHeartbeat = 15 * time.Second
 
 // Adapter is the Mesos adapter. Create it with New.
 type Adapter struct {
+	// Version is what Info reports; cmd/weft sets the build's version.
+	Version string
+
 	log hclog.Logger
 
 	// Timings; tests shorten them.
@@ -59,65 +70,59 @@ func New() *Adapter { return newAdapter(sdk.Logger().Named(Name)) }
 func newAdapter(log hclog.Logger) *Adapter {
 	// At most 5 s between tries: a master that comes back is read again
 	// within 5 s.
-	return &Adapter{log: log, minBackoff: 200 * time.Millisecond, maxBackoff: 5 * time.Second,
+	return &Adapter{Version: "dev", log: log, minBackoff: 200 * time.Millisecond, maxBackoff: 5 * time.Second,
 		callTimeout: 30 * time.Second, missedHeartbeats: 3}
 }
 
 // Info describes the adapter.
-func (a *Adapter) Info(context.Context) (*plugins.InfoResponse, error) {
-	return &plugins.InfoResponse{Name: Name, Version: version.Version, ProtocolVersion: plugins.ProtocolVersion}, nil
+func (a *Adapter) Info(context.Context) (*sdk.InfoResponse, error) {
+	return &sdk.InfoResponse{Name: Name, Version: a.Version, ProtocolVersion: sdk.ProtocolVersion, Options: options}, nil
 }
 
 // Configure checks the masters' URLs and the options. It does not call
 // the master: one that is down now may be up when Watch starts.
-func (a *Adapter) Configure(_ context.Context, req *plugins.ConfigureRequest) (*plugins.ConfigureResponse, error) {
-	var diags []plugins.Diagnostic
+func (a *Adapter) Configure(_ context.Context, req *sdk.ConfigureRequest) (*sdk.ConfigureResponse, error) {
+	var diags []sdk.Diagnostic
 	bad := func(summary, detail string) {
-		diags = append(diags, plugins.Diagnostic{Severity: plugins.SeverityError, Summary: summary, Detail: detail})
+		diags = append(diags, sdk.Errorf(summary, "%s", detail))
 	}
 	if _, err := parseMasters(req.Source); err != nil {
 		bad("Bad Mesos master address", err.Error())
 	}
-	cfg := &config{masters: req.Source, user: req.Options[OptionUser], pass: req.Options[OptionPassword], media: mediaJSON}
-	for k, v := range req.Options {
-		switch k {
-		case OptionUser, OptionPassword:
-		case OptionPasswordFile:
-			b, err := os.ReadFile(v)
-			if err != nil {
-				bad("Cannot read the Mesos password file", fmt.Sprintf("reading %s: %v", v, err))
-				continue
-			}
+	opts, optDiags := sdk.ParseOptions(options, req.Options)
+	diags = append(diags, optDiags...)
+	cfg := &config{masters: req.Source, user: opts.String(OptionUser), pass: opts.String(OptionPassword), media: mediaJSON}
+	if opts.Given(OptionPasswordFile) {
+		v := opts.String(OptionPasswordFile)
+		if b, err := os.ReadFile(v); err != nil {
+			bad("Cannot read the Mesos password file", fmt.Sprintf("reading %s: %v", v, err))
+		} else {
 			cfg.pass = strings.TrimRight(string(b), "\r\n")
-		case OptionEncoding:
-			switch v {
-			case "json":
-				cfg.media = mediaJSON
-			case "protobuf":
-				cfg.media = mediaProtobuf
-			default:
-				bad("Unknown Mesos encoding", fmt.Sprintf("option encoding = %q: use json or protobuf", v))
-			}
-		default:
-			bad("Unknown Mesos adapter option", fmt.Sprintf("option %q is not one of user, password, password_file, encoding", k))
 		}
+	}
+	if opts.String(OptionEncoding) == "protobuf" {
+		cfg.media = mediaProtobuf
+	}
+	for _, k := range opts.Unknown() {
+		bad("Unknown Mesos adapter option", fmt.Sprintf("option %q is not one of user, password, password_file, encoding", k))
 	}
 	if cfg.pass != "" && cfg.user == "" {
 		bad("Mesos password without a user", "set the user option too, or drop the password")
 	}
 	if len(diags) > 0 {
-		return &plugins.ConfigureResponse{Diagnostics: diags}, nil
+		return &sdk.ConfigureResponse{Diagnostics: diags}, nil
 	}
 	a.mu.Lock()
 	a.cfg = cfg
 	a.mu.Unlock()
-	return &plugins.ConfigureResponse{}, nil
+	return &sdk.ConfigureResponse{}, nil
 }
 
 // Watch follows the cluster until ctx ends: GET_STATE, then the SUBSCRIBE
-// stream, reconnecting with backoff when either fails. It returns an
+// stream, reconnecting with backoff when either fails, while an sdk.Loop
+// translates the state after every change and sends it. It returns an
 // error only when the master refuses the credentials.
-func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, out chan<- plugins.WatchEvent) error {
+func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, out chan<- sdk.WatchEvent) error {
 	a.mu.Lock()
 	cfg := a.cfg
 	a.mu.Unlock()
@@ -128,8 +133,33 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, out chan<-
 	if err != nil {
 		return fmt.Errorf("watching Mesos: %w", err)
 	}
-	w := &watcher{a: a, c: newClient(masters, cfg.user, cfg.pass, cfg.media), out: out}
-	backoff := a.minBackoff
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w := &watcher{a: a, c: newClient(masters, cfg.user, cfg.pass, cfg.media), changed: sdk.NewSignal()}
+	go func() { cancel(w.follow(ctx)) }()
+	loop := sdk.Loop[*State]{Fetch: w.fetch, Translate: Translate, Log: a.log}
+	err = loop.Run(ctx, w.changed, out)
+	if cause := context.Cause(ctx); errors.Is(cause, ErrUnauthorized) {
+		return cause
+	}
+	return err
+}
+
+// watcher is one Watch call's state.
+type watcher struct {
+	a       *Adapter
+	c       *client
+	changed sdk.Signal // the state changed
+
+	mu    sync.Mutex
+	state *State // nil until the first GET_STATE
+}
+
+// follow runs sessions until ctx ends, reconnecting with backoff. It
+// returns nil when ctx ends, and an error when the master refuses the
+// credentials.
+func (w *watcher) follow(ctx context.Context) error {
+	b := backoff.New(w.a.minBackoff, w.a.maxBackoff)
 	for {
 		progressed, err := w.session(ctx)
 		if ctx.Err() != nil {
@@ -139,26 +169,29 @@ func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, out chan<-
 			return fmt.Errorf("watching Mesos: %w", err)
 		}
 		if progressed {
-			backoff = a.minBackoff
+			b.Reset()
 		}
-		a.log.Warn("lost the Mesos master; reconnecting", "error", err, "backoff", backoff)
-		t := time.NewTimer(backoff)
+		d := b.Next()
+		w.a.log.Warn("lost the Mesos master; reconnecting", "error", err, "backoff", d)
+		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
 		case <-t.C:
 		}
-		backoff = min(2*backoff, a.maxBackoff)
 	}
 }
 
-// watcher is one Watch call's state.
-type watcher struct {
-	a    *Adapter
-	c    *client
-	out  chan<- plugins.WatchEvent
-	sent *plugins.WatchEvent // the last event sent
+// fetch is the loop's copy of the state: the maps are copied, the tasks
+// in them are not (Apply replaces a task, it never changes one in place).
+func (w *watcher) fetch(context.Context) (*State, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.state == nil {
+		return nil, errors.New("no state read from the Mesos master yet")
+	}
+	return &State{Tasks: maps.Clone(w.state.Tasks), Agents: maps.Clone(w.state.Agents), Frameworks: maps.Clone(w.state.Frameworks)}, nil
 }
 
 // session runs GET_STATE then SUBSCRIBE until something fails.
@@ -171,9 +204,10 @@ func (w *watcher) session(ctx context.Context) (progressed bool, err error) {
 		return false, err
 	}
 	state := NewState(gs)
-	if err := w.send(ctx, state); err != nil {
-		return false, err
-	}
+	w.mu.Lock()
+	w.state = state
+	w.mu.Unlock()
+	w.changed.Notify()
 
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -266,9 +300,11 @@ func (w *watcher) session(ctx context.Context) (progressed bool, err error) {
 			case alive <- hb:
 			default:
 			}
+			w.mu.Lock()
 			if state.Apply(it.ev) {
 				changed = true
 			}
+			w.mu.Unlock()
 			select {
 			case it = <-items:
 				continue
@@ -277,37 +313,7 @@ func (w *watcher) session(ctx context.Context) (progressed bool, err error) {
 			break
 		}
 		if changed {
-			if err := w.send(ctx, state); err != nil {
-				return progressed, err
-			}
+			w.changed.Notify()
 		}
-	}
-}
-
-// send translates the state and sends it if it differs from the last.
-func (w *watcher) send(ctx context.Context, s *State) error {
-	ins, diags := Translate(s)
-	ev := plugins.WatchEvent{Snapshot: model.Snapshot{Adapter: Name, Instances: ins}, Diagnostics: diags}
-	if w.sent != nil && reflect.DeepEqual(*w.sent, ev) {
-		return nil
-	}
-	// Log a problem when it appears, not with every snapshot after.
-	before := map[plugins.Diagnostic]bool{}
-	if w.sent != nil {
-		for _, d := range w.sent.Diagnostics {
-			before[d] = true
-		}
-	}
-	for _, d := range diags {
-		if !before[d] {
-			w.a.log.Warn(d.Summary, "detail", d.Detail)
-		}
-	}
-	select {
-	case w.out <- ev:
-		w.sent = &ev
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

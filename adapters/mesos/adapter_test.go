@@ -15,10 +15,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
-	"github.com/weftmesh/weft/adapters/conformance"
 	"github.com/weftmesh/weft/adapters/mesos/recordio"
-	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/sdk"
+	"github.com/weftmesh/weft/plugins/sdk/sdktest"
 	"github.com/weftmesh/weft/test/mesossim"
 )
 
@@ -61,13 +60,13 @@ func meshedTask(id, service string) mesos.Task {
 	}
 }
 
-func conformanceFixture(t *testing.T) conformance.Fixture {
+func conformanceFixture(t *testing.T) sdktest.Fixture {
 	c := startSim(t, mesossim.Options{HeartbeatInterval: time.Second})
 	c.AddFramework(mesos.FrameworkInfo{User: "root", Name: "marathon"}, meshedTask("api.1", "api"), meshedTask("api.2", "api"))
 	c.AddFramework(mesos.FrameworkInfo{User: "root", Name: "aurora"}, meshedTask("web.1", "web"))
-	return conformance.Fixture{
-		Good:    &plugins.ConfigureRequest{Source: c.URLs()[0]},
-		Bad:     &plugins.ConfigureRequest{Source: "ftp://127.0.0.1:5050"},
+	return sdktest.Fixture{
+		Good:    &sdk.ConfigureRequest{Source: c.URLs()[0]},
+		Bad:     &sdk.ConfigureRequest{Source: "ftp://127.0.0.1:5050"},
 		WantIDs: []string{"api.1", "api.2", "web.1"},
 		Change: func(t *testing.T) []string {
 			if err := c.SetTaskState("api.2", mesos.TASK_KILLED); err != nil {
@@ -80,7 +79,7 @@ func conformanceFixture(t *testing.T) conformance.Fixture {
 }
 
 func TestConformanceInMemory(t *testing.T) {
-	conformance.Run(t, conformance.InMemory(func() plugins.Adapter { return fastAdapter() }), conformanceFixture)
+	sdktest.Run(t, sdktest.InMemory(func() sdk.Adapter { return fastAdapter() }), conformanceFixture)
 }
 
 // Over a real plugin process: this test binary serves the adapter with
@@ -90,61 +89,33 @@ func TestConformanceOverPlugin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conformance.Run(t, conformance.OverPlugin(func() *exec.Cmd {
+	sdktest.Run(t, sdktest.OverPlugin(func() *exec.Cmd {
 		cmd := exec.Command(self)
 		cmd.Env = append(os.Environ(), roleEnv+"=plugin")
 		return cmd
 	}), conformanceFixture)
 }
 
-// watching runs Watch in the background and hands out its snapshots.
-type watching struct {
-	events chan plugins.WatchEvent
-	done   chan error
-	cancel context.CancelFunc
-}
-
-func watch(t *testing.T, a *Adapter, req *plugins.ConfigureRequest) *watching {
+// watch configures a with req, which must raise no diagnostic, and runs
+// its Watch until the test ends.
+func watch(t *testing.T, a *Adapter, req *sdk.ConfigureRequest) *sdktest.Watcher {
 	t.Helper()
-	resp, err := a.Configure(context.Background(), req)
-	if err != nil || len(resp.Diagnostics) > 0 {
-		t.Fatalf("Configure: %v %v", err, resp.Diagnostics)
+	if diags := sdktest.Configure(t, a, req); len(diags) > 0 {
+		t.Fatalf("Configure: %v", diags)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	w := &watching{events: make(chan plugins.WatchEvent, 100), done: make(chan error, 1), cancel: cancel}
-	go func() { w.done <- a.Watch(ctx, &plugins.WatchRequest{}, w.events) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-w.done:
-		case <-time.After(10 * time.Second):
-			t.Error("Watch did not return within 10s of cancel")
-		}
-	})
-	return w
+	return sdktest.Watch(t, a)
 }
 
 // waitFor waits (bounded) for a snapshot whose instance IDs are want.
-func (w *watching) waitFor(t *testing.T, within time.Duration, want ...string) {
+func waitFor(t *testing.T, w *sdktest.Watcher, within time.Duration, want ...string) {
 	t.Helper()
-	deadline := time.After(within)
-	var last []string
-	for {
-		select {
-		case ev := <-w.events:
-			last = nil
-			for _, in := range ev.Snapshot.Instances {
-				last = append(last, in.ID)
-			}
-			if strings.Join(last, ",") == strings.Join(want, ",") {
-				return
-			}
-		case err := <-w.done:
-			t.Fatalf("Watch returned %v while waiting for %v", err, want)
-		case <-deadline:
-			t.Fatalf("no snapshot with %v within %v; last %v", want, within, last)
+	w.WaitFor(t, fmt.Sprintf("instances %v", want), within, func(ev sdk.WatchEvent) bool {
+		var ids []string
+		for _, in := range ev.Snapshot.Instances {
+			ids = append(ids, in.ID)
 		}
-	}
+		return strings.Join(ids, ",") == strings.Join(want, ",")
+	})
 }
 
 // The adapter is given only the first master; after a failover it
@@ -154,14 +125,14 @@ func TestFollowsLeaderAcrossFailover(t *testing.T) {
 	c := startSim(t, mesossim.Options{Masters: 2, HeartbeatInterval: time.Second, RecoveryPeriod: 300 * time.Millisecond})
 	// The first leader recovers too; wait it out through the API.
 	c.AddFramework(mesos.FrameworkInfo{User: "root", Name: "marathon"}, meshedTask("api.1", "api"))
-	w := watch(t, fastAdapter(), &plugins.ConfigureRequest{Source: c.URLs()[0]})
-	w.waitFor(t, 10*time.Second, "api.1")
+	w := watch(t, fastAdapter(), &sdk.ConfigureRequest{Source: c.URLs()[0]})
+	waitFor(t, w, 10*time.Second, "api.1")
 
 	if err := c.SetLeader(1); err != nil {
 		t.Fatal(err)
 	}
 	c.AddFramework(mesos.FrameworkInfo{User: "root", Name: "marathon"}, meshedTask("api.2", "api"))
-	w.waitFor(t, 10*time.Second, "api.1", "api.2")
+	waitFor(t, w, 10*time.Second, "api.1", "api.2")
 
 	// And back, with the adapter now knowing master 1 as the leader.
 	if err := c.SetLeader(0); err != nil {
@@ -170,7 +141,7 @@ func TestFollowsLeaderAcrossFailover(t *testing.T) {
 	if err := c.SetTaskState("api.1", mesos.TASK_FAILED); err != nil {
 		t.Fatal(err)
 	}
-	w.waitFor(t, 10*time.Second, "api.2")
+	waitFor(t, w, 10*time.Second, "api.2")
 }
 
 func TestBasicAuth(t *testing.T) {
@@ -182,19 +153,18 @@ func TestBasicAuth(t *testing.T) {
 		if err := os.WriteFile(pw, []byte("right\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		w := watch(t, fastAdapter(), &plugins.ConfigureRequest{Source: c.URLs()[0],
+		w := watch(t, fastAdapter(), &sdk.ConfigureRequest{Source: c.URLs()[0],
 			Options: map[string]string{OptionUser: "weft", OptionPasswordFile: pw, OptionEncoding: "protobuf"}})
-		w.waitFor(t, 10*time.Second, "api.1")
+		waitFor(t, w, 10*time.Second, "api.1")
 	})
 	t.Run("wrong password", func(t *testing.T) {
-		w := watch(t, fastAdapter(), &plugins.ConfigureRequest{Source: c.URLs()[0],
+		w := watch(t, fastAdapter(), &sdk.ConfigureRequest{Source: c.URLs()[0],
 			Options: map[string]string{OptionUser: "weft", OptionPassword: "wrong"}})
 		select {
-		case err := <-w.done:
-			if err == nil || !strings.Contains(err.Error(), "refused the credentials") || !strings.Contains(err.Error(), "password") {
+		case <-w.Done():
+			if err := w.Err(); err == nil || !strings.Contains(err.Error(), "refused the credentials") || !strings.Contains(err.Error(), "password") {
 				t.Fatalf("Watch returned %v, want an error about the credentials", err)
 			}
-			w.done <- err // for the cleanup
 		case <-time.After(10 * time.Second):
 			t.Fatal("Watch did not fail within 10s on a wrong password")
 		}
@@ -218,7 +188,7 @@ func TestConfigure(t *testing.T) {
 		{"missing password file", "127.0.0.1:5050", map[string]string{"user": "u", "password_file": "/nonexistent/pw"}, "reading /nonexistent/pw"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, err := fastAdapter().Configure(context.Background(), &plugins.ConfigureRequest{Source: tc.source, Options: tc.opts})
+			resp, err := fastAdapter().Configure(context.Background(), &sdk.ConfigureRequest{Source: tc.source, Options: tc.opts})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -290,22 +260,22 @@ func TestReconnectsOnBrokenStreams(t *testing.T) {
 			fake := &scripted{stream: tc.stream}
 			srv := httptest.NewServer(fake)
 			t.Cleanup(srv.Close)
-			w := watch(t, fastAdapter(), &plugins.ConfigureRequest{Source: srv.URL})
-			w.waitFor(t, 10*time.Second, "api.1")
+			w := watch(t, fastAdapter(), &sdk.ConfigureRequest{Source: srv.URL})
+			waitFor(t, w, 10*time.Second, "api.1")
 			deadline := time.Now().Add(10 * time.Second)
 			for fake.subscribes.Load() < 3 {
 				if time.Now().After(deadline) {
 					t.Fatalf("only %d SUBSCRIBE calls in 10s: the adapter does not reconnect", fake.subscribes.Load())
 				}
 				select {
-				case err := <-w.done:
-					t.Fatalf("Watch returned %v; it should keep reconnecting", err)
+				case <-w.Done():
+					t.Fatalf("Watch returned %v; it should keep reconnecting", w.Err())
 				case <-time.After(20 * time.Millisecond):
 				}
 			}
 			// The snapshot did not change, so nothing new was sent.
 			select {
-			case ev := <-w.events:
+			case ev := <-w.Events:
 				if len(ev.Snapshot.Instances) != 1 {
 					t.Fatalf("a broken stream changed the snapshot: %+v", ev.Snapshot)
 				}
@@ -325,15 +295,15 @@ func (f flusher) Flush()                      { f.w.(http.Flusher).Flush() }
 func TestUnreachableAgent(t *testing.T) {
 	c := startSim(t, mesossim.Options{HeartbeatInterval: time.Second})
 	c.AddFramework(mesos.FrameworkInfo{User: "root", Name: "marathon"}, meshedTask("api.1", "api"), meshedTask("api.2", "api"))
-	w := watch(t, fastAdapter(), &plugins.ConfigureRequest{Source: c.URLs()[0]})
-	w.waitFor(t, 10*time.Second, "api.1", "api.2")
+	w := watch(t, fastAdapter(), &sdk.ConfigureRequest{Source: c.URLs()[0]})
+	waitFor(t, w, 10*time.Second, "api.1", "api.2")
 	agent := c.AgentIDs()[0]
 	if err := c.PartitionAgent(agent); err != nil {
 		t.Fatal(err)
 	}
-	w.waitFor(t, 10*time.Second)
+	waitFor(t, w, 10*time.Second)
 	if err := c.HealAgent(agent); err != nil {
 		t.Fatal(err)
 	}
-	w.waitFor(t, 10*time.Second, "api.1", "api.2")
+	waitFor(t, w, 10*time.Second, "api.1", "api.2")
 }

@@ -12,8 +12,10 @@
 // subpackage, mesos-go's types and codecs) -> state.go
 // (GET_STATE, then SUBSCRIBE events applied to a cache of tasks, agents
 // and frameworks) -> translate.go (the pure function from that cache to
-// model instances, which most tests hit) -> adapter.go (Watch: full
-// snapshots to the controller, reconnecting with backoff).
+// model instances, Translate(state) (snapshot, diagnostics), which most
+// tests hit) -> adapter.go (Watch: a session folds events into the cache
+// and signals an sdk.Loop, which translates a copy, drops unchanged
+// snapshots and sends; sessions reconnect with core/backoff).
 //
 // # Which tasks become instances
 //

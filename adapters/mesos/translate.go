@@ -10,7 +10,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 // Labels a task carries to join the mesh (see doc.go).
@@ -32,8 +32,9 @@ const (
 
 // Translate turns the cached cluster state into instances, sorted by ID,
 // with a warning for every task that asks for the mesh but cannot join
-// it. It is pure: the same state always gives the same answer.
-func Translate(s *State) ([]model.Instance, []plugins.Diagnostic) {
+// it. It is pure: the same state always gives the same answer. It is the
+// translate step of the adapter's sdk.Loop.
+func Translate(s *State) (model.Snapshot, []sdk.Diagnostic) {
 	keys := make([]string, 0, len(s.Tasks))
 	for k := range s.Tasks {
 		keys = append(keys, k)
@@ -41,30 +42,28 @@ func Translate(s *State) ([]model.Instance, []plugins.Diagnostic) {
 	sort.Strings(keys)
 	var (
 		out   []model.Instance
-		diags []plugins.Diagnostic
+		diags []sdk.Diagnostic
 		seen  = map[string]string{} // instance ID -> framework
 	)
 	for _, k := range keys {
 		t := s.Tasks[k]
 		in, ok, problem := translateTask(s, t)
 		if problem != "" {
-			diags = append(diags, plugins.Diagnostic{Severity: plugins.SeverityWarning,
-				Summary: fmt.Sprintf("Mesos task %s skipped", t.TaskID.Value), Detail: problem})
+			diags = append(diags, sdk.Warningf(fmt.Sprintf("Mesos task %s skipped", t.TaskID.Value), "%s", problem))
 		}
 		if !ok {
 			continue
 		}
 		if other, dup := seen[in.ID]; dup {
-			diags = append(diags, plugins.Diagnostic{Severity: plugins.SeverityWarning,
-				Summary: fmt.Sprintf("Mesos task %s skipped", t.TaskID.Value),
-				Detail:  fmt.Sprintf("frameworks %s and %s both run a task with this ID; only the first is meshed. Give tasks unique IDs.", other, t.FrameworkID.Value)})
+			diags = append(diags, sdk.Warningf(fmt.Sprintf("Mesos task %s skipped", t.TaskID.Value),
+				"frameworks %s and %s both run a task with this ID; only the first is meshed. Give tasks unique IDs.", other, t.FrameworkID.Value))
 			continue
 		}
 		seen[in.ID] = t.FrameworkID.Value
 		out = append(out, in)
 	}
 	model.SortInstances(out)
-	return out, diags
+	return model.Snapshot{Adapter: Name, Instances: out}, diags
 }
 
 // translateTask turns one task into an instance. ok is false for tasks

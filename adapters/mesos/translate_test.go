@@ -15,7 +15,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/master"
 
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -117,11 +117,11 @@ func TestTranslateCaptures(t *testing.T) {
 			if len(s.Tasks) != tc.tasks {
 				t.Fatalf("%d tasks after replay, want %d", len(s.Tasks), tc.tasks)
 			}
-			ins, diags := Translate(s)
+			ins, diags := instancesOf(Translate(s))
 			if len(ins) != 0 || len(diags) != 0 {
 				t.Fatalf("unlabelled tasks gave %d instances and diagnostics %v", len(ins), diags)
 			}
-			ins, diags = Translate(withLabel(s, "weft.port.mesh", "21000"))
+			ins, diags = instancesOf(Translate(withLabel(s, "weft.port.mesh", "21000")))
 			for _, d := range diags {
 				t.Logf("warning: %s: %s", d.Summary, d.Detail)
 			}
@@ -132,7 +132,7 @@ func TestTranslateCaptures(t *testing.T) {
 			}
 			golden(t, tc.name, struct {
 				Instances   []model.Instance
-				Diagnostics []plugins.Diagnostic
+				Diagnostics []sdk.Diagnostic
 			}{ins, diags})
 		})
 	}
@@ -265,7 +265,7 @@ func TestTranslateTask(t *testing.T) {
 			s.Agents["agent-named"] = mesos.AgentInfo{Hostname: "node7.example", ID: &mesos.AgentID{Value: "agent-named"}}
 			s.Frameworks["fw"] = mesos.FrameworkInfo{Name: "my-framework", ID: &mesos.FrameworkID{Value: "fw"}, Roles: []string{"shop"}, Principal: str("shop-fw")}
 			s.putTask(runningTask("t1", tc.task))
-			got, diags := Translate(s)
+			got, diags := instancesOf(Translate(s))
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("instances:\n got %+v\nwant %+v", got, tc.want)
 			}
@@ -284,8 +284,13 @@ func TestTranslateDuplicateTaskIDs(t *testing.T) {
 	s := NewState(nil)
 	s.putTask(runningTask("same", nil))
 	s.putTask(runningTask("same", func(t *mesos.Task) { t.FrameworkID.Value = "other" }))
-	ins, diags := Translate(s)
+	ins, diags := instancesOf(Translate(s))
 	if len(ins) != 1 || len(diags) != 1 || !strings.Contains(diags[0].Detail, "unique") {
 		t.Fatalf("got %d instances, diagnostics %v; want 1 and a warning", len(ins), diags)
 	}
+}
+
+// instancesOf takes the instances out of Translate's snapshot.
+func instancesOf(s model.Snapshot, diags []sdk.Diagnostic) ([]model.Instance, []sdk.Diagnostic) {
+	return s.Instances, diags
 }

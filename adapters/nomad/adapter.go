@@ -3,12 +3,9 @@ package nomad
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"os"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,8 +13,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/weftmesh/weft/core/version"
-	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/sdk"
 )
 
@@ -48,13 +43,31 @@ const (
 	OptionAdvertise = "advertise"
 )
 
+// options is the schema of the adapter's options (Info), which the host
+// checks the operator's --adapter-option nomad.NAME=VALUE against.
+var options = []sdk.OptionSpec{
+	{Name: OptionTokenFile, Type: sdk.OptionString,
+		Description: "a file holding the Nomad ACL token (secret ID) the adapter uses, with read-job on the namespaces to watch; without it $NOMAD_TOKEN, then none"},
+	{Name: OptionNamespace, Type: sdk.OptionString, Default: "*",
+		Description: "the Nomad namespace to watch; * watches all"},
+	{Name: OptionEventStream, Type: sdk.OptionBool, Default: "true",
+		Description: "follow Nomad's event stream; false uses blocking queries only, for clusters whose event broker is disabled"},
+	{Name: OptionResync, Type: sdk.OptionDuration, Default: "30s",
+		Description: "how often the snapshot is rebuilt even without events (at least 1s)"},
+	{Name: OptionAdvertise, Type: sdk.OptionEnum, Values: []string{"host", "alloc"}, Default: "host",
+		Description: "host: callers dial the node's address and the mesh port's host port; alloc: a bridge-mode allocation's own address (Nomad's address_mode = \"alloc\")"},
+}
+
 // DefaultAddress is Nomad's HTTP API when neither the source nor
 // $NOMAD_ADDR names one.
 const DefaultAddress = "http://127.0.0.1:4646"
 
 // Adapter is the Nomad adapter. Create it with New; it implements
-// plugins.Adapter and plugins.IdentityVerifier.
+// sdk.Adapter and sdk.IdentityVerifier.
 type Adapter struct {
+	// Version is what Info reports; cmd/weft sets the build's version.
+	Version string
+
 	log hclog.Logger
 
 	// Timings; tests shorten them.
@@ -84,6 +97,7 @@ func New() *Adapter { return newAdapter(sdk.Logger().Named(Name)) }
 
 func newAdapter(log hclog.Logger) *Adapter {
 	return &Adapter{
+		Version:    "dev",
 		log:        log,
 		settle:     50 * time.Millisecond,
 		minBackoff: 250 * time.Millisecond,
@@ -95,12 +109,13 @@ func newAdapter(log hclog.Logger) *Adapter {
 }
 
 // Info describes the adapter.
-func (a *Adapter) Info(context.Context) (*plugins.InfoResponse, error) {
-	return &plugins.InfoResponse{
+func (a *Adapter) Info(context.Context) (*sdk.InfoResponse, error) {
+	return &sdk.InfoResponse{
 		Name:            Name,
-		Version:         version.Version,
-		ProtocolVersion: plugins.ProtocolVersion,
-		Capabilities:    []string{plugins.CapVerifiesIdentity},
+		Version:         a.Version,
+		ProtocolVersion: sdk.ProtocolVersion,
+		Capabilities:    []string{sdk.CapVerifiesIdentity},
+		Options:         options,
 	}, nil
 }
 
@@ -108,30 +123,30 @@ func (a *Adapter) Info(context.Context) (*plugins.InfoResponse, error) {
 // DefaultAddress), the options and the token. A Nomad that does not answer
 // is a warning (the adapter keeps trying); a token Nomad refuses is an
 // error that says which token to give.
-func (a *Adapter) Configure(ctx context.Context, req *plugins.ConfigureRequest) (*plugins.ConfigureResponse, error) {
+func (a *Adapter) Configure(ctx context.Context, req *sdk.ConfigureRequest) (*sdk.ConfigureResponse, error) {
 	if req == nil {
 		return nil, errors.New("configuring the nomad adapter: nil request")
 	}
 	cfg, diags := parseConfig(req, os.Getenv)
-	if hasErrors(diags) {
-		return &plugins.ConfigureResponse{Diagnostics: diags}, nil
+	if sdk.HasErrors(diags) {
+		return &sdk.ConfigureResponse{Diagnostics: diags}, nil
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	diags = append(diags, probe(pctx, cfg)...)
-	if hasErrors(diags) {
-		return &plugins.ConfigureResponse{Diagnostics: diags}, nil
+	if sdk.HasErrors(diags) {
+		return &sdk.ConfigureResponse{Diagnostics: diags}, nil
 	}
 	a.mu.Lock()
 	a.cfg = cfg
 	a.mu.Unlock()
-	return &plugins.ConfigureResponse{Diagnostics: diags}, nil
+	return &sdk.ConfigureResponse{Diagnostics: diags}, nil
 }
 
 // parseConfig reads the request; getenv is os.Getenv outside tests.
-func parseConfig(req *plugins.ConfigureRequest, getenv func(string) string) (*config, []plugins.Diagnostic) {
-	var diags []plugins.Diagnostic
-	cfg := &config{namespace: "*", eventStream: true, resync: 30 * time.Second, advertise: "host"}
+func parseConfig(req *sdk.ConfigureRequest, getenv func(string) string) (*config, []sdk.Diagnostic) {
+	var diags []sdk.Diagnostic
+	cfg := &config{}
 	cfg.addr = req.Source
 	if cfg.addr == "" {
 		cfg.addr = getenv("NOMAD_ADDR")
@@ -141,61 +156,42 @@ func parseConfig(req *plugins.ConfigureRequest, getenv func(string) string) (*co
 	}
 	u, err := url.Parse(cfg.addr)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		diags = append(diags, errorDiag("Invalid Nomad address",
+		diags = append(diags, sdk.Errorf("Invalid Nomad address",
 			"The nomad adapter's source %q is not the URL of Nomad's HTTP API. Give one like http://127.0.0.1:4646 (--adapter nomad=http://127.0.0.1:4646), or leave it empty to use $NOMAD_ADDR.", cfg.addr))
 	}
 	cfg.token = getenv("NOMAD_TOKEN")
-	keys := make([]string, 0, len(req.Options))
-	for k := range req.Options {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := req.Options[k]
-		switch k {
-		case OptionTokenFile:
-			b, err := os.ReadFile(v)
-			if err != nil {
-				diags = append(diags, errorDiag("Cannot read the Nomad token file",
-					"Option token_file: %v. Give the path of a file holding a Nomad ACL token (secret ID) with read-job on the namespaces to watch.", err))
-				continue
-			}
+	opts, optDiags := sdk.ParseOptions(options, req.Options)
+	diags = append(diags, optDiags...)
+	if opts.Given(OptionTokenFile) {
+		b, err := os.ReadFile(opts.String(OptionTokenFile))
+		if err != nil {
+			diags = append(diags, sdk.Errorf("Cannot read the Nomad token file",
+				"Option token_file: %v. Give the path of a file holding a Nomad ACL token (secret ID) with read-job on the namespaces to watch.", err))
+		} else {
 			cfg.token = strings.TrimSpace(string(b))
-		case OptionNamespace:
-			if v == "" {
-				diags = append(diags, errorDiag("Empty namespace", "Option namespace is empty: give a Nomad namespace, or \"*\" for all."))
-			}
-			cfg.namespace = v
-		case OptionEventStream:
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				diags = append(diags, errorDiag("Invalid event_stream", "Option event_stream = %q: give true or false.", v))
-			}
-			cfg.eventStream = b
-		case OptionResync:
-			d, err := time.ParseDuration(v)
-			if err != nil || d < time.Second {
-				diags = append(diags, errorDiag("Invalid resync", "Option resync = %q: give a duration of at least 1s, such as 30s.", v))
-				continue
-			}
-			cfg.resync = d
-		case OptionAdvertise:
-			if v != "host" && v != "alloc" {
-				diags = append(diags, errorDiag("Invalid advertise", "Option advertise = %q: give host (callers dial the node's address and the mesh port's host port) or alloc (a bridge-mode allocation's own address).", v))
-			}
-			cfg.advertise = v
-		default:
-			diags = append(diags, warningDiag("Unknown option",
-				"The nomad adapter has no option %q and ignores it; it knows %s, %s, %s, %s and %s.", k, OptionTokenFile, OptionNamespace, OptionEventStream, OptionResync, OptionAdvertise))
 		}
 	}
-	if hasErrors(diags) {
+	cfg.namespace = opts.String(OptionNamespace)
+	if cfg.namespace == "" {
+		diags = append(diags, sdk.Errorf("Empty namespace", "Option namespace is empty: give a Nomad namespace, or \"*\" for all."))
+	}
+	cfg.eventStream = opts.Bool(OptionEventStream)
+	cfg.resync = opts.Duration(OptionResync)
+	if v := req.Options[OptionResync]; opts.Given(OptionResync) && cfg.resync < time.Second {
+		diags = append(diags, sdk.Errorf("Invalid resync", "Option resync = %q: give a duration of at least 1s, such as 30s.", v))
+	}
+	cfg.advertise = opts.String(OptionAdvertise)
+	for _, k := range opts.Unknown() {
+		diags = append(diags, sdk.Warningf("Unknown option",
+			"The nomad adapter has no option %q and ignores it; it knows %s, %s, %s, %s and %s.", k, OptionTokenFile, OptionNamespace, OptionEventStream, OptionResync, OptionAdvertise))
+	}
+	if sdk.HasErrors(diags) {
 		return nil, diags
 	}
 	cfg.http = &http.Client{}
 	c, err := api.NewClient(&api.Config{Address: cfg.addr, SecretID: cfg.token, HttpClient: cfg.http})
 	if err != nil {
-		return nil, append(diags, errorDiag("Cannot make a Nomad client", "For %s: %v.", cfg.addr, err))
+		return nil, append(diags, sdk.Errorf("Cannot make a Nomad client", "For %s: %v.", cfg.addr, err))
 	}
 	cfg.client = c
 	return cfg, diags
@@ -205,7 +201,7 @@ func parseConfig(req *plugins.ConfigureRequest, getenv func(string) string) (*co
 // answers a list across all namespaces without a token with an empty list
 // rather than a refusal, so the token is checked on its own: without one,
 // a read of namespace default must pass; with one, Nomad must know it.
-func probe(ctx context.Context, cfg *config) []plugins.Diagnostic {
+func probe(ctx context.Context, cfg *config) []sdk.Diagnostic {
 	q := func(ns string) *api.QueryOptions { return (&api.QueryOptions{Namespace: ns}).WithContext(ctx) }
 	var err error
 	if cfg.token == "" {
@@ -220,20 +216,20 @@ func probe(ctx context.Context, cfg *config) []plugins.Diagnostic {
 	case err == nil:
 		return nil
 	case isRefusal(err):
-		return []plugins.Diagnostic{tokenDiag(cfg, err)}
+		return []sdk.Diagnostic{tokenDiag(cfg, err)}
 	default:
-		return []plugins.Diagnostic{warningDiag("Nomad does not answer",
+		return []sdk.Diagnostic{sdk.Warningf("Nomad does not answer",
 			"Reaching Nomad at %s: %v. The adapter keeps trying with backoff; check that Nomad runs there, or pass its address as the adapter's source.", cfg.addr, err)}
 	}
 }
 
 // tokenDiag explains a 403 from Nomad.
-func tokenDiag(cfg *config, err error) plugins.Diagnostic {
+func tokenDiag(cfg *config, err error) sdk.Diagnostic {
 	if cfg.token == "" {
-		return errorDiag("Nomad needs an ACL token",
+		return sdk.Errorf("Nomad needs an ACL token",
 			"Nomad at %s refused to list services without a token (%v): its ACLs are enabled. Give the adapter a token with read-job on the namespaces to watch, in $NOMAD_TOKEN or with --adapter-option nomad.token_file=PATH.", cfg.addr, err)
 	}
-	return errorDiag("Nomad refused the ACL token",
+	return sdk.Errorf("Nomad refused the ACL token",
 		"Nomad at %s refused the adapter's token (%v): it is unknown, expired, or lacks read-job on namespace %q. Give a valid token with that capability in $NOMAD_TOKEN or with --adapter-option nomad.token_file=PATH.", cfg.addr, err, cfg.namespace)
 }
 
@@ -260,21 +256,4 @@ func isRefusal(err error) bool {
 	}
 	return code == http.StatusForbidden || strings.Contains(err.Error(), "ACL token not found") ||
 		strings.Contains(err.Error(), "Permission denied")
-}
-
-func hasErrors(diags []plugins.Diagnostic) bool {
-	for _, d := range diags {
-		if d.Severity == plugins.SeverityError {
-			return true
-		}
-	}
-	return false
-}
-
-func errorDiag(summary, format string, args ...any) plugins.Diagnostic {
-	return plugins.Diagnostic{Severity: plugins.SeverityError, Summary: summary, Detail: fmt.Sprintf(format, args...)}
-}
-
-func warningDiag(summary, format string, args ...any) plugins.Diagnostic {
-	return plugins.Diagnostic{Severity: plugins.SeverityWarning, Summary: summary, Detail: fmt.Sprintf(format, args...)}
 }

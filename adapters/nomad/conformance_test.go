@@ -10,8 +10,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/weftmesh/weft/adapters/conformance"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
+	"github.com/weftmesh/weft/plugins/sdk/sdktest"
 )
 
 var fixtureN atomic.Int32
@@ -19,19 +19,19 @@ var fixtureN atomic.Int32
 // conformanceFixture gives every subtest a namespace of its own on the
 // shared agent, with a job "web" of two allocations; Change scales web to
 // one and adds a job "db".
-func conformanceFixture(t *testing.T) conformance.Fixture {
+func conformanceFixture(t *testing.T) sdktest.Fixture {
 	agent := sharedAgent(t)
 	ns := fmt.Sprintf("conf%d", fixtureN.Add(1))
 	agent.CreateNamespace(t, ns)
 	agent.Run(t, sleepJob(ns, "web", 2))
 	want := ids(agent.Running(t, ns, "web", 2, time.Minute), "web")
-	good := &plugins.ConfigureRequest{
+	good := &sdk.ConfigureRequest{
 		Source:  agent.Addr,
 		Options: map[string]string{OptionTokenFile: agent.TokenFile(t), OptionNamespace: ns},
 	}
-	return conformance.Fixture{
+	return sdktest.Fixture{
 		Good:    good,
-		Bad:     &plugins.ConfigureRequest{Source: "nomad.example:4646"},
+		Bad:     &sdk.ConfigureRequest{Source: "nomad.example:4646"},
 		WantIDs: want,
 		Change: func(t *testing.T) []string {
 			agent.Run(t, sleepJob(ns, "web", 1))
@@ -43,7 +43,7 @@ func conformanceFixture(t *testing.T) conformance.Fixture {
 }
 
 func TestConformanceInMemory(t *testing.T) {
-	conformance.Run(t, conformance.InMemory(func() plugins.Adapter {
+	sdktest.Run(t, sdktest.InMemory(func() sdk.Adapter {
 		return fastAdapter()
 	}), conformanceFixture)
 }
@@ -55,7 +55,7 @@ func TestConformanceOverPlugin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conformance.Run(t, conformance.OverPlugin(func() *exec.Cmd {
+	sdktest.Run(t, sdktest.OverPlugin(func() *exec.Cmd {
 		cmd := exec.Command(self)
 		cmd.Env = append(os.Environ(), roleEnv+"=plugin")
 		return cmd
@@ -71,9 +71,9 @@ func fastAdapter() *Adapter {
 // With event_stream = false the adapter learns changes from blocking
 // queries alone: the fallback it uses when the stream cannot be had.
 func TestConformanceBlockingQueries(t *testing.T) {
-	conformance.Run(t, conformance.InMemory(func() plugins.Adapter {
+	sdktest.Run(t, sdktest.InMemory(func() sdk.Adapter {
 		return fastAdapter()
-	}), func(t *testing.T) conformance.Fixture {
+	}), func(t *testing.T) sdktest.Fixture {
 		f := conformanceFixture(t)
 		f.Good.Options[OptionEventStream] = "false"
 		return f

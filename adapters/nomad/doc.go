@@ -7,15 +7,18 @@
 // Entry point: New, which returns an Adapter (plugins.Adapter and
 // plugins.IdentityVerifier). `weft adapter nomad` serves it over
 // go-plugin; the controller starts it for `--adapter nomad=NOMAD_ADDR`.
-// Data flow: Nomad's HTTP API -> fetchState -> Translate (pure, most tests
-// hit it, with payloads recorded from Nomad 1.6.1 in testdata/) -> a full
-// snapshot on Watch's channel -> plugins/host -> the controller.
+// Data flow: Nomad's HTTP API -> fetchState -> Translate(state)
+// (snapshot, diagnostics) (pure, most tests hit it, with payloads recorded
+// from Nomad 1.6.1 in testdata/) -> a full snapshot on Watch's channel ->
+// plugins/host -> the controller. Watch is an sdk.Loop: events signal it,
+// it settles, fetches, translates, drops unchanged snapshots and sends.
 //
 // # Where things are
 //
-//   - adapter.go: Info, Configure (address, options, token checks).
+//   - adapter.go: Info (with the option schema), Configure (address,
+//     options read with sdk.ParseOptions, token checks).
 //   - watch.go: Watch: the event stream, the blocking-query fallback, the
-//     rebuild loop with backoff; fetchState reads the services, the
+//     sdk.Loop that rebuilds with backoff; fetchState reads the services, the
 //     allocations and the running deployments.
 //   - translate.go: the pure function from Nomad's records to instances,
 //     and the port-label and fact conventions below.

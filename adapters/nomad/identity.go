@@ -14,7 +14,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 // Claims are the Nomad-specific claims of a workload identity JWT.
@@ -56,7 +56,7 @@ func ParseClaims(token string) (Claims, error) {
 // the same read without a token must be refused, or Nomad does not enforce
 // ACLs and proves nothing. Then the (now trusted) claims must name the
 // instance's allocation, and the service must be registered by it.
-func (a *Adapter) VerifyIdentity(ctx context.Context, req *plugins.VerifyIdentityRequest) (*plugins.VerifyIdentityResponse, error) {
+func (a *Adapter) VerifyIdentity(ctx context.Context, req *sdk.VerifyIdentityRequest) (*sdk.VerifyIdentityResponse, error) {
 	cfg, err := a.config()
 	if err != nil {
 		return nil, err
@@ -106,7 +106,7 @@ func (a *Adapter) VerifyIdentity(ctx context.Context, req *plugins.VerifyIdentit
 	}
 	for _, r := range regs {
 		if r.AllocID == allocID {
-			return &plugins.VerifyIdentityResponse{InstanceID: req.InstanceID, Service: service, Namespace: claims.Namespace}, nil
+			return &sdk.VerifyIdentityResponse{InstanceID: req.InstanceID, Service: service, Namespace: claims.Namespace}, nil
 		}
 	}
 	return nil, fmt.Errorf("allocation %s of job %s registers no service %s in namespace %s: a sidecar gets a certificate only for its own group's service", allocID, claims.JobID, service, claims.Namespace)
@@ -132,4 +132,4 @@ func readVariable(ctx context.Context, cfg *config, path, namespace, token strin
 	return resp.StatusCode, nil
 }
 
-var _ plugins.IdentityVerifier = (*Adapter)(nil)
+var _ sdk.IdentityVerifier = (*Adapter)(nil)

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 	"github.com/weftmesh/weft/test/nomad/nomadtest"
 )
 
@@ -91,10 +91,10 @@ func TestVerifyIdentity(t *testing.T) {
 	allocB, jwtB := runIdentityJob(t, agent, ns, "job-b")
 
 	a := fastAdapter()
-	resp, err := a.Configure(context.Background(), &plugins.ConfigureRequest{
+	resp, err := a.Configure(context.Background(), &sdk.ConfigureRequest{
 		Source: agent.Addr, Options: map[string]string{OptionTokenFile: agent.TokenFile(t)},
 	})
-	if err != nil || hasErrors(resp.Diagnostics) {
+	if err != nil || sdk.HasErrors(resp.Diagnostics) {
 		t.Fatalf("Configure: %v %+v", err, resp)
 	}
 
@@ -117,7 +117,7 @@ func TestVerifyIdentity(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := a.VerifyIdentity(context.Background(), &plugins.VerifyIdentityRequest{InstanceID: tt.instance, Credential: tt.credential})
+			got, err := a.VerifyIdentity(context.Background(), &sdk.VerifyIdentityRequest{InstanceID: tt.instance, Credential: tt.credential})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("VerifyIdentity = %+v, %v; want an error containing %q", got, err, tt.wantErr)
@@ -136,7 +136,7 @@ func TestVerifyIdentity(t *testing.T) {
 	t.Run("a stopped allocation's identity proves nothing", func(t *testing.T) {
 		agent.Stop(t, ns, "job-a")
 		err := nomadtest.Poll(context.Background(), 30*time.Second, 100*time.Millisecond, func() error {
-			_, err := a.VerifyIdentity(context.Background(), &plugins.VerifyIdentityRequest{InstanceID: allocA + "/job-a", Credential: jwtA})
+			_, err := a.VerifyIdentity(context.Background(), &sdk.VerifyIdentityRequest{InstanceID: allocA + "/job-a", Credential: jwtA})
 			if err == nil {
 				return fmt.Errorf("still accepted")
 			}
@@ -162,12 +162,12 @@ func TestVerifyIdentityNeedsACLs(t *testing.T) {
 	allocID, jwt := runIdentityJob(t, agent, "default", "open")
 	a := fastAdapter()
 	t.Setenv("NOMAD_TOKEN", "")
-	resp, err := a.Configure(context.Background(), &plugins.ConfigureRequest{Source: agent.Addr})
-	if err != nil || hasErrors(resp.Diagnostics) {
+	resp, err := a.Configure(context.Background(), &sdk.ConfigureRequest{Source: agent.Addr})
+	if err != nil || sdk.HasErrors(resp.Diagnostics) {
 		t.Fatalf("Configure against a Nomad without ACLs: %v %+v", err, resp)
 	}
 	for name, cred := range map[string]string{"its own identity": jwt, "a forged one": withClaims(t, jwt, func(c map[string]any) { c["nomad_task"] = "x" })} {
-		_, err := a.VerifyIdentity(context.Background(), &plugins.VerifyIdentityRequest{InstanceID: allocID + "/open", Credential: cred})
+		_, err := a.VerifyIdentity(context.Background(), &sdk.VerifyIdentityRequest{InstanceID: allocID + "/open", Credential: cred})
 		if err == nil || !strings.Contains(err.Error(), "does not enforce ACLs") {
 			t.Errorf("%s against a Nomad without ACLs: %v, want a refusal that names the missing ACLs", name, err)
 		}

@@ -7,7 +7,7 @@ import (
 	hclog "github.com/hashicorp/go-hclog"
 
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 // bridged turns web0's group network into a bridge network, the way Nomad
@@ -89,7 +89,7 @@ func TestTranslateIsolation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			st := loadState(t)
 			tc.mutate(&st)
-			ins, diags := Translate(st)
+			ins, diags := instancesOf(Translate(st))
 			var w *model.Instance
 			for i := range ins {
 				if ins[i].ID == web0+"/web" {
@@ -151,9 +151,9 @@ func TestAdvertiseOption(t *testing.T) {
 		wantErr bool
 	}{{"host", false}, {"alloc", false}, {"", true}, {"ALLOC", true}, {"node", true}} {
 		t.Run(tc.value, func(t *testing.T) {
-			cfg, diags := parseConfig(&plugins.ConfigureRequest{Source: "http://127.0.0.1:4646",
+			cfg, diags := parseConfig(&sdk.ConfigureRequest{Source: "http://127.0.0.1:4646",
 				Options: map[string]string{OptionAdvertise: tc.value}}, func(string) string { return "" })
-			if hasErrors(diags) != tc.wantErr {
+			if sdk.HasErrors(diags) != tc.wantErr {
 				t.Fatalf("advertise = %q: diagnostics %v, want error %v", tc.value, diags, tc.wantErr)
 			}
 			if !tc.wantErr && cfg.advertise != tc.value {
@@ -209,7 +209,7 @@ func TestAdvertiseAllocWaitsForAddress(t *testing.T) {
 			st := loadState(t)
 			bridged(&st)
 			st.AllocAddresses = tc.addrs
-			ins, diags := Translate(st)
+			ins, diags := instancesOf(Translate(st))
 			w := find(ins, web0+"/web")
 			if (w != nil) != tc.present {
 				t.Fatalf("web0 translated: %v, want %v (diagnostics %v)", w != nil, tc.present, diags)

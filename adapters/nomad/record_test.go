@@ -12,7 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 var record = flag.Bool("record", false, "record testdata/state.json from a real Nomad agent")
@@ -92,8 +92,8 @@ func TestRecord(t *testing.T) {
 
 	a := fastAdapter()
 	a.log = hclog.NewNullLogger()
-	resp, err := a.Configure(context.Background(), &plugins.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionTokenFile: agent.TokenFile(t)}})
-	if err != nil || hasErrors(resp.Diagnostics) {
+	resp, err := a.Configure(context.Background(), &sdk.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionTokenFile: agent.TokenFile(t)}})
+	if err != nil || sdk.HasErrors(resp.Diagnostics) {
 		t.Fatalf("Configure: %v %v", err, resp)
 	}
 	cfg, _ := a.config()

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftmesh/weft/adapters/conformance"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
+	"github.com/weftmesh/weft/plugins/sdk/sdktest"
 )
 
 // switchProxy forwards TCP from a loopback port to target while up; down
@@ -88,33 +88,17 @@ func TestNomadUnreachableKeepsLastSnapshot(t *testing.T) {
 	proxy := newSwitchProxy(t, strings.TrimPrefix(agent.Addr, "http://"))
 
 	a := fastAdapter()
-	resp, err := a.Configure(context.Background(), &plugins.ConfigureRequest{
+	sdktest.ConfigureOK(t, a, &sdk.ConfigureRequest{
 		Source: proxy.addr(), Options: map[string]string{OptionTokenFile: agent.TokenFile(t), OptionNamespace: ns},
 	})
-	if err != nil || hasErrors(resp.Diagnostics) {
-		t.Fatalf("Configure: %v %+v", err, resp)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	events := make(chan plugins.WatchEvent)
-	done := make(chan error, 1)
-	go func() { done <- a.Watch(ctx, &plugins.WatchRequest{}, events) }()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("Watch did not return after cancel")
-		}
-	}()
-	next := func(what string) plugins.WatchEvent {
+	w := sdktest.Watch(t, a)
+	next := func(what string) sdk.WatchEvent {
 		t.Helper()
-		select {
-		case ev := <-events:
-			return ev
-		case <-time.After(20 * time.Second):
+		ev, ok := w.NextBefore(t, time.Now().Add(20*time.Second))
+		if !ok {
 			t.Fatalf("no snapshot %s within 20s", what)
 		}
-		return plugins.WatchEvent{}
+		return ev
 	}
 	first := next("at first")
 	if len(first.Snapshot.Instances) != 1 || first.Snapshot.Instances[0].ID != want[0] {
@@ -156,16 +140,16 @@ func TestConfigureTokens(t *testing.T) {
 	bogus := writeFile(t, "0b1c9f5e-5d7e-4f4e-9c43-7f0d2b8f1e11")
 	tests := []struct {
 		name     string
-		req      plugins.ConfigureRequest
-		severity plugins.Severity
+		req      sdk.ConfigureRequest
+		severity sdk.Severity
 		summary  string
 	}{
-		{"no token where ACLs are on", plugins.ConfigureRequest{Source: agent.Addr}, plugins.SeverityError, "Nomad needs an ACL token"},
-		{"a token Nomad does not know", plugins.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionTokenFile: bogus}}, plugins.SeverityError, "Nomad refused the ACL token"},
-		{"a token file that is missing", plugins.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionTokenFile: "/nonexistent/token"}}, plugins.SeverityError, "Cannot read the Nomad token file"},
-		{"Nomad not answering is a warning", plugins.ConfigureRequest{Source: deadAddr}, plugins.SeverityWarning, "Nomad does not answer"},
-		{"not an address", plugins.ConfigureRequest{Source: "127.0.0.1:4646"}, plugins.SeverityError, "Invalid Nomad address"},
-		{"a bad option value", plugins.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionResync: "soon"}}, plugins.SeverityError, "Invalid resync"},
+		{"no token where ACLs are on", sdk.ConfigureRequest{Source: agent.Addr}, sdk.SeverityError, "Nomad needs an ACL token"},
+		{"a token Nomad does not know", sdk.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionTokenFile: bogus}}, sdk.SeverityError, "Nomad refused the ACL token"},
+		{"a token file that is missing", sdk.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionTokenFile: "/nonexistent/token"}}, sdk.SeverityError, "Cannot read the Nomad token file"},
+		{"Nomad not answering is a warning", sdk.ConfigureRequest{Source: deadAddr}, sdk.SeverityWarning, "Nomad does not answer"},
+		{"not an address", sdk.ConfigureRequest{Source: "127.0.0.1:4646"}, sdk.SeverityError, "Invalid Nomad address"},
+		{"a bad option value", sdk.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionResync: "soon"}}, sdk.SeverityError, "Invalid resync"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,9 +173,9 @@ func TestConfigureTokens(t *testing.T) {
 // not pass streams, say): the adapter falls back to blocking queries by
 // itself and still sees every change.
 func TestEventStreamRefusedFallsBack(t *testing.T) {
-	conformance.Run(t, conformance.InMemory(func() plugins.Adapter {
+	sdktest.Run(t, sdktest.InMemory(func() sdk.Adapter {
 		return fastAdapter()
-	}), func(t *testing.T) conformance.Fixture {
+	}), func(t *testing.T) sdktest.Fixture {
 		f := conformanceFixture(t)
 		target, err := url.Parse(f.Good.Source)
 		if err != nil {

@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 // Port labels of a group's network that the adapter reads (see doc.go).
@@ -71,8 +71,9 @@ func InstanceID(allocID, service string) string { return allocID + "/" + service
 // Translate turns what Nomad reports into the mesh's instances: one per
 // native service registration whose allocation is not terminal and whose
 // group network has a mesh port. Records that cannot be used are skipped
-// and reported as warnings; the rest of the snapshot stands.
-func Translate(st State) ([]model.Instance, []plugins.Diagnostic) {
+// and reported as warnings; the rest of the snapshot stands. It is pure, and
+// the translate step of the adapter's sdk.Loop.
+func Translate(st State) (model.Snapshot, []sdk.Diagnostic) {
 	allocs := make(map[string]*api.AllocationListStub, len(st.Allocs))
 	for _, a := range st.Allocs {
 		if a != nil {
@@ -89,7 +90,7 @@ func Translate(st State) ([]model.Instance, []plugins.Diagnostic) {
 	sort.SliceStable(regs, func(i, j int) bool { return regs[i].ID < regs[j].ID })
 
 	var cands []model.Instance
-	var diags []plugins.Diagnostic
+	var diags []sdk.Diagnostic
 	for _, reg := range regs {
 		if reg == nil {
 			continue
@@ -114,7 +115,7 @@ func Translate(st State) ([]model.Instance, []plugins.Diagnostic) {
 		}
 		in, ok, err := translateOne(reg, alloc, placed, allocAddr)
 		if err != nil {
-			diags = append(diags, warn(fmt.Sprintf("skipping service %s of allocation %s", reg.ServiceName, reg.AllocID), err.Error()))
+			diags = append(diags, sdk.Warningf(fmt.Sprintf("skipping service %s of allocation %s", reg.ServiceName, reg.AllocID), "%v", err))
 			continue
 		}
 		if !ok {
@@ -137,18 +138,18 @@ func Translate(st State) ([]model.Instance, []plugins.Diagnostic) {
 		k := meshKey(in)
 		switch {
 		case perID[in.ID] > 1:
-			diags = append(diags, warn("skipping "+in.ID+": registered twice",
-				"Service "+in.Service+" is registered twice in allocation "+in.Labels[FactAllocID]+"; a meshed service needs one registration per group."))
+			diags = append(diags, sdk.Warningf("skipping "+in.ID+": registered twice",
+				"Service %s is registered twice in allocation %s; a meshed service needs one registration per group.", in.Service, in.Labels[FactAllocID]))
 		case len(onPort[k]) > 1:
-			diags = append(diags, warn(fmt.Sprintf("skipping service %s of allocation %s: its mesh port is shared", in.Service, in.Labels[FactAllocID]),
-				fmt.Sprintf("Services %s of one allocation use the same mesh port %d, and one sidecar serves one service. Tag all but one with %s=false, or give each its own mesh port with %s=<port label>.",
-					strings.Join(onPort[k], ", "), in.Ports[model.PortMesh], TagMesh, TagMeshPort)))
+			diags = append(diags, sdk.Warningf(fmt.Sprintf("skipping service %s of allocation %s: its mesh port is shared", in.Service, in.Labels[FactAllocID]),
+				"Services %s of one allocation use the same mesh port %d, and one sidecar serves one service. Tag all but one with %s=false, or give each its own mesh port with %s=<port label>.",
+				strings.Join(onPort[k], ", "), in.Ports[model.PortMesh], TagMesh, TagMeshPort))
 		default:
 			out = append(out, in)
 		}
 	}
 	model.SortInstances(out)
-	return out, diags
+	return model.Snapshot{Adapter: Name, Instances: out}, diags
 }
 
 // translateOne builds the instance of one registration; ok is false when
@@ -410,8 +411,4 @@ func taskOf(reg *api.ServiceRegistration, a *api.AllocationListStub) string {
 		return rest[:i]
 	}
 	return ""
-}
-
-func warn(summary, detail string) plugins.Diagnostic {
-	return plugins.Diagnostic{Severity: plugins.SeverityWarning, Summary: summary, Detail: detail}
 }

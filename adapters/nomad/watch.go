@@ -3,14 +3,14 @@ package nomad
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/weftmesh/weft/core/backoff"
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 // Watch sends a full snapshot of the meshed Nomad services now and after
@@ -20,78 +20,29 @@ import (
 // Nomad's lists, gathered over a short settle time. A Nomad that does not
 // answer is reported (a warning with the last snapshot, which stays in
 // force) and asked again with backoff.
-func (a *Adapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events chan<- plugins.WatchEvent) error {
+func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- sdk.WatchEvent) error {
 	cfg, err := a.config()
 	if err != nil {
 		return err
 	}
-	dirty := make(chan struct{}, 1)
-	mark := func() {
-		select {
-		case dirty <- struct{}{}:
-		default:
-		}
-	}
-	go a.listen(ctx, cfg, mark)
-	mark()
-
-	resync := time.NewTicker(cfg.resync)
-	defer resync.Stop()
-	var retry <-chan time.Time
-	backoff := a.minBackoff
-	var last *plugins.WatchEvent
-	failing := false            // the last event sent reported a failure
+	changed := sdk.NewSignal()
+	go a.listen(ctx, cfg, changed.Notify)
+	changed.Notify()
 	warned := map[string]bool{} // instances logged as running without isolation
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-dirty:
-		case <-retry:
-		case <-resync.C:
-		}
-		retry = nil
-		// Gather the burst of events one change makes.
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(a.settle):
-		}
-		select {
-		case <-dirty:
-		default:
-		}
-
-		st, err := fetchState(ctx, cfg)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			a.log.Warn("reading Nomad failed; keeping the last snapshot and retrying", "address", cfg.addr, "retry_in", backoff, "error", err)
-			if last != nil {
-				ev := *last
-				ev.Diagnostics = append(append([]plugins.Diagnostic{}, last.Diagnostics...), unreachableDiag(cfg, err, backoff))
-				if !send(ctx, events, ev) {
-					return nil
-				}
-				failing = true
-			}
-			retry = time.After(backoff)
-			backoff = min(backoff*2, a.maxBackoff)
-			continue
-		}
-		backoff = a.minBackoff
-		ins, diags := Translate(st)
-		warnHostNetworking(a.log, ins, warned)
-		ev := plugins.WatchEvent{Snapshot: model.Snapshot{Adapter: Name, Instances: ins}, Diagnostics: diags}
-		if last != nil && !failing && reflect.DeepEqual(*last, ev) {
-			continue
-		}
-		last, failing = &ev, false
-		if !send(ctx, events, ev) {
-			return nil
-		}
+	loop := sdk.Loop[State]{
+		Fetch: func(ctx context.Context) (State, error) { return fetchState(ctx, cfg) },
+		Translate: func(st State) (model.Snapshot, []sdk.Diagnostic) {
+			snap, diags := Translate(st)
+			warnHostNetworking(a.log, snap.Instances, warned)
+			return snap, diags
+		},
+		Debounce: a.settle, // gather the burst of events one change makes
+		Resync:   cfg.resync,
+		Backoff:  backoff.New(a.minBackoff, a.maxBackoff),
+		Failing:  func(err error, retry time.Duration) sdk.Diagnostic { return unreachableDiag(cfg, err, retry) },
+		Log:      a.log.With("address", cfg.addr),
 	}
+	return loop.Run(ctx, changed, events)
 }
 
 // warnHostNetworking logs, once per instance, every instance whose group
@@ -114,23 +65,14 @@ func warnHostNetworking(log hclog.Logger, ins []model.Instance, warned map[strin
 	}
 }
 
-func send(ctx context.Context, events chan<- plugins.WatchEvent, ev plugins.WatchEvent) bool {
-	select {
-	case events <- ev:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func unreachableDiag(cfg *config, err error, retry time.Duration) plugins.Diagnostic {
+func unreachableDiag(cfg *config, err error, retry time.Duration) sdk.Diagnostic {
 	if isRefusal(err) {
 		d := tokenDiag(cfg, err)
-		d.Severity = plugins.SeverityWarning
+		d.Severity = sdk.SeverityWarning
 		d.Detail += fmt.Sprintf(" The last snapshot stays in force; retrying in %v.", retry)
 		return d
 	}
-	return warningDiag("Nomad does not answer",
+	return sdk.Warningf("Nomad does not answer",
 		"Reading Nomad at %s: %v. The last snapshot stays in force; retrying in %v.", cfg.addr, err, retry)
 }
 
@@ -204,7 +146,7 @@ func allocAddresses(ctx context.Context, cfg *config, allocs []*api.AllocationLi
 // stream while it works, else from blocking queries for a while before
 // the stream is tried again. It returns when ctx is done.
 func (a *Adapter) listen(ctx context.Context, cfg *config, mark func()) {
-	backoff := a.minBackoff
+	b := backoff.New(a.minBackoff, a.maxBackoff)
 	for ctx.Err() == nil {
 		if cfg.eventStream {
 			start := time.Now()
@@ -213,7 +155,7 @@ func (a *Adapter) listen(ctx context.Context, cfg *config, mark func()) {
 				return
 			}
 			if time.Since(start) > 10*time.Second {
-				backoff = a.minBackoff // it worked for a while
+				b.Reset() // it worked for a while
 			}
 			a.log.Warn("the Nomad event stream failed; using blocking queries meanwhile", "error", err, "retry_stream_in", a.fallback)
 			mark() // events may have been missed
@@ -223,17 +165,19 @@ func (a *Adapter) listen(ctx context.Context, cfg *config, mark func()) {
 			return
 		}
 		if err != nil {
-			a.log.Warn("blocking queries on Nomad failed", "error", err, "retry_in", backoff)
+			d := b.Next()
+			a.log.Warn("blocking queries on Nomad failed", "error", err, "retry_in", d)
+			t := time.NewTimer(d)
 			select {
 			case <-ctx.Done():
+				t.Stop()
 				return
-			case <-time.After(backoff):
+			case <-t.C:
 			}
-			backoff = min(backoff*2, a.maxBackoff)
 			mark()
 			continue
 		}
-		backoff = a.minBackoff
+		b.Reset()
 	}
 }
 

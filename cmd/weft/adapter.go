@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"sort"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -9,6 +13,7 @@ import (
 	"github.com/weftmesh/weft/adapters/local"
 	"github.com/weftmesh/weft/adapters/mesos"
 	"github.com/weftmesh/weft/adapters/nomad"
+	"github.com/weftmesh/weft/core/version"
 	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/sdk"
 )
@@ -17,10 +22,10 @@ import (
 // `weft adapter <name>`; the controller launches them as plugin processes,
 // through the same go-plugin path as third-party adapters. One line each.
 var builtinAdapters = map[string]func() plugins.Adapter{
-	"local":      func() plugins.Adapter { return local.New() },
-	"kubernetes": func() plugins.Adapter { return kubernetes.New() },
-	"nomad":      func() plugins.Adapter { return nomad.New() },
-	"mesos":      func() plugins.Adapter { return mesos.New() },
+	"local":      func() plugins.Adapter { a := local.New(); a.Version = version.Version; return a },
+	"kubernetes": func() plugins.Adapter { a := kubernetes.New(); a.Version = version.Version; return a },
+	"nomad":      func() plugins.Adapter { a := nomad.New(); a.Version = version.Version; return a },
+	"mesos":      func() plugins.Adapter { a := mesos.New(); a.Version = version.Version; return a },
 }
 
 // newAdapterCmd is `weft adapter <name>`: the built-in adapters, served as
@@ -48,12 +53,41 @@ controller, for example
 	sort.Strings(names)
 	for _, name := range names {
 		newAdapter := builtinAdapters[name]
+		long := "Serve the built-in " + name + " adapter as a plugin process (the controller launches it).\n"
+		if info, err := newAdapter().Info(context.Background()); err == nil {
+			long += "\n" + optionsTable(name, info.Options)
+		}
 		cmd.AddCommand(&cobra.Command{
 			Use:   name,
 			Short: "Serve the built-in " + name + " adapter",
+			Long:  long,
 			Args:  cobra.NoArgs,
 			Run:   func(*cobra.Command, []string) { sdk.Serve(newAdapter()) },
 		})
 	}
 	return cmd
+}
+
+// optionsTable is an adapter's option schema as `weft adapter NAME --help`
+// prints it: what an operator gives the controller with --adapter-option.
+func optionsTable(adapter string, specs []plugins.OptionSpec) string {
+	if len(specs) == 0 {
+		return "The " + adapter + " adapter takes no options.\n"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Options (weft controller --adapter-option %s.NAME=VALUE):\n\n", adapter)
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "  NAME\tTYPE\tDEFAULT\tREQUIRED\tDESCRIPTION")
+	for _, o := range specs {
+		def, req := o.Default, "no"
+		if def == "" {
+			def = "-"
+		}
+		if o.Required {
+			req = "yes"
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", o.Name, o.TypeText(), def, req, o.Description)
+	}
+	_ = w.Flush()
+	return b.String()
 }

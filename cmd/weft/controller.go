@@ -25,7 +25,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -222,14 +221,20 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		names = append(names, a.name)
 	}
 	ctl := controller.New(controller.Options{Registry: reg, Logger: log, Adapters: names})
-	handles := map[string]*host.Handle{}
+	sups := map[string]*host.Supervisor{}
 	for _, a := range specs {
-		handles[a.name] = &host.Handle{}
+		opts, err := adapterOptions(a, f, pluginBinary{self: self, selfSum: selfSum, pins: pins}, pol.Mesh.TrustDomain, authority, proxyBin, log)
+		if err != nil {
+			return err
+		}
+		if sups[a.name], err = host.New(opts); err != nil {
+			return err
+		}
 	}
 	srv := meshserver.New(meshserver.Options{
 		CA: authority, Join: ca.NewJoinVerifierWith(authority.JoinSecret(), spent), Registry: reg,
 		TrustDomain: ctl.TrustDomain, Logger: log,
-		VerifyCredential: verifyWith(handles),
+		VerifyCredential: verifyWith(sups),
 		Binder:           ctl,
 	})
 	ctl.SetServer(srv)
@@ -288,18 +293,10 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 
 	unisolated := &isolationWarnings{warned: map[string]bool{}}
 	for _, a := range specs {
-		opts, err := adapterOptions(a, f, pluginBinary{self: self, selfSum: selfSum, pins: pins}, pol.Mesh.TrustDomain, authority, proxyBin)
-		opts.Handle = handles[a.name]
-		if err != nil {
-			cancel()
-			g.Stop()
-			adminSrv.Close()
-			wg.Wait()
-			return err
-		}
+		sup := sups[a.name]
 		updates := make(chan host.Update, 4)
 		run(func() {
-			err := host.Supervise(ctx, opts, updates, st.setAdapter)
+			err := sup.Run(ctx, updates, st.setAdapter)
 			if err != nil && ctx.Err() == nil {
 				log.Error("adapter stopped", "adapter", a.name, "err", err)
 			}
@@ -340,9 +337,9 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 
 // verifyWith checks a sidecar's scheduler credential with the adapter it
 // names, over the plugin protocol.
-func verifyWith(handles map[string]*host.Handle) func(context.Context, string, string, string) (meshserver.CredentialClaims, error) {
+func verifyWith(sups map[string]*host.Supervisor) func(context.Context, string, string, string) (meshserver.CredentialClaims, error) {
 	return func(ctx context.Context, adapter, instance, credential string) (meshserver.CredentialClaims, error) {
-		h, ok := handles[adapter]
+		h, ok := sups[adapter]
 		if !ok {
 			return meshserver.CredentialClaims{}, fmt.Errorf("this controller runs no adapter %q", adapter)
 		}
@@ -367,7 +364,7 @@ type pluginBinary struct {
 	pins    map[string][]byte
 }
 
-func adapterOptions(a adapterSpec, f controllerFlags, bin pluginBinary, trustDomain string, authority *ca.CA, proxyBin string) (host.Options, error) {
+func adapterOptions(a adapterSpec, f controllerFlags, bin pluginBinary, trustDomain string, authority *ca.CA, proxyBin string, log *slog.Logger) (host.Options, error) {
 	var command func() *exec.Cmd
 	var checksum func() ([]byte, error)
 	if _, ok := builtinAdapters[a.name]; ok {
@@ -417,7 +414,7 @@ func adapterOptions(a adapterSpec, f controllerFlags, bin pluginBinary, trustDom
 				DataDir:         dataDir,
 			},
 		},
-		Logger: hclog.New(&hclog.LoggerOptions{Name: "adapter." + a.name, Level: hclog.Info, Output: os.Stderr}),
+		Logger: log.With("adapter", a.name),
 	}, nil
 }
 

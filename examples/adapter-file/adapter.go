@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -21,8 +20,16 @@ type fileAdapter struct {
 	interval time.Duration
 }
 
+// options is the adapter's option schema: Info declares it, the
+// controller checks --adapter-option file.NAME=VALUE against it before
+// Configure, and Configure reads the values with sdk.ParseOptions.
+var options = []sdk.OptionSpec{
+	{Name: "poll_interval", Type: sdk.OptionDuration, Default: defaultPollInterval.String(),
+		Description: "how often the file is read for changes, a positive duration"},
+}
+
 func (a *fileAdapter) Info(context.Context) (*sdk.InfoResponse, error) {
-	return &sdk.InfoResponse{Name: "file", Version: "0.1.0", ProtocolVersion: sdk.ProtocolVersion}, nil
+	return &sdk.InfoResponse{Name: "file", Version: "0.1.0", ProtocolVersion: sdk.ProtocolVersion, Options: options}, nil
 }
 
 // Configure checks that the file can be read and parsed. Problems are
@@ -34,16 +41,16 @@ func (a *fileAdapter) Configure(_ context.Context, req *sdk.ConfigureRequest) (*
 	if req.Source == "" {
 		return fail(sdk.Errorf("No instances file", "the file adapter needs the path of a JSON instances file as its source: --adapter file=/path/instances.json"))
 	}
-	interval := defaultPollInterval
-	for k, v := range req.Options {
-		if k != "poll_interval" {
-			return fail(sdk.Errorf("Unknown option", "the file adapter has no option %q; it knows poll_interval", k))
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return fail(sdk.Errorf("Invalid poll_interval", "poll_interval = %q is not a positive duration such as 500ms or 2s", v))
-		}
-		interval = d
+	opts, diags := sdk.ParseOptions(options, req.Options)
+	if len(diags) > 0 {
+		return &sdk.ConfigureResponse{Diagnostics: diags}, nil
+	}
+	if unknown := opts.Unknown(); len(unknown) > 0 {
+		return fail(sdk.Errorf("Unknown option", "the file adapter has no option %q; it knows poll_interval", unknown[0]))
+	}
+	interval := opts.Duration("poll_interval")
+	if interval <= 0 {
+		return fail(sdk.Errorf("Invalid poll_interval", "poll_interval = %q is not a positive duration such as 500ms or 2s", req.Options["poll_interval"]))
 	}
 	data, err := readFile(req.Source)
 	if err != nil {
@@ -61,6 +68,10 @@ func (a *fileAdapter) Configure(_ context.Context, req *sdk.ConfigureRequest) (*
 // Watch sends the file's instances at once, then again every time the
 // file's content changes. While the file is missing or malformed as a
 // whole, nothing is sent, so the controller keeps the last snapshot.
+//
+// It is the SDK's watch loop: the file is read every poll interval (the
+// loop's Resync), a read that fails is retried with backoff, and a
+// snapshot equal to the last one is not sent again.
 func (a *fileAdapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- sdk.WatchEvent) error {
 	a.mu.Lock()
 	path, interval := a.path, a.interval
@@ -68,36 +79,34 @@ func (a *fileAdapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events cha
 	if path == "" {
 		return fmt.Errorf("watching instances file: the adapter is not configured; call Configure first")
 	}
-	log := sdk.Logger().With("file", path)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	var last []byte // the content last sent, or last found malformed
-	var lastErr string
-	for {
-		data, err := readFile(path)
-		switch {
-		case err != nil:
-			if err.Error() != lastErr {
-				log.Warn("cannot read instances file; keeping the last instances", "error", err)
-				lastErr = err.Error()
+	loop := sdk.Loop[records]{
+		Fetch: func(context.Context) (records, error) {
+			data, err := readFile(path)
+			if err != nil {
+				return records{}, fmt.Errorf("cannot read instances file; keeping the last instances: %w", err)
 			}
-		case last == nil || !bytes.Equal(data, last):
-			last, lastErr = data, ""
 			instances, diags, err := parse(data)
 			if err != nil {
-				log.Warn("instances file is malformed; keeping the last instances", "error", err)
-				break
+				return records{}, fmt.Errorf("instances file is malformed; keeping the last instances: %w", err)
 			}
-			select {
-			case events <- sdk.WatchEvent{Snapshot: sdk.Snapshot{Instances: instances}, Diagnostics: diags}:
-			case <-ctx.Done():
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
+			return records{instances, diags}, nil
+		},
+		Translate: translate,
+		Resync:    interval,
+		Log:       sdk.Logger().With("file", path),
 	}
+	changed := sdk.NewSignal()
+	changed.Notify() // the first snapshot at once
+	return loop.Run(ctx, changed, events)
+}
+
+// records is what the file holds: its instances, and the records skipped.
+type records struct {
+	instances []sdk.Instance
+	diags     []sdk.Diagnostic
+}
+
+// translate is the loop's translate step: the snapshot and its problems.
+func translate(r records) (sdk.Snapshot, []sdk.Diagnostic) {
+	return sdk.Snapshot{Instances: r.instances}, r.diags
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,11 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
-	"github.com/weftmesh/weft/adapters/conformance"
-	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/host"
+	"github.com/weftmesh/weft/plugins/sdk"
+	"github.com/weftmesh/weft/plugins/sdk/sdktest"
 )
 
 const wait = 20 * time.Second
@@ -45,15 +45,15 @@ func writeInstances(t *testing.T, path string, ids ...string) {
 	}
 }
 
-func request(path string) *plugins.ConfigureRequest {
-	return &plugins.ConfigureRequest{Source: path, Options: map[string]string{"poll_interval": "20ms"}}
+func request(path string) *sdk.ConfigureRequest {
+	return &sdk.ConfigureRequest{Source: path, Options: map[string]string{"poll_interval": "20ms"}}
 }
 
-func fixture(t *testing.T) conformance.Fixture {
+func fixture(t *testing.T) sdktest.Fixture {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "instances.json")
 	writeInstances(t, path, "web-1", "web-2")
-	return conformance.Fixture{
+	return sdktest.Fixture{
 		Good:    request(path),
 		Bad:     request(filepath.Join(dir, "missing.json")),
 		WantIDs: []string{"web-1", "web-2"},
@@ -65,7 +65,7 @@ func fixture(t *testing.T) conformance.Fixture {
 }
 
 func TestConformanceInMemory(t *testing.T) {
-	conformance.Run(t, conformance.InMemory(func() plugins.Adapter { return &fileAdapter{} }), fixture)
+	sdktest.Run(t, sdktest.InMemory(func() sdk.Adapter { return &fileAdapter{} }), fixture)
 }
 
 func TestConfigureDiagnostics(t *testing.T) {
@@ -78,15 +78,15 @@ func TestConfigureDiagnostics(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		req  plugins.ConfigureRequest
+		req  sdk.ConfigureRequest
 		want string // summary of the one error diagnostic, "" for none
 	}{
-		{name: "good", req: plugins.ConfigureRequest{Source: good}},
-		{name: "no source", req: plugins.ConfigureRequest{}, want: "No instances file"},
-		{name: "missing file", req: plugins.ConfigureRequest{Source: filepath.Join(dir, "nope.json")}, want: "Cannot read instances file"},
-		{name: "malformed file", req: plugins.ConfigureRequest{Source: bad}, want: "Instances file is malformed"},
-		{name: "unknown option", req: plugins.ConfigureRequest{Source: good, Options: map[string]string{"pol": "1s"}}, want: "Unknown option"},
-		{name: "bad interval", req: plugins.ConfigureRequest{Source: good, Options: map[string]string{"poll_interval": "-1s"}}, want: "Invalid poll_interval"},
+		{name: "good", req: sdk.ConfigureRequest{Source: good}},
+		{name: "no source", req: sdk.ConfigureRequest{}, want: "No instances file"},
+		{name: "missing file", req: sdk.ConfigureRequest{Source: filepath.Join(dir, "nope.json")}, want: "Cannot read instances file"},
+		{name: "malformed file", req: sdk.ConfigureRequest{Source: bad}, want: "Instances file is malformed"},
+		{name: "unknown option", req: sdk.ConfigureRequest{Source: good, Options: map[string]string{"pol": "1s"}}, want: "Unknown option"},
+		{name: "bad interval", req: sdk.ConfigureRequest{Source: good, Options: map[string]string{"poll_interval": "-1s"}}, want: "Invalid poll_interval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,7 +123,7 @@ func TestPluginProcess(t *testing.T) {
 	}
 
 	t.Run("Conformance", func(t *testing.T) {
-		conformance.Run(t, conformance.OverPlugin(func() *exec.Cmd { return exec.Command(bin) }), fixture)
+		sdktest.Run(t, sdktest.OverPlugin(func() *exec.Cmd { return exec.Command(bin) }), fixture)
 	})
 
 	// Pinned as the README says: sha256sum's output beside the binary.
@@ -179,7 +179,7 @@ func changedBinaryRefused(t *testing.T, built string) {
 				Command:    func() *exec.Cmd { return exec.Command(bin) },
 				Checksum:   func() ([]byte, error) { return host.Pin(bin, nil) },
 				Request:    *request(path),
-				Logger:     hclog.New(&hclog.LoggerOptions{Level: hclog.Off}),
+				Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 				MinBackoff: 20 * time.Millisecond,
 				MaxBackoff: 100 * time.Millisecond,
 			}, updates, func(st host.Status) { statuses <- st })
@@ -249,7 +249,7 @@ func supervisedRestart(t *testing.T, bin string) {
 			Command:    func() *exec.Cmd { return exec.Command(bin) },
 			Checksum:   func() ([]byte, error) { return host.Pin(bin, nil) },
 			Request:    *request(path),
-			Logger:     hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr}),
+			Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 			MinBackoff: 20 * time.Millisecond,
 			MaxBackoff: time.Second,
 		}, updates, func(st host.Status) { statuses <- st })

@@ -4,7 +4,9 @@
 // authors; README.md walks through writing, building and loading it.
 //
 // Entry point: main, which only calls sdk.Serve. The adapter is in
-// adapter.go, the file format and its parser in records.go.
+// adapter.go (its option schema, Configure with sdk.ParseOptions, Watch on
+// sdk.Loop), the file format and its parser in records.go.
 //
-// It imports github.com/weftmesh/weft/plugins/sdk and nothing else of Weft.
+// It imports github.com/weftmesh/weft/plugins/sdk and nothing else of Weft
+// (its tests plugins/sdk/sdktest, and plugins/host to supervise it).
 package main

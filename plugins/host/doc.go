@@ -1,12 +1,28 @@
 // Package host is the controller's side of the adapter plugins: it finds a
 // plugin binary, verifies its SHA-256 and launches it with go-plugin (gRPC
-// only, AutoMTLS), negotiates the protocol version, configures it, forwards
-// its snapshots, and restarts it with backoff when it dies.
+// only, AutoMTLS), negotiates the protocol version, checks the operator's
+// options against the schema the adapter declares, configures it, forwards
+// its snapshots, and restarts it with backoff (core/backoff) when it dies.
 //
-// Entry point: Supervise, one call per adapter, whose Updates feed the
-// controller's registry. Find resolves a third-party adapter in the plugin
-// directory (weft-adapter-<name>); built-in adapters run as `weft adapter
-// <name>` through the same Supervise.
+// Entry point: New, one Supervisor per adapter; its Run launches and
+// supervises the plugin (its Updates feed the controller's registry), and
+// its VerifyIdentity asks the plugin that runs at the time what a sidecar's
+// scheduler credential proves (ErrNotRunning between a crash and the
+// restart). Supervise is New and Run in one call. Find resolves a
+// third-party adapter in the plugin directory (weft-adapter-<name>);
+// built-in adapters run as `weft adapter <name>` through the same path.
+//
+// Options: after Info, Run checks ConfigureRequest.Options against
+// InfoResponse.Options (plugins.CheckOptions): a declared option whose
+// value does not fit its type, or a required one missing, fails that start
+// with an error naming the option, its type and what is wrong, retried like
+// a Configure error. Options the adapter does not declare reach it, which
+// refuses or ignores them.
+//
+// Logging: one logger, Options.Logger (log/slog). go-plugin logs through
+// hclog, its own messages and each line a plugin writes to standard error
+// (plugins/sdk.Logger writes JSON there); HCLogger bridges those into the
+// slog logger, levels mapped one to one.
 //
 // Checksums: every launch is verified by SHA-256 (go-plugin's SecureConfig,
 // Options.Checksum, required). The controller pins a built-in adapter to

@@ -5,13 +5,15 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 
+	"github.com/weftmesh/weft/core/backoff"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/plugins"
 )
@@ -30,14 +32,13 @@ type Options struct {
 	// refuses that start, like a mismatch; both are retried.
 	Checksum func() ([]byte, error)
 	Request  plugins.ConfigureRequest
-	Logger   hclog.Logger // default: hclog.Default() named "adapter.<Name>"
+	// Logger gets the supervisor's log and, through HCLogger, go-plugin's
+	// and the plugin's own. Default: slog.Default() with "adapter" Name.
+	Logger *slog.Logger
 	// MinBackoff and MaxBackoff bound the wait before a restart (defaults
 	// 250ms and 30s). The wait doubles after each failure and goes back to
 	// MinBackoff once a plugin has streamed snapshots for MaxBackoff.
 	MinBackoff, MaxBackoff time.Duration
-	// Handle, if set, is pointed at each plugin process once it is
-	// configured, and cleared when it stops.
-	Handle *Handle
 }
 
 // Update is one full snapshot from an adapter.
@@ -68,52 +69,117 @@ const (
 // callTimeout bounds Info and Configure.
 const callTimeout = time.Minute
 
-// Supervise launches the plugin with AutoMTLS, negotiates the version,
-// calls Info and checks the protocol version, Configure (error diagnostics
-// -> a clear error, retried with backoff), then Watch, forwarding each
-// event as an Update (Snapshot.Adapter set to Name). If the plugin process
-// dies or Watch fails, it is restarted with exponential backoff (reset
-// after a healthy period); nothing is sent meanwhile, so the last snapshot
-// stays in force. Returns when ctx is done, after shutting the plugin down
+// Supervisor supervises one adapter plugin: New checks the options, Run
+// launches and supervises the plugin until ctx is done, and
+// VerifyIdentity calls the plugin that runs at the time, for the
+// controller's sidecar API.
+type Supervisor struct {
+	opts Options
+
+	mu   sync.Mutex
+	a    plugins.Adapter // the configured plugin, nil while none runs
+	info *plugins.InfoResponse
+}
+
+// New returns a supervisor of the plugin opts describes, or an error for
+// Options it cannot use.
+func New(opts Options) (*Supervisor, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	opts.defaults()
+	return &Supervisor{opts: opts}, nil
+}
+
+// Supervise is New and Run in one call, for a caller that needs no
+// VerifyIdentity.
+func Supervise(ctx context.Context, opts Options, updates chan<- Update, status func(Status)) error {
+	s, err := New(opts)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx, updates, status)
+}
+
+// Run launches the plugin with AutoMTLS, negotiates the version, calls
+// Info and checks the protocol version and the options the operator gave
+// against the schema Info declares (a value that does not fit is a clear
+// error, retried with backoff), Configure (error diagnostics -> a clear
+// error, retried with backoff), then Watch, forwarding each event as an
+// Update (Snapshot.Adapter set to Name). If the plugin process dies or
+// Watch fails, it is restarted with exponential backoff (reset after a
+// healthy period); nothing is sent meanwhile, so the last snapshot stays
+// in force. Returns when ctx is done, after shutting the plugin down
 // gracefully (client.Kill).
 //
 // Every failure, including a plugin of the wrong protocol version, is
 // retried, so an operator can replace a plugin binary without restarting
 // the controller; status (which may be nil) and the log say what failed.
-// Supervise returns nil when ctx is done, and an error only for Options it
-// cannot use.
-func Supervise(ctx context.Context, opts Options, updates chan<- Update, status func(Status)) error {
-	if err := opts.check(updates); err != nil {
-		return err
+// Run returns nil when ctx is done, and an error only for a missing
+// updates channel. Call it once.
+func (s *Supervisor) Run(ctx context.Context, updates chan<- Update, status func(Status)) error {
+	if updates == nil {
+		return fmt.Errorf("supervising adapter plugin %q: missing updates channel", s.opts.Name)
 	}
-	opts.defaults()
-	s := &supervisor{opts: opts, updates: updates, status: status}
-	s.st.Adapter = opts.Name
-	backoff := opts.MinBackoff
+	r := &run{sup: s, opts: s.opts, updates: updates, status: status}
+	r.st.Adapter = s.opts.Name
+	b := newBackoff(s.opts)
 	for {
-		healthy, err := s.run(ctx)
+		healthy, err := r.once(ctx)
 		if ctx.Err() != nil {
-			s.report(func(st *Status) { st.Pid, st.Running = 0, false })
+			r.report(func(st *Status) { st.Pid, st.Running = 0, false })
 			return nil
 		}
 		if healthy {
-			backoff = opts.MinBackoff
+			b.Reset()
 		}
-		s.opts.Logger.Error("adapter plugin failed; restarting", "error", err, "backoff", backoff)
-		s.report(func(st *Status) { st.Pid, st.Running, st.LastError = 0, false, err.Error() })
-		t := time.NewTimer(backoff)
+		d := b.Next()
+		s.opts.Logger.Error("adapter plugin failed; restarting", "error", err, "backoff", d)
+		r.report(func(st *Status) { st.Pid, st.Running, st.LastError = 0, false, err.Error() })
+		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
 		case <-t.C:
 		}
-		backoff = nextBackoff(backoff, opts.MaxBackoff)
-		s.st.Restarts++
+		r.st.Restarts++
 	}
 }
 
-func (o *Options) check(updates chan<- Update) error {
+// newBackoff is the wait before each restart.
+func newBackoff(o Options) *backoff.Backoff { return backoff.New(o.MinBackoff, o.MaxBackoff) }
+
+// ErrNotRunning is returned by VerifyIdentity while no plugin process runs
+// (between a crash and its restart). Callers may retry.
+var ErrNotRunning = errors.New("the adapter plugin is not running right now (it is being restarted); retry shortly")
+
+// VerifyIdentity asks the running plugin what a scheduler credential
+// proves.
+func (s *Supervisor) VerifyIdentity(ctx context.Context, req *plugins.VerifyIdentityRequest) (*plugins.VerifyIdentityResponse, error) {
+	s.mu.Lock()
+	a, info := s.a, s.info
+	s.mu.Unlock()
+	if a == nil || info == nil {
+		return nil, ErrNotRunning
+	}
+	if !info.Has(plugins.CapVerifiesIdentity) {
+		return nil, fmt.Errorf("adapter %s cannot verify scheduler credentials (it does not announce %q); start the sidecar with a join token instead", info.Name, plugins.CapVerifiesIdentity)
+	}
+	v, ok := a.(plugins.IdentityVerifier)
+	if !ok {
+		return nil, fmt.Errorf("adapter %s announces %q but its client does not implement it", info.Name, plugins.CapVerifiesIdentity)
+	}
+	return v.VerifyIdentity(ctx, req)
+}
+
+func (s *Supervisor) set(a plugins.Adapter, info *plugins.InfoResponse) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.a, s.info = a, info
+}
+
+func (o *Options) check() error {
 	var missing []string
 	if o.Name == "" {
 		missing = append(missing, "Name")
@@ -123,9 +189,6 @@ func (o *Options) check(updates chan<- Update) error {
 	}
 	if o.Checksum == nil {
 		missing = append(missing, "Checksum (the SHA-256 the plugin binary must have)")
-	}
-	if updates == nil {
-		missing = append(missing, "updates channel")
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("supervising adapter plugin %q: missing %s", o.Name, strings.Join(missing, ", "))
@@ -147,22 +210,20 @@ func (o *Options) defaults() {
 		o.MaxBackoff = max(DefaultMaxBackoff, o.MinBackoff)
 	}
 	if o.Logger == nil {
-		o.Logger = hclog.Default().Named("adapter." + o.Name)
+		o.Logger = slog.Default().With("adapter", o.Name)
 	}
 }
 
-func nextBackoff(cur, maxBackoff time.Duration) time.Duration {
-	return min(2*cur, maxBackoff)
-}
-
-type supervisor struct {
+// run is the state of one Run.
+type run struct {
+	sup     *Supervisor
 	opts    Options
 	updates chan<- Update
 	status  func(Status)
 	st      Status
 }
 
-func (s *supervisor) report(change func(*Status)) {
+func (s *run) report(change func(*Status)) {
 	change(&s.st)
 	if s.status == nil {
 		return
@@ -176,9 +237,9 @@ func (s *supervisor) report(change func(*Status)) {
 	s.status(st)
 }
 
-// run launches the plugin once and forwards its snapshots until it fails
+// once launches the plugin once and forwards its snapshots until it fails
 // or ctx is done. healthy says whether it streamed for a healthy period.
-func (s *supervisor) run(ctx context.Context) (healthy bool, err error) {
+func (s *run) once(ctx context.Context) (healthy bool, err error) {
 	o := s.opts
 	cmd := o.Command()
 	if cmd == nil {
@@ -188,7 +249,7 @@ func (s *supervisor) run(ctx context.Context) (healthy bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("starting adapter %q: %w", o.Name, err)
 	}
-	cfg := plugins.ClientConfig(cmd, o.Logger)
+	cfg := plugins.ClientConfig(cmd, HCLogger(o.Logger))
 	// A fresh hash each time: SecureConfig.Check writes into it.
 	cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
 	client := plugin.NewClient(cfg)
@@ -211,12 +272,12 @@ func (s *supervisor) run(ctx context.Context) (healthy bool, err error) {
 	if err := s.configure(ctx, a); err != nil {
 		return false, err
 	}
-	o.Handle.set(a, s.st.Info)
-	defer o.Handle.set(nil, nil)
+	s.sup.set(a, s.st.Info)
+	defer s.sup.set(nil, nil)
 	return s.watch(ctx, a)
 }
 
-func (s *supervisor) configure(ctx context.Context, a plugins.Adapter) error {
+func (s *run) configure(ctx context.Context, a plugins.Adapter) error {
 	o := s.opts
 	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
@@ -228,6 +289,10 @@ func (s *supervisor) configure(ctx context.Context, a plugins.Adapter) error {
 		return fmt.Errorf("checking adapter %q: %w", o.Name, err)
 	}
 	s.report(func(st *Status) { st.Info = info })
+	if err := plugins.CheckOptions(info.Options, o.Request.Options); err != nil {
+		return fmt.Errorf("checking the options of adapter %q: %w; fix the controller's --adapter-option %s.NAME=VALUE flags and it will be retried",
+			o.Name, err, o.Name)
+	}
 
 	req := o.Request
 	resp, err := a.Configure(callCtx, &req)
@@ -249,7 +314,7 @@ func (s *supervisor) configure(ctx context.Context, a plugins.Adapter) error {
 	return nil
 }
 
-func (s *supervisor) watch(ctx context.Context, a plugins.Adapter) (healthy bool, err error) {
+func (s *run) watch(ctx context.Context, a plugins.Adapter) (healthy bool, err error) {
 	o := s.opts
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -4,13 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/host"
@@ -40,6 +39,8 @@ func TestMain(m *testing.M) {
 //	badconfig   Configure answers with an error diagnostic
 //	oldversion  Info reports protocol version 0
 //	watcherr    one snapshot, then Watch fails
+//	badoption   declares an int option "level" and is given "high"; its
+//	            Configure would accept anything
 type fake struct{ mode, marker string }
 
 func (f *fake) Info(context.Context) (*sdk.InfoResponse, error) {
@@ -51,7 +52,8 @@ func (f *fake) Info(context.Context) (*sdk.InfoResponse, error) {
 	if f.mode == "verifier" {
 		caps = []string{sdk.CapVerifiesIdentity}
 	}
-	return &sdk.InfoResponse{Name: "fake", ProtocolVersion: v, Capabilities: caps}, nil
+	return &sdk.InfoResponse{Name: "fake", ProtocolVersion: v, Capabilities: caps,
+		Options: []sdk.OptionSpec{{Name: "level", Type: sdk.OptionInt, Default: "1", Description: "how loud"}}}, nil
 }
 
 func (f *fake) VerifyIdentity(_ context.Context, req *sdk.VerifyIdentityRequest) (*sdk.VerifyIdentityResponse, error) {
@@ -98,7 +100,7 @@ type supervised struct {
 	cancel   context.CancelFunc
 	done     chan error
 	marker   string
-	handle   *host.Handle
+	sup      *host.Supervisor
 }
 
 func supervise(t *testing.T, mode string) *supervised {
@@ -108,7 +110,6 @@ func supervise(t *testing.T, mode string) *supervised {
 		statuses: make(chan host.Status, 1000),
 		done:     make(chan error, 1),
 		marker:   t.TempDir() + "/closed",
-		handle:   &host.Handle{},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -129,13 +130,21 @@ func supervise(t *testing.T, mode string) *supervised {
 			}
 			return host.FileChecksum(os.Args[0])
 		},
-		Request:    plugins.ConfigureRequest{Source: "/nowhere/instances.json"},
-		Logger:     hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr}),
+		Request:    plugins.ConfigureRequest{Source: "/nowhere/instances.json", Options: map[string]string{"level": "2"}},
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		MinBackoff: 10 * time.Millisecond,
 		MaxBackoff: 100 * time.Millisecond,
-		Handle:     s.handle,
 	}
-	go func() { s.done <- host.Supervise(ctx, opts, s.updates, func(st host.Status) { s.statuses <- st }) }()
+	if mode == "badoption" {
+		opts.Request.Options = map[string]string{"level": "high"}
+	}
+	sup, err := host.New(opts)
+	if err != nil {
+		cancel()
+		t.Fatalf("host.New: %v", err)
+	}
+	s.sup = sup
+	go func() { s.done <- sup.Run(ctx, s.updates, func(st host.Status) { s.statuses <- st }) }()
 	t.Cleanup(func() { s.stop(t) })
 	return s
 }
@@ -216,24 +225,29 @@ func TestSuperviseForwardsAndShutsDownGracefully(t *testing.T) {
 func TestHandleVerifyIdentity(t *testing.T) {
 	ctx := context.Background()
 	req := &plugins.VerifyIdentityRequest{InstanceID: "a", Credential: "good"}
-	if _, err := (&host.Handle{}).VerifyIdentity(ctx, req); !errors.Is(err, host.ErrNotRunning) {
-		t.Errorf("a handle with no plugin: %v, want ErrNotRunning", err)
+	idle, err := host.New(host.Options{Name: "idle", Command: func() *exec.Cmd { return exec.Command("true") },
+		Checksum: func() ([]byte, error) { return host.FileChecksum("/bin/true") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := idle.VerifyIdentity(ctx, req); !errors.Is(err, host.ErrNotRunning) {
+		t.Errorf("a supervisor with no plugin: %v, want ErrNotRunning", err)
 	}
 
 	s := supervise(t, "verifier")
-	s.waitUpdate(t) // configured and watching: the handle is set
-	got, err := s.handle.VerifyIdentity(ctx, req)
+	s.waitUpdate(t) // configured and watching: the supervisor has the plugin
+	got, err := s.sup.VerifyIdentity(ctx, req)
 	if err != nil || got.Service != "web" || got.InstanceID != "a" {
 		t.Fatalf("VerifyIdentity = %+v, %v; want instance a of web", got, err)
 	}
 	req.Credential = "forged"
-	if _, err := s.handle.VerifyIdentity(ctx, req); err == nil || !strings.Contains(err.Error(), "refused by the fake scheduler") {
+	if _, err := s.sup.VerifyIdentity(ctx, req); err == nil || !strings.Contains(err.Error(), "refused by the fake scheduler") {
 		t.Errorf("a forged credential: %v, want the adapter's refusal", err)
 	}
 
 	plain := supervise(t, "good")
 	plain.waitUpdate(t)
-	if _, err := plain.handle.VerifyIdentity(ctx, req); err == nil || !strings.Contains(err.Error(), "cannot verify scheduler credentials") {
+	if _, err := plain.sup.VerifyIdentity(ctx, req); err == nil || !strings.Contains(err.Error(), "cannot verify scheduler credentials") {
 		t.Errorf("an adapter without the capability: %v", err)
 	}
 }
@@ -249,6 +263,7 @@ func TestSuperviseFailures(t *testing.T) {
 		{mode: "watcherr", wantErr: []string{"lost the scheduler"}, wantUpdate: true},
 		{mode: "wrongsum", wantErr: []string{"not the binary that was pinned", "this one has", "do not run it"}},
 		{mode: "nopin", wantErr: []string{"no pin for this plugin"}},
+		{mode: "badoption", wantErr: []string{`checking the options of adapter "fake"`, `option level (int) = "high"`, "--adapter-option fake.NAME=VALUE"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {

@@ -31,11 +31,15 @@ func TestOptionsDefaults(t *testing.T) {
 }
 
 func TestNextBackoff(t *testing.T) {
-	got := []time.Duration{250 * time.Millisecond}
+	o := Options{Name: "x"}
+	o.defaults()
+	b := newBackoff(o)
+	b.Jitter = 0
+	var got []time.Duration
 	for len(got) < 10 {
-		got = append(got, nextBackoff(got[len(got)-1], 30*time.Second))
+		got = append(got, b.Next())
 	}
-	if got[1] != 500*time.Millisecond || got[len(got)-1] != 30*time.Second {
+	if got[0] != 250*time.Millisecond || got[1] != 500*time.Millisecond || got[len(got)-1] != 30*time.Second {
 		t.Errorf("backoff sequence %v, want doubling from 250ms capped at 30s", got)
 	}
 }

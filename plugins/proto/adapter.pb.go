@@ -24,6 +24,61 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type OptionType int32
+
+const (
+	OptionType_OPTION_TYPE_STRING   OptionType = 0
+	OptionType_OPTION_TYPE_BOOL     OptionType = 1 // true or false (as Go's strconv.ParseBool reads them)
+	OptionType_OPTION_TYPE_INT      OptionType = 2 // a decimal integer
+	OptionType_OPTION_TYPE_DURATION OptionType = 3 // a Go duration such as 500ms or 30s
+	OptionType_OPTION_TYPE_ENUM     OptionType = 4 // one of values
+)
+
+// Enum value maps for OptionType.
+var (
+	OptionType_name = map[int32]string{
+		0: "OPTION_TYPE_STRING",
+		1: "OPTION_TYPE_BOOL",
+		2: "OPTION_TYPE_INT",
+		3: "OPTION_TYPE_DURATION",
+		4: "OPTION_TYPE_ENUM",
+	}
+	OptionType_value = map[string]int32{
+		"OPTION_TYPE_STRING":   0,
+		"OPTION_TYPE_BOOL":     1,
+		"OPTION_TYPE_INT":      2,
+		"OPTION_TYPE_DURATION": 3,
+		"OPTION_TYPE_ENUM":     4,
+	}
+)
+
+func (x OptionType) Enum() *OptionType {
+	p := new(OptionType)
+	*p = x
+	return p
+}
+
+func (x OptionType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OptionType) Descriptor() protoreflect.EnumDescriptor {
+	return file_plugins_proto_adapter_proto_enumTypes[0].Descriptor()
+}
+
+func (OptionType) Type() protoreflect.EnumType {
+	return &file_plugins_proto_adapter_proto_enumTypes[0]
+}
+
+func (x OptionType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OptionType.Descriptor instead.
+func (OptionType) EnumDescriptor() ([]byte, []int) {
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{0}
+}
+
 type Severity int32
 
 const (
@@ -54,11 +109,11 @@ func (x Severity) String() string {
 }
 
 func (Severity) Descriptor() protoreflect.EnumDescriptor {
-	return file_plugins_proto_adapter_proto_enumTypes[0].Descriptor()
+	return file_plugins_proto_adapter_proto_enumTypes[1].Descriptor()
 }
 
 func (Severity) Type() protoreflect.EnumType {
-	return &file_plugins_proto_adapter_proto_enumTypes[0]
+	return &file_plugins_proto_adapter_proto_enumTypes[1]
 }
 
 func (x Severity) Number() protoreflect.EnumNumber {
@@ -67,7 +122,7 @@ func (x Severity) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Severity.Descriptor instead.
 func (Severity) EnumDescriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{0}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{1}
 }
 
 type VerifyIdentityRequest struct {
@@ -224,8 +279,12 @@ type InfoResponse struct {
 	Version         string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
 	ProtocolVersion uint32                 `protobuf:"varint,3,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
 	Capabilities    []string               `protobuf:"bytes,4,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The options the adapter accepts (ConfigureRequest.options). The host
+	// checks the operator's values against them before Configure and prints
+	// them for `weft adapter NAME --help`.
+	Options       []*OptionSpec `protobuf:"bytes,5,rep,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
@@ -286,6 +345,101 @@ func (x *InfoResponse) GetCapabilities() []string {
 	return nil
 }
 
+func (x *InfoResponse) GetOptions() []*OptionSpec {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+// OptionSpec declares one adapter option.
+type OptionSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Type  OptionType             `protobuf:"varint,2,opt,name=type,proto3,enum=weft.adapter.v1.OptionType" json:"type,omitempty"`
+	// The value used when the option is not given, written as an operator
+	// would write it; empty for none.
+	DefaultValue string `protobuf:"bytes,3,opt,name=default_value,json=defaultValue,proto3" json:"default_value,omitempty"`
+	Description  string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Required     bool   `protobuf:"varint,5,opt,name=required,proto3" json:"required,omitempty"`
+	// OPTION_TYPE_ENUM: the values allowed.
+	Values        []string `protobuf:"bytes,6,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OptionSpec) Reset() {
+	*x = OptionSpec{}
+	mi := &file_plugins_proto_adapter_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OptionSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OptionSpec) ProtoMessage() {}
+
+func (x *OptionSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_adapter_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OptionSpec.ProtoReflect.Descriptor instead.
+func (*OptionSpec) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *OptionSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *OptionSpec) GetType() OptionType {
+	if x != nil {
+		return x.Type
+	}
+	return OptionType_OPTION_TYPE_STRING
+}
+
+func (x *OptionSpec) GetDefaultValue() string {
+	if x != nil {
+		return x.DefaultValue
+	}
+	return ""
+}
+
+func (x *OptionSpec) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *OptionSpec) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *OptionSpec) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 type MeshContext struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	TrustDomain     string                 `protobuf:"bytes,1,opt,name=trust_domain,json=trustDomain,proto3" json:"trust_domain,omitempty"`
@@ -300,7 +454,7 @@ type MeshContext struct {
 
 func (x *MeshContext) Reset() {
 	*x = MeshContext{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[4]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -312,7 +466,7 @@ func (x *MeshContext) String() string {
 func (*MeshContext) ProtoMessage() {}
 
 func (x *MeshContext) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[4]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -325,7 +479,7 @@ func (x *MeshContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshContext.ProtoReflect.Descriptor instead.
 func (*MeshContext) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{4}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MeshContext) GetTrustDomain() string {
@@ -381,7 +535,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[5]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -393,7 +547,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[5]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -406,7 +560,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{5}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ConfigureRequest) GetSource() string {
@@ -441,7 +595,7 @@ type Diagnostic struct {
 
 func (x *Diagnostic) Reset() {
 	*x = Diagnostic{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[6]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -453,7 +607,7 @@ func (x *Diagnostic) String() string {
 func (*Diagnostic) ProtoMessage() {}
 
 func (x *Diagnostic) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[6]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -466,7 +620,7 @@ func (x *Diagnostic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Diagnostic.ProtoReflect.Descriptor instead.
 func (*Diagnostic) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{6}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Diagnostic) GetSeverity() Severity {
@@ -499,7 +653,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[7]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +665,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[7]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +678,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{7}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ConfigureResponse) GetDiagnostics() []*Diagnostic {
@@ -542,7 +696,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[8]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -554,7 +708,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[8]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -567,7 +721,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{8}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{9}
 }
 
 type Instance struct {
@@ -597,7 +751,7 @@ type Instance struct {
 
 func (x *Instance) Reset() {
 	*x = Instance{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[9]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +763,7 @@ func (x *Instance) String() string {
 func (*Instance) ProtoMessage() {}
 
 func (x *Instance) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[9]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +776,7 @@ func (x *Instance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Instance.ProtoReflect.Descriptor instead.
 func (*Instance) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{9}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Instance) GetId() string {
@@ -718,7 +872,7 @@ type Snapshot struct {
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[10]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +884,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[10]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +897,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{10}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Snapshot) GetInstances() []*Instance {
@@ -764,7 +918,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[11]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -776,7 +930,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[11]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -789,7 +943,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{11}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WatchEvent) GetSnapshot() *Snapshot {
@@ -822,12 +976,21 @@ const file_plugins_proto_adapter_proto_rawDesc = "" +
 	"instanceId\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1c\n" +
 	"\tnamespace\x18\x03 \x01(\tR\tnamespace\"\r\n" +
-	"\vInfoRequest\"\x8b\x01\n" +
+	"\vInfoRequest\"\xc2\x01\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12)\n" +
 	"\x10protocol_version\x18\x03 \x01(\rR\x0fprotocolVersion\x12\"\n" +
-	"\fcapabilities\x18\x04 \x03(\tR\fcapabilities\"\xde\x01\n" +
+	"\fcapabilities\x18\x04 \x03(\tR\fcapabilities\x125\n" +
+	"\aoptions\x18\x05 \x03(\v2\x1b.weft.adapter.v1.OptionSpecR\aoptions\"\xcc\x01\n" +
+	"\n" +
+	"OptionSpec\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x1b.weft.adapter.v1.OptionTypeR\x04type\x12#\n" +
+	"\rdefault_value\x18\x03 \x01(\tR\fdefaultValue\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x1a\n" +
+	"\brequired\x18\x05 \x01(\bR\brequired\x12\x16\n" +
+	"\x06values\x18\x06 \x03(\tR\x06values\"\xde\x01\n" +
 	"\vMeshContext\x12!\n" +
 	"\ftrust_domain\x18\x01 \x01(\tR\vtrustDomain\x12)\n" +
 	"\x10controller_addrs\x18\x02 \x03(\tR\x0fcontrollerAddrs\x12(\n" +
@@ -883,7 +1046,14 @@ const file_plugins_proto_adapter_proto_rawDesc = "" +
 	"\n" +
 	"WatchEvent\x125\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x19.weft.adapter.v1.SnapshotR\bsnapshot\x12=\n" +
-	"\vdiagnostics\x18\x02 \x03(\v2\x1b.weft.adapter.v1.DiagnosticR\vdiagnostics*4\n" +
+	"\vdiagnostics\x18\x02 \x03(\v2\x1b.weft.adapter.v1.DiagnosticR\vdiagnostics*\x7f\n" +
+	"\n" +
+	"OptionType\x12\x16\n" +
+	"\x12OPTION_TYPE_STRING\x10\x00\x12\x14\n" +
+	"\x10OPTION_TYPE_BOOL\x10\x01\x12\x13\n" +
+	"\x0fOPTION_TYPE_INT\x10\x02\x12\x18\n" +
+	"\x14OPTION_TYPE_DURATION\x10\x03\x12\x14\n" +
+	"\x10OPTION_TYPE_ENUM\x10\x04*4\n" +
 	"\bSeverity\x12\x12\n" +
 	"\x0eSEVERITY_ERROR\x10\x00\x12\x14\n" +
 	"\x10SEVERITY_WARNING\x10\x012\xcc\x02\n" +
@@ -905,53 +1075,57 @@ func file_plugins_proto_adapter_proto_rawDescGZIP() []byte {
 	return file_plugins_proto_adapter_proto_rawDescData
 }
 
-var file_plugins_proto_adapter_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_plugins_proto_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_plugins_proto_adapter_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_plugins_proto_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_plugins_proto_adapter_proto_goTypes = []any{
-	(Severity)(0),                  // 0: weft.adapter.v1.Severity
-	(*VerifyIdentityRequest)(nil),  // 1: weft.adapter.v1.VerifyIdentityRequest
-	(*VerifyIdentityResponse)(nil), // 2: weft.adapter.v1.VerifyIdentityResponse
-	(*InfoRequest)(nil),            // 3: weft.adapter.v1.InfoRequest
-	(*InfoResponse)(nil),           // 4: weft.adapter.v1.InfoResponse
-	(*MeshContext)(nil),            // 5: weft.adapter.v1.MeshContext
-	(*ConfigureRequest)(nil),       // 6: weft.adapter.v1.ConfigureRequest
-	(*Diagnostic)(nil),             // 7: weft.adapter.v1.Diagnostic
-	(*ConfigureResponse)(nil),      // 8: weft.adapter.v1.ConfigureResponse
-	(*WatchRequest)(nil),           // 9: weft.adapter.v1.WatchRequest
-	(*Instance)(nil),               // 10: weft.adapter.v1.Instance
-	(*Snapshot)(nil),               // 11: weft.adapter.v1.Snapshot
-	(*WatchEvent)(nil),             // 12: weft.adapter.v1.WatchEvent
-	nil,                            // 13: weft.adapter.v1.ConfigureRequest.OptionsEntry
-	nil,                            // 14: weft.adapter.v1.Instance.PortsEntry
-	nil,                            // 15: weft.adapter.v1.Instance.MetaEntry
-	nil,                            // 16: weft.adapter.v1.Instance.LabelsEntry
-	nil,                            // 17: weft.adapter.v1.Instance.WorkloadEntry
+	(OptionType)(0),                // 0: weft.adapter.v1.OptionType
+	(Severity)(0),                  // 1: weft.adapter.v1.Severity
+	(*VerifyIdentityRequest)(nil),  // 2: weft.adapter.v1.VerifyIdentityRequest
+	(*VerifyIdentityResponse)(nil), // 3: weft.adapter.v1.VerifyIdentityResponse
+	(*InfoRequest)(nil),            // 4: weft.adapter.v1.InfoRequest
+	(*InfoResponse)(nil),           // 5: weft.adapter.v1.InfoResponse
+	(*OptionSpec)(nil),             // 6: weft.adapter.v1.OptionSpec
+	(*MeshContext)(nil),            // 7: weft.adapter.v1.MeshContext
+	(*ConfigureRequest)(nil),       // 8: weft.adapter.v1.ConfigureRequest
+	(*Diagnostic)(nil),             // 9: weft.adapter.v1.Diagnostic
+	(*ConfigureResponse)(nil),      // 10: weft.adapter.v1.ConfigureResponse
+	(*WatchRequest)(nil),           // 11: weft.adapter.v1.WatchRequest
+	(*Instance)(nil),               // 12: weft.adapter.v1.Instance
+	(*Snapshot)(nil),               // 13: weft.adapter.v1.Snapshot
+	(*WatchEvent)(nil),             // 14: weft.adapter.v1.WatchEvent
+	nil,                            // 15: weft.adapter.v1.ConfigureRequest.OptionsEntry
+	nil,                            // 16: weft.adapter.v1.Instance.PortsEntry
+	nil,                            // 17: weft.adapter.v1.Instance.MetaEntry
+	nil,                            // 18: weft.adapter.v1.Instance.LabelsEntry
+	nil,                            // 19: weft.adapter.v1.Instance.WorkloadEntry
 }
 var file_plugins_proto_adapter_proto_depIdxs = []int32{
-	13, // 0: weft.adapter.v1.ConfigureRequest.options:type_name -> weft.adapter.v1.ConfigureRequest.OptionsEntry
-	5,  // 1: weft.adapter.v1.ConfigureRequest.mesh:type_name -> weft.adapter.v1.MeshContext
-	0,  // 2: weft.adapter.v1.Diagnostic.severity:type_name -> weft.adapter.v1.Severity
-	7,  // 3: weft.adapter.v1.ConfigureResponse.diagnostics:type_name -> weft.adapter.v1.Diagnostic
-	14, // 4: weft.adapter.v1.Instance.ports:type_name -> weft.adapter.v1.Instance.PortsEntry
-	15, // 5: weft.adapter.v1.Instance.meta:type_name -> weft.adapter.v1.Instance.MetaEntry
-	16, // 6: weft.adapter.v1.Instance.labels:type_name -> weft.adapter.v1.Instance.LabelsEntry
-	17, // 7: weft.adapter.v1.Instance.workload:type_name -> weft.adapter.v1.Instance.WorkloadEntry
-	10, // 8: weft.adapter.v1.Snapshot.instances:type_name -> weft.adapter.v1.Instance
-	11, // 9: weft.adapter.v1.WatchEvent.snapshot:type_name -> weft.adapter.v1.Snapshot
-	7,  // 10: weft.adapter.v1.WatchEvent.diagnostics:type_name -> weft.adapter.v1.Diagnostic
-	3,  // 11: weft.adapter.v1.Adapter.Info:input_type -> weft.adapter.v1.InfoRequest
-	6,  // 12: weft.adapter.v1.Adapter.Configure:input_type -> weft.adapter.v1.ConfigureRequest
-	9,  // 13: weft.adapter.v1.Adapter.Watch:input_type -> weft.adapter.v1.WatchRequest
-	1,  // 14: weft.adapter.v1.Adapter.VerifyIdentity:input_type -> weft.adapter.v1.VerifyIdentityRequest
-	4,  // 15: weft.adapter.v1.Adapter.Info:output_type -> weft.adapter.v1.InfoResponse
-	8,  // 16: weft.adapter.v1.Adapter.Configure:output_type -> weft.adapter.v1.ConfigureResponse
-	12, // 17: weft.adapter.v1.Adapter.Watch:output_type -> weft.adapter.v1.WatchEvent
-	2,  // 18: weft.adapter.v1.Adapter.VerifyIdentity:output_type -> weft.adapter.v1.VerifyIdentityResponse
-	15, // [15:19] is the sub-list for method output_type
-	11, // [11:15] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	6,  // 0: weft.adapter.v1.InfoResponse.options:type_name -> weft.adapter.v1.OptionSpec
+	0,  // 1: weft.adapter.v1.OptionSpec.type:type_name -> weft.adapter.v1.OptionType
+	15, // 2: weft.adapter.v1.ConfigureRequest.options:type_name -> weft.adapter.v1.ConfigureRequest.OptionsEntry
+	7,  // 3: weft.adapter.v1.ConfigureRequest.mesh:type_name -> weft.adapter.v1.MeshContext
+	1,  // 4: weft.adapter.v1.Diagnostic.severity:type_name -> weft.adapter.v1.Severity
+	9,  // 5: weft.adapter.v1.ConfigureResponse.diagnostics:type_name -> weft.adapter.v1.Diagnostic
+	16, // 6: weft.adapter.v1.Instance.ports:type_name -> weft.adapter.v1.Instance.PortsEntry
+	17, // 7: weft.adapter.v1.Instance.meta:type_name -> weft.adapter.v1.Instance.MetaEntry
+	18, // 8: weft.adapter.v1.Instance.labels:type_name -> weft.adapter.v1.Instance.LabelsEntry
+	19, // 9: weft.adapter.v1.Instance.workload:type_name -> weft.adapter.v1.Instance.WorkloadEntry
+	12, // 10: weft.adapter.v1.Snapshot.instances:type_name -> weft.adapter.v1.Instance
+	13, // 11: weft.adapter.v1.WatchEvent.snapshot:type_name -> weft.adapter.v1.Snapshot
+	9,  // 12: weft.adapter.v1.WatchEvent.diagnostics:type_name -> weft.adapter.v1.Diagnostic
+	4,  // 13: weft.adapter.v1.Adapter.Info:input_type -> weft.adapter.v1.InfoRequest
+	8,  // 14: weft.adapter.v1.Adapter.Configure:input_type -> weft.adapter.v1.ConfigureRequest
+	11, // 15: weft.adapter.v1.Adapter.Watch:input_type -> weft.adapter.v1.WatchRequest
+	2,  // 16: weft.adapter.v1.Adapter.VerifyIdentity:input_type -> weft.adapter.v1.VerifyIdentityRequest
+	5,  // 17: weft.adapter.v1.Adapter.Info:output_type -> weft.adapter.v1.InfoResponse
+	10, // 18: weft.adapter.v1.Adapter.Configure:output_type -> weft.adapter.v1.ConfigureResponse
+	14, // 19: weft.adapter.v1.Adapter.Watch:output_type -> weft.adapter.v1.WatchEvent
+	3,  // 20: weft.adapter.v1.Adapter.VerifyIdentity:output_type -> weft.adapter.v1.VerifyIdentityResponse
+	17, // [17:21] is the sub-list for method output_type
+	13, // [13:17] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_plugins_proto_adapter_proto_init() }
@@ -964,8 +1138,8 @@ func file_plugins_proto_adapter_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_proto_adapter_proto_rawDesc), len(file_plugins_proto_adapter_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   17,
+			NumEnums:      2,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

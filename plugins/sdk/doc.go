@@ -44,8 +44,31 @@
 // Build it as weft-adapter-hello into the controller's plugin directory
 // (go build -o DIR/weft-adapter-hello .) and start the controller with
 // --plugin-dir DIR --adapter hello=SOURCE. examples/adapter-file is a
-// complete adapter with tests; adapters/conformance is the suite every
-// adapter must pass.
+// complete adapter with tests; plugins/sdk/sdktest is the suite every
+// adapter must pass, and the helpers its tests read a Watch with.
+//
+// Options: declare each option in InfoResponse.Options (an OptionSpec:
+// name, type string/bool/int/duration/enum, default, description,
+// required). The controller checks the operator's --adapter-option
+// NAME.KEY=VALUE against the schema before Configure, and `weft adapter
+// NAME --help` prints a built-in adapter's as a table. In Configure,
+// ParseOptions reads them typed, with defaults, and lists the undeclared
+// ones.
+//
+// Watching: Loop is the watch loop every built-in adapter runs, and the
+// easiest way to write Watch: a change Signal, Debounce, Fetch (read the
+// scheduler; a failure is retried with backoff, core/backoff, while the
+// last snapshot stays in force), Translate (the adapter's pure
+// translate(state) (Snapshot, []Diagnostic)), and a snapshot equal to the
+// last one is not sent again.
+//
+// Join tokens: MintJoinToken mints, with MeshContext.JoinKey, the token a
+// sidecar the adapter starts presents once. The SDK holds only the minting
+// half of the format (jointoken.go); the controller's core/ca verifies,
+// and the SDK's tests verify what it mints with core/ca. So the SDK, and
+// an adapter, link nothing of the controller: plugins/sdk imports of core/
+// only core/model (the types) and core/backoff (test/tools/check-deps.sh
+// checks it).
 //
 // The contract, in short: Configure reports problems with the
 // configuration as error diagnostics (not as a Go error). Watch sends a

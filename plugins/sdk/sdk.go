@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -140,4 +141,12 @@ func (t *tracked) wait(timeout time.Duration) {
 	case <-done:
 	case <-time.After(timeout):
 	}
+}
+
+// PluginEnv reports whether the environment variable named key is one the
+// host set for this plugin process (the handshake cookie, go-plugin's
+// PLUGIN_*). A process the adapter starts should not inherit it: it is no
+// plugin.
+func PluginEnv(key string) bool {
+	return key == plugins.Handshake.MagicCookieKey || strings.HasPrefix(key, "PLUGIN_")
 }

@@ -1,11 +1,8 @@
 package sdk
 
 import (
-	"errors"
 	"fmt"
-	"time"
 
-	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/plugins"
 )
@@ -73,19 +70,12 @@ func Warningf(summary, detailFormat string, args ...any) Diagnostic {
 	return Diagnostic{Severity: SeverityWarning, Summary: summary, Detail: fmt.Sprintf(detailFormat, args...)}
 }
 
-// MintJoinToken mints a single-use join token for the sidecar of one
-// instance the adapter starts (CapJoinTokens), with the key the controller
-// handed over in MeshContext.JoinKey. adapter is the name the controller
-// knows the adapter by (InfoResponse.Name); the token names the instance's
-// ID, service and namespace (defaulted), and is valid for ttl.
-func MintJoinToken(mesh MeshContext, adapter string, in Instance, ttl time.Duration) (string, error) {
-	if len(mesh.JoinKey) == 0 {
-		return "", errors.New("minting join token: the controller sent no join key; announce CapJoinTokens in Info so that it does")
+// HasErrors reports whether any of diags is an error.
+func HasErrors(diags []Diagnostic) bool {
+	for _, d := range diags {
+		if d.Severity == SeverityError {
+			return true
+		}
 	}
-	return ca.MintJoinToken(mesh.JoinKey, ca.JoinClaims{
-		Adapter:   adapter,
-		Instance:  in.ID,
-		Service:   in.Service,
-		Namespace: in.NS(),
-	}, ttl)
+	return false
 }

@@ -28,5 +28,38 @@ dups=$(grep -rnE --include='*.go' \
 if [ -n "$dups" ]; then
   echo "test/harness holds these helpers (see its doc.go); use them instead of:"; echo "$dups"; fail=1
 fi
+
+# --- issue 12 (adapt): the SDK and the built-in adapters link nothing of the
+# controller. plugins/sdk and plugins/sdk/sdktest import nothing of core/ but
+# core/model (the types an adapter sends) and core/backoff (its watch loop's
+# retries), directly or not.
+sdk_deps=$(go list -deps ./plugins/sdk ./plugins/sdk/sdktest)
+bad=$(echo "$sdk_deps" | grep -E "^$mod/(core|hcl|adapters)(/|$)" | grep -vE "^$mod/core/(model|backoff)$" || true)
+if [ -n "$bad" ]; then
+  echo "plugins/sdk and sdktest may import of core/ only core/model and core/backoff, but link:"; echo "$bad"; fail=1
+fi
+# The built-in adapters (adapters/...) likewise import nothing of core/ but
+# core/model and core/backoff, and nothing of plugins/ but plugins/sdk (and
+# plugins/sdk/sdktest in their tests). Two cannot follow, and may also use the
+# bounded readers the policy loader uses, both leaves: adapters/local reads its
+# HCL workloads file and its state file, adapters/nomad/jobspec (the `weft
+# nomad render` library, not an adapter process) a Nomad job file, with
+# hcl/hcllimit and core/inputlimit. Moving those readers out of core/ and hcl/
+# is not this rule's to decide.
+for pkg in $(go list ./adapters/...); do
+  allowed="^$mod/core/(model|backoff)$"
+  case "$pkg" in
+    "$mod/adapters/local"|"$mod/adapters/nomad/jobspec") allowed="^$mod/(core/(model|backoff|inputlimit)|hcl/hcllimit)$" ;;
+  esac
+  bad=$(go list -deps "$pkg" | grep -E "^$mod/(core|hcl)(/|$)" | grep -vE "$allowed" || true)
+  if [ -n "$bad" ]; then
+    echo "$pkg may import of core/ only core/model and core/backoff, but links:"; echo "$bad"; fail=1
+  fi
+  bad=$(go list -f '{{join .Imports "\n"}}{{"\n"}}{{join .TestImports "\n"}}{{"\n"}}{{join .XTestImports "\n"}}' "$pkg" |
+    grep -E "^$mod/plugins(/|$)" | grep -vE "^$mod/plugins/sdk(/sdktest)?$" || true)
+  if [ -n "$bad" ]; then
+    echo "$pkg may import of plugins/ only plugins/sdk (and sdktest in tests), but imports:"; echo "$bad"; fail=1
+  fi
+done
 [ $fail -eq 0 ] && echo "dependency direction OK"
 exit $fail

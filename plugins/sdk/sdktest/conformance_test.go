@@ -1,4 +1,4 @@
-package conformance_test
+package sdktest_test
 
 import (
 	"context"
@@ -9,9 +9,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/weftmesh/weft/adapters/conformance"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/plugins"
+	"github.com/weftmesh/weft/plugins/sdk/sdktest"
 )
 
 // source is an in-memory scheduler: the instance IDs it runs.
@@ -86,10 +86,10 @@ func (a *memAdapter) Watch(ctx context.Context, _ *plugins.WatchRequest, events 
 	}
 }
 
-func fixtureFor(src *source) func(t *testing.T) conformance.Fixture {
-	return func(t *testing.T) conformance.Fixture {
+func fixtureFor(src *source) func(t *testing.T) sdktest.Fixture {
+	return func(t *testing.T) sdktest.Fixture {
 		src.set("a", "b")
-		return conformance.Fixture{
+		return sdktest.Fixture{
 			Good:    &plugins.ConfigureRequest{Source: "mem"},
 			Bad:     &plugins.ConfigureRequest{Source: "elsewhere"},
 			WantIDs: []string{"b", "a"},
@@ -103,7 +103,7 @@ func fixtureFor(src *source) func(t *testing.T) conformance.Fixture {
 
 func TestRunInMemory(t *testing.T) {
 	src := newSource()
-	conformance.Run(t, conformance.InMemory(func() plugins.Adapter { return &memAdapter{src: src} }), fixtureFor(src))
+	sdktest.Run(t, sdktest.InMemory(func() plugins.Adapter { return &memAdapter{src: src} }), fixtureFor(src))
 }
 
 // brokenEnv makes TestBrokenHelper run the suite against a broken adapter.
@@ -115,12 +115,12 @@ func TestBrokenHelper(t *testing.T) {
 		t.Skip("runs only as a child of TestRunCatchesBrokenAdapters")
 	}
 	src := newSource()
-	fixture := func(t *testing.T) conformance.Fixture {
+	fixture := func(t *testing.T) sdktest.Fixture {
 		f := fixtureFor(src)(t)
 		f.Change = nil // a broken adapter would make Change wait its full timeout
 		return f
 	}
-	conformance.Run(t, conformance.InMemory(func() plugins.Adapter { return &memAdapter{src: src, broken: broken} }), fixture)
+	sdktest.Run(t, sdktest.InMemory(func() plugins.Adapter { return &memAdapter{src: src, broken: broken} }), fixture)
 }
 
 // TestRunCatchesBrokenAdapters runs the suite against adapters that each

@@ -1,4 +1,4 @@
-package conformance
+package sdktest
 
 import (
 	"io"
@@ -12,14 +12,15 @@ import (
 
 	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/plugintest"
+	"github.com/weftmesh/weft/plugins/sdk"
 )
 
 // OverPlugin returns an open func that launches cmd (a fresh exec.Cmd from newCmd) as a real go-plugin process with AutoMTLS and returns its gRPC client; the process is killed at test cleanup.
 //
 // The process is shut down the way the controller does it (client.Kill:
 // gracefully, then by force); its log goes to the test's log.
-func OverPlugin(newCmd func() *exec.Cmd) func(t *testing.T) plugins.Adapter {
-	return func(t *testing.T) plugins.Adapter {
+func OverPlugin(newCmd func() *exec.Cmd) func(t *testing.T) sdk.Adapter {
+	return func(t *testing.T) sdk.Adapter {
 		t.Helper()
 		out := &testLog{t: t}
 		t.Cleanup(out.stop) // runs after Kill below
@@ -37,8 +38,8 @@ func OverPlugin(newCmd func() *exec.Cmd) func(t *testing.T) plugins.Adapter {
 // InMemory returns an open func wrapping the adapter in the real gRPC shims in memory.
 //
 // If the adapter implements io.Closer, it is closed at test cleanup.
-func InMemory(newAdapter func() plugins.Adapter) func(t *testing.T) plugins.Adapter {
-	return func(t *testing.T) plugins.Adapter {
+func InMemory(newAdapter func() sdk.Adapter) func(t *testing.T) sdk.Adapter {
+	return func(t *testing.T) sdk.Adapter {
 		t.Helper()
 		impl := newAdapter()
 		a := plugintest.GRPC(t, impl)
