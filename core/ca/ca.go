@@ -162,15 +162,9 @@ func keyID(pub crypto.PublicKey) ([]byte, error) {
 }
 
 // RootID names a root: its subject key ID in hex (or, for a root without
-// one, a hash of its public key). A leaf's authority key ID names the root
-// that signed it the same way.
-func RootID(root *x509.Certificate) string {
-	if len(root.SubjectKeyId) > 0 {
-		return hex.EncodeToString(root.SubjectKeyId)
-	}
-	sum := sha256.Sum256(root.RawSubjectPublicKeyInfo)
-	return hex.EncodeToString(sum[:20])
-}
+// one, a hash of its public key). It is spiffe.RootID, kept here for the
+// CA's callers; the sidecar uses spiffe.RootID and does not link the CA.
+func RootID(root *x509.Certificate) string { return spiffe.RootID(root) }
 
 func (c *CA) create() error {
 	root, key, err := newRoot(c.now())

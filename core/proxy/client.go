@@ -20,7 +20,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
-	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/spiffe"
 )
@@ -387,11 +386,11 @@ func (c *Client) applyTrust(tb *meshapi.TrustBundle) {
 }
 
 // leafRootID names the root in the bundle that signed the proxy's leaf
-// (ca.RootID), or "unknown".
+// (spiffe.RootID), or "unknown".
 func leafRootID(creds *Credentials) string {
 	for _, r := range creds.roots {
 		if creds.Cert.Leaf.CheckSignatureFrom(r) == nil {
-			return ca.RootID(r)
+			return spiffe.RootID(r)
 		}
 	}
 	// Signed by an intermediate (a cross-signed root): name the root it
@@ -399,7 +398,7 @@ func leafRootID(creds *Credentials) string {
 	for _, der := range creds.Cert.Certificate[1:] {
 		ic, err := x509.ParseCertificate(der)
 		if err == nil && creds.Cert.Leaf.CheckSignatureFrom(ic) == nil {
-			return ca.RootID(ic)
+			return spiffe.RootID(ic)
 		}
 	}
 	return "unknown"
