@@ -7,22 +7,48 @@ import (
 
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/core/policy"
 	"github.com/weftmesh/weft/core/spiffe"
 )
 
 // This file is the inbound listener's authorization decision: which
 // callers, named by the namespace and service of the SPIFFE ID in their
-// verified client certificate, may call this instance's service.
+// verified client certificate, may call this instance's service. It
+// evaluates the compiled rules (meshapi.Authz) itself; the controller
+// resolved the policy's intentions into them (core/compile), and
+// authz_equiv_test.go shows this decides as policy.DecideCaller does for
+// the intentions the rules came from.
 
-// authzPolicy turns the inbound rules into a policy whose DecideCaller
-// applies them: a named service over a whole namespace over "*", deny over
-// allow among equals, else the default action. The policy knows this
-// service's namespace (a rule without a source namespace names a caller in
-// it) and trust domain (a caller from any other matches nothing and is
-// refused); both come from the proxy's own identity, own, falling back to
-// the configuration.
-func authzPolicy(a *meshapi.Authz, cfg *meshapi.ProxyConfig, own string) *policy.Policy {
+// Rule sources, as intentions write them.
+const wildcard = "*"
+
+// Specificity of a rule's source: a named service beats a namespace's
+// "*", which beats "*".
+const (
+	specService   = 4
+	specNamespace = 2
+	specAny       = 0
+)
+
+// authzRules are an inbound listener's compiled authorization rules.
+type authzRules struct {
+	trustDomain  string // a caller from any other is refused
+	namespace    string // this service's: a rule without a source namespace names callers in it
+	defaultAllow bool
+	rules        []authzRule
+}
+
+// authzRule is one compiled meshapi.AuthzRule.
+type authzRule struct {
+	source, sourceNS string
+	spec             int  // specificity of the source
+	allow            bool // for a connection: with permissions, whether any allows
+	perms            []permission
+}
+
+// newAuthzRules compiles a's rules for this instance. Its trust domain
+// and namespace come from its own identity, own, falling back to the
+// configuration. The rules' permissions were checked by listenerSpecs.
+func newAuthzRules(a *meshapi.Authz, cfg *meshapi.ProxyConfig, own string) *authzRules {
 	td, ns := cfg.GetTrustDomain(), cfg.GetNamespace()
 	if id, err := spiffe.Parse(own); err == nil {
 		td, ns = id.TrustDomain, id.Namespace
@@ -30,59 +56,93 @@ func authzPolicy(a *meshapi.Authz, cfg *meshapi.ProxyConfig, own string) *policy
 	if ns == "" {
 		ns = model.DefaultNamespace
 	}
-	dest := cfg.GetService()
-	pol := &policy.Policy{
-		Mesh:     policy.Mesh{TrustDomain: td, DefaultAction: action(a.GetDefaultAction())},
-		Services: map[string]policy.Service{dest: {Name: dest, Namespace: ns}},
-	}
+	az := &authzRules{trustDomain: td, namespace: ns, defaultAllow: a.GetDefaultAction() == meshapi.Action_ACTION_ALLOW}
 	for _, r := range a.GetRules() {
-		in := ruleIntention(r, dest)
-		for _, p := range r.GetPermissions() {
-			in.Permissions = append(in.Permissions, policy.Permission{Action: action(p.GetAction())})
+		perms, _ := compilePermissions(r)
+		ar := authzRule{source: r.GetSource(), sourceNS: r.GetSourceNamespace(), perms: perms}
+		switch {
+		case ar.source != wildcard:
+			ar.spec = specService
+		case ar.sourceNS != wildcard:
+			// "ns/*"; and "*" written without a namespace, which
+			// policy.WinnerFor ranks the same (it still matches any
+			// namespace, see matches).
+			ar.spec = specNamespace
+		default:
+			ar.spec = specAny
 		}
-		pol.Intentions = append(pol.Intentions, in)
+		if len(r.GetPermissions()) == 0 {
+			ar.allow = r.GetAction() == meshapi.Action_ACTION_ALLOW
+		} else {
+			for _, p := range r.GetPermissions() {
+				ar.allow = ar.allow || p.GetAction() == meshapi.Action_ACTION_ALLOW
+			}
+		}
+		az.rules = append(az.rules, ar)
 	}
-	return pol
+	return az
 }
 
-func ruleIntention(r *meshapi.AuthzRule, dest string) policy.Intention {
-	return policy.Intention{Source: r.GetSource(), SourceNamespace: r.GetSourceNamespace(), Destination: dest, Action: action(r.GetAction())}
+// name is the rule's source as a policy author writes it: "svc",
+// "ns/svc", "ns/*" or "*".
+func (r *authzRule) name() string {
+	if r.sourceNS == "" || (r.sourceNS == wildcard && r.source == wildcard) {
+		return r.source
+	}
+	return r.sourceNS + "/" + r.source
 }
 
-// authzPermissions compiles the L7 permissions of every rule that has
-// some (checked by listenerSpecs), by the rule's source name.
-func authzPermissions(a *meshapi.Authz) map[string][]permission {
-	out := map[string][]permission{}
-	for _, r := range a.GetRules() {
-		if perms, _ := compilePermissions(r); len(perms) > 0 {
-			in := ruleIntention(r, "")
-			out[in.SourceName()] = perms
+// matches reports whether the rule names caller, a service in namespace
+// ns; dstNS is this service's namespace. A "*" source written without a
+// namespace is any namespace, as it always was.
+func (r *authzRule) matches(ns, svc, dstNS string) bool {
+	if svc == "" && r.source != wildcard {
+		return false
+	}
+	switch {
+	case r.sourceNS == wildcard, r.sourceNS == "" && r.source == wildcard:
+		// any namespace
+	case r.sourceNS == "":
+		if ns != dstNS {
+			return false
+		}
+	default:
+		if ns != r.sourceNS {
+			return false
 		}
 	}
-	return out
+	return r.source == wildcard || r.source == svc
 }
 
-func action(a meshapi.Action) policy.Action {
-	if a == meshapi.Action_ACTION_ALLOW {
-		return policy.Allow
-	}
-	return policy.Deny
-}
-
-// winner is the intention that decides for caller, or nil when the
-// default does; ok is false for a caller from another trust domain, which
-// nothing may allow.
-func (st *inboundState) winner(caller spiffe.Identity) (in *policy.Intention, ok bool) {
-	if caller.TrustDomain != st.authz.Mesh.TrustDomain {
+// winner is the rule that decides for caller, or nil when the default
+// does: the most specific source, deny first among equals. ok is false
+// for a caller from another trust domain, which nothing may allow.
+func (az *authzRules) winner(caller spiffe.Identity) (win *authzRule, ok bool) {
+	if caller.TrustDomain != az.trustDomain {
 		return nil, false
 	}
-	return st.authz.WinnerFor(policy.Caller{Namespace: caller.Namespace, Service: caller.Service}, st.service), true
+	best := -1
+	for i := range az.rules {
+		r := &az.rules[i]
+		if !r.matches(caller.Namespace, caller.Service, az.namespace) {
+			continue
+		}
+		if r.spec > best || (r.spec == best && !r.allow && win.allow) {
+			best, win = r.spec, r
+		}
+	}
+	return win, true
+}
+
+// winner is the rule that decides for caller (see authzRules.winner).
+func (st *inboundState) winner(caller spiffe.Identity) (*authzRule, bool) {
+	return st.authz.winner(caller)
 }
 
 // otherDomain is the refusal for a caller from another trust domain.
 func (st *inboundState) otherDomain(caller spiffe.Identity) string {
 	return fmt.Sprintf("weft: %s may not call %s: it is not in this mesh's trust domain %q, and no intention or default allows another trust domain",
-		caller, st.service, st.authz.Mesh.TrustDomain)
+		caller, st.service, st.authz.trustDomain)
 }
 
 // authorize reports whether caller may call this service, and if not, a
@@ -92,16 +152,16 @@ func (st *inboundState) authorize(caller spiffe.Identity) (bool, string) {
 	if !ok {
 		return false, st.otherDomain(caller)
 	}
-	act, byIntention := st.authz.Mesh.DefaultAction, false
+	allow := st.authz.defaultAllow
 	if win != nil {
-		act, byIntention = st.authz.DecideCaller(policy.Caller{Namespace: caller.Namespace, Service: caller.Service}, st.service)
+		allow = win.allow
 	}
-	if act == policy.Allow {
+	if allow {
 		return true, ""
 	}
 	from := caller.Namespace + "/" + caller.Service
-	if byIntention {
-		return false, fmt.Sprintf("weft: %s may not call %s: the intention from %q to %q denies service %q", caller, st.service, win.SourceName(), st.service, from)
+	if win != nil {
+		return false, fmt.Sprintf("weft: %s may not call %s: the intention from %q to %q denies service %q", caller, st.service, win.name(), st.service, from)
 	}
 	return false, fmt.Sprintf("weft: %s may not call %s: no intention allows it and the default is deny; add an intention from %q to %q", caller, st.service, from, st.service)
 }
@@ -115,21 +175,21 @@ func (st *inboundState) authorizeRequest(caller spiffe.Identity, r *http.Request
 	if !ok {
 		return false, st.otherDomain(caller)
 	}
-	if win == nil || len(win.Permissions) == 0 {
+	if win == nil || len(win.perms) == 0 {
 		return st.authorize(caller)
 	}
-	for i, p := range st.perms[win.SourceName()] {
+	for i, p := range win.perms {
 		if p.match == nil || p.match.match(r, query) {
 			if p.allow {
 				return true, ""
 			}
 			return false, fmt.Sprintf("weft: %s may not %s %s on %s: permission %d of the intention from %q to %q denies it",
-				caller, r.Method, r.URL.Path, st.service, i+1, win.SourceName(), st.service)
+				caller, r.Method, r.URL.Path, st.service, i+1, win.name(), st.service)
 		}
 	}
-	if st.authz.Mesh.DefaultAction == policy.Allow {
+	if st.authz.defaultAllow {
 		return true, ""
 	}
 	return false, fmt.Sprintf("weft: %s may not %s %s on %s: no permission of the intention from %q to %q matches and the default is deny",
-		caller, r.Method, r.URL.Path, st.service, win.SourceName(), st.service)
+		caller, r.Method, r.URL.Path, st.service, win.name(), st.service)
 }

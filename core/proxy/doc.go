@@ -32,10 +32,12 @@
 //     required, checked with spiffe.VerifyPeer against the current roots
 //     and the config's trust domain), authorizes the caller's namespace
 //     and service, read from its SPIFFE ID, against inbound.authz
-//     (authz.go, through policy.DecideCaller: a named service beats its
-//     namespace's "*", which beats "*", deny wins among equals, else the
-//     default action, deny by default; a caller from another trust domain
-//     is refused whatever the rules and default say) and forwards to the
+//     (authz.go evaluates the compiled rules itself, as policy.Decide
+//     decides for the intentions they came from, authz_equiv_test.go: a
+//     named service beats its namespace's "*", which beats "*", deny wins
+//     among equals, else the default action, deny by default; a caller
+//     from another trust domain is refused whatever the rules and default
+//     say) and forwards to the
 //     application: TCP by piping bytes, HTTP
 //     protocols by reverse-proxying each request (HTTP/1.1 to the app for
 //     PROTOCOL_HTTP, h2c for HTTP2 and GRPC) with X-Weft-Caller and

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/core/meshapi"
-	"github.com/weftmesh/weft/core/policy"
 	"github.com/weftmesh/weft/core/spiffe"
 )
 
@@ -40,8 +39,7 @@ type inboundState struct {
 	service                   string // this instance's service: the destination of every call
 	ownID                     string
 	appAddr                   string
-	authz                     *policy.Policy
-	perms                     map[string][]permission // by rule source: L7 permissions
+	authz                     *authzRules // with each rule's L7 permissions
 	limits                    []*rateLimiter
 	connMax, connMaxPerCaller int
 	inputs                    ruleInputs // what the L7 rules read
@@ -135,7 +133,7 @@ func (in *inbound) update(sp spec) {
 		prevLimits = old.limits
 	}
 	limits, _ := compileRateLimits(sp.in.GetRateLimits(), prevLimits) // checked by listenerSpecs
-	perms := authzPermissions(sp.in.GetAuthz())
+	az := newAuthzRules(sp.in.GetAuthz(), sp.cfg, own)
 	in.st.Store(&inboundState{
 		limits:           limits,
 		connMax:          int(sp.in.GetConnectionLimit().GetMax()),
@@ -143,9 +141,8 @@ func (in *inbound) update(sp spec) {
 		service:          sp.cfg.GetService(),
 		ownID:            own,
 		appAddr:          hostPort(appHost(sp.in.GetAppAddress()), sp.in.GetAppPort()),
-		authz:            authzPolicy(sp.in.GetAuthz(), sp.cfg, own),
-		perms:            perms,
-		inputs:           collectRuleInputs(perms, limits),
+		authz:            az,
+		inputs:           collectRuleInputs(az, limits),
 	})
 }
 

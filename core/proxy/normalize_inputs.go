@@ -106,10 +106,10 @@ type ruleInputs struct {
 	query       []string
 }
 
-func collectRuleInputs(perms map[string][]permission, limits []*rateLimiter) ruleInputs {
+func collectRuleInputs(az *authzRules, limits []*rateLimiter) ruleInputs {
 	hs, qs := map[string]bool{}, map[string]bool{}
-	for _, ps := range perms {
-		for _, p := range ps {
+	for _, r := range az.rules {
+		for _, p := range r.perms {
 			if p.match != nil {
 				p.match.inputs(hs, qs)
 			}
