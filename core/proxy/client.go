@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	mathrand "math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/weftmesh/weft/core/backoff"
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/spiffe"
 )
@@ -55,7 +55,8 @@ type ClientOptions struct {
 	// and needs no new join token while its certificate is valid.
 	DataDir string
 	// MinBackoff and MaxBackoff bound the reconnect delay, which doubles
-	// from one to the other with jitter. Defaults: 200ms and 10s.
+	// from one to the other with jitter (core/backoff). Defaults: 200ms
+	// and 10s.
 	MinBackoff, MaxBackoff time.Duration
 	// CallTimeout bounds Join and Renew calls. Default: 10s.
 	CallTimeout time.Duration
@@ -285,7 +286,7 @@ func (c *Client) join(ctx context.Context) (*Credentials, error) {
 				"or keep its --data-dir so it can reuse its certificate", c.o.InstanceID, addr, status.Convert(err).Message())
 		}
 		c.failed(addr)
-		d := bo.next()
+		d := bo.Next()
 		c.p.Logf("joining the mesh via controller %s: %v; retrying in %v", addr, err, d.Round(time.Millisecond))
 		if !sleep(ctx, d) {
 			return nil, ctx.Err()
@@ -417,7 +418,7 @@ func (c *Client) renew(ctx context.Context) (*Credentials, error) {
 			return creds, nil
 		}
 		c.failed(addr)
-		d := bo.next()
+		d := bo.Next()
 		note := ""
 		if na := c.p.Credentials().NotAfter(); time.Now().After(na) {
 			note = fmt.Sprintf(" (the certificate expired at %s; the controller may refuse it: still trying)", na.Format(time.RFC3339))
@@ -454,10 +455,10 @@ func (c *Client) streamLoop(ctx context.Context) {
 			return
 		}
 		if got {
-			bo.reset()
+			bo.Reset()
 		}
 		c.failed(addr)
-		d := bo.next()
+		d := bo.Next()
 		c.p.Logf("config stream from controller %s: %v; keeping the last config, reconnecting in %v", addr, err, d.Round(time.Millisecond))
 		if !sleep(ctx, d) {
 			return
@@ -518,26 +519,9 @@ func streamError(s meshapi.Mesh_StreamConfigClient, err error) error {
 	return err
 }
 
-// backoffState doubles a delay from min to max, with ±25% jitter.
-type backoffState struct {
-	min, max, cur time.Duration
+func (c *Client) backoff() *backoff.Backoff {
+	return backoff.New(c.o.MinBackoff, c.o.MaxBackoff)
 }
-
-func (c *Client) backoff() *backoffState {
-	return &backoffState{min: c.o.MinBackoff, max: c.o.MaxBackoff}
-}
-
-func (b *backoffState) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	jitter := time.Duration(mathrand.Int64N(int64(b.cur)/2+1)) - b.cur/4
-	return b.cur + jitter
-}
-
-func (b *backoffState) reset() { b.cur = 0 }
 
 // sleep waits d or until ctx ends; false if ctx ended.
 func sleep(ctx context.Context, d time.Duration) bool {
