@@ -15,6 +15,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -110,7 +111,10 @@ func run(ctx context.Context, o options) error {
 
 	logw := newLogWriter(os.Stderr, o.logFlush)
 	defer logw.Close() // after the proxy's last line
-	p := proxy.New(proxy.Options{Log: logw})
+	// One logger for the sidecar's events; access lines go to the same
+	// writer as data (core/proxy, accesslog.go).
+	logger := slog.New(slog.NewTextHandler(logw, nil))
+	p := proxy.New(proxy.Options{Log: logw, Logger: logger})
 	defer p.Close()
 	client, err := proxy.NewClient(p, proxy.ClientOptions{
 		InstanceID:  o.instance,
@@ -121,6 +125,7 @@ func run(ctx context.Context, o options) error {
 
 		CredentialAdapter: o.credAdapter,
 		Credential:        credential,
+		Logger:            logger,
 	})
 	if err != nil {
 		return err
@@ -137,7 +142,7 @@ func run(ctx context.Context, o options) error {
 		defer cancel()
 		admin.Shutdown(sctx)
 	}()
-	p.Logf("weft-proxy %s for instance %s: admin on %s, controllers %v", version.Version, o.instance, ln.Addr(), o.controllers)
+	logger.Info("weft-proxy for instance: admin and controllers", "version", version.Version, "instance", o.instance, "admin", ln.Addr().String(), "controllers", o.controllers)
 	return client.Run(ctx)
 }
 

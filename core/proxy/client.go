@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -60,6 +61,8 @@ type ClientOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 	// CallTimeout bounds Join and Renew calls. Default: 10s.
 	CallTimeout time.Duration
+	// Logger receives the client's events. Default: the proxy's.
+	Logger *slog.Logger
 }
 
 // Client connects a Proxy to the controllers: it joins the mesh for a
@@ -77,6 +80,7 @@ type ClientOptions struct {
 type Client struct {
 	p    *Proxy
 	o    ClientOptions
+	log  *slog.Logger
 	next atomic.Uint64 // index of the controller to try next
 
 	mu    sync.Mutex
@@ -113,7 +117,10 @@ func NewClient(p *Proxy, o ClientOptions) (*Client, error) {
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 10 * time.Second
 	}
-	return &Client{p: p, o: o, conns: make(map[string]*grpc.ClientConn), renewNow: make(chan struct{}, 1)}, nil
+	if o.Logger == nil {
+		o.Logger = p.log
+	}
+	return &Client{p: p, o: o, log: o.Logger, conns: make(map[string]*grpc.ClientConn), renewNow: make(chan struct{}, 1)}, nil
 }
 
 // Run gets credentials (from DataDir or by joining), then streams
@@ -135,7 +142,7 @@ func (c *Client) Run(ctx context.Context) error {
 		c.saveCredentials(creds)
 	}
 	c.p.SetCredentials(creds)
-	c.p.Logf("holding certificate for %s until %s", creds.ID, creds.NotAfter().Format(time.RFC3339))
+	c.log.Info("holding certificate", "id", creds.ID.String(), "until", creds.NotAfter().Format(time.RFC3339))
 	if saved {
 		c.loadConfig()
 	}
@@ -287,7 +294,7 @@ func (c *Client) join(ctx context.Context) (*Credentials, error) {
 		}
 		c.failed(addr)
 		d := bo.Next()
-		c.p.Logf("joining the mesh via controller %s: %v; retrying in %v", addr, err, d.Round(time.Millisecond))
+		c.log.Warn("joining the mesh via controller "+addr+"; retrying", "err", err, "retry_in", d.Round(time.Millisecond))
 		if !sleep(ctx, d) {
 			return nil, ctx.Err()
 		}
@@ -342,7 +349,7 @@ func (c *Client) renewLoop(ctx context.Context) {
 		c.p.SetCredentials(creds)
 		c.saveCredentials(creds)
 		c.credsMu.Unlock()
-		c.p.Logf("renewed certificate for %s until %s (root %s)", creds.ID, creds.NotAfter().Format(time.RFC3339), leafRootID(creds))
+		c.log.Info("renewed certificate", "id", creds.ID.String(), "until", creds.NotAfter().Format(time.RFC3339), "root", leafRootID(creds))
 	}
 }
 
@@ -366,20 +373,20 @@ func (c *Client) applyTrust(tb *meshapi.TrustBundle) {
 		next, err := NewCredentials(cur.Cert, tb.GetRootsPem())
 		if err != nil {
 			c.credsMu.Unlock()
-			c.p.Logf("ignoring the trust bundle sent with the config: %v; keeping the current roots", err)
+			c.log.Warn("ignoring the trust bundle sent with the config; keeping the current roots", "err", err)
 			return
 		}
 		c.p.SetCredentials(next)
 		c.saveCredentials(next)
 		cur = next
-		c.p.Logf("trusting %d roots from the controller (active root %s)", len(cur.roots), tb.GetActiveRootId())
+		c.log.Info("trusting the roots from the controller", "roots", len(cur.roots), "active_root", tb.GetActiveRootId())
 	}
 	c.credsMu.Unlock()
 	active := tb.GetActiveRootId()
 	if active == "" || leafRootID(cur) == active {
 		return
 	}
-	c.p.Logf("the certificate is from root %s but root %s now signs: renewing now", leafRootID(cur), active)
+	c.log.Info("the certificate is from another root than the one that now signs: renewing now", "root", leafRootID(cur), "active_root", active)
 	select {
 	case c.renewNow <- struct{}{}:
 	default:
@@ -423,7 +430,7 @@ func (c *Client) renew(ctx context.Context) (*Credentials, error) {
 		if na := c.p.Credentials().NotAfter(); time.Now().After(na) {
 			note = fmt.Sprintf(" (the certificate expired at %s; the controller may refuse it: still trying)", na.Format(time.RFC3339))
 		}
-		c.p.Logf("renewing certificate via controller %s: %v%s; retrying in %v", addr, err, note, d.Round(time.Millisecond))
+		c.log.Warn("renewing certificate via controller "+addr+note+"; retrying", "err", err, "retry_in", d.Round(time.Millisecond))
 		if !sleep(ctx, d) {
 			return nil, ctx.Err()
 		}
@@ -459,7 +466,7 @@ func (c *Client) streamLoop(ctx context.Context) {
 		}
 		c.failed(addr)
 		d := bo.Next()
-		c.p.Logf("config stream from controller %s: %v; keeping the last config, reconnecting in %v", addr, err, d.Round(time.Millisecond))
+		c.log.Warn("config stream from controller "+addr+" ended; keeping the last config, reconnecting", "err", err, "retry_in", d.Round(time.Millisecond))
 		if !sleep(ctx, d) {
 			return
 		}
@@ -492,12 +499,12 @@ func (c *Client) streamOnce(ctx context.Context, addr string) (got bool, err err
 		c.applyTrust(u.GetConfig().GetTrust())
 		ack := &meshapi.ConfigRequest{InstanceId: c.o.InstanceID}
 		if err := c.p.Apply(u.GetVersion(), u.GetConfig()); err != nil {
-			c.p.Logf("rejected config version %d: %v", u.GetVersion(), err)
+			c.log.Warn("rejected config version", "version", u.GetVersion(), "err", err)
 			ack.AppliedVersion, _ = c.p.Config()
 			ack.RejectedVersion = u.GetVersion()
 			ack.ErrorDetail = err.Error()
 		} else {
-			c.p.Logf("applied config version %d", u.GetVersion())
+			c.log.Info("applied config version", "version", u.GetVersion())
 			ack.AppliedVersion = u.GetVersion()
 			c.saveConfig(u)
 		}

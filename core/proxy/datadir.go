@@ -48,19 +48,19 @@ func (c *Client) loadCredentials() *Credentials {
 	err = nil
 	cert, key, roots := read(fileCert), read(fileKey), read(fileRoots)
 	if err != nil {
-		c.p.Logf("not reusing the saved certificate in %s: %v", dir, err)
+		c.log.Info("not reusing the saved certificate", "dir", dir, "err", err)
 		return nil
 	}
 	creds, err := ParseCredentials(cert, key, roots)
 	if err != nil {
-		c.p.Logf("not reusing the saved certificate in %s: %v", dir, err)
+		c.log.Info("not reusing the saved certificate", "dir", dir, "err", err)
 		return nil
 	}
 	if time.Until(creds.NotAfter()) < minSavedValidity {
-		c.p.Logf("not reusing the saved certificate in %s: it expires at %s", dir, creds.NotAfter().Format(time.RFC3339))
+		c.log.Info("not reusing the saved certificate: it expires soon", "dir", dir, "expires", creds.NotAfter().Format(time.RFC3339))
 		return nil
 	}
-	c.p.Logf("reusing the certificate saved in %s", dir)
+	c.log.Info("reusing the certificate saved in the data directory", "dir", dir)
 	return creds
 }
 
@@ -72,7 +72,7 @@ func (c *Client) saveCredentials(creds *Credentials) {
 		return
 	}
 	if err := writeCredentials(c.o.DataDir, c.o.InstanceID, creds); err != nil {
-		c.p.Logf("saving the certificate in %s: %v; a restarted sidecar will need a new join token", c.o.DataDir, err)
+		c.log.Warn("saving the certificate; a restarted sidecar will need a new join token", "dir", c.o.DataDir, "err", err)
 	}
 }
 
@@ -134,24 +134,24 @@ func (c *Client) loadConfig() {
 	b, err := os.ReadFile(filepath.Join(c.o.DataDir, fileConfig))
 	if err != nil {
 		if !os.IsNotExist(err) {
-			c.p.Logf("not reusing the saved config: %v", err)
+			c.log.Info("not reusing the saved config", "err", err)
 		}
 		return
 	}
 	var u meshapi.ConfigUpdate
 	if err := protojson.Unmarshal(b, &u); err != nil {
-		c.p.Logf("not reusing the saved config: decoding %s: %v", fileConfig, err)
+		c.log.Info("not reusing the saved config: decoding "+fileConfig, "err", err)
 		return
 	}
 	if u.GetConfig().GetInstanceId() != "" && u.GetConfig().GetInstanceId() != c.o.InstanceID {
-		c.p.Logf("not reusing the saved config: it is for instance %s", u.GetConfig().GetInstanceId())
+		c.log.Info("not reusing the saved config: it is for another instance", "instance", u.GetConfig().GetInstanceId())
 		return
 	}
 	if err := c.p.Apply(u.GetVersion(), u.GetConfig()); err != nil {
-		c.p.Logf("not reusing the saved config: %v", err)
+		c.log.Info("not reusing the saved config", "err", err)
 		return
 	}
-	c.p.Logf("serving with the saved config version %d until a controller answers", u.GetVersion())
+	c.log.Info("serving with the saved config version until a controller answers", "version", u.GetVersion())
 }
 
 // saveConfig keeps the config just applied in the data directory.
@@ -164,6 +164,6 @@ func (c *Client) saveConfig(u *meshapi.ConfigUpdate) {
 		err = writeFileAtomic(filepath.Join(c.o.DataDir, fileConfig), b)
 	}
 	if err != nil {
-		c.p.Logf("saving the config in %s: %v", c.o.DataDir, err)
+		c.log.Warn("saving the config", "dir", c.o.DataDir, "err", err)
 	}
 }

@@ -136,7 +136,10 @@
 //     weft_circuit_breaker_pending, weft_mirrored_requests_total,
 //     weft_config_version, weft_inbound_handshakes_refused_total (by
 //     reason; the refusals' log lines are rate-limited, core/refusals).
-//     An access log line per
+//     Events (listeners, refusals, ejections, failed calls, the
+//     controller client's joins, renewals and config versions) go to
+//     Options.Logger, a log/slog logger (default: a text handler on
+//     Options.Log). An access log line per
 //     request or TCP connection goes to Options.Log (weft-proxy batches
 //     it: one write of stderr every 100 ms, --log-flush). A line is words
 //     ("access inbound DENIED") and key=value fields (accesslog.go); a

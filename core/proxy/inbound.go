@@ -93,9 +93,9 @@ func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
 		BufferPool:     copyBuffers,
 		ModifyResponse: grpcTrailersOnly,
 		ErrorHandler:   in.proxyError,
-		ErrorLog:       p.log,
+		ErrorLog:       p.errorLog,
 	}
-	in.http = startHTTP(addr, http.HandlerFunc(in.serveHTTP), protocols(true, true, false), in.connContext, p.log, 0)
+	in.http = startHTTP(addr, http.HandlerFunc(in.serveHTTP), protocols(true, true, false), in.connContext, p.errorLog, 0)
 	return in
 }
 
@@ -161,7 +161,7 @@ func (in *inbound) handle(raw net.Conn) bool {
 	st := in.st.Load()
 	if st.connMax > 0 && in.conns.len() > st.connMax {
 		in.p.metrics.limited.WithLabelValues("", "connection_limit").Inc()
-		in.p.log.Printf("inbound: refused connection from %s: %d connections open, the limit is %d", raw.RemoteAddr(), in.conns.len()-1, st.connMax)
+		in.p.log.Warn("inbound: refused connection from "+raw.RemoteAddr().String()+": connections open at the limit", "open", in.conns.len()-1, "limit", st.connMax)
 		tc.Close()
 		return true
 	}
@@ -176,7 +176,7 @@ func (in *inbound) handle(raw net.Conn) bool {
 	}
 	caller, err := spiffe.FromCert(conn.ConnectionState().PeerCertificates[0])
 	if err != nil { // verified in the handshake; cannot happen
-		in.p.log.Printf("inbound: refused connection from %s: %v", raw.RemoteAddr(), err)
+		in.p.log.Warn("inbound: refused connection from "+raw.RemoteAddr().String(), "err", err)
 		conn.Close()
 		return true
 	}
@@ -185,7 +185,7 @@ func (in *inbound) handle(raw net.Conn) bool {
 		if n := in.callerConns(caller.Service, 1); n > st.connMaxPerCaller {
 			in.callerConns(caller.Service, -1)
 			in.p.metrics.limited.WithLabelValues(caller.Service, "connection_limit").Inc()
-			in.p.log.Printf("inbound: refused connection from %s (%s): %d connections from %s open, the limit is %d", raw.RemoteAddr(), caller, n-1, caller.Service, st.connMaxPerCaller)
+			in.p.log.Warn("inbound: refused connection from "+raw.RemoteAddr().String()+": connections from the caller open at the limit", "caller", caller.String(), "service", caller.Service, "open", n-1, "limit", st.connMaxPerCaller)
 			conn.Close()
 			return true
 		}
@@ -334,7 +334,7 @@ func (in *inbound) rewrite(pr *httputil.ProxyRequest) {
 
 func (in *inbound) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	msg := fmt.Sprintf("weft: calling the application of %s at %s: %v; is it running and listening there?", in.st.Load().service, r.URL.Host, err)
-	in.p.log.Printf("inbound: %s", msg)
+	in.p.log.Warn("inbound: calling the application", "err", msg)
 	if isGRPC(r) {
 		writeGRPCError(w, grpcUnavailable, msg)
 		return

@@ -109,7 +109,7 @@ func (ms *mirrors) send(r *http.Request, body []byte, m *mirrorTarget) {
 		resp, err := tr.RoundTrip(out)
 		if err != nil {
 			ms.p.metrics.mirrored.WithLabelValues(m.service, "error").Inc()
-			ms.p.log.Printf("mirror %s: %v", m.service, err)
+			ms.p.log.Warn("mirror: sending a copy", "service", m.service, "err", err)
 			return
 		}
 		io.Copy(io.Discard, resp.Body)

@@ -125,9 +125,9 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 		BufferPool:     copyBuffers,
 		ModifyResponse: o.modifyResponse,
 		ErrorHandler:   o.proxyError,
-		ErrorLog:       p.log,
+		ErrorLog:       p.errorLog,
 	}
-	o.http = startHTTP(addr, http.HandlerFunc(o.serveHTTP), protocols(true, false, true), nil, p.log, sp.up.GetTimeouts().GetIdle().AsDuration())
+	o.http = startHTTP(addr, http.HandlerFunc(o.serveHTTP), protocols(true, false, true), nil, p.errorLog, sp.up.GetTimeouts().GetIdle().AsDuration())
 	return o
 }
 
@@ -286,7 +286,7 @@ func (o *outbound) dialTCP(st *outboundState) (net.Conn, *endpoint, func(), erro
 		}
 		release()
 		if observe(st.od, st.eps, ep, outcomeLocal, time.Now()) {
-			o.p.log.Printf("outbound %s: ejected %s (%s) after failed connections", st.service, ep.id, ep.addr)
+			o.p.log.Warn("outbound: ejected an endpoint after failed connections", "service", st.service, "endpoint", ep.id, "addr", ep.addr)
 		}
 		errs = append(errs, err)
 		if skip == nil {
@@ -639,7 +639,7 @@ func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 				outcome = outcomeOf(resp.StatusCode)
 			}
 			if req.Context().Err() == nil && observe(st.od, st.eps, ep, outcome, time.Now()) {
-				o.p.log.Printf("outbound %s: ejected %s (%s) after consecutive failures", st.service, ep.id, ep.addr)
+				o.p.log.Warn("outbound: ejected an endpoint after consecutive failures", "service", st.service, "endpoint", ep.id, "addr", ep.addr)
 			}
 		}
 		last := try+1 >= attempts
@@ -757,7 +757,7 @@ func (o *outbound) proxyError(w http.ResponseWriter, r *http.Request, err error)
 	default:
 		msg = fmt.Sprintf("weft: %v", err)
 	}
-	o.p.log.Printf("outbound %s: %s", st.service, msg)
+	o.p.log.Warn("outbound: request failed", "service", st.service, "err", msg)
 	if isGRPC(r) {
 		writeGRPCError(w, grpcCode, msg)
 		return
