@@ -12,17 +12,32 @@
 //	http.Handle("/", p.AdminHandler())    // /ready, /metrics, /config
 //	p.Close()                             // idempotent, bounded drain
 //
-// In production a Client (client.go) drives the Proxy: it joins the mesh
-// with the single-use join token (Join over TLS verified with the trust
-// bundle), subscribes to StreamConfig over mTLS, applies every version and
+// In production a controller client (package control, composed with the
+// Proxy by NewClient) drives the Proxy through the control.Watcher
+// interface (Apply, SetCredentials): it joins the mesh with the
+// single-use join token (Join over TLS verified with the trust bundle),
+// subscribes to StreamConfig over mTLS, applies every version and
 // acknowledges it (applied_version) or rejects it (rejected_version and
 // error_detail, keeping the last good config), renews the certificate at
 // half its lifetime, and reconnects with jittered exponential backoff
 // across the controller addresses when a stream breaks. The Proxy keeps
 // serving with its last config and certificate meanwhile. With a data
-// directory (datadir.go) the certificate and the last config survive a
-// restart. Tests
-// drive the Proxy directly, with certificates from proxytest.
+// directory (control/datadir.go) the certificate and the last config
+// survive a restart. Tests drive the Proxy directly, with certificates
+// from proxytest.
+//
+// Packages under core/proxy:
+//
+//   - core/proxy: the Proxy (listeners, Apply, inbound, outbound, the
+//     traffic-policy parts, admin and metrics) and NewClient, the
+//     composition of a Proxy with its controller client.
+//   - control: the controller client (join, stream, ACK/NACK, renewal,
+//     data directory), delivering to a control.Watcher.
+//   - creds: the credentials (certificate, key, identity, roots).
+//   - h1pool: the HTTP/1.1 client connection pool, limited through its
+//     ConnLimit interface.
+//   - proxytest: test helpers (a test CA signing with core/ca's leaf
+//     template, a fake controller); never linked by weft-proxy.
 //
 // # Where a connection goes
 //
@@ -105,12 +120,12 @@
 //   - WebSocket: an upgrade request goes to the upstream sidecar over a
 //     separate HTTP/1.1 mTLS connection (HTTP/2 cannot carry Upgrade) and
 //     is exempt from request and stream timeouts.
-//   - credentials.go, tls.go: credentials, and the TLS configs that read
+//   - creds (package), tls.go: credentials, and the TLS configs that read
 //     the current certificate and roots from atomic pointers, so renewals
 //     and root rotations need no restart and drop no connection. Every
 //     configuration carries the trust bundle and the active root's ID:
-//     client.go trusts the bundle before applying the rest, and renews at
-//     once when its leaf is from another root (`weft ca rotate`).
+//     the control client trusts the bundle before applying the rest, and
+//     renews at once when its leaf is from another root (`weft ca rotate`).
 //   - h1pool.go: the HTTP/1.1 client of both HTTP/1.1 hops (to the
 //     upstream sidecar, to the app). The handler's goroutine writes the
 //     request and reads the response itself on a pooled connection, where

@@ -1,4 +1,4 @@
-package proxy
+package control
 
 import (
 	"crypto/x509"
@@ -12,9 +12,10 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy/creds"
 )
 
-// Files in ClientOptions.DataDir. The key is readable by the owner only.
+// Files in Options.DataDir. The key is readable by the owner only.
 const (
 	fileInstance = "instance"
 	fileCert     = "cert.pem"
@@ -29,7 +30,7 @@ const minSavedValidity = time.Minute
 
 // loadCredentials returns the credentials saved in the data directory if
 // they belong to this instance and are still valid, else nil.
-func (c *Client) loadCredentials() *Credentials {
+func (c *Client) loadCredentials() *creds.Credentials {
 	dir := c.o.DataDir
 	if dir == "" {
 		return nil
@@ -51,7 +52,7 @@ func (c *Client) loadCredentials() *Credentials {
 		c.log.Info("not reusing the saved certificate", "dir", dir, "err", err)
 		return nil
 	}
-	creds, err := ParseCredentials(cert, key, roots)
+	creds, err := creds.Parse(cert, key, roots)
 	if err != nil {
 		c.log.Info("not reusing the saved certificate", "dir", dir, "err", err)
 		return nil
@@ -67,7 +68,7 @@ func (c *Client) loadCredentials() *Credentials {
 // saveCredentials writes creds to the data directory, if there is one. A
 // failure is logged: the sidecar works on, but a restart will need a new
 // join token.
-func (c *Client) saveCredentials(creds *Credentials) {
+func (c *Client) saveCredentials(creds *creds.Credentials) {
 	if c.o.DataDir == "" {
 		return
 	}
@@ -76,7 +77,7 @@ func (c *Client) saveCredentials(creds *Credentials) {
 	}
 }
 
-func writeCredentials(dir, instance string, creds *Credentials) error {
+func writeCredentials(dir, instance string, creds *creds.Credentials) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
@@ -96,7 +97,7 @@ func writeCredentials(dir, instance string, creds *Credentials) error {
 		// not used.
 		{fileKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})},
 		{fileCert, chain},
-		{fileRoots, creds.rootsPEM},
+		{fileRoots, creds.RootsPEM()},
 		{fileInstance, []byte(instance + "\n")},
 	}
 	os.Remove(filepath.Join(dir, fileInstance))
@@ -147,10 +148,11 @@ func (c *Client) loadConfig() {
 		c.log.Info("not reusing the saved config: it is for another instance", "instance", u.GetConfig().GetInstanceId())
 		return
 	}
-	if err := c.p.Apply(u.GetVersion(), u.GetConfig()); err != nil {
+	if err := c.w.Apply(u.GetVersion(), u.GetConfig()); err != nil {
 		c.log.Info("not reusing the saved config", "err", err)
 		return
 	}
+	c.applied.Store(u.GetVersion())
 	c.log.Info("serving with the saved config version until a controller answers", "version", u.GetVersion())
 }
 
