@@ -90,7 +90,7 @@ func (b *breaker) startRetry() (func(), bool) {
 }
 
 // startConn takes a TCP connection slot. (HTTP/1.1 upstreams count their
-// pooled connections in h1pool, through outbound's connLimit.)
+// pooled connections in h1pool, through breakerConns.)
 func (b *breaker) startConn() (func(), bool) {
 	max := int64(b.cfg.GetMaxConnections())
 	if max == 0 {
@@ -206,4 +206,22 @@ func ejectedSkip(od *meshapi.OutlierDetection, eps []*endpoint, now time.Time) m
 		return nil
 	}
 	return skip
+}
+
+// breakerConns is an upstream's circuit breaker as its HTTP/1.1 pool sees
+// it (h1pool.ConnLimit): max_connections caps the pooled connections, and
+// a request waits for one as one of max_pending. It reads the breaker of
+// the configuration in force at every call.
+type breakerConns func() (*breaker, prometheus.Gauge)
+
+// MaxConns is max_connections; 0 for no cap.
+func (b breakerConns) MaxConns() int {
+	br, _ := b()
+	return int(br.cfg.GetMaxConnections())
+}
+
+// Queue lets a request wait for a pooled connection as one of max_pending.
+func (b breakerConns) Queue() (func(), bool) {
+	br, waiting := b()
+	return br.enqueue(waiting)
 }

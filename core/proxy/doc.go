@@ -104,7 +104,8 @@
 //   - breaker.go: circuit breaking per upstream (requests in flight, a
 //     bounded wait queue, retries, connections: a TCP connection past the
 //     cap is closed, an HTTP/1.1 request waits in the queue for a pooled
-//     connection (h1pool); past a cap 503 with X-Weft-Overloaded, gRPC
+//     connection (h1pool, limited through h1pool.ConnLimit, which
+//     breakerConns implements over the breaker in force); past a cap 503 with X-Weft-Overloaded, gRPC
 //     UNAVAILABLE; HTTP2 and GRPC connections are not capped, they carry
 //     many requests each) and outlier detection per
 //     endpoint (consecutive 5xx, gateway errors or local failures eject it
@@ -126,7 +127,7 @@
 //     configuration carries the trust bundle and the active root's ID:
 //     the control client trusts the bundle before applying the rest, and
 //     renews at once when its leaf is from another root (`weft ca rotate`).
-//   - h1pool.go: the HTTP/1.1 client of both HTTP/1.1 hops (to the
+//   - h1pool (package): the HTTP/1.1 client of both HTTP/1.1 hops (to the
 //     upstream sidecar, to the app). The handler's goroutine writes the
 //     request and reads the response itself on a pooled connection, where
 //     net/http.Transport spends two goroutines per connection and several

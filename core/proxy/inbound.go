@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy/h1pool"
 	"github.com/weftmesh/weft/core/spiffe"
 )
 
@@ -30,7 +31,7 @@ type inbound struct {
 	http *httpServer
 	rp   *httputil.ReverseProxy
 	app  *http.Transport
-	h1   *h1pool // PROTOCOL_HTTP: to the app, falling back to app
+	h1   *h1pool.Pool // PROTOCOL_HTTP: to the app, falling back to app
 }
 
 // inboundState is what a config change swaps into a running inbound
@@ -81,7 +82,7 @@ func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
 	var toApp http.RoundTripper = in.app
 	if sp.proto == meshapi.Protocol_PROTOCOL_HTTP {
 		d := &net.Dialer{Timeout: p.opts.DialTimeout}
-		in.h1 = newH1Pool(func(ctx context.Context, addr string) (net.Conn, error) {
+		in.h1 = h1pool.New(func(ctx context.Context, addr string) (net.Conn, error) {
 			return d.DialContext(ctx, "tcp", addr)
 		}, in.app, 64, 90*time.Second, nil)
 		toApp = in.h1
@@ -353,6 +354,6 @@ func (in *inbound) shutdown(ctx context.Context) {
 		in.app.CloseIdleConnections()
 	}
 	if in.h1 != nil {
-		in.h1.close()
+		in.h1.Close()
 	}
 }

@@ -11,11 +11,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy/h1pool"
 )
 
 // maxAttempts bounds how many endpoints one connection or request tries
@@ -42,7 +44,7 @@ type outbound struct {
 	mesh1 *http.Transport // HTTP/1.1 over mTLS, for upgrades (WebSocket)
 	// h1 carries PROTOCOL_HTTP upstreams' requests as HTTP/1.1 over mTLS
 	// (nil for HTTP2 and GRPC, which go over mesh).
-	h1     *h1pool
+	h1     *h1pool.Pool
 	idle   time.Duration // as configured; 0: the defaults
 	mirror *mirrors
 }
@@ -113,9 +115,9 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 		DisableCompression:  true,
 	}
 	if sp.proto == meshapi.Protocol_PROTOCOL_HTTP {
-		o.h1 = newH1Pool(func(ctx context.Context, addr string) (net.Conn, error) {
+		o.h1 = h1pool.New(func(ctx context.Context, addr string) (net.Conn, error) {
 			return dialMesh(ctx, addr, h1, o.st.Load().connect)
-		}, o.mesh1, 128, idleOr(sp.up.GetTimeouts().GetIdle().AsDuration(), 90*time.Second), o)
+		}, o.mesh1, 128, idleOr(sp.up.GetTimeouts().GetIdle().AsDuration(), 90*time.Second), breakerConns(o.breakerNow))
 	}
 	o.mirror = &mirrors{p: p, slots: make(chan struct{}, maxMirrors)}
 	o.rp = &httputil.ReverseProxy{
@@ -186,19 +188,17 @@ func (o *outbound) update(sp spec) {
 		o.mesh.CloseIdleConnections()
 		o.mesh1.CloseIdleConnections()
 		if o.h1 != nil {
-			o.h1.closeIdle()
+			o.h1.CloseIdle()
 		}
 	}
 }
 
-// maxConns is the upstream's max_connections, which caps its pooled
-// HTTP/1.1 connections (connLimit).
-func (o *outbound) maxConns() int { return int(o.st.Load().breaker.cfg.GetMaxConnections()) }
-
-// queue lets a request wait for a pooled connection as one of max_pending.
-func (o *outbound) queue() (func(), bool) {
+// breakerNow is the circuit breaker of the configuration in force, and
+// the gauge of its requests waiting; the HTTP/1.1 pool's connection limit
+// reads it (breakerConns).
+func (o *outbound) breakerNow() (*breaker, prometheus.Gauge) {
 	st := o.st.Load()
-	return st.breaker.enqueue(o.p.metrics.pending.WithLabelValues(st.service))
+	return st.breaker, o.p.metrics.pending.WithLabelValues(st.service)
 }
 
 // dialError is a failure to reach an endpoint; nothing was sent, so the
@@ -460,19 +460,7 @@ func grpcCodeFor(code int) int {
 // isUpgrade reports whether r asks to switch protocols (WebSocket). Such
 // requests go to the upstream sidecar over HTTP/1.1, which can carry an
 // upgrade; HTTP/2 cannot.
-func isUpgrade(r *http.Request) bool {
-	if r.Header.Get("Upgrade") == "" {
-		return false
-	}
-	for _, v := range r.Header["Connection"] {
-		for _, tok := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
-				return true
-			}
-		}
-	}
-	return false
-}
+func isUpgrade(r *http.Request) bool { return h1pool.IsUpgrade(r) }
 
 func routeMirror(rt *route) *mirrorTarget {
 	if rt == nil {
@@ -673,7 +661,7 @@ func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 			if req.Context().Err() != nil {
 				return nil, context.Cause(req.Context())
 			}
-			if errors.Is(err, errConnOverflow) {
+			if errors.Is(err, h1pool.ErrConnOverflow) {
 				return nil, err // another endpoint would not free a connection
 			}
 			if expired.Load() {
@@ -745,7 +733,7 @@ func (o *outbound) proxyError(w http.ResponseWriter, r *http.Request, err error)
 	case errors.Is(err, errNoEndpoints):
 		msg = fmt.Sprintf("weft: %v", err)
 		code = http.StatusServiceUnavailable
-	case errors.Is(err, errConnOverflow):
+	case errors.Is(err, h1pool.ErrConnOverflow):
 		o.p.metrics.overflow.WithLabelValues(st.service, "max_connections").Inc()
 		msg = fmt.Sprintf("weft: circuit breaker of service %s: %d connections busy and %d requests waiting; try again later",
 			st.service, st.breaker.cfg.GetMaxConnections(), st.breaker.cfg.GetMaxPending())
@@ -777,7 +765,7 @@ func (o *outbound) shutdown(ctx context.Context) {
 		o.mesh1.CloseIdleConnections()
 	}
 	if o.h1 != nil {
-		o.h1.close()
+		o.h1.Close()
 	}
 	if o.mirror != nil {
 		o.mirror.close()

@@ -1,4 +1,4 @@
-package proxy
+package h1pool
 
 import (
 	"bufio"
@@ -81,16 +81,16 @@ func (s *rawServer) waitClosed(t *testing.T) {
 	}
 }
 
-func testPool(fallback http.RoundTripper) *h1pool {
+func testPool(fallback http.RoundTripper) *Pool {
 	d := &net.Dialer{Timeout: time.Second}
-	return newH1Pool(func(ctx context.Context, addr string) (net.Conn, error) {
+	return New(func(ctx context.Context, addr string) (net.Conn, error) {
 		return d.DialContext(ctx, "tcp", addr)
 	}, fallback, 4, time.Minute, nil)
 }
 
 const okResponse = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
-func get(t *testing.T, p *h1pool, method, addr string, body io.Reader) (string, error) {
+func get(t *testing.T, p *Pool, method, addr string, body io.Reader) (string, error) {
 	t.Helper()
 	req, err := http.NewRequest(method, "http://"+addr+"/x", body)
 	if err != nil {
@@ -105,7 +105,7 @@ func get(t *testing.T, p *h1pool, method, addr string, body io.Reader) (string, 
 	return resp.Status + " " + string(b), err
 }
 
-func (p *h1pool) idleCount(addr string) int {
+func (p *Pool) idleCount(addr string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.idle[addr])
@@ -122,7 +122,7 @@ func (r *recordingRoundTripper) RoundTrip(*http.Request) (*http.Response, error)
 func TestH1PoolReusesConnections(t *testing.T) {
 	s := startRawServer(t, okResponse, okResponse, okResponse, okResponse, okResponse)
 	p := testPool(&recordingRoundTripper{})
-	defer p.close()
+	defer p.Close()
 	for i := range 5 {
 		body := io.Reader(nil)
 		method := http.MethodGet
@@ -145,7 +145,7 @@ func TestH1PoolReusesConnections(t *testing.T) {
 func TestH1PoolResendsBodilessRequestOnStaleConnection(t *testing.T) {
 	s := startRawServer(t, okResponse) // one request per connection, then close
 	p := testPool(&recordingRoundTripper{})
-	defer p.close()
+	defer p.Close()
 	if got, err := get(t, p, http.MethodGet, s.addr(), nil); err != nil || got != "200 OK ok" {
 		t.Fatalf("first request: %q, %v", got, err)
 	}
@@ -163,7 +163,7 @@ func TestH1PoolResendsBodilessRequestOnStaleConnection(t *testing.T) {
 func TestH1PoolProbesLongIdleConnections(t *testing.T) {
 	s := startRawServer(t, okResponse)
 	p := testPool(&recordingRoundTripper{})
-	defer p.close()
+	defer p.Close()
 	if got, err := get(t, p, http.MethodGet, s.addr(), nil); err != nil || got != "200 OK ok" {
 		t.Fatalf("first request: %q, %v", got, err)
 	}
@@ -181,14 +181,14 @@ func TestH1PoolProbesLongIdleConnections(t *testing.T) {
 func TestH1PoolDoesNotResendRequestWithBody(t *testing.T) {
 	s := startRawServer(t, okResponse)
 	p := testPool(&recordingRoundTripper{})
-	defer p.close()
+	defer p.Close()
 	if _, err := get(t, p, http.MethodGet, s.addr(), nil); err != nil {
 		t.Fatal(err)
 	}
 	s.waitClosed(t)
 	_, err := get(t, p, http.MethodPost, s.addr(), strings.NewReader("payload"))
-	if !errors.Is(err, errStale) {
-		t.Fatalf("a request with a body on a stale connection: err = %v, want errStale (the body is gone, it must not be resent)", err)
+	if !errors.Is(err, ErrStale) {
+		t.Fatalf("a request with a body on a stale connection: err = %v, want ErrStale (the body is gone, it must not be resent)", err)
 	}
 	if n := s.accepted.Load(); n != 1 {
 		t.Errorf("accepted %d connections, want 1", n)
@@ -199,7 +199,7 @@ func TestH1PoolHonoursConnectionClose(t *testing.T) {
 	closing := "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
 	s := startRawServer(t, closing, closing)
 	p := testPool(&recordingRoundTripper{})
-	defer p.close()
+	defer p.Close()
 	for range 2 {
 		if got, err := get(t, p, http.MethodGet, s.addr(), nil); err != nil || got != "200 OK ok" {
 			t.Fatalf("%q, %v", got, err)
@@ -216,7 +216,7 @@ func TestH1PoolHonoursConnectionClose(t *testing.T) {
 func TestH1PoolSkipsInformationalResponses(t *testing.T) {
 	s := startRawServer(t, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"+okResponse)
 	p := testPool(&recordingRoundTripper{})
-	defer p.close()
+	defer p.Close()
 	if got, err := get(t, p, http.MethodPost, s.addr(), strings.NewReader("x")); err != nil || got != "200 OK ok" {
 		t.Fatalf("%q, %v", got, err)
 	}
@@ -226,7 +226,7 @@ func TestH1PoolHandsStreamsToFallback(t *testing.T) {
 	s := startRawServer(t, okResponse)
 	fb := &recordingRoundTripper{}
 	p := testPool(fb)
-	defer p.close()
+	defer p.Close()
 	tests := []struct {
 		name string
 		req  func() *http.Request
@@ -237,7 +237,7 @@ func TestH1PoolHandsStreamsToFallback(t *testing.T) {
 			return r
 		}},
 		{"body over the limit", func() *http.Request {
-			r, _ := http.NewRequest(http.MethodPost, "http://"+s.addr()+"/", strings.NewReader(strings.Repeat("x", fastBodyMax+1)))
+			r, _ := http.NewRequest(http.MethodPost, "http://"+s.addr()+"/", strings.NewReader(strings.Repeat("x", FastBodyMax+1)))
 			return r
 		}},
 		{"upgrade", func() *http.Request {
@@ -282,7 +282,7 @@ func TestH1PoolCancelClosesConnection(t *testing.T) {
 		close(gone)
 	}()
 	p := testPool(&recordingRoundTripper{})
-	defer p.close()
+	defer p.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ln.Addr().String()+"/", nil)
 	resp, err := p.RoundTrip(req)
@@ -311,7 +311,7 @@ func TestH1PoolCancelClosesConnection(t *testing.T) {
 func TestH1PoolExpiresIdleConnections(t *testing.T) {
 	s := startRawServer(t, okResponse, okResponse)
 	p := testPool(&recordingRoundTripper{})
-	defer p.close()
+	defer p.Close()
 	if _, err := get(t, p, http.MethodGet, s.addr(), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -325,16 +325,16 @@ func TestH1PoolExpiresIdleConnections(t *testing.T) {
 	s.waitClosed(t)
 }
 
-// testLimit is a connLimit whose queue says when a request joins it.
+// testLimit is a ConnLimit whose queue says when a request joins it.
 type testLimit struct {
 	max    int
 	places atomic.Int32 // queue places left
 	queued chan struct{}
 }
 
-func (l *testLimit) maxConns() int { return l.max }
+func (l *testLimit) MaxConns() int { return l.max }
 
-func (l *testLimit) queue() (func(), bool) {
+func (l *testLimit) Queue() (func(), bool) {
 	if l.places.Add(-1) < 0 {
 		l.places.Add(1)
 		return nil, false
@@ -349,10 +349,10 @@ func TestH1PoolCapsOpenConnections(t *testing.T) {
 	lim := &testLimit{max: 1, queued: make(chan struct{}, 4)}
 	lim.places.Store(1)
 	d := &net.Dialer{Timeout: time.Second}
-	p := newH1Pool(func(ctx context.Context, addr string) (net.Conn, error) {
+	p := New(func(ctx context.Context, addr string) (net.Conn, error) {
 		return d.DialContext(ctx, "tcp", addr)
 	}, &recordingRoundTripper{}, 4, time.Minute, lim)
-	defer p.close()
+	defer p.Close()
 
 	// An idle connection to another address gives way to a new one.
 	if got, err := get(t, p, http.MethodGet, other.addr(), nil); err != nil || got != "200 OK ok" {
@@ -383,8 +383,8 @@ func TestH1PoolCapsOpenConnections(t *testing.T) {
 		t.Fatal("the second request did not queue")
 	}
 	// ...a third finds the queue full...
-	if _, err := get(t, p, http.MethodGet, s.addr(), nil); !errors.Is(err, errConnOverflow) {
-		t.Fatalf("third request: err = %v, want errConnOverflow", err)
+	if _, err := get(t, p, http.MethodGet, s.addr(), nil); !errors.Is(err, ErrConnOverflow) {
+		t.Fatalf("third request: err = %v, want ErrConnOverflow", err)
 	}
 	// ...and the second goes once the first is done, on its connection.
 	io.Copy(io.Discard, busy.Body)
@@ -497,7 +497,7 @@ func TestH1PoolResendsOnlyReplayableRequests(t *testing.T) {
 		t.Run(fmt.Sprintf("%s %v", tt.method, tt.hdr), func(t *testing.T) {
 			s := startDropServer(t)
 			p := testPool(&recordingRoundTripper{})
-			defer p.close()
+			defer p.Close()
 			addr := s.ln.Addr().String()
 			if got, err := get(t, p, http.MethodGet, addr, nil); err != nil || got != "200 OK ok" {
 				t.Fatalf("first request: %q, %v", got, err)
@@ -526,7 +526,7 @@ func TestH1PoolResendsOnlyReplayableRequests(t *testing.T) {
 				t.Fatal("the server never read the request on the pooled connection")
 			}
 			if !tt.resend {
-				if !errors.Is(err, errStale) {
+				if !errors.Is(err, ErrStale) {
 					t.Errorf("%s on a stale connection: %v, want the stale-connection error", tt.method, err)
 				}
 				if n := count(s.served, tt.method); n != 0 {

@@ -1,4 +1,4 @@
-package proxy
+package h1pool
 
 import (
 	"bufio"
@@ -8,11 +8,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
 
-// h1pool is a lean HTTP/1.1 client for the hops where the proxy speaks
+// Pool is a lean HTTP/1.1 client for the hops where the proxy speaks
 // HTTP/1.1: to an upstream sidecar over mTLS, and to the local app. The
 // handler's own goroutine writes the request and reads the response on a
 // pooled keep-alive connection; net/http.Transport spends two goroutines
@@ -20,15 +21,15 @@ import (
 // was most of a sidecar's CPU per request (BENCHMARKS.md).
 //
 // It takes only the requests it can carry without writing and reading at
-// the same time: no body, or a body of known length up to fastBodyMax
+// the same time: no body, or a body of known length up to FastBodyMax
 // (written into socket buffers whether or not the peer reads it yet).
 // Streaming bodies and upgrades go to the fallback transport.
-type h1pool struct {
+type Pool struct {
 	dial     func(ctx context.Context, addr string) (net.Conn, error)
 	fallback http.RoundTripper
 	maxIdle  int           // idle connections kept per address
 	idleFor  time.Duration // an idle connection older than this is closed
-	limit    connLimit     // nil: no cap on open connections
+	limit    ConnLimit     // nil: no cap on open connections
 
 	mu     sync.Mutex
 	idle   map[string][]*h1conn // per address, most recently used last
@@ -38,21 +39,23 @@ type h1pool struct {
 	closed bool
 }
 
-// connLimit is the circuit breaker's max_connections, as the pool sees it.
-type connLimit interface {
-	// maxConns is the cap on open connections; 0 for none.
-	maxConns() int
-	// queue takes a place among the requests waiting for a connection;
+// ConnLimit caps the pool's open connections: in the sidecar, the
+// upstream's circuit breaker (max_connections, max_pending), read afresh
+// for every connection so a new configuration applies at once.
+type ConnLimit interface {
+	// MaxConns is the cap on open connections; 0 for none.
+	MaxConns() int
+	// Queue takes a place among the requests waiting for a connection;
 	// false when every place is taken. leave gives it back.
-	queue() (leave func(), ok bool)
+	Queue() (leave func(), ok bool)
 }
 
-// errConnOverflow: every connection the cap allows is busy and every
+// ErrConnOverflow means every connection the cap allows is busy and every
 // place in the queue taken.
-var errConnOverflow = errors.New("max_connections reached and max_pending requests waiting")
+var ErrConnOverflow = errors.New("max_connections reached and max_pending requests waiting")
 
-// fastBodyMax is the largest request body the pool writes itself.
-const fastBodyMax = 64 << 10
+// FastBodyMax is the largest request body the pool writes itself.
+const FastBodyMax = 64 << 10
 
 // probeAfter is how long a connection may sit idle before it is checked
 // for a close by its peer before use.
@@ -67,31 +70,34 @@ type h1conn struct {
 	idleFrom time.Time // when it went back to the pool
 }
 
-// errStale means a reused connection failed before any byte of the
+// ErrStale means a reused connection failed before any byte of the
 // response came: the peer had closed it while it sat in the pool.
-var errStale = errors.New("the pooled connection was closed by the peer")
+var ErrStale = errors.New("the pooled connection was closed by the peer")
 
-func newH1Pool(dial func(ctx context.Context, addr string) (net.Conn, error), fallback http.RoundTripper, maxIdle int, idleFor time.Duration, limit connLimit) *h1pool {
-	return &h1pool{dial: dial, fallback: fallback, maxIdle: maxIdle, idleFor: idleFor, limit: limit, idle: map[string][]*h1conn{}}
+// New returns a pool that dials with dial, hands what it does not take
+// (Takes) to fallback, keeps up to maxIdle idle connections per address
+// for idleFor, and caps its open connections with limit (nil: no cap).
+func New(dial func(ctx context.Context, addr string) (net.Conn, error), fallback http.RoundTripper, maxIdle int, idleFor time.Duration, limit ConnLimit) *Pool {
+	return &Pool{dial: dial, fallback: fallback, maxIdle: maxIdle, idleFor: idleFor, limit: limit, idle: map[string][]*h1conn{}}
 }
 
-// takes reports whether the pool carries r itself.
-func (p *h1pool) takes(r *http.Request) bool {
-	if isUpgrade(r) {
+// Takes reports whether the pool carries r itself.
+func (p *Pool) Takes(r *http.Request) bool {
+	if IsUpgrade(r) {
 		return false
 	}
 	if r.Body == nil || r.Body == http.NoBody {
 		return true
 	}
-	return r.ContentLength > 0 && r.ContentLength <= fastBodyMax
+	return r.ContentLength > 0 && r.ContentLength <= FastBodyMax
 }
 
 // RoundTrip sends r on a pooled connection to r.URL.Host, or through the
 // fallback transport when the pool does not take it. A replayable request
 // (resendable) that meets a stale connection is sent once more on a new
 // one.
-func (p *h1pool) RoundTrip(r *http.Request) (*http.Response, error) {
-	if !p.takes(r) {
+func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
+	if !p.Takes(r) {
 		return p.fallback.RoundTrip(r)
 	}
 	ctx := r.Context()
@@ -106,7 +112,7 @@ func (p *h1pool) RoundTrip(r *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		p.discard(pc)
-		if errors.Is(err, errStale) && resend && ctx.Err() == nil {
+		if errors.Is(err, ErrStale) && resend && ctx.Err() == nil {
 			continue // the next get dials, or takes a younger connection
 		}
 		if ctx.Err() != nil {
@@ -140,12 +146,12 @@ func resendable(r *http.Request) bool {
 
 // exchange writes r on pc and reads the response head. The response body
 // reads from pc; pc goes back to the pool when the body ends.
-func (p *h1pool) exchange(ctx context.Context, pc *h1conn, r *http.Request) (*http.Response, error) {
+func (p *Pool) exchange(ctx context.Context, pc *h1conn, r *http.Request) (*http.Response, error) {
 	stop := context.AfterFunc(ctx, func() { pc.c.SetDeadline(time.Unix(1, 0)) })
 	fail := func(err error, beforeResponse bool) (*http.Response, error) {
 		stop()
 		if pc.reused && beforeResponse {
-			return nil, fmt.Errorf("%w: %w", errStale, err)
+			return nil, fmt.Errorf("%w: %w", ErrStale, err)
 		}
 		return nil, err
 	}
@@ -189,7 +195,7 @@ func (p *h1pool) exchange(ctx context.Context, pc *h1conn, r *http.Request) (*ht
 // get returns an idle connection to addr, or dials one. At the cap on
 // open connections it closes an idle one to another address to make room,
 // or waits, as one of the queued requests, for one to go idle or away.
-func (p *h1pool) get(ctx context.Context, addr string) (*h1conn, error) {
+func (p *Pool) get(ctx context.Context, addr string) (*h1conn, error) {
 	var leave func()
 	defer func() {
 		if leave != nil {
@@ -218,9 +224,9 @@ func (p *h1pool) get(ctx context.Context, addr string) (*h1conn, error) {
 		p.mu.Unlock()
 		if leave == nil {
 			var ok bool
-			if leave, ok = p.limit.queue(); !ok {
+			if leave, ok = p.limit.Queue(); !ok {
 				leave = nil
-				return nil, errConnOverflow
+				return nil, ErrConnOverflow
 			}
 		}
 		select {
@@ -240,16 +246,16 @@ func (p *h1pool) get(ctx context.Context, addr string) (*h1conn, error) {
 	return &h1conn{c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10), addr: addr}, nil
 }
 
-func (p *h1pool) maxConns() int {
+func (p *Pool) maxConns() int {
 	if p.limit == nil {
 		return 0
 	}
-	return p.limit.maxConns()
+	return p.limit.MaxConns()
 }
 
 // takeIdle returns the most recently used idle connection to addr that
 // is still good, closing the expired and the dead on the way; nil if none.
-func (p *h1pool) takeIdle(addr string) *h1conn {
+func (p *Pool) takeIdle(addr string) *h1conn {
 	now := time.Now()
 	for {
 		p.mu.Lock()
@@ -276,7 +282,7 @@ func (p *h1pool) takeIdle(addr string) *h1conn {
 
 // oldestIdleLocked takes the idle connection that has waited longest, of
 // any address, out of the pool; nil if none.
-func (p *h1pool) oldestIdleLocked() *h1conn {
+func (p *Pool) oldestIdleLocked() *h1conn {
 	var oldest *h1conn
 	for _, conns := range p.idle {
 		if len(conns) > 0 && (oldest == nil || conns[0].idleFrom.Before(oldest.idleFrom)) {
@@ -298,20 +304,20 @@ func (p *h1pool) oldestIdleLocked() *h1conn {
 }
 
 // discard closes a connection of the pool that is not in the idle list.
-func (p *h1pool) discard(pc *h1conn) {
+func (p *Pool) discard(pc *h1conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.discardLocked(pc)
 }
 
-func (p *h1pool) discardLocked(pc *h1conn) {
+func (p *Pool) discardLocked(pc *h1conn) {
 	pc.c.Close()
 	p.open--
 	p.signalLocked()
 }
 
 // signalLocked wakes the requests waiting for a connection.
-func (p *h1pool) signalLocked() {
+func (p *Pool) signalLocked() {
 	if p.freed != nil {
 		close(p.freed)
 		p.freed = nil
@@ -319,7 +325,7 @@ func (p *h1pool) signalLocked() {
 }
 
 // put returns a connection whose last response was read to its end.
-func (p *h1pool) put(pc *h1conn) {
+func (p *Pool) put(pc *h1conn) {
 	pc.reused = true
 	pc.idleFrom = time.Now()
 	p.mu.Lock()
@@ -337,7 +343,7 @@ func (p *h1pool) put(pc *h1conn) {
 
 // expire closes the connections idle for longer than idleFor, and runs
 // again while any are left.
-func (p *h1pool) expire() {
+func (p *Pool) expire() {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -363,9 +369,9 @@ func (p *h1pool) expire() {
 	}
 }
 
-// closeIdle closes every idle connection; connections in use close when
+// CloseIdle closes every idle connection; connections in use close when
 // their response ends.
-func (p *h1pool) closeIdle() {
+func (p *Pool) CloseIdle() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for addr, conns := range p.idle {
@@ -379,8 +385,8 @@ func (p *h1pool) closeIdle() {
 	}
 }
 
-// close stops pooling: idle connections close now, busy ones when done.
-func (p *h1pool) close() {
+// Close stops pooling: idle connections close now, busy ones when done.
+func (p *Pool) Close() {
 	p.mu.Lock()
 	p.closed = true // from here on put closes what it is given
 	if p.sweep != nil {
@@ -388,13 +394,13 @@ func (p *h1pool) close() {
 		p.sweep = nil
 	}
 	p.mu.Unlock()
-	p.closeIdle()
+	p.CloseIdle()
 }
 
 // h1body is a response body read from a pooled connection. Read to its
 // end, it returns the connection to the pool; closed before, it closes it.
 type h1body struct {
-	p     *h1pool
+	p     *Pool
 	pc    *h1conn
 	rc    io.ReadCloser
 	stop  func() bool // ends the context watch; false if it fired
@@ -438,4 +444,20 @@ func (b *h1body) finish(atEOF bool) {
 		return
 	}
 	b.p.discard(b.pc)
+}
+
+// IsUpgrade reports whether r asks to switch protocols (WebSocket). The
+// pool leaves such requests to its fallback.
+func IsUpgrade(r *http.Request) bool {
+	if r.Header.Get("Upgrade") == "" {
+		return false
+	}
+	for _, v := range r.Header["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
 }
