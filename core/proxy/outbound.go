@@ -525,7 +525,56 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // A request that fails to connect is tried on another endpoint when it
 // has no body; with a retry policy, failures it names are tried again,
 // within its attempts and budget, on other endpoints while there are any.
+// Each try is the steps of exchange (below): pick an endpoint, send,
+// observe the outcome for outlier detection, then deliver the response or
+// decide whether another try may follow.
 func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
+	x := o.newExchange(req)
+	defer x.finish()
+	var lastErr error
+	for try := 0; ; try++ {
+		ep := x.nextEndpoint()
+		if ep == nil {
+			break
+		}
+		x.pk.tries = try + 1
+		resp, done, err := x.try(ep, try+1 >= x.attempts)
+		if done {
+			return resp, err
+		}
+		lastErr = err
+		x.skipEndpoint(ep)
+	}
+	if lastErr != nil {
+		return nil, lastErr
+	}
+	return nil, fmt.Errorf("%w of %s", errNoEndpoints, x.where)
+}
+
+// exchange is one request's way through roundTrip: the upstream state and
+// pool it was routed to, its retry policy, and what the tries so far left
+// (the endpoints to skip, the body for the next try, a retry slot held).
+type exchange struct {
+	o        *outbound
+	req      *http.Request
+	st       *outboundState
+	pk       *picked
+	rp       *retryPolicy // nil: no retries but the dial failover
+	attempts int
+	bodiless bool
+	where    string // "service api" or "subset v2 of service api", for errors
+
+	pick     func(skip map[*endpoint]bool) *endpoint
+	skip     map[*endpoint]bool // endpoints tried or ejected
+	nextBody io.ReadCloser      // the body of the next try
+	nextLen  int64
+	endRetry func() // gives back the retry slot held, if any
+}
+
+// newExchange reads what serveHTTP chose for req (its state and pool, or
+// the state in force and every endpoint), counts the request in its retry
+// budget and sets up the balancer's pick.
+func (o *outbound) newExchange(req *http.Request) *exchange {
 	st, _ := req.Context().Value(outboundStateKey{}).(*outboundState)
 	if st == nil {
 		st = o.st.Load()
@@ -534,167 +583,229 @@ func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 	if pk == nil {
 		pk = &picked{pool: st.all}
 	}
-	var rp *retryPolicy
+	x := &exchange{o: o, req: req, st: st, pk: pk, attempts: maxAttempts, endRetry: func() {}}
 	if pk.route != nil {
-		rp = pk.route.retry
+		x.rp = pk.route.retry
 	}
-	attempts := maxAttempts
-	if rp != nil {
-		rp.budget.request()
-		attempts = max(rp.attempts, 1)
+	if x.rp != nil {
+		x.rp.budget.request()
+		x.attempts = max(x.rp.attempts, 1)
 	}
-	bodiless := req.Body == nil || req.Body == http.NoBody
-	// replay returns the body for another try, when there can be one.
-	replay := func(dialFailed bool) (io.ReadCloser, int64, bool) {
-		switch {
-		case bodiless:
-			return req.Body, req.ContentLength, true
-		case pk.rec == nil:
-			return nil, 0, false
-		case dialFailed && pk.rec.untouched():
-			return pk.rec, req.ContentLength, true
-		}
-		b, ok := pk.rec.complete()
-		return io.NopCloser(bytes.NewReader(b)), int64(len(b)), ok
-	}
-	nextBody, nextLen := req.Body, req.ContentLength
-	where := "service " + st.service
+	x.bodiless = req.Body == nil || req.Body == http.NoBody
+	x.nextBody, x.nextLen = req.Body, req.ContentLength
+	x.where = "service " + st.service
 	if pk.pool.subset != "" {
-		where = fmt.Sprintf("subset %s of service %s", pk.pool.subset, st.service)
+		x.where = fmt.Sprintf("subset %s of service %s", pk.pool.subset, st.service)
 	}
-	pick := pk.pool.lb.pick
-	if hb, ok := pk.pool.lb.(hashBalancer); ok {
+	x.pick = pickFor(pk.pool.lb, st, req)
+	x.skip = ejectedSkip(st.od, pk.pool.eps, time.Now())
+	return x
+}
+
+// pickFor is lb's pick for req: on the request's hash key when lb hashes
+// and the upstream's hash policy finds one in req.
+func pickFor(lb balancer, st *outboundState, req *http.Request) func(skip map[*endpoint]bool) *endpoint {
+	if hb, ok := lb.(hashBalancer); ok {
 		if h, ok := hashKey(st.hash, req, st.self); ok {
-			pick = func(skip map[*endpoint]bool) *endpoint { return hb.pickHash(h, skip) }
+			return func(skip map[*endpoint]bool) *endpoint { return hb.pickHash(h, skip) }
 		}
 	}
-	skip := ejectedSkip(st.od, pk.pool.eps, time.Now())
-	var lastErr error
-	endRetry := func() {}
-	defer func() { endRetry() }()
-	// retryOK takes a retry slot from the circuit breaker.
-	retryOK := func() bool {
-		done, ok := st.breaker.startRetry()
-		if !ok {
-			o.p.metrics.overflow.WithLabelValues(st.service, "max_retries").Inc()
-			return false
-		}
-		endRetry = done
-		return true
+	return lb.pick
+}
+
+// finish gives back a retry slot still held when roundTrip returns.
+func (x *exchange) finish() { x.endRetry() }
+
+// nextEndpoint picks the endpoint of the next try, or nil when none is
+// left. With a retry policy, once every endpoint failed (or is ejected),
+// it starts over.
+func (x *exchange) nextEndpoint() *endpoint {
+	ep := x.pick(x.skip)
+	if ep == nil && len(x.skip) > 0 && x.rp != nil {
+		x.skip = nil // every endpoint failed once: start over
+		ep = x.pick(nil)
 	}
-	for try := 0; ; try++ {
-		ep := pick(skip)
-		if ep == nil && len(skip) > 0 && rp != nil {
-			skip = nil // every endpoint failed once: start over
-			ep = pick(nil)
-		}
-		if ep == nil {
-			break
-		}
-		pk.tries = try + 1
-		release := ep.acquire()
-		out := *req
-		u := *req.URL
-		u.Host = ep.addr
-		out.URL = &u
-		if !bodiless {
-			out.Body, out.ContentLength = nextBody, nextLen
-		}
-		ctx, cancel := context.WithCancel(req.Context())
-		var expired atomic.Bool
-		var timer *time.Timer
-		if rp != nil && rp.perTry > 0 {
-			timer = time.AfterFunc(rp.perTry, func() { expired.Store(true); cancel() })
-		}
-		var tr http.RoundTripper = o.mesh
-		switch {
-		case o.h1 != nil:
-			tr = o.h1 // it hands upgrades and streaming bodies to mesh1
-		case isUpgrade(req):
-			tr = o.mesh1
-		}
-		resp, err := tr.RoundTrip(out.WithContext(ctx))
-		endRetry()
-		endRetry = func() {}
-		if timer != nil && !timer.Stop() && err == nil {
-			// The timer fired as the headers came: the try counts as late.
-			resp.Body.Close()
-			resp, err = nil, context.Canceled
-		}
-		if st.od != nil {
-			outcome := outcomeLocal
-			if err == nil {
-				outcome = outcomeOf(resp.StatusCode)
-			}
-			if req.Context().Err() == nil && observe(st.od, st.eps, ep, outcome, time.Now()) {
-				o.p.log.Warn("outbound: ejected an endpoint after consecutive failures", "service", st.service, "endpoint", ep.id, "addr", ep.addr)
-			}
-		}
-		last := try+1 >= attempts
-		if err == nil {
-			grpcStatus := ""
-			if rp != nil && len(rp.grpcCodes) > 0 && isGRPC(req) {
-				grpcStatus = peekGRPCStatus(resp)
-			}
-			var replayable bool
-			if rp != nil && !last && rp.retriableStatus(resp.StatusCode, grpcStatus) {
-				nextBody, nextLen, replayable = replay(false)
-			}
-			if !replayable || !rp.budget.allow(rp.percent, rp.minPerSecond) || !retryOK() {
-				pk.addr = ep.addr
-				done := func() { release(); cancel() }
-				if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
-					resp.Body = &releaseConn{ReadWriteCloser: rwc, release: done}
-				} else {
-					resp.Body = &releaseBody{ReadCloser: resp.Body, release: done}
-				}
-				return resp, nil
-			}
-			io.Copy(io.Discard, io.LimitReader(resp.Body, maxRetryBody))
-			resp.Body.Close()
-			release()
-			cancel()
-			lastErr = fmt.Errorf("calling %s at %s: status %d", where, ep.addr, resp.StatusCode)
+	return ep
+}
+
+// skipEndpoint leaves ep out of the next tries.
+func (x *exchange) skipEndpoint(ep *endpoint) {
+	if x.skip == nil {
+		x.skip = make(map[*endpoint]bool)
+	}
+	x.skip[ep] = true
+}
+
+// try sends the request to ep once. done reports that roundTrip returns
+// resp and err as they are; otherwise err is why this try failed and
+// another may follow.
+func (x *exchange) try(ep *endpoint, last bool) (resp *http.Response, done bool, err error) {
+	release := ep.acquire()
+	ctx, cancel := context.WithCancel(x.req.Context())
+	pt := x.startPerTry(cancel)
+	resp, err = x.transport().RoundTrip(x.outgoing(ep).WithContext(ctx))
+	x.endRetry()
+	x.endRetry = func() {}
+	resp, err = pt.stop(resp, err)
+	x.observe(ep, resp, err)
+	if err == nil {
+		return x.afterResponse(ep, resp, last, func() { release(); cancel() })
+	}
+	release()
+	cancel()
+	return x.afterError(ep, err, pt.expired.Load(), last)
+}
+
+// outgoing is the request for one try at ep, with the body for this try.
+func (x *exchange) outgoing(ep *endpoint) *http.Request {
+	out := *x.req
+	u := *x.req.URL
+	u.Host = ep.addr
+	out.URL = &u
+	if !x.bodiless {
+		out.Body, out.ContentLength = x.nextBody, x.nextLen
+	}
+	return &out
+}
+
+// transport is what carries the request: the HTTP/1.1 pool for
+// PROTOCOL_HTTP (it hands upgrades and streaming bodies to mesh1), an
+// HTTP/1.1 transport for an upgrade, else HTTP/2.
+func (x *exchange) transport() http.RoundTripper {
+	switch {
+	case x.o.h1 != nil:
+		return x.o.h1
+	case isUpgrade(x.req):
+		return x.o.mesh1
+	}
+	return x.o.mesh
+}
+
+// perTry is a try's per-try timeout: it cancels the try when it fires.
+type perTry struct {
+	timer   *time.Timer // nil: no per-try timeout
+	expired atomic.Bool
+}
+
+func (x *exchange) startPerTry(cancel context.CancelFunc) *perTry {
+	pt := &perTry{}
+	if x.rp != nil && x.rp.perTry > 0 {
+		pt.timer = time.AfterFunc(x.rp.perTry, func() { pt.expired.Store(true); cancel() })
+	}
+	return pt
+}
+
+// stop stops the timer; a response whose headers came as it fired counts
+// as late.
+func (pt *perTry) stop(resp *http.Response, err error) (*http.Response, error) {
+	if pt.timer != nil && !pt.timer.Stop() && err == nil {
+		resp.Body.Close()
+		return nil, context.Canceled
+	}
+	return resp, err
+}
+
+// observe tells outlier detection how the try at ep went (unless the
+// client went away), and logs an ejection.
+func (x *exchange) observe(ep *endpoint, resp *http.Response, err error) {
+	if x.st.od == nil {
+		return
+	}
+	outcome := outcomeLocal
+	if err == nil {
+		outcome = outcomeOf(resp.StatusCode)
+	}
+	if x.req.Context().Err() == nil && observe(x.st.od, x.st.eps, ep, outcome, time.Now()) {
+		x.o.p.log.Warn("outbound: ejected an endpoint after consecutive failures", "service", x.st.service, "endpoint", ep.id, "addr", ep.addr)
+	}
+}
+
+// afterResponse delivers resp, its body releasing the endpoint and the
+// try's context when closed, unless the retry policy retries its status
+// and the body, the budget and the breaker allow another try.
+func (x *exchange) afterResponse(ep *endpoint, resp *http.Response, last bool, done func()) (*http.Response, bool, error) {
+	grpcStatus := ""
+	if x.rp != nil && len(x.rp.grpcCodes) > 0 && isGRPC(x.req) {
+		grpcStatus = peekGRPCStatus(resp)
+	}
+	var replayable bool
+	if x.rp != nil && !last && x.rp.retriableStatus(resp.StatusCode, grpcStatus) {
+		x.nextBody, x.nextLen, replayable = x.replay(false)
+	}
+	if !replayable || !x.rp.budget.allow(x.rp.percent, x.rp.minPerSecond) || !x.takeRetrySlot() {
+		x.pk.addr = ep.addr
+		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+			resp.Body = &releaseConn{ReadWriteCloser: rwc, release: done}
 		} else {
-			release()
-			cancel()
-			if req.Context().Err() != nil {
-				return nil, context.Cause(req.Context())
-			}
-			if errors.Is(err, h1pool.ErrConnOverflow) {
-				return nil, err // another endpoint would not free a connection
-			}
-			if expired.Load() {
-				err = fmt.Errorf("no response headers within the per-try timeout %v", rp.perTry)
-			}
-			lastErr = fmt.Errorf("calling %s at %s: %w", where, ep.addr, err)
-			var de *dialError
-			isDial := errors.As(err, &de)
-			retry := false
-			if !last && (isDial || (rp != nil && rp.retriableError(err, expired.Load()))) {
-				var replayable bool
-				nextBody, nextLen, replayable = replay(isDial)
-				switch {
-				case !replayable:
-				case isDial:
-					retry = true // nothing was sent
-				default:
-					retry = rp.budget.allow(rp.percent, rp.minPerSecond) && retryOK()
-				}
-			}
-			if !retry {
-				return nil, lastErr
-			}
+			resp.Body = &releaseBody{ReadCloser: resp.Body, release: done}
 		}
-		if skip == nil {
-			skip = make(map[*endpoint]bool)
+		return resp, true, nil
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxRetryBody))
+	resp.Body.Close()
+	done()
+	return nil, false, fmt.Errorf("calling %s at %s: status %d", x.where, ep.addr, resp.StatusCode)
+}
+
+// afterError decides what a failed try leads to: the client's own
+// cancellation and a full connection pool end the request; a dial failure
+// is tried elsewhere when the body can go again (nothing was sent); other
+// errors the retry policy names are retried within its budget and the
+// breaker's max_retries.
+func (x *exchange) afterError(ep *endpoint, err error, expired, last bool) (*http.Response, bool, error) {
+	if x.req.Context().Err() != nil {
+		return nil, true, context.Cause(x.req.Context())
+	}
+	if errors.Is(err, h1pool.ErrConnOverflow) {
+		return nil, true, err // another endpoint would not free a connection
+	}
+	if expired {
+		err = fmt.Errorf("no response headers within the per-try timeout %v", x.rp.perTry)
+	}
+	tryErr := fmt.Errorf("calling %s at %s: %w", x.where, ep.addr, err)
+	var de *dialError
+	isDial := errors.As(err, &de)
+	retry := false
+	if !last && (isDial || (x.rp != nil && x.rp.retriableError(err, expired))) {
+		var replayable bool
+		x.nextBody, x.nextLen, replayable = x.replay(isDial)
+		switch {
+		case !replayable:
+		case isDial:
+			retry = true // nothing was sent
+		default:
+			retry = x.rp.budget.allow(x.rp.percent, x.rp.minPerSecond) && x.takeRetrySlot()
 		}
-		skip[ep] = true
 	}
-	if lastErr != nil {
-		return nil, lastErr
+	return nil, !retry, tryErr
+}
+
+// replay returns the body for another try, when there can be one: none,
+// the recorder untouched after a failed dial, or the recorded body when it
+// went out whole.
+func (x *exchange) replay(dialFailed bool) (io.ReadCloser, int64, bool) {
+	switch {
+	case x.bodiless:
+		return x.req.Body, x.req.ContentLength, true
+	case x.pk.rec == nil:
+		return nil, 0, false
+	case dialFailed && x.pk.rec.untouched():
+		return x.pk.rec, x.req.ContentLength, true
 	}
-	return nil, fmt.Errorf("%w of %s", errNoEndpoints, where)
+	b, ok := x.pk.rec.complete()
+	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), ok
+}
+
+// takeRetrySlot takes a retry slot from the circuit breaker, held until
+// the next try returns.
+func (x *exchange) takeRetrySlot() bool {
+	done, ok := x.st.breaker.startRetry()
+	if !ok {
+		x.o.p.metrics.overflow.WithLabelValues(x.st.service, "max_retries").Inc()
+		return false
+	}
+	x.endRetry = done
+	return true
 }
 
 // releaseBody ends a request's in-flight count when its response body is
