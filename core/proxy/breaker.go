@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
@@ -102,110 +101,6 @@ func (b *breaker) startConn() (func(), bool) {
 	}
 	var once sync.Once
 	return func() { once.Do(func() { b.conns.Add(-1) }) }, true
-}
-
-// outlier is an endpoint's outlier-detection state.
-type outlier struct {
-	mu                      sync.Mutex
-	c5xx, cGateway, cLocal  uint32
-	ejections               int
-	ejectedUntil, lastEject time.Time
-}
-
-// Outcomes of one try, for outlier detection.
-const (
-	outcomeOK = iota
-	outcome5xx
-	outcomeGateway // 502, 503, 504: also a 5xx
-	outcomeLocal   // no connection, or it broke
-)
-
-func outcomeOf(code int) int {
-	switch {
-	case code == 502 || code == 503 || code == 504:
-		return outcomeGateway
-	case code >= 500:
-		return outcome5xx
-	}
-	return outcomeOK
-}
-
-func (e *endpoint) ejected(now time.Time) bool {
-	e.out.mu.Lock()
-	defer e.out.mu.Unlock()
-	return now.Before(e.out.ejectedUntil)
-}
-
-// observe records a try's outcome on ep and ejects it when a count
-// reaches its threshold, unless that would eject more than
-// max_ejected_percent of eps. It reports whether it ejected ep.
-func observe(od *meshapi.OutlierDetection, eps []*endpoint, ep *endpoint, outcome int, now time.Time) bool {
-	if od == nil {
-		return false
-	}
-	o := &ep.out
-	o.mu.Lock()
-	switch outcome {
-	case outcomeOK:
-		o.c5xx, o.cGateway, o.cLocal = 0, 0, 0
-	case outcome5xx:
-		o.c5xx++
-		o.cGateway = 0
-	case outcomeGateway:
-		o.c5xx++
-		o.cGateway++
-	case outcomeLocal:
-		o.cLocal++
-	}
-	trip := (od.GetConsecutive_5Xx() > 0 && o.c5xx >= od.GetConsecutive_5Xx()) ||
-		(od.GetConsecutiveGatewayErrors() > 0 && o.cGateway >= od.GetConsecutiveGatewayErrors()) ||
-		(od.GetConsecutiveLocalFailures() > 0 && o.cLocal >= od.GetConsecutiveLocalFailures())
-	already := now.Before(o.ejectedUntil)
-	o.mu.Unlock()
-	if !trip || already {
-		return false
-	}
-	ejected := 0
-	for _, e := range eps {
-		if e != ep && e.ejected(now) {
-			ejected++
-		}
-	}
-	if (ejected+1)*100 > int(od.GetMaxEjectedPercent())*len(eps) {
-		return false
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if iv := od.GetInterval().AsDuration(); iv > 0 && !o.lastEject.IsZero() {
-		o.ejections = max(0, o.ejections-int(now.Sub(o.lastEject)/iv))
-	}
-	o.ejections++
-	o.lastEject = now
-	o.ejectedUntil = now.Add(time.Duration(o.ejections) * od.GetBaseEjectionTime().AsDuration())
-	o.c5xx, o.cGateway, o.cLocal = 0, 0, 0
-	return true
-}
-
-// ejectedSkip is the endpoints of eps ejected now, as a skip set, or nil
-// when none is, or when all are (then ejection is ignored: better a failing
-// instance than none).
-func ejectedSkip(od *meshapi.OutlierDetection, eps []*endpoint, now time.Time) map[*endpoint]bool {
-	if od == nil {
-		return nil
-	}
-	var skip map[*endpoint]bool
-	for _, e := range eps {
-		if e.ejected(now) {
-			if skip == nil {
-				skip = make(map[*endpoint]bool)
-			}
-			skip[e] = true
-		}
-	}
-	if len(skip) == len(eps) {
-		return nil
-	}
-	return skip
 }
 
 // breakerConns is an upstream's circuit breaker as its HTTP/1.1 pool sees

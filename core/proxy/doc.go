@@ -36,6 +36,8 @@
 //   - creds: the credentials (certificate, key, identity, roots).
 //   - h1pool: the HTTP/1.1 client connection pool, limited through its
 //     ConnLimit interface.
+//   - balance: endpoints, the balancers, consistent-hash keys and outlier
+//     detection (ejection decides what a balancer skips).
 //   - proxytest: test helpers (a test CA signing with core/ca's leaf
 //     template, a fake controller); never linked by weft-proxy.
 //
@@ -74,7 +76,7 @@
 //     pooled HTTP/2 connections. A failed dial tries another endpoint (up to 3;
 //     requests only when they have no body). No endpoint: 503 (gRPC:
 //     UNAVAILABLE).
-//   - lb.go, lb_hash.go: round robin; least request as the power of two
+//   - balance (package): round robin; least request as the power of two
 //     random choices over requests (or connections) in flight; random;
 //     ring hash (128 points per endpoint) and maglev (a 65537-slot table)
 //     on a header, a cookie or the calling instance, keyed by instance ID
@@ -107,8 +109,8 @@
 //     connection (h1pool, limited through h1pool.ConnLimit, which
 //     breakerConns implements over the breaker in force); past a cap 503 with X-Weft-Overloaded, gRPC
 //     UNAVAILABLE; HTTP2 and GRPC connections are not capped, they carry
-//     many requests each) and outlier detection per
-//     endpoint (consecutive 5xx, gateway errors or local failures eject it
+//     many requests each); outlier detection per endpoint, in package
+//     balance (consecutive 5xx, gateway errors or local failures eject it
 //     for base time x ejections, at most max_ejected_percent at once; when
 //     every endpoint is ejected, ejection is ignored).
 //   - mirror.go: mirroring sends a copy of a route's request, with its

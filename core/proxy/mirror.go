@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy/balance"
 )
 
 // mirrorTimeout bounds one mirrored request; maxMirrors bounds the copies
@@ -32,8 +33,8 @@ func compileMirror(m *meshapi.Mirror) *mirrorTarget {
 	if m == nil {
 		return nil
 	}
-	eps := buildEndpoints(m.GetEndpoints(), nil)
-	return &mirrorTarget{service: m.GetService(), wantID: m.GetSpiffeId(), percent: int(m.GetPercent()), lb: &roundRobin{eps: eps}}
+	eps := balance.Build(m.GetEndpoints(), nil)
+	return &mirrorTarget{service: m.GetService(), wantID: m.GetSpiffeId(), percent: int(m.GetPercent()), lb: balance.New(meshapi.LB_LB_ROUND_ROBIN, eps, nil)}
 }
 
 // mirrors sends copies of requests for one upstream listener.
@@ -79,7 +80,7 @@ func (ms *mirrors) send(r *http.Request, body []byte, m *mirrorTarget) {
 		ms.p.metrics.mirrored.WithLabelValues(m.service, "dropped").Inc()
 		return
 	}
-	ep := m.lb.pick(nil)
+	ep := m.lb.Pick(nil)
 	if ep == nil {
 		<-ms.slots
 		ms.p.metrics.mirrored.WithLabelValues(m.service, "dropped").Inc()
@@ -87,7 +88,7 @@ func (ms *mirrors) send(r *http.Request, body []byte, m *mirrorTarget) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), mirrorTimeout)
 	u := *r.URL
-	u.Scheme, u.Host = "https", ep.addr
+	u.Scheme, u.Host = "https", ep.Addr
 	out, err := http.NewRequestWithContext(ctx, r.Method, u.String(), bytes.NewReader(body))
 	if err != nil {
 		cancel()

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy/balance"
 	"github.com/weftmesh/weft/core/proxy/h1pool"
 )
 
@@ -150,8 +151,8 @@ func (o *outbound) update(sp spec) {
 	if old != nil {
 		prev = old.eps
 	}
-	eps := buildEndpoints(sp.up.GetEndpoints(), prev)
-	lbNew := func(eps []*endpoint) balancer { return newBalancer(sp.up.GetLb(), eps, o.p.opts.Intn) }
+	eps := balance.Build(sp.up.GetEndpoints(), prev)
+	lbNew := func(eps []*endpoint) balancer { return balance.New(sp.up.GetLb(), eps, o.p.opts.Intn) }
 	st := &outboundState{
 		service: sp.up.GetService(),
 		wantID:  sp.up.GetSpiffeId(),
@@ -257,36 +258,36 @@ func (o *outbound) serveTCP(conn net.Conn, st *outboundState) {
 	}
 	defer release()
 	rx, tx := pipe(conn, up)
-	newAccessLine("access", "outbound").str("dest", st.service).str("endpoint", ep.addr).str("proto", "tcp").
+	newAccessLine("access", "outbound").str("dest", st.service).str("endpoint", ep.Addr).str("proto", "tcp").
 		int("rx", rx).int("tx", tx).dur("dur", time.Since(start)).send(o.p)
 }
 
 // dialTCP connects to an endpoint picked by the balancer, trying others
 // when a dial fails.
 func (o *outbound) dialTCP(st *outboundState) (net.Conn, *endpoint, func(), error) {
-	skip := ejectedSkip(st.od, st.eps, time.Now())
+	skip := balance.EjectedSkip(st.od, st.eps, time.Now())
 	var errs []error
 	for range maxAttempts {
 		var ep *endpoint
-		if hb, ok := st.lb.(hashBalancer); ok && st.hash.GetSourceIdentity() {
-			ep = hb.pickHash(hash64(st.self), skip)
+		if hb, ok := st.lb.(balance.HashBalancer); ok && st.hash.GetSourceIdentity() {
+			ep = hb.PickHash(balance.Hash(st.self), skip)
 		} else {
-			ep = st.lb.pick(skip)
+			ep = st.lb.Pick(skip)
 		}
 		if ep == nil {
 			break
 		}
-		release := ep.acquire()
+		release := ep.Acquire()
 		ctx, cancel := context.WithTimeout(context.Background(), st.connect)
-		c, err := dialMesh(ctx, ep.addr, o.tls, st.connect)
+		c, err := dialMesh(ctx, ep.Addr, o.tls, st.connect)
 		cancel()
 		if err == nil {
-			observe(st.od, st.eps, ep, outcomeOK, time.Now())
+			balance.Observe(st.od, st.eps, ep, balance.OutcomeOK, time.Now())
 			return c, ep, release, nil
 		}
 		release()
-		if observe(st.od, st.eps, ep, outcomeLocal, time.Now()) {
-			o.p.log.Warn("outbound: ejected an endpoint after failed connections", "service", st.service, "endpoint", ep.id, "addr", ep.addr)
+		if balance.Observe(st.od, st.eps, ep, balance.OutcomeLocal, time.Now()) {
+			o.p.log.Warn("outbound: ejected an endpoint after failed connections", "service", st.service, "endpoint", ep.ID, "addr", ep.Addr)
 		}
 		errs = append(errs, err)
 		if skip == nil {
@@ -598,19 +599,19 @@ func (o *outbound) newExchange(req *http.Request) *exchange {
 		x.where = fmt.Sprintf("subset %s of service %s", pk.pool.subset, st.service)
 	}
 	x.pick = pickFor(pk.pool.lb, st, req)
-	x.skip = ejectedSkip(st.od, pk.pool.eps, time.Now())
+	x.skip = balance.EjectedSkip(st.od, pk.pool.eps, time.Now())
 	return x
 }
 
 // pickFor is lb's pick for req: on the request's hash key when lb hashes
 // and the upstream's hash policy finds one in req.
 func pickFor(lb balancer, st *outboundState, req *http.Request) func(skip map[*endpoint]bool) *endpoint {
-	if hb, ok := lb.(hashBalancer); ok {
-		if h, ok := hashKey(st.hash, req, st.self); ok {
-			return func(skip map[*endpoint]bool) *endpoint { return hb.pickHash(h, skip) }
+	if hb, ok := lb.(balance.HashBalancer); ok {
+		if h, ok := balance.HashKey(st.hash, req, st.self); ok {
+			return func(skip map[*endpoint]bool) *endpoint { return hb.PickHash(h, skip) }
 		}
 	}
-	return lb.pick
+	return lb.Pick
 }
 
 // finish gives back a retry slot still held when roundTrip returns.
@@ -640,7 +641,7 @@ func (x *exchange) skipEndpoint(ep *endpoint) {
 // resp and err as they are; otherwise err is why this try failed and
 // another may follow.
 func (x *exchange) try(ep *endpoint, last bool) (resp *http.Response, done bool, err error) {
-	release := ep.acquire()
+	release := ep.Acquire()
 	ctx, cancel := context.WithCancel(x.req.Context())
 	pt := x.startPerTry(cancel)
 	resp, err = x.transport().RoundTrip(x.outgoing(ep).WithContext(ctx))
@@ -660,7 +661,7 @@ func (x *exchange) try(ep *endpoint, last bool) (resp *http.Response, done bool,
 func (x *exchange) outgoing(ep *endpoint) *http.Request {
 	out := *x.req
 	u := *x.req.URL
-	u.Host = ep.addr
+	u.Host = ep.Addr
 	out.URL = &u
 	if !x.bodiless {
 		out.Body, out.ContentLength = x.nextBody, x.nextLen
@@ -711,12 +712,12 @@ func (x *exchange) observe(ep *endpoint, resp *http.Response, err error) {
 	if x.st.od == nil {
 		return
 	}
-	outcome := outcomeLocal
+	outcome := balance.OutcomeLocal
 	if err == nil {
-		outcome = outcomeOf(resp.StatusCode)
+		outcome = balance.OutcomeOf(resp.StatusCode)
 	}
-	if x.req.Context().Err() == nil && observe(x.st.od, x.st.eps, ep, outcome, time.Now()) {
-		x.o.p.log.Warn("outbound: ejected an endpoint after consecutive failures", "service", x.st.service, "endpoint", ep.id, "addr", ep.addr)
+	if x.req.Context().Err() == nil && balance.Observe(x.st.od, x.st.eps, ep, outcome, time.Now()) {
+		x.o.p.log.Warn("outbound: ejected an endpoint after consecutive failures", "service", x.st.service, "endpoint", ep.ID, "addr", ep.Addr)
 	}
 }
 
@@ -733,7 +734,7 @@ func (x *exchange) afterResponse(ep *endpoint, resp *http.Response, last bool, d
 		x.nextBody, x.nextLen, replayable = x.replay(false)
 	}
 	if !replayable || !x.rp.budget.allow(x.rp.percent, x.rp.minPerSecond) || !x.takeRetrySlot() {
-		x.pk.addr = ep.addr
+		x.pk.addr = ep.Addr
 		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 			resp.Body = &releaseConn{ReadWriteCloser: rwc, release: done}
 		} else {
@@ -744,7 +745,7 @@ func (x *exchange) afterResponse(ep *endpoint, resp *http.Response, last bool, d
 	io.Copy(io.Discard, io.LimitReader(resp.Body, maxRetryBody))
 	resp.Body.Close()
 	done()
-	return nil, false, fmt.Errorf("calling %s at %s: status %d", x.where, ep.addr, resp.StatusCode)
+	return nil, false, fmt.Errorf("calling %s at %s: status %d", x.where, ep.Addr, resp.StatusCode)
 }
 
 // afterError decides what a failed try leads to: the client's own
@@ -762,7 +763,7 @@ func (x *exchange) afterError(ep *endpoint, err error, expired, last bool) (*htt
 	if expired {
 		err = fmt.Errorf("no response headers within the per-try timeout %v", x.rp.perTry)
 	}
-	tryErr := fmt.Errorf("calling %s at %s: %w", x.where, ep.addr, err)
+	tryErr := fmt.Errorf("calling %s at %s: %w", x.where, ep.Addr, err)
 	var de *dialError
 	isDial := errors.As(err, &de)
 	retry := false

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy/balance"
 )
 
 // route is a compiled meshapi.Route of one upstream.
@@ -207,3 +208,9 @@ func (b *retryBudget) allow(percent, minPerSecond int) bool {
 	cur.retries++
 	return true
 }
+
+// endpoint and balancer are package balance's, named short here.
+type (
+	endpoint = balance.Endpoint
+	balancer = balance.Balancer
+)

@@ -1,4 +1,4 @@
-package proxy
+package balance
 
 import (
 	"math/rand/v2"
@@ -10,33 +10,36 @@ import (
 	"github.com/weftmesh/weft/core/meshapi"
 )
 
-// endpoint is one instance of an upstream: its sidecar's mesh address and
+// Endpoint is one instance of an upstream: its sidecar's mesh address and
 // the requests (HTTP) or connections (TCP) in flight to it.
-type endpoint struct {
-	id       string
-	addr     string // host:port
+type Endpoint struct {
+	ID       string // the instance
+	Addr     string // host:port
 	inflight atomic.Int64
 	out      outlier
 }
 
-// acquire counts one request in flight; the returned function, called once
+// Inflight is the number of requests (or connections) in flight to e.
+func (e *Endpoint) Inflight() int64 { return e.inflight.Load() }
+
+// Acquire counts one request in flight; the returned function, called once
 // or more, releases it.
-func (e *endpoint) acquire() func() {
+func (e *Endpoint) Acquire() func() {
 	e.inflight.Add(1)
 	var once sync.Once
 	return func() { once.Do(func() { e.inflight.Add(-1) }) }
 }
 
-// balancer picks an endpoint for a request or connection.
-type balancer interface {
-	// pick returns an endpoint not in skip (which may be nil), or nil when
+// Balancer picks an Endpoint for a request or connection.
+type Balancer interface {
+	// Pick returns an Endpoint not in skip (which may be nil), or nil when
 	// none is left.
-	pick(skip map[*endpoint]bool) *endpoint
+	Pick(skip map[*Endpoint]bool) *Endpoint
 }
 
-// newBalancer returns the balancer lb names over eps. intn(n) returns a
+// New returns the Balancer lb names over eps. intn(n) returns a
 // number in [0, n); nil means math/rand/v2.
-func newBalancer(lb meshapi.LB, eps []*endpoint, intn func(int) int) balancer {
+func New(lb meshapi.LB, eps []*Endpoint, intn func(int) int) Balancer {
 	if intn == nil {
 		intn = rand.IntN
 	}
@@ -56,11 +59,11 @@ func newBalancer(lb meshapi.LB, eps []*endpoint, intn func(int) int) balancer {
 
 // roundRobin takes the endpoints in turn.
 type roundRobin struct {
-	eps  []*endpoint
+	eps  []*Endpoint
 	next atomic.Uint64
 }
 
-func (r *roundRobin) pick(skip map[*endpoint]bool) *endpoint {
+func (r *roundRobin) Pick(skip map[*Endpoint]bool) *Endpoint {
 	n := uint64(len(r.eps))
 	for range n {
 		e := r.eps[(r.next.Add(1)-1)%n]
@@ -73,16 +76,16 @@ func (r *roundRobin) pick(skip map[*endpoint]bool) *endpoint {
 
 // leastRequest draws two different endpoints at random and takes the one
 // with fewer requests in flight (the first on a tie): the "power of two
-// choices", which avoids herding onto one idle endpoint.
+// choices", which avoids herding onto one idle Endpoint.
 type leastRequest struct {
-	eps  []*endpoint
+	eps  []*Endpoint
 	intn func(int) int
 }
 
-func (l *leastRequest) pick(skip map[*endpoint]bool) *endpoint {
+func (l *leastRequest) Pick(skip map[*Endpoint]bool) *Endpoint {
 	cand := l.eps
 	if len(skip) > 0 {
-		cand = make([]*endpoint, 0, len(l.eps))
+		cand = make([]*Endpoint, 0, len(l.eps))
 		for _, e := range l.eps {
 			if !skip[e] {
 				cand = append(cand, e)
@@ -107,22 +110,22 @@ func (l *leastRequest) pick(skip map[*endpoint]bool) *endpoint {
 	return a
 }
 
-// buildEndpoints turns configured endpoints into balancer endpoints,
+// Build turns configured endpoints into Balancer endpoints,
 // reusing the ones in prev with the same address so their in-flight counts
 // survive a config change.
-func buildEndpoints(cfg []*meshapi.Endpoint, prev []*endpoint) []*endpoint {
-	old := make(map[string]*endpoint, len(prev))
+func Build(cfg []*meshapi.Endpoint, prev []*Endpoint) []*Endpoint {
+	old := make(map[string]*Endpoint, len(prev))
 	for _, e := range prev {
-		old[e.addr] = e
+		old[e.Addr] = e
 	}
-	out := make([]*endpoint, 0, len(cfg))
+	out := make([]*Endpoint, 0, len(cfg))
 	for _, c := range cfg {
 		addr := net.JoinHostPort(c.GetAddress(), strconv.Itoa(int(c.GetPort())))
-		if e, ok := old[addr]; ok && e.id == c.GetInstanceId() {
+		if e, ok := old[addr]; ok && e.ID == c.GetInstanceId() {
 			out = append(out, e)
 			continue
 		}
-		out = append(out, &endpoint{id: c.GetInstanceId(), addr: addr})
+		out = append(out, &Endpoint{ID: c.GetInstanceId(), Addr: addr})
 	}
 	return out
 }

@@ -1,4 +1,4 @@
-package proxy
+package balance
 
 import (
 	"testing"
@@ -6,10 +6,10 @@ import (
 	"github.com/weftmesh/weft/core/meshapi"
 )
 
-func eps(inflight ...int64) []*endpoint {
-	out := make([]*endpoint, len(inflight))
+func eps(inflight ...int64) []*Endpoint {
+	out := make([]*Endpoint, len(inflight))
 	for i, n := range inflight {
-		out[i] = &endpoint{id: string(rune('a' + i)), addr: string(rune('a' + i))}
+		out[i] = &Endpoint{ID: string(rune('a' + i)), Addr: string(rune('a' + i))}
 		out[i].inflight.Store(n)
 	}
 	return out
@@ -19,7 +19,7 @@ func eps(inflight ...int64) []*endpoint {
 func script(t *testing.T, draws ...int) func(int) int {
 	return func(n int) int {
 		if len(draws) == 0 {
-			t.Fatal("the balancer drew more random numbers than expected")
+			t.Fatal("the Balancer drew more random numbers than expected")
 		}
 		d := draws[0]
 		draws = draws[1:]
@@ -30,14 +30,14 @@ func script(t *testing.T, draws ...int) func(int) int {
 	}
 }
 
-func ids(es []*endpoint) string {
+func ids(es []*Endpoint) string {
 	s := ""
 	for _, e := range es {
 		if e == nil {
 			s += "-"
 			continue
 		}
-		s += e.id
+		s += e.ID
 	}
 	return s
 }
@@ -58,14 +58,14 @@ func TestRoundRobin(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			es := eps(make([]int64, tc.n)...)
-			skip := map[*endpoint]bool{}
+			skip := map[*Endpoint]bool{}
 			for _, i := range tc.skip {
 				skip[es[i]] = true
 			}
-			b := newBalancer(meshapi.LB_LB_ROUND_ROBIN, es, nil)
-			var got []*endpoint
+			b := New(meshapi.LB_LB_ROUND_ROBIN, es, nil)
+			var got []*Endpoint
 			for range tc.picks {
-				got = append(got, b.pick(skip))
+				got = append(got, b.Pick(skip))
 			}
 			if ids(got) != tc.want {
 				t.Errorf("picks %s, want %s", ids(got), tc.want)
@@ -86,7 +86,7 @@ func TestLeastRequest(t *testing.T) {
 		{"second draw shifts past the first", []int64{3, 3, 1}, nil, []int{1, 1}, "c"},
 		{"tie keeps the first draw", []int64{2, 2, 2}, nil, []int{2, 0}, "c"},
 		{"busier second loses", []int64{0, 9}, nil, []int{0, 0}, "a"},
-		{"single endpoint needs no draw", []int64{7}, nil, nil, "a"},
+		{"single Endpoint needs no draw", []int64{7}, nil, nil, "a"},
 		{"skip leaves one", []int64{0, 4}, []int{0}, nil, "b"},
 		{"skip among three", []int64{0, 4, 2}, []int{0}, []int{0, 0}, "c"},
 		{"all skipped", []int64{0}, []int{0}, nil, "-"},
@@ -95,12 +95,12 @@ func TestLeastRequest(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			es := eps(tc.inflight...)
-			skip := map[*endpoint]bool{}
+			skip := map[*Endpoint]bool{}
 			for _, i := range tc.skip {
 				skip[es[i]] = true
 			}
-			b := newBalancer(meshapi.LB_LB_LEAST_REQUEST, es, script(t, tc.draws...))
-			if got := ids([]*endpoint{b.pick(skip)}); got != tc.want {
+			b := New(meshapi.LB_LB_LEAST_REQUEST, es, script(t, tc.draws...))
+			if got := ids([]*Endpoint{b.Pick(skip)}); got != tc.want {
 				t.Errorf("picked %s, want %s", got, tc.want)
 			}
 		})
@@ -108,9 +108,9 @@ func TestLeastRequest(t *testing.T) {
 }
 
 func TestEndpointAcquireRelease(t *testing.T) {
-	e := &endpoint{}
-	r1 := e.acquire()
-	r2 := e.acquire()
+	e := &Endpoint{}
+	r1 := e.Acquire()
+	r2 := e.Acquire()
 	r1()
 	r1() // releasing twice counts once
 	if n := e.inflight.Load(); n != 1 {
@@ -123,23 +123,23 @@ func TestEndpointAcquireRelease(t *testing.T) {
 }
 
 func TestBuildEndpointsKeepsCounts(t *testing.T) {
-	prev := buildEndpoints([]*meshapi.Endpoint{
+	prev := Build([]*meshapi.Endpoint{
 		{InstanceId: "a", Address: "127.0.0.1", Port: 1},
 		{InstanceId: "b", Address: "127.0.0.1", Port: 2},
 	}, nil)
 	prev[0].inflight.Store(4)
-	next := buildEndpoints([]*meshapi.Endpoint{
+	next := Build([]*meshapi.Endpoint{
 		{InstanceId: "c", Address: "127.0.0.1", Port: 3},
 		{InstanceId: "a", Address: "127.0.0.1", Port: 1},
 		{InstanceId: "b2", Address: "127.0.0.1", Port: 2}, // same address, new instance
 	}, prev)
 	if next[1] != prev[0] || next[1].inflight.Load() != 4 {
-		t.Error("the unchanged endpoint lost its in-flight count")
+		t.Error("the unchanged Endpoint lost its in-flight count")
 	}
 	if next[2] == prev[1] {
-		t.Error("an endpoint with a new instance ID reused the old one")
+		t.Error("an Endpoint with a new instance ID reused the old one")
 	}
-	if next[0].addr != "127.0.0.1:3" {
-		t.Errorf("address %q, want 127.0.0.1:3", next[0].addr)
+	if next[0].Addr != "127.0.0.1:3" {
+		t.Errorf("address %q, want 127.0.0.1:3", next[0].Addr)
 	}
 }

@@ -1,4 +1,4 @@
-package proxy
+package balance
 
 import (
 	"testing"
@@ -14,37 +14,37 @@ func TestOutlierEjection(t *testing.T) {
 	eps := hashEps("a", "b", "c", "d")
 	now := time.Unix(0, 0)
 	cfg := od.proto()
-	if observe(cfg, eps, eps[0], outcome5xx, now) {
+	if Observe(cfg, eps, eps[0], Outcome5xx, now) {
 		t.Fatal("ejected after one failure of two")
 	}
-	if !observe(cfg, eps, eps[0], outcome5xx, now) {
+	if !Observe(cfg, eps, eps[0], Outcome5xx, now) {
 		t.Fatal("not ejected after two failures in a row")
 	}
-	if !eps[0].ejected(now.Add(999*time.Millisecond)) || eps[0].ejected(now.Add(time.Second)) {
+	if !eps[0].Ejected(now.Add(999*time.Millisecond)) || eps[0].Ejected(now.Add(time.Second)) {
 		t.Error("the ejection does not last exactly the base time")
 	}
-	observe(cfg, eps, eps[1], outcome5xx, now)
-	if !observe(cfg, eps, eps[1], outcomeGateway, now) {
-		t.Fatal("a second endpoint (50%) not ejected")
+	Observe(cfg, eps, eps[1], Outcome5xx, now)
+	if !Observe(cfg, eps, eps[1], OutcomeGateway, now) {
+		t.Fatal("a second Endpoint (50%) not ejected")
 	}
-	observe(cfg, eps, eps[2], outcome5xx, now)
-	if observe(cfg, eps, eps[2], outcome5xx, now) {
-		t.Error("a third endpoint ejected past max_ejected_percent 50")
+	Observe(cfg, eps, eps[2], Outcome5xx, now)
+	if Observe(cfg, eps, eps[2], Outcome5xx, now) {
+		t.Error("a third Endpoint ejected past max_ejected_percent 50")
 	}
-	if skip := ejectedSkip(cfg, eps, now); len(skip) != 2 || !skip[eps[0]] || !skip[eps[1]] {
+	if skip := EjectedSkip(cfg, eps, now); len(skip) != 2 || !skip[eps[0]] || !skip[eps[1]] {
 		t.Errorf("skip set %v, want a and b", skip)
 	}
-	// Ejected again right away, the endpoint stays out twice as long.
+	// Ejected again right away, the Endpoint stays out twice as long.
 	later := now.Add(time.Second)
-	observe(cfg, eps, eps[0], outcome5xx, later)
-	observe(cfg, eps, eps[0], outcome5xx, later)
-	if !eps[0].ejected(later.Add(1500 * time.Millisecond)) {
+	Observe(cfg, eps, eps[0], Outcome5xx, later)
+	Observe(cfg, eps, eps[0], Outcome5xx, later)
+	if !eps[0].Ejected(later.Add(1500 * time.Millisecond)) {
 		t.Error("a second ejection did not last twice the base time")
 	}
 	// A success resets the count.
-	observe(cfg, eps, eps[3], outcome5xx, now)
-	observe(cfg, eps, eps[3], outcomeOK, now)
-	if observe(cfg, eps, eps[3], outcome5xx, now) {
+	Observe(cfg, eps, eps[3], Outcome5xx, now)
+	Observe(cfg, eps, eps[3], OutcomeOK, now)
+	if Observe(cfg, eps, eps[3], Outcome5xx, now) {
 		t.Error("ejected although a success came between the failures")
 	}
 }

@@ -1,4 +1,4 @@
-package proxy
+package balance
 
 import (
 	"hash/fnv"
@@ -10,13 +10,13 @@ import (
 	"github.com/weftmesh/weft/core/meshapi"
 )
 
-// random picks any endpoint not skipped, uniformly.
+// random picks any Endpoint not skipped, uniformly.
 type random struct {
-	eps  []*endpoint
+	eps  []*Endpoint
 	intn func(int) int
 }
 
-func (r *random) pick(skip map[*endpoint]bool) *endpoint {
+func (r *random) Pick(skip map[*Endpoint]bool) *Endpoint {
 	cand := r.eps
 	if len(skip) > 0 {
 		cand = nil
@@ -32,17 +32,18 @@ func (r *random) pick(skip map[*endpoint]bool) *endpoint {
 	return cand[r.intn(len(cand))]
 }
 
-// hashBalancer keeps a key on one endpoint while the endpoints stay the
+// HashBalancer keeps a key on one Endpoint while the endpoints stay the
 // same, and moves few keys when they change.
-type hashBalancer interface {
-	balancer
-	// pickHash returns the endpoint for key h, or the next one along when
+type HashBalancer interface {
+	Balancer
+	// PickHash returns the Endpoint for key h, or the next one along when
 	// it is skipped.
-	pickHash(h uint64, skip map[*endpoint]bool) *endpoint
+	PickHash(h uint64, skip map[*Endpoint]bool) *Endpoint
 }
 
-// hash64 hashes s (FNV-1a, then a finalizer that spreads close inputs).
-func hash64(s string) uint64 {
+// Hash hashes a key, s (FNV-1a, then a finalizer that spreads close
+// inputs), as HashKey does: a HashBalancer's key for s.
+func Hash(s string) uint64 {
 	f := fnv.New64a()
 	f.Write([]byte(s))
 	x := f.Sum64()
@@ -54,7 +55,7 @@ func hash64(s string) uint64 {
 	return x
 }
 
-// ringHash places ringReplicas points per endpoint on a ring of hashes; a
+// ringHash places ringReplicas points per Endpoint on a ring of hashes; a
 // key goes to the first point at or after its hash.
 type ringHash struct {
 	random
@@ -63,23 +64,23 @@ type ringHash struct {
 
 type ringPoint struct {
 	h  uint64
-	ep *endpoint
+	ep *Endpoint
 }
 
 const ringReplicas = 128
 
-func newRingHash(eps []*endpoint, intn func(int) int) *ringHash {
+func newRingHash(eps []*Endpoint, intn func(int) int) *ringHash {
 	r := &ringHash{random: random{eps: eps, intn: intn}}
 	for _, e := range eps {
 		for i := range ringReplicas {
-			r.points = append(r.points, ringPoint{hash64(e.id + "#" + strconv.Itoa(i)), e})
+			r.points = append(r.points, ringPoint{Hash(e.ID + "#" + strconv.Itoa(i)), e})
 		}
 	}
 	sort.Slice(r.points, func(i, j int) bool { return r.points[i].h < r.points[j].h })
 	return r
 }
 
-func (r *ringHash) pickHash(h uint64, skip map[*endpoint]bool) *endpoint {
+func (r *ringHash) PickHash(h uint64, skip map[*Endpoint]bool) *Endpoint {
 	n := len(r.points)
 	if n == 0 {
 		return nil
@@ -93,34 +94,34 @@ func (r *ringHash) pickHash(h uint64, skip map[*endpoint]bool) *endpoint {
 	return nil
 }
 
-// maglev fills a lookup table of maglevSize slots, each endpoint taking
-// slots in the order of its own permutation, so that every endpoint holds
+// maglev fills a lookup table of maglevSize slots, each Endpoint taking
+// slots in the order of its own permutation, so that every Endpoint holds
 // nearly the same share and a change moves few slots.
 type maglev struct {
 	random
-	table []*endpoint
+	table []*Endpoint
 }
 
 const maglevSize = 65537 // prime
 
-func newMaglev(eps []*endpoint, intn func(int) int) *maglev {
+func newMaglev(eps []*Endpoint, intn func(int) int) *maglev {
 	m := &maglev{random: random{eps: eps, intn: intn}}
 	if len(eps) == 0 {
 		return m
 	}
 	// Endpoints in a stable order, so equal sets build equal tables.
 	sorted := slices.Clone(eps)
-	slices.SortFunc(sorted, func(a, b *endpoint) int {
-		if a.id != b.id {
-			if a.id < b.id {
+	slices.SortFunc(sorted, func(a, b *Endpoint) int {
+		if a.ID != b.ID {
+			if a.ID < b.ID {
 				return -1
 			}
 			return 1
 		}
-		if a.addr < b.addr {
+		if a.Addr < b.Addr {
 			return -1
 		}
-		if a.addr > b.addr {
+		if a.Addr > b.Addr {
 			return 1
 		}
 		return 0
@@ -129,10 +130,10 @@ func newMaglev(eps []*endpoint, intn func(int) int) *maglev {
 	skipBy := make([]uint64, len(sorted))
 	next := make([]uint64, len(sorted))
 	for i, e := range sorted {
-		offset[i] = hash64(e.id+"|offset") % maglevSize
-		skipBy[i] = hash64(e.id+"|skip")%(maglevSize-1) + 1
+		offset[i] = Hash(e.ID+"|offset") % maglevSize
+		skipBy[i] = Hash(e.ID+"|skip")%(maglevSize-1) + 1
 	}
-	m.table = make([]*endpoint, maglevSize)
+	m.table = make([]*Endpoint, maglevSize)
 	filled := 0
 	for filled < maglevSize {
 		for i, e := range sorted {
@@ -153,7 +154,7 @@ func newMaglev(eps []*endpoint, intn func(int) int) *maglev {
 	return m
 }
 
-func (m *maglev) pickHash(h uint64, skip map[*endpoint]bool) *endpoint {
+func (m *maglev) PickHash(h uint64, skip map[*Endpoint]bool) *Endpoint {
 	if len(m.table) == 0 {
 		return nil
 	}
@@ -166,20 +167,20 @@ func (m *maglev) pickHash(h uint64, skip map[*endpoint]bool) *endpoint {
 	return nil
 }
 
-// hashKey is the key a request hashes to under hp, and false when the
-// request has none (it then goes to a random endpoint).
-func hashKey(hp *meshapi.HashPolicy, r *http.Request, self string) (uint64, bool) {
+// HashKey is the key a request hashes to under hp, and false when the
+// request has none (it then goes to a random Endpoint).
+func HashKey(hp *meshapi.HashPolicy, r *http.Request, self string) (uint64, bool) {
 	switch {
 	case hp.GetHeader() != "":
 		if v := r.Header.Values(hp.GetHeader()); len(v) > 0 {
-			return hash64(v[0]), true
+			return Hash(v[0]), true
 		}
 	case hp.GetCookie() != "":
 		if c, err := r.Cookie(hp.GetCookie()); err == nil {
-			return hash64(c.Value), true
+			return Hash(c.Value), true
 		}
 	case hp.GetSourceIdentity():
-		return hash64(self), true
+		return Hash(self), true
 	}
 	return 0, false
 }
