@@ -38,6 +38,8 @@
 //     ConnLimit interface.
 //   - balance: endpoints, the balancers, consistent-hash keys and outlier
 //     detection (ejection decides what a balancer skips).
+//   - breaker: the circuit breaker's caps (requests, pending, retries,
+//     connections), and Conns, the cap as the HTTP/1.1 pool sees it.
 //   - proxytest: test helpers (a test CA signing with core/ca's leaf
 //     template, a fake controller); never linked by weft-proxy.
 //
@@ -103,7 +105,7 @@
 //     gets a new handler on the same socket, and the old one drains.
 //     Route header changes apply on the caller's side.
 //     Fault injection delays, then aborts, at the route's rates.
-//   - breaker.go: circuit breaking per upstream (requests in flight, a
+//   - breaker (package): circuit breaking per upstream (requests in flight, a
 //     bounded wait queue, retries, connections: a TCP connection past the
 //     cap is closed, an HTTP/1.1 request waits in the queue for a pooled
 //     connection (h1pool, limited through h1pool.ConnLimit, which

@@ -18,6 +18,7 @@ import (
 
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/proxy/balance"
+	"github.com/weftmesh/weft/core/proxy/breaker"
 	"github.com/weftmesh/weft/core/proxy/h1pool"
 )
 
@@ -60,7 +61,7 @@ type outboundState struct {
 	all     *pool    // every endpoint: requests no route takes
 	routes  []*route // first match wins
 	connect time.Duration
-	breaker *breaker
+	breaker *breaker.Breaker
 	od      *meshapi.OutlierDetection // nil: no outlier detection
 	hash    *meshapi.HashPolicy       // consistent hashing: what to hash
 	self    string                    // this instance, for hashing on source identity
@@ -118,7 +119,7 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 	if sp.proto == meshapi.Protocol_PROTOCOL_HTTP {
 		o.h1 = h1pool.New(func(ctx context.Context, addr string) (net.Conn, error) {
 			return dialMesh(ctx, addr, h1, o.st.Load().connect)
-		}, o.mesh1, 128, idleOr(sp.up.GetTimeouts().GetIdle().AsDuration(), 90*time.Second), breakerConns(o.breakerNow))
+		}, o.mesh1, 128, idleOr(sp.up.GetTimeouts().GetIdle().AsDuration(), 90*time.Second), breaker.Conns(o.breakerNow))
 	}
 	o.mirror = &mirrors{p: p, slots: make(chan struct{}, maxMirrors)}
 	o.rp = &httputil.ReverseProxy{
@@ -166,11 +167,11 @@ func (o *outbound) update(sp spec) {
 		stream:  sp.up.GetTimeouts().GetStream().AsDuration(),
 	}
 	st.all = &pool{eps: eps, lb: st.lb}
-	var prevBreaker *breaker
+	var prevBreaker *breaker.Breaker
 	if old != nil {
 		prevBreaker = old.breaker
 	}
-	st.breaker = newBreaker(sp.up.GetCircuitBreaker(), prevBreaker)
+	st.breaker = breaker.New(sp.up.GetCircuitBreaker(), prevBreaker)
 	if d := sp.up.GetTimeouts().GetConnect().AsDuration(); d > 0 {
 		st.connect = d
 	}
@@ -196,8 +197,8 @@ func (o *outbound) update(sp spec) {
 
 // breakerNow is the circuit breaker of the configuration in force, and
 // the gauge of its requests waiting; the HTTP/1.1 pool's connection limit
-// reads it (breakerConns).
-func (o *outbound) breakerNow() (*breaker, prometheus.Gauge) {
+// reads it (breaker.Conns).
+func (o *outbound) breakerNow() (*breaker.Breaker, prometheus.Gauge) {
 	st := o.st.Load()
 	return st.breaker, o.p.metrics.pending.WithLabelValues(st.service)
 }
@@ -241,7 +242,7 @@ func (o *outbound) handle(raw net.Conn) bool {
 
 func (o *outbound) serveTCP(conn net.Conn, st *outboundState) {
 	start := time.Now()
-	done, ok := st.breaker.startConn()
+	done, ok := st.breaker.StartConn()
 	if !ok {
 		o.p.metrics.overflow.WithLabelValues(st.service, "max_connections").Inc()
 		newAccessLine("access", "outbound").str("dest", st.service).str("proto", "tcp").
@@ -343,11 +344,11 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		t := time.AfterFunc(timeout, func() { cancel(errRequestTimeout) })
 		defer t.Stop()
 	}
-	release, ok := st.breaker.acquire(ctx, o.p.metrics.pending.WithLabelValues(st.service))
+	release, ok := st.breaker.Acquire(ctx, o.p.metrics.pending.WithLabelValues(st.service))
 	if !ok {
 		o.p.metrics.overflow.WithLabelValues(st.service, "max_requests").Inc()
 		msg := fmt.Sprintf("weft: circuit breaker of service %s: %d requests in flight and %d waiting; try again later",
-			st.service, st.breaker.cfg.GetMaxRequests(), st.breaker.cfg.GetMaxPending())
+			st.service, st.breaker.Config().GetMaxRequests(), st.breaker.Config().GetMaxPending())
 		newAccessLine("access", "outbound").str("dest", st.service).str("method", r.Method).str("path", r.URL.Path).
 			int("status", http.StatusServiceUnavailable).str("overloaded", "true").send(o.p)
 		rec.Header().Set("X-Weft-Overloaded", "true")
@@ -800,7 +801,7 @@ func (x *exchange) replay(dialFailed bool) (io.ReadCloser, int64, bool) {
 // takeRetrySlot takes a retry slot from the circuit breaker, held until
 // the next try returns.
 func (x *exchange) takeRetrySlot() bool {
-	done, ok := x.st.breaker.startRetry()
+	done, ok := x.st.breaker.StartRetry()
 	if !ok {
 		x.o.p.metrics.overflow.WithLabelValues(x.st.service, "max_retries").Inc()
 		return false
@@ -848,7 +849,7 @@ func (o *outbound) proxyError(w http.ResponseWriter, r *http.Request, err error)
 	case errors.Is(err, h1pool.ErrConnOverflow):
 		o.p.metrics.overflow.WithLabelValues(st.service, "max_connections").Inc()
 		msg = fmt.Sprintf("weft: circuit breaker of service %s: %d connections busy and %d requests waiting; try again later",
-			st.service, st.breaker.cfg.GetMaxConnections(), st.breaker.cfg.GetMaxPending())
+			st.service, st.breaker.Config().GetMaxConnections(), st.breaker.Config().GetMaxPending())
 		code = http.StatusServiceUnavailable
 		w.Header().Set("X-Weft-Overloaded", "true")
 	case errors.Is(cause, errRequestTimeout) || errors.Is(cause, errStreamIdle):

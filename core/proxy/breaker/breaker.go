@@ -1,4 +1,4 @@
-package proxy
+package breaker
 
 import (
 	"context"
@@ -11,10 +11,10 @@ import (
 	"github.com/weftmesh/weft/core/meshapi"
 )
 
-// breaker enforces an upstream's circuit-breaker caps in this sidecar. It
+// Breaker enforces an upstream's circuit-breaker caps in this sidecar. It
 // survives config versions that leave the caps alone, so requests in
 // flight keep counting.
-type breaker struct {
+type Breaker struct {
 	cfg     *meshapi.CircuitBreaker
 	sem     chan struct{} // nil: no cap on requests
 	pending atomic.Int64
@@ -22,21 +22,23 @@ type breaker struct {
 	conns   atomic.Int64
 }
 
-func newBreaker(cfg *meshapi.CircuitBreaker, prev *breaker) *breaker {
+// New returns the breaker for cfg: prev itself when its caps are the same
+// (so the counts carry on), else a fresh one.
+func New(cfg *meshapi.CircuitBreaker, prev *Breaker) *Breaker {
 	if prev != nil && proto.Equal(prev.cfg, cfg) {
 		return prev
 	}
-	b := &breaker{cfg: cfg}
+	b := &Breaker{cfg: cfg}
 	if n := cfg.GetMaxRequests(); n > 0 {
 		b.sem = make(chan struct{}, n)
 	}
 	return b
 }
 
-// acquire takes a request slot, waiting as one of max_pending when all are
+// Acquire takes a request slot, waiting as one of max_pending when all are
 // taken. It returns the release function, or false when the request must
 // be refused (or ctx ended while it waited).
-func (b *breaker) acquire(ctx context.Context, waiting prometheus.Gauge) (func(), bool) {
+func (b *Breaker) Acquire(ctx context.Context, waiting prometheus.Gauge) (func(), bool) {
 	if b.sem == nil {
 		return func() {}, true
 	}
@@ -46,7 +48,7 @@ func (b *breaker) acquire(ctx context.Context, waiting prometheus.Gauge) (func()
 		return release, true
 	default:
 	}
-	leave, ok := b.enqueue(waiting)
+	leave, ok := b.Enqueue(waiting)
 	if !ok {
 		return nil, false
 	}
@@ -59,9 +61,9 @@ func (b *breaker) acquire(ctx context.Context, waiting prometheus.Gauge) (func()
 	}
 }
 
-// enqueue takes one of max_pending places for a request that waits for a
+// Enqueue takes one of max_pending places for a request that waits for a
 // request slot or, on HTTP/1.1, for a connection under max_connections.
-func (b *breaker) enqueue(waiting prometheus.Gauge) (leave func(), ok bool) {
+func (b *Breaker) Enqueue(waiting prometheus.Gauge) (leave func(), ok bool) {
 	if b.pending.Add(1) > int64(b.cfg.GetMaxPending()) {
 		b.pending.Add(-1)
 		return nil, false
@@ -73,9 +75,9 @@ func (b *breaker) enqueue(waiting prometheus.Gauge) (leave func(), ok bool) {
 	}, true
 }
 
-// startRetry takes a retry slot; call the returned function when the try
+// StartRetry takes a retry slot; call the returned function when the try
 // is over.
-func (b *breaker) startRetry() (func(), bool) {
+func (b *Breaker) StartRetry() (func(), bool) {
 	max := int64(b.cfg.GetMaxRetries())
 	if max == 0 {
 		return func() {}, true
@@ -88,9 +90,9 @@ func (b *breaker) startRetry() (func(), bool) {
 	return func() { once.Do(func() { b.retries.Add(-1) }) }, true
 }
 
-// startConn takes a TCP connection slot. (HTTP/1.1 upstreams count their
-// pooled connections in h1pool, through breakerConns.)
-func (b *breaker) startConn() (func(), bool) {
+// StartConn takes a TCP connection slot. (HTTP/1.1 upstreams count their
+// pooled connections in h1pool, through Conns.)
+func (b *Breaker) StartConn() (func(), bool) {
 	max := int64(b.cfg.GetMaxConnections())
 	if max == 0 {
 		return func() {}, true
@@ -103,20 +105,24 @@ func (b *breaker) startConn() (func(), bool) {
 	return func() { once.Do(func() { b.conns.Add(-1) }) }, true
 }
 
-// breakerConns is an upstream's circuit breaker as its HTTP/1.1 pool sees
-// it (h1pool.ConnLimit): max_connections caps the pooled connections, and
-// a request waits for one as one of max_pending. It reads the breaker of
-// the configuration in force at every call.
-type breakerConns func() (*breaker, prometheus.Gauge)
+// Conns is an upstream's circuit breaker as its HTTP/1.1 pool sees it
+// (h1pool.ConnLimit): max_connections caps the pooled connections, and a
+// request waits for one as one of max_pending. It returns the breaker of
+// the configuration in force, and the gauge of requests waiting, at every
+// call.
+type Conns func() (*Breaker, prometheus.Gauge)
 
 // MaxConns is max_connections; 0 for no cap.
-func (b breakerConns) MaxConns() int {
+func (b Conns) MaxConns() int {
 	br, _ := b()
 	return int(br.cfg.GetMaxConnections())
 }
 
 // Queue lets a request wait for a pooled connection as one of max_pending.
-func (b breakerConns) Queue() (func(), bool) {
+func (b Conns) Queue() (func(), bool) {
 	br, waiting := b()
-	return br.enqueue(waiting)
+	return br.Enqueue(waiting)
 }
+
+// Config is the circuit breaker's configuration (nil: no caps).
+func (b *Breaker) Config() *meshapi.CircuitBreaker { return b.cfg }
