@@ -40,6 +40,8 @@
 //     detection (ejection decides what a balancer skips).
 //   - breaker: the circuit breaker's caps (requests, pending, retries,
 //     connections), and Conns, the cap as the HTTP/1.1 pool sees it.
+//   - retry: a route's retry policy and budget, the request body kept for
+//     a retry or a mirror, and the gRPC status peek.
 //   - proxytest: test helpers (a test CA signing with core/ca's leaf
 //     template, a fake controller); never linked by weft-proxy.
 //
@@ -87,7 +89,7 @@
 //     anchored RE2 regex; methods; headers and query parameters, any value
 //     matching, present, inverted) shared by routes, L7 permissions and
 //     rate limits. It reads the canonical request (normalize.go).
-//   - route.go, retry.go: an upstream's routes, tried in order on every
+//   - route.go, retry (package): an upstream's routes, tried in order on every
 //     request; the first that matches picks a split (weighted random) and
 //     the pool of its subset's endpoints (endpoints carry their subsets).
 //     Its retry policy retries the conditions it names on other endpoints

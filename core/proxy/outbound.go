@@ -20,6 +20,7 @@ import (
 	"github.com/weftmesh/weft/core/proxy/balance"
 	"github.com/weftmesh/weft/core/proxy/breaker"
 	"github.com/weftmesh/weft/core/proxy/h1pool"
+	"github.com/weftmesh/weft/core/proxy/retry"
 )
 
 // maxAttempts bounds how many endpoints one connection or request tries
@@ -80,7 +81,7 @@ type picked struct {
 	route   *route // nil: no route took it
 	pool    *pool
 	tries   int
-	rec     *bodyRecorder // the request body, kept for retries and mirrors
+	rec     *retry.BodyRecorder // the request body, kept for retries and mirrors
 	hasBody bool
 }
 
@@ -366,7 +367,7 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		mirror = nil
 	}
 	if pk.hasBody = r.Body != nil && r.Body != http.NoBody; pk.hasBody && (mirror != nil || (pk.route != nil && pk.route.retry != nil)) {
-		pk.rec = &bodyRecorder{r: r.Body}
+		pk.rec = retry.NewBodyRecorder(r.Body)
 		r.Body = pk.rec
 	}
 	if mirror != nil {
@@ -374,7 +375,7 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			var body []byte
 			if pk.hasBody {
-				b, ok := pk.rec.complete()
+				b, ok := pk.rec.Complete()
 				if !ok {
 					o.p.metrics.mirrored.WithLabelValues(mirror.service, "dropped").Inc()
 					return
@@ -561,7 +562,7 @@ type exchange struct {
 	req      *http.Request
 	st       *outboundState
 	pk       *picked
-	rp       *retryPolicy // nil: no retries but the dial failover
+	rp       *retry.Policy // nil: no retries but the dial failover
 	attempts int
 	bodiless bool
 	where    string // "service api" or "subset v2 of service api", for errors
@@ -590,8 +591,8 @@ func (o *outbound) newExchange(req *http.Request) *exchange {
 		x.rp = pk.route.retry
 	}
 	if x.rp != nil {
-		x.rp.budget.request()
-		x.attempts = max(x.rp.attempts, 1)
+		x.rp.Request()
+		x.attempts = max(x.rp.Attempts(), 1)
 	}
 	x.bodiless = req.Body == nil || req.Body == http.NoBody
 	x.nextBody, x.nextLen = req.Body, req.ContentLength
@@ -691,8 +692,8 @@ type perTry struct {
 
 func (x *exchange) startPerTry(cancel context.CancelFunc) *perTry {
 	pt := &perTry{}
-	if x.rp != nil && x.rp.perTry > 0 {
-		pt.timer = time.AfterFunc(x.rp.perTry, func() { pt.expired.Store(true); cancel() })
+	if x.rp != nil && x.rp.PerTry() > 0 {
+		pt.timer = time.AfterFunc(x.rp.PerTry(), func() { pt.expired.Store(true); cancel() })
 	}
 	return pt
 }
@@ -727,14 +728,14 @@ func (x *exchange) observe(ep *endpoint, resp *http.Response, err error) {
 // and the body, the budget and the breaker allow another try.
 func (x *exchange) afterResponse(ep *endpoint, resp *http.Response, last bool, done func()) (*http.Response, bool, error) {
 	grpcStatus := ""
-	if x.rp != nil && len(x.rp.grpcCodes) > 0 && isGRPC(x.req) {
-		grpcStatus = peekGRPCStatus(resp)
+	if x.rp != nil && x.rp.ReadsGRPCStatus() && isGRPC(x.req) {
+		grpcStatus = retry.PeekGRPCStatus(resp)
 	}
 	var replayable bool
-	if x.rp != nil && !last && x.rp.retriableStatus(resp.StatusCode, grpcStatus) {
+	if x.rp != nil && !last && x.rp.RetriableStatus(resp.StatusCode, grpcStatus) {
 		x.nextBody, x.nextLen, replayable = x.replay(false)
 	}
-	if !replayable || !x.rp.budget.allow(x.rp.percent, x.rp.minPerSecond) || !x.takeRetrySlot() {
+	if !replayable || !x.rp.AllowRetry() || !x.takeRetrySlot() {
 		x.pk.addr = ep.Addr
 		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 			resp.Body = &releaseConn{ReadWriteCloser: rwc, release: done}
@@ -743,7 +744,7 @@ func (x *exchange) afterResponse(ep *endpoint, resp *http.Response, last bool, d
 		}
 		return resp, true, nil
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, maxRetryBody))
+	io.Copy(io.Discard, io.LimitReader(resp.Body, retry.MaxBody))
 	resp.Body.Close()
 	done()
 	return nil, false, fmt.Errorf("calling %s at %s: status %d", x.where, ep.Addr, resp.StatusCode)
@@ -762,13 +763,13 @@ func (x *exchange) afterError(ep *endpoint, err error, expired, last bool) (*htt
 		return nil, true, err // another endpoint would not free a connection
 	}
 	if expired {
-		err = fmt.Errorf("no response headers within the per-try timeout %v", x.rp.perTry)
+		err = fmt.Errorf("no response headers within the per-try timeout %v", x.rp.PerTry())
 	}
 	tryErr := fmt.Errorf("calling %s at %s: %w", x.where, ep.Addr, err)
 	var de *dialError
 	isDial := errors.As(err, &de)
 	retry := false
-	if !last && (isDial || (x.rp != nil && x.rp.retriableError(err, expired))) {
+	if !last && (isDial || (x.rp != nil && x.rp.RetriableError(isDial, expired))) {
 		var replayable bool
 		x.nextBody, x.nextLen, replayable = x.replay(isDial)
 		switch {
@@ -776,7 +777,7 @@ func (x *exchange) afterError(ep *endpoint, err error, expired, last bool) (*htt
 		case isDial:
 			retry = true // nothing was sent
 		default:
-			retry = x.rp.budget.allow(x.rp.percent, x.rp.minPerSecond) && x.takeRetrySlot()
+			retry = x.rp.AllowRetry() && x.takeRetrySlot()
 		}
 	}
 	return nil, !retry, tryErr
@@ -791,10 +792,10 @@ func (x *exchange) replay(dialFailed bool) (io.ReadCloser, int64, bool) {
 		return x.req.Body, x.req.ContentLength, true
 	case x.pk.rec == nil:
 		return nil, 0, false
-	case dialFailed && x.pk.rec.untouched():
+	case dialFailed && x.pk.rec.Untouched():
 		return x.pk.rec, x.req.ContentLength, true
 	}
-	b, ok := x.pk.rec.complete()
+	b, ok := x.pk.rec.Complete()
 	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), ok
 }
 

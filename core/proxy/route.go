@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/proxy/balance"
+	"github.com/weftmesh/weft/core/proxy/retry"
 )
 
 // route is a compiled meshapi.Route of one upstream.
@@ -17,7 +17,7 @@ type route struct {
 	matchers []*requestMatcher // any; none: every request
 	splits   []*pool           // with cumulative weights
 	total    int
-	retry    *retryPolicy
+	retry    *retry.Policy
 	request  time.Duration // 0: none
 	stream   time.Duration // 0: none
 	reqHdrs  *meshapi.HeaderOps
@@ -40,10 +40,10 @@ type pool struct {
 // upstream's previous routes, whose retry budgets carry over by name.
 func compileRoutes(up *meshapi.Upstream, eps []*endpoint, lbNew func([]*endpoint) balancer, prev []*route) ([]*route, error) {
 	var out []*route
-	budgets := map[string]*retryBudget{}
+	budgets := map[string]*retry.Budget{}
 	for _, r := range prev {
 		if r.retry != nil {
-			budgets[r.name] = r.retry.budget
+			budgets[r.name] = r.retry.Budget()
 		}
 	}
 	for i, mr := range up.GetRoutes() {
@@ -83,7 +83,7 @@ func compileRoutes(up *meshapi.Upstream, eps []*endpoint, lbNew func([]*endpoint
 			if rp.GetAttempts() == 0 {
 				return nil, fmt.Errorf("route %q: retry with 0 attempts", r.name)
 			}
-			pol, err := newRetryPolicy(rp, budgets[r.name])
+			pol, err := retry.New(rp, budgets[r.name])
 			if err != nil {
 				return nil, fmt.Errorf("route %q: %w", r.name, err)
 			}
@@ -156,57 +156,6 @@ func (r *route) pick(intn func(int) int) *pool {
 		}
 	}
 	return r.splits[len(r.splits)-1]
-}
-
-// retryBudget bounds retries to a share of recent requests: over the last
-// budgetWindow seconds, retries may number at most percent of the
-// requests plus minPerSecond for each second of the window.
-type retryBudget struct {
-	mu      sync.Mutex
-	now     func() time.Time
-	buckets [budgetWindow]budgetBucket
-}
-
-const budgetWindow = 10 // seconds
-
-type budgetBucket struct {
-	sec               int64
-	requests, retries int
-}
-
-func (b *retryBudget) bucket() *budgetBucket {
-	sec := b.now().Unix()
-	bk := &b.buckets[sec%budgetWindow]
-	if bk.sec != sec {
-		*bk = budgetBucket{sec: sec}
-	}
-	return bk
-}
-
-func (b *retryBudget) request() {
-	b.mu.Lock()
-	b.bucket().requests++
-	b.mu.Unlock()
-}
-
-// allow takes a retry from the budget, if there is one left.
-func (b *retryBudget) allow(percent, minPerSecond int) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	cur := b.bucket()
-	oldest := cur.sec - budgetWindow + 1
-	var requests, retries int
-	for _, bk := range b.buckets {
-		if bk.sec >= oldest {
-			requests += bk.requests
-			retries += bk.retries
-		}
-	}
-	if (retries+1)*100 > requests*percent+minPerSecond*budgetWindow*100 {
-		return false
-	}
-	cur.retries++
-	return true
 }
 
 // endpoint and balancer are package balance's, named short here.

@@ -1,8 +1,7 @@
-package proxy
+package retry
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,27 +12,29 @@ import (
 	"github.com/weftmesh/weft/core/meshapi"
 )
 
-// maxRetryBody is the largest request body kept for retries; a request
-// with a larger body is tried once.
-const maxRetryBody = 64 << 10
+// MaxBody is the largest request body kept for retries; a request with a
+// larger body is tried once.
+const MaxBody = 64 << 10
 
-// retryPolicy is a compiled meshapi.RetryPolicy.
-type retryPolicy struct {
+// Policy is a compiled meshapi.RetryPolicy.
+type Policy struct {
 	attempts     int
 	perTry       time.Duration
 	on           map[string]bool
 	grpcCodes    map[int]bool
 	percent      int
 	minPerSecond int
-	budget       *retryBudget
+	budget       *Budget
 }
 
 var grpcRetryCodes = map[string]int{
 	"cancelled": 1, "deadline-exceeded": 4, "resource-exhausted": 8, "internal": 13, "unavailable": 14,
 }
 
-func newRetryPolicy(rp *meshapi.RetryPolicy, budget *retryBudget) (*retryPolicy, error) {
-	p := &retryPolicy{
+// New compiles rp. budget is the route's budget from the previous
+// configuration, which carries over; nil starts a new one.
+func New(rp *meshapi.RetryPolicy, budget *Budget) (*Policy, error) {
+	p := &Policy{
 		attempts:     int(rp.GetAttempts()),
 		perTry:       rp.GetPerTryTimeout().AsDuration(),
 		on:           map[string]bool{},
@@ -43,7 +44,7 @@ func newRetryPolicy(rp *meshapi.RetryPolicy, budget *retryBudget) (*retryPolicy,
 		budget:       budget,
 	}
 	if p.budget == nil {
-		p.budget = &retryBudget{now: time.Now}
+		p.budget = &Budget{now: time.Now}
 	}
 	for _, c := range rp.GetRetryOn() {
 		switch c {
@@ -60,21 +61,42 @@ func newRetryPolicy(rp *meshapi.RetryPolicy, budget *retryBudget) (*retryPolicy,
 	return p, nil
 }
 
-// retriableError reports whether a failed try may be retried.
-func (p *retryPolicy) retriableError(err error, perTryExpired bool) bool {
+// Attempts is how many tries a request gets, the first included.
+func (p *Policy) Attempts() int { return p.attempts }
+
+// PerTry bounds the wait for each try's response headers (0: none).
+func (p *Policy) PerTry() time.Duration { return p.perTry }
+
+// Budget is the route's retry budget, to carry over to the next
+// configuration.
+func (p *Policy) Budget() *Budget { return p.budget }
+
+// ReadsGRPCStatus reports whether the policy retries gRPC codes, so a
+// response's gRPC status must be read (PeekGRPCStatus).
+func (p *Policy) ReadsGRPCStatus() bool { return len(p.grpcCodes) > 0 }
+
+// Request counts a request in the budget.
+func (p *Policy) Request() { p.budget.request() }
+
+// AllowRetry takes a retry from the budget, if there is one left.
+func (p *Policy) AllowRetry() bool { return p.budget.allow(p.percent, p.minPerSecond) }
+
+// RetriableError reports whether a failed try may be retried: after the
+// per-try timeout, a failure to connect (dialFailed) on
+// "connect-failure", any other failure on "reset".
+func (p *Policy) RetriableError(dialFailed, perTryExpired bool) bool {
 	if perTryExpired {
 		return true
 	}
-	var de *dialError
-	if errors.As(err, &de) {
+	if dialFailed {
 		return p.on["connect-failure"]
 	}
 	return p.on["reset"]
 }
 
-// retriableStatus reports whether a response asks for a retry by its
+// RetriableStatus reports whether a response asks for a retry by its
 // status or its gRPC status.
-func (p *retryPolicy) retriableStatus(code int, grpcStatus string) bool {
+func (p *Policy) RetriableStatus(code int, grpcStatus string) bool {
 	if code >= 500 && p.on["5xx"] {
 		return true
 	}
@@ -88,26 +110,29 @@ func (p *retryPolicy) retriableStatus(code int, grpcStatus string) bool {
 	return false
 }
 
-// bodyRecorder passes a request body through and keeps a copy of up to
-// maxRetryBody bytes, so the body can be sent again (a retry, a mirror)
+// BodyRecorder passes a request body through and keeps a copy of up to
+// MaxBody bytes, so the body can be sent again (a retry, a mirror)
 // once it went out whole. Close leaves the body open: the server closes
 // it when the request ends, and a try whose dial failed leaves the rest
 // for the next one.
-type bodyRecorder struct {
+type BodyRecorder struct {
 	r    io.ReadCloser
 	mu   sync.Mutex
 	buf  []byte
 	n    int64 // bytes read
-	over bool  // more than maxRetryBody: no copy
+	over bool  // more than MaxBody: no copy
 	eof  bool
 }
 
-func (b *bodyRecorder) Read(p []byte) (int, error) {
+// NewBodyRecorder records r as it is read.
+func NewBodyRecorder(r io.ReadCloser) *BodyRecorder { return &BodyRecorder{r: r} }
+
+func (b *BodyRecorder) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.mu.Lock()
 	b.n += int64(n)
 	if !b.over {
-		if len(b.buf)+n > maxRetryBody {
+		if len(b.buf)+n > MaxBody {
 			b.over, b.buf = true, nil
 		} else {
 			b.buf = append(b.buf, p[:n]...)
@@ -120,18 +145,18 @@ func (b *bodyRecorder) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *bodyRecorder) Close() error { return nil }
+func (b *BodyRecorder) Close() error { return nil }
 
-// complete returns the whole body once it was read to the end, within
-// maxRetryBody.
-func (b *bodyRecorder) complete() ([]byte, bool) {
+// Complete returns the whole body once it was read to the end, within
+// MaxBody.
+func (b *BodyRecorder) Complete() ([]byte, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf, b.eof && !b.over
 }
 
-// untouched reports whether nothing of the body was read yet.
-func (b *bodyRecorder) untouched() bool {
+// Untouched reports whether nothing of the body was read yet.
+func (b *BodyRecorder) Untouched() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.n == 0 && !b.eof
@@ -142,11 +167,11 @@ type readCloser struct {
 	io.Closer
 }
 
-// peekGRPCStatus returns the gRPC status of a response that carries one in
+// PeekGRPCStatus returns the gRPC status of a response that carries one in
 // its headers, or, for a response that ends without a message (a
 // trailers-only answer moved to trailers by a sidecar), in its trailers.
 // It may read the first chunk of the body, which it puts back.
-func peekGRPCStatus(resp *http.Response) string {
+func PeekGRPCStatus(resp *http.Response) string {
 	if s := resp.Header.Get("Grpc-Status"); s != "" {
 		return s
 	}

@@ -1,4 +1,4 @@
-package proxy
+package retry
 
 import (
 	"testing"
@@ -7,7 +7,7 @@ import (
 
 func TestRetryBudget(t *testing.T) {
 	now := time.Unix(5000, 0)
-	b := &retryBudget{now: func() time.Time { return now }}
+	b := &Budget{now: func() time.Time { return now }}
 	for range 10 {
 		b.request()
 	}
