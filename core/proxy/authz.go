@@ -179,7 +179,7 @@ func (st *inboundState) authorizeRequest(caller spiffe.Identity, r *http.Request
 		return st.authorize(caller)
 	}
 	for i, p := range win.perms {
-		if p.match == nil || p.match.match(r, query) {
+		if p.match == nil || p.match.Match(r, query) {
 			if p.allow {
 				return true, ""
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/weftmesh/weft/core/compile"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/policy"
+	"github.com/weftmesh/weft/core/proxy/canon"
 	"github.com/weftmesh/weft/core/registry"
 	"github.com/weftmesh/weft/core/spiffe"
 )
@@ -124,7 +125,7 @@ func checkEquivalent(t *testing.T, pol *policy.Policy, dstNS string, requests bo
 			for _, m := range equivMethods {
 				for _, sp := range equivSpellings {
 					r := httptest.NewRequest(m, sp.target, nil)
-					if bad := canonicalRequest(r); bad != nil {
+					if bad := canon.Canonicalize(r); bad != nil {
 						t.Fatalf("%s %s refused: %v", m, sp.target, bad)
 					}
 					q, bad := st.inputs.check(r, st.service)

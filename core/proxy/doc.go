@@ -42,6 +42,8 @@
 //     connections), and Conns, the cap as the HTTP/1.1 pool sees it.
 //   - retry: a route's retry policy and budget, the request body kept for
 //     a retry or a mirror, and the gRPC status peek.
+//   - canon: canonical requests (Canonicalize, or a BadRequest refused
+//     with 400) and the request matchers that read them.
 //   - proxytest: test helpers (a test CA signing with core/ca's leaf
 //     template, a fake controller); never linked by weft-proxy.
 //
@@ -85,10 +87,10 @@
 //     ring hash (128 points per endpoint) and maglev (a 65537-slot table)
 //     on a header, a cookie or the calling instance, keyed by instance ID
 //     so a key stays put across config versions.
-//   - match.go: the compiled request matcher (path exact, prefix or
+//   - canon (package): the compiled request matcher (path exact, prefix or
 //     anchored RE2 regex; methods; headers and query parameters, any value
 //     matching, present, inverted) shared by routes, L7 permissions and
-//     rate limits. It reads the canonical request (normalize.go).
+//     rate limits. It reads the canonical request (canon.Canonicalize).
 //   - route.go, retry (package): an upstream's routes, tried in order on every
 //     request; the first that matches picks a split (weighted random) and
 //     the pool of its subset's endpoints (endpoints carry their subsets).
@@ -175,7 +177,8 @@
 // A rule and the application must read a request the same way, or a
 // spelling walks around the rule (invariant 6 of DESIGN.md). Every HTTP
 // listener, inbound and outbound, puts each request in one canonical form
-// before it routes, authorizes or limits it (normalize.go), and forwards
+// before it routes, authorizes or limits it (package canon; the inputs
+// rules read are checked in normalize_inputs.go), and forwards
 // that form, so the application receives what was authorized:
 //
 //   - Path: a percent-encoded unreserved character (ALPHA DIGIT - . _ ~)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy/canon"
 	"github.com/weftmesh/weft/core/proxy/h1pool"
 	"github.com/weftmesh/weft/core/spiffe"
 )
@@ -49,7 +50,7 @@ type inboundState struct {
 // permission is a compiled meshapi.Permission.
 type permission struct {
 	allow bool
-	match *requestMatcher // nil: every request
+	match *canon.Matcher // nil: every request
 }
 
 func compilePermissions(r *meshapi.AuthzRule) ([]permission, error) {
@@ -57,7 +58,7 @@ func compilePermissions(r *meshapi.AuthzRule) ([]permission, error) {
 	for i, p := range r.GetPermissions() {
 		perm := permission{allow: p.GetAction() == meshapi.Action_ACTION_ALLOW}
 		if p.GetMatch() != nil {
-			m, err := compileMatch(p.GetMatch())
+			m, err := canon.Compile(p.GetMatch())
 			if err != nil {
 				return nil, fmt.Errorf("permission %d: %w", i, err)
 			}
@@ -263,7 +264,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			str("method", r.Method).str("path", r.URL.Path).int("status", int64(rec.status())).
 			grpcStatus(rec).dur("dur", d).send(in.p)
 	}()
-	if bad := canonicalRequest(r); bad != nil {
+	if bad := canon.Canonicalize(r); bad != nil {
 		in.refuse(rec, r, st, caller, bad)
 		return
 	}
@@ -312,10 +313,10 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // refuse answers a request the proxy will not route or authorize with 400
 // and why.
-func (in *inbound) refuse(w http.ResponseWriter, r *http.Request, st *inboundState, caller spiffe.Identity, bad *badRequest) {
+func (in *inbound) refuse(w http.ResponseWriter, r *http.Request, st *inboundState, caller spiffe.Identity, bad *canon.BadRequest) {
 	newAccessLine("access", "inbound", "REFUSED").str("caller", caller.String()).str("dest", st.service).
-		str("method", r.Method).str("target", r.RequestURI).str("reason", bad.msg).send(in.p)
-	http.Error(w, "weft: bad request: "+bad.msg, http.StatusBadRequest)
+		str("method", r.Method).str("target", r.RequestURI).str("reason", bad.Error()).send(in.p)
+	http.Error(w, "weft: bad request: "+bad.Error(), http.StatusBadRequest)
 }
 
 // rewrite sends the request to the app: serveHTTP has set the app's

@@ -19,6 +19,7 @@ import (
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/proxy/balance"
 	"github.com/weftmesh/weft/core/proxy/breaker"
+	"github.com/weftmesh/weft/core/proxy/canon"
 	"github.com/weftmesh/weft/core/proxy/h1pool"
 	"github.com/weftmesh/weft/core/proxy/retry"
 )
@@ -306,12 +307,12 @@ func (o *outbound) dialTCP(st *outboundState) (net.Conn, *endpoint, func(), erro
 func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	st := o.st.Load()
-	if bad := canonicalRequest(r); bad != nil {
+	if bad := canon.Canonicalize(r); bad != nil {
 		// Routes match the canonical request, as the upstream's rules do.
-		http.Error(w, "weft: bad request: "+bad.msg, http.StatusBadRequest)
+		http.Error(w, "weft: bad request: "+bad.Error(), http.StatusBadRequest)
 		o.p.metrics.request(dirOutbound, st.service, http.StatusBadRequest, time.Since(start))
 		newAccessLine("access", "outbound", "REFUSED").str("dest", st.service).str("method", r.Method).
-			str("target", r.RequestURI).int("status", http.StatusBadRequest).str("reason", bad.msg).send(o.p)
+			str("target", r.RequestURI).int("status", http.StatusBadRequest).str("reason", bad.Error()).send(o.p)
 		return
 	}
 	pk := &picked{pool: st.all}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy/canon"
 )
 
 // tokenBucket holds up to burst tokens and gains rate tokens a second.
@@ -42,7 +43,7 @@ func (b *tokenBucket) take(now time.Time) (bool, time.Duration) {
 // rateLimiter is a compiled meshapi.RateLimit with its buckets.
 type rateLimiter struct {
 	cfg     *meshapi.RateLimit
-	match   *requestMatcher // nil: every request
+	match   *canon.Matcher  // nil: every request
 	callers map[string]bool // empty: every caller
 	mu      sync.Mutex
 	buckets map[string]*tokenBucket // by caller service, or "" for all
@@ -54,7 +55,7 @@ func compileRateLimit(rl *meshapi.RateLimit) (*rateLimiter, error) {
 	}
 	l := &rateLimiter{cfg: rl, callers: map[string]bool{}, buckets: map[string]*tokenBucket{}}
 	if rl.GetMatch() != nil {
-		m, err := compileMatch(rl.GetMatch())
+		m, err := canon.Compile(rl.GetMatch())
 		if err != nil {
 			return nil, fmt.Errorf("rate limit %q: %w", rl.GetName(), err)
 		}
@@ -93,7 +94,7 @@ func (l *rateLimiter) allow(caller string, r *http.Request, now time.Time) (bool
 	if len(l.callers) > 0 && !l.callers[caller] {
 		return true, 0
 	}
-	if l.match != nil && !l.match.match(r, nil) {
+	if l.match != nil && !l.match.Match(r, nil) {
 		return true, 0
 	}
 	key := ""

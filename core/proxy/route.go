@@ -8,14 +8,15 @@ import (
 
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/proxy/balance"
+	"github.com/weftmesh/weft/core/proxy/canon"
 	"github.com/weftmesh/weft/core/proxy/retry"
 )
 
 // route is a compiled meshapi.Route of one upstream.
 type route struct {
 	name     string
-	matchers []*requestMatcher // any; none: every request
-	splits   []*pool           // with cumulative weights
+	matchers []*canon.Matcher // any; none: every request
+	splits   []*pool          // with cumulative weights
 	total    int
 	retry    *retry.Policy
 	request  time.Duration // 0: none
@@ -56,7 +57,7 @@ func compileRoutes(up *meshapi.Upstream, eps []*endpoint, lbNew func([]*endpoint
 			r.name = fmt.Sprintf("route-%d", i)
 		}
 		for j, m := range mr.GetMatches() {
-			cm, err := compileMatch(m)
+			cm, err := canon.Compile(m)
 			if err != nil {
 				return nil, fmt.Errorf("route %q match %d: %w", r.name, j, err)
 			}
@@ -137,7 +138,7 @@ func (r *route) matches(req *http.Request) bool {
 		return true
 	}
 	for _, m := range r.matchers {
-		if m.match(req, nil) {
+		if m.Match(req, nil) {
 			return true
 		}
 	}

@@ -1,4 +1,4 @@
-package proxy
+package canon
 
 import (
 	"net/http"
@@ -49,7 +49,7 @@ func TestRequestMatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := compileMatch(tt.m)
+			m, err := Compile(tt.m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,12 +57,12 @@ func TestRequestMatch(t *testing.T) {
 			for k, v := range tt.hdr {
 				r.Header[k] = v
 			}
-			if got := m.match(r, nil); got != tt.want {
+			if got := m.Match(r, nil); got != tt.want {
 				t.Errorf("match = %v, want %v", got, tt.want)
 			}
 		})
 	}
-	if _, err := compileMatch(&meshapi.RouteMatch{Path: sm(regex, "(")}); err == nil {
+	if _, err := Compile(&meshapi.RouteMatch{Path: sm(regex, "(")}); err == nil {
 		t.Error("a bad regular expression compiled")
 	}
 }
@@ -80,7 +80,7 @@ func FuzzRouteMatch(f *testing.F) {
 			Headers: []*meshapi.KeyMatch{{Name: "x-h", Match: sm(meshapi.MatchKind(kind%5), hval)}},
 			Query:   []*meshapi.KeyMatch{{Name: "v", Match: sm(meshapi.MatchKind(kind%5), pattern)}},
 		}
-		cm, err := compileMatch(m)
+		cm, err := Compile(m)
 		if err != nil {
 			return
 		}
@@ -92,13 +92,13 @@ func FuzzRouteMatch(f *testing.F) {
 		if hname != "" && !strings.ContainsAny(hname, "\r\n:") {
 			r.Header.Add(hname, hval)
 		}
-		cm.match(r, nil)
-		pathOnly := &requestMatcher{path: cm.path}
+		cm.Match(r, nil)
+		pathOnly := &Matcher{path: cm.path}
 		r.URL.Path = pattern
 		// A pattern with ";" never holds: rules see the path without its
 		// segment parameters, and the policy compiler refuses such
 		// patterns ("Path parameters in a path match").
-		if k := m.Path.Kind; (k == meshapi.MatchKind_MATCH_EXACT || k == meshapi.MatchKind_MATCH_PREFIX) && !strings.Contains(pattern, ";") && !pathOnly.match(r, nil) {
+		if k := m.Path.Kind; (k == meshapi.MatchKind_MATCH_EXACT || k == meshapi.MatchKind_MATCH_PREFIX) && !strings.Contains(pattern, ";") && !pathOnly.Match(r, nil) {
 			t.Fatalf("%v match of %q does not hold for the path %q", k, pattern, pattern)
 		}
 	})

@@ -1,4 +1,4 @@
-package proxy
+package canon
 
 import (
 	"bytes"
@@ -9,24 +9,25 @@ import (
 )
 
 // What every HTTP listener does to a request before it routes or
-// authorizes it (doc.go, "Canonical requests"): one spelling per request,
+// authorizes it (core/proxy's doc.go, "Canonical requests"): one spelling per request,
 // so that a rule and the application read the same thing.
 
-// badRequest is a request the proxy refuses with 400 before any match:
+// BadRequest is a request the proxy refuses with 400 before any match:
 // its method or path has a spelling that rules and applications could
 // read differently. The message says what is wrong and what to send.
-type badRequest struct{ msg string }
+type BadRequest struct{ msg string }
 
-func (e *badRequest) Error() string { return e.msg }
+func (e *BadRequest) Error() string { return e.msg }
 
-func refuse(msg string) *badRequest { return &badRequest{msg: msg} }
+// Refuse is a BadRequest that says msg.
+func Refuse(msg string) *BadRequest { return &BadRequest{msg: msg} }
 
-// canonicalRequest checks r's method and puts r's path in canonical form
+// Canonicalize checks r's method and puts r's path in canonical form
 // (normalizePath), in place: r.URL.Path is the decoded canonical path,
 // which rules match, and r.URL.RawPath its escaped form, which is what
 // goes on to the next hop. The query is checked (checkQuery) and left as
-// it came. An error is a *badRequest.
-func canonicalRequest(r *http.Request) *badRequest {
+// it came. An error is a *BadRequest.
+func Canonicalize(r *http.Request) *BadRequest {
 	if err := checkMethod(r.Method); err != nil {
 		return err
 	}
@@ -39,7 +40,7 @@ func canonicalRequest(r *http.Request) *badRequest {
 	}
 	if raw == "*" {
 		if r.Method != http.MethodOptions {
-			return refuse("the request target * is only for OPTIONS; send a path that begins with /")
+			return Refuse("the request target * is only for OPTIONS; send a path that begins with /")
 		}
 		return nil
 	}
@@ -61,7 +62,7 @@ func canonicalRequest(r *http.Request) *badRequest {
 // requestPath is r's path as the client spelled it, before any decoding:
 // the path of the request target (origin form "/p?q", absolute form
 // "http://h/p?q", or "*").
-func requestPath(r *http.Request) (string, *badRequest) {
+func requestPath(r *http.Request) (string, *BadRequest) {
 	t := r.RequestURI
 	if t == "" { // a request built in-process, not read from a client
 		if r.URL.Path == "*" {
@@ -80,7 +81,7 @@ func requestPath(r *http.Request) (string, *badRequest) {
 		// (CONNECT's authority form) has no path to check.
 		i := strings.Index(t, "://")
 		if i < 0 {
-			return "", refuse("the request target has no path; send a path that begins with / (CONNECT is not proxied)")
+			return "", Refuse("the request target has no path; send a path that begins with / (CONNECT is not proxied)")
 		}
 		t = t[i+3:]
 		j := strings.IndexAny(t, "/?#")
@@ -101,14 +102,14 @@ func requestPath(r *http.Request) (string, *badRequest) {
 // parameters silently, and rules read the query as net/url parses it;
 // a clear 400 is better than a request that lost a parameter on the way.
 // The query is otherwise left as the client wrote it.
-func checkQuery(q string) *badRequest {
+func checkQuery(q string) *BadRequest {
 	for i := 0; i < len(q); i++ {
 		switch q[i] {
 		case ';':
-			return refuse("the query has a \";\"; separate parameters with & and write ; as %3B")
+			return Refuse("the query has a \";\"; separate parameters with & and write ; as %3B")
 		case '%':
 			if i+2 >= len(q) || unhex(q[i+1]) < 0 || unhex(q[i+2]) < 0 {
-				return refuse("the query has an invalid percent-encoding at byte " + strconv.Itoa(i) + "; write % as %25")
+				return Refuse("the query has an invalid percent-encoding at byte " + strconv.Itoa(i) + "; write % as %25")
 			}
 			i += 2
 		}
@@ -126,23 +127,23 @@ var standardMethods = [...]string{
 // one that spells a standard method in another case ("delete", "Get"):
 // methods are case-sensitive, so a rule on DELETE does not hold for
 // "delete", while some applications take it for DELETE.
-func checkMethod(m string) *badRequest {
+func checkMethod(m string) *BadRequest {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
 		http.MethodConnect, http.MethodOptions, http.MethodTrace, http.MethodPatch:
 		return nil
 	}
 	if m == "" {
-		return refuse("the request has no method")
+		return Refuse("the request has no method")
 	}
 	for i := 0; i < len(m); i++ {
 		if !isTokenChar(m[i]) {
-			return refuse("the method " + quoteForBody(m) + " is not an HTTP token; methods are letters, digits and !#$%&'*+-.^_`|~")
+			return Refuse("the method " + QuoteForBody(m) + " is not an HTTP token; methods are letters, digits and !#$%&'*+-.^_`|~")
 		}
 	}
 	for _, s := range standardMethods {
 		if strings.EqualFold(m, s) {
-			return refuse("the method " + quoteForBody(m) + " is " + s + " in another case; methods are case-sensitive: send " + s)
+			return Refuse("the method " + QuoteForBody(m) + " is " + s + " in another case; methods are case-sensitive: send " + s)
 		}
 	}
 	return nil
@@ -166,18 +167,18 @@ func isTokenChar(c byte) bool {
 //   - dot-segments are removed as RFC 3986 5.2.4 says ("/a/./b/../c" is
 //     "/a/c"; ".." never climbs above "/").
 //
-// It refuses (*badRequest) a path that does not begin with "/", an
+// It refuses (*BadRequest) a path that does not begin with "/", an
 // invalid percent-encoding, an encoded slash (%2F) or backslash (%5C), a
 // backslash, NUL or any other control character, encoded or not, and a
 // dot-segment with parameters ("..;x"), which some servers resolve as
 // ".." and others as a name. A path that is already canonical is
 // returned as it is, without allocating.
-func normalizePath(p string) (string, *badRequest) {
+func normalizePath(p string) (string, *BadRequest) {
 	if isCanonicalPath(p) {
 		return p, nil
 	}
 	if p == "" || p[0] != '/' {
-		return "", refuse("the path " + quoteForBody(p) + " does not begin with /")
+		return "", Refuse("the path " + QuoteForBody(p) + " does not begin with /")
 	}
 	// First the bytes: escapes decoded or upper-cased, refusals.
 	b := make([]byte, 0, len(p)+8)
@@ -185,17 +186,17 @@ func normalizePath(p string) (string, *badRequest) {
 		c := p[i]
 		if c == '%' {
 			if i+2 >= len(p) || unhex(p[i+1]) < 0 || unhex(p[i+2]) < 0 {
-				return "", refuse("the path has an invalid percent-encoding at byte " + strconv.Itoa(i) + "; write % as %25")
+				return "", Refuse("the path has an invalid percent-encoding at byte " + strconv.Itoa(i) + "; write % as %25")
 			}
 			v := byte(unhex(p[i+1])<<4 | unhex(p[i+2]))
 			i += 2
 			switch {
 			case v == '/':
-				return "", refuse("the path has an encoded slash (%2F), which applications read as / or as part of a name; send / or a name without it")
+				return "", Refuse("the path has an encoded slash (%2F), which applications read as / or as part of a name; send / or a name without it")
 			case v == '\\':
-				return "", refuse("the path has an encoded backslash (%5C), which some applications read as /; send / or a name without it")
+				return "", Refuse("the path has an encoded backslash (%5C), which some applications read as /; send / or a name without it")
 			case v < 0x20 || v == 0x7f:
-				return "", refuse("the path has an encoded control character (%" + string(upperHex[v>>4]) + string(upperHex[v&15]) + "); paths carry no control characters")
+				return "", Refuse("the path has an encoded control character (%" + string(upperHex[v>>4]) + string(upperHex[v&15]) + "); paths carry no control characters")
 			case isUnreserved(v):
 				b = append(b, v)
 			default:
@@ -205,9 +206,9 @@ func normalizePath(p string) (string, *badRequest) {
 		}
 		switch {
 		case c < 0x20 || c == 0x7f:
-			return "", refuse("the path has a control character; paths carry no control characters")
+			return "", Refuse("the path has a control character; paths carry no control characters")
 		case c == '\\':
-			return "", refuse("the path has a backslash, which some applications read as /; send / or a name without it")
+			return "", Refuse("the path has a backslash, which some applications read as /; send / or a name without it")
 		case c == '/' || isPchar(c):
 			b = append(b, c)
 		default:
@@ -233,7 +234,7 @@ func normalizePath(p string) (string, *badRequest) {
 				segs--
 			}
 		case bytes.HasPrefix(seg, []byte(".;")) || bytes.HasPrefix(seg, []byte("..;")):
-			return "", refuse("the path has a dot-segment with parameters (" + quoteForBody(string(seg)) + "), which servers resolve differently; send the path without it")
+			return "", Refuse("the path has a dot-segment with parameters (" + QuoteForBody(string(seg)) + "), which servers resolve differently; send the path without it")
 		default:
 			out = append(out, '/')
 			out = append(out, seg...)
@@ -390,9 +391,9 @@ func matchPath(u *url.URL) string {
 	}
 }
 
-// quoteForBody quotes client input for a refusal's body: at most 64
+// QuoteForBody quotes client input for a refusal's body: at most 64
 // bytes, escaped so that it cannot break a line.
-func quoteForBody(s string) string {
+func QuoteForBody(s string) string {
 	const max = 64
 	cut := ""
 	if len(s) > max {

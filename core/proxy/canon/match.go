@@ -1,4 +1,4 @@
-package proxy
+package canon
 
 import (
 	"fmt"
@@ -11,9 +11,9 @@ import (
 	"github.com/weftmesh/weft/core/meshapi"
 )
 
-// requestMatcher is a compiled meshapi.RouteMatch: every condition must
+// Matcher is a compiled meshapi.RouteMatch: every condition must
 // hold.
-type requestMatcher struct {
+type Matcher struct {
 	path    *stringMatcher // nil: any path
 	methods []string       // empty: any method
 	headers []keyMatcher
@@ -32,9 +32,9 @@ type keyMatcher struct {
 	invert bool
 }
 
-// compileMatch compiles m; a nil m matches every request.
-func compileMatch(m *meshapi.RouteMatch) (*requestMatcher, error) {
-	rm := &requestMatcher{methods: m.GetMethods()}
+// Compile compiles m; a nil m matches every request.
+func Compile(m *meshapi.RouteMatch) (*Matcher, error) {
+	rm := &Matcher{methods: m.GetMethods()}
 	var err error
 	if rm.path, err = compileString(m.GetPath()); err != nil {
 		return nil, fmt.Errorf("path: %w", err)
@@ -118,7 +118,7 @@ func (k *keyMatcher) matchValues(values []string) bool {
 // keeps them in canonical case); every value of a header or query
 // parameter is a candidate, and the inbound refuses a request that
 // repeats one its rules read (inbound.checkRuleInputs).
-func (m *requestMatcher) match(r *http.Request, query url.Values) bool {
+func (m *Matcher) Match(r *http.Request, query url.Values) bool {
 	if m.path != nil && !m.path.matches(matchPath(r.URL)) {
 		return false
 	}
@@ -143,7 +143,7 @@ func (m *requestMatcher) match(r *http.Request, query url.Values) bool {
 
 // inputs adds the header names (canonical) and query parameter names m
 // reads to headers and query.
-func (m *requestMatcher) inputs(headers, query map[string]bool) {
+func (m *Matcher) Inputs(headers, query map[string]bool) {
 	for _, h := range m.headers {
 		headers[h.name] = true
 	}
