@@ -44,6 +44,7 @@
 //     a retry or a mirror, and the gRPC status peek.
 //   - canon: canonical requests (Canonicalize, or a BadRequest refused
 //     with 400) and the request matchers that read them.
+//   - ratelimit: the inbound's token buckets (per limit or per caller).
 //   - proxytest: test helpers (a test CA signing with core/ca's leaf
 //     template, a fake controller); never linked by weft-proxy.
 //
@@ -122,7 +123,7 @@
 //   - mirror.go: mirroring sends a copy of a route's request, with its
 //     body, to the mirror service once the request is done, fire and
 //     forget, at most 64 copies in flight (more are dropped).
-//   - ratelimit.go: inbound token buckets (per limit, or per calling
+//   - ratelimit (package): inbound token buckets (per limit, or per calling
 //     service), checked after authorization: 429 with Retry-After (gRPC
 //     RESOURCE_EXHAUSTED); connection limits close connections past the
 //     cap before (in all) or after (per caller) the handshake.

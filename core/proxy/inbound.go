@@ -14,6 +14,7 @@ import (
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/proxy/canon"
 	"github.com/weftmesh/weft/core/proxy/h1pool"
+	"github.com/weftmesh/weft/core/proxy/ratelimit"
 	"github.com/weftmesh/weft/core/spiffe"
 )
 
@@ -42,7 +43,7 @@ type inboundState struct {
 	ownID                     string
 	appAddr                   string
 	authz                     *authzRules // with each rule's L7 permissions
-	limits                    []*rateLimiter
+	limits                    []*ratelimit.Limiter
 	connMax, connMaxPerCaller int
 	inputs                    ruleInputs // what the L7 rules read
 }
@@ -130,11 +131,11 @@ func (in *inbound) update(sp spec) {
 			own = c.ID.String()
 		}
 	}
-	var prevLimits []*rateLimiter
+	var prevLimits []*ratelimit.Limiter
 	if old := in.st.Load(); old != nil {
 		prevLimits = old.limits
 	}
-	limits, _ := compileRateLimits(sp.in.GetRateLimits(), prevLimits) // checked by listenerSpecs
+	limits, _ := ratelimit.Compile(sp.in.GetRateLimits(), prevLimits) // checked by listenerSpecs
 	az := newAuthzRules(sp.in.GetAuthz(), sp.cfg, own)
 	in.st.Store(&inboundState{
 		limits:           limits,
@@ -290,10 +291,10 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, l := range st.limits {
-		if ok, wait := l.allow(caller.Service, r, time.Now()); !ok {
-			in.p.metrics.limited.WithLabelValues(caller.Service, l.cfg.GetName()).Inc()
-			msg := fmt.Sprintf("weft: rate limit %q of %s exceeded for %s; retry in %s", l.cfg.GetName(), st.service, caller.Service, wait.Round(time.Millisecond))
-			rec.Header().Set("Retry-After", retryAfter(wait))
+		if ok, wait := l.Allow(caller.Service, r, time.Now()); !ok {
+			in.p.metrics.limited.WithLabelValues(caller.Service, l.Name()).Inc()
+			msg := fmt.Sprintf("weft: rate limit %q of %s exceeded for %s; retry in %s", l.Name(), st.service, caller.Service, wait.Round(time.Millisecond))
+			rec.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
 			if isGRPC(r) {
 				writeGRPCError(rec, grpcResourceExhausted, msg)
 				return

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/weftmesh/weft/core/proxy/canon"
+	"github.com/weftmesh/weft/core/proxy/ratelimit"
 )
 
 // Headers the inbound sidecar owns: it sets them on every request to the
@@ -108,7 +109,7 @@ type ruleInputs struct {
 	query       []string
 }
 
-func collectRuleInputs(az *authzRules, limits []*rateLimiter) ruleInputs {
+func collectRuleInputs(az *authzRules, limits []*ratelimit.Limiter) ruleInputs {
 	hs, qs := map[string]bool{}, map[string]bool{}
 	for _, r := range az.rules {
 		for _, p := range r.perms {
@@ -118,8 +119,8 @@ func collectRuleInputs(az *authzRules, limits []*rateLimiter) ruleInputs {
 		}
 	}
 	for _, l := range limits {
-		if l.match != nil {
-			l.match.Inputs(hs, qs)
+		if m := l.Matcher(); m != nil {
+			m.Inputs(hs, qs)
 		}
 	}
 	var in ruleInputs

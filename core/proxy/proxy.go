@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy/ratelimit"
 	"github.com/weftmesh/weft/core/refusals"
 	"github.com/weftmesh/weft/core/spiffe"
 )
@@ -352,7 +353,7 @@ func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 				return nil, fmt.Errorf("inbound.authz.rules[%d]: %w", i, err)
 			}
 		}
-		if _, err := compileRateLimits(in.GetRateLimits(), nil); err != nil {
+		if _, err := ratelimit.Compile(in.GetRateLimits(), nil); err != nil {
 			return nil, fmt.Errorf("inbound: %w", err)
 		}
 		bind := in.GetBindAddress()

@@ -1,4 +1,4 @@
-package proxy
+package ratelimit
 
 import (
 	"testing"
@@ -32,10 +32,10 @@ func TestTokenBucket(t *testing.T) {
 	if ok, _ := b.take(t0.Add(time.Hour)); ok {
 		t.Error("the bucket held more than its burst")
 	}
-	if got := retryAfter(1500 * time.Millisecond); got != "2" {
+	if got := RetryAfter(1500 * time.Millisecond); got != "2" {
 		t.Errorf("Retry-After for 1.5s = %q, want 2", got)
 	}
-	if got := retryAfter(time.Millisecond); got != "1" {
+	if got := RetryAfter(time.Millisecond); got != "1" {
 		t.Errorf("Retry-After for 1ms = %q, want 1", got)
 	}
 }

@@ -1,4 +1,4 @@
-package proxy
+package ratelimit
 
 import (
 	"fmt"
@@ -40,8 +40,8 @@ func (b *tokenBucket) take(now time.Time) (bool, time.Duration) {
 	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
 }
 
-// rateLimiter is a compiled meshapi.RateLimit with its buckets.
-type rateLimiter struct {
+// Limiter is a compiled meshapi.RateLimit with its buckets.
+type Limiter struct {
 	cfg     *meshapi.RateLimit
 	match   *canon.Matcher  // nil: every request
 	callers map[string]bool // empty: every caller
@@ -49,11 +49,11 @@ type rateLimiter struct {
 	buckets map[string]*tokenBucket // by caller service, or "" for all
 }
 
-func compileRateLimit(rl *meshapi.RateLimit) (*rateLimiter, error) {
+func compileRateLimit(rl *meshapi.RateLimit) (*Limiter, error) {
 	if rl.GetRequestsPerSecond() <= 0 || rl.GetBurst() == 0 {
 		return nil, fmt.Errorf("rate limit %q: requests_per_second and burst must be positive", rl.GetName())
 	}
-	l := &rateLimiter{cfg: rl, callers: map[string]bool{}, buckets: map[string]*tokenBucket{}}
+	l := &Limiter{cfg: rl, callers: map[string]bool{}, buckets: map[string]*tokenBucket{}}
 	if rl.GetMatch() != nil {
 		m, err := canon.Compile(rl.GetMatch())
 		if err != nil {
@@ -67,14 +67,14 @@ func compileRateLimit(rl *meshapi.RateLimit) (*rateLimiter, error) {
 	return l, nil
 }
 
-// compileRateLimits compiles the inbound's limits, keeping the buckets of
+// Compile compiles the inbound's limits, keeping the buckets of
 // a limit whose configuration did not change.
-func compileRateLimits(rls []*meshapi.RateLimit, prev []*rateLimiter) ([]*rateLimiter, error) {
-	old := map[string]*rateLimiter{}
+func Compile(rls []*meshapi.RateLimit, prev []*Limiter) ([]*Limiter, error) {
+	old := map[string]*Limiter{}
 	for _, l := range prev {
 		old[l.cfg.GetName()] = l
 	}
-	var out []*rateLimiter
+	var out []*Limiter
 	for _, rl := range rls {
 		if l, ok := old[rl.GetName()]; ok && proto.Equal(l.cfg, rl) {
 			out = append(out, l)
@@ -89,8 +89,8 @@ func compileRateLimits(rls []*meshapi.RateLimit, prev []*rateLimiter) ([]*rateLi
 	return out, nil
 }
 
-// allow takes a token for a request from caller, if the limit applies.
-func (l *rateLimiter) allow(caller string, r *http.Request, now time.Time) (bool, time.Duration) {
+// Allow takes a token for a request from caller, if the limit applies.
+func (l *Limiter) Allow(caller string, r *http.Request, now time.Time) (bool, time.Duration) {
 	if len(l.callers) > 0 && !l.callers[caller] {
 		return true, 0
 	}
@@ -111,7 +111,14 @@ func (l *rateLimiter) allow(caller string, r *http.Request, now time.Time) (bool
 	return b.take(now)
 }
 
-// retryAfter renders a wait as whole seconds for Retry-After, at least 1.
-func retryAfter(d time.Duration) string {
+// RetryAfter renders a wait as whole seconds for Retry-After, at least 1.
+func RetryAfter(d time.Duration) string {
 	return strconv.FormatInt(max(1, int64(math.Ceil(d.Seconds()))), 10)
 }
+
+// Name is the limit's name in the policy.
+func (l *Limiter) Name() string { return l.cfg.GetName() }
+
+// Matcher is the match of the requests the limit counts; nil: every
+// request.
+func (l *Limiter) Matcher() *canon.Matcher { return l.match }
