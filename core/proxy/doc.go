@@ -45,6 +45,8 @@
 //   - canon: canonical requests (Canonicalize, or a BadRequest refused
 //     with 400) and the request matchers that read them.
 //   - ratelimit: the inbound's token buckets (per limit or per caller).
+//   - mirror: request copies to a route's mirror service (mirror.Options:
+//     the sidecar's mTLS dial, counter and logger).
 //   - proxytest: test helpers (a test CA signing with core/ca's leaf
 //     template, a fake controller); never linked by weft-proxy.
 //
@@ -120,7 +122,7 @@
 //     balance (consecutive 5xx, gateway errors or local failures eject it
 //     for base time x ejections, at most max_ejected_percent at once; when
 //     every endpoint is ejected, ejection is ignored).
-//   - mirror.go: mirroring sends a copy of a route's request, with its
+//   - mirror (package): mirroring sends a copy of a route's request, with its
 //     body, to the mirror service once the request is done, fire and
 //     forget, at most 64 copies in flight (more are dropped).
 //   - ratelimit (package): inbound token buckets (per limit, or per calling

@@ -21,6 +21,7 @@ import (
 	"github.com/weftmesh/weft/core/proxy/breaker"
 	"github.com/weftmesh/weft/core/proxy/canon"
 	"github.com/weftmesh/weft/core/proxy/h1pool"
+	"github.com/weftmesh/weft/core/proxy/mirror"
 	"github.com/weftmesh/weft/core/proxy/retry"
 )
 
@@ -50,7 +51,7 @@ type outbound struct {
 	// (nil for HTTP2 and GRPC, which go over mesh).
 	h1     *h1pool.Pool
 	idle   time.Duration // as configured; 0: the defaults
-	mirror *mirrors
+	mirror *mirror.Sender
 }
 
 // outboundState is what a config change swaps into a running upstream
@@ -123,7 +124,16 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 			return dialMesh(ctx, addr, h1, o.st.Load().connect)
 		}, o.mesh1, 128, idleOr(sp.up.GetTimeouts().GetIdle().AsDuration(), 90*time.Second), breaker.Conns(o.breakerNow))
 	}
-	o.mirror = &mirrors{p: p, slots: make(chan struct{}, maxMirrors)}
+	o.mirror = mirror.NewSender(mirror.Options{
+		Dialer: func(wantID string) func(ctx context.Context, addr string) (net.Conn, error) {
+			cfg := p.clientTLS(func() string { return wantID }, []string{"h2"})
+			return func(ctx context.Context, addr string) (net.Conn, error) {
+				return dialMesh(ctx, addr, cfg, p.opts.DialTimeout)
+			}
+		},
+		Counted: func(service, result string) { p.metrics.mirrored.WithLabelValues(service, result).Inc() },
+		Logger:  p.log,
+	})
 	o.rp = &httputil.ReverseProxy{
 		Rewrite:        o.rewrite,
 		Transport:      roundTripFunc(o.roundTrip),
@@ -363,27 +373,27 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	mirror := routeMirror(pk.route)
-	if mirror != nil && o.intn()(100) >= mirror.percent {
-		mirror = nil
+	mt := routeMirror(pk.route)
+	if mt != nil && o.intn()(100) >= mt.Percent {
+		mt = nil
 	}
-	if pk.hasBody = r.Body != nil && r.Body != http.NoBody; pk.hasBody && (mirror != nil || (pk.route != nil && pk.route.retry != nil)) {
+	if pk.hasBody = r.Body != nil && r.Body != http.NoBody; pk.hasBody && (mt != nil || (pk.route != nil && pk.route.retry != nil)) {
 		pk.rec = retry.NewBodyRecorder(r.Body)
 		r.Body = pk.rec
 	}
-	if mirror != nil {
+	if mt != nil {
 		// The copy goes once the request is done and its body known.
 		defer func() {
 			var body []byte
 			if pk.hasBody {
 				b, ok := pk.rec.Complete()
 				if !ok {
-					o.p.metrics.mirrored.WithLabelValues(mirror.service, "dropped").Inc()
+					o.mirror.Drop(mt)
 					return
 				}
 				body = b
 			}
-			o.mirror.send(r, body, mirror)
+			o.mirror.Send(r, body, mt)
 		}()
 	}
 	if stream > 0 {
@@ -466,7 +476,7 @@ func grpcCodeFor(code int) int {
 // upgrade; HTTP/2 cannot.
 func isUpgrade(r *http.Request) bool { return h1pool.IsUpgrade(r) }
 
-func routeMirror(rt *route) *mirrorTarget {
+func routeMirror(rt *route) *mirror.Target {
 	if rt == nil {
 		return nil
 	}
@@ -883,6 +893,6 @@ func (o *outbound) shutdown(ctx context.Context) {
 		o.h1.Close()
 	}
 	if o.mirror != nil {
-		o.mirror.close()
+		o.mirror.Close()
 	}
 }

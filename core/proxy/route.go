@@ -9,6 +9,7 @@ import (
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/proxy/balance"
 	"github.com/weftmesh/weft/core/proxy/canon"
+	"github.com/weftmesh/weft/core/proxy/mirror"
 	"github.com/weftmesh/weft/core/proxy/retry"
 )
 
@@ -24,7 +25,7 @@ type route struct {
 	reqHdrs  *meshapi.HeaderOps
 	respHdrs *meshapi.HeaderOps
 	fault    *meshapi.Fault
-	mirror   *mirrorTarget
+	mirror   *mirror.Target
 }
 
 // pool is the endpoints of one split (or of the whole upstream) and their
@@ -48,7 +49,7 @@ func compileRoutes(up *meshapi.Upstream, eps []*endpoint, lbNew func([]*endpoint
 		}
 	}
 	for i, mr := range up.GetRoutes() {
-		r := &route{name: mr.GetName(), reqHdrs: mr.GetRequestHeaders(), respHdrs: mr.GetResponseHeaders(), fault: mr.GetFault(), mirror: compileMirror(mr.GetMirror())}
+		r := &route{name: mr.GetName(), reqHdrs: mr.GetRequestHeaders(), respHdrs: mr.GetResponseHeaders(), fault: mr.GetFault(), mirror: mirror.Compile(mr.GetMirror())}
 		if f := r.fault; f != nil && (f.GetDelayPercent() > 100 || f.GetAbortPercent() > 100 ||
 			(f.GetAbortPercent() > 0 && (f.GetAbortStatus() < 400 || f.GetAbortStatus() > 599))) {
 			return nil, fmt.Errorf("route %q: fault: percentages go to 100 and abort_status is 400 to 599", r.name)
