@@ -96,7 +96,7 @@ type Client struct {
 	log  *slog.Logger
 	next atomic.Uint64 // index of the controller to try next
 
-	creds   atomic.Pointer[creds.Credentials] // as last given to w
+	cr   atomic.Pointer[creds.Credentials] // as last given to w
 	applied atomic.Uint64                     // the version w applied last
 
 	mu    sync.Mutex
@@ -145,20 +145,20 @@ func New(w Watcher, o Options) (*Client, error) {
 // all (for instance, its join token was refused).
 func (c *Client) Run(ctx context.Context) error {
 	defer c.closeConns()
-	creds := c.loadCredentials()
-	saved := creds != nil
+	cr := c.loadCredentials()
+	saved := cr != nil
 	if !saved {
 		var err error
-		if creds, err = c.join(ctx); err != nil {
+		if cr, err = c.join(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		c.saveCredentials(creds)
+		c.saveCredentials(cr)
 	}
-	c.setCredentials(creds)
-	c.log.Info("holding certificate", "id", creds.ID.String(), "until", creds.NotAfter().Format(time.RFC3339))
+	c.setCredentials(cr)
+	c.log.Info("holding certificate", "id", cr.ID.String(), "until", cr.NotAfter().Format(time.RFC3339))
 	if saved {
 		c.loadConfig()
 	}
@@ -173,17 +173,17 @@ func (c *Client) Run(ctx context.Context) error {
 // setCredentials gives cr to the watcher and keeps it as the current
 // credentials.
 func (c *Client) setCredentials(cr *creds.Credentials) {
-	c.creds.Store(cr)
+	c.cr.Store(cr)
 	c.w.SetCredentials(cr)
 }
 
 // Credentials returns the credentials the client holds, or nil before it
 // has any.
-func (c *Client) Credentials() *creds.Credentials { return c.creds.Load() }
+func (c *Client) Credentials() *creds.Credentials { return c.cr.Load() }
 
 // getClientCertificate presents the current certificate to a controller.
 func (c *Client) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-	cr := c.creds.Load()
+	cr := c.cr.Load()
 	if cr == nil {
 		// An empty certificate sends none; Join needs none.
 		return &tls.Certificate{}, nil
@@ -234,7 +234,7 @@ func (c *Client) verifyController(certs []*x509.Certificate, host string) error 
 	opts.Roots = c.o.TrustBundle
 	_, err := certs[0].Verify(opts)
 	if err != nil {
-		if cr := c.creds.Load(); cr != nil {
+		if cr := c.cr.Load(); cr != nil {
 			opts.Roots = cr.Roots
 			_, err = certs[0].Verify(opts)
 		}
@@ -309,9 +309,9 @@ func (c *Client) join(ctx context.Context) (*creds.Credentials, error) {
 	bo := c.backoff()
 	for {
 		addr := c.controller()
-		creds, err := c.joinOnce(ctx, addr, key, csr)
+		cr, err := c.joinOnce(ctx, addr, key, csr)
 		if err == nil {
-			return creds, nil
+			return cr, nil
 		}
 		if refused(err) && c.o.CredentialAdapter != "" {
 			return nil, fmt.Errorf("joining the mesh as instance %q: controller %s refused the %s credential: %s",
@@ -368,7 +368,7 @@ func (c *Client) joinOnce(ctx context.Context, addr string, key *ecdsa.PrivateKe
 // until a controller answers, for as long as ctx lasts.
 func (c *Client) renewLoop(ctx context.Context) {
 	for {
-		cur := c.creds.Load()
+		cur := c.cr.Load()
 		t := time.NewTimer(time.Until(cur.RenewAt()))
 		select {
 		case <-ctx.Done():
@@ -378,15 +378,15 @@ func (c *Client) renewLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		t.Stop()
-		creds, err := c.renew(ctx)
+		cr, err := c.renew(ctx)
 		if err != nil {
 			return // ctx ended
 		}
 		c.credsMu.Lock()
-		c.setCredentials(creds)
-		c.saveCredentials(creds)
+		c.setCredentials(cr)
+		c.saveCredentials(cr)
 		c.credsMu.Unlock()
-		c.log.Info("renewed certificate", "id", creds.ID.String(), "until", creds.NotAfter().Format(time.RFC3339), "root", leafRootID(creds))
+		c.log.Info("renewed certificate", "id", cr.ID.String(), "until", cr.NotAfter().Format(time.RFC3339), "root", leafRootID(cr))
 	}
 }
 
@@ -401,7 +401,7 @@ func (c *Client) applyTrust(tb *meshapi.TrustBundle) {
 		return // a controller without rotation: the roots come with Join and Renew
 	}
 	c.credsMu.Lock()
-	cur := c.creds.Load()
+	cur := c.cr.Load()
 	if cur == nil {
 		c.credsMu.Unlock()
 		return
@@ -432,17 +432,17 @@ func (c *Client) applyTrust(tb *meshapi.TrustBundle) {
 
 // leafRootID names the root in the bundle that signed the proxy's leaf
 // (spiffe.RootID), or "unknown".
-func leafRootID(creds *creds.Credentials) string {
-	for _, r := range creds.RootCerts() {
-		if creds.Cert.Leaf.CheckSignatureFrom(r) == nil {
+func leafRootID(cr *creds.Credentials) string {
+	for _, r := range cr.RootCerts() {
+		if cr.Cert.Leaf.CheckSignatureFrom(r) == nil {
 			return spiffe.RootID(r)
 		}
 	}
 	// Signed by an intermediate (a cross-signed root): name the root it
 	// stands for.
-	for _, der := range creds.Cert.Certificate[1:] {
+	for _, der := range cr.Cert.Certificate[1:] {
 		ic, err := x509.ParseCertificate(der)
-		if err == nil && creds.Cert.Leaf.CheckSignatureFrom(ic) == nil {
+		if err == nil && cr.Cert.Leaf.CheckSignatureFrom(ic) == nil {
 			return spiffe.RootID(ic)
 		}
 	}
@@ -457,14 +457,14 @@ func (c *Client) renew(ctx context.Context) (*creds.Credentials, error) {
 			return nil, err
 		}
 		addr := c.controller()
-		creds, err := c.renewOnce(ctx, addr, key, csr)
+		cr, err := c.renewOnce(ctx, addr, key, csr)
 		if err == nil {
-			return creds, nil
+			return cr, nil
 		}
 		c.failed(addr)
 		d := bo.Next()
 		note := ""
-		if na := c.creds.Load().NotAfter(); time.Now().After(na) {
+		if na := c.cr.Load().NotAfter(); time.Now().After(na) {
 			note = fmt.Sprintf(" (the certificate expired at %s; the controller may refuse it: still trying)", na.Format(time.RFC3339))
 		}
 		c.log.Warn("renewing certificate via controller "+addr+note+"; retrying", "err", err, "retry_in", d.Round(time.Millisecond))

@@ -52,41 +52,41 @@ func (c *Client) loadCredentials() *creds.Credentials {
 		c.log.Info("not reusing the saved certificate", "dir", dir, "err", err)
 		return nil
 	}
-	creds, err := creds.Parse(cert, key, roots)
+	cr, err := creds.Parse(cert, key, roots)
 	if err != nil {
 		c.log.Info("not reusing the saved certificate", "dir", dir, "err", err)
 		return nil
 	}
-	if time.Until(creds.NotAfter()) < minSavedValidity {
-		c.log.Info("not reusing the saved certificate: it expires soon", "dir", dir, "expires", creds.NotAfter().Format(time.RFC3339))
+	if time.Until(cr.NotAfter()) < minSavedValidity {
+		c.log.Info("not reusing the saved certificate: it expires soon", "dir", dir, "expires", cr.NotAfter().Format(time.RFC3339))
 		return nil
 	}
 	c.log.Info("reusing the certificate saved in the data directory", "dir", dir)
-	return creds
+	return cr
 }
 
-// saveCredentials writes creds to the data directory, if there is one. A
+// saveCredentials writes cr to the data directory, if there is one. A
 // failure is logged: the sidecar works on, but a restart will need a new
 // join token.
-func (c *Client) saveCredentials(creds *creds.Credentials) {
+func (c *Client) saveCredentials(cr *creds.Credentials) {
 	if c.o.DataDir == "" {
 		return
 	}
-	if err := writeCredentials(c.o.DataDir, c.o.InstanceID, creds); err != nil {
+	if err := writeCredentials(c.o.DataDir, c.o.InstanceID, cr); err != nil {
 		c.log.Warn("saving the certificate; a restarted sidecar will need a new join token", "dir", c.o.DataDir, "err", err)
 	}
 }
 
-func writeCredentials(dir, instance string, creds *creds.Credentials) error {
+func writeCredentials(dir, instance string, cr *creds.Credentials) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(creds.Cert.PrivateKey)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(cr.Cert.PrivateKey)
 	if err != nil {
 		return fmt.Errorf("encoding the key: %w", err)
 	}
 	var chain []byte
-	for _, der := range creds.Cert.Certificate {
+	for _, der := range cr.Cert.Certificate {
 		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
 	}
 	files := []struct {
@@ -97,7 +97,7 @@ func writeCredentials(dir, instance string, creds *creds.Credentials) error {
 		// not used.
 		{fileKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})},
 		{fileCert, chain},
-		{fileRoots, creds.RootsPEM()},
+		{fileRoots, cr.RootsPEM()},
 		{fileInstance, []byte(instance + "\n")},
 	}
 	os.Remove(filepath.Join(dir, fileInstance))
