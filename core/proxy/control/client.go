@@ -96,7 +96,7 @@ type Client struct {
 	log  *slog.Logger
 	next atomic.Uint64 // index of the controller to try next
 
-	cr   atomic.Pointer[creds.Credentials] // as last given to w
+	held    atomic.Pointer[creds.Credentials] // as last given to w
 	applied atomic.Uint64                     // the version w applied last
 
 	mu    sync.Mutex
@@ -173,17 +173,17 @@ func (c *Client) Run(ctx context.Context) error {
 // setCredentials gives cr to the watcher and keeps it as the current
 // credentials.
 func (c *Client) setCredentials(cr *creds.Credentials) {
-	c.cr.Store(cr)
+	c.held.Store(cr)
 	c.w.SetCredentials(cr)
 }
 
 // Credentials returns the credentials the client holds, or nil before it
 // has any.
-func (c *Client) Credentials() *creds.Credentials { return c.cr.Load() }
+func (c *Client) Credentials() *creds.Credentials { return c.held.Load() }
 
 // getClientCertificate presents the current certificate to a controller.
 func (c *Client) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-	cr := c.cr.Load()
+	cr := c.held.Load()
 	if cr == nil {
 		// An empty certificate sends none; Join needs none.
 		return &tls.Certificate{}, nil
@@ -234,7 +234,7 @@ func (c *Client) verifyController(certs []*x509.Certificate, host string) error 
 	opts.Roots = c.o.TrustBundle
 	_, err := certs[0].Verify(opts)
 	if err != nil {
-		if cr := c.cr.Load(); cr != nil {
+		if cr := c.held.Load(); cr != nil {
 			opts.Roots = cr.Roots
 			_, err = certs[0].Verify(opts)
 		}
@@ -368,7 +368,7 @@ func (c *Client) joinOnce(ctx context.Context, addr string, key *ecdsa.PrivateKe
 // until a controller answers, for as long as ctx lasts.
 func (c *Client) renewLoop(ctx context.Context) {
 	for {
-		cur := c.cr.Load()
+		cur := c.held.Load()
 		t := time.NewTimer(time.Until(cur.RenewAt()))
 		select {
 		case <-ctx.Done():
@@ -401,7 +401,7 @@ func (c *Client) applyTrust(tb *meshapi.TrustBundle) {
 		return // a controller without rotation: the roots come with Join and Renew
 	}
 	c.credsMu.Lock()
-	cur := c.cr.Load()
+	cur := c.held.Load()
 	if cur == nil {
 		c.credsMu.Unlock()
 		return
@@ -464,7 +464,7 @@ func (c *Client) renew(ctx context.Context) (*creds.Credentials, error) {
 		c.failed(addr)
 		d := bo.Next()
 		note := ""
-		if na := c.cr.Load().NotAfter(); time.Now().After(na) {
+		if na := c.held.Load().NotAfter(); time.Now().After(na) {
 			note = fmt.Sprintf(" (the certificate expired at %s; the controller may refuse it: still trying)", na.Format(time.RFC3339))
 		}
 		c.log.Warn("renewing certificate via controller "+addr+note+"; retrying", "err", err, "retry_in", d.Round(time.Millisecond))
