@@ -2,7 +2,9 @@
 // instance, joins the mesh with a single-use token, receives its
 // configuration from the controller and carries the instance's traffic
 // over mTLS (core/proxy). It links only the data plane: no scheduler
-// client, no policy language, no plugin machinery.
+// client, no policy language, no plugin machinery, no CA or compiler.
+// Its events go through one log/slog text logger on stderr; access-log
+// lines go to the same batched writer as data (core/proxy, accesslog.go).
 //
 //	weft-proxy --instance ID --controller HOST:PORT [--controller HOST:PORT ...] \
 //	  --trust-bundle FILE --admin HOST:PORT [--data-dir DIR]

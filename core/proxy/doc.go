@@ -6,10 +6,12 @@
 //
 // # Entry points
 //
-//	p := proxy.New(proxy.Options{})       // no listeners yet
+//	p := proxy.New(proxy.Options{Logger: logger}) // no listeners yet
 //	p.SetCredentials(creds)               // certificate, key, mesh roots
 //	err := p.Apply(version, cfg)          // reconcile listeners; error = NACK
 //	http.Handle("/", p.AdminHandler())    // /ready, /metrics, /config
+//	c, err := proxy.NewClient(p, opts)    // the controller client driving p
+//	err = c.Run(ctx)                      // join, stream, renew until ctx ends
 //	p.Close()                             // idempotent, bounded drain
 //
 // In production a controller client (package control, composed with the
@@ -28,9 +30,16 @@
 //
 // Packages under core/proxy:
 //
-//   - core/proxy: the Proxy (listeners, Apply, inbound, outbound, the
-//     traffic-policy parts, admin and metrics) and NewClient, the
-//     composition of a Proxy with its controller client.
+//   - core/proxy: the Proxy (listeners and Apply in proxy.go and
+//     listeners.go; inbound.go with authz.go and normalize_inputs.go;
+//     outbound.go with route.go; tls.go; admin, metrics, access log) and
+//     NewClient, the composition of a Proxy with its controller client.
+//     It wires the parts below through small seams: control.Watcher (the
+//     Proxy), h1pool.ConnLimit (breaker.Conns), balance.Balancer,
+//     mirror.Options; inbound and outbound are handlers behind the
+//     listener's handler/updater interfaces (listeners.go, proxy.go). A
+//     proxy serving many instances composes one Proxy (or one set of
+//     listeners) and one control.Client per instance.
 //   - control: the controller client (join, stream, ACK/NACK, renewal,
 //     data directory), delivering to a control.Watcher.
 //   - creds: the credentials (certificate, key, identity, roots).
