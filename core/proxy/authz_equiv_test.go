@@ -11,6 +11,7 @@ import (
 	"github.com/weftmesh/weft/core/compile"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/policy"
+	"github.com/weftmesh/weft/core/proxy/authz"
 	"github.com/weftmesh/weft/core/proxy/canon"
 	"github.com/weftmesh/weft/core/registry"
 	"github.com/weftmesh/weft/core/spiffe"
@@ -64,7 +65,7 @@ func equivSidecar(t *testing.T, pol *policy.Policy, dstNS string) *inboundState 
 	if _, err := listenerSpecs(cfg); err != nil {
 		t.Fatalf("the compiled config is invalid: %v", err)
 	}
-	az := newAuthzRules(cfg.GetInbound().GetAuthz(), cfg, cfg.GetSpiffeId())
+	az := authz.New(cfg.GetInbound().GetAuthz(), cfg, cfg.GetSpiffeId())
 	return &inboundState{service: "api", authz: az, inputs: collectRuleInputs(az, nil)}
 }
 
@@ -112,7 +113,7 @@ func checkEquivalent(t *testing.T, pol *policy.Policy, dstNS string, requests bo
 			n++
 			if got != (want == policy.Allow) {
 				t.Fatalf("caller %s/%s to %s/api: sidecar says %v (%s), policy.Decide says %s\nintentions: %+v\nrules: %v",
-					ns, svc, dstNS, got, why, want, pol.Intentions, st.authz.rules)
+					ns, svc, dstNS, got, why, want, pol.Intentions, st.authz)
 			}
 			foreign := caller
 			foreign.TrustDomain = "other.td"

@@ -31,7 +31,7 @@
 // Packages under core/proxy:
 //
 //   - core/proxy: the Proxy (listeners and Apply in proxy.go and
-//     listeners.go; inbound.go with authz.go and normalize_inputs.go;
+//     listeners.go; inbound.go with normalize_inputs.go;
 //     outbound.go with route.go; tls.go; admin, metrics, access log) and
 //     NewClient, the composition of a Proxy with its controller client.
 //     It wires the parts below through small seams: control.Watcher (the
@@ -53,6 +53,8 @@
 //     a retry or a mirror, and the gRPC status peek.
 //   - canon: canonical requests (Canonicalize, or a BadRequest refused
 //     with 400) and the request matchers that read them.
+//   - authz: the inbound's evaluator of the compiled authorization rules
+//     (meshapi.Authz) and their L7 permissions.
 //   - ratelimit: the inbound's token buckets (per limit or per caller).
 //   - mirror: request copies to a route's mirror service (mirror.Options:
 //     the sidecar's mTLS dial, counter and logger).
@@ -67,8 +69,9 @@
 //     required, checked with spiffe.VerifyPeer against the current roots
 //     and the config's trust domain), authorizes the caller's namespace
 //     and service, read from its SPIFFE ID, against inbound.authz
-//     (authz.go evaluates the compiled rules itself, as policy.Decide
-//     decides for the intentions they came from, authz_equiv_test.go: a
+//     (package authz evaluates the compiled rules itself, as
+//     policy.Decide decides for the intentions they came from,
+//     authz_equiv_test.go: a
 //     named service beats its namespace's "*", which beats "*", deny wins
 //     among equals, else the default action, deny by default; a caller
 //     from another trust domain is refused whatever the rules and default

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy/authz"
 	"github.com/weftmesh/weft/core/proxy/canon"
 	"github.com/weftmesh/weft/core/proxy/h1pool"
 	"github.com/weftmesh/weft/core/proxy/ratelimit"
@@ -42,32 +43,10 @@ type inboundState struct {
 	service                   string // this instance's service: the destination of every call
 	ownID                     string
 	appAddr                   string
-	authz                     *authzRules // with each rule's L7 permissions
+	authz                     *authz.Rules // with each rule's L7 permissions
 	limits                    []*ratelimit.Limiter
 	connMax, connMaxPerCaller int
 	inputs                    ruleInputs // what the L7 rules read
-}
-
-// permission is a compiled meshapi.Permission.
-type permission struct {
-	allow bool
-	match *canon.Matcher // nil: every request
-}
-
-func compilePermissions(r *meshapi.AuthzRule) ([]permission, error) {
-	var out []permission
-	for i, p := range r.GetPermissions() {
-		perm := permission{allow: p.GetAction() == meshapi.Action_ACTION_ALLOW}
-		if p.GetMatch() != nil {
-			m, err := canon.Compile(p.GetMatch())
-			if err != nil {
-				return nil, fmt.Errorf("permission %d: %w", i, err)
-			}
-			perm.match = m
-		}
-		out = append(out, perm)
-	}
-	return out, nil
 }
 
 type callerKey struct{}
@@ -136,7 +115,7 @@ func (in *inbound) update(sp spec) {
 		prevLimits = old.limits
 	}
 	limits, _ := ratelimit.Compile(sp.in.GetRateLimits(), prevLimits) // checked by listenerSpecs
-	az := newAuthzRules(sp.in.GetAuthz(), sp.cfg, own)
+	az := authz.New(sp.in.GetAuthz(), sp.cfg, own)
 	in.st.Store(&inboundState{
 		limits:           limits,
 		connMax:          int(sp.in.GetConnectionLimit().GetMax()),

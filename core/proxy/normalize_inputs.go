@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/weftmesh/weft/core/proxy/authz"
 	"github.com/weftmesh/weft/core/proxy/canon"
 	"github.com/weftmesh/weft/core/proxy/ratelimit"
 )
@@ -109,15 +110,9 @@ type ruleInputs struct {
 	query       []string
 }
 
-func collectRuleInputs(az *authzRules, limits []*ratelimit.Limiter) ruleInputs {
+func collectRuleInputs(az *authz.Rules, limits []*ratelimit.Limiter) ruleInputs {
 	hs, qs := map[string]bool{}, map[string]bool{}
-	for _, r := range az.rules {
-		for _, p := range r.perms {
-			if p.match != nil {
-				p.match.Inputs(hs, qs)
-			}
-		}
-	}
+	az.Inputs(hs, qs)
 	for _, l := range limits {
 		if m := l.Matcher(); m != nil {
 			m.Inputs(hs, qs)

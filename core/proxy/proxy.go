@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy/authz"
 	"github.com/weftmesh/weft/core/proxy/ratelimit"
 	"github.com/weftmesh/weft/core/refusals"
 	"github.com/weftmesh/weft/core/spiffe"
@@ -349,7 +350,7 @@ func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 			if r.GetSource() == "" {
 				return nil, fmt.Errorf("inbound.authz.rules[%d] has no source; name a service or \"*\"", i)
 			}
-			if _, err := compilePermissions(r); err != nil {
+			if _, err := authz.CompilePermissions(r); err != nil {
 				return nil, fmt.Errorf("inbound.authz.rules[%d]: %w", i, err)
 			}
 		}
