@@ -2,7 +2,9 @@
 // instance, joins the mesh with a single-use token, receives its
 // configuration from the controller and carries the instance's traffic
 // over mTLS (core/proxy). It links only the data plane: no scheduler
-// client, no policy language, no plugin machinery.
+// client, no policy language, no plugin machinery, no CA or compiler.
+// Its events go through one log/slog text logger on stderr; access-log
+// lines go to the same batched writer as data (core/proxy, accesslog.go).
 //
 //	weft-proxy --instance ID --controller HOST:PORT [--controller HOST:PORT ...] \
 //	  --trust-bundle FILE --admin HOST:PORT [--data-dir DIR]
@@ -15,6 +17,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -110,7 +113,10 @@ func run(ctx context.Context, o options) error {
 
 	logw := newLogWriter(os.Stderr, o.logFlush)
 	defer logw.Close() // after the proxy's last line
-	p := proxy.New(proxy.Options{Log: logw})
+	// One logger for the sidecar's events; access lines go to the same
+	// writer as data (core/proxy, accesslog.go).
+	logger := slog.New(slog.NewTextHandler(logw, nil))
+	p := proxy.New(proxy.Options{Log: logw, Logger: logger})
 	defer p.Close()
 	client, err := proxy.NewClient(p, proxy.ClientOptions{
 		InstanceID:  o.instance,
@@ -121,6 +127,7 @@ func run(ctx context.Context, o options) error {
 
 		CredentialAdapter: o.credAdapter,
 		Credential:        credential,
+		Logger:            logger,
 	})
 	if err != nil {
 		return err
@@ -137,7 +144,7 @@ func run(ctx context.Context, o options) error {
 		defer cancel()
 		admin.Shutdown(sctx)
 	}()
-	p.Logf("weft-proxy %s for instance %s: admin on %s, controllers %v", version.Version, o.instance, ln.Addr(), o.controllers)
+	logger.Info("weft-proxy for instance: admin and controllers", "version", version.Version, "instance", o.instance, "admin", ln.Addr().String(), "controllers", o.controllers)
 	return client.Run(ctx)
 }
 

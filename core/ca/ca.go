@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -162,15 +163,9 @@ func keyID(pub crypto.PublicKey) ([]byte, error) {
 }
 
 // RootID names a root: its subject key ID in hex (or, for a root without
-// one, a hash of its public key). A leaf's authority key ID names the root
-// that signed it the same way.
-func RootID(root *x509.Certificate) string {
-	if len(root.SubjectKeyId) > 0 {
-		return hex.EncodeToString(root.SubjectKeyId)
-	}
-	sum := sha256.Sum256(root.RawSubjectPublicKeyInfo)
-	return hex.EncodeToString(sum[:20])
-}
+// one, a hash of its public key). It is spiffe.RootID, kept here for the
+// CA's callers; the sidecar uses spiffe.RootID and does not link the CA.
+func RootID(root *x509.Certificate) string { return spiffe.RootID(root) }
 
 func (c *CA) create() error {
 	root, key, err := newRoot(c.now())
@@ -335,27 +330,46 @@ func (c *CA) issue(pub any, id spiffe.Identity, dns []string, ips []net.IP) ([][
 	if notAfter.After(c.root.NotAfter) {
 		notAfter = c.root.NotAfter
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{Organization: []string{"Weft"}, CommonName: id.Service},
-		URIs:         nil,
-		DNSNames:     dns,
-		IPAddresses:  ips,
-		NotBefore:    now.Add(-clockSkew),
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	tmpl.URIs = append(tmpl.URIs, id.URL())
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.root, pub, c.key)
+	der, err := SignLeaf(c.root, c.key, pub, id, Leaf{NotBefore: now.Add(-clockSkew), NotAfter: notAfter, DNSNames: dns, IPs: ips})
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("signing certificate for %s: %w", id, err)
+		return nil, time.Time{}, err
 	}
 	chain := [][]byte{der}
 	for i := len(c.previous) - 1; i >= 0; i-- {
 		chain = append(chain, c.previous[i].cross.Raw)
 	}
 	return chain, notAfter, nil
+}
+
+// Leaf is the validity and extra names of a leaf certificate.
+type Leaf struct {
+	NotBefore, NotAfter time.Time
+	// DNSNames and IPs are added as SANs (a controller's server certificate).
+	DNSNames []string
+	IPs      []net.IP
+}
+
+// SignLeaf signs a leaf certificate for id and the public key pub with
+// parent and its key, and returns it in DER. It is the one leaf template of
+// the mesh: the CA issues every sidecar's and controller's certificate with
+// it, and test CAs (core/proxy/proxytest) sign theirs with it too.
+func SignLeaf(parent *x509.Certificate, key crypto.Signer, pub any, id spiffe.Identity, l Leaf) ([]byte, error) {
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{Organization: []string{"Weft"}, CommonName: id.Service},
+		URIs:         []*url.URL{id.URL()},
+		DNSNames:     l.DNSNames,
+		IPAddresses:  l.IPs,
+		NotBefore:    l.NotBefore,
+		NotAfter:     l.NotAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
+	if err != nil {
+		return nil, fmt.Errorf("signing certificate for %s: %w", id, err)
+	}
+	return der, nil
 }
 
 // ServerCertificate issues the controller's own serving certificate, for

@@ -17,8 +17,11 @@
 // minute after the rotation; CA.Retire drops it then (core/meshserver
 // calls it on time, NextRetirement). Rotating again before that is fine:
 // leaves then carry the chain of cross-signatures back to every root still
-// trusted. Roots are named by RootID, their subject key ID in hex, which is
-// also the authority key ID of the leaves they sign.
+// trusted. Roots are named by RootID (spiffe.RootID, so the sidecar names
+// them the same way without linking this package), their subject key ID in
+// hex, which is also the authority key ID of the leaves they sign. Every
+// leaf is cut from one template, SignLeaf, which test CAs
+// (core/proxy/proxytest) use too.
 //
 // The directory holds ca.crt and ca.key (the active root), join.secret, and
 // after a rotation rotation.json (the previous roots, their

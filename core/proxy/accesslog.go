@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,9 +68,9 @@ func (l *accessLine) dur(key string, d time.Duration) *accessLine {
 // String is the line without a newline.
 func (l *accessLine) String() string { return string(l.b) }
 
-// send writes the line to the proxy's log and recycles it.
+// send writes the line to the proxy's access log and recycles it.
 func (l *accessLine) send(p *Proxy) {
-	p.log.Printf("%s", l.b)
+	p.access.write(l.b)
 	if cap(l.b) <= 4<<10 {
 		accessLines.Put(l)
 	}
@@ -140,4 +141,26 @@ func parseAccessLine(line string) (words []string, fields [][2]string, ok bool) 
 		line = rest[1:]
 	}
 	return words, fields, len(words)+len(fields) > 0
+}
+
+// accessLog writes access lines to Options.Log, each after the local date
+// and time to the microsecond ("2006/01/02 15:04:05.000000 "), one Write
+// per line. Access lines are data, not events: they do not go through the
+// event logger (Options.Logger).
+type accessLog struct {
+	mu  sync.Mutex
+	w   io.Writer
+	buf []byte
+}
+
+func (a *accessLog) write(line []byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.buf = time.Now().AppendFormat(a.buf[:0], "2006/01/02 15:04:05.000000 ")
+	a.buf = append(a.buf, line...)
+	a.buf = append(a.buf, '\n')
+	a.w.Write(a.buf)
+	if cap(a.buf) > 16<<10 {
+		a.buf = nil
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy/authz"
 	"github.com/weftmesh/weft/core/spiffe"
 )
 
@@ -46,7 +47,7 @@ func TestAuthorizeNamespaces(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a := &meshapi.Authz{DefaultAction: tc.def, Rules: tc.rules}
 			cfg := &meshapi.ProxyConfig{Service: "api", Namespace: "default", TrustDomain: td}
-			st := &inboundState{service: "api", authz: authzPolicy(a, cfg, spiffe.ID(td, "default", "api")), perms: authzPermissions(a)}
+			st := &inboundState{service: "api", authz: authz.New(a, cfg, spiffe.ID(td, "default", "api"))}
 			ok, why := st.authorize(tc.caller)
 			if ok != tc.want {
 				t.Fatalf("authorize(%s) = %v (%s), want %v", tc.caller, ok, why, tc.want)
@@ -72,7 +73,7 @@ func TestAuthorizeRequestPermissionsByNamespace(t *testing.T) {
 		{Source: "web", SourceNamespace: "evil", Permissions: []*meshapi.Permission{{Action: meshapi.Action_ACTION_DENY}}},
 	}}
 	cfg := &meshapi.ProxyConfig{Service: "api", Namespace: "default", TrustDomain: td}
-	st := &inboundState{service: "api", authz: authzPolicy(a, cfg, ""), perms: authzPermissions(a)}
+	st := &inboundState{service: "api", authz: authz.New(a, cfg, "")}
 	for _, tc := range []struct {
 		ns   string
 		want bool

@@ -1,148 +1,22 @@
 package proxy
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
-	"fmt"
-	"time"
 
-	"github.com/weftmesh/weft/core/meshapi"
-	"github.com/weftmesh/weft/core/spiffe"
+	"github.com/weftmesh/weft/core/proxy/creds"
 )
 
-// Credentials are what the proxy presents to its peers and what it trusts:
-// its own certificate and key, and the mesh's roots. During a root rotation
-// Roots holds both the old and the new root.
-type Credentials struct {
-	// Cert is the leaf first, then intermediates; Leaf must be set.
-	Cert tls.Certificate
-	// Roots verifies every peer's chain.
-	Roots *x509.CertPool
-	// ID is the identity in Cert.
-	ID spiffe.Identity
+// Credentials are what the proxy presents to its peers and what it trusts
+// (package creds).
+type Credentials = creds.Credentials
 
-	rootsPEM []byte              // as received, to save them
-	roots    []*x509.Certificate // the certificates in Roots
-}
-
-// NotAfter is when the certificate expires.
-func (c *Credentials) NotAfter() time.Time { return c.Cert.Leaf.NotAfter }
-
-// RenewAt is half way through the certificate's lifetime.
-func (c *Credentials) RenewAt() time.Time {
-	nb, na := c.Cert.Leaf.NotBefore, c.Cert.Leaf.NotAfter
-	return nb.Add(na.Sub(nb) / 2)
-}
-
-// NewCredentials builds credentials from a certificate and its key, and
-// roots in PEM.
+// NewCredentials is creds.New: credentials from a certificate and its key,
+// and roots in PEM.
 func NewCredentials(cert tls.Certificate, rootsPEM []byte) (*Credentials, error) {
-	if len(cert.Certificate) == 0 {
-		return nil, errors.New("building credentials: the certificate chain is empty")
-	}
-	if cert.Leaf == nil {
-		leaf, err := x509.ParseCertificate(cert.Certificate[0])
-		if err != nil {
-			return nil, fmt.Errorf("parsing leaf certificate: %w", err)
-		}
-		cert.Leaf = leaf
-	}
-	id, err := spiffe.FromCert(cert.Leaf)
-	if err != nil {
-		return nil, fmt.Errorf("reading own identity: %w", err)
-	}
-	roots, err := parseRoots(rootsPEM)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	for _, r := range roots {
-		pool.AddCert(r)
-	}
-	return &Credentials{Cert: cert, Roots: pool, ID: id, rootsPEM: rootsPEM, roots: roots}, nil
+	return creds.New(cert, rootsPEM)
 }
 
-// ParseCredentials builds credentials from PEM: the certificate chain (leaf
-// first), its private key, and the roots.
+// ParseCredentials is creds.Parse: credentials from PEM.
 func ParseCredentials(chainPEM, keyPEM, rootsPEM []byte) (*Credentials, error) {
-	cert, err := tls.X509KeyPair(chainPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("loading certificate and key: %w", err)
-	}
-	return NewCredentials(cert, rootsPEM)
-}
-
-func parseRoots(rootsPEM []byte) ([]*x509.Certificate, error) {
-	var roots []*x509.Certificate
-	for rest := rootsPEM; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("parsing root certificate: %w", err)
-		}
-		roots = append(roots, c)
-	}
-	if len(roots) == 0 {
-		return nil, errors.New("parsing roots: no CERTIFICATE block in the PEM; the controller must send at least one root")
-	}
-	return roots, nil
-}
-
-func newKeyAndCSR() (*ecdsa.PrivateKey, []byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("generating a key: %w", err)
-	}
-	// No subject: the controller sets the SPIFFE ID from what it verified.
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("creating a CSR: %w", err)
-	}
-	return key, csr, nil
-}
-
-// credentialsFrom pairs the controller's answer with the key of the CSR.
-func credentialsFrom(resp *meshapi.Credentials, key *ecdsa.PrivateKey) (*Credentials, error) {
-	var cert tls.Certificate
-	for rest := resp.GetCertChainPem(); ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type == "CERTIFICATE" {
-			cert.Certificate = append(cert.Certificate, b.Bytes)
-		}
-	}
-	if len(cert.Certificate) == 0 {
-		return nil, errors.New("reading the controller's answer: no certificate in cert_chain_pem")
-	}
-	leaf, err := x509.ParseCertificate(cert.Certificate[0])
-	if err != nil {
-		return nil, fmt.Errorf("reading the controller's answer: %w", err)
-	}
-	if pub, ok := leaf.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
-		return nil, errors.New("reading the controller's answer: the certificate is not for the key of our CSR")
-	}
-	cert.Leaf, cert.PrivateKey = leaf, key
-	creds, err := NewCredentials(cert, resp.GetRootsPem())
-	if err != nil {
-		return nil, err
-	}
-	if want := resp.GetSpiffeId(); want != "" && creds.ID.String() != want {
-		return nil, fmt.Errorf("reading the controller's answer: the certificate names %s but the answer says %s", creds.ID, want)
-	}
-	return creds, nil
+	return creds.Parse(chainPEM, keyPEM, rootsPEM)
 }

@@ -6,23 +6,60 @@
 //
 // # Entry points
 //
-//	p := proxy.New(proxy.Options{})       // no listeners yet
+//	p := proxy.New(proxy.Options{Logger: logger}) // no listeners yet
 //	p.SetCredentials(creds)               // certificate, key, mesh roots
 //	err := p.Apply(version, cfg)          // reconcile listeners; error = NACK
 //	http.Handle("/", p.AdminHandler())    // /ready, /metrics, /config
+//	c, err := proxy.NewClient(p, opts)    // the controller client driving p
+//	err = c.Run(ctx)                      // join, stream, renew until ctx ends
 //	p.Close()                             // idempotent, bounded drain
 //
-// In production a Client (client.go) drives the Proxy: it joins the mesh
-// with the single-use join token (Join over TLS verified with the trust
-// bundle), subscribes to StreamConfig over mTLS, applies every version and
+// In production a controller client (package control, composed with the
+// Proxy by NewClient) drives the Proxy through the control.Watcher
+// interface (Apply, SetCredentials): it joins the mesh with the
+// single-use join token (Join over TLS verified with the trust bundle),
+// subscribes to StreamConfig over mTLS, applies every version and
 // acknowledges it (applied_version) or rejects it (rejected_version and
 // error_detail, keeping the last good config), renews the certificate at
 // half its lifetime, and reconnects with jittered exponential backoff
 // across the controller addresses when a stream breaks. The Proxy keeps
 // serving with its last config and certificate meanwhile. With a data
-// directory (datadir.go) the certificate and the last config survive a
-// restart. Tests
-// drive the Proxy directly, with certificates from proxytest.
+// directory (control/datadir.go) the certificate and the last config
+// survive a restart. Tests drive the Proxy directly, with certificates
+// from proxytest.
+//
+// Packages under core/proxy:
+//
+//   - core/proxy: the Proxy (listeners and Apply in proxy.go and
+//     listeners.go; inbound.go with normalize_inputs.go;
+//     outbound.go with route.go; tls.go; admin, metrics, access log) and
+//     NewClient, the composition of a Proxy with its controller client.
+//     It wires the parts below through small seams: control.Watcher (the
+//     Proxy), h1pool.ConnLimit (breaker.Conns), balance.Balancer,
+//     mirror.Options; inbound and outbound are handlers behind the
+//     listener's handler/updater interfaces (listeners.go, proxy.go). A
+//     proxy serving many instances composes one Proxy (or one set of
+//     listeners) and one control.Client per instance.
+//   - control: the controller client (join, stream, ACK/NACK, renewal,
+//     data directory), delivering to a control.Watcher.
+//   - creds: the credentials (certificate, key, identity, roots).
+//   - h1pool: the HTTP/1.1 client connection pool, limited through its
+//     ConnLimit interface.
+//   - balance: endpoints, the balancers, consistent-hash keys and outlier
+//     detection (ejection decides what a balancer skips).
+//   - breaker: the circuit breaker's caps (requests, pending, retries,
+//     connections), and Conns, the cap as the HTTP/1.1 pool sees it.
+//   - retry: a route's retry policy and budget, the request body kept for
+//     a retry or a mirror, and the gRPC status peek.
+//   - canon: canonical requests (Canonicalize, or a BadRequest refused
+//     with 400) and the request matchers that read them.
+//   - authz: the inbound's evaluator of the compiled authorization rules
+//     (meshapi.Authz) and their L7 permissions.
+//   - ratelimit: the inbound's token buckets (per limit or per caller).
+//   - mirror: request copies to a route's mirror service (mirror.Options:
+//     the sidecar's mTLS dial, counter and logger).
+//   - proxytest: test helpers (a test CA signing with core/ca's leaf
+//     template, a fake controller); never linked by weft-proxy.
 //
 // # Where a connection goes
 //
@@ -32,10 +69,13 @@
 //     required, checked with spiffe.VerifyPeer against the current roots
 //     and the config's trust domain), authorizes the caller's namespace
 //     and service, read from its SPIFFE ID, against inbound.authz
-//     (authz.go, through policy.DecideCaller: a named service beats its
-//     namespace's "*", which beats "*", deny wins among equals, else the
-//     default action, deny by default; a caller from another trust domain
-//     is refused whatever the rules and default say) and forwards to the
+//     (package authz evaluates the compiled rules itself, as
+//     policy.Decide decides for the intentions they came from,
+//     authz_equiv_test.go: a
+//     named service beats its namespace's "*", which beats "*", deny wins
+//     among equals, else the default action, deny by default; a caller
+//     from another trust domain is refused whatever the rules and default
+//     say) and forwards to the
 //     application: TCP by piping bytes, HTTP
 //     protocols by reverse-proxying each request (HTTP/1.1 to the app for
 //     PROTOCOL_HTTP, h2c for HTTP2 and GRPC) with X-Weft-Caller and
@@ -57,16 +97,16 @@
 //     pooled HTTP/2 connections. A failed dial tries another endpoint (up to 3;
 //     requests only when they have no body). No endpoint: 503 (gRPC:
 //     UNAVAILABLE).
-//   - lb.go, lb_hash.go: round robin; least request as the power of two
+//   - balance (package): round robin; least request as the power of two
 //     random choices over requests (or connections) in flight; random;
 //     ring hash (128 points per endpoint) and maglev (a 65537-slot table)
 //     on a header, a cookie or the calling instance, keyed by instance ID
 //     so a key stays put across config versions.
-//   - match.go: the compiled request matcher (path exact, prefix or
+//   - canon (package): the compiled request matcher (path exact, prefix or
 //     anchored RE2 regex; methods; headers and query parameters, any value
 //     matching, present, inverted) shared by routes, L7 permissions and
-//     rate limits. It reads the canonical request (normalize.go).
-//   - route.go, retry.go: an upstream's routes, tried in order on every
+//     rate limits. It reads the canonical request (canon.Canonicalize).
+//   - route.go, retry (package): an upstream's routes, tried in order on every
 //     request; the first that matches picks a split (weighted random) and
 //     the pool of its subset's endpoints (endpoints carry their subsets).
 //     Its retry policy retries the conditions it names on other endpoints
@@ -84,32 +124,33 @@
 //     gets a new handler on the same socket, and the old one drains.
 //     Route header changes apply on the caller's side.
 //     Fault injection delays, then aborts, at the route's rates.
-//   - breaker.go: circuit breaking per upstream (requests in flight, a
+//   - breaker (package): circuit breaking per upstream (requests in flight, a
 //     bounded wait queue, retries, connections: a TCP connection past the
 //     cap is closed, an HTTP/1.1 request waits in the queue for a pooled
-//     connection (h1pool); past a cap 503 with X-Weft-Overloaded, gRPC
+//     connection (h1pool, limited through h1pool.ConnLimit, which
+//     breakerConns implements over the breaker in force); past a cap 503 with X-Weft-Overloaded, gRPC
 //     UNAVAILABLE; HTTP2 and GRPC connections are not capped, they carry
-//     many requests each) and outlier detection per
-//     endpoint (consecutive 5xx, gateway errors or local failures eject it
+//     many requests each); outlier detection per endpoint, in package
+//     balance (consecutive 5xx, gateway errors or local failures eject it
 //     for base time x ejections, at most max_ejected_percent at once; when
 //     every endpoint is ejected, ejection is ignored).
-//   - mirror.go: mirroring sends a copy of a route's request, with its
+//   - mirror (package): mirroring sends a copy of a route's request, with its
 //     body, to the mirror service once the request is done, fire and
 //     forget, at most 64 copies in flight (more are dropped).
-//   - ratelimit.go: inbound token buckets (per limit, or per calling
+//   - ratelimit (package): inbound token buckets (per limit, or per calling
 //     service), checked after authorization: 429 with Retry-After (gRPC
 //     RESOURCE_EXHAUSTED); connection limits close connections past the
 //     cap before (in all) or after (per caller) the handshake.
 //   - WebSocket: an upgrade request goes to the upstream sidecar over a
 //     separate HTTP/1.1 mTLS connection (HTTP/2 cannot carry Upgrade) and
 //     is exempt from request and stream timeouts.
-//   - credentials.go, tls.go: credentials, and the TLS configs that read
+//   - creds (package), tls.go: credentials, and the TLS configs that read
 //     the current certificate and roots from atomic pointers, so renewals
 //     and root rotations need no restart and drop no connection. Every
 //     configuration carries the trust bundle and the active root's ID:
-//     client.go trusts the bundle before applying the rest, and renews at
-//     once when its leaf is from another root (`weft ca rotate`).
-//   - h1pool.go: the HTTP/1.1 client of both HTTP/1.1 hops (to the
+//     the control client trusts the bundle before applying the rest, and
+//     renews at once when its leaf is from another root (`weft ca rotate`).
+//   - h1pool (package): the HTTP/1.1 client of both HTTP/1.1 hops (to the
 //     upstream sidecar, to the app). The handler's goroutine writes the
 //     request and reads the response itself on a pooled connection, where
 //     net/http.Transport spends two goroutines per connection and several
@@ -134,7 +175,10 @@
 //     weft_circuit_breaker_pending, weft_mirrored_requests_total,
 //     weft_config_version, weft_inbound_handshakes_refused_total (by
 //     reason; the refusals' log lines are rate-limited, core/refusals).
-//     An access log line per
+//     Events (listeners, refusals, ejections, failed calls, the
+//     controller client's joins, renewals and config versions) go to
+//     Options.Logger, a log/slog logger (default: a text handler on
+//     Options.Log). An access log line per
 //     request or TCP connection goes to Options.Log (weft-proxy batches
 //     it: one write of stderr every 100 ms, --log-flush). A line is words
 //     ("access inbound DENIED") and key=value fields (accesslog.go); a
@@ -148,7 +192,8 @@
 // A rule and the application must read a request the same way, or a
 // spelling walks around the rule (invariant 6 of DESIGN.md). Every HTTP
 // listener, inbound and outbound, puts each request in one canonical form
-// before it routes, authorizes or limits it (normalize.go), and forwards
+// before it routes, authorizes or limits it (package canon; the inputs
+// rules read are checked in normalize_inputs.go), and forwards
 // that form, so the application receives what was authorized:
 //
 //   - Path: a percent-encoded unreserved character (ALPHA DIGIT - . _ ~)

@@ -12,7 +12,10 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/core/meshapi"
-	"github.com/weftmesh/weft/core/policy"
+	"github.com/weftmesh/weft/core/proxy/authz"
+	"github.com/weftmesh/weft/core/proxy/canon"
+	"github.com/weftmesh/weft/core/proxy/h1pool"
+	"github.com/weftmesh/weft/core/proxy/ratelimit"
 	"github.com/weftmesh/weft/core/spiffe"
 )
 
@@ -31,7 +34,7 @@ type inbound struct {
 	http *httpServer
 	rp   *httputil.ReverseProxy
 	app  *http.Transport
-	h1   *h1pool // PROTOCOL_HTTP: to the app, falling back to app
+	h1   *h1pool.Pool // PROTOCOL_HTTP: to the app, falling back to app
 }
 
 // inboundState is what a config change swaps into a running inbound
@@ -40,33 +43,10 @@ type inboundState struct {
 	service                   string // this instance's service: the destination of every call
 	ownID                     string
 	appAddr                   string
-	authz                     *policy.Policy
-	perms                     map[string][]permission // by rule source: L7 permissions
-	limits                    []*rateLimiter
+	authz                     *authz.Rules // with each rule's L7 permissions
+	limits                    []*ratelimit.Limiter
 	connMax, connMaxPerCaller int
 	inputs                    ruleInputs // what the L7 rules read
-}
-
-// permission is a compiled meshapi.Permission.
-type permission struct {
-	allow bool
-	match *requestMatcher // nil: every request
-}
-
-func compilePermissions(r *meshapi.AuthzRule) ([]permission, error) {
-	var out []permission
-	for i, p := range r.GetPermissions() {
-		perm := permission{allow: p.GetAction() == meshapi.Action_ACTION_ALLOW}
-		if p.GetMatch() != nil {
-			m, err := compileMatch(p.GetMatch())
-			if err != nil {
-				return nil, fmt.Errorf("permission %d: %w", i, err)
-			}
-			perm.match = m
-		}
-		out = append(out, perm)
-	}
-	return out, nil
 }
 
 type callerKey struct{}
@@ -83,7 +63,7 @@ func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
 	var toApp http.RoundTripper = in.app
 	if sp.proto == meshapi.Protocol_PROTOCOL_HTTP {
 		d := &net.Dialer{Timeout: p.opts.DialTimeout}
-		in.h1 = newH1Pool(func(ctx context.Context, addr string) (net.Conn, error) {
+		in.h1 = h1pool.New(func(ctx context.Context, addr string) (net.Conn, error) {
 			return d.DialContext(ctx, "tcp", addr)
 		}, in.app, 64, 90*time.Second, nil)
 		toApp = in.h1
@@ -95,9 +75,9 @@ func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
 		BufferPool:     copyBuffers,
 		ModifyResponse: grpcTrailersOnly,
 		ErrorHandler:   in.proxyError,
-		ErrorLog:       p.log,
+		ErrorLog:       p.errorLog,
 	}
-	in.http = startHTTP(addr, http.HandlerFunc(in.serveHTTP), protocols(true, true, false), in.connContext, p.log, 0)
+	in.http = startHTTP(addr, http.HandlerFunc(in.serveHTTP), protocols(true, true, false), in.connContext, p.errorLog, 0)
 	return in
 }
 
@@ -130,12 +110,12 @@ func (in *inbound) update(sp spec) {
 			own = c.ID.String()
 		}
 	}
-	var prevLimits []*rateLimiter
+	var prevLimits []*ratelimit.Limiter
 	if old := in.st.Load(); old != nil {
 		prevLimits = old.limits
 	}
-	limits, _ := compileRateLimits(sp.in.GetRateLimits(), prevLimits) // checked by listenerSpecs
-	perms := authzPermissions(sp.in.GetAuthz())
+	limits, _ := ratelimit.Compile(sp.in.GetRateLimits(), prevLimits) // checked by listenerSpecs
+	az := authz.New(sp.in.GetAuthz(), sp.cfg, own)
 	in.st.Store(&inboundState{
 		limits:           limits,
 		connMax:          int(sp.in.GetConnectionLimit().GetMax()),
@@ -143,9 +123,8 @@ func (in *inbound) update(sp spec) {
 		service:          sp.cfg.GetService(),
 		ownID:            own,
 		appAddr:          hostPort(appHost(sp.in.GetAppAddress()), sp.in.GetAppPort()),
-		authz:            authzPolicy(sp.in.GetAuthz(), sp.cfg, own),
-		perms:            perms,
-		inputs:           collectRuleInputs(perms, limits),
+		authz:            az,
+		inputs:           collectRuleInputs(az, limits),
 	})
 }
 
@@ -164,7 +143,7 @@ func (in *inbound) handle(raw net.Conn) bool {
 	st := in.st.Load()
 	if st.connMax > 0 && in.conns.len() > st.connMax {
 		in.p.metrics.limited.WithLabelValues("", "connection_limit").Inc()
-		in.p.log.Printf("inbound: refused connection from %s: %d connections open, the limit is %d", raw.RemoteAddr(), in.conns.len()-1, st.connMax)
+		in.p.log.Warn("inbound: refused connection from "+raw.RemoteAddr().String()+": connections open at the limit", "open", in.conns.len()-1, "limit", st.connMax)
 		tc.Close()
 		return true
 	}
@@ -179,7 +158,7 @@ func (in *inbound) handle(raw net.Conn) bool {
 	}
 	caller, err := spiffe.FromCert(conn.ConnectionState().PeerCertificates[0])
 	if err != nil { // verified in the handshake; cannot happen
-		in.p.log.Printf("inbound: refused connection from %s: %v", raw.RemoteAddr(), err)
+		in.p.log.Warn("inbound: refused connection from "+raw.RemoteAddr().String(), "err", err)
 		conn.Close()
 		return true
 	}
@@ -188,7 +167,7 @@ func (in *inbound) handle(raw net.Conn) bool {
 		if n := in.callerConns(caller.Service, 1); n > st.connMaxPerCaller {
 			in.callerConns(caller.Service, -1)
 			in.p.metrics.limited.WithLabelValues(caller.Service, "connection_limit").Inc()
-			in.p.log.Printf("inbound: refused connection from %s (%s): %d connections from %s open, the limit is %d", raw.RemoteAddr(), caller, n-1, caller.Service, st.connMaxPerCaller)
+			in.p.log.Warn("inbound: refused connection from "+raw.RemoteAddr().String()+": connections from the caller open at the limit", "caller", caller.String(), "service", caller.Service, "open", n-1, "limit", st.connMaxPerCaller)
 			conn.Close()
 			return true
 		}
@@ -265,7 +244,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			str("method", r.Method).str("path", r.URL.Path).int("status", int64(rec.status())).
 			grpcStatus(rec).dur("dur", d).send(in.p)
 	}()
-	if bad := canonicalRequest(r); bad != nil {
+	if bad := canon.Canonicalize(r); bad != nil {
 		in.refuse(rec, r, st, caller, bad)
 		return
 	}
@@ -291,10 +270,10 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, l := range st.limits {
-		if ok, wait := l.allow(caller.Service, r, time.Now()); !ok {
-			in.p.metrics.limited.WithLabelValues(caller.Service, l.cfg.GetName()).Inc()
-			msg := fmt.Sprintf("weft: rate limit %q of %s exceeded for %s; retry in %s", l.cfg.GetName(), st.service, caller.Service, wait.Round(time.Millisecond))
-			rec.Header().Set("Retry-After", retryAfter(wait))
+		if ok, wait := l.Allow(caller.Service, r, time.Now()); !ok {
+			in.p.metrics.limited.WithLabelValues(caller.Service, l.Name()).Inc()
+			msg := fmt.Sprintf("weft: rate limit %q of %s exceeded for %s; retry in %s", l.Name(), st.service, caller.Service, wait.Round(time.Millisecond))
+			rec.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
 			if isGRPC(r) {
 				writeGRPCError(rec, grpcResourceExhausted, msg)
 				return
@@ -314,10 +293,10 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // refuse answers a request the proxy will not route or authorize with 400
 // and why.
-func (in *inbound) refuse(w http.ResponseWriter, r *http.Request, st *inboundState, caller spiffe.Identity, bad *badRequest) {
+func (in *inbound) refuse(w http.ResponseWriter, r *http.Request, st *inboundState, caller spiffe.Identity, bad *canon.BadRequest) {
 	newAccessLine("access", "inbound", "REFUSED").str("caller", caller.String()).str("dest", st.service).
-		str("method", r.Method).str("target", r.RequestURI).str("reason", bad.msg).send(in.p)
-	http.Error(w, "weft: bad request: "+bad.msg, http.StatusBadRequest)
+		str("method", r.Method).str("target", r.RequestURI).str("reason", bad.Error()).send(in.p)
+	http.Error(w, "weft: bad request: "+bad.Error(), http.StatusBadRequest)
 }
 
 // rewrite sends the request to the app: serveHTTP has set the app's
@@ -337,7 +316,7 @@ func (in *inbound) rewrite(pr *httputil.ProxyRequest) {
 
 func (in *inbound) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	msg := fmt.Sprintf("weft: calling the application of %s at %s: %v; is it running and listening there?", in.st.Load().service, r.URL.Host, err)
-	in.p.log.Printf("inbound: %s", msg)
+	in.p.log.Warn("inbound: calling the application", "err", msg)
 	if isGRPC(r) {
 		writeGRPCError(w, grpcUnavailable, msg)
 		return
@@ -356,6 +335,6 @@ func (in *inbound) shutdown(ctx context.Context) {
 		in.app.CloseIdleConnections()
 	}
 	if in.h1 != nil {
-		in.h1.close()
+		in.h1.Close()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -49,7 +50,7 @@ func (s *socket) handler() handler { return s.h.Load().h }
 func (s *socket) setHandler(h handler) { s.h.Store(&handlerBox{h}) }
 
 // serve accepts until the socket is closed.
-func (s *socket) serve(logger *log.Logger) {
+func (s *socket) serve(logger *slog.Logger) {
 	defer close(s.done)
 	var delay time.Duration
 	for {
@@ -60,7 +61,7 @@ func (s *socket) serve(logger *log.Logger) {
 			}
 			// Out of file descriptors and the like: back off, as net/http does.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			logger.Printf("listener %s on %s: accepting: %v; retrying in %v", s.key, s.ln.Addr(), err, delay)
+			logger.Error("listener: accepting; retrying", "listener", s.key, "addr", s.ln.Addr().String(), "err", err, "retry_in", delay)
 			time.Sleep(delay)
 			continue
 		}
@@ -293,7 +294,7 @@ type httpServer struct {
 	ln  *chanListener
 }
 
-func startHTTP(addr net.Addr, h http.Handler, protos *http.Protocols, connCtx func(context.Context, net.Conn) context.Context, logger *log.Logger, idle time.Duration) *httpServer {
+func startHTTP(addr net.Addr, h http.Handler, protos *http.Protocols, connCtx func(context.Context, net.Conn) context.Context, errorLog *log.Logger, idle time.Duration) *httpServer {
 	if idle <= 0 {
 		idle = 5 * time.Minute
 	}
@@ -304,7 +305,7 @@ func startHTTP(addr net.Addr, h http.Handler, protos *http.Protocols, connCtx fu
 			ConnContext:       connCtx,
 			ReadHeaderTimeout: 30 * time.Second,
 			IdleTimeout:       idle,
-			ErrorLog:          logger,
+			ErrorLog:          errorLog,
 		},
 		ln: newChanListener(addr),
 	}

@@ -6,6 +6,10 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/weftmesh/weft/core/proxy/authz"
+	"github.com/weftmesh/weft/core/proxy/canon"
+	"github.com/weftmesh/weft/core/proxy/ratelimit"
 )
 
 // Headers the inbound sidecar owns: it sets them on every request to the
@@ -106,18 +110,12 @@ type ruleInputs struct {
 	query       []string
 }
 
-func collectRuleInputs(perms map[string][]permission, limits []*rateLimiter) ruleInputs {
+func collectRuleInputs(az *authz.Rules, limits []*ratelimit.Limiter) ruleInputs {
 	hs, qs := map[string]bool{}, map[string]bool{}
-	for _, ps := range perms {
-		for _, p := range ps {
-			if p.match != nil {
-				p.match.inputs(hs, qs)
-			}
-		}
-	}
+	az.Inputs(hs, qs)
 	for _, l := range limits {
-		if l.match != nil {
-			l.match.inputs(hs, qs)
+		if m := l.Matcher(); m != nil {
+			m.Inputs(hs, qs)
 		}
 	}
 	var in ruleInputs
@@ -149,10 +147,10 @@ func collectRuleInputs(perms map[string][]permission, limits []*rateLimiter) rul
 //     invalid percent-encoding; a parameter the rules read may appear
 //     once, and not in another case ("Debug" for "debug"), which some
 //     frameworks read as the same parameter.
-func (in *ruleInputs) check(r *http.Request, service string) (url.Values, *badRequest) {
+func (in *ruleInputs) check(r *http.Request, service string) (url.Values, *canon.BadRequest) {
 	for _, h := range in.headers {
 		if n := len(r.Header[h]); n > 1 {
-			return nil, refuse(fmt.Sprintf("the header %s appears %d times; the authorization rules of %s read it, so send it once", h, n, service))
+			return nil, canon.Refuse(fmt.Sprintf("the header %s appears %d times; the authorization rules of %s read it, so send it once", h, n, service))
 		}
 	}
 	if len(in.dashedNames) > 0 {
@@ -161,7 +159,7 @@ func (in *ruleInputs) check(r *http.Request, service string) (url.Values, *badRe
 				continue
 			}
 			if rule, ok := in.dashedNames[dashed(k)]; ok && rule != k {
-				return nil, refuse(fmt.Sprintf("the header %s is %s spelled with underscores, which applications may read as the same header; the authorization rules of %s read %s, so send it as %s", quoteForBody(k), rule, service, rule, rule))
+				return nil, canon.Refuse(fmt.Sprintf("the header %s is %s spelled with underscores, which applications may read as the same header; the authorization rules of %s read %s, so send it as %s", canon.QuoteForBody(k), rule, service, rule, rule))
 			}
 		}
 	}
@@ -170,17 +168,17 @@ func (in *ruleInputs) check(r *http.Request, service string) (url.Values, *badRe
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return nil, refuse(fmt.Sprintf("the query does not parse one way (%v); separate parameters with & (not ;) and write %% as %%25", err))
+		return nil, canon.Refuse(fmt.Sprintf("the query does not parse one way (%v); separate parameters with & (not ;) and write %% as %%25", err))
 	}
 	for _, name := range in.query {
 		if n := len(q[name]); n > 1 {
-			return nil, refuse(fmt.Sprintf("the query parameter %s appears %d times; the authorization rules of %s read it, so send it once", quoteForBody(name), n, service))
+			return nil, canon.Refuse(fmt.Sprintf("the query parameter %s appears %d times; the authorization rules of %s read it, so send it once", canon.QuoteForBody(name), n, service))
 		}
 	}
 	for k := range q {
 		for _, name := range in.query {
 			if k != name && strings.EqualFold(k, name) {
-				return nil, refuse(fmt.Sprintf("the query parameter %s is %s in another case, which applications may read as the same parameter; the authorization rules of %s read %s", quoteForBody(k), quoteForBody(name), service, quoteForBody(name)))
+				return nil, canon.Refuse(fmt.Sprintf("the query parameter %s is %s in another case, which applications may read as the same parameter; the authorization rules of %s read %s", canon.QuoteForBody(k), canon.QuoteForBody(name), service, canon.QuoteForBody(name)))
 			}
 		}
 	}

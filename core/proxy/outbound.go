@@ -11,11 +11,18 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy/balance"
+	"github.com/weftmesh/weft/core/proxy/breaker"
+	"github.com/weftmesh/weft/core/proxy/canon"
+	"github.com/weftmesh/weft/core/proxy/h1pool"
+	"github.com/weftmesh/weft/core/proxy/mirror"
+	"github.com/weftmesh/weft/core/proxy/retry"
 )
 
 // maxAttempts bounds how many endpoints one connection or request tries
@@ -42,9 +49,9 @@ type outbound struct {
 	mesh1 *http.Transport // HTTP/1.1 over mTLS, for upgrades (WebSocket)
 	// h1 carries PROTOCOL_HTTP upstreams' requests as HTTP/1.1 over mTLS
 	// (nil for HTTP2 and GRPC, which go over mesh).
-	h1     *h1pool
+	h1     *h1pool.Pool
 	idle   time.Duration // as configured; 0: the defaults
-	mirror *mirrors
+	mirror *mirror.Sender
 }
 
 // outboundState is what a config change swaps into a running upstream
@@ -57,7 +64,7 @@ type outboundState struct {
 	all     *pool    // every endpoint: requests no route takes
 	routes  []*route // first match wins
 	connect time.Duration
-	breaker *breaker
+	breaker *breaker.Breaker
 	od      *meshapi.OutlierDetection // nil: no outlier detection
 	hash    *meshapi.HashPolicy       // consistent hashing: what to hash
 	self    string                    // this instance, for hashing on source identity
@@ -76,7 +83,7 @@ type picked struct {
 	route   *route // nil: no route took it
 	pool    *pool
 	tries   int
-	rec     *bodyRecorder // the request body, kept for retries and mirrors
+	rec     *retry.BodyRecorder // the request body, kept for retries and mirrors
 	hasBody bool
 }
 
@@ -113,11 +120,20 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 		DisableCompression:  true,
 	}
 	if sp.proto == meshapi.Protocol_PROTOCOL_HTTP {
-		o.h1 = newH1Pool(func(ctx context.Context, addr string) (net.Conn, error) {
+		o.h1 = h1pool.New(func(ctx context.Context, addr string) (net.Conn, error) {
 			return dialMesh(ctx, addr, h1, o.st.Load().connect)
-		}, o.mesh1, 128, idleOr(sp.up.GetTimeouts().GetIdle().AsDuration(), 90*time.Second), o)
+		}, o.mesh1, 128, idleOr(sp.up.GetTimeouts().GetIdle().AsDuration(), 90*time.Second), breaker.Conns(o.breakerNow))
 	}
-	o.mirror = &mirrors{p: p, slots: make(chan struct{}, maxMirrors)}
+	o.mirror = mirror.NewSender(mirror.Options{
+		Dialer: func(wantID string) func(ctx context.Context, addr string) (net.Conn, error) {
+			cfg := p.clientTLS(func() string { return wantID }, []string{"h2"})
+			return func(ctx context.Context, addr string) (net.Conn, error) {
+				return dialMesh(ctx, addr, cfg, p.opts.DialTimeout)
+			}
+		},
+		Counted: func(service, result string) { p.metrics.mirrored.WithLabelValues(service, result).Inc() },
+		Logger:  p.log,
+	})
 	o.rp = &httputil.ReverseProxy{
 		Rewrite:        o.rewrite,
 		Transport:      roundTripFunc(o.roundTrip),
@@ -125,9 +141,9 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 		BufferPool:     copyBuffers,
 		ModifyResponse: o.modifyResponse,
 		ErrorHandler:   o.proxyError,
-		ErrorLog:       p.log,
+		ErrorLog:       p.errorLog,
 	}
-	o.http = startHTTP(addr, http.HandlerFunc(o.serveHTTP), protocols(true, false, true), nil, p.log, sp.up.GetTimeouts().GetIdle().AsDuration())
+	o.http = startHTTP(addr, http.HandlerFunc(o.serveHTTP), protocols(true, false, true), nil, p.errorLog, sp.up.GetTimeouts().GetIdle().AsDuration())
 	return o
 }
 
@@ -148,8 +164,8 @@ func (o *outbound) update(sp spec) {
 	if old != nil {
 		prev = old.eps
 	}
-	eps := buildEndpoints(sp.up.GetEndpoints(), prev)
-	lbNew := func(eps []*endpoint) balancer { return newBalancer(sp.up.GetLb(), eps, o.p.opts.Intn) }
+	eps := balance.Build(sp.up.GetEndpoints(), prev)
+	lbNew := func(eps []*endpoint) balancer { return balance.New(sp.up.GetLb(), eps, o.p.opts.Intn) }
 	st := &outboundState{
 		service: sp.up.GetService(),
 		wantID:  sp.up.GetSpiffeId(),
@@ -163,11 +179,11 @@ func (o *outbound) update(sp spec) {
 		stream:  sp.up.GetTimeouts().GetStream().AsDuration(),
 	}
 	st.all = &pool{eps: eps, lb: st.lb}
-	var prevBreaker *breaker
+	var prevBreaker *breaker.Breaker
 	if old != nil {
 		prevBreaker = old.breaker
 	}
-	st.breaker = newBreaker(sp.up.GetCircuitBreaker(), prevBreaker)
+	st.breaker = breaker.New(sp.up.GetCircuitBreaker(), prevBreaker)
 	if d := sp.up.GetTimeouts().GetConnect().AsDuration(); d > 0 {
 		st.connect = d
 	}
@@ -186,19 +202,17 @@ func (o *outbound) update(sp spec) {
 		o.mesh.CloseIdleConnections()
 		o.mesh1.CloseIdleConnections()
 		if o.h1 != nil {
-			o.h1.closeIdle()
+			o.h1.CloseIdle()
 		}
 	}
 }
 
-// maxConns is the upstream's max_connections, which caps its pooled
-// HTTP/1.1 connections (connLimit).
-func (o *outbound) maxConns() int { return int(o.st.Load().breaker.cfg.GetMaxConnections()) }
-
-// queue lets a request wait for a pooled connection as one of max_pending.
-func (o *outbound) queue() (func(), bool) {
+// breakerNow is the circuit breaker of the configuration in force, and
+// the gauge of its requests waiting; the HTTP/1.1 pool's connection limit
+// reads it (breaker.Conns).
+func (o *outbound) breakerNow() (*breaker.Breaker, prometheus.Gauge) {
 	st := o.st.Load()
-	return st.breaker.enqueue(o.p.metrics.pending.WithLabelValues(st.service))
+	return st.breaker, o.p.metrics.pending.WithLabelValues(st.service)
 }
 
 // dialError is a failure to reach an endpoint; nothing was sent, so the
@@ -240,7 +254,7 @@ func (o *outbound) handle(raw net.Conn) bool {
 
 func (o *outbound) serveTCP(conn net.Conn, st *outboundState) {
 	start := time.Now()
-	done, ok := st.breaker.startConn()
+	done, ok := st.breaker.StartConn()
 	if !ok {
 		o.p.metrics.overflow.WithLabelValues(st.service, "max_connections").Inc()
 		newAccessLine("access", "outbound").str("dest", st.service).str("proto", "tcp").
@@ -257,36 +271,36 @@ func (o *outbound) serveTCP(conn net.Conn, st *outboundState) {
 	}
 	defer release()
 	rx, tx := pipe(conn, up)
-	newAccessLine("access", "outbound").str("dest", st.service).str("endpoint", ep.addr).str("proto", "tcp").
+	newAccessLine("access", "outbound").str("dest", st.service).str("endpoint", ep.Addr).str("proto", "tcp").
 		int("rx", rx).int("tx", tx).dur("dur", time.Since(start)).send(o.p)
 }
 
 // dialTCP connects to an endpoint picked by the balancer, trying others
 // when a dial fails.
 func (o *outbound) dialTCP(st *outboundState) (net.Conn, *endpoint, func(), error) {
-	skip := ejectedSkip(st.od, st.eps, time.Now())
+	skip := balance.EjectedSkip(st.od, st.eps, time.Now())
 	var errs []error
 	for range maxAttempts {
 		var ep *endpoint
-		if hb, ok := st.lb.(hashBalancer); ok && st.hash.GetSourceIdentity() {
-			ep = hb.pickHash(hash64(st.self), skip)
+		if hb, ok := st.lb.(balance.HashBalancer); ok && st.hash.GetSourceIdentity() {
+			ep = hb.PickHash(balance.Hash(st.self), skip)
 		} else {
-			ep = st.lb.pick(skip)
+			ep = st.lb.Pick(skip)
 		}
 		if ep == nil {
 			break
 		}
-		release := ep.acquire()
+		release := ep.Acquire()
 		ctx, cancel := context.WithTimeout(context.Background(), st.connect)
-		c, err := dialMesh(ctx, ep.addr, o.tls, st.connect)
+		c, err := dialMesh(ctx, ep.Addr, o.tls, st.connect)
 		cancel()
 		if err == nil {
-			observe(st.od, st.eps, ep, outcomeOK, time.Now())
+			balance.Observe(st.od, st.eps, ep, balance.OutcomeOK, time.Now())
 			return c, ep, release, nil
 		}
 		release()
-		if observe(st.od, st.eps, ep, outcomeLocal, time.Now()) {
-			o.p.log.Printf("outbound %s: ejected %s (%s) after failed connections", st.service, ep.id, ep.addr)
+		if balance.Observe(st.od, st.eps, ep, balance.OutcomeLocal, time.Now()) {
+			o.p.log.Warn("outbound: ejected an endpoint after failed connections", "service", st.service, "endpoint", ep.ID, "addr", ep.Addr)
 		}
 		errs = append(errs, err)
 		if skip == nil {
@@ -303,12 +317,12 @@ func (o *outbound) dialTCP(st *outboundState) (net.Conn, *endpoint, func(), erro
 func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	st := o.st.Load()
-	if bad := canonicalRequest(r); bad != nil {
+	if bad := canon.Canonicalize(r); bad != nil {
 		// Routes match the canonical request, as the upstream's rules do.
-		http.Error(w, "weft: bad request: "+bad.msg, http.StatusBadRequest)
+		http.Error(w, "weft: bad request: "+bad.Error(), http.StatusBadRequest)
 		o.p.metrics.request(dirOutbound, st.service, http.StatusBadRequest, time.Since(start))
 		newAccessLine("access", "outbound", "REFUSED").str("dest", st.service).str("method", r.Method).
-			str("target", r.RequestURI).int("status", http.StatusBadRequest).str("reason", bad.msg).send(o.p)
+			str("target", r.RequestURI).int("status", http.StatusBadRequest).str("reason", bad.Error()).send(o.p)
 		return
 	}
 	pk := &picked{pool: st.all}
@@ -342,11 +356,11 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		t := time.AfterFunc(timeout, func() { cancel(errRequestTimeout) })
 		defer t.Stop()
 	}
-	release, ok := st.breaker.acquire(ctx, o.p.metrics.pending.WithLabelValues(st.service))
+	release, ok := st.breaker.Acquire(ctx, o.p.metrics.pending.WithLabelValues(st.service))
 	if !ok {
 		o.p.metrics.overflow.WithLabelValues(st.service, "max_requests").Inc()
 		msg := fmt.Sprintf("weft: circuit breaker of service %s: %d requests in flight and %d waiting; try again later",
-			st.service, st.breaker.cfg.GetMaxRequests(), st.breaker.cfg.GetMaxPending())
+			st.service, st.breaker.Config().GetMaxRequests(), st.breaker.Config().GetMaxPending())
 		newAccessLine("access", "outbound").str("dest", st.service).str("method", r.Method).str("path", r.URL.Path).
 			int("status", http.StatusServiceUnavailable).str("overloaded", "true").send(o.p)
 		rec.Header().Set("X-Weft-Overloaded", "true")
@@ -359,27 +373,27 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	mirror := routeMirror(pk.route)
-	if mirror != nil && o.intn()(100) >= mirror.percent {
-		mirror = nil
+	mt := routeMirror(pk.route)
+	if mt != nil && o.intn()(100) >= mt.Percent {
+		mt = nil
 	}
-	if pk.hasBody = r.Body != nil && r.Body != http.NoBody; pk.hasBody && (mirror != nil || (pk.route != nil && pk.route.retry != nil)) {
-		pk.rec = &bodyRecorder{r: r.Body}
+	if pk.hasBody = r.Body != nil && r.Body != http.NoBody; pk.hasBody && (mt != nil || (pk.route != nil && pk.route.retry != nil)) {
+		pk.rec = retry.NewBodyRecorder(r.Body)
 		r.Body = pk.rec
 	}
-	if mirror != nil {
+	if mt != nil {
 		// The copy goes once the request is done and its body known.
 		defer func() {
 			var body []byte
 			if pk.hasBody {
-				b, ok := pk.rec.complete()
+				b, ok := pk.rec.Complete()
 				if !ok {
-					o.p.metrics.mirrored.WithLabelValues(mirror.service, "dropped").Inc()
+					o.mirror.Drop(mt)
 					return
 				}
 				body = b
 			}
-			o.mirror.send(r, body, mirror)
+			o.mirror.Send(r, body, mt)
 		}()
 	}
 	if stream > 0 {
@@ -460,21 +474,9 @@ func grpcCodeFor(code int) int {
 // isUpgrade reports whether r asks to switch protocols (WebSocket). Such
 // requests go to the upstream sidecar over HTTP/1.1, which can carry an
 // upgrade; HTTP/2 cannot.
-func isUpgrade(r *http.Request) bool {
-	if r.Header.Get("Upgrade") == "" {
-		return false
-	}
-	for _, v := range r.Header["Connection"] {
-		for _, tok := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
-				return true
-			}
-		}
-	}
-	return false
-}
+func isUpgrade(r *http.Request) bool { return h1pool.IsUpgrade(r) }
 
-func routeMirror(rt *route) *mirrorTarget {
+func routeMirror(rt *route) *mirror.Target {
 	if rt == nil {
 		return nil
 	}
@@ -537,7 +539,56 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // A request that fails to connect is tried on another endpoint when it
 // has no body; with a retry policy, failures it names are tried again,
 // within its attempts and budget, on other endpoints while there are any.
+// Each try is the steps of exchange (below): pick an endpoint, send,
+// observe the outcome for outlier detection, then deliver the response or
+// decide whether another try may follow.
 func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
+	x := o.newExchange(req)
+	defer x.finish()
+	var lastErr error
+	for try := 0; ; try++ {
+		ep := x.nextEndpoint()
+		if ep == nil {
+			break
+		}
+		x.pk.tries = try + 1
+		resp, done, err := x.try(ep, try+1 >= x.attempts)
+		if done {
+			return resp, err
+		}
+		lastErr = err
+		x.skipEndpoint(ep)
+	}
+	if lastErr != nil {
+		return nil, lastErr
+	}
+	return nil, fmt.Errorf("%w of %s", errNoEndpoints, x.where)
+}
+
+// exchange is one request's way through roundTrip: the upstream state and
+// pool it was routed to, its retry policy, and what the tries so far left
+// (the endpoints to skip, the body for the next try, a retry slot held).
+type exchange struct {
+	o        *outbound
+	req      *http.Request
+	st       *outboundState
+	pk       *picked
+	rp       *retry.Policy // nil: no retries but the dial failover
+	attempts int
+	bodiless bool
+	where    string // "service api" or "subset v2 of service api", for errors
+
+	pick     func(skip map[*endpoint]bool) *endpoint
+	skip     map[*endpoint]bool // endpoints tried or ejected
+	nextBody io.ReadCloser      // the body of the next try
+	nextLen  int64
+	endRetry func() // gives back the retry slot held, if any
+}
+
+// newExchange reads what serveHTTP chose for req (its state and pool, or
+// the state in force and every endpoint), counts the request in its retry
+// budget and sets up the balancer's pick.
+func (o *outbound) newExchange(req *http.Request) *exchange {
 	st, _ := req.Context().Value(outboundStateKey{}).(*outboundState)
 	if st == nil {
 		st = o.st.Load()
@@ -546,167 +597,229 @@ func (o *outbound) roundTrip(req *http.Request) (*http.Response, error) {
 	if pk == nil {
 		pk = &picked{pool: st.all}
 	}
-	var rp *retryPolicy
+	x := &exchange{o: o, req: req, st: st, pk: pk, attempts: maxAttempts, endRetry: func() {}}
 	if pk.route != nil {
-		rp = pk.route.retry
+		x.rp = pk.route.retry
 	}
-	attempts := maxAttempts
-	if rp != nil {
-		rp.budget.request()
-		attempts = max(rp.attempts, 1)
+	if x.rp != nil {
+		x.rp.Request()
+		x.attempts = max(x.rp.Attempts(), 1)
 	}
-	bodiless := req.Body == nil || req.Body == http.NoBody
-	// replay returns the body for another try, when there can be one.
-	replay := func(dialFailed bool) (io.ReadCloser, int64, bool) {
-		switch {
-		case bodiless:
-			return req.Body, req.ContentLength, true
-		case pk.rec == nil:
-			return nil, 0, false
-		case dialFailed && pk.rec.untouched():
-			return pk.rec, req.ContentLength, true
-		}
-		b, ok := pk.rec.complete()
-		return io.NopCloser(bytes.NewReader(b)), int64(len(b)), ok
-	}
-	nextBody, nextLen := req.Body, req.ContentLength
-	where := "service " + st.service
+	x.bodiless = req.Body == nil || req.Body == http.NoBody
+	x.nextBody, x.nextLen = req.Body, req.ContentLength
+	x.where = "service " + st.service
 	if pk.pool.subset != "" {
-		where = fmt.Sprintf("subset %s of service %s", pk.pool.subset, st.service)
+		x.where = fmt.Sprintf("subset %s of service %s", pk.pool.subset, st.service)
 	}
-	pick := pk.pool.lb.pick
-	if hb, ok := pk.pool.lb.(hashBalancer); ok {
-		if h, ok := hashKey(st.hash, req, st.self); ok {
-			pick = func(skip map[*endpoint]bool) *endpoint { return hb.pickHash(h, skip) }
+	x.pick = pickFor(pk.pool.lb, st, req)
+	x.skip = balance.EjectedSkip(st.od, pk.pool.eps, time.Now())
+	return x
+}
+
+// pickFor is lb's pick for req: on the request's hash key when lb hashes
+// and the upstream's hash policy finds one in req.
+func pickFor(lb balancer, st *outboundState, req *http.Request) func(skip map[*endpoint]bool) *endpoint {
+	if hb, ok := lb.(balance.HashBalancer); ok {
+		if h, ok := balance.HashKey(st.hash, req, st.self); ok {
+			return func(skip map[*endpoint]bool) *endpoint { return hb.PickHash(h, skip) }
 		}
 	}
-	skip := ejectedSkip(st.od, pk.pool.eps, time.Now())
-	var lastErr error
-	endRetry := func() {}
-	defer func() { endRetry() }()
-	// retryOK takes a retry slot from the circuit breaker.
-	retryOK := func() bool {
-		done, ok := st.breaker.startRetry()
-		if !ok {
-			o.p.metrics.overflow.WithLabelValues(st.service, "max_retries").Inc()
-			return false
-		}
-		endRetry = done
-		return true
+	return lb.Pick
+}
+
+// finish gives back a retry slot still held when roundTrip returns.
+func (x *exchange) finish() { x.endRetry() }
+
+// nextEndpoint picks the endpoint of the next try, or nil when none is
+// left. With a retry policy, once every endpoint failed (or is ejected),
+// it starts over.
+func (x *exchange) nextEndpoint() *endpoint {
+	ep := x.pick(x.skip)
+	if ep == nil && len(x.skip) > 0 && x.rp != nil {
+		x.skip = nil // every endpoint failed once: start over
+		ep = x.pick(nil)
 	}
-	for try := 0; ; try++ {
-		ep := pick(skip)
-		if ep == nil && len(skip) > 0 && rp != nil {
-			skip = nil // every endpoint failed once: start over
-			ep = pick(nil)
-		}
-		if ep == nil {
-			break
-		}
-		pk.tries = try + 1
-		release := ep.acquire()
-		out := *req
-		u := *req.URL
-		u.Host = ep.addr
-		out.URL = &u
-		if !bodiless {
-			out.Body, out.ContentLength = nextBody, nextLen
-		}
-		ctx, cancel := context.WithCancel(req.Context())
-		var expired atomic.Bool
-		var timer *time.Timer
-		if rp != nil && rp.perTry > 0 {
-			timer = time.AfterFunc(rp.perTry, func() { expired.Store(true); cancel() })
-		}
-		var tr http.RoundTripper = o.mesh
-		switch {
-		case o.h1 != nil:
-			tr = o.h1 // it hands upgrades and streaming bodies to mesh1
-		case isUpgrade(req):
-			tr = o.mesh1
-		}
-		resp, err := tr.RoundTrip(out.WithContext(ctx))
-		endRetry()
-		endRetry = func() {}
-		if timer != nil && !timer.Stop() && err == nil {
-			// The timer fired as the headers came: the try counts as late.
-			resp.Body.Close()
-			resp, err = nil, context.Canceled
-		}
-		if st.od != nil {
-			outcome := outcomeLocal
-			if err == nil {
-				outcome = outcomeOf(resp.StatusCode)
-			}
-			if req.Context().Err() == nil && observe(st.od, st.eps, ep, outcome, time.Now()) {
-				o.p.log.Printf("outbound %s: ejected %s (%s) after consecutive failures", st.service, ep.id, ep.addr)
-			}
-		}
-		last := try+1 >= attempts
-		if err == nil {
-			grpcStatus := ""
-			if rp != nil && len(rp.grpcCodes) > 0 && isGRPC(req) {
-				grpcStatus = peekGRPCStatus(resp)
-			}
-			var replayable bool
-			if rp != nil && !last && rp.retriableStatus(resp.StatusCode, grpcStatus) {
-				nextBody, nextLen, replayable = replay(false)
-			}
-			if !replayable || !rp.budget.allow(rp.percent, rp.minPerSecond) || !retryOK() {
-				pk.addr = ep.addr
-				done := func() { release(); cancel() }
-				if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
-					resp.Body = &releaseConn{ReadWriteCloser: rwc, release: done}
-				} else {
-					resp.Body = &releaseBody{ReadCloser: resp.Body, release: done}
-				}
-				return resp, nil
-			}
-			io.Copy(io.Discard, io.LimitReader(resp.Body, maxRetryBody))
-			resp.Body.Close()
-			release()
-			cancel()
-			lastErr = fmt.Errorf("calling %s at %s: status %d", where, ep.addr, resp.StatusCode)
+	return ep
+}
+
+// skipEndpoint leaves ep out of the next tries.
+func (x *exchange) skipEndpoint(ep *endpoint) {
+	if x.skip == nil {
+		x.skip = make(map[*endpoint]bool)
+	}
+	x.skip[ep] = true
+}
+
+// try sends the request to ep once. done reports that roundTrip returns
+// resp and err as they are; otherwise err is why this try failed and
+// another may follow.
+func (x *exchange) try(ep *endpoint, last bool) (resp *http.Response, done bool, err error) {
+	release := ep.Acquire()
+	ctx, cancel := context.WithCancel(x.req.Context())
+	pt := x.startPerTry(cancel)
+	resp, err = x.transport().RoundTrip(x.outgoing(ep).WithContext(ctx))
+	x.endRetry()
+	x.endRetry = func() {}
+	resp, err = pt.stop(resp, err)
+	x.observe(ep, resp, err)
+	if err == nil {
+		return x.afterResponse(ep, resp, last, func() { release(); cancel() })
+	}
+	release()
+	cancel()
+	return x.afterError(ep, err, pt.expired.Load(), last)
+}
+
+// outgoing is the request for one try at ep, with the body for this try.
+func (x *exchange) outgoing(ep *endpoint) *http.Request {
+	out := *x.req
+	u := *x.req.URL
+	u.Host = ep.Addr
+	out.URL = &u
+	if !x.bodiless {
+		out.Body, out.ContentLength = x.nextBody, x.nextLen
+	}
+	return &out
+}
+
+// transport is what carries the request: the HTTP/1.1 pool for
+// PROTOCOL_HTTP (it hands upgrades and streaming bodies to mesh1), an
+// HTTP/1.1 transport for an upgrade, else HTTP/2.
+func (x *exchange) transport() http.RoundTripper {
+	switch {
+	case x.o.h1 != nil:
+		return x.o.h1
+	case isUpgrade(x.req):
+		return x.o.mesh1
+	}
+	return x.o.mesh
+}
+
+// perTry is a try's per-try timeout: it cancels the try when it fires.
+type perTry struct {
+	timer   *time.Timer // nil: no per-try timeout
+	expired atomic.Bool
+}
+
+func (x *exchange) startPerTry(cancel context.CancelFunc) *perTry {
+	pt := &perTry{}
+	if x.rp != nil && x.rp.PerTry() > 0 {
+		pt.timer = time.AfterFunc(x.rp.PerTry(), func() { pt.expired.Store(true); cancel() })
+	}
+	return pt
+}
+
+// stop stops the timer; a response whose headers came as it fired counts
+// as late.
+func (pt *perTry) stop(resp *http.Response, err error) (*http.Response, error) {
+	if pt.timer != nil && !pt.timer.Stop() && err == nil {
+		resp.Body.Close()
+		return nil, context.Canceled
+	}
+	return resp, err
+}
+
+// observe tells outlier detection how the try at ep went (unless the
+// client went away), and logs an ejection.
+func (x *exchange) observe(ep *endpoint, resp *http.Response, err error) {
+	if x.st.od == nil {
+		return
+	}
+	outcome := balance.OutcomeLocal
+	if err == nil {
+		outcome = balance.OutcomeOf(resp.StatusCode)
+	}
+	if x.req.Context().Err() == nil && balance.Observe(x.st.od, x.st.eps, ep, outcome, time.Now()) {
+		x.o.p.log.Warn("outbound: ejected an endpoint after consecutive failures", "service", x.st.service, "endpoint", ep.ID, "addr", ep.Addr)
+	}
+}
+
+// afterResponse delivers resp, its body releasing the endpoint and the
+// try's context when closed, unless the retry policy retries its status
+// and the body, the budget and the breaker allow another try.
+func (x *exchange) afterResponse(ep *endpoint, resp *http.Response, last bool, done func()) (*http.Response, bool, error) {
+	grpcStatus := ""
+	if x.rp != nil && x.rp.ReadsGRPCStatus() && isGRPC(x.req) {
+		grpcStatus = retry.PeekGRPCStatus(resp)
+	}
+	var replayable bool
+	if x.rp != nil && !last && x.rp.RetriableStatus(resp.StatusCode, grpcStatus) {
+		x.nextBody, x.nextLen, replayable = x.replay(false)
+	}
+	if !replayable || !x.rp.AllowRetry() || !x.takeRetrySlot() {
+		x.pk.addr = ep.Addr
+		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+			resp.Body = &releaseConn{ReadWriteCloser: rwc, release: done}
 		} else {
-			release()
-			cancel()
-			if req.Context().Err() != nil {
-				return nil, context.Cause(req.Context())
-			}
-			if errors.Is(err, errConnOverflow) {
-				return nil, err // another endpoint would not free a connection
-			}
-			if expired.Load() {
-				err = fmt.Errorf("no response headers within the per-try timeout %v", rp.perTry)
-			}
-			lastErr = fmt.Errorf("calling %s at %s: %w", where, ep.addr, err)
-			var de *dialError
-			isDial := errors.As(err, &de)
-			retry := false
-			if !last && (isDial || (rp != nil && rp.retriableError(err, expired.Load()))) {
-				var replayable bool
-				nextBody, nextLen, replayable = replay(isDial)
-				switch {
-				case !replayable:
-				case isDial:
-					retry = true // nothing was sent
-				default:
-					retry = rp.budget.allow(rp.percent, rp.minPerSecond) && retryOK()
-				}
-			}
-			if !retry {
-				return nil, lastErr
-			}
+			resp.Body = &releaseBody{ReadCloser: resp.Body, release: done}
 		}
-		if skip == nil {
-			skip = make(map[*endpoint]bool)
+		return resp, true, nil
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, retry.MaxBody))
+	resp.Body.Close()
+	done()
+	return nil, false, fmt.Errorf("calling %s at %s: status %d", x.where, ep.Addr, resp.StatusCode)
+}
+
+// afterError decides what a failed try leads to: the client's own
+// cancellation and a full connection pool end the request; a dial failure
+// is tried elsewhere when the body can go again (nothing was sent); other
+// errors the retry policy names are retried within its budget and the
+// breaker's max_retries.
+func (x *exchange) afterError(ep *endpoint, err error, expired, last bool) (*http.Response, bool, error) {
+	if x.req.Context().Err() != nil {
+		return nil, true, context.Cause(x.req.Context())
+	}
+	if errors.Is(err, h1pool.ErrConnOverflow) {
+		return nil, true, err // another endpoint would not free a connection
+	}
+	if expired {
+		err = fmt.Errorf("no response headers within the per-try timeout %v", x.rp.PerTry())
+	}
+	tryErr := fmt.Errorf("calling %s at %s: %w", x.where, ep.Addr, err)
+	var de *dialError
+	isDial := errors.As(err, &de)
+	retry := false
+	if !last && (isDial || (x.rp != nil && x.rp.RetriableError(isDial, expired))) {
+		var replayable bool
+		x.nextBody, x.nextLen, replayable = x.replay(isDial)
+		switch {
+		case !replayable:
+		case isDial:
+			retry = true // nothing was sent
+		default:
+			retry = x.rp.AllowRetry() && x.takeRetrySlot()
 		}
-		skip[ep] = true
 	}
-	if lastErr != nil {
-		return nil, lastErr
+	return nil, !retry, tryErr
+}
+
+// replay returns the body for another try, when there can be one: none,
+// the recorder untouched after a failed dial, or the recorded body when it
+// went out whole.
+func (x *exchange) replay(dialFailed bool) (io.ReadCloser, int64, bool) {
+	switch {
+	case x.bodiless:
+		return x.req.Body, x.req.ContentLength, true
+	case x.pk.rec == nil:
+		return nil, 0, false
+	case dialFailed && x.pk.rec.Untouched():
+		return x.pk.rec, x.req.ContentLength, true
 	}
-	return nil, fmt.Errorf("%w of %s", errNoEndpoints, where)
+	b, ok := x.pk.rec.Complete()
+	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), ok
+}
+
+// takeRetrySlot takes a retry slot from the circuit breaker, held until
+// the next try returns.
+func (x *exchange) takeRetrySlot() bool {
+	done, ok := x.st.breaker.StartRetry()
+	if !ok {
+		x.o.p.metrics.overflow.WithLabelValues(x.st.service, "max_retries").Inc()
+		return false
+	}
+	x.endRetry = done
+	return true
 }
 
 // releaseBody ends a request's in-flight count when its response body is
@@ -745,10 +858,10 @@ func (o *outbound) proxyError(w http.ResponseWriter, r *http.Request, err error)
 	case errors.Is(err, errNoEndpoints):
 		msg = fmt.Sprintf("weft: %v", err)
 		code = http.StatusServiceUnavailable
-	case errors.Is(err, errConnOverflow):
+	case errors.Is(err, h1pool.ErrConnOverflow):
 		o.p.metrics.overflow.WithLabelValues(st.service, "max_connections").Inc()
 		msg = fmt.Sprintf("weft: circuit breaker of service %s: %d connections busy and %d requests waiting; try again later",
-			st.service, st.breaker.cfg.GetMaxConnections(), st.breaker.cfg.GetMaxPending())
+			st.service, st.breaker.Config().GetMaxConnections(), st.breaker.Config().GetMaxPending())
 		code = http.StatusServiceUnavailable
 		w.Header().Set("X-Weft-Overloaded", "true")
 	case errors.Is(cause, errRequestTimeout) || errors.Is(cause, errStreamIdle):
@@ -757,7 +870,7 @@ func (o *outbound) proxyError(w http.ResponseWriter, r *http.Request, err error)
 	default:
 		msg = fmt.Sprintf("weft: %v", err)
 	}
-	o.p.log.Printf("outbound %s: %s", st.service, msg)
+	o.p.log.Warn("outbound: request failed", "service", st.service, "err", msg)
 	if isGRPC(r) {
 		writeGRPCError(w, grpcCode, msg)
 		return
@@ -777,9 +890,9 @@ func (o *outbound) shutdown(ctx context.Context) {
 		o.mesh1.CloseIdleConnections()
 	}
 	if o.h1 != nil {
-		o.h1.close()
+		o.h1.Close()
 	}
 	if o.mirror != nil {
-		o.mirror.close()
+		o.mirror.Close()
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -16,6 +17,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy/authz"
+	"github.com/weftmesh/weft/core/proxy/ratelimit"
 	"github.com/weftmesh/weft/core/refusals"
 	"github.com/weftmesh/weft/core/spiffe"
 )
@@ -29,8 +32,12 @@ func KeyUpstream(name string) string { return "upstream/" + name }
 
 // Options tune a Proxy. The zero value is usable.
 type Options struct {
-	// Log receives access log lines and events. Default: os.Stderr.
+	// Log receives access log lines (accesslog.go), and events when
+	// Logger is nil. Default: os.Stderr.
 	Log io.Writer
+	// Logger receives events (listeners, refusals, ejections, failures).
+	// Default: a text handler on Log.
+	Logger *slog.Logger
 	// DrainTimeout bounds how long Close waits for open connections before
 	// closing them. Default: 5s.
 	DrainTimeout time.Duration
@@ -48,11 +55,13 @@ type Options struct {
 // Client do both), and Close it when done. All methods are safe for
 // concurrent use.
 type Proxy struct {
-	opts    Options
-	log     *log.Logger
-	metrics *metrics
-	refused *refusals.Log // inbound mTLS handshakes refused: rate-limited lines, counted
-	creds   atomic.Pointer[Credentials]
+	opts     Options
+	log      *slog.Logger // events
+	errorLog *log.Logger  // net/http servers' errors, into log
+	access   *accessLog
+	metrics  *metrics
+	refused  *refusals.Log // inbound mTLS handshakes refused: rate-limited lines, counted
+	creds    atomic.Pointer[Credentials]
 
 	credsMu      sync.Mutex
 	credsChanged chan struct{} // closed by the next SetCredentials
@@ -87,23 +96,28 @@ func New(o Options) *Proxy {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 5 * time.Second
 	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(o.Log, nil))
+	}
 	force, cancel := context.WithCancel(context.Background())
 	p := &Proxy{
 		opts:        o,
-		log:         log.New(o.Log, "", log.LstdFlags|log.Lmicroseconds),
+		log:         o.Logger,
+		errorLog:    slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+		access:      &accessLog{w: o.Log},
 		metrics:     newMetrics(),
 		sockets:     make(map[string]*socket),
 		force:       force,
 		forceCancel: cancel,
 		closeDone:   make(chan struct{}),
 	}
-	p.refused = refusals.New(refusals.Options{Prefix: "inbound: ", Logf: p.log.Printf,
+	p.refused = refusals.New(refusals.Options{Prefix: "inbound: ", Logf: func(format string, args ...any) { p.log.Warn(fmt.Sprintf(format, args...)) },
 		Counted: func(reason string) { p.metrics.refused.WithLabelValues(reason).Inc() }})
 	return p
 }
 
-// Logf writes one line to the proxy's log.
-func (p *Proxy) Logf(format string, args ...any) { p.log.Printf(format, args...) }
+// Logger returns the proxy's event logger (Options.Logger).
+func (p *Proxy) Logger() *slog.Logger { return p.log }
 
 // Ready returns nil once the proxy holds a certificate and has applied a
 // configuration, or what it still waits for.
@@ -336,11 +350,11 @@ func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 			if r.GetSource() == "" {
 				return nil, fmt.Errorf("inbound.authz.rules[%d] has no source; name a service or \"*\"", i)
 			}
-			if _, err := compilePermissions(r); err != nil {
+			if _, err := authz.CompilePermissions(r); err != nil {
 				return nil, fmt.Errorf("inbound.authz.rules[%d]: %w", i, err)
 			}
 		}
-		if _, err := compileRateLimits(in.GetRateLimits(), nil); err != nil {
+		if _, err := ratelimit.Compile(in.GetRateLimits(), nil); err != nil {
 			return nil, fmt.Errorf("inbound: %w", err)
 		}
 		bind := in.GetBindAddress()

@@ -4,25 +4,28 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy/balance"
+	"github.com/weftmesh/weft/core/proxy/canon"
+	"github.com/weftmesh/weft/core/proxy/mirror"
+	"github.com/weftmesh/weft/core/proxy/retry"
 )
 
 // route is a compiled meshapi.Route of one upstream.
 type route struct {
 	name     string
-	matchers []*requestMatcher // any; none: every request
-	splits   []*pool           // with cumulative weights
+	matchers []*canon.Matcher // any; none: every request
+	splits   []*pool          // with cumulative weights
 	total    int
-	retry    *retryPolicy
+	retry    *retry.Policy
 	request  time.Duration // 0: none
 	stream   time.Duration // 0: none
 	reqHdrs  *meshapi.HeaderOps
 	respHdrs *meshapi.HeaderOps
 	fault    *meshapi.Fault
-	mirror   *mirrorTarget
+	mirror   *mirror.Target
 }
 
 // pool is the endpoints of one split (or of the whole upstream) and their
@@ -39,14 +42,14 @@ type pool struct {
 // upstream's previous routes, whose retry budgets carry over by name.
 func compileRoutes(up *meshapi.Upstream, eps []*endpoint, lbNew func([]*endpoint) balancer, prev []*route) ([]*route, error) {
 	var out []*route
-	budgets := map[string]*retryBudget{}
+	budgets := map[string]*retry.Budget{}
 	for _, r := range prev {
 		if r.retry != nil {
-			budgets[r.name] = r.retry.budget
+			budgets[r.name] = r.retry.Budget()
 		}
 	}
 	for i, mr := range up.GetRoutes() {
-		r := &route{name: mr.GetName(), reqHdrs: mr.GetRequestHeaders(), respHdrs: mr.GetResponseHeaders(), fault: mr.GetFault(), mirror: compileMirror(mr.GetMirror())}
+		r := &route{name: mr.GetName(), reqHdrs: mr.GetRequestHeaders(), respHdrs: mr.GetResponseHeaders(), fault: mr.GetFault(), mirror: mirror.Compile(mr.GetMirror())}
 		if f := r.fault; f != nil && (f.GetDelayPercent() > 100 || f.GetAbortPercent() > 100 ||
 			(f.GetAbortPercent() > 0 && (f.GetAbortStatus() < 400 || f.GetAbortStatus() > 599))) {
 			return nil, fmt.Errorf("route %q: fault: percentages go to 100 and abort_status is 400 to 599", r.name)
@@ -55,7 +58,7 @@ func compileRoutes(up *meshapi.Upstream, eps []*endpoint, lbNew func([]*endpoint
 			r.name = fmt.Sprintf("route-%d", i)
 		}
 		for j, m := range mr.GetMatches() {
-			cm, err := compileMatch(m)
+			cm, err := canon.Compile(m)
 			if err != nil {
 				return nil, fmt.Errorf("route %q match %d: %w", r.name, j, err)
 			}
@@ -82,7 +85,7 @@ func compileRoutes(up *meshapi.Upstream, eps []*endpoint, lbNew func([]*endpoint
 			if rp.GetAttempts() == 0 {
 				return nil, fmt.Errorf("route %q: retry with 0 attempts", r.name)
 			}
-			pol, err := newRetryPolicy(rp, budgets[r.name])
+			pol, err := retry.New(rp, budgets[r.name])
 			if err != nil {
 				return nil, fmt.Errorf("route %q: %w", r.name, err)
 			}
@@ -136,7 +139,7 @@ func (r *route) matches(req *http.Request) bool {
 		return true
 	}
 	for _, m := range r.matchers {
-		if m.match(req, nil) {
+		if m.Match(req, nil) {
 			return true
 		}
 	}
@@ -157,53 +160,8 @@ func (r *route) pick(intn func(int) int) *pool {
 	return r.splits[len(r.splits)-1]
 }
 
-// retryBudget bounds retries to a share of recent requests: over the last
-// budgetWindow seconds, retries may number at most percent of the
-// requests plus minPerSecond for each second of the window.
-type retryBudget struct {
-	mu      sync.Mutex
-	now     func() time.Time
-	buckets [budgetWindow]budgetBucket
-}
-
-const budgetWindow = 10 // seconds
-
-type budgetBucket struct {
-	sec               int64
-	requests, retries int
-}
-
-func (b *retryBudget) bucket() *budgetBucket {
-	sec := b.now().Unix()
-	bk := &b.buckets[sec%budgetWindow]
-	if bk.sec != sec {
-		*bk = budgetBucket{sec: sec}
-	}
-	return bk
-}
-
-func (b *retryBudget) request() {
-	b.mu.Lock()
-	b.bucket().requests++
-	b.mu.Unlock()
-}
-
-// allow takes a retry from the budget, if there is one left.
-func (b *retryBudget) allow(percent, minPerSecond int) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	cur := b.bucket()
-	oldest := cur.sec - budgetWindow + 1
-	var requests, retries int
-	for _, bk := range b.buckets {
-		if bk.sec >= oldest {
-			requests += bk.requests
-			retries += bk.retries
-		}
-	}
-	if (retries+1)*100 > requests*percent+minPerSecond*budgetWindow*100 {
-		return false
-	}
-	cur.retries++
-	return true
-}
+// endpoint and balancer are package balance's, named short here.
+type (
+	endpoint = balance.Endpoint
+	balancer = balance.Balancer
+)

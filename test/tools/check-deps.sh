@@ -59,6 +59,17 @@ for pkg in $(go list ./adapters/...); do
     grep -E "^$mod/plugins(/|$)" | grep -vE "^$mod/plugins/sdk(/sdktest)?$" || true)
   if [ -n "$bad" ]; then
     echo "$pkg may import of plugins/ only plugins/sdk (and sdktest in tests), but imports:"; echo "$bad"; fail=1
+
+# The sidecar data plane (every package under core/proxy except the test
+# helper proxytest; _test files are not listed by go list) links no
+# control-plane package: it evaluates the rules the controller compiled
+# (meshapi.Authz) itself and names roots with spiffe.RootID, so it imports
+# none of core/ca, core/policy, core/compile, core/registry, core/meshserver,
+# directly or not.
+for pkg in $(go list ./core/proxy/... | grep -v "^$mod/core/proxy/proxytest$"); do
+  bad=$(go list -deps "$pkg" | grep -E "^$mod/core/(ca|policy|compile|registry|meshserver)(/|$)" || true)
+  if [ -n "$bad" ]; then
+    echo "$pkg must not import core/ca, core/policy, core/compile, core/registry or core/meshserver, but it links:"; echo "$bad"; fail=1
   fi
 done
 [ $fail -eq 0 ] && echo "dependency direction OK"

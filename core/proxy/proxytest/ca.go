@@ -2,8 +2,9 @@
 // (core/proxy) without a controller: a throwaway certificate authority that
 // issues SPIFFE leaf certificates, and the credentials a proxy needs.
 //
-// Entry point: NewCA. It uses only the standard library and core/spiffe, so
-// end-to-end tests in other packages can import it cheaply.
+// Entry point: NewCA. Leaves are signed with core/ca's leaf template
+// (ca.SignLeaf); the root is a throwaway one kept in memory. It is for tests
+// only: weft-proxy does not link it (cmd/weft-proxy's deps test checks).
 package proxytest
 
 import (
@@ -20,6 +21,7 @@ import (
 	"net/url"
 	"time"
 
+	weftca "github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/spiffe"
 )
 
@@ -134,6 +136,8 @@ func CertPEM(c tls.Certificate) []byte {
 	return out
 }
 
+// sign issues a leaf with core/ca's leaf template (ca.SignLeaf), so test
+// certificates are shaped as the controller's are.
 func (ca *CA) sign(id spiffe.Identity, pub any, o LeafOptions) ([]byte, error) {
 	nb := o.NotBefore
 	if nb.IsZero() {
@@ -143,21 +147,7 @@ func (ca *CA) sign(id spiffe.Identity, pub any, o LeafOptions) ([]byte, error) {
 	if ttl == 0 {
 		ttl = time.Hour
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		NotBefore:    nb,
-		NotAfter:     nb.Add(ttl),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		URIs:         []*url.URL{id.URL()},
-		DNSNames:     o.DNSNames,
-		IPAddresses:  o.IPs,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
-	if err != nil {
-		return nil, fmt.Errorf("signing certificate for %s: %w", id, err)
-	}
-	return der, nil
+	return weftca.SignLeaf(ca.Cert, ca.Key, pub, id, weftca.Leaf{NotBefore: nb, NotAfter: nb.Add(ttl), DNSNames: o.DNSNames, IPs: o.IPs})
 }
 
 func serial() *big.Int {

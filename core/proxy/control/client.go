@@ -1,0 +1,584 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/weftmesh/weft/core/backoff"
+	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy/creds"
+	"github.com/weftmesh/weft/core/spiffe"
+)
+
+// The controller's identity, when its certificate carries a SPIFFE ID.
+const (
+	controllerNamespace = "weft-system"
+	controllerService   = "weft-controller"
+)
+
+// Options configure a Client.
+type Options struct {
+	// InstanceID is the instance this sidecar serves.
+	InstanceID string
+	// Controllers are host:port addresses of controller replicas, tried in
+	// turn.
+	Controllers []string
+	// TrustBundle verifies the controllers' server certificates, with
+	// normal hostname checks against the host part of each address.
+	TrustBundle *x509.CertPool
+	// JoinToken is the single-use token exchanged for the first
+	// certificate. It may be empty when DataDir holds a valid certificate.
+	JoinToken string
+	// CredentialAdapter, when set, makes the sidecar join with a credential
+	// its scheduler gave it (a Nomad workload identity, a Kubernetes
+	// service-account token) instead of a join token; the named adapter
+	// checks it. Credential reads the credential, afresh for every join
+	// (projected tokens rotate).
+	CredentialAdapter string
+	Credential        func() (string, error)
+	// DataDir, when set, keeps the certificate, key, roots and the last
+	// applied config across restarts: a restarted sidecar serves at once
+	// and needs no new join token while its certificate is valid.
+	DataDir string
+	// MinBackoff and MaxBackoff bound the reconnect delay, which doubles
+	// from one to the other with jitter (core/backoff). Defaults: 200ms
+	// and 10s.
+	MinBackoff, MaxBackoff time.Duration
+	// CallTimeout bounds Join and Renew calls. Default: 10s.
+	CallTimeout time.Duration
+	// Logger receives the client's events. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// Watcher is what a Client delivers to: the data plane that applies each
+// configuration and uses each set of credentials. A core/proxy.Proxy is
+// one; a proxy serving many instances gives each instance's client its own.
+type Watcher interface {
+	// Apply makes cfg, as version, the configuration; an error rejects it
+	// (a NACK with the error's text) and must leave the previous one in
+	// force.
+	Apply(version uint64, cfg *meshapi.ProxyConfig) error
+	// SetCredentials swaps the certificate and roots in use.
+	SetCredentials(c *creds.Credentials)
+}
+
+// Client connects a Watcher to the controllers: it joins the mesh for a
+// certificate, streams configuration into the watcher, acknowledging or
+// rejecting every version, and renews the certificate at half its
+// lifetime. While no controller answers the watcher keeps serving with
+// what it has.
+//
+// Root rotation: every configuration carries the mesh's trust bundle and
+// the ID of the root that signs new certificates (ProxyConfig.trust). The
+// Client trusts the bundle's roots before it applies the rest of the
+// configuration, and renews at once when its certificate is from another
+// root than the active one (applyTrust), so a rotation reaches every
+// sidecar within a config push and one Renew, not at half-life.
+type Client struct {
+	w    Watcher
+	o    Options
+	log  *slog.Logger
+	next atomic.Uint64 // index of the controller to try next
+
+	held    atomic.Pointer[creds.Credentials] // as last given to w
+	applied atomic.Uint64                     // the version w applied last
+
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn // mTLS connections by address
+
+	// credsMu serializes changes of the proxy's credentials (renewals,
+	// new trust bundles), each made from the current ones.
+	credsMu  sync.Mutex
+	renewNow chan struct{} // wakes renewLoop before half-life
+}
+
+// New returns a client that will drive w. Call Run to start it.
+func New(w Watcher, o Options) (*Client, error) {
+	if o.InstanceID == "" {
+		return nil, errors.New("creating the controller client: no instance ID; pass --instance")
+	}
+	if len(o.Controllers) == 0 {
+		return nil, errors.New("creating the controller client: no controller address; pass --controller host:port")
+	}
+	for _, a := range o.Controllers {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("creating the controller client: controller address %q: %w; want host:port", a, err)
+		}
+	}
+	if o.TrustBundle == nil {
+		return nil, errors.New("creating the controller client: no trust bundle to verify the controller with; pass --trust-bundle")
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 200 * time.Millisecond
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(10*time.Second, o.MinBackoff)
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Client{w: w, o: o, log: o.Logger, conns: make(map[string]*grpc.ClientConn), renewNow: make(chan struct{}, 1)}, nil
+}
+
+// Run gets credentials (from DataDir or by joining), then streams
+// configuration and renews the certificate until ctx ends. It returns nil
+// when ctx ends and an error only when the sidecar cannot join the mesh at
+// all (for instance, its join token was refused).
+func (c *Client) Run(ctx context.Context) error {
+	defer c.closeConns()
+	cr := c.loadCredentials()
+	saved := cr != nil
+	if !saved {
+		var err error
+		if cr, err = c.join(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		c.saveCredentials(cr)
+	}
+	c.setCredentials(cr)
+	c.log.Info("holding certificate", "id", cr.ID.String(), "until", cr.NotAfter().Format(time.RFC3339))
+	if saved {
+		c.loadConfig()
+	}
+
+	var wg sync.WaitGroup
+	wg.Go(func() { c.renewLoop(ctx) })
+	c.streamLoop(ctx)
+	wg.Wait()
+	return nil
+}
+
+// setCredentials gives cr to the watcher and keeps it as the current
+// credentials.
+func (c *Client) setCredentials(cr *creds.Credentials) {
+	c.held.Store(cr)
+	c.w.SetCredentials(cr)
+}
+
+// Credentials returns the credentials the client holds, or nil before it
+// has any.
+func (c *Client) Credentials() *creds.Credentials { return c.held.Load() }
+
+// getClientCertificate presents the current certificate to a controller.
+func (c *Client) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	cr := c.held.Load()
+	if cr == nil {
+		// An empty certificate sends none; Join needs none.
+		return &tls.Certificate{}, nil
+	}
+	return &cr.Cert, nil
+}
+
+// controller returns the address to try now; failed moves to the next.
+func (c *Client) controller() string {
+	return c.o.Controllers[c.next.Load()%uint64(len(c.o.Controllers))]
+}
+
+func (c *Client) failed(addr string) {
+	// Move on only if nobody else did already.
+	i := c.next.Load()
+	if c.o.Controllers[i%uint64(len(c.o.Controllers))] == addr {
+		c.next.CompareAndSwap(i, i+1)
+	}
+}
+
+// controllerTLS verifies the controller against the trust bundle (or the
+// mesh roots, after a rotation) with normal hostname checks, and presents
+// the sidecar's certificate once it has one.
+func (c *Client) controllerTLS(addr string) *tls.Config {
+	host, _, _ := net.SplitHostPort(addr)
+	return &tls.Config{
+		MinVersion:           tls.VersionTLS12,
+		ServerName:           host,
+		GetClientCertificate: c.getClientCertificate,
+		// The roots change at run time, so VerifyConnection does the full
+		// check, hostname included, against the current ones.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return c.verifyController(cs.PeerCertificates, host)
+		},
+	}
+}
+
+func (c *Client) verifyController(certs []*x509.Certificate, host string) error {
+	if len(certs) == 0 {
+		return errors.New("the controller presented no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, ic := range certs[1:] {
+		inter.AddCert(ic)
+	}
+	opts := x509.VerifyOptions{DNSName: host, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	opts.Roots = c.o.TrustBundle
+	_, err := certs[0].Verify(opts)
+	if err != nil {
+		if cr := c.held.Load(); cr != nil {
+			opts.Roots = cr.Roots
+			_, err = certs[0].Verify(opts)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("verifying the controller's certificate for %s against the trust bundle: %w", host, err)
+	}
+	if id, err := spiffe.FromCert(certs[0]); err == nil {
+		if id.Namespace != controllerNamespace || id.Service != controllerService {
+			return fmt.Errorf("the server at %s is %s, not a Weft controller", host, id)
+		}
+	}
+	return nil
+}
+
+func (c *Client) dial(addr string) (*grpc.ClientConn, error) {
+	cc, err := grpc.NewClient("passthrough:///"+addr,
+		grpc.WithTransportCredentials(credentials.NewTLS(c.controllerTLS(addr))),
+		grpc.WithNoProxy(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to controller %s: %w", addr, err)
+	}
+	return cc, nil
+}
+
+// conn returns the mTLS connection to addr. It is only made once the
+// proxy holds a certificate, so its handshakes present it.
+func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cc := c.conns[addr]; cc != nil {
+		return cc, nil
+	}
+	cc, err := c.dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	c.conns[addr] = cc
+	return cc, nil
+}
+
+func (c *Client) closeConns() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for a, cc := range c.conns {
+		cc.Close()
+		delete(c.conns, a)
+	}
+}
+
+// refused reports whether the controller said no for good: retrying the
+// same request cannot help.
+func refused(err error) bool {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.PermissionDenied, codes.Unauthenticated, codes.AlreadyExists:
+		return true
+	}
+	return false
+}
+
+// join exchanges the join token and a CSR for credentials, trying the
+// controllers in turn until one answers.
+func (c *Client) join(ctx context.Context) (*creds.Credentials, error) {
+	if c.o.JoinToken == "" && c.o.CredentialAdapter == "" {
+		return nil, errors.New("joining the mesh: no join token, no scheduler credential and no saved certificate; start the sidecar with WEFT_JOIN_TOKEN set (the launcher issues one per start) or with --credential-adapter")
+	}
+	key, csr, err := newKeyAndCSR()
+	if err != nil {
+		return nil, err
+	}
+	bo := c.backoff()
+	for {
+		addr := c.controller()
+		cr, err := c.joinOnce(ctx, addr, key, csr)
+		if err == nil {
+			return cr, nil
+		}
+		if refused(err) && c.o.CredentialAdapter != "" {
+			return nil, fmt.Errorf("joining the mesh as instance %q: controller %s refused the %s credential: %s",
+				c.o.InstanceID, addr, c.o.CredentialAdapter, status.Convert(err).Message())
+		}
+		if status.Code(err) == codes.PermissionDenied {
+			// The token was good, but the instance may not have the
+			// identity (a binding, another instance's token): a fresh
+			// token would not help.
+			return nil, fmt.Errorf("joining the mesh as instance %q: controller %s refused to admit it: %s",
+				c.o.InstanceID, addr, status.Convert(err).Message())
+		}
+		if refused(err) {
+			return nil, fmt.Errorf("joining the mesh as instance %q: controller %s refused the join token: %s. "+
+				"A join token works once and expires soon: if this sidecar was restarted, start it with a fresh WEFT_JOIN_TOKEN, "+
+				"or keep its --data-dir so it can reuse its certificate", c.o.InstanceID, addr, status.Convert(err).Message())
+		}
+		c.failed(addr)
+		d := bo.Next()
+		c.log.Warn("joining the mesh via controller "+addr+"; retrying", "err", err, "retry_in", d.Round(time.Millisecond))
+		if !sleep(ctx, d) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (c *Client) joinOnce(ctx context.Context, addr string, key *ecdsa.PrivateKey, csr []byte) (*creds.Credentials, error) {
+	// A connection of its own: the mTLS ones must not reuse a handshake
+	// made before the sidecar had a certificate.
+	cc, err := c.dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Close()
+	cctx, cancel := context.WithTimeout(ctx, c.o.CallTimeout)
+	defer cancel()
+	req := &meshapi.JoinRequest{InstanceId: c.o.InstanceID, JoinToken: c.o.JoinToken, CsrDer: csr}
+	if c.o.CredentialAdapter != "" {
+		cred, err := c.o.Credential()
+		if err != nil {
+			return nil, fmt.Errorf("reading the %s credential: %w", c.o.CredentialAdapter, err)
+		}
+		req.JoinToken, req.CredentialAdapter, req.Credential = "", c.o.CredentialAdapter, cred
+	}
+	resp, err := meshapi.NewMeshClient(cc).Join(cctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return credentialsFrom(resp, key)
+}
+
+// renewLoop renews the certificate at half its lifetime, or at once when
+// applyTrust finds it is not from the active root, retrying with backoff
+// until a controller answers, for as long as ctx lasts.
+func (c *Client) renewLoop(ctx context.Context) {
+	for {
+		cur := c.held.Load()
+		t := time.NewTimer(time.Until(cur.RenewAt()))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-c.renewNow:
+		case <-t.C:
+		}
+		t.Stop()
+		cr, err := c.renew(ctx)
+		if err != nil {
+			return // ctx ended
+		}
+		c.credsMu.Lock()
+		c.setCredentials(cr)
+		c.saveCredentials(cr)
+		c.credsMu.Unlock()
+		c.log.Info("renewed certificate", "id", cr.ID.String(), "until", cr.NotAfter().Format(time.RFC3339), "root", leafRootID(cr))
+	}
+}
+
+// applyTrust takes the trust bundle that came with a configuration: the
+// proxy trusts its roots from now on (before anything else changes, so
+// peers renewed from a new root are accepted), and if the proxy's own
+// certificate is not from the active root it renews at once, not at
+// half-life. Its new certificate carries the new root cross-signed by the
+// old one, so peers that still trust only the old root accept it too.
+func (c *Client) applyTrust(tb *meshapi.TrustBundle) {
+	if len(tb.GetRootsPem()) == 0 {
+		return // a controller without rotation: the roots come with Join and Renew
+	}
+	c.credsMu.Lock()
+	cur := c.held.Load()
+	if cur == nil {
+		c.credsMu.Unlock()
+		return
+	}
+	if !bytes.Equal(cur.RootsPEM(), tb.GetRootsPem()) {
+		next, err := creds.New(cur.Cert, tb.GetRootsPem())
+		if err != nil {
+			c.credsMu.Unlock()
+			c.log.Warn("ignoring the trust bundle sent with the config; keeping the current roots", "err", err)
+			return
+		}
+		c.setCredentials(next)
+		c.saveCredentials(next)
+		cur = next
+		c.log.Info("trusting the roots from the controller", "roots", len(cur.RootCerts()), "active_root", tb.GetActiveRootId())
+	}
+	c.credsMu.Unlock()
+	active := tb.GetActiveRootId()
+	if active == "" || leafRootID(cur) == active {
+		return
+	}
+	c.log.Info("the certificate is from another root than the one that now signs: renewing now", "root", leafRootID(cur), "active_root", active)
+	select {
+	case c.renewNow <- struct{}{}:
+	default:
+	}
+}
+
+// leafRootID names the root in the bundle that signed the proxy's leaf
+// (spiffe.RootID), or "unknown".
+func leafRootID(cr *creds.Credentials) string {
+	for _, r := range cr.RootCerts() {
+		if cr.Cert.Leaf.CheckSignatureFrom(r) == nil {
+			return spiffe.RootID(r)
+		}
+	}
+	// Signed by an intermediate (a cross-signed root): name the root it
+	// stands for.
+	for _, der := range cr.Cert.Certificate[1:] {
+		ic, err := x509.ParseCertificate(der)
+		if err == nil && cr.Cert.Leaf.CheckSignatureFrom(ic) == nil {
+			return spiffe.RootID(ic)
+		}
+	}
+	return "unknown"
+}
+
+func (c *Client) renew(ctx context.Context) (*creds.Credentials, error) {
+	bo := c.backoff()
+	for {
+		key, csr, err := newKeyAndCSR()
+		if err != nil {
+			return nil, err
+		}
+		addr := c.controller()
+		cr, err := c.renewOnce(ctx, addr, key, csr)
+		if err == nil {
+			return cr, nil
+		}
+		c.failed(addr)
+		d := bo.Next()
+		note := ""
+		if na := c.held.Load().NotAfter(); time.Now().After(na) {
+			note = fmt.Sprintf(" (the certificate expired at %s; the controller may refuse it: still trying)", na.Format(time.RFC3339))
+		}
+		c.log.Warn("renewing certificate via controller "+addr+note+"; retrying", "err", err, "retry_in", d.Round(time.Millisecond))
+		if !sleep(ctx, d) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (c *Client) renewOnce(ctx context.Context, addr string, key *ecdsa.PrivateKey, csr []byte) (*creds.Credentials, error) {
+	cc, err := c.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.o.CallTimeout)
+	defer cancel()
+	resp, err := meshapi.NewMeshClient(cc).Renew(cctx, &meshapi.RenewRequest{InstanceId: c.o.InstanceID, CsrDer: csr})
+	if err != nil {
+		return nil, err
+	}
+	return credentialsFrom(resp, key)
+}
+
+// streamLoop keeps a config stream open to some controller until ctx
+// ends, moving to the next controller after each failure.
+func (c *Client) streamLoop(ctx context.Context) {
+	bo := c.backoff()
+	for {
+		addr := c.controller()
+		got, err := c.streamOnce(ctx, addr)
+		if ctx.Err() != nil {
+			return
+		}
+		if got {
+			bo.Reset()
+		}
+		c.failed(addr)
+		d := bo.Next()
+		c.log.Warn("config stream from controller "+addr+" ended; keeping the last config, reconnecting", "err", err, "retry_in", d.Round(time.Millisecond))
+		if !sleep(ctx, d) {
+			return
+		}
+	}
+}
+
+// streamOnce subscribes and applies every update until the stream breaks.
+// got reports whether any update arrived.
+func (c *Client) streamOnce(ctx context.Context, addr string) (got bool, err error) {
+	cc, err := c.conn(addr)
+	if err != nil {
+		return false, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := meshapi.NewMeshClient(cc).StreamConfig(sctx)
+	if err != nil {
+		return false, fmt.Errorf("opening the config stream: %w", err)
+	}
+	applied := c.applied.Load()
+	if err := stream.Send(&meshapi.ConfigRequest{InstanceId: c.o.InstanceID, AppliedVersion: applied}); err != nil {
+		return false, fmt.Errorf("subscribing: %w", streamError(stream, err))
+	}
+	for {
+		u, err := stream.Recv()
+		if err != nil {
+			return got, fmt.Errorf("receiving config: %w", err)
+		}
+		got = true
+		c.applyTrust(u.GetConfig().GetTrust())
+		ack := &meshapi.ConfigRequest{InstanceId: c.o.InstanceID}
+		if err := c.w.Apply(u.GetVersion(), u.GetConfig()); err != nil {
+			c.log.Warn("rejected config version", "version", u.GetVersion(), "err", err)
+			ack.AppliedVersion = c.applied.Load()
+			ack.RejectedVersion = u.GetVersion()
+			ack.ErrorDetail = err.Error()
+		} else {
+			c.log.Info("applied config version", "version", u.GetVersion())
+			ack.AppliedVersion = u.GetVersion()
+			c.applied.Store(u.GetVersion())
+			c.saveConfig(u)
+		}
+		if err := stream.Send(ack); err != nil {
+			return got, fmt.Errorf("acknowledging version %d: %w", u.GetVersion(), streamError(stream, err))
+		}
+	}
+}
+
+// streamError turns the io.EOF a send gets on a stream the server ended
+// into the status the server ended it with.
+func streamError(s meshapi.Mesh_StreamConfigClient, err error) error {
+	if !errors.Is(err, io.EOF) {
+		return err
+	}
+	if _, rerr := s.Recv(); rerr != nil {
+		return rerr
+	}
+	return err
+}
+
+func (c *Client) backoff() *backoff.Backoff {
+	return backoff.New(c.o.MinBackoff, c.o.MaxBackoff)
+}
+
+// sleep waits d or until ctx ends; false if ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,23 @@
+// Package control is the sidecar's controller client: it joins the mesh
+// with a single-use join token or a scheduler credential (Join over TLS
+// verified with the trust bundle), subscribes to StreamConfig over mTLS,
+// hands every configuration version to a Watcher and acknowledges it
+// (applied_version) or rejects it (rejected_version and error_detail, the
+// watcher keeping its last good one), renews the certificate at half its
+// lifetime (or at once when a configuration names another active root),
+// and reconnects across the controller addresses with core/backoff when a
+// stream breaks. With a data directory (datadir.go) the certificate and the
+// last configuration survive a restart.
+//
+// It knows nothing of listeners: what applies a configuration is the
+// Watcher (Apply, SetCredentials), a core/proxy.Proxy in the sidecar. A
+// proxy serving many instances runs one Client per instance, each with its
+// own watcher.
+//
+// Entry points:
+//
+//	c, err := control.New(watcher, control.Options{InstanceID: ..., Controllers: ..., TrustBundle: ...})
+//	err = c.Run(ctx) // until ctx ends; an error only when the sidecar cannot join at all
+//
+// core/proxy.NewClient composes it with a Proxy (and the proxy's logger).
+package control

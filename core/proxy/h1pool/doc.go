@@ -1,0 +1,18 @@
+// Package h1pool is the sidecar's HTTP/1.1 client for both HTTP/1.1 hops
+// (to the upstream sidecar over mTLS, to the local application). The
+// handler's goroutine writes the request and reads the response itself on
+// a pooled keep-alive connection, where net/http.Transport spends two
+// goroutines per connection and several hand-offs per request.
+//
+// It takes requests with no body or a body of known length up to
+// FastBodyMax; streaming bodies and upgrades go to a fallback
+// http.RoundTripper. A connection idle for over 500 ms is checked for a
+// close by its peer before use. A request that meets a connection closed
+// under it (before any byte of the response) is sent again on a new one
+// only when repeating it is safe, as net/http decides. Open connections are
+// capped through the ConnLimit interface (in the sidecar, the upstream's
+// circuit breaker), past which a request waits in its queue or fails with
+// ErrConnOverflow.
+//
+// Entry points: New, Pool.RoundTrip, Pool.CloseIdle, Pool.Close.
+package h1pool

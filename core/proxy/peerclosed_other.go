@@ -1,9 +1,0 @@
-//go:build !unix
-
-package proxy
-
-import "net"
-
-// peerClosed cannot look without blocking here; a stale connection is
-// found when a request fails on it, and a bodiless request is sent again.
-func peerClosed(net.Conn) bool { return false }
