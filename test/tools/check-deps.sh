@@ -59,6 +59,8 @@ for pkg in $(go list ./adapters/...); do
     grep -E "^$mod/plugins(/|$)" | grep -vE "^$mod/plugins/sdk(/sdktest)?$" || true)
   if [ -n "$bad" ]; then
     echo "$pkg may import of plugins/ only plugins/sdk (and sdktest in tests), but imports:"; echo "$bad"; fail=1
+  fi
+done
 
 # The sidecar data plane (every package under core/proxy except the test
 # helper proxytest; _test files are not listed by go list) links no
