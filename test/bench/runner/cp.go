@@ -280,11 +280,15 @@ type CPReport struct {
 	AllAckedSeconds float64 `json:"all_acked_seconds"`
 	// Change: from one endpoint change (POST to the controller) to the
 	// last affected sidecar's acknowledgement.
-	Changes         int     `json:"changes"`
-	ChangeP50Ms     float64 `json:"change_p50_ms"`
-	ChangeP99Ms     float64 `json:"change_p99_ms"`
-	ChangeMaxMs     float64 `json:"change_max_ms"`
-	CompileP50Ms    float64 `json:"compile_p50_ms"`
+	Changes      int     `json:"changes"`
+	ChangeP50Ms  float64 `json:"change_p50_ms"`
+	ChangeP99Ms  float64 `json:"change_p99_ms"`
+	ChangeMaxMs  float64 `json:"change_max_ms"`
+	CompileP50Ms float64 `json:"compile_p50_ms"`
+	// CPUPerChangeMs: the controller process's CPU time (user + system,
+	// /proc/<pid>/stat) over the endpoint changes, divided by their
+	// number: compile, publish, encode, send and reading the ACKs.
+	CPUPerChangeMs  float64 `json:"controller_cpu_ms_per_change"`
 	ControllerRSSMB float64 `json:"controller_rss_mib_idle"`
 	// RSSPerSidecarKiB: controller RSS growth per connected sidecar.
 	RSSPerSidecarKiB float64 `json:"controller_rss_kib_per_sidecar"`
@@ -306,6 +310,7 @@ func (c *CPReport) Markdown() string {
 	fmt.Fprintf(&b, "| all sidecars connected and ACKed | %.2f s |\n", c.AllAckedSeconds)
 	fmt.Fprintf(&b, "| endpoint change to last ACK, p50 / p99 / max (%d changes) | %.1f / %.1f / %.1f ms |\n", c.Changes, c.ChangeP50Ms, c.ChangeP99Ms, c.ChangeMaxMs)
 	fmt.Fprintf(&b, "| of which compile, p50 | %.1f ms |\n", c.CompileP50Ms)
+	fmt.Fprintf(&b, "| controller CPU per endpoint change | %.1f ms |\n", c.CPUPerChangeMs)
 	fmt.Fprintf(&b, "| controller RSS before sidecars connect | %.1f MiB |\n", c.ControllerRSSMB)
 	fmt.Fprintf(&b, "| controller RSS per connected sidecar | %.1f KiB |\n", c.RSSPerSidecarKiB)
 	fmt.Fprintf(&b, "| reconnect storm: controller restart to all ACKed | %.2f s |\n", c.StormSeconds)
@@ -459,6 +464,10 @@ func ControlPlane(ctx context.Context, o CPOptions) (*CPReport, error) {
 		bySidecar[s.instance] = s
 	}
 	var lat, comp []float64
+	_, cpu0, err := procStats(ctl.pid())
+	if err != nil {
+		return nil, err
+	}
 	budgetEnd := time.Now().Add(o.ChangeBudget)
 	for k := range o.Changes {
 		if o.ChangeBudget > 0 && time.Now().After(budgetEnd) {
@@ -498,8 +507,13 @@ func ControlPlane(ctx context.Context, o CPOptions) (*CPReport, error) {
 		lat = append(lat, float64(last.Sub(t).Microseconds())/1000)
 		comp = append(comp, float64(cr.CompileMicros)/1000)
 	}
+	_, cpu1, err := procStats(ctl.pid())
+	if err != nil {
+		return nil, err
+	}
 	rep.Changes = len(lat)
 	if len(lat) > 0 {
+		rep.CPUPerChangeMs = float64((cpu1 - cpu0).Microseconds()) / 1000 / float64(len(lat))
 		q := func(vs []float64, p float64) float64 {
 			s := append([]float64(nil), vs...)
 			sort.Float64s(s)
@@ -508,7 +522,8 @@ func ControlPlane(ctx context.Context, o CPOptions) (*CPReport, error) {
 		}
 		rep.ChangeP50Ms, rep.ChangeP99Ms, rep.ChangeMaxMs = q(lat, 0.5), q(lat, 0.99), q(lat, 1)
 		rep.CompileP50Ms = q(comp, 0.5)
-		o.logf("control plane: %d changes, to last ACK p50 %.1fms p99 %.1fms max %.1fms (compile p50 %.1fms)", len(lat), rep.ChangeP50Ms, rep.ChangeP99Ms, rep.ChangeMaxMs, rep.CompileP50Ms)
+		o.logf("control plane: %d changes, to last ACK p50 %.1fms p99 %.1fms max %.1fms (compile p50 %.1fms); controller CPU %.1fms per change",
+			len(lat), rep.ChangeP50Ms, rep.ChangeP99Ms, rep.ChangeMaxMs, rep.CompileP50Ms, rep.CPUPerChangeMs)
 	}
 
 	// Reconnect storm.
