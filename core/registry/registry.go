@@ -13,6 +13,18 @@ import (
 type Entry struct {
 	Adapter  string
 	Instance model.Instance
+	// Rev is the registry's revision at which this record last changed:
+	// when its ID first appeared, or when the adapter reported it
+	// different from before. While an ID keeps its Rev its record is the
+	// same, so a consumer that remembers the Rev of each ID (the
+	// incremental compiler) finds what changed without comparing records.
+	Rev uint64
+}
+
+// record is an accepted instance and the revision it last changed at.
+type record struct {
+	in  model.Instance
+	rev uint64
 }
 
 // Problem is a record that was skipped.
@@ -30,11 +42,12 @@ func (p Problem) Error() string {
 // concurrent use.
 type Registry struct {
 	mu    sync.RWMutex
-	snaps map[string][]model.Instance
+	snaps map[string][]record // by adapter, sorted by instance ID
+	rev   uint64
 }
 
 // New returns an empty registry.
-func New() *Registry { return &Registry{snaps: map[string][]model.Instance{}} }
+func New() *Registry { return &Registry{snaps: map[string][]record{}} }
 
 // Update replaces adapter s.Adapter's instances with the valid records of s.
 // It reports whether the merged view changed, and every skipped record.
@@ -48,8 +61,8 @@ func (r *Registry) Update(s model.Snapshot) (changed bool, problems []Problem) {
 		if a == s.Adapter {
 			continue
 		}
-		for _, in := range ins {
-			owner[in.ID] = a
+		for _, rec := range ins {
+			owner[rec.in.ID] = a
 		}
 	}
 	kept := make([]model.Instance, 0, len(s.Instances))
@@ -72,10 +85,30 @@ func (r *Registry) Update(s model.Snapshot) (changed bool, problems []Problem) {
 		kept = append(kept, in)
 	}
 	model.SortInstances(kept)
-	if old, ok := r.snaps[s.Adapter]; ok && reflect.DeepEqual(old, kept) {
+	// Each record keeps its revision when the adapter's previous snapshot
+	// held the same record under its ID; a new or different one gets the
+	// next revision.
+	old, had := r.snaps[s.Adapter]
+	prev := make(map[string]record, len(old))
+	for _, rec := range old {
+		prev[rec.in.ID] = rec
+	}
+	next := r.rev + 1
+	recs := make([]record, len(kept))
+	same := had && len(old) == len(kept)
+	for i, in := range kept {
+		if p, ok := prev[in.ID]; ok && reflect.DeepEqual(p.in, in) {
+			recs[i] = p
+			continue
+		}
+		recs[i] = record{in: in, rev: next}
+		same = false
+	}
+	if same {
 		return false, problems
 	}
-	r.snaps[s.Adapter] = kept
+	r.rev = next
+	r.snaps[s.Adapter] = recs
 	return true, problems
 }
 
@@ -83,18 +116,23 @@ func (r *Registry) Update(s model.Snapshot) (changed bool, problems []Problem) {
 func (r *Registry) Entries() []Entry {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	var out []Entry
-	for a, ins := range r.snaps {
-		for _, in := range ins {
-			out = append(out, Entry{a, in})
+	adapters := make([]string, 0, len(r.snaps))
+	n := 0
+	for a, recs := range r.snaps {
+		adapters = append(adapters, a)
+		n += len(recs)
+	}
+	sort.Strings(adapters)
+	if n == 0 {
+		return nil
+	}
+	// Each adapter's records are kept sorted by ID.
+	out := make([]Entry, 0, n)
+	for _, a := range adapters {
+		for _, rec := range r.snaps[a] {
+			out = append(out, Entry{Adapter: a, Instance: rec.in, Rev: rec.rev})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Adapter != out[j].Adapter {
-			return out[i].Adapter < out[j].Adapter
-		}
-		return out[i].Instance.ID < out[j].Instance.ID
-	})
 	return out
 }
 
@@ -102,9 +140,9 @@ func (r *Registry) Entries() []Entry {
 func (r *Registry) Lookup(adapter, id string) (model.Instance, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for _, in := range r.snaps[adapter] {
-		if in.ID == id {
-			return in, true
+	for _, rec := range r.snaps[adapter] {
+		if rec.in.ID == id {
+			return rec.in, true
 		}
 	}
 	return model.Instance{}, false
@@ -114,10 +152,10 @@ func (r *Registry) Lookup(adapter, id string) (model.Instance, bool) {
 func (r *Registry) Find(id string) (Entry, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for a, ins := range r.snaps {
-		for _, in := range ins {
-			if in.ID == id {
-				return Entry{a, in}, true
+	for a, recs := range r.snaps {
+		for _, rec := range recs {
+			if rec.in.ID == id {
+				return Entry{Adapter: a, Instance: rec.in, Rev: rec.rev}, true
 			}
 		}
 	}

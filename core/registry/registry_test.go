@@ -109,3 +109,41 @@ func TestNamespaceDefaulted(t *testing.T) {
 		t.Error("Find found a missing instance")
 	}
 }
+
+// TestRevisions: a record keeps its revision while the adapter reports it
+// unchanged, and a new or changed record gets a new one, which is what
+// the incremental compiler relies on to skip unchanged records.
+func TestRevisions(t *testing.T) {
+	revs := func(r *Registry) map[string]uint64 {
+		out := map[string]uint64{}
+		for _, e := range r.Entries() {
+			out[e.Adapter+"/"+e.Instance.ID] = e.Rev
+		}
+		return out
+	}
+	r := New()
+	r.Update(model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("a", "api"), inst("b", "api")}})
+	r.Update(model.Snapshot{Adapter: "nomad", Instances: []model.Instance{inst("n", "api")}})
+	first := revs(r)
+	if first["local/a"] == 0 || first["local/a"] != first["local/b"] || first["nomad/n"] == first["local/a"] {
+		t.Fatalf("revisions after two snapshots = %v: want a and b equal and non-zero, n another", first)
+	}
+	moved := inst("b", "api")
+	moved.Ports[model.PortMesh] = 15002
+	if changed, _ := r.Update(model.Snapshot{Adapter: "local", Instances: []model.Instance{moved, inst("a", "api"), inst("c", "api")}}); !changed {
+		t.Fatal("a changed snapshot reported no change")
+	}
+	second := revs(r)
+	if second["local/a"] != first["local/a"] || second["nomad/n"] != first["nomad/n"] {
+		t.Errorf("unchanged records got new revisions: %v -> %v", first, second)
+	}
+	if second["local/b"] <= first["nomad/n"] || second["local/c"] != second["local/b"] {
+		t.Errorf("changed b and new c: revisions %v -> %v; want both the same, newer than every earlier one", first, second)
+	}
+	if changed, _ := r.Update(model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("c", "api"), moved, inst("a", "api")}}); changed {
+		t.Error("the same snapshot in another order reported a change")
+	}
+	if e, ok := r.Find("b"); !ok || e.Rev != second["local/b"] {
+		t.Errorf("Find(b) = %+v, %v; want revision %d", e, ok, second["local/b"])
+	}
+}
