@@ -223,8 +223,11 @@ func TestCompilerCompilesOnlyWhatChanged(t *testing.T) {
 	}{
 		{name: "nothing", change: func(ins []model.Instance) []model.Instance { return ins }},
 		{
-			name:        "an endpoint of a moves: a-0 and a's callers b and c",
-			change:      func(ins []model.Instance) []model.Instance { ins[0].Ports = map[string]int{model.PortApp: 8080, model.PortMesh: 15002}; return ins },
+			name: "an endpoint of a moves: a-0 and a's callers b and c",
+			change: func(ins []model.Instance) []model.Instance {
+				ins[0].Ports = map[string]int{model.PortApp: 8080, model.PortMesh: 15002}
+				return ins
+			},
 			wantChanged: []string{"a-0", "b-0", "b-1", "c-0"},
 		},
 		{
@@ -249,8 +252,13 @@ func TestCompilerCompilesOnlyWhatChanged(t *testing.T) {
 			wantRemoved: []string{"a-1"},
 		},
 		{
-			name:        "an unbound instance arrives: itself only (it is in no endpoint set)",
-			change:      func(ins []model.Instance) []model.Instance { in := ins[0]; in.ID = "a-9"; in.Workload = map[string]string{"name": "x"}; return append(ins, in) },
+			name: "an unbound instance arrives: itself only (it is in no endpoint set)",
+			change: func(ins []model.Instance) []model.Instance {
+				in := ins[0]
+				in.ID = "a-9"
+				in.Workload = map[string]string{"name": "x"}
+				return append(ins, in)
+			},
 			wantChanged: []string{"a-9"},
 		},
 		{
