@@ -45,3 +45,29 @@ func BenchmarkUpdate(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkApply hands a server holding 10,000 configurations of 100
+// endpoints the delta an endpoint change makes in the control-plane
+// benchmark's mesh: the changed instance's configuration and those of
+// its service's 100 callers (compile.Compiler.Update), all different from
+// the ones held. Apply encodes and hashes only those, once each, and
+// keeps the encoding to send.
+func BenchmarkApply(b *testing.B) {
+	s := meshserver.New(meshserver.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s.Update(benchConfigs(10000, 100, 20000))
+	deltas := []map[string]*meshapi.ProxyConfig{{}, {}}
+	for i, port := range []uint32{20001, 20002} {
+		all := benchConfigs(101, 100, port)
+		for id, cfg := range all {
+			deltas[i][id] = cfg
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if n := s.Apply(deltas[i%2], nil); n != 101 {
+			b.Fatalf("Apply changed %d configs, want 101", n)
+		}
+		i++
+	}
+}

@@ -2,8 +2,10 @@ package registry
 
 import (
 	"fmt"
-	"reflect"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/weftmesh/weft/core/model"
@@ -65,12 +67,27 @@ func (r *Registry) Update(s model.Snapshot) (changed bool, problems []Problem) {
 			owner[rec.in.ID] = a
 		}
 	}
-	kept := make([]model.Instance, 0, len(s.Instances))
-	seen := map[string]bool{}
+	// Each record keeps its revision when the adapter's previous snapshot
+	// held the same record under its ID (that record was valid, so it is
+	// not validated again); a new or different one gets the next revision.
+	old, had := r.snaps[s.Adapter]
+	prev := make(map[string]record, len(old))
+	for _, rec := range old {
+		prev[rec.in.ID] = rec
+	}
+	next := r.rev + 1
+	recs := make([]record, 0, len(s.Instances))
+	seen := make(map[string]bool, len(s.Instances))
+	fresh := false
 	for _, in := range s.Instances {
-		if err := in.Validate(); err != nil {
-			problems = append(problems, Problem{s.Adapter, in.ID, err})
-			continue
+		in.Namespace = in.NS()
+		p, ok := prev[in.ID]
+		same := ok && sameInstance(p.in, in)
+		if !same {
+			if err := in.Validate(); err != nil {
+				problems = append(problems, Problem{s.Adapter, in.ID, err})
+				continue
+			}
 		}
 		if seen[in.ID] {
 			problems = append(problems, Problem{s.Adapter, in.ID, fmt.Errorf("instance ID %q appears twice in the snapshot; the first record is kept", in.ID)})
@@ -81,35 +98,32 @@ func (r *Registry) Update(s model.Snapshot) (changed bool, problems []Problem) {
 			continue
 		}
 		seen[in.ID] = true
-		in.Namespace = in.NS()
-		kept = append(kept, in)
-	}
-	model.SortInstances(kept)
-	// Each record keeps its revision when the adapter's previous snapshot
-	// held the same record under its ID; a new or different one gets the
-	// next revision.
-	old, had := r.snaps[s.Adapter]
-	prev := make(map[string]record, len(old))
-	for _, rec := range old {
-		prev[rec.in.ID] = rec
-	}
-	next := r.rev + 1
-	recs := make([]record, len(kept))
-	same := had && len(old) == len(kept)
-	for i, in := range kept {
-		if p, ok := prev[in.ID]; ok && reflect.DeepEqual(p.in, in) {
-			recs[i] = p
+		if same {
+			recs = append(recs, p)
 			continue
 		}
-		recs[i] = record{in: in, rev: next}
-		same = false
+		recs = append(recs, record{in: in, rev: next})
+		fresh = true
 	}
-	if same {
+	if had && !fresh && len(recs) == len(old) {
 		return false, problems
 	}
+	slices.SortFunc(recs, func(a, b record) int { return strings.Compare(a.in.ID, b.in.ID) })
 	r.rev = next
 	r.snaps[s.Adapter] = recs
 	return true, problems
+}
+
+// sameInstance says whether a and b are the same record. A nil and an
+// empty map or list are the same (they compile the same).
+// TestSameInstanceSeesEveryField fails when model.Instance gains a field
+// that this does not compare.
+func sameInstance(a, b model.Instance) bool {
+	return a.ID == b.ID && a.Service == b.Service && a.Namespace == b.Namespace &&
+		a.Address == b.Address && a.Health == b.Health && a.Isolation == b.Isolation &&
+		a.MeshListen == b.MeshListen && maps.Equal(a.Ports, b.Ports) &&
+		maps.Equal(a.Meta, b.Meta) && slices.Equal(a.Tags, b.Tags) &&
+		maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Workload, b.Workload)
 }
 
 // Entries returns every instance, sorted by adapter then ID.

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -17,6 +18,8 @@ func TestUpdate(t *testing.T) {
 	delete(noMesh.Ports, model.PortMesh)
 	badAddr := inst("addr-0", "api")
 	badAddr.Address = "localhost:80"
+	turnedBad := inst("b", "api")
+	turnedBad.Address = "localhost:80"
 
 	tests := []struct {
 		name         string
@@ -60,6 +63,14 @@ func TestUpdate(t *testing.T) {
 			snap:        model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("a", "api")}},
 			wantIDs:     []string{"a"},
 			wantChanged: false,
+		},
+		{
+			name:         "a record that turns bad is skipped, not kept from before",
+			prior:        []model.Snapshot{{Adapter: "local", Instances: []model.Instance{inst("a", "api"), inst("b", "api")}}},
+			snap:         model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("a", "api"), turnedBad}},
+			wantIDs:      []string{"a"},
+			wantProblems: []string{"not an IP address"},
+			wantChanged:  true,
 		},
 		{
 			name:        "empty snapshot replaces the old one",
@@ -145,5 +156,42 @@ func TestRevisions(t *testing.T) {
 	}
 	if e, ok := r.Find("b"); !ok || e.Rev != second["local/b"] {
 		t.Errorf("Find(b) = %+v, %v; want revision %d", e, ok, second["local/b"])
+	}
+}
+
+// TestSameInstanceSeesEveryField changes each field of model.Instance in
+// turn and wants sameInstance to see it: a field added to the model and
+// not to sameInstance would let a changed record keep its revision, and
+// the incremental compiler would not compile it again.
+func TestSameInstanceSeesEveryField(t *testing.T) {
+	base := inst("a", "api")
+	typ := reflect.TypeOf(base)
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		t.Run(f.Name, func(t *testing.T) {
+			changed := inst("a", "api")
+			v := reflect.ValueOf(&changed).Elem().Field(i)
+			switch f.Type.Kind() {
+			case reflect.String:
+				v.SetString(v.String() + "x")
+			case reflect.Map: // the same entries and one more
+				m := reflect.MakeMap(f.Type)
+				for _, k := range v.MapKeys() {
+					m.SetMapIndex(k, v.MapIndex(k))
+				}
+				m.SetMapIndex(reflect.ValueOf("added-by-test").Convert(f.Type.Key()), reflect.New(f.Type.Elem()).Elem())
+				v.Set(m)
+			case reflect.Slice:
+				v.Set(reflect.Append(v, reflect.New(f.Type.Elem()).Elem()))
+			default:
+				t.Fatalf("model.Instance.%s is a %s: teach sameInstance (and this test) to compare it", f.Name, f.Type)
+			}
+			if reflect.DeepEqual(base, changed) {
+				t.Fatalf("the test did not change %s", f.Name)
+			}
+			if sameInstance(base, changed) || sameInstance(changed, base) {
+				t.Errorf("sameInstance does not see a change of %s", f.Name)
+			}
+		})
 	}
 }
