@@ -44,12 +44,19 @@ func (p Problem) Error() string {
 // concurrent use.
 type Registry struct {
 	mu    sync.RWMutex
-	snaps map[string][]record // by adapter, sorted by instance ID
+	snaps map[string]*snapshot // by adapter
 	rev   uint64
 }
 
+// snapshot is one adapter's accepted records, sorted by instance ID, and
+// where each ID is among them.
+type snapshot struct {
+	recs  []record
+	index map[string]int
+}
+
 // New returns an empty registry.
-func New() *Registry { return &Registry{snaps: map[string][]record{}} }
+func New() *Registry { return &Registry{snaps: map[string]*snapshot{}} }
 
 // Update replaces adapter s.Adapter's instances with the valid records of s.
 // It reports whether the merged view changed, and every skipped record.
@@ -58,59 +65,89 @@ func New() *Registry { return &Registry{snaps: map[string][]record{}} }
 func (r *Registry) Update(s model.Snapshot) (changed bool, problems []Problem) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	owner := map[string]string{}
-	for a, ins := range r.snaps {
-		if a == s.Adapter {
-			continue
+	owner := func(id string) (string, bool) {
+		for a, snap := range r.snaps {
+			if _, ok := snap.index[id]; ok && a != s.Adapter {
+				return a, true
+			}
 		}
-		for _, rec := range ins {
-			owner[rec.in.ID] = a
-		}
+		return "", false
 	}
 	// Each record keeps its revision when the adapter's previous snapshot
 	// held the same record under its ID (that record was valid, so it is
 	// not validated again); a new or different one gets the next revision.
-	old, had := r.snaps[s.Adapter]
-	prev := make(map[string]record, len(old))
-	for _, rec := range old {
-		prev[rec.in.ID] = rec
+	old := r.snaps[s.Adapter]
+	if old == nil {
+		old = &snapshot{}
 	}
 	next := r.rev + 1
-	recs := make([]record, 0, len(s.Instances))
-	seen := make(map[string]bool, len(s.Instances))
-	fresh := false
+	// kept[i] says whether old.recs[i]'s ID was accepted again, and
+	// replaced holds those whose record changed, by position; added holds
+	// accepted records of IDs the old snapshot did not have.
+	kept := make([]bool, len(old.recs))
+	replaced := map[int]record{}
+	var added []record
+	addedIDs := map[string]bool{}
+	fresh, matched := false, 0
 	for _, in := range s.Instances {
 		in.Namespace = in.NS()
-		p, ok := prev[in.ID]
-		same := ok && sameInstance(p.in, in)
+		pos, had := old.index[in.ID]
+		same := had && sameInstance(old.recs[pos].in, in)
 		if !same {
 			if err := in.Validate(); err != nil {
 				problems = append(problems, Problem{s.Adapter, in.ID, err})
 				continue
 			}
 		}
-		if seen[in.ID] {
+		if (had && kept[pos]) || addedIDs[in.ID] {
 			problems = append(problems, Problem{s.Adapter, in.ID, fmt.Errorf("instance ID %q appears twice in the snapshot; the first record is kept", in.ID)})
 			continue
 		}
-		if a, ok := owner[in.ID]; ok {
+		if a, ok := owner(in.ID); ok {
 			problems = append(problems, Problem{s.Adapter, in.ID, fmt.Errorf("instance ID %q is already reported by adapter %s; instance IDs must be unique across adapters", in.ID, a)})
 			continue
 		}
-		seen[in.ID] = true
-		if same {
-			recs = append(recs, p)
-			continue
+		rec := record{in: in, rev: next}
+		fresh = fresh || !same
+		switch {
+		case had:
+			kept[pos] = true
+			matched++
+			if !same {
+				replaced[pos] = rec
+			}
+		default:
+			added = append(added, rec)
+			addedIDs[in.ID] = true
 		}
-		recs = append(recs, record{in: in, rev: next})
-		fresh = true
 	}
-	if had && !fresh && len(recs) == len(old) {
+	_, known := r.snaps[s.Adapter]
+	switch {
+	case known && !fresh && matched == len(old.recs) && len(added) == 0:
 		return false, problems
+	case known && matched == len(old.recs) && len(added) == 0:
+		// The same IDs: the changed records are replaced where they are.
+		for i, rec := range replaced {
+			old.recs[i] = rec
+		}
+	default:
+		recs := make([]record, 0, matched+len(added))
+		for i, ok := range kept {
+			if rec, changed := replaced[i]; changed {
+				recs = append(recs, rec)
+			} else if ok {
+				recs = append(recs, old.recs[i])
+			}
+		}
+		recs = append(recs, added...)
+		slices.SortFunc(recs, func(a, b record) int { return strings.Compare(a.in.ID, b.in.ID) })
+		index := make(map[string]int, len(recs))
+		for i, rec := range recs {
+			index[rec.in.ID] = i
+		}
+		r.snaps[s.Adapter] = &snapshot{recs: recs, index: index}
 	}
-	slices.SortFunc(recs, func(a, b record) int { return strings.Compare(a.in.ID, b.in.ID) })
 	r.rev = next
-	r.snaps[s.Adapter] = recs
 	return true, problems
 }
 
@@ -132,9 +169,9 @@ func (r *Registry) Entries() []Entry {
 	defer r.mu.RUnlock()
 	adapters := make([]string, 0, len(r.snaps))
 	n := 0
-	for a, recs := range r.snaps {
+	for a, snap := range r.snaps {
 		adapters = append(adapters, a)
-		n += len(recs)
+		n += len(snap.recs)
 	}
 	sort.Strings(adapters)
 	if n == 0 {
@@ -143,7 +180,7 @@ func (r *Registry) Entries() []Entry {
 	// Each adapter's records are kept sorted by ID.
 	out := make([]Entry, 0, n)
 	for _, a := range adapters {
-		for _, rec := range r.snaps[a] {
+		for _, rec := range r.snaps[a].recs {
 			out = append(out, Entry{Adapter: a, Instance: rec.in, Rev: rec.rev})
 		}
 	}
@@ -154,9 +191,9 @@ func (r *Registry) Entries() []Entry {
 func (r *Registry) Lookup(adapter, id string) (model.Instance, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for _, rec := range r.snaps[adapter] {
-		if rec.in.ID == id {
-			return rec.in, true
+	if snap, ok := r.snaps[adapter]; ok {
+		if i, ok := snap.index[id]; ok {
+			return snap.recs[i].in, true
 		}
 	}
 	return model.Instance{}, false
@@ -166,11 +203,10 @@ func (r *Registry) Lookup(adapter, id string) (model.Instance, bool) {
 func (r *Registry) Find(id string) (Entry, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for a, recs := range r.snaps {
-		for _, rec := range recs {
-			if rec.in.ID == id {
-				return Entry{Adapter: a, Instance: rec.in, Rev: rec.rev}, true
-			}
+	for a, snap := range r.snaps {
+		if i, ok := snap.index[id]; ok {
+			rec := snap.recs[i]
+			return Entry{Adapter: a, Instance: rec.in, Rev: rec.rev}, true
 		}
 	}
 	return Entry{}, false

@@ -157,6 +157,19 @@ func TestRevisions(t *testing.T) {
 	if e, ok := r.Find("b"); !ok || e.Rev != second["local/b"] {
 		t.Errorf("Find(b) = %+v, %v; want revision %d", e, ok, second["local/b"])
 	}
+	// The same IDs, one record changed.
+	critical := inst("c", "api")
+	critical.Health = model.HealthCritical
+	if changed, _ := r.Update(model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("a", "api"), moved, critical}}); !changed {
+		t.Fatal("a changed record reported no change")
+	}
+	third := revs(r)
+	if third["local/a"] != second["local/a"] || third["local/b"] != second["local/b"] || third["local/c"] <= second["local/c"] {
+		t.Errorf("only c changed: revisions %v -> %v", second, third)
+	}
+	if got, ok := r.Lookup("local", "c"); !ok || got.Health != model.HealthCritical {
+		t.Errorf("Lookup(c) = %+v, %v; want it critical", got, ok)
+	}
 }
 
 // TestSameInstanceSeesEveryField changes each field of model.Instance in
