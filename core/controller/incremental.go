@@ -1,7 +1,10 @@
 package controller
 
 import (
+	"google.golang.org/protobuf/proto"
+
 	"github.com/weftmesh/weft/core/compile"
+	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/policy"
 	"github.com/weftmesh/weft/core/registry"
@@ -13,6 +16,9 @@ import (
 type incremental struct {
 	compiler *compile.Compiler
 	fed      *meshserver.Server
+	// given: some server has had the Compiler's configurations (and
+	// sets their trust bundle), so another one gets copies.
+	given bool
 }
 
 // build compiles the configurations for p and entries and hands srv (when
@@ -29,8 +35,14 @@ func (i *incremental) build(p *policy.Policy, entries []registry.Entry, srv *mes
 	case srv == nil:
 		i.fed = nil
 	case srv != i.fed:
-		i.fed = srv
-		changed = srv.Update(i.compiler.Configs())
+		cfgs := i.compiler.Configs()
+		if i.given {
+			for id, cfg := range cfgs {
+				cfgs[id] = proto.Clone(cfg).(*meshapi.ProxyConfig)
+			}
+		}
+		i.fed, i.given = srv, true
+		changed = srv.Update(cfgs)
 	default:
 		changed = srv.Apply(d.Changed, d.Removed)
 	}
