@@ -338,54 +338,56 @@ func (s *Server) Apply(changed map[string]*meshapi.ProxyConfig, removed []string
 // lock, stamps their version and wakes their streams. all: cfgs is every
 // configuration (Update); else removed lists the ones that are gone.
 func (s *Server) publish(cfgs map[string]*meshapi.ProxyConfig, removed []string, all bool) (changed int) {
+	heldSum := func(id string) ([sha256.Size]byte, bool) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		v, ok := s.configs[id]
+		return v.sum, ok
+	}
 	s.mu.Lock()
 	trust := s.trust
-	held := make(map[string][sha256.Size]byte, len(cfgs))
-	for id := range cfgs {
-		if v, ok := s.configs[id]; ok {
-			held[id] = v.sum
-		}
-	}
 	s.mu.Unlock()
-	encode := func(id string, cfg *meshapi.ProxyConfig, buf []byte, known map[string][sha256.Size]byte) (pending, []byte) {
-		var p pending
-		p.sum, buf = digest(cfg, buf)
-		if old, ok := known[id]; !ok || old != p.sum {
-			p.body = frame(buf)
-		}
-		return p, buf
+	type item struct {
+		id  string
+		cfg *meshapi.ProxyConfig
+		pending
 	}
-	encs := make(map[string]pending, len(cfgs))
+	items := make([]item, 0, len(cfgs))
 	var buf []byte
 	for id, cfg := range cfgs {
 		cfg.Trust = trust
-		encs[id], buf = encode(id, cfg, buf, held)
+		it := item{id: id, cfg: cfg}
+		it.sum, buf = digest(cfg, buf)
+		if old, ok := heldSum(id); !ok || old != it.sum {
+			it.body = frame(buf) // kept: it is what the streams will send
+		}
+		items = append(items, it)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.trust != trust { // the roots changed meanwhile (RootsChanged)
-		for id, cfg := range cfgs {
-			cfg.Trust = s.trust
-			encs[id], buf = encode(id, cfg, buf, nil)
+		for i := range items {
+			items[i].cfg.Trust = s.trust
+			items[i].sum, buf = digest(items[i].cfg, buf)
+			items[i].body = frame(buf)
 		}
 	}
 	s.next++
-	for id, cfg := range cfgs {
-		e := encs[id]
-		old, ok := s.configs[id]
-		if ok && old.sum == e.sum {
+	for _, it := range items {
+		old, ok := s.configs[it.id]
+		if ok && old.sum == it.sum {
 			continue
 		}
-		if e.body == nil {
+		if it.body == nil {
 			// Unchanged when it was hashed, changed since (another
 			// Update ran meanwhile): encode it now.
 			var enc []byte
-			e.sum, enc = digest(cfg, nil)
-			e.body = frame(enc)
+			it.sum, enc = digest(it.cfg, nil)
+			it.body = frame(enc)
 		}
-		s.configs[id] = versioned{version: s.next, cfg: cfg, sum: e.sum, msg: stamp(e.body, s.next)}
+		s.configs[it.id] = versioned{version: s.next, cfg: it.cfg, sum: it.sum, msg: stamp(it.body, s.next)}
 		changed++
-		for st := range s.streams[id] {
+		for st := range s.streams[it.id] {
 			select {
 			case st.wake <- struct{}{}:
 			default:
