@@ -30,7 +30,11 @@ func benchConfigs(n, endpoints int, port uint32) map[string]*meshapi.ProxyConfig
 // configuration with the one it holds, by the digest of its deterministic
 // encoding (it compared them with proto.Equal before: 168 ms per update
 // against 106 ms, same machine). The two sets alternate and share no
-// messages, so every configuration is encoded and hashed.
+// messages, so every configuration is encoded and hashed. Since issue 12
+// the controller hands the server only what a change touched (Apply,
+// BenchmarkApply: about 1.5 ms for 101 configurations against 170-250 ms
+// for Update's 10,000 on the same busy machine); Update is what a first
+// compilation, or a new server, costs.
 func BenchmarkUpdate(b *testing.B) {
 	s := meshserver.New(meshserver.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	sets := []map[string]*meshapi.ProxyConfig{benchConfigs(10000, 100, 20000), benchConfigs(10000, 100, 20000)}
