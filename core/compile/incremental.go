@@ -60,7 +60,8 @@ func NewCompiler() *Compiler { return &Compiler{} }
 // taken as unchanged without comparing it; entries with Rev 0 (built by
 // hand) are compared whole. Instance IDs are unique. A policy is treated
 // as immutable: a different *policy.Policy than last time compiles every
-// configuration again (a policy change may touch any of them).
+// configuration again (a policy change may touch any of them). Update
+// keeps entries until the next Update: the caller must not change them.
 func (c *Compiler) Update(p *policy.Policy, entries []registry.Entry) Delta {
 	if !sortedEntries(entries) {
 		entries = slices.Clone(entries)
