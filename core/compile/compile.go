@@ -18,79 +18,93 @@ import (
 const UpstreamPortPrefix = "upstream:"
 
 // Compile returns the proxy configuration of every instance, keyed by
-// instance ID.
+// instance ID. A Compiler gives the same configurations, compiling again
+// only those a change touches.
 func Compile(p *policy.Policy, entries []registry.Entry) map[string]*meshapi.ProxyConfig {
-	td := p.Mesh.TrustDomain
 	out := make(map[string]*meshapi.ProxyConfig, len(entries))
 	idx := newEndpointIndex(servable(p, entries))
 	authzOf := map[string]*meshapi.Authz{}
 	for _, e := range entries {
 		in := e.Instance
-		svc := serviceOf(p, in.Service)
 		if _, ok := authzOf[in.Service]; !ok {
 			authzOf[in.Service] = authz(p, in.Service)
 		}
-		meshBind, meshPort := inboundBind(in)
-		cfg := &meshapi.ProxyConfig{
-			InstanceId:  in.ID,
-			Service:     in.Service,
-			Namespace:   in.NS(),
-			SpiffeId:    spiffe.ID(td, in.NS(), in.Service),
-			TrustDomain: td,
-			Labels:      in.Labels,
-			Inbound: &meshapi.Inbound{
-				BindAddress: meshBind,
-				Port:        meshPort,
-				AppAddress:  localAddress(in.Address),
-				AppPort:     uint32(in.Ports[model.PortApp]),
-				Protocol:    protocol(svc.Protocol),
-				Authz:       authzOf[in.Service],
-				RateLimits:  rateLimits(svc.RateLimits),
-			},
-		}
-		if cl := svc.ConnectionLimit; cl != (policy.ConnectionLimit{}) {
-			cfg.Inbound.ConnectionLimit = &meshapi.ConnectionLimit{Max: uint32(cl.Max), MaxPerCaller: uint32(cl.MaxPerCaller)}
-		}
-		for _, u := range svc.Upstreams {
-			dst := serviceOf(p, u.Service)
-			localPort := u.LocalPort
-			if port, ok := in.Ports[UpstreamPortPrefix+u.Service]; ok {
-				localPort = port
-			}
-			cfg.Upstreams = append(cfg.Upstreams, &meshapi.Upstream{
-				Name:        u.Service,
-				Service:     u.Service,
-				SpiffeId:    spiffe.ID(td, nsOr(dst.Namespace), u.Service),
-				BindAddress: localAddress(in.Address),
-				LocalPort:   uint32(localPort),
-				Protocol:    protocol(dst.Protocol),
-				Lb:          lb(u.LB),
-				Endpoints:   idx.endpoints(dst, nsOr(dst.Namespace)),
-				Routes:      routes(p, idx, dst.Routes, in.Service),
-				Timeouts:    timeouts(dst.Timeouts),
-				Hash:        hashPolicy(u.Hash),
-			})
-			up := cfg.Upstreams[len(cfg.Upstreams)-1]
-			if cb := dst.CircuitBreaker; cb != nil {
-				up.CircuitBreaker = &meshapi.CircuitBreaker{
-					MaxConnections: uint32(cb.MaxConnections), MaxRequests: uint32(cb.MaxRequests),
-					MaxPending: uint32(cb.MaxPending), MaxRetries: uint32(cb.MaxRetries),
-				}
-			}
-			if od := dst.OutlierDetection; od != nil {
-				up.OutlierDetection = &meshapi.OutlierDetection{
-					Consecutive_5Xx:          uint32(od.Consecutive5xx),
-					ConsecutiveGatewayErrors: uint32(od.ConsecutiveGatewayErrors),
-					ConsecutiveLocalFailures: uint32(od.ConsecutiveLocalFailures),
-					Interval:                 duration(od.Interval),
-					BaseEjectionTime:         duration(od.BaseEjectionTime),
-					MaxEjectedPercent:        uint32(od.MaxEjectedPercent),
-				}
-			}
-		}
-		out[in.ID] = cfg
+		out[in.ID] = instanceConfig(p, idx, authzOf[in.Service], in)
 	}
 	return out
+}
+
+// endpointSource gives the endpoint list of a service in a namespace:
+// Compile's endpointIndex, built once per compilation, and the
+// Compiler, which keeps each list until an instance in it changes.
+type endpointSource interface {
+	endpoints(svc policy.Service, ns string) []*meshapi.Endpoint
+}
+
+// instanceConfig compiles the configuration of one instance. az is its
+// service's authorization (authz), shared by every instance of it.
+func instanceConfig(p *policy.Policy, idx endpointSource, az *meshapi.Authz, in model.Instance) *meshapi.ProxyConfig {
+	td := p.Mesh.TrustDomain
+	svc := serviceOf(p, in.Service)
+	meshBind, meshPort := inboundBind(in)
+	cfg := &meshapi.ProxyConfig{
+		InstanceId:  in.ID,
+		Service:     in.Service,
+		Namespace:   in.NS(),
+		SpiffeId:    spiffe.ID(td, in.NS(), in.Service),
+		TrustDomain: td,
+		Labels:      in.Labels,
+		Inbound: &meshapi.Inbound{
+			BindAddress: meshBind,
+			Port:        meshPort,
+			AppAddress:  localAddress(in.Address),
+			AppPort:     uint32(in.Ports[model.PortApp]),
+			Protocol:    protocol(svc.Protocol),
+			Authz:       az,
+			RateLimits:  rateLimits(svc.RateLimits),
+		},
+	}
+	if cl := svc.ConnectionLimit; cl != (policy.ConnectionLimit{}) {
+		cfg.Inbound.ConnectionLimit = &meshapi.ConnectionLimit{Max: uint32(cl.Max), MaxPerCaller: uint32(cl.MaxPerCaller)}
+	}
+	for _, u := range svc.Upstreams {
+		dst := serviceOf(p, u.Service)
+		localPort := u.LocalPort
+		if port, ok := in.Ports[UpstreamPortPrefix+u.Service]; ok {
+			localPort = port
+		}
+		up := &meshapi.Upstream{
+			Name:        u.Service,
+			Service:     u.Service,
+			SpiffeId:    spiffe.ID(td, nsOr(dst.Namespace), u.Service),
+			BindAddress: localAddress(in.Address),
+			LocalPort:   uint32(localPort),
+			Protocol:    protocol(dst.Protocol),
+			Lb:          lb(u.LB),
+			Endpoints:   idx.endpoints(dst, nsOr(dst.Namespace)),
+			Routes:      routes(p, idx, dst.Routes, in.Service),
+			Timeouts:    timeouts(dst.Timeouts),
+			Hash:        hashPolicy(u.Hash),
+		}
+		cfg.Upstreams = append(cfg.Upstreams, up)
+		if cb := dst.CircuitBreaker; cb != nil {
+			up.CircuitBreaker = &meshapi.CircuitBreaker{
+				MaxConnections: uint32(cb.MaxConnections), MaxRequests: uint32(cb.MaxRequests),
+				MaxPending: uint32(cb.MaxPending), MaxRetries: uint32(cb.MaxRetries),
+			}
+		}
+		if od := dst.OutlierDetection; od != nil {
+			up.OutlierDetection = &meshapi.OutlierDetection{
+				Consecutive_5Xx:          uint32(od.Consecutive5xx),
+				ConsecutiveGatewayErrors: uint32(od.ConsecutiveGatewayErrors),
+				ConsecutiveLocalFailures: uint32(od.ConsecutiveLocalFailures),
+				Interval:                 duration(od.Interval),
+				BaseEjectionTime:         duration(od.BaseEjectionTime),
+				MaxEjectedPercent:        uint32(od.MaxEjectedPercent),
+			}
+		}
+	}
+	return cfg
 }
 
 // localAddress is where an instance's app and outbound listeners bind: the
@@ -143,7 +157,7 @@ type endpointIndex struct {
 func newEndpointIndex(entries []registry.Entry) *endpointIndex {
 	idx := &endpointIndex{groups: map[string][]registry.Entry{}, built: map[string][]*meshapi.Endpoint{}}
 	for _, e := range entries {
-		k := e.Instance.NS() + "/" + e.Instance.Service
+		k := groupKey(e.Instance.NS(), e.Instance.Service)
 		idx.groups[k] = append(idx.groups[k], e)
 	}
 	return idx
@@ -152,12 +166,24 @@ func newEndpointIndex(entries []registry.Entry) *endpointIndex {
 // endpoints returns the instances of svc in namespace ns that are not
 // critical, sorted by instance ID, with the subsets each belongs to.
 func (idx *endpointIndex) endpoints(svc policy.Service, ns string) []*meshapi.Endpoint {
-	k := ns + "/" + svc.Name
+	k := groupKey(ns, svc.Name)
 	if eps, ok := idx.built[k]; ok {
 		return eps
 	}
+	eps := endpointList(svc, idx.groups[k])
+	idx.built[k] = eps
+	return eps
+}
+
+// groupKey names the instances of a service in a namespace.
+func groupKey(ns, service string) string { return ns + "/" + service }
+
+// endpointList is the endpoints of group (instances of svc, in any
+// order) that are not critical, sorted by instance ID, with the subsets
+// each belongs to.
+func endpointList(svc policy.Service, group []registry.Entry) []*meshapi.Endpoint {
 	var eps []*meshapi.Endpoint
-	for _, e := range idx.groups[k] {
+	for _, e := range group {
 		in := e.Instance
 		if in.Health == model.HealthCritical {
 			continue
@@ -176,7 +202,6 @@ func (idx *endpointIndex) endpoints(svc policy.Service, ns string) []*meshapi.En
 		eps = append(eps, ep)
 	}
 	sort.Slice(eps, func(i, j int) bool { return eps[i].InstanceId < eps[j].InstanceId })
-	idx.built[k] = eps
 	return eps
 }
 

@@ -53,3 +53,35 @@ func BenchmarkCompile(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCompilerUpdate is one endpoint change in the control-plane
+// benchmark's mesh: an instance of one service moves, the registry takes
+// the adapter's full snapshot, and the Compiler compiles again that
+// instance's configuration and those of its service's callers (10
+// services x 10 instances), not all 10,000.
+func BenchmarkCompilerUpdate(b *testing.B) {
+	for _, s := range []struct{ services, per, ups int }{{100, 10, 10}, {1000, 10, 10}} {
+		b.Run(fmt.Sprintf("services=%d/instances=%d/upstreams=%d", s.services, s.services*s.per, s.ups), func(b *testing.B) {
+			p, entries := benchMesh(s.services, s.per, s.ups)
+			ins := make([]model.Instance, len(entries))
+			for i, e := range entries {
+				ins[i] = e.Instance
+			}
+			r := registry.New()
+			r.Update(model.Snapshot{Adapter: "bench", Instances: ins})
+			c := compile.NewCompiler()
+			c.Update(p, r.Entries())
+			b.ReportAllocs()
+			k := 0
+			for b.Loop() {
+				in := &ins[(k*7919)%len(ins)]
+				in.Ports = map[string]int{model.PortApp: 8080, model.PortMesh: 20001 + k%1000}
+				r.Update(model.Snapshot{Adapter: "bench", Instances: ins})
+				if d := c.Update(p, r.Entries()); len(d.Changed) != 1+s.ups*s.per {
+					b.Fatalf("%d configurations compiled, want %d", len(d.Changed), 1+s.ups*s.per)
+				}
+				k++
+			}
+		})
+	}
+}

@@ -1,9 +1,30 @@
 // Package compile turns the typed policy and the registry's merged view of
 // instances into one proxy configuration per instance.
 //
-// Entry point: Compile. It is a pure function: same policy and instances in,
-// same configurations out, so the config server can tell which instances'
-// configurations changed by comparing them.
+// Entry points: Compile, and Compiler for the controller. Compile is a
+// pure function: same policy and instances in, same configurations out, so
+// the config server can tell which instances' configurations changed by
+// comparing them.
+//
+// Incremental compile (incremental.go): a Compiler keeps the last
+// configuration of every instance, the servable instances of each
+// (namespace, service) group with its endpoint list, and, from the policy,
+// which calling services read each group (as an upstream, or as the mirror
+// of an upstream's route). Compiler.Update finds the entries that changed
+// by their registry revision (registry.Entry.Rev; entries without one are
+// compared whole), walking the last and the new entries side by side, and
+// compiles again only the changed instances and every instance of a
+// service that reads a group a changed instance left or joined. A policy
+// change compiles everything again: any part of the policy may touch any
+// configuration, and working out which would cost more than it saves. It
+// returns a Delta (the configurations compiled again, the instances gone)
+// for core/meshserver.Server.Apply, and keeps Unbound up to date as it
+// goes. A test drives a Compiler through seeded random sequences of
+// registry and policy changes and wants, at every step, the same encoded
+// bytes as Compile; both share instanceConfig, which compiles one instance.
+// In the control-plane benchmark's mesh (10,000 instances, 10 upstream
+// services each) an endpoint change compiles 101 configurations, not
+// 10,000 (BenchmarkCompilerUpdate).
 //
 // Choices where the policy says nothing:
 //   - an instance whose service has no service block gets an inbound

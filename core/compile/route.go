@@ -13,7 +13,7 @@ import (
 )
 
 // routes compiles a destination service's routes for one calling service.
-func routes(p *policy.Policy, idx *endpointIndex, rs []policy.Route, caller string) []*meshapi.Route {
+func routes(p *policy.Policy, idx endpointSource, rs []policy.Route, caller string) []*meshapi.Route {
 	var out []*meshapi.Route
 	for _, r := range rs {
 		mr := &meshapi.Route{

@@ -61,6 +61,7 @@ type Controller struct {
 	// waits for; gaveUp, that the wait passed without them.
 	waiting []string
 	gaveUp  bool
+	inc     incremental // rebuild's compiler; only rebuild uses it
 }
 
 // New returns a controller.
@@ -229,16 +230,15 @@ func (c *Controller) rebuild() {
 	}
 	c.builds++
 	c.mu.Unlock()
-	entries := c.o.Registry.Entries()
-	cfgs := compile.Compile(p, entries)
-	c.noteUnbound(p, compile.Unbound(p, entries))
-	n := 0
+	// Only the configurations the changes touch are compiled again, and
+	// only those go to the server (incremental.go).
+	total, n := c.inc.build(p, c.o.Registry.Entries(), c.o.Server)
+	c.noteUnbound(p, c.inc.unbound())
 	if c.o.Server != nil {
-		n = c.o.Server.Update(cfgs)
-		c.o.Logger.Info("configurations compiled", "instances", len(cfgs), "changed", n)
+		c.o.Logger.Info("configurations compiled", "instances", total, "changed", n)
 	}
 	if c.o.OnBuild != nil {
-		c.o.OnBuild(len(cfgs), n)
+		c.o.OnBuild(total, n)
 	}
 }
 

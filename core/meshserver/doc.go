@@ -4,8 +4,22 @@
 // proxy configuration (StreamConfig).
 //
 // Entry point: New, then Server.Update with every newly compiled set of
-// configurations. Update stamps a new version on each configuration that
-// changed and wakes only the streams of those instances.
+// configurations, or Server.Apply with what changed (the delta of
+// core/compile.Compiler, which the controller uses). Both stamp a new
+// version on each configuration that changed and wake only the streams of
+// those instances; Apply touches nothing else.
+//
+// Encode once: each configuration that arrives is encoded once
+// (deterministic protobuf), outside the server's lock; the SHA-256 of
+// those bytes is what tells a changed configuration from an unchanged one,
+// and for a changed one the same bytes, framed as a ConfigUpdate with its
+// version, are what every stream of that instance sends. A stream sends
+// them as the unknown fields of an empty ConfigUpdate, which gRPC's proto
+// codec writes out by copying them, and which the sidecar decodes as the
+// ConfigUpdate they are; nothing is marshalled per stream. The trust bundle
+// is part of the configuration: Update and Apply set it on every
+// configuration they get before encoding it, and RootsChanged encodes
+// every configuration again with the new bundle.
 //
 // Streams: a new subscriber gets its instance's current configuration first,
 // then every new version. Each stream holds one pending slot: if the sidecar

@@ -5,4 +5,10 @@
 // previous one whole (adapters send full snapshots, never deltas). Records
 // that fail model.Instance.Validate, or whose ID another record already
 // holds, are skipped and reported; they never poison the rest.
+//
+// Revisions: each record carries the registry revision at which it last
+// changed (Entry.Rev). A record the adapter reports again unchanged keeps
+// its revision; a new or different one gets the next. The incremental
+// compiler (core/compile.Compiler) finds what a snapshot changed by
+// comparing revisions, not records.
 package registry

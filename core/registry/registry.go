@@ -2,8 +2,10 @@ package registry
 
 import (
 	"fmt"
-	"reflect"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/weftmesh/weft/core/model"
@@ -13,6 +15,18 @@ import (
 type Entry struct {
 	Adapter  string
 	Instance model.Instance
+	// Rev is the registry's revision at which this record last changed:
+	// when its ID first appeared, or when the adapter reported it
+	// different from before. While an ID keeps its Rev its record is the
+	// same, so a consumer that remembers the Rev of each ID (the
+	// incremental compiler) finds what changed without comparing records.
+	Rev uint64
+}
+
+// record is an accepted instance and the revision it last changed at.
+type record struct {
+	in  model.Instance
+	rev uint64
 }
 
 // Problem is a record that was skipped.
@@ -30,11 +44,19 @@ func (p Problem) Error() string {
 // concurrent use.
 type Registry struct {
 	mu    sync.RWMutex
-	snaps map[string][]model.Instance
+	snaps map[string]*snapshot // by adapter
+	rev   uint64
+}
+
+// snapshot is one adapter's accepted records, sorted by instance ID, and
+// where each ID is among them.
+type snapshot struct {
+	recs  []record
+	index map[string]int
 }
 
 // New returns an empty registry.
-func New() *Registry { return &Registry{snaps: map[string][]model.Instance{}} }
+func New() *Registry { return &Registry{snaps: map[string]*snapshot{}} }
 
 // Update replaces adapter s.Adapter's instances with the valid records of s.
 // It reports whether the merged view changed, and every skipped record.
@@ -43,58 +65,125 @@ func New() *Registry { return &Registry{snaps: map[string][]model.Instance{}} }
 func (r *Registry) Update(s model.Snapshot) (changed bool, problems []Problem) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	owner := map[string]string{}
-	for a, ins := range r.snaps {
-		if a == s.Adapter {
-			continue
+	owner := func(id string) (string, bool) {
+		for a, snap := range r.snaps {
+			if _, ok := snap.index[id]; ok && a != s.Adapter {
+				return a, true
+			}
 		}
-		for _, in := range ins {
-			owner[in.ID] = a
-		}
+		return "", false
 	}
-	kept := make([]model.Instance, 0, len(s.Instances))
-	seen := map[string]bool{}
+	// Each record keeps its revision when the adapter's previous snapshot
+	// held the same record under its ID (that record was valid, so it is
+	// not validated again); a new or different one gets the next revision.
+	old := r.snaps[s.Adapter]
+	if old == nil {
+		old = &snapshot{}
+	}
+	next := r.rev + 1
+	// kept[i] says whether old.recs[i]'s ID was accepted again, and
+	// replaced holds those whose record changed, by position; added holds
+	// accepted records of IDs the old snapshot did not have.
+	kept := make([]bool, len(old.recs))
+	replaced := map[int]record{}
+	var added []record
+	addedIDs := map[string]bool{}
+	fresh, matched := false, 0
 	for _, in := range s.Instances {
-		if err := in.Validate(); err != nil {
-			problems = append(problems, Problem{s.Adapter, in.ID, err})
-			continue
+		in.Namespace = in.NS()
+		pos, had := old.index[in.ID]
+		same := had && sameInstance(old.recs[pos].in, in)
+		if !same {
+			if err := in.Validate(); err != nil {
+				problems = append(problems, Problem{s.Adapter, in.ID, err})
+				continue
+			}
 		}
-		if seen[in.ID] {
+		if (had && kept[pos]) || addedIDs[in.ID] {
 			problems = append(problems, Problem{s.Adapter, in.ID, fmt.Errorf("instance ID %q appears twice in the snapshot; the first record is kept", in.ID)})
 			continue
 		}
-		if a, ok := owner[in.ID]; ok {
+		if a, ok := owner(in.ID); ok {
 			problems = append(problems, Problem{s.Adapter, in.ID, fmt.Errorf("instance ID %q is already reported by adapter %s; instance IDs must be unique across adapters", in.ID, a)})
 			continue
 		}
-		seen[in.ID] = true
-		in.Namespace = in.NS()
-		kept = append(kept, in)
+		rec := record{in: in, rev: next}
+		fresh = fresh || !same
+		switch {
+		case had:
+			kept[pos] = true
+			matched++
+			if !same {
+				replaced[pos] = rec
+			}
+		default:
+			added = append(added, rec)
+			addedIDs[in.ID] = true
+		}
 	}
-	model.SortInstances(kept)
-	if old, ok := r.snaps[s.Adapter]; ok && reflect.DeepEqual(old, kept) {
+	_, known := r.snaps[s.Adapter]
+	switch {
+	case known && !fresh && matched == len(old.recs) && len(added) == 0:
 		return false, problems
+	case known && matched == len(old.recs) && len(added) == 0:
+		// The same IDs: the changed records are replaced where they are.
+		for i, rec := range replaced {
+			old.recs[i] = rec
+		}
+	default:
+		recs := make([]record, 0, matched+len(added))
+		for i, ok := range kept {
+			if rec, changed := replaced[i]; changed {
+				recs = append(recs, rec)
+			} else if ok {
+				recs = append(recs, old.recs[i])
+			}
+		}
+		recs = append(recs, added...)
+		slices.SortFunc(recs, func(a, b record) int { return strings.Compare(a.in.ID, b.in.ID) })
+		index := make(map[string]int, len(recs))
+		for i, rec := range recs {
+			index[rec.in.ID] = i
+		}
+		r.snaps[s.Adapter] = &snapshot{recs: recs, index: index}
 	}
-	r.snaps[s.Adapter] = kept
+	r.rev = next
 	return true, problems
+}
+
+// sameInstance says whether a and b are the same record. A nil and an
+// empty map or list are the same (they compile the same).
+// TestSameInstanceSeesEveryField fails when model.Instance gains a field
+// that this does not compare.
+func sameInstance(a, b model.Instance) bool {
+	return a.ID == b.ID && a.Service == b.Service && a.Namespace == b.Namespace &&
+		a.Address == b.Address && a.Health == b.Health && a.Isolation == b.Isolation &&
+		a.MeshListen == b.MeshListen && maps.Equal(a.Ports, b.Ports) &&
+		maps.Equal(a.Meta, b.Meta) && slices.Equal(a.Tags, b.Tags) &&
+		maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Workload, b.Workload)
 }
 
 // Entries returns every instance, sorted by adapter then ID.
 func (r *Registry) Entries() []Entry {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	var out []Entry
-	for a, ins := range r.snaps {
-		for _, in := range ins {
-			out = append(out, Entry{a, in})
+	adapters := make([]string, 0, len(r.snaps))
+	n := 0
+	for a, snap := range r.snaps {
+		adapters = append(adapters, a)
+		n += len(snap.recs)
+	}
+	sort.Strings(adapters)
+	if n == 0 {
+		return nil
+	}
+	// Each adapter's records are kept sorted by ID.
+	out := make([]Entry, 0, n)
+	for _, a := range adapters {
+		for _, rec := range r.snaps[a].recs {
+			out = append(out, Entry{Adapter: a, Instance: rec.in, Rev: rec.rev})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Adapter != out[j].Adapter {
-			return out[i].Adapter < out[j].Adapter
-		}
-		return out[i].Instance.ID < out[j].Instance.ID
-	})
 	return out
 }
 
@@ -102,9 +191,9 @@ func (r *Registry) Entries() []Entry {
 func (r *Registry) Lookup(adapter, id string) (model.Instance, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for _, in := range r.snaps[adapter] {
-		if in.ID == id {
-			return in, true
+	if snap, ok := r.snaps[adapter]; ok {
+		if i, ok := snap.index[id]; ok {
+			return snap.recs[i].in, true
 		}
 	}
 	return model.Instance{}, false
@@ -114,11 +203,10 @@ func (r *Registry) Lookup(adapter, id string) (model.Instance, bool) {
 func (r *Registry) Find(id string) (Entry, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for a, ins := range r.snaps {
-		for _, in := range ins {
-			if in.ID == id {
-				return Entry{a, in}, true
-			}
+	for a, snap := range r.snaps {
+		if i, ok := snap.index[id]; ok {
+			rec := snap.recs[i]
+			return Entry{Adapter: a, Instance: rec.in, Rev: rec.rev}, true
 		}
 	}
 	return Entry{}, false

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -17,6 +18,8 @@ func TestUpdate(t *testing.T) {
 	delete(noMesh.Ports, model.PortMesh)
 	badAddr := inst("addr-0", "api")
 	badAddr.Address = "localhost:80"
+	turnedBad := inst("b", "api")
+	turnedBad.Address = "localhost:80"
 
 	tests := []struct {
 		name         string
@@ -60,6 +63,14 @@ func TestUpdate(t *testing.T) {
 			snap:        model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("a", "api")}},
 			wantIDs:     []string{"a"},
 			wantChanged: false,
+		},
+		{
+			name:         "a record that turns bad is skipped, not kept from before",
+			prior:        []model.Snapshot{{Adapter: "local", Instances: []model.Instance{inst("a", "api"), inst("b", "api")}}},
+			snap:         model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("a", "api"), turnedBad}},
+			wantIDs:      []string{"a"},
+			wantProblems: []string{"not an IP address"},
+			wantChanged:  true,
 		},
 		{
 			name:        "empty snapshot replaces the old one",
@@ -107,5 +118,93 @@ func TestNamespaceDefaulted(t *testing.T) {
 	}
 	if _, ok := r.Find("missing"); ok {
 		t.Error("Find found a missing instance")
+	}
+}
+
+// TestRevisions: a record keeps its revision while the adapter reports it
+// unchanged, and a new or changed record gets a new one, which is what
+// the incremental compiler relies on to skip unchanged records.
+func TestRevisions(t *testing.T) {
+	revs := func(r *Registry) map[string]uint64 {
+		out := map[string]uint64{}
+		for _, e := range r.Entries() {
+			out[e.Adapter+"/"+e.Instance.ID] = e.Rev
+		}
+		return out
+	}
+	r := New()
+	r.Update(model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("a", "api"), inst("b", "api")}})
+	r.Update(model.Snapshot{Adapter: "nomad", Instances: []model.Instance{inst("n", "api")}})
+	first := revs(r)
+	if first["local/a"] == 0 || first["local/a"] != first["local/b"] || first["nomad/n"] == first["local/a"] {
+		t.Fatalf("revisions after two snapshots = %v: want a and b equal and non-zero, n another", first)
+	}
+	moved := inst("b", "api")
+	moved.Ports[model.PortMesh] = 15002
+	if changed, _ := r.Update(model.Snapshot{Adapter: "local", Instances: []model.Instance{moved, inst("a", "api"), inst("c", "api")}}); !changed {
+		t.Fatal("a changed snapshot reported no change")
+	}
+	second := revs(r)
+	if second["local/a"] != first["local/a"] || second["nomad/n"] != first["nomad/n"] {
+		t.Errorf("unchanged records got new revisions: %v -> %v", first, second)
+	}
+	if second["local/b"] <= first["nomad/n"] || second["local/c"] != second["local/b"] {
+		t.Errorf("changed b and new c: revisions %v -> %v; want both the same, newer than every earlier one", first, second)
+	}
+	if changed, _ := r.Update(model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("c", "api"), moved, inst("a", "api")}}); changed {
+		t.Error("the same snapshot in another order reported a change")
+	}
+	if e, ok := r.Find("b"); !ok || e.Rev != second["local/b"] {
+		t.Errorf("Find(b) = %+v, %v; want revision %d", e, ok, second["local/b"])
+	}
+	// The same IDs, one record changed.
+	critical := inst("c", "api")
+	critical.Health = model.HealthCritical
+	if changed, _ := r.Update(model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("a", "api"), moved, critical}}); !changed {
+		t.Fatal("a changed record reported no change")
+	}
+	third := revs(r)
+	if third["local/a"] != second["local/a"] || third["local/b"] != second["local/b"] || third["local/c"] <= second["local/c"] {
+		t.Errorf("only c changed: revisions %v -> %v", second, third)
+	}
+	if got, ok := r.Lookup("local", "c"); !ok || got.Health != model.HealthCritical {
+		t.Errorf("Lookup(c) = %+v, %v; want it critical", got, ok)
+	}
+}
+
+// TestSameInstanceSeesEveryField changes each field of model.Instance in
+// turn and wants sameInstance to see it: a field added to the model and
+// not to sameInstance would let a changed record keep its revision, and
+// the incremental compiler would not compile it again.
+func TestSameInstanceSeesEveryField(t *testing.T) {
+	base := inst("a", "api")
+	typ := reflect.TypeOf(base)
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		t.Run(f.Name, func(t *testing.T) {
+			changed := inst("a", "api")
+			v := reflect.ValueOf(&changed).Elem().Field(i)
+			switch f.Type.Kind() {
+			case reflect.String:
+				v.SetString(v.String() + "x")
+			case reflect.Map: // the same entries and one more
+				m := reflect.MakeMap(f.Type)
+				for _, k := range v.MapKeys() {
+					m.SetMapIndex(k, v.MapIndex(k))
+				}
+				m.SetMapIndex(reflect.ValueOf("added-by-test").Convert(f.Type.Key()), reflect.New(f.Type.Elem()).Elem())
+				v.Set(m)
+			case reflect.Slice:
+				v.Set(reflect.Append(v, reflect.New(f.Type.Elem()).Elem()))
+			default:
+				t.Fatalf("model.Instance.%s is a %s: teach sameInstance (and this test) to compare it", f.Name, f.Type)
+			}
+			if reflect.DeepEqual(base, changed) {
+				t.Fatalf("the test did not change %s", f.Name)
+			}
+			if sameInstance(base, changed) || sameInstance(changed, base) {
+				t.Errorf("sameInstance does not see a change of %s", f.Name)
+			}
+		})
 	}
 }

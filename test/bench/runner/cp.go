@@ -64,18 +64,24 @@ func (s CPShape) affected(x int) []string {
 	return out
 }
 
-// cpState is the controller side: registry, policy, compile, meshserver.
+// cpState is the controller side: registry, policy, compile, meshserver,
+// joined as core/controller's rebuild joins them: the adapter's full
+// snapshot into the registry, a compile.Compiler compiling again what it
+// touches, its delta to meshserver.Apply (the first build: every
+// configuration to Update).
 type cpState struct {
 	shape CPShape
 	reg   *registry.Registry
 	srv   *meshserver.Server
+	comp  *compile.Compiler
+	fed   bool
 	pol   *policy.Policy
 	ins   []model.Instance
 	mu    sync.Mutex
 }
 
 func newCPState(shape CPShape, c *ca.CA) *cpState {
-	st := &cpState{shape: shape, reg: registry.New()}
+	st := &cpState{shape: shape, reg: registry.New(), comp: compile.NewCompiler()}
 	st.srv = meshserver.New(meshserver.Options{CA: c, Join: ca.NewJoinVerifier(c.JoinSecret()), Registry: st.reg,
 		TrustDomain: func() string { return TrustDomain }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	st.pol = &policy.Policy{Mesh: policy.Mesh{TrustDomain: TrustDomain, DefaultAction: policy.Deny}, Services: map[string]policy.Service{}}
@@ -98,19 +104,27 @@ func newCPState(shape CPShape, c *ca.CA) *cpState {
 	return st
 }
 
-// recompile pushes the registry through compile into the meshserver and
-// returns how long compile took.
-func (st *cpState) recompile() time.Duration {
-	st.reg.Update(model.Snapshot{Adapter: "bench", Instances: st.ins})
+// recompile pushes the adapter's snapshot through the registry and the
+// compiler into the meshserver and returns how long compile (registry
+// included) and publish (encoding and hashing the changed
+// configurations, waking their streams) took.
+func (st *cpState) recompile() (compileTime, publishTime time.Duration) {
 	t := time.Now()
-	cfgs := compile.Compile(st.pol, st.reg.Entries())
-	d := time.Since(t)
-	st.srv.Update(cfgs)
-	return d
+	st.reg.Update(model.Snapshot{Adapter: "bench", Instances: st.ins})
+	d := st.comp.Update(st.pol, st.reg.Entries())
+	compileTime = time.Since(t)
+	t = time.Now()
+	if !st.fed {
+		st.srv.Update(st.comp.Configs())
+		st.fed = true
+	} else {
+		st.srv.Apply(d.Changed, d.Removed)
+	}
+	return compileTime, time.Since(t)
 }
 
 // change moves one endpoint (its mesh port) and recompiles.
-func (st *cpState) change(k int) (version uint64, compileTime time.Duration, affected []string) {
+func (st *cpState) change(k int) (version uint64, compileTime, publishTime time.Duration, affected []string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	x := k % st.shape.Services
@@ -120,12 +134,12 @@ func (st *cpState) change(k int) (version uint64, compileTime time.Duration, aff
 		ports[model.PortMesh] = 20000
 	}
 	in.Ports = ports
-	compileTime = st.recompile()
+	compileTime, publishTime = st.recompile()
 	affected = st.shape.affected(x)
 	if len(affected) > 0 {
 		_, version, _ = st.srv.Config(affected[0])
 	}
-	return version, compileTime, affected
+	return version, compileTime, publishTime, affected
 }
 
 // ServeCPController is the controller process of the control-plane
@@ -138,8 +152,8 @@ func ServeCPController(ctx context.Context, caDir, listen, control string, shape
 		return err
 	}
 	st := newCPState(shape, c)
-	ct := st.recompile()
-	fmt.Fprintf(os.Stderr, "compiled %d configs in %v\n", len(st.ins), ct)
+	ct, pt := st.recompile()
+	fmt.Fprintf(os.Stderr, "compiled %d configs in %v (published in %v)\n", len(st.ins), ct, pt)
 	cert, err := c.ServerCertificate(spiffe.Identity{TrustDomain: TrustDomain, Namespace: meshserver.ControllerNamespace, Service: meshserver.ControllerService}, []string{"127.0.0.1"})
 	if err != nil {
 		return err
@@ -155,8 +169,8 @@ func ServeCPController(ctx context.Context, caDir, listen, control string, shape
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /change", func(w http.ResponseWriter, r *http.Request) {
 		k, _ := strconv.Atoi(r.URL.Query().Get("k"))
-		v, ct, aff := st.change(k)
-		json.NewEncoder(w).Encode(changeReply{Version: v, CompileMicros: ct.Microseconds(), Affected: aff})
+		v, ct, pt, aff := st.change(k)
+		json.NewEncoder(w).Encode(changeReply{Version: v, CompileMicros: ct.Microseconds(), PublishMicros: pt.Microseconds(), Affected: aff})
 	})
 	hs := &http.Server{Handler: mux}
 	cl, err := net.Listen("tcp", control)
@@ -173,6 +187,7 @@ func ServeCPController(ctx context.Context, caDir, listen, control string, shape
 type changeReply struct {
 	Version       uint64   `json:"version"`
 	CompileMicros int64    `json:"compile_us"`
+	PublishMicros int64    `json:"publish_us"`
 	Affected      []string `json:"affected"`
 }
 
@@ -280,11 +295,18 @@ type CPReport struct {
 	AllAckedSeconds float64 `json:"all_acked_seconds"`
 	// Change: from one endpoint change (POST to the controller) to the
 	// last affected sidecar's acknowledgement.
-	Changes         int     `json:"changes"`
-	ChangeP50Ms     float64 `json:"change_p50_ms"`
-	ChangeP99Ms     float64 `json:"change_p99_ms"`
-	ChangeMaxMs     float64 `json:"change_max_ms"`
-	CompileP50Ms    float64 `json:"compile_p50_ms"`
+	Changes      int     `json:"changes"`
+	ChangeP50Ms  float64 `json:"change_p50_ms"`
+	ChangeP99Ms  float64 `json:"change_p99_ms"`
+	ChangeMaxMs  float64 `json:"change_max_ms"`
+	CompileP50Ms float64 `json:"compile_p50_ms"`
+	// PublishP50Ms: meshserver.Apply (encode and hash the changed
+	// configurations once, wake their streams).
+	PublishP50Ms float64 `json:"publish_p50_ms"`
+	// CPUPerChangeMs: the controller process's CPU time (user + system,
+	// /proc/<pid>/stat) over the endpoint changes, divided by their
+	// number: compile, publish, encode, send and reading the ACKs.
+	CPUPerChangeMs  float64 `json:"controller_cpu_ms_per_change"`
 	ControllerRSSMB float64 `json:"controller_rss_mib_idle"`
 	// RSSPerSidecarKiB: controller RSS growth per connected sidecar.
 	RSSPerSidecarKiB float64 `json:"controller_rss_kib_per_sidecar"`
@@ -305,7 +327,9 @@ func (c *CPReport) Markdown() string {
 	fmt.Fprintf(&b, "| compile of all %d instance configs (first) | %.0f ms |\n", c.Shape.Services*c.Shape.PerService, c.InitialCompileMs)
 	fmt.Fprintf(&b, "| all sidecars connected and ACKed | %.2f s |\n", c.AllAckedSeconds)
 	fmt.Fprintf(&b, "| endpoint change to last ACK, p50 / p99 / max (%d changes) | %.1f / %.1f / %.1f ms |\n", c.Changes, c.ChangeP50Ms, c.ChangeP99Ms, c.ChangeMaxMs)
-	fmt.Fprintf(&b, "| of which compile, p50 | %.1f ms |\n", c.CompileP50Ms)
+	fmt.Fprintf(&b, "| of which compile (registry and compile.Compiler), p50 | %.1f ms |\n", c.CompileP50Ms)
+	fmt.Fprintf(&b, "| of which publish (meshserver.Apply: encode, hash), p50 | %.1f ms |\n", c.PublishP50Ms)
+	fmt.Fprintf(&b, "| controller CPU per endpoint change | %.1f ms |\n", c.CPUPerChangeMs)
 	fmt.Fprintf(&b, "| controller RSS before sidecars connect | %.1f MiB |\n", c.ControllerRSSMB)
 	fmt.Fprintf(&b, "| controller RSS per connected sidecar | %.1f KiB |\n", c.RSSPerSidecarKiB)
 	fmt.Fprintf(&b, "| reconnect storm: controller restart to all ACKed | %.2f s |\n", c.StormSeconds)
@@ -458,7 +482,11 @@ func ControlPlane(ctx context.Context, o CPOptions) (*CPReport, error) {
 	for _, s := range sims {
 		bySidecar[s.instance] = s
 	}
-	var lat, comp []float64
+	var lat, comp, pub []float64
+	_, cpu0, err := procStats(ctl.pid())
+	if err != nil {
+		return nil, err
+	}
 	budgetEnd := time.Now().Add(o.ChangeBudget)
 	for k := range o.Changes {
 		if o.ChangeBudget > 0 && time.Now().After(budgetEnd) {
@@ -497,9 +525,15 @@ func ControlPlane(ctx context.Context, o CPOptions) (*CPReport, error) {
 		}
 		lat = append(lat, float64(last.Sub(t).Microseconds())/1000)
 		comp = append(comp, float64(cr.CompileMicros)/1000)
+		pub = append(pub, float64(cr.PublishMicros)/1000)
+	}
+	_, cpu1, err := procStats(ctl.pid())
+	if err != nil {
+		return nil, err
 	}
 	rep.Changes = len(lat)
 	if len(lat) > 0 {
+		rep.CPUPerChangeMs = float64((cpu1 - cpu0).Microseconds()) / 1000 / float64(len(lat))
 		q := func(vs []float64, p float64) float64 {
 			s := append([]float64(nil), vs...)
 			sort.Float64s(s)
@@ -507,8 +541,9 @@ func ControlPlane(ctx context.Context, o CPOptions) (*CPReport, error) {
 			return s[max(0, min(i, len(s)-1))]
 		}
 		rep.ChangeP50Ms, rep.ChangeP99Ms, rep.ChangeMaxMs = q(lat, 0.5), q(lat, 0.99), q(lat, 1)
-		rep.CompileP50Ms = q(comp, 0.5)
-		o.logf("control plane: %d changes, to last ACK p50 %.1fms p99 %.1fms max %.1fms (compile p50 %.1fms)", len(lat), rep.ChangeP50Ms, rep.ChangeP99Ms, rep.ChangeMaxMs, rep.CompileP50Ms)
+		rep.CompileP50Ms, rep.PublishP50Ms = q(comp, 0.5), q(pub, 0.5)
+		o.logf("control plane: %d changes, to last ACK p50 %.1fms p99 %.1fms max %.1fms (compile p50 %.1fms, publish p50 %.1fms); controller CPU %.1fms per change",
+			len(lat), rep.ChangeP50Ms, rep.ChangeP99Ms, rep.ChangeMaxMs, rep.CompileP50Ms, rep.PublishP50Ms, rep.CPUPerChangeMs)
 	}
 
 	// Reconnect storm.
