@@ -138,7 +138,7 @@ func newTestAdmin(t *testing.T) *testAdmin {
 	}
 	reg := registry.New()
 	ctl := controller.New(controller.Options{Registry: reg})
-	srv := meshserver.New(meshserver.Options{CA: authority, Registry: reg, TrustDomain: ctl.TrustDomain})
+	srv := meshserver.New(meshserver.Options{CA: authority, Workloads: ctl})
 	if err := os.WriteFile(filepath.Join(dir, "admin.token"), []byte("tok\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -227,12 +227,10 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		handles[a.name] = &host.Handle{}
 	}
 	srv := meshserver.New(meshserver.Options{
-		CA: authority, Join: ca.NewJoinVerifierWith(authority.JoinSecret(), spent), Registry: reg,
-		TrustDomain: ctl.TrustDomain, Logger: log,
+		CA: authority, Join: ca.NewJoinVerifierWith(authority.JoinSecret(), spent), Workloads: ctl, Logger: log,
 		VerifyCredential: verifyWith(handles),
 		Binder:           ctl,
 	})
-	ctl.SetServer(srv)
 
 	listenHost, _, err := net.SplitHostPort(f.listen)
 	if err != nil {
@@ -282,7 +280,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	adminSrv := newAdminServer(adminHandler(token, ctl, reg, srv, st, authority), serving)
 	adminSrv.ErrorLog = refusals.HTTPErrorLog(refusedAdmin, stderr)
 	run(func() { _ = adminSrv.ServeTLS(adminLis, "", "") })
-	run(func() { _ = ctl.Run(ctx, snapshots, policies) })
+	run(func() { _ = ctl.Run(ctx, snapshots, policies, controller.ConfigServer(srv)) })
 	run(func() { srv.RetireRoots(ctx) })
 	run(func() { watchPolicy(ctx, f.policyDir, f.pollEvery, policies, st, log, stderr) })
 

@@ -22,14 +22,13 @@ func TestRunCompilesAfterPolicy(t *testing.T) {
 	built := make(chan [2]int, 10)
 	reg := registry.New()
 	c := New(Options{Registry: reg, OnBuild: func(n, changed int) { built <- [2]int{n, changed} }})
-	srv := meshserver.New(meshserver.Options{Registry: reg, TrustDomain: c.TrustDomain})
-	c.SetServer(srv)
+	srv := meshserver.New(meshserver.Options{Workloads: c})
 
 	snaps := make(chan model.Snapshot)
 	pols := make(chan *policy.Policy)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, snaps, pols) }()
+	go func() { done <- c.Run(ctx, snaps, pols, ConfigServer(srv)) }()
 
 	good := model.Instance{ID: "api-0", Service: "api", Address: "127.0.0.2", Ports: map[string]int{"app": 8080, "mesh": 15001}}
 	bad := model.Instance{ID: "bad", Service: "NOT VALID", Address: "127.0.0.3", Ports: map[string]int{"mesh": 15001}}
@@ -142,12 +141,11 @@ func TestFirstSnapshotGate(t *testing.T) {
 		reg := registry.New()
 		c := New(Options{Registry: reg, Adapters: []string{"local", "nomad"}, FirstSnapshotWait: wait,
 			OnBuild: func(n, changed int) { built <- [2]int{n, changed} }})
-		srv := meshserver.New(meshserver.Options{Registry: reg, TrustDomain: c.TrustDomain})
-		c.SetServer(srv)
+		srv := meshserver.New(meshserver.Options{Workloads: c})
 		snaps, pols := make(chan model.Snapshot), make(chan *policy.Policy, 1)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		go func() { c.Run(ctx, snaps, pols); close(done) }()
+		go func() { c.Run(ctx, snaps, pols, ConfigServer(srv)); close(done) }()
 		t.Cleanup(func() { cancel(); <-done })
 		pols <- pol
 		return c, srv, snaps, built

@@ -3,8 +3,11 @@
 // renews their certificates (Renew, over mTLS), and streams each instance's
 // proxy configuration (StreamConfig).
 //
-// Entry point: New, then Server.Update with every newly compiled set of
-// configurations. Update stamps a new version on each configuration that
+// Entry point: New, with Options.Workloads (the trust domain in force and
+// the instances adapters report; core/controller.Controller implements it
+// and hands itself over, so nothing is set after New), then Server.Update
+// with every newly compiled set of configurations (core/controller's
+// ConfigServer listener calls it). Update stamps a new version on each configuration that
 // changed and wakes only the streams of those instances.
 //
 // Streams: a new subscriber gets its instance's current configuration first,
@@ -17,7 +20,8 @@
 //
 // Identity: StreamConfig and Renew take the caller's identity from its
 // verified client certificate; a sidecar only ever receives the
-// configuration of an instance of its own service. Join and Renew also ask
+// configuration of an instance of its own service. Join and Renew read the
+// instance from Options.Workloads, never from a registry; they also ask
 // Options.Binder (the controller, from the policy in force) whether the
 // instance's scheduler workload may serve its service: a workload no
 // binding names is refused with PermissionDenied, naming the workload, the
