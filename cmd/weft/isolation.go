@@ -3,52 +3,10 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"sync"
 
-	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/model"
 )
-
-// OutboundReport is one outbound (upstream) listener of a sidecar, as its
-// compiled configuration has it.
-type OutboundReport struct {
-	Upstream string `json:"upstream"`
-	Address  string `json:"address"`
-	Port     int    `json:"port"`
-}
-
-// outboundReports returns the outbound listeners in the compiled
-// configuration of an instance, if it has one.
-func outboundReports(srv *meshserver.Server, id string) []OutboundReport {
-	cfg, _, ok := srv.Config(id)
-	if !ok || cfg == nil {
-		return nil
-	}
-	var out []OutboundReport
-	for _, u := range cfg.GetUpstreams() {
-		addr := u.GetBindAddress()
-		if addr == "" {
-			addr = "127.0.0.1" // where the sidecar binds a listener without one
-		}
-		out = append(out, OutboundReport{Upstream: u.GetName(), Address: addr, Port: int(u.GetLocalPort())})
-	}
-	return out
-}
-
-// appReport returns where the sidecar of an instance reaches its app
-// ("ip:port"), as its compiled configuration has it, or "" before it has
-// one. It can differ from the instance's address: an app on host
-// networking is told to listen on 127.0.0.1.
-func appReport(srv *meshserver.Server, id string) string {
-	cfg, _, ok := srv.Config(id)
-	if !ok || cfg == nil || cfg.GetInbound().GetAppPort() == 0 {
-		return ""
-	}
-	in := cfg.GetInbound()
-	return net.JoinHostPort(in.GetAppAddress(), strconv.Itoa(int(in.GetAppPort())))
-}
 
 // isolationWarnings logs, once per instance, that an instance's app port
 // and outbound ports are open beside its sidecar.

@@ -19,7 +19,7 @@
 //     local adapter's workloads and starts a controller on them (LocalMesh),
 //     stopped like Ctrl-C (CtrlC).
 //   - Controller.Client is the admin API client every test uses: the CLI's
-//     own (core/adminapi), HTTPS verified with DataDir/ca/ca.crt (CACert),
+//     own (core/api), HTTPS verified with DataDir/ca/ca.crt (CACert),
 //     the token from DataDir (or another one, to test a refusal);
 //     Controller.Call sends one request with it. Controller.Status reads
 //     GET /v1/status (Status); Controller.WaitFor polls it, within a bound,

@@ -28,4 +28,4 @@
 // CLI reads WEFT_ADDR, WEFT_TOKEN and WEFT_CACERT (EnvAddr, EnvToken,
 // EnvCACert) when the matching flag is not given; flags win. This package
 // names them; cmd/weft resolves them.
-package adminapi
+package api
