@@ -285,7 +285,6 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	run(func() { srv.RetireRoots(ctx) })
 	run(func() { watcher.Run(ctx, policies) })
 
-	unisolated := &isolationWarnings{warned: map[string]bool{}}
 	for _, a := range specs {
 		opts, err := adapterOptions(a, f, pluginBinary{self: self, selfSum: selfSum, pins: pins}, pol.Mesh.TrustDomain, authority, proxyBin)
 		opts.Handle = handles[a.name]
@@ -312,7 +311,6 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 					for _, d := range u.Diagnostics {
 						log.Warn("adapter reported a problem", "adapter", u.Adapter, "summary", d.Summary, "detail", d.Detail)
 					}
-					unisolated.warn(log, u.Snapshot)
 					select {
 					case snapshots <- u.Snapshot:
 					case <-ctx.Done():

@@ -89,6 +89,10 @@ type Controller struct {
 	// waits for; gaveUp, that the wait passed without them.
 	waiting []string
 	gaveUp  bool
+
+	// unisolated warns once about each instance whose ports are open
+	// beside its sidecar.
+	unisolated isolationWarnings
 }
 
 // New returns a controller.
@@ -164,6 +168,7 @@ func (c *Controller) Run(ctx context.Context, snapshots <-chan model.Snapshot, p
 	dirty := false
 	gaveUp := false
 	apply := func(s model.Snapshot) {
+		c.unisolated.warn(c.o.Logger, s)
 		dirty = c.applySnapshot(s) || dirty
 		if pending[s.Adapter] {
 			delete(pending, s.Adapter)
