@@ -22,13 +22,15 @@ type watchState struct {
 
 // testLoader is a PolicyLoader over dir/mesh.hcl, whose one line is
 // `trust_domain = NAME` (a good policy), `empty` (no policy, no error), or
-// anything else (an error). Before loading it sends the watcher's state on
-// states: the state the previous change left, since the watcher handles
-// changes one after the other.
+// anything else (an error). Once it has read the file it sends the
+// watcher's state on states: the state the previous change left, since
+// the watcher handles changes one after the other.
 func testLoader(dir string, w **PolicyWatcher, states chan<- watchState) PolicyLoader {
 	return func() (*policy.Policy, map[string]string, error) {
-		states <- watchState{err: (*w).Error(), sources: (*w).Sources()}
+		// Read first: the test writes the next change once it has the
+		// state.
 		b, err := os.ReadFile(filepath.Join(dir, "mesh.hcl"))
+		states <- watchState{err: (*w).Error(), sources: (*w).Sources()}
 		if err != nil {
 			return nil, nil, err
 		}
@@ -100,9 +102,7 @@ func TestPolicyWatcher(t *testing.T) {
 			// returning the state the change before it left.
 			next := func(src string) watchState {
 				t.Helper()
-				if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
-					t.Fatal(err)
-				}
+				writeAtomic(t, file, []byte(src))
 				select {
 				case s := <-states:
 					return s
@@ -189,5 +189,18 @@ func TestHashDir(t *testing.T) {
 				t.Errorf("hash before %s = %s, after = %s; want same=%v", tc.name, before, after, tc.same)
 			}
 		})
+	}
+}
+
+// writeAtomic replaces file with b at once (a temporary file renamed over
+// it, as editors save), so the watcher never reads half of it.
+func writeAtomic(t *testing.T, file string, b []byte) {
+	t.Helper()
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		t.Fatal(err)
 	}
 }
