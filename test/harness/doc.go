@@ -22,7 +22,9 @@
 //     own (core/api), HTTPS verified with DataDir/ca/ca.crt (CACert),
 //     the token from DataDir (or another one, to test a refusal);
 //     Controller.Call sends one request with it. Controller.Status reads
-//     GET /v1/status (Status); Controller.WaitFor polls it, within a bound,
+//     GET /v1/status (Status, which is core/api's StatusReport with the
+//     helpers below: the tests decode the API's own types, never copies
+//     of them); Controller.WaitFor polls it, within a bound,
 //     until a condition holds; Converged(n) is the usual condition;
 //     Status.Address finds a service's instance.
 package harness
