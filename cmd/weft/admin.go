@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/weftmesh/weft/core/adminapi"
+	"github.com/weftmesh/weft/core/api"
 )
 
 // adminFlags are how an operator command finds and trusts the controller's
@@ -44,35 +44,35 @@ Plain http:// addresses are refused: the token would cross the network in clear.
 
 func (a *adminFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&a.admin, "admin", adminapi.DefaultAddr, "the controller's admin API, https://HOST:PORT (or set "+adminapi.EnvAddr+")")
-	fl.StringVar(&a.dataDir, "data-dir", ".weft", "the controller's data directory, for its admin token and CA bundle (or set "+adminapi.EnvToken+" and "+adminapi.EnvCACert+")")
-	fl.StringVar(&a.caCert, "ca-cert", "", "the mesh's CA bundle (PEM) that verifies the controller (or set "+adminapi.EnvCACert+"; default DATA_DIR/ca/ca.crt)")
+	fl.StringVar(&a.admin, "admin", api.DefaultAddr, "the controller's admin API, https://HOST:PORT (or set "+api.EnvAddr+")")
+	fl.StringVar(&a.dataDir, "data-dir", ".weft", "the controller's data directory, for its admin token and CA bundle (or set "+api.EnvToken+" and "+api.EnvCACert+")")
+	fl.StringVar(&a.caCert, "ca-cert", "", "the mesh's CA bundle (PEM) that verifies the controller (or set "+api.EnvCACert+"; default DATA_DIR/ca/ca.crt)")
 	a.flags = fl
 }
 
-// resolve applies the flags and the environment to an adminapi.Config.
-func (a *adminFlags) resolve() (adminapi.Config, error) {
+// resolve applies the flags and the environment to an api.Config.
+func (a *adminFlags) resolve() (api.Config, error) {
 	changed := func(name string) bool { return a.flags != nil && a.flags.Changed(name) }
-	cfg := adminapi.Config{Addr: a.admin}
-	if v := os.Getenv(adminapi.EnvAddr); v != "" && !changed("admin") {
+	cfg := api.Config{Addr: a.admin}
+	if v := os.Getenv(api.EnvAddr); v != "" && !changed("admin") {
 		cfg.Addr = v
 	}
-	if v := os.Getenv(adminapi.EnvToken); v != "" && !changed("data-dir") {
+	if v := os.Getenv(api.EnvToken); v != "" && !changed("data-dir") {
 		cfg.Token = v
 	} else {
-		tok, err := adminapi.ReadToken(a.dataDir)
+		tok, err := api.ReadToken(a.dataDir)
 		if err != nil {
 			return cfg, err
 		}
 		cfg.Token = tok
 	}
-	switch v := os.Getenv(adminapi.EnvCACert); {
+	switch v := os.Getenv(api.EnvCACert); {
 	case changed("ca-cert"):
 		cfg.CACert = a.caCert
 	case v != "" && !changed("data-dir"):
 		cfg.CACert = v
 	default:
-		cfg.CACert = filepath.Join(a.dataDir, "ca", adminapi.CAFile)
+		cfg.CACert = filepath.Join(a.dataDir, "ca", api.CAFile)
 	}
 	return cfg, nil
 }
@@ -84,12 +84,12 @@ func (a *adminFlags) call(method, path string, out any) error {
 	if err != nil {
 		return err
 	}
-	c, err := adminapi.New(cfg)
+	c, err := api.New(cfg)
 	if err != nil {
 		return err
 	}
 	err = c.Call(context.Background(), method, path, nil, out)
-	var se *adminapi.StatusError
+	var se *api.StatusError
 	switch {
 	case errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusMethodNotAllowed):
 		return fmt.Errorf("%w (is the controller older than this weft? upgrade it)", err)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/weftmesh/weft/core/adminapi"
+	"github.com/weftmesh/weft/core/api"
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/controller"
 	"github.com/weftmesh/weft/core/meshserver"
@@ -28,22 +28,22 @@ func TestAdminFlagsResolve(t *testing.T) {
 		name string
 		env  map[string]string
 		args []string
-		want adminapi.Config
+		want api.Config
 	}{
-		{name: "defaults", want: adminapi.Config{Addr: adminapi.DefaultAddr, Token: "token-of-.weft", CACert: ".weft/ca/ca.crt"}},
+		{name: "defaults", want: api.Config{Addr: api.DefaultAddr, Token: "token-of-.weft", CACert: ".weft/ca/ca.crt"}},
 		{name: "environment",
 			env:  map[string]string{"WEFT_ADDR": "https://weft-controller:7401", "WEFT_TOKEN": "env-token", "WEFT_CACERT": "env.pem"},
-			want: adminapi.Config{Addr: "https://weft-controller:7401", Token: "env-token", CACert: "env.pem"}},
+			want: api.Config{Addr: "https://weft-controller:7401", Token: "env-token", CACert: "env.pem"}},
 		{name: "flags win over the environment",
 			env:  map[string]string{"WEFT_ADDR": "https://weft-controller:7401", "WEFT_TOKEN": "env-token", "WEFT_CACERT": "env.pem"},
 			args: []string{"--admin", "https://127.0.0.1:9", "--data-dir", "other", "--ca-cert", "flag.pem"},
-			want: adminapi.Config{Addr: "https://127.0.0.1:9", Token: "token-of-other", CACert: "flag.pem"}},
+			want: api.Config{Addr: "https://127.0.0.1:9", Token: "token-of-other", CACert: "flag.pem"}},
 		{name: "--data-dir wins over WEFT_TOKEN and WEFT_CACERT",
 			env:  map[string]string{"WEFT_TOKEN": "env-token", "WEFT_CACERT": "env.pem"},
 			args: []string{"--data-dir", "other"},
-			want: adminapi.Config{Addr: adminapi.DefaultAddr, Token: "token-of-other", CACert: "other/ca/ca.crt"}},
+			want: api.Config{Addr: api.DefaultAddr, Token: "token-of-other", CACert: "other/ca/ca.crt"}},
 		{name: "--ca-cert alone", args: []string{"--ca-cert", "flag.pem"},
-			want: adminapi.Config{Addr: adminapi.DefaultAddr, Token: "token-of-.weft", CACert: "flag.pem"}},
+			want: api.Config{Addr: api.DefaultAddr, Token: "token-of-.weft", CACert: "flag.pem"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -51,7 +51,7 @@ func TestAdminFlagsResolve(t *testing.T) {
 				t.Setenv(k, tc.env[k])
 			}
 			var a adminFlags
-			var got adminapi.Config
+			var got api.Config
 			cmd := &cobra.Command{Use: "x", RunE: func(*cobra.Command, []string) error {
 				var err error
 				got, err = a.resolve()
@@ -138,12 +138,12 @@ func newTestAdmin(t *testing.T) *testAdmin {
 	}
 	reg := registry.New()
 	ctl := controller.New(controller.Options{Registry: reg})
-	srv := meshserver.New(meshserver.Options{CA: authority, Registry: reg, TrustDomain: ctl.TrustDomain})
+	srv := meshserver.New(meshserver.Options{CA: authority, Workloads: ctl})
 	if err := os.WriteFile(filepath.Join(dir, "admin.token"), []byte("tok\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return &testAdmin{dataDir: dir, caFile: filepath.Join(dir, "ca", "ca.crt"), authority: authority,
-		api: startAdmin(t, "tok", ctl, reg, srv, authority)}
+		api: startAdmin(t, "tok", ctl, srv, authority)}
 }
 
 // anotherMeshRoots is the CA bundle of another mesh.

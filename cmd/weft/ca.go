@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/weftmesh/weft/core/api"
 	"github.com/weftmesh/weft/core/ca"
 )
 
@@ -94,7 +95,7 @@ func waitForRoot(out io.Writer, a *adminFlags, root string, wait time.Duration, 
 	start := time.Now()
 	deadline := start.Add(wait)
 	for {
-		var rep RootsReport
+		var rep api.RootsReport
 		err := a.call("GET", "/v1/ca/roots", &rep)
 		if err == nil {
 			onNew, onOther := 0, rep.SidecarsUnknown
@@ -134,7 +135,7 @@ controller's data directory.
 ` + adminHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var rep RootsReport
+			var rep api.RootsReport
 			if err := a.call("GET", "/v1/ca/roots", &rep); err != nil {
 				return err
 			}
@@ -161,7 +162,7 @@ controller's data directory.
 	return cmd
 }
 
-func writeRoots(w io.Writer, roots []RootReport) {
+func writeRoots(w io.Writer, roots []api.RootReport) {
 	fmt.Fprintln(w, "\nROOT\tSTATE\tSUBJECT\tEXPIRES\tSIDECARS")
 	for _, r := range roots {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\n", r.ID, r.State(), r.Subject, r.NotAfter.UTC().Format("2006-01-02"), r.Sidecars)

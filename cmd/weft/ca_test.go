@@ -8,10 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weftmesh/weft/core/api"
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/controller"
 	"github.com/weftmesh/weft/core/meshserver"
-	"github.com/weftmesh/weft/core/registry"
 	"github.com/weftmesh/weft/core/spiffe"
 )
 
@@ -78,7 +78,7 @@ func TestCACommands(t *testing.T) {
 
 // startAdmin serves the admin API's handler as the controller does: HTTPS
 // with the controller's own certificate, issued by srv for 127.0.0.1.
-func startAdmin(t *testing.T, token string, ctl *controller.Controller, reg *registry.Registry, srv *meshserver.Server, authority *ca.CA) *adminTestServer {
+func startAdmin(t *testing.T, token string, ctl *controller.Controller, srv *meshserver.Server, authority *ca.CA) *adminTestServer {
 	t.Helper()
 	serving, err := srv.ServingTLSConfig(spiffe.Identity{TrustDomain: "weft.local", Namespace: meshserver.ControllerNamespace, Service: meshserver.ControllerService},
 		certHosts("127.0.0.1", "127.0.0.1", nil))
@@ -89,7 +89,7 @@ func startAdmin(t *testing.T, token string, ctl *controller.Controller, reg *reg
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := newAdminServer(adminHandler(token, ctl, reg, srv, &controllerStatus{}, authority), serving)
+	hs := api.NewServer(api.NewHandler(api.Options{Token: token, Mesh: ctl, Sidecars: srv, Authority: authority}), serving)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hs.ServeTLS(lis, "", "") }()
 	t.Cleanup(func() { hs.Close(); <-done })

@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/weftmesh/weft/core/api"
 	"github.com/weftmesh/weft/core/model"
 )
 
@@ -99,7 +100,7 @@ when every probe passes and 1 naming each failing port.`,
   weft check --instance api-0 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var rep StatusReport
+			var rep api.StatusReport
 			if err := a.call("GET", "/v1/status", &rep); err != nil {
 				return err
 			}
@@ -267,7 +268,7 @@ type target struct {
 
 // checkTargets picks the instances on this node (filtered by only) and
 // lists their probes, in the order of the report.
-func checkTargets(insts []InstanceReport, local []netip.Prefix, only []string) ([]target, []string, error) {
+func checkTargets(insts []api.InstanceReport, local []netip.Prefix, only []string) ([]target, []string, error) {
 	var out []target
 	var skipped []string
 	found := map[string]bool{}

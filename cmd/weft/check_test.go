@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/core/api"
 )
 
 func TestClassify(t *testing.T) {
@@ -105,9 +107,9 @@ func serveConns(t *testing.T, handle func(c net.Conn)) net.Listener {
 
 func TestCheckTargets(t *testing.T) {
 	local := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("192.0.2.10/32"), netip.MustParsePrefix("172.26.64.0/20")}
-	insts := []InstanceReport{
+	insts := []api.InstanceReport{
 		{ID: "api-0", Address: "127.0.0.2", Ports: map[string]int{"app": 8080, "mesh": 15001, "admin": 15000},
-			Outbound: []OutboundReport{{Upstream: "store", Address: "127.0.0.2", Port: 9002}}},
+			Outbound: []api.OutboundReport{{Upstream: "store", Address: "127.0.0.2", Port: 9002}}},
 		{ID: "remote-0", Address: "192.0.2.11", Ports: map[string]int{"app": 8080, "mesh": 15001}},
 		{ID: "node-0", Address: "192.0.2.10", Ports: map[string]int{"app": 8080}},
 		// Host networking: the app listens on 127.0.0.1, where its sidecar
@@ -118,7 +120,7 @@ func TestCheckTargets(t *testing.T) {
 		// loopback, so the app and the outbound listener are probed at the
 		// allocation's address, where this node reaches the namespace.
 		{ID: "alloc-0", Address: "172.26.64.5", Isolation: "netns", Ports: map[string]int{"app": 8080, "mesh": 15001},
-			App: "127.0.0.1:8080", Outbound: []OutboundReport{{Upstream: "api", Address: "127.0.0.1", Port: 9001}}},
+			App: "127.0.0.1:8080", Outbound: []api.OutboundReport{{Upstream: "api", Address: "127.0.0.1", Port: 9001}}},
 	}
 	got, skipped, err := checkTargets(insts, local, nil)
 	if err != nil {

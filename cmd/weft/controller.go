@@ -2,24 +2,16 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
-	"crypto/tls"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,8 +21,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/weftmesh/weft/core/api"
 	"github.com/weftmesh/weft/core/ca"
-	"github.com/weftmesh/weft/core/compile"
 	"github.com/weftmesh/weft/core/controller"
 	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/model"
@@ -206,7 +198,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		return err
 	}
 	defer spent.Close()
-	token, err := adminToken(f.dataDir)
+	token, err := api.LoadOrCreateToken(f.dataDir)
 	if err != nil {
 		return err
 	}
@@ -232,12 +224,10 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		}
 	}
 	srv := meshserver.New(meshserver.Options{
-		CA: authority, Join: ca.NewJoinVerifierWith(authority.JoinSecret(), spent), Registry: reg,
-		TrustDomain: ctl.TrustDomain, Logger: log,
+		CA: authority, Join: ca.NewJoinVerifierWith(authority.JoinSecret(), spent), Workloads: ctl, Logger: log,
 		VerifyCredential: verifyWith(sups),
 		Binder:           ctl,
 	})
-	ctl.SetServer(srv)
 
 	listenHost, _, err := net.SplitHostPort(f.listen)
 	if err != nil {
@@ -276,7 +266,12 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	snapshots := make(chan model.Snapshot, 16)
 	policies := make(chan *policy.Policy, 1)
 	policies <- pol
-	st := &controllerStatus{adapters: map[string]host.Status{}, sources: sources, refusedSidecar: refusedSidecar, refusedAdmin: refusedAdmin}
+	watcher := controller.NewPolicyWatcher(controller.WatchOptions{
+		Dir: f.policyDir, Every: f.pollEvery, MaxFileBytes: policyhcl.MaxFileBytes,
+		Load:      func() (*policy.Policy, map[string]string, error) { return loadPolicy(f.policyDir, stderr) },
+		Summarize: policyhcl.Summary, Logger: log,
+	}, sources)
+	adapters := &adapterStates{}
 
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
@@ -284,19 +279,22 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	run := func(fn func()) { wg.Add(1); go func() { defer wg.Done(); fn() }() }
 
 	run(func() { _ = g.Serve(lis) })
-	adminSrv := newAdminServer(adminHandler(token, ctl, reg, srv, st, authority), serving)
+	adminSrv := api.NewServer(api.NewHandler(api.Options{
+		Token: token, Mesh: ctl, Sidecars: srv, Authority: authority, Policy: watcher, Adapters: adapters.reports,
+		Refused:   map[string]*refusals.Log{"sidecar_api": refusedSidecar, "admin_api": refusedAdmin},
+		Summarize: policyhcl.Summary,
+	}), serving)
 	adminSrv.ErrorLog = refusals.HTTPErrorLog(refusedAdmin, stderr)
 	run(func() { _ = adminSrv.ServeTLS(adminLis, "", "") })
-	run(func() { _ = ctl.Run(ctx, snapshots, policies) })
+	run(func() { _ = ctl.Run(ctx, snapshots, policies, controller.ConfigServer(srv)) })
 	run(func() { srv.RetireRoots(ctx) })
-	run(func() { watchPolicy(ctx, f.policyDir, f.pollEvery, policies, st, log, stderr) })
+	run(func() { watcher.Run(ctx, policies) })
 
-	unisolated := &isolationWarnings{warned: map[string]bool{}}
 	for _, a := range specs {
 		sup := sups[a.name]
 		updates := make(chan host.Update, 4)
 		run(func() {
-			err := sup.Run(ctx, updates, st.setAdapter)
+			err := sup.Run(ctx, updates, adapters.set)
 			if err != nil && ctx.Err() == nil {
 				log.Error("adapter stopped", "adapter", a.name, "err", err)
 			}
@@ -310,7 +308,6 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 					for _, d := range u.Diagnostics {
 						log.Warn("adapter reported a problem", "adapter", u.Adapter, "summary", d.Summary, "detail", d.Detail)
 					}
-					unisolated.warn(log, u.Snapshot)
 					select {
 					case snapshots <- u.Snapshot:
 					case <-ctx.Done():
@@ -465,13 +462,6 @@ func certHosts(listenHost, adminHost string, extra []string) []string {
 	return uniq(append(append(hosts, "127.0.0.1", "::1", "localhost"), extra...))
 }
 
-// newAdminServer is the admin API's server: HTTPS only, with the
-// controller's own certificate (serving), the one its sidecar API
-// presents. Started with ServeTLS(listener, "", "").
-func newAdminServer(h http.Handler, serving *tls.Config) *http.Server {
-	return &http.Server{Handler: h, TLSConfig: serving.Clone(), ReadHeaderTimeout: 10 * time.Second}
-}
-
 func uniq(ss []string) []string {
 	seen := map[string]bool{}
 	var out []string
@@ -501,78 +491,6 @@ func loadPolicy(dir string, stderr io.Writer) (*policy.Policy, map[string]string
 	return pol, sources, nil
 }
 
-// watchPolicy polls the policy directory and sends each new good policy. A
-// policy with errors is reported and the last good one stays in force.
-func watchPolicy(ctx context.Context, dir string, every time.Duration, out chan<- *policy.Policy, st *controllerStatus, log *slog.Logger, stderr io.Writer) {
-	last := hashDir(dir)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		h := hashDir(dir)
-		if h == last {
-			continue
-		}
-		last = h
-		pol, sources, err := loadPolicy(dir, stderr)
-		if err != nil {
-			st.setPolicyError(err.Error())
-			log.Error("policy change rejected; the last good policy stays in force", "dir", dir)
-			continue
-		}
-		st.setPolicy(sources)
-		log.Info("policy reloaded", "dir", dir, "summary", policyhcl.Summary(pol))
-		select {
-		case out <- pol:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-func hashDir(dir string) string {
-	h := sha256.New()
-	names, _ := filepath.Glob(filepath.Join(dir, "*.hcl"))
-	sort.Strings(names)
-	for _, n := range names {
-		// Streamed, never read whole: a huge file is refused by the
-		// loader, and must not cost memory here either.
-		f, err := os.Open(n)
-		if err != nil {
-			continue
-		}
-		fmt.Fprintf(h, "%s\x00", n)
-		size, _ := io.Copy(h, io.LimitReader(f, policyhcl.MaxFileBytes+1))
-		f.Close()
-		fmt.Fprintf(h, "\x00%d\x00", size)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func adminToken(dataDir string) (string, error) {
-	p := filepath.Join(dataDir, "admin.token")
-	b, err := os.ReadFile(p)
-	if err == nil {
-		return strings.TrimSpace(string(b)), nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("reading admin token: %w", err)
-	}
-	var raw [24]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", fmt.Errorf("generating admin token: %w", err)
-	}
-	tok := hex.EncodeToString(raw[:])
-	if err := os.WriteFile(p, []byte(tok+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("writing admin token: %w", err)
-	}
-	return tok, nil
-}
-
 // refusalCounter is a gRPC server's TLS credentials that hand every
 // failed handshake to a refusals.Log.
 type refusalCounter struct {
@@ -596,246 +514,29 @@ func (c refusalCounter) Clone() credentials.TransportCredentials {
 	return refusalCounter{TransportCredentials: c.TransportCredentials.Clone(), log: c.log}
 }
 
-type controllerStatus struct {
-	// refusedSidecar and refusedAdmin count the refused handshakes of the
-	// two APIs; nil in tests that serve only the handler.
-	refusedSidecar, refusedAdmin *refusals.Log
-
-	mu          sync.Mutex
-	adapters    map[string]host.Status
-	policyError string
-	sources     map[string]string // of the policy in force
+// adapterStates are the supervised adapter plugins' states, for the admin
+// API's status.
+type adapterStates struct {
+	mu sync.Mutex
+	m  map[string]host.Status
 }
 
-// setPolicy records the sources of a newly accepted policy.
-func (s *controllerStatus) setPolicy(sources map[string]string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.policyError, s.sources = "", sources
-}
-
-func (s *controllerStatus) setAdapter(a host.Status) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.adapters[a.Adapter] = a
-}
-
-func (s *controllerStatus) setPolicyError(e string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.policyError = e
-}
-
-// StatusReport is what GET /v1/status returns.
-type StatusReport struct {
-	TrustDomain     string                    `json:"trust_domain"`
-	Policy          string                    `json:"policy"`
-	PolicyError     string                    `json:"policy_error,omitempty"`
-	Adapters        []AdapterReport           `json:"adapters"`
-	Instances       []InstanceReport          `json:"instances"`
-	Sidecars        []meshserver.StreamStatus `json:"sidecars"`
-	ConfigBuilds    int                       `json:"config_builds"`
-	IntentionsCount int                       `json:"intentions"`
-	// Unisolated counts the instances whose app port or outbound ports
-	// are open beside their sidecar (isolation none or unknown).
-	Unisolated int `json:"unisolated_instances"`
-	// Roots are the CA's roots: the active one first, then the previous
-	// ones still trusted after a rotation.
-	Roots []RootReport `json:"roots"`
-	// RefusedHandshakes counts the TLS handshakes each API refused since
-	// the controller started, by reason: "sidecar_api" and "admin_api".
-	RefusedHandshakes map[string]refusals.Counts `json:"refused_handshakes"`
-	// IdentityBinding is the policy's mesh identity_binding: "strict" or
-	// "permissive".
-	IdentityBinding string `json:"identity_binding,omitempty"`
-	// Skipped are the instances left out of every endpoint set (reason
-	// "unbound workload": no binding of their service names their
-	// workload; they get no certificate). In permissive mode they are
-	// served anyway and listed here as a warning.
-	Skipped []compile.Skipped `json:"skipped,omitempty"`
-	// WaitingFor names the adapters whose first snapshot the controller
-	// still waits for after a (re)start: no configuration is served until
-	// they report (at most 30 s). WaitedOut says the wait passed without
-	// them: configurations are served and may lack their endpoints.
-	WaitingFor []string `json:"waiting_for_first_snapshot,omitempty"`
-	WaitedOut  bool     `json:"waited_out,omitempty"`
-}
-
-// RootReport is one CA root and how many connected sidecars hold a leaf
-// it signed (as far as this controller issued them).
-type RootReport struct {
-	ca.RootInfo
-	Sidecars int `json:"sidecars"`
-}
-
-// RootsReport is what GET /v1/ca/roots returns.
-type RootsReport struct {
-	Roots []RootReport `json:"roots"`
-	// SidecarsUnknown counts connected sidecars whose leaf this controller
-	// did not issue (another replica or an earlier run did).
-	SidecarsUnknown int `json:"sidecars_unknown"`
-	// BundlePEM is every root, as sidecars should trust them.
-	BundlePEM string `json:"bundle_pem"`
-}
-
-func rootsReport(authority *ca.CA, sidecars []meshserver.StreamStatus) RootsReport {
-	rep := RootsReport{BundlePEM: string(authority.RootsPEM())}
-	count := map[string]int{}
-	for _, s := range sidecars {
-		if s.LeafRoot == "" {
-			rep.SidecarsUnknown++
-		} else {
-			count[s.LeafRoot]++
-		}
+func (a *adapterStates) set(s host.Status) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = map[string]host.Status{}
 	}
-	for _, r := range authority.Roots() {
-		rep.Roots = append(rep.Roots, RootReport{RootInfo: r, Sidecars: count[r.ID]})
+	a.m[s.Adapter] = s
+}
+
+// reports lists the states as the admin API reports them (nil for none).
+func (a *adapterStates) reports() []api.AdapterReport {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []api.AdapterReport
+	for _, s := range a.m {
+		out = append(out, api.AdapterReport{Name: s.Adapter, Pid: s.Pid, Running: s.Running, Restarts: s.Restarts, LastError: s.LastError})
 	}
-	return rep
-}
-
-// AdapterReport describes one supervised adapter plugin.
-type AdapterReport struct {
-	Name      string `json:"name"`
-	Pid       int    `json:"pid"`
-	Running   bool   `json:"running"`
-	Restarts  int    `json:"restarts"`
-	LastError string `json:"last_error,omitempty"`
-}
-
-// InstanceReport describes one instance in the registry.
-type InstanceReport struct {
-	Adapter  string         `json:"adapter"`
-	ID       string         `json:"id"`
-	Service  string         `json:"service"`
-	Address  string         `json:"address"`
-	Ports    map[string]int `json:"ports"`
-	Health   string         `json:"health"`
-	Identity string         `json:"identity"`
-	// Isolation is what the adapter says protects the app port and the
-	// outbound ports: "guard", "netns", "none", or "" (unknown, as none).
-	Isolation string `json:"isolation"`
-	// Outbound are the sidecar's outbound listeners in its compiled
-	// configuration.
-	Outbound []OutboundReport `json:"outbound,omitempty"`
-	// App is where the sidecar reaches the app ("ip:port") in its compiled
-	// configuration: what `weft check` probes as the app port.
-	App string `json:"app,omitempty"`
-}
-
-// JoinTokenRequest is the body of POST /v1/join-tokens: a launcher that is
-// not an adapter (a Mesos framework, a script) asks for a single-use join
-// token for one instance that an adapter reports.
-type JoinTokenRequest struct {
-	Adapter    string `json:"adapter"`
-	Instance   string `json:"instance"`
-	Service    string `json:"service"`
-	Namespace  string `json:"namespace"`
-	TTLSeconds int    `json:"ttl_seconds"`
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-func adminHandler(token string, ctl *controller.Controller, reg *registry.Registry, srv *meshserver.Server, st *controllerStatus, authority *ca.CA) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/join-tokens", func(w http.ResponseWriter, r *http.Request) {
-		var req JoinTokenRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
-			http.Error(w, "decoding the request: "+err.Error()+`; send {"adapter", "instance", "service", "namespace", "ttl_seconds"}`, http.StatusBadRequest)
-			return
-		}
-		if req.Adapter == "" || req.Instance == "" || !model.ValidName(req.Service) || (req.Namespace != "" && !model.ValidName(req.Namespace)) {
-			http.Error(w, "adapter, instance and service are required; service and namespace must be DNS labels", http.StatusBadRequest)
-			return
-		}
-		ttl := time.Duration(req.TTLSeconds) * time.Second
-		if ttl <= 0 || ttl > time.Hour {
-			ttl = 10 * time.Minute
-		}
-		tok, err := ca.MintJoinToken(ca.DeriveJoinKey(authority.JoinSecret(), req.Adapter), ca.JoinClaims{
-			Adapter: req.Adapter, Instance: req.Instance, Service: req.Service, Namespace: req.Namespace,
-		}, ttl)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]string{"token": tok, "expires_in": ttl.String()})
-	})
-	mux.HandleFunc("GET /v1/ca/roots", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, rootsReport(authority, srv.Status()))
-	})
-	mux.HandleFunc("POST /v1/ca/rotate", func(w http.ResponseWriter, r *http.Request) {
-		rot, err := srv.RotateRoot()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		writeJSON(w, rot)
-	})
-	mux.HandleFunc("GET /v1/policy", func(w http.ResponseWriter, r *http.Request) {
-		st.mu.Lock()
-		out := PolicySources{Files: st.sources}
-		st.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(out)
-	})
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		rep := StatusReport{TrustDomain: ctl.TrustDomain(), Sidecars: srv.Status(), ConfigBuilds: ctl.Builds()}
-		rep.Roots = rootsReport(authority, rep.Sidecars).Roots
-		if p := ctl.Policy(); p != nil {
-			rep.Policy = policyhcl.Summary(p)
-			rep.IntentionsCount = len(p.Intentions)
-			rep.IdentityBinding = string(policy.BindingStrict)
-		}
-		var permissive bool
-		rep.WaitingFor, rep.WaitedOut = ctl.Waiting()
-		rep.Skipped, permissive = ctl.Unbound()
-		if permissive {
-			rep.IdentityBinding = string(policy.BindingPermissive)
-		}
-		rep.RefusedHandshakes = map[string]refusals.Counts{}
-		for api, l := range map[string]*refusals.Log{"sidecar_api": st.refusedSidecar, "admin_api": st.refusedAdmin} {
-			if l != nil {
-				rep.RefusedHandshakes[api] = l.Counts()
-			}
-		}
-		st.mu.Lock()
-		rep.PolicyError = st.policyError
-		for _, a := range st.adapters {
-			rep.Adapters = append(rep.Adapters, AdapterReport{Name: a.Adapter, Pid: a.Pid, Running: a.Running, Restarts: a.Restarts, LastError: a.LastError})
-		}
-		st.mu.Unlock()
-		sort.Slice(rep.Adapters, func(i, j int) bool { return rep.Adapters[i].Name < rep.Adapters[j].Name })
-		for _, e := range reg.Entries() {
-			rep.Instances = append(rep.Instances, InstanceReport{
-				Adapter: e.Adapter, ID: e.Instance.ID, Service: e.Instance.Service, Address: e.Instance.Address,
-				Ports: e.Instance.Ports, Health: string(e.Instance.Health),
-				Identity:  spiffe.ID(rep.TrustDomain, e.Instance.NS(), e.Instance.Service),
-				Isolation: string(e.Instance.Isolation),
-				Outbound:  outboundReports(srv, e.Instance.ID),
-				App:       appReport(srv, e.Instance.ID),
-			})
-			if !e.Instance.Isolated() {
-				rep.Unisolated++
-			}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(rep)
-	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			http.Error(w, "the admin API needs the header 'Authorization: Bearer <token>' with the controller's token: it is in DATA_DIR/admin.token (the CLI reads it with --data-dir, or from WEFT_TOKEN)", http.StatusUnauthorized)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
+	return out
 }

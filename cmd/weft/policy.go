@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
-	"github.com/weftmesh/weft/core/adminapi"
+	"github.com/weftmesh/weft/core/api"
 	"github.com/weftmesh/weft/core/policy"
 	policyhcl "github.com/weftmesh/weft/hcl"
 )
@@ -32,12 +32,6 @@ policy; plan shows what changing to it would do.`,
 	}
 	cmd.AddCommand(newPolicyValidateCmd(), newPolicyPlanCmd())
 	return cmd
-}
-
-// PolicySources is what the controller's GET /v1/policy returns: the
-// source files of the policy it holds, by name.
-type PolicySources struct {
-	Files map[string]string `json:"files"`
 }
 
 func newPolicyPlanCmd() *cobra.Command {
@@ -105,18 +99,18 @@ with errors is reported like validate does and the plan fails.
 
 // fetchPolicy asks the controller for the sources of the policy it holds,
 // and says where it asked.
-func fetchPolicy(a *adminFlags) (*PolicySources, string, error) {
+func fetchPolicy(a *adminFlags) (*api.PolicySources, string, error) {
 	cfg, err := a.resolve()
 	if err != nil {
 		return nil, "", fmt.Errorf("%w; or compare with a directory: --against DIR", err)
 	}
-	c, err := adminapi.New(cfg)
+	c, err := api.New(cfg)
 	if err != nil {
 		return nil, "", err
 	}
-	var srcs PolicySources
+	var srcs api.PolicySources
 	err = c.Call(context.Background(), "GET", "/v1/policy", nil, &srcs)
-	var se *adminapi.StatusError
+	var se *api.StatusError
 	if errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusMethodNotAllowed) {
 		return nil, "", fmt.Errorf("%w (a controller without GET /v1/policy cannot be compared with; use --against DIR)", err)
 	}

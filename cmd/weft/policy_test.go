@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/weftmesh/weft/core/api"
 )
 
 const planOld = `
@@ -156,7 +158,7 @@ func TestPolicyPlanAgainstController(t *testing.T) {
 			http.Error(w, "no", http.StatusUnauthorized)
 			return
 		}
-		json.NewEncoder(w).Encode(PolicySources{Files: map[string]string{"policy.hcl": planOld}})
+		json.NewEncoder(w).Encode(api.PolicySources{Files: map[string]string{"policy.hcl": planOld}})
 	}))
 	defer srv.Close()
 	caFile := filepath.Join(dataDir, "test-server.pem")

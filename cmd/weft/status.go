@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/weftmesh/weft/core/api"
 	"github.com/weftmesh/weft/core/refusals"
 )
 
@@ -25,7 +26,7 @@ roots.
   WEFT_ADDR=https://weft-controller.internal:7401 WEFT_TOKEN=$(cat token) WEFT_CACERT=ca.pem weft status`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var rep StatusReport
+			var rep api.StatusReport
 			if err := a.call("GET", "/v1/status", &rep); err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/core/compile"
+	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/policy"
@@ -24,10 +25,7 @@ const DefaultTrustDomain = "weft.local"
 // Options configure a Controller.
 type Options struct {
 	Registry *registry.Registry
-	// Server receives every compiled set of configurations. It may be set
-	// after New (the server needs the controller's TrustDomain).
-	Server *meshserver.Server
-	Logger *slog.Logger
+	Logger   *slog.Logger
 	// OnBuild, if set, is called after every compilation with the number of
 	// configurations compiled and how many of them changed.
 	OnBuild func(configs, changed int)
@@ -45,9 +43,52 @@ type Options struct {
 // back for an adapter's first snapshot after a (re)start.
 const DefaultFirstSnapshotWait = 30 * time.Second
 
+// Build is one compilation, as listeners receive it.
+type Build struct {
+	// Policy is the policy in force that was compiled; its
+	// Mesh.TrustDomain names the identities in Configs.
+	Policy *policy.Policy
+	// Full says Configs holds every instance's configuration (the first
+	// build listeners get). Otherwise Configs holds only the ones that
+	// changed since the previous build and Removed the instances that are
+	// gone: incremental compilation (core/compile.Compiler) compiled
+	// nothing else.
+	Full bool
+	// Configs are proxy configurations by instance ID. Listeners share
+	// them: one must not change a configuration another reads (the config
+	// server sets their trust bundle, and is meant to run first).
+	Configs map[string]*meshapi.ProxyConfig
+	// Removed are the instances whose configuration is gone (never set
+	// when Full: what Configs lacks is gone).
+	Removed []string
+}
+
+// Listener receives every compilation, in Run's goroutine: Publish must
+// not block for long.
+type Listener interface {
+	// Publish takes one build and returns how many of its configurations
+	// changed for this listener (0 for one that does not compare).
+	Publish(Build) (changed int)
+}
+
+// ConfigServer is the config server (core/meshserver) as a listener: it
+// streams the configurations that changed to their sidecars.
+func ConfigServer(s *meshserver.Server) Listener { return configServer{s} }
+
+type configServer struct{ s *meshserver.Server }
+
+func (c configServer) Publish(b Build) int {
+	if b.Full {
+		return c.s.Update(b.Configs)
+	}
+	return c.s.Apply(b.Configs, b.Removed)
+}
+
 // Controller merges snapshots and policy into proxy configurations.
 type Controller struct {
 	o Options
+	// listeners are Run's: every compilation is published to them.
+	listeners []Listener
 
 	mu     sync.RWMutex
 	policy *policy.Policy
@@ -62,6 +103,10 @@ type Controller struct {
 	waiting []string
 	gaveUp  bool
 	inc     incremental // rebuild's compiler; only rebuild uses it
+
+	// unisolated warns once about each instance whose ports are open
+	// beside its sidecar.
+	unisolated isolationWarnings
 }
 
 // New returns a controller.
@@ -71,9 +116,6 @@ func New(o Options) *Controller {
 	}
 	return &Controller{o: o}
 }
-
-// SetServer sets the config server the controller feeds.
-func (c *Controller) SetServer(s *meshserver.Server) { c.o.Server = s }
 
 // TrustDomain returns the trust domain of the policy in force.
 func (c *Controller) TrustDomain() string {
@@ -99,8 +141,26 @@ func (c *Controller) Builds() int {
 	return c.builds
 }
 
-// Run consumes snapshots and policies until ctx is done.
-func (c *Controller) Run(ctx context.Context, snapshots <-chan model.Snapshot, policies <-chan *policy.Policy) error {
+// Lookup returns instance id as adapter's latest snapshot has it
+// (meshserver.Workloads, for Join).
+func (c *Controller) Lookup(adapter, id string) (model.Instance, bool) {
+	return c.o.Registry.Lookup(adapter, id)
+}
+
+// Instance returns instance id from whichever adapter reports it, and that
+// adapter (meshserver.Workloads, for Renew).
+func (c *Controller) Instance(id string) (adapter string, in model.Instance, ok bool) {
+	e, ok := c.o.Registry.Find(id)
+	return e.Adapter, e.Instance, ok
+}
+
+// Entries lists every instance the adapters report, with its adapter.
+func (c *Controller) Entries() []registry.Entry { return c.o.Registry.Entries() }
+
+// Run consumes snapshots and policies until ctx is done, and publishes
+// every compilation to listeners, in order. Run it once per controller.
+func (c *Controller) Run(ctx context.Context, snapshots <-chan model.Snapshot, policies <-chan *policy.Policy, listeners ...Listener) error {
+	c.setListeners(listeners)
 	pending := map[string]bool{}
 	for _, a := range c.o.Adapters {
 		pending[a] = true
@@ -122,6 +182,7 @@ func (c *Controller) Run(ctx context.Context, snapshots <-chan model.Snapshot, p
 	dirty := false
 	gaveUp := false
 	apply := func(s model.Snapshot) {
+		c.unisolated.warn(c.o.Logger, s)
 		dirty = c.applySnapshot(s) || dirty
 		if pending[s.Adapter] {
 			delete(pending, s.Adapter)
@@ -231,15 +292,35 @@ func (c *Controller) rebuild() {
 	c.builds++
 	c.mu.Unlock()
 	// Only the configurations the changes touch are compiled again, and
-	// only those go to the server (incremental.go).
-	total, n := c.inc.build(p, c.o.Registry.Entries(), c.o.Server)
+	// only those go to the listeners (incremental.go), but for the first
+	// build they see, which holds every configuration.
+	b, total := c.inc.build(p, c.o.Registry.Entries(), len(c.listeners) > 0)
 	c.noteUnbound(p, c.inc.unbound())
-	if c.o.Server != nil {
+	n := 0
+	if len(c.listeners) > 0 {
+		n = c.publish(b)
 		c.o.Logger.Info("configurations compiled", "instances", total, "changed", n)
 	}
 	if c.o.OnBuild != nil {
 		c.o.OnBuild(total, n)
 	}
+}
+
+// setListeners makes ls the listeners of the builds to come; the next
+// build they get holds every configuration.
+func (c *Controller) setListeners(ls []Listener) {
+	c.listeners = ls
+	c.inc.fed = false
+}
+
+// publish hands b to every listener and returns the most configurations
+// any of them found changed.
+func (c *Controller) publish(b Build) int {
+	n := 0
+	for _, l := range c.listeners {
+		n = max(n, l.Publish(b))
+	}
+	return n
 }
 
 // Allowed implements meshserver.Binder with the policy in force: nil when a
@@ -294,4 +375,29 @@ func (c *Controller) noteUnbound(p *policy.Policy, unbound []compile.Skipped) {
 		}
 	}
 	c.logged = now
+}
+
+var (
+	_ meshserver.Workloads = (*Controller)(nil)
+	_ meshserver.Binder    = (*Controller)(nil)
+)
+
+// Static answers meshserver.Workloads from reg with a fixed trust domain,
+// for a config server fed without a controller loop (benchmarks).
+func Static(reg *registry.Registry, trustDomain string) meshserver.Workloads {
+	return static{reg: reg, trustDomain: trustDomain}
+}
+
+type static struct {
+	reg         *registry.Registry
+	trustDomain string
+}
+
+func (s static) TrustDomain() string { return s.trustDomain }
+
+func (s static) Lookup(adapter, id string) (model.Instance, bool) { return s.reg.Lookup(adapter, id) }
+
+func (s static) Instance(id string) (string, model.Instance, bool) {
+	e, ok := s.reg.Find(id)
+	return e.Adapter, e.Instance, ok
 }

@@ -22,14 +22,13 @@ func TestRunCompilesAfterPolicy(t *testing.T) {
 	built := make(chan [2]int, 10)
 	reg := registry.New()
 	c := New(Options{Registry: reg, OnBuild: func(n, changed int) { built <- [2]int{n, changed} }})
-	srv := meshserver.New(meshserver.Options{Registry: reg, TrustDomain: c.TrustDomain})
-	c.SetServer(srv)
+	srv := meshserver.New(meshserver.Options{Workloads: c})
 
 	snaps := make(chan model.Snapshot)
 	pols := make(chan *policy.Policy)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, snaps, pols) }()
+	go func() { done <- c.Run(ctx, snaps, pols, ConfigServer(srv)) }()
 
 	good := model.Instance{ID: "api-0", Service: "api", Address: "127.0.0.2", Ports: map[string]int{"app": 8080, "mesh": 15001}}
 	bad := model.Instance{ID: "bad", Service: "NOT VALID", Address: "127.0.0.3", Ports: map[string]int{"mesh": 15001}}
@@ -142,12 +141,11 @@ func TestFirstSnapshotGate(t *testing.T) {
 		reg := registry.New()
 		c := New(Options{Registry: reg, Adapters: []string{"local", "nomad"}, FirstSnapshotWait: wait,
 			OnBuild: func(n, changed int) { built <- [2]int{n, changed} }})
-		srv := meshserver.New(meshserver.Options{Registry: reg, TrustDomain: c.TrustDomain})
-		c.SetServer(srv)
+		srv := meshserver.New(meshserver.Options{Workloads: c})
 		snaps, pols := make(chan model.Snapshot), make(chan *policy.Policy, 1)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		go func() { c.Run(ctx, snaps, pols); close(done) }()
+		go func() { c.Run(ctx, snaps, pols, ConfigServer(srv)); close(done) }()
 		t.Cleanup(func() { cancel(); <-done })
 		pols <- pol
 		return c, srv, snaps, built
@@ -222,3 +220,64 @@ func TestFirstSnapshotGate(t *testing.T) {
 }
 
 func first[A, B any](a A, _ B) A { return a }
+
+// recorder is a listener that keeps what it is published.
+type recorder struct {
+	builds  chan Build
+	changed int
+}
+
+func (r *recorder) Publish(b Build) int { r.builds <- b; return r.changed }
+
+// TestListeners: every compilation reaches every listener given to Run, in
+// order, with the policy it was compiled from and every configuration;
+// the build counts the most configurations any listener found changed.
+func TestListeners(t *testing.T) {
+	tests := []struct {
+		name         string
+		extraChanged int
+		wantChanged  int
+	}{
+		{"the config server counts", 0, 1},
+		{"another listener counts more", 5, 5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			built := make(chan [2]int, 1)
+			c := New(Options{Registry: registry.New(), OnBuild: func(n, changed int) { built <- [2]int{n, changed} }})
+			srv := meshserver.New(meshserver.Options{Workloads: c})
+			rec := &recorder{builds: make(chan Build, 1), changed: tc.extraChanged}
+			snaps, pols := make(chan model.Snapshot, 1), make(chan *policy.Policy, 1)
+			snaps <- model.Snapshot{Adapter: "local", Instances: []model.Instance{{ID: "api-0", Service: "api", Address: "127.0.0.2", Ports: map[string]int{"app": 8080, "mesh": 15001}}}}
+			pol := &policy.Policy{Mesh: policy.Mesh{TrustDomain: "example.org", DefaultAction: policy.Deny}}
+			pols <- pol
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { c.Run(ctx, snaps, pols, ConfigServer(srv), rec); close(done) }()
+			t.Cleanup(func() { cancel(); <-done })
+
+			var b Build
+			select {
+			case b = <-rec.builds:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the second listener got no build within 10s")
+			}
+			if b.Policy != pol || len(b.Configs) != 1 || b.Configs["api-0"].GetSpiffeId() != "spiffe://example.org/ns/default/svc/api" {
+				t.Errorf("build = %+v, want the policy and api-0's configuration", b)
+			}
+			// Both listeners got the same build: the configuration the
+			// config server serves is the one the second listener got.
+			if cfg, _, ok := srv.Config("api-0"); !ok || cfg != b.Configs["api-0"] {
+				t.Errorf("config server has %v, %v; want the published configuration", cfg, ok)
+			}
+			select {
+			case got := <-built:
+				if got != [2]int{1, tc.wantChanged} {
+					t.Errorf("build = %v, want 1 configuration, %d changed", got, tc.wantChanged)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no OnBuild within 10s")
+			}
+		})
+	}
+}

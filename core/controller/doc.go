@@ -1,16 +1,27 @@
-// Package controller is the loop at the heart of the Weft controller.
+// Package controller is the runtime of the Weft controller: the loop at
+// its heart and the policy watcher that feeds it. cmd/weft parses flags
+// and wires; it holds no runtime of its own.
 //
-// Entry point: New, then Run. Run takes two inputs, both typed and flowing
-// one way: full workload snapshots from adapters (already translated to
-// core/model by plugins/host and the cmd wiring), and compiled policies
-// (from hcl/, also via the cmd wiring; core imports neither). Every input
-// only marks the state dirty; the loop then drains what else is waiting,
-// merges snapshots in the registry, compiles one proxy configuration per
-// instance (core/compile) and hands them to the config server
-// (core/meshserver), which streams the ones that changed.
+// Entry point: New, then Run(ctx, snapshots, policies, listeners...). Run
+// takes two inputs, both typed and flowing one way: full workload
+// snapshots from adapters (already translated to core/model by
+// plugins/host and the cmd wiring), and compiled policies (from the
+// PolicyWatcher). Every input only marks the state dirty; the loop then
+// drains what else is waiting, merges snapshots in the registry (which
+// drops unchanged ones), compiles one proxy configuration per instance
+// (core/compile) and publishes the Build (the policy and every
+// configuration) to each Listener, in order. The config server is the
+// first listener (ConfigServer wraps core/meshserver, which streams the
+// configurations that changed); others (a metrics collector) follow it.
+// Listeners are given to Run, so nothing is set after New and nothing is
+// built in a cycle.
 //
-// The controller is also the config server's Binder (Allowed): whether
-// the policy in force binds an instance's workload to its service. After
+// Identity: the controller is the config server's Workloads (TrustDomain,
+// Lookup, Instance: the trust domain in force and the instances its
+// registry holds, for Join and Renew) and its Binder (Allowed): whether
+// the policy in force binds an instance's workload to its service.
+// meshserver gets both at construction and never reads the registry
+// itself. Static is Workloads without a loop, for benchmarks. After
 // each compilation it records the unbound instances (compile.Unbound) for
 // status (Unbound) and logs each new one once: an error in strict mode, a
 // loud warning in permissive mode.
@@ -22,4 +33,13 @@
 // adapter's endpoints only because that adapter was slower to start. The
 // wait is bounded (Options.FirstSnapshotWait, 30 s by default); Waiting says
 // which adapters it waits for, or went on without, for status and the log.
+// Each instance whose app or outbound ports are open beside its sidecar
+// (isolation none or unknown) is logged once (isolation.go).
+//
+// Policy (policywatch.go): NewPolicyWatcher, then PolicyWatcher.Run, polls
+// the policy directory's *.hcl files by hash and, on a change, calls the
+// PolicyLoader that cmd/weft supplies (core does not read HCL). A policy
+// with errors never replaces the good one: nothing is sent, its sources
+// stay, and Error says why until a good change is taken. Sources and
+// Error are what the admin API (core/api) reports.
 package controller

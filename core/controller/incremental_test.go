@@ -14,11 +14,11 @@ import (
 
 // TestRebuildIncremental: after every rebuild the config server holds
 // exactly what a full compilation gives, though rebuild hands it only the
-// delta; a server set after earlier builds gets every configuration.
+// delta; listeners set after earlier builds get every configuration.
 func TestRebuildIncremental(t *testing.T) {
 	reg := registry.New()
 	c := New(Options{Registry: reg})
-	srv := meshserver.New(meshserver.Options{Registry: reg, TrustDomain: c.TrustDomain})
+	srv := meshserver.New(meshserver.Options{Workloads: c})
 	inst := func(id, svc, addr string) model.Instance {
 		return model.Instance{ID: id, Service: svc, Address: addr, Ports: map[string]int{"app": 8080, "mesh": 15001},
 			Workload: map[string]string{model.WorkloadScheduler: "local", "name": svc}}
@@ -52,8 +52,8 @@ func TestRebuildIncremental(t *testing.T) {
 	}
 	c.applyPolicy(pol)
 	reg.Update(model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("web-0", "web", "127.0.0.2"), inst("api-0", "api", "127.0.0.3")}})
-	c.rebuild() // no server yet
-	c.SetServer(srv)
+	c.rebuild() // no listener yet
+	c.setListeners([]Listener{ConfigServer(srv)})
 	c.rebuild()
 	check("server set after the first build")
 	reg.Update(model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("web-0", "web", "127.0.0.2"), inst("api-0", "api", "127.0.0.3"), inst("api-1", "api", "127.0.0.4")}})

@@ -3,11 +3,14 @@
 // renews their certificates (Renew, over mTLS), and streams each instance's
 // proxy configuration (StreamConfig).
 //
-// Entry point: New, then Server.Update with every newly compiled set of
-// configurations, or Server.Apply with what changed (the delta of
-// core/compile.Compiler, which the controller uses). Both stamp a new
-// version on each configuration that changed and wake only the streams of
-// those instances; Apply touches nothing else.
+// Entry point: New, with Options.Workloads (the trust domain in force and
+// the instances adapters report; core/controller.Controller implements it
+// and hands itself over, so nothing is set after New), then Server.Update
+// with a whole set of configurations, or Server.Apply with what changed
+// (the delta of core/compile.Compiler; core/controller's ConfigServer
+// listener calls Update for the first build it gets and Apply after). Both
+// stamp a new version on each configuration that changed and wake only the
+// streams of those instances; Apply touches nothing else.
 //
 // Encode once: each configuration that arrives is encoded once
 // (deterministic protobuf), outside the server's lock; the SHA-256 of
@@ -31,7 +34,8 @@
 //
 // Identity: StreamConfig and Renew take the caller's identity from its
 // verified client certificate; a sidecar only ever receives the
-// configuration of an instance of its own service. Join and Renew also ask
+// configuration of an instance of its own service. Join and Renew read the
+// instance from Options.Workloads, never from a registry; they also ask
 // Options.Binder (the controller, from the policy in force) whether the
 // instance's scheduler workload may serve its service: a workload no
 // binding names is refused with PermissionDenied, naming the workload, the

@@ -30,7 +30,7 @@ func startServing(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{ca: c, reg: registry.New()}
-	h.srv = New(Options{CA: c, Join: ca.NewJoinVerifier(c.JoinSecret()), Registry: h.reg, TrustDomain: func() string { return "weft.local" }})
+	h.srv = New(Options{CA: c, Join: ca.NewJoinVerifier(c.JoinSecret()), Workloads: workloadsOf(h.reg, "weft.local")})
 	tc, err := h.srv.ServingTLSConfig(spiffe.Identity{TrustDomain: "weft.local", Namespace: ControllerNamespace, Service: ControllerService}, []string{"127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +183,7 @@ func TestRetireRootsReloadsAnotherReplicasRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(Options{CA: mine, Registry: registry.New(), TrustDomain: func() string { return "weft.local" }, RootsReload: 10 * time.Millisecond})
+	srv := New(Options{CA: mine, Workloads: workloadsOf(registry.New(), "weft.local"), RootsReload: 10 * time.Millisecond})
 	srv.Update(map[string]*meshapi.ProxyConfig{"api-0": cfg("api-0", "api", 1)})
 	_, v1, _ := srv.Config("api-0")
 	ctx, cancel := context.WithCancel(context.Background())

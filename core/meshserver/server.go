@@ -29,7 +29,6 @@ import (
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/model"
-	"github.com/weftmesh/weft/core/registry"
 	"github.com/weftmesh/weft/core/spiffe"
 )
 
@@ -41,11 +40,13 @@ const ControllerNamespace = "weft-system"
 
 // Options configure a Server.
 type Options struct {
-	CA       *ca.CA
-	Join     *ca.JoinVerifier
-	Registry *registry.Registry
-	// TrustDomain returns the trust domain in force (from the policy).
-	TrustDomain func() string
+	CA   *ca.CA
+	Join *ca.JoinVerifier
+	// Workloads is what Join, Renew and the identity checks read: the
+	// trust domain in force and the instances the adapters report. The
+	// controller (core/controller) implements it and hands itself over
+	// here at construction. Required.
+	Workloads Workloads
 	// VerifyCredential checks a scheduler credential with the named
 	// adapter (Nomad workload identity, Kubernetes service-account token)
 	// and returns what it proves. Nil: sidecars can join with join tokens
@@ -70,6 +71,19 @@ type CredentialClaims struct {
 	Instance  string
 	Service   string
 	Namespace string
+}
+
+// Workloads is the controller's side of identity: what a sidecar's
+// identity is checked against. core/controller.Controller implements it
+// from its registry and the policy in force.
+type Workloads interface {
+	// TrustDomain is the trust domain in force (from the policy).
+	TrustDomain() string
+	// Lookup returns instance id as adapter's latest snapshot has it.
+	Lookup(adapter, id string) (model.Instance, bool)
+	// Instance returns instance id from whichever adapter reports it, and
+	// that adapter.
+	Instance(id string) (adapter string, in model.Instance, ok bool)
 }
 
 // Binder says whether policy binds an instance's workload to its service.
@@ -547,7 +561,7 @@ func (s *Server) peerIdentity(ctx context.Context) (spiffe.Identity, error) {
 	if err != nil {
 		return spiffe.Identity{}, status.Error(codes.Unauthenticated, err.Error())
 	}
-	if td := s.o.TrustDomain(); id.TrustDomain != td {
+	if td := s.o.Workloads.TrustDomain(); id.TrustDomain != td {
 		return spiffe.Identity{}, status.Errorf(codes.PermissionDenied, "identity %s is not in trust domain %q", id, td)
 	}
 	return id, nil
@@ -568,7 +582,7 @@ func (s *Server) Join(ctx context.Context, req *meshapi.JoinRequest) (*meshapi.C
 		if c.Instance != req.InstanceId {
 			return status.Errorf(codes.PermissionDenied, "join token is for instance %q, not %q", c.Instance, req.InstanceId)
 		}
-		in, ok := s.o.Registry.Lookup(c.Adapter, c.Instance)
+		in, ok := s.o.Workloads.Lookup(c.Adapter, c.Instance)
 		if !ok {
 			return status.Errorf(codes.Unavailable, "instance %q is not in adapter %s's snapshot yet; retry shortly", c.Instance, c.Adapter)
 		}
@@ -578,7 +592,7 @@ func (s *Server) Join(ctx context.Context, req *meshapi.JoinRequest) (*meshapi.C
 		if err := s.checkBinding("join", c.Adapter, in); err != nil {
 			return err
 		}
-		id = spiffe.Identity{TrustDomain: s.o.TrustDomain(), Namespace: in.NS(), Service: in.Service}
+		id = spiffe.Identity{TrustDomain: s.o.Workloads.TrustDomain(), Namespace: in.NS(), Service: in.Service}
 		var err error
 		creds, err = s.issue(req.CsrDer, id)
 		return err
@@ -620,7 +634,7 @@ func (s *Server) joinWithCredential(ctx context.Context, req *meshapi.JoinReques
 	if c.Instance != req.InstanceId {
 		return refuse(codes.PermissionDenied, "the %s credential is for instance %q, not %q", req.CredentialAdapter, c.Instance, req.InstanceId)
 	}
-	in, ok := s.o.Registry.Lookup(req.CredentialAdapter, req.InstanceId)
+	in, ok := s.o.Workloads.Lookup(req.CredentialAdapter, req.InstanceId)
 	if !ok {
 		return refuse(codes.Unavailable, "instance %q is not in adapter %s's snapshot yet; retry shortly", req.InstanceId, req.CredentialAdapter)
 	}
@@ -632,7 +646,7 @@ func (s *Server) joinWithCredential(ctx context.Context, req *meshapi.JoinReques
 		s.o.Logger.Warn("join refused", "instance", req.InstanceId, "adapter", req.CredentialAdapter, "err", err)
 		return nil, err
 	}
-	id := spiffe.Identity{TrustDomain: s.o.TrustDomain(), Namespace: in.NS(), Service: in.Service}
+	id := spiffe.Identity{TrustDomain: s.o.Workloads.TrustDomain(), Namespace: in.NS(), Service: in.Service}
 	creds, err := s.issue(req.CsrDer, id)
 	if err == nil {
 		s.recordLeaf(req.InstanceId, creds)
@@ -648,14 +662,14 @@ func (s *Server) Renew(ctx context.Context, req *meshapi.RenewRequest) (*meshapi
 	if err != nil {
 		return nil, err
 	}
-	e, ok := s.o.Registry.Find(req.InstanceId)
+	adapter, in, ok := s.o.Workloads.Instance(req.InstanceId)
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "instance %q is not in the registry; a sidecar of an instance that is gone cannot renew", req.InstanceId)
 	}
-	if e.Instance.Service != id.Service || e.Instance.NS() != id.Namespace {
-		return nil, status.Errorf(codes.PermissionDenied, "identity %s may not renew for instance %q of service %s", id, req.InstanceId, e.Instance.Service)
+	if in.Service != id.Service || in.NS() != id.Namespace {
+		return nil, status.Errorf(codes.PermissionDenied, "identity %s may not renew for instance %q of service %s", id, req.InstanceId, in.Service)
 	}
-	if err := s.checkBinding("renew", e.Adapter, e.Instance); err != nil {
+	if err := s.checkBinding("renew", adapter, in); err != nil {
 		s.o.Logger.Warn("renewal refused", "instance", req.InstanceId, "err", err)
 		return nil, err
 	}

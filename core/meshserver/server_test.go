@@ -48,7 +48,7 @@ func start(t *testing.T) *harness {
 func serve(t *testing.T, c *ca.CA, jv *ca.JoinVerifier) *harness {
 	t.Helper()
 	h := &harness{ca: c, reg: registry.New()}
-	h.srv = New(Options{CA: c, Join: jv, Registry: h.reg, TrustDomain: func() string { return "weft.local" }})
+	h.srv = New(Options{CA: c, Join: jv, Workloads: workloadsOf(h.reg, "weft.local")})
 	cert, err := c.ServerCertificate(spiffe.Identity{TrustDomain: "weft.local", Namespace: ControllerNamespace, Service: ControllerService}, []string{"127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
@@ -299,4 +299,26 @@ func TestRejectionClearedByLaterAck(t *testing.T) {
 	if got.RejectedVersion != 0 || got.RejectError != "" {
 		t.Errorf("after version %d was applied, status still shows rejected version %d: %q", second.Version, got.RejectedVersion, got.RejectError)
 	}
+}
+
+// registryWorkloads answers Workloads from a real registry and a fixed
+// trust domain, as the controller does from its registry and policy.
+type registryWorkloads struct {
+	reg         *registry.Registry
+	trustDomain string
+}
+
+func workloadsOf(reg *registry.Registry, trustDomain string) Workloads {
+	return registryWorkloads{reg: reg, trustDomain: trustDomain}
+}
+
+func (w registryWorkloads) TrustDomain() string { return w.trustDomain }
+
+func (w registryWorkloads) Lookup(adapter, id string) (model.Instance, bool) {
+	return w.reg.Lookup(adapter, id)
+}
+
+func (w registryWorkloads) Instance(id string) (string, model.Instance, bool) {
+	e, ok := w.reg.Find(id)
+	return e.Adapter, e.Instance, ok
 }

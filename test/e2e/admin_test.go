@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftmesh/weft/core/adminapi"
+	"github.com/weftmesh/weft/core/api"
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/test/harness"
@@ -30,7 +30,7 @@ func joinTokensFromAdmin(t *testing.T, ctl *harness.Controller, instance, servic
 	}
 	var out struct{ Token string }
 	err = wrong.Call(context.Background(), "POST", "/v1/join-tokens", req, &out)
-	var se *adminapi.StatusError
+	var se *api.StatusError
 	if !errors.As(err, &se) || se.Code != http.StatusUnauthorized || out.Token != "" {
 		t.Errorf("join token with a wrong admin token: %v, %+v; want 401 and no token", err, out)
 	}
@@ -61,7 +61,7 @@ func joinTokensFromAdmin(t *testing.T, ctl *harness.Controller, instance, servic
 // WEFT_ADDR, WEFT_TOKEN and WEFT_CACERT alone, refuses http://, and says
 // what to do when the CA bundle is another mesh's.
 func adminIsHTTPSOnly(t *testing.T, ctl *harness.Controller) {
-	tok, err := adminapi.ReadToken(ctl.DataDir)
+	tok, err := api.ReadToken(ctl.DataDir)
 	if err != nil {
 		t.Fatal(err)
 	}

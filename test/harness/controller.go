@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftmesh/weft/core/adminapi"
+	"github.com/weftmesh/weft/core/api"
+	"github.com/weftmesh/weft/core/compile"
+	"github.com/weftmesh/weft/core/meshserver"
+	"github.com/weftmesh/weft/core/refusals"
 )
 
 // ControllerOptions say how StartController runs `weft controller`.
@@ -111,63 +114,25 @@ func (c *Controller) Restart() *Controller {
 	return StartController(c.t, c.opts)
 }
 
-// Status is the part of the admin API's GET /v1/status the tests read.
+// Status is the admin API's GET /v1/status (api.StatusReport), with the
+// helpers the tests read it with.
 type Status struct {
-	Policy      string           `json:"policy"`
-	PolicyError string           `json:"policy_error"`
-	Adapters    []AdapterStatus  `json:"adapters"`
-	Instances   []InstanceStatus `json:"instances"`
-	Sidecars    []SidecarStatus  `json:"sidecars"`
-	// RefusedHandshakes: per API ("sidecar_api", "admin_api"), the TLS
-	// handshakes it refused.
-	RefusedHandshakes map[string]RefusedCounts `json:"refused_handshakes"`
-	// IdentityBinding and Skipped: the policy's identity_binding and the
-	// instances left out of every endpoint set (reason "unbound workload").
-	IdentityBinding string          `json:"identity_binding"`
-	Skipped         []SkippedStatus `json:"skipped"`
+	api.StatusReport
 }
 
-// RefusedCounts are one API's refused handshakes, in all and by reason.
-type RefusedCounts struct {
-	Total    uint64            `json:"total"`
-	ByReason map[string]uint64 `json:"by_reason"`
-}
-
-// SkippedStatus is one instance the controller leaves out, and why.
-type SkippedStatus struct {
-	Adapter  string `json:"adapter"`
-	Instance string `json:"instance"`
-	Service  string `json:"service"`
-	Reason   string `json:"reason"`
-	Detail   string `json:"detail"`
-}
-
-// AdapterStatus is one adapter plugin's state.
-type AdapterStatus struct {
-	Name      string `json:"name"`
-	Pid       int    `json:"pid"`
-	Running   bool   `json:"running"`
-	Restarts  int    `json:"restarts"`
-	LastError string `json:"last_error"`
-}
-
-// InstanceStatus is one instance the adapters reported.
-type InstanceStatus struct {
-	Adapter  string         `json:"adapter"`
-	ID       string         `json:"id"`
-	Service  string         `json:"service"`
-	Address  string         `json:"address"`
-	Ports    map[string]int `json:"ports"`
-	Health   string         `json:"health"`
-	Identity string         `json:"identity"`
-}
-
-// SidecarStatus is one connected sidecar's configuration version.
-type SidecarStatus struct {
-	Instance     string `json:"instance"`
-	Version      uint64 `json:"version"`
-	AckedVersion uint64 `json:"acked_version"`
-}
+// The parts of Status, by the names the tests use.
+type (
+	// AdapterStatus is one adapter plugin's state.
+	AdapterStatus = api.AdapterReport
+	// InstanceStatus is one instance the adapters reported.
+	InstanceStatus = api.InstanceReport
+	// SidecarStatus is one connected sidecar's configuration version.
+	SidecarStatus = meshserver.StreamStatus
+	// SkippedStatus is one instance the controller leaves out, and why.
+	SkippedStatus = compile.Skipped
+	// RefusedCounts are one API's refused handshakes, in all and by reason.
+	RefusedCounts = refusals.Counts
+)
 
 // Acked: every sidecar has a configuration and acknowledged it.
 func (s *Status) Acked() bool {
@@ -201,23 +166,23 @@ func Converged(want int) func(*Status) bool {
 func (c *Controller) URL() string { return "https://" + c.Admin }
 
 // CACert is the CA bundle that verifies the controller: DataDir/ca/ca.crt.
-func (c *Controller) CACert() string { return filepath.Join(c.DataDir, "ca", adminapi.CAFile) }
+func (c *Controller) CACert() string { return filepath.Join(c.DataDir, "ca", api.CAFile) }
 
 // Client is the admin API client the tests use, the CLI's own
-// (core/adminapi), with the token and CA bundle from DataDir. token, when
+// (core/api), with the token and CA bundle from DataDir. token, when
 // given, replaces the controller's token.
-func (c *Controller) Client(token ...string) (*adminapi.Client, error) {
-	cfg := adminapi.Config{Addr: c.Admin, CACert: c.CACert(), Timeout: 10 * time.Second}
+func (c *Controller) Client(token ...string) (*api.Client, error) {
+	cfg := api.Config{Addr: c.Admin, CACert: c.CACert(), Timeout: 10 * time.Second}
 	if len(token) > 0 {
 		cfg.Token = token[0]
 	} else {
-		tok, err := adminapi.ReadToken(c.DataDir)
+		tok, err := api.ReadToken(c.DataDir)
 		if err != nil {
 			return nil, err
 		}
 		cfg.Token = tok
 	}
-	return adminapi.New(cfg)
+	return api.New(cfg)
 }
 
 // Call sends one request to the admin API with the controller's token

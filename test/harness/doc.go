@@ -31,9 +31,11 @@
 //     again; Remote names one the test did not start. StartLocalMesh writes
 //     a policy and the local adapter's workloads and starts a controller
 //     on them (LocalMesh), stopped like Ctrl-C (CtrlC). Controller.Client
-//     is the admin API client every test uses (the CLI's own), Call sends
+//     is the admin API client every test uses (the CLI's own, core/api), Call sends
 //     one request, Status reads GET /v1/status, WaitFor polls it until a
-//     condition holds (Converged(n) is the usual one).
+//     condition holds (Converged(n) is the usual one). Status is core/api's
+//     StatusReport with a few helpers (Acked, Address): the tests decode
+//     the API's own types, never copies of them.
 //   - ca.go: Controller.WaitCACert waits for the controller's CA bundle
 //     (the sidecars' --trust-bundle); RootPool reads it as a pool.
 //   - cli.go: Controller.RunWeft runs the weft CLI against the controller

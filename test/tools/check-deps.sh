@@ -74,5 +74,21 @@ for pkg in $(go list ./core/proxy/... | grep -v "^$mod/core/proxy/proxytest$"); 
     echo "$pkg must not import core/ca, core/policy, core/compile, core/registry or core/meshserver, but it links:"; echo "$bad"; fail=1
   fi
 done
+
+# Issue 12, controller shape: the controller hands meshserver what it needs
+# at construction (meshserver reads no registry and knows no controller or
+# admin API); the admin API reads the runtime through interfaces; cmd/weft
+# wires and serves no HTTP handler of its own.
+for pair in "core/meshserver:core/(registry|controller|api)" "core/api:core/controller" "core/controller:core/api"; do
+  pkg=${pair%%:*}; forbidden=${pair#*:}
+  bad=$(go list -deps ./$pkg | grep -E "^$mod/($forbidden)$" || true)
+  if [ -n "$bad" ]; then
+    echo "$pkg must not import $forbidden, but its dependencies include:"; echo "$bad"; fail=1
+  fi
+done
+handlers=$(grep -nE 'http\.(ResponseWriter|HandlerFunc|NewServeMux)|\.HandleFunc\(' $(ls cmd/weft/*.go | grep -v _test.go) || true)
+if [ -n "$handlers" ]; then
+  echo "cmd/weft serves no HTTP of its own (the admin API is core/api's NewHandler), but:"; echo "$handlers"; fail=1
+fi
 [ $fail -eq 0 ] && echo "dependency direction OK"
 exit $fail

@@ -29,6 +29,7 @@ import (
 
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/compile"
+	wcontroller "github.com/weftmesh/weft/core/controller"
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/model"
@@ -82,8 +83,8 @@ type cpState struct {
 
 func newCPState(shape CPShape, c *ca.CA) *cpState {
 	st := &cpState{shape: shape, reg: registry.New(), comp: compile.NewCompiler()}
-	st.srv = meshserver.New(meshserver.Options{CA: c, Join: ca.NewJoinVerifier(c.JoinSecret()), Registry: st.reg,
-		TrustDomain: func() string { return TrustDomain }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	st.srv = meshserver.New(meshserver.Options{CA: c, Join: ca.NewJoinVerifier(c.JoinSecret()), Workloads: wcontroller.Static(st.reg, TrustDomain),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	st.pol = &policy.Policy{Mesh: policy.Mesh{TrustDomain: TrustDomain, DefaultAction: policy.Deny}, Services: map[string]policy.Service{}}
 	for i := range shape.Services {
 		var ups []policy.Upstream

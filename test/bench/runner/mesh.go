@@ -19,6 +19,7 @@ import (
 
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/compile"
+	wcontroller "github.com/weftmesh/weft/core/controller"
 	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/policy"
@@ -104,9 +105,8 @@ func startController(caDir string) (*controller, error) {
 	}
 	reg := registry.New()
 	srv := meshserver.New(meshserver.Options{
-		CA: c, Join: ca.NewJoinVerifier(c.JoinSecret()), Registry: reg,
-		TrustDomain: func() string { return TrustDomain },
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		CA: c, Join: ca.NewJoinVerifier(c.JoinSecret()), Workloads: wcontroller.Static(reg, TrustDomain),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	cert, err := c.ServerCertificate(spiffe.Identity{TrustDomain: TrustDomain, Namespace: meshserver.ControllerNamespace, Service: meshserver.ControllerService}, []string{"127.0.0.1"})
 	if err != nil {

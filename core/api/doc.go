@@ -1,8 +1,27 @@
-// Package adminapi is the client of the controller's admin API, the HTTPS
-// API that `weft status`, `weft ca` and `weft policy plan` use (and the
-// end-to-end tests, through test/harness, with the same code).
+// Package api is the controller's admin API, the HTTPS API that `weft
+// status`, `weft ca`, `weft check` and `weft policy plan` use (and the
+// end-to-end tests, through test/harness, with the same code and types):
+// its JSON types, its handler and server, its token, and its client.
 //
-// Entry point: New, from a Config: the address (https://HOST:PORT, or
+// Types (types.go): StatusReport (GET /v1/status), RootsReport (GET
+// /v1/ca/roots), PolicySources (GET /v1/policy), JoinTokenRequest and
+// JoinTokenResponse (POST /v1/join-tokens); POST /v1/ca/rotate answers a
+// ca.Rotation. Their JSON field names are the API: the CLI's --json output
+// and the tests decode them.
+//
+// Server side (handler.go, token.go): NewHandler builds the handler from
+// Options, narrow interfaces over what it reads: Mesh (the controller
+// loop, core/controller.Controller), Sidecars (the config server,
+// core/meshserver.Server), Authority (the CA, *ca.CA), PolicyFiles (the
+// policy watcher, core/controller.PolicyWatcher), and functions for what
+// lives outside core (the adapters' states, the policy summary, both from
+// cmd/weft). Every request needs "Authorization: Bearer TOKEN" (Authorized,
+// constant time; an empty token admits nobody); the token is
+// DATA_DIR/admin.token, made by LoadOrCreateToken. NewServer serves the
+// handler over HTTPS only, with the controller's own certificate. cmd/weft
+// only wires these; it has no handler of its own.
+//
+// Client side (client.go). Entry point: New, from a Config: the address (https://HOST:PORT, or
 // HOST:PORT which means the same), the bearer token and the CA bundle that
 // verifies the controller. Client.Call sends one request and decodes the
 // JSON answer.
@@ -28,4 +47,4 @@
 // CLI reads WEFT_ADDR, WEFT_TOKEN and WEFT_CACERT (EnvAddr, EnvToken,
 // EnvCACert) when the matching flag is not given; flags win. This package
 // names them; cmd/weft resolves them.
-package adminapi
+package api

@@ -1,4 +1,4 @@
-package adminapi_test
+package api_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/weftmesh/weft/core/adminapi"
+	"github.com/weftmesh/weft/core/api"
 	meshca "github.com/weftmesh/weft/core/ca"
 )
 
@@ -36,12 +36,12 @@ func TestParseAddr(t *testing.T) {
 		{in: "https://127.0.0.1:7401/v1/status", wantErr: []string{"path or query"}},
 		{in: "https://127.0.0.1:7401?x=1", wantErr: []string{"path or query"}},
 		{in: "https://user:secret@127.0.0.1:7401", wantErr: []string{"user or password", "WEFT_TOKEN"}},
-		{in: "", wantErr: []string{"empty", adminapi.DefaultAddr}},
+		{in: "", wantErr: []string{"empty", api.DefaultAddr}},
 		{in: "http:/127.0.0.1:7401", wantErr: []string{"https://HOST:PORT"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := adminapi.ParseAddr(tc.in)
+			got, err := api.ParseAddr(tc.in)
 			if tc.wantErr == nil {
 				if err != nil || got != tc.want {
 					t.Fatalf("ParseAddr(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
@@ -96,7 +96,7 @@ func TestLoadCA(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := adminapi.LoadCA(tc.path)
+			_, _, err := api.LoadCA(tc.path)
 			if tc.wantErr == nil {
 				if err != nil {
 					t.Fatal(err)
@@ -126,7 +126,7 @@ func must(b []byte, err error) []byte {
 // says when something is wrong.
 func TestCall(t *testing.T) {
 	var seen atomic.Value
-	api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	admin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen.Store(r.Header.Get("Authorization"))
 		switch {
 		case r.Header.Get("Authorization") != "Bearer tok":
@@ -137,8 +137,8 @@ func TestCall(t *testing.T) {
 			w.Write([]byte(`{"ok": true}`))
 		}
 	}))
-	defer api.Close()
-	ca := certFile(t, api)
+	defer admin.Close()
+	ca := certFile(t, admin)
 	// Every httptest server has the same certificate: another CA is another
 	// mesh's.
 	otherMesh, err := meshca.LoadOrCreate(t.TempDir())
@@ -149,34 +149,34 @@ func TestCall(t *testing.T) {
 	os.WriteFile(otherCA, otherMesh.RootsPEM(), 0o644)
 	plain := httptest.NewServer(http.NotFoundHandler())
 	defer plain.Close()
-	addr := strings.TrimPrefix(api.URL, "https://")
+	addr := strings.TrimPrefix(admin.URL, "https://")
 	// httptest's certificate names 127.0.0.1 and example.com; localhost is
 	// not one of its names.
 	_, port, _ := net.SplitHostPort(addr)
 
 	tests := []struct {
 		name     string
-		cfg      adminapi.Config
+		cfg      api.Config
 		path     string
 		wantCode int
 		wantErr  []string
 	}{
-		{name: "ok", cfg: adminapi.Config{Addr: api.URL, Token: "tok", CACert: ca}, path: "/v1/status"},
-		{name: "ok without a scheme", cfg: adminapi.Config{Addr: addr, Token: "tok", CACert: ca}, path: "/v1/status"},
-		{name: "wrong token", cfg: adminapi.Config{Addr: api.URL, Token: "nope", CACert: ca}, path: "/v1/status", wantCode: 401, wantErr: []string{"401 Unauthorized", "wrong token"}},
-		{name: "wrong CA", cfg: adminapi.Config{Addr: api.URL, Token: "tok", CACert: otherCA}, path: "/v1/status",
+		{name: "ok", cfg: api.Config{Addr: admin.URL, Token: "tok", CACert: ca}, path: "/v1/status"},
+		{name: "ok without a scheme", cfg: api.Config{Addr: addr, Token: "tok", CACert: ca}, path: "/v1/status"},
+		{name: "wrong token", cfg: api.Config{Addr: admin.URL, Token: "nope", CACert: ca}, path: "/v1/status", wantCode: 401, wantErr: []string{"401 Unauthorized", "wrong token"}},
+		{name: "wrong CA", cfg: api.Config{Addr: admin.URL, Token: "tok", CACert: otherCA}, path: "/v1/status",
 			wantErr: []string{"does not verify", otherCA, "set WEFT_CACERT or --ca-cert", "weft ca roots --pem"}},
-		{name: "a name the certificate lacks", cfg: adminapi.Config{Addr: "https://localhost:" + port, Token: "tok", CACert: ca}, path: "/v1/status",
+		{name: "a name the certificate lacks", cfg: api.Config{Addr: "https://localhost:" + port, Token: "tok", CACert: ca}, path: "/v1/status",
 			wantErr: []string{"certificate for other names", "--server-name localhost"}},
-		{name: "a plain HTTP server", cfg: adminapi.Config{Addr: strings.TrimPrefix(plain.URL, "http://"), Token: "tok", CACert: ca}, path: "/v1/status",
+		{name: "a plain HTTP server", cfg: api.Config{Addr: strings.TrimPrefix(plain.URL, "http://"), Token: "tok", CACert: ca}, path: "/v1/status",
 			wantErr: []string{"does not speak TLS", "upgrade"}},
-		{name: "redirects are not followed", cfg: adminapi.Config{Addr: api.URL, Token: "tok", CACert: ca}, path: "/redirect", wantCode: 302},
-		{name: "no token", cfg: adminapi.Config{Addr: api.URL, CACert: ca}, path: "/v1/status", wantErr: []string{"no admin token", "WEFT_TOKEN"}},
+		{name: "redirects are not followed", cfg: api.Config{Addr: admin.URL, Token: "tok", CACert: ca}, path: "/redirect", wantCode: 302},
+		{name: "no token", cfg: api.Config{Addr: admin.URL, CACert: ca}, path: "/v1/status", wantErr: []string{"no admin token", "WEFT_TOKEN"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var out struct{ OK bool }
-			c, err := adminapi.New(tc.cfg)
+			c, err := api.New(tc.cfg)
 			if err == nil {
 				err = c.Call(context.Background(), "GET", tc.path, nil, &out)
 			}
@@ -192,7 +192,7 @@ func TestCall(t *testing.T) {
 			if err == nil {
 				t.Fatal("want an error")
 			}
-			var se *adminapi.StatusError
+			var se *api.StatusError
 			if tc.wantCode != 0 && (!errors.As(err, &se) || se.Code != tc.wantCode) {
 				t.Errorf("error %v, want a StatusError with code %d", err, tc.wantCode)
 			}
@@ -216,7 +216,7 @@ func TestHTTPAddressSendsNothing(t *testing.T) {
 	srv := httptest.NewTLSServer(http.NotFoundHandler())
 	defer srv.Close()
 	for _, addr := range []string{"http://" + lis.Addr().String(), "HTTP://" + lis.Addr().String() + "/"} {
-		_, err := adminapi.New(adminapi.Config{Addr: addr, Token: "secret-token", CACert: certFile(t, srv)})
+		_, err := api.New(api.Config{Addr: addr, Token: "secret-token", CACert: certFile(t, srv)})
 		if err == nil || !strings.Contains(err.Error(), "use https://") || strings.Contains(err.Error(), "secret-token") {
 			t.Errorf("New(%s) = %v, want a refusal that says to use https:// and does not repeat the token", addr, err)
 		}

@@ -1,0 +1,4 @@
+mesh {
+  trust_domain   = "bad.test"
+  default_action = "maybe"
+}

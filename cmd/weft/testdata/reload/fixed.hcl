@@ -1,0 +1,4 @@
+mesh {
+  trust_domain   = "fixed.test"
+  default_action = "allow"
+}

@@ -1,0 +1,4 @@
+mesh {
+  trust_domain   = "good.test"
+  default_action = "deny"
+}

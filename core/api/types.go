@@ -1,0 +1,125 @@
+package api
+
+import (
+	"github.com/weftmesh/weft/core/ca"
+	"github.com/weftmesh/weft/core/compile"
+	"github.com/weftmesh/weft/core/meshserver"
+	"github.com/weftmesh/weft/core/refusals"
+)
+
+// The JSON the admin API answers and takes. The CLI (`weft status`,
+// `weft ca`, `weft check`, `weft policy plan`) and the tests
+// (test/harness) decode these same types; field names are the API.
+
+// StatusReport is what GET /v1/status returns.
+type StatusReport struct {
+	TrustDomain     string                    `json:"trust_domain"`
+	Policy          string                    `json:"policy"`
+	PolicyError     string                    `json:"policy_error,omitempty"`
+	Adapters        []AdapterReport           `json:"adapters"`
+	Instances       []InstanceReport          `json:"instances"`
+	Sidecars        []meshserver.StreamStatus `json:"sidecars"`
+	ConfigBuilds    int                       `json:"config_builds"`
+	IntentionsCount int                       `json:"intentions"`
+	// Unisolated counts the instances whose app port or outbound ports
+	// are open beside their sidecar (isolation none or unknown).
+	Unisolated int `json:"unisolated_instances"`
+	// Roots are the CA's roots: the active one first, then the previous
+	// ones still trusted after a rotation.
+	Roots []RootReport `json:"roots"`
+	// RefusedHandshakes counts the TLS handshakes each API refused since
+	// the controller started, by reason: "sidecar_api" and "admin_api".
+	RefusedHandshakes map[string]refusals.Counts `json:"refused_handshakes"`
+	// IdentityBinding is the policy's mesh identity_binding: "strict" or
+	// "permissive".
+	IdentityBinding string `json:"identity_binding,omitempty"`
+	// Skipped are the instances left out of every endpoint set (reason
+	// "unbound workload": no binding of their service names their
+	// workload; they get no certificate). In permissive mode they are
+	// served anyway and listed here as a warning.
+	Skipped []compile.Skipped `json:"skipped,omitempty"`
+	// WaitingFor names the adapters whose first snapshot the controller
+	// still waits for after a (re)start: no configuration is served until
+	// they report (at most 30 s). WaitedOut says the wait passed without
+	// them: configurations are served and may lack their endpoints.
+	WaitingFor []string `json:"waiting_for_first_snapshot,omitempty"`
+	WaitedOut  bool     `json:"waited_out,omitempty"`
+}
+
+// RootReport is one CA root and how many connected sidecars hold a leaf
+// it signed (as far as this controller issued them).
+type RootReport struct {
+	ca.RootInfo
+	Sidecars int `json:"sidecars"`
+}
+
+// RootsReport is what GET /v1/ca/roots returns.
+type RootsReport struct {
+	Roots []RootReport `json:"roots"`
+	// SidecarsUnknown counts connected sidecars whose leaf this controller
+	// did not issue (another replica or an earlier run did).
+	SidecarsUnknown int `json:"sidecars_unknown"`
+	// BundlePEM is every root, as sidecars should trust them.
+	BundlePEM string `json:"bundle_pem"`
+}
+
+// AdapterReport describes one supervised adapter plugin.
+type AdapterReport struct {
+	Name      string `json:"name"`
+	Pid       int    `json:"pid"`
+	Running   bool   `json:"running"`
+	Restarts  int    `json:"restarts"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// InstanceReport describes one instance in the registry.
+type InstanceReport struct {
+	Adapter  string         `json:"adapter"`
+	ID       string         `json:"id"`
+	Service  string         `json:"service"`
+	Address  string         `json:"address"`
+	Ports    map[string]int `json:"ports"`
+	Health   string         `json:"health"`
+	Identity string         `json:"identity"`
+	// Isolation is what the adapter says protects the app port and the
+	// outbound ports: "guard", "netns", "none", or "" (unknown, as none).
+	Isolation string `json:"isolation"`
+	// Outbound are the sidecar's outbound listeners in its compiled
+	// configuration.
+	Outbound []OutboundReport `json:"outbound,omitempty"`
+	// App is where the sidecar reaches the app ("ip:port") in its compiled
+	// configuration: what `weft check` probes as the app port.
+	App string `json:"app,omitempty"`
+}
+
+// OutboundReport is one outbound (upstream) listener of a sidecar, as its
+// compiled configuration has it.
+type OutboundReport struct {
+	Upstream string `json:"upstream"`
+	Address  string `json:"address"`
+	Port     int    `json:"port"`
+}
+
+// JoinTokenRequest is the body of POST /v1/join-tokens: a launcher that is
+// not an adapter (a Mesos framework, a script) asks for a single-use join
+// token for one instance that an adapter reports.
+type JoinTokenRequest struct {
+	Adapter    string `json:"adapter"`
+	Instance   string `json:"instance"`
+	Service    string `json:"service"`
+	Namespace  string `json:"namespace"`
+	TTLSeconds int    `json:"ttl_seconds"`
+}
+
+// JoinTokenResponse is what POST /v1/join-tokens returns: the token, and
+// how long it is good for (a Go duration, "10m0s").
+type JoinTokenResponse struct {
+	ExpiresIn string `json:"expires_in"`
+	Token     string `json:"token"`
+}
+
+// PolicySources is what GET /v1/policy returns: the source files of the
+// policy the controller holds, by name.
+type PolicySources struct {
+	Files map[string]string `json:"files"`
+}

@@ -1,0 +1,46 @@
+package controller
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/weftmesh/weft/core/model"
+)
+
+// isolationWarnings logs, once per instance, that an instance's app port
+// and outbound ports are open beside its sidecar.
+type isolationWarnings struct {
+	mu     sync.Mutex
+	warned map[string]bool // adapter/instance
+}
+
+func (w *isolationWarnings) warn(log *slog.Logger, s model.Snapshot) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.warned == nil {
+		w.warned = map[string]bool{}
+	}
+	for _, in := range s.Instances {
+		key := s.Adapter + "/" + in.ID
+		if in.Isolated() {
+			delete(w.warned, key) // warned again if it loses its isolation
+			continue
+		}
+		if w.warned[key] {
+			continue
+		}
+		w.warned[key] = true
+		log.Warn("INSTANCE NOT ISOLATED: its app port or its outbound ports are open to local processes, which can skip the mesh's mTLS and policy, forge X-Weft-Caller, or call upstreams as this service",
+			"adapter", s.Adapter, "instance", in.ID, "service", in.Service, "isolation", isolationName(in.Isolation),
+			"app", fmt.Sprintf("%s:%d", in.Address, in.Ports[model.PortApp]))
+	}
+}
+
+// isolationName spells an isolation for people: an unknown one is none.
+func isolationName(i model.Isolation) string {
+	if i == model.IsolationUnknown {
+		return "none (not reported)"
+	}
+	return string(i)
+}
