@@ -255,7 +255,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	refusedAdmin := refusals.New(refusals.Options{Prefix: "admin API: ", Logf: warnf})
 	defer refusedSidecar.Close()
 	defer refusedAdmin.Close()
-	g := grpc.NewServer(grpc.Creds(countRefusals(credentials.NewTLS(serving), refusedSidecar)))
+	g := grpc.NewServer(grpc.Creds(refusals.GRPCCredentials(credentials.NewTLS(serving), refusedSidecar)))
 	srv.Register(g)
 	adminLis, err := net.Listen("tcp", f.admin)
 	if err != nil {
@@ -489,29 +489,6 @@ func loadPolicy(dir string, stderr io.Writer) (*policy.Policy, map[string]string
 		sources[filepath.Base(name)] = string(f.Bytes)
 	}
 	return pol, sources, nil
-}
-
-// refusalCounter is a gRPC server's TLS credentials that hand every
-// failed handshake to a refusals.Log.
-type refusalCounter struct {
-	credentials.TransportCredentials
-	log *refusals.Log
-}
-
-func countRefusals(c credentials.TransportCredentials, l *refusals.Log) credentials.TransportCredentials {
-	return refusalCounter{TransportCredentials: c, log: l}
-}
-
-func (c refusalCounter) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	conn, info, err := c.TransportCredentials.ServerHandshake(raw)
-	if err != nil {
-		c.log.Refused(raw.RemoteAddr().String(), err)
-	}
-	return conn, info, err
-}
-
-func (c refusalCounter) Clone() credentials.TransportCredentials {
-	return refusalCounter{TransportCredentials: c.TransportCredentials.Clone(), log: c.log}
 }
 
 // adapterStates are the supervised adapter plugins' states, for the admin

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftmesh/weft/core/api"
 	"github.com/weftmesh/weft/test/harness"
 )
 
@@ -128,22 +129,13 @@ func (l *load) errors() []string {
 	return append([]string(nil), l.errs...)
 }
 
-type rootsReport struct {
-	Roots []struct {
-		ID       string     `json:"id"`
-		Active   bool       `json:"active"`
-		RetireAt *time.Time `json:"retire_at"`
-		Sidecars int        `json:"sidecars"`
-	} `json:"roots"`
-}
-
-func caRoots(t *testing.T, ctl *harness.Controller) rootsReport {
+func caRoots(t *testing.T, ctl *harness.Controller) api.RootsReport {
 	t.Helper()
 	out, err := runWeft(t, "ca", "roots", "--json", "--admin", ctl.Admin, "--data-dir", ctl.DataDir)
 	if err != nil {
 		t.Fatalf("weft ca roots: %v\n%s", err, out)
 	}
-	var r rootsReport
+	var r api.RootsReport
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("decoding weft ca roots --json: %v\n%s", err, out)
 	}
