@@ -159,6 +159,16 @@ func (r *runner) apply(specs []instanceSpec) {
 					stale = append(stale, e.Proxy)
 				}
 			}
+			// An adopted process runs already: say so in the snapshots from
+			// now on, not only once its supervisor starts, or the first
+			// snapshot after a restart would call a live instance critical
+			// and every caller would drop it for a moment.
+			if appPID != 0 {
+				in.app.pid, in.app.running = appPID, true
+			}
+			if proxyPID != 0 {
+				in.proxy.pid, in.proxy.running = proxyPID, true
+			}
 			starting = append(starting, startReq{in.app, appPID}, startReq{in.proxy, proxyPID})
 			continue
 		}
