@@ -2,6 +2,7 @@ package policyhcl
 
 import (
 	"fmt"
+	"math"
 	"math/big"
 	"time"
 
@@ -144,6 +145,21 @@ func decodeSuccessRateBlock(block *hcl.Block) (*policy.OutlierSuccessRate, hcl.D
 		diags = append(diags, d...)
 		if set {
 			sr.StdevFactorMilli = m
+		}
+	}
+	// With n instances one outlier lies at most sqrt(n-1) standard
+	// deviations below the mean: say so when minimum_hosts instances can
+	// never eject anything.
+	if !diags.HasErrors() {
+		if f := float64(sr.StdevFactorMilli) / 1000; f >= math.Sqrt(float64(sr.MinimumHosts-1)) {
+			need := int(math.Floor(f*f)) + 2 // the fewest n with sqrt(n-1) > f
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Success rate cannot eject with few instances",
+				Detail: fmt.Sprintf("With %d qualifying instances one outlier lies at most %.2f standard deviations below the mean, so stdev_factor %g ejects nothing until %d instances qualify. Lower stdev_factor below %.2f or raise minimum_hosts to %d.",
+					sr.MinimumHosts, math.Sqrt(float64(sr.MinimumHosts-1)), f, need, math.Sqrt(float64(sr.MinimumHosts-1)), need),
+				Subject: block.DefRange.Ptr(),
+			})
 		}
 	}
 	return sr, diags

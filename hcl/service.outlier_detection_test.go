@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2"
+
 	"github.com/weftmesh/weft/core/policy"
 )
 
@@ -69,6 +71,36 @@ func TestStdevFactorSpellings(t *testing.T) {
 			}
 			if v == "1900" && !strings.Contains(diags[0].Detail, "1900 is 1.9") {
 				t.Errorf("detail for 1900 does not explain Envoy's thousandths: %s", diags[0].Detail)
+			}
+		})
+	}
+}
+
+// TestSuccessRateFewHostsWarning: minimum_hosts = 3 with the usual 1.9
+// can never eject (one outlier of three is at most 1.41 deviations
+// below the mean): a warning says so and what to change; 1.4 passes.
+func TestSuccessRateFewHostsWarning(t *testing.T) {
+	for _, tc := range []struct {
+		block string
+		warn  string // "" none
+	}{
+		{"success_rate {\n minimum_hosts = 3\n stdev_factor = 1.9\n }", "raise minimum_hosts to 5"},
+		{"success_rate {\n minimum_hosts = 2\n stdev_factor = 1\n }", "raise minimum_hosts to 3"},
+		{"success_rate {\n minimum_hosts = 3\n stdev_factor = 1.4\n }", ""},
+		{`success_rate {}`, ""}, // 5 hosts: up to 2 deviations
+	} {
+		t.Run(strings.ReplaceAll(tc.block, "\n", " "), func(t *testing.T) {
+			src := "service \"api\" {\n  binding \"local\" { name = \"api\" }\n  outlier_detection {\n    " + tc.block + "\n  }\n}\n"
+			p, diags, _ := LoadSources(map[string][]byte{"p.hcl": []byte(src)})
+			if diags.HasErrors() || p == nil {
+				t.Fatalf("diagnostics: %v", diags)
+			}
+			switch {
+			case tc.warn == "" && len(diags) > 0:
+				t.Errorf("unexpected diagnostics %v", diags)
+			case tc.warn != "" && (len(diags) != 1 || diags[0].Severity != hcl.DiagWarning || !strings.Contains(diags[0].Detail, tc.warn) ||
+				diags[0].Subject == nil || diags[0].Subject.Start.Line != 4):
+				t.Errorf("diagnostics %v, want one warning on line 4 saying %q", diags, tc.warn)
 			}
 		})
 	}

@@ -187,6 +187,9 @@ func TestSuccessRateEjection(t *testing.T) {
 			[]host{{100, 0}, {100, 0}, {100, 0}, {100, 0}, {100, 0}, {100, 0}, {60, 40}, {20, 80}, {40, 60}, {100, 0}}, "hi"},
 		{"cap 10 of 10 hosts", sr(5, 10, 500), 10,
 			[]host{{100, 0}, {100, 0}, {100, 0}, {100, 0}, {100, 0}, {100, 0}, {60, 40}, {20, 80}, {40, 60}, {100, 0}}, "h"},
+		// A configuration from elsewhere with request_volume 0: an
+		// endpoint without tries has no rate and does not count.
+		{"request volume 0", sr(3, 0, 1000), 50, []host{{10, 0}, {10, 0}, {0, 0}, {5, 5}}, "d"},
 		{"no success-rate block", nil, 50, []host{{100, 0}, {100, 0}, {100, 0}, {100, 0}, {0, 100}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -443,5 +446,19 @@ func TestSkipAllEjected(t *testing.T) {
 	st := fmt.Sprint(d.Stats())
 	if !strings.Contains(st, "consecutive_5xx") {
 		t.Errorf("stats %s do not name the reason", st)
+	}
+}
+
+// TestDetectorZeroInterval: a configuration without an interval sweeps
+// every DefaultOutlierInterval, never in a busy loop.
+func TestDetectorZeroInterval(t *testing.T) {
+	es := hashEps("a")
+	d, clk := manualDetector(t, &meshapi.OutlierDetection{Consecutive_5Xx: 1}, es)
+	now := clk.Now()
+	if next, _ := d.step(now); !next.Equal(now.Add(DefaultOutlierInterval)) {
+		t.Errorf("next step at %v, want %v", next, now.Add(DefaultOutlierInterval))
+	}
+	if next, _ := d.step(now.Add(DefaultOutlierInterval)); !next.Equal(now.Add(2 * DefaultOutlierInterval)) {
+		t.Errorf("next step after a sweep at %v, want one more interval", next)
 	}
 }
