@@ -50,7 +50,8 @@ const (
 // stdev_factor is the multiplier itself, not Envoy's thousandths: Envoy's
 // 1900 is 1.9 here. With n qualifying instances one outlier lies at most
 // sqrt(n-1) standard deviations below the mean: with 3 instances only a
-// factor below 1.41 can eject.
+// factor below 1.41 can eject, and a warning says so when minimum_hosts
+// instances never could.
 type outlierDetection struct {
 	policy.OutlierDetection
 	DeclRange hcl.Range
