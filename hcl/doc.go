@@ -61,6 +61,7 @@
 //	  outlier_detection {
 //	    consecutive_5xx = 5  consecutive_gateway_errors = 5  consecutive_local_failures = 3
 //	    interval = "10s"  base_ejection_time = "30s"  max_ejected_percent = 50
+//	    success_rate { minimum_hosts = 5  request_volume = 100  stdev_factor = 1.9 }
 //	  }
 //	  route "canary" {              # routes are tried in order; the first that matches wins
 //	    match {                     # any match block may hold; none: every request

@@ -66,7 +66,7 @@ sidecars to the application, outbound from the application to its upstreams
 on local ports. It keeps serving with its last configuration and certificate
 while no controller answers.
 
-Admin endpoints on --admin: /ready, /metrics (Prometheus), /config.`,
+Admin endpoints on --admin: /ready, /metrics (Prometheus), /config, /stats (upstream endpoints, outlier ejections).`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -81,7 +81,7 @@ Admin endpoints on --admin: /ready, /metrics (Prometheus), /config.`,
 	fl.StringVar(&o.instance, "instance", "", "ID of the instance this sidecar serves")
 	fl.StringArrayVar(&o.controllers, "controller", nil, "controller address host:port (repeat for replicas; tried in turn)")
 	fl.StringVar(&o.trustBundle, "trust-bundle", "", "PEM file of the roots that verify the controller's certificate")
-	fl.StringVar(&o.admin, "admin", "", "address host:port of the admin endpoints (/ready, /metrics, /config)")
+	fl.StringVar(&o.admin, "admin", "", "address host:port of the admin endpoints (/ready, /metrics, /config, /stats)")
 	fl.StringVar(&o.dataDir, "data-dir", "", "directory keeping the certificate across restarts (optional)")
 	fl.StringVar(&o.credAdapter, "credential-adapter", "", "join with a scheduler credential checked by this adapter (nomad, kubernetes) instead of $WEFT_JOIN_TOKEN")
 	fl.StringVar(&o.credEnv, "credential-env", "", "environment variable holding the scheduler credential (e.g. NOMAD_TOKEN)")

@@ -101,6 +101,7 @@ func instanceConfig(p *policy.Policy, idx endpointSource, az *meshapi.Authz, in 
 				Interval:                 duration(od.Interval),
 				BaseEjectionTime:         duration(od.BaseEjectionTime),
 				MaxEjectedPercent:        uint32(od.MaxEjectedPercent),
+				SuccessRate:              outlierSuccessRate(od.SuccessRate),
 			}
 		}
 	}

@@ -1444,8 +1444,14 @@ type OutlierDetection struct {
 	Interval                 *durationpb.Duration   `protobuf:"bytes,4,opt,name=interval,proto3" json:"interval,omitempty"`
 	BaseEjectionTime         *durationpb.Duration   `protobuf:"bytes,5,opt,name=base_ejection_time,json=baseEjectionTime,proto3" json:"base_ejection_time,omitempty"`
 	MaxEjectedPercent        uint32                 `protobuf:"varint,6,opt,name=max_ejected_percent,json=maxEjectedPercent,proto3" json:"max_ejected_percent,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	// Success-rate mode (absent: off): every interval, among the endpoints
+	// that took at least request_volume tries in it, when at least
+	// minimum_hosts did, eject those whose success rate (in percent) is below
+	// mean - stdev_factor_milli/1000 x standard deviation. A failure is a 5xx
+	// or a failed connection, as in the consecutive checks.
+	SuccessRate   *OutlierSuccessRate `protobuf:"bytes,7,opt,name=success_rate,json=successRate,proto3" json:"success_rate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OutlierDetection) Reset() {
@@ -1520,6 +1526,73 @@ func (x *OutlierDetection) GetMaxEjectedPercent() uint32 {
 	return 0
 }
 
+func (x *OutlierDetection) GetSuccessRate() *OutlierSuccessRate {
+	if x != nil {
+		return x.SuccessRate
+	}
+	return nil
+}
+
+type OutlierSuccessRate struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	MinimumHosts     uint32                 `protobuf:"varint,1,opt,name=minimum_hosts,json=minimumHosts,proto3" json:"minimum_hosts,omitempty"`
+	RequestVolume    uint32                 `protobuf:"varint,2,opt,name=request_volume,json=requestVolume,proto3" json:"request_volume,omitempty"`
+	StdevFactorMilli uint32                 `protobuf:"varint,3,opt,name=stdev_factor_milli,json=stdevFactorMilli,proto3" json:"stdev_factor_milli,omitempty"` // thousandths: 1900 is a factor of 1.9
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *OutlierSuccessRate) Reset() {
+	*x = OutlierSuccessRate{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutlierSuccessRate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutlierSuccessRate) ProtoMessage() {}
+
+func (x *OutlierSuccessRate) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutlierSuccessRate.ProtoReflect.Descriptor instead.
+func (*OutlierSuccessRate) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *OutlierSuccessRate) GetMinimumHosts() uint32 {
+	if x != nil {
+		return x.MinimumHosts
+	}
+	return 0
+}
+
+func (x *OutlierSuccessRate) GetRequestVolume() uint32 {
+	if x != nil {
+		return x.RequestVolume
+	}
+	return 0
+}
+
+func (x *OutlierSuccessRate) GetStdevFactorMilli() uint32 {
+	if x != nil {
+		return x.StdevFactorMilli
+	}
+	return 0
+}
+
 type StringMatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          MatchKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=weft.mesh.v1.MatchKind" json:"kind,omitempty"`
@@ -1530,7 +1603,7 @@ type StringMatch struct {
 
 func (x *StringMatch) Reset() {
 	*x = StringMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1542,7 +1615,7 @@ func (x *StringMatch) String() string {
 func (*StringMatch) ProtoMessage() {}
 
 func (x *StringMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1555,7 +1628,7 @@ func (x *StringMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StringMatch.ProtoReflect.Descriptor instead.
 func (*StringMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StringMatch) GetKind() MatchKind {
@@ -1584,7 +1657,7 @@ type KeyMatch struct {
 
 func (x *KeyMatch) Reset() {
 	*x = KeyMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1669,7 @@ func (x *KeyMatch) String() string {
 func (*KeyMatch) ProtoMessage() {}
 
 func (x *KeyMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1682,7 @@ func (x *KeyMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyMatch.ProtoReflect.Descriptor instead.
 func (*KeyMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *KeyMatch) GetName() string {
@@ -1646,7 +1719,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1731,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1744,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RouteMatch) GetPath() *StringMatch {
@@ -1720,7 +1793,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +1805,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +1818,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Route) GetName() string {
@@ -1825,7 +1898,7 @@ type Mirror struct {
 
 func (x *Mirror) Reset() {
 	*x = Mirror{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1837,7 +1910,7 @@ func (x *Mirror) String() string {
 func (*Mirror) ProtoMessage() {}
 
 func (x *Mirror) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1850,7 +1923,7 @@ func (x *Mirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mirror.ProtoReflect.Descriptor instead.
 func (*Mirror) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Mirror) GetService() string {
@@ -1895,7 +1968,7 @@ type Fault struct {
 
 func (x *Fault) Reset() {
 	*x = Fault{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1907,7 +1980,7 @@ func (x *Fault) String() string {
 func (*Fault) ProtoMessage() {}
 
 func (x *Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1920,7 +1993,7 @@ func (x *Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fault.ProtoReflect.Descriptor instead.
 func (*Fault) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Fault) GetDelay() *durationpb.Duration {
@@ -1961,7 +2034,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1973,7 +2046,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1986,7 +2059,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Split) GetSubset() string {
@@ -2016,7 +2089,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2028,7 +2101,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2041,7 +2114,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -2091,7 +2164,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +2176,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +2189,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Timeouts) GetConnect() *durationpb.Duration {
@@ -2158,7 +2231,7 @@ type HeaderOps struct {
 
 func (x *HeaderOps) Reset() {
 	*x = HeaderOps{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2170,7 +2243,7 @@ func (x *HeaderOps) String() string {
 func (*HeaderOps) ProtoMessage() {}
 
 func (x *HeaderOps) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2183,7 +2256,7 @@ func (x *HeaderOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderOps.ProtoReflect.Descriptor instead.
 func (*HeaderOps) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{26}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *HeaderOps) GetAdd() map[string]string {
@@ -2222,7 +2295,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2234,7 +2307,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2247,7 +2320,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{27}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Endpoint) GetInstanceId() string {
@@ -2396,14 +2469,19 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\vmax_pending\x18\x03 \x01(\rR\n" +
 	"maxPending\x12\x1f\n" +
 	"\vmax_retries\x18\x04 \x01(\rR\n" +
-	"maxRetries\"\xe7\x02\n" +
+	"maxRetries\"\xac\x03\n" +
 	"\x10OutlierDetection\x12'\n" +
 	"\x0fconsecutive_5xx\x18\x01 \x01(\rR\x0econsecutive5xx\x12<\n" +
 	"\x1aconsecutive_gateway_errors\x18\x02 \x01(\rR\x18consecutiveGatewayErrors\x12<\n" +
 	"\x1aconsecutive_local_failures\x18\x03 \x01(\rR\x18consecutiveLocalFailures\x125\n" +
 	"\binterval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\binterval\x12G\n" +
 	"\x12base_ejection_time\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x10baseEjectionTime\x12.\n" +
-	"\x13max_ejected_percent\x18\x06 \x01(\rR\x11maxEjectedPercent\"P\n" +
+	"\x13max_ejected_percent\x18\x06 \x01(\rR\x11maxEjectedPercent\x12C\n" +
+	"\fsuccess_rate\x18\a \x01(\v2 .weft.mesh.v1.OutlierSuccessRateR\vsuccessRate\"\x8e\x01\n" +
+	"\x12OutlierSuccessRate\x12#\n" +
+	"\rminimum_hosts\x18\x01 \x01(\rR\fminimumHosts\x12%\n" +
+	"\x0erequest_volume\x18\x02 \x01(\rR\rrequestVolume\x12,\n" +
+	"\x12stdev_factor_milli\x18\x03 \x01(\rR\x10stdevFactorMilli\"P\n" +
 	"\vStringMatch\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.weft.mesh.v1.MatchKindR\x04kind\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"g\n" +
@@ -2509,7 +2587,7 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 }
 
 var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
@@ -2532,84 +2610,86 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(*Upstream)(nil),            // 18: weft.mesh.v1.Upstream
 	(*CircuitBreaker)(nil),      // 19: weft.mesh.v1.CircuitBreaker
 	(*OutlierDetection)(nil),    // 20: weft.mesh.v1.OutlierDetection
-	(*StringMatch)(nil),         // 21: weft.mesh.v1.StringMatch
-	(*KeyMatch)(nil),            // 22: weft.mesh.v1.KeyMatch
-	(*RouteMatch)(nil),          // 23: weft.mesh.v1.RouteMatch
-	(*Route)(nil),               // 24: weft.mesh.v1.Route
-	(*Mirror)(nil),              // 25: weft.mesh.v1.Mirror
-	(*Fault)(nil),               // 26: weft.mesh.v1.Fault
-	(*Split)(nil),               // 27: weft.mesh.v1.Split
-	(*RetryPolicy)(nil),         // 28: weft.mesh.v1.RetryPolicy
-	(*Timeouts)(nil),            // 29: weft.mesh.v1.Timeouts
-	(*HeaderOps)(nil),           // 30: weft.mesh.v1.HeaderOps
-	(*Endpoint)(nil),            // 31: weft.mesh.v1.Endpoint
-	nil,                         // 32: weft.mesh.v1.ProxyConfig.LabelsEntry
-	nil,                         // 33: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 34: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 35: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 36: google.protobuf.Duration
+	(*OutlierSuccessRate)(nil),  // 21: weft.mesh.v1.OutlierSuccessRate
+	(*StringMatch)(nil),         // 22: weft.mesh.v1.StringMatch
+	(*KeyMatch)(nil),            // 23: weft.mesh.v1.KeyMatch
+	(*RouteMatch)(nil),          // 24: weft.mesh.v1.RouteMatch
+	(*Route)(nil),               // 25: weft.mesh.v1.Route
+	(*Mirror)(nil),              // 26: weft.mesh.v1.Mirror
+	(*Fault)(nil),               // 27: weft.mesh.v1.Fault
+	(*Split)(nil),               // 28: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),         // 29: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),            // 30: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),           // 31: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),            // 32: weft.mesh.v1.Endpoint
+	nil,                         // 33: weft.mesh.v1.ProxyConfig.LabelsEntry
+	nil,                         // 34: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 35: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 36: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 37: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	10, // 0: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
 	12, // 1: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
 	18, // 2: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	32, // 3: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	33, // 3: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
 	11, // 4: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
 	0,  // 5: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
 	15, // 6: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
 	13, // 7: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
 	14, // 8: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
-	23, // 9: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
+	24, // 9: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
 	2,  // 10: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
 	16, // 11: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
 	2,  // 12: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
 	17, // 13: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
 	2,  // 14: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
-	23, // 15: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	24, // 15: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
 	0,  // 16: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
 	1,  // 17: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	31, // 18: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	24, // 19: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	29, // 20: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	32, // 18: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	25, // 19: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	30, // 20: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
 	9,  // 21: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
 	19, // 22: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
 	20, // 23: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
-	36, // 24: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	36, // 25: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	3,  // 26: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
-	21, // 27: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
-	21, // 28: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
-	22, // 29: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
-	22, // 30: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
-	23, // 31: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	27, // 32: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	28, // 33: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	29, // 34: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	30, // 35: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	30, // 36: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	26, // 37: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
-	25, // 38: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
-	31, // 39: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	36, // 40: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	36, // 41: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	36, // 42: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	36, // 43: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	36, // 44: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	36, // 45: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	33, // 46: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	34, // 47: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	35, // 48: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	4,  // 49: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	5,  // 50: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	7,  // 51: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	6,  // 52: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	6,  // 53: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	8,  // 54: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	52, // [52:55] is the sub-list for method output_type
-	49, // [49:52] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	37, // 24: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	37, // 25: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	21, // 26: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
+	3,  // 27: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
+	22, // 28: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	22, // 29: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	23, // 30: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	23, // 31: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	24, // 32: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	28, // 33: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	29, // 34: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	30, // 35: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	31, // 36: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	31, // 37: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	27, // 38: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	26, // 39: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
+	32, // 40: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
+	37, // 41: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	37, // 42: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	37, // 43: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	37, // 44: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	37, // 45: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	37, // 46: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	34, // 47: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	35, // 48: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	36, // 49: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	4,  // 50: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	5,  // 51: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	7,  // 52: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	6,  // 53: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	6,  // 54: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	8,  // 55: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	53, // [53:56] is the sub-list for method output_type
+	50, // [50:53] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -2623,7 +2703,7 @@ func file_core_meshapi_mesh_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -208,7 +208,9 @@ type CircuitBreaker struct {
 // 503 or 504 answers, or ConsecutiveLocalFailures connection failures in a
 // row (0: not counted), for BaseEjectionTime times the number of its
 // ejections, at most MaxEjectedPercent of the instances at once. Each
-// Interval without a new ejection an instance's count goes down by one.
+// whole Interval an instance spends in the set, not ejected, its count
+// goes down by one. The caller's sidecar returns an instance when its
+// ejection time ends, whether or not traffic flows.
 type OutlierDetection struct {
 	Consecutive5xx           int           `json:",omitempty"`
 	ConsecutiveGatewayErrors int           `json:",omitempty"`
@@ -216,4 +218,7 @@ type OutlierDetection struct {
 	Interval                 time.Duration `json:",omitempty"`
 	BaseEjectionTime         time.Duration `json:",omitempty"`
 	MaxEjectedPercent        int           `json:",omitempty"`
+	// SuccessRate, when set, also ejects by success rate every Interval
+	// (outlier.go).
+	SuccessRate *OutlierSuccessRate `json:",omitempty"`
 }

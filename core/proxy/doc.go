@@ -9,7 +9,7 @@
 //	p := proxy.New(proxy.Options{Logger: logger}) // no listeners yet
 //	p.SetCredentials(creds)               // certificate, key, mesh roots
 //	err := p.Apply(version, cfg)          // reconcile listeners; error = NACK
-//	http.Handle("/", p.AdminHandler())    // /ready, /metrics, /config
+//	http.Handle("/", p.AdminHandler())    // /ready, /metrics, /config, /stats
 //	c, err := proxy.NewClient(p, opts)    // the controller client driving p
 //	err = c.Run(ctx)                      // join, stream, renew until ctx ends
 //	p.Close()                             // idempotent, bounded drain
@@ -130,10 +130,15 @@
 //     connection (h1pool, limited through h1pool.ConnLimit, which
 //     breakerConns implements over the breaker in force); past a cap 503 with X-Weft-Overloaded, gRPC
 //     UNAVAILABLE; HTTP2 and GRPC connections are not capped, they carry
-//     many requests each); outlier detection per endpoint, in package
-//     balance (consecutive 5xx, gateway errors or local failures eject it
-//     for base time x ejections, at most max_ejected_percent at once; when
-//     every endpoint is ejected, ejection is ignored).
+//     many requests each); outlier detection per upstream, in package
+//     balance (a balance.Detector per outbound, closed by its shutdown:
+//     consecutive 5xx, gateway errors or local failures, or a success rate
+//     below the others' on the interval's sweep, eject an endpoint for
+//     base time x ejections, at most max_ejected_percent at once; its own
+//     timer returns it when the time ends; when every endpoint is ejected,
+//     ejection is ignored). Ejections are logged, counted in
+//     weft_outlier_ejections_total{peer,reason} and shown per endpoint in
+//     the admin GET /stats.
 //   - mirror (package): mirroring sends a copy of a route's request, with its
 //     body, to the mirror service once the request is done, fire and
 //     forget, at most 64 copies in flight (more are dropped).

@@ -44,6 +44,7 @@ type metrics struct {
 	overflow    *prometheus.CounterVec
 	pending     *prometheus.GaugeVec
 	mirrored    *prometheus.CounterVec
+	ejections   *prometheus.CounterVec
 	version     prometheus.Gauge
 	info        *instanceInfo
 
@@ -115,6 +116,10 @@ func newMetrics() *metrics {
 			Name: "weft_mirrored_requests_total",
 			Help: "Copies of outbound requests sent to a route's mirror, by mirror service and result (sent, error, dropped).",
 		}, []string{"peer", "result"}),
+		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_outlier_ejections_total",
+			Help: "Endpoints of an upstream ejected by outlier detection, by upstream service and reason (consecutive_5xx, consecutive_gateway_errors, consecutive_local_failures, success_rate).",
+		}, []string{"peer", "reason"}),
 		version: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "weft_config_version",
 			Help: "Version of the configuration applied last.",
@@ -124,7 +129,7 @@ func newMetrics() *metrics {
 		m.refused.WithLabelValues(r) // every reason from the start, at 0
 	}
 	m.info = &instanceInfo{}
-	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.refused, m.limited, m.faults, m.overflow, m.pending, m.mirrored, m.version, m.info)
+	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.refused, m.limited, m.faults, m.overflow, m.pending, m.mirrored, m.ejections, m.version, m.info)
 	return m
 }
 

@@ -52,6 +52,10 @@ type outbound struct {
 	h1     *h1pool.Pool
 	idle   time.Duration // as configured; 0: the defaults
 	mirror *mirror.Sender
+	// det runs outlier detection over the endpoints of the configuration
+	// in force (its timer goroutine only while one asks for it); shutdown
+	// closes it.
+	det *balance.Detector
 }
 
 // outboundState is what a config change swaps into a running upstream
@@ -65,10 +69,10 @@ type outboundState struct {
 	routes  []*route // first match wins
 	connect time.Duration
 	breaker *breaker.Breaker
-	od      *meshapi.OutlierDetection // nil: no outlier detection
-	hash    *meshapi.HashPolicy       // consistent hashing: what to hash
-	self    string                    // this instance, for hashing on source identity
-	request time.Duration             // for requests no route takes
+	det     *balance.Detector   // outlier detection (a no-op without configuration)
+	hash    *meshapi.HashPolicy // consistent hashing: what to hash
+	self    string              // this instance, for hashing on source identity
+	request time.Duration       // for requests no route takes
 	stream  time.Duration
 }
 
@@ -89,6 +93,7 @@ type picked struct {
 
 func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 	o := &outbound{p: p, name: sp.up.GetName(), proto: sp.proto, idle: idleOf(sp)}
+	o.det = balance.NewDetector(balance.DetectorOptions{Notify: o.outlierEvent})
 	o.update(sp)
 	want := func() string { return o.st.Load().wantID }
 	o.tls = p.clientTLS(want, nil)
@@ -174,7 +179,7 @@ func (o *outbound) update(sp spec) {
 		connect: o.p.opts.DialTimeout,
 		hash:    sp.up.GetHash(),
 		self:    sp.cfg.GetInstanceId(),
-		od:      sp.up.GetOutlierDetection(),
+		det:     o.det,
 		request: sp.up.GetTimeouts().GetRequest().AsDuration(),
 		stream:  sp.up.GetTimeouts().GetStream().AsDuration(),
 	}
@@ -197,6 +202,7 @@ func (o *outbound) update(sp spec) {
 		st.service = sp.up.GetName()
 	}
 	o.st.Store(st)
+	o.det.Update(sp.up.GetOutlierDetection(), eps)
 	if old != nil && old.wantID != st.wantID && o.mesh != nil {
 		// Pooled connections were verified against the old identity.
 		o.mesh.CloseIdleConnections()
@@ -278,7 +284,7 @@ func (o *outbound) serveTCP(conn net.Conn, st *outboundState) {
 // dialTCP connects to an endpoint picked by the balancer, trying others
 // when a dial fails.
 func (o *outbound) dialTCP(st *outboundState) (net.Conn, *endpoint, func(), error) {
-	skip := balance.EjectedSkip(st.od, st.eps, time.Now())
+	skip := st.det.Skip(st.eps)
 	var errs []error
 	for range maxAttempts {
 		var ep *endpoint
@@ -295,13 +301,11 @@ func (o *outbound) dialTCP(st *outboundState) (net.Conn, *endpoint, func(), erro
 		c, err := dialMesh(ctx, ep.Addr, o.tls, st.connect)
 		cancel()
 		if err == nil {
-			balance.Observe(st.od, st.eps, ep, balance.OutcomeOK, time.Now())
+			st.det.Observe(ep, balance.OutcomeOK)
 			return c, ep, release, nil
 		}
 		release()
-		if balance.Observe(st.od, st.eps, ep, balance.OutcomeLocal, time.Now()) {
-			o.p.log.Warn("outbound: ejected an endpoint after failed connections", "service", st.service, "endpoint", ep.ID, "addr", ep.Addr)
-		}
+		st.det.Observe(ep, balance.OutcomeLocal)
 		errs = append(errs, err)
 		if skip == nil {
 			skip = make(map[*endpoint]bool)
@@ -612,7 +616,7 @@ func (o *outbound) newExchange(req *http.Request) *exchange {
 		x.where = fmt.Sprintf("subset %s of service %s", pk.pool.subset, st.service)
 	}
 	x.pick = pickFor(pk.pool.lb, st, req)
-	x.skip = balance.EjectedSkip(st.od, pk.pool.eps, time.Now())
+	x.skip = st.det.Skip(pk.pool.eps)
 	return x
 }
 
@@ -720,18 +724,31 @@ func (pt *perTry) stop(resp *http.Response, err error) (*http.Response, error) {
 }
 
 // observe tells outlier detection how the try at ep went (unless the
-// client went away), and logs an ejection.
+// client went away).
 func (x *exchange) observe(ep *endpoint, resp *http.Response, err error) {
-	if x.st.od == nil {
+	if x.req.Context().Err() != nil {
 		return
 	}
 	outcome := balance.OutcomeLocal
 	if err == nil {
 		outcome = balance.OutcomeOf(resp.StatusCode)
 	}
-	if x.req.Context().Err() == nil && balance.Observe(x.st.od, x.st.eps, ep, outcome, time.Now()) {
-		x.o.p.log.Warn("outbound: ejected an endpoint after consecutive failures", "service", x.st.service, "endpoint", ep.ID, "addr", ep.Addr)
+	x.st.det.Observe(ep, outcome)
+}
+
+// outlierEvent logs and counts an ejection or a return.
+func (o *outbound) outlierEvent(ev balance.Event) {
+	service := o.st.Load().service
+	if !ev.Ejected {
+		o.p.log.Info("outbound: an ejected endpoint returns", "service", service, "endpoint", ev.Endpoint.ID, "addr", ev.Endpoint.Addr)
+		return
 	}
+	o.p.metrics.ejections.WithLabelValues(service, ev.Reason).Inc()
+	args := []any{"service", service, "endpoint", ev.Endpoint.ID, "addr", ev.Endpoint.Addr, "reason", ev.Reason, "until", ev.Until}
+	if ev.Reason == balance.ReasonSuccessRate {
+		args = append(args, "success_rate", ev.Rate, "threshold", ev.Threshold)
+	}
+	o.p.log.Warn("outbound: ejected an endpoint", args...)
 }
 
 // afterResponse delivers resp, its body releasing the endpoint and the
@@ -895,4 +912,5 @@ func (o *outbound) shutdown(ctx context.Context) {
 	if o.mirror != nil {
 		o.mirror.Close()
 	}
+	o.det.Close()
 }

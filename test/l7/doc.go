@@ -15,7 +15,8 @@
 // routing, retries on UNAVAILABLE, a server stream), limits_test.go (rate
 // limits over HTTP and gRPC, connection limits), fault_test.go,
 // lb_test.go (consistent hashing), breaker_test.go (circuit breaker,
-// outlier detection), mirror_test.go, websocket_test.go and
+// outlier detection), outlier_test.go (success-rate ejection, the return
+// on the sidecar's timer, GET /stats), mirror_test.go, websocket_test.go and
 // reload_test.go (twenty route changes under steady load, no failed
 // request). Statistical checks allow six standard deviations.
 //

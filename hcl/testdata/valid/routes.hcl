@@ -48,6 +48,11 @@ service "api" {
   outlier_detection {
     consecutive_5xx    = 5
     base_ejection_time = "10s"
+    success_rate {
+      minimum_hosts  = 3
+      request_volume = 20
+      stdev_factor   = 1.2
+    }
   }
   connection_limit {
     max            = 1000
