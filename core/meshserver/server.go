@@ -14,8 +14,11 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -60,6 +63,13 @@ type Options struct {
 	// Controller implements it). Nil: no binding check (tests of other
 	// parts).
 	Binder Binder
+	// Health, when set, receives what sidecars report of their own app's
+	// health (their active checks) on their config streams: each report
+	// for the instance its stream is bound to, once the registry holds
+	// that instance with the stream's identity (a report never names
+	// another instance). The controller implements it. Nil: reports are
+	// ignored.
+	Health Health
 	// RootsReload is how often RetireRoots reads the CA directory again,
 	// to take a rotation that another controller replica sharing it made.
 	// 0: every 10s; negative: never.
@@ -85,6 +95,22 @@ type Workloads interface {
 	// that adapter.
 	Instance(id string) (adapter string, in model.Instance, ok bool)
 }
+
+// Health receives sidecars' health reports. Its methods are called from
+// the streams' goroutines and must not block for long.
+type Health interface {
+	// ReportHealth is the latest result of instanceID's sidecar checking
+	// its app: healthy or not, and why (at most MaxReasonBytes, valid
+	// UTF-8).
+	ReportHealth(instanceID string, healthy bool, reason string)
+	// StreamGone says the last config stream of instanceID ended after it
+	// reported: its reports stop until it reconnects.
+	StreamGone(instanceID string)
+}
+
+// MaxReasonBytes is the most of a health report's reason that is kept;
+// the rest is cut.
+const MaxReasonBytes = 256
 
 // Binder says whether policy binds an instance's workload to its service.
 type Binder interface {
@@ -178,6 +204,11 @@ type stream struct {
 	rejected uint64
 	errText  string
 	since    time.Time
+	// health is the latest health report not yet handed to Options.Health
+	// (the recv goroutine sets it, the stream's loop takes it); healthWake
+	// wakes the loop.
+	health     *meshapi.HealthReport
+	healthWake chan struct{}
 }
 
 // Server implements meshapi.MeshServer.
@@ -198,7 +229,10 @@ type Server struct {
 	// certificate.
 	crosses [][]byte
 	leaves  map[string]leafInfo // the last certificate issued, by instance
-	rotated chan struct{}       // wakes RetireRoots after a rotation
+	// reported holds the instances some stream of which handed a health
+	// report to Options.Health since the instance last had no stream.
+	reported map[string]bool
+	rotated  chan struct{} // wakes RetireRoots after a rotation
 }
 
 // leafInfo is what the server remembers of the last certificate it issued
@@ -214,13 +248,14 @@ func New(o Options) *Server {
 		o.Logger = slog.Default()
 	}
 	s := &Server{
-		o:       o,
-		next:    uint64(time.Now().UnixMilli()),
-		configs: map[string]versioned{},
-		streams: map[string]map[*stream]struct{}{},
-		trust:   trustOf(o.CA),
-		leaves:  map[string]leafInfo{},
-		rotated: make(chan struct{}, 1),
+		o:        o,
+		next:     uint64(time.Now().UnixMilli()),
+		configs:  map[string]versioned{},
+		streams:  map[string]map[*stream]struct{}{},
+		trust:    trustOf(o.CA),
+		leaves:   map[string]leafInfo{},
+		reported: map[string]bool{},
+		rotated:  make(chan struct{}, 1),
 	}
 	s.rememberCrosses()
 	return s
@@ -752,7 +787,8 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 	if first.InstanceId == "" {
 		return status.Error(codes.InvalidArgument, "the first ConfigRequest must name the instance")
 	}
-	st := &stream{instance: first.InstanceId, identity: id, wake: make(chan struct{}, 1), since: time.Now(), acked: first.AppliedVersion}
+	st := &stream{instance: first.InstanceId, identity: id, wake: make(chan struct{}, 1), since: time.Now(), acked: first.AppliedVersion,
+		health: first.Health, healthWake: make(chan struct{}, 1)}
 	s.mu.Lock()
 	if s.streams[st.instance] == nil {
 		s.streams[st.instance] = map[*stream]struct{}{}
@@ -762,10 +798,17 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 	defer func() {
 		s.mu.Lock()
 		delete(s.streams[st.instance], st)
+		gone := false
 		if len(s.streams[st.instance]) == 0 {
 			delete(s.streams, st.instance)
+			// Some stream of the instance reported since it last had none.
+			gone = s.reported[st.instance]
+			delete(s.reported, st.instance)
 		}
 		s.mu.Unlock()
+		if gone {
+			s.o.Health.StreamGone(st.instance)
+		}
 	}()
 
 	recvErr := make(chan error, 1)
@@ -777,6 +820,15 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 				return
 			}
 			st.mu.Lock()
+			if req.Health != nil {
+				// Latest wins: a report the loop has not taken yet is
+				// replaced.
+				st.health = req.Health
+				select {
+				case st.healthWake <- struct{}{}:
+				default:
+				}
+			}
 			if req.RejectedVersion != 0 {
 				st.rejected, st.errText = req.RejectedVersion, req.ErrorDetail
 				s.o.Logger.Warn("sidecar rejected config", "instance", st.instance, "version", req.RejectedVersion, "error", req.ErrorDetail)
@@ -803,8 +855,12 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 			}
 			sent = v.version
 		}
+		if err := s.forwardHealth(st); err != nil {
+			return err
+		}
 		select {
 		case <-st.wake:
+		case <-st.healthWake:
 		case err := <-recvErr:
 			if errors.Is(err, context.Canceled) {
 				return nil
@@ -814,6 +870,62 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 			return nil
 		}
 	}
+}
+
+// forwardHealth hands the stream's pending health report to
+// Options.Health, for the stream's own instance, once the registry holds
+// that instance with the stream's identity. While it does not (a
+// controller that has just restarted), the report waits for the stream's
+// next wake (its first configuration comes once the instance is there);
+// an instance of another service than the identity's ends the stream.
+func (s *Server) forwardHealth(st *stream) error {
+	st.mu.Lock()
+	h := st.health
+	st.health = nil
+	st.mu.Unlock()
+	if h == nil || s.o.Health == nil {
+		return nil
+	}
+	_, in, ok := s.o.Workloads.Instance(st.instance)
+	if !ok {
+		st.mu.Lock()
+		if st.health == nil {
+			st.health = h
+		}
+		st.mu.Unlock()
+		return nil
+	}
+	if in.Service != st.identity.Service || in.NS() != st.identity.Namespace {
+		s.o.Logger.Warn("refusing a health report: the identity does not serve the instance its stream names", "identity", st.identity.String(), "instance", st.instance, "service", in.Service)
+		return status.Errorf(codes.PermissionDenied, "identity %s may not report the health of instance %q (service %s/%s)", st.identity, st.instance, in.NS(), in.Service)
+	}
+	s.mu.Lock()
+	s.reported[st.instance] = true
+	s.mu.Unlock()
+	s.o.Health.ReportHealth(st.instance, h.GetHealthy(), boundReason(h.GetReason()))
+	return nil
+}
+
+// boundReason makes a sidecar's reason safe to keep and show: valid
+// UTF-8, no control characters, at most MaxReasonBytes.
+func boundReason(r string) string {
+	if len(r) > 4*MaxReasonBytes {
+		r = r[:4*MaxReasonBytes]
+	}
+	r = strings.Map(func(c rune) rune {
+		if unicode.IsControl(c) {
+			return ' '
+		}
+		return c
+	}, strings.ToValidUTF8(r, "?"))
+	if len(r) <= MaxReasonBytes {
+		return r
+	}
+	cut := MaxReasonBytes
+	for cut > 0 && !utf8.RuneStart(r[cut]) {
+		cut--
+	}
+	return r[:cut]
 }
 
 // StreamStatus describes one connected sidecar.
