@@ -56,12 +56,16 @@
 // config stream (it stopped, or lost this controller), for
 // Options.SidecarHealthGrace (1 minute by default), after which the
 // scheduler's health alone counts again. A sidecar that reconnects within
-// that time sends its current result at once (core/proxy/control), so
-// neither a reconnect nor a controller restart flaps the endpoint: a
+// that time sends its current result with its subscription
+// (core/proxy/control), so a reconnect does not flap the endpoint. A
 // restarted controller starts with no reports and learns each one as its
-// sidecar reconnects. Sidecars that never report (older ones, or no
-// checks in policy) leave the scheduler's health in force. SidecarHealth
-// is what status shows.
+// sidecar reconnects (within the sidecar's reconnect backoff, at most 10 s
+// by default); until then a failing instance can be back in its callers'
+// endpoints, and its sidecar answers them with the retryable signal that
+// sends the caller to another endpoint. Sidecars that never report (older
+// ones, or no checks in policy) leave the scheduler's health in force.
+// SidecarHealth is what status shows (core/api InstanceReport:
+// health_source "scheduler" or "sidecar_check", health_reason).
 //
 // Policy (policywatch.go): NewPolicyWatcher, then PolicyWatcher.Run, polls
 // the policy directory's *.hcl files by hash and, on a change, calls the
