@@ -24,7 +24,7 @@ import (
 type acceptAll struct{}
 
 func (acceptAll) Apply(uint64, *meshapi.ProxyConfig) error { return nil }
-func (acceptAll) SetCredentials(*creds.Credentials)       {}
+func (acceptAll) SetCredentials(*creds.Credentials)        {}
 
 // TestSidecarHealthReport: the health report path on the local adapter
 // with real weft-proxy sidecars and a real `weft controller`. A controller
