@@ -39,7 +39,7 @@ func (acceptAll) SetCredentials(*creds.Credentials)        {}
 func TestSidecarHealthReport(t *testing.T) {
 	app := "weft-demo-app"
 	workloads := harness.Workload("client", filepath.Join(binDir, app)) + harness.Workload("web", filepath.Join(binDir, app), "instances = 2")
-	ctl, _ := startLocalMesh(t, clientWebPolicy, workloads, "127.0.78.2")
+	ctl, _ := startLocalMesh(t, clientWebPolicy, workloads, "127.0.93.2") // addresses no other test uses
 	s := ctl.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(3))
 	var webs []string
 	var clientAddr string
