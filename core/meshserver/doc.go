@@ -41,7 +41,11 @@
 // with the stream's identity's service: a report for an instance not known
 // yet waits for the stream's next wake, one for another service's
 // instance ends the stream with PermissionDenied. The reason is cut to
-// MaxReasonBytes of valid UTF-8 without control characters. When the last
+// MaxReasonBytes of valid UTF-8 without control characters. A stream hands
+// over at most one report per HealthReportGap (200 ms); faster ones are
+// coalesced and the latest follows when the gap has passed, so a flapping
+// or hostile sidecar cannot make the controller recompile its callers
+// faster than that. When the last
 // stream of an instance that reported ends, Health.StreamGone says so.
 // Identities name services, not instances: an instance's sidecar can
 // report for another instance of its own service, never for another

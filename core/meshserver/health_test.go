@@ -200,3 +200,45 @@ func (l lookups) Instance(id string) (string, model.Instance, bool) {
 	l.looked <- id
 	return a, in, ok
 }
+
+// TestHealthReportGap: a sidecar that sends reports faster than that gets
+// at most one handed over per HealthReportGap, and the latest is handed
+// over last.
+func TestHealthReportGap(t *testing.T) {
+	h, ev, c := startHealth(t)
+	h.srv.o.Health = make(healthEvents, 1000)
+	ev = h.srv.o.Health.(healthEvents)
+	h.srv.Update(map[string]*meshapi.ProxyConfig{"api-0": cfg("api-0", "api", 1)})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := c.StreamConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Send(&meshapi.ConfigRequest{InstanceId: "api-0"})
+	if _, err := st.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	// 40 reports, one every 5ms: a flapping sidecar. (The ticker paces
+	// the sender; nothing waits on it for a result.)
+	start := time.Now()
+	const n = 40
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for i := range n {
+		st.Send(&meshapi.ConfigRequest{InstanceId: "api-0", Health: &meshapi.HealthReport{Healthy: i%2 == 1, Reason: fmt.Sprint(i)}})
+		<-tick.C
+	}
+	got := 0
+	for {
+		e := ev.next(t)
+		got++
+		if e == fmt.Sprintf("report api-0 true %d", n-1) {
+			break
+		}
+	}
+	if most := 1 + int(time.Since(start)/HealthReportGap); got > most {
+		t.Errorf("%d reports sent in a burst: %d handed over in %s, want at most %d (one per %s)", n, got, time.Since(start), most, HealthReportGap)
+	}
+	ev.none(t)
+}

@@ -108,6 +108,13 @@ type Health interface {
 	StreamGone(instanceID string)
 }
 
+// HealthReportGap is the least time between two health reports a stream
+// hands to Options.Health: reports that come faster are coalesced, and the
+// latest is handed over when the gap has passed, so a sidecar that flaps
+// (or a hostile one) cannot make the controller recompile its callers'
+// configurations faster than that.
+const HealthReportGap = 200 * time.Millisecond
+
 // MaxReasonBytes is the most of a health report's reason that is kept;
 // the rest is cut.
 const MaxReasonBytes = 256
@@ -845,6 +852,14 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 	}()
 
 	var sent uint64
+	var lastReport time.Time
+	var gap *time.Timer // set while a report waits for HealthReportGap
+	defer func() {
+		if gap != nil {
+			gap.Stop()
+		}
+	}()
+	var gapDone <-chan time.Time
 	for {
 		if v, ok := s.current(st.instance); ok && v.version != sent {
 			if v.cfg.Service != id.Service || v.cfg.Namespace != id.Namespace {
@@ -855,12 +870,21 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 			}
 			sent = v.version
 		}
-		if err := s.forwardHealth(st); err != nil {
-			return err
+		if gapDone == nil {
+			wait, err := s.forwardHealth(st, &lastReport)
+			if err != nil {
+				return err
+			}
+			if wait > 0 {
+				gap = time.NewTimer(wait)
+				gapDone = gap.C
+			}
 		}
 		select {
 		case <-st.wake:
 		case <-st.healthWake:
+		case <-gapDone:
+			gapDone = nil
 		case err := <-recvErr:
 			if errors.Is(err, context.Canceled) {
 				return nil
@@ -878,32 +902,38 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 // controller that has just restarted), the report waits for the stream's
 // next wake (its first configuration comes once the instance is there);
 // an instance of another service than the identity's ends the stream.
-func (s *Server) forwardHealth(st *stream) error {
+//
+// Reports are handed over at most one per HealthReportGap (last is when
+// the stream last handed one over): forwardHealth returns how long a
+// waiting report must wait still.
+func (s *Server) forwardHealth(st *stream, last *time.Time) (time.Duration, error) {
 	st.mu.Lock()
 	h := st.health
-	st.health = nil
 	st.mu.Unlock()
 	if h == nil || s.o.Health == nil {
-		return nil
+		return 0, nil
+	}
+	if wait := HealthReportGap - time.Since(*last); !last.IsZero() && wait > 0 {
+		return wait, nil
 	}
 	_, in, ok := s.o.Workloads.Instance(st.instance)
 	if !ok {
-		st.mu.Lock()
-		if st.health == nil {
-			st.health = h
-		}
-		st.mu.Unlock()
-		return nil
+		return 0, nil // kept until the stream's next wake
 	}
 	if in.Service != st.identity.Service || in.NS() != st.identity.Namespace {
 		s.o.Logger.Warn("refusing a health report: the identity does not serve the instance its stream names", "identity", st.identity.String(), "instance", st.instance, "service", in.Service)
-		return status.Errorf(codes.PermissionDenied, "identity %s may not report the health of instance %q (service %s/%s)", st.identity, st.instance, in.NS(), in.Service)
+		return 0, status.Errorf(codes.PermissionDenied, "identity %s may not report the health of instance %q (service %s/%s)", st.identity, st.instance, in.NS(), in.Service)
 	}
+	st.mu.Lock()
+	h = st.health // the latest, if another came meanwhile
+	st.health = nil
+	st.mu.Unlock()
+	*last = time.Now()
 	s.mu.Lock()
 	s.reported[st.instance] = true
 	s.mu.Unlock()
 	s.o.Health.ReportHealth(st.instance, h.GetHealthy(), boundReason(h.GetReason()))
-	return nil
+	return 0, nil
 }
 
 // boundReason makes a sidecar's reason safe to keep and show: valid
