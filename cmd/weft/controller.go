@@ -227,6 +227,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		CA: authority, Join: ca.NewJoinVerifierWith(authority.JoinSecret(), spent), Workloads: ctl, Logger: log,
 		VerifyCredential: verifyWith(sups),
 		Binder:           ctl,
+		Health:           ctl, // sidecars' active health checks (core/controller health.go)
 	})
 
 	listenHost, _, err := net.SplitHostPort(f.listen)

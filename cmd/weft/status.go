@@ -51,7 +51,7 @@ roots.
 			}
 			fmt.Fprintln(tw, "\nINSTANCE\tSERVICE\tADDRESS\tHEALTH\tISOLATION\tIDENTITY")
 			for _, in := range rep.Instances {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Service, in.Address, in.Health, isolationCell(in.Isolation), in.Identity)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Service, in.Address, healthCell(in), isolationCell(in.Isolation), in.Identity)
 			}
 			if rep.Unisolated > 0 {
 				fmt.Fprintf(tw, "WARNING: %d of %d instances are not isolated: any local process can reach their app port without the mesh (no mTLS, no policy, a forged X-Weft-Caller is believed) and use their outbound ports. Run `weft check` on their node.\n",
@@ -81,6 +81,16 @@ roots.
 	a.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON")
 	return cmd
+}
+
+// healthCell is an instance's health, and, when its sidecar's active
+// check is what makes it critical, that check's reason:
+// "critical (sidecar check: GET /health: 500)".
+func healthCell(in api.InstanceReport) string {
+	if in.HealthSource == api.HealthFromSidecarCheck {
+		return fmt.Sprintf("%s (sidecar check: %s)", in.Health, in.HealthReason)
+	}
+	return in.Health
 }
 
 // writeRefused prints the refused handshakes of each API, if any:

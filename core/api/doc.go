@@ -8,6 +8,10 @@
 // JoinTokenResponse (POST /v1/join-tokens); POST /v1/ca/rotate answers a
 // ca.Rotation. Their JSON field names are the API: the CLI's --json output
 // and the tests decode them.
+// An instance's health in status is the one the controller compiles with,
+// with its source: "scheduler", or "sidecar_check" when the scheduler
+// does not say critical but the instance's sidecar reports its app
+// failing its active checks (health_reason says why; Mesh.SidecarHealth).
 //
 // Server side (handler.go, token.go): NewHandler builds the handler from
 // Options, narrow interfaces over what it reads: Mesh (the controller

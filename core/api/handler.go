@@ -40,6 +40,9 @@ type Mesh interface {
 	Unbound() (skipped []compile.Skipped, permissive bool)
 	// Entries lists every instance the adapters report.
 	Entries() []registry.Entry
+	// SidecarHealth is the last report of instance id's sidecar on its
+	// app's active checks, if one is in force.
+	SidecarHealth(id string) (healthy bool, reason string, ok bool)
 }
 
 // Sidecars is what the admin API reads of, and asks of, the config server
@@ -203,20 +206,37 @@ func (h *handler) status() StatusReport {
 	}
 	sort.Slice(rep.Adapters, func(i, j int) bool { return rep.Adapters[i].Name < rep.Adapters[j].Name })
 	for _, e := range o.Mesh.Entries() {
-		rep.Instances = append(rep.Instances, InstanceReport{
+		in := InstanceReport{
 			Adapter: e.Adapter, ID: e.Instance.ID, Service: e.Instance.Service, Address: e.Instance.Address,
 			Ports: e.Instance.Ports, Health: string(e.Instance.Health),
+			HealthSource: HealthFromScheduler, SchedulerHealth: string(e.Instance.Health),
 			Identity:  spiffe.ID(rep.TrustDomain, e.Instance.NS(), e.Instance.Service),
 			Isolation: string(e.Instance.Isolation),
 			Outbound:  outboundReports(o.Sidecars, e.Instance.ID),
 			App:       appReport(o.Sidecars, e.Instance.ID),
-		})
+		}
+		if healthy, reason, ok := o.Mesh.SidecarHealth(e.Instance.ID); ok {
+			in.SidecarCheck = "passing"
+			if !healthy {
+				in.SidecarCheck, in.HealthReason = "failing", reason
+				if e.Instance.Health != model.HealthCritical {
+					in.Health, in.HealthSource = string(model.HealthCritical), HealthFromSidecarCheck
+				}
+			}
+		}
+		rep.Instances = append(rep.Instances, in)
 		if !e.Instance.Isolated() {
 			rep.Unisolated++
 		}
 	}
 	return rep
 }
+
+// What InstanceReport.Health comes from.
+const (
+	HealthFromScheduler    = "scheduler"
+	HealthFromSidecarCheck = "sidecar_check"
+)
 
 func rootsReport(authority Authority, sidecars []meshserver.StreamStatus) RootsReport {
 	rep := RootsReport{BundlePEM: string(authority.RootsPEM())}

@@ -74,6 +74,13 @@ func startAdmin(t *testing.T, token string) *admin {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the controller compiled nothing within 10s")
 	}
+	// api-0's sidecar reports its app failing its checks: a second build.
+	ctl.ReportHealth("api-0", false, "GET /health: 500")
+	select {
+	case <-built:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the controller did not compile again within 10s of a failing health report")
+	}
 
 	watcher := controller.NewPolicyWatcher(controller.WatchOptions{Dir: t.TempDir()}, map[string]string{"mesh.hcl": `mesh { trust_domain = "example.org" }`})
 	refusedSidecar := refusals.New(refusals.Options{})
@@ -244,7 +251,7 @@ func TestHandlerEndpoints(t *testing.T) {
 				if err := json.Unmarshal([]byte(body), &rep); err != nil {
 					t.Fatal(err)
 				}
-				if rep.TrustDomain != "example.org" || rep.Policy != "2 services" || rep.IntentionsCount != 1 || rep.ConfigBuilds != 1 || rep.IdentityBinding != "permissive" {
+				if rep.TrustDomain != "example.org" || rep.Policy != "2 services" || rep.IntentionsCount != 1 || rep.ConfigBuilds != 2 || rep.IdentityBinding != "permissive" {
 					t.Errorf("status = %+v", rep)
 				}
 				if len(rep.Adapters) != 2 || rep.Adapters[0].Name != "local" || rep.Adapters[0].Pid != 42 || rep.Adapters[1].LastError != "connection refused" {
@@ -258,6 +265,14 @@ func TestHandlerEndpoints(t *testing.T) {
 				if web.Identity != "spiffe://example.org/ns/default/svc/web" || web.Isolation != "guard" || web.App == "" ||
 					len(web.Outbound) != 1 || web.Outbound[0] != (api.OutboundReport{Upstream: "api", Address: "127.0.0.2", Port: 9001}) {
 					t.Errorf("web-0 = %+v", web)
+				}
+				if web.Health != "" || web.HealthSource != "scheduler" || web.SidecarCheck != "" || web.HealthReason != "" {
+					t.Errorf("web-0's health = %+v, want unknown, from its scheduler", web)
+				}
+				api0 := rep.Instances[slices.IndexFunc(rep.Instances, func(in api.InstanceReport) bool { return in.ID == "api-0" })]
+				if api0.Health != "critical" || api0.HealthSource != "sidecar_check" || api0.SidecarCheck != "failing" ||
+					api0.HealthReason != "GET /health: 500" || api0.SchedulerHealth != "" {
+					t.Errorf("api-0's health = %+v, want critical from its failing sidecar check", api0)
 				}
 				if len(rep.Skipped) != 2 || rep.Skipped[0].Reason != "unbound workload" {
 					t.Errorf("skipped = %+v, want both instances (no bindings, permissive)", rep.Skipped)

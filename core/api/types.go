@@ -74,13 +74,27 @@ type AdapterReport struct {
 
 // InstanceReport describes one instance in the registry.
 type InstanceReport struct {
-	Adapter  string         `json:"adapter"`
-	ID       string         `json:"id"`
-	Service  string         `json:"service"`
-	Address  string         `json:"address"`
-	Ports    map[string]int `json:"ports"`
-	Health   string         `json:"health"`
-	Identity string         `json:"identity"`
+	Adapter string         `json:"adapter"`
+	ID      string         `json:"id"`
+	Service string         `json:"service"`
+	Address string         `json:"address"`
+	Ports   map[string]int `json:"ports"`
+	// Health is the health the controller compiles with: "critical" when
+	// the scheduler or the sidecar's active checks say so (HealthSource
+	// says which), else the scheduler's ("passing", "warning" or ""
+	// for unknown). A critical instance is in no caller's endpoints.
+	Health string `json:"health"`
+	// HealthSource is "scheduler" or "sidecar_check": what Health comes
+	// from. HealthReason says why a sidecar check fails.
+	HealthSource string `json:"health_source"`
+	HealthReason string `json:"health_reason,omitempty"`
+	// SchedulerHealth is the scheduler's view alone, and SidecarCheck the
+	// last result the instance's sidecar reported of its active checks:
+	// "passing", "failing", or "" when it reports none (no checks in
+	// policy, an older sidecar, or no stream for longer than the grace).
+	SchedulerHealth string `json:"scheduler_health"`
+	SidecarCheck    string `json:"sidecar_check,omitempty"`
+	Identity        string `json:"identity"`
 	// Isolation is what the adapter says protects the app port and the
 	// outbound ports: "guard", "netns", "none", or "" (unknown, as none).
 	Isolation string `json:"isolation"`

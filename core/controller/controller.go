@@ -37,6 +37,10 @@ type Options struct {
 	Adapters []string
 	// FirstSnapshotWait bounds that wait (DefaultFirstSnapshotWait when 0).
 	FirstSnapshotWait time.Duration
+	// SidecarHealthGrace is how long a sidecar's last health report stays
+	// in force after its config stream ended, unless it reports again
+	// (DefaultSidecarHealthGrace when 0; health.go).
+	SidecarHealthGrace time.Duration
 }
 
 // DefaultFirstSnapshotWait is how long the controller holds configurations
@@ -103,6 +107,8 @@ type Controller struct {
 	waiting []string
 	gaveUp  bool
 	inc     incremental // rebuild's compiler; only rebuild uses it
+	// health is the overlay of sidecars' health reports (health.go).
+	health *sidecarHealth
 
 	// unisolated warns once about each instance whose ports are open
 	// beside its sidecar.
@@ -114,7 +120,7 @@ func New(o Options) *Controller {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Controller{o: o}
+	return &Controller{o: o, health: newSidecarHealth(o.SidecarHealthGrace)}
 }
 
 // TrustDomain returns the trust domain of the policy in force.
@@ -202,6 +208,8 @@ func (c *Controller) Run(ctx context.Context, snapshots <-chan model.Snapshot, p
 			apply(s)
 		case p := <-policies:
 			dirty = c.applyPolicy(p) || dirty
+		case <-c.health.wake:
+			dirty = true
 		case <-giveUp:
 			giveUp = nil
 			c.o.Logger.Warn("serving configurations without the first snapshot of some adapters: they may lack those adapters' endpoints until they report",
@@ -294,7 +302,9 @@ func (c *Controller) rebuild() {
 	// Only the configurations the changes touch are compiled again, and
 	// only those go to the listeners (incremental.go), but for the first
 	// build they see, which holds every configuration.
-	b, total := c.inc.build(p, c.o.Registry.Entries(), len(c.listeners) > 0)
+	// Sidecars' health reports overlay the scheduler's health (health.go).
+	entries := c.health.apply(c.o.Registry.Entries())
+	b, total := c.inc.build(p, entries, len(c.listeners) > 0)
 	c.noteUnbound(p, c.inc.unbound())
 	n := 0
 	if len(c.listeners) > 0 {

@@ -36,6 +36,37 @@
 // Each instance whose app or outbound ports are open beside its sidecar
 // (isolation none or unknown) is logged once (isolation.go).
 //
+// Sidecar health (health.go): the controller is the config server's
+// Health. An instance's sidecar that checks its own app (active checks
+// from policy) reports the result on its config stream; while it reports
+// failing, the instance is compiled as critical, so it leaves every
+// caller's endpoint set, whatever its scheduler says. An instance is thus
+// critical if its scheduler or its sidecar's checks say so; a passing
+// check never overrules a scheduler that says critical. The overlay is
+// applied to the registry's entries before each compilation, and an entry
+// it changes carries revision 0, so the incremental compiler compares it
+// whole and sees the change (a changed health is a changed record). A
+// report that changes an instance between failing and passing wakes Run,
+// which compiles again; a new reason for the same state compiles nothing.
+//
+// How long a report lasts, as a Consul or Linkerd user would expect from a
+// check's last result: until the sidecar reports again; or until the
+// instance leaves the registry (an instance that comes back under the same
+// ID starts from its scheduler's health); or, once the sidecar has no
+// config stream (it stopped, or lost this controller), for
+// Options.SidecarHealthGrace (1 minute by default), after which the
+// scheduler's health alone counts again. A sidecar that reconnects within
+// that time sends its current result with its subscription
+// (core/proxy/control), so a reconnect does not flap the endpoint. A
+// restarted controller starts with no reports and learns each one as its
+// sidecar reconnects (within the sidecar's reconnect backoff, at most 10 s
+// by default); until then a failing instance can be back in its callers'
+// endpoints, and its sidecar answers them with the retryable signal that
+// sends the caller to another endpoint. Sidecars that never report (older
+// ones, or no checks in policy) leave the scheduler's health in force.
+// SidecarHealth is what status shows (core/api InstanceReport:
+// health_source "scheduler" or "sidecar_check", health_reason).
+//
 // Policy (policywatch.go): NewPolicyWatcher, then PolicyWatcher.Run, polls
 // the policy directory's *.hcl files by hash and, on a change, calls the
 // PolicyLoader that cmd/weft supplies (core does not read HCL). A policy

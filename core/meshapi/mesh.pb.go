@@ -445,8 +445,14 @@ type ConfigRequest struct {
 	// Set when the sidecar rejected a version: the version and why.
 	RejectedVersion uint64 `protobuf:"varint,3,opt,name=rejected_version,json=rejectedVersion,proto3" json:"rejected_version,omitempty"`
 	ErrorDetail     string `protobuf:"bytes,4,opt,name=error_detail,json=errorDetail,proto3" json:"error_detail,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Set when the sidecar reports its app's health (its active checks):
+	// the latest result, sent when it changes and again after every
+	// (re)connect. A request may carry it alone (instance_id set, no
+	// versions). Sidecars that never send it leave the scheduler's health
+	// alone in force.
+	Health        *HealthReport `protobuf:"bytes,5,opt,name=health,proto3" json:"health,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConfigRequest) Reset() {
@@ -507,6 +513,78 @@ func (x *ConfigRequest) GetErrorDetail() string {
 	return ""
 }
 
+func (x *ConfigRequest) GetHealth() *HealthReport {
+	if x != nil {
+		return x.Health
+	}
+	return nil
+}
+
+// HealthReport is the result of a sidecar's active checks of its own app.
+// The controller takes it for the instance the stream is bound to, never
+// for another.
+type HealthReport struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Healthy bool                   `protobuf:"varint,1,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	// Why, when failing: the check and what it saw ("GET /health: 500").
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When the sidecar observed this state, in Unix milliseconds.
+	ObservedUnixMs int64 `protobuf:"varint,3,opt,name=observed_unix_ms,json=observedUnixMs,proto3" json:"observed_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *HealthReport) Reset() {
+	*x = HealthReport{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthReport) ProtoMessage() {}
+
+func (x *HealthReport) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthReport.ProtoReflect.Descriptor instead.
+func (*HealthReport) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *HealthReport) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *HealthReport) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *HealthReport) GetObservedUnixMs() int64 {
+	if x != nil {
+		return x.ObservedUnixMs
+	}
+	return 0
+}
+
 type ConfigUpdate struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
@@ -517,7 +595,7 @@ type ConfigUpdate struct {
 
 func (x *ConfigUpdate) Reset() {
 	*x = ConfigUpdate{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[4]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -529,7 +607,7 @@ func (x *ConfigUpdate) String() string {
 func (*ConfigUpdate) ProtoMessage() {}
 
 func (x *ConfigUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[4]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -542,7 +620,7 @@ func (x *ConfigUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigUpdate.ProtoReflect.Descriptor instead.
 func (*ConfigUpdate) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{4}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ConfigUpdate) GetVersion() uint64 {
@@ -571,7 +649,7 @@ type HashPolicy struct {
 
 func (x *HashPolicy) Reset() {
 	*x = HashPolicy{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[5]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -583,7 +661,7 @@ func (x *HashPolicy) String() string {
 func (*HashPolicy) ProtoMessage() {}
 
 func (x *HashPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[5]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -596,7 +674,7 @@ func (x *HashPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HashPolicy.ProtoReflect.Descriptor instead.
 func (*HashPolicy) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{5}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *HashPolicy) GetHeader() string {
@@ -641,7 +719,7 @@ type ProxyConfig struct {
 
 func (x *ProxyConfig) Reset() {
 	*x = ProxyConfig{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[6]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +731,7 @@ func (x *ProxyConfig) String() string {
 func (*ProxyConfig) ProtoMessage() {}
 
 func (x *ProxyConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[6]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +744,7 @@ func (x *ProxyConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProxyConfig.ProtoReflect.Descriptor instead.
 func (*ProxyConfig) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{6}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ProxyConfig) GetInstanceId() string {
@@ -751,7 +829,7 @@ type TrustBundle struct {
 
 func (x *TrustBundle) Reset() {
 	*x = TrustBundle{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -763,7 +841,7 @@ func (x *TrustBundle) String() string {
 func (*TrustBundle) ProtoMessage() {}
 
 func (x *TrustBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -776,7 +854,7 @@ func (x *TrustBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrustBundle.ProtoReflect.Descriptor instead.
 func (*TrustBundle) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{7}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TrustBundle) GetRootsPem() []byte {
@@ -811,7 +889,7 @@ type Inbound struct {
 
 func (x *Inbound) Reset() {
 	*x = Inbound{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +901,7 @@ func (x *Inbound) String() string {
 func (*Inbound) ProtoMessage() {}
 
 func (x *Inbound) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +914,7 @@ func (x *Inbound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inbound.ProtoReflect.Descriptor instead.
 func (*Inbound) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{8}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Inbound) GetBindAddress() string {
@@ -912,7 +990,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1002,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1015,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{9}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RateLimit) GetName() string {
@@ -993,7 +1071,7 @@ type ConnectionLimit struct {
 
 func (x *ConnectionLimit) Reset() {
 	*x = ConnectionLimit{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1083,7 @@ func (x *ConnectionLimit) String() string {
 func (*ConnectionLimit) ProtoMessage() {}
 
 func (x *ConnectionLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1096,7 @@ func (x *ConnectionLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionLimit.ProtoReflect.Descriptor instead.
 func (*ConnectionLimit) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{10}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ConnectionLimit) GetMax() uint32 {
@@ -1045,7 +1123,7 @@ type Authz struct {
 
 func (x *Authz) Reset() {
 	*x = Authz{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1057,7 +1135,7 @@ func (x *Authz) String() string {
 func (*Authz) ProtoMessage() {}
 
 func (x *Authz) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1070,7 +1148,7 @@ func (x *Authz) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authz.ProtoReflect.Descriptor instead.
 func (*Authz) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{11}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Authz) GetDefaultAction() Action {
@@ -1111,7 +1189,7 @@ type AuthzRule struct {
 
 func (x *AuthzRule) Reset() {
 	*x = AuthzRule{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1123,7 +1201,7 @@ func (x *AuthzRule) String() string {
 func (*AuthzRule) ProtoMessage() {}
 
 func (x *AuthzRule) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1136,7 +1214,7 @@ func (x *AuthzRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthzRule.ProtoReflect.Descriptor instead.
 func (*AuthzRule) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{12}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AuthzRule) GetSource() string {
@@ -1177,7 +1255,7 @@ type Permission struct {
 
 func (x *Permission) Reset() {
 	*x = Permission{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1189,7 +1267,7 @@ func (x *Permission) String() string {
 func (*Permission) ProtoMessage() {}
 
 func (x *Permission) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1202,7 +1280,7 @@ func (x *Permission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Permission.ProtoReflect.Descriptor instead.
 func (*Permission) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{13}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Permission) GetAction() Action {
@@ -1246,7 +1324,7 @@ type Upstream struct {
 
 func (x *Upstream) Reset() {
 	*x = Upstream{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1336,7 @@ func (x *Upstream) String() string {
 func (*Upstream) ProtoMessage() {}
 
 func (x *Upstream) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1349,7 @@ func (x *Upstream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Upstream.ProtoReflect.Descriptor instead.
 func (*Upstream) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{14}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Upstream) GetName() string {
@@ -1379,7 +1457,7 @@ type CircuitBreaker struct {
 
 func (x *CircuitBreaker) Reset() {
 	*x = CircuitBreaker{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1469,7 @@ func (x *CircuitBreaker) String() string {
 func (*CircuitBreaker) ProtoMessage() {}
 
 func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1482,7 @@ func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreaker.ProtoReflect.Descriptor instead.
 func (*CircuitBreaker) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{15}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CircuitBreaker) GetMaxConnections() uint32 {
@@ -1456,7 +1534,7 @@ type OutlierDetection struct {
 
 func (x *OutlierDetection) Reset() {
 	*x = OutlierDetection{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1546,7 @@ func (x *OutlierDetection) String() string {
 func (*OutlierDetection) ProtoMessage() {}
 
 func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1559,7 @@ func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierDetection.ProtoReflect.Descriptor instead.
 func (*OutlierDetection) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *OutlierDetection) GetConsecutive_5Xx() uint32 {
@@ -1544,7 +1622,7 @@ type OutlierSuccessRate struct {
 
 func (x *OutlierSuccessRate) Reset() {
 	*x = OutlierSuccessRate{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1556,7 +1634,7 @@ func (x *OutlierSuccessRate) String() string {
 func (*OutlierSuccessRate) ProtoMessage() {}
 
 func (x *OutlierSuccessRate) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1569,7 +1647,7 @@ func (x *OutlierSuccessRate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierSuccessRate.ProtoReflect.Descriptor instead.
 func (*OutlierSuccessRate) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *OutlierSuccessRate) GetMinimumHosts() uint32 {
@@ -1603,7 +1681,7 @@ type StringMatch struct {
 
 func (x *StringMatch) Reset() {
 	*x = StringMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1615,7 +1693,7 @@ func (x *StringMatch) String() string {
 func (*StringMatch) ProtoMessage() {}
 
 func (x *StringMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1628,7 +1706,7 @@ func (x *StringMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StringMatch.ProtoReflect.Descriptor instead.
 func (*StringMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StringMatch) GetKind() MatchKind {
@@ -1657,7 +1735,7 @@ type KeyMatch struct {
 
 func (x *KeyMatch) Reset() {
 	*x = KeyMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1747,7 @@ func (x *KeyMatch) String() string {
 func (*KeyMatch) ProtoMessage() {}
 
 func (x *KeyMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1760,7 @@ func (x *KeyMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyMatch.ProtoReflect.Descriptor instead.
 func (*KeyMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *KeyMatch) GetName() string {
@@ -1719,7 +1797,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1731,7 +1809,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1744,7 +1822,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RouteMatch) GetPath() *StringMatch {
@@ -1793,7 +1871,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1805,7 +1883,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1818,7 +1896,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Route) GetName() string {
@@ -1898,7 +1976,7 @@ type Mirror struct {
 
 func (x *Mirror) Reset() {
 	*x = Mirror{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1910,7 +1988,7 @@ func (x *Mirror) String() string {
 func (*Mirror) ProtoMessage() {}
 
 func (x *Mirror) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1923,7 +2001,7 @@ func (x *Mirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mirror.ProtoReflect.Descriptor instead.
 func (*Mirror) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Mirror) GetService() string {
@@ -1968,7 +2046,7 @@ type Fault struct {
 
 func (x *Fault) Reset() {
 	*x = Fault{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1980,7 +2058,7 @@ func (x *Fault) String() string {
 func (*Fault) ProtoMessage() {}
 
 func (x *Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1993,7 +2071,7 @@ func (x *Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fault.ProtoReflect.Descriptor instead.
 func (*Fault) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Fault) GetDelay() *durationpb.Duration {
@@ -2034,7 +2112,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2046,7 +2124,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2059,7 +2137,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Split) GetSubset() string {
@@ -2089,7 +2167,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2101,7 +2179,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2114,7 +2192,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -2164,7 +2242,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2176,7 +2254,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2189,7 +2267,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{26}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Timeouts) GetConnect() *durationpb.Duration {
@@ -2231,7 +2309,7 @@ type HeaderOps struct {
 
 func (x *HeaderOps) Reset() {
 	*x = HeaderOps{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2243,7 +2321,7 @@ func (x *HeaderOps) String() string {
 func (*HeaderOps) ProtoMessage() {}
 
 func (x *HeaderOps) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2256,7 +2334,7 @@ func (x *HeaderOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderOps.ProtoReflect.Descriptor instead.
 func (*HeaderOps) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{27}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *HeaderOps) GetAdd() map[string]string {
@@ -2295,7 +2373,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2307,7 +2385,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2320,7 +2398,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{28}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Endpoint) GetInstanceId() string {
@@ -2381,13 +2459,18 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x0ecert_chain_pem\x18\x01 \x01(\fR\fcertChainPem\x12\x1b\n" +
 	"\troots_pem\x18\x02 \x01(\fR\brootsPem\x12\x1b\n" +
 	"\tspiffe_id\x18\x03 \x01(\tR\bspiffeId\x12$\n" +
-	"\x0enot_after_unix\x18\x04 \x01(\x03R\fnotAfterUnix\"\xa7\x01\n" +
+	"\x0enot_after_unix\x18\x04 \x01(\x03R\fnotAfterUnix\"\xdb\x01\n" +
 	"\rConfigRequest\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12'\n" +
 	"\x0fapplied_version\x18\x02 \x01(\x04R\x0eappliedVersion\x12)\n" +
 	"\x10rejected_version\x18\x03 \x01(\x04R\x0frejectedVersion\x12!\n" +
-	"\ferror_detail\x18\x04 \x01(\tR\verrorDetail\"[\n" +
+	"\ferror_detail\x18\x04 \x01(\tR\verrorDetail\x122\n" +
+	"\x06health\x18\x05 \x01(\v2\x1a.weft.mesh.v1.HealthReportR\x06health\"j\n" +
+	"\fHealthReport\x12\x18\n" +
+	"\ahealthy\x18\x01 \x01(\bR\ahealthy\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12(\n" +
+	"\x10observed_unix_ms\x18\x03 \x01(\x03R\x0eobservedUnixMs\"[\n" +
 	"\fConfigUpdate\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x121\n" +
 	"\x06config\x18\x02 \x01(\v2\x19.weft.mesh.v1.ProxyConfigR\x06config\"e\n" +
@@ -2587,7 +2670,7 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 }
 
 var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
@@ -2597,99 +2680,101 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(*RenewRequest)(nil),        // 5: weft.mesh.v1.RenewRequest
 	(*Credentials)(nil),         // 6: weft.mesh.v1.Credentials
 	(*ConfigRequest)(nil),       // 7: weft.mesh.v1.ConfigRequest
-	(*ConfigUpdate)(nil),        // 8: weft.mesh.v1.ConfigUpdate
-	(*HashPolicy)(nil),          // 9: weft.mesh.v1.HashPolicy
-	(*ProxyConfig)(nil),         // 10: weft.mesh.v1.ProxyConfig
-	(*TrustBundle)(nil),         // 11: weft.mesh.v1.TrustBundle
-	(*Inbound)(nil),             // 12: weft.mesh.v1.Inbound
-	(*RateLimit)(nil),           // 13: weft.mesh.v1.RateLimit
-	(*ConnectionLimit)(nil),     // 14: weft.mesh.v1.ConnectionLimit
-	(*Authz)(nil),               // 15: weft.mesh.v1.Authz
-	(*AuthzRule)(nil),           // 16: weft.mesh.v1.AuthzRule
-	(*Permission)(nil),          // 17: weft.mesh.v1.Permission
-	(*Upstream)(nil),            // 18: weft.mesh.v1.Upstream
-	(*CircuitBreaker)(nil),      // 19: weft.mesh.v1.CircuitBreaker
-	(*OutlierDetection)(nil),    // 20: weft.mesh.v1.OutlierDetection
-	(*OutlierSuccessRate)(nil),  // 21: weft.mesh.v1.OutlierSuccessRate
-	(*StringMatch)(nil),         // 22: weft.mesh.v1.StringMatch
-	(*KeyMatch)(nil),            // 23: weft.mesh.v1.KeyMatch
-	(*RouteMatch)(nil),          // 24: weft.mesh.v1.RouteMatch
-	(*Route)(nil),               // 25: weft.mesh.v1.Route
-	(*Mirror)(nil),              // 26: weft.mesh.v1.Mirror
-	(*Fault)(nil),               // 27: weft.mesh.v1.Fault
-	(*Split)(nil),               // 28: weft.mesh.v1.Split
-	(*RetryPolicy)(nil),         // 29: weft.mesh.v1.RetryPolicy
-	(*Timeouts)(nil),            // 30: weft.mesh.v1.Timeouts
-	(*HeaderOps)(nil),           // 31: weft.mesh.v1.HeaderOps
-	(*Endpoint)(nil),            // 32: weft.mesh.v1.Endpoint
-	nil,                         // 33: weft.mesh.v1.ProxyConfig.LabelsEntry
-	nil,                         // 34: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 35: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 36: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 37: google.protobuf.Duration
+	(*HealthReport)(nil),        // 8: weft.mesh.v1.HealthReport
+	(*ConfigUpdate)(nil),        // 9: weft.mesh.v1.ConfigUpdate
+	(*HashPolicy)(nil),          // 10: weft.mesh.v1.HashPolicy
+	(*ProxyConfig)(nil),         // 11: weft.mesh.v1.ProxyConfig
+	(*TrustBundle)(nil),         // 12: weft.mesh.v1.TrustBundle
+	(*Inbound)(nil),             // 13: weft.mesh.v1.Inbound
+	(*RateLimit)(nil),           // 14: weft.mesh.v1.RateLimit
+	(*ConnectionLimit)(nil),     // 15: weft.mesh.v1.ConnectionLimit
+	(*Authz)(nil),               // 16: weft.mesh.v1.Authz
+	(*AuthzRule)(nil),           // 17: weft.mesh.v1.AuthzRule
+	(*Permission)(nil),          // 18: weft.mesh.v1.Permission
+	(*Upstream)(nil),            // 19: weft.mesh.v1.Upstream
+	(*CircuitBreaker)(nil),      // 20: weft.mesh.v1.CircuitBreaker
+	(*OutlierDetection)(nil),    // 21: weft.mesh.v1.OutlierDetection
+	(*OutlierSuccessRate)(nil),  // 22: weft.mesh.v1.OutlierSuccessRate
+	(*StringMatch)(nil),         // 23: weft.mesh.v1.StringMatch
+	(*KeyMatch)(nil),            // 24: weft.mesh.v1.KeyMatch
+	(*RouteMatch)(nil),          // 25: weft.mesh.v1.RouteMatch
+	(*Route)(nil),               // 26: weft.mesh.v1.Route
+	(*Mirror)(nil),              // 27: weft.mesh.v1.Mirror
+	(*Fault)(nil),               // 28: weft.mesh.v1.Fault
+	(*Split)(nil),               // 29: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),         // 30: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),            // 31: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),           // 32: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),            // 33: weft.mesh.v1.Endpoint
+	nil,                         // 34: weft.mesh.v1.ProxyConfig.LabelsEntry
+	nil,                         // 35: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 36: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 37: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 38: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
-	10, // 0: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
-	12, // 1: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
-	18, // 2: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	33, // 3: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
-	11, // 4: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
-	0,  // 5: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
-	15, // 6: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
-	13, // 7: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
-	14, // 8: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
-	24, // 9: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
-	2,  // 10: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
-	16, // 11: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
-	2,  // 12: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
-	17, // 13: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
-	2,  // 14: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
-	24, // 15: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
-	0,  // 16: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
-	1,  // 17: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	32, // 18: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	25, // 19: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	30, // 20: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
-	9,  // 21: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
-	19, // 22: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
-	20, // 23: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
-	37, // 24: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	37, // 25: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	21, // 26: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
-	3,  // 27: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
-	22, // 28: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
-	22, // 29: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
-	23, // 30: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
-	23, // 31: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
-	24, // 32: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	28, // 33: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	29, // 34: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	30, // 35: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	31, // 36: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	31, // 37: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	27, // 38: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
-	26, // 39: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
-	32, // 40: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	37, // 41: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	37, // 42: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	37, // 43: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	37, // 44: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	37, // 45: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	37, // 46: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	34, // 47: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	35, // 48: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	36, // 49: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	4,  // 50: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	5,  // 51: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	7,  // 52: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	6,  // 53: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	6,  // 54: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	8,  // 55: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	53, // [53:56] is the sub-list for method output_type
-	50, // [50:53] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	8,  // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
+	11, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
+	13, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
+	19, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
+	34, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	12, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
+	0,  // 6: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
+	16, // 7: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
+	14, // 8: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
+	15, // 9: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
+	25, // 10: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
+	2,  // 11: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
+	17, // 12: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
+	2,  // 13: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
+	18, // 14: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
+	2,  // 15: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
+	25, // 16: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	0,  // 17: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
+	1,  // 18: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
+	33, // 19: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	26, // 20: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	31, // 21: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	10, // 22: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
+	20, // 23: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
+	21, // 24: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
+	38, // 25: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	38, // 26: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	22, // 27: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
+	3,  // 28: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
+	23, // 29: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	23, // 30: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	24, // 31: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	24, // 32: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	25, // 33: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	29, // 34: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	30, // 35: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	31, // 36: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	32, // 37: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	32, // 38: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	28, // 39: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	27, // 40: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
+	33, // 41: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
+	38, // 42: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	38, // 43: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	38, // 44: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	38, // 45: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	38, // 46: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	38, // 47: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	35, // 48: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	36, // 49: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	37, // 50: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	4,  // 51: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	5,  // 52: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	7,  // 53: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	6,  // 54: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	6,  // 55: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	9,  // 56: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	54, // [54:57] is the sub-list for method output_type
+	51, // [51:54] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -2703,7 +2788,7 @@ func file_core_meshapi_mesh_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   33,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

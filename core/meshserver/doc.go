@@ -32,6 +32,25 @@
 // Status. Versions come from a counter seeded with the controller's start
 // time, so they keep increasing across controller restarts.
 //
+// Health reports: a sidecar that checks its own app (core/proxy/health)
+// sends the result on its config stream (ConfigRequest.health, alone or
+// with an ACK; latest wins). The stream hands it to Options.Health (the
+// controller, which takes a failing instance out of every caller's
+// endpoints) for the instance the stream is bound to, whatever instance
+// a later request names, and only once the registry holds that instance
+// with the stream's identity's service: a report for an instance not known
+// yet waits for the stream's next wake, one for another service's
+// instance ends the stream with PermissionDenied. The reason is cut to
+// MaxReasonBytes of valid UTF-8 without control characters. A stream hands
+// over at most one report per HealthReportGap (200 ms); faster ones are
+// coalesced and the latest follows when the gap has passed, so a flapping
+// or hostile sidecar cannot make the controller recompile its callers
+// faster than that. When the last
+// stream of an instance that reported ends, Health.StreamGone says so.
+// Identities name services, not instances: an instance's sidecar can
+// report for another instance of its own service, never for another
+// service's.
+//
 // Identity: StreamConfig and Renew take the caller's identity from its
 // verified client certificate; a sidecar only ever receives the
 // configuration of an instance of its own service. Join and Renew read the

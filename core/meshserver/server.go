@@ -14,8 +14,11 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -60,6 +63,13 @@ type Options struct {
 	// Controller implements it). Nil: no binding check (tests of other
 	// parts).
 	Binder Binder
+	// Health, when set, receives what sidecars report of their own app's
+	// health (their active checks) on their config streams: each report
+	// for the instance its stream is bound to, once the registry holds
+	// that instance with the stream's identity (a report never names
+	// another instance). The controller implements it. Nil: reports are
+	// ignored.
+	Health Health
 	// RootsReload is how often RetireRoots reads the CA directory again,
 	// to take a rotation that another controller replica sharing it made.
 	// 0: every 10s; negative: never.
@@ -85,6 +95,29 @@ type Workloads interface {
 	// that adapter.
 	Instance(id string) (adapter string, in model.Instance, ok bool)
 }
+
+// Health receives sidecars' health reports. Its methods are called from
+// the streams' goroutines and must not block for long.
+type Health interface {
+	// ReportHealth is the latest result of instanceID's sidecar checking
+	// its app: healthy or not, and why (at most MaxReasonBytes, valid
+	// UTF-8).
+	ReportHealth(instanceID string, healthy bool, reason string)
+	// StreamGone says the last config stream of instanceID ended after it
+	// reported: its reports stop until it reconnects.
+	StreamGone(instanceID string)
+}
+
+// HealthReportGap is the least time between two health reports a stream
+// hands to Options.Health: reports that come faster are coalesced, and the
+// latest is handed over when the gap has passed, so a sidecar that flaps
+// (or a hostile one) cannot make the controller recompile its callers'
+// configurations faster than that.
+const HealthReportGap = 200 * time.Millisecond
+
+// MaxReasonBytes is the most of a health report's reason that is kept;
+// the rest is cut.
+const MaxReasonBytes = 256
 
 // Binder says whether policy binds an instance's workload to its service.
 type Binder interface {
@@ -178,6 +211,11 @@ type stream struct {
 	rejected uint64
 	errText  string
 	since    time.Time
+	// health is the latest health report not yet handed to Options.Health
+	// (the recv goroutine sets it, the stream's loop takes it); healthWake
+	// wakes the loop.
+	health     *meshapi.HealthReport
+	healthWake chan struct{}
 }
 
 // Server implements meshapi.MeshServer.
@@ -198,7 +236,10 @@ type Server struct {
 	// certificate.
 	crosses [][]byte
 	leaves  map[string]leafInfo // the last certificate issued, by instance
-	rotated chan struct{}       // wakes RetireRoots after a rotation
+	// reported holds the instances some stream of which handed a health
+	// report to Options.Health since the instance last had no stream.
+	reported map[string]bool
+	rotated  chan struct{} // wakes RetireRoots after a rotation
 }
 
 // leafInfo is what the server remembers of the last certificate it issued
@@ -214,13 +255,14 @@ func New(o Options) *Server {
 		o.Logger = slog.Default()
 	}
 	s := &Server{
-		o:       o,
-		next:    uint64(time.Now().UnixMilli()),
-		configs: map[string]versioned{},
-		streams: map[string]map[*stream]struct{}{},
-		trust:   trustOf(o.CA),
-		leaves:  map[string]leafInfo{},
-		rotated: make(chan struct{}, 1),
+		o:        o,
+		next:     uint64(time.Now().UnixMilli()),
+		configs:  map[string]versioned{},
+		streams:  map[string]map[*stream]struct{}{},
+		trust:    trustOf(o.CA),
+		leaves:   map[string]leafInfo{},
+		reported: map[string]bool{},
+		rotated:  make(chan struct{}, 1),
 	}
 	s.rememberCrosses()
 	return s
@@ -752,7 +794,8 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 	if first.InstanceId == "" {
 		return status.Error(codes.InvalidArgument, "the first ConfigRequest must name the instance")
 	}
-	st := &stream{instance: first.InstanceId, identity: id, wake: make(chan struct{}, 1), since: time.Now(), acked: first.AppliedVersion}
+	st := &stream{instance: first.InstanceId, identity: id, wake: make(chan struct{}, 1), since: time.Now(), acked: first.AppliedVersion,
+		health: first.Health, healthWake: make(chan struct{}, 1)}
 	s.mu.Lock()
 	if s.streams[st.instance] == nil {
 		s.streams[st.instance] = map[*stream]struct{}{}
@@ -762,10 +805,17 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 	defer func() {
 		s.mu.Lock()
 		delete(s.streams[st.instance], st)
+		gone := false
 		if len(s.streams[st.instance]) == 0 {
 			delete(s.streams, st.instance)
+			// Some stream of the instance reported since it last had none.
+			gone = s.reported[st.instance]
+			delete(s.reported, st.instance)
 		}
 		s.mu.Unlock()
+		if gone {
+			s.o.Health.StreamGone(st.instance)
+		}
 	}()
 
 	recvErr := make(chan error, 1)
@@ -777,6 +827,15 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 				return
 			}
 			st.mu.Lock()
+			if req.Health != nil {
+				// Latest wins: a report the loop has not taken yet is
+				// replaced.
+				st.health = req.Health
+				select {
+				case st.healthWake <- struct{}{}:
+				default:
+				}
+			}
 			if req.RejectedVersion != 0 {
 				st.rejected, st.errText = req.RejectedVersion, req.ErrorDetail
 				s.o.Logger.Warn("sidecar rejected config", "instance", st.instance, "version", req.RejectedVersion, "error", req.ErrorDetail)
@@ -793,6 +852,14 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 	}()
 
 	var sent uint64
+	var lastReport time.Time
+	var gap *time.Timer // set while a report waits for HealthReportGap
+	defer func() {
+		if gap != nil {
+			gap.Stop()
+		}
+	}()
+	var gapDone <-chan time.Time
 	for {
 		if v, ok := s.current(st.instance); ok && v.version != sent {
 			if v.cfg.Service != id.Service || v.cfg.Namespace != id.Namespace {
@@ -803,8 +870,21 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 			}
 			sent = v.version
 		}
+		if gapDone == nil {
+			wait, err := s.forwardHealth(st, &lastReport)
+			if err != nil {
+				return err
+			}
+			if wait > 0 {
+				gap = time.NewTimer(wait)
+				gapDone = gap.C
+			}
+		}
 		select {
 		case <-st.wake:
+		case <-st.healthWake:
+		case <-gapDone:
+			gapDone = nil
 		case err := <-recvErr:
 			if errors.Is(err, context.Canceled) {
 				return nil
@@ -814,6 +894,68 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 			return nil
 		}
 	}
+}
+
+// forwardHealth hands the stream's pending health report to
+// Options.Health, for the stream's own instance, once the registry holds
+// that instance with the stream's identity. While it does not (a
+// controller that has just restarted), the report waits for the stream's
+// next wake (its first configuration comes once the instance is there);
+// an instance of another service than the identity's ends the stream.
+//
+// Reports are handed over at most one per HealthReportGap (last is when
+// the stream last handed one over): forwardHealth returns how long a
+// waiting report must wait still.
+func (s *Server) forwardHealth(st *stream, last *time.Time) (time.Duration, error) {
+	st.mu.Lock()
+	h := st.health
+	st.mu.Unlock()
+	if h == nil || s.o.Health == nil {
+		return 0, nil
+	}
+	if wait := HealthReportGap - time.Since(*last); !last.IsZero() && wait > 0 {
+		return wait, nil
+	}
+	_, in, ok := s.o.Workloads.Instance(st.instance)
+	if !ok {
+		return 0, nil // kept until the stream's next wake
+	}
+	if in.Service != st.identity.Service || in.NS() != st.identity.Namespace {
+		s.o.Logger.Warn("refusing a health report: the identity does not serve the instance its stream names", "identity", st.identity.String(), "instance", st.instance, "service", in.Service)
+		return 0, status.Errorf(codes.PermissionDenied, "identity %s may not report the health of instance %q (service %s/%s)", st.identity, st.instance, in.NS(), in.Service)
+	}
+	st.mu.Lock()
+	h = st.health // the latest, if another came meanwhile
+	st.health = nil
+	st.mu.Unlock()
+	*last = time.Now()
+	s.mu.Lock()
+	s.reported[st.instance] = true
+	s.mu.Unlock()
+	s.o.Health.ReportHealth(st.instance, h.GetHealthy(), boundReason(h.GetReason()))
+	return 0, nil
+}
+
+// boundReason makes a sidecar's reason safe to keep and show: valid
+// UTF-8, no control characters, at most MaxReasonBytes.
+func boundReason(r string) string {
+	if len(r) > 4*MaxReasonBytes {
+		r = r[:4*MaxReasonBytes]
+	}
+	r = strings.Map(func(c rune) rune {
+		if unicode.IsControl(c) {
+			return ' '
+		}
+		return c
+	}, strings.ToValidUTF8(r, "?"))
+	if len(r) <= MaxReasonBytes {
+		return r
+	}
+	cut := MaxReasonBytes
+	for cut > 0 && !utf8.RuneStart(r[cut]) {
+		cut--
+	}
+	return r[:cut]
 }
 
 // StreamStatus describes one connected sidecar.

@@ -106,6 +106,11 @@ type Client struct {
 	// new trust bundles), each made from the current ones.
 	credsMu  sync.Mutex
 	renewNow chan struct{} // wakes renewLoop before half-life
+
+	// health is the latest health report (ReportHealth); healthWake wakes
+	// the live stream's sender.
+	health     atomic.Pointer[meshapi.HealthReport]
+	healthWake chan struct{}
 }
 
 // New returns a client that will drive w. Call Run to start it.
@@ -136,7 +141,8 @@ func New(w Watcher, o Options) (*Client, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Client{w: w, o: o, log: o.Logger, conns: make(map[string]*grpc.ClientConn), renewNow: make(chan struct{}, 1)}, nil
+	return &Client{w: w, o: o, log: o.Logger, conns: make(map[string]*grpc.ClientConn), renewNow: make(chan struct{}, 1),
+		healthWake: make(chan struct{}, 1)}, nil
 }
 
 // Run gets credentials (from DataDir or by joining), then streams
@@ -524,9 +530,21 @@ func (c *Client) streamOnce(ctx context.Context, addr string) (got bool, err err
 		return false, fmt.Errorf("opening the config stream: %w", err)
 	}
 	applied := c.applied.Load()
-	if err := stream.Send(&meshapi.ConfigRequest{InstanceId: c.o.InstanceID, AppliedVersion: applied}); err != nil {
+	// The latest health report rides on the subscription, so a controller
+	// that restarted (or another replica) learns it at once.
+	sentHealth := c.health.Load()
+	if err := stream.Send(&meshapi.ConfigRequest{InstanceId: c.o.InstanceID, AppliedVersion: applied, Health: sentHealth}); err != nil {
 		return false, fmt.Errorf("subscribing: %w", streamError(stream, err))
 	}
+	// Sends are serialized: ACKs from this loop, health reports from
+	// sendHealth.
+	var sendMu sync.Mutex
+	healthDone := make(chan struct{})
+	defer func() { cancel(); <-healthDone }()
+	go func() {
+		defer close(healthDone)
+		c.sendHealth(sctx, stream, &sendMu, sentHealth)
+	}()
 	for {
 		u, err := stream.Recv()
 		if err != nil {
@@ -546,9 +564,52 @@ func (c *Client) streamOnce(ctx context.Context, addr string) (got bool, err err
 			c.applied.Store(u.GetVersion())
 			c.saveConfig(u)
 		}
-		if err := stream.Send(ack); err != nil {
+		sendMu.Lock()
+		err = stream.Send(ack)
+		sendMu.Unlock()
+		if err != nil {
 			return got, fmt.Errorf("acknowledging version %d: %w", u.GetVersion(), streamError(stream, err))
 		}
+	}
+}
+
+// ReportHealth hands the sidecar's latest view of its app's health (its
+// active checks) to the controller: sent at once on the live config
+// stream, and again with the subscription after every (re)connect, so a
+// controller that restarted learns it. It never blocks: a report the
+// stream has not sent yet is replaced by a later one (latest wins). Until
+// the first call the sidecar reports nothing and the controller goes by
+// the scheduler's health alone.
+func (c *Client) ReportHealth(healthy bool, reason string) {
+	c.health.Store(&meshapi.HealthReport{Healthy: healthy, Reason: reason, ObservedUnixMs: time.Now().UnixMilli()})
+	select {
+	case c.healthWake <- struct{}{}:
+	default:
+	}
+}
+
+// sendHealth sends each new health report on stream until ctx ends; sent
+// is the one the subscription carried.
+func (c *Client) sendHealth(ctx context.Context, stream meshapi.Mesh_StreamConfigClient, mu *sync.Mutex, sent *meshapi.HealthReport) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.healthWake:
+		}
+		h := c.health.Load()
+		if h == sent {
+			continue
+		}
+		mu.Lock()
+		err := stream.Send(&meshapi.ConfigRequest{InstanceId: c.o.InstanceID, Health: h})
+		mu.Unlock()
+		if err != nil {
+			// The stream is broken: the receive loop ends it, and the
+			// next subscription carries the latest report.
+			return
+		}
+		sent = h
 	}
 }
 

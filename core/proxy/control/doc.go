@@ -9,6 +9,16 @@
 // stream breaks. With a data directory (datadir.go) the certificate and the
 // last configuration survive a restart.
 //
+// Health: Client.ReportHealth hands the controller the sidecar's latest
+// view of its app's health (the result of its active checks). It never
+// blocks: the report is kept in a latest-wins slot, sent at once on the
+// live config stream (a ConfigRequest carrying only the report) and again
+// with the subscription after every (re)connect, so a controller that
+// restarted, or another replica, learns it without waiting for the next
+// change. The controller takes an instance whose sidecar reports failing
+// out of every caller's endpoints. A sidecar that never calls it reports
+// nothing, and the scheduler's health alone counts.
+//
 // It knows nothing of listeners: what applies a configuration is the
 // Watcher (Apply, SetCredentials), a core/proxy.Proxy in the sidecar. A
 // proxy serving many instances runs one Client per instance, each with its
