@@ -67,6 +67,7 @@ func TestLoadRejectsBadApps(t *testing.T) {
 		"not json":   `{`,
 		"no command": `[{"service":"api","instances":1}]`,
 		"no service": `[{"command":"x","instances":1}]`,
+		"health check path without a slash": `[{"service":"api","command":"x","instances":1,"health_check":{"path":"healthz"}}]`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := filepath.Join(dir, "apps.json")
