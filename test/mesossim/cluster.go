@@ -238,6 +238,8 @@ func (c *Cluster) Close() error {
 type TaskInfo struct {
 	ID, FrameworkID, AgentID, State, Address string
 	PIDs                                     []int
+	// Ports are the task's named DiscoveryInfo ports.
+	Ports map[string]uint32
 }
 
 // Tasks lists the active (non-terminal) tasks, sorted by ID.
@@ -250,6 +252,12 @@ func (c *Cluster) Tasks() []TaskInfo {
 			State: t.rec.GetState().String(), Address: t.group.ip.String()}
 		if t.pid > 0 {
 			ti.PIDs = append(ti.PIDs, t.pid)
+		}
+		if d := t.rec.Discovery; d != nil && d.Ports != nil {
+			ti.Ports = map[string]uint32{}
+			for _, p := range d.Ports.Ports {
+				ti.Ports[p.GetName()] = p.Number
+			}
 		}
 		out = append(out, ti)
 	}
