@@ -55,7 +55,7 @@ func TestMesosHealthLifecycle(t *testing.T) {
 		"--controller", listen, "--trust-bundle", ctl.CACert(),
 		"--proxy", filepath.Join(binDir, "weft-proxy"), "--apps", apps)
 
-XX
+	XX
 	want := map[string]int{"frontend": 1, "api": 2}
 	apiHealth := func(want map[string]string) func(*harness.Status) bool {
 		return func(s *harness.Status) bool {
