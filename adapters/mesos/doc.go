@@ -57,8 +57,9 @@
 //     does not erase it;
 //   - critical while it declares a health_check and no status has carried
 //     a result yet: Mesos does not call it healthy, so it gets no traffic
-//     until it does (Marathon's health checks are its own and do not reach
-//     Mesos's statuses: give the task a Mesos health_check);
+//     until it does (Marathon's HTTP and TCP health checks run in Marathon
+//     and never reach Mesos's statuses; its MESOS_HTTP, MESOS_TCP and
+//     COMMAND ones are Mesos health_checks, which do);
 //   - unknown without a health_check and without a result: routed to, as
 //     Mesos says nothing against it. Never warning.
 //
