@@ -93,8 +93,13 @@ func (r *runner) setCheck(in *instance, c *checkRun, res checkResult) {
 	old := c.result
 	c.result = res
 	if old.Status != res.Status {
-		if res.Status == checkFailing {
+		switch {
+		case res.Status == checkFailing && old.Status == checkPassing:
 			r.cfg.Log.Warn("check failing: the instance gets no traffic until it passes", "instance", c.spec.ID, "output", res.Output)
+		case res.Status == checkFailing: // an app that is starting
+			r.cfg.Log.Debug("check not passing yet", "instance", c.spec.ID, "output", res.Output)
+		case res.Status == checkPassing && old.Status == checkFailing:
+			r.cfg.Log.Info("check passing again", "instance", c.spec.ID)
 		}
 		close(r.changed)
 		r.changed = make(chan struct{})
