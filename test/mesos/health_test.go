@@ -55,8 +55,9 @@ func TestMesosHealthLifecycle(t *testing.T) {
 		"--controller", listen, "--trust-bundle", ctl.CACert(),
 		"--proxy", filepath.Join(binDir, "weft-proxy"), "--apps", apps)
 
-	XX
 	want := map[string]int{"frontend": 1, "api": 2}
+	// apiHealth: the api instances are exactly want, with that health,
+	// and every sidecar acknowledged its configuration.
 	apiHealth := func(want map[string]string) func(*harness.Status) bool {
 		return func(s *harness.Status) bool {
 			got := map[string]string{}
