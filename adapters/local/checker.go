@@ -63,6 +63,15 @@ func stopCheck(c *checkRun) {
 // does not run, the result is none.
 func (r *runner) runCheck(in *instance, c *checkRun) {
 	defer close(c.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stop:
+			cancel() // a probe under way ends at once
+		case <-ctx.Done():
+		}
+	}()
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -76,7 +85,7 @@ func (r *runner) runCheck(in *instance, c *checkRun) {
 		r.mu.Unlock()
 		res := checkResult{}
 		if running {
-			res = r.probe(c.spec)
+			res = r.probe(ctx, c.spec)
 		}
 		r.setCheck(in, c, res)
 		t.Reset(c.spec.Check.Interval)
@@ -109,7 +118,7 @@ func (r *runner) setCheck(in *instance, c *checkRun, res checkResult) {
 // probe runs one check against the app. With the guard, the connection
 // is made with the group of the instance's sidecar, the only other group
 // the guard lets reach the app's port.
-func (r *runner) probe(spec instanceSpec) checkResult {
+func (r *runner) probe(ctx context.Context, spec instanceSpec) checkResult {
 	chk := spec.Check
 	gid := -1
 	if r.cfg.Cred != nil {
@@ -118,7 +127,7 @@ func (r *runner) probe(spec instanceSpec) checkResult {
 		}
 	}
 	addr := net.JoinHostPort(spec.Address, strconv.Itoa(spec.Port))
-	ctx, cancel := context.WithTimeout(context.Background(), chk.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, chk.Timeout)
 	defer cancel()
 	dial := func(ctx context.Context, _, _ string) (net.Conn, error) { return checkDial(ctx, gid, addr) }
 	fail := func(format string, args ...any) checkResult {

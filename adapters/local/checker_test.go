@@ -110,11 +110,49 @@ func TestProbe(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.check.Interval, tc.check.Timeout = time.Second, 300*time.Millisecond
-			res := r.probe(instanceSpec{ID: "x-0", Address: "127.0.0.1", Port: tc.port, Check: &tc.check})
+			res := r.probe(context.Background(), instanceSpec{ID: "x-0", Address: "127.0.0.1", Port: tc.port, Check: &tc.check})
 			if res.Status != tc.want || !strings.Contains(res.Output, tc.output) || len(res.Output) > maxCheckOutput {
 				t.Errorf("probe = %+v, want %s with %q", res, tc.want, tc.output)
 			}
 		})
+	}
+}
+
+// Stopping a check ends a probe under way: closing the adapter does not
+// wait out a long timeout.
+func TestStopCheckEndsProbe(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			accepted <- c // never answered
+		}
+	}()
+	r := newRunner(runnerConfig{}, nil)
+	spec := instanceSpec{ID: "x-0", Address: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port,
+		Check: &checkSpec{HTTP: "/healthz", Interval: time.Hour, Timeout: time.Hour}}
+	in := &instance{spec: spec, app: &slot{kind: "app", running: true}}
+	r.mu.Lock()
+	r.startCheckLocked(in, spec)
+	c := in.check
+	r.mu.Unlock()
+	select {
+	case conn := <-accepted:
+		defer conn.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the probe did not connect within 5s")
+	}
+	stopped := time.Now()
+	stopCheck(c)
+	select {
+	case <-c.done:
+		t.Logf("the check ended %v after it was stopped", time.Since(stopped).Round(time.Millisecond))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the check did not end within 5s of being stopped, its probe under way")
 	}
 }
 
