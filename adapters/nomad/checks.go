@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/weftmesh/weft/core/model"
@@ -70,7 +71,14 @@ func checksHealth(c *AllocChecks, service string) (h model.Health, why string) {
 		switch r.Status {
 		case checkSuccess:
 		case checkFailure:
-			return model.HealthCritical, fmt.Sprintf("check %q fails: %s", r.Check, strings.TrimSpace(r.Output))
+			out := strings.Join(strings.Fields(r.Output), " ") // one line
+			if len(out) > 200 {
+				out = out[:200] + "..."
+			}
+			if r.StatusCode != 0 {
+				return model.HealthCritical, fmt.Sprintf("check %q fails (HTTP %d): %s", r.Check, r.StatusCode, out)
+			}
+			return model.HealthCritical, fmt.Sprintf("check %q fails: %s", r.Check, out)
 		default: // pending, or a status this adapter does not know
 			return model.HealthCritical, fmt.Sprintf("check %q has no result yet (%s)", r.Check, r.Status)
 		}
@@ -79,6 +87,40 @@ func checksHealth(c *AllocChecks, service string) (h model.Health, why string) {
 		return model.HealthCritical, fmt.Sprintf("%d of its %d checks have no result yet", n-len(ids), n)
 	}
 	return model.HealthPassing, ""
+}
+
+// logChecks logs, once per change, every instance its checks keep out of
+// the callers' endpoints (and why), and every one they let back in.
+// failing holds the reasons logged last, by instance ID.
+func logChecks(log hclog.Logger, st State, failing map[string]string) {
+	now := map[string]string{}
+	for _, reg := range st.Services {
+		if reg == nil || st.Checks[reg.AllocID] == nil {
+			continue
+		}
+		if _, why := checksHealth(st.Checks[reg.AllocID], reg.ServiceName); why != "" {
+			now[InstanceID(reg.AllocID, reg.ServiceName)] = why
+		}
+	}
+	ids := make([]string, 0, len(now))
+	for id := range now {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		if failing[id] != now[id] {
+			log.Warn("Nomad service checks keep this instance from callers", "instance", id, "why", now[id])
+		}
+	}
+	for id := range failing {
+		if _, still := now[id]; !still {
+			log.Info("Nomad service checks of this instance pass again (or it is gone)", "instance", id)
+			delete(failing, id)
+		}
+	}
+	for id, why := range now {
+		failing[id] = why
+	}
 }
 
 // checkCache keeps, by "namespace/job/version", the checks each group of

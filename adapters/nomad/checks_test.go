@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/weftmesh/weft/core/model"
@@ -162,7 +163,7 @@ func TestChecksHealthSaysWhy(t *testing.T) {
 	for _, tc := range []struct {
 		alloc, service, want string
 	}{
-		{checkedBad, "checked-bad", `check "http" fails`},
+		{checkedBad, "checked-bad", `check "http" fails (HTTP 404): <!DOCTYPE HTML> <html lang="en"> <head>`},
 		{checkedNew, "checked-new", `check "http" has no result yet (pending)`},
 		{checkedOK, "checked-ok", ""},
 	} {
@@ -245,5 +246,28 @@ func TestCheckPollOption(t *testing.T) {
 				t.Errorf("check_poll %v, want %v", cfg.checkPoll, tc.want)
 			}
 		})
+	}
+}
+
+// The log says once which instance its checks keep out and why, and when
+// it is back.
+func TestLogChecks(t *testing.T) {
+	var buf strings.Builder
+	log := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info})
+	st := loadChecks(t)
+	failing := map[string]string{}
+	logChecks(log, st, failing)
+	logChecks(log, st, failing) // nothing new
+	if n := strings.Count(buf.String(), "keep this instance from callers"); n != 2 {
+		t.Errorf("%d warnings, want 2 (checked-bad and checked-new, once each):\n%s", n, buf.String())
+	}
+	if !strings.Contains(buf.String(), InstanceID(checkedBad, "checked-bad")) || !strings.Contains(buf.String(), `check \"http\" fails`) {
+		t.Errorf("the log does not say which instance and why:\n%s", buf.String())
+	}
+	buf.Reset()
+	setResult(t, st, checkedBad, "checked-bad", checkSuccess)
+	logChecks(log, st, failing)
+	if !strings.Contains(buf.String(), "pass again") || len(failing) != 1 {
+		t.Errorf("after the check passed: log %q, failing %v", buf.String(), failing)
 	}
 }

@@ -106,7 +106,8 @@
 //     each running allocation whose group declares checks, four at a
 //     time) at every rebuild and every check_poll (default 1s): Nomad
 //     sends no event when a result changes, so a failing check takes its
-//     instance out within about its interval plus check_poll. Checks of
+//     instance out within about its interval plus check_poll, and the
+//     controller's log says which instance and why. Checks of
 //     the group's other services do not count, nor does on_update (it
 //     only concerns Nomad's deployments). A service whose name is built
 //     with ${...} has its results reported under the name as written,

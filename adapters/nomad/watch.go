@@ -30,6 +30,7 @@ func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- 
 	changed.Notify()
 	warned := map[string]bool{} // instances logged as running without isolation
 	cache, poll := newCheckCache(), &checkPoller{}
+	failing := map[string]string{} // instances kept out by their checks, and why
 	go poll.run(ctx, cfg, cfg.checkPoll, changed.Notify)
 	loop := sdk.Loop[State]{
 		Fetch: func(ctx context.Context) (State, error) {
@@ -42,6 +43,7 @@ func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- 
 		Translate: func(st State) (model.Snapshot, []sdk.Diagnostic) {
 			snap, diags := Translate(st)
 			warnHostNetworking(a.log, snap.Instances, warned)
+			logChecks(a.log, st, failing)
 			return snap, diags
 		},
 		Debounce: a.settle, // gather the burst of events one change makes
