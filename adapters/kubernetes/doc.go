@@ -59,9 +59,8 @@
 // An instance's ID is "<namespace>/<pod name>" (the sidecar's --instance,
 // from the downward API). Its address is the pod's IP of the slice's
 // address family (status.podIPs, which the EndpointSlice controller copies
-// into the endpoint), else the endpoint's address; it is passing when the EndpointSlice says ready and not terminating,
-// critical otherwise, so that a pod turning not-ready leaves every
-// upstream's endpoint set. Its ports are app, mesh, every named port of
+// into the endpoint), else the endpoint's address; its health is below.
+// Its ports are app, mesh, every named port of
 // the EndpointSlice, and upstream:<service> for weft.io/upstreams. Pod
 // labels become the instance's metadata (for subsets); namespace, pod,
 // pod_uid, node and service_account are its scheduler labels.
@@ -73,6 +72,23 @@
 // IP), which the adapter cannot see and `weft check` verifies. The pod's
 // Service should target the sidecar's mesh port (targetPort: weft-mesh),
 // with weft.io/app-port naming the app's port, as examples/kubernetes does.
+//
+// # Health
+//
+// From the pod's endpoint in the EndpointSlice, which carries the pod's
+// readiness (its readinessProbe and readiness gates, as the kubelet and
+// the EndpointSlice controller judge them):
+//
+//   - critical while the endpoint is terminating (the pod is being
+//     deleted), or says ready = false (a readiness probe fails, or has not
+//     passed yet, or a container is not running), so that a pod turning
+//     not-ready leaves every caller's endpoint set;
+//   - passing otherwise: ready, or ready not said (an EndpointSlice
+//     written without conditions means ready, as Kubernetes reads it).
+//
+// Never warning or unknown. A pod without an endpoint (not selected by a
+// Service, or not yet listed) is no instance at all. The adapter runs no
+// checks of its own: give the app a readinessProbe.
 //
 // A meshed pod with a malformed annotation, or whose service account names
 // none of the Services that select it, is skipped: it is reported as a

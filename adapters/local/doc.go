@@ -18,6 +18,8 @@
 //   - runner.go: process supervision: start, adopt, restart with backoff,
 //     stop.
 //   - state.go: the state file, address assignment and adoption checks.
+//   - workloads_check.go, checker.go: a service's check block, and the
+//     probes the adapter runs against each instance's app.
 //   - translate.go: translate(state) (snapshot, diagnostics), the pure
 //     function from the runner's state to the snapshot, which most tests
 //     hit and the adapter's sdk.Loop runs on every change.
@@ -42,6 +44,12 @@
 //	  service   = "api"                     # optional: the service it serves; default the label
 //	  meta      = { version = "v1" }        # optional, for subsets
 //	  tags      = ["demo"]                  # optional
+//	  check {                               # optional, at most one
+//	    http     = "/healthz"               # GET on the app's address:port must answer 2xx
+//	    # tcp    = true                     # or: a connection to the app's port must open
+//	    interval = "1s"                     # 100ms to 1h, default 1s
+//	    timeout  = "1s"                     # at most the interval, default 1s (or the interval)
+//	  }
 //	}
 //
 // The block's label names the workload: every instance reports
@@ -99,9 +107,32 @@
 // (so it outlives the adapter and is stopped as a whole), logging to
 // <DataDir>/logs/<id>.app.log and <id>.proxy.log. A process that exits is
 // started again after a backoff (250ms doubling to 15s, reset after 10s of
-// running); a restarted sidecar gets a new join token. An instance is
-// passing while its app runs and critical otherwise; a snapshot with every
-// declared instance is sent on every change.
+// running); a restarted sidecar gets a new join token. A snapshot with
+// every declared instance is sent on every change (of a process, or of a
+// check's status).
+//
+// # Health
+//
+// An instance is
+//
+//   - critical while its app process does not run (exited, waiting out
+//     its restart backoff) or its sidecar does not run (no caller can be
+//     served without it);
+//   - critical, for a service with a check block, until the check has
+//     passed once after the app (re)started, and whenever its last probe
+//     failed: an HTTP check fails on any status but 2xx (redirects are not
+//     followed), a refused or reset connection, or no answer within the
+//     timeout; a TCP check when the connection does not open within it.
+//     The adapter probes every interval, starting when the app runs, so a
+//     failing app leaves every caller's endpoints within about one
+//     interval; the instance's label "check" says none (no result yet),
+//     passing or failing, and the adapter's log says why a check fails;
+//   - passing otherwise. Never warning or unknown.
+//
+// Probes go to the instance's address and app port from the adapter
+// itself. With the guard on, they connect as the instance's sidecar group
+// (the only group besides the app's that the guard lets reach the app's
+// port); the adapter's own group is refused there like any other.
 //
 // # Isolation: the guard
 //

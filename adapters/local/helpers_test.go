@@ -98,7 +98,15 @@ func fakeApp(args []string) {
 		}
 	}
 	go func() {
-		_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/healthz" {
+				// Failing while the test's file unhealthy-<instance> is
+				// beside the readiness socket.
+				if _, err := os.Stat(unhealthyFile(os.Getenv("TEST_READY"), os.Getenv("WEFT_INSTANCE"))); err == nil {
+					http.Error(w, "unhealthy: told so by the test", http.StatusInternalServerError)
+					return
+				}
+			}
 			_ = json.NewEncoder(w).Encode(info)
 		}))
 	}()
@@ -111,6 +119,12 @@ func fakeApp(args []string) {
 		}
 	}
 	<-term
+}
+
+// unhealthyFile is the file that makes the fake app of instance fail its
+// /healthz while it exists.
+func unhealthyFile(readySocket, instance string) string {
+	return filepath.Join(filepath.Dir(readySocket), "unhealthy-"+instance)
 }
 
 // fakeProxy checks that it got a join token, records it in its data

@@ -30,6 +30,8 @@ type instanceSpec struct {
 	Port      int
 	Meta      map[string]string
 	Tags      []string
+	// Check, if set, is probed by the adapter against the app.
+	Check *checkSpec
 
 	App   procSpec
 	Proxy procSpec
@@ -142,7 +144,7 @@ func buildPlan(in planInput) ([]instanceSpec, hcl.Diagnostics) {
 		}
 		spec := instanceSpec{
 			ID: p.id, Service: s.Service, Workload: s.Name, Namespace: ns, Address: addrs[p.id], Port: s.Port,
-			Meta: s.Meta, Tags: s.Tags, PortRange: s.PortRange,
+			Meta: s.Meta, Tags: s.Tags, PortRange: s.PortRange, Check: s.Check,
 		}
 		vars := map[string]string{
 			"HOST": spec.Address, "PORT": strconv.Itoa(s.Port),

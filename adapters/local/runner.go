@@ -61,6 +61,7 @@ type instance struct {
 	spec  instanceSpec
 	app   *slot
 	proxy *slot
+	check *checkRun // nil: no check declared
 }
 
 // slot is one supervised process (an app or a sidecar). A slot is replaced,
@@ -90,6 +91,9 @@ type instanceStatus struct {
 	ProxyPID     int
 	ProxyRunning bool
 	Restarts     int
+	// Check is the last result of the instance's check (Spec.Check), if
+	// it declares one.
+	Check checkResult
 	// Isolation is set by the adapter from its guard, not by the runner.
 	Isolation model.Isolation
 }
@@ -127,6 +131,7 @@ func (r *runner) apply(specs []instanceSpec) {
 	for id, in := range r.insts {
 		if !want[id] {
 			stopping = append(stopping, in.app, in.proxy)
+			stopCheck(in.check)
 			delete(r.insts, id)
 		}
 	}
@@ -141,6 +146,7 @@ func (r *runner) apply(specs []instanceSpec) {
 		if !ok {
 			in = &instance{spec: spec, app: newSlot("app", spec.App, spec), proxy: newSlot("proxy", spec.Proxy, spec)}
 			r.insts[spec.ID] = in
+			r.startCheckLocked(in, spec)
 			// A process of an earlier run is adopted if it runs what we
 			// would start; if it runs something else (the command line or
 			// environment changed meanwhile), it is stopped and replaced.
@@ -181,6 +187,10 @@ func (r *runner) apply(specs []instanceSpec) {
 			stopping = append(stopping, in.proxy)
 			in.proxy = newSlot("proxy", spec.Proxy, spec)
 			starting = append(starting, startReq{in.proxy, 0})
+		}
+		if !sameCheck(in.spec, spec) {
+			stopCheck(in.check)
+			r.startCheckLocked(in, spec)
 		}
 		in.spec = spec // a slot keeps the spec it was started with
 	}
@@ -364,6 +374,14 @@ func (r *runner) setProc(s *slot, pid int, running bool) {
 	if running {
 		s.starts++
 	}
+	if s.kind == "app" {
+		// A result is the app process's: a new one is probed afresh.
+		for _, in := range r.insts {
+			if in.app == s && in.check != nil {
+				in.check.result = checkResult{}
+			}
+		}
+	}
 	if !r.closed {
 		r.changedLocked()
 	}
@@ -464,6 +482,9 @@ func (r *runner) view() ([]instanceStatus, []sdk.Diagnostic, <-chan struct{}, bo
 			st.ProxyPID = in.proxy.pid
 		}
 		st.Restarts = max(in.app.starts-1, 0) + max(in.proxy.starts-1, 0)
+		if in.check != nil {
+			st.Check = in.check.result
+		}
 		out = append(out, st)
 	}
 	return out, slices.Clone(r.diags), r.changed, false
@@ -481,10 +502,18 @@ func (r *runner) close() error {
 		return nil
 	}
 	var slots []*slot
+	var checks []*checkRun
 	for _, in := range r.insts {
 		slots = append(slots, in.app, in.proxy)
+		if in.check != nil {
+			checks = append(checks, in.check)
+			stopCheck(in.check)
+		}
 	}
 	r.mu.Unlock()
+	for _, c := range checks {
+		<-c.done
+	}
 
 	var wg sync.WaitGroup
 	for _, s := range slots {

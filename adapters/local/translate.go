@@ -21,8 +21,9 @@ type localState struct {
 // translate turns the runner's view of its instances into the snapshot,
 // instances sorted by ID, and the problems to report with it. It is pure:
 // the same statuses always give the same instances, and the adapter's
-// sdk.Loop runs it. An instance is passing while its app process runs and
-// critical otherwise; the sidecar's state is reported in labels only.
+// sdk.Loop runs it. An instance is passing while its app and its sidecar
+// run and its check (if it declares one) passes, and critical otherwise
+// (see doc.go, Health).
 func translate(st localState) (model.Snapshot, []sdk.Diagnostic) {
 	workloadsFile, sts := st.file, st.statuses
 	out := make([]model.Instance, 0, len(sts))
@@ -45,14 +46,33 @@ func translate(st localState) (model.Snapshot, []sdk.Diagnostic) {
 			},
 		}
 		if st.AppRunning {
-			in.Health = model.HealthPassing
 			in.Labels["pid"] = strconv.Itoa(st.AppPID)
 		}
 		if st.ProxyRunning {
 			in.Labels["proxy_pid"] = strconv.Itoa(st.ProxyPID)
 		}
+		in.Health = health(st)
+		if s.Check != nil {
+			in.Labels["check"] = st.Check.Status
+			if st.Check.Status == checkNone {
+				in.Labels["check"] = "none"
+			}
+		}
 		out = append(out, in)
 	}
 	model.SortInstances(out)
 	return model.Snapshot{Adapter: Name, Instances: out}, st.diags
+}
+
+// health is an instance's health: critical while its app or its sidecar
+// does not run (no caller can be served), or while its check has no
+// result yet or fails; passing otherwise.
+func health(st instanceStatus) model.Health {
+	if !st.AppRunning || !st.ProxyRunning {
+		return model.HealthCritical
+	}
+	if st.Spec.Check != nil && st.Check.Status != checkPassing {
+		return model.HealthCritical
+	}
+	return model.HealthPassing
 }

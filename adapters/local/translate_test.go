@@ -3,6 +3,7 @@ package local
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/plugins/sdk"
@@ -60,15 +61,46 @@ func TestTranslate(t *testing.T) {
 			}},
 		},
 		{
-			name: "sidecar down does not change health",
+			// No caller can reach an app whose sidecar is down.
+			name: "sidecar down is critical",
 			in:   []instanceStatus{{Spec: store, AppPID: 40, AppRunning: true}},
 			want: []model.Instance{{
 				ID: "store-0", Service: "store", Namespace: "shop", Address: "127.0.0.4", Ports: ports(9000),
-				Health:   model.HealthPassing,
+				Health:   model.HealthCritical,
 				Labels:   map[string]string{"pid": "40", "restarts": "0", "workloads_file": "w.hcl"},
 				Workload: map[string]string{model.WorkloadScheduler: "local", "name": "store-main"},
 			}},
 		},
+	}
+	checked := store
+	checked.Check = &checkSpec{HTTP: "/healthz", Interval: time.Second, Timeout: time.Second}
+	for _, c := range []struct {
+		name   string
+		app    bool
+		result checkResult
+		want   model.Health
+		label  string
+	}{
+		{"check passing", true, checkResult{Status: checkPassing}, model.HealthPassing, "passing"},
+		{"check failing", true, checkResult{Status: checkFailing, Output: "GET /healthz answered 500"}, model.HealthCritical, "failing"},
+		{"check without a result yet", true, checkResult{}, model.HealthCritical, "none"},
+		{"check passing but the app down", false, checkResult{Status: checkPassing}, model.HealthCritical, "passing"},
+	} {
+		in := instanceStatus{Spec: checked, AppRunning: c.app, ProxyPID: 41, ProxyRunning: true, Check: c.result}
+		labels := map[string]string{"proxy_pid": "41", "restarts": "0", "workloads_file": "w.hcl", "check": c.label}
+		if c.app {
+			in.AppPID = 40
+			labels["pid"] = "40"
+		}
+		tests = append(tests, struct {
+			name string
+			in   []instanceStatus
+			want []model.Instance
+		}{c.name, []instanceStatus{in}, []model.Instance{{
+			ID: "store-0", Service: "store", Namespace: "shop", Address: "127.0.0.4", Ports: ports(9000),
+			Health: c.want, Labels: labels,
+			Workload: map[string]string{model.WorkloadScheduler: "local", "name": "store-main"},
+		}}})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

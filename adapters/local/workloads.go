@@ -69,6 +69,7 @@ type service struct {
 	Namespace string
 	Meta      map[string]string
 	Tags      []string
+	Check     *checkSpec // nil: no check block
 
 	DeclRange    hcl.Range
 	CommandRange hcl.Range
@@ -96,6 +97,7 @@ var serviceSchema = &hcl.BodySchema{
 		{Name: "meta"},
 		{Name: "tags"},
 	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "check"}},
 }
 
 // The limits of a workloads file, checked before it is parsed: a file of
@@ -335,6 +337,9 @@ func decodeServiceBlock(b *hcl.Block) (*service, hcl.Diagnostics) {
 			}
 		}
 	}
+	check, d := decodeCheckBlocks(content.Blocks.OfType("check"))
+	diags = append(diags, d...)
+	s.Check = check
 	if diags.HasErrors() {
 		return nil, diags
 	}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -203,5 +204,36 @@ func TestExampleWorkloadsDecode(t *testing.T) {
 	want := map[string]int{"frontend": 1, "api": 2, "store": 1}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("services and instance counts = %v, want %v", got, want)
+	}
+}
+
+// A check block decodes into the service's checkSpec, with its defaults.
+func TestParseWorkloadsChecks(t *testing.T) {
+	for _, tc := range []struct {
+		name, block string
+		want        *checkSpec
+	}{
+		{"none", "", nil},
+		{"http with defaults", `check { http = "/healthz" }`, &checkSpec{HTTP: "/healthz", Interval: time.Second, Timeout: time.Second}},
+		{"tcp, short interval: the timeout is at most the interval", `check {
+  tcp      = true
+  interval = "200ms"
+}`, &checkSpec{TCP: true, Interval: 200 * time.Millisecond, Timeout: 200 * time.Millisecond}},
+		{"http with a query, interval and timeout", `check {
+  http     = "/health?full=1"
+  interval = "5s"
+  timeout  = "2s"
+}`, &checkSpec{HTTP: "/health?full=1", Interval: 5 * time.Second, Timeout: 2 * time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := fmt.Sprintf("service \"api\" {\n  command = \"./app\"\n  port    = 8080\n  %s\n}\n", tc.block)
+			w, diags := parseWorkloads([]byte(src), "w.hcl")
+			if diags.HasErrors() || len(w.Services) != 1 {
+				t.Fatalf("decoding %q: %v", src, diags)
+			}
+			if got := w.Services[0].Check; !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("check %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

@@ -35,12 +35,8 @@
 //     or a bridge's mapped host ports); else the IP in its latest status's
 //     container status (network_infos[].ip_addresses[]); else its agent's
 //     hostname if it is an IP address.
-//   - Meta: the task's labels except weft.*; Health from the latest
-//     status's healthy field: passing when true, critical when false. A
-//     task that declares a health_check and has no result yet is
-//     critical (Mesos does not call it healthy, so it gets no traffic);
-//     a task without a health_check and without a result is unknown,
-//     which is routed to.
+//   - Meta: the task's labels except weft.*.
+//   - Health: see Health below.
 //   - Labels: mesos.framework_id, mesos.framework, mesos.task_id,
 //     mesos.agent_id, mesos.executor_id.
 //   - Isolation: none. A task group shares its agent's network unless the
@@ -48,6 +44,24 @@
 //     the operator API that the app binds only that namespace's loopback:
 //     the app's port and the sidecar's outbound ports (on 127.0.0.1, see
 //     core/compile) are reachable by other processes on the agent.
+//
+// # Health
+//
+// Only TASK_RUNNING tasks are instances (a staging or starting task is
+// not one yet; a killed, failed, finished, lost or unreachable one no
+// longer is, and leaves every caller's endpoints). A running task is
+//
+//   - passing or critical as its most recent status that carries a health
+//     check result says: healthy=true is passing, healthy=false critical.
+//     A later status without a result (a check update, a reconciliation)
+//     does not erase it;
+//   - critical while it declares a health_check and no status has carried
+//     a result yet: Mesos does not call it healthy, so it gets no traffic
+//     until it does (Marathon's HTTP and TCP health checks run in Marathon
+//     and never reach Mesos's statuses; its MESOS_HTTP, MESOS_TCP and
+//     COMMAND ones are Mesos health_checks, which do);
+//   - unknown without a health_check and without a result: routed to, as
+//     Mesos says nothing against it. Never warning.
 //
 // # Configuration
 //

@@ -266,10 +266,21 @@ func address(s *State, t mesos.Task) (string, string) {
 	return "", fmt.Sprintf("no container IP in its statuses and its agent's hostname %q is not an IP address: start the agent with --hostname=<its IP> or give the task a container network", agent.Hostname)
 }
 
+// health is the task's health: the healthy field of its most recent
+// status that carries one (a health check result; a later status without
+// one, such as a check update or a reconciliation, does not erase it),
+// critical while it declares a health_check without a result, unknown
+// (routed to) without either. Only TASK_RUNNING tasks get here.
 func health(t mesos.Task) model.Health {
-	st := latest(t)
-	if st != nil && st.Healthy != nil {
-		if *st.Healthy {
+	var last *mesos.TaskStatus
+	for i := range t.Statuses {
+		st := &t.Statuses[i]
+		if st.Healthy != nil && (last == nil || st.GetTimestamp() >= last.GetTimestamp()) {
+			last = st
+		}
+	}
+	if last != nil {
+		if *last.Healthy {
 			return model.HealthPassing
 		}
 		return model.HealthCritical

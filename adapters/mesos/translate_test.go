@@ -240,6 +240,24 @@ func TestTranslateTask(t *testing.T) {
 			t.HealthCheck = &mesos.HealthCheck{}
 			t.Statuses[0].Healthy = &healthy
 		}, want: with(func(in *model.Instance) { in.Health = model.HealthPassing })},
+		{name: "a later status without a health result keeps the last result", task: func(t *mesos.Task) {
+			healthy := true
+			t.HealthCheck = &mesos.HealthCheck{}
+			t.Statuses[0].Healthy, t.Statuses[0].Timestamp = &healthy, new(float64)
+			later := *t.Statuses[0].Timestamp + 5
+			st := t.Statuses[0]
+			st.Healthy, st.Timestamp = nil, &later
+			t.Statuses = append(t.Statuses, st)
+		}, want: with(func(in *model.Instance) { in.Health = model.HealthPassing })},
+		{name: "a later healthy result after an unhealthy one", task: func(t *mesos.Task) {
+			sick, healthy := false, true
+			t.HealthCheck = &mesos.HealthCheck{}
+			t.Statuses[0].Healthy, t.Statuses[0].Timestamp = &sick, new(float64)
+			later := *t.Statuses[0].Timestamp + 5
+			st := t.Statuses[0]
+			st.Healthy, st.Timestamp = &healthy, &later
+			t.Statuses = append([]mesos.TaskStatus{st}, t.Statuses...) // listed out of order
+		}, want: with(func(in *model.Instance) { in.Health = model.HealthPassing })},
 		{name: "no health check: health unknown", task: nil, want: with(nil)},
 		{name: "host-scoped ports are reached at the agent", task: func(t *mesos.Task) {
 			t.Discovery.Ports.Ports[1].Labels = labels("network-scope", "host")

@@ -41,6 +41,10 @@ const (
 	// agent on loopback). The default, "host", is the node's address and
 	// the mesh port's host port.
 	OptionAdvertise = "advertise"
+	// OptionCheckPoll sets how often the adapter re-reads the results of
+	// Nomad service checks (a Go duration, default 1s): Nomad sends no
+	// event when a check's result changes.
+	OptionCheckPoll = "check_poll"
 )
 
 // options is the schema of the adapter's options (Info), which the host
@@ -56,6 +60,8 @@ var options = []sdk.OptionSpec{
 		Description: "how often the snapshot is rebuilt even without events (at least 1s)"},
 	{Name: OptionAdvertise, Type: sdk.OptionEnum, Values: []string{"host", "alloc"}, Default: "host",
 		Description: "host: callers dial the node's address and the mesh port's host port; alloc: a bridge-mode allocation's own address (Nomad's address_mode = \"alloc\")"},
+	{Name: OptionCheckPoll, Type: sdk.OptionDuration, Default: "1s",
+		Description: "how often the results of the Nomad service checks of running allocations are re-read (at least 100ms); a failing check takes its instance out within about its interval plus this"},
 }
 
 // DefaultAddress is Nomad's HTTP API when neither the source nor
@@ -88,6 +94,7 @@ type config struct {
 	eventStream bool
 	resync      time.Duration
 	advertise   string
+	checkPoll   time.Duration
 	client      *api.Client
 	http        *http.Client
 }
@@ -181,9 +188,13 @@ func parseConfig(req *sdk.ConfigureRequest, getenv func(string) string) (*config
 		diags = append(diags, sdk.Errorf("Invalid resync", "Option resync = %q: give a duration of at least 1s, such as 30s.", v))
 	}
 	cfg.advertise = opts.String(OptionAdvertise)
+	cfg.checkPoll = opts.Duration(OptionCheckPoll)
+	if v := req.Options[OptionCheckPoll]; opts.Given(OptionCheckPoll) && cfg.checkPoll < 100*time.Millisecond {
+		diags = append(diags, sdk.Errorf("Invalid check_poll", "Option check_poll = %q: give a duration of at least 100ms, such as 1s.", v))
+	}
 	for _, k := range opts.Unknown() {
 		diags = append(diags, sdk.Warningf("Unknown option",
-			"The nomad adapter has no option %q and ignores it; it knows %s, %s, %s, %s and %s.", k, OptionTokenFile, OptionNamespace, OptionEventStream, OptionResync, OptionAdvertise))
+			"The nomad adapter has no option %q and ignores it; it knows %s, %s, %s, %s, %s and %s.", k, OptionTokenFile, OptionNamespace, OptionEventStream, OptionResync, OptionAdvertise, OptionCheckPoll))
 	}
 	if sdk.HasErrors(diags) {
 		return nil, diags

@@ -20,6 +20,9 @@
 //   - watch.go: Watch: the event stream, the blocking-query fallback, the
 //     sdk.Loop that rebuilds with backoff; fetchState reads the services, the
 //     allocations and the running deployments.
+//   - checks.go: the service checks: declared ones (from each job version,
+//     cached), their results (read a few allocations at a time, and polled
+//     for changes), and what they make of an instance's health.
 //   - translate.go: the pure function from Nomad's records to instances,
 //     and the port-label and fact conventions below.
 //   - identity.go: VerifyIdentity, for sidecars that join with the task's
@@ -33,7 +36,8 @@
 // on the watched namespaces. Options: token_file, namespace (default "*",
 // all), event_stream (default true; false uses blocking queries only),
 // resync (default 30s: a full re-read even without events), advertise
-// (default "host"; "alloc": see Isolation below).
+// (default "host"; "alloc": see Isolation below), check_poll (default
+// 1s: how often the results of service checks are re-read; see Health).
 //
 // A token Nomad refuses, or none where ACLs are on, is an error of
 // Configure that says what token to give. A Nomad that does not answer is
@@ -66,23 +70,54 @@
 //     nomad_canary ("true" while the allocation is an unpromoted canary)
 //     and nomad_job_version, so that a policy subset can select a Nomad
 //     canary: subset "canary" { meta = { nomad_canary = "true" } };
-//   - Health is passing while the allocation runs and none of its tasks
-//     is down (pending again after it ran, killed or crashed and waiting
-//     out its restart delay, or dead after a failure: the app or the
-//     sidecar; a poststop task not started yet and a prestart task that
-//     finished are not down); critical while a task is down, while the
-//     allocation is pending, when Nomad finds it unhealthy, and,
-//     for an allocation a running deployment placed, until the deployment
-//     finds it healthy (its checks pass, or it ran for min_healthy_time):
-//     its sidecar may already join, but no caller is sent there, which is
-//     what keeps a rolling update from sending requests to an app that is
-//     not listening yet; warning when its node is unknown;
+//   - Health: see Health below;
 //   - Labels are the Nomad facts: nomad_namespace, nomad_job, nomad_group,
 //     nomad_task (the task of a task-level service, else empty),
 //     nomad_alloc_id, nomad_alloc_name, nomad_node_id, nomad_node,
 //     nomad_datacenter, nomad_job_version, nomad_canary. The sidecar
 //     exports them as the labels of its weft_instance_info metric, to join
 //     onto its other series.
+//
+// # Health
+//
+// An instance is, in this order:
+//
+//   - critical while its allocation is pending (the sidecar may already
+//     join, but no caller is sent there before the tasks run);
+//   - critical, for an allocation a running deployment placed, until the
+//     deployment finds it healthy (its checks pass, or it ran for
+//     min_healthy_time), and whenever Nomad finds it unhealthy: what
+//     keeps a rolling update from sending requests to an app that is not
+//     listening yet;
+//   - warning while its client status is unknown (its node missed its
+//     heartbeats: still routed to);
+//   - critical while one of the allocation's tasks is down: pending again
+//     after it ran (killed or crashed, waiting out its restart delay), or
+//     dead after a failure; the app or the sidecar. A poststop task not
+//     started yet and a prestart task that finished are not down;
+//   - critical while a check of its service (a check block of the
+//     native service, group or task level, of the job version the
+//     allocation runs) fails, or has no result yet: Nomad reports a
+//     declared check "pending" until its first run, half an interval
+//     after the allocation starts, and a check with no result has not
+//     shown the app can answer. Nomad's native service discovery keeps a
+//     service whose check fails in its registrations, so the adapter
+//     reads the results itself (GET /v1/client/allocation/:id/checks, for
+//     each running allocation whose group declares checks, four at a
+//     time) at every rebuild and every check_poll (default 1s): Nomad
+//     sends no event when a result changes, so a failing check takes its
+//     instance out within about its interval plus check_poll, and the
+//     controller's log says which instance and why. Checks of
+//     the group's other services do not count, nor does on_update (it
+//     only concerns Nomad's deployments). A service whose name is built
+//     with ${...} has its results reported under the name as written,
+//     which matches no registration: the adapter says so in a warning
+//     and cannot apply them;
+//   - warning when its check results cannot be read (the Nomad client of
+//     its node does not answer): it keeps being routed to, with a warning
+//     saying why;
+//   - passing otherwise: the allocation runs, every task is up, and every
+//     check of its service passes (or it declares none).
 //
 // # Isolation
 //

@@ -97,7 +97,7 @@ func TestRecord(t *testing.T) {
 		t.Fatalf("Configure: %v %v", err, resp)
 	}
 	cfg, _ := a.config()
-	st, err := fetchState(context.Background(), cfg)
+	st, err := fetchState(context.Background(), cfg, newCheckCache())
 	if err != nil {
 		t.Fatal(err)
 	}

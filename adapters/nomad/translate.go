@@ -61,6 +61,10 @@ type State struct {
 	// address of every allocation in a network namespace, by allocation
 	// ID: callers dial it there, on the mesh port inside.
 	AllocAddresses map[string]string `json:",omitempty"`
+	// Checks holds, by allocation ID, the Nomad service checks of every
+	// running allocation whose group declares checks on a native service:
+	// an instance is passing only while the checks of its service pass.
+	Checks map[string]*AllocChecks `json:",omitempty"`
 }
 
 // InstanceID is the instance ID of service in an allocation:
@@ -113,7 +117,7 @@ func Translate(st State) (model.Snapshot, []sdk.Diagnostic) {
 			// and could not move to the allocation's).
 			continue
 		}
-		in, ok, err := translateOne(reg, alloc, placed, allocAddr)
+		in, ok, err := translateOne(reg, alloc, placed, allocAddr, st.Checks[alloc.ID])
 		if err != nil {
 			diags = append(diags, sdk.Warningf(fmt.Sprintf("skipping service %s of allocation %s", reg.ServiceName, reg.AllocID), "%v", err))
 			continue
@@ -149,12 +153,56 @@ func Translate(st State) (model.Snapshot, []sdk.Diagnostic) {
 		}
 	}
 	model.SortInstances(out)
-	return model.Snapshot{Adapter: Name, Instances: out}, diags
+	return model.Snapshot{Adapter: Name, Instances: out}, append(diags, checkDiags(st, regs)...)
+}
+
+// checkDiags reports the checks Translate could not apply: results it
+// could not read, and checks of a service no registration of the
+// allocation carries (Nomad reports check results under the service name
+// as the job writes it, before ${...} interpolation).
+func checkDiags(st State, regs []*api.ServiceRegistration) []sdk.Diagnostic {
+	names := map[string]map[string]bool{} // alloc -> registered service names
+	for _, r := range regs {
+		if r != nil {
+			if names[r.AllocID] == nil {
+				names[r.AllocID] = map[string]bool{}
+			}
+			names[r.AllocID][r.ServiceName] = true
+		}
+	}
+	allocs := make([]string, 0, len(st.Checks))
+	for id := range st.Checks {
+		allocs = append(allocs, id)
+	}
+	sort.Strings(allocs)
+	var diags []sdk.Diagnostic
+	for _, id := range allocs {
+		c := st.Checks[id]
+		if c == nil {
+			continue
+		}
+		if c.Err != "" {
+			diags = append(diags, sdk.Warningf("cannot read the checks of allocation "+id,
+				"Reading the service check results of allocation %s: %s. Its instances are warning (still routed) until they can be read; check that the Nomad client of its node answers.", id, c.Err))
+		}
+		var svcs []string
+		for svc := range c.Declared {
+			if !names[id][svc] {
+				svcs = append(svcs, svc)
+			}
+		}
+		sort.Strings(svcs)
+		for _, svc := range svcs {
+			diags = append(diags, sdk.Warningf(fmt.Sprintf("checks of service %s in allocation %s not applied", svc, id),
+				"The job declares checks on service %q, but allocation %s registers no service of that name, so its checks decide no instance's health. Nomad reports check results under the name the job writes; a name built with ${...} is registered under another: give a meshed service with checks a literal name.", svc, id))
+		}
+	}
+	return diags
 }
 
 // translateOne builds the instance of one registration; ok is false when
 // the service is not meant for the mesh.
-func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub, placed bool, allocAddr string) (in model.Instance, ok bool, err error) {
+func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub, placed bool, allocAddr string, checks *AllocChecks) (in model.Instance, ok bool, err error) {
 	tags, meta := splitTags(reg.Tags)
 	if v, set := meta[TagMesh]; set {
 		if on, err := strconv.ParseBool(v); err == nil && !on {
@@ -182,7 +230,7 @@ func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub, p
 		Ports:     map[string]int{model.PortApp: reg.Port},
 		Meta:      meta,
 		Tags:      tags,
-		Health:    health(alloc, placed),
+		Health:    health(alloc, placed, checks, reg.ServiceName),
 		Labels:    labels,
 		Workload:  workload(reg, alloc),
 	}
@@ -306,9 +354,10 @@ func terminal(a *api.AllocationListStub) bool {
 	return false
 }
 
-// health is the instance's health; placed says a running deployment
-// placed the allocation.
-func health(a *api.AllocationListStub, placed bool) model.Health {
+// health is the health of the instance of service in allocation a;
+// placed says a running deployment placed the allocation, checks are the
+// allocation's service checks (nil: none declared).
+func health(a *api.AllocationListStub, placed bool, checks *AllocChecks, service string) model.Health {
 	// In a deployment, Nomad says when an allocation is healthy (its checks
 	// pass, or its tasks ran for min_healthy_time): until then, and if it
 	// says unhealthy, no caller is sent there.
@@ -326,7 +375,10 @@ func health(a *api.AllocationListStub, placed bool) model.Health {
 			// tasks (the app, or the sidecar) waits to be restarted.
 			return model.HealthCritical
 		}
-		return model.HealthPassing
+		// Nomad does not take a service whose check fails out of its
+		// registrations: the adapter reads the results itself.
+		h, _ := checksHealth(checks, service)
+		return h
 	case api.AllocClientStatusUnknown:
 		return model.HealthWarning
 	}

@@ -307,7 +307,7 @@ func TestHealthReadsTaskStates(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := &api.AllocationListStub{ClientStatus: api.AllocClientStatusRunning, TaskStates: tc.tasks}
-			if got := health(a, false); got != tc.want {
+			if got := health(a, false, nil, ""); got != tc.want {
 				t.Errorf("health = %q, want %q (down task %q)", got, tc.want, downTask(a))
 			}
 		})

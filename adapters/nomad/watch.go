@@ -29,11 +29,21 @@ func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- 
 	go a.listen(ctx, cfg, changed.Notify)
 	changed.Notify()
 	warned := map[string]bool{} // instances logged as running without isolation
+	cache, poll := newCheckCache(), &checkPoller{}
+	failing := map[string]string{} // instances kept out by their checks, and why
+	go poll.run(ctx, cfg, cfg.checkPoll, changed.Notify)
 	loop := sdk.Loop[State]{
-		Fetch: func(ctx context.Context) (State, error) { return fetchState(ctx, cfg) },
+		Fetch: func(ctx context.Context) (State, error) {
+			st, err := fetchState(ctx, cfg, cache)
+			if err == nil {
+				poll.track(st)
+			}
+			return st, err
+		},
 		Translate: func(st State) (model.Snapshot, []sdk.Diagnostic) {
 			snap, diags := Translate(st)
 			warnHostNetworking(a.log, snap.Instances, warned)
+			logChecks(a.log, st, failing)
 			return snap, diags
 		},
 		Debounce: a.settle, // gather the burst of events one change makes
@@ -76,9 +86,10 @@ func unreachableDiag(cfg *config, err error, retry time.Duration) sdk.Diagnostic
 		"Reading Nomad at %s: %v. The last snapshot stays in force; retrying in %v.", cfg.addr, err, retry)
 }
 
-// fetchState reads every native service registration and the allocations
-// behind them.
-func fetchState(ctx context.Context, cfg *config) (State, error) {
+// fetchState reads every native service registration, the allocations
+// behind them, and the check results of those that declare checks (the
+// declared checks of each job version come from cache).
+func fetchState(ctx context.Context, cfg *config, cache *checkCache) (State, error) {
 	q := func() *api.QueryOptions { return (&api.QueryOptions{Namespace: cfg.namespace}).WithContext(ctx) }
 	lists, _, err := cfg.client.Services().List(q())
 	if err != nil {
@@ -119,6 +130,13 @@ func fetchState(ctx context.Context, cfg *config) (State, error) {
 		return State{}, fmt.Errorf("listing Nomad deployments: %w", err)
 	}
 	st.Deployments = deps
+	checks, err := fetchChecks(ctx, cfg, cache, st.Services, allocs)
+	if err != nil {
+		return State{}, err
+	}
+	if len(checks) > 0 {
+		st.Checks = checks
+	}
 	return st, nil
 }
 

@@ -38,6 +38,16 @@ service "api" {
   }
   meta = { version = "v1" }
   tags = ["demo"]
+  # The adapter probes each instance's /healthz every second: an instance
+  # whose check fails is critical and leaves every caller's endpoints
+  # until it passes again. Try it on api-0 (127.0.0.2):
+  # curl -X POST http://127.0.0.2:8080/healthz/fail, then .../healthz/pass,
+  # and watch `weft status` (the guard refuses curl on an app port: add
+  # api to --adapter-option local.edge to try this as root).
+  check {
+    http     = "/healthz"
+    interval = "1s"
+  }
 }
 
 service "store" {

@@ -30,10 +30,20 @@ job "api" {
       port "upstream_store" {}
     }
 
+    # The check decides who gets traffic: an allocation whose check fails
+    # (POST /healthz/fail to its app) leaves every caller's endpoints
+    # until it passes again.
     service {
       name     = "api"
       provider = "nomad"
       port     = "app"
+
+      check {
+        type     = "http"
+        path     = "/healthz"
+        interval = "1s"
+        timeout  = "1s"
+      }
     }
 
     task "weft-proxy" {

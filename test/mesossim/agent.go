@@ -42,6 +42,7 @@ func (c *Cluster) launchLocked(f *framework, a *agent, exec mesos.ExecutorID, in
 			Name: ti.Name, TaskID: ti.TaskID, FrameworkID: fid, AgentID: mesos.AgentID{Value: a.id},
 			ExecutorID: &g.executor, State: &staging, Resources: ti.Resources,
 			Labels: ti.Labels, Discovery: ti.Discovery, Container: ti.Container, User: &f.info.User,
+			HealthCheck: ti.HealthCheck,
 		}}
 		g.tasks = append(g.tasks, t)
 		c.tasks[key(fid.Value, ti.TaskID.Value)] = t
@@ -285,10 +286,21 @@ func (t *task) lastStatus() mesos.TaskStatus {
 // updateLocked moves a task to a new state and reports it: UPDATE to its
 // framework, TASK_UPDATED to operators.
 func (c *Cluster) updateLocked(t *task, state mesos.TaskState, msg string, reason *mesos.TaskStatus_Reason) {
+	c.statusLocked(t, state, msg, reason, nil)
+}
+
+// statusLocked is updateLocked with the status's healthy field (nil: no
+// health check result in it).
+func (c *Cluster) statusLocked(t *task, state mesos.TaskState, msg string, reason *mesos.TaskStatus_Reason, healthy *bool) {
 	src := mesos.SOURCE_EXECUTOR
 	st := mesos.TaskStatus{
 		TaskID: t.rec.TaskID, State: &state, Source: &src, Reason: reason,
 		AgentID: &t.rec.AgentID, ExecutorID: &t.group.executor, Timestamp: now(), UUID: newUUIDBytes(),
+		Healthy: healthy,
+	}
+	if healthy != nil {
+		r := mesos.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED
+		st.Reason = &r
 	}
 	if msg != "" {
 		st.Message = &msg

@@ -238,6 +238,8 @@ func (c *Cluster) Close() error {
 type TaskInfo struct {
 	ID, FrameworkID, AgentID, State, Address string
 	PIDs                                     []int
+	// Ports are the task's named DiscoveryInfo ports.
+	Ports map[string]uint32
 }
 
 // Tasks lists the active (non-terminal) tasks, sorted by ID.
@@ -250,6 +252,12 @@ func (c *Cluster) Tasks() []TaskInfo {
 			State: t.rec.GetState().String(), Address: t.group.ip.String()}
 		if t.pid > 0 {
 			ti.PIDs = append(ti.PIDs, t.pid)
+		}
+		if d := t.rec.Discovery; d != nil && d.Ports != nil {
+			ti.Ports = map[string]uint32{}
+			for _, p := range d.Ports.Ports {
+				ti.Ports[p.GetName()] = p.Number
+			}
 		}
 		out = append(out, ti)
 	}
@@ -371,6 +379,31 @@ func (c *Cluster) SetTaskState(taskID string, state mesos.TaskState) error {
 		return nil
 	}
 	return fmt.Errorf("setting task state: no active task %q", taskID)
+}
+
+// SetTaskHealth reports a health check result of a running task that
+// declares a health_check, as its executor's health checker does: a
+// TASK_RUNNING status with healthy set (reason
+// REASON_TASK_HEALTH_CHECK_STATUS_UPDATED), to its framework and on the
+// operator stream. The simulator runs no checks itself: tests decide
+// when a task becomes healthy or unhealthy.
+func (c *Cluster) SetTaskHealth(taskID string, healthy bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.tasks {
+		if t.rec.TaskID.Value != taskID {
+			continue
+		}
+		if t.rec.HealthCheck == nil {
+			return fmt.Errorf("setting task health: task %q declares no health_check", taskID)
+		}
+		if t.rec.GetState() != mesos.TASK_RUNNING {
+			return fmt.Errorf("setting task health: task %q is %s, not TASK_RUNNING", taskID, t.rec.GetState())
+		}
+		c.statusLocked(t, mesos.TASK_RUNNING, "", nil, &healthy)
+		return nil
+	}
+	return fmt.Errorf("setting task health: no active task %q", taskID)
 }
 
 // PartitionAgent cuts an agent off from the masters, as a network

@@ -146,6 +146,7 @@ type jobOpts struct {
 	upstreams               []string
 	group                   string // more HCL in the group (update, shutdown_delay)
 	version                 string // VERSION in the app's environment: a change makes a new job version
+	service                 string // more HCL in the service block (a check)
 }
 
 func meshJobWith(o jobOpts) string {
@@ -173,7 +174,7 @@ func meshJobWith(o jobOpts) string {
       name     = %[1]q
       provider = "nomad"
       port     = "app"
-    }
+%[10]s    }
     task "weft-proxy" {
       driver = "raw_exec"
       lifecycle {
@@ -215,7 +216,7 @@ func meshJobWith(o jobOpts) string {
   }
 }
 `, name, count, controllerAddr, roots, ports.String(), env.String(),
-		filepath.Join(binDir, "weft-proxy"), filepath.Join(binDir, "weft-demo-app"), o.group)
+		filepath.Join(binDir, "weft-proxy"), filepath.Join(binDir, "weft-demo-app"), o.group, o.service)
 }
 
 func port(a *api.AllocationListStub, label string) int {

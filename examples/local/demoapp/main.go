@@ -15,7 +15,13 @@
 //	                  {"service", "caller", "upstream", "status", "response"};
 //	                  an upstream's non-2xx answer (a sidecar's 403 for a
 //	                  denied call) comes back as a 502 with its body
-//	GET /healthz      200 "ok"
+//	GET /healthz      200 "ok", or 500 "failing" after POST /healthz/fail
+//	POST /healthz/fail, POST /healthz/pass
+//	                  make /healthz fail or pass from then on, while the
+//	                  process keeps serving everything else: to try health
+//	                  checks (a scheduler's, or a sidecar's). Only a caller
+//	                  on the app's own host may: a request through a sidecar
+//	                  (with X-Weft-Caller) is refused with 403
 //
 // The service name is $WEFT_SERVICE, or --name.
 //
@@ -36,6 +42,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -91,6 +98,7 @@ type demo struct {
 	instance string
 	upstream func(envName string) string // os.Getenv in main
 	client   *http.Client
+	failing  atomic.Bool // /healthz answers 500
 }
 
 func (d *demo) routes() http.Handler {
@@ -98,11 +106,38 @@ func (d *demo) routes() http.Handler {
 	mux.HandleFunc("GET /{$}", d.hello)
 	mux.HandleFunc("GET /call/{name}", d.call)
 	mux.HandleFunc("GET /call/{name}/{rest...}", d.call)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok\n")
-	})
+	mux.HandleFunc("GET /healthz", d.healthz)
+	mux.HandleFunc("POST /healthz/fail", func(w http.ResponseWriter, r *http.Request) { d.setHealth(w, r, true) })
+	mux.HandleFunc("POST /healthz/pass", func(w http.ResponseWriter, r *http.Request) { d.setHealth(w, r, false) })
 	return mux
+}
+
+func (d *demo) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if d.failing.Load() {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, "failing\n")
+		return
+	}
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// setHealth makes /healthz fail or pass; a call that came through a
+// sidecar (another service) may not.
+func (d *demo) setHealth(w http.ResponseWriter, r *http.Request, failing bool) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if r.Header.Get(callerHeader) != "" {
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, "only a caller on the app's own host may change its health, not one through the mesh\n")
+		return
+	}
+	d.failing.Store(failing)
+	if failing {
+		log.Printf("weft-demo-app: /healthz fails from now on (POST /healthz/pass to undo)")
+	} else {
+		log.Printf("weft-demo-app: /healthz passes again")
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 type helloResponse struct {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -130,10 +131,38 @@ func TestCall(t *testing.T) {
 }
 
 func TestHealthz(t *testing.T) {
-	rec := httptest.NewRecorder()
-	newDemo(nil).routes().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
-	b, _ := io.ReadAll(rec.Body)
-	if rec.Code != http.StatusOK || string(b) != "ok\n" {
-		t.Errorf("GET /healthz = %d %q, want 200 ok", rec.Code, b)
+	h := newDemo(nil).routes()
+	do := func(method, path, caller string) (int, string) {
+		req := httptest.NewRequest(method, path, nil)
+		if caller != "" {
+			req.Header.Set(callerHeader, caller)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		b, _ := io.ReadAll(rec.Body)
+		return rec.Code, string(b)
+	}
+	// Each step runs on the same app, in order.
+	for _, step := range []struct {
+		method, path, caller string
+		wantCode             int
+		wantBody             string // prefix
+	}{
+		{"GET", "/healthz", "", 200, "ok\n"},
+		{"POST", "/healthz/fail", "frontend", 403, "only a caller on the app's own host"},
+		{"GET", "/healthz", "", 200, "ok\n"},
+		{"POST", "/healthz/fail", "", 204, ""},
+		{"GET", "/healthz", "", 500, "failing\n"},
+		{"GET", "/", "", 200, "{"}, // the rest keeps serving
+		{"POST", "/healthz/pass", "frontend", 403, "only"},
+		{"GET", "/healthz", "", 500, "failing\n"},
+		{"GET", "/healthz/fail", "", 405, ""},
+		{"POST", "/healthz/pass", "", 204, ""},
+		{"GET", "/healthz", "", 200, "ok\n"},
+	} {
+		code, body := do(step.method, step.path, step.caller)
+		if code != step.wantCode || !strings.HasPrefix(body, step.wantBody) {
+			t.Errorf("%s %s (caller %q) = %d %q, want %d %q", step.method, step.path, step.caller, code, body, step.wantCode, step.wantBody)
+		}
 	}
 }

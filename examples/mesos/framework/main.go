@@ -25,6 +25,15 @@ type appSpec struct {
 	Env       map[string]string `json:"env,omitempty"`
 	CPUs      float64           `json:"cpus,omitempty"`
 	Mem       float64           `json:"mem,omitempty"`
+	// HealthCheck, if set, is the app task's Mesos health_check: an HTTP
+	// GET of Path on the app's port. Mesos (its default executor) runs it;
+	// Weft sends the task no traffic before a status says healthy.
+	HealthCheck *healthSpec `json:"health_check,omitempty"`
+}
+
+// healthSpec is an app's HTTP health check.
+type healthSpec struct {
+	Path string `json:"path"`
 }
 
 func main() {
@@ -42,7 +51,7 @@ func main() {
 	flag.StringVar(&cfg.proxy, "proxy", "weft-proxy", "the weft-proxy binary, as agents run it")
 	flag.StringVar(&cfg.mesosUser, "mesos-user", "", "user for the master's HTTP Basic auth, if it requires it")
 	flag.StringVar(&cfg.mesosPasswordFile, "mesos-password-file", "", "file holding the password for --mesos-user")
-	flag.StringVar(&apps, "apps", "apps.json", "JSON file: a list of {service, namespace, instances, command, env, cpus, mem}")
+	flag.StringVar(&apps, "apps", "apps.json", "JSON file: a list of {service, namespace, instances, command, env, cpus, mem, health_check: {path}}")
 	flag.Parse()
 
 	if err := cfg.load(apps); err != nil {
@@ -77,6 +86,9 @@ func (c *config) load(appsFile string) error {
 	for i, a := range c.apps {
 		if a.Service == "" || a.Command == "" || a.Instances < 0 {
 			return fmt.Errorf("apps file %s: entry %d needs a service, a command and instances >= 0", appsFile, i)
+		}
+		if h := a.HealthCheck; h != nil && !strings.HasPrefix(h.Path, "/") {
+			return fmt.Errorf("apps file %s: entry %d (%s): health_check.path %q must start with /, such as /healthz", appsFile, i, a.Service, h.Path)
 		}
 	}
 	if c.adminURL != "" {

@@ -64,9 +64,10 @@ func TestLoadRejectsBadApps(t *testing.T) {
 	tok := filepath.Join(dir, "admin.token")
 	os.WriteFile(tok, []byte("x"), 0o600)
 	for name, body := range map[string]string{
-		"not json":   `{`,
-		"no command": `[{"service":"api","instances":1}]`,
-		"no service": `[{"command":"x","instances":1}]`,
+		"not json":                          `{`,
+		"no command":                        `[{"service":"api","instances":1}]`,
+		"no service":                        `[{"command":"x","instances":1}]`,
+		"health check path without a slash": `[{"service":"api","command":"x","instances":1,"health_check":{"path":"healthz"}}]`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := filepath.Join(dir, "apps.json")

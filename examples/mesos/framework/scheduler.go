@@ -293,7 +293,7 @@ func (s *sched) launch(ctx context.Context, sl *slot, agent mesos.AgentID, ports
 	for _, k := range keys {
 		appEnv = append(appEnv, envVar(k, sl.app.Env[k]))
 	}
-	appEnv = append(appEnv, envVar("WEFT_SERVICE", sl.app.Service))
+	appEnv = append(appEnv, envVar("WEFT_SERVICE", sl.app.Service), envVar("WEFT_INSTANCE", appTask))
 	labels := &mesos.Labels{Labels: []mesos.Label{label("weft.service", sl.app.Service), label("weft.namespace", ns)}}
 	app := mesos.TaskInfo{
 		Name: sl.app.Service, TaskID: mesos.TaskID{Value: appTask}, AgentID: agent,
@@ -302,6 +302,10 @@ func (s *sched) launch(ctx context.Context, sl *slot, agent mesos.AgentID, ports
 		Labels:    labels,
 		Discovery: &mesos.DiscoveryInfo{Visibility: mesos.FRAMEWORK, Name: &sl.app.Service, Ports: &mesos.Ports{Ports: []mesos.Port{
 			port("app", appPort), port("mesh", meshPort)}}},
+	}
+	if h := sl.app.HealthCheck; h != nil {
+		path := h.Path
+		app.HealthCheck = &mesos.HealthCheck{Type: mesos.HealthCheck_HTTP, HTTP: &mesos.HealthCheck_HTTPCheckInfo{Port: appPort, Path: &path}}
 	}
 	proxyCmd := fmt.Sprintf(`exec %s --instance %s --controller %s --trust-bundle %s --admin "$MESOS_CONTAINER_IP:%d" --data-dir .`,
 		shellQuote(s.cfg.proxy), shellQuote(appTask), shellQuote(s.cfg.controller), shellQuote(s.cfg.trustBundle), adminPort)
