@@ -233,6 +233,8 @@ type run struct {
 	updates chan<- Update
 	status  func(Status)
 	st      Status
+	// sourceSummary is the summary of st.SourceError.
+	sourceSummary string
 }
 
 func (s *run) report(change func(*Status)) {
@@ -368,23 +370,27 @@ func (s *run) watch(ctx context.Context, a plugins.Adapter) (healthy bool, err e
 }
 
 // noteSourceError records the diagnostic an event carries while the
-// adapter cannot read its scheduler, keeping the time it first appeared in
-// these words, or clears it when the event has none.
+// adapter cannot read its scheduler, or clears it when the event has none.
+// Its time is when a failure with that summary was first reported: a
+// detail that only counts the retries does not move it.
 func (s *run) noteSourceError(diags []plugins.Diagnostic) {
-	msg := ""
+	msg, summary := "", ""
 	for _, d := range diags {
 		if d.Reason == plugins.ReasonSourceFailing {
-			msg = diagString(d)
+			msg, summary = diagString(d), d.Summary
 		}
 	}
 	if msg == s.st.SourceError {
 		return
 	}
 	s.report(func(st *Status) {
-		st.SourceError, st.SourceErrorAt = msg, time.Time{}
-		if msg != "" {
-			st.SourceErrorAt = time.Now()
+		switch {
+		case msg == "":
+			st.SourceErrorAt, s.sourceSummary = time.Time{}, ""
+		case summary != s.sourceSummary:
+			st.SourceErrorAt, s.sourceSummary = time.Now(), summary
 		}
+		st.SourceError = msg
 	})
 }
 
