@@ -40,6 +40,9 @@ type Mesh interface {
 	Unbound() (skipped []compile.Skipped, permissive bool)
 	// Entries lists every instance the adapters report.
 	Entries() []registry.Entry
+	// Dropped lists the instances left out for a reason (or an upstream
+	// port of theirs ignored).
+	Dropped() []model.Dropped
 }
 
 // Sidecars is what the admin API reads of, and asks of, the config server
@@ -186,6 +189,13 @@ func (h *handler) status() StatusReport {
 	var permissive bool
 	rep.WaitingFor, rep.WaitedOut = o.Mesh.Waiting()
 	rep.Skipped, permissive = o.Mesh.Unbound()
+	rep.Dropped = o.Mesh.Dropped()
+	for _, d := range rep.Dropped {
+		if rep.DroppedCounts == nil {
+			rep.DroppedCounts = map[string]int{}
+		}
+		rep.DroppedCounts[d.Reason]++
+	}
 	if permissive {
 		rep.IdentityBinding = string(policy.BindingPermissive)
 	}
