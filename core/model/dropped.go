@@ -43,8 +43,8 @@ const (
 // Errors Validate wraps, so a caller can tell the reasons apart
 // (DropReason).
 var (
-	ErrNoMeshPort    = errors.New("no mesh port")
-	ErrNoServiceName = errors.New("no service name")
+	ErrNoMeshPort    = errors.New(`no "mesh" port`)
+	ErrNoServiceName = errors.New("no usable service name")
 	ErrUnnamedPort   = errors.New("unnamed port")
 )
 

@@ -151,7 +151,7 @@ func (in Instance) Validate() error {
 		}
 	}
 	if in.Ports[PortMesh] == 0 {
-		return fmt.Errorf("instance %s: %w: no %q port: the sidecar's inbound port is required", in.ID, ErrNoMeshPort, PortMesh)
+		return fmt.Errorf("instance %s: %w: the sidecar's inbound port is required", in.ID, ErrNoMeshPort)
 	}
 	return nil
 }
