@@ -48,6 +48,15 @@ var (
 	ErrUnnamedPort   = errors.New("unnamed port")
 )
 
+// reasonedError is an error that says what it says and is also kind, for
+// errors.Is.
+type reasonedError struct{ err, kind error }
+
+func reasoned(kind, err error) error { return reasonedError{err: err, kind: kind} }
+
+func (e reasonedError) Error() string        { return e.err.Error() }
+func (e reasonedError) Is(target error) bool { return target == e.kind }
+
 // DropReason is the Reason for a record Validate refused with err.
 func DropReason(err error) string {
 	switch {

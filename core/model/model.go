@@ -124,7 +124,7 @@ func (in Instance) Validate() error {
 		return fmt.Errorf("instance of service %q has no ID", in.Service)
 	}
 	if !ValidName(in.Service) {
-		return fmt.Errorf("instance %s: %w: service name %q is not a DNS label (lower-case letters, digits, dashes)", in.ID, ErrNoServiceName, in.Service)
+		return reasoned(ErrNoServiceName, fmt.Errorf("instance %s: service name %q is not a DNS label (lower-case letters, digits, dashes)", in.ID, in.Service))
 	}
 	if in.Namespace != "" && !ValidName(in.Namespace) {
 		return fmt.Errorf("instance %s: namespace %q is not a DNS label", in.ID, in.Namespace)
@@ -134,7 +134,7 @@ func (in Instance) Validate() error {
 	}
 	for name, p := range in.Ports {
 		if name == "" {
-			return fmt.Errorf("instance %s: %w: port %d has no name; name every port (app, mesh, upstream:<service>)", in.ID, ErrUnnamedPort, p)
+			return reasoned(ErrUnnamedPort, fmt.Errorf("instance %s: port %d has no name; name every port (app, mesh, upstream:<service>)", in.ID, p))
 		}
 		if p <= 0 || p > 65535 {
 			return fmt.Errorf("instance %s: port %q = %d is outside 1-65535", in.ID, name, p)
@@ -151,7 +151,7 @@ func (in Instance) Validate() error {
 		}
 	}
 	if in.Ports[PortMesh] == 0 {
-		return fmt.Errorf("instance %s: %w: the sidecar's inbound port is required", in.ID, ErrNoMeshPort)
+		return reasoned(ErrNoMeshPort, fmt.Errorf("instance %s: no %q port: the sidecar's inbound port is required", in.ID, PortMesh))
 	}
 	return nil
 }
