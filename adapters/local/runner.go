@@ -159,6 +159,12 @@ func (r *runner) apply(specs []instanceSpec) {
 					stale = append(stale, e.Proxy)
 				}
 			}
+			// An adopted process runs now: the first snapshot says so,
+			// rather than critical until supervise has looked (after a
+			// controller restart, callers would lose the instance for a
+			// moment). supervise counts its start.
+			in.app.pid, in.app.running = appPID, appPID != 0
+			in.proxy.pid, in.proxy.running = proxyPID, proxyPID != 0
 			starting = append(starting, startReq{in.app, appPID}, startReq{in.proxy, proxyPID})
 			continue
 		}
