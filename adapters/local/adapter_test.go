@@ -231,7 +231,21 @@ func TestAdoptAfterHostDeath(t *testing.T) {
 	}
 	a := newTestAdapter(t)
 	sdktest.ConfigureOK(t, a, s.request(t)) // no "Port in use": the ports are held by our own processes
-	ev = sdktest.WaitFor(t, watch(t, a), "api adopted, web replaced", waitTimeout, allPassing("api-0", "api-1", "web-0"))
+	evs := watch(t, a)
+	// The adopted instances are passing from the first snapshot on: a
+	// controller that restarted must not take them out of its callers'
+	// endpoints for a moment.
+	select {
+	case first := <-evs:
+		for _, in := range first.Snapshot.Instances {
+			if (in.ID == "api-0" || in.ID == "api-1") && in.Health != model.HealthPassing {
+				t.Errorf("first snapshot after adoption: %s is %s, want passing", in.ID, in.Health)
+			}
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("no snapshot from the second adapter within", waitTimeout)
+	}
+	ev = sdktest.WaitFor(t, evs, "api adopted, web replaced", waitTimeout, allPassing("api-0", "api-1", "web-0"))
 	after := pids(ev)
 	for _, id := range []string{"api-0", "api-1"} {
 		if after[id] != before[id] {
