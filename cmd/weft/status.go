@@ -112,19 +112,25 @@ func lastErrorCell(a api.AdapterReport, now time.Time) string {
 // writeDropped lists the instances left out for a reason, and the count
 // per reason.
 func writeDropped(tw io.Writer, drops []model.Dropped, counts map[string]int) {
-	if len(drops) == 0 {
-		return
-	}
+	total := 0
 	reasons := make([]string, 0, len(counts))
-	for r := range counts {
+	for r, n := range counts {
 		reasons = append(reasons, r)
+		total += n
+	}
+	if total == 0 {
+		return
 	}
 	sort.Strings(reasons)
 	parts := make([]string, len(reasons))
 	for i, r := range reasons {
 		parts[i] = fmt.Sprintf("%s %d", r, counts[r])
 	}
-	fmt.Fprintf(tw, "\nDROPPED: %d (%s): left out of the mesh, or an upstream port ignored; fix each as DETAIL says\n", len(drops), strings.Join(parts, ", "))
+	listed := ""
+	if len(drops) < total {
+		listed = fmt.Sprintf("; the first %d listed", len(drops))
+	}
+	fmt.Fprintf(tw, "\nDROPPED: %d (%s): left out of the mesh, or an upstream port ignored; fix each as DETAIL says%s\n", total, strings.Join(parts, ", "), listed)
 	fmt.Fprintln(tw, "ADAPTER\tINSTANCE\tREASON\tDETAIL")
 	for _, d := range drops {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Adapter, d.Instance, d.Reason, strings.ReplaceAll(d.Detail, "\n", " "))

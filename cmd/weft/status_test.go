@@ -57,6 +57,12 @@ func TestWriteDropped(t *testing.T) {
 		}
 	}
 	out.Reset()
+	writeDropped(tw, []model.Dropped{{Adapter: "mesos", Instance: "task-1", Reason: model.ReasonNoMeshPort, Detail: "d"}}, map[string]int{model.ReasonNoMeshPort: 700})
+	tw.Flush()
+	if !strings.Contains(out.String(), "DROPPED: 700 (no_mesh_port 700)") || !strings.Contains(out.String(), "the first 1 listed") {
+		t.Errorf("a capped list does not say so:\n%s", out.String())
+	}
+	out.Reset()
 	writeDropped(tw, nil, nil)
 	tw.Flush()
 	if out.Len() != 0 {

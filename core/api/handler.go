@@ -41,8 +41,9 @@ type Mesh interface {
 	// Entries lists every instance the adapters report.
 	Entries() []registry.Entry
 	// Dropped lists the instances left out for a reason (or an upstream
-	// port of theirs ignored).
-	Dropped() []model.Dropped
+	// port of theirs ignored), at most a bound of them, and counts every
+	// one per reason.
+	Dropped() (listed []model.Dropped, counts map[string]int)
 }
 
 // Sidecars is what the admin API reads of, and asks of, the config server
@@ -189,13 +190,7 @@ func (h *handler) status() StatusReport {
 	var permissive bool
 	rep.WaitingFor, rep.WaitedOut = o.Mesh.Waiting()
 	rep.Skipped, permissive = o.Mesh.Unbound()
-	rep.Dropped = o.Mesh.Dropped()
-	for _, d := range rep.Dropped {
-		if rep.DroppedCounts == nil {
-			rep.DroppedCounts = map[string]int{}
-		}
-		rep.DroppedCounts[d.Reason]++
-	}
+	rep.Dropped, rep.DroppedCounts = o.Mesh.Dropped()
 	if permissive {
 		rep.IdentityBinding = string(policy.BindingPermissive)
 	}

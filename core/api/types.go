@@ -52,7 +52,8 @@ type StatusReport struct {
 	// (a Mesos task without a mesh port), the records the registry
 	// refused (no service name, an unnamed port, a duplicate ID), the
 	// upstream ports the policy does not declare (core/model's Reason
-	// constants). DroppedCounts counts them per reason. (The controller
+	// constants), at most 500 of them. DroppedCounts counts every one
+	// per reason. (The controller
 	// has no metrics endpoint yet; these are its drop counters.)
 	Dropped       []model.Dropped `json:"dropped,omitempty"`
 	DroppedCounts map[string]int  `json:"dropped_counts,omitempty"`

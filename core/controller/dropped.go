@@ -13,8 +13,10 @@ import (
 // task without a mesh port), the records the registry refused (no service
 // name, an unnamed port, a duplicate ID), and the upstream ports the policy
 // in force does not declare. Nothing is dropped without a word: the admin
-// API's status lists them and counts them per reason.
-func (c *Controller) Dropped() []model.Dropped {
+// API's status lists them and counts them per reason. counts covers every
+// one; the list holds at most MaxDroppedListed, so a scheduler full of bad
+// records cannot swell the status without bound.
+func (c *Controller) Dropped() (listed []model.Dropped, counts map[string]int) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	var out []model.Dropped
@@ -22,6 +24,13 @@ func (c *Controller) Dropped() []model.Dropped {
 		out = append(out, ds...)
 	}
 	out = append(out, c.undeclared...)
+	if len(out) == 0 {
+		return nil, nil
+	}
+	counts = map[string]int{}
+	for _, d := range out {
+		counts[d.Reason]++
+	}
 	slices.SortFunc(out, func(a, b model.Dropped) int {
 		if n := strings.Compare(a.Adapter, b.Adapter); n != 0 {
 			return n
@@ -34,8 +43,14 @@ func (c *Controller) Dropped() []model.Dropped {
 		}
 		return strings.Compare(a.Detail, b.Detail)
 	})
-	return out
+	if len(out) > MaxDroppedListed {
+		out = out[:MaxDroppedListed]
+	}
+	return out, counts
 }
+
+// MaxDroppedListed bounds the list Dropped returns.
+const MaxDroppedListed = 500
 
 // setDrops replaces what adapter's snapshot and the registry dropped of it.
 func (c *Controller) setDrops(adapter string, drops []model.Dropped) {

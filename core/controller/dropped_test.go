@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -36,7 +37,10 @@ func TestDroppedFromEverySource(t *testing.T) {
 		"nomesh": model.ReasonNoMeshPort,
 		"web-0":  model.ReasonUndeclaredUpstream,
 	}
-	got := c.Dropped()
+	got, counts := c.Dropped()
+	if counts[model.ReasonNoMeshPort] != 2 || counts[model.ReasonNoServiceName] != 1 || counts[model.ReasonUnnamedPort] != 1 || counts[model.ReasonUndeclaredUpstream] != 1 {
+		t.Errorf("counts = %v", counts)
+	}
 	if len(got) != len(want) {
 		t.Fatalf("Dropped = %+v, want %d", got, len(want))
 	}
@@ -60,13 +64,29 @@ func TestDroppedFromEverySource(t *testing.T) {
 
 	// Another adapter's drops are its own; a clean snapshot clears them.
 	c.applySnapshot(model.Snapshot{Adapter: "nomad", Dropped: []model.Dropped{{Instance: "x", Reason: "mine", Detail: "d"}}})
-	if n := len(c.Dropped()); n != len(want)+1 {
+	if got, _ := c.Dropped(); len(got) != len(want)+1 {
+		n := len(got)
 		t.Errorf("%d dropped after nomad's snapshot, want %d", n, len(want)+1)
 	}
 	web.Ports = map[string]int{"mesh": 15001, "upstream:api": 9001}
 	c.applySnapshot(model.Snapshot{Adapter: "mesos", Instances: []model.Instance{web}})
 	c.rebuild()
-	if got := c.Dropped(); len(got) != 1 || got[0].Adapter != "nomad" || got[0].Reason != "mine" {
+	if got, _ := c.Dropped(); len(got) != 1 || got[0].Adapter != "nomad" || got[0].Reason != "mine" {
 		t.Errorf("Dropped after clean snapshots = %+v, want only nomad's", got)
+	}
+}
+
+// However many records an adapter drops, every one is counted and the list
+// stays bounded.
+func TestDroppedListIsBounded(t *testing.T) {
+	c := New(Options{Registry: registry.New(), Logger: slog.New(slog.DiscardHandler)})
+	var drops []model.Dropped
+	for i := range MaxDroppedListed * 3 {
+		drops = append(drops, model.Dropped{Instance: fmt.Sprintf("task-%06d", i), Reason: model.ReasonNoMeshPort, Detail: "no mesh port"})
+	}
+	c.applySnapshot(model.Snapshot{Adapter: "mesos", Dropped: drops})
+	listed, counts := c.Dropped()
+	if len(listed) != MaxDroppedListed || counts[model.ReasonNoMeshPort] != MaxDroppedListed*3 {
+		t.Errorf("listed %d, counted %v; want %d listed and %d counted", len(listed), counts, MaxDroppedListed, MaxDroppedListed*3)
 	}
 }
