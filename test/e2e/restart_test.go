@@ -57,7 +57,7 @@ func TestControllerRestartServesEveryAdapter(t *testing.T) {
 	sum := sha256.Sum256(bin)
 	instances := filepath.Join(dir, "instances.json")
 	harness.WriteFile(t, instances, `{"instances": [
-  {"id": "api-file-0", "service": "api", "address": "127.0.79.40", "ports": {"app": 8080, "mesh": 21099}, "health": "passing"}
+  {"id": "api-file-0", "service": "api", "address": "127.0.79.40", "ports": {"app": 8080, "mesh": 21099, "upstream:store": 9200}, "health": "passing"}
 ]}`)
 	app := filepath.Join(binDir, "weft-demo-app")
 	ctl := harness.StartLocalMesh(t, binDir, dir, restartPolicy, harness.Workload("client", app)+harness.Workload("api", app), "127.0.79.2",
@@ -106,6 +106,15 @@ func TestControllerRestartServesEveryAdapter(t *testing.T) {
 	for _, a := range applied {
 		if a.endpoints != "api=2" {
 			t.Errorf("the client's sidecar applied version %s with endpoints %q, want api=2 (the local and the file adapter's)", a.version, a.endpoints)
+		}
+	}
+
+	// The file adapter's instance has an upstream port for a service the
+	// policy does not declare: `weft status` names it, with the count.
+	out, stderr, code := ctl.RunWeft(t, filepath.Join(binDir, "weft"), "status")
+	for _, want := range []string{"DROPPED: 1 (undeclared_upstream 1)", "file     api-file-0  undeclared_upstream", `no upstream "store" in service "api"`} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("weft status (exit %d) lacks %q:\n%s\n%s", code, want, out, stderr)
 		}
 	}
 }
