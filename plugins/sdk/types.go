@@ -79,6 +79,10 @@ func Droppedf(instance, reason, summary, detailFormat string, args ...any) Diagn
 	return d
 }
 
+// ReasonOf is the Reason for a record Instance.Validate refused with err
+// (ReasonInvalidRecord for one it does not tell apart).
+func ReasonOf(err error) string { return model.DropReason(err) }
+
 // Reasons for Droppedf (core/model's), and the mark Loop puts on its
 // Failing diagnostic.
 const (
