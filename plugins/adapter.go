@@ -92,7 +92,19 @@ type Diagnostic struct {
 	Severity Severity
 	Summary  string
 	Detail   string
+	// Instance, when set, names the instance the adapter skipped; Reason
+	// says why (core/model's Reason constants, or the adapter's own
+	// word). The controller lists such instances in its status.
+	Instance string
+	// Reason is ReasonSourceFailing on the diagnostic a watch sends while
+	// its scheduler cannot be read: the controller shows it as the
+	// adapter's LAST ERROR until a snapshot comes without it.
+	Reason string
 }
+
+// ReasonSourceFailing marks the diagnostic an adapter sends while it
+// cannot read its scheduler (unreachable, credentials refused).
+const ReasonSourceFailing = "source_failing"
 
 // ConfigureResponse carries the problems found in the configuration. Any
 // error-severity diagnostic means the adapter is not configured.

@@ -136,7 +136,7 @@ func diagnosticsToProto(ds []Diagnostic) []*proto.Diagnostic {
 		if d.Severity == SeverityWarning {
 			s = proto.Severity_SEVERITY_WARNING
 		}
-		out[i] = &proto.Diagnostic{Severity: s, Summary: d.Summary, Detail: d.Detail}
+		out[i] = &proto.Diagnostic{Severity: s, Summary: d.Summary, Detail: d.Detail, Instance: d.Instance, Reason: d.Reason}
 	}
 	return out
 }
@@ -153,7 +153,7 @@ func diagnosticsFromProto(ps []*proto.Diagnostic) []Diagnostic {
 		if p.GetSeverity() == proto.Severity_SEVERITY_WARNING {
 			s = SeverityWarning
 		}
-		out[i] = Diagnostic{Severity: s, Summary: p.GetSummary(), Detail: p.GetDetail()}
+		out[i] = Diagnostic{Severity: s, Summary: p.GetSummary(), Detail: p.GetDetail(), Instance: p.GetInstance(), Reason: p.GetReason()}
 	}
 	return out
 }

@@ -206,7 +206,9 @@
 // controller) dies, the next adapter over the same DataDir adopts those
 // that still run what it would run (the pid is alive, /proc/<pid>/cmdline
 // matches, the environment hashes the same) instead of starting them
-// twice, and watches them by polling. Recorded processes that still run
+// twice, and watches them by polling. An adopted instance is passing from
+// the adapter's first snapshot on, so a restarted controller never takes
+// it out of its callers' endpoints for a moment. Recorded processes that still run
 // but are no longer wanted as they are (their instance is gone, or its
 // command line or environment changed) are stopped before anything
 // starts, so their ports are free. Adoption needs /proc, so it works on

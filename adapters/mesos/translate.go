@@ -48,14 +48,14 @@ func Translate(s *State) (model.Snapshot, []sdk.Diagnostic) {
 	for _, k := range keys {
 		t := s.Tasks[k]
 		in, ok, problem := translateTask(s, t)
-		if problem != "" {
-			diags = append(diags, sdk.Warningf(fmt.Sprintf("Mesos task %s skipped", t.TaskID.Value), "%s", problem))
+		if problem.text != "" {
+			diags = append(diags, sdk.Droppedf(t.TaskID.Value, problem.reason, fmt.Sprintf("Mesos task %s skipped", t.TaskID.Value), "%s", problem.text))
 		}
 		if !ok {
 			continue
 		}
 		if other, dup := seen[in.ID]; dup {
-			diags = append(diags, sdk.Warningf(fmt.Sprintf("Mesos task %s skipped", t.TaskID.Value),
+			diags = append(diags, sdk.Droppedf(t.TaskID.Value, sdk.ReasonDuplicateID, fmt.Sprintf("Mesos task %s skipped", t.TaskID.Value),
 				"frameworks %s and %s both run a task with this ID; only the first is meshed. Give tasks unique IDs.", other, t.FrameworkID.Value))
 			continue
 		}
@@ -66,10 +66,14 @@ func Translate(s *State) (model.Snapshot, []sdk.Diagnostic) {
 	return model.Snapshot{Adapter: Name, Instances: out}, diags
 }
 
+// skip explains why a task that asks for the mesh is left out: reason is
+// one of the sdk Reason constants, text what to do.
+type skip struct{ reason, text string }
+
 // translateTask turns one task into an instance. ok is false for tasks
 // that are not (or not yet) meshed; problem explains a skip the user
 // should hear about.
-func translateTask(s *State, t mesos.Task) (in model.Instance, ok bool, problem string) {
+func translateTask(s *State, t mesos.Task) (in model.Instance, ok bool, problem skip) {
 	labels := map[string]string{}
 	if t.Labels != nil {
 		for _, l := range t.Labels.Labels {
@@ -88,12 +92,12 @@ func translateTask(s *State, t mesos.Task) (in model.Instance, ok bool, problem 
 	}
 	if service == "" {
 		if optedIn {
-			return in, false, "it has weft.* labels but no service name: add a weft.service label or a DiscoveryInfo name"
+			return in, false, skip{sdk.ReasonNoServiceName, "it has weft.* labels but no service name: add a weft.service label or a DiscoveryInfo name"}
 		}
-		return in, false, ""
+		return in, false, skip{}
 	}
 	if t.GetState() != mesos.TASK_RUNNING {
-		return in, false, "" // not serving yet, or no longer
+		return in, false, skip{} // not serving yet, or no longer
 	}
 
 	ports := map[string]int{}
@@ -108,21 +112,21 @@ func translateTask(s *State, t mesos.Task) (in model.Instance, ok bool, problem 
 		if name, isPort := strings.CutPrefix(k, LabelPortPrefix); isPort && name != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n <= 0 || n > 65535 {
-				return in, false, fmt.Sprintf("label %s = %q is not a port number (1-65535)", k, v)
+				return in, false, skip{sdk.ReasonInvalidRecord, fmt.Sprintf("label %s = %q is not a port number (1-65535)", k, v)}
 			}
 			ports[name] = n
 		}
 	}
 	if ports[model.PortMesh] == 0 {
 		if optedIn {
-			return in, false, fmt.Sprintf("service %q has no port named %q for its sidecar: add a DiscoveryInfo port named mesh or a weft.port.mesh label", service, model.PortMesh)
+			return in, false, skip{sdk.ReasonNoMeshPort, fmt.Sprintf("service %q has no port named %q for its sidecar: add a DiscoveryInfo port named mesh or a weft.port.mesh label", service, model.PortMesh)}
 		}
-		return in, false, "" // a discoverable task that is not meshed
+		return in, false, skip{} // a discoverable task that is not meshed
 	}
 
 	addr, why := address(s, t)
 	if addr == "" {
-		return in, false, why
+		return in, false, skip{sdk.ReasonInvalidRecord, why}
 	}
 
 	meta := map[string]string{}
@@ -155,7 +159,7 @@ func translateTask(s *State, t mesos.Task) (in model.Instance, ok bool, problem 
 		Isolation: model.IsolationNone,
 		Workload:  workload(s, t),
 	}
-	return in, true, ""
+	return in, true, skip{}
 }
 
 // workload names the Mesos framework that launched t, as the master

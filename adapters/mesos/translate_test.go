@@ -312,3 +312,21 @@ func TestTranslateDuplicateTaskIDs(t *testing.T) {
 func instancesOf(s model.Snapshot, diags []sdk.Diagnostic) ([]model.Instance, []sdk.Diagnostic) {
 	return s.Instances, diags
 }
+
+// A task that asks for the mesh without a mesh port is no instance, and
+// its warning names it and the reason, for the controller's status.
+func TestTranslateNamesDroppedTasks(t *testing.T) {
+	s := withLabel(readCapture(t, "dcosnet_operator-api"), "weft.service", "api")
+	ins, diags := instancesOf(Translate(s))
+	if len(ins) != 0 {
+		t.Fatalf("%d instances from tasks without a mesh port, want 0", len(ins))
+	}
+	if len(diags) == 0 {
+		t.Fatal("no diagnostic for tasks that ask for the mesh without a mesh port")
+	}
+	for _, d := range diags {
+		if d.Reason != sdk.ReasonNoMeshPort || d.Instance == "" || !strings.Contains(d.Summary, d.Instance) {
+			t.Errorf("diagnostic %+v: want reason %s and the task's ID as Instance", d, sdk.ReasonNoMeshPort)
+		}
+	}
+}

@@ -108,9 +108,10 @@ func newAdapter(log hclog.Logger) *Adapter {
 		log:        log,
 		settle:     50 * time.Millisecond,
 		minBackoff: 250 * time.Millisecond,
-		// At most 5 s between tries: a Nomad that comes back is read
-		// again within 5 s.
-		maxBackoff: 5 * time.Second,
+		// At most 4 s between tries: a Nomad that comes back is read
+		// again, and its changes reach the sidecars, within 5 s
+		// (test/nomad TestNomadOutage).
+		maxBackoff: 4 * time.Second,
 		fallback:   time.Minute,
 	}
 }

@@ -42,8 +42,9 @@
 // A token Nomad refuses, or none where ACLs are on, is an error of
 // Configure that says what token to give. A Nomad that does not answer is
 // a warning: Watch keeps the last snapshot in force, reports the problem
-// with every retry, and retries with backoff (250ms doubling to 5s, so
-// a Nomad that comes back is read again within 5s).
+// with every retry, and retries with backoff (250ms doubling to 4s, so
+// a Nomad that comes back is read again, and its changes reach the
+// sidecars, within 5s).
 //
 // # What is an instance
 //

@@ -119,7 +119,8 @@ func Translate(st State) (model.Snapshot, []sdk.Diagnostic) {
 		}
 		in, ok, err := translateOne(reg, alloc, placed, allocAddr, st.Checks[alloc.ID])
 		if err != nil {
-			diags = append(diags, sdk.Warningf(fmt.Sprintf("skipping service %s of allocation %s", reg.ServiceName, reg.AllocID), "%v", err))
+			diags = append(diags, sdk.Droppedf(InstanceID(reg.AllocID, reg.ServiceName), sdk.ReasonInvalidRecord,
+				fmt.Sprintf("skipping service %s of allocation %s", reg.ServiceName, reg.AllocID), "%v", err))
 			continue
 		}
 		if !ok {
@@ -142,10 +143,10 @@ func Translate(st State) (model.Snapshot, []sdk.Diagnostic) {
 		k := meshKey(in)
 		switch {
 		case perID[in.ID] > 1:
-			diags = append(diags, sdk.Warningf("skipping "+in.ID+": registered twice",
+			diags = append(diags, sdk.Droppedf(in.ID, sdk.ReasonDuplicateID, "skipping "+in.ID+": registered twice",
 				"Service %s is registered twice in allocation %s; a meshed service needs one registration per group.", in.Service, in.Labels[FactAllocID]))
 		case len(onPort[k]) > 1:
-			diags = append(diags, sdk.Warningf(fmt.Sprintf("skipping service %s of allocation %s: its mesh port is shared", in.Service, in.Labels[FactAllocID]),
+			diags = append(diags, sdk.Droppedf(in.ID, sdk.ReasonInvalidRecord, fmt.Sprintf("skipping service %s of allocation %s: its mesh port is shared", in.Service, in.Labels[FactAllocID]),
 				"Services %s of one allocation use the same mesh port %d, and one sidecar serves one service. Tag all but one with %s=false, or give each its own mesh port with %s=<port label>.",
 				strings.Join(onPort[k], ", "), in.Ports[model.PortMesh], TagMesh, TagMeshPort))
 		default:

@@ -514,7 +514,22 @@ func (a *adapterStates) reports() []api.AdapterReport {
 	defer a.mu.Unlock()
 	var out []api.AdapterReport
 	for _, s := range a.m {
-		out = append(out, api.AdapterReport{Name: s.Adapter, Pid: s.Pid, Running: s.Running, Restarts: s.Restarts, LastError: s.LastError})
+		out = append(out, adapterReport(s))
 	}
 	return out
+}
+
+// adapterReport is one plugin's state as the admin API reports it: while
+// the adapter cannot read its scheduler its LAST ERROR says so, else the
+// plugin's own last failure.
+func adapterReport(s host.Status) api.AdapterReport {
+	r := api.AdapterReport{Name: s.Adapter, Pid: s.Pid, Running: s.Running, Restarts: s.Restarts, LastError: s.LastError}
+	at := s.LastErrorAt
+	if s.SourceError != "" {
+		r.LastError, r.SourceFailing, at = s.SourceError, true, s.SourceErrorAt
+	}
+	if r.LastError != "" && !at.IsZero() {
+		r.LastErrorAt = &at
+	}
+	return r
 }

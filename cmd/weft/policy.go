@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weftmesh/weft/core/api"
+	"github.com/weftmesh/weft/core/compile"
 	"github.com/weftmesh/weft/core/policy"
 	policyhcl "github.com/weftmesh/weft/hcl"
 )
@@ -46,7 +47,11 @@ with the policy in force (the running controller's, asked through its admin
 API, or another directory with --against) and prints, like nomad job plan,
 what changes per service (upstreams, subsets, routes, limits) and intention,
 and which caller -> service flows become allowed or denied. A new policy
-with errors is reported like validate does and the plan fails.
+with errors is reported like validate does and the plan fails. Compared with
+the controller, it also warns about every instance with an upstream port
+(a Nomad job's weft upstream, a Mesos weft.upstream label) for a service the
+new policy does not declare as that instance's upstream: the port would be
+ignored.
 ` + adminHelp,
 		Example: `  weft policy plan ./policy.next --against ./policy
   weft policy plan ./policy.next --admin https://127.0.0.1:7401 --data-dir .weft
@@ -87,6 +92,13 @@ with errors is reported like validate does and the plan fails.
 				_ = policyhcl.WriteDiagnostics(stderr, diags, files, color)
 				return fmt.Errorf("the policy of %s is invalid: %s", where, countErrors(diags))
 			}
+			if against == "" {
+				// The controller's instances: an upstream port the new
+				// policy does not declare would be ignored.
+				if err := warnUndeclared(stderr, &a, newP); err != nil {
+					fmt.Fprintf(stderr, "Note: not checking the instances' upstream ports against the new policy: %v\n\n", err)
+				}
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Comparing with the policy of %s.\n\n", where)
 			return policy.Diff(oldP, newP).Write(cmd.OutOrStdout())
 		},
@@ -121,16 +133,23 @@ func fetchPolicy(a *adminFlags) (*api.PolicySources, string, error) {
 }
 
 func newPolicyValidateCmd() *cobra.Command {
-	var noColor bool
+	var noColor, againstController bool
+	var a adminFlags
 	cmd := &cobra.Command{
 		Use:   "validate [FILE|DIR]...",
 		Short: "Check policy files and report every error with its file and line",
 		Long: `Validate loads the policy from the given files and directories (every *.hcl
 file of a directory, merged; the current directory when none is given),
 reports every problem it finds with the offending source line, and exits
-non-zero if there is any error. On success it prints a one-line summary.`,
+non-zero if there is any error. On success it prints a one-line summary.
+With --against-controller it also asks a running controller for its
+instances and warns about every upstream port (a Nomad job's weft upstream,
+a Mesos weft.upstream label) for a service the policy does not declare as
+that instance's upstream: the port would be ignored.
+` + adminHelp,
 		Example: `  weft policy validate ./policy
-  weft policy validate mesh.hcl services.hcl`,
+  weft policy validate mesh.hcl services.hcl
+  weft policy validate ./policy --against-controller --data-dir .weft`,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -147,12 +166,40 @@ non-zero if there is any error. On success it prints a one-line summary.`,
 			if p == nil {
 				return fmt.Errorf("policy is invalid: %s", countErrors(diags))
 			}
+			if againstController {
+				if err := warnUndeclared(stderr, &a, p); err != nil {
+					return fmt.Errorf("checking the controller's instances against the policy: %w", err)
+				}
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "policy OK: %s\n", policyhcl.Summary(p))
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&noColor, "no-color", false, "never color the diagnostics (default: color when stderr is a terminal and NO_COLOR is unset)")
+	cmd.Flags().BoolVar(&againstController, "against-controller", false, "also warn about the controller's instances whose upstream ports the policy does not declare")
+	a.register(cmd)
 	return cmd
+}
+
+// warnUndeclared asks the controller for its instances and writes a
+// warning for every upstream port of theirs that p does not declare.
+func warnUndeclared(w io.Writer, a *adminFlags, p *policy.Policy) error {
+	var rep api.StatusReport
+	if err := a.call("GET", "/v1/status", &rep); err != nil {
+		return err
+	}
+	n := 0
+	for _, in := range rep.Instances {
+		for _, up := range compile.UndeclaredUpstreams(p, in.Service, in.Ports) {
+			n++
+			fmt.Fprintf(w, "Warning: upstream %q of instance %s (adapter %s) is not declared: %s\n",
+				up, in.ID, in.Adapter, compile.UndeclaredDetail(in.Service, up, in.Ports[compile.UpstreamPortPrefix+up]))
+		}
+	}
+	if n > 0 {
+		fmt.Fprintln(w)
+	}
+	return nil
 }
 
 // countErrors says how many error diagnostics there are, in words.

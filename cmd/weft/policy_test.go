@@ -154,11 +154,22 @@ func TestPolicyPlanAgainstController(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/v1/policy" || r.Header.Get("Authorization") != "Bearer secret" {
+		if r.Header.Get("Authorization") != "Bearer secret" {
 			http.Error(w, "no", http.StatusUnauthorized)
 			return
 		}
-		json.NewEncoder(w).Encode(api.PolicySources{Files: map[string]string{"policy.hcl": planOld}})
+		switch r.URL.Path {
+		case "/v1/policy":
+			json.NewEncoder(w).Encode(api.PolicySources{Files: map[string]string{"policy.hcl": planOld}})
+		case "/v1/status":
+			// web-0's job gives it upstreams api (declared) and cart (not).
+			json.NewEncoder(w).Encode(api.StatusReport{Instances: []api.InstanceReport{
+				{Adapter: "nomad", ID: "web-0", Service: "web", Ports: map[string]int{"mesh": 21000, "upstream:api": 9100, "upstream:cart": 9101}},
+				{Adapter: "nomad", ID: "api-0", Service: "api", Ports: map[string]int{"mesh": 21000}},
+			}})
+		default:
+			http.Error(w, "no such path", http.StatusNotFound)
+		}
 	}))
 	defer srv.Close()
 	caFile := filepath.Join(dataDir, "test-server.pem")
@@ -170,7 +181,21 @@ func TestPolicyPlanAgainstController(t *testing.T) {
 	if err != nil {
 		t.Fatalf("plan: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "the controller at "+admin) || !strings.HasSuffix(out, wantPlan) {
+	if !strings.Contains(out, "the controller at "+admin) || !strings.Contains(out, wantPlan) {
 		t.Errorf("plan output:\n%s", out)
+	}
+	const warning = `Warning: upstream "cart" of instance web-0 (adapter nomad) is not declared: the scheduler gives service web an upstream port 9101 for cart, but the policy declares no upstream "cart" in service "web"`
+	if strings.Count(out, "Warning: upstream") != 1 || !strings.Contains(out, warning) {
+		t.Errorf("plan output lacks the one undeclared upstream warning %q:\n%s", warning, out)
+	}
+
+	// validate --against-controller warns the same, and still succeeds.
+	cmd := newPolicyCmd()
+	var vout bytes.Buffer
+	cmd.SetOut(&vout)
+	cmd.SetErr(&vout)
+	cmd.SetArgs([]string{"validate", writePolicy(t, planNew), "--against-controller", "--admin", admin, "--data-dir", dataDir, "--ca-cert", caFile})
+	if err := cmd.Execute(); err != nil || !strings.Contains(vout.String(), warning) || !strings.Contains(vout.String(), "policy OK") {
+		t.Errorf("validate --against-controller: %v\n%s", err, vout.String())
 	}
 }

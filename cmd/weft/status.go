@@ -3,12 +3,15 @@ package main
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/weftmesh/weft/core/api"
+	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/refusals"
 )
 
@@ -39,9 +42,10 @@ roots.
 				fmt.Fprintf(out, "policy change rejected: %s\n", rep.PolicyError)
 			}
 			tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+			now := time.Now()
 			fmt.Fprintln(tw, "\nADAPTER\tPID\tRUNNING\tRESTARTS\tLAST ERROR")
 			for _, a := range rep.Adapters {
-				fmt.Fprintf(tw, "%s\t%d\t%v\t%d\t%s\n", a.Name, a.Pid, a.Running, a.Restarts, a.LastError)
+				fmt.Fprintf(tw, "%s\t%d\t%v\t%d\t%s\n", a.Name, a.Pid, a.Running, a.Restarts, lastErrorCell(a, now))
 			}
 			switch {
 			case len(rep.WaitingFor) > 0 && !rep.WaitedOut:
@@ -70,6 +74,7 @@ roots.
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Instance, s.Service, s.Reason, strings.ReplaceAll(s.Detail, "\n", " "))
 				}
 			}
+			writeDropped(tw, rep.Dropped, rep.DroppedCounts)
 			writeRoots(tw, rep.Roots)
 			if err := tw.Flush(); err != nil {
 				return err
@@ -91,6 +96,55 @@ func healthCell(in api.InstanceReport) string {
 		return fmt.Sprintf("%s (sidecar check: %s)", in.Health, in.HealthReason)
 	}
 	return in.Health
+}
+
+// lastErrorCell is an adapter's LAST ERROR with its age: "(12s ago)
+// Nomad does not answer: ...", marked "now:" while the adapter cannot
+// read its scheduler.
+func lastErrorCell(a api.AdapterReport, now time.Time) string {
+	if a.LastError == "" {
+		return ""
+	}
+	msg := strings.ReplaceAll(a.LastError, "\n", " ")
+	if a.SourceFailing {
+		msg = "now: " + msg
+	}
+	if a.LastErrorAt == nil {
+		return msg
+	}
+	age := now.Sub(*a.LastErrorAt).Round(time.Second)
+	if age < 0 {
+		age = 0
+	}
+	return fmt.Sprintf("(%s ago, %s) %s", age, a.LastErrorAt.UTC().Format(time.TimeOnly), msg)
+}
+
+// writeDropped lists the instances left out for a reason, and the count
+// per reason.
+func writeDropped(tw io.Writer, drops []model.Dropped, counts map[string]int) {
+	total := 0
+	reasons := make([]string, 0, len(counts))
+	for r, n := range counts {
+		reasons = append(reasons, r)
+		total += n
+	}
+	if total == 0 {
+		return
+	}
+	sort.Strings(reasons)
+	parts := make([]string, len(reasons))
+	for i, r := range reasons {
+		parts[i] = fmt.Sprintf("%s %d", r, counts[r])
+	}
+	listed := ""
+	if len(drops) < total {
+		listed = fmt.Sprintf("; the first %d listed", len(drops))
+	}
+	fmt.Fprintf(tw, "\nDROPPED: %d (%s): left out of the mesh, or an upstream port ignored; fix each as DETAIL says%s\n", total, strings.Join(parts, ", "), listed)
+	fmt.Fprintln(tw, "ADAPTER\tINSTANCE\tREASON\tDETAIL")
+	for _, d := range drops {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Adapter, d.Instance, d.Reason, strings.ReplaceAll(d.Detail, "\n", " "))
+	}
 }
 
 // writeRefused prints the refused handshakes of each API, if any:

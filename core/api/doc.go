@@ -7,7 +7,11 @@
 // /v1/ca/roots), PolicySources (GET /v1/policy), JoinTokenRequest and
 // JoinTokenResponse (POST /v1/join-tokens); POST /v1/ca/rotate answers a
 // ca.Rotation. Their JSON field names are the API: the CLI's --json output
-// and the tests decode them.
+// and the tests decode them. StatusReport.Dropped lists the instances left
+// out for a reason (Mesh.Dropped) and DroppedCounts counts them per reason;
+// AdapterReport.LastError is, while the adapter cannot read its scheduler,
+// what it says about that (SourceFailing), else the plugin's last failure,
+// with LastErrorAt.
 // An instance's health in status is the one the controller compiles with,
 // with its source: "scheduler", or "sidecar_check" when the scheduler
 // does not say critical but the instance's sidecar reports its app

@@ -43,6 +43,10 @@ type Mesh interface {
 	// SidecarHealth is the last report of instance id's sidecar on its
 	// app's active checks, if one is in force.
 	SidecarHealth(id string) (healthy bool, reason string, ok bool)
+	// Dropped lists the instances left out for a reason (or an upstream
+	// port of theirs ignored), at most a bound of them, and counts every
+	// one per reason.
+	Dropped() (listed []model.Dropped, counts map[string]int)
 }
 
 // Sidecars is what the admin API reads of, and asks of, the config server
@@ -189,6 +193,7 @@ func (h *handler) status() StatusReport {
 	var permissive bool
 	rep.WaitingFor, rep.WaitedOut = o.Mesh.Waiting()
 	rep.Skipped, permissive = o.Mesh.Unbound()
+	rep.Dropped, rep.DroppedCounts = o.Mesh.Dropped()
 	if permissive {
 		rep.IdentityBinding = string(policy.BindingPermissive)
 	}

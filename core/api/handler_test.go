@@ -63,7 +63,8 @@ func startAdmin(t *testing.T, token string) *admin {
 	snaps <- model.Snapshot{Adapter: "local", Instances: []model.Instance{
 		{ID: "web-0", Service: "web", Address: "127.0.0.2", Ports: map[string]int{"app": 8080, "mesh": 15001}, Isolation: model.IsolationGuard},
 		{ID: "api-0", Service: "api", Address: "127.0.0.3", Ports: map[string]int{"app": 8080, "mesh": 15001}},
-	}}
+		{ID: "bad-0", Service: "api", Address: "127.0.0.4", Ports: map[string]int{"app": 8080}},
+	}, Dropped: []model.Dropped{{Instance: "task-9", Reason: model.ReasonNoMeshPort, Detail: "no port named mesh"}}}
 	// Both are waiting before Run starts: it compiles them once.
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -89,10 +90,11 @@ func startAdmin(t *testing.T, token string) *admin {
 	t.Cleanup(refusedAdmin.Close)
 	refusedSidecar.Refused("127.0.0.9:4000", errors.New("tls: first record does not look like a TLS handshake"))
 
+	failedAt := time.Date(2026, 12, 4, 18, 0, 0, 0, time.UTC)
 	h := api.NewHandler(api.Options{
 		Token: token, Mesh: ctl, Sidecars: srv, Authority: authority, Policy: watcher,
 		Adapters: func() []api.AdapterReport {
-			return []api.AdapterReport{{Name: "nomad", LastError: "connection refused"}, {Name: "local", Pid: 42, Running: true, Restarts: 1}}
+			return []api.AdapterReport{{Name: "nomad", LastError: "connection refused", LastErrorAt: &failedAt, SourceFailing: true}, {Name: "local", Pid: 42, Running: true, Restarts: 1}}
 		},
 		Refused:   map[string]*refusals.Log{"sidecar_api": refusedSidecar, "admin_api": refusedAdmin, "left_out": nil},
 		Summarize: func(p *policy.Policy) string { return fmt.Sprintf("%d services", len(p.Services)) },
@@ -245,7 +247,7 @@ func TestHandlerEndpoints(t *testing.T) {
 		check                    func(t *testing.T, body string)
 	}{
 		{name: "status", method: "GET", path: "/v1/status", wantCode: 200,
-			wantKeys: []string{"adapters", "config_builds", "identity_binding", "instances", "intentions", "policy", "refused_handshakes", "roots", "sidecars", "skipped", "trust_domain", "unisolated_instances"},
+			wantKeys: []string{"adapters", "config_builds", "dropped", "dropped_counts", "identity_binding", "instances", "intentions", "policy", "refused_handshakes", "roots", "sidecars", "skipped", "trust_domain", "unisolated_instances"},
 			check: func(t *testing.T, body string) {
 				var rep api.StatusReport
 				if err := json.Unmarshal([]byte(body), &rep); err != nil {
@@ -256,6 +258,16 @@ func TestHandlerEndpoints(t *testing.T) {
 				}
 				if len(rep.Adapters) != 2 || rep.Adapters[0].Name != "local" || rep.Adapters[0].Pid != 42 || rep.Adapters[1].LastError != "connection refused" {
 					t.Errorf("adapters = %+v, want local then nomad", rep.Adapters)
+				}
+				if at := rep.Adapters[1].LastErrorAt; at == nil || !at.Equal(time.Date(2026, 12, 4, 18, 0, 0, 0, time.UTC)) || !rep.Adapters[1].SourceFailing {
+					t.Errorf("nomad's last error at %v (source failing %v), want 18:00:00 and true", at, rep.Adapters[1].SourceFailing)
+				}
+				wantDropped := []model.Dropped{
+					{Adapter: "local", Instance: "bad-0", Reason: model.ReasonNoMeshPort, Detail: `instance bad-0: no "mesh" port: the sidecar's inbound port is required`},
+					{Adapter: "local", Instance: "task-9", Reason: model.ReasonNoMeshPort, Detail: "no port named mesh"},
+				}
+				if !slices.Equal(rep.Dropped, wantDropped) || rep.DroppedCounts[model.ReasonNoMeshPort] != 2 || len(rep.DroppedCounts) != 1 {
+					t.Errorf("dropped = %+v, counts %v; want %+v, no_mesh_port 2", rep.Dropped, rep.DroppedCounts, wantDropped)
 				}
 				if len(rep.Instances) != 2 || rep.Unisolated != 1 {
 					t.Fatalf("instances = %+v, unisolated %d; want 2, 1", rep.Instances, rep.Unisolated)

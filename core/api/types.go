@@ -1,9 +1,12 @@
 package api
 
 import (
+	"time"
+
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/compile"
 	"github.com/weftmesh/weft/core/meshserver"
+	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/refusals"
 )
 
@@ -44,6 +47,16 @@ type StatusReport struct {
 	// them: configurations are served and may lack their endpoints.
 	WaitingFor []string `json:"waiting_for_first_snapshot,omitempty"`
 	WaitedOut  bool     `json:"waited_out,omitempty"`
+	// Dropped are the instances left out of the mesh for a reason, or an
+	// upstream port of theirs that was ignored: what an adapter skipped
+	// (a Mesos task without a mesh port), the records the registry
+	// refused (no service name, an unnamed port, a duplicate ID), the
+	// upstream ports the policy does not declare (core/model's Reason
+	// constants), at most 500 of them. DroppedCounts counts every one
+	// per reason. (The controller
+	// has no metrics endpoint yet; these are its drop counters.)
+	Dropped       []model.Dropped `json:"dropped,omitempty"`
+	DroppedCounts map[string]int  `json:"dropped_counts,omitempty"`
 }
 
 // RootReport is one CA root and how many connected sidecars hold a leaf
@@ -65,11 +78,18 @@ type RootsReport struct {
 
 // AdapterReport describes one supervised adapter plugin.
 type AdapterReport struct {
-	Name      string `json:"name"`
-	Pid       int    `json:"pid"`
-	Running   bool   `json:"running"`
-	Restarts  int    `json:"restarts"`
-	LastError string `json:"last_error,omitempty"`
+	Name     string `json:"name"`
+	Pid      int    `json:"pid"`
+	Running  bool   `json:"running"`
+	Restarts int    `json:"restarts"`
+	// LastError is what the adapter reports while it cannot read its
+	// scheduler (unreachable, credentials refused; SourceFailing set),
+	// cleared when it reads it again; otherwise the plugin's last
+	// failure (a crash, a refused configuration), kept after a recovery.
+	// LastErrorAt is when it was first reported.
+	LastError     string     `json:"last_error,omitempty"`
+	LastErrorAt   *time.Time `json:"last_error_at,omitempty"`
+	SourceFailing bool       `json:"source_failing,omitempty"`
 }
 
 // InstanceReport describes one instance in the registry.

@@ -32,7 +32,10 @@
 //   - an upstream's protocol is its destination service's protocol;
 //   - an instance port named "upstream:<service>" overrides the policy's
 //     local_port for that upstream of that instance (host networking, where
-//     instances share an address);
+//     instances share an address); one for a service the policy does not
+//     declare as an upstream of the instance's service is ignored, and
+//     UndeclaredUpstreams/UndeclaredDrops (undeclared.go) name it for the
+//     controller's status and `weft policy plan`;
 //   - instances whose health is critical are left out of upstream endpoints;
 //   - an upstream gets its destination service's routes, timeouts,
 //     circuit breaker and outlier detection; every endpoint lists the

@@ -106,7 +106,12 @@ type Controller struct {
 	// waits for; gaveUp, that the wait passed without them.
 	waiting []string
 	gaveUp  bool
-	inc     incremental // rebuild's compiler; only rebuild uses it
+	// drops are the instances left out (or an upstream port of theirs
+	// ignored) for a reason: by adapter, what the adapter's snapshot and
+	// the registry dropped; and what the last compilation ignored.
+	drops      map[string][]model.Dropped
+	undeclared []model.Dropped
+	inc        incremental // rebuild's compiler; only rebuild uses it
 	// health is the overlay of sidecars' health reports (health.go).
 	health *sidecarHealth
 
@@ -264,9 +269,16 @@ func (c *Controller) Waiting() (adapters []string, gaveUp bool) {
 
 func (c *Controller) applySnapshot(s model.Snapshot) bool {
 	changed, problems := c.o.Registry.Update(s)
-	for _, p := range problems {
-		c.o.Logger.Warn("skipping workload record", "adapter", p.Adapter, "instance", p.ID, "err", p.Err)
+	drops := make([]model.Dropped, 0, len(s.Dropped)+len(problems))
+	for _, d := range s.Dropped {
+		d.Adapter = s.Adapter
+		drops = append(drops, d)
 	}
+	for _, p := range problems {
+		c.o.Logger.Warn("skipping workload record", "adapter", p.Adapter, "instance", p.ID, "reason", p.Reason, "err", p.Err)
+		drops = append(drops, p.Dropped())
+	}
+	c.setDrops(s.Adapter, drops)
 	if changed {
 		c.o.Logger.Info("snapshot", "adapter", s.Adapter, "instances", len(s.Instances)-len(problems))
 	}
@@ -306,6 +318,7 @@ func (c *Controller) rebuild() {
 	entries := c.health.apply(c.o.Registry.Entries())
 	b, total := c.inc.build(p, entries, len(c.listeners) > 0)
 	c.noteUnbound(p, c.inc.unbound())
+	c.noteUndeclared(compile.UndeclaredDrops(p, entries))
 	n := 0
 	if len(c.listeners) > 0 {
 		n = c.publish(b)

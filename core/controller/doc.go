@@ -67,6 +67,19 @@
 // SidecarHealth is what status shows (core/api InstanceReport:
 // health_source "scheduler" or "sidecar_check", health_reason).
 //
+// Nothing is dropped without a word (dropped.go): Dropped lists every
+// instance left out for a reason, with its adapter and reason (core/model's
+// Reason constants), gathered in one place from three sources: what an
+// adapter's snapshot says it skipped (model.Snapshot.Dropped, which
+// plugins/host fills from the diagnostics that name an instance: a Mesos
+// task without a mesh port), the records the registry refuses
+// (registry.Problem: no service name, an unnamed port, a duplicate ID), and
+// the upstream ports the policy in force does not declare
+// (compile.UndeclaredDrops, after each compilation; each new one is
+// logged once). A snapshot replaces its adapter's drops. The admin API
+// lists them and counts them per reason; the controller has no metrics
+// endpoint yet, so status is where the counts are.
+//
 // Policy (policywatch.go): NewPolicyWatcher, then PolicyWatcher.Run, polls
 // the policy directory's *.hcl files by hash and, on a change, calls the
 // PolicyLoader that cmd/weft supplies (core does not read HCL). A policy

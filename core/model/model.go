@@ -33,6 +33,10 @@ type Snapshot struct {
 	Adapter string
 	// Instances is every service instance the adapter knows.
 	Instances []Instance
+	// Dropped are the instances the adapter left out, and why (the
+	// plugin host fills it from the diagnostics that name an instance).
+	// The registry ignores it; the controller lists it in its status.
+	Dropped []Dropped
 }
 
 // Instance is one running copy of a service, with the sidecar beside it.
@@ -120,7 +124,7 @@ func (in Instance) Validate() error {
 		return fmt.Errorf("instance of service %q has no ID", in.Service)
 	}
 	if !ValidName(in.Service) {
-		return fmt.Errorf("instance %s: service name %q is not a DNS label (lower-case letters, digits, dashes)", in.ID, in.Service)
+		return reasoned(ErrNoServiceName, fmt.Errorf("instance %s: service name %q is not a DNS label (lower-case letters, digits, dashes)", in.ID, in.Service))
 	}
 	if in.Namespace != "" && !ValidName(in.Namespace) {
 		return fmt.Errorf("instance %s: namespace %q is not a DNS label", in.ID, in.Namespace)
@@ -129,6 +133,9 @@ func (in Instance) Validate() error {
 		return fmt.Errorf("instance %s: address %q is not an IP address", in.ID, in.Address)
 	}
 	for name, p := range in.Ports {
+		if name == "" {
+			return reasoned(ErrUnnamedPort, fmt.Errorf("instance %s: port %d has no name; name every port (app, mesh, upstream:<service>)", in.ID, p))
+		}
 		if p <= 0 || p > 65535 {
 			return fmt.Errorf("instance %s: port %q = %d is outside 1-65535", in.ID, name, p)
 		}
@@ -144,7 +151,7 @@ func (in Instance) Validate() error {
 		}
 	}
 	if in.Ports[PortMesh] == 0 {
-		return fmt.Errorf("instance %s: no %q port: the sidecar's inbound port is required", in.ID, PortMesh)
+		return reasoned(ErrNoMeshPort, fmt.Errorf("instance %s: no %q port: the sidecar's inbound port is required", in.ID, PortMesh))
 	}
 	return nil
 }

@@ -4,7 +4,10 @@
 // Entry point: Registry.Update. An adapter's new snapshot replaces its
 // previous one whole (adapters send full snapshots, never deltas). Records
 // that fail model.Instance.Validate, or whose ID another record already
-// holds, are skipped and reported; they never poison the rest.
+// holds, are skipped and reported as Problems with a Reason (core/model's
+// DropReason: no service name, an unnamed port, no mesh port, a duplicate
+// ID), which the controller lists in its status; they never poison the
+// rest.
 //
 // Revisions: each record carries the registry revision at which it last
 // changed (Entry.Rev). A record the adapter reports again unchanged keeps

@@ -34,6 +34,13 @@ type Problem struct {
 	Adapter string
 	ID      string
 	Err     error
+	// Reason is why, as model's Reason constants say it.
+	Reason string
+}
+
+// Dropped is the problem as the controller's status lists it.
+func (p Problem) Dropped() model.Dropped {
+	return model.Dropped{Adapter: p.Adapter, Instance: p.ID, Reason: p.Reason, Detail: p.Err.Error()}
 }
 
 func (p Problem) Error() string {
@@ -95,16 +102,16 @@ func (r *Registry) Update(s model.Snapshot) (changed bool, problems []Problem) {
 		same := had && sameInstance(old.recs[pos].in, in)
 		if !same {
 			if err := in.Validate(); err != nil {
-				problems = append(problems, Problem{s.Adapter, in.ID, err})
+				problems = append(problems, Problem{s.Adapter, in.ID, err, model.DropReason(err)})
 				continue
 			}
 		}
 		if (had && kept[pos]) || addedIDs[in.ID] {
-			problems = append(problems, Problem{s.Adapter, in.ID, fmt.Errorf("instance ID %q appears twice in the snapshot; the first record is kept", in.ID)})
+			problems = append(problems, Problem{s.Adapter, in.ID, fmt.Errorf("instance ID %q appears twice in the snapshot; the first record is kept", in.ID), model.ReasonDuplicateID})
 			continue
 		}
 		if a, ok := owner(in.ID); ok {
-			problems = append(problems, Problem{s.Adapter, in.ID, fmt.Errorf("instance ID %q is already reported by adapter %s; instance IDs must be unique across adapters", in.ID, a)})
+			problems = append(problems, Problem{s.Adapter, in.ID, fmt.Errorf("instance ID %q is already reported by adapter %s; instance IDs must be unique across adapters", in.ID, a), model.ReasonDuplicateID})
 			continue
 		}
 		rec := record{in: in, rev: next}

@@ -27,7 +27,9 @@ func TestUpdate(t *testing.T) {
 		snap         model.Snapshot
 		wantIDs      []string
 		wantProblems []string
-		wantChanged  bool
+		// wantReasons, if set, are the problems' reasons, in order.
+		wantReasons []string
+		wantChanged bool
 	}{
 		{
 			name:        "all good",
@@ -40,6 +42,16 @@ func TestUpdate(t *testing.T) {
 			snap:         model.Snapshot{Adapter: "local", Instances: []model.Instance{bad, inst("a", "api"), noMesh, badAddr}},
 			wantIDs:      []string{"a"},
 			wantProblems: []string{"not a DNS label", `no "mesh" port`, "not an IP address"},
+			wantReasons:  []string{model.ReasonNoServiceName, model.ReasonNoMeshPort, model.ReasonInvalidRecord},
+			wantChanged:  true,
+		},
+		{
+			name: "a port without a name is a bad record",
+			snap: model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("a", "api"),
+				{ID: "u", Service: "api", Address: "127.0.0.1", Ports: map[string]int{model.PortMesh: 21000, "": 8080}}}},
+			wantIDs:      []string{"a"},
+			wantProblems: []string{"port 8080 has no name"},
+			wantReasons:  []string{model.ReasonUnnamedPort},
 			wantChanged:  true,
 		},
 		{
@@ -47,6 +59,7 @@ func TestUpdate(t *testing.T) {
 			snap:         model.Snapshot{Adapter: "local", Instances: []model.Instance{inst("a", "api"), inst("a", "store")}},
 			wantIDs:      []string{"a"},
 			wantProblems: []string{"appears twice"},
+			wantReasons:  []string{model.ReasonDuplicateID},
 			wantChanged:  true,
 		},
 		{
@@ -101,6 +114,12 @@ func TestUpdate(t *testing.T) {
 				t.Fatalf("problems = %v, want %d", problems, len(tc.wantProblems))
 			}
 			for i, p := range problems {
+				if tc.wantReasons != nil && p.Reason != tc.wantReasons[i] {
+					t.Errorf("problem %d reason = %q, want %q", i, p.Reason, tc.wantReasons[i])
+				}
+				if d := p.Dropped(); d.Adapter != p.Adapter || d.Instance != p.ID || d.Reason != p.Reason || d.Detail != p.Err.Error() {
+					t.Errorf("problem %d as Dropped = %+v", i, d)
+				}
 				if !strings.Contains(p.Error(), tc.wantProblems[i]) {
 					t.Errorf("problem %d = %q, want it to contain %q", i, p.Error(), tc.wantProblems[i])
 				}

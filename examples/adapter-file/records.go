@@ -99,11 +99,17 @@ func parse(data []byte) ([]sdk.Instance, []sdk.Diagnostic, error) {
 		n := i + 1
 		in, err := decodeRecord(raw)
 		if err != nil {
-			diags = append(diags, sdk.Warningf("Instance record skipped", "record %d: %v", n, err))
+			// Droppedf, not Warningf: the controller counts the record
+			// under its reason and names it in `weft status`.
+			id := in.ID
+			if id == "" {
+				id = fmt.Sprintf("record %d", n)
+			}
+			diags = append(diags, sdk.Droppedf(id, sdk.ReasonOf(err), "Instance record skipped", "record %d: %v", n, err))
 			continue
 		}
 		if first, ok := seen[in.ID]; ok {
-			diags = append(diags, sdk.Warningf("Instance record skipped", "record %d: instance ID %q is already used by record %d; IDs must be unique", n, in.ID, first))
+			diags = append(diags, sdk.Droppedf(in.ID, sdk.ReasonDuplicateID, "Instance record skipped", "record %d: instance ID %q is already used by record %d; IDs must be unique", n, in.ID, first))
 			continue
 		}
 		seen[in.ID] = n
@@ -126,10 +132,10 @@ func decodeRecord(raw json.RawMessage) (sdk.Instance, error) {
 	switch in.Health {
 	case sdk.HealthUnknown, sdk.HealthPassing, sdk.HealthWarning, sdk.HealthCritical:
 	default:
-		return sdk.Instance{}, fmt.Errorf("instance %s: health %q is not one of passing, warning, critical (or empty)", in.ID, r.Health)
+		return sdk.Instance{ID: in.ID}, fmt.Errorf("instance %s: health %q is not one of passing, warning, critical (or empty)", in.ID, r.Health)
 	}
 	if err := in.Validate(); err != nil {
-		return sdk.Instance{}, err
+		return sdk.Instance{ID: in.ID}, err
 	}
 	return in, nil
 }

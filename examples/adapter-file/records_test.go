@@ -15,7 +15,9 @@ func TestParse(t *testing.T) {
 		data      string
 		wantIDs   []string
 		wantDiags []string // one substring per warning, in order
-		wantErr   string
+		// wantDropped, if set, is each warning's "instance reason".
+		wantDropped []string
+		wantErr     string
 	}{
 		{
 			name:    "two instances",
@@ -55,6 +57,10 @@ func TestParse(t *testing.T) {
 				`record 5: json: unknown field "adress"`,
 				`record 7: instance ID "f" is already used by record 6`,
 			},
+			wantDropped: []string{
+				"a " + sdk.ReasonNoServiceName, "b " + sdk.ReasonInvalidRecord, "c " + sdk.ReasonNoMeshPort,
+				"d " + sdk.ReasonInvalidRecord, "record 5 " + sdk.ReasonInvalidRecord, "f " + sdk.ReasonDuplicateID,
+			},
 		},
 		{name: "not JSON", data: "{\n  \"instances\": [,]\n}", wantErr: "line 2, column 17"},
 		{name: "no instances key", data: `{"instance": []}`, wantErr: `no "instances" array`},
@@ -88,6 +94,9 @@ func TestParse(t *testing.T) {
 			for i, d := range diags {
 				if d.Severity != sdk.SeverityWarning || !strings.Contains(d.Detail, tt.wantDiags[i]) {
 					t.Errorf("diagnostic %d = %+v, want a warning containing %q", i, d, tt.wantDiags[i])
+				}
+				if tt.wantDropped != nil && d.Instance+" "+d.Reason != tt.wantDropped[i] {
+					t.Errorf("diagnostic %d drops %q, want %q", i, d.Instance+" "+d.Reason, tt.wantDropped[i])
 				}
 			}
 		})

@@ -41,6 +41,17 @@
 // the file and then executes it by path: keep the plugin directory
 // writable only by the operator.
 //
+// Status (what `weft status` shows per adapter): Pid, Running, Restarts;
+// LastError and LastErrorAt, the plugin's own last failure (a crash, a
+// refused configuration), kept after a recovery; and SourceError and
+// SourceErrorAt, what the adapter reports while it cannot read its
+// scheduler: the diagnostic its watch marks plugins.ReasonSourceFailing
+// (plugins/sdk Loop's Failing), with the time a failure of that summary
+// was first reported, cleared by the next snapshot without it. A
+// diagnostic that names an instance (Diagnostic.Instance, sdk.Droppedf)
+// becomes a model.Dropped in the forwarded snapshot, for the controller's
+// list of dropped instances.
+//
 // What Supervise guarantees, after invariant 5 of the design: a plugin that
 // crashes or whose Watch fails is restarted, and nothing is sent while it
 // is down, so its last snapshot stays in force. A snapshot is forwarded

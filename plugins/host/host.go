@@ -55,9 +55,19 @@ type Status struct {
 	Running bool // a plugin process is up and has completed the handshake
 	// Restarts counts the launches after the first one.
 	Restarts int
-	// LastError is the most recent failure, kept after a recovery.
-	LastError string
-	Info      *plugins.InfoResponse
+	// LastError is the most recent failure of the plugin itself (a
+	// crash, a refused configuration), kept after a recovery; LastErrorAt
+	// is when it happened.
+	LastError   string
+	LastErrorAt time.Time
+	// SourceError is what the adapter reports while it cannot read its
+	// scheduler (unreachable, credentials refused): the diagnostic its
+	// watch marks plugins.ReasonSourceFailing, as "summary: detail".
+	// SourceErrorAt is when it was first reported in these words. Both
+	// are cleared by the next snapshot without it.
+	SourceError   string
+	SourceErrorAt time.Time
+	Info          *plugins.InfoResponse
 }
 
 // Defaults of Options.
@@ -135,7 +145,9 @@ func (s *Supervisor) Run(ctx context.Context, updates chan<- Update, status func
 		}
 		d := b.Next()
 		s.opts.Logger.Error("adapter plugin failed; restarting", "error", err, "backoff", d)
-		r.report(func(st *Status) { st.Pid, st.Running, st.LastError = 0, false, err.Error() })
+		r.report(func(st *Status) {
+			st.Pid, st.Running, st.LastError, st.LastErrorAt = 0, false, err.Error(), time.Now()
+		})
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
@@ -221,6 +233,8 @@ type run struct {
 	updates chan<- Update
 	status  func(Status)
 	st      Status
+	// sourceSummary is the summary of st.SourceError.
+	sourceSummary string
 }
 
 func (s *run) report(change func(*Status)) {
@@ -331,9 +345,11 @@ func (s *run) watch(ctx context.Context, a plugins.Adapter) (healthy bool, err e
 				since = time.Now()
 			}
 			ev.Snapshot.Adapter = o.Name
+			ev.Snapshot.Dropped = dropped(o.Name, ev.Diagnostics)
 			for _, d := range ev.Diagnostics {
 				o.Logger.Warn("adapter reported a problem", "severity", severityString(d.Severity), "summary", d.Summary, "detail", d.Detail)
 			}
+			s.noteSourceError(ev.Diagnostics)
 			select {
 			case s.updates <- Update{Adapter: o.Name, Snapshot: ev.Snapshot, Diagnostics: ev.Diagnostics}:
 			case <-ctx.Done():
@@ -351,6 +367,47 @@ func (s *run) watch(ctx context.Context, a plugins.Adapter) (healthy bool, err e
 			return isHealthy(), fmt.Errorf("watching adapter %q: %w", o.Name, err)
 		}
 	}
+}
+
+// noteSourceError records the diagnostic an event carries while the
+// adapter cannot read its scheduler, or clears it when the event has none.
+// Its time is when a failure with that summary was first reported: a
+// detail that only counts the retries does not move it.
+func (s *run) noteSourceError(diags []plugins.Diagnostic) {
+	msg, summary := "", ""
+	for _, d := range diags {
+		if d.Reason == plugins.ReasonSourceFailing {
+			msg, summary = diagString(d), d.Summary
+		}
+	}
+	if msg == s.st.SourceError {
+		return
+	}
+	s.report(func(st *Status) {
+		switch {
+		case msg == "":
+			st.SourceErrorAt, s.sourceSummary = time.Time{}, ""
+		case summary != s.sourceSummary:
+			st.SourceErrorAt, s.sourceSummary = time.Now(), summary
+		}
+		st.SourceError = msg
+	})
+}
+
+// dropped lists the instances the diagnostics say the adapter left out.
+func dropped(adapter string, diags []plugins.Diagnostic) []model.Dropped {
+	var out []model.Dropped
+	for _, d := range diags {
+		if d.Instance == "" || d.Reason == plugins.ReasonSourceFailing {
+			continue
+		}
+		reason := d.Reason
+		if reason == "" {
+			reason = model.ReasonAdapterSkipped
+		}
+		out = append(out, model.Dropped{Adapter: adapter, Instance: d.Instance, Reason: reason, Detail: diagString(d)})
+	}
+	return out
 }
 
 func diagString(d plugins.Diagnostic) string {

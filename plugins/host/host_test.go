@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftmesh/weft/core/backoff"
+	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/host"
 	"github.com/weftmesh/weft/plugins/sdk"
@@ -39,6 +41,8 @@ func TestMain(m *testing.M) {
 //	badconfig   Configure answers with an error diagnostic
 //	oldversion  Info reports protocol version 0
 //	watcherr    one snapshot, then Watch fails
+//	outage      through sdk.Loop: a snapshot that drops one task, then a
+//	            failed read of the scheduler, then snapshots again
 //	badoption   declares an int option "level" and is given "high"; its
 //	            Configure would accept anything
 type fake struct{ mode, marker string }
@@ -73,6 +77,9 @@ func (f *fake) Configure(_ context.Context, req *sdk.ConfigureRequest) (*sdk.Con
 }
 
 func (f *fake) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- sdk.WatchEvent) error {
+	if f.mode == "outage" {
+		return outageWatch(ctx, events)
+	}
 	in := sdk.Instance{ID: "a", Service: "web", Address: "127.0.0.1", Ports: map[string]int{sdk.PortMesh: 20000}}
 	select {
 	case events <- sdk.WatchEvent{Snapshot: sdk.Snapshot{Instances: []sdk.Instance{in}}}:
@@ -317,5 +324,59 @@ func TestSuperviseOptions(t *testing.T) {
 				t.Errorf("Supervise = %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// outageWatch is the outage mode's watch: sdk.Loop, resyncing often, with
+// a scheduler that answers, fails once, then answers again.
+func outageWatch(ctx context.Context, events chan<- sdk.WatchEvent) error {
+	fetches := 0
+	loop := sdk.Loop[int]{
+		Fetch: func(context.Context) (int, error) {
+			fetches++
+			if fetches == 2 {
+				return 0, errors.New("dial tcp 127.0.0.1:4646: connection refused")
+			}
+			return fetches, nil
+		},
+		Translate: func(int) (sdk.Snapshot, []sdk.Diagnostic) {
+			in := sdk.Instance{ID: "a", Service: "web", Address: "127.0.0.1", Ports: map[string]int{sdk.PortMesh: 20000}}
+			return sdk.Snapshot{Instances: []sdk.Instance{in}}, []sdk.Diagnostic{
+				sdk.Droppedf("task-b", sdk.ReasonNoMeshPort, "task task-b skipped", "it has no port named mesh"),
+			}
+		},
+		Resync:  20 * time.Millisecond,
+		Backoff: backoff.New(10*time.Millisecond, 10*time.Millisecond),
+		Failing: func(err error, retry time.Duration) sdk.Diagnostic {
+			return sdk.Warningf("Scheduler does not answer", "%v; retrying in %v", err, retry)
+		},
+	}
+	return loop.Run(ctx, sdk.NewSignal(), events)
+}
+
+// An adapter that cannot read its scheduler shows it in Status with its
+// time, until a snapshot comes without it; the instances its diagnostics
+// say it dropped reach the snapshot's Dropped.
+func TestSourceErrorAndDropped(t *testing.T) {
+	s := supervise(t, "outage")
+	u := s.waitUpdate(t)
+	want := []model.Dropped{{Adapter: "fake", Instance: "task-b", Reason: model.ReasonNoMeshPort, Detail: "task task-b skipped: it has no port named mesh"}}
+	if len(u.Snapshot.Dropped) != 1 || u.Snapshot.Dropped[0] != want[0] {
+		t.Fatalf("Snapshot.Dropped = %+v, want %+v", u.Snapshot.Dropped, want)
+	}
+	before := time.Now()
+	failing := s.waitStatus(t, "the source error", func(st host.Status) bool { return st.SourceError != "" })
+	if !strings.Contains(failing.SourceError, "Scheduler does not answer: dial tcp 127.0.0.1:4646: connection refused") {
+		t.Errorf("SourceError = %q, want the Failing diagnostic", failing.SourceError)
+	}
+	if failing.SourceErrorAt.IsZero() || failing.SourceErrorAt.Before(before.Add(-time.Second)) {
+		t.Errorf("SourceErrorAt = %v, want about %v", failing.SourceErrorAt, before)
+	}
+	if failing.LastError != "" {
+		t.Errorf("LastError = %q: a source error is no plugin failure", failing.LastError)
+	}
+	cleared := s.waitStatus(t, "the source error cleared", func(st host.Status) bool { return st.SourceError == "" })
+	if !cleared.SourceErrorAt.IsZero() {
+		t.Errorf("SourceErrorAt = %v after the recovery, want zero", cleared.SourceErrorAt)
 	}
 }

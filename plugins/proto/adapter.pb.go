@@ -585,10 +585,16 @@ func (x *ConfigureRequest) GetMesh() *MeshContext {
 }
 
 type Diagnostic struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Severity      Severity               `protobuf:"varint,1,opt,name=severity,proto3,enum=weft.adapter.v1.Severity" json:"severity,omitempty"`
-	Summary       string                 `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
-	Detail        string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Severity Severity               `protobuf:"varint,1,opt,name=severity,proto3,enum=weft.adapter.v1.Severity" json:"severity,omitempty"`
+	Summary  string                 `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
+	Detail   string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	// instance names the instance the adapter skipped, when the diagnostic
+	// is about one; reason says why (core/model Reason*: "no_mesh_port", ...).
+	Instance string `protobuf:"bytes,4,opt,name=instance,proto3" json:"instance,omitempty"`
+	// reason is "source_failing" on the diagnostic a watch sends while its
+	// scheduler cannot be read (plugins/sdk Loop's Failing).
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -640,6 +646,20 @@ func (x *Diagnostic) GetSummary() string {
 func (x *Diagnostic) GetDetail() string {
 	if x != nil {
 		return x.Detail
+	}
+	return ""
+}
+
+func (x *Diagnostic) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *Diagnostic) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -1004,12 +1024,14 @@ const file_plugins_proto_adapter_proto_rawDesc = "" +
 	"\x04mesh\x18\x03 \x01(\v2\x1c.weft.adapter.v1.MeshContextR\x04mesh\x1a:\n" +
 	"\fOptionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"u\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa9\x01\n" +
 	"\n" +
 	"Diagnostic\x125\n" +
 	"\bseverity\x18\x01 \x01(\x0e2\x19.weft.adapter.v1.SeverityR\bseverity\x12\x18\n" +
 	"\asummary\x18\x02 \x01(\tR\asummary\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"R\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x1a\n" +
+	"\binstance\x18\x04 \x01(\tR\binstance\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"R\n" +
 	"\x11ConfigureResponse\x12=\n" +
 	"\vdiagnostics\x18\x01 \x03(\v2\x1b.weft.adapter.v1.DiagnosticR\vdiagnostics\"\x0e\n" +
 	"\fWatchRequest\"\xbb\x05\n" +

@@ -60,7 +60,15 @@
 // scheduler; a failure is retried with backoff, core/backoff, while the
 // last snapshot stays in force), Translate (the adapter's pure
 // translate(state) (Snapshot, []Diagnostic)), and a snapshot equal to the
-// last one is not sent again.
+// last one is not sent again. While Fetch fails, the Failing diagnostic
+// goes with the last snapshot, marked ReasonSourceFailing: `weft status`
+// shows it as the adapter's LAST ERROR, with its time, until a snapshot
+// comes without it.
+//
+// Skipped records: report an instance the adapter leaves out with
+// Droppedf(instance, reason, ...) (a Reason constant where one fits:
+// ReasonNoMeshPort, ReasonNoServiceName, ...): the controller counts it per
+// reason and names it in `weft status`. A plain Warningf is logged only.
 //
 // Join tokens: MintJoinToken mints, with MeshContext.JoinKey, the token a
 // sidecar the adapter starts presents once. The SDK holds only the minting

@@ -50,7 +50,10 @@ type Loop[S any] struct {
 	Backoff *backoff.Backoff
 	// Failing, if set, is the diagnostic sent with the last snapshot while
 	// fetches fail: the snapshot stays in force and the operator learns
-	// why it may be stale. Without it nothing is sent while failing.
+	// why it may be stale. Without it nothing is sent while failing. Run
+	// marks it with ReasonSourceFailing: the controller shows it in
+	// `weft status` as the adapter's LAST ERROR, with its time, until a
+	// snapshot arrives without it.
 	Failing func(err error, retryIn time.Duration) Diagnostic
 	// Log, if set, gets a failed fetch (once, until it fails otherwise or
 	// succeeds), and each diagnostic when it first appears (not again with
@@ -170,7 +173,9 @@ func (l *Loop[S]) Run(ctx context.Context, changes <-chan struct{}, events chan<
 			lastErr = err.Error()
 			if good != nil && l.Failing != nil {
 				ev := *good
-				ev.Diagnostics = append(append([]Diagnostic{}, good.Diagnostics...), l.Failing(err, d))
+				fail := l.Failing(err, d)
+				fail.Reason = ReasonSourceFailing
+				ev.Diagnostics = append(append([]Diagnostic{}, good.Diagnostics...), fail)
 				if !send(ev) {
 					return nil
 				}

@@ -107,8 +107,10 @@ func TestLoopDedupesAndRetries(t *testing.T) {
 	s.steps <- step{err: errors.New("connection refused")}
 	s.steps <- step{ids: []string{"a", "b"}} // the retry after the backoff
 	changed.Notify()
-	if ev := next(t, events); len(ev.Snapshot.Instances) != 2 || len(ev.Diagnostics) != 1 || ev.Diagnostics[0] != failing {
-		t.Fatalf("event while failing %+v, want the last snapshot and the Failing warning", ev)
+	marked := failing
+	marked.Reason = sdk.ReasonSourceFailing // Run marks it, for the controller's LAST ERROR
+	if ev := next(t, events); len(ev.Snapshot.Instances) != 2 || len(ev.Diagnostics) != 1 || ev.Diagnostics[0] != marked {
+		t.Fatalf("event while failing %+v, want the last snapshot and the Failing warning, marked %s", ev, sdk.ReasonSourceFailing)
 	}
 	if ev := next(t, events); len(ev.Snapshot.Instances) != 2 || len(ev.Diagnostics) != 0 {
 		t.Fatalf("event after recovery %+v, want the snapshot again without the warning", ev)

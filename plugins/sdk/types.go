@@ -70,6 +70,31 @@ func Warningf(summary, detailFormat string, args ...any) Diagnostic {
 	return Diagnostic{Severity: SeverityWarning, Summary: summary, Detail: fmt.Sprintf(detailFormat, args...)}
 }
 
+// Droppedf returns the warning an adapter sends for an instance it
+// leaves out of its snapshot: the controller counts it under reason and
+// names it in `weft status`. Use the Reason constants where one fits.
+func Droppedf(instance, reason, summary, detailFormat string, args ...any) Diagnostic {
+	d := Warningf(summary, detailFormat, args...)
+	d.Instance, d.Reason = instance, reason
+	return d
+}
+
+// ReasonOf is the Reason for a record Instance.Validate refused with err
+// (ReasonInvalidRecord for one it does not tell apart).
+func ReasonOf(err error) string { return model.DropReason(err) }
+
+// Reasons for Droppedf (core/model's), and the mark Loop puts on its
+// Failing diagnostic.
+const (
+	ReasonNoMeshPort         = model.ReasonNoMeshPort
+	ReasonNoServiceName      = model.ReasonNoServiceName
+	ReasonUnnamedPort        = model.ReasonUnnamedPort
+	ReasonUndeclaredUpstream = model.ReasonUndeclaredUpstream
+	ReasonDuplicateID        = model.ReasonDuplicateID
+	ReasonInvalidRecord      = model.ReasonInvalidRecord
+	ReasonSourceFailing      = plugins.ReasonSourceFailing
+)
+
 // HasErrors reports whether any of diags is an error.
 func HasErrors(diags []Diagnostic) bool {
 	for _, d := range diags {

@@ -23,7 +23,7 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	os.Exit(harness.Main(m, harness.MeshBinaries(map[string]string{"grpcapp": "./test/e2e/grpcapp"}), func(dir string) error { binDir = dir; return nil }))
+	os.Exit(harness.Main(m, harness.MeshBinaries(map[string]string{"grpcapp": "./test/e2e/grpcapp", "weft-adapter-file": "./examples/adapter-file"}), func(dir string) error { binDir = dir; return nil }))
 }
 
 // startController starts the controller on the given addresses; it stops

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -559,7 +560,7 @@ func (c *Client) streamOnce(ctx context.Context, addr string) (got bool, err err
 			ack.RejectedVersion = u.GetVersion()
 			ack.ErrorDetail = err.Error()
 		} else {
-			c.log.Info("applied config version", "version", u.GetVersion())
+			c.log.Info("applied config version", "version", u.GetVersion(), "endpoints", endpointCounts(u.GetConfig()))
 			ack.AppliedVersion = u.GetVersion()
 			c.applied.Store(u.GetVersion())
 			c.saveConfig(u)
@@ -642,4 +643,14 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// endpointCounts says how many endpoints each upstream of cfg has,
+// "api=2 web=1", for the log line of each applied version.
+func endpointCounts(cfg *meshapi.ProxyConfig) string {
+	parts := make([]string, 0, len(cfg.GetUpstreams()))
+	for _, u := range cfg.GetUpstreams() {
+		parts = append(parts, fmt.Sprintf("%s=%d", u.GetName(), len(u.GetEndpoints())))
+	}
+	return strings.Join(parts, " ")
 }
