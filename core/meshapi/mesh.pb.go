@@ -179,6 +179,58 @@ func (Action) EnumDescriptor() ([]byte, []int) {
 	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{2}
 }
 
+type HealthCheckKind int32
+
+const (
+	HealthCheckKind_HEALTH_CHECK_NONE HealthCheckKind = 0
+	HealthCheckKind_HEALTH_CHECK_HTTP HealthCheckKind = 1
+	HealthCheckKind_HEALTH_CHECK_GRPC HealthCheckKind = 2
+	HealthCheckKind_HEALTH_CHECK_TCP  HealthCheckKind = 3 // a TCP connect
+)
+
+// Enum value maps for HealthCheckKind.
+var (
+	HealthCheckKind_name = map[int32]string{
+		0: "HEALTH_CHECK_NONE",
+		1: "HEALTH_CHECK_HTTP",
+		2: "HEALTH_CHECK_GRPC",
+		3: "HEALTH_CHECK_TCP",
+	}
+	HealthCheckKind_value = map[string]int32{
+		"HEALTH_CHECK_NONE": 0,
+		"HEALTH_CHECK_HTTP": 1,
+		"HEALTH_CHECK_GRPC": 2,
+		"HEALTH_CHECK_TCP":  3,
+	}
+)
+
+func (x HealthCheckKind) Enum() *HealthCheckKind {
+	p := new(HealthCheckKind)
+	*p = x
+	return p
+}
+
+func (x HealthCheckKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (HealthCheckKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_core_meshapi_mesh_proto_enumTypes[3].Descriptor()
+}
+
+func (HealthCheckKind) Type() protoreflect.EnumType {
+	return &file_core_meshapi_mesh_proto_enumTypes[3]
+}
+
+func (x HealthCheckKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use HealthCheckKind.Descriptor instead.
+func (HealthCheckKind) EnumDescriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{3}
+}
+
 type MatchKind int32
 
 const (
@@ -218,11 +270,11 @@ func (x MatchKind) String() string {
 }
 
 func (MatchKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_core_meshapi_mesh_proto_enumTypes[3].Descriptor()
+	return file_core_meshapi_mesh_proto_enumTypes[4].Descriptor()
 }
 
 func (MatchKind) Type() protoreflect.EnumType {
-	return &file_core_meshapi_mesh_proto_enumTypes[3]
+	return &file_core_meshapi_mesh_proto_enumTypes[4]
 }
 
 func (x MatchKind) Number() protoreflect.EnumNumber {
@@ -231,7 +283,7 @@ func (x MatchKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MatchKind.Descriptor instead.
 func (MatchKind) EnumDescriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{3}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{4}
 }
 
 type JoinRequest struct {
@@ -634,7 +686,9 @@ type ProxyConfig struct {
 	Labels map[string]string `protobuf:"bytes,8,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The mesh's trust bundle, sent with every configuration so that a
 	// sidecar hears of a root rotation at once, not at its next renewal.
-	Trust         *TrustBundle `protobuf:"bytes,9,opt,name=trust,proto3" json:"trust,omitempty"`
+	Trust *TrustBundle `protobuf:"bytes,9,opt,name=trust,proto3" json:"trust,omitempty"`
+	// The sidecar's active check of its own application; unset: none.
+	HealthCheck   *HealthCheck `protobuf:"bytes,10,opt,name=health_check,json=healthCheck,proto3" json:"health_check,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -732,6 +786,123 @@ func (x *ProxyConfig) GetTrust() *TrustBundle {
 	return nil
 }
 
+func (x *ProxyConfig) GetHealthCheck() *HealthCheck {
+	if x != nil {
+		return x.HealthCheck
+	}
+	return nil
+}
+
+// How a sidecar checks its own application (core/proxy/health): every
+// interval, one probe bounded by timeout, at the inbound's app address.
+// The app is down after unhealthy_threshold failures in a row and up
+// again after healthy_threshold successes in a row. While it is down the
+// inbound answers new requests with the retryable signal (503 with
+// X-Weft-Unavailable: app; gRPC UNAVAILABLE) without calling it.
+type HealthCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  HealthCheckKind        `protobuf:"varint,1,opt,name=kind,proto3,enum=weft.mesh.v1.HealthCheckKind" json:"kind,omitempty"`
+	// HEALTH_CHECK_HTTP: the path (with an optional query) GET asks for, and
+	// the status that passes (0: any 2xx).
+	HttpPath     string `protobuf:"bytes,2,opt,name=http_path,json=httpPath,proto3" json:"http_path,omitempty"`
+	ExpectStatus uint32 `protobuf:"varint,3,opt,name=expect_status,json=expectStatus,proto3" json:"expect_status,omitempty"`
+	// HEALTH_CHECK_GRPC: the service asked about (grpc.health.v1.Health/Check);
+	// "": the server as a whole.
+	GrpcService        string               `protobuf:"bytes,4,opt,name=grpc_service,json=grpcService,proto3" json:"grpc_service,omitempty"`
+	Interval           *durationpb.Duration `protobuf:"bytes,5,opt,name=interval,proto3" json:"interval,omitempty"`
+	Timeout            *durationpb.Duration `protobuf:"bytes,6,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	UnhealthyThreshold uint32               `protobuf:"varint,7,opt,name=unhealthy_threshold,json=unhealthyThreshold,proto3" json:"unhealthy_threshold,omitempty"`
+	HealthyThreshold   uint32               `protobuf:"varint,8,opt,name=healthy_threshold,json=healthyThreshold,proto3" json:"healthy_threshold,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *HealthCheck) Reset() {
+	*x = HealthCheck{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthCheck) ProtoMessage() {}
+
+func (x *HealthCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
+func (*HealthCheck) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *HealthCheck) GetKind() HealthCheckKind {
+	if x != nil {
+		return x.Kind
+	}
+	return HealthCheckKind_HEALTH_CHECK_NONE
+}
+
+func (x *HealthCheck) GetHttpPath() string {
+	if x != nil {
+		return x.HttpPath
+	}
+	return ""
+}
+
+func (x *HealthCheck) GetExpectStatus() uint32 {
+	if x != nil {
+		return x.ExpectStatus
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetGrpcService() string {
+	if x != nil {
+		return x.GrpcService
+	}
+	return ""
+}
+
+func (x *HealthCheck) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetUnhealthyThreshold() uint32 {
+	if x != nil {
+		return x.UnhealthyThreshold
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetHealthyThreshold() uint32 {
+	if x != nil {
+		return x.HealthyThreshold
+	}
+	return 0
+}
+
 // What a sidecar trusts and which root its certificate should come from.
 // On a new bundle a sidecar first trusts every root in it, then, if its
 // leaf was not signed by the active root, renews at once. The controller
@@ -751,7 +922,7 @@ type TrustBundle struct {
 
 func (x *TrustBundle) Reset() {
 	*x = TrustBundle{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -763,7 +934,7 @@ func (x *TrustBundle) String() string {
 func (*TrustBundle) ProtoMessage() {}
 
 func (x *TrustBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[7]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -776,7 +947,7 @@ func (x *TrustBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrustBundle.ProtoReflect.Descriptor instead.
 func (*TrustBundle) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{7}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TrustBundle) GetRootsPem() []byte {
@@ -811,7 +982,7 @@ type Inbound struct {
 
 func (x *Inbound) Reset() {
 	*x = Inbound{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +994,7 @@ func (x *Inbound) String() string {
 func (*Inbound) ProtoMessage() {}
 
 func (x *Inbound) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +1007,7 @@ func (x *Inbound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inbound.ProtoReflect.Descriptor instead.
 func (*Inbound) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{8}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Inbound) GetBindAddress() string {
@@ -912,7 +1083,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1095,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1108,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{9}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RateLimit) GetName() string {
@@ -993,7 +1164,7 @@ type ConnectionLimit struct {
 
 func (x *ConnectionLimit) Reset() {
 	*x = ConnectionLimit{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1176,7 @@ func (x *ConnectionLimit) String() string {
 func (*ConnectionLimit) ProtoMessage() {}
 
 func (x *ConnectionLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1189,7 @@ func (x *ConnectionLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionLimit.ProtoReflect.Descriptor instead.
 func (*ConnectionLimit) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{10}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ConnectionLimit) GetMax() uint32 {
@@ -1045,7 +1216,7 @@ type Authz struct {
 
 func (x *Authz) Reset() {
 	*x = Authz{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1057,7 +1228,7 @@ func (x *Authz) String() string {
 func (*Authz) ProtoMessage() {}
 
 func (x *Authz) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1070,7 +1241,7 @@ func (x *Authz) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authz.ProtoReflect.Descriptor instead.
 func (*Authz) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{11}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Authz) GetDefaultAction() Action {
@@ -1111,7 +1282,7 @@ type AuthzRule struct {
 
 func (x *AuthzRule) Reset() {
 	*x = AuthzRule{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1123,7 +1294,7 @@ func (x *AuthzRule) String() string {
 func (*AuthzRule) ProtoMessage() {}
 
 func (x *AuthzRule) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1136,7 +1307,7 @@ func (x *AuthzRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthzRule.ProtoReflect.Descriptor instead.
 func (*AuthzRule) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{12}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AuthzRule) GetSource() string {
@@ -1177,7 +1348,7 @@ type Permission struct {
 
 func (x *Permission) Reset() {
 	*x = Permission{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1189,7 +1360,7 @@ func (x *Permission) String() string {
 func (*Permission) ProtoMessage() {}
 
 func (x *Permission) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1202,7 +1373,7 @@ func (x *Permission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Permission.ProtoReflect.Descriptor instead.
 func (*Permission) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{13}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Permission) GetAction() Action {
@@ -1246,7 +1417,7 @@ type Upstream struct {
 
 func (x *Upstream) Reset() {
 	*x = Upstream{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1429,7 @@ func (x *Upstream) String() string {
 func (*Upstream) ProtoMessage() {}
 
 func (x *Upstream) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1442,7 @@ func (x *Upstream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Upstream.ProtoReflect.Descriptor instead.
 func (*Upstream) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{14}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Upstream) GetName() string {
@@ -1379,7 +1550,7 @@ type CircuitBreaker struct {
 
 func (x *CircuitBreaker) Reset() {
 	*x = CircuitBreaker{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1562,7 @@ func (x *CircuitBreaker) String() string {
 func (*CircuitBreaker) ProtoMessage() {}
 
 func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1575,7 @@ func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreaker.ProtoReflect.Descriptor instead.
 func (*CircuitBreaker) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{15}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CircuitBreaker) GetMaxConnections() uint32 {
@@ -1450,7 +1621,7 @@ type OutlierDetection struct {
 
 func (x *OutlierDetection) Reset() {
 	*x = OutlierDetection{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +1633,7 @@ func (x *OutlierDetection) String() string {
 func (*OutlierDetection) ProtoMessage() {}
 
 func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +1646,7 @@ func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierDetection.ProtoReflect.Descriptor instead.
 func (*OutlierDetection) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *OutlierDetection) GetConsecutive_5Xx() uint32 {
@@ -1530,7 +1701,7 @@ type StringMatch struct {
 
 func (x *StringMatch) Reset() {
 	*x = StringMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1542,7 +1713,7 @@ func (x *StringMatch) String() string {
 func (*StringMatch) ProtoMessage() {}
 
 func (x *StringMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1555,7 +1726,7 @@ func (x *StringMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StringMatch.ProtoReflect.Descriptor instead.
 func (*StringMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StringMatch) GetKind() MatchKind {
@@ -1584,7 +1755,7 @@ type KeyMatch struct {
 
 func (x *KeyMatch) Reset() {
 	*x = KeyMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1767,7 @@ func (x *KeyMatch) String() string {
 func (*KeyMatch) ProtoMessage() {}
 
 func (x *KeyMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1780,7 @@ func (x *KeyMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyMatch.ProtoReflect.Descriptor instead.
 func (*KeyMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *KeyMatch) GetName() string {
@@ -1646,7 +1817,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1829,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1842,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RouteMatch) GetPath() *StringMatch {
@@ -1720,7 +1891,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +1903,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +1916,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Route) GetName() string {
@@ -1825,7 +1996,7 @@ type Mirror struct {
 
 func (x *Mirror) Reset() {
 	*x = Mirror{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1837,7 +2008,7 @@ func (x *Mirror) String() string {
 func (*Mirror) ProtoMessage() {}
 
 func (x *Mirror) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1850,7 +2021,7 @@ func (x *Mirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mirror.ProtoReflect.Descriptor instead.
 func (*Mirror) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Mirror) GetService() string {
@@ -1895,7 +2066,7 @@ type Fault struct {
 
 func (x *Fault) Reset() {
 	*x = Fault{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1907,7 +2078,7 @@ func (x *Fault) String() string {
 func (*Fault) ProtoMessage() {}
 
 func (x *Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1920,7 +2091,7 @@ func (x *Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fault.ProtoReflect.Descriptor instead.
 func (*Fault) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Fault) GetDelay() *durationpb.Duration {
@@ -1961,7 +2132,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1973,7 +2144,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1986,7 +2157,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Split) GetSubset() string {
@@ -2016,7 +2187,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2028,7 +2199,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2041,7 +2212,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -2091,7 +2262,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +2274,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +2287,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Timeouts) GetConnect() *durationpb.Duration {
@@ -2158,7 +2329,7 @@ type HeaderOps struct {
 
 func (x *HeaderOps) Reset() {
 	*x = HeaderOps{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2170,7 +2341,7 @@ func (x *HeaderOps) String() string {
 func (*HeaderOps) ProtoMessage() {}
 
 func (x *HeaderOps) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2183,7 +2354,7 @@ func (x *HeaderOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderOps.ProtoReflect.Descriptor instead.
 func (*HeaderOps) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{26}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *HeaderOps) GetAdd() map[string]string {
@@ -2222,7 +2393,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2234,7 +2405,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2247,7 +2418,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{27}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Endpoint) GetInstanceId() string {
@@ -2322,7 +2493,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"HashPolicy\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x16\n" +
 	"\x06cookie\x18\x02 \x01(\tR\x06cookie\x12'\n" +
-	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\xb8\x03\n" +
+	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\xf6\x03\n" +
 	"\vProxyConfig\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x18\n" +
@@ -2333,10 +2504,21 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\ainbound\x18\x06 \x01(\v2\x15.weft.mesh.v1.InboundR\ainbound\x124\n" +
 	"\tupstreams\x18\a \x03(\v2\x16.weft.mesh.v1.UpstreamR\tupstreams\x12=\n" +
 	"\x06labels\x18\b \x03(\v2%.weft.mesh.v1.ProxyConfig.LabelsEntryR\x06labels\x12/\n" +
-	"\x05trust\x18\t \x01(\v2\x19.weft.mesh.v1.TrustBundleR\x05trust\x1a9\n" +
+	"\x05trust\x18\t \x01(\v2\x19.weft.mesh.v1.TrustBundleR\x05trust\x12<\n" +
+	"\fhealth_check\x18\n" +
+	" \x01(\v2\x19.weft.mesh.v1.HealthCheckR\vhealthCheck\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"P\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xef\x02\n" +
+	"\vHealthCheck\x121\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1d.weft.mesh.v1.HealthCheckKindR\x04kind\x12\x1b\n" +
+	"\thttp_path\x18\x02 \x01(\tR\bhttpPath\x12#\n" +
+	"\rexpect_status\x18\x03 \x01(\rR\fexpectStatus\x12!\n" +
+	"\fgrpc_service\x18\x04 \x01(\tR\vgrpcService\x125\n" +
+	"\binterval\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
+	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12/\n" +
+	"\x13unhealthy_threshold\x18\a \x01(\rR\x12unhealthyThreshold\x12+\n" +
+	"\x11healthy_threshold\x18\b \x01(\rR\x10healthyThreshold\"P\n" +
 	"\vTrustBundle\x12\x1b\n" +
 	"\troots_pem\x18\x01 \x01(\fR\brootsPem\x12$\n" +
 	"\x0eactive_root_id\x18\x02 \x01(\tR\factiveRootId\"\xdf\x02\n" +
@@ -2484,7 +2666,12 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\tLB_MAGLEV\x10\x04*+\n" +
 	"\x06Action\x12\x0f\n" +
 	"\vACTION_DENY\x10\x00\x12\x10\n" +
-	"\fACTION_ALLOW\x10\x01*a\n" +
+	"\fACTION_ALLOW\x10\x01*l\n" +
+	"\x0fHealthCheckKind\x12\x15\n" +
+	"\x11HEALTH_CHECK_NONE\x10\x00\x12\x15\n" +
+	"\x11HEALTH_CHECK_HTTP\x10\x01\x12\x15\n" +
+	"\x11HEALTH_CHECK_GRPC\x10\x02\x12\x14\n" +
+	"\x10HEALTH_CHECK_TCP\x10\x03*a\n" +
 	"\tMatchKind\x12\r\n" +
 	"\tMATCH_ANY\x10\x00\x12\x0f\n" +
 	"\vMATCH_EXACT\x10\x01\x12\x10\n" +
@@ -2508,108 +2695,114 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 	return file_core_meshapi_mesh_proto_rawDescData
 }
 
-var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
 	(Action)(0),                 // 2: weft.mesh.v1.Action
-	(MatchKind)(0),              // 3: weft.mesh.v1.MatchKind
-	(*JoinRequest)(nil),         // 4: weft.mesh.v1.JoinRequest
-	(*RenewRequest)(nil),        // 5: weft.mesh.v1.RenewRequest
-	(*Credentials)(nil),         // 6: weft.mesh.v1.Credentials
-	(*ConfigRequest)(nil),       // 7: weft.mesh.v1.ConfigRequest
-	(*ConfigUpdate)(nil),        // 8: weft.mesh.v1.ConfigUpdate
-	(*HashPolicy)(nil),          // 9: weft.mesh.v1.HashPolicy
-	(*ProxyConfig)(nil),         // 10: weft.mesh.v1.ProxyConfig
-	(*TrustBundle)(nil),         // 11: weft.mesh.v1.TrustBundle
-	(*Inbound)(nil),             // 12: weft.mesh.v1.Inbound
-	(*RateLimit)(nil),           // 13: weft.mesh.v1.RateLimit
-	(*ConnectionLimit)(nil),     // 14: weft.mesh.v1.ConnectionLimit
-	(*Authz)(nil),               // 15: weft.mesh.v1.Authz
-	(*AuthzRule)(nil),           // 16: weft.mesh.v1.AuthzRule
-	(*Permission)(nil),          // 17: weft.mesh.v1.Permission
-	(*Upstream)(nil),            // 18: weft.mesh.v1.Upstream
-	(*CircuitBreaker)(nil),      // 19: weft.mesh.v1.CircuitBreaker
-	(*OutlierDetection)(nil),    // 20: weft.mesh.v1.OutlierDetection
-	(*StringMatch)(nil),         // 21: weft.mesh.v1.StringMatch
-	(*KeyMatch)(nil),            // 22: weft.mesh.v1.KeyMatch
-	(*RouteMatch)(nil),          // 23: weft.mesh.v1.RouteMatch
-	(*Route)(nil),               // 24: weft.mesh.v1.Route
-	(*Mirror)(nil),              // 25: weft.mesh.v1.Mirror
-	(*Fault)(nil),               // 26: weft.mesh.v1.Fault
-	(*Split)(nil),               // 27: weft.mesh.v1.Split
-	(*RetryPolicy)(nil),         // 28: weft.mesh.v1.RetryPolicy
-	(*Timeouts)(nil),            // 29: weft.mesh.v1.Timeouts
-	(*HeaderOps)(nil),           // 30: weft.mesh.v1.HeaderOps
-	(*Endpoint)(nil),            // 31: weft.mesh.v1.Endpoint
-	nil,                         // 32: weft.mesh.v1.ProxyConfig.LabelsEntry
-	nil,                         // 33: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 34: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 35: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 36: google.protobuf.Duration
+	(HealthCheckKind)(0),        // 3: weft.mesh.v1.HealthCheckKind
+	(MatchKind)(0),              // 4: weft.mesh.v1.MatchKind
+	(*JoinRequest)(nil),         // 5: weft.mesh.v1.JoinRequest
+	(*RenewRequest)(nil),        // 6: weft.mesh.v1.RenewRequest
+	(*Credentials)(nil),         // 7: weft.mesh.v1.Credentials
+	(*ConfigRequest)(nil),       // 8: weft.mesh.v1.ConfigRequest
+	(*ConfigUpdate)(nil),        // 9: weft.mesh.v1.ConfigUpdate
+	(*HashPolicy)(nil),          // 10: weft.mesh.v1.HashPolicy
+	(*ProxyConfig)(nil),         // 11: weft.mesh.v1.ProxyConfig
+	(*HealthCheck)(nil),         // 12: weft.mesh.v1.HealthCheck
+	(*TrustBundle)(nil),         // 13: weft.mesh.v1.TrustBundle
+	(*Inbound)(nil),             // 14: weft.mesh.v1.Inbound
+	(*RateLimit)(nil),           // 15: weft.mesh.v1.RateLimit
+	(*ConnectionLimit)(nil),     // 16: weft.mesh.v1.ConnectionLimit
+	(*Authz)(nil),               // 17: weft.mesh.v1.Authz
+	(*AuthzRule)(nil),           // 18: weft.mesh.v1.AuthzRule
+	(*Permission)(nil),          // 19: weft.mesh.v1.Permission
+	(*Upstream)(nil),            // 20: weft.mesh.v1.Upstream
+	(*CircuitBreaker)(nil),      // 21: weft.mesh.v1.CircuitBreaker
+	(*OutlierDetection)(nil),    // 22: weft.mesh.v1.OutlierDetection
+	(*StringMatch)(nil),         // 23: weft.mesh.v1.StringMatch
+	(*KeyMatch)(nil),            // 24: weft.mesh.v1.KeyMatch
+	(*RouteMatch)(nil),          // 25: weft.mesh.v1.RouteMatch
+	(*Route)(nil),               // 26: weft.mesh.v1.Route
+	(*Mirror)(nil),              // 27: weft.mesh.v1.Mirror
+	(*Fault)(nil),               // 28: weft.mesh.v1.Fault
+	(*Split)(nil),               // 29: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),         // 30: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),            // 31: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),           // 32: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),            // 33: weft.mesh.v1.Endpoint
+	nil,                         // 34: weft.mesh.v1.ProxyConfig.LabelsEntry
+	nil,                         // 35: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 36: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 37: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 38: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
-	10, // 0: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
-	12, // 1: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
-	18, // 2: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	32, // 3: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
-	11, // 4: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
-	0,  // 5: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
-	15, // 6: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
-	13, // 7: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
-	14, // 8: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
-	23, // 9: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
-	2,  // 10: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
-	16, // 11: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
-	2,  // 12: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
-	17, // 13: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
-	2,  // 14: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
-	23, // 15: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
-	0,  // 16: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
-	1,  // 17: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	31, // 18: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	24, // 19: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	29, // 20: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
-	9,  // 21: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
-	19, // 22: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
-	20, // 23: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
-	36, // 24: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	36, // 25: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	3,  // 26: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
-	21, // 27: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
-	21, // 28: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
-	22, // 29: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
-	22, // 30: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
-	23, // 31: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	27, // 32: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	28, // 33: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	29, // 34: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	30, // 35: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	30, // 36: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	26, // 37: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
-	25, // 38: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
-	31, // 39: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	36, // 40: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	36, // 41: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	36, // 42: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	36, // 43: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	36, // 44: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	36, // 45: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	33, // 46: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	34, // 47: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	35, // 48: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	4,  // 49: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	5,  // 50: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	7,  // 51: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	6,  // 52: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	6,  // 53: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	8,  // 54: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	52, // [52:55] is the sub-list for method output_type
-	49, // [49:52] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	11, // 0: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
+	14, // 1: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
+	20, // 2: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
+	34, // 3: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	13, // 4: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
+	12, // 5: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
+	3,  // 6: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
+	38, // 7: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	38, // 8: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	0,  // 9: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
+	17, // 10: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
+	15, // 11: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
+	16, // 12: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
+	25, // 13: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
+	2,  // 14: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
+	18, // 15: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
+	2,  // 16: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
+	19, // 17: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
+	2,  // 18: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
+	25, // 19: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	0,  // 20: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
+	1,  // 21: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
+	33, // 22: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	26, // 23: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	31, // 24: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	10, // 25: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
+	21, // 26: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
+	22, // 27: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
+	38, // 28: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	38, // 29: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	4,  // 30: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
+	23, // 31: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	23, // 32: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	24, // 33: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	24, // 34: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	25, // 35: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	29, // 36: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	30, // 37: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	31, // 38: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	32, // 39: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	32, // 40: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	28, // 41: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	27, // 42: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
+	33, // 43: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
+	38, // 44: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	38, // 45: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	38, // 46: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	38, // 47: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	38, // 48: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	38, // 49: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	35, // 50: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	36, // 51: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	37, // 52: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	5,  // 53: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	6,  // 54: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	8,  // 55: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	7,  // 56: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	7,  // 57: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	9,  // 58: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	56, // [56:59] is the sub-list for method output_type
+	53, // [53:56] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -2622,8 +2815,8 @@ func file_core_meshapi_mesh_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   32,
+			NumEnums:      5,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
