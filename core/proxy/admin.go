@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -13,6 +14,9 @@ import (
 //	GET /ready    200 once a certificate is held and a config applied, else 503 and why
 //	GET /metrics  Prometheus text
 //	GET /config   the applied config and its version as JSON (ConfigUpdate)
+//	GET /health   the application's health as this sidecar sees it, as JSON:
+//	              the active check (if any), healthy, why, and the checker's
+//	              counts; 200 while healthy, 503 while down
 func (p *Proxy) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
@@ -36,6 +40,19 @@ func (p *Proxy) AdminHandler() http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
+		w.Write(append(b, '\n'))
+	})
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		v := p.health.state()
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			http.Error(w, "encoding the health state: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if !v.Healthy {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
 		w.Write(append(b, '\n'))
 	})
 	return mux
