@@ -205,25 +205,24 @@ type appDialError struct {
 func (e *appDialError) Error() string { return fmt.Sprintf("dialing %s: %v", e.addr, e.err) }
 func (e *appDialError) Unwrap() error { return e.err }
 
-// keepOpen is an inbound request body the transport to the app may not
-// close: when the app cannot be reached, the inbound still reads it
-// (drainForReplay) before it answers with the signal.
-type keepOpen struct{ io.ReadCloser }
-
-func (keepOpen) Close() error { return nil }
-
 // drainForReplay reads what is left of a request body (up to
 // retry.MaxBody, for at most half a second) before the signal goes out:
 // once the callee has read the body to its end, the caller's sidecar has
 // too, and holds all of it to send to another endpoint. A larger body
-// cannot be replayed, so it is not read.
+// cannot be replayed, so it is not read. The reverse proxy hands its
+// error handler a request whose body it has closed, so the body read is
+// the one serveHTTP kept in the statusWriter.
 func drainForReplay(w http.ResponseWriter, r *http.Request) {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength > retry.MaxBody {
+	body := r.Body
+	if sw, ok := w.(*statusWriter); ok && sw.reqBody != nil {
+		body = sw.reqBody
+	}
+	if body == nil || body == http.NoBody || r.ContentLength > retry.MaxBody {
 		return
 	}
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	io.Copy(io.Discard, io.LimitReader(r.Body, retry.MaxBody+1))
+	io.Copy(io.Discard, io.LimitReader(body, retry.MaxBody+1))
 	rc.SetReadDeadline(time.Time{})
 }
 

@@ -304,9 +304,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeUnavailable(rec, r, fmt.Sprintf("weft: the application of %s is down (its health check: %s); try another instance", st.service, why))
 		return
 	}
-	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = keepOpen{r.Body}
-	}
+	rec.reqBody = r.Body // for drainForReplay
 	// What rewrite needs of st goes in the request itself: a context
 	// value would cost a copy of the request.
 	r.URL.Scheme, r.URL.Host = "http", st.appAddr

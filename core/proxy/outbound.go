@@ -747,7 +747,8 @@ func (x *exchange) observe(ep *endpoint, resp *http.Response, err error) {
 // and the body, the budget and the breaker allow another try.
 func (x *exchange) afterResponse(ep *endpoint, resp *http.Response, last bool, done func()) (*http.Response, bool, error) {
 	if isAppUnavailable(resp) && !last {
-		if body, n, ok := x.replay(false); ok && x.allowSignalRetry() {
+		body, n, ok := x.replay(false)
+		if ok && x.allowSignalRetry() {
 			x.nextBody, x.nextLen = body, n
 			x.o.p.metrics.sigRetried.WithLabelValues(x.st.service).Inc()
 			resp.Body.Close()
