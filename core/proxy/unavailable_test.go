@@ -1,10 +1,12 @@
 package proxy_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -449,4 +451,41 @@ func doGet(t *testing.T, c *http.Client, url string) (*http.Response, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp, string(b)
+}
+
+// TestResetBeforeResponse: an app that closes the connection before any
+// byte of a response gets the signal sent for a request safe to repeat
+// (GET), which may have run and may run again; a POST, which the app may
+// have acted on, gets 502 and no signal.
+func TestResetBeforeResponse(t *testing.T) {
+	rude := serveConns(t, func(c net.Conn) {
+		bufio.NewReader(c).ReadString('\n') // the request line, then nothing
+	})
+	ca := newCA(t)
+	srv := newReportingProxy(t, ca, "api", nil)
+	apply(t, srv, 1, serverConfig(rude, meshapi.Protocol_PROTOCOL_HTTP, allowWeb()))
+	c := inboundClient(t, ca, false)
+	for _, tc := range []struct {
+		method string
+		code   int
+		signal bool
+	}{
+		{"GET", 503, true},
+		{"HEAD", 503, true},
+		{"POST", 502, false},
+		{"DELETE", 502, false},
+	} {
+		req, _ := http.NewRequest(tc.method, "https://"+srv.Addr(proxy.KeyInbound).String()+"/x", nil)
+		if tc.method == "POST" {
+			req.Body, req.ContentLength = io.NopCloser(strings.NewReader("b")), 1
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get(proxy.HeaderUnavailable) == proxy.ValueUnavailableApp; resp.StatusCode != tc.code || got != tc.signal {
+			t.Errorf("%s: %d signal=%v, want %d signal=%v", tc.method, resp.StatusCode, got, tc.code, tc.signal)
+		}
+	}
 }
