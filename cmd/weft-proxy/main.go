@@ -66,7 +66,8 @@ sidecars to the application, outbound from the application to its upstreams
 on local ports. It keeps serving with its last configuration and certificate
 while no controller answers.
 
-Admin endpoints on --admin: /ready, /metrics (Prometheus), /config.`,
+Admin endpoints on --admin: /ready, /metrics (Prometheus), /config, /health
+(the application's health check state).`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
