@@ -49,9 +49,11 @@ type appHealth struct {
 	// it last answered.
 	refusedNoCheck atomic.Bool
 
-	mu       sync.Mutex // serializes reports
+	mu       sync.Mutex // serializes reports; guards the fields below
 	reported bool
 	healthy  bool
+	reason   string
+	reporter HealthReporter // Options.Health, or SetHealthReporter's
 }
 
 // report hands a change to the reporter, once per change, and logs it.
@@ -62,7 +64,7 @@ func (a *appHealth) report(healthy bool, reason string) {
 		return
 	}
 	first := !a.reported
-	a.reported, a.healthy = true, healthy
+	a.reported, a.healthy, a.reason = true, healthy, reason
 	a.p.metrics.appHealthy.Set(b2f(healthy))
 	if healthy {
 		if !first {
@@ -71,8 +73,22 @@ func (a *appHealth) report(healthy bool, reason string) {
 	} else {
 		a.p.log.Warn("health: the application is down; new requests get 503 with "+HeaderUnavailable+": "+ValueUnavailableApp, "reason", reason)
 	}
-	if r := a.p.opts.Health; r != nil {
-		r.ReportHealth(healthy, reason)
+	if a.reporter != nil {
+		a.reporter.ReportHealth(healthy, reason)
+	}
+}
+
+// SetHealthReporter makes r the proxy's HealthReporter (replacing
+// Options.Health) and hands it the last state reported, if any. NewClient
+// calls it with the controller client when that client can carry health
+// reports.
+func (p *Proxy) SetHealthReporter(r HealthReporter) {
+	a := p.health
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.reporter = r
+	if r != nil && a.reported {
+		r.ReportHealth(a.healthy, a.reason)
 	}
 }
 

@@ -118,7 +118,7 @@ func New(o Options) *Proxy {
 		forceCancel: cancel,
 		closeDone:   make(chan struct{}),
 	}
-	p.health = &appHealth{p: p}
+	p.health = &appHealth{p: p, reporter: o.Health}
 	p.refused = refusals.New(refusals.Options{Prefix: "inbound: ", Logf: func(format string, args ...any) { p.log.Warn(fmt.Sprintf(format, args...)) },
 		Counted: func(reason string) { p.metrics.refused.WithLabelValues(reason).Inc() }})
 	return p

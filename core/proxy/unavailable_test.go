@@ -489,3 +489,36 @@ func TestResetBeforeResponse(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalReportsWithoutCheck: with no health check, a refused
+// connection reports the app down and its next answer reports it up; a
+// reporter set later (as NewClient sets the controller client) hears the
+// last state at once.
+func TestRefusalReportsWithoutCheck(t *testing.T) {
+	ca := newCA(t)
+	srv := newReportingProxy(t, ca, "api", nil)
+	dead := deadAddr(t)
+	apply(t, srv, 1, serverConfig(dead, meshapi.Protocol_PROTOCOL_HTTP, allowWeb()))
+	c := inboundClient(t, ca, false)
+	url := "https://" + srv.Addr(proxy.KeyInbound).String() + "/x"
+	if resp, _ := doGet(t, c, url); resp.StatusCode != 503 {
+		t.Fatalf("dead app: %d, want 503", resp.StatusCode)
+	}
+	rep := newReports()
+	srv.SetHealthReporter(rep)
+	if r := rep.next(t, false); !strings.Contains(r.reason, "refused") {
+		t.Errorf("replayed report %q, want the refusal", r.reason)
+	}
+	// The app starts on its port: the next request reaches it.
+	ln, err := net.Listen("tcp", dead.String())
+	if err != nil {
+		t.Fatalf("listening again on %s: %v", dead, err)
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "back") })}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	if resp, body := doGet(t, c, url); resp.StatusCode != 200 || body != "back" {
+		t.Errorf("app back: %d %q", resp.StatusCode, body)
+	}
+	rep.next(t, true)
+}
