@@ -233,8 +233,10 @@
 //     while it is down new requests get the signal without calling the app
 //     and a TCP inbound closes new connections. Without one, the next
 //     answer from the app brings it back. Every change goes to
-//     Options.Health (HealthReporter.ReportHealth), which the controller
-//     client carries to the controller; GET /health on the admin handler
+//     Options.Health (HealthReporter.ReportHealth; or the reporter given
+//     to SetHealthReporter, which hears the last state at once), which
+//     the controller client carries to the controller: NewClient makes
+//     the client the reporter when it implements ReportHealth; GET /health on the admin handler
 //     shows the check and its counts (503 while down), and /config the
 //     check's configuration.
 //

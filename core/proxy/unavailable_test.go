@@ -522,3 +522,36 @@ func TestRefusalReportsWithoutCheck(t *testing.T) {
 	}
 	rep.next(t, true)
 }
+
+// TestHealthCheckFollowsConfig: a configuration that drops the check
+// stops it, and the app takes requests again at once.
+func TestHealthCheckFollowsConfig(t *testing.T) {
+	app := &countingApp{name: "api"}
+	app.fail.Store(true)
+	ca := newCA(t)
+	rep := newReports()
+	srv := newReportingProxy(t, ca, "api", rep)
+	cfg := serverConfig(serveHTTP(t, app, false), meshapi.Protocol_PROTOCOL_HTTP, allowWeb())
+	cfg.HealthCheck = &meshapi.HealthCheck{Kind: meshapi.HealthCheckKind_HEALTH_CHECK_HTTP, HttpPath: "/healthz",
+		Interval: durationpb.New(50 * time.Millisecond), Timeout: durationpb.New(50 * time.Millisecond), UnhealthyThreshold: 1, HealthyThreshold: 1}
+	apply(t, srv, 1, cfg)
+	rep.next(t, false)
+	c := inboundClient(t, ca, false)
+	url := "https://" + srv.Addr(proxy.KeyInbound).String() + "/x"
+	if resp, _ := doGet(t, c, url); resp.StatusCode != 503 {
+		t.Errorf("with the check failing: %d, want 503", resp.StatusCode)
+	}
+	cfg.HealthCheck = nil
+	apply(t, srv, 2, cfg)
+	if r := rep.next(t, true); !strings.Contains(r.reason, "no health check") {
+		t.Errorf("report %q, want the check's removal", r.reason)
+	}
+	if resp, _ := doGet(t, c, url); resp.StatusCode != 200 {
+		t.Errorf("without a check: %d, want 200", resp.StatusCode)
+	}
+	bad := serverConfig(serveHTTP(t, app, false), meshapi.Protocol_PROTOCOL_HTTP, allowWeb())
+	bad.HealthCheck = &meshapi.HealthCheck{Kind: meshapi.HealthCheckKind_HEALTH_CHECK_HTTP, HttpPath: "healthz"}
+	if err := srv.Apply(3, bad); err == nil || !strings.Contains(err.Error(), "health_check") {
+		t.Errorf("a check with a relative path: %v, want the version refused", err)
+	}
+}
