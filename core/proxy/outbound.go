@@ -382,10 +382,12 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if mt != nil && o.intn()(100) >= mt.Percent {
 		mt = nil
 	}
-	// Every body is recorded (up to retry.MaxBody): a retry policy, a
-	// mirror, or a callee's signal that its app is unavailable may need
-	// it again.
-	if pk.hasBody = r.Body != nil && r.Body != http.NoBody; pk.hasBody {
+	// A body is recorded (up to retry.MaxBody) when a retry policy or a
+	// mirror may need it again, and, for a callee's signal that its app is
+	// unavailable, whenever it may fit (a declared length past MaxBody
+	// never will).
+	if pk.hasBody = r.Body != nil && r.Body != http.NoBody; pk.hasBody &&
+		(r.ContentLength <= retry.MaxBody || mt != nil || (pk.route != nil && pk.route.retry != nil)) {
 		pk.rec = retry.NewBodyRecorder(r.Body)
 		r.Body = pk.rec
 	}

@@ -555,3 +555,42 @@ func TestHealthCheckFollowsConfig(t *testing.T) {
 		t.Errorf("a check with a relative path: %v, want the version refused", err)
 	}
 }
+
+// TestSignalLargeBodyNotReplayed: a POST whose body is past what is kept
+// for a replay (64 KiB) is not sent again: the caller gets the 503 with
+// the signal, and the live app never sees half a request.
+func TestSignalLargeBodyNotReplayed(t *testing.T) {
+	live := &countingApp{name: "live"}
+	s := newTwoServers(t, meshapi.Protocol_PROTOCOL_HTTP, deadAddr(t), serveHTTP(t, live, false))
+	// Only the dead one first: the large POST meets it.
+	apply(t, s.m.client, 2, clientConfig(meshapi.Protocol_PROTOCOL_HTTP, apiID, s.a, s.b))
+	c := httpClient(false)
+	defer c.CloseIdleConnections()
+	big := strings.Repeat("x", 64<<10+1)
+	sawSignal := false
+	for i := range 4 { // round robin: at least one of them meets the dead app first
+		resp, err := c.Post("http://"+s.m.outbound+"/", "text/plain", strings.NewReader(big))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode == 200 && string(b) == "live:"+big:
+		case resp.StatusCode == 503 && resp.Header.Get(proxy.HeaderUnavailable) == proxy.ValueUnavailableApp:
+			sawSignal = true
+		default:
+			t.Errorf("POST %d: %d %.80q", i, resp.StatusCode, b)
+		}
+	}
+	if !sawSignal {
+		t.Error("no large POST met the dead app's signal: round robin should have sent one there")
+	}
+	live.mu.Lock()
+	defer live.mu.Unlock()
+	for _, p := range live.posts {
+		if p != big {
+			t.Errorf("the live app got a body of %d bytes, want %d", len(p), len(big))
+		}
+	}
+}
