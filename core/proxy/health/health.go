@@ -111,9 +111,9 @@ func New(cfg *meshapi.HealthCheck, addr string, proto meshapi.Protocol, onChange
 		c.http = &http.Client{Transport: tr, Timeout: c.timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	case meshapi.HealthCheckKind_HEALTH_CHECK_GRPC:
-		conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := c.dialGRPC()
 		if err != nil {
-			return nil, fmt.Errorf("setting up the gRPC health check of %s: %w", addr, err)
+			return nil, err
 		}
 		c.conn = conn
 	}
@@ -180,8 +180,11 @@ func (c *Checker) Stop() {
 		c.stop()
 		<-c.done
 	}
-	if c.conn != nil {
-		c.conn.Close()
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn != nil {
+		conn.Close()
 	}
 	if c.http != nil {
 		c.http.CloseIdleConnections()
@@ -330,9 +333,29 @@ func (c *Checker) probeHTTP(ctx context.Context) error {
 	return nil
 }
 
+// dialGRPC sets up the connection the gRPC probes use (it connects on
+// the first call).
+func (c *Checker) dialGRPC() (*grpc.ClientConn, error) {
+	conn, err := grpc.NewClient("passthrough:///"+c.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithNoProxy())
+	if err != nil {
+		return nil, fmt.Errorf("setting up the gRPC health check of %s: %w", c.addr, err)
+	}
+	return conn, nil
+}
+
 func (c *Checker) probeGRPC(ctx context.Context) error {
 	resp, err := healthpb.NewHealthClient(c.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: c.cfg.GetGrpcService()})
 	if err != nil {
+		// A connection that failed waits out gRPC's reconnect backoff
+		// (up to two minutes) before it tries again: the next probe gets a
+		// new one, so an app that is back is seen at once.
+		if conn, derr := c.dialGRPC(); derr == nil {
+			c.mu.Lock()
+			old := c.conn
+			c.conn = conn
+			c.mu.Unlock()
+			old.Close()
+		}
 		return fmt.Errorf("grpc check of %s (service %q): %w", c.addr, c.cfg.GetGrpcService(), err)
 	}
 	if s := resp.GetStatus(); s != healthpb.HealthCheckResponse_SERVING {

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/weftmesh/weft/core/meshapi"
@@ -138,5 +141,43 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate: %v, want ok=%v", err, tc.ok)
 			}
 		})
+	}
+}
+
+// TestGRPCBack: a gRPC app that stops and starts again on its port is
+// seen down, then up at the next probes (not after gRPC's reconnect
+// backoff).
+func TestGRPCBack(t *testing.T) {
+	serve := func(ln net.Listener) *grpc.Server {
+		gs := grpc.NewServer()
+		healthpb.RegisterHealthServer(gs, health.NewServer())
+		go gs.Serve(ln)
+		return gs
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	gs := serve(ln)
+	_, ch := start(t, every(50*time.Millisecond, 1, 1, &meshapi.HealthCheck{Kind: meshapi.HealthCheckKind_HEALTH_CHECK_GRPC}), addr)
+	ch.next(t, true)
+	gs.Stop()
+	ch.next(t, false)
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listening again on %s: %v", addr, err)
+	}
+	gs = serve(ln)
+	defer gs.Stop()
+	began := time.Now()
+	ch.next(t, true)
+	took := time.Since(began)
+	t.Logf("up again %v after the restart (probes every 50ms)", took.Round(time.Millisecond))
+	// gRPC's own reconnect backoff would take about a second (measured
+	// 1.02-1.05s without the fresh connection); a fresh connection is
+	// seen by the next probe (about 50ms).
+	if took > 500*time.Millisecond {
+		t.Errorf("up again after %v: the probe waited out gRPC's reconnect backoff", took)
 	}
 }
