@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -60,6 +61,10 @@ type appHealth struct {
 func (a *appHealth) report(healthy bool, reason string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.reportLocked(healthy, reason)
+}
+
+func (a *appHealth) reportLocked(healthy bool, reason string) {
 	if a.reported && a.healthy == healthy {
 		return
 	}
@@ -102,22 +107,66 @@ func (a *appHealth) down() (bool, string) {
 	return st.Down(), st.Reason
 }
 
-// refused: the inbound could not connect to the app. It is down at once.
-func (a *appHealth) refused(reason string) {
+// refused: the inbound could not connect to the app at addr. It is down
+// at once. Without a checker, a prober dials addr every
+// passiveProbeInterval until the app accepts, so that an app the
+// controller has taken out of every caller's endpoints on this report,
+// and that gets no requests to answer, is reported up again.
+func (a *appHealth) refused(addr, reason string) {
 	if c := a.checker.Load(); c != nil {
 		c.Fail(reason)
 		return
 	}
-	if a.refusedNoCheck.CompareAndSwap(false, true) {
-		a.report(false, reason)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.refusedNoCheck.Load() {
+		a.refusedNoCheck.Store(true)
+		a.reportLocked(false, reason)
+		go a.probeUntilBack(addr)
+	}
+}
+
+// passiveProbeInterval is how often an app that refused a connection, with
+// no health check configured, is dialed until it accepts.
+const passiveProbeInterval = time.Second
+
+func (a *appHealth) probeUntilBack(addr string) {
+	t := time.NewTicker(passiveProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.p.force.Done(): // the proxy is closing
+			return
+		case <-t.C:
+		}
+		if !a.refusedNoCheck.Load() || a.checker.Load() != nil {
+			return // answered meanwhile, or a checker took over
+		}
+		c, err := net.DialTimeout("tcp", addr, a.p.opts.DialTimeout)
+		if err != nil {
+			continue
+		}
+		c.Close()
+		a.back("the application accepts connections again at " + addr)
+		return
 	}
 }
 
 // answered: the app answered a request. Without a checker that brings it
 // back after a refusal.
 func (a *appHealth) answered() {
-	if a.refusedNoCheck.Load() && a.checker.Load() == nil && a.refusedNoCheck.CompareAndSwap(true, false) {
-		a.report(true, "the application answered a request")
+	if a.refusedNoCheck.Load() {
+		a.back("the application answered a request")
+	}
+}
+
+// back reports the app up after a refusal, when no checker decides.
+func (a *appHealth) back(reason string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.refusedNoCheck.Load() && a.checker.Load() == nil {
+		a.refusedNoCheck.Store(false)
+		a.reportLocked(true, reason)
 	}
 }
 

@@ -231,8 +231,10 @@
 //     block; package health) the checker decides when it is back
 //     (healthy_threshold passing probes; the next probe runs at once), and
 //     while it is down new requests get the signal without calling the app
-//     and a TCP inbound closes new connections. Without one, the next
-//     answer from the app brings it back. Every change goes to
+//     and a TCP inbound closes new connections. Without one, the sidecar
+//     dials the app's port once a second until it accepts (the controller
+//     may have taken the instance out, so no request would come), or the
+//     app's next answer, whichever is first, brings it back. Every change goes to
 //     Options.Health (HealthReporter.ReportHealth; or the reporter given
 //     to SetHealthReporter, which hears the last state at once), which
 //     the controller client carries to the controller: NewClient makes

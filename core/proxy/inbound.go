@@ -211,7 +211,7 @@ func (in *inbound) serveTCP(conn net.Conn, caller spiffe.Identity) {
 	}
 	app, err := net.DialTimeout("tcp", st.appAddr, in.p.opts.DialTimeout)
 	if err != nil {
-		in.p.health.refused(fmt.Sprintf("connecting to the application at %s: %v", st.appAddr, err))
+		in.p.health.refused(st.appAddr, fmt.Sprintf("connecting to the application at %s: %v", st.appAddr, err))
 		newAccessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
 			str("proto", "tcp").str("error", fmt.Sprintf("dialing the application at %s: %v", st.appAddr, err)).send(in.p)
 		conn.Close()
@@ -358,7 +358,7 @@ func (in *inbound) proxyError(w http.ResponseWriter, r *http.Request, err error)
 	switch {
 	case r.Context().Err() != nil: // the caller went away
 	case errors.As(err, &de):
-		in.p.health.refused(fmt.Sprintf("connecting to the application at %s: %v", de.addr, de.err))
+		in.p.health.refused(de.addr, fmt.Sprintf("connecting to the application at %s: %v", de.addr, de.err))
 		in.p.metrics.unavailable.Inc()
 		writeUnavailable(w, r, msg)
 		return

@@ -491,9 +491,11 @@ func TestResetBeforeResponse(t *testing.T) {
 }
 
 // TestRefusalReportsWithoutCheck: with no health check, a refused
-// connection reports the app down and its next answer reports it up; a
-// reporter set later (as NewClient sets the controller client) hears the
-// last state at once.
+// connection reports the app down; once the app accepts connections again
+// it is reported up, without any request (the controller may have taken
+// the instance out on the first report, so none would come); a reporter
+// set later (as NewClient sets the controller client) hears the last
+// state at once.
 func TestRefusalReportsWithoutCheck(t *testing.T) {
 	ca := newCA(t)
 	srv := newReportingProxy(t, ca, "api", nil)
@@ -509,7 +511,7 @@ func TestRefusalReportsWithoutCheck(t *testing.T) {
 	if r := rep.next(t, false); !strings.Contains(r.reason, "refused") {
 		t.Errorf("replayed report %q, want the refusal", r.reason)
 	}
-	// The app starts on its port: the next request reaches it.
+	// The app starts on its port; no request comes.
 	ln, err := net.Listen("tcp", dead.String())
 	if err != nil {
 		t.Fatalf("listening again on %s: %v", dead, err)
@@ -517,10 +519,17 @@ func TestRefusalReportsWithoutCheck(t *testing.T) {
 	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "back") })}
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close() })
+	if r := rep.next(t, true); !strings.Contains(r.reason, "accepts connections") {
+		t.Errorf("reported up with %q, want the probe's reason", r.reason)
+	}
 	if resp, body := doGet(t, c, url); resp.StatusCode != 200 || body != "back" {
 		t.Errorf("app back: %d %q", resp.StatusCode, body)
 	}
-	rep.next(t, true)
+	rec := httptest.NewRecorder()
+	srv.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/health", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"check": ""`) {
+		t.Errorf("/health without a check: %d %s", rec.Code, rec.Body)
+	}
 }
 
 // TestHealthCheckFollowsConfig: a configuration that drops the check
