@@ -22,6 +22,8 @@ const (
 	DefaultInterval  = 10 * time.Second
 	DefaultTimeout   = 2 * time.Second
 	DefaultThreshold = 1
+
+	minInterval = 10 * time.Millisecond
 )
 
 // State is what the checker knows of the application.
@@ -95,6 +97,9 @@ func New(cfg *meshapi.HealthCheck, addr string, proto meshapi.Protocol, onChange
 		done:      make(chan struct{}),
 		kick:      make(chan struct{}, 1),
 	}
+	// A configuration not from the compiler could ask for a probe every
+	// nanosecond; the policy language's floor is 100ms.
+	c.interval = max(c.interval, minInterval)
 	if c.onChange == nil {
 		c.onChange = func(State) {}
 	}
