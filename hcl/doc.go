@@ -90,6 +90,15 @@
 //	    match { path_prefix = "/search" }
 //	  }
 //	  connection_limit { max = 1000  max_per_caller = 100 }
+//
+//	  # What this service's own sidecars check of their application:
+//	  health_check {
+//	    http = "/healthz"           # exactly one of http (a path), grpc = true or
+//	                                # grpc = "pkg.Service" (grpc.health.v1), tcp = true
+//	    expect_status = 200         # http only; default any 2xx
+//	    interval = "2s"  timeout = "1s"   # 100ms-10m (default 10s); 10ms up to the interval (default 2s)
+//	    unhealthy_threshold = 2  healthy_threshold = 1   # 1-10 each; defaults 2 and 1
+//	  }
 //	}
 //
 //	intention "frontend" "api" {    # source, destination; either may be "*"
@@ -178,8 +187,8 @@
 //     faults and mirrors belong to the destination service and are
 //     compiled into every caller's upstream, as in Consul's service-router
 //     and service-resolver; load balancing stays on the caller's upstream
-//     block. Rate and connection limits are enforced by the destination's
-//     own sidecars.
+//     block. Rate and connection limits are enforced, and the health_check
+//     is run, by the destination's own sidecars.
 //   - Split weights are percentages and must add up to 100; a route after
 //     one that matches every request is an error (it could never apply).
 //   - Retries default to 2 attempts on connect-failure, reset,

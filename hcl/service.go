@@ -30,6 +30,7 @@ type service struct {
 	Breaker        *circuitBreaker
 	Outliers       *outlierDetection
 	Bindings       []*binding
+	Health         *healthCheck
 
 	DeclRange hcl.Range
 }
@@ -49,6 +50,7 @@ var serviceSchema = &hcl.BodySchema{
 		{Type: "circuit_breaker"},
 		{Type: "outlier_detection"},
 		{Type: "binding", LabelNames: []string{"scheduler"}},
+		{Type: "health_check"},
 	},
 }
 
@@ -165,6 +167,15 @@ func decodeServiceBlock(block *hcl.Block) (*service, hcl.Diagnostics) {
 			}
 			s.Outliers = od
 			continue
+		case "health_check":
+			hc, d := decodeHealthCheckBlock(b)
+			diags = append(diags, d...)
+			if s.Health != nil {
+				diags = append(diags, duplicateBlock("health_check", fmt.Sprintf("Service %q", s.Name), s.Health.DeclRange, b.DefRange))
+				continue
+			}
+			s.Health = hc
+			continue
 		case "connection_limit":
 			cl, d := decodeConnectionLimitBlock(b)
 			diags = append(diags, d...)
@@ -251,6 +262,10 @@ func (s *service) toPolicy() policy.Service {
 	}
 	for _, b := range s.Bindings {
 		ps.Bindings = append(ps.Bindings, b.toPolicy())
+	}
+	if s.Health != nil && s.Health.Kind != "" {
+		hc := s.Health.HealthCheck
+		ps.HealthCheck = &hc
 	}
 	return ps
 }

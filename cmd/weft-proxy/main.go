@@ -66,7 +66,9 @@ sidecars to the application, outbound from the application to its upstreams
 on local ports. It keeps serving with its last configuration and certificate
 while no controller answers.
 
-Admin endpoints on --admin: /ready, /metrics (Prometheus), /config, /stats (upstream endpoints, outlier ejections).`,
+Admin endpoints on --admin: /ready, /metrics (Prometheus), /config, /stats
+(upstream endpoints, outlier ejections), /health (the application's health
+check state).`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -63,6 +63,7 @@ func instanceConfig(p *policy.Policy, idx endpointSource, az *meshapi.Authz, in 
 			Authz:       az,
 			RateLimits:  rateLimits(svc.RateLimits),
 		},
+		HealthCheck: healthCheck(svc.HealthCheck),
 	}
 	if cl := svc.ConnectionLimit; cl != (policy.ConnectionLimit{}) {
 		cfg.Inbound.ConnectionLimit = &meshapi.ConnectionLimit{Max: uint32(cl.Max), MaxPerCaller: uint32(cl.MaxPerCaller)}

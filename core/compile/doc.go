@@ -44,6 +44,9 @@
 //     callers it names; a mirror carries the mirror service's endpoints
 //     and identity;
 //   - rate and connection limits go into the destination's inbound;
+//   - a service's health check (health.go) goes into the configuration
+//     of each of its own instances (ProxyConfig.health_check), never into
+//     its callers';
 //   - intentions are resolved here into per-destination rules that the
 //     sidecar evaluates with simple precedence (a named service over a
 //     namespace's "*" over "*", deny over allow among equals), giving the

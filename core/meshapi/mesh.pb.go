@@ -179,6 +179,58 @@ func (Action) EnumDescriptor() ([]byte, []int) {
 	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{2}
 }
 
+type HealthCheckKind int32
+
+const (
+	HealthCheckKind_HEALTH_CHECK_NONE HealthCheckKind = 0
+	HealthCheckKind_HEALTH_CHECK_HTTP HealthCheckKind = 1
+	HealthCheckKind_HEALTH_CHECK_GRPC HealthCheckKind = 2
+	HealthCheckKind_HEALTH_CHECK_TCP  HealthCheckKind = 3 // a TCP connect
+)
+
+// Enum value maps for HealthCheckKind.
+var (
+	HealthCheckKind_name = map[int32]string{
+		0: "HEALTH_CHECK_NONE",
+		1: "HEALTH_CHECK_HTTP",
+		2: "HEALTH_CHECK_GRPC",
+		3: "HEALTH_CHECK_TCP",
+	}
+	HealthCheckKind_value = map[string]int32{
+		"HEALTH_CHECK_NONE": 0,
+		"HEALTH_CHECK_HTTP": 1,
+		"HEALTH_CHECK_GRPC": 2,
+		"HEALTH_CHECK_TCP":  3,
+	}
+)
+
+func (x HealthCheckKind) Enum() *HealthCheckKind {
+	p := new(HealthCheckKind)
+	*p = x
+	return p
+}
+
+func (x HealthCheckKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (HealthCheckKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_core_meshapi_mesh_proto_enumTypes[3].Descriptor()
+}
+
+func (HealthCheckKind) Type() protoreflect.EnumType {
+	return &file_core_meshapi_mesh_proto_enumTypes[3]
+}
+
+func (x HealthCheckKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use HealthCheckKind.Descriptor instead.
+func (HealthCheckKind) EnumDescriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{3}
+}
+
 type MatchKind int32
 
 const (
@@ -218,11 +270,11 @@ func (x MatchKind) String() string {
 }
 
 func (MatchKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_core_meshapi_mesh_proto_enumTypes[3].Descriptor()
+	return file_core_meshapi_mesh_proto_enumTypes[4].Descriptor()
 }
 
 func (MatchKind) Type() protoreflect.EnumType {
-	return &file_core_meshapi_mesh_proto_enumTypes[3]
+	return &file_core_meshapi_mesh_proto_enumTypes[4]
 }
 
 func (x MatchKind) Number() protoreflect.EnumNumber {
@@ -231,7 +283,7 @@ func (x MatchKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MatchKind.Descriptor instead.
 func (MatchKind) EnumDescriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{3}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{4}
 }
 
 type JoinRequest struct {
@@ -712,7 +764,9 @@ type ProxyConfig struct {
 	Labels map[string]string `protobuf:"bytes,8,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The mesh's trust bundle, sent with every configuration so that a
 	// sidecar hears of a root rotation at once, not at its next renewal.
-	Trust         *TrustBundle `protobuf:"bytes,9,opt,name=trust,proto3" json:"trust,omitempty"`
+	Trust *TrustBundle `protobuf:"bytes,9,opt,name=trust,proto3" json:"trust,omitempty"`
+	// The sidecar's active check of its own application; unset: none.
+	HealthCheck   *HealthCheck `protobuf:"bytes,10,opt,name=health_check,json=healthCheck,proto3" json:"health_check,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -810,6 +864,123 @@ func (x *ProxyConfig) GetTrust() *TrustBundle {
 	return nil
 }
 
+func (x *ProxyConfig) GetHealthCheck() *HealthCheck {
+	if x != nil {
+		return x.HealthCheck
+	}
+	return nil
+}
+
+// How a sidecar checks its own application (core/proxy/health): every
+// interval, one probe bounded by timeout, at the inbound's app address.
+// The app is down after unhealthy_threshold failures in a row and up
+// again after healthy_threshold successes in a row. While it is down the
+// inbound answers new requests with the retryable signal (503 with
+// X-Weft-Unavailable: app; gRPC UNAVAILABLE) without calling it.
+type HealthCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  HealthCheckKind        `protobuf:"varint,1,opt,name=kind,proto3,enum=weft.mesh.v1.HealthCheckKind" json:"kind,omitempty"`
+	// HEALTH_CHECK_HTTP: the path (with an optional query) GET asks for, and
+	// the status that passes (0: any 2xx).
+	HttpPath     string `protobuf:"bytes,2,opt,name=http_path,json=httpPath,proto3" json:"http_path,omitempty"`
+	ExpectStatus uint32 `protobuf:"varint,3,opt,name=expect_status,json=expectStatus,proto3" json:"expect_status,omitempty"`
+	// HEALTH_CHECK_GRPC: the service asked about (grpc.health.v1.Health/Check);
+	// "": the server as a whole.
+	GrpcService        string               `protobuf:"bytes,4,opt,name=grpc_service,json=grpcService,proto3" json:"grpc_service,omitempty"`
+	Interval           *durationpb.Duration `protobuf:"bytes,5,opt,name=interval,proto3" json:"interval,omitempty"`
+	Timeout            *durationpb.Duration `protobuf:"bytes,6,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	UnhealthyThreshold uint32               `protobuf:"varint,7,opt,name=unhealthy_threshold,json=unhealthyThreshold,proto3" json:"unhealthy_threshold,omitempty"`
+	HealthyThreshold   uint32               `protobuf:"varint,8,opt,name=healthy_threshold,json=healthyThreshold,proto3" json:"healthy_threshold,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *HealthCheck) Reset() {
+	*x = HealthCheck{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthCheck) ProtoMessage() {}
+
+func (x *HealthCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
+func (*HealthCheck) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *HealthCheck) GetKind() HealthCheckKind {
+	if x != nil {
+		return x.Kind
+	}
+	return HealthCheckKind_HEALTH_CHECK_NONE
+}
+
+func (x *HealthCheck) GetHttpPath() string {
+	if x != nil {
+		return x.HttpPath
+	}
+	return ""
+}
+
+func (x *HealthCheck) GetExpectStatus() uint32 {
+	if x != nil {
+		return x.ExpectStatus
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetGrpcService() string {
+	if x != nil {
+		return x.GrpcService
+	}
+	return ""
+}
+
+func (x *HealthCheck) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetUnhealthyThreshold() uint32 {
+	if x != nil {
+		return x.UnhealthyThreshold
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetHealthyThreshold() uint32 {
+	if x != nil {
+		return x.HealthyThreshold
+	}
+	return 0
+}
+
 // What a sidecar trusts and which root its certificate should come from.
 // On a new bundle a sidecar first trusts every root in it, then, if its
 // leaf was not signed by the active root, renews at once. The controller
@@ -829,7 +1000,7 @@ type TrustBundle struct {
 
 func (x *TrustBundle) Reset() {
 	*x = TrustBundle{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -841,7 +1012,7 @@ func (x *TrustBundle) String() string {
 func (*TrustBundle) ProtoMessage() {}
 
 func (x *TrustBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -854,7 +1025,7 @@ func (x *TrustBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrustBundle.ProtoReflect.Descriptor instead.
 func (*TrustBundle) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{8}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TrustBundle) GetRootsPem() []byte {
@@ -889,7 +1060,7 @@ type Inbound struct {
 
 func (x *Inbound) Reset() {
 	*x = Inbound{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -901,7 +1072,7 @@ func (x *Inbound) String() string {
 func (*Inbound) ProtoMessage() {}
 
 func (x *Inbound) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -914,7 +1085,7 @@ func (x *Inbound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inbound.ProtoReflect.Descriptor instead.
 func (*Inbound) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{9}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Inbound) GetBindAddress() string {
@@ -990,7 +1161,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1173,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1186,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{10}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RateLimit) GetName() string {
@@ -1071,7 +1242,7 @@ type ConnectionLimit struct {
 
 func (x *ConnectionLimit) Reset() {
 	*x = ConnectionLimit{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1254,7 @@ func (x *ConnectionLimit) String() string {
 func (*ConnectionLimit) ProtoMessage() {}
 
 func (x *ConnectionLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1267,7 @@ func (x *ConnectionLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionLimit.ProtoReflect.Descriptor instead.
 func (*ConnectionLimit) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{11}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ConnectionLimit) GetMax() uint32 {
@@ -1123,7 +1294,7 @@ type Authz struct {
 
 func (x *Authz) Reset() {
 	*x = Authz{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1306,7 @@ func (x *Authz) String() string {
 func (*Authz) ProtoMessage() {}
 
 func (x *Authz) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1319,7 @@ func (x *Authz) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authz.ProtoReflect.Descriptor instead.
 func (*Authz) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{12}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Authz) GetDefaultAction() Action {
@@ -1189,7 +1360,7 @@ type AuthzRule struct {
 
 func (x *AuthzRule) Reset() {
 	*x = AuthzRule{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1372,7 @@ func (x *AuthzRule) String() string {
 func (*AuthzRule) ProtoMessage() {}
 
 func (x *AuthzRule) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1385,7 @@ func (x *AuthzRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthzRule.ProtoReflect.Descriptor instead.
 func (*AuthzRule) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{13}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AuthzRule) GetSource() string {
@@ -1255,7 +1426,7 @@ type Permission struct {
 
 func (x *Permission) Reset() {
 	*x = Permission{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1267,7 +1438,7 @@ func (x *Permission) String() string {
 func (*Permission) ProtoMessage() {}
 
 func (x *Permission) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1280,7 +1451,7 @@ func (x *Permission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Permission.ProtoReflect.Descriptor instead.
 func (*Permission) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{14}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Permission) GetAction() Action {
@@ -1324,7 +1495,7 @@ type Upstream struct {
 
 func (x *Upstream) Reset() {
 	*x = Upstream{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1336,7 +1507,7 @@ func (x *Upstream) String() string {
 func (*Upstream) ProtoMessage() {}
 
 func (x *Upstream) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1520,7 @@ func (x *Upstream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Upstream.ProtoReflect.Descriptor instead.
 func (*Upstream) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{15}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Upstream) GetName() string {
@@ -1457,7 +1628,7 @@ type CircuitBreaker struct {
 
 func (x *CircuitBreaker) Reset() {
 	*x = CircuitBreaker{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1469,7 +1640,7 @@ func (x *CircuitBreaker) String() string {
 func (*CircuitBreaker) ProtoMessage() {}
 
 func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1482,7 +1653,7 @@ func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreaker.ProtoReflect.Descriptor instead.
 func (*CircuitBreaker) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CircuitBreaker) GetMaxConnections() uint32 {
@@ -1534,7 +1705,7 @@ type OutlierDetection struct {
 
 func (x *OutlierDetection) Reset() {
 	*x = OutlierDetection{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1717,7 @@ func (x *OutlierDetection) String() string {
 func (*OutlierDetection) ProtoMessage() {}
 
 func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1730,7 @@ func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierDetection.ProtoReflect.Descriptor instead.
 func (*OutlierDetection) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *OutlierDetection) GetConsecutive_5Xx() uint32 {
@@ -1622,7 +1793,7 @@ type OutlierSuccessRate struct {
 
 func (x *OutlierSuccessRate) Reset() {
 	*x = OutlierSuccessRate{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1805,7 @@ func (x *OutlierSuccessRate) String() string {
 func (*OutlierSuccessRate) ProtoMessage() {}
 
 func (x *OutlierSuccessRate) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1818,7 @@ func (x *OutlierSuccessRate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierSuccessRate.ProtoReflect.Descriptor instead.
 func (*OutlierSuccessRate) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *OutlierSuccessRate) GetMinimumHosts() uint32 {
@@ -1681,7 +1852,7 @@ type StringMatch struct {
 
 func (x *StringMatch) Reset() {
 	*x = StringMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1693,7 +1864,7 @@ func (x *StringMatch) String() string {
 func (*StringMatch) ProtoMessage() {}
 
 func (x *StringMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1706,7 +1877,7 @@ func (x *StringMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StringMatch.ProtoReflect.Descriptor instead.
 func (*StringMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StringMatch) GetKind() MatchKind {
@@ -1735,7 +1906,7 @@ type KeyMatch struct {
 
 func (x *KeyMatch) Reset() {
 	*x = KeyMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +1918,7 @@ func (x *KeyMatch) String() string {
 func (*KeyMatch) ProtoMessage() {}
 
 func (x *KeyMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +1931,7 @@ func (x *KeyMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyMatch.ProtoReflect.Descriptor instead.
 func (*KeyMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *KeyMatch) GetName() string {
@@ -1797,7 +1968,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1809,7 +1980,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1822,7 +1993,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RouteMatch) GetPath() *StringMatch {
@@ -1871,7 +2042,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1883,7 +2054,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1896,7 +2067,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Route) GetName() string {
@@ -1976,7 +2147,7 @@ type Mirror struct {
 
 func (x *Mirror) Reset() {
 	*x = Mirror{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1988,7 +2159,7 @@ func (x *Mirror) String() string {
 func (*Mirror) ProtoMessage() {}
 
 func (x *Mirror) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2001,7 +2172,7 @@ func (x *Mirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mirror.ProtoReflect.Descriptor instead.
 func (*Mirror) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Mirror) GetService() string {
@@ -2046,7 +2217,7 @@ type Fault struct {
 
 func (x *Fault) Reset() {
 	*x = Fault{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2058,7 +2229,7 @@ func (x *Fault) String() string {
 func (*Fault) ProtoMessage() {}
 
 func (x *Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2071,7 +2242,7 @@ func (x *Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fault.ProtoReflect.Descriptor instead.
 func (*Fault) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Fault) GetDelay() *durationpb.Duration {
@@ -2112,7 +2283,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2124,7 +2295,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2137,7 +2308,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Split) GetSubset() string {
@@ -2167,7 +2338,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2179,7 +2350,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2192,7 +2363,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{26}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -2242,7 +2413,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2254,7 +2425,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2267,7 +2438,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{27}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Timeouts) GetConnect() *durationpb.Duration {
@@ -2309,7 +2480,7 @@ type HeaderOps struct {
 
 func (x *HeaderOps) Reset() {
 	*x = HeaderOps{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2492,7 @@ func (x *HeaderOps) String() string {
 func (*HeaderOps) ProtoMessage() {}
 
 func (x *HeaderOps) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2505,7 @@ func (x *HeaderOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderOps.ProtoReflect.Descriptor instead.
 func (*HeaderOps) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{28}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *HeaderOps) GetAdd() map[string]string {
@@ -2373,7 +2544,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[29]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2385,7 +2556,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[29]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2398,7 +2569,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{29}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Endpoint) GetInstanceId() string {
@@ -2478,7 +2649,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"HashPolicy\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x16\n" +
 	"\x06cookie\x18\x02 \x01(\tR\x06cookie\x12'\n" +
-	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\xb8\x03\n" +
+	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\xf6\x03\n" +
 	"\vProxyConfig\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x18\n" +
@@ -2489,10 +2660,21 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\ainbound\x18\x06 \x01(\v2\x15.weft.mesh.v1.InboundR\ainbound\x124\n" +
 	"\tupstreams\x18\a \x03(\v2\x16.weft.mesh.v1.UpstreamR\tupstreams\x12=\n" +
 	"\x06labels\x18\b \x03(\v2%.weft.mesh.v1.ProxyConfig.LabelsEntryR\x06labels\x12/\n" +
-	"\x05trust\x18\t \x01(\v2\x19.weft.mesh.v1.TrustBundleR\x05trust\x1a9\n" +
+	"\x05trust\x18\t \x01(\v2\x19.weft.mesh.v1.TrustBundleR\x05trust\x12<\n" +
+	"\fhealth_check\x18\n" +
+	" \x01(\v2\x19.weft.mesh.v1.HealthCheckR\vhealthCheck\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"P\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xef\x02\n" +
+	"\vHealthCheck\x121\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1d.weft.mesh.v1.HealthCheckKindR\x04kind\x12\x1b\n" +
+	"\thttp_path\x18\x02 \x01(\tR\bhttpPath\x12#\n" +
+	"\rexpect_status\x18\x03 \x01(\rR\fexpectStatus\x12!\n" +
+	"\fgrpc_service\x18\x04 \x01(\tR\vgrpcService\x125\n" +
+	"\binterval\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
+	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12/\n" +
+	"\x13unhealthy_threshold\x18\a \x01(\rR\x12unhealthyThreshold\x12+\n" +
+	"\x11healthy_threshold\x18\b \x01(\rR\x10healthyThreshold\"P\n" +
 	"\vTrustBundle\x12\x1b\n" +
 	"\troots_pem\x18\x01 \x01(\fR\brootsPem\x12$\n" +
 	"\x0eactive_root_id\x18\x02 \x01(\tR\factiveRootId\"\xdf\x02\n" +
@@ -2645,7 +2827,12 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\tLB_MAGLEV\x10\x04*+\n" +
 	"\x06Action\x12\x0f\n" +
 	"\vACTION_DENY\x10\x00\x12\x10\n" +
-	"\fACTION_ALLOW\x10\x01*a\n" +
+	"\fACTION_ALLOW\x10\x01*l\n" +
+	"\x0fHealthCheckKind\x12\x15\n" +
+	"\x11HEALTH_CHECK_NONE\x10\x00\x12\x15\n" +
+	"\x11HEALTH_CHECK_HTTP\x10\x01\x12\x15\n" +
+	"\x11HEALTH_CHECK_GRPC\x10\x02\x12\x14\n" +
+	"\x10HEALTH_CHECK_TCP\x10\x03*a\n" +
 	"\tMatchKind\x12\r\n" +
 	"\tMATCH_ANY\x10\x00\x12\x0f\n" +
 	"\vMATCH_EXACT\x10\x01\x12\x10\n" +
@@ -2669,112 +2856,118 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 	return file_core_meshapi_mesh_proto_rawDescData
 }
 
-var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
 	(Action)(0),                 // 2: weft.mesh.v1.Action
-	(MatchKind)(0),              // 3: weft.mesh.v1.MatchKind
-	(*JoinRequest)(nil),         // 4: weft.mesh.v1.JoinRequest
-	(*RenewRequest)(nil),        // 5: weft.mesh.v1.RenewRequest
-	(*Credentials)(nil),         // 6: weft.mesh.v1.Credentials
-	(*ConfigRequest)(nil),       // 7: weft.mesh.v1.ConfigRequest
-	(*HealthReport)(nil),        // 8: weft.mesh.v1.HealthReport
-	(*ConfigUpdate)(nil),        // 9: weft.mesh.v1.ConfigUpdate
-	(*HashPolicy)(nil),          // 10: weft.mesh.v1.HashPolicy
-	(*ProxyConfig)(nil),         // 11: weft.mesh.v1.ProxyConfig
-	(*TrustBundle)(nil),         // 12: weft.mesh.v1.TrustBundle
-	(*Inbound)(nil),             // 13: weft.mesh.v1.Inbound
-	(*RateLimit)(nil),           // 14: weft.mesh.v1.RateLimit
-	(*ConnectionLimit)(nil),     // 15: weft.mesh.v1.ConnectionLimit
-	(*Authz)(nil),               // 16: weft.mesh.v1.Authz
-	(*AuthzRule)(nil),           // 17: weft.mesh.v1.AuthzRule
-	(*Permission)(nil),          // 18: weft.mesh.v1.Permission
-	(*Upstream)(nil),            // 19: weft.mesh.v1.Upstream
-	(*CircuitBreaker)(nil),      // 20: weft.mesh.v1.CircuitBreaker
-	(*OutlierDetection)(nil),    // 21: weft.mesh.v1.OutlierDetection
-	(*OutlierSuccessRate)(nil),  // 22: weft.mesh.v1.OutlierSuccessRate
-	(*StringMatch)(nil),         // 23: weft.mesh.v1.StringMatch
-	(*KeyMatch)(nil),            // 24: weft.mesh.v1.KeyMatch
-	(*RouteMatch)(nil),          // 25: weft.mesh.v1.RouteMatch
-	(*Route)(nil),               // 26: weft.mesh.v1.Route
-	(*Mirror)(nil),              // 27: weft.mesh.v1.Mirror
-	(*Fault)(nil),               // 28: weft.mesh.v1.Fault
-	(*Split)(nil),               // 29: weft.mesh.v1.Split
-	(*RetryPolicy)(nil),         // 30: weft.mesh.v1.RetryPolicy
-	(*Timeouts)(nil),            // 31: weft.mesh.v1.Timeouts
-	(*HeaderOps)(nil),           // 32: weft.mesh.v1.HeaderOps
-	(*Endpoint)(nil),            // 33: weft.mesh.v1.Endpoint
-	nil,                         // 34: weft.mesh.v1.ProxyConfig.LabelsEntry
-	nil,                         // 35: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 36: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 37: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 38: google.protobuf.Duration
+	(HealthCheckKind)(0),        // 3: weft.mesh.v1.HealthCheckKind
+	(MatchKind)(0),              // 4: weft.mesh.v1.MatchKind
+	(*JoinRequest)(nil),         // 5: weft.mesh.v1.JoinRequest
+	(*RenewRequest)(nil),        // 6: weft.mesh.v1.RenewRequest
+	(*Credentials)(nil),         // 7: weft.mesh.v1.Credentials
+	(*ConfigRequest)(nil),       // 8: weft.mesh.v1.ConfigRequest
+	(*HealthReport)(nil),        // 9: weft.mesh.v1.HealthReport
+	(*ConfigUpdate)(nil),        // 10: weft.mesh.v1.ConfigUpdate
+	(*HashPolicy)(nil),          // 11: weft.mesh.v1.HashPolicy
+	(*ProxyConfig)(nil),         // 12: weft.mesh.v1.ProxyConfig
+	(*HealthCheck)(nil),         // 13: weft.mesh.v1.HealthCheck
+	(*TrustBundle)(nil),         // 14: weft.mesh.v1.TrustBundle
+	(*Inbound)(nil),             // 15: weft.mesh.v1.Inbound
+	(*RateLimit)(nil),           // 16: weft.mesh.v1.RateLimit
+	(*ConnectionLimit)(nil),     // 17: weft.mesh.v1.ConnectionLimit
+	(*Authz)(nil),               // 18: weft.mesh.v1.Authz
+	(*AuthzRule)(nil),           // 19: weft.mesh.v1.AuthzRule
+	(*Permission)(nil),          // 20: weft.mesh.v1.Permission
+	(*Upstream)(nil),            // 21: weft.mesh.v1.Upstream
+	(*CircuitBreaker)(nil),      // 22: weft.mesh.v1.CircuitBreaker
+	(*OutlierDetection)(nil),    // 23: weft.mesh.v1.OutlierDetection
+	(*OutlierSuccessRate)(nil),  // 24: weft.mesh.v1.OutlierSuccessRate
+	(*StringMatch)(nil),         // 25: weft.mesh.v1.StringMatch
+	(*KeyMatch)(nil),            // 26: weft.mesh.v1.KeyMatch
+	(*RouteMatch)(nil),          // 27: weft.mesh.v1.RouteMatch
+	(*Route)(nil),               // 28: weft.mesh.v1.Route
+	(*Mirror)(nil),              // 29: weft.mesh.v1.Mirror
+	(*Fault)(nil),               // 30: weft.mesh.v1.Fault
+	(*Split)(nil),               // 31: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),         // 32: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),            // 33: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),           // 34: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),            // 35: weft.mesh.v1.Endpoint
+	nil,                         // 36: weft.mesh.v1.ProxyConfig.LabelsEntry
+	nil,                         // 37: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 38: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 39: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 40: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
-	8,  // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
-	11, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
-	13, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
-	19, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	34, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
-	12, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
-	0,  // 6: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
-	16, // 7: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
-	14, // 8: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
-	15, // 9: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
-	25, // 10: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
-	2,  // 11: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
-	17, // 12: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
-	2,  // 13: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
-	18, // 14: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
-	2,  // 15: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
-	25, // 16: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
-	0,  // 17: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
-	1,  // 18: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	33, // 19: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	26, // 20: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	31, // 21: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
-	10, // 22: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
-	20, // 23: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
-	21, // 24: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
-	38, // 25: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	38, // 26: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	22, // 27: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
-	3,  // 28: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
-	23, // 29: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
-	23, // 30: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
-	24, // 31: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
-	24, // 32: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
-	25, // 33: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	29, // 34: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	30, // 35: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	31, // 36: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	32, // 37: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	32, // 38: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	28, // 39: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
-	27, // 40: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
-	33, // 41: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	38, // 42: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	38, // 43: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	38, // 44: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	38, // 45: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	38, // 46: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	38, // 47: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	35, // 48: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	36, // 49: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	37, // 50: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	4,  // 51: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	5,  // 52: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	7,  // 53: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	6,  // 54: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	6,  // 55: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	9,  // 56: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	54, // [54:57] is the sub-list for method output_type
-	51, // [51:54] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	9,  // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
+	12, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
+	15, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
+	21, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
+	36, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	14, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
+	13, // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
+	3,  // 7: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
+	40, // 8: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	40, // 9: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	0,  // 10: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
+	18, // 11: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
+	16, // 12: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
+	17, // 13: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
+	27, // 14: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
+	2,  // 15: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
+	19, // 16: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
+	2,  // 17: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
+	20, // 18: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
+	2,  // 19: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
+	27, // 20: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	0,  // 21: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
+	1,  // 22: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
+	35, // 23: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	28, // 24: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	33, // 25: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	11, // 26: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
+	22, // 27: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
+	23, // 28: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
+	40, // 29: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	40, // 30: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	24, // 31: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
+	4,  // 32: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
+	25, // 33: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	25, // 34: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	26, // 35: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	26, // 36: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	27, // 37: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	31, // 38: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	32, // 39: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	33, // 40: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	34, // 41: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	34, // 42: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	30, // 43: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	29, // 44: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
+	35, // 45: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
+	40, // 46: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	40, // 47: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	40, // 48: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	40, // 49: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	40, // 50: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	40, // 51: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	37, // 52: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	38, // 53: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	39, // 54: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	5,  // 55: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	6,  // 56: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	8,  // 57: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	7,  // 58: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	7,  // 59: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	10, // 60: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	58, // [58:61] is the sub-list for method output_type
+	55, // [55:58] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -2787,8 +2980,8 @@ func file_core_meshapi_mesh_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   34,
+			NumEnums:      5,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -18,7 +18,8 @@
 // (certificates) apply.
 //
 // route.go holds the traffic-management types: subsets, routes, retries,
-// timeouts, limits, faults, mirrors, L7 permissions; Diff (plan.go)
+// timeouts, limits, faults, mirrors, L7 permissions; health.go the
+// service's HealthCheck, which its own sidecars run against their app; Diff (plan.go)
 // compares two policies for `weft policy plan`: changes per service, part
 // and intention, and the caller -> service flows whose decision changes.
 package policy

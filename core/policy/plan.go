@@ -76,7 +76,7 @@ func Diff(old, new *Policy) *Plan {
 		case !inNew:
 			pl.Services = append(pl.Services, ServiceChange{Change: Change{Kind: Removed, What: what}})
 		default:
-			sc := ServiceChange{Change: Change{Kind: Changed, What: what, Fields: fieldDiff(o, n, "Namespace", "Protocol", "Timeouts", "CircuitBreaker", "OutlierDetection", "ConnectionLimit", "Bindings")}}
+			sc := ServiceChange{Change: Change{Kind: Changed, What: what, Fields: fieldDiff(o, n, "Namespace", "Protocol", "Timeouts", "CircuitBreaker", "OutlierDetection", "ConnectionLimit", "Bindings", "HealthCheck")}}
 			sc.Parts = append(sc.Parts, partsDiff("upstream", o.Upstreams, n.Upstreams, func(u Upstream) string { return u.Service })...)
 			sc.Parts = append(sc.Parts, partsDiff("subset", o.Subsets, n.Subsets, func(s Subset) string { return s.Name })...)
 			sc.Parts = append(sc.Parts, partsDiff("route", o.Routes, n.Routes, func(r Route) string { return r.Name })...)

@@ -82,6 +82,10 @@ type Service struct {
 	// Bindings name the scheduler workloads allowed to serve the service
 	// (binding.go); an instance of any other workload gets no identity.
 	Bindings []Binding `json:",omitempty"`
+
+	// HealthCheck is the active check every sidecar of the service runs
+	// against its own application (health.go); nil: none.
+	HealthCheck *HealthCheck `json:",omitempty"`
 }
 
 // Upstream is a service this one calls, reached by the app on a localhost port.

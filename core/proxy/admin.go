@@ -19,6 +19,9 @@ import (
 //	GET /config   the applied config and its version as JSON (ConfigUpdate)
 //	GET /stats    each upstream's endpoints as JSON: in flight, outlier
 //	              ejection (reason, until, count), last interval's success rate
+//	GET /health   the application's health as this sidecar sees it, as JSON:
+//	              the active check (if any), healthy, why, and the checker's
+//	              counts; 200 while healthy, 503 while down
 func (p *Proxy) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
@@ -51,6 +54,19 @@ func (p *Proxy) AdminHandler() http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
+		w.Write(append(b, '\n'))
+	})
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		v := p.health.state()
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			http.Error(w, "encoding the health state: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if !v.Healthy {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
 		w.Write(append(b, '\n'))
 	})
 	return mux

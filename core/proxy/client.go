@@ -16,9 +16,20 @@ type ClientOptions = control.Options
 // credentials to p (a control.Watcher), logging to p's logger unless
 // o.Logger is set. Call Run to start it. A proxy serving many instances
 // gives each its own client and watcher; the sidecar composes one of each.
+//
+// When the client can carry the app's health to the controller (it
+// implements HealthReporter) and Options.Health is unset, the client
+// becomes the proxy's health reporter (SetHealthReporter).
 func NewClient(p *Proxy, o ClientOptions) (*Client, error) {
 	if o.Logger == nil {
 		o.Logger = p.log
 	}
-	return control.New(p, o)
+	c, err := control.New(p, o)
+	if err != nil {
+		return nil, err
+	}
+	if r, ok := any(c).(HealthReporter); ok && p.opts.Health == nil {
+		p.SetHealthReporter(r)
+	}
+	return c, nil
 }

@@ -9,7 +9,7 @@
 //	p := proxy.New(proxy.Options{Logger: logger}) // no listeners yet
 //	p.SetCredentials(creds)               // certificate, key, mesh roots
 //	err := p.Apply(version, cfg)          // reconcile listeners; error = NACK
-//	http.Handle("/", p.AdminHandler())    // /ready, /metrics, /config, /stats
+//	http.Handle("/", p.AdminHandler())    // /ready, /metrics, /config, /stats, /health
 //	c, err := proxy.NewClient(p, opts)    // the controller client driving p
 //	err = c.Run(ctx)                      // join, stream, renew until ctx ends
 //	p.Close()                             // idempotent, bounded drain
@@ -58,6 +58,10 @@
 //   - ratelimit: the inbound's token buckets (per limit or per caller).
 //   - mirror: request copies to a route's mirror service (mirror.Options:
 //     the sidecar's mTLS dial, counter and logger).
+//   - health: the active check of the instance's own application (HTTP
+//     path and status, gRPC Health Checking Protocol, TCP connect;
+//     interval, timeout, thresholds), run by the Proxy while its
+//     configuration asks for one (apphealth.go).
 //   - proxytest: test helpers (a test CA signing with core/ca's leaf
 //     template, a fake controller); never linked by weft-proxy.
 //
@@ -96,7 +100,9 @@
 //     connections (as Envoy keeps HTTP/1.1 upstream), HTTP2 and GRPC over
 //     pooled HTTP/2 connections. A failed dial tries another endpoint (up to 3;
 //     requests only when they have no body). No endpoint: 503 (gRPC:
-//     UNAVAILABLE).
+//     UNAVAILABLE). A callee sidecar's signal that its app cannot take the
+//     request (below, "A dead or failing application") sends the request
+//     to another endpoint, whatever its method.
 //   - balance (package): round robin; least request as the power of two
 //     random choices over requests (or connections) in flight; random;
 //     ring hash (128 points per endpoint) and maglev (a 65537-slot table)
@@ -179,7 +185,9 @@
 //     weft_faults_injected_total, weft_circuit_breaker_overflow_total,
 //     weft_circuit_breaker_pending, weft_mirrored_requests_total,
 //     weft_config_version, weft_inbound_handshakes_refused_total (by
-//     reason; the refusals' log lines are rate-limited, core/refusals).
+//     reason; the refusals' log lines are rate-limited, core/refusals),
+//     weft_app_unavailable_total, weft_app_healthy,
+//     weft_unavailable_retries_total.
 //     Events (listeners, refusals, ejections, failed calls, the
 //     controller client's joins, renewals and config versions) go to
 //     Options.Logger, a log/slog logger (default: a text handler on
@@ -191,6 +199,53 @@
 //     a quoted Go string literal, so no path, method or reason can add a
 //     line, a NUL or a field. weft-proxy's writer also escapes any control
 //     byte inside a log entry (an event line quoting a peer's error).
+//
+// # A dead or failing application
+//
+// When the callee's sidecar cannot hand a request to its application it
+// says so in a way its callers' sidecars act on, and an application cannot
+// fake (apphealth.go):
+//
+//   - The signal: 503 with the header X-Weft-Unavailable: app
+//     (HeaderUnavailable, ValueUnavailableApp); for gRPC, a trailers-only
+//     UNAVAILABLE (grpc-status 14, a message) with the same header. The
+//     inbound sends it when the app refuses the connection (nothing of the
+//     request reached it), when the app's health check says it is down
+//     (the app is not called), and, for GET, HEAD, OPTIONS and TRACE
+//     without a body only, when the app closes the connection before any
+//     byte of a response (such a request may have run, and may run again).
+//     A POST the app dropped that way gets 502, as before: it may have
+//     been acted on. Before it answers, the inbound reads what is left of
+//     the request body (up to 64 KiB, for at most 500 ms), so that the
+//     caller's sidecar has read all of it too.
+//   - No forging: the inbound removes X-Weft-Unavailable from every
+//     response (headers and trailers) of its application, in any spelling
+//     net/http reads as that name; a 503 of the app's own is passed on as
+//     any other status.
+//   - The caller's sidecar (outbound.go, exchange.afterResponse) takes the
+//     signal for "try another endpoint": for any method, with or without a
+//     route or retry conditions, when the request has no body or its body
+//     was recorded whole (every body is recorded up to 64 KiB; a larger
+//     one cannot be sent again, and the 503 goes to the app). It counts
+//     against the route's retry budget when the route has a retry policy
+//     (else the tries are bounded as for a failed dial, 3), against its
+//     attempts, and against the circuit breaker's max_retries. With no other
+//     endpoint left the caller gets 503 (gRPC UNAVAILABLE) with the header.
+//   - Health: a refused connection takes the app down at once. With a
+//     health check (meshapi.HealthCheck, from the service's health_check
+//     block; package health) the checker decides when it is back
+//     (healthy_threshold passing probes; the next probe runs at once), and
+//     while it is down new requests get the signal without calling the app
+//     and a TCP inbound closes new connections. Without one, the sidecar
+//     dials the app's port once a second until it accepts (the controller
+//     may have taken the instance out, so no request would come), or the
+//     app's next answer, whichever is first, brings it back. Every change goes to
+//     Options.Health (HealthReporter.ReportHealth; or the reporter given
+//     to SetHealthReporter, which hears the last state at once), which
+//     the controller client carries to the controller: NewClient makes
+//     the client the reporter when it implements ReportHealth; GET /health on the admin handler
+//     shows the check and its counts (503 while down), and /config the
+//     check's configuration.
 //
 // # Canonical requests
 //

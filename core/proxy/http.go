@@ -52,6 +52,9 @@ func grpcPercentEncode(s string) string {
 type statusWriter struct {
 	http.ResponseWriter
 	code int
+	// reqBody is the request's own body (inbound), which the reverse
+	// proxy's error handler cannot read any more.
+	reqBody io.ReadCloser
 }
 
 func (w *statusWriter) WriteHeader(code int) {

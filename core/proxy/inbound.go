@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -62,10 +63,7 @@ func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
 	in.app = appTransport(sp.proto, p.opts.DialTimeout)
 	var toApp http.RoundTripper = in.app
 	if sp.proto == meshapi.Protocol_PROTOCOL_HTTP {
-		d := &net.Dialer{Timeout: p.opts.DialTimeout}
-		in.h1 = h1pool.New(func(ctx context.Context, addr string) (net.Conn, error) {
-			return d.DialContext(ctx, "tcp", addr)
-		}, in.app, 64, 90*time.Second, nil)
+		in.h1 = h1pool.New(dialApp(p.opts.DialTimeout), in.app, 64, 90*time.Second, nil)
 		toApp = in.h1
 	}
 	in.rp = &httputil.ReverseProxy{
@@ -73,7 +71,7 @@ func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
 		Transport:      toApp,
 		FlushInterval:  0, // at once for bodies of unknown length (streams, gRPC)
 		BufferPool:     copyBuffers,
-		ModifyResponse: grpcTrailersOnly,
+		ModifyResponse: in.modifyResponse,
 		ErrorHandler:   in.proxyError,
 		ErrorLog:       p.errorLog,
 	}
@@ -84,9 +82,9 @@ func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
 // appTransport reaches the local application: HTTP/1.1 for PROTOCOL_HTTP,
 // HTTP/2 cleartext (prior knowledge) for HTTP2 and GRPC.
 func appTransport(p meshapi.Protocol, dialTimeout time.Duration) *http.Transport {
-	d := &net.Dialer{Timeout: dialTimeout}
+	dial := dialApp(dialTimeout)
 	t := &http.Transport{
-		DialContext:         d.DialContext,
+		DialContext:         func(ctx context.Context, _, addr string) (net.Conn, error) { return dial(ctx, addr) },
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
@@ -97,6 +95,18 @@ func appTransport(p meshapi.Protocol, dialTimeout time.Duration) *http.Transport
 		t.Protocols = protocols(false, false, true)
 	}
 	return t
+}
+
+// dialApp dials the local application; its errors are appDialErrors.
+func dialApp(timeout time.Duration) func(ctx context.Context, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout}
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, &appDialError{addr: addr, err: err}
+		}
+		return c, nil
+	}
 }
 
 func (in *inbound) key() string                { return KeyInbound }
@@ -193,8 +203,15 @@ func (in *inbound) serveTCP(conn net.Conn, caller spiffe.Identity) {
 		conn.Close()
 		return
 	}
+	if down, why := in.p.health.down(); down {
+		newAccessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
+			str("proto", "tcp").str("error", "the application is down: "+why).send(in.p)
+		conn.Close()
+		return
+	}
 	app, err := net.DialTimeout("tcp", st.appAddr, in.p.opts.DialTimeout)
 	if err != nil {
+		in.p.health.refused(st.appAddr, fmt.Sprintf("connecting to the application at %s: %v", st.appAddr, err))
 		newAccessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
 			str("proto", "tcp").str("error", fmt.Sprintf("dialing the application at %s: %v", st.appAddr, err)).send(in.p)
 		conn.Close()
@@ -282,6 +299,12 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if down, why := in.p.health.down(); down {
+		in.p.metrics.unavailable.Inc()
+		writeUnavailable(rec, r, fmt.Sprintf("weft: the application of %s is down (its health check: %s); try another instance", st.service, why))
+		return
+	}
+	rec.reqBody = r.Body // for drainForReplay
 	// What rewrite needs of st goes in the request itself: a context
 	// value would cost a copy of the request.
 	r.URL.Scheme, r.URL.Host = "http", st.appAddr
@@ -314,9 +337,36 @@ func (in *inbound) rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
+// modifyResponse takes the signal's header off an application's
+// response, notes that the app answered, and moves a gRPC status to the
+// trailers (grpcTrailersOnly).
+func (in *inbound) modifyResponse(resp *http.Response) error {
+	stripSignal(resp)
+	in.p.health.answered()
+	return grpcTrailersOnly(resp)
+}
+
+// proxyError answers a request the app did not answer. When the request
+// never reached the app (it refused the connection), or the app closed
+// the connection before any byte of a response to a request that is safe
+// to repeat, the answer is the retryable signal, and a refusal takes the
+// app down at once; otherwise 502 (gRPC UNAVAILABLE).
 func (in *inbound) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	msg := fmt.Sprintf("weft: calling the application of %s at %s: %v; is it running and listening there?", in.st.Load().service, r.URL.Host, err)
 	in.p.log.Warn("inbound: calling the application", "err", msg)
+	var de *appDialError
+	switch {
+	case r.Context().Err() != nil: // the caller went away
+	case errors.As(err, &de):
+		in.p.health.refused(de.addr, fmt.Sprintf("connecting to the application at %s: %v", de.addr, de.err))
+		in.p.metrics.unavailable.Inc()
+		writeUnavailable(w, r, msg)
+		return
+	case safeToRepeat(r):
+		in.p.metrics.unavailable.Inc()
+		writeUnavailable(w, r, msg)
+		return
+	}
 	if isGRPC(r) {
 		writeGRPCError(w, grpcUnavailable, msg)
 		return

@@ -47,6 +47,9 @@ type metrics struct {
 	ejections   *prometheus.CounterVec
 	version     prometheus.Gauge
 	info        *instanceInfo
+	unavailable prometheus.Counter     // inbound requests answered with the signal
+	appHealthy  prometheus.Gauge       // the app as the sidecar sees it
+	sigRetried  *prometheus.CounterVec // outbound tries sent elsewhere on the signal
 
 	// perRequest caches the series one request updates, by requestKey:
 	// looking them up in the vectors cost every request a hash of its
@@ -124,12 +127,25 @@ func newMetrics() *metrics {
 			Name: "weft_config_version",
 			Help: "Version of the configuration applied last.",
 		}),
+		unavailable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_app_unavailable_total",
+			Help: "Inbound requests answered 503 with X-Weft-Unavailable: app (gRPC UNAVAILABLE): the application refused the connection, failed its health check, or closed the connection before answering a request safe to repeat.",
+		}),
+		appHealthy: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weft_app_healthy",
+			Help: "1 while the application is up as its sidecar sees it (health check, refused connections), else 0.",
+		}),
+		sigRetried: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_unavailable_retries_total",
+			Help: "Outbound requests sent to another endpoint because the callee's sidecar answered X-Weft-Unavailable: app, by upstream service.",
+		}, []string{"peer"}),
 	}
+	m.appHealthy.Set(1)
 	for _, r := range refusals.Reasons {
 		m.refused.WithLabelValues(r) // every reason from the start, at 0
 	}
 	m.info = &instanceInfo{}
-	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.refused, m.limited, m.faults, m.overflow, m.pending, m.mirrored, m.ejections, m.version, m.info)
+	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.refused, m.limited, m.faults, m.overflow, m.pending, m.mirrored, m.ejections, m.version, m.info, m.unavailable, m.appHealthy, m.sigRetried)
 	return m
 }
 

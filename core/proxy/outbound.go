@@ -32,6 +32,11 @@ const maxAttempts = 3
 // errNoEndpoints means an upstream has no instance left to try.
 var errNoEndpoints = errors.New("no healthy instances")
 
+// errAppUnavailable is a try the callee's sidecar answered with the
+// signal; when no other try follows, the caller gets 503 (gRPC
+// UNAVAILABLE) too.
+var errAppUnavailable = fmt.Errorf("its sidecar answered %s: %s (the application cannot take requests)", HeaderUnavailable, ValueUnavailableApp)
+
 // outbound serves one upstream: the local app connects in plain TCP and
 // the proxy carries each connection (TCP) or request (HTTP, HTTP2, gRPC)
 // over mTLS to a sidecar of the upstream service.
@@ -381,7 +386,12 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if mt != nil && o.intn()(100) >= mt.Percent {
 		mt = nil
 	}
-	if pk.hasBody = r.Body != nil && r.Body != http.NoBody; pk.hasBody && (mt != nil || (pk.route != nil && pk.route.retry != nil)) {
+	// A body is recorded (up to retry.MaxBody) when a retry policy or a
+	// mirror may need it again, and, for a callee's signal that its app is
+	// unavailable, whenever it may fit (a declared length past MaxBody
+	// never will).
+	if pk.hasBody = r.Body != nil && r.Body != http.NoBody; pk.hasBody &&
+		(r.ContentLength <= retry.MaxBody || mt != nil || (pk.route != nil && pk.route.retry != nil)) {
 		pk.rec = retry.NewBodyRecorder(r.Body)
 		r.Body = pk.rec
 	}
@@ -755,6 +765,16 @@ func (o *outbound) outlierEvent(ev balance.Event) {
 // try's context when closed, unless the retry policy retries its status
 // and the body, the budget and the breaker allow another try.
 func (x *exchange) afterResponse(ep *endpoint, resp *http.Response, last bool, done func()) (*http.Response, bool, error) {
+	if isAppUnavailable(resp) && !last {
+		body, n, ok := x.replay(false)
+		if ok && x.allowSignalRetry() {
+			x.nextBody, x.nextLen = body, n
+			x.o.p.metrics.sigRetried.WithLabelValues(x.st.service).Inc()
+			resp.Body.Close()
+			done()
+			return nil, false, fmt.Errorf("calling %s at %s: %w", x.where, ep.Addr, errAppUnavailable)
+		}
+	}
 	grpcStatus := ""
 	if x.rp != nil && x.rp.ReadsGRPCStatus() && isGRPC(x.req) {
 		grpcStatus = retry.PeekGRPCStatus(resp)
@@ -827,6 +847,18 @@ func (x *exchange) replay(dialFailed bool) (io.ReadCloser, int64, bool) {
 	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), ok
 }
 
+// allowSignalRetry decides whether a try the callee's sidecar answered
+// with the signal (its app cannot take the request; nothing reached it)
+// goes to another endpoint: for any method, within the route's retry
+// budget when it has a retry policy (else within maxAttempts, as a failed
+// dial), and the circuit breaker's max_retries.
+func (x *exchange) allowSignalRetry() bool {
+	if x.rp != nil && !x.rp.AllowRetry() {
+		return false
+	}
+	return x.takeRetrySlot()
+}
+
 // takeRetrySlot takes a retry slot from the circuit breaker, held until
 // the next try returns.
 func (x *exchange) takeRetrySlot() bool {
@@ -875,6 +907,10 @@ func (o *outbound) proxyError(w http.ResponseWriter, r *http.Request, err error)
 	case errors.Is(err, errNoEndpoints):
 		msg = fmt.Sprintf("weft: %v", err)
 		code = http.StatusServiceUnavailable
+	case errors.Is(err, errAppUnavailable):
+		msg = fmt.Sprintf("weft: %v", err)
+		code = http.StatusServiceUnavailable
+		w.Header().Set(HeaderUnavailable, ValueUnavailableApp)
 	case errors.Is(err, h1pool.ErrConnOverflow):
 		o.p.metrics.overflow.WithLabelValues(st.service, "max_connections").Inc()
 		msg = fmt.Sprintf("weft: circuit breaker of service %s: %d connections busy and %d requests waiting; try again later",

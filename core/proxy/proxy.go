@@ -18,6 +18,7 @@ import (
 
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/proxy/authz"
+	"github.com/weftmesh/weft/core/proxy/health"
 	"github.com/weftmesh/weft/core/proxy/ratelimit"
 	"github.com/weftmesh/weft/core/refusals"
 	"github.com/weftmesh/weft/core/spiffe"
@@ -48,6 +49,11 @@ type Options struct {
 	DialTimeout time.Duration
 	// Intn, when set, replaces math/rand for the least-request balancer.
 	Intn func(n int) int
+	// Health, when set, hears of every change of the application's
+	// health as this sidecar sees it (apphealth.go): its health check's
+	// state, and a connection the app refused. The controller client
+	// carries it to the controller.
+	Health HealthReporter
 }
 
 // Proxy is the sidecar data plane. Create it with New, give it
@@ -66,6 +72,7 @@ type Proxy struct {
 	credsMu      sync.Mutex
 	credsChanged chan struct{} // closed by the next SetCredentials
 	applied      atomic.Pointer[appliedConfig]
+	health       *appHealth // the application's health: checker, refusals
 
 	mu      sync.Mutex // serializes Apply and Close; guards the fields below
 	sockets map[string]*socket
@@ -111,6 +118,7 @@ func New(o Options) *Proxy {
 		forceCancel: cancel,
 		closeDone:   make(chan struct{}),
 	}
+	p.health = &appHealth{p: p, reporter: o.Health}
 	p.refused = refusals.New(refusals.Options{Prefix: "inbound: ", Logf: func(format string, args ...any) { p.log.Warn(fmt.Sprintf(format, args...)) },
 		Counted: func(reason string) { p.metrics.refused.WithLabelValues(reason).Inc() }})
 	return p
@@ -250,6 +258,7 @@ func (p *Proxy) Apply(version uint64, cfg *meshapi.ProxyConfig) error {
 		}
 	}
 	p.sockets = next
+	p.health.apply(cfg)
 	return nil
 }
 
@@ -312,6 +321,7 @@ func (p *Proxy) Close() error {
 		})
 	}
 	wg.Wait()
+	p.health.close()
 	p.draining.Wait()
 	p.forceCancel()
 	p.refused.Close()
@@ -356,6 +366,11 @@ func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 		}
 		if _, err := ratelimit.Compile(in.GetRateLimits(), nil); err != nil {
 			return nil, fmt.Errorf("inbound: %w", err)
+		}
+		if hc := cfg.GetHealthCheck(); hc != nil {
+			if err := health.Validate(hc); err != nil {
+				return nil, err
+			}
 		}
 		bind := in.GetBindAddress()
 		if bind == "" {

@@ -38,6 +38,8 @@ type inst struct {
 	h2c  bool // the app speaks h2c (http2, grpc)
 	// serve, instead of app, starts the application on ln itself.
 	serve func(ln net.Listener)
+	// health, when set, hears the sidecar's reports of its app's health.
+	health proxy.HealthReporter
 }
 
 type running struct {
@@ -87,7 +89,7 @@ func start(t *testing.T, src string, insts ...inst) *mesh {
 		default:
 			ln.Close()
 		}
-		r.proxy = proxy.New(proxy.Options{Log: r.log, DrainTimeout: 2 * time.Second})
+		r.proxy = proxy.New(proxy.Options{Log: r.log, DrainTimeout: 2 * time.Second, Health: in.health})
 		cert, err := ca.Leaf("default", in.svc, proxytest.LeafOptions{})
 		if err != nil {
 			t.Fatal(err)
