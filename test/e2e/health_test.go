@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -171,4 +172,119 @@ func TestSidecarHealthReport(t *testing.T) {
 		return in.HealthSource == api.HealthFromSidecarCheck && in.HealthReason == "connect: connection refused"
 	})
 	endpoints("after the controller restarted", well)
+}
+
+// checkPolicy is clientWebPolicy with an active check on web: its
+// sidecars probe GET /healthz every 200ms and take the app out after two
+// failures in a row.
+const checkPolicy = `
+mesh {
+  trust_domain   = "weft.test"
+  default_action = "deny"
+}
+
+service "client" {
+  binding "local" { name = "client" }
+  protocol = "http"
+  upstream "web" { local_port = 9001 }
+}
+
+service "web" {
+  binding "local" { name = "web" }
+  protocol = "http"
+  health_check {
+    http                = "/healthz"
+    interval            = "200ms"
+    timeout             = "150ms"
+    unhealthy_threshold = 2
+    healthy_threshold   = 1
+  }
+}
+
+intention "client" "web" { action = "allow" }
+`
+
+// TestSidecarCheckTakesAppOut: the whole active-check path with real
+// processes, nothing driven by the test but the app itself. One web app
+// starts answering 500 on /healthz while its process lives: its own
+// weft-proxy's check (policy: every 200ms, two failures) fails, the
+// sidecar reports it to the real controller, which marks it critical
+// (source sidecar_check) and recompiles, and the client's sidecar drops it
+// within a bounded wait (printed); meanwhile every call through the client
+// succeeds on the other instance. When /healthz passes again it comes back.
+func TestSidecarCheckTakesAppOut(t *testing.T) {
+	app := filepath.Join(binDir, "weft-demo-app")
+	workloads := harness.Workload("client", app) + harness.Workload("web", app, "instances = 2")
+	ctl, _ := startLocalMesh(t, checkPolicy, workloads, "127.0.94.2") // addresses no other test uses
+	s := ctl.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(3))
+	var webs []string
+	apps := map[string]string{}
+	var clientAddr string
+	for _, in := range s.Instances {
+		switch in.Service {
+		case "web":
+			webs = append(webs, in.ID)
+			apps[in.ID] = net.JoinHostPort(in.Address, fmt.Sprint(in.Ports["app"]))
+		case "client":
+			clientAddr = in.Address
+		}
+	}
+	slices.Sort(webs)
+	if len(webs) != 2 || clientAddr == "" || apps[webs[0]] == "" {
+		t.Fatalf("instances %+v, want a client and two webs with app ports", s.Instances)
+	}
+	sick, well := webs[0], webs[1]
+	clientAdmin := net.JoinHostPort(clientAddr, "15000")
+	endpoints := func(step string, bound time.Duration, want ...string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		var got []string
+		err := harness.Poll(context.Background(), bound, 10*time.Millisecond, func() error {
+			var err error
+			got, err = harness.SidecarEndpoints(clientAdmin, "web")
+			if err == nil && !slices.Equal(got, want) {
+				err = fmt.Errorf("web endpoints %v", got)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s: the client's sidecar after %v: %v, want %v", step, bound, err, want)
+		}
+		return time.Since(start)
+	}
+	setHealth := func(what string) {
+		t.Helper()
+		req, err := http.NewRequest("POST", "http://"+apps[sick]+"/healthz/"+what, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, body, _, err := harness.Do(&http.Client{Timeout: 10 * time.Second}, req)
+		if err != nil || code != 204 {
+			t.Fatalf("POST /healthz/%s to %s's app: %d %q %v", what, sick, code, body, err)
+		}
+	}
+
+	endpoints("at the start", 30*time.Second, webs...)
+	setHealth("fail")
+	// Two failed probes 200ms apart (the first can come at once), then the
+	// report, the recompile and the client's ACK (a few ms). Bounded at 5s.
+	took := endpoints("after "+sick+"'s /healthz began to fail", 5*time.Second, well)
+	t.Logf("%s left the client's web endpoints %v after its /healthz began to answer 500 (check: 200ms x 2)", sick, took.Round(time.Millisecond))
+	s, _ = ctl.Status()
+	for _, in := range s.Instances {
+		if in.ID == sick && (in.Health != "critical" || in.HealthSource != api.HealthFromSidecarCheck) {
+			t.Errorf("status of %s: health %q from %q (%s), want critical from its sidecar check", sick, in.Health, in.HealthSource, in.HealthReason)
+		}
+	}
+	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer ccancel()
+	for i := range 20 {
+		code, body, err := harness.Get(cctx, "http://"+net.JoinHostPort(clientAddr, "9001")+"/")
+		if err != nil || code != 200 || !strings.Contains(body, well) {
+			t.Errorf("call %d through the client's sidecar with %s failing its check: %d %q %v, want an answer from %s", i, sick, code, body, err, well)
+		}
+	}
+	setHealth("pass")
+	took = endpoints("after "+sick+"'s /healthz passed again", 10*time.Second, webs...)
+	t.Logf("%s was back %v after its /healthz passed again", sick, took.Round(time.Millisecond))
 }
