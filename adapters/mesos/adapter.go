@@ -137,7 +137,10 @@ func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, out chan<- sdk
 	defer cancel(nil)
 	w := &watcher{a: a, c: newClient(masters, cfg.user, cfg.pass, cfg.media), changed: sdk.NewSignal()}
 	go func() { cancel(w.follow(ctx)) }()
-	loop := sdk.Loop[*State]{Fetch: w.fetch, Translate: Translate, Log: a.log}
+	loop := sdk.Loop[*State]{Fetch: w.fetch, Translate: Translate, Log: a.log, Failing: func(err error, retry time.Duration) sdk.Diagnostic {
+		return sdk.Warningf("Mesos master lost",
+			"%v. The last snapshot stays in force until the adapter reads the master's state again; retrying in %v.", err, retry)
+	}}
 	err = loop.Run(ctx, w.changed, out)
 	if cause := context.Cause(ctx); errors.Is(cause, ErrUnauthorized) {
 		return cause
@@ -153,6 +156,10 @@ type watcher struct {
 
 	mu    sync.Mutex
 	state *State // nil until the first GET_STATE
+	// lost is why the last session with the master ended, until the next
+	// one has read the master's state: fetch fails with it meanwhile, so
+	// the outage shows in status (LAST ERROR) instead of only in the log.
+	lost error
 }
 
 // follow runs sessions until ctx ends, reconnecting with backoff. It
@@ -173,6 +180,10 @@ func (w *watcher) follow(ctx context.Context) error {
 		}
 		d := b.Next()
 		w.a.log.Warn("lost the Mesos master; reconnecting", "error", err, "backoff", d)
+		w.mu.Lock()
+		w.lost = fmt.Errorf("reading the Mesos master: %w", err)
+		w.mu.Unlock()
+		w.changed.Notify()
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
@@ -188,6 +199,9 @@ func (w *watcher) follow(ctx context.Context) error {
 func (w *watcher) fetch(context.Context) (*State, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.lost != nil {
+		return nil, w.lost
+	}
 	if w.state == nil {
 		return nil, errors.New("no state read from the Mesos master yet")
 	}
@@ -205,7 +219,7 @@ func (w *watcher) session(ctx context.Context) (progressed bool, err error) {
 	}
 	state := NewState(gs)
 	w.mu.Lock()
-	w.state = state
+	w.state, w.lost = state, nil
 	w.mu.Unlock()
 	w.changed.Notify()
 

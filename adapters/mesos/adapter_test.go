@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -306,4 +307,76 @@ func TestUnreachableAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, w, 10*time.Second, "api.1", "api.2")
+}
+
+// outage is a master that can be taken down: while down it answers every
+// call 503 and ends the open stream.
+type outage struct {
+	down atomic.Bool
+	mu   sync.Mutex
+	cut  chan struct{} // closed to end the open stream
+}
+
+func (o *outage) stream(w http.ResponseWriter, r *http.Request) {
+	o.mu.Lock()
+	cut := o.cut
+	o.mu.Unlock()
+	w.WriteHeader(200)
+	rw := recordio.NewWriter(flusher{w})
+	rw.Write([]byte(`{"type":"SUBSCRIBED","subscribed":{"heartbeat_interval_seconds":0.05,"get_state":` + fakeState + `}}`))
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-cut:
+			return
+		case <-t.C:
+			rw.Write([]byte(`{"type":"HEARTBEAT"}`))
+		}
+	}
+}
+
+// TestMasterOutageIsReported: while the adapter cannot read the master,
+// its events carry a diagnostic marked ReasonSourceFailing (what `weft
+// status` shows as LAST ERROR) with the last snapshot unchanged; once the
+// master answers again the diagnostic is gone.
+func TestMasterOutageIsReported(t *testing.T) {
+	o := &outage{cut: make(chan struct{})}
+	fake := &scripted{stream: o.stream}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o.down.Load() {
+			http.Error(w, "master down", http.StatusServiceUnavailable)
+			return
+		}
+		fake.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	w := watch(t, fastAdapter(), &sdk.ConfigureRequest{Source: srv.URL})
+	waitFor(t, w, 10*time.Second, "api.1")
+
+	failing := func(ev sdk.WatchEvent) bool {
+		for _, d := range ev.Diagnostics {
+			if d.Reason == sdk.ReasonSourceFailing {
+				return true
+			}
+		}
+		return false
+	}
+	o.down.Store(true)
+	o.mu.Lock()
+	close(o.cut)
+	o.mu.Unlock()
+	ev := w.WaitFor(t, "the outage reported", 10*time.Second, failing)
+	if len(ev.Snapshot.Instances) != 1 || ev.Snapshot.Instances[0].ID != "api.1" {
+		t.Errorf("during the outage the snapshot is %+v, want the last one (api.1)", ev.Snapshot.Instances)
+	}
+	o.mu.Lock()
+	o.cut = make(chan struct{})
+	o.mu.Unlock()
+	o.down.Store(false)
+	w.WaitFor(t, "the outage cleared", 10*time.Second, func(ev sdk.WatchEvent) bool {
+		return !failing(ev) && len(ev.Snapshot.Instances) == 1
+	})
 }

@@ -75,7 +75,10 @@
 // A dropped stream, a heartbeat missed for three intervals, a 503 from a
 // recovering master or a leader change: the adapter reconnects with
 // backoff, resyncs from GET_STATE and the SUBSCRIBED state, and sends a
-// new snapshot only if it differs; the last one stays in force meanwhile.
+// new snapshot only if it differs; the last one stays in force meanwhile,
+// sent with a "Mesos master lost" warning marked as the source failing, so
+// `weft status` shows the outage as the adapter's LAST ERROR until the
+// master's state is read again.
 // Refused credentials end Watch with an error that says so (the
 // controller retries it with backoff).
 package mesos
