@@ -1,10 +1,7 @@
 package nomad
 
 import (
-	"context"
 	"fmt"
-	"net/http"
-	"slices"
 	"testing"
 	"time"
 
@@ -48,32 +45,11 @@ func TestNomadServiceCheck(t *testing.T) {
 
 	endpointsAre := func(what string, bound time.Duration, since time.Time, want []string) {
 		t.Helper()
-		harness.Eventually(t, what, bound, func() error {
-			got, err := endpoints(frontAdmin)
-			if err == nil && !slices.Equal(got, want) {
-				err = fmt.Errorf("endpoints %v, want %v", got, want)
-			}
-			return err
-		})
-		t.Logf("%s: after %v", what, time.Since(since).Round(time.Millisecond))
+		waitEndpoints(t, frontAdmin, what, bound, since, want)
 	}
 	endpointsAre("both api instances, their checks passing", 30*time.Second, time.Now(), all)
 
-	setHealth := func(verb string) time.Time {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+victimApp+"/healthz/"+verb, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("POST /healthz/%s to %s: %v", verb, victim, err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("POST /healthz/%s to %s: %s", verb, victim, resp.Status)
-		}
-		return time.Now()
-	}
+	setHealth := func(verb string) time.Time { t.Helper(); return setAppHealth(t, victimApp, verb) }
 
 	failed := setHealth("fail")
 	endpointsAre(fmt.Sprintf("%s, its check failing, out of the frontend's endpoints within %v", victim, checkBound), checkBound, failed, []string{other})
