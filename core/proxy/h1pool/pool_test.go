@@ -190,8 +190,60 @@ func TestH1PoolDoesNotResendRequestWithBody(t *testing.T) {
 	if !errors.Is(err, ErrStale) {
 		t.Fatalf("a request with a body on a stale connection: err = %v, want ErrStale (the body is gone, it must not be resent)", err)
 	}
+	if errors.Is(err, ErrNotSent) {
+		t.Errorf("a request the stale connection took: err = %v, want no ErrNotSent (its bytes went out; the peer may have read them)", err)
+	}
 	if n := s.accepted.Load(); n != 1 {
 		t.Errorf("accepted %d connections, want 1", n)
+	}
+}
+
+// A pooled connection the peer reset takes no byte of the next request:
+// the error says so (ErrNotSent), so that the sidecar may send a POST
+// elsewhere; the pool itself does not resend it (its body is gone).
+func TestH1PoolSaysNothingWasSentOnResetConnection(t *testing.T) {
+	var accepted atomic.Int32
+	reset := make(chan struct{}, 1)
+	ln := serveConns(t, func(c net.Conn) {
+		accepted.Add(1)
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		c.Write([]byte(okResponse))
+		c.(*net.TCPConn).SetLinger(0) // close with a reset, as a killed process's socket with data unread
+		c.Close()
+		reset <- struct{}{}
+	})
+	p := testPool(&recordingRoundTripper{})
+	defer p.Close()
+	if got, err := get(t, p, http.MethodGet, ln.Addr().String(), nil); err != nil || got != "200 OK ok" {
+		t.Fatalf("first request: %q, %v", got, err)
+	}
+	select {
+	case <-reset:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server did not reset its connection")
+	}
+	// Wait until the pooled connection has seen the reset (the look
+	// before use would, after probeAfter; the request must not wait that).
+	p.mu.Lock()
+	pc := p.idle[ln.Addr().String()][0]
+	p.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for !peerClosed(pc.c) {
+		if time.Now().After(deadline) {
+			t.Fatal("the pooled connection never saw the reset")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	_, err := get(t, p, http.MethodPost, ln.Addr().String(), strings.NewReader("payload"))
+	if !errors.Is(err, ErrNotSent) || !errors.Is(err, ErrStale) {
+		t.Fatalf("a POST on a reset connection: err = %v, want ErrNotSent and ErrStale", err)
+	}
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("accepted %d connections, want 1 (the pool does not resend a body)", n)
 	}
 }
 
