@@ -6,8 +6,9 @@
 //
 // It takes requests with no body or a body of known length up to
 // FastBodyMax; streaming bodies and upgrades go to a fallback
-// http.RoundTripper. A connection idle for over 500 ms is checked for a
-// close by its peer before use. A request that meets a connection closed
+// http.RoundTripper. A connection idle for over 500 ms, or any before a
+// request that may not be sent again (below), is checked for a close by
+// its peer before use. A request that meets a connection closed
 // under it (before any byte of the response) is sent again on a new one
 // only when repeating it is safe, as net/http decides; when the connection
 // took no byte of it (the peer had reset it), the error says so

@@ -120,7 +120,7 @@ func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
 	ctx := r.Context()
 	resend := resendable(r)
 	for {
-		pc, err := p.get(ctx, r.URL.Host)
+		pc, err := p.get(ctx, r.URL.Host, !resend)
 		if err != nil {
 			return nil, err
 		}
@@ -216,7 +216,10 @@ func (p *Pool) exchange(ctx context.Context, pc *h1conn, r *http.Request) (*http
 // get returns an idle connection to addr, or dials one. At the cap on
 // open connections it closes an idle one to another address to make room,
 // or waits, as one of the queued requests, for one to go idle or away.
-func (p *Pool) get(ctx context.Context, addr string) (*h1conn, error) {
+// probe: look at every idle connection for a close by its peer before
+// use, however short its idle time (for a request that cannot be sent
+// again).
+func (p *Pool) get(ctx context.Context, addr string, probe bool) (*h1conn, error) {
 	var leave func()
 	defer func() {
 		if leave != nil {
@@ -224,7 +227,7 @@ func (p *Pool) get(ctx context.Context, addr string) (*h1conn, error) {
 		}
 	}()
 	for {
-		if pc := p.takeIdle(addr); pc != nil {
+		if pc := p.takeIdle(addr, probe); pc != nil {
 			return pc, nil
 		}
 		p.mu.Lock()
@@ -278,7 +281,9 @@ func (p *Pool) maxConns() int {
 
 // takeIdle returns the most recently used idle connection to addr that
 // is still good, closing the expired and the dead on the way; nil if none.
-func (p *Pool) takeIdle(addr string) *h1conn {
+// A connection idle for over probeAfter, or any with probe, is looked at
+// for a close by its peer first.
+func (p *Pool) takeIdle(addr string, probe bool) *h1conn {
 	now := time.Now()
 	for {
 		p.mu.Lock()
@@ -296,7 +301,7 @@ func (p *Pool) takeIdle(addr string) *h1conn {
 		}
 		p.mu.Unlock()
 		idle := now.Sub(pc.idleFrom)
-		if idle <= p.idleFor && (idle <= probeAfter || (pc.br.Buffered() == 0 && !peerClosed(pc.c))) {
+		if idle <= p.idleFor && ((idle <= probeAfter && !probe) || (pc.br.Buffered() == 0 && !peerClosed(pc.c))) {
 			return pc
 		}
 		p.discard(pc)
