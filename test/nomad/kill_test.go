@@ -148,7 +148,21 @@ func (l *load) finish() []loadCall {
 // app's port after the kill is refused before any app has it: the
 // callee's sidecar answers with the X-Weft-Unavailable signal and the
 // caller's sidecar sends it to the other instance; one that meets a dead
-// sidecar fails to dial and goes elsewhere too.
+// sidecar fails to dial and goes elsewhere too; one that meets a pooled
+// connection its peer (app or sidecar) had closed or reset is not sent
+// on it, or, when the connection took no byte of it, goes elsewhere
+// (h1pool.ErrNotSent).
+//
+// The POST rule, decided on what this test measured: a failed POST must
+// have been in flight at a kill (sent before it, answered after), and no
+// more POSTs may fail at a kill than were in flight then (counted over
+// both instances, an upper bound of those at the killed one). Before
+// h1pool looked at a pooled connection before a POST, 1 or 2 POSTs per
+// run failed in flight at no kill, on a connection the stopped or killed
+// peer had closed ("write: broken pipe"): refused before any app had
+// them. Since, 0 POSTs fail; the demo app answers within a millisecond,
+// so at 50 calls a second no POST has been in flight at a kill yet, and
+// the bound is 0 in practice.
 func TestNomadKillsLoseNoGET(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Nomad, a controller and sidecars; skipped with -short")
@@ -275,7 +289,6 @@ func TestNomadKillsLoseNoGET(t *testing.T) {
 // account checks the load's outcome: no failed GET, and every failed
 // POST in flight at a kill (at most as many as were in flight then).
 func account(t *testing.T, calls []loadCall, kills []time.Time, postsAt []int) {
-	t.Helper()
 	ok := map[string]int{}
 	failed := map[string]int{}
 	failedAt := make([]int, len(kills))
