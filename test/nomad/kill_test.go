@@ -87,7 +87,6 @@ func startLoad(url string) *load {
 // JSON naming an api instance and, for a POST, the whole body read.
 func (l *load) call(kind string) loadCall {
 	c := loadCall{kind: kind, start: time.Now()}
-	defer func() { c.end = time.Now() }()
 	var body io.Reader
 	if kind == http.MethodPost {
 		body = strings.NewReader(postBody)
