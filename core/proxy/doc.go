@@ -98,8 +98,10 @@
 //     requiring the exact SPIFFE ID of the upstream. PROTOCOL_HTTP
 //     requests go between sidecars as HTTP/1.1 on pooled keep-alive mTLS
 //     connections (as Envoy keeps HTTP/1.1 upstream), HTTP2 and GRPC over
-//     pooled HTTP/2 connections. A failed dial tries another endpoint (up to 3;
-//     requests only when they have no body). No endpoint: 503 (gRPC:
+//     pooled HTTP/2 connections. A failed dial, or a pooled connection the
+//     peer had reset that took no byte of the request (h1pool.ErrNotSent),
+//     tries another endpoint (up to 3; a request with a body when its body
+//     can go again: untouched, or recorded whole). No endpoint: 503 (gRPC:
 //     UNAVAILABLE). A callee sidecar's signal that its app cannot take the
 //     request (below, "A dead or failing application") sends the request
 //     to another endpoint, whatever its method.
@@ -209,8 +211,9 @@
 //   - The signal: 503 with the header X-Weft-Unavailable: app
 //     (HeaderUnavailable, ValueUnavailableApp); for gRPC, a trailers-only
 //     UNAVAILABLE (grpc-status 14, a message) with the same header. The
-//     inbound sends it when the app refuses the connection (nothing of the
-//     request reached it), when the app's health check says it is down
+//     inbound sends it when the app refuses the connection or a pooled
+//     connection to it, which the app had reset, takes no byte of the
+//     request (nothing of the request reached it), when the app's health check says it is down
 //     (the app is not called), and, for GET, HEAD, OPTIONS and TRACE
 //     without a body only, when the app closes the connection before any
 //     byte of a response (such a request may have run, and may run again).

@@ -347,7 +347,8 @@ func (in *inbound) modifyResponse(resp *http.Response) error {
 }
 
 // proxyError answers a request the app did not answer. When the request
-// never reached the app (it refused the connection), or the app closed
+// never reached the app (it refused the connection, or a pooled
+// connection to it took no byte of the request), or the app closed
 // the connection before any byte of a response to a request that is safe
 // to repeat, the answer is the retryable signal, and a refusal takes the
 // app down at once; otherwise 502 (gRPC UNAVAILABLE).
@@ -362,7 +363,10 @@ func (in *inbound) proxyError(w http.ResponseWriter, r *http.Request, err error)
 		in.p.metrics.unavailable.Inc()
 		writeUnavailable(w, r, msg)
 		return
-	case safeToRepeat(r):
+	case safeToRepeat(r) || errors.Is(err, h1pool.ErrNotSent):
+		// The app may have run it and it may run again, or no byte
+		// of it reached the app (a pooled connection the app had
+		// reset): another instance may take it.
 		in.p.metrics.unavailable.Inc()
 		writeUnavailable(w, r, msg)
 		return

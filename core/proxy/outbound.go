@@ -799,10 +799,11 @@ func (x *exchange) afterResponse(ep *endpoint, resp *http.Response, last bool, d
 }
 
 // afterError decides what a failed try leads to: the client's own
-// cancellation and a full connection pool end the request; a dial failure
-// is tried elsewhere when the body can go again (nothing was sent); other
-// errors the retry policy names are retried within its budget and the
-// breaker's max_retries.
+// cancellation and a full connection pool end the request; a dial
+// failure, or a pooled connection that took no byte of the request
+// (h1pool.ErrNotSent), is tried elsewhere when the body can go again
+// (nothing was sent); other errors the retry policy names are retried
+// within its budget and the breaker's max_retries.
 func (x *exchange) afterError(ep *endpoint, err error, expired, last bool) (*http.Response, bool, error) {
 	if x.req.Context().Err() != nil {
 		return nil, true, context.Cause(x.req.Context())
@@ -816,13 +817,14 @@ func (x *exchange) afterError(ep *endpoint, err error, expired, last bool) (*htt
 	tryErr := fmt.Errorf("calling %s at %s: %w", x.where, ep.Addr, err)
 	var de *dialError
 	isDial := errors.As(err, &de)
+	notSent := isDial || errors.Is(err, h1pool.ErrNotSent)
 	retry := false
-	if !last && (isDial || (x.rp != nil && x.rp.RetriableError(isDial, expired))) {
+	if !last && (notSent || (x.rp != nil && x.rp.RetriableError(isDial, expired))) {
 		var replayable bool
 		x.nextBody, x.nextLen, replayable = x.replay(isDial)
 		switch {
 		case !replayable:
-		case isDial:
+		case notSent:
 			retry = true // nothing was sent
 		default:
 			retry = x.rp.AllowRetry() && x.takeRetrySlot()

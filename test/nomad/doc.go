@@ -3,7 +3,13 @@
 // networking and Nomad-allocated ports, a controller running the nomad
 // adapter, traffic over mTLS between the sidecars, scaling, killed
 // allocations, a controller restart, and sidecars that present a workload
-// identity that is not theirs. TestBridgeIsolation runs jobs that
+// identity that is not theirs. TestNomadKillsLoseNoGET (kill_test.go)
+// SIGKILLs an api's app task, then its sidecar task, then stops an
+// allocation, under a steady stream of GETs and POSTs: no GET fails, no
+// POST fails but one in flight at a kill, and the instance leaves the
+// caller's endpoints within 2 s. health_test.go takes an api out by a
+// failing Nomad service check and by a failing health_check its own
+// sidecar runs. TestBridgeIsolation runs jobs that
 // `weft nomad render` wrote with bridge networking (the agent runs as root
 // with the CNI plugins of /usr/lib/cni; `make nomad` installs them) and
 // checks, by dialling from the host and from inside the allocations'

@@ -1,8 +1,10 @@
 package nomad
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -238,6 +240,40 @@ func call(appAddr string) (*harness.DemoAnswer, error) {
 // sidecar's applied configuration.
 func endpoints(adminAddr string) ([]string, error) {
 	return harness.SidecarEndpoints(adminAddr, "api")
+}
+
+// waitEndpoints waits, within bound, until the sidecar at adminAddr holds
+// exactly want (sorted instance IDs) as its api endpoints, and logs how
+// long after since that was.
+func waitEndpoints(t *testing.T, adminAddr, what string, bound time.Duration, since time.Time, want []string) {
+	t.Helper()
+	harness.Eventually(t, what, bound, func() error {
+		got, err := endpoints(adminAddr)
+		if err == nil && !slices.Equal(got, want) {
+			err = fmt.Errorf("endpoints %v, want %v", got, want)
+		}
+		return err
+	})
+	t.Logf("%s: after %v", what, time.Since(since).Round(time.Millisecond))
+}
+
+// setAppHealth makes the demo app at appAddr fail or pass its /healthz
+// (verb "fail" or "pass"), called on its own port, not through the mesh
+// (the app refuses that), and returns when it did.
+func setAppHealth(t *testing.T, appAddr, verb string) time.Time {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+appAddr+"/healthz/"+verb, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST /healthz/%s to the app at %s: %v", verb, appAddr, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("POST /healthz/%s to the app at %s: %s", verb, appAddr, resp.Status)
+	}
+	return time.Now()
 }
 
 func instanceIDs(allocs []*api.AllocationListStub, service string) []string {

@@ -6,10 +6,14 @@
 //
 // It takes requests with no body or a body of known length up to
 // FastBodyMax; streaming bodies and upgrades go to a fallback
-// http.RoundTripper. A connection idle for over 500 ms is checked for a
-// close by its peer before use. A request that meets a connection closed
+// http.RoundTripper. A connection idle for over 500 ms, or any before a
+// request that may not be sent again (below), is checked for a close by
+// its peer before use. A request that meets a connection closed
 // under it (before any byte of the response) is sent again on a new one
-// only when repeating it is safe, as net/http decides. Open connections are
+// only when repeating it is safe, as net/http decides; when the connection
+// took no byte of it (the peer had reset it), the error says so
+// (ErrNotSent) and the caller, which kept the body, may send it anywhere.
+// Open connections are
 // capped through the ConnLimit interface (in the sidecar, the upstream's
 // circuit breaker), past which a request waits in its queue or fails with
 // ErrConnOverflow.

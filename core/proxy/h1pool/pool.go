@@ -63,6 +63,7 @@ const probeAfter = 500 * time.Millisecond
 
 type h1conn struct {
 	c        net.Conn
+	sent     int64 // bytes of the current request the connection took
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	addr     string
@@ -73,6 +74,22 @@ type h1conn struct {
 // ErrStale means a reused connection failed before any byte of the
 // response came: the peer had closed it while it sat in the pool.
 var ErrStale = errors.New("the pooled connection was closed by the peer")
+
+// ErrNotSent means the connection failed before it took any byte of the
+// request (a write on a connection the peer had reset): nothing of it
+// reached the peer, so it may go to any peer again, whatever its method.
+// The pool does not resend it itself (the body is gone); its caller may,
+// with the body it kept.
+var ErrNotSent = errors.New("no byte of the request was sent")
+
+// sentCounter counts what the connection takes of a request.
+type sentCounter struct{ pc *h1conn }
+
+func (w sentCounter) Write(b []byte) (int, error) {
+	n, err := w.pc.c.Write(b)
+	w.pc.sent += int64(n)
+	return n, err
+}
 
 // New returns a pool that dials with dial, hands what it does not take
 // (Takes) to fallback, keeps up to maxIdle idle connections per address
@@ -103,7 +120,7 @@ func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
 	ctx := r.Context()
 	resend := resendable(r)
 	for {
-		pc, err := p.get(ctx, r.URL.Host)
+		pc, err := p.get(ctx, r.URL.Host, !resend)
 		if err != nil {
 			return nil, err
 		}
@@ -148,8 +165,12 @@ func resendable(r *http.Request) bool {
 // reads from pc; pc goes back to the pool when the body ends.
 func (p *Pool) exchange(ctx context.Context, pc *h1conn, r *http.Request) (*http.Response, error) {
 	stop := context.AfterFunc(ctx, func() { pc.c.SetDeadline(time.Unix(1, 0)) })
+	pc.sent = 0
 	fail := func(err error, beforeResponse bool) (*http.Response, error) {
 		stop()
+		if pc.sent == 0 && beforeResponse {
+			err = fmt.Errorf("%w: %w", ErrNotSent, err)
+		}
 		if pc.reused && beforeResponse {
 			return nil, fmt.Errorf("%w: %w", ErrStale, err)
 		}
@@ -195,7 +216,10 @@ func (p *Pool) exchange(ctx context.Context, pc *h1conn, r *http.Request) (*http
 // get returns an idle connection to addr, or dials one. At the cap on
 // open connections it closes an idle one to another address to make room,
 // or waits, as one of the queued requests, for one to go idle or away.
-func (p *Pool) get(ctx context.Context, addr string) (*h1conn, error) {
+// probe: look at every idle connection for a close by its peer before
+// use, however short its idle time (for a request that cannot be sent
+// again).
+func (p *Pool) get(ctx context.Context, addr string, probe bool) (*h1conn, error) {
 	var leave func()
 	defer func() {
 		if leave != nil {
@@ -203,7 +227,7 @@ func (p *Pool) get(ctx context.Context, addr string) (*h1conn, error) {
 		}
 	}()
 	for {
-		if pc := p.takeIdle(addr); pc != nil {
+		if pc := p.takeIdle(addr, probe); pc != nil {
 			return pc, nil
 		}
 		p.mu.Lock()
@@ -243,7 +267,9 @@ func (p *Pool) get(ctx context.Context, addr string) (*h1conn, error) {
 		p.mu.Unlock()
 		return nil, err
 	}
-	return &h1conn{c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10), addr: addr}, nil
+	pc := &h1conn{c: c, br: bufio.NewReaderSize(c, 4<<10), addr: addr}
+	pc.bw = bufio.NewWriterSize(sentCounter{pc}, 4<<10)
+	return pc, nil
 }
 
 func (p *Pool) maxConns() int {
@@ -255,7 +281,9 @@ func (p *Pool) maxConns() int {
 
 // takeIdle returns the most recently used idle connection to addr that
 // is still good, closing the expired and the dead on the way; nil if none.
-func (p *Pool) takeIdle(addr string) *h1conn {
+// A connection idle for over probeAfter, or any with probe, is looked at
+// for a close by its peer first.
+func (p *Pool) takeIdle(addr string, probe bool) *h1conn {
 	now := time.Now()
 	for {
 		p.mu.Lock()
@@ -273,7 +301,7 @@ func (p *Pool) takeIdle(addr string) *h1conn {
 		}
 		p.mu.Unlock()
 		idle := now.Sub(pc.idleFrom)
-		if idle <= p.idleFor && (idle <= probeAfter || (pc.br.Buffered() == 0 && !peerClosed(pc.c))) {
+		if idle <= p.idleFor && ((idle <= probeAfter && !probe) || (pc.br.Buffered() == 0 && !peerClosed(pc.c))) {
 			return pc
 		}
 		p.discard(pc)

@@ -178,7 +178,11 @@ func TestH1PoolProbesLongIdleConnections(t *testing.T) {
 	}
 }
 
-func TestH1PoolDoesNotResendRequestWithBody(t *testing.T) {
+// A request that cannot be sent again (a POST with a body) never goes on
+// a pooled connection its peer has closed, however short its idle time:
+// the pool looks first and takes a new one. (A peer that closes after it
+// read the request: TestH1PoolResendsOnlyReplayableRequests.)
+func TestH1PoolLooksBeforeSendingWhatItCannotResend(t *testing.T) {
 	s := startRawServer(t, okResponse)
 	p := testPool(&recordingRoundTripper{})
 	defer p.Close()
@@ -186,12 +190,61 @@ func TestH1PoolDoesNotResendRequestWithBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.waitClosed(t)
-	_, err := get(t, p, http.MethodPost, s.addr(), strings.NewReader("payload"))
-	if !errors.Is(err, ErrStale) {
-		t.Fatalf("a request with a body on a stale connection: err = %v, want ErrStale (the body is gone, it must not be resent)", err)
+	if got, err := get(t, p, http.MethodPost, s.addr(), strings.NewReader("payload")); err != nil || got != "200 OK ok" {
+		t.Fatalf("a POST after the peer closed the pooled connection: %q, %v, want it on a new connection", got, err)
 	}
-	if n := s.accepted.Load(); n != 1 {
-		t.Errorf("accepted %d connections, want 1", n)
+	if n := s.accepted.Load(); n != 2 {
+		t.Errorf("accepted %d connections, want 2 (the closed one and a new one)", n)
+	}
+}
+
+// A pooled connection the peer reset takes no byte of the next request:
+// the error says so (ErrNotSent), so that the sidecar may send a POST
+// elsewhere.
+func TestH1PoolSaysNothingWasSentOnResetConnection(t *testing.T) {
+	reset := make(chan struct{}, 1)
+	ln := serveConns(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		c.Write([]byte(okResponse))
+		c.(*net.TCPConn).SetLinger(0) // close with a reset, as a killed process's socket with data unread
+		c.Close()
+		reset <- struct{}{}
+	})
+	p := testPool(&recordingRoundTripper{})
+	defer p.Close()
+	if got, err := get(t, p, http.MethodGet, ln.Addr().String(), nil); err != nil || got != "200 OK ok" {
+		t.Fatalf("first request: %q, %v", got, err)
+	}
+	select {
+	case <-reset:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server did not reset its connection")
+	}
+	// Wait until the pooled connection has seen the reset (the look
+	// before use would, after probeAfter; the request must not wait that).
+	p.mu.Lock()
+	pc := p.idle[ln.Addr().String()][0]
+	p.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for !peerClosed(pc.c) {
+		if time.Now().After(deadline) {
+			t.Fatal("the pooled connection never saw the reset")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The reset came after the look before use (as it may): the write
+	// fails.
+	req, err := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+"/", strings.NewReader("payload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.exchange(context.Background(), pc, req)
+	if !errors.Is(err, ErrNotSent) || !errors.Is(err, ErrStale) {
+		t.Fatalf("a POST on a reset connection: err = %v, want ErrNotSent and ErrStale", err)
 	}
 }
 
@@ -528,6 +581,9 @@ func TestH1PoolResendsOnlyReplayableRequests(t *testing.T) {
 			if !tt.resend {
 				if !errors.Is(err, ErrStale) {
 					t.Errorf("%s on a stale connection: %v, want the stale-connection error", tt.method, err)
+				}
+				if errors.Is(err, ErrNotSent) {
+					t.Errorf("%s the server read: %v, want no ErrNotSent", tt.method, err)
 				}
 				if n := count(s.served, tt.method); n != 0 {
 					t.Errorf("the server got the %s %d more times: it was sent again", tt.method, n)

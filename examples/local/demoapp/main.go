@@ -7,6 +7,9 @@
 //
 //	GET /             {"service", "instance", "caller"}: caller is the
 //	                  X-Weft-Caller header the sidecar adds, "" if called directly
+//	POST /            the same, with "bytes": how much of the body it read
+//	                  (up to 64 KiB): a call that is not safe to repeat, to
+//	                  try what a mesh does with one
 //	GET /call/<name>[/<path>]
 //	                  calls /<path> (default /) on the upstream whose URL is
 //	                  in UPSTREAM_<NAME> (upper case, dashes as underscores),
@@ -104,6 +107,7 @@ type demo struct {
 func (d *demo) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", d.hello)
+	mux.HandleFunc("POST /{$}", d.post)
 	mux.HandleFunc("GET /call/{name}", d.call)
 	mux.HandleFunc("GET /call/{name}/{rest...}", d.call)
 	mux.HandleFunc("GET /healthz", d.healthz)
@@ -148,6 +152,20 @@ type helloResponse struct {
 
 func (d *demo) hello(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, helloResponse{Service: d.service, Instance: d.instance, Caller: r.Header.Get(callerHeader)})
+}
+
+type postResponse struct {
+	helloResponse
+	Bytes int64 `json:"bytes"`
+}
+
+func (d *demo) post(w http.ResponseWriter, r *http.Request) {
+	n, err := io.Copy(io.Discard, io.LimitReader(r.Body, maxUpstreamBody))
+	if err != nil {
+		http.Error(w, fmt.Sprintf("reading the body: %v", err), http.StatusBadRequest)
+		return
+	}
+	writeJSON(w, http.StatusOK, postResponse{helloResponse{Service: d.service, Instance: d.instance, Caller: r.Header.Get(callerHeader)}, n})
 }
 
 type callResponse struct {

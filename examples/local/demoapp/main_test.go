@@ -55,6 +55,34 @@ func TestHello(t *testing.T) {
 	}
 }
 
+func TestPost(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want float64
+	}{
+		{"a small body", "order=42", 8},
+		{"no body", "", 0},
+		{"a body over 64 KiB, read up to 64 KiB", strings.Repeat("x", maxUpstreamBody+10), maxUpstreamBody},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tt.body))
+			req.Header.Set(callerHeader, "api")
+			rec := httptest.NewRecorder()
+			newDemo(nil).routes().ServeHTTP(rec, req)
+			var body map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatalf("POST /: answer is not JSON: %v: %q", err, rec.Body.String())
+			}
+			want := map[string]any{"service": "frontend", "instance": "frontend-0", "caller": "api", "bytes": tt.want}
+			if rec.Code != http.StatusOK || !reflect.DeepEqual(body, want) {
+				t.Errorf("POST / = %d %v, want 200 %v", rec.Code, body, want)
+			}
+		})
+	}
+}
+
 // closedAddr returns a loopback address nothing listens on.
 func closedAddr(t *testing.T) string {
 	t.Helper()
