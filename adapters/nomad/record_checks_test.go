@@ -1,7 +1,6 @@
 package nomad
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,10 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/weftmesh/weft/plugins/sdk"
 	"github.com/weftmesh/weft/test/harness"
 )
 
@@ -101,17 +98,7 @@ func TestRecordChecks(t *testing.T) {
 		return nil
 	})
 
-	a := fastAdapter()
-	a.log = hclog.NewNullLogger()
-	resp, err := a.Configure(context.Background(), &sdk.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionTokenFile: agent.TokenFile(t)}})
-	if err != nil || sdk.HasErrors(resp.Diagnostics) {
-		t.Fatalf("Configure: %v %v", err, resp)
-	}
-	cfg, _ := a.config()
-	st, err := fetchState(context.Background(), cfg, newCheckCache())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := recordState(t, agent)
 	var keep []*api.ServiceRegistration
 	for _, r := range st.Services {
 		if want[r.AllocID] != "" {

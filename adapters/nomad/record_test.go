@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/weftmesh/weft/plugins/sdk"
+	"github.com/weftmesh/weft/test/nomad/nomadtest"
 )
 
 var record = flag.Bool("record", false, "record testdata/state.json from a real Nomad agent")
@@ -90,6 +91,21 @@ func TestRecord(t *testing.T) {
 	agent.Running(t, "default", "plain", 1, time.Minute)
 	agent.Running(t, "default", "shop", 1, time.Minute)
 
+	st := recordState(t, agent)
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("testdata", "state.json"), append(b, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("recorded %d registrations and %d allocations\n", len(st.Services), len(st.Allocs))
+}
+
+// recordState reads what a configured adapter reads from agent, for the
+// recording tests.
+func recordState(t *testing.T, agent *nomadtest.Agent) State {
+	t.Helper()
 	a := fastAdapter()
 	a.log = hclog.NewNullLogger()
 	resp, err := a.Configure(context.Background(), &sdk.ConfigureRequest{Source: agent.Addr, Options: map[string]string{OptionTokenFile: agent.TokenFile(t)}})
@@ -101,12 +117,5 @@ func TestRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join("testdata", "state.json"), append(b, '\n'), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Printf("recorded %d registrations and %d allocations\n", len(st.Services), len(st.Allocs))
+	return st
 }

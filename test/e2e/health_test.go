@@ -177,21 +177,8 @@ func TestSidecarHealthReport(t *testing.T) {
 // checkPolicy is clientWebPolicy with an active check on web: its
 // sidecars probe GET /healthz every 200ms and take the app out after two
 // failures in a row.
-const checkPolicy = `
-mesh {
-  trust_domain   = "weft.test"
-  default_action = "deny"
-}
-
-service "client" {
-  binding "local" { name = "client" }
-  protocol = "http"
-  upstream "web" { local_port = 9001 }
-}
-
-service "web" {
-  binding "local" { name = "web" }
-  protocol = "http"
+var checkPolicy = strings.Replace(clientWebPolicy, `  binding "local" { name = "web" }
+`, `  binding "local" { name = "web" }
   health_check {
     http                = "/healthz"
     interval            = "200ms"
@@ -199,10 +186,7 @@ service "web" {
     unhealthy_threshold = 2
     healthy_threshold   = 1
   }
-}
-
-intention "client" "web" { action = "allow" }
-`
+`, 1)
 
 // TestSidecarCheckTakesAppOut: the whole active-check path with real
 // processes, nothing driven by the test but the app itself. One web app
@@ -215,6 +199,9 @@ intention "client" "web" { action = "allow" }
 func TestSidecarCheckTakesAppOut(t *testing.T) {
 	app := filepath.Join(binDir, "weft-demo-app")
 	workloads := harness.Workload("client", app) + harness.Workload("web", app, "instances = 2")
+	if !strings.Contains(checkPolicy, "health_check") {
+		t.Fatal("checkPolicy has no health_check: clientWebPolicy's web service changed shape")
+	}
 	ctl, _ := startLocalMesh(t, checkPolicy, workloads, "127.0.94.2") // addresses no other test uses
 	s := ctl.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(3))
 	var webs []string
