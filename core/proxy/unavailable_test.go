@@ -571,7 +571,8 @@ func TestHealthCheckFollowsConfig(t *testing.T) {
 func TestSignalLargeBodyNotReplayed(t *testing.T) {
 	live := &countingApp{name: "live"}
 	s := newTwoServers(t, meshapi.Protocol_PROTOCOL_HTTP, deadAddr(t), serveHTTP(t, live, false))
-	// Only the dead one first: the large POST meets it.
+	// The dead app's endpoint and the live one: round robin sends a large
+	// POST to the dead one.
 	apply(t, s.m.client, 2, clientConfig(meshapi.Protocol_PROTOCOL_HTTP, apiID, s.a, s.b))
 	c := httpClient(false)
 	defer c.CloseIdleConnections()
