@@ -284,8 +284,26 @@ func TestCloseEndsConnectionsAndIsIdempotent(t *testing.T) {
 	}
 }
 
-// deadAddr is a loopback address nothing listens on.
+// deadAddr is a loopback address nothing listens on for the whole test:
+// its port is the local port of a connection the test holds open, so a
+// connection to it is refused and no listener the test starts later is
+// given it. (A port freed at once, as freedAddr's, can be: a sidecar's
+// listener, or the app meant to be the live one, then answers on the
+// "dead" address.)
 func deadAddr(t *testing.T) net.Addr {
+	t.Helper()
+	c, err := net.Dial("tcp", listen(t).Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.LocalAddr()
+}
+
+// freedAddr is a loopback address nothing listens on now, its port free
+// for the test to listen on later; any listener the test starts may be
+// given it too.
+func freedAddr(t *testing.T) net.Addr {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -6,7 +6,12 @@
 //
 // It takes requests with no body or a body of known length up to
 // FastBodyMax; streaming bodies and upgrades go to a fallback
-// http.RoundTripper. A connection idle for over 500 ms, or any before a
+// http.RoundTripper, with a body that, once it returned io.EOF, is not read
+// again: net/http.Transport reads a body once more after its declared
+// length, and a net/http server closes the body of a request it serves
+// once the handler's response headers go out, so that late read would fail
+// and the transport would close the connection under the response. A
+// connection idle for over 500 ms, or any before a
 // request that may not be sent again (below), is checked for a close by
 // its peer before use. A request that meets a connection closed
 // under it (before any byte of the response) is sent again on a new one

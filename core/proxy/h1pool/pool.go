@@ -110,12 +110,13 @@ func (p *Pool) Takes(r *http.Request) bool {
 }
 
 // RoundTrip sends r on a pooled connection to r.URL.Host, or through the
-// fallback transport when the pool does not take it. A replayable request
+// fallback transport when the pool does not take it (with a body that,
+// once ended, is not read again: withEndedBody). A replayable request
 // (resendable) that meets a stale connection is sent once more on a new
 // one.
 func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
 	if !p.Takes(r) {
-		return p.fallback.RoundTrip(r)
+		return p.fallback.RoundTrip(withEndedBody(r))
 	}
 	ctx := r.Context()
 	resend := resendable(r)
@@ -137,6 +138,44 @@ func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
+}
+
+// withEndedBody is r for the fallback transport, its body read through an
+// endedBody. net/http.Transport writes a body in a goroutine of its own
+// and, past a declared length, reads it once more to see that nothing
+// follows. The request comes from a handler of a net/http server, which
+// closes the body once it was read to its end and the handler's response
+// headers go out: when the response came back before that extra read (it
+// can, the peer had every byte), the read fails with
+// http.ErrBodyReadAfterClose, the transport takes it for a broken request
+// and closes the connection, and the response it is delivering is cut off
+// (a 200 with a short body).
+func withEndedBody(r *http.Request) *http.Request {
+	if r.Body == nil || r.Body == http.NoBody {
+		return r
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.Body = &endedBody{ReadCloser: r.Body}
+	return r2
+}
+
+// endedBody answers every read after the io.EOF of its body with io.EOF
+// itself, without reading the body again. Close closes the body.
+type endedBody struct {
+	io.ReadCloser
+	eof bool // read by the one goroutine that reads
+}
+
+func (b *endedBody) Read(p []byte) (int, error) {
+	if b.eof {
+		return 0, io.EOF
+	}
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
 }
 
 // resendable reports whether r may be sent again after a pooled

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -597,5 +599,115 @@ func TestH1PoolResendsOnlyReplayableRequests(t *testing.T) {
 				t.Errorf("the server answered %d resends of the %s, want 1", n, tt.method)
 			}
 		})
+	}
+}
+
+// gatedBody is a request body whose reads after its io.EOF wait until open
+// is closed: it puts the fallback transport's extra read, past the
+// declared length, after the handler's response headers, where load puts
+// it at times.
+type gatedBody struct {
+	io.ReadCloser
+	open chan struct{}
+	eof  bool
+}
+
+func (b *gatedBody) Read(p []byte) (int, error) {
+	if b.eof {
+		<-b.open
+	}
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+// TestH1PoolFallbackKeepsResponseAfterServerClosesBody: a handler of a
+// net/http server sends its request on through the pool to the fallback
+// transport (a body over FastBodyMax) and answers with the response. The
+// server closes the request body when the handler's headers go out (the
+// body was read to its end); the transport's check for more after the
+// declared length comes later. That check must not fail: a failure closes
+// the connection under the response being copied (the sidecar's
+// "ReverseProxy read error during body copy", a 200 with a short body).
+func TestH1PoolFallbackKeepsResponseAfterServerClosesBody(t *testing.T) {
+	reqBody := strings.Repeat("q", FastBodyMax+1)
+	respBody := strings.Repeat("r", 256<<10) // more than the transport reads ahead
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if b, err := io.ReadAll(r.Body); err != nil || string(b) != reqBody {
+			http.Error(w, fmt.Sprintf("read %d bytes (%v), want %d", len(b), err, len(reqBody)), http.StatusBadRequest)
+			return
+		}
+		io.WriteString(w, respBody)
+	}))
+	defer backend.Close()
+	fallback := &http.Transport{}
+	defer fallback.CloseIdleConnections()
+	p := testPool(fallback)
+	defer p.Close()
+
+	type outcome struct{ wrote, copied error }
+	outcomes := make(chan outcome, 1)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := &gatedBody{ReadCloser: r.Body, open: make(chan struct{})}
+		wrote := make(chan error, 1)
+		ctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
+			WroteRequest: func(i httptrace.WroteRequestInfo) { wrote <- i.Err },
+		})
+		out, err := http.NewRequestWithContext(ctx, http.MethodPost, backend.URL+"/", body)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		out.ContentLength = r.ContentLength
+		resp, err := p.RoundTrip(out)
+		if err != nil {
+			close(body.open)
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			outcomes <- outcome{wrote: err}
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		// The headers go out; the server reads r.Body to its end and
+		// closes it.
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			t.Error(err)
+		}
+		close(body.open)
+		var o outcome
+		select {
+		case o.wrote = <-wrote:
+		case <-time.After(5 * time.Second):
+			o.wrote = errors.New("the transport did not finish writing the request within 5s")
+		}
+		_, o.copied = io.Copy(w, resp.Body)
+		outcomes <- o
+	}))
+	defer front.Close()
+
+	c := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+	resp, err := c.Post(front.URL+"/", "text/plain", strings.NewReader(reqBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, readErr := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var o outcome
+	select {
+	case o = <-outcomes:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler did not finish within 10s")
+	}
+	if o.wrote != nil {
+		t.Errorf("writing the request through the fallback: %v; want no error (a read after the body's end must not reach the closed body)", o.wrote)
+	}
+	if o.copied != nil {
+		t.Errorf("copying the response: %v", o.copied)
+	}
+	if resp.StatusCode != 200 || readErr != nil || string(got) != respBody {
+		t.Errorf("response: %d, %d bytes (%v); want 200 with %d bytes", resp.StatusCode, len(got), readErr, len(respBody))
 	}
 }
