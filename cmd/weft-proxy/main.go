@@ -7,7 +7,10 @@
 // lines go to the same batched writer as data (core/proxy, accesslog.go).
 //
 //	weft-proxy --instance ID --controller HOST:PORT [--controller HOST:PORT ...] \
-//	  --trust-bundle FILE --admin HOST:PORT [--data-dir DIR]
+//	  --trust-bundle FILE --admin HOST:PORT [--data-dir DIR] [--report-interval 10s]
+//
+// Every --report-interval it sends the controller a report of its golden
+// signals on the same mTLS connection (core/proxy, report.go).
 //
 // The join token comes in WEFT_JOIN_TOKEN, never on the command line.
 package main
@@ -52,6 +55,7 @@ type options struct {
 	credEnv     string
 	credFile    string
 	logFlush    time.Duration
+	reportEvery time.Duration
 }
 
 func newRootCmd() *cobra.Command {
@@ -89,6 +93,7 @@ check state).`,
 	fl.StringVar(&o.credEnv, "credential-env", "", "environment variable holding the scheduler credential (e.g. NOMAD_TOKEN)")
 	fl.StringVar(&o.credFile, "credential-file", "", "file holding the scheduler credential, re-read at every join (e.g. a projected service-account token)")
 	fl.DurationVar(&o.logFlush, "log-flush", 100*time.Millisecond, "write the log (one access-log line per request) in batches this often; 0 writes every line at once")
+	fl.DurationVar(&o.reportEvery, "report-interval", 10*time.Second, "send the controller a report of the golden signals (requests, successes, latency, bytes, denials) this often; 0 sends none")
 	for _, f := range []string{"instance", "controller", "trust-bundle", "admin"} {
 		root.MarkFlagRequired(f)
 	}
@@ -147,6 +152,7 @@ func run(ctx context.Context, o options) error {
 		admin.Shutdown(sctx)
 	}()
 	logger.Info("weft-proxy for instance: admin and controllers", "version", version.Version, "instance", o.instance, "admin", ln.Addr().String(), "controllers", o.controllers)
+	go p.RunReports(ctx, o.reportEvery, client)
 	return client.Run(ctx)
 }
 
