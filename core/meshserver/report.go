@@ -1,7 +1,9 @@
 package meshserver
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -53,8 +55,11 @@ func (s *Server) Report(srv meshapi.Mesh_ReportServer) error {
 	instance := ""
 	for {
 		r, err := srv.Recv()
+		if errors.Is(err, io.EOF) { // the sidecar closed the stream
+			return srv.SendAndClose(&meshapi.ReportAck{})
+		}
 		if err != nil {
-			return nil // the sidecar closed the stream or went away
+			return nil // the sidecar went away
 		}
 		if instance == "" {
 			if err := s.reportFor(r.GetInstanceId(), id.Service, id.Namespace); err != nil {
