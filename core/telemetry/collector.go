@@ -48,33 +48,57 @@ type Collector struct {
 	refused                map[string]uint64
 }
 
-// counts are the additive golden signals of one subject in one step.
+// counts are the additive golden signals of one subject over a window.
 type counts struct {
 	requests, successes, denied, bytesIn, bytesOut, conns uint64
 	buckets                                               [meshapi.LatencyBuckets]uint64
 }
 
-func (c *counts) add(x *meshapi.StatsCell) {
-	c.requests += x.GetRequests()
-	c.successes += x.GetSuccesses()
-	c.denied += x.GetDenied()
+// stepCounts are the golden signals of one subject in one step, kept
+// in 32 bits (a step is 10 s: 400 million requests a second would
+// overflow them; they stop at the largest value instead) and bytes in
+// 64: 104 bytes a subject and step, half of 64-bit counters.
+type stepCounts struct {
+	bytesIn, bytesOut                  uint64
+	requests, successes, denied, conns uint32
+	buckets                            [meshapi.LatencyBuckets]uint32
+}
+
+func add32(a *uint32, n uint64) {
+	*a = uint32(min(uint64(*a)+n, math.MaxUint32))
+}
+
+func (c *stepCounts) add(x *meshapi.StatsCell) {
+	add32(&c.requests, x.GetRequests())
+	add32(&c.successes, x.GetSuccesses())
+	add32(&c.denied, x.GetDenied())
+	add32(&c.conns, x.GetConnections())
 	c.bytesIn += x.GetBytesIn()
 	c.bytesOut += x.GetBytesOut()
-	c.conns += x.GetConnections()
 	for i, n := range x.GetLatencyBuckets() {
-		c.buckets[i] += n
+		add32(&c.buckets[i], n)
 	}
 }
 
-func (c *counts) merge(o *counts) {
-	c.requests += o.requests
-	c.successes += o.successes
-	c.denied += o.denied
+func (c *counts) merge(o *stepCounts) {
+	c.requests += uint64(o.requests)
+	c.successes += uint64(o.successes)
+	c.denied += uint64(o.denied)
 	c.bytesIn += o.bytesIn
 	c.bytesOut += o.bytesOut
-	c.conns += o.conns
+	c.conns += uint64(o.conns)
 	for i := range c.buckets {
-		c.buckets[i] += o.buckets[i]
+		c.buckets[i] += uint64(o.buckets[i])
+	}
+}
+
+// sub takes o (a part of c) out of c.
+func (c *counts) sub(o *counts) {
+	c.requests -= min(c.requests, o.requests)
+	c.successes -= min(c.successes, o.successes)
+	c.denied -= min(c.denied, o.denied)
+	for i := range c.buckets {
+		c.buckets[i] -= min(c.buckets[i], o.buckets[i])
 	}
 }
 
@@ -89,18 +113,20 @@ type routeKey struct {
 
 // step holds the reports received in one step of time.
 type step struct {
-	index     int64 // time / Step
-	services  map[svcKey]*counts
-	edgesIn   map[edgeKey]*counts // from the callees' reports
-	edgesOut  map[edgeKey]*counts // from the callers' reports
-	routes    map[routeKey]*counts
-	instances map[string]*counts
+	index    int64 // time / Step
+	services map[svcKey]*stepCounts
+	edgesIn  map[edgeKey]*stepCounts // from the callees' reports
+	edgesOut map[edgeKey]*stepCounts // from the callers' reports, all routes
+	// routes are the named routes and subsets only: route "" subset ""
+	// is the edge's (edgesOut) less them.
+	routes    map[routeKey]*stepCounts
+	instances map[string]*stepCounts
 	reporters map[string]bool
 }
 
 func newStep(index int64) *step {
-	return &step{index: index, services: map[svcKey]*counts{}, edgesIn: map[edgeKey]*counts{}, edgesOut: map[edgeKey]*counts{},
-		routes: map[routeKey]*counts{}, instances: map[string]*counts{}, reporters: map[string]bool{}}
+	return &step{index: index, services: map[svcKey]*stepCounts{}, edgesIn: map[edgeKey]*stepCounts{}, edgesOut: map[edgeKey]*stepCounts{},
+		routes: map[routeKey]*stepCounts{}, instances: map[string]*stepCounts{}, reporters: map[string]bool{}}
 }
 
 // instanceState is what the newest report of an instance said.
@@ -141,7 +167,7 @@ func (c *Collector) stepAt(t time.Time) *step {
 	return s
 }
 
-func get[K comparable](m map[K]*counts, k K, dropped *atomic.Uint64) *counts {
+func get[K comparable](m map[K]*stepCounts, k K, dropped *atomic.Uint64) *stepCounts {
 	if v := m[k]; v != nil {
 		return v
 	}
@@ -149,7 +175,7 @@ func get[K comparable](m map[K]*counts, k K, dropped *atomic.Uint64) *counts {
 		dropped.Add(1)
 		return nil
 	}
-	v := &counts{}
+	v := &stepCounts{}
 	m[k] = v
 	return v
 }
@@ -177,7 +203,7 @@ func (c *Collector) Record(instance, service, namespace string, received time.Ti
 		if cell.GetDirection() == meshapi.StatsDirection_STATS_INBOUND {
 			e := edgeKey{cell.GetPeerNamespace(), cell.GetPeer(), namespace, service}
 			is.activeIn[e] += cell.GetActive()
-			for _, k := range []*counts{get(st.services, self, &c.cellsDropped), get(st.edgesIn, e, &c.cellsDropped), get(st.instances, instance, &c.cellsDropped)} {
+			for _, k := range []*stepCounts{get(st.services, self, &c.cellsDropped), get(st.edgesIn, e, &c.cellsDropped), get(st.instances, instance, &c.cellsDropped)} {
 				if k != nil {
 					k.add(cell)
 				}
@@ -187,6 +213,9 @@ func (c *Collector) Record(instance, service, namespace string, received time.Ti
 		e := edgeKey{namespace, service, cell.GetPeerNamespace(), cell.GetPeer()}
 		if k := get(st.edgesOut, e, &c.cellsDropped); k != nil {
 			k.add(cell)
+		}
+		if cell.GetRoute() == "" && cell.GetSubset() == "" {
+			continue
 		}
 		if k := get(st.routes, routeKey{e, cell.GetRoute(), cell.GetSubset()}, &c.cellsDropped); k != nil {
 			k.add(cell)
@@ -260,7 +289,7 @@ func (c *Collector) Stats(window time.Duration) api.StatsReport {
 		}
 	}
 	stepTime := func(i int) time.Time { return time.Unix(0, (first+int64(i))*int64(c.o.Step)).UTC() }
-	series := func(get func(*step) *counts) ([]api.Point, counts) {
+	series := func(get func(*step) *stepCounts) ([]api.Point, counts) {
 		var total counts
 		pts := make([]api.Point, len(steps))
 		for i, s := range steps {
@@ -270,7 +299,9 @@ func (c *Collector) Stats(window time.Duration) api.StatsReport {
 			}
 			if k := get(s); k != nil {
 				total.merge(k)
-				g := golden(k, c.o.Step.Seconds(), false)
+				var one counts
+				one.merge(k)
+				g := golden(&one, c.o.Step.Seconds(), false)
 				pts[i].RPS, pts[i].SuccessRate, pts[i].P99Ms = g.RPS, g.SuccessRate, g.P99Ms
 			}
 		}
@@ -317,7 +348,7 @@ func (c *Collector) Stats(window time.Duration) api.StatsReport {
 		}
 	}
 	for k := range svcs {
-		pts, total := series(func(s *step) *counts { return s.services[k] })
+		pts, total := series(func(s *step) *stepCounts { return s.services[k] })
 		g := golden(&total, secs, true)
 		for id := range svcInstances[k] {
 			for _, a := range c.instances[id].activeIn {
@@ -337,18 +368,53 @@ func (c *Collector) Stats(window time.Duration) api.StatsReport {
 		}
 	}
 	byEdge := map[edgeKey][]api.RouteStats{}
+	named := map[edgeKey]*counts{} // the named routes of each edge together
 	for k := range routes {
-		_, total := series(func(s *step) *counts { return s.routes[k] })
+		_, total := series(func(s *step) *stepCounts { return s.routes[k] })
+		if named[k.edge] == nil {
+			named[k.edge] = &counts{}
+		}
+		n := named[k.edge]
+		n.requests += total.requests
+		n.successes += total.successes
+		n.denied += total.denied
+		for i := range n.buckets {
+			n.buckets[i] += total.buckets[i]
+		}
 		g := golden(&total, secs, true)
 		// Connections and bytes are the whole edge's (the cell of route
 		// ""), not a route's: they are left to the edge.
 		g.BytesIn, g.BytesOut, g.Connections = 0, 0, 0
 		byEdge[k.edge] = append(byEdge[k.edge], api.RouteStats{Route: k.route, Subset: k.subset, Golden: g})
 	}
+	// Route "" subset "": what the caller sent on the edge less its named
+	// routes.
+	for _, s := range steps {
+		if s == nil {
+			continue
+		}
+		for k := range s.edgesOut {
+			if _, done := named[k]; !done {
+				named[k] = nil
+			}
+		}
+	}
+	for k, n := range named {
+		_, total := series(func(s *step) *stepCounts { return s.edgesOut[k] })
+		if n != nil {
+			total.sub(n)
+		}
+		if total.requests == 0 && n != nil {
+			continue
+		}
+		g := golden(&total, secs, true)
+		g.BytesIn, g.BytesOut, g.Connections = 0, 0, 0
+		byEdge[k] = append(byEdge[k], api.RouteStats{Golden: g})
+	}
 	for k := range edges {
-		from := func(s *step) *counts { return s.edgesOut[k] }
+		from := func(s *step) *stepCounts { return s.edgesOut[k] }
 		if inbound[k] {
-			from = func(s *step) *counts { return s.edgesIn[k] }
+			from = func(s *step) *stepCounts { return s.edgesIn[k] }
 		}
 		pts, total := series(from)
 		g := golden(&total, secs, true)
@@ -368,7 +434,7 @@ func (c *Collector) Stats(window time.Duration) api.StatsReport {
 			Golden: g, Series: pts, Routes: rs})
 	}
 	for id := range insts {
-		_, total := series(func(s *step) *counts { return s.instances[id] })
+		_, total := series(func(s *step) *stepCounts { return s.instances[id] })
 		is := c.instances[id]
 		out.Instances = append(out.Instances, api.InstanceStats{Instance: id, Service: is.service, Golden: golden(&total, secs, true), LastReport: is.last.UTC()})
 	}

@@ -17,20 +17,26 @@
 // arrive in; the collector keeps Options.Steps of them (60: 10
 // minutes) in a ring and adds up the steps a query's window covers.
 // Per step it keeps, per service, per edge (caller -> callee, as the
-// callee's sidecars saw it and as the caller's did), per route and
-// subset (the caller's view) and per instance, one set of counters
-// (about 200 bytes with the 18 buckets), made only for what had traffic
-// in that step. An edge's figures are the callee's when its sidecars
+// callee's sidecars saw it and as the caller's did), per named route and
+// subset (the caller's view; route "" is the edge's less them) and per
+// instance, one set of 32-bit counters (104 bytes with the 18 buckets,
+// about 150 with the map's share), made only for what had traffic in
+// that step. An edge's figures are the callee's when its sidecars
 // reported it (the caller cannot lie about who it is), else the
 // caller's (a callee outside the mesh). Percentiles are interpolated
 // within the bucket (Quantile), so they are exact to within one bucket.
 //
-// Memory, 1,000 sidecars each reporting traffic with 5 callers and 5
-// upstreams every step: about 1,000 instance counters and a few hundred
-// service, edge and route counters a step, so roughly 300 KB a step and
-// 20 MB for the 10 minutes (BenchmarkCollector and the control-plane
-// benchmark measure it). MaxKeys bounds each map of a step whatever the
-// reports say.
+// Memory grows with the subjects that have traffic, not with requests:
+// BenchmarkCollector fills the 10-minute window with 1,000 sidecars of
+// 1,000 services, each with 5 callers and 10 upstreams of its own
+// (10,000 edges, about 27,000 subjects a step), and measures 235 MiB
+// and a 1.4-4 s GET /v1/stats over the whole window on the shared
+// 2-core machine; a mesh of 1,000 sidecars in 100 services with 500
+// edges keeps about a twentieth of that. Recording one report of 15
+// cells takes 8-30 µs (the control-plane benchmark: 177 µs of the
+// controller's CPU per report, gRPC and TLS included, so 1,000 sidecars
+// every 10 s take under 2% of a core). MaxKeys bounds each map of a
+// step whatever the reports say.
 //
 // Metrics (metrics.go) is the controller's own Prometheus registry for
 // GET /metrics on the admin API: builds and compile time (a
