@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -196,6 +197,34 @@ func TestStatAgreesWithTheLoad(t *testing.T) {
 	if apiStats == nil || apiStats.Golden.Requests != uint64(sent) || apiStats.Instances != 1 {
 		t.Errorf("service api: %+v, want %d requests from 1 instance", apiStats, sent)
 	}
+	// The controller's own /metrics, with the admin token, as Prometheus
+	// would scrape it.
+	tok, err := api.ReadToken(ctl.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mreq, _ := http.NewRequest("GET", ctl.URL()+"/metrics", nil)
+	mreq.Header.Set("Authorization", "Bearer "+tok)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ctl.RootPool(t)}}}
+	code, metrics, _, err := harness.Do(hc, mreq)
+	if err != nil || code != 200 {
+		t.Fatalf("GET /metrics: %d %v", code, err)
+	}
+	for _, want := range []string{`weft_controller_sidecar_streams{state="acked"} 3`, `weft_controller_adapter_up{adapter="local"} 1`,
+		`weft_controller_instances{adapter="local",health="passing"} 3`, "weft_controller_compile_duration_seconds_count ",
+		`weft_controller_reports_refused_total{reason="instance"} 0`, "weft_controller_ca_root_expiry_timestamp_seconds{", "process_resident_memory_bytes "} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("the controller's /metrics lacks %s", want)
+		}
+	}
+	if !strings.Contains(metrics, "weft_controller_reports_received_total ") || strings.Contains(metrics, "weft_controller_reports_received_total 0\n") {
+		t.Errorf("the controller's /metrics counts no report received")
+	}
+	mreq.Header.Del("Authorization")
+	if code, _, _, _ := harness.Do(hc, mreq); code != http.StatusUnauthorized {
+		t.Errorf("GET /metrics without the token: %d, want 401", code)
+	}
+
 	// The table a person reads.
 	out, errOut, code := ctl.RunWeft(t, weft, "stat", "api", "--window", "2m")
 	if code != 0 {
