@@ -39,8 +39,14 @@ func (c *Client) SendStats(ctx context.Context, r *meshapi.StatsReport) error {
 		if err != nil {
 			return fmt.Errorf("connecting to controller %s: %w", addr, err)
 		}
+		// The stream outlives this call; opening it (which waits for
+		// the connection) is bounded by ctx.
 		sctx, cancel := context.WithCancel(context.Background())
+		stop := context.AfterFunc(ctx, cancel)
 		s, err := meshapi.NewMeshClient(cc).Report(sctx)
+		if !stop() && err == nil {
+			err = ctx.Err()
+		}
 		if err != nil {
 			cancel()
 			return fmt.Errorf("opening the report stream to controller %s: %w", addr, err)
