@@ -7,7 +7,10 @@
 // lines go to the same batched writer as data (core/proxy, accesslog.go).
 //
 //	weft-proxy --instance ID --controller HOST:PORT [--controller HOST:PORT ...] \
-//	  --trust-bundle FILE --admin HOST:PORT [--data-dir DIR]
+//	  --trust-bundle FILE --admin HOST:PORT [--data-dir DIR] [--report-interval 10s]
+//
+// Every --report-interval it sends the controller a report of its golden
+// signals on the same mTLS connection (core/proxy, report.go).
 //
 // The join token comes in WEFT_JOIN_TOKEN, never on the command line.
 package main
@@ -35,6 +38,19 @@ import (
 // tokenEnv carries the join token.
 const tokenEnv = "WEFT_JOIN_TOKEN"
 
+// reportEnv, when set to a duration, is the default of --report-interval:
+// the local adapter's sidecars inherit the controller's environment.
+const reportEnv = "WEFT_REPORT_INTERVAL"
+
+// reportIntervalDefault is $WEFT_REPORT_INTERVAL when it is a duration
+// of 0 or more, else 10s.
+func reportIntervalDefault() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(reportEnv)); err == nil && d >= 0 {
+		return d
+	}
+	return 10 * time.Second
+}
+
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "weft-proxy:", err)
@@ -52,6 +68,7 @@ type options struct {
 	credEnv     string
 	credFile    string
 	logFlush    time.Duration
+	reportEvery time.Duration
 }
 
 func newRootCmd() *cobra.Command {
@@ -89,6 +106,7 @@ check state).`,
 	fl.StringVar(&o.credEnv, "credential-env", "", "environment variable holding the scheduler credential (e.g. NOMAD_TOKEN)")
 	fl.StringVar(&o.credFile, "credential-file", "", "file holding the scheduler credential, re-read at every join (e.g. a projected service-account token)")
 	fl.DurationVar(&o.logFlush, "log-flush", 100*time.Millisecond, "write the log (one access-log line per request) in batches this often; 0 writes every line at once")
+	fl.DurationVar(&o.reportEvery, "report-interval", reportIntervalDefault(), "send the controller a report of the golden signals (requests, successes, latency, bytes, denials) this often; 0 sends none (or set "+reportEnv+", which sidecars a scheduler starts inherit)")
 	for _, f := range []string{"instance", "controller", "trust-bundle", "admin"} {
 		root.MarkFlagRequired(f)
 	}
@@ -147,6 +165,7 @@ func run(ctx context.Context, o options) error {
 		admin.Shutdown(sctx)
 	}()
 	logger.Info("weft-proxy for instance: admin and controllers", "version", version.Version, "instance", o.instance, "admin", ln.Addr().String(), "controllers", o.controllers)
+	go p.RunReports(ctx, o.reportEvery, client)
 	return client.Run(ctx)
 }
 

@@ -96,7 +96,7 @@ func TestRunJoinsAppliesAndServesAdmin(t *testing.T) {
 	}
 	cfg := &meshapi.ProxyConfig{
 		InstanceId: "web-1", Service: "web", TrustDomain: "weft.test",
-		Labels: map[string]string{"nomad_job": "shop", "alloc-id": "a1"},
+		Labels: map[string]string{"nomad_job": "shop", "alloc-id": "a1", "pid": "4242", "proxy_pid": "4243", "restarts": "1"},
 		Upstreams: []*meshapi.Upstream{{
 			Name: "api", Service: "api", SpiffeId: "spiffe://weft.test/ns/default/svc/api", BindAddress: "127.0.0.1",
 		}},
@@ -126,6 +126,19 @@ func TestRunJoinsAppliesAndServesAdmin(t *testing.T) {
 	for _, want := range []string{`nomad_job="shop"`, `alloc_id="a1"`, `instance="web-1"`, `service="web"`} {
 		if !strings.Contains(info, want) {
 			t.Errorf("weft_instance_info %q lacks %s", info, want)
+		}
+	}
+	// Labels that change on every restart would make a new series each
+	// time: they are left out.
+	for _, unwanted := range []string{`pid=`, `restarts=`} {
+		if strings.Contains(info, unwanted) {
+			t.Errorf("weft_instance_info %q has %s, which changes on every restart", info, unwanted)
+		}
+	}
+	// The standard process and Go collectors, to watch the sidecar's memory.
+	for _, want := range []string{"process_resident_memory_bytes ", "go_memstats_heap_alloc_bytes ", "go_goroutines "} {
+		if !strings.Contains(body, "\n"+want) {
+			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 

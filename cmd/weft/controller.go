@@ -30,6 +30,7 @@ import (
 	"github.com/weftmesh/weft/core/refusals"
 	"github.com/weftmesh/weft/core/registry"
 	"github.com/weftmesh/weft/core/spiffe"
+	"github.com/weftmesh/weft/core/telemetry"
 	policyhcl "github.com/weftmesh/weft/hcl"
 	"github.com/weftmesh/weft/plugins"
 	"github.com/weftmesh/weft/plugins/host"
@@ -223,8 +224,11 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 			return err
 		}
 	}
+	// The sidecars' golden-signal reports (GET /v1/stats, weft stat).
+	collector := telemetry.New(telemetry.Options{})
 	srv := meshserver.New(meshserver.Options{
-		CA: authority, Join: ca.NewJoinVerifierWith(authority.JoinSecret(), spent), Workloads: ctl, Logger: log,
+		Stats: collector,
+		CA:    authority, Join: ca.NewJoinVerifierWith(authority.JoinSecret(), spent), Workloads: ctl, Logger: log,
 		VerifyCredential: verifyWith(sups),
 		Binder:           ctl,
 		Health:           ctl, // sidecars' active health checks (core/controller health.go)
@@ -280,14 +284,20 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	run := func(fn func()) { wg.Add(1); go func() { defer wg.Done(); fn() }() }
 
 	run(func() { _ = g.Serve(lis) })
+	// The controller's own health, GET /metrics on the admin API.
+	ctlMetrics := telemetry.NewMetrics(telemetry.Sources{Streams: srv.Status, Adapters: adapters.reports, Entries: ctl.Entries,
+		Roots: authority.Roots, Collector: collector})
+	metricsBuilds := controller.Observer(ctlMetrics.Build)
 	adminSrv := api.NewServer(api.NewHandler(api.Options{
 		Token: token, Mesh: ctl, Sidecars: srv, Authority: authority, Policy: watcher, Adapters: adapters.reports,
 		Refused:   map[string]*refusals.Log{"sidecar_api": refusedSidecar, "admin_api": refusedAdmin},
 		Summarize: policyhcl.Summary,
+		Stats:     collector,
+		Metrics:   ctlMetrics.Handler(),
 	}), serving)
 	adminSrv.ErrorLog = refusals.HTTPErrorLog(refusedAdmin, stderr)
 	run(func() { _ = adminSrv.ServeTLS(adminLis, "", "") })
-	run(func() { _ = ctl.Run(ctx, snapshots, policies, controller.ConfigServer(srv)) })
+	run(func() { _ = ctl.Run(ctx, snapshots, policies, controller.ConfigServer(srv), metricsBuilds) })
 	run(func() { srv.RetireRoots(ctx) })
 	run(func() { watcher.Run(ctx, policies) })
 

@@ -12,6 +12,12 @@
 // AdapterReport.LastError is, while the adapter cannot read its scheduler,
 // what it says about that (SourceFailing), else the plugin's last failure,
 // with LastErrorAt.
+// StatsReport (stats.go, GET /v1/stats?window=1m; `weft stat`, the
+// dashboard) holds the golden signals the sidecars reported, from
+// Options.Stats (StatsSource, core/telemetry.Collector); GET /metrics
+// serves Options.Metrics, the controller's own Prometheus registry
+// (core/telemetry). Both are behind the token like every route
+// (stats_handler.go); Client.Stats asks for the first.
 // An instance's health in status is the one the controller compiles with,
 // with its source: "scheduler", or "sidecar_check" when the scheduler
 // does not say critical but the instance's sidecar reports its app

@@ -95,6 +95,11 @@ type Options struct {
 	// Summarize, when set, describes the policy in force in one line
 	// (StatusReport.Policy); cmd/weft hands in the HCL package's.
 	Summarize func(*policy.Policy) string
+	// Stats, when set, answers GET /v1/stats (stats_handler.go).
+	Stats StatsSource
+	// Metrics, when set, answers GET /metrics: the controller's own
+	// Prometheus series (core/telemetry).
+	Metrics http.Handler
 }
 
 // Unauthorized is the answer to a request without the right token.
@@ -102,7 +107,8 @@ const Unauthorized = "the admin API needs the header 'Authorization: Bearer <tok
 
 // NewHandler returns the admin API: every request needs the bearer token;
 // then GET /v1/status, GET /v1/policy, GET /v1/ca/roots, POST
-// /v1/ca/rotate and POST /v1/join-tokens.
+// /v1/ca/rotate, POST /v1/join-tokens, and with Options.Stats and
+// Options.Metrics GET /v1/stats (?window=1m) and GET /metrics.
 func NewHandler(o Options) http.Handler {
 	h := &handler{o: o}
 	mux := http.NewServeMux()
@@ -129,6 +135,7 @@ func NewHandler(o Options) http.Handler {
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, h.status())
 	})
+	routeStats(mux, o)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !Authorized(r, o.Token) {
 			http.Error(w, Unauthorized, http.StatusUnauthorized)

@@ -65,6 +65,8 @@ type Build struct {
 	// Removed are the instances whose configuration is gone (never set
 	// when Full: what Configs lacks is gone).
 	Removed []string
+	// Took is how long the compilation took (what an Observer sees).
+	Took time.Duration
 }
 
 // Listener receives every compilation, in Run's goroutine: Publish must
@@ -316,7 +318,9 @@ func (c *Controller) rebuild() {
 	// build they see, which holds every configuration.
 	// Sidecars' health reports overlay the scheduler's health (health.go).
 	entries := c.health.apply(c.o.Registry.Entries())
+	start := time.Now()
 	b, total := c.inc.build(p, entries, len(c.listeners) > 0)
+	b.Took = time.Since(start)
 	c.noteUnbound(p, c.inc.unbound())
 	c.noteUndeclared(compile.UndeclaredDrops(p, entries))
 	n := 0

@@ -12,7 +12,9 @@
 // (core/compile) and publishes the Build (the policy and every
 // configuration) to each Listener, in order. The config server is the
 // first listener (ConfigServer wraps core/meshserver, which streams the
-// configurations that changed); others (a metrics collector) follow it.
+// configurations that changed); others follow it: an Observer
+// (observer.go) sees each Build's compile time (Build.Took) and size,
+// which the controller's /metrics count (core/telemetry).
 // Listeners are given to Run, so nothing is set after New and nothing is
 // built in a cycle.
 //

@@ -286,6 +286,52 @@ func (MatchKind) EnumDescriptor() ([]byte, []int) {
 	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{4}
 }
 
+type StatsDirection int32
+
+const (
+	StatsDirection_STATS_INBOUND  StatsDirection = 0 // peer is the calling service (its certificate)
+	StatsDirection_STATS_OUTBOUND StatsDirection = 1 // peer is the upstream service
+)
+
+// Enum value maps for StatsDirection.
+var (
+	StatsDirection_name = map[int32]string{
+		0: "STATS_INBOUND",
+		1: "STATS_OUTBOUND",
+	}
+	StatsDirection_value = map[string]int32{
+		"STATS_INBOUND":  0,
+		"STATS_OUTBOUND": 1,
+	}
+)
+
+func (x StatsDirection) Enum() *StatsDirection {
+	p := new(StatsDirection)
+	*p = x
+	return p
+}
+
+func (x StatsDirection) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StatsDirection) Descriptor() protoreflect.EnumDescriptor {
+	return file_core_meshapi_mesh_proto_enumTypes[5].Descriptor()
+}
+
+func (StatsDirection) Type() protoreflect.EnumType {
+	return &file_core_meshapi_mesh_proto_enumTypes[5]
+}
+
+func (x StatsDirection) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StatsDirection.Descriptor instead.
+func (StatsDirection) EnumDescriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{5}
+}
+
 type JoinRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	InstanceId string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
@@ -2607,6 +2653,370 @@ func (x *Endpoint) GetSubsets() []string {
 	return nil
 }
 
+// StatsReport is one report of a sidecar's golden signals: what changed
+// since the last report the sidecar sent (deltas, except active
+// connections, which is the count open at end_unix_ms). A report the
+// sidecar could not send is not lost: its counts are in the next one,
+// whose start_unix_ms is then older.
+type StatsReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance the sidecar serves; every message of a stream names the
+	// same one.
+	InstanceId  string       `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	StartUnixMs int64        `protobuf:"varint,2,opt,name=start_unix_ms,json=startUnixMs,proto3" json:"start_unix_ms,omitempty"`
+	EndUnixMs   int64        `protobuf:"varint,3,opt,name=end_unix_ms,json=endUnixMs,proto3" json:"end_unix_ms,omitempty"`
+	Cells       []*StatsCell `protobuf:"bytes,4,rep,name=cells,proto3" json:"cells,omitempty"`
+	// The latest requests and connections refused by authorization (at
+	// most 20 per report).
+	Denials []*StatsDenial `protobuf:"bytes,5,rep,name=denials,proto3" json:"denials,omitempty"`
+	// Reports the sidecar could not send since it started (the controller
+	// was slow or away); their counts went into later reports.
+	ReportsDropped uint64 `protobuf:"varint,6,opt,name=reports_dropped,json=reportsDropped,proto3" json:"reports_dropped,omitempty"`
+	// The number of latency bounds the sidecar counts with (the length of
+	// LatencyBoundsMs); a report with another number is refused.
+	LatencyBounds uint32 `protobuf:"varint,7,opt,name=latency_bounds,json=latencyBounds,proto3" json:"latency_bounds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsReport) Reset() {
+	*x = StatsReport{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsReport) ProtoMessage() {}
+
+func (x *StatsReport) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsReport.ProtoReflect.Descriptor instead.
+func (*StatsReport) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *StatsReport) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *StatsReport) GetStartUnixMs() int64 {
+	if x != nil {
+		return x.StartUnixMs
+	}
+	return 0
+}
+
+func (x *StatsReport) GetEndUnixMs() int64 {
+	if x != nil {
+		return x.EndUnixMs
+	}
+	return 0
+}
+
+func (x *StatsReport) GetCells() []*StatsCell {
+	if x != nil {
+		return x.Cells
+	}
+	return nil
+}
+
+func (x *StatsReport) GetDenials() []*StatsDenial {
+	if x != nil {
+		return x.Denials
+	}
+	return nil
+}
+
+func (x *StatsReport) GetReportsDropped() uint64 {
+	if x != nil {
+		return x.ReportsDropped
+	}
+	return 0
+}
+
+func (x *StatsReport) GetLatencyBounds() uint32 {
+	if x != nil {
+		return x.LatencyBounds
+	}
+	return 0
+}
+
+// StatsCell is the traffic with one peer service; outbound, of one route
+// and subset of it (route "" is traffic no named route took, subset ""
+// traffic that went to no subset). Connections and bytes are counted per
+// connection, which carries requests of every route: outbound, they are
+// on the cell with route "" and subset "".
+type StatsCell struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Direction     StatsDirection         `protobuf:"varint,1,opt,name=direction,proto3,enum=weft.mesh.v1.StatsDirection" json:"direction,omitempty"`
+	Peer          string                 `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`
+	PeerNamespace string                 `protobuf:"bytes,3,opt,name=peer_namespace,json=peerNamespace,proto3" json:"peer_namespace,omitempty"`
+	Route         string                 `protobuf:"bytes,4,opt,name=route,proto3" json:"route,omitempty"`
+	Subset        string                 `protobuf:"bytes,5,opt,name=subset,proto3" json:"subset,omitempty"`
+	Requests      uint64                 `protobuf:"varint,6,opt,name=requests,proto3" json:"requests,omitempty"`
+	Successes     uint64                 `protobuf:"varint,7,opt,name=successes,proto3" json:"successes,omitempty"`
+	Denied        uint64                 `protobuf:"varint,8,opt,name=denied,proto3" json:"denied,omitempty"`
+	// Requests per latency bucket: len(LatencyBoundsMs)+1 counts, or none.
+	LatencyBuckets []uint64 `protobuf:"varint,9,rep,packed,name=latency_buckets,json=latencyBuckets,proto3" json:"latency_buckets,omitempty"`
+	BytesIn        uint64   `protobuf:"varint,10,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`
+	BytesOut       uint64   `protobuf:"varint,11,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
+	Connections    uint64   `protobuf:"varint,12,opt,name=connections,proto3" json:"connections,omitempty"`
+	Active         int64    `protobuf:"varint,13,opt,name=active,proto3" json:"active,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *StatsCell) Reset() {
+	*x = StatsCell{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsCell) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsCell) ProtoMessage() {}
+
+func (x *StatsCell) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsCell.ProtoReflect.Descriptor instead.
+func (*StatsCell) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *StatsCell) GetDirection() StatsDirection {
+	if x != nil {
+		return x.Direction
+	}
+	return StatsDirection_STATS_INBOUND
+}
+
+func (x *StatsCell) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *StatsCell) GetPeerNamespace() string {
+	if x != nil {
+		return x.PeerNamespace
+	}
+	return ""
+}
+
+func (x *StatsCell) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
+func (x *StatsCell) GetSubset() string {
+	if x != nil {
+		return x.Subset
+	}
+	return ""
+}
+
+func (x *StatsCell) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *StatsCell) GetSuccesses() uint64 {
+	if x != nil {
+		return x.Successes
+	}
+	return 0
+}
+
+func (x *StatsCell) GetDenied() uint64 {
+	if x != nil {
+		return x.Denied
+	}
+	return 0
+}
+
+func (x *StatsCell) GetLatencyBuckets() []uint64 {
+	if x != nil {
+		return x.LatencyBuckets
+	}
+	return nil
+}
+
+func (x *StatsCell) GetBytesIn() uint64 {
+	if x != nil {
+		return x.BytesIn
+	}
+	return 0
+}
+
+func (x *StatsCell) GetBytesOut() uint64 {
+	if x != nil {
+		return x.BytesOut
+	}
+	return 0
+}
+
+func (x *StatsCell) GetConnections() uint64 {
+	if x != nil {
+		return x.Connections
+	}
+	return 0
+}
+
+func (x *StatsCell) GetActive() int64 {
+	if x != nil {
+		return x.Active
+	}
+	return 0
+}
+
+// StatsDenial is one request or connection refused by authorization.
+type StatsDenial struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UnixMs        int64                  `protobuf:"varint,1,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
+	Caller        string                 `protobuf:"bytes,2,opt,name=caller,proto3" json:"caller,omitempty"` // the caller's SPIFFE ID
+	Method        string                 `protobuf:"bytes,3,opt,name=method,proto3" json:"method,omitempty"`
+	Path          string                 `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsDenial) Reset() {
+	*x = StatsDenial{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsDenial) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsDenial) ProtoMessage() {}
+
+func (x *StatsDenial) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsDenial.ProtoReflect.Descriptor instead.
+func (*StatsDenial) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *StatsDenial) GetUnixMs() int64 {
+	if x != nil {
+		return x.UnixMs
+	}
+	return 0
+}
+
+func (x *StatsDenial) GetCaller() string {
+	if x != nil {
+		return x.Caller
+	}
+	return ""
+}
+
+func (x *StatsDenial) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *StatsDenial) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *StatsDenial) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReportAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportAck) Reset() {
+	*x = ReportAck{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportAck) ProtoMessage() {}
+
+func (x *ReportAck) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportAck.ProtoReflect.Descriptor instead.
+func (*ReportAck) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{34}
+}
+
 var File_core_meshapi_mesh_proto protoreflect.FileDescriptor
 
 const file_core_meshapi_mesh_proto_rawDesc = "" +
@@ -2813,7 +3223,38 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\asubsets\x18\x05 \x03(\tR\asubsets\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*V\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa6\x02\n" +
+	"\vStatsReport\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x12\"\n" +
+	"\rstart_unix_ms\x18\x02 \x01(\x03R\vstartUnixMs\x12\x1e\n" +
+	"\vend_unix_ms\x18\x03 \x01(\x03R\tendUnixMs\x12-\n" +
+	"\x05cells\x18\x04 \x03(\v2\x17.weft.mesh.v1.StatsCellR\x05cells\x123\n" +
+	"\adenials\x18\x05 \x03(\v2\x19.weft.mesh.v1.StatsDenialR\adenials\x12'\n" +
+	"\x0freports_dropped\x18\x06 \x01(\x04R\x0ereportsDropped\x12%\n" +
+	"\x0elatency_bounds\x18\a \x01(\rR\rlatencyBounds\"\x9d\x03\n" +
+	"\tStatsCell\x12:\n" +
+	"\tdirection\x18\x01 \x01(\x0e2\x1c.weft.mesh.v1.StatsDirectionR\tdirection\x12\x12\n" +
+	"\x04peer\x18\x02 \x01(\tR\x04peer\x12%\n" +
+	"\x0epeer_namespace\x18\x03 \x01(\tR\rpeerNamespace\x12\x14\n" +
+	"\x05route\x18\x04 \x01(\tR\x05route\x12\x16\n" +
+	"\x06subset\x18\x05 \x01(\tR\x06subset\x12\x1a\n" +
+	"\brequests\x18\x06 \x01(\x04R\brequests\x12\x1c\n" +
+	"\tsuccesses\x18\a \x01(\x04R\tsuccesses\x12\x16\n" +
+	"\x06denied\x18\b \x01(\x04R\x06denied\x12'\n" +
+	"\x0flatency_buckets\x18\t \x03(\x04R\x0elatencyBuckets\x12\x19\n" +
+	"\bbytes_in\x18\n" +
+	" \x01(\x04R\abytesIn\x12\x1b\n" +
+	"\tbytes_out\x18\v \x01(\x04R\bbytesOut\x12 \n" +
+	"\vconnections\x18\f \x01(\x04R\vconnections\x12\x16\n" +
+	"\x06active\x18\r \x01(\x03R\x06active\"\x82\x01\n" +
+	"\vStatsDenial\x12\x17\n" +
+	"\aunix_ms\x18\x01 \x01(\x03R\x06unixMs\x12\x16\n" +
+	"\x06caller\x18\x02 \x01(\tR\x06caller\x12\x16\n" +
+	"\x06method\x18\x03 \x01(\tR\x06method\x12\x12\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\v\n" +
+	"\tReportAck*V\n" +
 	"\bProtocol\x12\x10\n" +
 	"\fPROTOCOL_TCP\x10\x00\x12\x11\n" +
 	"\rPROTOCOL_HTTP\x10\x01\x12\x12\n" +
@@ -2838,11 +3279,15 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\vMATCH_EXACT\x10\x01\x12\x10\n" +
 	"\fMATCH_PREFIX\x10\x02\x12\x0f\n" +
 	"\vMATCH_REGEX\x10\x03\x12\x11\n" +
-	"\rMATCH_PRESENT\x10\x042\xd1\x01\n" +
+	"\rMATCH_PRESENT\x10\x04*7\n" +
+	"\x0eStatsDirection\x12\x11\n" +
+	"\rSTATS_INBOUND\x10\x00\x12\x12\n" +
+	"\x0eSTATS_OUTBOUND\x10\x012\x91\x02\n" +
 	"\x04Mesh\x12<\n" +
 	"\x04Join\x12\x19.weft.mesh.v1.JoinRequest\x1a\x19.weft.mesh.v1.Credentials\x12>\n" +
 	"\x05Renew\x12\x1a.weft.mesh.v1.RenewRequest\x1a\x19.weft.mesh.v1.Credentials\x12K\n" +
-	"\fStreamConfig\x12\x1b.weft.mesh.v1.ConfigRequest\x1a\x1a.weft.mesh.v1.ConfigUpdate(\x010\x01B'Z%github.com/weftmesh/weft/core/meshapib\x06proto3"
+	"\fStreamConfig\x12\x1b.weft.mesh.v1.ConfigRequest\x1a\x1a.weft.mesh.v1.ConfigUpdate(\x010\x01\x12>\n" +
+	"\x06Report\x12\x19.weft.mesh.v1.StatsReport\x1a\x17.weft.mesh.v1.ReportAck(\x01B'Z%github.com/weftmesh/weft/core/meshapib\x06proto3"
 
 var (
 	file_core_meshapi_mesh_proto_rawDescOnce sync.Once
@@ -2856,118 +3301,128 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 	return file_core_meshapi_mesh_proto_rawDescData
 }
 
-var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
 	(Action)(0),                 // 2: weft.mesh.v1.Action
 	(HealthCheckKind)(0),        // 3: weft.mesh.v1.HealthCheckKind
 	(MatchKind)(0),              // 4: weft.mesh.v1.MatchKind
-	(*JoinRequest)(nil),         // 5: weft.mesh.v1.JoinRequest
-	(*RenewRequest)(nil),        // 6: weft.mesh.v1.RenewRequest
-	(*Credentials)(nil),         // 7: weft.mesh.v1.Credentials
-	(*ConfigRequest)(nil),       // 8: weft.mesh.v1.ConfigRequest
-	(*HealthReport)(nil),        // 9: weft.mesh.v1.HealthReport
-	(*ConfigUpdate)(nil),        // 10: weft.mesh.v1.ConfigUpdate
-	(*HashPolicy)(nil),          // 11: weft.mesh.v1.HashPolicy
-	(*ProxyConfig)(nil),         // 12: weft.mesh.v1.ProxyConfig
-	(*HealthCheck)(nil),         // 13: weft.mesh.v1.HealthCheck
-	(*TrustBundle)(nil),         // 14: weft.mesh.v1.TrustBundle
-	(*Inbound)(nil),             // 15: weft.mesh.v1.Inbound
-	(*RateLimit)(nil),           // 16: weft.mesh.v1.RateLimit
-	(*ConnectionLimit)(nil),     // 17: weft.mesh.v1.ConnectionLimit
-	(*Authz)(nil),               // 18: weft.mesh.v1.Authz
-	(*AuthzRule)(nil),           // 19: weft.mesh.v1.AuthzRule
-	(*Permission)(nil),          // 20: weft.mesh.v1.Permission
-	(*Upstream)(nil),            // 21: weft.mesh.v1.Upstream
-	(*CircuitBreaker)(nil),      // 22: weft.mesh.v1.CircuitBreaker
-	(*OutlierDetection)(nil),    // 23: weft.mesh.v1.OutlierDetection
-	(*OutlierSuccessRate)(nil),  // 24: weft.mesh.v1.OutlierSuccessRate
-	(*StringMatch)(nil),         // 25: weft.mesh.v1.StringMatch
-	(*KeyMatch)(nil),            // 26: weft.mesh.v1.KeyMatch
-	(*RouteMatch)(nil),          // 27: weft.mesh.v1.RouteMatch
-	(*Route)(nil),               // 28: weft.mesh.v1.Route
-	(*Mirror)(nil),              // 29: weft.mesh.v1.Mirror
-	(*Fault)(nil),               // 30: weft.mesh.v1.Fault
-	(*Split)(nil),               // 31: weft.mesh.v1.Split
-	(*RetryPolicy)(nil),         // 32: weft.mesh.v1.RetryPolicy
-	(*Timeouts)(nil),            // 33: weft.mesh.v1.Timeouts
-	(*HeaderOps)(nil),           // 34: weft.mesh.v1.HeaderOps
-	(*Endpoint)(nil),            // 35: weft.mesh.v1.Endpoint
-	nil,                         // 36: weft.mesh.v1.ProxyConfig.LabelsEntry
-	nil,                         // 37: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 38: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 39: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 40: google.protobuf.Duration
+	(StatsDirection)(0),         // 5: weft.mesh.v1.StatsDirection
+	(*JoinRequest)(nil),         // 6: weft.mesh.v1.JoinRequest
+	(*RenewRequest)(nil),        // 7: weft.mesh.v1.RenewRequest
+	(*Credentials)(nil),         // 8: weft.mesh.v1.Credentials
+	(*ConfigRequest)(nil),       // 9: weft.mesh.v1.ConfigRequest
+	(*HealthReport)(nil),        // 10: weft.mesh.v1.HealthReport
+	(*ConfigUpdate)(nil),        // 11: weft.mesh.v1.ConfigUpdate
+	(*HashPolicy)(nil),          // 12: weft.mesh.v1.HashPolicy
+	(*ProxyConfig)(nil),         // 13: weft.mesh.v1.ProxyConfig
+	(*HealthCheck)(nil),         // 14: weft.mesh.v1.HealthCheck
+	(*TrustBundle)(nil),         // 15: weft.mesh.v1.TrustBundle
+	(*Inbound)(nil),             // 16: weft.mesh.v1.Inbound
+	(*RateLimit)(nil),           // 17: weft.mesh.v1.RateLimit
+	(*ConnectionLimit)(nil),     // 18: weft.mesh.v1.ConnectionLimit
+	(*Authz)(nil),               // 19: weft.mesh.v1.Authz
+	(*AuthzRule)(nil),           // 20: weft.mesh.v1.AuthzRule
+	(*Permission)(nil),          // 21: weft.mesh.v1.Permission
+	(*Upstream)(nil),            // 22: weft.mesh.v1.Upstream
+	(*CircuitBreaker)(nil),      // 23: weft.mesh.v1.CircuitBreaker
+	(*OutlierDetection)(nil),    // 24: weft.mesh.v1.OutlierDetection
+	(*OutlierSuccessRate)(nil),  // 25: weft.mesh.v1.OutlierSuccessRate
+	(*StringMatch)(nil),         // 26: weft.mesh.v1.StringMatch
+	(*KeyMatch)(nil),            // 27: weft.mesh.v1.KeyMatch
+	(*RouteMatch)(nil),          // 28: weft.mesh.v1.RouteMatch
+	(*Route)(nil),               // 29: weft.mesh.v1.Route
+	(*Mirror)(nil),              // 30: weft.mesh.v1.Mirror
+	(*Fault)(nil),               // 31: weft.mesh.v1.Fault
+	(*Split)(nil),               // 32: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),         // 33: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),            // 34: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),           // 35: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),            // 36: weft.mesh.v1.Endpoint
+	(*StatsReport)(nil),         // 37: weft.mesh.v1.StatsReport
+	(*StatsCell)(nil),           // 38: weft.mesh.v1.StatsCell
+	(*StatsDenial)(nil),         // 39: weft.mesh.v1.StatsDenial
+	(*ReportAck)(nil),           // 40: weft.mesh.v1.ReportAck
+	nil,                         // 41: weft.mesh.v1.ProxyConfig.LabelsEntry
+	nil,                         // 42: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 43: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 44: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 45: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
-	9,  // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
-	12, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
-	15, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
-	21, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	36, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
-	14, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
-	13, // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
+	10, // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
+	13, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
+	16, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
+	22, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
+	41, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	15, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
+	14, // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
 	3,  // 7: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
-	40, // 8: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	40, // 9: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	45, // 8: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	45, // 9: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
 	0,  // 10: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
-	18, // 11: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
-	16, // 12: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
-	17, // 13: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
-	27, // 14: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
+	19, // 11: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
+	17, // 12: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
+	18, // 13: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
+	28, // 14: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
 	2,  // 15: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
-	19, // 16: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
+	20, // 16: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
 	2,  // 17: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
-	20, // 18: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
+	21, // 18: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
 	2,  // 19: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
-	27, // 20: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	28, // 20: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
 	0,  // 21: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
 	1,  // 22: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	35, // 23: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	28, // 24: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	33, // 25: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
-	11, // 26: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
-	22, // 27: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
-	23, // 28: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
-	40, // 29: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	40, // 30: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	24, // 31: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
+	36, // 23: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	29, // 24: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	34, // 25: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	12, // 26: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
+	23, // 27: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
+	24, // 28: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
+	45, // 29: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	45, // 30: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	25, // 31: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
 	4,  // 32: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
-	25, // 33: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
-	25, // 34: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
-	26, // 35: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
-	26, // 36: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
-	27, // 37: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	31, // 38: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	32, // 39: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	33, // 40: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	34, // 41: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	34, // 42: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	30, // 43: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
-	29, // 44: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
-	35, // 45: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	40, // 46: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	40, // 47: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	40, // 48: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	40, // 49: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	40, // 50: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	40, // 51: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	37, // 52: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	38, // 53: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	39, // 54: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	5,  // 55: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	6,  // 56: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	8,  // 57: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	7,  // 58: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	7,  // 59: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	10, // 60: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	58, // [58:61] is the sub-list for method output_type
-	55, // [55:58] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	26, // 33: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	26, // 34: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	27, // 35: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	27, // 36: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	28, // 37: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	32, // 38: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	33, // 39: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	34, // 40: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	35, // 41: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	35, // 42: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	31, // 43: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	30, // 44: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
+	36, // 45: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
+	45, // 46: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	45, // 47: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	45, // 48: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	45, // 49: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	45, // 50: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	45, // 51: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	42, // 52: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	43, // 53: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	44, // 54: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	38, // 55: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
+	39, // 56: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
+	5,  // 57: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
+	6,  // 58: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	7,  // 59: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	9,  // 60: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	37, // 61: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
+	8,  // 62: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	8,  // 63: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	11, // 64: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	40, // 65: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
+	62, // [62:66] is the sub-list for method output_type
+	58, // [58:62] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -2980,8 +3435,8 @@ func file_core_meshapi_mesh_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   35,
+			NumEnums:      6,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const (
 	Mesh_Join_FullMethodName         = "/weft.mesh.v1.Mesh/Join"
 	Mesh_Renew_FullMethodName        = "/weft.mesh.v1.Mesh/Renew"
 	Mesh_StreamConfig_FullMethodName = "/weft.mesh.v1.Mesh/StreamConfig"
+	Mesh_Report_FullMethodName       = "/weft.mesh.v1.Mesh/Report"
 )
 
 // MeshClient is the client API for Mesh service.
@@ -41,6 +42,13 @@ type MeshClient interface {
 	// then a new version on every change. The sidecar acknowledges (or
 	// rejects) every version it receives. Called over mTLS.
 	StreamConfig(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConfigRequest, ConfigUpdate], error)
+	// Report carries the sidecar's golden signals to the controller: one
+	// StatsReport per report interval, on the same mTLS connection as
+	// StreamConfig. The controller takes a report only for the instance
+	// the first message names, and only when that instance's service is
+	// the one the client certificate names. The sidecar never waits for
+	// the controller: a report it could not send is merged into the next.
+	Report(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[StatsReport, ReportAck], error)
 }
 
 type meshClient struct {
@@ -84,6 +92,19 @@ func (c *meshClient) StreamConfig(ctx context.Context, opts ...grpc.CallOption) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Mesh_StreamConfigClient = grpc.BidiStreamingClient[ConfigRequest, ConfigUpdate]
 
+func (c *meshClient) Report(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[StatsReport, ReportAck], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Mesh_ServiceDesc.Streams[1], Mesh_Report_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StatsReport, ReportAck]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Mesh_ReportClient = grpc.ClientStreamingClient[StatsReport, ReportAck]
+
 // MeshServer is the server API for Mesh service.
 // All implementations must embed UnimplementedMeshServer
 // for forward compatibility.
@@ -98,6 +119,13 @@ type MeshServer interface {
 	// then a new version on every change. The sidecar acknowledges (or
 	// rejects) every version it receives. Called over mTLS.
 	StreamConfig(grpc.BidiStreamingServer[ConfigRequest, ConfigUpdate]) error
+	// Report carries the sidecar's golden signals to the controller: one
+	// StatsReport per report interval, on the same mTLS connection as
+	// StreamConfig. The controller takes a report only for the instance
+	// the first message names, and only when that instance's service is
+	// the one the client certificate names. The sidecar never waits for
+	// the controller: a report it could not send is merged into the next.
+	Report(grpc.ClientStreamingServer[StatsReport, ReportAck]) error
 	mustEmbedUnimplementedMeshServer()
 }
 
@@ -116,6 +144,9 @@ func (UnimplementedMeshServer) Renew(context.Context, *RenewRequest) (*Credentia
 }
 func (UnimplementedMeshServer) StreamConfig(grpc.BidiStreamingServer[ConfigRequest, ConfigUpdate]) error {
 	return status.Error(codes.Unimplemented, "method StreamConfig not implemented")
+}
+func (UnimplementedMeshServer) Report(grpc.ClientStreamingServer[StatsReport, ReportAck]) error {
+	return status.Error(codes.Unimplemented, "method Report not implemented")
 }
 func (UnimplementedMeshServer) mustEmbedUnimplementedMeshServer() {}
 func (UnimplementedMeshServer) testEmbeddedByValue()              {}
@@ -181,6 +212,13 @@ func _Mesh_StreamConfig_Handler(srv interface{}, stream grpc.ServerStream) error
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Mesh_StreamConfigServer = grpc.BidiStreamingServer[ConfigRequest, ConfigUpdate]
 
+func _Mesh_Report_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(MeshServer).Report(&grpc.GenericServerStream[StatsReport, ReportAck]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Mesh_ReportServer = grpc.ClientStreamingServer[StatsReport, ReportAck]
+
 // Mesh_ServiceDesc is the grpc.ServiceDesc for Mesh service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -202,6 +240,11 @@ var Mesh_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "StreamConfig",
 			Handler:       _Mesh_StreamConfig_Handler,
 			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Report",
+			Handler:       _Mesh_Report_Handler,
 			ClientStreams: true,
 		},
 	},

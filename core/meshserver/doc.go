@@ -51,6 +51,16 @@
 // report for another instance of its own service, never for another
 // service's.
 //
+// Golden signals (report.go): the Report RPC takes a sidecar's stream
+// of StatsReports for the instance its first report names, once the
+// registry holds that instance as one of the service its certificate
+// names (a sidecar that reports for another service's instance is
+// refused with PermissionDenied, an unknown instance with
+// FailedPrecondition); every report is held to limits (MaxReportCells,
+// MaxReportDenials, name lengths, the histogram's bounds) before it
+// goes to Options.Stats (core/telemetry), and the Stats interface
+// counts the refused ones.
+//
 // Identity: StreamConfig and Renew take the caller's identity from its
 // verified client certificate; a sidecar only ever receives the
 // configuration of an instance of its own service. Join and Renew read the

@@ -70,6 +70,9 @@ type Options struct {
 	// another instance). The controller implements it. Nil: reports are
 	// ignored.
 	Health Health
+	// Stats, when set, receives the sidecars' golden-signal reports
+	// (report.go); unset, the Report RPC is unimplemented.
+	Stats Stats
 	// RootsReload is how often RetireRoots reads the CA directory again,
 	// to take a rotation that another controller replica sharing it made.
 	// 0: every 10s; negative: never.

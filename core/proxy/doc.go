@@ -180,6 +180,14 @@
 //     rather than run twice.
 //   - http.go: what the HTTP paths share (status capture, gRPC errors,
 //     the reverse proxies' pooled copy buffers).
+//   - stats.go, report.go: the golden signals for the controller: a cell
+//     per calling service (inbound), per upstream, route and subset
+//     (outbound), bound when a configuration is applied (the caller's
+//     cell is found by the identity its connection holds; a route and a
+//     split carry theirs), counted with atomic adds and no allocation;
+//     RunReports sends what changed since the last report the controller
+//     took (a report it did not take in an interval is dropped and its
+//     counts go in the next one)
 //   - admin.go, metrics.go: the admin endpoints and the Prometheus series
 //     (private registry): weft_requests_total, weft_request_duration_seconds,
 //     weft_bytes_total, weft_connections_total, weft_connections_active,
@@ -189,7 +197,12 @@
 //     weft_config_version, weft_inbound_handshakes_refused_total (by
 //     reason; the refusals' log lines are rate-limited, core/refusals),
 //     weft_app_unavailable_total, weft_app_healthy,
-//     weft_unavailable_retries_total.
+//     weft_unavailable_retries_total, weft_stats_reports_sent_total,
+//     weft_stats_reports_dropped_total, weft_instance_info (the scheduler
+//     labels but those that change on a restart: pid, proxy_pid,
+//     restarts), and the process_ and go_ collectors. Outbound request
+//     series carry route and subset labels ("" for none), found through
+//     the request's route without building a key per request.
 //     Events (listeners, refusals, ejections, failed calls, the
 //     controller client's joins, renewals and config versions) go to
 //     Options.Logger, a log/slog logger (default: a text handler on

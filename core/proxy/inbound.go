@@ -172,7 +172,7 @@ func (in *inbound) handle(raw net.Conn) bool {
 		conn.Close()
 		return true
 	}
-	tc.setPeer(in.p.metrics, dirInbound, caller.Service)
+	tc.setPeer(in.p.metrics, dirInbound, caller.Service, in.p.stats.caller(caller))
 	if st.connMaxPerCaller > 0 {
 		if n := in.callerConns(caller.Service, 1); n > st.connMaxPerCaller {
 			in.callerConns(caller.Service, -1)
@@ -198,6 +198,7 @@ func (in *inbound) serveTCP(conn net.Conn, caller spiffe.Identity) {
 	st := in.st.Load()
 	if ok, why := st.authorize(caller); !ok {
 		in.p.metrics.denied.WithLabelValues(caller.Service).Inc()
+		in.p.stats.denied(in.p.stats.caller(caller), caller, "", "", why)
 		newAccessLine("access", "inbound", "DENIED").str("caller", caller.String()).str("dest", st.service).
 			str("proto", "tcp").str("reason", why).send(in.p)
 		conn.Close()
@@ -254,9 +255,11 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	st := in.st.Load()
 	caller, _ := r.Context().Value(callerKey{}).(spiffe.Identity)
 	rec := &statusWriter{ResponseWriter: w}
+	refused := false // by authorization
 	defer func() {
 		d := time.Since(start)
-		in.p.metrics.request(dirInbound, caller.Service, rec.status(), d)
+		in.p.metrics.request(dirInbound, caller.Service, "", "", rec.status(), d)
+		in.p.stats.inbound(caller, rec, refused, d)
 		newAccessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
 			str("method", r.Method).str("path", r.URL.Path).int("status", int64(rec.status())).
 			grpcStatus(rec).dur("dur", d).send(in.p)
@@ -277,6 +280,8 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	stripOwnedHeaders(r.Header)
 	if ok, why := st.authorizeRequest(caller, r, query); !ok {
 		in.p.metrics.denied.WithLabelValues(caller.Service).Inc()
+		refused = true
+		in.p.stats.denied(in.p.stats.caller(caller), caller, r.Method, r.URL.Path, why)
 		newAccessLine("access", "inbound", "DENIED").str("caller", caller.String()).str("dest", st.service).
 			str("method", r.Method).str("path", r.URL.Path).str("reason", why).send(in.p)
 		if isGRPC(r) {

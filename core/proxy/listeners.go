@@ -152,6 +152,7 @@ type trackedConn struct {
 	net.Conn
 	set       *connSet
 	rx, tx    prometheus.Counter // nil until setPeer
+	cell      *statCell          // nil until setPeer
 	mu        sync.Mutex         // guards closed and isClosed
 	closed    func()
 	onClose   func() // set before the connection is shared; called once on Close
@@ -167,19 +168,24 @@ func track(c net.Conn, set *connSet) *trackedConn {
 
 // setPeer labels the connection's metrics. Call it before the connection
 // is used from more than one goroutine.
-func (c *trackedConn) setPeer(m *metrics, direction, peer string) {
+func (c *trackedConn) setPeer(m *metrics, direction, peer string, cell *statCell) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.isClosed {
 		return
 	}
 	c.rx, c.tx, c.closed = m.connOpened(direction, peer)
+	c.cell = cell
+	cell.connOpened()
+	dec := c.closed
+	c.closed = func() { dec(); cell.active.Add(-1) }
 }
 
 func (c *trackedConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if c.rx != nil && n > 0 {
 		c.rx.Add(float64(n))
+		c.cell.bytesIn.Add(uint64(n))
 	}
 	return n, err
 }
@@ -188,6 +194,7 @@ func (c *trackedConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	if c.tx != nil && n > 0 {
 		c.tx.Add(float64(n))
+		c.cell.bytesOut.Add(uint64(n))
 	}
 	return n, err
 }

@@ -48,7 +48,7 @@ func TestHTTPThroughMesh(t *testing.T) {
 		adm := m.server.AdminHandler()
 		for _, tc := range []struct{ path, want string }{
 			{"/ready", "ready"},
-			{"/metrics", `weft_requests_total{code="200",direction="inbound",peer="web"} 1`},
+			{"/metrics", `weft_requests_total{code="200",direction="inbound",peer="web",route="",subset=""} 1`},
 			{"/metrics", `weft_connections_total{direction="inbound",peer="web"} 1`},
 			{"/metrics", `weft_config_version 1`},
 		} {
@@ -72,7 +72,7 @@ func TestHTTPThroughMesh(t *testing.T) {
 		get(t, c, "http://"+m.outbound+"/again", nil)
 		rec = httptest.NewRecorder()
 		m.client.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-		if want := `weft_requests_total{code="200",direction="outbound",peer="api"} `; !strings.Contains(rec.Body.String(), want) {
+		if want := `weft_requests_total{code="200",direction="outbound",peer="api",route="",subset=""} `; !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("client metrics lack %q:\n%s", want, rec.Body)
 		}
 	})

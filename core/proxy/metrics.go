@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/weftmesh/weft/core/meshapi"
@@ -50,6 +51,8 @@ type metrics struct {
 	unavailable prometheus.Counter     // inbound requests answered with the signal
 	appHealthy  prometheus.Gauge       // the app as the sidecar sees it
 	sigRetried  *prometheus.CounterVec // outbound tries sent elsewhere on the signal
+	// reports to the controller (report.go)
+	reportsSent, reportsDropped prometheus.Counter
 
 	// perRequest caches the series one request updates, by requestKey:
 	// looking them up in the vectors cost every request a hash of its
@@ -58,8 +61,8 @@ type metrics struct {
 }
 
 type requestKey struct {
-	direction, peer string
-	code            int
+	direction, peer, route, subset string
+	code                           int
 }
 
 type requestSeries struct {
@@ -72,13 +75,13 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_requests_total",
-			Help: "HTTP and gRPC requests handled, by direction, peer service and status code.",
-		}, []string{"direction", "peer", "code"}),
+			Help: "HTTP and gRPC requests handled, by direction, peer service, route and subset (outbound; \"\" when none) and status code.",
+		}, []string{"direction", "peer", "route", "subset", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "weft_request_duration_seconds",
-			Help:    "Time from receiving a request to the end of its response.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}, []string{"direction", "peer"}),
+			Help:    "Time from receiving a request to the end of its response, by direction, peer service, route and subset (outbound).",
+			Buckets: bucketsSeconds(),
+		}, []string{"direction", "peer", "route", "subset"}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_bytes_total",
 			Help: "Bytes on downstream connections; rx received from the downstream, tx sent to it.",
@@ -140,12 +143,22 @@ func newMetrics() *metrics {
 			Help: "Outbound requests sent to another endpoint because the callee's sidecar answered X-Weft-Unavailable: app, by upstream service.",
 		}, []string{"peer"}),
 	}
+	m.reportsSent = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "weft_stats_reports_sent_total",
+		Help: "Golden-signal reports sent to the controller.",
+	})
+	m.reportsDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "weft_stats_reports_dropped_total",
+		Help: "Golden-signal reports the controller did not take in time; their counts went into the next report.",
+	})
 	m.appHealthy.Set(1)
 	for _, r := range refusals.Reasons {
 		m.refused.WithLabelValues(r) // every reason from the start, at 0
 	}
 	m.info = &instanceInfo{}
-	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.refused, m.limited, m.faults, m.overflow, m.pending, m.mirrored, m.ejections, m.version, m.info, m.unavailable, m.appHealthy, m.sigRetried)
+	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.refused, m.limited, m.faults, m.overflow, m.pending, m.mirrored, m.ejections, m.version, m.info, m.unavailable, m.appHealthy, m.sigRetried,
+		m.reportsSent, m.reportsDropped,
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	return m
 }
 
@@ -162,13 +175,26 @@ func (m *metrics) connOpened(direction, peer string) (rx, tx prometheus.Counter,
 	return m.bytes.WithLabelValues(direction, peer, "rx"), m.bytes.WithLabelValues(direction, peer, "tx"), g.Dec
 }
 
-func (m *metrics) request(direction, peer string, code int, d time.Duration) {
-	k := requestKey{direction, peer, code}
+// bucketsSeconds are the request duration buckets: the bounds the
+// sidecar reports with (meshapi.LatencyBoundsMs), in seconds.
+func bucketsSeconds() []float64 {
+	b := make([]float64, len(meshapi.LatencyBoundsMs))
+	for i, ms := range meshapi.LatencyBoundsMs {
+		b[i] = ms / 1000
+	}
+	return b
+}
+
+// request counts a request; route and subset are the outbound route and
+// subset that took it ("" for none, and inbound), strings of the
+// configuration, not made per request.
+func (m *metrics) request(direction, peer, route, subset string, code int, d time.Duration) {
+	k := requestKey{direction, peer, route, subset, code}
 	v, ok := m.perRequest.Load(k)
 	if !ok {
 		v, _ = m.perRequest.LoadOrStore(k, &requestSeries{
-			count:    m.requests.WithLabelValues(direction, peer, strconv.Itoa(code)),
-			duration: m.duration.WithLabelValues(direction, peer),
+			count:    m.requests.WithLabelValues(direction, peer, route, subset, strconv.Itoa(code)),
+			duration: m.duration.WithLabelValues(direction, peer, route, subset),
 		})
 	}
 	rs := v.(*requestSeries)
@@ -189,6 +215,12 @@ type instanceInfo struct {
 
 var labelName = regexp.MustCompile(`[^a-zA-Z0-9_]`)
 
+// volatileLabels are scheduler labels that change every time the
+// instance restarts (the local adapter's process IDs and restart count): a series with
+// them would start anew at each restart, so weft_instance_info leaves
+// them out and keeps the ones that name the workload stably.
+var volatileLabels = map[string]bool{"pid": true, "proxy_pid": true, "restarts": true}
+
 // set points the metric at a configuration's instance and labels.
 func (i *instanceInfo) set(cfg *meshapi.ProxyConfig) {
 	names := []string{"instance", "service", "namespace"}
@@ -204,7 +236,7 @@ func (i *instanceInfo) set(cfg *meshapi.ProxyConfig) {
 		if n == "" || (n[0] >= '0' && n[0] <= '9') {
 			n = "_" + n
 		}
-		if seen[n] || strings.HasPrefix(n, "__") {
+		if seen[n] || strings.HasPrefix(n, "__") || volatileLabels[n] {
 			continue
 		}
 		seen[n] = true

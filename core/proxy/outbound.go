@@ -206,6 +206,7 @@ func (o *outbound) update(sp spec) {
 	if st.service == "" {
 		st.service = sp.up.GetName()
 	}
+	o.p.stats.bindOutbound(st, st.wantID)
 	o.st.Store(st)
 	o.det.Update(sp.up.GetOutlierDetection(), eps)
 	if old != nil && old.wantID != st.wantID && o.mesh != nil {
@@ -252,7 +253,7 @@ func (o *outbound) handle(raw net.Conn) bool {
 	}
 	st := o.st.Load()
 	tc := track(raw, &o.conns)
-	tc.setPeer(o.p.metrics, dirOutbound, st.service)
+	tc.setPeer(o.p.metrics, dirOutbound, st.service, st.all.cell)
 	if o.http != nil {
 		if !o.http.ln.push(tc) {
 			tc.Close()
@@ -329,7 +330,7 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if bad := canon.Canonicalize(r); bad != nil {
 		// Routes match the canonical request, as the upstream's rules do.
 		http.Error(w, "weft: bad request: "+bad.Error(), http.StatusBadRequest)
-		o.p.metrics.request(dirOutbound, st.service, http.StatusBadRequest, time.Since(start))
+		o.count(st, nil, http.StatusBadRequest, "", time.Since(start))
 		newAccessLine("access", "outbound", "REFUSED").str("dest", st.service).str("method", r.Method).
 			str("target", r.RequestURI).int("status", http.StatusBadRequest).str("reason", bad.Error()).send(o.p)
 		return
@@ -348,7 +349,7 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := &statusWriter{ResponseWriter: w}
 	if pk.route != nil && pk.route.fault != nil && o.injectFault(rec, r, st, pk.route) {
-		o.p.metrics.request(dirOutbound, st.service, rec.status(), time.Since(start))
+		o.count(st, pk, rec.status(), rec.grpcStatus(), time.Since(start))
 		newAccessLine("access", "outbound").str("dest", st.service).str("route", pk.route.name).str("fault", "abort").
 			str("method", r.Method).str("path", r.URL.Path).int("status", int64(rec.status())).grpcStatus(rec).send(o.p)
 		return
@@ -378,7 +379,7 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			http.Error(rec, msg, http.StatusServiceUnavailable)
 		}
-		o.p.metrics.request(dirOutbound, st.service, rec.status(), time.Since(start))
+		o.count(st, pk, rec.status(), rec.grpcStatus(), time.Since(start))
 		return
 	}
 	defer release()
@@ -422,7 +423,7 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx = context.WithValue(ctx, pickedKey{}, pk)
 	o.rp.ServeHTTP(rec, r.WithContext(ctx))
 	d := time.Since(start)
-	o.p.metrics.request(dirOutbound, st.service, rec.status(), d)
+	o.count(st, pk, rec.status(), rec.grpcStatus(), d)
 	routeName, subset := "-", "-"
 	if pk.route != nil {
 		routeName = pk.route.name

@@ -66,6 +66,7 @@ type Proxy struct {
 	errorLog *log.Logger  // net/http servers' errors, into log
 	access   *accessLog
 	metrics  *metrics
+	stats    *stats        // golden signals for the controller (stats.go, report.go)
 	refused  *refusals.Log // inbound mTLS handshakes refused: rate-limited lines, counted
 	creds    atomic.Pointer[Credentials]
 
@@ -113,6 +114,7 @@ func New(o Options) *Proxy {
 		errorLog:    slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 		access:      &accessLog{w: o.Log},
 		metrics:     newMetrics(),
+		stats:       newStats(),
 		sockets:     make(map[string]*socket),
 		force:       force,
 		forceCancel: cancel,
@@ -233,6 +235,7 @@ func (p *Proxy) Apply(version uint64, cfg *meshapi.ProxyConfig) error {
 	p.applied.Store(&appliedConfig{version: version, cfg: cfg})
 	p.metrics.version.Set(float64(version))
 	p.metrics.info.set(cfg)
+	p.stats.bind(cfg)
 	for _, sp := range specs {
 		s := next[sp.key]
 		s.addr = sp.addr

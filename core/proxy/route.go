@@ -26,6 +26,7 @@ type route struct {
 	respHdrs *meshapi.HeaderOps
 	fault    *meshapi.Fault
 	mirror   *mirror.Target
+	cell     *statCell // its requests' golden signals (stats.go)
 }
 
 // pool is the endpoints of one split (or of the whole upstream) and their
@@ -35,6 +36,7 @@ type pool struct {
 	upTo   int    // cumulative weight
 	eps    []*endpoint
 	lb     balancer
+	cell   *statCell // its requests' golden signals (stats.go)
 }
 
 // compileRoutes compiles an upstream's routes over its endpoints. eps and

@@ -112,6 +112,8 @@ type Client struct {
 	// the live stream's sender.
 	health     atomic.Pointer[meshapi.HealthReport]
 	healthWake chan struct{}
+
+	reports reportStream // SendStats (report.go)
 }
 
 // New returns a client that will drive w. Call Run to start it.

@@ -36,6 +36,7 @@ import (
 	"github.com/weftmesh/weft/core/policy"
 	"github.com/weftmesh/weft/core/registry"
 	"github.com/weftmesh/weft/core/spiffe"
+	"github.com/weftmesh/weft/core/telemetry"
 )
 
 // CPShape is the control-plane benchmark's mesh: Services services of
@@ -72,6 +73,7 @@ func (s CPShape) affected(x int) []string {
 // configuration to Update).
 type cpState struct {
 	shape CPShape
+	stats *telemetry.Collector // the sidecars' reports (cpreport.go)
 	reg   *registry.Registry
 	srv   *meshserver.Server
 	comp  *compile.Compiler
@@ -82,8 +84,8 @@ type cpState struct {
 }
 
 func newCPState(shape CPShape, c *ca.CA) *cpState {
-	st := &cpState{shape: shape, reg: registry.New(), comp: compile.NewCompiler()}
-	st.srv = meshserver.New(meshserver.Options{CA: c, Join: ca.NewJoinVerifier(c.JoinSecret()), Workloads: wcontroller.Static(st.reg, TrustDomain),
+	st := &cpState{shape: shape, reg: registry.New(), comp: compile.NewCompiler(), stats: telemetry.New(telemetry.Options{})}
+	st.srv = meshserver.New(meshserver.Options{CA: c, Join: ca.NewJoinVerifier(c.JoinSecret()), Workloads: wcontroller.Static(st.reg, TrustDomain), Stats: st.stats,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	st.pol = &policy.Policy{Mesh: policy.Mesh{TrustDomain: TrustDomain, DefaultAction: policy.Deny}, Services: map[string]policy.Service{}}
 	for i := range shape.Services {
@@ -173,6 +175,7 @@ func ServeCPController(ctx context.Context, caDir, listen, control string, shape
 		v, ct, pt, aff := st.change(k)
 		json.NewEncoder(w).Encode(changeReply{Version: v, CompileMicros: ct.Microseconds(), PublishMicros: pt.Microseconds(), Affected: aff})
 	})
+	serveCPStats(mux, st.stats)
 	hs := &http.Server{Handler: mux}
 	cl, err := net.Listen("tcp", control)
 	if err != nil {
@@ -315,7 +318,9 @@ type CPReport struct {
 	// process (its start-up and first compile included) to every
 	// sidecar's acknowledgement of the new controller's config.
 	StormSeconds float64 `json:"reconnect_storm_seconds"`
-	Note         string  `json:"note"`
+	// Reporting: every sidecar sending golden-signal reports (issue 14).
+	Reporting *CPReporting `json:"reporting,omitempty"`
+	Note      string       `json:"note"`
 }
 
 // Markdown renders the control-plane figures.
@@ -334,6 +339,12 @@ func (c *CPReport) Markdown() string {
 	fmt.Fprintf(&b, "| controller RSS before sidecars connect | %.1f MiB |\n", c.ControllerRSSMB)
 	fmt.Fprintf(&b, "| controller RSS per connected sidecar | %.1f KiB |\n", c.RSSPerSidecarKiB)
 	fmt.Fprintf(&b, "| reconnect storm: controller restart to all ACKed | %.2f s |\n", c.StormSeconds)
+	if r := c.Reporting; r != nil {
+		fmt.Fprintf(&b, "| reports: controller CPU per report (%d cells; %d reports, every %s) | %.0f µs |\n", r.CellsPerReport, r.ReportsReceived, r.Interval, r.CPUPerReportUs)
+		fmt.Fprintf(&b, "| reports: 1,000 sidecars every 10 s, share of one core | %.2f %% |\n", r.CorePctPerThousand10s)
+		fmt.Fprintf(&b, "| reports: controller RSS growth / heap after | %.1f / %.1f MiB |\n", r.RSSGrowthMiB, r.HeapAfterMiB)
+		fmt.Fprintf(&b, "| reports: GET /v1/stats over the 10-minute window | %.1f ms |\n", r.StatsQueryMs)
+	}
 	if c.Note != "" {
 		fmt.Fprintf(&b, "\n%s\n", c.Note)
 	}
@@ -350,6 +361,11 @@ type CPOptions struct {
 	ChangeBudget time.Duration
 	MaxBusy      float64
 	WaitQuiet    time.Duration
+	// ReportEvery and ReportRounds shape the reporting phase: every
+	// sidecar sends ReportRounds reports, one every ReportEvery; 0
+	// rounds skips it.
+	ReportEvery  time.Duration
+	ReportRounds int
 	Force        bool
 	Log          io.Writer
 }
@@ -545,6 +561,12 @@ func ControlPlane(ctx context.Context, o CPOptions) (*CPReport, error) {
 		rep.CompileP50Ms, rep.PublishP50Ms = q(comp, 0.5), q(pub, 0.5)
 		o.logf("control plane: %d changes, to last ACK p50 %.1fms p99 %.1fms max %.1fms (compile p50 %.1fms, publish p50 %.1fms); controller CPU %.1fms per change",
 			len(lat), rep.ChangeP50Ms, rep.ChangeP99Ms, rep.ChangeMaxMs, rep.CompileP50Ms, rep.PublishP50Ms, rep.CPUPerChangeMs)
+	}
+
+	if o.ReportRounds > 0 {
+		if rep.Reporting, err = measureReporting(ctx, o, sims, addr, ctlAddr, ctl.pid()); err != nil {
+			return nil, fmt.Errorf("reporting: %w", err)
+		}
 	}
 
 	// Reconnect storm.

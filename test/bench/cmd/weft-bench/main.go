@@ -75,6 +75,8 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&shape.Upstreams, "cp-upstreams", 10, "control plane: upstream services per sidecar")
 	changes := fs.Int("cp-changes", 200, "control plane: endpoint changes timed one after another")
 	budget := fs.Duration("cp-change-budget", 3*time.Minute, "control plane: stop the endpoint changes after this long")
+	reportEvery := fs.Duration("cp-report-every", time.Second, "control plane: each simulated sidecar sends a golden-signal report this often (sidecars send one every 10s; faster measures sooner)")
+	reportRounds := fs.Int("cp-report-rounds", 10, "control plane: reports each simulated sidecar sends; 0 skips the reporting phase")
 	fs.Parse(args)
 	if *quick {
 		set := map[string]bool{}
@@ -123,7 +125,7 @@ func run(ctx context.Context, args []string) error {
 		failed = runner.DataPlane(ctx, o, r)
 	}
 	if failed == nil && !*skipCP {
-		cp, err := runner.ControlPlane(ctx, runner.CPOptions{Bin: o.Bin, Out: o.Out, Shape: shape, Changes: *changes, ChangeBudget: *budget, MaxBusy: o.MaxBusy, WaitQuiet: o.WaitQuiet, Force: o.Force, Log: os.Stderr})
+		cp, err := runner.ControlPlane(ctx, runner.CPOptions{Bin: o.Bin, Out: o.Out, Shape: shape, Changes: *changes, ChangeBudget: *budget, ReportEvery: *reportEvery, ReportRounds: *reportRounds, MaxBusy: o.MaxBusy, WaitQuiet: o.WaitQuiet, Force: o.Force, Log: os.Stderr})
 		if err != nil {
 			failed = fmt.Errorf("control plane: %w", err)
 		} else {

@@ -1,0 +1,80 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/weftmesh/weft/core/meshapi"
+)
+
+// reportStream is the open Report stream, if any.
+type reportStream struct {
+	mu     sync.Mutex // one report at a time
+	addr   string
+	s      meshapi.Mesh_ReportClient
+	cancel context.CancelFunc
+}
+
+// SendStats sends one golden-signal report on the Report stream to the
+// controller the config stream uses (on the same mTLS connection),
+// opening the stream when there is none. It returns once the report is
+// handed to the connection, or with ctx's error when it could not be in
+// time: the stream is then closed, so that nothing queues behind a slow
+// controller, and the next report opens another. The proxy
+// (core/proxy.RunReports) keeps the counts of a report that failed for
+// the next one.
+func (c *Client) SendStats(ctx context.Context, r *meshapi.StatsReport) error {
+	rs := &c.reports
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	addr := c.controller()
+	if rs.s != nil && rs.addr != addr {
+		rs.close()
+	}
+	if rs.s == nil {
+		cc, err := c.conn(addr)
+		if err != nil {
+			return fmt.Errorf("connecting to controller %s: %w", addr, err)
+		}
+		// The stream outlives this call; opening it (which waits for
+		// the connection) is bounded by ctx.
+		sctx, cancel := context.WithCancel(context.Background())
+		stop := context.AfterFunc(ctx, cancel)
+		s, err := meshapi.NewMeshClient(cc).Report(sctx)
+		if !stop() && err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			cancel()
+			return fmt.Errorf("opening the report stream to controller %s: %w", addr, err)
+		}
+		rs.addr, rs.s, rs.cancel = addr, s, cancel
+	}
+	// Send blocks while the controller does not read (flow control):
+	// past ctx, the stream is cancelled, which ends the Send.
+	stop := context.AfterFunc(ctx, rs.cancel)
+	err := rs.s.Send(r)
+	stop()
+	if err == nil && ctx.Err() == nil {
+		return nil
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if errors.Is(err, io.EOF) {
+		// The controller ended the stream: its status says why.
+		_, err = rs.s.CloseAndRecv()
+	}
+	rs.close()
+	return fmt.Errorf("sending a report to controller %s: %w", addr, err)
+}
+
+func (rs *reportStream) close() {
+	if rs.cancel != nil {
+		rs.cancel()
+	}
+	rs.s, rs.cancel, rs.addr = nil, nil, ""
+}
