@@ -283,9 +283,10 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	adminSrv := api.NewServer(api.NewHandler(api.Options{
 		Token: token, Mesh: ctl, Sidecars: srv, Authority: authority, Policy: watcher, Adapters: adapters.reports,
 		Refused:   map[string]*refusals.Log{"sidecar_api": refusedSidecar, "admin_api": refusedAdmin},
-		Summarize: policyhcl.Summary,
+		Summarize: policyhcl.Summary, Tap: srv,
 	}), serving)
 	adminSrv.ErrorLog = refusals.HTTPErrorLog(refusedAdmin, stderr)
+	adminSrv.RegisterOnShutdown(srv.EndTaps) // a tap's stream would hold Shutdown up
 	run(func() { _ = adminSrv.ServeTLS(adminLis, "", "") })
 	run(func() { _ = ctl.Run(ctx, snapshots, policies, controller.ConfigServer(srv)) })
 	run(func() { srv.RetireRoots(ctx) })

@@ -95,6 +95,8 @@ type Options struct {
 	// Summarize, when set, describes the policy in force in one line
 	// (StatusReport.Policy); cmd/weft hands in the HCL package's.
 	Summarize func(*policy.Policy) string
+	// Tap, when set, serves GET /v1/tap (tap.go).
+	Tap Tapper
 }
 
 // Unauthorized is the answer to a request without the right token.
@@ -126,6 +128,7 @@ func NewHandler(o Options) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(out)
 	})
+	mux.HandleFunc("GET /v1/tap", h.serveTap)
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, h.status())
 	})

@@ -25,6 +25,7 @@ const (
 	Mesh_Join_FullMethodName         = "/weft.mesh.v1.Mesh/Join"
 	Mesh_Renew_FullMethodName        = "/weft.mesh.v1.Mesh/Renew"
 	Mesh_StreamConfig_FullMethodName = "/weft.mesh.v1.Mesh/StreamConfig"
+	Mesh_Tap_FullMethodName          = "/weft.mesh.v1.Mesh/Tap"
 )
 
 // MeshClient is the client API for Mesh service.
@@ -41,6 +42,12 @@ type MeshClient interface {
 	// then a new version on every change. The sidecar acknowledges (or
 	// rejects) every version it receives. Called over mTLS.
 	StreamConfig(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConfigRequest, ConfigUpdate], error)
+	// Tap is opened by the sidecar over mTLS, which then waits: the
+	// controller sends TapRequests (a tap to start, or one to stop), and the
+	// sidecar sends events of the requests that match a tap it runs
+	// (core/proxy/tap.go, core/meshserver/tap.go). With no tap running the
+	// stream carries nothing.
+	Tap(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TapEvents, TapRequest], error)
 }
 
 type meshClient struct {
@@ -84,6 +91,19 @@ func (c *meshClient) StreamConfig(ctx context.Context, opts ...grpc.CallOption) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Mesh_StreamConfigClient = grpc.BidiStreamingClient[ConfigRequest, ConfigUpdate]
 
+func (c *meshClient) Tap(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TapEvents, TapRequest], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Mesh_ServiceDesc.Streams[1], Mesh_Tap_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TapEvents, TapRequest]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Mesh_TapClient = grpc.BidiStreamingClient[TapEvents, TapRequest]
+
 // MeshServer is the server API for Mesh service.
 // All implementations must embed UnimplementedMeshServer
 // for forward compatibility.
@@ -98,6 +118,12 @@ type MeshServer interface {
 	// then a new version on every change. The sidecar acknowledges (or
 	// rejects) every version it receives. Called over mTLS.
 	StreamConfig(grpc.BidiStreamingServer[ConfigRequest, ConfigUpdate]) error
+	// Tap is opened by the sidecar over mTLS, which then waits: the
+	// controller sends TapRequests (a tap to start, or one to stop), and the
+	// sidecar sends events of the requests that match a tap it runs
+	// (core/proxy/tap.go, core/meshserver/tap.go). With no tap running the
+	// stream carries nothing.
+	Tap(grpc.BidiStreamingServer[TapEvents, TapRequest]) error
 	mustEmbedUnimplementedMeshServer()
 }
 
@@ -116,6 +142,9 @@ func (UnimplementedMeshServer) Renew(context.Context, *RenewRequest) (*Credentia
 }
 func (UnimplementedMeshServer) StreamConfig(grpc.BidiStreamingServer[ConfigRequest, ConfigUpdate]) error {
 	return status.Error(codes.Unimplemented, "method StreamConfig not implemented")
+}
+func (UnimplementedMeshServer) Tap(grpc.BidiStreamingServer[TapEvents, TapRequest]) error {
+	return status.Error(codes.Unimplemented, "method Tap not implemented")
 }
 func (UnimplementedMeshServer) mustEmbedUnimplementedMeshServer() {}
 func (UnimplementedMeshServer) testEmbeddedByValue()              {}
@@ -181,6 +210,13 @@ func _Mesh_StreamConfig_Handler(srv interface{}, stream grpc.ServerStream) error
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Mesh_StreamConfigServer = grpc.BidiStreamingServer[ConfigRequest, ConfigUpdate]
 
+func _Mesh_Tap_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(MeshServer).Tap(&grpc.GenericServerStream[TapEvents, TapRequest]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Mesh_TapServer = grpc.BidiStreamingServer[TapEvents, TapRequest]
+
 // Mesh_ServiceDesc is the grpc.ServiceDesc for Mesh service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -201,6 +237,12 @@ var Mesh_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "StreamConfig",
 			Handler:       _Mesh_StreamConfig_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Tap",
+			Handler:       _Mesh_Tap_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},

@@ -240,6 +240,7 @@ type Server struct {
 	// report to Options.Health since the instance last had no stream.
 	reported map[string]bool
 	rotated  chan struct{} // wakes RetireRoots after a rotation
+	tap      tapHub        // tap sessions and the sidecars' tap streams (tap.go)
 }
 
 // leafInfo is what the server remembers of the last certificate it issued

@@ -254,12 +254,16 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	st := in.st.Load()
 	caller, _ := r.Context().Value(callerKey{}).(spiffe.Identity)
 	rec := &statusWriter{ResponseWriter: w}
+	var denied string // why authorization refused it, for tap
 	defer func() {
 		d := time.Since(start)
 		in.p.metrics.request(dirInbound, caller.Service, rec.status(), d)
 		newAccessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
 			str("method", r.Method).str("path", r.URL.Path).int("status", int64(rec.status())).
 			grpcStatus(rec).dur("dur", d).send(in.p)
+		if in.p.tapping() {
+			in.p.tapInbound(r, caller, st.service, rec, start, d, denied)
+		}
 	}()
 	if bad := canon.Canonicalize(r); bad != nil {
 		in.refuse(rec, r, st, caller, bad)
@@ -277,6 +281,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	stripOwnedHeaders(r.Header)
 	if ok, why := st.authorizeRequest(caller, r, query); !ok {
 		in.p.metrics.denied.WithLabelValues(caller.Service).Inc()
+		denied = why
 		newAccessLine("access", "inbound", "DENIED").str("caller", caller.String()).str("dest", st.service).
 			str("method", r.Method).str("path", r.URL.Path).str("reason", why).send(in.p)
 		if isGRPC(r) {
