@@ -16,7 +16,7 @@ import (
 	"github.com/weftmesh/weft/test/harness"
 )
 
-// tapPolicy: client may call web; it also has an upstream to secret, which
+// tapPolicy: client may call web, but nothing under /admin; it also has an upstream to secret, which
 // no intention lets it call (default deny).
 const tapPolicy = `
 mesh {
@@ -46,7 +46,20 @@ service "secret" {
   protocol = "http"
 }
 
-intention "client" "web" { action = "allow" }
+intention "client" "web" {
+  permission {
+    action = "deny"
+    match {
+      path_prefix = "/admin"
+    }
+  }
+  permission {
+    action = "allow"
+    match {
+      path_prefix = "/"
+    }
+  }
+}
 `
 
 func tapWorkloads() string {
