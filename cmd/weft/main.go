@@ -22,7 +22,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newNomadCmd())
-	root.AddCommand(newControllerCmd(), newPolicyCmd(), newAdapterCmd(), newStatusCmd(), newCheckCmd(), newCACmd(), newTapCmd(), newAuthzCmd(), &cobra.Command{
+	root.AddCommand(newControllerCmd(), newPolicyCmd(), newAdapterCmd(), newStatusCmd(), newCheckCmd(), newCACmd(), newTapCmd(), newTopCmd(), newAuthzCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of this build",
 		Args:  cobra.NoArgs,

@@ -251,3 +251,44 @@ func TestTap(t *testing.T) {
 		}
 	})
 }
+
+// `weft top --once` lists the path the test called most first, with its
+// count, success and latencies, and counts the denied path as denied.
+func TestTop(t *testing.T) {
+	m := startTapMesh(t, "127.0.102.40")
+	top := m.startWeft(t, "weft top web", "top", "web", "--once", "--duration", "10s")
+	waitLine(t, top, "the tap to reach web's sidecar", "tap started on sidecar web-0")
+	calls := []struct {
+		path string
+		n    int
+		code int
+	}{{"/", 7, 200}, {"/healthz", 3, 200}, {"/admin", 2, 403}}
+	for _, c := range calls {
+		for range c.n {
+			if got := m.call(t, "9001", c.path); got != c.code {
+				t.Fatalf("GET %s answered %d, want %d", c.path, got, c.code)
+			}
+		}
+	}
+	select {
+	case <-top.Exited():
+	case <-time.After(60 * time.Second):
+		t.Fatal("weft top --once --duration 10s did not end within 60s")
+	}
+	out := top.Out.String()
+	t.Logf("weft top --once:\n%s", out)
+	var table []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "GET ") {
+			table = append(table, strings.Join(strings.Fields(l), " "))
+		}
+	}
+	if len(table) != 3 {
+		t.Fatalf("weft top listed %d paths, want 3:\n%s", len(table), out)
+	}
+	for i, want := range []string{"GET / 7 100.0% 0 ", "GET /healthz 3 100.0% 0 ", "GET /admin 2 0.0% 2 "} {
+		if !strings.HasPrefix(table[i], want) {
+			t.Errorf("row %d is %q, want it to begin %q", i+1, table[i], want)
+		}
+	}
+}
