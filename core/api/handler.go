@@ -21,6 +21,7 @@ import (
 	"github.com/weftmesh/weft/core/refusals"
 	"github.com/weftmesh/weft/core/registry"
 	"github.com/weftmesh/weft/core/spiffe"
+	"github.com/weftmesh/weft/core/version"
 )
 
 // Mesh is what the admin API reads of the controller's runtime
@@ -185,7 +186,8 @@ func (h *handler) joinToken(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) status() StatusReport {
 	o := h.o
-	rep := StatusReport{TrustDomain: o.Mesh.TrustDomain(), Sidecars: o.Sidecars.Status(), ConfigBuilds: o.Mesh.Builds()}
+	rep := StatusReport{TrustDomain: o.Mesh.TrustDomain(), Sidecars: o.Sidecars.Status(), ConfigBuilds: o.Mesh.Builds(),
+		ControllerVersion: version.Version, Time: time.Now().UTC()}
 	rep.Roots = rootsReport(o.Authority, rep.Sidecars).Roots
 	if p := o.Mesh.Policy(); p != nil {
 		if o.Summarize != nil {

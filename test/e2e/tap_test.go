@@ -69,15 +69,16 @@ func tapWorkloads() string {
 
 // tapMesh is a local mesh of client, web and secret on 127.0.102.x.
 type tapMesh struct {
-	ctl    *harness.Controller
-	client string // the client instance's address
+	ctl       *harness.Controller
+	policyDir string
+	client    string // the client instance's address
 }
 
-func startTapMesh(t *testing.T, firstAddr string) *tapMesh {
+func startTapMesh(t *testing.T, firstAddr string, args ...string) *tapMesh {
 	t.Helper()
-	ctl, _ := startLocalMesh(t, tapPolicy, tapWorkloads(), firstAddr)
+	ctl, policyDir := startLocalMesh(t, tapPolicy, tapWorkloads(), firstAddr, args...)
 	s := ctl.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(3))
-	return &tapMesh{ctl: ctl, client: s.Address("client")}
+	return &tapMesh{ctl: ctl, policyDir: policyDir, client: s.Address("client")}
 }
 
 // call sends GET path through the client's sidecar to the upstream on port
