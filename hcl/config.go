@@ -103,8 +103,11 @@ func (c *config) toPolicy() *policy.Policy {
 	for _, s := range c.Services {
 		p.Services[s.Name] = s.toPolicy()
 	}
+	p.Declared = make(map[string]string, len(c.Intentions))
 	for _, in := range c.Intentions {
-		p.Intentions = append(p.Intentions, in.toPolicy())
+		pi := in.toPolicy()
+		p.Intentions = append(p.Intentions, pi)
+		p.Declared[pi.Key()] = fmt.Sprintf("%s:%d", in.DeclRange.Filename, in.DeclRange.Start.Line)
 	}
 	sortIntentions(p.Intentions)
 	return p

@@ -69,6 +69,9 @@ type CheckReport struct {
 	Results []CheckResult `json:"results"`
 	// Skipped are the instances whose address is not on this node.
 	Skipped []string `json:"skipped,omitempty"`
+	// Mesh judges the installation and every connected sidecar
+	// (meshFindings).
+	Mesh []CheckFinding `json:"mesh,omitempty"`
 }
 
 func newCheckCmd() *cobra.Command {
@@ -76,6 +79,7 @@ func newCheckCmd() *cobra.Command {
 	var asJSON bool
 	var only []string
 	var timeout time.Duration
+	probes := true
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Probe the instances on this node: their app and outbound ports must refuse outsiders, their mesh port must refuse non-mesh clients",
@@ -94,8 +98,20 @@ namespace's loopback and must not answer there:
   mesh-tls-no-cert  the mesh port must refuse a TLS client without a mesh certificate
 
 A refused or reset connection, an unreachable address or a dropped SYN
-counts as refused; a completed TCP handshake is a failure. check exits 0
-when every probe passes and 1 naming each failing port.`,
+counts as refused; a completed TCP handshake is a failure.
+
+check then judges the installation and every connected sidecar, from the
+controller's status:
+
+  version      a sidecar's weft-proxy version differs from the controller's: FAIL
+  certificate  expired: FAIL; less than 1h left: WARN
+  config       the sidecar rejected (NACKed) its configuration: FAIL
+  clock        the sidecar's clock is more than 5s from the controller's: FAIL (1s: WARN)
+  adapter      an adapter is not running or cannot read its scheduler: FAIL
+  sidecar      an instance has no sidecar connected: WARN
+
+check exits 0 when nothing fails (warnings included) and 1 naming each
+failure and what to do about it.`,
 		Example: `  weft check --data-dir .weft-demo
   weft check --instance api-0 --json`,
 		Args: cobra.NoArgs,
@@ -112,13 +128,23 @@ when every probe passes and 1 naming each failing port.`,
 			if err != nil {
 				return err
 			}
-			res := runProbes(targets, prober{timeout: timeout})
-			out := CheckReport{OK: true, Results: res, Skipped: skipped}
+			var res []CheckResult
+			if probes {
+				res = runProbes(targets, prober{timeout: timeout})
+			}
+			out := CheckReport{OK: true, Results: res, Skipped: skipped, Mesh: meshFindings(rep, time.Now())}
 			var failed []string
 			for _, r := range res {
 				if !r.OK {
 					out.OK = false
 					failed = append(failed, fmt.Sprintf("%s %s (%s): %s", r.Instance, r.Address, r.Kind, r.Reason))
+				}
+			}
+			var meshFailed []string
+			for _, f := range out.Mesh {
+				if f.Level == levelFail {
+					out.OK = false
+					meshFailed = append(meshFailed, fmt.Sprintf("%s (%s): %s; %s", f.Subject, f.Check, f.Detail, f.Fix))
 				}
 			}
 			w := cmd.OutOrStdout()
@@ -127,7 +153,17 @@ when every probe passes and 1 naming each failing port.`,
 					return err
 				}
 			} else {
-				writeCheckTable(w, out)
+				if probes {
+					writeCheckTable(w, out)
+				}
+				writeFindings(w, out.Mesh)
+			}
+			if len(meshFailed) > 0 {
+				err := fmt.Errorf("%d checks of the installation failed:\n  %s", len(meshFailed), strings.Join(meshFailed, "\n  "))
+				if len(failed) > 0 {
+					err = fmt.Errorf("%w\nand %d of %d probes failed: %s", err, len(failed), len(res), strings.Join(failed, "; "))
+				}
+				return err
 			}
 			if len(failed) > 0 {
 				return fmt.Errorf("%d of %d probes failed; these ports are open beside the mesh:\n  %s\nTurn the isolation on and check again (Nomad: remove network_mode = \"host\" from the weft block, for bridge networking; the local adapter: run the controller as root with nft installed, without the option isolation = none)",
@@ -140,6 +176,7 @@ when every probe passes and 1 naming each failing port.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
 	cmd.Flags().StringArrayVar(&only, "instance", nil, "check only this instance (repeatable)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Second, "how long one probe waits for an answer")
+	cmd.Flags().BoolVar(&probes, "probes", true, "probe the ports of the instances on this node (--probes=false: judge only the installation and the sidecars)")
 	return cmd
 }
 
@@ -464,4 +501,157 @@ func short(err error) string {
 		s = s[i+2:]
 	}
 	return s
+}
+
+// The installation and its sidecars (issue 14): beside the port probes,
+// `weft check` reads GET /v1/status and judges every connected sidecar and
+// every adapter. Thresholds:
+//
+//   - version: a sidecar whose weft-proxy version differs from the
+//     controller's fails (outdated, or ahead); one that does not say warns.
+//   - certificate: expired fails; less than 1 h left warns (sidecars renew
+//     at half-life, so a healthy one always has hours left).
+//   - config: a sidecar that rejected (NACKed) its configuration fails; one
+//     that has not applied the latest version yet warns.
+//   - clock: a sidecar's clock more than 5 s from the controller's fails,
+//     more than 1 s warns (certificates and tokens are checked against
+//     clocks; the measure includes the network's one-way delay).
+//   - adapters: one not running, or unable to read its scheduler, fails;
+//     one that restarted, with its last error, warns.
+//   - instances: one with no sidecar connected warns.
+const (
+	certWarnLeft = time.Hour
+	skewWarn     = time.Second
+	skewFail     = 5 * time.Second
+)
+
+// Finding levels.
+const (
+	levelOK   = "ok"
+	levelWarn = "warn"
+	levelFail = "fail"
+)
+
+// CheckFinding is one judgement of the installation or a sidecar.
+type CheckFinding struct {
+	Subject string `json:"subject"` // "sidecar api-0", "adapter local", "instance web-1"
+	Check   string `json:"check"`   // version, certificate, config, clock, adapter, sidecar
+	Level   string `json:"level"`   // ok, warn, fail
+	Detail  string `json:"detail"`
+	// Fix says what to do, for a warning or a failure.
+	Fix string `json:"fix,omitempty"`
+}
+
+// meshFindings judges rep's sidecars and adapters at now.
+func meshFindings(rep api.StatusReport, now time.Time) []CheckFinding {
+	var out []CheckFinding
+	add := func(subject, check, level, detail, fix string) {
+		out = append(out, CheckFinding{Subject: subject, Check: check, Level: level, Detail: detail, Fix: fix})
+	}
+	ctlTime := rep.Time
+	connected := map[string]bool{}
+	for _, s := range rep.Sidecars {
+		subj := "sidecar " + s.Instance
+		connected[s.Instance] = true
+		switch {
+		case s.ProxyVersion == "":
+			add(subj, "version", levelWarn, "the sidecar does not report its version (a weft-proxy older than this controller)",
+				"upgrade weft-proxy to "+rep.ControllerVersion+" and restart the instance")
+		case s.ProxyVersion != rep.ControllerVersion:
+			add(subj, "version", levelFail, fmt.Sprintf("weft-proxy %s, the controller is %s", s.ProxyVersion, rep.ControllerVersion),
+				"run the same weft-proxy as the controller: upgrade the sidecar (or the controller) to one version and restart it")
+		default:
+			add(subj, "version", levelOK, "weft-proxy "+s.ProxyVersion, "")
+		}
+		expires := s.CertExpires
+		if expires == "" {
+			expires = s.LeafExpires
+		}
+		if t, err := time.Parse(time.RFC3339, expires); err == nil {
+			left := t.Sub(now)
+			switch {
+			case left <= 0:
+				add(subj, "certificate", levelFail, "its certificate expired at "+expires,
+					"the sidecar cannot renew: check that it reaches the controller and that its workload is still bound in policy (weft status), then restart it")
+			case left < certWarnLeft:
+				add(subj, "certificate", levelWarn, fmt.Sprintf("its certificate expires in %s (%s)", left.Round(time.Second), expires),
+					"a sidecar renews at half-life: check its log for renewal errors and that it reaches the controller")
+			default:
+				add(subj, "certificate", levelOK, fmt.Sprintf("expires in %s", left.Round(time.Minute)), "")
+			}
+		} else {
+			add(subj, "certificate", levelWarn, "its certificate's expiry is unknown (issued by another controller replica, and the sidecar does not say)", "upgrade weft-proxy")
+		}
+		switch {
+		case s.RejectedVersion != 0:
+			add(subj, "config", levelFail, fmt.Sprintf("rejected (NACKed) configuration version %d: %s; it keeps version %d", s.RejectedVersion, s.RejectError, s.AckedVersion),
+				"fix what the sidecar refused (its error above: often a port already taken on its node, or a policy the sidecar cannot apply); it keeps its last good configuration meanwhile")
+		case s.AckedVersion < s.Version:
+			add(subj, "config", levelWarn, fmt.Sprintf("has applied version %d, the latest is %d", s.AckedVersion, s.Version),
+				"wait a moment and check again; if it stays behind, read the sidecar's log")
+		default:
+			add(subj, "config", levelOK, fmt.Sprintf("applied version %d", s.AckedVersion), "")
+		}
+		if s.ProxyVersion != "" && !ctlTime.IsZero() {
+			skew := time.Duration(s.ClockSkewMs) * time.Millisecond
+			abs := skew.Abs()
+			detail := fmt.Sprintf("its clock is %s %s the controller's", abs.Round(time.Millisecond), map[bool]string{true: "ahead of", false: "behind"}[skew >= 0])
+			fix := "synchronise the clocks of the sidecar's node and the controller's (chrony or systemd-timesyncd): certificates are checked against them"
+			switch {
+			case abs > skewFail:
+				add(subj, "clock", levelFail, detail, fix)
+			case abs > skewWarn:
+				add(subj, "clock", levelWarn, detail, fix)
+			default:
+				add(subj, "clock", levelOK, detail, "")
+			}
+		}
+	}
+	for _, in := range rep.Instances {
+		if !connected[in.ID] {
+			add("instance "+in.ID, "sidecar", levelWarn, "no sidecar of this instance is connected to this controller",
+				"start its sidecar, or check that it reaches the controller (its log says why it does not); another controller replica may serve it")
+		}
+	}
+	for _, a := range rep.Adapters {
+		subj := "adapter " + a.Name
+		switch {
+		case !a.Running:
+			add(subj, "adapter", levelFail, fmt.Sprintf("not running (%d restarts; last error: %s)", a.Restarts, orNone(a.LastError)),
+				"read the controller's log for the adapter's failure and fix its configuration (--adapter, --adapter-option); the controller restarts it")
+		case a.SourceFailing:
+			add(subj, "adapter", levelFail, "cannot read its scheduler: "+a.LastError,
+				"check the scheduler's address and credentials in the adapter's options; its last snapshot stays in force meanwhile")
+		case a.Restarts > 0:
+			add(subj, "adapter", levelWarn, fmt.Sprintf("running after %d restarts; last error: %s", a.Restarts, orNone(a.LastError)),
+				"read the controller's log for why it restarted")
+		default:
+			add(subj, "adapter", levelOK, "running", "")
+		}
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func writeFindings(w io.Writer, fs []CheckFinding) {
+	if len(fs) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nSUBJECT\tCHECK\tRESULT\tDETAIL")
+	for _, f := range fs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Subject, f.Check, strings.ToUpper(f.Level), f.Detail)
+	}
+	_ = tw.Flush()
+	for _, f := range fs {
+		if f.Level != levelOK {
+			fmt.Fprintf(w, "%s %s (%s): %s\n", strings.ToUpper(f.Level), f.Subject, f.Check, f.Fix)
+		}
+	}
 }

@@ -294,8 +294,10 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		Summarize: policyhcl.Summary,
 		Stats:     collector,
 		Metrics:   ctlMetrics.Handler(),
+		Tap:       srv,
 	}), serving)
 	adminSrv.ErrorLog = refusals.HTTPErrorLog(refusedAdmin, stderr)
+	adminSrv.RegisterOnShutdown(srv.EndTaps) // a tap's stream would hold Shutdown up
 	run(func() { _ = adminSrv.ServeTLS(adminLis, "", "") })
 	run(func() { _ = ctl.Run(ctx, snapshots, policies, controller.ConfigServer(srv), metricsBuilds) })
 	run(func() { srv.RetireRoots(ctx) })

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -21,7 +22,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newNomadCmd())
-	root.AddCommand(newControllerCmd(), newPolicyCmd(), newAdapterCmd(), newStatusCmd(), newStatCmd(), newCheckCmd(), newCACmd(), &cobra.Command{
+	root.AddCommand(newControllerCmd(), newPolicyCmd(), newAdapterCmd(), newStatusCmd(), newStatCmd(), newCheckCmd(), newCACmd(), newTapCmd(), newTopCmd(), newAuthzCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of this build",
 		Args:  cobra.NoArgs,
@@ -29,6 +30,11 @@ func main() {
 	})
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
+		// A command with its own exit codes (weft authz: 1 denied, 2 error).
+		var ec interface{ ExitCode() int }
+		if errors.As(err, &ec) {
+			os.Exit(ec.ExitCode())
+		}
 		os.Exit(1)
 	}
 }

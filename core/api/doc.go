@@ -23,6 +23,22 @@
 // does not say critical but the instance's sidecar reports its app
 // failing its active checks (health_reason says why; Mesh.SidecarHealth).
 //
+// Tap (tap.go): GET /v1/tap streams live requests of one service as
+// newline-delimited JSON TapEvents (joined, request, end), from the tap hub
+// of core/meshserver (Options.Tap, the Tapper interface); TapQueryOf reads
+// and bounds its parameters; Client.Tap and Client.Stream read it without
+// Call's overall timeout. `weft tap` and `weft top` use it.
+//
+// Authz (authz.go): GET /v1/authz answers an AuthzReport: whether a caller
+// may call a service (and a method and path), decided with the callee
+// sidecar's own code (core/proxy/authz on core/compile.Authz of the policy
+// in force, after core/proxy/canon), and the intention that decides with
+// its file:line (policy.Declared). `weft authz` uses it.
+//
+// StatusReport carries the controller's version and clock, and each
+// sidecar's reported weft-proxy version, clock skew and certificate
+// expiry (meshserver.StreamStatus), which `weft check` judges.
+//
 // Server side (handler.go, token.go): NewHandler builds the handler from
 // Options, narrow interfaces over what it reads: Mesh (the controller
 // loop, core/controller.Controller), Sidecars (the config server,

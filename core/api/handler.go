@@ -21,6 +21,7 @@ import (
 	"github.com/weftmesh/weft/core/refusals"
 	"github.com/weftmesh/weft/core/registry"
 	"github.com/weftmesh/weft/core/spiffe"
+	"github.com/weftmesh/weft/core/version"
 )
 
 // Mesh is what the admin API reads of the controller's runtime
@@ -100,6 +101,8 @@ type Options struct {
 	// Metrics, when set, answers GET /metrics: the controller's own
 	// Prometheus series (core/telemetry).
 	Metrics http.Handler
+	// Tap, when set, serves GET /v1/tap (tap.go).
+	Tap Tapper
 }
 
 // Unauthorized is the answer to a request without the right token.
@@ -132,6 +135,8 @@ func NewHandler(o Options) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(out)
 	})
+	mux.HandleFunc("GET /v1/tap", h.serveTap)
+	mux.HandleFunc("GET /v1/authz", h.serveAuthz)
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, h.status())
 	})
@@ -188,7 +193,8 @@ func (h *handler) joinToken(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) status() StatusReport {
 	o := h.o
-	rep := StatusReport{TrustDomain: o.Mesh.TrustDomain(), Sidecars: o.Sidecars.Status(), ConfigBuilds: o.Mesh.Builds()}
+	rep := StatusReport{TrustDomain: o.Mesh.TrustDomain(), Sidecars: o.Sidecars.Status(), ConfigBuilds: o.Mesh.Builds(),
+		ControllerVersion: version.Version, Time: time.Now().UTC()}
 	rep.Roots = rootsReport(o.Authority, rep.Sidecars).Roots
 	if p := o.Mesh.Policy(); p != nil {
 		if o.Summarize != nil {

@@ -247,7 +247,7 @@ func TestHandlerEndpoints(t *testing.T) {
 		check                    func(t *testing.T, body string)
 	}{
 		{name: "status", method: "GET", path: "/v1/status", wantCode: 200,
-			wantKeys: []string{"adapters", "config_builds", "dropped", "dropped_counts", "identity_binding", "instances", "intentions", "policy", "refused_handshakes", "roots", "sidecars", "skipped", "trust_domain", "unisolated_instances"},
+			wantKeys: []string{"adapters", "config_builds", "controller_version", "dropped", "dropped_counts", "identity_binding", "instances", "intentions", "policy", "refused_handshakes", "roots", "sidecars", "skipped", "time", "trust_domain", "unisolated_instances"},
 			check: func(t *testing.T, body string) {
 				var rep api.StatusReport
 				if err := json.Unmarshal([]byte(body), &rep); err != nil {

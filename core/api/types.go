@@ -16,14 +16,18 @@ import (
 
 // StatusReport is what GET /v1/status returns.
 type StatusReport struct {
-	TrustDomain     string                    `json:"trust_domain"`
-	Policy          string                    `json:"policy"`
-	PolicyError     string                    `json:"policy_error,omitempty"`
-	Adapters        []AdapterReport           `json:"adapters"`
-	Instances       []InstanceReport          `json:"instances"`
-	Sidecars        []meshserver.StreamStatus `json:"sidecars"`
-	ConfigBuilds    int                       `json:"config_builds"`
-	IntentionsCount int                       `json:"intentions"`
+	// ControllerVersion is the controller's build (core/version), Time its
+	// clock when it answered: `weft check` compares sidecars with both.
+	ControllerVersion string                    `json:"controller_version,omitempty"`
+	Time              time.Time                 `json:"time,omitzero"`
+	TrustDomain       string                    `json:"trust_domain"`
+	Policy            string                    `json:"policy"`
+	PolicyError       string                    `json:"policy_error,omitempty"`
+	Adapters          []AdapterReport           `json:"adapters"`
+	Instances         []InstanceReport          `json:"instances"`
+	Sidecars          []meshserver.StreamStatus `json:"sidecars"`
+	ConfigBuilds      int                       `json:"config_builds"`
+	IntentionsCount   int                       `json:"intentions"`
 	// Unisolated counts the instances whose app port or outbound ports
 	// are open beside their sidecar (isolation none or unknown).
 	Unisolated int `json:"unisolated_instances"`

@@ -214,6 +214,10 @@ func endpointList(svc policy.Service, group []registry.Entry) []*meshapi.Endpoin
 // holding the answer for any other caller, when some wildcard intention
 // applies. A source written without a namespace is resolved here to the
 // destination's namespace, so every rule names its namespace.
+// Authz is the authorization rules every sidecar of destination gets
+// (what `weft authz` decides with, as the sidecar would).
+func Authz(p *policy.Policy, destination string) *meshapi.Authz { return authz(p, destination) }
+
 func authz(p *policy.Policy, destination string) *meshapi.Authz {
 	a := &meshapi.Authz{DefaultAction: action(p.Mesh.DefaultAction)}
 	dstNS := p.Namespace(destination)

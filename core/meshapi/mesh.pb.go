@@ -548,9 +548,16 @@ type ConfigRequest struct {
 	// (re)connect. A request may carry it alone (instance_id set, no
 	// versions). Sidecars that never send it leave the scheduler's health
 	// alone in force.
-	Health        *HealthReport `protobuf:"bytes,5,opt,name=health,proto3" json:"health,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Health *HealthReport `protobuf:"bytes,5,opt,name=health,proto3" json:"health,omitempty"`
+	// The sidecar's build (core/version), its clock when it sent this
+	// request (Unix milliseconds), and its certificate's expiry (Unix
+	// seconds): sent on the subscription and with every ACK, for `weft
+	// check` (versions, clock skew, certificates).
+	ProxyVersion     string `protobuf:"bytes,6,opt,name=proxy_version,json=proxyVersion,proto3" json:"proxy_version,omitempty"`
+	SentUnixMs       int64  `protobuf:"varint,7,opt,name=sent_unix_ms,json=sentUnixMs,proto3" json:"sent_unix_ms,omitempty"`
+	CertNotAfterUnix int64  `protobuf:"varint,8,opt,name=cert_not_after_unix,json=certNotAfterUnix,proto3" json:"cert_not_after_unix,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ConfigRequest) Reset() {
@@ -616,6 +623,27 @@ func (x *ConfigRequest) GetHealth() *HealthReport {
 		return x.Health
 	}
 	return nil
+}
+
+func (x *ConfigRequest) GetProxyVersion() string {
+	if x != nil {
+		return x.ProxyVersion
+	}
+	return ""
+}
+
+func (x *ConfigRequest) GetSentUnixMs() int64 {
+	if x != nil {
+		return x.SentUnixMs
+	}
+	return 0
+}
+
+func (x *ConfigRequest) GetCertNotAfterUnix() int64 {
+	if x != nil {
+		return x.CertNotAfterUnix
+	}
+	return 0
 }
 
 // HealthReport is the result of a sidecar's active checks of its own app.
@@ -3017,6 +3045,393 @@ func (*ReportAck) Descriptor() ([]byte, []int) {
 	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{34}
 }
 
+// TapRequest starts (or, with stop, ends) a tap on a sidecar: until
+// end_unix_ms the sidecar sends an event of every request that matches, at
+// most max_rps a second (the rest are dropped and counted).
+type TapRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Stop  bool                   `protobuf:"varint,2,opt,name=stop,proto3" json:"stop,omitempty"`
+	// Which side: requests the instance receives (inbound) and sends
+	// (outbound); a tap with neither matches nothing.
+	Inbound  bool `protobuf:"varint,3,opt,name=inbound,proto3" json:"inbound,omitempty"`
+	Outbound bool `protobuf:"varint,4,opt,name=outbound,proto3" json:"outbound,omitempty"`
+	// Inbound: only requests from this calling service (and namespace; ""
+	// any). "": any caller.
+	FromService   string `protobuf:"bytes,5,opt,name=from_service,json=fromService,proto3" json:"from_service,omitempty"`
+	FromNamespace string `protobuf:"bytes,6,opt,name=from_namespace,json=fromNamespace,proto3" json:"from_namespace,omitempty"`
+	PathPrefix    string `protobuf:"bytes,7,opt,name=path_prefix,json=pathPrefix,proto3" json:"path_prefix,omitempty"` // of the canonical path; "": any
+	Method        string `protobuf:"bytes,8,opt,name=method,proto3" json:"method,omitempty"`                           // "": any
+	MaxRps        uint32 `protobuf:"varint,9,opt,name=max_rps,json=maxRps,proto3" json:"max_rps,omitempty"`
+	EndUnixMs     int64  `protobuf:"varint,10,opt,name=end_unix_ms,json=endUnixMs,proto3" json:"end_unix_ms,omitempty"`
+	// Outbound: only requests to this upstream service. "": any.
+	ToService     string `protobuf:"bytes,11,opt,name=to_service,json=toService,proto3" json:"to_service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TapRequest) Reset() {
+	*x = TapRequest{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TapRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TapRequest) ProtoMessage() {}
+
+func (x *TapRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TapRequest.ProtoReflect.Descriptor instead.
+func (*TapRequest) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *TapRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *TapRequest) GetStop() bool {
+	if x != nil {
+		return x.Stop
+	}
+	return false
+}
+
+func (x *TapRequest) GetInbound() bool {
+	if x != nil {
+		return x.Inbound
+	}
+	return false
+}
+
+func (x *TapRequest) GetOutbound() bool {
+	if x != nil {
+		return x.Outbound
+	}
+	return false
+}
+
+func (x *TapRequest) GetFromService() string {
+	if x != nil {
+		return x.FromService
+	}
+	return ""
+}
+
+func (x *TapRequest) GetFromNamespace() string {
+	if x != nil {
+		return x.FromNamespace
+	}
+	return ""
+}
+
+func (x *TapRequest) GetPathPrefix() string {
+	if x != nil {
+		return x.PathPrefix
+	}
+	return ""
+}
+
+func (x *TapRequest) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *TapRequest) GetMaxRps() uint32 {
+	if x != nil {
+		return x.MaxRps
+	}
+	return 0
+}
+
+func (x *TapRequest) GetEndUnixMs() int64 {
+	if x != nil {
+		return x.EndUnixMs
+	}
+	return 0
+}
+
+func (x *TapRequest) GetToService() string {
+	if x != nil {
+		return x.ToService
+	}
+	return ""
+}
+
+// TapEvents is what a sidecar sends on its tap stream: the first message
+// names the instance (and may carry nothing else), later ones carry events.
+type TapEvents struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Events     []*TapEvent            `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	// Events of matching requests dropped since the last message (over a
+	// tap's rate or the sidecar's, or while the stream was slow).
+	Dropped uint64 `protobuf:"varint,3,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	// Taps the sidecar started since its last message: the controller
+	// tells the tap's client which sidecars it reached.
+	Started       []uint64 `protobuf:"varint,4,rep,packed,name=started,proto3" json:"started,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TapEvents) Reset() {
+	*x = TapEvents{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TapEvents) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TapEvents) ProtoMessage() {}
+
+func (x *TapEvents) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TapEvents.ProtoReflect.Descriptor instead.
+func (*TapEvents) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *TapEvents) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *TapEvents) GetEvents() []*TapEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *TapEvents) GetDropped() uint64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+func (x *TapEvents) GetStarted() []uint64 {
+	if x != nil {
+		return x.Started
+	}
+	return nil
+}
+
+// TapEvent is one request that ended (or was refused) at a sidecar.
+type TapEvent struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	TapIds           []uint64               `protobuf:"varint,1,rep,packed,name=tap_ids,json=tapIds,proto3" json:"tap_ids,omitempty"` // the taps it matched
+	UnixNano         int64                  `protobuf:"varint,2,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`  // when the request started
+	Inbound          bool                   `protobuf:"varint,3,opt,name=inbound,proto3" json:"inbound,omitempty"`
+	Caller           string                 `protobuf:"bytes,4,opt,name=caller,proto3" json:"caller,omitempty"`                                             // the caller's SPIFFE ID (outbound: the sidecar's own)
+	Callee           string                 `protobuf:"bytes,5,opt,name=callee,proto3" json:"callee,omitempty"`                                             // the callee's service
+	UpstreamInstance string                 `protobuf:"bytes,6,opt,name=upstream_instance,json=upstreamInstance,proto3" json:"upstream_instance,omitempty"` // outbound: the endpoint that answered (host:port)
+	Route            string                 `protobuf:"bytes,7,opt,name=route,proto3" json:"route,omitempty"`                                               // outbound: the route that took it; "" none
+	Method           string                 `protobuf:"bytes,8,opt,name=method,proto3" json:"method,omitempty"`
+	Authority        string                 `protobuf:"bytes,9,opt,name=authority,proto3" json:"authority,omitempty"`
+	Path             string                 `protobuf:"bytes,10,opt,name=path,proto3" json:"path,omitempty"`
+	Status           uint32                 `protobuf:"varint,11,opt,name=status,proto3" json:"status,omitempty"`                          // HTTP status; 0: no response
+	GrpcStatus       string                 `protobuf:"bytes,12,opt,name=grpc_status,json=grpcStatus,proto3" json:"grpc_status,omitempty"` // gRPC status code, when a gRPC call
+	LatencyUs        int64                  `protobuf:"varint,13,opt,name=latency_us,json=latencyUs,proto3" json:"latency_us,omitempty"`
+	RequestBytes     int64                  `protobuf:"varint,14,opt,name=request_bytes,json=requestBytes,proto3" json:"request_bytes,omitempty"` // -1: unknown
+	ResponseBytes    int64                  `protobuf:"varint,15,opt,name=response_bytes,json=responseBytes,proto3" json:"response_bytes,omitempty"`
+	Denied           string                 `protobuf:"bytes,16,opt,name=denied,proto3" json:"denied,omitempty"`   // refused by authorization: why (the access log's reason)
+	Refused          string                 `protobuf:"bytes,17,opt,name=refused,proto3" json:"refused,omitempty"` // refused otherwise (bad request, rate limit, app down): why
+	Tries            uint32                 `protobuf:"varint,18,opt,name=tries,proto3" json:"tries,omitempty"`    // outbound: tries made
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *TapEvent) Reset() {
+	*x = TapEvent{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TapEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TapEvent) ProtoMessage() {}
+
+func (x *TapEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TapEvent.ProtoReflect.Descriptor instead.
+func (*TapEvent) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *TapEvent) GetTapIds() []uint64 {
+	if x != nil {
+		return x.TapIds
+	}
+	return nil
+}
+
+func (x *TapEvent) GetUnixNano() int64 {
+	if x != nil {
+		return x.UnixNano
+	}
+	return 0
+}
+
+func (x *TapEvent) GetInbound() bool {
+	if x != nil {
+		return x.Inbound
+	}
+	return false
+}
+
+func (x *TapEvent) GetCaller() string {
+	if x != nil {
+		return x.Caller
+	}
+	return ""
+}
+
+func (x *TapEvent) GetCallee() string {
+	if x != nil {
+		return x.Callee
+	}
+	return ""
+}
+
+func (x *TapEvent) GetUpstreamInstance() string {
+	if x != nil {
+		return x.UpstreamInstance
+	}
+	return ""
+}
+
+func (x *TapEvent) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
+func (x *TapEvent) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *TapEvent) GetAuthority() string {
+	if x != nil {
+		return x.Authority
+	}
+	return ""
+}
+
+func (x *TapEvent) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *TapEvent) GetStatus() uint32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *TapEvent) GetGrpcStatus() string {
+	if x != nil {
+		return x.GrpcStatus
+	}
+	return ""
+}
+
+func (x *TapEvent) GetLatencyUs() int64 {
+	if x != nil {
+		return x.LatencyUs
+	}
+	return 0
+}
+
+func (x *TapEvent) GetRequestBytes() int64 {
+	if x != nil {
+		return x.RequestBytes
+	}
+	return 0
+}
+
+func (x *TapEvent) GetResponseBytes() int64 {
+	if x != nil {
+		return x.ResponseBytes
+	}
+	return 0
+}
+
+func (x *TapEvent) GetDenied() string {
+	if x != nil {
+		return x.Denied
+	}
+	return ""
+}
+
+func (x *TapEvent) GetRefused() string {
+	if x != nil {
+		return x.Refused
+	}
+	return ""
+}
+
+func (x *TapEvent) GetTries() uint32 {
+	if x != nil {
+		return x.Tries
+	}
+	return 0
+}
+
 var File_core_meshapi_mesh_proto protoreflect.FileDescriptor
 
 const file_core_meshapi_mesh_proto_rawDesc = "" +
@@ -3040,14 +3455,18 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x0ecert_chain_pem\x18\x01 \x01(\fR\fcertChainPem\x12\x1b\n" +
 	"\troots_pem\x18\x02 \x01(\fR\brootsPem\x12\x1b\n" +
 	"\tspiffe_id\x18\x03 \x01(\tR\bspiffeId\x12$\n" +
-	"\x0enot_after_unix\x18\x04 \x01(\x03R\fnotAfterUnix\"\xdb\x01\n" +
+	"\x0enot_after_unix\x18\x04 \x01(\x03R\fnotAfterUnix\"\xd1\x02\n" +
 	"\rConfigRequest\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12'\n" +
 	"\x0fapplied_version\x18\x02 \x01(\x04R\x0eappliedVersion\x12)\n" +
 	"\x10rejected_version\x18\x03 \x01(\x04R\x0frejectedVersion\x12!\n" +
 	"\ferror_detail\x18\x04 \x01(\tR\verrorDetail\x122\n" +
-	"\x06health\x18\x05 \x01(\v2\x1a.weft.mesh.v1.HealthReportR\x06health\"j\n" +
+	"\x06health\x18\x05 \x01(\v2\x1a.weft.mesh.v1.HealthReportR\x06health\x12#\n" +
+	"\rproxy_version\x18\x06 \x01(\tR\fproxyVersion\x12 \n" +
+	"\fsent_unix_ms\x18\a \x01(\x03R\n" +
+	"sentUnixMs\x12-\n" +
+	"\x13cert_not_after_unix\x18\b \x01(\x03R\x10certNotAfterUnix\"j\n" +
 	"\fHealthReport\x12\x18\n" +
 	"\ahealthy\x18\x01 \x01(\bR\ahealthy\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12(\n" +
@@ -3254,7 +3673,51 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x06method\x18\x03 \x01(\tR\x06method\x12\x12\n" +
 	"\x04path\x18\x04 \x01(\tR\x04path\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\"\v\n" +
-	"\tReportAck*V\n" +
+	"\tReportAck\"\xc1\x02\n" +
+	"\n" +
+	"TapRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04stop\x18\x02 \x01(\bR\x04stop\x12\x18\n" +
+	"\ainbound\x18\x03 \x01(\bR\ainbound\x12\x1a\n" +
+	"\boutbound\x18\x04 \x01(\bR\boutbound\x12!\n" +
+	"\ffrom_service\x18\x05 \x01(\tR\vfromService\x12%\n" +
+	"\x0efrom_namespace\x18\x06 \x01(\tR\rfromNamespace\x12\x1f\n" +
+	"\vpath_prefix\x18\a \x01(\tR\n" +
+	"pathPrefix\x12\x16\n" +
+	"\x06method\x18\b \x01(\tR\x06method\x12\x17\n" +
+	"\amax_rps\x18\t \x01(\rR\x06maxRps\x12\x1e\n" +
+	"\vend_unix_ms\x18\n" +
+	" \x01(\x03R\tendUnixMs\x12\x1d\n" +
+	"\n" +
+	"to_service\x18\v \x01(\tR\ttoService\"\x90\x01\n" +
+	"\tTapEvents\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x12.\n" +
+	"\x06events\x18\x02 \x03(\v2\x16.weft.mesh.v1.TapEventR\x06events\x12\x18\n" +
+	"\adropped\x18\x03 \x01(\x04R\adropped\x12\x18\n" +
+	"\astarted\x18\x04 \x03(\x04R\astarted\"\x83\x04\n" +
+	"\bTapEvent\x12\x17\n" +
+	"\atap_ids\x18\x01 \x03(\x04R\x06tapIds\x12\x1b\n" +
+	"\tunix_nano\x18\x02 \x01(\x03R\bunixNano\x12\x18\n" +
+	"\ainbound\x18\x03 \x01(\bR\ainbound\x12\x16\n" +
+	"\x06caller\x18\x04 \x01(\tR\x06caller\x12\x16\n" +
+	"\x06callee\x18\x05 \x01(\tR\x06callee\x12+\n" +
+	"\x11upstream_instance\x18\x06 \x01(\tR\x10upstreamInstance\x12\x14\n" +
+	"\x05route\x18\a \x01(\tR\x05route\x12\x16\n" +
+	"\x06method\x18\b \x01(\tR\x06method\x12\x1c\n" +
+	"\tauthority\x18\t \x01(\tR\tauthority\x12\x12\n" +
+	"\x04path\x18\n" +
+	" \x01(\tR\x04path\x12\x16\n" +
+	"\x06status\x18\v \x01(\rR\x06status\x12\x1f\n" +
+	"\vgrpc_status\x18\f \x01(\tR\n" +
+	"grpcStatus\x12\x1d\n" +
+	"\n" +
+	"latency_us\x18\r \x01(\x03R\tlatencyUs\x12#\n" +
+	"\rrequest_bytes\x18\x0e \x01(\x03R\frequestBytes\x12%\n" +
+	"\x0eresponse_bytes\x18\x0f \x01(\x03R\rresponseBytes\x12\x16\n" +
+	"\x06denied\x18\x10 \x01(\tR\x06denied\x12\x18\n" +
+	"\arefused\x18\x11 \x01(\tR\arefused\x12\x14\n" +
+	"\x05tries\x18\x12 \x01(\rR\x05tries*V\n" +
 	"\bProtocol\x12\x10\n" +
 	"\fPROTOCOL_TCP\x10\x00\x12\x11\n" +
 	"\rPROTOCOL_HTTP\x10\x01\x12\x12\n" +
@@ -3282,12 +3745,13 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\rMATCH_PRESENT\x10\x04*7\n" +
 	"\x0eStatsDirection\x12\x11\n" +
 	"\rSTATS_INBOUND\x10\x00\x12\x12\n" +
-	"\x0eSTATS_OUTBOUND\x10\x012\x91\x02\n" +
+	"\x0eSTATS_OUTBOUND\x10\x012\xcf\x02\n" +
 	"\x04Mesh\x12<\n" +
 	"\x04Join\x12\x19.weft.mesh.v1.JoinRequest\x1a\x19.weft.mesh.v1.Credentials\x12>\n" +
 	"\x05Renew\x12\x1a.weft.mesh.v1.RenewRequest\x1a\x19.weft.mesh.v1.Credentials\x12K\n" +
 	"\fStreamConfig\x12\x1b.weft.mesh.v1.ConfigRequest\x1a\x1a.weft.mesh.v1.ConfigUpdate(\x010\x01\x12>\n" +
-	"\x06Report\x12\x19.weft.mesh.v1.StatsReport\x1a\x17.weft.mesh.v1.ReportAck(\x01B'Z%github.com/weftmesh/weft/core/meshapib\x06proto3"
+	"\x06Report\x12\x19.weft.mesh.v1.StatsReport\x1a\x17.weft.mesh.v1.ReportAck(\x01\x12<\n" +
+	"\x03Tap\x12\x17.weft.mesh.v1.TapEvents\x1a\x18.weft.mesh.v1.TapRequest(\x010\x01B'Z%github.com/weftmesh/weft/core/meshapib\x06proto3"
 
 var (
 	file_core_meshapi_mesh_proto_rawDescOnce sync.Once
@@ -3302,7 +3766,7 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 }
 
 var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
@@ -3345,23 +3809,26 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(*StatsCell)(nil),           // 38: weft.mesh.v1.StatsCell
 	(*StatsDenial)(nil),         // 39: weft.mesh.v1.StatsDenial
 	(*ReportAck)(nil),           // 40: weft.mesh.v1.ReportAck
-	nil,                         // 41: weft.mesh.v1.ProxyConfig.LabelsEntry
-	nil,                         // 42: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 43: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 44: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 45: google.protobuf.Duration
+	(*TapRequest)(nil),          // 41: weft.mesh.v1.TapRequest
+	(*TapEvents)(nil),           // 42: weft.mesh.v1.TapEvents
+	(*TapEvent)(nil),            // 43: weft.mesh.v1.TapEvent
+	nil,                         // 44: weft.mesh.v1.ProxyConfig.LabelsEntry
+	nil,                         // 45: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 46: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 47: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 48: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	10, // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
 	13, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
 	16, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
 	22, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	41, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	44, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
 	15, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
 	14, // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
 	3,  // 7: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
-	45, // 8: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	45, // 9: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	48, // 8: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	48, // 9: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
 	0,  // 10: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
 	19, // 11: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
 	17, // 12: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
@@ -3381,8 +3848,8 @@ var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	12, // 26: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
 	23, // 27: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
 	24, // 28: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
-	45, // 29: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	45, // 30: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	48, // 29: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	48, // 30: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
 	25, // 31: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
 	4,  // 32: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
 	26, // 33: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
@@ -3398,31 +3865,34 @@ var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	31, // 43: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
 	30, // 44: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
 	36, // 45: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	45, // 46: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	45, // 47: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	45, // 48: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	45, // 49: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	45, // 50: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	45, // 51: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	42, // 52: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	43, // 53: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	44, // 54: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	48, // 46: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	48, // 47: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	48, // 48: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	48, // 49: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	48, // 50: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	48, // 51: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	45, // 52: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	46, // 53: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	47, // 54: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
 	38, // 55: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
 	39, // 56: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
 	5,  // 57: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
-	6,  // 58: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	7,  // 59: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	9,  // 60: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	37, // 61: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
-	8,  // 62: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	8,  // 63: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	11, // 64: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	40, // 65: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
-	62, // [62:66] is the sub-list for method output_type
-	58, // [58:62] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	43, // 58: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
+	6,  // 59: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	7,  // 60: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	9,  // 61: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	37, // 62: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
+	42, // 63: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
+	8,  // 64: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	8,  // 65: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	11, // 66: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	40, // 67: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
+	41, // 68: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
+	64, // [64:69] is the sub-list for method output_type
+	59, // [59:64] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -3436,7 +3906,7 @@ func file_core_meshapi_mesh_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   39,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	Mesh_Renew_FullMethodName        = "/weft.mesh.v1.Mesh/Renew"
 	Mesh_StreamConfig_FullMethodName = "/weft.mesh.v1.Mesh/StreamConfig"
 	Mesh_Report_FullMethodName       = "/weft.mesh.v1.Mesh/Report"
+	Mesh_Tap_FullMethodName          = "/weft.mesh.v1.Mesh/Tap"
 )
 
 // MeshClient is the client API for Mesh service.
@@ -49,6 +50,12 @@ type MeshClient interface {
 	// the one the client certificate names. The sidecar never waits for
 	// the controller: a report it could not send is merged into the next.
 	Report(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[StatsReport, ReportAck], error)
+	// Tap is opened by the sidecar over mTLS, which then waits: the
+	// controller sends TapRequests (a tap to start, or one to stop), and the
+	// sidecar sends events of the requests that match a tap it runs
+	// (core/proxy/tap.go, core/meshserver/tap.go). With no tap running the
+	// stream carries nothing.
+	Tap(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TapEvents, TapRequest], error)
 }
 
 type meshClient struct {
@@ -105,6 +112,19 @@ func (c *meshClient) Report(ctx context.Context, opts ...grpc.CallOption) (grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Mesh_ReportClient = grpc.ClientStreamingClient[StatsReport, ReportAck]
 
+func (c *meshClient) Tap(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TapEvents, TapRequest], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Mesh_ServiceDesc.Streams[2], Mesh_Tap_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TapEvents, TapRequest]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Mesh_TapClient = grpc.BidiStreamingClient[TapEvents, TapRequest]
+
 // MeshServer is the server API for Mesh service.
 // All implementations must embed UnimplementedMeshServer
 // for forward compatibility.
@@ -126,6 +146,12 @@ type MeshServer interface {
 	// the one the client certificate names. The sidecar never waits for
 	// the controller: a report it could not send is merged into the next.
 	Report(grpc.ClientStreamingServer[StatsReport, ReportAck]) error
+	// Tap is opened by the sidecar over mTLS, which then waits: the
+	// controller sends TapRequests (a tap to start, or one to stop), and the
+	// sidecar sends events of the requests that match a tap it runs
+	// (core/proxy/tap.go, core/meshserver/tap.go). With no tap running the
+	// stream carries nothing.
+	Tap(grpc.BidiStreamingServer[TapEvents, TapRequest]) error
 	mustEmbedUnimplementedMeshServer()
 }
 
@@ -147,6 +173,9 @@ func (UnimplementedMeshServer) StreamConfig(grpc.BidiStreamingServer[ConfigReque
 }
 func (UnimplementedMeshServer) Report(grpc.ClientStreamingServer[StatsReport, ReportAck]) error {
 	return status.Error(codes.Unimplemented, "method Report not implemented")
+}
+func (UnimplementedMeshServer) Tap(grpc.BidiStreamingServer[TapEvents, TapRequest]) error {
+	return status.Error(codes.Unimplemented, "method Tap not implemented")
 }
 func (UnimplementedMeshServer) mustEmbedUnimplementedMeshServer() {}
 func (UnimplementedMeshServer) testEmbeddedByValue()              {}
@@ -219,6 +248,13 @@ func _Mesh_Report_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Mesh_ReportServer = grpc.ClientStreamingServer[StatsReport, ReportAck]
 
+func _Mesh_Tap_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(MeshServer).Tap(&grpc.GenericServerStream[TapEvents, TapRequest]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Mesh_TapServer = grpc.BidiStreamingServer[TapEvents, TapRequest]
+
 // Mesh_ServiceDesc is the grpc.ServiceDesc for Mesh service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -245,6 +281,12 @@ var Mesh_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Report",
 			Handler:       _Mesh_Report_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Tap",
+			Handler:       _Mesh_Tap_Handler,
+			ServerStreams: true,
 			ClientStreams: true,
 		},
 	},

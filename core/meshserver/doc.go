@@ -61,6 +61,24 @@
 // goes to Options.Stats (core/telemetry), and the Stats interface
 // counts the refused ones.
 //
+// Tap (tap.go): a sidecar keeps a Tap stream open beside its config
+// stream; StartTap (the admin API's GET /v1/tap) starts a TapSession,
+// whose TapRequest goes to the sidecars of the tapped service, and, for a
+// tap limited to one caller (From), to that caller's sidecars for their
+// outbound side; sidecars that open their stream while the session lasts
+// join it. Their events are merged into the session's channel, labelled
+// with each stream's verified identity and instance; an event for a
+// session that never asked that sidecar is dropped. Bounds:
+// MaxTapSessions at once (ErrTooManyTaps), MaxTapDuration each, a channel
+// of TapSessionBuffer per session that drops (and counts) what a slow
+// client does not read, a bounded queue of requests per sidecar stream.
+// EndTaps ends them all (the controller shutting down).
+//
+// What sidecars say of themselves: every ConfigRequest may carry the
+// sidecar's weft-proxy version, its clock and its certificate's expiry;
+// Status reports them (ProxyVersion, ClockSkewMs: its clock minus ours on
+// arrival, CertExpires) for `weft check`.
+//
 // Identity: StreamConfig and Renew take the caller's identity from its
 // verified client certificate; a sidecar only ever receives the
 // configuration of an instance of its own service. Join and Renew read the

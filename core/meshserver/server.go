@@ -219,6 +219,25 @@ type stream struct {
 	// wakes the loop.
 	health     *meshapi.HealthReport
 	healthWake chan struct{}
+	// What the sidecar last said of itself (ConfigRequest): its build,
+	// its clock's offset from ours (its clock minus ours when its request
+	// arrived, network delay included), its certificate's expiry.
+	proxyVersion string
+	skew         time.Duration
+	certNotAfter int64
+	reportedAt   time.Time
+}
+
+// noteSelf keeps what req says of the sidecar. st.mu held.
+func (st *stream) noteSelf(req *meshapi.ConfigRequest) {
+	if req.GetSentUnixMs() == 0 {
+		return // a sidecar from before these fields
+	}
+	now := time.Now()
+	st.proxyVersion = boundReason(req.GetProxyVersion())
+	st.skew = time.UnixMilli(req.GetSentUnixMs()).Sub(now)
+	st.certNotAfter = req.GetCertNotAfterUnix()
+	st.reportedAt = now
 }
 
 // Server implements meshapi.MeshServer.
@@ -243,6 +262,7 @@ type Server struct {
 	// report to Options.Health since the instance last had no stream.
 	reported map[string]bool
 	rotated  chan struct{} // wakes RetireRoots after a rotation
+	tap      tapHub        // tap sessions and the sidecars' tap streams (tap.go)
 }
 
 // leafInfo is what the server remembers of the last certificate it issued
@@ -799,6 +819,7 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 	}
 	st := &stream{instance: first.InstanceId, identity: id, wake: make(chan struct{}, 1), since: time.Now(), acked: first.AppliedVersion,
 		health: first.Health, healthWake: make(chan struct{}, 1)}
+	st.noteSelf(first)
 	s.mu.Lock()
 	if s.streams[st.instance] == nil {
 		s.streams[st.instance] = map[*stream]struct{}{}
@@ -830,6 +851,7 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 				return
 			}
 			st.mu.Lock()
+			st.noteSelf(req)
 			if req.Health != nil {
 				// Latest wins: a report the loop has not taken yet is
 				// replaced.
@@ -975,6 +997,13 @@ type StreamStatus struct {
 	// when another replica (or an earlier run) issued it.
 	LeafRoot    string `json:"leaf_root,omitempty"`
 	LeafExpires string `json:"leaf_expires,omitempty"`
+	// What the sidecar said of itself on its stream (empty or zero for a
+	// sidecar that does not say): its weft-proxy version, its clock minus
+	// the controller's in milliseconds (network delay included), and the
+	// expiry of the certificate it holds.
+	ProxyVersion string `json:"proxy_version,omitempty"`
+	ClockSkewMs  int64  `json:"clock_skew_ms,omitempty"`
+	CertExpires  string `json:"cert_expires,omitempty"`
 }
 
 // Status lists the connected sidecars.
@@ -989,7 +1018,11 @@ func (s *Server) Status() []StreamStatus {
 				Instance: id, Identity: st.identity.String(), Version: s.configs[id].version,
 				AckedVersion: st.acked, RejectedVersion: st.rejected, RejectError: st.errText,
 				ConnectedSince: st.since.UTC().Format(time.RFC3339),
+				ProxyVersion:   st.proxyVersion, ClockSkewMs: st.skew.Milliseconds(),
 			})
+			if st.certNotAfter > 0 {
+				out[len(out)-1].CertExpires = time.Unix(st.certNotAfter, 0).UTC().Format(time.RFC3339)
+			}
 			if l, ok := s.leaves[id]; ok {
 				out[len(out)-1].LeafRoot, out[len(out)-1].LeafExpires = l.root, l.notAfter.UTC().Format(time.RFC3339)
 			}

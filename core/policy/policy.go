@@ -52,6 +52,9 @@ type Policy struct {
 	Mesh       Mesh
 	Services   map[string]Service // by name
 	Intentions []Intention        // most specific first (see Intention)
+	// Declared says where each intention was written, "file:line", by
+	// Intention.Key (`weft authz` names it). Plans do not compare it.
+	Declared map[string]string `json:"-"`
 }
 
 // Mesh holds mesh-wide settings.
@@ -120,6 +123,9 @@ func (in *Intention) SourceName() string {
 	}
 	return in.SourceNamespace + "/" + in.Source
 }
+
+// Key names the intention uniquely in a policy: "source -> destination".
+func (in *Intention) Key() string { return in.SourceName() + " -> " + in.Destination }
 
 // Caller is a calling service and the namespace it runs in.
 type Caller struct {

@@ -19,10 +19,15 @@ type ClientOptions = control.Options
 //
 // When the client can carry the app's health to the controller (it
 // implements HealthReporter) and Options.Health is unset, the client
-// becomes the proxy's health reporter (SetHealthReporter).
+// becomes the proxy's health reporter (SetHealthReporter). Unless
+// Options.Beside is set, the proxy's Tap stream (RunTap) runs beside each
+// config stream.
 func NewClient(p *Proxy, o ClientOptions) (*Client, error) {
 	if o.Logger == nil {
 		o.Logger = p.log
+	}
+	if o.Beside == nil {
+		o.Beside = p.RunTap
 	}
 	c, err := control.New(p, o)
 	if err != nil {

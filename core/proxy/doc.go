@@ -344,6 +344,19 @@
 // equals) decides each request by its first matching permission, else the
 // default action.
 //
+// Tap (tap.go): the controller may ask the sidecar, on the Tap stream that
+// runs beside its config stream (RunTap, set as control.Options.Beside by
+// NewClient), for an event of every request that matches a filter
+// (direction, caller, upstream, path prefix, method) until an end time.
+// inbound.go and outbound.go make one call each where a request ends
+// (inbound: with the authorization's denial reason, the access log's), and
+// only when tapping() holds: with no tap running a request pays one atomic
+// load and no allocation (BenchmarkHTTPChain: 250 allocs/op with and
+// without the feature). Bounds: MaxTaps taps, each at most its max_rps
+// (MaxTapRPS at most), MaxTapEventsPerSecond in all, and a queue that
+// drops, and counts, what a slow stream does not take: tapping never
+// holds a request up.
+//
 // # Choices
 //
 // HTTP/2 uses net/http's own support (Server.Protocols, Transport.Protocols)

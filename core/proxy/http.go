@@ -52,6 +52,8 @@ func grpcPercentEncode(s string) string {
 type statusWriter struct {
 	http.ResponseWriter
 	code int
+	// written counts the response body's bytes (for tap).
+	written int64
 	// reqBody is the request's own body (inbound), which the reverse
 	// proxy's error handler cannot read any more.
 	reqBody io.ReadCloser
@@ -68,7 +70,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	w.written += int64(n)
+	return n, err
 }
 
 func (w *statusWriter) Flush() {

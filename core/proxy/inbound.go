@@ -255,14 +255,17 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	st := in.st.Load()
 	caller, _ := r.Context().Value(callerKey{}).(spiffe.Identity)
 	rec := &statusWriter{ResponseWriter: w}
-	refused := false // by authorization
+	var denied string // why authorization refused it (stats, tap)
 	defer func() {
 		d := time.Since(start)
 		in.p.metrics.request(dirInbound, caller.Service, "", "", rec.status(), d)
-		in.p.stats.inbound(caller, rec, refused, d)
+		in.p.stats.inbound(caller, rec, denied != "", d)
 		newAccessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
 			str("method", r.Method).str("path", r.URL.Path).int("status", int64(rec.status())).
 			grpcStatus(rec).dur("dur", d).send(in.p)
+		if in.p.tapping() {
+			in.p.tapInbound(r, caller, st.service, rec, start, d, denied)
+		}
 	}()
 	if bad := canon.Canonicalize(r); bad != nil {
 		in.refuse(rec, r, st, caller, bad)
@@ -280,8 +283,8 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	stripOwnedHeaders(r.Header)
 	if ok, why := st.authorizeRequest(caller, r, query); !ok {
 		in.p.metrics.denied.WithLabelValues(caller.Service).Inc()
-		refused = true
 		in.p.stats.denied(in.p.stats.caller(caller), caller, r.Method, r.URL.Path, why)
+		denied = why
 		newAccessLine("access", "inbound", "DENIED").str("caller", caller.String()).str("dest", st.service).
 			str("method", r.Method).str("path", r.URL.Path).str("reason", why).send(in.p)
 		if isGRPC(r) {

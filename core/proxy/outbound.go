@@ -438,6 +438,9 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	newAccessLine("access", "outbound").str("dest", st.service).str("route", routeName).str("subset", subset).
 		str("endpoint", endpoint).str("method", r.Method).str("path", r.URL.Path).int("status", int64(rec.status())).
 		grpcStatus(rec).int("tries", int64(pk.tries)).dur("dur", d).send(o.p)
+	if o.p.tapping() {
+		o.p.tapOutbound(r, st.service, pk, rec, start, d)
+	}
 }
 
 // injectFault delays the request and aborts it, each at its configured

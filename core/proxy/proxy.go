@@ -74,6 +74,7 @@ type Proxy struct {
 	credsChanged chan struct{} // closed by the next SetCredentials
 	applied      atomic.Pointer[appliedConfig]
 	health       *appHealth // the application's health: checker, refusals
+	tap          tapper     // the taps the controller asked for (tap.go)
 
 	mu      sync.Mutex // serializes Apply and Close; guards the fields below
 	sockets map[string]*socket

@@ -15,9 +15,20 @@ import (
 
 // CheckReport is what `weft check --json` prints (cmd/weft's report).
 type CheckReport struct {
-	OK      bool          `json:"ok"`
-	Results []CheckResult `json:"results"`
-	Skipped []string      `json:"skipped"`
+	OK      bool           `json:"ok"`
+	Results []CheckResult  `json:"results"`
+	Skipped []string       `json:"skipped"`
+	Mesh    []CheckFinding `json:"mesh"`
+}
+
+// CheckFinding is one judgement of the installation or a sidecar by
+// `weft check` (cmd/weft's).
+type CheckFinding struct {
+	Subject string `json:"subject"`
+	Check   string `json:"check"`
+	Level   string `json:"level"`
+	Detail  string `json:"detail"`
+	Fix     string `json:"fix"`
 }
 
 // CheckResult is one probe of `weft check`.

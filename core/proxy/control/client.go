@@ -65,6 +65,10 @@ type Options struct {
 	CallTimeout time.Duration
 	// Logger receives the client's events. Default: slog.Default().
 	Logger *slog.Logger
+	// Beside, when set, runs beside every config stream, on the same mTLS
+	// connection to the same controller, until ctx ends with the stream
+	// (the sidecar's Tap stream: core/proxy.Proxy.RunTap).
+	Beside func(ctx context.Context, cc grpc.ClientConnInterface, instanceID string)
 }
 
 // Watcher is what a Client delivers to: the data plane that applies each
@@ -536,7 +540,7 @@ func (c *Client) streamOnce(ctx context.Context, addr string) (got bool, err err
 	// The latest health report rides on the subscription, so a controller
 	// that restarted (or another replica) learns it at once.
 	sentHealth := c.health.Load()
-	if err := stream.Send(&meshapi.ConfigRequest{InstanceId: c.o.InstanceID, AppliedVersion: applied, Health: sentHealth}); err != nil {
+	if err := stream.Send(c.stamp(&meshapi.ConfigRequest{InstanceId: c.o.InstanceID, AppliedVersion: applied, Health: sentHealth})); err != nil {
 		return false, fmt.Errorf("subscribing: %w", streamError(stream, err))
 	}
 	// Sends are serialized: ACKs from this loop, health reports from
@@ -548,6 +552,14 @@ func (c *Client) streamOnce(ctx context.Context, addr string) (got bool, err err
 		defer close(healthDone)
 		c.sendHealth(sctx, stream, &sendMu, sentHealth)
 	}()
+	if c.o.Beside != nil {
+		besideDone := make(chan struct{})
+		defer func() { cancel(); <-besideDone }()
+		go func() {
+			defer close(besideDone)
+			c.o.Beside(sctx, cc, c.o.InstanceID)
+		}()
+	}
 	for {
 		u, err := stream.Recv()
 		if err != nil {
@@ -568,12 +580,23 @@ func (c *Client) streamOnce(ctx context.Context, addr string) (got bool, err err
 			c.saveConfig(u)
 		}
 		sendMu.Lock()
-		err = stream.Send(ack)
+		err = stream.Send(c.stamp(ack))
 		sendMu.Unlock()
 		if err != nil {
 			return got, fmt.Errorf("acknowledging version %d: %w", u.GetVersion(), streamError(stream, err))
 		}
 	}
+}
+
+// stamp sets what `weft check` reads of the sidecar on a request: its
+// build's version, its clock now, and its certificate's expiry.
+func (c *Client) stamp(r *meshapi.ConfigRequest) *meshapi.ConfigRequest {
+	r.ProxyVersion = reportedVersion()
+	r.SentUnixMs = time.Now().Add(reportedSkew()).UnixMilli()
+	if cr := c.held.Load(); cr != nil {
+		r.CertNotAfterUnix = cr.NotAfter().Unix()
+	}
+	return r
 }
 
 // ReportHealth hands the sidecar's latest view of its app's health (its

@@ -19,6 +19,13 @@
 // out of every caller's endpoints. A sidecar that never calls it reports
 // nothing, and the scheduler's health alone counts.
 //
+// Every ConfigRequest it sends (the subscription, each ACK or NACK)
+// carries the sidecar's version (core/version), its clock and its
+// certificate's expiry, which `weft check` judges (report.go; the only
+// way to fake them is a test build's -ldflags, never a flag).
+// Options.Beside runs beside each config stream on the same mTLS
+// connection: core/proxy's tap stream.
+//
 // It knows nothing of listeners: what applies a configuration is the
 // Watcher (Apply, SetCredentials), a core/proxy.Proxy in the sidecar. A
 // proxy serving many instances runs one Client per instance, each with its
