@@ -173,7 +173,9 @@ func TestTraceFrontendAPIStore(t *testing.T) {
 		name string
 		hdr  func(tid, sid string) http.Header
 	}{
-		{"w3c parent", func(tid, sid string) http.Header { return http.Header{"Traceparent": {"00-" + tid + "-" + sid + "-01"}} }},
+		{"w3c parent", func(tid, sid string) http.Header {
+			return http.Header{"Traceparent": {"00-" + tid + "-" + sid + "-01"}}
+		}},
 		{"b3 single parent", func(tid, sid string) http.Header { return http.Header{"B3": {tid + "-" + sid + "-1"}} }},
 		{"b3 multi parent", func(tid, sid string) http.Header {
 			return http.Header{"X-B3-Traceid": {tid}, "X-B3-Spanid": {sid}, "X-B3-Sampled": {"1"}}
