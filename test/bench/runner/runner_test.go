@@ -46,7 +46,7 @@ func TestSuiteSmoke(t *testing.T) {
 	var log strings.Builder
 	o := Options{Bin: bin, Out: out, Reps: 1, Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond,
 		IdleConns: 20, BulkEndpoints: 50, MaxBusy: 100, Force: true, Only: cands,
-		Scenarios: []string{"http1-1k-1000rps-c16", "http1-1k-max", "grpc", "tcp"}, Log: &log}
+		Scenarios: []string{"http1-1k-1000rps-c16", "http1-1k-max", "http1-trace", "grpc", "tcp"}, Log: &log}
 	r := &Report{Machine: DescribeMachine()}
 	if err := DataPlane(ctx, o, r); err != nil {
 		t.Fatalf("data plane: %v\n%s", err, log.String())
