@@ -180,6 +180,15 @@
 //     rather than run twice.
 //   - http.go: what the HTTP paths share (status capture, gRPC errors,
 //     the reverse proxies' pooled copy buffers).
+//   - tracing (the package) and trace.go: with the config's tracing set,
+//     inbound.go starts a server span per request from another sidecar
+//     and outbound.go a client span per request from the app, each
+//     continuing the W3C or B3 context the request carried and writing
+//     its own onto the request it forwards (the app's and the upstream's
+//     traceparent); spans go out with OTLP in bounded batches
+//     (weft_tracing_spans_total counts exported, dropped, failed). With
+//     tracing off: one atomic load per request, no allocation, headers
+//     passed through. Apply changes sampling or the collector in place.
 //   - admin.go, metrics.go: the admin endpoints and the Prometheus series
 //     (private registry): weft_requests_total, weft_request_duration_seconds,
 //     weft_bytes_total, weft_connections_total, weft_connections_active,
