@@ -58,6 +58,7 @@ type state struct {
 	tracer  trace.Tracer
 	sampler *ratioSampler
 	self    Self
+	selfID  spiffe.Identity // self.ID parsed
 }
 
 // New returns a Tracer that is off until Apply gives it a configuration.
@@ -135,7 +136,8 @@ func (t *Tracer) Apply(cfg *meshapi.Tracing, self Self) error {
 			"service_name", cfg.GetServiceName(), "sampling", cfg.GetSampling())
 	}
 	t.exp.sampler.set(cfg.GetSampling())
-	t.st.Store(&state{tracer: t.exp.tracer, sampler: t.exp.sampler, self: self})
+	selfID, _ := spiffe.Parse(self.ID) // checked by the proxy; zero if not
+	t.st.Store(&state{tracer: t.exp.tracer, sampler: t.exp.sampler, self: self, selfID: selfID})
 	return nil
 }
 
@@ -190,13 +192,7 @@ func (t *Tracer) Inbound(r *http.Request, caller spiffe.Identity) *Span {
 	if st == nil {
 		return nil
 	}
-	return st.start(r, trace.SpanKindServer, "inbound "+st.self.Service,
-		attribute.String("weft.direction", "inbound"),
-		attribute.String("weft.caller", caller.String()),
-		attribute.String("weft.caller.service", caller.Service),
-		attribute.String("weft.callee", st.self.ID),
-		attribute.String("weft.service", st.self.Service),
-	)
+	return st.start(r, trace.SpanKindServer, "inbound "+st.self.Service, hopIDs{caller: caller, callee: st.self.ID, service: st.self.Service})
 }
 
 // Outbound starts the client span of a request the application sends to
@@ -207,16 +203,43 @@ func (t *Tracer) Outbound(r *http.Request, service, calleeID string) *Span {
 	if st == nil {
 		return nil
 	}
-	return st.start(r, trace.SpanKindClient, "outbound "+service,
-		attribute.String("weft.direction", "outbound"),
-		attribute.String("weft.caller", st.self.ID),
-		attribute.String("weft.caller.service", st.self.Service),
-		attribute.String("weft.callee", calleeID),
-		attribute.String("weft.service", service),
-	)
+	return st.start(r, trace.SpanKindClient, "outbound "+service, hopIDs{caller: st.selfID, callerID: st.self.ID, callee: calleeID, service: service, outbound: true})
 }
 
-func (st *state) start(r *http.Request, kind trace.SpanKind, name string, attrs ...attribute.KeyValue) *Span {
+// hopIDs are who calls whom on a hop, turned into attributes only when
+// the span is recorded.
+type hopIDs struct {
+	caller   spiffe.Identity
+	callerID string // caller's SPIFFE ID when known as text
+	callee   string // SPIFFE ID
+	service  string // the callee's service
+	outbound bool
+}
+
+func (h hopIDs) attributes(r *http.Request, grpc bool) []attribute.KeyValue {
+	dir, callerID := "inbound", h.callerID
+	if h.outbound {
+		dir = "outbound"
+	}
+	if callerID == "" {
+		callerID = h.caller.String()
+	}
+	attrs := []attribute.KeyValue{
+		attribute.String("weft.direction", dir),
+		attribute.String("weft.caller", callerID),
+		attribute.String("weft.caller.service", h.caller.Service),
+		attribute.String("weft.callee", h.callee),
+		attribute.String("weft.service", h.service),
+		attribute.String("http.request.method", r.Method),
+		attribute.String("url.path", r.URL.Path),
+	}
+	if grpc {
+		attrs = append(attrs, attribute.String("rpc.system", "grpc"))
+	}
+	return attrs
+}
+
+func (st *state) start(r *http.Request, kind trace.SpanKind, name string, ids hopIDs) *Span {
 	parent, ok := Extract(r.Header)
 	ctx := context.Background()
 	switch {
@@ -235,15 +258,11 @@ func (st *state) start(r *http.Request, kind trace.SpanKind, name string, attrs 
 	case ok: // a decision alone: a new trace with it
 		ctx = withDecision(ctx, parent.Sampled)
 	}
-	attrs = append(attrs,
-		attribute.String("http.request.method", r.Method),
-		attribute.String("url.path", r.URL.Path),
-	)
 	grpc := isGRPC(r)
-	if grpc {
-		attrs = append(attrs, attribute.String("rpc.system", "grpc"))
+	_, span := st.tracer.Start(ctx, name, trace.WithSpanKind(kind))
+	if span.IsRecording() { // unsampled: no attributes built
+		span.SetAttributes(ids.attributes(r, grpc)...)
 	}
-	_, span := st.tracer.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
 	sc := span.SpanContext()
 	c := Child{TraceID: sc.TraceID(), SpanID: sc.SpanID(), Sampled: sc.IsSampled(), TraceState: parent.TraceState}
 	if parent.HasIDs {
