@@ -4,7 +4,7 @@ BIN     := bin
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/weftmesh/weft/core/version.Version=$(VERSION)
 
-.PHONY: all build test lint demo bench bench-quick proto clean nomad k8s-assets nftables fuzz
+.PHONY: all build test lint demo bench bench-quick proto clean nomad k8s-assets nftables fuzz jaeger
 
 all: build
 
@@ -18,7 +18,7 @@ build:
 
 # Unit, conformance and end-to-end tests. The end-to-end tests build the
 # binaries they run themselves.
-test: lint nomad k8s-assets nftables
+test: lint nomad k8s-assets nftables jaeger
 	$(GO) test -count=1 -timeout 20m ./...
 
 # Runs each fuzz test for FUZZTIME, a duration (10s) or a count of inputs
@@ -50,6 +50,18 @@ nomad: $(NOMAD_BIN)
 $(NOMAD_BIN):
 	@mkdir -p $(dir $@)
 	cd test/tools/nomad && GOWORK=off nice -n 10 $(GO) build -o $@.tmp github.com/hashicorp/nomad && mv $@.tmp $@
+
+# Jaeger 1.75.0 (the v2, collector-based binary) for the tracing tests:
+# built once per machine from test/tools/jaeger, its own module (the
+# jaeger tool in its go.mod) so that ours does not grow, into a cache
+# outside the repository (about 5 minutes and 6 CPU-minutes cold on two
+# cores). The test harness (test/harness/jaeger.go) builds it the same way
+# when it is missing.
+JAEGER_BIN := $(HOME)/.cache/weft/jaeger-1.75.0/jaeger
+jaeger: $(JAEGER_BIN)
+$(JAEGER_BIN):
+	@mkdir -p $(dir $@)
+	cd test/tools/jaeger && GOWORK=off nice -n 10 $(GO) build -o $@.tmp github.com/jaegertracing/jaeger/cmd/jaeger && mv $@.tmp $@
 
 # kube-apiserver v1.37.2 and etcd for the Kubernetes tests: built once per
 # machine by test/tools/k8s/build.sh into $(HOME)/.cache/weft/k8s-v1.37.2

@@ -22,6 +22,16 @@
 //	  trust_domain     = "weft.local" # optional, a DNS name; default "weft.local"
 //	  default_action   = "deny"       # optional, allow | deny; default "deny"
 //	  identity_binding = "strict"     # optional, strict | permissive; default "strict"
+//
+//	  tracing {                         # optional: spans for every HTTP/gRPC hop (mesh.tracing.go)
+//	    endpoint      = "127.0.0.1:4317" # required: the OTLP collector's host:port
+//	    protocol      = "grpc"           # optional, grpc | http; default "grpc"
+//	    sampling      = 0.01             # optional, 0 to 1: new traces recorded; default 1
+//	    service_name  = "{service}"      # optional, with {service}, {namespace}; default "{service}"
+//	    max_batch     = 512              # optional, 1-8192; default 512
+//	    max_queue     = 2048             # optional, max_batch-65536; default 2048
+//	    batch_timeout = "5s"             # optional, 10ms-1m; default "5s"
+//	  }
 //	}
 //
 //	service "api" {                 # the label is a DNS label

@@ -25,6 +25,8 @@ type mesh struct {
 	// workload that no binding names may still take its service's
 	// identity (service.binding.go).
 	IdentityBinding policy.BindingMode
+	// Tracing is the tracing block (mesh.tracing.go); nil: off.
+	Tracing *tracing
 
 	DeclRange hcl.Range
 }
@@ -35,6 +37,7 @@ var meshSchema = &hcl.BodySchema{
 		{Name: "default_action"},
 		{Name: "identity_binding"},
 	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "tracing"}},
 }
 
 var bindingModes = []policy.BindingMode{policy.BindingStrict, policy.BindingPermissive}
@@ -86,6 +89,15 @@ func decodeMeshBlock(block *hcl.Block) (*mesh, hcl.Diagnostics) {
 			m.IdentityBinding = b
 		}
 	}
+	for _, b := range content.Blocks {
+		if m.Tracing != nil {
+			diags = append(diags, duplicateBlock("tracing", "The mesh block", m.Tracing.DeclRange, b.DefRange))
+			continue
+		}
+		t, d := decodeTracingBlock(b)
+		diags = append(diags, d...)
+		m.Tracing = t
+	}
 	return m, diags
 }
 
@@ -113,5 +125,10 @@ func checkTrustDomain(s string) string {
 }
 
 func (m *mesh) toPolicy() policy.Mesh {
-	return policy.Mesh{TrustDomain: m.TrustDomain, DefaultAction: m.DefaultAction, IdentityBinding: m.IdentityBinding}
+	pm := policy.Mesh{TrustDomain: m.TrustDomain, DefaultAction: m.DefaultAction, IdentityBinding: m.IdentityBinding}
+	if m.Tracing != nil {
+		t := m.Tracing.Tracing
+		pm.Tracing = &t
+	}
+	return pm
 }

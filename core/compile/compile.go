@@ -64,6 +64,7 @@ func instanceConfig(p *policy.Policy, idx endpointSource, az *meshapi.Authz, in 
 			RateLimits:  rateLimits(svc.RateLimits),
 		},
 		HealthCheck: healthCheck(svc.HealthCheck),
+		Tracing:     tracing(p.Mesh.Tracing, in.Service, in.NS()),
 	}
 	if cl := svc.ConnectionLimit; cl != (policy.ConnectionLimit{}) {
 		cfg.Inbound.ConnectionLimit = &meshapi.ConnectionLimit{Max: uint32(cl.Max), MaxPerCaller: uint32(cl.MaxPerCaller)}

@@ -332,6 +332,52 @@ func (StatsDirection) EnumDescriptor() ([]byte, []int) {
 	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{5}
 }
 
+type TracingProtocol int32
+
+const (
+	TracingProtocol_TRACING_PROTOCOL_GRPC TracingProtocol = 0 // OTLP over gRPC (port 4317)
+	TracingProtocol_TRACING_PROTOCOL_HTTP TracingProtocol = 1 // OTLP over HTTP with protobuf bodies (port 4318)
+)
+
+// Enum value maps for TracingProtocol.
+var (
+	TracingProtocol_name = map[int32]string{
+		0: "TRACING_PROTOCOL_GRPC",
+		1: "TRACING_PROTOCOL_HTTP",
+	}
+	TracingProtocol_value = map[string]int32{
+		"TRACING_PROTOCOL_GRPC": 0,
+		"TRACING_PROTOCOL_HTTP": 1,
+	}
+)
+
+func (x TracingProtocol) Enum() *TracingProtocol {
+	p := new(TracingProtocol)
+	*p = x
+	return p
+}
+
+func (x TracingProtocol) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TracingProtocol) Descriptor() protoreflect.EnumDescriptor {
+	return file_core_meshapi_mesh_proto_enumTypes[6].Descriptor()
+}
+
+func (TracingProtocol) Type() protoreflect.EnumType {
+	return &file_core_meshapi_mesh_proto_enumTypes[6]
+}
+
+func (x TracingProtocol) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TracingProtocol.Descriptor instead.
+func (TracingProtocol) EnumDescriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{6}
+}
+
 type JoinRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	InstanceId string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
@@ -840,7 +886,11 @@ type ProxyConfig struct {
 	// sidecar hears of a root rotation at once, not at its next renewal.
 	Trust *TrustBundle `protobuf:"bytes,9,opt,name=trust,proto3" json:"trust,omitempty"`
 	// The sidecar's active check of its own application; unset: none.
-	HealthCheck   *HealthCheck `protobuf:"bytes,10,opt,name=health_check,json=healthCheck,proto3" json:"health_check,omitempty"`
+	HealthCheck *HealthCheck `protobuf:"bytes,10,opt,name=health_check,json=healthCheck,proto3" json:"health_check,omitempty"`
+	// Tracing: spans for every HTTP and gRPC hop, exported with OTLP
+	// (core/proxy/tracing). Unset: off, and requests pass their trace
+	// headers through untouched.
+	Tracing       *Tracing `protobuf:"bytes,11,opt,name=tracing,proto3" json:"tracing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -941,6 +991,13 @@ func (x *ProxyConfig) GetTrust() *TrustBundle {
 func (x *ProxyConfig) GetHealthCheck() *HealthCheck {
 	if x != nil {
 		return x.HealthCheck
+	}
+	return nil
+}
+
+func (x *ProxyConfig) GetTracing() *Tracing {
+	if x != nil {
+		return x.Tracing
 	}
 	return nil
 }
@@ -3432,6 +3489,107 @@ func (x *TapEvent) GetTries() uint32 {
 	return 0
 }
 
+// The mesh block's tracing (hcl/mesh.tracing.go), as a sidecar applies it:
+// a change of sampling takes effect at the next request; a change of the
+// collector, protocol or batching replaces the exporter in the background.
+type Tracing struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host:port of the OTLP collector.
+	Endpoint string          `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Protocol TracingProtocol `protobuf:"varint,2,opt,name=protocol,proto3,enum=weft.mesh.v1.TracingProtocol" json:"protocol,omitempty"`
+	// The fraction (0 to 1) of new traces sampled; a caller's sampled or
+	// unsampled parent is always honoured.
+	Sampling float64 `protobuf:"fixed64,3,opt,name=sampling,proto3" json:"sampling,omitempty"`
+	// The OpenTelemetry resource's service.name of this sidecar's spans.
+	ServiceName string `protobuf:"bytes,4,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
+	// Spans per export, spans held waiting for export (more are dropped and
+	// counted), and the longest a finished span waits.
+	MaxBatch      uint32               `protobuf:"varint,5,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
+	MaxQueue      uint32               `protobuf:"varint,6,opt,name=max_queue,json=maxQueue,proto3" json:"max_queue,omitempty"`
+	BatchTimeout  *durationpb.Duration `protobuf:"bytes,7,opt,name=batch_timeout,json=batchTimeout,proto3" json:"batch_timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Tracing) Reset() {
+	*x = Tracing{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tracing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tracing) ProtoMessage() {}
+
+func (x *Tracing) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tracing.ProtoReflect.Descriptor instead.
+func (*Tracing) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *Tracing) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *Tracing) GetProtocol() TracingProtocol {
+	if x != nil {
+		return x.Protocol
+	}
+	return TracingProtocol_TRACING_PROTOCOL_GRPC
+}
+
+func (x *Tracing) GetSampling() float64 {
+	if x != nil {
+		return x.Sampling
+	}
+	return 0
+}
+
+func (x *Tracing) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
+func (x *Tracing) GetMaxBatch() uint32 {
+	if x != nil {
+		return x.MaxBatch
+	}
+	return 0
+}
+
+func (x *Tracing) GetMaxQueue() uint32 {
+	if x != nil {
+		return x.MaxQueue
+	}
+	return 0
+}
+
+func (x *Tracing) GetBatchTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.BatchTimeout
+	}
+	return nil
+}
+
 var File_core_meshapi_mesh_proto protoreflect.FileDescriptor
 
 const file_core_meshapi_mesh_proto_rawDesc = "" +
@@ -3478,7 +3636,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"HashPolicy\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x16\n" +
 	"\x06cookie\x18\x02 \x01(\tR\x06cookie\x12'\n" +
-	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\xf6\x03\n" +
+	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\xa7\x04\n" +
 	"\vProxyConfig\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x18\n" +
@@ -3491,7 +3649,8 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x06labels\x18\b \x03(\v2%.weft.mesh.v1.ProxyConfig.LabelsEntryR\x06labels\x12/\n" +
 	"\x05trust\x18\t \x01(\v2\x19.weft.mesh.v1.TrustBundleR\x05trust\x12<\n" +
 	"\fhealth_check\x18\n" +
-	" \x01(\v2\x19.weft.mesh.v1.HealthCheckR\vhealthCheck\x1a9\n" +
+	" \x01(\v2\x19.weft.mesh.v1.HealthCheckR\vhealthCheck\x12/\n" +
+	"\atracing\x18\v \x01(\v2\x15.weft.mesh.v1.TracingR\atracing\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xef\x02\n" +
@@ -3717,7 +3876,15 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x0eresponse_bytes\x18\x0f \x01(\x03R\rresponseBytes\x12\x16\n" +
 	"\x06denied\x18\x10 \x01(\tR\x06denied\x12\x18\n" +
 	"\arefused\x18\x11 \x01(\tR\arefused\x12\x14\n" +
-	"\x05tries\x18\x12 \x01(\rR\x05tries*V\n" +
+	"\x05tries\x18\x12 \x01(\rR\x05tries\"\x99\x02\n" +
+	"\aTracing\x12\x1a\n" +
+	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x129\n" +
+	"\bprotocol\x18\x02 \x01(\x0e2\x1d.weft.mesh.v1.TracingProtocolR\bprotocol\x12\x1a\n" +
+	"\bsampling\x18\x03 \x01(\x01R\bsampling\x12!\n" +
+	"\fservice_name\x18\x04 \x01(\tR\vserviceName\x12\x1b\n" +
+	"\tmax_batch\x18\x05 \x01(\rR\bmaxBatch\x12\x1b\n" +
+	"\tmax_queue\x18\x06 \x01(\rR\bmaxQueue\x12>\n" +
+	"\rbatch_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\fbatchTimeout*V\n" +
 	"\bProtocol\x12\x10\n" +
 	"\fPROTOCOL_TCP\x10\x00\x12\x11\n" +
 	"\rPROTOCOL_HTTP\x10\x01\x12\x12\n" +
@@ -3745,7 +3912,10 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\rMATCH_PRESENT\x10\x04*7\n" +
 	"\x0eStatsDirection\x12\x11\n" +
 	"\rSTATS_INBOUND\x10\x00\x12\x12\n" +
-	"\x0eSTATS_OUTBOUND\x10\x012\xcf\x02\n" +
+	"\x0eSTATS_OUTBOUND\x10\x01*G\n" +
+	"\x0fTracingProtocol\x12\x19\n" +
+	"\x15TRACING_PROTOCOL_GRPC\x10\x00\x12\x19\n" +
+	"\x15TRACING_PROTOCOL_HTTP\x10\x012\xcf\x02\n" +
 	"\x04Mesh\x12<\n" +
 	"\x04Join\x12\x19.weft.mesh.v1.JoinRequest\x1a\x19.weft.mesh.v1.Credentials\x12>\n" +
 	"\x05Renew\x12\x1a.weft.mesh.v1.RenewRequest\x1a\x19.weft.mesh.v1.Credentials\x12K\n" +
@@ -3765,8 +3935,8 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 	return file_core_meshapi_mesh_proto_rawDescData
 }
 
-var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
@@ -3774,125 +3944,130 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(HealthCheckKind)(0),        // 3: weft.mesh.v1.HealthCheckKind
 	(MatchKind)(0),              // 4: weft.mesh.v1.MatchKind
 	(StatsDirection)(0),         // 5: weft.mesh.v1.StatsDirection
-	(*JoinRequest)(nil),         // 6: weft.mesh.v1.JoinRequest
-	(*RenewRequest)(nil),        // 7: weft.mesh.v1.RenewRequest
-	(*Credentials)(nil),         // 8: weft.mesh.v1.Credentials
-	(*ConfigRequest)(nil),       // 9: weft.mesh.v1.ConfigRequest
-	(*HealthReport)(nil),        // 10: weft.mesh.v1.HealthReport
-	(*ConfigUpdate)(nil),        // 11: weft.mesh.v1.ConfigUpdate
-	(*HashPolicy)(nil),          // 12: weft.mesh.v1.HashPolicy
-	(*ProxyConfig)(nil),         // 13: weft.mesh.v1.ProxyConfig
-	(*HealthCheck)(nil),         // 14: weft.mesh.v1.HealthCheck
-	(*TrustBundle)(nil),         // 15: weft.mesh.v1.TrustBundle
-	(*Inbound)(nil),             // 16: weft.mesh.v1.Inbound
-	(*RateLimit)(nil),           // 17: weft.mesh.v1.RateLimit
-	(*ConnectionLimit)(nil),     // 18: weft.mesh.v1.ConnectionLimit
-	(*Authz)(nil),               // 19: weft.mesh.v1.Authz
-	(*AuthzRule)(nil),           // 20: weft.mesh.v1.AuthzRule
-	(*Permission)(nil),          // 21: weft.mesh.v1.Permission
-	(*Upstream)(nil),            // 22: weft.mesh.v1.Upstream
-	(*CircuitBreaker)(nil),      // 23: weft.mesh.v1.CircuitBreaker
-	(*OutlierDetection)(nil),    // 24: weft.mesh.v1.OutlierDetection
-	(*OutlierSuccessRate)(nil),  // 25: weft.mesh.v1.OutlierSuccessRate
-	(*StringMatch)(nil),         // 26: weft.mesh.v1.StringMatch
-	(*KeyMatch)(nil),            // 27: weft.mesh.v1.KeyMatch
-	(*RouteMatch)(nil),          // 28: weft.mesh.v1.RouteMatch
-	(*Route)(nil),               // 29: weft.mesh.v1.Route
-	(*Mirror)(nil),              // 30: weft.mesh.v1.Mirror
-	(*Fault)(nil),               // 31: weft.mesh.v1.Fault
-	(*Split)(nil),               // 32: weft.mesh.v1.Split
-	(*RetryPolicy)(nil),         // 33: weft.mesh.v1.RetryPolicy
-	(*Timeouts)(nil),            // 34: weft.mesh.v1.Timeouts
-	(*HeaderOps)(nil),           // 35: weft.mesh.v1.HeaderOps
-	(*Endpoint)(nil),            // 36: weft.mesh.v1.Endpoint
-	(*StatsReport)(nil),         // 37: weft.mesh.v1.StatsReport
-	(*StatsCell)(nil),           // 38: weft.mesh.v1.StatsCell
-	(*StatsDenial)(nil),         // 39: weft.mesh.v1.StatsDenial
-	(*ReportAck)(nil),           // 40: weft.mesh.v1.ReportAck
-	(*TapRequest)(nil),          // 41: weft.mesh.v1.TapRequest
-	(*TapEvents)(nil),           // 42: weft.mesh.v1.TapEvents
-	(*TapEvent)(nil),            // 43: weft.mesh.v1.TapEvent
-	nil,                         // 44: weft.mesh.v1.ProxyConfig.LabelsEntry
-	nil,                         // 45: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 46: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 47: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 48: google.protobuf.Duration
+	(TracingProtocol)(0),        // 6: weft.mesh.v1.TracingProtocol
+	(*JoinRequest)(nil),         // 7: weft.mesh.v1.JoinRequest
+	(*RenewRequest)(nil),        // 8: weft.mesh.v1.RenewRequest
+	(*Credentials)(nil),         // 9: weft.mesh.v1.Credentials
+	(*ConfigRequest)(nil),       // 10: weft.mesh.v1.ConfigRequest
+	(*HealthReport)(nil),        // 11: weft.mesh.v1.HealthReport
+	(*ConfigUpdate)(nil),        // 12: weft.mesh.v1.ConfigUpdate
+	(*HashPolicy)(nil),          // 13: weft.mesh.v1.HashPolicy
+	(*ProxyConfig)(nil),         // 14: weft.mesh.v1.ProxyConfig
+	(*HealthCheck)(nil),         // 15: weft.mesh.v1.HealthCheck
+	(*TrustBundle)(nil),         // 16: weft.mesh.v1.TrustBundle
+	(*Inbound)(nil),             // 17: weft.mesh.v1.Inbound
+	(*RateLimit)(nil),           // 18: weft.mesh.v1.RateLimit
+	(*ConnectionLimit)(nil),     // 19: weft.mesh.v1.ConnectionLimit
+	(*Authz)(nil),               // 20: weft.mesh.v1.Authz
+	(*AuthzRule)(nil),           // 21: weft.mesh.v1.AuthzRule
+	(*Permission)(nil),          // 22: weft.mesh.v1.Permission
+	(*Upstream)(nil),            // 23: weft.mesh.v1.Upstream
+	(*CircuitBreaker)(nil),      // 24: weft.mesh.v1.CircuitBreaker
+	(*OutlierDetection)(nil),    // 25: weft.mesh.v1.OutlierDetection
+	(*OutlierSuccessRate)(nil),  // 26: weft.mesh.v1.OutlierSuccessRate
+	(*StringMatch)(nil),         // 27: weft.mesh.v1.StringMatch
+	(*KeyMatch)(nil),            // 28: weft.mesh.v1.KeyMatch
+	(*RouteMatch)(nil),          // 29: weft.mesh.v1.RouteMatch
+	(*Route)(nil),               // 30: weft.mesh.v1.Route
+	(*Mirror)(nil),              // 31: weft.mesh.v1.Mirror
+	(*Fault)(nil),               // 32: weft.mesh.v1.Fault
+	(*Split)(nil),               // 33: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),         // 34: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),            // 35: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),           // 36: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),            // 37: weft.mesh.v1.Endpoint
+	(*StatsReport)(nil),         // 38: weft.mesh.v1.StatsReport
+	(*StatsCell)(nil),           // 39: weft.mesh.v1.StatsCell
+	(*StatsDenial)(nil),         // 40: weft.mesh.v1.StatsDenial
+	(*ReportAck)(nil),           // 41: weft.mesh.v1.ReportAck
+	(*TapRequest)(nil),          // 42: weft.mesh.v1.TapRequest
+	(*TapEvents)(nil),           // 43: weft.mesh.v1.TapEvents
+	(*TapEvent)(nil),            // 44: weft.mesh.v1.TapEvent
+	(*Tracing)(nil),             // 45: weft.mesh.v1.Tracing
+	nil,                         // 46: weft.mesh.v1.ProxyConfig.LabelsEntry
+	nil,                         // 47: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 48: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 49: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 50: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
-	10, // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
-	13, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
-	16, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
-	22, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	44, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
-	15, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
-	14, // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
-	3,  // 7: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
-	48, // 8: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	48, // 9: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	0,  // 10: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
-	19, // 11: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
-	17, // 12: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
-	18, // 13: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
-	28, // 14: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
-	2,  // 15: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
-	20, // 16: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
-	2,  // 17: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
-	21, // 18: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
-	2,  // 19: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
-	28, // 20: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
-	0,  // 21: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
-	1,  // 22: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	36, // 23: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	29, // 24: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	34, // 25: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
-	12, // 26: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
-	23, // 27: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
-	24, // 28: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
-	48, // 29: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	48, // 30: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	25, // 31: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
-	4,  // 32: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
-	26, // 33: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
-	26, // 34: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
-	27, // 35: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
-	27, // 36: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
-	28, // 37: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	32, // 38: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	33, // 39: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	34, // 40: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	35, // 41: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	35, // 42: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	31, // 43: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
-	30, // 44: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
-	36, // 45: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	48, // 46: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	48, // 47: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	48, // 48: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	48, // 49: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	48, // 50: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	48, // 51: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	45, // 52: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	46, // 53: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	47, // 54: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	38, // 55: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
-	39, // 56: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
-	5,  // 57: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
-	43, // 58: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
-	6,  // 59: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	7,  // 60: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	9,  // 61: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	37, // 62: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
-	42, // 63: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
-	8,  // 64: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	8,  // 65: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	11, // 66: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	40, // 67: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
-	41, // 68: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
-	64, // [64:69] is the sub-list for method output_type
-	59, // [59:64] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	11, // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
+	14, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
+	17, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
+	23, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
+	46, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	16, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
+	15, // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
+	45, // 7: weft.mesh.v1.ProxyConfig.tracing:type_name -> weft.mesh.v1.Tracing
+	3,  // 8: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
+	50, // 9: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	50, // 10: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	0,  // 11: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
+	20, // 12: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
+	18, // 13: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
+	19, // 14: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
+	29, // 15: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
+	2,  // 16: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
+	21, // 17: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
+	2,  // 18: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
+	22, // 19: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
+	2,  // 20: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
+	29, // 21: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	0,  // 22: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
+	1,  // 23: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
+	37, // 24: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	30, // 25: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	35, // 26: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	13, // 27: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
+	24, // 28: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
+	25, // 29: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
+	50, // 30: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	50, // 31: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	26, // 32: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
+	4,  // 33: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
+	27, // 34: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	27, // 35: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	28, // 36: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	28, // 37: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	29, // 38: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	33, // 39: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	34, // 40: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	35, // 41: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	36, // 42: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	36, // 43: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	32, // 44: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	31, // 45: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
+	37, // 46: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
+	50, // 47: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	50, // 48: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	50, // 49: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	50, // 50: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	50, // 51: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	50, // 52: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	47, // 53: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	48, // 54: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	49, // 55: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	39, // 56: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
+	40, // 57: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
+	5,  // 58: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
+	44, // 59: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
+	6,  // 60: weft.mesh.v1.Tracing.protocol:type_name -> weft.mesh.v1.TracingProtocol
+	50, // 61: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
+	7,  // 62: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	8,  // 63: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	10, // 64: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	38, // 65: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
+	43, // 66: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
+	9,  // 67: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	9,  // 68: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	12, // 69: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	41, // 70: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
+	42, // 71: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
+	67, // [67:72] is the sub-list for method output_type
+	62, // [62:67] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -3905,8 +4080,8 @@ func file_core_meshapi_mesh_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   42,
+			NumEnums:      7,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

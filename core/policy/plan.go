@@ -66,6 +66,7 @@ func Diff(old, new *Policy) *Plan {
 	if old.Mesh.IdentityBinding != new.Mesh.IdentityBinding {
 		pl.Mesh = append(pl.Mesh, fmt.Sprintf("identity_binding: %s => %s", modeName(old.Mesh.IdentityBinding), modeName(new.Mesh.IdentityBinding)))
 	}
+	pl.Mesh = append(pl.Mesh, tracingDiff(old.Mesh.Tracing, new.Mesh.Tracing)...)
 	for _, name := range unionKeys(old.Services, new.Services) {
 		o, inOld := old.Services[name]
 		n, inNew := new.Services[name]

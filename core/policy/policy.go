@@ -64,6 +64,8 @@ type Mesh struct {
 	// IdentityBinding says what happens to an instance whose workload no
 	// binding of its service names (binding.go). "" is BindingStrict.
 	IdentityBinding BindingMode `json:",omitempty"`
+	// Tracing is the mesh's tracing (tracing.go); nil: off.
+	Tracing *Tracing `json:",omitempty"`
 }
 
 // Service is what policy says about one service.

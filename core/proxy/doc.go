@@ -188,6 +188,15 @@
 //     RunReports sends what changed since the last report the controller
 //     took (a report it did not take in an interval is dropped and its
 //     counts go in the next one)
+//   - tracing (the package) and trace.go: with the config's tracing set,
+//     inbound.go starts a server span per request from another sidecar
+//     and outbound.go a client span per request from the app, each
+//     continuing the W3C or B3 context the request carried and writing
+//     its own onto the request it forwards (the app's and the upstream's
+//     traceparent); spans go out with OTLP in bounded batches
+//     (weft_tracing_spans_total counts exported, dropped, failed). With
+//     tracing off: one atomic load per request, no allocation, headers
+//     passed through. Apply changes sampling or the collector in place.
 //   - admin.go, metrics.go: the admin endpoints and the Prometheus series
 //     (private registry): weft_requests_total, weft_request_duration_seconds,
 //     weft_bytes_total, weft_connections_total, weft_connections_active,

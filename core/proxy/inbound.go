@@ -17,6 +17,7 @@ import (
 	"github.com/weftmesh/weft/core/proxy/canon"
 	"github.com/weftmesh/weft/core/proxy/h1pool"
 	"github.com/weftmesh/weft/core/proxy/ratelimit"
+	"github.com/weftmesh/weft/core/proxy/tracing"
 	"github.com/weftmesh/weft/core/spiffe"
 )
 
@@ -255,9 +256,13 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	st := in.st.Load()
 	caller, _ := r.Context().Value(callerKey{}).(spiffe.Identity)
 	rec := &statusWriter{ResponseWriter: w}
-	var denied string // why authorization refused it (stats, tap)
+	var denied string                      // why authorization refused it (stats, tap)
+	span := in.p.tracer.Inbound(r, caller) // nil when off; the app gets its traceparent
 	defer func() {
 		d := time.Since(start)
+		if span != nil {
+			span.End(tracing.Outcome{Status: rec.status(), GRPCStatus: rec.grpcStatus()})
+		}
 		in.p.metrics.request(dirInbound, caller.Service, "", "", rec.status(), d)
 		in.p.stats.inbound(caller, rec, denied != "", d)
 		newAccessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).

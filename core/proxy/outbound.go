@@ -23,6 +23,7 @@ import (
 	"github.com/weftmesh/weft/core/proxy/h1pool"
 	"github.com/weftmesh/weft/core/proxy/mirror"
 	"github.com/weftmesh/weft/core/proxy/retry"
+	"github.com/weftmesh/weft/core/proxy/tracing"
 )
 
 // maxAttempts bounds how many endpoints one connection or request tries
@@ -421,8 +422,12 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx = context.WithValue(ctx, outboundStateKey{}, st)
 	ctx = context.WithValue(ctx, pickedKey{}, pk)
+	span := o.p.tracer.Outbound(r, st.service, st.wantID) // nil when off; the upstream gets its traceparent
 	o.rp.ServeHTTP(rec, r.WithContext(ctx))
 	d := time.Since(start)
+	if span != nil {
+		span.End(tracing.Outcome{Status: rec.status(), GRPCStatus: rec.grpcStatus(), Route: pk.routeName(), Subset: pk.subsetName(), Endpoint: pk.addr, Tries: pk.tries})
+	}
 	o.count(st, pk, rec.status(), rec.grpcStatus(), d)
 	routeName, subset := "-", "-"
 	if pk.route != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/weftmesh/weft/core/proxy/authz"
 	"github.com/weftmesh/weft/core/proxy/health"
 	"github.com/weftmesh/weft/core/proxy/ratelimit"
+	"github.com/weftmesh/weft/core/proxy/tracing"
 	"github.com/weftmesh/weft/core/refusals"
 	"github.com/weftmesh/weft/core/spiffe"
 )
@@ -75,6 +76,7 @@ type Proxy struct {
 	applied      atomic.Pointer[appliedConfig]
 	health       *appHealth // the application's health: checker, refusals
 	tap          tapper     // the taps the controller asked for (tap.go)
+	tracer       *tracing.Tracer
 
 	mu      sync.Mutex // serializes Apply and Close; guards the fields below
 	sockets map[string]*socket
@@ -122,6 +124,7 @@ func New(o Options) *Proxy {
 		closeDone:   make(chan struct{}),
 	}
 	p.health = &appHealth{p: p, reporter: o.Health}
+	p.tracer = tracing.New(tracing.Options{Logger: o.Logger, Registerer: p.metrics.reg})
 	p.refused = refusals.New(refusals.Options{Prefix: "inbound: ", Logf: func(format string, args ...any) { p.log.Warn(fmt.Sprintf(format, args...)) },
 		Counted: func(reason string) { p.metrics.refused.WithLabelValues(reason).Inc() }})
 	return p
@@ -263,6 +266,9 @@ func (p *Proxy) Apply(version uint64, cfg *meshapi.ProxyConfig) error {
 	}
 	p.sockets = next
 	p.health.apply(cfg)
+	if err := p.tracer.Apply(cfg.GetTracing(), tracing.Self{ID: cfg.GetSpiffeId(), Service: cfg.GetService(), Namespace: cfg.GetNamespace()}); err != nil {
+		p.log.Warn("tracing: not applied", "err", err)
+	}
 	return nil
 }
 
@@ -327,6 +333,7 @@ func (p *Proxy) Close() error {
 	wg.Wait()
 	p.health.close()
 	p.draining.Wait()
+	p.tracer.Close(p.force)
 	p.forceCancel()
 	p.refused.Close()
 	close(p.closeDone)
@@ -345,6 +352,9 @@ func anyPort(addr string) bool {
 func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 	if cfg == nil {
 		return nil, errors.New("the config is empty")
+	}
+	if err := tracing.Validate(cfg.GetTracing()); err != nil {
+		return nil, err
 	}
 	var specs []spec
 	if in := cfg.GetInbound(); in != nil {

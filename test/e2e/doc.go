@@ -8,6 +8,12 @@
 // working, a killed adapter plugin restarted, a killed controller not
 // stopping traffic, and a clean shutdown stopping every process.
 //
+// TestTraceFrontendAPIStore (trace_test.go) is the tracing proof: a real
+// Jaeger 1.75.0 (test/harness/jaeger.go) receives the spans of
+// client -> frontend -> api -> store over OTLP, read back through its query
+// API; W3C and B3 parents continue; sampling 0 and tracing off apply
+// without restarting a sidecar.
+//
 // harness_test.go holds what only this package needs (startLocalMesh with
 // isolation off, a sidecar API client, the local adapter's pids); the
 // controller, processes, workloads, HTTP and gRPC calls, waits and weft

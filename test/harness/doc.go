@@ -52,6 +52,11 @@
 //     port).
 //   - grpc.go: HealthClient, a gRPC health client of a sidecar's outbound
 //     listener.
+//   - jaeger.go: StartJaeger, a Jaeger 1.75.0 all-in-one (memory storage,
+//     OTLP gRPC and HTTP receivers, query API, all on free loopback ports;
+//     JaegerBinary builds it from test/tools/jaeger into
+//     ~/.cache/weft/jaeger-1.75.0 when missing); Trace and WaitTrace read a
+//     trace back through GET /api/traces/{id} (JaegerTrace, JaegerSpan).
 //   - serve.go: Serve, an accept loop for a test's own TCP servers (an
 //     echo app, a forwarder).
 //

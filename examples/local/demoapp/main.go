@@ -5,8 +5,10 @@
 // It listens on $HOST:$PORT, which the local adapter sets per instance, and
 // answers
 //
-//	GET /             {"service", "instance", "caller"}: caller is the
-//	                  X-Weft-Caller header the sidecar adds, "" if called directly
+//	GET /             {"service", "instance", "caller", "traceparent"}: caller
+//	                  is the X-Weft-Caller header the sidecar adds, "" if called
+//	                  directly; traceparent the W3C trace context it received
+//	                  (a tracing sidecar writes its span's there)
 //	POST /            the same, with "bytes": how much of the body it read
 //	                  (up to 64 KiB): a call that is not safe to repeat, to
 //	                  try what a mesh does with one
@@ -14,6 +16,8 @@
 //	                  calls /<path> (default /) on the upstream whose URL is
 //	                  in UPSTREAM_<NAME> (upper case, dashes as underscores),
 //	                  so /call/api/call/store walks frontend -> api -> store,
+//	                  passing on the trace context it received (traceparent,
+//	                  tracestate, b3, X-B3-*) so that the hops are one trace,
 //	                  and reports
 //	                  {"service", "caller", "upstream", "status", "response"};
 //	                  an upstream's non-2xx answer (a sidecar's 403 for a
@@ -145,14 +149,20 @@ func (d *demo) setHealth(w http.ResponseWriter, r *http.Request, failing bool) {
 }
 
 type helloResponse struct {
-	Service  string `json:"service"`
-	Instance string `json:"instance"`
-	Caller   string `json:"caller"`
+	Service     string `json:"service"`
+	Instance    string `json:"instance"`
+	Caller      string `json:"caller"`
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 func (d *demo) hello(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, helloResponse{Service: d.service, Instance: d.instance, Caller: r.Header.Get(callerHeader)})
+	writeJSON(w, http.StatusOK, helloResponse{Service: d.service, Instance: d.instance, Caller: r.Header.Get(callerHeader), Traceparent: r.Header.Get("Traceparent")})
 }
+
+// traceHeaders are the trace context headers an application passes on
+// from the request it serves to the requests it makes for it, so that a
+// tracing mesh (or a tracing library) sees one trace.
+var traceHeaders = []string{"Traceparent", "Tracestate", "B3", "X-B3-Traceid", "X-B3-Spanid", "X-B3-Parentspanid", "X-B3-Sampled", "X-B3-Flags"}
 
 type postResponse struct {
 	helloResponse
@@ -165,7 +175,7 @@ func (d *demo) post(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("reading the body: %v", err), http.StatusBadRequest)
 		return
 	}
-	writeJSON(w, http.StatusOK, postResponse{helloResponse{Service: d.service, Instance: d.instance, Caller: r.Header.Get(callerHeader)}, n})
+	writeJSON(w, http.StatusOK, postResponse{helloResponse{Service: d.service, Instance: d.instance, Caller: r.Header.Get(callerHeader), Traceparent: r.Header.Get("Traceparent")}, n})
 }
 
 type callResponse struct {
@@ -199,6 +209,11 @@ func (d *demo) call(w http.ResponseWriter, r *http.Request) {
 		resp.Error = fmt.Sprintf("%s=%q is not a usable URL: %v", env, url, err)
 		writeJSON(w, http.StatusInternalServerError, resp)
 		return
+	}
+	for _, k := range traceHeaders {
+		if v, ok := r.Header[k]; ok {
+			req.Header[k] = v
+		}
 	}
 	up, err := d.client.Do(req)
 	if err != nil {

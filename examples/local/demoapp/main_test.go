@@ -194,3 +194,48 @@ func TestHealthz(t *testing.T) {
 		}
 	}
 }
+
+// TestCallPropagatesTraceContext: /call passes the trace context headers
+// it received on to the upstream, and nothing else of them.
+func TestCallPropagatesTraceContext(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer up.Close()
+	h := newDemo(map[string]string{"UPSTREAM_API": up.URL}).routes()
+	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for _, tt := range []struct {
+		name string
+		in   http.Header
+	}{
+		{"w3c", http.Header{"Traceparent": {tp}, "Tracestate": {"rojo=1"}}},
+		{"b3 single", http.Header{"B3": {"4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1"}}},
+		{"b3 multi", http.Header{"X-B3-Traceid": {"4bf92f3577b34da6a3ce929d0e0e4736"}, "X-B3-Spanid": {"00f067aa0ba902b7"}, "X-B3-Sampled": {"1"}}},
+		{"none", http.Header{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "/call/api", nil)
+			for k, v := range tt.in {
+				req.Header[k] = v
+			}
+			req.Header.Set("X-Other", "not passed on")
+			h.ServeHTTP(httptest.NewRecorder(), req)
+			got := <-seen
+			for k, v := range tt.in {
+				if !reflect.DeepEqual(got[k], v) {
+					t.Errorf("upstream got %s = %q, want %q", k, got[k], v)
+				}
+			}
+			for _, k := range traceHeaders {
+				if _, sent := tt.in[k]; !sent && got[k] != nil {
+					t.Errorf("upstream got %s = %q, which the caller never sent", k, got[k])
+				}
+			}
+			if got.Get("X-Other") != "" {
+				t.Error("an unrelated header was passed on")
+			}
+		})
+	}
+}

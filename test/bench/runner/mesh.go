@@ -150,6 +150,7 @@ type benchMesh struct {
 	ServerMesh, ServerApp       int
 	ClientMesh, ClientUpstream  int
 	BulkUpstream, BulkEndpoints int
+	Tracing                     *policy.Tracing // nil: off
 }
 
 func (m benchMesh) apply(c *controller) {
@@ -174,7 +175,7 @@ func (m benchMesh) apply(c *controller) {
 		ups = append(ups, policy.Upstream{Service: "bench-bulk", LocalPort: m.BulkUpstream, LB: policy.RoundRobin})
 	}
 	p := &policy.Policy{
-		Mesh: policy.Mesh{TrustDomain: TrustDomain, DefaultAction: policy.Deny},
+		Mesh: policy.Mesh{TrustDomain: TrustDomain, DefaultAction: policy.Deny, Tracing: m.Tracing},
 		Services: map[string]policy.Service{
 			"bench-server": {Name: "bench-server", Protocol: m.Protocol, Bindings: bind("bench-server")},
 			"bench-client": {Name: "bench-client", Protocol: policy.TCP, Upstreams: ups, Bindings: bind("bench-client")},

@@ -66,6 +66,9 @@ type Scenario struct {
 	// Resources: measure the proxies' RSS and CPU during this one.
 	Resources bool   `json:"resources,omitempty"`
 	What      string `json:"what"`
+	// Tracing is Weft's sampling during this one (tracing.go): "off",
+	// or a fraction such as "0.01"; "": off.
+	Tracing string `json:"tracing,omitempty"`
 }
 
 // Scenarios is the suite.
@@ -76,6 +79,9 @@ var Scenarios = []Scenario{
 	{Name: "http1-1k-max-c16", Family: "http", Proto: "http1", Rate: 0, Conns: 16, What: "HTTP/1.1 1 KiB, closed loop: maximum throughput at 16 connections"},
 	{Name: "grpc-unary-1000rps-c16", Family: "grpc", Proto: "grpc", Rate: 1000, Conns: 16, What: "gRPC unary (health Check), 1000 RPS, 16 connections"},
 	{Name: "tcp-echo-64b-1000rps-c16", Family: "tcp", Proto: "tcp", Rate: 1000, Conns: 16, What: "TCP echo, 64-byte messages, 1000 RPS, 16 connections"},
+	{Name: "http1-trace-off-1000rps-c16", Family: "http", Proto: "http1", Rate: 1000, Conns: 16, Resources: true, Tracing: "off", What: "the c16 load with Weft's tracing off: the reference of the two below"},
+	{Name: "http1-trace-1pct-1000rps-c16", Family: "http", Proto: "http1", Rate: 1000, Conns: 16, Resources: true, Tracing: "0.01", What: "the c16 load with Weft tracing 1% of new traces (OTLP/HTTP to a sink on loopback)"},
+	{Name: "http1-trace-100pct-1000rps-c16", Family: "http", Proto: "http1", Rate: 1000, Conns: 16, Resources: true, Tracing: "1", What: "the c16 load with Weft tracing every request (two spans per request, both proxies)"},
 	{Name: "tcp-newconn-max-c16", Family: "tcp", Proto: "tcp-new", Rate: 0, Conns: 16, What: "a new connection per 64-byte echo, closed loop: the mTLS handshake rate between the proxies"},
 }
 
@@ -173,6 +179,10 @@ func DataPlane(ctx context.Context, o Options, r *Report) error {
 	}
 	defer ctl.stop()
 	e := &env{bin: o.Bin, work: work, ctl: ctl, bulk: o.BulkEndpoints, backend: map[string]string{}}
+	if e.sink, err = startTraceSink(); err != nil {
+		return err
+	}
+	defer e.sink.stop()
 	if e.client, err = issueLeaf(ctl.CA, filepath.Join(work, "certs-client"), "bench-client"); err != nil {
 		return err
 	}
@@ -308,6 +318,11 @@ func runFamily(ctx context.Context, o Options, r *Report, c candidate, family st
 		}()
 	}
 	for _, s := range fs {
+		if w, ok := c.(*weftCand); ok {
+			if err := w.setTracing(s.Tracing); err != nil {
+				return fmt.Errorf("%s: %w", s.Name, err)
+			}
+		}
 		var run Run
 		for attempt := 1; ; attempt++ {
 			before, quiet, why, err := waitQuiet(ctx, o)

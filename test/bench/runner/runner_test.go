@@ -46,7 +46,7 @@ func TestSuiteSmoke(t *testing.T) {
 	var log strings.Builder
 	o := Options{Bin: bin, Out: out, Reps: 1, Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond,
 		IdleConns: 20, BulkEndpoints: 50, MaxBusy: 100, Force: true, Only: cands,
-		Scenarios: []string{"http1-1k-1000rps-c16", "http1-1k-max", "grpc", "tcp"}, Log: &log}
+		Scenarios: []string{"http1-1k-1000rps-c16", "http1-1k-max", "http1-trace", "grpc", "tcp"}, Log: &log}
 	r := &Report{Machine: DescribeMachine()}
 	if err := DataPlane(ctx, o, r); err != nil {
 		t.Fatalf("data plane: %v\n%s", err, log.String())
@@ -61,8 +61,9 @@ func TestSuiteSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if want := 5 * len(cands); len(r.Runs) != want {
-		t.Errorf("%d runs, want %d (5 scenarios x %d candidates)", len(r.Runs), want, len(cands))
+	n := len(selectScenarios(o.Scenarios))
+	if want := n * len(cands); len(r.Runs) != want {
+		t.Errorf("%d runs, want %d (%d scenarios x %d candidates)", len(r.Runs), want, n, len(cands))
 	}
 	for _, run := range r.Runs {
 		res := run.Result
@@ -91,7 +92,8 @@ func TestSuiteSmoke(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatalf("results.json: %v", err)
 	}
-	if len(back.Summary) == 0 || !strings.Contains(md, "| http1-1k-1000rps-c16 | p99 latency |") || !strings.Contains(md, "reconnect storm") {
+	if len(back.Summary) == 0 || !strings.Contains(md, "| http1-1k-1000rps-c16 | p99 latency |") ||
+		!strings.Contains(md, "| http1-trace-100pct-1000rps-c16 | proxy RSS under load, client side |") || !strings.Contains(md, "reconnect storm") {
 		t.Errorf("results.md lacks rows:\n%s", md)
 	}
 }

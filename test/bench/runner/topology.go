@@ -130,6 +130,7 @@ type env struct {
 	client  *leaf
 	server  *leaf
 	bulk    int
+	sink    *traceSink // where traced scenarios export spans
 }
 
 // direct: the load generator talks to the backend.
@@ -247,6 +248,7 @@ func stopAll(ps *[]*proc) {
 type weftCand struct {
 	e     *env
 	procs []*proc
+	mesh  benchMesh // as last applied
 }
 
 func (w *weftCand) Name() string { return "weft" }
@@ -266,6 +268,7 @@ func (w *weftCand) start(ctx context.Context, family string) (string, error) {
 	app, _ := strconv.Atoi(appPort)
 	m := benchMesh{Protocol: families[family], ServerMesh: ports[0], ServerApp: app, ClientMesh: ports[1], ClientUpstream: ports[2], BulkUpstream: ports[3], BulkEndpoints: w.e.bulk}
 	m.apply(w.e.ctl)
+	w.mesh = m
 	for i, s := range []struct {
 		instance string
 		l        *leaf
