@@ -14,6 +14,7 @@ import (
 
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/compile"
+	"github.com/weftmesh/weft/core/dashboard"
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/model"
@@ -102,7 +103,9 @@ const Unauthorized = "the admin API needs the header 'Authorization: Bearer <tok
 
 // NewHandler returns the admin API: every request needs the bearer token;
 // then GET /v1/status, GET /v1/policy, GET /v1/ca/roots, POST
-// /v1/ca/rotate and POST /v1/join-tokens.
+// /v1/ca/rotate and POST /v1/join-tokens. The one exception is the web
+// dashboard's static files at /ui/ (core/dashboard), which hold no data:
+// the page reads the API above with the token.
 func NewHandler(o Options) http.Handler {
 	h := &handler{o: o}
 	mux := http.NewServeMux()
@@ -129,7 +132,12 @@ func NewHandler(o Options) http.Handler {
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, h.status())
 	})
+	ui := dashboard.Handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if dashboard.Serves(r) { // the dashboard's files hold no data: no token
+			ui.ServeHTTP(w, r)
+			return
+		}
 		if !Authorized(r, o.Token) {
 			http.Error(w, Unauthorized, http.StatusUnauthorized)
 			return
@@ -213,7 +221,7 @@ func (h *handler) status() StatusReport {
 	for _, e := range o.Mesh.Entries() {
 		in := InstanceReport{
 			Adapter: e.Adapter, ID: e.Instance.ID, Service: e.Instance.Service, Address: e.Instance.Address,
-			Ports: e.Instance.Ports, Health: string(e.Instance.Health),
+			Ports: e.Instance.Ports, Labels: e.Instance.Labels, Health: string(e.Instance.Health),
 			HealthSource: HealthFromScheduler, SchedulerHealth: string(e.Instance.Health),
 			Identity:  spiffe.ID(rep.TrustDomain, e.Instance.NS(), e.Instance.Service),
 			Isolation: string(e.Instance.Isolation),
