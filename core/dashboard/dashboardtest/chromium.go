@@ -18,6 +18,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,8 +56,15 @@ func Binary(t testing.TB) string {
 // Timeout bounds one Chromium run.
 const Timeout = 90 * time.Second
 
-func run(t testing.TB, budget time.Duration, extra ...string) []byte {
+func run(t testing.TB, budget time.Duration, page string, extra ...string) []byte {
 	t.Helper()
+	u, err := url.Parse(page)
+	if err != nil {
+		t.Fatalf("parsing the page's URL: %v", err)
+	}
+	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
+		t.Fatalf("chromium may load only a loopback address in a test, not %q", u.Host)
+	}
 	bin := Binary(t)
 	args := []string{
 		"--headless", "--disable-gpu", "--no-sandbox", "--ignore-certificate-errors",
@@ -63,11 +72,13 @@ func run(t testing.TB, budget time.Duration, extra ...string) []byte {
 		"--disable-extensions", "--disable-sync", "--disable-background-networking",
 		"--disable-component-update", "--disable-default-apps", "--disable-domain-reliability",
 		"--no-pings", "--dns-prefetch-disable", "--disable-dev-shm-usage", "--hide-scrollbars",
-		"--host-resolver-rules=MAP * ~NOTFOUND",
+		// Nothing resolves, no address connects, but the page's own.
+		"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE " + u.Hostname(),
 		"--window-size=1440,1900",
 		"--virtual-time-budget=" + strconv.Itoa(int(budget/time.Millisecond)),
 	}
 	args = append(args, extra...)
+	args = append(args, page)
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -93,19 +104,19 @@ func tail(s string) string {
 // DumpDOM loads url in headless Chromium, lets its scripts run for budget
 // of virtual time (fetches pause that clock, so data the page fetches is
 // in), and returns the page's DOM as HTML.
-func DumpDOM(t testing.TB, url string, budget time.Duration) string {
+func DumpDOM(t testing.TB, page string, budget time.Duration) string {
 	t.Helper()
-	return string(run(t, budget, "--dump-dom", url))
+	return string(run(t, budget, page, "--dump-dom"))
 }
 
 // Screenshot loads url like DumpDOM and saves a PNG of it as file.
-func Screenshot(t testing.TB, url, file string, budget time.Duration) {
+func Screenshot(t testing.TB, page, file string, budget time.Duration) {
 	t.Helper()
 	abs, err := filepath.Abs(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	run(t, budget, "--screenshot="+abs, url)
+	run(t, budget, page, "--screenshot="+abs)
 	b, err := os.ReadFile(abs)
 	if err != nil {
 		t.Fatalf("chromium wrote no screenshot: %v", err)

@@ -213,7 +213,9 @@
     return { services, edges };
   }
 
-  // --- topology: a layered drawing, callers left of callees.
+  // --- topology: a layered drawing (Sugiyama-style), callers left of
+  // callees. An edge that spans layers passes through a slot of its own
+  // in each layer between, so it never crosses a service's box.
   function layout(names, edges) {
     const rank = new Map(names.map((n) => [n, 0]));
     // Longest path from the sources, bounded (a cycle stops growing at n).
@@ -226,60 +228,86 @@
       }
       if (!changed) break;
     }
-    // Services nobody calls and that call nobody sit in the first layer.
-    const layers = [];
-    for (const n of names) {
-      const r = rank.get(n);
-      (layers[r] = layers[r] || []).push(n);
-    }
-    const dense = layers.filter(Boolean);
-    // Order each layer by the mean position of its callers (two sweeps).
+    // Squeeze out empty layers.
+    const used = [...new Set(rank.values())].sort((a, b) => a - b);
+    const squeeze = new Map(used.map((r, i) => [r, i]));
+    for (const n of names) rank.set(n, squeeze.get(rank.get(n)));
+    const layers = used.map(() => []);
+    const preds = new Map(); // item -> items before it
+    const addPred = (item, p) => { if (!preds.has(item)) preds.set(item, []); preds.get(item).push(p); };
+    for (const n of names) layers[rank.get(n)].push({ id: n, real: true });
+    // Virtual slots of the edges that skip layers.
+    const chains = new Map();
+    edges.forEach((e, i) => {
+      const a = rank.get(e.caller), b = rank.get(e.callee);
+      if (e.caller === e.callee || b <= a) return;
+      let prev = e.caller;
+      const chain = [];
+      for (let l = a + 1; l < b; l++) {
+        const id = "\u0000" + i + ":" + l;
+        layers[l].push({ id, real: false });
+        addPred(id, prev);
+        chain.push(id);
+        prev = id;
+      }
+      addPred(e.callee, prev);
+      chains.set(i, chain);
+    });
+    // Order each layer by the mean position of what precedes it (sweeps).
     const pos = new Map();
-    dense.forEach((l) => l.sort().forEach((n, i) => pos.set(n, i)));
-    for (let sweep = 0; sweep < 2; sweep++) {
-      for (let li = 1; li < dense.length; li++) {
-        const key = (n) => {
-          const ps = edges.filter((e) => e.callee === n && e.caller !== n).map((e) => pos.get(e.caller));
-          return ps.length ? ps.reduce((a, b) => a + b, 0) / ps.length : pos.get(n);
+    layers.forEach((l) => { l.sort((x, y) => x.id.localeCompare(y.id)); l.forEach((it, i) => pos.set(it.id, i)); });
+    for (let sweep = 0; sweep < 3; sweep++) {
+      for (let li = 1; li < layers.length; li++) {
+        const key = (it) => {
+          const ps = (preds.get(it.id) || []).filter((p) => pos.has(p)).map((p) => pos.get(p));
+          return ps.length ? ps.reduce((x, y) => x + y, 0) / ps.length : pos.get(it.id);
         };
-        dense[li].sort((a, b) => key(a) - key(b) || a.localeCompare(b));
-        dense[li].forEach((n, i) => pos.set(n, i));
+        const keys = new Map(layers[li].map((it) => [it.id, key(it)]));
+        layers[li].sort((x, y) => keys.get(x.id) - keys.get(y.id) || x.id.localeCompare(y.id));
+        layers[li].forEach((it, i) => pos.set(it.id, i));
       }
     }
-    return dense;
+    return { layers, chains };
   }
 
   function drawGraph(m) {
     const host = $("graph");
     host.replaceChildren();
     const names = [...m.services.keys()].sort();
-    const NW = 170, NH = 54, GX = 130, GY = 26, PAD = 24;
+    const NW = 176, NH = 54, VH = 26, GX = 120, GY = 22, PAD = 24;
     if (!names.length) {
       const s = svg("svg", { width: 400, height: 60, viewBox: "0 0 400 60" });
       s.append(svg("text", { x: 200, y: 34, "text-anchor": "middle", class: "empty", text: "No services yet." }));
       host.append(s);
       return;
     }
-    const layers = layout(names, m.edges);
-    const tallest = Math.max(...layers.map((l) => l.length));
+    const { layers, chains } = layout(names, m.edges);
+    const height = (l) => l.reduce((h, it) => h + (it.real ? NH : VH), 0) + Math.max(0, l.length - 1) * GY;
+    const tallest = Math.max(...layers.map(height));
+    const hasBack = m.edges.some((e) => e.caller !== e.callee && layers.findIndex((l) => l.some((it) => it.id === e.callee)) <= layers.findIndex((l) => l.some((it) => it.id === e.caller)));
     const W = PAD * 2 + layers.length * NW + (layers.length - 1) * GX;
-    const H = PAD * 2 + tallest * NH + (tallest - 1) * GY + 30;
+    const H = PAD * 2 + tallest + (hasBack ? 50 : 0) + 16;
     const at = new Map();
     layers.forEach((l, li) => {
-      const off = ((tallest - l.length) * (NH + GY)) / 2;
-      l.forEach((n, i) => at.set(n, { x: PAD + li * (NW + GX), y: PAD + off + i * (NH + GY), layer: li }));
+      let y = PAD + 16 + (tallest - height(l)) / 2;
+      for (const it of l) {
+        const h = it.real ? NH : VH;
+        at.set(it.id, { x: PAD + li * (NW + GX), y, h, layer: li });
+        y += h + GY;
+      }
     });
     const root = svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "service topology" });
     const defs = svg("defs");
     for (const [k, c] of Object.entries(COLOR)) {
-      defs.append(svg("marker", { id: "arrow-" + k, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+      defs.append(svg("marker", { id: "arrow-" + k, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 6, markerHeight: 6, orient: "auto-start-reverse" },
         svg("path", { d: "M0 0 L10 5 L0 10 z", fill: c })));
     }
     root.append(defs);
     const edgeLayer = svg("g"), labelLayer = svg("g"), nodeLayer = svg("g");
     root.append(edgeLayer, nodeLayer, labelLayer);
+    const curve = (x1, y1, x2, y2) => { const c = (x2 - x1) * 0.5; return `C${x1 + c} ${y1} ${x2 - c} ${y2} ${x2} ${y2}`; };
 
-    for (const e of m.edges) {
+    m.edges.forEach((e, i) => {
       const a = at.get(e.caller), b = at.get(e.callee);
       const g = e.golden;
       const deniedOnly = g.denied > 0 && !(g.successes > 0);
@@ -290,14 +318,26 @@
         d = `M${x - 20} ${y} C${x - 30} ${y - 40} ${x + 30} ${y - 40} ${x + 20} ${y}`;
         lx = x; ly = y - 32;
       } else if (b.layer > a.layer) {
-        const x1 = a.x + NW, y1 = a.y + NH / 2, x2 = b.x - 2, y2 = b.y + NH / 2;
-        const c = (x2 - x1) * 0.5;
-        d = `M${x1} ${y1} C${x1 + c} ${y1} ${x2 - c} ${y2} ${x2} ${y2}`;
-        lx = (x1 + x2) / 2; ly = (y1 + y2) / 2;
+        let x = a.x + NW, y = a.y + a.h / 2;
+        d = `M${x} ${y}`;
+        const chain = chains.get(i) || [];
+        for (const v of chain) {
+          const p = at.get(v), vy = p.y + p.h / 2;
+          d += " " + curve(x, y, p.x, vy) + ` L${p.x + NW} ${vy}`;
+          x = p.x + NW; y = vy;
+        }
+        const x2 = b.x - 2, y2 = b.y + b.h / 2;
+        d += " " + curve(x, y, x2, y2);
+        if (chain.length) {
+          const p = at.get(chain[Math.floor((chain.length - 1) / 2)]);
+          lx = p.x + NW / 2; ly = p.y + p.h / 2;
+        } else {
+          lx = (x + x2) / 2; ly = (y + y2) / 2;
+        }
       } else {
         // A call back to an earlier layer (or within one): around below.
-        const x1 = a.x + NW / 2, y1 = a.y + NH, x2 = b.x + NW / 2 + 10, y2 = b.y + NH + 2;
-        const low = Math.max(y1, y2) + 40;
+        const x1 = a.x + NW / 2, y1 = a.y + a.h, x2 = b.x + NW / 2 + 10, y2 = b.y + b.h + 2;
+        const low = Math.min(H - 8, Math.max(y1, y2) + 44);
         d = `M${x1} ${y1} C${x1} ${low} ${x2} ${low} ${x2} ${y2}`;
         lx = (x1 + x2) / 2; ly = low - 10;
       }
@@ -309,12 +349,12 @@
       grp.append(svg("path", { d, stroke: COLOR[k], "stroke-width": width, "marker-end": `url(#arrow-${k})` }));
       grp.append(svg("title", { text: `${e.caller} → ${e.callee}: ${fmt.int(g.requests)} requests, ${g.requests ? fmt.pct(g.success_rate) : "-"} success, p99 ${fmt.ms(g.p99_ms)}, ${fmt.int(g.denied)} denied` }));
       edgeLayer.append(grp);
-      const text = deniedOnly ? `denied ${fmt.int(g.denied)}` : `${fmt.rps(g.rps || 0)} rps` + (g.denied ? ` · ${fmt.int(g.denied)} denied` : "");
-      const tw = text.length * 6.2 + 10;
-      labelLayer.append(svg("g", { class: "edge lbl" },
-        svg("rect", { x: lx - tw / 2, y: ly - 9, width: tw, height: 18, rx: 9 }),
-        svg("text", { x: lx, y: ly + 4, "text-anchor": "middle", text, fill: deniedOnly ? COLOR.bad : null })));
-    }
+      const text = deniedOnly ? `denied ×${fmt.int(g.denied)}` : `${fmt.rps(g.rps || 0)} rps` + (g.denied ? ` · ${fmt.int(g.denied)} denied` : "");
+      const tw = text.length * 6.4 + 14;
+      labelLayer.append(svg("g", { class: "lbl" + (deniedOnly ? " denied" : "") },
+        svg("rect", { x: lx - tw / 2, y: ly - 9, width: tw, height: 18, rx: 9, stroke: COLOR[k] }),
+        svg("text", { x: lx, y: ly + 4, "text-anchor": "middle", text })));
+    });
 
     for (const n of names) {
       const p = at.get(n), s = m.services.get(n);
@@ -327,7 +367,7 @@
       const inst = s.instances ? `${s.healthy}/${s.instances} up` : "not in the mesh";
       const sub = g && g.requests ? `${inst} · ${fmt.rps(g.rps)} rps · ${fmt.pct(g.success_rate)}` : inst;
       node.append(svg("text", { x: 12, y: 40, class: "sub", text: sub }));
-      if (s.critical) node.append(svg("circle", { cx: NW - 12, cy: 14, r: 4, fill: COLOR.bad }));
+      if (s.critical) node.append(svg("circle", { cx: NW - 12, cy: 14, r: 4, fill: COLOR.bad }, svg("title", { text: `${s.critical} critical` })));
       node.append(svg("title", { text: n }));
       nodeLayer.append(node);
     }
@@ -429,11 +469,11 @@
       }
       const v = sidecarVersion(s);
       return el("tr", { "data-testid": "sidecar", "data-instance": s.instance, "data-acked": s.version && s.acked_version === s.version ? "true" : "false" },
-        el("td", {}, el("span", { class: "mono", text: s.instance }), el("div", { class: "muted mono", text: s.identity })),
+        el("td", { title: s.identity }, el("span", { class: "mono", text: s.instance })),
         el("td", { class: v ? "mono" : "muted", text: v || "-" }),
         cfgCell,
         el("td", {}, cert),
-        el("td", { class: "muted", text: fmt.rel(s.connected_since) })));
+        el("td", { class: "muted", text: fmt.rel(s.connected_since) }));
     });
     fillTable("sidecars", rows, "No sidecar is connected.", 5);
   }
