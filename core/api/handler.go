@@ -103,9 +103,7 @@ const Unauthorized = "the admin API needs the header 'Authorization: Bearer <tok
 
 // NewHandler returns the admin API: every request needs the bearer token;
 // then GET /v1/status, GET /v1/policy, GET /v1/ca/roots, POST
-// /v1/ca/rotate and POST /v1/join-tokens. The one exception is the web
-// dashboard's static files at /ui/ (core/dashboard), which hold no data:
-// the page reads the API above with the token.
+// /v1/ca/rotate and POST /v1/join-tokens.
 func NewHandler(o Options) http.Handler {
 	h := &handler{o: o}
 	mux := http.NewServeMux()
@@ -132,10 +130,9 @@ func NewHandler(o Options) http.Handler {
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, h.status())
 	})
-	ui := dashboard.Handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if dashboard.Serves(r) { // the dashboard's files hold no data: no token
-			ui.ServeHTTP(w, r)
+		if dashboard.Serves(r) { // dashboard.go: its files hold no data, so no token
+			dashboardFiles.ServeHTTP(w, r)
 			return
 		}
 		if !Authorized(r, o.Token) {
