@@ -164,9 +164,15 @@ func TestDashboardShowsTraffic(t *testing.T) {
 		if len(e) != 1 || e[0].Attr["data-denied"] != want || !strings.Contains(e[0].Attr["class"], "denied") {
 			t.Errorf("the graph's client -> secret:%s, want drawn denied", dashboardtest.Sprint(e))
 		}
+		var n int
+		for _, d := range stats.RecentDenials {
+			if d.Callee == "secret" {
+				n++
+			}
+		}
 		r := dashboardtest.FindWhere(dom, "denial", "data-callee", "secret")
-		if len(r) == 0 || !strings.Contains(r[0].Text, "svc/client") {
-			t.Errorf("the recent denials:%s, want client's calls to secret", dashboardtest.Sprint(dashboardtest.Find(dom, "denial")))
+		if n == 0 || len(r) != 1 || r[0].Attr["data-count"] != strconv.Itoa(n) || !strings.Contains(r[0].Text, "client") {
+			t.Errorf("the recent denials:%s, want client's %d calls to secret in one row", dashboardtest.Sprint(dashboardtest.Find(dom, "denial")), n)
 		}
 	})
 	t.Run("instances and sidecars", func(t *testing.T) {

@@ -74,7 +74,7 @@ func run(t testing.TB, budget time.Duration, page string, extra ...string) []byt
 		"--no-pings", "--dns-prefetch-disable", "--disable-dev-shm-usage", "--hide-scrollbars",
 		// Nothing resolves, no address connects, but the page's own.
 		"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE " + u.Hostname(),
-		"--window-size=1440,1900",
+		"--window-size=1440,1500",
 		"--virtual-time-budget=" + strconv.Itoa(int(budget/time.Millisecond)),
 	}
 	args = append(args, extra...)

@@ -414,19 +414,37 @@
     }
     fillTable("flows", rows, stats ? "No traffic in the window." : "No metrics from this controller.", 8);
 
-    const drows = (stats && stats.recent_denials || []).slice(0, 100).map((d) => el("tr", { "data-testid": "denial", "data-callee": d.callee },
-      el("td", { class: "mono", text: fmt.time(d.time) }),
-      el("td", { class: "mono", text: d.caller || "(no identity)" }),
+    // Identical denials (same caller, callee, request and reason) are one
+    // row, with how many and the newest time.
+    const groups = new Map();
+    for (const d of (stats && stats.recent_denials) || []) {
+      const key = JSON.stringify([d.caller, d.callee, d.method, d.path, d.reason]);
+      const g = groups.get(key);
+      if (g) g.count++; else groups.set(key, { d, count: 1 });
+    }
+    const drows = [...groups.values()].map(({ d, count }) => el("tr", { "data-testid": "denial", "data-callee": d.callee, "data-count": count },
+      el("td", { class: "mono nowrap", text: fmt.time(d.time) }),
+      el("td", { title: d.caller || "" }, el("strong", { text: serviceOf(d.caller) })),
       el("td", {}, el("strong", { text: d.callee })),
       el("td", { class: "mono", text: [d.method, d.path].filter(Boolean).join(" ") || "(connection)" }),
-      el("td", { text: d.reason })));
+      el("td", {}, count > 1 ? el("span", { class: "pill bad", text: "×" + count }) : null, count > 1 ? " " : null, d.reason)));
     fillTable("denials", drows, stats ? "No denials in the window." : "No metrics from this controller.", 5);
+  }
+
+  // The service a SPIFFE ID names (spiffe://td/ns/NS/svc/NAME), or the ID.
+  function serviceOf(id) {
+    if (!id) return "(no identity)";
+    const m = /\/svc\/([^/]+)$/.exec(id);
+    return m ? m[1] : id;
   }
 
   function drawInstances(status) {
     const rows = (status.instances || []).slice().sort((a, b) => a.service.localeCompare(b.service) || a.id.localeCompare(b.id)).map((i) => {
       const labels = el("td");
-      for (const [k, v] of Object.entries(i.labels || {}).sort()) labels.append(el("span", { class: "label", text: `${k}=${v}` }));
+      for (const [k, v] of Object.entries(i.labels || {}).sort()) {
+        const full = `${k}=${v}`;
+        labels.append(el("span", { class: "label", title: full, text: full.length > 40 ? full.slice(0, 39) + "…" : full }));
+      }
       const hk = i.health === "critical" ? "bad" : i.health === "warning" ? "warn" : i.health === "passing" ? "ok" : "idle";
       const health = el("td", {}, el("span", { class: "pill " + hk, text: i.health || "unknown" }));
       if (i.health_reason) health.append(" ", el("span", { class: "muted", text: i.health_reason }));
@@ -453,11 +471,11 @@
     const rows = (status.sidecars || []).map((s) => {
       let cfg;
       if (s.rejected_version && s.rejected_version >= s.acked_version) {
-        cfg = el("span", { class: "pill bad", title: s.reject_error || "", text: `NACK v${s.rejected_version}` });
+        cfg = el("span", { class: "pill bad", title: `version ${s.rejected_version}: ${s.reject_error || ""}`, text: "NACK" });
       } else if (s.version && s.acked_version === s.version) {
-        cfg = el("span", { class: "pill ok", text: `ACK v${s.acked_version}` });
+        cfg = el("span", { class: "pill ok", title: `version ${s.acked_version}`, text: "ACK" });
       } else {
-        cfg = el("span", { class: "pill warn", text: `pending v${s.version} (acked v${s.acked_version})` });
+        cfg = el("span", { class: "pill warn", title: `version ${s.version} sent, ${s.acked_version} acknowledged`, text: "pending" });
       }
       const cfgCell = el("td", {}, cfg);
       if (s.reject_error) cfgCell.append(el("div", { class: "muted", text: s.reject_error }));
