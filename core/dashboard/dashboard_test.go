@@ -3,6 +3,7 @@ package dashboard_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -37,7 +38,12 @@ type stub struct {
 
 func newStub(t *testing.T, statsCode int) *stub {
 	t.Helper()
-	s := &stub{status: fixture(t, "status.json"), stats: fixture(t, "stats.json"), statsCode: statsCode}
+	return newStubWith(t, fixture(t, "status.json"), fixture(t, "stats.json"), statsCode)
+}
+
+func newStubWith(t *testing.T, status, stats []byte, statsCode int) *stub {
+	t.Helper()
+	s := &stub{status: status, stats: stats, statsCode: statsCode}
 	ui := dashboard.Handler()
 	s.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -306,4 +312,73 @@ func TestPageStates(t *testing.T) {
 			t.Errorf("%d edges without stats", got)
 		}
 	})
+}
+
+// TestPageAt20Services: a mesh of 20 services (a gateway, 4 services it
+// calls, 3 backends each, 3 it reaches past them) is drawn with no two
+// services' boxes overlapping, every edge drawn.
+func TestPageAt20Services(t *testing.T) {
+	var status api.StatusReport
+	var stats api.StatsReport
+	add := func(name string) {
+		status.Instances = append(status.Instances, api.InstanceReport{ID: name + "-0", Service: name, Health: "passing", HealthSource: api.HealthFromScheduler})
+	}
+	call := func(from, to string, rps float64, failed uint64) {
+		n := uint64(rps * 60)
+		stats.Edges = append(stats.Edges, api.EdgeStats{Caller: from, Callee: to, Golden: api.Golden{
+			Requests: n, Successes: n - failed, RPS: rps, SuccessRate: float64(n-failed) / float64(n), P99Ms: 12}})
+	}
+	add("gateway")
+	for i := 0; i < 4; i++ {
+		mid := fmt.Sprintf("mid-%d", i)
+		add(mid)
+		call("gateway", mid, 40, uint64(i*10))
+		for j := 0; j < 3; j++ {
+			leaf := fmt.Sprintf("backend-%d-%d", i, j)
+			add(leaf)
+			call(mid, leaf, 12, 0)
+		}
+	}
+	for _, s := range []string{"audit", "search", "ledger"} {
+		add(s)
+		call("gateway", s, 3, 0) // past the middle layer
+	}
+	call("backend-0-0", "audit", 1, 0)
+	call("backend-3-2", "ledger", 1, 0)
+	st, _ := json.Marshal(status)
+	sa, _ := json.Marshal(stats)
+	s := newStubWith(t, st, sa, 0)
+	page := dashboardtest.DumpDOM(t, s.URL+"/ui/#token="+token, budget)
+
+	nodes := dashboardtest.Find(page, "node")
+	if len(nodes) != 20 {
+		t.Fatalf("%d services drawn, want 20", len(nodes))
+	}
+	if got := len(dashboardtest.Find(page, "edge")); got != len(stats.Edges) {
+		t.Errorf("%d edges drawn, want %d", got, len(stats.Edges))
+	}
+	const w, h = 176, 54 // a service's box (app.js drawGraph: NW, NH)
+	type box struct {
+		name string
+		x, y float64
+	}
+	var boxes []box
+	for _, n := range nodes {
+		var b box
+		if _, err := fmt.Sscanf(n.Attr["transform"], "translate(%g %g)", &b.x, &b.y); err != nil {
+			t.Fatalf("%s: transform %q: %v", n.Attr["data-service"], n.Attr["transform"], err)
+		}
+		b.name = n.Attr["data-service"]
+		boxes = append(boxes, b)
+	}
+	for i, a := range boxes {
+		for _, b := range boxes[i+1:] {
+			if a.x < b.x+w && b.x < a.x+w && a.y < b.y+h && b.y < a.y+h {
+				t.Errorf("%s at (%g, %g) overlaps %s at (%g, %g)", a.name, a.x, a.y, b.name, b.x, b.y)
+			}
+		}
+	}
+	file := filepath.Join(dashboardtest.ArtifactDir(t, "dashboard-20-services"), "dashboard.png")
+	dashboardtest.Screenshot(t, s.URL+"/ui/#token="+token, file, budget)
+	t.Logf("screenshot of 20 services: %s", file)
 }

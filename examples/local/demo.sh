@@ -84,6 +84,6 @@ echo "  $bin/weft status --data-dir $data   # adapters, instances (with their IS
 echo "  $bin/weft check --data-dir $data    # probes every app, outbound and mesh port here (frontend's app port is open: the edge)"
 echo "  curl --cacert $data/ca/ca.crt -H \"Authorization: Bearer \$(cat $data/admin.token)\" $admin/v1/status"
 echo "  curl http://$fe:15000/metrics              # the frontend sidecar's Prometheus metrics"
-echo "  open $admin/ui/#token=\$(cat $data/admin.token)   # the dashboard (the token stays in the browser)"
+echo "  $admin/ui/   # the dashboard (the link above carries the token; or paste $data/admin.token)"
 echo "Press Ctrl-C to stop."
 wait "$ctl"
