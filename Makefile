@@ -4,7 +4,7 @@ BIN     := bin
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/weftmesh/weft/core/version.Version=$(VERSION)
 
-.PHONY: all build test lint demo bench bench-quick proto clean nomad k8s-assets nftables fuzz jaeger
+.PHONY: all build test lint demo bench bench-quick proto clean nomad k8s-assets nftables chromium fuzz jaeger
 
 all: build
 
@@ -18,7 +18,7 @@ build:
 
 # Unit, conformance and end-to-end tests. The end-to-end tests build the
 # binaries they run themselves.
-test: lint nomad k8s-assets nftables jaeger
+test: lint nomad k8s-assets nftables chromium jaeger
 	$(GO) test -count=1 -timeout 20m ./...
 
 # Runs each fuzz test for FUZZTIME, a duration (10s) or a count of inputs
@@ -75,6 +75,11 @@ k8s-assets:
 # installed when missing and root (test/tools/nftables.sh).
 nftables:
 	@./test/tools/nftables.sh
+
+# Headless Chromium (Debian's chromium) for the dashboard's tests:
+# installed when missing and root (test/tools/chromium.sh).
+chromium:
+	@./test/tools/chromium.sh
 
 demo: build
 	./examples/local/demo.sh

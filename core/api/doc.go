@@ -46,7 +46,10 @@
 // policy watcher, core/controller.PolicyWatcher), and functions for what
 // lives outside core (the adapters' states, the policy summary, both from
 // cmd/weft). Every request needs "Authorization: Bearer TOKEN" (Authorized,
-// constant time; an empty token admits nobody); the token is
+// constant time; an empty token admits nobody), but for the web
+// dashboard's static files at /ui/ (core/dashboard, mounted in
+// dashboard.go), which hold no data: the page reads the API with the
+// token like any client. The token is
 // DATA_DIR/admin.token, made by LoadOrCreateToken. NewServer serves the
 // handler over HTTPS only, with the controller's own certificate. cmd/weft
 // only wires these; it has no handler of its own.
@@ -72,6 +75,9 @@
 // one whose certificate does not name the address dialed (its
 // --server-name), one that still speaks plain HTTP (an older controller),
 // one that is not there. A refused token is a *StatusError with code 401.
+//
+// InstanceReport.Labels are the scheduler's own labels of the instance
+// (model.Instance.Labels), which the dashboard shows.
 //
 // Environment: like Nomad's NOMAD_ADDR, NOMAD_TOKEN and NOMAD_CACERT, the
 // CLI reads WEFT_ADDR, WEFT_TOKEN and WEFT_CACERT (EnvAddr, EnvToken,

@@ -103,6 +103,10 @@ type InstanceReport struct {
 	Service string         `json:"service"`
 	Address string         `json:"address"`
 	Ports   map[string]int `json:"ports"`
+	// Labels are the scheduler's own coordinates of the instance
+	// (model.Instance.Labels: job/group/alloc for Nomad, framework/task for
+	// Mesos, namespace/pod for Kubernetes, pid for local).
+	Labels map[string]string `json:"labels,omitempty"`
 	// Health is the health the controller compiles with: "critical" when
 	// the scheduler or the sidecar's active checks say so (HealthSource
 	// says which), else the scheduler's ("passing", "warning" or ""

@@ -73,6 +73,10 @@ echo
 echo "\$ weft check --instance api-0 --instance api-1 --instance store-0"
 "$bin/weft" check --admin "$admin" --data-dir "$data" --instance api-0 --instance api-1 --instance store-0 || true
 echo
+echo "== The dashboard (the admin API's certificate is from the mesh CA: accept the browser's warning,"
+echo "   or import $data/ca/ca.crt as an authority; see README, 'The dashboard')"
+echo "  $admin/ui/#token=$(cat "$data/admin.token")"
+echo
 echo "demo: the mesh is running. Try:"
 echo "  curl http://$fe:8080/call/api/call/store   # frontend -> api -> store, identities shown"
 echo "  curl http://$fe:8080/call/store            # refused by policy"
@@ -80,5 +84,6 @@ echo "  $bin/weft status --data-dir $data   # adapters, instances (with their IS
 echo "  $bin/weft check --data-dir $data    # probes every app, outbound and mesh port here (frontend's app port is open: the edge)"
 echo "  curl --cacert $data/ca/ca.crt -H \"Authorization: Bearer \$(cat $data/admin.token)\" $admin/v1/status"
 echo "  curl http://$fe:15000/metrics              # the frontend sidecar's Prometheus metrics"
+echo "  $admin/ui/   # the dashboard (the link above carries the token; or paste $data/admin.token)"
 echo "Press Ctrl-C to stop."
 wait "$ctl"
