@@ -21,7 +21,7 @@ func TestAccessLine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := newAccessLine("access", "inbound").str("caller", "spiffe://weft.test/ns/default/svc/web").
+			l := newAccessLine(AccessLogText, "access", "inbound").str("caller", "spiffe://weft.test/ns/default/svc/web").
 				str("path", tt.path).int("status", 200).dur("dur", 1500*time.Microsecond)
 			if got := l.String(); got != tt.want {
 				t.Errorf("line\n%s\nwant\n%s", got, tt.want)
@@ -51,7 +51,7 @@ func FuzzAccessLine(f *testing.F) {
 	f.Add(`"`, "G ET", "/x status=200", "\xff\xfe")
 	f.Add("x=y", "=", `"quoted"`, `\"`)
 	f.Fuzz(func(t *testing.T, caller, method, path, reason string) {
-		l := newAccessLine("access", "inbound", "DENIED").str("caller", caller).str("method", method).
+		l := newAccessLine(AccessLogText, "access", "inbound", "DENIED").str("caller", caller).str("method", method).
 			str("path", path).int("status", 403).str("reason", reason)
 		line := l.String()
 		for i := 0; i < len(line); i++ {

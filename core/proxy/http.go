@@ -55,6 +55,35 @@ type statusWriter struct {
 	// reqBody is the request's own body (inbound), which the reverse
 	// proxy's error handler cannot read any more.
 	reqBody io.ReadCloser
+	// out counts the response's body bytes, body the request's (for the
+	// access log): countBody puts body in front of the request's.
+	out  int64
+	body countingBody
+	// reason is why the proxy refused the request itself, for the access
+	// log: an authorization denial, a rate limit.
+	reason string
+}
+
+// countingBody counts what is read of a request body.
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+// countBody has w count what is read of r's body. It allocates nothing:
+// the counter lives in w.
+func (w *statusWriter) countBody(r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	w.body.ReadCloser = r.Body
+	r.Body = &w.body
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -68,7 +97,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	w.out += int64(n)
+	return n, err
 }
 
 func (w *statusWriter) Flush() {

@@ -198,13 +198,13 @@ func (in *inbound) serveTCP(conn net.Conn, caller spiffe.Identity) {
 	st := in.st.Load()
 	if ok, why := st.authorize(caller); !ok {
 		in.p.metrics.denied.WithLabelValues(caller.Service).Inc()
-		newAccessLine("access", "inbound", "DENIED").str("caller", caller.String()).str("dest", st.service).
+		in.p.accessLine("access", "inbound", "DENIED").str("caller", caller.String()).str("dest", st.service).
 			str("proto", "tcp").str("reason", why).send(in.p)
 		conn.Close()
 		return
 	}
 	if down, why := in.p.health.down(); down {
-		newAccessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
+		in.p.accessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
 			str("proto", "tcp").str("error", "the application is down: "+why).send(in.p)
 		conn.Close()
 		return
@@ -212,13 +212,13 @@ func (in *inbound) serveTCP(conn net.Conn, caller spiffe.Identity) {
 	app, err := net.DialTimeout("tcp", st.appAddr, in.p.opts.DialTimeout)
 	if err != nil {
 		in.p.health.refused(st.appAddr, fmt.Sprintf("connecting to the application at %s: %v", st.appAddr, err))
-		newAccessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
+		in.p.accessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
 			str("proto", "tcp").str("error", fmt.Sprintf("dialing the application at %s: %v", st.appAddr, err)).send(in.p)
 		conn.Close()
 		return
 	}
 	rx, tx := pipe(conn, app)
-	newAccessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
+	in.p.accessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
 		str("proto", "tcp").int("rx", rx).int("tx", tx).dur("dur", time.Since(start)).send(in.p)
 }
 
@@ -254,19 +254,22 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	st := in.st.Load()
 	caller, _ := r.Context().Value(callerKey{}).(spiffe.Identity)
 	rec := &statusWriter{ResponseWriter: w}
+	ensureRequestID(r.Header) // requestid.go: to the app, and in both lines
+	rec.countBody(r)
 	defer func() {
 		d := time.Since(start)
 		in.p.metrics.request(dirInbound, caller.Service, rec.status(), d)
-		newAccessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
+		in.p.accessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
 			str("method", r.Method).str("path", r.URL.Path).int("status", int64(rec.status())).
-			grpcStatus(rec).dur("dur", d).send(in.p)
+			grpcStatus(rec).dur("dur", d).request(r, rec).strIf("reason", rec.reason).send(in.p)
 	}()
 	if bad := canon.Canonicalize(r); bad != nil {
 		in.refuse(rec, r, st, caller, bad)
 		return
 	}
 	if caller.Service == "" {
-		http.Error(rec, "weft: the caller's identity is unknown", http.StatusForbidden)
+		rec.reason = "weft: the caller's identity is unknown"
+		http.Error(rec, rec.reason, http.StatusForbidden)
 		return
 	}
 	query, bad := st.inputs.check(r, st.service)
@@ -277,8 +280,9 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	stripOwnedHeaders(r.Header)
 	if ok, why := st.authorizeRequest(caller, r, query); !ok {
 		in.p.metrics.denied.WithLabelValues(caller.Service).Inc()
-		newAccessLine("access", "inbound", "DENIED").str("caller", caller.String()).str("dest", st.service).
-			str("method", r.Method).str("path", r.URL.Path).str("reason", why).send(in.p)
+		in.p.accessLine("access", "inbound", "DENIED").str("caller", caller.String()).str("dest", st.service).
+			str("method", r.Method).str("path", r.URL.Path).str("reason", why).request(r, nil).send(in.p)
+		rec.reason = why
 		if isGRPC(r) {
 			writeGRPCError(rec, grpcPermissionDenied, why)
 			return
@@ -290,6 +294,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if ok, wait := l.Allow(caller.Service, r, time.Now()); !ok {
 			in.p.metrics.limited.WithLabelValues(caller.Service, l.Name()).Inc()
 			msg := fmt.Sprintf("weft: rate limit %q of %s exceeded for %s; retry in %s", l.Name(), st.service, caller.Service, wait.Round(time.Millisecond))
+			rec.reason = msg
 			rec.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
 			if isGRPC(r) {
 				writeGRPCError(rec, grpcResourceExhausted, msg)
@@ -317,8 +322,8 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // refuse answers a request the proxy will not route or authorize with 400
 // and why.
 func (in *inbound) refuse(w http.ResponseWriter, r *http.Request, st *inboundState, caller spiffe.Identity, bad *canon.BadRequest) {
-	newAccessLine("access", "inbound", "REFUSED").str("caller", caller.String()).str("dest", st.service).
-		str("method", r.Method).str("target", r.RequestURI).str("reason", bad.Error()).send(in.p)
+	in.p.accessLine("access", "inbound", "REFUSED").str("caller", caller.String()).str("dest", st.service).
+		str("method", r.Method).str("target", r.RequestURI).str("reason", bad.Error()).request(r, nil).send(in.p)
 	http.Error(w, "weft: bad request: "+bad.Error(), http.StatusBadRequest)
 }
 
