@@ -151,12 +151,12 @@ func TestFlagsReject(t *testing.T) {
 
 func TestGRPCLogger(t *testing.T) {
 	var buf bytes.Buffer
-	g := GRPCLogger(New(&buf, slog.LevelInfo, "json"))
+	g := GRPCLogger(New(&buf, slog.LevelDebug, "json"))
 	g.Info("chatty")
 	g.Warningf("w %d", 1)
 	g.Errorln("e", 2)
 	if g.V(0) {
-		t.Error("V(0) is true at info")
+		t.Error("V(0) is true at debug")
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 2 {
