@@ -41,6 +41,11 @@ import (
 // tokenEnv carries the join token.
 const tokenEnv = "WEFT_JOIN_TOKEN"
 
+// accessLogEnv, when set, is the default of --access-log-format (as
+// logging.FormatEnv is of --log-format): sidecars started by an adapter
+// inherit it from the controller.
+const accessLogEnv = "WEFT_ACCESS_LOG_FORMAT"
+
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "weft-proxy:", err)
@@ -107,7 +112,7 @@ check state).`,
 	fl.StringVar(&o.credEnv, "credential-env", "", "environment variable holding the scheduler credential (e.g. NOMAD_TOKEN)")
 	fl.StringVar(&o.credFile, "credential-file", "", "file holding the scheduler credential, re-read at every join (e.g. a projected service-account token)")
 	o.log.Register(fl)
-	fl.StringVar(&o.accessLog, "access-log-format", "text", "access-log line format: text (key=value) or json (one object a line, with request_id, trace_id, caller, route, status, bytes, dur_ms)")
+	fl.StringVar(&o.accessLog, "access-log-format", logging.EnvOr(accessLogEnv, "text"), "access-log line format: text (key=value) or json (one object a line, with request_id, trace_id, caller, route, status, bytes, dur_ms) (default from $"+accessLogEnv+")")
 	fl.DurationVar(&o.logFlush, "log-flush", 100*time.Millisecond, "write the log (one access-log line per request) in batches this often; 0 writes every line at once")
 	for _, f := range []string{"instance", "controller", "trust-bundle", "admin"} {
 		root.MarkFlagRequired(f)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 )
 
@@ -73,10 +74,29 @@ type flagSet interface {
 	StringVar(p *string, name, value, usage string)
 }
 
-// Register adds --log-level and --log-format to fs.
+// LevelEnv and FormatEnv, when set, are the defaults of --log-level and
+// --log-format: a controller started with them passes them on to what it
+// starts (adapter plugins, and the sidecars and apps the local adapter
+// runs), so a whole local mesh logs one way.
+const (
+	LevelEnv  = "WEFT_LOG_LEVEL"
+	FormatEnv = "WEFT_LOG_FORMAT"
+)
+
+// Register adds --log-level and --log-format to fs, their defaults from
+// LevelEnv and FormatEnv when set, else info and text.
 func (f *Flags) Register(fs flagSet) {
-	fs.StringVar(&f.Level, "log-level", "info", "lowest level logged: debug, info, warn or error")
-	fs.StringVar(&f.Format, "log-format", "text", "log line format: text (key=value) or json (one object a line)")
+	fs.StringVar(&f.Level, "log-level", EnvOr(LevelEnv, "info"), "lowest level logged: debug, info, warn or error (default from $"+LevelEnv+")")
+	fs.StringVar(&f.Format, "log-format", EnvOr(FormatEnv, "text"), "log line format: text (key=value) or json (one object a line) (default from $"+FormatEnv+")")
+}
+
+// EnvOr is the environment variable name, or def when it is unset or
+// empty.
+func EnvOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 // Logger checks the flags and returns the logger they ask for, writing to

@@ -167,3 +167,31 @@ func TestGRPCLogger(t *testing.T) {
 		t.Fatalf("line %q: %v %v", lines[1], m, err)
 	}
 }
+
+// TestEnvDefaults: WEFT_LOG_LEVEL and WEFT_LOG_FORMAT are the flags'
+// defaults; a flag given wins; a bad value in them is the flag's error.
+func TestEnvDefaults(t *testing.T) {
+	t.Setenv(LevelEnv, "warn")
+	t.Setenv(FormatEnv, "json")
+	var fl Flags
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fl.Register(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if fl.Level != "warn" || fl.Format != "json" {
+		t.Fatalf("defaults %q %q, want warn json from the environment", fl.Level, fl.Format)
+	}
+	fs = flag.NewFlagSet("x", flag.ContinueOnError)
+	fl.Register(fs)
+	if err := fs.Parse([]string{"--log-format", "text"}); err != nil || fl.Format != "text" {
+		t.Fatalf("a flag given: %q, %v; want text", fl.Format, err)
+	}
+	t.Setenv(FormatEnv, "yaml")
+	fs = flag.NewFlagSet("x", flag.ContinueOnError)
+	fl.Register(fs)
+	fs.Parse(nil)
+	if _, err := fl.Logger(&bytes.Buffer{}); err == nil || err.Error() != `--log-format: want text or json, got "yaml"` {
+		t.Fatalf("err %v", err)
+	}
+}
