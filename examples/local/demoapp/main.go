@@ -5,8 +5,10 @@
 // It listens on $HOST:$PORT, which the local adapter sets per instance, and
 // answers
 //
-//	GET /             {"service", "instance", "caller"}: caller is the
-//	                  X-Weft-Caller header the sidecar adds, "" if called directly
+//	GET /             {"service", "instance", "caller", "request_id"}: caller
+//	                  is the X-Weft-Caller header the sidecar adds, "" if
+//	                  called directly; request_id the X-Request-Id the first
+//	                  sidecar on the way added (or the client's)
 //	POST /            the same, with "bytes": how much of the body it read
 //	                  (up to 64 KiB): a call that is not safe to repeat, to
 //	                  try what a mesh does with one
@@ -14,8 +16,10 @@
 //	                  calls /<path> (default /) on the upstream whose URL is
 //	                  in UPSTREAM_<NAME> (upper case, dashes as underscores),
 //	                  so /call/api/call/store walks frontend -> api -> store,
+//	                  passing the request's X-Request-Id on (as an app in a
+//	                  mesh should, so that one ID follows the whole walk),
 //	                  and reports
-//	                  {"service", "caller", "upstream", "status", "response"};
+//	                  {"service", "caller", "request_id", "upstream", "status", "response"};
 //	                  an upstream's non-2xx answer (a sidecar's 403 for a
 //	                  denied call) comes back as a 502 with its body
 //	GET /healthz      200 "ok", or 500 "failing" after POST /healthz/fail
@@ -26,7 +30,11 @@
 //	                  on the app's own host may: a request through a sidecar
 //	                  (with X-Weft-Caller) is refused with 403
 //
-// The service name is $WEFT_SERVICE, or --name.
+// The service name is $WEFT_SERVICE, or --name. It logs with log/slog on
+// standard error (core/logging): --log-level and --log-format text|json,
+// or $WEFT_LOG_LEVEL and $WEFT_LOG_FORMAT, which the local adapter passes
+// on from the controller; a bad value exits with status 2. At debug it
+// logs every request with its request ID.
 //
 // Build: go build -o bin/weft-demo-app ./examples/local/demoapp
 package main
@@ -39,7 +47,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -48,18 +56,31 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/weftmesh/weft/core/logging"
 )
 
 // callerHeader is set by the sidecar on every inbound request: the calling
 // service's name.
 const callerHeader = "X-Weft-Caller"
 
+// requestIDHeader is the request ID a sidecar adds when a request has none.
+const requestIDHeader = "X-Request-Id"
+
 // maxUpstreamBody bounds what is read of an upstream's answer.
 const maxUpstreamBody = 64 << 10
 
 func main() {
 	name := flag.String("name", os.Getenv("WEFT_SERVICE"), "service name to report (default $WEFT_SERVICE)")
+	var lf logging.Flags
+	lf.Register(flag.CommandLine)
 	flag.Parse()
+	log, err := lf.Logger(os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "weft-demo-app:", err)
+		os.Exit(2)
+	}
+	slog.SetDefault(log)
 	host, port := os.Getenv("HOST"), os.Getenv("PORT")
 	if host == "" {
 		host = "127.0.0.1"
@@ -72,27 +93,30 @@ func main() {
 		instance: os.Getenv("WEFT_INSTANCE"),
 		upstream: os.Getenv,
 		client:   &http.Client{Timeout: 5 * time.Second},
+		log:      log,
 	}
 	srv := &http.Server{
 		Addr:              net.JoinHostPort(host, port),
 		Handler:           app.routes(),
 		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	log.Printf("weft-demo-app: service %q instance %q listening on %s", app.service, app.instance, srv.Addr)
+	log.Info("weft-demo-app listening", "service", app.service, "instance", app.instance, "addr", srv.Addr)
 	select {
 	case err := <-errc:
-		log.Fatalf("weft-demo-app: listening on %s: %v (is another process on that port? change `port` in the workloads file)", srv.Addr, err)
+		log.Error("listening: is another process on that port? change `port` in the workloads file", "addr", srv.Addr, "err", err)
+		os.Exit(1)
 	case <-ctx.Done():
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdown); err != nil {
-		log.Printf("weft-demo-app: shutting down: %v", err)
+		log.Warn("shutting down", "err", err)
 	}
 }
 
@@ -101,10 +125,14 @@ type demo struct {
 	instance string
 	upstream func(envName string) string // os.Getenv in main
 	client   *http.Client
+	log      *slog.Logger
 	failing  atomic.Bool // /healthz answers 500
 }
 
 func (d *demo) routes() http.Handler {
+	if d.log == nil {
+		d.log = slog.Default()
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", d.hello)
 	mux.HandleFunc("POST /{$}", d.post)
@@ -113,7 +141,12 @@ func (d *demo) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", d.healthz)
 	mux.HandleFunc("POST /healthz/fail", func(w http.ResponseWriter, r *http.Request) { d.setHealth(w, r, true) })
 	mux.HandleFunc("POST /healthz/pass", func(w http.ResponseWriter, r *http.Request) { d.setHealth(w, r, false) })
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d.log.Enabled(r.Context(), slog.LevelDebug) {
+			d.log.Debug("request", "method", r.Method, "path", r.URL.Path, "caller", r.Header.Get(callerHeader), "request_id", r.Header.Get(requestIDHeader))
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func (d *demo) healthz(w http.ResponseWriter, _ *http.Request) {
@@ -137,9 +170,9 @@ func (d *demo) setHealth(w http.ResponseWriter, r *http.Request, failing bool) {
 	}
 	d.failing.Store(failing)
 	if failing {
-		log.Printf("weft-demo-app: /healthz fails from now on (POST /healthz/pass to undo)")
+		d.log.Info("/healthz fails from now on (POST /healthz/pass to undo)")
 	} else {
-		log.Printf("weft-demo-app: /healthz passes again")
+		d.log.Info("/healthz passes again")
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -148,10 +181,16 @@ type helloResponse struct {
 	Service  string `json:"service"`
 	Instance string `json:"instance"`
 	Caller   string `json:"caller"`
+	// RequestID is the request's X-Request-Id.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 func (d *demo) hello(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, helloResponse{Service: d.service, Instance: d.instance, Caller: r.Header.Get(callerHeader)})
+	writeJSON(w, http.StatusOK, d.helloOf(r))
+}
+
+func (d *demo) helloOf(r *http.Request) helloResponse {
+	return helloResponse{Service: d.service, Instance: d.instance, Caller: r.Header.Get(callerHeader), RequestID: r.Header.Get(requestIDHeader)}
 }
 
 type postResponse struct {
@@ -165,13 +204,14 @@ func (d *demo) post(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("reading the body: %v", err), http.StatusBadRequest)
 		return
 	}
-	writeJSON(w, http.StatusOK, postResponse{helloResponse{Service: d.service, Instance: d.instance, Caller: r.Header.Get(callerHeader)}, n})
+	writeJSON(w, http.StatusOK, postResponse{d.helloOf(r), n})
 }
 
 type callResponse struct {
-	Service  string `json:"service"`
-	Caller   string `json:"caller"`
-	Upstream string `json:"upstream"`
+	Service   string `json:"service"`
+	Caller    string `json:"caller"`
+	RequestID string `json:"request_id,omitempty"`
+	Upstream  string `json:"upstream"`
 	// Status is the upstream's HTTP status, 0 if it could not be reached.
 	Status int `json:"status"`
 	// Response is the upstream's JSON answer, or its body as text.
@@ -186,7 +226,7 @@ func upstreamEnv(name string) string {
 
 func (d *demo) call(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	resp := callResponse{Service: d.service, Caller: r.Header.Get(callerHeader), Upstream: name}
+	resp := callResponse{Service: d.service, Caller: r.Header.Get(callerHeader), RequestID: r.Header.Get(requestIDHeader), Upstream: name}
 	env := upstreamEnv(name)
 	url := d.upstream(env)
 	if url == "" {
@@ -195,6 +235,9 @@ func (d *demo) call(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, strings.TrimSuffix(url, "/")+"/"+r.PathValue("rest"), nil)
+	if err == nil && resp.RequestID != "" {
+		req.Header.Set(requestIDHeader, resp.RequestID)
+	}
 	if err != nil {
 		resp.Error = fmt.Sprintf("%s=%q is not a usable URL: %v", env, url, err)
 		writeJSON(w, http.StatusInternalServerError, resp)
@@ -241,6 +284,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil && !errors.Is(err, http.ErrHandlerTimeout) {
-		log.Printf("weft-demo-app: writing response: %v", err)
+		slog.Warn("writing response", "err", err)
 	}
 }
