@@ -503,7 +503,17 @@ func loadPolicy(dir string, log *slog.Logger) (*policy.Policy, map[string]string
 		log.Log(context.Background(), level, "policy diagnostic", attrs...)
 	}
 	if diags.HasErrors() || pol == nil {
-		return nil, nil, fmt.Errorf("policy in %s has errors (see above); fix them, `weft policy validate %s` checks without starting anything", dir, dir)
+		first := ""
+		for _, d := range diags {
+			if d.Severity == hcl.DiagError {
+				first = d.Summary
+				if d.Subject != nil {
+					first = fmt.Sprintf("%s:%d,%d: %s", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, d.Summary)
+				}
+				break
+			}
+		}
+		return nil, nil, fmt.Errorf("policy in %s has errors (see above), the first at %s; fix them, `weft policy validate %s` checks without starting anything", dir, first, dir)
 	}
 	sources := make(map[string]string, len(files))
 	for name, f := range files {
