@@ -195,12 +195,30 @@
 //     Options.Logger, a log/slog logger (default: a text handler on
 //     Options.Log). An access log line per
 //     request or TCP connection goes to Options.Log (weft-proxy batches
-//     it: one write of stderr every 100 ms, --log-flush). A line is words
+//     it: one write of stderr every 100 ms, --log-flush). In the text
+//     format (Options.AccessLogFormat, the default) a line is words
 //     ("access inbound DENIED") and key=value fields (accesslog.go); a
 //     value is bare when it is printable ASCII without space or '"', else
 //     a quoted Go string literal, so no path, method or reason can add a
-//     line, a NUL or a field. weft-proxy's writer also escapes any control
-//     byte inside a log entry (an event line quoting a peer's error).
+//     line, a NUL or a field. In the JSON format (--access-log-format
+//     json) the line is one object with the same keys, led by time, level
+//     and msg "access" (direction and outcome hold the words), escaped to
+//     printable ASCII whatever the input. HTTP lines carry caller, dest
+//     (the callee), method, path, authority, status (and grpc_status),
+//     dur (dur_ms in JSON), bytes_in and bytes_out, request_id and, when
+//     the request has a W3C traceparent, trace_id; outbound ones also
+//     route, subset, endpoint (the upstream instance's address), tries and
+//     retries; a refused request its reason (the authorization denial,
+//     the rate limit). Building a line allocates nothing (pooled buffers).
+//     weft-proxy's writer also escapes any control byte inside a log
+//     entry (an event line quoting a peer's error).
+//
+//     Request IDs (requestid.go): the first Weft proxy a request meets
+//     adds X-Request-Id (a random UUID) when it has none, keeps a sane one
+//     (one value, at most 128 bytes of letters, digits and -_.:+/=@) and
+//     replaces any other; it goes on to the app and the upstream, so both
+//     sidecars' access lines and the apps see the same ID. gRPC calls get
+//     it too.
 //
 // # A dead or failing application
 //
