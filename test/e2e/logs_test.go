@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -112,4 +114,26 @@ func accessRecord(t *testing.T, path, direction, id string) map[string]any {
 		}
 	}
 	return nil
+}
+
+// TestBadLogFlags: a bad --log-level or --log-format is a usage error of
+// any weft subcommand: exit status 2 and what to give.
+func TestBadLogFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"controller", "--log-format", "yaml", "--policy-dir", t.TempDir()}, `--log-format: want text or json, got "yaml"`},
+		{[]string{"status", "--log-level", "loud"}, `--log-level: want debug, info, warn or error, got "loud"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args[0], func(t *testing.T) {
+			cmd := exec.Command(filepath.Join(binDir, "weft"), tt.args...)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), tt.want) {
+				t.Errorf("weft %s: %v, output %q; want exit status 2 and %q", strings.Join(tt.args, " "), err, out, tt.want)
+			}
+		})
+	}
 }
