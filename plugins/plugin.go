@@ -53,6 +53,12 @@ func (p *GRPCAdapterPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, 
 	return &GRPCClient{Client: proto.NewAdapterClient(c)}, nil
 }
 
+// LogLevelEnv is the environment variable in which the host gives an
+// adapter plugin the lowest level its log takes (trace, debug, info, warn,
+// error): the SDK's logger (sdk.Logger) writes nothing below it, so a
+// plugin spends nothing on lines the controller would drop.
+const LogLevelEnv = "WEFT_PLUGIN_LOG_LEVEL"
+
 // ClientConfig is the go-plugin client configuration a host uses to launch
 // an adapter plugin: gRPC only, AutoMTLS, version negotiation, not managed
 // (the caller kills the client it made).

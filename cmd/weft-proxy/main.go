@@ -3,11 +3,15 @@
 // configuration from the controller and carries the instance's traffic
 // over mTLS (core/proxy). It links only the data plane: no scheduler
 // client, no policy language, no plugin machinery, no CA or compiler.
-// Its events go through one log/slog text logger on stderr; access-log
-// lines go to the same batched writer as data (core/proxy, accesslog.go).
+// Its events go through one log/slog logger on stderr (core/logging:
+// --log-level, --log-format text|json, gRPC's own lines included);
+// access-log lines go to the same batched writer as data
+// (core/proxy, accesslog.go), in --access-log-format text or json. A bad
+// value of a logging flag exits with status 2.
 //
 //	weft-proxy --instance ID --controller HOST:PORT [--controller HOST:PORT ...] \
-//	  --trust-bundle FILE --admin HOST:PORT [--data-dir DIR] [--report-interval 10s]
+//	  --trust-bundle FILE --admin HOST:PORT [--data-dir DIR] [--report-interval 10s] \
+//	  [--log-level info] [--log-format text] [--access-log-format text]
 //
 // Every --report-interval it sends the controller a report of its golden
 // signals on the same mTLS connection (core/proxy, report.go).
@@ -20,7 +24,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"log/slog"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -30,7 +34,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/grpclog"
 
+	"github.com/weftmesh/weft/core/logging"
 	"github.com/weftmesh/weft/core/proxy"
 	"github.com/weftmesh/weft/core/version"
 )
@@ -51,11 +57,26 @@ func reportIntervalDefault() time.Duration {
 	return 10 * time.Second
 }
 
+// accessLogEnv, when set, is the default of --access-log-format (as
+// logging.FormatEnv is of --log-format): sidecars started by an adapter
+// inherit it from the controller.
+const accessLogEnv = "WEFT_ACCESS_LOG_FORMAT"
+
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "weft-proxy:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is 2 for a bad flag value (a usage error), 1 otherwise.
+func exitCode(err error) int {
+	var fe *logging.FlagError
+	var ae *proxy.AccessLogFormatError
+	if errors.As(err, &fe) || errors.As(err, &ae) {
+		return 2
+	}
+	return 1
 }
 
 type options struct {
@@ -69,6 +90,8 @@ type options struct {
 	credFile    string
 	logFlush    time.Duration
 	reportEvery time.Duration
+	log         logging.Flags
+	accessLog   string
 }
 
 func newRootCmd() *cobra.Command {
@@ -105,6 +128,8 @@ check state).`,
 	fl.StringVar(&o.credAdapter, "credential-adapter", "", "join with a scheduler credential checked by this adapter (nomad, kubernetes) instead of $WEFT_JOIN_TOKEN")
 	fl.StringVar(&o.credEnv, "credential-env", "", "environment variable holding the scheduler credential (e.g. NOMAD_TOKEN)")
 	fl.StringVar(&o.credFile, "credential-file", "", "file holding the scheduler credential, re-read at every join (e.g. a projected service-account token)")
+	o.log.Register(fl)
+	fl.StringVar(&o.accessLog, "access-log-format", logging.EnvOr(accessLogEnv, "text"), "access-log line format: text (key=value) or json (one object a line, with request_id, trace_id, caller, route, status, bytes, dur_ms) (default from $"+accessLogEnv+")")
 	fl.DurationVar(&o.logFlush, "log-flush", 100*time.Millisecond, "write the log (one access-log line per request) in batches this often; 0 writes every line at once")
 	fl.DurationVar(&o.reportEvery, "report-interval", reportIntervalDefault(), "send the controller a report of the golden signals (requests, successes, latency, bytes, denials) this often; 0 sends none (or set "+reportEnv+", which sidecars a scheduler starts inherit)")
 	for _, f := range []string{"instance", "controller", "trust-bundle", "admin"} {
@@ -120,6 +145,14 @@ check state).`,
 }
 
 func run(ctx context.Context, o options) error {
+	// Bad logging flags are usage errors, found before anything starts.
+	accessFormat, err := proxy.ParseAccessLogFormat(o.accessLog)
+	if err != nil {
+		return err
+	}
+	if _, err := o.log.Logger(io.Discard); err != nil {
+		return err
+	}
 	bundle, err := readTrustBundle(o.trustBundle)
 	if err != nil {
 		return err
@@ -135,8 +168,9 @@ func run(ctx context.Context, o options) error {
 	defer logw.Close() // after the proxy's last line
 	// One logger for the sidecar's events; access lines go to the same
 	// writer as data (core/proxy, accesslog.go).
-	logger := slog.New(slog.NewTextHandler(logw, nil))
-	p := proxy.New(proxy.Options{Log: logw, Logger: logger})
+	logger, _ := o.log.Logger(logw) // checked above
+	grpclog.SetLoggerV2(logging.GRPCLogger(logger))
+	p := proxy.New(proxy.Options{Log: logw, Logger: logger, AccessLogFormat: accessFormat})
 	defer p.Close()
 	client, err := proxy.NewClient(p, proxy.ClientOptions{
 		InstanceID:  o.instance,

@@ -17,13 +17,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/grpclog"
 
 	"github.com/weftmesh/weft/core/api"
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/controller"
+	"github.com/weftmesh/weft/core/logging"
 	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/policy"
@@ -162,7 +165,14 @@ func parseAdapters(specs, options []string) ([]adapterSpec, error) {
 }
 
 func runController(ctx context.Context, f controllerFlags, stderr io.Writer) error {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// One log, in one format (--log-level, --log-format): the
+	// controller's events, policy and adapter diagnostics, the plugins'
+	// lines (plugins/host), the admin server's and gRPC's errors.
+	log, err := logFlags.Logger(stderr)
+	if err != nil {
+		return err
+	}
+	grpclog.SetLoggerV2(logging.GRPCLogger(log))
 	specs, err := parseAdapters(f.adapters, f.options)
 	if err != nil {
 		return err
@@ -182,7 +192,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		return fmt.Errorf("checksumming this executable, to verify the built-in adapters: %w", err)
 	}
 	// The policy must be good before anything starts.
-	pol, sources, err := loadPolicy(f.policyDir, stderr)
+	pol, sources, err := loadPolicy(f.policyDir, log)
 	if err != nil {
 		return err
 	}
@@ -273,7 +283,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	policies <- pol
 	watcher := controller.NewPolicyWatcher(controller.WatchOptions{
 		Dir: f.policyDir, Every: f.pollEvery, MaxFileBytes: policyhcl.MaxFileBytes,
-		Load:      func() (*policy.Policy, map[string]string, error) { return loadPolicy(f.policyDir, stderr) },
+		Load:      func() (*policy.Policy, map[string]string, error) { return loadPolicy(f.policyDir, log) },
 		Summarize: policyhcl.Summary, Logger: log,
 	}, sources)
 	adapters := &adapterStates{}
@@ -296,7 +306,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		Metrics:   ctlMetrics.Handler(),
 		Tap:       srv,
 	}), serving)
-	adminSrv.ErrorLog = refusals.HTTPErrorLog(refusedAdmin, stderr)
+	adminSrv.ErrorLog = refusals.HTTPErrorLog(refusedAdmin, logging.LineWriter(log.With("logger", "admin_api"), slog.LevelWarn))
 	adminSrv.RegisterOnShutdown(srv.EndTaps) // a tap's stream would hold Shutdown up
 	run(func() { _ = adminSrv.ServeTLS(adminLis, "", "") })
 	run(func() { _ = ctl.Run(ctx, snapshots, policies, controller.ConfigServer(srv), metricsBuilds) })
@@ -318,9 +328,8 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 				case <-ctx.Done():
 					return
 				case u := <-updates:
-					for _, d := range u.Diagnostics {
-						log.Warn("adapter reported a problem", "adapter", u.Adapter, "summary", d.Summary, "detail", d.Detail)
-					}
+					// The supervisor has logged u.Diagnostics, with their
+					// severity (plugins/host).
 					select {
 					case snapshots <- u.Snapshot:
 					case <-ctx.Done():
@@ -487,15 +496,36 @@ func uniq(ss []string) []string {
 	return out
 }
 
-// loadPolicy loads a policy directory, printing every diagnostic. It also
-// returns the source of every file, by base name, for GET /v1/policy.
-func loadPolicy(dir string, stderr io.Writer) (*policy.Policy, map[string]string, error) {
+// loadPolicy loads a policy directory, logging every diagnostic as a
+// record with its file, line, column, severity, summary and detail (the
+// controller's log has one format; `weft policy validate` renders them for
+// a human). It also returns the source of every file, by base name, for
+// GET /v1/policy.
+func loadPolicy(dir string, log *slog.Logger) (*policy.Policy, map[string]string, error) {
 	pol, diags, files := policyhcl.Load(dir)
-	if len(diags) > 0 {
-		_ = policyhcl.WriteDiagnostics(stderr, diags, files, false)
+	for _, d := range diags {
+		level, severity := slog.LevelWarn, "warning"
+		if d.Severity == hcl.DiagError {
+			level, severity = slog.LevelError, "error"
+		}
+		attrs := []any{"severity", severity, "summary", d.Summary, "detail", d.Detail}
+		if d.Subject != nil {
+			attrs = append(attrs, "file", d.Subject.Filename, "line", d.Subject.Start.Line, "column", d.Subject.Start.Column)
+		}
+		log.Log(context.Background(), level, "policy diagnostic", attrs...)
 	}
 	if diags.HasErrors() || pol == nil {
-		return nil, nil, fmt.Errorf("policy in %s has errors (see above); fix them, `weft policy validate %s` checks without starting anything", dir, dir)
+		first := ""
+		for _, d := range diags {
+			if d.Severity == hcl.DiagError {
+				first = d.Summary
+				if d.Subject != nil {
+					first = fmt.Sprintf("%s:%d,%d: %s", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, d.Summary)
+				}
+				break
+			}
+		}
+		return nil, nil, fmt.Errorf("policy in %s has errors (see above), the first at %s; fix them, `weft policy validate %s` checks without starting anything", dir, first, dir)
 	}
 	sources := make(map[string]string, len(files))
 	for name, f := range files {

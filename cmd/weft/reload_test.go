@@ -43,7 +43,8 @@ func TestPolicyReload(t *testing.T) {
 	}
 	write("good.hcl")
 	var stderr bytes.Buffer
-	pol, sources, err := loadPolicy(dir, &stderr)
+	log := slog.New(slog.NewTextHandler(&stderr, nil))
+	pol, sources, err := loadPolicy(dir, log)
 	if err != nil || pol.Mesh.TrustDomain != "good.test" {
 		t.Fatalf("loading good.hcl: %v, %v\n%s", pol, err, stderr.String())
 	}
@@ -57,7 +58,7 @@ func TestPolicyReload(t *testing.T) {
 		Load: func() (*policy.Policy, map[string]string, error) {
 			// Read first: the test writes the next change once it has the
 			// state.
-			pol, sources, err := loadPolicy(dir, &stderr)
+			pol, sources, err := loadPolicy(dir, log)
 			states <- state{err: w.Error(), source: w.Sources()["mesh.hcl"]}
 			return pol, sources, err
 		},
@@ -113,7 +114,8 @@ func TestPolicyReload(t *testing.T) {
 			t.Fatalf("%s: no policy sent within 10s", st.fixture)
 		}
 	}
-	if !strings.Contains(stderr.String(), "default_action") {
-		t.Errorf("the bad file's diagnostics are not on stderr:\n%s", stderr.String())
+	// The diagnostic is one record with its place in the file.
+	if !strings.Contains(stderr.String(), `summary="Invalid default action"`) || !strings.Contains(stderr.String(), "file="+file+" line=3 column=") {
+		t.Errorf("the bad file's diagnostics are not logged with their file and line:\n%s", stderr.String())
 	}
 }

@@ -69,6 +69,7 @@
 //
 //   - listeners.go: one socket per listener key ("inbound",
 //     "upstream/<name>"), an accept loop, and the handler swapped into it.
+//
 //   - inbound.go: the inbound listener terminates mTLS (client certificate
 //     required, checked with spiffe.VerifyPeer against the current roots
 //     and the config's trust domain), authorizes the caller's namespace
@@ -92,6 +93,7 @@
 //     sets them again after the reverse proxy's hop-by-hop removal, so
 //     "Connection: X-Weft-Caller" cannot strip them and the app always sees
 //     the verified caller.
+//
 //   - outbound.go: each upstream listens on a local port for the app
 //     (plain TCP; HTTP/1.1 or h2c prior knowledge for HTTP protocols),
 //     picks an endpoint per connection or request, and dials it over mTLS,
@@ -105,15 +107,18 @@
 //     UNAVAILABLE). A callee sidecar's signal that its app cannot take the
 //     request (below, "A dead or failing application") sends the request
 //     to another endpoint, whatever its method.
+//
 //   - balance (package): round robin; least request as the power of two
 //     random choices over requests (or connections) in flight; random;
 //     ring hash (128 points per endpoint) and maglev (a 65537-slot table)
 //     on a header, a cookie or the calling instance, keyed by instance ID
 //     so a key stays put across config versions.
+//
 //   - canon (package): the compiled request matcher (path exact, prefix or
 //     anchored RE2 regex; methods; headers and query parameters, any value
 //     matching, present, inverted) shared by routes, L7 permissions and
 //     rate limits. It reads the canonical request (canon.Canonicalize).
+//
 //   - route.go, retry (package): an upstream's routes, tried in order on every
 //     request; the first that matches picks a split (weighted random) and
 //     the pool of its subset's endpoints (endpoints carry their subsets).
@@ -132,6 +137,7 @@
 //     gets a new handler on the same socket, and the old one drains.
 //     Route header changes apply on the caller's side.
 //     Fault injection delays, then aborts, at the route's rates.
+//
 //   - breaker (package): circuit breaking per upstream (requests in flight, a
 //     bounded wait queue, retries, connections: a TCP connection past the
 //     cap is closed, an HTTP/1.1 request waits in the queue for a pooled
@@ -147,22 +153,27 @@
 //     ejection is ignored). Ejections are logged, counted in
 //     weft_outlier_ejections_total{peer,reason} and shown per endpoint in
 //     the admin GET /stats.
+//
 //   - mirror (package): mirroring sends a copy of a route's request, with its
 //     body, to the mirror service once the request is done, fire and
 //     forget, at most 64 copies in flight (more are dropped).
+//
 //   - ratelimit (package): inbound token buckets (per limit, or per calling
 //     service), checked after authorization: 429 with Retry-After (gRPC
 //     RESOURCE_EXHAUSTED); connection limits close connections past the
 //     cap before (in all) or after (per caller) the handshake.
+//
 //   - WebSocket: an upgrade request goes to the upstream sidecar over a
 //     separate HTTP/1.1 mTLS connection (HTTP/2 cannot carry Upgrade) and
 //     is exempt from request and stream timeouts.
+//
 //   - creds (package), tls.go: credentials, and the TLS configs that read
 //     the current certificate and roots from atomic pointers, so renewals
 //     and root rotations need no restart and drop no connection. Every
 //     configuration carries the trust bundle and the active root's ID:
 //     the control client trusts the bundle before applying the rest, and
 //     renews at once when its leaf is from another root (`weft ca rotate`).
+//
 //   - h1pool (package): the HTTP/1.1 client of both HTTP/1.1 hops (to the
 //     upstream sidecar, to the app). The handler's goroutine writes the
 //     request and reads the response itself on a pooled connection, where
@@ -178,8 +189,10 @@
 //     X-Idempotency-Key) header. The peer may have read and acted on a
 //     POST or DELETE before it closed: those fail (502 to the client)
 //     rather than run twice.
+//
 //   - http.go: what the HTTP paths share (status capture, gRPC errors,
 //     the reverse proxies' pooled copy buffers).
+//
 //   - stats.go, report.go: the golden signals for the controller: a cell
 //     per calling service (inbound), per upstream, route and subset
 //     (outbound), bound when a configuration is applied (the caller's
@@ -188,6 +201,7 @@
 //     RunReports sends what changed since the last report the controller
 //     took (a report it did not take in an interval is dropped and its
 //     counts go in the next one)
+//
 //   - tracing (the package) and trace.go: with the config's tracing set,
 //     inbound.go starts a server span per request from another sidecar
 //     and outbound.go a client span per request from the app, each
@@ -197,6 +211,7 @@
 //     (weft_tracing_spans_total counts exported, dropped, failed). With
 //     tracing off: one atomic load per request, no allocation, headers
 //     passed through. Apply changes sampling or the collector in place.
+//
 //   - admin.go, metrics.go: the admin endpoints and the Prometheus series
 //     (private registry): weft_requests_total, weft_request_duration_seconds,
 //     weft_bytes_total, weft_connections_total, weft_connections_active,
@@ -217,12 +232,30 @@
 //     Options.Logger, a log/slog logger (default: a text handler on
 //     Options.Log). An access log line per
 //     request or TCP connection goes to Options.Log (weft-proxy batches
-//     it: one write of stderr every 100 ms, --log-flush). A line is words
+//     it: one write of stderr every 100 ms, --log-flush). In the text
+//     format (Options.AccessLogFormat, the default) a line is words
 //     ("access inbound DENIED") and key=value fields (accesslog.go); a
 //     value is bare when it is printable ASCII without space or '"', else
 //     a quoted Go string literal, so no path, method or reason can add a
-//     line, a NUL or a field. weft-proxy's writer also escapes any control
-//     byte inside a log entry (an event line quoting a peer's error).
+//     line, a NUL or a field. In the JSON format (--access-log-format
+//     json) the line is one object with the same keys, led by time, level
+//     and msg "access" (direction and outcome hold the words), escaped to
+//     printable ASCII whatever the input. HTTP lines carry caller, dest
+//     (the callee), method, path, authority, status (and grpc_status),
+//     dur (dur_ms in JSON), bytes_in and bytes_out, request_id and, when
+//     the request has a W3C traceparent, trace_id; outbound ones also
+//     route, subset, endpoint (the upstream instance's address), tries and
+//     retries; a refused request its reason (the authorization denial,
+//     the rate limit). Building a line allocates nothing (pooled buffers).
+//     weft-proxy's writer also escapes any control byte inside a log
+//     entry (an event line quoting a peer's error).
+//
+//     Request IDs (requestid.go): the first Weft proxy a request meets
+//     adds X-Request-Id (a random UUID) when it has none, keeps a sane one
+//     (one value, at most 128 bytes of letters, digits and -_.:+/=@) and
+//     replaces any other; it goes on to the app and the upstream, so both
+//     sidecars' access lines and the apps see the same ID. gRPC calls get
+//     it too.
 //
 // # A dead or failing application
 //

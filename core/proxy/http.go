@@ -52,11 +52,38 @@ func grpcPercentEncode(s string) string {
 type statusWriter struct {
 	http.ResponseWriter
 	code int
-	// written counts the response body's bytes (for tap).
-	written int64
 	// reqBody is the request's own body (inbound), which the reverse
 	// proxy's error handler cannot read any more.
 	reqBody io.ReadCloser
+	// out counts the response's body bytes, body the request's (for the
+	// access log and tap): countBody puts body in front of the request's.
+	out  int64
+	body countingBody
+	// reason is why the proxy refused the request itself, for the access
+	// log: an authorization denial, a rate limit.
+	reason string
+}
+
+// countingBody counts what is read of a request body.
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+// countBody has w count what is read of r's body. It allocates nothing:
+// the counter lives in w.
+func (w *statusWriter) countBody(r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	w.body.ReadCloser = r.Body
+	r.Body = &w.body
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -71,7 +98,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 		w.code = http.StatusOK
 	}
 	n, err := w.ResponseWriter.Write(b)
-	w.written += int64(n)
+	w.out += int64(n)
 	return n, err
 }
 

@@ -200,13 +200,13 @@ func (in *inbound) serveTCP(conn net.Conn, caller spiffe.Identity) {
 	if ok, why := st.authorize(caller); !ok {
 		in.p.metrics.denied.WithLabelValues(caller.Service).Inc()
 		in.p.stats.denied(in.p.stats.caller(caller), caller, "", "", why)
-		newAccessLine("access", "inbound", "DENIED").str("caller", caller.String()).str("dest", st.service).
+		in.p.accessLine("access", "inbound", "DENIED").str("caller", caller.String()).str("dest", st.service).
 			str("proto", "tcp").str("reason", why).send(in.p)
 		conn.Close()
 		return
 	}
 	if down, why := in.p.health.down(); down {
-		newAccessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
+		in.p.accessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
 			str("proto", "tcp").str("error", "the application is down: "+why).send(in.p)
 		conn.Close()
 		return
@@ -214,13 +214,13 @@ func (in *inbound) serveTCP(conn net.Conn, caller spiffe.Identity) {
 	app, err := net.DialTimeout("tcp", st.appAddr, in.p.opts.DialTimeout)
 	if err != nil {
 		in.p.health.refused(st.appAddr, fmt.Sprintf("connecting to the application at %s: %v", st.appAddr, err))
-		newAccessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
+		in.p.accessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
 			str("proto", "tcp").str("error", fmt.Sprintf("dialing the application at %s: %v", st.appAddr, err)).send(in.p)
 		conn.Close()
 		return
 	}
 	rx, tx := pipe(conn, app)
-	newAccessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
+	in.p.accessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
 		str("proto", "tcp").int("rx", rx).int("tx", tx).dur("dur", time.Since(start)).send(in.p)
 }
 
@@ -256,7 +256,9 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	st := in.st.Load()
 	caller, _ := r.Context().Value(callerKey{}).(spiffe.Identity)
 	rec := &statusWriter{ResponseWriter: w}
-	var denied string                      // why authorization refused it (stats, tap)
+	var denied string         // why authorization refused it (stats, tap)
+	ensureRequestID(r.Header) // requestid.go: to the app, and in both lines
+	rec.countBody(r)
 	span := in.p.tracer.Inbound(r, caller) // nil when off; the app gets its traceparent
 	defer func() {
 		d := time.Since(start)
@@ -265,9 +267,9 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		in.p.metrics.request(dirInbound, caller.Service, "", "", rec.status(), d)
 		in.p.stats.inbound(caller, rec, denied != "", d)
-		newAccessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
+		in.p.accessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
 			str("method", r.Method).str("path", r.URL.Path).int("status", int64(rec.status())).
-			grpcStatus(rec).dur("dur", d).send(in.p)
+			grpcStatus(rec).dur("dur", d).request(r, rec).strIf("reason", rec.reason).send(in.p)
 		if in.p.tapping() {
 			in.p.tapInbound(r, caller, st.service, rec, start, d, denied)
 		}
@@ -277,7 +279,8 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if caller.Service == "" {
-		http.Error(rec, "weft: the caller's identity is unknown", http.StatusForbidden)
+		rec.reason = "weft: the caller's identity is unknown"
+		http.Error(rec, rec.reason, http.StatusForbidden)
 		return
 	}
 	query, bad := st.inputs.check(r, st.service)
@@ -290,8 +293,9 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		in.p.metrics.denied.WithLabelValues(caller.Service).Inc()
 		in.p.stats.denied(in.p.stats.caller(caller), caller, r.Method, r.URL.Path, why)
 		denied = why
-		newAccessLine("access", "inbound", "DENIED").str("caller", caller.String()).str("dest", st.service).
-			str("method", r.Method).str("path", r.URL.Path).str("reason", why).send(in.p)
+		in.p.accessLine("access", "inbound", "DENIED").str("caller", caller.String()).str("dest", st.service).
+			str("method", r.Method).str("path", r.URL.Path).str("reason", why).request(r, nil).send(in.p)
+		rec.reason = why
 		if isGRPC(r) {
 			writeGRPCError(rec, grpcPermissionDenied, why)
 			return
@@ -303,6 +307,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if ok, wait := l.Allow(caller.Service, r, time.Now()); !ok {
 			in.p.metrics.limited.WithLabelValues(caller.Service, l.Name()).Inc()
 			msg := fmt.Sprintf("weft: rate limit %q of %s exceeded for %s; retry in %s", l.Name(), st.service, caller.Service, wait.Round(time.Millisecond))
+			rec.reason = msg
 			rec.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
 			if isGRPC(r) {
 				writeGRPCError(rec, grpcResourceExhausted, msg)
@@ -330,8 +335,8 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // refuse answers a request the proxy will not route or authorize with 400
 // and why.
 func (in *inbound) refuse(w http.ResponseWriter, r *http.Request, st *inboundState, caller spiffe.Identity, bad *canon.BadRequest) {
-	newAccessLine("access", "inbound", "REFUSED").str("caller", caller.String()).str("dest", st.service).
-		str("method", r.Method).str("target", r.RequestURI).str("reason", bad.Error()).send(in.p)
+	in.p.accessLine("access", "inbound", "REFUSED").str("caller", caller.String()).str("dest", st.service).
+		str("method", r.Method).str("target", r.RequestURI).str("reason", bad.Error()).request(r, nil).send(in.p)
 	http.Error(w, "weft: bad request: "+bad.Error(), http.StatusBadRequest)
 }
 

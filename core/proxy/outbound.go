@@ -78,6 +78,7 @@ type outboundState struct {
 	det     *balance.Detector   // outlier detection (a no-op without configuration)
 	hash    *meshapi.HashPolicy // consistent hashing: what to hash
 	self    string              // this instance, for hashing on source identity
+	ownID   string              // this instance's SPIFFE ID: the caller, in the access log
 	request time.Duration       // for requests no route takes
 	stream  time.Duration
 }
@@ -185,6 +186,7 @@ func (o *outbound) update(sp spec) {
 		connect: o.p.opts.DialTimeout,
 		hash:    sp.up.GetHash(),
 		self:    sp.cfg.GetInstanceId(),
+		ownID:   sp.cfg.GetSpiffeId(),
 		det:     o.det,
 		request: sp.up.GetTimeouts().GetRequest().AsDuration(),
 		stream:  sp.up.GetTimeouts().GetStream().AsDuration(),
@@ -270,7 +272,7 @@ func (o *outbound) serveTCP(conn net.Conn, st *outboundState) {
 	done, ok := st.breaker.StartConn()
 	if !ok {
 		o.p.metrics.overflow.WithLabelValues(st.service, "max_connections").Inc()
-		newAccessLine("access", "outbound").str("dest", st.service).str("proto", "tcp").
+		o.p.accessLine("access", "outbound").str("dest", st.service).str("proto", "tcp").
 			str("error", "circuit breaker: max_connections reached").send(o.p)
 		conn.Close()
 		return
@@ -278,13 +280,13 @@ func (o *outbound) serveTCP(conn net.Conn, st *outboundState) {
 	defer done()
 	up, ep, release, err := o.dialTCP(st)
 	if err != nil {
-		newAccessLine("access", "outbound").str("dest", st.service).str("proto", "tcp").str("error", err.Error()).send(o.p)
+		o.p.accessLine("access", "outbound").str("dest", st.service).str("proto", "tcp").str("error", err.Error()).send(o.p)
 		conn.Close()
 		return
 	}
 	defer release()
 	rx, tx := pipe(conn, up)
-	newAccessLine("access", "outbound").str("dest", st.service).str("endpoint", ep.Addr).str("proto", "tcp").
+	o.p.accessLine("access", "outbound").str("dest", st.service).str("endpoint", ep.Addr).str("proto", "tcp").
 		int("rx", rx).int("tx", tx).dur("dur", time.Since(start)).send(o.p)
 }
 
@@ -328,12 +330,13 @@ func (o *outbound) dialTCP(st *outboundState) (net.Conn, *endpoint, func(), erro
 func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	st := o.st.Load()
+	ensureRequestID(r.Header) // requestid.go: to the upstream, and in its log
 	if bad := canon.Canonicalize(r); bad != nil {
 		// Routes match the canonical request, as the upstream's rules do.
 		http.Error(w, "weft: bad request: "+bad.Error(), http.StatusBadRequest)
 		o.count(st, nil, http.StatusBadRequest, "", time.Since(start))
-		newAccessLine("access", "outbound", "REFUSED").str("dest", st.service).str("method", r.Method).
-			str("target", r.RequestURI).int("status", http.StatusBadRequest).str("reason", bad.Error()).send(o.p)
+		o.p.accessLine("access", "outbound", "REFUSED").str("dest", st.service).str("method", r.Method).
+			str("target", r.RequestURI).int("status", http.StatusBadRequest).str("reason", bad.Error()).request(r, nil).send(o.p)
 		return
 	}
 	pk := &picked{pool: st.all}
@@ -349,10 +352,12 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rec := &statusWriter{ResponseWriter: w}
+	rec.countBody(r)
 	if pk.route != nil && pk.route.fault != nil && o.injectFault(rec, r, st, pk.route) {
 		o.count(st, pk, rec.status(), rec.grpcStatus(), time.Since(start))
-		newAccessLine("access", "outbound").str("dest", st.service).str("route", pk.route.name).str("fault", "abort").
-			str("method", r.Method).str("path", r.URL.Path).int("status", int64(rec.status())).grpcStatus(rec).send(o.p)
+		o.p.accessLine("access", "outbound").str("dest", st.service).str("route", pk.route.name).str("fault", "abort").
+			str("method", r.Method).str("path", r.URL.Path).int("status", int64(rec.status())).grpcStatus(rec).
+			strIf("caller", st.ownID).request(r, rec).send(o.p)
 		return
 	}
 	// The request timeout also bounds a wait for a circuit-breaker slot.
@@ -372,8 +377,9 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		o.p.metrics.overflow.WithLabelValues(st.service, "max_requests").Inc()
 		msg := fmt.Sprintf("weft: circuit breaker of service %s: %d requests in flight and %d waiting; try again later",
 			st.service, st.breaker.Config().GetMaxRequests(), st.breaker.Config().GetMaxPending())
-		newAccessLine("access", "outbound").str("dest", st.service).str("method", r.Method).str("path", r.URL.Path).
-			int("status", http.StatusServiceUnavailable).str("overloaded", "true").send(o.p)
+		o.p.accessLine("access", "outbound").str("dest", st.service).str("method", r.Method).str("path", r.URL.Path).
+			int("status", http.StatusServiceUnavailable).str("overloaded", "true").strIf("caller", st.ownID).
+			str("reason", "circuit breaker: max_requests").request(r, nil).send(o.p)
 		rec.Header().Set("X-Weft-Overloaded", "true")
 		if isGRPC(r) {
 			writeGRPCError(rec, grpcUnavailable, msg)
@@ -440,9 +446,10 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if endpoint == "" {
 		endpoint = "-"
 	}
-	newAccessLine("access", "outbound").str("dest", st.service).str("route", routeName).str("subset", subset).
+	o.p.accessLine("access", "outbound").str("dest", st.service).str("route", routeName).str("subset", subset).
 		str("endpoint", endpoint).str("method", r.Method).str("path", r.URL.Path).int("status", int64(rec.status())).
-		grpcStatus(rec).int("tries", int64(pk.tries)).dur("dur", d).send(o.p)
+		grpcStatus(rec).int("tries", int64(pk.tries)).dur("dur", d).strIf("caller", st.ownID).
+		int("retries", int64(max(pk.tries-1, 0))).request(r, rec).send(o.p)
 	if o.p.tapping() {
 		o.p.tapOutbound(r, st.service, pk, rec, start, d)
 	}

@@ -40,6 +40,9 @@ type Options struct {
 	// Logger receives events (listeners, refusals, ejections, failures).
 	// Default: a text handler on Log.
 	Logger *slog.Logger
+	// AccessLogFormat is how access lines are written to Log: text
+	// (key=value, the default) or JSON (accesslog.go).
+	AccessLogFormat AccessLogFormat
 	// DrainTimeout bounds how long Close waits for open connections before
 	// closing them. Default: 5s.
 	DrainTimeout time.Duration

@@ -201,7 +201,7 @@ func (p *Proxy) tapInbound(r *http.Request, caller spiffe.Identity, service stri
 	ev := &meshapi.TapEvent{
 		UnixNano: start.UnixNano(), Inbound: true, Caller: caller.String(), Callee: service,
 		Method: r.Method, Authority: r.Host, Path: r.URL.Path, Status: uint32(w.status()), GrpcStatus: w.grpcStatus(),
-		LatencyUs: d.Microseconds(), RequestBytes: r.ContentLength, ResponseBytes: w.written, Denied: denied,
+		LatencyUs: d.Microseconds(), RequestBytes: r.ContentLength, ResponseBytes: w.out, Denied: denied,
 	}
 	if ev.TapIds = p.tap.match(ev, caller.Namespace, now); ev.TapIds != nil {
 		p.tap.emit(ev, now)
@@ -215,7 +215,7 @@ func (p *Proxy) tapOutbound(r *http.Request, service string, pk *picked, w *stat
 	ev := &meshapi.TapEvent{
 		UnixNano: start.UnixNano(), Callee: service, UpstreamInstance: pk.addr,
 		Method: r.Method, Authority: r.Host, Path: r.URL.Path, Status: uint32(w.status()), GrpcStatus: w.grpcStatus(),
-		LatencyUs: d.Microseconds(), RequestBytes: r.ContentLength, ResponseBytes: w.written, Tries: uint32(pk.tries),
+		LatencyUs: d.Microseconds(), RequestBytes: r.ContentLength, ResponseBytes: w.out, Tries: uint32(pk.tries),
 	}
 	if c := p.creds.Load(); c != nil {
 		ev.Caller = c.ID.String()

@@ -263,7 +263,9 @@ func (s *run) once(ctx context.Context) (healthy bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("starting adapter %q: %w", o.Name, err)
 	}
+	cmd.Env = append(cmd.Env, plugins.LogLevelEnv+"="+pluginLevel(o.Logger)) // slog.go
 	cfg := plugins.ClientConfig(cmd, HCLogger(o.Logger))
+	cfg.SyncStdout, cfg.SyncStderr = rawLines(o.Logger, "stdout"), rawLines(o.Logger, "stderr") // slog.go
 	// A fresh hash each time: SecureConfig.Check writes into it.
 	cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
 	client := plugin.NewClient(cfg)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -43,6 +44,9 @@ func TestMain(m *testing.M) {
 //	watcherr    one snapshot, then Watch fails
 //	outage      through sdk.Loop: a snapshot that drops one task, then a
 //	            failed read of the scheduler, then snapshots again
+//	logs        one snapshot, then a line at debug, info and warn (with
+//	            plugins.LogLevelEnv) and a raw one, then blocks
+//	panic       as logs, then panics
 //	badoption   declares an int option "level" and is given "high"; its
 //	            Configure would accept anything
 type fake struct{ mode, marker string }
@@ -88,6 +92,16 @@ func (f *fake) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- sdk
 	}
 	if f.mode == "watcherr" {
 		return errors.New("lost the scheduler")
+	}
+	if f.mode == "logs" || f.mode == "panic" { // logging_test.go
+		l := sdk.Logger()
+		l.Debug("plugin debug")
+		l.Info("plugin info")
+		fmt.Fprintln(os.Stderr, "a raw line")
+		l.Warn("plugin warn", "env", os.Getenv(plugins.LogLevelEnv))
+		if f.mode == "panic" {
+			panic("plugin exploded")
+		}
 	}
 	<-ctx.Done()
 	return nil

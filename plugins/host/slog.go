@@ -14,8 +14,19 @@ import (
 // HCLogger returns an hclog.Logger that writes to l: go-plugin logs
 // through hclog (its own messages, and each line a plugin writes to its
 // standard error), and the controller logs through log/slog, so this
-// bridge makes them one log. Levels map one to one, Trace to slog's
-// Debug-4; a name becomes the attribute "logger".
+// bridge makes them one log, in the controller's format (--log-format).
+// Levels map one to one, Trace to slog's Debug-4; a name becomes the
+// attribute "logger". A plugin's JSON lines (sdk.Logger) come through at
+// their own level with their fields; any other line it prints (a panic
+// and its stack, line by line) at error once a "panic: " line started it,
+// else at debug, as go-plugin reads them.
+//
+// What a plugin prints to its os.Stdout or os.Stderr once it serves
+// (go-plugin carries both to the host) is logged line by line at info,
+// with the attribute stream (rawLines); without that it would be lost.
+//
+// The plugin gets the controller's lowest level in plugins.LogLevelEnv
+// (pluginLevel), so it does not write what the controller would drop.
 func HCLogger(l *slog.Logger) hclog.Logger {
 	if l == nil {
 		l = slog.Default()
@@ -33,6 +44,30 @@ type slogLogger struct {
 
 // levelTrace is hclog's Trace on slog's scale, below Debug.
 const levelTrace = slog.LevelDebug - 4
+
+// rawLines logs each line written to it at info, with stream.
+func rawLines(l *slog.Logger, stream string) io.Writer {
+	l = l.With("stream", stream)
+	return writerFunc(func(p []byte) (int, error) {
+		for _, line := range bytes.Split(bytes.TrimRight(p, "\n"), []byte("\n")) {
+			if s := strings.TrimSpace(string(line)); s != "" {
+				l.Info(s)
+			}
+		}
+		return len(p), nil
+	})
+}
+
+// pluginLevel is the lowest level l logs, as hclog names it, for
+// plugins.LogLevelEnv.
+func pluginLevel(l *slog.Logger) string {
+	for _, lv := range []hclog.Level{hclog.Trace, hclog.Debug, hclog.Info, hclog.Warn} {
+		if l.Enabled(context.Background(), slogLevel(lv)) {
+			return lv.String()
+		}
+	}
+	return hclog.Error.String()
+}
 
 func slogLevel(l hclog.Level) slog.Level {
 	switch l {

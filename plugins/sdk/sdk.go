@@ -65,16 +65,26 @@ var (
 
 // Logger returns the plugin's logger. It writes JSON to the process's
 // standard error, which the host reads and merges into its own log under
-// the plugin's name.
+// the plugin's name, in the controller's format. Its level is the
+// controller's (the host sets plugins.LogLevelEnv); without it, trace, and
+// the host filters.
 func Logger() hclog.Logger {
 	loggerOnce.Do(func() {
 		logger = hclog.New(&hclog.LoggerOptions{
-			Level:      hclog.Trace, // the host filters by its own level
+			Level:      logLevel(os.Getenv(plugins.LogLevelEnv)),
 			Output:     os.Stderr,
 			JSONFormat: true,
 		})
 	})
 	return logger
+}
+
+// logLevel reads plugins.LogLevelEnv: trace when unset or not a level.
+func logLevel(s string) hclog.Level {
+	if l := hclog.LevelFromString(s); l != hclog.NoLevel && l != hclog.Off {
+		return l
+	}
+	return hclog.Trace
 }
 
 // watchParent exits the process, without running any cleanup, as soon as

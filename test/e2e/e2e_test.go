@@ -213,8 +213,9 @@ func TestLocalMesh(t *testing.T) {
 		bad := filepath.Join(m.policyDir, "broken.hcl")
 		harness.WriteFile(t, bad, "intention \"client\" \"secret\" {\n  action = \"maybe\"\n}\n")
 		m.ctl.WaitFor(t, "the bad policy to be rejected", 30*time.Second, func(s *harness.Status) bool { return s.PolicyError != "" })
-		if log := m.ctl.Out.String(); !strings.Contains(log, "broken.hcl:2") {
-			t.Errorf("the controller's log does not point at broken.hcl:2:\n%s", log)
+		// The diagnostic is a log record with its file and line (issue 14).
+		if log := m.ctl.Out.String(); !strings.Contains(log, "broken.hcl line=2 ") {
+			t.Errorf("the controller's log does not point at broken.hcl line 2:\n%s", log)
 		}
 		if err := m.callWeb(ctx); err != nil {
 			t.Errorf("call after a bad policy: %v", err)

@@ -5,10 +5,12 @@
 // It listens on $HOST:$PORT, which the local adapter sets per instance, and
 // answers
 //
-//	GET /             {"service", "instance", "caller", "traceparent"}: caller
-//	                  is the X-Weft-Caller header the sidecar adds, "" if called
-//	                  directly; traceparent the W3C trace context it received
-//	                  (a tracing sidecar writes its span's there)
+//	GET /             {"service", "instance", "caller", "traceparent",
+//	                  "request_id"}: caller is the X-Weft-Caller header the
+//	                  sidecar adds, "" if called directly; traceparent the W3C
+//	                  trace context it received (a tracing sidecar writes its
+//	                  span's there); request_id the X-Request-Id the first
+//	                  sidecar on the way added (or the client's)
 //	POST /            the same, with "bytes": how much of the body it read
 //	                  (up to 64 KiB): a call that is not safe to repeat, to
 //	                  try what a mesh does with one
@@ -18,8 +20,10 @@
 //	                  so /call/api/call/store walks frontend -> api -> store,
 //	                  passing on the trace context it received (traceparent,
 //	                  tracestate, b3, X-B3-*) so that the hops are one trace,
+//	                  and the request's X-Request-Id (as an app in a mesh
+//	                  should, so that one ID follows the whole walk),
 //	                  and reports
-//	                  {"service", "caller", "upstream", "status", "response"};
+//	                  {"service", "caller", "request_id", "upstream", "status", "response"};
 //	                  an upstream's non-2xx answer (a sidecar's 403 for a
 //	                  denied call) comes back as a 502 with its body
 //	GET /healthz      200 "ok", or 500 "failing" after POST /healthz/fail
@@ -30,7 +34,11 @@
 //	                  on the app's own host may: a request through a sidecar
 //	                  (with X-Weft-Caller) is refused with 403
 //
-// The service name is $WEFT_SERVICE, or --name.
+// The service name is $WEFT_SERVICE, or --name. It logs with log/slog on
+// standard error (core/logging): --log-level and --log-format text|json,
+// or $WEFT_LOG_LEVEL and $WEFT_LOG_FORMAT, which the local adapter passes
+// on from the controller; a bad value exits with status 2. At debug it
+// logs every request with its request ID.
 //
 // Build: go build -o bin/weft-demo-app ./examples/local/demoapp
 package main
@@ -43,7 +51,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -52,18 +60,31 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/weftmesh/weft/core/logging"
 )
 
 // callerHeader is set by the sidecar on every inbound request: the calling
 // service's name.
 const callerHeader = "X-Weft-Caller"
 
+// requestIDHeader is the request ID a sidecar adds when a request has none.
+const requestIDHeader = "X-Request-Id"
+
 // maxUpstreamBody bounds what is read of an upstream's answer.
 const maxUpstreamBody = 64 << 10
 
 func main() {
 	name := flag.String("name", os.Getenv("WEFT_SERVICE"), "service name to report (default $WEFT_SERVICE)")
+	var lf logging.Flags
+	lf.Register(flag.CommandLine)
 	flag.Parse()
+	log, err := lf.Logger(os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "weft-demo-app:", err)
+		os.Exit(2)
+	}
+	slog.SetDefault(log)
 	host, port := os.Getenv("HOST"), os.Getenv("PORT")
 	if host == "" {
 		host = "127.0.0.1"
@@ -76,27 +97,30 @@ func main() {
 		instance: os.Getenv("WEFT_INSTANCE"),
 		upstream: os.Getenv,
 		client:   &http.Client{Timeout: 5 * time.Second},
+		log:      log,
 	}
 	srv := &http.Server{
 		Addr:              net.JoinHostPort(host, port),
 		Handler:           app.routes(),
 		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	log.Printf("weft-demo-app: service %q instance %q listening on %s", app.service, app.instance, srv.Addr)
+	log.Info("weft-demo-app listening", "service", app.service, "instance", app.instance, "addr", srv.Addr)
 	select {
 	case err := <-errc:
-		log.Fatalf("weft-demo-app: listening on %s: %v (is another process on that port? change `port` in the workloads file)", srv.Addr, err)
+		log.Error("listening: is another process on that port? change `port` in the workloads file", "addr", srv.Addr, "err", err)
+		os.Exit(1)
 	case <-ctx.Done():
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdown); err != nil {
-		log.Printf("weft-demo-app: shutting down: %v", err)
+		log.Warn("shutting down", "err", err)
 	}
 }
 
@@ -105,10 +129,14 @@ type demo struct {
 	instance string
 	upstream func(envName string) string // os.Getenv in main
 	client   *http.Client
+	log      *slog.Logger
 	failing  atomic.Bool // /healthz answers 500
 }
 
 func (d *demo) routes() http.Handler {
+	if d.log == nil {
+		d.log = slog.Default()
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", d.hello)
 	mux.HandleFunc("POST /{$}", d.post)
@@ -117,7 +145,12 @@ func (d *demo) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", d.healthz)
 	mux.HandleFunc("POST /healthz/fail", func(w http.ResponseWriter, r *http.Request) { d.setHealth(w, r, true) })
 	mux.HandleFunc("POST /healthz/pass", func(w http.ResponseWriter, r *http.Request) { d.setHealth(w, r, false) })
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d.log.Enabled(r.Context(), slog.LevelDebug) {
+			d.log.Debug("request", "method", r.Method, "path", r.URL.Path, "caller", r.Header.Get(callerHeader), "request_id", r.Header.Get(requestIDHeader))
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func (d *demo) healthz(w http.ResponseWriter, _ *http.Request) {
@@ -141,9 +174,9 @@ func (d *demo) setHealth(w http.ResponseWriter, r *http.Request, failing bool) {
 	}
 	d.failing.Store(failing)
 	if failing {
-		log.Printf("weft-demo-app: /healthz fails from now on (POST /healthz/pass to undo)")
+		d.log.Info("/healthz fails from now on (POST /healthz/pass to undo)")
 	} else {
-		log.Printf("weft-demo-app: /healthz passes again")
+		d.log.Info("/healthz passes again")
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -153,10 +186,17 @@ type helloResponse struct {
 	Instance    string `json:"instance"`
 	Caller      string `json:"caller"`
 	Traceparent string `json:"traceparent,omitempty"`
+	// RequestID is the request's X-Request-Id.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 func (d *demo) hello(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, helloResponse{Service: d.service, Instance: d.instance, Caller: r.Header.Get(callerHeader), Traceparent: r.Header.Get("Traceparent")})
+	writeJSON(w, http.StatusOK, d.helloOf(r))
+}
+
+func (d *demo) helloOf(r *http.Request) helloResponse {
+	return helloResponse{Service: d.service, Instance: d.instance, Caller: r.Header.Get(callerHeader),
+		Traceparent: r.Header.Get("Traceparent"), RequestID: r.Header.Get(requestIDHeader)}
 }
 
 // traceHeaders are the trace context headers an application passes on
@@ -175,13 +215,14 @@ func (d *demo) post(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("reading the body: %v", err), http.StatusBadRequest)
 		return
 	}
-	writeJSON(w, http.StatusOK, postResponse{helloResponse{Service: d.service, Instance: d.instance, Caller: r.Header.Get(callerHeader), Traceparent: r.Header.Get("Traceparent")}, n})
+	writeJSON(w, http.StatusOK, postResponse{d.helloOf(r), n})
 }
 
 type callResponse struct {
-	Service  string `json:"service"`
-	Caller   string `json:"caller"`
-	Upstream string `json:"upstream"`
+	Service   string `json:"service"`
+	Caller    string `json:"caller"`
+	RequestID string `json:"request_id,omitempty"`
+	Upstream  string `json:"upstream"`
 	// Status is the upstream's HTTP status, 0 if it could not be reached.
 	Status int `json:"status"`
 	// Response is the upstream's JSON answer, or its body as text.
@@ -196,7 +237,7 @@ func upstreamEnv(name string) string {
 
 func (d *demo) call(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	resp := callResponse{Service: d.service, Caller: r.Header.Get(callerHeader), Upstream: name}
+	resp := callResponse{Service: d.service, Caller: r.Header.Get(callerHeader), RequestID: r.Header.Get(requestIDHeader), Upstream: name}
 	env := upstreamEnv(name)
 	url := d.upstream(env)
 	if url == "" {
@@ -205,6 +246,9 @@ func (d *demo) call(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, strings.TrimSuffix(url, "/")+"/"+r.PathValue("rest"), nil)
+	if err == nil && resp.RequestID != "" {
+		req.Header.Set(requestIDHeader, resp.RequestID)
+	}
 	if err != nil {
 		resp.Error = fmt.Sprintf("%s=%q is not a usable URL: %v", env, url, err)
 		writeJSON(w, http.StatusInternalServerError, resp)
@@ -256,6 +300,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil && !errors.Is(err, http.ErrHandlerTimeout) {
-		log.Printf("weft-demo-app: writing response: %v", err)
+		slog.Warn("writing response", "err", err)
 	}
 }

@@ -239,3 +239,29 @@ func TestCallPropagatesTraceContext(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestID: the app reports the request's X-Request-Id and passes it
+// on to the upstream it calls.
+func TestRequestID(t *testing.T) {
+	store := newDemo(nil)
+	store.service = "store"
+	up := httptest.NewServer(store.routes())
+	defer up.Close()
+	h := newDemo(map[string]string{"UPSTREAM_STORE": up.URL}).routes()
+	req := httptest.NewRequest(http.MethodGet, "/call/store", nil)
+	req.Header.Set(requestIDHeader, "0b7c1a9e-5f39-4d61-9f8e-2d0a1c3b4e5f")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var body struct {
+		RequestID string `json:"request_id"`
+		Response  struct {
+			RequestID string `json:"request_id"`
+		} `json:"response"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatalf("answer %q: %v", rec.Body.String(), err)
+	}
+	if body.RequestID != "0b7c1a9e-5f39-4d61-9f8e-2d0a1c3b4e5f" || body.Response.RequestID != body.RequestID {
+		t.Errorf("request IDs %q (frontend) and %q (store), want the caller's in both", body.RequestID, body.Response.RequestID)
+	}
+}
