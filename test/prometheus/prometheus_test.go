@@ -131,18 +131,27 @@ func (m *mesh) denied(t *testing.T, n int) {
 
 // TestPrometheusScrapesTheMesh is the proof: the documented configuration
 // scrapes the controller (HTTPS, mesh CA, admin token) and every sidecar,
-// and PromQL returns the requests the test sent, the controller's streams
-// (one per sidecar), and the sidecars' memory.
+// and PromQL returns the requests the test sent and refused, the
+// controller's streams (one per sidecar), and the sidecars' memory; then
+// every query of the Grafana dashboard runs on the same data.
 func TestPrometheusScrapesTheMesh(t *testing.T) {
 	m := startScrapedMesh(t)
 	p := m.prom
+	denied := 0
 
-	// Two batches, each waited for in Prometheus, so that the counter has
-	// risen between two samples of the rate's window.
-	m.call(t, 20)
-	p.waitValue(t, `sum(weft_requests_total{job="weft-sidecars",service="api",direction="inbound",peer="loadgen",code="200"})`, float64(m.calls))
-	m.call(t, 30)
-	p.waitValue(t, `sum(weft_requests_total{job="weft-sidecars",service="api",direction="inbound",peer="loadgen",code="200"})`, float64(m.calls))
+	// Two batches of calls and of refusals, each waited for in Prometheus
+	// on the caller's and the callee's sidecar, so that every counter has
+	// risen between two samples of a rate's window.
+	for _, batch := range []struct{ calls, denied int }{{20, 2}, {30, 2}} {
+		m.call(t, batch.calls)
+		m.denied(t, batch.denied)
+		denied += batch.denied
+		p.waitValue(t, `sum(weft_requests_total{job="weft-sidecars",service="api",direction="inbound",peer="loadgen",code="200"})`, float64(m.calls))
+		p.waitValue(t, `sum(weft_requests_total{job="weft-sidecars",service="loadgen",direction="outbound",peer="api",code="200"})`, float64(m.calls))
+		p.waitValue(t, `sum(weft_requests_total{job="weft-sidecars",service="loadgen",direction="outbound",peer="vault",code="403"})`, float64(denied))
+		// The callee's sidecar counts each refusal by caller.
+		p.waitValue(t, `sum(weft_authz_denied_total{job="weft-sidecars",service="vault",peer="loadgen"})`, float64(denied))
+	}
 
 	t.Run("inbound rate by caller", func(t *testing.T) {
 		res := p.query(t, `sum by (peer) (rate(weft_requests_total{direction="inbound"}[30s]))`)
@@ -195,6 +204,7 @@ func TestPrometheusScrapesTheMesh(t *testing.T) {
 			}
 		}
 	})
+	t.Run("grafana dashboard", func(t *testing.T) { checkDashboard(t, p) })
 	t.Run("instance info keeps its labels", func(t *testing.T) {
 		res := p.query(t, `weft_instance_info{job="weft-sidecars",service="api"}`)
 		if len(res) != 1 {
@@ -209,14 +219,6 @@ func TestPrometheusScrapesTheMesh(t *testing.T) {
 			t.Errorf("weft_instance_info's instance_id = %q, want api's instance: %s", id, res)
 		}
 	})
-}
-
-// TestPrometheusCountsDenials checks the refusals reach Prometheus too:
-// the callee's sidecar counts every refused call by caller.
-func TestPrometheusCountsDenials(t *testing.T) {
-	m := startScrapedMesh(t)
-	m.denied(t, 4)
-	m.prom.waitValue(t, `sum(weft_authz_denied_total{service="vault",peer="loadgen"})`, 4)
 }
 
 // fileSDGroup is one group of a Prometheus file_sd targets file.
