@@ -4,7 +4,7 @@ BIN     := bin
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/weftmesh/weft/core/version.Version=$(VERSION)
 
-.PHONY: all build test lint demo bench bench-quick proto clean nomad k8s-assets nftables chromium fuzz jaeger
+.PHONY: all build test lint demo bench bench-quick proto clean nomad k8s-assets nftables chromium fuzz jaeger prometheus
 
 all: build
 
@@ -18,7 +18,7 @@ build:
 
 # Unit, conformance and end-to-end tests. The end-to-end tests build the
 # binaries they run themselves.
-test: lint nomad k8s-assets nftables chromium jaeger
+test: lint nomad k8s-assets nftables chromium jaeger prometheus
 	$(GO) test -count=1 -timeout 20m ./...
 
 # Runs each fuzz test for FUZZTIME, a duration (10s) or a count of inputs
@@ -81,6 +81,12 @@ nftables:
 # installed when missing and root (test/tools/chromium.sh).
 chromium:
 	@./test/tools/chromium.sh
+
+# Prometheus (Debian's prometheus) for test/prometheus, which scrapes a
+# local mesh with examples/prometheus: installed when missing and root
+# (test/tools/prometheus.sh).
+prometheus:
+	@./test/tools/prometheus.sh
 
 demo: build
 	./examples/local/demo.sh

@@ -123,7 +123,7 @@ func TestRunJoinsAppliesAndServesAdmin(t *testing.T) {
 			info = line
 		}
 	}
-	for _, want := range []string{`nomad_job="shop"`, `alloc_id="a1"`, `instance="web-1"`, `service="web"`} {
+	for _, want := range []string{`nomad_job="shop"`, `alloc_id="a1"`, `instance_id="web-1"`, `service="web"`} {
 		if !strings.Contains(info, want) {
 			t.Errorf("weft_instance_info %q lacks %s", info, want)
 		}

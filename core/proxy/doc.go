@@ -222,9 +222,12 @@
 //     reason; the refusals' log lines are rate-limited, core/refusals),
 //     weft_app_unavailable_total, weft_app_healthy,
 //     weft_unavailable_retries_total, weft_stats_reports_sent_total,
-//     weft_stats_reports_dropped_total, weft_instance_info (the scheduler
-//     labels but those that change on a restart: pid, proxy_pid,
-//     restarts), and the process_ and go_ collectors. Outbound request
+//     weft_stats_reports_dropped_total, weft_instance_info (instance_id,
+//     service, namespace and the scheduler labels but those that change
+//     on a restart: pid, proxy_pid, restarts, and those Prometheus sets
+//     on every series of a target: job, instance), and the process_ and
+//     go_ collectors. docs/metrics.md lists them with their labels;
+//     promlint checks the names (metrics_names_test.go). Outbound request
 //     series carry route and subset labels ("" for none), found through
 //     the request's route without building a key per request.
 //     Events (listeners, refusals, ejections, failed calls, the

@@ -221,22 +221,28 @@ var labelName = regexp.MustCompile(`[^a-zA-Z0-9_]`)
 // them out and keeps the ones that name the workload stably.
 var volatileLabels = map[string]bool{"pid": true, "proxy_pid": true, "restarts": true}
 
+// targetLabels are the labels Prometheus gives every series of a target
+// (job, instance): a scraped series with one of them has it renamed to
+// exported_<name>, so the instance's ID is instance_id and scheduler
+// labels of these names are left out.
+var targetLabels = map[string]bool{"job": true, "instance": true}
+
 // set points the metric at a configuration's instance and labels.
 func (i *instanceInfo) set(cfg *meshapi.ProxyConfig) {
-	names := []string{"instance", "service", "namespace"}
+	names := []string{"instance_id", "service", "namespace"}
 	values := []string{cfg.GetInstanceId(), cfg.GetService(), cfg.GetNamespace()}
 	keys := make([]string, 0, len(cfg.GetLabels()))
 	for k := range cfg.GetLabels() {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	seen := map[string]bool{"instance": true, "service": true, "namespace": true}
+	seen := map[string]bool{"instance_id": true, "service": true, "namespace": true}
 	for _, k := range keys {
 		n := labelName.ReplaceAllString(k, "_")
 		if n == "" || (n[0] >= '0' && n[0] <= '9') {
 			n = "_" + n
 		}
-		if seen[n] || strings.HasPrefix(n, "__") || volatileLabels[n] {
+		if seen[n] || strings.HasPrefix(n, "__") || volatileLabels[n] || targetLabels[n] {
 			continue
 		}
 		seen[n] = true
