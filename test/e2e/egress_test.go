@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -264,6 +265,57 @@ func TestEgress(t *testing.T) {
 		want := []string{"payments", "impostor", "ledger", "forbidden", "plain"}
 		if cfg.Config.Egress == nil || cfg.Config.Egress.Mode != "EGRESS_MODE_DENY" || !slices.Equal(cfg.Config.Egress.Declared, want) {
 			t.Errorf("the sidecar's egress = %+v, want deny with %v declared", cfg.Config.Egress, want)
+		}
+	})
+}
+
+// With the local adapter's option egress = deny, the guard keeps an app
+// from reaching anything but its own sidecar's listeners: the outside is
+// reachable only through declared external services. Needs root and nft
+// (like TestIsolationGuard).
+func TestEgressGuard(t *testing.T) {
+	nft := nftBinary(t)
+	direct := listen(t, "127.0.115.14:0")
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "direct") }), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(direct)
+	t.Cleanup(func() { srv.Close() })
+	directURL := "http://" + direct.Addr().String() + "/"
+
+	m := startEgressMesh(t, "--adapter-option", "local.egress=deny")
+	s, err := m.ctl.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range s.Adapters {
+		table := fmt.Sprintf("weft_local_%d", a.Pid)
+		t.Cleanup(func() { _ = exec.Command(nft, "delete", "table", "inet", table).Run() })
+	}
+	app := appGID(t, m.client)
+
+	// The destination is there: this test process (no app's gid) reaches it.
+	if got, err := fetchAs(t, 0, directURL); err != nil || got != "200 direct" {
+		t.Fatalf("the test's own GET %s: %q, %v; want 200 direct", directURL, got, err)
+	}
+	t.Run("the app's direct connection out is refused", func(t *testing.T) {
+		got, err := fetchAs(t, app, directURL)
+		if err == nil {
+			t.Fatalf("the app reached %s directly: %s", directURL, got)
+		}
+		if !strings.Contains(err.Error(), "connection reset") && !strings.Contains(err.Error(), "refused") {
+			t.Errorf("the app's direct GET: %v, want the connection refused", err)
+		}
+	})
+	t.Run("the app reaches a declared external service through its sidecar", func(t *testing.T) {
+		url := "http://" + net.JoinHostPort(m.client, "9101") + "/charge"
+		var got string
+		took := harness.Eventually(t, "the app's call through its sidecar", 20*time.Second, func() error {
+			var err error
+			got, err = fetchAs(t, app, url)
+			return err
+		})
+		t.Logf("the call went through after %v", took)
+		if !strings.HasPrefix(got, "200 outside "+paymentsHost+":") {
+			t.Errorf("the app's GET through its sidecar: %q, want 200 from the outside server", got)
 		}
 	})
 }
