@@ -120,6 +120,7 @@ type egressMesh struct {
 	client                     string
 	payments, impostor, ledger *harness.Outside
 	plain                      *harness.Outside
+	policy, policyFile         string
 }
 
 func startEgressMesh(t *testing.T, args ...string) *egressMesh {
@@ -135,12 +136,14 @@ func startEgressMesh(t *testing.T, args ...string) *egressMesh {
 	}
 	m.plain = harness.StartOutside(t, plainAddr+":0", tls.Certificate{}, true)
 	port := func(o *harness.Outside) int { return harness.PortOf(t, o.Addr) }
-	policy := egressPolicy(caFile, port(m.payments), port(m.impostor), port(m.ledger), port(m.plain))
+	m.policy = egressPolicy(caFile, port(m.payments), port(m.impostor), port(m.ledger), port(m.plain))
 	workloads := harness.Workload("client", filepath.Join(binDir, "weft-demo-app"))
 	if len(args) == 0 {
-		m.ctl, _ = startLocalMesh(t, policy, workloads, egressFirst)
+		var policyDir string
+		m.ctl, policyDir = startLocalMesh(t, m.policy, workloads, egressFirst)
+		m.policyFile = filepath.Join(policyDir, harness.PolicyFile)
 	} else {
-		m.ctl = harness.StartLocalMesh(t, binDir, t.TempDir(), policy, workloads, egressFirst, args...).Controller
+		m.ctl = harness.StartLocalMesh(t, binDir, t.TempDir(), m.policy, workloads, egressFirst, args...).Controller
 	}
 	s := m.ctl.WaitFor(t, "the mesh to converge", egressTimeout, harness.Converged(1))
 	m.client = s.Address("client")
@@ -265,6 +268,28 @@ func TestEgress(t *testing.T) {
 		want := []string{"payments", "impostor", "ledger", "forbidden", "plain"}
 		if cfg.Config.Egress == nil || cfg.Config.Egress.Mode != "EGRESS_MODE_DENY" || !slices.Equal(cfg.Config.Egress.Declared, want) {
 			t.Errorf("the sidecar's egress = %+v, want deny with %v declared", cfg.Config.Egress, want)
+		}
+	})
+
+	t.Run("a policy change: a wrong SNI is refused, a denied TCP connection closed", func(t *testing.T) {
+		changed := strings.Replace(m.policy, `intention "client" "plain" { action = "allow" }`, `intention "client" "plain" { action = "deny" }`, 1)
+		changed = strings.Replace(changed, "external_service \"payments\" {\n  host     = \""+paymentsHost+"\"\n  address  = \""+outsideAddr+"\"",
+			"external_service \"payments\" {\n  host     = \"other.payments.test\"\n  address  = \""+outsideAddr+"\"", 1)
+		if changed == m.policy || strings.Count(changed, "other.payments.test") != 1 {
+			t.Fatal("the test's policy edit found nothing to change")
+		}
+		harness.ReplaceFile(t, m.policyFile, changed)
+		took := harness.Eventually(t, "the new policy at the client's sidecar", egressTimeout, func() error {
+			if code, body := m.call(t, "9101", "/charge", ""); code != http.StatusBadGateway ||
+				!strings.Contains(body, `its certificate is not valid for "other.payments.test"`) {
+				return fmt.Errorf("GET through payments: %d %q, want 502 naming the wrong name", code, body)
+			}
+			return nil
+		})
+		t.Logf("the new policy was in force after %v", took.Round(time.Millisecond))
+		got, err := m.echo("9105", "plain")
+		if err == nil || got != "" {
+			t.Errorf("TCP through plain after the deny: %q, %v; want the connection closed with nothing", got, err)
 		}
 	})
 }
