@@ -107,6 +107,9 @@ func Diff(old, new *Policy) *Plan {
 			if !srcNew || !dstNew {
 				continue // a removed service: nothing flows
 			}
+			if new.Services[src].External != nil {
+				continue // an external service calls nothing in the mesh
+			}
 			n := flow(new, src, dst)
 			if !srcOld || !dstOld {
 				if n != string(Deny) {
