@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -121,6 +122,7 @@ type egressMesh struct {
 	payments, impostor, ledger *harness.Outside
 	plain                      *harness.Outside
 	policy, policyFile         string
+	outsideCA                  *harness.TestCA
 }
 
 func startEgressMesh(t *testing.T, args ...string) *egressMesh {
@@ -130,9 +132,10 @@ func startEgressMesh(t *testing.T, args ...string) *egressMesh {
 	dir := t.TempDir()
 	caFile := outsideCA.WritePEM(t, filepath.Join(dir, "outside-ca.pem"))
 	m := &egressMesh{
-		payments: harness.StartOutside(t, outsideAddr+":0", outsideCA.Issue(t, paymentsHost), false),
-		impostor: harness.StartOutside(t, impostorAddr+":0", otherCA.Issue(t, paymentsHost), false),
-		ledger:   harness.StartOutside(t, ledgerAddr+":0", outsideCA.Issue(t, ledgerSNI), true),
+		payments:  harness.StartOutside(t, outsideAddr+":0", outsideCA.Issue(t, paymentsHost), false),
+		impostor:  harness.StartOutside(t, impostorAddr+":0", otherCA.Issue(t, paymentsHost), false),
+		ledger:    harness.StartOutside(t, ledgerAddr+":0", outsideCA.Issue(t, ledgerSNI), true),
+		outsideCA: outsideCA,
 	}
 	m.plain = harness.StartOutside(t, plainAddr+":0", tls.Certificate{}, true)
 	port := func(o *harness.Outside) int { return harness.PortOf(t, o.Addr) }
@@ -269,6 +272,34 @@ func TestEgress(t *testing.T) {
 		if cfg.Config.Egress == nil || cfg.Config.Egress.Mode != "EGRESS_MODE_DENY" || !slices.Equal(cfg.Config.Egress.Declared, want) {
 			t.Errorf("the sidecar's egress = %+v, want deny with %v declared", cfg.Config.Egress, want)
 		}
+	})
+
+	t.Run("latency, printed", func(t *testing.T) {
+		// Not a bound (speed goals belong in benchmarks): what TLS
+		// origination through the sidecar adds, on a loaded 2-core box.
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(m.outsideCA.PEM())
+		direct := &http.Client{Timeout: egressCallTime, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: paymentsHost}}}
+		through := &http.Client{Timeout: egressCallTime}
+		measure := func(c *http.Client, url string) (p50, p99 time.Duration) {
+			const n = 300
+			ds := make([]time.Duration, 0, n)
+			for range n {
+				start := time.Now()
+				req, _ := http.NewRequest("GET", url, nil)
+				code, _, _, err := harness.Do(c, req)
+				if err != nil || code != 200 {
+					t.Fatalf("GET %s: %d %v", url, code, err)
+				}
+				ds = append(ds, time.Since(start))
+			}
+			slices.Sort(ds)
+			return ds[n/2], ds[n*99/100]
+		}
+		d50, d99 := measure(direct, "https://"+m.payments.Addr+"/charge")
+		s50, s99 := measure(through, "http://"+net.JoinHostPort(m.client, "9101")+"/charge")
+		t.Logf("300 sequential GETs, keep-alive: direct HTTPS p50 %v p99 %v; app -> sidecar -> TLS origination p50 %v p99 %v",
+			d50.Round(time.Microsecond), d99.Round(time.Microsecond), s50.Round(time.Microsecond), s99.Round(time.Microsecond))
 	})
 
 	t.Run("a policy change: a wrong SNI is refused, a denied TCP connection closed", func(t *testing.T) {
