@@ -14,6 +14,7 @@ type config struct {
 	Mesh       *mesh // nil when no file has a mesh block
 	Services   []*service
 	Intentions []*intention
+	Externals  []*externalService // external_service blocks (external_service.go)
 }
 
 // fileSchema is the top level of a policy file.
@@ -22,6 +23,7 @@ var fileSchema = &hcl.BodySchema{
 		{Type: "mesh"},
 		{Type: "service", LabelNames: []string{"name"}},
 		{Type: "intention", LabelNames: []string{"source", "destination"}},
+		{Type: "external_service", LabelNames: []string{"name"}},
 	},
 }
 
@@ -52,6 +54,10 @@ func (c *config) decodeFile(body hcl.Body) hcl.Diagnostics {
 			in, blockDiags := decodeIntentionBlock(block)
 			diags = append(diags, blockDiags...)
 			c.Intentions = append(c.Intentions, in)
+		case "external_service":
+			e, blockDiags := decodeExternalServiceBlock(block)
+			diags = append(diags, blockDiags...)
+			c.Externals = append(c.Externals, e)
 		}
 	}
 	return diags
@@ -76,8 +82,15 @@ func (c *config) check() hcl.Diagnostics {
 		}
 		declared[s.Name] = s
 	}
-	diags = append(diags, checkUpstreamServices(c.Services, declared)...)
-	diags = append(diags, checkIntentions(c.Intentions, declared)...)
+	// Upstreams and intentions may name external services too; the other
+	// checks below name callers and mirror targets, which run sidecars.
+	withExternals := make(map[string]*service, len(declared)+len(c.Externals))
+	for n, s := range declared {
+		withExternals[n] = s
+	}
+	diags = append(diags, checkExternals(c.Externals, c.Intentions, withExternals)...)
+	diags = append(diags, checkUpstreamServices(c.Services, withExternals)...)
+	diags = append(diags, checkIntentions(c.Intentions, withExternals)...)
 	diags = append(diags, checkLimitCallers(c.Services, declared)...)
 	names := make([]string, 0, len(declared))
 	for n := range declared {
@@ -102,6 +115,9 @@ func (c *config) toPolicy() *policy.Policy {
 	}
 	for _, s := range c.Services {
 		p.Services[s.Name] = s.toPolicy()
+	}
+	for _, e := range c.Externals {
+		p.Services[e.Name] = e.toPolicy()
 	}
 	p.Declared = make(map[string]string, len(c.Intentions))
 	for _, in := range c.Intentions {

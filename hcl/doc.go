@@ -14,7 +14,7 @@
 // # Language
 //
 // A policy is every *.hcl file of the paths given to Load, merged; blocks may
-// be spread across files in any way. There are three top-level block types.
+// be spread across files in any way. There are four top-level block types (external_service: see External services and egress).
 // Each block type is decoded in its own file of this package, named after
 // its path (service.route.retry.go decodes service > route > retry).
 //
@@ -150,6 +150,49 @@
 // are served, the controller logs and lists each of them as a warning, and
 // a service without binding is a warning. The binding check runs only on
 // an otherwise valid policy, so it never buries another error.
+//
+// # External services and egress
+//
+// A fourth top-level block, external_service (external_service.go and
+// external_service.tls.go), declares a destination outside the mesh:
+//
+//	mesh { egress = "deny" }         # optional, allow | deny; default "allow"
+//
+//	external_service "payments" {    # the label names it in upstreams and intentions
+//	  host     = "api.payments.example" # required: DNS name (or IP); the Host header sent
+//	  address  = "203.0.113.7"       # optional: where to connect; default the host
+//	  port     = 443                 # required
+//	  protocol = "http"              # optional, tcp | http | http2 | grpc; default "tcp"
+//	  tls {                          # optional: the caller's sidecar originates TLS
+//	    ca_file     = "payments-ca.pem" # required: PEM CAs, read when the policy loads
+//	                                    # (relative to this file; at most 1 MiB, 512 certificates)
+//	    sni         = "api.payments.example" # optional: server name sent and verified; default the host
+//	    cert_file   = "/etc/weft/pay.pem"    # optional client certificate: absolute paths on each
+//	    key_file    = "/etc/weft/pay-key.pem" # caller's host, read by its sidecar at each handshake
+//	    min_version = "1.2"          # optional, 1.2 | 1.3; default "1.2"
+//	  }
+//	}
+//	service "web" { upstream "payments" { local_port = 9100 } }
+//	intention "web" "payments" { action = "allow" }   # or permission blocks, for http
+//
+// A caller reaches it like any service, through an upstream (the app calls
+// its local port in plain HTTP or TCP); the caller's sidecar decides the
+// intentions to the external service itself (the destination runs no
+// sidecar), then connects to address:port, verifies the server's chain
+// against ca_file and its name against sni (or the host), and sends the
+// declared host as the Host header whatever the app sent. A server whose
+// certificate comes from another CA is refused with 502 and the reason.
+// An external service shares the names of services, lives in the default
+// namespace, is never bound to a workload (no instance gets its
+// identity), and may not be an intention's source. http2 and grpc need a
+// tls block (ALPN h2). Without tls the bytes go out as they are.
+//
+// egress = "deny" goes to every sidecar (ProxyConfig.egress, with the
+// external services it calls). A sidecar never carries traffic to an
+// undeclared destination in either mode (there is no listener for one);
+// what stops the app from connecting out directly is the isolation of
+// its scheduler: the local adapter's guard with its option egress = deny
+// (adapters/local), a network namespace with no route out otherwise.
 //
 // # Intention sources and namespaces
 //

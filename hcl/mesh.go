@@ -27,6 +27,8 @@ type mesh struct {
 	IdentityBinding policy.BindingMode
 	// Tracing is the tracing block (mesh.tracing.go); nil: off.
 	Tracing *tracing
+	// Egress is "allow" (the default) or "deny" (external_service.go).
+	Egress policy.Egress
 
 	DeclRange hcl.Range
 }
@@ -36,6 +38,7 @@ var meshSchema = &hcl.BodySchema{
 		{Name: "trust_domain"},
 		{Name: "default_action"},
 		{Name: "identity_binding"},
+		{Name: "egress"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "tracing"}},
 }
@@ -43,6 +46,8 @@ var meshSchema = &hcl.BodySchema{
 var bindingModes = []policy.BindingMode{policy.BindingStrict, policy.BindingPermissive}
 
 var actions = []policy.Action{policy.Allow, policy.Deny}
+
+var egressModes = []policy.Egress{policy.EgressAllow, policy.EgressDeny}
 
 func defaultMesh() *mesh {
 	return &mesh{TrustDomain: DefaultTrustDomain, DefaultAction: DefaultDefaultAction, IdentityBinding: policy.BindingStrict}
@@ -89,6 +94,13 @@ func decodeMeshBlock(block *hcl.Block) (*mesh, hcl.Diagnostics) {
 			m.IdentityBinding = b
 		}
 	}
+	if attr, ok := content.Attributes["egress"]; ok {
+		e, set, valDiags := decodeEnum(attr, egressModes, "Invalid egress mode", "egress mode")
+		diags = append(diags, valDiags...)
+		if set {
+			m.Egress = e
+		}
+	}
 	for _, b := range content.Blocks {
 		if m.Tracing != nil {
 			diags = append(diags, duplicateBlock("tracing", "The mesh block", m.Tracing.DeclRange, b.DefRange))
@@ -125,7 +137,7 @@ func checkTrustDomain(s string) string {
 }
 
 func (m *mesh) toPolicy() policy.Mesh {
-	pm := policy.Mesh{TrustDomain: m.TrustDomain, DefaultAction: m.DefaultAction, IdentityBinding: m.IdentityBinding}
+	pm := policy.Mesh{TrustDomain: m.TrustDomain, DefaultAction: m.DefaultAction, IdentityBinding: m.IdentityBinding, Egress: m.Egress}
 	if m.Tracing != nil {
 		t := m.Tracing.Tracing
 		pm.Tracing = &t

@@ -46,6 +46,8 @@ var options = []sdk.OptionSpec{
 		Description: "guard: nftables rules let only an instance's sidecar reach its app (needs root and nft); none: every app and outbound port is open to any local process"},
 	{Name: OptionEdge, Type: sdk.OptionString,
 		Description: "services whose app port is left open on purpose (the way into the mesh), separated by commas, such as frontend,admin"},
+	{Name: OptionEgress, Type: sdk.OptionEnum, Values: []string{egressAllow, egressDeny}, Default: egressAllow,
+		Description: "deny: the guard lets each app connect only to its own address (its sidecar's outbound listeners), so that it reaches the outside only through declared external services; allow: apps may connect anywhere themselves"},
 }
 
 // Adapter is the local adapter. Create it with New; it implements
@@ -90,6 +92,7 @@ type config struct {
 	nft       string
 	noGuard   string
 	edge      map[string]bool // services left open (option edge)
+	egress    string          // option egress: "allow" or "deny"
 }
 
 // New returns a local adapter that logs with the plugin SDK's logger, which
@@ -215,6 +218,7 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 	opts, optDiags := sdk.ParseOptions(options, req.Options)
 	diags = append(diags, optDiags...)
 	isolation := opts.String(OptionIsolation)
+	egress := opts.String(OptionEgress)
 	edge := map[string]bool{}
 	if v := opts.String(OptionEdge); v != "" {
 		for _, name := range strings.Split(v, ",") {
@@ -242,7 +246,7 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 	}
 	for _, k := range opts.Unknown() {
 		diags = append(diags, sdk.Warningf("Unknown option",
-			"The local adapter has no option %q and ignores it; it knows %s, %s and %s.", k, OptionFirstAddress, OptionIsolation, OptionEdge))
+			"The local adapter has no option %q and ignores it; it knows %s, %s, %s and %s.", k, OptionFirstAddress, OptionIsolation, OptionEdge, OptionEgress))
 	}
 	nft, noGuard := guardSupport()
 	switch {
@@ -258,6 +262,10 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 			diags = append(diags, sdk.Warningf("Guard groups taken",
 				"/etc/group has groups in the range the guard gives apps and sidecars (%d to %d): %s. Their members' processes pass the guard as the instance whose gid they hold; move those groups.", gidBase, gidLast, strings.Join(taken, ", ")))
 		}
+	}
+	if egress == egressDeny && (isolation != isolationGuard || noGuard != "") {
+		diags = append(diags, sdk.Warningf("Egress not enforced",
+			"The option egress = deny needs the guard, which is off here: apps can still connect to any address themselves. Declared external services are still reached only through the sidecars."))
 	}
 	if len(edge) > 0 && isolation == isolationGuard && noGuard == "" {
 		names := slices.Sorted(maps.Keys(edge))
@@ -330,7 +338,7 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 	return &config{
 		req: req, file: req.Source, proxy: proxy, first: first, specs: specs,
 		srcHash: sha256.Sum256(src), warnings: warnings,
-		isolation: isolation, nft: nft, noGuard: noGuard, edge: edge,
+		isolation: isolation, nft: nft, noGuard: noGuard, edge: edge, egress: egress,
 	}, diags
 }
 

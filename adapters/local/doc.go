@@ -197,6 +197,15 @@
 //   - edge = "frontend,admin": services whose app port is open on purpose,
 //     for a browser or curl on this machine (the demo's frontend). Their
 //     outbound ports stay guarded; they report isolation none.
+//   - egress = "allow" (the default) or "deny": with deny, four more rules
+//     per instance let its app (its gid) open TCP connections and send UDP
+//     only to its own address, where its sidecar's outbound listeners are,
+//     and nothing over IPv6: the app reaches the outside only through the
+//     external services the policy declares (mesh { egress = "deny" } says
+//     the same to the sidecars; the adapter does not read the policy, so
+//     give both). DNS to a resolver elsewhere is refused too. Sidecars are
+//     not restricted: they originate the declared connections. Without the
+//     guard (isolation = none, no root or nft) the option is a warning.
 //
 // # The state file
 //

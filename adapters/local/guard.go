@@ -34,6 +34,14 @@ const (
 	// the mesh. Their outbound ports stay guarded, and their instances
 	// report isolation none.
 	OptionEdge = "edge"
+	// OptionEgress is "allow" (the default) or "deny": with deny, the
+	// guard also lets an app open connections only to its own instance
+	// address, where its sidecar's outbound listeners are, so that it
+	// reaches the outside only through declared external services (the
+	// policy's external_service blocks, mesh { egress = "deny" }).
+	OptionEgress = "egress"
+	egressAllow  = "allow"
+	egressDeny   = "deny"
 
 	isolationGuard = "guard"
 	isolationNone  = "none"
@@ -92,6 +100,7 @@ type guardedInstance struct {
 	Address  string
 	AppPort  int
 	Edge     bool  // the app port is left open (an edge service)
+	Egress   bool  // egress deny: the app connects to its own address only
 	Open     []int // ports anyone may connect to: the sidecar's mesh and admin ports
 	AppGID   uint32
 	ProxyGID uint32
@@ -134,6 +143,13 @@ func renderRuleset(table string, insts []guardedInstance) string {
 		fmt.Fprintf(&b, "\t\t# %s: every other port but the sidecar's mesh and admin ports (its outbound listeners) from gid %d (app) only\n", in.ID, in.AppGID)
 		fmt.Fprintf(&b, "\t\tip daddr %s tcp dport != { %s } %s meta skgid != %d reject with tcp reset\n",
 			in.Address, strings.Join(ports, ", "), syn, in.AppGID)
+		if in.Egress {
+			fmt.Fprintf(&b, "\t\t# %s: egress deny: its app (gid %d) opens connections to its own address only (its sidecar's outbound listeners)\n", in.ID, in.AppGID)
+			fmt.Fprintf(&b, "\t\tmeta skgid %d ip daddr != %s %s reject with tcp reset\n", in.AppGID, in.Address, syn)
+			fmt.Fprintf(&b, "\t\tmeta skgid %d ip daddr != %s meta l4proto udp reject\n", in.AppGID, in.Address)
+			fmt.Fprintf(&b, "\t\tmeta skgid %d meta nfproto ipv6 %s reject with tcp reset\n", in.AppGID, syn)
+			fmt.Fprintf(&b, "\t\tmeta skgid %d meta nfproto ipv6 meta l4proto udp reject\n", in.AppGID)
+		}
 	}
 	b.WriteString("\t}\n}\n")
 	return b.String()
@@ -169,6 +185,7 @@ type guard struct {
 	mu      sync.Mutex
 	specs   []instanceSpec
 	edge    map[string]bool // services left open
+	egress  bool            // egress deny (option egress)
 	applied string          // the ruleset in force ("" before the first)
 	ok      bool            // the last apply succeeded
 	err     error           // the last apply's error
@@ -211,10 +228,10 @@ func staleTables(listing string, isAlive func(int) bool) []string {
 
 // setSpecs records the instances to guard and applies the rules; it is
 // called before their processes start, so an app port is never open.
-func (g *guard) setSpecs(specs []instanceSpec, edge map[string]bool) error {
+func (g *guard) setSpecs(specs []instanceSpec, edge map[string]bool, egressDeny bool) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.specs, g.edge = slices.Clone(specs), edge
+	g.specs, g.edge, g.egress = slices.Clone(specs), edge, egressDeny
 	return g.applyLocked()
 }
 
@@ -233,7 +250,7 @@ func (g *guard) instancesLocked() []guardedInstance {
 			continue // the plan only hands out IPv4 loopback addresses
 		}
 		out = append(out, guardedInstance{
-			ID: s.ID, Address: s.Address, AppPort: s.Port, Edge: g.edge[s.Service],
+			ID: s.ID, Address: s.Address, AppPort: s.Port, Edge: g.edge[s.Service], Egress: g.egress,
 			Open: []int{meshPort, adminPort}, AppGID: app, ProxyGID: proxy,
 		})
 	}

@@ -66,6 +66,9 @@ func TestRenderRuleset(t *testing.T) {
 		{name: "edge", insts: []guardedInstance{
 			{ID: "frontend-0", Address: "127.0.0.4", AppPort: 8080, Edge: true, Open: []int{15001, 15000}, AppGID: 2_000_000_008, ProxyGID: 2_000_000_009},
 		}},
+		{name: "egress", insts: []guardedInstance{
+			{ID: "web-0", Address: "127.0.0.5", AppPort: 8080, Egress: true, Open: []int{15001, 15000}, AppGID: 2_000_000_010, ProxyGID: 2_000_000_011},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := renderRuleset("weft_local_42", tc.insts)
@@ -85,6 +88,14 @@ func TestRenderRuleset(t *testing.T) {
 			// Never a rule that matches all loopback traffic: every rule
 			// names an exact address and port.
 			for _, line := range strings.Split(got, "\n") {
+				if strings.Contains(line, "meta skgid 2000000010 ") {
+					// Egress deny: every connection of one app but to
+					// its own address.
+					if !strings.HasPrefix(strings.TrimSpace(line), "meta skgid 2000000010 ") || (strings.Contains(line, "ip daddr") && !strings.Contains(line, "ip daddr != 127.0.0.5 ")) {
+						t.Errorf("egress rule not bound to the app's gid and own address: %s", line)
+					}
+					continue
+				}
 				if strings.Contains(line, "reject") && (!strings.Contains(line, "ip daddr 127.") || !strings.Contains(line, "dport") || strings.Contains(line, "/")) {
 					t.Errorf("rule without an exact address and port: %s", line)
 				}
@@ -363,7 +374,7 @@ func TestGuardRemovesStaleTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	deleteTableAtEnd(t, nft, g.table)
-	if err := g.setSpecs(nil, nil); err != nil {
+	if err := g.setSpecs(nil, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := exec.Command(nft, "list", "table", "inet", deadTable).Run(); err == nil {

@@ -62,7 +62,7 @@ func (a *Adapter) applyGuard(cfg, old *config) {
 			}
 		}
 	}
-	a.guardErr = a.guard.setSpecs(specs, cfg.edge)
+	a.guardErr = a.guard.setSpecs(specs, cfg.edge, cfg.egress == egressDeny)
 	if a.guardErr != nil {
 		a.log.Error("ISOLATION OFF: cannot apply the guard's rules; app ports and outbound ports are open", "error", a.guardErr)
 	}

@@ -65,6 +65,7 @@ func instanceConfig(p *policy.Policy, idx endpointSource, az *meshapi.Authz, in 
 		},
 		HealthCheck: healthCheck(svc.HealthCheck),
 		Tracing:     tracing(p.Mesh.Tracing, in.Service, in.NS()),
+		Egress:      egress(p, svc),
 	}
 	if cl := svc.ConnectionLimit; cl != (policy.ConnectionLimit{}) {
 		cfg.Inbound.ConnectionLimit = &meshapi.ConnectionLimit{Max: uint32(cl.Max), MaxPerCaller: uint32(cl.MaxPerCaller)}
@@ -89,6 +90,9 @@ func instanceConfig(p *policy.Policy, idx endpointSource, az *meshapi.Authz, in 
 			Hash:        hashPolicy(u.Hash),
 		}
 		cfg.Upstreams = append(cfg.Upstreams, up)
+		if dst.External != nil {
+			up.External, up.Endpoints = external(p, dst) // external.go
+		}
 		if cb := dst.CircuitBreaker; cb != nil {
 			up.CircuitBreaker = &meshapi.CircuitBreaker{
 				MaxConnections: uint32(cb.MaxConnections), MaxRequests: uint32(cb.MaxRequests),

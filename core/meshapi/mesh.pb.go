@@ -179,6 +179,52 @@ func (Action) EnumDescriptor() ([]byte, []int) {
 	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{2}
 }
 
+type EgressMode int32
+
+const (
+	EgressMode_EGRESS_MODE_ALLOW EgressMode = 0
+	EgressMode_EGRESS_MODE_DENY  EgressMode = 1
+)
+
+// Enum value maps for EgressMode.
+var (
+	EgressMode_name = map[int32]string{
+		0: "EGRESS_MODE_ALLOW",
+		1: "EGRESS_MODE_DENY",
+	}
+	EgressMode_value = map[string]int32{
+		"EGRESS_MODE_ALLOW": 0,
+		"EGRESS_MODE_DENY":  1,
+	}
+)
+
+func (x EgressMode) Enum() *EgressMode {
+	p := new(EgressMode)
+	*p = x
+	return p
+}
+
+func (x EgressMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EgressMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_core_meshapi_mesh_proto_enumTypes[3].Descriptor()
+}
+
+func (EgressMode) Type() protoreflect.EnumType {
+	return &file_core_meshapi_mesh_proto_enumTypes[3]
+}
+
+func (x EgressMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EgressMode.Descriptor instead.
+func (EgressMode) EnumDescriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{3}
+}
+
 type HealthCheckKind int32
 
 const (
@@ -215,11 +261,11 @@ func (x HealthCheckKind) String() string {
 }
 
 func (HealthCheckKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_core_meshapi_mesh_proto_enumTypes[3].Descriptor()
+	return file_core_meshapi_mesh_proto_enumTypes[4].Descriptor()
 }
 
 func (HealthCheckKind) Type() protoreflect.EnumType {
-	return &file_core_meshapi_mesh_proto_enumTypes[3]
+	return &file_core_meshapi_mesh_proto_enumTypes[4]
 }
 
 func (x HealthCheckKind) Number() protoreflect.EnumNumber {
@@ -228,7 +274,7 @@ func (x HealthCheckKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HealthCheckKind.Descriptor instead.
 func (HealthCheckKind) EnumDescriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{3}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{4}
 }
 
 type MatchKind int32
@@ -270,11 +316,11 @@ func (x MatchKind) String() string {
 }
 
 func (MatchKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_core_meshapi_mesh_proto_enumTypes[4].Descriptor()
+	return file_core_meshapi_mesh_proto_enumTypes[5].Descriptor()
 }
 
 func (MatchKind) Type() protoreflect.EnumType {
-	return &file_core_meshapi_mesh_proto_enumTypes[4]
+	return &file_core_meshapi_mesh_proto_enumTypes[5]
 }
 
 func (x MatchKind) Number() protoreflect.EnumNumber {
@@ -283,7 +329,7 @@ func (x MatchKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MatchKind.Descriptor instead.
 func (MatchKind) EnumDescriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{4}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{5}
 }
 
 type StatsDirection int32
@@ -316,11 +362,11 @@ func (x StatsDirection) String() string {
 }
 
 func (StatsDirection) Descriptor() protoreflect.EnumDescriptor {
-	return file_core_meshapi_mesh_proto_enumTypes[5].Descriptor()
+	return file_core_meshapi_mesh_proto_enumTypes[6].Descriptor()
 }
 
 func (StatsDirection) Type() protoreflect.EnumType {
-	return &file_core_meshapi_mesh_proto_enumTypes[5]
+	return &file_core_meshapi_mesh_proto_enumTypes[6]
 }
 
 func (x StatsDirection) Number() protoreflect.EnumNumber {
@@ -329,7 +375,7 @@ func (x StatsDirection) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use StatsDirection.Descriptor instead.
 func (StatsDirection) EnumDescriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{5}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{6}
 }
 
 type TracingProtocol int32
@@ -362,11 +408,11 @@ func (x TracingProtocol) String() string {
 }
 
 func (TracingProtocol) Descriptor() protoreflect.EnumDescriptor {
-	return file_core_meshapi_mesh_proto_enumTypes[6].Descriptor()
+	return file_core_meshapi_mesh_proto_enumTypes[7].Descriptor()
 }
 
 func (TracingProtocol) Type() protoreflect.EnumType {
-	return &file_core_meshapi_mesh_proto_enumTypes[6]
+	return &file_core_meshapi_mesh_proto_enumTypes[7]
 }
 
 func (x TracingProtocol) Number() protoreflect.EnumNumber {
@@ -375,7 +421,7 @@ func (x TracingProtocol) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TracingProtocol.Descriptor instead.
 func (TracingProtocol) EnumDescriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{6}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{7}
 }
 
 type JoinRequest struct {
@@ -890,7 +936,10 @@ type ProxyConfig struct {
 	// Tracing: spans for every HTTP and gRPC hop, exported with OTLP
 	// (core/proxy/tracing). Unset: off, and requests pass their trace
 	// headers through untouched.
-	Tracing       *Tracing `protobuf:"bytes,11,opt,name=tracing,proto3" json:"tracing,omitempty"`
+	Tracing *Tracing `protobuf:"bytes,11,opt,name=tracing,proto3" json:"tracing,omitempty"`
+	// Egress (mesh { egress }): what the mesh says of destinations outside
+	// it that no external_service declares. Unset: allow.
+	Egress        *Egress `protobuf:"bytes,15,opt,name=egress,proto3" json:"egress,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1002,6 +1051,71 @@ func (x *ProxyConfig) GetTracing() *Tracing {
 	return nil
 }
 
+func (x *ProxyConfig) GetEgress() *Egress {
+	if x != nil {
+		return x.Egress
+	}
+	return nil
+}
+
+// The mesh's egress mode, as one sidecar gets it. A sidecar only ever
+// reaches declared destinations (one outbound listener per upstream); the
+// mode tells it, and what enforces isolation, whether the app may reach
+// undeclared ones directly.
+type Egress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Mode  EgressMode             `protobuf:"varint,1,opt,name=mode,proto3,enum=weft.mesh.v1.EgressMode" json:"mode,omitempty"`
+	// The external services this instance may call: the names of its
+	// external upstreams (for status and the guard).
+	Declared      []string `protobuf:"bytes,2,rep,name=declared,proto3" json:"declared,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Egress) Reset() {
+	*x = Egress{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Egress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Egress) ProtoMessage() {}
+
+func (x *Egress) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Egress.ProtoReflect.Descriptor instead.
+func (*Egress) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Egress) GetMode() EgressMode {
+	if x != nil {
+		return x.Mode
+	}
+	return EgressMode_EGRESS_MODE_ALLOW
+}
+
+func (x *Egress) GetDeclared() []string {
+	if x != nil {
+		return x.Declared
+	}
+	return nil
+}
+
 // How a sidecar checks its own application (core/proxy/health): every
 // interval, one probe bounded by timeout, at the inbound's app address.
 // The app is down after unhealthy_threshold failures in a row and up
@@ -1028,7 +1142,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1154,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[8]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1167,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{8}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HealthCheck) GetKind() HealthCheckKind {
@@ -1131,7 +1245,7 @@ type TrustBundle struct {
 
 func (x *TrustBundle) Reset() {
 	*x = TrustBundle{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1143,7 +1257,7 @@ func (x *TrustBundle) String() string {
 func (*TrustBundle) ProtoMessage() {}
 
 func (x *TrustBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[9]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1156,7 +1270,7 @@ func (x *TrustBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrustBundle.ProtoReflect.Descriptor instead.
 func (*TrustBundle) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{9}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TrustBundle) GetRootsPem() []byte {
@@ -1191,7 +1305,7 @@ type Inbound struct {
 
 func (x *Inbound) Reset() {
 	*x = Inbound{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1317,7 @@ func (x *Inbound) String() string {
 func (*Inbound) ProtoMessage() {}
 
 func (x *Inbound) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[10]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1330,7 @@ func (x *Inbound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inbound.ProtoReflect.Descriptor instead.
 func (*Inbound) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{10}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Inbound) GetBindAddress() string {
@@ -1292,7 +1406,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1418,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[11]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1431,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{11}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RateLimit) GetName() string {
@@ -1373,7 +1487,7 @@ type ConnectionLimit struct {
 
 func (x *ConnectionLimit) Reset() {
 	*x = ConnectionLimit{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1499,7 @@ func (x *ConnectionLimit) String() string {
 func (*ConnectionLimit) ProtoMessage() {}
 
 func (x *ConnectionLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[12]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1512,7 @@ func (x *ConnectionLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionLimit.ProtoReflect.Descriptor instead.
 func (*ConnectionLimit) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{12}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ConnectionLimit) GetMax() uint32 {
@@ -1425,7 +1539,7 @@ type Authz struct {
 
 func (x *Authz) Reset() {
 	*x = Authz{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1551,7 @@ func (x *Authz) String() string {
 func (*Authz) ProtoMessage() {}
 
 func (x *Authz) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[13]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1564,7 @@ func (x *Authz) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authz.ProtoReflect.Descriptor instead.
 func (*Authz) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{13}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Authz) GetDefaultAction() Action {
@@ -1491,7 +1605,7 @@ type AuthzRule struct {
 
 func (x *AuthzRule) Reset() {
 	*x = AuthzRule{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +1617,7 @@ func (x *AuthzRule) String() string {
 func (*AuthzRule) ProtoMessage() {}
 
 func (x *AuthzRule) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[14]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +1630,7 @@ func (x *AuthzRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthzRule.ProtoReflect.Descriptor instead.
 func (*AuthzRule) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{14}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AuthzRule) GetSource() string {
@@ -1557,7 +1671,7 @@ type Permission struct {
 
 func (x *Permission) Reset() {
 	*x = Permission{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +1683,7 @@ func (x *Permission) String() string {
 func (*Permission) ProtoMessage() {}
 
 func (x *Permission) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[15]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +1696,7 @@ func (x *Permission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Permission.ProtoReflect.Descriptor instead.
 func (*Permission) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{15}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Permission) GetAction() Action {
@@ -1620,13 +1734,18 @@ type Upstream struct {
 	Hash             *HashPolicy       `protobuf:"bytes,11,opt,name=hash,proto3" json:"hash,omitempty"` // LB_RING_HASH and LB_MAGLEV
 	CircuitBreaker   *CircuitBreaker   `protobuf:"bytes,12,opt,name=circuit_breaker,json=circuitBreaker,proto3" json:"circuit_breaker,omitempty"`
 	OutlierDetection *OutlierDetection `protobuf:"bytes,13,opt,name=outlier_detection,json=outlierDetection,proto3" json:"outlier_detection,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Set when the upstream is an external service (hcl/external_service.go):
+	// a destination outside the mesh, which runs no sidecar. The endpoints
+	// are its addresses; the sidecar authorizes the call itself (the
+	// destination cannot) and speaks TLS to it, or plain TCP without tls.
+	External      *External `protobuf:"bytes,14,opt,name=external,proto3" json:"external,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Upstream) Reset() {
 	*x = Upstream{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1638,7 +1757,7 @@ func (x *Upstream) String() string {
 func (*Upstream) ProtoMessage() {}
 
 func (x *Upstream) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1651,7 +1770,7 @@ func (x *Upstream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Upstream.ProtoReflect.Descriptor instead.
 func (*Upstream) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Upstream) GetName() string {
@@ -1745,6 +1864,180 @@ func (x *Upstream) GetOutlierDetection() *OutlierDetection {
 	return nil
 }
 
+func (x *Upstream) GetExternal() *External {
+	if x != nil {
+		return x.External
+	}
+	return nil
+}
+
+// An external service, as one caller's sidecar reaches it.
+type External struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The host name the service is known by: the Host header of HTTP
+	// requests (with the port when it is not the scheme's default).
+	Host string `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	Port uint32 `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	// Unset: plain TCP (HTTP without TLS). Set: the sidecar originates TLS.
+	Tls *ExternalTLS `protobuf:"bytes,3,opt,name=tls,proto3" json:"tls,omitempty"`
+	// The intentions that decide for this caller, in the form an inbound
+	// gets them (destination: the external service): the caller's sidecar
+	// applies them, with its own identity as the caller.
+	Authz *Authz `protobuf:"bytes,4,opt,name=authz,proto3" json:"authz,omitempty"`
+	// The external service's namespace (for the rules of authz).
+	Namespace     string `protobuf:"bytes,5,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *External) Reset() {
+	*x = External{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *External) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*External) ProtoMessage() {}
+
+func (x *External) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use External.ProtoReflect.Descriptor instead.
+func (*External) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *External) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *External) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *External) GetTls() *ExternalTLS {
+	if x != nil {
+		return x.Tls
+	}
+	return nil
+}
+
+func (x *External) GetAuthz() *Authz {
+	if x != nil {
+		return x.Authz
+	}
+	return nil
+}
+
+func (x *External) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+// TLS origination to an external service: the server's chain is verified
+// against ca_pem and its name against server_name, which is also the SNI.
+type ExternalTLS struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PEM certificates of the CAs the server's chain must lead to (read by
+	// the controller from the policy's ca_file).
+	CaPem      []byte `protobuf:"bytes,1,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	ServerName string `protobuf:"bytes,2,opt,name=server_name,json=serverName,proto3" json:"server_name,omitempty"`
+	// Optional client certificate: files on the sidecar's host, read by the
+	// sidecar (the key never travels in the configuration).
+	CertFile string `protobuf:"bytes,3,opt,name=cert_file,json=certFile,proto3" json:"cert_file,omitempty"`
+	KeyFile  string `protobuf:"bytes,4,opt,name=key_file,json=keyFile,proto3" json:"key_file,omitempty"`
+	// TLS versions: 0 is TLS 1.2 as the minimum.
+	MinVersion    uint32 `protobuf:"varint,5,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"` // tls.VersionTLS12 (0x0303) or tls.VersionTLS13 (0x0304)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExternalTLS) Reset() {
+	*x = ExternalTLS{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExternalTLS) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExternalTLS) ProtoMessage() {}
+
+func (x *ExternalTLS) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExternalTLS.ProtoReflect.Descriptor instead.
+func (*ExternalTLS) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ExternalTLS) GetCaPem() []byte {
+	if x != nil {
+		return x.CaPem
+	}
+	return nil
+}
+
+func (x *ExternalTLS) GetServerName() string {
+	if x != nil {
+		return x.ServerName
+	}
+	return ""
+}
+
+func (x *ExternalTLS) GetCertFile() string {
+	if x != nil {
+		return x.CertFile
+	}
+	return ""
+}
+
+func (x *ExternalTLS) GetKeyFile() string {
+	if x != nil {
+		return x.KeyFile
+	}
+	return ""
+}
+
+func (x *ExternalTLS) GetMinVersion() uint32 {
+	if x != nil {
+		return x.MinVersion
+	}
+	return 0
+}
+
 // Caps on what this sidecar sends to the upstream at once; 0: no cap.
 // Past one it answers 503 (gRPC UNAVAILABLE) itself.
 type CircuitBreaker struct {
@@ -1759,7 +2052,7 @@ type CircuitBreaker struct {
 
 func (x *CircuitBreaker) Reset() {
 	*x = CircuitBreaker{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +2064,7 @@ func (x *CircuitBreaker) String() string {
 func (*CircuitBreaker) ProtoMessage() {}
 
 func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +2077,7 @@ func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreaker.ProtoReflect.Descriptor instead.
 func (*CircuitBreaker) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CircuitBreaker) GetMaxConnections() uint32 {
@@ -1836,7 +2129,7 @@ type OutlierDetection struct {
 
 func (x *OutlierDetection) Reset() {
 	*x = OutlierDetection{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +2141,7 @@ func (x *OutlierDetection) String() string {
 func (*OutlierDetection) ProtoMessage() {}
 
 func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +2154,7 @@ func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierDetection.ProtoReflect.Descriptor instead.
 func (*OutlierDetection) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *OutlierDetection) GetConsecutive_5Xx() uint32 {
@@ -1924,7 +2217,7 @@ type OutlierSuccessRate struct {
 
 func (x *OutlierSuccessRate) Reset() {
 	*x = OutlierSuccessRate{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1936,7 +2229,7 @@ func (x *OutlierSuccessRate) String() string {
 func (*OutlierSuccessRate) ProtoMessage() {}
 
 func (x *OutlierSuccessRate) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1949,7 +2242,7 @@ func (x *OutlierSuccessRate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierSuccessRate.ProtoReflect.Descriptor instead.
 func (*OutlierSuccessRate) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *OutlierSuccessRate) GetMinimumHosts() uint32 {
@@ -1983,7 +2276,7 @@ type StringMatch struct {
 
 func (x *StringMatch) Reset() {
 	*x = StringMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1995,7 +2288,7 @@ func (x *StringMatch) String() string {
 func (*StringMatch) ProtoMessage() {}
 
 func (x *StringMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2008,7 +2301,7 @@ func (x *StringMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StringMatch.ProtoReflect.Descriptor instead.
 func (*StringMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StringMatch) GetKind() MatchKind {
@@ -2037,7 +2330,7 @@ type KeyMatch struct {
 
 func (x *KeyMatch) Reset() {
 	*x = KeyMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2049,7 +2342,7 @@ func (x *KeyMatch) String() string {
 func (*KeyMatch) ProtoMessage() {}
 
 func (x *KeyMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2062,7 +2355,7 @@ func (x *KeyMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyMatch.ProtoReflect.Descriptor instead.
 func (*KeyMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *KeyMatch) GetName() string {
@@ -2099,7 +2392,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2111,7 +2404,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2124,7 +2417,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RouteMatch) GetPath() *StringMatch {
@@ -2173,7 +2466,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2185,7 +2478,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2198,7 +2491,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Route) GetName() string {
@@ -2278,7 +2571,7 @@ type Mirror struct {
 
 func (x *Mirror) Reset() {
 	*x = Mirror{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2290,7 +2583,7 @@ func (x *Mirror) String() string {
 func (*Mirror) ProtoMessage() {}
 
 func (x *Mirror) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2303,7 +2596,7 @@ func (x *Mirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mirror.ProtoReflect.Descriptor instead.
 func (*Mirror) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Mirror) GetService() string {
@@ -2348,7 +2641,7 @@ type Fault struct {
 
 func (x *Fault) Reset() {
 	*x = Fault{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2360,7 +2653,7 @@ func (x *Fault) String() string {
 func (*Fault) ProtoMessage() {}
 
 func (x *Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2373,7 +2666,7 @@ func (x *Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fault.ProtoReflect.Descriptor instead.
 func (*Fault) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Fault) GetDelay() *durationpb.Duration {
@@ -2414,7 +2707,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2426,7 +2719,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2439,7 +2732,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{26}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Split) GetSubset() string {
@@ -2469,7 +2762,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2481,7 +2774,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2494,7 +2787,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{27}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -2544,7 +2837,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2556,7 +2849,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2569,7 +2862,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{28}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Timeouts) GetConnect() *durationpb.Duration {
@@ -2611,7 +2904,7 @@ type HeaderOps struct {
 
 func (x *HeaderOps) Reset() {
 	*x = HeaderOps{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[29]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2623,7 +2916,7 @@ func (x *HeaderOps) String() string {
 func (*HeaderOps) ProtoMessage() {}
 
 func (x *HeaderOps) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[29]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2636,7 +2929,7 @@ func (x *HeaderOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderOps.ProtoReflect.Descriptor instead.
 func (*HeaderOps) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{29}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *HeaderOps) GetAdd() map[string]string {
@@ -2675,7 +2968,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[30]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2687,7 +2980,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[30]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2700,7 +2993,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{30}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Endpoint) GetInstanceId() string {
@@ -2766,7 +3059,7 @@ type StatsReport struct {
 
 func (x *StatsReport) Reset() {
 	*x = StatsReport{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[31]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2778,7 +3071,7 @@ func (x *StatsReport) String() string {
 func (*StatsReport) ProtoMessage() {}
 
 func (x *StatsReport) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[31]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2791,7 +3084,7 @@ func (x *StatsReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsReport.ProtoReflect.Descriptor instead.
 func (*StatsReport) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{31}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *StatsReport) GetInstanceId() string {
@@ -2870,7 +3163,7 @@ type StatsCell struct {
 
 func (x *StatsCell) Reset() {
 	*x = StatsCell{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[32]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2882,7 +3175,7 @@ func (x *StatsCell) String() string {
 func (*StatsCell) ProtoMessage() {}
 
 func (x *StatsCell) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[32]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2895,7 +3188,7 @@ func (x *StatsCell) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsCell.ProtoReflect.Descriptor instead.
 func (*StatsCell) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{32}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *StatsCell) GetDirection() StatsDirection {
@@ -3003,7 +3296,7 @@ type StatsDenial struct {
 
 func (x *StatsDenial) Reset() {
 	*x = StatsDenial{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[33]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3015,7 +3308,7 @@ func (x *StatsDenial) String() string {
 func (*StatsDenial) ProtoMessage() {}
 
 func (x *StatsDenial) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[33]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3028,7 +3321,7 @@ func (x *StatsDenial) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsDenial.ProtoReflect.Descriptor instead.
 func (*StatsDenial) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{33}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *StatsDenial) GetUnixMs() int64 {
@@ -3074,7 +3367,7 @@ type ReportAck struct {
 
 func (x *ReportAck) Reset() {
 	*x = ReportAck{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[34]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3086,7 +3379,7 @@ func (x *ReportAck) String() string {
 func (*ReportAck) ProtoMessage() {}
 
 func (x *ReportAck) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[34]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3099,7 +3392,7 @@ func (x *ReportAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportAck.ProtoReflect.Descriptor instead.
 func (*ReportAck) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{34}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{37}
 }
 
 // TapRequest starts (or, with stop, ends) a tap on a sidecar: until
@@ -3129,7 +3422,7 @@ type TapRequest struct {
 
 func (x *TapRequest) Reset() {
 	*x = TapRequest{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[35]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3141,7 +3434,7 @@ func (x *TapRequest) String() string {
 func (*TapRequest) ProtoMessage() {}
 
 func (x *TapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[35]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3154,7 +3447,7 @@ func (x *TapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TapRequest.ProtoReflect.Descriptor instead.
 func (*TapRequest) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{35}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TapRequest) GetId() uint64 {
@@ -3252,7 +3545,7 @@ type TapEvents struct {
 
 func (x *TapEvents) Reset() {
 	*x = TapEvents{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[36]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3264,7 +3557,7 @@ func (x *TapEvents) String() string {
 func (*TapEvents) ProtoMessage() {}
 
 func (x *TapEvents) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[36]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3277,7 +3570,7 @@ func (x *TapEvents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TapEvents.ProtoReflect.Descriptor instead.
 func (*TapEvents) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{36}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TapEvents) GetInstanceId() string {
@@ -3335,7 +3628,7 @@ type TapEvent struct {
 
 func (x *TapEvent) Reset() {
 	*x = TapEvent{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[37]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3347,7 +3640,7 @@ func (x *TapEvent) String() string {
 func (*TapEvent) ProtoMessage() {}
 
 func (x *TapEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[37]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3360,7 +3653,7 @@ func (x *TapEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TapEvent.ProtoReflect.Descriptor instead.
 func (*TapEvent) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{37}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TapEvent) GetTapIds() []uint64 {
@@ -3513,7 +3806,7 @@ type Tracing struct {
 
 func (x *Tracing) Reset() {
 	*x = Tracing{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[38]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3525,7 +3818,7 @@ func (x *Tracing) String() string {
 func (*Tracing) ProtoMessage() {}
 
 func (x *Tracing) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[38]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3538,7 +3831,7 @@ func (x *Tracing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tracing.ProtoReflect.Descriptor instead.
 func (*Tracing) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{38}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Tracing) GetEndpoint() string {
@@ -3636,7 +3929,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"HashPolicy\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x16\n" +
 	"\x06cookie\x18\x02 \x01(\tR\x06cookie\x12'\n" +
-	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\xa7\x04\n" +
+	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\xd5\x04\n" +
 	"\vProxyConfig\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x18\n" +
@@ -3650,10 +3943,14 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x05trust\x18\t \x01(\v2\x19.weft.mesh.v1.TrustBundleR\x05trust\x12<\n" +
 	"\fhealth_check\x18\n" +
 	" \x01(\v2\x19.weft.mesh.v1.HealthCheckR\vhealthCheck\x12/\n" +
-	"\atracing\x18\v \x01(\v2\x15.weft.mesh.v1.TracingR\atracing\x1a9\n" +
+	"\atracing\x18\v \x01(\v2\x15.weft.mesh.v1.TracingR\atracing\x12,\n" +
+	"\x06egress\x18\x0f \x01(\v2\x14.weft.mesh.v1.EgressR\x06egress\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xef\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"R\n" +
+	"\x06Egress\x12,\n" +
+	"\x04mode\x18\x01 \x01(\x0e2\x18.weft.mesh.v1.EgressModeR\x04mode\x12\x1a\n" +
+	"\bdeclared\x18\x02 \x03(\tR\bdeclared\"\xef\x02\n" +
 	"\vHealthCheck\x121\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1d.weft.mesh.v1.HealthCheckKindR\x04kind\x12\x1b\n" +
 	"\thttp_path\x18\x02 \x01(\tR\bhttpPath\x12#\n" +
@@ -3699,7 +3996,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\n" +
 	"Permission\x12,\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x14.weft.mesh.v1.ActionR\x06action\x12.\n" +
-	"\x05match\x18\x02 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\"\xc6\x04\n" +
+	"\x05match\x18\x02 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\"\xfa\x04\n" +
 	"\bUpstream\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1b\n" +
@@ -3715,7 +4012,22 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	" \x01(\v2\x16.weft.mesh.v1.TimeoutsR\btimeouts\x12,\n" +
 	"\x04hash\x18\v \x01(\v2\x18.weft.mesh.v1.HashPolicyR\x04hash\x12E\n" +
 	"\x0fcircuit_breaker\x18\f \x01(\v2\x1c.weft.mesh.v1.CircuitBreakerR\x0ecircuitBreaker\x12K\n" +
-	"\x11outlier_detection\x18\r \x01(\v2\x1e.weft.mesh.v1.OutlierDetectionR\x10outlierDetection\"\x9e\x01\n" +
+	"\x11outlier_detection\x18\r \x01(\v2\x1e.weft.mesh.v1.OutlierDetectionR\x10outlierDetection\x122\n" +
+	"\bexternal\x18\x0e \x01(\v2\x16.weft.mesh.v1.ExternalR\bexternal\"\xa8\x01\n" +
+	"\bExternal\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\rR\x04port\x12+\n" +
+	"\x03tls\x18\x03 \x01(\v2\x19.weft.mesh.v1.ExternalTLSR\x03tls\x12)\n" +
+	"\x05authz\x18\x04 \x01(\v2\x13.weft.mesh.v1.AuthzR\x05authz\x12\x1c\n" +
+	"\tnamespace\x18\x05 \x01(\tR\tnamespace\"\x9e\x01\n" +
+	"\vExternalTLS\x12\x15\n" +
+	"\x06ca_pem\x18\x01 \x01(\fR\x05caPem\x12\x1f\n" +
+	"\vserver_name\x18\x02 \x01(\tR\n" +
+	"serverName\x12\x1b\n" +
+	"\tcert_file\x18\x03 \x01(\tR\bcertFile\x12\x19\n" +
+	"\bkey_file\x18\x04 \x01(\tR\akeyFile\x12\x1f\n" +
+	"\vmin_version\x18\x05 \x01(\rR\n" +
+	"minVersion\"\x9e\x01\n" +
 	"\x0eCircuitBreaker\x12'\n" +
 	"\x0fmax_connections\x18\x01 \x01(\rR\x0emaxConnections\x12!\n" +
 	"\fmax_requests\x18\x02 \x01(\rR\vmaxRequests\x12\x1f\n" +
@@ -3898,7 +4210,11 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\tLB_MAGLEV\x10\x04*+\n" +
 	"\x06Action\x12\x0f\n" +
 	"\vACTION_DENY\x10\x00\x12\x10\n" +
-	"\fACTION_ALLOW\x10\x01*l\n" +
+	"\fACTION_ALLOW\x10\x01*9\n" +
+	"\n" +
+	"EgressMode\x12\x15\n" +
+	"\x11EGRESS_MODE_ALLOW\x10\x00\x12\x14\n" +
+	"\x10EGRESS_MODE_DENY\x10\x01*l\n" +
 	"\x0fHealthCheckKind\x12\x15\n" +
 	"\x11HEALTH_CHECK_NONE\x10\x00\x12\x15\n" +
 	"\x11HEALTH_CHECK_HTTP\x10\x01\x12\x15\n" +
@@ -3935,139 +4251,148 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 	return file_core_meshapi_mesh_proto_rawDescData
 }
 
-var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
 	(Action)(0),                 // 2: weft.mesh.v1.Action
-	(HealthCheckKind)(0),        // 3: weft.mesh.v1.HealthCheckKind
-	(MatchKind)(0),              // 4: weft.mesh.v1.MatchKind
-	(StatsDirection)(0),         // 5: weft.mesh.v1.StatsDirection
-	(TracingProtocol)(0),        // 6: weft.mesh.v1.TracingProtocol
-	(*JoinRequest)(nil),         // 7: weft.mesh.v1.JoinRequest
-	(*RenewRequest)(nil),        // 8: weft.mesh.v1.RenewRequest
-	(*Credentials)(nil),         // 9: weft.mesh.v1.Credentials
-	(*ConfigRequest)(nil),       // 10: weft.mesh.v1.ConfigRequest
-	(*HealthReport)(nil),        // 11: weft.mesh.v1.HealthReport
-	(*ConfigUpdate)(nil),        // 12: weft.mesh.v1.ConfigUpdate
-	(*HashPolicy)(nil),          // 13: weft.mesh.v1.HashPolicy
-	(*ProxyConfig)(nil),         // 14: weft.mesh.v1.ProxyConfig
-	(*HealthCheck)(nil),         // 15: weft.mesh.v1.HealthCheck
-	(*TrustBundle)(nil),         // 16: weft.mesh.v1.TrustBundle
-	(*Inbound)(nil),             // 17: weft.mesh.v1.Inbound
-	(*RateLimit)(nil),           // 18: weft.mesh.v1.RateLimit
-	(*ConnectionLimit)(nil),     // 19: weft.mesh.v1.ConnectionLimit
-	(*Authz)(nil),               // 20: weft.mesh.v1.Authz
-	(*AuthzRule)(nil),           // 21: weft.mesh.v1.AuthzRule
-	(*Permission)(nil),          // 22: weft.mesh.v1.Permission
-	(*Upstream)(nil),            // 23: weft.mesh.v1.Upstream
-	(*CircuitBreaker)(nil),      // 24: weft.mesh.v1.CircuitBreaker
-	(*OutlierDetection)(nil),    // 25: weft.mesh.v1.OutlierDetection
-	(*OutlierSuccessRate)(nil),  // 26: weft.mesh.v1.OutlierSuccessRate
-	(*StringMatch)(nil),         // 27: weft.mesh.v1.StringMatch
-	(*KeyMatch)(nil),            // 28: weft.mesh.v1.KeyMatch
-	(*RouteMatch)(nil),          // 29: weft.mesh.v1.RouteMatch
-	(*Route)(nil),               // 30: weft.mesh.v1.Route
-	(*Mirror)(nil),              // 31: weft.mesh.v1.Mirror
-	(*Fault)(nil),               // 32: weft.mesh.v1.Fault
-	(*Split)(nil),               // 33: weft.mesh.v1.Split
-	(*RetryPolicy)(nil),         // 34: weft.mesh.v1.RetryPolicy
-	(*Timeouts)(nil),            // 35: weft.mesh.v1.Timeouts
-	(*HeaderOps)(nil),           // 36: weft.mesh.v1.HeaderOps
-	(*Endpoint)(nil),            // 37: weft.mesh.v1.Endpoint
-	(*StatsReport)(nil),         // 38: weft.mesh.v1.StatsReport
-	(*StatsCell)(nil),           // 39: weft.mesh.v1.StatsCell
-	(*StatsDenial)(nil),         // 40: weft.mesh.v1.StatsDenial
-	(*ReportAck)(nil),           // 41: weft.mesh.v1.ReportAck
-	(*TapRequest)(nil),          // 42: weft.mesh.v1.TapRequest
-	(*TapEvents)(nil),           // 43: weft.mesh.v1.TapEvents
-	(*TapEvent)(nil),            // 44: weft.mesh.v1.TapEvent
-	(*Tracing)(nil),             // 45: weft.mesh.v1.Tracing
-	nil,                         // 46: weft.mesh.v1.ProxyConfig.LabelsEntry
-	nil,                         // 47: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 48: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 49: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 50: google.protobuf.Duration
+	(EgressMode)(0),             // 3: weft.mesh.v1.EgressMode
+	(HealthCheckKind)(0),        // 4: weft.mesh.v1.HealthCheckKind
+	(MatchKind)(0),              // 5: weft.mesh.v1.MatchKind
+	(StatsDirection)(0),         // 6: weft.mesh.v1.StatsDirection
+	(TracingProtocol)(0),        // 7: weft.mesh.v1.TracingProtocol
+	(*JoinRequest)(nil),         // 8: weft.mesh.v1.JoinRequest
+	(*RenewRequest)(nil),        // 9: weft.mesh.v1.RenewRequest
+	(*Credentials)(nil),         // 10: weft.mesh.v1.Credentials
+	(*ConfigRequest)(nil),       // 11: weft.mesh.v1.ConfigRequest
+	(*HealthReport)(nil),        // 12: weft.mesh.v1.HealthReport
+	(*ConfigUpdate)(nil),        // 13: weft.mesh.v1.ConfigUpdate
+	(*HashPolicy)(nil),          // 14: weft.mesh.v1.HashPolicy
+	(*ProxyConfig)(nil),         // 15: weft.mesh.v1.ProxyConfig
+	(*Egress)(nil),              // 16: weft.mesh.v1.Egress
+	(*HealthCheck)(nil),         // 17: weft.mesh.v1.HealthCheck
+	(*TrustBundle)(nil),         // 18: weft.mesh.v1.TrustBundle
+	(*Inbound)(nil),             // 19: weft.mesh.v1.Inbound
+	(*RateLimit)(nil),           // 20: weft.mesh.v1.RateLimit
+	(*ConnectionLimit)(nil),     // 21: weft.mesh.v1.ConnectionLimit
+	(*Authz)(nil),               // 22: weft.mesh.v1.Authz
+	(*AuthzRule)(nil),           // 23: weft.mesh.v1.AuthzRule
+	(*Permission)(nil),          // 24: weft.mesh.v1.Permission
+	(*Upstream)(nil),            // 25: weft.mesh.v1.Upstream
+	(*External)(nil),            // 26: weft.mesh.v1.External
+	(*ExternalTLS)(nil),         // 27: weft.mesh.v1.ExternalTLS
+	(*CircuitBreaker)(nil),      // 28: weft.mesh.v1.CircuitBreaker
+	(*OutlierDetection)(nil),    // 29: weft.mesh.v1.OutlierDetection
+	(*OutlierSuccessRate)(nil),  // 30: weft.mesh.v1.OutlierSuccessRate
+	(*StringMatch)(nil),         // 31: weft.mesh.v1.StringMatch
+	(*KeyMatch)(nil),            // 32: weft.mesh.v1.KeyMatch
+	(*RouteMatch)(nil),          // 33: weft.mesh.v1.RouteMatch
+	(*Route)(nil),               // 34: weft.mesh.v1.Route
+	(*Mirror)(nil),              // 35: weft.mesh.v1.Mirror
+	(*Fault)(nil),               // 36: weft.mesh.v1.Fault
+	(*Split)(nil),               // 37: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),         // 38: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),            // 39: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),           // 40: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),            // 41: weft.mesh.v1.Endpoint
+	(*StatsReport)(nil),         // 42: weft.mesh.v1.StatsReport
+	(*StatsCell)(nil),           // 43: weft.mesh.v1.StatsCell
+	(*StatsDenial)(nil),         // 44: weft.mesh.v1.StatsDenial
+	(*ReportAck)(nil),           // 45: weft.mesh.v1.ReportAck
+	(*TapRequest)(nil),          // 46: weft.mesh.v1.TapRequest
+	(*TapEvents)(nil),           // 47: weft.mesh.v1.TapEvents
+	(*TapEvent)(nil),            // 48: weft.mesh.v1.TapEvent
+	(*Tracing)(nil),             // 49: weft.mesh.v1.Tracing
+	nil,                         // 50: weft.mesh.v1.ProxyConfig.LabelsEntry
+	nil,                         // 51: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 52: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 53: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 54: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
-	11, // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
-	14, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
-	17, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
-	23, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	46, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
-	16, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
-	15, // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
-	45, // 7: weft.mesh.v1.ProxyConfig.tracing:type_name -> weft.mesh.v1.Tracing
-	3,  // 8: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
-	50, // 9: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	50, // 10: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	0,  // 11: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
-	20, // 12: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
-	18, // 13: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
-	19, // 14: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
-	29, // 15: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
-	2,  // 16: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
-	21, // 17: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
-	2,  // 18: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
-	22, // 19: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
-	2,  // 20: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
-	29, // 21: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
-	0,  // 22: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
-	1,  // 23: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	37, // 24: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	30, // 25: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	35, // 26: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
-	13, // 27: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
-	24, // 28: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
-	25, // 29: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
-	50, // 30: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	50, // 31: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	26, // 32: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
-	4,  // 33: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
-	27, // 34: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
-	27, // 35: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
-	28, // 36: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
-	28, // 37: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
-	29, // 38: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	33, // 39: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	34, // 40: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	35, // 41: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	36, // 42: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	36, // 43: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	32, // 44: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
-	31, // 45: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
-	37, // 46: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	50, // 47: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	50, // 48: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	50, // 49: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	50, // 50: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	50, // 51: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	50, // 52: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	47, // 53: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	48, // 54: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	49, // 55: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	39, // 56: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
-	40, // 57: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
-	5,  // 58: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
-	44, // 59: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
-	6,  // 60: weft.mesh.v1.Tracing.protocol:type_name -> weft.mesh.v1.TracingProtocol
-	50, // 61: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
-	7,  // 62: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	8,  // 63: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	10, // 64: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	38, // 65: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
-	43, // 66: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
-	9,  // 67: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	9,  // 68: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	12, // 69: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	41, // 70: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
-	42, // 71: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
-	67, // [67:72] is the sub-list for method output_type
-	62, // [62:67] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	12, // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
+	15, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
+	19, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
+	25, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
+	50, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	18, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
+	17, // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
+	49, // 7: weft.mesh.v1.ProxyConfig.tracing:type_name -> weft.mesh.v1.Tracing
+	16, // 8: weft.mesh.v1.ProxyConfig.egress:type_name -> weft.mesh.v1.Egress
+	3,  // 9: weft.mesh.v1.Egress.mode:type_name -> weft.mesh.v1.EgressMode
+	4,  // 10: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
+	54, // 11: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	54, // 12: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	0,  // 13: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
+	22, // 14: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
+	20, // 15: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
+	21, // 16: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
+	33, // 17: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
+	2,  // 18: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
+	23, // 19: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
+	2,  // 20: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
+	24, // 21: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
+	2,  // 22: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
+	33, // 23: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	0,  // 24: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
+	1,  // 25: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
+	41, // 26: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	34, // 27: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	39, // 28: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	14, // 29: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
+	28, // 30: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
+	29, // 31: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
+	26, // 32: weft.mesh.v1.Upstream.external:type_name -> weft.mesh.v1.External
+	27, // 33: weft.mesh.v1.External.tls:type_name -> weft.mesh.v1.ExternalTLS
+	22, // 34: weft.mesh.v1.External.authz:type_name -> weft.mesh.v1.Authz
+	54, // 35: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	54, // 36: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	30, // 37: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
+	5,  // 38: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
+	31, // 39: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	31, // 40: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	32, // 41: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	32, // 42: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	33, // 43: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	37, // 44: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	38, // 45: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	39, // 46: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	40, // 47: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	40, // 48: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	36, // 49: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	35, // 50: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
+	41, // 51: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
+	54, // 52: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	54, // 53: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	54, // 54: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	54, // 55: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	54, // 56: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	54, // 57: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	51, // 58: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	52, // 59: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	53, // 60: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	43, // 61: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
+	44, // 62: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
+	6,  // 63: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
+	48, // 64: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
+	7,  // 65: weft.mesh.v1.Tracing.protocol:type_name -> weft.mesh.v1.TracingProtocol
+	54, // 66: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
+	8,  // 67: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	9,  // 68: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	11, // 69: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	42, // 70: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
+	47, // 71: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
+	10, // 72: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	10, // 73: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	13, // 74: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	45, // 75: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
+	46, // 76: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
+	72, // [72:77] is the sub-list for method output_type
+	67, // [67:72] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -4080,8 +4405,8 @@ func file_core_meshapi_mesh_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   43,
+			NumEnums:      8,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -67,6 +67,9 @@ func Diff(old, new *Policy) *Plan {
 		pl.Mesh = append(pl.Mesh, fmt.Sprintf("identity_binding: %s => %s", modeName(old.Mesh.IdentityBinding), modeName(new.Mesh.IdentityBinding)))
 	}
 	pl.Mesh = append(pl.Mesh, tracingDiff(old.Mesh.Tracing, new.Mesh.Tracing)...)
+	if old.Mesh.Egress != new.Mesh.Egress {
+		pl.Mesh = append(pl.Mesh, fmt.Sprintf("egress: %s => %s", egressName(old.Mesh.Egress), egressName(new.Mesh.Egress)))
+	}
 	for _, name := range unionKeys(old.Services, new.Services) {
 		o, inOld := old.Services[name]
 		n, inNew := new.Services[name]
@@ -77,7 +80,7 @@ func Diff(old, new *Policy) *Plan {
 		case !inNew:
 			pl.Services = append(pl.Services, ServiceChange{Change: Change{Kind: Removed, What: what}})
 		default:
-			sc := ServiceChange{Change: Change{Kind: Changed, What: what, Fields: fieldDiff(o, n, "Namespace", "Protocol", "Timeouts", "CircuitBreaker", "OutlierDetection", "ConnectionLimit", "Bindings", "HealthCheck")}}
+			sc := ServiceChange{Change: Change{Kind: Changed, What: what, Fields: fieldDiff(o, n, "Namespace", "Protocol", "Timeouts", "CircuitBreaker", "OutlierDetection", "ConnectionLimit", "Bindings", "HealthCheck", "External")}}
 			sc.Parts = append(sc.Parts, partsDiff("upstream", o.Upstreams, n.Upstreams, func(u Upstream) string { return u.Service })...)
 			sc.Parts = append(sc.Parts, partsDiff("subset", o.Subsets, n.Subsets, func(s Subset) string { return s.Name })...)
 			sc.Parts = append(sc.Parts, partsDiff("route", o.Routes, n.Routes, func(r Route) string { return r.Name })...)
@@ -103,6 +106,9 @@ func Diff(old, new *Policy) *Plan {
 			_, dstNew := new.Services[dst]
 			if !srcNew || !dstNew {
 				continue // a removed service: nothing flows
+			}
+			if new.Services[src].External != nil {
+				continue // an external service calls nothing in the mesh
 			}
 			n := flow(new, src, dst)
 			if !srcOld || !dstOld {

@@ -66,6 +66,8 @@ type Mesh struct {
 	IdentityBinding BindingMode `json:",omitempty"`
 	// Tracing is the mesh's tracing (tracing.go); nil: off.
 	Tracing *Tracing `json:",omitempty"`
+	// Egress is the mesh's egress mode (external.go); "" is EgressAllow.
+	Egress Egress `json:",omitempty"`
 }
 
 // Service is what policy says about one service.
@@ -91,6 +93,10 @@ type Service struct {
 	// HealthCheck is the active check every sidecar of the service runs
 	// against its own application (health.go); nil: none.
 	HealthCheck *HealthCheck `json:",omitempty"`
+
+	// External is set for an external service (external.go): a
+	// destination outside the mesh, with no instances.
+	External *External `json:",omitempty"`
 }
 
 // Upstream is a service this one calls, reached by the app on a localhost port.

@@ -402,6 +402,17 @@
 // drops, and counts, what a slow stream does not take: tapping never
 // holds a request up.
 //
+// # External services (egress)
+//
+// An upstream with Upstream.external set (external.go) is a destination
+// outside the mesh: the same outbound listener, but the sidecar decides
+// the intentions to it itself (External.authz, with its own identity as
+// the caller: 403 and the reason for a denied request, a closed
+// connection for denied TCP), dials address:port with TLS verified
+// against the policy's CA bundle and the server name (also the SNI), or
+// plain TCP without tls, instead of mesh mTLS, and sends the declared host
+// as the Host header. A failed handshake says which check failed (502).
+//
 // # Choices
 //
 // HTTP/2 uses net/http's own support (Server.Protocols, Transport.Protocols)

@@ -81,6 +81,7 @@ type outboundState struct {
 	ownID   string              // this instance's SPIFFE ID: the caller, in the access log
 	request time.Duration       // for requests no route takes
 	stream  time.Duration
+	ext     *externalState // an external service (external.go); nil: a mesh service
 }
 
 type (
@@ -111,7 +112,7 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 	o.mesh = &http.Transport{
 		Protocols: protocols(false, true, false),
 		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return dialMesh(ctx, addr, h2, o.st.Load().connect)
+			return o.dialUpstream(ctx, addr, h2, []string{"h2"})
 		},
 		MaxIdleConnsPerHost: 8,
 		IdleConnTimeout:     idleOr(sp.up.GetTimeouts().GetIdle().AsDuration(), 90*time.Second),
@@ -125,7 +126,7 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 	o.mesh1 = &http.Transport{
 		Protocols: protocols(true, false, false),
 		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return dialMesh(ctx, addr, h1, o.st.Load().connect)
+			return o.dialUpstream(ctx, addr, h1, []string{"http/1.1"})
 		},
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,
@@ -133,7 +134,7 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 	}
 	if sp.proto == meshapi.Protocol_PROTOCOL_HTTP {
 		o.h1 = h1pool.New(func(ctx context.Context, addr string) (net.Conn, error) {
-			return dialMesh(ctx, addr, h1, o.st.Load().connect)
+			return o.dialUpstream(ctx, addr, h1, []string{"http/1.1"})
 		}, o.mesh1, 128, idleOr(sp.up.GetTimeouts().GetIdle().AsDuration(), 90*time.Second), breaker.Conns(o.breakerNow))
 	}
 	o.mirror = mirror.NewSender(mirror.Options{
@@ -192,6 +193,8 @@ func (o *outbound) update(sp spec) {
 		stream:  sp.up.GetTimeouts().GetStream().AsDuration(),
 	}
 	st.all = &pool{eps: eps, lb: st.lb}
+	// Checked by listenerSpecs before Apply changes anything.
+	st.ext, _ = newExternal(sp.up, sp.cfg)
 	var prevBreaker *breaker.Breaker
 	if old != nil {
 		prevBreaker = old.breaker
@@ -212,7 +215,7 @@ func (o *outbound) update(sp spec) {
 	o.p.stats.bindOutbound(st, st.wantID)
 	o.st.Store(st)
 	o.det.Update(sp.up.GetOutlierDetection(), eps)
-	if old != nil && old.wantID != st.wantID && o.mesh != nil {
+	if old != nil && (old.wantID != st.wantID || extKey(old.ext) != extKey(st.ext)) && o.mesh != nil {
 		// Pooled connections were verified against the old identity.
 		o.mesh.CloseIdleConnections()
 		o.mesh1.CloseIdleConnections()
@@ -278,6 +281,14 @@ func (o *outbound) serveTCP(conn net.Conn, st *outboundState) {
 		return
 	}
 	defer done()
+	if st.ext != nil {
+		if ok, why := st.ext.authorizeConn(); !ok {
+			o.p.accessLine("access", "outbound", "REFUSED").str("dest", st.service).str("proto", "tcp").
+				str("reason", why).strIf("caller", st.ownID).send(o.p)
+			conn.Close()
+			return
+		}
+	}
 	up, ep, release, err := o.dialTCP(st)
 	if err != nil {
 		o.p.accessLine("access", "outbound").str("dest", st.service).str("proto", "tcp").str("error", err.Error()).send(o.p)
@@ -307,7 +318,13 @@ func (o *outbound) dialTCP(st *outboundState) (net.Conn, *endpoint, func(), erro
 		}
 		release := ep.Acquire()
 		ctx, cancel := context.WithTimeout(context.Background(), st.connect)
-		c, err := dialMesh(ctx, ep.Addr, o.tls, st.connect)
+		var c net.Conn
+		var err error
+		if st.ext != nil {
+			c, err = st.ext.dial(ctx, ep.Addr, nil, st.connect)
+		} else {
+			c, err = dialMesh(ctx, ep.Addr, o.tls, st.connect)
+		}
 		cancel()
 		if err == nil {
 			st.det.Observe(ep, balance.OutcomeOK)
@@ -337,6 +354,9 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		o.count(st, nil, http.StatusBadRequest, "", time.Since(start))
 		o.p.accessLine("access", "outbound", "REFUSED").str("dest", st.service).str("method", r.Method).
 			str("target", r.RequestURI).int("status", http.StatusBadRequest).str("reason", bad.Error()).request(r, nil).send(o.p)
+		return
+	}
+	if o.refuseExternal(w, r, st, start) { // external.go
 		return
 	}
 	pk := &picked{pool: st.all}
@@ -530,6 +550,9 @@ func (o *outbound) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "https"
 	pr.Out.URL.Host = "upstream.invalid" // replaced by the endpoint in roundTrip
 	pr.Out.Host = pr.In.Host
+	if st, ok := pr.In.Context().Value(outboundStateKey{}).(*outboundState); ok && st.ext != nil {
+		pr.Out.Host = st.ext.host // the app called a local port; the outside host is declared
+	}
 	if pk, ok := pr.In.Context().Value(pickedKey{}).(*picked); ok && pk.route != nil {
 		applyHeaderOps(pr.Out.Header, pk.route.reqHdrs)
 	}

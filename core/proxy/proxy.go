@@ -432,6 +432,9 @@ func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 				}
 			}
 		}
+		if _, err := newExternal(up, cfg); err != nil {
+			return nil, err
+		}
 		if _, err := compileRoutes(up, make([]*endpoint, len(up.GetEndpoints())), func([]*endpoint) balancer { return nil }, nil); err != nil {
 			return nil, fmt.Errorf("upstream %q: %w", name, err)
 		}

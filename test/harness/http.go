@@ -98,6 +98,12 @@ type SidecarConfig struct {
 				InstanceID string `json:"instanceId"`
 			} `json:"endpoints"`
 		} `json:"upstreams"`
+		// Egress is the mesh's egress mode as the sidecar got it (absent:
+		// allow, and no external upstream).
+		Egress *struct {
+			Mode     string   `json:"mode"`
+			Declared []string `json:"declared"`
+		} `json:"egress"`
 	} `json:"config"`
 }
 

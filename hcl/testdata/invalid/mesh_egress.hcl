@@ -1,0 +1,3 @@
+mesh {
+  egress = "sometimes" # ERROR: Invalid egress mode
+}
