@@ -1286,8 +1286,13 @@ type RateLimit struct {
 	PerCaller         bool                   `protobuf:"varint,4,opt,name=per_caller,json=perCaller,proto3" json:"per_caller,omitempty"` // a bucket per calling service
 	Callers           []string               `protobuf:"bytes,5,rep,name=callers,proto3" json:"callers,omitempty"`
 	Match             *RouteMatch            `protobuf:"bytes,6,opt,name=match,proto3" json:"match,omitempty"` // unset: every request
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// requests_per_second and burst hold across every instance of the
+	// service: the sidecar enforces the share the controller grants it
+	// (rpc Budgets), or, with no grant in force, a fair share. Never with
+	// per_caller.
+	Global        bool `protobuf:"varint,8,opt,name=global,proto3" json:"global,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RateLimit) Reset() {
@@ -1360,6 +1365,13 @@ func (x *RateLimit) GetMatch() *RouteMatch {
 		return x.Match
 	}
 	return nil
+}
+
+func (x *RateLimit) GetGlobal() bool {
+	if x != nil {
+		return x.Global
+	}
+	return false
 }
 
 // The most connections the inbound listener holds; 0: no cap.
@@ -3590,6 +3602,262 @@ func (x *Tracing) GetBatchTimeout() *durationpb.Duration {
 	return nil
 }
 
+// BudgetReport is what a sidecar's global rate limits saw since its last
+// report.
+type BudgetReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance the sidecar serves.
+	InstanceId string `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	// One per global limit of the instance's configuration (at most 64).
+	Usage []*BudgetUsage `protobuf:"bytes,2,rep,name=usage,proto3" json:"usage,omitempty"`
+	// The time the counts cover, in milliseconds (at most 60000).
+	WindowMs      uint32 `protobuf:"varint,3,opt,name=window_ms,json=windowMs,proto3" json:"window_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetReport) Reset() {
+	*x = BudgetReport{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetReport) ProtoMessage() {}
+
+func (x *BudgetReport) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetReport.ProtoReflect.Descriptor instead.
+func (*BudgetReport) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *BudgetReport) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *BudgetReport) GetUsage() []*BudgetUsage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *BudgetReport) GetWindowMs() uint32 {
+	if x != nil {
+		return x.WindowMs
+	}
+	return 0
+}
+
+// BudgetUsage is one global limit's traffic over a report's window.
+type BudgetUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Limit string                 `protobuf:"bytes,1,opt,name=limit,proto3" json:"limit,omitempty"` // the rate limit's name
+	// Requests the limit took (matched), admitted or refused.
+	Requests      uint64 `protobuf:"varint,2,opt,name=requests,proto3" json:"requests,omitempty"`
+	Admitted      uint64 `protobuf:"varint,3,opt,name=admitted,proto3" json:"admitted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetUsage) Reset() {
+	*x = BudgetUsage{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetUsage) ProtoMessage() {}
+
+func (x *BudgetUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetUsage.ProtoReflect.Descriptor instead.
+func (*BudgetUsage) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *BudgetUsage) GetLimit() string {
+	if x != nil {
+		return x.Limit
+	}
+	return ""
+}
+
+func (x *BudgetUsage) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *BudgetUsage) GetAdmitted() uint64 {
+	if x != nil {
+		return x.Admitted
+	}
+	return 0
+}
+
+// BudgetGrants answers a BudgetReport: the sidecar's share of each global
+// limit of its configuration.
+type BudgetGrants struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Grants []*BudgetGrant         `protobuf:"bytes,1,rep,name=grants,proto3" json:"grants,omitempty"`
+	// When to report next, in milliseconds.
+	ReportEveryMs uint32 `protobuf:"varint,2,opt,name=report_every_ms,json=reportEveryMs,proto3" json:"report_every_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetGrants) Reset() {
+	*x = BudgetGrants{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetGrants) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetGrants) ProtoMessage() {}
+
+func (x *BudgetGrants) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetGrants.ProtoReflect.Descriptor instead.
+func (*BudgetGrants) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *BudgetGrants) GetGrants() []*BudgetGrant {
+	if x != nil {
+		return x.Grants
+	}
+	return nil
+}
+
+func (x *BudgetGrants) GetReportEveryMs() uint32 {
+	if x != nil {
+		return x.ReportEveryMs
+	}
+	return 0
+}
+
+// BudgetGrant is one global limit's share for one sidecar.
+type BudgetGrant struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Limit string                 `protobuf:"bytes,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// The share of the limit's requests_per_second and burst this sidecar
+	// enforces.
+	RequestsPerSecond float64 `protobuf:"fixed64,2,opt,name=requests_per_second,json=requestsPerSecond,proto3" json:"requests_per_second,omitempty"`
+	Burst             uint32  `protobuf:"varint,3,opt,name=burst,proto3" json:"burst,omitempty"`
+	// The instances the budget was divided among: without a grant in force
+	// (the controller away), a sidecar enforces requests_per_second /
+	// instances.
+	Instances     uint32 `protobuf:"varint,4,opt,name=instances,proto3" json:"instances,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetGrant) Reset() {
+	*x = BudgetGrant{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetGrant) ProtoMessage() {}
+
+func (x *BudgetGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetGrant.ProtoReflect.Descriptor instead.
+func (*BudgetGrant) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *BudgetGrant) GetLimit() string {
+	if x != nil {
+		return x.Limit
+	}
+	return ""
+}
+
+func (x *BudgetGrant) GetRequestsPerSecond() float64 {
+	if x != nil {
+		return x.RequestsPerSecond
+	}
+	return 0
+}
+
+func (x *BudgetGrant) GetBurst() uint32 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+func (x *BudgetGrant) GetInstances() uint32 {
+	if x != nil {
+		return x.Instances
+	}
+	return 0
+}
+
 var File_core_meshapi_mesh_proto protoreflect.FileDescriptor
 
 const file_core_meshapi_mesh_proto_rawDesc = "" +
@@ -3676,7 +3944,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x05authz\x18\x06 \x01(\v2\x13.weft.mesh.v1.AuthzR\x05authz\x128\n" +
 	"\vrate_limits\x18\a \x03(\v2\x17.weft.mesh.v1.RateLimitR\n" +
 	"rateLimits\x12H\n" +
-	"\x10connection_limit\x18\b \x01(\v2\x1d.weft.mesh.v1.ConnectionLimitR\x0fconnectionLimit\"\xce\x01\n" +
+	"\x10connection_limit\x18\b \x01(\v2\x1d.weft.mesh.v1.ConnectionLimitR\x0fconnectionLimit\"\xe6\x01\n" +
 	"\tRateLimit\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x13requests_per_second\x18\x02 \x01(\x01R\x11requestsPerSecond\x12\x14\n" +
@@ -3684,7 +3952,8 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\n" +
 	"per_caller\x18\x04 \x01(\bR\tperCaller\x12\x18\n" +
 	"\acallers\x18\x05 \x03(\tR\acallers\x12.\n" +
-	"\x05match\x18\x06 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\"I\n" +
+	"\x05match\x18\x06 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\x12\x16\n" +
+	"\x06global\x18\b \x01(\bR\x06global\"I\n" +
 	"\x0fConnectionLimit\x12\x10\n" +
 	"\x03max\x18\x01 \x01(\rR\x03max\x12$\n" +
 	"\x0emax_per_caller\x18\x02 \x01(\rR\fmaxPerCaller\"s\n" +
@@ -3884,7 +4153,24 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\fservice_name\x18\x04 \x01(\tR\vserviceName\x12\x1b\n" +
 	"\tmax_batch\x18\x05 \x01(\rR\bmaxBatch\x12\x1b\n" +
 	"\tmax_queue\x18\x06 \x01(\rR\bmaxQueue\x12>\n" +
-	"\rbatch_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\fbatchTimeout*V\n" +
+	"\rbatch_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\fbatchTimeout\"}\n" +
+	"\fBudgetReport\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x12/\n" +
+	"\x05usage\x18\x02 \x03(\v2\x19.weft.mesh.v1.BudgetUsageR\x05usage\x12\x1b\n" +
+	"\twindow_ms\x18\x03 \x01(\rR\bwindowMs\"[\n" +
+	"\vBudgetUsage\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\tR\x05limit\x12\x1a\n" +
+	"\brequests\x18\x02 \x01(\x04R\brequests\x12\x1a\n" +
+	"\badmitted\x18\x03 \x01(\x04R\badmitted\"i\n" +
+	"\fBudgetGrants\x121\n" +
+	"\x06grants\x18\x01 \x03(\v2\x19.weft.mesh.v1.BudgetGrantR\x06grants\x12&\n" +
+	"\x0freport_every_ms\x18\x02 \x01(\rR\rreportEveryMs\"\x87\x01\n" +
+	"\vBudgetGrant\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\tR\x05limit\x12.\n" +
+	"\x13requests_per_second\x18\x02 \x01(\x01R\x11requestsPerSecond\x12\x14\n" +
+	"\x05burst\x18\x03 \x01(\rR\x05burst\x12\x1c\n" +
+	"\tinstances\x18\x04 \x01(\rR\tinstances*V\n" +
 	"\bProtocol\x12\x10\n" +
 	"\fPROTOCOL_TCP\x10\x00\x12\x11\n" +
 	"\rPROTOCOL_HTTP\x10\x01\x12\x12\n" +
@@ -3915,13 +4201,14 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x0eSTATS_OUTBOUND\x10\x01*G\n" +
 	"\x0fTracingProtocol\x12\x19\n" +
 	"\x15TRACING_PROTOCOL_GRPC\x10\x00\x12\x19\n" +
-	"\x15TRACING_PROTOCOL_HTTP\x10\x012\xcf\x02\n" +
+	"\x15TRACING_PROTOCOL_HTTP\x10\x012\x92\x03\n" +
 	"\x04Mesh\x12<\n" +
 	"\x04Join\x12\x19.weft.mesh.v1.JoinRequest\x1a\x19.weft.mesh.v1.Credentials\x12>\n" +
 	"\x05Renew\x12\x1a.weft.mesh.v1.RenewRequest\x1a\x19.weft.mesh.v1.Credentials\x12K\n" +
 	"\fStreamConfig\x12\x1b.weft.mesh.v1.ConfigRequest\x1a\x1a.weft.mesh.v1.ConfigUpdate(\x010\x01\x12>\n" +
 	"\x06Report\x12\x19.weft.mesh.v1.StatsReport\x1a\x17.weft.mesh.v1.ReportAck(\x01\x12<\n" +
-	"\x03Tap\x12\x17.weft.mesh.v1.TapEvents\x1a\x18.weft.mesh.v1.TapRequest(\x010\x01B'Z%github.com/weftmesh/weft/core/meshapib\x06proto3"
+	"\x03Tap\x12\x17.weft.mesh.v1.TapEvents\x1a\x18.weft.mesh.v1.TapRequest(\x010\x01\x12A\n" +
+	"\aBudgets\x12\x1a.weft.mesh.v1.BudgetReport\x1a\x1a.weft.mesh.v1.BudgetGrantsB'Z%github.com/weftmesh/weft/core/meshapib\x06proto3"
 
 var (
 	file_core_meshapi_mesh_proto_rawDescOnce sync.Once
@@ -3936,7 +4223,7 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 }
 
 var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
@@ -3984,24 +4271,28 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(*TapEvents)(nil),           // 43: weft.mesh.v1.TapEvents
 	(*TapEvent)(nil),            // 44: weft.mesh.v1.TapEvent
 	(*Tracing)(nil),             // 45: weft.mesh.v1.Tracing
-	nil,                         // 46: weft.mesh.v1.ProxyConfig.LabelsEntry
-	nil,                         // 47: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 48: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 49: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 50: google.protobuf.Duration
+	(*BudgetReport)(nil),        // 46: weft.mesh.v1.BudgetReport
+	(*BudgetUsage)(nil),         // 47: weft.mesh.v1.BudgetUsage
+	(*BudgetGrants)(nil),        // 48: weft.mesh.v1.BudgetGrants
+	(*BudgetGrant)(nil),         // 49: weft.mesh.v1.BudgetGrant
+	nil,                         // 50: weft.mesh.v1.ProxyConfig.LabelsEntry
+	nil,                         // 51: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 52: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 53: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 54: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	11, // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
 	14, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
 	17, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
 	23, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	46, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	50, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
 	16, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
 	15, // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
 	45, // 7: weft.mesh.v1.ProxyConfig.tracing:type_name -> weft.mesh.v1.Tracing
 	3,  // 8: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
-	50, // 9: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	50, // 10: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	54, // 9: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	54, // 10: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
 	0,  // 11: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
 	20, // 12: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
 	18, // 13: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
@@ -4021,8 +4312,8 @@ var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	13, // 27: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
 	24, // 28: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
 	25, // 29: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
-	50, // 30: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	50, // 31: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	54, // 30: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	54, // 31: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
 	26, // 32: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
 	4,  // 33: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
 	27, // 34: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
@@ -4038,36 +4329,40 @@ var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	32, // 44: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
 	31, // 45: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
 	37, // 46: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	50, // 47: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	50, // 48: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	50, // 49: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	50, // 50: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	50, // 51: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	50, // 52: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	47, // 53: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	48, // 54: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	49, // 55: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	54, // 47: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	54, // 48: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	54, // 49: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	54, // 50: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	54, // 51: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	54, // 52: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	51, // 53: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	52, // 54: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	53, // 55: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
 	39, // 56: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
 	40, // 57: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
 	5,  // 58: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
 	44, // 59: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
 	6,  // 60: weft.mesh.v1.Tracing.protocol:type_name -> weft.mesh.v1.TracingProtocol
-	50, // 61: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
-	7,  // 62: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	8,  // 63: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	10, // 64: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	38, // 65: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
-	43, // 66: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
-	9,  // 67: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	9,  // 68: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	12, // 69: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	41, // 70: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
-	42, // 71: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
-	67, // [67:72] is the sub-list for method output_type
-	62, // [62:67] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	54, // 61: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
+	47, // 62: weft.mesh.v1.BudgetReport.usage:type_name -> weft.mesh.v1.BudgetUsage
+	49, // 63: weft.mesh.v1.BudgetGrants.grants:type_name -> weft.mesh.v1.BudgetGrant
+	7,  // 64: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	8,  // 65: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	10, // 66: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	38, // 67: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
+	43, // 68: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
+	46, // 69: weft.mesh.v1.Mesh.Budgets:input_type -> weft.mesh.v1.BudgetReport
+	9,  // 70: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	9,  // 71: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	12, // 72: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	41, // 73: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
+	42, // 74: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
+	48, // 75: weft.mesh.v1.Mesh.Budgets:output_type -> weft.mesh.v1.BudgetGrants
+	70, // [70:76] is the sub-list for method output_type
+	64, // [64:70] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -4081,7 +4376,7 @@ func file_core_meshapi_mesh_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   43,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
