@@ -195,7 +195,7 @@ func (p *Proxy) fallBack(limits []*ratelimit.Limiter, now time.Time, stale time.
 		n, burst := l.Limit()
 		fair := 1 / float64(g.instances)
 		if r, _ := l.Share(); r != fair*n {
-			p.log.Warn("no share of a global rate limit from the controller for "+now.Sub(g.at).Round(time.Second).String()+"; enforcing a fair share",
+			p.log.Warn("no share of a global rate limit from the controller for "+now.Sub(g.at).Round(10*time.Millisecond).String()+"; enforcing a fair share",
 				"limit", l.Name(), "requests_per_second", fair*n, "instances", g.instances)
 		}
 		l.SetShare(now, fair*n, shareBurst(burst, fair))
