@@ -85,13 +85,19 @@ func Allocate(n float64, demand []float64) []float64 {
 }
 
 // BurstShare is a member's part of a limit's burst: in proportion to its
-// share of the rate, at least 1 (so every member can admit a request).
+// share of the rate, but at least a quarter second of its share (capped at
+// the whole burst) and at least 1. A bucket of a request or two loses the
+// tokens that jitter in arrivals would have used: split into k buckets,
+// the limit would admit less than its rate. The cost: after an idle time
+// the members together may admit up to burst + N/4 + k requests at once,
+// where one bucket would admit burst.
 func BurstShare(burst uint32, n, share float64) uint32 {
 	if !(n > 0) || !(share > 0) {
 		return 1
 	}
-	b := math.Round(float64(burst) * math.Min(1, share/n))
-	return uint32(max(1, b))
+	prop := math.Ceil(float64(burst) * math.Min(1, share/n))
+	quarter := math.Min(math.Ceil(share/4), float64(burst))
+	return uint32(max(1, prop, quarter))
 }
 
 // Key names one global limit: the rate limit of a service.

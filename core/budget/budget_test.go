@@ -61,10 +61,12 @@ func TestBurstShare(t *testing.T) {
 		n, share float64
 		want     uint32
 	}{
-		{20, 100, 50, 10},
-		{20, 100, 1, 1}, // at least one
+		{20, 100, 50, 13}, // a quarter second of 50/s
+		{20, 100, 10, 3},  // a quarter second of 10/s, above the proportional 2
+		{20, 100, 1, 1},   // at least one
 		{20, 100, 0, 1},
-		{20, 100, 150, 20}, // never above the burst
+		{20, 100, 150, 20},    // never above the burst
+		{100, 1000, 500, 100}, // a quarter second is 125: capped at the burst
 		{5, 0, 1, 1},
 	} {
 		if got := BurstShare(tc.burst, tc.n, tc.share); got != tc.want {

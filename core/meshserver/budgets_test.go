@@ -79,7 +79,7 @@ func TestBudgets(t *testing.T) {
 		t.Fatal(err)
 	}
 	s0, s1 := g0.Grants[0].RequestsPerSecond, g1.Grants[0].RequestsPerSecond
-	if s0 != 75 || s1 != 25 || g0.Grants[0].Instances != 2 || g0.Grants[0].Burst != 15 || g1.Grants[0].Burst != 5 {
-		t.Errorf("api-0 %v, api-1 %v; want 75/s (burst 15) and 25/s (burst 5) among 2", g0, g1)
+	if s0 != 75 || s1 != 25 || g0.Grants[0].Instances != 2 || g0.Grants[0].Burst != 19 || g1.Grants[0].Burst != 7 {
+		t.Errorf("api-0 %v, api-1 %v; want 75/s (burst 19: a quarter second) and 25/s (burst 7) among 2", g0, g1)
 	}
 }

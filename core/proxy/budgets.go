@@ -2,11 +2,11 @@ package proxy
 
 import (
 	"context"
-	"math"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/weftmesh/weft/core/budget"
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/proxy/ratelimit"
 )
@@ -65,7 +65,7 @@ func (b *budgets) set(limits []*ratelimit.Limiter, now time.Time) {
 		fresh = true
 		if g, ok := b.grants[l.Name()]; ok {
 			n, burst := l.Limit()
-			l.SetShare(now, g.fraction*n, shareBurst(burst, g.fraction))
+			l.SetShare(now, g.fraction*n, shareBurst(burst, n, g.fraction))
 		}
 	}
 	b.limits = global
@@ -84,9 +84,10 @@ func (b *budgets) current() []*ratelimit.Limiter {
 	return b.limits
 }
 
-// shareBurst is the part of burst a fraction of the rate gets, at least 1.
-func shareBurst(burst uint32, fraction float64) uint32 {
-	return uint32(max(1, math.Round(float64(burst)*math.Min(1, fraction))))
+// shareBurst is the part of burst a fraction of the rate gets: what the
+// controller would grant (core/budget.BurstShare).
+func shareBurst(burst uint32, n, fraction float64) uint32 {
+	return budget.BurstShare(burst, n, fraction*n)
 }
 
 // budgetCount is what a report took of one limiter's counts.
@@ -198,7 +199,7 @@ func (p *Proxy) fallBack(limits []*ratelimit.Limiter, now time.Time, stale time.
 			p.log.Warn("no share of a global rate limit from the controller for "+now.Sub(g.at).Round(10*time.Millisecond).String()+"; enforcing a fair share",
 				"limit", l.Name(), "requests_per_second", fair*n, "instances", g.instances)
 		}
-		l.SetShare(now, fair*n, shareBurst(burst, fair))
+		l.SetShare(now, fair*n, shareBurst(burst, n, fair))
 		p.metrics.globalShare.WithLabelValues(l.Name()).Set(fair * n)
 	}
 }
