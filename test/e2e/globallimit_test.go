@@ -335,7 +335,7 @@ func (l *constantLoad) waitConverged(t *testing.T, what string, want float64) {
 		}
 		return nil
 	})
-	t.Logf("%s: converged %s after the load started: %.1f/s admitted over the last 2s (%s)", what, took.Round(time.Millisecond), last.total, last.byInstance())
+	t.Logf("%s: converged %s after the wait began (the first look needs 2s of answers): %.1f/s admitted over the last 2s (%s)", what, took.Round(time.Millisecond), last.total, last.byInstance())
 }
 
 func (r rates) byInstance() string {
