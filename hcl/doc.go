@@ -97,6 +97,7 @@
 //	  # What this service's own sidecars enforce on the way in:
 //	  rate_limit "search" {
 //	    requests_per_second = 10  burst = 20  per_caller = true  callers = ["web"]
+//	    scope = "local"   # "global": across every instance (docs/global-rate-limits.md)
 //	    match { path_prefix = "/search" }
 //	  }
 //	  connection_limit { max = 1000  max_per_caller = 100 }

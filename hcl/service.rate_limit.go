@@ -19,11 +19,14 @@ import (
 //	  per_caller          = true    # a bucket per calling service
 //	  callers             = ["web"] # only these callers; default every caller
 //	  match { path_prefix = "/search" } # only these requests; default every request
+//	  scope               = "local" # "global": the rate and burst hold across every
+//	                                # instance of the service (not with per_caller)
 //	}
 type rateLimit struct {
 	policy.RateLimit
 	NameRange    hcl.Range
 	CallersRange hcl.Range
+	ScopeRange   hcl.Range
 	DeclRange    hcl.Range
 	grpc         *match // the match, when it names a gRPC service
 }
@@ -31,6 +34,7 @@ type rateLimit struct {
 var rateLimitSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "requests_per_second", Required: true}, {Name: "burst"}, {Name: "per_caller"}, {Name: "callers"},
+		{Name: "scope"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "match"}},
 }
@@ -79,6 +83,9 @@ func decodeRateLimitBlock(block *hcl.Block) (*rateLimit, hcl.Diagnostics) {
 		diags = append(diags, d...)
 		rl.Callers, rl.CallersRange = list, attr.Expr.Range()
 	}
+	if attr, ok := content.Attributes["scope"]; ok {
+		diags = append(diags, decodeRateLimitScope(rl, attr)...)
+	}
 	for i, b := range content.Blocks {
 		if i > 0 {
 			diags = append(diags, errorAt(b.DefRange, "Duplicate match block",
@@ -93,6 +100,29 @@ func decodeRateLimitBlock(block *hcl.Block) (*rateLimit, hcl.Diagnostics) {
 		}
 	}
 	return rl, diags
+}
+
+// decodeRateLimitScope decodes a rate limit's scope: "local" (each
+// instance's sidecar counts on its own, the default) or "global".
+func decodeRateLimitScope(rl *rateLimit, attr *hcl.Attribute) hcl.Diagnostics {
+	scope, set, diags := decodeString(attr)
+	if !set || diags.HasErrors() {
+		return diags
+	}
+	rl.ScopeRange = attr.Expr.Range()
+	switch scope {
+	case "local":
+	case "global":
+		rl.Global = true
+		if rl.PerCaller {
+			diags = append(diags, errorAt(rl.ScopeRange, "Global rate limit per caller",
+				"A global rate limit is one budget shared by every instance of the service; it cannot also be per_caller. Remove per_caller, or set scope = \"local\"."))
+		}
+	default:
+		diags = append(diags, errorAt(rl.ScopeRange, "Invalid rate limit scope",
+			fmt.Sprintf("The scope %q is not one of \"local\" (each instance counts on its own, the default) and \"global\" (the limit holds across every instance of the service).", scope)))
+	}
+	return diags
 }
 
 // connectionLimit is a decoded connection_limit block inside a service

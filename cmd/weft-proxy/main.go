@@ -200,6 +200,7 @@ func run(ctx context.Context, o options) error {
 	}()
 	logger.Info("weft-proxy for instance: admin and controllers", "version", version.Version, "instance", o.instance, "admin", ln.Addr().String(), "controllers", o.controllers)
 	go p.RunReports(ctx, o.reportEvery, client)
+	go p.RunBudgets(ctx, client) // global rate limits' shares
 	return client.Run(ctx)
 }
 

@@ -1400,8 +1400,13 @@ type RateLimit struct {
 	PerCaller         bool                   `protobuf:"varint,4,opt,name=per_caller,json=perCaller,proto3" json:"per_caller,omitempty"` // a bucket per calling service
 	Callers           []string               `protobuf:"bytes,5,rep,name=callers,proto3" json:"callers,omitempty"`
 	Match             *RouteMatch            `protobuf:"bytes,6,opt,name=match,proto3" json:"match,omitempty"` // unset: every request
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// requests_per_second and burst hold across every instance of the
+	// service: the sidecar enforces the share the controller grants it
+	// (rpc Budgets), or, with no grant in force, a fair share. Never with
+	// per_caller.
+	Global        bool `protobuf:"varint,8,opt,name=global,proto3" json:"global,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RateLimit) Reset() {
@@ -1474,6 +1479,13 @@ func (x *RateLimit) GetMatch() *RouteMatch {
 		return x.Match
 	}
 	return nil
+}
+
+func (x *RateLimit) GetGlobal() bool {
+	if x != nil {
+		return x.Global
+	}
+	return false
 }
 
 // The most connections the inbound listener holds; 0: no cap.
@@ -3883,6 +3895,262 @@ func (x *Tracing) GetBatchTimeout() *durationpb.Duration {
 	return nil
 }
 
+// BudgetReport is what a sidecar's global rate limits saw since its last
+// report.
+type BudgetReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance the sidecar serves.
+	InstanceId string `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	// One per global limit of the instance's configuration (at most 64).
+	Usage []*BudgetUsage `protobuf:"bytes,2,rep,name=usage,proto3" json:"usage,omitempty"`
+	// The time the counts cover, in milliseconds (at most 60000).
+	WindowMs      uint32 `protobuf:"varint,3,opt,name=window_ms,json=windowMs,proto3" json:"window_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetReport) Reset() {
+	*x = BudgetReport{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetReport) ProtoMessage() {}
+
+func (x *BudgetReport) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetReport.ProtoReflect.Descriptor instead.
+func (*BudgetReport) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *BudgetReport) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *BudgetReport) GetUsage() []*BudgetUsage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *BudgetReport) GetWindowMs() uint32 {
+	if x != nil {
+		return x.WindowMs
+	}
+	return 0
+}
+
+// BudgetUsage is one global limit's traffic over a report's window.
+type BudgetUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Limit string                 `protobuf:"bytes,1,opt,name=limit,proto3" json:"limit,omitempty"` // the rate limit's name
+	// Requests the limit took (matched), admitted or refused.
+	Requests      uint64 `protobuf:"varint,2,opt,name=requests,proto3" json:"requests,omitempty"`
+	Admitted      uint64 `protobuf:"varint,3,opt,name=admitted,proto3" json:"admitted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetUsage) Reset() {
+	*x = BudgetUsage{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetUsage) ProtoMessage() {}
+
+func (x *BudgetUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetUsage.ProtoReflect.Descriptor instead.
+func (*BudgetUsage) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *BudgetUsage) GetLimit() string {
+	if x != nil {
+		return x.Limit
+	}
+	return ""
+}
+
+func (x *BudgetUsage) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *BudgetUsage) GetAdmitted() uint64 {
+	if x != nil {
+		return x.Admitted
+	}
+	return 0
+}
+
+// BudgetGrants answers a BudgetReport: the sidecar's share of each global
+// limit of its configuration.
+type BudgetGrants struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Grants []*BudgetGrant         `protobuf:"bytes,1,rep,name=grants,proto3" json:"grants,omitempty"`
+	// When to report next, in milliseconds.
+	ReportEveryMs uint32 `protobuf:"varint,2,opt,name=report_every_ms,json=reportEveryMs,proto3" json:"report_every_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetGrants) Reset() {
+	*x = BudgetGrants{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetGrants) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetGrants) ProtoMessage() {}
+
+func (x *BudgetGrants) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetGrants.ProtoReflect.Descriptor instead.
+func (*BudgetGrants) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *BudgetGrants) GetGrants() []*BudgetGrant {
+	if x != nil {
+		return x.Grants
+	}
+	return nil
+}
+
+func (x *BudgetGrants) GetReportEveryMs() uint32 {
+	if x != nil {
+		return x.ReportEveryMs
+	}
+	return 0
+}
+
+// BudgetGrant is one global limit's share for one sidecar.
+type BudgetGrant struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Limit string                 `protobuf:"bytes,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// The share of the limit's requests_per_second and burst this sidecar
+	// enforces.
+	RequestsPerSecond float64 `protobuf:"fixed64,2,opt,name=requests_per_second,json=requestsPerSecond,proto3" json:"requests_per_second,omitempty"`
+	Burst             uint32  `protobuf:"varint,3,opt,name=burst,proto3" json:"burst,omitempty"`
+	// The instances the budget was divided among: without a grant in force
+	// (the controller away), a sidecar enforces requests_per_second /
+	// instances.
+	Instances     uint32 `protobuf:"varint,4,opt,name=instances,proto3" json:"instances,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetGrant) Reset() {
+	*x = BudgetGrant{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetGrant) ProtoMessage() {}
+
+func (x *BudgetGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetGrant.ProtoReflect.Descriptor instead.
+func (*BudgetGrant) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *BudgetGrant) GetLimit() string {
+	if x != nil {
+		return x.Limit
+	}
+	return ""
+}
+
+func (x *BudgetGrant) GetRequestsPerSecond() float64 {
+	if x != nil {
+		return x.RequestsPerSecond
+	}
+	return 0
+}
+
+func (x *BudgetGrant) GetBurst() uint32 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+func (x *BudgetGrant) GetInstances() uint32 {
+	if x != nil {
+		return x.Instances
+	}
+	return 0
+}
+
 var File_core_meshapi_mesh_proto protoreflect.FileDescriptor
 
 const file_core_meshapi_mesh_proto_rawDesc = "" +
@@ -3973,7 +4241,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x05authz\x18\x06 \x01(\v2\x13.weft.mesh.v1.AuthzR\x05authz\x128\n" +
 	"\vrate_limits\x18\a \x03(\v2\x17.weft.mesh.v1.RateLimitR\n" +
 	"rateLimits\x12H\n" +
-	"\x10connection_limit\x18\b \x01(\v2\x1d.weft.mesh.v1.ConnectionLimitR\x0fconnectionLimit\"\xce\x01\n" +
+	"\x10connection_limit\x18\b \x01(\v2\x1d.weft.mesh.v1.ConnectionLimitR\x0fconnectionLimit\"\xe6\x01\n" +
 	"\tRateLimit\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x13requests_per_second\x18\x02 \x01(\x01R\x11requestsPerSecond\x12\x14\n" +
@@ -3981,7 +4249,8 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\n" +
 	"per_caller\x18\x04 \x01(\bR\tperCaller\x12\x18\n" +
 	"\acallers\x18\x05 \x03(\tR\acallers\x12.\n" +
-	"\x05match\x18\x06 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\"I\n" +
+	"\x05match\x18\x06 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\x12\x16\n" +
+	"\x06global\x18\b \x01(\bR\x06global\"I\n" +
 	"\x0fConnectionLimit\x12\x10\n" +
 	"\x03max\x18\x01 \x01(\rR\x03max\x12$\n" +
 	"\x0emax_per_caller\x18\x02 \x01(\rR\fmaxPerCaller\"s\n" +
@@ -4196,7 +4465,24 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\fservice_name\x18\x04 \x01(\tR\vserviceName\x12\x1b\n" +
 	"\tmax_batch\x18\x05 \x01(\rR\bmaxBatch\x12\x1b\n" +
 	"\tmax_queue\x18\x06 \x01(\rR\bmaxQueue\x12>\n" +
-	"\rbatch_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\fbatchTimeout*V\n" +
+	"\rbatch_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\fbatchTimeout\"}\n" +
+	"\fBudgetReport\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x12/\n" +
+	"\x05usage\x18\x02 \x03(\v2\x19.weft.mesh.v1.BudgetUsageR\x05usage\x12\x1b\n" +
+	"\twindow_ms\x18\x03 \x01(\rR\bwindowMs\"[\n" +
+	"\vBudgetUsage\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\tR\x05limit\x12\x1a\n" +
+	"\brequests\x18\x02 \x01(\x04R\brequests\x12\x1a\n" +
+	"\badmitted\x18\x03 \x01(\x04R\badmitted\"i\n" +
+	"\fBudgetGrants\x121\n" +
+	"\x06grants\x18\x01 \x03(\v2\x19.weft.mesh.v1.BudgetGrantR\x06grants\x12&\n" +
+	"\x0freport_every_ms\x18\x02 \x01(\rR\rreportEveryMs\"\x87\x01\n" +
+	"\vBudgetGrant\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\tR\x05limit\x12.\n" +
+	"\x13requests_per_second\x18\x02 \x01(\x01R\x11requestsPerSecond\x12\x14\n" +
+	"\x05burst\x18\x03 \x01(\rR\x05burst\x12\x1c\n" +
+	"\tinstances\x18\x04 \x01(\rR\tinstances*V\n" +
 	"\bProtocol\x12\x10\n" +
 	"\fPROTOCOL_TCP\x10\x00\x12\x11\n" +
 	"\rPROTOCOL_HTTP\x10\x01\x12\x12\n" +
@@ -4231,13 +4517,14 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x0eSTATS_OUTBOUND\x10\x01*G\n" +
 	"\x0fTracingProtocol\x12\x19\n" +
 	"\x15TRACING_PROTOCOL_GRPC\x10\x00\x12\x19\n" +
-	"\x15TRACING_PROTOCOL_HTTP\x10\x012\xcf\x02\n" +
+	"\x15TRACING_PROTOCOL_HTTP\x10\x012\x92\x03\n" +
 	"\x04Mesh\x12<\n" +
 	"\x04Join\x12\x19.weft.mesh.v1.JoinRequest\x1a\x19.weft.mesh.v1.Credentials\x12>\n" +
 	"\x05Renew\x12\x1a.weft.mesh.v1.RenewRequest\x1a\x19.weft.mesh.v1.Credentials\x12K\n" +
 	"\fStreamConfig\x12\x1b.weft.mesh.v1.ConfigRequest\x1a\x1a.weft.mesh.v1.ConfigUpdate(\x010\x01\x12>\n" +
 	"\x06Report\x12\x19.weft.mesh.v1.StatsReport\x1a\x17.weft.mesh.v1.ReportAck(\x01\x12<\n" +
-	"\x03Tap\x12\x17.weft.mesh.v1.TapEvents\x1a\x18.weft.mesh.v1.TapRequest(\x010\x01B'Z%github.com/weftmesh/weft/core/meshapib\x06proto3"
+	"\x03Tap\x12\x17.weft.mesh.v1.TapEvents\x1a\x18.weft.mesh.v1.TapRequest(\x010\x01\x12A\n" +
+	"\aBudgets\x12\x1a.weft.mesh.v1.BudgetReport\x1a\x1a.weft.mesh.v1.BudgetGrantsB'Z%github.com/weftmesh/weft/core/meshapib\x06proto3"
 
 var (
 	file_core_meshapi_mesh_proto_rawDescOnce sync.Once
@@ -4252,7 +4539,7 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 }
 
 var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
@@ -4304,26 +4591,30 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(*TapEvents)(nil),           // 47: weft.mesh.v1.TapEvents
 	(*TapEvent)(nil),            // 48: weft.mesh.v1.TapEvent
 	(*Tracing)(nil),             // 49: weft.mesh.v1.Tracing
-	nil,                         // 50: weft.mesh.v1.ProxyConfig.LabelsEntry
-	nil,                         // 51: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 52: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 53: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 54: google.protobuf.Duration
+	(*BudgetReport)(nil),        // 50: weft.mesh.v1.BudgetReport
+	(*BudgetUsage)(nil),         // 51: weft.mesh.v1.BudgetUsage
+	(*BudgetGrants)(nil),        // 52: weft.mesh.v1.BudgetGrants
+	(*BudgetGrant)(nil),         // 53: weft.mesh.v1.BudgetGrant
+	nil,                         // 54: weft.mesh.v1.ProxyConfig.LabelsEntry
+	nil,                         // 55: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 56: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 57: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 58: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	12, // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
 	15, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
 	19, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
 	25, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	50, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	54, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
 	18, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
 	17, // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
 	49, // 7: weft.mesh.v1.ProxyConfig.tracing:type_name -> weft.mesh.v1.Tracing
 	16, // 8: weft.mesh.v1.ProxyConfig.egress:type_name -> weft.mesh.v1.Egress
 	3,  // 9: weft.mesh.v1.Egress.mode:type_name -> weft.mesh.v1.EgressMode
 	4,  // 10: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
-	54, // 11: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	54, // 12: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	58, // 11: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	58, // 12: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
 	0,  // 13: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
 	22, // 14: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
 	20, // 15: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
@@ -4346,8 +4637,8 @@ var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	26, // 32: weft.mesh.v1.Upstream.external:type_name -> weft.mesh.v1.External
 	27, // 33: weft.mesh.v1.External.tls:type_name -> weft.mesh.v1.ExternalTLS
 	22, // 34: weft.mesh.v1.External.authz:type_name -> weft.mesh.v1.Authz
-	54, // 35: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	54, // 36: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	58, // 35: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	58, // 36: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
 	30, // 37: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
 	5,  // 38: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
 	31, // 39: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
@@ -4363,36 +4654,40 @@ var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	36, // 49: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
 	35, // 50: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
 	41, // 51: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	54, // 52: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	54, // 53: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	54, // 54: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	54, // 55: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	54, // 56: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	54, // 57: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	51, // 58: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	52, // 59: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	53, // 60: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	58, // 52: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	58, // 53: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	58, // 54: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	58, // 55: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	58, // 56: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	58, // 57: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	55, // 58: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	56, // 59: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	57, // 60: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
 	43, // 61: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
 	44, // 62: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
 	6,  // 63: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
 	48, // 64: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
 	7,  // 65: weft.mesh.v1.Tracing.protocol:type_name -> weft.mesh.v1.TracingProtocol
-	54, // 66: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
-	8,  // 67: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	9,  // 68: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	11, // 69: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	42, // 70: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
-	47, // 71: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
-	10, // 72: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	10, // 73: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	13, // 74: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	45, // 75: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
-	46, // 76: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
-	72, // [72:77] is the sub-list for method output_type
-	67, // [67:72] is the sub-list for method input_type
-	67, // [67:67] is the sub-list for extension type_name
-	67, // [67:67] is the sub-list for extension extendee
-	0,  // [0:67] is the sub-list for field type_name
+	58, // 66: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
+	51, // 67: weft.mesh.v1.BudgetReport.usage:type_name -> weft.mesh.v1.BudgetUsage
+	53, // 68: weft.mesh.v1.BudgetGrants.grants:type_name -> weft.mesh.v1.BudgetGrant
+	8,  // 69: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	9,  // 70: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	11, // 71: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	42, // 72: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
+	47, // 73: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
+	50, // 74: weft.mesh.v1.Mesh.Budgets:input_type -> weft.mesh.v1.BudgetReport
+	10, // 75: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	10, // 76: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	13, // 77: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	45, // 78: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
+	46, // 79: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
+	52, // 80: weft.mesh.v1.Mesh.Budgets:output_type -> weft.mesh.v1.BudgetGrants
+	75, // [75:81] is the sub-list for method output_type
+	69, // [69:75] is the sub-list for method input_type
+	69, // [69:69] is the sub-list for extension type_name
+	69, // [69:69] is the sub-list for extension extendee
+	0,  // [0:69] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -4406,7 +4701,7 @@ func file_core_meshapi_mesh_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   46,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

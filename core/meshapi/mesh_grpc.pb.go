@@ -27,6 +27,7 @@ const (
 	Mesh_StreamConfig_FullMethodName = "/weft.mesh.v1.Mesh/StreamConfig"
 	Mesh_Report_FullMethodName       = "/weft.mesh.v1.Mesh/Report"
 	Mesh_Tap_FullMethodName          = "/weft.mesh.v1.Mesh/Tap"
+	Mesh_Budgets_FullMethodName      = "/weft.mesh.v1.Mesh/Budgets"
 )
 
 // MeshClient is the client API for Mesh service.
@@ -56,6 +57,12 @@ type MeshClient interface {
 	// (core/proxy/tap.go, core/meshserver/tap.go). With no tap running the
 	// stream carries nothing.
 	Tap(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TapEvents, TapRequest], error)
+	// Budgets divides global rate limits (RateLimit.global) among the
+	// instances of a service: a sidecar sends, about once a second, how many
+	// requests each of its global limits saw (its demand), and gets back its
+	// share of each limit's budget. Called over mTLS; the report must name
+	// an instance of the service the client certificate names.
+	Budgets(ctx context.Context, in *BudgetReport, opts ...grpc.CallOption) (*BudgetGrants, error)
 }
 
 type meshClient struct {
@@ -125,6 +132,16 @@ func (c *meshClient) Tap(ctx context.Context, opts ...grpc.CallOption) (grpc.Bid
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Mesh_TapClient = grpc.BidiStreamingClient[TapEvents, TapRequest]
 
+func (c *meshClient) Budgets(ctx context.Context, in *BudgetReport, opts ...grpc.CallOption) (*BudgetGrants, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BudgetGrants)
+	err := c.cc.Invoke(ctx, Mesh_Budgets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MeshServer is the server API for Mesh service.
 // All implementations must embed UnimplementedMeshServer
 // for forward compatibility.
@@ -152,6 +169,12 @@ type MeshServer interface {
 	// (core/proxy/tap.go, core/meshserver/tap.go). With no tap running the
 	// stream carries nothing.
 	Tap(grpc.BidiStreamingServer[TapEvents, TapRequest]) error
+	// Budgets divides global rate limits (RateLimit.global) among the
+	// instances of a service: a sidecar sends, about once a second, how many
+	// requests each of its global limits saw (its demand), and gets back its
+	// share of each limit's budget. Called over mTLS; the report must name
+	// an instance of the service the client certificate names.
+	Budgets(context.Context, *BudgetReport) (*BudgetGrants, error)
 	mustEmbedUnimplementedMeshServer()
 }
 
@@ -176,6 +199,9 @@ func (UnimplementedMeshServer) Report(grpc.ClientStreamingServer[StatsReport, Re
 }
 func (UnimplementedMeshServer) Tap(grpc.BidiStreamingServer[TapEvents, TapRequest]) error {
 	return status.Error(codes.Unimplemented, "method Tap not implemented")
+}
+func (UnimplementedMeshServer) Budgets(context.Context, *BudgetReport) (*BudgetGrants, error) {
+	return nil, status.Error(codes.Unimplemented, "method Budgets not implemented")
 }
 func (UnimplementedMeshServer) mustEmbedUnimplementedMeshServer() {}
 func (UnimplementedMeshServer) testEmbeddedByValue()              {}
@@ -255,6 +281,24 @@ func _Mesh_Tap_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Mesh_TapServer = grpc.BidiStreamingServer[TapEvents, TapRequest]
 
+func _Mesh_Budgets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BudgetReport)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MeshServer).Budgets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Mesh_Budgets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MeshServer).Budgets(ctx, req.(*BudgetReport))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Mesh_ServiceDesc is the grpc.ServiceDesc for Mesh service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -269,6 +313,10 @@ var Mesh_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Renew",
 			Handler:    _Mesh_Renew_Handler,
+		},
+		{
+			MethodName: "Budgets",
+			Handler:    _Mesh_Budgets_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

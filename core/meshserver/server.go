@@ -29,6 +29,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/weftmesh/weft/core/budget"
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/model"
@@ -73,6 +74,10 @@ type Options struct {
 	// Stats, when set, receives the sidecars' golden-signal reports
 	// (report.go); unset, the Report RPC is unimplemented.
 	Stats Stats
+	// Budgets divides the global rate limits among the sidecars that
+	// report to the Budgets RPC (budgets.go). Nil: a Pool of this server's
+	// own, asking for a report every second.
+	Budgets *budget.Pool
 	// RootsReload is how often RetireRoots reads the CA directory again,
 	// to take a rotation that another controller replica sharing it made.
 	// 0: every 10s; negative: never.
@@ -276,6 +281,9 @@ type leafInfo struct {
 func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Budgets == nil {
+		o.Budgets = budget.NewPool(budget.Options{})
 	}
 	s := &Server{
 		o:        o,

@@ -164,12 +164,16 @@ type Permission struct {
 // that match (every request when Match is zero) from the given callers
 // (every caller when empty) take a token; without one they are refused
 // with 429 (gRPC RESOURCE_EXHAUSTED) and Retry-After. With PerCaller each
-// calling service has its own bucket. Each instance counts on its own.
+// calling service has its own bucket. Each instance counts on its own,
+// unless Global: then RequestsPerSecond and Burst hold across every
+// instance of the service, the controller dividing them among the
+// instances' sidecars (core/budget); a global limit is never PerCaller.
 type RateLimit struct {
 	Name              string
 	RequestsPerSecond float64
 	Burst             int
 	PerCaller         bool     `json:",omitempty"`
+	Global            bool     `json:",omitempty"`
 	Callers           []string `json:",omitempty"`
 	Match             Match
 }

@@ -202,6 +202,12 @@
 //     took (a report it did not take in an interval is dropped and its
 //     counts go in the next one)
 //
+//   - budgets.go: global rate limits (scope = "global"): RunBudgets
+//     reports what each global limit took to the controller about once a
+//     second (rpc Budgets), sets the limit's bucket to the share granted
+//     (core/budget decides it), and, with no grant for three intervals,
+//     to a fair share: the limit over the instances of the last grant
+//
 //   - tracing (the package) and trace.go: with the config's tracing set,
 //     inbound.go starts a server span per request from another sidecar
 //     and outbound.go a client span per request from the app, each

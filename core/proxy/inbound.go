@@ -126,6 +126,7 @@ func (in *inbound) update(sp spec) {
 		prevLimits = old.limits
 	}
 	limits, _ := ratelimit.Compile(sp.in.GetRateLimits(), prevLimits) // checked by listenerSpecs
+	in.p.budgets.set(limits, time.Now())
 	az := authz.New(sp.in.GetAuthz(), sp.cfg, own)
 	in.st.Store(&inboundState{
 		limits:           limits,

@@ -53,6 +53,8 @@ type metrics struct {
 	sigRetried  *prometheus.CounterVec // outbound tries sent elsewhere on the signal
 	// reports to the controller (report.go)
 	reportsSent, reportsDropped prometheus.Counter
+	// the share of each global rate limit in force (budgets.go)
+	globalShare *prometheus.GaugeVec
 
 	// perRequest caches the series one request updates, by requestKey:
 	// looking them up in the vectors cost every request a hash of its
@@ -151,13 +153,17 @@ func newMetrics() *metrics {
 		Name: "weft_stats_reports_dropped_total",
 		Help: "Golden-signal reports the controller did not take in time; their counts went into the next report.",
 	})
+	m.globalShare = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "weft_rate_limit_global_share",
+		Help: "Requests a second this sidecar admits under a global rate limit: its share of the limit, granted by the controller or, with the controller away, a fair share. By limit.",
+	}, []string{"limit"})
 	m.appHealthy.Set(1)
 	for _, r := range refusals.Reasons {
 		m.refused.WithLabelValues(r) // every reason from the start, at 0
 	}
 	m.info = &instanceInfo{}
 	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.refused, m.limited, m.faults, m.overflow, m.pending, m.mirrored, m.ejections, m.version, m.info, m.unavailable, m.appHealthy, m.sigRetried,
-		m.reportsSent, m.reportsDropped,
+		m.reportsSent, m.reportsDropped, m.globalShare,
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	return m
 }

@@ -71,6 +71,7 @@ type Proxy struct {
 	access   *accessLog
 	metrics  *metrics
 	stats    *stats        // golden signals for the controller (stats.go, report.go)
+	budgets  *budgets      // global rate limits' shares (budgets.go)
 	refused  *refusals.Log // inbound mTLS handshakes refused: rate-limited lines, counted
 	creds    atomic.Pointer[Credentials]
 
@@ -121,6 +122,7 @@ func New(o Options) *Proxy {
 		access:      &accessLog{w: o.Log},
 		metrics:     newMetrics(),
 		stats:       newStats(),
+		budgets:     newBudgets(),
 		sockets:     make(map[string]*socket),
 		force:       force,
 		forceCancel: cancel,

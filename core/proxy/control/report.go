@@ -78,3 +78,19 @@ func (rs *reportStream) close() {
 	}
 	rs.s, rs.cancel, rs.addr = nil, nil, ""
 }
+
+// Budgets sends one report of the sidecar's global rate limits to the
+// controller the config stream uses (on the same mTLS connection) and
+// returns the shares it grants (core/proxy.RunBudgets).
+func (c *Client) Budgets(ctx context.Context, r *meshapi.BudgetReport) (*meshapi.BudgetGrants, error) {
+	addr := c.controller()
+	cc, err := c.conn(addr)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to controller %s: %w", addr, err)
+	}
+	g, err := meshapi.NewMeshClient(cc).Budgets(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("reporting global rate limits to controller %s: %w", addr, err)
+	}
+	return g, nil
+}

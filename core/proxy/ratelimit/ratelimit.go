@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -40,6 +41,25 @@ func (b *tokenBucket) take(now time.Time) (bool, time.Duration) {
 	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
 }
 
+// set changes the bucket's rate and size, from now on: what it gained
+// until now, at the old rate, stays (up to the new size).
+func (b *tokenBucket) set(now time.Time, rate, burst float64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.last.IsZero() && now.After(b.last) {
+		b.tokens = math.Min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+		b.last = now
+	}
+	b.rate, b.burst = rate, burst
+	b.tokens = math.Min(b.tokens, burst)
+}
+
+func (b *tokenBucket) get() (rate, burst float64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.rate, b.burst
+}
+
 // Limiter is a compiled meshapi.RateLimit with its buckets.
 type Limiter struct {
 	cfg     *meshapi.RateLimit
@@ -47,11 +67,18 @@ type Limiter struct {
 	callers map[string]bool // empty: every caller
 	mu      sync.Mutex
 	buckets map[string]*tokenBucket // by caller service, or "" for all
+	// A global limit's one bucket enforces the share the controller
+	// granted (SetShare); requests and admitted count what it took, for
+	// the sidecar's budget reports.
+	requests, admitted atomic.Uint64
 }
 
 func compileRateLimit(rl *meshapi.RateLimit) (*Limiter, error) {
 	if rl.GetRequestsPerSecond() <= 0 || rl.GetBurst() == 0 {
 		return nil, fmt.Errorf("rate limit %q: requests_per_second and burst must be positive", rl.GetName())
+	}
+	if rl.GetGlobal() && rl.GetPerCaller() {
+		return nil, fmt.Errorf("rate limit %q: a global limit cannot be per caller", rl.GetName())
 	}
 	l := &Limiter{cfg: rl, callers: map[string]bool{}, buckets: map[string]*tokenBucket{}}
 	if rl.GetMatch() != nil {
@@ -101,14 +128,58 @@ func (l *Limiter) Allow(caller string, r *http.Request, now time.Time) (bool, ti
 	if l.cfg.GetPerCaller() {
 		key = caller
 	}
+	b := l.bucket(key)
+	ok, wait := b.take(now)
+	if l.cfg.GetGlobal() {
+		l.requests.Add(1)
+		if ok {
+			l.admitted.Add(1)
+		}
+	}
+	return ok, wait
+}
+
+func (l *Limiter) bucket(key string) *tokenBucket {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	b := l.buckets[key]
 	if b == nil {
 		b = &tokenBucket{rate: l.cfg.GetRequestsPerSecond(), burst: float64(l.cfg.GetBurst())}
 		l.buckets[key] = b
 	}
-	l.mu.Unlock()
-	return b.take(now)
+	return b
+}
+
+// Global says whether the limit holds across every instance of the
+// service: its bucket enforces the share SetShare gives it (the whole
+// limit until then).
+func (l *Limiter) Global() bool { return l.cfg.GetGlobal() }
+
+// Limit is the limit as configured: its rate and burst (for a global
+// limit, across every instance).
+func (l *Limiter) Limit() (rate float64, burst uint32) {
+	return l.cfg.GetRequestsPerSecond(), l.cfg.GetBurst()
+}
+
+// SetShare makes a global limit's bucket admit rate requests a second,
+// burst at once, from now on.
+func (l *Limiter) SetShare(now time.Time, rate float64, burst uint32) {
+	l.bucket("").set(now, rate, float64(max(1, burst)))
+}
+
+// Share is the rate and burst a global limit's bucket enforces.
+func (l *Limiter) Share() (rate float64, burst uint32) {
+	r, b := l.bucket("").get()
+	return r, uint32(b)
+}
+
+// Usage is what a global limit took since it was compiled: requests it
+// matched, and of those the ones it admitted.
+func (l *Limiter) Usage() (requests, admitted uint64) {
+	// Admitted before requests: no reading has more admitted than
+	// requests.
+	admitted = l.admitted.Load()
+	return l.requests.Load(), admitted
 }
 
 // RetryAfter renders a wait as whole seconds for Retry-After, at least 1.

@@ -1,6 +1,9 @@
 package ratelimit
 
 import (
+	"net/http/httptest"
+
+	"github.com/weftmesh/weft/core/meshapi"
 	"testing"
 	"time"
 )
@@ -37,5 +40,37 @@ func TestTokenBucket(t *testing.T) {
 	}
 	if got := RetryAfter(time.Millisecond); got != "1" {
 		t.Errorf("Retry-After for 1ms = %q, want 1", got)
+	}
+}
+
+// A global limit's bucket starts as the whole limit, then enforces the
+// share it is given, and counts what it takes.
+func TestGlobalShare(t *testing.T) {
+	ls, err := Compile([]*meshapi.RateLimit{{Name: "all", RequestsPerSecond: 100, Burst: 4, Global: true}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ls[0]
+	r := httptest.NewRequest("GET", "/", nil)
+	t0 := time.Unix(1000, 0)
+	if rate, burst := l.Share(); !l.Global() || rate != 100 || burst != 4 {
+		t.Fatalf("before a grant: %v/s burst %d, want the whole limit, 100/s burst 4", rate, burst)
+	}
+	l.SetShare(t0, 1, 2)
+	var admitted int
+	for range 5 {
+		if ok, _ := l.Allow("web", r, t0); ok {
+			admitted++
+		}
+	}
+	if req, adm := l.Usage(); admitted != 2 || req != 5 || adm != 2 {
+		t.Errorf("under a share of burst 2: admitted %d, usage %d/%d; want 2, 5 requests 2 admitted", admitted, req, adm)
+	}
+	// One second on, one more token at 1/s.
+	if ok, _ := l.Allow("web", r, t0.Add(time.Second)); !ok {
+		t.Error("no token after a second at 1/s")
+	}
+	if _, err := Compile([]*meshapi.RateLimit{{Name: "x", RequestsPerSecond: 1, Burst: 1, Global: true, PerCaller: true}}, nil); err == nil {
+		t.Error("a global limit per caller compiled")
 	}
 }

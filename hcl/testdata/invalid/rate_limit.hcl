@@ -31,4 +31,13 @@ service "api" {
   }
   rate_limit "none" { # ERROR: Missing required argument
   }
+  rate_limit "g" {
+    requests_per_second = 1
+    per_caller          = true
+    scope               = "global" # ERROR: Global rate limit per caller
+  }
+  rate_limit "h" {
+    requests_per_second = 1
+    scope               = "everywhere" # ERROR: Invalid rate limit scope
+  }
 }

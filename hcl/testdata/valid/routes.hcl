@@ -38,6 +38,7 @@ service "api" {
   }
   rate_limit "all" {
     requests_per_second = 1000
+    scope               = "global"
   }
   circuit_breaker {
     max_connections = 100
