@@ -890,7 +890,12 @@ type ProxyConfig struct {
 	// Tracing: spans for every HTTP and gRPC hop, exported with OTLP
 	// (core/proxy/tracing). Unset: off, and requests pass their trace
 	// headers through untouched.
-	Tracing       *Tracing `protobuf:"bytes,11,opt,name=tracing,proto3" json:"tracing,omitempty"`
+	Tracing *Tracing `protobuf:"bytes,11,opt,name=tracing,proto3" json:"tracing,omitempty"`
+	// End-user JWT providers whose tokens this instance's inbound checks
+	// (core/proxy/jwtauth): those its service's jwt block and the
+	// permissions of its intentions name, each with its keys inlined (the
+	// controller reads jwks_file and fetches jwks_url, core/jwks).
+	JwtProviders  []*JwtProvider `protobuf:"bytes,13,rep,name=jwt_providers,json=jwtProviders,proto3" json:"jwt_providers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -998,6 +1003,13 @@ func (x *ProxyConfig) GetHealthCheck() *HealthCheck {
 func (x *ProxyConfig) GetTracing() *Tracing {
 	if x != nil {
 		return x.Tracing
+	}
+	return nil
+}
+
+func (x *ProxyConfig) GetJwtProviders() []*JwtProvider {
+	if x != nil {
+		return x.JwtProviders
 	}
 	return nil
 }
@@ -1185,8 +1197,12 @@ type Inbound struct {
 	// Checked after authorization, every one that applies; HTTP protocols only.
 	RateLimits      []*RateLimit     `protobuf:"bytes,7,rep,name=rate_limits,json=rateLimits,proto3" json:"rate_limits,omitempty"`
 	ConnectionLimit *ConnectionLimit `protobuf:"bytes,8,opt,name=connection_limit,json=connectionLimit,proto3" json:"connection_limit,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Every HTTP request must carry a valid token of one of these providers
+	// (401 otherwise); unset: tokens are checked where present, and only
+	// permissions that name a provider require one.
+	Jwt           *JwtRequirement `protobuf:"bytes,9,opt,name=jwt,proto3" json:"jwt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Inbound) Reset() {
@@ -1271,6 +1287,13 @@ func (x *Inbound) GetRateLimits() []*RateLimit {
 func (x *Inbound) GetConnectionLimit() *ConnectionLimit {
 	if x != nil {
 		return x.ConnectionLimit
+	}
+	return nil
+}
+
+func (x *Inbound) GetJwt() *JwtRequirement {
+	if x != nil {
+		return x.Jwt
 	}
 	return nil
 }
@@ -1548,9 +1571,12 @@ func (x *AuthzRule) GetPermissions() []*Permission {
 }
 
 type Permission struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Action        Action                 `protobuf:"varint,1,opt,name=action,proto3,enum=weft.mesh.v1.Action" json:"action,omitempty"`
-	Match         *RouteMatch            `protobuf:"bytes,2,opt,name=match,proto3" json:"match,omitempty"` // unset: every request
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Action Action                 `protobuf:"varint,1,opt,name=action,proto3,enum=weft.mesh.v1.Action" json:"action,omitempty"`
+	Match  *RouteMatch            `protobuf:"bytes,2,opt,name=match,proto3" json:"match,omitempty"` // unset: every request
+	// When set, the permission also needs a valid token of the provider
+	// whose claims hold; with match, both must hold.
+	Jwt           *JwtMatch `protobuf:"bytes,3,opt,name=jwt,proto3" json:"jwt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1599,6 +1625,296 @@ func (x *Permission) GetMatch() *RouteMatch {
 	return nil
 }
 
+func (x *Permission) GetJwt() *JwtMatch {
+	if x != nil {
+		return x.Jwt
+	}
+	return nil
+}
+
+// An issuer of end-user JSON Web Tokens (hcl/jwt_provider.go). A token is
+// read from the first of header, query and cookie that carries one; it is
+// valid when its signature verifies with a key of jwks (asymmetric
+// algorithms only: RS*, PS*, ES256/384/512, EdDSA), its iss is issuer,
+// its aud names one of audiences (when any), and its exp (required) and nbf
+// hold within clock_skew.
+type JwtProvider struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Name      string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Issuer    string                 `protobuf:"bytes,2,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	Audiences []string               `protobuf:"bytes,3,rep,name=audiences,proto3" json:"audiences,omitempty"`
+	// A JSON Web Key Set (RFC 7517), as the controller last read it.
+	Jwks      []byte               `protobuf:"bytes,4,opt,name=jwks,proto3" json:"jwks,omitempty"`
+	ClockSkew *durationpb.Duration `protobuf:"bytes,5,opt,name=clock_skew,json=clockSkew,proto3" json:"clock_skew,omitempty"`
+	// Claim name -> request header set to its value for the application
+	// (the header is removed from every request first, so that a client
+	// cannot set it).
+	ForwardClaims map[string]string `protobuf:"bytes,6,rep,name=forward_claims,json=forwardClaims,proto3" json:"forward_claims,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Where the token is: a header (lower case; "authorization" reads
+	// "Bearer <token>"), a query parameter, a cookie. Empty: not there.
+	Header string `protobuf:"bytes,7,opt,name=header,proto3" json:"header,omitempty"`
+	Query  string `protobuf:"bytes,8,opt,name=query,proto3" json:"query,omitempty"`
+	Cookie string `protobuf:"bytes,9,opt,name=cookie,proto3" json:"cookie,omitempty"`
+	// Pass the token on to the application; otherwise it is removed.
+	ForwardToken  bool `protobuf:"varint,10,opt,name=forward_token,json=forwardToken,proto3" json:"forward_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JwtProvider) Reset() {
+	*x = JwtProvider{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JwtProvider) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JwtProvider) ProtoMessage() {}
+
+func (x *JwtProvider) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JwtProvider.ProtoReflect.Descriptor instead.
+func (*JwtProvider) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *JwtProvider) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *JwtProvider) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *JwtProvider) GetAudiences() []string {
+	if x != nil {
+		return x.Audiences
+	}
+	return nil
+}
+
+func (x *JwtProvider) GetJwks() []byte {
+	if x != nil {
+		return x.Jwks
+	}
+	return nil
+}
+
+func (x *JwtProvider) GetClockSkew() *durationpb.Duration {
+	if x != nil {
+		return x.ClockSkew
+	}
+	return nil
+}
+
+func (x *JwtProvider) GetForwardClaims() map[string]string {
+	if x != nil {
+		return x.ForwardClaims
+	}
+	return nil
+}
+
+func (x *JwtProvider) GetHeader() string {
+	if x != nil {
+		return x.Header
+	}
+	return ""
+}
+
+func (x *JwtProvider) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *JwtProvider) GetCookie() string {
+	if x != nil {
+		return x.Cookie
+	}
+	return ""
+}
+
+func (x *JwtProvider) GetForwardToken() bool {
+	if x != nil {
+		return x.ForwardToken
+	}
+	return false
+}
+
+// A service's requirement: a valid token of any of the providers.
+type JwtRequirement struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Providers     []string               `protobuf:"bytes,1,rep,name=providers,proto3" json:"providers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JwtRequirement) Reset() {
+	*x = JwtRequirement{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JwtRequirement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JwtRequirement) ProtoMessage() {}
+
+func (x *JwtRequirement) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JwtRequirement.ProtoReflect.Descriptor instead.
+func (*JwtRequirement) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *JwtRequirement) GetProviders() []string {
+	if x != nil {
+		return x.Providers
+	}
+	return nil
+}
+
+// A permission's condition on the end user: a valid token of provider
+// whose claims hold, each of them (a claim holds when its value, or one
+// element of it when it is a list, is one of values).
+type JwtMatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Provider      string                 `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	Claims        []*JwtClaim            `protobuf:"bytes,2,rep,name=claims,proto3" json:"claims,omitempty"` // by name
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JwtMatch) Reset() {
+	*x = JwtMatch{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JwtMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JwtMatch) ProtoMessage() {}
+
+func (x *JwtMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JwtMatch.ProtoReflect.Descriptor instead.
+func (*JwtMatch) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *JwtMatch) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *JwtMatch) GetClaims() []*JwtClaim {
+	if x != nil {
+		return x.Claims
+	}
+	return nil
+}
+
+type JwtClaim struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A claim name; a name with dots that is not a claim of the token
+	// names a nested one ("realm_access.roles").
+	Name          string   `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Values        []string `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JwtClaim) Reset() {
+	*x = JwtClaim{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JwtClaim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JwtClaim) ProtoMessage() {}
+
+func (x *JwtClaim) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JwtClaim.ProtoReflect.Descriptor instead.
+func (*JwtClaim) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *JwtClaim) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *JwtClaim) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 type Upstream struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Stable key of the upstream listener: the upstream service's name.
@@ -1626,7 +1942,7 @@ type Upstream struct {
 
 func (x *Upstream) Reset() {
 	*x = Upstream{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1638,7 +1954,7 @@ func (x *Upstream) String() string {
 func (*Upstream) ProtoMessage() {}
 
 func (x *Upstream) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[16]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1651,7 +1967,7 @@ func (x *Upstream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Upstream.ProtoReflect.Descriptor instead.
 func (*Upstream) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{16}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Upstream) GetName() string {
@@ -1759,7 +2075,7 @@ type CircuitBreaker struct {
 
 func (x *CircuitBreaker) Reset() {
 	*x = CircuitBreaker{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +2087,7 @@ func (x *CircuitBreaker) String() string {
 func (*CircuitBreaker) ProtoMessage() {}
 
 func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +2100,7 @@ func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreaker.ProtoReflect.Descriptor instead.
 func (*CircuitBreaker) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CircuitBreaker) GetMaxConnections() uint32 {
@@ -1836,7 +2152,7 @@ type OutlierDetection struct {
 
 func (x *OutlierDetection) Reset() {
 	*x = OutlierDetection{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +2164,7 @@ func (x *OutlierDetection) String() string {
 func (*OutlierDetection) ProtoMessage() {}
 
 func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +2177,7 @@ func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierDetection.ProtoReflect.Descriptor instead.
 func (*OutlierDetection) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *OutlierDetection) GetConsecutive_5Xx() uint32 {
@@ -1924,7 +2240,7 @@ type OutlierSuccessRate struct {
 
 func (x *OutlierSuccessRate) Reset() {
 	*x = OutlierSuccessRate{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1936,7 +2252,7 @@ func (x *OutlierSuccessRate) String() string {
 func (*OutlierSuccessRate) ProtoMessage() {}
 
 func (x *OutlierSuccessRate) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1949,7 +2265,7 @@ func (x *OutlierSuccessRate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierSuccessRate.ProtoReflect.Descriptor instead.
 func (*OutlierSuccessRate) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *OutlierSuccessRate) GetMinimumHosts() uint32 {
@@ -1983,7 +2299,7 @@ type StringMatch struct {
 
 func (x *StringMatch) Reset() {
 	*x = StringMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1995,7 +2311,7 @@ func (x *StringMatch) String() string {
 func (*StringMatch) ProtoMessage() {}
 
 func (x *StringMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2008,7 +2324,7 @@ func (x *StringMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StringMatch.ProtoReflect.Descriptor instead.
 func (*StringMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StringMatch) GetKind() MatchKind {
@@ -2037,7 +2353,7 @@ type KeyMatch struct {
 
 func (x *KeyMatch) Reset() {
 	*x = KeyMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2049,7 +2365,7 @@ func (x *KeyMatch) String() string {
 func (*KeyMatch) ProtoMessage() {}
 
 func (x *KeyMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2062,7 +2378,7 @@ func (x *KeyMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyMatch.ProtoReflect.Descriptor instead.
 func (*KeyMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *KeyMatch) GetName() string {
@@ -2099,7 +2415,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2111,7 +2427,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2124,7 +2440,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RouteMatch) GetPath() *StringMatch {
@@ -2173,7 +2489,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2185,7 +2501,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2198,7 +2514,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Route) GetName() string {
@@ -2278,7 +2594,7 @@ type Mirror struct {
 
 func (x *Mirror) Reset() {
 	*x = Mirror{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2290,7 +2606,7 @@ func (x *Mirror) String() string {
 func (*Mirror) ProtoMessage() {}
 
 func (x *Mirror) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2303,7 +2619,7 @@ func (x *Mirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mirror.ProtoReflect.Descriptor instead.
 func (*Mirror) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Mirror) GetService() string {
@@ -2348,7 +2664,7 @@ type Fault struct {
 
 func (x *Fault) Reset() {
 	*x = Fault{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2360,7 +2676,7 @@ func (x *Fault) String() string {
 func (*Fault) ProtoMessage() {}
 
 func (x *Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2373,7 +2689,7 @@ func (x *Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fault.ProtoReflect.Descriptor instead.
 func (*Fault) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Fault) GetDelay() *durationpb.Duration {
@@ -2414,7 +2730,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2426,7 +2742,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2439,7 +2755,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{26}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Split) GetSubset() string {
@@ -2469,7 +2785,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2481,7 +2797,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2494,7 +2810,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{27}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -2544,7 +2860,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2556,7 +2872,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2569,7 +2885,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{28}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Timeouts) GetConnect() *durationpb.Duration {
@@ -2611,7 +2927,7 @@ type HeaderOps struct {
 
 func (x *HeaderOps) Reset() {
 	*x = HeaderOps{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[29]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2623,7 +2939,7 @@ func (x *HeaderOps) String() string {
 func (*HeaderOps) ProtoMessage() {}
 
 func (x *HeaderOps) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[29]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2636,7 +2952,7 @@ func (x *HeaderOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderOps.ProtoReflect.Descriptor instead.
 func (*HeaderOps) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{29}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *HeaderOps) GetAdd() map[string]string {
@@ -2675,7 +2991,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[30]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2687,7 +3003,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[30]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2700,7 +3016,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{30}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Endpoint) GetInstanceId() string {
@@ -2766,7 +3082,7 @@ type StatsReport struct {
 
 func (x *StatsReport) Reset() {
 	*x = StatsReport{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[31]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2778,7 +3094,7 @@ func (x *StatsReport) String() string {
 func (*StatsReport) ProtoMessage() {}
 
 func (x *StatsReport) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[31]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2791,7 +3107,7 @@ func (x *StatsReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsReport.ProtoReflect.Descriptor instead.
 func (*StatsReport) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{31}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *StatsReport) GetInstanceId() string {
@@ -2870,7 +3186,7 @@ type StatsCell struct {
 
 func (x *StatsCell) Reset() {
 	*x = StatsCell{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[32]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2882,7 +3198,7 @@ func (x *StatsCell) String() string {
 func (*StatsCell) ProtoMessage() {}
 
 func (x *StatsCell) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[32]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2895,7 +3211,7 @@ func (x *StatsCell) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsCell.ProtoReflect.Descriptor instead.
 func (*StatsCell) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{32}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *StatsCell) GetDirection() StatsDirection {
@@ -3003,7 +3319,7 @@ type StatsDenial struct {
 
 func (x *StatsDenial) Reset() {
 	*x = StatsDenial{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[33]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3015,7 +3331,7 @@ func (x *StatsDenial) String() string {
 func (*StatsDenial) ProtoMessage() {}
 
 func (x *StatsDenial) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[33]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3028,7 +3344,7 @@ func (x *StatsDenial) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsDenial.ProtoReflect.Descriptor instead.
 func (*StatsDenial) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{33}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *StatsDenial) GetUnixMs() int64 {
@@ -3074,7 +3390,7 @@ type ReportAck struct {
 
 func (x *ReportAck) Reset() {
 	*x = ReportAck{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[34]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3086,7 +3402,7 @@ func (x *ReportAck) String() string {
 func (*ReportAck) ProtoMessage() {}
 
 func (x *ReportAck) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[34]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3099,7 +3415,7 @@ func (x *ReportAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportAck.ProtoReflect.Descriptor instead.
 func (*ReportAck) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{34}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{38}
 }
 
 // TapRequest starts (or, with stop, ends) a tap on a sidecar: until
@@ -3129,7 +3445,7 @@ type TapRequest struct {
 
 func (x *TapRequest) Reset() {
 	*x = TapRequest{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[35]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3141,7 +3457,7 @@ func (x *TapRequest) String() string {
 func (*TapRequest) ProtoMessage() {}
 
 func (x *TapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[35]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3154,7 +3470,7 @@ func (x *TapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TapRequest.ProtoReflect.Descriptor instead.
 func (*TapRequest) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{35}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TapRequest) GetId() uint64 {
@@ -3252,7 +3568,7 @@ type TapEvents struct {
 
 func (x *TapEvents) Reset() {
 	*x = TapEvents{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[36]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3264,7 +3580,7 @@ func (x *TapEvents) String() string {
 func (*TapEvents) ProtoMessage() {}
 
 func (x *TapEvents) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[36]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3277,7 +3593,7 @@ func (x *TapEvents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TapEvents.ProtoReflect.Descriptor instead.
 func (*TapEvents) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{36}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TapEvents) GetInstanceId() string {
@@ -3335,7 +3651,7 @@ type TapEvent struct {
 
 func (x *TapEvent) Reset() {
 	*x = TapEvent{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[37]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3347,7 +3663,7 @@ func (x *TapEvent) String() string {
 func (*TapEvent) ProtoMessage() {}
 
 func (x *TapEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[37]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3360,7 +3676,7 @@ func (x *TapEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TapEvent.ProtoReflect.Descriptor instead.
 func (*TapEvent) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{37}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TapEvent) GetTapIds() []uint64 {
@@ -3513,7 +3829,7 @@ type Tracing struct {
 
 func (x *Tracing) Reset() {
 	*x = Tracing{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[38]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3525,7 +3841,7 @@ func (x *Tracing) String() string {
 func (*Tracing) ProtoMessage() {}
 
 func (x *Tracing) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[38]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3538,7 +3854,7 @@ func (x *Tracing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tracing.ProtoReflect.Descriptor instead.
 func (*Tracing) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{38}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Tracing) GetEndpoint() string {
@@ -3636,7 +3952,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"HashPolicy\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x16\n" +
 	"\x06cookie\x18\x02 \x01(\tR\x06cookie\x12'\n" +
-	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\xa7\x04\n" +
+	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\xe7\x04\n" +
 	"\vProxyConfig\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x18\n" +
@@ -3650,7 +3966,8 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x05trust\x18\t \x01(\v2\x19.weft.mesh.v1.TrustBundleR\x05trust\x12<\n" +
 	"\fhealth_check\x18\n" +
 	" \x01(\v2\x19.weft.mesh.v1.HealthCheckR\vhealthCheck\x12/\n" +
-	"\atracing\x18\v \x01(\v2\x15.weft.mesh.v1.TracingR\atracing\x1a9\n" +
+	"\atracing\x18\v \x01(\v2\x15.weft.mesh.v1.TracingR\atracing\x12>\n" +
+	"\rjwt_providers\x18\r \x03(\v2\x19.weft.mesh.v1.JwtProviderR\fjwtProviders\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xef\x02\n" +
@@ -3665,7 +3982,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x11healthy_threshold\x18\b \x01(\rR\x10healthyThreshold\"P\n" +
 	"\vTrustBundle\x12\x1b\n" +
 	"\troots_pem\x18\x01 \x01(\fR\brootsPem\x12$\n" +
-	"\x0eactive_root_id\x18\x02 \x01(\tR\factiveRootId\"\xdf\x02\n" +
+	"\x0eactive_root_id\x18\x02 \x01(\tR\factiveRootId\"\x8f\x03\n" +
 	"\aInbound\x12!\n" +
 	"\fbind_address\x18\x01 \x01(\tR\vbindAddress\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x1f\n" +
@@ -3676,7 +3993,8 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x05authz\x18\x06 \x01(\v2\x13.weft.mesh.v1.AuthzR\x05authz\x128\n" +
 	"\vrate_limits\x18\a \x03(\v2\x17.weft.mesh.v1.RateLimitR\n" +
 	"rateLimits\x12H\n" +
-	"\x10connection_limit\x18\b \x01(\v2\x1d.weft.mesh.v1.ConnectionLimitR\x0fconnectionLimit\"\xce\x01\n" +
+	"\x10connection_limit\x18\b \x01(\v2\x1d.weft.mesh.v1.ConnectionLimitR\x0fconnectionLimit\x12.\n" +
+	"\x03jwt\x18\t \x01(\v2\x1c.weft.mesh.v1.JwtRequirementR\x03jwt\"\xce\x01\n" +
 	"\tRateLimit\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x13requests_per_second\x18\x02 \x01(\x01R\x11requestsPerSecond\x12\x14\n" +
@@ -3695,11 +4013,36 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12)\n" +
 	"\x10source_namespace\x18\x04 \x01(\tR\x0fsourceNamespace\x12,\n" +
 	"\x06action\x18\x02 \x01(\x0e2\x14.weft.mesh.v1.ActionR\x06action\x12:\n" +
-	"\vpermissions\x18\x03 \x03(\v2\x18.weft.mesh.v1.PermissionR\vpermissions\"j\n" +
+	"\vpermissions\x18\x03 \x03(\v2\x18.weft.mesh.v1.PermissionR\vpermissions\"\x94\x01\n" +
 	"\n" +
 	"Permission\x12,\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x14.weft.mesh.v1.ActionR\x06action\x12.\n" +
-	"\x05match\x18\x02 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\"\xc6\x04\n" +
+	"\x05match\x18\x02 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\x12(\n" +
+	"\x03jwt\x18\x03 \x01(\v2\x16.weft.mesh.v1.JwtMatchR\x03jwt\"\xa7\x03\n" +
+	"\vJwtProvider\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x1c\n" +
+	"\taudiences\x18\x03 \x03(\tR\taudiences\x12\x12\n" +
+	"\x04jwks\x18\x04 \x01(\fR\x04jwks\x128\n" +
+	"\n" +
+	"clock_skew\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\tclockSkew\x12S\n" +
+	"\x0eforward_claims\x18\x06 \x03(\v2,.weft.mesh.v1.JwtProvider.ForwardClaimsEntryR\rforwardClaims\x12\x16\n" +
+	"\x06header\x18\a \x01(\tR\x06header\x12\x14\n" +
+	"\x05query\x18\b \x01(\tR\x05query\x12\x16\n" +
+	"\x06cookie\x18\t \x01(\tR\x06cookie\x12#\n" +
+	"\rforward_token\x18\n" +
+	" \x01(\bR\fforwardToken\x1a@\n" +
+	"\x12ForwardClaimsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\".\n" +
+	"\x0eJwtRequirement\x12\x1c\n" +
+	"\tproviders\x18\x01 \x03(\tR\tproviders\"V\n" +
+	"\bJwtMatch\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12.\n" +
+	"\x06claims\x18\x02 \x03(\v2\x16.weft.mesh.v1.JwtClaimR\x06claims\"6\n" +
+	"\bJwtClaim\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xc6\x04\n" +
 	"\bUpstream\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1b\n" +
@@ -3936,7 +4279,7 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 }
 
 var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
@@ -3961,113 +4304,124 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(*Authz)(nil),               // 20: weft.mesh.v1.Authz
 	(*AuthzRule)(nil),           // 21: weft.mesh.v1.AuthzRule
 	(*Permission)(nil),          // 22: weft.mesh.v1.Permission
-	(*Upstream)(nil),            // 23: weft.mesh.v1.Upstream
-	(*CircuitBreaker)(nil),      // 24: weft.mesh.v1.CircuitBreaker
-	(*OutlierDetection)(nil),    // 25: weft.mesh.v1.OutlierDetection
-	(*OutlierSuccessRate)(nil),  // 26: weft.mesh.v1.OutlierSuccessRate
-	(*StringMatch)(nil),         // 27: weft.mesh.v1.StringMatch
-	(*KeyMatch)(nil),            // 28: weft.mesh.v1.KeyMatch
-	(*RouteMatch)(nil),          // 29: weft.mesh.v1.RouteMatch
-	(*Route)(nil),               // 30: weft.mesh.v1.Route
-	(*Mirror)(nil),              // 31: weft.mesh.v1.Mirror
-	(*Fault)(nil),               // 32: weft.mesh.v1.Fault
-	(*Split)(nil),               // 33: weft.mesh.v1.Split
-	(*RetryPolicy)(nil),         // 34: weft.mesh.v1.RetryPolicy
-	(*Timeouts)(nil),            // 35: weft.mesh.v1.Timeouts
-	(*HeaderOps)(nil),           // 36: weft.mesh.v1.HeaderOps
-	(*Endpoint)(nil),            // 37: weft.mesh.v1.Endpoint
-	(*StatsReport)(nil),         // 38: weft.mesh.v1.StatsReport
-	(*StatsCell)(nil),           // 39: weft.mesh.v1.StatsCell
-	(*StatsDenial)(nil),         // 40: weft.mesh.v1.StatsDenial
-	(*ReportAck)(nil),           // 41: weft.mesh.v1.ReportAck
-	(*TapRequest)(nil),          // 42: weft.mesh.v1.TapRequest
-	(*TapEvents)(nil),           // 43: weft.mesh.v1.TapEvents
-	(*TapEvent)(nil),            // 44: weft.mesh.v1.TapEvent
-	(*Tracing)(nil),             // 45: weft.mesh.v1.Tracing
-	nil,                         // 46: weft.mesh.v1.ProxyConfig.LabelsEntry
-	nil,                         // 47: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 48: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 49: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 50: google.protobuf.Duration
+	(*JwtProvider)(nil),         // 23: weft.mesh.v1.JwtProvider
+	(*JwtRequirement)(nil),      // 24: weft.mesh.v1.JwtRequirement
+	(*JwtMatch)(nil),            // 25: weft.mesh.v1.JwtMatch
+	(*JwtClaim)(nil),            // 26: weft.mesh.v1.JwtClaim
+	(*Upstream)(nil),            // 27: weft.mesh.v1.Upstream
+	(*CircuitBreaker)(nil),      // 28: weft.mesh.v1.CircuitBreaker
+	(*OutlierDetection)(nil),    // 29: weft.mesh.v1.OutlierDetection
+	(*OutlierSuccessRate)(nil),  // 30: weft.mesh.v1.OutlierSuccessRate
+	(*StringMatch)(nil),         // 31: weft.mesh.v1.StringMatch
+	(*KeyMatch)(nil),            // 32: weft.mesh.v1.KeyMatch
+	(*RouteMatch)(nil),          // 33: weft.mesh.v1.RouteMatch
+	(*Route)(nil),               // 34: weft.mesh.v1.Route
+	(*Mirror)(nil),              // 35: weft.mesh.v1.Mirror
+	(*Fault)(nil),               // 36: weft.mesh.v1.Fault
+	(*Split)(nil),               // 37: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),         // 38: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),            // 39: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),           // 40: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),            // 41: weft.mesh.v1.Endpoint
+	(*StatsReport)(nil),         // 42: weft.mesh.v1.StatsReport
+	(*StatsCell)(nil),           // 43: weft.mesh.v1.StatsCell
+	(*StatsDenial)(nil),         // 44: weft.mesh.v1.StatsDenial
+	(*ReportAck)(nil),           // 45: weft.mesh.v1.ReportAck
+	(*TapRequest)(nil),          // 46: weft.mesh.v1.TapRequest
+	(*TapEvents)(nil),           // 47: weft.mesh.v1.TapEvents
+	(*TapEvent)(nil),            // 48: weft.mesh.v1.TapEvent
+	(*Tracing)(nil),             // 49: weft.mesh.v1.Tracing
+	nil,                         // 50: weft.mesh.v1.ProxyConfig.LabelsEntry
+	nil,                         // 51: weft.mesh.v1.JwtProvider.ForwardClaimsEntry
+	nil,                         // 52: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 53: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 54: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 55: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	11, // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
 	14, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
 	17, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
-	23, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	46, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	27, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
+	50, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
 	16, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
 	15, // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
-	45, // 7: weft.mesh.v1.ProxyConfig.tracing:type_name -> weft.mesh.v1.Tracing
-	3,  // 8: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
-	50, // 9: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	50, // 10: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	0,  // 11: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
-	20, // 12: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
-	18, // 13: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
-	19, // 14: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
-	29, // 15: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
-	2,  // 16: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
-	21, // 17: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
-	2,  // 18: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
-	22, // 19: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
-	2,  // 20: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
-	29, // 21: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
-	0,  // 22: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
-	1,  // 23: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	37, // 24: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	30, // 25: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	35, // 26: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
-	13, // 27: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
-	24, // 28: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
-	25, // 29: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
-	50, // 30: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	50, // 31: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	26, // 32: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
-	4,  // 33: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
-	27, // 34: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
-	27, // 35: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
-	28, // 36: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
-	28, // 37: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
-	29, // 38: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	33, // 39: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	34, // 40: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	35, // 41: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	36, // 42: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	36, // 43: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	32, // 44: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
-	31, // 45: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
-	37, // 46: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	50, // 47: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	50, // 48: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	50, // 49: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	50, // 50: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	50, // 51: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	50, // 52: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	47, // 53: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	48, // 54: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	49, // 55: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	39, // 56: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
-	40, // 57: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
-	5,  // 58: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
-	44, // 59: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
-	6,  // 60: weft.mesh.v1.Tracing.protocol:type_name -> weft.mesh.v1.TracingProtocol
-	50, // 61: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
-	7,  // 62: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	8,  // 63: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	10, // 64: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	38, // 65: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
-	43, // 66: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
-	9,  // 67: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	9,  // 68: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	12, // 69: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	41, // 70: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
-	42, // 71: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
-	67, // [67:72] is the sub-list for method output_type
-	62, // [62:67] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	49, // 7: weft.mesh.v1.ProxyConfig.tracing:type_name -> weft.mesh.v1.Tracing
+	23, // 8: weft.mesh.v1.ProxyConfig.jwt_providers:type_name -> weft.mesh.v1.JwtProvider
+	3,  // 9: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
+	55, // 10: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	55, // 11: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	0,  // 12: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
+	20, // 13: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
+	18, // 14: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
+	19, // 15: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
+	24, // 16: weft.mesh.v1.Inbound.jwt:type_name -> weft.mesh.v1.JwtRequirement
+	33, // 17: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
+	2,  // 18: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
+	21, // 19: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
+	2,  // 20: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
+	22, // 21: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
+	2,  // 22: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
+	33, // 23: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	25, // 24: weft.mesh.v1.Permission.jwt:type_name -> weft.mesh.v1.JwtMatch
+	55, // 25: weft.mesh.v1.JwtProvider.clock_skew:type_name -> google.protobuf.Duration
+	51, // 26: weft.mesh.v1.JwtProvider.forward_claims:type_name -> weft.mesh.v1.JwtProvider.ForwardClaimsEntry
+	26, // 27: weft.mesh.v1.JwtMatch.claims:type_name -> weft.mesh.v1.JwtClaim
+	0,  // 28: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
+	1,  // 29: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
+	41, // 30: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	34, // 31: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	39, // 32: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	13, // 33: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
+	28, // 34: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
+	29, // 35: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
+	55, // 36: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	55, // 37: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	30, // 38: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
+	4,  // 39: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
+	31, // 40: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	31, // 41: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	32, // 42: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	32, // 43: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	33, // 44: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	37, // 45: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	38, // 46: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	39, // 47: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	40, // 48: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	40, // 49: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	36, // 50: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	35, // 51: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
+	41, // 52: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
+	55, // 53: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	55, // 54: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	55, // 55: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	55, // 56: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	55, // 57: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	55, // 58: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	52, // 59: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	53, // 60: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	54, // 61: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	43, // 62: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
+	44, // 63: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
+	5,  // 64: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
+	48, // 65: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
+	6,  // 66: weft.mesh.v1.Tracing.protocol:type_name -> weft.mesh.v1.TracingProtocol
+	55, // 67: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
+	7,  // 68: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	8,  // 69: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	10, // 70: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	42, // 71: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
+	47, // 72: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
+	9,  // 73: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	9,  // 74: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	12, // 75: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	45, // 76: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
+	46, // 77: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
+	73, // [73:78] is the sub-list for method output_type
+	68, // [68:73] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -4081,7 +4435,7 @@ func file_core_meshapi_mesh_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   43,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
