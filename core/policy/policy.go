@@ -55,6 +55,8 @@ type Policy struct {
 	// Declared says where each intention was written, "file:line", by
 	// Intention.Key (`weft authz` names it). Plans do not compare it.
 	Declared map[string]string `json:"-"`
+	// JWTProviders are the end-user token issuers (jwt.go), by name.
+	JWTProviders map[string]JWTProvider `json:",omitempty"`
 }
 
 // Mesh holds mesh-wide settings.
@@ -91,6 +93,10 @@ type Service struct {
 	// HealthCheck is the active check every sidecar of the service runs
 	// against its own application (health.go); nil: none.
 	HealthCheck *HealthCheck `json:",omitempty"`
+
+	// JWT, when set, requires a valid end-user token on every HTTP
+	// request (jwt.go).
+	JWT *JWTRequirement `json:",omitempty"`
 }
 
 // Upstream is a service this one calls, reached by the app on a localhost port.

@@ -158,6 +158,9 @@ func (h HeaderOps) Empty() bool { return len(h.Add) == 0 && len(h.Set) == 0 && l
 type Permission struct {
 	Action Action
 	Match  Match
+	// JWT, when set, also needs a valid end-user token whose claims hold
+	// (jwt.go).
+	JWT *JWTMatch `json:",omitempty"`
 }
 
 // RateLimit is a token bucket on the inbound side of a service: requests

@@ -53,6 +53,8 @@ type metrics struct {
 	sigRetried  *prometheus.CounterVec // outbound tries sent elsewhere on the signal
 	// reports to the controller (report.go)
 	reportsSent, reportsDropped prometheus.Counter
+	// end-user tokens (jwt.go)
+	jwt jwtMetrics
 
 	// perRequest caches the series one request updates, by requestKey:
 	// looking them up in the vectors cost every request a hash of its
@@ -156,6 +158,7 @@ func newMetrics() *metrics {
 		m.refused.WithLabelValues(r) // every reason from the start, at 0
 	}
 	m.info = &instanceInfo{}
+	m.jwt = newJWTMetrics(m.reg)
 	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.refused, m.limited, m.faults, m.overflow, m.pending, m.mirrored, m.ejections, m.version, m.info, m.unavailable, m.appHealthy, m.sigRetried,
 		m.reportsSent, m.reportsDropped,
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
