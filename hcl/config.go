@@ -14,6 +14,7 @@ type config struct {
 	Mesh       *mesh // nil when no file has a mesh block
 	Services   []*service
 	Intentions []*intention
+	JWT        []*jwtProvider // jwt_provider.go
 }
 
 // fileSchema is the top level of a policy file.
@@ -22,6 +23,7 @@ var fileSchema = &hcl.BodySchema{
 		{Type: "mesh"},
 		{Type: "service", LabelNames: []string{"name"}},
 		{Type: "intention", LabelNames: []string{"source", "destination"}},
+		{Type: "jwt_provider", LabelNames: []string{"name"}},
 	},
 }
 
@@ -52,6 +54,10 @@ func (c *config) decodeFile(body hcl.Body) hcl.Diagnostics {
 			in, blockDiags := decodeIntentionBlock(block)
 			diags = append(diags, blockDiags...)
 			c.Intentions = append(c.Intentions, in)
+		case "jwt_provider":
+			jp, blockDiags := decodeJWTProviderBlock(block)
+			diags = append(diags, blockDiags...)
+			c.JWT = append(c.JWT, jp)
 		}
 	}
 	return diags
@@ -86,6 +92,10 @@ func (c *config) check() hcl.Diagnostics {
 	sort.Strings(names)
 	diags = append(diags, checkFaultCallers(c.Services, declared, names)...)
 	diags = append(diags, checkMirrors(c.Services, declared, names)...)
+	providers, d := checkJWTProviders(c.JWT)
+	diags = append(diags, d...)
+	diags = append(diags, checkServiceJWT(c.Services, providers)...)
+	diags = append(diags, checkPermissionJWT(c.Intentions, providers)...)
 	return diags
 }
 
@@ -110,5 +120,11 @@ func (c *config) toPolicy() *policy.Policy {
 		p.Declared[pi.Key()] = fmt.Sprintf("%s:%d", in.DeclRange.Filename, in.DeclRange.Start.Line)
 	}
 	sortIntentions(p.Intentions)
+	for _, jp := range c.JWT {
+		if p.JWTProviders == nil {
+			p.JWTProviders = map[string]policy.JWTProvider{}
+		}
+		p.JWTProviders[jp.Name] = jp.JWTProvider
+	}
 	return p
 }
