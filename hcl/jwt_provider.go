@@ -18,7 +18,7 @@ import (
 
 // Bounds of the jwt_provider block.
 const (
-	MinJWKSRefresh   = 10 * time.Second
+	MinJWKSRefresh   = time.Second
 	MaxJWKSRefresh   = 24 * time.Hour
 	MaxJWTClockSkew  = 5 * time.Minute
 	maxJWTAudiences  = 32
@@ -35,7 +35,7 @@ const (
 //	  audiences      = ["shop"]                    # the token's aud must name one; none: any
 //	  jwks_url       = "https://idp.example.com/.well-known/jwks.json" # or:
 //	  # jwks_file    = "corp.jwks.json"            # relative to this file
-//	  jwks_refresh   = "5m"                        # how often the controller reads the keys again (10s-24h)
+//	  jwks_refresh   = "5m"                        # how often the controller reads the keys again (1s-24h)
 //	  clock_skew     = "30s"                       # allowed on exp and nbf (at most 5m)
 //	  forward_claims = { sub = "X-User", role = "X-Role" } # claim -> header for the app
 //	  header         = "Authorization"             # where the token is: "Bearer <token>" (the default);
