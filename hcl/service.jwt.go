@@ -63,6 +63,14 @@ func decodeServiceJWTBlock(block *hcl.Block) (*serviceJWT, hcl.Diagnostics) {
 func checkServiceJWT(services []*service, providers map[string]*jwtProvider) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for _, s := range services {
+		for _, rl := range s.RateLimits {
+			if rl.PerJWTSubject == "" {
+				continue
+			}
+			if _, ok := providers[rl.PerJWTSubject]; !ok {
+				diags = append(diags, unknownJWTProvider(rl.PerJWTSubject, rl.PerJWTSubjectRange, providers))
+			}
+		}
 		if s.JWT == nil {
 			continue
 		}

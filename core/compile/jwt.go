@@ -26,7 +26,8 @@ func jwtMatch(m *policy.JWTMatch) *meshapi.JwtMatch {
 }
 
 // jwtInbound returns svc's requirement and the providers its inbound
-// checks tokens of: those the requirement and az's permissions name, in
+// checks tokens of: those the requirement, az's permissions and the
+// per_jwt_subject rate limits name, in
 // name order, with the keys the controller read (policy.JWTProvider.JWKS).
 func jwtInbound(p *policy.Policy, svc policy.Service, az *meshapi.Authz) (*meshapi.JwtRequirement, []*meshapi.JwtProvider) {
 	names := map[string]bool{}
@@ -35,6 +36,11 @@ func jwtInbound(p *policy.Policy, svc policy.Service, az *meshapi.Authz) (*mesha
 		req = &meshapi.JwtRequirement{Providers: append([]string(nil), svc.JWT.Providers...)}
 		for _, n := range svc.JWT.Providers {
 			names[n] = true
+		}
+	}
+	for _, rl := range svc.RateLimits {
+		if rl.PerJWTSubject != "" {
+			names[rl.PerJWTSubject] = true
 		}
 	}
 	for _, r := range az.GetRules() {

@@ -112,6 +112,7 @@ func rateLimits(rls []policy.RateLimit) []*meshapi.RateLimit {
 			RequestsPerSecond: rl.RequestsPerSecond,
 			Burst:             uint32(rl.Burst),
 			PerCaller:         rl.PerCaller,
+			PerJwtSubject:     rl.PerJWTSubject,
 			Callers:           append([]string(nil), rl.Callers...),
 		}
 		if !rl.Match.IsZero() {

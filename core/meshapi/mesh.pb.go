@@ -1309,8 +1309,12 @@ type RateLimit struct {
 	PerCaller         bool                   `protobuf:"varint,4,opt,name=per_caller,json=perCaller,proto3" json:"per_caller,omitempty"` // a bucket per calling service
 	Callers           []string               `protobuf:"bytes,5,rep,name=callers,proto3" json:"callers,omitempty"`
 	Match             *RouteMatch            `protobuf:"bytes,6,opt,name=match,proto3" json:"match,omitempty"` // unset: every request
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// A bucket per end user: the sub claim of the request's valid token of
+	// this JWT provider (requests without one share a bucket). With
+	// per_caller, per caller and end user.
+	PerJwtSubject string `protobuf:"bytes,12,opt,name=per_jwt_subject,json=perJwtSubject,proto3" json:"per_jwt_subject,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RateLimit) Reset() {
@@ -1383,6 +1387,13 @@ func (x *RateLimit) GetMatch() *RouteMatch {
 		return x.Match
 	}
 	return nil
+}
+
+func (x *RateLimit) GetPerJwtSubject() string {
+	if x != nil {
+		return x.PerJwtSubject
+	}
+	return ""
 }
 
 // The most connections the inbound listener holds; 0: no cap.
@@ -3994,7 +4005,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\vrate_limits\x18\a \x03(\v2\x17.weft.mesh.v1.RateLimitR\n" +
 	"rateLimits\x12H\n" +
 	"\x10connection_limit\x18\b \x01(\v2\x1d.weft.mesh.v1.ConnectionLimitR\x0fconnectionLimit\x12.\n" +
-	"\x03jwt\x18\t \x01(\v2\x1c.weft.mesh.v1.JwtRequirementR\x03jwt\"\xce\x01\n" +
+	"\x03jwt\x18\t \x01(\v2\x1c.weft.mesh.v1.JwtRequirementR\x03jwt\"\xf6\x01\n" +
 	"\tRateLimit\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x13requests_per_second\x18\x02 \x01(\x01R\x11requestsPerSecond\x12\x14\n" +
@@ -4002,7 +4013,8 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\n" +
 	"per_caller\x18\x04 \x01(\bR\tperCaller\x12\x18\n" +
 	"\acallers\x18\x05 \x03(\tR\acallers\x12.\n" +
-	"\x05match\x18\x06 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\"I\n" +
+	"\x05match\x18\x06 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\x12&\n" +
+	"\x0fper_jwt_subject\x18\f \x01(\tR\rperJwtSubject\"I\n" +
 	"\x0fConnectionLimit\x12\x10\n" +
 	"\x03max\x18\x01 \x01(\rR\x03max\x12$\n" +
 	"\x0emax_per_caller\x18\x02 \x01(\rR\fmaxPerCaller\"s\n" +

@@ -172,9 +172,12 @@ type RateLimit struct {
 	Name              string
 	RequestsPerSecond float64
 	Burst             int
-	PerCaller         bool     `json:",omitempty"`
-	Callers           []string `json:",omitempty"`
-	Match             Match
+	PerCaller         bool `json:",omitempty"`
+	// PerJWTSubject, a JWT provider's name, gives each end user (the sub
+	// claim of the request's valid token of that provider) a bucket.
+	PerJWTSubject string   `json:",omitempty"`
+	Callers       []string `json:",omitempty"`
+	Match         Match
 }
 
 // ConnectionLimit caps the connections an instance's sidecar accepts: in

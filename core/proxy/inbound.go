@@ -321,7 +321,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, l := range st.limits {
-		if ok, wait := l.Allow(caller.Service, r, time.Now()); !ok {
+		if ok, wait := l.AllowSubject(caller.Service, tokens.Subject(l.JWTProvider()), r, time.Now()); !ok {
 			in.p.metrics.limited.WithLabelValues(caller.Service, l.Name()).Inc()
 			msg := fmt.Sprintf("weft: rate limit %q of %s exceeded for %s; retry in %s", l.Name(), st.service, caller.Service, wait.Round(time.Millisecond))
 			rec.reason = msg

@@ -52,6 +52,12 @@ service "web" {
   binding "local" { name = "web" }
   protocol = "http"
   jwt { providers = ["corp", "files"] }
+  rate_limit "per-user" {
+    requests_per_second = 0.01
+    burst               = 2
+    per_jwt_subject     = "corp"
+    match { path_prefix = "/limited" }
+  }
 }
 
 service "admin" {
@@ -216,6 +222,18 @@ func TestJWT(t *testing.T) {
 			if code == http.StatusUnauthorized && !strings.HasPrefix(h.Get("WWW-Authenticate"), `Bearer realm="admin"`) {
 				t.Errorf("%s: 401 without a challenge (%q)", tc.name, h.Get("WWW-Authenticate"))
 			}
+		}
+	})
+
+	t.Run("rate limit per end user", func(t *testing.T) {
+		dave := bearer(corp.Sign(t, corp.Claims("dave", "shop", nil)))
+		for i, want := range []int{http.StatusNotFound, http.StatusNotFound, http.StatusTooManyRequests} {
+			if code, body, _ := call(t, web+"/limited", dave); code != want {
+				t.Errorf("dave's request %d answered %d, want %d (burst 2 per end user): %s", i+1, code, want, body)
+			}
+		}
+		if code, body, _ := call(t, web+"/limited", bearer(corp.Sign(t, corp.Claims("erin", "shop", nil)))); code != http.StatusNotFound {
+			t.Errorf("erin's first request answered %d, want 404 (her own bucket): %s", code, body)
 		}
 	})
 

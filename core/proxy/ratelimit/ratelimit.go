@@ -89,8 +89,23 @@ func Compile(rls []*meshapi.RateLimit, prev []*Limiter) ([]*Limiter, error) {
 	return out, nil
 }
 
+// MaxSubjectBuckets bounds the buckets of a per_jwt_subject limit: past
+// it, buckets that have filled up again (as good as new) are dropped, and
+// if none has, new end users share one overflow bucket.
+const MaxSubjectBuckets = 10000
+
 // Allow takes a token for a request from caller, if the limit applies.
 func (l *Limiter) Allow(caller string, r *http.Request, now time.Time) (bool, time.Duration) {
+	return l.AllowSubject(caller, "", r, now)
+}
+
+// JWTProvider is the provider whose token's subject keys the limit's
+// buckets (per_jwt_subject), or "".
+func (l *Limiter) JWTProvider() string { return l.cfg.GetPerJwtSubject() }
+
+// AllowSubject is Allow for a request whose end user is subject (the sub
+// claim of its valid token of JWTProvider; "" when none).
+func (l *Limiter) AllowSubject(caller, subject string, r *http.Request, now time.Time) (bool, time.Duration) {
 	if len(l.callers) > 0 && !l.callers[caller] {
 		return true, 0
 	}
@@ -101,14 +116,37 @@ func (l *Limiter) Allow(caller string, r *http.Request, now time.Time) (bool, ti
 	if l.cfg.GetPerCaller() {
 		key = caller
 	}
+	perSubject := l.cfg.GetPerJwtSubject() != ""
+	if perSubject {
+		key += "\x00" + subject
+	}
 	l.mu.Lock()
 	b := l.buckets[key]
+	if b == nil && perSubject && len(l.buckets) >= MaxSubjectBuckets {
+		l.evictFull(now)
+		if len(l.buckets) >= MaxSubjectBuckets {
+			key = "\x01overflow"
+			b = l.buckets[key]
+		}
+	}
 	if b == nil {
 		b = &tokenBucket{rate: l.cfg.GetRequestsPerSecond(), burst: float64(l.cfg.GetBurst())}
 		l.buckets[key] = b
 	}
 	l.mu.Unlock()
 	return b.take(now)
+}
+
+// evictFull drops the buckets that have filled up again by now.
+func (l *Limiter) evictFull(now time.Time) {
+	for k, b := range l.buckets {
+		b.mu.Lock()
+		full := b.tokens+now.Sub(b.last).Seconds()*b.rate >= b.burst
+		b.mu.Unlock()
+		if full {
+			delete(l.buckets, k)
+		}
+	}
 }
 
 // RetryAfter renders a wait as whole seconds for Retry-After, at least 1.

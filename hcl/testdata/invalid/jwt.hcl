@@ -29,6 +29,10 @@ service "api" {
   binding "local" { name = "api" }
   protocol = "http"
   jwt { provider = "crop" } # ERROR: Unknown JWT provider
+  rate_limit "users" {
+    requests_per_second = 1
+    per_jwt_subject     = "nobody" # ERROR: Unknown JWT provider
+  }
 }
 
 service "web" {

@@ -25,6 +25,10 @@ service "api" {
   binding "local" { name = "api" }
   protocol = "http"
   jwt { providers = ["corp", "partners"] }
+  rate_limit "per-user" {
+    requests_per_second = 10
+    per_jwt_subject     = "corp"
+  }
 }
 
 intention "web" "api" {
