@@ -2,6 +2,8 @@ package policy
 
 import (
 	"encoding/json"
+	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -123,4 +125,24 @@ func claimString(v any) (string, bool) {
 		return strconv.FormatFloat(x, 'f', -1, 64), true
 	}
 	return "", false
+}
+
+// jwtProvidersDiff says which JWT providers a plan adds, removes or
+// changes (their keys, read by the controller, are not compared).
+func jwtProvidersDiff(o, n map[string]JWTProvider) []string {
+	var out []string
+	for _, name := range unionKeys(o, n) {
+		a, inOld := o[name]
+		b, inNew := n[name]
+		a.JWKS, b.JWKS = nil, nil
+		switch {
+		case !inOld:
+			out = append(out, fmt.Sprintf("jwt_provider %q: added (issuer %s)", name, b.Issuer))
+		case !inNew:
+			out = append(out, fmt.Sprintf("jwt_provider %q: removed", name))
+		case !reflect.DeepEqual(a, b):
+			out = append(out, fmt.Sprintf("jwt_provider %q: changed", name))
+		}
+	}
+	return out
 }
