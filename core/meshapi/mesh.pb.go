@@ -1661,7 +1661,7 @@ type JwtProvider struct {
 	// (the header is removed from every request first, so that a client
 	// cannot set it).
 	ForwardClaims map[string]string `protobuf:"bytes,6,rep,name=forward_claims,json=forwardClaims,proto3" json:"forward_claims,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Where the token is: a header (lower case; "authorization" reads
+	// Where the token is: a header (any case; Authorization reads
 	// "Bearer <token>"), a query parameter, a cookie. Empty: not there.
 	Header string `protobuf:"bytes,7,opt,name=header,proto3" json:"header,omitempty"`
 	Query  string `protobuf:"bytes,8,opt,name=query,proto3" json:"query,omitempty"`
