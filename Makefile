@@ -34,6 +34,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLogWriterEntry$$' -fuzztime $(FUZZTIME) ./cmd/weft-proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./adapters/mesos/recordio
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadWorkloads$$' -fuzztime $(FUZZTIME) ./adapters/local
+	$(GO) test -run '^$$' -fuzz '^FuzzAuthenticate$$' -fuzztime $(FUZZTIME) ./core/proxy/jwtauth
 
 lint:
 	@echo "gofmt"; out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

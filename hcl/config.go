@@ -15,6 +15,7 @@ type config struct {
 	Services   []*service
 	Intentions []*intention
 	Externals  []*externalService // external_service blocks (external_service.go)
+	JWT        []*jwtProvider // jwt_provider.go
 }
 
 // fileSchema is the top level of a policy file.
@@ -24,6 +25,7 @@ var fileSchema = &hcl.BodySchema{
 		{Type: "service", LabelNames: []string{"name"}},
 		{Type: "intention", LabelNames: []string{"source", "destination"}},
 		{Type: "external_service", LabelNames: []string{"name"}},
+		{Type: "jwt_provider", LabelNames: []string{"name"}},
 	},
 }
 
@@ -58,6 +60,10 @@ func (c *config) decodeFile(body hcl.Body) hcl.Diagnostics {
 			e, blockDiags := decodeExternalServiceBlock(block)
 			diags = append(diags, blockDiags...)
 			c.Externals = append(c.Externals, e)
+		case "jwt_provider":
+			jp, blockDiags := decodeJWTProviderBlock(block)
+			diags = append(diags, blockDiags...)
+			c.JWT = append(c.JWT, jp)
 		}
 	}
 	return diags
@@ -99,6 +105,10 @@ func (c *config) check() hcl.Diagnostics {
 	sort.Strings(names)
 	diags = append(diags, checkFaultCallers(c.Services, declared, names)...)
 	diags = append(diags, checkMirrors(c.Services, declared, names)...)
+	providers, d := checkJWTProviders(c.JWT)
+	diags = append(diags, d...)
+	diags = append(diags, checkServiceJWT(c.Services, providers)...)
+	diags = append(diags, checkPermissionJWT(c.Intentions, providers)...)
 	return diags
 }
 
@@ -126,5 +136,11 @@ func (c *config) toPolicy() *policy.Policy {
 		p.Declared[pi.Key()] = fmt.Sprintf("%s:%d", in.DeclRange.Filename, in.DeclRange.Start.Line)
 	}
 	sortIntentions(p.Intentions)
+	for _, jp := range c.JWT {
+		if p.JWTProviders == nil {
+			p.JWTProviders = map[string]policy.JWTProvider{}
+		}
+		p.JWTProviders[jp.Name] = jp.JWTProvider
+	}
 	return p
 }

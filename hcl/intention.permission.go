@@ -22,12 +22,13 @@ import (
 type permission struct {
 	Action    policy.Action
 	Match     *match
+	JWT       *permissionJWT // intention.permission.jwt.go
 	DeclRange hcl.Range
 }
 
 var permissionSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "action", Required: true}},
-	Blocks:     []hcl.BlockHeaderSchema{{Type: "match"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "match"}, {Type: "jwt"}},
 }
 
 func decodePermissionBlock(block *hcl.Block) (*permission, hcl.Diagnostics) {
@@ -42,6 +43,17 @@ func decodePermissionBlock(block *hcl.Block) (*permission, hcl.Diagnostics) {
 		p.Action = a
 	}
 	for _, b := range content.Blocks {
+		if b.Type == "jwt" {
+			j, d := decodePermissionJWTBlock(b)
+			diags = append(diags, d...)
+			if p.JWT != nil {
+				diags = append(diags, errorAt(b.DefRange, "Duplicate jwt block",
+					fmt.Sprintf("This permission already has a jwt block at %s. Name every claim in one block.", at(p.JWT.DeclRange))))
+				continue
+			}
+			p.JWT = j
+			continue
+		}
 		if p.Match != nil {
 			diags = append(diags, errorAt(b.DefRange, "Duplicate match block",
 				fmt.Sprintf("This permission already has a match block at %s. A permission has one match; write a second permission for other requests.", at(p.Match.DeclRange))))
@@ -58,6 +70,10 @@ func (p *permission) toPolicy() policy.Permission {
 	pp := policy.Permission{Action: p.Action}
 	if p.Match != nil {
 		pp.Match = p.Match.Match
+	}
+	if p.JWT != nil {
+		m := p.JWT.JWTMatch
+		pp.JWT = &m
 	}
 	return pp
 }

@@ -31,6 +31,7 @@ type service struct {
 	Outliers       *outlierDetection
 	Bindings       []*binding
 	Health         *healthCheck
+	JWT            *serviceJWT // service.jwt.go
 
 	DeclRange hcl.Range
 }
@@ -51,6 +52,7 @@ var serviceSchema = &hcl.BodySchema{
 		{Type: "outlier_detection"},
 		{Type: "binding", LabelNames: []string{"scheduler"}},
 		{Type: "health_check"},
+		{Type: "jwt"},
 	},
 }
 
@@ -176,6 +178,15 @@ func decodeServiceBlock(block *hcl.Block) (*service, hcl.Diagnostics) {
 			}
 			s.Health = hc
 			continue
+		case "jwt":
+			j, d := decodeServiceJWTBlock(b)
+			diags = append(diags, d...)
+			if s.JWT != nil {
+				diags = append(diags, duplicateBlock("jwt", fmt.Sprintf("Service %q", s.Name), s.JWT.DeclRange, b.DefRange))
+				continue
+			}
+			s.JWT = j
+			continue
 		case "connection_limit":
 			cl, d := decodeConnectionLimitBlock(b)
 			diags = append(diags, d...)
@@ -267,5 +278,6 @@ func (s *service) toPolicy() policy.Service {
 		hc := s.Health.HealthCheck
 		ps.HealthCheck = &hc
 	}
+	ps.JWT = s.JWT.toPolicy()
 	return ps
 }

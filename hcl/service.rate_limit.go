@@ -17,6 +17,7 @@ import (
 //	  requests_per_second = 10      # refill rate; may be fractional (0.5)
 //	  burst               = 20      # bucket size; default: requests_per_second, at least 1
 //	  per_caller          = true    # a bucket per calling service
+//	  per_jwt_subject     = "corp"  # a bucket per end user: the sub of their token of this jwt_provider
 //	  callers             = ["web"] # only these callers; default every caller
 //	  match { path_prefix = "/search" } # only these requests; default every request
 //	  scope               = "local" # "global": the rate and burst hold across every
@@ -27,13 +28,15 @@ type rateLimit struct {
 	NameRange    hcl.Range
 	CallersRange hcl.Range
 	ScopeRange   hcl.Range
-	DeclRange    hcl.Range
-	grpc         *match // the match, when it names a gRPC service
+	// PerJWTSubjectRange is where per_jwt_subject names its provider.
+	PerJWTSubjectRange hcl.Range
+	DeclRange          hcl.Range
+	grpc               *match // the match, when it names a gRPC service
 }
 
 var rateLimitSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
-		{Name: "requests_per_second", Required: true}, {Name: "burst"}, {Name: "per_caller"}, {Name: "callers"},
+		{Name: "requests_per_second", Required: true}, {Name: "burst"}, {Name: "per_caller"}, {Name: "callers"}, {Name: "per_jwt_subject"},
 		{Name: "scope"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "match"}},
@@ -78,6 +81,13 @@ func decodeRateLimitBlock(block *hcl.Block) (*rateLimit, hcl.Diagnostics) {
 		diags = append(diags, d...)
 		rl.PerCaller = b
 	}
+	if attr, ok := content.Attributes["per_jwt_subject"]; ok {
+		s, set, d := decodeString(attr)
+		diags = append(diags, d...)
+		if set {
+			rl.PerJWTSubject, rl.PerJWTSubjectRange = s, attr.Expr.Range()
+		}
+	}
 	if attr, ok := content.Attributes["callers"]; ok {
 		list, d := decodeStringList(attr)
 		diags = append(diags, d...)
@@ -117,6 +127,10 @@ func decodeRateLimitScope(rl *rateLimit, attr *hcl.Attribute) hcl.Diagnostics {
 		if rl.PerCaller {
 			diags = append(diags, errorAt(rl.ScopeRange, "Global rate limit per caller",
 				"A global rate limit is one budget shared by every instance of the service; it cannot also be per_caller. Remove per_caller, or set scope = \"local\"."))
+		}
+		if rl.PerJWTSubject != "" {
+			diags = append(diags, errorAt(rl.ScopeRange, "Global rate limit per end user",
+				"A global rate limit is one budget shared by every instance of the service; it cannot also be per_jwt_subject (end users' buckets are kept by each instance). Remove per_jwt_subject, or set scope = \"local\"."))
 		}
 	default:
 		diags = append(diags, errorAt(rl.ScopeRange, "Invalid rate limit scope",

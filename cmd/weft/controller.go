@@ -26,6 +26,7 @@ import (
 	"github.com/weftmesh/weft/core/api"
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/controller"
+	"github.com/weftmesh/weft/core/jwks"
 	"github.com/weftmesh/weft/core/logging"
 	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/model"
@@ -280,7 +281,12 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 
 	snapshots := make(chan model.Snapshot, 16)
 	policies := make(chan *policy.Policy, 1)
-	policies <- pol
+	// The watcher's policies pass through the JWT key resolver (core/jwks),
+	// which inlines each jwt_provider's keys and sends the policy again
+	// when they change.
+	loaded := make(chan *policy.Policy, 1)
+	loaded <- pol
+	keys := jwks.New(jwks.Options{Logger: log.With("logger", "jwks")})
 	watcher := controller.NewPolicyWatcher(controller.WatchOptions{
 		Dir: f.policyDir, Every: f.pollEvery, MaxFileBytes: policyhcl.MaxFileBytes,
 		Load:      func() (*policy.Policy, map[string]string, error) { return loadPolicy(f.policyDir, log) },
@@ -311,7 +317,8 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	run(func() { _ = adminSrv.ServeTLS(adminLis, "", "") })
 	run(func() { _ = ctl.Run(ctx, snapshots, policies, controller.ConfigServer(srv), metricsBuilds) })
 	run(func() { srv.RetireRoots(ctx) })
-	run(func() { watcher.Run(ctx, policies) })
+	run(func() { keys.Run(ctx, loaded, policies) })
+	run(func() { watcher.Run(ctx, loaded) })
 
 	for _, a := range specs {
 		sup := sups[a.name]

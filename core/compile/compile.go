@@ -67,6 +67,7 @@ func instanceConfig(p *policy.Policy, idx endpointSource, az *meshapi.Authz, in 
 		Tracing:     tracing(p.Mesh.Tracing, in.Service, in.NS()),
 		Egress:      egress(p, svc),
 	}
+	cfg.Inbound.Jwt, cfg.JwtProviders = jwtInbound(p, svc, az)
 	if cl := svc.ConnectionLimit; cl != (policy.ConnectionLimit{}) {
 		cfg.Inbound.ConnectionLimit = &meshapi.ConnectionLimit{Max: uint32(cl.Max), MaxPerCaller: uint32(cl.MaxPerCaller)}
 	}
@@ -281,7 +282,7 @@ func rule(p *policy.Policy, source, caller policy.Caller, destination string) *m
 	r := &meshapi.AuthzRule{Source: source.Service, SourceNamespace: source.Namespace, Action: action(act)}
 	if in := p.WinnerFor(caller, destination); in != nil {
 		for _, perm := range in.Permissions {
-			r.Permissions = append(r.Permissions, &meshapi.Permission{Action: action(perm.Action), Match: routeMatch(perm.Match)})
+			r.Permissions = append(r.Permissions, &meshapi.Permission{Action: action(perm.Action), Match: routeMatch(perm.Match), Jwt: jwtMatch(perm.JWT)})
 		}
 	}
 	return r

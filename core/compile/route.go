@@ -113,6 +113,7 @@ func rateLimits(rls []policy.RateLimit) []*meshapi.RateLimit {
 			Burst:             uint32(rl.Burst),
 			PerCaller:         rl.PerCaller,
 			Global:            rl.Global,
+			PerJwtSubject:     rl.PerJWTSubject,
 			Callers:           append([]string(nil), rl.Callers...),
 		}
 		if !rl.Match.IsZero() {

@@ -937,6 +937,11 @@ type ProxyConfig struct {
 	// (core/proxy/tracing). Unset: off, and requests pass their trace
 	// headers through untouched.
 	Tracing *Tracing `protobuf:"bytes,11,opt,name=tracing,proto3" json:"tracing,omitempty"`
+	// End-user JWT providers whose tokens this instance's inbound checks
+	// (core/proxy/jwtauth): those its service's jwt block and the
+	// permissions of its intentions name, each with its keys inlined (the
+	// controller reads jwks_file and fetches jwks_url, core/jwks).
+	JwtProviders []*JwtProvider `protobuf:"bytes,13,rep,name=jwt_providers,json=jwtProviders,proto3" json:"jwt_providers,omitempty"`
 	// Egress (mesh { egress }): what the mesh says of destinations outside
 	// it that no external_service declares. Unset: allow.
 	Egress        *Egress `protobuf:"bytes,15,opt,name=egress,proto3" json:"egress,omitempty"`
@@ -1047,6 +1052,13 @@ func (x *ProxyConfig) GetHealthCheck() *HealthCheck {
 func (x *ProxyConfig) GetTracing() *Tracing {
 	if x != nil {
 		return x.Tracing
+	}
+	return nil
+}
+
+func (x *ProxyConfig) GetJwtProviders() []*JwtProvider {
+	if x != nil {
+		return x.JwtProviders
 	}
 	return nil
 }
@@ -1299,8 +1311,12 @@ type Inbound struct {
 	// Checked after authorization, every one that applies; HTTP protocols only.
 	RateLimits      []*RateLimit     `protobuf:"bytes,7,rep,name=rate_limits,json=rateLimits,proto3" json:"rate_limits,omitempty"`
 	ConnectionLimit *ConnectionLimit `protobuf:"bytes,8,opt,name=connection_limit,json=connectionLimit,proto3" json:"connection_limit,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Every HTTP request must carry a valid token of one of these providers
+	// (401 otherwise); unset: tokens are checked where present, and only
+	// permissions that name a provider require one.
+	Jwt           *JwtRequirement `protobuf:"bytes,9,opt,name=jwt,proto3" json:"jwt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Inbound) Reset() {
@@ -1389,6 +1405,13 @@ func (x *Inbound) GetConnectionLimit() *ConnectionLimit {
 	return nil
 }
 
+func (x *Inbound) GetJwt() *JwtRequirement {
+	if x != nil {
+		return x.Jwt
+	}
+	return nil
+}
+
 // A token bucket: requests that match from the callers named (all when
 // empty) take a token; without one they get 429 (gRPC RESOURCE_EXHAUSTED)
 // and Retry-After.
@@ -1404,7 +1427,11 @@ type RateLimit struct {
 	// service: the sidecar enforces the share the controller grants it
 	// (rpc Budgets), or, with no grant in force, a fair share. Never with
 	// per_caller.
-	Global        bool `protobuf:"varint,8,opt,name=global,proto3" json:"global,omitempty"`
+	Global bool `protobuf:"varint,8,opt,name=global,proto3" json:"global,omitempty"`
+	// A bucket per end user: the sub claim of the request's valid token of
+	// this JWT provider (requests without one share a bucket). With
+	// per_caller, per caller and end user.
+	PerJwtSubject string `protobuf:"bytes,12,opt,name=per_jwt_subject,json=perJwtSubject,proto3" json:"per_jwt_subject,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1486,6 +1513,13 @@ func (x *RateLimit) GetGlobal() bool {
 		return x.Global
 	}
 	return false
+}
+
+func (x *RateLimit) GetPerJwtSubject() string {
+	if x != nil {
+		return x.PerJwtSubject
+	}
+	return ""
 }
 
 // The most connections the inbound listener holds; 0: no cap.
@@ -1674,9 +1708,12 @@ func (x *AuthzRule) GetPermissions() []*Permission {
 }
 
 type Permission struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Action        Action                 `protobuf:"varint,1,opt,name=action,proto3,enum=weft.mesh.v1.Action" json:"action,omitempty"`
-	Match         *RouteMatch            `protobuf:"bytes,2,opt,name=match,proto3" json:"match,omitempty"` // unset: every request
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Action Action                 `protobuf:"varint,1,opt,name=action,proto3,enum=weft.mesh.v1.Action" json:"action,omitempty"`
+	Match  *RouteMatch            `protobuf:"bytes,2,opt,name=match,proto3" json:"match,omitempty"` // unset: every request
+	// When set, the permission also needs a valid token of the provider
+	// whose claims hold; with match, both must hold.
+	Jwt           *JwtMatch `protobuf:"bytes,3,opt,name=jwt,proto3" json:"jwt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1725,6 +1762,296 @@ func (x *Permission) GetMatch() *RouteMatch {
 	return nil
 }
 
+func (x *Permission) GetJwt() *JwtMatch {
+	if x != nil {
+		return x.Jwt
+	}
+	return nil
+}
+
+// An issuer of end-user JSON Web Tokens (hcl/jwt_provider.go). A token is
+// read from the first of header, query and cookie that carries one; it is
+// valid when its signature verifies with a key of jwks (asymmetric
+// algorithms only: RS*, PS*, ES256/384/512, EdDSA), its iss is issuer,
+// its aud names one of audiences (when any), and its exp (required) and nbf
+// hold within clock_skew.
+type JwtProvider struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Name      string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Issuer    string                 `protobuf:"bytes,2,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	Audiences []string               `protobuf:"bytes,3,rep,name=audiences,proto3" json:"audiences,omitempty"`
+	// A JSON Web Key Set (RFC 7517), as the controller last read it.
+	Jwks      []byte               `protobuf:"bytes,4,opt,name=jwks,proto3" json:"jwks,omitempty"`
+	ClockSkew *durationpb.Duration `protobuf:"bytes,5,opt,name=clock_skew,json=clockSkew,proto3" json:"clock_skew,omitempty"`
+	// Claim name -> request header set to its value for the application
+	// (the header is removed from every request first, so that a client
+	// cannot set it).
+	ForwardClaims map[string]string `protobuf:"bytes,6,rep,name=forward_claims,json=forwardClaims,proto3" json:"forward_claims,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Where the token is: a header (any case; Authorization reads
+	// "Bearer <token>"), a query parameter, a cookie. Empty: not there.
+	Header string `protobuf:"bytes,7,opt,name=header,proto3" json:"header,omitempty"`
+	Query  string `protobuf:"bytes,8,opt,name=query,proto3" json:"query,omitempty"`
+	Cookie string `protobuf:"bytes,9,opt,name=cookie,proto3" json:"cookie,omitempty"`
+	// Pass the token on to the application; otherwise it is removed.
+	ForwardToken  bool `protobuf:"varint,10,opt,name=forward_token,json=forwardToken,proto3" json:"forward_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JwtProvider) Reset() {
+	*x = JwtProvider{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JwtProvider) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JwtProvider) ProtoMessage() {}
+
+func (x *JwtProvider) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JwtProvider.ProtoReflect.Descriptor instead.
+func (*JwtProvider) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *JwtProvider) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *JwtProvider) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *JwtProvider) GetAudiences() []string {
+	if x != nil {
+		return x.Audiences
+	}
+	return nil
+}
+
+func (x *JwtProvider) GetJwks() []byte {
+	if x != nil {
+		return x.Jwks
+	}
+	return nil
+}
+
+func (x *JwtProvider) GetClockSkew() *durationpb.Duration {
+	if x != nil {
+		return x.ClockSkew
+	}
+	return nil
+}
+
+func (x *JwtProvider) GetForwardClaims() map[string]string {
+	if x != nil {
+		return x.ForwardClaims
+	}
+	return nil
+}
+
+func (x *JwtProvider) GetHeader() string {
+	if x != nil {
+		return x.Header
+	}
+	return ""
+}
+
+func (x *JwtProvider) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *JwtProvider) GetCookie() string {
+	if x != nil {
+		return x.Cookie
+	}
+	return ""
+}
+
+func (x *JwtProvider) GetForwardToken() bool {
+	if x != nil {
+		return x.ForwardToken
+	}
+	return false
+}
+
+// A service's requirement: a valid token of any of the providers.
+type JwtRequirement struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Providers     []string               `protobuf:"bytes,1,rep,name=providers,proto3" json:"providers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JwtRequirement) Reset() {
+	*x = JwtRequirement{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JwtRequirement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JwtRequirement) ProtoMessage() {}
+
+func (x *JwtRequirement) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JwtRequirement.ProtoReflect.Descriptor instead.
+func (*JwtRequirement) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *JwtRequirement) GetProviders() []string {
+	if x != nil {
+		return x.Providers
+	}
+	return nil
+}
+
+// A permission's condition on the end user: a valid token of provider
+// whose claims hold, each of them (a claim holds when its value, or one
+// element of it when it is a list, is one of values).
+type JwtMatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Provider      string                 `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	Claims        []*JwtClaim            `protobuf:"bytes,2,rep,name=claims,proto3" json:"claims,omitempty"` // by name
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JwtMatch) Reset() {
+	*x = JwtMatch{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JwtMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JwtMatch) ProtoMessage() {}
+
+func (x *JwtMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JwtMatch.ProtoReflect.Descriptor instead.
+func (*JwtMatch) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *JwtMatch) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *JwtMatch) GetClaims() []*JwtClaim {
+	if x != nil {
+		return x.Claims
+	}
+	return nil
+}
+
+type JwtClaim struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A claim name; a name with dots that is not a claim of the token
+	// names a nested one ("realm_access.roles").
+	Name          string   `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Values        []string `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JwtClaim) Reset() {
+	*x = JwtClaim{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JwtClaim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JwtClaim) ProtoMessage() {}
+
+func (x *JwtClaim) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JwtClaim.ProtoReflect.Descriptor instead.
+func (*JwtClaim) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *JwtClaim) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *JwtClaim) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 type Upstream struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Stable key of the upstream listener: the upstream service's name.
@@ -1757,7 +2084,7 @@ type Upstream struct {
 
 func (x *Upstream) Reset() {
 	*x = Upstream{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +2096,7 @@ func (x *Upstream) String() string {
 func (*Upstream) ProtoMessage() {}
 
 func (x *Upstream) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[17]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +2109,7 @@ func (x *Upstream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Upstream.ProtoReflect.Descriptor instead.
 func (*Upstream) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{17}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Upstream) GetName() string {
@@ -1904,7 +2231,7 @@ type External struct {
 
 func (x *External) Reset() {
 	*x = External{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1916,7 +2243,7 @@ func (x *External) String() string {
 func (*External) ProtoMessage() {}
 
 func (x *External) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[18]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1929,7 +2256,7 @@ func (x *External) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use External.ProtoReflect.Descriptor instead.
 func (*External) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{18}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *External) GetHost() string {
@@ -1987,7 +2314,7 @@ type ExternalTLS struct {
 
 func (x *ExternalTLS) Reset() {
 	*x = ExternalTLS{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1999,7 +2326,7 @@ func (x *ExternalTLS) String() string {
 func (*ExternalTLS) ProtoMessage() {}
 
 func (x *ExternalTLS) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[19]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2012,7 +2339,7 @@ func (x *ExternalTLS) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExternalTLS.ProtoReflect.Descriptor instead.
 func (*ExternalTLS) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{19}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ExternalTLS) GetCaPem() []byte {
@@ -2064,7 +2391,7 @@ type CircuitBreaker struct {
 
 func (x *CircuitBreaker) Reset() {
 	*x = CircuitBreaker{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2403,7 @@ func (x *CircuitBreaker) String() string {
 func (*CircuitBreaker) ProtoMessage() {}
 
 func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[20]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2416,7 @@ func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreaker.ProtoReflect.Descriptor instead.
 func (*CircuitBreaker) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{20}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CircuitBreaker) GetMaxConnections() uint32 {
@@ -2141,7 +2468,7 @@ type OutlierDetection struct {
 
 func (x *OutlierDetection) Reset() {
 	*x = OutlierDetection{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2480,7 @@ func (x *OutlierDetection) String() string {
 func (*OutlierDetection) ProtoMessage() {}
 
 func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[21]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2493,7 @@ func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierDetection.ProtoReflect.Descriptor instead.
 func (*OutlierDetection) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{21}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *OutlierDetection) GetConsecutive_5Xx() uint32 {
@@ -2229,7 +2556,7 @@ type OutlierSuccessRate struct {
 
 func (x *OutlierSuccessRate) Reset() {
 	*x = OutlierSuccessRate{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2241,7 +2568,7 @@ func (x *OutlierSuccessRate) String() string {
 func (*OutlierSuccessRate) ProtoMessage() {}
 
 func (x *OutlierSuccessRate) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[22]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2254,7 +2581,7 @@ func (x *OutlierSuccessRate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierSuccessRate.ProtoReflect.Descriptor instead.
 func (*OutlierSuccessRate) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{22}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *OutlierSuccessRate) GetMinimumHosts() uint32 {
@@ -2288,7 +2615,7 @@ type StringMatch struct {
 
 func (x *StringMatch) Reset() {
 	*x = StringMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2300,7 +2627,7 @@ func (x *StringMatch) String() string {
 func (*StringMatch) ProtoMessage() {}
 
 func (x *StringMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[23]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2313,7 +2640,7 @@ func (x *StringMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StringMatch.ProtoReflect.Descriptor instead.
 func (*StringMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{23}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StringMatch) GetKind() MatchKind {
@@ -2342,7 +2669,7 @@ type KeyMatch struct {
 
 func (x *KeyMatch) Reset() {
 	*x = KeyMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2354,7 +2681,7 @@ func (x *KeyMatch) String() string {
 func (*KeyMatch) ProtoMessage() {}
 
 func (x *KeyMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[24]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2367,7 +2694,7 @@ func (x *KeyMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyMatch.ProtoReflect.Descriptor instead.
 func (*KeyMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{24}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *KeyMatch) GetName() string {
@@ -2404,7 +2731,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2416,7 +2743,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[25]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +2756,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{25}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RouteMatch) GetPath() *StringMatch {
@@ -2478,7 +2805,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +2817,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[26]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +2830,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{26}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Route) GetName() string {
@@ -2583,7 +2910,7 @@ type Mirror struct {
 
 func (x *Mirror) Reset() {
 	*x = Mirror{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2595,7 +2922,7 @@ func (x *Mirror) String() string {
 func (*Mirror) ProtoMessage() {}
 
 func (x *Mirror) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[27]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2608,7 +2935,7 @@ func (x *Mirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mirror.ProtoReflect.Descriptor instead.
 func (*Mirror) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{27}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Mirror) GetService() string {
@@ -2653,7 +2980,7 @@ type Fault struct {
 
 func (x *Fault) Reset() {
 	*x = Fault{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2665,7 +2992,7 @@ func (x *Fault) String() string {
 func (*Fault) ProtoMessage() {}
 
 func (x *Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[28]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2678,7 +3005,7 @@ func (x *Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fault.ProtoReflect.Descriptor instead.
 func (*Fault) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{28}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Fault) GetDelay() *durationpb.Duration {
@@ -2719,7 +3046,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[29]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2731,7 +3058,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[29]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2744,7 +3071,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{29}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Split) GetSubset() string {
@@ -2774,7 +3101,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[30]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2786,7 +3113,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[30]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2799,7 +3126,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{30}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -2849,7 +3176,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[31]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2861,7 +3188,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[31]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2874,7 +3201,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{31}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Timeouts) GetConnect() *durationpb.Duration {
@@ -2916,7 +3243,7 @@ type HeaderOps struct {
 
 func (x *HeaderOps) Reset() {
 	*x = HeaderOps{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[32]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2928,7 +3255,7 @@ func (x *HeaderOps) String() string {
 func (*HeaderOps) ProtoMessage() {}
 
 func (x *HeaderOps) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[32]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2941,7 +3268,7 @@ func (x *HeaderOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderOps.ProtoReflect.Descriptor instead.
 func (*HeaderOps) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{32}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *HeaderOps) GetAdd() map[string]string {
@@ -2980,7 +3307,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[33]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2992,7 +3319,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[33]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3005,7 +3332,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{33}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Endpoint) GetInstanceId() string {
@@ -3071,7 +3398,7 @@ type StatsReport struct {
 
 func (x *StatsReport) Reset() {
 	*x = StatsReport{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[34]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3083,7 +3410,7 @@ func (x *StatsReport) String() string {
 func (*StatsReport) ProtoMessage() {}
 
 func (x *StatsReport) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[34]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3096,7 +3423,7 @@ func (x *StatsReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsReport.ProtoReflect.Descriptor instead.
 func (*StatsReport) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{34}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *StatsReport) GetInstanceId() string {
@@ -3175,7 +3502,7 @@ type StatsCell struct {
 
 func (x *StatsCell) Reset() {
 	*x = StatsCell{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[35]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3187,7 +3514,7 @@ func (x *StatsCell) String() string {
 func (*StatsCell) ProtoMessage() {}
 
 func (x *StatsCell) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[35]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3200,7 +3527,7 @@ func (x *StatsCell) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsCell.ProtoReflect.Descriptor instead.
 func (*StatsCell) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{35}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *StatsCell) GetDirection() StatsDirection {
@@ -3308,7 +3635,7 @@ type StatsDenial struct {
 
 func (x *StatsDenial) Reset() {
 	*x = StatsDenial{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[36]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3320,7 +3647,7 @@ func (x *StatsDenial) String() string {
 func (*StatsDenial) ProtoMessage() {}
 
 func (x *StatsDenial) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[36]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3333,7 +3660,7 @@ func (x *StatsDenial) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsDenial.ProtoReflect.Descriptor instead.
 func (*StatsDenial) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{36}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StatsDenial) GetUnixMs() int64 {
@@ -3379,7 +3706,7 @@ type ReportAck struct {
 
 func (x *ReportAck) Reset() {
 	*x = ReportAck{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[37]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3391,7 +3718,7 @@ func (x *ReportAck) String() string {
 func (*ReportAck) ProtoMessage() {}
 
 func (x *ReportAck) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[37]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3404,7 +3731,7 @@ func (x *ReportAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportAck.ProtoReflect.Descriptor instead.
 func (*ReportAck) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{37}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{41}
 }
 
 // TapRequest starts (or, with stop, ends) a tap on a sidecar: until
@@ -3434,7 +3761,7 @@ type TapRequest struct {
 
 func (x *TapRequest) Reset() {
 	*x = TapRequest{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[38]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3446,7 +3773,7 @@ func (x *TapRequest) String() string {
 func (*TapRequest) ProtoMessage() {}
 
 func (x *TapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[38]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3459,7 +3786,7 @@ func (x *TapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TapRequest.ProtoReflect.Descriptor instead.
 func (*TapRequest) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{38}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TapRequest) GetId() uint64 {
@@ -3557,7 +3884,7 @@ type TapEvents struct {
 
 func (x *TapEvents) Reset() {
 	*x = TapEvents{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[39]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3569,7 +3896,7 @@ func (x *TapEvents) String() string {
 func (*TapEvents) ProtoMessage() {}
 
 func (x *TapEvents) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[39]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3582,7 +3909,7 @@ func (x *TapEvents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TapEvents.ProtoReflect.Descriptor instead.
 func (*TapEvents) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{39}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TapEvents) GetInstanceId() string {
@@ -3640,7 +3967,7 @@ type TapEvent struct {
 
 func (x *TapEvent) Reset() {
 	*x = TapEvent{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[40]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3652,7 +3979,7 @@ func (x *TapEvent) String() string {
 func (*TapEvent) ProtoMessage() {}
 
 func (x *TapEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[40]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3665,7 +3992,7 @@ func (x *TapEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TapEvent.ProtoReflect.Descriptor instead.
 func (*TapEvent) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{40}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *TapEvent) GetTapIds() []uint64 {
@@ -3818,7 +4145,7 @@ type Tracing struct {
 
 func (x *Tracing) Reset() {
 	*x = Tracing{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[41]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3830,7 +4157,7 @@ func (x *Tracing) String() string {
 func (*Tracing) ProtoMessage() {}
 
 func (x *Tracing) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[41]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3843,7 +4170,7 @@ func (x *Tracing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tracing.ProtoReflect.Descriptor instead.
 func (*Tracing) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{41}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Tracing) GetEndpoint() string {
@@ -3911,7 +4238,7 @@ type BudgetReport struct {
 
 func (x *BudgetReport) Reset() {
 	*x = BudgetReport{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[42]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3923,7 +4250,7 @@ func (x *BudgetReport) String() string {
 func (*BudgetReport) ProtoMessage() {}
 
 func (x *BudgetReport) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[42]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3936,7 +4263,7 @@ func (x *BudgetReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetReport.ProtoReflect.Descriptor instead.
 func (*BudgetReport) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{42}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *BudgetReport) GetInstanceId() string {
@@ -3973,7 +4300,7 @@ type BudgetUsage struct {
 
 func (x *BudgetUsage) Reset() {
 	*x = BudgetUsage{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[43]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3985,7 +4312,7 @@ func (x *BudgetUsage) String() string {
 func (*BudgetUsage) ProtoMessage() {}
 
 func (x *BudgetUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[43]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3998,7 +4325,7 @@ func (x *BudgetUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetUsage.ProtoReflect.Descriptor instead.
 func (*BudgetUsage) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{43}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *BudgetUsage) GetLimit() string {
@@ -4035,7 +4362,7 @@ type BudgetGrants struct {
 
 func (x *BudgetGrants) Reset() {
 	*x = BudgetGrants{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[44]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4047,7 +4374,7 @@ func (x *BudgetGrants) String() string {
 func (*BudgetGrants) ProtoMessage() {}
 
 func (x *BudgetGrants) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[44]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4060,7 +4387,7 @@ func (x *BudgetGrants) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetGrants.ProtoReflect.Descriptor instead.
 func (*BudgetGrants) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{44}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *BudgetGrants) GetGrants() []*BudgetGrant {
@@ -4095,7 +4422,7 @@ type BudgetGrant struct {
 
 func (x *BudgetGrant) Reset() {
 	*x = BudgetGrant{}
-	mi := &file_core_meshapi_mesh_proto_msgTypes[45]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4107,7 +4434,7 @@ func (x *BudgetGrant) String() string {
 func (*BudgetGrant) ProtoMessage() {}
 
 func (x *BudgetGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_core_meshapi_mesh_proto_msgTypes[45]
+	mi := &file_core_meshapi_mesh_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4120,7 +4447,7 @@ func (x *BudgetGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetGrant.ProtoReflect.Descriptor instead.
 func (*BudgetGrant) Descriptor() ([]byte, []int) {
-	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{45}
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *BudgetGrant) GetLimit() string {
@@ -4197,7 +4524,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"HashPolicy\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x16\n" +
 	"\x06cookie\x18\x02 \x01(\tR\x06cookie\x12'\n" +
-	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\xd5\x04\n" +
+	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\x95\x05\n" +
 	"\vProxyConfig\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x18\n" +
@@ -4211,7 +4538,8 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x05trust\x18\t \x01(\v2\x19.weft.mesh.v1.TrustBundleR\x05trust\x12<\n" +
 	"\fhealth_check\x18\n" +
 	" \x01(\v2\x19.weft.mesh.v1.HealthCheckR\vhealthCheck\x12/\n" +
-	"\atracing\x18\v \x01(\v2\x15.weft.mesh.v1.TracingR\atracing\x12,\n" +
+	"\atracing\x18\v \x01(\v2\x15.weft.mesh.v1.TracingR\atracing\x12>\n" +
+	"\rjwt_providers\x18\r \x03(\v2\x19.weft.mesh.v1.JwtProviderR\fjwtProviders\x12,\n" +
 	"\x06egress\x18\x0f \x01(\v2\x14.weft.mesh.v1.EgressR\x06egress\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -4230,7 +4558,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x11healthy_threshold\x18\b \x01(\rR\x10healthyThreshold\"P\n" +
 	"\vTrustBundle\x12\x1b\n" +
 	"\troots_pem\x18\x01 \x01(\fR\brootsPem\x12$\n" +
-	"\x0eactive_root_id\x18\x02 \x01(\tR\factiveRootId\"\xdf\x02\n" +
+	"\x0eactive_root_id\x18\x02 \x01(\tR\factiveRootId\"\x8f\x03\n" +
 	"\aInbound\x12!\n" +
 	"\fbind_address\x18\x01 \x01(\tR\vbindAddress\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x1f\n" +
@@ -4241,7 +4569,8 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x05authz\x18\x06 \x01(\v2\x13.weft.mesh.v1.AuthzR\x05authz\x128\n" +
 	"\vrate_limits\x18\a \x03(\v2\x17.weft.mesh.v1.RateLimitR\n" +
 	"rateLimits\x12H\n" +
-	"\x10connection_limit\x18\b \x01(\v2\x1d.weft.mesh.v1.ConnectionLimitR\x0fconnectionLimit\"\xe6\x01\n" +
+	"\x10connection_limit\x18\b \x01(\v2\x1d.weft.mesh.v1.ConnectionLimitR\x0fconnectionLimit\x12.\n" +
+	"\x03jwt\x18\t \x01(\v2\x1c.weft.mesh.v1.JwtRequirementR\x03jwt\"\x8e\x02\n" +
 	"\tRateLimit\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x13requests_per_second\x18\x02 \x01(\x01R\x11requestsPerSecond\x12\x14\n" +
@@ -4250,7 +4579,8 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"per_caller\x18\x04 \x01(\bR\tperCaller\x12\x18\n" +
 	"\acallers\x18\x05 \x03(\tR\acallers\x12.\n" +
 	"\x05match\x18\x06 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\x12\x16\n" +
-	"\x06global\x18\b \x01(\bR\x06global\"I\n" +
+	"\x06global\x18\b \x01(\bR\x06global\x12&\n" +
+	"\x0fper_jwt_subject\x18\f \x01(\tR\rperJwtSubject\"I\n" +
 	"\x0fConnectionLimit\x12\x10\n" +
 	"\x03max\x18\x01 \x01(\rR\x03max\x12$\n" +
 	"\x0emax_per_caller\x18\x02 \x01(\rR\fmaxPerCaller\"s\n" +
@@ -4261,11 +4591,36 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12)\n" +
 	"\x10source_namespace\x18\x04 \x01(\tR\x0fsourceNamespace\x12,\n" +
 	"\x06action\x18\x02 \x01(\x0e2\x14.weft.mesh.v1.ActionR\x06action\x12:\n" +
-	"\vpermissions\x18\x03 \x03(\v2\x18.weft.mesh.v1.PermissionR\vpermissions\"j\n" +
+	"\vpermissions\x18\x03 \x03(\v2\x18.weft.mesh.v1.PermissionR\vpermissions\"\x94\x01\n" +
 	"\n" +
 	"Permission\x12,\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x14.weft.mesh.v1.ActionR\x06action\x12.\n" +
-	"\x05match\x18\x02 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\"\xfa\x04\n" +
+	"\x05match\x18\x02 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\x12(\n" +
+	"\x03jwt\x18\x03 \x01(\v2\x16.weft.mesh.v1.JwtMatchR\x03jwt\"\xa7\x03\n" +
+	"\vJwtProvider\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x1c\n" +
+	"\taudiences\x18\x03 \x03(\tR\taudiences\x12\x12\n" +
+	"\x04jwks\x18\x04 \x01(\fR\x04jwks\x128\n" +
+	"\n" +
+	"clock_skew\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\tclockSkew\x12S\n" +
+	"\x0eforward_claims\x18\x06 \x03(\v2,.weft.mesh.v1.JwtProvider.ForwardClaimsEntryR\rforwardClaims\x12\x16\n" +
+	"\x06header\x18\a \x01(\tR\x06header\x12\x14\n" +
+	"\x05query\x18\b \x01(\tR\x05query\x12\x16\n" +
+	"\x06cookie\x18\t \x01(\tR\x06cookie\x12#\n" +
+	"\rforward_token\x18\n" +
+	" \x01(\bR\fforwardToken\x1a@\n" +
+	"\x12ForwardClaimsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\".\n" +
+	"\x0eJwtRequirement\x12\x1c\n" +
+	"\tproviders\x18\x01 \x03(\tR\tproviders\"V\n" +
+	"\bJwtMatch\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12.\n" +
+	"\x06claims\x18\x02 \x03(\v2\x16.weft.mesh.v1.JwtClaimR\x06claims\"6\n" +
+	"\bJwtClaim\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xfa\x04\n" +
 	"\bUpstream\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1b\n" +
@@ -4539,7 +4894,7 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 }
 
 var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
@@ -4566,128 +4921,139 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(*Authz)(nil),               // 22: weft.mesh.v1.Authz
 	(*AuthzRule)(nil),           // 23: weft.mesh.v1.AuthzRule
 	(*Permission)(nil),          // 24: weft.mesh.v1.Permission
-	(*Upstream)(nil),            // 25: weft.mesh.v1.Upstream
-	(*External)(nil),            // 26: weft.mesh.v1.External
-	(*ExternalTLS)(nil),         // 27: weft.mesh.v1.ExternalTLS
-	(*CircuitBreaker)(nil),      // 28: weft.mesh.v1.CircuitBreaker
-	(*OutlierDetection)(nil),    // 29: weft.mesh.v1.OutlierDetection
-	(*OutlierSuccessRate)(nil),  // 30: weft.mesh.v1.OutlierSuccessRate
-	(*StringMatch)(nil),         // 31: weft.mesh.v1.StringMatch
-	(*KeyMatch)(nil),            // 32: weft.mesh.v1.KeyMatch
-	(*RouteMatch)(nil),          // 33: weft.mesh.v1.RouteMatch
-	(*Route)(nil),               // 34: weft.mesh.v1.Route
-	(*Mirror)(nil),              // 35: weft.mesh.v1.Mirror
-	(*Fault)(nil),               // 36: weft.mesh.v1.Fault
-	(*Split)(nil),               // 37: weft.mesh.v1.Split
-	(*RetryPolicy)(nil),         // 38: weft.mesh.v1.RetryPolicy
-	(*Timeouts)(nil),            // 39: weft.mesh.v1.Timeouts
-	(*HeaderOps)(nil),           // 40: weft.mesh.v1.HeaderOps
-	(*Endpoint)(nil),            // 41: weft.mesh.v1.Endpoint
-	(*StatsReport)(nil),         // 42: weft.mesh.v1.StatsReport
-	(*StatsCell)(nil),           // 43: weft.mesh.v1.StatsCell
-	(*StatsDenial)(nil),         // 44: weft.mesh.v1.StatsDenial
-	(*ReportAck)(nil),           // 45: weft.mesh.v1.ReportAck
-	(*TapRequest)(nil),          // 46: weft.mesh.v1.TapRequest
-	(*TapEvents)(nil),           // 47: weft.mesh.v1.TapEvents
-	(*TapEvent)(nil),            // 48: weft.mesh.v1.TapEvent
-	(*Tracing)(nil),             // 49: weft.mesh.v1.Tracing
-	(*BudgetReport)(nil),        // 50: weft.mesh.v1.BudgetReport
-	(*BudgetUsage)(nil),         // 51: weft.mesh.v1.BudgetUsage
-	(*BudgetGrants)(nil),        // 52: weft.mesh.v1.BudgetGrants
-	(*BudgetGrant)(nil),         // 53: weft.mesh.v1.BudgetGrant
-	nil,                         // 54: weft.mesh.v1.ProxyConfig.LabelsEntry
-	nil,                         // 55: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 56: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 57: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 58: google.protobuf.Duration
+	(*JwtProvider)(nil),         // 25: weft.mesh.v1.JwtProvider
+	(*JwtRequirement)(nil),      // 26: weft.mesh.v1.JwtRequirement
+	(*JwtMatch)(nil),            // 27: weft.mesh.v1.JwtMatch
+	(*JwtClaim)(nil),            // 28: weft.mesh.v1.JwtClaim
+	(*Upstream)(nil),            // 29: weft.mesh.v1.Upstream
+	(*External)(nil),            // 30: weft.mesh.v1.External
+	(*ExternalTLS)(nil),         // 31: weft.mesh.v1.ExternalTLS
+	(*CircuitBreaker)(nil),      // 32: weft.mesh.v1.CircuitBreaker
+	(*OutlierDetection)(nil),    // 33: weft.mesh.v1.OutlierDetection
+	(*OutlierSuccessRate)(nil),  // 34: weft.mesh.v1.OutlierSuccessRate
+	(*StringMatch)(nil),         // 35: weft.mesh.v1.StringMatch
+	(*KeyMatch)(nil),            // 36: weft.mesh.v1.KeyMatch
+	(*RouteMatch)(nil),          // 37: weft.mesh.v1.RouteMatch
+	(*Route)(nil),               // 38: weft.mesh.v1.Route
+	(*Mirror)(nil),              // 39: weft.mesh.v1.Mirror
+	(*Fault)(nil),               // 40: weft.mesh.v1.Fault
+	(*Split)(nil),               // 41: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),         // 42: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),            // 43: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),           // 44: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),            // 45: weft.mesh.v1.Endpoint
+	(*StatsReport)(nil),         // 46: weft.mesh.v1.StatsReport
+	(*StatsCell)(nil),           // 47: weft.mesh.v1.StatsCell
+	(*StatsDenial)(nil),         // 48: weft.mesh.v1.StatsDenial
+	(*ReportAck)(nil),           // 49: weft.mesh.v1.ReportAck
+	(*TapRequest)(nil),          // 50: weft.mesh.v1.TapRequest
+	(*TapEvents)(nil),           // 51: weft.mesh.v1.TapEvents
+	(*TapEvent)(nil),            // 52: weft.mesh.v1.TapEvent
+	(*Tracing)(nil),             // 53: weft.mesh.v1.Tracing
+	(*BudgetReport)(nil),        // 54: weft.mesh.v1.BudgetReport
+	(*BudgetUsage)(nil),         // 55: weft.mesh.v1.BudgetUsage
+	(*BudgetGrants)(nil),        // 56: weft.mesh.v1.BudgetGrants
+	(*BudgetGrant)(nil),         // 57: weft.mesh.v1.BudgetGrant
+	nil,                         // 58: weft.mesh.v1.ProxyConfig.LabelsEntry
+	nil,                         // 59: weft.mesh.v1.JwtProvider.ForwardClaimsEntry
+	nil,                         // 60: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 61: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 62: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 63: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	12, // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
 	15, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
 	19, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
-	25, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	54, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	29, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
+	58, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
 	18, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
 	17, // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
-	49, // 7: weft.mesh.v1.ProxyConfig.tracing:type_name -> weft.mesh.v1.Tracing
-	16, // 8: weft.mesh.v1.ProxyConfig.egress:type_name -> weft.mesh.v1.Egress
-	3,  // 9: weft.mesh.v1.Egress.mode:type_name -> weft.mesh.v1.EgressMode
-	4,  // 10: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
-	58, // 11: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	58, // 12: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	0,  // 13: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
-	22, // 14: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
-	20, // 15: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
-	21, // 16: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
-	33, // 17: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
-	2,  // 18: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
-	23, // 19: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
-	2,  // 20: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
-	24, // 21: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
-	2,  // 22: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
-	33, // 23: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
-	0,  // 24: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
-	1,  // 25: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	41, // 26: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	34, // 27: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	39, // 28: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
-	14, // 29: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
-	28, // 30: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
-	29, // 31: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
-	26, // 32: weft.mesh.v1.Upstream.external:type_name -> weft.mesh.v1.External
-	27, // 33: weft.mesh.v1.External.tls:type_name -> weft.mesh.v1.ExternalTLS
-	22, // 34: weft.mesh.v1.External.authz:type_name -> weft.mesh.v1.Authz
-	58, // 35: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	58, // 36: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	30, // 37: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
-	5,  // 38: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
-	31, // 39: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
-	31, // 40: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
-	32, // 41: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
-	32, // 42: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
-	33, // 43: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	37, // 44: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	38, // 45: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	39, // 46: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	40, // 47: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	40, // 48: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	36, // 49: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
-	35, // 50: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
-	41, // 51: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	58, // 52: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	58, // 53: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	58, // 54: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	58, // 55: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	58, // 56: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	58, // 57: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	55, // 58: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	56, // 59: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	57, // 60: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	43, // 61: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
-	44, // 62: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
-	6,  // 63: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
-	48, // 64: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
-	7,  // 65: weft.mesh.v1.Tracing.protocol:type_name -> weft.mesh.v1.TracingProtocol
-	58, // 66: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
-	51, // 67: weft.mesh.v1.BudgetReport.usage:type_name -> weft.mesh.v1.BudgetUsage
-	53, // 68: weft.mesh.v1.BudgetGrants.grants:type_name -> weft.mesh.v1.BudgetGrant
-	8,  // 69: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	9,  // 70: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	11, // 71: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	42, // 72: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
-	47, // 73: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
-	50, // 74: weft.mesh.v1.Mesh.Budgets:input_type -> weft.mesh.v1.BudgetReport
-	10, // 75: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	10, // 76: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	13, // 77: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	45, // 78: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
-	46, // 79: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
-	52, // 80: weft.mesh.v1.Mesh.Budgets:output_type -> weft.mesh.v1.BudgetGrants
-	75, // [75:81] is the sub-list for method output_type
-	69, // [69:75] is the sub-list for method input_type
-	69, // [69:69] is the sub-list for extension type_name
-	69, // [69:69] is the sub-list for extension extendee
-	0,  // [0:69] is the sub-list for field type_name
+	53, // 7: weft.mesh.v1.ProxyConfig.tracing:type_name -> weft.mesh.v1.Tracing
+	25, // 8: weft.mesh.v1.ProxyConfig.jwt_providers:type_name -> weft.mesh.v1.JwtProvider
+	16, // 9: weft.mesh.v1.ProxyConfig.egress:type_name -> weft.mesh.v1.Egress
+	3,  // 10: weft.mesh.v1.Egress.mode:type_name -> weft.mesh.v1.EgressMode
+	4,  // 11: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
+	63, // 12: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	63, // 13: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	0,  // 14: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
+	22, // 15: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
+	20, // 16: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
+	21, // 17: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
+	26, // 18: weft.mesh.v1.Inbound.jwt:type_name -> weft.mesh.v1.JwtRequirement
+	37, // 19: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
+	2,  // 20: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
+	23, // 21: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
+	2,  // 22: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
+	24, // 23: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
+	2,  // 24: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
+	37, // 25: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	27, // 26: weft.mesh.v1.Permission.jwt:type_name -> weft.mesh.v1.JwtMatch
+	63, // 27: weft.mesh.v1.JwtProvider.clock_skew:type_name -> google.protobuf.Duration
+	59, // 28: weft.mesh.v1.JwtProvider.forward_claims:type_name -> weft.mesh.v1.JwtProvider.ForwardClaimsEntry
+	28, // 29: weft.mesh.v1.JwtMatch.claims:type_name -> weft.mesh.v1.JwtClaim
+	0,  // 30: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
+	1,  // 31: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
+	45, // 32: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	38, // 33: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	43, // 34: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	14, // 35: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
+	32, // 36: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
+	33, // 37: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
+	30, // 38: weft.mesh.v1.Upstream.external:type_name -> weft.mesh.v1.External
+	31, // 39: weft.mesh.v1.External.tls:type_name -> weft.mesh.v1.ExternalTLS
+	22, // 40: weft.mesh.v1.External.authz:type_name -> weft.mesh.v1.Authz
+	63, // 41: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	63, // 42: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	34, // 43: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
+	5,  // 44: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
+	35, // 45: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	35, // 46: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	36, // 47: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	36, // 48: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	37, // 49: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	41, // 50: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	42, // 51: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	43, // 52: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	44, // 53: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	44, // 54: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	40, // 55: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	39, // 56: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
+	45, // 57: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
+	63, // 58: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	63, // 59: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	63, // 60: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	63, // 61: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	63, // 62: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	63, // 63: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	60, // 64: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	61, // 65: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	62, // 66: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	47, // 67: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
+	48, // 68: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
+	6,  // 69: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
+	52, // 70: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
+	7,  // 71: weft.mesh.v1.Tracing.protocol:type_name -> weft.mesh.v1.TracingProtocol
+	63, // 72: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
+	55, // 73: weft.mesh.v1.BudgetReport.usage:type_name -> weft.mesh.v1.BudgetUsage
+	57, // 74: weft.mesh.v1.BudgetGrants.grants:type_name -> weft.mesh.v1.BudgetGrant
+	8,  // 75: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	9,  // 76: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	11, // 77: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	46, // 78: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
+	51, // 79: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
+	54, // 80: weft.mesh.v1.Mesh.Budgets:input_type -> weft.mesh.v1.BudgetReport
+	10, // 81: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	10, // 82: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	13, // 83: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	49, // 84: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
+	50, // 85: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
+	56, // 86: weft.mesh.v1.Mesh.Budgets:output_type -> weft.mesh.v1.BudgetGrants
+	81, // [81:87] is the sub-list for method output_type
+	75, // [75:81] is the sub-list for method input_type
+	75, // [75:75] is the sub-list for extension type_name
+	75, // [75:75] is the sub-list for extension extendee
+	0,  // [0:75] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -4701,7 +5067,7 @@ func file_core_meshapi_mesh_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   50,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -70,6 +70,7 @@ func Diff(old, new *Policy) *Plan {
 	if old.Mesh.Egress != new.Mesh.Egress {
 		pl.Mesh = append(pl.Mesh, fmt.Sprintf("egress: %s => %s", egressName(old.Mesh.Egress), egressName(new.Mesh.Egress)))
 	}
+	pl.Mesh = append(pl.Mesh, jwtProvidersDiff(old.JWTProviders, new.JWTProviders)...)
 	for _, name := range unionKeys(old.Services, new.Services) {
 		o, inOld := old.Services[name]
 		n, inNew := new.Services[name]
@@ -80,7 +81,7 @@ func Diff(old, new *Policy) *Plan {
 		case !inNew:
 			pl.Services = append(pl.Services, ServiceChange{Change: Change{Kind: Removed, What: what}})
 		default:
-			sc := ServiceChange{Change: Change{Kind: Changed, What: what, Fields: fieldDiff(o, n, "Namespace", "Protocol", "Timeouts", "CircuitBreaker", "OutlierDetection", "ConnectionLimit", "Bindings", "HealthCheck", "External")}}
+			sc := ServiceChange{Change: Change{Kind: Changed, What: what, Fields: fieldDiff(o, n, "Namespace", "Protocol", "Timeouts", "CircuitBreaker", "OutlierDetection", "ConnectionLimit", "Bindings", "HealthCheck", "External", "JWT")}}
 			sc.Parts = append(sc.Parts, partsDiff("upstream", o.Upstreams, n.Upstreams, func(u Upstream) string { return u.Service })...)
 			sc.Parts = append(sc.Parts, partsDiff("subset", o.Subsets, n.Subsets, func(s Subset) string { return s.Name })...)
 			sc.Parts = append(sc.Parts, partsDiff("route", o.Routes, n.Routes, func(r Route) string { return r.Name })...)

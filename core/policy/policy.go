@@ -55,6 +55,8 @@ type Policy struct {
 	// Declared says where each intention was written, "file:line", by
 	// Intention.Key (`weft authz` names it). Plans do not compare it.
 	Declared map[string]string `json:"-"`
+	// JWTProviders are the end-user token issuers (jwt.go), by name.
+	JWTProviders map[string]JWTProvider `json:",omitempty"`
 }
 
 // Mesh holds mesh-wide settings.
@@ -97,6 +99,9 @@ type Service struct {
 	// External is set for an external service (external.go): a
 	// destination outside the mesh, with no instances.
 	External *External `json:",omitempty"`
+	// JWT, when set, requires a valid end-user token on every HTTP
+	// request (jwt.go).
+	JWT *JWTRequirement `json:",omitempty"`
 }
 
 // Upstream is a service this one calls, reached by the app on a localhost port.

@@ -158,6 +158,9 @@ func (h HeaderOps) Empty() bool { return len(h.Add) == 0 && len(h.Set) == 0 && l
 type Permission struct {
 	Action Action
 	Match  Match
+	// JWT, when set, also needs a valid end-user token whose claims hold
+	// (jwt.go).
+	JWT *JWTMatch `json:",omitempty"`
 }
 
 // RateLimit is a token bucket on the inbound side of a service: requests
@@ -172,10 +175,13 @@ type RateLimit struct {
 	Name              string
 	RequestsPerSecond float64
 	Burst             int
-	PerCaller         bool     `json:",omitempty"`
-	Global            bool     `json:",omitempty"`
-	Callers           []string `json:",omitempty"`
-	Match             Match
+	PerCaller         bool `json:",omitempty"`
+	Global            bool `json:",omitempty"`
+	// PerJWTSubject, a JWT provider's name, gives each end user (the sub
+	// claim of the request's valid token of that provider) a bucket.
+	PerJWTSubject string   `json:",omitempty"`
+	Callers       []string `json:",omitempty"`
+	Match         Match
 }
 
 // ConnectionLimit caps the connections an instance's sidecar accepts: in

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http/httptest"
@@ -70,16 +71,19 @@ func equivSidecar(t *testing.T, pol *policy.Policy, dstNS string) *inboundState 
 }
 
 // oracleRequest is the policy's answer for one request: the winning
-// intention's first permission that matches (path, methods), else the
-// default; an intention without permissions decides by its action.
-func oracleRequest(pol *policy.Policy, caller, method, path string) policy.Action {
+// intention's first permission that matches (path, methods, and the end
+// user's claims by provider when it has a jwt match: policy.JWTMatch.Holds),
+// else the default; an intention without permissions decides by its
+// action. needsToken says, for a denial, that an allowing permission
+// matched but for a token of its provider the request lacks (a 401).
+func oracleRequest(pol *policy.Policy, caller, method, path string, claims map[string]map[string]any) (act policy.Action, needsToken bool) {
 	in := pol.Winner(caller, "api")
 	if in == nil {
-		return pol.Mesh.DefaultAction
+		return pol.Mesh.DefaultAction, false
 	}
 	if len(in.Permissions) == 0 {
 		act, _ := pol.Decide(caller, "api")
-		return act
+		return act, false
 	}
 	for _, p := range in.Permissions {
 		m := p.Match
@@ -90,11 +94,45 @@ func oracleRequest(pol *policy.Policy, caller, method, path string) policy.Actio
 		case policy.MatchPrefix:
 			okPath = strings.HasPrefix(path, m.Path.Value)
 		}
-		if okPath && (len(m.Methods) == 0 || slices.Contains(m.Methods, method)) {
-			return p.Action
+		if !okPath || (len(m.Methods) > 0 && !slices.Contains(m.Methods, method)) {
+			continue
+		}
+		if p.JWT != nil {
+			tok := claims[p.JWT.Provider]
+			if tok == nil && p.Action == policy.Allow {
+				needsToken = true
+			}
+			if !p.JWT.Holds(tok) {
+				continue
+			}
+		}
+		return p.Action, needsToken && p.Action != policy.Allow
+	}
+	if pol.Mesh.DefaultAction == policy.Allow {
+		return policy.Allow, false
+	}
+	return pol.Mesh.DefaultAction, needsToken
+}
+
+// equivTokens are the end users a request may carry (valid tokens'
+// claims, by provider), for intentions whose permissions match on them.
+var equivTokens = []map[string]map[string]any{
+	nil,
+	{"corp": {"sub": "a", "role": "admin"}},
+	{"corp": {"sub": "b", "role": "user", "groups": []any{"ops", "dev"}}},
+	{"corp": {"sub": "c", "realm": map[string]any{"roles": []any{"admin"}}, "level": json.Number("3")}},
+	{"other": {"sub": "d", "role": "admin"}},
+}
+
+func hasJWT(pol *policy.Policy) bool {
+	for _, in := range pol.Intentions {
+		for _, p := range in.Permissions {
+			if p.JWT != nil {
+				return true
+			}
 		}
 	}
-	return pol.Mesh.DefaultAction
+	return false
 }
 
 // checkEquivalent compares the sidecar and policy.Decide for every caller
@@ -123,22 +161,33 @@ func checkEquivalent(t *testing.T, pol *policy.Policy, dstNS string, requests bo
 			if !requests {
 				continue
 			}
+			tokens := equivTokens[:1]
+			if hasJWT(pol) {
+				tokens = equivTokens
+			}
 			for _, m := range equivMethods {
 				for _, sp := range equivSpellings {
-					r := httptest.NewRequest(m, sp.target, nil)
-					if bad := canon.Canonicalize(r); bad != nil {
-						t.Fatalf("%s %s refused: %v", m, sp.target, bad)
-					}
-					q, bad := st.inputs.check(r, st.service)
-					if bad != nil {
-						t.Fatalf("%s %s refused: %v", m, sp.target, bad)
-					}
-					want := oracleRequest(pol, ns+"/"+svc, m, sp.path)
-					got, why := st.authorizeRequest(caller, r, q)
-					n++
-					if got != (want == policy.Allow) {
-						t.Fatalf("caller %s/%s: %s %s (path %s): sidecar says %v (%s), the policy says %s\nintentions: %+v",
-							ns, svc, m, sp.target, sp.path, got, why, want, pol.Intentions)
+					for _, tok := range tokens {
+						r := httptest.NewRequest(m, sp.target, nil)
+						if bad := canon.Canonicalize(r); bad != nil {
+							t.Fatalf("%s %s refused: %v", m, sp.target, bad)
+						}
+						q, bad := st.inputs.check(r, st.service)
+						if bad != nil {
+							t.Fatalf("%s %s refused: %v", m, sp.target, bad)
+						}
+						want, wantNeeds := oracleRequest(pol, ns+"/"+svc, m, sp.path, tok)
+						got, why, needs := st.authz.AuthorizeRequestJWT(caller, r, q, tok)
+						n++
+						if got != (want == policy.Allow) || (needs != "") != wantNeeds {
+							t.Fatalf("caller %s/%s with tokens %v: %s %s (path %s): sidecar says %v, needs a token %q (%s); the policy says %s, needs a token %v\nintentions: %+v",
+								ns, svc, tok, m, sp.target, sp.path, got, needs, why, want, wantNeeds, pol.Intentions)
+						}
+						if tok == nil {
+							if got2, _ := st.authorizeRequest(caller, r, q); got2 != got {
+								t.Fatalf("AuthorizeRequest and AuthorizeRequestJWT without tokens disagree")
+							}
+						}
 					}
 				}
 			}
@@ -149,8 +198,12 @@ func checkEquivalent(t *testing.T, pol *policy.Policy, dstNS string, requests bo
 
 func equivPolicy(dstNS string, def policy.Action, ins ...policy.Intention) *policy.Policy {
 	return &policy.Policy{
+		JWTProviders: map[string]policy.JWTProvider{
+			"corp":  {Name: "corp", Issuer: "https://corp.test", Header: "Authorization"},
+			"other": {Name: "other", Issuer: "https://other.test", Header: "Authorization"},
+		},
 		Mesh:       policy.Mesh{TrustDomain: equivTD, DefaultAction: def},
-		Services:   map[string]policy.Service{"api": {Name: "api", Namespace: dstNS}},
+		Services:   map[string]policy.Service{"api": {Name: "api", Namespace: dstNS, Protocol: policy.HTTP}},
 		Intentions: ins,
 	}
 }
@@ -166,6 +219,14 @@ func TestAuthzEquivalentTable(t *testing.T) {
 	}
 	perm := func(a policy.Action, kind policy.MatchKind, path string, methods ...string) policy.Permission {
 		return policy.Permission{Action: a, Match: policy.Match{Path: policy.StringMatch{Kind: kind, Value: path}, Methods: methods}}
+	}
+	jwtPerm := func(a policy.Action, prefix, claim string, values ...string) policy.Permission {
+		p := perm(a, policy.MatchPrefix, prefix)
+		p.JWT = &policy.JWTMatch{Provider: "corp"}
+		if claim != "" {
+			p.JWT.Claims = map[string][]string{claim: values}
+		}
+		return p
 	}
 	tests := []struct {
 		name string
@@ -191,6 +252,10 @@ func TestAuthzEquivalentTable(t *testing.T) {
 			in("ops", "*", "api", "", perm(allow, policy.MatchPrefix, "/public")),
 			in("ops", "admin", "api", allow)}},
 		{"permissions only deny: the connection is denied", allow, []policy.Intention{in("", "web", "api", "", perm(deny, policy.MatchPrefix, "/"))}},
+		{"a jwt claim, then deny", deny, []policy.Intention{in("", "web", "api", "",
+			jwtPerm(allow, "/admin", "role", "admin"), perm(deny, policy.MatchPrefix, "/admin"), perm(allow, "", ""))}},
+		{"any token of a provider, default allow", allow, []policy.Intention{in("*", "*", "api", "",
+			jwtPerm(allow, "/", ""), jwtPerm(deny, "/public", "role", "user"))}},
 	}
 	for _, tc := range tests {
 		for _, dstNS := range []string{"default", "ops"} {
@@ -263,7 +328,11 @@ func randomIntention(rng *rand.Rand) policy.Intention {
 		if rng.IntN(2) == 0 {
 			m.Methods = []string{pick(equivMethods)}
 		}
-		in.Permissions = append(in.Permissions, policy.Permission{Action: act(), Match: m})
+		perm := policy.Permission{Action: act(), Match: m}
+		if rng.IntN(3) == 0 {
+			perm.JWT = randomJWTMatch(rng)
+		}
+		in.Permissions = append(in.Permissions, perm)
 	}
 	return in
 }
@@ -289,4 +358,20 @@ func TestAuthzEquivalentGuards(t *testing.T) {
 	if ok, why := st.authorize(web); !ok {
 		t.Fatalf("default/web refused (%s); policy.Decide allows it", why)
 	}
+}
+
+func randomJWTMatch(rng *rand.Rand) *policy.JWTMatch {
+	m := &policy.JWTMatch{Provider: []string{"corp", "other"}[rng.IntN(2)]}
+	switch rng.IntN(5) {
+	case 0: // any valid token
+	case 1:
+		m.Claims = map[string][]string{"role": {"admin"}}
+	case 2:
+		m.Claims = map[string][]string{"groups": {"ops", "sre"}}
+	case 3:
+		m.Claims = map[string][]string{"realm.roles": {"admin"}, "level": {"3"}}
+	default:
+		m.Claims = map[string][]string{"role": {"user", "admin"}, "sub": {"b"}}
+	}
+	return m
 }

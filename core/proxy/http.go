@@ -16,6 +16,7 @@ const (
 	grpcPermissionDenied  = 7
 	grpcResourceExhausted = 8
 	grpcUnavailable       = 14
+	grpcUnauthenticated   = 16
 )
 
 func isGRPC(r *http.Request) bool {

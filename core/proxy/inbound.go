@@ -16,6 +16,7 @@ import (
 	"github.com/weftmesh/weft/core/proxy/authz"
 	"github.com/weftmesh/weft/core/proxy/canon"
 	"github.com/weftmesh/weft/core/proxy/h1pool"
+	"github.com/weftmesh/weft/core/proxy/jwtauth"
 	"github.com/weftmesh/weft/core/proxy/ratelimit"
 	"github.com/weftmesh/weft/core/proxy/tracing"
 	"github.com/weftmesh/weft/core/spiffe"
@@ -48,7 +49,8 @@ type inboundState struct {
 	authz                     *authz.Rules // with each rule's L7 permissions
 	limits                    []*ratelimit.Limiter
 	connMax, connMaxPerCaller int
-	inputs                    ruleInputs // what the L7 rules read
+	inputs                    ruleInputs        // what the L7 rules read
+	jwt                       *jwtauth.Verifier // end-user tokens (jwt.go); nil: none
 }
 
 type callerKey struct{}
@@ -137,6 +139,7 @@ func (in *inbound) update(sp spec) {
 		appAddr:          hostPort(appHost(sp.in.GetAppAddress()), sp.in.GetAppPort()),
 		authz:            az,
 		inputs:           collectRuleInputs(az, limits),
+		jwt:              sp.jwt,
 	})
 }
 
@@ -290,7 +293,21 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stripOwnedHeaders(r.Header)
-	if ok, why := st.authorizeRequest(caller, r, query); !ok {
+	tokens, refused := in.p.checkJWT(rec, r, st.jwt, st.service)
+	if refused != "" {
+		rec.reason, denied = refused, refused
+		in.p.accessLine("access", "inbound", "UNAUTHENTICATED").str("caller", caller.String()).str("dest", st.service).
+			str("method", r.Method).str("path", r.URL.Path).str("reason", refused).request(r, nil).send(in.p)
+		return
+	}
+	if ok, why, needs := st.authz.AuthorizeRequestJWT(caller, r, query, tokens.Claims); !ok {
+		if needs != "" {
+			in.p.unauthenticated(rec, r, st.service, &jwtauth.Failure{Provider: needs, Reason: jwtauth.ReasonMissing, Detail: why})
+			rec.reason, denied = why, why
+			in.p.accessLine("access", "inbound", "UNAUTHENTICATED").str("caller", caller.String()).str("dest", st.service).
+				str("method", r.Method).str("path", r.URL.Path).str("reason", why).request(r, nil).send(in.p)
+			return
+		}
 		in.p.metrics.denied.WithLabelValues(caller.Service).Inc()
 		in.p.stats.denied(in.p.stats.caller(caller), caller, r.Method, r.URL.Path, why)
 		denied = why
@@ -305,7 +322,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, l := range st.limits {
-		if ok, wait := l.Allow(caller.Service, r, time.Now()); !ok {
+		if ok, wait := l.AllowSubject(caller.Service, tokens.Subject(l.JWTProvider()), r, time.Now()); !ok {
 			in.p.metrics.limited.WithLabelValues(caller.Service, l.Name()).Inc()
 			msg := fmt.Sprintf("weft: rate limit %q of %s exceeded for %s; retry in %s", l.Name(), st.service, caller.Service, wait.Round(time.Millisecond))
 			rec.reason = msg

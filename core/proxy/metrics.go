@@ -55,6 +55,8 @@ type metrics struct {
 	reportsSent, reportsDropped prometheus.Counter
 	// the share of each global rate limit in force (budgets.go)
 	globalShare *prometheus.GaugeVec
+	// end-user tokens (jwt.go)
+	jwt jwtMetrics
 
 	// perRequest caches the series one request updates, by requestKey:
 	// looking them up in the vectors cost every request a hash of its
@@ -162,6 +164,7 @@ func newMetrics() *metrics {
 		m.refused.WithLabelValues(r) // every reason from the start, at 0
 	}
 	m.info = &instanceInfo{}
+	m.jwt = newJWTMetrics(m.reg)
 	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.refused, m.limited, m.faults, m.overflow, m.pending, m.mirrored, m.ejections, m.version, m.info, m.unavailable, m.appHealthy, m.sigRetried,
 		m.reportsSent, m.reportsDropped, m.globalShare,
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())

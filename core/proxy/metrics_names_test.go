@@ -32,6 +32,8 @@ func TestMetricNamesFollowPrometheusConventions(t *testing.T) {
 	m.ejections.WithLabelValues("api", "consecutive_5xx").Inc()
 	m.sigRetried.WithLabelValues("api").Inc()
 	m.globalShare.WithLabelValues("all").Set(1)
+	m.jwt.failures.WithLabelValues("corp", "expired").Inc()
+	m.jwt.valid.WithLabelValues("corp").Inc()
 	m.info.set(&meshapi.ProxyConfig{InstanceId: "web-1", Service: "web"})
 	mfs, err := m.reg.Gather()
 	if err != nil {

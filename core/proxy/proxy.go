@@ -19,6 +19,7 @@ import (
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/proxy/authz"
 	"github.com/weftmesh/weft/core/proxy/health"
+	"github.com/weftmesh/weft/core/proxy/jwtauth"
 	"github.com/weftmesh/weft/core/proxy/ratelimit"
 	"github.com/weftmesh/weft/core/proxy/tracing"
 	"github.com/weftmesh/weft/core/refusals"
@@ -179,6 +180,7 @@ type spec struct {
 	cfg   *meshapi.ProxyConfig
 	in    *meshapi.Inbound  // for KeyInbound
 	up    *meshapi.Upstream // for upstream keys
+	jwt   *jwtauth.Verifier // for KeyInbound: its end-user token check (nil: none)
 }
 
 // Apply makes cfg, as version, the proxy's configuration. It either applies
@@ -386,6 +388,13 @@ func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 		if _, err := ratelimit.Compile(in.GetRateLimits(), nil); err != nil {
 			return nil, fmt.Errorf("inbound: %w", err)
 		}
+		jwt, err := jwtauth.New(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("inbound: %w", err)
+		}
+		if jwt != nil && in.GetProtocol() == meshapi.Protocol_PROTOCOL_TCP {
+			return nil, errors.New("inbound: JWT providers on a TCP inbound, which sees no requests")
+		}
 		if hc := cfg.GetHealthCheck(); hc != nil {
 			if err := health.Validate(hc); err != nil {
 				return nil, err
@@ -395,7 +404,7 @@ func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 		if bind == "" {
 			bind = "0.0.0.0"
 		}
-		specs = append(specs, spec{key: KeyInbound, addr: hostPort(bind, in.GetPort()), proto: in.GetProtocol(), cfg: cfg, in: in})
+		specs = append(specs, spec{key: KeyInbound, addr: hostPort(bind, in.GetPort()), proto: in.GetProtocol(), cfg: cfg, in: in, jwt: jwt})
 	}
 	names := make(map[string]bool)
 	for i, up := range cfg.GetUpstreams() {

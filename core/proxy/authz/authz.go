@@ -1,9 +1,13 @@
 package authz
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/model"
@@ -43,6 +47,7 @@ type Rule struct {
 type Permission struct {
 	Allow bool
 	Match *canon.Matcher // nil: every request
+	JWT   *meshapi.JwtMatch
 }
 
 // CompilePermissions compiles the L7 permissions of r, or says which one
@@ -50,7 +55,10 @@ type Permission struct {
 func CompilePermissions(r *meshapi.AuthzRule) ([]Permission, error) {
 	var out []Permission
 	for i, p := range r.GetPermissions() {
-		perm := Permission{Allow: p.GetAction() == meshapi.Action_ACTION_ALLOW}
+		perm := Permission{Allow: p.GetAction() == meshapi.Action_ACTION_ALLOW, JWT: p.GetJwt()}
+		if perm.JWT != nil && perm.JWT.GetProvider() == "" {
+			return nil, fmt.Errorf("permission %d: its jwt match names no provider", i)
+		}
 		if p.GetMatch() != nil {
 			m, err := canon.Compile(p.GetMatch())
 			if err != nil {
@@ -197,25 +205,113 @@ func (az *Rules) Authorize(caller spiffe.Identity) (bool, string) {
 // permissions, the first that matches r decides, and a request none
 // matches gets the default action. query is r's parsed query, or nil.
 func (az *Rules) AuthorizeRequest(caller spiffe.Identity, r *http.Request, query url.Values) (bool, string) {
+	ok, why, _ := az.AuthorizeRequestJWT(caller, r, query, nil)
+	return ok, why
+}
+
+// AuthorizeRequestJWT is AuthorizeRequest for a request whose valid end-user
+// tokens carried claims (by provider; jwtauth.Result.Claims): a permission
+// with a jwt match matches only when the request's token of its provider
+// has the claims it names. When it refuses, unauthenticated says that a
+// permission that would have allowed the request matched it but for a
+// token of its provider the request lacks, and names that provider: the
+// answer is then 401, not 403.
+func (az *Rules) AuthorizeRequestJWT(caller spiffe.Identity, r *http.Request, query url.Values, claims map[string]map[string]any) (ok bool, why string, needsToken string) {
 	win, ok := az.Winner(caller)
 	if !ok {
-		return false, az.otherDomain(caller)
+		return false, az.otherDomain(caller), ""
 	}
 	if win == nil || len(win.perms) == 0 {
-		return az.Authorize(caller)
+		ok, why := az.Authorize(caller)
+		return ok, why, ""
 	}
 	for i, p := range win.perms {
-		if p.Match == nil || p.Match.Match(r, query) {
-			if p.Allow {
-				return true, ""
-			}
-			return false, fmt.Sprintf("weft: %s may not %s %s on %s: permission %d of the intention from %q to %q denies it",
-				caller, r.Method, r.URL.Path, az.service, i+1, win.Name(), az.service)
+		if p.Match != nil && !p.Match.Match(r, query) {
+			continue
 		}
+		if p.JWT != nil {
+			tok := claims[p.JWT.GetProvider()]
+			if tok == nil && p.Allow && needsToken == "" {
+				needsToken = p.JWT.GetProvider()
+			}
+			if !JWTHolds(p.JWT, tok) {
+				continue
+			}
+		}
+		if p.Allow {
+			return true, "", ""
+		}
+		return false, fmt.Sprintf("weft: %s may not %s %s on %s: permission %d of the intention from %q to %q denies it",
+			caller, r.Method, r.URL.Path, az.service, i+1, win.Name(), az.service), needsToken
 	}
 	if az.defaultAllow {
-		return true, ""
+		return true, "", ""
+	}
+	if needsToken != "" {
+		return false, fmt.Sprintf("weft: %s may not %s %s on %s without an end-user token: a permission of the intention from %q to %q allows it with a valid JWT",
+			caller, r.Method, r.URL.Path, az.service, win.Name(), az.service), needsToken
 	}
 	return false, fmt.Sprintf("weft: %s may not %s %s on %s: no permission of the intention from %q to %q matches and the default is deny",
-		caller, r.Method, r.URL.Path, az.service, win.Name(), az.service)
+		caller, r.Method, r.URL.Path, az.service, win.Name(), az.service), ""
+}
+
+// JWTHolds reports whether a valid token's claims (nil: the request has no
+// valid token of m's provider) satisfy m: every claim m names is one of
+// its values (a string equal to one, a list with an element equal to one,
+// a number or boolean spelled as one); a name that is no claim but has
+// dots names a nested claim. policy.JWTClaimHolds decides the same way.
+func JWTHolds(m *meshapi.JwtMatch, claims map[string]any) bool {
+	if claims == nil {
+		return false
+	}
+	for _, c := range m.GetClaims() {
+		if !claimHolds(claims, c.GetName(), c.GetValues()) {
+			return false
+		}
+	}
+	return true
+}
+
+func claimHolds(claims map[string]any, name string, values []string) bool {
+	v, ok := claims[name]
+	if !ok && strings.Contains(name, ".") {
+		var cur any = claims
+		for _, part := range strings.Split(name, ".") {
+			obj, isObj := cur.(map[string]any)
+			if !isObj {
+				return false
+			}
+			if cur, ok = obj[part]; !ok {
+				return false
+			}
+		}
+		v = cur
+	}
+	if !ok {
+		return false
+	}
+	if list, isList := v.([]any); isList {
+		for _, e := range list {
+			if s, scalar := scalarString(e); scalar && slices.Contains(values, s) {
+				return true
+			}
+		}
+		return false
+	}
+	s, scalar := scalarString(v)
+	return scalar && slices.Contains(values, s)
+}
+
+func scalarString(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case bool:
+		return strconv.FormatBool(x), true
+	case json.Number:
+		return x.String(), true
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), true
+	}
+	return "", false
 }

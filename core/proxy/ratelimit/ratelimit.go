@@ -116,8 +116,23 @@ func Compile(rls []*meshapi.RateLimit, prev []*Limiter) ([]*Limiter, error) {
 	return out, nil
 }
 
+// MaxSubjectBuckets bounds the buckets of a per_jwt_subject limit: past
+// it, buckets that have filled up again (as good as new) are dropped, and
+// if none has, new end users share one overflow bucket.
+const MaxSubjectBuckets = 10000
+
 // Allow takes a token for a request from caller, if the limit applies.
 func (l *Limiter) Allow(caller string, r *http.Request, now time.Time) (bool, time.Duration) {
+	return l.AllowSubject(caller, "", r, now)
+}
+
+// JWTProvider is the provider whose token's subject keys the limit's
+// buckets (per_jwt_subject), or "".
+func (l *Limiter) JWTProvider() string { return l.cfg.GetPerJwtSubject() }
+
+// AllowSubject is Allow for a request whose end user is subject (the sub
+// claim of its valid token of JWTProvider; "" when none).
+func (l *Limiter) AllowSubject(caller, subject string, r *http.Request, now time.Time) (bool, time.Duration) {
 	if len(l.callers) > 0 && !l.callers[caller] {
 		return true, 0
 	}
@@ -128,7 +143,11 @@ func (l *Limiter) Allow(caller string, r *http.Request, now time.Time) (bool, ti
 	if l.cfg.GetPerCaller() {
 		key = caller
 	}
-	b := l.bucket(key)
+	perSubject := l.cfg.GetPerJwtSubject() != ""
+	if perSubject {
+		key += "\x00" + subject
+	}
+	b := l.bucket(key, perSubject, now)
 	ok, wait := b.take(now)
 	if l.cfg.GetGlobal() {
 		l.requests.Add(1)
@@ -139,10 +158,20 @@ func (l *Limiter) Allow(caller string, r *http.Request, now time.Time) (bool, ti
 	return ok, wait
 }
 
-func (l *Limiter) bucket(key string) *tokenBucket {
+// bucket is key's bucket, made on first use. Per-subject buckets are
+// capped (MaxSubjectBuckets): full ones are dropped first, then new
+// subjects share one overflow bucket.
+func (l *Limiter) bucket(key string, perSubject bool, now time.Time) *tokenBucket {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.buckets[key]
+	if b == nil && perSubject && len(l.buckets) >= MaxSubjectBuckets {
+		l.evictFull(now)
+		if len(l.buckets) >= MaxSubjectBuckets {
+			key = "\x01overflow"
+			b = l.buckets[key]
+		}
+	}
 	if b == nil {
 		b = &tokenBucket{rate: l.cfg.GetRequestsPerSecond(), burst: float64(l.cfg.GetBurst())}
 		l.buckets[key] = b
@@ -164,12 +193,12 @@ func (l *Limiter) Limit() (rate float64, burst uint32) {
 // SetShare makes a global limit's bucket admit rate requests a second,
 // burst at once, from now on.
 func (l *Limiter) SetShare(now time.Time, rate float64, burst uint32) {
-	l.bucket("").set(now, rate, float64(max(1, burst)))
+	l.bucket("", false, now).set(now, rate, float64(max(1, burst)))
 }
 
 // Share is the rate and burst a global limit's bucket enforces.
 func (l *Limiter) Share() (rate float64, burst uint32) {
-	r, b := l.bucket("").get()
+	r, b := l.bucket("", false, time.Time{}).get()
 	return r, uint32(b)
 }
 
@@ -180,6 +209,18 @@ func (l *Limiter) Usage() (requests, admitted uint64) {
 	// requests.
 	admitted = l.admitted.Load()
 	return l.requests.Load(), admitted
+}
+
+// evictFull drops the buckets that have filled up again by now.
+func (l *Limiter) evictFull(now time.Time) {
+	for k, b := range l.buckets {
+		b.mu.Lock()
+		full := b.tokens+now.Sub(b.last).Seconds()*b.rate >= b.burst
+		b.mu.Unlock()
+		if full {
+			delete(l.buckets, k)
+		}
+	}
 }
 
 // RetryAfter renders a wait as whole seconds for Retry-After, at least 1.

@@ -27,6 +27,8 @@
 //	                  an upstream's non-2xx answer (a sidecar's 403 for a
 //	                  denied call) comes back as a 502 with its body
 //	GET /healthz      200 "ok", or 500 "failing" after POST /healthz/fail
+//	GET /headers      the request's headers, as JSON (what the sidecar passed
+//	                  on: forwarded JWT claims, identity headers)
 //	POST /healthz/fail, POST /healthz/pass
 //	                  make /healthz fail or pass from then on, while the
 //	                  process keeps serving everything else: to try health
@@ -143,6 +145,9 @@ func (d *demo) routes() http.Handler {
 	mux.HandleFunc("GET /call/{name}", d.call)
 	mux.HandleFunc("GET /call/{name}/{rest...}", d.call)
 	mux.HandleFunc("GET /healthz", d.healthz)
+	// The request's headers as the app got them (what its sidecar added,
+	// removed or replaced: forwarded JWT claims, identity headers).
+	mux.HandleFunc("GET /headers", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, r.Header) })
 	mux.HandleFunc("POST /healthz/fail", func(w http.ResponseWriter, r *http.Request) { d.setHealth(w, r, true) })
 	mux.HandleFunc("POST /healthz/pass", func(w http.ResponseWriter, r *http.Request) { d.setHealth(w, r, false) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -1,3 +1,8 @@
+jwt_provider "corp" {
+  issuer   = "https://idp.example.com"
+  jwks_url = "https://idp.example.com/.well-known/jwks.json"
+}
+
 service "web" {}
 service "db" {
   rate_limit "r" { # ERROR: Rate limit on a TCP service
@@ -39,5 +44,10 @@ service "api" {
   rate_limit "h" {
     requests_per_second = 1
     scope               = "everywhere" # ERROR: Invalid rate limit scope
+  }
+  rate_limit "users" {
+    requests_per_second = 1
+    per_jwt_subject     = "corp"
+    scope               = "global" # ERROR: Global rate limit per end user
   }
 }

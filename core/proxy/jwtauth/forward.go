@@ -1,0 +1,138 @@
+package jwtauth
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// MinRSABits is the smallest RSA key accepted.
+const MinRSABits = 2048
+
+// keyFits reports whether k's type and size fit algorithm alg.
+func keyFits(k jose.JSONWebKey, alg string) bool {
+	switch key := k.Key.(type) {
+	case *rsa.PublicKey:
+		return (strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")) && key.N.BitLen() >= MinRSABits
+	case *ecdsa.PublicKey:
+		switch alg {
+		case "ES256":
+			return key.Curve == elliptic.P256()
+		case "ES384":
+			return key.Curve == elliptic.P384()
+		case "ES512":
+			return key.Curve == elliptic.P521()
+		}
+	case ed25519.PublicKey:
+		return alg == "EdDSA"
+	}
+	return false
+}
+
+// Forward prepares r for the application after Authenticate: it removes
+// every header a provider sets from claims (a client must not be able to
+// send them), sets them from the claims of the valid tokens in res, and
+// removes each provider's token unless the provider forwards it.
+func (v *Verifier) Forward(r *http.Request, res Result) {
+	if v == nil {
+		return
+	}
+	for _, h := range v.forwarded {
+		r.Header.Del(h)
+	}
+	for _, p := range v.providers {
+		if claims := res.Claims[p.name]; claims != nil {
+			for _, f := range p.forward {
+				if s, ok := headerValue(claims[f[0]]); ok {
+					r.Header.Set(f[1], s)
+				}
+			}
+		}
+		if !p.forwardToken {
+			p.strip(r)
+		}
+	}
+}
+
+// strip removes p's token from r.
+func (p *provider) strip(r *http.Request) {
+	if p.header != "" {
+		if p.bearer {
+			if v := r.Header.Get(p.header); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+				r.Header.Del(p.header)
+			}
+		} else {
+			r.Header.Del(p.header)
+		}
+	}
+	if p.query != "" && strings.Contains(r.URL.RawQuery, p.query) {
+		if q, err := url.ParseQuery(r.URL.RawQuery); err == nil && q.Has(p.query) {
+			q.Del(p.query)
+			r.URL.RawQuery = q.Encode()
+			r.RequestURI = r.URL.RequestURI()
+		}
+	}
+	if p.cookie != "" && len(r.CookiesNamed(p.cookie)) > 0 {
+		var keep []string
+		for _, c := range r.Cookies() {
+			if c.Name != p.cookie {
+				keep = append(keep, c.Name+"="+c.Value)
+			}
+		}
+		r.Header.Del("Cookie")
+		if len(keep) > 0 {
+			r.Header.Set("Cookie", strings.Join(keep, "; "))
+		}
+	}
+}
+
+// headerValue spells a claim as a header value: a string as it is (JSON
+// when it holds a control character), anything else as compact JSON.
+func headerValue(v any) (string, bool) {
+	if v == nil {
+		return "", false
+	}
+	if s, ok := v.(string); ok && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return s, true
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", false
+	}
+	return string(b), true
+}
+
+// Challenge is the WWW-Authenticate value of a 401 (RFC 6750, section 3):
+// a missing token gets the bare challenge, a refused one
+// error="invalid_token" (error="invalid_request" when malformed or given
+// twice) with why.
+func Challenge(realm string, f *Failure) string {
+	s := fmt.Sprintf("Bearer realm=%q", quoteSafe(realm))
+	if f == nil || f.Reason == ReasonMissing {
+		return s
+	}
+	code := "invalid_token"
+	if f.Reason == ReasonMalformed && strings.Contains(f.Detail, "given") {
+		code = "invalid_request"
+	}
+	return s + fmt.Sprintf(", error=%q, error_description=%q", code, quoteSafe(f.Detail))
+}
+
+// quoteSafe keeps the characters RFC 6750 allows in a quoted value
+// (%x20-21 / %x23-5B / %x5D-7E).
+func quoteSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return '\''
+		}
+		return r
+	}, s)
+}
