@@ -53,6 +53,8 @@ type metrics struct {
 	sigRetried  *prometheus.CounterVec // outbound tries sent elsewhere on the signal
 	// reports to the controller (report.go)
 	reportsSent, reportsDropped prometheus.Counter
+	// the listeners' defences and the intrusion tracker (protection.go)
+	protectionMetrics
 
 	// perRequest caches the series one request updates, by requestKey:
 	// looking them up in the vectors cost every request a hash of its
@@ -152,12 +154,13 @@ func newMetrics() *metrics {
 		Help: "Golden-signal reports the controller did not take in time; their counts went into the next report.",
 	})
 	m.appHealthy.Set(1)
+	m.protectionMetrics = newProtectionMetrics()
 	for _, r := range refusals.Reasons {
 		m.refused.WithLabelValues(r) // every reason from the start, at 0
 	}
 	m.info = &instanceInfo{}
 	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.refused, m.limited, m.faults, m.overflow, m.pending, m.mirrored, m.ejections, m.version, m.info, m.unavailable, m.appHealthy, m.sigRetried,
-		m.reportsSent, m.reportsDropped,
+		m.reportsSent, m.reportsDropped, m.shielded, m.signals,
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	return m
 }

@@ -31,6 +31,7 @@ func TestMetricNamesFollowPrometheusConventions(t *testing.T) {
 	m.mirrored.WithLabelValues("api", "sent").Inc()
 	m.ejections.WithLabelValues("api", "consecutive_5xx").Inc()
 	m.sigRetried.WithLabelValues("api").Inc()
+	m.shielded.WithLabelValues("inbound", "shed").Inc()
 	m.info.set(&meshapi.ProxyConfig{InstanceId: "web-1", Service: "web"})
 	mfs, err := m.reg.Gather()
 	if err != nil {
