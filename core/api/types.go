@@ -37,6 +37,10 @@ type StatusReport struct {
 	// RefusedHandshakes counts the TLS handshakes each API refused since
 	// the controller started, by reason: "sidecar_api" and "admin_api".
 	RefusedHandshakes map[string]refusals.Counts `json:"refused_handshakes"`
+	// ProtectionRefused counts what each API's defences refused since the
+	// controller started (core/protect), by API and reason:
+	// source_connections, shed, header_count, body_too_large.
+	ProtectionRefused map[string]map[string]uint64 `json:"protection_refused,omitempty"`
 	// IdentityBinding is the policy's mesh identity_binding: "strict" or
 	// "permissive".
 	IdentityBinding string `json:"identity_binding,omitempty"`

@@ -56,8 +56,8 @@ type outbound struct {
 	mesh1 *http.Transport // HTTP/1.1 over mTLS, for upgrades (WebSocket)
 	// h1 carries PROTOCOL_HTTP upstreams' requests as HTTP/1.1 over mTLS
 	// (nil for HTTP2 and GRPC, which go over mesh).
-	h1     *h1pool.Pool
-	idle   time.Duration // as configured; 0: the defaults
+	h1   *h1pool.Pool
+	idle time.Duration // as configured; 0: the defaults
 	// shield is the listener's defences (core/protect); srvKey what of
 	// them its server fixed at start.
 	shield *protect.Shield
