@@ -31,6 +31,7 @@ type service struct {
 	Outliers       *outlierDetection
 	Bindings       []*binding
 	Health         *healthCheck
+	Protection     *protection // service.protection.go
 
 	DeclRange hcl.Range
 }
@@ -51,6 +52,7 @@ var serviceSchema = &hcl.BodySchema{
 		{Type: "outlier_detection"},
 		{Type: "binding", LabelNames: []string{"scheduler"}},
 		{Type: "health_check"},
+		{Type: "protection"},
 	},
 }
 
@@ -167,6 +169,9 @@ func decodeServiceBlock(block *hcl.Block) (*service, hcl.Diagnostics) {
 			}
 			s.Outliers = od
 			continue
+		case "protection":
+			diags = append(diags, decodeServiceProtectionBlock(s, b)...)
+			continue
 		case "health_check":
 			hc, d := decodeHealthCheckBlock(b)
 			diags = append(diags, d...)
@@ -266,6 +271,10 @@ func (s *service) toPolicy() policy.Service {
 	if s.Health != nil && s.Health.Kind != "" {
 		hc := s.Health.HealthCheck
 		ps.HealthCheck = &hc
+	}
+	if s.Protection != nil {
+		pp := s.Protection.Protection
+		ps.Protection = &pp
 	}
 	return ps
 }

@@ -35,6 +35,10 @@ var rateLimitSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{{Type: "match"}},
 }
 
+func init() { // per_source_ip (issue 16), kept apart from the list above
+	rateLimitSchema.Attributes = append(rateLimitSchema.Attributes, hcl.AttributeSchema{Name: "per_source_ip"})
+}
+
 func decodeRateLimitBlock(block *hcl.Block) (*rateLimit, hcl.Diagnostics) {
 	rl := &rateLimit{NameRange: block.LabelRanges[0], DeclRange: block.DefRange}
 	rl.Name = block.Labels[0]
@@ -73,6 +77,11 @@ func decodeRateLimitBlock(block *hcl.Block) (*rateLimit, hcl.Diagnostics) {
 		b, _, d := decodeBool(attr)
 		diags = append(diags, d...)
 		rl.PerCaller = b
+	}
+	if attr, ok := content.Attributes["per_source_ip"]; ok {
+		b, _, d := decodeBool(attr)
+		diags = append(diags, d...)
+		rl.PerSourceIP = b
 	}
 	if attr, ok := content.Attributes["callers"]; ok {
 		list, d := decodeStringList(attr)

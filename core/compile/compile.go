@@ -66,6 +66,11 @@ func instanceConfig(p *policy.Policy, idx endpointSource, az *meshapi.Authz, in 
 		HealthCheck: healthCheck(svc.HealthCheck),
 		Tracing:     tracing(p.Mesh.Tracing, in.Service, in.NS()),
 	}
+	cfg.Protection = protection(p.Mesh.Protection)
+	if sp := svc.Protection; sp != nil {
+		merged := sp.Over(p.Mesh.Protection)
+		cfg.Inbound.Protection = protection(&merged)
+	}
 	if cl := svc.ConnectionLimit; cl != (policy.ConnectionLimit{}) {
 		cfg.Inbound.ConnectionLimit = &meshapi.ConnectionLimit{Max: uint32(cl.Max), MaxPerCaller: uint32(cl.MaxPerCaller)}
 	}

@@ -114,6 +114,7 @@ func rateLimits(rls []policy.RateLimit) []*meshapi.RateLimit {
 			PerCaller:         rl.PerCaller,
 			Callers:           append([]string(nil), rl.Callers...),
 		}
+		mr.PerSourceIp = rl.PerSourceIP
 		if !rl.Match.IsZero() {
 			mr.Match = routeMatch(rl.Match)
 		}

@@ -66,6 +66,9 @@ type Mesh struct {
 	IdentityBinding BindingMode `json:",omitempty"`
 	// Tracing is the mesh's tracing (tracing.go); nil: off.
 	Tracing *Tracing `json:",omitempty"`
+	// Protection is the defences of every sidecar's listeners
+	// (protection.go); nil: the defaults.
+	Protection *Protection `json:",omitempty"`
 }
 
 // Service is what policy says about one service.
@@ -91,6 +94,10 @@ type Service struct {
 	// HealthCheck is the active check every sidecar of the service runs
 	// against its own application (health.go); nil: none.
 	HealthCheck *HealthCheck `json:",omitempty"`
+
+	// Protection is the defences of the service's inbound listener, over
+	// the mesh's (protection.go); nil: the mesh's.
+	Protection *Protection `json:",omitempty"`
 }
 
 // Upstream is a service this one calls, reached by the app on a localhost port.

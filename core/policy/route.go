@@ -172,6 +172,9 @@ type RateLimit struct {
 	PerCaller         bool     `json:",omitempty"`
 	Callers           []string `json:",omitempty"`
 	Match             Match
+	// PerSourceIP gives each client IP address its own bucket (with
+	// PerCaller: each caller and address).
+	PerSourceIP bool `json:",omitempty"`
 }
 
 // ConnectionLimit caps the connections an instance's sidecar accepts: in
