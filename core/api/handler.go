@@ -219,6 +219,9 @@ func (h *handler) status() StatusReport {
 	if permissive {
 		rep.IdentityBinding = string(policy.BindingPermissive)
 	}
+	if is, ok := o.Stats.(interface{ Intrusions() []IntrusionReport }); ok {
+		rep.Intrusions = is.Intrusions()
+	}
 	rep.ProtectionRefused = map[string]map[string]uint64{}
 	for api, c := range o.Shielded {
 		if c != nil {

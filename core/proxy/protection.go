@@ -131,3 +131,18 @@ func (m *metrics) intrusions(t *guard.Tracker) {
 func (p *Proxy) AdminShield() *protect.Shield {
 	return p.newShield("admin", protect.AdminDefaults(), false)
 }
+
+// MaxReportedSources bounds the intrusion sources and the blocks one
+// report carries (the controller holds reports to the same).
+const MaxReportedSources = 20
+
+// intrusionReport adds the guard's top sources and blocks to r.
+func (p *Proxy) intrusionReport(r *meshapi.StatsReport) {
+	for _, s := range p.guard.Top(MaxReportedSources) {
+		r.Intrusions = append(r.Intrusions, &meshapi.IntrusionSource{Source: s.Source, Total: s.Total, ByKind: s.ByKind, LastUnixMs: s.Last.UnixMilli()})
+	}
+	blocked := p.guard.BlockedSources()
+	for _, b := range blocked[:min(len(blocked), MaxReportedSources)] {
+		r.Blocked = append(r.Blocked, &meshapi.BlockedSource{Source: b.Source, UntilUnixMs: b.Until.UnixMilli(), Reason: b.Reason})
+	}
+}
