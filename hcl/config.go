@@ -15,7 +15,7 @@ type config struct {
 	Services   []*service
 	Intentions []*intention
 	Externals  []*externalService // external_service blocks (external_service.go)
-	JWT        []*jwtProvider // jwt_provider.go
+	JWT        []*jwtProvider     // jwt_provider.go
 }
 
 // fileSchema is the top level of a policy file.

@@ -29,6 +29,9 @@ type mesh struct {
 	Tracing *tracing
 	// Egress is "allow" (the default) or "deny" (external_service.go).
 	Egress policy.Egress
+	// Protection is the protection block (mesh.protection.go); nil: the
+	// defaults.
+	Protection *protection
 
 	DeclRange hcl.Range
 }
@@ -40,7 +43,7 @@ var meshSchema = &hcl.BodySchema{
 		{Name: "identity_binding"},
 		{Name: "egress"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "tracing"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "tracing"}, {Type: "protection"}},
 }
 
 var bindingModes = []policy.BindingMode{policy.BindingStrict, policy.BindingPermissive}
@@ -102,6 +105,16 @@ func decodeMeshBlock(block *hcl.Block) (*mesh, hcl.Diagnostics) {
 		}
 	}
 	for _, b := range content.Blocks {
+		if b.Type == "protection" {
+			p, d := decodeProtectionBlock(b, "The mesh block")
+			diags = append(diags, d...)
+			if m.Protection != nil {
+				diags = append(diags, duplicateBlock("protection", "The mesh block", m.Protection.DeclRange, b.DefRange))
+				continue
+			}
+			m.Protection = p
+			continue
+		}
 		if m.Tracing != nil {
 			diags = append(diags, duplicateBlock("tracing", "The mesh block", m.Tracing.DeclRange, b.DefRange))
 			continue
@@ -141,6 +154,10 @@ func (m *mesh) toPolicy() policy.Mesh {
 	if m.Tracing != nil {
 		t := m.Tracing.Tracing
 		pm.Tracing = &t
+	}
+	if m.Protection != nil {
+		p := m.Protection.Protection
+		pm.Protection = &p
 	}
 	return pm
 }

@@ -32,6 +32,7 @@ type service struct {
 	Bindings       []*binding
 	Health         *healthCheck
 	JWT            *serviceJWT // service.jwt.go
+	Protection     *protection // service.protection.go
 
 	DeclRange hcl.Range
 }
@@ -53,6 +54,7 @@ var serviceSchema = &hcl.BodySchema{
 		{Type: "binding", LabelNames: []string{"scheduler"}},
 		{Type: "health_check"},
 		{Type: "jwt"},
+		{Type: "protection"},
 	},
 }
 
@@ -169,6 +171,9 @@ func decodeServiceBlock(block *hcl.Block) (*service, hcl.Diagnostics) {
 			}
 			s.Outliers = od
 			continue
+		case "protection":
+			diags = append(diags, decodeServiceProtectionBlock(s, b)...)
+			continue
 		case "health_check":
 			hc, d := decodeHealthCheckBlock(b)
 			diags = append(diags, d...)
@@ -279,5 +284,9 @@ func (s *service) toPolicy() policy.Service {
 		ps.HealthCheck = &hc
 	}
 	ps.JWT = s.JWT.toPolicy()
+	if s.Protection != nil {
+		pp := s.Protection.Protection
+		ps.Protection = &pp
+	}
 	return ps
 }

@@ -18,10 +18,11 @@ import (
 //	  burst               = 20      # bucket size; default: requests_per_second, at least 1
 //	  per_caller          = true    # a bucket per calling service
 //	  per_jwt_subject     = "corp"  # a bucket per end user: the sub of their token of this jwt_provider
+//	  per_source_ip       = true    # a bucket per client IP address (at most 10,000, refilled ones dropped first)
 //	  callers             = ["web"] # only these callers; default every caller
 //	  match { path_prefix = "/search" } # only these requests; default every request
 //	  scope               = "local" # "global": the rate and burst hold across every
-//	                                # instance of the service (not with per_caller)
+//	                                # instance of the service (not per caller, end user or address)
 //	}
 type rateLimit struct {
 	policy.RateLimit
@@ -37,7 +38,7 @@ type rateLimit struct {
 var rateLimitSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "requests_per_second", Required: true}, {Name: "burst"}, {Name: "per_caller"}, {Name: "callers"}, {Name: "per_jwt_subject"},
-		{Name: "scope"},
+		{Name: "per_source_ip"}, {Name: "scope"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "match"}},
 }
@@ -88,6 +89,11 @@ func decodeRateLimitBlock(block *hcl.Block) (*rateLimit, hcl.Diagnostics) {
 			rl.PerJWTSubject, rl.PerJWTSubjectRange = s, attr.Expr.Range()
 		}
 	}
+	if attr, ok := content.Attributes["per_source_ip"]; ok {
+		b, _, d := decodeBool(attr)
+		diags = append(diags, d...)
+		rl.PerSourceIP = b
+	}
 	if attr, ok := content.Attributes["callers"]; ok {
 		list, d := decodeStringList(attr)
 		diags = append(diags, d...)
@@ -131,6 +137,10 @@ func decodeRateLimitScope(rl *rateLimit, attr *hcl.Attribute) hcl.Diagnostics {
 		if rl.PerJWTSubject != "" {
 			diags = append(diags, errorAt(rl.ScopeRange, "Global rate limit per end user",
 				"A global rate limit is one budget shared by every instance of the service; it cannot also be per_jwt_subject (end users' buckets are kept by each instance). Remove per_jwt_subject, or set scope = \"local\"."))
+		}
+		if rl.PerSourceIP {
+			diags = append(diags, errorAt(rl.ScopeRange, "Global rate limit per source address",
+				"A global rate limit is one budget shared by every instance of the service; it cannot also be per_source_ip (client addresses' buckets are kept by each instance). Remove per_source_ip, or set scope = \"local\"."))
 		}
 	default:
 		diags = append(diags, errorAt(rl.ScopeRange, "Invalid rate limit scope",

@@ -191,8 +191,13 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("binding the admin listener on %s: %w; free the port or pass another --admin", o.admin, err)
 	}
-	admin := &http.Server{Handler: p.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
-	go admin.Serve(ln)
+	// The admin port has the defences of every listener (core/protect):
+	// header timeout, header and body limits, connections per source,
+	// load shedding.
+	shield := p.AdminShield()
+	admin := &http.Server{Handler: shield.Handler(p.AdminHandler())}
+	shield.Server(admin)
+	go admin.Serve(shield.Listener(ln))
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

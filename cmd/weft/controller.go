@@ -31,6 +31,7 @@ import (
 	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/policy"
+	"github.com/weftmesh/weft/core/protect"
 	"github.com/weftmesh/weft/core/refusals"
 	"github.com/weftmesh/weft/core/registry"
 	"github.com/weftmesh/weft/core/spiffe"
@@ -271,7 +272,14 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	refusedAdmin := refusals.New(refusals.Options{Prefix: "admin API: ", Logf: warnf})
 	defer refusedSidecar.Close()
 	defer refusedAdmin.Close()
-	g := grpc.NewServer(grpc.Creds(refusals.GRPCCredentials(credentials.NewTLS(serving), refusedSidecar)))
+	// Both APIs have the defences of every Weft listener (core/protect):
+	// connection setup and header timeouts, header and stream limits,
+	// connections per source; the admin API sheds load too.
+	shieldedSidecar, shieldedAdmin := &protect.Counter{}, &protect.Counter{}
+	sidecarShield := protect.NewShield(protect.ControllerDefaults(), protect.Options{Listener: "sidecar API", Refused: shieldedSidecar.Refused})
+	adminShield := protect.NewShield(protect.AdminDefaults(), protect.Options{Listener: "admin API", Refused: shieldedAdmin.Refused})
+	g := grpc.NewServer(append([]grpc.ServerOption{grpc.Creds(refusals.GRPCCredentials(credentials.NewTLS(serving), refusedSidecar))},
+		sidecarShield.GRPCServerOptions()...)...)
 	srv.Register(g)
 	adminLis, err := net.Listen("tcp", f.admin)
 	if err != nil {
@@ -299,7 +307,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	defer cancel()
 	run := func(fn func()) { wg.Add(1); go func() { defer wg.Done(); fn() }() }
 
-	run(func() { _ = g.Serve(lis) })
+	run(func() { _ = g.Serve(sidecarShield.Listener(lis)) })
 	// The controller's own health, GET /metrics on the admin API.
 	ctlMetrics := telemetry.NewMetrics(telemetry.Sources{Streams: srv.Status, Adapters: adapters.reports, Entries: ctl.Entries,
 		Roots: authority.Roots, Collector: collector})
@@ -307,14 +315,17 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	adminSrv := api.NewServer(api.NewHandler(api.Options{
 		Token: token, Mesh: ctl, Sidecars: srv, Authority: authority, Policy: watcher, Adapters: adapters.reports,
 		Refused:   map[string]*refusals.Log{"sidecar_api": refusedSidecar, "admin_api": refusedAdmin},
+		Shielded:  map[string]*protect.Counter{"sidecar_api": shieldedSidecar, "admin_api": shieldedAdmin},
 		Summarize: policyhcl.Summary,
 		Stats:     collector,
 		Metrics:   ctlMetrics.Handler(),
 		Tap:       srv,
 	}), serving)
 	adminSrv.ErrorLog = refusals.HTTPErrorLog(refusedAdmin, logging.LineWriter(log.With("logger", "admin_api"), slog.LevelWarn))
+	adminSrv.Handler = adminShield.Handler(adminSrv.Handler)
+	adminShield.Server(adminSrv)
 	adminSrv.RegisterOnShutdown(srv.EndTaps) // a tap's stream would hold Shutdown up
-	run(func() { _ = adminSrv.ServeTLS(adminLis, "", "") })
+	run(func() { _ = adminSrv.ServeTLS(adminShield.Listener(adminLis), "", "") })
 	run(func() { _ = ctl.Run(ctx, snapshots, policies, controller.ConfigServer(srv), metricsBuilds) })
 	run(func() { srv.RetireRoots(ctx) })
 	run(func() { keys.Run(ctx, loaded, policies) })

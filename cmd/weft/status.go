@@ -80,6 +80,7 @@ roots.
 				return err
 			}
 			writeRefused(out, rep.RefusedHandshakes)
+			writeIntrusions(out, rep)
 			return nil
 		},
 	}
@@ -166,5 +167,32 @@ func writeRefused(w io.Writer, refused map[string]refusals.Counts) {
 	}
 	if len(parts) > 0 {
 		fmt.Fprintf(w, "\nrefused handshakes: %s\n", strings.Join(parts, "; "))
+	}
+}
+
+// writeIntrusions prints the sources the sidecars see the most intrusion
+// signals from, the sources they block, and what the controller's own
+// defences refused.
+func writeIntrusions(out io.Writer, rep api.StatusReport) {
+	if len(rep.Intrusions) > 0 {
+		fmt.Fprintln(out, "\nIntrusion signals (sidecars' top sources; docs/protection.md):")
+		for _, ir := range rep.Intrusions {
+			for _, s := range ir.Sources {
+				kinds := make([]string, 0, len(s.ByKind))
+				for k, n := range s.ByKind {
+					kinds = append(kinds, fmt.Sprintf("%s=%d", k, n))
+				}
+				sort.Strings(kinds)
+				fmt.Fprintf(out, "  %s (%s): %s %d signals: %s\n", ir.Instance, ir.Service, s.Source, s.Total, strings.Join(kinds, " "))
+			}
+			for _, b := range ir.Blocked {
+				fmt.Fprintf(out, "  %s (%s): BLOCKED %s until %s: %s\n", ir.Instance, ir.Service, b.Source, b.Until.Format(time.RFC3339), b.Reason)
+			}
+		}
+	}
+	for name, counts := range rep.ProtectionRefused {
+		if len(counts) > 0 {
+			fmt.Fprintf(out, "Controller %s protection refused: %v\n", name, counts)
+		}
 	}
 }

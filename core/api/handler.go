@@ -19,6 +19,7 @@ import (
 	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/policy"
+	"github.com/weftmesh/weft/core/protect"
 	"github.com/weftmesh/weft/core/refusals"
 	"github.com/weftmesh/weft/core/registry"
 	"github.com/weftmesh/weft/core/spiffe"
@@ -94,6 +95,9 @@ type Options struct {
 	// Refused are the refused-handshake logs by API ("sidecar_api",
 	// "admin_api"); a nil one is left out.
 	Refused map[string]*refusals.Log
+	// Shielded are the refusals of each API's defences (core/protect), by
+	// API and reason.
+	Shielded map[string]*protect.Counter
 	// Summarize, when set, describes the policy in force in one line
 	// (StatusReport.Policy); cmd/weft hands in the HCL package's.
 	Summarize func(*policy.Policy) string
@@ -214,6 +218,15 @@ func (h *handler) status() StatusReport {
 	rep.Dropped, rep.DroppedCounts = o.Mesh.Dropped()
 	if permissive {
 		rep.IdentityBinding = string(policy.BindingPermissive)
+	}
+	if is, ok := o.Stats.(interface{ Intrusions() []IntrusionReport }); ok {
+		rep.Intrusions = is.Intrusions()
+	}
+	rep.ProtectionRefused = map[string]map[string]uint64{}
+	for api, c := range o.Shielded {
+		if c != nil {
+			rep.ProtectionRefused[api] = c.Counts()
+		}
 	}
 	rep.RefusedHandshakes = map[string]refusals.Counts{}
 	for api, l := range o.Refused {

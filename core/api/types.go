@@ -37,6 +37,13 @@ type StatusReport struct {
 	// RefusedHandshakes counts the TLS handshakes each API refused since
 	// the controller started, by reason: "sidecar_api" and "admin_api".
 	RefusedHandshakes map[string]refusals.Counts `json:"refused_handshakes"`
+	// ProtectionRefused counts what each API's defences refused since the
+	// controller started (core/protect), by API and reason:
+	// source_connections, shed, header_count, body_too_large.
+	ProtectionRefused map[string]map[string]uint64 `json:"protection_refused,omitempty"`
+	// Intrusions are the intrusion signals each sidecar reported last
+	// (core/proxy/guard): its top sources and the sources it blocks.
+	Intrusions []IntrusionReport `json:"intrusions,omitempty"`
 	// IdentityBinding is the policy's mesh identity_binding: "strict" or
 	// "permissive".
 	IdentityBinding string `json:"identity_binding,omitempty"`
@@ -164,4 +171,29 @@ type JoinTokenResponse struct {
 // policy the controller holds, by name.
 type PolicySources struct {
 	Files map[string]string `json:"files"`
+}
+
+// IntrusionReport is one instance's intrusion signals, as its sidecar
+// reported them last.
+type IntrusionReport struct {
+	Instance string                  `json:"instance"`
+	Service  string                  `json:"service"`
+	Time     time.Time               `json:"time"`
+	Sources  []IntrusionSourceReport `json:"sources,omitempty"`
+	Blocked  []BlockedSourceReport   `json:"blocked,omitempty"`
+}
+
+// IntrusionSourceReport is a source's signals, by kind.
+type IntrusionSourceReport struct {
+	Source string            `json:"source"`
+	Total  uint64            `json:"total"`
+	ByKind map[string]uint64 `json:"by_kind,omitempty"`
+	Last   time.Time         `json:"last"`
+}
+
+// BlockedSourceReport is a source a sidecar refuses until Until.
+type BlockedSourceReport struct {
+	Source string    `json:"source"`
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason,omitempty"`
 }

@@ -68,6 +68,11 @@ func instanceConfig(p *policy.Policy, idx endpointSource, az *meshapi.Authz, in 
 		Egress:      egress(p, svc),
 	}
 	cfg.Inbound.Jwt, cfg.JwtProviders = jwtInbound(p, svc, az)
+	cfg.Protection = protection(p.Mesh.Protection)
+	if sp := svc.Protection; sp != nil {
+		merged := sp.Over(p.Mesh.Protection)
+		cfg.Inbound.Protection = protection(&merged)
+	}
 	if cl := svc.ConnectionLimit; cl != (policy.ConnectionLimit{}) {
 		cfg.Inbound.ConnectionLimit = &meshapi.ConnectionLimit{Max: uint32(cl.Max), MaxPerCaller: uint32(cl.MaxPerCaller)}
 	}

@@ -116,6 +116,7 @@ func rateLimits(rls []policy.RateLimit) []*meshapi.RateLimit {
 			PerJwtSubject:     rl.PerJWTSubject,
 			Callers:           append([]string(nil), rl.Callers...),
 		}
+		mr.PerSourceIp = rl.PerSourceIP
 		if !rl.Match.IsZero() {
 			mr.Match = routeMatch(rl.Match)
 		}

@@ -937,6 +937,12 @@ type ProxyConfig struct {
 	// (core/proxy/tracing). Unset: off, and requests pass their trace
 	// headers through untouched.
 	Tracing *Tracing `protobuf:"bytes,11,opt,name=tracing,proto3" json:"tracing,omitempty"`
+	// The defences of every listener this sidecar opens (outbound, and the
+	// inbound unless Inbound.protection overrides it): timeouts, header and
+	// body limits, connections per source, load shedding, and the
+	// intrusion tracker's blocking (core/protect, core/proxy/guard). Unset:
+	// the built-in defaults (docs/protection.md).
+	Protection *Protection `protobuf:"bytes,14,opt,name=protection,proto3" json:"protection,omitempty"`
 	// End-user JWT providers whose tokens this instance's inbound checks
 	// (core/proxy/jwtauth): those its service's jwt block and the
 	// permissions of its intentions name, each with its keys inlined (the
@@ -1052,6 +1058,13 @@ func (x *ProxyConfig) GetHealthCheck() *HealthCheck {
 func (x *ProxyConfig) GetTracing() *Tracing {
 	if x != nil {
 		return x.Tracing
+	}
+	return nil
+}
+
+func (x *ProxyConfig) GetProtection() *Protection {
+	if x != nil {
+		return x.Protection
 	}
 	return nil
 }
@@ -1314,7 +1327,10 @@ type Inbound struct {
 	// Every HTTP request must carry a valid token of one of these providers
 	// (401 otherwise); unset: tokens are checked where present, and only
 	// permissions that name a provider require one.
-	Jwt           *JwtRequirement `protobuf:"bytes,9,opt,name=jwt,proto3" json:"jwt,omitempty"`
+	Jwt *JwtRequirement `protobuf:"bytes,9,opt,name=jwt,proto3" json:"jwt,omitempty"`
+	// The inbound listener's defences (the service's protection block over
+	// the mesh's); unset: ProxyConfig.protection, else the defaults.
+	Protection    *Protection `protobuf:"bytes,10,opt,name=protection,proto3" json:"protection,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1412,6 +1428,13 @@ func (x *Inbound) GetJwt() *JwtRequirement {
 	return nil
 }
 
+func (x *Inbound) GetProtection() *Protection {
+	if x != nil {
+		return x.Protection
+	}
+	return nil
+}
+
 // A token bucket: requests that match from the callers named (all when
 // empty) take a token; without one they get 429 (gRPC RESOURCE_EXHAUSTED)
 // and Retry-After.
@@ -1432,6 +1455,10 @@ type RateLimit struct {
 	// this JWT provider (requests without one share a bucket). With
 	// per_caller, per caller and end user.
 	PerJwtSubject string `protobuf:"bytes,12,opt,name=per_jwt_subject,json=perJwtSubject,proto3" json:"per_jwt_subject,omitempty"`
+	// A bucket per client IP address (the connection's source address); the
+	// sidecar keeps at most a bounded number of buckets (the least recently
+	// used go first).
+	PerSourceIp   bool `protobuf:"varint,11,opt,name=per_source_ip,json=perSourceIp,proto3" json:"per_source_ip,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1520,6 +1547,13 @@ func (x *RateLimit) GetPerJwtSubject() string {
 		return x.PerJwtSubject
 	}
 	return ""
+}
+
+func (x *RateLimit) GetPerSourceIp() bool {
+	if x != nil {
+		return x.PerSourceIp
+	}
+	return false
 }
 
 // The most connections the inbound listener holds; 0: no cap.
@@ -3392,6 +3426,11 @@ type StatsReport struct {
 	// The number of latency bounds the sidecar counts with (the length of
 	// LatencyBoundsMs); a report with another number is refused.
 	LatencyBounds uint32 `protobuf:"varint,7,opt,name=latency_bounds,json=latencyBounds,proto3" json:"latency_bounds,omitempty"`
+	// The sources (IP addresses, SPIFFE IDs) with the most intrusion
+	// signals in the sidecar's window (core/proxy/guard): at most 20.
+	Intrusions []*IntrusionSource `protobuf:"bytes,8,rep,name=intrusions,proto3" json:"intrusions,omitempty"`
+	// The sources the sidecar blocks now: at most 20.
+	Blocked       []*BlockedSource `protobuf:"bytes,9,rep,name=blocked,proto3" json:"blocked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3473,6 +3512,20 @@ func (x *StatsReport) GetLatencyBounds() uint32 {
 		return x.LatencyBounds
 	}
 	return 0
+}
+
+func (x *StatsReport) GetIntrusions() []*IntrusionSource {
+	if x != nil {
+		return x.Intrusions
+	}
+	return nil
+}
+
+func (x *StatsReport) GetBlocked() []*BlockedSource {
+	if x != nil {
+		return x.Blocked
+	}
+	return nil
 }
 
 // StatsCell is the traffic with one peer service; outbound, of one route
@@ -4478,6 +4531,335 @@ func (x *BudgetGrant) GetInstances() uint32 {
 	return 0
 }
 
+// Protection is how a listener defends itself (core/protect). A zero
+// field keeps the default of docs/protection.md.
+type Protection struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long a client may take to send a request's headers (and, over
+	// TLS, to finish its handshake).
+	ReadHeaderTimeout *durationpb.Duration `protobuf:"bytes,1,opt,name=read_header_timeout,json=readHeaderTimeout,proto3" json:"read_header_timeout,omitempty"`
+	// How long a keep-alive connection may stay idle between requests.
+	IdleTimeout *durationpb.Duration `protobuf:"bytes,2,opt,name=idle_timeout,json=idleTimeout,proto3" json:"idle_timeout,omitempty"`
+	// The most bytes of a request's headers, and the most header fields.
+	MaxHeaderBytes uint32 `protobuf:"varint,3,opt,name=max_header_bytes,json=maxHeaderBytes,proto3" json:"max_header_bytes,omitempty"`
+	MaxHeaderCount uint32 `protobuf:"varint,4,opt,name=max_header_count,json=maxHeaderCount,proto3" json:"max_header_count,omitempty"`
+	// The largest request body (0: the default, no cap on streams).
+	MaxRequestBodyBytes uint64 `protobuf:"varint,5,opt,name=max_request_body_bytes,json=maxRequestBodyBytes,proto3" json:"max_request_body_bytes,omitempty"`
+	// The most concurrent streams of one HTTP/2 connection.
+	MaxConcurrentStreams uint32 `protobuf:"varint,6,opt,name=max_concurrent_streams,json=maxConcurrentStreams,proto3" json:"max_concurrent_streams,omitempty"`
+	// The most connections open at once from one source IP address.
+	MaxConnectionsPerSource uint32 `protobuf:"varint,7,opt,name=max_connections_per_source,json=maxConnectionsPerSource,proto3" json:"max_connections_per_source,omitempty"`
+	// The most requests in flight on one listener: past it, 503 with
+	// Retry-After at once (load shedding), never a queue.
+	MaxInFlight   uint32              `protobuf:"varint,8,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
+	Blocking      *ProtectionBlocking `protobuf:"bytes,9,opt,name=blocking,proto3" json:"blocking,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Protection) Reset() {
+	*x = Protection{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Protection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Protection) ProtoMessage() {}
+
+func (x *Protection) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Protection.ProtoReflect.Descriptor instead.
+func (*Protection) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *Protection) GetReadHeaderTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.ReadHeaderTimeout
+	}
+	return nil
+}
+
+func (x *Protection) GetIdleTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.IdleTimeout
+	}
+	return nil
+}
+
+func (x *Protection) GetMaxHeaderBytes() uint32 {
+	if x != nil {
+		return x.MaxHeaderBytes
+	}
+	return 0
+}
+
+func (x *Protection) GetMaxHeaderCount() uint32 {
+	if x != nil {
+		return x.MaxHeaderCount
+	}
+	return 0
+}
+
+func (x *Protection) GetMaxRequestBodyBytes() uint64 {
+	if x != nil {
+		return x.MaxRequestBodyBytes
+	}
+	return 0
+}
+
+func (x *Protection) GetMaxConcurrentStreams() uint32 {
+	if x != nil {
+		return x.MaxConcurrentStreams
+	}
+	return 0
+}
+
+func (x *Protection) GetMaxConnectionsPerSource() uint32 {
+	if x != nil {
+		return x.MaxConnectionsPerSource
+	}
+	return 0
+}
+
+func (x *Protection) GetMaxInFlight() uint32 {
+	if x != nil {
+		return x.MaxInFlight
+	}
+	return 0
+}
+
+func (x *Protection) GetBlocking() *ProtectionBlocking {
+	if x != nil {
+		return x.Blocking
+	}
+	return nil
+}
+
+// ProtectionBlocking: a source with threshold intrusion signals within
+// window is refused for duration. Addresses and identities are blocked
+// only when enabled (both off by default on sidecars).
+type ProtectionBlocking struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Threshold     uint32                 `protobuf:"varint,1,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	Window        *durationpb.Duration   `protobuf:"bytes,2,opt,name=window,proto3" json:"window,omitempty"`
+	Duration      *durationpb.Duration   `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
+	Addresses     bool                   `protobuf:"varint,4,opt,name=addresses,proto3" json:"addresses,omitempty"`   // block client IP addresses
+	Identities    bool                   `protobuf:"varint,5,opt,name=identities,proto3" json:"identities,omitempty"` // block mesh identities (SPIFFE IDs)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProtectionBlocking) Reset() {
+	*x = ProtectionBlocking{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProtectionBlocking) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProtectionBlocking) ProtoMessage() {}
+
+func (x *ProtectionBlocking) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProtectionBlocking.ProtoReflect.Descriptor instead.
+func (*ProtectionBlocking) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ProtectionBlocking) GetThreshold() uint32 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+func (x *ProtectionBlocking) GetWindow() *durationpb.Duration {
+	if x != nil {
+		return x.Window
+	}
+	return nil
+}
+
+func (x *ProtectionBlocking) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *ProtectionBlocking) GetAddresses() bool {
+	if x != nil {
+		return x.Addresses
+	}
+	return false
+}
+
+func (x *ProtectionBlocking) GetIdentities() bool {
+	if x != nil {
+		return x.Identities
+	}
+	return false
+}
+
+// IntrusionSource is one source's intrusion signals in a sidecar's
+// window, by kind (handshake, denied, rate_limited, ...).
+type IntrusionSource struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"` // an IP address or a SPIFFE ID
+	Total         uint64                 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	ByKind        map[string]uint64      `protobuf:"bytes,3,rep,name=by_kind,json=byKind,proto3" json:"by_kind,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	LastUnixMs    int64                  `protobuf:"varint,4,opt,name=last_unix_ms,json=lastUnixMs,proto3" json:"last_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IntrusionSource) Reset() {
+	*x = IntrusionSource{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IntrusionSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IntrusionSource) ProtoMessage() {}
+
+func (x *IntrusionSource) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IntrusionSource.ProtoReflect.Descriptor instead.
+func (*IntrusionSource) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *IntrusionSource) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *IntrusionSource) GetTotal() uint64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *IntrusionSource) GetByKind() map[string]uint64 {
+	if x != nil {
+		return x.ByKind
+	}
+	return nil
+}
+
+func (x *IntrusionSource) GetLastUnixMs() int64 {
+	if x != nil {
+		return x.LastUnixMs
+	}
+	return 0
+}
+
+// BlockedSource is a source a sidecar refuses until until_unix_ms.
+type BlockedSource struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	UntilUnixMs   int64                  `protobuf:"varint,2,opt,name=until_unix_ms,json=untilUnixMs,proto3" json:"until_unix_ms,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockedSource) Reset() {
+	*x = BlockedSource{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockedSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockedSource) ProtoMessage() {}
+
+func (x *BlockedSource) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockedSource.ProtoReflect.Descriptor instead.
+func (*BlockedSource) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *BlockedSource) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *BlockedSource) GetUntilUnixMs() int64 {
+	if x != nil {
+		return x.UntilUnixMs
+	}
+	return 0
+}
+
+func (x *BlockedSource) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_core_meshapi_mesh_proto protoreflect.FileDescriptor
 
 const file_core_meshapi_mesh_proto_rawDesc = "" +
@@ -4524,7 +4906,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"HashPolicy\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x16\n" +
 	"\x06cookie\x18\x02 \x01(\tR\x06cookie\x12'\n" +
-	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\x95\x05\n" +
+	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\xcf\x05\n" +
 	"\vProxyConfig\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x18\n" +
@@ -4538,7 +4920,10 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x05trust\x18\t \x01(\v2\x19.weft.mesh.v1.TrustBundleR\x05trust\x12<\n" +
 	"\fhealth_check\x18\n" +
 	" \x01(\v2\x19.weft.mesh.v1.HealthCheckR\vhealthCheck\x12/\n" +
-	"\atracing\x18\v \x01(\v2\x15.weft.mesh.v1.TracingR\atracing\x12>\n" +
+	"\atracing\x18\v \x01(\v2\x15.weft.mesh.v1.TracingR\atracing\x128\n" +
+	"\n" +
+	"protection\x18\x0e \x01(\v2\x18.weft.mesh.v1.ProtectionR\n" +
+	"protection\x12>\n" +
 	"\rjwt_providers\x18\r \x03(\v2\x19.weft.mesh.v1.JwtProviderR\fjwtProviders\x12,\n" +
 	"\x06egress\x18\x0f \x01(\v2\x14.weft.mesh.v1.EgressR\x06egress\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
@@ -4558,7 +4943,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x11healthy_threshold\x18\b \x01(\rR\x10healthyThreshold\"P\n" +
 	"\vTrustBundle\x12\x1b\n" +
 	"\troots_pem\x18\x01 \x01(\fR\brootsPem\x12$\n" +
-	"\x0eactive_root_id\x18\x02 \x01(\tR\factiveRootId\"\x8f\x03\n" +
+	"\x0eactive_root_id\x18\x02 \x01(\tR\factiveRootId\"\xc9\x03\n" +
 	"\aInbound\x12!\n" +
 	"\fbind_address\x18\x01 \x01(\tR\vbindAddress\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x1f\n" +
@@ -4570,7 +4955,11 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\vrate_limits\x18\a \x03(\v2\x17.weft.mesh.v1.RateLimitR\n" +
 	"rateLimits\x12H\n" +
 	"\x10connection_limit\x18\b \x01(\v2\x1d.weft.mesh.v1.ConnectionLimitR\x0fconnectionLimit\x12.\n" +
-	"\x03jwt\x18\t \x01(\v2\x1c.weft.mesh.v1.JwtRequirementR\x03jwt\"\x8e\x02\n" +
+	"\x03jwt\x18\t \x01(\v2\x1c.weft.mesh.v1.JwtRequirementR\x03jwt\x128\n" +
+	"\n" +
+	"protection\x18\n" +
+	" \x01(\v2\x18.weft.mesh.v1.ProtectionR\n" +
+	"protection\"\xb2\x02\n" +
 	"\tRateLimit\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x13requests_per_second\x18\x02 \x01(\x01R\x11requestsPerSecond\x12\x14\n" +
@@ -4580,7 +4969,8 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\acallers\x18\x05 \x03(\tR\acallers\x12.\n" +
 	"\x05match\x18\x06 \x01(\v2\x18.weft.mesh.v1.RouteMatchR\x05match\x12\x16\n" +
 	"\x06global\x18\b \x01(\bR\x06global\x12&\n" +
-	"\x0fper_jwt_subject\x18\f \x01(\tR\rperJwtSubject\"I\n" +
+	"\x0fper_jwt_subject\x18\f \x01(\tR\rperJwtSubject\x12\"\n" +
+	"\rper_source_ip\x18\v \x01(\bR\vperSourceIp\"I\n" +
 	"\x0fConnectionLimit\x12\x10\n" +
 	"\x03max\x18\x01 \x01(\rR\x03max\x12$\n" +
 	"\x0emax_per_caller\x18\x02 \x01(\rR\fmaxPerCaller\"s\n" +
@@ -4737,7 +5127,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\asubsets\x18\x05 \x03(\tR\asubsets\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa6\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9c\x03\n" +
 	"\vStatsReport\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\"\n" +
@@ -4746,7 +5136,11 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x05cells\x18\x04 \x03(\v2\x17.weft.mesh.v1.StatsCellR\x05cells\x123\n" +
 	"\adenials\x18\x05 \x03(\v2\x19.weft.mesh.v1.StatsDenialR\adenials\x12'\n" +
 	"\x0freports_dropped\x18\x06 \x01(\x04R\x0ereportsDropped\x12%\n" +
-	"\x0elatency_bounds\x18\a \x01(\rR\rlatencyBounds\"\x9d\x03\n" +
+	"\x0elatency_bounds\x18\a \x01(\rR\rlatencyBounds\x12=\n" +
+	"\n" +
+	"intrusions\x18\b \x03(\v2\x1d.weft.mesh.v1.IntrusionSourceR\n" +
+	"intrusions\x125\n" +
+	"\ablocked\x18\t \x03(\v2\x1b.weft.mesh.v1.BlockedSourceR\ablocked\"\x9d\x03\n" +
 	"\tStatsCell\x12:\n" +
 	"\tdirection\x18\x01 \x01(\x0e2\x1c.weft.mesh.v1.StatsDirectionR\tdirection\x12\x12\n" +
 	"\x04peer\x18\x02 \x01(\tR\x04peer\x12%\n" +
@@ -4837,7 +5231,39 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x05limit\x18\x01 \x01(\tR\x05limit\x12.\n" +
 	"\x13requests_per_second\x18\x02 \x01(\x01R\x11requestsPerSecond\x12\x14\n" +
 	"\x05burst\x18\x03 \x01(\rR\x05burst\x12\x1c\n" +
-	"\tinstances\x18\x04 \x01(\rR\tinstances*V\n" +
+	"\tinstances\x18\x04 \x01(\rR\tinstances\"\xf3\x03\n" +
+	"\n" +
+	"Protection\x12I\n" +
+	"\x13read_header_timeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x11readHeaderTimeout\x12<\n" +
+	"\fidle_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vidleTimeout\x12(\n" +
+	"\x10max_header_bytes\x18\x03 \x01(\rR\x0emaxHeaderBytes\x12(\n" +
+	"\x10max_header_count\x18\x04 \x01(\rR\x0emaxHeaderCount\x123\n" +
+	"\x16max_request_body_bytes\x18\x05 \x01(\x04R\x13maxRequestBodyBytes\x124\n" +
+	"\x16max_concurrent_streams\x18\x06 \x01(\rR\x14maxConcurrentStreams\x12;\n" +
+	"\x1amax_connections_per_source\x18\a \x01(\rR\x17maxConnectionsPerSource\x12\"\n" +
+	"\rmax_in_flight\x18\b \x01(\rR\vmaxInFlight\x12<\n" +
+	"\bblocking\x18\t \x01(\v2 .weft.mesh.v1.ProtectionBlockingR\bblocking\"\xda\x01\n" +
+	"\x12ProtectionBlocking\x12\x1c\n" +
+	"\tthreshold\x18\x01 \x01(\rR\tthreshold\x121\n" +
+	"\x06window\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06window\x125\n" +
+	"\bduration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x1c\n" +
+	"\taddresses\x18\x04 \x01(\bR\taddresses\x12\x1e\n" +
+	"\n" +
+	"identities\x18\x05 \x01(\bR\n" +
+	"identities\"\xe0\x01\n" +
+	"\x0fIntrusionSource\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x04R\x05total\x12B\n" +
+	"\aby_kind\x18\x03 \x03(\v2).weft.mesh.v1.IntrusionSource.ByKindEntryR\x06byKind\x12 \n" +
+	"\flast_unix_ms\x18\x04 \x01(\x03R\n" +
+	"lastUnixMs\x1a9\n" +
+	"\vByKindEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"c\n" +
+	"\rBlockedSource\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\"\n" +
+	"\runtil_unix_ms\x18\x02 \x01(\x03R\vuntilUnixMs\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason*V\n" +
 	"\bProtocol\x12\x10\n" +
 	"\fPROTOCOL_TCP\x10\x00\x12\x11\n" +
 	"\rPROTOCOL_HTTP\x10\x01\x12\x12\n" +
@@ -4894,7 +5320,7 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 }
 
 var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
@@ -4954,106 +5380,121 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(*BudgetUsage)(nil),         // 55: weft.mesh.v1.BudgetUsage
 	(*BudgetGrants)(nil),        // 56: weft.mesh.v1.BudgetGrants
 	(*BudgetGrant)(nil),         // 57: weft.mesh.v1.BudgetGrant
-	nil,                         // 58: weft.mesh.v1.ProxyConfig.LabelsEntry
-	nil,                         // 59: weft.mesh.v1.JwtProvider.ForwardClaimsEntry
-	nil,                         // 60: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 61: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 62: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 63: google.protobuf.Duration
+	(*Protection)(nil),          // 58: weft.mesh.v1.Protection
+	(*ProtectionBlocking)(nil),  // 59: weft.mesh.v1.ProtectionBlocking
+	(*IntrusionSource)(nil),     // 60: weft.mesh.v1.IntrusionSource
+	(*BlockedSource)(nil),       // 61: weft.mesh.v1.BlockedSource
+	nil,                         // 62: weft.mesh.v1.ProxyConfig.LabelsEntry
+	nil,                         // 63: weft.mesh.v1.JwtProvider.ForwardClaimsEntry
+	nil,                         // 64: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 65: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 66: weft.mesh.v1.Endpoint.MetaEntry
+	nil,                         // 67: weft.mesh.v1.IntrusionSource.ByKindEntry
+	(*durationpb.Duration)(nil), // 68: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	12, // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
 	15, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
 	19, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
 	29, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	58, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	62, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
 	18, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
 	17, // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
 	53, // 7: weft.mesh.v1.ProxyConfig.tracing:type_name -> weft.mesh.v1.Tracing
-	25, // 8: weft.mesh.v1.ProxyConfig.jwt_providers:type_name -> weft.mesh.v1.JwtProvider
-	16, // 9: weft.mesh.v1.ProxyConfig.egress:type_name -> weft.mesh.v1.Egress
-	3,  // 10: weft.mesh.v1.Egress.mode:type_name -> weft.mesh.v1.EgressMode
-	4,  // 11: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
-	63, // 12: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	63, // 13: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	0,  // 14: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
-	22, // 15: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
-	20, // 16: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
-	21, // 17: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
-	26, // 18: weft.mesh.v1.Inbound.jwt:type_name -> weft.mesh.v1.JwtRequirement
-	37, // 19: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
-	2,  // 20: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
-	23, // 21: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
-	2,  // 22: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
-	24, // 23: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
-	2,  // 24: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
-	37, // 25: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
-	27, // 26: weft.mesh.v1.Permission.jwt:type_name -> weft.mesh.v1.JwtMatch
-	63, // 27: weft.mesh.v1.JwtProvider.clock_skew:type_name -> google.protobuf.Duration
-	59, // 28: weft.mesh.v1.JwtProvider.forward_claims:type_name -> weft.mesh.v1.JwtProvider.ForwardClaimsEntry
-	28, // 29: weft.mesh.v1.JwtMatch.claims:type_name -> weft.mesh.v1.JwtClaim
-	0,  // 30: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
-	1,  // 31: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	45, // 32: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	38, // 33: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	43, // 34: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
-	14, // 35: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
-	32, // 36: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
-	33, // 37: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
-	30, // 38: weft.mesh.v1.Upstream.external:type_name -> weft.mesh.v1.External
-	31, // 39: weft.mesh.v1.External.tls:type_name -> weft.mesh.v1.ExternalTLS
-	22, // 40: weft.mesh.v1.External.authz:type_name -> weft.mesh.v1.Authz
-	63, // 41: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	63, // 42: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	34, // 43: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
-	5,  // 44: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
-	35, // 45: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
-	35, // 46: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
-	36, // 47: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
-	36, // 48: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
-	37, // 49: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	41, // 50: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	42, // 51: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	43, // 52: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	44, // 53: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	44, // 54: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	40, // 55: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
-	39, // 56: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
-	45, // 57: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	63, // 58: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	63, // 59: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	63, // 60: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	63, // 61: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	63, // 62: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	63, // 63: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	60, // 64: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	61, // 65: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	62, // 66: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	47, // 67: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
-	48, // 68: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
-	6,  // 69: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
-	52, // 70: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
-	7,  // 71: weft.mesh.v1.Tracing.protocol:type_name -> weft.mesh.v1.TracingProtocol
-	63, // 72: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
-	55, // 73: weft.mesh.v1.BudgetReport.usage:type_name -> weft.mesh.v1.BudgetUsage
-	57, // 74: weft.mesh.v1.BudgetGrants.grants:type_name -> weft.mesh.v1.BudgetGrant
-	8,  // 75: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	9,  // 76: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	11, // 77: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	46, // 78: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
-	51, // 79: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
-	54, // 80: weft.mesh.v1.Mesh.Budgets:input_type -> weft.mesh.v1.BudgetReport
-	10, // 81: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	10, // 82: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	13, // 83: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	49, // 84: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
-	50, // 85: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
-	56, // 86: weft.mesh.v1.Mesh.Budgets:output_type -> weft.mesh.v1.BudgetGrants
-	81, // [81:87] is the sub-list for method output_type
-	75, // [75:81] is the sub-list for method input_type
-	75, // [75:75] is the sub-list for extension type_name
-	75, // [75:75] is the sub-list for extension extendee
-	0,  // [0:75] is the sub-list for field type_name
+	58, // 8: weft.mesh.v1.ProxyConfig.protection:type_name -> weft.mesh.v1.Protection
+	25, // 9: weft.mesh.v1.ProxyConfig.jwt_providers:type_name -> weft.mesh.v1.JwtProvider
+	16, // 10: weft.mesh.v1.ProxyConfig.egress:type_name -> weft.mesh.v1.Egress
+	3,  // 11: weft.mesh.v1.Egress.mode:type_name -> weft.mesh.v1.EgressMode
+	4,  // 12: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
+	68, // 13: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	68, // 14: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	0,  // 15: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
+	22, // 16: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
+	20, // 17: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
+	21, // 18: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
+	26, // 19: weft.mesh.v1.Inbound.jwt:type_name -> weft.mesh.v1.JwtRequirement
+	58, // 20: weft.mesh.v1.Inbound.protection:type_name -> weft.mesh.v1.Protection
+	37, // 21: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
+	2,  // 22: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
+	23, // 23: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
+	2,  // 24: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
+	24, // 25: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
+	2,  // 26: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
+	37, // 27: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	27, // 28: weft.mesh.v1.Permission.jwt:type_name -> weft.mesh.v1.JwtMatch
+	68, // 29: weft.mesh.v1.JwtProvider.clock_skew:type_name -> google.protobuf.Duration
+	63, // 30: weft.mesh.v1.JwtProvider.forward_claims:type_name -> weft.mesh.v1.JwtProvider.ForwardClaimsEntry
+	28, // 31: weft.mesh.v1.JwtMatch.claims:type_name -> weft.mesh.v1.JwtClaim
+	0,  // 32: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
+	1,  // 33: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
+	45, // 34: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	38, // 35: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	43, // 36: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	14, // 37: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
+	32, // 38: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
+	33, // 39: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
+	30, // 40: weft.mesh.v1.Upstream.external:type_name -> weft.mesh.v1.External
+	31, // 41: weft.mesh.v1.External.tls:type_name -> weft.mesh.v1.ExternalTLS
+	22, // 42: weft.mesh.v1.External.authz:type_name -> weft.mesh.v1.Authz
+	68, // 43: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	68, // 44: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	34, // 45: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
+	5,  // 46: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
+	35, // 47: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	35, // 48: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	36, // 49: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	36, // 50: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	37, // 51: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	41, // 52: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	42, // 53: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	43, // 54: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	44, // 55: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	44, // 56: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	40, // 57: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	39, // 58: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
+	45, // 59: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
+	68, // 60: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	68, // 61: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	68, // 62: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	68, // 63: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	68, // 64: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	68, // 65: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	64, // 66: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	65, // 67: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	66, // 68: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	47, // 69: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
+	48, // 70: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
+	60, // 71: weft.mesh.v1.StatsReport.intrusions:type_name -> weft.mesh.v1.IntrusionSource
+	61, // 72: weft.mesh.v1.StatsReport.blocked:type_name -> weft.mesh.v1.BlockedSource
+	6,  // 73: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
+	52, // 74: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
+	7,  // 75: weft.mesh.v1.Tracing.protocol:type_name -> weft.mesh.v1.TracingProtocol
+	68, // 76: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
+	55, // 77: weft.mesh.v1.BudgetReport.usage:type_name -> weft.mesh.v1.BudgetUsage
+	57, // 78: weft.mesh.v1.BudgetGrants.grants:type_name -> weft.mesh.v1.BudgetGrant
+	68, // 79: weft.mesh.v1.Protection.read_header_timeout:type_name -> google.protobuf.Duration
+	68, // 80: weft.mesh.v1.Protection.idle_timeout:type_name -> google.protobuf.Duration
+	59, // 81: weft.mesh.v1.Protection.blocking:type_name -> weft.mesh.v1.ProtectionBlocking
+	68, // 82: weft.mesh.v1.ProtectionBlocking.window:type_name -> google.protobuf.Duration
+	68, // 83: weft.mesh.v1.ProtectionBlocking.duration:type_name -> google.protobuf.Duration
+	67, // 84: weft.mesh.v1.IntrusionSource.by_kind:type_name -> weft.mesh.v1.IntrusionSource.ByKindEntry
+	8,  // 85: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	9,  // 86: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	11, // 87: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	46, // 88: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
+	51, // 89: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
+	54, // 90: weft.mesh.v1.Mesh.Budgets:input_type -> weft.mesh.v1.BudgetReport
+	10, // 91: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	10, // 92: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	13, // 93: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	49, // 94: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
+	50, // 95: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
+	56, // 96: weft.mesh.v1.Mesh.Budgets:output_type -> weft.mesh.v1.BudgetGrants
+	91, // [91:97] is the sub-list for method output_type
+	85, // [85:91] is the sub-list for method input_type
+	85, // [85:85] is the sub-list for extension type_name
+	85, // [85:85] is the sub-list for extension extendee
+	0,  // [0:85] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -5067,7 +5508,7 @@ func file_core_meshapi_mesh_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   55,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -32,6 +32,9 @@ const (
 	MaxReportDenials = 20
 	// MaxReportName is the longest peer, namespace, route or subset.
 	MaxReportName = 253
+	// MaxReportSources is the most intrusion sources, and the most
+	// blocked sources, one report may carry.
+	MaxReportSources = 20
 	// MaxReportText is the longest caller, method, path or reason of a
 	// denial.
 	MaxReportText = 1024
@@ -120,6 +123,24 @@ func checkReport(r *meshapi.StatsReport) error {
 		}
 		if c.GetDirection() != meshapi.StatsDirection_STATS_INBOUND && c.GetDirection() != meshapi.StatsDirection_STATS_OUTBOUND {
 			return fmt.Errorf("a cell has direction %d", c.GetDirection())
+		}
+	}
+	if len(r.GetIntrusions()) > MaxReportSources || len(r.GetBlocked()) > MaxReportSources {
+		return fmt.Errorf("the report has %d intrusion sources and %d blocks, more than %d", len(r.GetIntrusions()), len(r.GetBlocked()), MaxReportSources)
+	}
+	for _, in := range r.GetIntrusions() {
+		if len(in.GetSource()) > MaxReportText || len(in.GetByKind()) > 16 {
+			return fmt.Errorf("an intrusion source of %d bytes or %d kinds is past the limits (%d, 16)", len(in.GetSource()), len(in.GetByKind()), MaxReportText)
+		}
+		for k := range in.GetByKind() {
+			if len(k) > MaxReportName {
+				return fmt.Errorf("an intrusion kind of %d bytes is longer than %d", len(k), MaxReportName)
+			}
+		}
+	}
+	for _, b := range r.GetBlocked() {
+		if len(b.GetSource()) > MaxReportText || len(b.GetReason()) > MaxReportText {
+			return fmt.Errorf("a blocked source's text is longer than %d bytes", MaxReportText)
 		}
 	}
 	for _, d := range r.GetDenials() {

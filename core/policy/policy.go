@@ -70,6 +70,9 @@ type Mesh struct {
 	Tracing *Tracing `json:",omitempty"`
 	// Egress is the mesh's egress mode (external.go); "" is EgressAllow.
 	Egress Egress `json:",omitempty"`
+	// Protection is the defences of every sidecar's listeners
+	// (protection.go); nil: the defaults.
+	Protection *Protection `json:",omitempty"`
 }
 
 // Service is what policy says about one service.
@@ -102,6 +105,9 @@ type Service struct {
 	// JWT, when set, requires a valid end-user token on every HTTP
 	// request (jwt.go).
 	JWT *JWTRequirement `json:",omitempty"`
+	// Protection is the defences of the service's inbound listener, over
+	// the mesh's (protection.go); nil: the mesh's.
+	Protection *Protection `json:",omitempty"`
 }
 
 // Upstream is a service this one calls, reached by the app on a localhost port.

@@ -182,6 +182,9 @@ type RateLimit struct {
 	PerJWTSubject string   `json:",omitempty"`
 	Callers       []string `json:",omitempty"`
 	Match         Match
+	// PerSourceIP gives each client IP address its own bucket (with
+	// PerCaller: each caller and address).
+	PerSourceIP bool `json:",omitempty"`
 }
 
 // ConnectionLimit caps the connections an instance's sidecar accepts: in

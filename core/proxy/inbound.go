@@ -13,12 +13,15 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/protect"
 	"github.com/weftmesh/weft/core/proxy/authz"
 	"github.com/weftmesh/weft/core/proxy/canon"
+	"github.com/weftmesh/weft/core/proxy/guard"
 	"github.com/weftmesh/weft/core/proxy/h1pool"
 	"github.com/weftmesh/weft/core/proxy/jwtauth"
 	"github.com/weftmesh/weft/core/proxy/ratelimit"
 	"github.com/weftmesh/weft/core/proxy/tracing"
+	"github.com/weftmesh/weft/core/refusals"
 	"github.com/weftmesh/weft/core/spiffe"
 )
 
@@ -30,6 +33,11 @@ type inbound struct {
 	st    atomic.Pointer[inboundState]
 	tls   *tls.Config
 	conns connSet
+
+	// shield is the listener's defences (core/protect); srvKey what of
+	// them its server fixed at start.
+	shield *protect.Shield
+	srvKey string
 
 	perCallerMu sync.Mutex
 	perCaller   map[string]int // open connections by calling service
@@ -56,7 +64,8 @@ type inboundState struct {
 type callerKey struct{}
 
 func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
-	in := &inbound{p: p, proto: sp.proto}
+	in := &inbound{p: p, proto: sp.proto, srvKey: sp.prot.ServerKey()}
+	in.shield = p.newShield(KeyInbound, sp.prot, true)
 	in.update(sp)
 	if sp.proto == meshapi.Protocol_PROTOCOL_TCP {
 		in.tls = p.serverTLS(nil)
@@ -78,7 +87,7 @@ func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
 		ErrorHandler:   in.proxyError,
 		ErrorLog:       p.errorLog,
 	}
-	in.http = startHTTP(addr, http.HandlerFunc(in.serveHTTP), protocols(true, true, false), in.connContext, p.errorLog, 0)
+	in.http = startHTTP(addr, http.HandlerFunc(in.serveHTTP), protocols(true, true, false), in.connContext, p.errorLog, in.shield)
 	return in
 }
 
@@ -114,9 +123,13 @@ func dialApp(timeout time.Duration) func(ctx context.Context, addr string) (net.
 
 func (in *inbound) key() string                { return KeyInbound }
 func (in *inbound) idleTimeout() time.Duration { return 0 }
+func (in *inbound) serverKey() string          { return in.srvKey }
 func (in *inbound) protocol() meshapi.Protocol { return in.proto }
 
 func (in *inbound) update(sp spec) {
+	if in.shield != nil {
+		in.shield.Set(sp.prot)
+	}
 	own := sp.cfg.GetSpiffeId()
 	if own == "" {
 		if c := in.p.creds.Load(); c != nil {
@@ -154,20 +167,32 @@ func (in *inbound) handle(raw net.Conn) bool {
 	if in.http != nil && in.http.ln.closedNow() {
 		return false
 	}
-	tc := track(raw, &in.conns)
+	// Blocked addresses and the per-source cap, before any TLS work.
+	admitted, ok := in.shield.Admit(raw)
+	if !ok {
+		return true
+	}
+	tc := track(admitted, &in.conns)
 	st := in.st.Load()
 	if st.connMax > 0 && in.conns.len() > st.connMax {
 		in.p.metrics.limited.WithLabelValues("", "connection_limit").Inc()
+		in.p.note(protect.SourceIP(raw.RemoteAddr().String()), guard.ConnLimited)
 		in.p.log.Warn("inbound: refused connection from "+raw.RemoteAddr().String()+": connections open at the limit", "open", in.conns.len()-1, "limit", st.connMax)
 		tc.Close()
 		return true
 	}
 	conn := tls.Server(tc, in.tls)
-	ctx, cancel := context.WithTimeout(context.Background(), in.p.opts.HandshakeTimeout)
+	// The handshake is bounded by the header timeout too: a client that
+	// trickles its handshake is a slowloris like one that trickles headers.
+	ctx, cancel := context.WithTimeout(context.Background(), min(in.p.opts.HandshakeTimeout, in.shield.Settings().ReadHeaderTimeout))
 	err := conn.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
-		in.p.refused.Refused(raw.RemoteAddr().String(), err)
+		// A connection closed before a byte (a TCP health check) is
+		// counted, never held against its source.
+		if in.p.refused.Refused(raw.RemoteAddr().String(), err) != refusals.Closed {
+			in.p.note(protect.SourceIP(raw.RemoteAddr().String()), guard.Handshake)
+		}
 		conn.Close()
 		return true
 	}
@@ -177,11 +202,17 @@ func (in *inbound) handle(raw net.Conn) bool {
 		conn.Close()
 		return true
 	}
+	if in.p.guard.Blocked(callerSource(caller)) {
+		in.p.metrics.shielded.WithLabelValues(KeyInbound, protect.ReasonBlocked).Inc()
+		conn.Close()
+		return true
+	}
 	tc.setPeer(in.p.metrics, dirInbound, caller.Service, in.p.stats.caller(caller))
 	if st.connMaxPerCaller > 0 {
 		if n := in.callerConns(caller.Service, 1); n > st.connMaxPerCaller {
 			in.callerConns(caller.Service, -1)
 			in.p.metrics.limited.WithLabelValues(caller.Service, "connection_limit").Inc()
+			in.p.note(callerSource(caller), guard.ConnLimited)
 			in.p.log.Warn("inbound: refused connection from "+raw.RemoteAddr().String()+": connections from the caller open at the limit", "caller", caller.String(), "service", caller.Service, "open", n-1, "limit", st.connMaxPerCaller)
 			conn.Close()
 			return true
@@ -203,6 +234,7 @@ func (in *inbound) serveTCP(conn net.Conn, caller spiffe.Identity) {
 	st := in.st.Load()
 	if ok, why := st.authorize(caller); !ok {
 		in.p.metrics.denied.WithLabelValues(caller.Service).Inc()
+		in.p.note(callerSource(caller), guard.Denied)
 		in.p.stats.denied(in.p.stats.caller(caller), caller, "", "", why)
 		in.p.accessLine("access", "inbound", "DENIED").str("caller", caller.String()).str("dest", st.service).
 			str("proto", "tcp").str("reason", why).send(in.p)
@@ -309,6 +341,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		in.p.metrics.denied.WithLabelValues(caller.Service).Inc()
+		in.p.note(callerSource(caller), guard.Denied)
 		in.p.stats.denied(in.p.stats.caller(caller), caller, r.Method, r.URL.Path, why)
 		denied = why
 		in.p.accessLine("access", "inbound", "DENIED").str("caller", caller.String()).str("dest", st.service).
@@ -324,6 +357,11 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, l := range st.limits {
 		if ok, wait := l.AllowSubject(caller.Service, tokens.Subject(l.JWTProvider()), r, time.Now()); !ok {
 			in.p.metrics.limited.WithLabelValues(caller.Service, l.Name()).Inc()
+			if l.PerSourceIP() {
+				in.p.note(protect.SourceIP(r.RemoteAddr), guard.RateLimited)
+			} else {
+				in.p.note(callerSource(caller), guard.RateLimited)
+			}
 			msg := fmt.Sprintf("weft: rate limit %q of %s exceeded for %s; retry in %s", l.Name(), st.service, caller.Service, wait.Round(time.Millisecond))
 			rec.reason = msg
 			rec.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
@@ -353,6 +391,9 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // refuse answers a request the proxy will not route or authorize with 400
 // and why.
 func (in *inbound) refuse(w http.ResponseWriter, r *http.Request, st *inboundState, caller spiffe.Identity, bad *canon.BadRequest) {
+	if caller.Service != "" {
+		in.p.note(callerSource(caller), guard.BadRequest)
+	}
 	in.p.accessLine("access", "inbound", "REFUSED").str("caller", caller.String()).str("dest", st.service).
 		str("method", r.Method).str("target", r.RequestURI).str("reason", bad.Error()).request(r, nil).send(in.p)
 	http.Error(w, "weft: bad request: "+bad.Error(), http.StatusBadRequest)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weftmesh/weft/core/protect"
 )
 
 // handler serves the connections one listener accepts. The inbound and
@@ -301,21 +303,17 @@ type httpServer struct {
 	ln  *chanListener
 }
 
-func startHTTP(addr net.Addr, h http.Handler, protos *http.Protocols, connCtx func(context.Context, net.Conn) context.Context, errorLog *log.Logger, idle time.Duration) *httpServer {
-	if idle <= 0 {
-		idle = 5 * time.Minute
-	}
+func startHTTP(addr net.Addr, h http.Handler, protos *http.Protocols, connCtx func(context.Context, net.Conn) context.Context, errorLog *log.Logger, sh *protect.Shield) *httpServer {
 	s := &httpServer{
 		srv: &http.Server{
-			Handler:           h,
-			Protocols:         protos,
-			ConnContext:       connCtx,
-			ReadHeaderTimeout: 30 * time.Second,
-			IdleTimeout:       idle,
-			ErrorLog:          errorLog,
+			Handler:     sh.Handler(h),
+			Protocols:   protos,
+			ConnContext: connCtx,
+			ErrorLog:    errorLog,
 		},
 		ln: newChanListener(addr),
 	}
+	sh.Server(s.srv) // timeouts, header bytes, h2 streams (core/protect)
 	go s.srv.Serve(s.ln)
 	return s
 }

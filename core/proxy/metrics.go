@@ -57,6 +57,8 @@ type metrics struct {
 	globalShare *prometheus.GaugeVec
 	// end-user tokens (jwt.go)
 	jwt jwtMetrics
+	// the listeners' defences and the intrusion tracker (protection.go)
+	protectionMetrics
 
 	// perRequest caches the series one request updates, by requestKey:
 	// looking them up in the vectors cost every request a hash of its
@@ -160,13 +162,14 @@ func newMetrics() *metrics {
 		Help: "Requests a second this sidecar admits under a global rate limit: its share of the limit, granted by the controller or, with the controller away, a fair share. By limit.",
 	}, []string{"limit"})
 	m.appHealthy.Set(1)
+	m.protectionMetrics = newProtectionMetrics()
 	for _, r := range refusals.Reasons {
 		m.refused.WithLabelValues(r) // every reason from the start, at 0
 	}
 	m.info = &instanceInfo{}
 	m.jwt = newJWTMetrics(m.reg)
 	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.refused, m.limited, m.faults, m.overflow, m.pending, m.mirrored, m.ejections, m.version, m.info, m.unavailable, m.appHealthy, m.sigRetried,
-		m.reportsSent, m.reportsDropped, m.globalShare,
+		m.reportsSent, m.reportsDropped, m.globalShare, m.shielded, m.signals,
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	return m
 }

@@ -34,6 +34,7 @@ func TestMetricNamesFollowPrometheusConventions(t *testing.T) {
 	m.globalShare.WithLabelValues("all").Set(1)
 	m.jwt.failures.WithLabelValues("corp", "expired").Inc()
 	m.jwt.valid.WithLabelValues("corp").Inc()
+	m.shielded.WithLabelValues("inbound", "shed").Inc()
 	m.info.set(&meshapi.ProxyConfig{InstanceId: "web-1", Service: "web"})
 	mfs, err := m.reg.Gather()
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/protect"
 	"github.com/weftmesh/weft/core/proxy/balance"
 	"github.com/weftmesh/weft/core/proxy/breaker"
 	"github.com/weftmesh/weft/core/proxy/canon"
@@ -55,8 +56,12 @@ type outbound struct {
 	mesh1 *http.Transport // HTTP/1.1 over mTLS, for upgrades (WebSocket)
 	// h1 carries PROTOCOL_HTTP upstreams' requests as HTTP/1.1 over mTLS
 	// (nil for HTTP2 and GRPC, which go over mesh).
-	h1     *h1pool.Pool
-	idle   time.Duration // as configured; 0: the defaults
+	h1   *h1pool.Pool
+	idle time.Duration // as configured; 0: the defaults
+	// shield is the listener's defences (core/protect); srvKey what of
+	// them its server fixed at start.
+	shield *protect.Shield
+	srvKey string
 	mirror *mirror.Sender
 	// det runs outlier detection over the endpoints of the configuration
 	// in force (its timer goroutine only while one asks for it); shutdown
@@ -100,7 +105,8 @@ type picked struct {
 }
 
 func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
-	o := &outbound{p: p, name: sp.up.GetName(), proto: sp.proto, idle: idleOf(sp)}
+	o := &outbound{p: p, name: sp.up.GetName(), proto: sp.proto, idle: idleOf(sp), srvKey: sp.prot.ServerKey()}
+	o.shield = p.newShield(KeyUpstream(o.name), sp.prot, false)
 	o.det = balance.NewDetector(balance.DetectorOptions{Notify: o.outlierEvent})
 	o.update(sp)
 	want := func() string { return o.st.Load().wantID }
@@ -156,7 +162,7 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 		ErrorHandler:   o.proxyError,
 		ErrorLog:       p.errorLog,
 	}
-	o.http = startHTTP(addr, http.HandlerFunc(o.serveHTTP), protocols(true, false, true), nil, p.errorLog, sp.up.GetTimeouts().GetIdle().AsDuration())
+	o.http = startHTTP(addr, http.HandlerFunc(o.serveHTTP), protocols(true, false, true), nil, p.errorLog, o.shield)
 	return o
 }
 
@@ -169,9 +175,13 @@ func idleOr(d, def time.Duration) time.Duration {
 
 func (o *outbound) key() string                { return KeyUpstream(o.name) }
 func (o *outbound) idleTimeout() time.Duration { return o.idle }
+func (o *outbound) serverKey() string          { return o.srvKey }
 func (o *outbound) protocol() meshapi.Protocol { return o.proto }
 
 func (o *outbound) update(sp spec) {
+	if o.shield != nil {
+		o.shield.Set(sp.prot)
+	}
 	var prev []*endpoint
 	old := o.st.Load()
 	if old != nil {
@@ -257,8 +267,12 @@ func (o *outbound) handle(raw net.Conn) bool {
 	if o.http != nil && o.http.ln.closedNow() {
 		return false
 	}
+	c, ok := o.shield.Admit(raw)
+	if !ok {
+		return true
+	}
 	st := o.st.Load()
-	tc := track(raw, &o.conns)
+	tc := track(c, &o.conns)
 	tc.setPeer(o.p.metrics, dirOutbound, st.service, st.all.cell)
 	if o.http != nil {
 		if !o.http.ln.push(tc) {

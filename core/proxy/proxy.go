@@ -17,7 +17,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/protect"
 	"github.com/weftmesh/weft/core/proxy/authz"
+	"github.com/weftmesh/weft/core/proxy/guard"
 	"github.com/weftmesh/weft/core/proxy/health"
 	"github.com/weftmesh/weft/core/proxy/jwtauth"
 	"github.com/weftmesh/weft/core/proxy/ratelimit"
@@ -82,6 +84,7 @@ type Proxy struct {
 	health       *appHealth // the application's health: checker, refusals
 	tap          tapper     // the taps the controller asked for (tap.go)
 	tracer       *tracing.Tracer
+	guard        *guard.Tracker // intrusion signals by source, and blocks (protection.go)
 
 	mu      sync.Mutex // serializes Apply and Close; guards the fields below
 	sockets map[string]*socket
@@ -130,6 +133,8 @@ func New(o Options) *Proxy {
 		closeDone:   make(chan struct{}),
 	}
 	p.health = &appHealth{p: p, reporter: o.Health}
+	p.guard = guard.New(guard.Options{OnBlock: p.onBlock})
+	p.metrics.intrusions(p.guard)
 	p.tracer = tracing.New(tracing.Options{Logger: o.Logger, Registerer: p.metrics.reg})
 	p.refused = refusals.New(refusals.Options{Prefix: "inbound: ", Logf: func(format string, args ...any) { p.log.Warn(fmt.Sprintf(format, args...)) },
 		Counted: func(reason string) { p.metrics.refused.WithLabelValues(reason).Inc() }})
@@ -181,6 +186,9 @@ type spec struct {
 	in    *meshapi.Inbound  // for KeyInbound
 	up    *meshapi.Upstream // for upstream keys
 	jwt   *jwtauth.Verifier // for KeyInbound: its end-user token check (nil: none)
+	// prot is the listener's defences: the inbound's protection over the
+	// config's, over the defaults (protection.go).
+	prot protect.Settings
 }
 
 // Apply makes cfg, as version, the proxy's configuration. It either applies
@@ -254,7 +262,7 @@ func (p *Proxy) Apply(version uint64, cfg *meshapi.ProxyConfig) error {
 		if b := s.h.Load(); b != nil {
 			old = b.h
 		}
-		if u, ok := old.(updater); ok && u.key() == sp.key && u.protocol() == sp.proto && u.idleTimeout() == idleOf(sp) {
+		if u, ok := old.(updater); ok && u.key() == sp.key && u.protocol() == sp.proto && u.idleTimeout() == idleOf(sp) && u.serverKey() == sp.prot.ServerKey() {
 			u.update(sp)
 			continue
 		}
@@ -273,6 +281,7 @@ func (p *Proxy) Apply(version uint64, cfg *meshapi.ProxyConfig) error {
 	}
 	p.sockets = next
 	p.health.apply(cfg)
+	p.guard.Set(blockingPolicy(cfg))
 	if err := p.tracer.Apply(cfg.GetTracing(), tracing.Self{ID: cfg.GetSpiffeId(), Service: cfg.GetService(), Namespace: cfg.GetNamespace()}); err != nil {
 		p.log.Warn("tracing: not applied", "err", err)
 	}
@@ -288,6 +297,9 @@ type updater interface {
 	// idleTimeout is the idle timeout the handler was built with; a new
 	// one needs a new handler (its server and pool fix it at start).
 	idleTimeout() time.Duration
+	// serverKey is the protection settings the handler's server fixed at
+	// start (protect.Settings.ServerKey); new ones need a new handler.
+	serverKey() string
 	update(sp spec)
 }
 
@@ -363,6 +375,10 @@ func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 	if err := tracing.Validate(cfg.GetTracing()); err != nil {
 		return nil, err
 	}
+	if err := protect.Validate(cfg.GetProtection()); err != nil {
+		return nil, err
+	}
+	meshProt := protect.FromProto(cfg.GetProtection(), protect.Defaults())
 	var specs []spec
 	if in := cfg.GetInbound(); in != nil {
 		if cfg.GetService() == "" {
@@ -385,6 +401,9 @@ func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 				return nil, fmt.Errorf("inbound.authz.rules[%d]: %w", i, err)
 			}
 		}
+		if err := protect.Validate(in.GetProtection()); err != nil {
+			return nil, fmt.Errorf("inbound: %w", err)
+		}
 		if _, err := ratelimit.Compile(in.GetRateLimits(), nil); err != nil {
 			return nil, fmt.Errorf("inbound: %w", err)
 		}
@@ -404,7 +423,8 @@ func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 		if bind == "" {
 			bind = "0.0.0.0"
 		}
-		specs = append(specs, spec{key: KeyInbound, addr: hostPort(bind, in.GetPort()), proto: in.GetProtocol(), cfg: cfg, in: in, jwt: jwt})
+		specs = append(specs, spec{key: KeyInbound, addr: hostPort(bind, in.GetPort()), proto: in.GetProtocol(), cfg: cfg, in: in, jwt: jwt,
+			prot: protect.FromProto(in.GetProtection(), meshProt)})
 	}
 	names := make(map[string]bool)
 	for i, up := range cfg.GetUpstreams() {
@@ -453,7 +473,11 @@ func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 		if bind == "" {
 			bind = "127.0.0.1"
 		}
-		specs = append(specs, spec{key: KeyUpstream(name), addr: hostPort(bind, up.GetLocalPort()), proto: up.GetProtocol(), cfg: cfg, up: up})
+		prot := meshProt
+		if d := up.GetTimeouts().GetIdle().AsDuration(); d > 0 {
+			prot.IdleTimeout = d // the upstream's own idle timeout wins
+		}
+		specs = append(specs, spec{key: KeyUpstream(name), addr: hostPort(bind, up.GetLocalPort()), proto: up.GetProtocol(), cfg: cfg, up: up, prot: prot})
 	}
 	seen := make(map[string]string)
 	for _, sp := range specs {

@@ -40,6 +40,7 @@ func (p *Proxy) RunReports(ctx context.Context, interval time.Duration, s StatsS
 		}
 		now := time.Now()
 		r, snap := p.stats.collect(a.cfg.GetInstanceId(), last, now)
+		p.intrusionReport(r) // StatsReport fields 8-9 (protection.go)
 		sctx, cancel := context.WithTimeout(ctx, interval)
 		err := s.SendStats(sctx, r)
 		cancel()

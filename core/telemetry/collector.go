@@ -133,8 +133,9 @@ func newStep(index int64) *step {
 type instanceState struct {
 	service, ns string
 	last        time.Time
-	activeIn    map[edgeKey]int64 // open connections by caller, inbound
-	dropped     uint64            // reports its sidecar could not send
+	activeIn    map[edgeKey]int64    // open connections by caller, inbound
+	dropped     uint64               // reports its sidecar could not send
+	intrusions  *api.IntrusionReport // the last report's intrusion signals; nil: none
 }
 
 // New returns a collector with nothing collected.
@@ -221,6 +222,7 @@ func (c *Collector) Record(instance, service, namespace string, received time.Ti
 			k.add(cell)
 		}
 	}
+	is.intrusions = intrusionReport(instance, service, received, r)
 	for _, d := range r.GetDenials() {
 		c.denials = append(c.denials, api.Denial{Time: time.UnixMilli(d.GetUnixMs()).UTC(), Caller: d.GetCaller(), Callee: service,
 			Method: d.GetMethod(), Path: d.GetPath(), Reason: d.GetReason()})
@@ -517,4 +519,35 @@ func Bucket(ms float64) int {
 		}
 	}
 	return len(meshapi.LatencyBoundsMs)
+}
+
+// intrusionReport is the intrusion part of a report (StatsReport fields
+// 8-9); nil when it has none.
+func intrusionReport(instance, service string, at time.Time, r *meshapi.StatsReport) *api.IntrusionReport {
+	if len(r.GetIntrusions()) == 0 && len(r.GetBlocked()) == 0 {
+		return nil
+	}
+	ir := &api.IntrusionReport{Instance: instance, Service: service, Time: at.UTC()}
+	for _, s := range r.GetIntrusions() {
+		ir.Sources = append(ir.Sources, api.IntrusionSourceReport{Source: s.GetSource(), Total: s.GetTotal(), ByKind: s.GetByKind(), Last: time.UnixMilli(s.GetLastUnixMs()).UTC()})
+	}
+	for _, b := range r.GetBlocked() {
+		ir.Blocked = append(ir.Blocked, api.BlockedSourceReport{Source: b.GetSource(), Until: time.UnixMilli(b.GetUntilUnixMs()).UTC(), Reason: b.GetReason()})
+	}
+	return ir
+}
+
+// Intrusions returns the intrusion signals each instance reported last,
+// by instance ID (weft status).
+func (c *Collector) Intrusions() []api.IntrusionReport {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []api.IntrusionReport
+	for _, is := range c.instances {
+		if is.intrusions != nil {
+			out = append(out, *is.intrusions)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Instance < out[j].Instance })
+	return out
 }

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -143,6 +144,9 @@ func (l *Limiter) AllowSubject(caller, subject string, r *http.Request, now time
 	if l.cfg.GetPerCaller() {
 		key = caller
 	}
+	if l.cfg.GetPerSourceIp() {
+		key += "@" + sourceIP(r.RemoteAddr)
+	}
 	perSubject := l.cfg.GetPerJwtSubject() != ""
 	if perSubject {
 		key += "\x00" + subject
@@ -173,6 +177,9 @@ func (l *Limiter) bucket(key string, perSubject bool, now time.Time) *tokenBucke
 		}
 	}
 	if b == nil {
+		if len(l.buckets) >= MaxBuckets {
+			l.evict(now)
+		}
 		b = &tokenBucket{rate: l.cfg.GetRequestsPerSecond(), burst: float64(l.cfg.GetBurst())}
 		l.buckets[key] = b
 	}
@@ -234,3 +241,40 @@ func (l *Limiter) Name() string { return l.cfg.GetName() }
 // Matcher is the match of the requests the limit counts; nil: every
 // request.
 func (l *Limiter) Matcher() *canon.Matcher { return l.match }
+
+// MaxBuckets bounds the buckets of one limit (per caller, per source IP):
+// a flood from many addresses costs a fixed amount of memory.
+const MaxBuckets = 10000
+
+// evict makes room for buckets: it drops the buckets that have refilled
+// (forgetting them changes nothing) and, when that frees less than an
+// eighth of the table, buckets at random (map order) up to an eighth, so
+// that a flood from new addresses pays a scan once per eighth of the
+// table, not per request. Call with l.mu held.
+func (l *Limiter) evict(now time.Time) {
+	for k, b := range l.buckets {
+		b.mu.Lock()
+		full := b.last.IsZero() || b.tokens+now.Sub(b.last).Seconds()*b.rate >= b.burst
+		b.mu.Unlock()
+		if full {
+			delete(l.buckets, k)
+		}
+	}
+	for k := range l.buckets {
+		if len(l.buckets) <= MaxBuckets-MaxBuckets/8 {
+			break
+		}
+		delete(l.buckets, k)
+	}
+}
+
+// sourceIP is the address of a request's client, without the port.
+func sourceIP(remote string) string {
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		return h
+	}
+	return remote
+}
+
+// PerSourceIP says whether the limit keeps a bucket per client address.
+func (l *Limiter) PerSourceIP() bool { return l.cfg.GetPerSourceIp() }

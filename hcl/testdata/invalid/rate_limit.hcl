@@ -50,4 +50,9 @@ service "api" {
     per_jwt_subject     = "corp"
     scope               = "global" # ERROR: Global rate limit per end user
   }
+  rate_limit "ips" {
+    requests_per_second = 1
+    per_source_ip       = true
+    scope               = "global" # ERROR: Global rate limit per source address
+  }
 }

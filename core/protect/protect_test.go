@@ -1,0 +1,133 @@
+package protect_test
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/core/protect"
+)
+
+type counted struct{ reasons []string }
+
+func (c *counted) refused(reason, _ string, _ *http.Request) { c.reasons = append(c.reasons, reason) }
+
+func TestHandler(t *testing.T) {
+	var c counted
+	s := protect.Defaults()
+	s.MaxInFlight, s.MaxHeaderCount, s.MaxRequestBodyBytes = 1, 3, 10
+	sh := protect.NewShield(s, protect.Options{Listener: "test", Refused: c.refused})
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	h := sh.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			entered <- struct{}{}
+			<-release
+		}
+		_, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+		}
+	}))
+	go h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/hold", nil))
+	<-entered
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+	if w.Code != 503 || w.Header().Get("Retry-After") != "1" {
+		t.Errorf("past max_in_flight: %d %v, want 503 with Retry-After", w.Code, w.Header())
+	}
+	close(release)
+	for deadline := time.Now().Add(10 * time.Second); sh.InFlight() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) { // the held request ends at once
+			t.Fatal("the held request still in flight after 10s")
+		}
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	for _, k := range []string{"A", "B", "C", "D"} {
+		r.Header.Set(k, "v")
+	}
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 431 {
+		t.Errorf("4 header fields, max 3: %d", w.Code)
+	}
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("POST", "/", strings.NewReader(strings.Repeat("x", 11))))
+	if w.Code != 413 {
+		t.Errorf("an 11-byte body, max 10: %d", w.Code)
+	}
+	r = httptest.NewRequest("POST", "/", io.NopCloser(strings.NewReader(strings.Repeat("x", 50))))
+	r.ContentLength = -1 // streamed
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 413 {
+		t.Errorf("a streamed 50-byte body, max 10: %d", w.Code)
+	}
+	want := []string{protect.ReasonShed, protect.ReasonHeaderCount, protect.ReasonBodyTooLarge, protect.ReasonBodyTooLarge}
+	if strings.Join(c.reasons, ",") != strings.Join(want, ",") {
+		t.Errorf("refusals %v, want %v", c.reasons, want)
+	}
+}
+
+func TestListenerPerSource(t *testing.T) {
+	s := protect.Defaults()
+	s.MaxConnectionsPerSource = 2
+	var c counted
+	blocked := false
+	sh := protect.NewShield(s, protect.Options{Refused: c.refused, Blocked: func(string) bool { return blocked }})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	wl := sh.Listener(ln)
+	got := make(chan net.Conn, 10)
+	go func() {
+		for {
+			c, err := wl.Accept()
+			if err != nil {
+				return
+			}
+			got <- c
+		}
+	}()
+	var conns []net.Conn
+	for range 4 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	a, b := <-got, <-got
+	for _, x := range conns[2:] { // the third and fourth are closed by the shield
+		x.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := x.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("a connection past the cap: read %v, want EOF", err)
+		}
+	}
+	a.Close() // frees a place
+	c3, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	select {
+	case x := <-got:
+		x.Close()
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection accepted after one closed")
+	}
+	b.Close()
+	if sh.Sources() != 0 {
+		t.Errorf("%d sources counted after every accepted connection closed", sh.Sources())
+	}
+	if len(c.reasons) != 2 || c.reasons[0] != protect.ReasonSourceConnections {
+		t.Errorf("refusals %v", c.reasons)
+	}
+}
