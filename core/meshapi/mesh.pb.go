@@ -378,6 +378,60 @@ func (TracingProtocol) EnumDescriptor() ([]byte, []int) {
 	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{6}
 }
 
+type GatewayProtocol int32
+
+const (
+	GatewayProtocol_GATEWAY_PROTOCOL_HTTP  GatewayProtocol = 0 // HTTP/1.1 and h2c (prior knowledge), no TLS
+	GatewayProtocol_GATEWAY_PROTOCOL_HTTPS GatewayProtocol = 1 // TLS ends here; HTTP/1.1 or h2 by ALPN
+	GatewayProtocol_GATEWAY_PROTOCOL_TCP   GatewayProtocol = 2 // bytes to one service (its first route)
+	// TLS passes through untouched to the service the ClientHello's SNI
+	// names; the service's own app ends it.
+	GatewayProtocol_GATEWAY_PROTOCOL_TLS_PASSTHROUGH GatewayProtocol = 3
+)
+
+// Enum value maps for GatewayProtocol.
+var (
+	GatewayProtocol_name = map[int32]string{
+		0: "GATEWAY_PROTOCOL_HTTP",
+		1: "GATEWAY_PROTOCOL_HTTPS",
+		2: "GATEWAY_PROTOCOL_TCP",
+		3: "GATEWAY_PROTOCOL_TLS_PASSTHROUGH",
+	}
+	GatewayProtocol_value = map[string]int32{
+		"GATEWAY_PROTOCOL_HTTP":            0,
+		"GATEWAY_PROTOCOL_HTTPS":           1,
+		"GATEWAY_PROTOCOL_TCP":             2,
+		"GATEWAY_PROTOCOL_TLS_PASSTHROUGH": 3,
+	}
+)
+
+func (x GatewayProtocol) Enum() *GatewayProtocol {
+	p := new(GatewayProtocol)
+	*p = x
+	return p
+}
+
+func (x GatewayProtocol) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (GatewayProtocol) Descriptor() protoreflect.EnumDescriptor {
+	return file_core_meshapi_mesh_proto_enumTypes[7].Descriptor()
+}
+
+func (GatewayProtocol) Type() protoreflect.EnumType {
+	return &file_core_meshapi_mesh_proto_enumTypes[7]
+}
+
+func (x GatewayProtocol) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use GatewayProtocol.Descriptor instead.
+func (GatewayProtocol) EnumDescriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{7}
+}
+
 type JoinRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	InstanceId string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
@@ -890,7 +944,12 @@ type ProxyConfig struct {
 	// Tracing: spans for every HTTP and gRPC hop, exported with OTLP
 	// (core/proxy/tracing). Unset: off, and requests pass their trace
 	// headers through untouched.
-	Tracing       *Tracing `protobuf:"bytes,11,opt,name=tracing,proto3" json:"tracing,omitempty"`
+	Tracing *Tracing `protobuf:"bytes,11,opt,name=tracing,proto3" json:"tracing,omitempty"`
+	// Gateway mode (core/proxy/gateway.go): set when the instance is an
+	// ingress gateway, a service of its own that takes traffic from outside
+	// the mesh on its listeners and calls mesh services over mTLS with its
+	// own identity. A gateway instance has no inbound and no app.
+	Gateway       *Gateway `protobuf:"bytes,12,opt,name=gateway,proto3" json:"gateway,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -998,6 +1057,13 @@ func (x *ProxyConfig) GetHealthCheck() *HealthCheck {
 func (x *ProxyConfig) GetTracing() *Tracing {
 	if x != nil {
 		return x.Tracing
+	}
+	return nil
+}
+
+func (x *ProxyConfig) GetGateway() *Gateway {
+	if x != nil {
+		return x.Gateway
 	}
 	return nil
 }
@@ -3590,6 +3656,304 @@ func (x *Tracing) GetBatchTimeout() *durationpb.Duration {
 	return nil
 }
 
+// Gateway is what an ingress gateway instance serves (hcl/gateway.go):
+// listeners open to clients outside the mesh, each with its routes.
+type Gateway struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // the gateway block's label
+	Listeners     []*GatewayListener     `protobuf:"bytes,2,rep,name=listeners,proto3" json:"listeners,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Gateway) Reset() {
+	*x = Gateway{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Gateway) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Gateway) ProtoMessage() {}
+
+func (x *Gateway) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Gateway.ProtoReflect.Descriptor instead.
+func (*Gateway) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *Gateway) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Gateway) GetListeners() []*GatewayListener {
+	if x != nil {
+		return x.Listeners
+	}
+	return nil
+}
+
+// GatewayListener is one port of the gateway, reconciled by its name.
+type GatewayListener struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	BindAddress string                 `protobuf:"bytes,2,opt,name=bind_address,json=bindAddress,proto3" json:"bind_address,omitempty"`
+	Port        uint32                 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	Protocol    GatewayProtocol        `protobuf:"varint,4,opt,name=protocol,proto3,enum=weft.mesh.v1.GatewayProtocol" json:"protocol,omitempty"`
+	Tls         *GatewayTLS            `protobuf:"bytes,5,opt,name=tls,proto3" json:"tls,omitempty"` // HTTPS only
+	// Tried in order: the first whose hosts hold the request's host (HTTP:
+	// the Host header; TLS passthrough: the SNI) and one of whose matches
+	// holds takes it.
+	Routes        []*GatewayRoute `protobuf:"bytes,6,rep,name=routes,proto3" json:"routes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayListener) Reset() {
+	*x = GatewayListener{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayListener) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayListener) ProtoMessage() {}
+
+func (x *GatewayListener) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayListener.ProtoReflect.Descriptor instead.
+func (*GatewayListener) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *GatewayListener) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GatewayListener) GetBindAddress() string {
+	if x != nil {
+		return x.BindAddress
+	}
+	return ""
+}
+
+func (x *GatewayListener) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *GatewayListener) GetProtocol() GatewayProtocol {
+	if x != nil {
+		return x.Protocol
+	}
+	return GatewayProtocol_GATEWAY_PROTOCOL_HTTP
+}
+
+func (x *GatewayListener) GetTls() *GatewayTLS {
+	if x != nil {
+		return x.Tls
+	}
+	return nil
+}
+
+func (x *GatewayListener) GetRoutes() []*GatewayRoute {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+// GatewayTLS is how an HTTPS listener ends TLS: with the certificate in
+// cert_file and key_file (PEM, read by the gateway), or with the mesh
+// certificate of the gateway's own identity.
+type GatewayTLS struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	CertFile        string                 `protobuf:"bytes,1,opt,name=cert_file,json=certFile,proto3" json:"cert_file,omitempty"`
+	KeyFile         string                 `protobuf:"bytes,2,opt,name=key_file,json=keyFile,proto3" json:"key_file,omitempty"`
+	MeshCertificate bool                   `protobuf:"varint,3,opt,name=mesh_certificate,json=meshCertificate,proto3" json:"mesh_certificate,omitempty"`
+	// Server names the listener answers for (lower case; "*.example.com"
+	// for one label); none: any. A ClientHello naming another is refused.
+	Sni []string `protobuf:"bytes,4,rep,name=sni,proto3" json:"sni,omitempty"`
+	// "1.2" or "1.3"; "": 1.2.
+	MinVersion    string `protobuf:"bytes,5,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayTLS) Reset() {
+	*x = GatewayTLS{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayTLS) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayTLS) ProtoMessage() {}
+
+func (x *GatewayTLS) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayTLS.ProtoReflect.Descriptor instead.
+func (*GatewayTLS) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *GatewayTLS) GetCertFile() string {
+	if x != nil {
+		return x.CertFile
+	}
+	return ""
+}
+
+func (x *GatewayTLS) GetKeyFile() string {
+	if x != nil {
+		return x.KeyFile
+	}
+	return ""
+}
+
+func (x *GatewayTLS) GetMeshCertificate() bool {
+	if x != nil {
+		return x.MeshCertificate
+	}
+	return false
+}
+
+func (x *GatewayTLS) GetSni() []string {
+	if x != nil {
+		return x.Sni
+	}
+	return nil
+}
+
+func (x *GatewayTLS) GetMinVersion() string {
+	if x != nil {
+		return x.MinVersion
+	}
+	return ""
+}
+
+// GatewayRoute sends what it takes to one mesh service.
+type GatewayRoute struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Hosts   []string               `protobuf:"bytes,2,rep,name=hosts,proto3" json:"hosts,omitempty"`     // lower case; "*.example.com"; none: any host
+	Matches []*RouteMatch          `protobuf:"bytes,3,rep,name=matches,proto3" json:"matches,omitempty"` // HTTP only; none: every request
+	// The service as an upstream of the gateway, compiled as for any caller
+	// (endpoints, its routes, timeouts, circuit breaker), named
+	// "gateway/<listener>/<route>"; the gateway route's own L7 settings, if
+	// it has any, come first among its routes. No local port: the gateway
+	// hands it requests itself.
+	Upstream      *Upstream `protobuf:"bytes,4,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayRoute) Reset() {
+	*x = GatewayRoute{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayRoute) ProtoMessage() {}
+
+func (x *GatewayRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayRoute.ProtoReflect.Descriptor instead.
+func (*GatewayRoute) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *GatewayRoute) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GatewayRoute) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+func (x *GatewayRoute) GetMatches() []*RouteMatch {
+	if x != nil {
+		return x.Matches
+	}
+	return nil
+}
+
+func (x *GatewayRoute) GetUpstream() *Upstream {
+	if x != nil {
+		return x.Upstream
+	}
+	return nil
+}
+
 var File_core_meshapi_mesh_proto protoreflect.FileDescriptor
 
 const file_core_meshapi_mesh_proto_rawDesc = "" +
@@ -3636,7 +4000,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"HashPolicy\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x16\n" +
 	"\x06cookie\x18\x02 \x01(\tR\x06cookie\x12'\n" +
-	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\xa7\x04\n" +
+	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\xd8\x04\n" +
 	"\vProxyConfig\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x18\n" +
@@ -3650,7 +4014,8 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x05trust\x18\t \x01(\v2\x19.weft.mesh.v1.TrustBundleR\x05trust\x12<\n" +
 	"\fhealth_check\x18\n" +
 	" \x01(\v2\x19.weft.mesh.v1.HealthCheckR\vhealthCheck\x12/\n" +
-	"\atracing\x18\v \x01(\v2\x15.weft.mesh.v1.TracingR\atracing\x1a9\n" +
+	"\atracing\x18\v \x01(\v2\x15.weft.mesh.v1.TracingR\atracing\x12/\n" +
+	"\agateway\x18\f \x01(\v2\x15.weft.mesh.v1.GatewayR\agateway\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xef\x02\n" +
@@ -3884,7 +4249,30 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\fservice_name\x18\x04 \x01(\tR\vserviceName\x12\x1b\n" +
 	"\tmax_batch\x18\x05 \x01(\rR\bmaxBatch\x12\x1b\n" +
 	"\tmax_queue\x18\x06 \x01(\rR\bmaxQueue\x12>\n" +
-	"\rbatch_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\fbatchTimeout*V\n" +
+	"\rbatch_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\fbatchTimeout\"Z\n" +
+	"\aGateway\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12;\n" +
+	"\tlisteners\x18\x02 \x03(\v2\x1d.weft.mesh.v1.GatewayListenerR\tlisteners\"\xf7\x01\n" +
+	"\x0fGatewayListener\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fbind_address\x18\x02 \x01(\tR\vbindAddress\x12\x12\n" +
+	"\x04port\x18\x03 \x01(\rR\x04port\x129\n" +
+	"\bprotocol\x18\x04 \x01(\x0e2\x1d.weft.mesh.v1.GatewayProtocolR\bprotocol\x12*\n" +
+	"\x03tls\x18\x05 \x01(\v2\x18.weft.mesh.v1.GatewayTLSR\x03tls\x122\n" +
+	"\x06routes\x18\x06 \x03(\v2\x1a.weft.mesh.v1.GatewayRouteR\x06routes\"\xa2\x01\n" +
+	"\n" +
+	"GatewayTLS\x12\x1b\n" +
+	"\tcert_file\x18\x01 \x01(\tR\bcertFile\x12\x19\n" +
+	"\bkey_file\x18\x02 \x01(\tR\akeyFile\x12)\n" +
+	"\x10mesh_certificate\x18\x03 \x01(\bR\x0fmeshCertificate\x12\x10\n" +
+	"\x03sni\x18\x04 \x03(\tR\x03sni\x12\x1f\n" +
+	"\vmin_version\x18\x05 \x01(\tR\n" +
+	"minVersion\"\xa0\x01\n" +
+	"\fGatewayRoute\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x122\n" +
+	"\amatches\x18\x03 \x03(\v2\x18.weft.mesh.v1.RouteMatchR\amatches\x122\n" +
+	"\bupstream\x18\x04 \x01(\v2\x16.weft.mesh.v1.UpstreamR\bupstream*V\n" +
 	"\bProtocol\x12\x10\n" +
 	"\fPROTOCOL_TCP\x10\x00\x12\x11\n" +
 	"\rPROTOCOL_HTTP\x10\x01\x12\x12\n" +
@@ -3915,7 +4303,12 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x0eSTATS_OUTBOUND\x10\x01*G\n" +
 	"\x0fTracingProtocol\x12\x19\n" +
 	"\x15TRACING_PROTOCOL_GRPC\x10\x00\x12\x19\n" +
-	"\x15TRACING_PROTOCOL_HTTP\x10\x012\xcf\x02\n" +
+	"\x15TRACING_PROTOCOL_HTTP\x10\x01*\x88\x01\n" +
+	"\x0fGatewayProtocol\x12\x19\n" +
+	"\x15GATEWAY_PROTOCOL_HTTP\x10\x00\x12\x1a\n" +
+	"\x16GATEWAY_PROTOCOL_HTTPS\x10\x01\x12\x18\n" +
+	"\x14GATEWAY_PROTOCOL_TCP\x10\x02\x12$\n" +
+	" GATEWAY_PROTOCOL_TLS_PASSTHROUGH\x10\x032\xcf\x02\n" +
 	"\x04Mesh\x12<\n" +
 	"\x04Join\x12\x19.weft.mesh.v1.JoinRequest\x1a\x19.weft.mesh.v1.Credentials\x12>\n" +
 	"\x05Renew\x12\x1a.weft.mesh.v1.RenewRequest\x1a\x19.weft.mesh.v1.Credentials\x12K\n" +
@@ -3935,8 +4328,8 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 	return file_core_meshapi_mesh_proto_rawDescData
 }
 
-var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
@@ -3945,129 +4338,141 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(MatchKind)(0),              // 4: weft.mesh.v1.MatchKind
 	(StatsDirection)(0),         // 5: weft.mesh.v1.StatsDirection
 	(TracingProtocol)(0),        // 6: weft.mesh.v1.TracingProtocol
-	(*JoinRequest)(nil),         // 7: weft.mesh.v1.JoinRequest
-	(*RenewRequest)(nil),        // 8: weft.mesh.v1.RenewRequest
-	(*Credentials)(nil),         // 9: weft.mesh.v1.Credentials
-	(*ConfigRequest)(nil),       // 10: weft.mesh.v1.ConfigRequest
-	(*HealthReport)(nil),        // 11: weft.mesh.v1.HealthReport
-	(*ConfigUpdate)(nil),        // 12: weft.mesh.v1.ConfigUpdate
-	(*HashPolicy)(nil),          // 13: weft.mesh.v1.HashPolicy
-	(*ProxyConfig)(nil),         // 14: weft.mesh.v1.ProxyConfig
-	(*HealthCheck)(nil),         // 15: weft.mesh.v1.HealthCheck
-	(*TrustBundle)(nil),         // 16: weft.mesh.v1.TrustBundle
-	(*Inbound)(nil),             // 17: weft.mesh.v1.Inbound
-	(*RateLimit)(nil),           // 18: weft.mesh.v1.RateLimit
-	(*ConnectionLimit)(nil),     // 19: weft.mesh.v1.ConnectionLimit
-	(*Authz)(nil),               // 20: weft.mesh.v1.Authz
-	(*AuthzRule)(nil),           // 21: weft.mesh.v1.AuthzRule
-	(*Permission)(nil),          // 22: weft.mesh.v1.Permission
-	(*Upstream)(nil),            // 23: weft.mesh.v1.Upstream
-	(*CircuitBreaker)(nil),      // 24: weft.mesh.v1.CircuitBreaker
-	(*OutlierDetection)(nil),    // 25: weft.mesh.v1.OutlierDetection
-	(*OutlierSuccessRate)(nil),  // 26: weft.mesh.v1.OutlierSuccessRate
-	(*StringMatch)(nil),         // 27: weft.mesh.v1.StringMatch
-	(*KeyMatch)(nil),            // 28: weft.mesh.v1.KeyMatch
-	(*RouteMatch)(nil),          // 29: weft.mesh.v1.RouteMatch
-	(*Route)(nil),               // 30: weft.mesh.v1.Route
-	(*Mirror)(nil),              // 31: weft.mesh.v1.Mirror
-	(*Fault)(nil),               // 32: weft.mesh.v1.Fault
-	(*Split)(nil),               // 33: weft.mesh.v1.Split
-	(*RetryPolicy)(nil),         // 34: weft.mesh.v1.RetryPolicy
-	(*Timeouts)(nil),            // 35: weft.mesh.v1.Timeouts
-	(*HeaderOps)(nil),           // 36: weft.mesh.v1.HeaderOps
-	(*Endpoint)(nil),            // 37: weft.mesh.v1.Endpoint
-	(*StatsReport)(nil),         // 38: weft.mesh.v1.StatsReport
-	(*StatsCell)(nil),           // 39: weft.mesh.v1.StatsCell
-	(*StatsDenial)(nil),         // 40: weft.mesh.v1.StatsDenial
-	(*ReportAck)(nil),           // 41: weft.mesh.v1.ReportAck
-	(*TapRequest)(nil),          // 42: weft.mesh.v1.TapRequest
-	(*TapEvents)(nil),           // 43: weft.mesh.v1.TapEvents
-	(*TapEvent)(nil),            // 44: weft.mesh.v1.TapEvent
-	(*Tracing)(nil),             // 45: weft.mesh.v1.Tracing
-	nil,                         // 46: weft.mesh.v1.ProxyConfig.LabelsEntry
-	nil,                         // 47: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 48: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 49: weft.mesh.v1.Endpoint.MetaEntry
-	(*durationpb.Duration)(nil), // 50: google.protobuf.Duration
+	(GatewayProtocol)(0),        // 7: weft.mesh.v1.GatewayProtocol
+	(*JoinRequest)(nil),         // 8: weft.mesh.v1.JoinRequest
+	(*RenewRequest)(nil),        // 9: weft.mesh.v1.RenewRequest
+	(*Credentials)(nil),         // 10: weft.mesh.v1.Credentials
+	(*ConfigRequest)(nil),       // 11: weft.mesh.v1.ConfigRequest
+	(*HealthReport)(nil),        // 12: weft.mesh.v1.HealthReport
+	(*ConfigUpdate)(nil),        // 13: weft.mesh.v1.ConfigUpdate
+	(*HashPolicy)(nil),          // 14: weft.mesh.v1.HashPolicy
+	(*ProxyConfig)(nil),         // 15: weft.mesh.v1.ProxyConfig
+	(*HealthCheck)(nil),         // 16: weft.mesh.v1.HealthCheck
+	(*TrustBundle)(nil),         // 17: weft.mesh.v1.TrustBundle
+	(*Inbound)(nil),             // 18: weft.mesh.v1.Inbound
+	(*RateLimit)(nil),           // 19: weft.mesh.v1.RateLimit
+	(*ConnectionLimit)(nil),     // 20: weft.mesh.v1.ConnectionLimit
+	(*Authz)(nil),               // 21: weft.mesh.v1.Authz
+	(*AuthzRule)(nil),           // 22: weft.mesh.v1.AuthzRule
+	(*Permission)(nil),          // 23: weft.mesh.v1.Permission
+	(*Upstream)(nil),            // 24: weft.mesh.v1.Upstream
+	(*CircuitBreaker)(nil),      // 25: weft.mesh.v1.CircuitBreaker
+	(*OutlierDetection)(nil),    // 26: weft.mesh.v1.OutlierDetection
+	(*OutlierSuccessRate)(nil),  // 27: weft.mesh.v1.OutlierSuccessRate
+	(*StringMatch)(nil),         // 28: weft.mesh.v1.StringMatch
+	(*KeyMatch)(nil),            // 29: weft.mesh.v1.KeyMatch
+	(*RouteMatch)(nil),          // 30: weft.mesh.v1.RouteMatch
+	(*Route)(nil),               // 31: weft.mesh.v1.Route
+	(*Mirror)(nil),              // 32: weft.mesh.v1.Mirror
+	(*Fault)(nil),               // 33: weft.mesh.v1.Fault
+	(*Split)(nil),               // 34: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),         // 35: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),            // 36: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),           // 37: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),            // 38: weft.mesh.v1.Endpoint
+	(*StatsReport)(nil),         // 39: weft.mesh.v1.StatsReport
+	(*StatsCell)(nil),           // 40: weft.mesh.v1.StatsCell
+	(*StatsDenial)(nil),         // 41: weft.mesh.v1.StatsDenial
+	(*ReportAck)(nil),           // 42: weft.mesh.v1.ReportAck
+	(*TapRequest)(nil),          // 43: weft.mesh.v1.TapRequest
+	(*TapEvents)(nil),           // 44: weft.mesh.v1.TapEvents
+	(*TapEvent)(nil),            // 45: weft.mesh.v1.TapEvent
+	(*Tracing)(nil),             // 46: weft.mesh.v1.Tracing
+	(*Gateway)(nil),             // 47: weft.mesh.v1.Gateway
+	(*GatewayListener)(nil),     // 48: weft.mesh.v1.GatewayListener
+	(*GatewayTLS)(nil),          // 49: weft.mesh.v1.GatewayTLS
+	(*GatewayRoute)(nil),        // 50: weft.mesh.v1.GatewayRoute
+	nil,                         // 51: weft.mesh.v1.ProxyConfig.LabelsEntry
+	nil,                         // 52: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 53: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 54: weft.mesh.v1.Endpoint.MetaEntry
+	(*durationpb.Duration)(nil), // 55: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
-	11, // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
-	14, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
-	17, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
-	23, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	46, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
-	16, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
-	15, // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
-	45, // 7: weft.mesh.v1.ProxyConfig.tracing:type_name -> weft.mesh.v1.Tracing
-	3,  // 8: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
-	50, // 9: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	50, // 10: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	0,  // 11: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
-	20, // 12: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
-	18, // 13: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
-	19, // 14: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
-	29, // 15: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
-	2,  // 16: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
-	21, // 17: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
-	2,  // 18: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
-	22, // 19: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
-	2,  // 20: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
-	29, // 21: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
-	0,  // 22: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
-	1,  // 23: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	37, // 24: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	30, // 25: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	35, // 26: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
-	13, // 27: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
-	24, // 28: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
-	25, // 29: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
-	50, // 30: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	50, // 31: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	26, // 32: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
-	4,  // 33: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
-	27, // 34: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
-	27, // 35: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
-	28, // 36: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
-	28, // 37: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
-	29, // 38: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	33, // 39: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	34, // 40: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	35, // 41: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	36, // 42: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	36, // 43: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	32, // 44: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
-	31, // 45: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
-	37, // 46: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	50, // 47: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	50, // 48: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	50, // 49: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	50, // 50: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	50, // 51: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	50, // 52: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	47, // 53: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	48, // 54: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	49, // 55: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	39, // 56: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
-	40, // 57: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
-	5,  // 58: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
-	44, // 59: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
-	6,  // 60: weft.mesh.v1.Tracing.protocol:type_name -> weft.mesh.v1.TracingProtocol
-	50, // 61: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
-	7,  // 62: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	8,  // 63: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	10, // 64: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	38, // 65: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
-	43, // 66: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
-	9,  // 67: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	9,  // 68: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	12, // 69: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	41, // 70: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
-	42, // 71: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
-	67, // [67:72] is the sub-list for method output_type
-	62, // [62:67] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	12, // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
+	15, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
+	18, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
+	24, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
+	51, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	17, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
+	16, // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
+	46, // 7: weft.mesh.v1.ProxyConfig.tracing:type_name -> weft.mesh.v1.Tracing
+	47, // 8: weft.mesh.v1.ProxyConfig.gateway:type_name -> weft.mesh.v1.Gateway
+	3,  // 9: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
+	55, // 10: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	55, // 11: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	0,  // 12: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
+	21, // 13: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
+	19, // 14: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
+	20, // 15: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
+	30, // 16: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
+	2,  // 17: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
+	22, // 18: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
+	2,  // 19: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
+	23, // 20: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
+	2,  // 21: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
+	30, // 22: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	0,  // 23: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
+	1,  // 24: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
+	38, // 25: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	31, // 26: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	36, // 27: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	14, // 28: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
+	25, // 29: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
+	26, // 30: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
+	55, // 31: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	55, // 32: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	27, // 33: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
+	4,  // 34: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
+	28, // 35: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	28, // 36: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	29, // 37: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	29, // 38: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	30, // 39: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	34, // 40: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	35, // 41: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	36, // 42: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	37, // 43: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	37, // 44: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	33, // 45: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	32, // 46: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
+	38, // 47: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
+	55, // 48: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	55, // 49: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	55, // 50: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	55, // 51: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	55, // 52: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	55, // 53: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	52, // 54: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	53, // 55: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	54, // 56: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	40, // 57: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
+	41, // 58: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
+	5,  // 59: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
+	45, // 60: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
+	6,  // 61: weft.mesh.v1.Tracing.protocol:type_name -> weft.mesh.v1.TracingProtocol
+	55, // 62: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
+	48, // 63: weft.mesh.v1.Gateway.listeners:type_name -> weft.mesh.v1.GatewayListener
+	7,  // 64: weft.mesh.v1.GatewayListener.protocol:type_name -> weft.mesh.v1.GatewayProtocol
+	49, // 65: weft.mesh.v1.GatewayListener.tls:type_name -> weft.mesh.v1.GatewayTLS
+	50, // 66: weft.mesh.v1.GatewayListener.routes:type_name -> weft.mesh.v1.GatewayRoute
+	30, // 67: weft.mesh.v1.GatewayRoute.matches:type_name -> weft.mesh.v1.RouteMatch
+	24, // 68: weft.mesh.v1.GatewayRoute.upstream:type_name -> weft.mesh.v1.Upstream
+	8,  // 69: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	9,  // 70: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	11, // 71: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	39, // 72: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
+	44, // 73: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
+	10, // 74: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	10, // 75: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	13, // 76: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	42, // 77: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
+	43, // 78: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
+	74, // [74:79] is the sub-list for method output_type
+	69, // [69:74] is the sub-list for method input_type
+	69, // [69:69] is the sub-list for extension type_name
+	69, // [69:69] is the sub-list for extension extendee
+	0,  // [0:69] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -4080,8 +4485,8 @@ func file_core_meshapi_mesh_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   43,
+			NumEnums:      8,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
