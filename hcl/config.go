@@ -14,6 +14,7 @@ type config struct {
 	Mesh       *mesh // nil when no file has a mesh block
 	Services   []*service
 	Intentions []*intention
+	Gateways   []*gateway
 }
 
 // fileSchema is the top level of a policy file.
@@ -22,6 +23,7 @@ var fileSchema = &hcl.BodySchema{
 		{Type: "mesh"},
 		{Type: "service", LabelNames: []string{"name"}},
 		{Type: "intention", LabelNames: []string{"source", "destination"}},
+		{Type: "gateway", LabelNames: []string{"name"}},
 	},
 }
 
@@ -52,6 +54,10 @@ func (c *config) decodeFile(body hcl.Body) hcl.Diagnostics {
 			in, blockDiags := decodeIntentionBlock(block)
 			diags = append(diags, blockDiags...)
 			c.Intentions = append(c.Intentions, in)
+		case "gateway":
+			g, blockDiags := decodeGatewayBlock(block)
+			diags = append(diags, blockDiags...)
+			c.Gateways = append(c.Gateways, g)
 		}
 	}
 	return diags
@@ -86,6 +92,7 @@ func (c *config) check() hcl.Diagnostics {
 	sort.Strings(names)
 	diags = append(diags, checkFaultCallers(c.Services, declared, names)...)
 	diags = append(diags, checkMirrors(c.Services, declared, names)...)
+	diags = append(diags, checkGateways(c.Gateways, declared, names)...)
 	return diags
 }
 
@@ -110,5 +117,11 @@ func (c *config) toPolicy() *policy.Policy {
 		p.Declared[pi.Key()] = fmt.Sprintf("%s:%d", in.DeclRange.Filename, in.DeclRange.Start.Line)
 	}
 	sortIntentions(p.Intentions)
+	for _, g := range c.Gateways {
+		if p.Gateways == nil {
+			p.Gateways = make(map[string]policy.Gateway, len(c.Gateways))
+		}
+		p.Gateways[g.Name] = g.toPolicy()
+	}
 	return p
 }

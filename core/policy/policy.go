@@ -55,6 +55,8 @@ type Policy struct {
 	// Declared says where each intention was written, "file:line", by
 	// Intention.Key (`weft authz` names it). Plans do not compare it.
 	Declared map[string]string `json:"-"`
+	// Gateways are the ingress gateways, by name (gateway.go).
+	Gateways map[string]Gateway `json:",omitempty"`
 }
 
 // Mesh holds mesh-wide settings.
