@@ -440,15 +440,8 @@ func (g *gatewayListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, http.StatusNotFound, fmt.Sprintf("weft gateway: no route of listener %s takes host %q and path %q; check the host name and path, or the gateway's routes", st.listener, host, r.URL.Path))
 		return
 	}
-	// What the gateway saw of the client, replacing what the client said.
-	r.Header.Del("Forwarded")
-	r.Header.Set("X-Forwarded-Proto", "http")
-	if r.TLS != nil {
-		r.Header.Set("X-Forwarded-Proto", "https")
-	}
-	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		r.Header.Set("X-Forwarded-For", ip)
-	}
+	// X-Forwarded-* headers go no further: the outbound's reverse proxy
+	// drops them (a client outside the mesh cannot forge them).
 	rt.out.serveHTTP(w, r)
 }
 
