@@ -74,7 +74,7 @@ func decodeGatewayListenerBlock(block *hcl.Block) (*gatewayListener, hcl.Diagnos
 				continue
 			}
 			seen[r.Name] = r
-			if catchAll != nil {
+			if catchAll != nil && l.Protocol != policy.GatewayTCP { // tcp: checkShape says more
 				diags = append(diags, errorAt(r.DeclRange, "Unreachable route",
 					fmt.Sprintf("Route %q comes after route %q (at %s), which takes every request of any host, so it never applies. Move it before %q, or give %q hosts or a match block.",
 						r.Name, catchAll.Name, at(catchAll.DeclRange), catchAll.Name, catchAll.Name)))

@@ -70,9 +70,8 @@ func decodeGatewayRouteBlock(block *hcl.Block) (*gatewayRoute, hcl.Diagnostics) 
 		for _, h := range hosts {
 			if why := checkHostName(h); why != "" {
 				diags = append(diags, errorAt(r.HostsRange, "Invalid host", fmt.Sprintf("The host %q of route %q %s", h, r.Name, why)))
-				continue
 			}
-			r.Hosts = append(r.Hosts, h)
+			r.Hosts = append(r.Hosts, h) // kept when invalid: no policy comes of it, and the route is no catch-all
 		}
 	}
 	diags = append(diags, r.Route.decodeBody(rest)...)
@@ -142,7 +141,7 @@ func (r *gatewayRoute) check(g *gateway, l *gatewayListener, self *service, decl
 		diags = append(diags, errorAt(r.ServiceRange, "Request route to a TCP service",
 			fmt.Sprintf("Listener %q speaks %q and routes requests, but service %q speaks \"tcp\". Set the service's protocol to \"http\", \"http2\" or \"grpc\", or route it from a \"tcp\" or \"tls\" listener.", l.Name, l.Protocol, r.Service)))
 	}
-	if connRoute {
+	if connRoute || dst.Protocol == policy.TCP {
 		return diags
 	}
 	// Its own settings hold for the destination as a route of it would.
