@@ -70,6 +70,20 @@ func gatewayProto(p meshapi.GatewayProtocol) meshapi.Protocol {
 	return meshapi.Protocol(100 + int32(p))
 }
 
+// checkGatewayMode refuses a configuration that is not the gateway
+// Options.Gateway names, when it names one.
+func (p *Proxy) checkGatewayMode(cfg *meshapi.ProxyConfig) error {
+	want := p.opts.Gateway
+	switch got := cfg.GetGateway().GetName(); {
+	case want == "" || got == want:
+		return nil
+	case got == "":
+		return fmt.Errorf("this proxy runs as gateway %q (--gateway), but the configuration is a sidecar's (service %s); check that the instance serves the gateway's service, or drop --gateway", want, cfg.GetService())
+	default:
+		return fmt.Errorf("this proxy runs as gateway %q (--gateway), but the configuration is gateway %q's; fix --gateway or the instance's service", want, got)
+	}
+}
+
 // gatewaySpecs checks cfg's gateway and lists its listeners.
 func gatewaySpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 	gw := cfg.GetGateway()

@@ -59,6 +59,10 @@ type Options struct {
 	// state, and a connection the app refused. The controller client
 	// carries it to the controller.
 	Health HealthReporter
+	// Gateway, when set, is the only gateway this proxy serves: a
+	// configuration that is not that gateway's (a sidecar's, another
+	// gateway's) is refused (gateway.go).
+	Gateway string
 }
 
 // Proxy is the sidecar data plane. Create it with New, give it
@@ -195,6 +199,9 @@ type spec struct {
 // accepting, and its open connections are left to finish.
 func (p *Proxy) Apply(version uint64, cfg *meshapi.ProxyConfig) error {
 	cfg = proto.Clone(cfg).(*meshapi.ProxyConfig)
+	if err := p.checkGatewayMode(cfg); err != nil {
+		return fmt.Errorf("validating config version %d: %w", version, err)
+	}
 	specs, err := listenerSpecs(cfg)
 	if err != nil {
 		return fmt.Errorf("validating config version %d: %w", version, err)
