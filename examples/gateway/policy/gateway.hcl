@@ -46,8 +46,8 @@ gateway "public" {
     port     = 8443
     protocol = "https"
     tls {
-      cert_file   = "certs/shop.crt"
-      key_file    = "certs/shop.key"
+      cert_file   = "/tmp/weft-gateway-demo/shop.crt"
+      key_file    = "/tmp/weft-gateway-demo/shop.key"
       sni         = ["shop.example.com"]
       min_version = "1.2"
     }
