@@ -14,7 +14,8 @@
 // # Language
 //
 // A policy is every *.hcl file of the paths given to Load, merged; blocks may
-// be spread across files in any way. There are three top-level block types.
+// be spread across files in any way. There are four top-level block types
+// (the fourth, gateway, an ingress gateway, is described in gateway.go).
 // Each block type is decoded in its own file of this package, named after
 // its path (service.route.retry.go decodes service > route > retry).
 //
