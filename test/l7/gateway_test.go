@@ -29,7 +29,7 @@ import (
 // passthrough listener, in front of web (two versions), api (flaky),
 // echo (gRPC), secret (no intention from the gateway) and vault (TCP, its
 // app ends TLS itself).
-func gatewayPolicy(https, plain, pass int, cert *harness.ServerCert) string {
+func gatewayPolicy(https, plain, pass, internal int, cert *harness.ServerCert) string {
 	return fmt.Sprintf(`
 mesh {
   trust_domain   = "weft.local"
@@ -109,6 +109,12 @@ gateway "public" {
       service = "web"
     }
   }
+  listener "internal" {
+    port     = %d
+    protocol = "https"
+    tls { mesh_certificate = true }
+    route "all" { service = "web" }
+  }
   listener "pass" {
     port     = %d
     protocol = "tls"
@@ -123,7 +129,7 @@ intention "public" "web"   { action = "allow" }
 intention "public" "api"   { action = "allow" }
 intention "public" "echo"  { action = "allow" }
 intention "public" "vault" { action = "allow" }
-`, https, cert.CertFile, cert.KeyFile, plain, pass)
+`, https, cert.CertFile, cert.KeyFile, plain, internal, pass)
 }
 
 // seen answers with its name, the caller identity its sidecar passed and
@@ -173,18 +179,18 @@ func tlsApp(cert *harness.ServerCert) func(net.Listener) {
 
 type gatewayMesh struct {
 	*mesh
-	cert               *harness.ServerCert
-	https, plain, pass string
+	cert                         *harness.ServerCert
+	https, plain, pass, internal string
 }
 
 func startGateway(t *testing.T, apiHits *atomic.Int64) *gatewayMesh {
 	t.Helper()
 	cert := harness.NewServerCert(t, t.TempDir(), "shop.example.com", "grpc.example.com", "secret.example.com", "vault.example.com", "other.example.com")
-	ports, err := harness.FreePorts(3)
+	ports, err := harness.FreePorts(4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := start(t, gatewayPolicy(ports[0], ports[1], ports[2], cert),
+	m := start(t, gatewayPolicy(ports[0], ports[1], ports[2], ports[3], cert),
 		inst{id: "public-1", svc: "public"},
 		inst{id: "web-v1", svc: "web", meta: map[string]string{"version": "v1"}, app: seen("web-v1")},
 		inst{id: "web-v2", svc: "web", meta: map[string]string{"version": "v2"}, app: seen("web-v2")},
@@ -201,7 +207,7 @@ func startGateway(t *testing.T, apiHits *atomic.Int64) *gatewayMesh {
 		}
 		return a.String()
 	}
-	return &gatewayMesh{mesh: m, cert: cert, https: addr("web"), plain: addr("plain"), pass: addr("pass")}
+	return &gatewayMesh{mesh: m, cert: cert, https: addr("web"), plain: addr("plain"), pass: addr("pass"), internal: addr("internal")}
 }
 
 // httpsClient is an outside client of the HTTPS listener: every host name
@@ -297,6 +303,24 @@ func TestGatewayHTTPS(t *testing.T) {
 	pc := client(t)
 	if code, body, _ := do(t, pc, "GET", "http://"+g.plain+"/", nil); code != 200 || !strings.HasPrefix(body, "web-") {
 		t.Errorf("plain listener: %d %q", code, body)
+	}
+	h2c := &http.Transport{Protocols: new(http.Protocols)}
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	t.Cleanup(h2c.CloseIdleConnections)
+	if code, body, _, resp := get(t, &http.Client{Transport: h2c, Timeout: wait}, "http://"+g.plain+"/"); code != 200 || resp.ProtoMajor != 2 {
+		t.Errorf("plain listener, h2c: %d %q over HTTP/%d, want 200 over HTTP/2", code, body, resp.ProtoMajor)
+	}
+
+	// The listener with the gateway's mesh certificate: its identity is
+	// what the client sees.
+	mc := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // checked below: the URI SAN
+	t.Cleanup(mc.CloseIdleConnections)
+	code, body, _, resp := get(t, &http.Client{Transport: mc, Timeout: wait}, "https://"+g.internal+"/")
+	if code != 200 || !strings.HasPrefix(body, "web-") {
+		t.Errorf("mesh-certificate listener: %d %q", code, body)
+	}
+	if uris := resp.TLS.PeerCertificates[0].URIs; len(uris) != 1 || uris[0].String() != "spiffe://weft.local/ns/default/svc/public" {
+		t.Errorf("mesh-certificate listener presented %v, want the gateway's SPIFFE ID", uris)
 	}
 }
 
