@@ -1,5 +1,7 @@
 package policy
 
+import "fmt"
+
 // GatewayProtocol is what a gateway listener speaks to clients outside
 // the mesh.
 type GatewayProtocol string
@@ -64,4 +66,28 @@ func (p *Policy) GatewayOf(service string) (Gateway, bool) {
 		}
 	}
 	return Gateway{}, false
+}
+
+// gatewaysDiff is the plan's part for gateways: each gateway added,
+// removed, or changed (its service, and its listeners by name).
+func gatewaysDiff(old, new map[string]Gateway) []ServiceChange {
+	var out []ServiceChange
+	for _, name := range unionKeys(old, new) {
+		o, inOld := old[name]
+		n, inNew := new[name]
+		what := fmt.Sprintf("gateway %q", name)
+		switch {
+		case !inOld:
+			out = append(out, ServiceChange{Change: Change{Kind: Added, What: what}})
+		case !inNew:
+			out = append(out, ServiceChange{Change: Change{Kind: Removed, What: what}})
+		default:
+			sc := ServiceChange{Change: Change{Kind: Changed, What: what, Fields: fieldDiff(o, n, "Service")}}
+			sc.Parts = partsDiff("listener", o.Listeners, n.Listeners, func(l GatewayListener) string { return l.Name })
+			if len(sc.Fields) > 0 || len(sc.Parts) > 0 {
+				out = append(out, sc)
+			}
+		}
+	}
+	return out
 }
