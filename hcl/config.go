@@ -16,6 +16,7 @@ type config struct {
 	Intentions []*intention
 	Externals  []*externalService // external_service blocks (external_service.go)
 	JWT        []*jwtProvider     // jwt_provider.go
+	Gateways   []*gateway
 }
 
 // fileSchema is the top level of a policy file.
@@ -26,6 +27,7 @@ var fileSchema = &hcl.BodySchema{
 		{Type: "intention", LabelNames: []string{"source", "destination"}},
 		{Type: "external_service", LabelNames: []string{"name"}},
 		{Type: "jwt_provider", LabelNames: []string{"name"}},
+		{Type: "gateway", LabelNames: []string{"name"}},
 	},
 }
 
@@ -64,6 +66,10 @@ func (c *config) decodeFile(body hcl.Body) hcl.Diagnostics {
 			jp, blockDiags := decodeJWTProviderBlock(block)
 			diags = append(diags, blockDiags...)
 			c.JWT = append(c.JWT, jp)
+		case "gateway":
+			g, blockDiags := decodeGatewayBlock(block)
+			diags = append(diags, blockDiags...)
+			c.Gateways = append(c.Gateways, g)
 		}
 	}
 	return diags
@@ -109,6 +115,7 @@ func (c *config) check() hcl.Diagnostics {
 	diags = append(diags, d...)
 	diags = append(diags, checkServiceJWT(c.Services, providers)...)
 	diags = append(diags, checkPermissionJWT(c.Intentions, providers)...)
+	diags = append(diags, checkGateways(c.Gateways, declared, names)...)
 	return diags
 }
 
@@ -141,6 +148,12 @@ func (c *config) toPolicy() *policy.Policy {
 			p.JWTProviders = map[string]policy.JWTProvider{}
 		}
 		p.JWTProviders[jp.Name] = jp.JWTProvider
+	}
+	for _, g := range c.Gateways {
+		if p.Gateways == nil {
+			p.Gateways = make(map[string]policy.Gateway, len(c.Gateways))
+		}
+		p.Gateways[g.Name] = g.toPolicy()
 	}
 	return p
 }

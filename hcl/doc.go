@@ -14,7 +14,10 @@
 // # Language
 //
 // A policy is every *.hcl file of the paths given to Load, merged; blocks may
-// be spread across files in any way. There are four top-level block types (external_service: see External services and egress).
+// be spread across files in any way. The top-level block types are mesh,
+// service and intention (below), external_service (see External services
+// and egress), jwt_provider (end-user tokens, jwt_provider.go) and
+// gateway (an ingress gateway, gateway.go).
 // Each block type is decoded in its own file of this package, named after
 // its path (service.route.retry.go decodes service > route > retry).
 //
@@ -154,8 +157,8 @@
 //
 // # External services and egress
 //
-// A fourth top-level block, external_service (external_service.go and
-// external_service.tls.go), declares a destination outside the mesh:
+// The top-level block external_service (external_service.go and
+// external_service.tls.go) declares a destination outside the mesh:
 //
 //	mesh { egress = "deny" }         # optional, allow | deny; default "allow"
 //

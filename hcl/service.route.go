@@ -55,8 +55,15 @@ func decodeRouteBlock(block *hcl.Block) (*route, hcl.Diagnostics) {
 		diags = append(diags, errorAt(r.NameRange, "Invalid route name",
 			fmt.Sprintf("The route name %q is not a DNS label. Use lower-case letters, digits and dashes, such as \"canary\".", r.Name)))
 	}
-	content, d := block.Body.Content(routeSchema)
-	diags = append(diags, d...)
+	diags = append(diags, r.decodeBody(block.Body)...)
+	return r, diags
+}
+
+// decodeBody decodes the blocks of a route's body into r: a service's
+// route, or (hcl/gateway.listener.route.go) a gateway's, whose hosts and
+// service attributes the caller has taken out of body.
+func (r *route) decodeBody(body hcl.Body) hcl.Diagnostics {
+	content, diags := body.Content(routeSchema)
 	where := fmt.Sprintf("Route %q", r.Name)
 	for _, b := range content.Blocks {
 		switch b.Type {
@@ -120,7 +127,7 @@ func decodeRouteBlock(block *hcl.Block) (*route, hcl.Diagnostics) {
 			fmt.Sprintf("The per-try timeout %v is not shorter than the route's request timeout %v (at %s), so no retry could ever start. "+
 				"Make per_try_timeout shorter than the request timeout, or drop one of them.", r.Retry.PerTryTimeout, r.Timeouts.Request, at(r.Timeouts.RequestRange))))
 	}
-	return r, diags
+	return diags
 }
 
 // checkSplits checks the weights of a route: they add up to 100, and no

@@ -11,7 +11,13 @@
 //
 //	weft-proxy --instance ID --controller HOST:PORT [--controller HOST:PORT ...] \
 //	  --trust-bundle FILE --admin HOST:PORT [--data-dir DIR] [--report-interval 10s] \
-//	  [--log-level info] [--log-format text] [--access-log-format text]
+//	  [--log-level info] [--log-format text] [--access-log-format text] [--gateway NAME]
+//
+// The same binary is an ingress gateway when the controller's configuration
+// for the instance carries a gateway (a policy's gateway block names the
+// instance's service); --gateway NAME makes it refuse (NACK) any
+// configuration that is not gateway NAME's, so that a misplaced sidecar
+// never opens a gateway's ports or a gateway a sidecar's.
 //
 // Every --report-interval it sends the controller a report of its golden
 // signals on the same mTLS connection (core/proxy, report.go).
@@ -92,6 +98,7 @@ type options struct {
 	reportEvery time.Duration
 	log         logging.Flags
 	accessLog   string
+	gateway     string // --gateway: the only gateway configuration taken
 }
 
 func newRootCmd() *cobra.Command {
@@ -131,6 +138,7 @@ check state).`,
 	o.log.Register(fl)
 	fl.StringVar(&o.accessLog, "access-log-format", logging.EnvOr(accessLogEnv, "text"), "access-log line format: text (key=value) or json (one object a line, with request_id, trace_id, caller, route, status, bytes, dur_ms) (default from $"+accessLogEnv+")")
 	fl.DurationVar(&o.logFlush, "log-flush", 100*time.Millisecond, "write the log (one access-log line per request) in batches this often; 0 writes every line at once")
+	fl.StringVar(&o.gateway, "gateway", "", "run as the ingress gateway NAME: refuse any configuration that is not that gateway's (optional; the configuration carries the mode)")
 	fl.DurationVar(&o.reportEvery, "report-interval", reportIntervalDefault(), "send the controller a report of the golden signals (requests, successes, latency, bytes, denials) this often; 0 sends none (or set "+reportEnv+", which sidecars a scheduler starts inherit)")
 	for _, f := range []string{"instance", "controller", "trust-bundle", "admin"} {
 		root.MarkFlagRequired(f)
@@ -170,7 +178,7 @@ func run(ctx context.Context, o options) error {
 	// writer as data (core/proxy, accesslog.go).
 	logger, _ := o.log.Logger(logw) // checked above
 	grpclog.SetLoggerV2(logging.GRPCLogger(logger))
-	p := proxy.New(proxy.Options{Log: logw, Logger: logger, AccessLogFormat: accessFormat})
+	p := proxy.New(proxy.Options{Log: logw, Logger: logger, AccessLogFormat: accessFormat, Gateway: o.gateway})
 	defer p.Close()
 	client, err := proxy.NewClient(p, proxy.ClientOptions{
 		InstanceID:  o.instance,

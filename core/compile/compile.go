@@ -117,6 +117,9 @@ func instanceConfig(p *policy.Policy, idx endpointSource, az *meshapi.Authz, in 
 			}
 		}
 	}
+	if g, ok := p.GatewayOf(in.Service); ok {
+		gatewayConfig(p, idx, g, in, cfg) // gateway.go
+	}
 	return cfg
 }
 

@@ -181,6 +181,7 @@ func (c *Compiler) reset(p *policy.Policy) {
 	}
 	// The groups instanceConfig reads for a caller: its upstreams'
 	// endpoints and their routes' mirrors'.
+	gatewayReads(p, read) // gateway.go
 	for name, svc := range p.Services {
 		for _, u := range svc.Upstreams {
 			dst := serviceOf(p, u.Service)

@@ -19,8 +19,9 @@ import (
 
 // randServices are the services of the random meshes: "c" calls "a" and
 // "b", "b" calls "a" (whose route mirrors to "m"), "x" is in namespace
-// shop, "lonely" has no service block.
-var randServices = []string{"a", "b", "c", "m", "x", "lonely"}
+// shop, "lonely" has no service block, "gw" runs the ingress gateway
+// (routes to "a", to "x", and one of its own mirroring to "m").
+var randServices = []string{"a", "b", "c", "m", "x", "lonely", "gw"}
 
 // randPolicy is one of a few policies, chosen by variant: strict or
 // permissive binding, with or without the mirror, with or without
@@ -53,6 +54,17 @@ func randPolicy(variant int) *policy.Policy {
 		Upstreams: []policy.Upstream{{Service: "a", LocalPort: 9001}, {Service: "b", LocalPort: 9002}, {Service: "x", LocalPort: 9003}}}
 	p.Services["m"] = policy.Service{Name: "m", Protocol: policy.HTTP, Bindings: localBinding("m")}
 	p.Services["x"] = policy.Service{Name: "x", Namespace: "shop", Protocol: policy.GRPC, Bindings: localBinding("x")}
+	p.Services["gw"] = policy.Service{Name: "gw", Bindings: localBinding("gw")}
+	if variant%5 != 4 {
+		own := &policy.Route{Name: "copy", Mirror: &policy.Mirror{Service: "m", Percent: 5}}
+		p.Gateways = map[string]policy.Gateway{"g": {Name: "g", Service: "gw", Listeners: []policy.GatewayListener{{
+			Name: "web", Port: 8443, Protocol: policy.GatewayHTTP, Routes: []policy.GatewayRoute{
+				{Name: "a", Hosts: []string{"a.example.com"}, Service: "a"},
+				{Name: "copy", Hosts: []string{"b.example.com"}, Service: "b", Route: own},
+				{Name: "x", Service: "x"},
+			},
+		}}}}
+	}
 	return p
 }
 

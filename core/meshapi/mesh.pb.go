@@ -424,6 +424,60 @@ func (TracingProtocol) EnumDescriptor() ([]byte, []int) {
 	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{7}
 }
 
+type GatewayProtocol int32
+
+const (
+	GatewayProtocol_GATEWAY_PROTOCOL_HTTP  GatewayProtocol = 0 // HTTP/1.1 and h2c (prior knowledge), no TLS
+	GatewayProtocol_GATEWAY_PROTOCOL_HTTPS GatewayProtocol = 1 // TLS ends here; HTTP/1.1 or h2 by ALPN
+	GatewayProtocol_GATEWAY_PROTOCOL_TCP   GatewayProtocol = 2 // bytes to one service (its first route)
+	// TLS passes through untouched to the service the ClientHello's SNI
+	// names; the service's own app ends it.
+	GatewayProtocol_GATEWAY_PROTOCOL_TLS_PASSTHROUGH GatewayProtocol = 3
+)
+
+// Enum value maps for GatewayProtocol.
+var (
+	GatewayProtocol_name = map[int32]string{
+		0: "GATEWAY_PROTOCOL_HTTP",
+		1: "GATEWAY_PROTOCOL_HTTPS",
+		2: "GATEWAY_PROTOCOL_TCP",
+		3: "GATEWAY_PROTOCOL_TLS_PASSTHROUGH",
+	}
+	GatewayProtocol_value = map[string]int32{
+		"GATEWAY_PROTOCOL_HTTP":            0,
+		"GATEWAY_PROTOCOL_HTTPS":           1,
+		"GATEWAY_PROTOCOL_TCP":             2,
+		"GATEWAY_PROTOCOL_TLS_PASSTHROUGH": 3,
+	}
+)
+
+func (x GatewayProtocol) Enum() *GatewayProtocol {
+	p := new(GatewayProtocol)
+	*p = x
+	return p
+}
+
+func (x GatewayProtocol) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (GatewayProtocol) Descriptor() protoreflect.EnumDescriptor {
+	return file_core_meshapi_mesh_proto_enumTypes[8].Descriptor()
+}
+
+func (GatewayProtocol) Type() protoreflect.EnumType {
+	return &file_core_meshapi_mesh_proto_enumTypes[8]
+}
+
+func (x GatewayProtocol) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use GatewayProtocol.Descriptor instead.
+func (GatewayProtocol) EnumDescriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{8}
+}
+
 type JoinRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	InstanceId string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
@@ -937,6 +991,11 @@ type ProxyConfig struct {
 	// (core/proxy/tracing). Unset: off, and requests pass their trace
 	// headers through untouched.
 	Tracing *Tracing `protobuf:"bytes,11,opt,name=tracing,proto3" json:"tracing,omitempty"`
+	// Gateway mode (core/proxy/gateway.go): set when the instance is an
+	// ingress gateway, a service of its own that takes traffic from outside
+	// the mesh on its listeners and calls mesh services over mTLS with its
+	// own identity. A gateway instance has no inbound and no app.
+	Gateway *Gateway `protobuf:"bytes,12,opt,name=gateway,proto3" json:"gateway,omitempty"`
 	// The defences of every listener this sidecar opens (outbound, and the
 	// inbound unless Inbound.protection overrides it): timeouts, header and
 	// body limits, connections per source, load shedding, and the
@@ -1058,6 +1117,13 @@ func (x *ProxyConfig) GetHealthCheck() *HealthCheck {
 func (x *ProxyConfig) GetTracing() *Tracing {
 	if x != nil {
 		return x.Tracing
+	}
+	return nil
+}
+
+func (x *ProxyConfig) GetGateway() *Gateway {
+	if x != nil {
+		return x.Gateway
 	}
 	return nil
 }
@@ -4860,6 +4926,316 @@ func (x *BlockedSource) GetReason() string {
 	return ""
 }
 
+// Gateway is what an ingress gateway instance serves (hcl/gateway.go):
+// listeners open to clients outside the mesh, each with its routes.
+type Gateway struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Name      string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // the gateway block's label
+	Listeners []*GatewayListener     `protobuf:"bytes,2,rep,name=listeners,proto3" json:"listeners,omitempty"`
+	// End-user tokens every HTTP request of the gateway must carry: the
+	// gateway's service's jwt block (its providers are in
+	// ProxyConfig.jwt_providers). Unset: none required; tokens present are
+	// still checked against the providers the configuration carries.
+	Jwt           *JwtRequirement `protobuf:"bytes,3,opt,name=jwt,proto3" json:"jwt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Gateway) Reset() {
+	*x = Gateway{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Gateway) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Gateway) ProtoMessage() {}
+
+func (x *Gateway) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Gateway.ProtoReflect.Descriptor instead.
+func (*Gateway) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *Gateway) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Gateway) GetListeners() []*GatewayListener {
+	if x != nil {
+		return x.Listeners
+	}
+	return nil
+}
+
+func (x *Gateway) GetJwt() *JwtRequirement {
+	if x != nil {
+		return x.Jwt
+	}
+	return nil
+}
+
+// GatewayListener is one port of the gateway, reconciled by its name.
+type GatewayListener struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	BindAddress string                 `protobuf:"bytes,2,opt,name=bind_address,json=bindAddress,proto3" json:"bind_address,omitempty"`
+	Port        uint32                 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	Protocol    GatewayProtocol        `protobuf:"varint,4,opt,name=protocol,proto3,enum=weft.mesh.v1.GatewayProtocol" json:"protocol,omitempty"`
+	Tls         *GatewayTLS            `protobuf:"bytes,5,opt,name=tls,proto3" json:"tls,omitempty"` // HTTPS only
+	// Tried in order: the first whose hosts hold the request's host (HTTP:
+	// the Host header; TLS passthrough: the SNI) and one of whose matches
+	// holds takes it.
+	Routes        []*GatewayRoute `protobuf:"bytes,6,rep,name=routes,proto3" json:"routes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayListener) Reset() {
+	*x = GatewayListener{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayListener) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayListener) ProtoMessage() {}
+
+func (x *GatewayListener) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayListener.ProtoReflect.Descriptor instead.
+func (*GatewayListener) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *GatewayListener) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GatewayListener) GetBindAddress() string {
+	if x != nil {
+		return x.BindAddress
+	}
+	return ""
+}
+
+func (x *GatewayListener) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *GatewayListener) GetProtocol() GatewayProtocol {
+	if x != nil {
+		return x.Protocol
+	}
+	return GatewayProtocol_GATEWAY_PROTOCOL_HTTP
+}
+
+func (x *GatewayListener) GetTls() *GatewayTLS {
+	if x != nil {
+		return x.Tls
+	}
+	return nil
+}
+
+func (x *GatewayListener) GetRoutes() []*GatewayRoute {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+// GatewayTLS is how an HTTPS listener ends TLS: with the certificate in
+// cert_file and key_file (PEM, read by the gateway), or with the mesh
+// certificate of the gateway's own identity.
+type GatewayTLS struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	CertFile        string                 `protobuf:"bytes,1,opt,name=cert_file,json=certFile,proto3" json:"cert_file,omitempty"`
+	KeyFile         string                 `protobuf:"bytes,2,opt,name=key_file,json=keyFile,proto3" json:"key_file,omitempty"`
+	MeshCertificate bool                   `protobuf:"varint,3,opt,name=mesh_certificate,json=meshCertificate,proto3" json:"mesh_certificate,omitempty"`
+	// Server names the listener answers for (lower case; "*.example.com"
+	// for one label); none: any. A ClientHello naming another is refused.
+	Sni []string `protobuf:"bytes,4,rep,name=sni,proto3" json:"sni,omitempty"`
+	// "1.2" or "1.3"; "": 1.2.
+	MinVersion    string `protobuf:"bytes,5,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayTLS) Reset() {
+	*x = GatewayTLS{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayTLS) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayTLS) ProtoMessage() {}
+
+func (x *GatewayTLS) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayTLS.ProtoReflect.Descriptor instead.
+func (*GatewayTLS) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *GatewayTLS) GetCertFile() string {
+	if x != nil {
+		return x.CertFile
+	}
+	return ""
+}
+
+func (x *GatewayTLS) GetKeyFile() string {
+	if x != nil {
+		return x.KeyFile
+	}
+	return ""
+}
+
+func (x *GatewayTLS) GetMeshCertificate() bool {
+	if x != nil {
+		return x.MeshCertificate
+	}
+	return false
+}
+
+func (x *GatewayTLS) GetSni() []string {
+	if x != nil {
+		return x.Sni
+	}
+	return nil
+}
+
+func (x *GatewayTLS) GetMinVersion() string {
+	if x != nil {
+		return x.MinVersion
+	}
+	return ""
+}
+
+// GatewayRoute sends what it takes to one mesh service.
+type GatewayRoute struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Hosts   []string               `protobuf:"bytes,2,rep,name=hosts,proto3" json:"hosts,omitempty"`     // lower case; "*.example.com"; none: any host
+	Matches []*RouteMatch          `protobuf:"bytes,3,rep,name=matches,proto3" json:"matches,omitempty"` // HTTP only; none: every request
+	// The service as an upstream of the gateway, compiled as for any caller
+	// (endpoints, its routes, timeouts, circuit breaker), named
+	// "gateway/<listener>/<route>"; the gateway route's own L7 settings, if
+	// it has any, come first among its routes. No local port: the gateway
+	// hands it requests itself.
+	Upstream      *Upstream `protobuf:"bytes,4,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayRoute) Reset() {
+	*x = GatewayRoute{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayRoute) ProtoMessage() {}
+
+func (x *GatewayRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayRoute.ProtoReflect.Descriptor instead.
+func (*GatewayRoute) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *GatewayRoute) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GatewayRoute) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+func (x *GatewayRoute) GetMatches() []*RouteMatch {
+	if x != nil {
+		return x.Matches
+	}
+	return nil
+}
+
+func (x *GatewayRoute) GetUpstream() *Upstream {
+	if x != nil {
+		return x.Upstream
+	}
+	return nil
+}
+
 var File_core_meshapi_mesh_proto protoreflect.FileDescriptor
 
 const file_core_meshapi_mesh_proto_rawDesc = "" +
@@ -4906,7 +5282,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"HashPolicy\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x16\n" +
 	"\x06cookie\x18\x02 \x01(\tR\x06cookie\x12'\n" +
-	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\xcf\x05\n" +
+	"\x0fsource_identity\x18\x03 \x01(\bR\x0esourceIdentity\"\x80\x06\n" +
 	"\vProxyConfig\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x18\n" +
@@ -4920,7 +5296,8 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x05trust\x18\t \x01(\v2\x19.weft.mesh.v1.TrustBundleR\x05trust\x12<\n" +
 	"\fhealth_check\x18\n" +
 	" \x01(\v2\x19.weft.mesh.v1.HealthCheckR\vhealthCheck\x12/\n" +
-	"\atracing\x18\v \x01(\v2\x15.weft.mesh.v1.TracingR\atracing\x128\n" +
+	"\atracing\x18\v \x01(\v2\x15.weft.mesh.v1.TracingR\atracing\x12/\n" +
+	"\agateway\x18\f \x01(\v2\x15.weft.mesh.v1.GatewayR\agateway\x128\n" +
 	"\n" +
 	"protection\x18\x0e \x01(\v2\x18.weft.mesh.v1.ProtectionR\n" +
 	"protection\x12>\n" +
@@ -5263,7 +5640,31 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\rBlockedSource\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\"\n" +
 	"\runtil_unix_ms\x18\x02 \x01(\x03R\vuntilUnixMs\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason*V\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x8a\x01\n" +
+	"\aGateway\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12;\n" +
+	"\tlisteners\x18\x02 \x03(\v2\x1d.weft.mesh.v1.GatewayListenerR\tlisteners\x12.\n" +
+	"\x03jwt\x18\x03 \x01(\v2\x1c.weft.mesh.v1.JwtRequirementR\x03jwt\"\xf7\x01\n" +
+	"\x0fGatewayListener\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fbind_address\x18\x02 \x01(\tR\vbindAddress\x12\x12\n" +
+	"\x04port\x18\x03 \x01(\rR\x04port\x129\n" +
+	"\bprotocol\x18\x04 \x01(\x0e2\x1d.weft.mesh.v1.GatewayProtocolR\bprotocol\x12*\n" +
+	"\x03tls\x18\x05 \x01(\v2\x18.weft.mesh.v1.GatewayTLSR\x03tls\x122\n" +
+	"\x06routes\x18\x06 \x03(\v2\x1a.weft.mesh.v1.GatewayRouteR\x06routes\"\xa2\x01\n" +
+	"\n" +
+	"GatewayTLS\x12\x1b\n" +
+	"\tcert_file\x18\x01 \x01(\tR\bcertFile\x12\x19\n" +
+	"\bkey_file\x18\x02 \x01(\tR\akeyFile\x12)\n" +
+	"\x10mesh_certificate\x18\x03 \x01(\bR\x0fmeshCertificate\x12\x10\n" +
+	"\x03sni\x18\x04 \x03(\tR\x03sni\x12\x1f\n" +
+	"\vmin_version\x18\x05 \x01(\tR\n" +
+	"minVersion\"\xa0\x01\n" +
+	"\fGatewayRoute\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x122\n" +
+	"\amatches\x18\x03 \x03(\v2\x18.weft.mesh.v1.RouteMatchR\amatches\x122\n" +
+	"\bupstream\x18\x04 \x01(\v2\x16.weft.mesh.v1.UpstreamR\bupstream*V\n" +
 	"\bProtocol\x12\x10\n" +
 	"\fPROTOCOL_TCP\x10\x00\x12\x11\n" +
 	"\rPROTOCOL_HTTP\x10\x01\x12\x12\n" +
@@ -5298,7 +5699,12 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x0eSTATS_OUTBOUND\x10\x01*G\n" +
 	"\x0fTracingProtocol\x12\x19\n" +
 	"\x15TRACING_PROTOCOL_GRPC\x10\x00\x12\x19\n" +
-	"\x15TRACING_PROTOCOL_HTTP\x10\x012\x92\x03\n" +
+	"\x15TRACING_PROTOCOL_HTTP\x10\x01*\x88\x01\n" +
+	"\x0fGatewayProtocol\x12\x19\n" +
+	"\x15GATEWAY_PROTOCOL_HTTP\x10\x00\x12\x1a\n" +
+	"\x16GATEWAY_PROTOCOL_HTTPS\x10\x01\x12\x18\n" +
+	"\x14GATEWAY_PROTOCOL_TCP\x10\x02\x12$\n" +
+	" GATEWAY_PROTOCOL_TLS_PASSTHROUGH\x10\x032\x92\x03\n" +
 	"\x04Mesh\x12<\n" +
 	"\x04Join\x12\x19.weft.mesh.v1.JoinRequest\x1a\x19.weft.mesh.v1.Credentials\x12>\n" +
 	"\x05Renew\x12\x1a.weft.mesh.v1.RenewRequest\x1a\x19.weft.mesh.v1.Credentials\x12K\n" +
@@ -5319,8 +5725,8 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 	return file_core_meshapi_mesh_proto_rawDescData
 }
 
-var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_core_meshapi_mesh_proto_goTypes = []any{
 	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
 	(LB)(0),                     // 1: weft.mesh.v1.LB
@@ -5330,171 +5736,184 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(MatchKind)(0),              // 5: weft.mesh.v1.MatchKind
 	(StatsDirection)(0),         // 6: weft.mesh.v1.StatsDirection
 	(TracingProtocol)(0),        // 7: weft.mesh.v1.TracingProtocol
-	(*JoinRequest)(nil),         // 8: weft.mesh.v1.JoinRequest
-	(*RenewRequest)(nil),        // 9: weft.mesh.v1.RenewRequest
-	(*Credentials)(nil),         // 10: weft.mesh.v1.Credentials
-	(*ConfigRequest)(nil),       // 11: weft.mesh.v1.ConfigRequest
-	(*HealthReport)(nil),        // 12: weft.mesh.v1.HealthReport
-	(*ConfigUpdate)(nil),        // 13: weft.mesh.v1.ConfigUpdate
-	(*HashPolicy)(nil),          // 14: weft.mesh.v1.HashPolicy
-	(*ProxyConfig)(nil),         // 15: weft.mesh.v1.ProxyConfig
-	(*Egress)(nil),              // 16: weft.mesh.v1.Egress
-	(*HealthCheck)(nil),         // 17: weft.mesh.v1.HealthCheck
-	(*TrustBundle)(nil),         // 18: weft.mesh.v1.TrustBundle
-	(*Inbound)(nil),             // 19: weft.mesh.v1.Inbound
-	(*RateLimit)(nil),           // 20: weft.mesh.v1.RateLimit
-	(*ConnectionLimit)(nil),     // 21: weft.mesh.v1.ConnectionLimit
-	(*Authz)(nil),               // 22: weft.mesh.v1.Authz
-	(*AuthzRule)(nil),           // 23: weft.mesh.v1.AuthzRule
-	(*Permission)(nil),          // 24: weft.mesh.v1.Permission
-	(*JwtProvider)(nil),         // 25: weft.mesh.v1.JwtProvider
-	(*JwtRequirement)(nil),      // 26: weft.mesh.v1.JwtRequirement
-	(*JwtMatch)(nil),            // 27: weft.mesh.v1.JwtMatch
-	(*JwtClaim)(nil),            // 28: weft.mesh.v1.JwtClaim
-	(*Upstream)(nil),            // 29: weft.mesh.v1.Upstream
-	(*External)(nil),            // 30: weft.mesh.v1.External
-	(*ExternalTLS)(nil),         // 31: weft.mesh.v1.ExternalTLS
-	(*CircuitBreaker)(nil),      // 32: weft.mesh.v1.CircuitBreaker
-	(*OutlierDetection)(nil),    // 33: weft.mesh.v1.OutlierDetection
-	(*OutlierSuccessRate)(nil),  // 34: weft.mesh.v1.OutlierSuccessRate
-	(*StringMatch)(nil),         // 35: weft.mesh.v1.StringMatch
-	(*KeyMatch)(nil),            // 36: weft.mesh.v1.KeyMatch
-	(*RouteMatch)(nil),          // 37: weft.mesh.v1.RouteMatch
-	(*Route)(nil),               // 38: weft.mesh.v1.Route
-	(*Mirror)(nil),              // 39: weft.mesh.v1.Mirror
-	(*Fault)(nil),               // 40: weft.mesh.v1.Fault
-	(*Split)(nil),               // 41: weft.mesh.v1.Split
-	(*RetryPolicy)(nil),         // 42: weft.mesh.v1.RetryPolicy
-	(*Timeouts)(nil),            // 43: weft.mesh.v1.Timeouts
-	(*HeaderOps)(nil),           // 44: weft.mesh.v1.HeaderOps
-	(*Endpoint)(nil),            // 45: weft.mesh.v1.Endpoint
-	(*StatsReport)(nil),         // 46: weft.mesh.v1.StatsReport
-	(*StatsCell)(nil),           // 47: weft.mesh.v1.StatsCell
-	(*StatsDenial)(nil),         // 48: weft.mesh.v1.StatsDenial
-	(*ReportAck)(nil),           // 49: weft.mesh.v1.ReportAck
-	(*TapRequest)(nil),          // 50: weft.mesh.v1.TapRequest
-	(*TapEvents)(nil),           // 51: weft.mesh.v1.TapEvents
-	(*TapEvent)(nil),            // 52: weft.mesh.v1.TapEvent
-	(*Tracing)(nil),             // 53: weft.mesh.v1.Tracing
-	(*BudgetReport)(nil),        // 54: weft.mesh.v1.BudgetReport
-	(*BudgetUsage)(nil),         // 55: weft.mesh.v1.BudgetUsage
-	(*BudgetGrants)(nil),        // 56: weft.mesh.v1.BudgetGrants
-	(*BudgetGrant)(nil),         // 57: weft.mesh.v1.BudgetGrant
-	(*Protection)(nil),          // 58: weft.mesh.v1.Protection
-	(*ProtectionBlocking)(nil),  // 59: weft.mesh.v1.ProtectionBlocking
-	(*IntrusionSource)(nil),     // 60: weft.mesh.v1.IntrusionSource
-	(*BlockedSource)(nil),       // 61: weft.mesh.v1.BlockedSource
-	nil,                         // 62: weft.mesh.v1.ProxyConfig.LabelsEntry
-	nil,                         // 63: weft.mesh.v1.JwtProvider.ForwardClaimsEntry
-	nil,                         // 64: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 65: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 66: weft.mesh.v1.Endpoint.MetaEntry
-	nil,                         // 67: weft.mesh.v1.IntrusionSource.ByKindEntry
-	(*durationpb.Duration)(nil), // 68: google.protobuf.Duration
+	(GatewayProtocol)(0),        // 8: weft.mesh.v1.GatewayProtocol
+	(*JoinRequest)(nil),         // 9: weft.mesh.v1.JoinRequest
+	(*RenewRequest)(nil),        // 10: weft.mesh.v1.RenewRequest
+	(*Credentials)(nil),         // 11: weft.mesh.v1.Credentials
+	(*ConfigRequest)(nil),       // 12: weft.mesh.v1.ConfigRequest
+	(*HealthReport)(nil),        // 13: weft.mesh.v1.HealthReport
+	(*ConfigUpdate)(nil),        // 14: weft.mesh.v1.ConfigUpdate
+	(*HashPolicy)(nil),          // 15: weft.mesh.v1.HashPolicy
+	(*ProxyConfig)(nil),         // 16: weft.mesh.v1.ProxyConfig
+	(*Egress)(nil),              // 17: weft.mesh.v1.Egress
+	(*HealthCheck)(nil),         // 18: weft.mesh.v1.HealthCheck
+	(*TrustBundle)(nil),         // 19: weft.mesh.v1.TrustBundle
+	(*Inbound)(nil),             // 20: weft.mesh.v1.Inbound
+	(*RateLimit)(nil),           // 21: weft.mesh.v1.RateLimit
+	(*ConnectionLimit)(nil),     // 22: weft.mesh.v1.ConnectionLimit
+	(*Authz)(nil),               // 23: weft.mesh.v1.Authz
+	(*AuthzRule)(nil),           // 24: weft.mesh.v1.AuthzRule
+	(*Permission)(nil),          // 25: weft.mesh.v1.Permission
+	(*JwtProvider)(nil),         // 26: weft.mesh.v1.JwtProvider
+	(*JwtRequirement)(nil),      // 27: weft.mesh.v1.JwtRequirement
+	(*JwtMatch)(nil),            // 28: weft.mesh.v1.JwtMatch
+	(*JwtClaim)(nil),            // 29: weft.mesh.v1.JwtClaim
+	(*Upstream)(nil),            // 30: weft.mesh.v1.Upstream
+	(*External)(nil),            // 31: weft.mesh.v1.External
+	(*ExternalTLS)(nil),         // 32: weft.mesh.v1.ExternalTLS
+	(*CircuitBreaker)(nil),      // 33: weft.mesh.v1.CircuitBreaker
+	(*OutlierDetection)(nil),    // 34: weft.mesh.v1.OutlierDetection
+	(*OutlierSuccessRate)(nil),  // 35: weft.mesh.v1.OutlierSuccessRate
+	(*StringMatch)(nil),         // 36: weft.mesh.v1.StringMatch
+	(*KeyMatch)(nil),            // 37: weft.mesh.v1.KeyMatch
+	(*RouteMatch)(nil),          // 38: weft.mesh.v1.RouteMatch
+	(*Route)(nil),               // 39: weft.mesh.v1.Route
+	(*Mirror)(nil),              // 40: weft.mesh.v1.Mirror
+	(*Fault)(nil),               // 41: weft.mesh.v1.Fault
+	(*Split)(nil),               // 42: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),         // 43: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),            // 44: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),           // 45: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),            // 46: weft.mesh.v1.Endpoint
+	(*StatsReport)(nil),         // 47: weft.mesh.v1.StatsReport
+	(*StatsCell)(nil),           // 48: weft.mesh.v1.StatsCell
+	(*StatsDenial)(nil),         // 49: weft.mesh.v1.StatsDenial
+	(*ReportAck)(nil),           // 50: weft.mesh.v1.ReportAck
+	(*TapRequest)(nil),          // 51: weft.mesh.v1.TapRequest
+	(*TapEvents)(nil),           // 52: weft.mesh.v1.TapEvents
+	(*TapEvent)(nil),            // 53: weft.mesh.v1.TapEvent
+	(*Tracing)(nil),             // 54: weft.mesh.v1.Tracing
+	(*BudgetReport)(nil),        // 55: weft.mesh.v1.BudgetReport
+	(*BudgetUsage)(nil),         // 56: weft.mesh.v1.BudgetUsage
+	(*BudgetGrants)(nil),        // 57: weft.mesh.v1.BudgetGrants
+	(*BudgetGrant)(nil),         // 58: weft.mesh.v1.BudgetGrant
+	(*Protection)(nil),          // 59: weft.mesh.v1.Protection
+	(*ProtectionBlocking)(nil),  // 60: weft.mesh.v1.ProtectionBlocking
+	(*IntrusionSource)(nil),     // 61: weft.mesh.v1.IntrusionSource
+	(*BlockedSource)(nil),       // 62: weft.mesh.v1.BlockedSource
+	(*Gateway)(nil),             // 63: weft.mesh.v1.Gateway
+	(*GatewayListener)(nil),     // 64: weft.mesh.v1.GatewayListener
+	(*GatewayTLS)(nil),          // 65: weft.mesh.v1.GatewayTLS
+	(*GatewayRoute)(nil),        // 66: weft.mesh.v1.GatewayRoute
+	nil,                         // 67: weft.mesh.v1.ProxyConfig.LabelsEntry
+	nil,                         // 68: weft.mesh.v1.JwtProvider.ForwardClaimsEntry
+	nil,                         // 69: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                         // 70: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                         // 71: weft.mesh.v1.Endpoint.MetaEntry
+	nil,                         // 72: weft.mesh.v1.IntrusionSource.ByKindEntry
+	(*durationpb.Duration)(nil), // 73: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
-	12, // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
-	15, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
-	19, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
-	29, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	62, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
-	18, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
-	17, // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
-	53, // 7: weft.mesh.v1.ProxyConfig.tracing:type_name -> weft.mesh.v1.Tracing
-	58, // 8: weft.mesh.v1.ProxyConfig.protection:type_name -> weft.mesh.v1.Protection
-	25, // 9: weft.mesh.v1.ProxyConfig.jwt_providers:type_name -> weft.mesh.v1.JwtProvider
-	16, // 10: weft.mesh.v1.ProxyConfig.egress:type_name -> weft.mesh.v1.Egress
-	3,  // 11: weft.mesh.v1.Egress.mode:type_name -> weft.mesh.v1.EgressMode
-	4,  // 12: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
-	68, // 13: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	68, // 14: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	0,  // 15: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
-	22, // 16: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
-	20, // 17: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
-	21, // 18: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
-	26, // 19: weft.mesh.v1.Inbound.jwt:type_name -> weft.mesh.v1.JwtRequirement
-	58, // 20: weft.mesh.v1.Inbound.protection:type_name -> weft.mesh.v1.Protection
-	37, // 21: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
-	2,  // 22: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
-	23, // 23: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
-	2,  // 24: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
-	24, // 25: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
-	2,  // 26: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
-	37, // 27: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
-	27, // 28: weft.mesh.v1.Permission.jwt:type_name -> weft.mesh.v1.JwtMatch
-	68, // 29: weft.mesh.v1.JwtProvider.clock_skew:type_name -> google.protobuf.Duration
-	63, // 30: weft.mesh.v1.JwtProvider.forward_claims:type_name -> weft.mesh.v1.JwtProvider.ForwardClaimsEntry
-	28, // 31: weft.mesh.v1.JwtMatch.claims:type_name -> weft.mesh.v1.JwtClaim
-	0,  // 32: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
-	1,  // 33: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	45, // 34: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	38, // 35: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	43, // 36: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
-	14, // 37: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
-	32, // 38: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
-	33, // 39: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
-	30, // 40: weft.mesh.v1.Upstream.external:type_name -> weft.mesh.v1.External
-	31, // 41: weft.mesh.v1.External.tls:type_name -> weft.mesh.v1.ExternalTLS
-	22, // 42: weft.mesh.v1.External.authz:type_name -> weft.mesh.v1.Authz
-	68, // 43: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	68, // 44: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	34, // 45: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
-	5,  // 46: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
-	35, // 47: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
-	35, // 48: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
-	36, // 49: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
-	36, // 50: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
-	37, // 51: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	41, // 52: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	42, // 53: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	43, // 54: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	44, // 55: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	44, // 56: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	40, // 57: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
-	39, // 58: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
-	45, // 59: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	68, // 60: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	68, // 61: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	68, // 62: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	68, // 63: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	68, // 64: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	68, // 65: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	64, // 66: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	65, // 67: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	66, // 68: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	47, // 69: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
-	48, // 70: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
-	60, // 71: weft.mesh.v1.StatsReport.intrusions:type_name -> weft.mesh.v1.IntrusionSource
-	61, // 72: weft.mesh.v1.StatsReport.blocked:type_name -> weft.mesh.v1.BlockedSource
-	6,  // 73: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
-	52, // 74: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
-	7,  // 75: weft.mesh.v1.Tracing.protocol:type_name -> weft.mesh.v1.TracingProtocol
-	68, // 76: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
-	55, // 77: weft.mesh.v1.BudgetReport.usage:type_name -> weft.mesh.v1.BudgetUsage
-	57, // 78: weft.mesh.v1.BudgetGrants.grants:type_name -> weft.mesh.v1.BudgetGrant
-	68, // 79: weft.mesh.v1.Protection.read_header_timeout:type_name -> google.protobuf.Duration
-	68, // 80: weft.mesh.v1.Protection.idle_timeout:type_name -> google.protobuf.Duration
-	59, // 81: weft.mesh.v1.Protection.blocking:type_name -> weft.mesh.v1.ProtectionBlocking
-	68, // 82: weft.mesh.v1.ProtectionBlocking.window:type_name -> google.protobuf.Duration
-	68, // 83: weft.mesh.v1.ProtectionBlocking.duration:type_name -> google.protobuf.Duration
-	67, // 84: weft.mesh.v1.IntrusionSource.by_kind:type_name -> weft.mesh.v1.IntrusionSource.ByKindEntry
-	8,  // 85: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	9,  // 86: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	11, // 87: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	46, // 88: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
-	51, // 89: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
-	54, // 90: weft.mesh.v1.Mesh.Budgets:input_type -> weft.mesh.v1.BudgetReport
-	10, // 91: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	10, // 92: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	13, // 93: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	49, // 94: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
-	50, // 95: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
-	56, // 96: weft.mesh.v1.Mesh.Budgets:output_type -> weft.mesh.v1.BudgetGrants
-	91, // [91:97] is the sub-list for method output_type
-	85, // [85:91] is the sub-list for method input_type
-	85, // [85:85] is the sub-list for extension type_name
-	85, // [85:85] is the sub-list for extension extendee
-	0,  // [0:85] is the sub-list for field type_name
+	13, // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
+	16, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
+	20, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
+	30, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
+	67, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	19, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
+	18, // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
+	54, // 7: weft.mesh.v1.ProxyConfig.tracing:type_name -> weft.mesh.v1.Tracing
+	63, // 8: weft.mesh.v1.ProxyConfig.gateway:type_name -> weft.mesh.v1.Gateway
+	59, // 9: weft.mesh.v1.ProxyConfig.protection:type_name -> weft.mesh.v1.Protection
+	26, // 10: weft.mesh.v1.ProxyConfig.jwt_providers:type_name -> weft.mesh.v1.JwtProvider
+	17, // 11: weft.mesh.v1.ProxyConfig.egress:type_name -> weft.mesh.v1.Egress
+	3,  // 12: weft.mesh.v1.Egress.mode:type_name -> weft.mesh.v1.EgressMode
+	4,  // 13: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
+	73, // 14: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	73, // 15: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	0,  // 16: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
+	23, // 17: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
+	21, // 18: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
+	22, // 19: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
+	27, // 20: weft.mesh.v1.Inbound.jwt:type_name -> weft.mesh.v1.JwtRequirement
+	59, // 21: weft.mesh.v1.Inbound.protection:type_name -> weft.mesh.v1.Protection
+	38, // 22: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
+	2,  // 23: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
+	24, // 24: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
+	2,  // 25: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
+	25, // 26: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
+	2,  // 27: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
+	38, // 28: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	28, // 29: weft.mesh.v1.Permission.jwt:type_name -> weft.mesh.v1.JwtMatch
+	73, // 30: weft.mesh.v1.JwtProvider.clock_skew:type_name -> google.protobuf.Duration
+	68, // 31: weft.mesh.v1.JwtProvider.forward_claims:type_name -> weft.mesh.v1.JwtProvider.ForwardClaimsEntry
+	29, // 32: weft.mesh.v1.JwtMatch.claims:type_name -> weft.mesh.v1.JwtClaim
+	0,  // 33: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
+	1,  // 34: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
+	46, // 35: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	39, // 36: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	44, // 37: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	15, // 38: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
+	33, // 39: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
+	34, // 40: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
+	31, // 41: weft.mesh.v1.Upstream.external:type_name -> weft.mesh.v1.External
+	32, // 42: weft.mesh.v1.External.tls:type_name -> weft.mesh.v1.ExternalTLS
+	23, // 43: weft.mesh.v1.External.authz:type_name -> weft.mesh.v1.Authz
+	73, // 44: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	73, // 45: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	35, // 46: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
+	5,  // 47: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
+	36, // 48: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	36, // 49: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	37, // 50: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	37, // 51: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	38, // 52: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	42, // 53: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	43, // 54: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	44, // 55: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	45, // 56: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	45, // 57: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	41, // 58: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	40, // 59: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
+	46, // 60: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
+	73, // 61: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	73, // 62: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	73, // 63: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	73, // 64: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	73, // 65: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	73, // 66: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	69, // 67: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	70, // 68: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	71, // 69: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	48, // 70: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
+	49, // 71: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
+	61, // 72: weft.mesh.v1.StatsReport.intrusions:type_name -> weft.mesh.v1.IntrusionSource
+	62, // 73: weft.mesh.v1.StatsReport.blocked:type_name -> weft.mesh.v1.BlockedSource
+	6,  // 74: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
+	53, // 75: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
+	7,  // 76: weft.mesh.v1.Tracing.protocol:type_name -> weft.mesh.v1.TracingProtocol
+	73, // 77: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
+	56, // 78: weft.mesh.v1.BudgetReport.usage:type_name -> weft.mesh.v1.BudgetUsage
+	58, // 79: weft.mesh.v1.BudgetGrants.grants:type_name -> weft.mesh.v1.BudgetGrant
+	73, // 80: weft.mesh.v1.Protection.read_header_timeout:type_name -> google.protobuf.Duration
+	73, // 81: weft.mesh.v1.Protection.idle_timeout:type_name -> google.protobuf.Duration
+	60, // 82: weft.mesh.v1.Protection.blocking:type_name -> weft.mesh.v1.ProtectionBlocking
+	73, // 83: weft.mesh.v1.ProtectionBlocking.window:type_name -> google.protobuf.Duration
+	73, // 84: weft.mesh.v1.ProtectionBlocking.duration:type_name -> google.protobuf.Duration
+	72, // 85: weft.mesh.v1.IntrusionSource.by_kind:type_name -> weft.mesh.v1.IntrusionSource.ByKindEntry
+	64, // 86: weft.mesh.v1.Gateway.listeners:type_name -> weft.mesh.v1.GatewayListener
+	27, // 87: weft.mesh.v1.Gateway.jwt:type_name -> weft.mesh.v1.JwtRequirement
+	8,  // 88: weft.mesh.v1.GatewayListener.protocol:type_name -> weft.mesh.v1.GatewayProtocol
+	65, // 89: weft.mesh.v1.GatewayListener.tls:type_name -> weft.mesh.v1.GatewayTLS
+	66, // 90: weft.mesh.v1.GatewayListener.routes:type_name -> weft.mesh.v1.GatewayRoute
+	38, // 91: weft.mesh.v1.GatewayRoute.matches:type_name -> weft.mesh.v1.RouteMatch
+	30, // 92: weft.mesh.v1.GatewayRoute.upstream:type_name -> weft.mesh.v1.Upstream
+	9,  // 93: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	10, // 94: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	12, // 95: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	47, // 96: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
+	52, // 97: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
+	55, // 98: weft.mesh.v1.Mesh.Budgets:input_type -> weft.mesh.v1.BudgetReport
+	11, // 99: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	11, // 100: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	14, // 101: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	50, // 102: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
+	51, // 103: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
+	57, // 104: weft.mesh.v1.Mesh.Budgets:output_type -> weft.mesh.v1.BudgetGrants
+	99, // [99:105] is the sub-list for method output_type
+	93, // [93:99] is the sub-list for method input_type
+	93, // [93:93] is the sub-list for extension type_name
+	93, // [93:93] is the sub-list for extension extendee
+	0,  // [0:93] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }
@@ -5507,8 +5926,8 @@ func file_core_meshapi_mesh_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
-			NumEnums:      8,
-			NumMessages:   60,
+			NumEnums:      9,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

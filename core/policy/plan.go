@@ -16,7 +16,8 @@ type Plan struct {
 	Services   []ServiceChange
 	Intentions []Change
 	Flows      []FlowChange
-	Mesh       []string // mesh-wide settings that change, as "name: old => new"
+	Mesh       []string        // mesh-wide settings that change, as "name: old => new"
+	Gateways   []ServiceChange // gateway.go
 }
 
 // Change kinds.
@@ -48,7 +49,7 @@ type FlowChange struct {
 
 // Empty reports whether the plan changes nothing.
 func (p *Plan) Empty() bool {
-	return len(p.Services) == 0 && len(p.Intentions) == 0 && len(p.Flows) == 0 && len(p.Mesh) == 0
+	return len(p.Services) == 0 && len(p.Intentions) == 0 && len(p.Flows) == 0 && len(p.Mesh) == 0 && len(p.Gateways) == 0
 }
 
 // Diff compares two policies. old may be nil (everything is new).
@@ -94,6 +95,7 @@ func Diff(old, new *Policy) *Plan {
 			}
 		}
 	}
+	pl.Gateways = gatewaysDiff(old.Gateways, new.Gateways)
 	key := func(in Intention) string { return fmt.Sprintf("%q -> %q", in.SourceName(), in.Destination) }
 	for _, c := range partsDiff("intention", old.Intentions, new.Intentions, key) {
 		pl.Intentions = append(pl.Intentions, c)
@@ -269,6 +271,20 @@ func (p *Plan) Write(w io.Writer) error {
 	}
 	var add, change, remove int
 	for _, s := range p.Services {
+		line(0, s.Change)
+		for _, part := range s.Parts {
+			line(1, part)
+		}
+		switch s.Kind {
+		case Added:
+			add++
+		case Removed:
+			remove++
+		default:
+			change++
+		}
+	}
+	for _, s := range p.Gateways {
 		line(0, s.Change)
 		for _, part := range s.Parts {
 			line(1, part)

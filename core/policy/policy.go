@@ -57,6 +57,8 @@ type Policy struct {
 	Declared map[string]string `json:"-"`
 	// JWTProviders are the end-user token issuers (jwt.go), by name.
 	JWTProviders map[string]JWTProvider `json:",omitempty"`
+	// Gateways are the ingress gateways, by name (gateway.go).
+	Gateways map[string]Gateway `json:",omitempty"`
 }
 
 // Mesh holds mesh-wide settings.

@@ -94,6 +94,13 @@
 //     "Connection: X-Weft-Caller" cannot strip them and the app always sees
 //     the verified caller.
 //
+//   - gateway.go: gateway mode (ProxyConfig.gateway): no inbound; one
+//     listener per gateway listener (KeyGateway), ending TLS from outside
+//     (or passing it through by SNI), picking a route by host and match,
+//     authenticate (the check before routing), then the route's outbound
+//     (below, without a socket of its own) calls the service over mTLS with
+//     the gateway's identity.
+//
 //   - outbound.go: each upstream listens on a local port for the app
 //     (plain TCP; HTTP/1.1 or h2c prior knowledge for HTTP protocols),
 //     picks an endpoint per connection or request, and dials it over mTLS,

@@ -162,7 +162,9 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 		ErrorHandler:   o.proxyError,
 		ErrorLog:       p.errorLog,
 	}
-	o.http = startHTTP(addr, http.HandlerFunc(o.serveHTTP), protocols(true, false, true), nil, p.errorLog, o.shield)
+	if addr != nil { // nil: a gateway route's, which the gateway hands requests (gateway.go)
+		o.http = startHTTP(addr, http.HandlerFunc(o.serveHTTP), protocols(true, false, true), nil, p.errorLog, o.shield)
+	}
 	return o
 }
 

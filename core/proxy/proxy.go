@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -61,6 +62,10 @@ type Options struct {
 	// state, and a connection the app refused. The controller client
 	// carries it to the controller.
 	Health HealthReporter
+	// Gateway, when set, is the only gateway this proxy serves: a
+	// configuration that is not that gateway's (a sidecar's, another
+	// gateway's) is refused (gateway.go).
+	Gateway string
 }
 
 // Proxy is the sidecar data plane. Create it with New, give it
@@ -189,6 +194,10 @@ type spec struct {
 	// prot is the listener's defences: the inbound's protection over the
 	// config's, over the defaults (protection.go).
 	prot protect.Settings
+	// For gateway keys (gateway.go): the listener, and its certificate
+	// from files (nil: none, or the mesh certificate).
+	gw     *meshapi.GatewayListener
+	gwCert *tls.Certificate
 }
 
 // Apply makes cfg, as version, the proxy's configuration. It either applies
@@ -202,6 +211,9 @@ type spec struct {
 // accepting, and its open connections are left to finish.
 func (p *Proxy) Apply(version uint64, cfg *meshapi.ProxyConfig) error {
 	cfg = proto.Clone(cfg).(*meshapi.ProxyConfig)
+	if err := p.checkGatewayMode(cfg); err != nil {
+		return fmt.Errorf("validating config version %d: %w", version, err)
+	}
 	specs, err := listenerSpecs(cfg)
 	if err != nil {
 		return fmt.Errorf("validating config version %d: %w", version, err)
@@ -311,6 +323,9 @@ func idleOf(sp spec) time.Duration {
 func (p *Proxy) newHandler(sp spec, addr net.Addr) updater {
 	if sp.in != nil {
 		return p.newInbound(sp, addr)
+	}
+	if sp.gw != nil {
+		return p.newGateway(sp, addr)
 	}
 	return p.newOutbound(sp, addr)
 }
@@ -442,32 +457,11 @@ func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 		if err := checkPort("upstream "+name+" local_port", up.GetLocalPort(), true); err != nil {
 			return nil, err
 		}
-		if err := checkProtocol("upstream "+name+" protocol", up.GetProtocol()); err != nil {
+		if err := checkUpstream(up); err != nil {
 			return nil, err
-		}
-		if _, ok := meshapi.LB_name[int32(up.GetLb())]; !ok {
-			return nil, fmt.Errorf("upstream %q: unknown load balancer %d", name, up.GetLb())
-		}
-		for j, ep := range up.GetEndpoints() {
-			if ep.GetAddress() == "" {
-				return nil, fmt.Errorf("upstream %q endpoint %d (%s) has no address", name, j, ep.GetInstanceId())
-			}
-			if err := checkPort(fmt.Sprintf("upstream %q endpoint %d port", name, j), ep.GetPort(), false); err != nil {
-				return nil, err
-			}
-		}
-		for _, r := range up.GetRoutes() {
-			if m := r.GetMirror(); m != nil {
-				if _, err := spiffe.Parse(m.GetSpiffeId()); err != nil {
-					return nil, fmt.Errorf("upstream %q route %q mirror: %w", name, r.GetName(), err)
-				}
-			}
 		}
 		if _, err := newExternal(up, cfg); err != nil {
 			return nil, err
-		}
-		if _, err := compileRoutes(up, make([]*endpoint, len(up.GetEndpoints())), func([]*endpoint) balancer { return nil }, nil); err != nil {
-			return nil, fmt.Errorf("upstream %q: %w", name, err)
 		}
 		bind := up.GetBindAddress()
 		if bind == "" {
@@ -479,6 +473,11 @@ func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 		}
 		specs = append(specs, spec{key: KeyUpstream(name), addr: hostPort(bind, up.GetLocalPort()), proto: up.GetProtocol(), cfg: cfg, up: up, prot: prot})
 	}
+	gws, err := gatewaySpecs(cfg) // gateway.go
+	if err != nil {
+		return nil, err
+	}
+	specs = append(specs, gws...)
 	seen := make(map[string]string)
 	for _, sp := range specs {
 		if anyPort(sp.addr) {
@@ -490,6 +489,40 @@ func listenerSpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 		seen[sp.addr] = sp.key
 	}
 	return specs, nil
+}
+
+// checkUpstream checks what an upstream's handler compiles: its protocol,
+// balancer, endpoints, mirrors and routes.
+func checkUpstream(up *meshapi.Upstream) error {
+	name := up.GetName()
+	if _, err := spiffe.Parse(up.GetSpiffeId()); err != nil {
+		return fmt.Errorf("upstream %q: %w", name, err)
+	}
+	if err := checkProtocol("upstream "+name+" protocol", up.GetProtocol()); err != nil {
+		return err
+	}
+	if _, ok := meshapi.LB_name[int32(up.GetLb())]; !ok {
+		return fmt.Errorf("upstream %q: unknown load balancer %d", name, up.GetLb())
+	}
+	for j, ep := range up.GetEndpoints() {
+		if ep.GetAddress() == "" {
+			return fmt.Errorf("upstream %q endpoint %d (%s) has no address", name, j, ep.GetInstanceId())
+		}
+		if err := checkPort(fmt.Sprintf("upstream %q endpoint %d port", name, j), ep.GetPort(), false); err != nil {
+			return err
+		}
+	}
+	for _, r := range up.GetRoutes() {
+		if m := r.GetMirror(); m != nil {
+			if _, err := spiffe.Parse(m.GetSpiffeId()); err != nil {
+				return fmt.Errorf("upstream %q route %q mirror: %w", name, r.GetName(), err)
+			}
+		}
+	}
+	if _, err := compileRoutes(up, make([]*endpoint, len(up.GetEndpoints())), func([]*endpoint) balancer { return nil }, nil); err != nil {
+		return fmt.Errorf("upstream %q: %w", name, err)
+	}
+	return nil
 }
 
 func checkPort(what string, port uint32, zeroOK bool) error {

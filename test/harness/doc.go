@@ -57,6 +57,9 @@
 //     JaegerBinary builds it from test/tools/jaeger into
 //     ~/.cache/weft/jaeger-1.75.0 when missing); Trace and WaitTrace read a
 //     trace back through GET /api/traces/{id} (JaegerTrace, JaegerSpan).
+//   - tlscert.go: NewServerCert, a TLS server certificate for DNS names
+//     from a CA made for the test, as PEM files (a gateway listener's
+//     cert_file and key_file, a TLS app's) and the pool that trusts it.
 //   - serve.go: Serve, an accept loop for a test's own TCP servers (an
 //     echo app, a forwarder).
 //

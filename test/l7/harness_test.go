@@ -128,7 +128,8 @@ func (m *mesh) apply(src string) {
 	m.applyPolicy(src, false)
 }
 
-// applyPolicy is apply; with bindOnly the configs lose their upstreams,
+// applyPolicy is apply; with bindOnly the configs lose their upstreams
+// (and a gateway's listeners),
 // so that every inbound gets a port before callers are told about it.
 func (m *mesh) applyPolicy(src string, bindOnly bool) {
 	m.t.Helper()
@@ -158,6 +159,7 @@ func (m *mesh) applyPolicy(src string, bindOnly bool) {
 	for _, r := range m.insts {
 		if bindOnly {
 			cfgs[r.id].Upstreams = nil
+			cfgs[r.id].Gateway = nil // its routes' upstreams too
 		}
 		if err := r.proxy.Apply(m.version, cfgs[r.id]); err != nil {
 			m.t.Fatalf("applying version %d to %s: %v", m.version, r.id, err)

@@ -116,7 +116,12 @@ type provider struct {
 // when a provider is wrong (its keys too many or too large, a key that
 // cannot be read).
 func New(cfg *meshapi.ProxyConfig) (*Verifier, error) {
+	// A sidecar's inbound or a gateway's listeners (a config has one or
+	// the other).
 	req := cfg.GetInbound().GetJwt().GetProviders()
+	if g := cfg.GetGateway(); g != nil {
+		req = append(slices.Clone(req), g.GetJwt().GetProviders()...)
+	}
 	if len(cfg.GetJwtProviders()) == 0 && len(req) == 0 {
 		return nil, nil
 	}
@@ -140,7 +145,7 @@ func New(cfg *meshapi.ProxyConfig) (*Verifier, error) {
 	}
 	for _, n := range req {
 		if !seen[n] {
-			return nil, fmt.Errorf("the inbound requires tokens of JWT provider %q, which the configuration does not carry", n)
+			return nil, fmt.Errorf("the inbound or gateway requires tokens of JWT provider %q, which the configuration does not carry", n)
 		}
 	}
 	return v, nil

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -80,6 +81,11 @@ func (c *Config) newDoer() (doer, error) {
 	switch c.Proto {
 	case "http1":
 		return dialHTTP1(c.Target, c.Path)
+	case "https1":
+		// TLS from outside, as to an ingress gateway: HTTP/1.1 over TLS,
+		// the server's certificate not checked (the benchmark's own).
+		h := &http1{target: c.Target, tls: true, req: []byte("GET " + c.Path + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: weft-load\r\n\r\n")}
+		return h, h.redial()
 	case "h2":
 		return newH2(c.Target, c.Path), nil
 	case "grpc":
@@ -89,7 +95,7 @@ func (c *Config) newDoer() (doer, error) {
 	case "tcp-new":
 		return &newConnEcho{target: c.Target, msg: make([]byte, c.MsgSize), buf: make([]byte, c.MsgSize)}, nil
 	}
-	return nil, fmt.Errorf("unknown protocol %q; want http1, h2, grpc, tcp or tcp-new", c.Proto)
+	return nil, fmt.Errorf("unknown protocol %q; want http1, https1, h2, grpc, tcp or tcp-new", c.Proto)
 }
 
 type worker struct {
@@ -219,6 +225,7 @@ func waitUntil(due time.Time) {
 // http1 is one keep-alive HTTP/1.1 connection with a prebuilt request.
 type http1 struct {
 	target string
+	tls    bool // https1
 	req    []byte
 	conn   net.Conn
 	br     *bufio.Reader
@@ -233,7 +240,13 @@ func (h *http1) redial() error {
 	if h.conn != nil {
 		h.conn.Close()
 	}
-	c, err := net.Dial("tcp", h.target)
+	var c net.Conn
+	var err error
+	if h.tls {
+		c, err = tls.Dial("tcp", h.target, &tls.Config{InsecureSkipVerify: true, ServerName: "bench", NextProtos: []string{"http/1.1"}})
+	} else {
+		c, err = net.Dial("tcp", h.target)
+	}
 	if err != nil {
 		h.conn = nil
 		return err

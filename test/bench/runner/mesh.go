@@ -151,6 +151,9 @@ type benchMesh struct {
 	ClientMesh, ClientUpstream  int
 	BulkUpstream, BulkEndpoints int
 	Tracing                     *policy.Tracing // nil: off
+	// Gateway, when set, makes bench-client an ingress gateway whose
+	// https listener (this TLS, on ClientUpstream) routes to bench-server.
+	Gateway *policy.GatewayListenerTLS
 }
 
 func (m benchMesh) apply(c *controller) {
@@ -182,6 +185,12 @@ func (m benchMesh) apply(c *controller) {
 			"bench-bulk":   {Name: "bench-bulk", Protocol: policy.TCP, Bindings: bind("bench-bulk")},
 		},
 		Intentions: []policy.Intention{{Source: "bench-client", Destination: "bench-server", Action: policy.Allow}},
+	}
+	if m.Gateway != nil {
+		p.Gateways = map[string]policy.Gateway{"bench": {Name: "bench", Service: "bench-client", Listeners: []policy.GatewayListener{{
+			Name: "https", Port: m.ClientUpstream, Protocol: policy.GatewayHTTPS, TLS: m.Gateway,
+			Routes: []policy.GatewayRoute{{Name: "all", Service: "bench-server"}},
+		}}}}
 	}
 	c.srv.Update(compile.Compile(p, c.reg.Entries()))
 }

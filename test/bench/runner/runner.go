@@ -77,6 +77,7 @@ var Scenarios = []Scenario{
 	{Name: "http1-1k-1000rps-c16", Family: "http", Proto: "http1", Rate: 1000, Conns: 16, Resources: true, What: "HTTP/1.1 keep-alive, 1 KiB responses, 1000 RPS, 16 connections"},
 	{Name: "http1-1k-1000rps-c64", Family: "http", Proto: "http1", Rate: 1000, Conns: 64, What: "HTTP/1.1 keep-alive, 1 KiB responses, 1000 RPS, 64 connections"},
 	{Name: "http1-1k-max-c16", Family: "http", Proto: "http1", Rate: 0, Conns: 16, What: "HTTP/1.1 1 KiB, closed loop: maximum throughput at 16 connections"},
+	{Name: "gateway-https1-1k-1000rps-c16", Family: "gateway", Proto: "https1", Rate: 1000, Conns: 16, Resources: true, What: "ingress gateway: HTTP/1.1 over TLS from outside, mTLS inside, 1 KiB responses, 1000 RPS, 16 connections (direct: plain HTTP/1.1 to the backend)"},
 	{Name: "grpc-unary-1000rps-c16", Family: "grpc", Proto: "grpc", Rate: 1000, Conns: 16, What: "gRPC unary (health Check), 1000 RPS, 16 connections"},
 	{Name: "tcp-echo-64b-1000rps-c16", Family: "tcp", Proto: "tcp", Rate: 1000, Conns: 16, What: "TCP echo, 64-byte messages, 1000 RPS, 16 connections"},
 	{Name: "http1-trace-off-1000rps-c16", Family: "http", Proto: "http1", Rate: 1000, Conns: 16, Resources: true, Tracing: "off", What: "the c16 load with Weft's tracing off: the reference of the two below"},
@@ -199,6 +200,7 @@ func DataPlane(ctx context.Context, o Options, r *Report) error {
 	for i, f := range []string{"http", "grpc", "tcp"} {
 		e.backend[f] = fmt.Sprintf("127.0.0.1:%d", ports[i])
 	}
+	e.backend["gateway"] = e.backend["http"]
 	backend, err := startProc("backend", work, loadCore, []string{"GOMAXPROCS=1"}, filepath.Join(o.Bin, "weft-load"), "serve",
 		"--http", e.backend["http"], "--grpc", e.backend["grpc"], "--tcp", e.backend["tcp"])
 	if err != nil {
@@ -206,7 +208,7 @@ func DataPlane(ctx context.Context, o Options, r *Report) error {
 	}
 	defer backend.stop()
 	o.backendPID = backend.pid()
-	for _, a := range e.backend {
+	for _, a := range []string{e.backend["http"], e.backend["grpc"], e.backend["tcp"]} {
 		if err := waitTCP(a, []*proc{backend}, 10*time.Second); err != nil {
 			return err
 		}
@@ -232,7 +234,7 @@ func DataPlane(ctx context.Context, o Options, r *Report) error {
 	}
 	scen := selectScenarios(o.Scenarios)
 	r.Scenarios = scen
-	for _, family := range []string{"http", "grpc", "tcp"} {
+	for _, family := range []string{"http", "gateway", "grpc", "tcp"} {
 		var fs []Scenario
 		for _, s := range scen {
 			if s.Family == family {
@@ -371,7 +373,11 @@ func runFamily(ctx context.Context, o Options, r *Report, c candidate, family st
 // measure runs the load generator for s against entry, pinned to the load
 // core, sampling the proxies' memory meanwhile.
 func measure(ctx context.Context, o Options, c candidate, s Scenario, entry string) (*load.Result, *ProxyUse, float64, error) {
-	args := []string{"-c", loadCore, filepath.Join(o.Bin, "weft-load"), "run", "--proto", s.Proto, "--target", entry,
+	proto := s.Proto
+	if _, plain := c.(*direct); plain && proto == "https1" {
+		proto = "http1" // the backend speaks plain HTTP: direct is the baseline without TLS
+	}
+	args := []string{"-c", loadCore, filepath.Join(o.Bin, "weft-load"), "run", "--proto", proto, "--target", entry,
 		"--rate", strconv.FormatFloat(s.Rate, 'f', -1, 64), "--conns", strconv.Itoa(s.Conns),
 		"--duration", o.Duration.String(), "--warmup", o.Warmup.String()}
 	cmd := exec.CommandContext(ctx, "taskset", args...)

@@ -168,7 +168,9 @@ defaults
     http-reuse always
 {{- end}}
 frontend fe
-{{- if .TLS}}
+{{- if .Edge}}
+    bind {{.Listen}} ssl crt {{.Crt}} alpn http/1.1
+{{- else if .TLS}}
     bind {{.Listen}} ssl crt {{.Crt}} ca-file {{.CA}} verify required{{if .ALPN}} alpn h2,http/1.1{{end}}
 {{- else}}
     bind {{.Listen}}{{if .H2Front}} proto h2{{end}}
@@ -185,6 +187,7 @@ backend be
 type haproxyConf struct {
 	Mode, Listen, Next, Crt, CA string
 	TLS                         bool // terminates mTLS (server side)
+	Edge                        bool // client side ends TLS from outside (the gateway family), no client certificate
 	ALPN, H2Front, H2Back       bool
 }
 
@@ -201,7 +204,7 @@ func (h *haproxyCand) start(_ context.Context, family string) (string, error) {
 	meshAddr, entryAddr := fmt.Sprintf("127.0.0.1:%d", mesh), fmt.Sprintf("127.0.0.1:%d", entry)
 	confs := map[string]haproxyConf{
 		"haproxy-server": {Mode: mode, Listen: meshAddr, Next: h.e.backend[family], Crt: h.e.server.Combined, CA: h.e.server.Roots, TLS: true, ALPN: mode == "http", H2Back: family == "grpc"},
-		"haproxy-client": {Mode: mode, Listen: entryAddr, Next: meshAddr, Crt: h.e.client.Combined, CA: h.e.client.Roots, ALPN: mode == "http", H2Front: family == "grpc"},
+		"haproxy-client": {Mode: mode, Listen: entryAddr, Next: meshAddr, Crt: h.e.client.Combined, CA: h.e.client.Roots, ALPN: mode == "http", H2Front: family == "grpc", Edge: family == "gateway"},
 	}
 	for _, name := range []string{"haproxy-server", "haproxy-client"} {
 		f := filepath.Join(h.e.work, name+".cfg")
@@ -253,7 +256,7 @@ type weftCand struct {
 
 func (w *weftCand) Name() string { return "weft" }
 
-var families = map[string]policy.Protocol{"http": policy.HTTP, "grpc": policy.GRPC, "tcp": policy.TCP}
+var families = map[string]policy.Protocol{"http": policy.HTTP, "gateway": policy.HTTP, "grpc": policy.GRPC, "tcp": policy.TCP}
 
 func (w *weftCand) start(ctx context.Context, family string) (string, error) {
 	var ports [6]int
@@ -267,6 +270,11 @@ func (w *weftCand) start(ctx context.Context, family string) (string, error) {
 	_, appPort, _ := net.SplitHostPort(w.e.backend[family])
 	app, _ := strconv.Atoi(appPort)
 	m := benchMesh{Protocol: families[family], ServerMesh: ports[0], ServerApp: app, ClientMesh: ports[1], ClientUpstream: ports[2], BulkUpstream: ports[3], BulkEndpoints: w.e.bulk}
+	if family == "gateway" {
+		// client-1 is an ingress gateway: TLS from outside on ClientUpstream
+		// with the certificate HAProxy's edge serves, mTLS to server-1.
+		m.Gateway = &policy.GatewayListenerTLS{CertFile: w.e.client.CertFile, KeyFile: w.e.client.KeyFile}
+	}
 	m.apply(w.e.ctl)
 	w.mesh = m
 	for i, s := range []struct {

@@ -1,0 +1,83 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy/jwtauth/jwttest"
+)
+
+// gatewayJWTConfig is a gateway with one plain HTTP listener whose route
+// goes to web (no endpoints: a request that passes authentication gets
+// 503), requiring tokens of provider corp.
+func gatewayJWTConfig(idp *jwttest.Issuer, t *testing.T, proto meshapi.GatewayProtocol) *meshapi.ProxyConfig {
+	cfg := gatewayConfig(&meshapi.GatewayListener{Name: "web", BindAddress: "127.0.0.1", Protocol: proto, Routes: []*meshapi.GatewayRoute{httpRoute()}})
+	cfg.Gateway.Jwt = &meshapi.JwtRequirement{Providers: []string{"corp"}}
+	cfg.JwtProviders = []*meshapi.JwtProvider{{Name: "corp", Issuer: idp.Issuer, Audiences: []string{"shop"}, Jwks: idp.JWKS(t), Header: "Authorization"}}
+	return cfg
+}
+
+// TestGatewayJWT: a gateway whose service has a jwt block answers 401
+// with a challenge to a request without a valid token, before routing,
+// and routes one with a valid token; a TCP listener on such a gateway is
+// refused (it would let requests past the check).
+func TestGatewayJWT(t *testing.T) {
+	idp := jwttest.New(t, "https://idp.example.com", jose.ES256)
+	other := jwttest.New(t, "https://idp.example.com", jose.ES256) // same issuer, keys not in the set
+	p := New(Options{Log: io.Discard, DrainTimeout: time.Second})
+	defer p.Close()
+	if err := p.Apply(1, gatewayJWTConfig(idp, t, meshapi.GatewayProtocol_GATEWAY_PROTOCOL_HTTP)); err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + p.Addr(KeyGateway("web")).String() + "/"
+	good := idp.Sign(t, idp.Claims("alice", "shop", nil))
+	c := &http.Client{Timeout: 10 * time.Second}
+	for _, tc := range []struct {
+		name, auth string
+		want       int
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		{"not bearer", "Basic YWxpY2U6cHc=", http.StatusUnauthorized},
+		{"garbage", "Bearer a.b.c", http.StatusUnauthorized},
+		{"alg none", "Bearer " + jwttest.None(idp.Claims("alice", "shop", nil)), http.StatusUnauthorized},
+		{"foreign key", "Bearer " + other.Sign(t, other.Claims("alice", "shop", nil)), http.StatusUnauthorized},
+		{"expired", "Bearer " + idp.Sign(t, idp.Claims("alice", "shop", map[string]any{"exp": time.Now().Add(-time.Hour).Unix()})), http.StatusUnauthorized},
+		{"wrong audience", "Bearer " + idp.Sign(t, idp.Claims("alice", "admin", nil)), http.StatusUnauthorized},
+		{"tampered", "Bearer " + jwttest.TamperSignature(good), http.StatusUnauthorized},
+		// Past authentication, the route's service has no endpoints.
+		{"valid", "Bearer " + good, http.StatusServiceUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", url, nil)
+			req.Host = "shop.example.com"
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("%d %q, want %d", resp.StatusCode, body, tc.want)
+			}
+			if tc.want == http.StatusUnauthorized && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("401 without a Bearer challenge: WWW-Authenticate %q", resp.Header.Get("WWW-Authenticate"))
+			}
+		})
+	}
+
+	q := New(Options{Log: io.Discard})
+	defer q.Close()
+	err := q.Apply(1, gatewayJWTConfig(idp, t, meshapi.GatewayProtocol_GATEWAY_PROTOCOL_TCP))
+	if err == nil || !strings.Contains(err.Error(), "requires end-user tokens") {
+		t.Fatalf("a TCP listener on a gateway that requires tokens: Apply gave %v, want a refusal", err)
+	}
+}
