@@ -30,12 +30,13 @@ func (c *Client) SendStats(ctx context.Context, r *meshapi.StatsReport) error {
 	rs := &c.reports
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	addr := c.controller()
+	t := c.controller(ctx)
+	addr := t.Addr
 	if rs.s != nil && rs.addr != addr {
 		rs.close()
 	}
 	if rs.s == nil {
-		cc, err := c.conn(addr)
+		cc, err := c.conn(t)
 		if err != nil {
 			return fmt.Errorf("connecting to controller %s: %w", addr, err)
 		}
