@@ -139,14 +139,15 @@ release:
 	chmod 1777 $(RELEASE_DIR)/image/rootfs/tmp
 
 # Images of weft and weft-proxy (Dockerfile: FROM scratch, the binaries
-# make release built, user 65532) for each of RELEASE_PLATFORMS, built with
+# make release built, running it first when RELEASE_DIR has none; user 65532) for each of RELEASE_PLATFORMS, built with
 # buildah (Debian: apt-get install buildah), tagged
 # IMAGE_PREFIX/weft:VERSION-ARCH and IMAGE_PREFIX/weft-proxy:VERSION-ARCH.
 # BUILDAH adds global flags, e.g. BUILDAH="buildah --root DIR" for a
 # storage of its own.
 BUILDAH      ?= buildah
 IMAGE_PREFIX ?= localhost
-images: release
+images:
+	@test -d $(RELEASE_DIR)/image || $(MAKE) release
 	@set -e; for p in $(RELEASE_PLATFORMS); do \
 	  arch=$${p#*/}; \
 	  for t in weft weft-proxy; do \
