@@ -214,18 +214,23 @@ func (c *Client) controller(ctx context.Context) Target {
 	return c.replicas.Current(ctx)
 }
 
-// failed says t failed: the client moves to the next replica, drops its
-// connection to t (so that a later attempt dials afresh rather than wait
-// out gRPC's own reconnect backoff), and returns the wait before the next
-// attempt.
+// failed says t failed: the client moves to the next replica, and
+// returns the wait before the next attempt.
 func (c *Client) failed(t Target) time.Duration {
+	return c.replicas.Failed(t)
+}
+
+// dropConn closes the connection to t after its config stream failed, so
+// that a later attempt dials afresh rather than wait out gRPC's own
+// reconnect backoff. (A failed Join or Renew leaves it: the config stream
+// on it may be well.)
+func (c *Client) dropConn(t Target) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if cc := c.conns[t.Addr]; cc != nil {
 		cc.Close()
 		delete(c.conns, t.Addr)
 	}
-	c.mu.Unlock()
-	return c.replicas.Failed(t)
 }
 
 // Controller returns the controller replica the client talks to now (its
@@ -532,6 +537,7 @@ func (c *Client) streamLoop(ctx context.Context) {
 		if got {
 			c.replicas.Succeeded(t)
 		}
+		c.dropConn(t)
 		d := c.failed(t)
 		c.log.Warn("config stream from controller "+t.Addr+" ended; keeping the last config, reconnecting", "err", err,
 			"next", c.controller(ctx).Addr, "retry_in", d.Round(time.Millisecond))

@@ -18,8 +18,8 @@
 // replica reach the others spread over a second, not in one instant), and
 // backs off (core/backoff, 200ms doubling to 10s, with jitter) only once
 // every replica failed since the last success. Join, Renew and the
-// reports follow the same choice. A connection to a replica that failed
-// is closed, so a later attempt dials afresh.
+// reports follow the same choice. The connection of a config stream that
+// failed is closed, so a later attempt dials afresh.
 //
 // Versions: a configuration version lower than the one the sidecar
 // applied last is refused whole (NACK with the reason, the last good
