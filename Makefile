@@ -4,7 +4,7 @@ BIN     := bin
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/weftmesh/weft/core/version.Version=$(VERSION)
 
-.PHONY: all build test lint demo bench bench-quick proto clean nomad k8s-assets nftables chromium fuzz jaeger prometheus
+.PHONY: all build test lint demo bench bench-quick proto clean nomad k8s-assets nftables chromium fuzz jaeger prometheus release images
 
 all: build
 
@@ -107,6 +107,55 @@ bench-quick: build
 	$(GO) build -o $(BIN)/weft-load ./test/bench/cmd/weft-load
 	$(GO) build -o $(BIN)/weft-bench ./test/bench/cmd/weft-bench
 	taskset -c 1 $(BIN)/weft-bench run --quick --force --bin $(BIN) --out $(BIN)/bench-quick $(BENCH_FLAGS)
+
+# Release tarballs: weft and weft-proxy built static (CGO_ENABLED=0),
+# -trimpath, with VERSION in core/version, for each of RELEASE_PLATFORMS;
+# each tarball holds them, README.md and examples/systemd, and SHA256SUMS
+# lists the tarballs' checksums (sha256sum -c SHA256SUMS). The tarballs
+# are reproducible: files sorted, owned by 0, dated by the last commit.
+# RELEASE_DIR/image is the build context of the Dockerfile (make images).
+# Say `make release VERSION=1.2.3` for a numbered release.
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64
+RELEASE_DIR       ?= $(BIN)/release
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+CA_BUNDLE         ?= /etc/ssl/certs/ca-certificates.crt
+release:
+	@test -f $(CA_BUNDLE) || { echo "release: no CA bundle at $(CA_BUNDLE) for the images; install ca-certificates or set CA_BUNDLE"; exit 1; }
+	rm -rf $(RELEASE_DIR) && mkdir -p $(RELEASE_DIR)/image/rootfs/etc/ssl/certs $(RELEASE_DIR)/image/rootfs/tmp $(RELEASE_DIR)/image/data
+	@set -e; for p in $(RELEASE_PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; name=weft_$(VERSION)_$${os}_$${arch}; dir=$(RELEASE_DIR)/$$name; \
+	  mkdir -p $$dir/systemd $(RELEASE_DIR)/image/$${os}_$${arch}; \
+	  for b in weft weft-proxy; do \
+	    echo "building $$b for $$p"; \
+	    CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $$dir/$$b ./cmd/$$b; \
+	    cp $$dir/$$b $(RELEASE_DIR)/image/$${os}_$${arch}/$$b; \
+	  done; \
+	  cp README.md $$dir/; cp examples/systemd/* $$dir/systemd/; \
+	  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$(SOURCE_DATE_EPOCH) -C $(RELEASE_DIR) -cf - $$name | gzip -n > $(RELEASE_DIR)/$$name.tar.gz; \
+	done
+	cd $(RELEASE_DIR) && sha256sum *.tar.gz > SHA256SUMS && cat SHA256SUMS
+	printf 'root:x:0:0:root:/root:/sbin/nologin\nweft:x:65532:65532:weft:/var/lib/weft:/sbin/nologin\n' > $(RELEASE_DIR)/image/rootfs/etc/passwd
+	printf 'root:x:0:\nweft:x:65532:\n' > $(RELEASE_DIR)/image/rootfs/etc/group
+	cp $(CA_BUNDLE) $(RELEASE_DIR)/image/rootfs/etc/ssl/certs/ca-certificates.crt
+	chmod 1777 $(RELEASE_DIR)/image/rootfs/tmp
+
+# Images of weft and weft-proxy (Dockerfile: FROM scratch, the binaries
+# make release built, running it first when RELEASE_DIR has none; user 65532) for each of RELEASE_PLATFORMS, built with
+# buildah (Debian: apt-get install buildah), tagged
+# IMAGE_PREFIX/weft:VERSION-ARCH and IMAGE_PREFIX/weft-proxy:VERSION-ARCH.
+# BUILDAH adds global flags, e.g. BUILDAH="buildah --root DIR" for a
+# storage of its own.
+BUILDAH      ?= buildah
+IMAGE_PREFIX ?= localhost
+images:
+	@test -d $(RELEASE_DIR)/image || $(MAKE) release
+	@set -e; for p in $(RELEASE_PLATFORMS); do \
+	  arch=$${p#*/}; \
+	  for t in weft weft-proxy; do \
+	    $(BUILDAH) bud --isolation chroot --platform $$p --build-arg TARGETARCH=$$arch --build-arg VERSION=$(VERSION) \
+	      --target $$t -t $(IMAGE_PREFIX)/$$t:$(VERSION)-$$arch -f Dockerfile $(RELEASE_DIR)/image; \
+	  done; \
+	done
 
 # Regenerates the protocol code (needs protoc, protoc-gen-go, protoc-gen-go-grpc).
 proto:

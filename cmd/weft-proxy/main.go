@@ -19,6 +19,12 @@
 // configuration that is not gateway NAME's, so that a misplaced sidecar
 // never opens a gateway's ports or a gateway a sidecar's.
 //
+// The controller replicas: --controller repeated, or a comma-separated
+// list, or $WEFT_CONTROLLERS when no --controller is given; a DNS name
+// stands for every address it resolves to. The sidecar talks to one at a
+// time, in an order of its own drawn at random, and moves to another when
+// its replica dies (core/proxy/control, replicas.go).
+//
 // Every --report-interval it sends the controller a report of its golden
 // signals on the same mTLS connection (core/proxy, report.go).
 //
@@ -44,6 +50,7 @@ import (
 
 	"github.com/weftmesh/weft/core/logging"
 	"github.com/weftmesh/weft/core/proxy"
+	"github.com/weftmesh/weft/core/proxy/control"
 	"github.com/weftmesh/weft/core/version"
 )
 
@@ -62,6 +69,10 @@ func reportIntervalDefault() time.Duration {
 	}
 	return 10 * time.Second
 }
+
+// controllersEnv, a comma-separated list of host:port, gives the
+// controller replicas when no --controller is given.
+const controllersEnv = "WEFT_CONTROLLERS"
 
 // accessLogEnv, when set, is the default of --access-log-format (as
 // logging.FormatEnv is of --log-format): sidecars started by an adapter
@@ -128,7 +139,7 @@ check state).`,
 	root.CompletionOptions.DisableDefaultCmd = true
 	fl := root.Flags()
 	fl.StringVar(&o.instance, "instance", "", "ID of the instance this sidecar serves")
-	fl.StringArrayVar(&o.controllers, "controller", nil, "controller address host:port (repeat for replicas; tried in turn)")
+	fl.StringArrayVar(&o.controllers, "controller", nil, "controller replica host:port: repeat it or give a comma-separated list for every replica; a DNS name stands for every address it resolves to (default from $"+controllersEnv+")")
 	fl.StringVar(&o.trustBundle, "trust-bundle", "", "PEM file of the roots that verify the controller's certificate")
 	fl.StringVar(&o.admin, "admin", "", "address host:port of the admin endpoints (/ready, /metrics, /config, /stats)")
 	fl.StringVar(&o.dataDir, "data-dir", "", "directory keeping the certificate across restarts (optional)")
@@ -140,7 +151,7 @@ check state).`,
 	fl.DurationVar(&o.logFlush, "log-flush", 100*time.Millisecond, "write the log (one access-log line per request) in batches this often; 0 writes every line at once")
 	fl.StringVar(&o.gateway, "gateway", "", "run as the ingress gateway NAME: refuse any configuration that is not that gateway's (optional; the configuration carries the mode)")
 	fl.DurationVar(&o.reportEvery, "report-interval", reportIntervalDefault(), "send the controller a report of the golden signals (requests, successes, latency, bytes, denials) this often; 0 sends none (or set "+reportEnv+", which sidecars a scheduler starts inherit)")
-	for _, f := range []string{"instance", "controller", "trust-bundle", "admin"} {
+	for _, f := range []string{"instance", "trust-bundle", "admin"} {
 		root.MarkFlagRequired(f)
 	}
 	root.AddCommand(&cobra.Command{
@@ -160,6 +171,13 @@ func run(ctx context.Context, o options) error {
 	}
 	if _, err := o.log.Logger(io.Discard); err != nil {
 		return err
+	}
+	controllers := o.controllers
+	if len(controllers) == 0 {
+		controllers = []string{os.Getenv(controllersEnv)}
+	}
+	if controllers, err = control.ParseControllers(controllers); err != nil {
+		return fmt.Errorf("--controller (or $%s): %w", controllersEnv, err)
 	}
 	bundle, err := readTrustBundle(o.trustBundle)
 	if err != nil {
@@ -182,7 +200,7 @@ func run(ctx context.Context, o options) error {
 	defer p.Close()
 	client, err := proxy.NewClient(p, proxy.ClientOptions{
 		InstanceID:  o.instance,
-		Controllers: o.controllers,
+		Controllers: controllers,
 		TrustBundle: bundle,
 		JoinToken:   token,
 		DataDir:     o.dataDir,
@@ -211,7 +229,7 @@ func run(ctx context.Context, o options) error {
 		defer cancel()
 		admin.Shutdown(sctx)
 	}()
-	logger.Info("weft-proxy for instance: admin and controllers", "version", version.Version, "instance", o.instance, "admin", ln.Addr().String(), "controllers", o.controllers)
+	logger.Info("weft-proxy for instance: admin and controllers", "version", version.Version, "instance", o.instance, "admin", ln.Addr().String(), "controllers", controllers)
 	go p.RunReports(ctx, o.reportEvery, client)
 	go p.RunBudgets(ctx, client) // global rate limits' shares
 	return client.Run(ctx)

@@ -258,7 +258,52 @@ func TestMissingFlags(t *testing.T) {
 	cmd.SetErr(io.Discard)
 	cmd.SetArgs(nil)
 	err := cmd.Execute()
-	if err == nil || !strings.Contains(err.Error(), "instance") || !strings.Contains(err.Error(), "controller") {
+	if err == nil || !strings.Contains(err.Error(), "instance") || !strings.Contains(err.Error(), "admin") {
 		t.Errorf("no flags: %v, want the required flags named", err)
+	}
+}
+
+// The controller replicas come from --controller (repeated or a comma
+// list) or, without it, from $WEFT_CONTROLLERS; none at all, or a bad
+// address, is an error that says where to put them.
+func TestControllerList(t *testing.T) {
+	ca, err := proxytest.NewCA("weft.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := writeBundle(t, ca.RootPEM)
+	for _, tc := range []struct {
+		name, env string
+		args      []string
+		want      string
+	}{
+		{"none", "", nil, "no controller address; pass --controller host:port"},
+		{"bad in the list", "", []string{"--controller", "127.0.117.1:7400,127.0.117.2"}, `controller address "127.0.117.2": want host:port`},
+		{"bad in the environment", "127.0.117.1", nil, "--controller (or $WEFT_CONTROLLERS)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(controllersEnv, tc.env)
+			cmd := newRootCmd()
+			cmd.SetOut(io.Discard)
+			cmd.SetErr(io.Discard)
+			cmd.SetArgs(append([]string{"--instance", "web-1", "--trust-bundle", bundle, "--admin", freeAddr(t)}, tc.args...))
+			if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+
+	// From the environment, a list of two: the sidecar subscribes to the
+	// live one (the other address refuses connections).
+	f := proxytest.StartController(t, ca, proxytest.ControllerOptions{})
+	t.Setenv(tokenEnv, f.Token)
+	t.Setenv(controllersEnv, freeAddr(t)+", "+f.Addr)
+	done, stop := start(t, "--instance", "web-1", "--trust-bundle", bundle, "--admin", freeAddr(t))
+	if r := f.NextRequest(t); r.InstanceId != "web-1" {
+		t.Fatalf("subscribed as %q, want web-1", r.InstanceId)
+	}
+	stop()
+	if err := result(t, done); err != nil {
+		t.Fatalf("weft-proxy returned %v after it was stopped, want nil", err)
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/policy"
 	"github.com/weftmesh/weft/core/protect"
+	"github.com/weftmesh/weft/core/proxy/control"
 	"github.com/weftmesh/weft/core/refusals"
 	"github.com/weftmesh/weft/core/registry"
 	"github.com/weftmesh/weft/core/spiffe"
@@ -53,6 +54,9 @@ type controllerFlags struct {
 	pollEvery   time.Duration
 	serverNames []string
 	pluginSums  []string
+	// sidecarControllers are every replica's sidecar API, as the
+	// sidecars that adapters start are given them (default: listen).
+	sidecarControllers []string
 }
 
 func newControllerCmd() *cobra.Command {
@@ -95,6 +99,7 @@ An unpinned or changed plugin is refused; the error gives its SHA-256.`,
 	fl.StringVar(&f.dataDir, "data-dir", ".weft", "directory for the CA, the admin token and adapters' state")
 	fl.StringVar(&f.proxyBinary, "proxy-binary", "", "path of weft-proxy, for adapters that start sidecars (default: beside this binary, then $PATH)")
 	fl.DurationVar(&f.pollEvery, "policy-poll", time.Second, "how often to look for policy changes")
+	fl.StringSliceVar(&f.sidecarControllers, "sidecar-controller", nil, "the sidecar API of every controller replica, host:port (repeatable or comma-separated; a DNS name may stand for several), as adapters give it to the sidecars they start (default: --listen)")
 	fl.StringSliceVar(&f.serverNames, "server-name", nil, "extra DNS names or IPs for the controller's certificate, as sidecars and admin clients dial it (e.g. weft-controller.weft-system.svc); needed when --listen or --admin is 0.0.0.0")
 	_ = cmd.MarkFlagRequired("policy-dir")
 	return cmd
@@ -178,6 +183,12 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	specs, err := parseAdapters(f.adapters, f.options)
 	if err != nil {
 		return err
+	}
+	if len(f.sidecarControllers) == 0 {
+		f.sidecarControllers = []string{f.listen}
+	}
+	if f.sidecarControllers, err = control.ParseControllers(f.sidecarControllers); err != nil {
+		return fmt.Errorf("--sidecar-controller: %w", err)
 	}
 	pins, err := parsePluginChecksums(f.pluginSums, specs)
 	if err != nil {
@@ -444,7 +455,7 @@ func adapterOptions(a adapterSpec, f controllerFlags, bin pluginBinary, trustDom
 			Options: a.options,
 			Mesh: plugins.MeshContext{
 				TrustDomain:     trustDomain,
-				ControllerAddrs: []string{f.listen},
+				ControllerAddrs: f.sidecarControllers,
 				TrustBundlePEM:  authority.RootsPEM(),
 				JoinKey:         ca.DeriveJoinKey(authority.JoinSecret(), a.name),
 				ProxyBinary:     proxyBin,

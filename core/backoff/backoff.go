@@ -58,3 +58,14 @@ func (b *Backoff) Wait(ctx context.Context) bool {
 		return false
 	}
 }
+
+// Spread returns a delay drawn uniformly from [0, d) ("full jitter"): what
+// a client waits before its first attempt after something many clients
+// share failed at once (a controller replica died), so that they do not
+// all arrive at the next one in the same instant. 0 for d <= 0.
+func Spread(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return rand.N(d)
+}

@@ -62,3 +62,26 @@ func TestWaitEndsWithContext(t *testing.T) {
 		t.Fatal("Wait reported the delay passed although ctx had ended")
 	}
 }
+
+func TestSpreadCoversItsRange(t *testing.T) {
+	if Spread(0) != 0 || Spread(-time.Second) != 0 {
+		t.Fatal("Spread of 0 or less is not 0")
+	}
+	// 1,000 draws over [0, 1s): every tenth of the range gets some (a
+	// herd spread, not bunched), none falls outside it.
+	var buckets [10]int
+	for range 1000 {
+		d := Spread(time.Second)
+		if d < 0 || d >= time.Second {
+			t.Fatalf("Spread(1s) = %v, outside [0, 1s)", d)
+		}
+		buckets[d/(100*time.Millisecond)]++
+	}
+	for i, n := range buckets {
+		// 100 expected in each; below 40 happens with a chance far
+		// below 1e-9.
+		if n < 40 {
+			t.Errorf("tenth %d of the range got %d of 1000 draws: %v", i, n, buckets)
+		}
+	}
+}

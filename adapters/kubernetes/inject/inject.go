@@ -27,7 +27,7 @@ const (
 // Options say what to inject.
 type Options struct {
 	ProxyImage        string // image holding weft-proxy
-	Controller        string // host:port of the controller's sidecar API
+	Controller        string // host:port of the controllers' sidecar API: a comma-separated list, or a name resolving to every replica (a headless Service)
 	TrustBundleConfig string // ConfigMap (in the pod's namespace) with key ca.crt
 	Audience          string // token audience; default "weft"
 	MeshPort          int    // default 15001

@@ -135,3 +135,18 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 		t.Errorf("unannotated pod: %v, containers %v; want it unchanged", err, plain.Spec.Containers)
 	}
 }
+
+// Several controller replicas reach the sidecar as one comma-separated
+// --controller value, which weft-proxy splits.
+func TestMutatePassesControllerReplicas(t *testing.T) {
+	o := opts
+	o.Controller = "weft-controller-0.weft-controller.weft-system.svc:7400,weft-controller-1.weft-controller.weft-system.svc:7400"
+	ops, err := Mutate(o, podWith(map[string]string{AnnotationInject: "true"}, "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(ops)
+	if want := `"--controller=` + o.Controller + `"`; !strings.Contains(string(b), want) {
+		t.Errorf("patch lacks %s:\n%s", want, b)
+	}
+}

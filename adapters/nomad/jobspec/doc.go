@@ -29,7 +29,7 @@
 //	  sidecar {              # all optional; the command line's flags give the defaults
 //	    command      = "/usr/local/bin/weft-proxy"
 //	    driver       = "raw_exec"           # or exec
-//	    controller   = ["10.0.0.5:7400"]
+//	    controller   = ["10.0.0.5:7400", "10.0.0.6:7400", "10.0.0.7:7400"] # every replica
 //	    trust_bundle = "/etc/weft/ca.crt"
 //	    cpu          = 50
 //	    memory       = 64

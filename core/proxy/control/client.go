@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,7 +20,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
-	"github.com/weftmesh/weft/core/backoff"
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/proxy/creds"
 	"github.com/weftmesh/weft/core/spiffe"
@@ -37,8 +35,9 @@ const (
 type Options struct {
 	// InstanceID is the instance this sidecar serves.
 	InstanceID string
-	// Controllers are host:port addresses of controller replicas, tried in
-	// turn.
+	// Controllers are host:port addresses of the controller replicas (a
+	// DNS name stands for every address it resolves to), tried in an
+	// order of this sidecar's own drawn at random (Replicas).
 	Controllers []string
 	// TrustBundle verifies the controllers' server certificates, with
 	// normal hostname checks against the host part of each address.
@@ -57,10 +56,16 @@ type Options struct {
 	// applied config across restarts: a restarted sidecar serves at once
 	// and needs no new join token while its certificate is valid.
 	DataDir string
-	// MinBackoff and MaxBackoff bound the reconnect delay, which doubles
-	// from one to the other with jitter (core/backoff). Defaults: 200ms
-	// and 10s.
+	// MinBackoff and MaxBackoff bound the reconnect delay once every
+	// replica failed, which doubles from one to the other with jitter
+	// (core/backoff). Defaults: 200ms and 10s.
 	MinBackoff, MaxBackoff time.Duration
+	// FailoverSpread bounds the random wait before the next replica is
+	// tried after the one in use failed. Default: DefaultFailoverSpread.
+	FailoverSpread time.Duration
+	// Resolve looks up a DNS name among Controllers. Default:
+	// net.DefaultResolver.LookupHost.
+	Resolve func(ctx context.Context, host string) ([]string, error)
 	// CallTimeout bounds Join and Renew calls. Default: 10s.
 	CallTimeout time.Duration
 	// Logger receives the client's events. Default: slog.Default().
@@ -96,10 +101,10 @@ type Watcher interface {
 // root than the active one (applyTrust), so a rotation reaches every
 // sidecar within a config push and one Renew, not at half-life.
 type Client struct {
-	w    Watcher
-	o    Options
-	log  *slog.Logger
-	next atomic.Uint64 // index of the controller to try next
+	w        Watcher
+	o        Options
+	log      *slog.Logger
+	replicas *Replicas
 
 	held    atomic.Pointer[creds.Credentials] // as last given to w
 	applied atomic.Uint64                     // the version w applied last
@@ -128,11 +133,6 @@ func New(w Watcher, o Options) (*Client, error) {
 	if len(o.Controllers) == 0 {
 		return nil, errors.New("creating the controller client: no controller address; pass --controller host:port")
 	}
-	for _, a := range o.Controllers {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return nil, fmt.Errorf("creating the controller client: controller address %q: %w; want host:port", a, err)
-		}
-	}
 	if o.TrustBundle == nil {
 		return nil, errors.New("creating the controller client: no trust bundle to verify the controller with; pass --trust-bundle")
 	}
@@ -148,7 +148,12 @@ func New(w Watcher, o Options) (*Client, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Client{w: w, o: o, log: o.Logger, conns: make(map[string]*grpc.ClientConn), renewNow: make(chan struct{}, 1),
+	replicas, err := NewReplicas(o.Controllers, ReplicaOptions{MinBackoff: o.MinBackoff, MaxBackoff: o.MaxBackoff,
+		Spread: o.FailoverSpread, Resolve: o.Resolve, Logger: o.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("creating the controller client: %w", err)
+	}
+	return &Client{w: w, o: o, log: o.Logger, replicas: replicas, conns: make(map[string]*grpc.ClientConn), renewNow: make(chan struct{}, 1),
 		healthWake: make(chan struct{}, 1)}, nil
 }
 
@@ -204,24 +209,41 @@ func (c *Client) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certifi
 	return &cr.Cert, nil
 }
 
-// controller returns the address to try now; failed moves to the next.
-func (c *Client) controller() string {
-	return c.o.Controllers[c.next.Load()%uint64(len(c.o.Controllers))]
+// controller returns the replica to talk to now (Replicas).
+func (c *Client) controller(ctx context.Context) Target {
+	return c.replicas.Current(ctx)
 }
 
-func (c *Client) failed(addr string) {
-	// Move on only if nobody else did already.
-	i := c.next.Load()
-	if c.o.Controllers[i%uint64(len(c.o.Controllers))] == addr {
-		c.next.CompareAndSwap(i, i+1)
+// failed says t failed: the client moves to the next replica, and
+// returns the wait before the next attempt.
+func (c *Client) failed(t Target) time.Duration {
+	return c.replicas.Failed(t)
+}
+
+// dropConn closes the connection to t after its config stream failed, so
+// that a later attempt dials afresh rather than wait out gRPC's own
+// reconnect backoff. (A failed Join or Renew leaves it: the config stream
+// on it may be well.)
+func (c *Client) dropConn(t Target) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cc := c.conns[t.Addr]; cc != nil {
+		cc.Close()
+		delete(c.conns, t.Addr)
 	}
+}
+
+// Controller returns the controller replica the client talks to now (its
+// address as dialled), for the sidecar's admin endpoints and tests.
+func (c *Client) Controller() string {
+	return c.replicas.Peek().Addr
 }
 
 // controllerTLS verifies the controller against the trust bundle (or the
 // mesh roots, after a rotation) with normal hostname checks, and presents
 // the sidecar's certificate once it has one.
-func (c *Client) controllerTLS(addr string) *tls.Config {
-	host, _, _ := net.SplitHostPort(addr)
+func (c *Client) controllerTLS(t Target) *tls.Config {
+	host := t.Name
 	return &tls.Config{
 		MinVersion:           tls.VersionTLS12,
 		ServerName:           host,
@@ -263,30 +285,30 @@ func (c *Client) verifyController(certs []*x509.Certificate, host string) error 
 	return nil
 }
 
-func (c *Client) dial(addr string) (*grpc.ClientConn, error) {
-	cc, err := grpc.NewClient("passthrough:///"+addr,
-		grpc.WithTransportCredentials(credentials.NewTLS(c.controllerTLS(addr))),
+func (c *Client) dial(t Target) (*grpc.ClientConn, error) {
+	cc, err := grpc.NewClient("passthrough:///"+t.Addr,
+		grpc.WithTransportCredentials(credentials.NewTLS(c.controllerTLS(t))),
 		grpc.WithNoProxy(),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to controller %s: %w", addr, err)
+		return nil, fmt.Errorf("connecting to controller %s: %w", t.Addr, err)
 	}
 	return cc, nil
 }
 
-// conn returns the mTLS connection to addr. It is only made once the
+// conn returns the mTLS connection to t. It is only made once the
 // proxy holds a certificate, so its handshakes present it.
-func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
+func (c *Client) conn(t Target) (*grpc.ClientConn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cc := c.conns[addr]; cc != nil {
+	if cc := c.conns[t.Addr]; cc != nil {
 		return cc, nil
 	}
-	cc, err := c.dial(addr)
+	cc, err := c.dial(t)
 	if err != nil {
 		return nil, err
 	}
-	c.conns[addr] = cc
+	c.conns[t.Addr] = cc
 	return cc, nil
 }
 
@@ -319,11 +341,12 @@ func (c *Client) join(ctx context.Context) (*creds.Credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	bo := c.backoff()
 	for {
-		addr := c.controller()
-		cr, err := c.joinOnce(ctx, addr, key, csr)
+		t := c.controller(ctx)
+		addr := t.Addr
+		cr, err := c.joinOnce(ctx, t, key, csr)
 		if err == nil {
+			c.replicas.Succeeded(t)
 			return cr, nil
 		}
 		if refused(err) && c.o.CredentialAdapter != "" {
@@ -342,19 +365,18 @@ func (c *Client) join(ctx context.Context) (*creds.Credentials, error) {
 				"A join token works once and expires soon: if this sidecar was restarted, start it with a fresh WEFT_JOIN_TOKEN, "+
 				"or keep its --data-dir so it can reuse its certificate", c.o.InstanceID, addr, status.Convert(err).Message())
 		}
-		c.failed(addr)
-		d := bo.Next()
-		c.log.Warn("joining the mesh via controller "+addr+"; retrying", "err", err, "retry_in", d.Round(time.Millisecond))
+		d := c.failed(t)
+		c.log.Warn("joining the mesh via controller "+addr+"; retrying", "err", err, "next", c.controller(ctx).Addr, "retry_in", d.Round(time.Millisecond))
 		if !sleep(ctx, d) {
 			return nil, ctx.Err()
 		}
 	}
 }
 
-func (c *Client) joinOnce(ctx context.Context, addr string, key *ecdsa.PrivateKey, csr []byte) (*creds.Credentials, error) {
+func (c *Client) joinOnce(ctx context.Context, t Target, key *ecdsa.PrivateKey, csr []byte) (*creds.Credentials, error) {
 	// A connection of its own: the mTLS ones must not reuse a handshake
 	// made before the sidecar had a certificate.
-	cc, err := c.dial(addr)
+	cc, err := c.dial(t)
 	if err != nil {
 		return nil, err
 	}
@@ -463,19 +485,19 @@ func leafRootID(cr *creds.Credentials) string {
 }
 
 func (c *Client) renew(ctx context.Context) (*creds.Credentials, error) {
-	bo := c.backoff()
 	for {
 		key, csr, err := newKeyAndCSR()
 		if err != nil {
 			return nil, err
 		}
-		addr := c.controller()
-		cr, err := c.renewOnce(ctx, addr, key, csr)
+		t := c.controller(ctx)
+		addr := t.Addr
+		cr, err := c.renewOnce(ctx, t, key, csr)
 		if err == nil {
+			c.replicas.Succeeded(t)
 			return cr, nil
 		}
-		c.failed(addr)
-		d := bo.Next()
+		d := c.failed(t)
 		note := ""
 		if na := c.held.Load().NotAfter(); time.Now().After(na) {
 			note = fmt.Sprintf(" (the certificate expired at %s; the controller may refuse it: still trying)", na.Format(time.RFC3339))
@@ -487,8 +509,8 @@ func (c *Client) renew(ctx context.Context) (*creds.Credentials, error) {
 	}
 }
 
-func (c *Client) renewOnce(ctx context.Context, addr string, key *ecdsa.PrivateKey, csr []byte) (*creds.Credentials, error) {
-	cc, err := c.conn(addr)
+func (c *Client) renewOnce(ctx context.Context, t Target, key *ecdsa.PrivateKey, csr []byte) (*creds.Credentials, error) {
+	cc, err := c.conn(t)
 	if err != nil {
 		return nil, err
 	}
@@ -501,22 +523,24 @@ func (c *Client) renewOnce(ctx context.Context, addr string, key *ecdsa.PrivateK
 	return credentialsFrom(resp, key)
 }
 
-// streamLoop keeps a config stream open to some controller until ctx
-// ends, moving to the next controller after each failure.
+// streamLoop keeps a config stream open to some controller replica until
+// ctx ends, moving to the next replica after each failure (Replicas: soon
+// after a replica that served dies, backing off once every replica
+// failed).
 func (c *Client) streamLoop(ctx context.Context) {
-	bo := c.backoff()
 	for {
-		addr := c.controller()
-		got, err := c.streamOnce(ctx, addr)
+		t := c.controller(ctx)
+		got, err := c.streamOnce(ctx, t)
 		if ctx.Err() != nil {
 			return
 		}
 		if got {
-			bo.Reset()
+			c.replicas.Succeeded(t)
 		}
-		c.failed(addr)
-		d := bo.Next()
-		c.log.Warn("config stream from controller "+addr+" ended; keeping the last config, reconnecting", "err", err, "retry_in", d.Round(time.Millisecond))
+		c.dropConn(t)
+		d := c.failed(t)
+		c.log.Warn("config stream from controller "+t.Addr+" ended; keeping the last config, reconnecting", "err", err,
+			"next", c.controller(ctx).Addr, "retry_in", d.Round(time.Millisecond))
 		if !sleep(ctx, d) {
 			return
 		}
@@ -525,8 +549,8 @@ func (c *Client) streamLoop(ctx context.Context) {
 
 // streamOnce subscribes and applies every update until the stream breaks.
 // got reports whether any update arrived.
-func (c *Client) streamOnce(ctx context.Context, addr string) (got bool, err error) {
-	cc, err := c.conn(addr)
+func (c *Client) streamOnce(ctx context.Context, t Target) (got bool, err error) {
+	cc, err := c.conn(t)
 	if err != nil {
 		return false, err
 	}
@@ -566,19 +590,7 @@ func (c *Client) streamOnce(ctx context.Context, addr string) (got bool, err err
 			return got, fmt.Errorf("receiving config: %w", err)
 		}
 		got = true
-		c.applyTrust(u.GetConfig().GetTrust())
-		ack := &meshapi.ConfigRequest{InstanceId: c.o.InstanceID}
-		if err := c.w.Apply(u.GetVersion(), u.GetConfig()); err != nil {
-			c.log.Warn("rejected config version", "version", u.GetVersion(), "err", err)
-			ack.AppliedVersion = c.applied.Load()
-			ack.RejectedVersion = u.GetVersion()
-			ack.ErrorDetail = err.Error()
-		} else {
-			c.log.Info("applied config version", "version", u.GetVersion(), "endpoints", endpointCounts(u.GetConfig()))
-			ack.AppliedVersion = u.GetVersion()
-			c.applied.Store(u.GetVersion())
-			c.saveConfig(u)
-		}
+		ack := c.take(t, u)
 		sendMu.Lock()
 		err = stream.Send(c.stamp(ack))
 		sendMu.Unlock()
@@ -586,6 +598,36 @@ func (c *Client) streamOnce(ctx context.Context, addr string) (got bool, err err
 			return got, fmt.Errorf("acknowledging version %d: %w", u.GetVersion(), streamError(stream, err))
 		}
 	}
+}
+
+// take applies u, from replica t, and returns the ACK or NACK to send. A
+// version below the one applied last is refused whole, its trust bundle
+// included: another replica (or this one before a restart) gave a later
+// one, so this replica is behind, and the last good config stays.
+func (c *Client) take(t Target, u *meshapi.ConfigUpdate) *meshapi.ConfigRequest {
+	ack := &meshapi.ConfigRequest{InstanceId: c.o.InstanceID}
+	applied := c.applied.Load()
+	if u.GetVersion() < applied {
+		err := fmt.Errorf("config version %d from controller %s is older than version %d, which this sidecar applied already "+
+			"(from another controller replica, or before a restart): keeping %d; the controller replicas disagree on versions: "+
+			"check with weft status on each that they share their state", u.GetVersion(), t.Addr, applied, applied)
+		c.log.Warn("rejected config version", "version", u.GetVersion(), "err", err)
+		ack.AppliedVersion, ack.RejectedVersion, ack.ErrorDetail = applied, u.GetVersion(), err.Error()
+		return ack
+	}
+	c.applyTrust(u.GetConfig().GetTrust())
+	if err := c.w.Apply(u.GetVersion(), u.GetConfig()); err != nil {
+		c.log.Warn("rejected config version", "version", u.GetVersion(), "err", err)
+		ack.AppliedVersion = applied
+		ack.RejectedVersion = u.GetVersion()
+		ack.ErrorDetail = err.Error()
+		return ack
+	}
+	c.log.Info("applied config version", "version", u.GetVersion(), "endpoints", endpointCounts(u.GetConfig()), "controller", t.Addr)
+	ack.AppliedVersion = u.GetVersion()
+	c.applied.Store(u.GetVersion())
+	c.saveConfig(u)
+	return ack
 }
 
 // stamp sets what `weft check` reads of the sidecar on a request: its
@@ -649,10 +691,6 @@ func streamError(s meshapi.Mesh_StreamConfigClient, err error) error {
 		return rerr
 	}
 	return err
-}
-
-func (c *Client) backoff() *backoff.Backoff {
-	return backoff.New(c.o.MinBackoff, c.o.MaxBackoff)
 }
 
 // sleep waits d or until ctx ends; false if ctx ended.

@@ -5,9 +5,28 @@
 // (applied_version) or rejects it (rejected_version and error_detail, the
 // watcher keeping its last good one), renews the certificate at half its
 // lifetime (or at once when a configuration names another active root),
-// and reconnects across the controller addresses with core/backoff when a
-// stream breaks. With a data directory (datadir.go) the certificate and the
-// last configuration survive a restart.
+// and reconnects across the controller replicas when a stream breaks. With
+// a data directory (datadir.go) the certificate and the last configuration
+// survive a restart.
+//
+// Replicas (replicas.go): the sidecar is given every controller replica
+// (Options.Controllers; a DNS name stands for every address it resolves
+// to, looked up again each round) and talks to one at a time, in an order
+// of its own drawn at random, so that a mesh's sidecars spread over the
+// replicas. When its replica dies it tries the next one after a wait
+// drawn from [0, FailoverSpread) (1s by default: the sidecars of a dead
+// replica reach the others spread over a second, not in one instant), and
+// backs off (core/backoff, 200ms doubling to 10s, with jitter) only once
+// every replica failed since the last success. Join, Renew and the
+// reports follow the same choice. The connection of a config stream that
+// failed is closed, so a later attempt dials afresh.
+//
+// Versions: a configuration version lower than the one the sidecar
+// applied last is refused whole (NACK with the reason, the last good
+// configuration and trust bundle kept), whichever replica sends it: a
+// replica that is behind never moves a sidecar back. The same version
+// again is applied (a replica that agrees). Versions must therefore be
+// comparable across replicas (the controller's business, issue 17).
 //
 // Health: Client.ReportHealth hands the controller the sidecar's latest
 // view of its app's health (the result of its active checks). It never

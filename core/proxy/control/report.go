@@ -30,12 +30,13 @@ func (c *Client) SendStats(ctx context.Context, r *meshapi.StatsReport) error {
 	rs := &c.reports
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	addr := c.controller()
+	t := c.controller(ctx)
+	addr := t.Addr
 	if rs.s != nil && rs.addr != addr {
 		rs.close()
 	}
 	if rs.s == nil {
-		cc, err := c.conn(addr)
+		cc, err := c.conn(t)
 		if err != nil {
 			return fmt.Errorf("connecting to controller %s: %w", addr, err)
 		}
@@ -83,8 +84,9 @@ func (rs *reportStream) close() {
 // controller the config stream uses (on the same mTLS connection) and
 // returns the shares it grants (core/proxy.RunBudgets).
 func (c *Client) Budgets(ctx context.Context, r *meshapi.BudgetReport) (*meshapi.BudgetGrants, error) {
-	addr := c.controller()
-	cc, err := c.conn(addr)
+	t := c.controller(ctx)
+	addr := t.Addr
+	cc, err := c.conn(t)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to controller %s: %w", addr, err)
 	}

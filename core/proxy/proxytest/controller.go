@@ -63,6 +63,7 @@ type Controller struct {
 	joins   atomic.Int32
 	updates chan *meshapi.ConfigUpdate
 	kick    chan struct{}
+	srv     *grpc.Server
 }
 
 // StartController starts a fake controller that stops at the end of the
@@ -105,9 +106,14 @@ func StartController(t testing.TB, ca *CA, o ControllerOptions) *Controller {
 	}
 	go srv.Serve(&notifyListener{Listener: ln, accepts: c.Accepts})
 	t.Cleanup(srv.Stop)
+	c.srv = srv
 	c.Addr = ln.Addr().String()
 	return c
 }
+
+// Stop ends the controller at once, as if its process died: every
+// connection is closed and its address refuses new ones.
+func (c *Controller) Stop() { c.srv.Stop() }
 
 // Joins is how many Join calls arrived.
 func (c *Controller) Joins() int { return int(c.joins.Load()) }

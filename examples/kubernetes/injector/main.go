@@ -29,7 +29,7 @@ func main() {
 	cert := flag.String("tls-cert", "", "PEM certificate the API server verifies (its caBundle)")
 	key := flag.String("tls-key", "", "PEM private key of --tls-cert")
 	flag.StringVar(&o.ProxyImage, "proxy-image", "", "image holding weft-proxy")
-	flag.StringVar(&o.Controller, "controller", "", "host:port of the controller's sidecar API")
+	flag.StringVar(&o.Controller, "controller", "", "host:port of the controllers' sidecar API: a comma-separated list for several replicas, or a DNS name that resolves to each (a headless Service)")
 	flag.StringVar(&o.TrustBundleConfig, "trust-bundle-configmap", "weft-trust-bundle", "ConfigMap with the controller's ca.crt, in each pod's namespace")
 	flag.Parse()
 	if err := o.Validate(); err != nil {

@@ -46,7 +46,7 @@ func main() {
 	flag.StringVar(&cfg.user, "user", "", "user the tasks run as (default: the current user)")
 	flag.StringVar(&cfg.adminURL, "controller-admin", "https://127.0.0.1:7401", "the Weft controller's admin API (HTTPS, verified with --trust-bundle)")
 	flag.StringVar(&cfg.adminTokenFile, "admin-token-file", ".weft/admin.token", "the controller's DATA_DIR/admin.token")
-	flag.StringVar(&cfg.controller, "controller", "127.0.0.1:7400", "the controller's sidecar API, as sidecars reach it")
+	flag.StringVar(&cfg.controller, "controller", "127.0.0.1:7400", "the controllers' sidecar API, as sidecars reach it: host:port, or a comma-separated list of every replica")
 	flag.StringVar(&cfg.trustBundle, "trust-bundle", ".weft/ca/ca.crt", "the controller's CA root (DATA_DIR/ca/ca.crt), as sidecars read it; it also verifies the admin API")
 	flag.StringVar(&cfg.proxy, "proxy", "weft-proxy", "the weft-proxy binary, as agents run it")
 	flag.StringVar(&cfg.mesosUser, "mesos-user", "", "user for the master's HTTP Basic auth, if it requires it")

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -34,6 +33,7 @@ import (
 	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/policy"
+	"github.com/weftmesh/weft/core/proxy/control"
 	"github.com/weftmesh/weft/core/registry"
 	"github.com/weftmesh/weft/core/spiffe"
 	"github.com/weftmesh/weft/core/telemetry"
@@ -225,21 +225,22 @@ func (s *simSidecar) ackedSince(v uint64, t time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// run keeps a stream open to addr with the real client's backoff (200ms
-// doubling to 10s, ±25% jitter) until ctx ends.
-func (s *simSidecar) run(ctx context.Context, addr string) {
-	cur := time.Duration(0)
+// run keeps a stream open to one of the controller replicas addrs until
+// ctx ends, choosing the replica and the wait before each attempt as the
+// real sidecar does (core/proxy/control.Replicas: its own random order,
+// the next replica after a spread wait drawn from [0, 1s), 200ms doubling
+// to 10s with jitter once every replica failed).
+func (s *simSidecar) run(ctx context.Context, addrs ...string) {
+	r, err := control.NewReplicas(addrs, control.ReplicaOptions{})
+	if err != nil {
+		panic(err) // addresses of our own making
+	}
 	for ctx.Err() == nil {
-		got := s.streamOnce(ctx, addr)
-		if got {
-			cur = 0
+		t := r.Current(ctx)
+		if s.streamOnce(ctx, t.Addr) {
+			r.Succeeded(t)
 		}
-		if cur == 0 {
-			cur = 200 * time.Millisecond
-		} else {
-			cur = min(2*cur, 10*time.Second)
-		}
-		d := cur + time.Duration(mathrand.Int64N(int64(cur)/2+1)) - cur/4
+		d := r.Failed(t)
 		select {
 		case <-ctx.Done():
 		case <-time.After(d):
@@ -318,6 +319,12 @@ type CPReport struct {
 	// process (its start-up and first compile included) to every
 	// sidecar's acknowledgement of the new controller's config.
 	StormSeconds float64 `json:"reconnect_storm_seconds"`
+	// Failover: two controllers (the same CA), every sidecar given both
+	// and connected to the first, which is killed (SIGKILL); from the
+	// kill to each sidecar's first ACK from the other (p50 and the
+	// last).
+	FailoverP50Seconds float64 `json:"failover_p50_seconds,omitempty"`
+	FailoverSeconds    float64 `json:"failover_all_seconds,omitempty"`
 	// Reporting: every sidecar sending golden-signal reports (issue 14).
 	Reporting *CPReporting `json:"reporting,omitempty"`
 	Note      string       `json:"note"`
@@ -339,6 +346,9 @@ func (c *CPReport) Markdown() string {
 	fmt.Fprintf(&b, "| controller RSS before sidecars connect | %.1f MiB |\n", c.ControllerRSSMB)
 	fmt.Fprintf(&b, "| controller RSS per connected sidecar | %.1f KiB |\n", c.RSSPerSidecarKiB)
 	fmt.Fprintf(&b, "| reconnect storm: controller restart to all ACKed | %.2f s |\n", c.StormSeconds)
+	if c.FailoverSeconds > 0 {
+		fmt.Fprintf(&b, "| failover: SIGKILL of the sidecars' controller to ACKs from the other replica, p50 / all | %.2f / %.2f s |\n", c.FailoverP50Seconds, c.FailoverSeconds)
+	}
 	if r := c.Reporting; r != nil {
 		fmt.Fprintf(&b, "| reports: controller CPU per report (%d cells; %d reports, every %s) | %.0f µs |\n", r.CellsPerReport, r.ReportsReceived, r.Interval, r.CPUPerReportUs)
 		fmt.Fprintf(&b, "| reports: 1,000 sidecars every 10 s, share of one core | %.2f %% |\n", r.CorePctPerThousand10s)
@@ -453,8 +463,7 @@ func ControlPlane(ctx context.Context, o CPOptions) (*CPReport, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
+	defer func() { cancel(); wg.Wait() }()
 	waitAll := func(since time.Time, limit time.Duration) (time.Duration, error) {
 		deadline := time.Now().Add(limit)
 		for {
@@ -581,6 +590,52 @@ func ControlPlane(ctx context.Context, o CPOptions) (*CPReport, error) {
 	}
 	rep.StormSeconds = d.Seconds()
 	o.logf("control plane: reconnect storm, all ACKed %.2fs after the controller came back", d.Seconds())
+
+	// Failover. The sidecars start again, each given both replicas while
+	// only the first runs (so every one of them ends up on it), then the
+	// second starts, then the first is killed.
+	cancel()
+	wg.Wait()
+	lp2, err1 := freePort()
+	cp2, err2 := freePort()
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
+	}
+	addr2, ctlAddr2 := fmt.Sprintf("127.0.0.1:%d", lp2), fmt.Sprintf("127.0.0.1:%d", cp2)
+	fctx, fcancel := context.WithCancel(ctx)
+	defer fcancel() // before the wait for the sidecars, deferred first
+	start = time.Now()
+	for _, s := range sims {
+		wg.Go(func() { s.run(fctx, addr, addr2) })
+	}
+	if _, err = waitAll(start, 2*time.Minute); err != nil {
+		return nil, fmt.Errorf("failover: connecting to the first replica: %w", err)
+	}
+	second, err := startProc("cp-controller-2", work, proxyCore, nil, filepath.Join(o.Bin, "weft-bench"), "cp-controller",
+		"--ca-dir", caDir, "--listen", addr2, "--control", ctlAddr2, "--services", strconv.Itoa(o.Shape.Services),
+		"--per-service", strconv.Itoa(o.Shape.PerService), "--upstreams", strconv.Itoa(o.Shape.Upstreams), "--sidecars", strconv.Itoa(o.Shape.Sidecars))
+	if err != nil {
+		return nil, err
+	}
+	defer second.stop()
+	if err := waitTCP(ctlAddr2, []*proc{second}, 5*time.Minute); err != nil {
+		return nil, err
+	}
+	ctl.cmd.Process.Kill()
+	<-ctl.done
+	killed := time.Now()
+	if d, err = waitAll(killed, 2*time.Minute); err != nil {
+		return nil, fmt.Errorf("failover: %w", err)
+	}
+	var each []float64
+	for _, s := range sims {
+		at, _ := s.ackedSince(0, killed)
+		each = append(each, at.Sub(killed).Seconds())
+	}
+	sort.Float64s(each)
+	rep.FailoverP50Seconds, rep.FailoverSeconds = each[len(each)/2], d.Seconds()
+	o.logf("control plane: failover, %d sidecars ACKed from the second replica %.2fs (p50) and %.2fs (all) after the first was killed",
+		len(sims), rep.FailoverP50Seconds, rep.FailoverSeconds)
 	return rep, nil
 }
 
