@@ -51,6 +51,7 @@ type controllerFlags struct {
 	pollEvery   time.Duration
 	serverNames []string
 	pluginSums  []string
+	raft        raftFlags
 }
 
 func newControllerCmd() *cobra.Command {
@@ -94,6 +95,7 @@ An unpinned or changed plugin is refused; the error gives its SHA-256.`,
 	fl.StringVar(&f.proxyBinary, "proxy-binary", "", "path of weft-proxy, for adapters that start sidecars (default: beside this binary, then $PATH)")
 	fl.DurationVar(&f.pollEvery, "policy-poll", time.Second, "how often to look for policy changes")
 	fl.StringSliceVar(&f.serverNames, "server-name", nil, "extra DNS names or IPs for the controller's certificate, as sidecars and admin clients dial it (e.g. weft-controller.weft-system.svc); needed when --listen or --admin is 0.0.0.0")
+	f.raft.register(fl)
 	_ = cmd.MarkFlagRequired("policy-dir")
 	return cmd
 }
@@ -203,12 +205,21 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	// Join tokens are single-use across restarts: the spent ones are on disk.
-	spent, err := ca.OpenSpentFile(filepath.Join(f.dataDir, "spent-join-tokens"))
+	// Join tokens are single-use across restarts: the spent ones are on
+	// disk, or, for a replica, in the replicated state (raft.go).
+	var spent ca.SpentStore
+	rep, err := f.raft.prepare(authority, log)
 	if err != nil {
 		return err
 	}
-	defer spent.Close()
+	if rep == nil {
+		file, err := ca.OpenSpentFile(filepath.Join(f.dataDir, "spent-join-tokens"))
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		spent = file
+	}
 	token, err := api.LoadOrCreateToken(f.dataDir)
 	if err != nil {
 		return err
@@ -216,6 +227,14 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	proxyBin, err := findProxy(f.proxyBinary)
 	if err != nil {
 		return err
+	}
+
+	if rep != nil {
+		if err := rep.open(authority, pol.Mesh.TrustDomain, log); err != nil {
+			return err
+		}
+		defer rep.close()
+		spent = rep.node.SpentTokens()
 	}
 
 	reg := registry.New()
@@ -242,7 +261,9 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		VerifyCredential: verifyWith(sups),
 		Binder:           ctl,
 		Health:           ctl, // sidecars' active health checks (core/controller health.go)
+		RootsReload:      f.raft.rootsReload(),
 	})
+	rep.serve(srv)
 
 	listenHost, _, err := net.SplitHostPort(f.listen)
 	if err != nil {
@@ -259,6 +280,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	rep.setServing(serving)
 	lis, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listening for sidecars on %s: %w (is another controller running? pick another address with --listen)", f.listen, err)
@@ -305,6 +327,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		Stats:     collector,
 		Metrics:   ctlMetrics.Handler(),
 		Tap:       srv,
+		Replica:   rep.replica(),
 	}), serving)
 	adminSrv.ErrorLog = refusals.HTTPErrorLog(refusedAdmin, logging.LineWriter(log.With("logger", "admin_api"), slog.LevelWarn))
 	adminSrv.RegisterOnShutdown(srv.EndTaps) // a tap's stream would hold Shutdown up
