@@ -201,17 +201,23 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
-	authority, err := ca.LoadOrCreate(filepath.Join(f.dataDir, "ca"))
+	// A replica's CA is the cluster's (raft.go).
+	rep, err := f.raft.prepare(f.dataDir, log)
+	if err != nil {
+		return err
+	}
+	var authority *ca.CA
+	if rep != nil {
+		authority, err = rep.loadCA()
+	} else {
+		authority, err = ca.LoadOrCreate(filepath.Join(f.dataDir, "ca"))
+	}
 	if err != nil {
 		return err
 	}
 	// Join tokens are single-use across restarts: the spent ones are on
-	// disk, or, for a replica, in the replicated state (raft.go).
+	// disk, or, for a replica, in the replicated state.
 	var spent ca.SpentStore
-	rep, err := f.raft.prepare(authority, log)
-	if err != nil {
-		return err
-	}
 	if rep == nil {
 		file, err := ca.OpenSpentFile(filepath.Join(f.dataDir, "spent-join-tokens"))
 		if err != nil {
@@ -229,8 +235,16 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		return err
 	}
 
+	listenHost, _, err := net.SplitHostPort(f.listen)
+	if err != nil {
+		return fmt.Errorf("parsing --listen %q: %w", f.listen, err)
+	}
+	adminHost, _, err := net.SplitHostPort(f.admin)
+	if err != nil {
+		return fmt.Errorf("parsing --admin %q: %w; want HOST:PORT, e.g. 127.0.0.1:7401", f.admin, err)
+	}
 	if rep != nil {
-		if err := rep.open(authority, pol.Mesh.TrustDomain, log); err != nil {
+		if err := rep.open(ctx, authority, pol.Mesh.TrustDomain, certHosts(listenHost, adminHost, f.serverNames), log); err != nil {
 			return err
 		}
 		defer rep.close()
@@ -265,14 +279,6 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	})
 	rep.serve(srv)
 
-	listenHost, _, err := net.SplitHostPort(f.listen)
-	if err != nil {
-		return fmt.Errorf("parsing --listen %q: %w", f.listen, err)
-	}
-	adminHost, _, err := net.SplitHostPort(f.admin)
-	if err != nil {
-		return fmt.Errorf("parsing --admin %q: %w; want HOST:PORT, e.g. 127.0.0.1:7401", f.admin, err)
-	}
 	// One certificate for both APIs, issued again at half-life and after a
 	// root rotation.
 	serving, err := srv.ServingTLSConfig(spiffe.Identity{TrustDomain: pol.Mesh.TrustDomain, Namespace: meshserver.ControllerNamespace, Service: meshserver.ControllerService},

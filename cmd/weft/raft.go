@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -40,18 +41,22 @@ func (r *raftFlags) register(fl *pflag.FlagSet) {
 // replica is the controller's raft replica and what it is wired to.
 type replica struct {
 	f         raftFlags
+	caDir     string // DATA_DIR/ca: the bundle for CLI clients
+	kept      bool   // the CA came from the state kept at the last run
+	hosts     []string
+	ownCert   atomic.Pointer[tls.Certificate]
 	key       []byte
 	node      *state.Node
 	authority *ca.CA
 	log       *slog.Logger
+	id        spiffe.Identity
 	srv       atomic.Pointer[meshserver.Server]
 	serving   atomic.Pointer[tls.Config]
 }
 
-// prepare checks the raft flags and, for a replica, installs the CA
-// state it kept at its last run (newer than DATA_DIR/ca after a
-// rotation). nil: a single controller.
-func (r raftFlags) prepare(authority *ca.CA, log *slog.Logger) (*replica, error) {
+// prepare checks the raft flags and reads the state key. nil: a single
+// controller.
+func (r raftFlags) prepare(dataDir string, log *slog.Logger) (*replica, error) {
 	if r.dir == "" {
 		if r.addr != "" || r.keyFile != "" || r.expect != 0 || len(r.join) > 0 {
 			return nil, errors.New("--raft-addr, --state-key-file, --bootstrap-expect and --join make the controller a replica: they need --raft-dir")
@@ -71,26 +76,44 @@ func (r raftFlags) prepare(authority *ca.CA, log *slog.Logger) (*replica, error)
 	if err != nil {
 		return nil, err
 	}
-	st, ok, err := state.LoadCachedCA(r.dir, key)
-	if err != nil {
+	return &replica{f: r, key: key, caDir: filepath.Join(dataDir, "ca"), log: log}, nil
+}
+
+// loadCA is the replica's CA before it hears from the cluster: the state
+// it kept at its last run (sealed in --raft-dir), else the CA of
+// DATA_DIR/ca if there is one (a single controller becoming the first
+// replica), else a new one in memory. The last two are candidates: the
+// cluster's first leader makes its own the cluster's, and every other
+// replica takes that one (onCA).
+func (p *replica) loadCA() (*ca.CA, error) {
+	st, ok, err := state.LoadCachedCA(p.f.dir, p.key)
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	if ok {
-		if _, err := authority.Install(st); err != nil {
-			return nil, err
+	case ok:
+		p.kept = true
+		p.authority, err = ca.NewFromState(st)
+		if err == nil {
+			p.log.Info("raft: serving with the cluster's CA as this replica kept it", "active_root", p.authority.ActiveRootID())
 		}
-		log.Info("raft: took the CA state this replica kept at its last run", "active_root", authority.ActiveRootID())
+	default:
+		if _, statErr := os.Stat(filepath.Join(p.caDir, "ca.key")); statErr == nil {
+			p.authority, err = ca.LoadOrCreate(p.caDir)
+		} else {
+			p.authority, err = ca.New()
+		}
 	}
-	return &replica{f: r, key: key, authority: authority, log: log}, nil
+	return p.authority, err
 }
 
 // open starts the replica; its peers authenticate it by the controller's
 // own certificate (setServing hands it over once issued).
-func (p *replica) open(authority *ca.CA, trustDomain string, log *slog.Logger) error {
+func (p *replica) open(ctx context.Context, authority *ca.CA, trustDomain string, hosts []string, log *slog.Logger) error {
 	id := spiffe.Identity{TrustDomain: trustDomain, Namespace: meshserver.ControllerNamespace, Service: meshserver.ControllerService}
+	p.id, p.hosts = id, hosts
 	node, err := state.Open(state.Options{
 		Dir: p.f.dir, Addr: p.f.addr, BootstrapExpect: p.f.expect, Join: p.f.join, Key: p.key,
-		TLS:     state.PeerTLS{Certificate: p.certificate, Roots: authority.Pool, Identity: id.URL().String()},
+		TLS:     state.PeerTLS{Certificate: p.certificate, Identity: id.URL().String()},
 		LocalCA: authority.State, OnCA: p.onCA, Logger: log,
 	})
 	if err != nil {
@@ -98,15 +121,79 @@ func (p *replica) open(authority *ca.CA, trustDomain string, log *slog.Logger) e
 	}
 	p.node = node
 	authority.SetCommit(node.CommitCA)
+	if p.kept {
+		// Serve at once, even without a quorum: sidecars renew.
+		p.writeBundle()
+		return nil
+	}
+	// A new replica serves once it holds the cluster's CA: the join keys
+	// its adapters get, and the bundle its sidecars trust, are that CA's.
+	start := time.Now()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	last := start
+	for !node.HasCA() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		if time.Since(last) > 10*time.Second {
+			log.Info("raft: waiting for the cluster to form and hold a CA before serving", "waited", time.Since(start).Round(time.Second).String(), "status", node.Status().Problem)
+			last = time.Now()
+		}
+	}
+	log.Info("raft: holding the cluster's CA", "active_root", authority.ActiveRootID(), "waited", time.Since(start).Round(time.Millisecond).String())
+	p.writeBundle()
 	return nil
 }
 
-func (p *replica) certificate() (*tls.Certificate, error) {
-	cfg := p.serving.Load()
-	if cfg == nil {
-		return nil, errors.New("the controller's certificate is not issued yet")
+// writeBundle writes the cluster's trust bundle to DATA_DIR/ca/ca.crt,
+// where the CLI (and bootstrap scripts) read it. A replica keeps the CA's
+// keys only sealed in the replicated state: the key files of a single
+// controller that became a replica are moved aside (ca.key.pre-raft...)
+// once the cluster holds its CA.
+func (p *replica) writeBundle() {
+	if err := os.MkdirAll(p.caDir, 0o700); err != nil {
+		p.log.Warn("raft: writing the trust bundle for CLI clients", "err", err)
+		return
 	}
-	return cfg.GetCertificate(&tls.ClientHelloInfo{})
+	for _, f := range []string{"ca.key", "rotation.json", "join.secret"} {
+		old := filepath.Join(p.caDir, f)
+		if _, err := os.Stat(old); err == nil {
+			if err := os.Rename(old, old+".pre-raft"); err != nil {
+				p.log.Warn("raft: moving aside a CA file of the single controller", "file", old, "err", err)
+				continue
+			}
+			p.log.Info("raft: the CA's keys live sealed in the replicated state now; moved aside", "file", old, "to", old+".pre-raft")
+		}
+	}
+	path := filepath.Join(p.caDir, "ca.crt")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, p.authority.RootsPEM(), 0o644); err == nil {
+		err = os.Rename(tmp, path)
+		if err != nil {
+			p.log.Warn("raft: writing the trust bundle for CLI clients", "err", err)
+		}
+	}
+}
+
+// certificate is the controller's own certificate, as its APIs serve it;
+// before they do (a replica waiting for the cluster's CA), one issued
+// from the CA it holds.
+func (p *replica) certificate() (*tls.Certificate, error) {
+	if cfg := p.serving.Load(); cfg != nil {
+		return cfg.GetCertificate(&tls.ClientHelloInfo{})
+	}
+	if c := p.ownCert.Load(); c != nil && time.Now().Before(c.Leaf.NotAfter) {
+		return c, nil
+	}
+	c, err := p.authority.ServerCertificate(p.id, p.hosts)
+	if err != nil {
+		return nil, err
+	}
+	p.ownCert.Store(&c)
+	return &c, nil
 }
 
 // onCA installs the cluster's CA state, and sends sidecars the new bundle
@@ -121,6 +208,10 @@ func (p *replica) onCA(st ca.State) {
 		return
 	}
 	p.log.Info("raft: the cluster's CA changed; sending sidecars the new bundle", "active_root", p.authority.ActiveRootID())
+	p.ownCert.Store(nil)
+	if p.node != nil {
+		p.writeBundle()
+	}
 	if srv := p.srv.Load(); srv != nil {
 		srv.RootsChanged()
 	}

@@ -3,6 +3,7 @@ package ca
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -215,4 +216,21 @@ func (c *CA) retireReplicated(commit func(string, State) error) ([]RootInfo, err
 		return nil, fmt.Errorf("retiring roots: %w", err)
 	}
 	return gone, nil
+}
+
+// New returns a CA with a new root and join secret, held in memory only:
+// a controller replica's candidate CA, which becomes the cluster's if
+// this replica is the first leader of a new cluster.
+func New() (*CA, error) {
+	c := &CA{LeafTTL: DefaultLeafTTL, now: time.Now}
+	root, key, err := newRoot(c.now())
+	if err != nil {
+		return nil, err
+	}
+	c.root, c.key = root, key
+	c.secret = make([]byte, 32)
+	if _, err := rand.Read(c.secret); err != nil {
+		return nil, fmt.Errorf("generating join secret: %w", err)
+	}
+	return c, nil
 }

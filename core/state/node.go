@@ -109,6 +109,7 @@ func Open(o Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.TLS.key = derivePeerKey(o.Key)
 	log := o.Logger.With("raft_id", id)
 	n := &Node{o: o, id: id, addr: o.Addr, seal: seal, log: log}
 	n.fsm = newFSM(seal, filepath.Join(o.Dir, cacheFile), o.OnCA, log)
@@ -224,6 +225,10 @@ func loadOrCreateID(path string) (string, error) {
 	}
 	return id, nil
 }
+
+// HasCA reports whether the replicated state holds the cluster's CA
+// (applied here, and handed to Options.OnCA).
+func (n *Node) HasCA() bool { return n.fsm.digest() != "" }
 
 // ID is the replica's raft server ID.
 func (n *Node) ID() string { return n.id }

@@ -1,8 +1,9 @@
 package state
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -32,34 +33,55 @@ const (
 // handshakeTimeout bounds a peer's TLS handshake and its first byte.
 const handshakeTimeout = 10 * time.Second
 
-// PeerTLS is how replicas prove to one another that they are controllers
-// of this mesh: each presents its own certificate (the one its APIs
-// serve), and accepts a peer whose chain leads to a root of the CA in
-// force and whose URI SAN is the controllers' identity.
+// PeerTLS is how replicas prove to one another that they belong to the
+// cluster: each presents its own certificate (the one its APIs serve,
+// whose URI SAN must be the controllers' identity) in a TLS 1.3
+// handshake, and then both prove that they hold the state key: each sends
+// an HMAC, keyed from the state key, of keying material exported from
+// that very TLS session (RFC 5705), so a proof cannot be replayed on
+// another connection. The state key, not the CA, is what admits a peer:
+// replicas forming a new cluster may each have created a CA of their own
+// before the leader's becomes the cluster's (and every replica takes it).
 type PeerTLS struct {
 	// Certificate is the replica's own certificate, as its APIs serve it.
 	Certificate func() (*tls.Certificate, error)
-	// Roots are the CA's roots in force (ca.CA.Pool).
-	Roots func() *x509.CertPool
 	// Identity is the URI every controller's certificate carries
 	// (spiffe://<trust domain>/ns/weft-system/svc/controller).
 	Identity string
+
+	key []byte // derived from the state key (Open sets it)
 }
+
+// proofSize is the size of a peer's proof: an HMAC-SHA256.
+const proofSize = sha256.Size
+
+func (p PeerTLS) proof(cs tls.ConnectionState, role string) ([]byte, error) {
+	ekm, err := cs.ExportKeyingMaterial("EXPORTER-weft-raft-peer", nil, 32)
+	if err != nil {
+		return nil, fmt.Errorf("exporting TLS keying material: %w", err)
+	}
+	m := hmac.New(sha256.New, p.key)
+	m.Write([]byte(role))
+	m.Write(ekm)
+	return m.Sum(nil), nil
+}
+
+func derivePeerKey(stateKey []byte) []byte {
+	m := hmac.New(sha256.New, stateKey)
+	m.Write([]byte("weft raft peer key v1"))
+	return m.Sum(nil)
+}
+
+// errBadProof is what a peer without the state key gets.
+var errBadProof = errors.New("the peer does not hold this cluster's state key: every replica needs the same --state-key-file")
 
 func (p PeerTLS) verify(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("the peer sent no certificate")
 	}
 	leaf := cs.PeerCertificates[0]
-	inter := x509.NewCertPool()
-	for _, c := range cs.PeerCertificates[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: p.Roots(), Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		return fmt.Errorf("the peer's certificate is not from this mesh's CA (%w): every replica must start from the same CA (copy DATA_DIR/ca of the first replica to the others before their first start)", err)
-	}
 	if !slices.ContainsFunc(leaf.URIs, func(u *url.URL) bool { return u.String() == p.Identity }) {
-		return fmt.Errorf("the peer's certificate is not a controller's (want URI SAN %s)", p.Identity)
+		return fmt.Errorf("the peer's certificate is not a controller's of this trust domain (want URI SAN %s)", p.Identity)
 	}
 	return nil
 }
@@ -132,11 +154,28 @@ func (m *mux) handle(c net.Conn) {
 		c.Close()
 		return
 	}
-	var kind [1]byte
-	if _, err := io.ReadFull(tc, kind[:]); err != nil {
+	var hello [proofSize + 1]byte
+	if _, err := io.ReadFull(tc, hello[:]); err != nil {
 		tc.Close()
 		return
 	}
+	cs := tc.ConnectionState()
+	want, err := m.tls.proof(cs, "client")
+	if err != nil || !hmac.Equal(want, hello[:proofSize]) {
+		m.logRefused(c.RemoteAddr().String(), errBadProof)
+		tc.Close()
+		return
+	}
+	mine, err := m.tls.proof(cs, "server")
+	if err != nil {
+		tc.Close()
+		return
+	}
+	if _, err := tc.Write(mine); err != nil {
+		tc.Close()
+		return
+	}
+	kind := hello[proofSize:]
 	_ = c.SetDeadline(time.Time{})
 	switch kind[0] {
 	case connRaft:
@@ -197,12 +236,28 @@ func dialPeer(addr string, timeout time.Duration, p PeerTLS, kind byte) (*tls.Co
 	if err != nil {
 		return nil, err
 	}
-	_ = c.SetWriteDeadline(time.Now().Add(timeout))
-	if _, err := c.Write([]byte{kind}); err != nil {
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	cs := c.ConnectionState()
+	mine, err := p.proof(cs, "client")
+	if err != nil {
 		c.Close()
 		return nil, err
 	}
-	_ = c.SetWriteDeadline(time.Time{})
+	if _, err := c.Write(append(mine, kind)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	theirs := make([]byte, proofSize)
+	if _, err := io.ReadFull(c, theirs); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("reading the peer's proof (does it hold the same state key?): %w", err)
+	}
+	want, err := p.proof(cs, "server")
+	if err != nil || !hmac.Equal(want, theirs) {
+		c.Close()
+		return nil, errBadProof
+	}
+	_ = c.SetDeadline(time.Time{})
 	return c, nil
 }
 
