@@ -142,9 +142,13 @@ func (f *fsm) applyCA(c setCA) result {
 		f.mu.Unlock()
 		return result{Err: ca.ErrStale.Error()}
 	}
+	f.mu.Unlock()
+	// Installed first, then recorded: HasCA is true only once the
+	// controller's CA is the cluster's. Apply runs on one goroutine.
+	f.installCA(st, c.Sealed)
+	f.mu.Lock()
 	f.caSealed, f.caDigest = c.Sealed, st.Digest()
 	f.mu.Unlock()
-	f.installCA(st, c.Sealed)
 	return result{OK: true}
 }
 
@@ -243,15 +247,15 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		}
 		digest = st.Digest()
 	}
+	if d.CASealed != nil {
+		f.installCA(st, d.CASealed)
+	}
 	f.mu.Lock()
 	f.caSealed, f.caDigest, f.spent = d.CASealed, digest, d.Spent
 	if f.spent == nil {
 		f.spent = map[string]int64{}
 	}
 	f.mu.Unlock()
-	if d.CASealed != nil {
-		f.installCA(st, d.CASealed)
-	}
 	return nil
 }
 
