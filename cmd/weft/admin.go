@@ -80,6 +80,11 @@ func (a *adminFlags) resolve() (api.Config, error) {
 // call sends one request to the admin API and decodes the JSON answer
 // into out.
 func (a *adminFlags) call(method, path string, out any) error {
+	return a.callWith(method, path, nil, out)
+}
+
+// callWith is call with a JSON request body (in, when not nil).
+func (a *adminFlags) callWith(method, path string, in, out any) error {
 	cfg, err := a.resolve()
 	if err != nil {
 		return err
@@ -88,7 +93,7 @@ func (a *adminFlags) call(method, path string, out any) error {
 	if err != nil {
 		return err
 	}
-	err = c.Call(context.Background(), method, path, nil, out)
+	err = c.Call(context.Background(), method, path, in, out)
 	var se *api.StatusError
 	switch {
 	case errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusMethodNotAllowed):

@@ -613,6 +613,7 @@ func meshFindings(rep api.StatusReport, now time.Time) []CheckFinding {
 				"start its sidecar, or check that it reaches the controller (its log says why it does not); another controller replica may serve it")
 		}
 	}
+	out = append(out, raftFindings(rep.Raft)...)
 	for _, a := range rep.Adapters {
 		subj := "adapter " + a.Name
 		switch {

@@ -57,6 +57,7 @@ type controllerFlags struct {
 	// sidecarControllers are every replica's sidecar API, as the
 	// sidecars that adapters start are given them (default: listen).
 	sidecarControllers []string
+	raft        raftFlags
 }
 
 func newControllerCmd() *cobra.Command {
@@ -101,6 +102,7 @@ An unpinned or changed plugin is refused; the error gives its SHA-256.`,
 	fl.DurationVar(&f.pollEvery, "policy-poll", time.Second, "how often to look for policy changes")
 	fl.StringSliceVar(&f.sidecarControllers, "sidecar-controller", nil, "the sidecar API of every controller replica, host:port (repeatable or comma-separated; a DNS name may stand for several), as adapters give it to the sidecars they start (default: --listen)")
 	fl.StringSliceVar(&f.serverNames, "server-name", nil, "extra DNS names or IPs for the controller's certificate, as sidecars and admin clients dial it (e.g. weft-controller.weft-system.svc); needed when --listen or --admin is 0.0.0.0")
+	f.raft.register(fl)
 	_ = cmd.MarkFlagRequired("policy-dir")
 	return cmd
 }
@@ -212,16 +214,31 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
-	authority, err := ca.LoadOrCreate(filepath.Join(f.dataDir, "ca"))
+	// A replica's CA is the cluster's (raft.go).
+	rep, err := f.raft.prepare(f.dataDir, log)
 	if err != nil {
 		return err
 	}
-	// Join tokens are single-use across restarts: the spent ones are on disk.
-	spent, err := ca.OpenSpentFile(filepath.Join(f.dataDir, "spent-join-tokens"))
+	var authority *ca.CA
+	if rep != nil {
+		authority, err = rep.loadCA()
+	} else {
+		authority, err = ca.LoadOrCreate(filepath.Join(f.dataDir, "ca"))
+	}
 	if err != nil {
 		return err
 	}
-	defer spent.Close()
+	// Join tokens are single-use across restarts: the spent ones are on
+	// disk, or, for a replica, in the replicated state.
+	var spent ca.SpentStore
+	if rep == nil {
+		file, err := ca.OpenSpentFile(filepath.Join(f.dataDir, "spent-join-tokens"))
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		spent = file
+	}
 	token, err := api.LoadOrCreateToken(f.dataDir)
 	if err != nil {
 		return err
@@ -229,6 +246,22 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	proxyBin, err := findProxy(f.proxyBinary)
 	if err != nil {
 		return err
+	}
+
+	listenHost, _, err := net.SplitHostPort(f.listen)
+	if err != nil {
+		return fmt.Errorf("parsing --listen %q: %w", f.listen, err)
+	}
+	adminHost, _, err := net.SplitHostPort(f.admin)
+	if err != nil {
+		return fmt.Errorf("parsing --admin %q: %w; want HOST:PORT, e.g. 127.0.0.1:7401", f.admin, err)
+	}
+	if rep != nil {
+		if err := rep.open(ctx, authority, pol.Mesh.TrustDomain, certHosts(listenHost, adminHost, f.serverNames), log); err != nil {
+			return err
+		}
+		defer rep.close()
+		spent = rep.node.SpentTokens()
 	}
 
 	reg := registry.New()
@@ -255,16 +288,10 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		VerifyCredential: verifyWith(sups),
 		Binder:           ctl,
 		Health:           ctl, // sidecars' active health checks (core/controller health.go)
+		RootsReload:      f.raft.rootsReload(),
 	})
+	rep.serve(srv)
 
-	listenHost, _, err := net.SplitHostPort(f.listen)
-	if err != nil {
-		return fmt.Errorf("parsing --listen %q: %w", f.listen, err)
-	}
-	adminHost, _, err := net.SplitHostPort(f.admin)
-	if err != nil {
-		return fmt.Errorf("parsing --admin %q: %w; want HOST:PORT, e.g. 127.0.0.1:7401", f.admin, err)
-	}
 	// One certificate for both APIs, issued again at half-life and after a
 	// root rotation.
 	serving, err := srv.ServingTLSConfig(spiffe.Identity{TrustDomain: pol.Mesh.TrustDomain, Namespace: meshserver.ControllerNamespace, Service: meshserver.ControllerService},
@@ -272,6 +299,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	rep.setServing(serving)
 	lis, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listening for sidecars on %s: %w (is another controller running? pick another address with --listen)", f.listen, err)
@@ -331,6 +359,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		Stats:     collector,
 		Metrics:   ctlMetrics.Handler(),
 		Tap:       srv,
+		Replica:   rep.replica(),
 	}), serving)
 	adminSrv.ErrorLog = refusals.HTTPErrorLog(refusedAdmin, logging.LineWriter(log.With("logger", "admin_api"), slog.LevelWarn))
 	adminSrv.Handler = adminShield.Handler(adminSrv.Handler)

@@ -38,6 +38,7 @@ roots.
 				return printJSON(out, rep)
 			}
 			fmt.Fprintf(out, "policy: %s\n", rep.Policy)
+			writeRaft(out, rep.Raft)
 			if rep.PolicyError != "" {
 				fmt.Fprintf(out, "policy change rejected: %s\n", rep.PolicyError)
 			}

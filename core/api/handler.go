@@ -108,6 +108,9 @@ type Options struct {
 	Metrics http.Handler
 	// Tap, when set, serves GET /v1/tap (tap.go).
 	Tap Tapper
+	// Replica, when set, is the controller's raft replica: its status in
+	// GET /v1/status and the operator endpoints (raft.go).
+	Replica Replica
 }
 
 // Unauthorized is the answer to a request without the right token.
@@ -146,6 +149,7 @@ func NewHandler(o Options) http.Handler {
 		writeJSON(w, h.status())
 	})
 	routeStats(mux, o)
+	routeReplica(mux, o)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if dashboard.Serves(r) { // dashboard.go: its files hold no data, so no token
 			dashboardFiles.ServeHTTP(w, r)
@@ -205,6 +209,10 @@ func (h *handler) status() StatusReport {
 	rep := StatusReport{TrustDomain: o.Mesh.TrustDomain(), Sidecars: o.Sidecars.Status(), ConfigBuilds: o.Mesh.Builds(),
 		ControllerVersion: version.Version, Time: time.Now().UTC()}
 	rep.Roots = rootsReport(o.Authority, rep.Sidecars).Roots
+	if o.Replica != nil {
+		st := o.Replica.Status()
+		rep.Raft = &st
+	}
 	if p := o.Mesh.Policy(); p != nil {
 		if o.Summarize != nil {
 			rep.Policy = o.Summarize(p)

@@ -8,6 +8,7 @@ import (
 	"github.com/weftmesh/weft/core/meshserver"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/refusals"
+	"github.com/weftmesh/weft/core/state"
 )
 
 // The JSON the admin API answers and takes. The CLI (`weft status`,
@@ -18,16 +19,19 @@ import (
 type StatusReport struct {
 	// ControllerVersion is the controller's build (core/version), Time its
 	// clock when it answered: `weft check` compares sidecars with both.
-	ControllerVersion string                    `json:"controller_version,omitempty"`
-	Time              time.Time                 `json:"time,omitzero"`
-	TrustDomain       string                    `json:"trust_domain"`
-	Policy            string                    `json:"policy"`
-	PolicyError       string                    `json:"policy_error,omitempty"`
-	Adapters          []AdapterReport           `json:"adapters"`
-	Instances         []InstanceReport          `json:"instances"`
-	Sidecars          []meshserver.StreamStatus `json:"sidecars"`
-	ConfigBuilds      int                       `json:"config_builds"`
-	IntentionsCount   int                       `json:"intentions"`
+	ControllerVersion string `json:"controller_version,omitempty"`
+	// Raft is the replica's place in its cluster (core/state); nil for a
+	// controller without --raft-dir.
+	Raft            *state.Status             `json:"raft,omitempty"`
+	Time            time.Time                 `json:"time,omitzero"`
+	TrustDomain     string                    `json:"trust_domain"`
+	Policy          string                    `json:"policy"`
+	PolicyError     string                    `json:"policy_error,omitempty"`
+	Adapters        []AdapterReport           `json:"adapters"`
+	Instances       []InstanceReport          `json:"instances"`
+	Sidecars        []meshserver.StreamStatus `json:"sidecars"`
+	ConfigBuilds    int                       `json:"config_builds"`
+	IntentionsCount int                       `json:"intentions"`
 	// Unisolated counts the instances whose app port or outbound ports
 	// are open beside their sidecar (isolation none or unknown).
 	Unisolated int `json:"unisolated_instances"`

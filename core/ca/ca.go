@@ -51,6 +51,15 @@ type CA struct {
 	root     *x509.Certificate // the active root
 	key      crypto.Signer     // its key
 	previous []previousRoot    // older roots still trusted, oldest first
+	// commit, when set (SetCommit), makes Rotate and Retire go through
+	// the replicated state instead of the directory (replicated.go).
+	commit func(base string, next State) error
+}
+
+func (c *CA) committer() func(string, State) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.commit
 }
 
 // previousRoot is a root that signed leaves before a rotation.
@@ -296,7 +305,11 @@ func (c *CA) ActiveRootID() string {
 }
 
 // JoinSecret is the secret adapter join keys derive from (DeriveJoinKey).
-func (c *CA) JoinSecret() []byte { return c.secret }
+func (c *CA) JoinSecret() []byte {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.secret
+}
 
 // SignCSR issues a leaf certificate for id from a DER CSR. The CSR proves
 // possession of the key; its subject and SANs are ignored: the identity is

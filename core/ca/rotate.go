@@ -94,6 +94,9 @@ func (c *CA) Roots() []RootInfo {
 // controller that restarts (or crashes mid-way) comes back with either the
 // old or the new state, never a mix.
 func (c *CA) Rotate() (Rotation, error) {
+	if commit := c.committer(); commit != nil {
+		return c.rotateReplicated(commit)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
@@ -182,6 +185,9 @@ func (c *CA) NextRetirement() (time.Time, bool) {
 // returns them. They are dropped even if rotation.json cannot be
 // rewritten (the error says so): loading skips them anyway.
 func (c *CA) Retire() ([]RootInfo, error) {
+	if commit := c.committer(); commit != nil {
+		return c.retireReplicated(commit)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()

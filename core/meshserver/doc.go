@@ -32,6 +32,21 @@
 // Status. Versions come from a counter seeded with the controller's start
 // time, so they keep increasing across controller restarts.
 //
+// Versions across controller replicas (issue 17), the rule sidecars rely
+// on when they move between replicas: a version is a uint64 that only
+// grows for a sidecar, whichever replica it talks to. Each replica counts
+// from its start time in Unix milliseconds, plus one per publish; on
+// top of that, a sidecar names the version it applied last in the first
+// ConfigRequest of a stream (applied_version), and the replica then (1)
+// moves its counter past that version, so everything it publishes from
+// then on is above it, and (2) if the instance's configuration it holds
+// is not above it, stamps it again with a new version (same content) and
+// sends that. So a sidecar never receives a version lower than or equal
+// to one it applied, from any replica; it may receive the same content
+// again under a higher version (applying it again changes nothing).
+// Versions of two replicas are comparable only as "newer for this
+// sidecar"; they do not say which replica compiled what.
+//
 // Health reports: a sidecar that checks its own app (core/proxy/health)
 // sends the result on its config stream (ConfigRequest.health, alone or
 // with an ACK; latest wins). The stream hands it to Options.Health (the

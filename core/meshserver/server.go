@@ -833,6 +833,7 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 		s.streams[st.instance] = map[*stream]struct{}{}
 	}
 	s.streams[st.instance][st] = struct{}{}
+	s.raiseAboveLocked(st.instance, first.AppliedVersion)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -925,6 +926,34 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 			return err
 		case <-ctx.Done():
 			return nil
+		}
+	}
+}
+
+// raiseAboveLocked keeps versions monotonic for a sidecar that comes from
+// another controller replica (or from this one's previous run): when it
+// has applied version applied, the counter moves past it, and an
+// instance's configuration whose version is not above it is stamped again
+// with a new one (same content), so the sidecar never sees a version go
+// backwards. Called with s.mu held.
+func (s *Server) raiseAboveLocked(instance string, applied uint64) {
+	if applied == 0 {
+		return
+	}
+	if s.next < applied {
+		s.next = applied
+	}
+	v, ok := s.configs[instance]
+	if !ok || v.version > applied {
+		return
+	}
+	s.next++
+	_, enc := digest(v.cfg, nil)
+	s.configs[instance] = versioned{version: s.next, cfg: v.cfg, sum: v.sum, msg: stamp(frame(enc), s.next)}
+	for other := range s.streams[instance] {
+		select {
+		case other.wake <- struct{}{}:
+		default:
 		}
 	}
 }
