@@ -57,7 +57,7 @@ type controllerFlags struct {
 	// sidecarControllers are every replica's sidecar API, as the
 	// sidecars that adapters start are given them (default: listen).
 	sidecarControllers []string
-	raft        raftFlags
+	raft               raftFlags
 }
 
 func newControllerCmd() *cobra.Command {
