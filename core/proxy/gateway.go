@@ -212,6 +212,7 @@ type gatewayState struct {
 	tls      *tls.Config       // HTTPS
 	jwt      *jwtauth.Verifier // end-user tokens (nil: none checked)
 	service  string            // the gateway's service: the realm of 401 challenges
+	sni      []string          // HTTPS: the listener's server names (none: any)
 	routes   []*gatewayRoute
 }
 
@@ -271,6 +272,7 @@ func (g *gatewayListener) update(sp spec) {
 	}
 	if l.GetProtocol() == meshapi.GatewayProtocol_GATEWAY_PROTOCOL_HTTPS {
 		st.tls = g.p.gatewayTLS(l.GetTls(), sp.gwCert)
+		st.sni = l.GetTls().GetSni()
 	}
 	g.mu.Lock()
 	next := map[string]*outbound{}
@@ -469,6 +471,14 @@ func (g *gatewayListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	host, why := requestHost(r.Host)
 	if why != "" {
 		g.refuse(w, r, http.StatusBadRequest, "weft gateway: bad request: "+why)
+		return
+	}
+	if r.TLS != nil && len(st.sni) > 0 && !hostIn(host, st.sni) {
+		// Domain fronting: a handshake for a name the listener answers
+		// for, then a request for a host it does not (Host, :authority or
+		// an absolute URI). 421 tells a client to open a connection of
+		// its own for that host (RFC 9110 15.5.20).
+		g.refuse(w, r, http.StatusMisdirectedRequest, fmt.Sprintf("weft gateway: host %q is not one listener %s answers for (tls sni: %s); connect with that host as the TLS server name", host, st.listener, strings.Join(st.sni, ", ")))
 		return
 	}
 	if !g.authenticate(w, r, st) {
