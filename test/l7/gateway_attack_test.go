@@ -2,6 +2,7 @@ package l7
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/weftmesh/weft/core/proxy"
 	"github.com/weftmesh/weft/test/harness"
@@ -367,5 +369,167 @@ func TestGatewayAttackHeaders(t *testing.T) {
 	}
 	if code, _ := g.raw(t, "shop.example.com", "GET /public/x HTTP/1.1\r\nHost: shop.example.com\r\n\r\n"); code != 200 {
 		t.Errorf("after the header bombs: %d", code)
+	}
+}
+
+// h2conn is a raw HTTP/2 client connection to the gateway's HTTPS
+// listener, for frames no well-behaved client sends.
+type h2conn struct {
+	c   *tls.Conn
+	fr  *http2.Framer
+	enc *hpack.Encoder
+	buf bytes.Buffer
+}
+
+func (g *attackMesh) h2(t *testing.T, sni string) *h2conn {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: wait}, "tcp", g.https,
+		&tls.Config{RootCAs: g.cert.Pool, ServerName: sni, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatalf("dialing the gateway: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("ALPN %q, want h2", p)
+	}
+	c.SetDeadline(time.Now().Add(3 * wait))
+	h := &h2conn{c: c, fr: http2.NewFramer(c, c)}
+	h.enc = hpack.NewEncoder(&h.buf)
+	io.WriteString(c, http2.ClientPreface)
+	h.fr.WriteSettings()
+	return h
+}
+
+// headers sends a request's HEADERS (end of stream) on stream id.
+func (h *h2conn) headers(t *testing.T, id uint32, fields ...string) {
+	t.Helper()
+	h.buf.Reset()
+	for i := 0; i+1 < len(fields); i += 2 {
+		h.enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+	}
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: h.buf.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatalf("writing HEADERS: %v", err)
+	}
+}
+
+// response reads frames until stream id ends; it returns the status and
+// body, or why it got none.
+func (h *h2conn) response(t *testing.T, id uint32) (int, string) {
+	t.Helper()
+	status := 0
+	var body bytes.Buffer
+	dec := hpack.NewDecoder(4096, func(f hpack.HeaderField) {
+		if f.Name == ":status" {
+			fmt.Sscan(f.Value, &status)
+		}
+	})
+	for {
+		f, err := h.fr.ReadFrame()
+		if err != nil {
+			return status, "connection: " + err.Error()
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				h.fr.WriteSettingsAck()
+			}
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				h.fr.WritePing(true, f.Data)
+			}
+		case *http2.GoAwayFrame:
+			return status, "GOAWAY " + f.ErrCode.String()
+		case *http2.HeadersFrame:
+			if f.StreamID == id {
+				dec.Write(f.HeaderBlockFragment())
+				if f.StreamEnded() {
+					return status, body.String()
+				}
+			}
+		case *http2.DataFrame:
+			if f.StreamID == id {
+				body.Write(f.Data())
+				if f.StreamEnded() {
+					return status, body.String()
+				}
+			}
+		case *http2.RSTStreamFrame:
+			if f.StreamID == id {
+				return status, "RST_STREAM " + f.ErrCode.String()
+			}
+		}
+	}
+}
+
+// TestGatewayAttackH2: HTTP/2 spellings of a host (an :authority and a
+// Host that disagree, or none), and a rapid reset flood: the gateway
+// routes by the one host it also hands the app, and keeps serving.
+func TestGatewayAttackH2(t *testing.T) {
+	g := startAttackGateway(t)
+	req := func(authority, host string) []string {
+		f := []string{":method", "GET", ":scheme", "https", ":path", "/public/x"}
+		if authority != "" {
+			f = append(f, ":authority", authority)
+		}
+		if host != "" {
+			f = append(f, "host", host)
+		}
+		return f
+	}
+	for _, tc := range []struct {
+		name, authority, host string
+		want                  int // -1: any refusal
+		app, sawHost          string
+	}{
+		{"control", "shop.example.com", "", 200, "web", "shop.example.com"},
+		{":authority shop, Host admin", "shop.example.com", "admin.example.com", -1, "", ""},
+		{":authority admin, Host shop", "admin.example.com", "shop.example.com", -1, "", ""},
+		{"Host alone, another host", "", "admin.example.com", 421, "", ""},
+		{"Host alone", "", "shop.example.com", 200, "web", "shop.example.com"},
+		{"neither", "", "", -1, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := g.h2(t, "shop.example.com")
+			h.headers(t, 1, req(tc.authority, tc.host)...)
+			code, body := h.response(t, 1)
+			s := served(body)
+			if code != tc.want && !(tc.want == -1 && (code == 0 || code >= 400 && code < 500)) {
+				t.Errorf("status %d (%.200q), want %d", code, body, tc.want)
+			}
+			switch {
+			case tc.app == "" && s != nil:
+				t.Errorf("app %s served it, seeing Host %q", s.App, s.Host)
+			case tc.app != "" && (s == nil || s.App != tc.app || s.Host != tc.sawHost):
+				t.Errorf("served by %+v, want %s seeing Host %s", s, tc.app, tc.sawHost)
+			}
+		})
+	}
+
+	// Rapid reset (CVE-2023-44487): streams opened and cancelled at once,
+	// far more than the concurrent stream limit.
+	const streams = 2000
+	h := g.h2(t, "shop.example.com")
+	start := time.Now()
+	var werr error
+	for i := range streams {
+		id := uint32(2*i + 1)
+		h.headers(t, id, req("shop.example.com", "")...)
+		if werr = h.fr.WriteRSTStream(id, http2.ErrCodeCancel); werr != nil {
+			break
+		}
+	}
+	// Whatever the gateway did with that connection, a well-behaved
+	// client is served.
+	code, _ := g.raw(t, "shop.example.com", "GET /public/after HTTP/1.1\r\nHost: shop.example.com\r\n\r\n")
+	reached := 0
+	for _, s := range g.rep.all() {
+		if s.URI == "/public/x" {
+			reached++
+		}
+	}
+	t.Logf("rapid reset: %d streams opened and reset in %v (write error: %v); %d reached the app; a fresh request got %d",
+		streams, time.Since(start).Round(time.Millisecond), werr, reached, code)
+	if code != 200 {
+		t.Errorf("after the rapid reset, a fresh request got %d, want 200", code)
 	}
 }
