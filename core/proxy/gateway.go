@@ -469,6 +469,11 @@ func (c *prefixConn) CloseWrite() error {
 func (g *gatewayListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	st := g.st.Load()
 	host, why := requestHost(r.Host)
+	if hv := r.Header.Values("Host"); why == "" && len(hv) > 0 && (len(hv) > 1 || !strings.EqualFold(hv[0], r.Host)) {
+		// HTTP/2 and 3 keep a Host header beside :authority; two names
+		// for one request are malformed (RFC 9113 8.3.1).
+		why = "the :authority and the Host header name different hosts; send one host"
+	}
 	if why != "" {
 		g.refuse(w, r, http.StatusBadRequest, "weft gateway: bad request: "+why)
 		return
