@@ -26,7 +26,7 @@ import (
 // shop.example.com (its SNI list) but also carries a route for
 // admin.example.com, a route by path prefix /public/ and one by /admin/,
 // and a plain HTTP listener; every service's app reports what it saw.
-func attackPolicy(https, plain int, cert *harness.ServerCert) string {
+func attackPolicy(https, plain int, cert *harness.ServerCert, public string) string {
 	return fmt.Sprintf(`
 mesh {
   trust_domain   = "weft.local"
@@ -34,6 +34,7 @@ mesh {
 }
 service "public" {
   binding "local" { name = "public" }
+%s
 }
 service "web" {
   protocol = "http"
@@ -85,7 +86,7 @@ gateway "public" {
 intention "public" "web"   { action = "allow" }
 intention "public" "admin" { action = "allow" }
 intention "public" "upgrader" { action = "allow" }
-`, https, cert.CertFile, cert.KeyFile, plain)
+`, public, https, cert.CertFile, cert.KeyFile, plain)
 }
 
 // sawRequest is what an app of the attack mesh reports of a request.
@@ -129,13 +130,19 @@ type attackMesh struct {
 
 func startAttackGateway(t *testing.T) *attackMesh {
 	t.Helper()
+	return startAttackGatewayWith(t, "")
+}
+
+// startAttackGatewayWith adds public, HCL, to the gateway's service.
+func startAttackGatewayWith(t *testing.T, public string) *attackMesh {
+	t.Helper()
 	cert := harness.NewServerCert(t, t.TempDir(), "shop.example.com", "admin.example.com")
 	ports, err := harness.FreePorts(2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rep := &reporter{}
-	m := start(t, attackPolicy(ports[0], ports[1], cert),
+	m := start(t, attackPolicy(ports[0], ports[1], cert, public),
 		inst{id: "public-1", svc: "public"},
 		inst{id: "web-1", svc: "web", app: rep.app("web")},
 		inst{id: "admin-1", svc: "admin", app: rep.app("admin")},
@@ -532,4 +539,30 @@ func TestGatewayAttackH2(t *testing.T) {
 	if code != 200 {
 		t.Errorf("after the rapid reset, a fresh request got %d, want 200", code)
 	}
+}
+
+// TestGatewayAttackRateLimit: a per_source_ip limit on the gateway's
+// service holds for clients outside the mesh (behind the gateway, a
+// service's sidecar sees only the gateway's address), whatever
+// forwarding headers they send.
+func TestGatewayAttackRateLimit(t *testing.T) {
+	g := startAttackGatewayWith(t, `
+  protocol = "http"
+  rate_limit "per-client" {
+    requests_per_second = 0.01
+    burst               = 3
+    per_source_ip       = true
+  }`)
+	var codes []int
+	for i := range 6 {
+		code, body := g.raw(t, "shop.example.com", fmt.Sprintf("GET /public/x HTTP/1.1\r\nHost: shop.example.com\r\nX-Forwarded-For: 198.51.100.%d\r\nX-Real-IP: 198.51.100.%d\r\n\r\n", i, i))
+		codes = append(codes, code)
+		if i >= 3 && (code != http.StatusTooManyRequests || !strings.Contains(body, "per-client")) {
+			t.Errorf("request %d from one client (burst 3): %d %.200q, want 429 naming the limit", i+1, code, body)
+		}
+		if i < 3 && code != 200 {
+			t.Errorf("request %d within the burst: %d %.200q", i+1, code, body)
+		}
+	}
+	t.Logf("statuses: %v", codes)
 }
