@@ -566,3 +566,26 @@ func TestGatewayAttackRateLimit(t *testing.T) {
 	}
 	t.Logf("statuses: %v", codes)
 }
+
+// TestGatewayAttackClientAddressHeaders: headers by which a client
+// outside the mesh could claim another address never reach the app.
+func TestGatewayAttackClientAddressHeaders(t *testing.T) {
+	g := startAttackGateway(t)
+	spoof := []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "X_Forwarded_For", "Forwarded", "X-Real-Ip", "X_Real_IP", "True-Client-Ip", "X-Client-Ip", "Client-Ip", "X-Original-Forwarded-For", "X-Cluster-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip"}
+	var req strings.Builder
+	req.WriteString("GET /public/x HTTP/1.1\r\nHost: shop.example.com\r\n")
+	for _, h := range spoof {
+		fmt.Fprintf(&req, "%s: 198.51.100.9\r\n", h)
+	}
+	req.WriteString("\r\n")
+	code, body := g.raw(t, "shop.example.com", req.String())
+	s := served(body)
+	if s == nil {
+		t.Fatalf("%d %.200q", code, body)
+	}
+	for k, v := range s.Header {
+		if strings.Contains(strings.Join(v, ","), "198.51.100.9") {
+			t.Errorf("the app saw the client's %s: %v", k, v)
+		}
+	}
+}
