@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/weftmesh/weft/core/proxy/canon"
 	"github.com/weftmesh/weft/core/proxy/guard"
 	"github.com/weftmesh/weft/core/proxy/jwtauth"
+	"github.com/weftmesh/weft/core/proxy/ratelimit"
 )
 
 // Gateway mode. A configuration with a gateway (ProxyConfig.gateway, from
@@ -98,6 +100,9 @@ func gatewaySpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 	}
 	jwt, err := jwtauth.New(cfg)
 	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if _, err := ratelimit.Compile(gw.GetRateLimits(), nil); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	prot := protect.FromProto(cfg.GetProtection(), protect.Defaults())
@@ -213,7 +218,10 @@ type gatewayState struct {
 	jwt      *jwtauth.Verifier // end-user tokens (nil: none checked)
 	service  string            // the gateway's service: the realm of 401 challenges
 	sni      []string          // HTTPS: the listener's server names (none: any)
-	routes   []*gatewayRoute
+	// limits are the gateway's service's rate limits, each listener
+	// keeping its own buckets (carried over a configuration change).
+	limits []*ratelimit.Limiter
+	routes []*gatewayRoute
 }
 
 type gatewayRoute struct {
@@ -270,6 +278,11 @@ func (g *gatewayListener) update(sp spec) {
 	if g.shield != nil {
 		g.shield.Set(sp.prot)
 	}
+	var prev []*ratelimit.Limiter
+	if old := g.st.Load(); old != nil {
+		prev = old.limits
+	}
+	st.limits, _ = ratelimit.Compile(sp.cfg.GetGateway().GetRateLimits(), prev) // checked by gatewaySpecs
 	if l.GetProtocol() == meshapi.GatewayProtocol_GATEWAY_PROTOCOL_HTTPS {
 		st.tls = g.p.gatewayTLS(l.GetTls(), sp.gwCert)
 		st.sni = l.GetTls().GetSni()
@@ -486,11 +499,16 @@ func (g *gatewayListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, http.StatusMisdirectedRequest, fmt.Sprintf("weft gateway: host %q is not one listener %s answers for (tls sni: %s); connect with that host as the TLS server name", host, st.listener, strings.Join(st.sni, ", ")))
 		return
 	}
-	if !g.authenticate(w, r, st) {
+	dropClientAddressHeaders(r.Header)
+	tokens, ok := g.authenticate(w, r, st)
+	if !ok {
 		return
 	}
 	if bad := canon.Canonicalize(r); bad != nil {
 		g.refuse(w, r, http.StatusBadRequest, "weft gateway: bad request: "+bad.Error())
+		return
+	}
+	if g.limited(w, r, st, tokens) {
 		return
 	}
 	rt := st.route(host, r)
@@ -498,24 +516,66 @@ func (g *gatewayListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, http.StatusNotFound, fmt.Sprintf("weft gateway: no route of listener %s takes host %q and path %q; check the host name and path, or the gateway's routes", st.listener, host, r.URL.Path))
 		return
 	}
-	// X-Forwarded-* headers go no further: the outbound's reverse proxy
-	// drops them (a client outside the mesh cannot forge them).
+	// Client address headers went at the start (dropClientAddressHeaders):
+	// a client outside the mesh cannot forge them.
 	rt.out.serveHTTP(w, r)
 }
 
 // authenticate is the end-user check of a gateway request, run before
 // routing: the tokens of the gateway service's JWT providers (jwt.go),
-// required when its service has a jwt block. It returns false when it
-// answered the request itself (401); a refused token is an intrusion
-// signal from the client's address.
-func (g *gatewayListener) authenticate(w http.ResponseWriter, r *http.Request, st *gatewayState) bool {
-	if _, refused := g.p.checkJWT(w, r, st.jwt, st.service); refused != "" {
+// required when its service has a jwt block. It returns the valid tokens,
+// and false when it answered the request itself (401); a refused token is
+// an intrusion signal from the client's address.
+func (g *gatewayListener) authenticate(w http.ResponseWriter, r *http.Request, st *gatewayState) (jwtauth.Result, bool) {
+	tokens, refused := g.p.checkJWT(w, r, st.jwt, st.service)
+	if refused != "" {
 		g.p.note(protect.SourceIP(r.RemoteAddr), guard.JWT)
 		g.p.accessLine("access", "gateway", "REFUSED").str("listener", g.name).str("method", r.Method).
 			str("path", r.URL.Path).int("status", http.StatusUnauthorized).str("reason", refused).send(g.p)
-		return false
+		return tokens, false
 	}
-	return true
+	return tokens, true
+}
+
+// limited applies the gateway service's rate limits to a request from
+// outside the mesh (no caller identity: per_caller limits share one
+// bucket; per_source_ip keys by the client's address, never by a header
+// it sent; per_jwt_subject by its valid token's sub). It answers 429 with
+// Retry-After (gRPC RESOURCE_EXHAUSTED) itself and returns true when a
+// limit is spent.
+func (g *gatewayListener) limited(w http.ResponseWriter, r *http.Request, st *gatewayState, tokens jwtauth.Result) bool {
+	for _, l := range st.limits {
+		ok, wait := l.AllowSubject("", tokens.Subject(l.JWTProvider()), r, time.Now())
+		if ok {
+			continue
+		}
+		g.p.metrics.limited.WithLabelValues("", l.Name()).Inc()
+		g.p.note(protect.SourceIP(r.RemoteAddr), guard.RateLimited)
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+		g.refuse(w, r, http.StatusTooManyRequests, fmt.Sprintf("weft gateway: rate limit %q of %s exceeded; retry in %s", l.Name(), st.service, wait.Round(time.Millisecond)))
+		return true
+	}
+	return false
+}
+
+// clientAddressHeaders are the headers by which proxies tell an
+// application a client's address, host or scheme. A client outside the
+// mesh could send them to pose as another; the gateway removes them, in
+// any case and with underscores for dashes (which CGI-style servers read
+// as the same header), along with every X-Forwarded-* one.
+var clientAddressHeaders = []string{
+	"forwarded", "x-real-ip", "x-client-ip", "client-ip", "true-client-ip",
+	"x-cluster-client-ip", "x-original-forwarded-for", "x-originating-ip",
+	"cf-connecting-ip", "fastly-client-ip", "x-envoy-external-address",
+}
+
+func dropClientAddressHeaders(h http.Header) {
+	for k := range h {
+		n := strings.ToLower(strings.ReplaceAll(k, "_", "-"))
+		if strings.HasPrefix(n, "x-forwarded-") || slices.Contains(clientAddressHeaders, n) {
+			delete(h, k)
+		}
+	}
 }
 
 // route is the first route whose hosts hold host and one of whose
