@@ -299,3 +299,40 @@ func TestHostileClaimHeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestHostileTwoProviders: corp reads the Authorization header, partner a
+// cookie. A valid token of one cannot shadow an invalid one of the other,
+// and one provider's token in the other's place is not taken for the
+// other's.
+func TestHostileTwoProviders(t *testing.T) {
+	corp := jwttest.New(t, iss, jose.ES256)
+	partner := jwttest.New(t, "https://partner.test", jose.ES256)
+	cfg := config(t, corp.JWKS(t), false, nil)
+	cfg.JwtProviders = append(cfg.JwtProviders, &meshapi.JwtProvider{Name: "partner", Issuer: partner.Issuer, Jwks: partner.JWKS(t), Cookie: "p"})
+	v := verifier(t, cfg)
+	goodCorp := corp.Sign(t, corp.Claims("alice", "shop", nil))
+	goodPartner := partner.Sign(t, partner.Claims("bob", nil, nil))
+	for _, tc := range []struct {
+		name, auth, cookie, want string
+	}{
+		{"both valid", "Bearer " + goodCorp, "p=" + goodPartner, "valid"},
+		{"corp valid, partner's cookie forged", "Bearer " + goodCorp, "p=" + jwttest.TamperSignature(goodPartner), jwtauth.ReasonSignature},
+		{"corp valid, partner's cookie garbage", "Bearer " + goodCorp, "p=x.y.z", jwtauth.ReasonMalformed},
+		{"partner valid, corp's header forged", "Bearer " + jwttest.TamperSignature(goodCorp), "p=" + goodPartner, jwtauth.ReasonSignature},
+		{"corp's token in partner's cookie", "", "p=" + goodCorp, jwtauth.ReasonIssuer},
+		{"partner's token in corp's header", "Bearer " + goodPartner, "", jwtauth.ReasonIssuer},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			if tc.auth != "" {
+				r.Header.Set("Authorization", tc.auth)
+			}
+			if tc.cookie != "" {
+				r.Header.Set("Cookie", tc.cookie)
+			}
+			if got := outcome(v, r); got != tc.want {
+				t.Errorf("%s, want %s", got, tc.want)
+			}
+		})
+	}
+}
