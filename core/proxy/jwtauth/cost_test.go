@@ -1,0 +1,34 @@
+package jwtauth_test
+
+import (
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/weftmesh/weft/core/proxy/jwtauth"
+	"github.com/weftmesh/weft/core/proxy/jwtauth/jwttest"
+)
+
+// BenchmarkForgedNoKid is the cost of refusing a forged token that names
+// no kid, against a key set of MaxKeys RSA keys: every key that fits the
+// algorithm is tried (docs/edge-threats.md), so this is the most one
+// request can make the verifier work.
+func BenchmarkForgedNoKid(b *testing.B) {
+	idp := jwttest.New(b, iss, jose.RS256)
+	for range jwtauth.MaxKeys - 1 {
+		idp.Rotate(b, jose.RS256, false)
+	}
+	v := verifier(b, config(b, idp.JWKS(b), true, nil))
+	forged := jwttest.TamperSignature(idp.SignRaw(b, `{"alg":"RS256"}`, `{"iss":"`+iss+`","aud":"shop","exp":4000000000}`))
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Bearer "+forged)
+	now := time.Now()
+	b.ResetTimer()
+	for b.Loop() {
+		if res := v.Authenticate(r, now); res.Failure == nil || res.Failure.Reason != jwtauth.ReasonSignature {
+			b.Fatalf("%+v", res.Failure)
+		}
+	}
+}
