@@ -45,10 +45,14 @@ import (
 //     HTTP takes HTTP/1.1 or h2c, and both hand the connection to the
 //     listener's http.Server (HTTP/1.1, and h2 by ALPN).
 //  2. serveHTTP: the Host (or :authority) is checked and put in canonical
-//     form, then authenticate runs (the inbound check before routing:
-//     end-user authentication goes there), then the request is put in
-//     canonical form (canon) and the first route whose hosts and matches
-//     hold takes it; none: 404 (gRPC UNIMPLEMENTED).
+//     form (a Host header that disagrees with :authority: 400; on HTTPS
+//     with an sni list, a host outside it: 421), client address headers
+//     are removed, then authenticate runs (the inbound check before
+//     routing: end-user authentication goes there), then the request is
+//     put in canonical form (canon), the gateway service's rate limits
+//     apply (429), and the first route whose hosts and matches hold takes
+//     it; none: 404 (gRPC UNIMPLEMENTED). docs/edge-threats.md lists the
+//     attacks tried against it.
 //  3. The route's outbound serveHTTP: the upstream's own routes, and the
 //     mTLS call to a sidecar of the service, as for any caller.
 //
