@@ -336,3 +336,41 @@ func TestHostileTwoProviders(t *testing.T) {
 		})
 	}
 }
+
+// TestHostileHeaderSpellings: a provider that reads a header of its own
+// (X-Jwt): the same header under underscores, which CGI-style servers
+// read as X-Jwt, is a token the verifier must see too.
+func TestHostileHeaderSpellings(t *testing.T) {
+	idp := jwttest.New(t, iss, jose.ES256)
+	evil := jwttest.New(t, "https://evil.test", jose.ES256)
+	good := idp.Sign(t, idp.Claims("alice", "shop", nil))
+	bad := evil.Sign(t, evil.Claims("mallory", "shop", nil))
+	v := verifier(t, config(t, idp.JWKS(t), false, func(p *meshapi.JwtProvider) { p.Header = "X-Jwt" }))
+	for _, tc := range []struct {
+		name string
+		hdr  http.Header
+		want string
+	}{
+		{"X-Jwt", http.Header{"X-Jwt": {good}}, "valid"},
+		{"X_Jwt forged", http.Header{"X_jwt": {bad}}, "!valid"},
+		{"X-Jwt valid, X_Jwt forged", http.Header{"X-Jwt": {good}, "X_jwt": {bad}}, jwtauth.ReasonMalformed},
+		{"x_JWT valid", http.Header{"X_JWT": {good}}, "valid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Header = tc.hdr
+			got := outcome(v, r)
+			if got != tc.want && !(tc.want == "!valid" && got != "valid" && got != "none") {
+				t.Errorf("%s, want %s", got, tc.want)
+			}
+			if got == "valid" {
+				v.Forward(r, v.Authenticate(r, time.Now()))
+				for k := range r.Header {
+					if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "X-Jwt") {
+						t.Errorf("after Forward, the token is still there: %v", r.Header)
+					}
+				}
+			}
+		})
+	}
+}
