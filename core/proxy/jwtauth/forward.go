@@ -73,7 +73,7 @@ func dropSpellings(h http.Header, names []string) {
 	same := func(k string) bool {
 		k = strings.TrimSpace(k)
 		for _, n := range names {
-			if len(k) == len(n) && strings.EqualFold(strings.ReplaceAll(k, "_", "-"), n) {
+			if sameHeader(k, n) {
 				return true
 			}
 		}
@@ -117,7 +117,7 @@ func (p *provider) strip(r *http.Request) {
 				r.Header.Del(p.header)
 			}
 		} else {
-			r.Header.Del(p.header)
+			dropSpellings(r.Header, []string{p.header})
 		}
 	}
 	if p.query != "" && mayHoldParam(r.URL.RawQuery, p.query) {

@@ -338,7 +338,7 @@ func (p *provider) extract(r *http.Request) (string, *Failure) {
 		return nil
 	}
 	if p.header != "" {
-		vals := r.Header.Values(p.header)
+		vals := headerValues(r.Header, p.header)
 		if len(vals) > 1 {
 			return bad(fmt.Sprintf("header %s is given %d times; send one", p.header, len(vals)))
 		}
@@ -396,6 +396,25 @@ func (p *provider) extract(r *http.Request) (string, *Failure) {
 		}
 	}
 	return tok, nil
+}
+
+// headerValues returns the values of header name (canonical) in h, under
+// every spelling an application may read as name: any case, and
+// underscores for dashes (CGI-style servers read X_Jwt as X-Jwt).
+func headerValues(h http.Header, name string) []string {
+	vals := h[name]
+	for k, v := range h {
+		if k != name && sameHeader(k, name) {
+			vals = append(slices.Clip(vals), v...)
+		}
+	}
+	return vals
+}
+
+// sameHeader reports whether header names a and b are one to an
+// application: equal but for case, or for underscores against dashes.
+func sameHeader(a, b string) bool {
+	return len(a) == len(b) && strings.EqualFold(strings.ReplaceAll(a, "_", "-"), strings.ReplaceAll(b, "_", "-"))
 }
 
 // mayHoldParam reports whether raw, a query string, may name parameter
