@@ -589,3 +589,54 @@ func TestGatewayAttackClientAddressHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayAttackContinuation: a header block that never ends
+// (HEADERS, then CONTINUATION frames without END_HEADERS; the 2024
+// CONTINUATION flood): the gateway drops the connection once the block
+// passes its header limit, long before the attacker is done, and keeps
+// serving.
+func TestGatewayAttackContinuation(t *testing.T) {
+	g := startAttackGateway(t)
+	h := g.h2(t, "shop.example.com")
+	h.buf.Reset()
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":path", "/public/x"}, {":authority", "shop.example.com"}} {
+		h.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h.buf.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	// Each frame: one more literal header of 16 KiB, never indexed.
+	h.buf.Reset()
+	h.enc.WriteField(hpack.HeaderField{Name: "x-pad", Value: strings.Repeat("a", 16<<10), Sensitive: true})
+	frag := append([]byte(nil), h.buf.Bytes()...)
+	const budget = 64 << 20 // what the attacker is ready to send
+	sent := 0
+	closed := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := h.fr.ReadFrame(); err != nil {
+				closed <- err
+				return
+			}
+		}
+	}()
+	var werr error
+	for sent < budget {
+		if werr = h.fr.WriteContinuation(1, false, frag); werr != nil {
+			break
+		}
+		sent += len(frag)
+	}
+	t.Logf("the gateway stopped reading after %d KiB of one header block (write error: %v)", sent>>10, werr)
+	if werr == nil {
+		t.Errorf("the gateway read %d MiB of one header block without closing the connection", budget>>20)
+	}
+	select {
+	case <-closed:
+	case <-time.After(wait):
+		t.Errorf("the connection stayed open %v after the flood", wait)
+	}
+	if code, _ := g.raw(t, "shop.example.com", "GET /public/after HTTP/1.1\r\nHost: shop.example.com\r\n\r\n"); code != 200 {
+		t.Errorf("after the CONTINUATION flood, a fresh request got %d", code)
+	}
+}
