@@ -46,10 +46,10 @@ import (
 //     listener's http.Server (HTTP/1.1, and h2 by ALPN).
 //  2. serveHTTP: the Host (or :authority) is checked and put in canonical
 //     form (a Host header that disagrees with :authority: 400; on HTTPS
-//     with an sni list, a host outside it: 421), client address headers
-//     are removed, then authenticate runs (the inbound check before
-//     routing: end-user authentication goes there), then the request is
-//     put in canonical form (canon), the gateway service's rate limits
+//     with an sni list, a host outside it: 421), then authenticate runs
+//     (the inbound check before routing: end-user authentication goes
+//     there), client address headers are removed, the request is put in
+//     canonical form (canon), the gateway service's rate limits
 //     apply (429), and the first route whose hosts and matches hold takes
 //     it; none: 404 (gRPC UNIMPLEMENTED). docs/edge-threats.md lists the
 //     attacks tried against it.
@@ -503,11 +503,13 @@ func (g *gatewayListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, http.StatusMisdirectedRequest, fmt.Sprintf("weft gateway: host %q is not one listener %s answers for (tls sni: %s); connect with that host as the TLS server name", host, st.listener, strings.Join(st.sni, ", ")))
 		return
 	}
-	dropClientAddressHeaders(r.Header)
 	tokens, ok := g.authenticate(w, r, st)
 	if !ok {
 		return
 	}
+	// After authentication: a provider may read its token from such a
+	// header (X-Forwarded-Access-Token).
+	dropClientAddressHeaders(r.Header)
 	if bad := canon.Canonicalize(r); bad != nil {
 		g.refuse(w, r, http.StatusBadRequest, "weft gateway: bad request: "+bad.Error())
 		return
