@@ -15,7 +15,7 @@ import (
 // L7 settings come first among the upstream's routes, matching what the
 // gateway route matches, so they win over the service's routes.
 func gatewayConfig(p *policy.Policy, idx endpointSource, g policy.Gateway, in model.Instance, cfg *meshapi.ProxyConfig) {
-	gw := &meshapi.Gateway{Name: g.Name, Jwt: cfg.GetInbound().GetJwt()}
+	gw := &meshapi.Gateway{Name: g.Name, Jwt: cfg.GetInbound().GetJwt(), RateLimits: cfg.GetInbound().GetRateLimits()}
 	cfg.Inbound = nil
 	cfg.HealthCheck = nil
 	cfg.Upstreams = nil
