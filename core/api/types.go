@@ -22,11 +22,14 @@ type StatusReport struct {
 	ControllerVersion string `json:"controller_version,omitempty"`
 	// Raft is the replica's place in its cluster (core/state); nil for a
 	// controller without --raft-dir.
-	Raft            *state.Status             `json:"raft,omitempty"`
-	Time            time.Time                 `json:"time,omitzero"`
-	TrustDomain     string                    `json:"trust_domain"`
-	Policy          string                    `json:"policy"`
-	PolicyError     string                    `json:"policy_error,omitempty"`
+	Raft        *state.Status `json:"raft,omitempty"`
+	Time        time.Time     `json:"time,omitzero"`
+	TrustDomain string        `json:"trust_domain"`
+	Policy      string        `json:"policy"`
+	PolicyError string        `json:"policy_error,omitempty"`
+	// PolicyInForce says where the policy comes from: the --policy-dir
+	// or the replicated state (policy_apply.go).
+	PolicyInForce   *PolicyInForce            `json:"policy_in_force,omitempty"`
 	Adapters        []AdapterReport           `json:"adapters"`
 	Instances       []InstanceReport          `json:"instances"`
 	Sidecars        []meshserver.StreamStatus `json:"sidecars"`
@@ -175,6 +178,9 @@ type JoinTokenResponse struct {
 // policy the controller holds, by name.
 type PolicySources struct {
 	Files map[string]string `json:"files"`
+	// InForce says where they come from, and for a replicated policy its
+	// index (what `weft policy apply --check-index` names).
+	InForce *PolicyInForce `json:"in_force,omitempty"`
 }
 
 // IntrusionReport is one instance's intrusion signals, as its sidecar
