@@ -83,7 +83,7 @@ func policyClient(a *adminFlags) (*api.Client, error) {
 func controllerSays(err error) error {
 	var se *api.StatusError
 	if errors.As(err, &se) && se.Message != "" {
-		return fmt.Errorf("the controller at %s refused (%s): %s", strings.TrimSuffix(se.URL, "/"), se.Status, se.Message)
+		return fmt.Errorf("the controller (%s %s) answered %s: %s", se.Method, se.URL, se.Status, se.Message)
 	}
 	return err
 }
