@@ -189,3 +189,30 @@ func TestPolicyQuietWhileReplaying(t *testing.T) {
 		t.Fatalf("damaged cache: %v", err)
 	}
 }
+
+// The largest policy the limits let through fits in one command, and the
+// command in one forwarded request (a follower sends it to the leader).
+func TestLargestPolicyFitsAForwardedCommand(t *testing.T) {
+	largest := map[string][]byte{}
+	for i := 0; i < MaxPolicyFiles; i++ {
+		name := fmt.Sprintf("%0*d.hcl", maxPolicyName-4, i)
+		largest[name] = bytes.Repeat([]byte{0xff}, MaxPolicyBytes/MaxPolicyFiles)
+	}
+	if err := CheckPolicyFiles(largest); err != nil {
+		t.Fatal(err)
+	}
+	note := strings.Repeat("é", maxPolicyNote)
+	cmd, err := encodeCommand(cmdSetPolicy, setPolicy{Check: true, CheckIndex: 1 << 62, Files: largest, AppliedBy: clip(note), Token: clip(note), Summary: clip(note), At: 1 << 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := encodeCommand(0, rpcRequest{Op: opApply, Cmd: cmd})
+	t.Logf("the largest policy: a command of %d bytes (limit %d), a forwarded request of %d (limit %d)", len(cmd), maxCommandBytes, len(req)-1, maxFrame)
+	if len(cmd) > maxCommandBytes || len(req)-1 > maxFrame {
+		t.Fatalf("command %d bytes (limit %d), request %d bytes (limit %d)", len(cmd), maxCommandBytes, len(req)-1, maxFrame)
+	}
+	f := testFSM(t, nil)
+	if r := applyPolicyAt(t, f, 1, setPolicy{Files: largest}); !r.OK {
+		t.Fatalf("the largest policy: %+v", r)
+	}
+}
