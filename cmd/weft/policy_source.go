@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -47,7 +48,7 @@ func choosePolicy(f controllerFlags, rep *replica, pol *policy.Policy, sources m
 		}, sources)
 		return dirPolicy{PolicyWatcher: w, dir: f.policyDir}, pol
 	}
-	r := &replicatedPolicy{dir: f.policyDir, log: log, sources: sources, offers: make(chan state.PolicyVersion, 1)}
+	r := &replicatedPolicy{dir: f.policyDir, every: f.pollEvery, log: log, sources: sources, offers: make(chan state.PolicyVersion, 1)}
 	rep.policy = r
 	v, ok, err := state.LoadCachedPolicy(rep.f.dir)
 	switch {
@@ -82,6 +83,7 @@ func (d dirPolicy) InForce() api.PolicyInForce {
 // here; or the bootstrap --policy-dir until the first apply.
 type replicatedPolicy struct {
 	dir    string
+	every  time.Duration // how often to look at dir, to say its changes are not read
 	log    *slog.Logger
 	offers chan state.PolicyVersion // one slot: the latest wins
 
@@ -115,11 +117,26 @@ func (r *replicatedPolicy) take(v state.PolicyVersion, sources map[string]string
 }
 
 func (r *replicatedPolicy) Run(ctx context.Context, out chan<- *policy.Policy) {
+	every := r.every
+	if every <= 0 {
+		every = time.Second
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	seen := dirStamp(r.dir)
 	for {
 		var v state.PolicyVersion
 		select {
 		case <-ctx.Done():
 			return
+		case <-tick.C:
+			// An operator who edits --policy-dir of a replica expects a
+			// reload: say once per change why there is none.
+			if now := dirStamp(r.dir); now != seen {
+				seen = now
+				r.log.Warn("raft: --policy-dir changed, and is not read: a replica's policy is the replicated one; apply the files to the cluster with `weft policy apply DIR`", "dir", r.dir)
+			}
+			continue
 		case v = <-r.offers:
 		}
 		r.mu.Lock()
@@ -225,4 +242,23 @@ func (p *replica) policyStore() api.PolicyStore {
 		return nil
 	}
 	return p.node
+}
+
+// dirStamp names the *.hcl files of dir with their sizes and times, to
+// notice a change without reading them.
+func dirStamp(dir string) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".hcl") {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			fmt.Fprintf(&b, "%s %d %d\n", e.Name(), info.Size(), info.ModTime().UnixNano())
+		}
+	}
+	return b.String()
 }

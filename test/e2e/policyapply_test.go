@@ -276,6 +276,22 @@ func TestPolicyApplyReplicated(t *testing.T) {
 		t.Logf("replica %d: policy in force %s index %d by %s", i, s.PolicyInForce.Source, s.PolicyInForce.Index, s.PolicyInForce.AppliedBy)
 	}
 
+	// Editing the --policy-dir changes nothing now; each replica says why.
+	harness.ReplaceFile(t, filepath.Join(policyDir, "mesh.hcl"), applyBootstrap+"\n# edited\n")
+	for i, ctl := range c.ctls {
+		harness.Eventually(t, fmt.Sprintf("replica %d to say its --policy-dir is not read", i), 5*time.Second, func() error {
+			if !strings.Contains(ctl.Out.String(), "--policy-dir changed, and is not read") {
+				return errors.New("no such line in its log yet")
+			}
+			return nil
+		})
+	}
+	for i := range sidecars {
+		if got, _, err := upstreams(i); err != nil || !slices.Equal(got, []string{"web"}) {
+			t.Fatalf("after the --policy-dir was edited, sidecar of replica %d has upstreams %v (%v), want v2's", i, got, err)
+		}
+	}
+
 	// Bob planned against the bootstrap policy (index 0): his apply is
 	// refused, says what the index is now and how to re-plan, and changes
 	// nothing.
