@@ -2,16 +2,21 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/pem"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weftmesh/weft/core/api"
+	"github.com/weftmesh/weft/core/policy"
 	"github.com/weftmesh/weft/core/state"
 )
 
@@ -110,4 +115,67 @@ func runPolicy(t *testing.T, args ...string) (string, error) {
 	cmd.SetArgs(args)
 	err := cmd.Execute()
 	return out.String(), err
+}
+
+// TestReplicatedPolicySource: a replica's controller takes each applied
+// version once, keeps its last good policy when one does not compile
+// here (and says so), and reports where its policy comes from.
+func TestReplicatedPolicySource(t *testing.T) {
+	r := &replicatedPolicy{dir: "/etc/weft/policy", every: time.Hour, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		sources: map[string]string{"policy.hcl": planOld}, offers: make(chan state.PolicyVersion, 1)}
+	if in := r.InForce(); in.Source != "directory" || in.Watched || !strings.Contains(in.Note, "bootstrap") {
+		t.Fatalf("before any apply: %+v", in)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := make(chan *policy.Policy)
+	go r.Run(ctx, out)
+	version := func(index uint64, src string) state.PolicyVersion {
+		files := map[string][]byte{"policy.hcl": []byte(src)}
+		return state.PolicyVersion{Index: index, AppliedBy: "alice", Digest: state.PolicyDigest(files), Files: files}
+	}
+	next := func() *policy.Policy {
+		select {
+		case p := <-out:
+			return p
+		case <-time.After(10 * time.Second):
+			t.Fatal("no policy within 10s")
+			return nil
+		}
+	}
+	r.offer(version(5, planNew))
+	if p := next(); p == nil || len(p.Services) == 0 {
+		t.Fatalf("applied version 5: %+v", p)
+	}
+	if in := r.InForce(); in.Source != "replicated" || in.Index != 5 || in.AppliedBy != "alice" {
+		t.Fatalf("after version 5: %+v", in)
+	}
+	// The same version again (a replica catching up) is not sent again;
+	// a version that does not compile here is refused, the last good
+	// one stays, and the error says so; the next good one is taken.
+	r.offer(version(5, planNew))
+	r.offer(version(8, `service "x" { protocol = "htp" }`))
+	r.offer(version(9, planOld))
+	if p := next(); p == nil {
+		t.Fatal("no policy for version 9")
+	}
+	if in := r.InForce(); in.Index != 9 || r.Sources()["policy.hcl"] != planOld {
+		t.Fatalf("after version 9: %+v", in)
+	}
+	r.offer(version(12, `service "x" { protocol = "htp" }`))
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Error() == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("no error within 10s for a version that does not compile")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if in := r.InForce(); in.Index != 9 || !strings.Contains(r.Error(), "index 12") || !strings.Contains(r.Error(), "Invalid protocol") {
+		t.Fatalf("after version 12: %+v, error %q", in, r.Error())
+	}
+	select {
+	case p := <-out:
+		t.Fatalf("a policy was sent for a version that does not compile: %+v", p)
+	default:
+	}
 }
