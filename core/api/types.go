@@ -22,14 +22,12 @@ type StatusReport struct {
 	ControllerVersion string `json:"controller_version,omitempty"`
 	// Raft is the replica's place in its cluster (core/state); nil for a
 	// controller without --raft-dir.
-	Raft        *state.Status `json:"raft,omitempty"`
-	Time        time.Time     `json:"time,omitzero"`
-	TrustDomain string        `json:"trust_domain"`
-	Policy      string        `json:"policy"`
-	PolicyError string        `json:"policy_error,omitempty"`
-	// PolicyInForce says where the policy comes from: the --policy-dir
-	// or the replicated state (policy_apply.go).
-	PolicyInForce   *PolicyInForce            `json:"policy_in_force,omitempty"`
+	Raft            *state.Status             `json:"raft,omitempty"`
+	Time            time.Time                 `json:"time,omitzero"`
+	TrustDomain     string                    `json:"trust_domain"`
+	Policy          string                    `json:"policy"`
+	PolicyError     string                    `json:"policy_error,omitempty"`
+	PolicyInForce   *PolicyInForce            `json:"policy_in_force,omitempty"` // policy_apply.go
 	Adapters        []AdapterReport           `json:"adapters"`
 	Instances       []InstanceReport          `json:"instances"`
 	Sidecars        []meshserver.StreamStatus `json:"sidecars"`
