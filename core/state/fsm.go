@@ -18,9 +18,9 @@ import (
 
 // The commands of the log: one byte of type, then the command in JSON.
 const (
-	cmdSetCA     byte = 1 // setCA: a new CA state (first one, rotation, retirement)
-	cmdSpend     byte = 2 // spend: a join token spent
-	cmdSetPolicy byte = 3 // setPolicy: a policy applied (policy.go)
+	cmdSetCA byte = 1 // setCA: a new CA state (first one, rotation, retirement)
+	cmdSpend byte = 2 // spend: a join token spent
+	// cmdSetPolicy (3) is in policy.go.
 )
 
 // setCA makes Sealed (a ca.State in JSON, sealed) the CA state, if the

@@ -48,16 +48,17 @@ type Options struct {
 	// OnCA installs the cluster's CA state whenever it changes here (it
 	// is called from raft's goroutine, and at Open with the state kept
 	// from the last run).
-	OnCA func(ca.State)
-	// OnPolicy hands over the active policy whenever it changes here
-	// (from raft's goroutine; it must not block), once the replica has
-	// replayed the entries it had at its start (policy.go).
-	OnPolicy func(PolicyVersion)
-	Logger   *slog.Logger
+	OnCA   func(ca.State)
+	Logger *slog.Logger
 	// SnapshotThreshold and TrailingLogs tune raft's compaction (0:
 	// raft's defaults, a snapshot every 8192 entries keeping 10240).
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
+
+	// OnPolicy hands over the active policy whenever it changes here
+	// (from raft's goroutine; it must not block), once the replica has
+	// replayed the entries it had at its start (policy.go).
+	OnPolicy func(PolicyVersion)
 }
 
 // ErrNoLeader is wrapped by the error of a write made while the replica

@@ -85,6 +85,10 @@ func (e *StaleIndexError) Error() string {
 		"Run `weft policy plan DIR` again to see what your change does now, then `weft policy apply DIR --check-index %d`", now, e.Checked, e.Current)
 }
 
+// cmdSetPolicy is the type of a setPolicy command (fsm.go lists the
+// others).
+const cmdSetPolicy byte = 3
+
 // setPolicy is the command that applies a policy.
 type setPolicy struct {
 	Check      bool              `json:"check,omitempty"`
