@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,6 +49,8 @@ var options = []sdk.OptionSpec{
 		Description: "services whose app port is left open on purpose (the way into the mesh), separated by commas, such as frontend,admin"},
 	{Name: OptionEgress, Type: sdk.OptionEnum, Values: []string{egressAllow, egressDeny}, Default: egressAllow,
 		Description: "deny: the guard lets each app connect only to its own address (its sidecar's outbound listeners), so that it reaches the outside only through declared external services; allow: apps may connect anywhere themselves"},
+	{Name: OptionWatch, Type: sdk.OptionString,
+		Description: "the data directory of the controller replica whose local adapter runs the workloads; with it this adapter starts, stops and probes nothing and only reports those instances (for every other replica of a raft cluster)"},
 }
 
 // Adapter is the local adapter. Create it with New; it implements
@@ -93,6 +96,9 @@ type config struct {
 	noGuard   string
 	edge      map[string]bool // services left open (option edge)
 	egress    string          // option egress: "allow" or "deny"
+	// watch is the state file of the owner (option watch), or "" when
+	// this adapter runs the instances itself.
+	watch string
 }
 
 // New returns a local adapter that logs with the plugin SDK's logger, which
@@ -244,12 +250,32 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 			first = a
 		}
 	}
+	var watch string
+	if v := opts.String(OptionWatch); v != "" {
+		switch {
+		case !filepath.IsAbs(v):
+			diags = append(diags, sdk.Errorf("Invalid watch",
+				"Option watch = %q: give the absolute path of the data directory (--data-dir) of the replica whose local adapter runs the workloads.", v))
+		case m.DataDir != "" && filepath.Clean(v) == filepath.Clean(m.DataDir):
+			diags = append(diags, sdk.Errorf("Invalid watch",
+				"Option watch = %q is this controller's own data directory; name the owner's data directory, or drop the option on the replica that runs the workloads.", v))
+		default:
+			watch = layout{v}.stateFile()
+		}
+	}
 	for _, k := range opts.Unknown() {
 		diags = append(diags, sdk.Warningf("Unknown option",
-			"The local adapter has no option %q and ignores it; it knows %s, %s, %s and %s.", k, OptionFirstAddress, OptionIsolation, OptionEdge, OptionEgress))
+			"The local adapter has no option %q and ignores it; it knows %s, %s, %s, %s and %s.", k, OptionFirstAddress, OptionIsolation, OptionEdge, OptionEgress, OptionWatch))
 	}
 	nft, noGuard := guardSupport()
+	if watch != "" {
+		// The owner guards its instances; a watcher cannot tell.
+		noGuard = "this replica only watches instances another replica's local adapter runs (option watch), so it cannot see their guard"
+	}
 	switch {
+	case watch != "":
+		diags = append(diags, sdk.Warningf("Isolation not known",
+			"This adapter only watches the instances the local adapter of the replica with data directory %s runs, and reports their isolation as none; the owner's status and weft check say whether its guard is on.", filepath.Dir(watch)))
 	case isolation == isolationNone:
 		diags = append(diags, sdk.Warningf("Isolation off",
 			"The option isolation = none turns the guard off: every instance's app port and outbound ports are open to any local process, which can call an app without the mesh, forge X-Weft-Caller, or call upstreams as another service. Remove the option to turn it on."))
@@ -263,7 +289,7 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 				"/etc/group has groups in the range the guard gives apps and sidecars (%d to %d): %s. Their members' processes pass the guard as the instance whose gid they hold; move those groups.", gidBase, gidLast, strings.Join(taken, ", ")))
 		}
 	}
-	if egress == egressDeny && (isolation != isolationGuard || noGuard != "") {
+	if egress == egressDeny && watch == "" && (isolation != isolationGuard || noGuard != "") {
 		diags = append(diags, sdk.Warningf("Egress not enforced",
 			"The option egress = deny needs the guard, which is off here: apps can still connect to any address themselves. Declared external services are still reached only through the sidecars."))
 	}
@@ -286,10 +312,14 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 	// state file of an earlier run, whose processes may be adopted.
 	var prev map[string]stateEntry
 	var running map[string]bool
+	stateFile := layout{m.DataDir}.stateFile()
+	if watch != "" {
+		stateFile = watch
+	}
 	if r != nil {
 		prev, running = r.current()
 	} else {
-		st, err := readState(layout{m.DataDir}.stateFile())
+		st, err := readState(stateFile)
 		if err != nil {
 			return nil, append(diags, sdk.Errorf("Unreadable state file", "%v", err))
 		}
@@ -301,7 +331,7 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 		return nil, diags
 	}
 	for _, s := range specs {
-		if running[s.ID] {
+		if running[s.ID] || watch != "" {
 			continue
 		}
 		// Ports held by processes of an earlier run are checked only if
@@ -339,6 +369,7 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 		req: req, file: req.Source, proxy: proxy, first: first, specs: specs,
 		srcHash: sha256.Sum256(src), warnings: warnings,
 		isolation: isolation, nft: nft, noGuard: noGuard, edge: edge, egress: egress,
+		watch: watch,
 	}, diags
 }
 
@@ -355,6 +386,12 @@ func portDiag(s instanceSpec, port int, what string, err error, other string) sd
 // changed) until ctx is done or the adapter is closed. Returning does not
 // stop any process: only Close does.
 func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- sdk.WatchEvent) error {
+	a.mu.Lock()
+	watching := a.cfg != nil && a.cfg.watch != ""
+	a.mu.Unlock()
+	if watching {
+		return a.watchOwner(ctx, events)
+	}
 	r, err := a.ensureRunning()
 	if err != nil {
 		return err

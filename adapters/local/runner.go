@@ -399,12 +399,16 @@ func (r *runner) changedLocked() {
 func (r *runner) entriesLocked() []stateEntry {
 	out := make([]stateEntry, 0, len(r.insts))
 	for _, in := range r.insts {
-		out = append(out, stateEntry{
+		e := stateEntry{
 			ID: in.spec.ID, Service: in.spec.Service, Namespace: in.spec.Namespace,
 			Address: in.spec.Address, Ports: in.spec.Ports(),
 			App:   procEntry(in.app),
 			Proxy: procEntry(in.proxy),
-		})
+		}
+		if in.check != nil {
+			e.Check = in.check.result.Status
+		}
+		out = append(out, e)
 	}
 	return out
 }
