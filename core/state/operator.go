@@ -53,7 +53,13 @@ func (n *Node) Status() Status {
 		since := n.noLeader
 		n.mu.Unlock()
 		if !since.IsZero() {
-			st.NoLeaderFor = time.Since(since).Round(time.Second).String()
+			d := time.Since(since)
+			if d < time.Second {
+				d = d.Round(100 * time.Millisecond) // not "0s"
+			} else {
+				d = d.Round(time.Second)
+			}
+			st.NoLeaderFor = d.String()
 		}
 		if len(st.Peers) == 0 {
 			st.Problem = "this replica is not in a cluster yet: it waits for --bootstrap-expect replicas to know one another, or for a --join to succeed"
