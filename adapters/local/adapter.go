@@ -50,7 +50,7 @@ var options = []sdk.OptionSpec{
 	{Name: OptionEgress, Type: sdk.OptionEnum, Values: []string{egressAllow, egressDeny}, Default: egressAllow,
 		Description: "deny: the guard lets each app connect only to its own address (its sidecar's outbound listeners), so that it reaches the outside only through declared external services; allow: apps may connect anywhere themselves"},
 	{Name: OptionWatch, Type: sdk.OptionString,
-		Description: "the data directory of the controller replica whose local adapter runs the workloads; with it this adapter starts, stops and probes nothing and only reports those instances (for every other replica of a raft cluster)"},
+		Description: "the data directory of the local adapter that runs the workloads (DATA_DIR/adapters/local of its controller replica); with it this adapter starts, stops and probes nothing and only reports those instances (for every other replica of a raft cluster)"},
 }
 
 // Adapter is the local adapter. Create it with New; it implements
@@ -255,10 +255,10 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 		switch {
 		case !filepath.IsAbs(v):
 			diags = append(diags, sdk.Errorf("Invalid watch",
-				"Option watch = %q: give the absolute path of the data directory (--data-dir) of the replica whose local adapter runs the workloads.", v))
+				"Option watch = %q: give the absolute path of the local adapter's data directory on the replica that runs the workloads: its --data-dir followed by /adapters/local.", v))
 		case m.DataDir != "" && filepath.Clean(v) == filepath.Clean(m.DataDir):
 			diags = append(diags, sdk.Errorf("Invalid watch",
-				"Option watch = %q is this controller's own data directory; name the owner's data directory, or drop the option on the replica that runs the workloads.", v))
+				"Option watch = %q is this adapter's own data directory; name the owner's (its controller's --data-dir followed by /adapters/local), or drop the option on the replica that runs the workloads.", v))
 		default:
 			watch = layout{v}.stateFile()
 		}
@@ -275,7 +275,7 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 	switch {
 	case watch != "":
 		diags = append(diags, sdk.Warningf("Isolation not known",
-			"This adapter only watches the instances the local adapter of the replica with data directory %s runs, and reports their isolation as none; the owner's status and weft check say whether its guard is on.", filepath.Dir(watch)))
+			"This adapter only watches the instances the local adapter with data directory %s runs, and reports their isolation as none; the owner's status and weft check say whether its guard is on.", filepath.Dir(watch)))
 	case isolation == isolationNone:
 		diags = append(diags, sdk.Warningf("Isolation off",
 			"The option isolation = none turns the guard off: every instance's app port and outbound ports are open to any local process, which can call an app without the mesh, forge X-Weft-Caller, or call upstreams as another service. Remove the option to turn it on."))

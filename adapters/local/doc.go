@@ -206,8 +206,9 @@
 //     give both). DNS to a resolver elsewhere is refused too. Sidecars are
 //     not restricted: they originate the declared connections. Without the
 //     guard (isolation = none, no root or nft) the option is a warning.
-//   - watch = "/var/lib/weft-a": the data directory of the controller
-//     replica whose local adapter runs the workloads (watch.go). For a
+//   - watch = "/var/lib/weft-a/adapters/local": the data directory of the
+//     local adapter that runs the workloads (its controller replica's
+//     --data-dir, then adapters/local; watch.go). For a
 //     raft cluster on one machine: one replica runs the workloads, every
 //     other replica gives the same workloads file with this option and
 //     only watches. A watcher starts, stops, adopts and probes nothing;

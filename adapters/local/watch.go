@@ -8,8 +8,9 @@ import (
 	"github.com/weftmesh/weft/plugins/sdk"
 )
 
-// OptionWatch names the data directory of the controller replica whose
-// local adapter runs the workloads (its --data-dir). With it, this
+// OptionWatch names the data directory of the local adapter that runs the
+// workloads (DATA_DIR/adapters/local of its controller replica, where its
+// state file is). With it, this
 // adapter is a watcher: it starts, stops, adopts and probes nothing, and
 // reports the instances the owner records in its state file, so that
 // every replica of a raft cluster knows the same instances while one
