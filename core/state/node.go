@@ -90,6 +90,7 @@ type Node struct {
 	mu        sync.Mutex
 	noLeader  time.Time // since when no leader is known (zero: one is)
 	lastError string
+	handlers  map[string]PeerHandler // HandlePeer
 }
 
 // Open starts the replica: it opens its store, listens on Addr, and (in
