@@ -130,6 +130,180 @@ func (h *haTraffic) waitCalls(t *testing.T, what string, n int64) {
 	})
 }
 
+// haCluster is three controller replicas on loopback (raft) whose
+// sidecars run on the local adapter: replica 0 runs the workloads, and
+// replicas 1 and 2 watch them (local.watch), so every replica knows the
+// same instances as the local adapter's and a sidecar, given every
+// replica's address, may use any of them. Replica i listens on
+// 127.0.<net>.<i+1>, ports 7400 (sidecars), 7401 (admin) and 7402
+// (raft); the instances get addresses from 127.0.<net+1>.2 on.
+type haCluster struct {
+	t         *testing.T
+	dir       string
+	net       int
+	workloads string
+	ctls      []*harness.Controller
+	alive     []int // the replicas running, in order
+}
+
+// startHACluster writes policy and workloads and starts the three
+// replicas, with env added to their environment (and so to the sidecars'
+// and apps' the owner starts); it waits until they formed a cluster and
+// know want instances.
+func startHACluster(t *testing.T, netByte int, policy, workloads string, want int, env ...string) *haCluster {
+	t.Helper()
+	c := &haCluster{t: t, dir: t.TempDir(), net: netByte, alive: []int{0, 1, 2}}
+	policyDir := harness.WritePolicy(t, c.dir, policy)
+	c.workloads = filepath.Join(c.dir, "workloads.hcl")
+	harness.WriteFile(t, c.workloads, workloads)
+	key := filepath.Join(c.dir, "state.key")
+	harness.WriteFile(t, key, "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=\n")
+	if err := os.Chmod(key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sidecarCtl := c.listen(0) + "," + c.listen(1) + "," + c.listen(2)
+	c.ctls = make([]*harness.Controller, 3)
+	for i := range c.ctls {
+		args := []string{"--policy-dir", policyDir, "--adapter", "local=" + c.workloads,
+			"--adapter-option", fmt.Sprintf("local.first_address=127.0.%d.2", netByte+1), "--adapter-option", "local.isolation=none",
+			"--sidecar-controller", sidecarCtl,
+			"--raft-dir", filepath.Join(c.dir, fmt.Sprint("raft", i)), "--raft-addr", c.raftAddr(i), "--state-key-file", key, "--bootstrap-expect", "3"}
+		if i > 0 {
+			args = append(args, "--adapter-option", "local.watch="+c.ownerAdapter())
+		}
+		for j := range c.ctls {
+			if j != i {
+				args = append(args, "--join", c.raftAddr(j))
+			}
+		}
+		o := harness.WeftController(binDir, c.data(i), c.listen(i), c.host(i)+":7401", args...)
+		o.Process = harness.CtrlC
+		o.Process.Env = env
+		c.ctls[i] = harness.StartController(t, o)
+	}
+	// Replica 0 may die by SIGKILL, so nothing stops what its local
+	// adapter started: the test does.
+	t.Cleanup(func() {
+		if _, err := os.Stat(filepath.Join(c.ownerAdapter(), "local-state.json")); err != nil {
+			return // the owner stopped them when it stopped (Close)
+		}
+		for _, pid := range instancePids(t, c.data(0)) {
+			if pidAlive(pid) {
+				killPid(pid)
+			}
+		}
+	})
+	for _, ctl := range c.ctls {
+		ctl.WaitFor(t, fmt.Sprintf("a leader, three peers and %d instances", want), 60*time.Second, func(s *harness.Status) bool {
+			return s.Raft != nil && s.Raft.CanIssue && len(s.Raft.Peers) == 3 && len(s.Instances) == want
+		})
+	}
+	return c
+}
+
+func (c *haCluster) host(i int) string     { return fmt.Sprintf("127.0.%d.%d", c.net, i+1) }
+func (c *haCluster) raftAddr(i int) string { return c.host(i) + ":7402" }
+func (c *haCluster) listen(i int) string   { return c.host(i) + ":7400" }
+func (c *haCluster) data(i int) string     { return filepath.Join(c.dir, fmt.Sprint("data", i)) }
+
+// ownerAdapter is the data directory of replica 0's local adapter.
+func (c *haCluster) ownerAdapter() string { return filepath.Join(c.data(0), "adapters", "local") }
+
+// leaderOf is the live replica a live replica names as its leader (one
+// that has not noticed a kill yet still names the dead one).
+func (c *haCluster) leaderOf() int {
+	c.t.Helper()
+	leader := -1
+	c.ctls[c.alive[0]].WaitFor(c.t, "a live raft leader", 30*time.Second, func(s *harness.Status) bool {
+		if s.Raft == nil || !s.Raft.CanIssue {
+			return false
+		}
+		for _, j := range c.alive {
+			if c.raftAddr(j) == s.Raft.Leader {
+				leader = j
+				return true
+			}
+		}
+		return false
+	})
+	return leader
+}
+
+// sidecars waits until each of want's sidecars is connected to one of
+// the live replicas and has ACKed its configuration there, and returns
+// which replica each one uses.
+func (c *haCluster) sidecars(what string, want []string, bound time.Duration) (map[string]int, time.Duration) {
+	c.t.Helper()
+	var on map[string]int
+	took := harness.Eventually(c.t, what, bound, func() error {
+		on = map[string]int{}
+		for _, i := range c.alive {
+			s, err := c.ctls[i].Status()
+			if err != nil {
+				return fmt.Errorf("replica %d: %w", i, err)
+			}
+			for _, sc := range s.Sidecars {
+				if sc.Version != 0 && sc.AckedVersion == sc.Version {
+					on[sc.Instance] = i
+				}
+			}
+		}
+		for _, id := range want {
+			if _, ok := on[id]; !ok {
+				return fmt.Errorf("sidecar %s is on no live replica with its config ACKed; ACKed: %v", id, on)
+			}
+		}
+		return nil
+	})
+	return on, took
+}
+
+func (c *haCluster) kill(i int) {
+	c.t.Helper()
+	c.ctls[i].Kill(c.t)
+	c.alive = slices.DeleteFunc(c.alive, func(j int) bool { return j == i })
+}
+
+func (c *haCluster) restart(i int) {
+	c.t.Helper()
+	c.ctls[i] = c.ctls[i].Restart()
+	c.alive = append(c.alive, i)
+	slices.Sort(c.alive)
+}
+
+// spread restarts the sidecars (the owner starts them again, with new
+// join tokens; each picks a replica at random among those that know its
+// instance) until ok says their replicas suit the test, at most 20 times.
+// At the cluster's start only the owner knows the instances (the watchers
+// learn them from its state file), so the first sidecars join through it.
+// Only before any traffic: a sidecar that restarts fails calls.
+func (c *haCluster) spread(want []string, what string, ok func(on map[string]int) bool) map[string]int {
+	c.t.Helper()
+	for round := 1; ; round++ {
+		on, _ := c.sidecars("every sidecar to join and ACK", want, 30*time.Second)
+		if ok(on) {
+			c.t.Logf("sidecars on replicas %v (%s) after %d round(s) of restarting them", on, what, round)
+			return on
+		}
+		if round == 20 {
+			c.t.Fatalf("after %d rounds of restarting them, the sidecars are on replicas %v; want %s", round, on, what)
+		}
+		for i, pid := range instancePids(c.t, c.data(0)) {
+			if i%2 == 1 {
+				killPid(pid)
+			}
+		}
+		harness.Eventually(c.t, "the sidecars to run again", 30*time.Second, func() error {
+			for i, pid := range instancePids(c.t, c.data(0)) {
+				if i%2 == 1 && !pidAlive(pid) {
+					return fmt.Errorf("sidecar pid %d not running", pid)
+				}
+			}
+			return nil
+		})
+	}
+}
+
 // TestRaftFailoverUnderTraffic is issue 17's end-to-end proof: three
 // controller replicas on loopback (raft), sidecars on the local adapter,
 // steady traffic (GET and POST every 20 ms through both callers'
@@ -146,119 +320,13 @@ func (h *haTraffic) waitCalls(t *testing.T, what string, n int64) {
 // back. Finally every replica is SIGKILLed and restarted: a join token
 // spent before is refused by each. No call fails.
 func TestRaftFailoverUnderTraffic(t *testing.T) {
-	dir := t.TempDir()
-	policyDir := harness.WritePolicy(t, dir, haPolicy)
-	workloads := filepath.Join(dir, "workloads.hcl")
-	harness.WriteFile(t, workloads, haWorkloads(1))
-	key := filepath.Join(dir, "state.key")
-	harness.WriteFile(t, key, "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=\n")
-	if err := os.Chmod(key, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	host := func(i int) string { return fmt.Sprintf("127.0.118.%d", i+1) }
-	raftAddr := func(i int) string { return host(i) + ":7402" }
-	listen := func(i int) string { return host(i) + ":7400" }
-	sidecarCtl := listen(0) + "," + listen(1) + "," + listen(2)
-	data := func(i int) string { return filepath.Join(dir, fmt.Sprint("data", i)) }
-	ownerAdapter := filepath.Join(data(0), "adapters", "local")
-	ctls := make([]*harness.Controller, 3)
-	for i := range ctls {
-		args := []string{"--policy-dir", policyDir, "--adapter", "local=" + workloads,
-			"--adapter-option", "local.first_address=127.0.119.2", "--adapter-option", "local.isolation=none",
-			"--sidecar-controller", sidecarCtl,
-			"--raft-dir", filepath.Join(dir, fmt.Sprint("raft", i)), "--raft-addr", raftAddr(i), "--state-key-file", key, "--bootstrap-expect", "3"}
-		if i > 0 {
-			args = append(args, "--adapter-option", "local.watch="+ownerAdapter)
-		}
-		for j := range ctls {
-			if j != i {
-				args = append(args, "--join", raftAddr(j))
-			}
-		}
-		o := harness.WeftController(binDir, data(i), listen(i), host(i)+":7401", args...)
-		o.Process = harness.CtrlC
-		ctls[i] = harness.StartController(t, o)
-	}
-	// Replica 0 may die by SIGKILL, so nothing stops what its local
-	// adapter started: the test does.
-	t.Cleanup(func() {
-		if _, err := os.Stat(filepath.Join(ownerAdapter, "local-state.json")); err != nil {
-			return // the owner stopped them when it stopped (Close)
-		}
-		for _, pid := range instancePids(t, data(0)) {
-			if pidAlive(pid) {
-				killPid(pid)
-			}
-		}
-	})
-	alive := []int{0, 1, 2}
-	leaderOf := func() int {
-		t.Helper()
-		// A live replica that names a live leader (one that has not
-		// noticed a kill yet still names the dead one).
-		leader := -1
-		ctls[alive[0]].WaitFor(t, "a live raft leader", 30*time.Second, func(s *harness.Status) bool {
-			if s.Raft == nil || !s.Raft.CanIssue {
-				return false
-			}
-			for _, j := range alive {
-				if raftAddr(j) == s.Raft.Leader {
-					leader = j
-					return true
-				}
-			}
-			return false
-		})
-		return leader
-	}
-	// sidecars waits until each of want's sidecars is connected to one of
-	// the live replicas and has ACKed its configuration there, and returns
-	// which replica each one uses.
-	sidecars := func(what string, want []string, bound time.Duration) (map[string]int, time.Duration) {
-		t.Helper()
-		var on map[string]int
-		took := harness.Eventually(t, what, bound, func() error {
-			on = map[string]int{}
-			for _, i := range alive {
-				s, err := ctls[i].Status()
-				if err != nil {
-					return fmt.Errorf("replica %d: %w", i, err)
-				}
-				for _, sc := range s.Sidecars {
-					if sc.Version != 0 && sc.AckedVersion == sc.Version {
-						on[sc.Instance] = i
-					}
-				}
-			}
-			for _, id := range want {
-				if _, ok := on[id]; !ok {
-					return fmt.Errorf("sidecar %s is on no live replica with its config ACKed; ACKed: %v", id, on)
-				}
-			}
-			return nil
-		})
-		return on, took
-	}
 	start := time.Now()
-	for _, c := range ctls {
-		c.WaitFor(t, "a leader, three peers and three instances", 60*time.Second, func(s *harness.Status) bool {
-			return s.Raft != nil && s.Raft.CanIssue && len(s.Raft.Peers) == 3 && len(s.Instances) == 3
-		})
-	}
+	c := startHACluster(t, 118, haPolicy, haWorkloads(1), 3)
+	ctls, workloads := c.ctls, c.workloads
+	kill, restart, sidecars, leaderOf := c.kill, c.restart, c.sidecars, c.leaderOf
 	on, _ := sidecars("every sidecar to join and ACK", []string{"client-0", "client-1", "web-0"}, 60*time.Second)
 	t.Logf("three replicas, three sidecars connected (%v) in %s", on, time.Since(start).Round(time.Millisecond))
 
-	kill := func(i int) {
-		t.Helper()
-		ctls[i].Kill(t)
-		alive = slices.DeleteFunc(alive, func(j int) bool { return j == i })
-	}
-	restart := func(i int) {
-		t.Helper()
-		ctls[i] = ctls[i].Restart()
-		alive = append(alive, i)
-		slices.Sort(alive)
-	}
 	// moved says which sidecars were on replica i (before) and where
 	// each of them is now (after).
 	moved := func(i int, before, after map[string]int) string {
@@ -295,40 +363,16 @@ func TestRaftFailoverUnderTraffic(t *testing.T) {
 	}
 	follower := 3 - leader // neither the owner (0) nor the leader
 
-	// Every sidecar picks its replica at random, among those that know its
-	// instance: at the cluster's start only the owner did (the watchers
-	// learn the instances from its state file). Before any traffic, the
-	// sidecars are killed (the owner starts them again, with new join
-	// tokens) until the leader and the other follower each have at least
-	// one, so that both kills below move sidecars.
-	for round := 1; ; round++ {
-		on, _ = sidecars("every sidecar to join and ACK", all(), 30*time.Second)
+	// Both kills below move sidecars: the leader and the other follower
+	// each have at least one.
+	on = c.spread(all(), fmt.Sprintf("some on the leader %d and some on replica %d", leader, follower), func(on map[string]int) bool {
 		var onLeader, onFollower bool
 		for _, i := range on {
 			onLeader = onLeader || i == leader
 			onFollower = onFollower || i == follower
 		}
-		if onLeader && onFollower {
-			t.Logf("sidecars on replicas %v (leader %d, follower %d) after %d round(s) of restarting them", on, leader, follower, round)
-			break
-		}
-		if round == 20 {
-			t.Fatalf("after %d rounds of restarting them, the sidecars are on replicas %v; want some on the leader (%d) and some on replica %d", round, on, leader, follower)
-		}
-		for i, pid := range instancePids(t, data(0)) {
-			if i%2 == 1 {
-				killPid(pid)
-			}
-		}
-		harness.Eventually(t, "the sidecars to run again", 30*time.Second, func() error {
-			for i, pid := range instancePids(t, data(0)) {
-				if i%2 == 1 && !pidAlive(pid) {
-					return fmt.Errorf("sidecar pid %d not running", pid)
-				}
-			}
-			return nil
-		})
-	}
+		return onLeader && onFollower
+	})
 
 	st, err := ctls[0].Status()
 	if err != nil {
@@ -413,7 +457,7 @@ func TestRaftFailoverUnderTraffic(t *testing.T) {
 	t.Logf("weft ca rotate through replica %d, asked as the leader was SIGKILLed, returned %s after the kill:\n%s", follower, time.Since(killed).Round(time.Millisecond), r.out)
 	newLeader := leaderOf()
 	t.Logf("replica %d leads after the kill (%s)", newLeader, time.Since(killed).Round(time.Millisecond))
-	for _, i := range alive {
+	for _, i := range c.alive {
 		roots := caRoots(t, ctls[i])
 		if len(roots.Roots) != 2 || !roots.Roots[0].Active || roots.Roots[1].ID != rootsBefore.Roots[0].ID {
 			t.Fatalf("replica %d's roots after one rotation: %+v, want the new active root and the old one (%s)", i, roots.Roots, rootsBefore.Roots[0].ID)
@@ -525,7 +569,7 @@ func TestRaftFailoverUnderTraffic(t *testing.T) {
 		return nil
 	})
 	restart(follower)
-	for _, i := range alive {
+	for _, i := range c.alive {
 		ctls[i].WaitFor(t, "every replica to issue, with four instances", 30*time.Second, func(s *harness.Status) bool {
 			return s.Raft != nil && s.Raft.CanIssue && len(s.Instances) == 4
 		})
@@ -541,7 +585,7 @@ func TestRaftFailoverUnderTraffic(t *testing.T) {
 	for _, i := range []int{0, 1, 2} {
 		restart(i)
 	}
-	for _, i := range alive {
+	for _, i := range c.alive {
 		ctls[i].WaitFor(t, "every replica back after a full restart", 60*time.Second, func(s *harness.Status) bool {
 			return s.Raft != nil && s.Raft.CanIssue && len(s.Instances) == 4
 		})
