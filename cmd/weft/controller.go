@@ -288,8 +288,9 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	// so that stats and budgets are the same from any replica (raft.go).
 	stats, pool, relayRun := rep.share(collector)
 	srv := meshserver.New(meshserver.Options{
-		Stats: stats, Budgets: pool,
-		CA:    authority, Join: ca.NewJoinVerifierWith(authority.JoinSecret(), spent), Workloads: ctl, Logger: log,
+		Stats:   stats,
+		Budgets: pool,
+		CA:      authority, Join: ca.NewJoinVerifierWith(authority.JoinSecret(), spent), Workloads: ctl, Logger: log,
 		VerifyCredential: verifyWith(sups),
 		Binder:           ctl,
 		Health:           ctl, // sidecars' active health checks (core/controller health.go)
