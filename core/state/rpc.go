@@ -51,6 +51,14 @@ func (n *Node) serveRPC(c net.Conn) {
 	if err := readFrame(c, &req); err != nil {
 		return
 	}
+	// A request that came while this replica was still starting waits
+	// for raft (it would find none: a crash, seen when three replicas
+	// start together).
+	select {
+	case <-n.ready:
+	case <-time.After(rpcTimeout):
+		return
+	}
 	_ = writeFrame(c, n.answer(req))
 }
 
