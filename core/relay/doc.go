@@ -16,6 +16,12 @@
 // hands the demand to its Pool's Observe. Nothing received is passed on
 // again, so each report is counted once on each replica.
 //
+// Cost (BenchmarkRelaySecond, the shared 2-core machine): one second of
+// a 1,000-sidecar mesh reporting every 10 s, 100 reports of 15 cells, is
+// one message of about 110 KB to each peer, and 5-9 ms of CPU to record,
+// encode and take in at two peers (53-92 µs a report, the local Record
+// included).
+//
 // What it does not do: a replica that was down (or unreachable) misses
 // what was sent meanwhile, and a restarted one starts empty, so their
 // windows agree again once the missed steps have left the window (10

@@ -15,8 +15,9 @@ import (
 // peers delivers what one relay sends to the others, in memory (the
 // replicas' connections in core/state are tested end to end).
 type peers struct {
-	to   []*Relay
-	sent int
+	to    []*Relay
+	sent  int
+	bytes int
 }
 
 func (p *peers) SendPeers(kind string, body []byte) error {
@@ -24,6 +25,7 @@ func (p *peers) SendPeers(kind string, body []byte) error {
 		return fmt.Errorf("kind %q", kind)
 	}
 	p.sent++
+	p.bytes += len(body)
 	for _, r := range p.to {
 		if err := r.Receive(body); err != nil {
 			return err
