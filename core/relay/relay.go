@@ -209,7 +209,7 @@ func (r *Relay) Receive(body []byte) error {
 		if err := proto.Unmarshal(it.Report, &rep); err != nil {
 			return fmt.Errorf("decoding a relayed report of %s: %w", it.Instance, err)
 		}
-		r.o.Collector.Record(it.Instance, it.Service, it.Namespace, time.UnixMilli(it.ReceivedMs), &rep)
+		r.o.Collector.Relayed(it.Instance, it.Service, it.Namespace, time.UnixMilli(it.ReceivedMs), &rep)
 	}
 	now := time.Now()
 	for _, it := range m.Demand {

@@ -100,9 +100,13 @@ func TestStatsSameFromEveryReplica(t *testing.T) {
 					t.Errorf("replica %d's stats differ from replica 0's:\n%s\n%s", i+1, a, b)
 				}
 			}
-			for _, r := range rs {
+			for i, r := range rs {
 				if r.relay.Dropped() != 0 {
 					t.Errorf("dropped %d", r.relay.Dropped())
+				}
+				// Each replica received 10 reports itself, the rest relayed.
+				if n := r.coll.Counters().Received; n != 10 {
+					t.Errorf("replica %d counts %d reports received, want its own 10", i, n)
 				}
 			}
 		})

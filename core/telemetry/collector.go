@@ -188,6 +188,17 @@ func get[K comparable](m map[K]*stepCounts, k K, dropped *atomic.Uint64) *stepCo
 // subset.
 func (c *Collector) Record(instance, service, namespace string, received time.Time, r *meshapi.StatsReport) {
 	c.received.Add(1)
+	c.record(instance, service, namespace, received, r)
+}
+
+// Relayed adds a report another controller replica took from its sidecar
+// (core/relay) as Record would, without counting it as one this replica
+// received (weft_controller_reports_received_total).
+func (c *Collector) Relayed(instance, service, namespace string, received time.Time, r *meshapi.StatsReport) {
+	c.record(instance, service, namespace, received, r)
+}
+
+func (c *Collector) record(instance, service, namespace string, received time.Time, r *meshapi.StatsReport) {
 	self := svcKey{namespace, service}
 	c.mu.Lock()
 	defer c.mu.Unlock()
