@@ -376,8 +376,8 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 func portDiag(s instanceSpec, port int, what string, err error, other string) sdk.Diagnostic {
 	addr := net.JoinHostPort(s.Address, strconv.Itoa(port))
 	return sdk.Errorf("Port in use",
-		"Cannot listen on %s, %s of instance %s: %v. Stop the process that holds %s, or %s.",
-		addr, what, s.ID, unwrapOpErr(err), addr, other)
+		"Cannot listen on %s, %s of instance %s: %v. Stop the process that holds %s, or %s. If another controller replica's local adapter runs these workloads, this replica should only watch them: --adapter-option %s.%s=<that replica's --data-dir>/adapters/local.",
+		addr, what, s.ID, unwrapOpErr(err), addr, other, Name, OptionWatch)
 }
 
 // Watch starts the instances on its first call (adopting those of an
