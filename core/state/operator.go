@@ -52,10 +52,10 @@ func (n *Node) Status() Status {
 		n.mu.Lock()
 		since := n.noLeader
 		n.mu.Unlock()
-		if !since.IsZero() {
-			d := time.Since(since)
+		// Under a tenth of a second says nothing (not "0s").
+		if d := time.Since(since); !since.IsZero() && d >= 100*time.Millisecond {
 			if d < time.Second {
-				d = d.Round(100 * time.Millisecond) // not "0s"
+				d = d.Round(100 * time.Millisecond)
 			} else {
 				d = d.Round(time.Second)
 			}

@@ -554,7 +554,15 @@ func TestRaftFailoverUnderTraffic(t *testing.T) {
 	})
 	if err := join(ctls[0], mint(ctls[0])); status.Code(err) == codes.OK {
 		t.Fatal("a join succeeded without a quorum")
+	} else {
+		t.Logf("a join without a quorum is refused: %v", err)
 	}
+	asked := time.Now()
+	out, err := runWeft(t, "ca", "rotate", "--admin", ctls[0].Admin, "--data-dir", ctls[0].DataDir)
+	if err == nil || !strings.Contains(out, "quorum") {
+		t.Errorf("weft ca rotate without a quorum: %v, want a failure that names the lost quorum:\n%s", err, out)
+	}
+	t.Logf("weft ca rotate without a quorum fails after %s: %s", time.Since(asked).Round(time.Millisecond), strings.TrimSpace(out))
 	traffic.waitCalls(t, "calls without a quorum", 50)
 
 	// Restart the leader: quorum is back.
