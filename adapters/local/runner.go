@@ -387,10 +387,13 @@ func (r *runner) setProc(s *slot, pid int, running bool) {
 	}
 }
 
-// changedLocked saves the state file and wakes every watcher.
+// changedLocked saves the state file (if the runner has one: the
+// checker's tests have none) and wakes every watcher.
 func (r *runner) changedLocked() {
-	if err := writeState(r.cfg.StateFile, r.entriesLocked()); err != nil {
-		r.cfg.Log.Error("cannot save state; a restarted adapter will not adopt the running instances", "error", err)
+	if r.cfg.StateFile != "" {
+		if err := writeState(r.cfg.StateFile, r.entriesLocked()); err != nil {
+			r.cfg.Log.Error("cannot save state; a restarted adapter will not adopt the running instances", "error", err)
+		}
 	}
 	close(r.changed)
 	r.changed = make(chan struct{})
