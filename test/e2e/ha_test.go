@@ -353,9 +353,10 @@ func TestRaftFailoverUnderTraffic(t *testing.T) {
 		killed := time.Now()
 		kill(0)
 		leader = leaderOf()
-		after, took := sidecars("the owner's sidecars to move to a survivor", all(), 10*time.Second)
-		t.Logf("the owner (replica 0) led: SIGKILLed; replica %d leads %s later; sidecars on survivors in %s (bound 10s); those of the owner moved:%s",
-			leader, time.Since(killed).Round(time.Millisecond), took.Round(time.Millisecond), moved(0, on, after))
+		elected := time.Since(killed)
+		after, _ := sidecars("the owner's sidecars to move to a survivor", all(), 10*time.Second)
+		t.Logf("the owner (replica 0) led: SIGKILLed; replica %d leads %s later; sidecars on survivors %s after the kill (bound 10s); those of the owner moved:%s",
+			leader, elected.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond), moved(0, on, after))
 		restart(0)
 		ctls[0].WaitFor(t, "the owner back with its three instances", 30*time.Second, func(s *harness.Status) bool {
 			return s.Raft != nil && s.Raft.CanIssue && len(s.Instances) == 3
