@@ -288,15 +288,19 @@ func (c *haCluster) spread(want []string, what string, ok func(on map[string]int
 		if round == 20 {
 			c.t.Fatalf("after %d rounds of restarting them, the sidecars are on replicas %v; want %s", round, on, what)
 		}
+		killed := map[int]bool{}
 		for i, pid := range instancePids(c.t, c.data(0)) {
-			if i%2 == 1 {
+			// Never pid 0 (a sidecar between two runs): kill(0) is the
+			// test's own process group.
+			if i%2 == 1 && pid > 0 {
 				killPid(pid)
+				killed[pid] = true
 			}
 		}
 		harness.Eventually(c.t, "the sidecars to run again", 30*time.Second, func() error {
 			for i, pid := range instancePids(c.t, c.data(0)) {
-				if i%2 == 1 && !pidAlive(pid) {
-					return fmt.Errorf("sidecar pid %d not running", pid)
+				if i%2 == 1 && (killed[pid] || !pidAlive(pid)) {
+					return fmt.Errorf("sidecar pid %d not running again", pid)
 				}
 			}
 			return nil
