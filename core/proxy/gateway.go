@@ -364,7 +364,7 @@ func (g *gatewayListener) handle(raw net.Conn) bool {
 		}
 	case meshapi.GatewayProtocol_GATEWAY_PROTOCOL_HTTPS:
 		conn := tls.Server(tc, st.tls)
-		ctx, cancel := context.WithTimeout(context.Background(), g.p.opts.HandshakeTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), g.handshakeTimeout())
 		err := conn.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
@@ -383,9 +383,18 @@ func (g *gatewayListener) handle(raw net.Conn) bool {
 	return true
 }
 
-// refuseHandshake ends a connection whose TLS handshake failed. A client
-// that spoke plain HTTP to the TLS port gets a plain 400 that says so.
+// handshakeTimeout bounds a client's TLS handshake (or, passing through,
+// its ClientHello): the proxy's handshake timeout, or the protection's
+// read_header_timeout when shorter, as on the inbound.
+func (g *gatewayListener) handshakeTimeout() time.Duration {
+	return min(g.p.opts.HandshakeTimeout, g.shield.Settings().ReadHeaderTimeout)
+}
+
+// refuseHandshake ends a connection whose TLS handshake failed (an
+// intrusion signal from its address, as on the inbound). A client that
+// spoke plain HTTP to the TLS port gets a plain 400 that says so.
 func (g *gatewayListener) refuseHandshake(c net.Conn, err error) {
+	g.p.note(protect.SourceIP(c.RemoteAddr().String()), guard.Handshake)
 	var rhe tls.RecordHeaderError
 	if errors.As(err, &rhe) && rhe.Conn != nil {
 		io.WriteString(rhe.Conn, "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"+
@@ -403,7 +412,7 @@ var errPeeked = errors.New("peeked")
 // route whose hosts hold it, and pipes the whole connection to the
 // route's service.
 func (g *gatewayListener) passthrough(c net.Conn, st *gatewayState) {
-	c.SetReadDeadline(time.Now().Add(g.p.opts.HandshakeTimeout))
+	c.SetReadDeadline(time.Now().Add(g.handshakeTimeout()))
 	rec := &recordingConn{Conn: c, r: io.LimitReader(c, gatewayMaxHello)}
 	var sni string
 	var got bool
