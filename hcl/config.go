@@ -118,6 +118,7 @@ func (c *config) check() hcl.Diagnostics {
 		gatewaySvcs[g.Service] = true
 	}
 	diags = append(diags, checkServiceJWT(c.Services, providers, gatewaySvcs)...)
+	diags = append(diags, checkLimitProtocols(c.Services, gatewaySvcs)...)
 	diags = append(diags, checkPermissionJWT(c.Intentions, providers)...)
 	diags = append(diags, checkGateways(c.Gateways, declared, names)...)
 	diags = append(diags, checkGatewayTokens(c.Gateways, declared, c.Intentions, providers)...)

@@ -126,6 +126,9 @@ func checkGateways(gateways []*gateway, declared map[string]*service, names []st
 				fmt.Sprintf("Gateway %q runs as service %q, but no service %q is declared. The gateway's instances need a service block with the bindings that let them have its identity, such as: service %q { binding \"local\" { name = %q } }.",
 					g.Name, g.Service, g.Service, g.Service, g.Service)))
 		}
+		if ok {
+			diags = append(diags, checkGatewayRateLimits(g, self)...)
+		}
 		for _, l := range g.Listeners {
 			if ok && self.JWT != nil && (l.Protocol == policy.GatewayTCP || l.Protocol == policy.GatewayTLS) {
 				diags = append(diags, errorAt(l.ProtocolRange, "Token check on a connection listener",
@@ -136,6 +139,32 @@ func checkGateways(gateways []*gateway, declared map[string]*service, names []st
 			for _, r := range l.Routes {
 				diags = append(diags, r.check(g, l, self, declared, names)...)
 			}
+		}
+	}
+	return diags
+}
+
+// checkGatewayRateLimits reports the rate limits of a gateway's service
+// that a gateway cannot enforce: its clients are outside the mesh, so no
+// limit is per caller or for some callers, and it takes no share of a
+// global budget. The others apply at the gateway, per client address
+// (per_source_ip), per end user (per_jwt_subject) or for every request.
+func checkGatewayRateLimits(g *gateway, self *service) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, rl := range self.RateLimits {
+		switch {
+		case rl.PerCaller || len(rl.Callers) > 0:
+			rng := rl.DeclRange
+			if len(rl.Callers) > 0 {
+				rng = rl.CallersRange
+			}
+			diags = append(diags, errorAt(rng, "Rate limit per caller on a gateway",
+				fmt.Sprintf("Service %q runs gateway %q, whose clients are outside the mesh and have no service name: rate limit %q cannot be per caller or for some callers. Use per_source_ip = true (a bucket per client address) or per_jwt_subject (a bucket per end user).",
+					self.Name, g.Name, rl.Name)))
+		case rl.Global:
+			diags = append(diags, errorAt(rl.ScopeRange, "Global rate limit on a gateway",
+				fmt.Sprintf("Service %q runs gateway %q, which enforces its rate limits on each instance and takes no share of a global budget. Remove scope = \"global\" from rate limit %q, and divide the rate by the number of gateway instances.",
+					self.Name, g.Name, rl.Name)))
 		}
 	}
 	return diags

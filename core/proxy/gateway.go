@@ -20,6 +20,7 @@ import (
 	"github.com/weftmesh/weft/core/proxy/canon"
 	"github.com/weftmesh/weft/core/proxy/guard"
 	"github.com/weftmesh/weft/core/proxy/jwtauth"
+	"github.com/weftmesh/weft/core/proxy/ratelimit"
 )
 
 // Gateway mode. A configuration with a gateway (ProxyConfig.gateway, from
@@ -101,6 +102,9 @@ func gatewaySpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	prot := protect.FromProto(cfg.GetProtection(), protect.Defaults())
+	if err := checkGatewayLimits(gw.GetRateLimits()); err != nil {
+		return nil, err
+	}
 	var specs []spec
 	names := map[string]bool{}
 	ups := map[string]bool{}
@@ -161,6 +165,23 @@ func gatewaySpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 	return specs, nil
 }
 
+// checkGatewayLimits refuses gateway rate limits that need mesh callers,
+// or a share of a global budget (a gateway reports none).
+func checkGatewayLimits(rls []*meshapi.RateLimit) error {
+	for _, rl := range rls {
+		switch {
+		case rl.GetPerCaller() || len(rl.GetCallers()) > 0:
+			return fmt.Errorf("gateway rate limit %q is per caller, but a gateway's clients are outside the mesh; use per_source_ip or per_jwt_subject", rl.GetName())
+		case rl.GetGlobal():
+			return fmt.Errorf("gateway rate limit %q is global, which a gateway does not enforce; drop scope = \"global\"", rl.GetName())
+		}
+	}
+	if _, err := ratelimit.Compile(rls, nil); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	return nil
+}
+
 // gatewayCert loads an HTTPS listener's certificate from its files (nil
 // with mesh_certificate: the proxy's own, at each handshake).
 func gatewayCert(t *meshapi.GatewayTLS) (*tls.Certificate, error) {
@@ -212,6 +233,7 @@ type gatewayState struct {
 	tls      *tls.Config       // HTTPS
 	jwt      *jwtauth.Verifier // end-user tokens (nil: none checked)
 	service  string            // the gateway's service: the realm of 401 challenges
+	limits   []*ratelimit.Limiter
 	routes   []*gatewayRoute
 }
 
@@ -266,6 +288,10 @@ func (g *gatewayListener) protocol() meshapi.Protocol { return gatewayProto(g.gp
 func (g *gatewayListener) update(sp spec) {
 	l := sp.gw
 	st := &gatewayState{listener: l.GetName(), jwt: sp.jwt, service: sp.cfg.GetService()}
+	// Apply runs updates one at a time (under p.mu): the first listener
+	// compiles the gateway's limits, the others get the same ones.
+	g.p.gwLimits, _ = ratelimit.Compile(sp.cfg.GetGateway().GetRateLimits(), g.p.gwLimits) // checked by gatewaySpecs
+	st.limits = g.p.gwLimits
 	if g.shield != nil {
 		g.shield.Set(sp.prot)
 	}
@@ -480,11 +506,15 @@ func (g *gatewayListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, http.StatusBadRequest, "weft gateway: bad request: "+why)
 		return
 	}
-	if !g.authenticate(w, r, st) {
+	tokens, ok := g.authenticate(w, r, st)
+	if !ok {
 		return
 	}
 	if bad := canon.Canonicalize(r); bad != nil {
 		g.refuse(w, r, http.StatusBadRequest, "weft gateway: bad request: "+bad.Error())
+		return
+	}
+	if !g.limit(w, r, st, tokens) {
 		return
 	}
 	rt := st.route(host, r)
@@ -492,24 +522,69 @@ func (g *gatewayListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, http.StatusNotFound, fmt.Sprintf("weft gateway: no route of listener %s takes host %q and path %q; check the host name and path, or the gateway's routes", st.listener, host, r.URL.Path))
 		return
 	}
-	// X-Forwarded-* headers go no further: the outbound's reverse proxy
-	// drops them (a client outside the mesh cannot forge them).
+	// The client's X-Forwarded-* headers go no further (the outbound's
+	// reverse proxy drops them); the route's outbound sets
+	// X-Forwarded-For and X-Forwarded-Proto from the connection instead
+	// (forwarded), which the services' sidecars pass on to their apps
+	// from a gateway alone (Inbound.forwarding_callers).
+	stripForwarded(r.Header) // whatever the client sent, in any spelling
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	r = r.WithContext(context.WithValue(r.Context(), forwardedKey{}, &forwarded{client: protect.SourceIP(r.RemoteAddr), proto: proto}))
 	rt.out.serveHTTP(w, r)
+}
+
+// forwarded is what a gateway tells the service about its client.
+type forwarded struct{ client, proto string }
+
+type forwardedKey struct{}
+
+// setForwarded sets X-Forwarded-For and X-Forwarded-Proto on out, a
+// gateway's request to a service, from what the gateway saw of in's
+// client (nothing for a sidecar's own requests).
+func setForwarded(in, out *http.Request) {
+	if f, ok := in.Context().Value(forwardedKey{}).(*forwarded); ok {
+		out.Header.Set("X-Forwarded-For", f.client)
+		out.Header.Set("X-Forwarded-Proto", f.proto)
+	}
+}
+
+// limit checks the gateway's rate limits (its service's rate_limit
+// blocks) after the end-user check: per client address, per end user
+// (the sub claim of the valid token of the limit's provider), or one
+// bucket for all. It returns false when it answered 429 itself; a refusal
+// is an intrusion signal from the client's address.
+func (g *gatewayListener) limit(w http.ResponseWriter, r *http.Request, st *gatewayState, tokens jwtauth.Result) bool {
+	for _, l := range st.limits {
+		ok, wait := l.AllowSubject("", tokens.Subject(l.JWTProvider()), r, time.Now())
+		if ok {
+			continue
+		}
+		g.p.metrics.limited.WithLabelValues("", l.Name()).Inc()
+		g.p.note(protect.SourceIP(r.RemoteAddr), guard.RateLimited)
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+		g.refuse(w, r, http.StatusTooManyRequests, fmt.Sprintf("weft gateway: rate limit %q of %s exceeded; retry in %s", l.Name(), st.service, wait.Round(time.Millisecond)))
+		return false
+	}
+	return true
 }
 
 // authenticate is the end-user check of a gateway request, run before
 // routing: the tokens of the gateway service's JWT providers (jwt.go),
-// required when its service has a jwt block. It returns false when it
-// answered the request itself (401); a refused token is an intrusion
-// signal from the client's address.
-func (g *gatewayListener) authenticate(w http.ResponseWriter, r *http.Request, st *gatewayState) bool {
-	if _, refused := g.p.checkJWT(w, r, st.jwt, st.service); refused != "" {
+// required when its service has a jwt block. It returns the valid tokens,
+// or false when it answered the request itself (401); a refused token is
+// an intrusion signal from the client's address.
+func (g *gatewayListener) authenticate(w http.ResponseWriter, r *http.Request, st *gatewayState) (jwtauth.Result, bool) {
+	res, refused := g.p.checkJWT(w, r, st.jwt, st.service)
+	if refused != "" {
 		g.p.note(protect.SourceIP(r.RemoteAddr), guard.JWT)
 		g.p.accessLine("access", "gateway", "REFUSED").str("listener", g.name).str("method", r.Method).
 			str("path", r.URL.Path).int("status", http.StatusUnauthorized).str("reason", refused).send(g.p)
-		return false
+		return res, false
 	}
-	return true
+	return res, true
 }
 
 // route is the first route whose hosts hold host and one of whose

@@ -47,3 +47,31 @@ intention "edge" "web" {
     }
   }
 }
+
+service "edge2" {
+  binding "local" { name = "edge2" }
+  rate_limit "per-user" {
+    requests_per_second = 10
+    per_jwt_subject     = "corp"
+  }
+  rate_limit "per-ip" {
+    requests_per_second = 10
+    per_source_ip       = true
+  }
+  rate_limit "callers" {
+    requests_per_second = 10
+    callers             = ["web"] # ERROR: Rate limit per caller on a gateway
+  }
+  rate_limit "all" {
+    requests_per_second = 10
+    scope               = "global" # ERROR: Global rate limit on a gateway
+  }
+}
+
+gateway "edge2" {
+  listener "web" {
+    port     = 8081
+    protocol = "http"
+    route "a" { service = "web" }
+  }
+}
