@@ -389,8 +389,19 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// value would cost a copy of the request.
 	r.URL.Scheme, r.URL.Host = "http", st.appAddr
 	id := caller.String()
-	if !st.forwarders[id] {
-		stripForwarded(r.Header) // only a gateway tells who its client is
+	// Only a gateway tells who its client is, and only in the two
+	// headers it sets.
+	var relayed [][]string
+	if st.forwarders[id] {
+		for _, k := range relayedForwarded {
+			relayed = append(relayed, r.Header[k])
+		}
+	}
+	stripForwarded(r.Header)
+	for i, v := range relayed {
+		if v != nil {
+			r.Header[relayedForwarded[i]] = v
+		}
 	}
 	r.Header.Set(headerCaller, id)
 	r.Header.Set(headerXFCC, "By="+st.ownID+";URI="+id)

@@ -24,7 +24,8 @@ import (
 // shop.example.com and routes it to frontend; edge requires a token of
 // corp (its service's jwt block) and passes it on (forward_token), so
 // that frontend's sidecar, where the intention edge -> frontend is
-// enforced, checks the permission's claim itself.
+// enforced, checks the permission's claim itself. Each end user may send
+// 2 requests to /limited (edge's rate limit, at the gateway).
 const gatewayJWTPolicy = `
 mesh {
   trust_domain   = "weft.test"
@@ -43,6 +44,12 @@ jwt_provider "corp" {
 service "edge" {
   binding "local" { name = "edge" }
   jwt { providers = ["corp"] }
+  rate_limit "per-user" {
+    requests_per_second = 0.01
+    burst               = 2
+    per_jwt_subject     = "corp"
+    match { path_prefix = "/limited" }
+  }
 }
 
 service "frontend" {
@@ -134,8 +141,11 @@ func curl(t *testing.T, caFile, host, addr, path string, hdr ...string) (*curlAn
 // alg none, HS256 keyed with the public key, tampered); a valid token
 // passes it and reaches frontend's sidecar, which enforces the intention
 // edge -> frontend: 403 without the role admin, 200 with it, frontend
-// seeing the claims as headers (spoofed ones replaced). A key rotation at
-// the identity provider's JWKS URL is picked up without a restart.
+// seeing the claims as headers (spoofed ones replaced), and the client's
+// address and scheme in X-Forwarded-For and X-Forwarded-Proto (what the
+// client sent of them dropped). Each end user has their own rate limit
+// bucket at the gateway. A key rotation at the identity provider's JWKS
+// URL is picked up without a restart.
 func TestGatewayJWT(t *testing.T) {
 	corp := jwttest.New(t, "https://corp.test", jose.ES256)
 	ln := listen(t, "127.0.113.1:0")
@@ -245,6 +255,54 @@ func TestGatewayJWT(t *testing.T) {
 			t.Errorf("frontend saw X-Role %q, want admin alone (the spoofed root replaced)", got)
 		}
 		t.Logf("frontend saw X-User %q, X-Role %q", h.Values("X-User"), h.Values("X-Role"))
+	})
+
+	t.Run("X-Forwarded-For and -Proto from the gateway", func(t *testing.T) {
+		a := get(t, corp.Sign(t, admin), "X-Forwarded-For: 203.0.113.66", "X_Forwarded_For: 203.0.113.66",
+			"X-Forwarded-Proto: http", "X-Forwarded-Host: evil.example.com", "Forwarded: for=203.0.113.66")
+		if a.Code != http.StatusOK {
+			t.Fatalf("answered %d: %s", a.Code, a.Body)
+		}
+		var h http.Header
+		if err := json.Unmarshal([]byte(a.Body), &h); err != nil {
+			t.Fatalf("decoding the headers frontend saw: %v: %s", err, a.Body)
+		}
+		// curl calls from 127.0.0.1 (the kernel's source for loopback).
+		if got := h.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.1" {
+			t.Errorf("frontend saw X-Forwarded-For %q, want 127.0.0.1 alone (the client's address; what it sent dropped)", got)
+		}
+		if got := h.Values("X-Forwarded-Proto"); len(got) != 1 || got[0] != "https" {
+			t.Errorf("frontend saw X-Forwarded-Proto %q, want https alone", got)
+		}
+		for k, v := range h {
+			if strings.Contains(strings.Join(v, ","), "203.0.113.66") || strings.Contains(strings.Join(v, ","), "evil.example.com") {
+				t.Errorf("frontend saw the client's %s: %q", k, v)
+			}
+		}
+		t.Logf("frontend saw X-Forwarded-For %q, X-Forwarded-Proto %q", h.Values("X-Forwarded-For"), h.Values("X-Forwarded-Proto"))
+	})
+
+	t.Run("rate limit per end user at the gateway", func(t *testing.T) {
+		dave := corp.Sign(t, corp.Claims("dave", "shop", map[string]any{"role": "admin"}))
+		for i, want := range []int{http.StatusNotFound, http.StatusNotFound, http.StatusTooManyRequests} {
+			a, err := curl(t, cert.CAFile, "shop.example.com", gw, "/limited", "Authorization: Bearer "+dave)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Code != want {
+				t.Errorf("dave's request %d answered %d, want %d (burst 2 per end user, at the gateway): %s", i+1, a.Code, want, a.Body)
+			}
+			if a.Code == http.StatusTooManyRequests {
+				if a.Header.Get("Retry-After") == "" {
+					t.Error("429 without Retry-After")
+				}
+				t.Logf("dave's third request: 429, Retry-After %s: %s", a.Header.Get("Retry-After"), strings.TrimSpace(a.Body))
+			}
+		}
+		erin := corp.Sign(t, corp.Claims("erin", "shop", map[string]any{"role": "admin"}))
+		if a, err := curl(t, cert.CAFile, "shop.example.com", gw, "/limited", "Authorization: Bearer "+erin); err != nil || a.Code != http.StatusNotFound {
+			t.Errorf("erin's first request: %v %v, want 404 (her own bucket)", a, err)
+		}
 	})
 
 	t.Run("key rotation without a restart", func(t *testing.T) {
