@@ -37,6 +37,11 @@ import (
 //	}
 //
 //	intention "public" "frontend" { action = "allow" }
+//
+// The service's jwt block and rate_limit blocks apply at the gateway, to
+// its clients outside the mesh (checkGatewayRateLimits,
+// checkGatewayTokens): a token is checked before routing, and a limit is
+// per client address, per end user or for all.
 type gateway struct {
 	Name         string
 	NameRange    hcl.Range
