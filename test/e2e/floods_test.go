@@ -26,7 +26,8 @@ import (
 // floodPolicy: the gateway edge (HTTPS, a certificate of the test's CA)
 // in front of frontend, with the mesh's protection tightened so that the
 // test is short: a 2s header (and handshake) timeout and 32 connections
-// per source address on every sidecar and gateway listener.
+// per source address on every sidecar and gateway listener; at the
+// gateway, 5 requests to /limited per client address, then 1 a second.
 const floodPolicy = `
 mesh {
   trust_domain   = "weft.test"
@@ -39,6 +40,12 @@ mesh {
 
 service "edge" {
   binding "local" { name = "edge" }
+  rate_limit "per-ip" {
+    requests_per_second = 1
+    burst               = 5
+    per_source_ip       = true
+    match { path_prefix = "/limited" }
+  }
 }
 
 service "frontend" {
@@ -168,6 +175,37 @@ func TestEdgeFloods(t *testing.T) {
 		t.Run(tg.name, func(t *testing.T) { floodListener(t, tg) })
 	}
 
+	// A burst above the gateway's per-IP limit: 5 pass (frontend's app
+	// answers 404 for /limited), the rest get 429 at the gateway; the
+	// well-behaved client, from another address, has its own bucket.
+	t.Run("burst above the per-IP limit", func(t *testing.T) {
+		burst := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: cert.Pool},
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(attacker)}}
+				return d.DialContext(ctx, network, gw)
+			},
+		}}
+		defer burst.CloseIdleConnections()
+		codes := map[int]int{}
+		for range 20 {
+			req, _ := http.NewRequest("GET", "https://shop.example.com/limited", nil)
+			code, _, _, err := harness.Do(burst, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			codes[code]++
+		}
+		if codes[http.StatusNotFound] < 5 || codes[http.StatusNotFound] > 7 || codes[http.StatusTooManyRequests] < 13 {
+			t.Errorf("a burst of 20 from one address: %v, want 5 (or a refill or two more) passed (404) and the rest 429", codes)
+		}
+		req, _ := http.NewRequest("GET", "https://shop.example.com/limited", nil)
+		if code, body, _, err := harness.Do(gwClient, req); err != nil || code != http.StatusNotFound {
+			t.Errorf("the well-behaved client's /limited: %d %s %v, want 404 (its own bucket)", code, body, err)
+		}
+		t.Logf("a burst of 20 from %s above the gateway's per-IP limit (burst 5, 1/s): %v", attacker, codes)
+	})
+
 	// The gateway noted the attacker's refused handshakes and connections
 	// as intrusion signals from its address.
 	var m string
@@ -177,14 +215,14 @@ func TestEdgeFloods(t *testing.T) {
 			return err
 		}
 		m = body
-		for _, s := range []string{`weft_intrusion_signals_total{kind="handshake"}`, `weft_intrusion_signals_total{kind="conn_limited"}`, `weft_intrusion_signals_total{kind="bad_request"}`} {
+		for _, s := range []string{`weft_intrusion_signals_total{kind="handshake"}`, `weft_intrusion_signals_total{kind="conn_limited"}`, `weft_intrusion_signals_total{kind="bad_request"}`, `weft_intrusion_signals_total{kind="rate_limited"}`} {
 			if v := metricValue(m, s); v <= 0 {
 				return fmt.Errorf("%s is %v, want > 0", s, v)
 			}
 		}
 		return nil
 	})
-	for _, s := range []string{`weft_intrusion_signals_total{kind="handshake"}`, `weft_intrusion_signals_total{kind="conn_limited"}`, `weft_intrusion_signals_total{kind="bad_request"}`} {
+	for _, s := range []string{`weft_intrusion_signals_total{kind="handshake"}`, `weft_intrusion_signals_total{kind="conn_limited"}`, `weft_intrusion_signals_total{kind="bad_request"}`, `weft_intrusion_signals_total{kind="rate_limited"}`} {
 		t.Logf("gateway %s %v", s, metricValue(m, s))
 	}
 }
