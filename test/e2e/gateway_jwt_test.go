@@ -87,21 +87,29 @@ intention "edge" "frontend" {
 // curlAnswer is what /usr/bin/curl got: the status, the headers and the
 // body.
 type curlAnswer struct {
+	Proto  string // HTTP/1.1, HTTP/2
 	Code   int
 	Header http.Header
 	Body   string
 }
 
 // curl runs the real curl binary against https://host:port/path with the
-// given headers, trusting caFile and resolving host to addr (curl
-// --resolve): an outside client, as a user would run it.
+// given headers over HTTP/1.1, trusting caFile and resolving host to addr
+// (curl --resolve): an outside client, as a user would run it.
 func curl(t *testing.T, caFile, host, addr, path string, hdr ...string) (*curlAnswer, error) {
+	t.Helper()
+	return curlVersion(t, "--http1.1", caFile, host, addr, path, hdr...)
+}
+
+// curlVersion is curl with the HTTP version flag given (--http1.1,
+// --http2).
+func curlVersion(t *testing.T, version, caFile, host, addr, path string, hdr ...string) (*curlAnswer, error) {
 	t.Helper()
 	ip, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-sS", "--max-time", "10", "--http1.1", "--cacert", caFile,
+	args := []string{"-sS", "--max-time", "10", version, "--cacert", caFile,
 		"--resolve", host + ":" + port + ":" + ip, "-D", "-", "-o", "-"}
 	for _, h := range hdr {
 		args = append(args, "-H", h)
@@ -119,9 +127,8 @@ func curl(t *testing.T, caFile, host, addr, path string, hdr ...string) (*curlAn
 	if err != nil {
 		return nil, fmt.Errorf("curl %s: reading the status line: %w: %s", path, err, out)
 	}
-	var proto string
 	a := &curlAnswer{}
-	if _, err := fmt.Sscanf(line, "%s %d", &proto, &a.Code); err != nil {
+	if _, err := fmt.Sscanf(line, "%s %d", &a.Proto, &a.Code); err != nil {
 		return nil, fmt.Errorf("curl %s: status line %q: %w", path, line, err)
 	}
 	mh, err := tp.ReadMIMEHeader()
@@ -255,6 +262,16 @@ func TestGatewayJWT(t *testing.T) {
 			t.Errorf("frontend saw X-Role %q, want admin alone (the spoofed root replaced)", got)
 		}
 		t.Logf("frontend saw X-User %q, X-Role %q", h.Values("X-User"), h.Values("X-Role"))
+
+		// The same over HTTP/2 (ALPN h2): 200, and 401 without a token.
+		a2, err := curlVersion(t, "--http2", cert.CAFile, "shop.example.com", gw, "/headers", "Authorization: Bearer "+corp.Sign(t, admin))
+		if err != nil || a2.Code != http.StatusOK || a2.Proto != "HTTP/2" {
+			t.Errorf("over HTTP/2 with the claim: %+v %v, want HTTP/2 200", a2, err)
+		}
+		a2, err = curlVersion(t, "--http2", cert.CAFile, "shop.example.com", gw, "/headers")
+		if err != nil || a2.Code != http.StatusUnauthorized || a2.Proto != "HTTP/2" || !strings.HasPrefix(a2.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("over HTTP/2 without a token: %+v %v, want HTTP/2 401 with a challenge", a2, err)
+		}
 	})
 
 	t.Run("X-Forwarded-For and -Proto from the gateway", func(t *testing.T) {
