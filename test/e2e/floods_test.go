@@ -361,13 +361,13 @@ func floodListener(t *testing.T, tg floodTarget) {
 				}
 				conns = append(conns, c)
 			}
-			// Each connection gets 300ms to be closed; those the listener
+			// Each connection gets a second to be closed; those the listener
 			// took in wait that long, in parallel.
 			var n atomic.Int32
 			var readers sync.WaitGroup
 			for _, c := range conns {
 				readers.Go(func() {
-					c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+					c.SetReadDeadline(time.Now().Add(time.Second))
 					if _, err := c.Read(make([]byte, 1)); err != nil && !isTimeoutErr(err) {
 						n.Add(1)
 					}
