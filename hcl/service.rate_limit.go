@@ -18,7 +18,7 @@ import (
 //	  burst               = 20      # bucket size; default: requests_per_second, at least 1
 //	  per_caller          = true    # a bucket per calling service
 //	  per_jwt_subject     = "corp"  # a bucket per end user: the sub of their token of this jwt_provider
-//	  per_source_ip       = true    # a bucket per client IP address (at most 10,000, refilled ones dropped first)
+//	  per_source_ip       = true    # a bucket per client IP address, per /64 for IPv6 (at most 10,000, refilled ones dropped first)
 //	  callers             = ["web"] # only these callers; default every caller
 //	  match { path_prefix = "/search" } # only these requests; default every request
 //	  scope               = "local" # "global": the rate and burst hold across every

@@ -68,23 +68,7 @@ func gatewayUpstream(p *policy.Policy, idx endpointSource, g policy.Gateway, l p
 	} else {
 		up.Routes = routes(p, idx, dst.Routes, g.Service)
 	}
-	if cb := dst.CircuitBreaker; cb != nil {
-		up.CircuitBreaker = &meshapi.CircuitBreaker{
-			MaxConnections: uint32(cb.MaxConnections), MaxRequests: uint32(cb.MaxRequests),
-			MaxPending: uint32(cb.MaxPending), MaxRetries: uint32(cb.MaxRetries),
-		}
-	}
-	if od := dst.OutlierDetection; od != nil {
-		up.OutlierDetection = &meshapi.OutlierDetection{
-			Consecutive_5Xx:          uint32(od.Consecutive5xx),
-			ConsecutiveGatewayErrors: uint32(od.ConsecutiveGatewayErrors),
-			ConsecutiveLocalFailures: uint32(od.ConsecutiveLocalFailures),
-			Interval:                 duration(od.Interval),
-			BaseEjectionTime:         duration(od.BaseEjectionTime),
-			MaxEjectedPercent:        uint32(od.MaxEjectedPercent),
-			SuccessRate:              outlierSuccessRate(od.SuccessRate),
-		}
-	}
+	upstreamProtection(up, dst) // compile.go
 	return up
 }
 

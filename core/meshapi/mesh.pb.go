@@ -4949,11 +4949,14 @@ type Gateway struct {
 	// ProxyConfig.jwt_providers). Unset: none required; tokens present are
 	// still checked against the providers the configuration carries.
 	Jwt *JwtRequirement `protobuf:"bytes,3,opt,name=jwt,proto3" json:"jwt,omitempty"`
-	// The gateway service's rate limits, checked after the end-user check
-	// and before routing, on every HTTP request of every listener: a bucket
-	// per client IP address (per_source_ip), per end user (per_jwt_subject:
-	// the sub claim of the request's valid token), or one for all. Never
-	// per_caller, callers or global (a gateway has no mesh callers).
+	// The gateway's service's rate limits, applied by each gateway instance
+	// to every HTTP request from outside the mesh, after authentication and
+	// before routing (per_source_ip: the client's address; per_jwt_subject:
+	// the valid token's sub), one bucket set shared by the gateway's
+	// listeners. The policy refuses per_caller, callers and a global scope
+	// there (a gateway has no mesh callers and takes no budget share); a
+	// config that has them anyway gets one shared bucket and a per-instance
+	// limit.
 	RateLimits    []*RateLimit `protobuf:"bytes,4,rep,name=rate_limits,json=rateLimits,proto3" json:"rate_limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

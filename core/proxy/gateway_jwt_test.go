@@ -83,11 +83,65 @@ func TestGatewayJWT(t *testing.T) {
 	}
 }
 
-// TestGatewayRateLimits: a gateway's rate limits apply before routing,
+// TestGatewayRateLimits: the gateway service's rate limits hold at the
+// gateway: per end user (per_jwt_subject), and per client address, never
+// by a header the client sends.
+func TestGatewayRateLimits(t *testing.T) {
+	idp := jwttest.New(t, "https://idp.example.com", jose.ES256)
+	cfg := gatewayJWTConfig(idp, t, meshapi.GatewayProtocol_GATEWAY_PROTOCOL_HTTP)
+	cfg.Gateway.RateLimits = []*meshapi.RateLimit{{Name: "per-user", RequestsPerSecond: 0.001, Burst: 2, PerJwtSubject: "corp"}}
+	p := New(Options{Log: io.Discard, DrainTimeout: time.Second})
+	defer p.Close()
+	if err := p.Apply(1, cfg); err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + p.Addr(KeyGateway("web")).String() + "/"
+	c := &http.Client{Timeout: 10 * time.Second}
+	call := func(sub string) (int, string) {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Host = "shop.example.com"
+		req.Header.Set("Authorization", "Bearer "+idp.Sign(t, idp.Claims(sub, "shop", nil)))
+		req.Header.Set("X-Forwarded-For", "198.51.100."+sub)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	// Past the limit, the route's service has no endpoints: 503.
+	for i, tc := range []struct {
+		sub  string
+		want int
+	}{
+		{"alice", http.StatusServiceUnavailable}, {"alice", http.StatusServiceUnavailable},
+		{"alice", http.StatusTooManyRequests}, {"bob", http.StatusServiceUnavailable},
+	} {
+		code, retry := call(tc.sub)
+		if code != tc.want {
+			t.Errorf("request %d of %s: %d, want %d", i+1, tc.sub, code, tc.want)
+		}
+		if code == http.StatusTooManyRequests && retry == "" {
+			t.Errorf("a 429 without Retry-After")
+		}
+	}
+
+	// A limit the sidecar cannot compile refuses the configuration.
+	cfg = gatewayJWTConfig(idp, t, meshapi.GatewayProtocol_GATEWAY_PROTOCOL_HTTP)
+	cfg.Gateway.RateLimits = []*meshapi.RateLimit{{Name: "bad"}}
+	q := New(Options{Log: io.Discard})
+	defer q.Close()
+	if err := q.Apply(1, cfg); err == nil || !strings.Contains(err.Error(), "must be positive") {
+		t.Errorf("a gateway rate limit of 0/s: Apply gave %v, want a refusal", err)
+	}
+}
+
+// TestGatewayRateLimitsShared: a gateway's rate limits apply before routing,
 // per client address (per_source_ip) here, one bucket per address shared
 // by the gateway's listeners: past the burst a client gets 429 with
 // Retry-After, another address has its own bucket.
-func TestGatewayRateLimits(t *testing.T) {
+func TestGatewayRateLimitsShared(t *testing.T) {
 	cfg := gatewayConfig(&meshapi.GatewayListener{Name: "a", BindAddress: "127.0.0.1", Routes: []*meshapi.GatewayRoute{httpRoute()}})
 	second := &meshapi.GatewayListener{Name: "b", BindAddress: "127.0.0.1", Routes: []*meshapi.GatewayRoute{httpRoute()}}
 	second.Routes[0].Upstream.Name = "gateway/b/web"

@@ -43,8 +43,6 @@ func TestGatewayRefusedConfigs(t *testing.T) {
 			Name: "web", BindAddress: "127.0.0.1", Routes: []*meshapi.GatewayRoute{httpRoute()},
 		})},
 		{"a sidecar's config", "is a sidecar's", Options{Gateway: "public"}, &meshapi.ProxyConfig{InstanceId: "web-1", Service: "web"}},
-		{"a rate limit per caller", "is per caller", Options{}, withGatewayLimit(&meshapi.RateLimit{Name: "c", RequestsPerSecond: 1, Burst: 1, PerCaller: true})},
-		{"a global rate limit", "is global", Options{}, withGatewayLimit(&meshapi.RateLimit{Name: "g", RequestsPerSecond: 1, Burst: 1, Global: true})},
 		{"a bad rate limit", "must be positive", Options{}, withGatewayLimit(&meshapi.RateLimit{Name: "z", PerSourceIp: true})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

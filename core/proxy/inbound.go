@@ -331,6 +331,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stripOwnedHeaders(r.Header)
+	dropH2CUpgrade(r.Header)
 	tokens, refused := in.p.checkJWT(rec, r, st.jwt, st.service)
 	if refused != "" {
 		rec.reason, denied = refused, refused

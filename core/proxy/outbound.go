@@ -372,6 +372,7 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			str("target", r.RequestURI).int("status", http.StatusBadRequest).str("reason", bad.Error()).request(r, nil).send(o.p)
 		return
 	}
+	dropH2CUpgrade(r.Header)
 	if o.refuseExternal(w, r, st, start) { // external.go
 		return
 	}
