@@ -544,7 +544,7 @@ func (g *gatewayListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		proto = "https"
 	}
 	r = r.WithContext(context.WithValue(r.Context(), forwardedKey{}, &forwarded{client: protect.SourceIP(r.RemoteAddr), proto: proto}))
-	rt.out.serveHTTP(w, r)
+	rt.out.serveHTTP(&gatewayWriter{ResponseWriter: w}, r) // denied.go
 }
 
 // forwarded is what a gateway tells the service about its client.

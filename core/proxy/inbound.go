@@ -322,6 +322,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if caller.Service == "" {
 		rec.reason = "weft: the caller's identity is unknown"
+		markDenied(rec)
 		http.Error(rec, rec.reason, http.StatusForbidden)
 		return
 	}
@@ -341,6 +342,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if ok, why, needs := st.authz.AuthorizeRequestJWT(caller, r, query, tokens.Claims); !ok {
 		if needs != "" {
+			markDenied(rec)
 			in.p.unauthenticated(rec, r, st.service, &jwtauth.Failure{Provider: needs, Reason: jwtauth.ReasonMissing, Detail: why})
 			rec.reason, denied = why, why
 			in.p.accessLine("access", "inbound", "UNAUTHENTICATED").str("caller", caller.String()).str("dest", st.service).
@@ -354,6 +356,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		in.p.accessLine("access", "inbound", "DENIED").str("caller", caller.String()).str("dest", st.service).
 			str("method", r.Method).str("path", r.URL.Path).str("reason", why).request(r, nil).send(in.p)
 		rec.reason = why
+		markDenied(rec)
 		if isGRPC(r) {
 			writeGRPCError(rec, grpcPermissionDenied, why)
 			return
