@@ -110,6 +110,8 @@ type options struct {
 	log         logging.Flags
 	accessLog   string
 	gateway     string // --gateway: the only gateway configuration taken
+	node        string   // --node: run as the node proxy of this node (node.go)
+	serve       []string // --serve ID=ADMIN: the node proxy's instances
 }
 
 func newRootCmd() *cobra.Command {
@@ -133,6 +135,9 @@ check state).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if o.node != "" {
+				return runNode(ctx, o)
+			}
 			return run(ctx, o)
 		},
 	}
@@ -151,9 +156,8 @@ check state).`,
 	fl.DurationVar(&o.logFlush, "log-flush", 100*time.Millisecond, "write the log (one access-log line per request) in batches this often; 0 writes every line at once")
 	fl.StringVar(&o.gateway, "gateway", "", "run as the ingress gateway NAME: refuse any configuration that is not that gateway's (optional; the configuration carries the mode)")
 	fl.DurationVar(&o.reportEvery, "report-interval", reportIntervalDefault(), "send the controller a report of the golden signals (requests, successes, latency, bytes, denials) this often; 0 sends none (or set "+reportEnv+", which sidecars a scheduler starts inherit)")
-	for _, f := range []string{"instance", "trust-bundle", "admin"} {
-		root.MarkFlagRequired(f)
-	}
+	fl.StringVar(&o.node, "node", "", "run as the node proxy of node NAME, serving every --serve instance with its own identity (the node token in $"+nodeTokenEnv+"; docs/deployment-models.md)")
+	fl.StringArrayVar(&o.serve, "serve", nil, "with --node: an instance ID=ADMIN_HOST:PORT the node proxy serves, with that instance's admin endpoints; repeat it")
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version of this build",
@@ -164,6 +168,9 @@ check state).`,
 }
 
 func run(ctx context.Context, o options) error {
+	if err := checkRequired(o); err != nil {
+		return err
+	}
 	// Bad logging flags are usage errors, found before anything starts.
 	accessFormat, err := proxy.ParseAccessLogFormat(o.accessLog)
 	if err != nil {
