@@ -53,7 +53,7 @@ type runner struct {
 
 	mu      sync.Mutex
 	insts   map[string]*instance
-	node    *slot // the node proxy, shared by the node-mode instances; nil without one
+	node    *slot                 // the node proxy, shared by the node-mode instances; nil without one
 	prev    map[string]stateEntry // from the state file, until the first apply
 	changed chan struct{}         // closed and replaced on every change
 	diags   []sdk.Diagnostic      // problems sent with every snapshot

@@ -109,7 +109,7 @@ type options struct {
 	reportEvery time.Duration
 	log         logging.Flags
 	accessLog   string
-	gateway     string // --gateway: the only gateway configuration taken
+	gateway     string   // --gateway: the only gateway configuration taken
 	node        string   // --node: run as the node proxy of this node (node.go)
 	serve       []string // --serve ID=ADMIN: the node proxy's instances
 }
