@@ -1,0 +1,162 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/test/harness"
+)
+
+// nodePolicy: web and api (served by the node proxy) call each other;
+// web may call store (a sidecar), api may not; store calls api back.
+const nodePolicy = `
+mesh {
+  trust_domain   = "weft.test"
+  default_action = "deny"
+}
+
+service "web" {
+  protocol = "http"
+  binding "local" { name = "web" }
+  upstream "api" { local_port = 9001 }
+  upstream "store" { local_port = 9002 }
+}
+service "api" {
+  protocol = "http"
+  binding "local" { name = "api" }
+  upstream "web" { local_port = 9001 }
+  upstream "store" { local_port = 9002 }
+}
+service "store" {
+  protocol = "http"
+  binding "local" { name = "store" }
+  upstream "api" { local_port = 9001 }
+}
+
+intention "web" "api" { action = "allow" }
+intention "web" "store" { action = "allow" }
+intention "api" "web" { action = "allow" }
+intention "store" "api" { action = "allow" }
+`
+
+func nodeWorkloads() string {
+	app := filepath.Join(binDir, "weft-demo-app")
+	node := `proxy_mode = "node"`
+	return harness.Workload("web", app, node, `env = { UPSTREAM_API = "http://${HOST}:9001", UPSTREAM_STORE = "http://${HOST}:9002" }`) +
+		harness.Workload("api", app, node, `env = { UPSTREAM_WEB = "http://${HOST}:9001", UPSTREAM_STORE = "http://${HOST}:9002" }`) +
+		harness.Workload("store", app, `env = { UPSTREAM_API = "http://${HOST}:9001" }`)
+}
+
+// One node proxy serves web and api, each with its own identity and
+// intentions, beside a sidecar-mode store: the callee sees the right
+// SPIFFE ID both ways across the modes, and api is refused what web is
+// allowed. The process count and resident memory of the proxies are
+// printed.
+func TestNodeProxyServesInstancesWithTheirOwnIdentity(t *testing.T) {
+	ctl, _ := startLocalMesh(t, nodePolicy, nodeWorkloads(), "127.0.117.2", "--adapter-option", "local.node=node-a")
+	s := ctl.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(3))
+	web, api, store := s.Address("web"), s.Address("api"), s.Address("store")
+
+	// Who serves whom: the node-mode instances share one proxy process.
+	pids := map[string]string{}
+	for _, in := range s.Instances {
+		pids[in.Service] = in.Labels["proxy_pid"]
+	}
+	if pids["web"] == "" || pids["web"] != pids["api"] || pids["store"] == pids["web"] {
+		t.Fatalf("proxy pids %v: want web and api on one node proxy, store on a sidecar of its own", pids)
+	}
+
+	for _, tc := range []struct {
+		from, app, path string
+		status          int    // the upstream's status the app saw
+		callee, caller  string // the callee's service and the caller it was told
+	}{
+		{"web", web, "/call/api", 200, "api", id("web")},
+		{"api", api, "/call/web", 200, "web", id("api")},
+		{"web", web, "/call/store", 200, "store", id("web")},
+		{"api", api, "/call/store", 403, "", ""}, // no intention api -> store
+		{"store", store, "/call/api", 200, "api", id("store")},
+	} {
+		t.Run(tc.from+tc.path, func(t *testing.T) {
+			// The demo app's answer to /call/...; the upstream's response
+			// is the callee's JSON, or its refusal as text.
+			var a struct {
+				Status   int             `json:"status"`
+				Response json.RawMessage `json:"response"`
+			}
+			var callee struct{ Service, Caller string }
+			var body string
+			harness.Eventually(t, tc.from+" calling "+tc.path, 30*time.Second, func() error {
+				_, b, err := harness.Get(t.Context(), "http://"+net.JoinHostPort(tc.app, "8080")+tc.path)
+				if err != nil {
+					return err
+				}
+				body = b
+				if err := json.Unmarshal([]byte(b), &a); err != nil {
+					return fmt.Errorf("decoding %s: %w", b, err)
+				}
+				if a.Status == 503 || a.Status == 0 { // the callee is not in the caller's endpoints yet
+					return fmt.Errorf("upstream status %d: %s", a.Status, b)
+				}
+				return nil
+			})
+			if a.Status != tc.status {
+				t.Fatalf("%s %s: upstream status %d, want %d: %s", tc.from, tc.path, a.Status, tc.status, body)
+			}
+			if tc.status == 403 && !strings.Contains(body, "svc/"+tc.from+" may not call") {
+				t.Errorf("%s %s: the refusal does not name %s as the caller: %s", tc.from, tc.path, tc.from, body)
+			}
+			if tc.status != 200 {
+				return
+			}
+			if err := json.Unmarshal(a.Response, &callee); err != nil {
+				t.Fatalf("%s %s: decoding the callee's answer: %v: %s", tc.from, tc.path, err, body)
+			}
+			if callee.Service != tc.callee || callee.Caller != tc.caller {
+				t.Errorf("%s %s: callee %s saw caller %q, want %s seeing %q", tc.from, tc.path, callee.Service, callee.Caller, tc.callee, tc.caller)
+			}
+		})
+	}
+
+	// Per-instance metrics: each instance's admin address serves its own
+	// proxy's series, with its own identity.
+	for _, svc := range []string{"web", "api"} {
+		_, body, err := harness.Get(t.Context(), "http://"+net.JoinHostPort(s.Address(svc), "15000")+"/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(body, `service="`+svc+`"`) {
+			t.Errorf("%s's admin /metrics does not name service %q:\n%.2000s", svc, svc, body)
+		}
+	}
+
+	node, sidecar := rssKiB(t, pids["web"]), rssKiB(t, pids["store"])
+	t.Logf("proxy processes: 2 for 3 instances (1 node proxy for web and api, 1 sidecar for store); RSS: node proxy %d KiB for 2 instances, sidecar %d KiB for 1", node, sidecar)
+}
+
+// rssKiB is the resident set of process pid, from /proc.
+func rssKiB(t *testing.T, pid string) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		t.Fatalf("reading the proxy's memory: %v", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			if err != nil {
+				t.Fatalf("reading VmRSS %q: %v", v, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no VmRSS in /proc/%s/status", pid)
+	return 0
+}
