@@ -142,7 +142,7 @@ func TestNodeProxyServesInstancesWithTheirOwnIdentity(t *testing.T) {
 }
 
 // rssKiB is the resident set of process pid, from /proc.
-func rssKiB(t *testing.T, pid string) int {
+func rssKiB(t testing.TB, pid string) int {
 	t.Helper()
 	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
