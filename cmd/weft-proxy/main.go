@@ -29,6 +29,12 @@
 // signals on the same mTLS connection (core/proxy, report.go).
 //
 // The join token comes in WEFT_JOIN_TOKEN, never on the command line.
+//
+// The node proxy: with --node NAME and one --serve ID=ADMIN_HOST:PORT per
+// instance (instead of --instance and --admin), one process serves several
+// instances of a node, each with its own identity, configuration stream,
+// listeners, policy and admin endpoints, joining with the node token in
+// WEFT_NODE_TOKEN (node.go; docs/deployment-models.md).
 package main
 
 import (
