@@ -185,6 +185,10 @@ func (h *handler) joinToken(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "decoding the request: "+err.Error()+`; send {"adapter", "instance", "service", "namespace", "ttl_seconds"}`, http.StatusBadRequest)
 		return
 	}
+	if req.Node != "" {
+		h.nodeToken(w, req) // nodetoken.go
+		return
+	}
 	if req.Adapter == "" || req.Instance == "" || !model.ValidName(req.Service) || (req.Namespace != "" && !model.ValidName(req.Namespace)) {
 		http.Error(w, "adapter, instance and service are required; service and namespace must be DNS labels", http.StatusBadRequest)
 		return

@@ -162,6 +162,11 @@ type JoinTokenRequest struct {
 	Service    string `json:"service"`
 	Namespace  string `json:"namespace"`
 	TTLSeconds int    `json:"ttl_seconds"`
+	// Node, instead of instance and service, asks for a node token: it
+	// admits the node proxy of that node (weft-proxy --node) for each
+	// instance the adapter places there, once per instance
+	// (docs/deployment-models.md).
+	Node string `json:"node,omitempty"`
 }
 
 // JoinTokenResponse is what POST /v1/join-tokens returns: the token, and

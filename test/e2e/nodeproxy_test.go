@@ -1,16 +1,22 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/test/harness"
 )
 
@@ -137,6 +143,8 @@ func TestNodeProxyServesInstancesWithTheirOwnIdentity(t *testing.T) {
 		}
 	}
 
+	t.Run("a node proxy of another node", func(t *testing.T) { otherNodeRefused(t, ctl) })
+
 	node, sidecar := rssKiB(t, pids["web"]), rssKiB(t, pids["store"])
 	t.Logf("proxy processes: 2 for 3 instances (1 node proxy for web and api, 1 sidecar for store); RSS: node proxy %d KiB for 2 instances, sidecar %d KiB for 1", node, sidecar)
 }
@@ -159,4 +167,47 @@ func rssKiB(t testing.TB, pid string) int {
 	}
 	t.Fatalf("no VmRSS in /proc/%s/status", pid)
 	return 0
+}
+
+// otherNodeRefused: a compromised node proxy of node-b (its node token
+// from the admin API, as a launcher would get it) asks for web-0, which
+// the local adapter placed on node-a: the controller refuses it, at the
+// Join RPC and when a real weft-proxy --node tries. A token of node-a
+// admits node-a's instance.
+func otherNodeRefused(t *testing.T, ctl *harness.Controller) {
+	nodeToken := func(node string) string {
+		var out struct{ Token string }
+		if err := ctl.Call("POST", "/v1/join-tokens", map[string]any{"adapter": "local", "node": node, "ttl_seconds": 60}, &out); err != nil || !strings.HasPrefix(out.Token, "wj1.") {
+			t.Fatalf("node token for %s: %v %+v", node, err, out)
+		}
+		return out.Token
+	}
+	mc := meshClient(t, ctl)
+	join := func(instance, token string) (*meshapi.Credentials, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return mc.Join(ctx, &meshapi.JoinRequest{InstanceId: instance, JoinToken: token, CsrDer: newCSR(t)})
+	}
+	nodeB := nodeToken("node-b")
+	if _, err := join("web-0", nodeB); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), `placed it on node "node-a"`) {
+		t.Errorf("node-b's token for web-0: %v, want PermissionDenied, placed on node-a", err)
+	}
+	if creds, err := join("api-0", nodeToken("node-a")); err != nil || creds.SpiffeId != id("api") {
+		t.Errorf("node-a's token for api-0: %v, %v; want %s", creds, err, id("api"))
+	}
+
+	// The real process: it serves nothing and says why.
+	cmd := exec.Command(filepath.Join(binDir, "weft-proxy"), "--node", "node-b",
+		"--serve", "web-0=127.0.117.250:15000", "--controller", ctl.Listen,
+		"--trust-bundle", ctl.WaitCACert(t), "--data-dir", t.TempDir())
+	cmd.Env = append(harness.WithoutWeftEnv(), "WEFT_NODE_TOKEN="+nodeB)
+	p := harness.Start(t, "node-b proxy", cmd, harness.Options{})
+	select {
+	case <-p.Exited():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("node-b's proxy still runs after 30s:\n%s", p.Out.String())
+	}
+	if out := p.Out.String(); !strings.Contains(out, `the node proxy of node "node-b" may not serve instance "web-0": its scheduler placed it on node "node-a"`) {
+		t.Errorf("node-b's proxy does not say it was refused web-0:\n%s", out)
+	}
 }
