@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -72,5 +74,62 @@ func BenchmarkProxyMemory(b *testing.B) {
 				b.ReportMetric(float64(total)/1024/float64(n), "MiB/instance")
 			})
 		}
+	}
+}
+
+// latencyPolicy: client calls server.
+const latencyPolicy = `
+mesh {
+  trust_domain   = "weft.test"
+  default_action = "deny"
+}
+service "client" {
+  protocol = "http"
+  binding "local" { name = "client" }
+  upstream "server" { local_port = 9001 }
+}
+service "server" {
+  protocol = "http"
+  binding "local" { name = "server" }
+}
+intention "client" "server" { action = "allow" }
+`
+
+// BenchmarkProxyLatency is one HTTP request at a time from the client's
+// outbound listener, as its app would send it, through the client's proxy
+// and the server's to the server's app, and back: with a sidecar each, and
+// with both instances on one node proxy. ns/op is the round trip.
+//
+//	go test -run '^$' -bench BenchmarkProxyLatency -benchtime 2000x ./test/e2e/
+func BenchmarkProxyLatency(b *testing.B) {
+	for _, mode := range []string{"sidecar", "node"} {
+		b.Run(mode, func(b *testing.B) {
+			app := filepath.Join(binDir, "weft-demo-app")
+			m := harness.StartLocalMesh(b, binDir, b.TempDir(), latencyPolicy,
+				harness.Workload("client", app, `proxy_mode = "`+mode+`"`)+harness.Workload("server", app, `proxy_mode = "`+mode+`"`),
+				"127.0.119.2", "--adapter-option", "local.isolation=none")
+			s := m.Controller.WaitFor(b, "the mesh to converge", 90*time.Second, harness.Converged(2))
+			url := "http://" + s.Address("client") + ":9001/"
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			get := func() error {
+				resp, err := client.Get(url)
+				if err != nil {
+					return err
+				}
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err == nil && resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+				return err
+			}
+			harness.Eventually(b, "the first call", 30*time.Second, get)
+			b.ResetTimer()
+			for range b.N {
+				if err := get(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
