@@ -262,6 +262,7 @@ func (h *handler) status() StatusReport {
 			Isolation: string(e.Instance.Isolation),
 			Outbound:  outboundReports(o.Sidecars, e.Instance.ID),
 			App:       appReport(o.Sidecars, e.Instance.ID),
+			Node:      e.Instance.Node,
 		}
 		if healthy, reason, ok := o.Mesh.SidecarHealth(e.Instance.ID); ok {
 			in.SidecarCheck = "passing"

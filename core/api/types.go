@@ -143,6 +143,9 @@ type InstanceReport struct {
 	// App is where the sidecar reaches the app ("ip:port") in its compiled
 	// configuration: what `weft check` probes as the app port.
 	App string `json:"app,omitempty"`
+	// Node is the node the scheduler placed the instance on
+	// (model.Instance.Node), "" when its adapter does not say.
+	Node string `json:"node,omitempty"`
 }
 
 // OutboundReport is one outbound (upstream) listener of a sidecar, as its

@@ -74,6 +74,9 @@ func TestNodeProxyServesInstancesWithTheirOwnIdentity(t *testing.T) {
 	pids := map[string]string{}
 	for _, in := range s.Instances {
 		pids[in.Service] = in.Labels["proxy_pid"]
+		if in.Node != "node-a" {
+			t.Errorf("weft status: %s is on node %q, want node-a", in.ID, in.Node)
+		}
 	}
 	if pids["web"] == "" || pids["web"] != pids["api"] || pids["store"] == pids["web"] {
 		t.Fatalf("proxy pids %v: want web and api on one node proxy, store on a sidecar of its own", pids)
