@@ -214,3 +214,48 @@ func otherNodeRefused(t *testing.T, ctl *harness.Controller) {
 		t.Errorf("node-b's proxy does not say it was refused web-0:\n%s", out)
 	}
 }
+
+// With the guard on, the node-mode instances are left out of it and say
+// so (isolation none), while the sidecar-mode store stays guarded, and
+// traffic goes both ways between the node proxy and the guarded sidecar.
+func TestNodeProxyBesideTheGuard(t *testing.T) {
+	nft := nftBinary(t)
+	ctl := harness.StartLocalMesh(t, binDir, t.TempDir(), nodePolicy, nodeWorkloads(), "127.0.117.40", "--adapter-option", "local.node=node-a").Controller
+	s := ctl.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(3))
+	for _, a := range s.Adapters {
+		table := fmt.Sprintf("weft_local_%d", a.Pid)
+		t.Cleanup(func() { _ = exec.Command(nft, "delete", "table", "inet", table).Run() })
+	}
+	s = ctl.WaitFor(t, "the store guarded", 30*time.Second, func(s *harness.Status) bool {
+		for _, in := range s.Instances {
+			if in.Service == "store" && in.Isolation != "guard" {
+				return false
+			}
+		}
+		return true
+	})
+	for _, in := range s.Instances {
+		want := "none"
+		if in.Service == "store" {
+			want = "guard"
+		}
+		if in.Isolation != want {
+			t.Errorf("%s: isolation %q, want %q", in.ID, in.Isolation, want)
+		}
+	}
+	// web (node proxy) -> store (guarded sidecar) -> its app; and the
+	// store's app is closed to this test.
+	harness.Eventually(t, "web calling store", 30*time.Second, func() error {
+		a, err := harness.CallThrough(net.JoinHostPort(s.Address("web"), "8080"), "/call/store")
+		if err != nil {
+			return err
+		}
+		if a.Response.Caller != id("web") {
+			return fmt.Errorf("store saw caller %q", a.Response.Caller)
+		}
+		return nil
+	})
+	if code, _, err := harness.Get(t.Context(), "http://"+net.JoinHostPort(s.Address("store"), "8080")+"/"); err == nil {
+		t.Errorf("the guarded store's app answered this test directly (%d)", code)
+	}
+}
