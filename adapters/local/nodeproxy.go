@@ -58,10 +58,11 @@ func validNode(n string) bool {
 
 // withNodeProxy gives every node-mode spec the node proxy's process spec.
 func withNodeProxy(specs []instanceSpec, in planInput) {
-	var serve []string
+	var serve, identities []string
 	for _, s := range specs {
 		if s.ProxyMode == ProxyModeNode {
 			serve = append(serve, s.ID+"="+net.JoinHostPort(s.Address, strconv.Itoa(adminPort)))
+			identities = append(identities, s.ID+"="+s.Namespace+"/"+s.Service)
 		}
 	}
 	if len(serve) == 0 {
@@ -76,7 +77,13 @@ func withNodeProxy(specs []instanceSpec, in planInput) {
 		argv = append(argv, "--controller", c)
 	}
 	argv = append(argv, "--trust-bundle", l.trustBundle(), "--data-dir", l.proxyDir(nodeSlotID))
-	p := procSpec{Argv: argv, Env: []string{"WEFT_NODE=" + in.Node}, Log: l.log(nodeSlotID, "proxy")}
+	// The identities are the node proxy's, as a sidecar's are its: when
+	// one changes, the node proxy restarts and joins anew.
+	p := procSpec{
+		Argv: argv,
+		Env:  []string{"WEFT_NODE=" + in.Node, "WEFT_NODE_IDENTITIES=" + strings.Join(identities, ",")},
+		Log:  l.log(nodeSlotID, "proxy"),
+	}
 	for i := range specs {
 		if specs[i].ProxyMode == ProxyModeNode {
 			specs[i].Proxy = p

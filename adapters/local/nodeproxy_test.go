@@ -66,11 +66,20 @@ func fakeNodeProxy(args []string) {
 // in the proxy mode modes names ("" for the default).
 func (s *testSetup) writeModes(t *testing.T, services map[string]int, modes map[string]string) {
 	t.Helper()
+	s.writeModesExtra(t, services, modes, nil)
+}
+
+// writeModesExtra is writeModes with more lines for some services.
+func (s *testSetup) writeModesExtra(t *testing.T, services map[string]int, modes, extra map[string]string) {
+	t.Helper()
 	var b strings.Builder
 	for name, n := range services {
 		mode := ""
 		if m := modes[name]; m != "" {
 			mode = fmt.Sprintf("  proxy_mode = %q\n", m)
+		}
+		if e := extra[name]; e != "" {
+			mode += e + "\n"
 		}
 		fmt.Fprintf(&b, "service %q {\n  command = %q\n  args = [%q]\n  instances = %d\n  port = %d\n  env = { TEST_READY = %q }\n%s}\n",
 			name, testBinary(t), helperApp, n, s.port, s.readySocket(), mode)
@@ -142,6 +151,18 @@ func TestNodeProxyModes(t *testing.T) {
 		return allPassing("api-0", "api-1", "db-0")(ev) && p["api-0"][1] != p["api-1"][1] && p["api-0"][1] != p["db-0"][1] && p["db-0"][1] != secondNode
 	})
 	thirdNode := pids(ev)["db-0"][1]
+
+	// A new identity (db serves another service) restarts the node proxy,
+	// as it restarts a sidecar.
+	s.writeModesExtra(t, map[string]int{"api": 2, "db": 1}, map[string]string{"api": "instance", "db": "node"}, map[string]string{"db": `  service = "db2"`})
+	ev = sdktest.WaitFor(t, events, "db as db2", waitTimeout, func(ev sdk.WatchEvent) bool {
+		return allPassing("api-0", "api-1", "db-0")(ev) && ev.Snapshot.Instances[2].Service == "db2" && pids(ev)["db-0"][1] != thirdNode
+	})
+	fourthNode := pids(ev)["db-0"][1]
+	if alive(atoi(t, thirdNode)) {
+		t.Errorf("node proxy pid %s still runs after its instance's identity changed", thirdNode)
+	}
+	thirdNode = fourthNode
 
 	// No node-mode instance left: the node proxy stops.
 	s.writeModes(t, map[string]int{"api": 2, "db": 1}, nil)
