@@ -21,7 +21,8 @@ import (
 )
 
 // nodePolicy: web and api (served by the node proxy) call each other;
-// web may call store (a sidecar), api may not; store calls api back.
+// web may call store (a sidecar), api may not; store calls api back; an
+// L7 rule keeps web, and only web, from api's /headers.
 const nodePolicy = `
 mesh {
   trust_domain   = "weft.test"
@@ -46,7 +47,16 @@ service "store" {
   upstream "api" { local_port = 9001 }
 }
 
-intention "web" "api" { action = "allow" }
+intention "web" "api" {
+  permission {
+    action = "deny"
+    match { path_prefix = "/headers" }
+  }
+  permission {
+    action = "allow"
+    match { path_prefix = "/" }
+  }
+}
 intention "web" "store" { action = "allow" }
 intention "api" "web" { action = "allow" }
 intention "store" "api" { action = "allow" }
@@ -62,8 +72,9 @@ func nodeWorkloads() string {
 
 // One node proxy serves web and api, each with its own identity and
 // intentions, beside a sidecar-mode store: the callee sees the right
-// SPIFFE ID both ways across the modes, and api is refused what web is
-// allowed. The process count and resident memory of the proxies are
+// SPIFFE ID both ways across the modes, api is refused what web is
+// allowed, and an L7 permission holds for one caller of a node-mode
+// instance and not another. The process count and resident memory of the proxies are
 // printed.
 func TestNodeProxyServesInstancesWithTheirOwnIdentity(t *testing.T) {
 	ctl, _ := startLocalMesh(t, nodePolicy, nodeWorkloads(), "127.0.117.2", "--adapter-option", "local.node=node-a")
@@ -92,6 +103,8 @@ func TestNodeProxyServesInstancesWithTheirOwnIdentity(t *testing.T) {
 		{"web", web, "/call/store", 200, "store", id("web")},
 		{"api", api, "/call/store", 403, "", ""}, // no intention api -> store
 		{"store", store, "/call/api", 200, "api", id("store")},
+		{"web", web, "/call/api/headers", 403, "", ""},     // web's permission on api denies it
+		{"store", store, "/call/api/headers", 200, "", ""}, // store's intention has no permissions
 	} {
 		t.Run(tc.from+tc.path, func(t *testing.T) {
 			// The demo app's answer to /call/...; the upstream's response
@@ -119,10 +132,10 @@ func TestNodeProxyServesInstancesWithTheirOwnIdentity(t *testing.T) {
 			if a.Status != tc.status {
 				t.Fatalf("%s %s: upstream status %d, want %d: %s", tc.from, tc.path, a.Status, tc.status, body)
 			}
-			if tc.status == 403 && !strings.Contains(body, "svc/"+tc.from+" may not call") {
+			if tc.status == 403 && !strings.Contains(body, "svc/"+tc.from+" may not ") {
 				t.Errorf("%s %s: the refusal does not name %s as the caller: %s", tc.from, tc.path, tc.from, body)
 			}
-			if tc.status != 200 {
+			if tc.status != 200 || tc.callee == "" {
 				return
 			}
 			if err := json.Unmarshal(a.Response, &callee); err != nil {
