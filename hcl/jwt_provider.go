@@ -197,8 +197,11 @@ func checkJWKSURL(s string) string {
 }
 
 // jwtReservedHeaders are headers a claim may not be forwarded as: the mesh's
-// own and those that frame the request.
-var jwtReservedHeaders = []string{"Host", "Content-Length", "Transfer-Encoding", "Connection", "Te", "Upgrade", "Authorization", "Cookie", "X-Forwarded-Client-Cert"}
+// own (and every X-Weft- and X-Forwarded- one), those that frame the
+// request or carry credentials, and Forwarded; compared with underscores
+// read as dashes, as CGI-style servers read them.
+var jwtReservedHeaders = []string{"Host", "Content-Length", "Transfer-Encoding", "Connection", "Te", "Trailer", "Upgrade",
+	"Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Http2-Settings", "Authorization", "Cookie", "Forwarded"}
 
 func checkForwardClaims(attr *hcl.Attribute, m map[string]string) hcl.Diagnostics {
 	var diags hcl.Diagnostics
@@ -214,20 +217,21 @@ func checkForwardClaims(attr *hcl.Attribute, m map[string]string) hcl.Diagnostic
 	seen := map[string]string{}
 	for _, c := range claims {
 		h := textproto.CanonicalMIMEHeaderKey(m[c])
+		dashed := textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(m[c], "_", "-"))
 		switch {
 		case c == "" || len(c) > maxJWTStringLen:
 			diags = append(diags, errorAt(attr.Expr.Range(), "Invalid claim name", "A claim name in forward_claims is empty or too long."))
 		case !validHeaderName(m[c]):
 			diags = append(diags, errorAt(attr.Expr.Range(), "Invalid header",
 				fmt.Sprintf("Claim %q is forwarded as %q, which is not a header name. Use letters, digits and dashes, such as \"X-User\".", c, m[c])))
-		case strings.HasPrefix(h, "X-Weft-") || containsFold(jwtReservedHeaders, h):
+		case strings.HasPrefix(dashed, "X-Weft-") || strings.HasPrefix(dashed, "X-Forwarded-") || containsFold(jwtReservedHeaders, dashed):
 			diags = append(diags, errorAt(attr.Expr.Range(), "Reserved header",
-				fmt.Sprintf("Claim %q is forwarded as %s, a header the mesh or HTTP owns. Use a header of your own, such as \"X-User\".", c, h)))
-		case seen[h] != "":
+				fmt.Sprintf("Claim %q is forwarded as %s, a header the mesh or HTTP owns (underscores read as dashes). Use a header of your own, such as \"X-User\".", c, h)))
+		case seen[dashed] != "":
 			diags = append(diags, errorAt(attr.Expr.Range(), "Duplicate forwarded header",
-				fmt.Sprintf("Claims %q and %q are both forwarded as %s. Give each its own header.", seen[h], c, h)))
+				fmt.Sprintf("Claims %q and %q are both forwarded as %s. Give each its own header.", seen[dashed], c, h)))
 		default:
-			seen[h] = c
+			seen[dashed] = c
 		}
 	}
 	return diags

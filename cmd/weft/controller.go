@@ -219,6 +219,8 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	// The watched directory, or the replicated policy (policy_source.go).
+	polSrc, pol := choosePolicy(f, rep, pol, sources, log)
 	var authority *ca.CA
 	if rep != nil {
 		authority, err = rep.loadCA()
@@ -334,11 +336,6 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	loaded := make(chan *policy.Policy, 1)
 	loaded <- pol
 	keys := jwks.New(jwks.Options{Logger: log.With("logger", "jwks")})
-	watcher := controller.NewPolicyWatcher(controller.WatchOptions{
-		Dir: f.policyDir, Every: f.pollEvery, MaxFileBytes: policyhcl.MaxFileBytes,
-		Load:      func() (*policy.Policy, map[string]string, error) { return loadPolicy(f.policyDir, log) },
-		Summarize: policyhcl.Summary, Logger: log,
-	}, sources)
 	adapters := &adapterStates{}
 
 	var wg sync.WaitGroup
@@ -352,7 +349,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		Roots: authority.Roots, Collector: collector})
 	metricsBuilds := controller.Observer(ctlMetrics.Build)
 	adminSrv := api.NewServer(api.NewHandler(api.Options{
-		Token: token, Mesh: ctl, Sidecars: srv, Authority: authority, Policy: watcher, Adapters: adapters.reports,
+		Token: token, Mesh: ctl, Sidecars: srv, Authority: authority, Policy: polSrc, Adapters: adapters.reports,
 		Refused:   map[string]*refusals.Log{"sidecar_api": refusedSidecar, "admin_api": refusedAdmin},
 		Shielded:  map[string]*protect.Counter{"sidecar_api": shieldedSidecar, "admin_api": shieldedAdmin},
 		Summarize: policyhcl.Summary,
@@ -360,6 +357,8 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		Metrics:   ctlMetrics.Handler(),
 		Tap:       srv,
 		Replica:   rep.replica(),
+		// The replicated policy (weft policy apply), on a replica.
+		PolicyStore: rep.policyStore(), CompilePolicy: compilePolicy,
 	}), serving)
 	adminSrv.ErrorLog = refusals.HTTPErrorLog(refusedAdmin, logging.LineWriter(log.With("logger", "admin_api"), slog.LevelWarn))
 	adminSrv.Handler = adminShield.Handler(adminSrv.Handler)
@@ -369,7 +368,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	run(func() { _ = ctl.Run(ctx, snapshots, policies, controller.ConfigServer(srv), metricsBuilds) })
 	run(func() { srv.RetireRoots(ctx) })
 	run(func() { keys.Run(ctx, loaded, policies) })
-	run(func() { watcher.Run(ctx, loaded) })
+	run(func() { polSrc.Run(ctx, loaded) })
 
 	for _, a := range specs {
 		sup := sups[a.name]

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
@@ -25,13 +26,14 @@ func newPolicyCmd() *cobra.Command {
 		Long: `Tools for policy authors. Policy is a set of *.hcl files declaring the mesh,
 its services with their upstreams, subsets, routes and limits, and
 intentions that allow or deny traffic between services. validate checks a
-policy; plan shows what changing to it would do.`,
+policy; plan shows what changing to it would do; on a raft cluster of
+controllers, apply applies it (show and history read what was applied).`,
 		// Without Args and RunE cobra would print help and succeed on
 		// `weft policy bogus`; reject unknown subcommands instead.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newPolicyValidateCmd(), newPolicyPlanCmd())
+	cmd.AddCommand(newPolicyValidateCmd(), newPolicyPlanCmd(), newPolicyApplyCmd(), newPolicyShowCmd(), newPolicyHistoryCmd())
 	return cmd
 }
 
@@ -73,6 +75,7 @@ ignored.
 			}
 			var oldP *policy.Policy
 			var where string
+			var inForce *api.PolicyInForce
 			if against != "" {
 				where = against
 				oldP, diags, files = policyhcl.Load(against)
@@ -82,6 +85,7 @@ ignored.
 				if err != nil {
 					return err
 				}
+				inForce = srcs.InForce
 				byName := make(map[string][]byte, len(srcs.Files))
 				for n, src := range srcs.Files {
 					byName[n] = []byte(src)
@@ -100,7 +104,11 @@ ignored.
 				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Comparing with the policy of %s.\n\n", where)
-			return policy.Diff(oldP, newP).Write(cmd.OutOrStdout())
+			if err := policy.Diff(oldP, newP).Write(cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			writeApplyHint(cmd.OutOrStdout(), inForce, args)
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&against, "against", "", "compare with the policy in this file or directory instead of the controller's")
@@ -224,4 +232,13 @@ func colorTerminal(w io.Writer) bool {
 	}
 	info, err := f.Stat()
 	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// writeApplyHint tells, after a plan against a raft cluster's policy, how
+// to apply exactly that change, like nomad job plan's -check-index line.
+func writeApplyHint(w io.Writer, in *api.PolicyInForce, args []string) {
+	if in == nil || in.Watched {
+		return
+	}
+	fmt.Fprintf(w, "\nTo apply this plan, and only if nobody applies another policy first:\n  weft policy apply %s --check-index %d\n", strings.Join(args, " "), in.Index)
 }

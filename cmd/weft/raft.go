@@ -52,6 +52,7 @@ type replica struct {
 	id        spiffe.Identity
 	srv       atomic.Pointer[meshserver.Server]
 	serving   atomic.Pointer[tls.Config]
+	policy    *replicatedPolicy // policy_source.go
 }
 
 // prepare checks the raft flags and reads the state key. nil: a single
@@ -114,7 +115,7 @@ func (p *replica) open(ctx context.Context, authority *ca.CA, trustDomain string
 	node, err := state.Open(state.Options{
 		Dir: p.f.dir, Addr: p.f.addr, BootstrapExpect: p.f.expect, Join: p.f.join, Key: p.key,
 		TLS:     state.PeerTLS{Certificate: p.certificate, Identity: id.URL().String()},
-		LocalCA: authority.State, OnCA: p.onCA, Logger: log,
+		LocalCA: authority.State, OnCA: p.onCA, OnPolicy: p.onPolicy, Logger: log,
 	})
 	if err != nil {
 		return err

@@ -38,6 +38,9 @@ roots.
 				return printJSON(out, rep)
 			}
 			fmt.Fprintf(out, "policy: %s\n", rep.Policy)
+			if rep.PolicyInForce != nil {
+				fmt.Fprintf(out, "policy in force: %s\n", describeInForce(rep.PolicyInForce))
+			}
 			writeRaft(out, rep.Raft)
 			if rep.PolicyError != "" {
 				fmt.Fprintf(out, "policy change rejected: %s\n", rep.PolicyError)

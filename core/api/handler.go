@@ -111,6 +111,12 @@ type Options struct {
 	// Replica, when set, is the controller's raft replica: its status in
 	// GET /v1/status and the operator endpoints (raft.go).
 	Replica Replica
+	// PolicyStore, when set, is the replicated policy (a replica): it
+	// serves POST /v1/policy/apply, GET /v1/policy/history and GET
+	// /v1/policy/versions/{index} (policy_apply.go), with CompilePolicy
+	// checking what is applied.
+	PolicyStore   PolicyStore
+	CompilePolicy PolicyCompiler
 }
 
 // Unauthorized is the answer to a request without the right token.
@@ -139,6 +145,10 @@ func NewHandler(o Options) http.Handler {
 		var out PolicySources
 		if o.Policy != nil {
 			out.Files = o.Policy.Sources()
+			if f, ok := o.Policy.(PolicyInForcer); ok {
+				in := f.InForce()
+				out.InForce = &in
+			}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(out)
@@ -150,6 +160,7 @@ func NewHandler(o Options) http.Handler {
 	})
 	routeStats(mux, o)
 	routeReplica(mux, o)
+	routePolicy(mux, o)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if dashboard.Serves(r) { // dashboard.go: its files hold no data, so no token
 			dashboardFiles.ServeHTTP(w, r)
@@ -248,6 +259,10 @@ func (h *handler) status() StatusReport {
 	}
 	if o.Policy != nil {
 		rep.PolicyError = o.Policy.Error()
+		if f, ok := o.Policy.(PolicyInForcer); ok {
+			in := f.InForce()
+			rep.PolicyInForce = &in
+		}
 	}
 	if o.Adapters != nil {
 		rep.Adapters = o.Adapters()

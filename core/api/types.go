@@ -27,6 +27,7 @@ type StatusReport struct {
 	TrustDomain     string                    `json:"trust_domain"`
 	Policy          string                    `json:"policy"`
 	PolicyError     string                    `json:"policy_error,omitempty"`
+	PolicyInForce   *PolicyInForce            `json:"policy_in_force,omitempty"` // policy_apply.go
 	Adapters        []AdapterReport           `json:"adapters"`
 	Instances       []InstanceReport          `json:"instances"`
 	Sidecars        []meshserver.StreamStatus `json:"sidecars"`
@@ -183,6 +184,9 @@ type JoinTokenResponse struct {
 // policy the controller holds, by name.
 type PolicySources struct {
 	Files map[string]string `json:"files"`
+	// InForce says where they come from, and for a replicated policy its
+	// index (what `weft policy apply --check-index` names).
+	InForce *PolicyInForce `json:"in_force,omitempty"`
 }
 
 // IntrusionReport is one instance's intrusion signals, as its sidecar

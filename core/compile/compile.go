@@ -62,6 +62,8 @@ func instanceConfig(p *policy.Policy, idx endpointSource, az *meshapi.Authz, in 
 			Protocol:    protocol(svc.Protocol),
 			Authz:       az,
 			RateLimits:  rateLimits(svc.RateLimits),
+			// gateway.go: whose X-Forwarded-For and -Proto the app gets.
+			ForwardingCallers: gatewayCallers(p),
 		},
 		HealthCheck: healthCheck(svc.HealthCheck),
 		Tracing:     tracing(p.Mesh.Tracing, in.Service, in.NS()),
@@ -99,28 +101,34 @@ func instanceConfig(p *policy.Policy, idx endpointSource, az *meshapi.Authz, in 
 		if dst.External != nil {
 			up.External, up.Endpoints = external(p, dst) // external.go
 		}
-		if cb := dst.CircuitBreaker; cb != nil {
-			up.CircuitBreaker = &meshapi.CircuitBreaker{
-				MaxConnections: uint32(cb.MaxConnections), MaxRequests: uint32(cb.MaxRequests),
-				MaxPending: uint32(cb.MaxPending), MaxRetries: uint32(cb.MaxRetries),
-			}
-		}
-		if od := dst.OutlierDetection; od != nil {
-			up.OutlierDetection = &meshapi.OutlierDetection{
-				Consecutive_5Xx:          uint32(od.Consecutive5xx),
-				ConsecutiveGatewayErrors: uint32(od.ConsecutiveGatewayErrors),
-				ConsecutiveLocalFailures: uint32(od.ConsecutiveLocalFailures),
-				Interval:                 duration(od.Interval),
-				BaseEjectionTime:         duration(od.BaseEjectionTime),
-				MaxEjectedPercent:        uint32(od.MaxEjectedPercent),
-				SuccessRate:              outlierSuccessRate(od.SuccessRate),
-			}
-		}
+		upstreamProtection(up, dst)
 	}
 	if g, ok := p.GatewayOf(in.Service); ok {
 		gatewayConfig(p, idx, g, in, cfg) // gateway.go
 	}
 	return cfg
+}
+
+// upstreamProtection sets what protects callers of dst on up: its
+// circuit breaker and outlier detection.
+func upstreamProtection(up *meshapi.Upstream, dst policy.Service) {
+	if cb := dst.CircuitBreaker; cb != nil {
+		up.CircuitBreaker = &meshapi.CircuitBreaker{
+			MaxConnections: uint32(cb.MaxConnections), MaxRequests: uint32(cb.MaxRequests),
+			MaxPending: uint32(cb.MaxPending), MaxRetries: uint32(cb.MaxRetries),
+		}
+	}
+	if od := dst.OutlierDetection; od != nil {
+		up.OutlierDetection = &meshapi.OutlierDetection{
+			Consecutive_5Xx:          uint32(od.Consecutive5xx),
+			ConsecutiveGatewayErrors: uint32(od.ConsecutiveGatewayErrors),
+			ConsecutiveLocalFailures: uint32(od.ConsecutiveLocalFailures),
+			Interval:                 duration(od.Interval),
+			BaseEjectionTime:         duration(od.BaseEjectionTime),
+			MaxEjectedPercent:        uint32(od.MaxEjectedPercent),
+			SuccessRate:              outlierSuccessRate(od.SuccessRate),
+		}
+	}
 }
 
 // localAddress is where an instance's app and outbound listeners bind: the

@@ -228,6 +228,19 @@ func (r *Resolver) read(ctx context.Context, s *source) bool {
 	return true
 }
 
+// noDowngrade follows at most 5 redirects, never from https to another
+// scheme: the keys decide who may sign, and a plain http answer could come
+// from anyone on the path.
+func noDowngrade(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return fmt.Errorf("stopped after %d redirects", len(via))
+	}
+	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return fmt.Errorf("refusing a redirect from https to %s (%s): give the key set's https URL", req.URL.Scheme, req.URL.Redacted())
+	}
+	return nil
+}
+
 // fetch reads the key set of s: nil keys and no error mean unchanged (304).
 func (r *Resolver) fetch(ctx context.Context, s *source) ([]byte, string, error) {
 	if s.file != "" {
@@ -247,7 +260,9 @@ func (r *Resolver) fetch(ctx context.Context, s *source) ([]byte, string, error)
 	if s.etag != "" && s.keys != nil {
 		req.Header.Set("If-None-Match", s.etag)
 	}
-	resp, err := r.o.Client.Do(req)
+	c := *r.o.Client
+	c.CheckRedirect = noDowngrade
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, "", fmt.Errorf("fetching JWKS: %w", err)
 	}

@@ -1396,9 +1396,14 @@ type Inbound struct {
 	Jwt *JwtRequirement `protobuf:"bytes,9,opt,name=jwt,proto3" json:"jwt,omitempty"`
 	// The inbound listener's defences (the service's protection block over
 	// the mesh's); unset: ProxyConfig.protection, else the defaults.
-	Protection    *Protection `protobuf:"bytes,10,opt,name=protection,proto3" json:"protection,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Protection *Protection `protobuf:"bytes,10,opt,name=protection,proto3" json:"protection,omitempty"`
+	// The SPIFFE IDs of the callers (the mesh's ingress gateways) whose
+	// X-Forwarded-For and X-Forwarded-Proto reach the app: they set them
+	// from the client outside the mesh. From any other caller the inbound
+	// removes them.
+	ForwardingCallers []string `protobuf:"bytes,11,rep,name=forwarding_callers,json=forwardingCallers,proto3" json:"forwarding_callers,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Inbound) Reset() {
@@ -1497,6 +1502,13 @@ func (x *Inbound) GetJwt() *JwtRequirement {
 func (x *Inbound) GetProtection() *Protection {
 	if x != nil {
 		return x.Protection
+	}
+	return nil
+}
+
+func (x *Inbound) GetForwardingCallers() []string {
+	if x != nil {
+		return x.ForwardingCallers
 	}
 	return nil
 }
@@ -4936,7 +4948,16 @@ type Gateway struct {
 	// gateway's service's jwt block (its providers are in
 	// ProxyConfig.jwt_providers). Unset: none required; tokens present are
 	// still checked against the providers the configuration carries.
-	Jwt           *JwtRequirement `protobuf:"bytes,3,opt,name=jwt,proto3" json:"jwt,omitempty"`
+	Jwt *JwtRequirement `protobuf:"bytes,3,opt,name=jwt,proto3" json:"jwt,omitempty"`
+	// The gateway's service's rate limits, applied by each gateway instance
+	// to every HTTP request from outside the mesh, after authentication and
+	// before routing (per_source_ip: the client's address; per_jwt_subject:
+	// the valid token's sub), one bucket set shared by the gateway's
+	// listeners. The policy refuses per_caller, callers and a global scope
+	// there (a gateway has no mesh callers and takes no budget share); a
+	// config that has them anyway gets one shared bucket and a per-instance
+	// limit.
+	RateLimits    []*RateLimit `protobuf:"bytes,4,rep,name=rate_limits,json=rateLimits,proto3" json:"rate_limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4988,6 +5009,13 @@ func (x *Gateway) GetListeners() []*GatewayListener {
 func (x *Gateway) GetJwt() *JwtRequirement {
 	if x != nil {
 		return x.Jwt
+	}
+	return nil
+}
+
+func (x *Gateway) GetRateLimits() []*RateLimit {
+	if x != nil {
+		return x.RateLimits
 	}
 	return nil
 }
@@ -5320,7 +5348,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x11healthy_threshold\x18\b \x01(\rR\x10healthyThreshold\"P\n" +
 	"\vTrustBundle\x12\x1b\n" +
 	"\troots_pem\x18\x01 \x01(\fR\brootsPem\x12$\n" +
-	"\x0eactive_root_id\x18\x02 \x01(\tR\factiveRootId\"\xc9\x03\n" +
+	"\x0eactive_root_id\x18\x02 \x01(\tR\factiveRootId\"\xf8\x03\n" +
 	"\aInbound\x12!\n" +
 	"\fbind_address\x18\x01 \x01(\tR\vbindAddress\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x1f\n" +
@@ -5336,7 +5364,8 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\n" +
 	"protection\x18\n" +
 	" \x01(\v2\x18.weft.mesh.v1.ProtectionR\n" +
-	"protection\"\xb2\x02\n" +
+	"protection\x12-\n" +
+	"\x12forwarding_callers\x18\v \x03(\tR\x11forwardingCallers\"\xb2\x02\n" +
 	"\tRateLimit\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x13requests_per_second\x18\x02 \x01(\x01R\x11requestsPerSecond\x12\x14\n" +
@@ -5640,11 +5669,13 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\rBlockedSource\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\"\n" +
 	"\runtil_unix_ms\x18\x02 \x01(\x03R\vuntilUnixMs\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x8a\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xc4\x01\n" +
 	"\aGateway\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12;\n" +
 	"\tlisteners\x18\x02 \x03(\v2\x1d.weft.mesh.v1.GatewayListenerR\tlisteners\x12.\n" +
-	"\x03jwt\x18\x03 \x01(\v2\x1c.weft.mesh.v1.JwtRequirementR\x03jwt\"\xf7\x01\n" +
+	"\x03jwt\x18\x03 \x01(\v2\x1c.weft.mesh.v1.JwtRequirementR\x03jwt\x128\n" +
+	"\vrate_limits\x18\x04 \x03(\v2\x17.weft.mesh.v1.RateLimitR\n" +
+	"rateLimits\"\xf7\x01\n" +
 	"\x0fGatewayListener\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fbind_address\x18\x02 \x01(\tR\vbindAddress\x12\x12\n" +
@@ -5804,116 +5835,117 @@ var file_core_meshapi_mesh_proto_goTypes = []any{
 	(*durationpb.Duration)(nil), // 73: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
-	13, // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
-	16, // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
-	20, // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
-	30, // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	67, // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
-	19, // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
-	18, // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
-	54, // 7: weft.mesh.v1.ProxyConfig.tracing:type_name -> weft.mesh.v1.Tracing
-	63, // 8: weft.mesh.v1.ProxyConfig.gateway:type_name -> weft.mesh.v1.Gateway
-	59, // 9: weft.mesh.v1.ProxyConfig.protection:type_name -> weft.mesh.v1.Protection
-	26, // 10: weft.mesh.v1.ProxyConfig.jwt_providers:type_name -> weft.mesh.v1.JwtProvider
-	17, // 11: weft.mesh.v1.ProxyConfig.egress:type_name -> weft.mesh.v1.Egress
-	3,  // 12: weft.mesh.v1.Egress.mode:type_name -> weft.mesh.v1.EgressMode
-	4,  // 13: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
-	73, // 14: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	73, // 15: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	0,  // 16: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
-	23, // 17: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
-	21, // 18: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
-	22, // 19: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
-	27, // 20: weft.mesh.v1.Inbound.jwt:type_name -> weft.mesh.v1.JwtRequirement
-	59, // 21: weft.mesh.v1.Inbound.protection:type_name -> weft.mesh.v1.Protection
-	38, // 22: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
-	2,  // 23: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
-	24, // 24: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
-	2,  // 25: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
-	25, // 26: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
-	2,  // 27: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
-	38, // 28: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
-	28, // 29: weft.mesh.v1.Permission.jwt:type_name -> weft.mesh.v1.JwtMatch
-	73, // 30: weft.mesh.v1.JwtProvider.clock_skew:type_name -> google.protobuf.Duration
-	68, // 31: weft.mesh.v1.JwtProvider.forward_claims:type_name -> weft.mesh.v1.JwtProvider.ForwardClaimsEntry
-	29, // 32: weft.mesh.v1.JwtMatch.claims:type_name -> weft.mesh.v1.JwtClaim
-	0,  // 33: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
-	1,  // 34: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
-	46, // 35: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
-	39, // 36: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
-	44, // 37: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
-	15, // 38: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
-	33, // 39: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
-	34, // 40: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
-	31, // 41: weft.mesh.v1.Upstream.external:type_name -> weft.mesh.v1.External
-	32, // 42: weft.mesh.v1.External.tls:type_name -> weft.mesh.v1.ExternalTLS
-	23, // 43: weft.mesh.v1.External.authz:type_name -> weft.mesh.v1.Authz
-	73, // 44: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	73, // 45: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	35, // 46: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
-	5,  // 47: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
-	36, // 48: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
-	36, // 49: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
-	37, // 50: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
-	37, // 51: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
-	38, // 52: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
-	42, // 53: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
-	43, // 54: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
-	44, // 55: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
-	45, // 56: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
-	45, // 57: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
-	41, // 58: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
-	40, // 59: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
-	46, // 60: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	73, // 61: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	73, // 62: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	73, // 63: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	73, // 64: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	73, // 65: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	73, // 66: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	69, // 67: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	70, // 68: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	71, // 69: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
-	48, // 70: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
-	49, // 71: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
-	61, // 72: weft.mesh.v1.StatsReport.intrusions:type_name -> weft.mesh.v1.IntrusionSource
-	62, // 73: weft.mesh.v1.StatsReport.blocked:type_name -> weft.mesh.v1.BlockedSource
-	6,  // 74: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
-	53, // 75: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
-	7,  // 76: weft.mesh.v1.Tracing.protocol:type_name -> weft.mesh.v1.TracingProtocol
-	73, // 77: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
-	56, // 78: weft.mesh.v1.BudgetReport.usage:type_name -> weft.mesh.v1.BudgetUsage
-	58, // 79: weft.mesh.v1.BudgetGrants.grants:type_name -> weft.mesh.v1.BudgetGrant
-	73, // 80: weft.mesh.v1.Protection.read_header_timeout:type_name -> google.protobuf.Duration
-	73, // 81: weft.mesh.v1.Protection.idle_timeout:type_name -> google.protobuf.Duration
-	60, // 82: weft.mesh.v1.Protection.blocking:type_name -> weft.mesh.v1.ProtectionBlocking
-	73, // 83: weft.mesh.v1.ProtectionBlocking.window:type_name -> google.protobuf.Duration
-	73, // 84: weft.mesh.v1.ProtectionBlocking.duration:type_name -> google.protobuf.Duration
-	72, // 85: weft.mesh.v1.IntrusionSource.by_kind:type_name -> weft.mesh.v1.IntrusionSource.ByKindEntry
-	64, // 86: weft.mesh.v1.Gateway.listeners:type_name -> weft.mesh.v1.GatewayListener
-	27, // 87: weft.mesh.v1.Gateway.jwt:type_name -> weft.mesh.v1.JwtRequirement
-	8,  // 88: weft.mesh.v1.GatewayListener.protocol:type_name -> weft.mesh.v1.GatewayProtocol
-	65, // 89: weft.mesh.v1.GatewayListener.tls:type_name -> weft.mesh.v1.GatewayTLS
-	66, // 90: weft.mesh.v1.GatewayListener.routes:type_name -> weft.mesh.v1.GatewayRoute
-	38, // 91: weft.mesh.v1.GatewayRoute.matches:type_name -> weft.mesh.v1.RouteMatch
-	30, // 92: weft.mesh.v1.GatewayRoute.upstream:type_name -> weft.mesh.v1.Upstream
-	9,  // 93: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
-	10, // 94: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
-	12, // 95: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
-	47, // 96: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
-	52, // 97: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
-	55, // 98: weft.mesh.v1.Mesh.Budgets:input_type -> weft.mesh.v1.BudgetReport
-	11, // 99: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	11, // 100: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	14, // 101: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	50, // 102: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
-	51, // 103: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
-	57, // 104: weft.mesh.v1.Mesh.Budgets:output_type -> weft.mesh.v1.BudgetGrants
-	99, // [99:105] is the sub-list for method output_type
-	93, // [93:99] is the sub-list for method input_type
-	93, // [93:93] is the sub-list for extension type_name
-	93, // [93:93] is the sub-list for extension extendee
-	0,  // [0:93] is the sub-list for field type_name
+	13,  // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
+	16,  // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
+	20,  // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
+	30,  // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
+	67,  // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	19,  // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
+	18,  // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
+	54,  // 7: weft.mesh.v1.ProxyConfig.tracing:type_name -> weft.mesh.v1.Tracing
+	63,  // 8: weft.mesh.v1.ProxyConfig.gateway:type_name -> weft.mesh.v1.Gateway
+	59,  // 9: weft.mesh.v1.ProxyConfig.protection:type_name -> weft.mesh.v1.Protection
+	26,  // 10: weft.mesh.v1.ProxyConfig.jwt_providers:type_name -> weft.mesh.v1.JwtProvider
+	17,  // 11: weft.mesh.v1.ProxyConfig.egress:type_name -> weft.mesh.v1.Egress
+	3,   // 12: weft.mesh.v1.Egress.mode:type_name -> weft.mesh.v1.EgressMode
+	4,   // 13: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
+	73,  // 14: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	73,  // 15: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	0,   // 16: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
+	23,  // 17: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
+	21,  // 18: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
+	22,  // 19: weft.mesh.v1.Inbound.connection_limit:type_name -> weft.mesh.v1.ConnectionLimit
+	27,  // 20: weft.mesh.v1.Inbound.jwt:type_name -> weft.mesh.v1.JwtRequirement
+	59,  // 21: weft.mesh.v1.Inbound.protection:type_name -> weft.mesh.v1.Protection
+	38,  // 22: weft.mesh.v1.RateLimit.match:type_name -> weft.mesh.v1.RouteMatch
+	2,   // 23: weft.mesh.v1.Authz.default_action:type_name -> weft.mesh.v1.Action
+	24,  // 24: weft.mesh.v1.Authz.rules:type_name -> weft.mesh.v1.AuthzRule
+	2,   // 25: weft.mesh.v1.AuthzRule.action:type_name -> weft.mesh.v1.Action
+	25,  // 26: weft.mesh.v1.AuthzRule.permissions:type_name -> weft.mesh.v1.Permission
+	2,   // 27: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
+	38,  // 28: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
+	28,  // 29: weft.mesh.v1.Permission.jwt:type_name -> weft.mesh.v1.JwtMatch
+	73,  // 30: weft.mesh.v1.JwtProvider.clock_skew:type_name -> google.protobuf.Duration
+	68,  // 31: weft.mesh.v1.JwtProvider.forward_claims:type_name -> weft.mesh.v1.JwtProvider.ForwardClaimsEntry
+	29,  // 32: weft.mesh.v1.JwtMatch.claims:type_name -> weft.mesh.v1.JwtClaim
+	0,   // 33: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
+	1,   // 34: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
+	46,  // 35: weft.mesh.v1.Upstream.endpoints:type_name -> weft.mesh.v1.Endpoint
+	39,  // 36: weft.mesh.v1.Upstream.routes:type_name -> weft.mesh.v1.Route
+	44,  // 37: weft.mesh.v1.Upstream.timeouts:type_name -> weft.mesh.v1.Timeouts
+	15,  // 38: weft.mesh.v1.Upstream.hash:type_name -> weft.mesh.v1.HashPolicy
+	33,  // 39: weft.mesh.v1.Upstream.circuit_breaker:type_name -> weft.mesh.v1.CircuitBreaker
+	34,  // 40: weft.mesh.v1.Upstream.outlier_detection:type_name -> weft.mesh.v1.OutlierDetection
+	31,  // 41: weft.mesh.v1.Upstream.external:type_name -> weft.mesh.v1.External
+	32,  // 42: weft.mesh.v1.External.tls:type_name -> weft.mesh.v1.ExternalTLS
+	23,  // 43: weft.mesh.v1.External.authz:type_name -> weft.mesh.v1.Authz
+	73,  // 44: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	73,  // 45: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	35,  // 46: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
+	5,   // 47: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
+	36,  // 48: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
+	36,  // 49: weft.mesh.v1.RouteMatch.path:type_name -> weft.mesh.v1.StringMatch
+	37,  // 50: weft.mesh.v1.RouteMatch.headers:type_name -> weft.mesh.v1.KeyMatch
+	37,  // 51: weft.mesh.v1.RouteMatch.query:type_name -> weft.mesh.v1.KeyMatch
+	38,  // 52: weft.mesh.v1.Route.matches:type_name -> weft.mesh.v1.RouteMatch
+	42,  // 53: weft.mesh.v1.Route.splits:type_name -> weft.mesh.v1.Split
+	43,  // 54: weft.mesh.v1.Route.retry:type_name -> weft.mesh.v1.RetryPolicy
+	44,  // 55: weft.mesh.v1.Route.timeouts:type_name -> weft.mesh.v1.Timeouts
+	45,  // 56: weft.mesh.v1.Route.request_headers:type_name -> weft.mesh.v1.HeaderOps
+	45,  // 57: weft.mesh.v1.Route.response_headers:type_name -> weft.mesh.v1.HeaderOps
+	41,  // 58: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
+	40,  // 59: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
+	46,  // 60: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
+	73,  // 61: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	73,  // 62: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	73,  // 63: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	73,  // 64: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	73,  // 65: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	73,  // 66: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	69,  // 67: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	70,  // 68: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	71,  // 69: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	48,  // 70: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
+	49,  // 71: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
+	61,  // 72: weft.mesh.v1.StatsReport.intrusions:type_name -> weft.mesh.v1.IntrusionSource
+	62,  // 73: weft.mesh.v1.StatsReport.blocked:type_name -> weft.mesh.v1.BlockedSource
+	6,   // 74: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
+	53,  // 75: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
+	7,   // 76: weft.mesh.v1.Tracing.protocol:type_name -> weft.mesh.v1.TracingProtocol
+	73,  // 77: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
+	56,  // 78: weft.mesh.v1.BudgetReport.usage:type_name -> weft.mesh.v1.BudgetUsage
+	58,  // 79: weft.mesh.v1.BudgetGrants.grants:type_name -> weft.mesh.v1.BudgetGrant
+	73,  // 80: weft.mesh.v1.Protection.read_header_timeout:type_name -> google.protobuf.Duration
+	73,  // 81: weft.mesh.v1.Protection.idle_timeout:type_name -> google.protobuf.Duration
+	60,  // 82: weft.mesh.v1.Protection.blocking:type_name -> weft.mesh.v1.ProtectionBlocking
+	73,  // 83: weft.mesh.v1.ProtectionBlocking.window:type_name -> google.protobuf.Duration
+	73,  // 84: weft.mesh.v1.ProtectionBlocking.duration:type_name -> google.protobuf.Duration
+	72,  // 85: weft.mesh.v1.IntrusionSource.by_kind:type_name -> weft.mesh.v1.IntrusionSource.ByKindEntry
+	64,  // 86: weft.mesh.v1.Gateway.listeners:type_name -> weft.mesh.v1.GatewayListener
+	27,  // 87: weft.mesh.v1.Gateway.jwt:type_name -> weft.mesh.v1.JwtRequirement
+	21,  // 88: weft.mesh.v1.Gateway.rate_limits:type_name -> weft.mesh.v1.RateLimit
+	8,   // 89: weft.mesh.v1.GatewayListener.protocol:type_name -> weft.mesh.v1.GatewayProtocol
+	65,  // 90: weft.mesh.v1.GatewayListener.tls:type_name -> weft.mesh.v1.GatewayTLS
+	66,  // 91: weft.mesh.v1.GatewayListener.routes:type_name -> weft.mesh.v1.GatewayRoute
+	38,  // 92: weft.mesh.v1.GatewayRoute.matches:type_name -> weft.mesh.v1.RouteMatch
+	30,  // 93: weft.mesh.v1.GatewayRoute.upstream:type_name -> weft.mesh.v1.Upstream
+	9,   // 94: weft.mesh.v1.Mesh.Join:input_type -> weft.mesh.v1.JoinRequest
+	10,  // 95: weft.mesh.v1.Mesh.Renew:input_type -> weft.mesh.v1.RenewRequest
+	12,  // 96: weft.mesh.v1.Mesh.StreamConfig:input_type -> weft.mesh.v1.ConfigRequest
+	47,  // 97: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
+	52,  // 98: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
+	55,  // 99: weft.mesh.v1.Mesh.Budgets:input_type -> weft.mesh.v1.BudgetReport
+	11,  // 100: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	11,  // 101: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	14,  // 102: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	50,  // 103: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
+	51,  // 104: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
+	57,  // 105: weft.mesh.v1.Mesh.Budgets:output_type -> weft.mesh.v1.BudgetGrants
+	100, // [100:106] is the sub-list for method output_type
+	94,  // [94:100] is the sub-list for method input_type
+	94,  // [94:94] is the sub-list for extension type_name
+	94,  // [94:94] is the sub-list for extension extendee
+	0,   // [0:94] is the sub-list for field type_name
 }
 
 func init() { file_core_meshapi_mesh_proto_init() }

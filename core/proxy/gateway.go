@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/weftmesh/weft/core/proxy/canon"
 	"github.com/weftmesh/weft/core/proxy/guard"
 	"github.com/weftmesh/weft/core/proxy/jwtauth"
+	"github.com/weftmesh/weft/core/proxy/ratelimit"
 )
 
 // Gateway mode. A configuration with a gateway (ProxyConfig.gateway, from
@@ -43,12 +45,18 @@ import (
 //     HTTP takes HTTP/1.1 or h2c, and both hand the connection to the
 //     listener's http.Server (HTTP/1.1, and h2 by ALPN).
 //  2. serveHTTP: the Host (or :authority) is checked and put in canonical
-//     form, then authenticate runs (the inbound check before routing:
-//     end-user authentication goes there), then the request is put in
-//     canonical form (canon) and the first route whose hosts and matches
-//     hold takes it; none: 404 (gRPC UNIMPLEMENTED).
+//     form (a Host header that disagrees with :authority: 400; on HTTPS
+//     with an sni list, a host outside it: 421), then authenticate runs
+//     (the inbound check before routing: end-user authentication goes
+//     there), client address headers are removed, the request is put in
+//     canonical form (canon), the gateway service's rate limits
+//     apply (429), and the first route whose hosts and matches hold takes
+//     it; none: 404 (gRPC UNIMPLEMENTED). docs/edge-threats.md lists the
+//     attacks tried against it.
 //  3. The route's outbound serveHTTP: the upstream's own routes, and the
-//     mTLS call to a sidecar of the service, as for any caller.
+//     mTLS call to a sidecar of the service, as for any caller, with
+//     X-Forwarded-For and X-Forwarded-Proto set from the client's
+//     connection (setForwarded).
 //
 // TCP listeners pipe each connection to their one route's service over
 // mTLS; TLS passthrough listeners read the ClientHello's SNI (bounded in
@@ -98,6 +106,9 @@ func gatewaySpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 	}
 	jwt, err := jwtauth.New(cfg)
 	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if _, err := ratelimit.Compile(gw.GetRateLimits(), nil); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	prot := protect.FromProto(cfg.GetProtection(), protect.Defaults())
@@ -212,7 +223,11 @@ type gatewayState struct {
 	tls      *tls.Config       // HTTPS
 	jwt      *jwtauth.Verifier // end-user tokens (nil: none checked)
 	service  string            // the gateway's service: the realm of 401 challenges
-	routes   []*gatewayRoute
+	sni      []string          // HTTPS: the listener's server names (none: any)
+	// limits are the gateway's service's rate limits, shared by its
+	// listeners (carried over a configuration change).
+	limits []*ratelimit.Limiter
+	routes []*gatewayRoute
 }
 
 type gatewayRoute struct {
@@ -269,8 +284,15 @@ func (g *gatewayListener) update(sp spec) {
 	if g.shield != nil {
 		g.shield.Set(sp.prot)
 	}
+	// Apply runs updates one at a time (under p.mu): the first listener
+	// compiles the gateway's limits (keeping the buckets of unchanged
+	// ones), the others share them, so that a client has one bucket
+	// whichever listener it calls.
+	g.p.gwLimits, _ = ratelimit.Compile(sp.cfg.GetGateway().GetRateLimits(), g.p.gwLimits) // checked by gatewaySpecs
+	st.limits = g.p.gwLimits
 	if l.GetProtocol() == meshapi.GatewayProtocol_GATEWAY_PROTOCOL_HTTPS {
 		st.tls = g.p.gatewayTLS(l.GetTls(), sp.gwCert)
+		st.sni = l.GetTls().GetSni()
 	}
 	g.mu.Lock()
 	next := map[string]*outbound{}
@@ -364,7 +386,7 @@ func (g *gatewayListener) handle(raw net.Conn) bool {
 		}
 	case meshapi.GatewayProtocol_GATEWAY_PROTOCOL_HTTPS:
 		conn := tls.Server(tc, st.tls)
-		ctx, cancel := context.WithTimeout(context.Background(), g.p.opts.HandshakeTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), g.handshakeTimeout())
 		err := conn.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
@@ -383,9 +405,18 @@ func (g *gatewayListener) handle(raw net.Conn) bool {
 	return true
 }
 
-// refuseHandshake ends a connection whose TLS handshake failed. A client
-// that spoke plain HTTP to the TLS port gets a plain 400 that says so.
+// handshakeTimeout bounds a client's TLS handshake (or, passing through,
+// its ClientHello): the proxy's handshake timeout, or the protection's
+// read_header_timeout when shorter, as on the inbound.
+func (g *gatewayListener) handshakeTimeout() time.Duration {
+	return min(g.p.opts.HandshakeTimeout, g.shield.Settings().ReadHeaderTimeout)
+}
+
+// refuseHandshake ends a connection whose TLS handshake failed (an
+// intrusion signal from its address, as on the inbound). A client that
+// spoke plain HTTP to the TLS port gets a plain 400 that says so.
 func (g *gatewayListener) refuseHandshake(c net.Conn, err error) {
+	g.p.note(protect.SourceIP(c.RemoteAddr().String()), guard.Handshake)
 	var rhe tls.RecordHeaderError
 	if errors.As(err, &rhe) && rhe.Conn != nil {
 		io.WriteString(rhe.Conn, "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"+
@@ -403,7 +434,7 @@ var errPeeked = errors.New("peeked")
 // route whose hosts hold it, and pipes the whole connection to the
 // route's service.
 func (g *gatewayListener) passthrough(c net.Conn, st *gatewayState) {
-	c.SetReadDeadline(time.Now().Add(g.p.opts.HandshakeTimeout))
+	c.SetReadDeadline(time.Now().Add(g.handshakeTimeout()))
 	rec := &recordingConn{Conn: c, r: io.LimitReader(c, gatewayMaxHello)}
 	var sni string
 	var got bool
@@ -467,15 +498,35 @@ func (c *prefixConn) CloseWrite() error {
 func (g *gatewayListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	st := g.st.Load()
 	host, why := requestHost(r.Host)
+	if hv := r.Header.Values("Host"); why == "" && len(hv) > 0 && (len(hv) > 1 || !strings.EqualFold(hv[0], r.Host)) {
+		// HTTP/2 and 3 keep a Host header beside :authority; two names
+		// for one request are malformed (RFC 9113 8.3.1).
+		why = "the :authority and the Host header name different hosts; send one host"
+	}
 	if why != "" {
 		g.refuse(w, r, http.StatusBadRequest, "weft gateway: bad request: "+why)
 		return
 	}
-	if !g.authenticate(w, r, st) {
+	if r.TLS != nil && len(st.sni) > 0 && !hostIn(host, st.sni) {
+		// Domain fronting: a handshake for a name the listener answers
+		// for, then a request for a host it does not (Host, :authority or
+		// an absolute URI). 421 tells a client to open a connection of
+		// its own for that host (RFC 9110 15.5.20).
+		g.refuse(w, r, http.StatusMisdirectedRequest, fmt.Sprintf("weft gateway: host %q is not one listener %s answers for (tls sni: %s); connect with that host as the TLS server name", host, st.listener, strings.Join(st.sni, ", ")))
 		return
 	}
+	tokens, ok := g.authenticate(w, r, st)
+	if !ok {
+		return
+	}
+	// After authentication: a provider may read its token from such a
+	// header (X-Forwarded-Access-Token).
+	dropClientAddressHeaders(r.Header)
 	if bad := canon.Canonicalize(r); bad != nil {
 		g.refuse(w, r, http.StatusBadRequest, "weft gateway: bad request: "+bad.Error())
+		return
+	}
+	if g.limited(w, r, st, tokens) {
 		return
 	}
 	rt := st.route(host, r)
@@ -483,24 +534,89 @@ func (g *gatewayListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, http.StatusNotFound, fmt.Sprintf("weft gateway: no route of listener %s takes host %q and path %q; check the host name and path, or the gateway's routes", st.listener, host, r.URL.Path))
 		return
 	}
-	// X-Forwarded-* headers go no further: the outbound's reverse proxy
-	// drops them (a client outside the mesh cannot forge them).
+	// Client address headers went at the start (dropClientAddressHeaders):
+	// a client outside the mesh cannot forge them. The route's outbound
+	// sets X-Forwarded-For and X-Forwarded-Proto from the connection
+	// instead (setForwarded), which the services' sidecars pass on to
+	// their apps from a gateway alone (Inbound.forwarding_callers).
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	r = r.WithContext(context.WithValue(r.Context(), forwardedKey{}, &forwarded{client: protect.SourceIP(r.RemoteAddr), proto: proto}))
 	rt.out.serveHTTP(w, r)
+}
+
+// forwarded is what a gateway tells the service about its client.
+type forwarded struct{ client, proto string }
+
+type forwardedKey struct{}
+
+// setForwarded sets X-Forwarded-For and X-Forwarded-Proto on out, a
+// gateway's request to a service, from what the gateway saw of in's
+// client (nothing for a sidecar's own requests).
+func setForwarded(in, out *http.Request) {
+	if f, ok := in.Context().Value(forwardedKey{}).(*forwarded); ok {
+		out.Header.Set("X-Forwarded-For", f.client)
+		out.Header.Set("X-Forwarded-Proto", f.proto)
+	}
 }
 
 // authenticate is the end-user check of a gateway request, run before
 // routing: the tokens of the gateway service's JWT providers (jwt.go),
-// required when its service has a jwt block. It returns false when it
-// answered the request itself (401); a refused token is an intrusion
-// signal from the client's address.
-func (g *gatewayListener) authenticate(w http.ResponseWriter, r *http.Request, st *gatewayState) bool {
-	if _, refused := g.p.checkJWT(w, r, st.jwt, st.service); refused != "" {
+// required when its service has a jwt block. It returns the valid tokens,
+// and false when it answered the request itself (401); a refused token is
+// an intrusion signal from the client's address.
+func (g *gatewayListener) authenticate(w http.ResponseWriter, r *http.Request, st *gatewayState) (jwtauth.Result, bool) {
+	tokens, refused := g.p.checkJWT(w, r, st.jwt, st.service)
+	if refused != "" {
 		g.p.note(protect.SourceIP(r.RemoteAddr), guard.JWT)
 		g.p.accessLine("access", "gateway", "REFUSED").str("listener", g.name).str("method", r.Method).
 			str("path", r.URL.Path).int("status", http.StatusUnauthorized).str("reason", refused).send(g.p)
-		return false
+		return tokens, false
 	}
-	return true
+	return tokens, true
+}
+
+// limited applies the gateway service's rate limits to a request from
+// outside the mesh (no caller identity: per_caller limits share one
+// bucket; per_source_ip keys by the client's address, never by a header
+// it sent; per_jwt_subject by its valid token's sub). It answers 429 with
+// Retry-After (gRPC RESOURCE_EXHAUSTED) itself and returns true when a
+// limit is spent.
+func (g *gatewayListener) limited(w http.ResponseWriter, r *http.Request, st *gatewayState, tokens jwtauth.Result) bool {
+	for _, l := range st.limits {
+		ok, wait := l.AllowSubject("", tokens.Subject(l.JWTProvider()), r, time.Now())
+		if ok {
+			continue
+		}
+		g.p.metrics.limited.WithLabelValues("", l.Name()).Inc()
+		g.p.note(protect.SourceIP(r.RemoteAddr), guard.RateLimited)
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+		g.refuse(w, r, http.StatusTooManyRequests, fmt.Sprintf("weft gateway: rate limit %q of %s exceeded; retry in %s", l.Name(), st.service, wait.Round(time.Millisecond)))
+		return true
+	}
+	return false
+}
+
+// clientAddressHeaders are the headers by which proxies tell an
+// application a client's address, host or scheme. A client outside the
+// mesh could send them to pose as another; the gateway removes them, in
+// any case and with underscores for dashes (which CGI-style servers read
+// as the same header), along with every X-Forwarded-* one.
+var clientAddressHeaders = []string{
+	"forwarded", "x-real-ip", "x-client-ip", "client-ip", "true-client-ip",
+	"x-cluster-client-ip", "x-original-forwarded-for", "x-originating-ip",
+	"cf-connecting-ip", "fastly-client-ip", "x-envoy-external-address",
+}
+
+func dropClientAddressHeaders(h http.Header) {
+	for k := range h {
+		n := strings.ToLower(strings.ReplaceAll(k, "_", "-"))
+		if strings.HasPrefix(n, "x-forwarded-") || slices.Contains(clientAddressHeaders, n) {
+			delete(h, k)
+		}
+	}
 }
 
 // route is the first route whose hosts hold host and one of whose

@@ -191,3 +191,41 @@ func (b *bufferPool) Get() []byte {
 }
 
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+
+// dropH2CUpgrade removes an HTTP/1.1 upgrade to h2c (RFC 7540 3.2, gone
+// from RFC 9113) from h: Upgrade, HTTP2-Settings and their names in
+// Connection. An application that switched would hold a connection on
+// which every later request passes the proxy unseen (no route, rule or
+// token check), so the request goes on as plain HTTP/1.1; WebSocket and
+// other upgrades are untouched.
+func dropH2CUpgrade(h http.Header) {
+	h2c := false
+	for _, v := range h["Upgrade"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			name, _, _ := strings.Cut(strings.TrimSpace(tok), "/")
+			h2c = h2c || strings.EqualFold(name, "h2c")
+		}
+	}
+	if !h2c {
+		return
+	}
+	delete(h, "Upgrade")
+	delete(h, "Http2-Settings")
+	var kept []string
+	for _, v := range h["Connection"] {
+		var toks []string
+		for tok := range strings.SplitSeq(v, ",") {
+			if t := strings.TrimSpace(tok); !strings.EqualFold(t, "upgrade") && !strings.EqualFold(t, "http2-settings") {
+				toks = append(toks, tok)
+			}
+		}
+		if len(toks) > 0 {
+			kept = append(kept, strings.Join(toks, ","))
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Connection")
+	} else {
+		h["Connection"] = kept
+	}
+}

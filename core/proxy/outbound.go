@@ -372,6 +372,7 @@ func (o *outbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			str("target", r.RequestURI).int("status", http.StatusBadRequest).str("reason", bad.Error()).request(r, nil).send(o.p)
 		return
 	}
+	dropH2CUpgrade(r.Header)
 	if o.refuseExternal(w, r, st, start) { // external.go
 		return
 	}
@@ -569,6 +570,7 @@ func (o *outbound) rewrite(pr *httputil.ProxyRequest) {
 	if st, ok := pr.In.Context().Value(outboundStateKey{}).(*outboundState); ok && st.ext != nil {
 		pr.Out.Host = st.ext.host // the app called a local port; the outside host is declared
 	}
+	setForwarded(pr.In, pr.Out) // a gateway's request (gateway.go)
 	if pk, ok := pr.In.Context().Value(pickedKey{}).(*picked); ok && pk.route != nil {
 		applyHeaderOps(pr.Out.Header, pk.route.reqHdrs)
 	}

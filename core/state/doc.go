@@ -14,8 +14,17 @@
 // spent through any replica is refused by every other and after a restart
 // of all of them. Commands are typed (one byte, then JSON); a CA change
 // names the state it replaces (compare-and-set on its digest), so two
-// rotations computed from one state commit once. Not replicated yet:
-// issued-certificate records and the active policy (issue 17 part 3).
+// rotations computed from one state commit once. The applied policy
+// (policy.go): the source files `weft policy apply` sent, bounded in
+// number and size, with who applied them and when; the last
+// MaxPolicyHistory versions are kept, the newest active. Applying is a
+// compare-and-set on the active version's raft index (--check-index);
+// every replica compiles the same bytes (Options.OnPolicy hands them to
+// the controller, which cmd/weft compiles: core reads no HCL), and keeps
+// the active version in RAFT_DIR/policy-active.json, so that after a
+// restart it serves it before it hears from its peers; while it replays
+// the entries it had at its start it hands over nothing older. Not
+// replicated yet: issued-certificate records.
 //
 // What is not: workload truth. Every replica runs the adapters itself,
 // compiles, and serves its own sidecars, because the schedulers are the

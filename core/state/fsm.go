@@ -20,6 +20,7 @@ import (
 const (
 	cmdSetCA byte = 1 // setCA: a new CA state (first one, rotation, retirement)
 	cmdSpend byte = 2 // spend: a join token spent
+	// cmdSetPolicy (3) is in policy.go.
 )
 
 // setCA makes Sealed (a ca.State in JSON, sealed) the CA state, if the
@@ -44,12 +45,18 @@ type spend struct {
 type result struct {
 	OK  bool   `json:"ok"`
 	Err string `json:"err,omitempty"`
+	// Index and Unchanged answer a setPolicy: the index of the version
+	// in force after it (or, refused, before it), and whether the files
+	// were that version's already.
+	Index     uint64 `json:"index,omitempty"`
+	Unchanged bool   `json:"unchanged,omitempty"`
 }
 
 // Limits on what the state reads back: a command is a CA state (a few
-// KiB) or a token ID; a snapshot holds at most maxSpent tokens.
+// KiB), a token ID or a policy (at most MaxPolicyBytes, base64 in JSON);
+// a snapshot holds at most maxSpent tokens and MaxPolicyHistory policies.
 const (
-	maxCommandBytes  = 1 << 20
+	maxCommandBytes  = 2 << 20
 	maxSnapshotBytes = 96 << 20
 	maxJSONDepth     = 16
 	maxSpent         = 1 << 20
@@ -67,6 +74,7 @@ type fsm struct {
 	caSealed []byte
 	caDigest string
 	spent    map[string]int64
+	pol      policyState // policy.go
 }
 
 func newFSM(seal *sealer, cache string, onCA func(ca.State), log *slog.Logger) *fsm {
@@ -105,6 +113,12 @@ func (f *fsm) Apply(l *raft.Log) any {
 			return result{Err: "decoding a spent token: " + err.Error()}
 		}
 		return f.applySpend(c)
+	case cmdSetPolicy:
+		var c setPolicy
+		if err := json.Unmarshal(l.Data[1:], &c); err != nil {
+			return result{Err: "decoding a policy: " + err.Error()}
+		}
+		return f.applyPolicy(c, l.Index)
 	}
 	// A command of a newer version: refused alike on every replica.
 	return result{Err: fmt.Sprintf("unknown command type %d (is a newer controller in the cluster?)", l.Data[0])}
@@ -203,6 +217,7 @@ type snapshotData struct {
 	Version  int              `json:"v"`
 	CASealed []byte           `json:"ca,omitempty"`
 	Spent    map[string]int64 `json:"spent"`
+	Policies []PolicyVersion  `json:"policies,omitempty"` // oldest first, the last active
 }
 
 type fsmSnapshot struct{ b []byte }
@@ -214,6 +229,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	for k, v := range f.spent {
 		d.Spent[k] = v
 	}
+	d.Policies = append([]PolicyVersion(nil), f.pol.history...)
 	f.mu.RUnlock()
 	b, err := json.Marshal(d)
 	if err != nil {
@@ -255,7 +271,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if f.spent == nil {
 		f.spent = map[string]int64{}
 	}
+	f.pol.history = d.Policies
 	f.mu.Unlock()
+	f.publishPolicy()
 	return nil
 }
 
@@ -279,6 +297,14 @@ func readSnapshotData(r io.Reader) (snapshotData, error) {
 	}
 	if len(d.Spent) > maxSpent {
 		return snapshotData{}, errors.New("reading a snapshot: too many spent tokens")
+	}
+	if len(d.Policies) > MaxPolicyHistory {
+		return snapshotData{}, fmt.Errorf("reading a snapshot: %d policy versions, at most %d are kept", len(d.Policies), MaxPolicyHistory)
+	}
+	for _, v := range d.Policies {
+		if err := CheckPolicyFiles(v.Files); err != nil {
+			return snapshotData{}, fmt.Errorf("reading a snapshot: the policy at index %d: %w", v.Index, err)
+		}
 	}
 	return d, nil
 }

@@ -54,6 +54,11 @@ type Options struct {
 	// raft's defaults, a snapshot every 8192 entries keeping 10240).
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
+
+	// OnPolicy hands over the active policy whenever it changes here
+	// (from raft's goroutine; it must not block), once the replica has
+	// replayed the entries it had at its start (policy.go).
+	OnPolicy func(PolicyVersion)
 }
 
 // ErrNoLeader is wrapped by the error of a write made while the replica
@@ -75,6 +80,9 @@ type Node struct {
 	mux   *mux
 	trans *raft.NetworkTransport
 	log   *slog.Logger
+	// startIndex is the last log index at Open: the policy is handed
+	// over once the replica has applied up to it.
+	startIndex uint64
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -113,6 +121,7 @@ func Open(o Options) (*Node, error) {
 	log := o.Logger.With("raft_id", id)
 	n := &Node{o: o, id: id, addr: o.Addr, seal: seal, log: log}
 	n.fsm = newFSM(seal, filepath.Join(o.Dir, cacheFile), o.OnCA, log)
+	n.fsm.pol.cache, n.fsm.pol.onPolicy = filepath.Join(o.Dir, policyCacheFile), o.OnPolicy
 
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn,
 		Output: logging.LineWriter(log.With("logger", "raft"), slog.LevelWarn), DisableTime: true})
@@ -156,6 +165,7 @@ func Open(o Options) (*Node, error) {
 		return nil, fmt.Errorf("creating the raft log cache: %w", err)
 	}
 	go n.mux.run()
+	n.startQuiet(existing)
 	r, err := raft.NewRaft(conf, n.fsm, logs, store, snaps, n.trans)
 	if err != nil {
 		n.mux.Close()
@@ -163,6 +173,8 @@ func Open(o Options) (*Node, error) {
 		return nil, fmt.Errorf("starting raft: %w", err)
 	}
 	n.raft = r
+	n.startIndex = r.LastIndex()
+	n.catchUp()
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.wg.Add(2)
@@ -328,6 +340,7 @@ func (n *Node) watch(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		n.catchUp()
 		addr, id := n.raft.LeaderWithID()
 		leader := string(addr)
 		n.mu.Lock()

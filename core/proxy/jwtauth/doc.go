@@ -26,6 +26,11 @@
 // shared-secret providers are not supported), symmetric keys in a key set,
 // RSA keys under 2048 bits, a token whose iss is not its provider's, a
 // missing or past exp, an nbf ahead (both within the provider's clock
-// skew), an aud naming none of the provider's audiences (when it has any).
+// skew), an aud naming none of the provider's audiences (when it has any),
+// a header or claims naming a member twice, an iat or nbf that is not a
+// number, two different tokens for one provider (in its header, query
+// parameter and cookie, under any spelling an application could read).
+// typ is not checked, iat only for its type; jku, x5u and embedded keys
+// are never used. docs/edge-threats.md lists the attacks tried and why.
 // Verification uses github.com/go-jose/go-jose/v4.
 package jwtauth

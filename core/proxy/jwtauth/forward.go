@@ -39,15 +39,14 @@ func keyFits(k jose.JSONWebKey, alg string) bool {
 
 // Forward prepares r for the application after Authenticate: it removes
 // every header a provider sets from claims (a client must not be able to
-// send them), sets them from the claims of the valid tokens in res, and
-// removes each provider's token unless the provider forwards it.
+// send them) however spelled, sets them from the claims of the valid
+// tokens in res, and removes each provider's token unless the provider
+// forwards it.
 func (v *Verifier) Forward(r *http.Request, res Result) {
 	if v == nil {
 		return
 	}
-	for _, h := range v.forwarded {
-		r.Header.Del(h)
-	}
+	dropSpellings(r.Header, v.forwarded)
 	for _, p := range v.providers {
 		if claims := res.Claims[p.name]; claims != nil {
 			for _, f := range p.forward {
@@ -62,29 +61,81 @@ func (v *Verifier) Forward(r *http.Request, res Result) {
 	}
 }
 
+// dropSpellings removes from h every header named one of names in any
+// case or with underscores for dashes ("X_User" for "X-User", which
+// CGI-style servers read as the same header), and those names from
+// Connection, so that a hop-by-hop removal downstream cannot drop the
+// headers set from claims.
+func dropSpellings(h http.Header, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	same := func(k string) bool {
+		k = strings.TrimSpace(k)
+		for _, n := range names {
+			if sameHeader(k, n) {
+				return true
+			}
+		}
+		return false
+	}
+	for k := range h {
+		if same(k) {
+			delete(h, k)
+		}
+	}
+	var kept []string
+	changed := false
+	for _, line := range h["Connection"] {
+		var toks []string
+		for tok := range strings.SplitSeq(line, ",") {
+			if same(tok) {
+				changed = true
+				continue
+			}
+			toks = append(toks, tok)
+		}
+		if len(toks) > 0 {
+			kept = append(kept, strings.Join(toks, ","))
+		}
+	}
+	switch {
+	case !changed:
+	case len(kept) == 0:
+		delete(h, "Connection")
+	default:
+		h["Connection"] = kept
+	}
+}
+
 // strip removes p's token from r.
 func (p *provider) strip(r *http.Request) {
 	if p.header != "" {
 		if p.bearer {
-			if v := r.Header.Get(p.header); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+			v := strings.TrimSpace(r.Header.Get(p.header))
+			if len(v) > 6 && strings.EqualFold(v[:6], "bearer") && (v[6] == ' ' || v[6] == '\t') {
 				r.Header.Del(p.header)
 			}
 		} else {
-			r.Header.Del(p.header)
+			dropSpellings(r.Header, []string{p.header})
 		}
 	}
-	if p.query != "" && strings.Contains(r.URL.RawQuery, p.query) {
+	if p.query != "" && mayHoldParam(r.URL.RawQuery, p.query) {
 		if q, err := url.ParseQuery(r.URL.RawQuery); err == nil && q.Has(p.query) {
 			q.Del(p.query)
 			r.URL.RawQuery = q.Encode()
 			r.RequestURI = r.URL.RequestURI()
 		}
 	}
-	if p.cookie != "" && len(r.CookiesNamed(p.cookie)) > 0 {
+	if p.cookie != "" && len(rawCookies(r.Header, p.cookie)) > 0 {
+		// The other pairs go on as the client wrote them.
 		var keep []string
-		for _, c := range r.Cookies() {
-			if c.Name != p.cookie {
-				keep = append(keep, c.Name+"="+c.Value)
+		for _, line := range r.Header["Cookie"] {
+			for pair := range strings.SplitSeq(line, ";") {
+				pair = strings.TrimSpace(pair)
+				if k, _, _ := strings.Cut(pair, "="); pair != "" && strings.TrimSpace(k) != p.cookie {
+					keep = append(keep, pair)
+				}
 			}
 		}
 		r.Header.Del("Cookie")

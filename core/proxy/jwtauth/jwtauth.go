@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -314,55 +315,131 @@ func quoteAll(xs []string) []string {
 	return out
 }
 
-// extract returns the token p reads from r: the first of its header, query
-// parameter and cookie that carries one. A token given twice in one place
-// is malformed (which of them would a rule read?).
+// extract returns the token p reads from r, from whichever of its header,
+// query parameter and cookie carry one. A token given twice in one place,
+// or two different tokens in two places, is malformed: the application
+// behind could read the one the verifier did not. Every spelling an
+// application may decode to the same place counts: a query parameter name
+// percent-encoded, a cookie value net/http would drop, a tab after Bearer.
 func (p *provider) extract(r *http.Request) (string, *Failure) {
 	bad := func(detail string) (string, *Failure) {
 		return "", &Failure{Provider: p.name, Reason: ReasonMalformed, Detail: detail}
 	}
+	var tok, from string
+	take := func(t, where string) *Failure {
+		switch {
+		case t == "":
+		case tok == "":
+			tok, from = t, where
+		case t != tok:
+			_, f := bad(fmt.Sprintf("a token is given both in %s and in %s; send one", from, where))
+			return f
+		}
+		return nil
+	}
 	if p.header != "" {
-		vals := r.Header.Values(p.header)
+		vals := headerValues(r.Header, p.header)
 		if len(vals) > 1 {
 			return bad(fmt.Sprintf("header %s is given %d times; send one", p.header, len(vals)))
 		}
 		if len(vals) == 1 {
 			v := strings.TrimSpace(vals[0])
-			if scheme, rest, ok := strings.Cut(v, " "); ok && strings.EqualFold(scheme, "bearer") {
-				return strings.TrimSpace(rest), nil
+			// The scheme ends at the first space or tab (RFC 9110 11.4
+			// says one space; applications split on any blank).
+			scheme, rest := v, ""
+			if i := strings.IndexAny(v, " \t"); i >= 0 {
+				scheme, rest = v[:i], strings.TrimSpace(v[i+1:])
 			}
-			if !p.bearer && v != "" {
-				return v, nil
+			switch {
+			case strings.EqualFold(scheme, "bearer"):
+				if strings.ContainsAny(rest, " \t,") {
+					return bad(fmt.Sprintf("header %s holds more than one token; send one", p.header))
+				}
+				if f := take(rest, "header "+p.header); f != nil {
+					return "", f
+				}
+			case !p.bearer:
+				if f := take(v, "header "+p.header); f != nil {
+					return "", f
+				}
 			}
 			// Another scheme (Basic...): not this provider's token.
 		}
 	}
-	if p.query != "" && strings.Contains(r.URL.RawQuery, p.query) {
-		q, err := url.ParseQuery(r.URL.RawQuery)
-		if err == nil {
-			switch vals := q[p.query]; {
-			case len(vals) > 1:
-				return bad(fmt.Sprintf("query parameter %s is given %d times; send one", p.query, len(vals)))
-			case len(vals) == 1 && vals[0] != "":
-				return vals[0], nil
+	if p.query != "" && mayHoldParam(r.URL.RawQuery, p.query) {
+		// ParseQuery keeps every pair it can decode, past one it cannot
+		// (canon refuses such a query before the application sees it).
+		q, _ := url.ParseQuery(r.URL.RawQuery)
+		vals := q[p.query]
+		if len(vals) > 1 {
+			return bad(fmt.Sprintf("query parameter %s is given %d times; send one", p.query, len(vals)))
+		}
+		if len(vals) == 1 {
+			if f := take(vals[0], "query parameter "+p.query); f != nil {
+				return "", f
 			}
 		}
 	}
 	if p.cookie != "" {
-		var tok string
-		n := 0
-		for _, c := range r.CookiesNamed(p.cookie) {
-			tok = c.Value
-			n++
+		vals := rawCookies(r.Header, p.cookie)
+		if len(vals) > 1 {
+			return bad(fmt.Sprintf("cookie %s is given %d times; send one", p.cookie, len(vals)))
 		}
-		if n > 1 {
-			return bad(fmt.Sprintf("cookie %s is given %d times; send one", p.cookie, n))
-		}
-		if tok != "" {
-			return tok, nil
+		if len(vals) == 1 {
+			parsed := r.CookiesNamed(p.cookie)
+			if len(parsed) != 1 {
+				return bad(fmt.Sprintf("cookie %s has a value that is not a cookie value (RFC 6265: no spaces, quotes, commas, semicolons or backslashes inside)", p.cookie))
+			}
+			if f := take(parsed[0].Value, "cookie "+p.cookie); f != nil {
+				return "", f
+			}
 		}
 	}
-	return "", nil
+	return tok, nil
+}
+
+// headerValues returns the values of header name (canonical) in h, under
+// every spelling an application may read as name: any case, and
+// underscores for dashes (CGI-style servers read X_Jwt as X-Jwt).
+func headerValues(h http.Header, name string) []string {
+	vals := h[name]
+	for k, v := range h {
+		if k != name && sameHeader(k, name) {
+			vals = append(slices.Clip(vals), v...)
+		}
+	}
+	return vals
+}
+
+// sameHeader reports whether header names a and b are one to an
+// application: equal but for case, or for underscores against dashes.
+func sameHeader(a, b string) bool {
+	return len(a) == len(b) && strings.EqualFold(strings.ReplaceAll(a, "_", "-"), strings.ReplaceAll(b, "_", "-"))
+}
+
+// mayHoldParam reports whether raw, a query string, may name parameter
+// name: it does, or it has a percent-encoding that could spell it.
+func mayHoldParam(raw, name string) bool {
+	return strings.Contains(raw, name) || strings.Contains(raw, "%")
+}
+
+// rawCookies returns the values of the pairs named name in h's Cookie
+// headers, as sent: also those net/http's cookie parser drops as invalid
+// and an application might still read.
+func rawCookies(h http.Header, name string) []string {
+	var out []string
+	for _, line := range h["Cookie"] {
+		if !strings.Contains(line, name) {
+			continue
+		}
+		for pair := range strings.SplitSeq(line, ";") {
+			k, v, _ := strings.Cut(strings.TrimSpace(pair), "=")
+			if strings.TrimSpace(k) == name {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
 }
 
 // header is a token's JOSE header, read before the library parses it so
@@ -393,9 +470,9 @@ func verify(tok string, cands []*provider, now time.Time) (string, map[string]an
 	if err := inputlimit.JSONDepth(hdrJSON, MaxClaimsDepth); err != nil {
 		return fail(first, ReasonTooLarge, "the token's header is nested too deep")
 	}
-	var h header
-	if err := json.Unmarshal(hdrJSON, &h); err != nil {
-		return fail(first, ReasonMalformed, "the token's header is not a JSON object")
+	h, err := decodeHeader(hdrJSON)
+	if err != nil {
+		return fail(first, ReasonMalformed, "the token's header: "+err.Error())
 	}
 	if !slices.Contains(Algorithms, jose.SignatureAlgorithm(h.Alg)) {
 		return fail(first, ReasonAlgorithm, fmt.Sprintf("the token is signed with %q; accepted: RS256/384/512, PS256/384/512, ES256/384/512, EdDSA (never none or HS*)", h.Alg))
@@ -460,10 +537,97 @@ func issuers(ps []*provider) string {
 	return strings.Join(out, " or ")
 }
 
+// decodeHeader reads a token's JOSE header: a JSON object naming no
+// parameter twice, whose alg and kid (names compared exactly, as RFC 7515
+// says and go-jose reads them) are strings. A registered name in another
+// case ("ALG") is refused: a reader that folds case would take it.
+func decodeHeader(src []byte) (header, error) {
+	var h header
+	if err := noDuplicateNames(src); err != nil {
+		return h, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(src, &m); err != nil || m == nil {
+		return h, errors.New("not a JSON object")
+	}
+	for k, raw := range m {
+		var dst *string
+		switch {
+		case k == "alg":
+			dst = &h.Alg
+		case k == "kid":
+			dst = &h.Kid
+		case strings.EqualFold(k, "alg") || strings.EqualFold(k, "kid"):
+			return h, fmt.Errorf("the parameter %q is %q in another case; names are case-sensitive", k, strings.ToLower(k))
+		default:
+			continue
+		}
+		if err := json.Unmarshal(raw, dst); err != nil {
+			return h, fmt.Errorf("%s is not a string", k)
+		}
+	}
+	return h, nil
+}
+
+// noDuplicateNames refuses JSON in which an object names a member twice
+// (RFC 7515 4 and RFC 7519 4 say a parser must refuse it or take the
+// last; readers differ, so a token is read one way by the verifier and
+// another by the application).
+func noDuplicateNames(src []byte) error {
+	d := json.NewDecoder(bytes.NewReader(src))
+	// For each open container: the names seen (nil for an array), and
+	// whether the next token of an object is a name.
+	type frame struct {
+		names  map[string]bool
+		isName bool
+	}
+	var stack []*frame
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return errors.New("not JSON")
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.names != nil && top.isName {
+			if name, ok := tok.(string); ok {
+				if top.names[name] {
+					return fmt.Errorf("%q is named twice", name)
+				}
+				top.names[name] = true
+				top.isName = false
+				continue
+			}
+		}
+		if top != nil && top.names != nil {
+			top.isName = true // a value ends; the next is a name (or '}')
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{names: map[string]bool{}, isName: true})
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) > 0 && stack[len(stack)-1].names != nil {
+				stack[len(stack)-1].isName = true
+			}
+		}
+	}
+}
+
 // decodeClaims reads a token's claims: a JSON object nested at most
-// MaxClaimsDepth deep, numbers kept as written.
+// MaxClaimsDepth deep, naming no claim twice, numbers kept as written.
 func decodeClaims(payload []byte) (map[string]any, error) {
 	if err := inputlimit.JSONDepth(payload, MaxClaimsDepth); err != nil {
+		return nil, err
+	}
+	if err := noDuplicateNames(payload); err != nil {
 		return nil, err
 	}
 	d := json.NewDecoder(bytes.NewReader(payload))
@@ -505,6 +669,11 @@ func (p *provider) checkTimes(claims map[string]any, now time.Time) *Failure {
 	}
 	if now.After(exp.Add(p.skew)) {
 		return &Failure{Provider: p.name, Reason: ReasonExpired, Detail: fmt.Sprintf("the token expired at %s", exp.UTC().Format(time.RFC3339))}
+	}
+	if v, present := claims["iat"]; present {
+		if _, ok := numericDate(v); !ok {
+			return &Failure{Provider: p.name, Reason: ReasonMalformed, Detail: "the token's iat claim is not a number of seconds since 1970"}
+		}
 	}
 	if v, present := claims["nbf"]; present {
 		nbf, ok := numericDate(v)

@@ -16,7 +16,7 @@ import (
 
 const iss = "https://idp.test"
 
-func config(t *testing.T, jwks []byte, required bool, mod func(*meshapi.JwtProvider)) *meshapi.ProxyConfig {
+func config(t testing.TB, jwks []byte, required bool, mod func(*meshapi.JwtProvider)) *meshapi.ProxyConfig {
 	t.Helper()
 	p := &meshapi.JwtProvider{Name: "corp", Issuer: iss, Audiences: []string{"shop"}, Jwks: jwks,
 		ClockSkew: durationpb.New(30 * time.Second), Header: "Authorization",
@@ -31,7 +31,7 @@ func config(t *testing.T, jwks []byte, required bool, mod func(*meshapi.JwtProvi
 	return cfg
 }
 
-func verifier(t *testing.T, cfg *meshapi.ProxyConfig) *jwtauth.Verifier {
+func verifier(t testing.TB, cfg *meshapi.ProxyConfig) *jwtauth.Verifier {
 	t.Helper()
 	v, err := jwtauth.New(cfg)
 	if err != nil {

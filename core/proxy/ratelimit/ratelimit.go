@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -268,12 +269,27 @@ func (l *Limiter) evict(now time.Time) {
 	}
 }
 
-// sourceIP is the address of a request's client, without the port.
+// sourceIP is the bucket key of a request's client: its address without
+// the port, in one spelling (an IPv4-mapped IPv6 address as IPv4, no
+// zone), and for IPv6 its /64: one subscriber is commonly given a whole
+// /64, and a limit per address would let it take a new address, and a
+// new bucket, for every request.
 func sourceIP(remote string) string {
-	if h, _, err := net.SplitHostPort(remote); err == nil {
+	h := remote
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		h = host
+	}
+	a, err := netip.ParseAddr(h)
+	if err != nil {
 		return h
 	}
-	return remote
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		if p, err := a.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return a.String()
 }
 
 // PerSourceIP says whether the limit keeps a bucket per client address.

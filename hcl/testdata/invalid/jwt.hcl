@@ -11,6 +11,24 @@ jwt_provider "corp" { # ERROR: Duplicate JWT provider
   jwks_url  = "https://idp.example.com/jwks.json" # ERROR: Two key sources
 }
 
+jwt_provider "underscores" {
+  issuer         = "https://idp.example.com"
+  jwks_file      = "a.json"
+  forward_claims = { sub = "x_weft_caller" } # ERROR: Reserved header
+}
+
+jwt_provider "framing" {
+  issuer         = "https://idp.example.com"
+  jwks_file      = "a.json"
+  forward_claims = { sub = "Proxy-Authorization" } # ERROR: Reserved header
+}
+
+jwt_provider "address" {
+  issuer         = "https://idp.example.com"
+  jwks_file      = "a.json"
+  forward_claims = { ip = "X_Forwarded_For" } # ERROR: Reserved header
+}
+
 jwt_provider "nokeys" { # ERROR: Missing keys
   issuer = "https://idp.example.com"
 }

@@ -4,8 +4,9 @@
 // send (alg none, HS256 keyed with the public key, tampered payloads and
 // signatures). It is never linked by weft-proxy.
 //
-// Entry points: New, Issuer.Sign, Issuer.JWKS, Issuer.Rotate, Claims,
-// None, HS256WithPublicKey, TamperPayload, TamperSignature.
+// Entry points: New, Issuer.Sign, Issuer.SignRaw, Issuer.JWKS,
+// Issuer.Rotate, Issuer.Kid, Claims, None, HS256WithPublicKey,
+// TamperPayload, TamperSignature.
 package jwttest
 
 import (
@@ -17,6 +18,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -196,4 +198,54 @@ func TamperSignature(tok string) string {
 	sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
 	sig[len(sig)/2] ^= 0x01
 	return parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// Kid is the kid of the issuer's newest key.
+func (i *Issuer) Kid() string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.keys[len(i.keys)-1].kid
+}
+
+// SignRaw signs header and payload exactly as given (JSON text, however
+// hostile: duplicate names, odd types, extra header parameters) with the
+// newest key, which must be ES256, ES384, RS256 or EdDSA: the tokens a
+// careless or compromised issuer could produce, which no JOSE library
+// would write.
+func (i *Issuer) SignRaw(t testing.TB, header, payload string) string {
+	t.Helper()
+	i.mu.Lock()
+	k := i.keys[len(i.keys)-1]
+	i.mu.Unlock()
+	input := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(payload))
+	var sig []byte
+	var err error
+	switch k.alg {
+	case jose.ES256, jose.ES384:
+		var digest []byte
+		size := 32
+		if k.alg == jose.ES256 {
+			d := sha256.Sum256([]byte(input))
+			digest = d[:]
+		} else {
+			d := sha512.Sum384([]byte(input))
+			digest, size = d[:], 48
+		}
+		r, s, e := ecdsa.Sign(rand.Reader, k.priv.(*ecdsa.PrivateKey), digest)
+		err = e
+		sig = make([]byte, 2*size)
+		r.FillBytes(sig[:size])
+		s.FillBytes(sig[size:])
+	case jose.RS256:
+		d := sha256.Sum256([]byte(input))
+		sig, err = rsa.SignPKCS1v15(rand.Reader, k.priv.(*rsa.PrivateKey), crypto.SHA256, d[:])
+	case jose.EdDSA:
+		sig = ed25519.Sign(k.priv.(ed25519.PrivateKey), []byte(input))
+	default:
+		t.Fatalf("jwttest: SignRaw does not sign %s", k.alg)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
