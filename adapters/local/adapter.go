@@ -48,6 +48,8 @@ var options = []sdk.OptionSpec{
 		Description: "services whose app port is left open on purpose (the way into the mesh), separated by commas, such as frontend,admin"},
 	{Name: OptionEgress, Type: sdk.OptionEnum, Values: []string{egressAllow, egressDeny}, Default: egressAllow,
 		Description: "deny: the guard lets each app connect only to its own address (its sidecar's outbound listeners), so that it reaches the outside only through declared external services; allow: apps may connect anywhere themselves"},
+	{Name: OptionNode, Type: sdk.OptionString,
+		Description: "the name of this adapter's node, where it places every instance (the node proxy may serve only its own node's instances); default the host name"},
 }
 
 // Adapter is the local adapter. Create it with New; it implements
@@ -93,6 +95,7 @@ type config struct {
 	noGuard   string
 	edge      map[string]bool // services left open (option edge)
 	egress    string          // option egress: "allow" or "deny"
+	node      string          // option node: this adapter's node name
 }
 
 // New returns a local adapter that logs with the plugin SDK's logger, which
@@ -234,6 +237,14 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 			edge[name] = true
 		}
 	}
+	node := defaultNode()
+	if v := opts.String(OptionNode); opts.Given(OptionNode) {
+		if !validNode(v) {
+			diags = append(diags, sdk.Errorf("Invalid node",
+				"Option node = %q: give 1 to 253 printable ASCII characters without spaces or '=', such as node-a.", v))
+		}
+		node = v
+	}
 	first := defaultFirstAddress
 	if v := opts.String(OptionFirstAddress); opts.Given(OptionFirstAddress) {
 		a, err := netip.ParseAddr(v)
@@ -246,7 +257,7 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 	}
 	for _, k := range opts.Unknown() {
 		diags = append(diags, sdk.Warningf("Unknown option",
-			"The local adapter has no option %q and ignores it; it knows %s, %s, %s and %s.", k, OptionFirstAddress, OptionIsolation, OptionEdge, OptionEgress))
+			"The local adapter has no option %q and ignores it; it knows %s, %s, %s, %s and %s.", k, OptionFirstAddress, OptionIsolation, OptionEdge, OptionEgress, OptionNode))
 	}
 	nft, noGuard := guardSupport()
 	switch {
@@ -295,7 +306,7 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 		}
 		prev = st
 	}
-	specs, hd := buildPlan(planInput{W: w, Mesh: m, ProxyPath: proxy, First: first, Prev: prevAddresses(prev)})
+	specs, hd := buildPlan(planInput{W: w, Mesh: m, ProxyPath: proxy, First: first, Prev: prevAddresses(prev), Node: node})
 	diags = append(diags, convertDiags(hd)...)
 	if hd.HasErrors() {
 		return nil, diags
@@ -329,6 +340,7 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 	if sdk.HasErrors(diags) {
 		return nil, diags
 	}
+	diags = append(diags, nodeWarning(specs, isolation)...)
 	var warnings []sdk.Diagnostic
 	for _, d := range diags {
 		if d.Severity == sdk.SeverityWarning {
@@ -338,7 +350,7 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 	return &config{
 		req: req, file: req.Source, proxy: proxy, first: first, specs: specs,
 		srcHash: sha256.Sum256(src), warnings: warnings,
-		isolation: isolation, nft: nft, noGuard: noGuard, edge: edge, egress: egress,
+		isolation: isolation, nft: nft, noGuard: noGuard, edge: edge, egress: egress, node: node,
 	}, diags
 }
 
@@ -441,6 +453,7 @@ func (a *Adapter) ensureRunning() (*runner, error) {
 		DataDir:     m.DataDir,
 		StateFile:   l.stateFile(),
 		Token:       a.mintToken,
+		NodeToken:   a.mintNodeToken,
 		Grace:       a.grace,
 		Poll:        a.procPoll,
 		MinBackoff:  a.minBackoff,
