@@ -113,9 +113,15 @@ func (c *config) check() hcl.Diagnostics {
 	diags = append(diags, checkMirrors(c.Services, declared, names)...)
 	providers, d := checkJWTProviders(c.JWT)
 	diags = append(diags, d...)
-	diags = append(diags, checkServiceJWT(c.Services, providers)...)
+	gatewaySvcs := make(map[string]bool, len(c.Gateways))
+	for _, g := range c.Gateways {
+		gatewaySvcs[g.Service] = true
+	}
+	diags = append(diags, checkServiceJWT(c.Services, providers, gatewaySvcs)...)
+	diags = append(diags, checkLimitProtocols(c.Services, gatewaySvcs)...)
 	diags = append(diags, checkPermissionJWT(c.Intentions, providers)...)
 	diags = append(diags, checkGateways(c.Gateways, declared, names)...)
+	diags = append(diags, checkGatewayTokens(c.Gateways, declared, c.Intentions, providers)...)
 	return diags
 }
 

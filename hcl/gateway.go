@@ -2,6 +2,7 @@ package policyhcl
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/weftmesh/weft/core/model"
@@ -36,6 +37,11 @@ import (
 //	}
 //
 //	intention "public" "frontend" { action = "allow" }
+//
+// The service's jwt block and rate_limit blocks apply at the gateway, to
+// its clients outside the mesh (checkGatewayRateLimits,
+// checkGatewayTokens): a token is checked before routing, and a limit is
+// per client address, per end user or for all.
 type gateway struct {
 	Name         string
 	NameRange    hcl.Range
@@ -125,13 +131,98 @@ func checkGateways(gateways []*gateway, declared map[string]*service, names []st
 				fmt.Sprintf("Gateway %q runs as service %q, but no service %q is declared. The gateway's instances need a service block with the bindings that let them have its identity, such as: service %q { binding \"local\" { name = %q } }.",
 					g.Name, g.Service, g.Service, g.Service, g.Service)))
 		}
+		if ok {
+			diags = append(diags, checkGatewayRateLimits(g, self)...)
+		}
 		for _, l := range g.Listeners {
+			if ok && self.JWT != nil && (l.Protocol == policy.GatewayTCP || l.Protocol == policy.GatewayTLS) {
+				diags = append(diags, errorAt(l.ProtocolRange, "Token check on a connection listener",
+					fmt.Sprintf("Gateway %q requires end-user tokens (service %q has a jwt block at %s), but listener %q speaks %q: it carries connections, not requests, so no token can be checked and the requirement would not hold. "+
+						"Use protocol = \"https\" or \"http\", or serve this listener from another gateway whose service has no jwt block.",
+						g.Name, g.Service, at(self.JWT.DeclRange), l.Name, l.Protocol)))
+			}
 			for _, r := range l.Routes {
 				diags = append(diags, r.check(g, l, self, declared, names)...)
 			}
 		}
 	}
 	return diags
+}
+
+// checkGatewayRateLimits reports the rate limits of a gateway's service
+// that a gateway cannot enforce: its clients are outside the mesh, so no
+// limit is per caller or for some callers, and it takes no share of a
+// global budget. The others apply at the gateway, per client address
+// (per_source_ip), per end user (per_jwt_subject) or for every request.
+func checkGatewayRateLimits(g *gateway, self *service) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, rl := range self.RateLimits {
+		switch {
+		case rl.PerCaller || len(rl.Callers) > 0:
+			rng := rl.DeclRange
+			if len(rl.Callers) > 0 {
+				rng = rl.CallersRange
+			}
+			diags = append(diags, errorAt(rng, "Rate limit per caller on a gateway",
+				fmt.Sprintf("Service %q runs gateway %q, whose clients are outside the mesh and have no service name: rate limit %q cannot be per caller or for some callers. Use per_source_ip = true (a bucket per client address) or per_jwt_subject (a bucket per end user).",
+					self.Name, g.Name, rl.Name)))
+		case rl.Global:
+			diags = append(diags, errorAt(rl.ScopeRange, "Global rate limit on a gateway",
+				fmt.Sprintf("Service %q runs gateway %q, which enforces its rate limits on each instance and takes no share of a global budget. Remove scope = \"global\" from rate limit %q, and divide the rate by the number of gateway instances.",
+					self.Name, g.Name, rl.Name)))
+		}
+	}
+	return diags
+}
+
+// checkGatewayTokens reports a permission that wants an end-user token of
+// a request from a gateway, when the gateway removes that token before it
+// calls the destination: the gateway's service requires a provider that
+// does not forward its token (forward_token) and reads it where the
+// permission's provider does. Permissions are checked by the destination's
+// sidecar, which would then answer 401 to every request.
+func checkGatewayTokens(gateways []*gateway, declared map[string]*service, intentions []*intention, providers map[string]*jwtProvider) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, g := range gateways {
+		self, ok := declared[g.Service]
+		if !ok || self.JWT == nil {
+			continue
+		}
+		for _, in := range intentions {
+			if in.SourceService != g.Service || in.SourceNamespace != "" && in.SourceNamespace != self.Namespace {
+				continue
+			}
+			for _, perm := range in.Permissions {
+				if perm.JWT == nil {
+					continue
+				}
+				want, ok := providers[perm.JWT.Provider]
+				if !ok {
+					continue // checkPermissionJWT reports it
+				}
+				for _, n := range self.JWT.Providers {
+					q, ok := providers[n]
+					if !ok || q.ForwardToken || !sameTokenPlace(q.JWTProvider, want.JWTProvider) {
+						continue
+					}
+					diags = append(diags, errorAt(perm.JWT.DeclRange, "Token removed by the gateway",
+						fmt.Sprintf("This permission wants a token of %q on requests from gateway %q, and %s's sidecar checks it there. But the gateway checks tokens of %q first (service %q's jwt block) and removes them before it calls %s, since %q does not set forward_token. "+
+							"Set forward_token = true in jwt_provider %q (at %s), or remove the jwt block from this permission.",
+							want.Name, g.Name, in.Destination, q.Name, g.Service, in.Destination, q.Name, q.Name, at(q.DeclRange))))
+					break
+				}
+			}
+		}
+	}
+	return diags
+}
+
+// sameTokenPlace reports whether a and b read a token from the same
+// header, query parameter or cookie.
+func sameTokenPlace(a, b policy.JWTProvider) bool {
+	return a.Header != "" && strings.EqualFold(a.Header, b.Header) ||
+		a.Query != "" && a.Query == b.Query ||
+		a.Cookie != "" && a.Cookie == b.Cookie
 }
 
 func (g *gateway) toPolicy() policy.Gateway {

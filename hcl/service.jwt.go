@@ -59,8 +59,11 @@ func decodeServiceJWTBlock(block *hcl.Block) (*serviceJWT, hcl.Diagnostics) {
 }
 
 // checkServiceJWT reports a service jwt block that names an undeclared
-// provider, or sits on a service that sees no requests.
-func checkServiceJWT(services []*service, providers map[string]*jwtProvider) hcl.Diagnostics {
+// provider, or sits on a service that sees no requests. A gateway's
+// service (gateways: the services gateways run as) sees requests on its
+// gateway's HTTP listeners, whatever its protocol; checkGateways refuses
+// its connection listeners instead.
+func checkServiceJWT(services []*service, providers map[string]*jwtProvider, gateways map[string]bool) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for _, s := range services {
 		for _, rl := range s.RateLimits {
@@ -74,7 +77,7 @@ func checkServiceJWT(services []*service, providers map[string]*jwtProvider) hcl
 		if s.JWT == nil {
 			continue
 		}
-		if s.Protocol == policy.TCP {
+		if s.Protocol == policy.TCP && !gateways[s.Name] {
 			diags = append(diags, errorAt(s.JWT.DeclRange, "JWT on a TCP service",
 				fmt.Sprintf("Service %q speaks \"tcp\", so its sidecars see bytes, not requests, and cannot check tokens. "+
 					"Set its protocol to \"http\", \"http2\" or \"grpc\", or remove the jwt block.", s.Name)))

@@ -185,16 +185,30 @@ func decodeConnectionLimitBlock(block *hcl.Block) (*connectionLimit, hcl.Diagnos
 	return cl, diags
 }
 
-// checkLimits checks a service's rate limits: they need requests, so an
-// HTTP protocol; names are unique.
+// checkLimitProtocols reports rate limits on services that see no
+// requests: a TCP service's, unless a gateway runs as it (gateways: the
+// services gateways run as), whose HTTP listeners see requests whatever
+// its protocol.
+func checkLimitProtocols(services []*service, gateways map[string]bool) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, s := range services {
+		if s.Protocol != policy.TCP || gateways[s.Name] {
+			continue
+		}
+		for _, rl := range s.RateLimits {
+			diags = append(diags, errorAt(rl.DeclRange, "Rate limit on a TCP service",
+				fmt.Sprintf("Service %q speaks \"tcp\", so its sidecars see bytes, not requests. Set its protocol to \"http\", \"http2\" or \"grpc\", or use a connection_limit.", s.Name)))
+		}
+	}
+	return diags
+}
+
+// checkLimits checks a service's rate limits: names are unique, a gRPC
+// match is on a gRPC service (checkLimitProtocols: they need requests).
 func checkLimits(s *service) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	seen := map[string]*rateLimit{}
 	for _, rl := range s.RateLimits {
-		if s.Protocol == policy.TCP {
-			diags = append(diags, errorAt(rl.DeclRange, "Rate limit on a TCP service",
-				fmt.Sprintf("Service %q speaks \"tcp\", so its sidecars see bytes, not requests. Set its protocol to \"http\", \"http2\" or \"grpc\", or use a connection_limit.", s.Name)))
-		}
 		if prev, dup := seen[rl.Name]; dup {
 			diags = append(diags, errorAt(rl.NameRange, "Duplicate rate limit",
 				fmt.Sprintf("Service %q already has a rate limit %q at %s. Rename one of them.", s.Name, rl.Name, at(prev.DeclRange))))

@@ -209,6 +209,7 @@ func instanceToProto(in model.Instance) *proto.Instance {
 		Workload:   nilIfEmptyMap(in.Workload),
 		Isolation:  string(in.Isolation),
 		MeshListen: in.MeshListen,
+		Node:       in.Node,
 	}
 }
 
@@ -233,6 +234,7 @@ func instanceFromProto(p *proto.Instance) model.Instance {
 		Workload:   nilIfEmptyMap(p.GetWorkload()),
 		Isolation:  model.Isolation(p.GetIsolation()),
 		MeshListen: p.GetMeshListen(),
+		Node:       p.GetNode(),
 	}
 }
 

@@ -162,6 +162,7 @@ func resolve(objs objects) ([]model.Instance, []problem) {
 		}
 		if node := nodeName(pod, c.endpoint); node != "" {
 			in.Labels["node"] = node
+			in.Node = node // spec.nodeName: a node proxy serves only its own node's pods
 		}
 		if err := in.Validate(); err != nil {
 			report("WeftInvalidPod", "%v", err)

@@ -49,6 +49,8 @@ var options = []sdk.OptionSpec{
 		Description: "services whose app port is left open on purpose (the way into the mesh), separated by commas, such as frontend,admin"},
 	{Name: OptionEgress, Type: sdk.OptionEnum, Values: []string{egressAllow, egressDeny}, Default: egressAllow,
 		Description: "deny: the guard lets each app connect only to its own address (its sidecar's outbound listeners), so that it reaches the outside only through declared external services; allow: apps may connect anywhere themselves"},
+	{Name: OptionNode, Type: sdk.OptionString,
+		Description: "the name of this adapter's node, where it places every instance (the node proxy may serve only its own node's instances); default the host name"},
 	{Name: OptionWatch, Type: sdk.OptionString,
 		Description: "the data directory of the local adapter that runs the workloads (DATA_DIR/adapters/local of its controller replica); with it this adapter starts, stops and probes nothing and only reports those instances (for every other replica of a raft cluster)"},
 }
@@ -96,6 +98,7 @@ type config struct {
 	noGuard   string
 	edge      map[string]bool // services left open (option edge)
 	egress    string          // option egress: "allow" or "deny"
+	node      string          // option node: this adapter's node name
 	// watch is the state file of the owner (option watch), or "" when
 	// this adapter runs the instances itself.
 	watch string
@@ -240,6 +243,14 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 			edge[name] = true
 		}
 	}
+	node := defaultNode()
+	if v := opts.String(OptionNode); opts.Given(OptionNode) {
+		if !validNode(v) {
+			diags = append(diags, sdk.Errorf("Invalid node",
+				"Option node = %q: give 1 to 253 printable ASCII characters without spaces or '=', such as node-a.", v))
+		}
+		node = v
+	}
 	first := defaultFirstAddress
 	if v := opts.String(OptionFirstAddress); opts.Given(OptionFirstAddress) {
 		a, err := netip.ParseAddr(v)
@@ -265,7 +276,7 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 	}
 	for _, k := range opts.Unknown() {
 		diags = append(diags, sdk.Warningf("Unknown option",
-			"The local adapter has no option %q and ignores it; it knows %s, %s, %s, %s and %s.", k, OptionFirstAddress, OptionIsolation, OptionEdge, OptionEgress, OptionWatch))
+			"The local adapter has no option %q and ignores it; it knows %s, %s, %s, %s, %s and %s.", k, OptionFirstAddress, OptionIsolation, OptionEdge, OptionEgress, OptionNode, OptionWatch))
 	}
 	nft, noGuard := guardSupport()
 	if watch != "" {
@@ -325,7 +336,7 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 		}
 		prev = st
 	}
-	specs, hd := buildPlan(planInput{W: w, Mesh: m, ProxyPath: proxy, First: first, Prev: prevAddresses(prev)})
+	specs, hd := buildPlan(planInput{W: w, Mesh: m, ProxyPath: proxy, First: first, Prev: prevAddresses(prev), Node: node})
 	diags = append(diags, convertDiags(hd)...)
 	if hd.HasErrors() {
 		return nil, diags
@@ -359,6 +370,7 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 	if sdk.HasErrors(diags) {
 		return nil, diags
 	}
+	diags = append(diags, nodeWarning(specs, isolation)...)
 	var warnings []sdk.Diagnostic
 	for _, d := range diags {
 		if d.Severity == sdk.SeverityWarning {
@@ -368,7 +380,7 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 	return &config{
 		req: req, file: req.Source, proxy: proxy, first: first, specs: specs,
 		srcHash: sha256.Sum256(src), warnings: warnings,
-		isolation: isolation, nft: nft, noGuard: noGuard, edge: edge, egress: egress,
+		isolation: isolation, nft: nft, noGuard: noGuard, edge: edge, egress: egress, node: node,
 		watch: watch,
 	}, diags
 }
@@ -478,6 +490,7 @@ func (a *Adapter) ensureRunning() (*runner, error) {
 		DataDir:     m.DataDir,
 		StateFile:   l.stateFile(),
 		Token:       a.mintToken,
+		NodeToken:   a.mintNodeToken,
 		Grace:       a.grace,
 		Poll:        a.procPoll,
 		MinBackoff:  a.minBackoff,

@@ -44,6 +44,7 @@
 //	  service   = "api"                     # optional: the service it serves; default the label
 //	  meta      = { version = "v1" }        # optional, for subsets
 //	  tags      = ["demo"]                  # optional
+//	  proxy_mode = "sidecar"                # optional: "node" serves it from the node proxy
 //	  check {                               # optional, at most one
 //	    http     = "/healthz"               # GET on the app's address:port must answer 2xx
 //	    # tcp    = true                     # or: a connection to the app's port must open
@@ -110,6 +111,19 @@
 // running); a restarted sidecar gets a new join token. A snapshot with
 // every declared instance is sent on every change (of a process, or of a
 // check's status).
+//
+// # The node proxy
+//
+// A service with proxy_mode = "node" gets no sidecars: one weft-proxy
+// --node process (nodeproxy.go) serves every node-mode instance of the
+// file, each with its own identity, listeners on its own address (mesh
+// port 15001, admin 15000, the upstreams' local ports), configuration and
+// metrics, and joins for each with a node token (WEFT_NODE_TOKEN) that the
+// controller honours only for instances this adapter places on its node
+// (option node; model.Instance.Node). Its log is <DataDir>/logs/_node.proxy.log.
+// Adding or removing a node-mode instance restarts it; node-mode instances
+// are not covered by the guard and report isolation none (a warning says
+// so). docs/deployment-models.md has the design and its limits.
 //
 // # Health
 //
@@ -197,6 +211,9 @@
 //   - edge = "frontend,admin": services whose app port is open on purpose,
 //     for a browser or curl on this machine (the demo's frontend). Their
 //     outbound ports stay guarded; they report isolation none.
+//   - node = "<name>": the node this adapter places every instance on
+//     (model.Instance.Node), whose node proxy may serve them; default the
+//     host name.
 //   - egress = "allow" (the default) or "deny": with deny, four more rules
 //     per instance let its app (its gid) open TCP connections and send UDP
 //     only to its own address, where its sidecar's outbound listeners are,

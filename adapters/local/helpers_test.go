@@ -32,6 +32,7 @@ import (
 //
 //	<test> weft-test-app [ignore-term]  a fake app (helperApp)
 //	<test> --instance ...               a fake weft-proxy
+//	<test> --node ...                   a fake node proxy
 //	WEFT_LOCAL_TEST_ROLE=plugin         the adapter served over go-plugin
 //	WEFT_LOCAL_TEST_ROLE=host           a stand-in for a controller that
 //	                                    runs the adapter in memory and dies
@@ -54,6 +55,8 @@ func TestMain(m *testing.M) {
 		fakeApp(os.Args[2:])
 	case len(os.Args) > 1 && os.Args[1] == "--instance":
 		fakeProxy(os.Args[1:])
+	case len(os.Args) > 1 && os.Args[1] == "--node":
+		fakeNodeProxy(os.Args[1:]) // nodeproxy_test.go
 	case os.Getenv(roleEnv) == "plugin":
 		a := New()
 		a.filePoll = 50 * time.Millisecond

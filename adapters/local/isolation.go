@@ -53,10 +53,10 @@ func (a *Adapter) applyGuard(cfg, old *config) {
 	}
 	var specs []instanceSpec
 	if cfg.isolation == isolationGuard {
-		specs = slices.Clone(cfg.specs)
+		specs = guarded(cfg.specs)
 	}
 	if old != nil && old.isolation == isolationGuard {
-		for _, s := range old.specs {
+		for _, s := range guarded(old.specs) {
 			if !slices.ContainsFunc(specs, func(n instanceSpec) bool { return n.ID == s.ID && n.Address == s.Address && n.Port == s.Port }) {
 				specs = append(specs, s)
 			}
@@ -87,7 +87,7 @@ func (a *Adapter) isolation(s instanceSpec) model.Isolation {
 	a.mu.Lock()
 	cfg, g := a.cfg, a.guard
 	a.mu.Unlock()
-	if cfg == nil || cfg.isolation != isolationGuard {
+	if cfg == nil || cfg.isolation != isolationGuard || s.ProxyMode == ProxyModeNode {
 		return model.IsolationNone
 	}
 	return g.isolation(s.Service)
@@ -140,4 +140,16 @@ func (a *Adapter) pollGuard(r *runner, stop <-chan struct{}, done chan<- struct{
 			r.poke()
 		}
 	}
+}
+
+// guarded returns the specs the guard covers: every one but the node-mode
+// instances, whose proxy has no group of its own (nodeproxy.go).
+func guarded(specs []instanceSpec) []instanceSpec {
+	var out []instanceSpec
+	for _, s := range specs {
+		if s.ProxyMode != ProxyModeNode {
+			out = append(out, s)
+		}
+	}
+	return out
 }

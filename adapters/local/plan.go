@@ -32,6 +32,13 @@ type instanceSpec struct {
 	Tags      []string
 	// Check, if set, is probed by the adapter against the app.
 	Check *checkSpec
+	// ProxyMode is "" for a sidecar (the default), or ProxyModeNode when the node proxy serves the instance; Proxy is
+	// then the node proxy's spec, the same in every node-mode instance
+	// (nodeproxy.go).
+	ProxyMode string
+	// Node is the adapter's node (its option node): where it places every
+	// instance (model.Instance.Node).
+	Node string
 
 	App   procSpec
 	Proxy procSpec
@@ -85,6 +92,7 @@ type planInput struct {
 	ProxyPath string            // resolved MeshContext.ProxyBinary
 	First     netip.Addr        // first address to hand out
 	Prev      map[string]string // instance ID -> address kept from before
+	Node      string            // the adapter's node name (option node)
 }
 
 // buildPlan turns a decoded workloads file into one spec per instance, in
@@ -145,6 +153,10 @@ func buildPlan(in planInput) ([]instanceSpec, hcl.Diagnostics) {
 		spec := instanceSpec{
 			ID: p.id, Service: s.Service, Workload: s.Name, Namespace: ns, Address: addrs[p.id], Port: s.Port,
 			Meta: s.Meta, Tags: s.Tags, PortRange: s.PortRange, Check: s.Check,
+			Node: in.Node,
+		}
+		if s.ProxyMode == ProxyModeNode {
+			spec.ProxyMode = ProxyModeNode // else "": a sidecar
 		}
 		vars := map[string]string{
 			"HOST": spec.Address, "PORT": strconv.Itoa(s.Port),
@@ -178,6 +190,7 @@ func buildPlan(in planInput) ([]instanceSpec, hcl.Diagnostics) {
 	if diags.HasErrors() {
 		return nil, diags
 	}
+	withNodeProxy(specs, in)
 	return specs, diags
 }
 

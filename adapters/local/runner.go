@@ -26,6 +26,9 @@ type runnerConfig struct {
 	// Token mints a fresh join token for an instance's sidecar; it is
 	// called at every sidecar start.
 	Token func(spec instanceSpec) (string, error)
+	// NodeToken mints a fresh node token for the node proxy
+	// (nodeproxy.go); it is called at every node proxy start.
+	NodeToken func() (string, error)
 	// Grace is how long a process has between SIGTERM and SIGKILL.
 	Grace time.Duration
 	// Poll is how often the liveness of adopted processes is checked.
@@ -50,6 +53,7 @@ type runner struct {
 
 	mu      sync.Mutex
 	insts   map[string]*instance
+	node    *slot                 // the node proxy, shared by the node-mode instances; nil without one
 	prev    map[string]stateEntry // from the state file, until the first apply
 	changed chan struct{}         // closed and replaced on every change
 	diags   []sdk.Diagnostic      // problems sent with every snapshot
@@ -58,8 +62,10 @@ type runner struct {
 }
 
 type instance struct {
-	spec  instanceSpec
-	app   *slot
+	spec instanceSpec
+	app  *slot
+	// proxy is the instance's sidecar, or the runner's node slot for a
+	// node-mode instance (kind "node"), which the instance does not own.
 	proxy *slot
 	check *checkRun // nil: no check declared
 }
@@ -67,7 +73,7 @@ type instance struct {
 // slot is one supervised process (an app or a sidecar). A slot is replaced,
 // never restarted with another spec.
 type slot struct {
-	kind string // "app" or "proxy"
+	kind string // "app", "proxy" or "node"
 	spec procSpec
 	// inst is the instance as the slot was created. Its identity (ID,
 	// service, namespace) is in the slot's spec, so it cannot change
@@ -130,7 +136,10 @@ func (r *runner) apply(specs []instanceSpec) {
 	var stopping []*slot
 	for id, in := range r.insts {
 		if !want[id] {
-			stopping = append(stopping, in.app, in.proxy)
+			stopping = append(stopping, in.app)
+			if in.proxy.kind == "proxy" {
+				stopping = append(stopping, in.proxy)
+			}
 			stopCheck(in.check)
 			delete(r.insts, id)
 		}
@@ -141,10 +150,47 @@ func (r *runner) apply(specs []instanceSpec) {
 	}
 	var starting []startReq
 	var stale []stateProc // processes of an earlier run to stop
+	// The node proxy: replaced when its command line changes (an
+	// instance joins or leaves node mode), stopped when no instance is in
+	// node mode. It is never adopted: one of an earlier run is stopped.
+	nodeSpec, nodeWanted := nodeProxySpec(specs)
+	switch {
+	case !nodeWanted && r.node != nil:
+		stopping = append(stopping, r.node)
+		r.node = nil
+	case nodeWanted && (r.node == nil || r.node.spec.hash() != nodeSpec.hash()):
+		if r.node != nil {
+			stopping = append(stopping, r.node)
+		}
+		r.node = newSlot("node", nodeSpec, instanceSpec{ID: nodeSlotID})
+		starting = append(starting, startReq{r.node, 0})
+	}
 	for _, spec := range specs {
 		in, ok := r.insts[spec.ID]
+		if ok && spec.ProxyMode == ProxyModeNode {
+			if in.app.spec.hash() != spec.App.hash() {
+				stopping = append(stopping, in.app)
+				in.app = newSlot("app", spec.App, spec)
+				starting = append(starting, startReq{in.app, 0})
+			}
+			if in.proxy != r.node {
+				if in.proxy.kind == "proxy" {
+					stopping = append(stopping, in.proxy)
+				}
+				in.proxy = r.node
+			}
+			if !sameCheck(in.spec, spec) {
+				stopCheck(in.check)
+				r.startCheckLocked(in, spec)
+			}
+			in.spec = spec
+			continue
+		}
 		if !ok {
 			in = &instance{spec: spec, app: newSlot("app", spec.App, spec), proxy: newSlot("proxy", spec.Proxy, spec)}
+			if spec.ProxyMode == ProxyModeNode {
+				in.proxy = r.node
+			}
 			r.insts[spec.ID] = in
 			r.startCheckLocked(in, spec)
 			// A process of an earlier run is adopted if it runs what we
@@ -159,6 +205,10 @@ func (r *runner) apply(specs []instanceSpec) {
 					stale = append(stale, e.App)
 				}
 				switch {
+				case spec.ProxyMode == ProxyModeNode:
+					if held(e.Proxy) {
+						stale = append(stale, e.Proxy)
+					}
 				case e.Address == spec.Address && adoptable(e.Proxy, spec.Proxy) && r.gidOK(spec, "proxy", e.Proxy.PID):
 					proxyPID = e.Proxy.PID
 				case held(e.Proxy):
@@ -175,7 +225,10 @@ func (r *runner) apply(specs []instanceSpec) {
 			if proxyPID != 0 {
 				in.proxy.pid, in.proxy.running = proxyPID, true
 			}
-			starting = append(starting, startReq{in.app, appPID}, startReq{in.proxy, proxyPID})
+			starting = append(starting, startReq{in.app, appPID})
+			if in.proxy.kind == "proxy" {
+				starting = append(starting, startReq{in.proxy, proxyPID})
+			}
 			continue
 		}
 		if in.app.spec.hash() != spec.App.hash() {
@@ -183,8 +236,10 @@ func (r *runner) apply(specs []instanceSpec) {
 			in.app = newSlot("app", spec.App, spec)
 			starting = append(starting, startReq{in.app, 0})
 		}
-		if in.proxy.spec.hash() != spec.Proxy.hash() {
-			stopping = append(stopping, in.proxy)
+		if in.proxy.kind == "node" || in.proxy.spec.hash() != spec.Proxy.hash() {
+			if in.proxy.kind == "proxy" {
+				stopping = append(stopping, in.proxy)
+			}
 			in.proxy = newSlot("proxy", spec.Proxy, spec)
 			starting = append(starting, startReq{in.proxy, 0})
 		}
@@ -206,6 +261,7 @@ func (r *runner) apply(specs []instanceSpec) {
 		}
 	}
 	r.prev = nil
+	stale = distinctProcs(stale) // node-mode entries share the node proxy
 	r.changedLocked()
 	r.mu.Unlock()
 
@@ -328,6 +384,13 @@ func (r *runner) supervise(s *slot, adoptPID int) {
 // it outlives the adapter and is stopped as a whole.
 func (r *runner) start(s *slot) (*exec.Cmd, error) {
 	env := append(baseEnv(), s.spec.Env...)
+	if s.kind == "node" {
+		tok, err := r.cfg.NodeToken()
+		if err != nil {
+			return nil, fmt.Errorf("minting the node token: %w", err)
+		}
+		env = append(env, "WEFT_NODE_TOKEN="+tok)
+	}
 	if s.kind == "proxy" {
 		tok, err := r.cfg.Token(s.inst)
 		if err != nil {
@@ -344,7 +407,7 @@ func (r *runner) start(s *slot) (*exec.Cmd, error) {
 	}
 	defer logf.Close()
 	attr := &syscall.SysProcAttr{Setpgid: true}
-	if r.cfg.Cred != nil {
+	if r.cfg.Cred != nil && s.kind != "node" { // the node proxy runs as the adapter does
 		c, err := r.cfg.Cred(s.inst, s.kind)
 		if err != nil {
 			return nil, fmt.Errorf("choosing the process's group: %w", err)
@@ -510,8 +573,14 @@ func (r *runner) close() error {
 	}
 	var slots []*slot
 	var checks []*checkRun
+	if r.node != nil {
+		slots = append(slots, r.node)
+	}
 	for _, in := range r.insts {
-		slots = append(slots, in.app, in.proxy)
+		slots = append(slots, in.app)
+		if in.proxy.kind == "proxy" {
+			slots = append(slots, in.proxy)
+		}
 		if in.check != nil {
 			checks = append(checks, in.check)
 			stopCheck(in.check)

@@ -39,6 +39,7 @@ func translate(st localState) (model.Snapshot, []sdk.Diagnostic) {
 			Tags:      slices.Clone(s.Tags),
 			Health:    model.HealthCritical,
 			Isolation: st.Isolation,
+			Node:      s.Node,
 			Workload:  map[string]string{model.WorkloadScheduler: "local", "name": s.Workload},
 			Labels: map[string]string{
 				"workloads_file": workloadsFile,

@@ -70,6 +70,9 @@ type service struct {
 	Meta      map[string]string
 	Tags      []string
 	Check     *checkSpec // nil: no check block
+	// ProxyMode is ProxyModeSidecar (the default) or ProxyModeNode
+	// (workloads_proxymode.go).
+	ProxyMode string
 
 	DeclRange    hcl.Range
 	CommandRange hcl.Range
@@ -96,6 +99,7 @@ var serviceSchema = &hcl.BodySchema{
 		{Name: "service"},
 		{Name: "meta"},
 		{Name: "tags"},
+		{Name: "proxy_mode"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "check"}},
 }
@@ -310,6 +314,9 @@ func decodeServiceBlock(b *hcl.Block) (*service, hcl.Diagnostics) {
 		}
 		s.Service = svc
 	}
+	mode, d := decodeProxyMode(attrs["proxy_mode"])
+	diags = append(diags, d...)
+	s.ProxyMode = mode
 	if a := attrs["meta"]; a != nil {
 		v, d := attrValue(a, cty.Map(cty.String))
 		diags = append(diags, d...)

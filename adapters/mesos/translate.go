@@ -158,6 +158,7 @@ func translateTask(s *State, t mesos.Task) (in model.Instance, ok bool, problem 
 		// The task group shares the agent's network (see doc.go).
 		Isolation: model.IsolationNone,
 		Workload:  workload(s, t),
+		Node:      t.AgentID.Value, // the agent: a node proxy serves only its own agent's tasks
 	}
 	return in, true, skip{}
 }

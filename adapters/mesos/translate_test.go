@@ -171,6 +171,7 @@ func TestTranslateTask(t *testing.T) {
 		Labels:   map[string]string{LabelFrameworkID: "fw", LabelFrameworkName: "my-framework", LabelTaskID: "t1", LabelAgentID: "agent-1"},
 		Workload: map[string]string{model.WorkloadScheduler: "mesos", "framework": "fw", "framework_name": "my-framework", "role": "shop", "principal": "shop-fw"}}
 	base.Isolation = model.IsolationNone // the task group shares the agent's network
+	base.Node = "agent-1"                // the agent that runs the task
 	with := func(f func(*model.Instance)) []model.Instance {
 		in := base
 		in.Ports = map[string]int{"app": 8080, "mesh": 21000}

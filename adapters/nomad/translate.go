@@ -234,6 +234,7 @@ func translateOne(reg *api.ServiceRegistration, alloc *api.AllocationListStub, p
 		Health:    health(alloc, placed, checks, reg.ServiceName),
 		Labels:    labels,
 		Workload:  workload(reg, alloc),
+		Node:      alloc.NodeID, // where Nomad placed it: a node proxy serves only its own node's
 	}
 	var meshIP string
 	for _, p := range ports {

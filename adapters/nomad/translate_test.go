@@ -84,6 +84,7 @@ func TestTranslate(t *testing.T) {
 					FactDatacenter: "dc1", FactJobVersion: "0", FactCanary: "false",
 				},
 				Workload: map[string]string{model.WorkloadScheduler: "nomad", "namespace": "default", "job": "web", "group": "g"},
+				Node:     w.Labels[FactNodeID], // the allocation's NodeID
 			}
 			want.Isolation = model.IsolationNone // host networking
 			if w.Labels[FactNodeID] == "" || w.Labels[FactNode] == "" {

@@ -29,6 +29,12 @@
 // signals on the same mTLS connection (core/proxy, report.go).
 //
 // The join token comes in WEFT_JOIN_TOKEN, never on the command line.
+//
+// The node proxy: with --node NAME and one --serve ID=ADMIN_HOST:PORT per
+// instance (instead of --instance and --admin), one process serves several
+// instances of a node, each with its own identity, configuration stream,
+// listeners, policy and admin endpoints, joining with the node token in
+// WEFT_NODE_TOKEN (node.go; docs/deployment-models.md).
 package main
 
 import (
@@ -109,7 +115,9 @@ type options struct {
 	reportEvery time.Duration
 	log         logging.Flags
 	accessLog   string
-	gateway     string // --gateway: the only gateway configuration taken
+	gateway     string   // --gateway: the only gateway configuration taken
+	node        string   // --node: run as the node proxy of this node (node.go)
+	serve       []string // --serve ID=ADMIN: the node proxy's instances
 }
 
 func newRootCmd() *cobra.Command {
@@ -133,6 +141,9 @@ check state).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if o.node != "" {
+				return runNode(ctx, o)
+			}
 			return run(ctx, o)
 		},
 	}
@@ -151,9 +162,8 @@ check state).`,
 	fl.DurationVar(&o.logFlush, "log-flush", 100*time.Millisecond, "write the log (one access-log line per request) in batches this often; 0 writes every line at once")
 	fl.StringVar(&o.gateway, "gateway", "", "run as the ingress gateway NAME: refuse any configuration that is not that gateway's (optional; the configuration carries the mode)")
 	fl.DurationVar(&o.reportEvery, "report-interval", reportIntervalDefault(), "send the controller a report of the golden signals (requests, successes, latency, bytes, denials) this often; 0 sends none (or set "+reportEnv+", which sidecars a scheduler starts inherit)")
-	for _, f := range []string{"instance", "trust-bundle", "admin"} {
-		root.MarkFlagRequired(f)
-	}
+	fl.StringVar(&o.node, "node", "", "run as the node proxy of node NAME, serving every --serve instance with its own identity (the node token in $"+nodeTokenEnv+"; docs/deployment-models.md)")
+	fl.StringArrayVar(&o.serve, "serve", nil, "with --node: an instance ID=ADMIN_HOST:PORT the node proxy serves, with that instance's admin endpoints; repeat it")
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version of this build",
@@ -164,6 +174,9 @@ check state).`,
 }
 
 func run(ctx context.Context, o options) error {
+	if err := checkRequired(o); err != nil {
+		return err
+	}
 	// Bad logging flags are usage errors, found before anything starts.
 	accessFormat, err := proxy.ParseAccessLogFormat(o.accessLog)
 	if err != nil {

@@ -196,6 +196,10 @@ func (h *handler) joinToken(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "decoding the request: "+err.Error()+`; send {"adapter", "instance", "service", "namespace", "ttl_seconds"}`, http.StatusBadRequest)
 		return
 	}
+	if req.Node != "" {
+		h.nodeToken(w, req) // nodetoken.go
+		return
+	}
 	if req.Adapter == "" || req.Instance == "" || !model.ValidName(req.Service) || (req.Namespace != "" && !model.ValidName(req.Namespace)) {
 		http.Error(w, "adapter, instance and service are required; service and namespace must be DNS labels", http.StatusBadRequest)
 		return
@@ -273,6 +277,7 @@ func (h *handler) status() StatusReport {
 			Isolation: string(e.Instance.Isolation),
 			Outbound:  outboundReports(o.Sidecars, e.Instance.ID),
 			App:       appReport(o.Sidecars, e.Instance.ID),
+			Node:      e.Instance.Node,
 		}
 		if healthy, reason, ok := o.Mesh.SidecarHealth(e.Instance.ID); ok {
 			in.SidecarCheck = "passing"

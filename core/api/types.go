@@ -144,6 +144,9 @@ type InstanceReport struct {
 	// App is where the sidecar reaches the app ("ip:port") in its compiled
 	// configuration: what `weft check` probes as the app port.
 	App string `json:"app,omitempty"`
+	// Node is the node the scheduler placed the instance on
+	// (model.Instance.Node), "" when its adapter does not say.
+	Node string `json:"node,omitempty"`
 }
 
 // OutboundReport is one outbound (upstream) listener of a sidecar, as its
@@ -163,6 +166,11 @@ type JoinTokenRequest struct {
 	Service    string `json:"service"`
 	Namespace  string `json:"namespace"`
 	TTLSeconds int    `json:"ttl_seconds"`
+	// Node, instead of instance and service, asks for a node token: it
+	// admits the node proxy of that node (weft-proxy --node) for each
+	// instance the adapter places there, once per instance
+	// (docs/deployment-models.md).
+	Node string `json:"node,omitempty"`
 }
 
 // JoinTokenResponse is what POST /v1/join-tokens returns: the token, and

@@ -30,6 +30,9 @@ type JoinClaims struct {
 	Namespace string `json:"n"`
 	Expires   int64  `json:"e"`
 	Nonce     string `json:"r"`
+	// Node, in a node token (nodetoken.go), names the node whose proxy
+	// the token admits; Instance and Service are empty then.
+	Node string `json:"nd,omitempty"`
 }
 
 // DeriveJoinKey derives the key one adapter mints join tokens with from the

@@ -62,6 +62,8 @@ func instanceConfig(p *policy.Policy, idx endpointSource, az *meshapi.Authz, in 
 			Protocol:    protocol(svc.Protocol),
 			Authz:       az,
 			RateLimits:  rateLimits(svc.RateLimits),
+			// gateway.go: whose X-Forwarded-For and -Proto the app gets.
+			ForwardingCallers: gatewayCallers(p),
 		},
 		HealthCheck: healthCheck(svc.HealthCheck),
 		Tracing:     tracing(p.Mesh.Tracing, in.Service, in.NS()),

@@ -1,6 +1,8 @@
 package compile
 
 import (
+	"sort"
+
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/policy"
@@ -15,6 +17,8 @@ import (
 // L7 settings come first among the upstream's routes, matching what the
 // gateway route matches, so they win over the service's routes.
 func gatewayConfig(p *policy.Policy, idx endpointSource, g policy.Gateway, in model.Instance, cfg *meshapi.ProxyConfig) {
+	// The service's jwt block and rate limits apply at the gateway, to
+	// the requests of clients outside the mesh (a gateway has no inbound).
 	gw := &meshapi.Gateway{Name: g.Name, Jwt: cfg.GetInbound().GetJwt(), RateLimits: cfg.GetInbound().GetRateLimits()}
 	cfg.Inbound = nil
 	cfg.HealthCheck = nil
@@ -66,6 +70,22 @@ func gatewayUpstream(p *policy.Policy, idx endpointSource, g policy.Gateway, l p
 	}
 	upstreamProtection(up, dst) // compile.go
 	return up
+}
+
+// gatewayCallers are the SPIFFE IDs of the mesh's gateways, sorted: the
+// callers an inbound trusts with X-Forwarded-For and X-Forwarded-Proto
+// (each gateway sets them from its client and drops what the client
+// sent). Nil without gateways.
+func gatewayCallers(p *policy.Policy) []string {
+	if len(p.Gateways) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(p.Gateways))
+	for _, g := range p.Gateways {
+		ids = append(ids, spiffe.ID(p.Mesh.TrustDomain, nsOr(serviceOf(p, g.Service).Namespace), g.Service))
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 func gatewayProtocol(p policy.GatewayProtocol) meshapi.GatewayProtocol {

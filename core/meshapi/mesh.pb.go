@@ -1396,9 +1396,14 @@ type Inbound struct {
 	Jwt *JwtRequirement `protobuf:"bytes,9,opt,name=jwt,proto3" json:"jwt,omitempty"`
 	// The inbound listener's defences (the service's protection block over
 	// the mesh's); unset: ProxyConfig.protection, else the defaults.
-	Protection    *Protection `protobuf:"bytes,10,opt,name=protection,proto3" json:"protection,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Protection *Protection `protobuf:"bytes,10,opt,name=protection,proto3" json:"protection,omitempty"`
+	// The SPIFFE IDs of the callers (the mesh's ingress gateways) whose
+	// X-Forwarded-For and X-Forwarded-Proto reach the app: they set them
+	// from the client outside the mesh. From any other caller the inbound
+	// removes them.
+	ForwardingCallers []string `protobuf:"bytes,11,rep,name=forwarding_callers,json=forwardingCallers,proto3" json:"forwarding_callers,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Inbound) Reset() {
@@ -1497,6 +1502,13 @@ func (x *Inbound) GetJwt() *JwtRequirement {
 func (x *Inbound) GetProtection() *Protection {
 	if x != nil {
 		return x.Protection
+	}
+	return nil
+}
+
+func (x *Inbound) GetForwardingCallers() []string {
+	if x != nil {
+		return x.ForwardingCallers
 	}
 	return nil
 }
@@ -4940,7 +4952,11 @@ type Gateway struct {
 	// The gateway's service's rate limits, applied by each gateway instance
 	// to every HTTP request from outside the mesh, after authentication and
 	// before routing (per_source_ip: the client's address; per_jwt_subject:
-	// the valid token's sub). A global scope holds per gateway instance.
+	// the valid token's sub), one bucket set shared by the gateway's
+	// listeners. The policy refuses per_caller, callers and a global scope
+	// there (a gateway has no mesh callers and takes no budget share); a
+	// config that has them anyway gets one shared bucket and a per-instance
+	// limit.
 	RateLimits    []*RateLimit `protobuf:"bytes,4,rep,name=rate_limits,json=rateLimits,proto3" json:"rate_limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -5332,7 +5348,7 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x11healthy_threshold\x18\b \x01(\rR\x10healthyThreshold\"P\n" +
 	"\vTrustBundle\x12\x1b\n" +
 	"\troots_pem\x18\x01 \x01(\fR\brootsPem\x12$\n" +
-	"\x0eactive_root_id\x18\x02 \x01(\tR\factiveRootId\"\xc9\x03\n" +
+	"\x0eactive_root_id\x18\x02 \x01(\tR\factiveRootId\"\xf8\x03\n" +
 	"\aInbound\x12!\n" +
 	"\fbind_address\x18\x01 \x01(\tR\vbindAddress\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x1f\n" +
@@ -5348,7 +5364,8 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\n" +
 	"protection\x18\n" +
 	" \x01(\v2\x18.weft.mesh.v1.ProtectionR\n" +
-	"protection\"\xb2\x02\n" +
+	"protection\x12-\n" +
+	"\x12forwarding_callers\x18\v \x03(\tR\x11forwardingCallers\"\xb2\x02\n" +
 	"\tRateLimit\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x13requests_per_second\x18\x02 \x01(\x01R\x11requestsPerSecond\x12\x14\n" +

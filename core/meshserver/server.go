@@ -646,6 +646,9 @@ func (s *Server) Join(ctx context.Context, req *meshapi.JoinRequest) (*meshapi.C
 	if req.CredentialAdapter != "" {
 		return s.joinWithCredential(ctx, req)
 	}
+	if creds, ok, err := s.joinForNode(req); ok {
+		return creds, err // a node token (node.go)
+	}
 	var id spiffe.Identity
 	var creds *meshapi.Credentials
 	// Every check and the certificate itself come before the token is

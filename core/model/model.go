@@ -78,6 +78,15 @@ type Instance struct {
 	// port mapped into the instance's own network namespace (Nomad bridge
 	// networking). Callers still dial Address:Ports[PortMesh].
 	MeshListen string
+	// Node names the node the scheduler placed the instance on, as the
+	// scheduler reports it: a Nomad allocation's NodeID, a Kubernetes
+	// pod's spec.nodeName, a Mesos task's agent ID, the local adapter's
+	// node name (its option node, default the host name). A node proxy
+	// (docs/deployment-models.md) is issued certificates only for the
+	// instances whose Node is the node its join token names. Empty: the
+	// adapter does not report placement, and no node proxy may serve the
+	// instance.
+	Node string
 }
 
 // WorkloadScheduler is the Workload key that names the scheduler kind

@@ -306,8 +306,10 @@ func writeUnavailable(w http.ResponseWriter, r *http.Request, msg string) {
 // only the sidecar may send it.
 func stripSignal(resp *http.Response) {
 	resp.Header.Del(HeaderUnavailable)
+	resp.Header.Del(HeaderDenied) // denied.go
 	if resp.Trailer != nil {
 		resp.Trailer.Del(HeaderUnavailable)
+		resp.Trailer.Del(HeaderDenied)
 	}
 }
 

@@ -426,6 +426,24 @@
 // plain TCP without tls, instead of mesh mTLS, and sends the declared host
 // as the Host header. A failed handshake says which check failed (502).
 //
+// # Serving several instances (the node proxy)
+//
+// One process may serve several instances, each as its own sidecar would
+// (weft-proxy --node; docs/deployment-models.md): it composes one Proxy
+// and one control.Client per instance, every pair independent. Each
+// instance's inbound binds its own mesh address, so the socket a
+// connection arrives on picks the instance, its certificate and its
+// authorization; each instance's upstream listeners bind its own address,
+// so the listener an app connects to says which instance calls, and the
+// call goes out with that instance's certificate. Each has its own
+// configuration stream (the controller's checks of a stream, a report, a
+// tap or a renewal against the certificate's identity stay as they are),
+// its own admin handler and metrics registry. The clients join with the
+// node's token, which the controller honours only for instances its
+// scheduler placed on that node (core/meshserver, node.go). Nothing in
+// this package knows about nodes: the composition is cmd/weft-proxy's
+// (node.go).
+//
 // # Choices
 //
 // HTTP/2 uses net/http's own support (Server.Protocols, Transport.Protocols)

@@ -54,7 +54,9 @@ import (
 //     it; none: 404 (gRPC UNIMPLEMENTED). docs/edge-threats.md lists the
 //     attacks tried against it.
 //  3. The route's outbound serveHTTP: the upstream's own routes, and the
-//     mTLS call to a sidecar of the service, as for any caller.
+//     mTLS call to a sidecar of the service, as for any caller, with
+//     X-Forwarded-For and X-Forwarded-Proto set from the client's
+//     connection (setForwarded).
 //
 // TCP listeners pipe each connection to their one route's service over
 // mTLS; TLS passthrough listeners read the ClientHello's SNI (bounded in
@@ -222,8 +224,8 @@ type gatewayState struct {
 	jwt      *jwtauth.Verifier // end-user tokens (nil: none checked)
 	service  string            // the gateway's service: the realm of 401 challenges
 	sni      []string          // HTTPS: the listener's server names (none: any)
-	// limits are the gateway's service's rate limits, each listener
-	// keeping its own buckets (carried over a configuration change).
+	// limits are the gateway's service's rate limits, shared by its
+	// listeners (carried over a configuration change).
 	limits []*ratelimit.Limiter
 	routes []*gatewayRoute
 }
@@ -282,11 +284,12 @@ func (g *gatewayListener) update(sp spec) {
 	if g.shield != nil {
 		g.shield.Set(sp.prot)
 	}
-	var prev []*ratelimit.Limiter
-	if old := g.st.Load(); old != nil {
-		prev = old.limits
-	}
-	st.limits, _ = ratelimit.Compile(sp.cfg.GetGateway().GetRateLimits(), prev) // checked by gatewaySpecs
+	// Apply runs updates one at a time (under p.mu): the first listener
+	// compiles the gateway's limits (keeping the buckets of unchanged
+	// ones), the others share them, so that a client has one bucket
+	// whichever listener it calls.
+	g.p.gwLimits, _ = ratelimit.Compile(sp.cfg.GetGateway().GetRateLimits(), g.p.gwLimits) // checked by gatewaySpecs
+	st.limits = g.p.gwLimits
 	if l.GetProtocol() == meshapi.GatewayProtocol_GATEWAY_PROTOCOL_HTTPS {
 		st.tls = g.p.gatewayTLS(l.GetTls(), sp.gwCert)
 		st.sni = l.GetTls().GetSni()
@@ -383,7 +386,7 @@ func (g *gatewayListener) handle(raw net.Conn) bool {
 		}
 	case meshapi.GatewayProtocol_GATEWAY_PROTOCOL_HTTPS:
 		conn := tls.Server(tc, st.tls)
-		ctx, cancel := context.WithTimeout(context.Background(), g.p.opts.HandshakeTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), g.handshakeTimeout())
 		err := conn.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
@@ -402,9 +405,18 @@ func (g *gatewayListener) handle(raw net.Conn) bool {
 	return true
 }
 
-// refuseHandshake ends a connection whose TLS handshake failed. A client
-// that spoke plain HTTP to the TLS port gets a plain 400 that says so.
+// handshakeTimeout bounds a client's TLS handshake (or, passing through,
+// its ClientHello): the proxy's handshake timeout, or the protection's
+// read_header_timeout when shorter, as on the inbound.
+func (g *gatewayListener) handshakeTimeout() time.Duration {
+	return min(g.p.opts.HandshakeTimeout, g.shield.Settings().ReadHeaderTimeout)
+}
+
+// refuseHandshake ends a connection whose TLS handshake failed (an
+// intrusion signal from its address, as on the inbound). A client that
+// spoke plain HTTP to the TLS port gets a plain 400 that says so.
 func (g *gatewayListener) refuseHandshake(c net.Conn, err error) {
+	g.p.note(protect.SourceIP(c.RemoteAddr().String()), guard.Handshake)
 	var rhe tls.RecordHeaderError
 	if errors.As(err, &rhe) && rhe.Conn != nil {
 		io.WriteString(rhe.Conn, "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"+
@@ -422,7 +434,7 @@ var errPeeked = errors.New("peeked")
 // route whose hosts hold it, and pipes the whole connection to the
 // route's service.
 func (g *gatewayListener) passthrough(c net.Conn, st *gatewayState) {
-	c.SetReadDeadline(time.Now().Add(g.p.opts.HandshakeTimeout))
+	c.SetReadDeadline(time.Now().Add(g.handshakeTimeout()))
 	rec := &recordingConn{Conn: c, r: io.LimitReader(c, gatewayMaxHello)}
 	var sni string
 	var got bool
@@ -523,8 +535,31 @@ func (g *gatewayListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Client address headers went at the start (dropClientAddressHeaders):
-	// a client outside the mesh cannot forge them.
-	rt.out.serveHTTP(w, r)
+	// a client outside the mesh cannot forge them. The route's outbound
+	// sets X-Forwarded-For and X-Forwarded-Proto from the connection
+	// instead (setForwarded), which the services' sidecars pass on to
+	// their apps from a gateway alone (Inbound.forwarding_callers).
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	r = r.WithContext(context.WithValue(r.Context(), forwardedKey{}, &forwarded{client: protect.SourceIP(r.RemoteAddr), proto: proto}))
+	rt.out.serveHTTP(&gatewayWriter{ResponseWriter: w}, r) // denied.go
+}
+
+// forwarded is what a gateway tells the service about its client.
+type forwarded struct{ client, proto string }
+
+type forwardedKey struct{}
+
+// setForwarded sets X-Forwarded-For and X-Forwarded-Proto on out, a
+// gateway's request to a service, from what the gateway saw of in's
+// client (nothing for a sidecar's own requests).
+func setForwarded(in, out *http.Request) {
+	if f, ok := in.Context().Value(forwardedKey{}).(*forwarded); ok {
+		out.Header.Set("X-Forwarded-For", f.client)
+		out.Header.Set("X-Forwarded-Proto", f.proto)
+	}
 }
 
 // authenticate is the end-user check of a gateway request, run before

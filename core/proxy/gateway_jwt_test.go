@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -133,5 +134,56 @@ func TestGatewayRateLimits(t *testing.T) {
 	defer q.Close()
 	if err := q.Apply(1, cfg); err == nil || !strings.Contains(err.Error(), "must be positive") {
 		t.Errorf("a gateway rate limit of 0/s: Apply gave %v, want a refusal", err)
+	}
+}
+
+// TestGatewayRateLimitsShared: a gateway's rate limits apply before routing,
+// per client address (per_source_ip) here, one bucket per address shared
+// by the gateway's listeners: past the burst a client gets 429 with
+// Retry-After, another address has its own bucket.
+func TestGatewayRateLimitsShared(t *testing.T) {
+	cfg := gatewayConfig(&meshapi.GatewayListener{Name: "a", BindAddress: "127.0.0.1", Routes: []*meshapi.GatewayRoute{httpRoute()}})
+	second := &meshapi.GatewayListener{Name: "b", BindAddress: "127.0.0.1", Routes: []*meshapi.GatewayRoute{httpRoute()}}
+	second.Routes[0].Upstream.Name = "gateway/b/web"
+	cfg.Gateway.Listeners = append(cfg.Gateway.Listeners, second)
+	cfg.Gateway.RateLimits = []*meshapi.RateLimit{{Name: "per-ip", RequestsPerSecond: 0.01, Burst: 3, PerSourceIp: true}}
+	p := New(Options{Log: io.Discard, DrainTimeout: time.Second})
+	defer p.Close()
+	if err := p.Apply(1, cfg); err != nil {
+		t.Fatal(err)
+	}
+	from := func(src string) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+	}
+	call := func(c *http.Client, listener string) (int, string) {
+		resp, err := c.Get("http://" + p.Addr(KeyGateway(listener)).String() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	one := from("127.0.0.1")
+	// Past the limit, the route's service has no endpoints: 503.
+	for i, l := range []string{"a", "b", "a", "b"} {
+		code, retry := call(one, l)
+		want := http.StatusServiceUnavailable
+		if i == 3 {
+			want = http.StatusTooManyRequests
+		}
+		if code != want {
+			t.Errorf("request %d (listener %s) answered %d, want %d (burst 3 per address, across listeners)", i+1, l, code, want)
+		}
+		if code == http.StatusTooManyRequests && retry == "" {
+			t.Error("429 without Retry-After")
+		}
+	}
+	if code, _ := call(from("127.0.0.2"), "a"); code != http.StatusServiceUnavailable {
+		t.Errorf("another address answered %d, want 503 (a bucket of its own)", code)
+	}
+	if top := p.Guard().Top(1); len(top) == 0 || top[0].Source != "127.0.0.1" || top[0].ByKind["rate_limited"] != 1 {
+		t.Errorf("guard top = %+v, want 127.0.0.1 with one rate_limited signal", top)
 	}
 }

@@ -43,6 +43,7 @@ func TestGatewayRefusedConfigs(t *testing.T) {
 			Name: "web", BindAddress: "127.0.0.1", Routes: []*meshapi.GatewayRoute{httpRoute()},
 		})},
 		{"a sidecar's config", "is a sidecar's", Options{Gateway: "public"}, &meshapi.ProxyConfig{InstanceId: "web-1", Service: "web"}},
+		{"a bad rate limit", "must be positive", Options{}, withGatewayLimit(&meshapi.RateLimit{Name: "z", PerSourceIp: true})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.Log = io.Discard
@@ -57,6 +58,12 @@ func TestGatewayRefusedConfigs(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withGatewayLimit(rl *meshapi.RateLimit) *meshapi.ProxyConfig {
+	cfg := gatewayConfig(&meshapi.GatewayListener{Name: "web", BindAddress: "127.0.0.1", Routes: []*meshapi.GatewayRoute{httpRoute()}})
+	cfg.Gateway.RateLimits = []*meshapi.RateLimit{rl}
+	return cfg
 }
 
 func TestHostIn(t *testing.T) {

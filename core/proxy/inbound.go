@@ -59,6 +59,7 @@ type inboundState struct {
 	connMax, connMaxPerCaller int
 	inputs                    ruleInputs        // what the L7 rules read
 	jwt                       *jwtauth.Verifier // end-user tokens (jwt.go); nil: none
+	forwarders                map[string]bool   // callers whose X-Forwarded-For and -Proto the app gets
 }
 
 type callerKey struct{}
@@ -143,7 +144,12 @@ func (in *inbound) update(sp spec) {
 	limits, _ := ratelimit.Compile(sp.in.GetRateLimits(), prevLimits) // checked by listenerSpecs
 	in.p.budgets.set(limits, time.Now())
 	az := authz.New(sp.in.GetAuthz(), sp.cfg, own)
+	forwarders := map[string]bool{}
+	for _, id := range sp.in.GetForwardingCallers() {
+		forwarders[id] = true
+	}
 	in.st.Store(&inboundState{
+		forwarders:       forwarders,
 		limits:           limits,
 		connMax:          int(sp.in.GetConnectionLimit().GetMax()),
 		connMaxPerCaller: int(sp.in.GetConnectionLimit().GetMaxPerCaller()),
@@ -316,6 +322,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if caller.Service == "" {
 		rec.reason = "weft: the caller's identity is unknown"
+		markDenied(rec)
 		http.Error(rec, rec.reason, http.StatusForbidden)
 		return
 	}
@@ -335,6 +342,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if ok, why, needs := st.authz.AuthorizeRequestJWT(caller, r, query, tokens.Claims); !ok {
 		if needs != "" {
+			markDenied(rec)
 			in.p.unauthenticated(rec, r, st.service, &jwtauth.Failure{Provider: needs, Reason: jwtauth.ReasonMissing, Detail: why})
 			rec.reason, denied = why, why
 			in.p.accessLine("access", "inbound", "UNAUTHENTICATED").str("caller", caller.String()).str("dest", st.service).
@@ -348,6 +356,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		in.p.accessLine("access", "inbound", "DENIED").str("caller", caller.String()).str("dest", st.service).
 			str("method", r.Method).str("path", r.URL.Path).str("reason", why).request(r, nil).send(in.p)
 		rec.reason = why
+		markDenied(rec)
 		if isGRPC(r) {
 			writeGRPCError(rec, grpcPermissionDenied, why)
 			return
@@ -384,6 +393,20 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// value would cost a copy of the request.
 	r.URL.Scheme, r.URL.Host = "http", st.appAddr
 	id := caller.String()
+	// Only a gateway tells who its client is, and only in the two
+	// headers it sets.
+	var relayed [][]string
+	if st.forwarders[id] {
+		for _, k := range relayedForwarded {
+			relayed = append(relayed, r.Header[k])
+		}
+	}
+	stripForwarded(r.Header)
+	for i, v := range relayed {
+		if v != nil {
+			r.Header[relayedForwarded[i]] = v
+		}
+	}
 	r.Header.Set(headerCaller, id)
 	r.Header.Set(headerXFCC, "By="+st.ownID+";URI="+id)
 	in.rp.ServeHTTP(rec, r)
@@ -409,6 +432,13 @@ func (in *inbound) refuse(w http.ResponseWriter, r *http.Request, st *inboundSta
 func (in *inbound) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Host = pr.In.Host
 	for _, k := range ownedHeaders {
+		if v, ok := pr.In.Header[k]; ok {
+			pr.Out.Header[k] = v
+		}
+	}
+	// The reverse proxy dropped X-Forwarded-*; a gateway's are still on
+	// the incoming request (serveHTTP removed anyone else's).
+	for _, k := range relayedForwarded {
 		if v, ok := pr.In.Header[k]; ok {
 			pr.Out.Header[k] = v
 		}

@@ -61,6 +61,27 @@ func stripOwnedHeaders(h http.Header) {
 	h["Connection"] = kept
 }
 
+// forwardedHeaders name a request's original client, for apps behind
+// proxies. A gateway sets X-Forwarded-For and X-Forwarded-Proto itself
+// (gateway.go); what a client sent of them never reaches an app.
+var forwardedHeaders = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded"}
+
+// relayedForwarded are the forwarded headers an inbound passes on to its
+// app from a gateway (Inbound.forwarding_callers).
+var relayedForwarded = []string{"X-Forwarded-For", "X-Forwarded-Proto"}
+
+// stripForwarded removes the forwarded headers from h in any case, and
+// with underscores for dashes (as CGI-style servers read them).
+func stripForwarded(h http.Header) {
+	for k := range h {
+		for _, f := range forwardedHeaders {
+			if len(k) == len(f) && equalFoldDashed(k, f) {
+				delete(h, k)
+			}
+		}
+	}
+}
+
 // isOwnedName reports whether name is an owned header's name in any case,
 // with dashes or underscores.
 func isOwnedName(name string) bool {

@@ -570,6 +570,7 @@ func (o *outbound) rewrite(pr *httputil.ProxyRequest) {
 	if st, ok := pr.In.Context().Value(outboundStateKey{}).(*outboundState); ok && st.ext != nil {
 		pr.Out.Host = st.ext.host // the app called a local port; the outside host is declared
 	}
+	setForwarded(pr.In, pr.Out) // a gateway's request (gateway.go)
 	if pk, ok := pr.In.Context().Value(pickedKey{}).(*picked); ok && pk.route != nil {
 		applyHeaderOps(pr.Out.Header, pk.route.reqHdrs)
 	}

@@ -94,6 +94,9 @@ type Proxy struct {
 	mu      sync.Mutex // serializes Apply and Close; guards the fields below
 	sockets map[string]*socket
 	closed  bool
+	// gwLimits are a gateway's rate limits, shared by its listeners and
+	// kept across configurations while unchanged (gateway.go).
+	gwLimits []*ratelimit.Limiter
 
 	draining    sync.WaitGroup     // handlers of removed or replaced listeners
 	force       context.Context    // cancelled DrainTimeout after Close starts

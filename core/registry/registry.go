@@ -165,7 +165,7 @@ func (r *Registry) Update(s model.Snapshot) (changed bool, problems []Problem) {
 func sameInstance(a, b model.Instance) bool {
 	return a.ID == b.ID && a.Service == b.Service && a.Namespace == b.Namespace &&
 		a.Address == b.Address && a.Health == b.Health && a.Isolation == b.Isolation &&
-		a.MeshListen == b.MeshListen && maps.Equal(a.Ports, b.Ports) &&
+		a.MeshListen == b.MeshListen && a.Node == b.Node && maps.Equal(a.Ports, b.Ports) &&
 		maps.Equal(a.Meta, b.Meta) && slices.Equal(a.Tags, b.Tags) &&
 		maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Workload, b.Workload)
 }

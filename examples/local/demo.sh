@@ -2,6 +2,8 @@
 # The local demo: a controller, the local adapter, and three services
 # (frontend -> api -> store), each instance with its own sidecar, on loopback.
 # Run it with `make demo`; Ctrl-C stops every process it started.
+# `demo.sh node` runs api and store on one node proxy instead of sidecars
+# (workloads-node.hcl, docs/deployment-models.md).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -12,6 +14,12 @@ admin=https://127.0.0.1:7401   # the admin API is HTTPS; the CLI reads the token
 for b in weft weft-proxy weft-demo-app; do
   [ -x "$bin/$b" ] || { echo "demo: $bin/$b is missing; run 'make demo' (it builds first)" >&2; exit 1; }
 done
+workloads="$here/workloads.hcl"
+case "${1:-}" in
+  "") ;;
+  node) workloads="$here/workloads-node.hcl" ;;
+  *) echo "usage: demo.sh [node]   (node: api and store on one node proxy)" >&2; exit 2 ;;
+esac
 mkdir -p "$data"
 log="$data/controller.log"
 
@@ -20,7 +28,7 @@ log="$data/controller.log"
 # root with nft installed: the local adapter's guard).
 "$bin/weft" controller \
   --policy-dir "$here/policy" \
-  --adapter "local=$here/workloads.hcl" \
+  --adapter "local=$workloads" \
   --adapter-option local.edge=frontend \
   --data-dir "$data" \
   --proxy-binary "$bin/weft-proxy" \

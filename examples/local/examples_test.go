@@ -44,16 +44,23 @@ var upstreamURL = regexp.MustCompile(`^"http://\$\{HOST\}:(\d+)"$`)
 // Every UPSTREAM_<NAME> in the workloads file points at the local_port the
 // policy gives that upstream of that service, on the instance's own
 // address (${HOST}), where the sidecar listens.
+// The node-proxy variant (workloads-node.hcl) is held to the same.
 func TestWorkloadsMatchPolicy(t *testing.T) {
+	for _, file := range []string{"workloads.hcl", "workloads-node.hcl"} {
+		t.Run(file, func(t *testing.T) { workloadsMatchPolicy(t, file) })
+	}
+}
+
+func workloadsMatchPolicy(t *testing.T, file string) {
 	p, diags, _ := policyhcl.Load("policy")
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	src, err := os.ReadFile("workloads.hcl")
+	src, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, diags := hclsyntax.ParseConfig(src, "workloads.hcl", hcl.InitialPos)
+	f, diags := hclsyntax.ParseConfig(src, file, hcl.InitialPos)
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}

@@ -764,7 +764,10 @@ type Instance struct {
 	// Where the sidecar's inbound listener binds, "ip:port", when that
 	// differs from address:ports["mesh"] (a port mapped into the instance's
 	// own network namespace). Empty: address:ports["mesh"].
-	MeshListen    string `protobuf:"bytes,12,opt,name=mesh_listen,json=meshListen,proto3" json:"mesh_listen,omitempty"`
+	MeshListen string `protobuf:"bytes,12,opt,name=mesh_listen,json=meshListen,proto3" json:"mesh_listen,omitempty"`
+	// The node the scheduler placed the instance on (model.Instance.Node):
+	// a node proxy may serve only the instances of its own node.
+	Node          string `protobuf:"bytes,13,opt,name=node,proto3" json:"node,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -879,6 +882,13 @@ func (x *Instance) GetIsolation() string {
 func (x *Instance) GetMeshListen() string {
 	if x != nil {
 		return x.MeshListen
+	}
+	return ""
+}
+
+func (x *Instance) GetNode() string {
+	if x != nil {
+		return x.Node
 	}
 	return ""
 }
@@ -1034,7 +1044,7 @@ const file_plugins_proto_adapter_proto_rawDesc = "" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\"R\n" +
 	"\x11ConfigureResponse\x12=\n" +
 	"\vdiagnostics\x18\x01 \x03(\v2\x1b.weft.adapter.v1.DiagnosticR\vdiagnostics\"\x0e\n" +
-	"\fWatchRequest\"\xbb\x05\n" +
+	"\fWatchRequest\"\xcf\x05\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1c\n" +
@@ -1049,7 +1059,8 @@ const file_plugins_proto_adapter_proto_rawDesc = "" +
 	" \x03(\v2'.weft.adapter.v1.Instance.WorkloadEntryR\bworkload\x12\x1c\n" +
 	"\tisolation\x18\v \x01(\tR\tisolation\x12\x1f\n" +
 	"\vmesh_listen\x18\f \x01(\tR\n" +
-	"meshListen\x1a8\n" +
+	"meshListen\x12\x12\n" +
+	"\x04node\x18\r \x01(\tR\x04node\x1a8\n" +
 	"\n" +
 	"PortsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +

@@ -33,6 +33,7 @@ type joinClaims struct {
 	Namespace string `json:"n"`
 	Expires   int64  `json:"e"`
 	Nonce     string `json:"r"`
+	Node      string `json:"nd,omitempty"`
 }
 
 // MintJoinToken mints a single-use join token for the sidecar of one
@@ -41,6 +42,22 @@ type joinClaims struct {
 // knows the adapter by (InfoResponse.Name); the token names the instance's
 // ID, service and namespace (defaulted), and is valid for ttl.
 func MintJoinToken(mesh MeshContext, adapter string, in Instance, ttl time.Duration) (string, error) {
+	return mint(mesh, joinClaims{Adapter: adapter, Instance: in.ID, Service: in.Service, Namespace: in.NS()}, ttl)
+}
+
+// MintNodeToken mints a node token: it admits the node proxy of node (a
+// weft-proxy serving several instances, docs/deployment-models.md) for
+// each instance the adapter reports on that node (model.Instance.Node),
+// once per instance, for ttl. The controller refuses it for an instance of
+// any other node.
+func MintNodeToken(mesh MeshContext, adapter, node string, ttl time.Duration) (string, error) {
+	if node == "" {
+		return "", errors.New("minting node token: no node name")
+	}
+	return mint(mesh, joinClaims{Adapter: adapter, Node: node}, ttl)
+}
+
+func mint(mesh MeshContext, c joinClaims, ttl time.Duration) (string, error) {
 	if len(mesh.JoinKey) == 0 {
 		return "", errors.New("minting join token: the controller sent no join key; announce CapJoinTokens in Info so that it does")
 	}
@@ -51,14 +68,9 @@ func MintJoinToken(mesh MeshContext, adapter string, in Instance, ttl time.Durat
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return "", fmt.Errorf("minting join token: %w", err)
 	}
-	body, err := json.Marshal(joinClaims{
-		Adapter:   adapter,
-		Instance:  in.ID,
-		Service:   in.Service,
-		Namespace: in.NS(),
-		Expires:   time.Now().Add(ttl).Unix(),
-		Nonce:     hex.EncodeToString(nonce[:]),
-	})
+	c.Expires = time.Now().Add(ttl).Unix()
+	c.Nonce = hex.EncodeToString(nonce[:])
+	body, err := json.Marshal(c)
 	if err != nil {
 		return "", fmt.Errorf("minting join token: %w", err)
 	}

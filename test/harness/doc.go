@@ -59,7 +59,8 @@
 //     trace back through GET /api/traces/{id} (JaegerTrace, JaegerSpan).
 //   - tlscert.go: NewServerCert, a TLS server certificate for DNS names
 //     from a CA made for the test, as PEM files (a gateway listener's
-//     cert_file and key_file, a TLS app's) and the pool that trusts it.
+//     cert_file and key_file, a TLS app's), the pool that trusts it and
+//     its CA as a PEM file (curl --cacert).
 //   - serve.go: Serve, an accept loop for a test's own TCP servers (an
 //     echo app, a forwarder).
 //

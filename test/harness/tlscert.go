@@ -18,16 +18,17 @@ import (
 // ServerCert is a TLS server certificate for names (DNS names), signed by
 // a CA of its own made for the test, written as PEM files in dir: the
 // certificate and key a server or a gateway listener loads, and the pool
-// with the CA that a client trusts.
+// with the CA that a client trusts (CAFile: the CA as PEM, for a client
+// outside the test binary, such as curl --cacert).
 type ServerCert struct {
-	CertFile, KeyFile string
-	Pool              *x509.CertPool
-	Cert              tls.Certificate
+	CertFile, KeyFile, CAFile string
+	Pool                      *x509.CertPool
+	Cert                      tls.Certificate
 }
 
 // NewServerCert makes a CA and a certificate for names under dir (files
-// <prefix>.crt and <prefix>.key, prefix the first name); a failure fails
-// the test.
+// <prefix>.crt, <prefix>.key and <prefix>-ca.crt, prefix the first name);
+// a failure fails the test.
 func NewServerCert(t testing.TB, dir string, names ...string) *ServerCert {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -64,8 +65,12 @@ func NewServerCert(t testing.TB, dir string, names ...string) *ServerCert {
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-	sc := &ServerCert{CertFile: filepath.Join(dir, names[0]+".crt"), KeyFile: filepath.Join(dir, names[0]+".key"), Pool: x509.NewCertPool()}
+	sc := &ServerCert{CertFile: filepath.Join(dir, names[0]+".crt"), KeyFile: filepath.Join(dir, names[0]+".key"),
+		CAFile: filepath.Join(dir, names[0]+"-ca.crt"), Pool: x509.NewCertPool()}
 	sc.Pool.AddCert(ca)
+	if err := os.WriteFile(sc.CAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(sc.CertFile, certPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}

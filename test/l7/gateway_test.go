@@ -290,8 +290,12 @@ func TestGatewayHTTPS(t *testing.T) {
 	}
 
 	// No intention public -> secret: refused by secret's sidecar.
-	if code, body, _, _ := get(t, c, "https://secret.example.com/"); code != http.StatusForbidden {
+	// Its body stays inside the mesh: the outside client gets a generic
+	// one, without identities or intentions (denied.go).
+	if code, body, h, _ := get(t, c, "https://secret.example.com/"); code != http.StatusForbidden {
 		t.Errorf("GET secret.example.com: %d %q, want 403 (no intention lets the gateway call secret)", code, body)
+	} else if body != "weft gateway: access denied\n" || strings.Contains(body, "spiffe://") || h.Get(proxy.HeaderDenied) != "" {
+		t.Errorf("GET secret.example.com: 403 with body %q and %s %q, want the generic body and no marker", body, proxy.HeaderDenied, h.Get(proxy.HeaderDenied))
 	}
 	// A host no route takes (but the certificate and SNI list cover).
 	code, body, _, _ := get(t, c, "https://other.example.com/")

@@ -1,0 +1,55 @@
+package local
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// A service's proxy_mode: who carries its instances' traffic.
+//
+//	service "web" {
+//	  ...
+//	  proxy_mode = "node" # or "sidecar", the default
+//	}
+//
+// "sidecar" gives every instance a weft-proxy of its own. "node" serves the
+// instance from the adapter's one node proxy (a single weft-proxy --node
+// process for every node-mode instance of the file), with the instance's
+// own identity, listeners, policy and admin endpoints
+// (docs/deployment-models.md).
+const (
+	ProxyModeSidecar = "sidecar"
+	ProxyModeNode    = "node"
+)
+
+// decodeProxyMode reads a service's proxy_mode attribute (nil: the
+// default).
+func decodeProxyMode(a *hcl.Attribute) (string, hcl.Diagnostics) {
+	if a == nil {
+		return ProxyModeSidecar, nil
+	}
+	v, diags := decodeString(a)
+	if diags.HasErrors() {
+		return ProxyModeSidecar, diags
+	}
+	switch v {
+	case ProxyModeSidecar, ProxyModeNode:
+		return v, nil
+	case "instance": // the name for a proxy per instance
+		return ProxyModeSidecar, nil
+	case "application":
+		return ProxyModeSidecar, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Proxy mode not supported",
+			Detail:   fmt.Sprintf("proxy_mode %q is not built yet; use \"sidecar\" (a proxy per instance, the default) or \"node\" (one proxy for the node's instances).", v),
+			Subject:  a.Expr.Range().Ptr(),
+		}}
+	}
+	return ProxyModeSidecar, hcl.Diagnostics{{
+		Severity: hcl.DiagError,
+		Summary:  "Invalid proxy mode",
+		Detail:   fmt.Sprintf("proxy_mode %q is not one of \"sidecar\" (or \"instance\": a proxy per instance, the default) and \"node\" (one proxy for the node's instances).", v),
+		Subject:  a.Expr.Range().Ptr(),
+	}}
+}

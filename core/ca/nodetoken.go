@@ -1,0 +1,75 @@
+package ca
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"time"
+)
+
+// A node token admits the node proxy of one node (docs/deployment-models.md):
+// the adapter that runs the node mints it, like a join token, with its
+// claims naming the node (JoinClaims.Node) and no instance. The node proxy
+// presents it once for each instance it serves, and the controller admits
+// each join only for an instance its scheduler placed on that node. Each
+// (token, instance) pair is spent once, so a copied token cannot admit an
+// instance twice; within its lifetime it admits the node's instances that
+// it has not admitted yet, which is what the node's proxy holds anyway.
+
+// IsNodeToken reports whether c are a node token's claims.
+func (c JoinClaims) IsNodeToken() bool { return c.Node != "" && c.Instance == "" }
+
+// MintNodeToken mints a node token for node, valid for ttl, with the key
+// of the adapter that placed the node's instances.
+func MintNodeToken(key []byte, adapter, node string, ttl time.Duration) (string, error) {
+	if node == "" {
+		return "", errors.New("minting node token: no node name")
+	}
+	return MintJoinToken(key, JoinClaims{Adapter: adapter, Node: node}, ttl)
+}
+
+// ErrNotNodeToken is the error for an instance's join token presented as a
+// node token.
+var ErrNotNodeToken = errors.New("not a node token: it names an instance, or no node")
+
+// VerifyNodeAnd checks a node token's signature and expiry, then calls
+// accept with its claims for instance, and spends the token for that
+// instance only if accept returns nil (as VerifyAnd does for a join
+// token). The token stays good for the node's other instances.
+func (v *JoinVerifier) VerifyNodeAnd(token, instance string, accept func(JoinClaims) error) (JoinClaims, error) {
+	c, err := v.check(token)
+	if err != nil {
+		return JoinClaims{}, err
+	}
+	if !c.IsNodeToken() {
+		return JoinClaims{}, ErrNotNodeToken
+	}
+	key := nodeSpendKey(c.Nonce, instance)
+	if v.spent.Spent(key) {
+		return JoinClaims{}, errNodeTokenUsed
+	}
+	if accept != nil {
+		if err := accept(c); err != nil {
+			return JoinClaims{}, err
+		}
+	}
+	ok, err := v.spent.Spend(key, time.Unix(c.Expires, 0))
+	if err != nil {
+		return JoinClaims{}, err
+	}
+	if !ok {
+		return JoinClaims{}, errNodeTokenUsed
+	}
+	return c, nil
+}
+
+var errNodeTokenUsed = errors.New("node token already used for this instance: a node token admits each instance of its node once; restart the node proxy to get a new one")
+
+// nodeSpendKey is what is spent when a node token admits instance: a
+// digest of the token's nonce and the instance, in the alphabet and length
+// of a nonce, so the spent stores (and the replicated log) take it as
+// they take a join token's.
+func nodeSpendKey(nonce, instance string) string {
+	h := sha256.Sum256([]byte("weft node join\x00" + nonce + "\x00" + instance))
+	return "n" + hex.EncodeToString(h[:12])
+}

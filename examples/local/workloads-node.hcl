@@ -1,0 +1,51 @@
+# The demo mesh with a node proxy (docs/deployment-models.md): the same
+# services as workloads.hcl, but api (2 instances) and store are served by
+# one weft-proxy process for the node, each instance with its own identity,
+# listeners and metrics (http://<instance address>:15000/metrics), while
+# frontend keeps its sidecar. Run it with
+#
+#   make && examples/local/demo.sh node
+#
+# The node-mode instances are not covered by the local adapter's guard
+# (isolation none, with a warning): the guard keys on each sidecar's group.
+
+service "frontend" {
+  command = "../../bin/weft-demo-app"
+  port    = 8080
+  env = {
+    UPSTREAM_API   = "http://${HOST}:9001"
+    UPSTREAM_STORE = "http://${HOST}:9002" # refused: no intention frontend -> store
+  }
+  meta = { version = "v1" }
+  tags = ["demo"]
+}
+
+service "api" {
+  command    = "../../bin/weft-demo-app"
+  proxy_mode = "node" # served by the node proxy
+  instances = 2
+  port      = 8080
+  env = {
+    UPSTREAM_STORE = "http://${HOST}:9002"
+  }
+  meta = { version = "v1" }
+  tags = ["demo"]
+  # The adapter probes each instance's /healthz every second: an instance
+  # whose check fails is critical and leaves every caller's endpoints
+  # until it passes again. Try it on api-0 (127.0.0.2):
+  # curl -X POST http://127.0.0.2:8080/healthz/fail, then .../healthz/pass,
+  # and watch `weft status` (the guard refuses curl on an app port: add
+  # api to --adapter-option local.edge to try this as root).
+  check {
+    http     = "/healthz"
+    interval = "1s"
+  }
+}
+
+service "store" {
+  command    = "../../bin/weft-demo-app"
+  proxy_mode = "node" # served by the node proxy
+  port    = 8080
+  meta    = { version = "v1" }
+  tags    = ["demo"]
+}
