@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"time"
 
+	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/plugins/sdk"
 )
 
@@ -93,7 +94,8 @@ func watchedStatuses(specs []instanceSpec, st map[string]stateEntry) []instanceS
 			continue
 		}
 		s.Address = e.Address
-		is := instanceStatus{Spec: s}
+		// The owner's guard is not visible from here (doc.go).
+		is := instanceStatus{Spec: s, Isolation: model.IsolationNone}
 		if e.App.PID != 0 && runs(e.App.PID, e.App.Argv) {
 			is.AppRunning, is.AppPID = true, e.App.PID
 		}

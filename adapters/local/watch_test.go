@@ -97,7 +97,8 @@ func TestWatchOwner(t *testing.T) {
 		t.Errorf("the watcher reports pids %v, the owner %v", got, ownerPids)
 	}
 	for i, in := range wev.Snapshot.Instances {
-		if own := ev.Snapshot.Instances[i]; in.Address != own.Address || in.Workload["name"] != "api" || wev.Snapshot.Adapter != "local" {
+		if own := ev.Snapshot.Instances[i]; in.Address != own.Address || in.Workload["name"] != "api" || wev.Snapshot.Adapter != "local" ||
+			in.Isolation != "none" || in.Node != own.Node {
 			t.Errorf("the watcher reports %+v, the owner %+v", in, own)
 		}
 	}
