@@ -223,6 +223,24 @@
 //     give both). DNS to a resolver elsewhere is refused too. Sidecars are
 //     not restricted: they originate the declared connections. Without the
 //     guard (isolation = none, no root or nft) the option is a warning.
+//   - watch = "/var/lib/weft-a/adapters/local": the data directory of the
+//     local adapter that runs the workloads (its controller replica's
+//     --data-dir, then adapters/local; watch.go). For a
+//     raft cluster on one machine: one replica runs the workloads, every
+//     other replica gives the same workloads file with this option and
+//     only watches. A watcher starts, stops, adopts and probes nothing;
+//     it reads the workloads file and the owner's state file every
+//     quarter second and reports each instance the owner has recorded, at
+//     the owner's address: passing while the recorded app and sidecar
+//     pids still run the recorded command lines and the owner's last
+//     check result (kept in the state file) passes. The owner's death
+//     changes nothing it reports (the processes keep running, and the
+//     restarted owner adopts them); while the owner is down, a changed
+//     workloads file is not applied by anyone, and a process that exits
+//     is reported critical but not restarted. A watcher reports isolation
+//     none: it cannot see the owner's guard. Join tokens the owner mints
+//     name adapter "local", which the watchers' snapshots also are, so a
+//     sidecar joins through any replica.
 //
 // # The state file
 //

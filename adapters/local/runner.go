@@ -450,10 +450,13 @@ func (r *runner) setProc(s *slot, pid int, running bool) {
 	}
 }
 
-// changedLocked saves the state file and wakes every watcher.
+// changedLocked saves the state file (if the runner has one: the
+// checker's tests have none) and wakes every watcher.
 func (r *runner) changedLocked() {
-	if err := writeState(r.cfg.StateFile, r.entriesLocked()); err != nil {
-		r.cfg.Log.Error("cannot save state; a restarted adapter will not adopt the running instances", "error", err)
+	if r.cfg.StateFile != "" {
+		if err := writeState(r.cfg.StateFile, r.entriesLocked()); err != nil {
+			r.cfg.Log.Error("cannot save state; a restarted adapter will not adopt the running instances", "error", err)
+		}
 	}
 	close(r.changed)
 	r.changed = make(chan struct{})
@@ -462,12 +465,16 @@ func (r *runner) changedLocked() {
 func (r *runner) entriesLocked() []stateEntry {
 	out := make([]stateEntry, 0, len(r.insts))
 	for _, in := range r.insts {
-		out = append(out, stateEntry{
+		e := stateEntry{
 			ID: in.spec.ID, Service: in.spec.Service, Namespace: in.spec.Namespace,
 			Address: in.spec.Address, Ports: in.spec.Ports(),
 			App:   procEntry(in.app),
 			Proxy: procEntry(in.proxy),
-		})
+		}
+		if in.check != nil {
+			e.Check = in.check.result.Status
+		}
+		out = append(out, e)
 	}
 	return out
 }

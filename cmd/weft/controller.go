@@ -284,9 +284,13 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	}
 	// The sidecars' golden-signal reports (GET /v1/stats, weft stat).
 	collector := telemetry.New(telemetry.Options{})
+	// A replica passes its sidecars' reports and demand on to the others,
+	// so that stats and budgets are the same from any replica (raft.go).
+	stats, pool, relayRun := rep.share(collector)
 	srv := meshserver.New(meshserver.Options{
-		Stats: collector,
-		CA:    authority, Join: ca.NewJoinVerifierWith(authority.JoinSecret(), spent), Workloads: ctl, Logger: log,
+		Stats:   stats,
+		Budgets: pool,
+		CA:      authority, Join: ca.NewJoinVerifierWith(authority.JoinSecret(), spent), Workloads: ctl, Logger: log,
 		VerifyCredential: verifyWith(sups),
 		Binder:           ctl,
 		Health:           ctl, // sidecars' active health checks (core/controller health.go)
@@ -367,6 +371,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	run(func() { _ = adminSrv.ServeTLS(adminShield.Listener(adminLis), "", "") })
 	run(func() { _ = ctl.Run(ctx, snapshots, policies, controller.ConfigServer(srv), metricsBuilds) })
 	run(func() { srv.RetireRoots(ctx) })
+	run(func() { relayRun(ctx) })
 	run(func() { keys.Run(ctx, loaded, policies) })
 	run(func() { polSrc.Run(ctx, loaded) })
 
