@@ -173,6 +173,12 @@ func Mutate(o Options, pod *corev1.Pod) ([]patchOp, error) {
 		ops = append(ops, patchOp{Op: "add", Path: "/spec/volumes", Value: volumes})
 	} else {
 		for _, v := range volumes {
+			// A pod that declares the volume already (a template written
+			// for the sidecar) keeps its own: a second one of the name
+			// would make the API server refuse the pod.
+			if slices.ContainsFunc(pod.Spec.Volumes, func(have corev1.Volume) bool { return have.Name == v.Name }) {
+				continue
+			}
 			ops = append(ops, patchOp{Op: "add", Path: "/spec/volumes/-", Value: v})
 		}
 	}

@@ -34,6 +34,13 @@ func withInit(p *corev1.Pod, names ...string) *corev1.Pod {
 	return p
 }
 
+func withVolumes(p *corev1.Pod, names ...string) *corev1.Pod {
+	for _, n := range names {
+		p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: n})
+	}
+	return p
+}
+
 func TestMutate(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -47,6 +54,8 @@ func TestMutate(t *testing.T) {
 		{"already has the sidecar", podWith(map[string]string{AnnotationInject: "true"}, "app", ContainerName), 0, ""},
 		{"already has the native sidecar", withInit(podWith(map[string]string{AnnotationInject: "true"}, "app"), ContainerName), 0, ""},
 		{"has init containers", withInit(podWith(map[string]string{AnnotationInject: "true"}, "app"), "migrate"), 4, ""},
+		{"declares the sidecar's volumes", withVolumes(podWith(map[string]string{AnnotationInject: "true"}, "app"), "weft-token", "weft-trust"), 3, ""},
+		{"declares one of them", withVolumes(podWith(map[string]string{AnnotationInject: "true"}, "app"), "weft-trust", "data"), 4, ""},
 		{"mesh port given", podWith(map[string]string{AnnotationInject: "true", AnnotationMeshPort: "16001"}, "app"), 4, ""},
 		{"mesh port malformed", podWith(map[string]string{AnnotationInject: "true", AnnotationMeshPort: "x"}, "app"), 0, "not a port number"},
 	} {

@@ -1,7 +1,7 @@
 # The policy of the Kubernetes example: web calls api, api calls store
 # (which may run anywhere: a pod, a Nomad job, a local process), nothing
 # else passes. Pods of service S run as service account S in namespace
-# "default" (see ../README.md).
+# "shop" (see ../README.md).
 mesh {
   trust_domain   = "weft.example"
   default_action = "deny"
@@ -14,7 +14,7 @@ mesh {
 service "web" {
   protocol = "http"
   binding "kubernetes" {
-    namespace       = "default"
+    namespace       = "shop"
     service_account = "web"
   }
 
@@ -26,7 +26,7 @@ service "web" {
 service "api" {
   protocol = "http"
   binding "kubernetes" {
-    namespace       = "default"
+    namespace       = "shop"
     service_account = "api"
   }
 
@@ -38,7 +38,7 @@ service "api" {
 service "store" {
   protocol = "http"
   binding "kubernetes" {
-    namespace       = "default"
+    namespace       = "shop"
     service_account = "store"
   }
   # The test in test/kubernetes runs store as a local process.

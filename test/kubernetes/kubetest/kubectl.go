@@ -13,7 +13,8 @@ import (
 const kubectlTimeout = 60 * time.Second
 
 // Kubectl runs kubectl (from PATH) as the admin against the API server and
-// returns its standard output; an error carries its standard error.
+// returns what it printed, standard output then standard error (where
+// the API server's warnings go); an error carries its standard error.
 func (c *Cluster) Kubectl(args ...string) (string, error) {
 	bin, err := exec.LookPath("kubectl")
 	if err != nil {
@@ -28,7 +29,7 @@ func (c *Cluster) Kubectl(args ...string) (string, error) {
 	if err := cmd.Run(); err != nil {
 		return out.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
 	}
-	return out.String(), nil
+	return out.String() + errb.String(), nil
 }
 
 // ApplyServerSide applies manifest files as `kubectl apply --server-side`
