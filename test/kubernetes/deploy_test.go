@@ -265,7 +265,7 @@ func checkController(t *testing.T, st *appsv1.StatefulSet) {
 	if got := flags["--bootstrap-expect"]; len(got) != 1 || got[0] != "3" {
 		t.Errorf("--bootstrap-expect %v, want 3", got)
 	}
-	peerDomain := "." + st.Spec.ServiceName + "." + st.Namespace + ".svc"
+	peerDomain := "." + st.Spec.ServiceName + "." + st.Namespace + ".svc.cluster.local"
 	if len(flags["--join"]) != 3 {
 		t.Errorf("--join %v, want the three replicas", flags["--join"])
 	}
@@ -275,7 +275,7 @@ func checkController(t *testing.T, st *appsv1.StatefulSet) {
 		}
 	}
 	if got := flags["--raft-addr"]; len(got) != 1 || got[0] != "$(POD_NAME)"+peerDomain+":7402" {
-		t.Errorf("--raft-addr %v, want $(POD_NAME)%s:7402, the name its peers dial", got, peerDomain)
+		t.Errorf("--raft-addr %v, want $(POD_NAME)%s:7402, the name its peers dial (and the kubelet writes into /etc/hosts)", got, peerDomain)
 	}
 	if got := flags["--kubernetes-trust-bundle"]; len(got) != 1 || got[0] != "weft-trust-bundle" {
 		t.Errorf("--kubernetes-trust-bundle %v, want weft-trust-bundle (the ConfigMap the sidecars mount)", got)
