@@ -168,6 +168,25 @@ func TestDeployManifestsAgainstAPIServer(t *testing.T) {
 			t.Fatalf("a pod without a security context in namespace shop: %v, want it refused by PodSecurity (restricted)", err)
 		}
 		t.Logf("refused as it should be: %v", err)
+		// A workload whose template breaks the profile is stored (it is
+		// not a pod), but applying it warns: the check of every apply
+		// above can fail.
+		bad := filepath.Join(dir, "bad-deployment.yaml")
+		writeFile(t, bad, `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: bad, namespace: shop}
+spec:
+  selector: {matchLabels: {app: bad}}
+  template:
+    metadata: {labels: {app: bad}}
+    spec:
+      serviceAccountName: api
+      containers: [{name: app, image: weft-demo-app:dev}]
+`)
+		out, err := c.Kubectl("apply", "--server-side", "--dry-run=server", "-f", bad)
+		if err != nil || !strings.Contains(out, "would violate PodSecurity") {
+			t.Errorf("applying a non-compliant Deployment in shop: %v\n%s\nwant a PodSecurity warning", err, out)
+		}
 		// The refusal is Pod Security's: the same pod passes where it is
 		// not enforced.
 		c.Namespace("unrestricted", "api")
