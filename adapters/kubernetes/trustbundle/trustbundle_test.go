@@ -155,6 +155,44 @@ func TestTrustBundleAgainstAPIServer(t *testing.T) {
 	label("late", false)
 	holds("a namespace opting out", "late", "")
 	holds("end", "plain", "theirs")
+
+	// A replica that is not the leader writes nothing; once it is, it
+	// writes. (Another ConfigMap name, with the admin's rights.)
+	var leader atomic.Bool
+	asked := make(chan struct{}, 64)
+	followerCtx, stopFollower := context.WithCancel(ctx)
+	followerDone := make(chan error, 1)
+	go func() {
+		followerDone <- Run(followerCtx, Options{Client: c.Admin, Name: "weft-trust-bundle-2", Every: 20 * time.Millisecond,
+			Bundle: func() []byte { return *bundle.Load() },
+			Writer: func() bool {
+				select {
+				case asked <- struct{}{}:
+				default:
+				}
+				return leader.Load()
+			},
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}()
+	defer func() { stopFollower(); <-followerDone }()
+	for i := 0; i < 5; i++ { // five passes it was asked to make, as a follower
+		select {
+		case <-asked:
+		case <-time.After(rotateWithin):
+			t.Fatalf("the follower's Run did not ask whether to write within %v", rotateWithin)
+		}
+	}
+	if _, err := c.Admin.CoreV1().ConfigMaps("shop").Get(ctx, "weft-trust-bundle-2", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("a follower wrote shop/weft-trust-bundle-2 (%v)", err)
+	}
+	leader.Store(true)
+	err = harness.Poll(ctx, rotateWithin, 50*time.Millisecond, func() error {
+		_, err := c.Admin.CoreV1().ConfigMaps("shop").Get(ctx, "weft-trust-bundle-2", metav1.GetOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("once the leader, Run did not write shop/weft-trust-bundle-2 within %v: %v", rotateWithin, err)
+	}
 }
 
 // Bad options are refused with what is wrong.
