@@ -76,7 +76,7 @@ func (r raftFlags) prepare(dataDir string, log *slog.Logger) (*replica, error) {
 	if _, err := os.Stat(filepath.Join(r.dir, "raft.db")); errors.Is(err, os.ErrNotExist) && r.expect == 0 && len(r.join) == 0 {
 		return nil, errors.New("--raft-dir holds no cluster yet: give --bootstrap-expect N (and --join for each peer) to form one, or --join ADDR to join a running one")
 	}
-	key, err := state.ReadKeyFile(r.keyFile)
+	key, err := readStateKey(r.keyFile) // statekey.go
 	if err != nil {
 		return nil, err
 	}
