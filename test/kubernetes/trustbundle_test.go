@@ -52,6 +52,8 @@ func TestControllerKeepsTrustBundle(t *testing.T) {
 	o.Process = processOptions
 	ctl := harness.StartController(t, o)
 	ctl.WaitCACert(t)
+	// The CA is written before the admin token: wait for the admin API.
+	ctl.WaitFor(t, "the admin API", 30*time.Second, func(*harness.Status) bool { return true })
 
 	// bundleIs waits until shop's ConfigMap holds want.
 	bundleIs := func(what, want string) {
