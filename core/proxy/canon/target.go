@@ -1,0 +1,63 @@
+package canon
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Target applies Canonicalize's rules to a request read as bytes rather
+// than as an http.Request (core/proxy/h1): method is the request's method
+// and target its request target as the client sent it (origin form
+// "/p?q", absolute form "http://h/p?q", or "*"). It returns the escaped
+// canonical path that goes on to the next hop ("*" for an OPTIONS *) and
+// the query as the client wrote it (without its "?"), or the same
+// refusal Canonicalize gives. A target whose path is already canonical
+// allocates nothing: path is then a substring of target.
+func Target(method, target string) (path, query string, bad *BadRequest) {
+	if err := checkMethod(method); err != nil {
+		return "", "", err
+	}
+	if target == "" {
+		return "", "", Refuse("the request has no target; send a path that begins with /")
+	}
+	t := target
+	if t == "*" {
+		if method != http.MethodOptions {
+			return "", "", Refuse("the request target * is only for OPTIONS; send a path that begins with /")
+		}
+		return "*", "", nil
+	}
+	if t[0] != '/' {
+		i := strings.Index(t, "://")
+		if i < 0 {
+			return "", "", Refuse("the request target has no path; send a path that begins with / (CONNECT is not proxied)")
+		}
+		t = t[i+3:]
+		j := strings.IndexAny(t, "/?#")
+		switch {
+		case j < 0 || t[j] == '#':
+			t = "/"
+		case t[j] == '?': // "http://h?q": the path is "/"
+			return finish("/", t[j+1:])
+		default:
+			t = t[j:]
+		}
+	}
+	raw := t
+	if i := strings.IndexByte(t, '?'); i >= 0 {
+		raw, query = t[:i], t[i+1:]
+	}
+	return finish(raw, query)
+}
+
+// finish checks the query and normalizes the path of Target.
+func finish(raw, query string) (string, string, *BadRequest) {
+	if err := checkQuery(query); err != nil {
+		return "", "", err
+	}
+	p, err := normalizePath(raw)
+	if err != nil {
+		return "", "", err
+	}
+	return p, query, nil
+}
