@@ -29,6 +29,9 @@ type Forwarder struct {
 	// name the client sent (which cannot have them dropped by naming
 	// them in Connection either).
 	Set []Field
+	// Host is the Host field sent for a request that has none (HTTP/1.0
+	// allows that): the upstream's address.
+	Host string
 	// ReadHeaderTimeout bounds the time a client takes to send a head
 	// once it has started; IdleTimeout the time between requests. Zero:
 	// no bound.
@@ -341,8 +344,14 @@ func (s *session) writeRequestHead() {
 		}
 		w.field(fl.Name, fl.Value)
 	}
-	if !host && len(r.Host) > 0 {
-		w.field([]byte("Host"), r.Host)
+	if !host {
+		w.b = append(w.b, "Host: "...)
+		if len(r.Host) > 0 {
+			w.b = append(w.b, r.Host...)
+		} else {
+			w.b = append(w.b, f.Host...)
+		}
+		w.b = append(w.b, "\r\n"...)
 	}
 	for _, fl := range f.Set {
 		w.field(fl.Name, fl.Value)

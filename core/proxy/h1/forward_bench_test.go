@@ -85,6 +85,7 @@ func benchForwarder(app string) *h1.Forwarder {
 	return &h1.Forwarder{
 		Limits: h1.Limits{MaxHeaderBytes: s.MaxHeaderBytes, MaxHeaderCount: s.MaxHeaderCount},
 		Dial:   func() (net.Conn, error) { return net.Dial("tcp", app) },
+		Host:   app,
 		Remove: []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"},
 		Set: []h1.Field{
 			{Name: []byte("X-Weft-Caller"), Value: []byte("spiffe://weft.test/ns/default/svc/web")},

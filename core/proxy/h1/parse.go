@@ -48,7 +48,7 @@ type Request struct {
 	ContentLength int64
 	Close         bool // the client asked to close after this exchange
 	Expect100     bool
-	Upgrade       bool   // Connection: upgrade with an Upgrade field
+	Upgrade       bool     // Connection: upgrade with an Upgrade field
 	drop          [][]byte // names listed in Connection (besides close, keep-alive, upgrade)
 }
 
@@ -169,7 +169,8 @@ func ParseRequest(buf []byte, lim Limits, r *Request) (int, *Error) {
 		if f, e = parseField(line); e != nil {
 			return 0, e
 		}
-		if len(r.Fields) == lim.MaxHeaderCount {
+		// Counted as core/protect counts them: Host aside.
+		if len(r.Fields)-hosts == lim.MaxHeaderCount && !fold(f.Name, "Host") {
 			return 0, refuse(431, "the request has more than the "+strconv.Itoa(lim.MaxHeaderCount)+" header fields this listener takes; send fewer")
 		}
 		r.Fields = append(r.Fields, f)
