@@ -41,7 +41,7 @@ type corpusCase struct {
 // of a case is sent with CRLF after it, but one that ends with a
 // backslash, which is sent without the backslash and without a line end;
 // \xNN stands for the byte NN, \r for a CR, \n for an LF.
-func readCorpus(t *testing.T, path string) []corpusCase {
+func readCorpus(t testing.TB, path string) []corpusCase {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -143,6 +143,9 @@ func ParseRequest(buf []byte, lim Limits, r *Request) (int, *Error) {
 		if c <= ' ' || c == 0x7f {
 			return 0, refuse(400, "the request target has a control character or a space; percent-encode it")
 		}
+		if c == '#' {
+			return 0, refuse(400, "the request target has a fragment (#); a request carries none: leave it out or write # as %23")
+		}
 	}
 	path, query, bad := canon.Target(b2s(r.Method), b2s(r.Target))
 	if bad != nil {
@@ -152,11 +155,18 @@ func ParseRequest(buf []byte, lim Limits, r *Request) (int, *Error) {
 	if q := bytes.IndexByte(r.Target, '?'); q >= 0 {
 		r.HasQuery = true
 	}
-	if r.Target[0] != '/' && r.Target[0] != '*' {
+	if r.Target[0] != '/' && string(r.Target) != "*" {
 		// Absolute form: the authority stands for Host.
-		a := r.Target[bytes.Index(r.Target, []byte("://"))+3:]
+		i := bytes.Index(r.Target, []byte("://"))
+		if scheme := r.Target[:i]; !fold(scheme, "http") && !fold(scheme, "https") {
+			return 0, refuse(400, "the request target's scheme is not http or https; send a path that begins with /")
+		}
+		a := r.Target[i+3:]
 		if j := bytes.IndexAny(a, "/?#"); j >= 0 {
 			a = a[:j]
+		}
+		if !validHost(a) {
+			return 0, refuse(400, "the request target's authority "+canon.QuoteForBody(string(a))+" is not host[:port]; send a path that begins with /")
 		}
 		r.Host, r.AbsHost = a, true
 	}
@@ -177,6 +187,9 @@ func ParseRequest(buf []byte, lim Limits, r *Request) (int, *Error) {
 		switch {
 		case fold(f.Name, "Host"):
 			hosts++
+			if !validHost(f.Value) && (len(f.Value) > 0 || !r.HTTP10) {
+				return 0, refuse(400, "the Host "+canon.QuoteForBody(string(f.Value))+" is not host[:port]; send the name or address of the service")
+			}
 			if !r.AbsHost {
 				r.Host = f.Value
 			}
@@ -314,6 +327,57 @@ func ParseResponse(buf []byte, lim Limits, head bool, p *Response) (int, *Error)
 	}
 	return n, nil
 }
+
+// validHost reports whether b is host[:port]: a name or IPv4 address of
+// RFC 3986 unreserved and sub-delims characters, or an IP literal in
+// brackets, then digits after a colon. Percent-encodings and userinfo
+// ("@") are refused: readers disagree on them.
+func validHost(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	host, port := b, []byte(nil)
+	if b[0] == '[' {
+		i := bytes.IndexByte(b, ']')
+		if i < 0 {
+			return false
+		}
+		for _, c := range b[1:i] {
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' || c == ':' || c == '.') {
+				return false
+			}
+		}
+		host, port = nil, b[i+1:]
+		if len(port) > 0 && port[0] != ':' {
+			return false
+		}
+	} else if i := bytes.LastIndexByte(b, ':'); i >= 0 {
+		host, port = b[:i], b[i:]
+	}
+	if len(port) > 0 {
+		for _, c := range port[1:] {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+	}
+	for _, c := range host {
+		if hostTable[c] == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+var hostTable = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		if 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || bytes.IndexByte([]byte("-._~!$&'()*+,;="), b) >= 0 {
+			t[c] = 1
+		}
+	}
+	return t
+}()
 
 func (r *Request) hasField(name string) bool {
 	for _, f := range r.Fields {
