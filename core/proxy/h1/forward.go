@@ -46,15 +46,16 @@ const bufSize = 8 << 10
 const maxChunkLine = 4 << 10
 
 type session struct {
-	f    *Forwarder
-	c    net.Conn
-	cr   reader // from the client
-	cw   writer // to the client
-	up   net.Conn
-	ur   reader // from the upstream
-	uw   writer // to the upstream
-	req  Request
-	resp Response
+	f      *Forwarder
+	c      net.Conn
+	cr     reader // from the client
+	cw     writer // to the client
+	up     net.Conn
+	reused bool   // up carried an exchange before this one
+	ur     reader // from the upstream
+	uw     writer // to the upstream
+	req    Request
+	resp   Response
 }
 
 var sessions = sync.Pool{New: func() any {
@@ -76,6 +77,7 @@ func (f *Forwarder) ServeConn(c net.Conn) error {
 	s.f, s.c = f, c
 	s.cr.c, s.cr.r, s.cr.w = c, 0, 0
 	s.cw.c, s.cw.b = c, s.cw.b[:0]
+	s.uw.b, s.reused = s.uw.b[:0], false
 	err := s.serve()
 	c.Close()
 	if s.up != nil {
@@ -99,19 +101,15 @@ func (s *session) serve() error {
 			return nil // the client closed between requests
 		}
 		if s.up == nil {
-			up, err := s.f.Dial()
-			if err != nil {
-				s.fail(502, "calling the upstream: "+err.Error()+"; is it running?")
+			if err := s.dial(); err != nil {
 				return err
 			}
-			s.up = up
-			s.ur.c, s.ur.r, s.ur.w = up, 0, 0
-			s.uw.c, s.uw.b = up, s.uw.b[:0]
 		}
 		done, err := s.exchange(n)
 		if err != nil || done {
 			return err
 		}
+		s.reused = true
 	}
 }
 
@@ -162,7 +160,7 @@ func (s *session) exchange(n int) (done bool, err error) {
 		if err := s.uw.flush(); err != nil {
 			return true, s.upstreamFailed("sending the request", err)
 		}
-		rn, err := s.readResponse(isHead)
+		rn, err := s.readResponse(isHead, false)
 		if err != nil {
 			return true, err
 		}
@@ -191,11 +189,19 @@ func (s *session) exchange(n int) (done bool, err error) {
 		}
 		return true, fmt.Errorf("reading the request body: %w", err)
 	}
-	if err := s.uw.flush(); err != nil {
+	headLen := len(s.uw.b) // the whole request when it has no body
+	if err := s.uw.flush(); err != nil && !s.canResend() {
 		return true, s.upstreamFailed("sending the request", err)
 	}
-	for {
-		rn, err := s.readResponse(isHead)
+	for first := true; ; first = false {
+		rn, err := s.readResponse(isHead, first && s.canResend())
+		if errors.Is(err, errStale) {
+			// The upstream had closed the kept-alive connection:
+			// the same bytes go again on a new one, once.
+			if rn, err = s.resend(headLen, isHead); err != nil {
+				return true, err
+			}
+		}
 		if err != nil {
 			return true, err
 		}
@@ -207,15 +213,64 @@ func (s *session) exchange(n int) (done bool, err error) {
 			closeClient := req.Close || s.resp.framing == bodyClose || st == http.StatusSwitchingProtocols
 			return closeClient, s.forwardResponse(rn, closeClient)
 		}
-		// 1xx: forward it, and read on.
+		// 1xx: forward it (an HTTP/1.0 client knows none), and read on.
+		if req.HTTP10 {
+			s.ur.r += rn
+			continue
+		}
 		if err := s.forwardResponse(rn, false); err != nil {
 			return true, err
 		}
 	}
 }
 
-// readResponse reads and parses the next response head from the upstream.
-func (s *session) readResponse(isHead bool) (int, error) {
+// errStale: a kept-alive upstream connection ended before any byte of a
+// response.
+var errStale = errors.New("the upstream closed the kept-alive connection")
+
+// canResend: the request may go again on a new connection if this one
+// turns out stale: it has no body (its head is all of it, still in the
+// upstream writer's buffer), a method that is safe to repeat, and the
+// connection carried an exchange before.
+func (s *session) canResend() bool {
+	switch string(s.req.Method) {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return s.reused && s.req.framing == bodyNone && !s.req.Upgrade
+	}
+	return false
+}
+
+// resend dials a new upstream connection and writes the head of headLen
+// bytes that the stale one took, then reads the response head.
+func (s *session) resend(headLen int, isHead bool) (int, error) {
+	s.dropUpstream()
+	if err := s.dial(); err != nil {
+		return 0, err
+	}
+	s.uw.b = s.uw.b[:headLen] // flush kept the bytes: nothing was written since
+	if err := s.uw.flush(); err != nil {
+		return 0, s.upstreamFailed("sending the request", err)
+	}
+	return s.readResponse(isHead, false)
+}
+
+// dial opens a new upstream connection, or answers 502.
+func (s *session) dial() error {
+	up, err := s.f.Dial()
+	if err != nil {
+		s.fail(502, "calling the upstream: "+err.Error()+"; is it running?")
+		return fmt.Errorf("dialing the upstream: %w", err)
+	}
+	s.up, s.reused = up, false
+	s.ur.c, s.ur.r, s.ur.w = up, 0, 0
+	s.uw.c = up
+	return nil
+}
+
+// readResponse reads and parses the next response head from the upstream;
+// errStale, when stale may be, for a connection that ended before any
+// byte of it.
+func (s *session) readResponse(isHead, stale bool) (int, error) {
 	for {
 		n, perr := ParseResponse(s.ur.buf[s.ur.r:s.ur.w], s.f.Limits, isHead, &s.resp)
 		if perr != nil {
@@ -226,6 +281,9 @@ func (s *session) readResponse(isHead bool) (int, error) {
 			return n, nil
 		}
 		if err := s.ur.fill(s.f.Limits.MaxHeaderBytes); err != nil {
+			if stale && s.ur.r == s.ur.w && !errors.As(err, new(*Error)) {
+				return 0, errStale
+			}
 			return 0, s.upstreamFailed("reading the response", err)
 		}
 	}
