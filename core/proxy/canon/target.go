@@ -17,6 +17,14 @@ func Target(method, target string) (path, query string, bad *BadRequest) {
 	if err := checkMethod(method); err != nil {
 		return "", "", err
 	}
+	// As net/url reads a request target: the query is what follows the
+	// first "?", and it is checked before the path, as Canonicalize does.
+	if i := strings.IndexByte(target, '?'); i >= 0 {
+		query = target[i+1:]
+	}
+	if err := checkQuery(query); err != nil {
+		return "", "", err
+	}
 	if target == "" {
 		return "", "", Refuse("the request has no target; send a path that begins with /")
 	}
@@ -28,34 +36,22 @@ func Target(method, target string) (path, query string, bad *BadRequest) {
 		return "*", "", nil
 	}
 	if t[0] != '/' {
+		// Absolute form (requestPath): scheme "://" authority path.
 		i := strings.Index(t, "://")
 		if i < 0 {
 			return "", "", Refuse("the request target has no path; send a path that begins with / (CONNECT is not proxied)")
 		}
 		t = t[i+3:]
-		j := strings.IndexAny(t, "/?#")
-		switch {
-		case j < 0 || t[j] == '#':
+		if j := strings.IndexAny(t, "/?#"); j < 0 || t[j] != '/' {
 			t = "/"
-		case t[j] == '?': // "http://h?q": the path is "/"
-			return finish("/", t[j+1:])
-		default:
+		} else {
 			t = t[j:]
 		}
 	}
-	raw := t
 	if i := strings.IndexByte(t, '?'); i >= 0 {
-		raw, query = t[:i], t[i+1:]
+		t = t[:i]
 	}
-	return finish(raw, query)
-}
-
-// finish checks the query and normalizes the path of Target.
-func finish(raw, query string) (string, string, *BadRequest) {
-	if err := checkQuery(query); err != nil {
-		return "", "", err
-	}
-	p, err := normalizePath(raw)
+	p, err := normalizePath(t)
 	if err != nil {
 		return "", "", err
 	}
