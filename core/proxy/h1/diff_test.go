@@ -398,6 +398,9 @@ func TestDifferentialRefused(t *testing.T) {
 				if first != 0 && first < 400 {
 					t.Errorf("%s answered %d:\n%s", p.name, first, resp)
 				}
+				if p.name == "h1" && first != 0 && !strings.Contains(resp, `body="weft: `) {
+					t.Errorf("h1's refusal does not say what is wrong:\n%s", resp)
+				}
 			}
 		})
 	}

@@ -68,7 +68,7 @@ var sessions = sync.Pool{New: func() any {
 
 // ServeConn forwards the requests that come on c until c or the upstream
 // closes, a request asks to close, or a message is refused. It closes c.
-// A refused request is answered (400, 417, 431, 501, 505; 502 when the
+// A refused request is answered (400, 413, 417, 431, 501, 505; 502 when the
 // upstream fails or answers what cannot be read) and ends the
 // connection, since what follows it on c cannot be trusted to start a
 // request.
@@ -180,7 +180,7 @@ func (s *session) exchange(n int) (done bool, err error) {
 	case bodyLength:
 		err = copyLength(&s.cr, &s.uw, req.ContentLength)
 	case bodyChunked:
-		err = copyChunked(&s.cr, &s.uw, false, s.f.Limits)
+		err = copyChunked(&s.cr, &s.uw, false, s.f.Limits, s.f.Limits.MaxBodyBytes)
 	}
 	if err != nil {
 		var pe *Error
@@ -342,7 +342,7 @@ func (s *session) forwardResponse(rn int, closeClient bool) error {
 	case bodyLength:
 		err = copyLength(&s.ur, w, p.ContentLength)
 	case bodyChunked:
-		err = copyChunked(&s.ur, w, raw, s.f.Limits)
+		err = copyChunked(&s.ur, w, raw, s.f.Limits, 0)
 	case bodyClose:
 		err = copyUntilEOF(&s.ur, w)
 	}
@@ -587,8 +587,10 @@ func unexpected(err error) error {
 }
 
 // copyChunked copies a chunked body and its trailers from r to w, framed
-// anew (chunk extensions are dropped), or, when raw, only the data.
-func copyChunked(r *reader, w *writer, raw bool, lim Limits) error {
+// anew (chunk extensions are dropped), or, when raw, only the data; a
+// body over maxBody bytes (0: no cap) is refused before its chunk is read.
+func copyChunked(r *reader, w *writer, raw bool, lim Limits, maxBody int64) error {
+	var total int64
 	for {
 		line, err := r.line(maxChunkLine)
 		if err != nil {
@@ -600,6 +602,9 @@ func copyChunked(r *reader, w *writer, raw bool, lim Limits) error {
 		}
 		if size == 0 {
 			break
+		}
+		if total += size; maxBody > 0 && total > maxBody {
+			return refuse(413, "the request body is larger than the "+strconv.FormatInt(maxBody, 10)+" bytes this listener takes")
 		}
 		if !raw {
 			w.b = strconv.AppendInt(w.b, size, 16)

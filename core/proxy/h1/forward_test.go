@@ -102,3 +102,41 @@ func TestPipelinedResponsesInOrder(t *testing.T) {
 		t.Fatalf("want 10 responses of 200:\n%s", got)
 	}
 }
+
+// TestBodyLimit: with Limits.MaxBodyBytes, a declared length over it is
+// answered 413 before any byte goes on, and a chunked body that grows
+// over it is cut off before the chunk that passes it is read; the app
+// never receives a whole request.
+func TestBodyLimit(t *testing.T) {
+	app := &recorder{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: app}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	f := benchForwarder(ln.Addr().String())
+	f.Limits.MaxBodyBytes = 8
+	addr := serveForwarder(t, f)
+	for _, tc := range []struct{ name, raw string }{
+		{"content-length", "POST /echo HTTP/1.1\r\nHost: app\r\nContent-Length: 9\r\n\r\n123456789"},
+		{"chunked", "POST /echo HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n12345\r\n4\r\n6789\r\n0\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, first := exchange(t, addr, []byte(tc.raw), []string{"POST"})
+			if first != http.StatusRequestEntityTooLarge {
+				t.Fatalf("got %d, want 413:\n%s", first, resp)
+			}
+			for _, s := range app.take() {
+				if !strings.Contains(s, bodyCut) {
+					t.Fatalf("the app received a whole request:\n%s", s)
+				}
+			}
+		})
+	}
+	resp, first := exchange(t, addr, []byte("POST /echo HTTP/1.1\r\nHost: app\r\nContent-Length: 8\r\n\r\n12345678"), []string{"POST"})
+	if first != 200 {
+		t.Fatalf("a body of the limit: got %d, want 200:\n%s", first, resp)
+	}
+}

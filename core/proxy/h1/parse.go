@@ -19,6 +19,9 @@ type Field struct {
 type Limits struct {
 	MaxHeaderBytes int // the whole head, request line and final CRLF included
 	MaxHeaderCount int // header fields
+	// MaxBodyBytes bounds a request body (core/protect's
+	// MaxRequestBodyBytes); 0: no cap.
+	MaxBodyBytes int64
 }
 
 // framing is how a message's body is delimited.
@@ -237,6 +240,9 @@ func ParseRequest(buf []byte, lim Limits, r *Request) (int, *Error) {
 		v, ok := parseLength(cl)
 		if !ok {
 			return 0, refuse(400, "the Content-Length "+canon.QuoteForBody(string(cl))+" is not a number of bytes; send decimal digits")
+		}
+		if lim.MaxBodyBytes > 0 && v > lim.MaxBodyBytes {
+			return 0, refuse(413, "the request body of "+strconv.FormatInt(v, 10)+" bytes is larger than the "+strconv.FormatInt(lim.MaxBodyBytes, 10)+" this listener takes")
 		}
 		r.ContentLength = v
 		if v > 0 {
