@@ -312,20 +312,19 @@ func ParseResponse(buf []byte, lim Limits, head bool, p *Response) (int, *Error)
 	if http10 && keepAlive10(p.drop) == false {
 		p.Close = true
 	}
-	switch {
-	case head || st < 200 || st == 204 || st == 304:
-		p.framing = bodyNone
-		if cl != nil {
-			p.ContentLength, _ = parseLength(cl)
-		}
-	case te:
-		p.framing = bodyChunked
-	case cl != nil:
+	if cl != nil {
 		v, ok := parseLength(cl)
 		if !ok {
 			return 0, refuse(502, "the upstream's Content-Length is not a number")
 		}
 		p.ContentLength = v
+	}
+	switch {
+	case head || st < 200 || st == 204 || st == 304:
+		p.framing = bodyNone
+	case te:
+		p.framing = bodyChunked
+	case cl != nil:
 		p.framing = bodyLength
 	default:
 		p.framing = bodyClose

@@ -114,3 +114,54 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseResponse holds ParseResponse to its contract on any bytes, as
+// FuzzParseRequest does ParseRequest: no panic, a head within the buffer
+// and the limit, and nothing accepted that net/http's reader refuses.
+//
+//	go test -run '^$' -fuzz '^FuzzParseResponse$' -fuzztime 10s ./core/proxy/h1
+func FuzzParseResponse(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+		"HTTP/1.1 204 No Content\r\n\r\n",
+		"HTTP/1.1 100 Continue\r\n\r\n",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+		"HTTP/1.0 200 OK\r\n\r\nbody",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X\r\n\r\n0\r\nX: 1\r\n\r\n",
+		"HTTP/1.1 200\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+		"HTTP/1.1 999 Odd\r\nConnection: close, X-A\r\nX-A: 1\r\n\r\n",
+	} {
+		f.Add([]byte(s), false)
+	}
+	lim := h1.Limits{MaxHeaderBytes: 4096, MaxHeaderCount: 20}
+	f.Fuzz(func(t *testing.T, raw []byte, head bool) {
+		var p h1.Response
+		n, err := h1.ParseResponse(raw, lim, head, &p)
+		if err != nil {
+			if n != 0 || err.Msg == "" || err.Status < 400 {
+				t.Fatalf("refusal %d %q with n=%d", err.Status, err.Msg, n)
+			}
+			return
+		}
+		if n == 0 {
+			return
+		}
+		if n > len(raw) || n > lim.MaxHeaderBytes {
+			t.Fatalf("head of %d bytes from %d, limit %d", n, len(raw), lim.MaxHeaderBytes)
+		}
+		if p.Status < 100 || p.Status > 999 {
+			t.Fatalf("status %d", p.Status)
+		}
+		method := http.MethodGet
+		if head {
+			method = http.MethodHead
+		}
+		resp, rerr := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw[:n])), &http.Request{Method: method})
+		if rerr != nil {
+			t.Fatalf("h1 took a head net/http refuses (%v):\n%q", rerr, raw[:n])
+		}
+		if resp.StatusCode != p.Status {
+			t.Fatalf("status %d, net/http read %d", p.Status, resp.StatusCode)
+		}
+	})
+}
