@@ -78,7 +78,11 @@ func (f *Forwarder) ServeConn(c net.Conn) error {
 	s.cr.c, s.cr.r, s.cr.w = c, 0, 0
 	s.cw.c, s.cw.b = c, s.cw.b[:0]
 	s.uw.b, s.reused = s.uw.b[:0], false
+	s.cw.answered = false
 	err := s.serve()
+	if s.cw.answered {
+		s.linger()
+	}
 	c.Close()
 	if s.up != nil {
 		s.up.Close()
@@ -117,6 +121,7 @@ func (s *session) serve() error {
 // when the client closed cleanly before sending one.
 func (s *session) readRequest() (int, error) {
 	f := s.f
+	s.cw.sent = false // a new exchange: a refusal may be answered
 	if f.IdleTimeout > 0 && s.cr.r == s.cr.w {
 		s.c.SetReadDeadline(time.Now().Add(f.IdleTimeout))
 	} else if f.ReadHeaderTimeout > 0 {
@@ -152,7 +157,6 @@ func (s *session) readRequest() (int, error) {
 // and its response; done when the client connection is to close.
 func (s *session) exchange(n int) (done bool, err error) {
 	req := &s.req
-	s.cw.sent = false
 	s.writeRequestHead()
 	s.cr.r += n // the head's bytes are copied out: its slices are dead
 	isHead := string(req.Method) == http.MethodHead
@@ -499,6 +503,33 @@ func (s *session) fail(status int, msg string) {
 	w.b = append(w.b, "\r\n\r\n"...)
 	w.b = append(w.b, body...)
 	w.flush()
+	w.answered = true
+}
+
+// Lingering after a refusal: how long and how much of what the client
+// still sends is read and dropped before the connection closes, so that
+// the refusal is read rather than lost to a reset (closing a socket with
+// unread bytes resets it).
+const (
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 256 << 10
+)
+
+// linger closes the client connection's write side after a refusal and
+// reads what the client still sends, within lingerTime and lingerBytes.
+func (s *session) linger() {
+	cw, ok := s.c.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	s.c.SetReadDeadline(time.Now().Add(lingerTime))
+	for n := 0; n < lingerBytes; {
+		m, err := s.c.Read(s.cr.buf)
+		n += m
+		if err != nil {
+			return
+		}
+	}
 }
 
 // pipe hands an upgraded connection (101) over to a raw byte pipe both
@@ -760,9 +791,10 @@ func (r *reader) line(max int) ([]byte, error) {
 // writer is a connection's write side: what is written waits in b until
 // flush, so that a message goes out in one write when it fits.
 type writer struct {
-	c    net.Conn
-	b    []byte
-	sent bool // bytes of the current response went out
+	c        net.Conn
+	b        []byte
+	sent     bool // bytes of the current response went out
+	answered bool // a refusal went out (fail)
 }
 
 func (w *writer) field(name, value []byte) {
