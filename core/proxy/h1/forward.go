@@ -320,6 +320,8 @@ func (s *session) forwardResponse(rn int, closeClient bool) error {
 				break
 			}
 			continue
+		case fold(fl.Name, "Trailer") && (p.framing != bodyChunked || raw):
+			continue // announces trailers only a chunked body carries
 		}
 		w.field(fl.Name, fl.Value)
 	}
@@ -400,6 +402,8 @@ func (s *session) writeRequestHead() {
 		case hopByHop(fl.Name), fold(fl.Name, "Content-Length"),
 			fold(fl.Name, "Proxy-Authorization"), listed(fl.Name, r.drop):
 			continue
+		case fold(fl.Name, "Trailer") && r.framing != bodyChunked:
+			continue // announces trailers only a chunked body carries
 		}
 		if f.removes(fl.Name) {
 			continue
