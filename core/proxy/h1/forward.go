@@ -320,7 +320,7 @@ func (s *session) forwardResponse(rn int, closeClient bool) error {
 				break
 			}
 			continue
-		case fold(fl.Name, "Trailer") && (p.framing != bodyChunked || raw):
+		case fold(fl.Name, "Trailer") && p.framing != bodyChunked:
 			continue // announces trailers only a chunked body carries
 		}
 		w.field(fl.Name, fl.Value)
