@@ -333,6 +333,47 @@ func TestSharedProxiesBehindTheGuard(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("an application proxy is refused another application's certificate", func(t *testing.T) {
+		applicationRefused(t, ctl)
+	})
+}
+
+// applicationRefused: a compromised application proxy of api on node-a
+// (its application token from the admin API, as a launcher would get it)
+// asks for web-0, on the same node: the controller refuses it, at the Join
+// RPC and when a real weft-proxy tries. Its node's token would admit web-0
+// (the same node): what refuses it is the token's application scope.
+func applicationRefused(t *testing.T, ctl *harness.Controller) {
+	var out struct{ Token string }
+	if err := ctl.Call("POST", "/v1/join-tokens", map[string]any{"adapter": "local", "node": "node-a", "service": "api", "ttl_seconds": 60}, &out); err != nil || !strings.HasPrefix(out.Token, "wj1.") {
+		t.Fatalf("application token for api on node-a: %v %+v", err, out)
+	}
+	apiToken := out.Token
+	mc := meshClient(t, ctl)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, inst := range []string{"web-0", "store-0"} {
+		_, err := mc.Join(ctx, &meshapi.JoinRequest{InstanceId: inst, JoinToken: apiToken, CsrDer: newCSR(t)})
+		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), `the proxy of application default/api on node "node-a" may not serve instance "`+inst+`"`) {
+			t.Errorf("api's application token for %s: %v, want PermissionDenied naming the application", inst, err)
+		}
+	}
+
+	// The real process: it serves nothing and says why.
+	cmd := exec.Command(filepath.Join(binDir, "weft-proxy"), "--node", "node-a",
+		"--serve", "web-0=127.0.117.250:15000", "--controller", ctl.Listen,
+		"--trust-bundle", ctl.WaitCACert(t), "--data-dir", t.TempDir())
+	cmd.Env = append(harness.WithoutWeftEnv(), "WEFT_NODE_TOKEN="+apiToken)
+	p := harness.Start(t, "api's application proxy asking for web-0", cmd, harness.Options{})
+	select {
+	case <-p.Exited():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the application proxy still runs after 30s:\n%s", p.Out.String())
+	}
+	if out := p.Out.String(); !strings.Contains(out, `may not serve instance "web-0": it is an instance of default/web`) {
+		t.Errorf("the application proxy does not say it was refused web-0:\n%s", out)
+	}
 }
 
 // procGID returns the effective group of process pid.
