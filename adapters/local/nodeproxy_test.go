@@ -275,3 +275,24 @@ func TestDecodeProxyMode(t *testing.T) {
 		}
 	}
 }
+
+// The demo's node and application variants parse, with the modes their
+// comments promise.
+func TestExampleWorkloadsProxyModes(t *testing.T) {
+	for file, want := range map[string]map[string]string{
+		"workloads-node.hcl":        {"frontend": ProxyModeSidecar, "api": ProxyModeNode, "store": ProxyModeNode},
+		"workloads-application.hcl": {"frontend": ProxyModeSidecar, "api": ProxyModeApplication, "store": ProxyModeNode},
+	} {
+		w, diags := loadWorkloads(filepath.Join("..", "..", "examples", "local", file))
+		if len(diags) > 0 {
+			t.Fatalf("%s: %v", file, diags)
+		}
+		got := map[string]string{}
+		for _, s := range w.Services {
+			got[s.Name] = s.ProxyMode
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: proxy modes %v, want %v", file, got, want)
+		}
+	}
+}
