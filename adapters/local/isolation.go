@@ -65,9 +65,10 @@ func (a *Adapter) applyGuard(cfg, old *config) {
 	}
 	if old != nil && old.isolation == isolationGuard {
 		for _, s := range old.specs {
-			if !slices.ContainsFunc(specs, func(n instanceSpec) bool {
-				return n.ID == s.ID && n.Address == s.Address && n.Port == s.Port && n.ProxyAddr == s.ProxyAddr
-			}) {
+			// An instance whose proxy changes (sidecar to shared proxy, or
+			// another shared proxy's group) keeps only its new rule: the
+			// proxy being replaced is stopping.
+			if !slices.ContainsFunc(specs, func(n instanceSpec) bool { return n.ID == s.ID && n.Address == s.Address && n.Port == s.Port }) {
 				specs = append(specs, s)
 			}
 		}
