@@ -370,7 +370,6 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 	if sdk.HasErrors(diags) {
 		return nil, diags
 	}
-	diags = append(diags, nodeWarning(specs, isolation)...)
 	var warnings []sdk.Diagnostic
 	for _, d := range diags {
 		if d.Severity == sdk.SeverityWarning {
