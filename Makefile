@@ -29,6 +29,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDepth$$' -fuzztime $(FUZZTIME) ./hcl/hcllimit
 	$(GO) test -run '^$$' -fuzz '^FuzzRouteMatch$$' -fuzztime $(FUZZTIME) ./core/proxy/canon
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalizePath$$' -fuzztime $(FUZZTIME) ./core/proxy/canon
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./core/proxy/h1
+	$(GO) test -run '^$$' -fuzz '^FuzzParseResponse$$' -fuzztime $(FUZZTIME) ./core/proxy/h1
+	$(GO) test -run '^$$' -fuzz '^FuzzForward$$' -fuzztime $(FUZZTIME) ./core/proxy/h1
 	$(GO) test -run '^$$' -fuzz '^FuzzAccessLine$$' -fuzztime $(FUZZTIME) ./core/proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzAccessLineJSON$$' -fuzztime $(FUZZTIME) ./core/proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzLogWriterEntry$$' -fuzztime $(FUZZTIME) ./cmd/weft-proxy

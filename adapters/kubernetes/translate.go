@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -318,7 +319,9 @@ func parseUpstreams(v string) (map[string]int, error) {
 }
 
 func containerPort(pod *corev1.Pod, name string) (int, bool) {
-	for _, c := range pod.Spec.Containers {
+	// A native sidecar (an init container that keeps running) declares
+	// its port among the init containers.
+	for _, c := range append(slices.Clone(pod.Spec.Containers), pod.Spec.InitContainers...) {
 		for _, p := range c.Ports {
 			if p.Name == name {
 				return int(p.ContainerPort), true

@@ -247,3 +247,22 @@ func TestTranslateRecorded(t *testing.T) {
 		}
 	}
 }
+
+// A native sidecar (an init container with restartPolicy Always, as the
+// injector writes it) declares the mesh port among the init containers.
+func TestContainerPortOfNativeSidecar(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
+	pod := &corev1.Pod{Spec: corev1.PodSpec{
+		InitContainers: []corev1.Container{{Name: "weft-proxy", RestartPolicy: &always, Ports: []corev1.ContainerPort{{Name: "weft-mesh", ContainerPort: 15001}}}},
+		Containers:     []corev1.Container{{Name: "app", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}},
+	}}
+	for _, tc := range []struct {
+		name string
+		want int
+		ok   bool
+	}{{"weft-mesh", 15001, true}, {"http", 8080, true}, {"nope", 0, false}} {
+		if got, ok := containerPort(pod, tc.name); got != tc.want || ok != tc.ok {
+			t.Errorf("containerPort(%q) = %d, %v; want %d, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}

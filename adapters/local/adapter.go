@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +51,8 @@ var options = []sdk.OptionSpec{
 		Description: "deny: the guard lets each app connect only to its own address (its sidecar's outbound listeners), so that it reaches the outside only through declared external services; allow: apps may connect anywhere themselves"},
 	{Name: OptionNode, Type: sdk.OptionString,
 		Description: "the name of this adapter's node, where it places every instance (the node proxy may serve only its own node's instances); default the host name"},
+	{Name: OptionWatch, Type: sdk.OptionString,
+		Description: "the data directory of the local adapter that runs the workloads (DATA_DIR/adapters/local of its controller replica); with it this adapter starts, stops and probes nothing and only reports those instances (for every other replica of a raft cluster)"},
 }
 
 // Adapter is the local adapter. Create it with New; it implements
@@ -96,6 +99,9 @@ type config struct {
 	edge      map[string]bool // services left open (option edge)
 	egress    string          // option egress: "allow" or "deny"
 	node      string          // option node: this adapter's node name
+	// watch is the state file of the owner (option watch), or "" when
+	// this adapter runs the instances itself.
+	watch string
 }
 
 // New returns a local adapter that logs with the plugin SDK's logger, which
@@ -255,12 +261,32 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 			first = a
 		}
 	}
+	var watch string
+	if v := opts.String(OptionWatch); v != "" {
+		switch {
+		case !filepath.IsAbs(v):
+			diags = append(diags, sdk.Errorf("Invalid watch",
+				"Option watch = %q: give the absolute path of the local adapter's data directory on the replica that runs the workloads: its --data-dir followed by /adapters/local.", v))
+		case m.DataDir != "" && filepath.Clean(v) == filepath.Clean(m.DataDir):
+			diags = append(diags, sdk.Errorf("Invalid watch",
+				"Option watch = %q is this adapter's own data directory; name the owner's (its controller's --data-dir followed by /adapters/local), or drop the option on the replica that runs the workloads.", v))
+		default:
+			watch = layout{v}.stateFile()
+		}
+	}
 	for _, k := range opts.Unknown() {
 		diags = append(diags, sdk.Warningf("Unknown option",
-			"The local adapter has no option %q and ignores it; it knows %s, %s, %s, %s and %s.", k, OptionFirstAddress, OptionIsolation, OptionEdge, OptionEgress, OptionNode))
+			"The local adapter has no option %q and ignores it; it knows %s, %s, %s, %s, %s and %s.", k, OptionFirstAddress, OptionIsolation, OptionEdge, OptionEgress, OptionNode, OptionWatch))
 	}
 	nft, noGuard := guardSupport()
+	if watch != "" {
+		// The owner guards its instances; a watcher cannot tell.
+		noGuard = "this replica only watches instances another replica's local adapter runs (option watch), so it cannot see their guard"
+	}
 	switch {
+	case watch != "":
+		diags = append(diags, sdk.Warningf("Isolation not known",
+			"This adapter only watches the instances the local adapter with data directory %s runs, and reports their isolation as none; the owner's status and weft check say whether its guard is on.", filepath.Dir(watch)))
 	case isolation == isolationNone:
 		diags = append(diags, sdk.Warningf("Isolation off",
 			"The option isolation = none turns the guard off: every instance's app port and outbound ports are open to any local process, which can call an app without the mesh, forge X-Weft-Caller, or call upstreams as another service. Remove the option to turn it on."))
@@ -274,7 +300,7 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 				"/etc/group has groups in the range the guard gives apps and sidecars (%d to %d): %s. Their members' processes pass the guard as the instance whose gid they hold; move those groups.", gidBase, gidLast, strings.Join(taken, ", ")))
 		}
 	}
-	if egress == egressDeny && (isolation != isolationGuard || noGuard != "") {
+	if egress == egressDeny && watch == "" && (isolation != isolationGuard || noGuard != "") {
 		diags = append(diags, sdk.Warningf("Egress not enforced",
 			"The option egress = deny needs the guard, which is off here: apps can still connect to any address themselves. Declared external services are still reached only through the sidecars."))
 	}
@@ -297,10 +323,14 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 	// state file of an earlier run, whose processes may be adopted.
 	var prev map[string]stateEntry
 	var running map[string]bool
+	stateFile := layout{m.DataDir}.stateFile()
+	if watch != "" {
+		stateFile = watch
+	}
 	if r != nil {
 		prev, running = r.current()
 	} else {
-		st, err := readState(layout{m.DataDir}.stateFile())
+		st, err := readState(stateFile)
 		if err != nil {
 			return nil, append(diags, sdk.Errorf("Unreadable state file", "%v", err))
 		}
@@ -312,7 +342,7 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 		return nil, diags
 	}
 	for _, s := range specs {
-		if running[s.ID] {
+		if running[s.ID] || watch != "" {
 			continue
 		}
 		// Ports held by processes of an earlier run are checked only if
@@ -340,7 +370,6 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 	if sdk.HasErrors(diags) {
 		return nil, diags
 	}
-	diags = append(diags, nodeWarning(specs, isolation)...)
 	var warnings []sdk.Diagnostic
 	for _, d := range diags {
 		if d.Severity == sdk.SeverityWarning {
@@ -351,14 +380,15 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 		req: req, file: req.Source, proxy: proxy, first: first, specs: specs,
 		srcHash: sha256.Sum256(src), warnings: warnings,
 		isolation: isolation, nft: nft, noGuard: noGuard, edge: edge, egress: egress, node: node,
+		watch: watch,
 	}, diags
 }
 
 func portDiag(s instanceSpec, port int, what string, err error, other string) sdk.Diagnostic {
 	addr := net.JoinHostPort(s.Address, strconv.Itoa(port))
 	return sdk.Errorf("Port in use",
-		"Cannot listen on %s, %s of instance %s: %v. Stop the process that holds %s, or %s.",
-		addr, what, s.ID, unwrapOpErr(err), addr, other)
+		"Cannot listen on %s, %s of instance %s: %v. Stop the process that holds %s, or %s. If another controller replica's local adapter runs these workloads, this replica should only watch them: --adapter-option %s.%s=<that replica's --data-dir>/adapters/local.",
+		addr, what, s.ID, unwrapOpErr(err), addr, other, Name, OptionWatch)
 }
 
 // Watch starts the instances on its first call (adopting those of an
@@ -367,6 +397,12 @@ func portDiag(s instanceSpec, port int, what string, err error, other string) sd
 // changed) until ctx is done or the adapter is closed. Returning does not
 // stop any process: only Close does.
 func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events chan<- sdk.WatchEvent) error {
+	a.mu.Lock()
+	watching := a.cfg != nil && a.cfg.watch != ""
+	a.mu.Unlock()
+	if watching {
+		return a.watchOwner(ctx, events)
+	}
 	r, err := a.ensureRunning()
 	if err != nil {
 		return err

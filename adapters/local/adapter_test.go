@@ -436,6 +436,12 @@ func TestConfigureErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "Unreadable state file", "delete it"},
+		{"watch a relative path", func(_ *testing.T, _ *testSetup, r *sdk.ConfigureRequest) {
+			r.Options[OptionWatch] = "data/adapters/local"
+		}, "Invalid watch", "absolute path"},
+		{"watch its own data directory", func(_ *testing.T, s *testSetup, r *sdk.ConfigureRequest) {
+			r.Options[OptionWatch] = s.dataDir + "/"
+		}, "Invalid watch", "own data directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -110,8 +110,7 @@ func (r *runner) setCheck(in *instance, c *checkRun, res checkResult) {
 		case res.Status == checkPassing && old.Status == checkFailing:
 			r.cfg.Log.Info("check passing again", "instance", c.spec.ID)
 		}
-		close(r.changed)
-		r.changed = make(chan struct{})
+		r.changedLocked() // the state file carries the status to watchers (option watch)
 	}
 }
 

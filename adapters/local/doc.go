@@ -44,7 +44,7 @@
 //	  service   = "api"                     # optional: the service it serves; default the label
 //	  meta      = { version = "v1" }        # optional, for subsets
 //	  tags      = ["demo"]                  # optional
-//	  proxy_mode = "sidecar"                # optional: "node" serves it from the node proxy
+//	  proxy_mode = "sidecar"                # optional: "node" (the node proxy) or "application" (one proxy per service)
 //	  check {                               # optional, at most one
 //	    http     = "/healthz"               # GET on the app's address:port must answer 2xx
 //	    # tcp    = true                     # or: a connection to the app's port must open
@@ -121,9 +121,18 @@
 // metrics, and joins for each with a node token (WEFT_NODE_TOKEN) that the
 // controller honours only for instances this adapter places on its node
 // (option node; model.Instance.Node). Its log is <DataDir>/logs/_node.proxy.log.
-// Adding or removing a node-mode instance restarts it; node-mode instances
-// are not covered by the guard and report isolation none (a warning says
-// so). docs/deployment-models.md has the design and its limits.
+// Adding or removing a node-mode instance restarts it.
+//
+// A service with proxy_mode = "application" gets one such process for its
+// application (namespace and service), shared by its instances and by no
+// other service's: <DataDir>/logs/_app.<namespace>.<service>.proxy.log. It
+// joins with an application token, a node token narrowed to that service,
+// which the controller honours only for that application's instances on
+// this node. Under the guard a shared proxy runs with the sidecar group of
+// the first instance it serves (which has no sidecar), and each instance
+// it serves admits that group to its app port in place of a sidecar's, so
+// node-mode and application-mode instances are guarded like the others.
+// docs/deployment-models.md has the design and its limits.
 //
 // # Health
 //
@@ -144,9 +153,10 @@
 //   - passing otherwise. Never warning or unknown.
 //
 // Probes go to the instance's address and app port from the adapter
-// itself. With the guard on, they connect as the instance's sidecar group
-// (the only group besides the app's that the guard lets reach the app's
-// port); the adapter's own group is refused there like any other.
+// itself. With the guard on, they connect as the group of the instance's
+// proxy, its sidecar or its shared proxy (the only group besides the app's
+// that the guard lets reach the app's port); the adapter's own group is
+// refused there like any other.
 //
 // # Isolation: the guard
 //
@@ -223,6 +233,24 @@
 //     give both). DNS to a resolver elsewhere is refused too. Sidecars are
 //     not restricted: they originate the declared connections. Without the
 //     guard (isolation = none, no root or nft) the option is a warning.
+//   - watch = "/var/lib/weft-a/adapters/local": the data directory of the
+//     local adapter that runs the workloads (its controller replica's
+//     --data-dir, then adapters/local; watch.go). For a
+//     raft cluster on one machine: one replica runs the workloads, every
+//     other replica gives the same workloads file with this option and
+//     only watches. A watcher starts, stops, adopts and probes nothing;
+//     it reads the workloads file and the owner's state file every
+//     quarter second and reports each instance the owner has recorded, at
+//     the owner's address: passing while the recorded app and sidecar
+//     pids still run the recorded command lines and the owner's last
+//     check result (kept in the state file) passes. The owner's death
+//     changes nothing it reports (the processes keep running, and the
+//     restarted owner adopts them); while the owner is down, a changed
+//     workloads file is not applied by anyone, and a process that exits
+//     is reported critical but not restarted. A watcher reports isolation
+//     none: it cannot see the owner's guard. Join tokens the owner mints
+//     name adapter "local", which the watchers' snapshots also are, so a
+//     sidecar joins through any replica.
 //
 // # The state file
 //

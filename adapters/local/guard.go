@@ -245,9 +245,20 @@ func (g *guard) retry() error {
 func (g *guard) instancesLocked() []guardedInstance {
 	var out []guardedInstance
 	for _, s := range g.specs {
-		app, proxy, err := gids(s.Address)
+		app, _, err := gids(s.Address)
 		if err != nil {
 			continue // the plan only hands out IPv4 loopback addresses
+		}
+		// The proxy that serves the instance: its sidecar, or the shared
+		// proxy (node or application proxy) that runs with the sidecar
+		// group of ProxyAddr (nodeproxy.go).
+		pa := s.ProxyAddr
+		if pa == "" {
+			pa = s.Address
+		}
+		_, proxy, err := gids(pa)
+		if err != nil {
+			continue
 		}
 		out = append(out, guardedInstance{
 			ID: s.ID, Address: s.Address, AppPort: s.Port, Edge: g.edge[s.Service], Egress: g.egress,

@@ -463,3 +463,36 @@ func TestGuardHoldsWhileAnInstanceStops(t *testing.T) {
 		t.Errorf("api-1's app, stopping, took a connection from another process: %q, %v", got, err)
 	}
 }
+
+// A shared proxy's group is admitted to the app ports of the instances it
+// serves, in place of their sidecars' groups, and to no other's: an
+// application proxy for api (running with the sidecar group of api-0's
+// address) reaches api-0's and api-1's apps, not web-0's.
+func TestGuardAdmitsTheSharedProxy(t *testing.T) {
+	specs := []instanceSpec{
+		{ID: "api-0", Service: "api", Address: "127.0.0.2", Port: 8080, ProxyMode: ProxyModeApplication},
+		{ID: "api-1", Service: "api", Address: "127.0.0.3", Port: 8080, ProxyMode: ProxyModeApplication},
+		{ID: "web-0", Service: "web", Address: "127.0.0.4", Port: 8080, ProxyAddr: "127.0.0.4"},
+	}
+	withSharedProxies(specs, planInput{Node: "n", ProxyPath: "/bin/weft-proxy"})
+	g := &guard{specs: specs}
+	_, shared, _ := gids("127.0.0.2")
+	_, web, _ := gids("127.0.0.4")
+	want := map[string]uint32{"api-0": shared, "api-1": shared, "web-0": web}
+	got := g.instancesLocked()
+	if len(got) != 3 {
+		t.Fatalf("%d guarded instances, want 3: %+v", len(got), got)
+	}
+	for _, in := range got {
+		if in.ProxyGID != want[in.ID] {
+			t.Errorf("%s: app port admits proxy gid %d, want %d", in.ID, in.ProxyGID, want[in.ID])
+		}
+		if app, _, _ := gids(in.Address); in.AppGID != app {
+			t.Errorf("%s: app gid %d, want its own %d", in.ID, in.AppGID, app)
+		}
+	}
+	c, err := processCred(true)(sharedSlotSpec(specs[1]), "proxy")
+	if err != nil || c.Gid != shared {
+		t.Errorf("api's application proxy runs with %+v (%v), want gid %d", c, err, shared)
+	}
+}

@@ -12,12 +12,20 @@ import (
 // processCred returns the runner's Cred: with the guard possible (root,
 // Linux, nft), every app and sidecar runs with a group of its own, whether
 // or not the rules are on (the option isolation = none, an edge service),
-// so that turning them on needs no restart.
+// so that turning them on needs no restart. A shared proxy (node or
+// application proxy) has the group of the sidecar its first instance would
+// have had (instanceSpec.ProxyAddr), so each proxy process, shared or not,
+// has a group of its own.
 func processCred(possible bool) func(instanceSpec, string) (*syscall.Credential, error) {
 	if !possible {
 		return nil
 	}
 	return func(s instanceSpec, kind string) (*syscall.Credential, error) {
+		if kind == "proxy" && s.ProxyAddr != "" {
+			// A shared proxy's group: that of its first instance's sidecar
+			// (nodeproxy.go), for the proxy and for probes made as it.
+			return credential(s.ProxyAddr, kind)
+		}
 		return credential(s.Address, kind)
 	}
 }
@@ -53,10 +61,13 @@ func (a *Adapter) applyGuard(cfg, old *config) {
 	}
 	var specs []instanceSpec
 	if cfg.isolation == isolationGuard {
-		specs = guarded(cfg.specs)
+		specs = cfg.specs
 	}
 	if old != nil && old.isolation == isolationGuard {
-		for _, s := range guarded(old.specs) {
+		for _, s := range old.specs {
+			// An instance whose proxy changes (sidecar to shared proxy, or
+			// another shared proxy's group) keeps only its new rule: the
+			// proxy being replaced is stopping.
 			if !slices.ContainsFunc(specs, func(n instanceSpec) bool { return n.ID == s.ID && n.Address == s.Address && n.Port == s.Port }) {
 				specs = append(specs, s)
 			}
@@ -87,7 +98,7 @@ func (a *Adapter) isolation(s instanceSpec) model.Isolation {
 	a.mu.Lock()
 	cfg, g := a.cfg, a.guard
 	a.mu.Unlock()
-	if cfg == nil || cfg.isolation != isolationGuard || s.ProxyMode == ProxyModeNode {
+	if cfg == nil || cfg.isolation != isolationGuard {
 		return model.IsolationNone
 	}
 	return g.isolation(s.Service)
@@ -140,16 +151,4 @@ func (a *Adapter) pollGuard(r *runner, stop <-chan struct{}, done chan<- struct{
 			r.poke()
 		}
 	}
-}
-
-// guarded returns the specs the guard covers: every one but the node-mode
-// instances, whose proxy has no group of its own (nodeproxy.go).
-func guarded(specs []instanceSpec) []instanceSpec {
-	var out []instanceSpec
-	for _, s := range specs {
-		if s.ProxyMode != ProxyModeNode {
-			out = append(out, s)
-		}
-	}
-	return out
 }

@@ -10,29 +10,50 @@ import (
 	"github.com/weftmesh/weft/plugins/sdk"
 )
 
-// The node proxy: one weft-proxy process serving every instance of a
-// service with proxy_mode = "node" (docs/deployment-models.md):
+// Shared proxies: one weft-proxy process serving several instances
+// (docs/deployment-models.md). The node proxy serves every instance of a
+// service with proxy_mode = "node"; an application proxy serves every
+// instance of one application (namespace and service) with proxy_mode =
+// "application". Both run as
 //
 //	<ProxyBinary> --node <node> --serve <id>=<address>:15000 ... \
 //	  --controller <addr>... --trust-bundle <DataDir>/trust-bundle.pem \
-//	  --data-dir <DataDir>/proxy/_node
+//	  --data-dir <DataDir>/proxy/<slot>
 //
-// with a node token in WEFT_NODE_TOKEN, minted at every start: it admits
-// the proxy, once per instance, for the instances this adapter places on
-// its node and no others. The instances keep their addresses and ports: the
-// node proxy listens on each one's mesh port and, for its upstreams, on its
-// address, as its sidecar would. The node proxy's command line lists the
-// instances, so adding or removing a node-mode instance restarts it (its
-// instances' connections end then; the certificates stay in its data
-// directory). It runs with the adapter's own group: the guard (guard.go)
-// keys an instance's rules on its sidecar's group, so node-mode instances
-// are left out of the guard and report isolation none, with a warning.
+// with a token in WEFT_NODE_TOKEN, minted at every start: for the node
+// proxy a node token, which admits it, once per instance, for the
+// instances this adapter places on its node; for an application proxy an
+// application token, a node token narrowed to its service and namespace,
+// which admits it for that application's instances on the node and for no
+// other's. The instances keep their addresses and ports: the shared proxy
+// listens on each one's mesh port and, for its upstreams, on its address,
+// as its sidecar would. Its command line lists the instances, so adding or
+// removing one restarts it (its instances' connections end then; the
+// certificates stay in its data directory).
+//
+// Under the guard (guard.go) a shared proxy runs with a group of its own:
+// the sidecar group of the first instance it serves (instanceSpec.ProxyAddr),
+// which no sidecar holds since that instance has none. Each instance it
+// serves admits that group to its app port in place of a sidecar's, so an
+// application proxy reaches its own application's apps and no other's.
 
 // OptionNode names the adapter's node (model.Instance.Node).
 const OptionNode = "node"
 
 // nodeSlotID names the node proxy in logs, its log file and data directory.
 const nodeSlotID = "_node"
+
+// sharedSlotID names the shared proxy of an instance ("" for a sidecar):
+// "_node", or "_app.<namespace>.<service>" for its application's proxy.
+func (s instanceSpec) sharedSlotID() string {
+	switch s.ProxyMode {
+	case ProxyModeNode:
+		return nodeSlotID
+	case ProxyModeApplication:
+		return "_app." + s.Namespace + "." + s.Service
+	}
+	return ""
+}
 
 // defaultNode is the host name, or "local" without one.
 func defaultNode() string {
@@ -56,69 +77,74 @@ func validNode(n string) bool {
 	return true
 }
 
-// withNodeProxy gives every node-mode spec the node proxy's process spec.
-func withNodeProxy(specs []instanceSpec, in planInput) {
-	var serve, identities []string
-	for _, s := range specs {
-		if s.ProxyMode == ProxyModeNode {
-			serve = append(serve, s.ID+"="+net.JoinHostPort(s.Address, strconv.Itoa(adminPort)))
-			identities = append(identities, s.ID+"="+s.Namespace+"/"+s.Service)
-		}
+// withSharedProxies gives every node-mode and application-mode spec its
+// shared proxy's process spec, and the address whose group it runs with.
+func withSharedProxies(specs []instanceSpec, in planInput) {
+	type group struct {
+		serve, identities []string
+		first             instanceSpec
 	}
-	if len(serve) == 0 {
-		return
+	groups := map[string]*group{}
+	var order []string
+	for _, s := range specs {
+		id := s.sharedSlotID()
+		if id == "" {
+			continue
+		}
+		g := groups[id]
+		if g == nil {
+			g = &group{first: s}
+			groups[id] = g
+			order = append(order, id)
+		}
+		g.serve = append(g.serve, s.ID+"="+net.JoinHostPort(s.Address, strconv.Itoa(adminPort)))
+		g.identities = append(g.identities, s.ID+"="+s.Namespace+"/"+s.Service)
 	}
 	l := layout{in.Mesh.DataDir}
-	argv := []string{in.ProxyPath, "--node", in.Node}
-	for _, sv := range serve {
-		argv = append(argv, "--serve", sv)
-	}
-	for _, c := range in.Mesh.ControllerAddrs {
-		argv = append(argv, "--controller", c)
-	}
-	argv = append(argv, "--trust-bundle", l.trustBundle(), "--data-dir", l.proxyDir(nodeSlotID))
-	// The identities are the node proxy's, as a sidecar's are its: when
-	// one changes, the node proxy restarts and joins anew.
-	p := procSpec{
-		Argv: argv,
-		Env:  []string{"WEFT_NODE=" + in.Node, "WEFT_NODE_IDENTITIES=" + strings.Join(identities, ",")},
-		Log:  l.log(nodeSlotID, "proxy"),
+	procs := map[string]procSpec{}
+	for _, id := range order {
+		g := groups[id]
+		argv := []string{in.ProxyPath, "--node", in.Node}
+		for _, sv := range g.serve {
+			argv = append(argv, "--serve", sv)
+		}
+		for _, c := range in.Mesh.ControllerAddrs {
+			argv = append(argv, "--controller", c)
+		}
+		argv = append(argv, "--trust-bundle", l.trustBundle(), "--data-dir", l.proxyDir(id))
+		// The identities are the shared proxy's, as a sidecar's are its:
+		// when one changes, it restarts and joins anew.
+		env := []string{"WEFT_NODE=" + in.Node, "WEFT_NODE_IDENTITIES=" + strings.Join(g.identities, ",")}
+		if g.first.ProxyMode == ProxyModeApplication {
+			env = append(env, "WEFT_APPLICATION="+g.first.Namespace+"/"+g.first.Service)
+		}
+		procs[id] = procSpec{Argv: argv, Env: env, Log: l.log(id, "proxy")}
 	}
 	for i := range specs {
-		if specs[i].ProxyMode == ProxyModeNode {
-			specs[i].Proxy = p
+		if id := specs[i].sharedSlotID(); id != "" {
+			specs[i].Proxy = procs[id]
+			specs[i].ProxyAddr = groups[id].first.Address
 		}
 	}
 }
 
-// nodeSpecs returns the node-mode instances' IDs, for a warning.
-func nodeSpecs(specs []instanceSpec) []string {
-	var ids []string
-	for _, s := range specs {
-		if s.ProxyMode == ProxyModeNode {
-			ids = append(ids, s.ID)
-		}
-	}
-	return ids
+// sharedSlotSpec is the instance a shared proxy's slot stands for: its
+// slot ID, its mode, its application (for an application proxy), and the
+// address whose group it runs with.
+func sharedSlotSpec(s instanceSpec) instanceSpec {
+	return instanceSpec{ID: s.sharedSlotID(), ProxyMode: s.ProxyMode, Service: s.Service, Namespace: s.Namespace, Node: s.Node, Address: s.ProxyAddr, ProxyAddr: s.ProxyAddr}
 }
 
-// nodeWarning says that node-mode instances are not guarded.
-func nodeWarning(specs []instanceSpec, isolation string) []sdk.Diagnostic {
-	ids := nodeSpecs(specs)
-	if len(ids) == 0 || isolation != isolationGuard {
-		return nil
-	}
-	return []sdk.Diagnostic{sdk.Warningf("Node-mode instances not guarded",
-		"Instances %s are served by the node proxy (proxy_mode = \"node\"); the guard keys its rules on each sidecar's group and does not cover them yet, so their app and outbound ports are open to local processes (isolation none). Use proxy_mode = \"sidecar\" where that matters.",
-		strings.Join(ids, ", "))}
-}
-
-// mintNodeToken mints the node token the node proxy presents, once per
-// instance, to the controller.
-func (a *Adapter) mintNodeToken() (string, error) {
+// mintNodeToken mints the token a shared proxy presents, once per
+// instance, to the controller: a node token for the node proxy, an
+// application token for an application proxy (slot is sharedSlotSpec's).
+func (a *Adapter) mintNodeToken(slot instanceSpec) (string, error) {
 	a.mu.Lock()
 	mesh, node := a.cfg.req.Mesh, a.cfg.node
 	a.mu.Unlock()
+	if slot.ProxyMode == ProxyModeApplication {
+		return sdk.MintApplicationToken(mesh, Name, node, slot.Namespace, slot.Service, nodeTokenTTL)
+	}
 	return sdk.MintNodeToken(mesh, Name, node, nodeTokenTTL)
 }
 
@@ -127,15 +153,19 @@ func (a *Adapter) mintNodeToken() (string, error) {
 // controller waits for its first snapshot.
 const nodeTokenTTL = 10 * time.Minute
 
-// nodeProxySpec returns the node proxy's process spec, and whether any
-// instance is in node mode.
-func nodeProxySpec(specs []instanceSpec) (procSpec, bool) {
+// sharedProxySpecs returns the shared proxies specs need, by slot ID:
+// for each, the first instance it serves (its slot is sharedSlotSpec of
+// it, its process spec its Proxy).
+func sharedProxySpecs(specs []instanceSpec) map[string]instanceSpec {
+	out := map[string]instanceSpec{}
 	for _, s := range specs {
-		if s.ProxyMode == ProxyModeNode {
-			return s.Proxy, true
+		if id := s.sharedSlotID(); id != "" {
+			if _, ok := out[id]; !ok {
+				out[id] = s
+			}
 		}
 	}
-	return procSpec{}, false
+	return out
 }
 
 // distinctProcs drops the repeats of a pid from ps.

@@ -176,6 +176,61 @@ func TestNodeProxyModes(t *testing.T) {
 	}
 }
 
+// Application proxies: one process per application, shared by its
+// instances and no other's, each started with an application token that
+// the controller's verifier takes for its own service's instances (and
+// whose claims name that service); the node proxy beside them serves the
+// node-mode service.
+func TestApplicationProxyModes(t *testing.T) {
+	s := newSetup(t)
+	s.writeModes(t, map[string]int{"api": 2, "web": 1, "db": 1}, map[string]string{"api": "application", "web": "application", "db": "node"})
+	a := newTestAdapter(t)
+	req := s.request(t)
+	req.Options[OptionNode] = "node-t"
+	sdktest.ConfigureOK(t, a, req)
+	events := watch(t, a)
+	ev := sdktest.WaitFor(t, events, "api and web on application proxies", waitTimeout, allPassing("api-0", "api-1", "db-0", "web-0"))
+	p := pids(ev)
+	if p["api-0"][1] != p["api-1"][1] || p["api-0"][1] == p["web-0"][1] || p["api-0"][1] == p["db-0"][1] || p["web-0"][1] == p["db-0"][1] {
+		t.Fatalf("proxy pids %v: want api-0 and api-1 on one proxy, web-0 and db-0 each on another", p)
+	}
+	s.waitReady(t, "node:node-t", 3) // each shared proxy has written its token
+	v := ca.NewJoinVerifier(testSecret)
+	for _, tc := range []struct {
+		slot, svc string
+		serves    []string
+	}{
+		{"_app.default.api", "api", []string{"api-0", "api-1"}},
+		{"_app.default.web", "web", []string{"web-0"}},
+		{nodeSlotID, "", []string{"db-0"}},
+	} {
+		toks := readLines(t, filepath.Join(s.dataDir, "proxy", tc.slot, "tokens"))
+		if len(toks) != 1 {
+			t.Fatalf("%s tokens %q, want one", tc.slot, toks)
+		}
+		for _, id := range tc.serves {
+			c, err := v.VerifyNodeAnd(toks[0], id, nil)
+			if err != nil || c.Node != "node-t" || c.Service != tc.svc || c.IsApplicationToken() != (tc.svc != "") {
+				t.Errorf("%s's token for %s: %+v, %v; want node node-t, service %q", tc.slot, id, c, err, tc.svc)
+			}
+		}
+	}
+
+	// web moves to the node proxy: its application proxy stops.
+	webProxy := p["web-0"][1]
+	s.writeModes(t, map[string]int{"api": 2, "web": 1, "db": 1}, map[string]string{"api": "application", "web": "node", "db": "node"})
+	ev = sdktest.WaitFor(t, events, "web on the node proxy", waitTimeout, func(ev sdk.WatchEvent) bool {
+		p := pids(ev)
+		return allPassing("api-0", "api-1", "db-0", "web-0")(ev) && p["web-0"][1] == p["db-0"][1] && p["web-0"][1] != webProxy
+	})
+	if alive(atoi(t, webProxy)) {
+		t.Errorf("web's application proxy (pid %s) still runs after web left application mode", webProxy)
+	}
+	if got := pids(ev)["api-0"][1]; got != p["api-0"][1] {
+		t.Errorf("api's application proxy restarted (pid %s, was %s) though api did not change", got, p["api-0"][1])
+	}
+}
+
 func readLines(t *testing.T, path string) []string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -194,15 +249,15 @@ func atoi(t *testing.T, s string) int {
 	return n
 }
 
-// proxy_mode takes sidecar, instance and node, and says what else is not
-// built or not known.
+// proxy_mode takes sidecar, instance, application and node, and says what
+// else is not known.
 func TestDecodeProxyMode(t *testing.T) {
 	for _, tc := range []struct{ src, want, err string }{
 		{``, ProxyModeSidecar, ""},
 		{`proxy_mode = "sidecar"`, ProxyModeSidecar, ""},
 		{`proxy_mode = "instance"`, ProxyModeSidecar, ""},
 		{`proxy_mode = "node"`, ProxyModeNode, ""},
-		{`proxy_mode = "application"`, "", "Proxy mode not supported"},
+		{`proxy_mode = "application"`, ProxyModeApplication, ""},
 		{`proxy_mode = "nodes"`, "", "Invalid proxy mode"},
 		{`proxy_mode = 3`, "", "Invalid proxy mode"},
 	} {
@@ -217,6 +272,27 @@ func TestDecodeProxyMode(t *testing.T) {
 			t.Errorf("%s: %v", tc.src, diags)
 		case len(w.Services) != 1 || w.Services[0].ProxyMode != tc.want:
 			t.Errorf("%s: services %+v, want proxy mode %s", tc.src, w.Services, tc.want)
+		}
+	}
+}
+
+// The demo's node and application variants parse, with the modes their
+// comments promise.
+func TestExampleWorkloadsProxyModes(t *testing.T) {
+	for file, want := range map[string]map[string]string{
+		"workloads-node.hcl":        {"frontend": ProxyModeSidecar, "api": ProxyModeNode, "store": ProxyModeNode},
+		"workloads-application.hcl": {"frontend": ProxyModeSidecar, "api": ProxyModeApplication, "store": ProxyModeNode},
+	} {
+		w, diags := loadWorkloads(filepath.Join("..", "..", "examples", "local", file))
+		if len(diags) > 0 {
+			t.Fatalf("%s: %v", file, diags)
+		}
+		got := map[string]string{}
+		for _, s := range w.Services {
+			got[s.Name] = s.ProxyMode
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: proxy modes %v, want %v", file, got, want)
 		}
 	}
 }

@@ -32,10 +32,16 @@ type instanceSpec struct {
 	Tags      []string
 	// Check, if set, is probed by the adapter against the app.
 	Check *checkSpec
-	// ProxyMode is "" for a sidecar (the default), or ProxyModeNode when the node proxy serves the instance; Proxy is
-	// then the node proxy's spec, the same in every node-mode instance
-	// (nodeproxy.go).
+	// ProxyMode is "" for a sidecar (the default), ProxyModeNode when the
+	// node proxy serves the instance, or ProxyModeApplication when its
+	// application's proxy does; Proxy is then the shared proxy's spec, the
+	// same in every instance it serves (nodeproxy.go).
 	ProxyMode string
+	// ProxyAddr is the address whose sidecar group the instance's proxy
+	// runs with under the guard (guard.go): the instance's own for a
+	// sidecar; for a shared proxy, that of the first instance it serves,
+	// whose own sidecar group is free since it has no sidecar.
+	ProxyAddr string
 	// Node is the adapter's node (its option node): where it places every
 	// instance (model.Instance.Node).
 	Node string
@@ -155,9 +161,10 @@ func buildPlan(in planInput) ([]instanceSpec, hcl.Diagnostics) {
 			Meta: s.Meta, Tags: s.Tags, PortRange: s.PortRange, Check: s.Check,
 			Node: in.Node,
 		}
-		if s.ProxyMode == ProxyModeNode {
-			spec.ProxyMode = ProxyModeNode // else "": a sidecar
+		if s.ProxyMode == ProxyModeNode || s.ProxyMode == ProxyModeApplication {
+			spec.ProxyMode = s.ProxyMode // else "": a sidecar
 		}
+		spec.ProxyAddr = spec.Address
 		vars := map[string]string{
 			"HOST": spec.Address, "PORT": strconv.Itoa(s.Port),
 			"WEFT_SERVICE": s.Service, "WEFT_INSTANCE": p.id, "WEFT_NAMESPACE": ns,
@@ -190,7 +197,7 @@ func buildPlan(in planInput) ([]instanceSpec, hcl.Diagnostics) {
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	withNodeProxy(specs, in)
+	withSharedProxies(specs, in)
 	return specs, diags
 }
 

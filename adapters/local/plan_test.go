@@ -94,7 +94,7 @@ service "api" {
 	app := filepath.Join(dir, "bin", "app")
 	want := []instanceSpec{
 		{
-			ID: "api-0", Service: "api", Workload: "api", Namespace: "shop", Address: "127.0.0.2", Port: 9000,
+			ID: "api-0", Service: "api", Workload: "api", Namespace: "shop", Address: "127.0.0.2", Port: 9000, ProxyAddr: "127.0.0.2",
 			App: procSpec{
 				Argv: []string{app},
 				Env:  []string{"HOST=127.0.0.2", "PORT=9000", "WEFT_SERVICE=api", "WEFT_INSTANCE=api-0", "WEFT_NAMESPACE=shop"},
@@ -108,7 +108,7 @@ service "api" {
 			},
 		},
 		{
-			ID: "api-1", Service: "api", Workload: "api", Namespace: "shop", Address: "127.0.0.3", Port: 9000,
+			ID: "api-1", Service: "api", Workload: "api", Namespace: "shop", Address: "127.0.0.3", Port: 9000, ProxyAddr: "127.0.0.3",
 			App: procSpec{
 				Argv: []string{app},
 				Env:  []string{"HOST=127.0.0.3", "PORT=9000", "WEFT_SERVICE=api", "WEFT_INSTANCE=api-1", "WEFT_NAMESPACE=shop"},
@@ -122,7 +122,7 @@ service "api" {
 			},
 		},
 		{
-			ID: "web-0", Service: "web", Workload: "web", Namespace: "default", Address: "127.0.0.9", Port: 8080, // kept from before
+			ID: "web-0", Service: "web", Workload: "web", Namespace: "default", Address: "127.0.0.9", Port: 8080, ProxyAddr: "127.0.0.9", // kept from before
 			App: procSpec{
 				Argv: []string{app, "--listen", "127.0.0.9:8080"},
 				Env: []string{"HOST=127.0.0.9", "PORT=8080", "WEFT_SERVICE=web", "WEFT_INSTANCE=web-0", "WEFT_NAMESPACE=default",

@@ -26,9 +26,10 @@ type runnerConfig struct {
 	// Token mints a fresh join token for an instance's sidecar; it is
 	// called at every sidecar start.
 	Token func(spec instanceSpec) (string, error)
-	// NodeToken mints a fresh node token for the node proxy
-	// (nodeproxy.go); it is called at every node proxy start.
-	NodeToken func() (string, error)
+	// NodeToken mints a fresh token for a shared proxy (nodeproxy.go),
+	// whose slot stands for slot (sharedSlotSpec): a node token, or an
+	// application token; it is called at every start of one.
+	NodeToken func(slot instanceSpec) (string, error)
 	// Grace is how long a process has between SIGTERM and SIGKILL.
 	Grace time.Duration
 	// Poll is how often the liveness of adopted processes is checked.
@@ -53,7 +54,7 @@ type runner struct {
 
 	mu      sync.Mutex
 	insts   map[string]*instance
-	node    *slot                 // the node proxy, shared by the node-mode instances; nil without one
+	shared  map[string]*slot      // the shared proxies (node proxy, application proxies), by slot ID
 	prev    map[string]stateEntry // from the state file, until the first apply
 	changed chan struct{}         // closed and replaced on every change
 	diags   []sdk.Diagnostic      // problems sent with every snapshot
@@ -64,8 +65,9 @@ type runner struct {
 type instance struct {
 	spec instanceSpec
 	app  *slot
-	// proxy is the instance's sidecar, or the runner's node slot for a
-	// node-mode instance (kind "node"), which the instance does not own.
+	// proxy is the instance's sidecar, or the runner's shared slot for a
+	// node-mode or application-mode instance (kind "node"), which the
+	// instance does not own.
 	proxy *slot
 	check *checkRun // nil: no check declared
 }
@@ -73,7 +75,7 @@ type instance struct {
 // slot is one supervised process (an app or a sidecar). A slot is replaced,
 // never restarted with another spec.
 type slot struct {
-	kind string // "app", "proxy" or "node"
+	kind string // "app", "proxy" or "node" (a shared proxy)
 	spec procSpec
 	// inst is the instance as the slot was created. Its identity (ID,
 	// service, namespace) is in the slot's spec, so it cannot change
@@ -111,6 +113,7 @@ func newRunner(cfg runnerConfig, prev map[string]stateEntry) *runner {
 	return &runner{
 		cfg:     cfg,
 		insts:   map[string]*instance{},
+		shared:  map[string]*slot{},
 		prev:    prev,
 		changed: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -150,34 +153,42 @@ func (r *runner) apply(specs []instanceSpec) {
 	}
 	var starting []startReq
 	var stale []stateProc // processes of an earlier run to stop
-	// The node proxy: replaced when its command line changes (an
-	// instance joins or leaves node mode), stopped when no instance is in
-	// node mode. It is never adopted: one of an earlier run is stopped.
-	nodeSpec, nodeWanted := nodeProxySpec(specs)
-	switch {
-	case !nodeWanted && r.node != nil:
-		stopping = append(stopping, r.node)
-		r.node = nil
-	case nodeWanted && (r.node == nil || r.node.spec.hash() != nodeSpec.hash()):
-		if r.node != nil {
-			stopping = append(stopping, r.node)
+	// The shared proxies (the node proxy, the application proxies): each
+	// replaced when its command line changes (an instance joins or leaves
+	// it), stopped when it serves no instance. They are never adopted: one
+	// of an earlier run is stopped.
+	wantShared := sharedProxySpecs(specs)
+	for id, sl := range r.shared {
+		if _, ok := wantShared[id]; !ok {
+			stopping = append(stopping, sl)
+			delete(r.shared, id)
 		}
-		r.node = newSlot("node", nodeSpec, instanceSpec{ID: nodeSlotID})
-		starting = append(starting, startReq{r.node, 0})
+	}
+	for id, first := range wantShared {
+		sl := r.shared[id]
+		if sl != nil && sl.spec.hash() == first.Proxy.hash() && sl.inst.ProxyAddr == first.ProxyAddr {
+			continue
+		}
+		if sl != nil {
+			stopping = append(stopping, sl)
+		}
+		r.shared[id] = newSlot("node", first.Proxy, sharedSlotSpec(first))
+		starting = append(starting, startReq{r.shared[id], 0})
 	}
 	for _, spec := range specs {
 		in, ok := r.insts[spec.ID]
-		if ok && spec.ProxyMode == ProxyModeNode {
+		if ok && spec.sharedSlotID() != "" {
+			shared := r.shared[spec.sharedSlotID()]
 			if in.app.spec.hash() != spec.App.hash() {
 				stopping = append(stopping, in.app)
 				in.app = newSlot("app", spec.App, spec)
 				starting = append(starting, startReq{in.app, 0})
 			}
-			if in.proxy != r.node {
+			if in.proxy != shared {
 				if in.proxy.kind == "proxy" {
 					stopping = append(stopping, in.proxy)
 				}
-				in.proxy = r.node
+				in.proxy = shared
 			}
 			if !sameCheck(in.spec, spec) {
 				stopCheck(in.check)
@@ -188,8 +199,8 @@ func (r *runner) apply(specs []instanceSpec) {
 		}
 		if !ok {
 			in = &instance{spec: spec, app: newSlot("app", spec.App, spec), proxy: newSlot("proxy", spec.Proxy, spec)}
-			if spec.ProxyMode == ProxyModeNode {
-				in.proxy = r.node
+			if id := spec.sharedSlotID(); id != "" {
+				in.proxy = r.shared[id]
 			}
 			r.insts[spec.ID] = in
 			r.startCheckLocked(in, spec)
@@ -205,7 +216,7 @@ func (r *runner) apply(specs []instanceSpec) {
 					stale = append(stale, e.App)
 				}
 				switch {
-				case spec.ProxyMode == ProxyModeNode:
+				case spec.sharedSlotID() != "":
 					if held(e.Proxy) {
 						stale = append(stale, e.Proxy)
 					}
@@ -261,7 +272,7 @@ func (r *runner) apply(specs []instanceSpec) {
 		}
 	}
 	r.prev = nil
-	stale = distinctProcs(stale) // node-mode entries share the node proxy
+	stale = distinctProcs(stale) // shared-proxy entries share their proxy
 	r.changedLocked()
 	r.mu.Unlock()
 
@@ -385,7 +396,7 @@ func (r *runner) supervise(s *slot, adoptPID int) {
 func (r *runner) start(s *slot) (*exec.Cmd, error) {
 	env := append(baseEnv(), s.spec.Env...)
 	if s.kind == "node" {
-		tok, err := r.cfg.NodeToken()
+		tok, err := r.cfg.NodeToken(s.inst)
 		if err != nil {
 			return nil, fmt.Errorf("minting the node token: %w", err)
 		}
@@ -407,8 +418,12 @@ func (r *runner) start(s *slot) (*exec.Cmd, error) {
 	}
 	defer logf.Close()
 	attr := &syscall.SysProcAttr{Setpgid: true}
-	if r.cfg.Cred != nil && s.kind != "node" { // the node proxy runs as the adapter does
-		c, err := r.cfg.Cred(s.inst, s.kind)
+	if r.cfg.Cred != nil {
+		kind := s.kind
+		if kind == "node" {
+			kind = "proxy" // a shared proxy runs with the group of its ProxyAddr's sidecar
+		}
+		c, err := r.cfg.Cred(s.inst, kind)
 		if err != nil {
 			return nil, fmt.Errorf("choosing the process's group: %w", err)
 		}
@@ -450,10 +465,13 @@ func (r *runner) setProc(s *slot, pid int, running bool) {
 	}
 }
 
-// changedLocked saves the state file and wakes every watcher.
+// changedLocked saves the state file (if the runner has one: the
+// checker's tests have none) and wakes every watcher.
 func (r *runner) changedLocked() {
-	if err := writeState(r.cfg.StateFile, r.entriesLocked()); err != nil {
-		r.cfg.Log.Error("cannot save state; a restarted adapter will not adopt the running instances", "error", err)
+	if r.cfg.StateFile != "" {
+		if err := writeState(r.cfg.StateFile, r.entriesLocked()); err != nil {
+			r.cfg.Log.Error("cannot save state; a restarted adapter will not adopt the running instances", "error", err)
+		}
 	}
 	close(r.changed)
 	r.changed = make(chan struct{})
@@ -462,12 +480,16 @@ func (r *runner) changedLocked() {
 func (r *runner) entriesLocked() []stateEntry {
 	out := make([]stateEntry, 0, len(r.insts))
 	for _, in := range r.insts {
-		out = append(out, stateEntry{
+		e := stateEntry{
 			ID: in.spec.ID, Service: in.spec.Service, Namespace: in.spec.Namespace,
 			Address: in.spec.Address, Ports: in.spec.Ports(),
 			App:   procEntry(in.app),
 			Proxy: procEntry(in.proxy),
-		})
+		}
+		if in.check != nil {
+			e.Check = in.check.result.Status
+		}
+		out = append(out, e)
 	}
 	return out
 }
@@ -566,8 +588,8 @@ func (r *runner) close() error {
 	}
 	var slots []*slot
 	var checks []*checkRun
-	if r.node != nil {
-		slots = append(slots, r.node)
+	for _, sl := range r.shared {
+		slots = append(slots, sl)
 	}
 	for _, in := range r.insts {
 		slots = append(slots, in.app)

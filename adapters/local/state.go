@@ -36,6 +36,10 @@ type stateEntry struct {
 	Ports     map[string]int `json:"ports"`
 	App       stateProc      `json:"app"`
 	Proxy     stateProc      `json:"proxy"`
+	// Check is the status of the instance's check (passing, failing, or
+	// empty for none yet or no check), for adapters that only watch
+	// (option watch); adoption ignores it.
+	Check string `json:"check,omitempty"`
 }
 
 // stateProc records one process: its pid (0 when not running), its

@@ -70,7 +70,7 @@ type service struct {
 	Meta      map[string]string
 	Tags      []string
 	Check     *checkSpec // nil: no check block
-	// ProxyMode is ProxyModeSidecar (the default) or ProxyModeNode
+	// ProxyMode is ProxyModeSidecar (the default), ProxyModeNode or ProxyModeApplication
 	// (workloads_proxymode.go).
 	ProxyMode string
 

@@ -38,6 +38,11 @@ import (
 // endpoints (/metrics and the rest) on the instance's admin address. What
 // the instances share is the process: the Go runtime, the log writer and
 // one node token.
+//
+// An application proxy is the same process with an application token (a
+// node token narrowed to one service) in $WEFT_NODE_TOKEN: the controller
+// then admits it only for that application's instances on the node. The
+// proxy needs no flag for it; the scope is in the signed token.
 
 // nodeTokenEnv carries the node token.
 const nodeTokenEnv = "WEFT_NODE_TOKEN"

@@ -58,6 +58,7 @@ type controllerFlags struct {
 	// sidecars that adapters start are given them (default: listen).
 	sidecarControllers []string
 	raft               raftFlags
+	trustBundle        trustBundleFlags
 }
 
 func newControllerCmd() *cobra.Command {
@@ -103,6 +104,7 @@ An unpinned or changed plugin is refused; the error gives its SHA-256.`,
 	fl.StringSliceVar(&f.sidecarControllers, "sidecar-controller", nil, "the sidecar API of every controller replica, host:port (repeatable or comma-separated; a DNS name may stand for several), as adapters give it to the sidecars they start (default: --listen)")
 	fl.StringSliceVar(&f.serverNames, "server-name", nil, "extra DNS names or IPs for the controller's certificate, as sidecars and admin clients dial it (e.g. weft-controller.weft-system.svc); needed when --listen or --admin is 0.0.0.0")
 	f.raft.register(fl)
+	f.trustBundle.register(fl)
 	_ = cmd.MarkFlagRequired("policy-dir")
 	return cmd
 }
@@ -191,6 +193,10 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	}
 	if f.sidecarControllers, err = control.ParseControllers(f.sidecarControllers); err != nil {
 		return fmt.Errorf("--sidecar-controller: %w", err)
+	}
+	bundleSource, err := f.trustBundle.check(specs)
+	if err != nil {
+		return err
 	}
 	pins, err := parsePluginChecksums(f.pluginSums, specs)
 	if err != nil {
@@ -284,9 +290,13 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	}
 	// The sidecars' golden-signal reports (GET /v1/stats, weft stat).
 	collector := telemetry.New(telemetry.Options{})
+	// A replica passes its sidecars' reports and demand on to the others,
+	// so that stats and budgets are the same from any replica (raft.go).
+	stats, pool, relayRun := rep.share(collector)
 	srv := meshserver.New(meshserver.Options{
-		Stats: collector,
-		CA:    authority, Join: ca.NewJoinVerifierWith(authority.JoinSecret(), spent), Workloads: ctl, Logger: log,
+		Stats:   stats,
+		Budgets: pool,
+		CA:      authority, Join: ca.NewJoinVerifierWith(authority.JoinSecret(), spent), Workloads: ctl, Logger: log,
 		VerifyCredential: verifyWith(sups),
 		Binder:           ctl,
 		Health:           ctl, // sidecars' active health checks (core/controller health.go)
@@ -367,8 +377,16 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	run(func() { _ = adminSrv.ServeTLS(adminShield.Listener(adminLis), "", "") })
 	run(func() { _ = ctl.Run(ctx, snapshots, policies, controller.ConfigServer(srv), metricsBuilds) })
 	run(func() { srv.RetireRoots(ctx) })
+	run(func() { relayRun(ctx) })
 	run(func() { keys.Run(ctx, loaded, policies) })
 	run(func() { polSrc.Run(ctx, loaded) })
+	if f.trustBundle.name != "" {
+		run(func() {
+			if err := f.trustBundle.run(ctx, bundleSource, authority, rep, log); err != nil {
+				log.Error("trust bundle: not kept in the meshed namespaces", "err", err)
+			}
+		})
+	}
 
 	for _, a := range specs {
 		sup := sups[a.name]

@@ -40,7 +40,7 @@ func main() {
 	}
 	logFlags.Register(root.PersistentFlags())
 	root.AddCommand(newNomadCmd())
-	root.AddCommand(newControllerCmd(), newPolicyCmd(), newAdapterCmd(), newStatusCmd(), newStatCmd(), newCheckCmd(), newCACmd(), newTapCmd(), newTopCmd(), newAuthzCmd(), newOperatorCmd(), &cobra.Command{
+	root.AddCommand(newControllerCmd(), newPolicyCmd(), newAdapterCmd(), newStatusCmd(), newStatCmd(), newCheckCmd(), newCACmd(), newTapCmd(), newTopCmd(), newAuthzCmd(), newOperatorCmd(), newInjectorCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of this build",
 		Args:  cobra.NoArgs,

@@ -95,12 +95,24 @@ func newSnapshotSaveCmd() *cobra.Command {
 		Long: `Save the replicated state to FILE (mode 0600): the CA's roots and keys, sealed
 with the state key (restoring needs the same --state-key-file), and the spent
 join tokens. Asked of the leader, it holds every write acknowledged before.
+FILE "-" is standard output (the message goes to standard error), for a
+controller in a container without a shell:
+
+  kubectl -n weft-system exec weft-controller-0 -- \
+    weft operator snapshot save - --data-dir /var/lib/weft/data > backup.snap
 ` + adminHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var snap api.Snapshot
 			if err := a.call("GET", "/v1/operator/snapshot", &snap); err != nil {
 				return fmt.Errorf("saving a snapshot: %w", err)
+			}
+			if args[0] == "-" {
+				if _, err := cmd.OutOrStdout().Write(snap.Data); err != nil {
+					return fmt.Errorf("writing the snapshot to standard output: %w", err)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "Saved the replicated state to standard output (%d bytes).\n", len(snap.Data))
+				return nil
 			}
 			if err := os.WriteFile(args[0], snap.Data, 0o600); err != nil {
 				return fmt.Errorf("writing the snapshot: %w", err)
@@ -123,10 +135,20 @@ replica. Ask the leader. The cluster must use the state key the snapshot was
 sealed with. Every replica takes the snapshot's CA (sidecars get its bundle);
 join tokens spent after the snapshot was saved become usable again until they
 expire (an hour at most), so restore into a fresh cluster, or wait an hour.
+FILE "-" is standard input:
+
+  kubectl -n weft-system exec -i weft-controller-0 -- \
+    weft operator snapshot restore - --data-dir /var/lib/weft/data < backup.snap
 ` + adminHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := inputlimit.ReadFile(args[0], 96<<20)
+			var b []byte
+			var err error
+			if args[0] == "-" {
+				b, err = inputlimit.Read(cmd.InOrStdin(), "standard input", 96<<20)
+			} else {
+				b, err = inputlimit.ReadFile(args[0], 96<<20)
+			}
 			if err != nil {
 				return fmt.Errorf("reading the snapshot: %w", err)
 			}

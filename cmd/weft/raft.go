@@ -16,10 +16,13 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/weftmesh/weft/core/api"
+	"github.com/weftmesh/weft/core/budget"
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/meshserver"
+	"github.com/weftmesh/weft/core/relay"
 	"github.com/weftmesh/weft/core/spiffe"
 	"github.com/weftmesh/weft/core/state"
+	"github.com/weftmesh/weft/core/telemetry"
 )
 
 // raftFlags make a controller one replica of a cluster whose CA and spent
@@ -73,7 +76,7 @@ func (r raftFlags) prepare(dataDir string, log *slog.Logger) (*replica, error) {
 	if _, err := os.Stat(filepath.Join(r.dir, "raft.db")); errors.Is(err, os.ErrNotExist) && r.expect == 0 && len(r.join) == 0 {
 		return nil, errors.New("--raft-dir holds no cluster yet: give --bootstrap-expect N (and --join for each peer) to form one, or --join ADDR to join a running one")
 	}
-	key, err := state.ReadKeyFile(r.keyFile)
+	key, err := readStateKey(r.keyFile) // statekey.go
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +219,23 @@ func (p *replica) onCA(st ca.State) {
 	if srv := p.srv.Load(); srv != nil {
 		srv.RootsChanged()
 	}
+}
+
+// share returns the sidecars' report sink and budget pool for the
+// mesh server: for a replica, a core/relay that records here and passes
+// them on to every other replica (and takes theirs), and its Run; else the
+// collector and a pool of this controller alone.
+func (p *replica) share(collector *telemetry.Collector) (meshserver.Stats, *budget.Pool, func(context.Context)) {
+	if p == nil || p.node == nil {
+		return collector, budget.NewPool(budget.Options{}), func(context.Context) {}
+	}
+	var rel *relay.Relay
+	pool := budget.NewPool(budget.Options{Granted: func(k budget.Key, instance string, n float64, requests uint64, window time.Duration, at time.Time) {
+		rel.Granted(k, instance, n, requests, window, at)
+	}})
+	rel = relay.New(relay.Options{Collector: collector, Pool: pool, Send: p.node, MaxMessage: state.MaxPeerMessage, Logger: p.log})
+	p.node.HandlePeer(relay.Kind, rel.Receive)
+	return rel, pool, rel.Run
 }
 
 func (p *replica) serve(srv *meshserver.Server) {

@@ -122,7 +122,8 @@ type Options struct {
 // Unauthorized is the answer to a request without the right token.
 const Unauthorized = "the admin API needs the header 'Authorization: Bearer <token>' with the controller's token: it is in DATA_DIR/admin.token (the CLI reads it with --data-dir, or from WEFT_TOKEN)"
 
-// NewHandler returns the admin API: every request needs the bearer token;
+// NewHandler returns the admin API: every request but the health
+// endpoints (health.go) and the dashboard's files needs the bearer token;
 // then GET /v1/status, GET /v1/policy, GET /v1/ca/roots, POST
 // /v1/ca/rotate, POST /v1/join-tokens, and with Options.Stats and
 // Options.Metrics GET /v1/stats (?window=1m) and GET /metrics.
@@ -162,6 +163,9 @@ func NewHandler(o Options) http.Handler {
 	routeReplica(mux, o)
 	routePolicy(mux, o)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if serveHealth(w, r, o) { // health.go: probes carry no token
+			return
+		}
 		if dashboard.Serves(r) { // dashboard.go: its files hold no data, so no token
 			dashboardFiles.ServeHTTP(w, r)
 			return

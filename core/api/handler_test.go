@@ -338,6 +338,18 @@ func TestHandlerEndpoints(t *testing.T) {
 					t.Errorf("answer %s, want expires_in 10m0s", body)
 				}
 			}},
+		{name: "application token", method: "POST", path: "/v1/join-tokens", wantCode: 200, wantKeys: []string{"expires_in", "token"},
+			body: `{"adapter":"local","node":"node-a","service":"api","namespace":"shop","ttl_seconds":60}`,
+			check: func(t *testing.T, body string) {
+				var r api.JoinTokenResponse
+				json.Unmarshal([]byte(body), &r)
+				c, err := ca.NewJoinVerifier(a.authority.JoinSecret()).VerifyNodeAnd(r.Token, "api-0", nil)
+				if err != nil || !c.IsApplicationToken() || c.Node != "node-a" || c.Service != "api" || c.Namespace != "shop" {
+					t.Errorf("token %+v: claims %+v, %v; want an application token for shop/api on node-a", r, c, err)
+				}
+			}},
+		{name: "application token, a service that is no DNS label", method: "POST", path: "/v1/join-tokens", body: `{"adapter":"local","node":"node-a","service":"Api_1"}`, wantCode: 400},
+		{name: "node token, a namespace without a service", method: "POST", path: "/v1/join-tokens", body: `{"adapter":"local","node":"node-a","namespace":"shop"}`, wantCode: 400},
 		{name: "join token, not JSON", method: "POST", path: "/v1/join-tokens", body: `adapter=local`, wantCode: 400,
 			check: func(t *testing.T, body string) {
 				if !strings.Contains(body, "decoding the request") || !strings.Contains(body, `send {"adapter"`) {

@@ -112,6 +112,11 @@ type Options struct {
 	// Expiry is how long a member counts after its last report. 0: three
 	// ReportEvery.
 	Expiry time.Duration
+	// Granted, if set, is told of every report Grant took (not of those
+	// Observe took), after the grant: controller replicas pass them on to
+	// each other (core/relay), so that every replica's Pool holds every
+	// member and grants the same shares.
+	Granted func(k Key, instance string, n float64, requests uint64, window time.Duration, at time.Time)
 }
 
 // Pool keeps the members of every global limit and their demand, and
@@ -151,6 +156,22 @@ func (p *Pool) ReportEvery() time.Duration { return p.o.ReportEvery }
 // returns its share of the limit's n requests a second and the number of
 // members the limit was divided among (this one included).
 func (p *Pool) Grant(k Key, instance string, n float64, requests uint64, window time.Duration, now time.Time) (share float64, members int) {
+	share, members = p.update(k, instance, n, requests, window, now)
+	if p.o.Granted != nil {
+		p.o.Granted(k, instance, n, requests, window, now)
+	}
+	return share, members
+}
+
+// Observe takes a report another controller replica granted (its
+// Options.Granted), as Grant would, without a grant and without telling
+// Granted: the member counts here too, and the shares are divided among
+// every replica's members.
+func (p *Pool) Observe(k Key, instance string, n float64, requests uint64, window time.Duration, now time.Time) {
+	p.update(k, instance, n, requests, window, now)
+}
+
+func (p *Pool) update(k Key, instance string, n float64, requests uint64, window time.Duration, now time.Time) (share float64, members int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.sweep(now)

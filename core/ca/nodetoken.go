@@ -28,6 +28,26 @@ func MintNodeToken(key []byte, adapter, node string, ttl time.Duration) (string,
 	return MintJoinToken(key, JoinClaims{Adapter: adapter, Node: node}, ttl)
 }
 
+// An application token is a node token narrowed to one application: its
+// claims name the node and a service (JoinClaims.Service, Namespace), and
+// the controller admits it only for that service's instances on that node.
+// It admits the per-application proxy of docs/deployment-models.md: one
+// proxy for all instances of one application on a node, whose compromise
+// exposes that application's identity on that node and nothing else.
+
+// IsApplicationToken reports whether c are an application token's claims:
+// a node token scoped to one service.
+func (c JoinClaims) IsApplicationToken() bool { return c.IsNodeToken() && c.Service != "" }
+
+// MintApplicationToken mints an application token for the proxy of
+// service (in namespace, "" for the default) on node, valid for ttl.
+func MintApplicationToken(key []byte, adapter, node, namespace, service string, ttl time.Duration) (string, error) {
+	if node == "" || service == "" {
+		return "", errors.New("minting application token: it needs a node and a service")
+	}
+	return MintJoinToken(key, JoinClaims{Adapter: adapter, Node: node, Service: service, Namespace: namespace}, ttl)
+}
+
 // ErrNotNodeToken is the error for an instance's join token presented as a
 // node token.
 var ErrNotNodeToken = errors.New("not a node token: it names an instance, or no node")

@@ -112,3 +112,68 @@ func mustNodeToken(t *testing.T, key []byte, node string) string {
 	}
 	return tok
 }
+
+// A compromised per-application proxy: admitted for application api on
+// node-a (an application token), it gets the certificates of api's
+// instances on node-a and nothing else: not web's on the same node, not
+// api's on node-b, not api of another namespace. The token's scope is in
+// its signed claims, so widening it means forging it.
+func TestApplicationProxyGetsOnlyItsOwnApplication(t *testing.T) {
+	h := start(t)
+	inst := func(id, ns, svc, node string) model.Instance {
+		return model.Instance{ID: id, Namespace: ns, Service: svc, Address: "127.0.0.2", Ports: map[string]int{"app": 8080, "mesh": 15001}, Node: node}
+	}
+	h.reg.Update(model.Snapshot{Adapter: "local", Instances: []model.Instance{
+		inst("api-0", "", "api", "node-a"),
+		inst("api-1", "", "api", "node-a"),
+		inst("api-2", "", "api", "node-b"),
+		inst("web-0", "", "web", "node-a"),
+		inst("api-x", "other", "api", "node-a"),
+	}})
+	c := h.dial(t, nil)
+	key := ca.DeriveJoinKey(h.ca.JoinSecret(), "local")
+	apiA, err := ca.MintApplicationToken(key, "local", "node-a", "", "api", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forgedWeb, err := ca.MintApplicationToken([]byte("a key that is not the adapter's"), "local", "node-a", "", "web", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, token, instance string
+		wantCode              codes.Code
+		wantErr               string
+	}{
+		{name: "own application, own node", token: apiA, instance: "api-0"},
+		{name: "own application, another instance", token: apiA, instance: "api-1"},
+		{name: "another application on the node", token: apiA, instance: "web-0", wantCode: codes.PermissionDenied, wantErr: `application default/api on node "node-a" may not serve instance "web-0": it is an instance of default/web`},
+		{name: "own application, other node", token: apiA, instance: "api-2", wantCode: codes.PermissionDenied, wantErr: `placed it on node "node-b"`},
+		{name: "same service name, other namespace", token: apiA, instance: "api-x", wantCode: codes.PermissionDenied, wantErr: "instance of other/api"},
+		{name: "again", token: apiA, instance: "api-0", wantCode: codes.Unauthenticated, wantErr: "already used for this instance"},
+		{name: "forged for web", token: forgedWeb, instance: "web-0", wantCode: codes.Unauthenticated, wantErr: "does not verify"},
+		// The refusals spent nothing: the node's own token still admits web-0.
+		{name: "node token beside it", token: mustNodeToken(t, key, "node-a"), instance: "web-0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cert, err := join(t, c, tt.instance, tt.token)
+			if tt.wantCode == codes.OK {
+				if err != nil {
+					t.Fatalf("join: %v", err)
+				}
+				leaf, err := x509.ParseCertificate(cert.Certificate[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if id, err := spiffe.FromCert(leaf); err != nil || id.Service != strings.TrimSuffix(strings.TrimSuffix(tt.instance, "-0"), "-1") {
+					t.Fatalf("certificate identity = %v (%v), want the service of %s", id, err, tt.instance)
+				}
+				return
+			}
+			if err == nil || status.Code(err) != tt.wantCode || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("join: %v, want %v containing %q", err, tt.wantCode, tt.wantErr)
+			}
+		})
+	}
+}

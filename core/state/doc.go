@@ -49,4 +49,10 @@
 // becomes the cluster's. Snapshots and log compaction are raft's own
 // (file snapshot store, 3 kept). `weft operator raft list-peers|remove-
 // peer` and `weft operator snapshot save|restore` use operator.go.
+//
+// Outside the log (peer.go): HandlePeer and SendPeers carry messages
+// from one replica to every other over the same connections, for what
+// changes every second and need not be durable: core/relay sends the
+// sidecars' reports and global-limit demand that way, so that stats and
+// budgets are the same from any replica.
 package state

@@ -90,6 +90,11 @@ type Node struct {
 	mu        sync.Mutex
 	noLeader  time.Time // since when no leader is known (zero: one is)
 	lastError string
+	handlers  map[string]PeerHandler // HandlePeer
+
+	// ready is closed once raft is set: the peers' requests (rpc.go) may
+	// arrive as soon as the listener runs, before raft has started.
+	ready chan struct{}
 }
 
 // Open starts the replica: it opens its store, listens on Addr, and (in
@@ -119,7 +124,7 @@ func Open(o Options) (*Node, error) {
 	}
 	o.TLS.key = derivePeerKey(o.Key)
 	log := o.Logger.With("raft_id", id)
-	n := &Node{o: o, id: id, addr: o.Addr, seal: seal, log: log}
+	n := &Node{o: o, id: id, addr: o.Addr, seal: seal, log: log, ready: make(chan struct{})}
 	n.fsm = newFSM(seal, filepath.Join(o.Dir, cacheFile), o.OnCA, log)
 	n.fsm.pol.cache, n.fsm.pol.onPolicy = filepath.Join(o.Dir, policyCacheFile), o.OnPolicy
 
@@ -175,6 +180,7 @@ func Open(o Options) (*Node, error) {
 	n.raft = r
 	n.startIndex = r.LastIndex()
 	n.catchUp()
+	close(n.ready)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.wg.Add(2)

@@ -52,8 +52,14 @@ func (n *Node) Status() Status {
 		n.mu.Lock()
 		since := n.noLeader
 		n.mu.Unlock()
-		if !since.IsZero() {
-			st.NoLeaderFor = time.Since(since).Round(time.Second).String()
+		// Under a tenth of a second says nothing (not "0s").
+		if d := time.Since(since); !since.IsZero() && d >= 100*time.Millisecond {
+			if d < time.Second {
+				d = d.Round(100 * time.Millisecond)
+			} else {
+				d = d.Round(time.Second)
+			}
+			st.NoLeaderFor = d.String()
 		}
 		if len(st.Peers) == 0 {
 			st.Problem = "this replica is not in a cluster yet: it waits for --bootstrap-expect replicas to know one another, or for a --join to succeed"

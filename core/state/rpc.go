@@ -15,6 +15,7 @@ const (
 	opInfo     = "info"      // who are you, is there a cluster
 	opApply    = "apply"     // commit this command (the leader only)
 	opAddVoter = "add_voter" // add this replica to the cluster (forwarded to the leader)
+	opPeer     = "peer"      // a message for a HandlePeer handler (peer.go)
 )
 
 type rpcRequest struct {
@@ -22,6 +23,9 @@ type rpcRequest struct {
 	Cmd  []byte `json:"cmd,omitempty"`
 	ID   string `json:"id,omitempty"`
 	Addr string `json:"addr,omitempty"`
+	// peer
+	Kind string `json:"kind,omitempty"`
+	Body []byte `json:"body,omitempty"`
 }
 
 type rpcResponse struct {
@@ -45,6 +49,14 @@ func (n *Node) serveRPC(c net.Conn) {
 	_ = c.SetDeadline(time.Now().Add(rpcTimeout + time.Second))
 	var req rpcRequest
 	if err := readFrame(c, &req); err != nil {
+		return
+	}
+	// A request that came while this replica was still starting waits
+	// for raft (it would find none: a crash, seen when three replicas
+	// start together).
+	select {
+	case <-n.ready:
+	case <-time.After(rpcTimeout):
 		return
 	}
 	_ = writeFrame(c, n.answer(req))
@@ -85,6 +97,8 @@ func (n *Node) answer(req rpcRequest) rpcResponse {
 		}
 		n.log.Info("raft: added a replica", "id", req.ID, "raft_addr", req.Addr)
 		return rpcResponse{}
+	case opPeer:
+		return n.answerPeer(req)
 	}
 	return rpcResponse{Err: fmt.Sprintf("unknown request %q", req.Op)}
 }

@@ -188,6 +188,17 @@ func get[K comparable](m map[K]*stepCounts, k K, dropped *atomic.Uint64) *stepCo
 // subset.
 func (c *Collector) Record(instance, service, namespace string, received time.Time, r *meshapi.StatsReport) {
 	c.received.Add(1)
+	c.record(instance, service, namespace, received, r)
+}
+
+// Relayed adds a report another controller replica took from its sidecar
+// (core/relay) as Record would, without counting it as one this replica
+// received (weft_controller_reports_received_total).
+func (c *Collector) Relayed(instance, service, namespace string, received time.Time, r *meshapi.StatsReport) {
+	c.record(instance, service, namespace, received, r)
+}
+
+func (c *Collector) record(instance, service, namespace string, received time.Time, r *meshapi.StatsReport) {
 	self := svcKey{namespace, service}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -198,12 +209,20 @@ func (c *Collector) Record(instance, service, namespace string, received time.Ti
 		is = &instanceState{}
 		c.instances[instance] = is
 	}
-	is.service, is.ns, is.last, is.dropped = service, namespace, received, r.GetReportsDropped()
-	is.activeIn = map[edgeKey]int64{}
+	// What holds "now" (open connections, dropped reports, intrusion
+	// signals) comes from the newest report: reports another replica
+	// relays (core/relay) may arrive after a newer one of the same sidecar.
+	latest := !received.Before(is.last)
+	if latest {
+		is.service, is.ns, is.last, is.dropped = service, namespace, received, r.GetReportsDropped()
+		is.activeIn = map[edgeKey]int64{}
+	}
 	for _, cell := range r.GetCells() {
 		if cell.GetDirection() == meshapi.StatsDirection_STATS_INBOUND {
 			e := edgeKey{cell.GetPeerNamespace(), cell.GetPeer(), namespace, service}
-			is.activeIn[e] += cell.GetActive()
+			if latest {
+				is.activeIn[e] += cell.GetActive()
+			}
 			for _, k := range []*stepCounts{get(st.services, self, &c.cellsDropped), get(st.edgesIn, e, &c.cellsDropped), get(st.instances, instance, &c.cellsDropped)} {
 				if k != nil {
 					k.add(cell)
@@ -222,10 +241,16 @@ func (c *Collector) Record(instance, service, namespace string, received time.Ti
 			k.add(cell)
 		}
 	}
-	is.intrusions = intrusionReport(instance, service, received, r)
+	if latest {
+		is.intrusions = intrusionReport(instance, service, received, r)
+	}
 	for _, d := range r.GetDenials() {
 		c.denials = append(c.denials, api.Denial{Time: time.UnixMilli(d.GetUnixMs()).UTC(), Caller: d.GetCaller(), Callee: service,
 			Method: d.GetMethod(), Path: d.GetPath(), Reason: d.GetReason()})
+	}
+	if len(r.GetDenials()) > 0 {
+		// In time order, whatever order the reports came in.
+		sort.SliceStable(c.denials, func(i, j int) bool { return c.denials[i].Time.Before(c.denials[j].Time) })
 	}
 	if n := len(c.denials); n > maxDenials {
 		c.denials = append(c.denials[:0], c.denials[n-maxDenials:]...)

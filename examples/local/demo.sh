@@ -3,7 +3,9 @@
 # (frontend -> api -> store), each instance with its own sidecar, on loopback.
 # Run it with `make demo`; Ctrl-C stops every process it started.
 # `demo.sh node` runs api and store on one node proxy instead of sidecars
-# (workloads-node.hcl, docs/deployment-models.md).
+# (workloads-node.hcl); `demo.sh application` runs api on a proxy of its
+# own application and store on the node proxy (workloads-application.hcl,
+# docs/deployment-models.md).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -18,7 +20,8 @@ workloads="$here/workloads.hcl"
 case "${1:-}" in
   "") ;;
   node) workloads="$here/workloads-node.hcl" ;;
-  *) echo "usage: demo.sh [node]   (node: api and store on one node proxy)" >&2; exit 2 ;;
+  application) workloads="$here/workloads-application.hcl" ;;
+  *) echo "usage: demo.sh [node|application]   (node: api and store on one node proxy; application: api on its application's proxy, store on the node proxy)" >&2; exit 2 ;;
 esac
 mkdir -p "$data"
 log="$data/controller.log"

@@ -44,9 +44,10 @@ var upstreamURL = regexp.MustCompile(`^"http://\$\{HOST\}:(\d+)"$`)
 // Every UPSTREAM_<NAME> in the workloads file points at the local_port the
 // policy gives that upstream of that service, on the instance's own
 // address (${HOST}), where the sidecar listens.
-// The node-proxy variant (workloads-node.hcl) is held to the same.
+// The node-proxy and application-proxy variants (workloads-node.hcl,
+// workloads-application.hcl) are held to the same.
 func TestWorkloadsMatchPolicy(t *testing.T) {
-	for _, file := range []string{"workloads.hcl", "workloads-node.hcl"} {
+	for _, file := range []string{"workloads.hcl", "workloads-node.hcl", "workloads-application.hcl"} {
 		t.Run(file, func(t *testing.T) { workloadsMatchPolicy(t, file) })
 	}
 }

@@ -6,8 +6,9 @@
 #
 #   make && examples/local/demo.sh node
 #
-# The node-mode instances are not covered by the local adapter's guard
-# (isolation none, with a warning): the guard keys on each sidecar's group.
+# Run as root with nft, the local adapter's guard covers the node-mode
+# instances too: only the node proxy's group reaches their apps.
+# workloads-application.hcl gives api a proxy of its own application instead.
 
 service "frontend" {
   command = "../../bin/weft-demo-app"

@@ -57,6 +57,19 @@ func MintNodeToken(mesh MeshContext, adapter, node string, ttl time.Duration) (s
 	return mint(mesh, joinClaims{Adapter: adapter, Node: node}, ttl)
 }
 
+// MintApplicationToken mints an application token: a node token narrowed
+// to one application, for a proxy that serves every instance of service
+// (in namespace, "" for the default) on node and nothing else
+// (docs/deployment-models.md). The controller refuses it for an instance
+// of another service, another namespace or another node.
+func MintApplicationToken(mesh MeshContext, adapter, node, namespace, service string, ttl time.Duration) (string, error) {
+	if node == "" || service == "" {
+		return "", errors.New("minting application token: it needs a node and a service")
+	}
+	ns := Instance{Namespace: namespace}.NS()
+	return mint(mesh, joinClaims{Adapter: adapter, Node: node, Service: service, Namespace: ns}, ttl)
+}
+
 func mint(mesh MeshContext, c joinClaims, ttl time.Duration) (string, error) {
 	if len(mesh.JoinKey) == 0 {
 		return "", errors.New("minting join token: the controller sent no join key; announce CapJoinTokens in Info so that it does")

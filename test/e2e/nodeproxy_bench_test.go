@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,6 +75,63 @@ func BenchmarkProxyMemory(b *testing.B) {
 				b.ReportMetric(float64(total)/1024/float64(n), "MiB/instance")
 			})
 		}
+	}
+}
+
+// BenchmarkProxyMemoryPerApplication compares the three models on one
+// node with several applications: 5 services of 2 instances each, every
+// instance calling its own service, with a sidecar per instance, a proxy
+// per application (5 processes) or one node proxy. Reported as
+// BenchmarkProxyMemory does. Run it with
+//
+//	go test -run '^$' -bench BenchmarkProxyMemoryPerApplication -benchtime 1x ./test/e2e/
+func BenchmarkProxyMemoryPerApplication(b *testing.B) {
+	const services, perService = 5, 2
+	var policy strings.Builder
+	policy.WriteString("mesh {\n  trust_domain   = \"weft.test\"\n  default_action = \"deny\"\n}\n")
+	for i := range services {
+		fmt.Fprintf(&policy, "service \"s%d\" {\n  protocol = \"http\"\n  binding \"local\" { name = \"s%d\" }\n  upstream \"s%d\" { local_port = 9001 }\n}\nintention \"s%d\" \"s%d\" { action = \"allow\" }\n", i, i, i, i, i)
+	}
+	for _, mode := range []string{"sidecar", "application", "node"} {
+		b.Run(mode, func(b *testing.B) {
+			app := filepath.Join(binDir, "weft-demo-app")
+			var workloads string
+			for i := range services {
+				workloads += harness.Workload("s"+strconv.Itoa(i), app, "instances = "+strconv.Itoa(perService),
+					`proxy_mode = "`+mode+`"`, `env = { UPSTREAM_SELF = "http://${HOST}:9001" }`)
+			}
+			n := services * perService
+			m := harness.StartLocalMesh(b, binDir, b.TempDir(), policy.String(), workloads, "127.0.119.2",
+				"--adapter-option", "local.isolation=none")
+			s := m.Controller.WaitFor(b, "the mesh to converge", 180*time.Second, harness.Converged(n))
+			for _, in := range s.Instances {
+				harness.Eventually(b, in.ID+" calling its service", 30*time.Second, func() error {
+					_, err := harness.CallThrough(in.Address+":8080", "/call/self")
+					return err
+				})
+			}
+			s = m.Controller.WaitFor(b, "every proxy's pid", 30*time.Second, func(s *harness.Status) bool {
+				for _, in := range s.Instances {
+					if in.Labels["proxy_pid"] == "" {
+						return false
+					}
+				}
+				return len(s.Instances) == n
+			})
+			pids := map[string]bool{}
+			for _, in := range s.Instances {
+				pids[in.Labels["proxy_pid"]] = true
+			}
+			total := 0
+			for pid := range pids {
+				total += rssKiB(b, pid)
+			}
+			for range b.N {
+			}
+			b.ReportMetric(float64(len(pids)), "proxies")
+			b.ReportMetric(float64(total)/1024, "proxy-MiB")
+			b.ReportMetric(float64(total)/1024/float64(n), "MiB/instance")
+		})
 	}
 }
 

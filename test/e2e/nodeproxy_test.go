@@ -228,47 +228,172 @@ func otherNodeRefused(t *testing.T, ctl *harness.Controller) {
 	}
 }
 
-// With the guard on, the node-mode instances are left out of it and say
-// so (isolation none), while the sidecar-mode store stays guarded, and
-// traffic goes both ways between the node proxy and the guarded sidecar.
-func TestNodeProxyBesideTheGuard(t *testing.T) {
+// sharedWorkloads: web on the node proxy, api (two instances) on its
+// application proxy, store on a sidecar.
+func sharedWorkloads() string {
+	app := filepath.Join(binDir, "weft-demo-app")
+	return harness.Workload("web", app, `proxy_mode = "node"`, `env = { UPSTREAM_API = "http://${HOST}:9001", UPSTREAM_STORE = "http://${HOST}:9002" }`) +
+		harness.Workload("api", app, `proxy_mode = "application"`, `instances = 2`, `env = { UPSTREAM_WEB = "http://${HOST}:9001", UPSTREAM_STORE = "http://${HOST}:9002" }`) +
+		harness.Workload("store", app, `env = { UPSTREAM_API = "http://${HOST}:9001" }`)
+}
+
+// The guard with the three models side by side: web on the node proxy,
+// api's two instances on one application proxy, store on its sidecar.
+// Every instance is guarded: no app port takes a connection from this
+// test; each app reaches its own proxy's outbound listeners and calls go
+// through with the caller's identity across the models. The application
+// proxy's group reaches its own application's apps (both api instances)
+// and no other app (web's, store's); the node proxy's group reaches web's
+// app and not api's.
+func TestSharedProxiesBehindTheGuard(t *testing.T) {
 	nft := nftBinary(t)
-	ctl := harness.StartLocalMesh(t, binDir, t.TempDir(), nodePolicy, nodeWorkloads(), "127.0.117.40", "--adapter-option", "local.node=node-a").Controller
-	s := ctl.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(3))
+	ctl := harness.StartLocalMesh(t, binDir, t.TempDir(), nodePolicy, sharedWorkloads(), "127.0.117.40", "--adapter-option", "local.node=node-a").Controller
+	s := ctl.WaitFor(t, "the mesh to converge", 90*time.Second, harness.Converged(4))
 	for _, a := range s.Adapters {
 		table := fmt.Sprintf("weft_local_%d", a.Pid)
 		t.Cleanup(func() { _ = exec.Command(nft, "delete", "table", "inet", table).Run() })
 	}
-	s = ctl.WaitFor(t, "the store guarded", 30*time.Second, func(s *harness.Status) bool {
+	s = ctl.WaitFor(t, "every instance guarded", 30*time.Second, func(s *harness.Status) bool {
 		for _, in := range s.Instances {
-			if in.Service == "store" && in.Isolation != "guard" {
+			if in.Isolation != "guard" {
 				return false
 			}
 		}
-		return true
+		return len(s.Instances) == 4
 	})
+	addr, proxyPID := map[string]string{}, map[string]string{}
 	for _, in := range s.Instances {
-		want := "none"
-		if in.Service == "store" {
-			want = "guard"
-		}
-		if in.Isolation != want {
-			t.Errorf("%s: isolation %q, want %q", in.ID, in.Isolation, want)
-		}
+		addr[in.ID], proxyPID[in.ID] = in.Address, in.Labels["proxy_pid"]
 	}
-	// web (node proxy) -> store (guarded sidecar) -> its app; and the
-	// store's app is closed to this test.
-	harness.Eventually(t, "web calling store", 30*time.Second, func() error {
-		a, err := harness.CallThrough(net.JoinHostPort(s.Address("web"), "8080"), "/call/store")
-		if err != nil {
-			return err
+	if proxyPID["api-0"] != proxyPID["api-1"] || proxyPID["api-0"] == proxyPID["web-0"] || proxyPID["api-0"] == proxyPID["store-0"] || proxyPID["web-0"] == proxyPID["store-0"] {
+		t.Fatalf("proxy pids %v: want api-0 and api-1 on one application proxy, web-0 on the node proxy, store-0 on its sidecar", proxyPID)
+	}
+	appURL := func(id string) string { return "http://" + net.JoinHostPort(addr[id], "8080") + "/" }
+
+	t.Run("no app port takes a connection from another process", func(t *testing.T) {
+		for _, id := range []string{"web-0", "api-0", "api-1", "store-0"} {
+			if err := dialRefused(net.JoinHostPort(addr[id], "8080")); err != nil {
+				t.Error(err)
+			}
 		}
-		if a.Response.Caller != id("web") {
-			return fmt.Errorf("store saw caller %q", a.Response.Caller)
-		}
-		return nil
 	})
-	if code, _, err := harness.Get(t.Context(), "http://"+net.JoinHostPort(s.Address("store"), "8080")+"/"); err == nil {
-		t.Errorf("the guarded store's app answered this test directly (%d)", code)
+
+	// Each app calls through its own proxy's outbound listeners (the
+	// test runs the call as the app's group, which the guard lets reach
+	// its own app).
+	for _, tc := range []struct{ from, path, callee, caller string }{
+		{"web-0", "/call/store", "store", id("web")},
+		{"web-0", "/call/api", "api", id("web")},
+		{"api-1", "/call/web", "web", id("api")},
+		{"store-0", "/call/api", "api", id("store")},
+	} {
+		t.Run(tc.from+tc.path, func(t *testing.T) {
+			var last string
+			harness.Eventually(t, tc.from+" calling "+tc.path, 30*time.Second, func() error {
+				got, err := fetchAs(t, appGID(t, addr[tc.from]), "http://"+net.JoinHostPort(addr[tc.from], "8080")+tc.path)
+				if err != nil {
+					return err
+				}
+				last = got
+				code, body, _ := strings.Cut(got, " ")
+				var a harness.DemoAnswer
+				if err := json.Unmarshal([]byte(body), &a); err != nil || code != "200" || a.Status != 200 {
+					return fmt.Errorf("answer %q", got)
+				}
+				if a.Response.Service != tc.callee || a.Response.Caller != tc.caller {
+					return fmt.Errorf("%s saw caller %q, want %s at %s", a.Response.Service, a.Response.Caller, tc.caller, tc.callee)
+				}
+				return nil
+			})
+			t.Logf("%s%s: %s", tc.from, tc.path, last)
+		})
 	}
+
+	t.Run("a shared proxy's group reaches the apps it serves and no other", func(t *testing.T) {
+		appProxy, nodeProxy := procGID(t, proxyPID["api-0"]), procGID(t, proxyPID["web-0"])
+		for _, tc := range []struct {
+			proxy string
+			gid   uint32
+			app   string
+			ok    bool
+		}{
+			{"api's application proxy", appProxy, "api-0", true},
+			{"api's application proxy", appProxy, "api-1", true},
+			{"api's application proxy", appProxy, "web-0", false},
+			{"api's application proxy", appProxy, "store-0", false},
+			{"the node proxy", nodeProxy, "web-0", true},
+			{"the node proxy", nodeProxy, "api-1", false},
+		} {
+			got, err := fetchAs(t, tc.gid, appURL(tc.app))
+			switch {
+			case tc.ok && (err != nil || !strings.HasPrefix(got, "200 ")):
+				t.Errorf("%s (gid %d) could not reach %s's app: %q, %v", tc.proxy, tc.gid, tc.app, got, err)
+			case !tc.ok && (err == nil || !strings.Contains(err.Error(), "refused")):
+				t.Errorf("%s (gid %d) reached %s's app: %q, %v; want connection refused", tc.proxy, tc.gid, tc.app, got, err)
+			}
+		}
+	})
+
+	t.Run("an application proxy is refused another application's certificate", func(t *testing.T) {
+		applicationRefused(t, ctl)
+	})
+}
+
+// applicationRefused: a compromised application proxy of api on node-a
+// (its application token from the admin API, as a launcher would get it)
+// asks for web-0, on the same node: the controller refuses it, at the Join
+// RPC and when a real weft-proxy tries. Its node's token would admit web-0
+// (the same node): what refuses it is the token's application scope.
+func applicationRefused(t *testing.T, ctl *harness.Controller) {
+	var out struct{ Token string }
+	if err := ctl.Call("POST", "/v1/join-tokens", map[string]any{"adapter": "local", "node": "node-a", "service": "api", "ttl_seconds": 60}, &out); err != nil || !strings.HasPrefix(out.Token, "wj1.") {
+		t.Fatalf("application token for api on node-a: %v %+v", err, out)
+	}
+	apiToken := out.Token
+	mc := meshClient(t, ctl)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, inst := range []string{"web-0", "store-0"} {
+		_, err := mc.Join(ctx, &meshapi.JoinRequest{InstanceId: inst, JoinToken: apiToken, CsrDer: newCSR(t)})
+		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), `the proxy of application default/api on node "node-a" may not serve instance "`+inst+`"`) {
+			t.Errorf("api's application token for %s: %v, want PermissionDenied naming the application", inst, err)
+		}
+	}
+
+	// The real process: it serves nothing and says why.
+	cmd := exec.Command(filepath.Join(binDir, "weft-proxy"), "--node", "node-a",
+		"--serve", "web-0=127.0.117.250:15000", "--controller", ctl.Listen,
+		"--trust-bundle", ctl.WaitCACert(t), "--data-dir", t.TempDir())
+	cmd.Env = append(harness.WithoutWeftEnv(), "WEFT_NODE_TOKEN="+apiToken)
+	p := harness.Start(t, "api's application proxy asking for web-0", cmd, harness.Options{})
+	select {
+	case <-p.Exited():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the application proxy still runs after 30s:\n%s", p.Out.String())
+	}
+	if out := p.Out.String(); !strings.Contains(out, `may not serve instance "web-0": it is an instance of default/web`) {
+		t.Errorf("the application proxy does not say it was refused web-0:\n%s", out)
+	}
+}
+
+// procGID returns the effective group of process pid.
+func procGID(t *testing.T, pid string) uint32 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Gid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 1 {
+				g, err := strconv.ParseUint(f[1], 10, 32)
+				if err == nil {
+					return uint32(g)
+				}
+			}
+		}
+	}
+	t.Fatalf("no Gid in /proc/%s/status", pid)
+	return 0
 }

@@ -1,12 +1,25 @@
 package harness
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 )
 
 // FreePorts returns n distinct TCP ports of 127.0.0.1 that were free a
 // moment ago (each held open until all n are found, so that none repeats).
+//
+// The ports are drawn at random below the kernel's ephemeral range
+// (ip_local_port_range), where the kernel never picks the source port of
+// an outgoing connection: a port from the range (net.Listen on port 0)
+// can be taken by any process's connect before the test binds it again,
+// which made tests that put ports in a policy fail now and then with
+// "address already in use" while other packages ran. Where the range
+// cannot be read, the kernel picks (port 0).
 func FreePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
@@ -14,9 +27,10 @@ func FreePorts(n int) ([]int, error) {
 			l.Close()
 		}
 	}()
+	lo, hi := belowEphemeral()
 	var out []int
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := listenBelow(lo, hi)
 		if err != nil {
 			return nil, err
 		}
@@ -24,6 +38,36 @@ func FreePorts(n int) ([]int, error) {
 		out = append(out, l.Addr().(*net.TCPAddr).Port)
 	}
 	return out, nil
+}
+
+// listenBelow listens on a random free port of [lo, hi), or on port 0
+// when that span is empty or 64 draws found nothing free.
+func listenBelow(lo, hi int) (net.Listener, error) {
+	for i := 0; hi > lo && i < 64; i++ {
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", lo+rand.IntN(hi-lo))); err == nil {
+			return l, nil
+		}
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
+}
+
+// belowEphemeral is the span of ports FreePorts draws from: from 10000 up
+// to the start of the ephemeral range; empty when that cannot be read or
+// starts too low.
+func belowEphemeral() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0
+	}
+	start, err := strconv.Atoi(f[0])
+	if err != nil || start <= 11000 {
+		return 0, 0
+	}
+	return 10000, start
 }
 
 // FreePort is one port of FreePorts: a TCP port of 127.0.0.1 nothing

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,15 +32,11 @@ func (s *SyncBuffer) String() string {
 	return s.b.String()
 }
 
-// FreeAddr returns a 127.0.0.1 address whose port was free a moment ago.
+// FreeAddr returns a 127.0.0.1 address whose port was free a moment ago
+// (FreePort: drawn below the ephemeral range).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
 }
 
 // Tail is the last n lines of s.

@@ -41,7 +41,7 @@ const convergeWithin = 2 * time.Second
 // local-adapter service, through the Kubernetes promises, in order.
 func TestKubernetesMesh(t *testing.T) {
 	c := kubetest.Start(t)
-	ns := "default"
+	ns := "shop" // the example's meshed namespace (examples/kubernetes/app.yaml)
 	c.Namespace(ns, "web", "api")
 	c.CreateService(ns, "web", map[string]string{"app": "web"}, appPort)
 	c.CreateService(ns, "api", map[string]string{"app": "api"}, appPort)
@@ -66,7 +66,7 @@ func TestKubernetesMesh(t *testing.T) {
 				t.Fatalf("web -> api: %v", err)
 			}
 			resp, _ := out["response"].(map[string]any)
-			if caller, _ := resp["caller"].(string); caller != "spiffe://"+trustDomain+"/ns/default/svc/web" {
+			if caller, _ := resp["caller"].(string); caller != "spiffe://"+trustDomain+"/ns/"+ns+"/svc/web" {
 				t.Fatalf("api saw caller %q, want web's SPIFFE ID (verified over mTLS); answer %v", caller, out)
 			}
 			inst, _ := resp["instance"].(string)
@@ -88,7 +88,7 @@ func TestKubernetesMesh(t *testing.T) {
 		}
 		inner, _ := out["response"].(map[string]any)
 		store, _ := inner["response"].(map[string]any)
-		if store["service"] != "store" || store["caller"] != "spiffe://"+trustDomain+"/ns/default/svc/api" {
+		if store["service"] != "store" || store["caller"] != "spiffe://"+trustDomain+"/ns/"+ns+"/svc/api" {
 			t.Errorf("store answered %v, want service store called by api's identity", store)
 		}
 	})

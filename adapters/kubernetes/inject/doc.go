@@ -6,7 +6,11 @@
 //
 // Entry point: Handler, an http.Handler for AdmissionReview v1 requests;
 // Mutate is the pure function it applies to a pod. The runnable server is
-// examples/kubernetes/injector.
+// `weft injector` (cmd/weft/injector.go), which runs Serve: HTTPS with a
+// certificate read again when its files change (CertFiles), and GET /healthz.
+// The sidecar is a native sidecar container (an init container with
+// restartPolicy Always) with a restricted security context (Restricted)
+// and requests and limits (DefaultResources).
 //
 // Place in the data flow: kubectl apply -> kube-apiserver -> (this
 // webhook) -> the pod as stored -> kubelet; the adapter then sees the pod

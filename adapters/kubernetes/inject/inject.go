@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -32,6 +34,33 @@ type Options struct {
 	Audience          string // token audience; default "weft"
 	MeshPort          int    // default 15001
 	AdminPort         int    // default 15000
+	// Resources of the sidecar; default DefaultResources.
+	Resources corev1.ResourceRequirements
+}
+
+// DefaultResources are the sidecar's requests and limits unless Options
+// say otherwise: a proxy of a few connections needs a few MiB; the limit
+// leaves room for bursts of TLS handshakes.
+func DefaultResources() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("256Mi")},
+	}
+}
+
+// Restricted is the sidecar's security context, which the Pod Security
+// "restricted" profile admits: a non-root user (the images' weft, 65532),
+// no privilege escalation, no capability, the runtime's default seccomp
+// profile, and a read-only root file system (weft-proxy writes nothing
+// without --data-dir).
+func Restricted() *corev1.SecurityContext {
+	no, yes, uid := false, true, int64(65532)
+	return &corev1.SecurityContext{
+		RunAsNonRoot: &yes, RunAsUser: &uid, RunAsGroup: &uid,
+		AllowPrivilegeEscalation: &no, ReadOnlyRootFilesystem: &yes,
+		Capabilities:   &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
 }
 
 func (o Options) withDefaults() Options {
@@ -43,6 +72,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.AdminPort == 0 {
 		o.AdminPort = 15000
+	}
+	if o.Resources.Requests == nil && o.Resources.Limits == nil {
+		o.Resources = DefaultResources()
 	}
 	return o
 }
@@ -74,7 +106,7 @@ func Mutate(o Options, pod *corev1.Pod) ([]patchOp, error) {
 	if v := pod.Annotations[AnnotationInject]; v != "true" {
 		return nil, nil
 	}
-	for _, c := range pod.Spec.Containers {
+	for _, c := range append(slices.Clone(pod.Spec.InitContainers), pod.Spec.Containers...) {
 		if c.Name == ContainerName {
 			return nil, nil // already there, written by hand or injected before
 		}
@@ -91,10 +123,11 @@ func Mutate(o Options, pod *corev1.Pod) ([]patchOp, error) {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
 	}
 	exp := int64(3600)
+	always := corev1.ContainerRestartPolicyAlways
 	sidecar := corev1.Container{
 		Name:    ContainerName,
 		Image:   o.ProxyImage,
-		Command: []string{"weft-proxy"},
+		Command: []string{"/usr/bin/weft-proxy"}, // the weft-proxy image's binary (make images)
 		Args: []string{
 			"--instance=$(POD_NAMESPACE)/$(POD_NAME)",
 			"--controller=" + o.Controller,
@@ -115,6 +148,12 @@ func Mutate(o Options, pod *corev1.Pod) ([]patchOp, error) {
 			{Name: "weft-token", MountPath: "/var/run/secrets/weft", ReadOnly: true},
 			{Name: "weft-trust", MountPath: "/etc/weft/trust", ReadOnly: true},
 		},
+		// A native sidecar (Kubernetes 1.29+): an init container that
+		// keeps running, started before the app's containers and stopped
+		// after them, so the app's first call and last call have a proxy.
+		RestartPolicy:   &always,
+		SecurityContext: Restricted(),
+		Resources:       o.Resources,
 	}
 	volumes := []corev1.Volume{
 		{Name: "weft-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
@@ -124,11 +163,22 @@ func Mutate(o Options, pod *corev1.Pod) ([]patchOp, error) {
 			LocalObjectReference: corev1.LocalObjectReference{Name: o.TrustBundleConfig}}}},
 	}
 
-	ops := []patchOp{{Op: "add", Path: "/spec/containers/-", Value: sidecar}}
+	// First among the init containers: those after it (and the app)
+	// start once it has started.
+	ops := []patchOp{{Op: "add", Path: "/spec/initContainers", Value: []corev1.Container{sidecar}}}
+	if len(pod.Spec.InitContainers) > 0 {
+		ops = []patchOp{{Op: "add", Path: "/spec/initContainers/0", Value: sidecar}}
+	}
 	if len(pod.Spec.Volumes) == 0 {
 		ops = append(ops, patchOp{Op: "add", Path: "/spec/volumes", Value: volumes})
 	} else {
 		for _, v := range volumes {
+			// A pod that declares the volume already (a template written
+			// for the sidecar) keeps its own: a second one of the name
+			// would make the API server refuse the pod.
+			if slices.ContainsFunc(pod.Spec.Volumes, func(have corev1.Volume) bool { return have.Name == v.Name }) {
+				continue
+			}
 			ops = append(ops, patchOp{Op: "add", Path: "/spec/volumes/-", Value: v})
 		}
 	}

@@ -27,6 +27,20 @@ func podWith(annotations map[string]string, containers ...string) *corev1.Pod {
 	return p
 }
 
+func withInit(p *corev1.Pod, names ...string) *corev1.Pod {
+	for _, n := range names {
+		p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: n})
+	}
+	return p
+}
+
+func withVolumes(p *corev1.Pod, names ...string) *corev1.Pod {
+	for _, n := range names {
+		p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: n})
+	}
+	return p
+}
+
 func TestMutate(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -38,6 +52,10 @@ func TestMutate(t *testing.T) {
 		{"asked false", podWith(map[string]string{AnnotationInject: "false"}, "app"), 0, ""},
 		{"asked", podWith(map[string]string{AnnotationInject: "true"}, "app"), 4, ""},
 		{"already has the sidecar", podWith(map[string]string{AnnotationInject: "true"}, "app", ContainerName), 0, ""},
+		{"already has the native sidecar", withInit(podWith(map[string]string{AnnotationInject: "true"}, "app"), ContainerName), 0, ""},
+		{"has init containers", withInit(podWith(map[string]string{AnnotationInject: "true"}, "app"), "migrate"), 4, ""},
+		{"declares the sidecar's volumes", withVolumes(podWith(map[string]string{AnnotationInject: "true"}, "app"), "weft-token", "weft-trust"), 3, ""},
+		{"declares one of them", withVolumes(podWith(map[string]string{AnnotationInject: "true"}, "app"), "weft-trust", "data"), 4, ""},
 		{"mesh port given", podWith(map[string]string{AnnotationInject: "true", AnnotationMeshPort: "16001"}, "app"), 4, ""},
 		{"mesh port malformed", podWith(map[string]string{AnnotationInject: "true", AnnotationMeshPort: "x"}, "app"), 0, "not a port number"},
 	} {
@@ -56,7 +74,13 @@ func TestMutate(t *testing.T) {
 	}
 	ops, _ := Mutate(opts, podWith(map[string]string{AnnotationInject: "true", AnnotationMeshPort: "16001"}, "app"))
 	b, _ := json.Marshal(ops)
-	for _, want := range []string{`"name":"weft-proxy"`, `"--credential-adapter=kubernetes"`, `"audience":"weft"`, `"containerPort":16001`, `"path":"/metadata/annotations/weft.io~1mesh-port","value":"16001"`} {
+	// A pod with init containers gets the sidecar first among them.
+	ops, _ = Mutate(opts, withInit(podWith(map[string]string{AnnotationInject: "true"}, "app"), "migrate"))
+	if len(ops) == 0 || ops[0].Path != "/spec/initContainers/0" {
+		t.Errorf("pod with an init container: first op %+v, want an add at /spec/initContainers/0", ops)
+	}
+	for _, want := range []string{`"path":"/spec/initContainers","value":[{"name":"weft-proxy"`, `"restartPolicy":"Always"`, `"--credential-adapter=kubernetes"`, `"audience":"weft"`, `"containerPort":16001`, `"path":"/metadata/annotations/weft.io~1mesh-port","value":"16001"`,
+		`"runAsNonRoot":true`, `"allowPrivilegeEscalation":false`, `"drop":["ALL"]`, `"seccompProfile":{"type":"RuntimeDefault"}`, `"readOnlyRootFilesystem":true`, `"limits":{"cpu":"1","memory":"256Mi"}`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("patch lacks %s:\n%s", want, b)
 		}
@@ -106,13 +130,16 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 		if err != nil {
 			t.Fatalf("creating an annotated pod through the webhook: %v", err)
 		}
-		if len(pod.Spec.Containers) == 2 || ctx.Err() != nil {
+		if len(pod.Spec.InitContainers) == 1 || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(200 * time.Millisecond) // waiting for the API server's webhook watch, bounded by ctx
 	}
-	if len(pod.Spec.Containers) != 2 || pod.Spec.Containers[1].Name != ContainerName {
-		t.Fatalf("stored pod has containers %v, want app and weft-proxy", pod.Spec.Containers)
+	if len(pod.Spec.Containers) != 1 || len(pod.Spec.InitContainers) != 1 || pod.Spec.InitContainers[0].Name != ContainerName {
+		t.Fatalf("stored pod has containers %v and init containers %v, want app and the native sidecar weft-proxy", pod.Spec.Containers, pod.Spec.InitContainers)
+	}
+	if rp := pod.Spec.InitContainers[0].RestartPolicy; rp == nil || *rp != corev1.ContainerRestartPolicyAlways {
+		t.Errorf("the sidecar's restartPolicy is %v, want Always (a native sidecar)", rp)
 	}
 	if pod.Annotations[AnnotationMeshPort] != "15001" || pod.Annotations[AnnotationInjected] != "true" {
 		t.Errorf("annotations %v, want weft.io/mesh-port 15001 and weft.io/injected", pod.Annotations)

@@ -1,7 +1,7 @@
 # The policy of the Kubernetes example: web calls api, api calls store
 # (which may run anywhere: a pod, a Nomad job, a local process), nothing
-# else passes. Pods of service S run as service account S in namespace
-# "default" (see ../README.md).
+# else passes. Pods of service S run as service account S, web and api in
+# namespace "shop" (see ../README.md).
 mesh {
   trust_domain   = "weft.example"
   default_action = "deny"
@@ -12,9 +12,10 @@ mesh {
 # each scheduler that may run it.
 
 service "web" {
-  protocol = "http"
+  namespace = "shop" # the pods' namespace (app.yaml): their identity is spiffe://weft.example/ns/shop/svc/web
+  protocol  = "http"
   binding "kubernetes" {
-    namespace       = "default"
+    namespace       = "shop"
     service_account = "web"
   }
 
@@ -24,9 +25,10 @@ service "web" {
 }
 
 service "api" {
-  protocol = "http"
+  namespace = "shop"
+  protocol  = "http"
   binding "kubernetes" {
-    namespace       = "default"
+    namespace       = "shop"
     service_account = "api"
   }
 
@@ -35,6 +37,8 @@ service "api" {
   }
 }
 
+# store is in the default namespace: a local process (the test's) or a
+# Nomad job is, and so must a store pod be.
 service "store" {
   protocol = "http"
   binding "kubernetes" {
@@ -49,6 +53,6 @@ intention "web" "api" {
   action = "allow"
 }
 
-intention "api" "store" {
+intention "shop/api" "store" {
   action = "allow"
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -123,6 +124,24 @@ func Start(t testing.TB) *Agent {
 type Options struct {
 	// NoACL runs Nomad without ACLs (then Token is empty).
 	NoACL bool
+	// HostVolumes are the client's host volumes, name to path.
+	HostVolumes map[string]string
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Agent {
+	t.Helper()
+	a, err := LaunchWith(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("nomad agent log (tail):\n%s", a.tail())
+		}
+		a.Close()
+	})
+	return a
 }
 
 // Launch starts a dev agent and waits until its node is ready and its
@@ -157,13 +176,13 @@ client {
   min_dynamic_port = 24000
   max_dynamic_port = 28999
   cni_path         = %q
-}
+%s}
 plugin "raw_exec" {
   config {
     enabled = true
   }
 }
-`, filepath.Join(dir, "data"), ports[0], ports[1], ports[2], !o.NoACL, CNIPath)
+`, filepath.Join(dir, "data"), ports[0], ports[1], ports[2], !o.NoACL, CNIPath, hostVolumes(o.HostVolumes))
 	if err := os.WriteFile(filepath.Join(dir, "agent.hcl"), []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
@@ -441,3 +460,17 @@ func cleanEnv() []string {
 
 // tail is the end of the agent's log.
 func (a *Agent) tail() string { return harness.Tail(a.proc.Out.String(), 80) }
+
+// hostVolumes are the client stanza's host_volume blocks, in name order.
+func hostVolumes(vols map[string]string) string {
+	names := make([]string, 0, len(vols))
+	for n := range vols {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "  host_volume %q {\n    path      = %q\n    read_only = false\n  }\n", n, vols[n])
+	}
+	return b.String()
+}

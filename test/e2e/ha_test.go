@@ -1,0 +1,625 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/weftmesh/weft/core/api"
+	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/test/harness"
+)
+
+// haPolicy: two client instances call web. The bindings are strict: every
+// replica knows the local adapter's instances as the local adapter's (the
+// owner runs them, the others watch), so a sidecar joins and renews
+// through any replica.
+const haPolicy = `
+mesh {
+  trust_domain   = "weft.test"
+  default_action = "deny"
+}
+service "client" {
+  protocol = "http"
+  binding "local" { name = "client" }
+  upstream "web" { local_port = 9001 }
+}
+service "web" {
+  protocol = "http"
+  binding "local" { name = "web" }
+}
+intention "client" "web" { action = "allow" }
+`
+
+func haWorkloads(webs int) string {
+	app := filepath.Join(binDir, "weft-demo-app")
+	return harness.Workload("client", app, "instances = 2") + harness.Workload("web", app, fmt.Sprintf("instances = %d", webs))
+}
+
+// haTraffic calls web through each client's sidecar, a GET and a POST in
+// turn, one call every 20 ms, and counts what happens.
+type haTraffic struct {
+	urls []string
+	ok   atomic.Int64
+	fail atomic.Int64
+	mu   sync.Mutex
+	errs []string
+}
+
+func (h *haTraffic) run(ctx context.Context) {
+	c := &http.Client{Timeout: 10 * time.Second}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		url := h.urls[i%len(h.urls)]
+		var req *http.Request
+		if i/len(h.urls)%2 == 0 {
+			req, _ = http.NewRequestWithContext(ctx, "GET", url, nil)
+		} else {
+			req, _ = http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(`{"n":`+fmt.Sprint(i)+`}`))
+		}
+		err := h.once(c, req)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			h.fail.Add(1)
+			h.mu.Lock()
+			if len(h.errs) < 20 {
+				h.errs = append(h.errs, time.Now().Format("15:04:05.000")+" "+req.Method+" "+url+": "+err.Error())
+			}
+			h.mu.Unlock()
+			continue
+		}
+		h.ok.Add(1)
+	}
+}
+
+func (h *haTraffic) once(c *http.Client, req *http.Request) error {
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	var got struct{ Service, Caller string }
+	if resp.StatusCode != 200 || json.Unmarshal(b, &got) != nil || got.Service != "web" || got.Caller != "spiffe://weft.test/ns/default/svc/client" {
+		return fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	return nil
+}
+
+func (h *haTraffic) errors() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.errs)
+}
+
+// waitCalls waits until n more calls than now have succeeded.
+func (h *haTraffic) waitCalls(t *testing.T, what string, n int64) {
+	t.Helper()
+	want := h.ok.Load() + n
+	harness.Eventually(t, what, 30*time.Second, func() error {
+		if h.ok.Load() < want {
+			return fmt.Errorf("%d of %d calls answered, %d failed: %v", h.ok.Load(), want, h.fail.Load(), h.errors())
+		}
+		return nil
+	})
+}
+
+// haCluster is three controller replicas on loopback (raft) whose
+// sidecars run on the local adapter: replica 0 runs the workloads, and
+// replicas 1 and 2 watch them (local.watch), so every replica knows the
+// same instances as the local adapter's and a sidecar, given every
+// replica's address, may use any of them. Replica i listens on
+// 127.0.<net>.<i+1>, ports 7400 (sidecars), 7401 (admin) and 7402
+// (raft); the instances get addresses from 127.0.<net+1>.2 on.
+type haCluster struct {
+	t         *testing.T
+	dir       string
+	net       int
+	workloads string
+	ctls      []*harness.Controller
+	alive     []int // the replicas running, in order
+}
+
+// startHACluster writes policy and workloads and starts the three
+// replicas, with env added to their environment (and so to the sidecars'
+// and apps' the owner starts); it waits until they formed a cluster and
+// know want instances.
+func startHACluster(t *testing.T, netByte int, policy, workloads string, want int, env ...string) *haCluster {
+	t.Helper()
+	c := &haCluster{t: t, dir: t.TempDir(), net: netByte, alive: []int{0, 1, 2}}
+	policyDir := harness.WritePolicy(t, c.dir, policy)
+	c.workloads = filepath.Join(c.dir, "workloads.hcl")
+	harness.WriteFile(t, c.workloads, workloads)
+	key := filepath.Join(c.dir, "state.key")
+	harness.WriteFile(t, key, "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=\n")
+	if err := os.Chmod(key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sidecarCtl := c.listen(0) + "," + c.listen(1) + "," + c.listen(2)
+	c.ctls = make([]*harness.Controller, 3)
+	for i := range c.ctls {
+		args := []string{"--policy-dir", policyDir, "--adapter", "local=" + c.workloads,
+			"--adapter-option", fmt.Sprintf("local.first_address=127.0.%d.2", netByte+1), "--adapter-option", "local.isolation=none",
+			"--sidecar-controller", sidecarCtl,
+			"--raft-dir", filepath.Join(c.dir, fmt.Sprint("raft", i)), "--raft-addr", c.raftAddr(i), "--state-key-file", key, "--bootstrap-expect", "3"}
+		if i > 0 {
+			args = append(args, "--adapter-option", "local.watch="+c.ownerAdapter())
+		}
+		for j := range c.ctls {
+			if j != i {
+				args = append(args, "--join", c.raftAddr(j))
+			}
+		}
+		o := harness.WeftController(binDir, c.data(i), c.listen(i), c.host(i)+":7401", args...)
+		o.Process = harness.CtrlC
+		o.Process.Env = env
+		c.ctls[i] = harness.StartController(t, o)
+	}
+	// Replica 0 may die by SIGKILL, so nothing stops what its local
+	// adapter started: the test does.
+	t.Cleanup(func() {
+		if _, err := os.Stat(filepath.Join(c.ownerAdapter(), "local-state.json")); err != nil {
+			return // the owner stopped them when it stopped (Close)
+		}
+		for _, pid := range instancePids(t, c.data(0)) {
+			if pidAlive(pid) {
+				killPid(pid)
+			}
+		}
+	})
+	for _, ctl := range c.ctls {
+		ctl.WaitFor(t, fmt.Sprintf("a leader, three peers and %d instances", want), 60*time.Second, func(s *harness.Status) bool {
+			return s.Raft != nil && s.Raft.CanIssue && len(s.Raft.Peers) == 3 && len(s.Instances) == want
+		})
+	}
+	return c
+}
+
+func (c *haCluster) host(i int) string     { return fmt.Sprintf("127.0.%d.%d", c.net, i+1) }
+func (c *haCluster) raftAddr(i int) string { return c.host(i) + ":7402" }
+func (c *haCluster) listen(i int) string   { return c.host(i) + ":7400" }
+func (c *haCluster) data(i int) string     { return filepath.Join(c.dir, fmt.Sprint("data", i)) }
+
+// ownerAdapter is the data directory of replica 0's local adapter.
+func (c *haCluster) ownerAdapter() string { return filepath.Join(c.data(0), "adapters", "local") }
+
+// leaderOf is the live replica a live replica names as its leader (one
+// that has not noticed a kill yet still names the dead one).
+func (c *haCluster) leaderOf() int {
+	c.t.Helper()
+	leader := -1
+	c.ctls[c.alive[0]].WaitFor(c.t, "a live raft leader", 30*time.Second, func(s *harness.Status) bool {
+		if s.Raft == nil || !s.Raft.CanIssue {
+			return false
+		}
+		for _, j := range c.alive {
+			if c.raftAddr(j) == s.Raft.Leader {
+				leader = j
+				return true
+			}
+		}
+		return false
+	})
+	return leader
+}
+
+// sidecars waits until each of want's sidecars is connected to one of
+// the live replicas and has ACKed its configuration there, and returns
+// which replica each one uses.
+func (c *haCluster) sidecars(what string, want []string, bound time.Duration) (map[string]int, time.Duration) {
+	c.t.Helper()
+	var on map[string]int
+	took := harness.Eventually(c.t, what, bound, func() error {
+		on = map[string]int{}
+		for _, i := range c.alive {
+			s, err := c.ctls[i].Status()
+			if err != nil {
+				return fmt.Errorf("replica %d: %w", i, err)
+			}
+			for _, sc := range s.Sidecars {
+				if sc.Version != 0 && sc.AckedVersion == sc.Version {
+					on[sc.Instance] = i
+				}
+			}
+		}
+		for _, id := range want {
+			if _, ok := on[id]; !ok {
+				return fmt.Errorf("sidecar %s is on no live replica with its config ACKed; ACKed: %v", id, on)
+			}
+		}
+		return nil
+	})
+	return on, took
+}
+
+func (c *haCluster) kill(i int) {
+	c.t.Helper()
+	c.ctls[i].Kill(c.t)
+	c.alive = slices.DeleteFunc(c.alive, func(j int) bool { return j == i })
+}
+
+func (c *haCluster) restart(i int) {
+	c.t.Helper()
+	c.ctls[i] = c.ctls[i].Restart()
+	c.alive = append(c.alive, i)
+	slices.Sort(c.alive)
+}
+
+// spread restarts the sidecars (the owner starts them again, with new
+// join tokens; each picks a replica at random among those that know its
+// instance) until ok says their replicas suit the test, at most 20 times.
+// At the cluster's start only the owner knows the instances (the watchers
+// learn them from its state file), so the first sidecars join through it.
+// Only before any traffic: a sidecar that restarts fails calls.
+func (c *haCluster) spread(want []string, what string, ok func(on map[string]int) bool) map[string]int {
+	c.t.Helper()
+	for round := 1; ; round++ {
+		on, _ := c.sidecars("every sidecar to join and ACK", want, 30*time.Second)
+		if ok(on) {
+			c.t.Logf("sidecars on replicas %v (%s) after %d round(s) of restarting them", on, what, round)
+			return on
+		}
+		if round == 20 {
+			c.t.Fatalf("after %d rounds of restarting them, the sidecars are on replicas %v; want %s", round, on, what)
+		}
+		killed := map[int]bool{}
+		for i, pid := range instancePids(c.t, c.data(0)) {
+			// Never pid 0 (a sidecar between two runs): kill(0) is the
+			// test's own process group.
+			if i%2 == 1 && pid > 0 {
+				killPid(pid)
+				killed[pid] = true
+			}
+		}
+		harness.Eventually(c.t, "the sidecars to run again", 30*time.Second, func() error {
+			for i, pid := range instancePids(c.t, c.data(0)) {
+				if i%2 == 1 && (killed[pid] || !pidAlive(pid)) {
+					return fmt.Errorf("sidecar pid %d not running again", pid)
+				}
+			}
+			return nil
+		})
+	}
+}
+
+// TestRaftFailoverUnderTraffic is issue 17's end-to-end proof: three
+// controller replicas on loopback (raft), sidecars on the local adapter,
+// steady traffic (GET and POST every 20 ms through both callers'
+// sidecars). Replica 0 runs the local workloads; replicas 1 and 2 watch
+// the same instances (local.watch), so every replica knows them as the
+// local adapter's and every sidecar, given all three addresses, may use
+// any of them. The leader is SIGKILLed (if it is the owner, the owner is
+// killed and restarted first, and adopts its processes), with `weft ca
+// rotate` asked of a survivor at the same moment: it completes once, and
+// every sidecar renews through a survivor; while the leader is gone a new
+// web instance joins and reaches both callers. Then a follower is killed:
+// the last replica keeps its sidecars serving and says it cannot issue
+// (status, log, weft check) until the leader's restart brings quorum
+// back. Finally every replica is SIGKILLed and restarted: a join token
+// spent before is refused by each. No call fails.
+func TestRaftFailoverUnderTraffic(t *testing.T) {
+	start := time.Now()
+	c := startHACluster(t, 118, haPolicy, haWorkloads(1), 3)
+	ctls, workloads := c.ctls, c.workloads
+	kill, restart, sidecars, leaderOf := c.kill, c.restart, c.sidecars, c.leaderOf
+	on, _ := sidecars("every sidecar to join and ACK", []string{"client-0", "client-1", "web-0"}, 60*time.Second)
+	t.Logf("three replicas, three sidecars connected (%v) in %s", on, time.Since(start).Round(time.Millisecond))
+
+	// moved says which sidecars were on replica i (before) and where
+	// each of them is now (after).
+	moved := func(i int, before, after map[string]int) string {
+		var b strings.Builder
+		for _, id := range slices.Sorted(maps.Keys(before)) {
+			if before[id] == i {
+				fmt.Fprintf(&b, " %s to replica %d;", id, after[id])
+			}
+		}
+		if b.Len() == 0 {
+			return " none"
+		}
+		return b.String()
+	}
+	all := func() []string {
+		return []string{"client-0", "client-1", "web-0"}
+	}
+
+	leader := leaderOf()
+	if leader == 0 {
+		// The owner leads: SIGKILL it and restart it (it adopts its
+		// processes), so that the leader killed under traffic below is a
+		// replica that runs no workloads.
+		killed := time.Now()
+		kill(0)
+		leader = leaderOf()
+		elected := time.Since(killed)
+		after, _ := sidecars("the owner's sidecars to move to a survivor", all(), 10*time.Second)
+		t.Logf("the owner (replica 0) led: SIGKILLed; replica %d leads %s later; sidecars on survivors %s after the kill (bound 10s); those of the owner moved:%s",
+			leader, elected.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond), moved(0, on, after))
+		restart(0)
+		ctls[0].WaitFor(t, "the owner back with its three instances", 30*time.Second, func(s *harness.Status) bool {
+			return s.Raft != nil && s.Raft.CanIssue && len(s.Instances) == 3
+		})
+	}
+	follower := 3 - leader // neither the owner (0) nor the leader
+
+	// Both kills below move sidecars: the leader and the other follower
+	// each have at least one.
+	on = c.spread(all(), fmt.Sprintf("some on the leader %d and some on replica %d", leader, follower), func(on map[string]int) bool {
+		var onLeader, onFollower bool
+		for _, i := range on {
+			onLeader = onLeader || i == leader
+			onFollower = onFollower || i == follower
+		}
+		return onLeader && onFollower
+	})
+
+	st, err := ctls[0].Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clients []string
+	for _, in := range st.Instances {
+		if in.Service == "client" {
+			clients = append(clients, in.Address)
+		}
+	}
+	if len(clients) != 2 {
+		t.Fatalf("want two client instances: %+v", st.Instances)
+	}
+	for _, c := range clients {
+		harness.Eventually(t, "the caller at "+c+" to have web-0 in its endpoints again", 10*time.Second, func() error {
+			eps, err := harness.SidecarEndpoints(net.JoinHostPort(c, "15000"), "web")
+			if err != nil {
+				return err
+			}
+			if !slices.Equal(eps, []string{"web-0"}) {
+				return fmt.Errorf("endpoints %v", eps)
+			}
+			return nil
+		})
+	}
+	traffic := &haTraffic{}
+	for _, c := range clients {
+		traffic.urls = append(traffic.urls, "http://"+net.JoinHostPort(c, "9001")+"/")
+	}
+	ctx, stopTraffic := context.WithCancel(context.Background())
+	trafficDone := make(chan struct{})
+	go func() { defer close(trafficDone); traffic.run(ctx) }()
+	defer func() { stopTraffic(); <-trafficDone }()
+	traffic.waitCalls(t, "the first calls through the mesh", 50)
+
+	// A join token spent through one replica is refused by the others.
+	mint := func(c *harness.Controller) string {
+		t.Helper()
+		var out api.JoinTokenResponse
+		if err := c.Call("POST", "/v1/join-tokens", api.JoinTokenRequest{Adapter: "local", Instance: "web-0", Service: "web"}, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out.Token
+	}
+	join := func(c *harness.Controller, tok string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := meshClient(t, c).Join(ctx, &meshapi.JoinRequest{InstanceId: "web-0", JoinToken: tok, CsrDer: newCSR(t)})
+		return err
+	}
+	spent := mint(ctls[1])
+	if err := join(ctls[2], spent); err != nil {
+		t.Fatalf("join through replica 2 with replica 1's token: %v", err)
+	}
+	for _, i := range []int{0, 1, 2} {
+		if err := join(ctls[i], spent); status.Code(err) == codes.OK {
+			t.Fatalf("the token spent through replica 2 joined again through replica %d", i)
+		}
+	}
+
+	rootsBefore := caRoots(t, ctls[0])
+	oldRoot := readRoot(t, ctls[0].CACert())
+
+	// SIGKILL the leader and, at the same moment, ask a survivor to rotate
+	// the CA.
+	type result struct {
+		out string
+		err error
+	}
+	rotated := make(chan result, 1)
+	killed := time.Now()
+	kill(leader)
+	go func() {
+		out, err := runWeft(t, "ca", "rotate", "--admin", ctls[follower].Admin, "--data-dir", ctls[follower].DataDir)
+		rotated <- result{out, err}
+	}()
+	r := <-rotated
+	if r.err != nil {
+		t.Fatalf("weft ca rotate through replica %d while the leader (replica %d) was killed: %v\n%s", follower, leader, r.err, r.out)
+	}
+	t.Logf("weft ca rotate through replica %d, asked as the leader was SIGKILLed, returned %s after the kill:\n%s", follower, time.Since(killed).Round(time.Millisecond), r.out)
+	newLeader := leaderOf()
+	t.Logf("replica %d leads after the kill (%s)", newLeader, time.Since(killed).Round(time.Millisecond))
+	for _, i := range c.alive {
+		roots := caRoots(t, ctls[i])
+		if len(roots.Roots) != 2 || !roots.Roots[0].Active || roots.Roots[1].ID != rootsBefore.Roots[0].ID {
+			t.Fatalf("replica %d's roots after one rotation: %+v, want the new active root and the old one (%s)", i, roots.Roots, rootsBefore.Roots[0].ID)
+		}
+	}
+	newRoot := readRoot(t, ctls[follower].CACert())
+	newRootID := caRoots(t, ctls[follower]).Roots[0].ID
+	if newRoot.Equal(oldRoot) {
+		t.Fatal("the active root did not change")
+	}
+
+	// Every sidecar renews through a survivor: it presents a leaf of the
+	// new root within 5s of the rotation.
+	meshAddr := func(id string) string {
+		for _, in := range st.Instances {
+			if in.ID == id {
+				return net.JoinHostPort(in.Address, "15001")
+			}
+		}
+		t.Fatalf("no instance %s", id)
+		return ""
+	}
+	renewStart := time.Now()
+	after, took := sidecars("every sidecar on a survivor", all(), 10*time.Second)
+	t.Logf("sidecars on survivors %s after the leader's SIGKILL (bound 10s); those of the leader moved:%s", time.Since(killed).Round(time.Millisecond), moved(leader, on, after))
+	for _, id := range all() {
+		took := harness.Eventually(t, id+"'s sidecar to present a leaf of the new root (renewed through a survivor)", 5*time.Second, func() error {
+			chain, err := presentedLeaf(meshAddr(id))
+			if err != nil {
+				return err
+			}
+			if chain[0].CheckSignatureFrom(newRoot) != nil {
+				return fmt.Errorf("leaf of %s", chain[0].Issuer)
+			}
+			return nil
+		})
+		t.Logf("%s (on replica %d) renewed through a survivor: a leaf of the new root %s after the leader's SIGKILL, %s after the rotation returned (bound 5s; waited %s)",
+			id, after[id], time.Since(killed).Round(time.Millisecond), time.Since(renewStart).Round(time.Millisecond), took.Round(time.Millisecond))
+	}
+
+	// While the leader is gone: a new web instance joins through a
+	// survivor, and reaches both callers' endpoints.
+	changed := time.Now()
+	harness.ReplaceFile(t, workloads, haWorkloads(2))
+	after, took = sidecars("the new instance web-1 to join through a survivor and ACK", append(all(), "web-1"), 5*time.Second)
+	t.Logf("web-1 joined through replica %d (the leader, replica %d, is dead) and ACKed %s after the workloads file changed (bound 5s)", after["web-1"], leader, took.Round(time.Millisecond))
+	for _, c := range clients {
+		took := harness.Eventually(t, "the caller at "+c+" to have web-1 in its endpoints", 5*time.Second, func() error {
+			eps, err := harness.SidecarEndpoints(net.JoinHostPort(c, "15000"), "web")
+			if err != nil {
+				return err
+			}
+			if !slices.Equal(eps, []string{"web-0", "web-1"}) {
+				return fmt.Errorf("endpoints %v", eps)
+			}
+			return nil
+		})
+		t.Logf("the endpoint change reached the caller at %s %s after the workloads file changed (bound 5s; waited %s)", c, time.Since(changed).Round(time.Millisecond), took.Round(time.Millisecond))
+	}
+	all = func() []string { return []string{"client-0", "client-1", "web-0", "web-1"} }
+	traffic.waitCalls(t, "calls after the change", 50)
+
+	// Kill the other follower too: the owner is alone, keeps its sidecars
+	// serving, and says it cannot issue.
+	kill(follower)
+	lost := time.Now()
+	s := ctls[0].WaitFor(t, "the last replica to say it cannot issue", 15*time.Second, func(s *harness.Status) bool {
+		return s.Raft != nil && !s.Raft.CanIssue && s.Raft.Problem != ""
+	})
+	t.Logf("the last replica says %q %s after the second kill", s.Raft.Problem, time.Since(lost).Round(time.Millisecond))
+	before := after
+	after, took = sidecars("every sidecar on the last replica, without a quorum", all(), 10*time.Second)
+	t.Logf("sidecars on the last replica %s after the follower's SIGKILL (bound 10s); those of the follower moved:%s", time.Since(lost).Round(time.Millisecond), moved(follower, before, after))
+	statusOut, _, _ := ctls[0].RunWeft(t, filepath.Join(binDir, "weft"), "status")
+	if !strings.Contains(statusOut, "CANNOT ISSUE") {
+		t.Errorf("weft status without a quorum does not say it cannot issue:\n%s", statusOut)
+	}
+	rep, _, code := ctls[0].Check(t, filepath.Join(binDir, "weft"))
+	raftFail := false
+	for _, f := range rep.Mesh {
+		if f.Check == "raft" && f.Level == "fail" {
+			raftFail = true
+			t.Logf("weft check without a quorum (exit %d): %s", code, f.Detail)
+		}
+	}
+	if code == 0 || !raftFail {
+		t.Errorf("weft check without a quorum: exit %d, findings %+v; want a raft failure", code, rep.Mesh)
+	}
+	harness.Eventually(t, "the log to say raft has no leader", 5*time.Second, func() error {
+		if !strings.Contains(ctls[0].Out.String(), "raft: no leader") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	if err := join(ctls[0], mint(ctls[0])); status.Code(err) == codes.OK {
+		t.Fatal("a join succeeded without a quorum")
+	} else {
+		t.Logf("a join without a quorum is refused: %v", err)
+	}
+	asked := time.Now()
+	out, err := runWeft(t, "ca", "rotate", "--admin", ctls[0].Admin, "--data-dir", ctls[0].DataDir)
+	if err == nil || !strings.Contains(out, "quorum") {
+		t.Errorf("weft ca rotate without a quorum: %v, want a failure that names the lost quorum:\n%s", err, out)
+	}
+	t.Logf("weft ca rotate without a quorum fails after %s: %s", time.Since(asked).Round(time.Millisecond), strings.TrimSpace(out))
+	traffic.waitCalls(t, "calls without a quorum", 50)
+
+	// Restart the leader: quorum is back.
+	restart(leader)
+	back := time.Now()
+	ctls[0].WaitFor(t, "the last replica to issue again", 30*time.Second, func(s *harness.Status) bool { return s.Raft != nil && s.Raft.CanIssue })
+	t.Logf("quorum back %s after the killed leader's restart", time.Since(back).Round(time.Millisecond))
+	harness.Eventually(t, "the log to say quorum is back", 5*time.Second, func() error {
+		if !strings.Contains(ctls[0].Out.String(), "raft: quorum is back") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	restart(follower)
+	for _, i := range c.alive {
+		ctls[i].WaitFor(t, "every replica to issue, with four instances", 30*time.Second, func(s *harness.Status) bool {
+			return s.Raft != nil && s.Raft.CanIssue && len(s.Instances) == 4
+		})
+	}
+	sidecars("every sidecar on a live replica", all(), 30*time.Second)
+	traffic.waitCalls(t, "calls after both restarts", 50)
+
+	// A full restart: every replica SIGKILLed and started again. The
+	// spent token stays spent on every one.
+	for _, i := range []int{0, 1, 2} {
+		kill(i)
+	}
+	for _, i := range []int{0, 1, 2} {
+		restart(i)
+	}
+	for _, i := range c.alive {
+		ctls[i].WaitFor(t, "every replica back after a full restart", 60*time.Second, func(s *harness.Status) bool {
+			return s.Raft != nil && s.Raft.CanIssue && len(s.Instances) == 4
+		})
+	}
+	for i, c := range ctls {
+		if roots := caRoots(t, c); len(roots.Roots) != 2 || roots.Roots[0].ID != newRootID {
+			t.Errorf("replica %d's roots after a full restart: %+v, want the one rotation's two (active %s)", i, roots.Roots, newRootID)
+		}
+		if err := join(c, spent); status.Code(err) == codes.OK {
+			t.Fatalf("the spent token joined through replica %d after a full restart", i)
+		} else {
+			t.Logf("replica %d refuses the spent token after a full restart: %v", i, err)
+		}
+	}
+	sidecars("every sidecar on a replica after the full restart", all(), 30*time.Second)
+	traffic.waitCalls(t, "calls after the full restart", 50)
+
+	stopTraffic()
+	<-trafficDone
+	t.Logf("steady traffic: %d calls answered, %d failed", traffic.ok.Load(), traffic.fail.Load())
+	if n := traffic.fail.Load(); n != 0 {
+		t.Errorf("%d calls failed, want 0: %v", n, traffic.errors())
+	}
+}
