@@ -271,6 +271,7 @@ type replica struct {
 	listen, admin, raf string
 	data               string
 	client             *api.Client
+	dead               bool // killed on purpose
 }
 
 func (r *replica) status(ctx context.Context) (*api.StatusReport, error) {
@@ -419,7 +420,7 @@ func ControlPlaneReplicas(ctx context.Context, o CPReplicasOptions) (*CPReplicas
 	rep.Endpoints = make([]int, len(reps))
 	var leader string
 	for i, r := range reps {
-		s, err := waitStatus(ctx, r, 5*time.Minute, func(s *api.StatusReport) bool {
+		s, err := waitStatus(ctx, r, reps, 3*time.Minute, func(s *api.StatusReport) bool {
 			return s.Raft != nil && s.Raft.CanIssue && len(s.Raft.Peers) == len(reps) && len(s.Instances) == want
 		})
 		if err != nil {
@@ -663,6 +664,7 @@ func ControlPlaneReplicas(ctx context.Context, o CPReplicasOptions) (*CPReplicas
 	_, where := onReplica()
 	syscall.Kill(-reps[li].p.pid(), syscall.SIGKILL) // its process group: the controller and its adapter
 	killed := time.Now()
+	reps[li].dead = true
 	<-reps[li].p.done
 	last, err = connected(killed, dead, 3*time.Minute)
 	if err != nil {
@@ -686,7 +688,7 @@ func ControlPlaneReplicas(ctx context.Context, o CPReplicasOptions) (*CPReplicas
 		if i == li {
 			continue
 		}
-		_, err := waitStatus(ctx, r, time.Minute, func(s *api.StatusReport) bool {
+		_, err := waitStatus(ctx, r, reps, time.Minute, func(s *api.StatusReport) bool {
 			return s.Raft != nil && s.Raft.CanIssue && s.Raft.Leader != "" && s.Raft.Leader != reps[li].raf
 		})
 		if err != nil {
@@ -702,12 +704,17 @@ func ControlPlaneReplicas(ctx context.Context, o CPReplicasOptions) (*CPReplicas
 
 // waitStatus polls a replica's GET /v1/status every 100 ms until cond
 // holds, the replica exits, or limit passes.
-func waitStatus(ctx context.Context, r *replica, limit time.Duration, cond func(*api.StatusReport) bool) (*api.StatusReport, error) {
+// Any of others exiting ends the wait too.
+func waitStatus(ctx context.Context, r *replica, others []*replica, limit time.Duration, cond func(*api.StatusReport) bool) (*api.StatusReport, error) {
 	deadline := time.Now().Add(limit)
 	var last error
 	for {
-		if err := r.p.exited(); err != nil {
-			return nil, err
+		for _, o := range append([]*replica{r}, others...) {
+			if o.p != nil && !o.dead {
+				if err := o.p.exited(); err != nil {
+					return nil, err
+				}
+			}
 		}
 		s, err := r.status(ctx)
 		if err == nil && cond(s) {
