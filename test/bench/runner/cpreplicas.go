@@ -72,6 +72,12 @@ type CPReplicasReport struct {
 	// its adapter plugin over the changes, summed, divided by their
 	// number; the adapters' polling between changes included.
 	CPUPerChangeMs float64 `json:"controller_cpu_ms_per_change_all_replicas"`
+	// AdapterCPUPerChangeMs: of which the adapter plugins.
+	AdapterCPUPerChangeMs float64 `json:"adapter_cpu_ms_per_change_all_replicas"`
+	// IdleCPUPct: every replica and adapter over 3 s with nothing
+	// changing (the adapters' polling, Raft heartbeats), percent of one
+	// core.
+	IdleCPUPct float64 `json:"idle_cpu_pct_all_replicas"`
 	// RSSMiB: each replica's resident memory (the controller process,
 	// not its adapter) with the sidecars connected, after the changes.
 	RSSMiB []float64 `json:"rss_mib_per_replica"`
@@ -105,7 +111,8 @@ func (c *CPReplicasReport) Markdown() string {
 	fmt.Fprintf(&b, "| cold: all sidecars connected and ACKed (per replica: %s) | %.2f s |\n", ints(c.SidecarsPerReplica), c.AllAckedSeconds)
 	fmt.Fprintf(&b, "| endpoint change (file renamed) to last ACK on any replica, p50 / p99 / max (%d changes, %.1f replicas each) | %.1f / %.1f / %.1f ms |\n",
 		c.Changes, c.ReplicasPerChange, c.ChangeP50Ms, c.ChangeP99Ms, c.ChangeMaxMs)
-	fmt.Fprintf(&b, "| CPU per endpoint change, all replicas and adapters | %.1f ms |\n", c.CPUPerChangeMs)
+	fmt.Fprintf(&b, "| CPU per endpoint change, all replicas and adapters (of which the adapters) | %.1f (%.1f) ms |\n", c.CPUPerChangeMs, c.AdapterCPUPerChangeMs)
+	fmt.Fprintf(&b, "| CPU with nothing changing, all replicas and adapters | %.1f %% of a core |\n", c.IdleCPUPct)
 	fmt.Fprintf(&b, "| RSS per replica, sidecars connected | %s MiB |\n", floats(c.RSSMiB))
 	fmt.Fprintf(&b, "| leader SIGKILL to new leader | %.2f s |\n", c.NewLeaderSeconds)
 	fmt.Fprintf(&b, "| leader SIGKILL to its %d sidecars' ACK from a survivor, p50 / p99 / max | %.2f / %.2f / %.2f s |\n",
@@ -294,10 +301,10 @@ func (r *replica) status(ctx context.Context) (*api.StatusReport, error) {
 
 // treeCPU is the CPU time of pid and of its children (the adapter
 // plugins a controller runs).
-func treeCPU(pid int) (time.Duration, error) {
-	_, total, err := procStats(pid)
+func treeCPU(pid int) (self, children time.Duration, err error) {
+	_, self, err = procStats(pid)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
@@ -312,11 +319,11 @@ func treeCPU(pid int) (time.Duration, error) {
 		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
 		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
 			if _, c, err := procStats(child); err == nil {
-				total += c
+				children += c
 			}
 		}
 	}
-	return total, nil
+	return self, children, nil
 }
 
 // CPReplicasOptions shape the replica scenario.
@@ -569,21 +576,29 @@ func ControlPlaneReplicas(ctx context.Context, o CPReplicasOptions) (*CPReplicas
 	for _, s := range sims {
 		bySidecar[s.instance] = s
 	}
-	cpu := func() (time.Duration, error) {
-		var t time.Duration
+	cpu := func() (ctl, adapters time.Duration, err error) {
 		for _, r := range reps {
-			c, err := treeCPU(r.p.pid())
+			c, a, err := treeCPU(r.p.pid())
 			if err != nil {
-				return 0, err
+				return 0, 0, err
 			}
-			t += c
+			ctl, adapters = ctl+c, adapters+a
 		}
-		return t, nil
+		return ctl, adapters, nil
 	}
-	cpu0, err := cpu()
+	// Idle: what the replicas and their polling adapters take with
+	// nothing changing.
+	i0, ia0, err := cpu()
 	if err != nil {
 		return nil, err
 	}
+	idle := 3 * time.Second
+	time.Sleep(idle)
+	cpu0, acpu0, err := cpu()
+	if err != nil {
+		return nil, err
+	}
+	rep.IdleCPUPct = 100 * ((cpu0 - i0) + (acpu0 - ia0)).Seconds() / idle.Seconds()
 	var lat []float64
 	var spread int
 	budgetEnd := time.Now().Add(o.ChangeBudget)
@@ -632,13 +647,14 @@ func ControlPlaneReplicas(ctx context.Context, o CPReplicasOptions) (*CPReplicas
 		}
 		lat = append(lat, float64(lastAck.Sub(t).Microseconds())/1000)
 	}
-	cpu1, err := cpu()
+	cpu1, acpu1, err := cpu()
 	if err != nil {
 		return nil, err
 	}
 	rep.Changes = len(lat)
 	if len(lat) > 0 {
-		rep.CPUPerChangeMs = float64((cpu1 - cpu0).Microseconds()) / 1000 / float64(len(lat))
+		rep.CPUPerChangeMs = float64((cpu1 - cpu0 + acpu1 - acpu0).Microseconds()) / 1000 / float64(len(lat))
+		rep.AdapterCPUPerChangeMs = float64((acpu1 - acpu0).Microseconds()) / 1000 / float64(len(lat))
 		rep.ChangeP50Ms, rep.ChangeP99Ms, rep.ChangeMaxMs = quantile(lat, 0.5), quantile(lat, 0.99), quantile(lat, 1)
 		rep.ReplicasPerChange = float64(spread) / float64(len(lat))
 		o.logf("control plane, %d replicas: %d changes, to last ACK p50 %.1fms p99 %.1fms max %.1fms (%.1f replicas each); CPU %.1fms per change, all replicas",

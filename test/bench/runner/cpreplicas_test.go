@@ -143,7 +143,7 @@ func TestCPReplicasReportRendered(t *testing.T) {
 	c := &CPReplicasReport{Shape: CPShape{Services: 1000, PerService: 10, Sidecars: 1000, Upstreams: 10}, Replicas: 3, PollMs: 10,
 		FormedSeconds: 4.5, Endpoints: []int{10000, 10000, 10000}, JoinSeconds: 12.25, AllAckedSeconds: 1.75,
 		SidecarsPerReplica: []int{330, 340, 330}, Changes: 200, ChangeP50Ms: 41.5, ChangeP99Ms: 88.25, ChangeMaxMs: 95,
-		ReplicasPerChange: 2.9, CPUPerChangeMs: 61.5, RSSMiB: []float64{180.5, 175, 190.25}, LeaderSidecars: 330,
+		ReplicasPerChange: 2.9, CPUPerChangeMs: 61.5, AdapterCPUPerChangeMs: 20.5, IdleCPUPct: 3.25, RSSMiB: []float64{180.5, 175, 190.25}, LeaderSidecars: 330,
 		LeaderLossP50Seconds: 0.5, LeaderLossP99Seconds: 1.02, LeaderLossMaxSeconds: 1.1, LeaderLossAllSeconds: 1.1, NewLeaderSeconds: 2.3}
 	md := Markdown(&Report{ControlPlaneReplicas: c})
 	for _, want := range []string{
@@ -153,7 +153,8 @@ func TestCPReplicasReportRendered(t *testing.T) {
 		"| join tokens minted and spent, all sidecars | 12.25 s |",
 		"| cold: all sidecars connected and ACKed (per replica: 330 / 340 / 330) | 1.75 s |",
 		"p50 / p99 / max (200 changes, 2.9 replicas each) | 41.5 / 88.2 / 95.0 ms |",
-		"| CPU per endpoint change, all replicas and adapters | 61.5 ms |",
+		"| CPU per endpoint change, all replicas and adapters (of which the adapters) | 61.5 (20.5) ms |",
+		"| CPU with nothing changing, all replicas and adapters | 3.2 % of a core |",
 		"| RSS per replica, sidecars connected | 180.5 / 175.0 / 190.2 MiB |",
 		"| leader SIGKILL to new leader | 2.30 s |",
 		"| leader SIGKILL to its 330 sidecars' ACK from a survivor, p50 / p99 / max | 0.50 / 1.02 / 1.10 s |",
@@ -174,7 +175,7 @@ func TestCPReplicasReportRendered(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k, want := range map[string]any{"change_p99_ms": 88.25, "leader_loss_p99_seconds": 1.02, "leader_loss_all_reconnected_seconds": 1.1,
-		"controller_cpu_ms_per_change_all_replicas": 61.5, "all_acked_seconds": 1.75, "replicas": 3.0, "adapter_poll_ms": 10.0} {
+		"controller_cpu_ms_per_change_all_replicas": 61.5, "adapter_cpu_ms_per_change_all_replicas": 20.5, "idle_cpu_pct_all_replicas": 3.25, "all_acked_seconds": 1.75, "replicas": 3.0, "adapter_poll_ms": 10.0} {
 		if back.R[k] != want {
 			t.Errorf("results.json %s = %v, want %v", k, back.R[k], want)
 		}
