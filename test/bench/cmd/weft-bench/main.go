@@ -1,6 +1,7 @@
 // Command weft-bench runs the benchmark suite (test/bench/runner): the
 // data plane (direct, HAProxy, Weft through the same two-hop mTLS chain)
-// and the control plane (one controller, many simulated sidecars). It
+// and the control plane (one controller, many simulated sidecars; with
+// --cp-replicas 3, three `weft controller` replicas on Raft instead). It
 // prints a Markdown table and writes results.json and results.md.
 //
 //	weft-bench run [--quick] [--force] [--bin DIR] [--out DIR] [--reps N] ...
