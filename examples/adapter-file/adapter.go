@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -79,17 +80,27 @@ func (a *fileAdapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events cha
 	if path == "" {
 		return fmt.Errorf("watching instances file: the adapter is not configured; call Configure first")
 	}
+	// An unchanged file is not parsed again: the last records are
+	// returned as they are, which the loop finds equal to what it sent
+	// at once (the same slices), so a short poll interval over a large
+	// file costs a read and a comparison.
+	var last []byte
+	var lastRecords records
 	loop := sdk.Loop[records]{
 		Fetch: func(context.Context) (records, error) {
 			data, err := readFile(path)
 			if err != nil {
 				return records{}, fmt.Errorf("cannot read instances file; keeping the last instances: %w", err)
 			}
+			if last != nil && bytes.Equal(data, last) {
+				return lastRecords, nil
+			}
 			instances, diags, err := parse(data)
 			if err != nil {
 				return records{}, fmt.Errorf("instances file is malformed; keeping the last instances: %w", err)
 			}
-			return records{instances, diags}, nil
+			last, lastRecords = data, records{instances, diags}
+			return lastRecords, nil
 		},
 		Translate: translate,
 		Resync:    interval,

@@ -204,6 +204,12 @@ type simSidecar struct {
 	mu       sync.Mutex
 	acks     []ackAt
 	streams  int // successful subscriptions
+	// cur is the replica of the stream open now ("" between streams) and
+	// curSince its first ACK; probe, when set, looks for one endpoint in
+	// every configuration ACKed (cpreplicas.go).
+	cur      string
+	curSince time.Time
+	probe    *endpointProbe
 }
 
 type ackAt struct {
@@ -265,6 +271,11 @@ func (s *simSidecar) streamOnce(ctx context.Context, addr string) bool {
 		return false
 	}
 	got := false
+	defer func() {
+		s.mu.Lock()
+		s.cur = ""
+		s.mu.Unlock()
+	}()
 	for {
 		u, err := st.Recv()
 		if err != nil {
@@ -282,9 +293,17 @@ func (s *simSidecar) streamOnce(ctx context.Context, addr string) bool {
 		if err := st.Send(&meshapi.ConfigRequest{InstanceId: s.instance, AppliedVersion: u.Version}); err != nil {
 			return got
 		}
+		now := time.Now()
 		s.mu.Lock()
-		s.acks = append(s.acks, ackAt{version: u.Version, at: time.Now(), bytes: n})
+		s.acks = append(s.acks, ackAt{version: u.Version, at: now, bytes: n})
+		if s.cur == "" {
+			s.cur, s.curSince = addr, now
+		}
+		p := s.probe
 		s.mu.Unlock()
+		if p != nil {
+			p.check(s.instance, u, now)
+		}
 	}
 }
 

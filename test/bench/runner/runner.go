@@ -138,13 +138,15 @@ type Report struct {
 	Options    OptionsJSON `json:"options"`
 	Reportable bool        `json:"reportable"`
 	// NotReportable says why, when the machine was busy.
-	NotReportable []string     `json:"not_reportable,omitempty"`
-	Scenarios     []Scenario   `json:"scenarios"`
-	Runs          []Run        `json:"runs"`
-	Memory        []Memory     `json:"memory"`
-	ControlPlane  *CPReport    `json:"control_plane,omitempty"`
-	WrkCheck      *WrkCheck    `json:"wrk_check,omitempty"`
-	Summary       []SummaryRow `json:"summary"`
+	NotReportable []string   `json:"not_reportable,omitempty"`
+	Scenarios     []Scenario `json:"scenarios"`
+	Runs          []Run      `json:"runs"`
+	Memory        []Memory   `json:"memory"`
+	ControlPlane  *CPReport  `json:"control_plane,omitempty"`
+	// ControlPlaneReplicas: the replica scenario (--cp-replicas).
+	ControlPlaneReplicas *CPReplicasReport `json:"control_plane_replicas,omitempty"`
+	WrkCheck             *WrkCheck         `json:"wrk_check,omitempty"`
+	Summary              []SummaryRow      `json:"summary"`
 }
 
 // OptionsJSON is the part of Options a reader needs.
@@ -748,6 +750,9 @@ func Markdown(r *Report) string {
 			w.BackendAddrNote, w.Conns, w.Seconds, map[bool]string{true: "", false: "; machine busy"}[w.Quiet], w.WeftLoadRPS, w.WeftLoadMeanUs, w.WeftLoadP50Us, w.WrkRPS, w.WrkMeanUs, w.WrkP50Us)
 	}
 	if cp := r.ControlPlane; cp != nil {
+		b.WriteString("\n" + cp.Markdown())
+	}
+	if cp := r.ControlPlaneReplicas; cp != nil {
 		b.WriteString("\n" + cp.Markdown())
 	}
 	return b.String()

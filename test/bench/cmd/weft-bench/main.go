@@ -1,6 +1,7 @@
 // Command weft-bench runs the benchmark suite (test/bench/runner): the
 // data plane (direct, HAProxy, Weft through the same two-hop mTLS chain)
-// and the control plane (one controller, many simulated sidecars). It
+// and the control plane (one controller, many simulated sidecars; with
+// --cp-replicas 3, three `weft controller` replicas on Raft instead). It
 // prints a Markdown table and writes results.json and results.md.
 //
 //	weft-bench run [--quick] [--force] [--bin DIR] [--out DIR] [--reps N] ...
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string) error {
 	budget := fs.Duration("cp-change-budget", 3*time.Minute, "control plane: stop the endpoint changes after this long")
 	reportEvery := fs.Duration("cp-report-every", time.Second, "control plane: each simulated sidecar sends a golden-signal report this often (sidecars send one every 10s; faster measures sooner)")
 	reportRounds := fs.Int("cp-report-rounds", 10, "control plane: reports each simulated sidecar sends; 0 skips the reporting phase")
+	replicas := fs.Int("cp-replicas", 1, "control plane: 1 measures the benchmark's own controller process; 3 (or 5) instead starts that many `weft controller` replicas (Raft) with the file adapter, from --bin (make build), and measures them")
+	poll := fs.Duration("cp-adapter-poll", 10*time.Millisecond, "control plane with --cp-replicas: the file adapter's poll interval (an endpoint change waits up to this long)")
 	fs.Parse(args)
 	if *quick {
 		set := map[string]bool{}
@@ -124,7 +127,19 @@ func run(ctx context.Context, args []string) error {
 	if !*skipDP {
 		failed = runner.DataPlane(ctx, o, r)
 	}
-	if failed == nil && !*skipCP {
+	if failed == nil && !*skipCP && *replicas > 1 {
+		cp, err := runner.ControlPlaneReplicas(ctx, runner.CPReplicasOptions{Replicas: *replicas, Poll: *poll,
+			CPOptions: runner.CPOptions{Bin: o.Bin, Out: o.Out, Shape: shape, Changes: *changes, ChangeBudget: *budget, MaxBusy: o.MaxBusy, WaitQuiet: o.WaitQuiet, Force: o.Force, Log: os.Stderr}})
+		if err != nil {
+			failed = fmt.Errorf("control plane, %d replicas: %w", *replicas, err)
+		} else {
+			r.ControlPlaneReplicas = cp
+			if !cp.Quiet {
+				r.NotReportable = append(r.NotReportable, "control plane (replicas): machine busy before the run")
+			}
+		}
+	}
+	if failed == nil && !*skipCP && *replicas <= 1 {
 		cp, err := runner.ControlPlane(ctx, runner.CPOptions{Bin: o.Bin, Out: o.Out, Shape: shape, Changes: *changes, ChangeBudget: *budget, ReportEvery: *reportEvery, ReportRounds: *reportRounds, MaxBusy: o.MaxBusy, WaitQuiet: o.WaitQuiet, Force: o.Force, Log: os.Stderr})
 		if err != nil {
 			failed = fmt.Errorf("control plane: %w", err)
