@@ -462,11 +462,18 @@ func TestRaftFailoverUnderTraffic(t *testing.T) {
 	t.Logf("weft ca rotate through replica %d, asked as the leader was SIGKILLed, returned %s after the kill:\n%s", follower, time.Since(killed).Round(time.Millisecond), r.out)
 	newLeader := leaderOf()
 	t.Logf("replica %d leads after the kill (%s)", newLeader, time.Since(killed).Round(time.Millisecond))
+	// The rotation is committed by the leader; a follower applies it when
+	// the entry reaches it: wait for each (bounded), then check there was
+	// exactly one.
 	for _, i := range c.alive {
-		roots := caRoots(t, ctls[i])
-		if len(roots.Roots) != 2 || !roots.Roots[0].Active || roots.Roots[1].ID != rootsBefore.Roots[0].ID {
-			t.Fatalf("replica %d's roots after one rotation: %+v, want the new active root and the old one (%s)", i, roots.Roots, rootsBefore.Roots[0].ID)
-		}
+		took := harness.Eventually(t, fmt.Sprintf("replica %d holding the rotated roots", i), 5*time.Second, func() error {
+			roots := caRoots(t, ctls[i])
+			if len(roots.Roots) != 2 || !roots.Roots[0].Active || roots.Roots[1].ID != rootsBefore.Roots[0].ID {
+				return fmt.Errorf("roots %+v, want the new active root and the old one (%s)", roots.Roots, rootsBefore.Roots[0].ID)
+			}
+			return nil
+		})
+		t.Logf("replica %d holds the new root and the old one %s after the rotate returned", i, took.Round(time.Millisecond))
 	}
 	newRoot := readRoot(t, ctls[follower].CACert())
 	newRootID := caRoots(t, ctls[follower]).Roots[0].ID
