@@ -49,7 +49,9 @@ stop() {
 trap stop INT TERM EXIT
 
 echo "demo: controller starting (log: $log)"
-# Wait until every sidecar has acknowledged its configuration (at most 60 s).
+# Wait until every sidecar has acknowledged its configuration and every
+# instance passes its checks (at most 60 s): until then callers have no
+# healthy instance of it to call.
 ready=""
 for _ in $(seq 1 120); do
   if ! kill -0 "$ctl" 2>/dev/null; then
@@ -58,7 +60,8 @@ for _ in $(seq 1 120); do
   if st=$("$bin/weft" status --json --admin "$admin" --data-dir "$data" 2>/dev/null); then
     n=$(echo "$st" | jq '[.instances // [] | .[]] | length')
     acked=$(echo "$st" | jq '[.sidecars // [] | .[] | select(.acked_version == .version and .version > 0)] | length')
-    if [ "$n" -gt 0 ] && [ "$acked" -eq "$n" ]; then ready=1; break; fi
+    passing=$(echo "$st" | jq '[.instances // [] | .[] | select(.health == "passing")] | length')
+    if [ "$n" -gt 0 ] && [ "$acked" -eq "$n" ] && [ "$passing" -eq "$n" ]; then ready=1; break; fi
   fi
   sleep 0.5
 done
