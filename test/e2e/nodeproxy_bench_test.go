@@ -51,28 +51,7 @@ func BenchmarkProxyMemory(b *testing.B) {
 						return err
 					})
 				}
-				// The adapter's snapshot names every proxy's pid.
-				s = m.Controller.WaitFor(b, "every proxy's pid", 30*time.Second, func(s *harness.Status) bool {
-					for _, in := range s.Instances {
-						if in.Labels["proxy_pid"] == "" {
-							return false
-						}
-					}
-					return len(s.Instances) == n
-				})
-				pids := map[string]bool{}
-				for _, in := range s.Instances {
-					pids[in.Labels["proxy_pid"]] = true
-				}
-				total := 0
-				for pid := range pids {
-					total += rssKiB(b, pid)
-				}
-				for range b.N {
-				}
-				b.ReportMetric(float64(len(pids)), "proxies")
-				b.ReportMetric(float64(total)/1024, "proxy-MiB")
-				b.ReportMetric(float64(total)/1024/float64(n), "MiB/instance")
+				reportProxyMemory(b, m, n)
 			})
 		}
 	}
@@ -110,27 +89,7 @@ func BenchmarkProxyMemoryPerApplication(b *testing.B) {
 					return err
 				})
 			}
-			s = m.Controller.WaitFor(b, "every proxy's pid", 30*time.Second, func(s *harness.Status) bool {
-				for _, in := range s.Instances {
-					if in.Labels["proxy_pid"] == "" {
-						return false
-					}
-				}
-				return len(s.Instances) == n
-			})
-			pids := map[string]bool{}
-			for _, in := range s.Instances {
-				pids[in.Labels["proxy_pid"]] = true
-			}
-			total := 0
-			for pid := range pids {
-				total += rssKiB(b, pid)
-			}
-			for range b.N {
-			}
-			b.ReportMetric(float64(len(pids)), "proxies")
-			b.ReportMetric(float64(total)/1024, "proxy-MiB")
-			b.ReportMetric(float64(total)/1024/float64(n), "MiB/instance")
+			reportProxyMemory(b, m, n)
 		})
 	}
 }
@@ -190,4 +149,32 @@ func BenchmarkProxyLatency(b *testing.B) {
 			}
 		})
 	}
+}
+
+// reportProxyMemory waits until the adapter's snapshot names the pid of
+// every instance's proxy (n instances), and reports the distinct proxy
+// processes and their summed RSS, in all and per instance.
+func reportProxyMemory(b *testing.B, m *harness.LocalMesh, n int) {
+	b.Helper()
+	s := m.Controller.WaitFor(b, "every proxy's pid", 30*time.Second, func(s *harness.Status) bool {
+		for _, in := range s.Instances {
+			if in.Labels["proxy_pid"] == "" {
+				return false
+			}
+		}
+		return len(s.Instances) == n
+	})
+	pids := map[string]bool{}
+	for _, in := range s.Instances {
+		pids[in.Labels["proxy_pid"]] = true
+	}
+	total := 0
+	for pid := range pids {
+		total += rssKiB(b, pid)
+	}
+	for range b.N {
+	}
+	b.ReportMetric(float64(len(pids)), "proxies")
+	b.ReportMetric(float64(total)/1024, "proxy-MiB")
+	b.ReportMetric(float64(total)/1024/float64(n), "MiB/instance")
 }
