@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/weftmesh/weft/core/inputlimit"
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/protect"
 	"github.com/weftmesh/weft/core/proxy/canon"
@@ -135,7 +134,7 @@ func gatewaySpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 		}
 		sp := spec{key: KeyGateway(name), proto: gatewayProto(l.GetProtocol()), cfg: cfg, gw: l, jwt: jwt, prot: prot}
 		if l.GetProtocol() == meshapi.GatewayProtocol_GATEWAY_PROTOCOL_HTTPS {
-			cert, err := gatewayCert(l.GetTls())
+			cert, err := gatewayCert(name, l.GetTls())
 			if err != nil {
 				return nil, fmt.Errorf("gateway listener %q: %w", name, err)
 			}
@@ -173,8 +172,9 @@ func gatewaySpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 }
 
 // gatewayCert loads an HTTPS listener's certificate from its files (nil
-// with mesh_certificate: the proxy's own, at each handshake).
-func gatewayCert(t *meshapi.GatewayTLS) (*tls.Certificate, error) {
+// with mesh_certificate: the proxy's own, at each handshake); the
+// listener looks at the files again as it serves (certfile.go).
+func gatewayCert(listener string, t *meshapi.GatewayTLS) (*fileCert, error) {
 	switch {
 	case t == nil:
 		return nil, errors.New("an https listener needs tls: a certificate and key file, or mesh_certificate")
@@ -183,19 +183,7 @@ func gatewayCert(t *meshapi.GatewayTLS) (*tls.Certificate, error) {
 	case t.GetMeshCertificate():
 		return nil, nil
 	}
-	certPEM, err := inputlimit.ReadFile(t.GetCertFile(), gatewayMaxCertFile)
-	if err != nil {
-		return nil, fmt.Errorf("reading tls cert_file: %w", err)
-	}
-	keyPEM, err := inputlimit.ReadFile(t.GetKeyFile(), gatewayMaxCertFile)
-	if err != nil {
-		return nil, fmt.Errorf("reading tls key_file: %w", err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("loading tls cert_file %s and key_file %s: %w; give a PEM certificate chain and its PEM private key", t.GetCertFile(), t.GetKeyFile(), err)
-	}
-	return &cert, nil
+	return newFileCert(listener, t.GetCertFile(), t.GetKeyFile())
 }
 
 // gatewayListener serves one gateway listener.
@@ -329,13 +317,14 @@ func (g *gatewayListener) update(sp spec) {
 // gatewayTLS is an HTTPS listener's server side: its certificate (or the
 // proxy's mesh certificate), its server names, its minimum version, and
 // ALPN for h2 and HTTP/1.1. No client certificate is asked for.
-func (p *Proxy) gatewayTLS(t *meshapi.GatewayTLS, cert *tls.Certificate) *tls.Config {
+func (p *Proxy) gatewayTLS(t *meshapi.GatewayTLS, cert *fileCert) *tls.Config {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	if t.GetMinVersion() == "1.3" {
 		cfg.MinVersion = tls.VersionTLS13
 	}
 	if cert != nil {
-		cfg.Certificates = []tls.Certificate{*cert}
+		cert.start(p.metrics.gwCerts, p.log)
+		cfg.GetCertificate = cert.get
 	} else {
 		cfg.GetCertificate = p.getCertificate
 	}
