@@ -71,7 +71,11 @@ const (
 	gatewayMaxHost        = 253      // a DNS name's longest
 	gatewayMaxHello       = 64 << 10 // a TLS passthrough ClientHello
 	gatewayMaxCertFile    = 1 << 20  // a listener's certificate or key file
-	gatewayReadHeader     = 10 * time.Second
+	// gatewayIPv6Prefix: outside clients on IPv6 are counted (connections
+	// per source), tracked and blocked by their /64, as per_source_ip
+	// rate limits bucket them: a subscriber commonly holds a whole /64.
+	gatewayIPv6Prefix = 64
+	gatewayReadHeader = 10 * time.Second
 )
 
 // gatewayProto is the spec protocol of a gateway listener: a listener
@@ -227,7 +231,7 @@ type gatewayRoute struct {
 
 func (p *Proxy) newGateway(sp spec, addr net.Addr) *gatewayListener {
 	g := &gatewayListener{p: p, name: sp.gw.GetName(), gproto: sp.gw.GetProtocol(), outs: map[string]*outbound{}}
-	g.shield = p.newShield(KeyGateway(g.name), sp.prot, true)
+	g.shield = p.newShieldV6(KeyGateway(g.name), sp.prot, true, gatewayIPv6Prefix)
 	g.srvKey = sp.prot.ServerKey()
 	g.update(sp)
 	switch g.gproto {
@@ -405,7 +409,7 @@ func (g *gatewayListener) handshakeTimeout() time.Duration {
 // intrusion signal from its address, as on the inbound). A client that
 // spoke plain HTTP to the TLS port gets a plain 400 that says so.
 func (g *gatewayListener) refuseHandshake(c net.Conn, err error) {
-	g.p.note(protect.SourceIP(c.RemoteAddr().String()), guard.Handshake)
+	g.p.note(protect.SourceKey(c.RemoteAddr().String(), gatewayIPv6Prefix), guard.Handshake)
 	var rhe tls.RecordHeaderError
 	if errors.As(err, &rhe) && rhe.Conn != nil {
 		io.WriteString(rhe.Conn, "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"+
@@ -559,7 +563,7 @@ func setForwarded(in, out *http.Request) {
 func (g *gatewayListener) authenticate(w http.ResponseWriter, r *http.Request, st *gatewayState) (jwtauth.Result, bool) {
 	tokens, refused := g.p.checkJWT(w, r, st.jwt, st.service)
 	if refused != "" {
-		g.p.note(protect.SourceIP(r.RemoteAddr), guard.JWT)
+		g.p.note(protect.SourceKey(r.RemoteAddr, gatewayIPv6Prefix), guard.JWT)
 		g.p.accessLine("access", "gateway", "REFUSED").str("listener", g.name).str("method", r.Method).
 			str("path", r.URL.Path).int("status", http.StatusUnauthorized).str("reason", refused).send(g.p)
 		return tokens, false
@@ -580,7 +584,7 @@ func (g *gatewayListener) limited(w http.ResponseWriter, r *http.Request, st *ga
 			continue
 		}
 		g.p.metrics.limited.WithLabelValues("", l.Name()).Inc()
-		g.p.note(protect.SourceIP(r.RemoteAddr), guard.RateLimited)
+		g.p.note(protect.SourceKey(r.RemoteAddr, gatewayIPv6Prefix), guard.RateLimited)
 		w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
 		g.refuse(w, r, http.StatusTooManyRequests, fmt.Sprintf("weft gateway: rate limit %q of %s exceeded; retry in %s", l.Name(), st.service, wait.Round(time.Millisecond)))
 		return true
