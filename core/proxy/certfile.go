@@ -66,22 +66,31 @@ func stampOf(path string) (fileStamp, error) {
 	return fileStamp{size: fi.Size(), mtime: fi.ModTime(), ino: inode(fi)}, nil
 }
 
-// loadCertPair reads and parses a PEM certificate chain and its key,
-// each at most gatewayMaxCertFile bytes.
-func loadCertPair(certPath, keyPath string) (*tls.Certificate, error) {
-	certPEM, err := inputlimit.ReadFile(certPath, gatewayMaxCertFile)
+// loadKeyPair reads and parses a PEM certificate chain and its key,
+// each at most 1 MiB; certName and keyName name them in errors ("tls
+// cert_file", "client key").
+func loadKeyPair(certPath, keyPath, certName, keyName string) (*tls.Certificate, error) {
+	certPEM, err := inputlimit.ReadFile(certPath, maxCertFileBytes)
 	if err != nil {
-		return nil, fmt.Errorf("reading tls cert_file: %w", err)
+		return nil, fmt.Errorf("reading %s: %w", certName, err)
 	}
-	keyPEM, err := inputlimit.ReadFile(keyPath, gatewayMaxCertFile)
+	keyPEM, err := inputlimit.ReadFile(keyPath, maxCertFileBytes)
 	if err != nil {
-		return nil, fmt.Errorf("reading tls key_file: %w", err)
+		return nil, fmt.Errorf("reading %s: %w", keyName, err)
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("loading tls cert_file %s and key_file %s: %w; give a PEM certificate chain and its PEM private key", certPath, keyPath, err)
+		return nil, fmt.Errorf("loading %s %s and %s %s: %w; give a PEM certificate chain and its PEM private key", certName, certPath, keyName, keyPath, err)
 	}
 	return &cert, nil
+}
+
+// maxCertFileBytes bounds each certificate or key file the proxy reads.
+const maxCertFileBytes = 1 << 20
+
+// loadCertPair loads a gateway listener's pair.
+func loadCertPair(certPath, keyPath string) (*tls.Certificate, error) {
+	return loadKeyPair(certPath, keyPath, "tls cert_file", "tls key_file")
 }
 
 // newFileCert loads the pair once. The files are stamped before they are

@@ -70,7 +70,6 @@ const (
 	gatewayMaxHeaderBytes = 64 << 10 // request line and headers: past it, 431
 	gatewayMaxHost        = 253      // a DNS name's longest
 	gatewayMaxHello       = 64 << 10 // a TLS passthrough ClientHello
-	gatewayMaxCertFile    = 1 << 20  // a listener's certificate or key file
 	// gatewayIPv6Prefix: outside clients on IPv6 are counted (connections
 	// per source), tracked and blocked by their /64, as per_source_ip
 	// rate limits bucket them: a subscriber commonly holds a whole /64.
