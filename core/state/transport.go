@@ -30,8 +30,16 @@ const (
 	connRPC  byte = 'F'
 )
 
-// handshakeTimeout bounds a peer's TLS handshake and its first byte.
-const handshakeTimeout = 10 * time.Second
+// handshakeTimeout bounds a peer's TLS handshake and its proof: a
+// connection that has not proven the state key within it is closed. A
+// variable so that the hostile tests need not wait 10 s.
+var handshakeTimeout = 10 * time.Second
+
+// acceptBackoffMax bounds the pause after an accept that failed for
+// another reason than the listener closing (out of file descriptors under
+// a flood of connections): the replica keeps accepting once the flood
+// ebbs, as net/http's server does.
+const acceptBackoffMax = time.Second
 
 // PeerTLS is how replicas prove to one another that they belong to the
 // cluster: each presents its own certificate (the one its APIs serve,
@@ -121,6 +129,8 @@ type mux struct {
 	// minute.
 	refusedMu sync.Mutex
 	refused   map[string]time.Time
+	// acceptLogged is when a failed accept was last logged (run's own).
+	acceptLogged time.Time
 }
 
 func newMux(ln net.Listener, p PeerTLS, log *slog.Logger) *mux {
@@ -128,6 +138,7 @@ func newMux(ln net.Listener, p PeerTLS, log *slog.Logger) *mux {
 }
 
 func (m *mux) run() {
+	var pause time.Duration
 	for {
 		c, err := m.ln.Accept()
 		if err != nil {
@@ -136,12 +147,25 @@ func (m *mux) run() {
 				return
 			default:
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// Out of file descriptors (EMFILE, ENFILE), a connection reset
+			// before it was accepted: never a reason to stop listening for
+			// the peers for good.
+			pause = min(max(2*pause, 5*time.Millisecond), acceptBackoffMax)
+			if time.Since(m.acceptLogged) > time.Minute {
+				m.acceptLogged = time.Now()
+				m.log.Error("raft: accepting peer connections failed; retrying (a flood of connections, or too low a file descriptor limit: ulimit -n)", "err", err)
+			}
+			select {
+			case <-m.done:
+				return
+			case <-time.After(pause):
+			}
+			continue
 		}
+		pause = 0
 		go m.handle(c)
 	}
 }
