@@ -78,7 +78,7 @@ func openAttackReplica(t *testing.T) *attackReplica {
 		Dir: t.TempDir(), Addr: r.addr, BootstrapExpect: 1, Key: key,
 		TLS:     PeerTLS{Certificate: func() (*tls.Certificate, error) { return &r.cert, nil }, Identity: controllerID.URL().String()},
 		LocalCA: authority.State, OnCA: func(ca.State) {},
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
