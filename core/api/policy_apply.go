@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/weftmesh/weft/core/inputlimit"
 	"github.com/weftmesh/weft/core/state"
@@ -168,6 +170,9 @@ func applyPolicy(o Options, r *http.Request) (int, string, *PolicyApplyResponse)
 	if err := state.CheckPolicyFiles(req.Files); err != nil {
 		return http.StatusBadRequest, err.Error(), nil
 	}
+	if err := checkAppliedBy(req.AppliedBy); err != nil {
+		return http.StatusBadRequest, err.Error(), nil
+	}
 	if o.CompilePolicy == nil {
 		return http.StatusNotImplemented, "this controller cannot compile a policy it is sent", nil
 	}
@@ -189,4 +194,23 @@ func applyPolicy(o Options, r *http.Request) (int, string, *PolicyApplyResponse)
 	}
 	v.Files = nil
 	return http.StatusOK, "", &PolicyApplyResponse{Version: v, Unchanged: unchanged}
+}
+
+// maxAppliedBy bounds applied_by (the state clips what is longer).
+const maxAppliedBy = 512
+
+// checkAppliedBy refuses an applied_by that `weft policy history`, `weft
+// status` and the log could not print as it is: control characters
+// (terminal escapes, a forged second line) or invalid UTF-8.
+func checkAppliedBy(s string) error {
+	ok := len(s) <= maxAppliedBy && utf8.ValidString(s)
+	for _, r := range s {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r) {
+			ok = false
+		}
+	}
+	if !ok {
+		return fmt.Errorf("applied_by %q: want at most %d bytes of printable UTF-8 naming who applies (--applied-by alice), without control characters", s, maxAppliedBy)
+	}
+	return nil
 }
