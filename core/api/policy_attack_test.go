@@ -56,7 +56,7 @@ func startAttackAPI(t *testing.T) *attackAPI {
 		Dir: t.TempDir(), Addr: raftAddr, BootstrapExpect: 1, Key: bytes.Repeat([]byte{9}, state.KeySize),
 		TLS:     state.PeerTLS{Certificate: func() (*tls.Certificate, error) { return &cert, nil }, Identity: id.URL().String()},
 		LocalCA: authority.State, OnCA: func(ca.State) {},
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
