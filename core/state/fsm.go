@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
@@ -75,6 +76,13 @@ type fsm struct {
 	caDigest string
 	spent    map[string]int64
 	pol      policyState // policy.go
+
+	// applied is the index of the last command this FSM applied (or of
+	// the snapshot it restored). raft's AppliedIndex is not that: it
+	// counts entries handed to the FSM's goroutine, which may not have
+	// applied them yet, so a write that waited on it could find its own
+	// entry missing (TestClusterAttackWritesRacingLeaderChanges).
+	applied atomic.Uint64
 }
 
 func newFSM(seal *sealer, cache string, onCA func(ca.State), log *slog.Logger) *fsm {
@@ -91,6 +99,7 @@ func encodeCommand(t byte, v any) ([]byte, error) {
 
 // Apply applies one committed entry.
 func (f *fsm) Apply(l *raft.Log) any {
+	defer f.applied.Store(l.Index)
 	if l.Type != raft.LogCommand {
 		return nil
 	}
@@ -218,6 +227,9 @@ type snapshotData struct {
 	CASealed []byte           `json:"ca,omitempty"`
 	Spent    map[string]int64 `json:"spent"`
 	Policies []PolicyVersion  `json:"policies,omitempty"` // oldest first, the last active
+	// Applied is the index of the last command the snapshot holds (0 in
+	// snapshots of earlier versions).
+	Applied uint64 `json:"applied,omitempty"`
 }
 
 type fsmSnapshot struct{ b []byte }
@@ -225,7 +237,7 @@ type fsmSnapshot struct{ b []byte }
 // Snapshot copies the state; raft persists it in another goroutine.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
-	d := snapshotData{Version: 1, CASealed: f.caSealed, Spent: make(map[string]int64, len(f.spent))}
+	d := snapshotData{Version: 1, CASealed: f.caSealed, Spent: make(map[string]int64, len(f.spent)), Applied: f.applied.Load()}
 	for k, v := range f.spent {
 		d.Spent[k] = v
 	}
@@ -273,6 +285,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.pol.history = d.Policies
 	f.mu.Unlock()
+	f.applied.Store(d.Applied)
 	f.publishPolicy()
 	return nil
 }
