@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/weftmesh/weft/core/inputlimit"
+	"github.com/weftmesh/weft/core/protect"
 	"github.com/weftmesh/weft/core/state"
 )
 
@@ -92,9 +93,9 @@ type PolicyInForcer interface {
 	InForce() PolicyInForce
 }
 
-// maxPolicyApplyBody bounds POST /v1/policy/apply: the files' limit in
+// MaxPolicyApplyBody bounds POST /v1/policy/apply: the files' limit in
 // base64, and room for the rest.
-const maxPolicyApplyBody = state.MaxPolicyBytes*4/3 + 64<<10
+const MaxPolicyApplyBody = state.MaxPolicyBytes*4/3 + 64<<10
 
 // TokenName is how the state names an admin token: a fingerprint, never
 // the token.
@@ -152,13 +153,16 @@ func routePolicy(mux *http.ServeMux, o Options) {
 // compiles the files as every replica will, and commits them through the
 // leader. A policy with errors is never committed.
 func applyPolicy(o Options, r *http.Request) (int, string, *PolicyApplyResponse) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxPolicyApplyBody+1))
-	if err != nil {
+	b, err := io.ReadAll(io.LimitReader(r.Body, MaxPolicyApplyBody+1))
+	var capped *protect.ErrBodyTooLarge
+	var maxBytes *http.MaxBytesError
+	if err != nil && !errors.As(err, &capped) && !errors.As(err, &maxBytes) {
 		return http.StatusBadRequest, "reading the request: " + err.Error(), nil
 	}
-	if len(b) > maxPolicyApplyBody {
+	// The listener's own cap (core/protect) cut it: it is too large too.
+	if err != nil || len(b) > MaxPolicyApplyBody {
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("the request is larger than %s: a replicated policy is at most %s of files",
-			inputlimit.Bytes(maxPolicyApplyBody), inputlimit.Bytes(state.MaxPolicyBytes)), nil
+			inputlimit.Bytes(MaxPolicyApplyBody), inputlimit.Bytes(state.MaxPolicyBytes)), nil
 	}
 	if err := inputlimit.JSONDepth(b, 8); err != nil {
 		return http.StatusBadRequest, "decoding the request: " + err.Error(), nil
