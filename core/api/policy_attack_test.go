@@ -11,9 +11,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -349,5 +352,51 @@ func TestPolicyApplyRace(t *testing.T) {
 	}
 	if h := a.node.PolicyHistory(); len(h) != 1 {
 		t.Fatalf("history holds %d versions, want 1", len(h))
+	}
+}
+
+// TestAdminTokenFileAttack: an admin.token a careless operator left is a
+// refusal that says what to do, never a hang or a read without end.
+func TestAdminTokenFileAttack(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		make func(t *testing.T, path string)
+		want string
+	}{
+		{"a FIFO", func(t *testing.T, path string) {
+			if err := syscall.Mkfifo(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a regular file"},
+		{"a directory", func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a regular file"},
+		{"1 MiB", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, bytes.Repeat([]byte("a"), 1<<20), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "larger than"},
+		{"only spaces", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, []byte("  \n\t"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "is empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tc.make(t, filepath.Join(dir, api.TokenFile))
+			done := make(chan error, 1)
+			go func() { _, err := api.LoadOrCreateToken(dir); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("got %v, want an error with %q", err, tc.want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("LoadOrCreateToken did not return within 5s")
+			}
+		})
 	}
 }
