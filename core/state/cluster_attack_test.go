@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -376,5 +377,98 @@ func TestClusterAttackHostileJoin(t *testing.T) {
 				t.Fatalf("got %v, want an error with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestRetriedWriteIsItsOwnSuccess: a command committed twice (the leader
+// committed it, lost the leadership before answering, and the proposer
+// retried) is the same request's success the second time, not "already
+// used" or a stale index; another request with the same content is still
+// refused.
+func TestRetriedWriteIsItsOwnSuccess(t *testing.T) {
+	f := testFSM(t, nil)
+	// A join token's spend.
+	first := spend{ID: "0123456789abcdef01234567", Exp: 200, Now: 100, Req: "req-1"}
+	for i, tc := range []struct {
+		c    spend
+		want bool
+	}{
+		{first, true},
+		{first, true}, // the retry
+		{spend{ID: first.ID, Exp: 200, Now: 101, Req: "req-2"}, false},
+		{spend{ID: first.ID, Exp: 200, Now: 101}, false},
+	} {
+		if r := applyCmd(t, f, cmdSpend, tc.c); r.OK != tc.want {
+			t.Fatalf("spend %d (%+v): %+v, want OK %v", i, tc.c, r, tc.want)
+		}
+	}
+	// ... kept across a snapshot.
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := testFSM(t, nil)
+	if err := g.Restore(io.NopCloser(bytes.NewReader(snap.(*fsmSnapshot).b))); err != nil {
+		t.Fatal(err)
+	}
+	if r := applyCmd(t, g, cmdSpend, first); !r.OK {
+		t.Fatalf("the retry after a restore: %+v, want its own success", r)
+	}
+
+	// A policy apply checked against index 0.
+	apply := setPolicy{Check: true, CheckIndex: 0, Files: files("mesh.hcl", "mesh {}"), Req: "apply-1"}
+	if r := applyPolicyAt(t, f, 10, apply); !r.OK || r.Index != 10 {
+		t.Fatalf("apply: %+v", r)
+	}
+	if r := applyPolicyAt(t, f, 11, apply); !r.OK || r.Index != 10 {
+		t.Fatalf("the retried apply: %+v, want its own success at index 10", r)
+	}
+	other := apply
+	other.Req, other.Files = "apply-2", files("mesh.hcl", "mesh { }")
+	if r := applyPolicyAt(t, f, 12, other); r.OK || r.Err != errStaleIndex {
+		t.Fatalf("another apply checked against 0: %+v, want stale", r)
+	}
+	if h := len(f.pol.history); h != 1 {
+		t.Fatalf("history of %d versions, want 1", h)
+	}
+}
+
+// TestRetriedRotationIsItsOwnSuccess: a CA change committed twice is the
+// same change's success the second time, not ErrStale; a change from the
+// old base to another state is still stale.
+func TestRetriedRotationIsItsOwnSuccess(t *testing.T) {
+	installs := 0
+	f := testFSM(t, func(ca.State) { installs++ })
+	seal := func(s ca.State) []byte {
+		b, _ := json.Marshal(s)
+		out, err := f.seal.seal("CA state", b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	states := make([]ca.State, 3)
+	for i := range states {
+		c, err := ca.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		states[i], _ = c.State()
+	}
+	if r := applyCmd(t, f, cmdSetCA, setCA{Sealed: seal(states[0])}); !r.OK {
+		t.Fatalf("first CA: %+v", r)
+	}
+	rotate := setCA{Base: states[0].Digest(), Sealed: seal(states[1])}
+	if r := applyCmd(t, f, cmdSetCA, rotate); !r.OK {
+		t.Fatalf("rotation: %+v", r)
+	}
+	if r := applyCmd(t, f, cmdSetCA, rotate); !r.OK {
+		t.Fatalf("the retried rotation: %+v, want its own success", r)
+	}
+	if r := applyCmd(t, f, cmdSetCA, setCA{Base: states[0].Digest(), Sealed: seal(states[2])}); r.Err != ca.ErrStale.Error() {
+		t.Fatalf("another rotation from the old base: %+v, want stale", r)
+	}
+	if installs != 2 || f.digest() != states[1].Digest() {
+		t.Fatalf("%d installs, digest %s; want 2, the rotation's", installs, f.digest())
 	}
 }
