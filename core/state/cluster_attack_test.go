@@ -329,7 +329,10 @@ func TestClusterAttackHostileJoin(t *testing.T) {
 	opts := Options{
 		Dir: t.TempDir(), Addr: self, BootstrapExpect: 1, Key: bytes.Repeat([]byte{0x61}, KeySize),
 		Join: []string{"", "not an address", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:99999", "[::1", "http://127.0.0.1:7402/",
-			"127.0.0.1:" + strings.Repeat("7", 4096), // (a long host name instead could make the resolver ask a name server off loopback) self, self, hole.Addr().String(), web.Addr().String(), other.addr},
+			// A long port, not a long host name: a name could make the
+			// resolver ask a name server off loopback.
+			"127.0.0.1:" + strings.Repeat("7", 4096),
+			self, self, hole.Addr().String(), web.Addr().String(), other.addr},
 		TLS:     PeerTLS{Certificate: func() (*tls.Certificate, error) { return &cert, nil }, Identity: controllerID.URL().String()},
 		LocalCA: authority.State, OnCA: func(ca.State) {},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
