@@ -134,10 +134,14 @@ type mux struct {
 	refused   map[string]time.Time
 	// acceptLogged is when a failed accept was last logged (run's own).
 	acceptLogged time.Time
+	// pending counts, by source address, the connections that have not
+	// proven the state key yet (admit).
+	pendingMu sync.Mutex
+	pending   map[string]int
 }
 
 func newMux(ln net.Listener, p PeerTLS, log *slog.Logger) *mux {
-	return &mux{ln: ln, tls: p, log: log, raftConn: make(chan net.Conn), done: make(chan struct{}), refused: map[string]time.Time{}}
+	return &mux{ln: ln, tls: p, log: log, raftConn: make(chan net.Conn), done: make(chan struct{}), refused: map[string]time.Time{}, pending: map[string]int{}}
 }
 
 func (m *mux) run() {
@@ -174,6 +178,14 @@ func (m *mux) run() {
 }
 
 func (m *mux) handle(c net.Conn) {
+	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+	if !m.admit(host) {
+		m.logRefused(c.RemoteAddr().String(), fmt.Errorf("more than %d connections from this address are proving who they are", maxPendingPerSource))
+		c.Close()
+		return
+	}
+	proven := m.proving(host)
+	defer proven()
 	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
 	tc := tls.Server(c, m.tls.server())
 	if err := tc.Handshake(); err != nil {
@@ -204,6 +216,7 @@ func (m *mux) handle(c net.Conn) {
 	}
 	kind := hello[proofSize:]
 	_ = c.SetDeadline(time.Time{})
+	proven()
 	switch kind[0] {
 	case connRaft:
 		select {
@@ -215,6 +228,40 @@ func (m *mux) handle(c net.Conn) {
 		m.serveRPC(tc)
 	default:
 		tc.Close()
+	}
+}
+
+// maxPendingPerSource bounds the connections from one address that have
+// not proven the state key yet: a replica holds a few at a time (raft's
+// pool of 3, a forwarded request, a relay message), an attacker's
+// slowloris from one address holds no more than this, each for at most
+// handshakeTimeout.
+const maxPendingPerSource = 64
+
+// admit counts a connection from host as proving who it is, unless host
+// has maxPendingPerSource such connections already.
+func (m *mux) admit(host string) bool {
+	m.pendingMu.Lock()
+	defer m.pendingMu.Unlock()
+	if m.pending[host] >= maxPendingPerSource {
+		return false
+	}
+	m.pending[host]++
+	return true
+}
+
+// proving returns the function that ends what admit counted: called once
+// the peer has proven the key, and (deferred) when handle returns.
+func (m *mux) proving(host string) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			m.pendingMu.Lock()
+			if m.pending[host]--; m.pending[host] <= 0 {
+				delete(m.pending, host)
+			}
+			m.pendingMu.Unlock()
+		})
 	}
 }
 

@@ -380,9 +380,12 @@ func TestRaftPortSlowloris(t *testing.T) {
 			c.Close()
 		}
 	}()
-	for _, stage := range []string{"silent", "half a ClientHello", "handshake, no proof", "proof one byte a time"} {
+	for i, stage := range []string{"silent", "half a ClientHello", "handshake, no proof", "proof one byte a time"} {
+		// Each stage from an address of its own, 50 (under the 64 that
+		// may be proving at once from one address).
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(10+i))}}
 		for range 50 {
-			c, err := net.Dial("tcp", r.addr)
+			c, err := d.Dial("tcp", r.addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -426,6 +429,39 @@ func TestRaftPortSlowloris(t *testing.T) {
 	}
 	t.Logf("all %d slow connections closed within %s of the check", len(conns), time.Since(start).Round(time.Millisecond))
 	r.healthy(t)
+
+	// From one address, 100 silent connections: 64 may prove who they
+	// are; the others are closed at once, and a peer from another
+	// address is served meanwhile.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 20)}}
+	var over []net.Conn
+	defer func() {
+		for _, c := range over {
+			c.Close()
+		}
+	}()
+	for range 100 {
+		c, err := d.Dial("tcp", r.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		over = append(over, c)
+	}
+	start = time.Now()
+	for {
+		r.n.mux.pendingMu.Lock()
+		held := r.n.mux.pending["127.0.0.20"]
+		r.n.mux.pendingMu.Unlock()
+		if held == maxPendingPerSource {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("%d connections from one address proving at once after 5s, want %d", held, maxPendingPerSource)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r.healthy(t)
+	t.Logf("%d of 100 connections from one address held, the rest closed at accept, a peer served (%s)", maxPendingPerSource, time.Since(start).Round(time.Millisecond))
 }
 
 // TestRaftPortFlood opens many connections that never speak: the replica
@@ -453,8 +489,10 @@ func TestRaftPortFlood(t *testing.T) {
 	}()
 	start := time.Now()
 	for i := range n {
-		// From many loopback sources, as a botnet would.
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte(1+i/250), byte(1+i%250))}}
+		// From many loopback sources, as a botnet would: 60 each, under
+		// the 64 one address may hold proving who it is.
+		k := i / 60
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte(1+k/250), byte(1+k%250))}}
 		c, err := d.Dial("tcp", r.addr)
 		if err != nil {
 			t.Logf("dial %d: %v (stopping the flood there)", i, err)

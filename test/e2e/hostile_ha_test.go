@@ -158,7 +158,8 @@ func TestHostileRaftReplica(t *testing.T) {
 	// answers its operator and leads.
 	var flood []net.Conn
 	for i := range 2000 {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte(150+i/250), byte(1+i%250))}}
+		// 50 from each of 40 addresses (one address may hold 64 proving).
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 150, byte(1+i/50))}}
 		c, err := d.Dial("tcp", raftAddr)
 		if err != nil {
 			t.Fatalf("flood connection %d: %v", i, err)
