@@ -328,7 +328,12 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	// connections per source; the admin API sheds load too.
 	shieldedSidecar, shieldedAdmin := &protect.Counter{}, &protect.Counter{}
 	sidecarShield := protect.NewShield(protect.ControllerDefaults(), protect.Options{Listener: "sidecar API", Refused: shieldedSidecar.Refused})
-	adminShield := protect.NewShield(protect.AdminDefaults(), protect.Options{Listener: "admin API", Refused: shieldedAdmin.Refused})
+	adminSettings := protect.AdminDefaults()
+	// A replicated policy's 1 MiB of files takes about 1.4 MiB in JSON
+	// (POST /v1/policy/apply checks its own limit, and every other
+	// endpoint its own smaller one).
+	adminSettings.MaxRequestBodyBytes = max(adminSettings.MaxRequestBodyBytes, api.MaxPolicyApplyBody)
+	adminShield := protect.NewShield(adminSettings, protect.Options{Listener: "admin API", Refused: shieldedAdmin.Refused})
 	g := grpc.NewServer(append([]grpc.ServerOption{grpc.Creds(refusals.GRPCCredentials(credentials.NewTLS(serving), refusedSidecar))},
 		sidecarShield.GRPCServerOptions()...)...)
 	srv.Register(g)

@@ -21,6 +21,11 @@ func readStateKey(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the state key: %w (make one with: head -c 32 /dev/urandom | base64 > %s; chmod 600 %s)", err, path, path)
 	}
+	if !fi.Mode().IsRegular() {
+		// A FIFO would block the controller's start for ever, a device
+		// (/dev/zero) would make a key of nothing.
+		return nil, fmt.Errorf("reading the state key: %s is not a regular file (%v): write the key to a file, chmod 600 it and name that file", path, fi.Mode().Type())
+	}
 	perm := fi.Mode().Perm()
 	if perm&0o007 != 0 {
 		return nil, fmt.Errorf("reading the state key: %s is readable by others (mode %v): chmod 600 %s", path, perm, path)

@@ -11,8 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/weftmesh/weft/core/inputlimit"
+	"github.com/weftmesh/weft/core/protect"
 	"github.com/weftmesh/weft/core/state"
 )
 
@@ -90,9 +93,9 @@ type PolicyInForcer interface {
 	InForce() PolicyInForce
 }
 
-// maxPolicyApplyBody bounds POST /v1/policy/apply: the files' limit in
+// MaxPolicyApplyBody bounds POST /v1/policy/apply: the files' limit in
 // base64, and room for the rest.
-const maxPolicyApplyBody = state.MaxPolicyBytes*4/3 + 64<<10
+const MaxPolicyApplyBody = state.MaxPolicyBytes*4/3 + 64<<10
 
 // TokenName is how the state names an admin token: a fingerprint, never
 // the token.
@@ -150,13 +153,16 @@ func routePolicy(mux *http.ServeMux, o Options) {
 // compiles the files as every replica will, and commits them through the
 // leader. A policy with errors is never committed.
 func applyPolicy(o Options, r *http.Request) (int, string, *PolicyApplyResponse) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxPolicyApplyBody+1))
-	if err != nil {
+	b, err := io.ReadAll(io.LimitReader(r.Body, MaxPolicyApplyBody+1))
+	var capped *protect.ErrBodyTooLarge
+	var maxBytes *http.MaxBytesError
+	if err != nil && !errors.As(err, &capped) && !errors.As(err, &maxBytes) {
 		return http.StatusBadRequest, "reading the request: " + err.Error(), nil
 	}
-	if len(b) > maxPolicyApplyBody {
+	// The listener's own cap (core/protect) cut it: it is too large too.
+	if err != nil || len(b) > MaxPolicyApplyBody {
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("the request is larger than %s: a replicated policy is at most %s of files",
-			inputlimit.Bytes(maxPolicyApplyBody), inputlimit.Bytes(state.MaxPolicyBytes)), nil
+			inputlimit.Bytes(MaxPolicyApplyBody), inputlimit.Bytes(state.MaxPolicyBytes)), nil
 	}
 	if err := inputlimit.JSONDepth(b, 8); err != nil {
 		return http.StatusBadRequest, "decoding the request: " + err.Error(), nil
@@ -166,6 +172,9 @@ func applyPolicy(o Options, r *http.Request) (int, string, *PolicyApplyResponse)
 		return http.StatusBadRequest, "decoding the request: " + err.Error() + `; send {"files": {"NAME.hcl": BASE64, ...}, "check_index": N, "applied_by": "..."}`, nil
 	}
 	if err := state.CheckPolicyFiles(req.Files); err != nil {
+		return http.StatusBadRequest, err.Error(), nil
+	}
+	if err := checkAppliedBy(req.AppliedBy); err != nil {
 		return http.StatusBadRequest, err.Error(), nil
 	}
 	if o.CompilePolicy == nil {
@@ -189,4 +198,23 @@ func applyPolicy(o Options, r *http.Request) (int, string, *PolicyApplyResponse)
 	}
 	v.Files = nil
 	return http.StatusOK, "", &PolicyApplyResponse{Version: v, Unchanged: unchanged}
+}
+
+// maxAppliedBy bounds applied_by (the state clips what is longer).
+const maxAppliedBy = 512
+
+// checkAppliedBy refuses an applied_by that `weft policy history`, `weft
+// status` and the log could not print as it is: control characters
+// (terminal escapes, a forged second line) or invalid UTF-8.
+func checkAppliedBy(s string) error {
+	ok := len(s) <= maxAppliedBy && utf8.ValidString(s)
+	for _, r := range s {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r) {
+			ok = false
+		}
+	}
+	if !ok {
+		return fmt.Errorf("applied_by %q: want at most %d bytes of printable UTF-8 naming who applies (--applied-by alice), without control characters", s, maxAppliedBy)
+	}
+	return nil
 }

@@ -8,14 +8,23 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/weftmesh/weft/core/inputlimit"
 )
+
+// maxTokenFile bounds the admin token file (a token is 48 hex digits).
+const maxTokenFile = 4096
 
 // LoadOrCreateToken returns the controller's admin token, DATA_DIR/
 // admin.token (TokenFile), creating it (24 random bytes, hex, mode 0600)
 // when there is none. An empty file is refused: it would let in anyone.
 func LoadOrCreateToken(dataDir string) (string, error) {
 	p := filepath.Join(dataDir, TokenFile)
-	b, err := os.ReadFile(p)
+	if fi, err := os.Stat(p); err == nil && !fi.Mode().IsRegular() {
+		// A FIFO would hold the start for ever, a device read without end.
+		return "", fmt.Errorf("reading admin token: %s is not a regular file (%v); remove it and restart the controller to get a new one", p, fi.Mode().Type())
+	}
+	b, err := inputlimit.ReadFile(p, maxTokenFile)
 	if err == nil {
 		tok := strings.TrimSpace(string(b))
 		if tok == "" {

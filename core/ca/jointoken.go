@@ -131,7 +131,14 @@ func (v *JoinVerifier) VerifyAnd(token string, accept func(JoinClaims) error) (J
 	return c, nil
 }
 
+// MaxJoinToken bounds a join or node token, checked before it is
+// decoded: the claims of a real one are a few hundred bytes.
+const MaxJoinToken = 4096
+
 func (v *JoinVerifier) check(token string) (JoinClaims, error) {
+	if len(token) > MaxJoinToken {
+		return JoinClaims{}, fmt.Errorf("a join token of %d bytes, over the limit of %d: it was not minted by an adapter of this controller", len(token), MaxJoinToken)
+	}
 	rest, ok := strings.CutPrefix(token, joinTokenPrefix)
 	if !ok {
 		return JoinClaims{}, errors.New("not a Weft join token (want prefix wj1.)")
@@ -159,7 +166,11 @@ func (v *JoinVerifier) check(token string) (JoinClaims, error) {
 		return JoinClaims{}, errors.New("malformed join token: its nonce is missing or malformed")
 	}
 	if v.now().Unix() > c.Expires {
-		return JoinClaims{}, fmt.Errorf("join token for instance %s expired at %s", c.Instance, time.Unix(c.Expires, 0).UTC().Format(time.RFC3339))
+		what := "join token for instance " + c.Instance
+		if c.IsNodeToken() {
+			what = "node token for node " + c.Node
+		}
+		return JoinClaims{}, fmt.Errorf("%s expired at %s: the adapter mints a new one when the proxy restarts", what, time.Unix(c.Expires, 0).UTC().Format(time.RFC3339))
 	}
 	return c, nil
 }

@@ -795,6 +795,12 @@ func (s *Server) recordLeaf(instance string, creds *meshapi.Credentials) {
 }
 
 func (s *Server) issue(csr []byte, id spiffe.Identity) (*meshapi.Credentials, error) {
+	// The controllers' own identity is what sidecars and the raft peers
+	// check a controller by: no workload gets it, whatever its scheduler
+	// calls it (a pod of namespace weft-system labelled weft-controller).
+	if id.Namespace == ControllerNamespace && id.Service == ControllerService {
+		return nil, status.Errorf(codes.PermissionDenied, "%s is the Weft controllers' own identity and is never issued to a workload: give the service another name or namespace", id)
+	}
 	chain, notAfter, err := s.o.CA.SignCSR(csr, id)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())

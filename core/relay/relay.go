@@ -12,9 +12,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/core/budget"
+	"github.com/weftmesh/weft/core/inputlimit"
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/telemetry"
 )
+
+// maxDepth bounds a message's JSON nesting (a message is 3 deep), checked
+// before it is decoded.
+const maxDepth = 8
 
 // Kind is the kind of the messages between replicas (state.HandlePeer).
 const Kind = "relay/v1"
@@ -198,6 +203,9 @@ func (r *Relay) Flush() {
 // Kind): its reports go into the Collector, its demand to the Pool.
 func (r *Relay) Receive(body []byte) error {
 	var m message
+	if err := inputlimit.JSONDepth(body, maxDepth); err != nil {
+		return fmt.Errorf("decoding a relay message: %w", err)
+	}
 	if err := json.Unmarshal(body, &m); err != nil {
 		return fmt.Errorf("decoding a relay message: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
@@ -39,6 +40,11 @@ type spend struct {
 	ID  string `json:"id"`
 	Exp int64  `json:"exp"`
 	Now int64  `json:"now"`
+	// Req names the request that spends it (random, per Spend call), so
+	// that the same command applied again (a retry after the leader
+	// committed it and lost the leadership before answering) is this
+	// request's success again, not "already used".
+	Req string `json:"req,omitempty"`
 }
 
 // result is what applying a command returns to its proposer.
@@ -74,11 +80,19 @@ type fsm struct {
 	caSealed []byte
 	caDigest string
 	spent    map[string]int64
-	pol      policyState // policy.go
+	spentBy  map[string]string // token ID -> the request that spent it (spend.Req)
+	pol      policyState       // policy.go
+
+	// applied is the index of the last command this FSM applied (or of
+	// the snapshot it restored). raft's AppliedIndex is not that: it
+	// counts entries handed to the FSM's goroutine, which may not have
+	// applied them yet, so a write that waited on it could find its own
+	// entry missing (TestClusterAttackWritesRacingLeaderChanges).
+	applied atomic.Uint64
 }
 
 func newFSM(seal *sealer, cache string, onCA func(ca.State), log *slog.Logger) *fsm {
-	return &fsm{seal: seal, cache: cache, onCA: onCA, log: log, spent: map[string]int64{}}
+	return &fsm{seal: seal, cache: cache, onCA: onCA, log: log, spent: map[string]int64{}, spentBy: map[string]string{}}
 }
 
 func encodeCommand(t byte, v any) ([]byte, error) {
@@ -91,6 +105,7 @@ func encodeCommand(t byte, v any) ([]byte, error) {
 
 // Apply applies one committed entry.
 func (f *fsm) Apply(l *raft.Log) any {
+	defer f.applied.Store(l.Index)
 	if l.Type != raft.LogCommand {
 		return nil
 	}
@@ -152,6 +167,12 @@ func (f *fsm) applyCA(c setCA) result {
 	case c.Base == "" && f.caSealed != nil:
 		f.mu.Unlock()
 		return result{OK: false} // the cluster has its CA already
+	case c.Base != "" && st.Digest() == f.caDigest:
+		// This very change, applied again (a retry after the leader
+		// committed it and lost the leadership before answering): a
+		// rotation's new root is random, so no other request makes it.
+		f.mu.Unlock()
+		return result{OK: true}
 	case c.Base != "" && c.Base != f.caDigest:
 		f.mu.Unlock()
 		return result{Err: ca.ErrStale.Error()}
@@ -185,15 +206,20 @@ func (f *fsm) applySpend(c spend) result {
 	for id, exp := range f.spent {
 		if exp < c.Now {
 			delete(f.spent, id)
+			delete(f.spentBy, id)
 		}
 	}
 	if exp, ok := f.spent[c.ID]; ok && exp >= c.Now {
-		return result{OK: false}
+		// The same request again (a retry): its own spend.
+		return result{OK: c.Req != "" && f.spentBy[c.ID] == c.Req}
 	}
 	if len(f.spent) >= maxSpent {
 		return result{Err: "too many join tokens spent within their lifetime; refusing more until some expire"}
 	}
 	f.spent[c.ID] = c.Exp
+	if c.Req != "" {
+		f.spentBy[c.ID] = c.Req
+	}
 	return result{OK: true}
 }
 
@@ -218,6 +244,11 @@ type snapshotData struct {
 	CASealed []byte           `json:"ca,omitempty"`
 	Spent    map[string]int64 `json:"spent"`
 	Policies []PolicyVersion  `json:"policies,omitempty"` // oldest first, the last active
+	// Applied is the index of the last command the snapshot holds (0 in
+	// snapshots of earlier versions).
+	Applied uint64 `json:"applied,omitempty"`
+	// SpentBy names the request that spent each token (fsm.spentBy).
+	SpentBy map[string]string `json:"spent_by,omitempty"`
 }
 
 type fsmSnapshot struct{ b []byte }
@@ -225,9 +256,13 @@ type fsmSnapshot struct{ b []byte }
 // Snapshot copies the state; raft persists it in another goroutine.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
-	d := snapshotData{Version: 1, CASealed: f.caSealed, Spent: make(map[string]int64, len(f.spent))}
+	d := snapshotData{Version: 1, CASealed: f.caSealed, Spent: make(map[string]int64, len(f.spent)), Applied: f.applied.Load()}
 	for k, v := range f.spent {
 		d.Spent[k] = v
+	}
+	d.SpentBy = make(map[string]string, len(f.spentBy))
+	for k, v := range f.spentBy {
+		d.SpentBy[k] = v
 	}
 	d.Policies = append([]PolicyVersion(nil), f.pol.history...)
 	f.mu.RUnlock()
@@ -271,8 +306,13 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if f.spent == nil {
 		f.spent = map[string]int64{}
 	}
+	f.spentBy = d.SpentBy
+	if f.spentBy == nil {
+		f.spentBy = map[string]string{}
+	}
 	f.pol.history = d.Policies
 	f.mu.Unlock()
+	f.applied.Store(d.Applied)
 	f.publishPolicy()
 	return nil
 }
@@ -295,7 +335,7 @@ func readSnapshotData(r io.Reader) (snapshotData, error) {
 	if d.Version != 1 {
 		return snapshotData{}, fmt.Errorf("reading a snapshot: version %d, this controller reads version 1", d.Version)
 	}
-	if len(d.Spent) > maxSpent {
+	if len(d.Spent) > maxSpent || len(d.SpentBy) > maxSpent {
 		return snapshotData{}, errors.New("reading a snapshot: too many spent tokens")
 	}
 	if len(d.Policies) > MaxPolicyHistory {

@@ -436,9 +436,9 @@ func (n *Node) CommitCA(base string, next ca.State) error {
 // through the leader reaches it a moment later).
 func (n *Node) waitApplied(idx uint64) error {
 	deadline := time.Now().Add(applyTimeout)
-	for n.raft.AppliedIndex() < idx {
+	for n.fsm.applied.Load() < idx {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("waiting for this replica to apply entry %d (at %d): it is behind the leader", idx, n.raft.AppliedIndex())
+			return fmt.Errorf("waiting for this replica to apply entry %d (at %d): it is behind the leader", idx, n.fsm.applied.Load())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -54,6 +54,9 @@ type PolicyVersion struct {
 	Summary string `json:"summary,omitempty"`
 	// Files are the sources by base name; empty in a history listing.
 	Files map[string][]byte `json:"files,omitempty"`
+	// Request names the apply that made it (random, per ApplyPolicy
+	// call): the same command applied again is that apply's success.
+	Request string `json:"request,omitempty"`
 }
 
 // PolicyApply is a request to make files the active policy.
@@ -98,6 +101,8 @@ type setPolicy struct {
 	Token      string            `json:"token,omitempty"`
 	Summary    string            `json:"summary,omitempty"`
 	At         int64             `json:"at"` // Unix milliseconds
+	// Req names the request (PolicyVersion.Request).
+	Req string `json:"req,omitempty"`
 }
 
 // CheckPolicyFiles checks a policy's files against the limits and the
@@ -190,11 +195,18 @@ func (f *fsm) applyPolicy(c setPolicy, index uint64) result {
 		return result{Err: err.Error()}
 	}
 	v := PolicyVersion{Index: index, AppliedAt: time.UnixMilli(c.At).UTC(), AppliedBy: clip(c.AppliedBy), Token: clip(c.Token),
-		Summary: clip(c.Summary), Digest: PolicyDigest(c.Files), Files: c.Files}
+		Summary: clip(c.Summary), Digest: PolicyDigest(c.Files), Files: c.Files, Request: clip(c.Req)}
 	f.mu.Lock()
 	var cur PolicyVersion
 	if n := len(f.pol.history); n > 0 {
 		cur = f.pol.history[n-1]
+	}
+	if c.Req != "" && cur.Request == v.Request {
+		// This very apply again (a retry after the leader committed it
+		// and lost the leadership before answering): its own success,
+		// not a stale index.
+		f.mu.Unlock()
+		return result{OK: true, Index: cur.Index}
 	}
 	if c.Check && c.CheckIndex != cur.Index {
 		f.mu.Unlock()
@@ -318,7 +330,7 @@ func (n *Node) ApplyPolicy(req PolicyApply) (v PolicyVersion, unchanged bool, er
 	if at.IsZero() {
 		at = time.Now()
 	}
-	c := setPolicy{Files: req.Files, AppliedBy: clip(req.AppliedBy), Token: clip(req.Token), Summary: clip(req.Summary), At: at.UnixMilli()}
+	c := setPolicy{Files: req.Files, AppliedBy: clip(req.AppliedBy), Token: clip(req.Token), Summary: clip(req.Summary), At: at.UnixMilli(), Req: requestID()}
 	if req.CheckIndex != nil {
 		c.Check, c.CheckIndex = true, *req.CheckIndex
 	}

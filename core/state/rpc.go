@@ -1,6 +1,7 @@
 package state
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -74,7 +75,11 @@ func (n *Node) answer(req rpcRequest) rpcResponse {
 		}
 		f := n.raft.Apply(req.Cmd, applyTimeout)
 		if err := f.Error(); err != nil {
-			return rpcResponse{Err: err.Error(), NotLeader: err == raft.ErrNotLeader || err == raft.ErrLeadershipLost}
+			// A transfer in progress refuses the entry before it is
+			// appended: the follower that forwarded it retries with the
+			// next leader, as a write on the leader itself does (apply).
+			return rpcResponse{Err: err.Error(), NotLeader: errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
+				errors.Is(err, raft.ErrLeadershipTransferInProgress)}
 		}
 		res, _ := f.Response().(result)
 		return rpcResponse{Result: res, Index: f.Index()}

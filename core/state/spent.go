@@ -26,7 +26,7 @@ func (s *SpentTokens) Spend(id string, exp time.Time) (bool, error) {
 	if id == "" || len(id) > 64 {
 		return false, fmt.Errorf("%w: malformed token ID", ca.ErrSpend)
 	}
-	cmd, err := encodeCommand(cmdSpend, spend{ID: id, Exp: exp.Unix(), Now: s.now().Unix()})
+	cmd, err := encodeCommand(cmdSpend, spend{ID: id, Exp: exp.Unix(), Now: s.now().Unix(), Req: requestID()})
 	if err != nil {
 		return false, fmt.Errorf("%w: %v", ca.ErrSpend, err)
 	}

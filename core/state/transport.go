@@ -30,8 +30,16 @@ const (
 	connRPC  byte = 'F'
 )
 
-// handshakeTimeout bounds a peer's TLS handshake and its first byte.
-const handshakeTimeout = 10 * time.Second
+// handshakeTimeout bounds a peer's TLS handshake and its proof: a
+// connection that has not proven the state key within it is closed. A
+// variable so that the hostile tests need not wait 10 s.
+var handshakeTimeout = 10 * time.Second
+
+// acceptBackoffMax bounds the pause after an accept that failed for
+// another reason than the listener closing (out of file descriptors under
+// a flood of connections): the replica keeps accepting once the flood
+// ebbs, as net/http's server does.
+const acceptBackoffMax = time.Second
 
 // PeerTLS is how replicas prove to one another that they belong to the
 // cluster: each presents its own certificate (the one its APIs serve,
@@ -98,9 +106,12 @@ func (p PeerTLS) server() *tls.Config {
 func (p PeerTLS) client() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
-		// The chain and the identity are checked by verify against the
-		// roots in force at each handshake, not by host name: a replica
-		// is dialled at whatever address the cluster knows it by.
+		// Neither the chain nor the host name is checked: a replica is
+		// dialled at whatever address the cluster knows it by, and replicas
+		// forming a cluster hold different candidate CAs. verify checks the
+		// identity the certificate names; the proof of the state key after
+		// the handshake is what admits a peer (a self-signed certificate
+		// naming the controller gets no further: TestRaftPortAttack).
 		InsecureSkipVerify:   true,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return p.Certificate() },
 		VerifyConnection:     p.verify,
@@ -121,13 +132,20 @@ type mux struct {
 	// minute.
 	refusedMu sync.Mutex
 	refused   map[string]time.Time
+	// acceptLogged is when a failed accept was last logged (run's own).
+	acceptLogged time.Time
+	// pending counts, by source address, the connections that have not
+	// proven the state key yet (admit).
+	pendingMu sync.Mutex
+	pending   map[string]int
 }
 
 func newMux(ln net.Listener, p PeerTLS, log *slog.Logger) *mux {
-	return &mux{ln: ln, tls: p, log: log, raftConn: make(chan net.Conn), done: make(chan struct{}), refused: map[string]time.Time{}}
+	return &mux{ln: ln, tls: p, log: log, raftConn: make(chan net.Conn), done: make(chan struct{}), refused: map[string]time.Time{}, pending: map[string]int{}}
 }
 
 func (m *mux) run() {
+	var pause time.Duration
 	for {
 		c, err := m.ln.Accept()
 		if err != nil {
@@ -136,17 +154,38 @@ func (m *mux) run() {
 				return
 			default:
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// Out of file descriptors (EMFILE, ENFILE), a connection reset
+			// before it was accepted: never a reason to stop listening for
+			// the peers for good.
+			pause = min(max(2*pause, 5*time.Millisecond), acceptBackoffMax)
+			if time.Since(m.acceptLogged) > time.Minute {
+				m.acceptLogged = time.Now()
+				m.log.Error("raft: accepting peer connections failed; retrying (a flood of connections, or too low a file descriptor limit: ulimit -n)", "err", err)
+			}
+			select {
+			case <-m.done:
+				return
+			case <-time.After(pause):
+			}
+			continue
 		}
+		pause = 0
 		go m.handle(c)
 	}
 }
 
 func (m *mux) handle(c net.Conn) {
+	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+	if !m.admit(host) {
+		m.logRefused(c.RemoteAddr().String(), fmt.Errorf("more than %d connections from this address are proving who they are", maxPendingPerSource))
+		c.Close()
+		return
+	}
+	proven := m.proving(host)
+	defer proven()
 	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
 	tc := tls.Server(c, m.tls.server())
 	if err := tc.Handshake(); err != nil {
@@ -177,6 +216,7 @@ func (m *mux) handle(c net.Conn) {
 	}
 	kind := hello[proofSize:]
 	_ = c.SetDeadline(time.Time{})
+	proven()
 	switch kind[0] {
 	case connRaft:
 		select {
@@ -188,6 +228,40 @@ func (m *mux) handle(c net.Conn) {
 		m.serveRPC(tc)
 	default:
 		tc.Close()
+	}
+}
+
+// maxPendingPerSource bounds the connections from one address that have
+// not proven the state key yet: a replica holds a few at a time (raft's
+// pool of 3, a forwarded request, a relay message), an attacker's
+// slowloris from one address holds no more than this, each for at most
+// handshakeTimeout.
+const maxPendingPerSource = 64
+
+// admit counts a connection from host as proving who it is, unless host
+// has maxPendingPerSource such connections already.
+func (m *mux) admit(host string) bool {
+	m.pendingMu.Lock()
+	defer m.pendingMu.Unlock()
+	if m.pending[host] >= maxPendingPerSource {
+		return false
+	}
+	m.pending[host]++
+	return true
+}
+
+// proving returns the function that ends what admit counted: called once
+// the peer has proven the key, and (deferred) when handle returns.
+func (m *mux) proving(host string) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			m.pendingMu.Lock()
+			if m.pending[host]--; m.pending[host] <= 0 {
+				delete(m.pending, host)
+			}
+			m.pendingMu.Unlock()
+		})
 	}
 }
 

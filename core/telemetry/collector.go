@@ -194,9 +194,32 @@ func (c *Collector) Record(instance, service, namespace string, received time.Ti
 // Relayed adds a report another controller replica took from its sidecar
 // (core/relay) as Record would, without counting it as one this replica
 // received (weft_controller_reports_received_total).
+//
+// A relayed report's time is the other replica's word: one outside the
+// window (older than it, or more than maxRelayedAhead ahead of this
+// replica's clock) is not recorded but counted as refused, reason
+// RefusedOutOfWindow. Recorded, it would replace a step of this window in
+// the ring (or, years away, index outside it and stop the controller). One
+// a little ahead (clocks a few seconds apart) counts now.
 func (c *Collector) Relayed(instance, service, namespace string, received time.Time, r *meshapi.StatsReport) {
+	now := c.o.Now()
+	if received.After(now.Add(maxRelayedAhead)) || now.Sub(received) >= c.Window() || received.Before(now.Add(-c.Window())) {
+		c.Refused(RefusedOutOfWindow)
+		return
+	}
+	if received.After(now) {
+		received = now
+	}
 	c.record(instance, service, namespace, received, r)
 }
+
+// RefusedOutOfWindow is the Refused reason of a relayed report dated
+// outside the window.
+const RefusedOutOfWindow = "relayed_out_of_window"
+
+// maxRelayedAhead is how far ahead of this replica's clock a relayed
+// report may be dated (another replica's clock running fast).
+const maxRelayedAhead = time.Minute
 
 func (c *Collector) record(instance, service, namespace string, received time.Time, r *meshapi.StatsReport) {
 	self := svcKey{namespace, service}

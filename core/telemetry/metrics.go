@@ -94,7 +94,7 @@ var (
 	descInstances    = prometheus.NewDesc("weft_controller_instances", "Instances the adapters report, by adapter and health.", []string{"adapter", "health"}, nil)
 	descRootExpiry   = prometheus.NewDesc("weft_controller_ca_root_expiry_timestamp_seconds", "When each CA root expires, in Unix seconds.", []string{"root", "active"}, nil)
 	descReports      = prometheus.NewDesc("weft_controller_reports_received_total", "Golden-signal reports taken from sidecars.", nil, nil)
-	descRefused      = prometheus.NewDesc("weft_controller_reports_refused_total", "Golden-signal reports refused, by reason: identity, instance (a sidecar reporting for an instance not its own or unknown), invalid.", []string{"reason"}, nil)
+	descRefused      = prometheus.NewDesc("weft_controller_reports_refused_total", "Golden-signal reports refused, by reason: identity, instance (a sidecar reporting for an instance not its own or unknown), invalid, relayed_out_of_window (a report another replica relayed, dated outside the window).", []string{"reason"}, nil)
 	descCellsDropped = prometheus.NewDesc("weft_controller_report_cells_dropped_total", "Report cells not counted because a step of the window was full.", nil, nil)
 	descSidecarDrop  = prometheus.NewDesc("weft_controller_sidecar_reports_dropped_total", "Reports the sidecars say they could not send in time (their counts went into later reports), added up over the sidecars that reported.", nil, nil)
 	descReporting    = prometheus.NewDesc("weft_controller_reporting_instances", "Instances whose sidecar has reported since the controller started.", nil, nil)
