@@ -83,9 +83,11 @@ func (a *fileAdapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events cha
 	// An unchanged file is not parsed again: the last records are
 	// returned as they are, which the loop finds equal to what it sent
 	// at once (the same slices), so a short poll interval over a large
-	// file costs a read and a comparison.
+	// file costs a read and a comparison. A changed file is parsed, but
+	// only its changed records are decoded again (parser).
 	var last []byte
 	var lastRecords records
+	var p parser
 	loop := sdk.Loop[records]{
 		Fetch: func(context.Context) (records, error) {
 			data, err := readFile(path)
@@ -95,7 +97,7 @@ func (a *fileAdapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events cha
 			if last != nil && bytes.Equal(data, last) {
 				return lastRecords, nil
 			}
-			instances, diags, err := parse(data)
+			instances, diags, err := p.parse(data)
 			if err != nil {
 				return records{}, fmt.Errorf("instances file is malformed; keeping the last instances: %w", err)
 			}
