@@ -2,8 +2,10 @@ package model
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sort"
 )
 
@@ -163,6 +165,19 @@ func (in Instance) Validate() error {
 		return reasoned(ErrNoMeshPort, fmt.Errorf("instance %s: no %q port: the sidecar's inbound port is required", in.ID, PortMesh))
 	}
 	return nil
+}
+
+// Equal says whether in and o are the same record: every field equal, a
+// nil and an empty map or list the same (they compile the same, and the
+// adapter protocol carries both as nothing). core/registry's
+// TestSameInstanceSeesEveryField fails when Instance gains a field that
+// Equal does not compare.
+func (in Instance) Equal(o Instance) bool {
+	return in.ID == o.ID && in.Service == o.Service && in.Namespace == o.Namespace &&
+		in.Address == o.Address && in.Health == o.Health && in.Isolation == o.Isolation &&
+		in.MeshListen == o.MeshListen && in.Node == o.Node && maps.Equal(in.Ports, o.Ports) &&
+		maps.Equal(in.Meta, o.Meta) && slices.Equal(in.Tags, o.Tags) &&
+		maps.Equal(in.Labels, o.Labels) && maps.Equal(in.Workload, o.Workload)
 }
 
 // NS returns the instance's namespace, defaulted.

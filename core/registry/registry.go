@@ -2,7 +2,6 @@ package registry
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -158,17 +157,11 @@ func (r *Registry) Update(s model.Snapshot) (changed bool, problems []Problem) {
 	return true, problems
 }
 
-// sameInstance says whether a and b are the same record. A nil and an
-// empty map or list are the same (they compile the same).
+// sameInstance says whether a and b are the same record (model.Instance's
+// Equal: a nil and an empty map or list are the same).
 // TestSameInstanceSeesEveryField fails when model.Instance gains a field
 // that this does not compare.
-func sameInstance(a, b model.Instance) bool {
-	return a.ID == b.ID && a.Service == b.Service && a.Namespace == b.Namespace &&
-		a.Address == b.Address && a.Health == b.Health && a.Isolation == b.Isolation &&
-		a.MeshListen == b.MeshListen && a.Node == b.Node && maps.Equal(a.Ports, b.Ports) &&
-		maps.Equal(a.Meta, b.Meta) && slices.Equal(a.Tags, b.Tags) &&
-		maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Workload, b.Workload)
-}
+func sameInstance(a, b model.Instance) bool { return a.Equal(b) }
 
 // Entries returns every instance, sorted by adapter then ID.
 func (r *Registry) Entries() []Entry {
