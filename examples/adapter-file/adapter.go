@@ -122,11 +122,17 @@ func (a *fileAdapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events cha
 	return loop.Run(ctx, changed, events)
 }
 
-// racyWindow: a file modified this shortly before it was read may be
-// written again with the same size and modification time (the kernel
-// keeps file times at its clock tick), so its stat does not prove it
-// unchanged; it is read again until its time is older than this.
-const racyWindow = time.Second
+// A file modified shortly before it was read may be written again with
+// the same size and modification time (the kernel keeps file times at its
+// clock tick, a few milliseconds; some file systems at whole seconds), so
+// its stat does not prove it unchanged: it is read again until its time is
+// older than the read by racyWindow, or by coarseRacyWindow where the
+// file's time has no fraction of a second (a file system that keeps whole
+// seconds, or two).
+const (
+	racyWindow       = 100 * time.Millisecond
+	coarseRacyWindow = 3 * time.Second
+)
 
 // stamp is what stat says of the file, and when it was asked.
 type stamp struct {
@@ -147,11 +153,18 @@ func stampOf(path string) (stamp, error) {
 // same says whether s is the file of an earlier stamp, unchanged since:
 // the same file (device and inode: a file renamed into place is another
 // one), size and modification time, and that time older than the earlier
-// stamp by racyWindow, so that a write since would have moved it.
+// stamp by the racy window, so that a write since would have moved it.
 func (s stamp) same(earlier stamp) bool {
-	return s.info != nil && earlier.info != nil && os.SameFile(s.info, earlier.info) &&
-		s.info.Size() == earlier.info.Size() && s.info.ModTime().Equal(earlier.info.ModTime()) &&
-		earlier.info.ModTime().Before(earlier.at.Add(-racyWindow))
+	if s.info == nil || earlier.info == nil {
+		return false
+	}
+	mtime := earlier.info.ModTime()
+	window := racyWindow
+	if mtime.Nanosecond() == 0 {
+		window = coarseRacyWindow
+	}
+	return os.SameFile(s.info, earlier.info) && s.info.Size() == earlier.info.Size() &&
+		s.info.ModTime().Equal(mtime) && mtime.Before(earlier.at.Add(-window))
 }
 
 // records is what the file holds: its instances, and the records skipped.

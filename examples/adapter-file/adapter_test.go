@@ -355,6 +355,9 @@ func TestStampSame(t *testing.T) {
 	}{
 		{name: "untouched, modified long before it was read", first: old, change: func(*testing.T, string) {}, same: true},
 		{name: "untouched, but modified just before it was read", first: time.Now(), change: func(*testing.T, string) {}, same: false},
+		{name: "untouched, modified a second before it was read", first: time.Now().Add(-time.Second), change: func(*testing.T, string) {}, same: true},
+		{name: "untouched, modified a second before, time in whole seconds", first: time.Now().Add(-time.Second).Truncate(time.Second), change: func(*testing.T, string) {}, same: false},
+		{name: "untouched, modified long before, time in whole seconds", first: old.Truncate(time.Second), change: func(*testing.T, string) {}, same: true},
 		{name: "rewritten in place, same size, new time", first: old, change: func(t *testing.T, path string) {
 			write(t, path, `{"instances": [2]}`, time.Now())
 		}, same: false},

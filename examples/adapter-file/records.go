@@ -38,14 +38,20 @@ const (
 )
 
 // readFile reads the file at path, never more than maxFileBytes+1 bytes of
-// it: parse refuses anything longer.
+// it: parse refuses anything longer. The buffer is sized from the file's
+// stat, so a large file is read in one allocation.
 func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	var b bytes.Buffer
+	if info, err := f.Stat(); err == nil && info.Size() > 0 {
+		b.Grow(int(min(info.Size(), maxFileBytes)) + bytes.MinRead)
+	}
+	_, err = b.ReadFrom(io.LimitReader(f, maxFileBytes+1))
+	return b.Bytes(), err
 }
 
 // depthOK reports whether the arrays and objects of the JSON document data
@@ -83,6 +89,7 @@ func parse(data []byte) ([]sdk.Instance, []sdk.Diagnostic, error) {
 
 // decoded is what decodeRecord made of one record's bytes.
 type decoded struct {
+	raw string // the bytes, the parser's key
 	in  sdk.Instance
 	err error
 }
@@ -92,8 +99,9 @@ type decoded struct {
 // where one moved, that is one strict decode instead of ten thousand. It
 // remembers the records of the last parse only. Its zero value is ready.
 type parser struct {
-	last    map[string]decoded // by the record's bytes
-	decodes int                // records decoded, all parses together
+	last    map[string]*decoded // by the record's bytes
+	spare   map[string]*decoded // the map before last, emptied and reused
+	decodes int                 // records decoded, all parses together
 }
 
 // parse is the function parse, with the parser's memory of the last file.
@@ -112,20 +120,27 @@ func (p *parser) parse(data []byte) ([]sdk.Instance, []sdk.Diagnostic, error) {
 		return nil, nil, errors.New(`parsing instances file: no "instances" array; write {"instances": [...]}, with an empty array for no instances`)
 	}
 	var (
-		out   []sdk.Instance
+		out   = make([]sdk.Instance, 0, len(*f.Instances))
 		diags []sdk.Diagnostic
-		seen  = map[string]int{}
-		now   = make(map[string]decoded, len(*f.Instances))
+		seen  = make(map[string]int, len(*f.Instances))
+		now   = p.spare
 	)
-	defer func() { p.last = now }()
+	if now == nil {
+		now = make(map[string]*decoded, len(*f.Instances))
+	}
+	defer func() {
+		clear(p.last)
+		p.last, p.spare = now, p.last
+	}()
 	for i, raw := range *f.Instances {
 		n := i + 1
 		d, ok := p.last[string(raw)]
 		if !ok {
+			d = &decoded{raw: string(raw)}
 			d.in, d.err = decodeRecord(raw)
 			p.decodes++
 		}
-		now[string(raw)] = d
+		now[d.raw] = d
 		in, err := d.in, d.err
 		if err != nil {
 			// Droppedf, not Warningf: the controller counts the record
