@@ -25,34 +25,47 @@ import (
 // deltaEncoder is the server shim's memory of the last snapshot a stream
 // carried. Its zero value sends the next snapshot in full.
 type deltaEncoder struct {
-	last map[string]model.Instance // nil: send the next one in full
+	last  []model.Instance // the snapshot sent last, its IDs unique
+	valid bool             // false: send the next one in full
+	ids   map[string]int   // scratch: position in the new snapshot, by ID
+	seen  []bool           // scratch: which of the new ones last had
 }
 
 // encode turns ev into the event to send.
 func (e *deltaEncoder) encode(ev WatchEvent) *proto.WatchEvent {
 	ins := ev.Snapshot.Instances
-	now := make(map[string]model.Instance, len(ins))
-	for _, in := range ins {
-		if _, dup := now[in.ID]; dup {
-			e.last = nil
+	if e.ids == nil {
+		e.ids = make(map[string]int, len(ins))
+	}
+	clear(e.ids)
+	for i, in := range ins {
+		if _, dup := e.ids[in.ID]; dup {
+			e.last, e.valid = nil, false
 			return watchEventToProto(ev)
 		}
-		now[in.ID] = in
+		e.ids[in.ID] = i
 	}
-	last := e.last
-	e.last = now
-	if last == nil {
+	last, valid := e.last, e.valid
+	e.last, e.valid = ins, true
+	if !valid {
 		return watchEventToProto(ev)
 	}
 	d := &proto.SnapshotDelta{Instances: uint32(len(ins))}
-	for _, in := range ins {
-		if old, ok := last[in.ID]; !ok || !old.Equal(in) {
-			d.Upserts = append(d.Upserts, instanceToProto(in))
+	e.seen = append(e.seen[:0], make([]bool, len(ins))...)
+	for _, old := range last {
+		i, ok := e.ids[old.ID]
+		if !ok {
+			d.Removed = append(d.Removed, old.ID)
+			continue
+		}
+		e.seen[i] = true
+		if !old.Equal(ins[i]) {
+			d.Upserts = append(d.Upserts, instanceToProto(ins[i]))
 		}
 	}
-	for id := range last {
-		if _, ok := now[id]; !ok {
-			d.Removed = append(d.Removed, id)
+	for i, in := range ins {
+		if !e.seen[i] {
+			d.Upserts = append(d.Upserts, instanceToProto(in))
 		}
 	}
 	// A delta as large as the snapshot saves nothing: send it whole.
