@@ -112,27 +112,24 @@ func (p *parser) parse(data []byte) ([]sdk.Instance, []sdk.Diagnostic, error) {
 	if line, ok := depthOK(data, maxDepth); !ok {
 		return nil, nil, fmt.Errorf("parsing instances file: line %d nests arrays and objects more than %d deep; a record needs three levels", line, maxDepth)
 	}
-	var f file
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, nil, fmt.Errorf("parsing instances file: %s", describeJSONError(data, err))
-	}
-	if f.Instances == nil {
-		return nil, nil, errors.New(`parsing instances file: no "instances" array; write {"instances": [...]}, with an empty array for no instances`)
+	raws, err := recordBytes(data)
+	if err != nil {
+		return nil, nil, err
 	}
 	var (
-		out   = make([]sdk.Instance, 0, len(*f.Instances))
+		out   = make([]sdk.Instance, 0, len(raws))
 		diags []sdk.Diagnostic
-		seen  = make(map[string]int, len(*f.Instances))
+		seen  = make(map[string]int, len(raws))
 		now   = p.spare
 	)
 	if now == nil {
-		now = make(map[string]*decoded, len(*f.Instances))
+		now = make(map[string]*decoded, len(raws))
 	}
 	defer func() {
 		clear(p.last)
 		p.last, p.spare = now, p.last
 	}()
-	for i, raw := range *f.Instances {
+	for i, raw := range raws {
 		n := i + 1
 		d, ok := p.last[string(raw)]
 		if !ok {
@@ -162,7 +159,29 @@ func (p *parser) parse(data []byte) ([]sdk.Instance, []sdk.Diagnostic, error) {
 	return out, diags, nil
 }
 
-func decodeRecord(raw json.RawMessage) (sdk.Instance, error) {
+// recordBytes returns the bytes of each record of the file: split in one pass
+// where that is plain (splitInstances), else as json.Unmarshal reads them.
+func recordBytes(data []byte) ([][]byte, error) {
+	if json.Valid(data) {
+		if raws, ok := splitInstances(data); ok {
+			return raws, nil
+		}
+	}
+	var f file
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("parsing instances file: %s", describeJSONError(data, err))
+	}
+	if f.Instances == nil {
+		return nil, errors.New(`parsing instances file: no "instances" array; write {"instances": [...]}, with an empty array for no instances`)
+	}
+	raws := make([][]byte, len(*f.Instances))
+	for i, r := range *f.Instances {
+		raws[i] = r
+	}
+	return raws, nil
+}
+
+func decodeRecord(raw []byte) (sdk.Instance, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var r record
