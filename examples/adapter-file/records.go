@@ -89,19 +89,25 @@ func parse(data []byte) ([]sdk.Instance, []sdk.Diagnostic, error) {
 
 // decoded is what decodeRecord made of one record's bytes.
 type decoded struct {
-	raw string // the bytes, the parser's key
+	raw string // the bytes
 	in  sdk.Instance
 	err error
 }
 
 // parser parses the file again and again, decoding only the records whose
 // bytes changed since the last parse: in a file of ten thousand records
-// where one moved, that is one strict decode instead of ten thousand. It
-// remembers the records of the last parse only. Its zero value is ready.
+// where one moved, that is one strict decode instead of ten thousand.
+// Where the new file is the last one with one stretch of its instances
+// array rewritten (window.go), only that stretch is checked and split;
+// otherwise the whole file is, and records are matched by their bytes. It
+// remembers the last file only. Its zero value is ready.
 type parser struct {
-	last    map[string]*decoded // by the record's bytes
-	spare   map[string]*decoded // the map before last, emptied and reused
-	decodes int                 // records decoded, all parses together
+	last    []byte     // the last file, when its records' places are known
+	arr     span       // where its instances array is
+	spans   []span     // where each of its records is
+	decs    []*decoded // what each of them decoded to
+	decodes int        // records decoded, all parses together
+	windows int        // parses that checked only a rewritten stretch
 }
 
 // parse is the function parse, with the parser's memory of the last file.
@@ -109,35 +115,46 @@ func (p *parser) parse(data []byte) ([]sdk.Instance, []sdk.Diagnostic, error) {
 	if len(data) > maxFileBytes {
 		return nil, nil, fmt.Errorf("parsing instances file: it is larger than %d MiB; split the instances across adapters, or check that it is the file you meant", maxFileBytes>>20)
 	}
-	if line, ok := depthOK(data, maxDepth); !ok {
-		return nil, nil, fmt.Errorf("parsing instances file: line %d nests arrays and objects more than %d deep; a record needs three levels", line, maxDepth)
+	arr, spans, decs, ok := p.window(data)
+	if ok {
+		p.windows++
+	} else {
+		if line, ok := depthOK(data, maxDepth); !ok {
+			return nil, nil, fmt.Errorf("parsing instances file: line %d nests arrays and objects more than %d deep; a record needs three levels", line, maxDepth)
+		}
+		var raws [][]byte
+		var err error
+		raws, arr, spans, err = recordBytes(data)
+		if err != nil {
+			return nil, nil, err
+		}
+		byRaw := make(map[string]*decoded, len(p.decs))
+		for _, d := range p.decs {
+			byRaw[d.raw] = d
+		}
+		decs = make([]*decoded, len(raws))
+		for i, raw := range raws {
+			if decs[i] = byRaw[string(raw)]; decs[i] == nil {
+				decs[i] = p.decode(raw)
+			}
+		}
 	}
-	raws, err := recordBytes(data)
-	if err != nil {
-		return nil, nil, err
+	for i, d := range decs {
+		if d == nil { // a record of the rewritten stretch
+			decs[i] = p.decode(data[spans[i].start:spans[i].end])
+		}
+	}
+	p.last, p.arr, p.spans, p.decs = data, arr, spans, decs
+	if spans == nil { // json.Unmarshal split it: places unknown
+		p.last = nil
 	}
 	var (
-		out   = make([]sdk.Instance, 0, len(raws))
+		out   = make([]sdk.Instance, 0, len(decs))
 		diags []sdk.Diagnostic
-		seen  = make(map[string]int, len(raws))
-		now   = p.spare
+		seen  = make(map[string]int, len(decs))
 	)
-	if now == nil {
-		now = make(map[string]*decoded, len(raws))
-	}
-	defer func() {
-		clear(p.last)
-		p.last, p.spare = now, p.last
-	}()
-	for i, raw := range raws {
+	for i, d := range decs {
 		n := i + 1
-		d, ok := p.last[string(raw)]
-		if !ok {
-			d = &decoded{raw: string(raw)}
-			d.in, d.err = decodeRecord(raw)
-			p.decodes++
-		}
-		now[d.raw] = d
 		in, err := d.in, d.err
 		if err != nil {
 			// Droppedf, not Warningf: the controller counts the record
@@ -159,26 +176,40 @@ func (p *parser) parse(data []byte) ([]sdk.Instance, []sdk.Diagnostic, error) {
 	return out, diags, nil
 }
 
-// recordBytes returns the bytes of each record of the file: split in one pass
-// where that is plain (splitInstances), else as json.Unmarshal reads them.
-func recordBytes(data []byte) ([][]byte, error) {
+// decode decodes one record's bytes.
+func (p *parser) decode(raw []byte) *decoded {
+	d := &decoded{raw: string(raw)}
+	d.in, d.err = decodeRecord(raw)
+	p.decodes++
+	return d
+}
+
+// recordBytes returns the bytes of each record of the file: split in one
+// pass where that is plain (splitInstances, which also says where the
+// array and each record are), else as json.Unmarshal reads them (spans
+// nil).
+func recordBytes(data []byte) (raws [][]byte, arr span, spans []span, err error) {
 	if json.Valid(data) {
-		if raws, ok := splitInstances(data); ok {
-			return raws, nil
+		if spans, arr, ok := splitInstances(data); ok {
+			raws = make([][]byte, len(spans))
+			for i, s := range spans {
+				raws[i] = data[s.start:s.end]
+			}
+			return raws, arr, spans, nil
 		}
 	}
 	var f file
 	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("parsing instances file: %s", describeJSONError(data, err))
+		return nil, span{}, nil, fmt.Errorf("parsing instances file: %s", describeJSONError(data, err))
 	}
 	if f.Instances == nil {
-		return nil, errors.New(`parsing instances file: no "instances" array; write {"instances": [...]}, with an empty array for no instances`)
+		return nil, span{}, nil, errors.New(`parsing instances file: no "instances" array; write {"instances": [...]}, with an empty array for no instances`)
 	}
-	raws := make([][]byte, len(*f.Instances))
+	raws = make([][]byte, len(*f.Instances))
 	for i, r := range *f.Instances {
 		raws[i] = r
 	}
-	return raws, nil
+	return raws, span{}, nil, nil
 }
 
 func decodeRecord(raw []byte) (sdk.Instance, error) {

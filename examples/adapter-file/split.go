@@ -4,18 +4,19 @@ import "bytes"
 
 // splitInstances finds the records of the "instances" array of data, a
 // document json.Valid accepted, in one pass and without copying: each
-// record is the bytes of one array element, as json.RawMessage holds it.
+// record is where the bytes of one array element start and end, the bytes
+// json.RawMessage would hold; arr is where the array's [ and ] are.
 // It answers only where the answer is plainly the one json.Unmarshal
 // gives; ok false sends the parse to json.Unmarshal, which decides (and
 // explains) the rest: a key spelled with escapes, in another case or
 // outside ASCII (encoding/json matches keys loosely), "instances" given
 // twice, or not an array.
-func splitInstances(data []byte) (recs [][]byte, ok bool) {
+func splitInstances(data []byte) (recs []span, arr span, ok bool) {
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
-		return nil, false
+		return nil, span{}, false
 	}
-	var arr []byte
+	found := false
 	for i = skipSpace(data, i+1); i < len(data) && data[i] != '}'; {
 		end := skipValue(data, i) // the key, a string: the document is valid
 		key := data[i+1 : end-1]
@@ -24,29 +25,38 @@ func splitInstances(data []byte) (recs [][]byte, ok bool) {
 		end = skipValue(data, i)
 		switch {
 		case string(key) == "instances":
-			if arr != nil || data[i] != '[' {
-				return nil, false
+			if found || data[i] != '[' {
+				return nil, span{}, false
 			}
-			arr = data[i:end]
+			arr, found = span{i, end - 1}, true
 		case bytes.EqualFold(key, []byte("instances")) || !plainASCII(key):
-			return nil, false
+			return nil, span{}, false
 		}
 		if i = skipSpace(data, end); i < len(data) && data[i] == ',' {
 			i = skipSpace(data, i+1)
 		}
 	}
-	if arr == nil {
-		return nil, false
+	if !found {
+		return nil, span{}, false
 	}
-	recs = [][]byte{}
-	for j := skipSpace(arr, 1); j < len(arr) && arr[j] != ']'; {
-		end := skipValue(arr, j)
-		recs = append(recs, arr[j:end])
-		if j = skipSpace(arr, end); j < len(arr) && arr[j] == ',' {
-			j = skipSpace(arr, j+1)
+	return elements(data, arr), arr, true
+}
+
+// span is where something starts in a document and where it ends (one
+// byte past it; for an array, at its closing bracket).
+type span struct{ start, end int }
+
+// elements are the spans of the elements of the valid array at arr.
+func elements(data []byte, arr span) []span {
+	recs := []span{}
+	for j := skipSpace(data, arr.start+1); j < arr.end; {
+		end := skipValue(data, j)
+		recs = append(recs, span{j, end})
+		if j = skipSpace(data, end); j < arr.end && data[j] == ',' {
+			j = skipSpace(data, j+1)
 		}
 	}
-	return recs, true
+	return recs
 }
 
 // plainASCII: no escape and nothing outside printable ASCII.

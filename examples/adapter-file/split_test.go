@@ -34,7 +34,7 @@ func TestSplitInstances(t *testing.T) {
 			if !json.Valid([]byte(tt.data)) {
 				t.Fatalf("the test's document is not valid JSON")
 			}
-			got, ok := splitInstances([]byte(tt.data))
+			spans, arr, ok := splitInstances([]byte(tt.data))
 			if ok != tt.ok {
 				t.Fatalf("splitInstances answered %v, want %v", ok, tt.ok)
 			}
@@ -45,11 +45,18 @@ func TestSplitInstances(t *testing.T) {
 			if err := json.Unmarshal([]byte(tt.data), &f); err != nil || f.Instances == nil {
 				t.Fatalf("json.Unmarshal: %v, instances %v", err, f.Instances)
 			}
+			if tt.data[arr.start] != '[' || tt.data[arr.end] != ']' {
+				t.Errorf("array at %v: %q ... %q", arr, tt.data[arr.start], tt.data[arr.end])
+			}
+			var got []string
+			for _, s := range spans {
+				got = append(got, tt.data[s.start:s.end])
+			}
 			if len(got) != len(*f.Instances) {
 				t.Fatalf("%d records, json.Unmarshal %d", len(got), len(*f.Instances))
 			}
 			for i, raw := range *f.Instances {
-				if string(got[i]) != string(raw) {
+				if got[i] != string(raw) {
 					t.Errorf("record %d = %s, json.Unmarshal %s", i+1, got[i], raw)
 				}
 			}
