@@ -124,13 +124,13 @@ func (a *fileAdapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events cha
 
 // A file modified shortly before it was read may be written again with
 // the same size and modification time (the kernel keeps file times at its
-// clock tick, a few milliseconds; some file systems at whole seconds), so
+// clock tick, 1 to 10 ms; some file systems at whole seconds), so
 // its stat does not prove it unchanged: it is read again until its time is
 // older than the read by racyWindow, or by coarseRacyWindow where the
 // file's time has no fraction of a second (a file system that keeps whole
 // seconds, or two).
 const (
-	racyWindow       = 100 * time.Millisecond
+	racyWindow       = 30 * time.Millisecond
 	coarseRacyWindow = 3 * time.Second
 )
 
