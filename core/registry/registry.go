@@ -73,7 +73,10 @@ func (r *Registry) Update(s model.Snapshot) (changed bool, problems []Problem) {
 	defer r.mu.Unlock()
 	owner := func(id string) (string, bool) {
 		for a, snap := range r.snaps {
-			if _, ok := snap.index[id]; ok && a != s.Adapter {
+			if a == s.Adapter {
+				continue
+			}
+			if _, ok := snap.index[id]; ok {
 				return a, true
 			}
 		}
@@ -109,9 +112,13 @@ func (r *Registry) Update(s model.Snapshot) (changed bool, problems []Problem) {
 			problems = append(problems, Problem{s.Adapter, in.ID, fmt.Errorf("instance ID %q appears twice in the snapshot; the first record is kept", in.ID), model.ReasonDuplicateID})
 			continue
 		}
-		if a, ok := owner(in.ID); ok {
-			problems = append(problems, Problem{s.Adapter, in.ID, fmt.Errorf("instance ID %q is already reported by adapter %s; instance IDs must be unique across adapters", in.ID, a), model.ReasonDuplicateID})
-			continue
+		// An ID this adapter's last snapshot held is no other adapter's:
+		// the others were refused it while this one had it.
+		if !had {
+			if a, ok := owner(in.ID); ok {
+				problems = append(problems, Problem{s.Adapter, in.ID, fmt.Errorf("instance ID %q is already reported by adapter %s; instance IDs must be unique across adapters", in.ID, a), model.ReasonDuplicateID})
+				continue
+			}
 		}
 		rec := record{in: in, rev: next}
 		fresh = fresh || !same
