@@ -11,7 +11,8 @@
 // the versioned plugin map (GRPCAdapterPlugin) and the host's client
 // configuration; grpc_client.go the host-side shim (an Adapter over
 // plugins/proto), grpc_server.go the plugin-side shim (proto.AdapterServer
-// over an Adapter), convert.go the conversions between the two.
+// over an Adapter), convert.go the conversions between the two, delta.go
+// the snapshot deltas Watch sends on the wire.
 //
 // Conventions the shims keep:
 //   - Watch converts between a Go channel and a gRPC stream in both
@@ -27,4 +28,10 @@
 //     and CheckInfo checks the version the adapter reports again.
 //   - Snapshot.Adapter does not cross the wire: the host sets it from the
 //     name the adapter was configured under.
+//   - Every WatchEvent is a whole snapshot on both sides of the shims. On
+//     the wire, a host that asks for them (WatchRequest.accepts_deltas;
+//     GRPCClient always does) gets the first snapshot whole and then only
+//     what changed: the instances added or changed and the IDs gone, with
+//     the count to check. The client shim rebuilds the whole snapshot.
+//     Plugins and hosts built before deltas still work with either side.
 package plugins

@@ -3,6 +3,7 @@ package plugins
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/weftmesh/weft/plugins/proto"
@@ -35,12 +36,14 @@ func (c *GRPCClient) Configure(ctx context.Context, req *ConfigureRequest) (*Con
 // Watch calls the Watch RPC and puts every event of the stream on events
 // until ctx is cancelled (it returns ctx's error) or the stream ends. It
 // never closes events. A stream the adapter ends without an error returns
-// nil.
+// nil. It accepts deltas (delta.go): every event it puts on events holds
+// the whole snapshot all the same.
 func (c *GRPCClient) Watch(ctx context.Context, req *WatchRequest, events chan<- WatchEvent) error {
-	stream, err := c.Client.Watch(ctx, &proto.WatchRequest{})
+	stream, err := c.Client.Watch(ctx, &proto.WatchRequest{AcceptsDeltas: true})
 	if err != nil {
 		return rpcError(ctx, "watching adapter", err)
 	}
+	var dec deltaDecoder
 	for {
 		p, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -49,8 +52,12 @@ func (c *GRPCClient) Watch(ctx context.Context, req *WatchRequest, events chan<-
 		if err != nil {
 			return rpcError(ctx, "watching adapter", err)
 		}
+		ev, err := dec.decode(p)
+		if err != nil {
+			return fmt.Errorf("watching adapter: %w", err)
+		}
 		select {
-		case events <- watchEventFromProto(p):
+		case events <- ev:
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -56,7 +56,8 @@ func (s *GRPCServer) VerifyIdentity(ctx context.Context, req *proto.VerifyIdenti
 }
 
 // Watch answers the Watch RPC: it runs the adapter's Watch and sends every
-// event it puts on the channel down the stream. When the stream breaks, the
+// event it puts on the channel down the stream, as a delta of the one
+// before when the host accepts deltas (delta.go). When the stream breaks, the
 // adapter's ctx is cancelled and events are drained until its Watch returns,
 // so an adapter blocked on a send is never stuck.
 func (s *GRPCServer) Watch(req *proto.WatchRequest, stream grpc.ServerStreamingServer[proto.WatchEvent]) error {
@@ -64,6 +65,16 @@ func (s *GRPCServer) Watch(req *proto.WatchRequest, stream grpc.ServerStreamingS
 	defer cancel()
 	events := make(chan WatchEvent)
 	done := make(chan error, 1)
+	var enc *deltaEncoder
+	if req.GetAcceptsDeltas() {
+		enc = &deltaEncoder{}
+	}
+	encode := func(ev WatchEvent) *proto.WatchEvent {
+		if enc == nil {
+			return watchEventToProto(ev)
+		}
+		return enc.encode(ev)
+	}
 	go func() { done <- s.Impl.Watch(ctx, &WatchRequest{}, events) }()
 	var sendErr error
 	for {
@@ -81,7 +92,7 @@ func (s *GRPCServer) Watch(req *proto.WatchRequest, stream grpc.ServerStreamingS
 			if sendErr != nil {
 				continue
 			}
-			if err := stream.Send(watchEventToProto(ev)); err != nil {
+			if err := stream.Send(encode(ev)); err != nil {
 				sendErr = err
 				cancel()
 			}

@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"maps"
 	"sort"
 
 	"github.com/weftmesh/weft/core/policy"
@@ -20,6 +21,13 @@ type Skipped struct {
 	Workload map[string]string `json:"workload,omitempty"`
 	// Detail says what to add to the policy.
 	Detail string `json:"detail"`
+}
+
+// Equal says whether s and o say the same (a nil and an empty workload
+// the same).
+func (s Skipped) Equal(o Skipped) bool {
+	return s.Adapter == o.Adapter && s.Instance == o.Instance && s.Service == o.Service &&
+		s.Reason == o.Reason && s.Detail == o.Detail && maps.Equal(s.Workload, o.Workload)
 }
 
 // Unbound lists, sorted by instance ID, the instances whose workload no

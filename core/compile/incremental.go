@@ -77,6 +77,10 @@ func (c *Compiler) Update(p *policy.Policy, entries []registry.Entry) Delta {
 
 	dirtyGroups := map[string]bool{}
 	dirty := map[string]bool{}
+	// The unbound list is sorted again only when it changed: an instance
+	// whose record changed leaves (gone) and comes back (added), most
+	// often unbound just as before.
+	var wasUnbound map[string]Skipped
 	for _, e := range gone {
 		in := e.Instance
 		k := groupKey(in.NS(), in.Service)
@@ -88,9 +92,12 @@ func (c *Compiler) Update(p *policy.Policy, entries []registry.Entry) Delta {
 		}
 		delete(c.callers[in.Service], in.ID)
 		delete(c.byID, in.ID)
-		if _, ok := c.unbound[in.ID]; ok {
+		if s, ok := c.unbound[in.ID]; ok {
 			delete(c.unbound, in.ID)
-			c.skipped = nil
+			if wasUnbound == nil {
+				wasUnbound = map[string]Skipped{}
+			}
+			wasUnbound[in.ID] = s
 		}
 	}
 	for _, e := range added {
@@ -103,11 +110,15 @@ func (c *Compiler) Update(p *policy.Policy, entries []registry.Entry) Delta {
 		c.callers[in.Service][in.ID] = struct{}{}
 		err := p.Bound(in.Service, in.Workload)
 		if err != nil {
-			c.unbound[in.ID] = Skipped{
+			s := Skipped{
 				Adapter: e.Adapter, Instance: in.ID, Service: in.Service,
 				Reason: ReasonUnbound, Workload: in.Workload, Detail: err.Error(),
 			}
-			c.skipped = nil
+			c.unbound[in.ID] = s
+			if was, ok := wasUnbound[in.ID]; !ok || !was.Equal(s) {
+				c.skipped = nil
+			}
+			delete(wasUnbound, in.ID)
 		}
 		if err != nil && !p.Mesh.Permissive() {
 			continue
@@ -118,6 +129,9 @@ func (c *Compiler) Update(p *policy.Policy, entries []registry.Entry) Delta {
 		}
 		c.members[k][in.ID] = e
 		dirtyGroups[k] = true
+	}
+	if len(wasUnbound) > 0 { // unbound before, and now gone or bound
+		c.skipped = nil
 	}
 	for k := range dirtyGroups {
 		delete(c.built, k)

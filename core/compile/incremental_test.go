@@ -332,3 +332,40 @@ func TestCompilerUnsortedEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUnboundSortedOnlyWhenChanged: the sorted unbound list is kept when
+// a change leaves it as it was (an unbound instance's port moved), and
+// sorted again when it changes.
+func TestUnboundSortedOnlyWhenChanged(t *testing.T) {
+	p := &policy.Policy{Mesh: policy.Mesh{TrustDomain: "weft.local", IdentityBinding: policy.BindingPermissive},
+		Services: map[string]policy.Service{"web": {Name: "web", Protocol: policy.HTTP, Bindings: localBinding("web")}}}
+	inst := func(id, job string, port int) model.Instance {
+		return model.Instance{ID: id, Service: "web", Address: "127.0.0.1", Health: model.HealthPassing,
+			Ports: map[string]int{model.PortMesh: port}, Workload: map[string]string{"job": job}}
+	}
+	steps := []struct {
+		name string
+		ins  []model.Instance
+		kept bool // the sorted list of the step before is still in force
+	}{
+		{"two unbound", []model.Instance{inst("a", "other", 1), inst("b", "other", 2)}, false},
+		{"a port of one moved", []model.Instance{inst("a", "other", 9), inst("b", "other", 2)}, true},
+		{"a third, unbound", []model.Instance{inst("a", "other", 9), inst("b", "other", 2), inst("c", "other", 3)}, false},
+		{"one gone", []model.Instance{inst("a", "other", 9), inst("c", "other", 3)}, false},
+		{"another workload, still unbound", []model.Instance{inst("a", "another", 9), inst("c", "other", 3)}, false},
+	}
+	reg := registry.New()
+	c := NewCompiler()
+	for i, st := range steps {
+		reg.Update(model.Snapshot{Adapter: "nomad", Instances: st.ins})
+		entries := reg.Entries()
+		before := c.skipped
+		c.Update(p, entries)
+		if i > 0 && (c.skipped != nil && before != nil && &c.skipped[0] == &before[0]) != st.kept {
+			t.Errorf("%s: sorted list kept = %v, want %v", st.name, !st.kept, st.kept)
+		}
+		if got, want := c.Unbound(), Unbound(p, entries); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: Unbound = %v, want %v", st.name, got, want)
+		}
+	}
+}

@@ -17,14 +17,15 @@ import (
 // them reach nothing until the policy declares the upstream.
 func UndeclaredUpstreams(p *policy.Policy, service string, ports map[string]int) []string {
 	var out []string
-	svc := p.Services[service]
 	for name := range ports {
 		up, ok := strings.CutPrefix(name, UpstreamPortPrefix)
 		if !ok {
 			continue
 		}
+		// Looked up only for an upstream port: most instances have
+		// none, and this runs for every instance on every change.
 		declared := false
-		for _, u := range svc.Upstreams {
+		for _, u := range p.Services[service].Upstreams {
 			if u.Service == up {
 				declared = true
 				break

@@ -104,6 +104,8 @@ type Controller struct {
 	// already logged, so each is logged once.
 	unbound []compile.Skipped
 	logged  map[string]bool
+	// loggedMode is the identity binding mode logged holds keys of.
+	loggedMode string
 	// waiting are the adapters whose first snapshot the controller still
 	// waits for; gaveUp, that the wait passed without them.
 	waiting []string
@@ -381,11 +383,16 @@ func (c *Controller) Unbound() (skipped []compile.Skipped, permissive bool) {
 func (c *Controller) noteUnbound(p *policy.Policy, unbound []compile.Skipped) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.unbound = unbound
 	mode := string(policy.BindingStrict)
 	if p.Mesh.Permissive() {
 		mode = string(policy.BindingPermissive)
 	}
+	// Most rebuilds leave the list as it was (every instance of a
+	// permissive mesh may be on it): nothing new to log.
+	if mode == c.loggedMode && slices.EqualFunc(unbound, c.unbound, compile.Skipped.Equal) {
+		return
+	}
+	c.unbound, c.loggedMode = unbound, mode
 	now := make(map[string]bool, len(unbound))
 	for _, u := range unbound {
 		key := mode + "\x00" + u.Adapter + "\x00" + u.Instance + "\x00" + u.Detail

@@ -12,25 +12,31 @@ import (
 // and outbound ports are open beside its sidecar.
 type isolationWarnings struct {
 	mu     sync.Mutex
-	warned map[string]bool // adapter/instance
+	warned map[string]map[string]bool // by adapter, then instance ID
 }
 
 func (w *isolationWarnings) warn(log *slog.Logger, s model.Snapshot) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.warned == nil {
-		w.warned = map[string]bool{}
+		w.warned = map[string]map[string]bool{}
+	}
+	// Keyed without building a key: every snapshot of every adapter
+	// passes here, ten thousand instances at a time.
+	warned := w.warned[s.Adapter]
+	if warned == nil {
+		warned = map[string]bool{}
+		w.warned[s.Adapter] = warned
 	}
 	for _, in := range s.Instances {
-		key := s.Adapter + "/" + in.ID
 		if in.Isolated() {
-			delete(w.warned, key) // warned again if it loses its isolation
+			delete(warned, in.ID) // warned again if it loses its isolation
 			continue
 		}
-		if w.warned[key] {
+		if warned[in.ID] {
 			continue
 		}
-		w.warned[key] = true
+		warned[in.ID] = true
 		log.Warn("INSTANCE NOT ISOLATED: its app port or its outbound ports are open to local processes, which can skip the mesh's mTLS and policy, forge X-Weft-Caller, or call upstreams as this service",
 			"adapter", s.Adapter, "instance", in.ID, "service", in.Service, "isolation", isolationName(in.Isolation),
 			"app", fmt.Sprintf("%s:%d", in.Address, in.Ports[model.PortApp]))

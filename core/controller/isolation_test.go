@@ -14,7 +14,7 @@ import (
 func TestIsolationWarnings(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
-	w := &isolationWarnings{warned: map[string]bool{}}
+	w := &isolationWarnings{}
 	snap := func(isos ...model.Isolation) model.Snapshot {
 		s := model.Snapshot{Adapter: "local"}
 		for i, iso := range isos {

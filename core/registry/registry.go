@@ -2,7 +2,6 @@ package registry
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -74,7 +73,10 @@ func (r *Registry) Update(s model.Snapshot) (changed bool, problems []Problem) {
 	defer r.mu.Unlock()
 	owner := func(id string) (string, bool) {
 		for a, snap := range r.snaps {
-			if _, ok := snap.index[id]; ok && a != s.Adapter {
+			if a == s.Adapter {
+				continue
+			}
+			if _, ok := snap.index[id]; ok {
 				return a, true
 			}
 		}
@@ -110,9 +112,13 @@ func (r *Registry) Update(s model.Snapshot) (changed bool, problems []Problem) {
 			problems = append(problems, Problem{s.Adapter, in.ID, fmt.Errorf("instance ID %q appears twice in the snapshot; the first record is kept", in.ID), model.ReasonDuplicateID})
 			continue
 		}
-		if a, ok := owner(in.ID); ok {
-			problems = append(problems, Problem{s.Adapter, in.ID, fmt.Errorf("instance ID %q is already reported by adapter %s; instance IDs must be unique across adapters", in.ID, a), model.ReasonDuplicateID})
-			continue
+		// An ID this adapter's last snapshot held is no other adapter's:
+		// the others were refused it while this one had it.
+		if !had {
+			if a, ok := owner(in.ID); ok {
+				problems = append(problems, Problem{s.Adapter, in.ID, fmt.Errorf("instance ID %q is already reported by adapter %s; instance IDs must be unique across adapters", in.ID, a), model.ReasonDuplicateID})
+				continue
+			}
 		}
 		rec := record{in: in, rev: next}
 		fresh = fresh || !same
@@ -158,17 +164,11 @@ func (r *Registry) Update(s model.Snapshot) (changed bool, problems []Problem) {
 	return true, problems
 }
 
-// sameInstance says whether a and b are the same record. A nil and an
-// empty map or list are the same (they compile the same).
+// sameInstance says whether a and b are the same record (model.Instance's
+// Equal: a nil and an empty map or list are the same).
 // TestSameInstanceSeesEveryField fails when model.Instance gains a field
 // that this does not compare.
-func sameInstance(a, b model.Instance) bool {
-	return a.ID == b.ID && a.Service == b.Service && a.Namespace == b.Namespace &&
-		a.Address == b.Address && a.Health == b.Health && a.Isolation == b.Isolation &&
-		a.MeshListen == b.MeshListen && a.Node == b.Node && maps.Equal(a.Ports, b.Ports) &&
-		maps.Equal(a.Meta, b.Meta) && slices.Equal(a.Tags, b.Tags) &&
-		maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Workload, b.Workload)
-}
+func sameInstance(a, b model.Instance) bool { return a.Equal(b) }
 
 // Entries returns every instance, sorted by adapter then ID.
 func (r *Registry) Entries() []Entry {

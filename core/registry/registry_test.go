@@ -227,3 +227,42 @@ func TestSameInstanceSeesEveryField(t *testing.T) {
 		})
 	}
 }
+
+// TestIDOwnedByOneAdapter: an instance ID belongs to the adapter that
+// reported it first, for as long as it keeps reporting it, changed or not;
+// then to whichever reports it next.
+func TestIDOwnedByOneAdapter(t *testing.T) {
+	moved := inst("a", "web")
+	moved.Ports = map[string]int{model.PortApp: 8080, model.PortMesh: 15002}
+	steps := []struct {
+		name    string
+		adapter string
+		ins     []model.Instance
+		refused bool   // the snapshot's record of a is refused
+		owner   string // who holds a afterwards ("" for nobody)
+	}{
+		{"local reports a", "local", []model.Instance{inst("a", "web")}, false, "local"},
+		{"nomad reports a too: refused", "nomad", []model.Instance{inst("a", "web")}, true, "local"},
+		{"local moves a: still its own", "local", []model.Instance{moved}, false, "local"},
+		{"nomad again: refused", "nomad", []model.Instance{inst("a", "web")}, true, "local"},
+		{"local drops a", "local", nil, false, ""},
+		{"nomad reports a: now its own", "nomad", []model.Instance{inst("a", "web")}, false, "nomad"},
+		{"local reports a: refused", "local", []model.Instance{inst("a", "web")}, true, "nomad"},
+		{"nomad reports a unchanged: still its own", "nomad", []model.Instance{inst("a", "web")}, false, "nomad"},
+	}
+	r := New()
+	for _, st := range steps {
+		_, problems := r.Update(model.Snapshot{Adapter: st.adapter, Instances: st.ins})
+		refused := len(problems) == 1 && strings.Contains(problems[0].Error(), "already reported by adapter")
+		if refused != st.refused || (!st.refused && len(problems) > 0) {
+			t.Errorf("%s: problems %v, want refused %v", st.name, problems, st.refused)
+		}
+		owner := ""
+		if e, ok := r.Find("a"); ok {
+			owner = e.Adapter
+		}
+		if owner != st.owner {
+			t.Errorf("%s: a is %q's, want %q's", st.name, owner, st.owner)
+		}
+	}
+}

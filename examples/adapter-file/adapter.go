@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -80,26 +81,36 @@ func (a *fileAdapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events cha
 	if path == "" {
 		return fmt.Errorf("watching instances file: the adapter is not configured; call Configure first")
 	}
-	// An unchanged file is not parsed again: the last records are
-	// returned as they are, which the loop finds equal to what it sent
-	// at once (the same slices), so a short poll interval over a large
-	// file costs a read and a comparison.
-	var last []byte
-	var lastRecords records
+	// An unchanged file is not read again (stamp) nor parsed again: the
+	// last records are returned as they are, which the loop finds equal
+	// to what it sent at once (the same slices), so a short poll interval
+	// over a large file costs a stat. A changed file is parsed, but only
+	// its changed records are decoded again (parser).
+	var (
+		last        []byte
+		lastRecords records
+		lastStamp   stamp
+		p           parser
+	)
 	loop := sdk.Loop[records]{
 		Fetch: func(context.Context) (records, error) {
+			st, err := stampOf(path)
+			if err == nil && last != nil && st.same(lastStamp) {
+				return lastRecords, nil
+			}
 			data, err := readFile(path)
 			if err != nil {
 				return records{}, fmt.Errorf("cannot read instances file; keeping the last instances: %w", err)
 			}
 			if last != nil && bytes.Equal(data, last) {
+				lastStamp = st
 				return lastRecords, nil
 			}
-			instances, diags, err := parse(data)
+			instances, diags, err := p.parse(data)
 			if err != nil {
 				return records{}, fmt.Errorf("instances file is malformed; keeping the last instances: %w", err)
 			}
-			last, lastRecords = data, records{instances, diags}
+			last, lastRecords, lastStamp = data, records{instances, diags}, st
 			return lastRecords, nil
 		},
 		Translate: translate,
@@ -109,6 +120,51 @@ func (a *fileAdapter) Watch(ctx context.Context, _ *sdk.WatchRequest, events cha
 	changed := sdk.NewSignal()
 	changed.Notify() // the first snapshot at once
 	return loop.Run(ctx, changed, events)
+}
+
+// A file modified shortly before it was read may be written again with
+// the same size and modification time (the kernel keeps file times at its
+// clock tick, 1 to 10 ms; some file systems at whole seconds), so
+// its stat does not prove it unchanged: it is read again until its time is
+// older than the read by racyWindow, or by coarseRacyWindow where the
+// file's time has no fraction of a second (a file system that keeps whole
+// seconds, or two).
+const (
+	racyWindow       = 30 * time.Millisecond
+	coarseRacyWindow = 3 * time.Second
+)
+
+// stamp is what stat says of the file, and when it was asked.
+type stamp struct {
+	info os.FileInfo
+	at   time.Time
+}
+
+// stampOf stats the file at path.
+func stampOf(path string) (stamp, error) {
+	at := time.Now()
+	info, err := os.Stat(path)
+	if err != nil {
+		return stamp{}, err
+	}
+	return stamp{info: info, at: at}, nil
+}
+
+// same says whether s is the file of an earlier stamp, unchanged since:
+// the same file (device and inode: a file renamed into place is another
+// one), size and modification time, and that time older than the earlier
+// stamp by the racy window, so that a write since would have moved it.
+func (s stamp) same(earlier stamp) bool {
+	if s.info == nil || earlier.info == nil {
+		return false
+	}
+	mtime := earlier.info.ModTime()
+	window := racyWindow
+	if mtime.Nanosecond() == 0 {
+		window = coarseRacyWindow
+	}
+	return os.SameFile(s.info, earlier.info) && s.info.Size() == earlier.info.Size() &&
+		s.info.ModTime().Equal(mtime) && mtime.Before(earlier.at.Add(-window))
 }
 
 // records is what the file holds: its instances, and the records skipped.

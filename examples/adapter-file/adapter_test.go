@@ -333,3 +333,66 @@ func supervisedRestart(t *testing.T, bin string) {
 	}
 	waitSnapshot("snapshot after the restart")
 }
+
+// TestStampSame: the watch skips reading the file only when its stat
+// proves it unchanged.
+func TestStampSame(t *testing.T) {
+	old := time.Now().Add(-time.Hour)
+	write := func(t *testing.T, path, data string, mtime time.Time) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name   string
+		first  time.Time // the file's modification time when first stamped
+		change func(t *testing.T, path string)
+		same   bool
+	}{
+		{name: "untouched, modified long before it was read", first: old, change: func(*testing.T, string) {}, same: true},
+		{name: "untouched, but modified just before it was read", first: time.Now(), change: func(*testing.T, string) {}, same: false},
+		{name: "untouched, modified a second before it was read", first: time.Now().Add(-time.Second), change: func(*testing.T, string) {}, same: true},
+		{name: "untouched, modified a second before, time in whole seconds", first: time.Now().Add(-time.Second).Truncate(time.Second), change: func(*testing.T, string) {}, same: false},
+		{name: "untouched, modified long before, time in whole seconds", first: old.Truncate(time.Second), change: func(*testing.T, string) {}, same: true},
+		{name: "rewritten in place, same size, new time", first: old, change: func(t *testing.T, path string) {
+			write(t, path, `{"instances": [2]}`, time.Now())
+		}, same: false},
+		{name: "rewritten in place, same size, time set back to the old one", first: old, change: func(t *testing.T, path string) {
+			// What only a deliberate Chtimes does; it is missed, as make misses it.
+			write(t, path, `{"instances": [2]}`, old)
+		}, same: true},
+		{name: "another file renamed into place, same size and time", first: old, change: func(t *testing.T, path string) {
+			write(t, path+".tmp", `{"instances": [2]}`, old)
+			if err := os.Rename(path+".tmp", path); err != nil {
+				t.Fatal(err)
+			}
+		}, same: false},
+		{name: "grown", first: old, change: func(t *testing.T, path string) {
+			write(t, path, `{"instances": [1, 2]}`, old)
+		}, same: false},
+		{name: "removed", first: old, change: func(t *testing.T, path string) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		}, same: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "instances.json")
+			write(t, path, `{"instances": [1]}`, tt.first)
+			first, err := stampOf(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.change(t, path)
+			now, _ := stampOf(path) // a removed file: no stamp, never the same
+			if got := now.same(first); got != tt.same {
+				t.Errorf("same = %v, want %v", got, tt.same)
+			}
+		})
+	}
+}

@@ -5,7 +5,11 @@
 //
 // Entry point: main, which only calls sdk.Serve. The adapter is in
 // adapter.go (its option schema, Configure with sdk.ParseOptions, Watch on
-// sdk.Loop), the file format and its parser in records.go.
+// sdk.Loop; a file is read again only when its stat says it may have
+// changed), the file format and its parser in records.go. What makes a
+// large file cheap to read again is apart, and a plugin author may skip
+// it: split.go finds the records in one pass, window.go reads only the
+// stretch of the file that changed.
 //
 // It imports github.com/weftmesh/weft/plugins/sdk and nothing else of Weft
 // (its tests plugins/sdk/sdktest, and plugins/host to supervise it).

@@ -38,14 +38,20 @@ const (
 )
 
 // readFile reads the file at path, never more than maxFileBytes+1 bytes of
-// it: parse refuses anything longer.
+// it: parse refuses anything longer. The buffer is sized from the file's
+// stat, so a large file is read in one allocation.
 func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	var b bytes.Buffer
+	if info, err := f.Stat(); err == nil && info.Size() > 0 {
+		b.Grow(int(min(info.Size(), maxFileBytes)) + bytes.MinRead)
+	}
+	_, err = b.ReadFrom(io.LimitReader(f, maxFileBytes+1))
+	return b.Bytes(), err
 }
 
 // depthOK reports whether the arrays and objects of the JSON document data
@@ -77,27 +83,79 @@ func depthOK(data []byte, limit int) (line int, ok bool) {
 // is skipped and reported as a warning diagnostic; the others are still
 // returned. An error means the file as a whole is unusable.
 func parse(data []byte) ([]sdk.Instance, []sdk.Diagnostic, error) {
+	var p parser
+	return p.parse(data)
+}
+
+// decoded is what decodeRecord made of one record's bytes.
+type decoded struct {
+	raw string // the bytes
+	in  sdk.Instance
+	err error
+}
+
+// parser parses the file again and again, decoding only the records whose
+// bytes changed since the last parse: in a file of ten thousand records
+// where one moved, that is one strict decode instead of ten thousand.
+// Where the new file is the last one with one stretch of its instances
+// array rewritten (window.go), only that stretch is checked and split;
+// otherwise the whole file is, and records are matched by their bytes. It
+// remembers the last file only. Its zero value is ready.
+type parser struct {
+	last    []byte     // the last file, when its records' places are known
+	arr     span       // where its instances array is
+	spans   []span     // where each of its records is
+	decs    []*decoded // what each of them decoded to
+	decodes int        // records decoded, all parses together
+	windows int        // parses that checked only a rewritten stretch
+}
+
+// parse is the function parse, with the parser's memory of the last file.
+func (p *parser) parse(data []byte) ([]sdk.Instance, []sdk.Diagnostic, error) {
 	if len(data) > maxFileBytes {
 		return nil, nil, fmt.Errorf("parsing instances file: it is larger than %d MiB; split the instances across adapters, or check that it is the file you meant", maxFileBytes>>20)
 	}
-	if line, ok := depthOK(data, maxDepth); !ok {
-		return nil, nil, fmt.Errorf("parsing instances file: line %d nests arrays and objects more than %d deep; a record needs three levels", line, maxDepth)
+	arr, spans, decs, ok := p.window(data)
+	if ok {
+		p.windows++
+	} else {
+		if line, ok := depthOK(data, maxDepth); !ok {
+			return nil, nil, fmt.Errorf("parsing instances file: line %d nests arrays and objects more than %d deep; a record needs three levels", line, maxDepth)
+		}
+		var raws [][]byte
+		var err error
+		raws, arr, spans, err = recordBytes(data)
+		if err != nil {
+			return nil, nil, err
+		}
+		byRaw := make(map[string]*decoded, len(p.decs))
+		for _, d := range p.decs {
+			byRaw[d.raw] = d
+		}
+		decs = make([]*decoded, len(raws))
+		for i, raw := range raws {
+			if decs[i] = byRaw[string(raw)]; decs[i] == nil {
+				decs[i] = p.decode(raw)
+			}
+		}
 	}
-	var f file
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, nil, fmt.Errorf("parsing instances file: %s", describeJSONError(data, err))
+	for i, d := range decs {
+		if d == nil { // a record of the rewritten stretch
+			decs[i] = p.decode(data[spans[i].start:spans[i].end])
+		}
 	}
-	if f.Instances == nil {
-		return nil, nil, errors.New(`parsing instances file: no "instances" array; write {"instances": [...]}, with an empty array for no instances`)
+	p.last, p.arr, p.spans, p.decs = data, arr, spans, decs
+	if spans == nil { // json.Unmarshal split it: places unknown
+		p.last = nil
 	}
 	var (
-		out   []sdk.Instance
+		out   = make([]sdk.Instance, 0, len(decs))
 		diags []sdk.Diagnostic
-		seen  = map[string]int{}
+		seen  = make(map[string]int, len(decs))
 	)
-	for i, raw := range *f.Instances {
+	for i, d := range decs {
 		n := i + 1
-		in, err := decodeRecord(raw)
+		in, err := d.in, d.err
 		if err != nil {
 			// Droppedf, not Warningf: the controller counts the record
 			// under its reason and names it in `weft status`.
@@ -118,7 +176,43 @@ func parse(data []byte) ([]sdk.Instance, []sdk.Diagnostic, error) {
 	return out, diags, nil
 }
 
-func decodeRecord(raw json.RawMessage) (sdk.Instance, error) {
+// decode decodes one record's bytes.
+func (p *parser) decode(raw []byte) *decoded {
+	d := &decoded{raw: string(raw)}
+	d.in, d.err = decodeRecord(raw)
+	p.decodes++
+	return d
+}
+
+// recordBytes returns the bytes of each record of the file: split in one
+// pass where that is plain (splitInstances, which also says where the
+// array and each record are), else as json.Unmarshal reads them (spans
+// nil).
+func recordBytes(data []byte) (raws [][]byte, arr span, spans []span, err error) {
+	if json.Valid(data) {
+		if spans, arr, ok := splitInstances(data); ok {
+			raws = make([][]byte, len(spans))
+			for i, s := range spans {
+				raws[i] = data[s.start:s.end]
+			}
+			return raws, arr, spans, nil
+		}
+	}
+	var f file
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, span{}, nil, fmt.Errorf("parsing instances file: %s", describeJSONError(data, err))
+	}
+	if f.Instances == nil {
+		return nil, span{}, nil, errors.New(`parsing instances file: no "instances" array; write {"instances": [...]}, with an empty array for no instances`)
+	}
+	raws = make([][]byte, len(*f.Instances))
+	for i, r := range *f.Instances {
+		raws[i] = r
+	}
+	return raws, span{}, nil, nil
+}
+
+func decodeRecord(raw []byte) (sdk.Instance, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var r record

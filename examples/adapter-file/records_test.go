@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -113,5 +114,50 @@ func TestExampleFile(t *testing.T) {
 	ins, diags, err := parse(data)
 	if err != nil || len(diags) != 0 || len(ins) != 3 {
 		t.Errorf("instances.json: %d instances, diagnostics %v, error %v; want 3, none, nil", len(ins), diags, err)
+	}
+}
+
+// TestParserDecodesOnlyChangedRecords: a parser fed one file after another
+// returns what parse returns for each, having decoded only the records
+// whose bytes it had not seen in the file before.
+func TestParserDecodesOnlyChangedRecords(t *testing.T) {
+	const (
+		a  = `{"id": "a", "service": "web", "address": "127.0.0.1", "ports": {"mesh": 1}}`
+		a2 = `{"id": "a", "service": "web", "address": "127.0.0.1", "ports": {"mesh": 9}}`
+		b  = `{"id": "b", "service": "web", "address": "127.0.0.2", "ports": {"mesh": 2}}`
+		c  = `{"id": "c", "service": "api", "address": "127.0.0.3", "ports": {"mesh": 3}}`
+		// bad is skipped every time it is seen, cached or not.
+		bad = `{"id": "x", "service": "web", "address": "localhost", "ports": {"mesh": 4}}`
+	)
+	file := func(recs ...string) string { return `{"instances": [` + strings.Join(recs, ", ") + `]}` }
+	steps := []struct {
+		name        string
+		data        string
+		wantDecodes int // records decoded by this step
+	}{
+		{"first file: every record", file(a, b, bad), 3},
+		{"the same file: none", file(a, b, bad), 0},
+		{"one record changed: that one", file(a2, b, bad), 1},
+		{"one added, order changed: the new one", file(c, bad, b, a2), 1},
+		{"one removed: none", file(c, b, a2), 0},
+		{"a duplicate ID: none, and it is skipped", file(c, b, a2, a2), 0},
+		{"malformed file: none, the memory kept", `{"instances": [`, 0},
+		{"back to a record seen two files ago: decoded again", file(a, b), 1},
+		{"the bad record back: decoded again, skipped", file(a, b, bad), 1},
+	}
+	var p parser
+	for _, st := range steps {
+		before := p.decodes
+		gotIns, gotDiags, gotErr := p.parse([]byte(st.data))
+		wantIns, wantDiags, wantErr := parse([]byte(st.data))
+		if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
+			t.Errorf("%s: error %v, want %v", st.name, gotErr, wantErr)
+		}
+		if !reflect.DeepEqual(gotIns, wantIns) || !reflect.DeepEqual(gotDiags, wantDiags) {
+			t.Errorf("%s: got %+v %+v, want %+v %+v", st.name, gotIns, gotDiags, wantIns, wantDiags)
+		}
+		if n := p.decodes - before; n != st.wantDecodes {
+			t.Errorf("%s: decoded %d records, want %d", st.name, n, st.wantDecodes)
+		}
 	}
 }

@@ -709,7 +709,11 @@ func (x *ConfigureResponse) GetDiagnostics() []*Diagnostic {
 }
 
 type WatchRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The host takes SnapshotDelta events (WatchEvent.delta). An adapter
+	// built before deltas ignores the field and sends full snapshots, which
+	// the host still takes; a host built before them leaves it false.
+	AcceptsDeltas bool `protobuf:"varint,1,opt,name=accepts_deltas,json=acceptsDeltas,proto3" json:"accepts_deltas,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -742,6 +746,13 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
 	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *WatchRequest) GetAcceptsDeltas() bool {
+	if x != nil {
+		return x.AcceptsDeltas
+	}
+	return false
 }
 
 type Instance struct {
@@ -937,18 +948,87 @@ func (x *Snapshot) GetInstances() []*Instance {
 	return nil
 }
 
+// SnapshotDelta is a snapshot written as its changes to the snapshot the
+// stream carried before: the instances of upserts replace those of the
+// same ID or are added, and the instances named in removed leave.
+type SnapshotDelta struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Upserts []*Instance            `protobuf:"bytes,1,rep,name=upserts,proto3" json:"upserts,omitempty"`
+	Removed []string               `protobuf:"bytes,2,rep,name=removed,proto3" json:"removed,omitempty"`
+	// How many instances the snapshot holds with the delta applied: a host
+	// whose count differs ends the watch, and the next one starts in full.
+	Instances     uint32 `protobuf:"varint,3,opt,name=instances,proto3" json:"instances,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotDelta) Reset() {
+	*x = SnapshotDelta{}
+	mi := &file_plugins_proto_adapter_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotDelta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotDelta) ProtoMessage() {}
+
+func (x *SnapshotDelta) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_proto_adapter_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotDelta.ProtoReflect.Descriptor instead.
+func (*SnapshotDelta) Descriptor() ([]byte, []int) {
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SnapshotDelta) GetUpserts() []*Instance {
+	if x != nil {
+		return x.Upserts
+	}
+	return nil
+}
+
+func (x *SnapshotDelta) GetRemoved() []string {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+func (x *SnapshotDelta) GetInstances() uint32 {
+	if x != nil {
+		return x.Instances
+	}
+	return 0
+}
+
+// WatchEvent carries one snapshot: snapshot (always the first event of a
+// stream) or delta (only when the host accepts deltas), never both.
 type WatchEvent struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Snapshot *Snapshot              `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
-	// Per-record problems (skipped records) and other warnings, in-band.
-	Diagnostics   []*Diagnostic `protobuf:"bytes,2,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	// Per-record problems (skipped records) and other warnings, in-band,
+	// always all of them.
+	Diagnostics   []*Diagnostic  `protobuf:"bytes,2,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	Delta         *SnapshotDelta `protobuf:"bytes,3,opt,name=delta,proto3" json:"delta,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_plugins_proto_adapter_proto_msgTypes[12]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -960,7 +1040,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_proto_adapter_proto_msgTypes[12]
+	mi := &file_plugins_proto_adapter_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -973,7 +1053,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{12}
+	return file_plugins_proto_adapter_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WatchEvent) GetSnapshot() *Snapshot {
@@ -986,6 +1066,13 @@ func (x *WatchEvent) GetSnapshot() *Snapshot {
 func (x *WatchEvent) GetDiagnostics() []*Diagnostic {
 	if x != nil {
 		return x.Diagnostics
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetDelta() *SnapshotDelta {
+	if x != nil {
+		return x.Delta
 	}
 	return nil
 }
@@ -1043,8 +1130,9 @@ const file_plugins_proto_adapter_proto_rawDesc = "" +
 	"\binstance\x18\x04 \x01(\tR\binstance\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\"R\n" +
 	"\x11ConfigureResponse\x12=\n" +
-	"\vdiagnostics\x18\x01 \x03(\v2\x1b.weft.adapter.v1.DiagnosticR\vdiagnostics\"\x0e\n" +
-	"\fWatchRequest\"\xcf\x05\n" +
+	"\vdiagnostics\x18\x01 \x03(\v2\x1b.weft.adapter.v1.DiagnosticR\vdiagnostics\"5\n" +
+	"\fWatchRequest\x12%\n" +
+	"\x0eaccepts_deltas\x18\x01 \x01(\bR\racceptsDeltas\"\xcf\x05\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1c\n" +
@@ -1075,11 +1163,16 @@ const file_plugins_proto_adapter_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"C\n" +
 	"\bSnapshot\x127\n" +
-	"\tinstances\x18\x01 \x03(\v2\x19.weft.adapter.v1.InstanceR\tinstances\"\x82\x01\n" +
+	"\tinstances\x18\x01 \x03(\v2\x19.weft.adapter.v1.InstanceR\tinstances\"|\n" +
+	"\rSnapshotDelta\x123\n" +
+	"\aupserts\x18\x01 \x03(\v2\x19.weft.adapter.v1.InstanceR\aupserts\x12\x18\n" +
+	"\aremoved\x18\x02 \x03(\tR\aremoved\x12\x1c\n" +
+	"\tinstances\x18\x03 \x01(\rR\tinstances\"\xb8\x01\n" +
 	"\n" +
 	"WatchEvent\x125\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x19.weft.adapter.v1.SnapshotR\bsnapshot\x12=\n" +
-	"\vdiagnostics\x18\x02 \x03(\v2\x1b.weft.adapter.v1.DiagnosticR\vdiagnostics*\x7f\n" +
+	"\vdiagnostics\x18\x02 \x03(\v2\x1b.weft.adapter.v1.DiagnosticR\vdiagnostics\x124\n" +
+	"\x05delta\x18\x03 \x01(\v2\x1e.weft.adapter.v1.SnapshotDeltaR\x05delta*\x7f\n" +
 	"\n" +
 	"OptionType\x12\x16\n" +
 	"\x12OPTION_TYPE_STRING\x10\x00\x12\x14\n" +
@@ -1109,7 +1202,7 @@ func file_plugins_proto_adapter_proto_rawDescGZIP() []byte {
 }
 
 var file_plugins_proto_adapter_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_plugins_proto_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_plugins_proto_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_plugins_proto_adapter_proto_goTypes = []any{
 	(OptionType)(0),                // 0: weft.adapter.v1.OptionType
 	(Severity)(0),                  // 1: weft.adapter.v1.Severity
@@ -1125,40 +1218,43 @@ var file_plugins_proto_adapter_proto_goTypes = []any{
 	(*WatchRequest)(nil),           // 11: weft.adapter.v1.WatchRequest
 	(*Instance)(nil),               // 12: weft.adapter.v1.Instance
 	(*Snapshot)(nil),               // 13: weft.adapter.v1.Snapshot
-	(*WatchEvent)(nil),             // 14: weft.adapter.v1.WatchEvent
-	nil,                            // 15: weft.adapter.v1.ConfigureRequest.OptionsEntry
-	nil,                            // 16: weft.adapter.v1.Instance.PortsEntry
-	nil,                            // 17: weft.adapter.v1.Instance.MetaEntry
-	nil,                            // 18: weft.adapter.v1.Instance.LabelsEntry
-	nil,                            // 19: weft.adapter.v1.Instance.WorkloadEntry
+	(*SnapshotDelta)(nil),          // 14: weft.adapter.v1.SnapshotDelta
+	(*WatchEvent)(nil),             // 15: weft.adapter.v1.WatchEvent
+	nil,                            // 16: weft.adapter.v1.ConfigureRequest.OptionsEntry
+	nil,                            // 17: weft.adapter.v1.Instance.PortsEntry
+	nil,                            // 18: weft.adapter.v1.Instance.MetaEntry
+	nil,                            // 19: weft.adapter.v1.Instance.LabelsEntry
+	nil,                            // 20: weft.adapter.v1.Instance.WorkloadEntry
 }
 var file_plugins_proto_adapter_proto_depIdxs = []int32{
 	6,  // 0: weft.adapter.v1.InfoResponse.options:type_name -> weft.adapter.v1.OptionSpec
 	0,  // 1: weft.adapter.v1.OptionSpec.type:type_name -> weft.adapter.v1.OptionType
-	15, // 2: weft.adapter.v1.ConfigureRequest.options:type_name -> weft.adapter.v1.ConfigureRequest.OptionsEntry
+	16, // 2: weft.adapter.v1.ConfigureRequest.options:type_name -> weft.adapter.v1.ConfigureRequest.OptionsEntry
 	7,  // 3: weft.adapter.v1.ConfigureRequest.mesh:type_name -> weft.adapter.v1.MeshContext
 	1,  // 4: weft.adapter.v1.Diagnostic.severity:type_name -> weft.adapter.v1.Severity
 	9,  // 5: weft.adapter.v1.ConfigureResponse.diagnostics:type_name -> weft.adapter.v1.Diagnostic
-	16, // 6: weft.adapter.v1.Instance.ports:type_name -> weft.adapter.v1.Instance.PortsEntry
-	17, // 7: weft.adapter.v1.Instance.meta:type_name -> weft.adapter.v1.Instance.MetaEntry
-	18, // 8: weft.adapter.v1.Instance.labels:type_name -> weft.adapter.v1.Instance.LabelsEntry
-	19, // 9: weft.adapter.v1.Instance.workload:type_name -> weft.adapter.v1.Instance.WorkloadEntry
+	17, // 6: weft.adapter.v1.Instance.ports:type_name -> weft.adapter.v1.Instance.PortsEntry
+	18, // 7: weft.adapter.v1.Instance.meta:type_name -> weft.adapter.v1.Instance.MetaEntry
+	19, // 8: weft.adapter.v1.Instance.labels:type_name -> weft.adapter.v1.Instance.LabelsEntry
+	20, // 9: weft.adapter.v1.Instance.workload:type_name -> weft.adapter.v1.Instance.WorkloadEntry
 	12, // 10: weft.adapter.v1.Snapshot.instances:type_name -> weft.adapter.v1.Instance
-	13, // 11: weft.adapter.v1.WatchEvent.snapshot:type_name -> weft.adapter.v1.Snapshot
-	9,  // 12: weft.adapter.v1.WatchEvent.diagnostics:type_name -> weft.adapter.v1.Diagnostic
-	4,  // 13: weft.adapter.v1.Adapter.Info:input_type -> weft.adapter.v1.InfoRequest
-	8,  // 14: weft.adapter.v1.Adapter.Configure:input_type -> weft.adapter.v1.ConfigureRequest
-	11, // 15: weft.adapter.v1.Adapter.Watch:input_type -> weft.adapter.v1.WatchRequest
-	2,  // 16: weft.adapter.v1.Adapter.VerifyIdentity:input_type -> weft.adapter.v1.VerifyIdentityRequest
-	5,  // 17: weft.adapter.v1.Adapter.Info:output_type -> weft.adapter.v1.InfoResponse
-	10, // 18: weft.adapter.v1.Adapter.Configure:output_type -> weft.adapter.v1.ConfigureResponse
-	14, // 19: weft.adapter.v1.Adapter.Watch:output_type -> weft.adapter.v1.WatchEvent
-	3,  // 20: weft.adapter.v1.Adapter.VerifyIdentity:output_type -> weft.adapter.v1.VerifyIdentityResponse
-	17, // [17:21] is the sub-list for method output_type
-	13, // [13:17] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	12, // 11: weft.adapter.v1.SnapshotDelta.upserts:type_name -> weft.adapter.v1.Instance
+	13, // 12: weft.adapter.v1.WatchEvent.snapshot:type_name -> weft.adapter.v1.Snapshot
+	9,  // 13: weft.adapter.v1.WatchEvent.diagnostics:type_name -> weft.adapter.v1.Diagnostic
+	14, // 14: weft.adapter.v1.WatchEvent.delta:type_name -> weft.adapter.v1.SnapshotDelta
+	4,  // 15: weft.adapter.v1.Adapter.Info:input_type -> weft.adapter.v1.InfoRequest
+	8,  // 16: weft.adapter.v1.Adapter.Configure:input_type -> weft.adapter.v1.ConfigureRequest
+	11, // 17: weft.adapter.v1.Adapter.Watch:input_type -> weft.adapter.v1.WatchRequest
+	2,  // 18: weft.adapter.v1.Adapter.VerifyIdentity:input_type -> weft.adapter.v1.VerifyIdentityRequest
+	5,  // 19: weft.adapter.v1.Adapter.Info:output_type -> weft.adapter.v1.InfoResponse
+	10, // 20: weft.adapter.v1.Adapter.Configure:output_type -> weft.adapter.v1.ConfigureResponse
+	15, // 21: weft.adapter.v1.Adapter.Watch:output_type -> weft.adapter.v1.WatchEvent
+	3,  // 22: weft.adapter.v1.Adapter.VerifyIdentity:output_type -> weft.adapter.v1.VerifyIdentityResponse
+	19, // [19:23] is the sub-list for method output_type
+	15, // [15:19] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_plugins_proto_adapter_proto_init() }
@@ -1172,7 +1268,7 @@ func file_plugins_proto_adapter_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_proto_adapter_proto_rawDesc), len(file_plugins_proto_adapter_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

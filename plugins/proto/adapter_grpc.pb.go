@@ -38,7 +38,9 @@ type AdapterClient interface {
 	// Configure hands the adapter its source (a file, a scheduler address) and
 	// what it needs to know of the mesh. Problems come back as diagnostics.
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
-	// Watch streams the adapter's full snapshot every time it changes.
+	// Watch streams the adapter's snapshot every time it changes: in full,
+	// or, when the host accepts deltas, in full first and then as the
+	// changes to the snapshot before.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error)
 	// VerifyIdentity checks a credential the scheduler gave an instance (a
 	// Nomad workload identity, a Kubernetes service-account token) and says
@@ -114,7 +116,9 @@ type AdapterServer interface {
 	// Configure hands the adapter its source (a file, a scheduler address) and
 	// what it needs to know of the mesh. Problems come back as diagnostics.
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
-	// Watch streams the adapter's full snapshot every time it changes.
+	// Watch streams the adapter's snapshot every time it changes: in full,
+	// or, when the host accepts deltas, in full first and then as the
+	// changes to the snapshot before.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error
 	// VerifyIdentity checks a credential the scheduler gave an instance (a
 	// Nomad workload identity, a Kubernetes service-account token) and says

@@ -668,13 +668,25 @@ func ControlPlaneReplicas(ctx context.Context, o CPReplicasOptions) (*CPReplicas
 		rep.RSSMiB = append(rep.RSSMiB, float64(rss)/1024)
 	}
 
-	// Leader loss.
+	// Leader loss. The leader may have changed since the cluster formed
+	// (a busy machine delays heartbeats): the one killed is the replica
+	// that says it leads now.
 	s, err := reps[li].status(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if s.Raft == nil || s.Raft.Leader != reps[li].raf {
-		return nil, fmt.Errorf("replica %d is no longer the leader (%v); not killing it", li, s.Raft)
+		was := li
+		li = -1
+		for i, r := range reps {
+			if s, err := r.status(ctx); err == nil && s.Raft != nil && s.Raft.Leader == r.raf {
+				li = i
+			}
+		}
+		if li < 0 {
+			return nil, fmt.Errorf("no replica says it leads now (replica %d said %v); not killing any", was, s.Raft)
+		}
+		o.logf("control plane, %d replicas: the leader moved to %s since the cluster formed", len(reps), reps[li].raf)
 	}
 	dead := reps[li].listen
 	_, where := onReplica()
