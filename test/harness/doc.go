@@ -61,6 +61,9 @@
 //     from a CA made for the test, as PEM files (a gateway listener's
 //     cert_file and key_file, a TLS app's), the pool that trusts it and
 //     its CA as a PEM file (curl --cacert).
+//   - tlspeer.go: PresentedChain, the certificate chain a TLS server (a
+//     sidecar's mesh port) presents, and ReadCertPEM, a root from a PEM
+//     file: a renewal's proof that a sidecar serves a leaf of a new root.
 //   - serve.go: Serve, an accept loop for a test's own TCP servers (an
 //     echo app, a forwarder).
 //
