@@ -279,23 +279,20 @@ func (h *haTraffic) waitCalls(t *testing.T, what string, n int64) {
 }
 
 // haPolicyV2 is the policy `weft policy apply` sets through a survivor:
-// a service extra (no allocation runs it) that the frontend may call, on
-// its own local port, and that may call api. It changes every sidecar's
-// configuration: the frontends get an upstream extra, the apis a rule for
-// the caller extra.
-func haPolicyV2(extraPort int) string {
-	p := strings.Replace(policy, `  upstream "api" {
-    local_port = 9001
+// a route on api named "extra" (retries) and a service extra (no
+// allocation runs it) allowed to call api. It changes every sidecar's
+// configuration, and each then names "extra": the frontends' upstream
+// api gets the route, the apis a rule for the caller extra.
+func haPolicyV2() string {
+	const apiBlock = "service \"api\" {\n  protocol = \"http\"\n"
+	p := strings.Replace(policy, apiBlock, apiBlock+`  route "extra" {
+    retry {
+      attempts = 2
+    }
   }
-`, fmt.Sprintf(`  upstream "api" {
-    local_port = 9001
-  }
-  upstream "extra" {
-    local_port = %d
-  }
-`, extraPort), 1)
+`, 1)
 	if p == policy {
-		panic("the frontend's upstream block moved: update haPolicyV2")
+		panic("the api's service block moved: update haPolicyV2")
 	}
 	return p + `
 service "extra" {
@@ -304,10 +301,6 @@ service "extra" {
     namespace = "default"
     job       = "extra"
   }
-}
-
-intention "frontend" "extra" {
-  action = "allow"
 }
 
 intention "extra" "api" {
@@ -420,7 +413,7 @@ func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 		survivor = c.alive[1]
 	}
 	v2 := filepath.Join(t.TempDir(), "v2")
-	harness.WriteFile(t, filepath.Join(v2, harness.PolicyFile), haPolicyV2(harness.FreePort(t)))
+	harness.WriteFile(t, filepath.Join(v2, harness.PolicyFile), haPolicyV2())
 	applied := time.Now()
 	out, stderr, code := c.ctls[survivor].RunWeft(t, weft, "policy", "apply", v2, "--applied-by", "nomad-ha-test")
 	if code != 0 {
@@ -440,14 +433,18 @@ func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 		sidecarAdmin[a.ID+"/frontend"] = fmt.Sprintf("127.0.0.1:%d", port(a, "admin"))
 	}
 	reached := harness.Eventually(t, "the applied policy in every sidecar's config", 10*time.Second, func() error {
+		var stale []string
 		for _, id := range all {
 			code, body, err := harness.Get(context.Background(), "http://"+sidecarAdmin[id]+"/config")
 			if err != nil || code != 200 {
 				return fmt.Errorf("reading %s's config: %d %v", id, code, err)
 			}
 			if !strings.Contains(body, `"extra"`) {
-				return fmt.Errorf("sidecar %s's config does not name extra yet", id)
+				stale = append(stale, id)
 			}
+		}
+		if len(stale) > 0 {
+			return fmt.Errorf("the configs of %v do not name extra yet", stale)
 		}
 		return nil
 	})
