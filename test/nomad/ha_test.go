@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/nomad/api"
+
 	weftapi "github.com/weftmesh/weft/core/api"
 	"github.com/weftmesh/weft/test/harness"
 	"github.com/weftmesh/weft/test/nomad/nomadtest"
@@ -316,11 +318,12 @@ intention "extra" "api" {
 // replicas' addresses; steady traffic (GET and POST every 20 ms from the
 // frontends' sidecars to api). The raft leader, holding at least one
 // sidecar, is SIGKILLed: every sidecar is on a survivor with its config
-// ACKed within 10s (printed), `weft policy apply` through a survivor
-// reaches every sidecar (bound 10s, printed) and every replica holds the
-// applied index, `weft ca rotate` through a survivor completes and every
-// sidecar presents a leaf of the new root (bound 10s, printed); the
-// killed replica restarts and rejoins with the applied policy, the
+// ACKed within 10s (printed); a third api allocation joins through a
+// survivor and reaches both frontends; `weft policy apply` through a
+// survivor reaches every sidecar (bound 10s, printed) and every replica
+// serves the applied index; `weft ca rotate` through a survivor completes
+// and every sidecar presents a leaf of the new root (bound 10s, printed);
+// the killed replica restarts and rejoins with the applied policy, the
 // rotated roots and the same instances. No call fails.
 func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 	if testing.Short() {
@@ -390,21 +393,48 @@ func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 	defer func() { stopTraffic(); <-trafficDone }()
 	traffic.waitCalls(t, "the first calls through the mesh", 50)
 
-	// SIGKILL the leader.
+	// SIGKILL the leader: the sidecars it served move to survivors (they
+	// need no leader for that), and the survivors elect a new one.
 	killed := time.Now()
 	c.kill(leader)
-	newLeader := c.leader()
-	t.Logf("replica %d (the leader) SIGKILLed; replica %d leads %s later", leader, newLeader, time.Since(killed).Round(time.Millisecond))
 	after, took := c.sidecars("every sidecar on a survivor with its config ACKed", all, 10*time.Second)
+	reconnected := time.Since(killed)
 	var moved []string
 	for _, id := range all {
 		if on[id].replica == leader {
 			moved = append(moved, fmt.Sprintf("%s to replica %d", id, after[id].replica))
 		}
 	}
-	t.Logf("every sidecar on a survivor, config ACKed, %s after the SIGKILL (bound 10s; waited %s); those of the leader moved: %s",
-		time.Since(killed).Round(time.Millisecond), took.Round(time.Millisecond), strings.Join(moved, "; "))
+	t.Logf("every sidecar on a survivor, config ACKed, %s after the SIGKILL of the leader, replica %d (bound 10s; waited %s); those of the leader moved: %s",
+		reconnected.Round(time.Millisecond), leader, took.Round(time.Millisecond), strings.Join(moved, "; "))
+	newLeader := c.leader()
+	t.Logf("replica %d leads; every survivor named it %s after the SIGKILL", newLeader, time.Since(killed).Round(time.Millisecond))
 	traffic.waitCalls(t, "calls after the kill", 50)
+
+	// Without the old leader, a third api allocation joins: a survivor's
+	// own nomad adapter learns it and checks its workload identity, its
+	// certificate is signed through the new leader, and both frontends
+	// get it as an endpoint.
+	scaled := time.Now()
+	agent.Run(t, meshJob("api", 3, haControllers(), roots))
+	apis = agent.Running(t, "default", "api", 3, 2*time.Minute)
+	var third string
+	for _, a := range apis {
+		if !slices.ContainsFunc(allocs, func(b *api.AllocationListStub) bool { return b.ID == a.ID }) {
+			allocs = append(allocs, a)
+			third = a.ID + "/api"
+		}
+	}
+	all = append(instanceIDs(apis, "api"), instanceIDs(fronts, "frontend")...)
+	slices.Sort(all)
+	after, _ = c.sidecars("the third api's sidecar to join a survivor and ACK", all, time.Minute)
+	for _, f := range fronts {
+		waitEndpoints(t, fmt.Sprintf("127.0.0.1:%d", port(f, "admin")), "the frontend "+f.ID+" to have the three apis", time.Minute, scaled, instanceIDs(apis, "api"))
+	}
+	c.agree("every survivor to know the five instances, passing, every sidecar ACKed", all, 30*time.Second)
+	t.Logf("the third api joined replica %d and reached both frontends %s after the job was scaled (Nomad placing and starting it included)",
+		after[third].replica, time.Since(scaled).Round(time.Millisecond))
+	traffic.waitCalls(t, "calls after the scale-up", 50)
 
 	// weft policy apply through a survivor (a follower when one is left,
 	// so the write is forwarded to the new leader) reaches every sidecar.
@@ -505,7 +535,7 @@ func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 	traffic.waitCalls(t, "calls after the rotation", 50)
 
 	// The killed replica restarts and rejoins: three peers, the applied
-	// policy, the rotated roots, the same four instances from its own
+	// policy, the rotated roots, the same five instances from its own
 	// nomad adapter.
 	back := time.Now()
 	c.restart(leader)
@@ -520,7 +550,7 @@ func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 	if len(r.Roots) != 2 || r.Roots[0].ID != newRootID {
 		t.Errorf("the restarted replica's roots: %+v, want the rotation's two (active %s)", r.Roots, newRootID)
 	}
-	c.agree("every replica, the restarted one too, to know the four instances", all, 30*time.Second)
+	c.agree("every replica, the restarted one too, to know the five instances", all, 30*time.Second)
 	c.sidecars("every sidecar on a live replica", all, 10*time.Second)
 	traffic.waitCalls(t, "calls after the restart", 50)
 
