@@ -2,6 +2,7 @@ package nomad
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -41,43 +42,108 @@ type nomadHA struct {
 func haHost(i int) string     { return fmt.Sprintf("127.0.%d.%d", haNet, i+1) }
 func haListen(i int) string   { return haHost(i) + ":7400" }
 func haRaftAddr(i int) string { return haHost(i) + ":7402" }
+func haAdmin(i int) string    { return haHost(i) + ":7401" }
 
 // haControllers is the sidecars' --controller: every replica.
 func haControllers() string {
 	return haListen(0) + "," + haListen(1) + "," + haListen(2)
 }
 
-// startNomadHA starts the three replicas on policy (their --policy-dir,
-// the bootstrap policy), each with the nomad adapter on agent (its
-// management token in a file) and NOMAD_TOKEN empty, and waits until they
-// formed a cluster that can issue. It returns the cluster and the CA
-// bundle the sidecars trust.
+// haExample is the example job that runs the three replicas.
+const haExample = "../../examples/nomad/controller-ha.nomad.hcl"
+
+// exampleReplicas reads the controller task of the example job, as the
+// agent parses it with servers set to the three replicas' addresses and
+// the other variables to the test's binaries, policy and agent: its
+// command and arguments, still holding Nomad's run-time interpolations
+// (${NOMAD_ADDR_sidecar} and the like), and where its host volume is
+// mounted.
+func exampleReplicas(t *testing.T, agent *nomadtest.Agent, policyDir string) (command string, args []string, volume string) {
+	t.Helper()
+	src, err := os.ReadFile(haExample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := fmt.Sprintf("servers = [%q, %q, %q]\nweft_bin = %q\npolicy_dir = %q\nnomad_addr = %q\n",
+		haHost(0), haHost(1), haHost(2), binDir, policyDir, agent.Addr)
+	job, err := agent.Client().Jobs().ParseHCLOpts(&api.JobsParseRequest{JobHCL: string(src), Canonicalize: true, Variables: vars})
+	if err != nil {
+		t.Fatalf("parsing %s: %v", haExample, err)
+	}
+	task := job.TaskGroups[0].Tasks[0]
+	command, _ = task.Config["command"].(string)
+	raw, _ := task.Config["args"].([]any)
+	for _, a := range raw {
+		s, ok := a.(string)
+		if !ok {
+			t.Fatalf("%s: an argument %v is no string", haExample, a)
+		}
+		args = append(args, s)
+	}
+	if len(args) == 0 || args[0] != "controller" || len(task.VolumeMounts) != 1 {
+		t.Fatalf("%s: task %s runs %s %v with volume mounts %v; want `weft controller` with one host volume", haExample, task.Name, command, args, task.VolumeMounts)
+	}
+	return command, args[1:], *task.VolumeMounts[0].Destination
+}
+
+// startNomadHA starts the three replicas with the arguments
+// examples/nomad/controller-ha.nomad.hcl gives its task, Nomad's
+// interpolations filled in as Nomad would for replica i (its addresses
+// 127.0.131.i+1 with the job's static ports, its secrets directory
+// holding the state key 0400, its host volume a directory of the test),
+// NOMAD_TOKEN the agent's management token (the job's template), and
+// policy as the bootstrap policy. Each replica runs its own nomad adapter
+// against agent. It waits until they formed a cluster that can issue and
+// each answers the job's health check, and returns the cluster and the
+// CA bundle the sidecars trust.
 func startNomadHA(t *testing.T, agent *nomadtest.Agent, policy string) (*nomadHA, string) {
 	t.Helper()
 	dir := t.TempDir()
 	policyDir := harness.WritePolicy(t, dir, policy)
-	key := filepath.Join(dir, "state.key")
-	harness.WriteFile(t, key, "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE=\n")
-	if err := os.Chmod(key, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	token := agent.TokenFile(t)
+	command, args, volume := exampleReplicas(t, agent, policyDir)
 	c := &nomadHA{t: t, ctls: make([]*harness.Controller, 3), alive: []int{0, 1, 2}}
 	start := time.Now()
 	for i := range c.ctls {
-		args := []string{"--policy-dir", policyDir,
-			"--adapter", "nomad=" + agent.Addr, "--adapter-option", "nomad.token_file=" + token,
-			"--sidecar-controller", haControllers(),
-			"--raft-dir", filepath.Join(dir, fmt.Sprint("raft", i)), "--raft-addr", haRaftAddr(i),
-			"--state-key-file", key, "--bootstrap-expect", "3"}
-		for j := range c.ctls {
-			if j != i {
-				args = append(args, "--join", haRaftAddr(j))
-			}
+		rdir := filepath.Join(dir, fmt.Sprint("replica", i))
+		key := filepath.Join(rdir, "secrets", "state.key")
+		harness.WriteFile(t, key, "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE=\n")
+		if err := os.Chmod(key, 0o400); err != nil {
+			t.Fatal(err)
 		}
-		o := harness.WeftController(binDir, filepath.Join(dir, fmt.Sprint("data", i)), haListen(i), haHost(i)+":7401", args...)
-		o.Process = harness.CtrlC
-		o.Process.Env = []string{"NOMAD_TOKEN="}
+		fill := strings.NewReplacer("${NOMAD_ADDR_sidecar}", haListen(i), "${NOMAD_ADDR_admin}", haAdmin(i),
+			"${NOMAD_ADDR_raft}", haRaftAddr(i), "${NOMAD_SECRETS_DIR}", filepath.Join(rdir, "secrets"))
+		o := harness.ControllerOptions{Binary: command, Process: harness.CtrlC}
+		o.Process.Env = []string{"NOMAD_TOKEN=" + agent.Token}
+		for j := 0; j < len(args); j++ {
+			a := fill.Replace(args[j])
+			if strings.HasPrefix(a, volume+"/") {
+				a = filepath.Join(rdir, "volume", strings.TrimPrefix(a, volume+"/"))
+			}
+			if strings.Contains(a, "${") {
+				t.Fatalf("%s: argument %q holds an interpolation this test does not fill in", haExample, args[j])
+			}
+			// StartController gives these three itself.
+			if j+1 < len(args) && (a == "--data-dir" || a == "--listen" || a == "--admin") {
+				v := fill.Replace(args[j+1])
+				switch a {
+				case "--data-dir":
+					o.DataDir = filepath.Join(rdir, "volume", strings.TrimPrefix(v, volume+"/"))
+				case "--listen":
+					o.Listen = v
+				case "--admin":
+					o.Admin = v
+				}
+				j++
+				continue
+			}
+			o.Args = append(o.Args, a)
+		}
+		if o.DataDir == "" || o.Listen != haListen(i) || o.Admin != haAdmin(i) {
+			t.Fatalf("%s: replica %d gets --data-dir %q --listen %q --admin %q; want a directory on the volume, %s and %s", haExample, i, o.DataDir, o.Listen, o.Admin, haListen(i), haAdmin(i))
+		}
+		if i == 0 {
+			t.Logf("replica 0 runs the example's task: %s controller --data-dir %s --listen %s --admin %s %s", command, o.DataDir, o.Listen, o.Admin, strings.Join(o.Args, " "))
+		}
 		c.ctls[i] = harness.StartController(t, o)
 	}
 	for i, ctl := range c.ctls {
@@ -86,7 +152,40 @@ func startNomadHA(t *testing.T, agent *nomadtest.Agent, policy string) (*nomadHA
 		})
 	}
 	t.Logf("three replicas formed a raft cluster that can issue in %s", time.Since(start).Round(time.Millisecond))
+	for _, i := range c.alive {
+		c.ready(i)
+	}
 	return c, c.ctls[0].WaitCACert(t)
+}
+
+// ready waits (30s at most) until replica i answers the example job's
+// health check as Nomad asks it: GET /v1/health/ready over HTTPS on the
+// admin port, without a token and without verifying the certificate
+// (tls_skip_verify).
+func (c *nomadHA) ready(i int) {
+	c.t.Helper()
+	cl := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // as the job's check: tls_skip_verify
+	}}
+	defer cl.CloseIdleConnections()
+	harness.Eventually(c.t, fmt.Sprintf("replica %d to pass the job's check (GET /v1/health/ready)", i), 30*time.Second, func() error {
+		code, body, _, err := harness.Do(cl, mustRequest("GET", "https://"+haAdmin(i)+"/v1/health/ready"))
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+}
+
+func mustRequest(method, url string) *http.Request {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		panic(err)
+	}
+	return req
 }
 
 // leader is the live replica the live replicas name as their leader,
@@ -409,6 +508,9 @@ func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 		reconnected.Round(time.Millisecond), leader, took.Round(time.Millisecond), strings.Join(moved, "; "))
 	newLeader := c.leader()
 	t.Logf("replica %d leads; every survivor named it %s after the SIGKILL", newLeader, time.Since(killed).Round(time.Millisecond))
+	for _, i := range c.alive {
+		c.ready(i) // Nomad would keep the survivors' allocations healthy
+	}
 	traffic.waitCalls(t, "calls after the kill", 50)
 
 	// Without the old leader, a third api allocation joins: a survivor's
@@ -543,6 +645,7 @@ func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 		return s.Raft != nil && s.Raft.CanIssue && len(s.Raft.Peers) == 3 && s.PolicyInForce != nil && s.PolicyInForce.Index == index
 	})
 	t.Logf("replica %d rejoined %s after its restart: %s, leader %s, policy index %d", leader, time.Since(back).Round(time.Millisecond), s.Raft.State, s.Raft.Leader, s.PolicyInForce.Index)
+	c.ready(leader)
 	var r weftapi.RootsReport
 	if err := c.ctls[leader].Call("GET", "/v1/ca/roots", nil, &r); err != nil {
 		t.Fatal(err)
