@@ -21,7 +21,8 @@
 //     unless NoDeathSignal), extra environment, how much of the log a
 //     failure shows. Tail and FirstLine read a log.
 //   - ports.go: FreeAddr (in process.go), FreePort and FreePorts: loopback
-//     ports free a moment ago.
+//     ports free a moment ago, never in the span the scheduler harnesses
+//     give their tasks (SchedulerPortsLo to SchedulerPortsHi).
 //   - wait.go: Poll (f until nil, within a bound, at an interval) and
 //     Eventually (the same under a test, failing it with what it waited
 //     for): every wait of the tests on a readiness signal.
