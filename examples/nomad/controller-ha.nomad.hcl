@@ -30,6 +30,12 @@
 # Sidecars then take every replica: weft-proxy --controller
 # 10.0.0.1:7400,10.0.0.2:7400,10.0.0.3:7400 (or a DNS name that resolves
 # to the three), and `weft nomad run --controller ...` likewise.
+#
+# Each replica runs its own nomad adapter: all three learn the
+# allocations from Nomad, verify workload identities and serve any
+# sidecar. test/nomad's TestNomadRaftFailoverUnderTraffic runs this
+# task's arguments as three processes and SIGKILLs the leader under
+# traffic: no call fails, and the sidecars move to the survivors.
 variable "servers" {
   type        = list(string)
   description = "the addresses (IPs or DNS names) of the three client nodes the replicas run on"

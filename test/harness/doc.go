@@ -21,7 +21,8 @@
 //     unless NoDeathSignal), extra environment, how much of the log a
 //     failure shows. Tail and FirstLine read a log.
 //   - ports.go: FreeAddr (in process.go), FreePort and FreePorts: loopback
-//     ports free a moment ago.
+//     ports free a moment ago, never in the span the scheduler harnesses
+//     give their tasks (SchedulerPortsLo to SchedulerPortsHi).
 //   - wait.go: Poll (f until nil, within a bound, at an interval) and
 //     Eventually (the same under a test, failing it with what it waited
 //     for): every wait of the tests on a readiness signal.
@@ -61,6 +62,9 @@
 //     from a CA made for the test, as PEM files (a gateway listener's
 //     cert_file and key_file, a TLS app's), the pool that trusts it and
 //     its CA as a PEM file (curl --cacert).
+//   - tlspeer.go: PresentedChain, the certificate chain a TLS server (a
+//     sidecar's mesh port) presents, and ReadCertPEM, a root from a PEM
+//     file: a renewal's proof that a sidecar serves a leaf of a new root.
 //   - serve.go: Serve, an accept loop for a test's own TCP servers (an
 //     echo app, a forwarder).
 //

@@ -19,7 +19,8 @@ import (
 // can be taken by any process's connect before the test binds it again,
 // which made tests that put ports in a policy fail now and then with
 // "address already in use" while other packages ran. Where the range
-// cannot be read, the kernel picks (port 0).
+// cannot be read, the kernel picks (port 0). They are never in the span
+// the scheduler harnesses give their tasks (SchedulerPortsLo).
 func FreePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
@@ -40,15 +41,49 @@ func FreePorts(n int) ([]int, error) {
 	return out, nil
 }
 
-// listenBelow listens on a random free port of [lo, hi), or on port 0
-// when that span is empty or 64 draws found nothing free.
+// SchedulerPortsLo and SchedulerPortsHi bound the span of ports
+// [SchedulerPortsLo, SchedulerPortsHi) that FreePorts never draws from:
+// the scheduler harnesses give it to their agents for the ports of the
+// tasks they place (nomadtest: Nomad's min_dynamic_port and
+// max_dynamic_port). Nomad hands a task a port of its range whether a
+// process of the host holds it or not, so a port FreePorts picked there
+// (a controller's --admin, another package's listener) could be given to
+// an allocation whose task then cannot bind it.
+const (
+	SchedulerPortsLo = 24000
+	SchedulerPortsHi = 29000
+)
+
+// listenBelow listens on a random free port of [lo, hi) outside the
+// schedulers' span, or on port 0 when that is empty or 64 draws found
+// nothing free.
 func listenBelow(lo, hi int) (net.Listener, error) {
-	for i := 0; hi > lo && i < 64; i++ {
-		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", lo+rand.IntN(hi-lo))); err == nil {
+	for i := 0; i < 64; i++ {
+		p, ok := pickPort(lo, hi, rand.IntN)
+		if !ok {
+			break
+		}
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
 			return l, nil
 		}
 	}
 	return net.Listen("tcp", "127.0.0.1:0")
+}
+
+// pickPort draws a port of [lo, hi) outside [SchedulerPortsLo,
+// SchedulerPortsHi) with intn (rand.IntN); false when none is left.
+func pickPort(lo, hi int, intn func(int) int) (int, bool) {
+	gapLo, gapHi := max(lo, SchedulerPortsLo), min(hi, SchedulerPortsHi)
+	gap := max(0, gapHi-gapLo)
+	n := hi - lo - gap
+	if n <= 0 {
+		return 0, false
+	}
+	p := lo + intn(n)
+	if gap > 0 && p >= gapLo {
+		p += gap
+	}
+	return p, true
 }
 
 // belowEphemeral is the span of ports FreePorts draws from: from 10000 up

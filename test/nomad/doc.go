@@ -18,6 +18,12 @@
 // runs `weft check` against them (every probe passes) and beside a job
 // rendered with network_mode = "host" (check fails, naming that job's app
 // and outbound ports, and status shows its isolation none).
+// TestNomadRaftFailoverUnderTraffic (ha_test.go) runs three controller
+// replicas (raft) with the arguments of
+// examples/nomad/controller-ha.nomad.hcl, each with its own nomad adapter
+// on one agent, SIGKILLs the leader under traffic between sidecar tasks
+// given all three replicas, applies a policy and rotates the CA through a
+// survivor, and restarts the killed replica: no call fails.
 //
 // Entry point: go test ./test/nomad (make test runs it). TestMain builds
 // weft, weft-proxy and the demo app; nomadtest builds Nomad when its cached

@@ -13,6 +13,13 @@
 // Nomad 1.6.1 is the last MPL-2.0 release; later releases are under a
 // licence Weft must not use, so the harness never builds or runs another.
 //
+// Each agent gives its tasks ports of a slice of 500 of its own (an flock
+// in the system's temporary directory) of the span test/harness keeps out
+// of FreePorts (harness.SchedulerPortsLo to SchedulerPortsHi): Nomad hands
+// out dynamic ports without looking at what the host holds, so neither a
+// test's own listener nor another agent running at once can hold a port
+// an allocation is given.
+//
 // The agent's log is a harness.SyncBuffer; ports, waits (Poll, kept for
 // the adapter tests, is harness.Poll) and log tails come from test/harness.
 //

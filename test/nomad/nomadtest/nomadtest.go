@@ -94,7 +94,8 @@ type Agent struct {
 	// Dir is the agent's directory (config, data, log).
 	Dir string
 
-	proc *harness.Process
+	proc  *harness.Process
+	ports *portSlice
 }
 
 // agentProcess: the agent runs in a process group of its own and has 15s
@@ -160,6 +161,12 @@ func LaunchWith(o Options) (*Agent, error) {
 	}
 	ports, err := harness.FreePorts(3)
 	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	slice, err := lockPortSlice(2 * time.Minute)
+	if err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	conf := fmt.Sprintf(`data_dir = %q
@@ -173,8 +180,8 @@ acl {
   enabled = %t
 }
 client {
-  min_dynamic_port = 24000
-  max_dynamic_port = 28999
+  min_dynamic_port = %d
+  max_dynamic_port = %d
   cni_path         = %q
 %s}
 plugin "raw_exec" {
@@ -182,15 +189,18 @@ plugin "raw_exec" {
     enabled = true
   }
 }
-`, filepath.Join(dir, "data"), ports[0], ports[1], ports[2], !o.NoACL, CNIPath, hostVolumes(o.HostVolumes))
+`, filepath.Join(dir, "data"), ports[0], ports[1], ports[2], !o.NoACL, slice.lo, slice.hi-1, CNIPath, hostVolumes(o.HostVolumes))
 	if err := os.WriteFile(filepath.Join(dir, "agent.hcl"), []byte(conf), 0o644); err != nil {
+		slice.release()
+		os.RemoveAll(dir)
 		return nil, err
 	}
-	a := &Agent{Addr: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), Dir: dir}
+	a := &Agent{Addr: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), Dir: dir, ports: slice}
 	cmd := exec.Command(bin, "agent", "-dev", "-bind", "127.0.0.1", "-network-interface", "lo", "-config", filepath.Join(dir, "agent.hcl"))
 	cmd.Dir = dir
 	cmd.Env = cleanEnv()
 	if a.proc, err = harness.Launch("nomad", cmd, agentProcess); err != nil {
+		slice.release()
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -431,6 +441,7 @@ func (a *Agent) Close() {
 		})
 	}
 	a.proc.Stop()
+	a.ports.release()
 	os.RemoveAll(a.Dir)
 }
 
@@ -473,4 +484,66 @@ func hostVolumes(vols map[string]string) string {
 		fmt.Fprintf(&b, "  host_volume %q {\n    path      = %q\n    read_only = false\n  }\n", n, vols[n])
 	}
 	return b.String()
+}
+
+// Each agent gives its tasks ports of a slice of its own of the span
+// test/harness keeps free for schedulers (harness.SchedulerPortsLo to
+// SchedulerPortsHi): Nomad hands out a port of its dynamic range whether
+// another process holds it or not, so two agents running at once (two
+// test packages, say test/nomad and adapters/nomad) with one range could
+// give their allocations the same port, and one task would not start. A
+// slice is held by an flock on a file of the system's temporary
+// directory, so agents of every test process on the machine take
+// different slices.
+const (
+	portSliceSize = 500
+	portSlices    = (harness.SchedulerPortsHi - harness.SchedulerPortsLo) / portSliceSize
+)
+
+// portLockDir holds the slices' lock files (a test's own directory in
+// this package's tests).
+var portLockDir = os.TempDir()
+
+// portSlice is a slice of ports [lo, hi) and the lock that holds it.
+type portSlice struct {
+	lo, hi int
+	lock   *os.File
+}
+
+// lockPortSlice takes a free slice, trying them from a random one on;
+// when every slice is held it tries again until wait has passed.
+func lockPortSlice(wait time.Duration) (*portSlice, error) {
+	first := int(time.Now().UnixNano() % portSlices)
+	var got *portSlice
+	err := harness.Poll(context.Background(), wait, 500*time.Millisecond, func() error {
+		for i := range portSlices {
+			k := (first + i) % portSlices
+			path := filepath.Join(portLockDir, fmt.Sprintf("weft-nomadtest-ports-%d.lock", k))
+			f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+			if err != nil {
+				return fmt.Errorf("opening the port slice lock %s: %w", path, err)
+			}
+			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+				f.Close()
+				continue
+			}
+			lo := harness.SchedulerPortsLo + k*portSliceSize
+			got = &portSlice{lo: lo, hi: lo + portSliceSize, lock: f}
+			return nil
+		}
+		return fmt.Errorf("all %d slices of Nomad's dynamic ports (%d-%d) are held by other agents (weft-nomadtest-ports-*.lock in %s): too many Nomad test agents run at once",
+			portSlices, harness.SchedulerPortsLo, harness.SchedulerPortsHi-1, portLockDir)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("taking a slice of ports for the Nomad agent: %w", err)
+	}
+	return got, nil
+}
+
+// release gives the slice back (closing the file drops the flock).
+func (p *portSlice) release() {
+	if p != nil && p.lock != nil {
+		p.lock.Close()
+		p.lock = nil
+	}
 }

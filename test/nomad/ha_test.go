@@ -1,0 +1,666 @@
+package nomad
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	weftapi "github.com/weftmesh/weft/core/api"
+	"github.com/weftmesh/weft/test/harness"
+	"github.com/weftmesh/weft/test/nomad/nomadtest"
+)
+
+// haNet is the third byte of the replicas' loopback addresses:
+// 127.0.131.1-3, ports 7400 (sidecars), 7401 (admin) and 7402 (raft).
+const haNet = 131
+
+// nomadHA is three `weft controller` replicas in one raft cluster, each
+// running its own nomad adapter against the same Nomad agent: the
+// deployment examples/nomad/controller-ha.nomad.hcl describes, where every
+// replica learns the allocations from Nomad itself (no owner, no
+// watchers) and any of them may serve any sidecar.
+type nomadHA struct {
+	t     *testing.T
+	ctls  []*harness.Controller
+	alive []int // the replicas running, in order
+}
+
+func haHost(i int) string     { return fmt.Sprintf("127.0.%d.%d", haNet, i+1) }
+func haListen(i int) string   { return haHost(i) + ":7400" }
+func haRaftAddr(i int) string { return haHost(i) + ":7402" }
+func haAdmin(i int) string    { return haHost(i) + ":7401" }
+
+// haControllers is the sidecars' --controller: every replica.
+func haControllers() string {
+	return haListen(0) + "," + haListen(1) + "," + haListen(2)
+}
+
+// haExample is the example job that runs the three replicas.
+const haExample = "../../examples/nomad/controller-ha.nomad.hcl"
+
+// exampleReplicas reads the controller task of the example job, as the
+// agent parses it with servers set to the three replicas' addresses and
+// the other variables to the test's binaries, policy and agent: its
+// command and arguments, still holding Nomad's run-time interpolations
+// (${NOMAD_ADDR_sidecar} and the like), and where its host volume is
+// mounted.
+func exampleReplicas(t *testing.T, agent *nomadtest.Agent, policyDir string) (command string, args []string, volume string) {
+	t.Helper()
+	src, err := os.ReadFile(haExample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := fmt.Sprintf("servers = [%q, %q, %q]\nweft_bin = %q\npolicy_dir = %q\nnomad_addr = %q\n",
+		haHost(0), haHost(1), haHost(2), binDir, policyDir, agent.Addr)
+	job, err := agent.Client().Jobs().ParseHCLOpts(&api.JobsParseRequest{JobHCL: string(src), Canonicalize: true, Variables: vars})
+	if err != nil {
+		t.Fatalf("parsing %s: %v", haExample, err)
+	}
+	task := job.TaskGroups[0].Tasks[0]
+	command, _ = task.Config["command"].(string)
+	raw, _ := task.Config["args"].([]any)
+	for _, a := range raw {
+		s, ok := a.(string)
+		if !ok {
+			t.Fatalf("%s: an argument %v is no string", haExample, a)
+		}
+		args = append(args, s)
+	}
+	if len(args) == 0 || args[0] != "controller" || len(task.VolumeMounts) != 1 {
+		t.Fatalf("%s: task %s runs %s %v with volume mounts %v; want `weft controller` with one host volume", haExample, task.Name, command, args, task.VolumeMounts)
+	}
+	return command, args[1:], *task.VolumeMounts[0].Destination
+}
+
+// startNomadHA starts the three replicas with the arguments
+// examples/nomad/controller-ha.nomad.hcl gives its task, Nomad's
+// interpolations filled in as Nomad would for replica i (its addresses
+// 127.0.131.i+1 with the job's static ports, its secrets directory
+// holding the state key 0400, its host volume a directory of the test),
+// NOMAD_TOKEN the agent's management token (the job's template), and
+// policy as the bootstrap policy. Each replica runs its own nomad adapter
+// against agent. It waits until they formed a cluster that can issue and
+// each answers the job's health check, and returns the cluster and the
+// CA bundle the sidecars trust.
+func startNomadHA(t *testing.T, agent *nomadtest.Agent, policy string) (*nomadHA, string) {
+	t.Helper()
+	dir := t.TempDir()
+	policyDir := harness.WritePolicy(t, dir, policy)
+	command, args, volume := exampleReplicas(t, agent, policyDir)
+	c := &nomadHA{t: t, ctls: make([]*harness.Controller, 3), alive: []int{0, 1, 2}}
+	start := time.Now()
+	for i := range c.ctls {
+		rdir := filepath.Join(dir, fmt.Sprint("replica", i))
+		key := filepath.Join(rdir, "secrets", "state.key")
+		harness.WriteFile(t, key, "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE=\n")
+		if err := os.Chmod(key, 0o400); err != nil {
+			t.Fatal(err)
+		}
+		fill := strings.NewReplacer("${NOMAD_ADDR_sidecar}", haListen(i), "${NOMAD_ADDR_admin}", haAdmin(i),
+			"${NOMAD_ADDR_raft}", haRaftAddr(i), "${NOMAD_SECRETS_DIR}", filepath.Join(rdir, "secrets"))
+		o := harness.ControllerOptions{Binary: command, Process: harness.CtrlC}
+		o.Process.Env = []string{"NOMAD_TOKEN=" + agent.Token}
+		for j := 0; j < len(args); j++ {
+			a := fill.Replace(args[j])
+			if strings.HasPrefix(a, volume+"/") {
+				a = filepath.Join(rdir, "volume", strings.TrimPrefix(a, volume+"/"))
+			}
+			if strings.Contains(a, "${") {
+				t.Fatalf("%s: argument %q holds an interpolation this test does not fill in", haExample, args[j])
+			}
+			// StartController gives these three itself.
+			if j+1 < len(args) && (a == "--data-dir" || a == "--listen" || a == "--admin") {
+				v := fill.Replace(args[j+1])
+				switch a {
+				case "--data-dir":
+					o.DataDir = filepath.Join(rdir, "volume", strings.TrimPrefix(v, volume+"/"))
+				case "--listen":
+					o.Listen = v
+				case "--admin":
+					o.Admin = v
+				}
+				j++
+				continue
+			}
+			o.Args = append(o.Args, a)
+		}
+		if o.DataDir == "" || o.Listen != haListen(i) || o.Admin != haAdmin(i) {
+			t.Fatalf("%s: replica %d gets --data-dir %q --listen %q --admin %q; want a directory on the volume, %s and %s", haExample, i, o.DataDir, o.Listen, o.Admin, haListen(i), haAdmin(i))
+		}
+		if i == 0 {
+			t.Logf("replica 0 runs the example's task: %s controller --data-dir %s --listen %s --admin %s %s", command, o.DataDir, o.Listen, o.Admin, strings.Join(o.Args, " "))
+		}
+		c.ctls[i] = harness.StartController(t, o)
+	}
+	for i, ctl := range c.ctls {
+		ctl.WaitFor(t, fmt.Sprintf("replica %d: a leader and three peers", i), 60*time.Second, func(s *harness.Status) bool {
+			return s.Raft != nil && s.Raft.CanIssue && len(s.Raft.Peers) == 3
+		})
+	}
+	t.Logf("three replicas formed a raft cluster that can issue in %s", time.Since(start).Round(time.Millisecond))
+	for _, i := range c.alive {
+		c.ready(i)
+	}
+	return c, c.ctls[0].WaitCACert(t)
+}
+
+// ready waits (30s at most) until replica i answers the example job's
+// health check as Nomad asks it: GET /v1/health/ready over HTTPS on the
+// admin port, without a token and without verifying the certificate
+// (tls_skip_verify).
+func (c *nomadHA) ready(i int) {
+	c.t.Helper()
+	cl := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // as the job's check: tls_skip_verify
+	}}
+	defer cl.CloseIdleConnections()
+	harness.Eventually(c.t, fmt.Sprintf("replica %d to pass the job's check (GET /v1/health/ready)", i), 30*time.Second, func() error {
+		code, body, _, err := harness.Do(cl, mustRequest("GET", "https://"+haAdmin(i)+"/v1/health/ready"))
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+}
+
+func mustRequest(method, url string) *http.Request {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		panic(err)
+	}
+	return req
+}
+
+// leader is the live replica the live replicas name as their leader,
+// waited for within 30s (one that has not noticed a kill yet names the
+// dead one).
+func (c *nomadHA) leader() int {
+	c.t.Helper()
+	leader := -1
+	harness.Eventually(c.t, "every live replica to name the same live leader", 30*time.Second, func() error {
+		leader = -1
+		for _, i := range c.alive {
+			s, err := c.ctls[i].Status()
+			if err != nil {
+				return fmt.Errorf("replica %d: %w", i, err)
+			}
+			if s.Raft == nil || !s.Raft.CanIssue {
+				return fmt.Errorf("replica %d cannot issue: %+v", i, s.Raft)
+			}
+			named := slices.IndexFunc(c.alive, func(j int) bool { return haRaftAddr(j) == s.Raft.Leader })
+			if named < 0 {
+				return fmt.Errorf("replica %d names %q, no live replica", i, s.Raft.Leader)
+			}
+			if leader >= 0 && c.alive[named] != leader {
+				return fmt.Errorf("replicas name two leaders: %d and %d", leader, c.alive[named])
+			}
+			leader = c.alive[named]
+		}
+		return nil
+	})
+	return leader
+}
+
+// sidecar is where one sidecar's stream is: the replica, and since when.
+type sidecar struct {
+	replica int
+	since   string
+}
+
+// sidecars waits, within bound, until each of want's sidecars has a
+// stream on a live replica with its configuration ACKed there, and
+// returns where each one is and how long the wait took.
+func (c *nomadHA) sidecars(what string, want []string, bound time.Duration) (map[string]sidecar, time.Duration) {
+	c.t.Helper()
+	var on map[string]sidecar
+	took := harness.Eventually(c.t, what, bound, func() error {
+		on = map[string]sidecar{}
+		for _, i := range c.alive {
+			s, err := c.ctls[i].Status()
+			if err != nil {
+				return fmt.Errorf("replica %d: %w", i, err)
+			}
+			for _, sc := range s.Sidecars {
+				if sc.Version != 0 && sc.AckedVersion == sc.Version {
+					on[sc.Instance] = sidecar{i, sc.ConnectedSince}
+				}
+			}
+		}
+		for _, id := range want {
+			if _, ok := on[id]; !ok {
+				return fmt.Errorf("sidecar %s is on no live replica with its config ACKed; ACKed: %v", id, on)
+			}
+		}
+		return nil
+	})
+	return on, took
+}
+
+// agree waits, within bound, until every live replica knows exactly ids
+// (each replica's own nomad adapter reports each once), all passing, and
+// every sidecar connected to it has ACKed what it holds for it now.
+func (c *nomadHA) agree(what string, ids []string, bound time.Duration) time.Duration {
+	c.t.Helper()
+	return harness.Eventually(c.t, what, bound, func() error {
+		for _, i := range c.alive {
+			s, err := c.ctls[i].Status()
+			if err != nil {
+				return fmt.Errorf("replica %d: %w", i, err)
+			}
+			var got []string
+			for _, in := range s.Instances {
+				if in.Health != "passing" {
+					return fmt.Errorf("replica %d sees %s %q", i, in.ID, in.Health)
+				}
+				got = append(got, in.ID)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, ids) {
+				return fmt.Errorf("replica %d knows instances %v, want %v", i, got, ids)
+			}
+			for _, sc := range s.Sidecars {
+				if sc.AckedVersion != sc.Version {
+					return fmt.Errorf("replica %d: sidecar %s ACKed version %d of %d", i, sc.Instance, sc.AckedVersion, sc.Version)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func (c *nomadHA) kill(i int) {
+	c.t.Helper()
+	c.ctls[i].Kill(c.t)
+	c.alive = slices.DeleteFunc(c.alive, func(j int) bool { return j == i })
+}
+
+func (c *nomadHA) restart(i int) {
+	c.t.Helper()
+	c.ctls[i] = c.ctls[i].Restart()
+	c.alive = append(c.alive, i)
+	slices.Sort(c.alive)
+}
+
+// haTraffic calls api through each frontend's sidecar (its upstream
+// listener), a GET and a POST in turn, one call every 20 ms, and counts
+// what happens; a failed call is kept with its time, method, URL and
+// error.
+type haTraffic struct {
+	urls []string
+	ok   atomic.Int64
+	fail atomic.Int64
+	mu   sync.Mutex
+	errs []string
+}
+
+func (h *haTraffic) run(ctx context.Context) {
+	c := &http.Client{Timeout: 10 * time.Second}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		url := h.urls[i%len(h.urls)]
+		var req *http.Request
+		if i/len(h.urls)%2 == 0 {
+			req, _ = http.NewRequestWithContext(ctx, "GET", url, nil)
+		} else {
+			req, _ = http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(fmt.Sprintf(`{"n":%d}`, i)))
+		}
+		err := h.once(c, req)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			h.fail.Add(1)
+			h.mu.Lock()
+			if len(h.errs) < 20 {
+				h.errs = append(h.errs, time.Now().Format("15:04:05.000")+" "+req.Method+" "+url+": "+err.Error())
+			}
+			h.mu.Unlock()
+			continue
+		}
+		h.ok.Add(1)
+	}
+}
+
+func (h *haTraffic) once(c *http.Client, req *http.Request) error {
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if err != nil {
+		return err
+	}
+	var got struct{ Service, Caller string }
+	if resp.StatusCode != 200 || json.Unmarshal(b, &got) != nil || got.Service != "api" || got.Caller != "spiffe://weft.test/ns/default/svc/frontend" {
+		return fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	return nil
+}
+
+func (h *haTraffic) errors() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.errs)
+}
+
+// waitCalls waits (30s at most) until n more calls than now succeeded.
+func (h *haTraffic) waitCalls(t *testing.T, what string, n int64) {
+	t.Helper()
+	want := h.ok.Load() + n
+	harness.Eventually(t, what, 30*time.Second, func() error {
+		if h.ok.Load() < want {
+			return fmt.Errorf("%d of %d calls answered, %d failed: %v", h.ok.Load(), want, h.fail.Load(), h.errors())
+		}
+		return nil
+	})
+}
+
+// haPolicyV2 is the policy `weft policy apply` sets through a survivor:
+// a route on api named "extra" (retries) and a service extra (no
+// allocation runs it) allowed to call api. It changes every sidecar's
+// configuration, and each then names "extra": the frontends' upstream
+// api gets the route, the apis a rule for the caller extra.
+func haPolicyV2() string {
+	const apiBlock = "service \"api\" {\n  protocol = \"http\"\n"
+	p := strings.Replace(policy, apiBlock, apiBlock+`  route "extra" {
+    retry {
+      attempts = 2
+    }
+  }
+`, 1)
+	if p == policy {
+		panic("the api's service block moved: update haPolicyV2")
+	}
+	return p + `
+service "extra" {
+  protocol = "http"
+  binding "nomad" {
+    namespace = "default"
+    job       = "extra"
+  }
+}
+
+intention "extra" "api" {
+  action = "allow"
+}
+`
+}
+
+// TestNomadRaftFailoverUnderTraffic is issue 17's proof with Nomad
+// sidecars: three controller replicas (raft), each running its own nomad
+// adapter against one real Nomad 1.6.1 agent; two api and two frontend
+// allocations whose weft-proxy sidecar tasks are given all three
+// replicas' addresses; steady traffic (GET and POST every 20 ms from the
+// frontends' sidecars to api). The raft leader, holding at least one
+// sidecar, is SIGKILLed: every sidecar is on a survivor with its config
+// ACKed within 10s (printed); a third api allocation joins through a
+// survivor and reaches both frontends; `weft policy apply` through a
+// survivor reaches every sidecar (bound 10s, printed) and every replica
+// serves the applied index; `weft ca rotate` through a survivor completes
+// and every sidecar presents a leaf of the new root (bound 10s, printed);
+// the killed replica restarts and rejoins with the applied policy, the
+// rotated roots and the same instances. No call fails.
+func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Nomad, three controllers and sidecars; skipped with -short")
+	}
+	agent := nomadtest.Start(t)
+	c, roots := startNomadHA(t, agent, policy)
+	nc := agent.Client()
+	weft := filepath.Join(binDir, "weft")
+
+	agent.Run(t, meshJob("api", 2, haControllers(), roots))
+	agent.Run(t, meshJob("frontend", 2, haControllers(), roots, "api"))
+	apis := agent.Running(t, "default", "api", 2, 2*time.Minute)
+	fronts := agent.Running(t, "default", "frontend", 2, 2*time.Minute)
+	allocs := append(slices.Clone(apis), fronts...)
+	all := append(instanceIDs(apis, "api"), instanceIDs(fronts, "frontend")...)
+	slices.Sort(all)
+	took := c.agree("every replica to know the four instances, passing, with every sidecar ACKed", all, 2*time.Minute)
+	t.Logf("every replica knows the four allocations from its own nomad adapter, all passing: %s", took.Round(time.Millisecond))
+
+	// At least one sidecar on the leader, so that its kill moves some:
+	// restart (through Nomad) the sidecar tasks on other replicas until
+	// one picks the leader (each tries the replicas in its own random
+	// order). Before any traffic: a restarted sidecar fails calls.
+	leader := c.leader()
+	on, _ := c.sidecars("every sidecar to join and ACK", all, time.Minute)
+	for round := 1; ; round++ {
+		if slices.ContainsFunc(slices.Collect(maps.Values(on)), func(s sidecar) bool { return s.replica == leader }) {
+			t.Logf("sidecars on replicas %v, leader %d, after %d round(s)", on, leader, round)
+			break
+		}
+		if round == 15 {
+			t.Fatalf("after %d rounds of restarting sidecar tasks, none is on the leader %d: %v", round, leader, on)
+		}
+		before := on
+		for _, a := range allocs {
+			alloc, _, err := nc.Allocations().Info(a.ID, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.Allocations().Restart(alloc, "weft-proxy", nil); err != nil {
+				t.Fatalf("restarting the sidecar task of %s: %v", a.ID, err)
+			}
+		}
+		harness.Eventually(t, "the restarted sidecars on new streams", time.Minute, func() error {
+			on, _ = c.sidecars("every sidecar to join and ACK", all, time.Minute)
+			for id, s := range on {
+				if s.since == before[id].since && s.replica == before[id].replica {
+					return fmt.Errorf("sidecar %s still on its stream of %s", id, s.since)
+				}
+			}
+			return nil
+		})
+	}
+	c.agree("every replica to see every sidecar ACKed", all, 30*time.Second)
+
+	// The traffic: each frontend's upstream listener for api.
+	traffic := &haTraffic{}
+	for _, f := range fronts {
+		admin := fmt.Sprintf("127.0.0.1:%d", port(f, "admin"))
+		waitEndpoints(t, admin, "the frontend "+f.ID+" to have both apis", 30*time.Second, time.Now(), instanceIDs(apis, "api"))
+		traffic.urls = append(traffic.urls, fmt.Sprintf("http://127.0.0.1:%d/", port(f, "upstream_api")))
+	}
+	ctx, stopTraffic := context.WithCancel(context.Background())
+	trafficDone := make(chan struct{})
+	go func() { defer close(trafficDone); traffic.run(ctx) }()
+	defer func() { stopTraffic(); <-trafficDone }()
+	traffic.waitCalls(t, "the first calls through the mesh", 50)
+
+	// SIGKILL the leader: the sidecars it served move to survivors (they
+	// need no leader for that), and the survivors elect a new one.
+	killed := time.Now()
+	c.kill(leader)
+	after, took := c.sidecars("every sidecar on a survivor with its config ACKed", all, 10*time.Second)
+	reconnected := time.Since(killed)
+	var moved []string
+	for _, id := range all {
+		if on[id].replica == leader {
+			moved = append(moved, fmt.Sprintf("%s to replica %d", id, after[id].replica))
+		}
+	}
+	t.Logf("every sidecar on a survivor, config ACKed, %s after the SIGKILL of the leader, replica %d (bound 10s; waited %s); those of the leader moved: %s",
+		reconnected.Round(time.Millisecond), leader, took.Round(time.Millisecond), strings.Join(moved, "; "))
+	newLeader := c.leader()
+	t.Logf("replica %d leads; every survivor named it %s after the SIGKILL", newLeader, time.Since(killed).Round(time.Millisecond))
+	for _, i := range c.alive {
+		c.ready(i) // Nomad would keep the survivors' allocations healthy
+	}
+	traffic.waitCalls(t, "calls after the kill", 50)
+
+	// Without the old leader, a third api allocation joins: a survivor's
+	// own nomad adapter learns it and checks its workload identity, its
+	// certificate is signed through the new leader, and both frontends
+	// get it as an endpoint.
+	scaled := time.Now()
+	agent.Run(t, meshJob("api", 3, haControllers(), roots))
+	apis = agent.Running(t, "default", "api", 3, 2*time.Minute)
+	var third string
+	for _, a := range apis {
+		if !slices.ContainsFunc(allocs, func(b *api.AllocationListStub) bool { return b.ID == a.ID }) {
+			allocs = append(allocs, a)
+			third = a.ID + "/api"
+		}
+	}
+	all = append(instanceIDs(apis, "api"), instanceIDs(fronts, "frontend")...)
+	slices.Sort(all)
+	after, _ = c.sidecars("the third api's sidecar to join a survivor and ACK", all, time.Minute)
+	for _, f := range fronts {
+		waitEndpoints(t, fmt.Sprintf("127.0.0.1:%d", port(f, "admin")), "the frontend "+f.ID+" to have the three apis", time.Minute, scaled, instanceIDs(apis, "api"))
+	}
+	c.agree("every survivor to know the five instances, passing, every sidecar ACKed", all, 30*time.Second)
+	t.Logf("the third api joined replica %d and reached both frontends %s after the job was scaled (Nomad placing and starting it included)",
+		after[third].replica, time.Since(scaled).Round(time.Millisecond))
+	traffic.waitCalls(t, "calls after the scale-up", 50)
+
+	// weft policy apply through a survivor (a follower when one is left,
+	// so the write is forwarded to the new leader) reaches every sidecar.
+	survivor := c.alive[0]
+	if survivor == newLeader {
+		survivor = c.alive[1]
+	}
+	v2 := filepath.Join(t.TempDir(), "v2")
+	harness.WriteFile(t, filepath.Join(v2, harness.PolicyFile), haPolicyV2())
+	applied := time.Now()
+	out, stderr, code := c.ctls[survivor].RunWeft(t, weft, "policy", "apply", v2, "--applied-by", "nomad-ha-test")
+	if code != 0 {
+		t.Fatalf("weft policy apply through replica %d: exit %d\n%s%s", survivor, code, out, stderr)
+	}
+	t.Logf("weft policy apply through replica %d returned in %s:\n%s", survivor, time.Since(applied).Round(time.Millisecond), out)
+	var hist weftapi.PolicyHistory
+	if err := c.ctls[survivor].Call("GET", "/v1/policy/history", nil, &hist); err != nil || len(hist.Versions) != 1 {
+		t.Fatalf("policy history through replica %d: %+v (%v), want the one apply", survivor, hist, err)
+	}
+	index := hist.Versions[0].Index
+	sidecarAdmin := map[string]string{}
+	for _, a := range apis {
+		sidecarAdmin[a.ID+"/api"] = fmt.Sprintf("127.0.0.1:%d", port(a, "admin"))
+	}
+	for _, a := range fronts {
+		sidecarAdmin[a.ID+"/frontend"] = fmt.Sprintf("127.0.0.1:%d", port(a, "admin"))
+	}
+	reached := harness.Eventually(t, "the applied policy in every sidecar's config", 10*time.Second, func() error {
+		var stale []string
+		for _, id := range all {
+			code, body, err := harness.Get(context.Background(), "http://"+sidecarAdmin[id]+"/config")
+			if err != nil || code != 200 {
+				return fmt.Errorf("reading %s's config: %d %v", id, code, err)
+			}
+			if !strings.Contains(body, `"extra"`) {
+				stale = append(stale, id)
+			}
+		}
+		if len(stale) > 0 {
+			return fmt.Errorf("the configs of %v do not name extra yet", stale)
+		}
+		return nil
+	})
+	t.Logf("the applied policy reached every sidecar %s after the apply started (bound 10s; waited %s)", time.Since(applied).Round(time.Millisecond), reached.Round(time.Millisecond))
+	for _, i := range c.alive {
+		s := c.ctls[i].WaitFor(t, fmt.Sprintf("replica %d to serve the applied policy", i), 5*time.Second, func(s *harness.Status) bool {
+			return s.PolicyInForce != nil && s.PolicyInForce.Source == "replicated" && s.PolicyInForce.Index == index
+		})
+		t.Logf("replica %d serves policy index %d applied by %s", i, s.PolicyInForce.Index, s.PolicyInForce.AppliedBy)
+	}
+	c.agree("every sidecar to ACK the applied policy", all, 10*time.Second)
+
+	// weft ca rotate through a survivor: it completes, every live replica
+	// holds the new root, and every sidecar renews through a survivor.
+	var rootsBefore weftapi.RootsReport
+	if err := c.ctls[survivor].Call("GET", "/v1/ca/roots", nil, &rootsBefore); err != nil {
+		t.Fatal(err)
+	}
+	rotated := time.Now()
+	out, stderr, code = c.ctls[survivor].RunWeft(t, weft, "ca", "rotate")
+	if code != 0 {
+		t.Fatalf("weft ca rotate through replica %d: exit %d\n%s%s", survivor, code, out, stderr)
+	}
+	t.Logf("weft ca rotate through replica %d returned in %s:\n%s", survivor, time.Since(rotated).Round(time.Millisecond), out)
+	var newRootID string
+	for _, i := range c.alive {
+		took := harness.Eventually(t, fmt.Sprintf("replica %d holding the rotated roots", i), 5*time.Second, func() error {
+			var r weftapi.RootsReport
+			if err := c.ctls[i].Call("GET", "/v1/ca/roots", nil, &r); err != nil {
+				return err
+			}
+			if len(r.Roots) != 2 || !r.Roots[0].Active || r.Roots[1].ID != rootsBefore.Roots[0].ID {
+				return fmt.Errorf("roots %+v, want a new active root and the old one (%s)", r.Roots, rootsBefore.Roots[0].ID)
+			}
+			newRootID = r.Roots[0].ID
+			return nil
+		})
+		t.Logf("replica %d holds the new root %s and the old one %s after the rotate returned", i, newRootID, took.Round(time.Millisecond))
+	}
+	newRoot, err := harness.ReadCertPEM(c.ctls[survivor].CACert())
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed := harness.Eventually(t, "every sidecar to present a leaf of the new root", 10*time.Second, func() error {
+		for _, a := range allocs {
+			chain, err := harness.PresentedChain(fmt.Sprintf("127.0.0.1:%d", port(a, "mesh")))
+			if err != nil {
+				return err
+			}
+			if chain[0].CheckSignatureFrom(newRoot) != nil {
+				return fmt.Errorf("the sidecar of %s presents a leaf of %s", a.ID, chain[0].Issuer)
+			}
+		}
+		return nil
+	})
+	t.Logf("every sidecar renewed through a survivor: a leaf of the new root %s after the rotation was asked (bound 10s; waited %s)",
+		time.Since(rotated).Round(time.Millisecond), renewed.Round(time.Millisecond))
+	traffic.waitCalls(t, "calls after the rotation", 50)
+
+	// The killed replica restarts and rejoins: three peers, the applied
+	// policy, the rotated roots, the same five instances from its own
+	// nomad adapter.
+	back := time.Now()
+	c.restart(leader)
+	s := c.ctls[leader].WaitFor(t, "the restarted replica to rejoin", 60*time.Second, func(s *harness.Status) bool {
+		return s.Raft != nil && s.Raft.CanIssue && len(s.Raft.Peers) == 3 && s.PolicyInForce != nil && s.PolicyInForce.Index == index
+	})
+	t.Logf("replica %d rejoined %s after its restart: %s, leader %s, policy index %d", leader, time.Since(back).Round(time.Millisecond), s.Raft.State, s.Raft.Leader, s.PolicyInForce.Index)
+	c.ready(leader)
+	var r weftapi.RootsReport
+	if err := c.ctls[leader].Call("GET", "/v1/ca/roots", nil, &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Roots) != 2 || r.Roots[0].ID != newRootID {
+		t.Errorf("the restarted replica's roots: %+v, want the rotation's two (active %s)", r.Roots, newRootID)
+	}
+	c.agree("every replica, the restarted one too, to know the five instances", all, 30*time.Second)
+	c.sidecars("every sidecar on a live replica", all, 10*time.Second)
+	traffic.waitCalls(t, "calls after the restart", 50)
+
+	stopTraffic()
+	<-trafficDone
+	t.Logf("steady traffic: %d calls answered, %d failed", traffic.ok.Load(), traffic.fail.Load())
+	if n := traffic.fail.Load(); n != 0 {
+		t.Errorf("%d calls failed, want 0: %v", n, traffic.errors())
+	}
+}
