@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,11 +28,13 @@ import (
 	"github.com/weftmesh/weft/test/nomad/nomadtest"
 )
 
-// The node proxy on Nomad (docs/deployment-models.md): frontend and rogue
-// have sidecars; api's instances chose node mode (tag
-// weft_proxy_mode=node, no sidecar task) and are served by the one
-// weft-proxy of the node-proxy system job, which joins with its own
-// workload identity.
+// The node proxy on Nomad (docs/deployment-models.md): frontend, rogue
+// and store have sidecars; api's instances chose node mode (tag
+// weft_proxy_mode=node, no sidecar task: examples/nomad/api-node.nomad.hcl)
+// and are served by the one weft-proxy of the node-proxy system job
+// (examples/nomad/node-proxy.nomad.hcl), which joins with its own
+// workload identity. frontend may call api, api may call store; rogue
+// may call nothing.
 const nodeProxyPolicy = `mesh {
   trust_domain   = "weft.test"
   default_action = "deny"
@@ -65,8 +68,16 @@ service "api" {
     namespace = "default"
     job       = "api"
   }
-  upstream "frontend" {
+  upstream "store" {
     local_port = 9003
+  }
+}
+
+service "store" {
+  protocol = "http"
+  binding "nomad" {
+    namespace = "default"
+    job       = "store"
   }
 }
 
@@ -74,82 +85,52 @@ intention "frontend" "api" {
   action = "allow"
 }
 
-intention "api" "frontend" {
+intention "api" "store" {
   action = "allow"
 }
 `
 
-// nodeProxySystemJob is examples/nomad/node-proxy.nomad.hcl's shape: a
-// system job marked weft_proxy = "node", its task a weft-proxy that
-// discovers its node's instances with its own workload identity.
-func nodeProxySystemJob(controller, roots string) string {
-	return fmt.Sprintf(`job "weft-node-proxy" {
-  type = "system"
-  meta {
-    weft_proxy = "node"
-  }
-  group "proxy" {
-    task "weft-proxy" {
-      driver = "raw_exec"
-      identity {
-        env  = true
-        file = true
-      }
-      config {
-        command = %[3]q
-        args = ["--node", "${node.unique.name}", "--credential-adapter", "nomad", "--credential-env", "NOMAD_TOKEN",
-                "--controller", %[1]q, "--trust-bundle", %[2]q, "--discover-interval", "300ms"]
-      }
-      kill_timeout = "3s"
-      resources {
-        cpu    = 100
-        memory = 128
-      }
-    }
-  }
-}
-`, controller, roots, filepath.Join(binDir, "weft-proxy"))
+// runNodeModeExamples runs examples/nomad/node-proxy.nomad.hcl (the
+// system job) and api-node.nomad.hcl (api in node mode) as the README
+// says, with this test's controller.
+func runNodeModeExamples(t *testing.T, e *meshEnv) {
+	t.Helper()
+	examples, err := filepath.Abs("../../examples/nomad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.agent.Client()
+	runExample(t, c, filepath.Join(examples, "node-proxy.nomad.hcl"), map[string]string{
+		"weft_bin": binDir, "controller": e.listen, "trust_bundle": e.roots,
+	})
+	runExample(t, c, filepath.Join(examples, "api-node.nomad.hcl"), map[string]string{"weft_bin": binDir})
 }
 
-// nodeModeAPIJob is api with count instances in node mode: the app task
-// alone, its service tagged weft_proxy_mode=node, a mesh port for the
-// node proxy's inbound and an upstream port for its outbound.
-func nodeModeAPIJob(count int) string {
-	return fmt.Sprintf(`job "api" {
-  group "api" {
-    count = %[1]d
-    network {
-      port "app" {}
-      port "mesh" {}
-      port "upstream_frontend" {}
-    }
-    service {
-      name     = "api"
-      provider = "nomad"
-      port     = "app"
-      tags     = ["weft_proxy_mode=node"]
-    }
-    task "app" {
-      driver = "raw_exec"
-      config {
-        command = %[2]q
-      }
-      env {
-        HOST              = "127.0.0.1"
-        PORT              = "${NOMAD_PORT_app}"
-        WEFT_SERVICE      = "api"
-        WEFT_INSTANCE     = "${NOMAD_ALLOC_ID}/api"
-        UPSTREAM_FRONTEND = "http://127.0.0.1:${NOMAD_PORT_upstream_frontend}"
-      }
-      kill_timeout = "3s"
-      resources {
-        cpu    = 50
-        memory = 64
-      }
-    }
-  }
+// scaleAPI sets the api group's count, as `nomad job scale api N`, once
+// the job's last deployment is done.
+func scaleAPI(t *testing.T, e *meshEnv, n int) {
+	t.Helper()
+	waitDeployment(t, e.agent.Client(), "api", "successful") // Nomad refuses to scale during one
+	if _, _, err := e.agent.Client().Jobs().Scale("api", "api", &n, "node-proxy test", false, nil, nil); err != nil {
+		t.Fatalf("scaling api to %d: %v", n, err)
+	}
 }
-`, count, filepath.Join(binDir, "weft-demo-app"))
+
+// waitMesh waits (bounded, printed) until want instances are known,
+// passing, and acknowledged by their proxies.
+func waitMesh(t *testing.T, e *meshEnv, what string, want int) {
+	t.Helper()
+	took := harness.Eventually(t, what, 2*time.Minute, func() error {
+		s, err := e.ctl.Status()
+		if err != nil {
+			return err
+		}
+		if !converged(want)(s) {
+			return fmt.Errorf("%d instances, %d streams, want %d all acknowledged and passing", len(s.Instances), len(s.Sidecars), want)
+		}
+		return nil
+	})
+	t.Logf("%s: after %v", what, took.Round(time.Millisecond))
 }
 
 func TestNomadNodeProxy(t *testing.T) {
@@ -159,25 +140,16 @@ func TestNomadNodeProxy(t *testing.T) {
 	agent := nomadtest.Start(t)
 	e := startMesh(t, agent, nodeProxyPolicy)
 
-	agent.Run(t, nodeProxySystemJob(e.listen, e.roots))
-	proxyAlloc := agent.Running(t, "default", "weft-node-proxy", 1, 2*time.Minute)[0]
-	agent.Run(t, nodeModeAPIJob(2))
+	runNodeModeExamples(t, e)
+	agent.Running(t, "default", "weft-node-proxy", 1, 2*time.Minute)
 	agent.Run(t, meshJob("frontend", 1, e.listen, e.roots, "api"))
 	agent.Run(t, meshJob("rogue", 1, e.listen, e.roots, "api"))
+	agent.Run(t, meshJob("store", 1, e.listen, e.roots))
 	apis := agent.Running(t, "default", "api", 2, 2*time.Minute)
 	front := agent.Running(t, "default", "frontend", 1, 2*time.Minute)[0]
 	rogue := agent.Running(t, "default", "rogue", 1, 2*time.Minute)[0]
-	took := harness.Eventually(t, "2 node-mode api instances (node proxy), frontend and rogue (sidecars) acknowledged", 2*time.Minute, func() error {
-		s, err := e.ctl.Status()
-		if err != nil {
-			return err
-		}
-		if !converged(4)(s) {
-			return fmt.Errorf("%d instances, %d streams, not all acknowledged and passing", len(s.Instances), len(s.Sidecars))
-		}
-		return nil
-	})
-	t.Logf("mesh converged %v after the jobs ran", took.Round(time.Millisecond))
+	store := agent.Running(t, "default", "store", 1, 2*time.Minute)[0]
+	waitMesh(t, e, "2 node-mode api instances (node proxy), frontend, rogue and store (sidecars) acknowledged", 5)
 	proxyPID := nodeProxyPID(t, e.listen)
 	frontApp := fmt.Sprintf("127.0.0.1:%d", port(front, "app"))
 	rogueApp := fmt.Sprintf("127.0.0.1:%d", port(rogue, "app"))
@@ -210,14 +182,28 @@ func TestNomadNodeProxy(t *testing.T) {
 		if a.Status != 403 || !strings.Contains(a.body, "svc/rogue may not ") {
 			t.Errorf("rogue -> api: upstream status %d, want 403 naming svc/rogue: %s", a.Status, a.body)
 		}
-		// Each api instance (node proxy outbound) -> frontend: the callee
+		// Each api instance (node proxy outbound) -> store: the callee
 		// sees api's identity, not a node's.
 		for _, al := range apis {
 			app := fmt.Sprintf("127.0.0.1:%d", port(al, "app"))
-			a := waitUpstream(t, "api "+al.ID[:8]+" -> frontend", app, "/call/frontend")
-			if a.Status != 200 || a.callee.Service != "frontend" || a.callee.Caller != id("api") {
-				t.Errorf("api %s -> frontend: status %d, callee %+v; want 200 from frontend seeing %s: %s", al.ID[:8], a.Status, a.callee, id("api"), a.body)
+			a := waitUpstream(t, "api "+al.ID[:8]+" -> store", app, "/call/store")
+			if a.Status != 200 || a.callee.Service != "store" || a.callee.Caller != id("api") {
+				t.Errorf("api %s -> store: status %d, callee %+v; want 200 from store seeing %s: %s", al.ID[:8], a.Status, a.callee, id("api"), a.body)
 			}
+		}
+		// And the two hops: frontend -> api (node proxy) -> store.
+		a = waitUpstream(t, "frontend -> api -> store", frontApp, "/call/api/call/store")
+		var hop2 struct {
+			Status   int
+			Response struct{ Service, Caller string }
+		}
+		if a.Status == 200 {
+			if err := json.Unmarshal(a.Response, &hop2); err != nil {
+				t.Fatalf("decoding api's answer: %v: %s", err, a.body)
+			}
+		}
+		if a.Status != 200 || hop2.Status != 200 || hop2.Response.Service != "store" || hop2.Response.Caller != id("api") {
+			t.Errorf("frontend -> api -> store: status %d, want 200 with store seeing %s: %s", a.Status, id("api"), a.body)
 		}
 	})
 
@@ -228,9 +214,9 @@ func TestNomadNodeProxy(t *testing.T) {
 	})
 
 	// The node proxy's own workload identity and a sidecar's, read as the
-	// tasks have them (identity { file = true }).
-	nodeJWT := taskJWT(t, agent, proxyAlloc.ID, "weft-proxy")
-	sideJWT := taskJWT(t, agent, front.ID, "weft-proxy")
+	// tasks have them (identity { env = true }).
+	nodeJWT := processJWT(t, proxyPID)
+	sideJWT := processJWT(t, sidecarPID(t, front.ID+"/frontend"))
 	mesh := meshClient(t, e)
 
 	t.Run("what one node allows", func(t *testing.T) {
@@ -243,8 +229,10 @@ func TestNomadNodeProxy(t *testing.T) {
 		if want := instanceIDs(apis, "api"); !slices.Equal(ids, want) {
 			t.Errorf("NodeInstances = %v, want api's instances %v", ids, want)
 		}
-		if err := joinAs(mesh, front.ID+"/frontend", nodeJWT); status.Code(err) != codes.PermissionDenied {
-			t.Errorf("the node proxy's identity for frontend (sidecar mode): %v, want PermissionDenied", err)
+		for _, inst := range []string{front.ID + "/frontend", store.ID + "/store"} {
+			if err := joinAs(mesh, inst, nodeJWT); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "did not choose node mode") {
+				t.Errorf("the node proxy's identity for %s (sidecar mode, same node): %v, want PermissionDenied (did not choose node mode)", inst, err)
+			}
 		}
 	})
 
@@ -262,19 +250,9 @@ func TestNomadNodeProxy(t *testing.T) {
 	})
 
 	t.Run("instances come and go without restarting the node proxy", func(t *testing.T) {
-		agent.Run(t, nodeModeAPIJob(3))
+		scaleAPI(t, e, 3)
 		apis = agent.Running(t, "default", "api", 3, 2*time.Minute)
-		took := harness.Eventually(t, "the third api instance served by the node proxy", time.Minute, func() error {
-			s, err := e.ctl.Status()
-			if err != nil {
-				return err
-			}
-			if !converged(5)(s) {
-				return fmt.Errorf("%d instances, %d streams, not all acknowledged and passing", len(s.Instances), len(s.Sidecars))
-			}
-			return nil
-		})
-		t.Logf("third instance served %v after Nomad ran it", took.Round(time.Millisecond))
+		waitMesh(t, e, "a third api instance served by the node proxy", 6)
 		if pid := nodeProxyPID(t, e.listen); pid != proxyPID {
 			t.Fatalf("the node proxy's pid changed from %d to %d: it restarted", proxyPID, pid)
 		}
@@ -295,20 +273,29 @@ func TestNomadNodeProxy(t *testing.T) {
 		np := rssMiB(t, proxyPID)
 		t.Logf("RSS: node proxy serving 3 api instances %.1f MiB", np)
 
-		agent.Run(t, nodeModeAPIJob(2))
+		scaleAPI(t, e, 2)
+		three := apis
 		apis = agent.Running(t, "default", "api", 2, 2*time.Minute)
-		harness.Eventually(t, "back to 2 api instances", time.Minute, func() error {
-			s, err := e.ctl.Status()
-			if err != nil {
-				return err
-			}
-			if !converged(4)(s) {
-				return fmt.Errorf("%d instances, %d streams", len(s.Instances), len(s.Sidecars))
-			}
-			return nil
-		})
+		waitMesh(t, e, "back to 2 api instances", 5)
 		if pid := nodeProxyPID(t, e.listen); pid != proxyPID {
 			t.Fatalf("the node proxy's pid changed from %d to %d: it restarted", proxyPID, pid)
+		}
+		// The node proxy stopped serving the instance that left: its mesh
+		// port no longer takes connections.
+		for _, al := range three {
+			if slices.Contains(instanceIDs(apis, "api"), al.ID+"/api") {
+				continue
+			}
+			mesh := fmt.Sprintf("127.0.0.1:%d", port(al, "mesh"))
+			took := harness.Eventually(t, "the node proxy closes the mesh listener of the instance that left", 30*time.Second, func() error {
+				c, err := net.DialTimeout("tcp", mesh, time.Second)
+				if err != nil {
+					return nil
+				}
+				c.Close()
+				return fmt.Errorf("%s still takes connections", mesh)
+			})
+			t.Logf("the mesh listener of %s closed %v after the scale-down converged", al.ID[:8], took.Round(time.Millisecond))
 		}
 		a := waitUpstream(t, "frontend -> api after the scale-down", frontApp, "/call/api")
 		if a.Status != 200 {
@@ -446,16 +433,22 @@ func rssMiB(t *testing.T, pid int) float64 {
 	return 0
 }
 
-// taskJWT reads a task's workload identity from its secrets directory
-// (identity { file = true }).
-func taskJWT(t *testing.T, agent *nomadtest.Agent, allocID, task string) string {
+// processJWT reads the workload identity Nomad gave a task, from its
+// process's initial environment (identity { env = true } sets
+// NOMAD_TOKEN).
+func processJWT(t *testing.T, pid int) string {
 	t.Helper()
-	p := filepath.Join(agent.Dir, "data", "alloc", allocID, task, "secrets", "nomad_token")
-	b, err := os.ReadFile(p)
-	if err != nil || len(b) == 0 {
-		t.Fatalf("reading the workload identity of %s/%s at %s: %v", allocID, task, p, err)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatalf("reading the environment of pid %d: %v", pid, err)
 	}
-	return strings.TrimSpace(string(b))
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if v, ok := strings.CutPrefix(kv, "NOMAD_TOKEN="); ok && v != "" {
+			return v
+		}
+	}
+	t.Fatalf("pid %d has no NOMAD_TOKEN in its environment", pid)
+	return ""
 }
 
 // meshClient is a client of the controller's sidecar API over
