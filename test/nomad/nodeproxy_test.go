@@ -208,8 +208,8 @@ func TestNomadNodeProxy(t *testing.T) {
 	})
 
 	t.Run("memory: one node proxy against sidecars", func(t *testing.T) {
-		np := rssMiB(t, proxyPID)
-		side := rssMiB(t, sidecarPID(t, front.ID+"/frontend"))
+		np := procRSS(t, proxyPID)
+		side := procRSS(t, sidecarPID(t, front.ID+"/frontend"))
 		t.Logf("RSS: node proxy serving 2 api instances %.1f MiB; frontend's sidecar (1 instance) %.1f MiB, so 2 sidecars ~%.1f MiB", np, side, 2*side)
 	})
 
@@ -270,7 +270,7 @@ func TestNomadNodeProxy(t *testing.T) {
 			}
 			return nil
 		})
-		np := rssMiB(t, proxyPID)
+		np := procRSS(t, proxyPID)
 		t.Logf("RSS: node proxy serving 3 api instances %.1f MiB", np)
 
 		scaleAPI(t, e, 2)
@@ -413,8 +413,8 @@ func sidecarPID(t *testing.T, instance string) int {
 	return 0
 }
 
-// rssMiB reads a process's resident set (VmRSS) in MiB.
-func rssMiB(t *testing.T, pid int) float64 {
+// procRSS reads a process's resident set (VmRSS) in MiB.
+func procRSS(t testing.TB, pid int) float64 {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
