@@ -211,6 +211,9 @@ func TestNomadNodeProxy(t *testing.T) {
 		np := procRSS(t, proxyPID)
 		side := procRSS(t, sidecarPID(t, front.ID+"/frontend"))
 		t.Logf("RSS: node proxy serving 2 api instances %.1f MiB; frontend's sidecar (1 instance) %.1f MiB, so 2 sidecars ~%.1f MiB", np, side, 2*side)
+		if np >= 2*side {
+			t.Errorf("the node proxy serving 2 instances takes %.1f MiB, no less than the 2 sidecars it replaces (%.1f MiB)", np, 2*side)
+		}
 	})
 
 	// The node proxy's own workload identity and a sidecar's, read as the
