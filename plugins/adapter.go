@@ -144,4 +144,10 @@ type VerifyIdentityResponse struct {
 	InstanceID string
 	Service    string
 	Namespace  string
+	// Node is set when the credential is a node proxy's
+	// (docs/deployment-models.md): the node it runs on, as the adapter's
+	// snapshot names it (model.Instance.Node). The instance, when the
+	// request names one, is then one the adapter lets that node proxy
+	// serve. A request with no InstanceID asks only who the node proxy is.
+	Node string
 }

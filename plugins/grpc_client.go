@@ -71,7 +71,7 @@ func (c *GRPCClient) VerifyIdentity(ctx context.Context, req *VerifyIdentityRequ
 	if err != nil {
 		return nil, rpcError(ctx, "verifying an identity with the adapter", err)
 	}
-	return &VerifyIdentityResponse{InstanceID: r.InstanceId, Service: r.Service, Namespace: r.Namespace}, nil
+	return &VerifyIdentityResponse{InstanceID: r.InstanceId, Service: r.Service, Namespace: r.Namespace, Node: r.Node}, nil
 }
 
 var (

@@ -52,7 +52,7 @@ func (s *GRPCServer) VerifyIdentity(ctx context.Context, req *proto.VerifyIdenti
 	if err != nil {
 		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
-	return &proto.VerifyIdentityResponse{InstanceId: r.InstanceID, Service: r.Service, Namespace: r.Namespace}, nil
+	return &proto.VerifyIdentityResponse{InstanceId: r.InstanceID, Service: r.Service, Namespace: r.Namespace, Node: r.Node}, nil
 }
 
 // Watch answers the Watch RPC: it runs the adapter's Watch and sends every

@@ -27,6 +27,8 @@
 //     and the port-label and fact conventions below.
 //   - identity.go: VerifyIdentity, for sidecars that join with the task's
 //     workload identity JWT.
+//   - nodeproxy.go: the same for a node proxy run as a system job (see
+//     Node proxy below).
 //
 // # Configuration
 //
@@ -158,4 +160,19 @@
 // enabled on Nomad (without them Nomad accepts any token and so proves
 // nothing; the adapter checks and refuses). The certificate is for the
 // service the instance ID names, only if that allocation registers it.
+//
+// # Node proxy
+//
+// A system job marked with job or group meta weft_proxy = "node" runs one
+// weft-proxy per client node in node mode (examples/nomad/node-proxy.nomad.hcl,
+// docs/deployment-models.md). It joins with its own task's workload
+// identity: VerifyIdentity, given a JWT whose allocation is not the
+// instance's (or no instance), has Nomad check the JWT as above, requires
+// the marker on the JWT's job or group, and, for an instance, that its
+// allocation runs on the same Nomad node (NodeID) and registers the
+// service with the tag weft_proxy_mode=node (TagProxyMode: the opt-in of
+// a job whose group then has no sidecar task). The answer names the node
+// (VerifyIdentityResponse.Node), which the controller checks again against
+// the snapshot: Instance.Node is the allocation's NodeID, and the tag is
+// in Meta (model.MetaProxyMode).
 package nomad

@@ -61,19 +61,37 @@ func (a *Adapter) VerifyIdentity(ctx context.Context, req *sdk.VerifyIdentityReq
 	if err != nil {
 		return nil, err
 	}
-	allocID, service, ok := strings.Cut(req.InstanceID, "/")
-	if !ok || allocID == "" || service == "" {
-		return nil, fmt.Errorf("instance %q is not a Nomad instance ID: want <alloc ID>/<service>, as --instance ${NOMAD_ALLOC_ID}/<service>", req.InstanceID)
-	}
 	claims, err := ParseClaims(req.Credential)
 	if err != nil {
 		return nil, err
 	}
-	if claims.AllocationID != allocID {
-		return nil, fmt.Errorf("the workload identity is for allocation %s, not %s: a sidecar presents its own task's identity", claims.AllocationID, allocID)
-	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	if req.InstanceID == "" {
+		return verifyNodeProxy(ctx, cfg, claims, req.Credential, "", "")
+	}
+	allocID, service, ok := strings.Cut(req.InstanceID, "/")
+	if !ok || allocID == "" || service == "" {
+		return nil, fmt.Errorf("instance %q is not a Nomad instance ID: want <alloc ID>/<service>, as --instance ${NOMAD_ALLOC_ID}/<service>", req.InstanceID)
+	}
+	if claims.AllocationID != allocID {
+		// Another allocation's instance: only a node proxy may ask (nodeproxy.go).
+		return verifyNodeProxy(ctx, cfg, claims, req.Credential, allocID, service)
+	}
+	if _, err := proveIdentity(ctx, cfg, claims, req.Credential); err != nil {
+		return nil, err
+	}
+	// The claims are Nomad's own now. The service must be the allocation's.
+	if _, err := registration(ctx, cfg, claims.Namespace, allocID, service); err != nil {
+		return nil, fmt.Errorf("%w: a sidecar gets a certificate only for its own group's service", err)
+	}
+	return &sdk.VerifyIdentityResponse{InstanceID: req.InstanceID, Service: service, Namespace: claims.Namespace}, nil
+}
+
+// proveIdentity has Nomad check a workload identity (see VerifyIdentity)
+// and answers its allocation, which is running.
+func proveIdentity(ctx context.Context, cfg *config, claims Claims, credential string) (*api.Allocation, error) {
+	allocID := claims.AllocationID
 	alloc, _, err := cfg.client.Allocations().Info(allocID, (&api.QueryOptions{Namespace: claims.Namespace}).WithContext(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("reading allocation %s from Nomad: %w", allocID, err)
@@ -91,7 +109,7 @@ func (a *Adapter) VerifyIdentity(ctx context.Context, req *sdk.VerifyIdentityReq
 	case code != http.StatusForbidden:
 		return nil, fmt.Errorf("Nomad at %s let an anonymous request read variable %s (HTTP %d): it does not enforce ACLs, so it cannot vouch for workload identities; enable ACLs (acl { enabled = true }) or join sidecars with join tokens", cfg.addr, path, code)
 	}
-	switch code, err := readVariable(ctx, cfg, path, claims.Namespace, req.Credential); {
+	switch code, err := readVariable(ctx, cfg, path, claims.Namespace, credential); {
 	case err != nil:
 		return nil, err
 	case code == http.StatusForbidden:
@@ -99,17 +117,21 @@ func (a *Adapter) VerifyIdentity(ctx context.Context, req *sdk.VerifyIdentityReq
 	case code != http.StatusOK && code != http.StatusNotFound:
 		return nil, fmt.Errorf("checking the workload identity: Nomad answered HTTP %d", code)
 	}
-	// The claims are Nomad's own now. The service must be the allocation's.
-	regs, _, err := cfg.client.Services().Get(service, (&api.QueryOptions{Namespace: claims.Namespace}).WithContext(ctx))
+	return alloc, nil
+}
+
+// registration finds allocation allocID's registration of service.
+func registration(ctx context.Context, cfg *config, namespace, allocID, service string) (*api.ServiceRegistration, error) {
+	regs, _, err := cfg.client.Services().Get(service, (&api.QueryOptions{Namespace: namespace}).WithContext(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("reading Nomad service %s: %w", service, err)
 	}
 	for _, r := range regs {
 		if r.AllocID == allocID {
-			return &sdk.VerifyIdentityResponse{InstanceID: req.InstanceID, Service: service, Namespace: claims.Namespace}, nil
+			return r, nil
 		}
 	}
-	return nil, fmt.Errorf("allocation %s of job %s registers no service %s in namespace %s: a sidecar gets a certificate only for its own group's service", allocID, claims.JobID, service, claims.Namespace)
+	return nil, fmt.Errorf("allocation %s registers no service %s in namespace %s", allocID, service, namespace)
 }
 
 // readVariable reads a variable with token ("" for none) and answers the

@@ -101,10 +101,13 @@ func runNode(ctx context.Context, o options) error {
 		return errors.New("--node serves the --serve instances: drop --instance and --admin")
 	case o.trustBundle == "":
 		return errors.New(`required flag(s) "trust-bundle" not set`)
-	case o.credAdapter != "":
-		return errors.New("--node joins with the node token in $" + nodeTokenEnv + ": drop --credential-adapter")
+	case o.credAdapter != "" && len(o.serve) > 0:
+		return errors.New("--node with --serve joins with the node token in $" + nodeTokenEnv + ": drop --credential-adapter (or drop --serve to discover the node's instances with that credential)")
 	case o.gateway != "":
 		return errors.New("--node and --gateway do not go together: run a gateway as its own proxy")
+	}
+	if len(o.serve) == 0 && o.credAdapter != "" {
+		return runDiscovering(ctx, o)
 	}
 	instances, err := parseServe(o.serve)
 	if err != nil {
@@ -217,4 +220,64 @@ func shutdown(s *http.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	s.Shutdown(ctx)
+}
+
+// runDiscovering runs the node proxy that asks the controller for its
+// instances (discover.go).
+func runDiscovering(ctx context.Context, o options) error {
+	if err := checkDiscover(o); err != nil {
+		return err
+	}
+	accessFormat, err := proxy.ParseAccessLogFormat(o.accessLog)
+	if err != nil {
+		return err
+	}
+	if _, err := o.log.Logger(io.Discard); err != nil {
+		return err
+	}
+	controllers := o.controllers
+	if len(controllers) == 0 {
+		controllers = []string{os.Getenv(controllersEnv)}
+	}
+	if controllers, err = control.ParseControllers(controllers); err != nil {
+		return fmt.Errorf("--controller (or $%s): %w", controllersEnv, err)
+	}
+	bundle, err := readTrustBundle(o.trustBundle)
+	if err != nil {
+		return err
+	}
+	credential, err := credentialSource(o)
+	if err != nil {
+		return err
+	}
+	os.Unsetenv(nodeTokenEnv)
+	os.Unsetenv(tokenEnv)
+	tlsConf, err := controllerTLSConfig(controllers[0], bundle)
+	if err != nil {
+		return err
+	}
+	logw := newLogWriter(os.Stderr, o.logFlush)
+	defer logw.Close()
+	base, _ := o.log.Logger(logw) // checked above
+	base = base.With("node", o.node)
+	grpclog.SetLoggerV2(logging.GRPCLogger(base))
+	d := &discoverer{
+		o: o, base: base, controller: controllers[0], tls: tlsConf,
+		running: map[string]*servedInstance{},
+		newProxy: func(id string) *proxy.Proxy {
+			return proxy.New(proxy.Options{Log: logw, Logger: base.With("instance", id), AccessLogFormat: accessFormat})
+		},
+		clientOpts: func(id string) proxy.ClientOptions {
+			return proxy.ClientOptions{
+				InstanceID:        id,
+				Controllers:       controllers,
+				TrustBundle:       bundle,
+				DataDir:           instanceDataDir(o.dataDir, id),
+				CredentialAdapter: o.credAdapter,
+				Credential:        credential,
+				Logger:            base.With("instance", id),
+			}
+		},
+	}
+	return d.run(ctx, credential)
 }

@@ -450,7 +450,7 @@ func verifyWith(sups map[string]*host.Supervisor) func(context.Context, string, 
 		if err != nil {
 			return meshserver.CredentialClaims{}, err
 		}
-		return meshserver.CredentialClaims{Instance: r.InstanceID, Service: r.Service, Namespace: r.Namespace}, nil
+		return meshserver.CredentialClaims{Instance: r.InstanceID, Service: r.Service, Namespace: r.Namespace, Node: r.Node}, nil
 	}
 }
 

@@ -5264,6 +5264,112 @@ func (x *GatewayRoute) GetUpstream() *Upstream {
 	return nil
 }
 
+type NodeInstancesRequest struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	CredentialAdapter string                 `protobuf:"bytes,1,opt,name=credential_adapter,json=credentialAdapter,proto3" json:"credential_adapter,omitempty"`
+	Credential        string                 `protobuf:"bytes,2,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *NodeInstancesRequest) Reset() {
+	*x = NodeInstancesRequest{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeInstancesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeInstancesRequest) ProtoMessage() {}
+
+func (x *NodeInstancesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeInstancesRequest.ProtoReflect.Descriptor instead.
+func (*NodeInstancesRequest) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *NodeInstancesRequest) GetCredentialAdapter() string {
+	if x != nil {
+		return x.CredentialAdapter
+	}
+	return ""
+}
+
+func (x *NodeInstancesRequest) GetCredential() string {
+	if x != nil {
+		return x.Credential
+	}
+	return ""
+}
+
+type NodeInstancesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node the credential proves, as the adapter names it.
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// The instances to serve, sorted.
+	InstanceIds   []string `protobuf:"bytes,2,rep,name=instance_ids,json=instanceIds,proto3" json:"instance_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeInstancesResponse) Reset() {
+	*x = NodeInstancesResponse{}
+	mi := &file_core_meshapi_mesh_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeInstancesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeInstancesResponse) ProtoMessage() {}
+
+func (x *NodeInstancesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_core_meshapi_mesh_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeInstancesResponse.ProtoReflect.Descriptor instead.
+func (*NodeInstancesResponse) Descriptor() ([]byte, []int) {
+	return file_core_meshapi_mesh_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *NodeInstancesResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *NodeInstancesResponse) GetInstanceIds() []string {
+	if x != nil {
+		return x.InstanceIds
+	}
+	return nil
+}
+
 var File_core_meshapi_mesh_proto protoreflect.FileDescriptor
 
 const file_core_meshapi_mesh_proto_rawDesc = "" +
@@ -5695,7 +5801,15 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x122\n" +
 	"\amatches\x18\x03 \x03(\v2\x18.weft.mesh.v1.RouteMatchR\amatches\x122\n" +
-	"\bupstream\x18\x04 \x01(\v2\x16.weft.mesh.v1.UpstreamR\bupstream*V\n" +
+	"\bupstream\x18\x04 \x01(\v2\x16.weft.mesh.v1.UpstreamR\bupstream\"e\n" +
+	"\x14NodeInstancesRequest\x12-\n" +
+	"\x12credential_adapter\x18\x01 \x01(\tR\x11credentialAdapter\x12\x1e\n" +
+	"\n" +
+	"credential\x18\x02 \x01(\tR\n" +
+	"credential\"N\n" +
+	"\x15NodeInstancesResponse\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12!\n" +
+	"\finstance_ids\x18\x02 \x03(\tR\vinstanceIds*V\n" +
 	"\bProtocol\x12\x10\n" +
 	"\fPROTOCOL_TCP\x10\x00\x12\x11\n" +
 	"\rPROTOCOL_HTTP\x10\x01\x12\x12\n" +
@@ -5735,14 +5849,15 @@ const file_core_meshapi_mesh_proto_rawDesc = "" +
 	"\x15GATEWAY_PROTOCOL_HTTP\x10\x00\x12\x1a\n" +
 	"\x16GATEWAY_PROTOCOL_HTTPS\x10\x01\x12\x18\n" +
 	"\x14GATEWAY_PROTOCOL_TCP\x10\x02\x12$\n" +
-	" GATEWAY_PROTOCOL_TLS_PASSTHROUGH\x10\x032\x92\x03\n" +
+	" GATEWAY_PROTOCOL_TLS_PASSTHROUGH\x10\x032\xec\x03\n" +
 	"\x04Mesh\x12<\n" +
 	"\x04Join\x12\x19.weft.mesh.v1.JoinRequest\x1a\x19.weft.mesh.v1.Credentials\x12>\n" +
 	"\x05Renew\x12\x1a.weft.mesh.v1.RenewRequest\x1a\x19.weft.mesh.v1.Credentials\x12K\n" +
 	"\fStreamConfig\x12\x1b.weft.mesh.v1.ConfigRequest\x1a\x1a.weft.mesh.v1.ConfigUpdate(\x010\x01\x12>\n" +
 	"\x06Report\x12\x19.weft.mesh.v1.StatsReport\x1a\x17.weft.mesh.v1.ReportAck(\x01\x12<\n" +
 	"\x03Tap\x12\x17.weft.mesh.v1.TapEvents\x1a\x18.weft.mesh.v1.TapRequest(\x010\x01\x12A\n" +
-	"\aBudgets\x12\x1a.weft.mesh.v1.BudgetReport\x1a\x1a.weft.mesh.v1.BudgetGrantsB'Z%github.com/weftmesh/weft/core/meshapib\x06proto3"
+	"\aBudgets\x12\x1a.weft.mesh.v1.BudgetReport\x1a\x1a.weft.mesh.v1.BudgetGrants\x12X\n" +
+	"\rNodeInstances\x12\".weft.mesh.v1.NodeInstancesRequest\x1a#.weft.mesh.v1.NodeInstancesResponseB'Z%github.com/weftmesh/weft/core/meshapib\x06proto3"
 
 var (
 	file_core_meshapi_mesh_proto_rawDescOnce sync.Once
@@ -5757,89 +5872,91 @@ func file_core_meshapi_mesh_proto_rawDescGZIP() []byte {
 }
 
 var file_core_meshapi_mesh_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_core_meshapi_mesh_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_core_meshapi_mesh_proto_goTypes = []any{
-	(Protocol)(0),               // 0: weft.mesh.v1.Protocol
-	(LB)(0),                     // 1: weft.mesh.v1.LB
-	(Action)(0),                 // 2: weft.mesh.v1.Action
-	(EgressMode)(0),             // 3: weft.mesh.v1.EgressMode
-	(HealthCheckKind)(0),        // 4: weft.mesh.v1.HealthCheckKind
-	(MatchKind)(0),              // 5: weft.mesh.v1.MatchKind
-	(StatsDirection)(0),         // 6: weft.mesh.v1.StatsDirection
-	(TracingProtocol)(0),        // 7: weft.mesh.v1.TracingProtocol
-	(GatewayProtocol)(0),        // 8: weft.mesh.v1.GatewayProtocol
-	(*JoinRequest)(nil),         // 9: weft.mesh.v1.JoinRequest
-	(*RenewRequest)(nil),        // 10: weft.mesh.v1.RenewRequest
-	(*Credentials)(nil),         // 11: weft.mesh.v1.Credentials
-	(*ConfigRequest)(nil),       // 12: weft.mesh.v1.ConfigRequest
-	(*HealthReport)(nil),        // 13: weft.mesh.v1.HealthReport
-	(*ConfigUpdate)(nil),        // 14: weft.mesh.v1.ConfigUpdate
-	(*HashPolicy)(nil),          // 15: weft.mesh.v1.HashPolicy
-	(*ProxyConfig)(nil),         // 16: weft.mesh.v1.ProxyConfig
-	(*Egress)(nil),              // 17: weft.mesh.v1.Egress
-	(*HealthCheck)(nil),         // 18: weft.mesh.v1.HealthCheck
-	(*TrustBundle)(nil),         // 19: weft.mesh.v1.TrustBundle
-	(*Inbound)(nil),             // 20: weft.mesh.v1.Inbound
-	(*RateLimit)(nil),           // 21: weft.mesh.v1.RateLimit
-	(*ConnectionLimit)(nil),     // 22: weft.mesh.v1.ConnectionLimit
-	(*Authz)(nil),               // 23: weft.mesh.v1.Authz
-	(*AuthzRule)(nil),           // 24: weft.mesh.v1.AuthzRule
-	(*Permission)(nil),          // 25: weft.mesh.v1.Permission
-	(*JwtProvider)(nil),         // 26: weft.mesh.v1.JwtProvider
-	(*JwtRequirement)(nil),      // 27: weft.mesh.v1.JwtRequirement
-	(*JwtMatch)(nil),            // 28: weft.mesh.v1.JwtMatch
-	(*JwtClaim)(nil),            // 29: weft.mesh.v1.JwtClaim
-	(*Upstream)(nil),            // 30: weft.mesh.v1.Upstream
-	(*External)(nil),            // 31: weft.mesh.v1.External
-	(*ExternalTLS)(nil),         // 32: weft.mesh.v1.ExternalTLS
-	(*CircuitBreaker)(nil),      // 33: weft.mesh.v1.CircuitBreaker
-	(*OutlierDetection)(nil),    // 34: weft.mesh.v1.OutlierDetection
-	(*OutlierSuccessRate)(nil),  // 35: weft.mesh.v1.OutlierSuccessRate
-	(*StringMatch)(nil),         // 36: weft.mesh.v1.StringMatch
-	(*KeyMatch)(nil),            // 37: weft.mesh.v1.KeyMatch
-	(*RouteMatch)(nil),          // 38: weft.mesh.v1.RouteMatch
-	(*Route)(nil),               // 39: weft.mesh.v1.Route
-	(*Mirror)(nil),              // 40: weft.mesh.v1.Mirror
-	(*Fault)(nil),               // 41: weft.mesh.v1.Fault
-	(*Split)(nil),               // 42: weft.mesh.v1.Split
-	(*RetryPolicy)(nil),         // 43: weft.mesh.v1.RetryPolicy
-	(*Timeouts)(nil),            // 44: weft.mesh.v1.Timeouts
-	(*HeaderOps)(nil),           // 45: weft.mesh.v1.HeaderOps
-	(*Endpoint)(nil),            // 46: weft.mesh.v1.Endpoint
-	(*StatsReport)(nil),         // 47: weft.mesh.v1.StatsReport
-	(*StatsCell)(nil),           // 48: weft.mesh.v1.StatsCell
-	(*StatsDenial)(nil),         // 49: weft.mesh.v1.StatsDenial
-	(*ReportAck)(nil),           // 50: weft.mesh.v1.ReportAck
-	(*TapRequest)(nil),          // 51: weft.mesh.v1.TapRequest
-	(*TapEvents)(nil),           // 52: weft.mesh.v1.TapEvents
-	(*TapEvent)(nil),            // 53: weft.mesh.v1.TapEvent
-	(*Tracing)(nil),             // 54: weft.mesh.v1.Tracing
-	(*BudgetReport)(nil),        // 55: weft.mesh.v1.BudgetReport
-	(*BudgetUsage)(nil),         // 56: weft.mesh.v1.BudgetUsage
-	(*BudgetGrants)(nil),        // 57: weft.mesh.v1.BudgetGrants
-	(*BudgetGrant)(nil),         // 58: weft.mesh.v1.BudgetGrant
-	(*Protection)(nil),          // 59: weft.mesh.v1.Protection
-	(*ProtectionBlocking)(nil),  // 60: weft.mesh.v1.ProtectionBlocking
-	(*IntrusionSource)(nil),     // 61: weft.mesh.v1.IntrusionSource
-	(*BlockedSource)(nil),       // 62: weft.mesh.v1.BlockedSource
-	(*Gateway)(nil),             // 63: weft.mesh.v1.Gateway
-	(*GatewayListener)(nil),     // 64: weft.mesh.v1.GatewayListener
-	(*GatewayTLS)(nil),          // 65: weft.mesh.v1.GatewayTLS
-	(*GatewayRoute)(nil),        // 66: weft.mesh.v1.GatewayRoute
-	nil,                         // 67: weft.mesh.v1.ProxyConfig.LabelsEntry
-	nil,                         // 68: weft.mesh.v1.JwtProvider.ForwardClaimsEntry
-	nil,                         // 69: weft.mesh.v1.HeaderOps.AddEntry
-	nil,                         // 70: weft.mesh.v1.HeaderOps.SetEntry
-	nil,                         // 71: weft.mesh.v1.Endpoint.MetaEntry
-	nil,                         // 72: weft.mesh.v1.IntrusionSource.ByKindEntry
-	(*durationpb.Duration)(nil), // 73: google.protobuf.Duration
+	(Protocol)(0),                 // 0: weft.mesh.v1.Protocol
+	(LB)(0),                       // 1: weft.mesh.v1.LB
+	(Action)(0),                   // 2: weft.mesh.v1.Action
+	(EgressMode)(0),               // 3: weft.mesh.v1.EgressMode
+	(HealthCheckKind)(0),          // 4: weft.mesh.v1.HealthCheckKind
+	(MatchKind)(0),                // 5: weft.mesh.v1.MatchKind
+	(StatsDirection)(0),           // 6: weft.mesh.v1.StatsDirection
+	(TracingProtocol)(0),          // 7: weft.mesh.v1.TracingProtocol
+	(GatewayProtocol)(0),          // 8: weft.mesh.v1.GatewayProtocol
+	(*JoinRequest)(nil),           // 9: weft.mesh.v1.JoinRequest
+	(*RenewRequest)(nil),          // 10: weft.mesh.v1.RenewRequest
+	(*Credentials)(nil),           // 11: weft.mesh.v1.Credentials
+	(*ConfigRequest)(nil),         // 12: weft.mesh.v1.ConfigRequest
+	(*HealthReport)(nil),          // 13: weft.mesh.v1.HealthReport
+	(*ConfigUpdate)(nil),          // 14: weft.mesh.v1.ConfigUpdate
+	(*HashPolicy)(nil),            // 15: weft.mesh.v1.HashPolicy
+	(*ProxyConfig)(nil),           // 16: weft.mesh.v1.ProxyConfig
+	(*Egress)(nil),                // 17: weft.mesh.v1.Egress
+	(*HealthCheck)(nil),           // 18: weft.mesh.v1.HealthCheck
+	(*TrustBundle)(nil),           // 19: weft.mesh.v1.TrustBundle
+	(*Inbound)(nil),               // 20: weft.mesh.v1.Inbound
+	(*RateLimit)(nil),             // 21: weft.mesh.v1.RateLimit
+	(*ConnectionLimit)(nil),       // 22: weft.mesh.v1.ConnectionLimit
+	(*Authz)(nil),                 // 23: weft.mesh.v1.Authz
+	(*AuthzRule)(nil),             // 24: weft.mesh.v1.AuthzRule
+	(*Permission)(nil),            // 25: weft.mesh.v1.Permission
+	(*JwtProvider)(nil),           // 26: weft.mesh.v1.JwtProvider
+	(*JwtRequirement)(nil),        // 27: weft.mesh.v1.JwtRequirement
+	(*JwtMatch)(nil),              // 28: weft.mesh.v1.JwtMatch
+	(*JwtClaim)(nil),              // 29: weft.mesh.v1.JwtClaim
+	(*Upstream)(nil),              // 30: weft.mesh.v1.Upstream
+	(*External)(nil),              // 31: weft.mesh.v1.External
+	(*ExternalTLS)(nil),           // 32: weft.mesh.v1.ExternalTLS
+	(*CircuitBreaker)(nil),        // 33: weft.mesh.v1.CircuitBreaker
+	(*OutlierDetection)(nil),      // 34: weft.mesh.v1.OutlierDetection
+	(*OutlierSuccessRate)(nil),    // 35: weft.mesh.v1.OutlierSuccessRate
+	(*StringMatch)(nil),           // 36: weft.mesh.v1.StringMatch
+	(*KeyMatch)(nil),              // 37: weft.mesh.v1.KeyMatch
+	(*RouteMatch)(nil),            // 38: weft.mesh.v1.RouteMatch
+	(*Route)(nil),                 // 39: weft.mesh.v1.Route
+	(*Mirror)(nil),                // 40: weft.mesh.v1.Mirror
+	(*Fault)(nil),                 // 41: weft.mesh.v1.Fault
+	(*Split)(nil),                 // 42: weft.mesh.v1.Split
+	(*RetryPolicy)(nil),           // 43: weft.mesh.v1.RetryPolicy
+	(*Timeouts)(nil),              // 44: weft.mesh.v1.Timeouts
+	(*HeaderOps)(nil),             // 45: weft.mesh.v1.HeaderOps
+	(*Endpoint)(nil),              // 46: weft.mesh.v1.Endpoint
+	(*StatsReport)(nil),           // 47: weft.mesh.v1.StatsReport
+	(*StatsCell)(nil),             // 48: weft.mesh.v1.StatsCell
+	(*StatsDenial)(nil),           // 49: weft.mesh.v1.StatsDenial
+	(*ReportAck)(nil),             // 50: weft.mesh.v1.ReportAck
+	(*TapRequest)(nil),            // 51: weft.mesh.v1.TapRequest
+	(*TapEvents)(nil),             // 52: weft.mesh.v1.TapEvents
+	(*TapEvent)(nil),              // 53: weft.mesh.v1.TapEvent
+	(*Tracing)(nil),               // 54: weft.mesh.v1.Tracing
+	(*BudgetReport)(nil),          // 55: weft.mesh.v1.BudgetReport
+	(*BudgetUsage)(nil),           // 56: weft.mesh.v1.BudgetUsage
+	(*BudgetGrants)(nil),          // 57: weft.mesh.v1.BudgetGrants
+	(*BudgetGrant)(nil),           // 58: weft.mesh.v1.BudgetGrant
+	(*Protection)(nil),            // 59: weft.mesh.v1.Protection
+	(*ProtectionBlocking)(nil),    // 60: weft.mesh.v1.ProtectionBlocking
+	(*IntrusionSource)(nil),       // 61: weft.mesh.v1.IntrusionSource
+	(*BlockedSource)(nil),         // 62: weft.mesh.v1.BlockedSource
+	(*Gateway)(nil),               // 63: weft.mesh.v1.Gateway
+	(*GatewayListener)(nil),       // 64: weft.mesh.v1.GatewayListener
+	(*GatewayTLS)(nil),            // 65: weft.mesh.v1.GatewayTLS
+	(*GatewayRoute)(nil),          // 66: weft.mesh.v1.GatewayRoute
+	(*NodeInstancesRequest)(nil),  // 67: weft.mesh.v1.NodeInstancesRequest
+	(*NodeInstancesResponse)(nil), // 68: weft.mesh.v1.NodeInstancesResponse
+	nil,                           // 69: weft.mesh.v1.ProxyConfig.LabelsEntry
+	nil,                           // 70: weft.mesh.v1.JwtProvider.ForwardClaimsEntry
+	nil,                           // 71: weft.mesh.v1.HeaderOps.AddEntry
+	nil,                           // 72: weft.mesh.v1.HeaderOps.SetEntry
+	nil,                           // 73: weft.mesh.v1.Endpoint.MetaEntry
+	nil,                           // 74: weft.mesh.v1.IntrusionSource.ByKindEntry
+	(*durationpb.Duration)(nil),   // 75: google.protobuf.Duration
 }
 var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	13,  // 0: weft.mesh.v1.ConfigRequest.health:type_name -> weft.mesh.v1.HealthReport
 	16,  // 1: weft.mesh.v1.ConfigUpdate.config:type_name -> weft.mesh.v1.ProxyConfig
 	20,  // 2: weft.mesh.v1.ProxyConfig.inbound:type_name -> weft.mesh.v1.Inbound
 	30,  // 3: weft.mesh.v1.ProxyConfig.upstreams:type_name -> weft.mesh.v1.Upstream
-	67,  // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
+	69,  // 4: weft.mesh.v1.ProxyConfig.labels:type_name -> weft.mesh.v1.ProxyConfig.LabelsEntry
 	19,  // 5: weft.mesh.v1.ProxyConfig.trust:type_name -> weft.mesh.v1.TrustBundle
 	18,  // 6: weft.mesh.v1.ProxyConfig.health_check:type_name -> weft.mesh.v1.HealthCheck
 	54,  // 7: weft.mesh.v1.ProxyConfig.tracing:type_name -> weft.mesh.v1.Tracing
@@ -5849,8 +5966,8 @@ var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	17,  // 11: weft.mesh.v1.ProxyConfig.egress:type_name -> weft.mesh.v1.Egress
 	3,   // 12: weft.mesh.v1.Egress.mode:type_name -> weft.mesh.v1.EgressMode
 	4,   // 13: weft.mesh.v1.HealthCheck.kind:type_name -> weft.mesh.v1.HealthCheckKind
-	73,  // 14: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	73,  // 15: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	75,  // 14: weft.mesh.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	75,  // 15: weft.mesh.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
 	0,   // 16: weft.mesh.v1.Inbound.protocol:type_name -> weft.mesh.v1.Protocol
 	23,  // 17: weft.mesh.v1.Inbound.authz:type_name -> weft.mesh.v1.Authz
 	21,  // 18: weft.mesh.v1.Inbound.rate_limits:type_name -> weft.mesh.v1.RateLimit
@@ -5865,8 +5982,8 @@ var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	2,   // 27: weft.mesh.v1.Permission.action:type_name -> weft.mesh.v1.Action
 	38,  // 28: weft.mesh.v1.Permission.match:type_name -> weft.mesh.v1.RouteMatch
 	28,  // 29: weft.mesh.v1.Permission.jwt:type_name -> weft.mesh.v1.JwtMatch
-	73,  // 30: weft.mesh.v1.JwtProvider.clock_skew:type_name -> google.protobuf.Duration
-	68,  // 31: weft.mesh.v1.JwtProvider.forward_claims:type_name -> weft.mesh.v1.JwtProvider.ForwardClaimsEntry
+	75,  // 30: weft.mesh.v1.JwtProvider.clock_skew:type_name -> google.protobuf.Duration
+	70,  // 31: weft.mesh.v1.JwtProvider.forward_claims:type_name -> weft.mesh.v1.JwtProvider.ForwardClaimsEntry
 	29,  // 32: weft.mesh.v1.JwtMatch.claims:type_name -> weft.mesh.v1.JwtClaim
 	0,   // 33: weft.mesh.v1.Upstream.protocol:type_name -> weft.mesh.v1.Protocol
 	1,   // 34: weft.mesh.v1.Upstream.lb:type_name -> weft.mesh.v1.LB
@@ -5879,8 +5996,8 @@ var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	31,  // 41: weft.mesh.v1.Upstream.external:type_name -> weft.mesh.v1.External
 	32,  // 42: weft.mesh.v1.External.tls:type_name -> weft.mesh.v1.ExternalTLS
 	23,  // 43: weft.mesh.v1.External.authz:type_name -> weft.mesh.v1.Authz
-	73,  // 44: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	73,  // 45: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	75,  // 44: weft.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	75,  // 45: weft.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
 	35,  // 46: weft.mesh.v1.OutlierDetection.success_rate:type_name -> weft.mesh.v1.OutlierSuccessRate
 	5,   // 47: weft.mesh.v1.StringMatch.kind:type_name -> weft.mesh.v1.MatchKind
 	36,  // 48: weft.mesh.v1.KeyMatch.match:type_name -> weft.mesh.v1.StringMatch
@@ -5896,15 +6013,15 @@ var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	41,  // 58: weft.mesh.v1.Route.fault:type_name -> weft.mesh.v1.Fault
 	40,  // 59: weft.mesh.v1.Route.mirror:type_name -> weft.mesh.v1.Mirror
 	46,  // 60: weft.mesh.v1.Mirror.endpoints:type_name -> weft.mesh.v1.Endpoint
-	73,  // 61: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
-	73,  // 62: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	73,  // 63: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
-	73,  // 64: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	73,  // 65: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
-	73,  // 66: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
-	69,  // 67: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
-	70,  // 68: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
-	71,  // 69: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
+	75,  // 61: weft.mesh.v1.Fault.delay:type_name -> google.protobuf.Duration
+	75,  // 62: weft.mesh.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	75,  // 63: weft.mesh.v1.Timeouts.connect:type_name -> google.protobuf.Duration
+	75,  // 64: weft.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	75,  // 65: weft.mesh.v1.Timeouts.idle:type_name -> google.protobuf.Duration
+	75,  // 66: weft.mesh.v1.Timeouts.stream:type_name -> google.protobuf.Duration
+	71,  // 67: weft.mesh.v1.HeaderOps.add:type_name -> weft.mesh.v1.HeaderOps.AddEntry
+	72,  // 68: weft.mesh.v1.HeaderOps.set:type_name -> weft.mesh.v1.HeaderOps.SetEntry
+	73,  // 69: weft.mesh.v1.Endpoint.meta:type_name -> weft.mesh.v1.Endpoint.MetaEntry
 	48,  // 70: weft.mesh.v1.StatsReport.cells:type_name -> weft.mesh.v1.StatsCell
 	49,  // 71: weft.mesh.v1.StatsReport.denials:type_name -> weft.mesh.v1.StatsDenial
 	61,  // 72: weft.mesh.v1.StatsReport.intrusions:type_name -> weft.mesh.v1.IntrusionSource
@@ -5912,15 +6029,15 @@ var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	6,   // 74: weft.mesh.v1.StatsCell.direction:type_name -> weft.mesh.v1.StatsDirection
 	53,  // 75: weft.mesh.v1.TapEvents.events:type_name -> weft.mesh.v1.TapEvent
 	7,   // 76: weft.mesh.v1.Tracing.protocol:type_name -> weft.mesh.v1.TracingProtocol
-	73,  // 77: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
+	75,  // 77: weft.mesh.v1.Tracing.batch_timeout:type_name -> google.protobuf.Duration
 	56,  // 78: weft.mesh.v1.BudgetReport.usage:type_name -> weft.mesh.v1.BudgetUsage
 	58,  // 79: weft.mesh.v1.BudgetGrants.grants:type_name -> weft.mesh.v1.BudgetGrant
-	73,  // 80: weft.mesh.v1.Protection.read_header_timeout:type_name -> google.protobuf.Duration
-	73,  // 81: weft.mesh.v1.Protection.idle_timeout:type_name -> google.protobuf.Duration
+	75,  // 80: weft.mesh.v1.Protection.read_header_timeout:type_name -> google.protobuf.Duration
+	75,  // 81: weft.mesh.v1.Protection.idle_timeout:type_name -> google.protobuf.Duration
 	60,  // 82: weft.mesh.v1.Protection.blocking:type_name -> weft.mesh.v1.ProtectionBlocking
-	73,  // 83: weft.mesh.v1.ProtectionBlocking.window:type_name -> google.protobuf.Duration
-	73,  // 84: weft.mesh.v1.ProtectionBlocking.duration:type_name -> google.protobuf.Duration
-	72,  // 85: weft.mesh.v1.IntrusionSource.by_kind:type_name -> weft.mesh.v1.IntrusionSource.ByKindEntry
+	75,  // 83: weft.mesh.v1.ProtectionBlocking.window:type_name -> google.protobuf.Duration
+	75,  // 84: weft.mesh.v1.ProtectionBlocking.duration:type_name -> google.protobuf.Duration
+	74,  // 85: weft.mesh.v1.IntrusionSource.by_kind:type_name -> weft.mesh.v1.IntrusionSource.ByKindEntry
 	64,  // 86: weft.mesh.v1.Gateway.listeners:type_name -> weft.mesh.v1.GatewayListener
 	27,  // 87: weft.mesh.v1.Gateway.jwt:type_name -> weft.mesh.v1.JwtRequirement
 	21,  // 88: weft.mesh.v1.Gateway.rate_limits:type_name -> weft.mesh.v1.RateLimit
@@ -5935,14 +6052,16 @@ var file_core_meshapi_mesh_proto_depIdxs = []int32{
 	47,  // 97: weft.mesh.v1.Mesh.Report:input_type -> weft.mesh.v1.StatsReport
 	52,  // 98: weft.mesh.v1.Mesh.Tap:input_type -> weft.mesh.v1.TapEvents
 	55,  // 99: weft.mesh.v1.Mesh.Budgets:input_type -> weft.mesh.v1.BudgetReport
-	11,  // 100: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
-	11,  // 101: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
-	14,  // 102: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
-	50,  // 103: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
-	51,  // 104: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
-	57,  // 105: weft.mesh.v1.Mesh.Budgets:output_type -> weft.mesh.v1.BudgetGrants
-	100, // [100:106] is the sub-list for method output_type
-	94,  // [94:100] is the sub-list for method input_type
+	67,  // 100: weft.mesh.v1.Mesh.NodeInstances:input_type -> weft.mesh.v1.NodeInstancesRequest
+	11,  // 101: weft.mesh.v1.Mesh.Join:output_type -> weft.mesh.v1.Credentials
+	11,  // 102: weft.mesh.v1.Mesh.Renew:output_type -> weft.mesh.v1.Credentials
+	14,  // 103: weft.mesh.v1.Mesh.StreamConfig:output_type -> weft.mesh.v1.ConfigUpdate
+	50,  // 104: weft.mesh.v1.Mesh.Report:output_type -> weft.mesh.v1.ReportAck
+	51,  // 105: weft.mesh.v1.Mesh.Tap:output_type -> weft.mesh.v1.TapRequest
+	57,  // 106: weft.mesh.v1.Mesh.Budgets:output_type -> weft.mesh.v1.BudgetGrants
+	68,  // 107: weft.mesh.v1.Mesh.NodeInstances:output_type -> weft.mesh.v1.NodeInstancesResponse
+	101, // [101:108] is the sub-list for method output_type
+	94,  // [94:101] is the sub-list for method input_type
 	94,  // [94:94] is the sub-list for extension type_name
 	94,  // [94:94] is the sub-list for extension extendee
 	0,   // [0:94] is the sub-list for field type_name
@@ -5959,7 +6078,7 @@ func file_core_meshapi_mesh_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_meshapi_mesh_proto_rawDesc), len(file_core_meshapi_mesh_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   64,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

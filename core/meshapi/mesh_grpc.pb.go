@@ -22,12 +22,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Mesh_Join_FullMethodName         = "/weft.mesh.v1.Mesh/Join"
-	Mesh_Renew_FullMethodName        = "/weft.mesh.v1.Mesh/Renew"
-	Mesh_StreamConfig_FullMethodName = "/weft.mesh.v1.Mesh/StreamConfig"
-	Mesh_Report_FullMethodName       = "/weft.mesh.v1.Mesh/Report"
-	Mesh_Tap_FullMethodName          = "/weft.mesh.v1.Mesh/Tap"
-	Mesh_Budgets_FullMethodName      = "/weft.mesh.v1.Mesh/Budgets"
+	Mesh_Join_FullMethodName          = "/weft.mesh.v1.Mesh/Join"
+	Mesh_Renew_FullMethodName         = "/weft.mesh.v1.Mesh/Renew"
+	Mesh_StreamConfig_FullMethodName  = "/weft.mesh.v1.Mesh/StreamConfig"
+	Mesh_Report_FullMethodName        = "/weft.mesh.v1.Mesh/Report"
+	Mesh_Tap_FullMethodName           = "/weft.mesh.v1.Mesh/Tap"
+	Mesh_Budgets_FullMethodName       = "/weft.mesh.v1.Mesh/Budgets"
+	Mesh_NodeInstances_FullMethodName = "/weft.mesh.v1.Mesh/NodeInstances"
 )
 
 // MeshClient is the client API for Mesh service.
@@ -63,6 +64,13 @@ type MeshClient interface {
 	// share of each limit's budget. Called over mTLS; the report must name
 	// an instance of the service the client certificate names.
 	Budgets(ctx context.Context, in *BudgetReport, opts ...grpc.CallOption) (*BudgetGrants, error)
+	// NodeInstances answers a node proxy that the scheduler runs itself (a
+	// Nomad system job) which instances it is to serve: the instances of its
+	// own node that chose node mode. The proxy proves itself with its own
+	// scheduler credential, checked by the named adapter, which says which
+	// node it runs on. Called over server-authenticated TLS, polled; each
+	// instance is then joined with the same credential (JoinRequest).
+	NodeInstances(ctx context.Context, in *NodeInstancesRequest, opts ...grpc.CallOption) (*NodeInstancesResponse, error)
 }
 
 type meshClient struct {
@@ -142,6 +150,16 @@ func (c *meshClient) Budgets(ctx context.Context, in *BudgetReport, opts ...grpc
 	return out, nil
 }
 
+func (c *meshClient) NodeInstances(ctx context.Context, in *NodeInstancesRequest, opts ...grpc.CallOption) (*NodeInstancesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NodeInstancesResponse)
+	err := c.cc.Invoke(ctx, Mesh_NodeInstances_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MeshServer is the server API for Mesh service.
 // All implementations must embed UnimplementedMeshServer
 // for forward compatibility.
@@ -175,6 +193,13 @@ type MeshServer interface {
 	// share of each limit's budget. Called over mTLS; the report must name
 	// an instance of the service the client certificate names.
 	Budgets(context.Context, *BudgetReport) (*BudgetGrants, error)
+	// NodeInstances answers a node proxy that the scheduler runs itself (a
+	// Nomad system job) which instances it is to serve: the instances of its
+	// own node that chose node mode. The proxy proves itself with its own
+	// scheduler credential, checked by the named adapter, which says which
+	// node it runs on. Called over server-authenticated TLS, polled; each
+	// instance is then joined with the same credential (JoinRequest).
+	NodeInstances(context.Context, *NodeInstancesRequest) (*NodeInstancesResponse, error)
 	mustEmbedUnimplementedMeshServer()
 }
 
@@ -202,6 +227,9 @@ func (UnimplementedMeshServer) Tap(grpc.BidiStreamingServer[TapEvents, TapReques
 }
 func (UnimplementedMeshServer) Budgets(context.Context, *BudgetReport) (*BudgetGrants, error) {
 	return nil, status.Error(codes.Unimplemented, "method Budgets not implemented")
+}
+func (UnimplementedMeshServer) NodeInstances(context.Context, *NodeInstancesRequest) (*NodeInstancesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method NodeInstances not implemented")
 }
 func (UnimplementedMeshServer) mustEmbedUnimplementedMeshServer() {}
 func (UnimplementedMeshServer) testEmbeddedByValue()              {}
@@ -299,6 +327,24 @@ func _Mesh_Budgets_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Mesh_NodeInstances_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NodeInstancesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MeshServer).NodeInstances(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Mesh_NodeInstances_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MeshServer).NodeInstances(ctx, req.(*NodeInstancesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Mesh_ServiceDesc is the grpc.ServiceDesc for Mesh service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -317,6 +363,10 @@ var Mesh_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Budgets",
 			Handler:    _Mesh_Budgets_Handler,
+		},
+		{
+			MethodName: "NodeInstances",
+			Handler:    _Mesh_NodeInstances_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

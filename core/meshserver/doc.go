@@ -122,4 +122,13 @@
 // rotation can still verify the controller and join. Client certificates
 // are checked against the roots in force at each handshake. Status reports, per sidecar, the root of the last
 // certificate issued to it.
+//
+// Node proxies (node.go, docs/deployment-models.md): one started by its
+// adapter joins each of its instances with a node token (joinForNode); one
+// a scheduler runs itself (a Nomad system job) joins with its own
+// scheduler credential, which its adapter vouches for as a node proxy's on
+// a node (CredentialClaims.Node; joinNodeWithCredential), and asks
+// NodeInstances which instances to serve: those the adapter's snapshot
+// places on that node with Meta[model.MetaProxyMode] = "node" (listed
+// through NodeLister, which the controller implements).
 package meshserver

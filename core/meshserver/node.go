@@ -1,7 +1,9 @@
 package meshserver
 
 import (
+	"context"
 	"errors"
+	"sort"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -80,4 +82,102 @@ func (s *Server) joinForNode(req *meshapi.JoinRequest) (creds *meshapi.Credentia
 // appNS is an application token's namespace, defaulted.
 func appNS(ns string) string {
 	return model.Instance{Namespace: ns}.NS()
+}
+
+// NodeLister is what NodeInstances needs beside Workloads: the instances
+// an adapter's latest snapshot places on a node. core/controller.Controller
+// implements it; a Workloads without it answers no node proxy.
+type NodeLister interface {
+	OnNode(adapter, node string) []model.Instance
+}
+
+// servesNodeMode reports whether in chose to be served by a node proxy
+// that its scheduler runs (model.MetaProxyMode).
+func servesNodeMode(in model.Instance) bool {
+	return in.Meta[model.MetaProxyMode] == model.ProxyModeNode
+}
+
+// joinNodeWithCredential admits a node proxy that the scheduler runs
+// itself (a Nomad system job) and that joins with its own scheduler
+// credential for one instance of its node. The adapter has checked the
+// credential, that it is a node proxy's, and the instance it asks for (c
+// names the node it runs on); the controller checks again, against the
+// adapter's latest snapshot, what keeps a node's compromise to that node:
+// the instance is on the node the credential proves, and it chose node
+// mode. Then the binding check, as for a sidecar.
+func (s *Server) joinNodeWithCredential(req *meshapi.JoinRequest, c CredentialClaims) (*meshapi.Credentials, error) {
+	refuse := func(code codes.Code, format string, args ...any) (*meshapi.Credentials, error) {
+		err := status.Errorf(code, format, args...)
+		s.o.Logger.Warn("node proxy join refused", "instance", req.InstanceId, "adapter", req.CredentialAdapter, "node", c.Node, "err", err)
+		return nil, err
+	}
+	if c.Instance != req.InstanceId {
+		return refuse(codes.PermissionDenied, "the %s credential of the node proxy of node %q is for instance %q, not %q", req.CredentialAdapter, c.Node, c.Instance, req.InstanceId)
+	}
+	in, ok := s.o.Workloads.Lookup(req.CredentialAdapter, req.InstanceId)
+	switch {
+	case !ok:
+		return refuse(codes.Unavailable, "instance %q is not in adapter %s's snapshot yet; retry shortly", req.InstanceId, req.CredentialAdapter)
+	case in.Node == "":
+		return refuse(codes.PermissionDenied, "adapter %s reports no node for instance %q, so no node proxy may serve it", req.CredentialAdapter, req.InstanceId)
+	case in.Node != c.Node:
+		return refuse(codes.PermissionDenied, "the node proxy of node %q may not serve instance %q: its scheduler placed it on node %q", c.Node, req.InstanceId, in.Node)
+	case !servesNodeMode(in):
+		return refuse(codes.PermissionDenied, "instance %q did not choose node mode (%s=%s), so no node proxy may serve it; it joins with its own sidecar", req.InstanceId, model.MetaProxyMode, model.ProxyModeNode)
+	case in.Service != c.Service || in.NS() != nsOr(c.Namespace):
+		return refuse(codes.PermissionDenied, "the %s credential proves service %s/%s but instance %q runs %s/%s",
+			req.CredentialAdapter, nsOr(c.Namespace), c.Service, req.InstanceId, in.NS(), in.Service)
+	}
+	if err := s.checkBinding("join", req.CredentialAdapter, in); err != nil {
+		s.o.Logger.Warn("node proxy join refused", "instance", req.InstanceId, "node", c.Node, "err", err)
+		return nil, err
+	}
+	id := spiffe.Identity{TrustDomain: s.o.Workloads.TrustDomain(), Namespace: in.NS(), Service: in.Service}
+	creds, err := s.issue(req.CsrDer, id)
+	if err != nil {
+		return nil, err
+	}
+	s.recordLeaf(req.InstanceId, creds)
+	s.o.Logger.Info("node proxy joined for an instance", "instance", req.InstanceId, "node", c.Node, "identity", id.String(), "credential", req.CredentialAdapter)
+	return creds, nil
+}
+
+// NodeInstances answers a node proxy the scheduler runs (a Nomad system
+// job) which instances to serve: those its adapter's latest snapshot
+// places on the node its credential proves and that chose node mode,
+// sorted. The node proxy polls it, and joins each instance it lists with
+// the same credential (joinNodeWithCredential checks each again).
+func (s *Server) NodeInstances(ctx context.Context, req *meshapi.NodeInstancesRequest) (*meshapi.NodeInstancesResponse, error) {
+	refuse := func(code codes.Code, format string, args ...any) (*meshapi.NodeInstancesResponse, error) {
+		err := status.Errorf(code, format, args...)
+		s.o.Logger.Warn("node instances refused", "adapter", req.CredentialAdapter, "err", err)
+		return nil, err
+	}
+	lister, ok := s.o.Workloads.(NodeLister)
+	switch {
+	case req.CredentialAdapter == "" || req.Credential == "":
+		return refuse(codes.InvalidArgument, "a node proxy asks for its instances with its scheduler credential: set credential_adapter and credential")
+	case s.o.VerifyCredential == nil:
+		return refuse(codes.FailedPrecondition, "this controller does not accept scheduler credentials; a node proxy it does not start cannot join")
+	case !ok:
+		return refuse(codes.Unimplemented, "this controller cannot list a node's instances")
+	}
+	c, err := s.o.VerifyCredential(ctx, req.CredentialAdapter, "", req.Credential)
+	if errors.Is(err, ErrRetry) {
+		return refuse(codes.Unavailable, "checking the %s credential: %v", req.CredentialAdapter, err)
+	}
+	if err != nil {
+		return refuse(codes.PermissionDenied, "the %s credential proves no node proxy: %v", req.CredentialAdapter, err)
+	}
+	if c.Node == "" {
+		return refuse(codes.PermissionDenied, "the %s credential is not a node proxy's: mark its job as a node proxy (docs/deployment-models.md)", req.CredentialAdapter)
+	}
+	var ids []string
+	for _, in := range lister.OnNode(req.CredentialAdapter, c.Node) {
+		if in.Node == c.Node && servesNodeMode(in) {
+			ids = append(ids, in.ID)
+		}
+	}
+	sort.Strings(ids)
+	return &meshapi.NodeInstancesResponse{Node: c.Node, InstanceIds: ids}, nil
 }

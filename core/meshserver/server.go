@@ -89,6 +89,9 @@ type CredentialClaims struct {
 	Instance  string
 	Service   string
 	Namespace string
+	// Node is set when the credential is a node proxy's: the node it runs
+	// on (node.go, joinNodeWithCredential).
+	Node string
 }
 
 // Workloads is the controller's side of identity: what a sidecar's
@@ -706,6 +709,9 @@ func (s *Server) joinWithCredential(ctx context.Context, req *meshapi.JoinReques
 	}
 	if err != nil {
 		return refuse(codes.PermissionDenied, "the %s credential proves nothing: %v", req.CredentialAdapter, err)
+	}
+	if c.Node != "" {
+		return s.joinNodeWithCredential(req, c) // a node proxy's own credential (node.go)
 	}
 	if c.Instance != req.InstanceId {
 		return refuse(codes.PermissionDenied, "the %s credential is for instance %q, not %q", req.CredentialAdapter, c.Instance, req.InstanceId)

@@ -92,6 +92,16 @@ type Instance struct {
 	Node string
 }
 
+// MetaProxyMode is the Meta key by which an instance that a scheduler's
+// own node proxy serves (a Nomad system job, docs/deployment-models.md)
+// says so: Meta[MetaProxyMode] == ProxyModeNode. Its adapter sets it from
+// the scheduler's record (a Nomad service tag weft_proxy_mode=node); the
+// controller admits such a node proxy only for instances that carry it.
+const MetaProxyMode = "weft_proxy_mode"
+
+// ProxyModeNode is MetaProxyMode's value for node mode.
+const ProxyModeNode = "node"
+
 // WorkloadScheduler is the Workload key that names the scheduler kind
 // ("nomad", "kubernetes", "mesos", "local").
 const WorkloadScheduler = "scheduler"

@@ -178,10 +178,15 @@ func (x *VerifyIdentityRequest) GetCredential() string {
 }
 
 type VerifyIdentityResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
-	Service       string                 `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
-	Namespace     string                 `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Service    string                 `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	Namespace  string                 `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// Set when the credential is a node proxy's (docs/deployment-models.md):
+	// the node it runs on. The instance (when one was asked for) is then one
+	// the adapter lets that node proxy serve; an empty instance_id in the
+	// request asks only who the node proxy is.
+	Node          string `protobuf:"bytes,4,opt,name=node,proto3" json:"node,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -233,6 +238,13 @@ func (x *VerifyIdentityResponse) GetService() string {
 func (x *VerifyIdentityResponse) GetNamespace() string {
 	if x != nil {
 		return x.Namespace
+	}
+	return ""
+}
+
+func (x *VerifyIdentityResponse) GetNode() string {
+	if x != nil {
+		return x.Node
 	}
 	return ""
 }
@@ -1087,12 +1099,13 @@ const file_plugins_proto_adapter_proto_rawDesc = "" +
 	"instanceId\x12\x1e\n" +
 	"\n" +
 	"credential\x18\x02 \x01(\tR\n" +
-	"credential\"q\n" +
+	"credential\"\x85\x01\n" +
 	"\x16VerifyIdentityResponse\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1c\n" +
-	"\tnamespace\x18\x03 \x01(\tR\tnamespace\"\r\n" +
+	"\tnamespace\x18\x03 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04node\x18\x04 \x01(\tR\x04node\"\r\n" +
 	"\vInfoRequest\"\xc2\x01\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
