@@ -365,7 +365,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		Summarize: policyhcl.Summary,
 		Stats:     collector,
 		Metrics:   ctlMetrics.Handler(),
-		Tap:       srv,
+		Tap:       rep.taps(srv), // across replicas (raft.go)
 		Replica:   rep.replica(),
 		// The replicated policy (weft policy apply), on a replica.
 		PolicyStore: rep.policyStore(), CompilePolicy: compilePolicy,
