@@ -340,28 +340,32 @@ func (s *Server) TapSidecars() int {
 // (core/relay's tap legs): like a sidecar's own, it is dropped and counted
 // when the session's channel is full, and ignored once the session ended.
 func (s *TapSession) Relayed(ev TapEvent) {
-	s.hub.mu.Lock()
-	defer s.hub.mu.Unlock()
-	if s.hub.sessions[s.ID] != s {
-		return
-	}
-	select {
-	case s.events <- ev:
-	default:
-		s.dropped.Add(1)
-	}
+	s.whileOpen(func() {
+		select {
+		case s.events <- ev:
+		default:
+			s.dropped.Add(1)
+		}
+	})
 }
 
 // RelayedJoined notes a sidecar on a peer replica that started the tap.
 func (s *TapSession) RelayedJoined(instance string) {
+	s.whileOpen(func() {
+		select {
+		case s.joined <- instance:
+		default:
+		}
+	})
+}
+
+// whileOpen runs f under the hub's lock if the session has not ended
+// (end closes its channels under that lock).
+func (s *TapSession) whileOpen(f func()) {
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
-	if s.hub.sessions[s.ID] != s {
-		return
-	}
-	select {
-	case s.joined <- instance:
-	default:
+	if s.hub.sessions[s.ID] == s {
+		f()
 	}
 }
 
