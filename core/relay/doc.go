@@ -49,4 +49,8 @@
 // which the origin answers with "no such tap open here", or after three
 // failed sends to an origin it cannot reach. GET /v1/tap/sessions lists
 // what is open on a replica.
+//
+// Cost of a tap leg (BenchmarkTapMessage, the shared 2-core machine): a
+// message of 256 events is about 225 bytes an event, and 5.6-12.5 µs of
+// CPU an event to encode at the leg and take in at the origin.
 package relay
