@@ -12,7 +12,7 @@ import (
 // lowest TLS version it accepts.
 //
 //	tls {
-//	  cert_file   = "/etc/weft/public.crt" # PEM, read by the gateway on its host
+//	  cert_file   = "/etc/weft/public.crt" # PEM, read by the gateway on its host (again when it changes)
 //	  key_file    = "/etc/weft/public.key"
 //	  # mesh_certificate = true            # instead: the gateway's mesh certificate
 //	  sni         = ["shop.example.com", "*.shop.example.com"]

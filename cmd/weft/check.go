@@ -613,6 +613,19 @@ func meshFindings(rep api.StatusReport, now time.Time) []CheckFinding {
 				"start its sidecar, or check that it reaches the controller (its log says why it does not); another controller replica may serve it")
 		}
 	}
+	for _, k := range rep.JWKS {
+		subj := "jwt keys " + k.Source
+		switch {
+		case k.Error != "" && k.KeyBytes == 0:
+			add(subj, "jwks", levelFail, "never read: "+k.Error+"; every token of the providers using it is refused",
+				"make the key set readable by the controller (the URL reachable over https with the system's roots, or the file present and valid JWKS)")
+		case k.Error != "":
+			add(subj, "jwks", levelWarn, fmt.Sprintf("the last read failed (%s); the keys read %s stay in force", k.Error, k.ReadAt.UTC().Format(time.RFC3339)),
+				"check the key set's URL or file; a key rotated at the issuer is not known until a read works")
+		default:
+			add(subj, "jwks", levelOK, fmt.Sprintf("%d bytes of keys", k.KeyBytes), "")
+		}
+	}
 	out = append(out, raftFindings(rep.Raft)...)
 	for _, a := range rep.Adapters {
 		subj := "adapter " + a.Name

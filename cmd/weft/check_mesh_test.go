@@ -75,4 +75,24 @@ func TestMeshFindings(t *testing.T) {
 			t.Errorf("no finding for %v", want)
 		}
 	})
+	t.Run("jwt key sets", func(t *testing.T) {
+		read := now.Add(-time.Hour)
+		rep := api.StatusReport{ControllerVersion: "1", JWKS: []api.JWKSReport{
+			{Source: "url:https://idp.example/never", Error: "connection refused"},
+			{Source: "url:https://idp.example/stale", KeyBytes: 900, ReadAt: &read, Error: "HTTP 500"},
+			{Source: "file:/etc/weft/keys.json", KeyBytes: 900, ReadAt: &read},
+		}}
+		want := map[string]string{"jwt keys url:https://idp.example/never": levelFail, "jwt keys url:https://idp.example/stale": levelWarn, "jwt keys file:/etc/weft/keys.json": levelOK}
+		for _, f := range meshFindings(rep, now) {
+			if w, ok := want[f.Subject]; ok {
+				if f.Level != w || (f.Level != levelOK && f.Fix == "") {
+					t.Errorf("%s: %s (fix %q), want %s with a fix", f.Subject, f.Level, f.Fix, w)
+				}
+				delete(want, f.Subject)
+			}
+		}
+		if len(want) > 0 {
+			t.Errorf("no finding for %v", want)
+		}
+	})
 }

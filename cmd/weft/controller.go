@@ -363,6 +363,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		Refused:   map[string]*refusals.Log{"sidecar_api": refusedSidecar, "admin_api": refusedAdmin},
 		Shielded:  map[string]*protect.Counter{"sidecar_api": shieldedSidecar, "admin_api": shieldedAdmin},
 		Summarize: policyhcl.Summary,
+		JWKS:      jwksReports(keys),
 		Stats:     collector,
 		Metrics:   ctlMetrics.Handler(),
 		Tap:       rep.taps(srv), // across replicas (raft.go)
@@ -649,4 +650,20 @@ func adapterReport(s host.Status) api.AdapterReport {
 		r.LastErrorAt = &at
 	}
 	return r
+}
+
+// jwksReports lists the JWT key sets keys reads, for GET /v1/status.
+func jwksReports(keys *jwks.Resolver) func() []api.JWKSReport {
+	return func() []api.JWKSReport {
+		var out []api.JWKSReport
+		for _, st := range keys.Statuses() {
+			r := api.JWKSReport{Source: st.Source, KeyBytes: st.Keys, Error: st.Error}
+			if !st.ReadAt.IsZero() {
+				at := st.ReadAt
+				r.ReadAt = &at
+			}
+			out = append(out, r)
+		}
+		return out
+	}
 }

@@ -78,6 +78,7 @@ roots.
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Instance, s.Service, s.Reason, strings.ReplaceAll(s.Detail, "\n", " "))
 				}
 			}
+			writeJWKS(tw, rep.JWKS, now)
 			writeDropped(tw, rep.Dropped, rep.DroppedCounts)
 			writeRoots(tw, rep.Roots)
 			if err := tw.Flush(); err != nil {
@@ -122,6 +123,22 @@ func lastErrorCell(a api.AdapterReport, now time.Time) string {
 		age = 0
 	}
 	return fmt.Sprintf("(%s ago, %s) %s", age, a.LastErrorAt.UTC().Format(time.TimeOnly), msg)
+}
+
+// writeJWKS lists the JWT key sets the controller reads, with how old
+// the keys in force are and why the last read failed.
+func writeJWKS(tw io.Writer, sets []api.JWKSReport, now time.Time) {
+	if len(sets) == 0 {
+		return
+	}
+	fmt.Fprintln(tw, "\nJWT KEYS\tBYTES\tREAD\tLAST ERROR")
+	for _, k := range sets {
+		read := "never: its providers refuse every token"
+		if k.ReadAt != nil {
+			read = now.Sub(*k.ReadAt).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", k.Source, k.KeyBytes, read, strings.ReplaceAll(k.Error, "\n", " "))
+	}
 }
 
 // writeDropped lists the instances left out for a reason, and the count

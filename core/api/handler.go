@@ -117,6 +117,9 @@ type Options struct {
 	// checking what is applied.
 	PolicyStore   PolicyStore
 	CompilePolicy PolicyCompiler
+	// JWKS, when set, lists the JWT key sets the controller reads
+	// (StatusReport.JWKS).
+	JWKS func() []JWKSReport
 }
 
 // Unauthorized is the answer to a request without the right token.
@@ -246,6 +249,9 @@ func (h *handler) status() StatusReport {
 	rep.Dropped, rep.DroppedCounts = o.Mesh.Dropped()
 	if permissive {
 		rep.IdentityBinding = string(policy.BindingPermissive)
+	}
+	if o.JWKS != nil {
+		rep.JWKS = o.JWKS()
 	}
 	if is, ok := o.Stats.(interface{ Intrusions() []IntrusionReport }); ok {
 		rep.Intrusions = is.Intrusions()

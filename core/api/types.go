@@ -73,6 +73,20 @@ type StatusReport struct {
 	// has no metrics endpoint yet; these are its drop counters.)
 	Dropped       []model.Dropped `json:"dropped,omitempty"`
 	DroppedCounts map[string]int  `json:"dropped_counts,omitempty"`
+	// JWKS are the key sets of the policy's JWT providers as the
+	// controller last read them (core/jwks): a set that cannot be read
+	// keeps its last good keys; one never read refuses its tokens.
+	JWKS []JWKSReport `json:"jwks,omitempty"`
+}
+
+// JWKSReport is one JWT provider key set (a jwks_url or jwks_file).
+type JWKSReport struct {
+	Source string `json:"source"`
+	// KeyBytes is the size of the last good key set; 0: none was read
+	// yet, and the providers using it refuse every token.
+	KeyBytes int        `json:"key_bytes"`
+	ReadAt   *time.Time `json:"read_at,omitempty"` // when it was last read and good
+	Error    string     `json:"error,omitempty"`   // the last read's error
 }
 
 // RootReport is one CA root and how many connected sidecars hold a leaf

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -322,5 +324,6 @@ func (r *Resolver) Statuses() []Status {
 	for k, s := range r.sources {
 		out = append(out, Status{Source: k, Keys: len(s.keys), ReadAt: s.readAt, Error: s.err})
 	}
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Source, b.Source) })
 	return out
 }

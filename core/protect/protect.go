@@ -174,6 +174,12 @@ type Options struct {
 	// source address (an IP, no port) is blocked; a blocked one is
 	// closed at once.
 	Blocked func(ip string) bool
+	// IPv6Prefix, when above 0, makes an IPv6 source its prefix of this
+	// many bits (64 for clients outside the mesh: one subscriber is
+	// commonly given a whole /64, and a limit per address would give it
+	// a new allowance per address): connections are counted per prefix
+	// and Blocked is asked about the prefix ("2001:db8:1:2::/64").
+	IPv6Prefix int
 }
 
 // Shield is one listener's defences. Safe for concurrent use.
@@ -183,12 +189,12 @@ type Shield struct {
 	inFlight atomic.Int64
 
 	mu    sync.Mutex
-	conns map[netip.Addr]int // open connections by source address
+	conns map[netip.Prefix]int // open connections by source (SourceKey)
 }
 
 // NewShield returns a Shield applying s.
 func NewShield(s Settings, o Options) *Shield {
-	sh := &Shield{o: o, conns: map[netip.Addr]int{}}
+	sh := &Shield{o: o, conns: map[netip.Prefix]int{}}
 	sh.Set(s)
 	return sh
 }
@@ -214,6 +220,39 @@ func SourceIP(addr string) string {
 	return addr
 }
 
+// SourceKey is the source a client address (host:port, or a bare
+// address) counts as: its address, unmapped, or for IPv6 with v6bits
+// above 0 its prefix of that length ("2001:db8:1:2::/64"). A string that
+// is no address is returned as it is.
+func SourceKey(addr string, v6bits int) string {
+	p, ok := sourcePrefix(addr, v6bits)
+	if !ok {
+		return SourceIP(addr)
+	}
+	if p.Bits() == p.Addr().BitLen() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+func sourcePrefix(addr string, v6bits int) (netip.Prefix, bool) {
+	var ip netip.Addr
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		ip = ap.Addr()
+	} else if a, err := netip.ParseAddr(addr); err == nil {
+		ip = a
+	} else {
+		return netip.Prefix{}, false
+	}
+	ip = ip.Unmap().WithZone("")
+	bits := ip.BitLen()
+	if ip.Is6() && v6bits > 0 && v6bits < bits {
+		bits = v6bits
+	}
+	p, err := ip.Prefix(bits)
+	return p, err == nil
+}
+
 func (sh *Shield) refused(reason, addr string, r *http.Request) {
 	if sh.o.Refused != nil {
 		sh.o.Refused(reason, addr, r)
@@ -225,12 +264,11 @@ func (sh *Shield) refused(reason, addr string, r *http.Request) {
 // already holds MaxConnectionsPerSource connections.
 func (sh *Shield) Admit(c net.Conn) (net.Conn, bool) {
 	addr := c.RemoteAddr().String()
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil { // not TCP (a pipe in a test): nothing to count by
+	if _, err := netip.ParseAddrPort(addr); err != nil { // not TCP (a pipe in a test): nothing to count by
 		return c, true
 	}
-	ip := ap.Addr().Unmap()
-	if sh.o.Blocked != nil && sh.o.Blocked(ip.String()) {
+	ip, _ := sourcePrefix(addr, sh.o.IPv6Prefix)
+	if sh.o.Blocked != nil && sh.o.Blocked(SourceKey(addr, sh.o.IPv6Prefix)) {
 		sh.refused(ReasonBlocked, addr, nil)
 		c.Close()
 		return nil, false
@@ -249,7 +287,7 @@ func (sh *Shield) Admit(c net.Conn) (net.Conn, bool) {
 	return &admitted{Conn: c, release: func() { sh.release(ip) }}, true
 }
 
-func (sh *Shield) release(ip netip.Addr) {
+func (sh *Shield) release(ip netip.Prefix) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if n := sh.conns[ip] - 1; n > 0 {

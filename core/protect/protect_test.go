@@ -1,10 +1,12 @@
 package protect_test
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +131,82 @@ func TestListenerPerSource(t *testing.T) {
 	}
 	if len(c.reasons) != 2 || c.reasons[0] != protect.ReasonSourceConnections {
 		t.Errorf("refusals %v", c.reasons)
+	}
+}
+
+func TestSourceKey(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		bits int
+		want string
+	}{
+		{"192.0.2.7:443", 64, "192.0.2.7"},
+		{"[::ffff:192.0.2.7]:443", 64, "192.0.2.7"},
+		{"[2001:db8:1:2:aaaa::1]:443", 64, "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:bbbb::9%eth0]:443", 64, "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:aaaa::1]:443", 0, "2001:db8:1:2:aaaa::1"},
+		{"2001:db8:1:3::5", 64, "2001:db8:1:3::/64"},
+		{"[::1]:80", 64, "::/64"},
+		{"pipe", 64, "pipe"},
+	} {
+		if got := protect.SourceKey(tc.addr, tc.bits); got != tc.want {
+			t.Errorf("SourceKey(%q, %d) = %q, want %q", tc.addr, tc.bits, got, tc.want)
+		}
+	}
+}
+
+// addrConn is a connection from a given remote address: the shield
+// counts by RemoteAddr alone, and loopback has one IPv6 address.
+type addrConn struct {
+	net.Conn
+	remote net.Addr
+	closed bool
+}
+
+func (c *addrConn) RemoteAddr() net.Addr { return c.remote }
+func (c *addrConn) Close() error         { c.closed = true; return nil }
+
+// With IPv6Prefix 64, new addresses of one /64 share its connection cap
+// and its block; another /64 and IPv4 sources have their own.
+func TestShieldIPv6Prefix(t *testing.T) {
+	s := protect.Defaults()
+	s.MaxConnectionsPerSource = 3
+	var asked []string
+	blocked := map[string]bool{"2001:db8:bad::/64": true}
+	var c counted
+	sh := protect.NewShield(s, protect.Options{IPv6Prefix: 64, Refused: c.refused, Blocked: func(src string) bool {
+		asked = append(asked, src)
+		return blocked[src]
+	}})
+	dial := func(addr string) (*addrConn, bool) {
+		ac := &addrConn{remote: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(addr))}
+		_, ok := sh.Admit(ac)
+		return ac, ok
+	}
+	for i := range 3 { // three addresses of one /64 fill its cap
+		if _, ok := dial(fmt.Sprintf("[2001:db8:1:2::%x]:4000", i+1)); !ok {
+			t.Fatalf("connection %d from 2001:db8:1:2::/64 refused under the cap", i)
+		}
+	}
+	if ac, ok := dial("[2001:db8:1:2:ffff::99]:4000"); ok || !ac.closed {
+		t.Errorf("a fourth address of the same /64 was admitted (ok %v): the cap counts per address, not per /64", ok)
+	}
+	if _, ok := dial("[2001:db8:1:3::1]:4000"); !ok {
+		t.Error("another /64 was refused")
+	}
+	if _, ok := dial("192.0.2.1:4000"); !ok {
+		t.Error("an IPv4 source was refused")
+	}
+	if ac, ok := dial("[2001:db8:bad::42]:4000"); ok || !ac.closed {
+		t.Error("an address of a blocked /64 was admitted")
+	}
+	if got := asked[len(asked)-1]; got != "2001:db8:bad::/64" {
+		t.Errorf("Blocked asked about %q, want the /64", got)
+	}
+	if sh.Sources() != 3 {
+		t.Errorf("%d sources counted, want 3 (one /64, another /64, one IPv4 address)", sh.Sources())
+	}
+	if len(c.reasons) != 2 || c.reasons[0] != protect.ReasonSourceConnections || c.reasons[1] != protect.ReasonBlocked {
+		t.Errorf("refusals %v, want source_connections then blocked", c.reasons)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/weftmesh/weft/core/inputlimit"
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/proxy/authz"
 	"github.com/weftmesh/weft/core/spiffe"
@@ -26,10 +25,6 @@ import (
 //     and the server name (also the SNI), or plain TCP without a tls block,
 //     instead of mesh mTLS (dial);
 //   - HTTP requests carry the external host as their Host header.
-
-// maxClientCertBytes bounds each file of an external service's client
-// certificate.
-const maxClientCertBytes = 1 << 20
 
 // externalState is what an outbound needs of an external upstream; it is
 // rebuilt with every configuration (outboundState.ext).
@@ -111,19 +106,7 @@ func newExternal(up *meshapi.Upstream, cfg *meshapi.ProxyConfig) (*externalState
 }
 
 func loadClientCert(certFile, keyFile string) (*tls.Certificate, error) {
-	certPEM, err := inputlimit.ReadFile(certFile, maxClientCertBytes)
-	if err != nil {
-		return nil, fmt.Errorf("reading client certificate: %w", err)
-	}
-	keyPEM, err := inputlimit.ReadFile(keyFile, maxClientCertBytes)
-	if err != nil {
-		return nil, fmt.Errorf("reading client key: %w", err)
-	}
-	c, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("loading client certificate %s with key %s: %w", certFile, keyFile, err)
-	}
-	return &c, nil
+	return loadKeyPair(certFile, keyFile, "client certificate", "client key")
 }
 
 // dial connects to the external service at addr: TLS with the ALPN

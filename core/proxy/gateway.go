@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/weftmesh/weft/core/inputlimit"
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/protect"
 	"github.com/weftmesh/weft/core/proxy/canon"
@@ -71,8 +70,11 @@ const (
 	gatewayMaxHeaderBytes = 64 << 10 // request line and headers: past it, 431
 	gatewayMaxHost        = 253      // a DNS name's longest
 	gatewayMaxHello       = 64 << 10 // a TLS passthrough ClientHello
-	gatewayMaxCertFile    = 1 << 20  // a listener's certificate or key file
-	gatewayReadHeader     = 10 * time.Second
+	// gatewayIPv6Prefix: outside clients on IPv6 are counted (connections
+	// per source), tracked and blocked by their /64, as per_source_ip
+	// rate limits bucket them: a subscriber commonly holds a whole /64.
+	gatewayIPv6Prefix = 64
+	gatewayReadHeader = 10 * time.Second
 )
 
 // gatewayProto is the spec protocol of a gateway listener: a listener
@@ -135,7 +137,7 @@ func gatewaySpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 		}
 		sp := spec{key: KeyGateway(name), proto: gatewayProto(l.GetProtocol()), cfg: cfg, gw: l, jwt: jwt, prot: prot}
 		if l.GetProtocol() == meshapi.GatewayProtocol_GATEWAY_PROTOCOL_HTTPS {
-			cert, err := gatewayCert(l.GetTls())
+			cert, err := gatewayCert(name, l.GetTls())
 			if err != nil {
 				return nil, fmt.Errorf("gateway listener %q: %w", name, err)
 			}
@@ -173,8 +175,9 @@ func gatewaySpecs(cfg *meshapi.ProxyConfig) ([]spec, error) {
 }
 
 // gatewayCert loads an HTTPS listener's certificate from its files (nil
-// with mesh_certificate: the proxy's own, at each handshake).
-func gatewayCert(t *meshapi.GatewayTLS) (*tls.Certificate, error) {
+// with mesh_certificate: the proxy's own, at each handshake); the
+// listener looks at the files again as it serves (certfile.go).
+func gatewayCert(listener string, t *meshapi.GatewayTLS) (*fileCert, error) {
 	switch {
 	case t == nil:
 		return nil, errors.New("an https listener needs tls: a certificate and key file, or mesh_certificate")
@@ -183,19 +186,7 @@ func gatewayCert(t *meshapi.GatewayTLS) (*tls.Certificate, error) {
 	case t.GetMeshCertificate():
 		return nil, nil
 	}
-	certPEM, err := inputlimit.ReadFile(t.GetCertFile(), gatewayMaxCertFile)
-	if err != nil {
-		return nil, fmt.Errorf("reading tls cert_file: %w", err)
-	}
-	keyPEM, err := inputlimit.ReadFile(t.GetKeyFile(), gatewayMaxCertFile)
-	if err != nil {
-		return nil, fmt.Errorf("reading tls key_file: %w", err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("loading tls cert_file %s and key_file %s: %w; give a PEM certificate chain and its PEM private key", t.GetCertFile(), t.GetKeyFile(), err)
-	}
-	return &cert, nil
+	return newFileCert(listener, t.GetCertFile(), t.GetKeyFile())
 }
 
 // gatewayListener serves one gateway listener.
@@ -239,7 +230,7 @@ type gatewayRoute struct {
 
 func (p *Proxy) newGateway(sp spec, addr net.Addr) *gatewayListener {
 	g := &gatewayListener{p: p, name: sp.gw.GetName(), gproto: sp.gw.GetProtocol(), outs: map[string]*outbound{}}
-	g.shield = p.newShield(KeyGateway(g.name), sp.prot, true)
+	g.shield = p.newShieldV6(KeyGateway(g.name), sp.prot, true, gatewayIPv6Prefix)
 	g.srvKey = sp.prot.ServerKey()
 	g.update(sp)
 	switch g.gproto {
@@ -329,13 +320,14 @@ func (g *gatewayListener) update(sp spec) {
 // gatewayTLS is an HTTPS listener's server side: its certificate (or the
 // proxy's mesh certificate), its server names, its minimum version, and
 // ALPN for h2 and HTTP/1.1. No client certificate is asked for.
-func (p *Proxy) gatewayTLS(t *meshapi.GatewayTLS, cert *tls.Certificate) *tls.Config {
+func (p *Proxy) gatewayTLS(t *meshapi.GatewayTLS, cert *fileCert) *tls.Config {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	if t.GetMinVersion() == "1.3" {
 		cfg.MinVersion = tls.VersionTLS13
 	}
 	if cert != nil {
-		cfg.Certificates = []tls.Certificate{*cert}
+		cert.start(p.metrics.gwCerts, p.log)
+		cfg.GetCertificate = cert.get
 	} else {
 		cfg.GetCertificate = p.getCertificate
 	}
@@ -416,7 +408,7 @@ func (g *gatewayListener) handshakeTimeout() time.Duration {
 // intrusion signal from its address, as on the inbound). A client that
 // spoke plain HTTP to the TLS port gets a plain 400 that says so.
 func (g *gatewayListener) refuseHandshake(c net.Conn, err error) {
-	g.p.note(protect.SourceIP(c.RemoteAddr().String()), guard.Handshake)
+	g.p.note(protect.SourceKey(c.RemoteAddr().String(), gatewayIPv6Prefix), guard.Handshake)
 	var rhe tls.RecordHeaderError
 	if errors.As(err, &rhe) && rhe.Conn != nil {
 		io.WriteString(rhe.Conn, "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"+
@@ -570,7 +562,7 @@ func setForwarded(in, out *http.Request) {
 func (g *gatewayListener) authenticate(w http.ResponseWriter, r *http.Request, st *gatewayState) (jwtauth.Result, bool) {
 	tokens, refused := g.p.checkJWT(w, r, st.jwt, st.service)
 	if refused != "" {
-		g.p.note(protect.SourceIP(r.RemoteAddr), guard.JWT)
+		g.p.note(protect.SourceKey(r.RemoteAddr, gatewayIPv6Prefix), guard.JWT)
 		g.p.accessLine("access", "gateway", "REFUSED").str("listener", g.name).str("method", r.Method).
 			str("path", r.URL.Path).int("status", http.StatusUnauthorized).str("reason", refused).send(g.p)
 		return tokens, false
@@ -591,7 +583,7 @@ func (g *gatewayListener) limited(w http.ResponseWriter, r *http.Request, st *ga
 			continue
 		}
 		g.p.metrics.limited.WithLabelValues("", l.Name()).Inc()
-		g.p.note(protect.SourceIP(r.RemoteAddr), guard.RateLimited)
+		g.p.note(protect.SourceKey(r.RemoteAddr, gatewayIPv6Prefix), guard.RateLimited)
 		w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
 		g.refuse(w, r, http.StatusTooManyRequests, fmt.Sprintf("weft gateway: rate limit %q of %s exceeded; retry in %s", l.Name(), st.service, wait.Round(time.Millisecond)))
 		return true

@@ -57,6 +57,8 @@ type metrics struct {
 	globalShare *prometheus.GaugeVec
 	// end-user tokens (jwt.go)
 	jwt jwtMetrics
+	// HTTPS gateway listeners' certificate files (certfile.go)
+	gwCerts gatewayCertMetrics
 	// the listeners' defences and the intrusion tracker (protection.go)
 	protectionMetrics
 
@@ -168,6 +170,7 @@ func newMetrics() *metrics {
 	}
 	m.info = &instanceInfo{}
 	m.jwt = newJWTMetrics(m.reg)
+	m.gwCerts = newGatewayCertMetrics(m.reg)
 	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.connections, m.active, m.denied, m.refused, m.limited, m.faults, m.overflow, m.pending, m.mirrored, m.ejections, m.version, m.info, m.unavailable, m.appHealthy, m.sigRetried,
 		m.reportsSent, m.reportsDropped, m.globalShare, m.shielded, m.signals,
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())

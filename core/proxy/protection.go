@@ -56,7 +56,13 @@ func callerSource(id spiffe.Identity) string { return id.String() }
 // accept; outbound the client is the local app, which is counted, not
 // tracked.
 func (p *Proxy) newShield(listener string, s protect.Settings, inbound bool) *protect.Shield {
-	o := protect.Options{Listener: listener}
+	return p.newShieldV6(listener, s, inbound, 0)
+}
+
+// newShieldV6 is newShield counting, tracking and blocking IPv6 clients
+// by their prefix of v6bits (0: by address).
+func (p *Proxy) newShieldV6(listener string, s protect.Settings, inbound bool, v6bits int) *protect.Shield {
+	o := protect.Options{Listener: listener, IPv6Prefix: v6bits}
 	o.Refused = func(reason, addr string, r *http.Request) {
 		p.metrics.shielded.WithLabelValues(listener, reason).Inc()
 		if !inbound || reason == protect.ReasonBlocked {
@@ -69,7 +75,7 @@ func (p *Proxy) newShield(listener string, s protect.Settings, inbound bool) *pr
 		case protect.ReasonSourceConnections:
 			kind = guard.ConnLimited
 		}
-		src := protect.SourceIP(addr)
+		src := protect.SourceKey(addr, v6bits)
 		if r != nil {
 			if id, ok := r.Context().Value(callerKey{}).(spiffe.Identity); ok && id.Service != "" {
 				src = callerSource(id)

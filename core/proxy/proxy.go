@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -200,7 +199,7 @@ type spec struct {
 	// For gateway keys (gateway.go): the listener, and its certificate
 	// from files (nil: none, or the mesh certificate).
 	gw     *meshapi.GatewayListener
-	gwCert *tls.Certificate
+	gwCert *fileCert
 }
 
 // Apply makes cfg, as version, the proxy's configuration. It either applies

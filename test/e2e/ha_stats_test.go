@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -109,6 +110,8 @@ func TestRaftStatsAndBudgetsFromAnyReplica(t *testing.T) {
 	// every replica counts all of them, though each web sidecar reported
 	// to its own replica.
 	const calls = 200
+	took = c.passing([]string{"client-0", "web-0", "web-1"}, 30*time.Second)
+	t.Logf("every replica sees client-0, web-0 and web-1 passing, their configs ACKed (bound 30s; waited %s)", took.Round(time.Millisecond))
 	url := "http://" + net.JoinHostPort(st.Address("client"), "9001") + "/"
 	cl := &http.Client{Timeout: 10 * time.Second}
 	tick := time.NewTicker(25 * time.Millisecond)
@@ -119,9 +122,10 @@ func TestRaftStatsAndBudgetsFromAnyReplica(t *testing.T) {
 		if err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
-			t.Fatalf("call %d: %s", i, resp.Status)
+			t.Fatalf("call %d: %s: %s", i, resp.Status, body)
 		}
 	}
 	sent := time.Now()

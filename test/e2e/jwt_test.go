@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/weftmesh/weft/core/api"
 	"github.com/weftmesh/weft/core/proxy/jwtauth"
 	"github.com/weftmesh/weft/core/proxy/jwtauth/jwttest"
 	"github.com/weftmesh/weft/test/harness"
@@ -95,7 +97,12 @@ func TestJWT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var idpDown atomic.Bool // the provider answers 500
 	idp := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if idpDown.Load() {
+			http.Error(w, "down for maintenance", http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		_, _ = w.Write(corp.JWKS(t))
 	}), ReadHeaderTimeout: 5 * time.Second}
@@ -265,5 +272,52 @@ func TestJWT(t *testing.T) {
 	})
 	t.Run("rotation in the JWKS file", func(t *testing.T) {
 		rotate(t, "jwks_file", files, jose.ES256, func() { harness.ReplaceFile(t, jwksFile, string(files.JWKS(t))) })
+	})
+
+	// The key sets' state, in GET /v1/status and `weft status`: both read;
+	// then the provider fails and the URL's set shows the error while its
+	// last good keys stay in force (tokens still accepted).
+	t.Run("key sets in status", func(t *testing.T) {
+		url := "url:http://" + ln.Addr().String() + "/jwks"
+		sets := func() (map[string]api.JWKSReport, error) {
+			st, err := ctl.Status()
+			if err != nil {
+				return nil, err
+			}
+			m := map[string]api.JWKSReport{}
+			for _, k := range st.JWKS {
+				m[k.Source] = k
+			}
+			return m, nil
+		}
+		m, err := sets()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, src := range []string{url, "file:" + jwksFile} {
+			if k := m[src]; k.KeyBytes == 0 || k.ReadAt == nil || k.Error != "" {
+				t.Errorf("status of key set %s: %+v, want keys read and no error (all: %v)", src, k, m)
+			}
+		}
+		idpDown.Store(true)
+		took := harness.Eventually(t, "status to show the failing key set", 20*time.Second, func() error {
+			m, err := sets()
+			if err != nil {
+				return err
+			}
+			if k := m[url]; k.Error == "" || k.KeyBytes == 0 {
+				return fmt.Errorf("key set %s: %+v", url, k)
+			}
+			return nil
+		})
+		m, _ = sets()
+		t.Logf("the provider's failure shows in status %s after it began (jwks_refresh 1s): %q, last good keys kept", took.Round(time.Millisecond), m[url].Error)
+		out, _, _ := ctl.RunWeft(t, filepath.Join(binDir, "weft"), "status")
+		if !strings.Contains(out, "JWT KEYS") || !strings.Contains(out, "500") {
+			t.Errorf("weft status lists no JWT key set with the provider's error:\n%s", out)
+		}
+		if code, body, _ := call(t, web+"/headers", bearer(corp.Sign(t, corp.Claims("carol", "shop", nil)))); code != http.StatusOK {
+			t.Errorf("with the provider down, a token of the last good keys answered %d: %s", code, body)
+		}
 	})
 }

@@ -221,6 +221,37 @@ func (c *haCluster) sidecars(what string, want []string, bound time.Duration) (m
 	return on, took
 }
 
+// passing waits until every live replica sees each of ids passing and
+// every sidecar connected to it has ACKed the configuration it holds for
+// it now: the first call after it finds its upstreams healthy, whichever
+// replica each sidecar uses.
+func (c *haCluster) passing(ids []string, bound time.Duration) time.Duration {
+	c.t.Helper()
+	return harness.Eventually(c.t, fmt.Sprintf("every replica to see %v passing with their configs ACKed", ids), bound, func() error {
+		for _, i := range c.alive {
+			s, err := c.ctls[i].Status()
+			if err != nil {
+				return fmt.Errorf("replica %d: %w", i, err)
+			}
+			health := map[string]string{}
+			for _, in := range s.Instances {
+				health[in.ID] = in.Health
+			}
+			for _, id := range ids {
+				if health[id] != "passing" {
+					return fmt.Errorf("replica %d sees %s %q", i, id, health[id])
+				}
+			}
+			for _, sc := range s.Sidecars {
+				if sc.AckedVersion != sc.Version {
+					return fmt.Errorf("replica %d: sidecar %s ACKed version %d of %d", i, sc.Instance, sc.AckedVersion, sc.Version)
+				}
+			}
+		}
+		return nil
+	})
+}
+
 func (c *haCluster) kill(i int) {
 	c.t.Helper()
 	c.ctls[i].Kill(c.t)
