@@ -62,7 +62,9 @@ func TestRaftTapThroughAnyReplica(t *testing.T) {
 	}
 
 	// Calls through both clients until the tap shows requests answered by
-	// both web sidecars.
+	// both web sidecars, once every replica sees them passing.
+	waited := c.passing([]string{"client-0", "client-1", "web-0", "web-1"}, 30*time.Second)
+	t.Logf("every replica sees the four instances passing, their configs ACKed (bound 30s; waited %s)", waited.Round(time.Millisecond))
 	st, err := ctl.Status()
 	if err != nil {
 		t.Fatal(err)
