@@ -19,8 +19,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/weftmesh/weft/core/api"
-	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/test/harness"
 )
 
@@ -236,20 +234,8 @@ func TestRaftFailoverUnderTraffic(t *testing.T) {
 	traffic.waitCalls(t, "the first calls through the mesh", 50)
 
 	// A join token spent through one replica is refused by the others.
-	mint := func(c *harness.Controller) string {
-		t.Helper()
-		var out api.JoinTokenResponse
-		if err := c.Call("POST", "/v1/join-tokens", api.JoinTokenRequest{Adapter: "local", Instance: "web-0", Service: "web"}, &out); err != nil {
-			t.Fatal(err)
-		}
-		return out.Token
-	}
-	join := func(c *harness.Controller, tok string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, err := meshClient(t, c).Join(ctx, &meshapi.JoinRequest{InstanceId: "web-0", JoinToken: tok, CsrDer: newCSR(t)})
-		return err
-	}
+	tokens := joinAs{t, "local", "web-0", "web"}
+	mint, join := tokens.mint, tokens.join
 	spent := mint(ctls[1])
 	if err := join(ctls[2], spent); err != nil {
 		t.Fatalf("join through replica 2 with replica 1's token: %v", err)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -9,8 +8,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/weftmesh/weft/core/api"
-	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/test/harness"
 )
 
@@ -47,19 +44,8 @@ func TestRaftReplicas(t *testing.T) {
 	leader := st.Raft.Leader
 	t.Logf("leader %s", leader)
 
-	mint := func(c *harness.Controller) string {
-		var out api.JoinTokenResponse
-		if err := c.Call("POST", "/v1/join-tokens", api.JoinTokenRequest{Adapter: "file", Instance: "api-0", Service: "api"}, &out); err != nil {
-			t.Fatal(err)
-		}
-		return out.Token
-	}
-	join := func(c *harness.Controller, tok string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, err := meshClient(t, c).Join(ctx, &meshapi.JoinRequest{InstanceId: "api-0", JoinToken: tok, CsrDer: newCSR(t)})
-		return err
-	}
+	tokens := joinAs{t, "file", "api-0", "api"}
+	mint, join := tokens.mint, tokens.join
 	// One CA: a token minted by replica 0 joins through replica 1, and is
 	// then refused by replica 2 and replica 0.
 	tok := mint(ctls[0])

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftmesh/weft/core/api"
+	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/test/harness"
 )
 
@@ -32,6 +35,31 @@ func fileAdapterArgs(t *testing.T, dir, instances string) []string {
 	}
 	sum := sha256.Sum256(bin)
 	return []string{"--plugin-dir", plugins, "--adapter", "file=" + instances, "--plugin-checksum", "file=sha256:" + hex.EncodeToString(sum[:])}
+}
+
+// joinAs mints join tokens for one instance through a replica's admin
+// API, and joins with them through a replica's sidecar API as the
+// instance's sidecar would: what the replicated spent tokens are tested
+// with.
+type joinAs struct {
+	t                          *testing.T
+	adapter, instance, service string
+}
+
+func (j joinAs) mint(c *harness.Controller) string {
+	j.t.Helper()
+	var out api.JoinTokenResponse
+	if err := c.Call("POST", "/v1/join-tokens", api.JoinTokenRequest{Adapter: j.adapter, Instance: j.instance, Service: j.service}, &out); err != nil {
+		j.t.Fatal(err)
+	}
+	return out.Token
+}
+
+func (j joinAs) join(c *harness.Controller, tok string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := meshClient(j.t, c).Join(ctx, &meshapi.JoinRequest{InstanceId: j.instance, JoinToken: tok, CsrDer: newCSR(j.t)})
+	return err
 }
 
 // clusterOptions say what a haCluster runs.
