@@ -371,7 +371,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		JWKS:      jwksReports(keys),
 		Stats:     collector,
 		Metrics:   ctlMetrics.Handler(),
-		Tap:       srv,
+		Tap:       rep.taps(srv), // across replicas (raft.go)
 		Replica:   rep.replica(),
 		// The replicated policy (weft policy apply), on a replica.
 		PolicyStore: rep.policyStore(), CompilePolicy: compilePolicy,

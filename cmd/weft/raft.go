@@ -238,6 +238,18 @@ func (p *replica) share(collector *telemetry.Collector) (meshserver.Stats, *budg
 	return rel, pool, rel.Run
 }
 
+// taps is the admin API's tap: on a replica, a core/relay.Taps that opens
+// each tap on every peer replica too (their sidecars' requests come back
+// over the peers' connections); else the mesh server's own taps.
+func (p *replica) taps(srv *meshserver.Server) *relay.Taps {
+	if p == nil || p.node == nil {
+		return relay.NewTaps(relay.TapOptions{Local: srv})
+	}
+	taps := relay.NewTaps(relay.TapOptions{Local: srv, Peers: p.node, MaxMessage: state.MaxPeerMessage, Logger: p.log})
+	p.node.HandlePeer(relay.TapKind, taps.Receive)
+	return taps
+}
+
 func (p *replica) serve(srv *meshserver.Server) {
 	if p != nil {
 		p.srv.Store(srv)

@@ -27,7 +27,10 @@
 // newline-delimited JSON TapEvents (joined, request, end), from the tap hub
 // of core/meshserver (Options.Tap, the Tapper interface); TapQueryOf reads
 // and bounds its parameters; Client.Tap and Client.Stream read it without
-// Call's overall timeout. `weft tap` and `weft top` use it.
+// Call's overall timeout. `weft tap` and `weft top` use it. On a raft
+// replica the Tapper is core/relay's Taps (the tap reaches every replica's
+// sidecars), which also answers GET /v1/tap/sessions (TapSessions: what is
+// open here, the legs run for peers' taps included).
 //
 // Authz (authz.go): GET /v1/authz answers an AuthzReport: whether a caller
 // may call a service (and a method and path), decided with the callee

@@ -158,6 +158,7 @@ func NewHandler(o Options) http.Handler {
 		_ = json.NewEncoder(w).Encode(out)
 	})
 	mux.HandleFunc("GET /v1/tap", h.serveTap)
+	mux.HandleFunc("GET /v1/tap/sessions", h.serveTapSessions)
 	mux.HandleFunc("GET /v1/authz", h.serveAuthz)
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, h.status())

@@ -86,6 +86,34 @@ type Tapper interface {
 	StartTap(q meshserver.TapQuery) (*meshserver.TapSession, error)
 }
 
+// TapSessions is GET /v1/tap/sessions: the tap sessions open on this
+// controller.
+type TapSessions struct {
+	// Open counts every session open here: the taps of this controller's
+	// admin API and the legs it runs for peer replicas' taps.
+	Open int `json:"open"`
+	// Started counts the taps of this controller's admin API (each with a
+	// leg on every peer replica).
+	Started int `json:"started"`
+	// ForPeers are the legs this replica runs for its peers' taps.
+	ForPeers []TapLeg `json:"for_peers"`
+}
+
+// TapLeg is a session a replica runs, with its own sidecars, for the tap
+// of another replica (core/relay).
+type TapLeg struct {
+	Origin  string    `json:"origin"` // the raft address of the replica whose admin API serves the tap
+	ID      uint64    `json:"id"`     // the tap's ID there
+	Service string    `json:"service"`
+	End     time.Time `json:"end"`
+}
+
+// TapReporter, when the Tapper implements it, answers GET
+// /v1/tap/sessions (core/relay.Taps does).
+type TapReporter interface {
+	TapReport() TapSessions
+}
+
 // TapQueryOf reads the query parameters of GET /v1/tap.
 func TapQueryOf(v url.Values) (meshserver.TapQuery, error) {
 	var q meshserver.TapQuery
@@ -212,6 +240,16 @@ func clip(s string) string {
 		return s[:64] + "..."
 	}
 	return s
+}
+
+// serveTapSessions is GET /v1/tap/sessions.
+func (h *handler) serveTapSessions(w http.ResponseWriter, r *http.Request) {
+	rep, ok := h.o.Tap.(TapReporter)
+	if !ok {
+		http.Error(w, "this controller does not list its tap sessions", http.StatusNotImplemented)
+		return
+	}
+	writeJSON(w, rep.TapReport())
 }
 
 // serveTap is GET /v1/tap.

@@ -335,3 +335,47 @@ func (s *Server) TapSidecars() int {
 	defer s.tap.mu.Unlock()
 	return len(s.tap.streams)
 }
+
+// Relayed hands the session an event a peer replica's sidecar saw
+// (core/relay's tap legs): like a sidecar's own, it is dropped and counted
+// when the session's channel is full, and ignored once the session ended.
+func (s *TapSession) Relayed(ev TapEvent) {
+	s.whileOpen(func() {
+		select {
+		case s.events <- ev:
+		default:
+			s.dropped.Add(1)
+		}
+	})
+}
+
+// RelayedJoined notes a sidecar on a peer replica that started the tap.
+func (s *TapSession) RelayedJoined(instance string) {
+	s.whileOpen(func() {
+		select {
+		case s.joined <- instance:
+		default:
+		}
+	})
+}
+
+// whileOpen runs f under the hub's lock if the session has not ended
+// (end closes its channels under that lock).
+func (s *TapSession) whileOpen(f func()) {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	if s.hub.sessions[s.ID] == s {
+		f()
+	}
+}
+
+// RelayedDropped adds n events a peer replica dropped for this session.
+func (s *TapSession) RelayedDropped(n uint64) { s.remote.Add(n) }
+
+// TapSessions counts the tap sessions open here (those started for a
+// peer replica's tap included).
+func (s *Server) TapSessions() int {
+	s.tap.mu.Lock()
+	defer s.tap.mu.Unlock()
+	return len(s.tap.sessions)
+}

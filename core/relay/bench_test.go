@@ -1,11 +1,15 @@
 package relay
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/meshserver"
 )
 
 // BenchmarkRelaySecond: one second of a 1,000-sidecar mesh reporting
@@ -41,4 +45,55 @@ func BenchmarkRelaySecond(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(reports))/1000, "µs/report")
 	b.ReportMetric(float64(rs[0].out.bytes)/float64(b.N), "bytes/message")
+}
+
+// BenchmarkTapMessage: one message of a tap leg, 256 events of a busy
+// service as the sidecars send them, from the leg's encoding to the
+// origin's session (what a replica spends per relayed event on both
+// sides, the transport aside). Reported per event, with the message's
+// bytes per event.
+func BenchmarkTapMessage(b *testing.B) {
+	origin := NewTaps(TapOptions{Local: meshserver.New(meshserver.Options{}), Peers: tapPeer{n: &tapNet{}, addr: "a"}})
+	q := webQuery
+	q.Duration = time.Hour
+	sess, err := origin.StartTap(q)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sess.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range sess.Events {
+		}
+	}()
+	const events = 256
+	ev := webEvent("/api/v1/orders/12345")
+	ev.Event.LatencyUs, ev.Event.ResponseBytes, ev.Event.Tries, ev.Event.Authority = 1834, 5120, 1, "web.default"
+	var size int
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		msg := tapMessage{Op: "events", Origin: "a", ID: sess.ID, From: "b"}
+		for range events {
+			p, err := proto.Marshal(ev.Event)
+			if err != nil {
+				b.Fatal(err)
+			}
+			msg.Events = append(msg.Events, tapItem{Instance: ev.Instance, TrustDomain: ev.Identity.TrustDomain,
+				Namespace: ev.Identity.Namespace, Service: ev.Identity.Service, Event: p})
+		}
+		body, err := json.Marshal(msg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(body)
+		if err := origin.Receive(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*events)/1000, "µs/event")
+	b.ReportMetric(float64(size)/events, "bytes/event")
+	sess.Close()
+	<-done
 }

@@ -29,4 +29,28 @@
 // at most MaxQueued reports between two sends (more are dropped and
 // counted); a replica that answers slowly delays the next send (each
 // message waits for every peer, within the peers' request timeout).
+//
+// Tap (tap.go): `weft tap` through any replica shows the requests of every
+// sidecar of the service, though each sidecar holds its tap stream with
+// one replica. Entry point: NewTaps, the admin API's Tapper. StartTap
+// opens the tap with this replica's sidecars (core/meshserver) and sends
+// an "open" message to every peer (TapKind, over the same authenticated
+// peer connections as the reports; the admin token was checked by the
+// replica the CLI talks to, the origin). Each peer opens a leg: a session
+// of its own with its own sidecars, whose events it sends back to the
+// origin alone (state's SendPeer) every 200 ms, in messages of at most
+// MaxMessage bytes, with the count of what it dropped. A leg never queues:
+// while a send waits, its session's buffer fills and drops (counted), and
+// events beyond one message are dropped (counted); the origin puts them
+// into the CLI's session as its own sidecars' (dropped and counted when
+// the CLI reads slowly). Closing the session at the origin (the CLI went
+// away, the duration passed) sends "close" to every peer; a leg that
+// missed it ends at its next message (it sends at least once a second),
+// which the origin answers with "no such tap open here", or after three
+// failed sends to an origin it cannot reach. GET /v1/tap/sessions lists
+// what is open on a replica.
+//
+// Cost of a tap leg (BenchmarkTapMessage, the shared 2-core machine): a
+// message of 256 events is about 225 bytes an event, and 5.6-12.5 µs of
+// CPU an event to encode at the leg and take in at the origin.
 package relay

@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -74,3 +75,21 @@ func (n *Node) SendPeers(kind string, body []byte) error {
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// SendPeer sends body, of kind, to the one replica at addr, which must be
+// in the cluster's configuration (a replica never sends to an address
+// that is not a peer's), and returns when it has answered or failed
+// (within rpcTimeout).
+func (n *Node) SendPeer(addr, kind string, body []byte) error {
+	if len(body) > MaxPeerMessage {
+		return fmt.Errorf("sending a %s message of %d bytes to %s: over the limit of %d", kind, len(body), addr, MaxPeerMessage)
+	}
+	if addr == n.addr || !slices.Contains(n.peerAddrs(), addr) {
+		return fmt.Errorf("sending a %s message to %s: not a peer replica of this cluster", kind, addr)
+	}
+	_, err := n.call(addr, rpcRequest{Op: opPeer, Kind: kind, Body: body})
+	return err
+}
+
+// Addr is this replica's raft address, as its peers know it.
+func (n *Node) Addr() string { return n.addr }

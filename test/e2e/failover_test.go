@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -111,16 +109,6 @@ func TestSidecarsFailOverToAnotherReplica(t *testing.T) {
 	b, _ := json.Marshal(map[string]any{"instances": recs})
 	instances := filepath.Join(dir, "instances.json")
 	harness.WriteFile(t, instances, string(b))
-	plugins := filepath.Join(dir, "plugins")
-	bin, err := os.ReadFile(filepath.Join(binDir, "weft-adapter-file"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	harness.WriteFile(t, filepath.Join(plugins, "weft-adapter-file"), string(bin))
-	if err := os.Chmod(filepath.Join(plugins, "weft-adapter-file"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(bin)
 	dataB := filepath.Join(dir, "b")
 	if err := os.MkdirAll(dataB, 0o700); err != nil {
 		t.Fatal(err)
@@ -130,8 +118,7 @@ func TestSidecarsFailOverToAnotherReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	ob := harness.WeftController(binDir, dataB, listenB, adminB,
-		"--policy-dir", policyDir, "--plugin-dir", plugins, "--adapter", "file="+instances,
-		"--plugin-checksum", "file=sha256:"+hex.EncodeToString(sum[:]))
+		append([]string{"--policy-dir", policyDir}, fileAdapterArgs(t, dir, instances)...)...)
 	ob.Process = harness.CtrlC
 	rb := harness.StartController(t, ob)
 	rb.WaitFor(t, "replica B to know both instances", 60*time.Second, func(s *harness.Status) bool { return len(s.Instances) == 2 })

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,8 +19,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/weftmesh/weft/core/api"
-	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/test/harness"
 )
 
@@ -128,215 +125,6 @@ func (h *haTraffic) waitCalls(t *testing.T, what string, n int64) {
 		}
 		return nil
 	})
-}
-
-// haCluster is three controller replicas on loopback (raft) whose
-// sidecars run on the local adapter: replica 0 runs the workloads, and
-// replicas 1 and 2 watch them (local.watch), so every replica knows the
-// same instances as the local adapter's and a sidecar, given every
-// replica's address, may use any of them. Replica i listens on
-// 127.0.<net>.<i+1>, ports 7400 (sidecars), 7401 (admin) and 7402
-// (raft); the instances get addresses from 127.0.<net+1>.2 on.
-type haCluster struct {
-	t         *testing.T
-	dir       string
-	net       int
-	workloads string
-	ctls      []*harness.Controller
-	alive     []int // the replicas running, in order
-}
-
-// startHACluster writes policy and workloads and starts the three
-// replicas, with env added to their environment (and so to the sidecars'
-// and apps' the owner starts); it waits until they formed a cluster and
-// know want instances.
-func startHACluster(t *testing.T, netByte int, policy, workloads string, want int, env ...string) *haCluster {
-	t.Helper()
-	c := &haCluster{t: t, dir: t.TempDir(), net: netByte, alive: []int{0, 1, 2}}
-	policyDir := harness.WritePolicy(t, c.dir, policy)
-	c.workloads = filepath.Join(c.dir, "workloads.hcl")
-	harness.WriteFile(t, c.workloads, workloads)
-	key := filepath.Join(c.dir, "state.key")
-	harness.WriteFile(t, key, "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=\n")
-	if err := os.Chmod(key, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sidecarCtl := c.listen(0) + "," + c.listen(1) + "," + c.listen(2)
-	c.ctls = make([]*harness.Controller, 3)
-	for i := range c.ctls {
-		args := []string{"--policy-dir", policyDir, "--adapter", "local=" + c.workloads,
-			"--adapter-option", fmt.Sprintf("local.first_address=127.0.%d.2", netByte+1), "--adapter-option", "local.isolation=none",
-			"--sidecar-controller", sidecarCtl,
-			"--raft-dir", filepath.Join(c.dir, fmt.Sprint("raft", i)), "--raft-addr", c.raftAddr(i), "--state-key-file", key, "--bootstrap-expect", "3"}
-		if i > 0 {
-			args = append(args, "--adapter-option", "local.watch="+c.ownerAdapter())
-		}
-		for j := range c.ctls {
-			if j != i {
-				args = append(args, "--join", c.raftAddr(j))
-			}
-		}
-		o := harness.WeftController(binDir, c.data(i), c.listen(i), c.host(i)+":7401", args...)
-		o.Process = harness.CtrlC
-		o.Process.Env = env
-		c.ctls[i] = harness.StartController(t, o)
-	}
-	// Replica 0 may die by SIGKILL, so nothing stops what its local
-	// adapter started: the test does.
-	t.Cleanup(func() {
-		if _, err := os.Stat(filepath.Join(c.ownerAdapter(), "local-state.json")); err != nil {
-			return // the owner stopped them when it stopped (Close)
-		}
-		for _, pid := range instancePids(t, c.data(0)) {
-			if pidAlive(pid) {
-				killPid(pid)
-			}
-		}
-	})
-	for _, ctl := range c.ctls {
-		ctl.WaitFor(t, fmt.Sprintf("a leader, three peers and %d instances", want), 60*time.Second, func(s *harness.Status) bool {
-			return s.Raft != nil && s.Raft.CanIssue && len(s.Raft.Peers) == 3 && len(s.Instances) == want
-		})
-	}
-	return c
-}
-
-func (c *haCluster) host(i int) string     { return fmt.Sprintf("127.0.%d.%d", c.net, i+1) }
-func (c *haCluster) raftAddr(i int) string { return c.host(i) + ":7402" }
-func (c *haCluster) listen(i int) string   { return c.host(i) + ":7400" }
-func (c *haCluster) data(i int) string     { return filepath.Join(c.dir, fmt.Sprint("data", i)) }
-
-// ownerAdapter is the data directory of replica 0's local adapter.
-func (c *haCluster) ownerAdapter() string { return filepath.Join(c.data(0), "adapters", "local") }
-
-// leaderOf is the live replica a live replica names as its leader (one
-// that has not noticed a kill yet still names the dead one).
-func (c *haCluster) leaderOf() int {
-	c.t.Helper()
-	leader := -1
-	c.ctls[c.alive[0]].WaitFor(c.t, "a live raft leader", 30*time.Second, func(s *harness.Status) bool {
-		if s.Raft == nil || !s.Raft.CanIssue {
-			return false
-		}
-		for _, j := range c.alive {
-			if c.raftAddr(j) == s.Raft.Leader {
-				leader = j
-				return true
-			}
-		}
-		return false
-	})
-	return leader
-}
-
-// sidecars waits until each of want's sidecars is connected to one of
-// the live replicas and has ACKed its configuration there, and returns
-// which replica each one uses.
-func (c *haCluster) sidecars(what string, want []string, bound time.Duration) (map[string]int, time.Duration) {
-	c.t.Helper()
-	var on map[string]int
-	took := harness.Eventually(c.t, what, bound, func() error {
-		on = map[string]int{}
-		for _, i := range c.alive {
-			s, err := c.ctls[i].Status()
-			if err != nil {
-				return fmt.Errorf("replica %d: %w", i, err)
-			}
-			for _, sc := range s.Sidecars {
-				if sc.Version != 0 && sc.AckedVersion == sc.Version {
-					on[sc.Instance] = i
-				}
-			}
-		}
-		for _, id := range want {
-			if _, ok := on[id]; !ok {
-				return fmt.Errorf("sidecar %s is on no live replica with its config ACKed; ACKed: %v", id, on)
-			}
-		}
-		return nil
-	})
-	return on, took
-}
-
-// passing waits until every live replica sees each of ids passing and
-// every sidecar connected to it has ACKed the configuration it holds for
-// it now: the first call after it finds its upstreams healthy, whichever
-// replica each sidecar uses.
-func (c *haCluster) passing(ids []string, bound time.Duration) time.Duration {
-	c.t.Helper()
-	return harness.Eventually(c.t, fmt.Sprintf("every replica to see %v passing with their configs ACKed", ids), bound, func() error {
-		for _, i := range c.alive {
-			s, err := c.ctls[i].Status()
-			if err != nil {
-				return fmt.Errorf("replica %d: %w", i, err)
-			}
-			health := map[string]string{}
-			for _, in := range s.Instances {
-				health[in.ID] = in.Health
-			}
-			for _, id := range ids {
-				if health[id] != "passing" {
-					return fmt.Errorf("replica %d sees %s %q", i, id, health[id])
-				}
-			}
-			for _, sc := range s.Sidecars {
-				if sc.AckedVersion != sc.Version {
-					return fmt.Errorf("replica %d: sidecar %s ACKed version %d of %d", i, sc.Instance, sc.AckedVersion, sc.Version)
-				}
-			}
-		}
-		return nil
-	})
-}
-
-func (c *haCluster) kill(i int) {
-	c.t.Helper()
-	c.ctls[i].Kill(c.t)
-	c.alive = slices.DeleteFunc(c.alive, func(j int) bool { return j == i })
-}
-
-func (c *haCluster) restart(i int) {
-	c.t.Helper()
-	c.ctls[i] = c.ctls[i].Restart()
-	c.alive = append(c.alive, i)
-	slices.Sort(c.alive)
-}
-
-// spread restarts the sidecars (the owner starts them again, with new
-// join tokens; each picks a replica at random among those that know its
-// instance) until ok says their replicas suit the test, at most 20 times.
-// At the cluster's start only the owner knows the instances (the watchers
-// learn them from its state file), so the first sidecars join through it.
-// Only before any traffic: a sidecar that restarts fails calls.
-func (c *haCluster) spread(want []string, what string, ok func(on map[string]int) bool) map[string]int {
-	c.t.Helper()
-	for round := 1; ; round++ {
-		on, _ := c.sidecars("every sidecar to join and ACK", want, 30*time.Second)
-		if ok(on) {
-			c.t.Logf("sidecars on replicas %v (%s) after %d round(s) of restarting them", on, what, round)
-			return on
-		}
-		if round == 20 {
-			c.t.Fatalf("after %d rounds of restarting them, the sidecars are on replicas %v; want %s", round, on, what)
-		}
-		killed := map[int]bool{}
-		for i, pid := range instancePids(c.t, c.data(0)) {
-			// Never pid 0 (a sidecar between two runs): kill(0) is the
-			// test's own process group.
-			if i%2 == 1 && pid > 0 {
-				killPid(pid)
-				killed[pid] = true
-			}
-		}
-		harness.Eventually(c.t, "the sidecars to run again", 30*time.Second, func() error {
-			for i, pid := range instancePids(c.t, c.data(0)) {
-				if i%2 == 1 && (killed[pid] || !pidAlive(pid)) {
-					return fmt.Errorf("sidecar pid %d not running again", pid)
-				}
-			}
-			return nil
-		})
-	}
 }
 
 // TestRaftFailoverUnderTraffic is issue 17's end-to-end proof: three
@@ -446,20 +234,8 @@ func TestRaftFailoverUnderTraffic(t *testing.T) {
 	traffic.waitCalls(t, "the first calls through the mesh", 50)
 
 	// A join token spent through one replica is refused by the others.
-	mint := func(c *harness.Controller) string {
-		t.Helper()
-		var out api.JoinTokenResponse
-		if err := c.Call("POST", "/v1/join-tokens", api.JoinTokenRequest{Adapter: "local", Instance: "web-0", Service: "web"}, &out); err != nil {
-			t.Fatal(err)
-		}
-		return out.Token
-	}
-	join := func(c *harness.Controller, tok string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, err := meshClient(t, c).Join(ctx, &meshapi.JoinRequest{InstanceId: "web-0", JoinToken: tok, CsrDer: newCSR(t)})
-		return err
-	}
+	tokens := joinAs{t, "local", "web-0", "web"}
+	mint, join := tokens.mint, tokens.join
 	spent := mint(ctls[1])
 	if err := join(ctls[2], spent); err != nil {
 		t.Fatalf("join through replica 2 with replica 1's token: %v", err)

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -72,70 +70,8 @@ service "api" {
 `
 )
 
-// raftCluster is three controller replicas on 127.0.121.1-3 (the layout
-// of TestRaftReplicas, on addresses of its own), each with the file
-// adapter on one instances file.
-type raftCluster struct {
-	ctls []*harness.Controller
-	opts []harness.ControllerOptions
-}
-
-func startRaftCluster(t *testing.T, dir, policyDir, instances string) *raftCluster {
-	t.Helper()
-	plugins := filepath.Join(dir, "plugins")
-	bin, err := os.ReadFile(filepath.Join(binDir, "weft-adapter-file"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	harness.WriteFile(t, filepath.Join(plugins, "weft-adapter-file"), string(bin))
-	if err := os.Chmod(filepath.Join(plugins, "weft-adapter-file"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(bin)
-	key := filepath.Join(dir, "state.key")
-	harness.WriteFile(t, key, "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n")
-	if err := os.Chmod(key, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	raftAddr := func(i int) string { return fmt.Sprintf("127.0.121.%d:7402", i+1) }
-	c := &raftCluster{}
-	for i := range 3 {
-		args := []string{"--policy-dir", policyDir, "--plugin-dir", plugins, "--adapter", "file=" + instances,
-			"--plugin-checksum", "file=sha256:" + hex.EncodeToString(sum[:]),
-			"--raft-dir", filepath.Join(dir, fmt.Sprint("raft", i)), "--raft-addr", raftAddr(i), "--state-key-file", key, "--bootstrap-expect", "3"}
-		for j := range 3 {
-			if j != i {
-				args = append(args, "--join", raftAddr(j))
-			}
-		}
-		o := harness.WeftController(binDir, filepath.Join(dir, fmt.Sprint("data", i)),
-			fmt.Sprintf("127.0.121.%d:7400", i+1), fmt.Sprintf("127.0.121.%d:7401", i+1), args...)
-		o.Process = harness.CtrlC
-		c.opts = append(c.opts, o)
-	}
-	c.start(t)
-	return c
-}
-
-// start starts every replica and waits until each knows a leader and the
-// instances.
-func (c *raftCluster) start(t *testing.T) {
-	t.Helper()
-	c.ctls = nil
-	for _, o := range c.opts {
-		c.ctls = append(c.ctls, harness.StartController(t, o))
-	}
-	start := time.Now()
-	for _, ctl := range c.ctls {
-		ctl.WaitFor(t, "a raft leader and the instances", 60*time.Second, func(s *harness.Status) bool {
-			return s.Raft != nil && s.Raft.CanIssue && len(s.Raft.Peers) == 3 && len(s.Instances) == 3
-		})
-	}
-	t.Logf("three replicas know a leader in %s", time.Since(start).Round(time.Millisecond))
-}
-
 // follower is a replica that is not the leader.
-func (c *raftCluster) follower(t *testing.T) int {
+func (c *haCluster) follower(t *testing.T) int {
 	t.Helper()
 	for i, ctl := range c.ctls {
 		s, err := ctl.Status()
@@ -147,7 +83,7 @@ func (c *raftCluster) follower(t *testing.T) int {
 	return -1
 }
 
-func (c *raftCluster) leader(t *testing.T) string {
+func (c *haCluster) leader(t *testing.T) string {
 	t.Helper()
 	s, err := c.ctls[0].Status()
 	if err != nil || s.Raft == nil {
@@ -156,7 +92,7 @@ func (c *raftCluster) leader(t *testing.T) string {
 	return s.Raft.Leader
 }
 
-func (c *raftCluster) history(t *testing.T, i int) api.PolicyHistory {
+func (c *haCluster) history(t *testing.T, i int) api.PolicyHistory {
 	t.Helper()
 	var h api.PolicyHistory
 	if err := c.ctls[i].Call("GET", "/v1/policy/history", nil, &h); err != nil {
@@ -192,7 +128,7 @@ func TestPolicyApplyReplicated(t *testing.T) {
 	bad := filepath.Join(dir, "bad")
 	harness.WriteFile(t, filepath.Join(bad, "mesh.hcl"), applyBad)
 
-	c := startRaftCluster(t, dir, policyDir, instances)
+	c := startCluster(t, dir, clusterOptions{Net: 121, PolicyDir: policyDir, Instances: instances, Want: 3})
 	for i, ctl := range c.ctls {
 		s, _ := ctl.Status()
 		if in := s.PolicyInForce; in == nil || in.Source != "directory" || in.Watched {
@@ -350,10 +286,7 @@ func TestPolicyApplyReplicated(t *testing.T) {
 	// Restart all three (all down, then all up): the applied policy stays
 	// in force, not the --policy-dir.
 	v3Versions := waitUpstreams("every replica's sidecar has v3 before the restart", "db", "web")
-	for _, ctl := range c.ctls {
-		ctl.Stop()
-	}
-	c.start(t)
+	c.restartAll()
 	for i, ctl := range c.ctls {
 		// It compiled the policy it kept before hearing from its peers.
 		if !strings.Contains(ctl.Out.String(), "serving the replicated policy as this replica kept it") {

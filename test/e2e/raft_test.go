@@ -1,11 +1,6 @@
 package e2e
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,8 +8,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/weftmesh/weft/core/api"
-	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/test/harness"
 )
 
@@ -38,66 +31,21 @@ service "api" {
 // cluster recovers and the first token is still spent.
 func TestRaftReplicas(t *testing.T) {
 	dir := t.TempDir()
-	plugins := filepath.Join(dir, "plugins")
-	bin, err := os.ReadFile(filepath.Join(binDir, "weft-adapter-file"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	harness.WriteFile(t, filepath.Join(plugins, "weft-adapter-file"), string(bin))
-	if err := os.Chmod(filepath.Join(plugins, "weft-adapter-file"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(bin)
 	instances := filepath.Join(dir, "instances.json")
 	harness.WriteFile(t, instances, `{"instances": [
   {"id": "api-0", "service": "api", "address": "127.0.116.40", "ports": {"app": 8080, "mesh": 21001}, "health": "passing"}
 ]}`)
-	policyDir := filepath.Join(dir, "policy")
-	harness.WriteFile(t, filepath.Join(policyDir, "mesh.hcl"), raftPolicy)
-	key := filepath.Join(dir, "state.key")
-	harness.WriteFile(t, key, "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n")
-	if err := os.Chmod(key, 0o600); err != nil {
+	c := startCluster(t, dir, clusterOptions{Net: 116, PolicyDir: harness.WritePolicy(t, dir, raftPolicy), Instances: instances, Want: 1})
+	ctls, raftAddr := c.ctls, c.raftAddr
+	st, err := ctls[0].Status()
+	if err != nil {
 		t.Fatal(err)
 	}
-	raftAddr := func(i int) string { return fmt.Sprintf("127.0.116.%d:7402", i+1) }
-	ctls := make([]*harness.Controller, 3)
-	for i := range ctls {
-		args := []string{"--policy-dir", policyDir, "--plugin-dir", plugins, "--adapter", "file=" + instances,
-			"--plugin-checksum", "file=sha256:" + hex.EncodeToString(sum[:]),
-			"--raft-dir", filepath.Join(dir, fmt.Sprint("raft", i)), "--raft-addr", raftAddr(i), "--state-key-file", key, "--bootstrap-expect", "3"}
-		for j := range ctls {
-			if j != i {
-				args = append(args, "--join", raftAddr(j))
-			}
-		}
-		o := harness.WeftController(binDir, filepath.Join(dir, fmt.Sprint("data", i)),
-			fmt.Sprintf("127.0.116.%d:7400", i+1), fmt.Sprintf("127.0.116.%d:7401", i+1), args...)
-		o.Process = harness.CtrlC
-		ctls[i] = harness.StartController(t, o)
-	}
-	start := time.Now()
-	var leader string
-	for _, c := range ctls {
-		s := c.WaitFor(t, "a raft leader and the instance", 60*time.Second, func(s *harness.Status) bool {
-			return s.Raft != nil && s.Raft.CanIssue && len(s.Raft.Peers) == 3 && len(s.Instances) == 1
-		})
-		leader = s.Raft.Leader
-	}
-	t.Logf("three replicas formed a cluster in %s; leader %s", time.Since(start).Round(time.Millisecond), leader)
+	leader := st.Raft.Leader
+	t.Logf("leader %s", leader)
 
-	mint := func(c *harness.Controller) string {
-		var out api.JoinTokenResponse
-		if err := c.Call("POST", "/v1/join-tokens", api.JoinTokenRequest{Adapter: "file", Instance: "api-0", Service: "api"}, &out); err != nil {
-			t.Fatal(err)
-		}
-		return out.Token
-	}
-	join := func(c *harness.Controller, tok string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, err := meshClient(t, c).Join(ctx, &meshapi.JoinRequest{InstanceId: "api-0", JoinToken: tok, CsrDer: newCSR(t)})
-		return err
-	}
+	tokens := joinAs{t, "file", "api-0", "api"}
+	mint, join := tokens.mint, tokens.join
 	// One CA: a token minted by replica 0 joins through replica 1, and is
 	// then refused by replica 2 and replica 0.
 	tok := mint(ctls[0])

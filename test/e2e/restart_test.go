@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -45,23 +43,13 @@ intention "client" "api" { action = "allow" }
 // configured adapter has sent its first snapshot (core/controller Run).
 func TestControllerRestartServesEveryAdapter(t *testing.T) {
 	dir := t.TempDir()
-	plugins := filepath.Join(dir, "plugins")
-	bin, err := os.ReadFile(filepath.Join(binDir, "weft-adapter-file"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	harness.WriteFile(t, filepath.Join(plugins, "weft-adapter-file"), string(bin))
-	if err := os.Chmod(filepath.Join(plugins, "weft-adapter-file"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(bin)
 	instances := filepath.Join(dir, "instances.json")
 	harness.WriteFile(t, instances, `{"instances": [
   {"id": "api-file-0", "service": "api", "address": "127.0.79.40", "ports": {"app": 8080, "mesh": 21099, "upstream:store": 9200}, "health": "passing"}
 ]}`)
 	app := filepath.Join(binDir, "weft-demo-app")
 	ctl := harness.StartLocalMesh(t, binDir, dir, restartPolicy, harness.Workload("client", app)+harness.Workload("api", app), "127.0.79.2",
-		"--plugin-dir", plugins, "--adapter", "file="+instances, "--plugin-checksum", "file=sha256:"+hex.EncodeToString(sum[:]))
+		fileAdapterArgs(t, dir, instances)...)
 
 	// Both adapters' instances known, the two local sidecars acknowledged.
 	converged := func(s *harness.Status) bool {
