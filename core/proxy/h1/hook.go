@@ -1,0 +1,107 @@
+package h1
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+)
+
+// Hook sees each exchange of one client connection: it decides on every
+// request head before a byte of it goes upstream, and hears how each
+// exchange ended. A Forwarder without one forwards every request it can
+// parse. A Hook belongs to one connection (ServeConnHook): it may keep
+// that connection's state (the caller's identity) in itself.
+type Hook interface {
+	// Request decides on the parsed head x.Req: Forward (after adding
+	// x.Set to the fields the request carries on, and dropping those
+	// Remove names), Answered (the hook answered with x.Answer), or
+	// HandOff (the connection goes, with the head unread, to another
+	// engine: ServeConnHook returns ErrHandOff).
+	Request(x *Exchange) Verdict
+	// Remove reports whether a field the client sent is dropped from the
+	// request, besides the hop-by-hop ones.
+	Remove(name []byte) bool
+	// Done is called once per exchange that Request saw, and once for a
+	// head the engine refused (x.Refusal set, x.Req not valid).
+	Done(x *Exchange)
+}
+
+// DialFailer is a Hook that answers a request whose upstream could not
+// be dialed itself (with x.Answer), in place of the engine's 502.
+type DialFailer interface {
+	DialFailed(x *Exchange, err error)
+}
+
+// Verdict is a Hook's decision on a request.
+type Verdict uint8
+
+const (
+	Forward Verdict = iota
+	Answered
+	HandOff
+)
+
+// ErrHandOff is what ServeConnHook returns when its hook handed the
+// connection off; Rest then holds the bytes read from it and not used.
+var ErrHandOff = errors.New("the connection is handed to another engine")
+
+// Exchange is one request and its answer, as a Hook sees them. It is
+// reused for the connection's next exchange.
+type Exchange struct {
+	Req *Request
+	// Set are fields the request carries on besides the client's, in
+	// place of any of the same name (set by Request).
+	Set []Field
+	// Status is the status of the response the client got (0: none),
+	// Upstream whether the upstream gave it.
+	Status   int
+	Upstream bool
+	// BytesIn and BytesOut count the request's and the response's body
+	// bytes.
+	BytesIn, BytesOut int64
+	// Refusal says why the engine refused the request (Status is its
+	// answer); "" when it did not.
+	Refusal string
+	s *session
+}
+
+// Answer answers the request with status, the header fields h and body;
+// it keeps the connection open when the request had no body left
+// unread. Call it from Hook.Request (then return Answered) or
+// DialFailer.DialFailed.
+func (x *Exchange) Answer(status int, h []Field, body []byte) {
+	s := x.s
+	w := &s.cw
+	w.b = append(w.b[:0], "HTTP/1.1 "...)
+	w.b = strconv.AppendInt(w.b, int64(status), 10)
+	w.b = append(w.b, ' ')
+	w.b = append(w.b, http.StatusText(status)...)
+	w.b = append(w.b, "\r\n"...)
+	for _, f := range h {
+		w.field(f.Name, f.Value)
+	}
+	w.b = append(w.b, "Content-Length: "...)
+	w.b = strconv.AppendInt(w.b, int64(len(body)), 10)
+	w.b = append(w.b, "\r\n"...)
+	if x.Req.Close || x.Req.framing != bodyNone || x.Req.Upgrade {
+		w.b = append(w.b, "Connection: close\r\n"...)
+			s.answeredClose, w.answered = true, true
+	}
+	w.b = append(w.b, "\r\n"...)
+	if string(x.Req.Method) != http.MethodHead {
+		w.b = append(w.b, body...)
+		x.BytesOut = int64(len(body))
+	}
+	w.sent = true
+	x.Status = status
+	w.flush()
+}
+
+// ServeConnHook is ServeConn with h deciding on each request. When h
+// hands the connection off it returns ErrHandOff with c still open, and
+// rest, the bytes read from c and not used (the head of the request h
+// handed off and what followed it), which the other engine reads first.
+func (f *Forwarder) ServeConnHook(c net.Conn, h Hook) (rest []byte, err error) {
+	return f.serveConn(c, h)
+}
