@@ -888,8 +888,8 @@ type writer struct {
 	c        net.Conn
 	b        []byte
 	n        int64 // body bytes through write
-	sent     bool // bytes of the current response went out
-	answered bool // a refusal went out (fail)
+	sent     bool  // bytes of the current response went out
+	answered bool  // a refusal went out (fail)
 }
 
 func (w *writer) field(name, value []byte) {

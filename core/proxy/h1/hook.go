@@ -63,7 +63,7 @@ type Exchange struct {
 	// Refusal says why the engine refused the request (Status is its
 	// answer); "" when it did not.
 	Refusal string
-	s *session
+	s       *session
 }
 
 // Answer answers the request with status, the header fields h and body;
@@ -86,7 +86,7 @@ func (x *Exchange) Answer(status int, h []Field, body []byte) {
 	w.b = append(w.b, "\r\n"...)
 	if x.Req.Close || x.Req.framing != bodyNone || x.Req.Upgrade {
 		w.b = append(w.b, "Connection: close\r\n"...)
-			s.answeredClose, w.answered = true, true
+		s.answeredClose, w.answered = true, true
 	}
 	w.b = append(w.b, "\r\n"...)
 	if string(x.Req.Method) != http.MethodHead {
