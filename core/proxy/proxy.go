@@ -66,6 +66,12 @@ type Options struct {
 	// configuration that is not that gateway's (a sidecar's, another
 	// gateway's) is refused (gateway.go).
 	Gateway string
+	// HTTP1Engine chooses the engine of the inbound listener's HTTP/1.1
+	// connections: "nethttp" (the default) or "bytes", the byte-level
+	// engine of core/proxy/h1 (inbound_bytes.go says which requests it
+	// serves and which it hands to net/http). Empty: the environment
+	// variable WEFT_HTTP1_ENGINE, else "nethttp".
+	HTTP1Engine string
 }
 
 // Proxy is the sidecar data plane. Create it with New, give it
@@ -126,6 +132,12 @@ func New(o Options) *Proxy {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(o.Log, nil))
 	}
+	engine, err := http1Engine(o)
+	if err != nil {
+		o.Logger.Error(err.Error() + "; serving HTTP/1.1 with " + HTTP1NetHTTP)
+		engine = HTTP1NetHTTP
+	}
+	o.HTTP1Engine = engine
 	force, cancel := context.WithCancel(context.Background())
 	p := &Proxy{
 		opts:        o,

@@ -101,7 +101,11 @@ func traceID(h http.Header) string {
 	if len(v) != 1 {
 		return ""
 	}
-	tp := v[0]
+	return traceIDOf(v[0])
+}
+
+// traceIDOf is traceID of the one traceparent value tp.
+func traceIDOf(tp string) string {
 	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' || (len(tp) > 55 && tp[55] != '-') || tp[:2] == "ff" {
 		return ""
 	}

@@ -60,6 +60,8 @@ type Exchange struct {
 	// BytesIn and BytesOut count the request's and the response's body
 	// bytes.
 	BytesIn, BytesOut int64
+	// Close, set before Answer, has the answer end the connection.
+	Close bool
 	// Refusal says why the engine refused the request (Status is its
 	// answer); "" when it did not.
 	Refusal string
@@ -84,7 +86,7 @@ func (x *Exchange) Answer(status int, h []Field, body []byte) {
 	w.b = append(w.b, "Content-Length: "...)
 	w.b = strconv.AppendInt(w.b, int64(len(body)), 10)
 	w.b = append(w.b, "\r\n"...)
-	if x.Req.Close || x.Req.framing != bodyNone || x.Req.Upgrade {
+	if x.Close || x.Req.Close || x.Req.framing != bodyNone || x.Req.Upgrade {
 		w.b = append(w.b, "Connection: close\r\n"...)
 		s.answeredClose, w.answered = true, true
 	}
