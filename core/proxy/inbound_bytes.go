@@ -336,9 +336,18 @@ func (c *bytesConn) Done(x *h1.Exchange) {
 			}
 			in.p.metrics.shielded.WithLabelValues(KeyInbound, reason).Inc()
 		}
+		method, target := string(x.Req.Method), string(x.Req.Target)
 		in.p.accessLine("access", "inbound", "REFUSED").str("caller", c.callerID).str("dest", st.service).
-			str("reason", x.Refusal).send(in.p)
+			str("method", method).str("target", target).str("reason", x.Refusal).send(in.p)
+		// As net/http decoded the path, when it could.
+		path := target
+		if u, err := url.ParseRequestURI(target); err == nil {
+			path = u.Path
+		}
+		in.p.accessLine("access", "inbound").str("caller", c.callerID).str("dest", st.service).
+			str("method", method).str("path", path).int("status", int64(x.Status)).dur("dur", 0).send(in.p)
 		in.p.metrics.request(dirInbound, c.caller.Service, "", "", x.Status, 0)
+		in.p.stats.caller(c.caller).observe(succeeded(x.Status, "", false), 0)
 		return
 	}
 	c.seen = false
@@ -379,23 +388,38 @@ func (c *bytesConn) dial() (net.Conn, error) {
 	return conn, nil
 }
 
-// DialFailed answers as proxyError does for a refused connection: the
-// retryable signal, and the app taken down at once.
-func (c *bytesConn) DialFailed(x *h1.Exchange, err error) {
+// UpstreamFailed answers as proxyError does a request the app did not
+// answer: the retryable signal when the app refused the connection (and
+// the app is taken down at once) or when the request is safe to repeat;
+// else 502.
+func (c *bytesConn) UpstreamFailed(x *h1.Exchange, err error) {
 	in := c.in
 	st := in.st.Load()
+	msg := fmt.Sprintf("weft: calling the application of %s at %s: %v; is it running and listening there?", st.service, st.appAddr, err)
+	in.p.log.Warn("inbound: calling the application", "err", msg)
 	var de *appDialError
 	if errors.As(err, &de) {
 		in.p.health.refused(de.addr, fmt.Sprintf("connecting to the application at %s: %v", de.addr, de.err))
 	}
-	msg := fmt.Sprintf("weft: calling the application of %s at %s: %v; is it running and listening there?", st.service, st.appAddr, err)
-	in.p.log.Warn("inbound: calling the application", "err", msg)
-	in.p.metrics.unavailable.Inc()
-	x.Answer(http.StatusServiceUnavailable, c.fields(HeaderUnavailable, ValueUnavailableApp, "", ""), errorBody(msg))
+	if de != nil || safeToRepeatMethod(c.view.Method) && x.Req.ContentLength == 0 && !x.Req.Chunked() {
+		in.p.metrics.unavailable.Inc()
+		x.Answer(http.StatusServiceUnavailable, c.fields(HeaderUnavailable, ValueUnavailableApp, "", ""), errorBody(msg))
+		return
+	}
+	x.Answer(http.StatusBadGateway, c.fields("", "", "", ""), errorBody(msg))
+}
+
+// safeToRepeatMethod: safeToRepeat's methods.
+func safeToRepeatMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
 }
 
 // Interface guards.
 var (
 	_ h1.Hook       = (*bytesConn)(nil)
-	_ h1.DialFailer = (*bytesConn)(nil)
+	_ h1.UpstreamFailer = (*bytesConn)(nil)
 )

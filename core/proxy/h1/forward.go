@@ -98,6 +98,7 @@ func (f *Forwarder) serveConn(c net.Conn, h Hook) ([]byte, error) {
 		// Allocates, once per hand-off: the buffer stays with the pool.
 		rest = bytes.Clone(s.cr.buf[s.cr.r:s.cr.w])
 	} else {
+		s.cw.flush() // an answer the engine or the hook wrote
 		if s.cw.answered {
 			s.linger()
 		}
@@ -120,8 +121,8 @@ func (s *session) serve() error {
 		s.x.reset()
 		n, err := s.readRequest()
 		if err != nil {
-			if s.hook != nil && s.x.Refusal != "" {
-				s.hook.Done(&s.x)
+			if s.x.Refusal != "" {
+				s.finish()
 			}
 			return err
 		}
@@ -134,7 +135,10 @@ func (s *session) serve() error {
 				return ErrHandOff
 			case Answered:
 				s.cr.r += n
-				s.hook.Done(&s.x)
+				s.finish()
+				if err := s.cw.flush(); err != nil {
+					return err
+				}
 				if s.answeredClose {
 					return nil
 				}
@@ -143,17 +147,12 @@ func (s *session) serve() error {
 		}
 		if s.up == nil {
 			if err := s.dial(n); err != nil {
-				if s.hook != nil {
-					s.hook.Done(&s.x)
-				}
+				s.finish()
 				return err
 			}
 		}
 		done, err := s.exchange(n)
-		if s.hook != nil {
-			s.x.BytesIn, s.x.BytesOut = s.uw.n, s.cw.n
-			s.hook.Done(&s.x)
-		}
+		s.finish()
 		if err != nil || done {
 			return err
 		}
@@ -314,9 +313,9 @@ func (s *session) resend(headLen int, isHead bool) (int, error) {
 func (s *session) dial(n int) error {
 	up, err := s.f.Dial()
 	if err != nil {
-		if df, ok := s.hook.(DialFailer); ok && n > 0 {
+		if uf, ok := s.hook.(UpstreamFailer); ok && !s.cw.sent {
 			s.cr.r += n
-			df.DialFailed(&s.x, err)
+			uf.UpstreamFailed(&s.x, err)
 			s.answeredClose, s.cw.answered = true, true
 		} else {
 			s.fail(502, "calling the upstream: "+err.Error()+"; is it running?")
@@ -351,10 +350,16 @@ func (s *session) readResponse(isHead, stale bool) (int, error) {
 	}
 }
 
-// upstreamFailed answers 502 and returns err.
+// upstreamFailed answers 502 (or has the hook answer) and returns err.
 func (s *session) upstreamFailed(what string, err error) error {
-	s.fail(http.StatusBadGateway, "calling the upstream: "+what+": "+err.Error())
-	return fmt.Errorf("%s: %w", what, err)
+	err = fmt.Errorf("%s: %w", what, err)
+	if uf, ok := s.hook.(UpstreamFailer); ok && !s.cw.sent {
+		uf.UpstreamFailed(&s.x, err)
+		s.answeredClose, s.cw.answered = true, true
+		return err
+	}
+	s.fail(http.StatusBadGateway, "calling the upstream: "+err.Error())
+	return err
 }
 
 // forwardResponse writes the response head of rn buffered bytes, and its
@@ -420,7 +425,22 @@ func (s *session) forwardResponse(rn int, closeClient bool) error {
 	if p.Close {
 		s.dropUpstream()
 	}
+	if p.Status >= 200 {
+		// Before the last bytes go: what the hook records (metrics,
+		// the access log) is there once the client has the response.
+		s.finish()
+	}
 	return w.flush()
+}
+
+// finish reports the exchange to the hook, once.
+func (s *session) finish() {
+	if s.hook == nil || s.x.done {
+		return
+	}
+	s.x.done = true
+	s.x.BytesIn, s.x.BytesOut = s.uw.n, s.cw.n
+	s.hook.Done(&s.x)
 }
 
 func (s *session) dropUpstream() {
@@ -595,8 +615,7 @@ func (s *session) fail(status int, msg string) {
 	w.b = strconv.AppendInt(w.b, int64(len(body)), 10)
 	w.b = append(w.b, "\r\n\r\n"...)
 	w.b = append(w.b, body...)
-	w.flush()
-	w.answered = true
+	w.answered = true // flushed when the connection ends (serveConn)
 	s.x.Status, s.x.Refusal = status, msg
 }
 

@@ -22,15 +22,20 @@ type Hook interface {
 	// Remove reports whether a field the client sent is dropped from the
 	// request, besides the hop-by-hop ones.
 	Remove(name []byte) bool
-	// Done is called once per exchange that Request saw, and once for a
-	// head the engine refused (x.Refusal set, x.Req not valid).
+	// Done is called once per exchange that Request saw, before the
+	// last bytes of its response go to the client, and once for a head
+	// the engine refused (x.Refusal set; x.Req holds what was parsed
+	// before the refusal, maybe nothing).
 	Done(x *Exchange)
 }
 
-// DialFailer is a Hook that answers a request whose upstream could not
-// be dialed itself (with x.Answer), in place of the engine's 502.
-type DialFailer interface {
-	DialFailed(x *Exchange, err error)
+// UpstreamFailer is a Hook that answers itself (with x.Answer), in place
+// of the engine's 502, a request whose upstream could not be dialed,
+// took the request, or answered nothing (err says which: the Dial
+// error, or a write or read error wrapped), before any byte of a
+// response went to the client. The connection then closes.
+type UpstreamFailer interface {
+	UpstreamFailed(x *Exchange, err error)
 }
 
 // Verdict is a Hook's decision on a request.
@@ -65,6 +70,8 @@ type Exchange struct {
 	// Refusal says why the engine refused the request (Status is its
 	// answer); "" when it did not.
 	Refusal string
+
+	done bool // Done was called
 	s       *session
 }
 
@@ -96,8 +103,7 @@ func (x *Exchange) Answer(status int, h []Field, body []byte) {
 		x.BytesOut = int64(len(body))
 	}
 	w.sent = true
-	x.Status = status
-	w.flush()
+	x.Status = status // the engine flushes it once Done has seen it
 }
 
 // ServeConnHook is ServeConn with h deciding on each request. When h
