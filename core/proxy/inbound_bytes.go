@@ -420,6 +420,6 @@ func safeToRepeatMethod(m string) bool {
 
 // Interface guards.
 var (
-	_ h1.Hook       = (*bytesConn)(nil)
+	_ h1.Hook           = (*bytesConn)(nil)
 	_ h1.UpstreamFailer = (*bytesConn)(nil)
 )

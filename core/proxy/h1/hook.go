@@ -72,7 +72,7 @@ type Exchange struct {
 	Refusal string
 
 	done bool // Done was called
-	s       *session
+	s    *session
 }
 
 // Answer answers the request with status, the header fields h and body;
