@@ -30,7 +30,10 @@ import (
 //     and path (canon.Target) refused or authorized by the intentions and
 //     their L7 permissions on method and path (authz, with the same
 //     http.Request view the rules read in the net/http path);
-//   - rate limits (per caller, per source IP, matched on method and path);
+//   - L7 rules that read headers or the query (the same checks of
+//     repeated and respelled inputs, ruleInputs.check, on an http.Header
+//     built from the fields: on such listeners only, this allocates);
+//   - rate limits (per caller, per source IP, matched as the rules are);
 //   - load shedding (protect's MaxInFlight) and the head, header count
 //     and body limits (h1.Limits from the listener's protect settings);
 //   - X-Weft-Caller and X-Forwarded-Client-Cert set, the owned and the
@@ -43,11 +46,10 @@ import (
 // A request needing anything else is handed, with its connection, to the
 // net/http engine (Verdict HandOff: the connection stays there), so that
 // behaviour never changes with the engine: tracing on, end-user JWT
-// checks, L7 rules that read headers or the query, callers whose
-// forwarded headers are relayed (gateways), the application reported
-// down by its health check (the signal waits for the body), upgrades
-// (WebSocket, h2c) and gRPC's content type. HTTP/2 (ALPN h2) never
-// reaches it.
+// checks, callers whose forwarded headers are relayed (gateways), the
+// application reported down by its health check (the signal waits for
+// the body), upgrades (WebSocket, h2c) and gRPC's content type. HTTP/2
+// (ALPN h2) never reaches it.
 
 // HTTP1 engines (Options.HTTP1Engine).
 const (
@@ -77,8 +79,7 @@ func http1Engine(o Options) (string, error) {
 // bytesServes reports whether the byte-level engine serves requests of
 // a listener in state st (what it does not handle is listed above).
 func (in *inbound) bytesServes(st *inboundState) bool {
-	return !in.p.tracer.Enabled() && st.jwt == nil && len(st.inputs.headers) == 0 &&
-		len(st.inputs.query) == 0 && len(st.forwarders) == 0
+	return !in.p.tracer.Enabled() && st.jwt == nil && len(st.forwarders) == 0
 }
 
 // serveBytes serves an HTTP/1.1 connection with the byte-level engine,
@@ -200,6 +201,18 @@ func (c *bytesConn) Request(x *h1.Exchange) h1.Verdict {
 	c.url = url.URL{RawQuery: r.Query}
 	canon.SetPath(&c.url, bstr(c.path))
 	v.ContentLength = r.ContentLength
+	v.Header = nil
+	readsInput := len(st.inputs.headers) > 0 || len(st.inputs.query) > 0
+	if readsInput {
+		// Rules that read headers or the query see them as in the
+		// net/http path: names canonical as its reader makes them.
+		// This allocates, on such listeners only.
+		v.Header = make(http.Header, len(r.Fields))
+		for _, f := range r.Fields {
+			k := http.CanonicalHeaderKey(string(f.Name))
+			v.Header[k] = append(v.Header[k], string(f.Value))
+		}
+	}
 	c.requestID, c.traceID = c.ids(r)
 	x.Set = x.Set[:0]
 	if !c.keptID {
@@ -213,12 +226,26 @@ func (c *bytesConn) Request(x *h1.Exchange) h1.Verdict {
 		return h1.Answered
 	}
 	c.entered = true
+	in.p.bytesServed.Add(1)
 	if c.caller.Service == "" {
 		c.reason = "weft: the caller's identity is unknown"
 		x.Answer(http.StatusForbidden, c.fields(HeaderDenied, "1", "", ""), errorBody(c.reason))
 		return h1.Answered
 	}
-	if ok, why, _ := st.authz.AuthorizeRequestJWT(c.caller, v, nil, nil); !ok {
+	var query url.Values
+	if readsInput {
+		q, bad := st.inputs.check(v, st.service)
+		if bad != nil {
+			in.p.note(callerSource(c.caller), guard.BadRequest)
+			in.p.accessLine("access", "inbound", "REFUSED").str("caller", c.callerID).str("dest", st.service).
+				str("method", v.Method).str("target", string(r.Target)).str("reason", bad.Error()).str("authority", v.Host).
+				strIf("request_id", c.requestID).strIf("trace_id", c.traceID).send(in.p)
+			x.Answer(http.StatusBadRequest, c.fields("", "", "", ""), errorBody("weft: bad request: "+bad.Error()))
+			return h1.Answered
+		}
+		query = q
+	}
+	if ok, why, _ := st.authz.AuthorizeRequestJWT(c.caller, v, query, nil); !ok {
 		in.p.metrics.denied.WithLabelValues(c.caller.Service).Inc()
 		in.p.note(callerSource(c.caller), guard.Denied)
 		in.p.stats.denied(in.p.stats.caller(c.caller), c.caller, v.Method, strings.Clone(c.url.Path), why) // kept

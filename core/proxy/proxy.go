@@ -96,6 +96,9 @@ type Proxy struct {
 	tap          tapper     // the taps the controller asked for (tap.go)
 	tracer       *tracing.Tracer
 	guard        *guard.Tracker // intrusion signals by source, and blocks (protection.go)
+	// bytesServed counts the requests the byte-level HTTP/1.1 engine
+	// decided on (inbound_bytes.go).
+	bytesServed atomic.Uint64
 
 	mu      sync.Mutex // serializes Apply and Close; guards the fields below
 	sockets map[string]*socket
