@@ -512,6 +512,13 @@ func (s *session) writeRequestHead() {
 		w.b = append(w.b, "\r\n"...)
 	case bodyChunked:
 		w.b = append(w.b, "Transfer-Encoding: chunked\r\n"...)
+	case bodyNone:
+		// The methods that carry a body say when they carry none (as
+		// net/http's client does): some servers wait for one.
+		switch string(r.Method) {
+		case http.MethodPost, http.MethodPut, http.MethodPatch:
+			w.b = append(w.b, "Content-Length: 0\r\n"...)
+		}
 	}
 	if r.Upgrade {
 		w.b = append(w.b, "Connection: Upgrade\r\n"...)
