@@ -47,8 +47,12 @@ type inbound struct {
 	app  *http.Transport
 	h1   *h1pool.Pool // PROTOCOL_HTTP: to the app, falling back to app
 	// bytes: HTTP/1.1 connections go to the byte-level engine first
-	// (inbound_bytes.go).
-	bytes bool
+	// (inbound_bytes.go); idle are its connections waiting for a
+	// request, closed at shutdown.
+	bytes   bool
+	bytesMu sync.Mutex
+	idle    map[*bytesConn]struct{}
+	closing bool
 }
 
 // inboundState is what a config change swaps into a running inbound
@@ -498,6 +502,7 @@ func (in *inbound) proxyError(w http.ResponseWriter, r *http.Request, err error)
 }
 
 func (in *inbound) shutdown(ctx context.Context) {
+	in.closeIdleBytes()
 	if in.http != nil {
 		in.http.shutdown(ctx)
 	}

@@ -85,7 +85,7 @@ func (in *inbound) bytesServes(st *inboundState) bool {
 // serveBytes serves an HTTP/1.1 connection with the byte-level engine,
 // and hands it to the net/http server when a request needs that.
 func (in *inbound) serveBytes(conn *tls.Conn, caller spiffe.Identity) {
-	c := &bytesConn{in: in, caller: caller, callerID: caller.String(), remote: conn.RemoteAddr().String()}
+	c := &bytesConn{in: in, conn: conn, caller: caller, callerID: caller.String(), remote: conn.RemoteAddr().String()}
 	c.view.URL = &c.url
 	c.view.RemoteAddr = c.remote
 	c.view.Proto, c.view.ProtoMajor, c.view.ProtoMinor = "HTTP/1.1", 1, 1
@@ -127,6 +127,7 @@ func (h *handedConn) Read(p []byte) (int, error) {
 // view of the current request that the rules read.
 type bytesConn struct {
 	in       *inbound
+	conn     net.Conn
 	fwd      h1.Forwarder
 	caller   spiffe.Identity
 	callerID string
@@ -403,6 +404,38 @@ func (c *bytesConn) Done(x *h1.Exchange) {
 	}
 }
 
+// Idle notes the connection waiting for a request (or no longer), and
+// refuses to wait once the listener is closing.
+func (c *bytesConn) Idle(idle bool) bool {
+	in := c.in
+	in.bytesMu.Lock()
+	defer in.bytesMu.Unlock()
+	if !idle {
+		delete(in.idle, c)
+		return true
+	}
+	if in.closing {
+		return false
+	}
+	if in.idle == nil {
+		in.idle = map[*bytesConn]struct{}{}
+	}
+	in.idle[c] = struct{}{}
+	return true
+}
+
+// closeIdleBytes closes the byte-level engine's idle connections, and
+// has the others close when their exchange ends, as net/http's Shutdown
+// does its own.
+func (in *inbound) closeIdleBytes() {
+	in.bytesMu.Lock()
+	defer in.bytesMu.Unlock()
+	in.closing = true
+	for c := range in.idle {
+		c.conn.Close()
+	}
+}
+
 // dial reaches the application at the address of the configuration in
 // force.
 func (c *bytesConn) dial() (net.Conn, error) {
@@ -449,4 +482,5 @@ func safeToRepeatMethod(m string) bool {
 var (
 	_ h1.Hook           = (*bytesConn)(nil)
 	_ h1.UpstreamFailer = (*bytesConn)(nil)
+	_ h1.Idler          = (*bytesConn)(nil)
 )

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -162,5 +163,107 @@ func TestInboundEnginesDecideAlike(t *testing.T) {
 			}
 			t.Logf("the byte-level engine decided on %d of %d requests (the rest its parser refused, as net/http's path refuses them)", decided, len(engineCorpus()))
 		})
+	}
+}
+
+// TestInboundEngineChoice: the byte-level engine decides on the requests
+// of a listener whose configuration it serves, and hands the connection
+// to net/http for a request that needs what it does not handle, which
+// is then served as before (the app answers).
+func TestInboundEngineChoice(t *testing.T) {
+	ca := newCA(t)
+	webID := "spiffe://" + td + "/ns/default/svc/web"
+	collector := newCollector(t, false)
+	for _, tc := range []struct {
+		name   string
+		change func(*meshapi.ProxyConfig)
+		head   string
+		alpn   string
+		bytes  bool // the byte-level engine decides
+	}{
+		{name: "plain", head: "GET /x HTTP/1.1\nHost: api", bytes: true},
+		{name: "POST", head: "POST /x HTTP/1.1\nHost: api\nContent-Length: 2", bytes: true},
+		{name: "header rules", change: func(c *meshapi.ProxyConfig) { c.Inbound.Authz = spellingAuthz() }, head: "GET /x HTTP/1.1\nHost: api", bytes: true},
+		{name: "rate limit", change: func(c *meshapi.ProxyConfig) {
+			c.Inbound.RateLimits = []*meshapi.RateLimit{{Name: "l", RequestsPerSecond: 1000, Burst: 1000}}
+		}, head: "GET /x HTTP/1.1\nHost: api", bytes: true},
+		{name: "WebSocket upgrade", head: "GET /x HTTP/1.1\nHost: api\nConnection: Upgrade\nUpgrade: websocket", bytes: false},
+		{name: "h2c upgrade", head: "GET /x HTTP/1.1\nHost: api\nConnection: Upgrade, HTTP2-Settings\nUpgrade: h2c\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA", bytes: false},
+		{name: "gRPC content type", head: "POST /x HTTP/1.1\nHost: api\nContent-Type: application/grpc\nContent-Length: 2", bytes: false},
+		{name: "HTTP/2", head: "GET /x HTTP/1.1\nHost: api", alpn: "h2", bytes: false},
+		{name: "tracing on", change: func(c *meshapi.ProxyConfig) { c.Tracing = tracingConfig(collector.addr, 1, 512, 4096) },
+			head: "GET /x HTTP/1.1\nHost: api", bytes: false},
+		{name: "a gateway's forwarded headers", change: func(c *meshapi.ProxyConfig) { c.Inbound.ForwardingCallers = []string{webID} },
+			head: "GET /x HTTP/1.1\nHost: api\nX-Forwarded-For: 192.0.2.1", bytes: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app := startSeenApp(t, tc.alpn == "h2")
+			lb := &logBuf{}
+			p := proxy.New(proxy.Options{Log: lb, DrainTimeout: 2 * time.Second, HTTP1Engine: proxy.HTTP1Bytes})
+			setCreds(t, p, ca, "api")
+			t.Cleanup(func() { p.Close() })
+			cfg := serverConfig(app.addr, meshapi.Protocol_PROTOCOL_HTTP, allowWeb())
+			if tc.change != nil {
+				tc.change(cfg)
+			}
+			apply(t, p, 1, cfg)
+			in := p.Addr(proxy.KeyInbound).String()
+			if tc.alpn == "h2" {
+				c := &http.Client{Transport: &http.Transport{TLSClientConfig: webTLS(t, ca, "h2"), ForceAttemptHTTP2: true}}
+				resp, err := c.Get("https://" + in + "/x")
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
+					t.Fatalf("over HTTP/2: %s %d", resp.Proto, resp.StatusCode)
+				}
+			} else {
+				body := ""
+				if strings.Contains(tc.head, "Content-Length: 2") {
+					body = "hi"
+				}
+				code, got := rawDo(t, in, webTLS(t, ca, "http/1.1"), tc.head, body)
+				if code != 200 {
+					t.Fatalf("%d %q, want the app's 200", code, got)
+				}
+			}
+			if seen := app.take(); len(seen) != 1 {
+				t.Fatalf("the app saw %d requests, want 1", len(seen))
+			}
+			if got := p.BytesServed() == 1; got != tc.bytes {
+				t.Errorf("the byte-level engine decided on %d requests; want it to decide: %v", p.BytesServed(), tc.bytes)
+			}
+		})
+	}
+}
+
+// TestInboundBytesCloseClosesIdle: closing a proxy closes the byte-level
+// engine's idle keep-alive connections at once, as net/http's Shutdown
+// closes its own, rather than waiting out DrainTimeout.
+func TestInboundBytesCloseClosesIdle(t *testing.T) {
+	ca := newCA(t)
+	app := startSeenApp(t, false)
+	p := proxy.New(proxy.Options{Log: &logBuf{}, DrainTimeout: time.Minute, HTTP1Engine: proxy.HTTP1Bytes})
+	setCreds(t, p, ca, "api")
+	apply(t, p, 1, serverConfig(app.addr, meshapi.Protocol_PROTOCOL_HTTP, allowWeb()))
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: webTLS(t, ca, "http/1.1")}}
+	resp, err := c.Get("https://" + p.Addr(proxy.KeyInbound).String() + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body) // read to its end: the connection stays open
+	resp.Body.Close()
+	if p.BytesServed() != 1 {
+		t.Fatalf("the byte-level engine decided on %d requests, want 1", p.BytesServed())
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	go func() { p.Close(); close(done) }()
+	select {
+	case <-done:
+		t.Logf("Close returned in %s with a keep-alive connection idle", time.Since(start))
+	case <-time.After(wait):
+		t.Fatalf("Close did not return in %s with a keep-alive connection idle (DrainTimeout is a minute)", wait)
 	}
 }

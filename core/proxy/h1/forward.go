@@ -177,6 +177,11 @@ func (s *session) readRequest() (int, error) {
 		s.c.SetReadDeadline(time.Now().Add(f.ReadHeaderTimeout))
 	}
 	started := s.cr.r < s.cr.w
+	idler, idle := s.hook.(Idler)
+	if idle && !started && !idler.Idle(true) {
+		return 0, nil // closing: no next request
+	}
+	idle = idle && !started
 	for {
 		n, perr := ParseRequest(s.cr.buf[s.cr.r:s.cr.w], f.Limits, &s.req)
 		if perr != nil {
@@ -189,7 +194,12 @@ func (s *session) readRequest() (int, error) {
 			}
 			return n, nil
 		}
-		if err := s.cr.fill(f.Limits.MaxHeaderBytes); err != nil {
+		err := s.cr.fill(f.Limits.MaxHeaderBytes)
+		if idle {
+			idle = false
+			idler.Idle(false)
+		}
+		if err != nil {
 			if errors.Is(err, io.EOF) && !started && s.cr.r == s.cr.w {
 				return 0, nil
 			}

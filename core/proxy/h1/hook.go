@@ -38,6 +38,14 @@ type UpstreamFailer interface {
 	UpstreamFailed(x *Exchange, err error)
 }
 
+// Idler is a Hook that hears when its connection waits for the next
+// request with nothing of it read (idle true), and when bytes of it came
+// (idle false): a server closing down closes the idle connections.
+// Idle(true) returning false ends the connection at once.
+type Idler interface {
+	Idle(idle bool) bool
+}
+
 // Verdict is a Hook's decision on a request.
 type Verdict uint8
 
