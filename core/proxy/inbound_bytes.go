@@ -295,7 +295,7 @@ func (c *bytesConn) ids(r *h1.Request) (requestID, traceID string) {
 		c.idBuf = append(c.idBuf[:0], id...)
 		c.keptID = true
 	} else {
-		c.idBuf = append(c.idBuf[:0], newRequestID()...)
+		c.idBuf = appendRequestID(c.idBuf[:0]) // no allocation
 		c.keptID = false
 	}
 	if tps == 1 {
