@@ -468,3 +468,20 @@ func refuse(w http.ResponseWriter, r *http.Request, status, grpcCode int, msg st
 	}
 	http.Error(w, msg, status)
 }
+
+// Enter counts a request in flight for an engine that serves requests
+// without Handler (the sidecar's byte-level HTTP/1.1 engine): false, and
+// nothing counted, when MaxInFlight requests are in flight already; the
+// engine then answers as Handler does and counts the refusal itself.
+// Every Enter that returned true is followed by one Leave.
+func (sh *Shield) Enter() bool {
+	s := sh.cur.Load()
+	if n := sh.inFlight.Add(1); s.MaxInFlight > 0 && n > int64(s.MaxInFlight) {
+		sh.inFlight.Add(-1)
+		return false
+	}
+	return true
+}
+
+// Leave ends a request Enter counted.
+func (sh *Shield) Leave() { sh.inFlight.Add(-1) }

@@ -92,7 +92,11 @@
 //     with underscores for dashes) and their names from Connection, and
 //     sets them again after the reverse proxy's hop-by-hop removal, so
 //     "Connection: X-Weft-Caller" cannot strip them and the app always sees
-//     the verified caller.
+//     the verified caller. With WEFT_HTTP1_ENGINE=bytes (Options.HTTP1Engine)
+//     an HTTP/1.1 connection is served by core/proxy/h1 instead, on the
+//     bytes it read, with the same decisions (inbound_bytes.go says which
+//     features it serves; a request needing another goes, with its
+//     connection, to the net/http server).
 //
 //   - gateway.go: gateway mode (ProxyConfig.gateway): no inbound; one
 //     listener per gateway listener (KeyGateway), ending TLS from outside

@@ -46,6 +46,13 @@ type inbound struct {
 	rp   *httputil.ReverseProxy
 	app  *http.Transport
 	h1   *h1pool.Pool // PROTOCOL_HTTP: to the app, falling back to app
+	// bytes: HTTP/1.1 connections go to the byte-level engine first
+	// (inbound_bytes.go); idle are its connections waiting for a
+	// request, closed at shutdown.
+	bytes   bool
+	bytesMu sync.Mutex
+	idle    map[*bytesConn]struct{}
+	closing bool
 }
 
 // inboundState is what a config change swaps into a running inbound
@@ -78,6 +85,7 @@ func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
 	if sp.proto == meshapi.Protocol_PROTOCOL_HTTP {
 		in.h1 = h1pool.New(dialApp(p.opts.DialTimeout), in.app, 64, 90*time.Second, nil)
 		toApp = in.h1
+		in.bytes = p.opts.HTTP1Engine == HTTP1Bytes
 	}
 	in.rp = &httputil.ReverseProxy{
 		Rewrite:        in.rewrite,
@@ -225,6 +233,10 @@ func (in *inbound) handle(raw net.Conn) bool {
 		}
 		tc.onClose = func() { in.callerConns(caller.Service, -1) }
 	}
+	if in.bytes && conn.ConnectionState().NegotiatedProtocol != "h2" {
+		in.serveBytes(conn, caller)
+		return true
+	}
 	if in.http != nil {
 		if !in.http.ln.push(conn) {
 			conn.Close()
@@ -283,6 +295,9 @@ func (in *inbound) callerConns(svc string, delta int) int {
 }
 
 func (in *inbound) connContext(ctx context.Context, c net.Conn) context.Context {
+	if h, ok := c.(*handedConn); ok { // from the byte-level engine
+		c = h.tls
+	}
 	if tc, ok := c.(*tls.Conn); ok {
 		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
 			if id, err := spiffe.FromCert(certs[0]); err == nil {
@@ -487,6 +502,7 @@ func (in *inbound) proxyError(w http.ResponseWriter, r *http.Request, err error)
 }
 
 func (in *inbound) shutdown(ctx context.Context) {
+	in.closeIdleBytes()
 	if in.http != nil {
 		in.http.shutdown(ctx)
 	}

@@ -65,6 +65,12 @@ type Options struct {
 	// configuration that is not that gateway's (a sidecar's, another
 	// gateway's) is refused (gateway.go).
 	Gateway string
+	// HTTP1Engine chooses the engine of the inbound listener's HTTP/1.1
+	// connections: "nethttp" (the default) or "bytes", the byte-level
+	// engine of core/proxy/h1 (inbound_bytes.go says which requests it
+	// serves and which it hands to net/http). Empty: the environment
+	// variable WEFT_HTTP1_ENGINE, else "nethttp".
+	HTTP1Engine string
 }
 
 // Proxy is the sidecar data plane. Create it with New, give it
@@ -89,6 +95,9 @@ type Proxy struct {
 	tap          tapper     // the taps the controller asked for (tap.go)
 	tracer       *tracing.Tracer
 	guard        *guard.Tracker // intrusion signals by source, and blocks (protection.go)
+	// bytesServed counts the requests the byte-level HTTP/1.1 engine
+	// decided on (inbound_bytes.go).
+	bytesServed atomic.Uint64
 
 	mu      sync.Mutex // serializes Apply and Close; guards the fields below
 	sockets map[string]*socket
@@ -125,6 +134,12 @@ func New(o Options) *Proxy {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(o.Log, nil))
 	}
+	engine, err := http1Engine(o)
+	if err != nil {
+		o.Logger.Error(err.Error() + "; serving HTTP/1.1 with " + HTTP1NetHTTP)
+		engine = HTTP1NetHTTP
+	}
+	o.HTTP1Engine = engine
 	force, cancel := context.WithCancel(context.Background())
 	p := &Proxy{
 		opts:        o,

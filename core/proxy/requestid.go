@@ -72,25 +72,27 @@ func requestID(h http.Header) string {
 // newRequestID is a random version-4 UUID, from the runtime's per-thread
 // generator (math/rand/v2): no lock, no system call.
 func newRequestID() string {
+	var b [36]byte
+	return string(appendRequestID(b[:0]))
+}
+
+// appendRequestID appends a new request ID (newRequestID's) to dst.
+func appendRequestID(dst []byte) []byte {
 	const hex = "0123456789abcdef"
 	hi, lo := rand.Uint64(), rand.Uint64()
 	hi = hi&^(0xf<<12) | 0x4<<12 // version 4
 	lo = lo&^(0x3<<62) | 0x2<<62 // variant 10
-	var b [36]byte
-	j := 0
 	for i := 0; i < 32; i++ {
 		if i == 8 || i == 12 || i == 16 || i == 20 {
-			b[j] = '-'
-			j++
+			dst = append(dst, '-')
 		}
 		v := hi
 		if i >= 16 {
 			v = lo
 		}
-		b[j] = hex[v>>(60-4*(i%16))&15]
-		j++
+		dst = append(dst, hex[v>>(60-4*(i%16))&15])
 	}
-	return string(b[:])
+	return dst
 }
 
 // traceID is the trace ID of h's W3C traceparent
@@ -101,7 +103,11 @@ func traceID(h http.Header) string {
 	if len(v) != 1 {
 		return ""
 	}
-	tp := v[0]
+	return traceIDOf(v[0])
+}
+
+// traceIDOf is traceID of the one traceparent value tp.
+func traceIDOf(tp string) string {
 	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' || (len(tp) > 55 && tp[55] != '-') || tp[:2] == "ff" {
 		return ""
 	}

@@ -197,11 +197,26 @@ func (t *tapper) emit(ev *meshapi.TapEvent, now time.Time) {
 // (denied: why authorization refused it) to the taps it matches. Call it
 // only when tapping.
 func (p *Proxy) tapInbound(r *http.Request, caller spiffe.Identity, service string, w *statusWriter, start time.Time, d time.Duration, denied string) {
+	p.tapInboundView(tapView{method: r.Method, authority: r.Host, path: r.URL.Path, status: w.status(), grpcStatus: w.grpcStatus(),
+		reqBytes: r.ContentLength, respBytes: w.out}, caller, service, start, d, denied)
+}
+
+// tapView is what a tap reads of an inbound request and its response,
+// from either HTTP/1.1 engine.
+type tapView struct {
+	method, authority, path string
+	status                  int
+	grpcStatus              string
+	reqBytes, respBytes     int64
+}
+
+// tapInboundView is tapInbound for a request seen as v.
+func (p *Proxy) tapInboundView(v tapView, caller spiffe.Identity, service string, start time.Time, d time.Duration, denied string) {
 	now := time.Now()
 	ev := &meshapi.TapEvent{
 		UnixNano: start.UnixNano(), Inbound: true, Caller: caller.String(), Callee: service,
-		Method: r.Method, Authority: r.Host, Path: r.URL.Path, Status: uint32(w.status()), GrpcStatus: w.grpcStatus(),
-		LatencyUs: d.Microseconds(), RequestBytes: r.ContentLength, ResponseBytes: w.out, Denied: denied,
+		Method: v.method, Authority: v.authority, Path: v.path, Status: uint32(v.status), GrpcStatus: v.grpcStatus,
+		LatencyUs: d.Microseconds(), RequestBytes: v.reqBytes, ResponseBytes: v.respBytes, Denied: denied,
 	}
 	if ev.TapIds = p.tap.match(ev, caller.Namespace, now); ev.TapIds != nil {
 		p.tap.emit(ev, now)

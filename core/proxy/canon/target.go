@@ -2,6 +2,7 @@ package canon
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -56,4 +57,14 @@ func Target(method, target string) (path, query string, bad *BadRequest) {
 		return "", "", err
 	}
 	return p, query, nil
+}
+
+// SetPath puts p, a canonical escaped path (Target's), on u as
+// Canonicalize leaves a request's URL: Path decoded, RawPath the escaped
+// form when the two differ. Rules read the URL so set (Matcher.Match).
+func SetPath(u *url.URL, p string) {
+	u.Path, u.RawPath = unescapePath(p), p
+	if u.Path == p {
+		u.RawPath = ""
+	}
 }

@@ -11,8 +11,15 @@
 // request, pipelined or not. In steady state it allocates nothing per
 // request (BenchmarkForward).
 //
-// It is not wired into the sidecar yet: core/proxy's inbound and outbound
-// still serve HTTP/1.1 with net/http (issue 18 says what remains).
+// A Hook (ServeConnHook) decides on each parsed request before a byte of
+// it goes upstream: forward it with fields added and removed, answer it
+// itself, or hand the connection, with the bytes read and not used, to
+// another engine; it hears how each exchange ended (status, body bytes)
+// before the response's last bytes go out. UpstreamFailer and Idler are
+// its optional parts. core/proxy's inbound listener uses it behind
+// WEFT_HTTP1_ENGINE=bytes (core/proxy/inbound_bytes.go); the outbound
+// still serves HTTP/1.1 with net/http.
 //
-// Entry points: Forwarder.ServeConn, ParseRequest, ParseResponse.
+// Entry points: Forwarder.ServeConn, Forwarder.ServeConnHook,
+// ParseRequest, ParseResponse.
 package h1

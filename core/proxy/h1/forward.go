@@ -29,6 +29,9 @@ type Forwarder struct {
 	// name the client sent (which cannot have them dropped by naming
 	// them in Connection either).
 	Set []Field
+	// RemoveResponse names header fields taken off every response (and
+	// its trailers), besides the hop-by-hop ones.
+	RemoveResponse []string
 	// Host is the Host field sent for a request that has none (HTTP/1.0
 	// allows that): the upstream's address.
 	Host string
@@ -56,6 +59,10 @@ type session struct {
 	uw     writer // to the upstream
 	req    Request
 	resp   Response
+	hook   Hook     // nil: every request is forwarded
+	x      Exchange // the exchange the hook sees
+	// answeredClose: the hook's answer ends the connection.
+	answeredClose bool
 }
 
 var sessions = sync.Pool{New: func() any {
@@ -73,48 +80,90 @@ var sessions = sync.Pool{New: func() any {
 // connection, since what follows it on c cannot be trusted to start a
 // request.
 func (f *Forwarder) ServeConn(c net.Conn) error {
+	_, err := f.serveConn(c, nil)
+	return err
+}
+
+func (f *Forwarder) serveConn(c net.Conn, h Hook) ([]byte, error) {
 	s := sessions.Get().(*session)
-	s.f, s.c = f, c
+	s.f, s.c, s.hook = f, c, h
+	s.x = Exchange{Req: &s.req, Set: s.x.Set[:0], s: s}
 	s.cr.c, s.cr.r, s.cr.w = c, 0, 0
 	s.cw.c, s.cw.b = c, s.cw.b[:0]
 	s.uw.b, s.reused = s.uw.b[:0], false
-	s.cw.answered = false
+	s.cw.answered, s.answeredClose = false, false
 	err := s.serve()
-	if s.cw.answered {
-		s.linger()
+	var rest []byte
+	if errors.Is(err, ErrHandOff) {
+		// Allocates, once per hand-off: the buffer stays with the pool.
+		rest = bytes.Clone(s.cr.buf[s.cr.r:s.cr.w])
+	} else {
+		s.cw.flush() // an answer the engine or the hook wrote
+		if s.cw.answered {
+			s.linger()
+		}
+		c.Close()
 	}
-	c.Close()
 	if s.up != nil {
 		s.up.Close()
 	}
-	s.f, s.c, s.up, s.cr.c, s.cw.c, s.ur.c, s.uw.c = nil, nil, nil, nil, nil, nil, nil
+	s.f, s.c, s.up, s.cr.c, s.cw.c, s.ur.c, s.uw.c, s.hook = nil, nil, nil, nil, nil, nil, nil, nil
+	s.x = Exchange{Set: s.x.Set[:0]}
 	sessions.Put(s)
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-		return nil
+		return nil, nil
 	}
-	return err
+	return rest, err
 }
 
 func (s *session) serve() error {
 	for {
+		s.x.reset()
 		n, err := s.readRequest()
 		if err != nil {
+			if s.x.Refusal != "" {
+				s.finish()
+			}
 			return err
 		}
 		if n == 0 {
 			return nil // the client closed between requests
 		}
+		if s.hook != nil {
+			switch s.hook.Request(&s.x) {
+			case HandOff:
+				return ErrHandOff
+			case Answered:
+				s.cr.r += n
+				s.finish()
+				if err := s.cw.flush(); err != nil {
+					return err
+				}
+				if s.answeredClose {
+					return nil
+				}
+				continue
+			}
+		}
 		if s.up == nil {
-			if err := s.dial(); err != nil {
+			if err := s.dial(n); err != nil {
+				s.finish()
 				return err
 			}
 		}
 		done, err := s.exchange(n)
+		s.finish()
 		if err != nil || done {
 			return err
 		}
 		s.reused = true
 	}
+}
+
+func (x *Exchange) reset() {
+	s := x.s
+	*x = Exchange{Req: &s.req, Set: x.Set[:0], s: s}
+	s.uw.n, s.cw.n = 0, 0
 }
 
 // readRequest reads and parses the next request head; 0 and no error
@@ -128,6 +177,11 @@ func (s *session) readRequest() (int, error) {
 		s.c.SetReadDeadline(time.Now().Add(f.ReadHeaderTimeout))
 	}
 	started := s.cr.r < s.cr.w
+	idler, idle := s.hook.(Idler)
+	if idle && !started && !idler.Idle(true) {
+		return 0, nil // closing: no next request
+	}
+	idle = idle && !started
 	for {
 		n, perr := ParseRequest(s.cr.buf[s.cr.r:s.cr.w], f.Limits, &s.req)
 		if perr != nil {
@@ -140,7 +194,12 @@ func (s *session) readRequest() (int, error) {
 			}
 			return n, nil
 		}
-		if err := s.cr.fill(f.Limits.MaxHeaderBytes); err != nil {
+		err := s.cr.fill(f.Limits.MaxHeaderBytes)
+		if idle {
+			idle = false
+			idler.Idle(false)
+		}
+		if err != nil {
 			if errors.Is(err, io.EOF) && !started && s.cr.r == s.cr.w {
 				return 0, nil
 			}
@@ -184,7 +243,7 @@ func (s *session) exchange(n int) (done bool, err error) {
 	case bodyLength:
 		err = copyLength(&s.cr, &s.uw, req.ContentLength)
 	case bodyChunked:
-		err = copyChunked(&s.cr, &s.uw, false, s.f.Limits, s.f.Limits.MaxBodyBytes)
+		err = copyChunked(&s.cr, &s.uw, false, s.f.Limits, s.f.Limits.MaxBodyBytes, s.removesRequest)
 	}
 	if err != nil {
 		var pe *Error
@@ -248,7 +307,7 @@ func (s *session) canResend() bool {
 // bytes that the stale one took, then reads the response head.
 func (s *session) resend(headLen int, isHead bool) (int, error) {
 	s.dropUpstream()
-	if err := s.dial(); err != nil {
+	if err := s.dial(0); err != nil {
 		return 0, err
 	}
 	s.uw.b = s.uw.b[:headLen] // flush kept the bytes: nothing was written since
@@ -258,11 +317,19 @@ func (s *session) resend(headLen int, isHead bool) (int, error) {
 	return s.readResponse(isHead, false)
 }
 
-// dial opens a new upstream connection, or answers 502.
-func (s *session) dial() error {
+// dial opens a new upstream connection, or answers 502 (or has the
+// hook answer) the request whose head is the first n buffered bytes (0:
+// the head was sent on a stale connection and is not buffered).
+func (s *session) dial(n int) error {
 	up, err := s.f.Dial()
 	if err != nil {
-		s.fail(502, "calling the upstream: "+err.Error()+"; is it running?")
+		if uf, ok := s.hook.(UpstreamFailer); ok && !s.cw.sent {
+			s.cr.r += n
+			uf.UpstreamFailed(&s.x, err)
+			s.answeredClose, s.cw.answered = true, true
+		} else {
+			s.fail(502, "calling the upstream: "+err.Error()+"; is it running?")
+		}
 		return fmt.Errorf("dialing the upstream: %w", err)
 	}
 	s.up, s.reused = up, false
@@ -293,10 +360,16 @@ func (s *session) readResponse(isHead, stale bool) (int, error) {
 	}
 }
 
-// upstreamFailed answers 502 and returns err.
+// upstreamFailed answers 502 (or has the hook answer) and returns err.
 func (s *session) upstreamFailed(what string, err error) error {
-	s.fail(http.StatusBadGateway, "calling the upstream: "+what+": "+err.Error())
-	return fmt.Errorf("%s: %w", what, err)
+	err = fmt.Errorf("%s: %w", what, err)
+	if uf, ok := s.hook.(UpstreamFailer); ok && !s.cw.sent {
+		uf.UpstreamFailed(&s.x, err)
+		s.answeredClose, s.cw.answered = true, true
+		return err
+	}
+	s.fail(http.StatusBadGateway, "calling the upstream: "+err.Error())
+	return err
 }
 
 // forwardResponse writes the response head of rn buffered bytes, and its
@@ -315,7 +388,8 @@ func (s *session) forwardResponse(rn int, closeClient bool) error {
 	w.b = append(w.b, "\r\n"...)
 	for _, fl := range p.Fields {
 		switch {
-		case hopByHop(fl.Name), fold(fl.Name, "Content-Length"), listed(fl.Name, p.drop):
+		case hopByHop(fl.Name), fold(fl.Name, "Content-Length"), listed(fl.Name, p.drop),
+			s.f.removesResponse(fl.Name):
 			if p.Status == http.StatusSwitchingProtocols && fold(fl.Name, "Upgrade") {
 				break
 			}
@@ -341,6 +415,7 @@ func (s *session) forwardResponse(rn int, closeClient bool) error {
 	w.b = append(w.b, "\r\n"...)
 	if p.Status >= 200 || p.Status == http.StatusSwitchingProtocols {
 		w.sent = true // a failure from here on cannot be answered
+		s.x.Status, s.x.Upstream = p.Status, true
 	}
 	s.ur.r += rn
 	var err error
@@ -348,7 +423,7 @@ func (s *session) forwardResponse(rn int, closeClient bool) error {
 	case bodyLength:
 		err = copyLength(&s.ur, w, p.ContentLength)
 	case bodyChunked:
-		err = copyChunked(&s.ur, w, raw, s.f.Limits, 0)
+		err = copyChunked(&s.ur, w, raw, s.f.Limits, 0, s.f.removesResponse)
 	case bodyClose:
 		err = copyUntilEOF(&s.ur, w)
 	}
@@ -360,7 +435,22 @@ func (s *session) forwardResponse(rn int, closeClient bool) error {
 	if p.Close {
 		s.dropUpstream()
 	}
+	if p.Status >= 200 {
+		// Before the last bytes go: what the hook records (metrics,
+		// the access log) is there once the client has the response.
+		s.finish()
+	}
 	return w.flush()
+}
+
+// finish reports the exchange to the hook, once.
+func (s *session) finish() {
+	if s.hook == nil || s.x.done {
+		return
+	}
+	s.x.done = true
+	s.x.BytesIn, s.x.BytesOut = s.uw.n, s.cw.n
+	s.hook.Done(&s.x)
 }
 
 func (s *session) dropUpstream() {
@@ -405,7 +495,7 @@ func (s *session) writeRequestHead() {
 		case fold(fl.Name, "Trailer") && r.framing != bodyChunked:
 			continue // announces trailers only a chunked body carries
 		}
-		if f.removes(fl.Name) {
+		if s.removesRequest(fl.Name) {
 			continue
 		}
 		w.field(fl.Name, fl.Value)
@@ -422,6 +512,9 @@ func (s *session) writeRequestHead() {
 	for _, fl := range f.Set {
 		w.field(fl.Name, fl.Value)
 	}
+	for _, fl := range s.x.Set {
+		w.field(fl.Name, fl.Value)
+	}
 	switch r.framing {
 	case bodyLength:
 		w.b = append(w.b, "Content-Length: "...)
@@ -429,6 +522,13 @@ func (s *session) writeRequestHead() {
 		w.b = append(w.b, "\r\n"...)
 	case bodyChunked:
 		w.b = append(w.b, "Transfer-Encoding: chunked\r\n"...)
+	case bodyNone:
+		// The methods that carry a body say when they carry none (as
+		// net/http's client does): some servers wait for one.
+		switch string(r.Method) {
+		case http.MethodPost, http.MethodPut, http.MethodPatch:
+			w.b = append(w.b, "Content-Length: 0\r\n"...)
+		}
 	}
 	if r.Upgrade {
 		w.b = append(w.b, "Connection: Upgrade\r\n"...)
@@ -452,6 +552,32 @@ func (f *Forwarder) removes(name []byte) bool {
 
 // hopByHop: the fields that concern one connection only (RFC 9110
 // 7.6.1), which this hop writes itself when it must.
+// removesRequest: a request field (or trailer) the client sent that
+// does not go on: one the Forwarder or the hook removes or sets.
+func (s *session) removesRequest(name []byte) bool {
+	if s.f.removes(name) {
+		return true
+	}
+	if s.hook == nil {
+		return false
+	}
+	for _, fl := range s.x.Set {
+		if bytes.EqualFold(name, fl.Name) {
+			return true
+		}
+	}
+	return s.hook.Remove(name)
+}
+
+func (f *Forwarder) removesResponse(name []byte) bool {
+	for _, n := range f.RemoveResponse {
+		if fold(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
 func hopByHop(name []byte) bool {
 	switch len(name) {
 	case 2:
@@ -506,8 +632,8 @@ func (s *session) fail(status int, msg string) {
 	w.b = strconv.AppendInt(w.b, int64(len(body)), 10)
 	w.b = append(w.b, "\r\n\r\n"...)
 	w.b = append(w.b, body...)
-	w.flush()
-	w.answered = true
+	w.answered = true // flushed when the connection ends (serveConn)
+	s.x.Status, s.x.Refusal = status, msg
 }
 
 // Lingering after a refusal: how long and how much of what the client
@@ -624,7 +750,7 @@ func unexpected(err error) error {
 // copyChunked copies a chunked body and its trailers from r to w, framed
 // anew (chunk extensions are dropped), or, when raw, only the data; a
 // body over maxBody bytes (0: no cap) is refused before its chunk is read.
-func copyChunked(r *reader, w *writer, raw bool, lim Limits, maxBody int64) error {
+func copyChunked(r *reader, w *writer, raw bool, lim Limits, maxBody int64, drop func([]byte) bool) error {
 	var total int64
 	for {
 		line, err := r.line(maxChunkLine)
@@ -679,7 +805,7 @@ func copyChunked(r *reader, w *writer, raw bool, lim Limits, maxBody int64) erro
 		if perr != nil {
 			return perr
 		}
-		if !raw && !hopByHop(fl.Name) && !fold(fl.Name, "Content-Length") && !fold(fl.Name, "Host") {
+		if !raw && !hopByHop(fl.Name) && !fold(fl.Name, "Content-Length") && !fold(fl.Name, "Host") && !drop(fl.Name) {
 			w.field(fl.Name, fl.Value)
 		}
 	}
@@ -797,8 +923,9 @@ func (r *reader) line(max int) ([]byte, error) {
 type writer struct {
 	c        net.Conn
 	b        []byte
-	sent     bool // bytes of the current response went out
-	answered bool // a refusal went out (fail)
+	n        int64 // body bytes through write
+	sent     bool  // bytes of the current response went out
+	answered bool  // a refusal went out (fail)
 }
 
 func (w *writer) field(name, value []byte) {
@@ -811,6 +938,7 @@ func (w *writer) field(name, value []byte) {
 // write adds p, flushing first when it would not fit; a p as large as
 // the buffer goes out directly.
 func (w *writer) write(p []byte) error {
+	w.n += int64(len(p))
 	if len(w.b)+len(p) <= cap(w.b) {
 		w.b = append(w.b, p...)
 		return nil

@@ -55,6 +55,9 @@ type Request struct {
 	drop          [][]byte // names listed in Connection (besides close, keep-alive, upgrade)
 }
 
+// Chunked reports whether the request's body is chunked.
+func (r *Request) Chunked() bool { return r.framing == bodyChunked }
+
 // Response is a parsed response head, in the same buffer terms.
 type Response struct {
 	Status        int
