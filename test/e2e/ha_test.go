@@ -2,17 +2,12 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,85 +41,6 @@ intention "client" "web" { action = "allow" }
 func haWorkloads(webs int) string {
 	app := filepath.Join(binDir, "weft-demo-app")
 	return harness.Workload("client", app, "instances = 2") + harness.Workload("web", app, fmt.Sprintf("instances = %d", webs))
-}
-
-// haTraffic calls web through each client's sidecar, a GET and a POST in
-// turn, one call every 20 ms, and counts what happens.
-type haTraffic struct {
-	urls []string
-	ok   atomic.Int64
-	fail atomic.Int64
-	mu   sync.Mutex
-	errs []string
-}
-
-func (h *haTraffic) run(ctx context.Context) {
-	c := &http.Client{Timeout: 10 * time.Second}
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for i := 0; ; i++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		url := h.urls[i%len(h.urls)]
-		var req *http.Request
-		if i/len(h.urls)%2 == 0 {
-			req, _ = http.NewRequestWithContext(ctx, "GET", url, nil)
-		} else {
-			req, _ = http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(`{"n":`+fmt.Sprint(i)+`}`))
-		}
-		err := h.once(c, req)
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			h.fail.Add(1)
-			h.mu.Lock()
-			if len(h.errs) < 20 {
-				h.errs = append(h.errs, time.Now().Format("15:04:05.000")+" "+req.Method+" "+url+": "+err.Error())
-			}
-			h.mu.Unlock()
-			continue
-		}
-		h.ok.Add(1)
-	}
-}
-
-func (h *haTraffic) once(c *http.Client, req *http.Request) error {
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	var got struct{ Service, Caller string }
-	if resp.StatusCode != 200 || json.Unmarshal(b, &got) != nil || got.Service != "web" || got.Caller != "spiffe://weft.test/ns/default/svc/client" {
-		return fmt.Errorf("%s: %s", resp.Status, b)
-	}
-	return nil
-}
-
-func (h *haTraffic) errors() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.errs)
-}
-
-// waitCalls waits until n more calls than now have succeeded.
-func (h *haTraffic) waitCalls(t *testing.T, what string, n int64) {
-	t.Helper()
-	want := h.ok.Load() + n
-	harness.Eventually(t, what, 30*time.Second, func() error {
-		if h.ok.Load() < want {
-			return fmt.Errorf("%d of %d calls answered, %d failed: %v", h.ok.Load(), want, h.fail.Load(), h.errors())
-		}
-		return nil
-	})
 }
 
 // TestRaftFailoverUnderTraffic is issue 17's end-to-end proof: three
@@ -223,15 +139,15 @@ func TestRaftFailoverUnderTraffic(t *testing.T) {
 			return nil
 		})
 	}
-	traffic := &haTraffic{}
+	traffic := &harness.Traffic{Service: "web", Caller: "spiffe://weft.test/ns/default/svc/client"}
 	for _, c := range clients {
-		traffic.urls = append(traffic.urls, "http://"+net.JoinHostPort(c, "9001")+"/")
+		traffic.URLs = append(traffic.URLs, "http://"+net.JoinHostPort(c, "9001")+"/")
 	}
 	ctx, stopTraffic := context.WithCancel(context.Background())
 	trafficDone := make(chan struct{})
-	go func() { defer close(trafficDone); traffic.run(ctx) }()
+	go func() { defer close(trafficDone); traffic.Run(ctx) }()
 	defer func() { stopTraffic(); <-trafficDone }()
-	traffic.waitCalls(t, "the first calls through the mesh", 50)
+	traffic.WaitCalls(t, "the first calls through the mesh", 50)
 
 	// A join token spent through one replica is refused by the others.
 	tokens := joinAs{t, "local", "web-0", "web"}
@@ -337,7 +253,7 @@ func TestRaftFailoverUnderTraffic(t *testing.T) {
 		t.Logf("the endpoint change reached the caller at %s %s after the workloads file changed (bound 5s; waited %s)", c, time.Since(changed).Round(time.Millisecond), took.Round(time.Millisecond))
 	}
 	all = func() []string { return []string{"client-0", "client-1", "web-0", "web-1"} }
-	traffic.waitCalls(t, "calls after the change", 50)
+	traffic.WaitCalls(t, "calls after the change", 50)
 
 	// Kill the other follower too: the owner is alone, keeps its sidecars
 	// serving, and says it cannot issue.
@@ -382,7 +298,7 @@ func TestRaftFailoverUnderTraffic(t *testing.T) {
 		t.Errorf("weft ca rotate without a quorum: %v, want a failure that names the lost quorum:\n%s", err, out)
 	}
 	t.Logf("weft ca rotate without a quorum fails after %s: %s", time.Since(asked).Round(time.Millisecond), strings.TrimSpace(out))
-	traffic.waitCalls(t, "calls without a quorum", 50)
+	traffic.WaitCalls(t, "calls without a quorum", 50)
 
 	// Restart the leader: quorum is back.
 	restart(leader)
@@ -402,7 +318,7 @@ func TestRaftFailoverUnderTraffic(t *testing.T) {
 		})
 	}
 	sidecars("every sidecar on a live replica", all(), 30*time.Second)
-	traffic.waitCalls(t, "calls after both restarts", 50)
+	traffic.WaitCalls(t, "calls after both restarts", 50)
 
 	// A full restart: every replica SIGKILLed and started again. The
 	// spent token stays spent on every one.
@@ -428,12 +344,12 @@ func TestRaftFailoverUnderTraffic(t *testing.T) {
 		}
 	}
 	sidecars("every sidecar on a replica after the full restart", all(), 30*time.Second)
-	traffic.waitCalls(t, "calls after the full restart", 50)
+	traffic.WaitCalls(t, "calls after the full restart", 50)
 
 	stopTraffic()
 	<-trafficDone
-	t.Logf("steady traffic: %d calls answered, %d failed", traffic.ok.Load(), traffic.fail.Load())
-	if n := traffic.fail.Load(); n != 0 {
-		t.Errorf("%d calls failed, want 0: %v", n, traffic.errors())
+	t.Logf("steady traffic: %d calls answered, %d failed", traffic.Answered(), traffic.Failed())
+	if n := traffic.Failed(); n != 0 {
+		t.Errorf("%d calls failed, want 0: %v", n, traffic.Errors())
 	}
 }

@@ -3,17 +3,13 @@ package nomad
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -298,87 +294,6 @@ func (c *nomadHA) restart(i int) {
 	slices.Sort(c.alive)
 }
 
-// haTraffic calls api through each frontend's sidecar (its upstream
-// listener), a GET and a POST in turn, one call every 20 ms, and counts
-// what happens; a failed call is kept with its time, method, URL and
-// error.
-type haTraffic struct {
-	urls []string
-	ok   atomic.Int64
-	fail atomic.Int64
-	mu   sync.Mutex
-	errs []string
-}
-
-func (h *haTraffic) run(ctx context.Context) {
-	c := &http.Client{Timeout: 10 * time.Second}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for i := 0; ; i++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		url := h.urls[i%len(h.urls)]
-		var req *http.Request
-		if i/len(h.urls)%2 == 0 {
-			req, _ = http.NewRequestWithContext(ctx, "GET", url, nil)
-		} else {
-			req, _ = http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(fmt.Sprintf(`{"n":%d}`, i)))
-		}
-		err := h.once(c, req)
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			h.fail.Add(1)
-			h.mu.Lock()
-			if len(h.errs) < 20 {
-				h.errs = append(h.errs, time.Now().Format("15:04:05.000")+" "+req.Method+" "+url+": "+err.Error())
-			}
-			h.mu.Unlock()
-			continue
-		}
-		h.ok.Add(1)
-	}
-}
-
-func (h *haTraffic) once(c *http.Client, req *http.Request) error {
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if err != nil {
-		return err
-	}
-	var got struct{ Service, Caller string }
-	if resp.StatusCode != 200 || json.Unmarshal(b, &got) != nil || got.Service != "api" || got.Caller != "spiffe://weft.test/ns/default/svc/frontend" {
-		return fmt.Errorf("%s: %s", resp.Status, b)
-	}
-	return nil
-}
-
-func (h *haTraffic) errors() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.errs)
-}
-
-// waitCalls waits (30s at most) until n more calls than now succeeded.
-func (h *haTraffic) waitCalls(t *testing.T, what string, n int64) {
-	t.Helper()
-	want := h.ok.Load() + n
-	harness.Eventually(t, what, 30*time.Second, func() error {
-		if h.ok.Load() < want {
-			return fmt.Errorf("%d of %d calls answered, %d failed: %v", h.ok.Load(), want, h.fail.Load(), h.errors())
-		}
-		return nil
-	})
-}
-
 // haPolicyV2 is the policy `weft policy apply` sets through a survivor:
 // a route on api named "extra" (retries) and a service extra (no
 // allocation runs it) allowed to call api. It changes every sidecar's
@@ -480,17 +395,17 @@ func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 	c.agree("every replica to see every sidecar ACKed", all, 30*time.Second)
 
 	// The traffic: each frontend's upstream listener for api.
-	traffic := &haTraffic{}
+	traffic := &harness.Traffic{Service: "api", Caller: "spiffe://weft.test/ns/default/svc/frontend"}
 	for _, f := range fronts {
 		admin := fmt.Sprintf("127.0.0.1:%d", port(f, "admin"))
 		waitEndpoints(t, admin, "the frontend "+f.ID+" to have both apis", 30*time.Second, time.Now(), instanceIDs(apis, "api"))
-		traffic.urls = append(traffic.urls, fmt.Sprintf("http://127.0.0.1:%d/", port(f, "upstream_api")))
+		traffic.URLs = append(traffic.URLs, fmt.Sprintf("http://127.0.0.1:%d/", port(f, "upstream_api")))
 	}
 	ctx, stopTraffic := context.WithCancel(context.Background())
 	trafficDone := make(chan struct{})
-	go func() { defer close(trafficDone); traffic.run(ctx) }()
+	go func() { defer close(trafficDone); traffic.Run(ctx) }()
 	defer func() { stopTraffic(); <-trafficDone }()
-	traffic.waitCalls(t, "the first calls through the mesh", 50)
+	traffic.WaitCalls(t, "the first calls through the mesh", 50)
 
 	// SIGKILL the leader: the sidecars it served move to survivors (they
 	// need no leader for that), and the survivors elect a new one.
@@ -511,7 +426,7 @@ func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 	for _, i := range c.alive {
 		c.ready(i) // Nomad would keep the survivors' allocations healthy
 	}
-	traffic.waitCalls(t, "calls after the kill", 50)
+	traffic.WaitCalls(t, "calls after the kill", 50)
 
 	// Without the old leader, a third api allocation joins: a survivor's
 	// own nomad adapter learns it and checks its workload identity, its
@@ -536,7 +451,7 @@ func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 	c.agree("every survivor to know the five instances, passing, every sidecar ACKed", all, 30*time.Second)
 	t.Logf("the third api joined replica %d and reached both frontends %s after the job was scaled (Nomad placing and starting it included)",
 		after[third].replica, time.Since(scaled).Round(time.Millisecond))
-	traffic.waitCalls(t, "calls after the scale-up", 50)
+	traffic.WaitCalls(t, "calls after the scale-up", 50)
 
 	// weft policy apply through a survivor (a follower when one is left,
 	// so the write is forwarded to the new leader) reaches every sidecar.
@@ -634,7 +549,7 @@ func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 	})
 	t.Logf("every sidecar renewed through a survivor: a leaf of the new root %s after the rotation was asked (bound 10s; waited %s)",
 		time.Since(rotated).Round(time.Millisecond), renewed.Round(time.Millisecond))
-	traffic.waitCalls(t, "calls after the rotation", 50)
+	traffic.WaitCalls(t, "calls after the rotation", 50)
 
 	// The killed replica restarts and rejoins: three peers, the applied
 	// policy, the rotated roots, the same five instances from its own
@@ -655,12 +570,12 @@ func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 	}
 	c.agree("every replica, the restarted one too, to know the five instances", all, 30*time.Second)
 	c.sidecars("every sidecar on a live replica", all, 10*time.Second)
-	traffic.waitCalls(t, "calls after the restart", 50)
+	traffic.WaitCalls(t, "calls after the restart", 50)
 
 	stopTraffic()
 	<-trafficDone
-	t.Logf("steady traffic: %d calls answered, %d failed", traffic.ok.Load(), traffic.fail.Load())
-	if n := traffic.fail.Load(); n != 0 {
-		t.Errorf("%d calls failed, want 0: %v", n, traffic.errors())
+	t.Logf("steady traffic: %d calls answered, %d failed", traffic.Answered(), traffic.Failed())
+	if n := traffic.Failed(); n != 0 {
+		t.Errorf("%d calls failed, want 0: %v", n, traffic.Errors())
 	}
 }
