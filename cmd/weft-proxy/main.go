@@ -181,22 +181,7 @@ func run(ctx context.Context, o options) error {
 	if err := checkRequired(o); err != nil {
 		return err
 	}
-	// Bad logging flags are usage errors, found before anything starts.
-	accessFormat, err := proxy.ParseAccessLogFormat(o.accessLog)
-	if err != nil {
-		return err
-	}
-	if _, err := o.log.Logger(io.Discard); err != nil {
-		return err
-	}
-	controllers := o.controllers
-	if len(controllers) == 0 {
-		controllers = []string{os.Getenv(controllersEnv)}
-	}
-	if controllers, err = control.ParseControllers(controllers); err != nil {
-		return fmt.Errorf("--controller (or $%s): %w", controllersEnv, err)
-	}
-	bundle, err := readTrustBundle(o.trustBundle)
+	accessFormat, controllers, bundle, err := readCommon(o)
 	if err != nil {
 		return err
 	}
@@ -279,6 +264,28 @@ func credentialSource(o options) (func() (string, error), error) {
 	default:
 		return nil, fmt.Errorf("--credential-adapter %s needs --credential-env or --credential-file", o.credAdapter)
 	}
+}
+
+// readCommon reads the flags every mode of weft-proxy shares (access
+// log format, logging, controllers, trust bundle): bad ones are usage
+// errors, found before anything starts.
+func readCommon(o options) (proxy.AccessLogFormat, []string, *x509.CertPool, error) {
+	accessFormat, err := proxy.ParseAccessLogFormat(o.accessLog)
+	if err != nil {
+		return accessFormat, nil, nil, err
+	}
+	if _, err := o.log.Logger(io.Discard); err != nil {
+		return accessFormat, nil, nil, err
+	}
+	controllers := o.controllers
+	if len(controllers) == 0 {
+		controllers = []string{os.Getenv(controllersEnv)}
+	}
+	if controllers, err = control.ParseControllers(controllers); err != nil {
+		return accessFormat, nil, nil, fmt.Errorf("--controller (or $%s): %w", controllersEnv, err)
+	}
+	bundle, err := readTrustBundle(o.trustBundle)
+	return accessFormat, controllers, bundle, err
 }
 
 func readTrustBundle(path string) (*x509.CertPool, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/weftmesh/weft/core/logging"
 	"github.com/weftmesh/weft/core/proxy"
-	"github.com/weftmesh/weft/core/proxy/control"
 	"github.com/weftmesh/weft/core/version"
 )
 
@@ -113,21 +111,7 @@ func runNode(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	accessFormat, err := proxy.ParseAccessLogFormat(o.accessLog)
-	if err != nil {
-		return err
-	}
-	if _, err := o.log.Logger(io.Discard); err != nil {
-		return err
-	}
-	controllers := o.controllers
-	if len(controllers) == 0 {
-		controllers = []string{os.Getenv(controllersEnv)}
-	}
-	if controllers, err = control.ParseControllers(controllers); err != nil {
-		return fmt.Errorf("--controller (or $%s): %w", controllersEnv, err)
-	}
-	bundle, err := readTrustBundle(o.trustBundle)
+	accessFormat, controllers, bundle, err := readCommon(o)
 	if err != nil {
 		return err
 	}
@@ -228,21 +212,7 @@ func runDiscovering(ctx context.Context, o options) error {
 	if err := checkDiscover(o); err != nil {
 		return err
 	}
-	accessFormat, err := proxy.ParseAccessLogFormat(o.accessLog)
-	if err != nil {
-		return err
-	}
-	if _, err := o.log.Logger(io.Discard); err != nil {
-		return err
-	}
-	controllers := o.controllers
-	if len(controllers) == 0 {
-		controllers = []string{os.Getenv(controllersEnv)}
-	}
-	if controllers, err = control.ParseControllers(controllers); err != nil {
-		return fmt.Errorf("--controller (or $%s): %w", controllersEnv, err)
-	}
-	bundle, err := readTrustBundle(o.trustBundle)
+	accessFormat, controllers, bundle, err := readCommon(o)
 	if err != nil {
 		return err
 	}
