@@ -2,15 +2,12 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -142,40 +139,13 @@ func caRoots(t *testing.T, ctl *harness.Controller) api.RootsReport {
 	return r
 }
 
-// presentedLeaf dials a sidecar's mesh port and returns the certificate
-// chain it presents. The sidecar then refuses us (we show no certificate):
-// with TLS 1.3 the client side of the handshake is done by then.
-func presentedLeaf(addr string) ([]*x509.Certificate, error) {
-	var chain []*x509.Certificate
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	conn, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{
-		InsecureSkipVerify: true, // the chain is checked by the caller
-		MinVersion:         tls.VersionTLS13,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			chain = cs.PeerCertificates
-			return nil
-		},
-	})
-	if conn != nil {
-		conn.Close()
-	}
-	if len(chain) == 0 {
-		return nil, fmt.Errorf("no certificate from %s: %v", addr, err)
-	}
-	return chain, nil
-}
+// presentedLeaf is the chain a sidecar's mesh port presents.
+func presentedLeaf(addr string) ([]*x509.Certificate, error) { return harness.PresentedChain(addr) }
 
+// readRoot reads a PEM root certificate; a failure fails the test.
 func readRoot(t *testing.T, path string) *x509.Certificate {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		t.Fatalf("no PEM in %s", path)
-	}
-	c, err := x509.ParseCertificate(blk.Bytes)
+	c, err := harness.ReadCertPEM(path)
 	if err != nil {
 		t.Fatal(err)
 	}
