@@ -225,7 +225,10 @@ func TestControlPlaneReplicasSmoke(t *testing.T) {
 	if n != shape.Sidecars || len(r.RSSMiB) != 3 || r.RSSMiB[0] <= 0 {
 		t.Errorf("sidecars per replica %v, RSS %v", r.SidecarsPerReplica, r.RSSMiB)
 	}
-	if r.Changes != 5 || r.ChangeP50Ms <= 0 || r.ChangeMaxMs < r.ChangeP99Ms || r.ChangeP99Ms < r.ChangeP50Ms || r.CPUPerChangeMs <= 0 {
+	// CPU is read in clock ticks (10 ms): five changes of a 60-endpoint
+	// file, sent as deltas, may well cost less than one, so 0 is a fair
+	// reading here; a negative one is a bug.
+	if r.Changes != 5 || r.ChangeP50Ms <= 0 || r.ChangeMaxMs < r.ChangeP99Ms || r.ChangeP99Ms < r.ChangeP50Ms || r.CPUPerChangeMs < 0 || r.AdapterCPUPerChangeMs > r.CPUPerChangeMs {
 		t.Errorf("change figures %+v", r)
 	}
 	if r.LeaderSidecars == 0 {
