@@ -1069,7 +1069,7 @@ func (s *Server) Status() []StreamStatus {
 			out = append(out, StreamStatus{
 				Instance: id, Identity: st.identity.String(), Version: s.configs[id].version,
 				AckedVersion: st.acked, RejectedVersion: st.rejected, RejectError: st.errText,
-				ConnectedSince: st.since.UTC().Format(time.RFC3339),
+				ConnectedSince: st.since.UTC().Format(time.RFC3339Nano),
 				ProxyVersion:   st.proxyVersion, ClockSkewMs: st.skew.Milliseconds(),
 			})
 			if st.certNotAfter > 0 {

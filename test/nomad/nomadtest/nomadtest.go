@@ -179,6 +179,13 @@ ports {
 acl {
   enabled = %t
 }
+# Every test client of the agent comes from 127.0.0.1: the conformance
+# tests' adapters (each holding blocking queries), reverse proxies and
+# Nomad API clients together passed Nomad's default 100 connections per
+# client address once under load (429 "too many concurrent connections").
+limits {
+  http_max_conns_per_client = 1000
+}
 client {
   min_dynamic_port = %d
   max_dynamic_port = %d
