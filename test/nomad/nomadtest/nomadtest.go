@@ -96,6 +96,10 @@ type Agent struct {
 
 	proc  *harness.Process
 	ports *portSlice
+
+	clientMu sync.Mutex
+	client   *api.Client // Client's, made again when Token changes
+	clientOf string      // the token client carries
 }
 
 // agentProcess: the agent runs in a process group of its own and has 15s
@@ -297,12 +301,24 @@ func (a *Agent) BridgeReady() error {
 	return errors.New("the Nomad node reports no bridge network: is the kernel's bridge module loaded (modprobe bridge)? see the agent's log")
 }
 
-// Client returns an API client with the management token.
+// Client returns the agent's API client with the management token. It is
+// one client, shared: a client each call kept up to three idle keep-alive
+// connections each for 90 s, and a package's tests piled them past the
+// agent's limit of connections per address.
 func (a *Agent) Client() *api.Client {
+	a.clientMu.Lock()
+	defer a.clientMu.Unlock()
+	if a.client != nil && a.clientOf == a.Token {
+		return a.client
+	}
 	c, err := api.NewClient(&api.Config{Address: a.Addr, SecretID: a.Token})
 	if err != nil {
 		panic(err) // only a malformed address fails, and Addr is ours
 	}
+	if a.client != nil {
+		a.client.Close()
+	}
+	a.client, a.clientOf = c, a.Token
 	return c
 }
 
@@ -447,6 +463,7 @@ func (a *Agent) Close() {
 			return nil
 		})
 	}
+	c.Close()
 	a.proc.Stop()
 	a.ports.release()
 	os.RemoveAll(a.Dir)
