@@ -252,7 +252,7 @@ func serveConns(t testing.TB, handle func(c net.Conn)) net.Addr {
 
 // grpcApp runs the gRPC health service; every unary call answers with a
 // header x-seen-caller echoing the x-weft-caller metadata it received.
-func grpcApp(t *testing.T) net.Addr {
+func grpcApp(t testing.TB) net.Addr {
 	t.Helper()
 	ln := listen(t)
 	echo := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
