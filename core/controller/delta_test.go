@@ -18,7 +18,9 @@ import (
 
 // holder is a listener that keeps what the builds say, as a config
 // server does.
-type holder struct{ configs map[string]*meshapi.ProxyConfig }
+type holder struct {
+	configs map[string]*meshapi.ProxyConfig
+}
 
 func (h *holder) Publish(b Build) int {
 	if b.Full {

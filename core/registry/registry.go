@@ -25,6 +25,9 @@ type Entry struct {
 type record struct {
 	in  model.Instance
 	rev uint64
+	// mark is the generation of the adapter's snapshot that last held
+	// the record (replace).
+	mark uint64
 }
 
 // Problem is a record that was skipped.
@@ -73,7 +76,8 @@ const maxJournal = 1 << 14
 // registry must remember to apply the adapter's next delta as its next
 // whole snapshot would be applied.
 type snapshot struct {
-	recs map[string]record
+	recs map[string]*record
+	gen  uint64 // replace's generation
 	// order is the IDs of recs, sorted, when sorted is set (Entries sorts
 	// them again after IDs came or went).
 	order  []string
@@ -126,75 +130,87 @@ func duplicateOf(adapter, id, owner string) Problem {
 	return Problem{adapter, id, fmt.Errorf("instance ID %q is already reported by adapter %s; instance IDs must be unique across adapters", id, owner), model.ReasonDuplicateID}
 }
 
-// replace takes s whole.
+// replace takes s whole. It changes the adapter's records in place:
+// every record s holds is marked with a new generation, and those left
+// unmarked are gone; only new and changed records are allocated.
 func (r *Registry) replace(s model.Snapshot) (changed bool, problems []Problem) {
-	// Each record keeps its revision when the adapter's previous snapshot
-	// held the same record under its ID (that record was valid, so it is
-	// not validated again); a new or different one gets the next revision.
-	old, known := r.snaps[s.Adapter]
-	if old == nil {
-		old = &snapshot{}
+	snap, known := r.snaps[s.Adapter]
+	if snap == nil {
+		snap = &snapshot{recs: map[string]*record{}}
+		r.snaps[s.Adapter] = snap
 	}
-	next := r.rev + 1
-	recs := make(map[string]record, len(s.Instances))
+	snap.gen++
+	gen, next := snap.gen, r.rev+1
 	var refused map[string]model.Instance
 	var changes []Key
-	fresh, dups := false, false
-	seen := make(map[string]bool, len(s.Instances))
+	// skipped are the IDs of records skipped so far: a record after one
+	// of them holds an ID twice too.
+	var skipped map[string]bool
+	dups := false
+	skip := func(id string) {
+		if skipped == nil {
+			skipped = map[string]bool{}
+		}
+		skipped[id] = true
+	}
 	for _, in := range s.Instances {
 		in.Namespace = in.NS()
-		// A delta keys records by ID: none may follow a snapshot that
-		// holds one twice, whether the second record is valid or not.
-		dups = dups || seen[in.ID]
-		seen[in.ID] = true
-		prev, had := old.recs[in.ID]
-		same := had && sameInstance(prev.in, in)
+		prev := snap.recs[in.ID]
+		taken := prev != nil && prev.mark == gen // earlier in s
+		dups = dups || taken || skipped[in.ID]
+		// A record the adapter reported before unchanged (or the same
+		// as the one taken earlier in s) was valid: not validated again.
+		same := prev != nil && sameInstance(prev.in, in)
 		if !same {
 			if err := in.Validate(); err != nil {
 				problems = append(problems, Problem{s.Adapter, in.ID, err, model.DropReason(err)})
+				skip(in.ID)
 				continue
 			}
 		}
-		if _, dup := recs[in.ID]; dup {
+		if taken {
 			problems = append(problems, Problem{s.Adapter, in.ID, fmt.Errorf("instance ID %q appears twice in the snapshot; the first record is kept", in.ID), model.ReasonDuplicateID})
 			continue
 		}
 		// An ID this adapter's last snapshot held is no other adapter's:
 		// the others were refused it while this one had it.
-		if !had {
+		if prev == nil {
 			if a, ok := r.owner(s.Adapter, in.ID); ok {
 				problems = append(problems, duplicateOf(s.Adapter, in.ID, a))
 				if refused == nil {
 					refused = map[string]model.Instance{}
 				}
 				refused[in.ID] = in
+				skip(in.ID)
 				continue
 			}
 		}
-		if same {
-			recs[in.ID] = prev
+		switch {
+		case same:
+			prev.mark = gen
 			continue
+		case prev != nil:
+			*prev = record{in: in, rev: next, mark: gen}
+		default:
+			snap.recs[in.ID] = &record{in: in, rev: next, mark: gen}
+			snap.sorted = false
 		}
-		fresh = true
-		recs[in.ID] = record{in: in, rev: next}
 		changes = append(changes, Key{s.Adapter, in.ID})
 	}
-	for id := range old.recs {
-		if _, ok := recs[id]; !ok {
+	for id, rec := range snap.recs {
+		if rec.mark != gen {
+			delete(snap.recs, id)
+			snap.sorted = false
 			changes = append(changes, Key{s.Adapter, id})
 		}
 	}
-	snap := &snapshot{recs: recs, seq: s.Seq, problems: problems, refused: refused}
+	snap.seq, snap.problems, snap.refused = s.Seq, problems, refused
 	if dups {
-		snap.seq = 0
+		snap.seq = 0 // a delta keys records by ID: none may follow
 	}
-	if known && !fresh && len(recs) == len(old.recs) {
-		// The same records: keep the sorted order too.
-		snap.order, snap.sorted = old.order, old.sorted
-		r.snaps[s.Adapter] = snap
+	if known && len(changes) == 0 {
 		return false, problems
 	}
-	r.snaps[s.Adapter] = snap
 	r.commit(next, changes)
 	return true, problems
 }
@@ -241,7 +257,11 @@ func (r *Registry) applyDelta(old *snapshot, s model.Snapshot) (changed bool, pr
 			old.sorted = false
 		}
 		delete(old.refused, in.ID)
-		old.recs[in.ID] = record{in: in, rev: next}
+		if had {
+			*prev = record{in: in, rev: next, mark: prev.mark}
+		} else {
+			old.recs[in.ID] = &record{in: in, rev: next, mark: old.gen}
+		}
 		changes = append(changes, Key{s.Adapter, in.ID})
 	}
 	for _, in := range d.Upserts {
