@@ -84,6 +84,11 @@ func ConfigServer(s *meshserver.Server) Listener { return configServer{s} }
 type configServer struct{ s *meshserver.Server }
 
 func (c configServer) Publish(b Build) int {
+	// Versions begin with the policy's index, so that they compare
+	// across replicas (meshserver.SetPolicyIndex).
+	if b.Policy != nil {
+		c.s.SetPolicyIndex(b.Policy.Index)
+	}
 	if b.Full {
 		return c.s.Update(b.Configs)
 	}

@@ -236,6 +236,13 @@ type stream struct {
 	reportedAt   time.Time
 }
 
+// appliedVersion is the version the sidecar says it applied last.
+func (st *stream) appliedVersion() uint64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.acked
+}
+
 // noteSelf keeps what req says of the sidecar. st.mu held.
 func (st *stream) noteSelf(req *meshapi.ConfigRequest) {
 	if req.GetSentUnixMs() == 0 {
@@ -253,11 +260,15 @@ type Server struct {
 	meshapi.UnimplementedMeshServer
 	o Options
 
-	mu      sync.Mutex
-	next    uint64
-	configs map[string]versioned
-	streams map[string]map[*stream]struct{}
-	trust   *meshapi.TrustBundle // stamped into every configuration
+	mu sync.Mutex
+	// next counts the configurations stamped; policyIndex is the index
+	// of the policy they are compiled from (SetPolicyIndex). A version is
+	// both (version).
+	next        uint64
+	policyIndex uint64
+	configs     map[string]versioned
+	streams     map[string]map[*stream]struct{}
+	trust       *meshapi.TrustBundle // stamped into every configuration
 	// crosses are the cross-signed roots the CA's chains carried while
 	// this server ran. They stay in the controller's own chain after their
 	// roots retire, so a sidecar started with a bootstrap bundle from
@@ -406,6 +417,36 @@ func (sc *servingCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return sc.cert, nil
 }
 
+// Configuration versions compare across controller replicas. A version is
+// the replicated log's index of the policy a configuration was compiled
+// from, in its high 32 bits, then a count of this server's stamps in the
+// low 32: a configuration of a newer policy is newer on every replica,
+// whatever each one's count. A sidecar that moves to a replica that has
+// not yet applied the policy it holds gets nothing older from it
+// (StreamConfig holds the configuration back) and, once that replica
+// applies the policy, a version above the one it holds: the replica's
+// count is raised past the sidecar's when it subscribes
+// (raiseAboveLocked). Without a replicated policy the index is 0 and a
+// version is the count, as before. A count past 2^32 stamps (more than
+// a hundred years at one a second) would reach into the index.
+const countMask = 1<<32 - 1
+
+// policyIndexOf is the policy index a version begins with.
+func policyIndexOf(version uint64) uint64 { return version >> 32 }
+
+// version is the version of the configurations stamped now. s.mu held.
+func (s *Server) version() uint64 { return s.policyIndex<<32 | s.next&countMask }
+
+// SetPolicyIndex says that the configurations published from now on are
+// compiled from the policy applied at the replicated log's index (0: a
+// policy read from files). The controller calls it before it publishes a
+// build.
+func (s *Server) SetPolicyIndex(index uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.policyIndex = index & countMask
+}
+
 // Update replaces the configurations. Those that changed get a new version
 // and their streams are woken; instances that are gone are dropped (their
 // sidecars keep their last configuration). Update sets the trust bundle of
@@ -463,6 +504,7 @@ func (s *Server) publish(cfgs map[string]*meshapi.ProxyConfig, removed []string,
 		}
 	}
 	s.next++
+	version := s.version()
 	for _, it := range items {
 		old, ok := s.configs[it.id]
 		if ok && old.sum == it.sum {
@@ -475,7 +517,7 @@ func (s *Server) publish(cfgs map[string]*meshapi.ProxyConfig, removed []string,
 			it.sum, enc = digest(it.cfg, nil)
 			it.body = frame(enc)
 		}
-		s.configs[it.id] = versioned{version: s.next, cfg: it.cfg, sum: it.sum, msg: stamp(it.body, s.next)}
+		s.configs[it.id] = versioned{version: version, cfg: it.cfg, sum: it.sum, msg: stamp(it.body, version)}
 		changed++
 		for st := range s.streams[it.id] {
 			select {
@@ -518,6 +560,7 @@ func (s *Server) RootsChanged() {
 	}
 	s.trust = trust
 	s.next++
+	version := s.version()
 	var buf []byte
 	for id, v := range s.configs {
 		// A copy: streams may be sending the old one right now.
@@ -525,7 +568,7 @@ func (s *Server) RootsChanged() {
 		cfg.Trust = trust
 		var sum [sha256.Size]byte
 		sum, buf = digest(cfg, buf)
-		s.configs[id] = versioned{version: s.next, cfg: cfg, sum: sum, msg: stamp(frame(buf), s.next)}
+		s.configs[id] = versioned{version: version, cfg: cfg, sum: sum, msg: stamp(frame(buf), version)}
 		for st := range s.streams[id] {
 			select {
 			case st.wake <- struct{}{}:
@@ -910,7 +953,10 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 	}()
 	var gapDone <-chan time.Time
 	for {
-		if v, ok := s.current(st.instance); ok && v.version != sent {
+		// A version older than the one the sidecar applied is not sent:
+		// this replica has not applied the policy the sidecar holds yet
+		// (raiseAboveLocked), and the sidecar would refuse it.
+		if v, ok := s.current(st.instance); ok && v.version != sent && v.version >= st.appliedVersion() {
 			if v.cfg.Service != id.Service || v.cfg.Namespace != id.Namespace {
 				return status.Errorf(codes.PermissionDenied, "identity %s may not receive the configuration of instance %q (service %s/%s)", id, st.instance, v.cfg.Namespace, v.cfg.Service)
 			}
@@ -951,20 +997,27 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 // instance's configuration whose version is not above it is stamped again
 // with a new one (same content), so the sidecar never sees a version go
 // backwards. Called with s.mu held.
+//
+// Only within one policy: a configuration compiled from an older policy
+// than the one the sidecar applied (this replica has not applied the
+// newest yet) keeps its version, which the stream does not send (it is
+// older than what the sidecar holds); once this replica compiles the
+// newer policy, the version it gives is above the sidecar's.
 func (s *Server) raiseAboveLocked(instance string, applied uint64) {
 	if applied == 0 {
 		return
 	}
-	if s.next < applied {
-		s.next = applied
+	if n := applied & countMask; s.next < n {
+		s.next = n
 	}
 	v, ok := s.configs[instance]
-	if !ok || v.version > applied {
+	if !ok || v.version > applied || policyIndexOf(v.version) < policyIndexOf(applied) {
 		return
 	}
 	s.next++
+	version := s.version()
 	_, enc := digest(v.cfg, nil)
-	s.configs[instance] = versioned{version: s.next, cfg: v.cfg, sum: v.sum, msg: stamp(frame(enc), s.next)}
+	s.configs[instance] = versioned{version: version, cfg: v.cfg, sum: v.sum, msg: stamp(frame(enc), version)}
 	for other := range s.streams[instance] {
 		select {
 		case other.wake <- struct{}{}:
