@@ -261,10 +261,12 @@ type Server struct {
 	o Options
 
 	mu sync.Mutex
-	// next counts the configurations stamped; policyIndex is the index
-	// of the policy they are compiled from (SetPolicyIndex). A version is
-	// both (version).
+	// next and count count the configurations stamped (next from the
+	// clock's milliseconds, count from 0); policyIndex is the index of
+	// the policy they are compiled from (SetPolicyIndex). A version is
+	// made of them (version).
 	next        uint64
+	count       uint64
 	policyIndex uint64
 	configs     map[string]versioned
 	streams     map[string]map[*stream]struct{}
@@ -417,25 +419,49 @@ func (sc *servingCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return sc.cert, nil
 }
 
-// Configuration versions compare across controller replicas. A version is
-// the replicated log's index of the policy a configuration was compiled
-// from, in its high 32 bits, then a count of this server's stamps in the
-// low 32: a configuration of a newer policy is newer on every replica,
-// whatever each one's count. A sidecar that moves to a replica that has
-// not yet applied the policy it holds gets nothing older from it
-// (StreamConfig holds the configuration back) and, once that replica
-// applies the policy, a version above the one it holds: the replica's
-// count is raised past the sidecar's when it subscribes
-// (raiseAboveLocked). Without a replicated policy the index is 0 and a
-// version is the count, as before. A count past 2^32 stamps (more than
-// a hundred years at one a second) would reach into the index.
-const countMask = 1<<32 - 1
+// Configuration versions compare across controller replicas. Without a
+// replicated policy (index 0) a version is the server's count of stamps,
+// which starts at the clock's milliseconds (so a restarted controller
+// begins above the last run). Compiled from a replicated policy, a
+// version is replicated (the top bit, above any count) | the policy's
+// raft index << 32 | a count of this server's stamps under that layout:
+// a configuration of a newer policy is newer on every replica, whatever
+// each one's count, and newer than any of a policy read from files. A
+// sidecar that moves to a replica that has not yet applied the policy it
+// holds gets nothing older from it (StreamConfig holds the configuration
+// back) and, once that replica applies the policy, a version above the
+// one it holds: the replica's count is raised past the sidecar's when it
+// subscribes (raiseAboveLocked). The index takes 31 bits and the count
+// 32 (2^32 stamps: years at ten builds a second).
+const (
+	replicated = 1 << 63
+	countMask  = 1<<32 - 1
+	indexMask  = 1<<31 - 1
+)
 
-// policyIndexOf is the policy index a version begins with.
-func policyIndexOf(version uint64) uint64 { return version >> 32 }
+// policyIndexOf is the policy index a version begins with (0: a policy
+// read from files).
+func policyIndexOf(version uint64) uint64 {
+	if version&replicated == 0 {
+		return 0
+	}
+	return version >> 32 & indexMask
+}
 
 // version is the version of the configurations stamped now. s.mu held.
-func (s *Server) version() uint64 { return s.policyIndex<<32 | s.next&countMask }
+func (s *Server) version() uint64 {
+	if s.policyIndex == 0 {
+		return s.next
+	}
+	return replicated | s.policyIndex<<32 | s.count&countMask
+}
+
+// stampLocked counts one more stamp and returns its version. s.mu held.
+func (s *Server) stampLocked() uint64 {
+	s.next++
+	s.count++
+	return s.version()
+}
 
 // SetPolicyIndex says that the configurations published from now on are
 // compiled from the policy applied at the replicated log's index (0: a
@@ -444,7 +470,7 @@ func (s *Server) version() uint64 { return s.policyIndex<<32 | s.next&countMask 
 func (s *Server) SetPolicyIndex(index uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.policyIndex = index & countMask
+	s.policyIndex = index & indexMask
 }
 
 // Update replaces the configurations. Those that changed get a new version
@@ -503,8 +529,7 @@ func (s *Server) publish(cfgs map[string]*meshapi.ProxyConfig, removed []string,
 			items[i].body = frame(buf)
 		}
 	}
-	s.next++
-	version := s.version()
+	version := s.stampLocked()
 	for _, it := range items {
 		old, ok := s.configs[it.id]
 		if ok && old.sum == it.sum {
@@ -559,8 +584,7 @@ func (s *Server) RootsChanged() {
 		return
 	}
 	s.trust = trust
-	s.next++
-	version := s.version()
+	version := s.stampLocked()
 	var buf []byte
 	for id, v := range s.configs {
 		// A copy: streams may be sending the old one right now.
@@ -1007,15 +1031,17 @@ func (s *Server) raiseAboveLocked(instance string, applied uint64) {
 	if applied == 0 {
 		return
 	}
-	if n := applied & countMask; s.next < n {
-		s.next = n
+	switch {
+	case applied&replicated == 0:
+		s.next = max(s.next, applied)
+	default:
+		s.count = max(s.count, applied&countMask)
 	}
 	v, ok := s.configs[instance]
 	if !ok || v.version > applied || policyIndexOf(v.version) < policyIndexOf(applied) {
 		return
 	}
-	s.next++
-	version := s.version()
+	version := s.stampLocked()
 	_, enc := digest(v.cfg, nil)
 	s.configs[instance] = versioned{version: version, cfg: v.cfg, sum: v.sum, msg: stamp(frame(enc), version)}
 	for other := range s.streams[instance] {

@@ -29,6 +29,8 @@ func TestVersionsCompareAcrossReplicas(t *testing.T) {
 		{name: "this replica has a newer policy", serverIndex: 7, sidecar: 5},
 		{name: "this replica has not applied the sidecar's policy yet", serverIndex: 5, sidecar: 7, heldBack: true},
 		{name: "no replicated policy (index 0)", serverIndex: 0, sidecar: 0},
+		{name: "a replicated policy after the files'", serverIndex: 1, sidecar: 0},
+		{name: "this replica still serves the files' policy", serverIndex: 0, sidecar: 3, heldBack: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := start(t)
@@ -43,7 +45,10 @@ func TestVersionsCompareAcrossReplicas(t *testing.T) {
 			if got := policyIndexOf(before); got != tc.serverIndex {
 				t.Fatalf("version %d begins with policy index %d, want %d", before, got, tc.serverIndex)
 			}
-			applied := tc.sidecar<<32 | theirCount
+			applied := uint64(theirCount)
+			if tc.sidecar != 0 {
+				applied = replicated | tc.sidecar<<32 | theirCount
+			}
 
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
