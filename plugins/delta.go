@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/plugins/proto"
@@ -81,7 +82,13 @@ type deltaDecoder struct {
 	ins   []model.Instance
 	index map[string]int // position in ins, by ID
 	full  bool           // ins holds a snapshot
+	seq   uint64         // the Seq of the snapshot handed on last
 }
+
+// snapshotSeq numbers the snapshots every decoder of the process hands on
+// (model.Snapshot.Seq): a number is never used twice, so a delta is never
+// applied to a snapshot of another stream.
+var snapshotSeq atomic.Uint64
 
 // decode turns the event received into the whole snapshot's event. An
 // error means the stream cannot be followed (a delta before any snapshot,
@@ -100,7 +107,8 @@ func (d *deltaDecoder) decode(p *proto.WatchEvent) (WatchEvent, error) {
 			}
 		}
 		d.full = true
-		return WatchEvent{Snapshot: model.Snapshot{Instances: clone(d.ins)}, Diagnostics: diags}, nil
+		d.seq = snapshotSeq.Add(1)
+		return WatchEvent{Snapshot: model.Snapshot{Instances: clone(d.ins), Seq: d.seq}, Diagnostics: diags}, nil
 	}
 	if !d.full {
 		return WatchEvent{}, fmt.Errorf("the adapter sent a snapshot delta before any full snapshot; restarting the watch for a full one")
@@ -108,8 +116,10 @@ func (d *deltaDecoder) decode(p *proto.WatchEvent) (WatchEvent, error) {
 	if len(d.index) != len(d.ins) {
 		return WatchEvent{}, fmt.Errorf("the adapter sent a snapshot delta after a snapshot with a duplicate instance ID; restarting the watch for a full one")
 	}
+	hint := &model.SnapshotDelta{From: d.seq, Removed: delta.GetRemoved()}
 	for _, pi := range delta.GetUpserts() {
 		in := instanceFromProto(pi)
+		hint.Upserts = append(hint.Upserts, in)
 		if i, ok := d.index[in.ID]; ok {
 			d.ins[i] = in
 			continue
@@ -139,7 +149,8 @@ func (d *deltaDecoder) decode(p *proto.WatchEvent) (WatchEvent, error) {
 		d.full = false
 		return WatchEvent{}, fmt.Errorf("applying the adapter's snapshot delta: it should give %d instances and gave %d; restarting the watch for a full snapshot", want, len(d.ins))
 	}
-	return WatchEvent{Snapshot: model.Snapshot{Instances: clone(d.ins)}, Diagnostics: diags}, nil
+	d.seq = snapshotSeq.Add(1)
+	return WatchEvent{Snapshot: model.Snapshot{Instances: clone(d.ins), Seq: d.seq, Delta: hint}, Diagnostics: diags}, nil
 }
 
 // clone copies the list, so that the snapshot handed on never changes

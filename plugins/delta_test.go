@@ -52,6 +52,7 @@ func TestDeltaStream(t *testing.T) {
 		dec deltaDecoder
 	)
 	diags := []Diagnostic{{Severity: SeverityWarning, Summary: "record skipped", Instance: "x", Reason: "invalid_record"}}
+	var lastSeq uint64
 	for _, st := range steps {
 		p := enc.encode(WatchEvent{Snapshot: model.Snapshot{Instances: st.ins}, Diagnostics: diags})
 		switch d := p.GetDelta(); {
@@ -78,6 +79,26 @@ func TestDeltaStream(t *testing.T) {
 		if !slices.Equal(ev.Diagnostics, diags) {
 			t.Errorf("%s: diagnostics %+v, want %+v", st.name, ev.Diagnostics, diags)
 		}
+		// The registry's hint: every snapshot numbered, a delta naming the
+		// one before it and what it carried.
+		if ev.Snapshot.Seq <= lastSeq {
+			t.Errorf("%s: Seq %d after %d", st.name, ev.Snapshot.Seq, lastSeq)
+		}
+		switch h := ev.Snapshot.Delta; {
+		case st.full && h != nil:
+			t.Errorf("%s: a whole snapshot carries the delta hint %+v", st.name, h)
+		case !st.full && (h == nil || h.From != lastSeq):
+			t.Errorf("%s: delta hint %+v, want one from Seq %d", st.name, h, lastSeq)
+		case !st.full:
+			var ups []string
+			for _, in := range h.Upserts {
+				ups = append(ups, in.ID)
+			}
+			if !slices.Equal(ups, st.upserts) || !sameSet(h.Removed, st.removed) {
+				t.Errorf("%s: hint upserts %v removed %v, want %v and %v", st.name, ups, h.Removed, st.upserts, st.removed)
+			}
+		}
+		lastSeq = ev.Snapshot.Seq
 	}
 }
 

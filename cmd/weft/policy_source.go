@@ -60,6 +60,7 @@ func choosePolicy(f controllerFlags, rep *replica, pol *policy.Policy, sources m
 			log.Error("raft: the policy this replica kept does not compile; serving --policy-dir until its peers send the cluster's", "index", v.Index, "err", err)
 			break
 		}
+		kept.Index = v.Index
 		r.take(v, srcs)
 		log.Info("raft: serving the replicated policy as this replica kept it; --policy-dir is not read", "index", v.Index, "applied_by", v.AppliedBy, "summary", policyhcl.Summary(kept))
 		return r, kept
@@ -155,6 +156,7 @@ func (r *replicatedPolicy) Run(ctx context.Context, out chan<- *policy.Policy) {
 			r.log.Error("raft: replicated policy rejected; the last good policy stays in force", "index", v.Index, "err", err)
 			continue
 		}
+		pol.Index = v.Index // configuration versions begin with it (core/meshserver)
 		r.take(v, sources)
 		r.log.Info("raft: the replicated policy is in force", "index", v.Index, "applied_by", v.AppliedBy, "token", v.Token,
 			"applied_at", v.AppliedAt.Format(time.RFC3339), "digest", v.Digest, "summary", policyhcl.Summary(pol))

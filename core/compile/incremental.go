@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/policy"
 	"github.com/weftmesh/weft/core/registry"
 )
@@ -30,8 +31,7 @@ type Delta struct {
 // Compile(p, entries). A Compiler is not safe for concurrent use.
 type Compiler struct {
 	p *policy.Policy
-	// prev is the entries of the last Update, sorted by adapter then ID.
-	prev    []registry.Entry
+	// byID holds the entries compiled, by instance ID.
 	byID    map[string]registry.Entry
 	configs map[string]*meshapi.ProxyConfig
 	// members holds the servable instances of each group (groupKey);
@@ -47,6 +47,12 @@ type Compiler struct {
 	authz   map[string]*meshapi.Authz
 	unbound map[string]Skipped
 	skipped []Skipped // unbound, sorted; nil when it must be sorted again
+	// undeclared holds each instance's upstream ports the policy does
+	// not declare (UndeclaredDrops), and drops them all, sorted, valid
+	// while dropsOK.
+	undeclared map[string][]model.Dropped
+	drops      []model.Dropped
+	dropsOK    bool
 }
 
 // NewCompiler returns a Compiler that has compiled nothing yet.
@@ -60,21 +66,54 @@ func NewCompiler() *Compiler { return &Compiler{} }
 // taken as unchanged without comparing it; entries with Rev 0 (built by
 // hand) are compared whole. Instance IDs are unique. A policy is treated
 // as immutable: a different *policy.Policy than last time compiles every
-// configuration again (a policy change may touch any of them). Update
-// keeps entries until the next Update: the caller must not change them.
+// configuration again (a policy change may touch any of them).
 func (c *Compiler) Update(p *policy.Policy, entries []registry.Entry) Delta {
-	if !sortedEntries(entries) {
-		entries = slices.Clone(entries)
-		slices.SortFunc(entries, compareEntries)
-	}
 	var old map[string]*meshapi.ProxyConfig
 	if p != c.p {
 		old = c.configs
 		c.reset(p)
 	}
 	gone, added := c.diff(entries)
-	c.prev = entries
+	return c.apply(p, old, gone, added)
+}
 
+// UpdateChanged is Update when only some entries may have changed since
+// the last Update or UpdateChanged, for the same policy: changed holds
+// their entries now, removed the records that are gone (a key whose
+// record another adapter holds now is in changed, under that adapter).
+// An entry that equals the one compiled (by Rev, as Update compares) is
+// left alone. Its cost grows with the change, not with the mesh. It
+// returns false, and compiles nothing, when p is not the policy of the
+// last Update: the caller must call Update with every entry.
+func (c *Compiler) UpdateChanged(p *policy.Policy, changed []registry.Entry, removed []registry.Key) (Delta, bool) {
+	if p == nil || p != c.p {
+		return Delta{}, false
+	}
+	var gone, added []registry.Entry
+	left := map[string]bool{}
+	for _, k := range removed {
+		if old, ok := c.byID[k.ID]; ok && old.Adapter == k.Adapter && !left[k.ID] {
+			left[k.ID] = true
+			gone = append(gone, old)
+		}
+	}
+	for _, e := range changed {
+		id := e.Instance.ID
+		if old, ok := c.byID[id]; ok && !left[id] {
+			if old.Adapter == e.Adapter && sameEntry(old, e) {
+				continue
+			}
+			left[id] = true
+			gone = append(gone, old)
+		}
+		added = append(added, e)
+	}
+	return c.apply(p, nil, gone, added), true
+}
+
+// apply compiles the change from gone to added for p; old holds the
+// configurations of the policy before p, when p is new.
+func (c *Compiler) apply(p *policy.Policy, old map[string]*meshapi.ProxyConfig, gone, added []registry.Entry) Delta {
 	dirtyGroups := map[string]bool{}
 	dirty := map[string]bool{}
 	// The unbound list is sorted again only when it changed: an instance
@@ -92,6 +131,10 @@ func (c *Compiler) Update(p *policy.Policy, entries []registry.Entry) Delta {
 		}
 		delete(c.callers[in.Service], in.ID)
 		delete(c.byID, in.ID)
+		if _, ok := c.undeclared[in.ID]; ok {
+			delete(c.undeclared, in.ID)
+			c.dropsOK = false
+		}
 		if s, ok := c.unbound[in.ID]; ok {
 			delete(c.unbound, in.ID)
 			if wasUnbound == nil {
@@ -108,6 +151,10 @@ func (c *Compiler) Update(p *policy.Policy, entries []registry.Entry) Delta {
 			c.callers[in.Service] = map[string]struct{}{}
 		}
 		c.callers[in.Service][in.ID] = struct{}{}
+		if ups := UndeclaredUpstreams(p, in.Service, in.Ports); len(ups) > 0 {
+			c.undeclared[in.ID] = undeclaredDrops(e, ups)
+			c.dropsOK = false
+		}
 		err := p.Bound(in.Service, in.Workload)
 		if err != nil {
 			s := Skipped{
@@ -178,7 +225,8 @@ func (c *Compiler) Update(p *policy.Policy, entries []registry.Entry) Delta {
 // reset forgets everything compiled, for policy p.
 func (c *Compiler) reset(p *policy.Policy) {
 	c.p = p
-	c.prev = nil
+	c.undeclared = map[string][]model.Dropped{}
+	c.drops, c.dropsOK = nil, true
 	c.byID = map[string]registry.Entry{}
 	c.configs = map[string]*meshapi.ProxyConfig{}
 	c.members = map[string]map[string]registry.Entry{}
@@ -210,35 +258,25 @@ func (c *Compiler) reset(p *policy.Policy) {
 	}
 }
 
-// diff walks the last entries and the new ones (both sorted by adapter
-// then ID) side by side: gone are the old entries that left or changed,
-// added the new entries that arrived or changed.
+// diff compares entries with those compiled: gone are the compiled
+// entries that left or changed, added the entries that arrived or changed.
 func (c *Compiler) diff(entries []registry.Entry) (gone, added []registry.Entry) {
-	i, j := 0, 0
-	for i < len(c.prev) || j < len(entries) {
+	now := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		id := e.Instance.ID
+		now[id] = true
+		old, ok := c.byID[id]
 		switch {
-		case j == len(entries):
-			gone = append(gone, c.prev[i])
-			i++
-		case i == len(c.prev):
-			added = append(added, entries[j])
-			j++
-		default:
-			switch n := compareEntries(c.prev[i], entries[j]); {
-			case n < 0:
-				gone = append(gone, c.prev[i])
-				i++
-			case n > 0:
-				added = append(added, entries[j])
-				j++
-			default:
-				if !sameEntry(c.prev[i], entries[j]) {
-					gone = append(gone, c.prev[i])
-					added = append(added, entries[j])
-				}
-				i++
-				j++
-			}
+		case !ok:
+			added = append(added, e)
+		case old.Adapter != e.Adapter || !sameEntry(old, e):
+			gone = append(gone, old)
+			added = append(added, e)
+		}
+	}
+	for id, old := range c.byID {
+		if !now[id] {
+			gone = append(gone, old)
 		}
 	}
 	return gone, added
@@ -251,22 +289,6 @@ func sameEntry(a, b registry.Entry) bool {
 		return a.Rev == b.Rev
 	}
 	return reflect.DeepEqual(a, b)
-}
-
-func compareEntries(a, b registry.Entry) int {
-	if n := strings.Compare(a.Adapter, b.Adapter); n != 0 {
-		return n
-	}
-	return strings.Compare(a.Instance.ID, b.Instance.ID)
-}
-
-func sortedEntries(entries []registry.Entry) bool {
-	for i := 1; i < len(entries); i++ {
-		if compareEntries(entries[i-1], entries[i]) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // endpoints implements endpointSource from the groups' members, caching
@@ -310,4 +332,28 @@ func (c *Compiler) Unbound() []Skipped {
 		sort.Slice(c.skipped, func(i, j int) bool { return c.skipped[i].Instance < c.skipped[j].Instance })
 	}
 	return slices.Clone(c.skipped)
+}
+
+// Undeclared is UndeclaredDrops for the last Update, kept up to date with
+// each change rather than computed again; sorted by adapter, then
+// instance ID. The slice is shared: the caller must not change it.
+func (c *Compiler) Undeclared() []model.Dropped {
+	if !c.dropsOK {
+		ids := make([]string, 0, len(c.undeclared))
+		for id := range c.undeclared {
+			ids = append(ids, id)
+		}
+		slices.SortFunc(ids, func(a, b string) int {
+			if n := strings.Compare(c.undeclared[a][0].Adapter, c.undeclared[b][0].Adapter); n != 0 {
+				return n
+			}
+			return strings.Compare(a, b)
+		})
+		c.drops = nil
+		for _, id := range ids {
+			c.drops = append(c.drops, c.undeclared[id]...)
+		}
+		c.dropsOK = true
+	}
+	return c.drops
 }

@@ -101,12 +101,15 @@ func randInstance(r *rand.Rand, id string) model.Instance {
 // that the configurations a consumer holds after applying each Delta are
 // Compile's, byte for byte (deterministic encoding), and that Unbound
 // agrees. "hand-built entries" strips the registry's revisions, so
-// changes are found by comparing entries whole.
+// changes are found by comparing entries whole; "changed records only"
+// hands UpdateChanged only what the registry's journal names (Update
+// with every entry when the policy changed).
 func TestCompilerMatchesCompile(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		stripRev bool
-	}{{"registry revisions", false}, {"hand-built entries", true}} {
+		changes  bool
+	}{{"registry revisions", false, false}, {"hand-built entries", true, false}, {"changed records only", false, true}} {
 		for seed := range uint64(8) {
 			t.Run(fmt.Sprintf("%s/seed=%d", tc.name, seed), func(t *testing.T) {
 				r := rand.New(rand.NewPCG(seed, 12))
@@ -115,6 +118,8 @@ func TestCompilerMatchesCompile(t *testing.T) {
 				p := randPolicy(0)
 				c := NewCompiler()
 				held := map[string]*meshapi.ProxyConfig{}
+				var cursor uint64
+				partial := 0
 				for step := range 300 {
 					what := ""
 					switch n := r.IntN(20); {
@@ -148,7 +153,27 @@ func TestCompilerMatchesCompile(t *testing.T) {
 							entries[i].Rev = 0
 						}
 					}
-					d := c.Update(p, entries)
+					var d Delta
+					keys, rev, ok := reg.ChangedSince(cursor)
+					cursor = rev
+					if tc.changes && ok {
+						var changed []registry.Entry
+						var removed []registry.Key
+						for _, k := range keys {
+							if e, ok := reg.Get(k); ok {
+								changed = append(changed, e)
+							} else {
+								removed = append(removed, k)
+							}
+						}
+						d, ok = c.UpdateChanged(p, changed, removed)
+						if ok {
+							partial++
+						}
+					}
+					if !tc.changes || !ok {
+						d = c.Update(p, entries)
+					}
 					for _, id := range d.Removed {
 						if _, ok := d.Changed[id]; ok {
 							t.Fatalf("step %d (%s): %s is both changed and removed", step, what, id)
@@ -171,6 +196,12 @@ func TestCompilerMatchesCompile(t *testing.T) {
 					if c.Len() != len(want) {
 						t.Fatalf("step %d (%s): Len = %d, want %d", step, what, c.Len(), len(want))
 					}
+					if got, want := c.Undeclared(), UndeclaredDrops(p, entries); !reflect.DeepEqual(got, want) {
+						t.Fatalf("step %d (%s): Undeclared = %v, want %v", step, what, got, want)
+					}
+				}
+				if tc.changes && partial < 200 {
+					t.Fatalf("only %d of 300 steps compiled the changed records only: the test did not test UpdateChanged", partial)
 				}
 			})
 		}

@@ -44,12 +44,22 @@ func UndeclaredUpstreams(p *policy.Policy, service string, ports map[string]int)
 func UndeclaredDrops(p *policy.Policy, entries []registry.Entry) []model.Dropped {
 	var out []model.Dropped
 	for _, e := range entries {
-		for _, up := range UndeclaredUpstreams(p, e.Instance.Service, e.Instance.Ports) {
-			out = append(out, model.Dropped{
-				Adapter: e.Adapter, Instance: e.Instance.ID, Reason: model.ReasonUndeclaredUpstream,
-				Detail: UndeclaredDetail(e.Instance.Service, up, e.Instance.Ports[UpstreamPortPrefix+up]),
-			})
+		if ups := UndeclaredUpstreams(p, e.Instance.Service, e.Instance.Ports); len(ups) > 0 {
+			out = append(out, undeclaredDrops(e, ups)...)
 		}
+	}
+	return out
+}
+
+// undeclaredDrops are e's undeclared upstreams ups as UndeclaredDrops
+// lists them.
+func undeclaredDrops(e registry.Entry, ups []string) []model.Dropped {
+	out := make([]model.Dropped, 0, len(ups))
+	for _, up := range ups {
+		out = append(out, model.Dropped{
+			Adapter: e.Adapter, Instance: e.Instance.ID, Reason: model.ReasonUndeclaredUpstream,
+			Detail: UndeclaredDetail(e.Instance.Service, up, e.Instance.Ports[UpstreamPortPrefix+up]),
+		})
 	}
 	return out
 }

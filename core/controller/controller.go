@@ -84,6 +84,11 @@ func ConfigServer(s *meshserver.Server) Listener { return configServer{s} }
 type configServer struct{ s *meshserver.Server }
 
 func (c configServer) Publish(b Build) int {
+	// Versions begin with the policy's index, so that they compare
+	// across replicas (meshserver.SetPolicyIndex).
+	if b.Policy != nil {
+		c.s.SetPolicyIndex(b.Policy.Index)
+	}
 	if b.Full {
 		return c.s.Update(b.Configs)
 	}
@@ -319,12 +324,11 @@ func (c *Controller) rebuild() {
 	// only those go to the listeners (incremental.go), but for the first
 	// build they see, which holds every configuration.
 	// Sidecars' health reports overlay the scheduler's health (health.go).
-	entries := c.health.apply(c.o.Registry.Entries())
 	start := time.Now()
-	b, total := c.inc.build(p, entries, len(c.listeners) > 0)
+	b, total := c.inc.build(p, c.o.Registry, c.health, len(c.listeners) > 0)
 	b.Took = time.Since(start)
 	c.noteUnbound(p, c.inc.unbound())
-	c.noteUndeclared(compile.UndeclaredDrops(p, entries))
+	c.noteUndeclared(c.inc.undeclared())
 	n := 0
 	if len(c.listeners) > 0 {
 		n = c.publish(b)

@@ -26,6 +26,9 @@ type sidecarHealth struct {
 
 	mu      sync.Mutex
 	reports map[string]*healthReport
+	// touched are the instances whose report came or went since rebuild
+	// last took them (take): the incremental build looks at them again.
+	touched map[string]bool
 }
 
 // healthReport is the last report of one instance's sidecar.
@@ -62,6 +65,7 @@ func (h *sidecarHealth) report(id string, healthy bool, reason string) (changed 
 		old.timer.Stop()
 	}
 	h.reports[id] = &healthReport{healthy: healthy, reason: reason}
+	h.touch(id)
 	if (old == nil && !healthy) || (old != nil && old.healthy != healthy) {
 		h.signal()
 		return true
@@ -92,8 +96,50 @@ func (h *sidecarHealth) expire(id string, r *healthReport) {
 		return
 	}
 	delete(h.reports, id)
+	h.touch(id)
 	if !r.healthy {
 		h.signal()
+	}
+}
+
+func (h *sidecarHealth) touch(id string) {
+	if h.touched == nil {
+		h.touched = map[string]bool{}
+	}
+	h.touched[id] = true
+}
+
+// take returns the instances touched since the last take (or apply).
+func (h *sidecarHealth) take() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, 0, len(h.touched))
+	for id := range h.touched {
+		out = append(out, id)
+	}
+	clear(h.touched)
+	return out
+}
+
+// overlay is apply for one entry that is in the registry.
+func (h *sidecarHealth) overlay(e *registry.Entry) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r := h.reports[e.Instance.ID]; r != nil && !r.healthy && e.Instance.Health != model.HealthCritical {
+		e.Instance.Health = model.HealthCritical
+		e.Rev = 0
+	}
+}
+
+// forget drops the report of an instance that is not in the registry.
+func (h *sidecarHealth) forget(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r := h.reports[id]; r != nil {
+		if r.timer != nil {
+			r.timer.Stop()
+		}
+		delete(h.reports, id)
 	}
 }
 
@@ -105,6 +151,7 @@ func (h *sidecarHealth) expire(id string, r *healthReport) {
 func (h *sidecarHealth) apply(entries []registry.Entry) []registry.Entry {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	clear(h.touched)
 	if len(h.reports) == 0 {
 		return entries
 	}

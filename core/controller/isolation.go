@@ -13,6 +13,7 @@ import (
 type isolationWarnings struct {
 	mu     sync.Mutex
 	warned map[string]map[string]bool // by adapter, then instance ID
+	seq    map[string]uint64          // by adapter: the Seq of its last snapshot
 }
 
 func (w *isolationWarnings) warn(log *slog.Logger, s model.Snapshot) {
@@ -28,7 +29,19 @@ func (w *isolationWarnings) warn(log *slog.Logger, s model.Snapshot) {
 		warned = map[string]bool{}
 		w.warned[s.Adapter] = warned
 	}
-	for _, in := range s.Instances {
+	ins := s.Instances
+	if s.Delta != nil && w.seq[s.Adapter] != 0 && s.Delta.From == w.seq[s.Adapter] {
+		// The rest were looked at in an earlier snapshot.
+		ins = s.Delta.Upserts
+		for _, id := range s.Delta.Removed {
+			delete(warned, id)
+		}
+	}
+	if w.seq == nil {
+		w.seq = map[string]uint64{}
+	}
+	w.seq[s.Adapter] = s.Seq
+	for _, in := range ins {
 		if in.Isolated() {
 			delete(warned, in.ID) // warned again if it loses its isolation
 			continue

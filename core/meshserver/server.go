@@ -236,6 +236,13 @@ type stream struct {
 	reportedAt   time.Time
 }
 
+// appliedVersion is the version the sidecar says it applied last.
+func (st *stream) appliedVersion() uint64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.acked
+}
+
 // noteSelf keeps what req says of the sidecar. st.mu held.
 func (st *stream) noteSelf(req *meshapi.ConfigRequest) {
 	if req.GetSentUnixMs() == 0 {
@@ -253,11 +260,17 @@ type Server struct {
 	meshapi.UnimplementedMeshServer
 	o Options
 
-	mu      sync.Mutex
-	next    uint64
-	configs map[string]versioned
-	streams map[string]map[*stream]struct{}
-	trust   *meshapi.TrustBundle // stamped into every configuration
+	mu sync.Mutex
+	// next and count count the configurations stamped (next from the
+	// clock's milliseconds, count from 0); policyIndex is the index of
+	// the policy they are compiled from (SetPolicyIndex). A version is
+	// made of them (version).
+	next        uint64
+	count       uint64
+	policyIndex uint64
+	configs     map[string]versioned
+	streams     map[string]map[*stream]struct{}
+	trust       *meshapi.TrustBundle // stamped into every configuration
 	// crosses are the cross-signed roots the CA's chains carried while
 	// this server ran. They stay in the controller's own chain after their
 	// roots retire, so a sidecar started with a bootstrap bundle from
@@ -406,6 +419,60 @@ func (sc *servingCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return sc.cert, nil
 }
 
+// Configuration versions compare across controller replicas. Without a
+// replicated policy (index 0) a version is the server's count of stamps,
+// which starts at the clock's milliseconds (so a restarted controller
+// begins above the last run). Compiled from a replicated policy, a
+// version is replicated (the top bit, above any count) | the policy's
+// raft index << 32 | a count of this server's stamps under that layout:
+// a configuration of a newer policy is newer on every replica, whatever
+// each one's count, and newer than any of a policy read from files. A
+// sidecar that moves to a replica that has not yet applied the policy it
+// holds gets nothing older from it (StreamConfig holds the configuration
+// back) and, once that replica applies the policy, a version above the
+// one it holds: the replica's count is raised past the sidecar's when it
+// subscribes (raiseAboveLocked). The index takes 31 bits and the count
+// 32 (2^32 stamps: years at ten builds a second).
+const (
+	replicated = 1 << 63
+	countMask  = 1<<32 - 1
+	indexMask  = 1<<31 - 1
+)
+
+// policyIndexOf is the policy index a version begins with (0: a policy
+// read from files).
+func policyIndexOf(version uint64) uint64 {
+	if version&replicated == 0 {
+		return 0
+	}
+	return version >> 32 & indexMask
+}
+
+// version is the version of the configurations stamped now. s.mu held.
+func (s *Server) version() uint64 {
+	if s.policyIndex == 0 {
+		return s.next
+	}
+	return replicated | s.policyIndex<<32 | s.count&countMask
+}
+
+// stampLocked counts one more stamp and returns its version. s.mu held.
+func (s *Server) stampLocked() uint64 {
+	s.next++
+	s.count++
+	return s.version()
+}
+
+// SetPolicyIndex says that the configurations published from now on are
+// compiled from the policy applied at the replicated log's index (0: a
+// policy read from files). The controller calls it before it publishes a
+// build.
+func (s *Server) SetPolicyIndex(index uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.policyIndex = index & indexMask
+}
+
 // Update replaces the configurations. Those that changed get a new version
 // and their streams are woken; instances that are gone are dropped (their
 // sidecars keep their last configuration). Update sets the trust bundle of
@@ -462,7 +529,7 @@ func (s *Server) publish(cfgs map[string]*meshapi.ProxyConfig, removed []string,
 			items[i].body = frame(buf)
 		}
 	}
-	s.next++
+	version := s.stampLocked()
 	for _, it := range items {
 		old, ok := s.configs[it.id]
 		if ok && old.sum == it.sum {
@@ -475,7 +542,7 @@ func (s *Server) publish(cfgs map[string]*meshapi.ProxyConfig, removed []string,
 			it.sum, enc = digest(it.cfg, nil)
 			it.body = frame(enc)
 		}
-		s.configs[it.id] = versioned{version: s.next, cfg: it.cfg, sum: it.sum, msg: stamp(it.body, s.next)}
+		s.configs[it.id] = versioned{version: version, cfg: it.cfg, sum: it.sum, msg: stamp(it.body, version)}
 		changed++
 		for st := range s.streams[it.id] {
 			select {
@@ -517,7 +584,7 @@ func (s *Server) RootsChanged() {
 		return
 	}
 	s.trust = trust
-	s.next++
+	version := s.stampLocked()
 	var buf []byte
 	for id, v := range s.configs {
 		// A copy: streams may be sending the old one right now.
@@ -525,7 +592,7 @@ func (s *Server) RootsChanged() {
 		cfg.Trust = trust
 		var sum [sha256.Size]byte
 		sum, buf = digest(cfg, buf)
-		s.configs[id] = versioned{version: s.next, cfg: cfg, sum: sum, msg: stamp(frame(buf), s.next)}
+		s.configs[id] = versioned{version: version, cfg: cfg, sum: sum, msg: stamp(frame(buf), version)}
 		for st := range s.streams[id] {
 			select {
 			case st.wake <- struct{}{}:
@@ -910,7 +977,10 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 	}()
 	var gapDone <-chan time.Time
 	for {
-		if v, ok := s.current(st.instance); ok && v.version != sent {
+		// A version older than the one the sidecar applied is not sent:
+		// this replica has not applied the policy the sidecar holds yet
+		// (raiseAboveLocked), and the sidecar would refuse it.
+		if v, ok := s.current(st.instance); ok && v.version != sent && v.version >= st.appliedVersion() {
 			if v.cfg.Service != id.Service || v.cfg.Namespace != id.Namespace {
 				return status.Errorf(codes.PermissionDenied, "identity %s may not receive the configuration of instance %q (service %s/%s)", id, st.instance, v.cfg.Namespace, v.cfg.Service)
 			}
@@ -951,20 +1021,29 @@ func (s *Server) StreamConfig(srv meshapi.Mesh_StreamConfigServer) error {
 // instance's configuration whose version is not above it is stamped again
 // with a new one (same content), so the sidecar never sees a version go
 // backwards. Called with s.mu held.
+//
+// Only within one policy: a configuration compiled from an older policy
+// than the one the sidecar applied (this replica has not applied the
+// newest yet) keeps its version, which the stream does not send (it is
+// older than what the sidecar holds); once this replica compiles the
+// newer policy, the version it gives is above the sidecar's.
 func (s *Server) raiseAboveLocked(instance string, applied uint64) {
 	if applied == 0 {
 		return
 	}
-	if s.next < applied {
-		s.next = applied
+	switch {
+	case applied&replicated == 0:
+		s.next = max(s.next, applied)
+	default:
+		s.count = max(s.count, applied&countMask)
 	}
 	v, ok := s.configs[instance]
-	if !ok || v.version > applied {
+	if !ok || v.version > applied || policyIndexOf(v.version) < policyIndexOf(applied) {
 		return
 	}
-	s.next++
+	version := s.stampLocked()
 	_, enc := digest(v.cfg, nil)
-	s.configs[instance] = versioned{version: s.next, cfg: v.cfg, sum: v.sum, msg: stamp(frame(enc), s.next)}
+	s.configs[instance] = versioned{version: version, cfg: v.cfg, sum: v.sum, msg: stamp(frame(enc), version)}
 	for other := range s.streams[instance] {
 		select {
 		case other.wake <- struct{}{}:

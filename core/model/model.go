@@ -40,6 +40,27 @@ type Snapshot struct {
 	// plugin host fills it from the diagnostics that name an instance).
 	// The registry ignores it; the controller lists it in its status.
 	Dropped []Dropped
+	// Seq numbers the snapshot among those of its adapter's stream (0:
+	// not numbered). Numbers are unique within a controller process, so
+	// a restarted stream never reuses one.
+	Seq uint64
+	// Delta, when set, says what differs between this snapshot and the
+	// one numbered Delta.From: a consumer that holds that one may apply
+	// the delta instead of comparing every instance. Instances is whole
+	// all the same; a consumer that holds another snapshot ignores Delta.
+	Delta *SnapshotDelta
+}
+
+// SnapshotDelta is what one snapshot changed from an earlier one of the
+// same stream (Snapshot.Delta): a hint that lets the registry do work
+// proportional to the change instead of to the mesh.
+type SnapshotDelta struct {
+	// From is the Seq of the snapshot this one changes.
+	From uint64
+	// Upserts are the instances added or changed, as Instances has them.
+	Upserts []Instance
+	// Removed are the IDs that left.
+	Removed []string
 }
 
 // Instance is one running copy of a service, with the sidecar beside it.

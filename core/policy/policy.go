@@ -59,6 +59,12 @@ type Policy struct {
 	JWTProviders map[string]JWTProvider `json:",omitempty"`
 	// Gateways are the ingress gateways, by name (gateway.go).
 	Gateways map[string]Gateway `json:",omitempty"`
+	// Index is the replicated log's index at which the policy was
+	// applied (core/state), the same on every replica; 0 for a policy
+	// read from files. Configuration versions begin with it
+	// (core/meshserver), so that they compare across replicas. Plans do
+	// not compare it.
+	Index uint64 `json:"-"`
 }
 
 // Mesh holds mesh-wide settings.
