@@ -324,7 +324,7 @@ func (c *Controller) rebuild() {
 	b, total := c.inc.build(p, entries, len(c.listeners) > 0)
 	b.Took = time.Since(start)
 	c.noteUnbound(p, c.inc.unbound())
-	c.noteUndeclared(compile.UndeclaredDrops(p, entries))
+	c.noteUndeclared(append(compile.UndeclaredDrops(p, entries), compile.ProxyModeDrops(p, entries)...))
 	n := 0
 	if len(c.listeners) > 0 {
 		n = c.publish(b)
