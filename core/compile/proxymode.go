@@ -6,12 +6,17 @@ import (
 	"github.com/weftmesh/weft/core/registry"
 )
 
-// ReasonProxyModeMismatch is the status reason of an instance whose
-// scheduler serves it in another proxy mode than the policy gives its
-// service (policy.Policy.ProxyModeMismatch): a shared proxy that policy
-// refuses its certificate, or a sidecar where policy asks for a shared
-// proxy.
-const ReasonProxyModeMismatch = "proxy_mode_mismatch"
+// The status reasons of an instance whose scheduler serves it in another
+// proxy mode than the policy gives its service (policy.Policy.
+// ProxyModeMismatch).
+const (
+	// ReasonProxyModeRefused: a shared proxy serves it and policy refuses
+	// that proxy its certificate; the instance is not served.
+	ReasonProxyModeRefused = "proxy_mode_refused"
+	// ReasonProxyModeMismatch: it keeps its sidecar where policy asks for
+	// a shared proxy; it is served, not as policy says.
+	ReasonProxyModeMismatch = "proxy_mode_mismatch"
+)
 
 // ProxyModeDrops lists the instances of entries whose scheduler's proxy
 // mode (Meta[model.MetaProxyMode]) disagrees with policy's, in entries'
@@ -23,9 +28,15 @@ func ProxyModeDrops(p *policy.Policy, entries []registry.Entry) []model.Dropped 
 	}
 	var out []model.Dropped
 	for _, e := range entries {
-		if d := p.ProxyModeMismatch(e.Instance); d != "" {
-			out = append(out, model.Dropped{Adapter: e.Adapter, Instance: e.Instance.ID, Reason: ReasonProxyModeMismatch, Detail: d})
+		d, refused := p.ProxyModeMismatch(e.Instance)
+		if d == "" {
+			continue
 		}
+		reason := ReasonProxyModeMismatch
+		if refused {
+			reason = ReasonProxyModeRefused
+		}
+		out = append(out, model.Dropped{Adapter: e.Adapter, Instance: e.Instance.ID, Reason: reason, Detail: d})
 	}
 	return out
 }

@@ -24,16 +24,17 @@ func TestProxyModeDrops(t *testing.T) {
 		entry("local", "batch-0", "batch", "application"),
 	}
 	tests := []struct {
-		name string
-		p    *policy.Policy
-		want []string // instance IDs listed
+		name    string
+		p       *policy.Policy
+		want    []string // instance IDs listed
+		reasons []string
 	}{
-		{"policy silent", &policy.Policy{Services: map[string]policy.Service{"api": {Name: "api"}}}, nil},
+		{"policy silent", &policy.Policy{Services: map[string]policy.Service{"api": {Name: "api"}}}, nil, nil},
 		{"per service", &policy.Policy{Services: map[string]policy.Service{
 			"api": {ProxyMode: policy.ProxyNode}, "pay": {ProxyMode: policy.ProxyInstance}, "web": {ProxyMode: policy.ProxyNode},
 			"batch": {ProxyMode: policy.ProxyApplication},
-		}}, []string{"a2/pay", "web-0"}},
-		{"mesh default node", &policy.Policy{Mesh: policy.Mesh{DefaultProxyMode: policy.ProxyNode}}, []string{"web-0", "store-0", "batch-0"}},
+		}}, []string{"a2/pay", "web-0"}, []string{ReasonProxyModeRefused, ReasonProxyModeMismatch}},
+		{"mesh default node", &policy.Policy{Mesh: policy.Mesh{DefaultProxyMode: policy.ProxyNode}}, []string{"web-0", "store-0", "batch-0"}, []string{ReasonProxyModeMismatch, ReasonProxyModeMismatch, ReasonProxyModeRefused}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,8 +43,8 @@ func TestProxyModeDrops(t *testing.T) {
 				t.Fatalf("got %v, want instances %v", got, tt.want)
 			}
 			for i, d := range got {
-				if d.Instance != tt.want[i] || d.Reason != ReasonProxyModeMismatch || d.Detail == "" || d.Adapter == "" {
-					t.Errorf("drop %d = %+v, want instance %s with reason %s and a detail", i, d, tt.want[i], ReasonProxyModeMismatch)
+				if d.Instance != tt.want[i] || d.Reason != tt.reasons[i] || d.Detail == "" || d.Adapter == "" {
+					t.Errorf("drop %d = %+v, want instance %s with reason %s and a detail", i, d, tt.want[i], tt.reasons[i])
 				}
 			}
 		})

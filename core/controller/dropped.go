@@ -80,7 +80,7 @@ func (c *Controller) noteUndeclared(drops []model.Dropped) {
 	for _, d := range drops {
 		switch {
 		case seen[d]:
-		case d.Reason == compile.ReasonProxyModeMismatch: // proxymode.go
+		case d.Reason == compile.ReasonProxyModeRefused || d.Reason == compile.ReasonProxyModeMismatch: // proxymode.go
 			c.o.Logger.Warn("proxy mode mismatch: the scheduler and the policy's proxy_mode disagree", "adapter", d.Adapter, "instance", d.Instance, "detail", d.Detail)
 		default:
 			c.o.Logger.Warn("upstream port ignored: the policy does not declare it", "adapter", d.Adapter, "instance", d.Instance, "detail", d.Detail)

@@ -189,7 +189,7 @@ func (s *Server) NodeInstances(ctx context.Context, req *meshapi.NodeInstancesRe
 	for _, in := range lister.OnNode(req.CredentialAdapter, c.Node) {
 		// An instance policy keeps from node proxies is not listed: the
 		// proxy would only be refused its certificate. Status lists it as
-		// a mismatch (reason proxy_mode_mismatch).
+		// refused (reason proxy_mode_refused).
 		if in.Node == c.Node && servesNodeMode(in) && s.proxyModeAllows(in, ProxyKindNode) == nil {
 			ids = append(ids, in.ID)
 		}

@@ -81,15 +81,17 @@ func (p *Policy) AdmitShared(service string, kind ProxyMode) error {
 
 // ProxyModeMismatch says how the mode in's scheduler chose for it differs
 // from the one policy gives its service, or "" when they agree or policy
-// says nothing.
-func (p *Policy) ProxyModeMismatch(in model.Instance) string {
+// says nothing. refused is true when the proxy the scheduler chose is a
+// shared one that policy refuses (AdmitShared): the instance is not
+// served; false when it keeps a sidecar that policy would share.
+func (p *Policy) ProxyModeMismatch(in model.Instance) (detail string, refused bool) {
 	mode, from := p.ProxyModeOf(in.Service)
 	if mode == "" {
-		return ""
+		return "", false
 	}
 	got := SchedulerProxyMode(in)
 	if got == mode {
-		return ""
+		return "", false
 	}
 	what := map[ProxyMode]string{
 		ProxyInstance:    "its own sidecar",
@@ -101,7 +103,7 @@ func (p *Policy) ProxyModeMismatch(in model.Instance) string {
 		by = fmt.Sprintf("an unknown proxy mode %q", string(got))
 	}
 	if got == ProxyNode || got == ProxyApplication || !known {
-		return fmt.Sprintf("the scheduler serves it by %s but %s: the controller refuses that proxy its certificate; serve it by %s (docs/deployment-models.md), or change the policy", by, from, what[mode])
+		return fmt.Sprintf("the scheduler serves it by %s but %s: the controller refuses that proxy its certificate; serve it by %s (docs/deployment-models.md), or change the policy", by, from, what[mode]), true
 	}
-	return fmt.Sprintf("the scheduler serves it by %s but %s: it keeps its sidecar; move it to %s (docs/deployment-models.md), or change the policy", by, from, what[mode])
+	return fmt.Sprintf("the scheduler serves it by %s but %s: it keeps its sidecar; move it to %s (docs/deployment-models.md), or change the policy", by, from, what[mode]), false
 }

@@ -61,26 +61,27 @@ func TestProxyModeMismatch(t *testing.T) {
 		"batch": {Name: "batch", ProxyMode: ProxyApplication},
 	}}
 	tests := []struct {
-		name string
-		p    *Policy
-		in   model.Instance
-		want string // a part of the mismatch, "" for none
+		name    string
+		p       *Policy
+		in      model.Instance
+		want    string // a part of the mismatch, "" for none
+		refused bool
 	}{
-		{"agree: node", p, inst("api", "node"), ""},
-		{"agree: sidecar by default", p, inst("web", ""), ""},
-		{"agree: the local file's sidecar", p, inst("web", "sidecar"), ""},
-		{"agree: application", p, inst("batch", "application"), ""},
-		{"policy silent", &Policy{}, inst("api", "node"), ""},
-		{"hostile: a node proxy for an instance-mode service", p, inst("web", "node"), "the controller refuses that proxy its certificate"},
-		{"a sidecar where policy says node", p, inst("api", ""), "it keeps its sidecar; move it to the node proxy"},
-		{"the node proxy where policy says application", p, inst("batch", "node"), "serve it by its application's proxy"},
-		{"a mode nobody knows", p, inst("web", "cluster"), `an unknown proxy mode "cluster"`},
+		{"agree: node", p, inst("api", "node"), "", false},
+		{"agree: sidecar by default", p, inst("web", ""), "", false},
+		{"agree: the local file's sidecar", p, inst("web", "sidecar"), "", false},
+		{"agree: application", p, inst("batch", "application"), "", false},
+		{"policy silent", &Policy{}, inst("api", "node"), "", false},
+		{"hostile: a node proxy for an instance-mode service", p, inst("web", "node"), "the controller refuses that proxy its certificate", true},
+		{"a sidecar where policy says node", p, inst("api", ""), "it keeps its sidecar; move it to the node proxy", false},
+		{"the node proxy where policy says application", p, inst("batch", "node"), "serve it by its application's proxy", true},
+		{"a mode nobody knows", p, inst("web", "cluster"), `an unknown proxy mode "cluster"`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := tt.p.ProxyModeMismatch(tt.in)
-			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
-				t.Fatalf("mismatch %q, want %q", got, tt.want)
+			got, refused := tt.p.ProxyModeMismatch(tt.in)
+			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) || refused != tt.refused {
+				t.Fatalf("mismatch %q (refused %v), want %q (refused %v)", got, refused, tt.want, tt.refused)
 			}
 		})
 	}
