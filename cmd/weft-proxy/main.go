@@ -34,7 +34,10 @@
 // instance (instead of --instance and --admin), one process serves several
 // instances of a node, each with its own identity, configuration stream,
 // listeners, policy and admin endpoints, joining with the node token in
-// WEFT_NODE_TOKEN (node.go; docs/deployment-models.md).
+// WEFT_NODE_TOKEN (node.go; docs/deployment-models.md); with --serve-file
+// instead, the instances and the token come from a file it reads again
+// every --discover-interval, so instances come and go without a restart
+// (servefile.go).
 package main
 
 import (
