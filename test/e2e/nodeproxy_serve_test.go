@@ -74,8 +74,10 @@ func TestLocalNodeProxyTakesChangesWithoutRestarting(t *testing.T) {
 	again("before any change")
 
 	// api-1 joins the node proxy.
+	changed := time.Now()
 	harness.ReplaceFile(t, filepath.Join(dir, "workloads.hcl"), servedWorkloads(2))
 	s = ctl.WaitFor(t, "api-1 served", 60*time.Second, harness.Converged(4))
+	t.Logf("api-1 served and acknowledged by the node proxy %s after the workloads file changed", time.Since(changed).Round(time.Millisecond))
 	if got := proxyPIDs(s); got["api-1"] != nodePID || got["web-0"] != nodePID || got["api-0"] != nodePID {
 		t.Fatalf("after api-1 joined: proxy pids %v, want every node-mode instance on the node proxy %s (not restarted)", got, nodePID)
 	}
@@ -99,8 +101,10 @@ func TestLocalNodeProxyTakesChangesWithoutRestarting(t *testing.T) {
 	})
 
 	// api-1 leaves it.
+	changed = time.Now()
 	harness.ReplaceFile(t, filepath.Join(dir, "workloads.hcl"), servedWorkloads(1))
 	s = ctl.WaitFor(t, "api-1 gone", 60*time.Second, harness.Converged(3))
+	t.Logf("api-1 gone from status %s after the workloads file changed", time.Since(changed).Round(time.Millisecond))
 	if got := proxyPIDs(s); got["web-0"] != nodePID || got["api-0"] != nodePID {
 		t.Fatalf("after api-1 left: proxy pids %v, want the node proxy %s (not restarted)", got, nodePID)
 	}
