@@ -340,6 +340,18 @@ service "api" {}`,
 			summary:    "Invalid protocol",
 			wantDetail: []string{`"tcp", "http", "http2" or "grpc"`, `Did you mean "grpc"?`},
 		},
+		{
+			name:       "a proxy mode of the workloads file's words says what policy calls it",
+			src:        `service "api" { proxy_mode = "sidecar" }`,
+			summary:    "Invalid proxy mode",
+			wantDetail: []string{`"instance" (a proxy per instance: the sidecar)`, `Policy calls a sidecar "instance".`},
+		},
+		{
+			name:       "a misspelt mesh default proxy mode gets a suggestion",
+			src:        `mesh { default_proxy_mode = "applicaton" }`,
+			summary:    "Invalid proxy mode",
+			wantDetail: []string{`"application" (one proxy per application on a node)`, `Did you mean "application"?`},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -32,6 +32,8 @@ type mesh struct {
 	// Protection is the protection block (mesh.protection.go); nil: the
 	// defaults.
 	Protection *protection
+	// DefaultProxyMode is default_proxy_mode (proxy_mode.go); "": none.
+	DefaultProxyMode policy.ProxyMode
 
 	DeclRange hcl.Range
 }
@@ -42,6 +44,7 @@ var meshSchema = &hcl.BodySchema{
 		{Name: "default_action"},
 		{Name: "identity_binding"},
 		{Name: "egress"},
+		{Name: "default_proxy_mode"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "tracing"}, {Type: "protection"}},
 }
@@ -104,6 +107,13 @@ func decodeMeshBlock(block *hcl.Block) (*mesh, hcl.Diagnostics) {
 			m.Egress = e
 		}
 	}
+	if attr, ok := content.Attributes["default_proxy_mode"]; ok {
+		pm, set, valDiags := decodeProxyMode(attr)
+		diags = append(diags, valDiags...)
+		if set {
+			m.DefaultProxyMode = pm
+		}
+	}
 	for _, b := range content.Blocks {
 		if b.Type == "protection" {
 			p, d := decodeProtectionBlock(b, "The mesh block")
@@ -150,7 +160,7 @@ func checkTrustDomain(s string) string {
 }
 
 func (m *mesh) toPolicy() policy.Mesh {
-	pm := policy.Mesh{TrustDomain: m.TrustDomain, DefaultAction: m.DefaultAction, IdentityBinding: m.IdentityBinding, Egress: m.Egress}
+	pm := policy.Mesh{TrustDomain: m.TrustDomain, DefaultAction: m.DefaultAction, IdentityBinding: m.IdentityBinding, Egress: m.Egress, DefaultProxyMode: m.DefaultProxyMode}
 	if m.Tracing != nil {
 		t := m.Tracing.Tracing
 		pm.Tracing = &t

@@ -31,8 +31,9 @@ type service struct {
 	Outliers       *outlierDetection
 	Bindings       []*binding
 	Health         *healthCheck
-	JWT            *serviceJWT // service.jwt.go
-	Protection     *protection // service.protection.go
+	JWT            *serviceJWT      // service.jwt.go
+	Protection     *protection      // service.protection.go
+	ProxyMode      policy.ProxyMode // proxy_mode.go; "": the mesh's default
 
 	DeclRange hcl.Range
 }
@@ -41,6 +42,7 @@ var serviceSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "namespace"},
 		{Name: "protocol"},
+		{Name: "proxy_mode"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "upstream", LabelNames: []string{"service"}},
@@ -109,6 +111,14 @@ func decodeServiceBlock(block *hcl.Block) (*service, hcl.Diagnostics) {
 		if set {
 			s.Protocol = p
 			s.ProtocolRange = attr.Expr.Range()
+		}
+	}
+
+	if attr, ok := content.Attributes["proxy_mode"]; ok {
+		m, set, valDiags := decodeProxyMode(attr)
+		diags = append(diags, valDiags...)
+		if set {
+			s.ProxyMode = m
 		}
 	}
 
@@ -252,7 +262,7 @@ func (s *service) toPolicy() policy.Service {
 	for _, u := range s.Upstreams {
 		ups = append(ups, u.toPolicy())
 	}
-	ps := policy.Service{Name: s.Name, Namespace: s.Namespace, Protocol: s.Protocol, Upstreams: ups}
+	ps := policy.Service{Name: s.Name, Namespace: s.Namespace, Protocol: s.Protocol, Upstreams: ups, ProxyMode: s.ProxyMode}
 	for _, ss := range s.Subsets {
 		ps.Subsets = append(ps.Subsets, ss.toPolicy())
 	}

@@ -336,7 +336,11 @@ func (a *Adapter) prepare(req sdk.ConfigureRequest, src []byte, r *runner) (*con
 		}
 		prev = st
 	}
-	specs, hd := buildPlan(planInput{W: w, Mesh: m, ProxyPath: proxy, First: first, Prev: prevAddresses(prev), Node: node})
+	var prevShared map[string]string
+	if r != nil {
+		prevShared = r.sharedAddrs()
+	}
+	specs, hd := buildPlan(planInput{W: w, Mesh: m, ProxyPath: proxy, First: first, Prev: prevAddresses(prev), Node: node, PrevShared: prevShared})
 	diags = append(diags, convertDiags(hd)...)
 	if hd.HasErrors() {
 		return nil, diags

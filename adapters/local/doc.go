@@ -118,10 +118,16 @@
 // --node process (nodeproxy.go) serves every node-mode instance of the
 // file, each with its own identity, listeners on its own address (mesh
 // port 15001, admin 15000, the upstreams' local ports), configuration and
-// metrics, and joins for each with a node token (WEFT_NODE_TOKEN) that the
-// controller honours only for instances this adapter places on its node
-// (option node; model.Instance.Node). Its log is <DataDir>/logs/_node.proxy.log.
-// Adding or removing a node-mode instance restarts it.
+// metrics, and joins for each with a node token that the controller
+// honours only for instances this adapter places on its node (option
+// node; model.Instance.Node). Its instances and the token are in its serve
+// file, <DataDir>/proxy/_node.serve.json (weft-proxy --serve-file), which
+// the adapter writes again, with a fresh token, when a node-mode instance
+// is added, removed or changes its identity: the proxy takes the change
+// without restarting. Its log is <DataDir>/logs/_node.proxy.log. Each
+// instance reports its mode in Meta["weft_proxy_mode"] ("node",
+// "application"), where the controller compares it with the policy's
+// proxy_mode.
 //
 // A service with proxy_mode = "application" gets one such process for its
 // application (namespace and service), shared by its instances and by no

@@ -1,10 +1,12 @@
 package local
 
 import (
+	"encoding/json"
+	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/weftmesh/weft/plugins/sdk"
@@ -16,24 +18,35 @@ import (
 // instance of one application (namespace and service) with proxy_mode =
 // "application". Both run as
 //
-//	<ProxyBinary> --node <node> --serve <id>=<address>:15000 ... \
-//	  --controller <addr>... --trust-bundle <DataDir>/trust-bundle.pem \
-//	  --data-dir <DataDir>/proxy/<slot>
+//	<ProxyBinary> --node <node> --serve-file <DataDir>/proxy/<slot>.serve.json \
+//	  --discover-interval 250ms --controller <addr>... \
+//	  --trust-bundle <DataDir>/trust-bundle.pem --data-dir <DataDir>/proxy/<slot>
 //
-// with a token in WEFT_NODE_TOKEN, minted at every start: for the node
-// proxy a node token, which admits it, once per instance, for the
-// instances this adapter places on its node; for an application proxy an
-// application token, a node token narrowed to its service and namespace,
-// which admits it for that application's instances on the node and for no
-// other's. The instances keep their addresses and ports: the shared proxy
-// listens on each one's mesh port and, for its upstreams, on its address,
-// as its sidecar would. Its command line lists the instances, so adding or
-// removing one restarts it (its instances' connections end then; the
-// certificates stay in its data directory).
+// The serve file (writeServeFile) lists the instances it serves, each
+// with its admin address (<address>:15000) and identity, and a token
+// minted when the file is written: for the node proxy a node token, which
+// admits it, once per instance, for the instances this adapter places on
+// its node; for an application proxy an application token, a node token
+// narrowed to its service and namespace, which admits it for that
+// application's instances on the node and for no other's. The instances
+// keep their addresses and ports: the shared proxy listens on each one's
+// mesh port and, for its upstreams, on its address, as its sidecar would.
+//
+// The command line and environment name no instance, so an instance that
+// joins or leaves the shared proxy, or changes its identity, does not
+// restart it: the runner writes the serve file again (with a fresh token)
+// and the proxy, which reads it every 250ms, starts or stops that
+// instance alone; the others' listeners and connections stay. What still
+// restarts it: the instance whose group it runs with (below) leaving it,
+// a change of its own command line (the controllers, the proxy binary),
+// and an adapter restart (it is not adopted: one of an earlier run is
+// stopped).
 //
 // Under the guard (guard.go) a shared proxy runs with a group of its own:
 // the sidecar group of the first instance it serves (instanceSpec.ProxyAddr),
-// which no sidecar holds since that instance has none. Each instance it
+// which no sidecar holds since that instance has none; the group stays
+// while that instance is served by it (planInput.PrevShared), so that
+// instances added before it in the file do not change it. Each instance it
 // serves admits that group to its app port in place of a sidecar's, so an
 // application proxy reaches its own application's apps and no other's.
 
@@ -77,12 +90,17 @@ func validNode(n string) bool {
 	return true
 }
 
+// serveFileInterval is how often a shared proxy reads its serve file.
+const serveFileInterval = 250 * time.Millisecond
+
 // withSharedProxies gives every node-mode and application-mode spec its
-// shared proxy's process spec, and the address whose group it runs with.
+// shared proxy's process spec, and the address whose group it runs with:
+// the one it ran with (in.PrevShared) while that instance is still among
+// its instances, else its first instance's.
 func withSharedProxies(specs []instanceSpec, in planInput) {
 	type group struct {
-		serve, identities []string
-		first             instanceSpec
+		first instanceSpec
+		addrs map[string]bool
 	}
 	groups := map[string]*group{}
 	var order []string
@@ -93,28 +111,22 @@ func withSharedProxies(specs []instanceSpec, in planInput) {
 		}
 		g := groups[id]
 		if g == nil {
-			g = &group{first: s}
+			g = &group{first: s, addrs: map[string]bool{}}
 			groups[id] = g
 			order = append(order, id)
 		}
-		g.serve = append(g.serve, s.ID+"="+net.JoinHostPort(s.Address, strconv.Itoa(adminPort)))
-		g.identities = append(g.identities, s.ID+"="+s.Namespace+"/"+s.Service)
+		g.addrs[s.Address] = true
 	}
 	l := layout{in.Mesh.DataDir}
 	procs := map[string]procSpec{}
 	for _, id := range order {
 		g := groups[id]
-		argv := []string{in.ProxyPath, "--node", in.Node}
-		for _, sv := range g.serve {
-			argv = append(argv, "--serve", sv)
-		}
+		argv := []string{in.ProxyPath, "--node", in.Node, "--serve-file", l.serveFile(id), "--discover-interval", serveFileInterval.String()}
 		for _, c := range in.Mesh.ControllerAddrs {
 			argv = append(argv, "--controller", c)
 		}
 		argv = append(argv, "--trust-bundle", l.trustBundle(), "--data-dir", l.proxyDir(id))
-		// The identities are the shared proxy's, as a sidecar's are its:
-		// when one changes, it restarts and joins anew.
-		env := []string{"WEFT_NODE=" + in.Node, "WEFT_NODE_IDENTITIES=" + strings.Join(g.identities, ",")}
+		env := []string{"WEFT_NODE=" + in.Node}
 		if g.first.ProxyMode == ProxyModeApplication {
 			env = append(env, "WEFT_APPLICATION="+g.first.Namespace+"/"+g.first.Service)
 		}
@@ -124,8 +136,69 @@ func withSharedProxies(specs []instanceSpec, in planInput) {
 		if id := specs[i].sharedSlotID(); id != "" {
 			specs[i].Proxy = procs[id]
 			specs[i].ProxyAddr = groups[id].first.Address
+			if prev := in.PrevShared[id]; groups[id].addrs[prev] {
+				specs[i].ProxyAddr = prev
+			}
 		}
 	}
+}
+
+// serveItems lists what the shared proxy of slot id serves, from specs,
+// as its serve file has them.
+func serveItems(specs []instanceSpec, id string) []serveItem {
+	var out []serveItem
+	for _, s := range specs {
+		if s.sharedSlotID() == id {
+			out = append(out, serveItem{ID: s.ID, Admin: net.JoinHostPort(s.Address, strconv.Itoa(adminPort)), Identity: s.Namespace + "/" + s.Service})
+		}
+	}
+	return out
+}
+
+// serveItem is one instance in a shared proxy's serve file.
+type serveItem struct {
+	ID       string `json:"id"`
+	Admin    string `json:"admin"`
+	Identity string `json:"identity"`
+}
+
+// serveFile is what weft-proxy --serve-file reads (cmd/weft-proxy
+// servefile.go): the token its instances join with, and the instances.
+type serveFile struct {
+	Token     string      `json:"token"`
+	Instances []serveItem `json:"instances"`
+}
+
+// writeServeFile writes a shared proxy's serve file atomically (a
+// temporary file renamed over it: the proxy never reads half of one),
+// readable by the adapter's user only: it holds a token.
+func writeServeFile(path string, sf serveFile) error {
+	if sf.Instances == nil {
+		sf.Instances = []serveItem{}
+	}
+	b, err := json.Marshal(sf)
+	if err != nil {
+		return fmt.Errorf("encoding the serve file: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("creating the serve file's directory: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".serve-*")
+	if err != nil {
+		return fmt.Errorf("writing the serve file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing the serve file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing the serve file: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing the serve file: %w", err)
+	}
+	return nil
 }
 
 // sharedSlotSpec is the instance a shared proxy's slot stands for: its

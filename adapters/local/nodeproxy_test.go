@@ -1,6 +1,7 @@
 package local
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
@@ -10,56 +11,101 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/plugins/sdk"
 	"github.com/weftmesh/weft/plugins/sdk/sdktest"
 )
 
-// fakeNodeProxy checks that it got a node token and its flags, records the
-// token in its data directory, listens on every --serve admin address and
-// exits on SIGTERM.
+// fakeNodeProxy checks its flags, reads its serve file as weft-proxy
+// --serve-file does (again every --discover-interval), records every token
+// it finds there and each instance set in its data directory ("tokens",
+// "served": one line per change), listens on every instance's admin
+// address, and exits on SIGTERM.
 func fakeNodeProxy(args []string) {
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
 	fs := flag.NewFlagSet("fake-node-proxy", flag.ExitOnError)
 	node := fs.String("node", "", "")
-	var serve, controllers []string
-	fs.Func("serve", "", func(s string) error { serve = append(serve, s); return nil })
+	var controllers []string
 	fs.Func("controller", "", func(s string) error { controllers = append(controllers, s); return nil })
 	fs.String("trust-bundle", "", "")
 	dataDir := fs.String("data-dir", "", "")
+	servePath := fs.String("serve-file", "", "")
+	every := fs.Duration("discover-interval", 0, "")
 	_ = fs.Parse(args)
-	tok := os.Getenv("WEFT_NODE_TOKEN")
-	if tok == "" || *node == "" || len(serve) == 0 || len(controllers) == 0 || *dataDir == "" || os.Getenv("WEFT_JOIN_TOKEN") != "" {
-		fmt.Fprintln(os.Stderr, "fake node proxy: missing node token, --node, --serve, --controller or --data-dir, or a join token it should not have")
+	fail := func(args ...any) {
+		fmt.Fprintln(os.Stderr, append([]any{"fake node proxy:"}, args...)...)
 		os.Exit(3)
+	}
+	if *node == "" || *servePath == "" || *every <= 0 || len(controllers) == 0 || *dataDir == "" || os.Getenv("WEFT_JOIN_TOKEN") != "" || os.Getenv("WEFT_NODE_TOKEN") != "" {
+		fail("missing --node, --serve-file, --discover-interval, --controller or --data-dir, or a token in its environment it should not have")
 	}
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
-		fmt.Fprintln(os.Stderr, "fake node proxy:", err)
-		os.Exit(3)
+		fail(err)
 	}
-	f, err := os.OpenFile(filepath.Join(*dataDir, "tokens"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "fake node proxy:", err)
-		os.Exit(3)
-	}
-	fmt.Fprintln(f, tok)
-	f.Close()
-	for _, sv := range serve {
-		_, admin, _ := strings.Cut(sv, "=")
-		l, err := net.Listen("tcp", admin)
+	appendLine := func(name, line string) {
+		f, err := os.OpenFile(filepath.Join(*dataDir, name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "fake node proxy:", err)
-			os.Exit(3)
+			fail(err)
 		}
-		defer l.Close()
+		fmt.Fprintln(f, line)
+		f.Close()
 	}
+	listeners := map[string]net.Listener{}
+	lastToken, lastServed := "", ""
+	read := func() {
+		b, err := os.ReadFile(*servePath)
+		if err != nil {
+			fail(err)
+		}
+		var sf serveFile
+		if err := json.Unmarshal(b, &sf); err != nil || sf.Token == "" {
+			fail("serve file:", err, string(b))
+		}
+		if sf.Token != lastToken {
+			appendLine("tokens", sf.Token)
+			lastToken = sf.Token
+		}
+		var ids []string
+		want := map[string]bool{}
+		for _, in := range sf.Instances {
+			ids = append(ids, in.ID+"="+in.Identity)
+			want[in.Admin] = true
+			if listeners[in.Admin] == nil {
+				l, err := net.Listen("tcp", in.Admin)
+				if err != nil {
+					fail(err)
+				}
+				listeners[in.Admin] = l
+			}
+		}
+		for addr, l := range listeners {
+			if !want[addr] {
+				l.Close()
+				delete(listeners, addr)
+			}
+		}
+		if served := strings.Join(ids, ","); served != lastServed {
+			appendLine("served", served)
+			lastServed = served
+		}
+	}
+	read()
 	if c, err := net.Dial("unix", filepath.Join(*dataDir, "..", "..", "..", "ready.sock")); err == nil {
 		fmt.Fprintln(c, "node:"+*node)
 		c.Close()
 	}
-	<-term
+	t := time.NewTicker(*every)
+	for {
+		select {
+		case <-term:
+			return
+		case <-t.C:
+			read()
+		}
+	}
 }
 
 // writeModes writes a workloads file of services (name -> instances), each
@@ -96,9 +142,12 @@ func (s *testSetup) writeModesExtra(t *testing.T, services map[string]int, modes
 // The node proxy through the modes' changes: node-mode instances share
 // one proxy process, started with a node token for the adapter's node
 // that the controller's verifier takes for each of them once; a service
-// moving into or out of node mode swaps its sidecars for the node proxy
-// (or back), which restarts with the new list; without node-mode
-// instances it stops. The instances report the adapter's node.
+// moving into node mode swaps its sidecars for the node proxy, which
+// takes it from its serve file without restarting, as it takes an
+// identity change; one moving out gets its sidecars back (the node proxy
+// restarts only because the instance whose group it ran with left it);
+// without node-mode instances it stops. The instances report the
+// adapter's node.
 func TestNodeProxyModes(t *testing.T) {
 	s := newSetup(t)
 	s.writeModes(t, map[string]int{"api": 2, "db": 1}, map[string]string{"api": "node"})
@@ -131,17 +180,21 @@ func TestNodeProxyModes(t *testing.T) {
 	}
 	firstNode, dbSidecar := p["api-0"][1], p["db-0"][1]
 
-	// db joins the node proxy: its sidecar stops, a new node proxy serves all three.
+	// db joins the node proxy: its sidecar stops, and the same node proxy
+	// serves all three, told by its serve file (with a fresh token).
 	s.writeModes(t, map[string]int{"api": 2, "db": 1}, map[string]string{"api": "node", "db": "node"})
 	ev = sdktest.WaitFor(t, events, "db on the node proxy", waitTimeout, func(ev sdk.WatchEvent) bool {
 		p := pids(ev)
-		return allPassing("api-0", "api-1", "db-0")(ev) && p["db-0"][1] == p["api-0"][1] && p["api-0"][1] != firstNode
+		return allPassing("api-0", "api-1", "db-0")(ev) && p["db-0"][1] == p["api-0"][1]
 	})
 	secondNode := pids(ev)["db-0"][1]
-	for _, pid := range []string{firstNode, dbSidecar} {
-		if alive(atoi(t, pid)) {
-			t.Errorf("pid %s (the old node proxy or db's sidecar) still runs", pid)
-		}
+	if secondNode != firstNode {
+		t.Fatalf("the node proxy restarted (pid %s, was %s) when db joined it", secondNode, firstNode)
+	}
+	waitExited(t, "db's sidecar, after db joined the node proxy", atoi(t, dbSidecar))
+	waitServed(t, filepath.Join(s.dataDir, "proxy", nodeSlotID, "served"), "api-0=default/api,api-1=default/api,db-0=default/db")
+	if toks := readLines(t, filepath.Join(s.dataDir, "proxy", nodeSlotID, "tokens")); len(toks) != 2 {
+		t.Errorf("node proxy tokens %q, want two: the start's and the change's", toks)
 	}
 
 	// api leaves node mode ("instance" is a sidecar too): sidecars of its own.
@@ -152,28 +205,25 @@ func TestNodeProxyModes(t *testing.T) {
 	})
 	thirdNode := pids(ev)["db-0"][1]
 
-	// A new identity (db serves another service) restarts the node proxy,
-	// as it restarts a sidecar.
+	waitExited(t, "the node proxy that ran with api-0's group", atoi(t, secondNode))
+
+	// A new identity (db serves another service) reaches the node proxy
+	// in its serve file: the proxy serves it anew without restarting.
 	s.writeModesExtra(t, map[string]int{"api": 2, "db": 1}, map[string]string{"api": "instance", "db": "node"}, map[string]string{"db": `  service = "db2"`})
 	ev = sdktest.WaitFor(t, events, "db as db2", waitTimeout, func(ev sdk.WatchEvent) bool {
-		return allPassing("api-0", "api-1", "db-0")(ev) && ev.Snapshot.Instances[2].Service == "db2" && pids(ev)["db-0"][1] != thirdNode
+		return allPassing("api-0", "api-1", "db-0")(ev) && ev.Snapshot.Instances[2].Service == "db2"
 	})
-	fourthNode := pids(ev)["db-0"][1]
-	if alive(atoi(t, thirdNode)) {
-		t.Errorf("node proxy pid %s still runs after its instance's identity changed", thirdNode)
+	if got := pids(ev)["db-0"][1]; got != thirdNode {
+		t.Fatalf("the node proxy restarted (pid %s, was %s) when its instance's identity changed", got, thirdNode)
 	}
-	thirdNode = fourthNode
+	waitServed(t, filepath.Join(s.dataDir, "proxy", nodeSlotID, "served"), "db-0=default/db2")
 
 	// No node-mode instance left: the node proxy stops.
 	s.writeModes(t, map[string]int{"api": 2, "db": 1}, nil)
 	ev = sdktest.WaitFor(t, events, "all on sidecars", waitTimeout, func(ev sdk.WatchEvent) bool {
 		return allPassing("api-0", "api-1", "db-0")(ev) && pids(ev)["db-0"][1] != thirdNode
 	})
-	for _, pid := range []string{secondNode, thirdNode} {
-		if alive(atoi(t, pid)) {
-			t.Errorf("node proxy pid %s still runs without node-mode instances", pid)
-		}
-	}
+	waitExited(t, "the node proxy, without node-mode instances", atoi(t, thirdNode))
 }
 
 // Application proxies: one process per application, shared by its
@@ -223,12 +273,45 @@ func TestApplicationProxyModes(t *testing.T) {
 		p := pids(ev)
 		return allPassing("api-0", "api-1", "db-0", "web-0")(ev) && p["web-0"][1] == p["db-0"][1] && p["web-0"][1] != webProxy
 	})
-	if alive(atoi(t, webProxy)) {
-		t.Errorf("web's application proxy (pid %s) still runs after web left application mode", webProxy)
-	}
+	waitExited(t, "web's application proxy, after web left application mode", atoi(t, webProxy))
 	if got := pids(ev)["api-0"][1]; got != p["api-0"][1] {
 		t.Errorf("api's application proxy restarted (pid %s, was %s) though api did not change", got, p["api-0"][1])
 	}
+}
+
+// waitExited waits, bounded, for process pid to exit (the runner stops a
+// replaced process after it announced the change), and says how long it
+// took.
+func waitExited(t *testing.T, what string, pid int) {
+	t.Helper()
+	start := time.Now()
+	select {
+	case <-pollExit(pid, 10*time.Millisecond, nil):
+		t.Logf("%s (pid %d) exited %s after the change was announced", what, pid, time.Since(start).Round(time.Millisecond))
+	case <-time.After(waitTimeout):
+		t.Fatalf("%s (pid %d) still runs %s after the change", what, pid, waitTimeout)
+	}
+}
+
+// waitServed waits, bounded, until the fake node proxy has recorded
+// served (its instances and identities) as its last serve file's.
+func waitServed(t *testing.T, path, served string) {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < waitTimeout {
+		if b, err := os.ReadFile(path); err == nil {
+			if lines := strings.Fields(string(b)); len(lines) > 0 && lines[len(lines)-1] == served {
+				t.Logf("the node proxy read %s after %s", served, time.Since(start).Round(time.Millisecond))
+				return
+			}
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		}
+	}
+	t.Fatalf("the node proxy did not read %q from its serve file within %s", served, waitTimeout)
 }
 
 func readLines(t *testing.T, path string) []string {

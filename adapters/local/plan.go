@@ -87,6 +87,10 @@ func (l layout) stateFile() string         { return filepath.Join(l.dir, "local-
 func (l layout) trustBundle() string       { return filepath.Join(l.dir, "trust-bundle.pem") }
 func (l layout) logDir() string            { return filepath.Join(l.dir, "logs") }
 func (l layout) proxyDir(id string) string { return filepath.Join(l.dir, "proxy", id) }
+
+// serveFile is where the shared proxy of slot id reads what it serves
+// (nodeproxy.go).
+func (l layout) serveFile(id string) string { return filepath.Join(l.dir, "proxy", id+".serve.json") }
 func (l layout) log(id, kind string) string {
 	return filepath.Join(l.logDir(), id+"."+kind+".log")
 }
@@ -99,6 +103,10 @@ type planInput struct {
 	First     netip.Addr        // first address to hand out
 	Prev      map[string]string // instance ID -> address kept from before
 	Node      string            // the adapter's node name (option node)
+	// PrevShared is the address whose group each running shared proxy
+	// runs with, by slot ID (runner.sharedAddrs): kept while it serves
+	// that address's instance, so that the proxy is not restarted.
+	PrevShared map[string]string
 }
 
 // buildPlan turns a decoded workloads file into one spec per instance, in

@@ -89,6 +89,11 @@ type slot struct {
 	pid     int
 	running bool
 	starts  int
+	// served are the instances a shared proxy (kind "node") serves, as
+	// its serve file lists them.
+	served []serveItem
+
+	fileMu sync.Mutex // serialises writes of a shared proxy's serve file
 }
 
 // instanceStatus is what translate needs of one instance.
@@ -154,10 +159,12 @@ func (r *runner) apply(specs []instanceSpec) {
 	var starting []startReq
 	var stale []stateProc // processes of an earlier run to stop
 	// The shared proxies (the node proxy, the application proxies): each
-	// replaced when its command line changes (an instance joins or leaves
-	// it), stopped when it serves no instance. They are never adopted: one
-	// of an earlier run is stopped.
+	// replaced when its command line or its group changes, stopped when
+	// it serves no instance. An instance that joins or leaves one changes
+	// its serve file only, written again below (nodeproxy.go). They are
+	// never adopted: one of an earlier run is stopped.
 	wantShared := sharedProxySpecs(specs)
+	var rewrite []*slot
 	for id, sl := range r.shared {
 		if _, ok := wantShared[id]; !ok {
 			stopping = append(stopping, sl)
@@ -166,13 +173,19 @@ func (r *runner) apply(specs []instanceSpec) {
 	}
 	for id, first := range wantShared {
 		sl := r.shared[id]
+		served := serveItems(specs, id)
 		if sl != nil && sl.spec.hash() == first.Proxy.hash() && sl.inst.ProxyAddr == first.ProxyAddr {
+			if !slices.Equal(sl.served, served) {
+				sl.served = served
+				rewrite = append(rewrite, sl)
+			}
 			continue
 		}
 		if sl != nil {
 			stopping = append(stopping, sl)
 		}
 		r.shared[id] = newSlot("node", first.Proxy, sharedSlotSpec(first))
+		r.shared[id].served = served // start writes its serve file
 		starting = append(starting, startReq{r.shared[id], 0})
 	}
 	for _, spec := range specs {
@@ -290,9 +303,43 @@ func (r *runner) apply(specs []instanceSpec) {
 		}()
 	}
 	wg.Wait()
+	for _, sl := range rewrite {
+		if err := r.writeServed(sl); err != nil {
+			// The proxy keeps serving what it served; the next change
+			// writes the file again.
+			r.cfg.Log.Error("cannot update a shared proxy's instances", "proxy", sl.inst.ID, "error", err)
+		}
+	}
 	for _, st := range starting {
 		go r.supervise(st.s, st.adopt)
 	}
+}
+
+// writeServed writes the serve file of a shared proxy with its instances
+// and a fresh token (each (token, instance) pair admits once).
+func (r *runner) writeServed(s *slot) error {
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
+	r.mu.Lock()
+	served := slices.Clone(s.served)
+	r.mu.Unlock()
+	tok, err := r.cfg.NodeToken(s.inst)
+	if err != nil {
+		return fmt.Errorf("minting the node token: %w", err)
+	}
+	return writeServeFile(layout{r.cfg.DataDir}.serveFile(s.inst.ID), serveFile{Token: tok, Instances: served})
+}
+
+// sharedAddrs returns the address whose group each shared proxy runs
+// with, by slot ID (planInput.PrevShared).
+func (r *runner) sharedAddrs() map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]string, len(r.shared))
+	for id, sl := range r.shared {
+		out[id] = sl.inst.ProxyAddr
+	}
+	return out
 }
 
 // gidOK reports whether the process pid of an earlier run runs with the
@@ -396,11 +443,9 @@ func (r *runner) supervise(s *slot, adoptPID int) {
 func (r *runner) start(s *slot) (*exec.Cmd, error) {
 	env := append(baseEnv(), s.spec.Env...)
 	if s.kind == "node" {
-		tok, err := r.cfg.NodeToken(s.inst)
-		if err != nil {
-			return nil, fmt.Errorf("minting the node token: %w", err)
+		if err := r.writeServed(s); err != nil {
+			return nil, err
 		}
-		env = append(env, "WEFT_NODE_TOKEN="+tok)
 	}
 	if s.kind == "proxy" {
 		tok, err := r.cfg.Token(s.inst)

@@ -46,6 +46,17 @@ func translate(st localState) (model.Snapshot, []sdk.Diagnostic) {
 				"restarts":       strconv.Itoa(st.Restarts),
 			},
 		}
+		// The proxy mode the workloads file chose, where the controller
+		// compares it with the policy's proxy_mode (model.MetaProxyMode):
+		// "node" or "application"; none for a sidecar.
+		if s.ProxyMode != "" {
+			if in.Meta == nil {
+				in.Meta = map[string]string{}
+			}
+			in.Meta[model.MetaProxyMode] = s.ProxyMode
+		} else {
+			delete(in.Meta, model.MetaProxyMode)
+		}
 		if st.AppRunning {
 			in.Labels["pid"] = strconv.Itoa(st.AppPID)
 		}

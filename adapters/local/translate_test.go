@@ -72,6 +72,43 @@ func TestTranslate(t *testing.T) {
 			}},
 		},
 	}
+	// The workloads file's proxy_mode is reported in Meta, where the
+	// controller compares it with policy's; a sidecar reports none, even
+	// if the file's meta claims one.
+	onNode := api0
+	onNode.ProxyMode = ProxyModeNode
+	onApp := store
+	onApp.ProxyMode = ProxyModeApplication
+	claims := store
+	claims.ID, claims.Meta = "store-1", map[string]string{model.MetaProxyMode: "node"}
+	tests = append(tests, struct {
+		name string
+		in   []instanceStatus
+		want []model.Instance
+	}{"proxy modes in Meta", []instanceStatus{
+		{Spec: onNode, AppPID: 10, AppRunning: true, ProxyPID: 50, ProxyRunning: true},
+		{Spec: onApp, AppPID: 30, AppRunning: true, ProxyPID: 51, ProxyRunning: true},
+		{Spec: claims, AppPID: 32, AppRunning: true, ProxyPID: 33, ProxyRunning: true},
+	}, []model.Instance{
+		{
+			ID: "api-0", Service: "api", Namespace: "default", Address: "127.0.0.2", Ports: ports(8080),
+			Meta: map[string]string{"version": "v1", model.MetaProxyMode: "node"}, Tags: []string{"demo"}, Health: model.HealthPassing,
+			Labels:   map[string]string{"pid": "10", "proxy_pid": "50", "restarts": "0", "workloads_file": "w.hcl"},
+			Workload: map[string]string{model.WorkloadScheduler: "local", "name": "api"},
+		},
+		{
+			ID: "store-0", Service: "store", Namespace: "shop", Address: "127.0.0.4", Ports: ports(9000),
+			Meta: map[string]string{model.MetaProxyMode: "application"}, Health: model.HealthPassing,
+			Labels:   map[string]string{"pid": "30", "proxy_pid": "51", "restarts": "0", "workloads_file": "w.hcl"},
+			Workload: map[string]string{model.WorkloadScheduler: "local", "name": "store-main"},
+		},
+		{
+			ID: "store-1", Service: "store", Namespace: "shop", Address: "127.0.0.4", Ports: ports(9000),
+			Meta: map[string]string{}, Health: model.HealthPassing,
+			Labels:   map[string]string{"pid": "32", "proxy_pid": "33", "restarts": "0", "workloads_file": "w.hcl"},
+			Workload: map[string]string{model.WorkloadScheduler: "local", "name": "store-main"},
+		},
+	}})
 	checked := store
 	checked.Check = &checkSpec{HTTP: "/healthz", Interval: time.Second, Timeout: time.Second}
 	for _, c := range []struct {

@@ -34,7 +34,10 @@
 // instance (instead of --instance and --admin), one process serves several
 // instances of a node, each with its own identity, configuration stream,
 // listeners, policy and admin endpoints, joining with the node token in
-// WEFT_NODE_TOKEN (node.go; docs/deployment-models.md).
+// WEFT_NODE_TOKEN (node.go; docs/deployment-models.md); with --serve-file
+// instead, the instances and the token come from a file it reads again
+// every --discover-interval, so instances come and go without a restart
+// (servefile.go).
 package main
 
 import (
@@ -118,6 +121,7 @@ type options struct {
 	gateway     string   // --gateway: the only gateway configuration taken
 	node        string   // --node: run as the node proxy of this node (node.go)
 	serve       []string // --serve ID=ADMIN: the node proxy's instances
+	serveFile   string   // --serve-file: the node proxy's instances, kept up to date (servefile.go)
 	// --discover-interval: how often a node proxy without --serve asks
 	// the controller for its instances (discover.go)
 	discoverEvery time.Duration
@@ -166,7 +170,8 @@ check state).`,
 	fl.StringVar(&o.gateway, "gateway", "", "run as the ingress gateway NAME: refuse any configuration that is not that gateway's (optional; the configuration carries the mode)")
 	fl.DurationVar(&o.reportEvery, "report-interval", reportIntervalDefault(), "send the controller a report of the golden signals (requests, successes, latency, bytes, denials) this often; 0 sends none (or set "+reportEnv+", which sidecars a scheduler starts inherit)")
 	fl.StringVar(&o.node, "node", "", "run as the node proxy of node NAME, serving every --serve instance with its own identity (the node token in $"+nodeTokenEnv+"), or, with --credential-adapter and no --serve, every instance of its node the controller lists (docs/deployment-models.md)")
-	fl.DurationVar(&o.discoverEvery, "discover-interval", 2*time.Second, "with --node and --credential-adapter but no --serve: how often to ask the controller which instances of this node chose node mode (a Nomad system job; discover.go)")
+	fl.DurationVar(&o.discoverEvery, "discover-interval", 2*time.Second, "with --node and --credential-adapter but no --serve: how often to ask the controller which instances of this node chose node mode (a Nomad system job; discover.go); with --serve-file, how often to read the file again")
+	fl.StringVar(&o.serveFile, "serve-file", "", "with --node: a JSON file listing the instances to serve and the token to join them with, read again every --discover-interval: instances added or removed there are started or stopped without touching the others (servefile.go)")
 	fl.StringArrayVar(&o.serve, "serve", nil, "with --node: an instance ID=ADMIN_HOST:PORT the node proxy serves, with that instance's admin endpoints; repeat it")
 	root.AddCommand(&cobra.Command{
 		Use:   "version",

@@ -104,6 +104,9 @@ func runNode(ctx context.Context, o options) error {
 	case o.gateway != "":
 		return errors.New("--node and --gateway do not go together: run a gateway as its own proxy")
 	}
+	if o.serveFile != "" {
+		return runServeFile(ctx, o) // servefile.go
+	}
 	if len(o.serve) == 0 && o.credAdapter != "" {
 		return runDiscovering(ctx, o)
 	}

@@ -20,7 +20,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weftmesh/weft/core/api"
+	"github.com/weftmesh/weft/core/compile"
 	"github.com/weftmesh/weft/core/model"
+	"github.com/weftmesh/weft/core/policy"
 )
 
 // `weft check` probes, from outside every instance's isolation, the ports
@@ -108,7 +110,12 @@ controller's status:
   config       the sidecar rejected (NACKed) its configuration: FAIL
   clock        the sidecar's clock is more than 5s from the controller's: FAIL (1s: WARN)
   adapter      an adapter is not running or cannot read its scheduler: FAIL
-  sidecar      an instance has no sidecar connected: WARN
+  sidecar      an instance has no sidecar connected (in node or application
+               mode: its shared proxy has no stream of it): WARN
+  proxy-mode   the scheduler serves an instance by a shared proxy that the
+               policy's proxy_mode refuses: FAIL (the instance is not
+               served); by its sidecar where policy asks for a shared
+               proxy: WARN; by a shared proxy policy allows: OK
 
 check exits 0 when nothing fails (warnings included) and 1 naming each
 failure and what to do about it.`,
@@ -607,10 +614,35 @@ func meshFindings(rep api.StatusReport, now time.Time) []CheckFinding {
 			}
 		}
 	}
+	modeIssues := map[string]model.Dropped{}
+	for _, d := range rep.Dropped {
+		if d.Reason == compile.ReasonProxyModeRefused || d.Reason == compile.ReasonProxyModeMismatch {
+			modeIssues[d.Instance] = d
+		}
+	}
 	for _, in := range rep.Instances {
-		if !connected[in.ID] {
-			add("instance "+in.ID, "sidecar", levelWarn, "no sidecar of this instance is connected to this controller",
+		subj := "instance " + in.ID
+		shared := in.ProxyMode == string(policy.ProxyNode) || in.ProxyMode == string(policy.ProxyApplication)
+		switch {
+		case connected[in.ID]:
+		case shared:
+			add(subj, "sidecar", levelWarn, fmt.Sprintf("its %s proxy has no stream of this instance connected to this controller", in.ProxyMode),
+				"check the shared proxy's log (it names each instance it serves and why one is refused); another controller replica may serve it")
+		default:
+			add(subj, "sidecar", levelWarn, "no sidecar of this instance is connected to this controller",
 				"start its sidecar, or check that it reaches the controller (its log says why it does not); another controller replica may serve it")
+		}
+		// Proxy modes (docs/deployment-models.md): a shared proxy that
+		// policy refuses leaves the instance unserved; a sidecar where
+		// policy wants a shared proxy serves, not as policy says.
+		d, mismatch := modeIssues[in.ID]
+		switch {
+		case mismatch && d.Reason == compile.ReasonProxyModeRefused:
+			add(subj, "proxy-mode", levelFail, d.Detail, "make the scheduler and the policy's proxy_mode agree (weft policy plan shows a policy change before it applies)")
+		case mismatch:
+			add(subj, "proxy-mode", levelWarn, d.Detail, "make the scheduler and the policy's proxy_mode agree")
+		case shared:
+			add(subj, "proxy-mode", levelOK, fmt.Sprintf("served by its %s proxy, which policy allows", in.ProxyMode), "")
 		}
 	}
 	for _, k := range rep.JWKS {

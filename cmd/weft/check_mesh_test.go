@@ -1,11 +1,14 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/weftmesh/weft/core/api"
+	"github.com/weftmesh/weft/core/compile"
 	"github.com/weftmesh/weft/core/meshserver"
+	"github.com/weftmesh/weft/core/model"
 )
 
 // Each threshold of the installation checks, on its edge.
@@ -70,6 +73,39 @@ func TestMeshFindings(t *testing.T) {
 				t.Errorf("%s: %s, want %q", f.Subject, f.Level, w)
 			}
 			delete(want, f.Subject)
+		}
+		if len(want) > 0 {
+			t.Errorf("no finding for %v", want)
+		}
+	})
+	t.Run("proxy modes", func(t *testing.T) {
+		rep := api.StatusReport{ControllerVersion: "1",
+			Sidecars: []meshserver.StreamStatus{{Instance: "pay-0"}, {Instance: "api-0"}, {Instance: "web-0"}},
+			Instances: []api.InstanceReport{
+				{ID: "pay-0", ProxyMode: "node"},          // policy: instance
+				{ID: "api-0", ProxyMode: "node"},          // policy: node
+				{ID: "web-0"},                             // a sidecar, policy: node
+				{ID: "batch-0", ProxyMode: "application"}, // no stream
+			},
+			Dropped: []model.Dropped{
+				{Adapter: "nomad", Instance: "pay-0", Reason: compile.ReasonProxyModeRefused, Detail: "policy says instance"},
+				{Adapter: "local", Instance: "web-0", Reason: compile.ReasonProxyModeMismatch, Detail: "policy says node"},
+			}}
+		want := map[string]string{"instance pay-0 proxy-mode": levelFail, "instance api-0 proxy-mode": levelOK, "instance web-0 proxy-mode": levelWarn,
+			"instance batch-0 proxy-mode": levelOK, "instance batch-0 sidecar": levelWarn}
+		for _, f := range meshFindings(rep, now) {
+			key := f.Subject + " " + f.Check
+			w, ok := want[key]
+			if !ok {
+				continue
+			}
+			if f.Level != w || (f.Level != levelOK && f.Fix == "") {
+				t.Errorf("%s: %s (%s; fix %q), want %s with a fix", key, f.Level, f.Detail, f.Fix, w)
+			}
+			if key == "instance batch-0 sidecar" && !strings.Contains(f.Detail, "its application proxy has no stream") {
+				t.Errorf("%s: %q does not name the shared proxy", key, f.Detail)
+			}
+			delete(want, key)
 		}
 		if len(want) > 0 {
 			t.Errorf("no finding for %v", want)

@@ -360,7 +360,7 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 
 	run(func() { _ = g.Serve(sidecarShield.Listener(lis)) })
 	// The controller's own health, GET /metrics on the admin API.
-	ctlMetrics := telemetry.NewMetrics(telemetry.Sources{Streams: srv.Status, Adapters: adapters.reports, Entries: ctl.Entries,
+	ctlMetrics := telemetry.NewMetrics(telemetry.Sources{Streams: srv.Status, Adapters: adapters.reports, Entries: ctl.Entries, Dropped: ctl.Dropped,
 		Roots: authority.Roots, Collector: collector})
 	metricsBuilds := controller.Observer(ctlMetrics.Build)
 	adminSrv := api.NewServer(api.NewHandler(api.Options{

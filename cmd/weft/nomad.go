@@ -22,6 +22,9 @@ import (
 func newNomadCmd() *cobra.Command {
 	var def jobspec.Defaults
 	var noColor bool
+	var policyDir string
+	var nodeProxy bool
+	var np jobspec.NodeProxy
 	cmd := &cobra.Command{
 		Use:   "nomad",
 		Short: "Expand and run Nomad job files that use the weft stanza",
@@ -30,7 +33,13 @@ mesh: its service, its app port, its upstreams and its sidecar. render
 expands it into the sidecar task, ports and service blocks and prints the
 plain job; run submits that job to Nomad, like nomad job run. A job without
 a weft block passes through unchanged. The stanza is described in
-adapters/nomad/jobspec.`,
+adapters/nomad/jobspec.
+
+A stanza with proxy_mode = "node" (or, with --policy, a service the
+policy puts in node mode) renders a group without a sidecar task, whose
+service carries the tag weft_proxy_mode=node: the node proxy of each
+allocation's node serves it. --node-proxy renders (or runs) that node
+proxy's system job instead of a job file (docs/deployment-models.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -39,8 +48,36 @@ adapters/nomad/jobspec.`,
 	fl.StringVar(&def.TrustBundle, "trust-bundle", "", "default path of the controller CA's root certificate on the client nodes")
 	fl.StringVar(&def.ProxyCommand, "proxy-command", "weft-proxy", "default command of the sidecar task (a path on the client nodes)")
 	fl.BoolVar(&noColor, "no-color", false, "never color the diagnostics")
+	fl.StringVar(&policyDir, "policy", "", "policy directory (or file): each stanza's service is rendered in the proxy mode the policy gives it (proxy_mode, default_proxy_mode), and a stanza's own proxy_mode must agree")
+	fl.BoolVar(&nodeProxy, "node-proxy", false, "render the node proxy's system job (no JOBFILE): one weft-proxy per client node serving its node-mode instances")
+	fl.StringVar(&np.Job, "node-proxy-job", "weft-node-proxy", "with --node-proxy: the system job's name")
+	fl.StringArrayVar(&np.Datacenters, "datacenter", nil, "with --node-proxy: a datacenter of the system job (repeatable; default Nomad's)")
+	fl.DurationVar(&np.DiscoverInterval, "discover-interval", 0, "with --node-proxy: how often the node proxy asks the controller which instances to serve (0: weft-proxy's default, 2s)")
 
-	render := func(cmd *cobra.Command, path string) ([]byte, error) {
+	render := func(cmd *cobra.Command, args []string) ([]byte, error) {
+		if nodeProxy {
+			if len(args) > 0 {
+				return nil, fmt.Errorf("--node-proxy renders the node proxy's own system job: give no job file (got %s)", args[0])
+			}
+			np.Command, np.Controllers, np.TrustBundle = def.ProxyCommand, def.Controllers, def.TrustBundle
+			return jobspec.NodeProxyJob(np)
+		}
+		if len(args) != 1 {
+			return nil, fmt.Errorf("give one job file (or --node-proxy for the node proxy's system job)")
+		}
+		path := args[0]
+		if policyDir != "" {
+			p, diags, files := policyhcl.Load(policyDir)
+			if diags.HasErrors() || p == nil {
+				stderr := cmd.ErrOrStderr()
+				_ = policyhcl.WriteDiagnostics(stderr, diags, files, !noColor && colorTerminal(stderr))
+				return nil, fmt.Errorf("reading the policy in %s: %s", policyDir, countErrors(diags))
+			}
+			def.ProxyMode = func(service string) string {
+				m, _ := p.ProxyModeOf(service)
+				return string(m)
+			}
+		}
 		src, diags := jobspec.ReadFile(path)
 		var out []byte
 		var file *hcl.File
@@ -61,13 +98,15 @@ adapters/nomad/jobspec.`,
 	}
 
 	cmd.AddCommand(&cobra.Command{
-		Use:   "render JOBFILE",
-		Short: "Print the plain Nomad job a job file with weft blocks stands for",
+		Use:   "render JOBFILE | --node-proxy",
+		Short: "Print the plain Nomad job a job file with weft blocks stands for, or the node proxy's system job",
 		Example: `  weft nomad render --controller 10.0.0.5:7400 --trust-bundle /etc/weft/ca.crt api.nomad.hcl
-  weft nomad render api.nomad.hcl | nomad job run -`,
-		Args: cobra.ExactArgs(1),
+  weft nomad render api.nomad.hcl | nomad job run -
+  weft nomad render --policy policy/ api.nomad.hcl
+  weft nomad render --node-proxy --controller 10.0.0.5:7410 --trust-bundle /etc/weft/ca.crt`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			out, err := render(cmd, args[0])
+			out, err := render(cmd, args)
 			if err != nil {
 				return err
 			}
@@ -79,17 +118,18 @@ adapters/nomad/jobspec.`,
 	var detach bool
 	var vars []string
 	run := &cobra.Command{
-		Use:   "run JOBFILE",
+		Use:   "run JOBFILE | --node-proxy",
 		Short: "Expand a job file's weft blocks and submit the job to Nomad",
 		Long: `run renders the job file (see render), has Nomad parse the result, and
 registers the job, like nomad job run. Nomad's address and token come from
 NOMAD_ADDR (default http://127.0.0.1:4646) and NOMAD_TOKEN. Unless
 --detach, it waits (up to a minute) for the evaluation and reports
 placement failures.`,
-		Example: `  NOMAD_TOKEN=... weft nomad run examples/nomad/api.nomad.hcl`,
-		Args:    cobra.ExactArgs(1),
+		Example: `  NOMAD_TOKEN=... weft nomad run examples/nomad/api.nomad.hcl
+  NOMAD_TOKEN=... weft nomad run --node-proxy --controller 10.0.0.5:7410 --trust-bundle /etc/weft/ca.crt`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			out, err := render(cmd, args[0])
+			out, err := render(cmd, args)
 			if err != nil {
 				return err
 			}
@@ -97,7 +137,11 @@ placement failures.`,
 			if err != nil {
 				return err
 			}
-			return submitJob(cmd.Context(), cmd.OutOrStdout(), filepath.Base(args[0]), out, varsHCL, detach)
+			name := "the node proxy's job"
+			if len(args) == 1 {
+				name = filepath.Base(args[0])
+			}
+			return submitJob(cmd.Context(), cmd.OutOrStdout(), name, out, varsHCL, detach)
 		},
 	}
 	run.Flags().BoolVar(&detach, "detach", false, "return once the job is registered, without waiting for its evaluation")

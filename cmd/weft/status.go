@@ -162,7 +162,7 @@ func writeDropped(tw io.Writer, drops []model.Dropped, counts map[string]int) {
 	if len(drops) < total {
 		listed = fmt.Sprintf("; the first %d listed", len(drops))
 	}
-	fmt.Fprintf(tw, "\nDROPPED: %d (%s): left out of the mesh, or an upstream port ignored; fix each as DETAIL says%s\n", total, strings.Join(parts, ", "), listed)
+	fmt.Fprintf(tw, "\nDROPPED: %d (%s): left out of the mesh, an upstream port ignored, or a proxy mode the policy does not give; fix each as DETAIL says%s\n", total, strings.Join(parts, ", "), listed)
 	fmt.Fprintln(tw, "ADAPTER\tINSTANCE\tREASON\tDETAIL")
 	for _, d := range drops {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Adapter, d.Instance, d.Reason, strings.ReplaceAll(d.Detail, "\n", " "))

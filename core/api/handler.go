@@ -289,6 +289,7 @@ func (h *handler) status() StatusReport {
 			Outbound:  outboundReports(o.Sidecars, e.Instance.ID),
 			App:       appReport(o.Sidecars, e.Instance.ID),
 			Node:      e.Instance.Node,
+			ProxyMode: e.Instance.Meta[model.MetaProxyMode],
 		}
 		if healthy, reason, ok := o.Mesh.SidecarHealth(e.Instance.ID); ok {
 			in.SidecarCheck = "passing"

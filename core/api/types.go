@@ -161,6 +161,11 @@ type InstanceReport struct {
 	// Node is the node the scheduler placed the instance on
 	// (model.Instance.Node), "" when its adapter does not say.
 	Node string `json:"node,omitempty"`
+	// ProxyMode is the proxy mode its scheduler chose
+	// (Meta[model.MetaProxyMode]): "node", "application", or "" for a
+	// sidecar. The policy's proxy_mode may disagree: status lists that
+	// under Dropped (proxy_mode_refused, proxy_mode_mismatch).
+	ProxyMode string `json:"proxy_mode,omitempty"`
 }
 
 // OutboundReport is one outbound (upstream) listener of a sidecar, as its

@@ -48,7 +48,8 @@ type Compiler struct {
 	unbound map[string]Skipped
 	skipped []Skipped // unbound, sorted; nil when it must be sorted again
 	// undeclared holds each instance's upstream ports the policy does
-	// not declare (UndeclaredDrops), and drops them all, sorted, valid
+	// not declare (UndeclaredDrops) and its proxy mode mismatch
+	// (ProxyModeDrops), and drops them all, sorted, valid
 	// while dropsOK.
 	undeclared map[string][]model.Dropped
 	drops      []model.Dropped
@@ -151,8 +152,15 @@ func (c *Compiler) apply(p *policy.Policy, old map[string]*meshapi.ProxyConfig, 
 			c.callers[in.Service] = map[string]struct{}{}
 		}
 		c.callers[in.Service][in.ID] = struct{}{}
+		var drops []model.Dropped
 		if ups := UndeclaredUpstreams(p, in.Service, in.Ports); len(ups) > 0 {
-			c.undeclared[in.ID] = undeclaredDrops(e, ups)
+			drops = undeclaredDrops(e, ups)
+		}
+		if d, ok := proxyModeDrop(p, e); ok {
+			drops = append(drops, d)
+		}
+		if len(drops) > 0 {
+			c.undeclared[in.ID] = drops
 			c.dropsOK = false
 		}
 		err := p.Bound(in.Service, in.Workload)
@@ -334,9 +342,9 @@ func (c *Compiler) Unbound() []Skipped {
 	return slices.Clone(c.skipped)
 }
 
-// Undeclared is UndeclaredDrops for the last Update, kept up to date with
-// each change rather than computed again; sorted by adapter, then
-// instance ID. The slice is shared: the caller must not change it.
+// Undeclared is UndeclaredDrops followed, per instance, by ProxyModeDrops
+// for the last Update, kept up to date with each change rather than
+// computed again; sorted by adapter, then instance ID. The slice is shared: the caller must not change it.
 func (c *Compiler) Undeclared() []model.Dropped {
 	if !c.dropsOK {
 		ids := make([]string, 0, len(c.undeclared))

@@ -77,7 +77,7 @@
 // task without a mesh port), the records the registry refuses
 // (registry.Problem: no service name, an unnamed port, a duplicate ID), and
 // the upstream ports the policy in force does not declare
-// (compile.UndeclaredDrops, kept by the Compiler, after each compilation; each new one is
+// (compile.UndeclaredDrops and compile.ProxyModeDrops, kept by the Compiler, after each compilation; each new one is
 // logged once). A snapshot replaces its adapter's drops. The admin API
 // lists them and counts them per reason; the controller has no metrics
 // endpoint yet, so status is where the counts are.

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/weftmesh/weft/core/compile"
 	"github.com/weftmesh/weft/core/model"
 )
 
@@ -66,8 +67,9 @@ func (c *Controller) setDrops(adapter string, drops []model.Dropped) {
 	c.drops[adapter] = drops
 }
 
-// noteUndeclared records the upstream ports the last compilation ignored
-// and logs each new one once.
+// noteUndeclared records the upstream ports the last compilation ignored,
+// and the instances whose proxy mode the policy does not give them
+// (compile.ProxyModeDrops), and logs each new one once.
 func (c *Controller) noteUndeclared(drops []model.Dropped) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -76,7 +78,11 @@ func (c *Controller) noteUndeclared(drops []model.Dropped) {
 		seen[d] = true
 	}
 	for _, d := range drops {
-		if !seen[d] {
+		switch {
+		case seen[d]:
+		case d.Reason == compile.ReasonProxyModeRefused || d.Reason == compile.ReasonProxyModeMismatch: // proxymode.go
+			c.o.Logger.Warn("proxy mode mismatch: the scheduler and the policy's proxy_mode disagree", "adapter", d.Adapter, "instance", d.Instance, "detail", d.Detail)
+		default:
 			c.o.Logger.Warn("upstream port ignored: the policy does not declare it", "adapter", d.Adapter, "instance", d.Instance, "detail", d.Detail)
 		}
 	}

@@ -105,5 +105,6 @@ func (i *incremental) changed(p *policy.Policy, reg *registry.Registry, health *
 // unbound is compile.Unbound for the last build.
 func (i *incremental) unbound() []compile.Skipped { return i.compiler.Unbound() }
 
-// undeclared is compile.UndeclaredDrops for the last build.
+// undeclared is compile.UndeclaredDrops and compile.ProxyModeDrops for the
+// last build (Compiler.Undeclared).
 func (i *incremental) undeclared() []model.Dropped { return i.compiler.Undeclared() }

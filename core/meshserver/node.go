@@ -49,6 +49,13 @@ func (s *Server) joinForNode(req *meshapi.JoinRequest) (creds *meshapi.Credentia
 		case c.IsApplicationToken() && (in.Service != c.Service || in.NS() != appNS(c.Namespace)):
 			return status.Errorf(codes.PermissionDenied, "the proxy of application %s/%s on node %q may not serve instance %q: it is an instance of %s/%s", appNS(c.Namespace), c.Service, c.Node, req.InstanceId, in.NS(), in.Service)
 		}
+		kind := ProxyKindNode
+		if c.IsApplicationToken() {
+			kind = ProxyKindApplication
+		}
+		if err := s.checkProxyMode(in, kind); err != nil {
+			return err
+		}
 		if err := s.checkBinding("join", c.Adapter, in); err != nil {
 			return err
 		}
@@ -128,6 +135,12 @@ func (s *Server) joinNodeWithCredential(req *meshapi.JoinRequest, c CredentialCl
 		return refuse(codes.PermissionDenied, "the %s credential proves service %s/%s but instance %q runs %s/%s",
 			req.CredentialAdapter, nsOr(c.Namespace), c.Service, req.InstanceId, in.NS(), in.Service)
 	}
+	// The scheduler chose node mode (the tag, checked above); policy must
+	// agree, or say nothing.
+	if err := s.checkProxyMode(in, ProxyKindNode); err != nil {
+		s.o.Logger.Warn("node proxy join refused", "instance", req.InstanceId, "node", c.Node, "err", err)
+		return nil, err
+	}
 	if err := s.checkBinding("join", req.CredentialAdapter, in); err != nil {
 		s.o.Logger.Warn("node proxy join refused", "instance", req.InstanceId, "node", c.Node, "err", err)
 		return nil, err
@@ -174,10 +187,53 @@ func (s *Server) NodeInstances(ctx context.Context, req *meshapi.NodeInstancesRe
 	}
 	var ids []string
 	for _, in := range lister.OnNode(req.CredentialAdapter, c.Node) {
-		if in.Node == c.Node && servesNodeMode(in) {
+		// An instance policy keeps from node proxies is not listed: the
+		// proxy would only be refused its certificate. Status lists it as
+		// refused (reason proxy_mode_refused).
+		if in.Node == c.Node && servesNodeMode(in) && s.proxyModeAllows(in, ProxyKindNode) == nil {
 			ids = append(ids, in.ID)
 		}
 	}
 	sort.Strings(ids)
 	return &meshapi.NodeInstancesResponse{Node: c.Node, InstanceIds: ids}, nil
+}
+
+// The kinds of shared proxy, as policy names them (core/policy.ProxyMode).
+const (
+	ProxyKindNode        = "node"
+	ProxyKindApplication = "application"
+)
+
+// ProxyPolicy is what the shared proxies' checks read beside Workloads:
+// whether the policy in force lets a shared proxy of a kind (ProxyKindNode,
+// ProxyKindApplication) hold the certificates of a service's instances (a
+// service's proxy_mode, or the mesh's default_proxy_mode: core/policy.
+// Policy.AdmitShared). core/controller.Controller implements it; a
+// Workloads without it leaves the choice to the scheduler alone.
+type ProxyPolicy interface {
+	AdmitShared(service, kind string) error
+}
+
+// proxyModeAllows asks the ProxyPolicy, if Workloads is one.
+func (s *Server) proxyModeAllows(in model.Instance, kind string) error {
+	pp, ok := s.o.Workloads.(ProxyPolicy)
+	if !ok {
+		return nil
+	}
+	return pp.AdmitShared(in.Service, kind)
+}
+
+// checkProxyMode is proxyModeAllows as a Join's answer: PermissionDenied
+// naming the instance and what policy says (or the code the ProxyPolicy
+// chose: Unavailable before any policy), logged as a refusal by policy.
+func (s *Server) checkProxyMode(in model.Instance, kind string) error {
+	err := s.proxyModeAllows(in, kind)
+	if err == nil {
+		return nil
+	}
+	s.o.Logger.Warn("shared proxy refused by policy proxy_mode", "instance", in.ID, "service", in.Service, "proxy", kind, "err", err)
+	if _, isStatus := status.FromError(err); isStatus {
+		return err
+	}
+	return status.Errorf(codes.PermissionDenied, "the %s proxy may not serve instance %q: %v", kind, in.ID, err)
 }

@@ -81,6 +81,9 @@ type Mesh struct {
 	// Protection is the defences of every sidecar's listeners
 	// (protection.go); nil: the defaults.
 	Protection *Protection `json:",omitempty"`
+	// DefaultProxyMode is the proxy mode of every service that sets none
+	// (proxymode.go); "": policy leaves it to the scheduler.
+	DefaultProxyMode ProxyMode `json:",omitempty"`
 }
 
 // Service is what policy says about one service.
@@ -116,6 +119,9 @@ type Service struct {
 	// Protection is the defences of the service's inbound listener, over
 	// the mesh's (protection.go); nil: the mesh's.
 	Protection *Protection `json:",omitempty"`
+	// ProxyMode is who may hold its instances' certificates
+	// (proxymode.go); "": the mesh's DefaultProxyMode.
+	ProxyMode ProxyMode `json:",omitempty"`
 }
 
 // Upstream is a service this one calls, reached by the app on a localhost port.

@@ -11,6 +11,7 @@ import (
 	"github.com/weftmesh/weft/core/api"
 	"github.com/weftmesh/weft/core/ca"
 	"github.com/weftmesh/weft/core/meshserver"
+	"github.com/weftmesh/weft/core/model"
 	"github.com/weftmesh/weft/core/registry"
 )
 
@@ -27,6 +28,9 @@ type Sources struct {
 	Roots func() []ca.RootInfo
 	// Collector is the sidecars' reports.
 	Collector *Collector
+	// Dropped counts, per reason, the instances left out of the mesh or
+	// in a proxy mode policy does not give them (controller.Dropped).
+	Dropped func() (listed []model.Dropped, counts map[string]int)
 }
 
 // Metrics is the controller's own Prometheus registry: what GET /metrics
@@ -97,6 +101,7 @@ var (
 	descRefused      = prometheus.NewDesc("weft_controller_reports_refused_total", "Golden-signal reports refused, by reason: identity, instance (a sidecar reporting for an instance not its own or unknown), invalid, relayed_out_of_window (a report another replica relayed, dated outside the window).", []string{"reason"}, nil)
 	descCellsDropped = prometheus.NewDesc("weft_controller_report_cells_dropped_total", "Report cells not counted because a step of the window was full.", nil, nil)
 	descSidecarDrop  = prometheus.NewDesc("weft_controller_sidecar_reports_dropped_total", "Reports the sidecars say they could not send in time (their counts went into later reports), added up over the sidecars that reported.", nil, nil)
+	descDropped      = prometheus.NewDesc("weft_controller_dropped", "Instances left out of the mesh, upstream ports ignored, and instances whose scheduler and policy disagree on their proxy mode (proxy_mode_refused: not served; proxy_mode_mismatch: a sidecar where policy wants a shared proxy), by reason: what weft status lists under DROPPED.", []string{"reason"}, nil)
 	descReporting    = prometheus.NewDesc("weft_controller_reporting_instances", "Instances whose sidecar has reported since the controller started.", nil, nil)
 )
 
@@ -140,6 +145,12 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 		}
 		for key, v := range n {
 			ch <- prometheus.MustNewConstMetric(descInstances, prometheus.GaugeValue, v, key.adapter, key.health)
+		}
+	}
+	if s.src.Dropped != nil {
+		_, counts := s.src.Dropped()
+		for reason, n := range counts {
+			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.GaugeValue, float64(n), reason)
 		}
 	}
 	if s.src.Roots != nil {

@@ -21,6 +21,8 @@
 //	  app_port     = 8080    # bridge: the app's port inside the allocation (default: the
 //	                         # to of the app's port block, else 8080)
 //
+//	  proxy_mode   = "node"  # served by the node proxy, no sidecar task; default "instance"
+//
 //	  upstream "store" {     # the app calls store at NOMAD_ADDR_upstream_store
 //	    local_port = 9002    # bridge: required, 127.0.0.1:9002 inside the allocation;
 //	  }                      # host: optional, a static port (one allocation per node),
@@ -67,6 +69,17 @@
 // upstreams (the sidecar binds its outbound listeners and reaches the app
 // on 127.0.0.1, never on the node's address). Render warns "Isolation is
 // off" and writes a comment saying so into the group.
+//
+// Node (proxy_mode = "node" in the stanza, or a service the policy puts in
+// node mode: Defaults.ProxyMode, `weft nomad render --policy DIR`; the two
+// must agree where both say): no sidecar task; the group keeps host
+// networking (network_mode = "bridge" is an error) with the ports mesh and
+// upstream_<name>, and the service gets the tag weft_proxy_mode=node, by
+// which the node proxy of each allocation's node serves it (node.go). A
+// sidecar block is an error; "application" is refused (not on Nomad yet).
+// NodeProxyJob writes that node proxy's system job (`weft nomad render
+// --node-proxy`): job meta weft_proxy = "node", a weft-proxy --node task
+// joining with its workload identity.
 //
 // These are the conventions the nomad adapter reads (see adapters/nomad).
 //

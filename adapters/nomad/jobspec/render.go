@@ -22,6 +22,12 @@ type Defaults struct {
 	Driver       string   // default "raw_exec"
 	Controllers  []string // the controller's sidecar API, host:port
 	TrustBundle  string   // the controller CA's roots, on the client nodes
+	// ProxyMode is the policy's proxy mode of a service (its proxy_mode,
+	// else the mesh's default_proxy_mode; "": policy says nothing), from
+	// `weft nomad render --policy DIR`: a stanza's service with one is
+	// rendered in that mode, and a stanza's proxy_mode must agree with it.
+	// Nil: the stanzas decide.
+	ProxyMode func(service string) string
 }
 
 // Stanza is one decoded weft block.
@@ -45,6 +51,10 @@ type Stanza struct {
 	CPU         int
 	MemoryMB    int
 	KillTimeout string
+	// ProxyMode is ProxyModeInstance (the default: a sidecar task) or
+	// ProxyModeNode (no sidecar task: the node proxy serves the group's
+	// instances; node.go).
+	ProxyMode string
 }
 
 // Upstream is one upstream of a stanza.
@@ -181,7 +191,7 @@ func misplaced(b *hclsyntax.Body, where string) hcl.Diagnostics {
 }
 
 var stanzaSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "service"}, {Name: "port"}, {Name: "network_mode"}, {Name: "app_port"}},
+	Attributes: []hcl.AttributeSchema{{Name: "service"}, {Name: "port"}, {Name: "network_mode"}, {Name: "app_port"}, {Name: "proxy_mode"}},
 	Blocks:     []hcl.BlockHeaderSchema{{Type: "upstream", LabelNames: []string{"service"}}, {Type: "sidecar"}},
 }
 
@@ -217,8 +227,16 @@ func decode(blk *hclsyntax.Block, group string, def Defaults) (*Stanza, hcl.Diag
 	if a, ok := content.Attributes["port"]; ok {
 		diags = append(diags, str(a, &st.Port)...)
 	}
+	diags = append(diags, decodeProxyMode(st, blk, content.Attributes["proxy_mode"], def)...) // node.go
+	if st.ProxyMode == ProxyModeNode {
+		st.NetworkMode = ModeHost // the node proxy binds each instance's ports on the node
+	}
 	if a, ok := content.Attributes["network_mode"]; ok {
 		diags = append(diags, str(a, &st.NetworkMode)...)
+		if st.ProxyMode == ProxyModeNode && st.NetworkMode != ModeHost {
+			diags = append(diags, attrDiag(a, "Node mode needs host networking",
+				"network_mode = %q: the node proxy binds each node-mode instance's mesh and upstream ports on the node, so the group cannot have a network namespace of its own. Remove network_mode (node mode implies \"host\"), or serve the group by a sidecar.", st.NetworkMode))
+		}
 		if st.NetworkMode != ModeBridge && st.NetworkMode != ModeHost {
 			diags = append(diags, attrDiag(a, "Unsupported network_mode", "network_mode = %q: use \"bridge\" (the default: the app is reachable only through its sidecar) or \"host\" (no isolation).", st.NetworkMode))
 		}
@@ -252,6 +270,12 @@ func decode(blk *hclsyntax.Block, group string, def Defaults) (*Stanza, hcl.Diag
 			}
 			st.Upstreams = append(st.Upstreams, up)
 		case "sidecar":
+			if st.ProxyMode == ProxyModeNode {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No sidecar in node mode",
+					Detail:  "This group is served by the node proxy (proxy_mode = \"node\"), so it has no sidecar task to configure. Remove the sidecar block; the node proxy's own settings are those of its system job (weft nomad render --node-proxy).",
+					Subject: u.DefRange.Ptr()})
+				continue
+			}
 			sc, d := u.Body.Content(sidecarSchema)
 			diags = append(diags, d...)
 			names := make([]string, 0, len(sc.Attributes))
@@ -289,6 +313,9 @@ func decode(blk *hclsyntax.Block, group string, def Defaults) (*Stanza, hcl.Diag
 	if st.appPortAttr != nil && st.NetworkMode == ModeHost {
 		diags = append(diags, attrDiag(st.appPortAttr, "app_port needs bridge networking",
 			"app_port is the app's port inside the allocation's own network namespace; with network_mode = \"host\" Nomad allocates the app's port (port %q in the network block). Remove app_port.", st.Port))
+	}
+	if st.ProxyMode == ProxyModeNode {
+		return st, diags // no sidecar: no controller or trust bundle of its own
 	}
 	if !diags.HasErrors() && len(st.Controllers) == 0 {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No controller address",
@@ -348,7 +375,7 @@ func expand(st *Stanza, group *hclsyntax.Block, wgroup *hclwrite.Block, stanza *
 		}
 	}
 	for _, t := range blocksOf(group.Body, "task") {
-		if label(t) == ProxyTask {
+		if label(t) == ProxyTask && st.ProxyMode != ProxyModeNode {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Task name taken",
 				Detail: fmt.Sprintf("Group %q already has a task %q, which the weft block adds. Remove the weft block (the sidecar is written by hand) or rename the task.", label(group), ProxyTask), Subject: t.DefRange().Ptr()})
 		}
@@ -399,7 +426,10 @@ func expand(st *Stanza, group *hclsyntax.Block, wgroup *hclwrite.Block, stanza *
 			tags = append(tags, fmt.Sprintf("%s%s=%d", TagUpstreamPrefix, strings.TrimPrefix(l, "upstream_"), u.LocalPort))
 		}
 	} else {
-		ports.WriteString("port \"mesh\" {}\nport \"weft_admin\" {}\n")
+		ports.WriteString("port \"mesh\" {}\n")
+		if st.ProxyMode != ProxyModeNode {
+			ports.WriteString("port \"weft_admin\" {}\n")
+		}
 		// The sidecar binds the app's address and the upstream listeners
 		// on 127.0.0.1 (not the node's IP, where any host could reach
 		// them): tell the app the same.
@@ -413,9 +443,16 @@ func expand(st *Stanza, group *hclsyntax.Block, wgroup *hclwrite.Block, stanza *
 			}
 			setAddrEnv(env, l, "127.0.0.1", "")
 		}
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Isolation is off",
-			Detail:  fmt.Sprintf("network_mode = \"host\": group %q shares the node's network: its app's port can be reached beside its sidecar by anything on the node (the app should bind 127.0.0.1, as NOMAD_IP_%s now says), and its sidecar's outbound ports by any process there. Remove network_mode to get bridge networking, where only the sidecar's mesh port is reachable.", label(group), st.Port),
-			Subject: stanza.DefRange().Ptr()})
+		if st.ProxyMode == ProxyModeNode {
+			tags = append(tags, TagProxyModeNode)
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Isolation is off",
+				Detail:  fmt.Sprintf("proxy_mode = \"node\": group %q shares the node's network, as the node proxy needs: its app's port can be reached beside the node proxy by anything on the node (the app should bind 127.0.0.1, as NOMAD_IP_%s now says), and the node proxy's listeners for its upstreams by any process there. Nomad has no kernel guard for node-mode groups yet; a sidecar (proxy_mode = \"instance\") with bridge networking is isolated.", label(group), st.Port),
+				Subject: stanza.DefRange().Ptr()})
+		} else {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Isolation is off",
+				Detail:  fmt.Sprintf("network_mode = \"host\": group %q shares the node's network: its app's port can be reached beside its sidecar by anything on the node (the app should bind 127.0.0.1, as NOMAD_IP_%s now says), and its sidecar's outbound ports by any process there. Remove network_mode to get bridge networking, where only the sidecar's mesh port is reachable.", label(group), st.Port),
+				Subject: stanza.DefRange().Ptr()})
+		}
 	}
 	appendBlocks(wnet.Body(), ports.String(), false)
 
@@ -434,7 +471,10 @@ func expand(st *Stanza, group *hclsyntax.Block, wgroup *hclwrite.Block, stanza *
 	wstanza := wblocksOf(wgroup.Body(), "weft")[0]
 	wgroup.Body().RemoveBlock(wstanza)
 	var gen strings.Builder
-	if st.NetworkMode == ModeHost {
+	switch {
+	case st.ProxyMode == ProxyModeNode:
+		fmt.Fprintf(&gen, "# %s: the app's port is reachable beside the node proxy.\n# %s\n", IsolationOffWarning, NodeModeComment)
+	case st.NetworkMode == ModeHost:
 		fmt.Fprintf(&gen, "# %s: the app's port is reachable beside its sidecar.\n# Remove network_mode = \"host\" from the weft block for bridge networking.\n", IsolationOffWarning)
 	}
 	if userService == nil {
@@ -449,6 +489,12 @@ func expand(st *Stanza, group *hclsyntax.Block, wgroup *hclwrite.Block, stanza *
 		gen.WriteString("}\n")
 	} else if st.NetworkMode == ModeBridge {
 		diags = append(diags, bridgeUserService(st, userService, wgroup, servicePort, tags)...)
+	} else if st.ProxyMode == ProxyModeNode {
+		diags = append(diags, nodeUserService(st, userService, wgroup)...) // node.go
+	}
+	if st.ProxyMode == ProxyModeNode {
+		appendBlocks(wgroup.Body(), gen.String(), true)
+		return diags
 	}
 	args := []string{"--instance", "${NOMAD_ALLOC_ID}/" + st.Service}
 	for _, c := range st.Controllers {

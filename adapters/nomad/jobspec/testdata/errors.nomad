@@ -94,4 +94,37 @@ job "bad" {
       upstream "db" {} # ERROR: Upstream needs a local_port
     }
   }
+  group "nine" {
+    network {
+      port "app" {}
+    }
+    weft {
+      proxy_mode   = "node"
+      network_mode = "bridge" # ERROR: Node mode needs host networking
+      sidecar { # ERROR: No sidecar in node mode
+        memory = 32
+      }
+    }
+  }
+  group "ten" {
+    network {
+      port "app" {}
+    }
+    weft {
+      proxy_mode = "application" # ERROR: Unsupported proxy_mode
+    }
+  }
+  group "eleven" {
+    network {
+      port "app" {}
+    }
+    service {
+      name = "eleven"
+      port = "app"
+      tags = ["v1"] # ERROR: Service tag needed
+    }
+    weft {
+      proxy_mode = "node"
+    }
+  }
 }
