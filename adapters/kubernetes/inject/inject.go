@@ -24,7 +24,7 @@ const (
 	// kubernetes adapter's DaemonSet, docs/deployment-models.md): such a
 	// pod gets no sidecar. "sidecar" (or no annotation) is the default.
 	AnnotationProxyMode = "weft.io/proxy-mode"
-	ContainerName      = "weft-proxy"
+	ContainerName       = "weft-proxy"
 	// MeshPortName names the sidecar's container port; Services target it
 	// (targetPort: weft-mesh), never the app's port.
 	MeshPortName = "weft-mesh"
