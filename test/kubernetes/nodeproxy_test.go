@@ -292,7 +292,12 @@ func TestKubernetesNodeProxy(t *testing.T) {
 		t0 := time.Now()
 		c.DeletePod(sys, npB.pod.Name)
 		line := logSays(t, npB.proc, "node-b's proxy refused once its pod is deleted", 30*time.Second,
-			"asking the controller for this node's instances", "rejects the token")
-		t.Logf("node-b's proxy refused %v after its pod's deletion (the API server's token cache; bound 30s): %s", time.Since(t0).Round(time.Millisecond), line)
+			"asking the controller for this node's instances", "proves no node proxy", "weft-node-proxy-node-b no longer exists")
+		t.Logf("node-b's proxy refused %v after its pod's deletion (bound 30s): %s", time.Since(t0).Round(time.Millisecond), line)
+		// Once the API server's own cache of the token (10s) has expired,
+		// it refuses the token itself.
+		line = logSays(t, npB.proc, "the API server refusing the deleted pod's token", 30*time.Second,
+			"asking the controller for this node's instances", "rejects the token", "invalidated")
+		t.Logf("then %v after the deletion: %s", time.Since(t0).Round(time.Millisecond), line)
 	})
 }
