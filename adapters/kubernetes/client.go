@@ -104,6 +104,7 @@ var permissions = []permission{
 	{"watch", "discovery.k8s.io", "endpointslices", true, false, "to discover endpoints"},
 	{"create", "authentication.k8s.io", "tokenreviews", false, false, "to verify sidecars' service-account tokens"},
 	{"create", "", "events", true, true, "to report pods with malformed Weft annotations"},
+	{"get", "apps", "daemonsets", false, true, "to check that a node proxy's pod belongs to a DaemonSet annotated weft.io/node-proxy (docs/deployment-models.md)"},
 }
 
 // preflight checks that the API server answers, that it accepts the

@@ -12,7 +12,8 @@
 // sdk.Loop, which reads their caches, translates, drops unchanged
 // snapshots and sends), client.go (the option schema, kubeconfig (kubeconfig, and Configure's checks of the
 // API server, credentials and RBAC), translate.go (the pure translation
-// and the weft.io/ annotations), identity.go (VerifyIdentity), events.go
+// and the weft.io/ annotations), identity.go (VerifyIdentity), nodeproxy.go
+// (the node proxy's token: verifyNodeProxy), events.go
 // (Events on skipped pods). The sidecar injector webhook is the
 // subpackage inject; the real-API-server harness is test/kubernetes/kubetest.
 //
@@ -89,6 +90,20 @@
 // Never warning or unknown. A pod without an endpoint (not selected by a
 // Service, or not yet listed) is no instance at all. The adapter runs no
 // checks of its own: give the app a readinessProbe.
+//
+// # The node proxy
+//
+// A pod annotated weft.io/proxy-mode: node has no sidecar: the node proxy
+// of its spec.nodeName serves it (its instance carries
+// Meta weft_proxy_mode=node, Node = spec.nodeName, isolation none: such
+// pods share the node's network). The node proxy is a pod of a DaemonSet
+// annotated weft.io/node-proxy: "true"; it joins with its pod-bound token,
+// and VerifyIdentity answers with its node when the token's pod exists,
+// is Running on a node, runs as the DaemonSet's service account and is
+// owned by that very DaemonSet (nodeproxy.go). It then vouches only for
+// node-mode pods of that node; the controller checks the same against the
+// snapshot. The adapter needs get on daemonsets.apps for it. See
+// docs/deployment-models.md and examples/kubernetes/node-proxy.yaml.
 //
 // A meshed pod with a malformed annotation, or whose service account names
 // none of the Services that select it, is skipped: it is reported as a

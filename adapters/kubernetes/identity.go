@@ -26,7 +26,8 @@ const (
 // "weft" unless configured otherwise), checks that the instance's pod runs
 // as that service account (and is the token's pod, for a pod-bound token),
 // and answers with the service the account maps to: its own name, in its
-// namespace.
+// namespace. A pod-bound token asking for another pod, or for no instance,
+// is a node proxy's, checked by verifyNodeProxy (nodeproxy.go).
 func (a *Adapter) VerifyIdentity(ctx context.Context, req *sdk.VerifyIdentityRequest) (*sdk.VerifyIdentityResponse, error) {
 	cfg, err := a.config()
 	if err != nil {
@@ -37,11 +38,10 @@ func (a *Adapter) VerifyIdentity(ctx context.Context, req *sdk.VerifyIdentityReq
 	if strings.TrimSpace(req.Credential) == "" {
 		return nil, errors.New("the credential is empty: mount a projected service-account token with audience " + cfg.audience + " and pass its path with --credential-file")
 	}
-	ns, podName, ok := strings.Cut(req.InstanceID, "/")
-	if !ok || ns == "" || podName == "" {
+	ns, podName, ok := cutInstance(req.InstanceID)
+	if !ok && req.InstanceID != "" {
 		return nil, fmt.Errorf("instance %q is not NAMESPACE/POD, the form of the kubernetes adapter's instance IDs", req.InstanceID)
 	}
-
 	review, err := cfg.client.AuthenticationV1().TokenReviews().Create(ctx, &authnv1.TokenReview{
 		Spec: authnv1.TokenReviewSpec{Token: req.Credential, Audiences: []string{cfg.audience}},
 	}, metav1.CreateOptions{})
@@ -63,11 +63,16 @@ func (a *Adapter) VerifyIdentity(ctx context.Context, req *sdk.VerifyIdentityReq
 	if !ok {
 		return nil, fmt.Errorf("the token belongs to %q, not to a service account", st.User.Username)
 	}
+	if req.InstanceID == "" {
+		// A node proxy asks who it is (NodeInstances): nodeproxy.go.
+		return verifyNodeProxy(ctx, cfg, st, tokNS, tokSA, "")
+	}
+	if names := st.User.Extra[extraPodName]; len(names) > 0 && (names[0] != podName || tokNS != ns) {
+		// A pod-bound token for another pod: only a node proxy may ask.
+		return verifyNodeProxy(ctx, cfg, st, tokNS, tokSA, req.InstanceID)
+	}
 	if tokNS != ns {
 		return nil, fmt.Errorf("the token is of service account %s/%s, which cannot speak for a pod in namespace %s", tokNS, tokSA, ns)
-	}
-	if names := st.User.Extra[extraPodName]; len(names) > 0 && names[0] != podName {
-		return nil, fmt.Errorf("the token is bound to pod %s/%s, not to %s", ns, names[0], req.InstanceID)
 	}
 
 	pod, err := cfg.client.CoreV1().Pods(ns).Get(ctx, podName, metav1.GetOptions{})
@@ -84,6 +89,12 @@ func (a *Adapter) VerifyIdentity(ctx context.Context, req *sdk.VerifyIdentityReq
 		return nil, fmt.Errorf("pod %s runs as service account %s, but the token is of service account %s", req.InstanceID, sa, tokSA)
 	}
 	return &sdk.VerifyIdentityResponse{InstanceID: req.InstanceID, Service: tokSA, Namespace: tokNS}, nil
+}
+
+// cutInstance splits an instance ID, NAMESPACE/POD.
+func cutInstance(id string) (ns, pod string, ok bool) {
+	ns, pod, ok = strings.Cut(id, "/")
+	return ns, pod, ok && ns != "" && pod != ""
 }
 
 // serviceAccountOf splits "system:serviceaccount:NS:NAME".

@@ -21,6 +21,10 @@ const (
 	AnnotationMeshPort  = "weft.io/mesh-port"
 	AnnotationAppPort   = "weft.io/app-port"
 	AnnotationUpstreams = "weft.io/upstreams"
+	// AnnotationProxyMode "node" opts a meshed pod into its node's proxy
+	// (nodeproxy.go): it has no sidecar, and the node proxy of its
+	// spec.nodeName serves it. "sidecar", or no annotation, is the default.
+	AnnotationProxyMode = "weft.io/proxy-mode"
 	// MeshPortName is the container port name that declares the sidecar's
 	// inbound port when the annotation is absent.
 	MeshPortName = "weft-mesh"
@@ -142,6 +146,11 @@ func resolve(objs objects) ([]model.Instance, []problem) {
 			report("WeftInvalidAnnotation", "%v", err)
 			continue
 		}
+		nodeMode, err := proxyMode(pod)
+		if err != nil {
+			report("WeftInvalidAnnotation", "%v", err)
+			continue
+		}
 		in := model.Instance{
 			ID:        pod.Namespace + "/" + pod.Name,
 			Service:   c.service,
@@ -164,6 +173,19 @@ func resolve(objs objects) ([]model.Instance, []problem) {
 		if node := nodeName(pod, c.endpoint); node != "" {
 			in.Labels["node"] = node
 			in.Node = node // spec.nodeName: a node proxy serves only its own node's pods
+		}
+		// The mode is the annotation's alone: a pod label of the same
+		// name does not opt in.
+		delete(in.Meta, model.MetaProxyMode)
+		if nodeMode {
+			if in.Meta == nil {
+				in.Meta = map[string]string{}
+			}
+			in.Meta[model.MetaProxyMode] = model.ProxyModeNode
+			// The node proxy binds the pod's IP from the node (host
+			// networking, as the example's node-mode pods use): nothing
+			// keeps the app's port to the proxy alone.
+			in.Isolation = model.IsolationNone
 		}
 		if err := in.Validate(); err != nil {
 			report("WeftInvalidPod", "%v", err)
@@ -191,6 +213,18 @@ func address(pod *corev1.Pod, ep discoveryv1.Endpoint, ipv6 bool) string {
 		return pod.Status.PodIP
 	}
 	return ep.Addresses[0]
+}
+
+// proxyMode reads weft.io/proxy-mode: true for "node".
+func proxyMode(pod *corev1.Pod) (node bool, err error) {
+	switch v, ok := pod.Annotations[AnnotationProxyMode]; {
+	case !ok, v == "sidecar":
+		return false, nil
+	case v == model.ProxyModeNode:
+		return true, nil
+	default:
+		return false, fmt.Errorf("annotation %s = %q: write \"node\" (its node's proxy serves the pod) or \"sidecar\" (the default)", AnnotationProxyMode, v)
+	}
 }
 
 // meshed reports whether a pod declares a sidecar.

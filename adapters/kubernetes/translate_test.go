@@ -266,3 +266,32 @@ func TestContainerPortOfNativeSidecar(t *testing.T) {
 		}
 	}
 }
+
+// Node mode is the annotation weft.io/proxy-mode: node, and nothing else.
+func TestTranslateNodeMode(t *testing.T) {
+	ins, probs := resolve(loadObjects(t, "testdata/nodemode.yaml"))
+	byID := map[string]model.Instance{}
+	for _, in := range ins {
+		byID[in.ID] = in
+	}
+	for _, tc := range []struct {
+		id, mode, node string
+		isolation      model.Isolation
+	}{
+		{"shop/api-a", model.ProxyModeNode, "node-a", model.IsolationNone},
+		{"shop/api-b", "", "node-b", model.IsolationNetNS}, // a label of the same name opts nothing in
+		{"shop/api-c", "", "node-a", model.IsolationNetNS}, // "sidecar" said outright
+	} {
+		in, ok := byID[tc.id]
+		if !ok {
+			t.Errorf("%s missing from %+v", tc.id, ins)
+			continue
+		}
+		if in.Meta[model.MetaProxyMode] != tc.mode || in.Node != tc.node || in.Isolation != tc.isolation {
+			t.Errorf("%s: mode %q node %q isolation %q, want %q %q %q", tc.id, in.Meta[model.MetaProxyMode], in.Node, in.Isolation, tc.mode, tc.node, tc.isolation)
+		}
+	}
+	if len(probs) != 1 || probs[0].Pod != "api-bad-mode" || !strings.Contains(probs[0].Message, `write "node"`) {
+		t.Errorf("problems %+v, want api-bad-mode's misspelt mode only", probs)
+	}
+}

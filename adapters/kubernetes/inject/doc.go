@@ -12,6 +12,11 @@
 // restartPolicy Always) with a restricted security context (Restricted)
 // and requests and limits (DefaultResources).
 //
+// A pod annotated weft.io/proxy-mode: "node" is served by its node's
+// proxy (a DaemonSet, docs/deployment-models.md) and gets no sidecar,
+// even when it asks for injection; an unknown mode is an error (the pod is
+// admitted unchanged, with a warning).
+//
 // Place in the data flow: kubectl apply -> kube-apiserver -> (this
 // webhook) -> the pod as stored -> kubelet; the adapter then sees the pod
 // like any hand-written meshed pod.

@@ -20,7 +20,11 @@ const (
 	AnnotationInject   = "weft.io/inject"
 	AnnotationMeshPort = "weft.io/mesh-port"
 	AnnotationInjected = "weft.io/injected"
-	ContainerName      = "weft-proxy"
+	// AnnotationProxyMode "node" puts a pod on its node's proxy (the
+	// kubernetes adapter's DaemonSet, docs/deployment-models.md): such a
+	// pod gets no sidecar. "sidecar" (or no annotation) is the default.
+	AnnotationProxyMode = "weft.io/proxy-mode"
+	ContainerName       = "weft-proxy"
 	// MeshPortName names the sidecar's container port; Services target it
 	// (targetPort: weft-mesh), never the app's port.
 	MeshPortName = "weft-mesh"
@@ -105,6 +109,13 @@ func Mutate(o Options, pod *corev1.Pod) ([]patchOp, error) {
 	o = o.withDefaults()
 	if v := pod.Annotations[AnnotationInject]; v != "true" {
 		return nil, nil
+	}
+	switch mode := pod.Annotations[AnnotationProxyMode]; mode {
+	case "", "sidecar":
+	case "node":
+		return nil, nil // served by its node's proxy: no sidecar of its own
+	default:
+		return nil, fmt.Errorf("annotation %s = %q: write \"node\" (served by the node proxy, no sidecar) or \"sidecar\" (the default)", AnnotationProxyMode, mode)
 	}
 	for _, c := range append(slices.Clone(pod.Spec.InitContainers), pod.Spec.Containers...) {
 		if c.Name == ContainerName {

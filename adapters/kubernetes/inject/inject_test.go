@@ -58,6 +58,9 @@ func TestMutate(t *testing.T) {
 		{"declares one of them", withVolumes(podWith(map[string]string{AnnotationInject: "true"}, "app"), "weft-trust", "data"), 4, ""},
 		{"mesh port given", podWith(map[string]string{AnnotationInject: "true", AnnotationMeshPort: "16001"}, "app"), 4, ""},
 		{"mesh port malformed", podWith(map[string]string{AnnotationInject: "true", AnnotationMeshPort: "x"}, "app"), 0, "not a port number"},
+		{"node mode: no sidecar", podWith(map[string]string{AnnotationInject: "true", AnnotationProxyMode: "node"}, "app"), 0, ""},
+		{"sidecar mode said", podWith(map[string]string{AnnotationInject: "true", AnnotationProxyMode: "sidecar"}, "app"), 4, ""},
+		{"proxy mode misspelt", podWith(map[string]string{AnnotationInject: "true", AnnotationProxyMode: "nodes"}, "app"), 0, "write \"node\""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ops, err := Mutate(opts, tc.pod)
