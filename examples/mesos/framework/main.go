@@ -33,6 +33,9 @@ type appSpec struct {
 	// proxy of their agent serves them (--node-proxy). "sidecar" (or
 	// empty) gives each its own.
 	ProxyMode string `json:"proxy_mode,omitempty"`
+	// MaxPerAgent, when positive, caps the app's instances on one agent
+	// (as Marathon's MAX_PER constraint on the agent does).
+	MaxPerAgent int `json:"max_per_agent,omitempty"`
 }
 
 // nodeMode reports whether the app's instances are served by their
@@ -59,7 +62,7 @@ func main() {
 	flag.StringVar(&cfg.proxy, "proxy", "weft-proxy", "the weft-proxy binary, as agents run it")
 	flag.StringVar(&cfg.mesosUser, "mesos-user", "", "user for the master's HTTP Basic auth, if it requires it")
 	flag.StringVar(&cfg.mesosPasswordFile, "mesos-password-file", "", "file holding the password for --mesos-user")
-	flag.StringVar(&apps, "apps", "apps.json", "JSON file: a list of {service, namespace, instances, command, env, cpus, mem, health_check: {path}, proxy_mode}")
+	flag.StringVar(&apps, "apps", "apps.json", "JSON file: a list of {service, namespace, instances, command, env, cpus, mem, health_check: {path}, proxy_mode, max_per_agent}")
 	flag.BoolVar(&cfg.nodeProxy, "node-proxy", false, "launch one weft-proxy node proxy per agent, serving the agent's instances of apps with proxy_mode \"node\" (docs/deployment-models.md)")
 	flag.Parse()
 

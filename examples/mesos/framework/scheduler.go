@@ -41,6 +41,7 @@ type slot struct {
 	appTask    string
 	proxyTask  string
 	running    bool
+	agent      string // where the current launch runs
 }
 
 func (s *slot) idle() bool { return s.group == "" }
@@ -278,6 +279,9 @@ func (s *sched) fill(ctx context.Context, o mesos.Offer) []mesos.Offer_Operation
 		if cpus < needCPU || mem < needMem || len(ports) < needPorts {
 			break
 		}
+		if s.full(sl.app, o.AgentID.Value) {
+			continue
+		}
 		op, err := s.launch(ctx, sl, o.AgentID, ports[:needPorts])
 		if err != nil {
 			log.Printf("not launching %s instance %d: %v", sl.app.Service, sl.index, err)
@@ -287,6 +291,20 @@ func (s *sched) fill(ctx context.Context, o mesos.Offer) []mesos.Offer_Operation
 		ops = append(ops, op)
 	}
 	return ops
+}
+
+// full reports whether app has its max_per_agent instances on agent.
+func (s *sched) full(app *appSpec, agent string) bool {
+	if app.MaxPerAgent <= 0 {
+		return false
+	}
+	n := 0
+	for _, sl := range s.slots {
+		if sl.app == app && !sl.idle() && sl.agent == agent {
+			n++
+		}
+	}
+	return n >= app.MaxPerAgent
 }
 
 // launch builds one instance's task group: the app, with the DiscoveryInfo
@@ -333,7 +351,7 @@ func (s *sched) launch(ctx context.Context, sl *slot, agent mesos.AgentID, ports
 		// binds its mesh port (and its upstreams' local ports) on the
 		// group's address.
 		labels.Labels = append(labels.Labels, label("weft.proxy_mode", "node"))
-		sl.gen, sl.group, sl.appTask, sl.proxyTask, sl.running = gen, group, appTask, "", false
+		sl.gen, sl.group, sl.appTask, sl.proxyTask, sl.running, sl.agent = gen, group, appTask, "", false, agent.Value
 		s.byTask[appTask] = sl
 		s.live[appTask] = agent.Value
 		log.Printf("launching %s (%s, served by the node proxy of agent %s)", group, sl.app.Service, agent.Value)
@@ -356,7 +374,7 @@ func (s *sched) launch(ctx context.Context, sl *slot, agent mesos.AgentID, ports
 		// no DiscoveryInfo name: the sidecar is not an instance itself.
 		Discovery: &mesos.DiscoveryInfo{Visibility: mesos.FRAMEWORK, Ports: &mesos.Ports{Ports: []mesos.Port{port("admin", adminPort)}}},
 	}
-	sl.gen, sl.group, sl.appTask, sl.proxyTask, sl.running = gen, group, appTask, proxyTask, false
+	sl.gen, sl.group, sl.appTask, sl.proxyTask, sl.running, sl.agent = gen, group, appTask, proxyTask, false, agent.Value
 	s.byTask[appTask], s.byTask[proxyTask] = sl, sl
 	s.live[appTask], s.live[proxyTask] = agent.Value, agent.Value
 	log.Printf("launching %s (%s + sidecar) on agent %s", group, sl.app.Service, agent.Value)
