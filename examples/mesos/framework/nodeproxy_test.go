@@ -134,3 +134,18 @@ func TestLoadProxyMode(t *testing.T) {
 		})
 	}
 }
+
+// The example's node-mode apps file loads.
+func TestExampleNodeAppsLoad(t *testing.T) {
+	tok := filepath.Join(t.TempDir(), "admin.token")
+	if err := os.WriteFile(tok, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := config{adminTokenFile: tok, nodeProxy: true}
+	if err := c.load(filepath.Join("..", "apps-node.json")); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.apps) != 2 || !c.apps[1].nodeMode() {
+		t.Fatalf("apps %+v: want frontend and api in node mode", c.apps)
+	}
+}
