@@ -258,15 +258,22 @@ func TestMesosNodeProxy(t *testing.T) {
 		}
 		// The framework launches another on the same agent; it serves
 		// the agent's instances again, and frontend reaches both api.
+		var replacement mesossim.TaskInfo
 		took = harness.Eventually(t, "a new node proxy on agent A", 60*time.Second, func() error {
 			for _, tk := range sim.Tasks() {
-				if strings.HasPrefix(tk.ID, "weft-node-proxy.") && tk.AgentID == agentA && tk.ID != killed.ID && tk.State == "TASK_RUNNING" {
+				if strings.HasPrefix(tk.ID, "weft-node-proxy.") && tk.AgentID == agentA && tk.ID != killed.ID && tk.State == "TASK_RUNNING" && len(tk.PIDs) > 0 {
+					replacement = tk
 					return nil
 				}
 			}
 			return fmt.Errorf("no new node proxy on %s yet", agentA)
 		})
-		t.Logf("a new node proxy ran on agent A %v later", took.Round(time.Millisecond))
+		t.Logf("a new node proxy %s ran on agent A %v later", replacement.ID, took.Round(time.Millisecond))
+		// Its own token, for its own task, is good for agent A's tasks.
+		ids, err := nodeInstances(mesh, environ(t, replacement.PIDs[0], "WEFT_NODE_PROXY_TOKEN"))
+		if want := nodeModeOn(agentA); err != nil || !slices.Equal(ids, want) {
+			t.Fatalf("NodeInstances with the new node proxy's token: %v %v, want %v", ids, err, want)
+		}
 		seen := map[string]bool{}
 		harness.Eventually(t, "frontend reaches both api instances again", 60*time.Second, func() error {
 			a, err := harness.CallThrough(appAddr(byService["frontend"][0]), "/call/api")
