@@ -54,14 +54,16 @@ type Adapter struct {
 	callTimeout            time.Duration // bound on GET_STATE and on opening SUBSCRIBE
 	missedHeartbeats       int           // a stream silent for this many intervals is dead
 
-	mu  sync.Mutex
-	cfg *config
+	mu   sync.Mutex
+	cfg  *config
+	live *watcher // the running Watch, whose cache VerifyIdentity reads
 }
 
 type config struct {
 	masters    string
 	user, pass string
 	media      string
+	joinKey    []byte // checks node-proxy tokens (nodeproxy.go)
 }
 
 // New returns a Mesos adapter that logs with the plugin SDK's logger.
@@ -76,7 +78,8 @@ func newAdapter(log hclog.Logger) *Adapter {
 
 // Info describes the adapter.
 func (a *Adapter) Info(context.Context) (*sdk.InfoResponse, error) {
-	return &sdk.InfoResponse{Name: Name, Version: a.Version, ProtocolVersion: sdk.ProtocolVersion, Options: options}, nil
+	return &sdk.InfoResponse{Name: Name, Version: a.Version, ProtocolVersion: sdk.ProtocolVersion, Options: options,
+		Capabilities: []string{sdk.CapVerifiesIdentity}}, nil
 }
 
 // Configure checks the masters' URLs and the options. It does not call
@@ -91,7 +94,8 @@ func (a *Adapter) Configure(_ context.Context, req *sdk.ConfigureRequest) (*sdk.
 	}
 	opts, optDiags := sdk.ParseOptions(options, req.Options)
 	diags = append(diags, optDiags...)
-	cfg := &config{masters: req.Source, user: opts.String(OptionUser), pass: opts.String(OptionPassword), media: mediaJSON}
+	cfg := &config{masters: req.Source, user: opts.String(OptionUser), pass: opts.String(OptionPassword), media: mediaJSON,
+		joinKey: req.Mesh.JoinKey}
 	if opts.Given(OptionPasswordFile) {
 		v := opts.String(OptionPasswordFile)
 		if b, err := os.ReadFile(v); err != nil {
@@ -136,6 +140,16 @@ func (a *Adapter) Watch(ctx context.Context, _ *sdk.WatchRequest, out chan<- sdk
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	w := &watcher{a: a, c: newClient(masters, cfg.user, cfg.pass, cfg.media), changed: sdk.NewSignal()}
+	a.mu.Lock()
+	a.live = w
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		if a.live == w {
+			a.live = nil
+		}
+		a.mu.Unlock()
+	}()
 	go func() { cancel(w.follow(ctx)) }()
 	loop := sdk.Loop[*State]{Fetch: w.fetch, Translate: Translate, Log: a.log, Failing: func(err error, retry time.Duration) sdk.Diagnostic {
 		return sdk.Warningf("Mesos master lost",

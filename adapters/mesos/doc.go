@@ -45,6 +45,18 @@
 //     the app's port and the sidecar's outbound ports (on 127.0.0.1, see
 //     core/compile) are reachable by other processes on the agent.
 //
+// # Node proxies (nodeproxy.go)
+//
+// A task labelled weft.proxy=node is a node proxy, not an instance. A task
+// labelled weft.proxy_mode=node chooses to be served by its agent's node
+// proxy (Meta weft_proxy_mode=node). The adapter announces
+// CapVerifiesIdentity: VerifyIdentity accepts a node-proxy token (minted
+// by the controller's admin API for node "mesos-node-proxy/FRAMEWORK/
+// AGENT/TASK", NodeProxyTokenNode) while the master shows that task
+// running on that agent with the label, and answers the agent as the node;
+// for an instance, only a node-mode task on the same agent. Sidecars keep
+// joining with join tokens. Threat model: docs/deployment-models.md.
+//
 // # Health
 //
 // Only TASK_RUNNING tasks are instances (a staging or starting task is

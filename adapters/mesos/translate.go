@@ -80,6 +80,9 @@ func translateTask(s *State, t mesos.Task) (in model.Instance, ok bool, problem 
 			labels[l.Key] = l.GetValue()
 		}
 	}
+	if labels[LabelProxy] == NodeProxyValue {
+		return in, false, skip{} // a node proxy (nodeproxy.go), not an instance
+	}
 	optedIn := false
 	for k := range labels {
 		if strings.HasPrefix(k, labelPrefix) {
@@ -134,6 +137,17 @@ func translateTask(s *State, t mesos.Task) (in model.Instance, ok bool, problem 
 		if !strings.HasPrefix(k, labelPrefix) {
 			meta[k] = v
 		}
+	}
+	// The proxy mode: weft.proxy_mode wins over a plain weft_proxy_mode
+	// label (which, like any label, lands in Meta as it is).
+	switch mode, given := labels[LabelProxyMode]; {
+	case !given:
+	case mode == NodeProxyValue:
+		meta[model.MetaProxyMode] = model.ProxyModeNode
+	case mode == "sidecar" || mode == "instance":
+		delete(meta, model.MetaProxyMode)
+	default:
+		return in, false, skip{sdk.ReasonInvalidRecord, fmt.Sprintf("label %s = %q is not a proxy mode: use node (served by its agent's node proxy) or sidecar (the default); Mesos has no application proxies", LabelProxyMode, mode)}
 	}
 	sched := map[string]string{
 		LabelFrameworkID: t.FrameworkID.Value,

@@ -12,4 +12,10 @@
 // both the adapter and the framework while calls keep working; stopping
 // the framework stops every task. The controller, processes and the demo
 // app's answer come from test/harness.
+//
+// TestMesosNodeProxy (nodeproxy_test.go) runs the framework with
+// --node-proxy on two agents: a node proxy per agent serves the node-mode
+// tasks, with each instance's own identity and intentions, and the
+// credentials read from the processes are refused for anything but their
+// own agent's node-mode tasks, and once the node-proxy task is killed.
 package mesos

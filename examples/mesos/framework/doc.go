@@ -14,6 +14,10 @@
 // controller's admin API (POST /v1/join-tokens) gives the framework a
 // single-use join token for each sidecar it launches.
 //
+// With --node-proxy it also launches one weft-proxy node proxy per agent
+// (nodeproxy.go), with a token from the admin API for that task, and runs
+// apps with proxy_mode "node" without a sidecar.
+//
 // What it does: subscribes (following a non-leading master's redirect,
 // and trying the next master when one is down), launches missing
 // instances from offers, acknowledges every status update, relaunches an

@@ -29,7 +29,18 @@ type appSpec struct {
 	// GET of Path on the app's port. Mesos (its default executor) runs it;
 	// Weft sends the task no traffic before a status says healthy.
 	HealthCheck *healthSpec `json:"health_check,omitempty"`
+	// ProxyMode "node" runs the instances without a sidecar: the node
+	// proxy of their agent serves them (--node-proxy). "sidecar" (or
+	// empty) gives each its own.
+	ProxyMode string `json:"proxy_mode,omitempty"`
+	// MaxPerAgent, when positive, caps the app's instances on one agent
+	// (as Marathon's MAX_PER constraint on the agent does).
+	MaxPerAgent int `json:"max_per_agent,omitempty"`
 }
+
+// nodeMode reports whether the app's instances are served by their
+// agent's node proxy.
+func (a *appSpec) nodeMode() bool { return a.ProxyMode == "node" }
 
 // healthSpec is an app's HTTP health check.
 type healthSpec struct {
@@ -51,7 +62,8 @@ func main() {
 	flag.StringVar(&cfg.proxy, "proxy", "weft-proxy", "the weft-proxy binary, as agents run it")
 	flag.StringVar(&cfg.mesosUser, "mesos-user", "", "user for the master's HTTP Basic auth, if it requires it")
 	flag.StringVar(&cfg.mesosPasswordFile, "mesos-password-file", "", "file holding the password for --mesos-user")
-	flag.StringVar(&apps, "apps", "apps.json", "JSON file: a list of {service, namespace, instances, command, env, cpus, mem, health_check: {path}}")
+	flag.StringVar(&apps, "apps", "apps.json", "JSON file: a list of {service, namespace, instances, command, env, cpus, mem, health_check: {path}, proxy_mode, max_per_agent}")
+	flag.BoolVar(&cfg.nodeProxy, "node-proxy", false, "launch one weft-proxy node proxy per agent, serving the agent's instances of apps with proxy_mode \"node\" (docs/deployment-models.md)")
 	flag.Parse()
 
 	if err := cfg.load(apps); err != nil {
@@ -73,6 +85,7 @@ type config struct {
 	apps                                 []appSpec
 	mesosUser, mesosPasswordFile         string
 	mesosPassword                        string
+	nodeProxy                            bool // one node-proxy task per agent
 }
 
 func (c *config) load(appsFile string) error {
@@ -86,6 +99,14 @@ func (c *config) load(appsFile string) error {
 	for i, a := range c.apps {
 		if a.Service == "" || a.Command == "" || a.Instances < 0 {
 			return fmt.Errorf("apps file %s: entry %d needs a service, a command and instances >= 0", appsFile, i)
+		}
+		switch a.ProxyMode {
+		case "", "sidecar", "node":
+		default:
+			return fmt.Errorf("apps file %s: entry %d (%s): proxy_mode %q: want \"sidecar\" (the default) or \"node\"", appsFile, i, a.Service, a.ProxyMode)
+		}
+		if a.nodeMode() && !c.nodeProxy {
+			return fmt.Errorf("apps file %s: entry %d (%s) has proxy_mode \"node\": start the framework with --node-proxy, so that a node proxy on each agent serves it", appsFile, i, a.Service)
 		}
 		if h := a.HealthCheck; h != nil && !strings.HasPrefix(h.Path, "/") {
 			return fmt.Errorf("apps file %s: entry %d (%s): health_check.path %q must start with /, such as /healthz", appsFile, i, a.Service, h.Path)

@@ -41,6 +41,7 @@ type slot struct {
 	appTask    string
 	proxyTask  string
 	running    bool
+	agent      string // where the current launch runs
 }
 
 func (s *slot) idle() bool { return s.group == "" }
@@ -55,11 +56,17 @@ type sched struct {
 	http     *http.Client
 	masters  []string // base URLs
 	stopping bool
+	// nodeProxies are the node-proxy tasks (--node-proxy), by agent ID;
+	// nodeProxyTask maps each one's task ID back to its agent.
+	nodeProxies   map[string]*nodeProxy
+	nodeProxyTask map[string]string
+	nodeProxySeq  int
 }
 
 func newScheduler(cfg config) *sched {
-	s := &sched{cfg: cfg, byTask: map[string]*slot{}, live: map[string]string{}, http: &http.Client{Timeout: 10 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cfg.adminCAs, MinVersion: tls.VersionTLS12}}}}
+	s := &sched{cfg: cfg, byTask: map[string]*slot{}, live: map[string]string{},
+		nodeProxies: map[string]*nodeProxy{}, nodeProxyTask: map[string]string{}, http: &http.Client{Timeout: 10 * time.Second,
+			Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cfg.adminCAs, MinVersion: tls.VersionTLS12}}}}
 	for _, m := range strings.Split(cfg.masters, ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			s.masters = append(s.masters, strings.TrimSuffix(m, "/"))
@@ -249,23 +256,55 @@ func (s *sched) fill(ctx context.Context, o mesos.Offer) []mesos.Offer_Operation
 	cpus, mem := scalar(o.Resources, "cpus"), scalar(o.Resources, "mem")
 	ports := portsOf(o.Resources)
 	var ops []mesos.Offer_Operation
+	if s.cfg.nodeProxy && s.nodeProxies[o.AgentID.Value] == nil && cpus >= proxyCPUs && mem >= proxyMem {
+		// First the agent's node proxy (nodeproxy.go).
+		op, err := s.launchNodeProxy(ctx, o.AgentID)
+		if err != nil {
+			log.Printf("not launching the node proxy of agent %s: %v", o.AgentID.Value, err)
+		} else {
+			cpus, mem = cpus-proxyCPUs, mem-proxyMem
+			ops = append(ops, op)
+		}
+	}
 	for _, sl := range s.slots {
 		if !sl.idle() {
 			continue
 		}
-		needCPU, needMem := sl.app.cpus()+proxyCPUs, sl.app.mem()+proxyMem
-		if cpus < needCPU || mem < needMem || len(ports) < 3 {
+		// A node-mode instance has no sidecar: its app and two ports
+		// (app, mesh).
+		needCPU, needMem, needPorts := sl.app.cpus()+proxyCPUs, sl.app.mem()+proxyMem, 3
+		if sl.app.nodeMode() {
+			needCPU, needMem, needPorts = sl.app.cpus(), sl.app.mem(), 2
+		}
+		if cpus < needCPU || mem < needMem || len(ports) < needPorts {
 			break
 		}
-		op, err := s.launch(ctx, sl, o.AgentID, ports[:3])
+		if s.full(sl.app, o.AgentID.Value) {
+			continue
+		}
+		op, err := s.launch(ctx, sl, o.AgentID, ports[:needPorts])
 		if err != nil {
 			log.Printf("not launching %s instance %d: %v", sl.app.Service, sl.index, err)
 			continue
 		}
-		cpus, mem, ports = cpus-needCPU, mem-needMem, ports[3:]
+		cpus, mem, ports = cpus-needCPU, mem-needMem, ports[needPorts:]
 		ops = append(ops, op)
 	}
 	return ops
+}
+
+// full reports whether app has its max_per_agent instances on agent.
+func (s *sched) full(app *appSpec, agent string) bool {
+	if app.MaxPerAgent <= 0 {
+		return false
+	}
+	n := 0
+	for _, sl := range s.slots {
+		if sl.app == app && !sl.idle() && sl.agent == agent {
+			n++
+		}
+	}
+	return n >= app.MaxPerAgent
 }
 
 // launch builds one instance's task group: the app, with the DiscoveryInfo
@@ -278,11 +317,7 @@ func (s *sched) launch(ctx context.Context, sl *slot, agent mesos.AgentID, ports
 	if ns == "" {
 		ns = "default"
 	}
-	token, err := s.joinToken(ctx, appTask, sl.app.Service, ns)
-	if err != nil {
-		return mesos.Offer_Operation{}, err
-	}
-	appPort, meshPort, adminPort := ports[0], ports[1], ports[2]
+	appPort, meshPort := ports[0], ports[1]
 
 	var appEnv []mesos.Environment_Variable
 	keys := make([]string, 0, len(sl.app.Env))
@@ -307,6 +342,26 @@ func (s *sched) launch(ctx context.Context, sl *slot, agent mesos.AgentID, ports
 		path := h.Path
 		app.HealthCheck = &mesos.HealthCheck{Type: mesos.HealthCheck_HTTP, HTTP: &mesos.HealthCheck_HTTPCheckInfo{Port: appPort, Path: &path}}
 	}
+	executor := mesos.ExecutorInfo{
+		Type: mesos.ExecutorInfo_DEFAULT, ExecutorID: mesos.ExecutorID{Value: group}, FrameworkID: s.info.ID,
+		Resources: []mesos.Resource{cpusRes(0.05), memRes(32)},
+	}
+	if sl.app.nodeMode() {
+		// No sidecar: the app opts into its agent's node proxy, which
+		// binds its mesh port (and its upstreams' local ports) on the
+		// group's address.
+		labels.Labels = append(labels.Labels, label("weft.proxy_mode", "node"))
+		sl.gen, sl.group, sl.appTask, sl.proxyTask, sl.running, sl.agent = gen, group, appTask, "", false, agent.Value
+		s.byTask[appTask] = sl
+		s.live[appTask] = agent.Value
+		log.Printf("launching %s (%s, served by the node proxy of agent %s)", group, sl.app.Service, agent.Value)
+		return calls.OpLaunchGroup(executor, app), nil
+	}
+	token, err := s.joinToken(ctx, appTask, sl.app.Service, ns)
+	if err != nil {
+		return mesos.Offer_Operation{}, err
+	}
+	adminPort := ports[2]
 	proxyCmd := fmt.Sprintf(`exec %s --instance %s --controller %s --trust-bundle %s --admin "$MESOS_CONTAINER_IP:%d" --data-dir .`,
 		shellQuote(s.cfg.proxy), shellQuote(appTask), shellQuote(s.cfg.controller), shellQuote(s.cfg.trustBundle), adminPort)
 	proxy := mesos.TaskInfo{
@@ -319,11 +374,7 @@ func (s *sched) launch(ctx context.Context, sl *slot, agent mesos.AgentID, ports
 		// no DiscoveryInfo name: the sidecar is not an instance itself.
 		Discovery: &mesos.DiscoveryInfo{Visibility: mesos.FRAMEWORK, Ports: &mesos.Ports{Ports: []mesos.Port{port("admin", adminPort)}}},
 	}
-	executor := mesos.ExecutorInfo{
-		Type: mesos.ExecutorInfo_DEFAULT, ExecutorID: mesos.ExecutorID{Value: group}, FrameworkID: s.info.ID,
-		Resources: []mesos.Resource{cpusRes(0.05), memRes(32)},
-	}
-	sl.gen, sl.group, sl.appTask, sl.proxyTask, sl.running = gen, group, appTask, proxyTask, false
+	sl.gen, sl.group, sl.appTask, sl.proxyTask, sl.running, sl.agent = gen, group, appTask, proxyTask, false, agent.Value
 	s.byTask[appTask], s.byTask[proxyTask] = sl, sl
 	s.live[appTask], s.live[proxyTask] = agent.Value, agent.Value
 	log.Printf("launching %s (%s + sidecar) on agent %s", group, sl.app.Service, agent.Value)
@@ -340,6 +391,10 @@ func (s *sched) update(ctx context.Context, st mesos.TaskStatus) {
 	state := st.GetState()
 	if ended(state) {
 		delete(s.live, id)
+	}
+	if agent, ok := s.nodeProxyTask[id]; ok {
+		s.nodeProxyUpdate(ctx, agent, id, st)
+		return
 	}
 	sl := s.byTask[id]
 	if sl == nil || (id != sl.appTask && id != sl.proxyTask) {
@@ -369,7 +424,7 @@ func (s *sched) update(ctx context.Context, st mesos.TaskStatus) {
 		if id == sl.proxyTask {
 			other = sl.appTask
 		}
-		if state == mesos.TASK_UNREACHABLE || state == mesos.TASK_LOST {
+		if other != "" && (state == mesos.TASK_UNREACHABLE || state == mesos.TASK_LOST) {
 			s.call(ctx, calls.Kill(other, st.GetAgentID().GetValue()))
 		}
 		delete(s.byTask, sl.appTask)
@@ -415,8 +470,14 @@ func (s *sched) teardown(ctx context.Context) error {
 // joinToken asks the controller's admin API for a single-use join token
 // for one sidecar.
 func (s *sched) joinToken(ctx context.Context, instance, service, namespace string) (string, error) {
-	body, _ := json.Marshal(map[string]any{"adapter": "mesos", "instance": instance, "service": service,
+	return s.adminToken(ctx, map[string]any{"adapter": "mesos", "instance": instance, "service": service,
 		"namespace": namespace, "ttl_seconds": 600})
+}
+
+// adminToken posts ask to the admin API's POST /v1/join-tokens and
+// returns the token it answers.
+func (s *sched) adminToken(ctx context.Context, ask map[string]any) (string, error) {
+	body, _ := json.Marshal(ask)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(s.cfg.adminURL, "/")+"/v1/join-tokens", bytes.NewReader(body))
 	if err != nil {
 		return "", fmt.Errorf("asking for a join token: %w", err)

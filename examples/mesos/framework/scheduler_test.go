@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -37,7 +38,8 @@ func (f *fakeAdmin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.asks = append(f.asks, req)
 	f.mu.Unlock()
-	json.NewEncoder(w).Encode(map[string]string{"token": "wj1.test." + req["instance"].(string)})
+	// A join token names its instance; a node-proxy token its node.
+	json.NewEncoder(w).Encode(map[string]string{"token": fmt.Sprint("wj1.test.", req["instance"], req["node"])})
 }
 
 // running waits (bounded) until the simulator runs exactly the tasks
