@@ -39,7 +39,14 @@ type Forwarder struct {
 	// once it has started; IdleTimeout the time between requests. Zero:
 	// no bound.
 	ReadHeaderTimeout, IdleTimeout time.Duration
+	// HandOffPrior hands off (ErrHandOff) a connection that opens with
+	// HTTP/2's preface (h2c with prior knowledge) rather than refuse it.
+	HandOffPrior bool
 }
+
+// preface is how an HTTP/2 connection with prior knowledge opens.
+const preface = "PRI * HTTP/2.0\r\n"
+
 
 // bufSize is each reader's and writer's buffer; a head longer than a
 // reader's buffer grows it up to Limits.MaxHeaderBytes.
@@ -63,6 +70,10 @@ type session struct {
 	x      Exchange // the exchange the hook sees
 	// answeredClose: the hook's answer ends the connection.
 	answeredClose bool
+	// bodyRead: the request's body was read whole (an Upstreams hook's
+	// request), so an answer leaves the connection open.
+	bodyRead bool
+	headLen  int // the response head's length (exchangeUp)
 }
 
 var sessions = sync.Pool{New: func() any {
@@ -87,7 +98,7 @@ func (f *Forwarder) ServeConn(c net.Conn) error {
 func (f *Forwarder) serveConn(c net.Conn, h Hook) ([]byte, error) {
 	s := sessions.Get().(*session)
 	s.f, s.c, s.hook = f, c, h
-	s.x = Exchange{Req: &s.req, Set: s.x.Set[:0], s: s}
+	s.x = Exchange{Req: &s.req, Resp: &s.resp, Set: s.x.Set[:0], s: s}
 	s.cr.c, s.cr.r, s.cr.w = c, 0, 0
 	s.cw.c, s.cw.b = c, s.cw.b[:0]
 	s.uw.b, s.reused = s.uw.b[:0], false
@@ -145,6 +156,14 @@ func (s *session) serve() error {
 				continue
 			}
 		}
+		if u, ok := s.hook.(Upstreams); ok {
+			done, err := s.exchangeUp(u, n)
+			s.finish()
+			if err != nil || done {
+				return err
+			}
+			continue
+		}
 		if s.up == nil {
 			if err := s.dial(n); err != nil {
 				s.finish()
@@ -162,8 +181,9 @@ func (s *session) serve() error {
 
 func (x *Exchange) reset() {
 	s := x.s
-	*x = Exchange{Req: &s.req, Set: x.Set[:0], s: s}
+	*x = Exchange{Req: &s.req, Resp: &s.resp, Set: x.Set[:0], s: s}
 	s.uw.n, s.cw.n = 0, 0
+	s.bodyRead = false
 }
 
 // readRequest reads and parses the next request head; 0 and no error
@@ -184,6 +204,9 @@ func (s *session) readRequest() (int, error) {
 	idle = idle && !started
 	for {
 		n, perr := ParseRequest(s.cr.buf[s.cr.r:s.cr.w], f.Limits, &s.req)
+		if perr != nil && f.HandOffPrior && s.hook != nil && bytes.HasPrefix(s.cr.buf[s.cr.r:s.cr.w], []byte(preface)) {
+			return 0, ErrHandOff
+		}
 		if perr != nil {
 			s.fail(perr.Status, perr.Msg)
 			return 0, perr
