@@ -66,6 +66,8 @@ func (s *session) exchangeUp(u Upstreams, n int) (done bool, err error) {
 		s.fail(http.StatusInternalServerError, errNotReplayable.Error())
 		return true, errNotReplayable
 	}
+	s.uw.b = s.uw.b[:0]
+	defer func() { s.uw.b = s.uw.b[:0] }()
 	s.writeRequestHead()
 	s.cr.r += n // the head's bytes are copied out: its slices are dead
 	if req.framing == bodyLength {
