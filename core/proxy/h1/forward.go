@@ -226,6 +226,9 @@ func (s *session) readRequest() (int, error) {
 			if errors.Is(err, io.EOF) && !started && s.cr.r == s.cr.w {
 				return 0, nil
 			}
+			if pe := (*Error)(nil); errors.As(err, &pe) {
+				s.fail(pe.Status, pe.Msg) // a head past the limit
+			}
 			return 0, fmt.Errorf("reading a request head: %w", err)
 		}
 		if !started && f.ReadHeaderTimeout > 0 {
