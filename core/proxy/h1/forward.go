@@ -47,7 +47,6 @@ type Forwarder struct {
 // preface is how an HTTP/2 connection with prior knowledge opens.
 const preface = "PRI * HTTP/2.0\r\n"
 
-
 // bufSize is each reader's and writer's buffer; a head longer than a
 // reader's buffer grows it up to Limits.MaxHeaderBytes.
 const bufSize = 8 << 10
