@@ -118,7 +118,7 @@ type outConn struct {
 	hashed    bool
 	skip      map[*endpoint]bool
 	ep        *endpoint
-	epRelease func()
+	onEP      bool // ep counts the request in flight (Enter)
 	lease     h1pool.Leased
 	brRelease func()
 	endRetry  func()
@@ -332,7 +332,8 @@ func (c *outConn) Upstream(x *h1.Exchange) (net.Conn, bool, error) {
 			c.noneLeft = true
 			return nil, false, errNoneLeft
 		}
-		c.ep, c.epRelease = ep, ep.Acquire()
+		c.ep, c.onEP = ep, true
+		ep.Enter()
 		c.pk.tries++
 	}
 	c.again = false
@@ -443,9 +444,9 @@ func (c *outConn) nextEndpoint() {
 }
 
 func (c *outConn) releaseEndpoint() {
-	if c.epRelease != nil {
-		c.epRelease()
-		c.epRelease = nil
+	if c.onEP {
+		c.ep.Leave()
+		c.onEP = false
 	}
 }
 

@@ -73,6 +73,7 @@ type session struct {
 	// request), so an answer leaves the connection open.
 	bodyRead bool
 	headLen  int // the response head's length (exchangeUp)
+	try      Try // the outcome of exchangeUp's last try
 }
 
 var sessions = sync.Pool{New: func() any {

@@ -83,23 +83,23 @@ func (s *session) exchangeUp(u Upstreams, n int) (done bool, err error) {
 	}
 	s.bodyRead = true
 	isHead := string(req.Method) == http.MethodHead
-	var t Try
+	t := &s.try // not on the stack: the hook's interface call would move it to the heap
 	for {
 		c, reused, err := u.Upstream(&s.x)
 		if err != nil {
-			t = Try{Err: fmt.Errorf("dialing the upstream: %w", err), Dial: true}
-			if u.Again(&s.x, &t) {
+			*t = Try{Err: fmt.Errorf("dialing the upstream: %w", err), Dial: true}
+			if u.Again(&s.x, t) {
 				continue
 			}
 			return s.upFailed(t.Err)
 		}
 		s.up = c
 		s.ur.c, s.ur.r, s.ur.w = c, 0, 0
-		t = s.try(c, reused, isHead)
+		*t = s.tryOn(c, reused, isHead)
 		if t.Err == nil && s.resp.Status == http.StatusSwitchingProtocols {
 			t.Err = errors.New("reading the response: the upstream switched protocols on a request that did not ask to")
 		}
-		if u.Again(&s.x, &t) {
+		if u.Again(&s.x, t) {
 			s.up = nil
 			u.Release(&s.x, c, false)
 			continue
@@ -141,10 +141,10 @@ func (s *session) readBody(n int64) error {
 	return nil
 }
 
-// try writes the whole request, which waits in the upstream writer's
+// tryOn writes the whole request, which waits in the upstream writer's
 // buffer, on c and reads the response head (its length in s.headLen),
 // dropping 1xx responses.
-func (s *session) try(c net.Conn, reused, isHead bool) Try {
+func (s *session) tryOn(c net.Conn, reused, isHead bool) Try {
 	wn, err := c.Write(s.uw.b)
 	if err != nil {
 		return Try{Err: fmt.Errorf("sending the request: %w", err), NotSent: wn == 0, Stale: reused}

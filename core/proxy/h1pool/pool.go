@@ -341,11 +341,9 @@ func (p *Pool) takeIdle(addr string, probe bool) *h1conn {
 		}
 		pc := conns[len(conns)-1]
 		conns[len(conns)-1] = nil
-		if conns = conns[:len(conns)-1]; len(conns) == 0 {
-			delete(p.idle, addr)
-		} else {
-			p.idle[addr] = conns
-		}
+		// An emptied list stays, so that the next put does not allocate
+		// one; expire takes it away.
+		p.idle[addr] = conns[:len(conns)-1]
 		p.mu.Unlock()
 		idle := now.Sub(pc.idleFrom)
 		if idle <= p.idleFor && ((idle <= probeAfter && !probe) || ((pc.br == nil || pc.br.Buffered() == 0) && !peerClosed(pc.c))) {
