@@ -351,6 +351,7 @@ func (s *session) dial(n int) error {
 	if err != nil {
 		if uf, ok := s.hook.(UpstreamFailer); ok && !s.cw.sent {
 			s.cr.r += n
+			s.x.Close = true // the connection ends: the answer says so
 			uf.UpstreamFailed(&s.x, err)
 			s.answeredClose, s.cw.answered = true, true
 		} else {
@@ -390,6 +391,7 @@ func (s *session) readResponse(isHead, stale bool) (int, error) {
 func (s *session) upstreamFailed(what string, err error) error {
 	err = fmt.Errorf("%s: %w", what, err)
 	if uf, ok := s.hook.(UpstreamFailer); ok && !s.cw.sent {
+		s.x.Close = true // the connection ends: the answer says so
 		uf.UpstreamFailed(&s.x, err)
 		s.answeredClose, s.cw.answered = true, true
 		return err
