@@ -108,6 +108,7 @@ type outConn struct {
 	set       [4]h1.Field
 	reason    string // why the proxy answered itself
 	overload  bool   // the breaker refused it
+	shed      bool   // the shield refused it (the net/http path's shield logs nothing)
 
 	pk        picked
 	rp        *retry.Policy
@@ -174,7 +175,7 @@ func (c *outConn) Request(x *h1.Exchange) h1.Verdict {
 		return h1.HandOff
 	}
 	c.st, c.start, c.seen = st, time.Now(), true
-	c.reason, c.overload = "", false
+	c.reason, c.overload, c.shed = "", false, false
 	if rt := c.pk.route; rt != nil && len(rt.splits) > 0 {
 		c.pk.pool = rt.pick(o.intn())
 	}
@@ -186,7 +187,7 @@ func (c *outConn) Request(x *h1.Exchange) h1.Verdict {
 	if !o.shield.Enter() {
 		o.p.metrics.shielded.WithLabelValues(o.key(), protect.ReasonShed).Inc()
 		c.reason = fmt.Sprintf("weft: the %s listener is saturated (%d requests in flight); retry in a second", o.key(), o.shield.Settings().MaxInFlight)
-		x.Close = true
+		x.Close, c.shed = true, true
 		x.Answer(http.StatusServiceUnavailable, c.fields("Retry-After", "1", "X-Weft-Overloaded", "true"), errorBody(c.reason))
 		return h1.Answered
 	}
@@ -561,6 +562,9 @@ func (c *outConn) Done(x *h1.Exchange) {
 	}
 	c.endRetry()
 	c.endRetry = noop
+	if c.shed {
+		return
+	}
 	d := time.Since(c.start)
 	st, pk := c.st, &c.pk
 	o.count(st, pk, x.Status, "", d)
