@@ -69,6 +69,7 @@ type session struct {
 	x      Exchange // the exchange the hook sees
 	// answeredClose: the hook's answer ends the connection.
 	answeredClose bool
+	small         [smallSize]byte // what an idle connection reads into
 	// bodyRead: the request's body was read whole (an Upstreams hook's
 	// request), so an answer leaves the connection open.
 	bodyRead bool
@@ -78,11 +79,56 @@ type session struct {
 
 var sessions = sync.Pool{New: func() any {
 	return &session{
-		cr: reader{buf: make([]byte, bufSize)}, cw: writer{b: make([]byte, 0, bufSize)},
-		ur: reader{buf: make([]byte, bufSize)}, uw: writer{b: make([]byte, 0, bufSize)},
 		req: Request{Fields: make([]Field, 0, 32)}, resp: Response{Fields: make([]Field, 0, 32)},
 	}
 }}
+
+// bufs are the readers' and writers' buffers, held by a session only
+// while an exchange is under way: a connection waiting for its next
+// request holds none (it waits with its small buffer).
+var bufs = sync.Pool{New: func() any {
+	b := make([]byte, bufSize)
+	return &b
+}}
+
+// smallSize is the buffer a connection waits for its next request with;
+// what comes is copied into a reader's buffer taken then.
+const smallSize = 512
+
+// takeBufs gives the session's readers and writers their buffers.
+func (s *session) takeBufs() {
+	s.cr.take()
+	s.cw.take()
+	s.ur.take()
+	s.uw.take()
+}
+
+// releaseBufs gives the buffers back when none holds a byte (force: in
+// any case, the connection is done).
+func (s *session) releaseBufs(force bool) {
+	if !force && (s.cr.r != s.cr.w || s.ur.r != s.ur.w || len(s.cw.b) > 0 || len(s.uw.b) > 0) {
+		return
+	}
+	s.cr.release()
+	s.cw.release()
+	s.ur.release()
+	s.uw.release()
+}
+
+// idleRead waits for the first bytes of the next request in the small
+// buffer, then moves them to the client reader's buffer.
+func (s *session) idleRead() error {
+	n, err := s.c.Read(s.small[:])
+	if n > 0 {
+		s.takeBufs()
+		s.cr.r, s.cr.w = 0, copy(s.cr.buf, s.small[:n])
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
 
 // ServeConn forwards the requests that come on c until c or the upstream
 // closes, a request asks to close, or a message is refused. It closes c.
@@ -115,6 +161,7 @@ func (f *Forwarder) serveConn(c net.Conn, h Hook) ([]byte, error) {
 		}
 		c.Close()
 	}
+	s.releaseBufs(true)
 	if s.up != nil {
 		s.up.Close()
 	}
@@ -197,6 +244,9 @@ func (s *session) readRequest() (int, error) {
 		s.c.SetReadDeadline(time.Now().Add(f.ReadHeaderTimeout))
 	}
 	started := s.cr.r < s.cr.w
+	if !started {
+		s.releaseBufs(false)
+	}
 	idler, idle := s.hook.(Idler)
 	if idle && !started && !idler.Idle(true) {
 		return 0, nil // closing: no next request
@@ -217,7 +267,12 @@ func (s *session) readRequest() (int, error) {
 			}
 			return n, nil
 		}
-		err := s.cr.fill(f.Limits.MaxHeaderBytes)
+		var err error
+		if s.cr.buf == nil {
+			err = s.idleRead()
+		} else {
+			err = s.cr.fill(f.Limits.MaxHeaderBytes)
+		}
 		if idle {
 			idle = false
 			idler.Idle(false)
@@ -682,7 +737,7 @@ func (s *session) linger() {
 	}
 	s.c.SetReadDeadline(time.Now().Add(lingerTime))
 	for n := 0; n < lingerBytes; {
-		m, err := s.c.Read(s.cr.buf)
+		m, err := s.c.Read(s.small[:])
 		n += m
 		if err != nil {
 			return
@@ -889,7 +944,22 @@ ext:
 type reader struct {
 	c    net.Conn
 	buf  []byte
+	bp   *[]byte // the pooled buffer buf is (nil: none, or buf grew)
 	r, w int
+}
+
+func (r *reader) take() {
+	if r.buf == nil {
+		r.bp = bufs.Get().(*[]byte)
+		r.buf = *r.bp
+	}
+}
+
+func (r *reader) release() {
+	if r.bp != nil {
+		bufs.Put(r.bp)
+	}
+	r.buf, r.bp, r.r, r.w = nil, nil, 0, 0
 }
 
 // fill reads more into the buffer, moving unread bytes to its start when
@@ -905,6 +975,10 @@ func (r *reader) fill(max int) error {
 		} else if len(r.buf) < max {
 			nb := make([]byte, min(2*len(r.buf), max))
 			copy(nb, r.buf[:r.w])
+			if r.bp != nil {
+				bufs.Put(r.bp)
+				r.bp = nil
+			}
 			r.buf = nb
 		} else {
 			return refuse(431, "the head is larger than this listener takes")
@@ -951,9 +1025,24 @@ func (r *reader) line(max int) ([]byte, error) {
 type writer struct {
 	c        net.Conn
 	b        []byte
-	n        int64 // body bytes through write
-	sent     bool  // bytes of the current response went out
-	answered bool  // a refusal went out (fail)
+	bp       *[]byte // the pooled buffer b was taken from
+	n        int64   // body bytes through write
+	sent     bool    // bytes of the current response went out
+	answered bool    // a refusal went out (fail)
+}
+
+func (w *writer) take() {
+	if w.b == nil {
+		w.bp = bufs.Get().(*[]byte)
+		w.b = (*w.bp)[:0]
+	}
+}
+
+func (w *writer) release() {
+	if w.bp != nil {
+		bufs.Put(w.bp)
+	}
+	w.b, w.bp = nil, nil
 }
 
 func (w *writer) field(name, value []byte) {
