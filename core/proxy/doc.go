@@ -117,7 +117,12 @@
 //     can go again: untouched, or recorded whole). No endpoint: 503 (gRPC:
 //     UNAVAILABLE). A callee sidecar's signal that its app cannot take the
 //     request (below, "A dead or failing application") sends the request
-//     to another endpoint, whatever its method.
+//     to another endpoint, whatever its method. With WEFT_HTTP1_ENGINE=bytes
+//     the app's HTTP/1.1 connections to a PROTOCOL_HTTP upstream are served
+//     by core/proxy/h1 through an h1.Upstreams hook (outbound_bytes.go:
+//     routes, splits, breaker, timeouts, retries on the pool's connections,
+//     bodies up to h1.ReplayMax); what it does not serve goes, with the
+//     connection, to the net/http server.
 //
 //   - balance (package): round robin; least request as the power of two
 //     random choices over requests (or connections) in flight; random;

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +68,13 @@ type outbound struct {
 	// in force (its timer goroutine only while one asks for it); shutdown
 	// closes it.
 	det *balance.Detector
+	// bytes: the app's HTTP/1.1 connections go to the byte-level engine
+	// (outbound_bytes.go); idleConns are its connections waiting for a
+	// request, closed once closing.
+	bytes     bool
+	bytesMu   sync.Mutex
+	idleConns map[*outConn]struct{}
+	closing   bool
 }
 
 // outboundState is what a config change swaps into a running upstream
@@ -87,6 +95,9 @@ type outboundState struct {
 	request time.Duration       // for requests no route takes
 	stream  time.Duration
 	ext     *externalState // an external service (external.go); nil: a mesh service
+	// readsHeaders: a route's matches or the hash policy read request
+	// headers (the byte-level engine builds them only then).
+	readsHeaders bool
 }
 
 type (
@@ -162,6 +173,7 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 		ErrorHandler:   o.proxyError,
 		ErrorLog:       p.errorLog,
 	}
+	o.bytes = p.opts.HTTP1Engine == HTTP1Bytes && o.h1 != nil
 	if addr != nil { // nil: a gateway route's, which the gateway hands requests (gateway.go)
 		o.http = startHTTP(addr, http.HandlerFunc(o.serveHTTP), protocols(true, false, true), nil, p.errorLog, o.shield)
 	}
@@ -221,6 +233,7 @@ func (o *outbound) update(sp spec) {
 	}
 	// Checked by listenerSpecs before Apply changes anything.
 	st.routes, _ = compileRoutes(sp.up, eps, lbNew, prevRoutes)
+	st.readsHeaders = readsHeaders(st)
 	if st.service == "" {
 		st.service = sp.up.GetName()
 	}
@@ -235,6 +248,21 @@ func (o *outbound) update(sp spec) {
 			o.h1.CloseIdle()
 		}
 	}
+}
+
+// readsHeaders reports whether st's routes or hash policy read request
+// headers (or the query).
+func readsHeaders(st *outboundState) bool {
+	if st.hash.GetHeader() != "" || st.hash.GetCookie() != "" {
+		return true
+	}
+	headers, query := map[string]bool{}, map[string]bool{}
+	for _, rt := range st.routes {
+		for _, m := range rt.matchers {
+			m.Inputs(headers, query)
+		}
+	}
+	return len(headers) > 0
 }
 
 // breakerNow is the circuit breaker of the configuration in force, and
@@ -277,6 +305,10 @@ func (o *outbound) handle(raw net.Conn) bool {
 	tc := track(c, &o.conns)
 	tc.setPeer(o.p.metrics, dirOutbound, st.service, st.all.cell)
 	if o.http != nil {
+		if o.bytes {
+			o.serveBytes(tc)
+			return true
+		}
 		if !o.http.ln.push(tc) {
 			tc.Close()
 		}
@@ -994,6 +1026,7 @@ func (o *outbound) shutdown(ctx context.Context) {
 	if o.http != nil {
 		o.http.shutdown(ctx)
 	}
+	o.closeIdleBytes()
 	if !o.conns.wait(ctx) {
 		o.conns.closeAll()
 	}

@@ -65,11 +65,12 @@ type Options struct {
 	// configuration that is not that gateway's (a sidecar's, another
 	// gateway's) is refused (gateway.go).
 	Gateway string
-	// HTTP1Engine chooses the engine of the inbound listener's HTTP/1.1
-	// connections: "nethttp" (the default) or "bytes", the byte-level
-	// engine of core/proxy/h1 (inbound_bytes.go says which requests it
-	// serves and which it hands to net/http). Empty: the environment
-	// variable WEFT_HTTP1_ENGINE, else "nethttp".
+	// HTTP1Engine chooses the engine of the inbound and the outbound
+	// listeners' HTTP/1.1 connections: "nethttp" (the default) or
+	// "bytes", the byte-level engine of core/proxy/h1 (inbound_bytes.go
+	// and outbound_bytes.go say which requests it serves and which it
+	// hands to net/http). Empty: the environment variable
+	// WEFT_HTTP1_ENGINE, else "nethttp".
 	HTTP1Engine string
 }
 

@@ -16,9 +16,13 @@
 // itself, or hand the connection, with the bytes read and not used, to
 // another engine; it hears how each exchange ended (status, body bytes)
 // before the response's last bytes go out. UpstreamFailer and Idler are
-// its optional parts. core/proxy's inbound listener uses it behind
-// WEFT_HTTP1_ENGINE=bytes (core/proxy/inbound_bytes.go); the outbound
-// still serves HTTP/1.1 with net/http.
+// its optional parts. An Upstreams hook picks the upstream connection of
+// every try of every request itself (a pool of connections to many
+// peers) and decides on retries; the engine then reads each request whole
+// (bodies up to ReplayMax) so that every try sends the same bytes.
+// core/proxy's inbound listener uses it behind WEFT_HTTP1_ENGINE=bytes
+// (core/proxy/inbound_bytes.go), and its outbound listener with an
+// Upstreams hook over core/proxy/h1pool (core/proxy/outbound_bytes.go).
 //
 // Entry points: Forwarder.ServeConn, Forwarder.ServeConnHook,
 // ParseRequest, ParseResponse.

@@ -39,7 +39,13 @@ type Forwarder struct {
 	// once it has started; IdleTimeout the time between requests. Zero:
 	// no bound.
 	ReadHeaderTimeout, IdleTimeout time.Duration
+	// HandOffPrior hands off (ErrHandOff) a connection that opens with
+	// HTTP/2's preface (h2c with prior knowledge) rather than refuse it.
+	HandOffPrior bool
 }
+
+// preface is how an HTTP/2 connection with prior knowledge opens.
+const preface = "PRI * HTTP/2.0\r\n"
 
 // bufSize is each reader's and writer's buffer; a head longer than a
 // reader's buffer grows it up to Limits.MaxHeaderBytes.
@@ -63,15 +69,66 @@ type session struct {
 	x      Exchange // the exchange the hook sees
 	// answeredClose: the hook's answer ends the connection.
 	answeredClose bool
+	small         [smallSize]byte // what an idle connection reads into
+	// bodyRead: the request's body was read whole (an Upstreams hook's
+	// request), so an answer leaves the connection open.
+	bodyRead bool
+	headLen  int // the response head's length (exchangeUp)
+	try      Try // the outcome of exchangeUp's last try
 }
 
 var sessions = sync.Pool{New: func() any {
 	return &session{
-		cr: reader{buf: make([]byte, bufSize)}, cw: writer{b: make([]byte, 0, bufSize)},
-		ur: reader{buf: make([]byte, bufSize)}, uw: writer{b: make([]byte, 0, bufSize)},
 		req: Request{Fields: make([]Field, 0, 32)}, resp: Response{Fields: make([]Field, 0, 32)},
 	}
 }}
+
+// bufs are the readers' and writers' buffers, held by a session only
+// while an exchange is under way: a connection waiting for its next
+// request holds none (it waits with its small buffer).
+var bufs = sync.Pool{New: func() any {
+	b := make([]byte, bufSize)
+	return &b
+}}
+
+// smallSize is the buffer a connection waits for its next request with;
+// what comes is copied into a reader's buffer taken then.
+const smallSize = 512
+
+// takeBufs gives the session's readers and writers their buffers.
+func (s *session) takeBufs() {
+	s.cr.take()
+	s.cw.take()
+	s.ur.take()
+	s.uw.take()
+}
+
+// releaseBufs gives the buffers back when none holds a byte (force: in
+// any case, the connection is done).
+func (s *session) releaseBufs(force bool) {
+	if !force && (s.cr.r != s.cr.w || s.ur.r != s.ur.w || len(s.cw.b) > 0 || len(s.uw.b) > 0) {
+		return
+	}
+	s.cr.release()
+	s.cw.release()
+	s.ur.release()
+	s.uw.release()
+}
+
+// idleRead waits for the first bytes of the next request in the small
+// buffer, then moves them to the client reader's buffer.
+func (s *session) idleRead() error {
+	n, err := s.c.Read(s.small[:])
+	if n > 0 {
+		s.takeBufs()
+		s.cr.r, s.cr.w = 0, copy(s.cr.buf, s.small[:n])
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
 
 // ServeConn forwards the requests that come on c until c or the upstream
 // closes, a request asks to close, or a message is refused. It closes c.
@@ -87,7 +144,7 @@ func (f *Forwarder) ServeConn(c net.Conn) error {
 func (f *Forwarder) serveConn(c net.Conn, h Hook) ([]byte, error) {
 	s := sessions.Get().(*session)
 	s.f, s.c, s.hook = f, c, h
-	s.x = Exchange{Req: &s.req, Set: s.x.Set[:0], s: s}
+	s.x = Exchange{Req: &s.req, Resp: &s.resp, Set: s.x.Set[:0], s: s}
 	s.cr.c, s.cr.r, s.cr.w = c, 0, 0
 	s.cw.c, s.cw.b = c, s.cw.b[:0]
 	s.uw.b, s.reused = s.uw.b[:0], false
@@ -104,6 +161,7 @@ func (f *Forwarder) serveConn(c net.Conn, h Hook) ([]byte, error) {
 		}
 		c.Close()
 	}
+	s.releaseBufs(true)
 	if s.up != nil {
 		s.up.Close()
 	}
@@ -145,6 +203,14 @@ func (s *session) serve() error {
 				continue
 			}
 		}
+		if u, ok := s.hook.(Upstreams); ok {
+			done, err := s.exchangeUp(u, n)
+			s.finish()
+			if err != nil || done {
+				return err
+			}
+			continue
+		}
 		if s.up == nil {
 			if err := s.dial(n); err != nil {
 				s.finish()
@@ -162,8 +228,9 @@ func (s *session) serve() error {
 
 func (x *Exchange) reset() {
 	s := x.s
-	*x = Exchange{Req: &s.req, Set: x.Set[:0], s: s}
+	*x = Exchange{Req: &s.req, Resp: &s.resp, Set: x.Set[:0], s: s}
 	s.uw.n, s.cw.n = 0, 0
+	s.bodyRead = false
 }
 
 // readRequest reads and parses the next request head; 0 and no error
@@ -177,6 +244,9 @@ func (s *session) readRequest() (int, error) {
 		s.c.SetReadDeadline(time.Now().Add(f.ReadHeaderTimeout))
 	}
 	started := s.cr.r < s.cr.w
+	if !started {
+		s.releaseBufs(false)
+	}
 	idler, idle := s.hook.(Idler)
 	if idle && !started && !idler.Idle(true) {
 		return 0, nil // closing: no next request
@@ -184,6 +254,9 @@ func (s *session) readRequest() (int, error) {
 	idle = idle && !started
 	for {
 		n, perr := ParseRequest(s.cr.buf[s.cr.r:s.cr.w], f.Limits, &s.req)
+		if perr != nil && f.HandOffPrior && s.hook != nil && bytes.HasPrefix(s.cr.buf[s.cr.r:s.cr.w], []byte(preface)) {
+			return 0, ErrHandOff
+		}
 		if perr != nil {
 			s.fail(perr.Status, perr.Msg)
 			return 0, perr
@@ -194,7 +267,12 @@ func (s *session) readRequest() (int, error) {
 			}
 			return n, nil
 		}
-		err := s.cr.fill(f.Limits.MaxHeaderBytes)
+		var err error
+		if s.cr.buf == nil {
+			err = s.idleRead()
+		} else {
+			err = s.cr.fill(f.Limits.MaxHeaderBytes)
+		}
 		if idle {
 			idle = false
 			idler.Idle(false)
@@ -202,6 +280,9 @@ func (s *session) readRequest() (int, error) {
 		if err != nil {
 			if errors.Is(err, io.EOF) && !started && s.cr.r == s.cr.w {
 				return 0, nil
+			}
+			if pe := (*Error)(nil); errors.As(err, &pe) {
+				s.fail(pe.Status, pe.Msg) // a head past the limit
 			}
 			return 0, fmt.Errorf("reading a request head: %w", err)
 		}
@@ -325,6 +406,7 @@ func (s *session) dial(n int) error {
 	if err != nil {
 		if uf, ok := s.hook.(UpstreamFailer); ok && !s.cw.sent {
 			s.cr.r += n
+			s.x.Close = true // the connection ends: the answer says so
 			uf.UpstreamFailed(&s.x, err)
 			s.answeredClose, s.cw.answered = true, true
 		} else {
@@ -364,6 +446,7 @@ func (s *session) readResponse(isHead, stale bool) (int, error) {
 func (s *session) upstreamFailed(what string, err error) error {
 	err = fmt.Errorf("%s: %w", what, err)
 	if uf, ok := s.hook.(UpstreamFailer); ok && !s.cw.sent {
+		s.x.Close = true // the connection ends: the answer says so
 		uf.UpstreamFailed(&s.x, err)
 		s.answeredClose, s.cw.answered = true, true
 		return err
@@ -654,7 +737,7 @@ func (s *session) linger() {
 	}
 	s.c.SetReadDeadline(time.Now().Add(lingerTime))
 	for n := 0; n < lingerBytes; {
-		m, err := s.c.Read(s.cr.buf)
+		m, err := s.c.Read(s.small[:])
 		n += m
 		if err != nil {
 			return
@@ -861,7 +944,22 @@ ext:
 type reader struct {
 	c    net.Conn
 	buf  []byte
+	bp   *[]byte // the pooled buffer buf is (nil: none, or buf grew)
 	r, w int
+}
+
+func (r *reader) take() {
+	if r.buf == nil {
+		r.bp = bufs.Get().(*[]byte)
+		r.buf = *r.bp
+	}
+}
+
+func (r *reader) release() {
+	if r.bp != nil {
+		bufs.Put(r.bp)
+	}
+	r.buf, r.bp, r.r, r.w = nil, nil, 0, 0
 }
 
 // fill reads more into the buffer, moving unread bytes to its start when
@@ -877,6 +975,10 @@ func (r *reader) fill(max int) error {
 		} else if len(r.buf) < max {
 			nb := make([]byte, min(2*len(r.buf), max))
 			copy(nb, r.buf[:r.w])
+			if r.bp != nil {
+				bufs.Put(r.bp)
+				r.bp = nil
+			}
 			r.buf = nb
 		} else {
 			return refuse(431, "the head is larger than this listener takes")
@@ -923,9 +1025,24 @@ func (r *reader) line(max int) ([]byte, error) {
 type writer struct {
 	c        net.Conn
 	b        []byte
-	n        int64 // body bytes through write
-	sent     bool  // bytes of the current response went out
-	answered bool  // a refusal went out (fail)
+	bp       *[]byte // the pooled buffer b was taken from
+	n        int64   // body bytes through write
+	sent     bool    // bytes of the current response went out
+	answered bool    // a refusal went out (fail)
+}
+
+func (w *writer) take() {
+	if w.b == nil {
+		w.bp = bufs.Get().(*[]byte)
+		w.b = (*w.bp)[:0]
+	}
+}
+
+func (w *writer) release() {
+	if w.bp != nil {
+		bufs.Put(w.bp)
+	}
+	w.b, w.bp = nil, nil
 }
 
 func (w *writer) field(name, value []byte) {

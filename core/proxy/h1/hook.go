@@ -63,6 +63,9 @@ var ErrHandOff = errors.New("the connection is handed to another engine")
 // reused for the connection's next exchange.
 type Exchange struct {
 	Req *Request
+	// Resp is the head of the upstream's response, once one came (an
+	// Upstreams hook reads it in Again).
+	Resp *Response
 	// Set are fields the request carries on besides the client's, in
 	// place of any of the same name (set by Request).
 	Set []Field
@@ -101,7 +104,7 @@ func (x *Exchange) Answer(status int, h []Field, body []byte) {
 	w.b = append(w.b, "Content-Length: "...)
 	w.b = strconv.AppendInt(w.b, int64(len(body)), 10)
 	w.b = append(w.b, "\r\n"...)
-	if x.Close || x.Req.Close || x.Req.framing != bodyNone || x.Req.Upgrade {
+	if x.Close || x.Req.Close || (x.Req.framing != bodyNone && !s.bodyRead) || x.Req.Upgrade {
 		w.b = append(w.b, "Connection: close\r\n"...)
 		s.answeredClose, w.answered = true, true
 	}

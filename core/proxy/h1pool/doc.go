@@ -23,5 +23,9 @@
 // circuit breaker), past which a request waits in its queue or fails with
 // ErrConnOverflow.
 //
-// Entry points: New, Pool.RoundTrip, Pool.CloseIdle, Pool.Close.
+// Pool.Lease lends a pooled connection, under the same cap, to a caller
+// that speaks HTTP/1.1 on it with buffers of its own (the byte-level
+// outbound of core/proxy/outbound_bytes.go); Pool.Return takes it back.
+//
+// Entry points: New, Pool.RoundTrip, Pool.Lease, Pool.CloseIdle, Pool.Close.
 package h1pool

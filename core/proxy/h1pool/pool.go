@@ -125,6 +125,7 @@ func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
+		pc.buffered()
 		resp, err := p.exchange(ctx, pc, r)
 		if err == nil {
 			return resp, nil
@@ -306,9 +307,16 @@ func (p *Pool) get(ctx context.Context, addr string, probe bool) (*h1conn, error
 		p.mu.Unlock()
 		return nil, err
 	}
-	pc := &h1conn{c: c, br: bufio.NewReaderSize(c, 4<<10), addr: addr}
-	pc.bw = bufio.NewWriterSize(sentCounter{pc}, 4<<10)
-	return pc, nil
+	return &h1conn{c: c, addr: addr}, nil
+}
+
+// buffered gives pc the reader and writer RoundTrip speaks through (a
+// connection lent with Lease speaks through the caller's buffers).
+func (pc *h1conn) buffered() {
+	if pc.br == nil {
+		pc.br = bufio.NewReaderSize(pc.c, 4<<10)
+		pc.bw = bufio.NewWriterSize(sentCounter{pc}, 4<<10)
+	}
 }
 
 func (p *Pool) maxConns() int {
@@ -333,14 +341,12 @@ func (p *Pool) takeIdle(addr string, probe bool) *h1conn {
 		}
 		pc := conns[len(conns)-1]
 		conns[len(conns)-1] = nil
-		if conns = conns[:len(conns)-1]; len(conns) == 0 {
-			delete(p.idle, addr)
-		} else {
-			p.idle[addr] = conns
-		}
+		// An emptied list stays, so that the next put does not allocate
+		// one; expire takes it away.
+		p.idle[addr] = conns[:len(conns)-1]
 		p.mu.Unlock()
 		idle := now.Sub(pc.idleFrom)
-		if idle <= p.idleFor && ((idle <= probeAfter && !probe) || (pc.br.Buffered() == 0 && !peerClosed(pc.c))) {
+		if idle <= p.idleFor && ((idle <= probeAfter && !probe) || ((pc.br == nil || pc.br.Buffered() == 0) && !peerClosed(pc.c))) {
 			return pc
 		}
 		p.discard(pc)
@@ -527,4 +533,44 @@ func IsUpgrade(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// Leased is a connection of the pool lent, with Lease, to a caller that
+// writes requests and reads responses on it itself (the byte-level engine
+// of core/proxy/h1, with buffers of its own). It goes back with Return.
+type Leased struct{ pc *h1conn }
+
+// Conn is the connection.
+func (l Leased) Conn() net.Conn { return l.pc.c }
+
+// Reused reports whether the connection carried an exchange before this
+// one: a failure before any byte of the response may then mean the peer
+// had closed it while it sat in the pool (see ErrStale).
+func (l Leased) Reused() bool { return l.pc.reused }
+
+// Lease takes an idle connection to addr, or dials one, within the cap on
+// open connections (waiting in its queue, or ErrConnOverflow), as
+// RoundTrip does. probe looks at an idle connection for a close by its
+// peer before use however short its idle time (for a request that cannot
+// be sent again). The caller gives it back with Return.
+func (p *Pool) Lease(ctx context.Context, addr string, probe bool) (Leased, error) {
+	pc, err := p.get(ctx, addr, probe)
+	if err != nil {
+		return Leased{}, err
+	}
+	return Leased{pc: pc}, nil
+}
+
+// Return gives back a leased connection: to the idle ones when reuse (its
+// last response was read to the end and it stays open), else closed. The
+// caller clears any deadline it set before it returns one for reuse.
+func (p *Pool) Return(l Leased, reuse bool) {
+	if l.pc == nil {
+		return
+	}
+	if reuse {
+		p.put(l.pc)
+		return
+	}
+	p.discard(l.pc)
 }
