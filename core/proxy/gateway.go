@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -535,7 +534,7 @@ func (g *gatewayListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		proto = "https"
 	}
-	r = r.WithContext(context.WithValue(r.Context(), forwardedKey{}, &forwarded{client: protect.SourceIP(r.RemoteAddr), proto: proto}))
+	r = r.WithContext(&forwardedContext{Context: r.Context(), f: forwarded{client: protect.SourceIP(r.RemoteAddr), proto: proto}})
 	rt.out.serveHTTP(&gatewayWriter{ResponseWriter: w}, r) // denied.go
 }
 
@@ -543,6 +542,21 @@ func (g *gatewayListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 type forwarded struct{ client, proto string }
 
 type forwardedKey struct{}
+
+// forwardedContext carries a gateway request's forwarded under
+// forwardedKey: context.WithValue's one allocation and the value's in
+// one.
+type forwardedContext struct {
+	context.Context
+	f forwarded
+}
+
+func (c *forwardedContext) Value(key any) any {
+	if _, ok := key.(forwardedKey); ok {
+		return &c.f
+	}
+	return c.Context.Value(key)
+}
 
 // setForwarded sets X-Forwarded-For and X-Forwarded-Proto on out, a
 // gateway's request to a service, from what the gateway saw of in's
@@ -604,11 +618,27 @@ var clientAddressHeaders = []string{
 
 func dropClientAddressHeaders(h http.Header) {
 	for k := range h {
-		n := strings.ToLower(strings.ReplaceAll(k, "_", "-"))
-		if strings.HasPrefix(n, "x-forwarded-") || slices.Contains(clientAddressHeaders, n) {
+		if isClientAddressHeader(k) {
 			delete(h, k)
 		}
 	}
+}
+
+// isClientAddressHeader reports whether name is an X-Forwarded-* header
+// or one of clientAddressHeaders, in any case and with underscores for
+// dashes, without a copy of name (it runs for every header of every
+// request).
+func isClientAddressHeader(name string) bool {
+	const forwarded = "x-forwarded-"
+	if len(name) >= len(forwarded) && equalFoldDashed(name[:len(forwarded)], forwarded) {
+		return true
+	}
+	for _, c := range clientAddressHeaders {
+		if len(name) == len(c) && equalFoldDashed(name, c) {
+			return true
+		}
+	}
+	return false
 }
 
 // route is the first route whose hosts hold host and one of whose

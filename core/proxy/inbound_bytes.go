@@ -37,7 +37,13 @@ import (
 //   - load shedding (protect's MaxInFlight) and the head, header count
 //     and body limits (h1.Limits from the listener's protect settings);
 //   - X-Weft-Caller and X-Forwarded-Client-Cert set, the owned and the
-//     forwarded headers the client sent removed in any spelling;
+//     forwarded headers the client sent removed in any spelling, but
+//     for a caller whose forwarded headers are relayed (a gateway,
+//     Inbound.forwarding_callers): its X-Forwarded-For and
+//     X-Forwarded-Proto go on, in the spellings net/http's reader merges
+//     into those names (any case, dashes), as the net/http path relays
+//     them; its X-Forwarded-Host, Forwarded and underscore spellings are
+//     removed as anyone's;
 //   - the request ID (kept when sane, else a new one), the access log
 //     line, the request metrics, the caller's golden signals, tap;
 //   - the app's signal headers taken off its responses, the app's
@@ -46,8 +52,7 @@ import (
 // A request needing anything else is handed, with its connection, to the
 // net/http engine (Verdict HandOff: the connection stays there), so that
 // behaviour never changes with the engine: tracing on, end-user JWT
-// checks, callers whose forwarded headers are relayed (gateways), the
-// application reported down by its health check (the signal waits for
+// checks, the application reported down by its health check (the signal waits for
 // the body), upgrades (WebSocket, h2c) and gRPC's content type. HTTP/2
 // (ALPN h2) never reaches it.
 
@@ -79,7 +84,7 @@ func http1Engine(o Options) (string, error) {
 // bytesServes reports whether the byte-level engine serves requests of
 // a listener in state st (what it does not handle is listed above).
 func (in *inbound) bytesServes(st *inboundState) bool {
-	return !in.p.tracer.Enabled() && st.jwt == nil && len(st.forwarders) == 0
+	return !in.p.tracer.Enabled() && st.jwt == nil
 }
 
 // serveBytes serves an HTTP/1.1 connection with the byte-level engine,
@@ -151,6 +156,7 @@ type bytesConn struct {
 	denied    string
 	refused   bool // by authorization (for the golden signals)
 	keptID    bool // the client's request ID goes on unchanged
+	relay     bool // the caller's X-Forwarded-For and -Proto go on (a gateway)
 	set       [4]h1.Field
 	idBuf     []byte
 	callerVal []byte // callerID
@@ -192,6 +198,7 @@ func (c *bytesConn) Request(x *h1.Exchange) h1.Verdict {
 	}
 	c.st, c.start, c.seen = st, time.Now(), true
 	c.reason, c.denied, c.refused = "", "", false
+	c.relay = st.forwarders[c.callerID]
 	c.method = append(c.method[:0], r.Method...)
 	c.path = append(c.path[:0], r.Path...)
 	c.host = append(c.host[:0], r.Host...)
@@ -275,6 +282,16 @@ func (c *bytesConn) Request(x *h1.Exchange) h1.Verdict {
 		c.xfccVal, c.callerVal = []byte(c.xfcc), []byte(c.callerID)
 	}
 	x.Set = append(x.Set, h1.Field{Name: nameCaller, Value: c.callerVal}, h1.Field{Name: nameXFCC, Value: c.xfccVal})
+	if c.relay {
+		// A gateway's, in x.Set: they go on even when its Connection
+		// header names them, as rewrite copies them back in the
+		// net/http path. The head is written before its buffer is reused.
+		for _, f := range r.Fields {
+			if name := relayedName(bstr(f.Name)); name != nil {
+				x.Set = append(x.Set, h1.Field{Name: name, Value: f.Value})
+			}
+		}
+	}
 	return h1.Forward
 }
 
@@ -333,7 +350,8 @@ func (c *bytesConn) fields(k1, v1, k2, v2 string) []h1.Field {
 func errorBody(msg string) []byte { return []byte(msg + "\n") }
 
 // Remove drops what the client sent of the headers the proxy owns and
-// of the forwarded ones, in any case and with underscores for dashes.
+// of the forwarded ones, in any case and with underscores for dashes (a
+// gateway's X-Forwarded-For and X-Forwarded-Proto go on in x.Set).
 func (c *bytesConn) Remove(name []byte) bool {
 	n := bstr(name)
 	if isOwnedName(n) {
@@ -345,6 +363,27 @@ func (c *bytesConn) Remove(name []byte) bool {
 		}
 	}
 	return false
+}
+
+// nameRelayed are relayedForwarded's names, as the engine writes them.
+var nameRelayed = func() [][]byte {
+	n := make([][]byte, len(relayedForwarded))
+	for i, k := range relayedForwarded {
+		n[i] = []byte(k)
+	}
+	return n
+}()
+
+// relayedName is the relayedForwarded name that name is as net/http's
+// reader names it (any case, with dashes: an underscore spelling is a
+// header of another name there, which stripForwarded removes), or nil.
+func relayedName(name string) []byte {
+	for i, k := range relayedForwarded {
+		if len(name) == len(k) && strings.EqualFold(name, k) {
+			return nameRelayed[i]
+		}
+	}
+	return nil
 }
 
 func (c *bytesConn) Done(x *h1.Exchange) {

@@ -194,7 +194,7 @@ func TestInboundEngineChoice(t *testing.T) {
 		{name: "tracing on", change: func(c *meshapi.ProxyConfig) { c.Tracing = tracingConfig(collector.addr, 1, 512, 4096) },
 			head: "GET /x HTTP/1.1\nHost: api", bytes: false},
 		{name: "a gateway's forwarded headers", change: func(c *meshapi.ProxyConfig) { c.Inbound.ForwardingCallers = []string{webID} },
-			head: "GET /x HTTP/1.1\nHost: api\nX-Forwarded-For: 192.0.2.1", bytes: false},
+			head: "GET /x HTTP/1.1\nHost: api\nX-Forwarded-For: 192.0.2.1", bytes: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			app := startSeenApp(t, tc.alpn == "h2")

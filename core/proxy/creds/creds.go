@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/weftmesh/weft/core/spiffe"
@@ -24,7 +25,16 @@ type Credentials struct {
 
 	rootsPEM []byte              // as received, to save them
 	roots    []*x509.Certificate // the certificates in Roots
+	gen      uint64              // Generation
 }
+
+// generations numbers the credentials built in this process.
+var generations atomic.Uint64
+
+// Generation is a number no other credentials built in this process
+// have: a TLS session made under these credentials carries it, and is
+// resumed only under the same (a renewal or new roots end resumption).
+func (c *Credentials) Generation() uint64 { return c.gen }
 
 // RootsPEM returns the roots as they were given (to save them, or to see
 // whether a trust bundle brings new ones).
@@ -67,7 +77,7 @@ func New(cert tls.Certificate, rootsPEM []byte) (*Credentials, error) {
 	for _, r := range roots {
 		pool.AddCert(r)
 	}
-	return &Credentials{Cert: cert, Roots: pool, ID: id, rootsPEM: rootsPEM, roots: roots}, nil
+	return &Credentials{Cert: cert, Roots: pool, ID: id, rootsPEM: rootsPEM, roots: roots, gen: generations.Add(1)}, nil
 }
 
 // Parse builds credentials from PEM: the certificate chain (leaf first),
