@@ -294,6 +294,50 @@ func TestPageStates(t *testing.T) {
 		}
 	})
 
+	// Replicated controllers' versions lie above 2^63 (the policy's raft
+	// index in the high bits); neighbours there are one JavaScript number.
+	t.Run("versions above 2^53 compared exactly", func(t *testing.T) {
+		const hi, lo = "9223372041149743106", "9223372041149743105" // 1<<63 | 1<<32 | 2, and one less
+		status := string(fixture(t, "status.json"))
+		for _, r := range []struct{ instance, old, new string }{
+			{"api-0", `"version": 7,
+      "acked_version": 7,`, `"version": ` + hi + `,
+      "acked_version": ` + lo + `,`}, // sent, not acknowledged yet
+			{"api-1", `"version": 7,
+      "acked_version": 6,`, `"version": ` + hi + `,
+      "acked_version": ` + lo + `,`},
+			{"api-1", `"rejected_version": 7,`, `"rejected_version": ` + hi + `,`},
+			{"billing-0", `"version": 7,
+      "acked_version": 7,`, `"version": ` + hi + `,
+      "acked_version": ` + hi + `,`},
+		} {
+			i := strings.Index(status, `"instance": "`+r.instance+`"`)
+			j := strings.Index(status[i:], r.old)
+			if i < 0 || j < 0 {
+				t.Fatalf("fixture: no %q for %s", r.old, r.instance)
+			}
+			status = status[:i+j] + r.new + status[i+j+len(r.old):]
+		}
+		s := newStubWith(t, []byte(status), fixture(t, "stats.json"), 0)
+		page := dashboardtest.DumpDOM(t, s.URL+"/ui/#token="+token, budget)
+		want := map[string]struct{ acked, pill string }{
+			"api-0": {"false", "pending"}, "api-1": {"false", "NACK"}, "billing-0": {"true", "ACK"},
+		}
+		for _, sc := range dashboardtest.Find(page, "sidecar") {
+			w, ok := want[sc.Attr["data-instance"]]
+			if !ok {
+				continue
+			}
+			delete(want, sc.Attr["data-instance"])
+			if sc.Attr["data-acked"] != w.acked || !strings.Contains(sc.Text, w.pill) || (w.pill == "ACK" && strings.Contains(sc.Text, "NACK")) {
+				t.Errorf("sidecar %s: data-acked=%s text %q, want %s and %s", sc.Attr["data-instance"], sc.Attr["data-acked"], sc.Text, w.acked, w.pill)
+			}
+		}
+		if len(want) != 0 {
+			t.Errorf("sidecars not drawn: %v", want)
+		}
+	})
+
 	t.Run("no /v1/stats: status is drawn, with a notice", func(t *testing.T) {
 		s := newStub(t, http.StatusNotFound)
 		page := dashboardtest.DumpDOM(t, s.URL+"/ui/#token="+token, budget)

@@ -58,7 +58,17 @@
     if (!resp.ok) {
       throw new HTTPError(resp.status, (await resp.text()).slice(0, 300));
     }
-    return resp.json();
+    // Configuration versions are uint64, and replicated controllers' lie
+    // above 2^63 (the policy's raft index in the high bits), where a
+    // JavaScript number cannot tell neighbours apart: read them as text
+    // (a quote inside a JSON string is escaped, so no string value matches).
+    const text = await resp.text();
+    return JSON.parse(text.replace(/"(version|acked_version|rejected_version)":\s*(\d+)/g, '"$1":"$2"'));
+  }
+
+  // ver reads a configuration version (text or number) exactly.
+  function ver(v) {
+    try { return BigInt(v || 0); } catch (e) { return 0n; }
   }
 
   async function refresh() {
@@ -470,9 +480,11 @@
   function drawSidecars(status) {
     const rows = (status.sidecars || []).map((s) => {
       let cfg;
-      if (s.rejected_version && s.rejected_version >= s.acked_version) {
+      const sent = ver(s.version), acked = ver(s.acked_version), rejected = ver(s.rejected_version);
+      const current = sent > 0n && acked === sent;
+      if (rejected > 0n && rejected >= acked) {
         cfg = el("span", { class: "pill bad", title: `version ${s.rejected_version}: ${s.reject_error || ""}`, text: "NACK" });
-      } else if (s.version && s.acked_version === s.version) {
+      } else if (current) {
         cfg = el("span", { class: "pill ok", title: `version ${s.acked_version}`, text: "ACK" });
       } else {
         cfg = el("span", { class: "pill warn", title: `version ${s.version} sent, ${s.acked_version} acknowledged`, text: "pending" });
@@ -486,7 +498,7 @@
         cert = el("span", { class: "pill " + k, title: s.leaf_expires, text: (left < 0 ? "expired " : "expires ") + fmt.rel(s.leaf_expires) });
       }
       const v = sidecarVersion(s);
-      return el("tr", { "data-testid": "sidecar", "data-instance": s.instance, "data-acked": s.version && s.acked_version === s.version ? "true" : "false" },
+      return el("tr", { "data-testid": "sidecar", "data-instance": s.instance, "data-acked": current ? "true" : "false" },
         el("td", { title: s.identity }, el("span", { class: "mono", text: s.instance })),
         el("td", { class: v ? "mono" : "muted", text: v || "-" }),
         cfgCell,
