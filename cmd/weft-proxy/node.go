@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -144,10 +145,16 @@ func runNode(ctx context.Context, o options) error {
 
 	var wg sync.WaitGroup
 	errs := make(chan error, len(instances))
+	// Every instance (its proxy and its admin server) drains at once when
+	// the node proxy stops: one after another, each waiting out its
+	// connections, a node proxy of 50 busy instances would take 50 drain
+	// timeouts to stop.
+	closers := make([]io.Closer, 0, 2*len(instances))
+	defer func() { closeAll(closers) }()
 	for i, in := range instances {
 		logger := base.With("instance", in.id)
 		p := proxy.New(proxy.Options{Log: logw, Logger: logger, AccessLogFormat: accessFormat})
-		defer p.Close()
+		closers = append(closers, p)
 		dataDir := ""
 		if o.dataDir != "" {
 			dataDir = filepath.Join(o.dataDir, in.id)
@@ -167,7 +174,7 @@ func runNode(ctx context.Context, o options) error {
 		admin := &http.Server{Handler: shield.Handler(p.AdminHandler())}
 		shield.Server(admin)
 		go admin.Serve(shield.Listener(lns[i]))
-		defer shutdown(admin)
+		closers = append(closers, closerFunc(func() error { shutdown(admin); return nil }))
 		go p.RunReports(ctx, o.reportEvery, client)
 		go p.RunBudgets(ctx, client)
 		wg.Add(1)
@@ -201,6 +208,20 @@ func serveOne(ctx context.Context, id string, c *proxy.Client, logger *slog.Logg
 		return fmt.Errorf("instance %s: %w", id, err)
 	}
 	return nil
+}
+
+// closerFunc is a func as an io.Closer.
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+// closeAll closes every c at once and returns when all have closed.
+func closeAll(cs []io.Closer) {
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Go(func() { c.Close() })
+	}
+	wg.Wait()
 }
 
 func shutdown(s *http.Server) {

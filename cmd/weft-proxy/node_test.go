@@ -1,9 +1,13 @@
 package main
 
 import (
+	"io"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/weftmesh/weft/core/proxy/proxytest"
 )
@@ -52,4 +56,41 @@ func busyAddr(t *testing.T) string {
 	}
 	t.Cleanup(func() { ln.Close() })
 	return addr
+}
+
+// barrierCloser's Close returns only once every closer of its group has
+// begun closing: closed one after another, the first would wait forever.
+type barrierCloser struct {
+	started *sync.WaitGroup
+	closed  *atomic.Int32
+}
+
+func (b barrierCloser) Close() error {
+	b.started.Done()
+	b.started.Wait()
+	b.closed.Add(1)
+	return nil
+}
+
+// TestCloseAllDrainsAtOnce: a node proxy's instances drain together, not
+// one drain timeout after another.
+func TestCloseAllDrainsAtOnce(t *testing.T) {
+	const n = 8
+	var started sync.WaitGroup
+	var closed atomic.Int32
+	started.Add(n)
+	cs := make([]io.Closer, n)
+	for i := range cs {
+		cs[i] = barrierCloser{&started, &closed}
+	}
+	done := make(chan struct{})
+	go func() { closeAll(cs); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("closeAll did not return in 10 s: %d of %d closed (closed one at a time?)", closed.Load(), n)
+	}
+	if got := closed.Load(); got != n {
+		t.Fatalf("%d of %d closed", got, n)
+	}
 }
