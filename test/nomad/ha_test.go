@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -253,8 +254,33 @@ type haMesh struct {
 	all     []string                  // their instance IDs, sorted
 	leader  int                       // the raft leader when the traffic began
 	on      map[string]int            // the replica of each sidecar then
-	traffic *harness.Traffic
+	traffic haTraffic
 	stop    func() // stops the traffic, and waits until it stopped
+}
+
+// haTraffic is one harness.Traffic per frontend, each calling its own
+// sidecar's upstream listener every 20 ms.
+type haTraffic []*harness.Traffic
+
+// WaitCalls waits (30s at most for each) until n more calls than now
+// succeeded through every frontend's sidecar.
+func (h haTraffic) WaitCalls(t *testing.T, what string, n int64) {
+	t.Helper()
+	for i, tr := range h {
+		tr.WaitCalls(t, fmt.Sprintf("%s (frontend %d)", what, i), n)
+	}
+}
+
+// finish stops the traffic and fails the test if any call failed.
+func (m *haMesh) finish(t *testing.T) {
+	t.Helper()
+	m.stop()
+	for i, tr := range m.traffic {
+		t.Logf("steady traffic through frontend %d (%s): %d calls answered, %d failed", i, tr.URLs[0], tr.Answered(), tr.Failed())
+		if n := tr.Failed(); n != 0 {
+			t.Errorf("%d calls through frontend %d failed, want 0: %v", n, i, tr.Errors())
+		}
+	}
 }
 
 // startHAMesh starts haMesh: Nomad, the replicas, the allocations, and
@@ -311,30 +337,22 @@ func startHAMesh(t *testing.T) *haMesh {
 	}
 	c.agree("every replica to see every sidecar ACKed", m.all, 30*time.Second)
 
-	// The traffic: each frontend's upstream listener for api.
-	m.traffic = &harness.Traffic{Service: "api", Caller: "spiffe://weft.test/ns/default/svc/frontend"}
+	// The traffic: to each frontend's upstream listener for api.
+	ctx, cancel := context.WithCancel(context.Background())
+	var running sync.WaitGroup
 	for _, f := range m.fronts {
 		admin := fmt.Sprintf("127.0.0.1:%d", port(f, "admin"))
 		waitEndpoints(t, admin, "the frontend "+f.ID+" to have both apis", 30*time.Second, time.Now(), instanceIDs(m.apis, "api"))
-		m.traffic.URLs = append(m.traffic.URLs, fmt.Sprintf("http://127.0.0.1:%d/", port(f, "upstream_api")))
+		tr := &harness.Traffic{Service: "api", Caller: "spiffe://weft.test/ns/default/svc/frontend",
+			URLs: []string{fmt.Sprintf("http://127.0.0.1:%d/", port(f, "upstream_api"))}}
+		m.traffic = append(m.traffic, tr)
+		running.Add(1)
+		go func() { defer running.Done(); tr.Run(ctx) }()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); m.traffic.Run(ctx) }()
-	m.stop = func() { cancel(); <-done }
+	m.stop = func() { cancel(); running.Wait() }
 	t.Cleanup(m.stop)
 	m.traffic.WaitCalls(t, "the first calls through the mesh", 50)
 	return m
-}
-
-// finish stops the traffic and fails the test if any call failed.
-func (m *haMesh) finish(t *testing.T) {
-	t.Helper()
-	m.stop()
-	t.Logf("steady traffic: %d calls answered, %d failed", m.traffic.Answered(), m.traffic.Failed())
-	if n := m.traffic.Failed(); n != 0 {
-		t.Errorf("%d calls failed, want 0: %v", n, m.traffic.Errors())
-	}
 }
 
 // streams is when each of ids' sidecars began its ACKed stream on a live
