@@ -72,7 +72,7 @@ func TestRaftStatsAndBudgetsFromAnyReplica(t *testing.T) {
 	on := c.spread([]string{"client-0", "web-0", "web-1"}, "web-0 and web-1 on different replicas", func(on map[string]int) bool {
 		return on["web-0"] != on["web-1"]
 	})
-	st, err := c.ctls[0].Status()
+	st, err := c.Ctls[0].Status()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestRaftStatsAndBudgetsFromAnyReplica(t *testing.T) {
 		}
 	}
 	sent := time.Now()
-	for i, ctl := range c.ctls {
+	for i, ctl := range c.Ctls {
 		took := harness.Eventually(t, fmt.Sprintf("replica %d to count every call", i), 15*time.Second, func() error {
 			var r api.StatsReport
 			if err := ctl.Call("GET", "/v1/stats?window=10m", nil, &r); err != nil {
@@ -155,7 +155,7 @@ func TestRaftStatsAndBudgetsFromAnyReplica(t *testing.T) {
 		t.Logf("replica %d counts all %d calls and 3 reporting sidecars %s after the last call (bound 15s; waited %s)", i, calls, time.Since(sent).Round(time.Millisecond), took.Round(time.Millisecond))
 	}
 	// weft stat, through any replica, has both web instances reporting.
-	for i, ctl := range c.ctls {
+	for i, ctl := range c.Ctls {
 		out, _, code := ctl.RunWeft(t, filepath.Join(binDir, "weft"), "stat", "web", "--window", "10m")
 		if code != 0 || !strings.Contains(out, "2/2") {
 			t.Errorf("weft stat web through replica %d: exit %d, want both instances (2/2) meshed:\n%s", i, code, out)

@@ -27,7 +27,7 @@ func TestRaftTapThroughAnyReplica(t *testing.T) {
 		return on["web-0"] != on["web-1"]
 	})
 	third := 3 - on["web-0"] - on["web-1"]
-	ctl := c.ctls[third]
+	ctl := c.Ctls[third]
 
 	// weft tap through the third replica, as an operator runs it.
 	cmd := exec.Command(filepath.Join(binDir, "weft"), "tap", "web", "--direction", "inbound", "--json", "--duration", "5m",
@@ -45,10 +45,10 @@ func TestRaftTapThroughAnyReplica(t *testing.T) {
 	// peer a leg for it.
 	sessions := func(i int) (api.TapSessions, error) {
 		var s api.TapSessions
-		err := c.ctls[i].Call("GET", "/v1/tap/sessions", nil, &s)
+		err := c.Ctls[i].Call("GET", "/v1/tap/sessions", nil, &s)
 		return s, err
 	}
-	for i := range c.ctls {
+	for i := range c.Ctls {
 		s, err := sessions(i)
 		if err != nil {
 			t.Fatal(err)
@@ -120,7 +120,7 @@ func TestRaftTapThroughAnyReplica(t *testing.T) {
 	killed := time.Now()
 	took = harness.Eventually(t, "no tap session open on any replica after the CLI's SIGKILL", 10*time.Second, func() error {
 		var open []string
-		for i := range c.ctls {
+		for i := range c.Ctls {
 			s, err := sessions(i)
 			if err != nil {
 				return err

@@ -61,8 +61,8 @@ func haWorkloads(webs int) string {
 func TestRaftFailoverUnderTraffic(t *testing.T) {
 	start := time.Now()
 	c := startHACluster(t, 118, haPolicy, haWorkloads(1), 3)
-	ctls, workloads := c.ctls, c.workloads
-	kill, restart, sidecars, leaderOf := c.kill, c.restart, c.sidecars, c.leaderOf
+	ctls, workloads := c.Ctls, c.workloads
+	kill, restart, sidecars, leaderOf := c.Kill, c.Restart, c.Sidecars, c.Leader
 	on, _ := sidecars("every sidecar to join and ACK", []string{"client-0", "client-1", "web-0"}, 60*time.Second)
 	t.Logf("three replicas, three sidecars connected (%v) in %s", on, time.Since(start).Round(time.Millisecond))
 
@@ -188,7 +188,7 @@ func TestRaftFailoverUnderTraffic(t *testing.T) {
 	// The rotation is committed by the leader; a follower applies it when
 	// the entry reaches it: wait for each (bounded), then check there was
 	// exactly one.
-	for _, i := range c.alive {
+	for _, i := range c.Alive {
 		took := harness.Eventually(t, fmt.Sprintf("replica %d holding the rotated roots", i), 5*time.Second, func() error {
 			roots := caRoots(t, ctls[i])
 			if len(roots.Roots) != 2 || !roots.Roots[0].Active || roots.Roots[1].ID != rootsBefore.Roots[0].ID {
@@ -312,7 +312,7 @@ func TestRaftFailoverUnderTraffic(t *testing.T) {
 		return nil
 	})
 	restart(follower)
-	for _, i := range c.alive {
+	for _, i := range c.Alive {
 		ctls[i].WaitFor(t, "every replica to issue, with four instances", 30*time.Second, func(s *harness.Status) bool {
 			return s.Raft != nil && s.Raft.CanIssue && len(s.Instances) == 4
 		})
@@ -328,7 +328,7 @@ func TestRaftFailoverUnderTraffic(t *testing.T) {
 	for _, i := range []int{0, 1, 2} {
 		restart(i)
 	}
-	for _, i := range c.alive {
+	for _, i := range c.Alive {
 		ctls[i].WaitFor(t, "every replica back after a full restart", 60*time.Second, func(s *harness.Status) bool {
 			return s.Raft != nil && s.Raft.CanIssue && len(s.Instances) == 4
 		})

@@ -73,7 +73,7 @@ service "api" {
 // follower is a replica that is not the leader.
 func (c *haCluster) follower(t *testing.T) int {
 	t.Helper()
-	for i, ctl := range c.ctls {
+	for i, ctl := range c.Ctls {
 		s, err := ctl.Status()
 		if err == nil && s.Raft != nil && s.Raft.State == "Follower" {
 			return i
@@ -85,7 +85,7 @@ func (c *haCluster) follower(t *testing.T) int {
 
 func (c *haCluster) leader(t *testing.T) string {
 	t.Helper()
-	s, err := c.ctls[0].Status()
+	s, err := c.Ctls[0].Status()
 	if err != nil || s.Raft == nil {
 		t.Fatalf("reading replica 0's status: %v", err)
 	}
@@ -95,7 +95,7 @@ func (c *haCluster) leader(t *testing.T) string {
 func (c *haCluster) history(t *testing.T, i int) api.PolicyHistory {
 	t.Helper()
 	var h api.PolicyHistory
-	if err := c.ctls[i].Call("GET", "/v1/policy/history", nil, &h); err != nil {
+	if err := c.Ctls[i].Call("GET", "/v1/policy/history", nil, &h); err != nil {
 		t.Fatal(err)
 	}
 	return h
@@ -129,7 +129,7 @@ func TestPolicyApplyReplicated(t *testing.T) {
 	harness.WriteFile(t, filepath.Join(bad, "mesh.hcl"), applyBad)
 
 	c := startCluster(t, dir, clusterOptions{Net: 121, PolicyDir: policyDir, Instances: instances, Want: 3})
-	for i, ctl := range c.ctls {
+	for i, ctl := range c.Ctls {
 		s, _ := ctl.Status()
 		if in := s.PolicyInForce; in == nil || in.Source != "directory" || in.Watched {
 			t.Fatalf("replica %d before any apply: policy in force %+v, want the bootstrap directory", i, in)
@@ -138,7 +138,7 @@ func TestPolicyApplyReplicated(t *testing.T) {
 
 	// One real sidecar per replica, each talking to that replica only.
 	sidecars := make([]string, 3)
-	for i, ctl := range c.ctls {
+	for i, ctl := range c.Ctls {
 		var tok api.JoinTokenResponse
 		if err := ctl.Call("POST", "/v1/join-tokens", api.JoinTokenRequest{Adapter: "file", Instance: fmt.Sprint("api-", i), Service: "api"}, &tok); err != nil {
 			t.Fatal(err)
@@ -188,7 +188,7 @@ func TestPolicyApplyReplicated(t *testing.T) {
 	// replica's sidecar gets it, under a higher version.
 	f := c.follower(t)
 	applyStart := time.Now()
-	out, stderr, code := c.ctls[f].RunWeft(t, weft, "policy", "apply", v2, "--applied-by", "alice")
+	out, stderr, code := c.Ctls[f].RunWeft(t, weft, "policy", "apply", v2, "--applied-by", "alice")
 	t.Logf("weft policy apply (through follower %d, %s; the leader is %s):\n%s%s", f, time.Since(applyStart).Round(time.Millisecond), c.leader(t), out, stderr)
 	if code != 0 || !strings.Contains(out, "Comparing with the policy of") || !strings.Contains(out, "Applied: policy index") {
 		t.Fatalf("apply v2: exit %d\n%s%s", code, out, stderr)
@@ -205,7 +205,7 @@ func TestPolicyApplyReplicated(t *testing.T) {
 		t.Fatalf("history after v2: %+v", h)
 	}
 	idx2 := h.Versions[0].Index
-	for i, ctl := range c.ctls {
+	for i, ctl := range c.Ctls {
 		s := ctl.WaitFor(t, "the replicated policy in force", 5*time.Second, func(s *harness.Status) bool {
 			return s.PolicyInForce != nil && s.PolicyInForce.Source == "replicated" && s.PolicyInForce.Index == idx2
 		})
@@ -214,7 +214,7 @@ func TestPolicyApplyReplicated(t *testing.T) {
 
 	// Editing the --policy-dir changes nothing now; each replica says why.
 	harness.ReplaceFile(t, filepath.Join(policyDir, "mesh.hcl"), applyBootstrap+"\n# edited\n")
-	for i, ctl := range c.ctls {
+	for i, ctl := range c.Ctls {
 		harness.Eventually(t, fmt.Sprintf("replica %d to say its --policy-dir is not read", i), 5*time.Second, func() error {
 			if !strings.Contains(ctl.Out.String(), "--policy-dir changed, and is not read") {
 				return errors.New("no such line in its log yet")
@@ -231,7 +231,7 @@ func TestPolicyApplyReplicated(t *testing.T) {
 	// Bob planned against the bootstrap policy (index 0): his apply is
 	// refused, says what the index is now and how to re-plan, and changes
 	// nothing.
-	out, stderr, code = c.ctls[(f+1)%3].RunWeft(t, weft, "policy", "apply", v3, "--check-index", "0", "--applied-by", "bob")
+	out, stderr, code = c.Ctls[(f+1)%3].RunWeft(t, weft, "policy", "apply", v3, "--check-index", "0", "--applied-by", "bob")
 	t.Logf("stale apply: exit %d\n%s%s", code, out, stderr)
 	if code == 0 || !strings.Contains(stderr, fmt.Sprintf("the active policy's index is %d", idx2)) || !strings.Contains(stderr, "weft policy plan") ||
 		!strings.Contains(stderr, fmt.Sprintf("--check-index %d", idx2)) {
@@ -244,11 +244,11 @@ func TestPolicyApplyReplicated(t *testing.T) {
 		t.Fatalf("after the refused apply a sidecar has upstreams %v (%v), want v2's", got, err)
 	}
 	// Planned again, with the index the plan prints: taken.
-	out, _, code = c.ctls[(f+1)%3].RunWeft(t, weft, "policy", "plan", v3)
+	out, _, code = c.Ctls[(f+1)%3].RunWeft(t, weft, "policy", "plan", v3)
 	if code != 0 || !strings.Contains(out, fmt.Sprintf("--check-index %d", idx2)) {
 		t.Fatalf("plan v3: exit %d\n%s", code, out)
 	}
-	out, stderr, code = c.ctls[(f+1)%3].RunWeft(t, weft, "policy", "apply", v3, "--check-index", fmt.Sprint(idx2), "--applied-by", "bob")
+	out, stderr, code = c.Ctls[(f+1)%3].RunWeft(t, weft, "policy", "apply", v3, "--check-index", fmt.Sprint(idx2), "--applied-by", "bob")
 	if code != 0 {
 		t.Fatalf("apply v3 with the current index: exit %d\n%s%s", code, out, stderr)
 	}
@@ -256,7 +256,7 @@ func TestPolicyApplyReplicated(t *testing.T) {
 
 	// History, from any replica: both applies, newest first, with who
 	// and when.
-	out, _, code = c.ctls[2].RunWeft(t, weft, "policy", "history")
+	out, _, code = c.Ctls[2].RunWeft(t, weft, "policy", "history")
 	t.Logf("weft policy history:\n%s", out)
 	h = c.history(t, 2)
 	if code != 0 || len(h.Versions) != 2 || h.Versions[0].AppliedBy != "bob" || h.Versions[1].AppliedBy != "alice" ||
@@ -268,12 +268,12 @@ func TestPolicyApplyReplicated(t *testing.T) {
 
 	// An invalid policy: the CLI shows its diagnostics and sends nothing;
 	// sent to the API directly, it is refused with them all the same.
-	out, stderr, code = c.ctls[0].RunWeft(t, weft, "policy", "apply", bad)
+	out, stderr, code = c.Ctls[0].RunWeft(t, weft, "policy", "apply", bad)
 	t.Logf("invalid policy: exit %d\n%s%s", code, out, stderr)
 	if code == 0 || !strings.Contains(stderr, "mesh.hcl:3") || !strings.Contains(stderr, "nothing was applied") {
 		t.Fatalf("invalid policy through the CLI: exit %d, stderr %q", code, stderr)
 	}
-	err := c.ctls[0].Call("POST", "/v1/policy/apply", api.PolicyApplyRequest{Files: map[string][]byte{"mesh.hcl": []byte(applyBad)}}, nil)
+	err := c.Ctls[0].Call("POST", "/v1/policy/apply", api.PolicyApplyRequest{Files: map[string][]byte{"mesh.hcl": []byte(applyBad)}}, nil)
 	var se *api.StatusError
 	if !errors.As(err, &se) || se.Code != http.StatusUnprocessableEntity || !strings.Contains(se.Message, "mesh.hcl:3") {
 		t.Fatalf("invalid policy through the API: %v; want 422 with its diagnostics", err)
@@ -287,7 +287,7 @@ func TestPolicyApplyReplicated(t *testing.T) {
 	// in force, not the --policy-dir.
 	v3Versions := waitUpstreams("every replica's sidecar has v3 before the restart", "db", "web")
 	c.restartAll()
-	for i, ctl := range c.ctls {
+	for i, ctl := range c.Ctls {
 		// It compiled the policy it kept before hearing from its peers.
 		if !strings.Contains(ctl.Out.String(), "serving the replicated policy as this replica kept it") {
 			t.Errorf("replica %d did not start with the policy it kept", i)
@@ -297,22 +297,22 @@ func TestPolicyApplyReplicated(t *testing.T) {
 			t.Fatalf("replica %d after the restart: %+v (%v); want the policy applied at %d", i, s.PolicyInForce, err, idx3)
 		}
 	}
-	out, _, _ = c.ctls[1].RunWeft(t, weft, "status")
+	out, _, _ = c.Ctls[1].RunWeft(t, weft, "status")
 	if !strings.Contains(out, fmt.Sprintf("policy in force: replicated, index %d, applied by bob", idx3)) {
 		t.Errorf("weft status after the restart:\n%s", out)
 	}
-	out, _, code = c.ctls[2].RunWeft(t, weft, "policy", "show")
+	out, _, code = c.Ctls[2].RunWeft(t, weft, "policy", "show")
 	if code != 0 || !strings.Contains(out, "==> mesh.hcl <==") || !strings.Contains(out, `upstream "db"`) {
 		t.Errorf("weft policy show after the restart: exit %d\n%s", code, out)
 	}
-	out, _, code = c.ctls[2].RunWeft(t, weft, "policy", "show", "--index", fmt.Sprint(idx2))
+	out, _, code = c.Ctls[2].RunWeft(t, weft, "policy", "show", "--index", fmt.Sprint(idx2))
 	if code != 0 || !strings.Contains(out, "==> web.hcl <==") || !strings.Contains(out, "by alice") {
 		t.Errorf("weft policy show --index %d: exit %d\n%s", idx2, code, out)
 	}
 	// Each sidecar reconnects to its restarted replica and acknowledges a
 	// configuration from it: v3's, under a version above the one it had.
 	restarted := time.Now()
-	for i, ctl := range c.ctls {
+	for i, ctl := range c.Ctls {
 		id := fmt.Sprint("api-", i)
 		var acked uint64
 		ctl.WaitFor(t, "sidecar "+id+" to acknowledge a configuration of the restarted replica", 30*time.Second, func(s *harness.Status) bool {

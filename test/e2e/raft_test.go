@@ -36,7 +36,7 @@ func TestRaftReplicas(t *testing.T) {
   {"id": "api-0", "service": "api", "address": "127.0.116.40", "ports": {"app": 8080, "mesh": 21001}, "health": "passing"}
 ]}`)
 	c := startCluster(t, dir, clusterOptions{Net: 116, PolicyDir: harness.WritePolicy(t, dir, raftPolicy), Instances: instances, Want: 1})
-	ctls, raftAddr := c.ctls, c.raftAddr
+	ctls, raftAddr := c.Ctls, c.raftAddr
 	st, err := ctls[0].Status()
 	if err != nil {
 		t.Fatal(err)

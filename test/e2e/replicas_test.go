@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -90,14 +89,13 @@ type clusterOptions struct {
 // (the owner runs them, the others watch), and a sidecar, given every
 // replica's address, may use any of them.
 type haCluster struct {
-	t         *testing.T
-	dir       string
-	net       int
-	want      int
-	workloads string
-	ctls      []*harness.Controller
-	opts      []harness.ControllerOptions
-	alive     []int // the replicas running, in order
+	harness.Replicas // Kill, Restart, Sidecars, Leader
+	t                *testing.T
+	dir              string
+	net              int
+	want             int
+	workloads        string
+	opts             []harness.ControllerOptions
 }
 
 // startHACluster writes policy and workloads (the local adapter's) and
@@ -115,7 +113,7 @@ func startHACluster(t *testing.T, netByte int, policy, workloads string, want in
 // and waits until they formed a cluster and know o.Want instances.
 func startCluster(t *testing.T, dir string, o clusterOptions) *haCluster {
 	t.Helper()
-	c := &haCluster{t: t, dir: dir, net: o.Net, want: o.Want, workloads: o.Workloads, alive: []int{0, 1, 2}}
+	c := &haCluster{t: t, dir: dir, net: o.Net, want: o.Want, workloads: o.Workloads}
 	key := filepath.Join(c.dir, "state.key")
 	harness.WriteFile(t, key, "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=\n")
 	if err := os.Chmod(key, 0o600); err != nil {
@@ -168,13 +166,13 @@ func startCluster(t *testing.T, dir string, o clusterOptions) *haCluster {
 // two peers and the instances.
 func (c *haCluster) start() {
 	c.t.Helper()
-	c.ctls = nil
+	var ctls []*harness.Controller
 	for _, o := range c.opts {
-		c.ctls = append(c.ctls, harness.StartController(c.t, o))
+		ctls = append(ctls, harness.StartController(c.t, o))
 	}
-	c.alive = []int{0, 1, 2}
+	c.Replicas = harness.NewReplicas(c.t, ctls)
 	start := time.Now()
-	for _, ctl := range c.ctls {
+	for _, ctl := range c.Ctls {
 		ctl.WaitFor(c.t, fmt.Sprintf("a leader, three peers and %d instances", c.want), 60*time.Second, func(s *harness.Status) bool {
 			return s.Raft != nil && s.Raft.CanIssue && len(s.Raft.Peers) == 3 && len(s.Instances) == c.want
 		})
@@ -186,7 +184,7 @@ func (c *haCluster) start() {
 // again and waits as at the start.
 func (c *haCluster) restartAll() {
 	c.t.Helper()
-	for _, ctl := range c.ctls {
+	for _, ctl := range c.Ctls {
 		ctl.Stop()
 	}
 	c.start()
@@ -200,55 +198,6 @@ func (c *haCluster) data(i int) string     { return filepath.Join(c.dir, fmt.Spr
 // ownerAdapter is the data directory of replica 0's local adapter.
 func (c *haCluster) ownerAdapter() string { return filepath.Join(c.data(0), "adapters", "local") }
 
-// leaderOf is the live replica a live replica names as its leader (one
-// that has not noticed a kill yet still names the dead one).
-func (c *haCluster) leaderOf() int {
-	c.t.Helper()
-	leader := -1
-	c.ctls[c.alive[0]].WaitFor(c.t, "a live raft leader", 30*time.Second, func(s *harness.Status) bool {
-		if s.Raft == nil || !s.Raft.CanIssue {
-			return false
-		}
-		for _, j := range c.alive {
-			if c.raftAddr(j) == s.Raft.Leader {
-				leader = j
-				return true
-			}
-		}
-		return false
-	})
-	return leader
-}
-
-// sidecars waits until each of want's sidecars is connected to one of
-// the live replicas and has ACKed its configuration there, and returns
-// which replica each one uses.
-func (c *haCluster) sidecars(what string, want []string, bound time.Duration) (map[string]int, time.Duration) {
-	c.t.Helper()
-	var on map[string]int
-	took := harness.Eventually(c.t, what, bound, func() error {
-		on = map[string]int{}
-		for _, i := range c.alive {
-			s, err := c.ctls[i].Status()
-			if err != nil {
-				return fmt.Errorf("replica %d: %w", i, err)
-			}
-			for _, sc := range s.Sidecars {
-				if sc.Version != 0 && sc.AckedVersion == sc.Version {
-					on[sc.Instance] = i
-				}
-			}
-		}
-		for _, id := range want {
-			if _, ok := on[id]; !ok {
-				return fmt.Errorf("sidecar %s is on no live replica with its config ACKed; ACKed: %v", id, on)
-			}
-		}
-		return nil
-	})
-	return on, took
-}
-
 // passing waits until every live replica sees each of ids passing and
 // every sidecar connected to it has ACKed the configuration it holds for
 // it now: the first call after it finds its upstreams healthy, whichever
@@ -256,41 +205,19 @@ func (c *haCluster) sidecars(what string, want []string, bound time.Duration) (m
 func (c *haCluster) passing(ids []string, bound time.Duration) time.Duration {
 	c.t.Helper()
 	return harness.Eventually(c.t, fmt.Sprintf("every replica to see %v passing with their configs ACKed", ids), bound, func() error {
-		for _, i := range c.alive {
-			s, err := c.ctls[i].Status()
-			if err != nil {
-				return fmt.Errorf("replica %d: %w", i, err)
-			}
+		return c.EachAlive(func(_ int, s *harness.Status) error {
 			health := map[string]string{}
 			for _, in := range s.Instances {
 				health[in.ID] = in.Health
 			}
 			for _, id := range ids {
 				if health[id] != "passing" {
-					return fmt.Errorf("replica %d sees %s %q", i, id, health[id])
+					return fmt.Errorf("sees %s %q", id, health[id])
 				}
 			}
-			for _, sc := range s.Sidecars {
-				if sc.AckedVersion != sc.Version {
-					return fmt.Errorf("replica %d: sidecar %s ACKed version %d of %d", i, sc.Instance, sc.AckedVersion, sc.Version)
-				}
-			}
-		}
-		return nil
+			return s.AllAcked()
+		})
 	})
-}
-
-func (c *haCluster) kill(i int) {
-	c.t.Helper()
-	c.ctls[i].Kill(c.t)
-	c.alive = slices.DeleteFunc(c.alive, func(j int) bool { return j == i })
-}
-
-func (c *haCluster) restart(i int) {
-	c.t.Helper()
-	c.ctls[i] = c.ctls[i].Restart()
-	c.alive = append(c.alive, i)
-	slices.Sort(c.alive)
 }
 
 // spread restarts the sidecars (the owner starts them again, with new
@@ -302,7 +229,7 @@ func (c *haCluster) restart(i int) {
 func (c *haCluster) spread(want []string, what string, ok func(on map[string]int) bool) map[string]int {
 	c.t.Helper()
 	for round := 1; ; round++ {
-		on, _ := c.sidecars("every sidecar to join and ACK", want, 30*time.Second)
+		on, _ := c.Sidecars("every sidecar to join and ACK", want, 30*time.Second)
 		if ok(on) {
 			c.t.Logf("sidecars on replicas %v (%s) after %d round(s) of restarting them", on, what, round)
 			return on

@@ -43,13 +43,13 @@ func TestConfigVersionsAcrossLaggingReplica(t *testing.T) {
 
 	c := startCluster(t, dir, clusterOptions{Net: 125, PolicyDir: policyDir, Instances: instances, Want: 2})
 	var tok api.JoinTokenResponse
-	if err := c.ctls[0].Call("POST", "/v1/join-tokens", api.JoinTokenRequest{Adapter: "file", Instance: "api-0", Service: "api"}, &tok); err != nil {
+	if err := c.Ctls[0].Call("POST", "/v1/join-tokens", api.JoinTokenRequest{Adapter: "file", Instance: "api-0", Service: "api"}, &tok); err != nil {
 		t.Fatal(err)
 	}
 	admin := harness.FreeAddr(t)
 	cmd := exec.Command(filepath.Join(binDir, "weft-proxy"), "--instance", "api-0",
 		"--controller", c.listen(0)+","+c.listen(1)+","+c.listen(2),
-		"--trust-bundle", c.ctls[0].WaitCACert(t), "--admin", admin)
+		"--trust-bundle", c.Ctls[0].WaitCACert(t), "--admin", admin)
 	cmd.Env = append(os.Environ(), "WEFT_JOIN_TOKEN="+tok.Token)
 	harness.Start(t, "sidecar-api-0", cmd, harness.Options{})
 
@@ -85,12 +85,12 @@ func TestConfigVersionsAcrossLaggingReplica(t *testing.T) {
 		return version
 	}
 	waitHeld("the sidecar has the bootstrap policy", func(ups []string, v uint64) bool { return v != 0 && len(ups) == 0 })
-	on, _ := c.sidecars("the sidecar to ACK on some replica", []string{"api-0"}, 30*time.Second)
+	on, _ := c.Sidecars("the sidecar to ACK on some replica", []string{"api-0"}, 30*time.Second)
 
 	// Kill a follower that does not serve the sidecar.
 	lag := -1
 	for _, i := range []int{0, 1, 2} {
-		s, err := c.ctls[i].Status()
+		s, err := c.Ctls[i].Status()
 		if err == nil && i != on["api-0"] && s.Raft != nil && s.Raft.State == "Follower" {
 			lag = i
 			break
@@ -99,12 +99,12 @@ func TestConfigVersionsAcrossLaggingReplica(t *testing.T) {
 	if lag < 0 {
 		t.Fatalf("no follower other than replica %d (the sidecar's)", on["api-0"])
 	}
-	c.kill(lag)
+	c.Kill(lag)
 	t.Logf("replica %d killed; the sidecar is on replica %d", lag, on["api-0"])
 
 	// Apply v2 through the sidecar's replica: the two running replicas
 	// commit it, and the sidecar gets it.
-	out, stderr, code := c.ctls[on["api-0"]].RunWeft(t, weft, "policy", "apply", v2, "--applied-by", "alice")
+	out, stderr, code := c.Ctls[on["api-0"]].RunWeft(t, weft, "policy", "apply", v2, "--applied-by", "alice")
 	if code != 0 || !strings.Contains(out, "Applied: policy index") {
 		t.Fatalf("apply v2: exit %d\n%s%s", code, out, stderr)
 	}
@@ -117,15 +117,15 @@ func TestConfigVersionsAcrossLaggingReplica(t *testing.T) {
 	var others []int
 	for _, i := range []int{0, 1, 2} {
 		if i != lag {
-			c.kill(i)
+			c.Kill(i)
 			others = append(others, i)
 		}
 	}
-	c.restart(lag)
+	c.Restart(lag)
 	// The sidecar fails over to it, and says what it holds.
 	var stream harness.SidecarStatus
 	took := harness.Eventually(t, "the sidecar connected to the lagging replica", 30*time.Second, func() error {
-		s, err := c.ctls[lag].Status()
+		s, err := c.Ctls[lag].Status()
 		if err != nil {
 			return err
 		}
@@ -139,10 +139,10 @@ func TestConfigVersionsAcrossLaggingReplica(t *testing.T) {
 	})
 	t.Logf("the sidecar reached the lagging replica %s after it restarted", took.Round(time.Millisecond))
 	// Alone, it finds no leader.
-	c.ctls[lag].WaitFor(t, "the lagging replica to say it cannot issue", 30*time.Second, func(s *harness.Status) bool {
+	c.Ctls[lag].WaitFor(t, "the lagging replica to say it cannot issue", 30*time.Second, func(s *harness.Status) bool {
 		return s.Raft != nil && !s.Raft.CanIssue
 	})
-	s, err := c.ctls[lag].Status()
+	s, err := c.Ctls[lag].Status()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestConfigVersionsAcrossLaggingReplica(t *testing.T) {
 	// A killed replica returns: quorum, the lagging replica applies v2,
 	// and the sidecar gets that replica's configuration of it.
 	back := time.Now()
-	c.restart(others[0])
+	c.Restart(others[0])
 	later := waitHeld("the sidecar has a version above the one it held, still v2", func(ups []string, v uint64) bool {
 		return v > newer && slices.Equal(ups, []string{"web"})
 	})

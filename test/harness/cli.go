@@ -91,13 +91,14 @@ func (c *Controller) RunWeft(t testing.TB, weft string, args ...string) (stdout,
 	return out.String(), errb.String(), code
 }
 
-// Check runs `weft check --json` against the controller (RunWeft), logs
-// its results as a table and returns them, its standard error and its
-// exit code. A run that printed no report fails the test.
-func (c *Controller) Check(t testing.TB, weft string) (CheckReport, string, int) {
+// Check runs `weft check --json` (args follow, say "--probes=false")
+// against the controller (RunWeft), logs its results as a table and
+// returns them, its standard error and its exit code. A run that printed
+// no report fails the test.
+func (c *Controller) Check(t testing.TB, weft string, args ...string) (CheckReport, string, int) {
 	t.Helper()
 	start := time.Now()
-	out, stderr, code := c.RunWeft(t, weft, "check", "--json")
+	out, stderr, code := c.RunWeft(t, weft, append([]string{"check", "--json"}, args...)...)
 	var rep CheckReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("weft check --json (exit %d) printed no report: %v\n%s\n%s", code, err, out, stderr)

@@ -37,11 +37,20 @@
 //     condition holds (Converged(n) is the usual one). Status is core/api's
 //     StatusReport with a few helpers (Acked, Address): the tests decode
 //     the API's own types, never copies of them.
+//   - replicas.go: Replicas, the controller replicas of one raft cluster
+//     a test kills (SIGKILL) and restarts, and which of them run (Alive);
+//     Sidecars waits until each named sidecar has ACKed its configuration
+//     on a live replica and says which; Leader waits until every live
+//     replica names the same live leader; EachAlive reads each live
+//     replica's status; Status.AllAcked names a sidecar that has not
+//     ACKed. The HA proofs on the local adapter (test/e2e haCluster) and
+//     on Nomad (test/nomad nomadHA) share it.
 //   - ca.go: Controller.WaitCACert waits for the controller's CA bundle
 //     (the sidecars' --trust-bundle); RootPool reads it as a pool.
 //   - cli.go: Controller.RunWeft runs the weft CLI against the controller
 //     (without the test's WEFT_ variables); Controller.Check and WaitCheck
-//     run `weft check --json` (CheckReport, Rows); WithoutWeftEnv.
+//     run `weft check --json`, more flags after it (CheckReport, Rows);
+//     WithoutWeftEnv.
 //   - files.go: WriteFile, ReplaceFile (atomic, for a policy a controller
 //     polls), WritePolicy (dir/policy/mesh.hcl, for --policy-dir) and
 //     Workload (a service of the local adapter's workloads file).

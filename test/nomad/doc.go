@@ -24,6 +24,15 @@
 // on one agent, SIGKILLs the leader under traffic between sidecar tasks
 // given all three replicas, applies a policy and rotates the CA through a
 // survivor, and restarts the killed replica: no call fails.
+// TestNomadRaftQuorumLossUnderTraffic (ha_quorum_test.go), on the same
+// setup (haMesh: steady traffic from each frontend's sidecar every 20 ms),
+// SIGKILLs the leader and then a follower: the last replica says it cannot
+// issue (status, `weft status`, log, `weft check`) and refuses a join
+// token, while a Nomad allocation placed meanwhile joins it with its
+// workload identity (no raft write); restarting one replica brings quorum
+// back, the other all three into one peer list; then all three are
+// SIGKILLed and restarted: sidecars reconnect, a spent join token stays
+// spent, a workload identity joins again. No call fails.
 //
 // Entry point: go test ./test/nomad (make test runs it). TestMain builds
 // weft, weft-proxy and the demo app; nomadtest builds Nomad when its cached

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,9 +31,8 @@ const haNet = 131
 // replica learns the allocations from Nomad itself (no owner, no
 // watchers) and any of them may serve any sidecar.
 type nomadHA struct {
-	t     *testing.T
-	ctls  []*harness.Controller
-	alive []int // the replicas running, in order
+	harness.Replicas // Kill, Restart, Sidecars, Leader
+	t                *testing.T
 }
 
 func haHost(i int) string     { return fmt.Sprintf("127.0.%d.%d", haNet, i+1) }
@@ -97,9 +97,10 @@ func startNomadHA(t *testing.T, agent *nomadtest.Agent, policy string) (*nomadHA
 	dir := t.TempDir()
 	policyDir := harness.WritePolicy(t, dir, policy)
 	command, args, volume := exampleReplicas(t, agent, policyDir)
-	c := &nomadHA{t: t, ctls: make([]*harness.Controller, 3), alive: []int{0, 1, 2}}
+	c := &nomadHA{t: t}
+	ctls := make([]*harness.Controller, 3)
 	start := time.Now()
-	for i := range c.ctls {
+	for i := range ctls {
 		rdir := filepath.Join(dir, fmt.Sprint("replica", i))
 		key := filepath.Join(rdir, "secrets", "state.key")
 		harness.WriteFile(t, key, "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE=\n")
@@ -140,18 +141,19 @@ func startNomadHA(t *testing.T, agent *nomadtest.Agent, policy string) (*nomadHA
 		if i == 0 {
 			t.Logf("replica 0 runs the example's task: %s controller --data-dir %s --listen %s --admin %s %s", command, o.DataDir, o.Listen, o.Admin, strings.Join(o.Args, " "))
 		}
-		c.ctls[i] = harness.StartController(t, o)
+		ctls[i] = harness.StartController(t, o)
 	}
-	for i, ctl := range c.ctls {
+	c.Replicas = harness.NewReplicas(t, ctls)
+	for i, ctl := range c.Ctls {
 		ctl.WaitFor(t, fmt.Sprintf("replica %d: a leader and three peers", i), 60*time.Second, func(s *harness.Status) bool {
 			return s.Raft != nil && s.Raft.CanIssue && len(s.Raft.Peers) == 3
 		})
 	}
 	t.Logf("three replicas formed a raft cluster that can issue in %s", time.Since(start).Round(time.Millisecond))
-	for _, i := range c.alive {
+	for _, i := range c.Alive {
 		c.ready(i)
 	}
-	return c, c.ctls[0].WaitCACert(t)
+	return c, c.Ctls[0].WaitCACert(t)
 }
 
 // ready waits (30s at most) until replica i answers the example job's
@@ -184,114 +186,27 @@ func mustRequest(method, url string) *http.Request {
 	return req
 }
 
-// leader is the live replica the live replicas name as their leader,
-// waited for within 30s (one that has not noticed a kill yet names the
-// dead one).
-func (c *nomadHA) leader() int {
-	c.t.Helper()
-	leader := -1
-	harness.Eventually(c.t, "every live replica to name the same live leader", 30*time.Second, func() error {
-		leader = -1
-		for _, i := range c.alive {
-			s, err := c.ctls[i].Status()
-			if err != nil {
-				return fmt.Errorf("replica %d: %w", i, err)
-			}
-			if s.Raft == nil || !s.Raft.CanIssue {
-				return fmt.Errorf("replica %d cannot issue: %+v", i, s.Raft)
-			}
-			named := slices.IndexFunc(c.alive, func(j int) bool { return haRaftAddr(j) == s.Raft.Leader })
-			if named < 0 {
-				return fmt.Errorf("replica %d names %q, no live replica", i, s.Raft.Leader)
-			}
-			if leader >= 0 && c.alive[named] != leader {
-				return fmt.Errorf("replicas name two leaders: %d and %d", leader, c.alive[named])
-			}
-			leader = c.alive[named]
-		}
-		return nil
-	})
-	return leader
-}
-
-// sidecar is where one sidecar's stream is: the replica, and since when.
-type sidecar struct {
-	replica int
-	since   string
-}
-
-// sidecars waits, within bound, until each of want's sidecars has a
-// stream on a live replica with its configuration ACKed there, and
-// returns where each one is and how long the wait took.
-func (c *nomadHA) sidecars(what string, want []string, bound time.Duration) (map[string]sidecar, time.Duration) {
-	c.t.Helper()
-	var on map[string]sidecar
-	took := harness.Eventually(c.t, what, bound, func() error {
-		on = map[string]sidecar{}
-		for _, i := range c.alive {
-			s, err := c.ctls[i].Status()
-			if err != nil {
-				return fmt.Errorf("replica %d: %w", i, err)
-			}
-			for _, sc := range s.Sidecars {
-				if sc.Version != 0 && sc.AckedVersion == sc.Version {
-					on[sc.Instance] = sidecar{i, sc.ConnectedSince}
-				}
-			}
-		}
-		for _, id := range want {
-			if _, ok := on[id]; !ok {
-				return fmt.Errorf("sidecar %s is on no live replica with its config ACKed; ACKed: %v", id, on)
-			}
-		}
-		return nil
-	})
-	return on, took
-}
-
 // agree waits, within bound, until every live replica knows exactly ids
 // (each replica's own nomad adapter reports each once), all passing, and
 // every sidecar connected to it has ACKed what it holds for it now.
 func (c *nomadHA) agree(what string, ids []string, bound time.Duration) time.Duration {
 	c.t.Helper()
 	return harness.Eventually(c.t, what, bound, func() error {
-		for _, i := range c.alive {
-			s, err := c.ctls[i].Status()
-			if err != nil {
-				return fmt.Errorf("replica %d: %w", i, err)
-			}
+		return c.EachAlive(func(_ int, s *harness.Status) error {
 			var got []string
 			for _, in := range s.Instances {
 				if in.Health != "passing" {
-					return fmt.Errorf("replica %d sees %s %q", i, in.ID, in.Health)
+					return fmt.Errorf("sees %s %q", in.ID, in.Health)
 				}
 				got = append(got, in.ID)
 			}
 			slices.Sort(got)
 			if !slices.Equal(got, ids) {
-				return fmt.Errorf("replica %d knows instances %v, want %v", i, got, ids)
+				return fmt.Errorf("knows instances %v, want %v", got, ids)
 			}
-			for _, sc := range s.Sidecars {
-				if sc.AckedVersion != sc.Version {
-					return fmt.Errorf("replica %d: sidecar %s ACKed version %d of %d", i, sc.Instance, sc.AckedVersion, sc.Version)
-				}
-			}
-		}
-		return nil
+			return s.AllAcked()
+		})
 	})
-}
-
-func (c *nomadHA) kill(i int) {
-	c.t.Helper()
-	c.ctls[i].Kill(c.t)
-	c.alive = slices.DeleteFunc(c.alive, func(j int) bool { return j == i })
-}
-
-func (c *nomadHA) restart(i int) {
-	c.t.Helper()
-	c.ctls[i] = c.ctls[i].Restart()
-	c.alive = append(c.alive, i)
-	slices.Sort(c.alive)
 }
 
 // haPolicyV2 is the policy `weft policy apply` sets through a survivor:
@@ -325,6 +240,137 @@ intention "extra" "api" {
 `
 }
 
+// haMesh is what both Nomad HA proofs start from: the three replicas,
+// two api and two frontend allocations whose sidecars are given every
+// replica's address, at least one sidecar on the raft leader, and steady
+// traffic (GET and POST every 20 ms from each frontend's sidecar to api).
+type haMesh struct {
+	agent   *nomadtest.Agent
+	c       *nomadHA
+	roots   string // the CA bundle the sidecars trust
+	apis    []*api.AllocationListStub
+	fronts  []*api.AllocationListStub
+	allocs  []*api.AllocationListStub // apis and fronts
+	all     []string                  // their instance IDs, sorted
+	leader  int                       // the raft leader when the traffic began
+	on      map[string]int            // the replica of each sidecar then
+	traffic haTraffic
+	stop    func() // stops the traffic, and waits until it stopped
+}
+
+// haTraffic is one harness.Traffic per frontend, each calling its own
+// sidecar's upstream listener every 20 ms.
+type haTraffic []*harness.Traffic
+
+// WaitCalls waits (30s at most for each) until n more calls than now
+// succeeded through every frontend's sidecar.
+func (h haTraffic) WaitCalls(t *testing.T, what string, n int64) {
+	t.Helper()
+	for i, tr := range h {
+		tr.WaitCalls(t, fmt.Sprintf("%s (frontend %d)", what, i), n)
+	}
+}
+
+// finish stops the traffic and fails the test if any call failed.
+func (m *haMesh) finish(t *testing.T) {
+	t.Helper()
+	m.stop()
+	for i, tr := range m.traffic {
+		t.Logf("steady traffic through frontend %d (%s): %d calls answered, %d failed", i, tr.URLs[0], tr.Answered(), tr.Failed())
+		if n := tr.Failed(); n != 0 {
+			t.Errorf("%d calls through frontend %d failed, want 0: %v", n, i, tr.Errors())
+		}
+	}
+}
+
+// startHAMesh starts haMesh: Nomad, the replicas, the allocations, and
+// the traffic, which stops at the test's cleanup (or at m.stop).
+func startHAMesh(t *testing.T) *haMesh {
+	t.Helper()
+	m := &haMesh{agent: nomadtest.Start(t)}
+	m.c, m.roots = startNomadHA(t, m.agent, policy)
+	c, nc := m.c, m.agent.Client()
+
+	m.agent.Run(t, meshJob("api", 2, haControllers(), m.roots))
+	m.agent.Run(t, meshJob("frontend", 2, haControllers(), m.roots, "api"))
+	m.apis = m.agent.Running(t, "default", "api", 2, 2*time.Minute)
+	m.fronts = m.agent.Running(t, "default", "frontend", 2, 2*time.Minute)
+	m.allocs = append(slices.Clone(m.apis), m.fronts...)
+	m.all = append(instanceIDs(m.apis, "api"), instanceIDs(m.fronts, "frontend")...)
+	slices.Sort(m.all)
+	took := c.agree("every replica to know the four instances, passing, with every sidecar ACKed", m.all, 2*time.Minute)
+	t.Logf("every replica knows the four allocations from its own nomad adapter, all passing: %s", took.Round(time.Millisecond))
+
+	// At least one sidecar on the leader, so that its kill moves some:
+	// restart (through Nomad) the sidecar tasks on other replicas until
+	// one picks the leader (each tries the replicas in its own random
+	// order). Before any traffic: a restarted sidecar fails calls.
+	m.leader = c.Leader()
+	for round := 1; ; round++ {
+		m.on, _ = c.Sidecars("every sidecar to join and ACK", m.all, time.Minute)
+		if slices.Contains(slices.Collect(maps.Values(m.on)), m.leader) {
+			t.Logf("sidecars on replicas %v, leader %d, after %d round(s)", m.on, m.leader, round)
+			break
+		}
+		if round == 15 {
+			t.Fatalf("after %d rounds of restarting sidecar tasks, none is on the leader %d: %v", round, m.leader, m.on)
+		}
+		before := c.streams(m.all)
+		for _, a := range m.allocs {
+			alloc, _, err := nc.Allocations().Info(a.ID, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.Allocations().Restart(alloc, "weft-proxy", nil); err != nil {
+				t.Fatalf("restarting the sidecar task of %s: %v", a.ID, err)
+			}
+		}
+		harness.Eventually(t, "the restarted sidecars on new streams", time.Minute, func() error {
+			now := c.streams(m.all)
+			for _, id := range m.all {
+				if now[id] == "" || now[id] == before[id] {
+					return fmt.Errorf("sidecar %s has no new ACKed stream yet (%q)", id, now[id])
+				}
+			}
+			return nil
+		})
+	}
+	c.agree("every replica to see every sidecar ACKed", m.all, 30*time.Second)
+
+	// The traffic: to each frontend's upstream listener for api.
+	ctx, cancel := context.WithCancel(context.Background())
+	var running sync.WaitGroup
+	for _, f := range m.fronts {
+		admin := fmt.Sprintf("127.0.0.1:%d", port(f, "admin"))
+		waitEndpoints(t, admin, "the frontend "+f.ID+" to have both apis", 30*time.Second, time.Now(), instanceIDs(m.apis, "api"))
+		tr := &harness.Traffic{Service: "api", Caller: "spiffe://weft.test/ns/default/svc/frontend",
+			URLs: []string{fmt.Sprintf("http://127.0.0.1:%d/", port(f, "upstream_api"))}}
+		m.traffic = append(m.traffic, tr)
+		running.Add(1)
+		go func() { defer running.Done(); tr.Run(ctx) }()
+	}
+	m.stop = func() { cancel(); running.Wait() }
+	t.Cleanup(m.stop)
+	m.traffic.WaitCalls(t, "the first calls through the mesh", 50)
+	return m
+}
+
+// streams is when each of ids' sidecars began its ACKed stream on a live
+// replica (ConnectedSince), "" for one that has none; a status that
+// cannot be read counts as none.
+func (c *nomadHA) streams(ids []string) map[string]string {
+	since := map[string]string{}
+	_ = c.EachAlive(func(_ int, s *harness.Status) error {
+		for _, sc := range s.Sidecars {
+			if sc.Version != 0 && sc.AckedVersion == sc.Version {
+				since[sc.Instance] = sc.ConnectedSince
+			}
+		}
+		return nil
+	})
+	return since
+}
+
 // TestNomadRaftFailoverUnderTraffic is issue 17's proof with Nomad
 // sidecars: three controller replicas (raft), each running its own nomad
 // adapter against one real Nomad 1.6.1 agent; two api and two frontend
@@ -343,87 +389,28 @@ func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Nomad, three controllers and sidecars; skipped with -short")
 	}
-	agent := nomadtest.Start(t)
-	c, roots := startNomadHA(t, agent, policy)
-	nc := agent.Client()
+	m := startHAMesh(t)
+	agent, c, roots, traffic := m.agent, m.c, m.roots, m.traffic
+	apis, fronts, allocs, all, leader, on := m.apis, m.fronts, m.allocs, m.all, m.leader, m.on
 	weft := filepath.Join(binDir, "weft")
-
-	agent.Run(t, meshJob("api", 2, haControllers(), roots))
-	agent.Run(t, meshJob("frontend", 2, haControllers(), roots, "api"))
-	apis := agent.Running(t, "default", "api", 2, 2*time.Minute)
-	fronts := agent.Running(t, "default", "frontend", 2, 2*time.Minute)
-	allocs := append(slices.Clone(apis), fronts...)
-	all := append(instanceIDs(apis, "api"), instanceIDs(fronts, "frontend")...)
-	slices.Sort(all)
-	took := c.agree("every replica to know the four instances, passing, with every sidecar ACKed", all, 2*time.Minute)
-	t.Logf("every replica knows the four allocations from its own nomad adapter, all passing: %s", took.Round(time.Millisecond))
-
-	// At least one sidecar on the leader, so that its kill moves some:
-	// restart (through Nomad) the sidecar tasks on other replicas until
-	// one picks the leader (each tries the replicas in its own random
-	// order). Before any traffic: a restarted sidecar fails calls.
-	leader := c.leader()
-	on, _ := c.sidecars("every sidecar to join and ACK", all, time.Minute)
-	for round := 1; ; round++ {
-		if slices.ContainsFunc(slices.Collect(maps.Values(on)), func(s sidecar) bool { return s.replica == leader }) {
-			t.Logf("sidecars on replicas %v, leader %d, after %d round(s)", on, leader, round)
-			break
-		}
-		if round == 15 {
-			t.Fatalf("after %d rounds of restarting sidecar tasks, none is on the leader %d: %v", round, leader, on)
-		}
-		before := on
-		for _, a := range allocs {
-			alloc, _, err := nc.Allocations().Info(a.ID, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := nc.Allocations().Restart(alloc, "weft-proxy", nil); err != nil {
-				t.Fatalf("restarting the sidecar task of %s: %v", a.ID, err)
-			}
-		}
-		harness.Eventually(t, "the restarted sidecars on new streams", time.Minute, func() error {
-			on, _ = c.sidecars("every sidecar to join and ACK", all, time.Minute)
-			for id, s := range on {
-				if s.since == before[id].since && s.replica == before[id].replica {
-					return fmt.Errorf("sidecar %s still on its stream of %s", id, s.since)
-				}
-			}
-			return nil
-		})
-	}
-	c.agree("every replica to see every sidecar ACKed", all, 30*time.Second)
-
-	// The traffic: each frontend's upstream listener for api.
-	traffic := &harness.Traffic{Service: "api", Caller: "spiffe://weft.test/ns/default/svc/frontend"}
-	for _, f := range fronts {
-		admin := fmt.Sprintf("127.0.0.1:%d", port(f, "admin"))
-		waitEndpoints(t, admin, "the frontend "+f.ID+" to have both apis", 30*time.Second, time.Now(), instanceIDs(apis, "api"))
-		traffic.URLs = append(traffic.URLs, fmt.Sprintf("http://127.0.0.1:%d/", port(f, "upstream_api")))
-	}
-	ctx, stopTraffic := context.WithCancel(context.Background())
-	trafficDone := make(chan struct{})
-	go func() { defer close(trafficDone); traffic.Run(ctx) }()
-	defer func() { stopTraffic(); <-trafficDone }()
-	traffic.WaitCalls(t, "the first calls through the mesh", 50)
 
 	// SIGKILL the leader: the sidecars it served move to survivors (they
 	// need no leader for that), and the survivors elect a new one.
 	killed := time.Now()
-	c.kill(leader)
-	after, took := c.sidecars("every sidecar on a survivor with its config ACKed", all, 10*time.Second)
+	c.Kill(leader)
+	after, took := c.Sidecars("every sidecar on a survivor with its config ACKed", all, 10*time.Second)
 	reconnected := time.Since(killed)
 	var moved []string
 	for _, id := range all {
-		if on[id].replica == leader {
-			moved = append(moved, fmt.Sprintf("%s to replica %d", id, after[id].replica))
+		if on[id] == leader {
+			moved = append(moved, fmt.Sprintf("%s to replica %d", id, after[id]))
 		}
 	}
 	t.Logf("every sidecar on a survivor, config ACKed, %s after the SIGKILL of the leader, replica %d (bound 10s; waited %s); those of the leader moved: %s",
 		reconnected.Round(time.Millisecond), leader, took.Round(time.Millisecond), strings.Join(moved, "; "))
-	newLeader := c.leader()
+	newLeader := c.Leader()
 	t.Logf("replica %d leads; every survivor named it %s after the SIGKILL", newLeader, time.Since(killed).Round(time.Millisecond))
-	for _, i := range c.alive {
+	for _, i := range c.Alive {
 		c.ready(i) // Nomad would keep the survivors' allocations healthy
 	}
 	traffic.WaitCalls(t, "calls after the kill", 50)
@@ -444,31 +431,31 @@ func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 	}
 	all = append(instanceIDs(apis, "api"), instanceIDs(fronts, "frontend")...)
 	slices.Sort(all)
-	after, _ = c.sidecars("the third api's sidecar to join a survivor and ACK", all, time.Minute)
+	after, _ = c.Sidecars("the third api's sidecar to join a survivor and ACK", all, time.Minute)
 	for _, f := range fronts {
 		waitEndpoints(t, fmt.Sprintf("127.0.0.1:%d", port(f, "admin")), "the frontend "+f.ID+" to have the three apis", time.Minute, scaled, instanceIDs(apis, "api"))
 	}
 	c.agree("every survivor to know the five instances, passing, every sidecar ACKed", all, 30*time.Second)
 	t.Logf("the third api joined replica %d and reached both frontends %s after the job was scaled (Nomad placing and starting it included)",
-		after[third].replica, time.Since(scaled).Round(time.Millisecond))
+		after[third], time.Since(scaled).Round(time.Millisecond))
 	traffic.WaitCalls(t, "calls after the scale-up", 50)
 
 	// weft policy apply through a survivor (a follower when one is left,
 	// so the write is forwarded to the new leader) reaches every sidecar.
-	survivor := c.alive[0]
+	survivor := c.Alive[0]
 	if survivor == newLeader {
-		survivor = c.alive[1]
+		survivor = c.Alive[1]
 	}
 	v2 := filepath.Join(t.TempDir(), "v2")
 	harness.WriteFile(t, filepath.Join(v2, harness.PolicyFile), haPolicyV2())
 	applied := time.Now()
-	out, stderr, code := c.ctls[survivor].RunWeft(t, weft, "policy", "apply", v2, "--applied-by", "nomad-ha-test")
+	out, stderr, code := c.Ctls[survivor].RunWeft(t, weft, "policy", "apply", v2, "--applied-by", "nomad-ha-test")
 	if code != 0 {
 		t.Fatalf("weft policy apply through replica %d: exit %d\n%s%s", survivor, code, out, stderr)
 	}
 	t.Logf("weft policy apply through replica %d returned in %s:\n%s", survivor, time.Since(applied).Round(time.Millisecond), out)
 	var hist weftapi.PolicyHistory
-	if err := c.ctls[survivor].Call("GET", "/v1/policy/history", nil, &hist); err != nil || len(hist.Versions) != 1 {
+	if err := c.Ctls[survivor].Call("GET", "/v1/policy/history", nil, &hist); err != nil || len(hist.Versions) != 1 {
 		t.Fatalf("policy history through replica %d: %+v (%v), want the one apply", survivor, hist, err)
 	}
 	index := hist.Versions[0].Index
@@ -496,8 +483,8 @@ func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 		return nil
 	})
 	t.Logf("the applied policy reached every sidecar %s after the apply started (bound 10s; waited %s)", time.Since(applied).Round(time.Millisecond), reached.Round(time.Millisecond))
-	for _, i := range c.alive {
-		s := c.ctls[i].WaitFor(t, fmt.Sprintf("replica %d to serve the applied policy", i), 5*time.Second, func(s *harness.Status) bool {
+	for _, i := range c.Alive {
+		s := c.Ctls[i].WaitFor(t, fmt.Sprintf("replica %d to serve the applied policy", i), 5*time.Second, func(s *harness.Status) bool {
 			return s.PolicyInForce != nil && s.PolicyInForce.Source == "replicated" && s.PolicyInForce.Index == index
 		})
 		t.Logf("replica %d serves policy index %d applied by %s", i, s.PolicyInForce.Index, s.PolicyInForce.AppliedBy)
@@ -507,20 +494,20 @@ func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 	// weft ca rotate through a survivor: it completes, every live replica
 	// holds the new root, and every sidecar renews through a survivor.
 	var rootsBefore weftapi.RootsReport
-	if err := c.ctls[survivor].Call("GET", "/v1/ca/roots", nil, &rootsBefore); err != nil {
+	if err := c.Ctls[survivor].Call("GET", "/v1/ca/roots", nil, &rootsBefore); err != nil {
 		t.Fatal(err)
 	}
 	rotated := time.Now()
-	out, stderr, code = c.ctls[survivor].RunWeft(t, weft, "ca", "rotate")
+	out, stderr, code = c.Ctls[survivor].RunWeft(t, weft, "ca", "rotate")
 	if code != 0 {
 		t.Fatalf("weft ca rotate through replica %d: exit %d\n%s%s", survivor, code, out, stderr)
 	}
 	t.Logf("weft ca rotate through replica %d returned in %s:\n%s", survivor, time.Since(rotated).Round(time.Millisecond), out)
 	var newRootID string
-	for _, i := range c.alive {
+	for _, i := range c.Alive {
 		took := harness.Eventually(t, fmt.Sprintf("replica %d holding the rotated roots", i), 5*time.Second, func() error {
 			var r weftapi.RootsReport
-			if err := c.ctls[i].Call("GET", "/v1/ca/roots", nil, &r); err != nil {
+			if err := c.Ctls[i].Call("GET", "/v1/ca/roots", nil, &r); err != nil {
 				return err
 			}
 			if len(r.Roots) != 2 || !r.Roots[0].Active || r.Roots[1].ID != rootsBefore.Roots[0].ID {
@@ -531,7 +518,7 @@ func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 		})
 		t.Logf("replica %d holds the new root %s and the old one %s after the rotate returned", i, newRootID, took.Round(time.Millisecond))
 	}
-	newRoot, err := harness.ReadCertPEM(c.ctls[survivor].CACert())
+	newRoot, err := harness.ReadCertPEM(c.Ctls[survivor].CACert())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,27 +542,22 @@ func TestNomadRaftFailoverUnderTraffic(t *testing.T) {
 	// policy, the rotated roots, the same five instances from its own
 	// nomad adapter.
 	back := time.Now()
-	c.restart(leader)
-	s := c.ctls[leader].WaitFor(t, "the restarted replica to rejoin", 60*time.Second, func(s *harness.Status) bool {
+	c.Restart(leader)
+	s := c.Ctls[leader].WaitFor(t, "the restarted replica to rejoin", 60*time.Second, func(s *harness.Status) bool {
 		return s.Raft != nil && s.Raft.CanIssue && len(s.Raft.Peers) == 3 && s.PolicyInForce != nil && s.PolicyInForce.Index == index
 	})
 	t.Logf("replica %d rejoined %s after its restart: %s, leader %s, policy index %d", leader, time.Since(back).Round(time.Millisecond), s.Raft.State, s.Raft.Leader, s.PolicyInForce.Index)
 	c.ready(leader)
 	var r weftapi.RootsReport
-	if err := c.ctls[leader].Call("GET", "/v1/ca/roots", nil, &r); err != nil {
+	if err := c.Ctls[leader].Call("GET", "/v1/ca/roots", nil, &r); err != nil {
 		t.Fatal(err)
 	}
 	if len(r.Roots) != 2 || r.Roots[0].ID != newRootID {
 		t.Errorf("the restarted replica's roots: %+v, want the rotation's two (active %s)", r.Roots, newRootID)
 	}
 	c.agree("every replica, the restarted one too, to know the five instances", all, 30*time.Second)
-	c.sidecars("every sidecar on a live replica", all, 10*time.Second)
+	c.Sidecars("every sidecar on a live replica", all, 10*time.Second)
 	traffic.WaitCalls(t, "calls after the restart", 50)
 
-	stopTraffic()
-	<-trafficDone
-	t.Logf("steady traffic: %d calls answered, %d failed", traffic.Answered(), traffic.Failed())
-	if n := traffic.Failed(); n != 0 {
-		t.Errorf("%d calls failed, want 0: %v", n, traffic.Errors())
-	}
+	m.finish(t)
 }

@@ -486,16 +486,22 @@ func nodeInstances(c meshapi.MeshClient, jwt string) ([]string, error) {
 // joinAs asks for instance's certificate with credential, as a proxy
 // joining with a Nomad workload identity; the CSR's key is thrown away.
 func joinAs(c meshapi.MeshClient, instance, credential string) error {
+	return joinWith(c, &meshapi.JoinRequest{InstanceId: instance, CredentialAdapter: "nomad", Credential: credential})
+}
+
+// joinWith sends req (a join token or a credential) with a CSR for a new
+// key, thrown away, as a proxy joins.
+func joinWith(c meshapi.MeshClient, req *meshapi.JoinRequest) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
 	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	req.CsrDer, err = x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	_, err = c.Join(ctx, &meshapi.JoinRequest{InstanceId: instance, CsrDer: csr, CredentialAdapter: "nomad", Credential: credential})
+	_, err = c.Join(ctx, req)
 	return err
 }
