@@ -315,7 +315,7 @@ func raftFindings(st *state.Status) []CheckFinding {
 			detail += " for " + st.NoLeaderFor
 		}
 		return []CheckFinding{{Subject: subj, Check: "raft", Level: levelFail,
-			Detail: detail + ": it cannot issue certificates to new sidecars or rotate the CA (sidecars keep serving, connected ones renew)",
+			Detail: detail + ": it cannot admit sidecars joining with a one-time join token or rotate the CA (sidecars keep serving, connected ones renew, those joining with a scheduler credential are admitted)",
 			Fix:    st.Problem}}
 	}
 	return []CheckFinding{{Subject: subj, Check: "raft", Level: levelOK,

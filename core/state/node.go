@@ -368,7 +368,7 @@ func (n *Node) watch(ctx context.Context) {
 			last = leader
 		}
 		if leader == "" && !warned && n.configured() && time.Since(since) > 3*time.Second {
-			n.log.Error("raft: no leader: this replica cannot reach a quorum of its peers; it cannot issue certificates to new sidecars (join tokens cannot be spent) or rotate the CA until one returns; sidecars keep serving, connected ones renew",
+			n.log.Error("raft: no leader: this replica cannot reach a quorum of its peers; it cannot admit sidecars that join with a one-time join token (it cannot be spent) or rotate the CA until one returns; sidecars keep serving, connected ones renew, and sidecars joining with a scheduler credential or a node token are still admitted",
 				"peers", n.peerAddrs())
 			warned = true
 		}
@@ -486,6 +486,6 @@ func (n *Node) noLeaderError(last error) error {
 	if last != nil {
 		detail = " (last: " + last.Error() + ")"
 	}
-	return fmt.Errorf("%w: this controller replica reaches no quorum of its peers %v within %s%s; it cannot issue certificates to new sidecars or rotate the CA until a quorum is back",
+	return fmt.Errorf("%w: this controller replica reaches no quorum of its peers %v within %s%s; it cannot spend a join token or rotate the CA until a quorum is back",
 		ErrNoLeader, n.peerAddrs(), applyTimeout, detail)
 }

@@ -64,7 +64,7 @@ func (n *Node) Status() Status {
 		if len(st.Peers) == 0 {
 			st.Problem = "this replica is not in a cluster yet: it waits for --bootstrap-expect replicas to know one another, or for a --join to succeed"
 		} else {
-			st.Problem = fmt.Sprintf("no raft leader: this replica reaches no quorum of its %d peers; it cannot issue certificates to new sidecars or rotate the CA (sidecars keep serving, connected ones renew). Bring replicas back; if they are gone for good, see docs/operations-raft.md (recovering from quorum loss)", len(st.Peers))
+			st.Problem = fmt.Sprintf("no raft leader: this replica reaches no quorum of its %d peers; it cannot admit sidecars that join with a one-time join token or rotate the CA (sidecars keep serving, connected ones renew, and sidecars joining with a scheduler credential or a node token are still admitted). Bring replicas back; if they are gone for good, see docs/operations-raft.md (recovering from quorum loss)", len(st.Peers))
 		}
 	}
 	return st
