@@ -34,11 +34,10 @@ import (
 // replica without a quorum: a Nomad sidecar joins with its workload
 // identity, which its own nomad adapter has Nomad check, and nothing of
 // that join is written to the raft log (core/meshserver joinWithCredential:
-// no token is spent, the CA each replica holds signs), so the "cannot
-// issue certificates to new sidecars" of the status and the log holds for
-// join tokens, not for Nomad workload identities. The test asserts that
-// truth: the new allocation joins and reaches both frontends while the
-// replica still says it cannot issue.
+// no token is spent, the CA each replica holds signs): status and log say
+// that only one-time join tokens (and CA rotation) wait for a quorum. The
+// test asserts it: the new allocation joins and reaches both frontends
+// while the replica still says it cannot spend a join token.
 //
 // One killed replica restarts: quorum is back (bound printed), the log
 // says so, `weft check` passes; the other restarts: all three list the
