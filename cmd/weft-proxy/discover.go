@@ -159,6 +159,9 @@ func (d *discoverer) start(ctx context.Context, id string) error {
 		return err
 	}
 	ictx, cancel := context.WithCancel(ctx)
+	// A stop (SIGTERM, or the instance leaving) closes its listeners at
+	// once; its open connections drain (upgrade.go).
+	context.AfterFunc(ictx, func() { p.Close() })
 	s := &servedInstance{cancel: cancel, done: make(chan struct{})}
 	d.running[id] = s
 	logger := d.base.With("instance", id)
