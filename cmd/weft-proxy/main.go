@@ -130,6 +130,8 @@ type options struct {
 	// proxy can start beside this one (reuseport.go); on by default with
 	// --node
 	reusePort bool
+	// --ready-file: written once a node proxy is ready (upgrade.go)
+	readyFile string
 }
 
 func newRootCmd() *cobra.Command {
@@ -157,6 +159,9 @@ check state).`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if err := checkReadyFile(o); err != nil {
+				return err
+			}
 			if o.node != "" {
 				return runNode(ctx, o)
 			}
@@ -182,7 +187,9 @@ check state).`,
 	fl.DurationVar(&o.discoverEvery, "discover-interval", 2*time.Second, "with --node and --credential-adapter but no --serve: how often to ask the controller which instances of this node chose node mode (a Nomad system job; discover.go); with --serve-file, how often to read the file again")
 	fl.StringVar(&o.serveFile, "serve-file", "", "with --node: a JSON file listing the instances to serve and the token to join them with, read again every --discover-interval: instances added or removed there are started or stopped without touching the others (servefile.go)")
 	fl.BoolVar(&o.reusePort, "reuse-port", false, "bind every listener (mesh, upstream, admin) with SO_REUSEPORT, so that a new weft-proxy of the same user can start beside this one before it is stopped: an upgrade with no moment of refused connections (Linux; default true with --node, false otherwise; reuseport.go)")
+	fl.StringVar(&o.readyFile, "ready-file", "", "with --node: write this file once every instance holds its certificate and configuration, remove it on SIGTERM; `weft-proxy ready --file PATH` is the probe (the admin ports, shared with --reuse-port, cannot tell which process answers)")
 	fl.StringArrayVar(&o.serve, "serve", nil, "with --node: an instance ID=ADMIN_HOST:PORT the node proxy serves, with that instance's admin endpoints; repeat it")
+	root.AddCommand(newReadyCmd()) // upgrade.go
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version of this build",

@@ -194,7 +194,7 @@ func runNode(ctx context.Context, o options) error {
 	base.Info("weft-proxy for node: instances and controllers", "version", version.Version, "instances", len(instances), "controllers", controllers, "reuse_port", o.reusePort)
 	// SIGTERM closes the listeners at once (upgrade.go).
 	defer closeOnStop(ctx, base, closers)()
-	go logWhenReady(ctx, base, proxies)
+	go watchReady(ctx, base, o.readyFile, proxiesReady(proxies))
 	wg.Wait()
 	close(errs)
 	var all []error

@@ -2,9 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"strconv"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/weftmesh/weft/core/proxy"
 )
@@ -63,29 +69,81 @@ func closeOnStop(ctx context.Context, base *slog.Logger, closers []io.Closer) (w
 	}
 }
 
-// logWhenReady logs once every proxy holds a certificate and a
-// configuration: the node proxy's readiness, per process (the admin
-// ports, shared with --reuse-port, cannot tell which process answers).
-func logWhenReady(ctx context.Context, base *slog.Logger, proxies []*proxy.Proxy) {
+// watchReady logs once ready reports true, and then writes readyFile
+// (when not ""): the node proxy's readiness, per process, where the admin
+// ports, shared with --reuse-port, cannot tell which process answers. The
+// file goes when ctx ends (SIGTERM), before the drain, and a stale one is
+// removed at the start. `weft-proxy ready --file PATH` is the probe that
+// reads it (a Kubernetes exec probe; the image has no shell).
+func watchReady(ctx context.Context, base *slog.Logger, readyFile string, ready func() bool) {
+	if readyFile != "" {
+		os.Remove(readyFile)
+	}
 	start := time.Now()
 	t := time.NewTicker(25 * time.Millisecond)
 	defer t.Stop()
-	for {
-		ready := true
-		for _, p := range proxies {
-			if p.Ready() != nil {
-				ready = false
-				break
-			}
-		}
-		if ready {
-			base.Info("node proxy ready: every instance holds its certificate and configuration", "instances", len(proxies), "took", time.Since(start).Round(time.Millisecond))
-			return
-		}
+	for !ready() {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+	base.Info("node proxy ready: every instance holds its certificate and configuration", "took", time.Since(start).Round(time.Millisecond), "ready_file", readyFile)
+	if readyFile == "" {
+		return
+	}
+	if err := os.WriteFile(readyFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		base.Error("writing the ready file; the readiness probe will fail", "file", readyFile, "err", err)
+		return
+	}
+	<-ctx.Done()
+	os.Remove(readyFile)
+}
+
+// proxiesReady is ready for a fixed set of proxies.
+func proxiesReady(proxies []*proxy.Proxy) func() bool {
+	return func() bool {
+		for _, p := range proxies {
+			if p.Ready() != nil {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// newReadyCmd is `weft-proxy ready --file PATH`: exit 0 when the node
+// proxy that was given --ready-file PATH is ready.
+func newReadyCmd() *cobra.Command {
+	var file string
+	c := &cobra.Command{
+		Use:   "ready --file PATH",
+		Short: "Exit 0 when the node proxy run with --ready-file PATH is ready (a readiness probe)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return errors.New(`required flag "file" not set: give the node proxy's --ready-file`)
+			}
+			if _, err := os.Stat(file); err != nil {
+				return fmt.Errorf("not ready: %w (the node proxy writes it once every instance it serves holds a certificate and a configuration, and removes it when it stops)", err)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&file, "file", "", "the node proxy's --ready-file")
+	return c
+}
+
+// checkReadyFile refuses --ready-file where no readiness is kept.
+func checkReadyFile(o options) error {
+	switch {
+	case o.readyFile == "":
+		return nil
+	case o.node == "":
+		return errors.New("--ready-file needs --node: a sidecar's readiness is GET /ready on its --admin address")
+	case o.serveFile != "":
+		return errors.New("--ready-file does not go with --serve-file yet: give the instances with --serve, or let the node proxy discover them")
+	}
+	return nil
 }

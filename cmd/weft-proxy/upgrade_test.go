@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -49,5 +50,39 @@ func TestReusePortDefault(t *testing.T) {
 	}
 	if reusePortDefault(options{instance: "a"}) {
 		t.Error("a sidecar: --reuse-port on by default, want off")
+	}
+}
+
+// --ready-file goes with a node proxy that keeps a readiness, and
+// `weft-proxy ready` reads it.
+func TestReadyFile(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    options
+		want string
+	}{
+		{"a sidecar", options{instance: "a", readyFile: "r"}, "--ready-file needs --node"},
+		{"with --serve-file", options{node: "n", serveFile: "f", readyFile: "r"}, "does not go with --serve-file"},
+		{"with --serve", options{node: "n", serve: []string{"a=127.0.0.1:0"}, readyFile: "r"}, ""},
+	} {
+		err := checkReadyFile(tc.o)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	file := t.TempDir() + "/ready"
+	probe := func() error {
+		c := newRootCmd()
+		c.SetArgs([]string{"ready", "--file", file})
+		return c.Execute()
+	}
+	if err := probe(); err == nil || !strings.Contains(err.Error(), "not ready") {
+		t.Errorf("probe before the file exists: %v, want not ready", err)
+	}
+	if err := os.WriteFile(file, []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := probe(); err != nil {
+		t.Errorf("probe with the file: %v, want ready", err)
 	}
 }

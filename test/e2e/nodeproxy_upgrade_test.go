@@ -87,13 +87,22 @@ func TestNodeProxyUpgradeDropsNothing(t *testing.T) {
 	apiAdmin := net.JoinHostPort(s.Address("api"), "15000")
 	callURL := "http://" + net.JoinHostPort(s.Address("web"), "9001") + "/"
 
+	readyFile := func(name string) string { return filepath.Join(dir, name+".ready") }
+	// probe is the readiness probe an operator runs: weft-proxy ready.
+	probe := func(name string) error {
+		out, err := exec.Command(filepath.Join(binDir, "weft-proxy"), "ready", "--file", readyFile(name)).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("weft-proxy ready --file %s: %v: %s", readyFile(name), err, out)
+		}
+		return nil
+	}
 	nodeProxy := func(name string, extra ...string) *harness.Process {
 		var tok struct{ Token string }
 		if err := ctl.Call("POST", "/v1/join-tokens", map[string]any{"adapter": "local", "node": "node-a", "ttl_seconds": 600}, &tok); err != nil {
 			t.Fatalf("node token for %s: %v", name, err)
 		}
 		args := append([]string{"--node", "node-a", "--serve", "api-0=" + apiAdmin, "--controller", ctl.Listen,
-			"--trust-bundle", ctl.WaitCACert(t), "--data-dir", filepath.Join(dir, name)}, extra...)
+			"--trust-bundle", ctl.WaitCACert(t), "--data-dir", filepath.Join(dir, name), "--ready-file", readyFile(name)}, extra...)
 		cmd := exec.Command(filepath.Join(binDir, "weft-proxy"), args...)
 		cmd.Env = append(harness.WithoutWeftEnv(), "WEFT_NODE_TOKEN="+tok.Token)
 		return harness.Start(t, "node proxy "+name, cmd, harness.Options{})
@@ -126,11 +135,12 @@ func TestNodeProxyUpgradeDropsNothing(t *testing.T) {
 	}
 	defer slow.conn.Close()
 
-	b := nodeProxy("b")
-	bReady := waitLine(b, "ready beside A", "node proxy ready", 60*time.Second)
-	if !strings.Contains(b.Out.String(), "reuse_port=true") {
-		t.Errorf("node proxy B does not say it binds with SO_REUSEPORT (reuse_port=true)")
+	if err := probe("b"); err == nil || !strings.Contains(err.Error(), "not ready") {
+		t.Fatalf("the readiness probe of a node proxy not started yet: %v, want it to fail saying not ready", err)
 	}
+	b := nodeProxy("b")
+	bReady := harness.Eventually(t, "node proxy B ready beside A (weft-proxy ready --file)", 60*time.Second, func() error { return probe("b") })
+	waitLine(b, "saying it binds with SO_REUSEPORT", "reuse_port=true", 10*time.Second)
 	traffic.wait(t, "calls with A and B both listening", 50)
 	before := traffic.snapshot()
 
@@ -150,6 +160,9 @@ func TestNodeProxyUpgradeDropsNothing(t *testing.T) {
 		t.Fatalf("node proxy A still runs %v after SIGTERM (drain timeout %v plus %v)", upgradeDrainTimeout+upgradeExitMargin, upgradeDrainTimeout, upgradeExitMargin)
 	}
 	aExit := time.Since(term)
+	if _, err := os.Stat(readyFile("a")); !os.IsNotExist(err) {
+		t.Errorf("node proxy A's ready file after it stopped: %v, want it removed", err)
+	}
 	if !strings.Contains(a.Out.String(), "upgrade-slow-post") {
 		t.Errorf("node proxy A's access log has no line for the slow POST (request id upgrade-slow-post): it did not carry it")
 	}
