@@ -194,6 +194,7 @@ func TestNodeProxyUpgradeDropsNothing(t *testing.T) {
 	if out := c.Out.String(); !strings.Contains(out, apiAdmin) || !strings.Contains(out, "--reuse-port") {
 		t.Errorf("a node proxy without --reuse-port beside B: want an error naming %s and --reuse-port, got:\n%s", apiAdmin, out)
 	}
+	t.Logf("without --reuse-port beside B: %s", harness.FirstLine(c.Out.String(), "binding"))
 	if c.Cmd.ProcessState.ExitCode() == 0 {
 		t.Errorf("a node proxy without --reuse-port beside B exited 0")
 	}
