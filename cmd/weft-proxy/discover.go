@@ -109,7 +109,11 @@ func (d *discoverer) run(ctx context.Context, credential func() (string, error))
 	for {
 		select {
 		case <-ctx.Done():
+			// Each instance's listeners closed as ctx ended (start).
+			stopping := time.Now()
+			d.base.Info("node proxy stopping: closing every listener; open connections drain", "drain_timeout", drainTimeout)
 			d.stopAll()
+			d.base.Info("node proxy stopped: listeners closed and connections drained", "took", time.Since(stopping).Round(time.Millisecond))
 			return nil
 		case <-t.C:
 		}

@@ -154,7 +154,11 @@ func runServeFile(ctx context.Context, o options) error {
 	for {
 		select {
 		case <-ctx.Done():
+			// Each instance's listeners closed as ctx ended (start).
+			stopping := time.Now()
+			n.base.Info("node proxy stopping: closing every listener; open connections drain", "drain_timeout", drainTimeout)
 			n.stopAll()
+			n.base.Info("node proxy stopped: listeners closed and connections drained", "took", time.Since(stopping).Round(time.Millisecond))
 			return nil
 		case <-t.C:
 		}

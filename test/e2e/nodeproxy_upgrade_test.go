@@ -60,7 +60,8 @@ const (
 // test's back), and web-0, a sidecar, calls it every 5 ms. A slow POST is
 // sent through A, its body half written. Node proxy B starts beside A
 // with the same --serve (the default --reuse-port of a node proxy lets it
-// bind api-0's mesh and admin ports too) and logs that it is ready; A gets
+// bind api-0's mesh and admin ports too) and its ready file appears
+// (weft-proxy ready --file, the operator's probe); A gets
 // SIGTERM, and once it says it is stopping the slow POST's body is
 // finished. No call fails, the slow POST is answered (by A), A exits
 // within its drain timeout plus a margin, and calls go on through B.
