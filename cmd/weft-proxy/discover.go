@@ -50,13 +50,36 @@ type discoverer struct {
 
 	mu      sync.Mutex
 	running map[string]*servedInstance
+	polled  bool // a poll has been answered
 	wg      sync.WaitGroup
 }
 
 // servedInstance is one instance the discovering node proxy serves.
 type servedInstance struct {
+	proxy  *proxy.Proxy
 	cancel context.CancelFunc
 	done   chan struct{}
+}
+
+// ready reports whether the controller has answered a poll and every
+// instance it listed holds a certificate and a configuration.
+func (d *discoverer) ready() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.polled {
+		return false
+	}
+	for _, s := range d.running {
+		select {
+		case <-s.done:
+			continue // refused by the controller: it does not hold the others back
+		default:
+		}
+		if s.proxy.Ready() != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // controllerTLSConfig verifies a controller against the trust bundle; the
@@ -78,14 +101,19 @@ func (d *discoverer) run(ctx context.Context, credential func() (string, error))
 	}
 	defer cc.Close()
 	mesh := meshapi.NewMeshClient(cc)
-	d.base.Info("weft-proxy for node: discovering its instances", "version", version.Version, "controller", d.controller, "interval", d.o.discoverEvery)
+	d.base.Info("weft-proxy for node: discovering its instances", "version", version.Version, "controller", d.controller, "interval", d.o.discoverEvery, "reuse_port", d.o.reusePort)
+	go watchReady(ctx, d.base, d.o.readyFile, d.ready) // upgrade.go
 	t := time.NewTimer(0)
 	defer t.Stop()
 	var lastErr string
 	for {
 		select {
 		case <-ctx.Done():
+			// Each instance's listeners closed as ctx ended (start).
+			stopping := time.Now()
+			d.base.Info("node proxy stopping: closing every listener; open connections drain", "drain_timeout", drainTimeout)
 			d.stopAll()
+			d.base.Info("node proxy stopped: listeners closed and connections drained", "took", time.Since(stopping).Round(time.Millisecond))
 			return nil
 		case <-t.C:
 		}
@@ -99,6 +127,9 @@ func (d *discoverer) run(ctx context.Context, credential func() (string, error))
 		} else {
 			lastErr = ""
 			d.reconcile(ctx, ids)
+			d.mu.Lock()
+			d.polled = true
+			d.mu.Unlock()
 		}
 		t.Reset(d.o.discoverEvery)
 	}
@@ -159,7 +190,10 @@ func (d *discoverer) start(ctx context.Context, id string) error {
 		return err
 	}
 	ictx, cancel := context.WithCancel(ctx)
-	s := &servedInstance{cancel: cancel, done: make(chan struct{})}
+	// A stop (SIGTERM, or the instance leaving) closes its listeners at
+	// once; its open connections drain (upgrade.go).
+	context.AfterFunc(ictx, func() { p.Close() })
+	s := &servedInstance{proxy: p, cancel: cancel, done: make(chan struct{})}
 	d.running[id] = s
 	logger := d.base.With("instance", id)
 	go p.RunReports(ictx, d.o.reportEvery, client)

@@ -37,7 +37,9 @@
 // WEFT_NODE_TOKEN (node.go; docs/deployment-models.md); with --serve-file
 // instead, the instances and the token come from a file it reads again
 // every --discover-interval, so instances come and go without a restart
-// (servefile.go).
+// (servefile.go). A node proxy binds its ports with SO_REUSEPORT
+// (--reuse-port, on by default with --node), so that its upgrade starts
+// the new process beside the old one (upgrade.go).
 package main
 
 import (
@@ -46,7 +48,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -125,6 +126,12 @@ type options struct {
 	// --discover-interval: how often a node proxy without --serve asks
 	// the controller for its instances (discover.go)
 	discoverEvery time.Duration
+	// --reuse-port: bind every listener with SO_REUSEPORT so that a new
+	// proxy can start beside this one (reuseport.go); on by default with
+	// --node
+	reusePort bool
+	// --ready-file: written once a node proxy is ready (upgrade.go)
+	readyFile string
 }
 
 func newRootCmd() *cobra.Command {
@@ -147,8 +154,14 @@ check state).`,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			setGCDefaults() // gc.go
+			if !cmd.Flags().Changed("reuse-port") {
+				o.reusePort = reusePortDefault(o)
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if err := checkReadyFile(o); err != nil {
+				return err
+			}
 			if o.node != "" {
 				return runNode(ctx, o)
 			}
@@ -173,7 +186,10 @@ check state).`,
 	fl.StringVar(&o.node, "node", "", "run as the node proxy of node NAME, serving every --serve instance with its own identity (the node token in $"+nodeTokenEnv+"), or, with --credential-adapter and no --serve, every instance of its node the controller lists (docs/deployment-models.md)")
 	fl.DurationVar(&o.discoverEvery, "discover-interval", 2*time.Second, "with --node and --credential-adapter but no --serve: how often to ask the controller which instances of this node chose node mode (a Nomad system job; discover.go); with --serve-file, how often to read the file again")
 	fl.StringVar(&o.serveFile, "serve-file", "", "with --node: a JSON file listing the instances to serve and the token to join them with, read again every --discover-interval: instances added or removed there are started or stopped without touching the others (servefile.go)")
+	fl.BoolVar(&o.reusePort, "reuse-port", false, "bind every listener (mesh, upstream, admin) with SO_REUSEPORT, so that a new weft-proxy of the same user can start beside this one before it is stopped: an upgrade with no moment of refused connections (Linux; default true with --node, false otherwise; reuseport.go)")
+	fl.StringVar(&o.readyFile, "ready-file", "", "with --node: write this file once every instance holds its certificate and configuration, remove it on SIGTERM; `weft-proxy ready --file PATH` is the probe (the admin ports, shared with --reuse-port, cannot tell which process answers)")
 	fl.StringArrayVar(&o.serve, "serve", nil, "with --node: an instance ID=ADMIN_HOST:PORT the node proxy serves, with that instance's admin endpoints; repeat it")
+	root.AddCommand(newReadyCmd()) // upgrade.go
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version of this build",
@@ -204,7 +220,7 @@ func run(ctx context.Context, o options) error {
 	// writer as data (core/proxy, accesslog.go).
 	logger, _ := o.log.Logger(logw) // checked above
 	grpclog.SetLoggerV2(logging.GRPCLogger(logger))
-	p := proxy.New(proxy.Options{Log: logw, Logger: logger, AccessLogFormat: accessFormat, Gateway: o.gateway})
+	p := proxy.New(proxy.Options{Log: logw, Logger: logger, AccessLogFormat: accessFormat, Gateway: o.gateway, ReusePort: o.reusePort})
 	defer p.Close()
 	client, err := proxy.NewClient(p, proxy.ClientOptions{
 		InstanceID:  o.instance,
@@ -221,9 +237,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	ln, err := net.Listen("tcp", o.admin)
+	ln, err := proxy.Listen(ctx, o.admin, o.reusePort)
 	if err != nil {
-		return fmt.Errorf("binding the admin listener on %s: %w; free the port or pass another --admin", o.admin, err)
+		return fmt.Errorf("binding the admin listener on %s: %w; free the port or pass another --admin%s", o.admin, err, reusePortHint(o.reusePort))
 	}
 	// The admin port has the defences of every listener (core/protect):
 	// header timeout, header and body limits, connections per source,

@@ -38,6 +38,12 @@ import (
 // the instances share is the process: the Go runtime, the log writer and
 // one node token.
 //
+// Every listener is bound with SO_REUSEPORT (--reuse-port, on by default
+// with --node), so a new node proxy can start beside the running one and
+// the old one be stopped with SIGTERM once the new one logs "node proxy
+// ready": the old one closes its listeners at once and drains its open
+// connections (upgrade.go).
+//
 // An application proxy is the same process with an application token (a
 // node token narrowed to one service) in $WEFT_NODE_TOKEN: the controller
 // then admits it only for that application's instances on the node. The
@@ -133,12 +139,12 @@ func runNode(ctx context.Context, o options) error {
 	// the start whole, as it would fail a sidecar.
 	lns := make([]net.Listener, len(instances))
 	for i, in := range instances {
-		ln, err := net.Listen("tcp", in.admin)
+		ln, err := proxy.Listen(ctx, in.admin, o.reusePort)
 		if err != nil {
 			for _, l := range lns[:i] {
 				l.Close()
 			}
-			return fmt.Errorf("binding the admin listener of instance %s on %s: %w; free the port or pass another --serve address", in.id, in.admin, err)
+			return fmt.Errorf("binding the admin listener of instance %s on %s: %w; free the port or pass another --serve address%s", in.id, in.admin, err, reusePortHint(o.reusePort))
 		}
 		lns[i] = ln
 	}
@@ -150,11 +156,13 @@ func runNode(ctx context.Context, o options) error {
 	// connections, a node proxy of 50 busy instances would take 50 drain
 	// timeouts to stop.
 	closers := make([]io.Closer, 0, 2*len(instances))
+	proxies := make([]*proxy.Proxy, 0, len(instances))
 	defer func() { closeAll(closers) }()
 	for i, in := range instances {
 		logger := base.With("instance", in.id)
-		p := proxy.New(proxy.Options{Log: logw, Logger: logger, AccessLogFormat: accessFormat})
+		p := proxy.New(proxy.Options{Log: logw, Logger: logger, AccessLogFormat: accessFormat, ReusePort: o.reusePort})
 		closers = append(closers, p)
+		proxies = append(proxies, p)
 		dataDir := ""
 		if o.dataDir != "" {
 			dataDir = filepath.Join(o.dataDir, in.id)
@@ -183,7 +191,10 @@ func runNode(ctx context.Context, o options) error {
 			errs <- serveOne(ctx, in.id, client, logger)
 		}()
 	}
-	base.Info("weft-proxy for node: instances and controllers", "version", version.Version, "instances", len(instances), "controllers", controllers)
+	base.Info("weft-proxy for node: instances and controllers", "version", version.Version, "instances", len(instances), "controllers", controllers, "reuse_port", o.reusePort)
+	// SIGTERM closes the listeners at once (upgrade.go).
+	defer closeOnStop(ctx, base, closers)()
+	go watchReady(ctx, base, o.readyFile, proxiesReady(proxies))
 	wg.Wait()
 	close(errs)
 	var all []error
@@ -259,7 +270,7 @@ func runDiscovering(ctx context.Context, o options) error {
 		o: o, base: base, controller: controllers[0], tls: tlsConf,
 		running: map[string]*servedInstance{},
 		newProxy: func(id string) *proxy.Proxy {
-			return proxy.New(proxy.Options{Log: logw, Logger: base.With("instance", id), AccessLogFormat: accessFormat})
+			return proxy.New(proxy.Options{Log: logw, Logger: base.With("instance", id), AccessLogFormat: accessFormat, ReusePort: o.reusePort})
 		},
 		clientOpts: func(id string) proxy.ClientOptions {
 			return proxy.ClientOptions{

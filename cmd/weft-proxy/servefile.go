@@ -137,7 +137,7 @@ func runServeFile(ctx context.Context, o options) error {
 	n := &fileNode{
 		o: o, base: base, running: map[string]*fileInstance{},
 		newProxy: func(id string) *proxy.Proxy {
-			return proxy.New(proxy.Options{Log: logw, Logger: base.With("instance", id), AccessLogFormat: accessFormat})
+			return proxy.New(proxy.Options{Log: logw, Logger: base.With("instance", id), AccessLogFormat: accessFormat, ReusePort: o.reusePort})
 		},
 		clientOpts: func(id, token string) proxy.ClientOptions {
 			return proxy.ClientOptions{
@@ -154,7 +154,11 @@ func runServeFile(ctx context.Context, o options) error {
 	for {
 		select {
 		case <-ctx.Done():
+			// Each instance's listeners closed as ctx ended (start).
+			stopping := time.Now()
+			n.base.Info("node proxy stopping: closing every listener; open connections drain", "drain_timeout", drainTimeout)
 			n.stopAll()
+			n.base.Info("node proxy stopped: listeners closed and connections drained", "took", time.Since(stopping).Round(time.Millisecond))
 			return nil
 		case <-t.C:
 		}
@@ -219,9 +223,9 @@ func (n *fileNode) reconcile(ctx context.Context, sf serveFile) {
 // start binds the instance's admin listener, composes its Proxy and
 // controller client and runs them until the instance is stopped.
 func (n *fileNode) start(ctx context.Context, in serveFileItem, token string) error {
-	ln, err := net.Listen("tcp", in.Admin)
+	ln, err := proxy.Listen(ctx, in.Admin, n.o.reusePort)
 	if err != nil {
-		return fmt.Errorf("binding the admin listener on %s: %w", in.Admin, err)
+		return fmt.Errorf("binding the admin listener on %s: %w%s", in.Admin, err, reusePortHint(n.o.reusePort))
 	}
 	p := n.newProxy(in.ID)
 	client, err := proxy.NewClient(p, n.clientOpts(in.ID, token))
@@ -231,6 +235,9 @@ func (n *fileNode) start(ctx context.Context, in serveFileItem, token string) er
 		return err
 	}
 	ictx, cancel := context.WithCancel(ctx)
+	// A stop (SIGTERM, or the instance leaving) closes its listeners at
+	// once; its open connections drain (upgrade.go).
+	context.AfterFunc(ictx, func() { p.Close() })
 	s := &fileInstance{item: in, cancel: cancel, done: make(chan struct{})}
 	n.running[in.ID] = s
 	shield := p.AdminShield()

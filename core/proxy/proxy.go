@@ -72,6 +72,12 @@ type Options struct {
 	// hands to net/http). Empty: the environment variable
 	// WEFT_HTTP1_ENGINE, else "nethttp".
 	HTTP1Engine string
+	// ReusePort binds every listener with SO_REUSEPORT (reuseport.go), so
+	// that a new proxy of the same user can listen on the same ports
+	// beside this one, take new connections, and this one be closed and
+	// drained: an upgrade without a moment in which the ports refuse
+	// connections. Linux only.
+	ReusePort bool
 }
 
 // Proxy is the sidecar data plane. Create it with New, give it
@@ -268,12 +274,12 @@ func (p *Proxy) Apply(version uint64, cfg *meshapi.ProxyConfig) error {
 			next[sp.key], kept[k] = p.sockets[k], true
 			continue
 		}
-		ln, err := net.Listen("tcp", sp.addr)
+		ln, err := Listen(context.Background(), sp.addr, p.opts.ReusePort)
 		if err != nil {
 			for _, s := range fresh {
 				s.ln.Close()
 			}
-			return fmt.Errorf("binding %s listener on %s: %w; another process holds the port: stop it or change the port in the policy", sp.key, sp.addr, err)
+			return fmt.Errorf("binding %s listener on %s: %w; %s", sp.key, sp.addr, err, bindHint(p.opts.ReusePort))
 		}
 		s := &socket{addr: sp.addr, ln: ln, done: make(chan struct{})}
 		fresh = append(fresh, s)

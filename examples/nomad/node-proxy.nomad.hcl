@@ -10,7 +10,13 @@
 # --discover-interval, and starts and stops instances without restarting.
 #
 # The node-mode instances must use host networking (Nomad's default): the
-# node proxy binds each one's mesh port and upstream ports on the node.
+# node proxy binds each one's mesh port and upstream ports on the node,
+# with SO_REUSEPORT (--reuse-port, on by default with --node), so that an
+# upgrade can run the new version beside this one: a system job's update
+# stops the old allocation before it places the new, so upgrade by
+# running the new version as a second system job, waiting for its ready
+# file on each node, then stopping this one (docs/deployment-models.md,
+# "Upgrades and failure").
 variable "weft_bin" {
   description = "directory holding weft-proxy on the client"
 }
@@ -48,10 +54,13 @@ job "weft-node-proxy" {
           "--controller", var.controller,
           "--trust-bundle", var.trust_bundle,
           "--discover-interval", "1s",
+          "--ready-file", "${NOMAD_TASK_DIR}/ready",
         ]
       }
 
-      kill_timeout = "5s"
+      # More than the proxy's drain (5s): a stop closes its listeners at
+      # once and lets open connections finish.
+      kill_timeout = "10s"
 
       resources {
         cpu    = 200

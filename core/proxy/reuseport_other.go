@@ -1,0 +1,7 @@
+//go:build !linux
+
+package proxy
+
+const reusePortSupported = false
+
+func setReusePort(uintptr) error { return ErrReusePortUnsupported }
