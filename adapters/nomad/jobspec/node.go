@@ -157,6 +157,10 @@ func NodeProxyJob(np NodeProxy) ([]byte, error) {
 	if np.DiscoverInterval > 0 {
 		args = append(args, "--discover-interval", np.DiscoverInterval.String())
 	}
+	// Written once every instance is served: an upgrade run as a second
+	// system job waits for it before the old job stops
+	// (docs/deployment-models.md, "Upgrades and failure").
+	args = append(args, "--ready-file", "${NOMAD_TASK_DIR}/ready")
 	var b strings.Builder
 	b.WriteString("# The weft node proxy (docs/deployment-models.md): one weft-proxy per client\n")
 	b.WriteString("# node, serving the node-mode instances Nomad placed there (their service\n")
@@ -171,7 +175,8 @@ func NodeProxyJob(np NodeProxy) ([]byte, error) {
 	fmt.Fprintf(&b, "  group \"proxy\" {\n    task %q {\n      driver = %q\n\n", ProxyTask, np.Driver)
 	b.WriteString("      identity {\n        env = true\n      }\n\n")
 	fmt.Fprintf(&b, "      config {\n        command = %q\n        args    = [%s]\n      }\n\n", np.Command, quoteAll(args))
-	fmt.Fprintf(&b, "      kill_timeout = \"5s\"\n\n      resources {\n        cpu    = %d\n        memory = %d\n      }\n    }\n  }\n}\n", np.CPU, np.MemoryMB)
+	b.WriteString("      # More than the proxy's drain (5s): a stop closes its listeners at\n      # once and lets open connections finish.\n")
+	fmt.Fprintf(&b, "      kill_timeout = \"10s\"\n\n      resources {\n        cpu    = %d\n        memory = %d\n      }\n    }\n  }\n}\n", np.CPU, np.MemoryMB)
 	out := hclwrite.Format([]byte(b.String()))
 	if _, d := hclsyntax.ParseConfig(out, "node-proxy.nomad.hcl", hcl.InitialPos); d.HasErrors() {
 		return nil, fmt.Errorf("rendering the node proxy's job: %w", d) // a value the quoting did not cover
