@@ -121,7 +121,14 @@ func withSharedProxies(specs []instanceSpec, in planInput) {
 	procs := map[string]procSpec{}
 	for _, id := range order {
 		g := groups[id]
-		argv := []string{in.ProxyPath, "--node", in.Node, "--serve-file", l.serveFile(id), "--discover-interval", serveFileInterval.String()}
+		// --reuse-port=false: the adapter's apps run as its own user and
+		// are kept apart by group (guard.go), and SO_REUSEPORT admits any
+		// socket of the same user to a port's group: an app could bind the
+		// proxy's ports beside it and take a share of its connections
+		// (other apps' plaintext requests among them). The adapter
+		// replaces a shared proxy by stop and start: the option gains it
+		// nothing.
+		argv := []string{in.ProxyPath, "--node", in.Node, "--serve-file", l.serveFile(id), "--discover-interval", serveFileInterval.String(), "--reuse-port=false"}
 		for _, c := range in.Mesh.ControllerAddrs {
 			argv = append(argv, "--controller", c)
 		}

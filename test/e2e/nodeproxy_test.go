@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/weftmesh/weft/core/meshapi"
+	"github.com/weftmesh/weft/core/proxy"
 	"github.com/weftmesh/weft/test/harness"
 )
 
@@ -330,6 +333,32 @@ func TestSharedProxiesBehindTheGuard(t *testing.T) {
 				t.Errorf("%s (gid %d) could not reach %s's app: %q, %v", tc.proxy, tc.gid, tc.app, got, err)
 			case !tc.ok && (err == nil || !strings.Contains(err.Error(), "refused")):
 				t.Errorf("%s (gid %d) reached %s's app: %q, %v; want connection refused", tc.proxy, tc.gid, tc.app, got, err)
+			}
+		}
+	})
+
+	// The apps run as the adapter's own user, kept apart by group: a
+	// shared proxy's ports in a SO_REUSEPORT group would let any of them
+	// (or this test, the same user) listen beside it and take a share of
+	// its connections. The adapter starts its shared proxies with
+	// --reuse-port=false.
+	t.Run("no process of the same user listens beside a shared proxy", func(t *testing.T) {
+		mesh := map[string]int{}
+		for _, in := range s.Instances {
+			mesh[in.ID] = in.Ports["mesh"]
+		}
+		for _, tc := range []struct{ what, addr string }{
+			{"the node proxy's mesh port for web-0", net.JoinHostPort(addr["web-0"], strconv.Itoa(mesh["web-0"]))},
+			{"the node proxy's upstream port of web-0", net.JoinHostPort(addr["web-0"], "9001")},
+			{"the application proxy's mesh port for api-0", net.JoinHostPort(addr["api-0"], strconv.Itoa(mesh["api-0"]))},
+			{"the application proxy's upstream port of api-1", net.JoinHostPort(addr["api-1"], "9001")},
+		} {
+			ln, err := proxy.Listen(t.Context(), tc.addr, true)
+			if err == nil {
+				ln.Close()
+				t.Errorf("%s (%s): this process listened beside the proxy with SO_REUSEPORT; want address already in use", tc.what, tc.addr)
+			} else if !errors.Is(err, syscall.EADDRINUSE) {
+				t.Errorf("%s (%s): %v, want address already in use", tc.what, tc.addr, err)
 			}
 		}
 	})
