@@ -34,6 +34,7 @@ func fakeNodeProxy(args []string) {
 	dataDir := fs.String("data-dir", "", "")
 	servePath := fs.String("serve-file", "", "")
 	every := fs.Duration("discover-interval", 0, "")
+	reusePort := fs.Bool("reuse-port", true, "") // weft-proxy's default with --node
 	_ = fs.Parse(args)
 	fail := func(args ...any) {
 		fmt.Fprintln(os.Stderr, append([]any{"fake node proxy:"}, args...)...)
@@ -41,6 +42,9 @@ func fakeNodeProxy(args []string) {
 	}
 	if *node == "" || *servePath == "" || *every <= 0 || len(controllers) == 0 || *dataDir == "" || os.Getenv("WEFT_JOIN_TOKEN") != "" || os.Getenv("WEFT_NODE_TOKEN") != "" {
 		fail("missing --node, --serve-file, --discover-interval, --controller or --data-dir, or a token in its environment it should not have")
+	}
+	if *reusePort {
+		fail("started without --reuse-port=false: the adapter's apps share its user, and could listen beside the proxy")
 	}
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 		fail(err)
