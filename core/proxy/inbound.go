@@ -18,6 +18,7 @@ import (
 	"github.com/weftmesh/weft/core/proxy/canon"
 	"github.com/weftmesh/weft/core/proxy/guard"
 	"github.com/weftmesh/weft/core/proxy/h1pool"
+	"github.com/weftmesh/weft/core/proxy/h2cork"
 	"github.com/weftmesh/weft/core/proxy/jwtauth"
 	"github.com/weftmesh/weft/core/proxy/ratelimit"
 	"github.com/weftmesh/weft/core/proxy/tracing"
@@ -104,6 +105,17 @@ func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
 // HTTP/2 cleartext (prior knowledge) for HTTP2 and GRPC.
 func appTransport(p meshapi.Protocol, dialTimeout time.Duration) *http.Transport {
 	dial := dialApp(dialTimeout)
+	if p == meshapi.Protocol_PROTOCOL_GRPC {
+		// A gRPC call's request frames leave in one write (h2cork).
+		plain := dial
+		dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			c, err := plain(ctx, addr)
+			if err != nil {
+				return nil, err
+			}
+			return h2cork.New(c, h2cork.Client, 0), nil
+		}
+	}
 	t := &http.Transport{
 		DialContext:         func(ctx context.Context, _, addr string) (net.Conn, error) { return dial(ctx, addr) },
 		MaxIdleConnsPerHost: 64,

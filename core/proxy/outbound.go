@@ -23,6 +23,7 @@ import (
 	"github.com/weftmesh/weft/core/proxy/breaker"
 	"github.com/weftmesh/weft/core/proxy/canon"
 	"github.com/weftmesh/weft/core/proxy/h1pool"
+	"github.com/weftmesh/weft/core/proxy/h2cork"
 	"github.com/weftmesh/weft/core/proxy/mirror"
 	"github.com/weftmesh/weft/core/proxy/retry"
 	"github.com/weftmesh/weft/core/proxy/tracing"
@@ -309,8 +310,13 @@ func (o *outbound) handle(raw net.Conn) bool {
 			o.serveBytes(tc)
 			return true
 		}
-		if !o.http.ln.push(tc) {
-			tc.Close()
+		var conn net.Conn = tc
+		if o.proto == meshapi.Protocol_PROTOCOL_GRPC {
+			// A gRPC call's response frames leave in one write (h2cork).
+			conn = h2cork.New(tc, h2cork.Server, 0)
+		}
+		if !o.http.ln.push(conn) {
+			conn.Close()
 		}
 		return true
 	}
