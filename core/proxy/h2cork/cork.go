@@ -222,6 +222,8 @@ func (c *Conn) scan(p []byte) (hold bool) {
 			}
 		}
 	}
+	// A frame header cut in two: its rest follows at once.
+	hold = hold || c.mode == modeFrames && c.hdrN > 0
 	return !send && (hold || c.held != nil)
 }
 
