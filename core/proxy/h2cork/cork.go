@@ -2,6 +2,7 @@ package h2cork
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"net"
 	"sync"
@@ -22,8 +23,9 @@ const (
 )
 
 const (
-	// MaxHold is how long held bytes wait at most.
-	MaxHold = time.Millisecond
+	// MaxHold is how long held bytes wait at most: a streaming call's first
+	// frames wait this long on each leg that holds them.
+	MaxHold = 500 * time.Microsecond
 	// HoldLimit is the most bytes a hold keeps: one maximum-size frame
 	// (16 KiB) and its header.
 	HoldLimit = 16<<10 + 9
@@ -77,11 +79,16 @@ type Conn struct {
 
 // New wraps c, written by side, holding bytes at most maxHold (MaxHold
 // when zero or less).
-func New(c net.Conn, side Side, maxHold time.Duration) *Conn {
+// The result has c's ConnectionState method when c has one.
+func New(c net.Conn, side Side, maxHold time.Duration) net.Conn {
 	if maxHold <= 0 {
 		maxHold = MaxHold
 	}
-	return &Conn{Conn: c, side: side, maxHold: maxHold}
+	cc := &Conn{Conn: c, side: side, maxHold: maxHold}
+	if _, ok := c.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		return tlsConn{cc}
+	}
+	return cc
 }
 
 // Write holds p or sends it with what is held, as the package doc says.
@@ -234,6 +241,16 @@ func (c *Conn) noteHeld(id uint32) {
 		}
 	}
 	c.heldIDs = append(c.heldIDs, id)
+}
+
+// tlsConn is a Conn over a TLS connection: it tells its TLS state (an
+// HTTP/2 client reads it for its responses). A Conn over a plain one must
+// not have the method: net/http's server takes a connection that has it
+// for TLS and would not look for the HTTP/2 cleartext preface.
+type tlsConn struct{ *Conn }
+
+func (c tlsConn) ConnectionState() tls.ConnectionState {
+	return c.Conn.Conn.(interface{ ConnectionState() tls.ConnectionState }).ConnectionState()
 }
 
 // Close sends what is held, then closes the connection.
