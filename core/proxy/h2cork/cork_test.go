@@ -123,7 +123,7 @@ func TestCoalescing(t *testing.T) {
 			name: "a frame past the hold limit goes at once",
 			side: h2cork.Server,
 			writes: [][]frame{
-				{settings}, {headers(1, false)}, {data(1, false, 16 << 10)}, {headers(1, true)},
+				{settings}, {headers(1, false)}, {data(1, false, 16<<10)}, {headers(1, true)},
 			},
 			want: []int{1, 2, 1},
 		},
