@@ -117,3 +117,66 @@ func TestGRPCStreamsThroughCoalescing(t *testing.T) {
 		}
 	})
 }
+
+// TestGRPCDrainLetsCallsFinish: the inbound serves gRPC connections on
+// x/net/http2's server (for h2cork); when the callee sidecar closes, a
+// call in flight must still finish on its connection (GOAWAY, not a
+// reset), and the connection must close once it is done rather than at
+// the drain timeout.
+func TestGRPCDrainLetsCallsFinish(t *testing.T) {
+	ln := listen(t)
+	srv := grpc.NewServer()
+	testpb.RegisterTestServiceServer(srv, duplexApp{})
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	m := newMesh(t, ln.Addr(), meshapi.Protocol_PROTOCOL_GRPC, allowWeb())
+	cc := dialGRPC(t, m.outbound)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	s, err := testpb.NewTestServiceClient(cc).FullDuplexCall(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo := func(what string) {
+		t.Helper()
+		if err := s.Send(&testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: []byte(what)}}); err != nil {
+			t.Fatalf("sending %s: %v", what, err)
+		}
+		resp, err := s.Recv()
+		if err != nil {
+			t.Fatalf("receiving the echo of %s: %v", what, err)
+		}
+		if got := string(resp.GetPayload().GetBody()); got != what {
+			t.Fatalf("echo %q, want %q", got, what)
+		}
+	}
+	echo("before")
+
+	start := time.Now()
+	closed := make(chan struct{})
+	go func() { m.server.Close(); close(closed) }()
+	echo("while draining")
+	select {
+	case <-closed:
+		t.Fatal("the callee sidecar closed with a call still in flight")
+	default:
+	}
+	if err := s.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recv(); err != io.EOF {
+		t.Fatalf("the call ended with %v, want io.EOF (a clean end)", err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(wait):
+		t.Fatalf("the callee sidecar did not close within %v of the call's end", wait)
+	}
+	// harness_test.go's proxies drain for 2s at most: a connection left
+	// open until then was not told to go away.
+	if d := time.Since(start); d >= 2*time.Second {
+		t.Errorf("closing took %v: the drain timeout closed the connection, GOAWAY did not", d)
+	} else {
+		t.Logf("the callee sidecar closed %v after the drain began", d)
+	}
+}
