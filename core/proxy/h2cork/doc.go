@@ -1,6 +1,5 @@
-// Package h2cork coalesces the writes of a cleartext HTTP/2 connection so
-// that a gRPC call's frames leave in one system call instead of one per
-// frame.
+// Package h2cork coalesces the writes of an HTTP/2 connection so that a
+// gRPC call's frames leave in one system call instead of one per frame.
 //
 // net/http's HTTP/2 server writes a response's HEADERS, DATA and trailers
 // as three flushes (the handler waits for each frame to be written before
@@ -9,7 +8,8 @@
 // is a write(2) for the sidecar and a wake-up and read(2) for the peer,
 // which can do nothing with the call until its last frame anyway.
 //
-// A Conn sits under the HTTP/2 framer (it sees frames in clear) and reads
+// A Conn sits under the HTTP/2 framer and above TLS, if any (it sees
+// frames in clear: over mTLS it wraps the *tls.Conn), and reads
 // the 9-byte header of every frame written through it. Bytes that end in
 // a HEADERS or DATA frame without END_STREAM are held; the write that
 // carries a frame with END_STREAM, RST_STREAM or any connection-level frame
