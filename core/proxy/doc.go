@@ -190,6 +190,18 @@
 //     the control client trusts the bundle before applying the rest, and
 //     renews at once when its leaf is from another root (`weft ca rotate`).
 //
+//   - h2cork (package): coalesces a gRPC call's HTTP/2 frames into one
+//     write per direction and leg. It reads the frame headers written
+//     through a connection and holds bytes until a frame ends a stream or
+//     a connection-level frame comes, at most 500 us (a stream still open
+//     then is left alone from then on). GRPC upstreams only, on all four
+//     legs: the outbound's h2c listener, the outbound's calls to sidecars
+//     (meshGRPC: x/net/http2's Transport, as net/http's needs the
+//     *tls.Conn from its dialer), the inbound's mTLS connections
+//     (serveGRPC: x/net/http2's server with the net/http server's
+//     settings and handler; h2drain sends them GOAWAY at shutdown) and
+//     the inbound's h2c transport to the app.
+//
 //   - h1pool (package): the HTTP/1.1 client of both HTTP/1.1 hops (to the
 //     upstream sidecar, to the app). The handler's goroutine writes the
 //     request and reads the response itself on a pooled connection, where

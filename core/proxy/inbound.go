@@ -12,12 +12,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/http2"
+
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/protect"
 	"github.com/weftmesh/weft/core/proxy/authz"
 	"github.com/weftmesh/weft/core/proxy/canon"
 	"github.com/weftmesh/weft/core/proxy/guard"
 	"github.com/weftmesh/weft/core/proxy/h1pool"
+	"github.com/weftmesh/weft/core/proxy/h2cork"
 	"github.com/weftmesh/weft/core/proxy/jwtauth"
 	"github.com/weftmesh/weft/core/proxy/ratelimit"
 	"github.com/weftmesh/weft/core/proxy/tracing"
@@ -46,6 +49,13 @@ type inbound struct {
 	rp   *httputil.ReverseProxy
 	app  *http.Transport
 	h1   *h1pool.Pool // PROTOCOL_HTTP: to the app, falling back to app
+	// h2grpc serves a GRPC inbound's HTTP/2 connections (x/net/http2 on
+	// an h2cork'd *tls.Conn: net/http's server needs the *tls.Conn
+	// itself) with http's settings and handler; h2drain is a server with
+	// no listener whose Shutdown sends them GOAWAY. nil for other
+	// protocols.
+	h2grpc  *http2.Server
+	h2drain *http.Server
 	// bytes: HTTP/1.1 connections go to the byte-level engine first
 	// (inbound_bytes.go); idle are its connections waiting for a
 	// request, closed at shutdown.
@@ -97,6 +107,16 @@ func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
 		ErrorLog:       p.errorLog,
 	}
 	in.http = startHTTP(addr, http.HandlerFunc(in.serveHTTP), protocols(true, true, false), in.connContext, p.errorLog, in.shield)
+	if sp.proto == meshapi.Protocol_PROTOCOL_GRPC {
+		in.h2grpc = &http2.Server{IdleTimeout: in.http.srv.IdleTimeout} // the shield's, as net/http's has
+		in.h2drain = &http.Server{}
+		// Only for the graceful shutdown it registers; the listener-less
+		// h2drain never serves.
+		if err := http2.ConfigureServer(in.h2drain, in.h2grpc); err != nil {
+			p.log.Warn("inbound: gRPC calls keep net/http's HTTP/2 server", "err", err)
+			in.h2grpc = nil
+		}
+	}
 	return in
 }
 
@@ -104,6 +124,17 @@ func (p *Proxy) newInbound(sp spec, addr net.Addr) *inbound {
 // HTTP/2 cleartext (prior knowledge) for HTTP2 and GRPC.
 func appTransport(p meshapi.Protocol, dialTimeout time.Duration) *http.Transport {
 	dial := dialApp(dialTimeout)
+	if p == meshapi.Protocol_PROTOCOL_GRPC {
+		// A gRPC call's request frames leave in one write (h2cork).
+		plain := dial
+		dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			c, err := plain(ctx, addr)
+			if err != nil {
+				return nil, err
+			}
+			return h2cork.New(c, h2cork.Client, 0), nil
+		}
+	}
 	t := &http.Transport{
 		DialContext:         func(ctx context.Context, _, addr string) (net.Conn, error) { return dial(ctx, addr) },
 		MaxIdleConnsPerHost: 64,
@@ -237,6 +268,14 @@ func (in *inbound) handle(raw net.Conn) bool {
 		in.serveBytes(conn, caller)
 		return true
 	}
+	if in.h2grpc != nil && conn.ConnectionState().NegotiatedProtocol == "h2" {
+		if in.http.ln.closedNow() {
+			conn.Close()
+			return true
+		}
+		go in.serveGRPC(conn)
+		return true
+	}
 	if in.http != nil {
 		if !in.http.ln.push(conn) {
 			conn.Close()
@@ -245,6 +284,17 @@ func (in *inbound) handle(raw net.Conn) bool {
 	}
 	in.serveTCP(conn, caller)
 	return true
+}
+
+// serveGRPC serves an HTTP/2 connection of a GRPC inbound as in.http
+// would, through h2cork so that a call's response HEADERS, DATA and
+// trailers leave in one write. It returns when the connection closes.
+func (in *inbound) serveGRPC(conn *tls.Conn) {
+	in.h2grpc.ServeConn(h2cork.New(conn, h2cork.Server, 0), &http2.ServeConnOpts{
+		Context:    in.connContext(context.Background(), conn),
+		BaseConfig: in.http.srv,
+		Handler:    in.http.srv.Handler,
+	})
 }
 
 func (in *inbound) serveTCP(conn net.Conn, caller spiffe.Identity) {
@@ -505,6 +555,9 @@ func (in *inbound) shutdown(ctx context.Context) {
 	in.closeIdleBytes()
 	if in.http != nil {
 		in.http.shutdown(ctx)
+	}
+	if in.h2drain != nil {
+		in.h2drain.Shutdown(ctx) // GOAWAY on serveGRPC's connections
 	}
 	if !in.conns.wait(ctx) {
 		in.conns.closeAll()

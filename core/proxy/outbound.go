@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/http2"
 
 	"github.com/weftmesh/weft/core/meshapi"
 	"github.com/weftmesh/weft/core/protect"
@@ -23,6 +24,7 @@ import (
 	"github.com/weftmesh/weft/core/proxy/breaker"
 	"github.com/weftmesh/weft/core/proxy/canon"
 	"github.com/weftmesh/weft/core/proxy/h1pool"
+	"github.com/weftmesh/weft/core/proxy/h2cork"
 	"github.com/weftmesh/weft/core/proxy/mirror"
 	"github.com/weftmesh/weft/core/proxy/retry"
 	"github.com/weftmesh/weft/core/proxy/tracing"
@@ -55,6 +57,11 @@ type outbound struct {
 	rp    *httputil.ReverseProxy
 	mesh  *http.Transport // pooled HTTP/2 over mTLS to upstream sidecars
 	mesh1 *http.Transport // HTTP/1.1 over mTLS, for upgrades (WebSocket)
+	// meshGRPC carries GRPC upstreams' calls to sidecars (not to external
+	// services): HTTP/2 over mTLS whose connections h2cork coalesces,
+	// which it can as it writes to any net.Conn where mesh's HTTP/2 needs
+	// a *tls.Conn. nil for other protocols.
+	meshGRPC *http2.Transport
 	// h1 carries PROTOCOL_HTTP upstreams' requests as HTTP/1.1 over mTLS
 	// (nil for HTTP2 and GRPC, which go over mesh).
 	h1   *h1pool.Pool
@@ -138,6 +145,21 @@ func (p *Proxy) newOutbound(sp spec, addr net.Addr) *outbound {
 			SendPingTimeout: 30 * time.Second,
 			PingTimeout:     15 * time.Second,
 		},
+	}
+	if sp.proto == meshapi.Protocol_PROTOCOL_GRPC {
+		o.meshGRPC = &http2.Transport{
+			DialTLSContext: func(ctx context.Context, _, addr string, _ *tls.Config) (net.Conn, error) {
+				c, err := o.dialUpstream(ctx, addr, h2, []string{"h2"})
+				if err != nil {
+					return nil, err
+				}
+				return h2cork.New(c, h2cork.Client, 0), nil
+			},
+			IdleConnTimeout:    idleOr(sp.up.GetTimeouts().GetIdle().AsDuration(), 90*time.Second),
+			DisableCompression: true,
+			ReadIdleTimeout:    30 * time.Second,
+			PingTimeout:        15 * time.Second,
+		}
 	}
 	h1 := p.clientTLS(want, []string{"http/1.1"})
 	o.mesh1 = &http.Transport{
@@ -244,6 +266,9 @@ func (o *outbound) update(sp spec) {
 		// Pooled connections were verified against the old identity.
 		o.mesh.CloseIdleConnections()
 		o.mesh1.CloseIdleConnections()
+		if o.meshGRPC != nil {
+			o.meshGRPC.CloseIdleConnections()
+		}
 		if o.h1 != nil {
 			o.h1.CloseIdle()
 		}
@@ -309,8 +334,13 @@ func (o *outbound) handle(raw net.Conn) bool {
 			o.serveBytes(tc)
 			return true
 		}
-		if !o.http.ln.push(tc) {
-			tc.Close()
+		var conn net.Conn = tc
+		if o.proto == meshapi.Protocol_PROTOCOL_GRPC {
+			// A gRPC call's response frames leave in one write (h2cork).
+			conn = h2cork.New(tc, h2cork.Server, 0)
+		}
+		if !o.http.ln.push(conn) {
+			conn.Close()
 		}
 		return true
 	}
@@ -787,13 +817,16 @@ func (x *exchange) outgoing(ep *endpoint) *http.Request {
 
 // transport is what carries the request: the HTTP/1.1 pool for
 // PROTOCOL_HTTP (it hands upgrades and streaming bodies to mesh1), an
-// HTTP/1.1 transport for an upgrade, else HTTP/2.
+// HTTP/1.1 transport for an upgrade, else HTTP/2 (meshGRPC for a GRPC
+// upstream's sidecars).
 func (x *exchange) transport() http.RoundTripper {
 	switch {
 	case x.o.h1 != nil:
 		return x.o.h1
 	case isUpgrade(x.req):
 		return x.o.mesh1
+	case x.o.meshGRPC != nil && x.st.ext == nil:
+		return x.o.meshGRPC
 	}
 	return x.o.mesh
 }
@@ -1033,6 +1066,9 @@ func (o *outbound) shutdown(ctx context.Context) {
 	if o.mesh != nil {
 		o.mesh.CloseIdleConnections()
 		o.mesh1.CloseIdleConnections()
+		if o.meshGRPC != nil {
+			o.meshGRPC.CloseIdleConnections()
+		}
 	}
 	if o.h1 != nil {
 		o.h1.Close()
