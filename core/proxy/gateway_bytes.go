@@ -137,7 +137,8 @@ type gwConn struct {
 	view    http.Request // what routes and limits match
 	url     url.URL
 	outs    []*outConn // by route outbound, made on first use
-	cur     *outConn   // the outbound serving the current exchange
+	cur     *outConn   // the outbound serving the current exchange (Release comes after Done)
+	routed  bool       // cur saw the current exchange: Done is its
 	entered bool       // the listener's shield counts it in flight
 	set     [4]h1.Field
 }
@@ -170,7 +171,7 @@ func (c *gwConn) outConn(o *outbound) *outConn {
 func (c *gwConn) Request(x *h1.Exchange) h1.Verdict {
 	g, r := c.g, x.Req
 	st := g.st.Load()
-	c.cur = nil
+	c.cur, c.routed = nil, false
 	if !g.bytesServes(st) || r.Upgrade || r.Chunked() || r.ContentLength > h1.ReplayMax ||
 		hasPrefixField(r, "Content-Type", "application/grpc") {
 		return h1.HandOff
@@ -242,7 +243,7 @@ func (c *gwConn) Request(x *h1.Exchange) h1.Verdict {
 		c.refuse(x, http.StatusNotFound, fmt.Sprintf("weft gateway: no route of listener %s takes host %q and path %q; check the host name and path, or the gateway's routes", st.listener, host, c.url.Path), "", "", "", "")
 		return h1.Answered
 	}
-	c.cur = oc
+	c.cur, c.routed = oc, true
 	verdict := oc.begin(x, ost, timeout)
 	if verdict == h1.Forward {
 		x.Set = append(x.Set, h1.Field{Name: []byte("X-Forwarded-For"), Value: c.client},
@@ -279,9 +280,9 @@ func (c *gwConn) Remove(name []byte) bool { return isClientAddressHeader(bstr(na
 // engine refused; and gives the shield's slot back.
 func (c *gwConn) Done(x *h1.Exchange) {
 	g := c.g
-	if c.cur != nil {
+	if c.routed {
 		c.cur.Done(x)
-		c.cur = nil
+		c.routed = false
 	} else if x.Refusal != "" {
 		switch x.Status {
 		case http.StatusRequestHeaderFieldsTooLarge, http.StatusRequestEntityTooLarge:
