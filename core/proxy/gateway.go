@@ -56,6 +56,11 @@ import (
 //     X-Forwarded-For and X-Forwarded-Proto set from the client's
 //     connection (setForwarded).
 //
+// With WEFT_HTTP1_ENGINE=bytes, steps 1 to 3 run on the bytes of an
+// HTTP/1.1 client's requests (gateway_bytes.go), in the same order and
+// with the same answers, handing a connection to the listener's
+// http.Server when a request needs net/http.
+//
 // TCP listeners pipe each connection to their one route's service over
 // mTLS; TLS passthrough listeners read the ClientHello's SNI (bounded in
 // size and time) without ending TLS, pick the route by it, and pipe the

@@ -49,9 +49,12 @@ import (
 // gRPC's content type, tracing on, external services, routes with a
 // fault, a mirror, header changes or a stream timeout.
 //
-// A second caller (the ingress gateway's upstream leg) would reuse
-// outConn as it is: it is the h1.Hook of one client connection to one
-// upstream listener, and needs only the outbound (its state, its pool).
+// The ingress gateway's route leg reuses outConn (gateway_bytes.go): one
+// per client connection and route outbound, its Request split in prepare
+// (routing and the hand-off decision, acting on nothing) and begin, so
+// that the gateway's own checks run between them; for a gateway, the
+// listener's shield counts the request, and a callee sidecar's own
+// refusal is answered with a generic body (keepScrubbed).
 
 // bytesServes reports whether the byte-level engine serves requests of an
 // upstream in state st.
