@@ -246,11 +246,18 @@ func (c *gwConn) Request(x *h1.Exchange) h1.Verdict {
 	c.cur, c.routed = oc, true
 	verdict := oc.begin(x, ost, timeout)
 	if verdict == h1.Forward {
-		x.Set = append(x.Set, h1.Field{Name: []byte("X-Forwarded-For"), Value: c.client},
-			h1.Field{Name: []byte("X-Forwarded-Proto"), Value: c.proto})
+		x.Set = append(x.Set, h1.Field{Name: nameForwardedFor, Value: c.client},
+			h1.Field{Name: nameForwardedProto, Value: c.proto})
 	}
 	return verdict
 }
+
+// The fields a gateway sets (not literals: those would be allocated per
+// request).
+var (
+	nameForwardedFor   = []byte("X-Forwarded-For")
+	nameForwardedProto = []byte("X-Forwarded-Proto")
+)
 
 // refuse answers a request the gateway will not route, as
 // gatewayListener.refuse does, with up to two more header fields.
