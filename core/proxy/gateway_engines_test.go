@@ -86,23 +86,29 @@ func gatewayEngineConfig(a, b net.Addr) *meshapi.ProxyConfig {
 	apiRoutes := append([]*meshapi.Route{{Name: "busy", Splits: one("v1"), Matches: []*meshapi.RouteMatch{{Path: prefix("/busy")}},
 		Retry: &meshapi.RetryPolicy{Attempts: 3, RetryOn: []string{"gateway-error"}, BudgetPercent: 100, BudgetMinPerSecond: 1000}}},
 		outboundRoutes(false)...)
+	routes := func(listener string) []*meshapi.GatewayRoute {
+		return []*meshapi.GatewayRoute{
+			{Name: "shop", Hosts: []string{"shop.example.com"}, Matches: []*meshapi.RouteMatch{{Path: prefix("/shop")}}, Upstream: &meshapi.Upstream{
+				Name: "gateway/" + listener + "/shop", Service: "api", SpiffeId: apiID, Protocol: meshapi.Protocol_PROTOCOL_HTTP, Endpoints: eps(),
+				Routes: []*meshapi.Route{{Name: "shop", Splits: one("v2")}},
+			}},
+			{Name: "api", Hosts: []string{"api.example.com", "*.api.example.com"}, Upstream: &meshapi.Upstream{
+				Name: "gateway/" + listener + "/api", Service: "api", SpiffeId: apiID, Protocol: meshapi.Protocol_PROTOCOL_HTTP, Endpoints: eps(),
+				Routes: apiRoutes,
+			}},
+		}
+	}
 	return &meshapi.ProxyConfig{
 		InstanceId: "public-1", Service: "public", Namespace: "default", TrustDomain: td, SpiffeId: gwID,
 		Gateway: &meshapi.Gateway{Name: "public",
 			RateLimits: []*meshapi.RateLimit{{Name: "limited", RequestsPerSecond: 0.001, Burst: 1, Match: &meshapi.RouteMatch{Path: prefix("/limited")}}},
 			Listeners: []*meshapi.GatewayListener{{
 				Name: "https", BindAddress: "127.0.0.1", Protocol: meshapi.GatewayProtocol_GATEWAY_PROTOCOL_HTTPS,
-				Tls: &meshapi.GatewayTLS{MeshCertificate: true, Sni: []string{"api.example.com", "*.api.example.com", "shop.example.com"}},
-				Routes: []*meshapi.GatewayRoute{
-					{Name: "shop", Hosts: []string{"shop.example.com"}, Matches: []*meshapi.RouteMatch{{Path: prefix("/shop")}}, Upstream: &meshapi.Upstream{
-						Name: "gateway/https/shop", Service: "api", SpiffeId: apiID, Protocol: meshapi.Protocol_PROTOCOL_HTTP, Endpoints: eps(),
-						Routes: []*meshapi.Route{{Name: "shop", Splits: one("v2")}},
-					}},
-					{Name: "api", Hosts: []string{"api.example.com", "*.api.example.com"}, Upstream: &meshapi.Upstream{
-						Name: "gateway/https/api", Service: "api", SpiffeId: apiID, Protocol: meshapi.Protocol_PROTOCOL_HTTP, Endpoints: eps(),
-						Routes: apiRoutes,
-					}},
-				},
+				Tls:    &meshapi.GatewayTLS{MeshCertificate: true, Sni: []string{"api.example.com", "*.api.example.com", "shop.example.com"}},
+				Routes: routes("https"),
+			}, {
+				Name: "http", BindAddress: "127.0.0.1", Protocol: meshapi.GatewayProtocol_GATEWAY_PROTOCOL_HTTP,
+				Routes: routes("http"),
 			}}},
 	}
 }
@@ -170,8 +176,8 @@ func gatewayCorpus() []engineCase {
 	return c
 }
 
-// TestGatewayEnginesAlike sends each request of gatewayCorpus, raw over
-// TLS, to gateway public served by net/http and to the same gateway
+// TestGatewayEnginesAlike sends each request of gatewayCorpus, raw, over
+// TLS and in plain HTTP, to gateway public served by net/http and to the same gateway
 // served by the byte-level engine, both in front of the same two api
 // sidecars: the status, the answer's body, which app saw the request
 // (route and split), how many times (retries) and what it saw (the
@@ -211,59 +217,67 @@ func TestGatewayEnginesAlike(t *testing.T) {
 		t.Run(variant.name, func(t *testing.T) {
 			oldG := gatewayEngine(t, ca, proxy.HTTP1NetHTTP, variant.cfg)
 			newG := gatewayEngine(t, ca, proxy.HTTP1Bytes, variant.cfg)
-			oldAddr, newAddr := oldG.Addr(proxy.KeyGateway("https")).String(), newG.Addr(proxy.KeyGateway("https")).String()
-			decided := 0
-			for _, tc := range variant.corpus {
-				oldCode, oldBody := rawDoTLS(t, oldAddr, tc.head, tc.body)
-				oldA, oldB := appA.take(), appB.take()
-				before := newG.BytesServed()
-				newCode, newBody := rawDoTLS(t, newAddr, tc.head, tc.body)
-				newA, newB := appA.take(), appB.take()
-				served := newG.BytesServed() - before
-				oldBody, newBody = retryIn.ReplaceAllString(oldBody, "retry in <wait>"), retryIn.ReplaceAllString(newBody, "retry in <wait>")
-				if bothRefuse[tc.name] {
-					// Known: the byte-level parser refuses an empty Host
-					// (400) that net/http's server takes, and the gateway
-					// then refuses (421: not a listener's name). Both
-					// refuse; no app sees it.
-					if oldCode < 400 || oldCode >= 500 || newCode < 400 || newCode >= 500 {
-						t.Errorf("%s: net/http answered %d %q, the byte-level engine %d %q; want both to refuse it", tc.name, oldCode, oldBody, newCode, newBody)
-					}
-				} else if oldCode != newCode || oldBody != newBody && !tc.goRefuses && !parserRefusal(oldCode, oldBody, newBody) {
-					t.Errorf("%s: net/http answered %d %q, the byte-level engine %d %q", tc.name, oldCode, oldBody, newCode, newBody)
+			decided, sent := 0, 0
+			for _, listener := range []string{"https", "http"} {
+				oldAddr, newAddr := oldG.Addr(proxy.KeyGateway(listener)).String(), newG.Addr(proxy.KeyGateway(listener)).String()
+				do, proto := rawDoTLS, "https"
+				if listener == "http" {
+					do, proto = rawDoFinal, "http"
 				}
-				for _, side := range []struct {
-					app      string
-					old, new []*http.Request
-				}{{"v1", oldA, newA}, {"v2", oldB, newB}} {
-					if len(side.old) != len(side.new) {
-						t.Errorf("%s: app %s saw %d requests through net/http, %d through the byte-level engine", tc.name, side.app, len(side.old), len(side.new))
-						continue
-					}
-					for i := range side.old {
-						if o, n := seenView(side.old[i]), seenView(side.new[i]); o != n {
-							t.Errorf("%s: app %s saw through net/http:\n%s\nthrough the byte-level engine:\n%s", tc.name, side.app, o, n)
+				for _, tc := range variant.corpus {
+					tc.name = listener + ": " + tc.name
+					sent++
+					oldCode, oldBody := do(t, oldAddr, tc.head, tc.body)
+					oldA, oldB := appA.take(), appB.take()
+					before := newG.BytesServed()
+					newCode, newBody := do(t, newAddr, tc.head, tc.body)
+					newA, newB := appA.take(), appB.take()
+					served := newG.BytesServed() - before
+					oldBody, newBody = retryIn.ReplaceAllString(oldBody, "retry in <wait>"), retryIn.ReplaceAllString(newBody, "retry in <wait>")
+					if bothRefuse[tc.name] {
+						// Known: the byte-level parser refuses an empty Host
+						// (400) that net/http's server takes, and the gateway
+						// then refuses (421: not a listener's name). Both
+						// refuse; no app sees it.
+						if oldCode < 400 || oldCode >= 500 || newCode < 400 || newCode >= 500 {
+							t.Errorf("%s: net/http answered %d %q, the byte-level engine %d %q; want both to refuse it", tc.name, oldCode, oldBody, newCode, newBody)
 						}
-						if f := side.new[i].Header.Get("X-Forwarded-For"); f != "127.0.0.1" {
-							t.Errorf("%s: app %s saw X-Forwarded-For %q, want the client's address 127.0.0.1", tc.name, side.app, f)
+					} else if oldCode != newCode || oldBody != newBody && !tc.goRefuses && !parserRefusal(oldCode, oldBody, newBody) {
+						t.Errorf("%s: net/http answered %d %q, the byte-level engine %d %q", tc.name, oldCode, oldBody, newCode, newBody)
+					}
+					for _, side := range []struct {
+						app      string
+						old, new []*http.Request
+					}{{"v1", oldA, newA}, {"v2", oldB, newB}} {
+						if len(side.old) != len(side.new) {
+							t.Errorf("%s: app %s saw %d requests through net/http, %d through the byte-level engine", tc.name, side.app, len(side.old), len(side.new))
+							continue
 						}
-						if f := side.new[i].Header.Values("X-Forwarded-Proto"); len(f) != 1 || f[0] != "https" {
-							t.Errorf("%s: app %s saw X-Forwarded-Proto %q, want https", tc.name, side.app, f)
+						for i := range side.old {
+							if o, n := seenView(side.old[i]), seenView(side.new[i]); o != n {
+								t.Errorf("%s: app %s saw through net/http:\n%s\nthrough the byte-level engine:\n%s", tc.name, side.app, o, n)
+							}
+							if f := side.new[i].Header.Get("X-Forwarded-For"); f != "127.0.0.1" {
+								t.Errorf("%s: app %s saw X-Forwarded-For %q, want the client's address 127.0.0.1", tc.name, side.app, f)
+							}
+							if f := side.new[i].Header.Values("X-Forwarded-Proto"); len(f) != 1 || f[0] != proto {
+								t.Errorf("%s: app %s saw X-Forwarded-Proto %q, want %s", tc.name, side.app, f, proto)
+							}
 						}
 					}
+					routed := len(newA)+len(newB) > 0 || newCode == http.StatusForbidden || newCode == http.StatusBadGateway
+					handedOff := variant.handsOn || strings.Contains(tc.head, "chunked") || strings.Contains(tc.head, "Upgrade") ||
+						strings.Contains(tc.head, "Content-Length: 9000") || strings.Contains(tc.head, "application/grpc")
+					if routed && !handedOff && served != 1 {
+						t.Errorf("%s: the byte-level engine decided on %d requests, want 1 (handed to net/http?)", tc.name, served)
+					}
+					if handedOff && served != 0 {
+						t.Errorf("%s: the byte-level engine decided on it; want it handed to net/http", tc.name)
+					}
+					decided += int(served)
 				}
-				routed := len(newA)+len(newB) > 0 || newCode == http.StatusForbidden || newCode == http.StatusBadGateway
-				handedOff := variant.handsOn || strings.Contains(tc.head, "chunked") || strings.Contains(tc.head, "Upgrade") ||
-					strings.Contains(tc.head, "Content-Length: 9000") || strings.Contains(tc.head, "application/grpc")
-				if routed && !handedOff && served != 1 {
-					t.Errorf("%s: the byte-level engine decided on %d requests, want 1 (handed to net/http?)", tc.name, served)
-				}
-				if handedOff && served != 0 {
-					t.Errorf("%s: the byte-level engine decided on it; want it handed to net/http", tc.name)
-				}
-				decided += int(served)
 			}
-			t.Logf("the byte-level engine routed %d of %d requests (the gateway answered the rest itself, its parser refused them as net/http refuses them, or it handed them off)", decided, len(variant.corpus))
+			t.Logf("the byte-level engine routed %d of %d requests (the gateway answered the rest itself, its parser refused them as net/http refuses them, or it handed them off)", decided, sent)
 			if !variant.handsOn && decided == 0 {
 				t.Errorf("the byte-level engine routed no request")
 			}
@@ -276,7 +290,7 @@ var retryIn = regexp.MustCompile(`retry in [0-9.hms]+`)
 
 // bothRefuse names the requests of gatewayCorpus that both engines
 // refuse, with different statuses.
-var bothRefuse = map[string]bool{"an empty host": true}
+var bothRefuse = map[string]bool{"https: an empty host": true, "http: an empty host": true}
 
 // parserRefusal: both engines refused a malformed request with 400, in
 // their own words (net/http's canon check says "weft gateway: bad
