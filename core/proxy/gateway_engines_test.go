@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -326,5 +327,52 @@ func rawDoTLS(t *testing.T, addr, head, body string) (int, string) {
 			b, _ := io.ReadAll(resp.Body)
 			return resp.StatusCode, string(b)
 		}
+	}
+}
+
+// TestGatewayBytesCloseClosesIdle: closing a gateway closes the
+// byte-level engine's idle keep-alive client connections at once, as
+// net/http's Shutdown closes its own, rather than waiting out
+// DrainTimeout; and a client's keep-alive connection carries its
+// requests one after another.
+func TestGatewayBytesCloseClosesIdle(t *testing.T) {
+	ca := newCA(t)
+	app := gatewaySeenApp(t)
+	api := gatewayEngineAPI(t, ca, app).Addr(proxy.KeyInbound)
+	p := proxy.New(proxy.Options{Log: &logBuf{}, DrainTimeout: time.Minute, HTTP1Engine: proxy.HTTP1Bytes})
+	setCreds(t, p, ca, "public")
+	apply(t, p, 1, gatewayEngineConfig(api, api))
+	conns := 0
+	c := &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "api.example.com", NextProtos: []string{"http/1.1"}},
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conns++
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+	}}
+	for i := 0; i < 3; i++ {
+		req, _ := http.NewRequest("GET", "https://"+p.Addr(proxy.KeyGateway("https")).String()+"/items", nil)
+		req.Host = "api.example.com"
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body) // read to its end: the connection stays open
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d, want the app's 200", resp.StatusCode)
+		}
+	}
+	if p.BytesServed() != 3 || conns != 1 {
+		t.Fatalf("the byte-level engine decided on %d requests over %d connections, want 3 over 1", p.BytesServed(), conns)
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	go func() { p.Close(); close(done) }()
+	select {
+	case <-done:
+		t.Logf("Close returned in %s with a keep-alive connection idle", time.Since(start))
+	case <-time.After(wait):
+		t.Fatalf("Close did not return in %s with a keep-alive connection idle (DrainTimeout is a minute)", wait)
 	}
 }
