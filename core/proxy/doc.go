@@ -103,7 +103,11 @@
 //     (or passing it through by SNI), picking a route by host and match,
 //     authenticate (the check before routing), then the route's outbound
 //     (below, without a socket of its own) calls the service over mTLS with
-//     the gateway's identity.
+//     the gateway's identity. With WEFT_HTTP1_ENGINE=bytes an HTTP/1.1
+//     client is served by core/proxy/h1 (gateway_bytes.go: the gateway's
+//     checks, then the route's outConn of outbound_bytes.go); a gateway
+//     with end-user tokens to check, and any request the bytes outbound
+//     hands off, go with the connection to the listener's net/http server.
 //
 //   - outbound.go: each upstream listens on a local port for the app
 //     (plain TCP; HTTP/1.1 or h2c prior knowledge for HTTP protocols),

@@ -56,6 +56,11 @@ import (
 //     X-Forwarded-For and X-Forwarded-Proto set from the client's
 //     connection (setForwarded).
 //
+// With WEFT_HTTP1_ENGINE=bytes, steps 1 to 3 run on the bytes of an
+// HTTP/1.1 client's requests (gateway_bytes.go), in the same order and
+// with the same answers, handing a connection to the listener's
+// http.Server when a request needs net/http.
+//
 // TCP listeners pipe each connection to their one route's service over
 // mTLS; TLS passthrough listeners read the ClientHello's SNI (bounded in
 // size and time) without ending TLS, pick the route by it, and pipe the
@@ -204,6 +209,14 @@ type gatewayListener struct {
 
 	mu   sync.Mutex
 	outs map[string]*outbound // by upstream name, kept across updates
+
+	// bytes: HTTP/1.1 clients are served by the byte-level engine
+	// (gateway_bytes.go); idleConns are its connections waiting for a
+	// request, closed once closing.
+	bytes     bool
+	bytesMu   sync.Mutex
+	idleConns map[*gwConn]struct{}
+	closing   bool
 }
 
 // gatewayState is what a config change swaps into a running gateway
@@ -218,6 +231,9 @@ type gatewayState struct {
 	// listeners (carried over a configuration change).
 	limits []*ratelimit.Limiter
 	routes []*gatewayRoute
+	// readsHeaders: a route's matches or a limit's read request headers
+	// (the byte-level engine builds them only then).
+	readsHeaders bool
 }
 
 type gatewayRoute struct {
@@ -228,7 +244,8 @@ type gatewayRoute struct {
 }
 
 func (p *Proxy) newGateway(sp spec, addr net.Addr) *gatewayListener {
-	g := &gatewayListener{p: p, name: sp.gw.GetName(), gproto: sp.gw.GetProtocol(), outs: map[string]*outbound{}}
+	g := &gatewayListener{p: p, name: sp.gw.GetName(), gproto: sp.gw.GetProtocol(), outs: map[string]*outbound{},
+		bytes: p.opts.HTTP1Engine == HTTP1Bytes}
 	g.shield = p.newShieldV6(KeyGateway(g.name), sp.prot, true, gatewayIPv6Prefix)
 	g.srvKey = sp.prot.ServerKey()
 	g.update(sp)
@@ -252,6 +269,7 @@ func (g *gatewayListener) startHTTP(addr net.Addr, protos *http.Protocols) *http
 			IdleTimeout:       5 * time.Minute,
 			MaxHeaderBytes:    gatewayMaxHeaderBytes,
 			ErrorLog:          g.p.errorLog,
+			ConnContext:       gatewayConnContext, // gateway_bytes.go
 		},
 		ln: newChanListener(addr),
 	}
@@ -313,7 +331,25 @@ func (g *gatewayListener) update(sp spec) {
 	}
 	g.outs = next
 	g.mu.Unlock()
+	st.readsHeaders = gatewayReadsHeaders(st)
 	g.st.Store(st)
+}
+
+// gatewayReadsHeaders reports whether st's routes or limits read request
+// headers (or the query).
+func gatewayReadsHeaders(st *gatewayState) bool {
+	headers, query := map[string]bool{}, map[string]bool{}
+	for _, rt := range st.routes {
+		for _, m := range rt.matchers {
+			m.Inputs(headers, query)
+		}
+	}
+	for _, l := range st.limits {
+		if m := l.Matcher(); m != nil {
+			m.Inputs(headers, query)
+		}
+	}
+	return len(headers) > 0
 }
 
 // gatewayTLS is an HTTPS listener's server side: its certificate (or the
@@ -372,6 +408,10 @@ func (g *gatewayListener) handle(raw net.Conn) bool {
 	st := g.st.Load()
 	switch g.gproto {
 	case meshapi.GatewayProtocol_GATEWAY_PROTOCOL_HTTP:
+		if g.bytesServes(st) {
+			g.serveBytes(tc, nil) // gateway_bytes.go
+			return true
+		}
 		if !g.http.ln.push(tc) {
 			tc.Close()
 		}
@@ -382,6 +422,10 @@ func (g *gatewayListener) handle(raw net.Conn) bool {
 		cancel()
 		if err != nil {
 			g.refuseHandshake(tc, err)
+			return true
+		}
+		if g.bytesServes(st) && conn.ConnectionState().NegotiatedProtocol != "h2" {
+			g.serveBytes(conn, conn) // gateway_bytes.go
 			return true
 		}
 		if !g.http.ln.push(conn) {
@@ -498,7 +542,7 @@ func (g *gatewayListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, http.StatusBadRequest, "weft gateway: bad request: "+why)
 		return
 	}
-	if r.TLS != nil && len(st.sni) > 0 && !hostIn(host, st.sni) {
+	if requestTLS(r) && len(st.sni) > 0 && !hostIn(host, st.sni) {
 		// Domain fronting: a handshake for a name the listener answers
 		// for, then a request for a host it does not (Host, :authority or
 		// an absolute URI). 421 tells a client to open a connection of
@@ -531,7 +575,7 @@ func (g *gatewayListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// instead (setForwarded), which the services' sidecars pass on to
 	// their apps from a gateway alone (Inbound.forwarding_callers).
 	proto := "http"
-	if r.TLS != nil {
+	if requestTLS(r) {
 		proto = "https"
 	}
 	r = r.WithContext(&forwardedContext{Context: r.Context(), f: forwarded{client: protect.SourceIP(r.RemoteAddr), proto: proto}})
@@ -695,6 +739,7 @@ func (g *gatewayListener) shutdown(ctx context.Context) {
 	if g.http != nil {
 		g.http.shutdown(ctx)
 	}
+	g.closeIdleBytes()
 	if !g.conns.wait(ctx) {
 		g.conns.closeAll()
 	}

@@ -49,9 +49,12 @@ import (
 // gRPC's content type, tracing on, external services, routes with a
 // fault, a mirror, header changes or a stream timeout.
 //
-// A second caller (the ingress gateway's upstream leg) would reuse
-// outConn as it is: it is the h1.Hook of one client connection to one
-// upstream listener, and needs only the outbound (its state, its pool).
+// The ingress gateway's route leg reuses outConn (gateway_bytes.go): one
+// per client connection and route outbound, its Request split in prepare
+// (routing and the hand-off decision, acting on nothing) and begin, so
+// that the gateway's own checks run between them; for a gateway, the
+// listener's shield counts the request, and a callee sidecar's own
+// refusal is answered with a generic body (keepScrubbed).
 
 // bytesServes reports whether the byte-level engine serves requests of an
 // upstream in state st.
@@ -129,17 +132,42 @@ type outConn struct {
 	noneLeft  bool      // no endpoint was left to try
 	timedOut  bool      // the request timeout ended it
 	lastErr   error     // why the last try failed, as the net/http path says it
+
+	// gw is the gateway connection whose route this outConn serves (nil:
+	// a sidecar's app connection).
+	gw *gwConn
+	// scrub: a gateway request's response was a callee sidecar's own
+	// refusal (HeaderDenied), answered with a generic body in its place
+	// (scrubbed), as gatewayWriter does; scrubFields are its header
+	// fields, in scrubBuf.
+	scrub       bool
+	scrubStatus int
+	scrubFields []h1.Field
+	scrubBuf    []byte
 }
 
 // Request decides on the app's request: handed off when the byte path
 // does not serve it, answered when the breaker refuses it, else
 // forwarded through the tries of Upstream and Again.
 func (c *outConn) Request(x *h1.Exchange) h1.Verdict {
-	o, r := c.o, x.Req
+	st, timeout, ok := c.prepare(x.Req)
+	if !ok {
+		return h1.HandOff
+	}
+	return c.begin(x, st, timeout)
+}
+
+// prepare routes the request r without acting on it (nothing counted,
+// no slot taken): false when the byte path does not serve it. It leaves
+// the route and pool in c.pk, and returns the state in force and the
+// request timeout. The gateway (gateway_bytes.go) calls it before its
+// own checks, begin after them.
+func (c *outConn) prepare(r *h1.Request) (*outboundState, time.Duration, bool) {
+	o := c.o
 	st := o.st.Load()
 	if !o.bytesServes(st) || r.Upgrade || r.Chunked() || r.ContentLength > h1.ReplayMax ||
 		hasPrefixField(r, "Content-Type", "application/grpc") {
-		return h1.HandOff
+		return nil, 0, false
 	}
 	c.method = append(c.method[:0], r.Method...)
 	c.path = append(c.path[:0], r.Path...)
@@ -165,17 +193,25 @@ func (c *outConn) Request(x *h1.Exchange) h1.Verdict {
 	for _, rt := range st.routes {
 		if rt.matches(v) {
 			if rt.fault != nil || rt.mirror != nil || rt.reqHdrs != nil || rt.respHdrs != nil || rt.stream > 0 {
-				return h1.HandOff
+				return nil, 0, false
 			}
 			c.pk.route, timeout = rt, rt.request
 			break
 		}
 	}
 	if c.pk.route == nil && st.stream > 0 {
-		return h1.HandOff
+		return nil, 0, false
 	}
+	return st, timeout, true
+}
+
+// begin starts the exchange prepare routed: the request ID, the shield
+// (not for a gateway's request: its listener's shield counted it), the
+// circuit breaker, the retry policy and the endpoint's pick.
+func (c *outConn) begin(x *h1.Exchange, st *outboundState, timeout time.Duration) h1.Verdict {
+	o, r, v := c.o, x.Req, &c.view
 	c.st, c.start, c.seen = st, time.Now(), true
-	c.reason, c.overload, c.shed = "", false, false
+	c.reason, c.overload, c.shed, c.scrub = "", false, false, false
 	if rt := c.pk.route; rt != nil && len(rt.splits) > 0 {
 		c.pk.pool = rt.pick(o.intn())
 	}
@@ -184,14 +220,14 @@ func (c *outConn) Request(x *h1.Exchange) h1.Verdict {
 	if !c.keptID {
 		x.Set = append(x.Set, h1.Field{Name: nameRequestID, Value: c.idBuf})
 	}
-	if !o.shield.Enter() {
+	if c.gw == nil && !o.shield.Enter() {
 		o.p.metrics.shielded.WithLabelValues(o.key(), protect.ReasonShed).Inc()
 		c.reason = fmt.Sprintf("weft: the %s listener is saturated (%d requests in flight); retry in a second", o.key(), o.shield.Settings().MaxInFlight)
 		x.Close, c.shed = true, true
 		x.Answer(http.StatusServiceUnavailable, c.fields("Retry-After", "1", "X-Weft-Overloaded", "true"), errorBody(c.reason))
 		return h1.Answered
 	}
-	c.entered = true
+	c.entered = c.gw == nil
 	o.p.bytesServed.Add(1)
 	c.deadline = time.Time{}
 	if timeout > 0 {
@@ -323,6 +359,9 @@ var errNoneLeft = errors.New("no endpoint left to try")
 // that goes again after a stale connection) and leases a connection to
 // it, its deadline the per-try timeout's or the request's.
 func (c *outConn) Upstream(x *h1.Exchange) (net.Conn, bool, error) {
+	if c.scrub {
+		return nil, false, errScrubbed
+	}
 	if !c.again || c.ep == nil {
 		ep := c.pick(c.skip)
 		if ep == nil && len(c.skip) > 0 && c.rp != nil {
@@ -390,9 +429,13 @@ func (c *outConn) Again(x *h1.Exchange, t *h1.Try) bool {
 			return true
 		}
 		c.pk.addr = ep.Addr
+		if c.gw != nil && responseDenied(x.Resp) {
+			c.keepScrubbed(x.Resp)
+			return true // the response is dropped; UpstreamFailed answers
+		}
 		return false
 	}
-	if c.noneLeft || c.timedOut {
+	if c.scrub || c.noneLeft || c.timedOut {
 		return false
 	}
 	err := t.Err
@@ -485,6 +528,60 @@ func responseUnavailable(r *h1.Response) bool {
 	return false
 }
 
+// errScrubbed ends the tries of a request whose response is scrubbed.
+var errScrubbed = errors.New("the callee's refusal is answered by the gateway")
+
+// responseDenied reports whether r is a callee sidecar's own refusal
+// (HeaderDenied), whose body a gateway does not pass on.
+func responseDenied(r *h1.Response) bool {
+	for _, f := range r.Fields {
+		if len(f.Name) == len(HeaderDenied) && strings.EqualFold(bstr(f.Name), HeaderDenied) {
+			return true
+		}
+	}
+	return false
+}
+
+// keepScrubbed keeps what of the refusal r reaches the gateway's client,
+// as gatewayWriter passes it: the status and the header fields (the
+// challenge), without the mark, the body's framing and the hop-by-hop
+// ones, and a plain-text type for the generic body. The copy allocates,
+// on refusals only.
+func (c *outConn) keepScrubbed(r *h1.Response) {
+	c.scrub, c.scrubStatus = true, r.Status
+	c.scrubBuf = c.scrubBuf[:0]
+	type span struct{ n0, n1, v0, v1 int }
+	var spans []span
+	for _, f := range r.Fields {
+		switch name := bstr(f.Name); {
+		case strings.EqualFold(name, HeaderDenied), strings.EqualFold(name, "Content-Length"),
+			strings.EqualFold(name, "Content-Type"), strings.EqualFold(name, "Transfer-Encoding"),
+			strings.EqualFold(name, "Connection"), strings.EqualFold(name, "Keep-Alive"),
+			strings.EqualFold(name, "Trailer"), strings.EqualFold(name, "Upgrade"),
+			strings.EqualFold(name, "Proxy-Connection"):
+			continue
+		}
+		sp := span{n0: len(c.scrubBuf)}
+		c.scrubBuf = append(c.scrubBuf, f.Name...)
+		sp.n1, sp.v0 = len(c.scrubBuf), len(c.scrubBuf)
+		c.scrubBuf = append(c.scrubBuf, f.Value...)
+		sp.v1 = len(c.scrubBuf)
+		spans = append(spans, sp)
+	}
+	c.scrubFields = append(c.scrubFields[:0], h1.Field{Name: []byte("Content-Type"), Value: []byte("text/plain; charset=utf-8")})
+	for _, sp := range spans {
+		c.scrubFields = append(c.scrubFields, h1.Field{Name: c.scrubBuf[sp.n0:sp.n1], Value: c.scrubBuf[sp.v0:sp.v1]})
+	}
+}
+
+// scrubBody is the generic body of a scrubbed refusal, gatewayWriter's.
+func (c *outConn) scrubBody() []byte {
+	if c.scrubStatus == http.StatusUnauthorized {
+		return []byte("weft gateway: authentication required\n")
+	}
+	return []byte("weft gateway: access denied\n")
+}
+
 // Release gives the try's connection back to the pool, and the endpoint
 // its in-flight slot unless the request goes to it again.
 func (c *outConn) Release(x *h1.Exchange, conn net.Conn, reuse bool) {
@@ -502,6 +599,11 @@ func (c *outConn) Release(x *h1.Exchange, conn net.Conn, reuse bool) {
 // proxyError does.
 func (c *outConn) UpstreamFailed(x *h1.Exchange, err error) {
 	o, st := c.o, c.st
+	if c.scrub {
+		c.scrub = false
+		x.Answer(c.scrubStatus, c.scrubFields, c.scrubBody())
+		return
+	}
 	if c.lastErr != nil {
 		err = c.lastErr
 	}
