@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -218,6 +217,10 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// NetConn is the connection track wrapped (the TCP copy looks through it:
+// copy.go).
+func (c *trackedConn) NetConn() net.Conn { return c.Conn }
+
 // CloseWrite half-closes the connection when the transport can.
 func (c *trackedConn) CloseWrite() error {
 	if cw, ok := c.Conn.(closeWriter); ok {
@@ -236,7 +239,7 @@ func pipe(a, b net.Conn) (aToB, bToA int64) {
 	cp := func(dst, src net.Conn, n *int64) {
 		defer wg.Done()
 		var err error
-		*n, err = io.Copy(dst, src)
+		*n, err = copyIdle(dst, src)
 		cw, ok := dst.(closeWriter)
 		if err != nil || !ok || cw.CloseWrite() != nil {
 			// A reset or a transport without half-close ends both ways.
