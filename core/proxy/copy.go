@@ -20,12 +20,15 @@ import (
 //   - From a socket (the app's connection, a plain TCP peer): the wait is
 //     for readability (waitReadable: a non-blocking peek when woken), then
 //     one read into a pooled buffer, written on and given back.
-//   - From a TLS connection: the wait is a read of one byte (crypto/tls
-//     reads and decrypts the record into its own buffer); the rest of what
-//     crypto/tls holds is then taken into a pooled buffer without waiting
-//     (reads with a deadline already past, which return at once what is
-//     decrypted or buffered and nothing from the socket), written on, and
-//     the buffer given back.
+//   - From a TLS connection: what crypto/tls holds already is taken into a
+//     pooled buffer without waiting (drain: reads with a deadline already
+//     past return at once what is decrypted or buffered in whole records,
+//     and nothing from the socket), written on, and the buffer given
+//     back; then the wait is for the socket under TLS to be readable, as
+//     above (what crypto/tls holds then is at most part of a record, whose
+//     rest is to come from the socket), then for one byte of data (a
+//     record with none, a session ticket, is taken by crypto/tls), and
+//     the rest is drained into a pooled buffer.
 //   - Anything else (a net.Pipe in a test): io.Copy with a pooled buffer.
 
 // copyBufSize is a pooled copy buffer: one TLS record's plaintext at most,
@@ -45,7 +48,7 @@ var past = time.Unix(1, 0)
 func copyIdle(dst, src net.Conn) (int64, error) {
 	isTLS, rc := under(src)
 	if isTLS {
-		return copyFromTLS(dst, src)
+		return copyFromTLS(dst, src, rc)
 	}
 	if rc != nil {
 		return copyFromSocket(dst, src, rc)
@@ -60,12 +63,13 @@ func copyIdle(dst, src net.Conn) (int64, error) {
 type onlyReader struct{ io.Reader }
 type onlyWriter struct{ io.Writer }
 
-// under looks through c's wrappers (trackedConn, protect's): whether a
-// TLS connection is under them, else the socket, if any.
+// under looks through c's wrappers (trackedConn, protect's, TLS):
+// whether a TLS connection is among them, and the socket, if any.
 func under(c net.Conn) (isTLS bool, rc syscall.RawConn) {
 	for {
-		if _, ok := c.(*tls.Conn); ok {
-			return true, nil
+		if tc, ok := c.(*tls.Conn); ok {
+			isTLS, c = true, tc.NetConn()
+			continue
 		}
 		u, ok := c.(interface{ NetConn() net.Conn })
 		if !ok {
@@ -75,13 +79,13 @@ func under(c net.Conn) (isTLS bool, rc syscall.RawConn) {
 	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return false, nil
+		return isTLS, nil
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return false, nil
+		return isTLS, nil
 	}
-	return false, rc
+	return isTLS, rc
 }
 
 func copyFromSocket(dst, src net.Conn, rc syscall.RawConn) (int64, error) {
@@ -109,49 +113,72 @@ func copyFromSocket(dst, src net.Conn, rc syscall.RawConn) (int64, error) {
 	}
 }
 
-func copyFromTLS(dst, src net.Conn) (int64, error) {
+func copyFromTLS(dst, src net.Conn, rc syscall.RawConn) (int64, error) {
 	var total int64
 	one := new([1]byte)
+	held := true // crypto/tls may hold bytes: take them before waiting
 	for {
-		n, err := src.Read(one[:])
-		if n == 0 {
-			if err == nil {
+		if !held && rc != nil {
+			// crypto/tls holds nothing but a part of a record (drain
+			// saw to it): the next bytes come from the socket.
+			if err := waitReadable(rc); err != nil {
+				return total, err
+			}
+		}
+		var m int
+		var err error
+		if !held {
+			// One byte, holding no buffer yet: a record that carries
+			// no data (a session ticket) is read and the wait goes on.
+			m, err = src.Read(one[:])
+			if m == 0 && err == nil {
 				continue
 			}
-			if errors.Is(err, io.EOF) {
-				return total, nil
-			}
-			return total, err
 		}
 		bp := copyBufs.Get().(*[]byte)
 		b := *bp
 		b[0] = one[0]
-		m := 1
-		// What crypto/tls holds already, without waiting on the socket.
-		src.SetReadDeadline(past)
-		var rerr error
-		for m < len(b) {
-			k, err := src.Read(b[m:])
+		if err == nil {
+			var k int
+			k, err = drain(src, b[m:])
 			m += k
-			if err != nil {
-				if !errors.Is(err, os.ErrDeadlineExceeded) {
-					rerr = err
-				}
-				break
-			}
 		}
-		src.SetReadDeadline(time.Time{})
-		_, werr := dst.Write(b[:m])
+		// A full buffer may have left bytes with crypto/tls.
+		held = m == len(b)
+		var werr error
+		if m > 0 {
+			_, werr = dst.Write(b[:m])
+		}
 		copyBufs.Put(bp)
 		total += int64(m)
-		if werr != nil {
+		switch {
+		case werr != nil:
 			return total, werr
-		}
-		if rerr != nil {
-			if errors.Is(rerr, io.EOF) {
-				return total, nil
-			}
-			return total, rerr
+		case errors.Is(err, io.EOF):
+			return total, nil
+		case err != nil:
+			return total, err
 		}
 	}
+}
+
+// drain reads into b what the TLS connection src holds already, decrypted
+// or in whole records, without waiting on its socket: reads with a
+// deadline already past, which crypto/tls takes as a temporary error
+// (the connection stays usable).
+func drain(src net.Conn, b []byte) (int, error) {
+	src.SetReadDeadline(past)
+	defer src.SetReadDeadline(time.Time{})
+	m := 0
+	for m < len(b) {
+		k, err := src.Read(b[m:])
+		m += k
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				err = nil
+			}
+			return m, err
+		}
+	}
+	return m, nil
 }
