@@ -231,13 +231,19 @@ func (c *trackedConn) CloseWrite() error {
 
 type closeWriter interface{ CloseWrite() error }
 
-// pipe copies bytes both ways until both directions are done, half-closing
-// each side when the other finishes sending. It closes both connections and
-// returns the bytes copied from a to b and from b to a.
-func pipe(a, b net.Conn) (aToB, bToA int64) {
-	var wg sync.WaitGroup
+// pipe copies bytes both ways, each on a goroutine of its own, until both
+// directions are done, half-closing each side when the other finishes
+// sending; then it closes both connections and calls done with the bytes
+// copied from a to b and from b to a. It returns at once: the caller's
+// goroutine, whose stack grew in the TLS handshake, ends rather than wait
+// as deep as it is while the connection idles.
+func pipe(a, b net.Conn, done func(aToB, bToA int64)) {
+	var (
+		aToB, bToA int64
+		left       atomic.Int32
+	)
+	left.Store(2)
 	cp := func(dst, src net.Conn, n *int64) {
-		defer wg.Done()
 		var err error
 		*n, err = copyIdle(dst, src)
 		cw, ok := dst.(closeWriter)
@@ -246,14 +252,14 @@ func pipe(a, b net.Conn) (aToB, bToA int64) {
 			a.Close()
 			b.Close()
 		}
+		if left.Add(-1) == 0 {
+			a.Close()
+			b.Close()
+			done(aToB, bToA)
+		}
 	}
-	wg.Add(2)
 	go cp(b, a, &aToB)
-	cp(a, b, &bToA)
-	wg.Wait()
-	a.Close()
-	b.Close()
-	return aToB, bToA
+	go cp(a, b, &bToA)
 }
 
 // chanListener hands connections a handler accepted (and, inbound,
