@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -9,6 +8,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/weftmesh/weft/core/proxy/sockwait"
 )
 
 // The TCP pass-through's copy (pipe): each direction takes a buffer from
@@ -18,7 +19,7 @@ import (
 // connection's life).
 //
 //   - From a socket (the app's connection, a plain TCP peer): the wait is
-//     for readability (waitReadable: a non-blocking peek when woken), then
+//     for readability (sockwait.Readable), then
 //     one read into a pooled buffer, written on and given back.
 //   - From a TLS connection: what crypto/tls holds already is taken into a
 //     pooled buffer without waiting (drain: reads with a deadline already
@@ -46,7 +47,7 @@ var past = time.Unix(1, 0)
 // copyIdle copies from src to dst until src ends (nil at EOF) or either
 // fails, holding a buffer only while bytes flow.
 func copyIdle(dst, src net.Conn) (int64, error) {
-	isTLS, rc := under(src)
+	isTLS, rc := sockwait.Under(src)
 	if isTLS {
 		return copyFromTLS(dst, src, rc)
 	}
@@ -63,35 +64,10 @@ func copyIdle(dst, src net.Conn) (int64, error) {
 type onlyReader struct{ io.Reader }
 type onlyWriter struct{ io.Writer }
 
-// under looks through c's wrappers (trackedConn, protect's, TLS):
-// whether a TLS connection is among them, and the socket, if any.
-func under(c net.Conn) (isTLS bool, rc syscall.RawConn) {
-	for {
-		if tc, ok := c.(*tls.Conn); ok {
-			isTLS, c = true, tc.NetConn()
-			continue
-		}
-		u, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
-			break
-		}
-		c = u.NetConn()
-	}
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return isTLS, nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return isTLS, nil
-	}
-	return isTLS, rc
-}
-
 func copyFromSocket(dst, src net.Conn, rc syscall.RawConn) (int64, error) {
 	var total int64
 	for {
-		if err := waitReadable(rc); err != nil {
+		if err := sockwait.Readable(rc); err != nil {
 			return total, err
 		}
 		bp := copyBufs.Get().(*[]byte)
@@ -121,7 +97,7 @@ func copyFromTLS(dst, src net.Conn, rc syscall.RawConn) (int64, error) {
 		if !held && rc != nil {
 			// crypto/tls holds nothing but a part of a record (drain
 			// saw to it): the next bytes come from the socket.
-			if err := waitReadable(rc); err != nil {
+			if err := sockwait.Readable(rc); err != nil {
 				return total, err
 			}
 		}
