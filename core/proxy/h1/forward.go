@@ -7,9 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/weftmesh/weft/core/proxy/sockwait"
 )
 
 // Forwarder carries HTTP/1.1 from client connections to upstream ones,
@@ -69,7 +73,16 @@ type session struct {
 	x      Exchange // the exchange the hook sees
 	// answeredClose: the hook's answer ends the connection.
 	answeredClose bool
-	small         [smallSize]byte // what an idle connection reads into
+	// The client connection's socket (nil: none, a net.Pipe) and
+	// whether TLS is over it: an idle connection waits on the socket
+	// (idleRead).
+	rc     syscall.RawConn
+	isTLS  bool
+	small  *[smallSize]byte // what an idle connection without a socket reads into
+	fields *fieldSet        // the Fields of req and resp, held with the buffers
+	// idleUntil is the read deadline readRequest set (zero: none),
+	// put back after idleRead's read with a deadline past.
+	idleUntil time.Time
 	// bodyRead: the request's body was read whole (an Upstreams hook's
 	// request), so an answer leaves the connection open.
 	bodyRead bool
@@ -77,11 +90,13 @@ type session struct {
 	try      Try // the outcome of exchangeUp's last try
 }
 
-var sessions = sync.Pool{New: func() any {
-	return &session{
-		req: Request{Fields: make([]Field, 0, 32)}, resp: Response{Fields: make([]Field, 0, 32)},
-	}
-}}
+var sessions = sync.Pool{New: func() any { return new(session) }}
+
+// fieldSet is the room of a request's and a response's header fields,
+// held by a session with its buffers: an idle connection holds none.
+type fieldSet struct{ req, resp [32]Field }
+
+var fieldSets = sync.Pool{New: func() any { return new(fieldSet) }}
 
 // bufs are the readers' and writers' buffers, held by a session only
 // while an exchange is under way: a connection waiting for its next
@@ -91,16 +106,22 @@ var bufs = sync.Pool{New: func() any {
 	return &b
 }}
 
-// smallSize is the buffer a connection waits for its next request with;
-// what comes is copied into a reader's buffer taken then.
+// smallSize is the buffer a connection without a socket to wait on
+// waits for its next request with; what comes is copied into a reader's
+// buffer taken then.
 const smallSize = 512
 
-// takeBufs gives the session's readers and writers their buffers.
+// takeBufs gives the session's readers and writers their buffers, and
+// its request and response their fields' room.
 func (s *session) takeBufs() {
 	s.cr.take()
 	s.cw.take()
 	s.ur.take()
 	s.uw.take()
+	if s.fields == nil {
+		s.fields = fieldSets.Get().(*fieldSet)
+		s.req.Fields, s.resp.Fields = s.fields.req[:0], s.fields.resp[:0]
+	}
 }
 
 // releaseBufs gives the buffers back when none holds a byte (force: in
@@ -113,15 +134,65 @@ func (s *session) releaseBufs(force bool) {
 	s.cw.release()
 	s.ur.release()
 	s.uw.release()
+	if s.fields != nil {
+		*s.fields = fieldSet{} // no slice of a pooled buffer stays reachable
+		fieldSets.Put(s.fields)
+		s.fields = nil
+	}
+	s.req.Fields, s.resp.Fields = nil, nil
 }
 
-// idleRead waits for the first bytes of the next request in the small
-// buffer, then moves them to the client reader's buffer.
+// past is a read deadline already over: a read with it returns at once.
+var past = time.Unix(1, 0)
+
+// idleRead waits for the first bytes of the next request holding no
+// buffer, then reads them into the client reader's buffer, taken then.
+// With TLS, what crypto/tls holds already (records read with the last
+// ones, the rest of one longer than the reader's buffer) is taken first,
+// without waiting: a read with a deadline already past returns it, or
+// nothing from the socket. What crypto/tls holds then is at most part of
+// a record, whose rest is to come from the socket. Without a socket to
+// wait on, the wait is a read into the small buffer.
 func (s *session) idleRead() error {
-	n, err := s.c.Read(s.small[:])
-	if n > 0 {
+	if s.rc == nil || !sockwait.Supported {
+		if s.small == nil {
+			s.small = new([smallSize]byte)
+		}
+		n, err := s.c.Read(s.small[:])
+		if n > 0 {
+			s.takeBufs()
+			s.cr.r, s.cr.w = 0, copy(s.cr.buf, s.small[:n])
+			return nil
+		}
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return err
+	}
+	if s.isTLS {
 		s.takeBufs()
-		s.cr.r, s.cr.w = 0, copy(s.cr.buf, s.small[:n])
+		s.c.SetReadDeadline(past)
+		n, err := s.c.Read(s.cr.buf)
+		s.c.SetReadDeadline(s.idleUntil)
+		if n > 0 {
+			s.cr.r, s.cr.w = 0, n
+			return nil
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			if err == nil {
+				err = io.ErrNoProgress
+			}
+			return err
+		}
+		s.releaseBufs(false)
+	}
+	if err := sockwait.Readable(s.rc); err != nil {
+		return err
+	}
+	s.takeBufs()
+	n, err := s.c.Read(s.cr.buf)
+	s.cr.r, s.cr.w = 0, n
+	if n > 0 {
 		return nil
 	}
 	if err == nil {
@@ -144,6 +215,7 @@ func (f *Forwarder) ServeConn(c net.Conn) error {
 func (f *Forwarder) serveConn(c net.Conn, h Hook) ([]byte, error) {
 	s := sessions.Get().(*session)
 	s.f, s.c, s.hook = f, c, h
+	s.isTLS, s.rc = sockwait.Under(c)
 	s.x = Exchange{Req: &s.req, Resp: &s.resp, Set: s.x.Set[:0], s: s}
 	s.cr.c, s.cr.r, s.cr.w = c, 0, 0
 	s.cw.c, s.cw.b = c, s.cw.b[:0]
@@ -166,6 +238,7 @@ func (f *Forwarder) serveConn(c net.Conn, h Hook) ([]byte, error) {
 		s.up.Close()
 	}
 	s.f, s.c, s.up, s.cr.c, s.cw.c, s.ur.c, s.uw.c, s.hook = nil, nil, nil, nil, nil, nil, nil, nil
+	s.rc, s.small = nil, nil
 	s.x = Exchange{Set: s.x.Set[:0]}
 	sessions.Put(s)
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
@@ -238,10 +311,13 @@ func (x *Exchange) reset() {
 func (s *session) readRequest() (int, error) {
 	f := s.f
 	s.cw.sent = false // a new exchange: a refusal may be answered
+	s.idleUntil = time.Time{}
 	if f.IdleTimeout > 0 && s.cr.r == s.cr.w {
-		s.c.SetReadDeadline(time.Now().Add(f.IdleTimeout))
+		s.idleUntil = time.Now().Add(f.IdleTimeout)
+		s.c.SetReadDeadline(s.idleUntil)
 	} else if f.ReadHeaderTimeout > 0 {
-		s.c.SetReadDeadline(time.Now().Add(f.ReadHeaderTimeout))
+		s.idleUntil = time.Now().Add(f.ReadHeaderTimeout)
+		s.c.SetReadDeadline(s.idleUntil)
 	}
 	started := s.cr.r < s.cr.w
 	if !started {
@@ -736,8 +812,10 @@ func (s *session) linger() {
 		return
 	}
 	s.c.SetReadDeadline(time.Now().Add(lingerTime))
+	bp := bufs.Get().(*[]byte)
+	defer bufs.Put(bp)
 	for n := 0; n < lingerBytes; {
-		m, err := s.c.Read(s.small[:])
+		m, err := s.c.Read(*bp)
 		n += m
 		if err != nil {
 			return
