@@ -213,6 +213,15 @@ func (f *Forwarder) ServeConn(c net.Conn) error {
 }
 
 func (f *Forwarder) serveConn(c net.Conn, h Hook) ([]byte, error) {
+	s := f.begin(c, h)
+	return s.end(s.serve())
+}
+
+// begin takes a session for c (not inlined, as end: serveConn's frame is
+// under every wait for a request, and stays small).
+//
+//go:noinline
+func (f *Forwarder) begin(c net.Conn, h Hook) *session {
 	s := sessions.Get().(*session)
 	s.f, s.c, s.hook = f, c, h
 	s.isTLS, s.rc = sockwait.Under(c)
@@ -221,7 +230,15 @@ func (f *Forwarder) serveConn(c net.Conn, h Hook) ([]byte, error) {
 	s.cw.c, s.cw.b = c, s.cw.b[:0]
 	s.uw.b, s.reused = s.uw.b[:0], false
 	s.cw.answered, s.answeredClose = false, false
-	err := s.serve()
+	return s
+}
+
+// end closes the session's connections (but a connection handed off)
+// and gives the session back.
+//
+//go:noinline
+func (s *session) end(err error) ([]byte, error) {
+	c := s.c
 	var rest []byte
 	if errors.Is(err, ErrHandOff) {
 		// Allocates, once per hand-off: the buffer stays with the pool.
