@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -74,15 +73,12 @@ type session struct {
 	// answeredClose: the hook's answer ends the connection.
 	answeredClose bool
 	// The client connection's socket (nil: none, a net.Pipe) and
-	// whether TLS is over it: an idle connection waits on the socket
-	// (idleRead).
+	// whether TLS is over it: an idle plain connection waits on the
+	// socket (idleRead).
 	rc     syscall.RawConn
 	isTLS  bool
 	small  *[smallSize]byte // what an idle connection without a socket reads into
 	fields *fieldSet        // the Fields of req and resp, held with the buffers
-	// idleUntil is the read deadline readRequest set (zero: none),
-	// put back after idleRead's read with a deadline past.
-	idleUntil time.Time
 	// bodyRead: the request's body was read whole (an Upstreams hook's
 	// request), so an answer leaves the connection open.
 	bodyRead bool
@@ -142,19 +138,15 @@ func (s *session) releaseBufs(force bool) {
 	s.req.Fields, s.resp.Fields = nil, nil
 }
 
-// past is a read deadline already over: a read with it returns at once.
-var past = time.Unix(1, 0)
-
 // idleRead waits for the first bytes of the next request holding no
 // buffer, then reads them into the client reader's buffer, taken then.
-// With TLS, what crypto/tls holds already (records read with the last
-// ones, the rest of one longer than the reader's buffer) is taken first,
-// without waiting: a read with a deadline already past returns it, or
-// nothing from the socket. What crypto/tls holds then is at most part of
-// a record, whose rest is to come from the socket. Without a socket to
-// wait on, the wait is a read into the small buffer.
+// A plain socket is waited on (sockwait.Readable). A TLS connection (the
+// inbound's, from another sidecar's pool: few) waits in a read into the
+// small buffer, since crypto/tls may hold the next request already
+// (records read with the last ones), which no wait on the socket sees,
+// and a read that asks it without waiting costs allocations.
 func (s *session) idleRead() error {
-	if s.rc == nil || !sockwait.Supported {
+	if s.rc == nil || s.isTLS || !sockwait.Supported {
 		if s.small == nil {
 			s.small = new([smallSize]byte)
 		}
@@ -168,23 +160,6 @@ func (s *session) idleRead() error {
 			err = io.ErrNoProgress
 		}
 		return err
-	}
-	if s.isTLS {
-		s.takeBufs()
-		s.c.SetReadDeadline(past)
-		n, err := s.c.Read(s.cr.buf)
-		s.c.SetReadDeadline(s.idleUntil)
-		if n > 0 {
-			s.cr.r, s.cr.w = 0, n
-			return nil
-		}
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			if err == nil {
-				err = io.ErrNoProgress
-			}
-			return err
-		}
-		s.releaseBufs(false)
 	}
 	if err := sockwait.Readable(s.rc); err != nil {
 		return err
@@ -328,13 +303,10 @@ func (x *Exchange) reset() {
 func (s *session) readRequest() (int, error) {
 	f := s.f
 	s.cw.sent = false // a new exchange: a refusal may be answered
-	s.idleUntil = time.Time{}
 	if f.IdleTimeout > 0 && s.cr.r == s.cr.w {
-		s.idleUntil = time.Now().Add(f.IdleTimeout)
-		s.c.SetReadDeadline(s.idleUntil)
+		s.c.SetReadDeadline(time.Now().Add(f.IdleTimeout))
 	} else if f.ReadHeaderTimeout > 0 {
-		s.idleUntil = time.Now().Add(f.ReadHeaderTimeout)
-		s.c.SetReadDeadline(s.idleUntil)
+		s.c.SetReadDeadline(time.Now().Add(f.ReadHeaderTimeout))
 	}
 	started := s.cr.r < s.cr.w
 	if !started {
