@@ -1006,8 +1006,8 @@ ext:
 	return v, true
 }
 
-// reader is a connection's read side, its buffer kept for the
-// connection's life.
+// reader is a connection's read side; its buffer is pooled, held while
+// an exchange is under way (takeBufs, releaseBufs).
 type reader struct {
 	c    net.Conn
 	buf  []byte
