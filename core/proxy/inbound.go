@@ -323,9 +323,10 @@ func (in *inbound) serveTCP(conn net.Conn, caller spiffe.Identity) {
 		conn.Close()
 		return
 	}
-	rx, tx := pipe(conn, app)
-	in.p.accessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
-		str("proto", "tcp").int("rx", rx).int("tx", tx).dur("dur", time.Since(start)).send(in.p)
+	pipe(conn, app, func(rx, tx int64) {
+		in.p.accessLine("access", "inbound").str("caller", caller.String()).str("dest", st.service).
+			str("proto", "tcp").int("rx", rx).int("tx", tx).dur("dur", time.Since(start)).send(in.p)
+	})
 }
 
 // callerConns adds delta to the open connections of a calling service and

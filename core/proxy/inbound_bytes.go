@@ -102,13 +102,14 @@ func (in *inbound) serveBytes(conn *tls.Conn, caller spiffe.Identity) {
 		ReadHeaderTimeout: s.ReadHeaderTimeout,
 		IdleTimeout:       s.IdleTimeout,
 	}
-	rest, err := c.fwd.ServeConnHook(conn, c)
-	if !errors.Is(err, h1.ErrHandOff) {
-		return
-	}
-	if !in.http.ln.push(&handedConn{Conn: conn, tls: conn, rest: rest}) {
-		conn.Close()
-	}
+	c.fwd.GoServeConnHook(conn, c, func(rest []byte, err error) {
+		if !errors.Is(err, h1.ErrHandOff) {
+			return
+		}
+		if !in.http.ln.push(&handedConn{Conn: conn, tls: conn, rest: rest}) {
+			conn.Close()
+		}
+	})
 }
 
 // handedConn is a connection the byte-level engine handed to the

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -218,6 +217,10 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// NetConn is the connection track wrapped (the TCP copy looks through it:
+// copy.go).
+func (c *trackedConn) NetConn() net.Conn { return c.Conn }
+
 // CloseWrite half-closes the connection when the transport can.
 func (c *trackedConn) CloseWrite() error {
 	if cw, ok := c.Conn.(closeWriter); ok {
@@ -228,29 +231,35 @@ func (c *trackedConn) CloseWrite() error {
 
 type closeWriter interface{ CloseWrite() error }
 
-// pipe copies bytes both ways until both directions are done, half-closing
-// each side when the other finishes sending. It closes both connections and
-// returns the bytes copied from a to b and from b to a.
-func pipe(a, b net.Conn) (aToB, bToA int64) {
-	var wg sync.WaitGroup
+// pipe copies bytes both ways, each on a goroutine of its own, until both
+// directions are done, half-closing each side when the other finishes
+// sending; then it closes both connections and calls done with the bytes
+// copied from a to b and from b to a. It returns at once: the caller's
+// goroutine, whose stack grew in the TLS handshake, ends rather than wait
+// as deep as it is while the connection idles.
+func pipe(a, b net.Conn, done func(aToB, bToA int64)) {
+	var (
+		aToB, bToA int64
+		left       atomic.Int32
+	)
+	left.Store(2)
 	cp := func(dst, src net.Conn, n *int64) {
-		defer wg.Done()
 		var err error
-		*n, err = io.Copy(dst, src)
+		*n, err = copyIdle(dst, src)
 		cw, ok := dst.(closeWriter)
 		if err != nil || !ok || cw.CloseWrite() != nil {
 			// A reset or a transport without half-close ends both ways.
 			a.Close()
 			b.Close()
 		}
+		if left.Add(-1) == 0 {
+			a.Close()
+			b.Close()
+			done(aToB, bToA)
+		}
 	}
-	wg.Add(2)
 	go cp(b, a, &aToB)
-	cp(a, b, &bToA)
-	wg.Wait()
-	a.Close()
-	b.Close()
-	return aToB, bToA
+	go cp(a, b, &bToA)
 }
 
 // chanListener hands connections a handler accepted (and, inbound,

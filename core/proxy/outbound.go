@@ -358,12 +358,12 @@ func (o *outbound) serveTCP(conn net.Conn, st *outboundState) {
 		conn.Close()
 		return
 	}
-	defer done()
 	if st.ext != nil {
 		if ok, why := st.ext.authorizeConn(); !ok {
 			o.p.accessLine("access", "outbound", "REFUSED").str("dest", st.service).str("proto", "tcp").
 				str("reason", why).strIf("caller", st.ownID).send(o.p)
 			conn.Close()
+			done()
 			return
 		}
 	}
@@ -371,12 +371,15 @@ func (o *outbound) serveTCP(conn net.Conn, st *outboundState) {
 	if err != nil {
 		o.p.accessLine("access", "outbound").str("dest", st.service).str("proto", "tcp").str("error", err.Error()).send(o.p)
 		conn.Close()
+		done()
 		return
 	}
-	defer release()
-	rx, tx := pipe(conn, up)
-	o.p.accessLine("access", "outbound").str("dest", st.service).str("endpoint", ep.Addr).str("proto", "tcp").
-		int("rx", rx).int("tx", tx).dur("dur", time.Since(start)).send(o.p)
+	pipe(conn, up, func(rx, tx int64) {
+		release()
+		done()
+		o.p.accessLine("access", "outbound").str("dest", st.service).str("endpoint", ep.Addr).str("proto", "tcp").
+			int("rx", rx).int("tx", tx).dur("dur", time.Since(start)).send(o.p)
+	})
 }
 
 // dialTCP connects to an endpoint picked by the balancer, trying others

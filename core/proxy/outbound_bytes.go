@@ -76,13 +76,14 @@ func (o *outbound) serveBytes(conn net.Conn) {
 		IdleTimeout:       s.IdleTimeout,
 		HandOffPrior:      true,
 	}
-	rest, err := c.fwd.ServeConnHook(conn, c)
-	if !errors.Is(err, h1.ErrHandOff) {
-		return
-	}
-	if !o.http.ln.push(&handedConn{Conn: conn, rest: rest}) {
-		conn.Close()
-	}
+	c.fwd.GoServeConnHook(conn, c, func(rest []byte, err error) {
+		if !errors.Is(err, h1.ErrHandOff) {
+			return
+		}
+		if !o.http.ln.push(&handedConn{Conn: conn, rest: rest}) {
+			conn.Close()
+		}
+	})
 }
 
 func noop() {}

@@ -9,7 +9,10 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/weftmesh/weft/core/proxy/sockwait"
 )
 
 // Forwarder carries HTTP/1.1 from client connections to upstream ones,
@@ -69,7 +72,13 @@ type session struct {
 	x      Exchange // the exchange the hook sees
 	// answeredClose: the hook's answer ends the connection.
 	answeredClose bool
-	small         [smallSize]byte // what an idle connection reads into
+	// The client connection's socket (nil: none, a net.Pipe) and
+	// whether TLS is over it: an idle plain connection waits on the
+	// socket (idleRead).
+	rc     syscall.RawConn
+	isTLS  bool
+	small  *[smallSize]byte // what an idle connection without a socket reads into
+	fields *fieldSet        // the Fields of req and resp, held with the buffers
 	// bodyRead: the request's body was read whole (an Upstreams hook's
 	// request), so an answer leaves the connection open.
 	bodyRead bool
@@ -77,11 +86,13 @@ type session struct {
 	try      Try // the outcome of exchangeUp's last try
 }
 
-var sessions = sync.Pool{New: func() any {
-	return &session{
-		req: Request{Fields: make([]Field, 0, 32)}, resp: Response{Fields: make([]Field, 0, 32)},
-	}
-}}
+var sessions = sync.Pool{New: func() any { return new(session) }}
+
+// fieldSet is the room of a request's and a response's header fields,
+// held by a session with its buffers: an idle connection holds none.
+type fieldSet struct{ req, resp [32]Field }
+
+var fieldSets = sync.Pool{New: func() any { return new(fieldSet) }}
 
 // bufs are the readers' and writers' buffers, held by a session only
 // while an exchange is under way: a connection waiting for its next
@@ -91,16 +102,22 @@ var bufs = sync.Pool{New: func() any {
 	return &b
 }}
 
-// smallSize is the buffer a connection waits for its next request with;
-// what comes is copied into a reader's buffer taken then.
+// smallSize is the buffer a connection without a socket to wait on
+// waits for its next request with; what comes is copied into a reader's
+// buffer taken then.
 const smallSize = 512
 
-// takeBufs gives the session's readers and writers their buffers.
+// takeBufs gives the session's readers and writers their buffers, and
+// its request and response their fields' room.
 func (s *session) takeBufs() {
 	s.cr.take()
 	s.cw.take()
 	s.ur.take()
 	s.uw.take()
+	if s.fields == nil {
+		s.fields = fieldSets.Get().(*fieldSet)
+		s.req.Fields, s.resp.Fields = s.fields.req[:0], s.fields.resp[:0]
+	}
 }
 
 // releaseBufs gives the buffers back when none holds a byte (force: in
@@ -113,15 +130,44 @@ func (s *session) releaseBufs(force bool) {
 	s.cw.release()
 	s.ur.release()
 	s.uw.release()
+	if s.fields != nil {
+		*s.fields = fieldSet{} // no slice of a pooled buffer stays reachable
+		fieldSets.Put(s.fields)
+		s.fields = nil
+	}
+	s.req.Fields, s.resp.Fields = nil, nil
 }
 
-// idleRead waits for the first bytes of the next request in the small
-// buffer, then moves them to the client reader's buffer.
+// idleRead waits for the first bytes of the next request holding no
+// buffer, then reads them into the client reader's buffer, taken then.
+// A plain socket is waited on (sockwait.Readable). A TLS connection (the
+// inbound's, from another sidecar's pool: few) waits in a read into the
+// small buffer, since crypto/tls may hold the next request already
+// (records read with the last ones), which no wait on the socket sees,
+// and a read that asks it without waiting costs allocations.
 func (s *session) idleRead() error {
-	n, err := s.c.Read(s.small[:])
+	if s.rc == nil || s.isTLS || !sockwait.Supported {
+		if s.small == nil {
+			s.small = new([smallSize]byte)
+		}
+		n, err := s.c.Read(s.small[:])
+		if n > 0 {
+			s.takeBufs()
+			s.cr.r, s.cr.w = 0, copy(s.cr.buf, s.small[:n])
+			return nil
+		}
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return err
+	}
+	if err := sockwait.Readable(s.rc); err != nil {
+		return err
+	}
+	s.takeBufs()
+	n, err := s.c.Read(s.cr.buf)
+	s.cr.r, s.cr.w = 0, n
 	if n > 0 {
-		s.takeBufs()
-		s.cr.r, s.cr.w = 0, copy(s.cr.buf, s.small[:n])
 		return nil
 	}
 	if err == nil {
@@ -142,14 +188,32 @@ func (f *Forwarder) ServeConn(c net.Conn) error {
 }
 
 func (f *Forwarder) serveConn(c net.Conn, h Hook) ([]byte, error) {
+	s := f.begin(c, h)
+	return s.end(s.serve())
+}
+
+// begin takes a session for c (not inlined, as end: serveConn's frame is
+// under every wait for a request, and stays small).
+//
+//go:noinline
+func (f *Forwarder) begin(c net.Conn, h Hook) *session {
 	s := sessions.Get().(*session)
 	s.f, s.c, s.hook = f, c, h
+	s.isTLS, s.rc = sockwait.Under(c)
 	s.x = Exchange{Req: &s.req, Resp: &s.resp, Set: s.x.Set[:0], s: s}
 	s.cr.c, s.cr.r, s.cr.w = c, 0, 0
 	s.cw.c, s.cw.b = c, s.cw.b[:0]
 	s.uw.b, s.reused = s.uw.b[:0], false
 	s.cw.answered, s.answeredClose = false, false
-	err := s.serve()
+	return s
+}
+
+// end closes the session's connections (but a connection handed off)
+// and gives the session back.
+//
+//go:noinline
+func (s *session) end(err error) ([]byte, error) {
+	c := s.c
 	var rest []byte
 	if errors.Is(err, ErrHandOff) {
 		// Allocates, once per hand-off: the buffer stays with the pool.
@@ -166,6 +230,7 @@ func (f *Forwarder) serveConn(c net.Conn, h Hook) ([]byte, error) {
 		s.up.Close()
 	}
 	s.f, s.c, s.up, s.cr.c, s.cw.c, s.ur.c, s.uw.c, s.hook = nil, nil, nil, nil, nil, nil, nil, nil
+	s.rc, s.small = nil, nil
 	s.x = Exchange{Set: s.x.Set[:0]}
 	sessions.Put(s)
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
@@ -736,8 +801,10 @@ func (s *session) linger() {
 		return
 	}
 	s.c.SetReadDeadline(time.Now().Add(lingerTime))
+	bp := bufs.Get().(*[]byte)
+	defer bufs.Put(bp)
 	for n := 0; n < lingerBytes; {
-		m, err := s.c.Read(s.small[:])
+		m, err := s.c.Read(*bp)
 		n += m
 		if err != nil {
 			return
@@ -939,8 +1006,8 @@ ext:
 	return v, true
 }
 
-// reader is a connection's read side, its buffer kept for the
-// connection's life.
+// reader is a connection's read side; its buffer is pooled, held while
+// an exchange is under way (takeBufs, releaseBufs).
 type reader struct {
 	c    net.Conn
 	buf  []byte

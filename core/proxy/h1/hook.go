@@ -124,3 +124,14 @@ func (x *Exchange) Answer(status int, h []Field, body []byte) {
 func (f *Forwarder) ServeConnHook(c net.Conn, h Hook) (rest []byte, err error) {
 	return f.serveConn(c, h)
 }
+
+// GoServeConnHook is ServeConnHook on a goroutine of its own, which calls
+// then with what ServeConnHook returns. It returns at once, so that the
+// caller's goroutine, whose stack grew in accepting the connection (a TLS
+// handshake), can end: the connection's goroutine waits between requests
+// with little under it, and its stack shrinks to 4 KiB.
+func (f *Forwarder) GoServeConnHook(c net.Conn, h Hook, then func(rest []byte, err error)) {
+	go func() {
+		then(f.serveConn(c, h))
+	}()
+}
