@@ -598,9 +598,9 @@ type ModelTargets struct {
 	MemoryRatio     float64 `json:"memory_ratio"`
 	IdleMemoryRatio float64 `json:"idle_memory_ratio"`
 	// LatencyRatioP50 and P99: the node model's added latency over the
-	// sidecar model's (target: at most 1.1); 0 when the sidecars' added
-	// latency was not above 0 (direct's tail above the mesh's: noise,
-	// no ratio to judge).
+	// sidecar model's (target: at most 1.1); 0 when either added latency
+	// was not above 0 (direct slower than the mesh: noise, no ratio to
+	// judge).
 	LatencyRatioP50 float64 `json:"latency_ratio_p50"`
 	LatencyRatioP99 float64 `json:"latency_ratio_p99"`
 }
@@ -611,7 +611,7 @@ func (t ModelTargets) MemoryMet() bool { return t.MemoryRatio > 0 && t.MemoryRat
 // LatencyVerdict is "met", "**not met**", or why it cannot be judged.
 func (t ModelTargets) LatencyVerdict() string {
 	if t.LatencyRatioP50 == 0 || t.LatencyRatioP99 == 0 {
-		return "not judged (the sidecars' added latency was not above 0: noise)"
+		return "not judged (an added latency was not above 0: direct was slower than the mesh, noise)"
 	}
 	return metOrNot(t.LatencyRatioP50 <= 1.1 && t.LatencyRatioP99 <= 1.1)
 }
@@ -626,7 +626,7 @@ func (c *ModelsReport) Targets() []ModelTargets {
 		}
 	}
 	ratio := func(a, b float64) float64 {
-		if b <= 0 {
+		if a <= 0 || b <= 0 {
 			return 0
 		}
 		return a / b
@@ -663,7 +663,7 @@ func (c *ModelsReport) Markdown() string {
 		vs := "-"
 		if side := c.find(r.Instances, "sidecar"); side != nil && r.Model != "sidecar" {
 			x := func(a, b float64) string {
-				if b <= 0 {
+				if a <= 0 || b <= 0 {
 					return "n/a"
 				}
 				return fmt.Sprintf("%.2fx", a/b)
@@ -677,11 +677,18 @@ func (c *ModelsReport) Markdown() string {
 	if ts := c.Targets(); len(ts) > 0 {
 		b.WriteString("\nIssue 15's targets (node proxy against sidecars, same size):\n\n")
 		for _, t := range ts {
-			fmt.Fprintf(&b, "- %d instances: node proxy %.1f MiB under load = %.2fx one sidecar's %.1f MiB (idle: %.2fx): target under 2x %s; added latency p50 %.2fx, p99 %.2fx the sidecars': target within 1.1x %s.\n",
-				t.Instances, t.NodeMiB, t.MemoryRatio, t.OneSidecarMiB, t.IdleMemoryRatio, metOrNot(t.MemoryMet()), t.LatencyRatioP50, t.LatencyRatioP99, t.LatencyVerdict())
+			fmt.Fprintf(&b, "- n = %d: node proxy %.1f MiB under load = %.2fx one sidecar's %.1f MiB (idle: %.2fx): target under 2x %s; added latency p50 %s, p99 %s the sidecars': target within 1.1x %s.\n",
+				t.Instances, t.NodeMiB, t.MemoryRatio, t.OneSidecarMiB, t.IdleMemoryRatio, metOrNot(t.MemoryMet()), fmtRatio(t.LatencyRatioP50), fmtRatio(t.LatencyRatioP99), t.LatencyVerdict())
 		}
 	}
 	return b.String()
+}
+
+func fmtRatio(r float64) string {
+	if r == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2fx", r)
 }
 
 func metOrNot(ok bool) string {

@@ -81,8 +81,8 @@ func TestModelsReportRendered(t *testing.T) {
 	for _, want := range []string{
 		"| 10 | node | 5 | 1 | 26.0 | 26.0 | 1.0 | 0.0 | 0.0 | 500 / 920 | 1000 / 1920 | 420 / 920 | 1.05x / 1.15x |",
 		"| 50 | application | 5 | 5 | 130.0 | 130.0 | 1.0 | 0.0 | 0.0 | 500 / 900 | 1000 / 1800 | 400 / 800 | 1.00x / n/a |",
-		"- 10 instances: node proxy 26.0 MiB under load = 1.30x one sidecar's 20.0 MiB (idle: 1.30x): target under 2x met; added latency p50 1.05x, p99 1.15x the sidecars': target within 1.1x **not met**.",
-		"- 50 instances: node proxy 44.0 MiB under load = 2.20x one sidecar's 20.0 MiB (idle: 2.20x): target under 2x **not met**; added latency p50 1.25x, p99 0.00x the sidecars': target within 1.1x not judged",
+		"- n = 10: node proxy 26.0 MiB under load = 1.30x one sidecar's 20.0 MiB (idle: 1.30x): target under 2x met; added latency p50 1.05x, p99 1.15x the sidecars': target within 1.1x **not met**.",
+		"- n = 50: node proxy 44.0 MiB under load = 2.20x one sidecar's 20.0 MiB (idle: 2.20x): target under 2x **not met**; added latency p50 1.25x, p99 n/a the sidecars': target within 1.1x not judged",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the table lacks %q:\n%s", want, md)
@@ -94,6 +94,10 @@ func TestModelsReportRendered(t *testing.T) {
 	ts := c.Targets()
 	if len(ts) != 2 || !ts[0].MemoryMet() || ts[1].MemoryMet() || ts[0].LatencyVerdict() != "**not met**" {
 		t.Errorf("targets %+v", ts)
+	}
+	c.Runs[5].AddedP50Us = -20 // the node run's direct slower than its mesh: no ratio
+	if v := c.Targets()[1].LatencyVerdict(); !strings.HasPrefix(v, "not judged") {
+		t.Errorf("a negative added latency judged: %q", v)
 	}
 	if c.Quiet = false; !strings.Contains(c.Markdown(), "**machine busy: not reportable**") {
 		t.Errorf("a busy report is not marked")
@@ -159,7 +163,7 @@ func TestModelsSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(md, "| 2 | node | 2 | 1 |") || !strings.Contains(md, "- 2 instances: node proxy") {
+	if !strings.Contains(md, "| 2 | node | 2 | 1 |") || !strings.Contains(md, "- n = 2: node proxy") {
 		t.Errorf("results.md lacks the models rows:\n%s", md)
 	}
 	var back struct {
