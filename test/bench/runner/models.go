@@ -65,8 +65,11 @@ type ModelsOptions struct {
 	// application's upstream listener.
 	Rate        float64
 	ConnsPerApp int
-	Duration    time.Duration
-	Warmup      time.Duration
+	// Reps: pairs of runs (direct, then through the mesh) per model;
+	// the latencies are their medians.
+	Reps     int
+	Duration time.Duration
+	Warmup   time.Duration
 	// FirstAddress is the local adapter's first instance address; the
 	// instances take the addresses after it.
 	FirstAddress string
@@ -108,11 +111,17 @@ type ModelRun struct {
 	// traffic: timers, reports, the controller streams), percent of one
 	// core; CPUPct under the load through the mesh; CallerCPUPct the
 	// caller's sidecar under the load.
-	IdleCPUPct   float64      `json:"idle_cpu_pct"`
-	CPUPct       float64      `json:"cpu_pct"`
-	CallerCPUPct float64      `json:"caller_cpu_pct"`
-	Direct       *load.Result `json:"direct"`
-	Mesh         *load.Result `json:"mesh"`
+	IdleCPUPct   float64 `json:"idle_cpu_pct"`
+	CPUPct       float64 `json:"cpu_pct"`
+	CallerCPUPct float64 `json:"caller_cpu_pct"`
+	// Direct and Mesh: every repetition's result, direct and through the
+	// mesh; the P50 and P99 figures are their medians.
+	Direct      []*load.Result `json:"direct"`
+	Mesh        []*load.Result `json:"mesh"`
+	DirectP50Us float64        `json:"direct_p50_us"`
+	DirectP99Us float64        `json:"direct_p99_us"`
+	MeshP50Us   float64        `json:"mesh_p50_us"`
+	MeshP99Us   float64        `json:"mesh_p99_us"`
 	// AddedP50Us and AddedP99Us: the mesh's latency minus direct's.
 	AddedP50Us float64 `json:"added_p50_us"`
 	AddedP99Us float64 `json:"added_p99_us"`
@@ -126,6 +135,7 @@ type ModelRun struct {
 type ModelsReport struct {
 	Rate        float64    `json:"rate"`
 	ConnsPerApp int        `json:"conns_per_application"`
+	Reps        int        `json:"reps"`
 	Duration    string     `json:"duration"`
 	Warmup      string     `json:"warmup"`
 	Runs        []ModelRun `json:"runs"`
@@ -201,7 +211,7 @@ func Models(ctx context.Context, o ModelsOptions) (*ModelsReport, error) {
 	if o.FirstAddress == "" {
 		o.FirstAddress = "127.0.160.2"
 	}
-	rep := &ModelsReport{Rate: o.Rate, ConnsPerApp: o.ConnsPerApp, Duration: o.Duration.String(), Warmup: o.Warmup.String(), Quiet: true}
+	rep := &ModelsReport{Rate: o.Rate, ConnsPerApp: o.ConnsPerApp, Reps: max(1, o.Reps), Duration: o.Duration.String(), Warmup: o.Warmup.String(), Quiet: true}
 	t0 := time.Now()
 	for _, n := range o.Sizes {
 		for _, model := range ProxyModels {
@@ -214,9 +224,9 @@ func Models(ctx context.Context, o ModelsOptions) (*ModelsReport, error) {
 			}
 			rep.Runs = append(rep.Runs, *run)
 			rep.Quiet = rep.Quiet && run.Quiet
-			o.logf("%-10s %-11s %2d proxies  RSS idle %7.1f MiB, load %7.1f MiB, Pss %7.1f MiB  CPU idle %5.1f%% load %5.1f%%  p50 direct %6.0fus mesh %6.0fus  p99 direct %6.0fus mesh %6.0fus  errors %d%s",
+			o.logf("%-10s %-11s %2d proxies  RSS idle %7.1f MiB, load %7.1f MiB, Pss %7.1f MiB  CPU idle %5.1f%% load %5.1f%%  p50 direct %6.0fus mesh %6.0fus  p99 direct %6.0fus mesh %6.0fus%s",
 				ModelScenarioName(n), model, run.Proxies, mib(run.IdleRSSKiB), mib(run.LoadRSSKiB), mib(run.PssKiB), run.IdleCPUPct, run.CPUPct,
-				run.Direct.Latency.P50, run.Mesh.Latency.P50, run.Direct.Latency.P99, run.Mesh.Latency.P99, run.Mesh.Errors,
+				run.DirectP50Us, run.MeshP50Us, run.DirectP99Us, run.MeshP99Us,
 				map[bool]string{true: "", false: "  (machine busy: not reportable)"}[run.Quiet])
 		}
 	}
@@ -506,51 +516,22 @@ func modelRun(ctx context.Context, o ModelsOptions, n int, model string) (*Model
 		run.IdleRSSKiB += rss
 	}
 
-	conns := o.ConnsPerApp * len(split)
-	mo := Options{Bin: o.Bin, Duration: o.Duration, Warmup: o.Warmup, MaxBusy: o.MaxBusy, WaitQuiet: o.WaitQuiet}
 	var own []int
 	for _, pid := range descendants(r.p.pid()) {
 		if !seen[pid] {
 			own = append(own, pid)
 		}
 	}
-	mo.ownPIDs = own
-	cand := &pidsCand{name: model, ps: proxies}
-	scen := Scenario{Proto: "http1", Rate: o.Rate, Conns: conns}
+	paths := modelPaths{proxies: proxies, caller: callerPID, own: own, apps: apps, upstreams: upstreams}
 	for attempt := 1; ; attempt++ {
 		before, quiet, why, err := waitQuiet(ctx, Options{MaxBusy: o.MaxBusy, WaitQuiet: o.WaitQuiet})
 		if err != nil {
 			return nil, err
 		}
 		run.Before, run.Attempt = before, attempt
-		// Direct first: the proxies' CPU meanwhile is their idle cost.
-		t := time.Now()
-		direct, idle, fd, err := measure(ctx, mo, cand, scen, strings.Join(apps, ","))
-		if err != nil {
-			return nil, fmt.Errorf("direct: %w", err)
+		if err := measureModel(ctx, o, run, paths); err != nil {
+			return nil, err
 		}
-		run.Direct, run.IdleCPUPct = direct, 100*idle.CPUSeconds/time.Since(t).Seconds()
-		caller0 := cpuSnapshot([]int{callerPID})
-		t = time.Now()
-		mesh, use, fm, err := measure(ctx, mo, cand, scen, strings.Join(upstreams, ","))
-		if err != nil {
-			return nil, fmt.Errorf("through the mesh: %w", err)
-		}
-		el := time.Since(t).Seconds()
-		run.Mesh, run.CPUPct, run.CallerCPUPct = mesh, 100*use.CPUSeconds/el, 100*caller0.since().Seconds()/el
-		run.LoadRSSKiB = 0
-		for _, v := range use.RSSKiB {
-			run.LoadRSSKiB += v
-		}
-		run.PssKiB = 0
-		for _, pid := range proxies {
-			pss, err := procPss(pid)
-			if err != nil {
-				return nil, err
-			}
-			run.PssKiB += pss
-		}
-		run.ForeignPct = max(fd, fm)
 		if quiet && run.ForeignPct > o.MaxForeign {
 			quiet, why = false, fmt.Sprintf("other processes used %.0f%% of the CPUs during the run (limit %.0f%%)", run.ForeignPct, o.MaxForeign)
 		}
@@ -567,12 +548,77 @@ func modelRun(ctx context.Context, o ModelsOptions, n int, model string) (*Model
 		}
 		break
 	}
-	if run.Direct.Errors > 0 || run.Mesh.Errors > 0 {
-		return nil, fmt.Errorf("errors: direct %d (%s), through the mesh %d (%s)", run.Direct.Errors, run.Direct.FirstError, run.Mesh.Errors, run.Mesh.FirstError)
-	}
-	run.AddedP50Us = run.Mesh.Latency.P50 - run.Direct.Latency.P50
-	run.AddedP99Us = run.Mesh.Latency.P99 - run.Direct.Latency.P99
 	return run, nil
+}
+
+// modelPaths are what measureModel loads and samples.
+type modelPaths struct {
+	proxies   []int    // the processes serving the instances
+	caller    int      // the caller's sidecar
+	own       []int    // the rest of the controller's tree
+	apps      []string // the instances' app addresses (direct)
+	upstreams []string // the caller's outbound listeners (through the mesh)
+}
+
+// measureModel runs o.Reps pairs of runs, direct then through the mesh,
+// and fills run's figures: latency medians over the pairs, CPU over all
+// of them, each proxy's peak RSS over all of them, Pss after the last.
+func measureModel(ctx context.Context, o ModelsOptions, run *ModelRun, p modelPaths) error {
+	mo := Options{Bin: o.Bin, Duration: o.Duration, Warmup: o.Warmup, ownPIDs: p.own}
+	cand := &pidsCand{name: run.Model, ps: p.proxies}
+	scen := Scenario{Proto: "http1", Rate: o.Rate, Conns: o.ConnsPerApp * run.Apps}
+	run.Direct, run.Mesh, run.ForeignPct = nil, nil, 0
+	peak := make([]int64, len(p.proxies))
+	var idleCPU, idleTime, cpu, callerCPU, loadTime float64
+	for range max(1, o.Reps) {
+		// Direct first: the proxies' CPU meanwhile is their idle cost.
+		t := time.Now()
+		direct, idle, fd, err := measure(ctx, mo, cand, scen, strings.Join(p.apps, ","))
+		if err != nil {
+			return fmt.Errorf("direct: %w", err)
+		}
+		idleCPU, idleTime = idleCPU+idle.CPUSeconds, idleTime+time.Since(t).Seconds()
+		caller0 := cpuSnapshot([]int{p.caller})
+		t = time.Now()
+		mesh, use, fm, err := measure(ctx, mo, cand, scen, strings.Join(p.upstreams, ","))
+		if err != nil {
+			return fmt.Errorf("through the mesh: %w", err)
+		}
+		cpu, callerCPU, loadTime = cpu+use.CPUSeconds, callerCPU+caller0.since().Seconds(), loadTime+time.Since(t).Seconds()
+		for i, v := range use.RSSKiB {
+			peak[i] = max(peak[i], v)
+		}
+		if direct.Errors > 0 || mesh.Errors > 0 {
+			return fmt.Errorf("errors: direct %d (%s), through the mesh %d (%s)", direct.Errors, direct.FirstError, mesh.Errors, mesh.FirstError)
+		}
+		run.Direct, run.Mesh = append(run.Direct, direct), append(run.Mesh, mesh)
+		run.ForeignPct = max(run.ForeignPct, fd, fm)
+	}
+	run.IdleCPUPct, run.CPUPct, run.CallerCPUPct = 100*idleCPU/idleTime, 100*cpu/loadTime, 100*callerCPU/loadTime
+	run.LoadRSSKiB, run.PssKiB = 0, 0
+	for _, v := range peak {
+		run.LoadRSSKiB += v
+	}
+	for _, pid := range p.proxies {
+		pss, err := procPss(pid)
+		if err != nil {
+			return err
+		}
+		run.PssKiB += pss
+	}
+	med := func(rs []*load.Result, f func(load.Latency) float64) float64 {
+		var vs []float64
+		for _, r := range rs {
+			vs = append(vs, f(r.Latency))
+		}
+		return stat(vs).Median
+	}
+	p50 := func(l load.Latency) float64 { return l.P50 }
+	p99 := func(l load.Latency) float64 { return l.P99 }
+	run.DirectP50Us, run.DirectP99Us = med(run.Direct, p50), med(run.Direct, p99)
+	run.MeshP50Us, run.MeshP99Us = med(run.Mesh, p50), med(run.Mesh, p99)
+	run.AddedP50Us, run.AddedP99Us = run.MeshP50Us-run.DirectP50Us, run.MeshP99Us-run.DirectP99Us
+	return nil
 }
 
 // find is the run of n instances in model, nil when there is none.
@@ -654,9 +700,9 @@ func (c *ModelsReport) Markdown() string {
 		conns = "connection"
 	}
 	fmt.Fprintf(&b, "Deployment models (issue 15), one node, the local adapter: n instances of the backend (weft-load serve) split over the applications of the column apps (an application proxy each in the application model); "+
-		"one caller on its own sidecar sends %.0f RPS (%d %s per application, %s after %s warm-up) through its upstreams to them; direct: the same load to the apps' ports. "+
+		"one caller on its own sidecar sends %.0f RPS (%d %s per application, %s after %s warm-up) through its upstreams to them; direct: the same load to the apps' ports, right before; latencies: the median of %d such pair(s). "+
 		"RSS: VmRSS summed over the proxy processes serving the n instances (not the caller's sidecar); Pss: from smaps_rollup, the binary's shared pages divided between the processes; CPU: percent of one core, idle during the direct run%s.\n\n",
-		c.Rate, c.ConnsPerApp, conns, c.Duration, c.Warmup, map[bool]string{true: "", false: "; **machine busy: not reportable**"}[c.Quiet])
+		c.Rate, c.ConnsPerApp, conns, c.Duration, c.Warmup, max(1, c.Reps), map[bool]string{true: "", false: "; **machine busy: not reportable**"}[c.Quiet])
 	b.WriteString("| instances | model | apps | proxy processes | RSS idle (MiB) | RSS under load (MiB) | Pss (MiB) | CPU idle (%) | CPU under load (%) | p50 direct / mesh (us) | p99 direct / mesh (us) | added p50 / p99 (us) | added vs sidecars' p50 / p99 |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range c.Runs {
@@ -672,7 +718,7 @@ func (c *ModelsReport) Markdown() string {
 		}
 		fmt.Fprintf(&b, "| %d | %s | %d | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f | %s |\n",
 			r.Instances, r.Model, r.Apps, r.Proxies, mib(r.IdleRSSKiB), mib(r.LoadRSSKiB), mib(r.PssKiB), r.IdleCPUPct, r.CPUPct,
-			r.Direct.Latency.P50, r.Mesh.Latency.P50, r.Direct.Latency.P99, r.Mesh.Latency.P99, r.AddedP50Us, r.AddedP99Us, vs)
+			r.DirectP50Us, r.MeshP50Us, r.DirectP99Us, r.MeshP99Us, r.AddedP50Us, r.AddedP99Us, vs)
 	}
 	if ts := c.Targets(); len(ts) > 0 {
 		b.WriteString("\nIssue 15's targets (node proxy against sidecars, same size):\n\n")

@@ -68,10 +68,9 @@ func TestModelsPolicyLoads(t *testing.T) {
 
 // The table and the targets' verdicts, from a report made up here.
 func TestModelsReportRendered(t *testing.T) {
-	res := func(p50, p99 float64) *load.Result { return &load.Result{Latency: load.Latency{P50: p50, P99: p99}} }
 	run := func(n int, model string, proxies int, rssMiB float64, p50, p99 float64) ModelRun {
 		return ModelRun{Instances: n, Model: model, Apps: min(n, 5), Proxies: proxies, IdleRSSKiB: int64(rssMiB * 1024), LoadRSSKiB: int64(rssMiB * 1024), PssKiB: 1024,
-			Direct: res(500, 1000), Mesh: res(500+p50, 1000+p99), AddedP50Us: p50, AddedP99Us: p99}
+			DirectP50Us: 500, DirectP99Us: 1000, MeshP50Us: 500 + p50, MeshP99Us: 1000 + p99, AddedP50Us: p50, AddedP99Us: p99}
 	}
 	c := &ModelsReport{Rate: 100, ConnsPerApp: 2, Duration: "6s", Warmup: "1s", Quiet: true, Runs: []ModelRun{
 		run(10, "sidecar", 10, 200, 400, 800), run(10, "application", 5, 105, 400, 800), run(10, "node", 1, 26, 420, 920),
@@ -127,8 +126,8 @@ func TestModelsSmoke(t *testing.T) {
 	defer cancel()
 	var log strings.Builder
 	start := time.Now()
-	m, err := Models(ctx, ModelsOptions{Bin: bin, Out: out, Sizes: []int{2}, Apps: 2, Rate: 50, ConnsPerApp: 1,
-		Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond, FirstAddress: "127.0.161.2", MaxBusy: 100, MaxForeign: 100, Force: true, Log: &log})
+	m, err := Models(ctx, ModelsOptions{Bin: bin, Out: out, Sizes: []int{2}, Apps: 2, Rate: 50, ConnsPerApp: 1, Reps: 2,
+		Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond, FirstAddress: "127.0.161.2", MaxBusy: 100, MaxForeign: 100, Force: true, Log: &log})
 	if err != nil {
 		t.Fatalf("models: %v\n%s", err, log.String())
 	}
@@ -147,10 +146,18 @@ func TestModelsSmoke(t *testing.T) {
 		if r.IdleRSSKiB <= 0 || r.LoadRSSKiB <= 0 || r.PssKiB <= 0 || r.PssKiB > r.LoadRSSKiB {
 			t.Errorf("%s: memory idle %d, load %d, Pss %d KiB", r.Model, r.IdleRSSKiB, r.LoadRSSKiB, r.PssKiB)
 		}
-		for name, res := range map[string]*load.Result{"direct": r.Direct, "mesh": r.Mesh} {
-			if res == nil || res.Requests == 0 || res.Errors != 0 || res.Latency.P50 <= 0 {
-				t.Errorf("%s, %s: %+v", r.Model, name, res)
+		for name, rs := range map[string][]*load.Result{"direct": r.Direct, "mesh": r.Mesh} {
+			if len(rs) != 2 {
+				t.Errorf("%s, %s: %d results, want 2 (repetitions)", r.Model, name, len(rs))
 			}
+			for _, res := range rs {
+				if res == nil || res.Requests == 0 || res.Errors != 0 || res.Latency.P50 <= 0 {
+					t.Errorf("%s, %s: %+v", r.Model, name, res)
+				}
+			}
+		}
+		if r.MeshP50Us <= 0 || r.DirectP50Us <= 0 || r.AddedP50Us != r.MeshP50Us-r.DirectP50Us {
+			t.Errorf("%s: medians direct %v, mesh %v, added %v", r.Model, r.DirectP50Us, r.MeshP50Us, r.AddedP50Us)
 		}
 		if r.CPUPct < 0 || r.IdleCPUPct < 0 || r.ConvergedSeconds <= 0 {
 			t.Errorf("%s: CPU %v, idle %v, converged in %vs", r.Model, r.CPUPct, r.IdleCPUPct, r.ConvergedSeconds)

@@ -88,6 +88,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&mo.Apps, "models-apps", 5, "deployment models: applications the instances are split over (each its own proxy in the application model)")
 	fs.Float64Var(&mo.Rate, "models-rate", 100, "deployment models: requests per second through the mesh, over all instances")
 	fs.IntVar(&mo.ConnsPerApp, "models-conns", 2, "deployment models: load generator connections per application")
+	fs.IntVar(&mo.Reps, "models-reps", 1, "deployment models: pairs of runs (direct, then through the mesh) per model; latencies are their medians")
 	fs.DurationVar(&mo.Duration, "models-duration", 6*time.Second, "deployment models: measured time of each run (direct, then through the mesh)")
 	fs.DurationVar(&mo.Warmup, "models-warmup", time.Second, "deployment models: warm-up before each run, not recorded")
 	fs.StringVar(&mo.FirstAddress, "models-first-address", "127.0.160.2", "deployment models: the local adapter's first instance address (the instances take the next ones)")
