@@ -243,6 +243,46 @@ type modelsMesh struct {
 	work string
 }
 
+// startModelsMesh writes the policy and the workloads file of split in
+// model into work (emptied first) and starts the controller on them.
+func startModelsMesh(o ModelsOptions, work, model string, split []int) (*modelsMesh, error) {
+	for _, pid := range processesIn(work) { // a run of ours cut short
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	os.RemoveAll(work)
+	policyDir := filepath.Join(work, "policy")
+	if err := os.MkdirAll(policyDir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(policyDir, "mesh.hcl"), []byte(modelsPolicy(len(split))), 0o600); err != nil {
+		return nil, err
+	}
+	workloads := filepath.Join(work, "workloads.hcl")
+	if err := os.WriteFile(workloads, []byte(modelsWorkloads(filepath.Join(o.Bin, "weft-load"), model, split)), 0o600); err != nil {
+		return nil, err
+	}
+	var ports [2]int
+	for i := range ports {
+		var err error
+		if ports[i], err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	r := &replica{listen: fmt.Sprintf("127.0.0.1:%d", ports[0]), admin: fmt.Sprintf("127.0.0.1:%d", ports[1]), data: filepath.Join(work, "data")}
+	// On the proxy core: the controller, its adapter and everything the
+	// adapter starts (apps and proxies) inherit it.
+	var err error
+	r.p, err = startProc("controller", work, proxyCore, nil, filepath.Join(o.Bin, "weft"), "controller",
+		"--data-dir", r.data, "--listen", r.listen, "--admin", r.admin, "--proxy-binary", filepath.Join(o.Bin, "weft-proxy"),
+		"--policy-dir", policyDir, "--adapter", "local="+workloads,
+		"--adapter-option", "local.first_address="+o.FirstAddress, "--adapter-option", "local.isolation=none",
+		"--adapter-option", "local.node=bench-node")
+	if err != nil {
+		return nil, err
+	}
+	return &modelsMesh{ctl: r, work: work}, nil
+}
+
 // stop stops the controller like Ctrl-C, so that its local adapter stops
 // every process it started, then kills, by pid, any process of this
 // mesh that outlived it (one whose working directory or command line is
@@ -371,41 +411,13 @@ func modelRun(ctx context.Context, o ModelsOptions, n int, model string) (*Model
 	if err != nil {
 		return nil, err
 	}
-	for _, pid := range processesIn(work) { // a run of ours cut short
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
-	os.RemoveAll(work)
-	policyDir := filepath.Join(work, "policy")
-	if err := os.MkdirAll(policyDir, 0o700); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(policyDir, "mesh.hcl"), []byte(modelsPolicy(len(split))), 0o600); err != nil {
-		return nil, err
-	}
-	workloads := filepath.Join(work, "workloads.hcl")
-	if err := os.WriteFile(workloads, []byte(modelsWorkloads(filepath.Join(o.Bin, "weft-load"), model, split)), 0o600); err != nil {
-		return nil, err
-	}
-	var ports [2]int
-	for i := range ports {
-		if ports[i], err = freePort(); err != nil {
-			return nil, err
-		}
-	}
-	r := &replica{listen: fmt.Sprintf("127.0.0.1:%d", ports[0]), admin: fmt.Sprintf("127.0.0.1:%d", ports[1]), data: filepath.Join(work, "data")}
 	t0 := time.Now()
-	// On the proxy core: the controller, its adapter and everything the
-	// adapter starts (apps and proxies) inherit it.
-	r.p, err = startProc("controller", work, proxyCore, nil, filepath.Join(o.Bin, "weft"), "controller",
-		"--data-dir", r.data, "--listen", r.listen, "--admin", r.admin, "--proxy-binary", filepath.Join(o.Bin, "weft-proxy"),
-		"--policy-dir", policyDir, "--adapter", "local="+workloads,
-		"--adapter-option", "local.first_address="+o.FirstAddress, "--adapter-option", "local.isolation=none",
-		"--adapter-option", "local.node=bench-node")
+	m, err := startModelsMesh(o, work, model, split)
 	if err != nil {
 		return nil, err
 	}
-	m := &modelsMesh{ctl: r, work: work}
 	defer m.stop()
+	r := m.ctl
 
 	want := n + 1
 	s, err := waitStatus(ctx, r, nil, 4*time.Minute, func(s *api.StatusReport) bool {
@@ -456,57 +468,13 @@ func modelRun(ctx context.Context, o ModelsOptions, n int, model string) (*Model
 	}
 	o.logf("%s %s: %d instances in %d applications served by %d proxies, converged in %.1fs", ModelScenarioName(n), model, n, len(split), run.Proxies, run.ConvergedSeconds)
 
-	// Warm every path: each app directly, and each application through
-	// the mesh twice per instance (round robin reaches each instance).
 	var upstreams []string
 	for i := range split {
 		upstreams = append(upstreams, fmt.Sprintf("%s:%d", callerAddr, modelsUpstreamPort(i)))
 	}
-	hc := &http.Client{Timeout: 5 * time.Second}
-	defer hc.CloseIdleConnections()
-	get := func(addr string) error {
-		resp, err := hc.Get("http://" + addr + "/1k")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-			return err
-		}
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s answered %s", addr, resp.Status)
-		}
-		return nil
+	if err := warmModel(r.p, apps, upstreams, split); err != nil {
+		return nil, err
 	}
-	warm := func(addr string, times int) error {
-		deadline := time.Now().Add(60 * time.Second)
-		for ok := 0; ok < times; {
-			err := get(addr)
-			if err == nil {
-				ok++
-				continue
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("calling %s: %w", addr, err)
-			}
-			if e := r.p.exited(); e != nil {
-				return e
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		return nil
-	}
-	for _, a := range apps {
-		if err := warm(a, 1); err != nil {
-			return nil, err
-		}
-	}
-	for i, u := range upstreams {
-		if err := warm(u, 2*split[i]); err != nil {
-			return nil, fmt.Errorf("through the mesh: %w", err)
-		}
-	}
-	hc.CloseIdleConnections()
 	time.Sleep(time.Second) // let the warm-up's garbage settle, as runFamily does
 	for _, pid := range proxies {
 		rss, _, err := procStats(pid)
@@ -549,6 +517,58 @@ func modelRun(ctx context.Context, o ModelsOptions, n int, model string) (*Model
 		break
 	}
 	return run, nil
+}
+
+// warmModel calls each app directly once, and each application through
+// the mesh (upstreams[i]) twice per instance (split[i]): round robin
+// reaches every instance. Each call is retried for up to 60 s while
+// controller runs.
+func warmModel(controller *proc, apps, upstreams []string, split []int) error {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	defer hc.CloseIdleConnections()
+	get := func(addr string) error {
+		resp, err := hc.Get("http://" + addr + "/1k")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s answered %s", addr, resp.Status)
+		}
+		return nil
+	}
+	warm := func(addr string, times int) error {
+		deadline := time.Now().Add(60 * time.Second)
+		for ok := 0; ok < times; {
+			err := get(addr)
+			if err == nil {
+				ok++
+				continue
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("calling %s: %w", addr, err)
+			}
+			if e := controller.exited(); e != nil {
+				return e
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return nil
+	}
+	for _, a := range apps {
+		if err := warm(a, 1); err != nil {
+			return err
+		}
+	}
+	for i, u := range upstreams {
+		if err := warm(u, 2*split[i]); err != nil {
+			return fmt.Errorf("through the mesh: %w", err)
+		}
+	}
+	return nil
 }
 
 // modelPaths are what measureModel loads and samples.
