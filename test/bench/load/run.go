@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 // Config is one load run.
 type Config struct {
 	Proto    string        // http1, h2, grpc, tcp, tcp-new
-	Target   string        // host:port
+	Target   string        // host:port, or several separated by commas: connection i goes to the (i mod n)th
 	Rate     float64       // requests per second over all connections; 0: closed loop
 	Conns    int           // connections (one request in flight on each)
 	Duration time.Duration // measured time
@@ -77,23 +78,26 @@ type doer interface {
 	close()
 }
 
-func (c *Config) newDoer() (doer, error) {
+// targets are the addresses of c.Target, in order.
+func (c *Config) targets() []string { return strings.Split(c.Target, ",") }
+
+func (c *Config) newDoer(target string) (doer, error) {
 	switch c.Proto {
 	case "http1":
-		return dialHTTP1(c.Target, c.Path)
+		return dialHTTP1(target, c.Path)
 	case "https1":
 		// TLS from outside, as to an ingress gateway: HTTP/1.1 over TLS,
 		// the server's certificate not checked (the benchmark's own).
-		h := &http1{target: c.Target, tls: true, req: []byte("GET " + c.Path + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: weft-load\r\n\r\n")}
+		h := &http1{target: target, tls: true, req: []byte("GET " + c.Path + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: weft-load\r\n\r\n")}
 		return h, h.redial()
 	case "h2":
-		return newH2(c.Target, c.Path), nil
+		return newH2(target, c.Path), nil
 	case "grpc":
-		return newGRPC(c.Target)
+		return newGRPC(target)
 	case "tcp":
-		return dialEcho(c.Target, c.MsgSize)
+		return dialEcho(target, c.MsgSize)
 	case "tcp-new":
-		return &newConnEcho{target: c.Target, msg: make([]byte, c.MsgSize), buf: make([]byte, c.MsgSize)}, nil
+		return &newConnEcho{target: target, msg: make([]byte, c.MsgSize), buf: make([]byte, c.MsgSize)}, nil
 	}
 	return nil, fmt.Errorf("unknown protocol %q; want http1, https1, h2, grpc, tcp or tcp-new", c.Proto)
 }
@@ -117,13 +121,15 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		c.MsgSize = 64
 	}
 	doers := make([]doer, c.Conns)
+	targets := c.targets()
 	for i := range doers {
-		d, err := c.newDoer()
+		target := targets[i%len(targets)]
+		d, err := c.newDoer(target)
 		if err != nil {
 			for _, o := range doers[:i] {
 				o.close()
 			}
-			return nil, fmt.Errorf("connecting to %s: %w", c.Target, err)
+			return nil, fmt.Errorf("connecting to %s: %w", target, err)
 		}
 		doers[i] = d
 	}

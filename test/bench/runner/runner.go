@@ -54,6 +54,10 @@ type Options struct {
 	Log      io.Writer
 
 	backendPID int
+	// ownPIDs are more of the suite's processes (the models scenario's
+	// apps, controller and caller sidecar): their CPU during a run is
+	// the suite's, not other work's.
+	ownPIDs []int
 }
 
 // Scenario is one measured load.
@@ -145,8 +149,10 @@ type Report struct {
 	ControlPlane  *CPReport  `json:"control_plane,omitempty"`
 	// ControlPlaneReplicas: the replica scenario (--cp-replicas).
 	ControlPlaneReplicas *CPReplicasReport `json:"control_plane_replicas,omitempty"`
-	WrkCheck             *WrkCheck         `json:"wrk_check,omitempty"`
-	Summary              []SummaryRow      `json:"summary"`
+	// Models: the deployment-models scenario (models.go).
+	Models   *ModelsReport `json:"models,omitempty"`
+	WrkCheck *WrkCheck     `json:"wrk_check,omitempty"`
+	Summary  []SummaryRow  `json:"summary"`
 }
 
 // OptionsJSON is the part of Options a reader needs.
@@ -423,6 +429,7 @@ func measure(ctx context.Context, o Options, c candidate, s Scenario, entry stri
 	if o.backendPID != 0 {
 		_, backend0, _ = procStats(o.backendPID)
 	}
+	own0 := cpuSnapshot(o.ownPIDs)
 	cpuA, err := readCPUTimes()
 	if err != nil {
 		return nil, nil, 0, err
@@ -444,6 +451,7 @@ func measure(ctx context.Context, o Options, c candidate, s Scenario, entry stri
 		_, b1, _ := procStats(o.backendPID)
 		ours += b1 - backend0
 	}
+	ours += own0.since()
 	var res load.Result
 	if err := json.Unmarshal(out, &res); err != nil {
 		return nil, nil, 0, fmt.Errorf("reading weft-load's result: %w", err)
@@ -748,6 +756,9 @@ func Markdown(r *Report) string {
 	if w := r.WrkCheck; w != nil {
 		fmt.Fprintf(&b, "\nLoad generator cross-check against wrk (%s, %d connections, %.0f s%s): weft-load %.0f req/s, mean %.0f us, p50 %.0f us; wrk %.0f req/s, mean %.0f us, p50 %.0f us.\n",
 			w.BackendAddrNote, w.Conns, w.Seconds, map[bool]string{true: "", false: "; machine busy"}[w.Quiet], w.WeftLoadRPS, w.WeftLoadMeanUs, w.WeftLoadP50Us, w.WrkRPS, w.WrkMeanUs, w.WrkP50Us)
+	}
+	if m := r.Models; m != nil {
+		b.WriteString("\n" + m.Markdown())
 	}
 	if cp := r.ControlPlane; cp != nil {
 		b.WriteString("\n" + cp.Markdown())

@@ -1,6 +1,8 @@
 // Command weft-bench runs the benchmark suite (test/bench/runner): the
-// data plane (direct, HAProxy, Weft through the same two-hop mTLS chain)
-// and the control plane (one controller, many simulated sidecars; with
+// data plane (direct, HAProxy, Weft through the same two-hop mTLS chain),
+// the deployment models (models-1, models-10, models-50: sidecars,
+// application proxies and one node proxy on the local adapter; skip them
+// with --skip-models) and the control plane (one controller, many simulated sidecars; with
 // --cp-replicas 3, three `weft controller` replicas on Raft instead). It
 // prints a Markdown table and writes results.json and results.md.
 //
@@ -19,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -79,6 +82,16 @@ func run(ctx context.Context, args []string) error {
 	reportEvery := fs.Duration("cp-report-every", time.Second, "control plane: each simulated sidecar sends a golden-signal report this often (sidecars send one every 10s; faster measures sooner)")
 	reportRounds := fs.Int("cp-report-rounds", 10, "control plane: reports each simulated sidecar sends; 0 skips the reporting phase")
 	replicas := fs.Int("cp-replicas", 1, "control plane: 1 measures the benchmark's own controller process; 3 (or 5) instead starts that many `weft controller` replicas (Raft) with the file adapter, from --bin (make build), and measures them")
+	skipModels := fs.Bool("skip-models", false, "skip the deployment-models scenario (models-N: sidecars, application proxies, one node proxy)")
+	modelSizes := fs.String("models-sizes", "1,10,50", "deployment models: instances on the node, comma-separated (scenarios models-1, models-10, ...)")
+	var mo runner.ModelsOptions
+	fs.IntVar(&mo.Apps, "models-apps", 5, "deployment models: applications the instances are split over (each its own proxy in the application model)")
+	fs.Float64Var(&mo.Rate, "models-rate", 100, "deployment models: requests per second through the mesh, over all instances")
+	fs.IntVar(&mo.ConnsPerApp, "models-conns", 2, "deployment models: load generator connections per application")
+	fs.IntVar(&mo.Reps, "models-reps", 1, "deployment models: pairs of runs (direct, then through the mesh) per model; latencies are their medians")
+	fs.DurationVar(&mo.Duration, "models-duration", 6*time.Second, "deployment models: measured time of each run (direct, then through the mesh)")
+	fs.DurationVar(&mo.Warmup, "models-warmup", time.Second, "deployment models: warm-up before each run, not recorded")
+	fs.StringVar(&mo.FirstAddress, "models-first-address", "127.0.160.2", "deployment models: the local adapter's first instance address (the instances take the next ones)")
 	poll := fs.Duration("cp-adapter-poll", 10*time.Millisecond, "control plane with --cp-replicas: the file adapter's poll interval (an endpoint change waits up to this long)")
 	fs.Parse(args)
 	if *quick {
@@ -98,6 +111,9 @@ func run(ctx context.Context, args []string) error {
 		def("cp-services", func() { shape.Services = 100 })
 		def("cp-sidecars", func() { shape.Sidecars = 100 })
 		def("cp-changes", func() { *changes = 20 })
+		def("models-sizes", func() { *modelSizes = "1,10" })
+		def("models-duration", func() { mo.Duration = 2 * time.Second })
+		def("models-warmup", func() { mo.Warmup = 500 * time.Millisecond })
 	}
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")
@@ -124,8 +140,23 @@ func run(ctx context.Context, args []string) error {
 	}
 	r.Machine = runner.DescribeMachine()
 	var failed error
-	if !*skipDP {
+	if !*skipDP && dataPlaneSelected(o.Scenarios) {
 		failed = runner.DataPlane(ctx, o, r)
+	}
+	if sizes, err := parseSizes(*modelSizes); err != nil {
+		return err
+	} else if sizes = runner.SelectModelSizes(sizes, o.Scenarios); failed == nil && !*skipDP && !*skipModels && len(sizes) > 0 {
+		mo.Bin, mo.Out, mo.Sizes, mo.Log = o.Bin, o.Out, sizes, os.Stderr
+		mo.MaxBusy, mo.MaxForeign, mo.WaitQuiet, mo.Retries, mo.Force = o.MaxBusy, o.MaxForeign, o.WaitQuiet, o.Retries, o.Force
+		m, err := runner.Models(ctx, mo)
+		if err != nil {
+			failed = fmt.Errorf("deployment models: %w", err)
+		} else {
+			r.Models = m
+			if !m.Quiet {
+				r.NotReportable = append(r.NotReportable, "deployment models: machine busy during a run")
+			}
+		}
 	}
 	if failed == nil && !*skipCP && *replicas > 1 {
 		cp, err := runner.ControlPlaneReplicas(ctx, runner.CPReplicasOptions{Replicas: *replicas, Poll: *poll,
@@ -161,6 +192,33 @@ func run(ctx context.Context, args []string) error {
 	fmt.Print(md)
 	fmt.Fprintf(os.Stderr, "\nwrote %s and %s\n", filepath.Join(o.Out, "results.json"), filepath.Join(o.Out, "results.md"))
 	return failed
+}
+
+// dataPlaneSelected: no --scenarios, or one that is not a models one.
+func dataPlaneSelected(prefixes []string) bool {
+	for _, p := range prefixes {
+		if !strings.HasPrefix(p, "models") {
+			return true
+		}
+	}
+	return len(prefixes) == 0
+}
+
+// parseSizes reads --models-sizes: instance counts from 1 to 100 (the
+// local adapter's limit per service), comma-separated; "" is none.
+func parseSizes(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > 100 {
+			return nil, fmt.Errorf("--models-sizes: %q is not an instance count from 1 to 100", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func cpController(ctx context.Context, args []string) error {

@@ -1,7 +1,7 @@
 // Command weft-load is the benchmark suite's open-loop load generator and
 // test backend (package test/bench/load).
 //
-//	weft-load run   --proto http1|h2|grpc|tcp|tcp-new --target HOST:PORT \
+//	weft-load run   --proto http1|h2|grpc|tcp|tcp-new --target HOST:PORT[,HOST:PORT...] \
 //	                [--rate RPS (0: closed loop)] [--conns N] [--duration D] [--warmup D]
 //	weft-load serve [--http HOST:PORT] [--grpc HOST:PORT] [--tcp HOST:PORT]
 //	weft-load idle  --target HOST:PORT --conns N [--proto http1|tcp]
@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	var c load.Config
 	fs.StringVar(&c.Proto, "proto", "http1", "http1, h2, grpc, tcp or tcp-new")
-	fs.StringVar(&c.Target, "target", "", "host:port to load")
+	fs.StringVar(&c.Target, "target", "", "host:port to load, or several separated by commas (connection i goes to the (i mod n)th)")
 	fs.Float64Var(&c.Rate, "rate", 1000, "requests per second over all connections; 0 runs closed loop (maximum throughput)")
 	fs.IntVar(&c.Conns, "conns", 16, "connections, one request in flight on each")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measured time")
