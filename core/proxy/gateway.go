@@ -211,12 +211,10 @@ type gatewayListener struct {
 	outs map[string]*outbound // by upstream name, kept across updates
 
 	// bytes: HTTP/1.1 clients are served by the byte-level engine
-	// (gateway_bytes.go); idleConns are its connections waiting for a
-	// request, closed once closing.
+	// (gateway_bytes.go); idleBytes are its connections waiting for a
+	// request, closed at shutdown.
 	bytes     bool
-	bytesMu   sync.Mutex
-	idleConns map[*gwConn]struct{}
-	closing   bool
+	idleBytes idleSet
 }
 
 // gatewayState is what a config change swaps into a running gateway
@@ -739,7 +737,7 @@ func (g *gatewayListener) shutdown(ctx context.Context) {
 	if g.http != nil {
 		g.http.shutdown(ctx)
 	}
-	g.closeIdleBytes()
+	g.idleBytes.closeAll()
 	if !g.conns.wait(ctx) {
 		g.conns.closeAll()
 	}

@@ -342,34 +342,7 @@ func (c *gwConn) UpstreamFailed(x *h1.Exchange, err error) {
 
 // Idle notes the connection waiting for a request (or no longer), and
 // refuses to wait once the listener is closing.
-func (c *gwConn) Idle(idle bool) bool {
-	g := c.g
-	g.bytesMu.Lock()
-	defer g.bytesMu.Unlock()
-	if !idle {
-		delete(g.idleConns, c)
-		return true
-	}
-	if g.closing {
-		return false
-	}
-	if g.idleConns == nil {
-		g.idleConns = map[*gwConn]struct{}{}
-	}
-	g.idleConns[c] = struct{}{}
-	return true
-}
-
-// closeIdleBytes closes the byte-level engine's idle connections, and
-// has the others close when their exchange ends.
-func (g *gatewayListener) closeIdleBytes() {
-	g.bytesMu.Lock()
-	defer g.bytesMu.Unlock()
-	g.closing = true
-	for c := range g.idleConns {
-		c.conn.Close()
-	}
-}
+func (c *gwConn) Idle(idle bool) bool { return c.g.idleBytes.idle(c.conn, idle) }
 
 // requestHostBytes is requestHost on the head's bytes, without a copy
 // when the host has no port and no upper case (net.SplitHostPort's error

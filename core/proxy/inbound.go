@@ -57,12 +57,10 @@ type inbound struct {
 	h2grpc  *http2.Server
 	h2drain *http.Server
 	// bytes: HTTP/1.1 connections go to the byte-level engine first
-	// (inbound_bytes.go); idle are its connections waiting for a
+	// (inbound_bytes.go); idleBytes are its connections waiting for a
 	// request, closed at shutdown.
-	bytes   bool
-	bytesMu sync.Mutex
-	idle    map[*bytesConn]struct{}
-	closing bool
+	bytes     bool
+	idleBytes idleSet
 }
 
 // inboundState is what a config change swaps into a running inbound
@@ -553,7 +551,7 @@ func (in *inbound) proxyError(w http.ResponseWriter, r *http.Request, err error)
 }
 
 func (in *inbound) shutdown(ctx context.Context) {
-	in.closeIdleBytes()
+	in.idleBytes.closeAll()
 	if in.http != nil {
 		in.http.shutdown(ctx)
 	}

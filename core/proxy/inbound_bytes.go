@@ -446,35 +446,7 @@ func (c *bytesConn) Done(x *h1.Exchange) {
 
 // Idle notes the connection waiting for a request (or no longer), and
 // refuses to wait once the listener is closing.
-func (c *bytesConn) Idle(idle bool) bool {
-	in := c.in
-	in.bytesMu.Lock()
-	defer in.bytesMu.Unlock()
-	if !idle {
-		delete(in.idle, c)
-		return true
-	}
-	if in.closing {
-		return false
-	}
-	if in.idle == nil {
-		in.idle = map[*bytesConn]struct{}{}
-	}
-	in.idle[c] = struct{}{}
-	return true
-}
-
-// closeIdleBytes closes the byte-level engine's idle connections, and
-// has the others close when their exchange ends, as net/http's Shutdown
-// does its own.
-func (in *inbound) closeIdleBytes() {
-	in.bytesMu.Lock()
-	defer in.bytesMu.Unlock()
-	in.closing = true
-	for c := range in.idle {
-		c.conn.Close()
-	}
-}
+func (c *bytesConn) Idle(idle bool) bool { return c.in.idleBytes.idle(c.conn, idle) }
 
 // dial reaches the application at the address of the configuration in
 // force.

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,12 +75,10 @@ type outbound struct {
 	// closes it.
 	det *balance.Detector
 	// bytes: the app's HTTP/1.1 connections go to the byte-level engine
-	// (outbound_bytes.go); idleConns are its connections waiting for a
-	// request, closed once closing.
+	// (outbound_bytes.go); idleBytes are its connections waiting for a
+	// request, closed at shutdown.
 	bytes     bool
-	bytesMu   sync.Mutex
-	idleConns map[*outConn]struct{}
-	closing   bool
+	idleBytes idleSet
 }
 
 // outboundState is what a config change swaps into a running upstream
@@ -1062,7 +1059,7 @@ func (o *outbound) shutdown(ctx context.Context) {
 	if o.http != nil {
 		o.http.shutdown(ctx)
 	}
-	o.closeIdleBytes()
+	o.idleBytes.closeAll()
 	if !o.conns.wait(ctx) {
 		o.conns.closeAll()
 	}

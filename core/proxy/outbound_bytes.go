@@ -722,34 +722,7 @@ func (p *Proxy) tapOutboundView(v tapView, service, endpoint string, pk *picked,
 
 // Idle notes the connection waiting for a request (or no longer), and
 // refuses to wait once the listener is closing.
-func (c *outConn) Idle(idle bool) bool {
-	o := c.o
-	o.bytesMu.Lock()
-	defer o.bytesMu.Unlock()
-	if !idle {
-		delete(o.idleConns, c)
-		return true
-	}
-	if o.closing {
-		return false
-	}
-	if o.idleConns == nil {
-		o.idleConns = map[*outConn]struct{}{}
-	}
-	o.idleConns[c] = struct{}{}
-	return true
-}
-
-// closeIdleBytes closes the byte-level engine's idle connections, and
-// has the others close when their exchange ends.
-func (o *outbound) closeIdleBytes() {
-	o.bytesMu.Lock()
-	defer o.bytesMu.Unlock()
-	o.closing = true
-	for c := range o.idleConns {
-		c.conn.Close()
-	}
-}
+func (c *outConn) Idle(idle bool) bool { return c.o.idleBytes.idle(c.conn, idle) }
 
 // Interface guards.
 var (
