@@ -334,10 +334,16 @@ func hasPrefixField(r *h1.Request, name, prefix string) bool {
 	return false
 }
 
-// fields are the header fields of an answer the proxy writes itself, as
-// http.Error writes them, with up to two more (name "" for none).
+// fields are an answer's header fields (answerFields).
 func (c *bytesConn) fields(k1, v1, k2, v2 string) []h1.Field {
-	f := append(c.set[:0], h1.Field{Name: []byte("Content-Type"), Value: []byte("text/plain; charset=utf-8")},
+	return answerFields(c.set[:0], k1, v1, k2, v2)
+}
+
+// answerFields appends to set the header fields of an answer the proxy
+// writes itself, as http.Error writes them, with up to two more (name ""
+// for none).
+func answerFields(set []h1.Field, k1, v1, k2, v2 string) []h1.Field {
+	f := append(set, h1.Field{Name: []byte("Content-Type"), Value: []byte("text/plain; charset=utf-8")},
 		h1.Field{Name: []byte("X-Content-Type-Options"), Value: []byte("nosniff")})
 	for _, kv := range [2][2]string{{k1, v1}, {k2, v2}} {
 		if kv[0] != "" {

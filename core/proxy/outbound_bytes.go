@@ -310,17 +310,9 @@ func hasField(r *h1.Request, name string) bool {
 	return false
 }
 
-// fields are an answer's header fields, as http.Error writes them, with
-// up to two more (name "" for none).
+// fields are an answer's header fields (answerFields).
 func (c *outConn) fields(k1, v1, k2, v2 string) []h1.Field {
-	f := append(c.set[:0], h1.Field{Name: []byte("Content-Type"), Value: []byte("text/plain; charset=utf-8")},
-		h1.Field{Name: []byte("X-Content-Type-Options"), Value: []byte("nosniff")})
-	for _, kv := range [2][2]string{{k1, v1}, {k2, v2}} {
-		if kv[0] != "" {
-			f = append(f, h1.Field{Name: []byte(kv[0]), Value: []byte(kv[1])})
-		}
-	}
-	return f
+	return answerFields(c.set[:0], k1, v1, k2, v2)
 }
 
 // forwardedNames are the fields net/http's reverse proxy takes off every
