@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,12 +120,12 @@ func TestNodeProxyUpgradeDropsNothing(t *testing.T) {
 	a := nodeProxy("a")
 	waitLine(a, "ready", "node proxy ready", 60*time.Second)
 
-	traffic := &steadyCalls{url: callURL, caller: id("web")}
+	traffic := &harness.Traffic{URLs: []string{callURL}, Service: "api", Caller: id("web"), Every: 5 * time.Millisecond}
 	ctx, stop := context.WithCancel(t.Context())
 	var running sync.WaitGroup
-	running.Go(func() { traffic.run(ctx) })
+	running.Go(func() { traffic.Run(ctx) })
 	defer func() { stop(); running.Wait() }()
-	traffic.wait(t, "calls web -> api through node proxy A", 50)
+	traffic.WaitCalls(t, "calls web -> api through node proxy A", 50)
 
 	// The slow request: its headers and half its body go out through A
 	// (the only process on api's ports yet).
@@ -142,8 +141,8 @@ func TestNodeProxyUpgradeDropsNothing(t *testing.T) {
 	b := nodeProxy("b")
 	bReady := harness.Eventually(t, "node proxy B ready beside A (weft-proxy ready --file)", 60*time.Second, func() error { return probe("b") })
 	waitLine(b, "saying it binds with SO_REUSEPORT", "reuse_port=true", 10*time.Second)
-	traffic.wait(t, "calls with A and B both listening", 50)
-	before := traffic.snapshot()
+	traffic.WaitCalls(t, "calls with A and B both listening", 50)
+	before := countsOf(traffic)
 
 	term := time.Now()
 	if err := a.Cmd.Process.Signal(os.Interrupt); err != nil { // SIGINT and SIGTERM stop it alike
@@ -170,15 +169,15 @@ func TestNodeProxyUpgradeDropsNothing(t *testing.T) {
 	if answer.Service != "api" || answer.Caller != id("web") || answer.Bytes != slowBody {
 		t.Errorf("the slow POST's answer: %+v, want api seeing %s and %d bytes", answer, id("web"), slowBody)
 	}
-	during := traffic.snapshot()
+	during := countsOf(traffic)
 
 	// Only B listens now.
-	traffic.wait(t, "calls through node proxy B after A exited", 200)
-	after := traffic.snapshot()
+	traffic.WaitCalls(t, "calls through node proxy B after A exited", 200)
+	after := countsOf(traffic)
 	stop()
 	running.Wait()
 	if after.fail > 0 {
-		t.Errorf("%d calls failed during the upgrade, want 0; the first: %v", after.fail, traffic.errors())
+		t.Errorf("%d calls failed during the upgrade, want 0; the first: %v", after.fail, traffic.Errors())
 	}
 	t.Logf("node proxy B ready beside A in %v; A exited %v after SIGTERM (bound %v); the slow POST answered %v after SIGTERM",
 		bReady.Round(time.Millisecond), aExit.Round(time.Millisecond), upgradeDrainTimeout+upgradeExitMargin, slowTook.Round(time.Millisecond))
@@ -201,90 +200,10 @@ func TestNodeProxyUpgradeDropsNothing(t *testing.T) {
 	}
 }
 
-// steadyCalls calls url every 5 ms, a GET and a POST in turn, one at a
-// time, and counts what the demo app answers (200 from api, seeing
-// caller).
-type steadyCalls struct {
-	url, caller string
-	ok, fail    atomic.Int64
-	mu          sync.Mutex
-	errs        []string
-}
-
+// callCounts are the steady calls' counts at one moment.
 type callCounts struct{ ok, fail int64 }
 
-func (s *steadyCalls) snapshot() callCounts { return callCounts{s.ok.Load(), s.fail.Load()} }
-
-func (s *steadyCalls) errors() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.errs...)
-}
-
-func (s *steadyCalls) run(ctx context.Context) {
-	c := &http.Client{Timeout: 10 * time.Second}
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for i := 0; ; i++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		method, body := "GET", io.Reader(nil)
-		if i%2 == 1 {
-			method, body = "POST", strings.NewReader(fmt.Sprintf(`{"n":%d}`, i))
-		}
-		req, _ := http.NewRequestWithContext(ctx, method, s.url, body)
-		err := s.once(c, req)
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			s.fail.Add(1)
-			s.mu.Lock()
-			if len(s.errs) < 10 {
-				s.errs = append(s.errs, time.Now().Format("15:04:05.000")+" "+method+": "+err.Error())
-			}
-			s.mu.Unlock()
-			continue
-		}
-		s.ok.Add(1)
-	}
-}
-
-func (s *steadyCalls) once(c *http.Client, req *http.Request) error {
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if err != nil {
-		return err
-	}
-	var got struct{ Service, Caller string }
-	if resp.StatusCode != 200 || json.Unmarshal(b, &got) != nil || got.Service != "api" || got.Caller != s.caller {
-		return fmt.Errorf("%s: %s", resp.Status, b)
-	}
-	return nil
-}
-
-// wait waits (30 s at most) for n more answered calls; a failed call
-// ends the wait.
-func (s *steadyCalls) wait(t *testing.T, what string, n int64) {
-	t.Helper()
-	want := s.ok.Load() + n
-	harness.Eventually(t, what, 30*time.Second, func() error {
-		if f := s.fail.Load(); f > 0 {
-			t.Fatalf("%s: %d calls failed: %v", what, f, s.errors())
-		}
-		if got := s.ok.Load(); got < want {
-			return fmt.Errorf("%d of %d calls answered", got, want)
-		}
-		return nil
-	})
-}
+func countsOf(h *harness.Traffic) callCounts { return callCounts{h.Answered(), h.Failed()} }
 
 // slowBody is the slow POST's body size.
 const slowBody = 2000

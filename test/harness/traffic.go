@@ -15,7 +15,7 @@ import (
 )
 
 // Traffic is the steady traffic of the failover proofs: it calls URLs in
-// turn, a GET and a POST in turn, one call every 20 ms, until Run's
+// turn, a GET and a POST in turn, one call every 20 ms (or Every), until Run's
 // context ends, and counts what happens. A call succeeds when the demo
 // app answers 200 naming Service as itself and Caller as the caller's
 // SPIFFE ID; a failed call is kept (the first 20) with its time, method,
@@ -23,6 +23,7 @@ import (
 type Traffic struct {
 	URLs            []string
 	Service, Caller string
+	Every           time.Duration // between calls; 0: 20 ms
 
 	ok, fail atomic.Int64
 	mu       sync.Mutex
@@ -32,7 +33,11 @@ type Traffic struct {
 // Run sends the calls until ctx ends.
 func (h *Traffic) Run(ctx context.Context) {
 	c := &http.Client{Timeout: 10 * time.Second}
-	tick := time.NewTicker(20 * time.Millisecond)
+	every := h.Every
+	if every <= 0 {
+		every = 20 * time.Millisecond
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for i := 0; ; i++ {
 		select {
