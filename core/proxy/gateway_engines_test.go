@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"io"
@@ -310,24 +309,7 @@ func rawDoTLS(t *testing.T, addr, head, body string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(wait))
-	msg := strings.ReplaceAll(strings.TrimSuffix(head, "\n"), "\n", "\r\n") + "\r\nConnection: close\r\n\r\n" + body
-	if _, err := io.WriteString(c, msg); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	for {
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("reading the answer to %q: %v", head, err)
-		}
-		if resp.StatusCode >= 200 {
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			return resp.StatusCode, string(b)
-		}
-	}
+	return rawExchange(t, c, head, body)
 }
 
 // TestGatewayBytesCloseClosesIdle: closing a gateway closes the

@@ -184,6 +184,13 @@ func rawDoFinal(t *testing.T, addr, head, body string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rawExchange(t, c, head, body)
+}
+
+// rawExchange writes head (lines ending "\n", Connection: close added)
+// and body on c, closes c and returns the final answer's status and body.
+func rawExchange(t *testing.T, c net.Conn, head, body string) (int, string) {
+	t.Helper()
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(wait))
 	msg := strings.ReplaceAll(strings.TrimSuffix(head, "\n"), "\n", "\r\n") + "\r\nConnection: close\r\n\r\n" + body
